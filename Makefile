@@ -1,0 +1,95 @@
+# hutch: `make` builds build/hutch; `make check` installs deps and runs every suite.
+CC ?= gcc
+PYTHON ?= /usr/bin/python3
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter
+BASE_CFLAGS := -std=gnu17 -D_GNU_SOURCE -I. $(WARN) -fno-strict-aliasing
+LIBS := -lseccomp -lcap -ljson-c -lz -lzstd
+LDFLAGS ?=
+LDFLAGS += -Wl,--as-needed -Wl,-O1
+
+LIB_SRCS := $(wildcard common/*.c runtime/*.c images/*.c supervisor/*.c net/*.c)
+CLI_SRCS := $(wildcard cli/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+
+OBJ := build/obj
+ASAN_OBJ := build/asan
+LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(OBJ)/%.o)
+ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(ASAN_OBJ)/%.o)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
+UNIT_ASAN_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit-asan/%)
+
+DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev zlib1g-dev \
+	libzstd-dev libnl-3-dev libnl-route-3-dev libiniparser-dev libcmocka-dev \
+	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip
+BENCH_DEPS := hyperfine crun runc bubblewrap podman
+
+.PHONY: all clean deps bench-deps check test unit unit-asan integration demo bench fuzz format
+
+all: build/hutch
+
+build/hutch: $(LIB_OBJS) $(CLI_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(OBJ)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(ASAN_OBJ)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -c -o $@ $<
+
+build/libhutch.a: $(LIB_OBJS)
+	ar rcs $@ $^
+build/libhutch-asan.a: $(ASAN_LIB_OBJS)
+	ar rcs $@ $^
+
+build/unit/%: tests/unit/%.c build/libhutch.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< build/libhutch.a -lcmocka $(LIBS)
+build/unit-asan/%: tests/unit/%.c build/libhutch-asan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $< build/libhutch-asan.a -lcmocka $(LIBS)
+
+# Installs what building and testing need (Debian, as root). apt-get update first:
+# a fresh machine has no package lists.
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_DEPS)
+
+bench-deps: deps
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_DEPS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+unit-asan: $(UNIT_ASAN_BINS)
+	@set -e; for t in $(UNIT_ASAN_BINS); do echo "== $$t (asan+ubsan)"; $$t; done
+
+integration: build/hutch
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+# Every suite, without installing anything.
+test: unit unit-asan integration
+
+# What README.md promises: from a fresh Debian machine, as root.
+check: deps
+	$(MAKE) test
+
+demo: deps build/hutch
+	./demo/demo.sh
+
+bench: bench-deps build/hutch
+	./bench/run.sh
+
+fuzz:
+	$(MAKE) -C tests/fuzz
+
+format:
+	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(wildcard */*.h)
+
+clean:
+	rm -rf build

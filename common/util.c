@@ -1,0 +1,278 @@
+#define _GNU_SOURCE
+#include "common/util.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+char *xasprintf(const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	return s;
+}
+
+char *xstrdup(const char *s)
+{
+	char *r = strdup(s ? s : "");
+	if (!r)
+		abort();
+	return r;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+void *xrealloc(void *p, size_t size)
+{
+	void *r = realloc(p, size ? size : 1);
+	if (!r)
+		abort();
+	return r;
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int write_file_at(int dirfd, const char *path, const char *content, struct hutch_err **err)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return hutch_fail_sys(err, "open %s", path);
+	if (write_all(fd, content, strlen(content)) < 0)
+		return hutch_fail_sys(err, "write '%s' to %s", content, path);
+	return 0;
+}
+
+int read_file_at(int dirfd, const char *path, char **out, size_t *len, struct hutch_err **err)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hutch_fail_sys(err, "open %s", path);
+	size_t cap = 4096, used = 0;
+	_cleanup_free_ char *buf = xcalloc(1, cap);
+	for (;;) {
+		if (used + 1 >= cap) {
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+		ssize_t n = read(fd, buf + used, cap - used - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return hutch_fail_sys(err, "read %s", path);
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	if (len)
+		*len = used;
+	*out = steal_ptr(buf);
+	return 0;
+}
+
+int write_file_atomic(int dirfd, const char *path, const void *buf, size_t len,
+		      struct hutch_err **err)
+{
+	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, getpid());
+	_cleanup_close_ int fd =
+		openat(dirfd, tmp, O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return hutch_fail_sys(err, "create %s", tmp);
+	if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+		int e = errno;
+		unlinkat(dirfd, tmp, 0);
+		return hutch_fail(err, e, "write %s", tmp);
+	}
+	if (renameat(dirfd, tmp, dirfd, path) < 0) {
+		int e = errno;
+		unlinkat(dirfd, tmp, 0);
+		return hutch_fail(err, e, "rename %s to %s", tmp, path);
+	}
+	return 0;
+}
+
+int mkdir_p_at(int dirfd, const char *path, mode_t mode, struct hutch_err **err)
+{
+	_cleanup_free_ char *p = xstrdup(path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdirat(dirfd, p, mode) < 0 && errno != EEXIST)
+			return hutch_fail_sys(err, "mkdir %s", p);
+		*s = '/';
+	}
+	if (mkdirat(dirfd, p, mode) < 0 && errno != EEXIST)
+		return hutch_fail_sys(err, "mkdir %s", p);
+	return 0;
+}
+
+static int remove_dir_contents(int dfd, dev_t dev, struct hutch_err **err)
+{
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return hutch_fail_sys(err, "opendir");
+	}
+	int ret = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (st.st_dev != dev) {
+				ret = hutch_fail(err, EBUSY, "refusing to cross mount point at %s",
+						 de->d_name);
+				break;
+			}
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0 && errno == EACCES) {
+				/* overlayfs leaves d--------- work dirs behind */
+				fchmodat(dirfd(d), de->d_name, 0700, 0);
+				sub = openat(dirfd(d), de->d_name,
+					     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			}
+			if (sub < 0) {
+				ret = hutch_fail_sys(err, "open %s", de->d_name);
+				break;
+			}
+			if (remove_dir_contents(sub, dev, err) < 0) {
+				ret = -1;
+				break;
+			}
+			if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0) {
+				ret = hutch_fail_sys(err, "rmdir %s", de->d_name);
+				break;
+			}
+		} else if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
+			ret = hutch_fail_sys(err, "unlink %s", de->d_name);
+			break;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+int remove_tree_at(int dirfd, const char *name, struct hutch_err **err)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : hutch_fail_sys(err, "stat %s", name);
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			return hutch_fail_sys(err, "unlink %s", name);
+		return 0;
+	}
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return hutch_fail_sys(err, "open %s", name);
+	if (remove_dir_contents(fd, st.st_dev, err) < 0)
+		return hutch_err_wrap(err, "remove %s", name);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return hutch_fail_sys(err, "rmdir %s", name);
+	return 0;
+}
+
+int random_hex_id(char buf[65], struct hutch_err **err)
+{
+	unsigned char raw[32];
+	if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+		return hutch_fail_sys(err, "getrandom");
+	for (size_t i = 0; i < sizeof(raw); i++)
+		sprintf(buf + 2 * i, "%02x", raw[i]);
+	buf[64] = '\0';
+	return 0;
+}
+
+int parse_size(const char *s, int64_t *out)
+{
+	if (!s || !*s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	char *end = NULL;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -1;
+	int64_t mul = 1;
+	if (*end) {
+		switch (tolower((unsigned char)*end)) {
+		case 'b': mul = 1; break;
+		case 'k': mul = 1LL << 10; break;
+		case 'm': mul = 1LL << 20; break;
+		case 'g': mul = 1LL << 30; break;
+		case 't': mul = 1LL << 40; break;
+		default: return -1;
+		}
+		end++;
+		/* accept "64m", "64mb", "64MiB" */
+		if (*end && mul > 1 && tolower((unsigned char)*end) == 'i')
+			end++;
+		if (*end && mul > 1 && tolower((unsigned char)*end) == 'b')
+			end++;
+		if (*end)
+			return -1;
+	}
+	double r = v * (double)mul;
+	if (r > (double)INT64_MAX)
+		return -1;
+	*out = (int64_t)r;
+	return 0;
+}
+
+void format_size(int64_t bytes, char *buf, size_t len)
+{
+	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)bytes;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	if (v == (int64_t)v)
+		snprintf(buf, len, "%" PRId64 " %s", (int64_t)v, units[u]);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+bool is_hex_string(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[len] == '\0';
+}

@@ -1,0 +1,71 @@
+/* Small helpers shared by every module: cleanup attributes, file I/O, paths. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "common/err.h"
+
+static inline void cleanup_freep(void *p) { free(*(void **)p); }
+static inline void cleanup_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+static inline void cleanup_fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+static inline void cleanup_errp(struct hutch_err **e) { hutch_err_free(e); }
+#define _cleanup_free_ __attribute__((cleanup(cleanup_freep)))
+#define _cleanup_close_ __attribute__((cleanup(cleanup_closep)))
+#define _cleanup_fclose_ __attribute__((cleanup(cleanup_fclosep)))
+#define _cleanup_err_ __attribute__((cleanup(cleanup_errp)))
+
+/* Hand an owned pointer/fd out of a cleanup variable. */
+#define steal_ptr(p)                                                                               \
+	({                                                                                         \
+		__typeof__(p) _t = (p);                                                            \
+		(p) = NULL;                                                                        \
+		_t;                                                                                \
+	})
+#define steal_fd(fd)                                                                               \
+	({                                                                                         \
+		int _t = (fd);                                                                     \
+		(fd) = -1;                                                                         \
+		_t;                                                                                \
+	})
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xstrdup(const char *s);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+
+/* Write all of buf; retries on EINTR and short writes. */
+int write_all(int fd, const void *buf, size_t len);
+/* Write a small file at dirfd/path (e.g. cgroup knobs). */
+int write_file_at(int dirfd, const char *path, const char *content, struct hutch_err **err);
+/* Read a whole file (NUL-terminated); *len gets the size without the NUL. */
+int read_file_at(int dirfd, const char *path, char **out, size_t *len, struct hutch_err **err);
+/* Atomically replace dirfd/path: write a temp file, fsync, rename. */
+int write_file_atomic(int dirfd, const char *path, const void *buf, size_t len,
+		      struct hutch_err **err);
+/* mkdir -p below dirfd (path is relative or absolute when dirfd is AT_FDCWD). */
+int mkdir_p_at(int dirfd, const char *path, mode_t mode, struct hutch_err **err);
+/* rm -rf dirfd/name: never crosses mount points, never follows symlinks. */
+int remove_tree_at(int dirfd, const char *name, struct hutch_err **err);
+
+/* 64 lowercase hex chars of random id (buf must hold 65). */
+int random_hex_id(char buf[65], struct hutch_err **err);
+/* Parse "64m", "1g", "512k", "1048576" (binary units, as Docker does). */
+int parse_size(const char *s, int64_t *out);
+/* Human size in binary units, e.g. "64 MiB". */
+void format_size(int64_t bytes, char *buf, size_t len);
+bool is_hex_string(const char *s, size_t len);

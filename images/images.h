@@ -1,0 +1,66 @@
+/* hutch image store: content-addressed layers and image records.
+ *
+ * Layout under the data root:
+ *   images/store.lock        flock: writers take it exclusively
+ *   images/layers/<chainid>/ unpacked layer (chainid = sha256 hex)
+ *   images/configs/<id>.json image config (OCI image config; id = sha256 of the bytes)
+ *   images/refs/<escaped name> -> image id (name always carries a tag)
+ *   images/tmp/              staging; entries left by a crash are removed on open
+ */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/err.h"
+
+struct hutch_store;
+
+struct hutch_image {
+	char id[65]; /* sha256 hex of the config */
+	char *name; /* the reference it was looked up by ("bb:latest") */
+	char **layer_dirs; /* absolute, lowest first */
+	size_t n_layers;
+	/* config */
+	char **env;
+	size_t n_env;
+	char **entrypoint;
+	size_t n_entrypoint;
+	char **cmd;
+	size_t n_cmd;
+	char *workdir;
+	char *user;
+	char *stop_signal;
+	time_t created;
+	int64_t size; /* bytes on disk of its layers */
+};
+
+struct hutch_image_list {
+	struct hutch_image_ref {
+		char *name; /* "repo:tag" */
+		char id[65];
+		time_t created;
+		int64_t size;
+	} *refs;
+	size_t n;
+};
+
+/* Open (creating if needed) the store under data_root; clears abandoned staging. */
+int hutch_store_open(const char *data_root, bool rootless, struct hutch_store **out,
+		     struct hutch_err **err);
+void hutch_store_close(struct hutch_store *s);
+
+/* Import a rootfs tarball (.tar, .tar.gz, .tar.zst: detected by content) or a
+ * directory as a one-layer image named `name` (":latest" added if untagged). */
+int hutch_image_import(struct hutch_store *s, const char *src, const char *name,
+		       char out_id[65], struct hutch_err **err);
+/* Resolve a name ("bb", "bb:latest") or an id (or unique id prefix of >= 4 hex). */
+int hutch_image_get(struct hutch_store *s, const char *ref, struct hutch_image **out,
+		    struct hutch_err **err);
+void hutch_image_free(struct hutch_image *img);
+int hutch_image_list(struct hutch_store *s, struct hutch_image_list *out, struct hutch_err **err);
+void hutch_image_list_free(struct hutch_image_list *l);
+/* Untag `ref`; the image and unshared layers go when no name points at it. */
+int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err **err);
+/* Normalise a user reference: add ":latest"; validate characters. */
+int hutch_image_ref_normalize(const char *ref, char **out, struct hutch_err **err);

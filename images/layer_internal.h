@@ -1,0 +1,95 @@
+/* Private to images/: reading layer streams (plain, gzip, zstd tar) and unpacking
+ * them safely into a layer directory. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "common/err.h"
+
+/* ---- byte streams with on-the-fly sha256 ---------------------------------- */
+
+/* A source of bytes: returns bytes read, 0 at EOF, -1 with errno set. */
+typedef ssize_t (*hutch_read_fn)(void *ctx, void *buf, size_t len);
+
+struct layer_stream;
+
+/* Open a stream over fd that sniffs the compression by magic bytes (gzip 1f 8b,
+ * zstd 28 b5 2f fd, anything else is taken as plain tar) and decompresses.
+ * sha256 is computed over the raw (compressed) bytes and the uncompressed bytes. */
+int layer_stream_open(int fd, struct layer_stream **out, struct hutch_err **err);
+/* Read uncompressed bytes. 0 at EOF; -1 and *err on error (corrupt data says so). */
+ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct hutch_err **err);
+/* Drain to EOF (so the digests cover everything), then give the digests as
+ * 64 lowercase hex chars. */
+int layer_stream_finish(struct layer_stream *s, char compressed_hex[65],
+			char uncompressed_hex[65], struct hutch_err **err);
+/* "gzip", "zstd" or "none" */
+const char *layer_stream_compression(const struct layer_stream *s);
+void layer_stream_free(struct layer_stream *s);
+
+/* ---- tar reading ----------------------------------------------------------- */
+
+enum tar_type {
+	TAR_FILE, TAR_HARDLINK, TAR_SYMLINK, TAR_CHAR, TAR_BLOCK, TAR_DIR, TAR_FIFO,
+};
+
+struct tar_xattr {
+	char *name;
+	char *value;
+	size_t len;
+};
+
+struct tar_entry {
+	char *path; /* as in the archive (may hold "./", "..", leading "/") */
+	char *linkname; /* hardlink target path or symlink text */
+	enum tar_type type;
+	mode_t mode; /* permission bits incl. setuid/setgid/sticky */
+	uid_t uid;
+	gid_t gid;
+	int64_t size;
+	struct timespec mtime;
+	unsigned devmajor, devminor;
+	struct tar_xattr *xattrs;
+	size_t n_xattrs;
+};
+
+struct tar_reader;
+
+/* Read a tar (ustar, GNU long names/links, pax extended headers incl. path,
+ * linkpath, size, uid, gid, mtime, SCHILY.xattr.*; base-256 numbers) from the
+ * callback. Never trusts sizes: a truncated archive is an error, not EOF. */
+struct tar_reader *tar_reader_new(hutch_read_fn read, void *ctx);
+void tar_reader_free(struct tar_reader *r);
+/* 1 and *entry (owned by the reader, valid until the next call) on an entry;
+ * 0 at the end of the archive; -1 and *err on a malformed archive. Unread data
+ * of the previous entry is skipped. */
+int tar_next(struct tar_reader *r, const struct tar_entry **entry, struct hutch_err **err);
+/* Read the current entry's data: bytes read, 0 at its end, -1 on error. */
+ssize_t tar_read_data(struct tar_reader *r, void *buf, size_t len, struct hutch_err **err);
+
+/* ---- unpacking --------------------------------------------------------------- */
+
+struct unpack_opts {
+	bool rootless; /* skip device nodes, no chown to ids outside the namespace,
+			  whiteouts as user.overlay.* xattrs */
+	bool convert_whiteouts; /* .wh.NAME -> overlay whiteout, .wh..wh..opq -> opaque */
+};
+
+struct unpack_stats {
+	uint64_t entries, bytes, skipped_devices;
+};
+
+/* Unpack every entry of r into the directory layer_dirfd. Every path is
+ * normalised and resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
+ * RESOLVE_NO_XDEV) from layer_dirfd: "..", absolute paths, symlink and hardlink
+ * escapes (including a symlink named "/." or "."), are rejected with an error
+ * that names the entry. Ownership, mode (incl. setuid), mtimes and xattrs are kept
+ * where allowed. On error the caller removes the (staging) directory. */
+int layer_unpack(struct tar_reader *r, int layer_dirfd, const struct unpack_opts *opts,
+		 struct unpack_stats *stats, struct hutch_err **err);
+
+/* Validate "sha256:<64 lowercase hex>" (or a bare 64-hex id when bare is true)
+ * before it is ever used as a path (CVE-2024-3727). */
+bool digest_is_valid(const char *digest, bool bare);

@@ -1,0 +1,154 @@
+/* hutch runtime: one container, straight from the kernel.
+ *
+ * The container spec follows the OCI runtime spec's model (process, root, mounts,
+ * namespaces, resources, capabilities, seccomp, id mappings) so that config.json
+ * bundles can be loaded into it later. The runtime never calls back into its
+ * callers: cli/ and supervisor/ build a spec, start it, and watch the pidfd. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+
+struct hutch_mount {
+	char *destination; /* absolute path inside the container */
+	char *type; /* "bind", "tmpfs", "proc", ... */
+	char *source;
+	char **options; /* OCI-style: "ro", "nosuid", "rbind", "size=64m", "mode=1777" ... */
+	size_t n_options;
+};
+
+struct hutch_id_map {
+	uint32_t container_id, host_id, size;
+};
+
+struct hutch_rlimit {
+	int resource; /* RLIMIT_* */
+	uint64_t soft, hard;
+	bool explicit_; /* set by the user: an error if it cannot be applied */
+};
+
+enum hutch_seccomp_mode { HUTCH_SECCOMP_DEFAULT = 0, HUTCH_SECCOMP_UNCONFINED };
+
+enum hutch_net_mode {
+	HUTCH_NET_NONE = 0, /* private netns with only loopback (up) */
+	HUTCH_NET_HOST, /* share the caller's netns */
+	HUTCH_NET_PATH, /* join the netns at net_path (prepared by net/) */
+};
+
+struct hutch_spec {
+	char *id; /* 64 hex */
+	char *name; /* optional, unique name */
+	char *image; /* image reference, informational */
+	char *hostname;
+
+	struct {
+		char **args; /* argv; args[0] looked up in PATH inside the container */
+		size_t n_args;
+		char **env; /* "K=V" */
+		size_t n_env;
+		char *cwd; /* absolute; "/" when empty */
+		char *user; /* "uid[:gid]" or "name[:group]", resolved inside the container */
+		bool terminal; /* allocate a pty inside the container */
+		bool interactive; /* keep stdin open (else /dev/null) */
+		bool init; /* run a tiny reaper as pid 1 */
+		bool no_new_privileges;
+		uint64_t caps; /* bounding = permitted = effective for uid 0 */
+		struct hutch_rlimit *rlimits;
+		size_t n_rlimits;
+		int stop_signal;
+	} process;
+
+	struct {
+		char **layers; /* read-only layer dirs, lowest first */
+		size_t n_layers;
+		bool readonly;
+	} root;
+
+	struct hutch_mount *mounts;
+	size_t n_mounts;
+	char **masked_paths;
+	size_t n_masked_paths;
+	char **readonly_paths;
+	size_t n_readonly_paths;
+
+	enum hutch_net_mode net_mode;
+	char *net_path;
+	bool userns; /* new user namespace with uid_map / gid_map */
+	struct hutch_id_map *uid_map, *gid_map;
+	size_t n_uid_map, n_gid_map;
+
+	struct {
+		int64_t memory_max; /* bytes, 0 = unlimited */
+		int64_t memory_swap_max; /* bytes, 0 = unset, -1 = unlimited */
+		int64_t cpu_quota_us, cpu_period_us; /* 0 = unlimited */
+		int64_t pids_max; /* 0 = unlimited */
+	} resources;
+
+	enum hutch_seccomp_mode seccomp;
+	bool privileged;
+};
+
+/* Where the runtime keeps container state (rw layers, state files). */
+struct hutch_runtime {
+	char *data_root; /* containers' rw layers: DATA/containers/ID */
+	char *run_root; /* state: RUN/containers/ID */
+	bool rootless;
+	bool quiet; /* no warnings on stderr */
+};
+
+struct hutch_exit {
+	int code; /* exit code, or 128+signal */
+	int signal; /* 0 unless killed by a signal */
+	bool oom_killed;
+	int64_t memory_limit;
+};
+
+/* A started container. */
+struct hutch_container;
+
+/* spec.c: the default spec (Docker's defaults: caps, masked paths, /dev, /proc...). */
+struct hutch_spec *hutch_spec_new(void);
+void hutch_spec_free(struct hutch_spec *spec);
+int hutch_spec_add_mount(struct hutch_spec *spec, const char *type, const char *source,
+			 const char *destination, const char *options_csv);
+void hutch_spec_set_env(struct hutch_spec *spec, const char *kv); /* replaces same key */
+const char *hutch_spec_get_env(const struct hutch_spec *spec, const char *key);
+/* Capability names ("NET_RAW", "CAP_NET_RAW", "ALL") to bit numbers; -1 if unknown. */
+int hutch_cap_from_name(const char *name);
+/* Validate the whole spec before anything is created; the message names the bad value. */
+int hutch_spec_validate(const struct hutch_spec *spec, struct hutch_err **err);
+
+/* Standard streams for the container. Without a terminal, fds 0-2 are handed to
+ * the container directly (stdin replaced by /dev/null when !interactive). */
+struct hutch_io {
+	int stdin_fd, stdout_fd, stderr_fd;
+	bool detach_keys; /* reserved */
+};
+
+int hutch_runtime_init(struct hutch_runtime *rt, const char *data_root, const char *run_root,
+		       struct hutch_err **err);
+void hutch_runtime_fini(struct hutch_runtime *rt);
+
+/* Create the container (cgroup, rw layer, namespaces, mounts) and exec its process.
+ * Returns once the process has exec'd (or failed to). On failure nothing is left. */
+int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
+			  const struct hutch_io *io, struct hutch_container **out,
+			  struct hutch_err **err);
+int hutch_container_pidfd(const struct hutch_container *c);
+pid_t hutch_container_pid(const struct hutch_container *c);
+const char *hutch_container_id(const struct hutch_container *c);
+/* Send a signal to the container's pid 1. */
+int hutch_container_kill(struct hutch_container *c, int sig, struct hutch_err **err);
+/* Foreground: relay the pty (if any) and forwarded signals until the process exits. */
+int hutch_container_attach_wait(struct hutch_container *c, struct hutch_exit *status,
+				struct hutch_err **err);
+/* Collect an exited process (after its pidfd polled readable). */
+int hutch_container_reap(struct hutch_container *c, struct hutch_exit *status,
+			 struct hutch_err **err);
+/* Remove cgroup, rw layer and state; frees c. Safe to call after a failed reap. */
+int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err);
+
+/* Docker's 14 default capabilities (CapEff 00000000a80425fb). */
+#define HUTCH_DEFAULT_CAPS 0x00000000a80425fbULL
