@@ -20,6 +20,7 @@ struct hutch_image {
 	char id[65]; /* sha256 hex of the config */
 	char *name; /* the reference it was looked up by ("bb:latest") */
 	char **layer_dirs; /* absolute, lowest first */
+	int *layer_fds; /* each held with a shared flock while the image is in use */
 	size_t n_layers;
 	/* config */
 	char **env;

@@ -1,0 +1,450 @@
+#!/usr/bin/env bash
+# hutch benchmarks: `run --rm IMAGE /bin/true` on a busybox rootfs, hutch against crun,
+# runc, bubblewrap, bare unshare (the floor) and podman. Time with hyperfine, peak RSS with
+# bench/reap.c, table and results in build/bench/. See bench/README.md.
+#
+# Runs as root. All timing and RSS runs happen inside one private mount namespace in which
+# cgroup2 is mounted at /sys/fs/cgroup (the host has a hybrid v1 + v2 layout that crun
+# refuses); the host's own mounts and v1 hierarchies are never touched.
+#
+# Exit status: 0 when every tool ran; 1 when any tool (hutch included) failed, after still
+# benchmarking and reporting the others; 2 on bad setup (not root, missing hyperfine...).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+export BENCH_WORK=${BENCH_WORK:-$REPO/build/bench}
+export HUTCH=${HUTCH:-$REPO/build/hutch}
+WORK=$BENCH_WORK
+RUNS=${BENCH_RUNS:-200}   # per tool, over all rounds
+ROUNDS=${BENCH_ROUNDS:-5}
+WARMUP=${BENCH_WARMUP:-5}  # per tool and round
+PODMAN_RUNS=${BENCH_PODMAN_RUNS:-30}
+PODMAN_WARMUP=${BENCH_PODMAN_WARMUP:-3}
+RSS_RUNS=${BENCH_RSS_RUNS:-5}
+HYPERFINE_TIMEOUT=${BENCH_TIMEOUT:-1800}
+read -ra SKIP <<<"${BENCH_SKIP:-}" # tools not to run, e.g. BENCH_SKIP=podman
+PYTHON=${PYTHON:-/usr/bin/python3}
+
+ROOTFS=$WORK/rootfs
+PODMAN_ROOTFS=$WORK/rootfs-podman # podman writes etc/hosts etc. into its rootfs
+TARBALL=$WORK/rootfs.tar
+HUTCH_ROOT=$WORK/hutch-root
+STATE=$WORK/state
+PODMAN_DIR=$WORK/podman
+LOGS=$WORK/logs
+DATA=$WORK/data
+REAP=$WORK/reap
+MARKER=etc/hutch-bench-rootfs
+CRUN_ID=hutch-bench-crun
+RUNC_ID=hutch-bench-runc
+
+MAIN_TOOLS=(hutch crun runc bwrap unshare)
+ALL_TOOLS=("${MAIN_TOOLS[@]}" podman)
+
+# The exact command lines timed. hyperfine -N splits them on whitespace, and so do we
+# (read -ra) when running them directly: paths must not contain whitespace (checked below).
+PODMAN_GLOBAL="--root $PODMAN_DIR/root --runroot $PODMAN_DIR/run --tmpdir $PODMAN_DIR/tmp"
+PODMAN_GLOBAL+=" --cgroup-manager cgroupfs --events-backend none"
+PODMAN_RUN="--rm --network none --runtime runc --pids-limit -1"
+PODMAN_RUN+=" --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+declare -A CMD=(
+	[hutch]="$HUTCH --root $HUTCH_ROOT run --rm bb /bin/true"
+	[crun]="crun --root $STATE/crun run --bundle $WORK/bundle-crun $CRUN_ID"
+	[runc]="runc --root $STATE/runc run --bundle $WORK/bundle-runc $RUNC_ID"
+	[bwrap]="bwrap --unshare-all --ro-bind $ROOTFS / --proc /proc --dev /dev /bin/true"
+	[unshare]="unshare -mpnui -f /bin/true"
+	[podman]="podman $PODMAN_GLOBAL run $PODMAN_RUN --rootfs $PODMAN_ROOTFS /bin/true"
+)
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 2
+}
+
+# status.tsv: one line per tool, "tool<TAB>ok" or "tool<TAB>FAILED<TAB>reason".
+set_status() {
+	local tool=$1 state=$2 reason=${3:-}
+	local tmp=$DATA/status.tsv.tmp
+	{
+		grep -v -P "^\Q$tool\E\t" "$DATA/status.tsv" 2>/dev/null || true
+		printf '%s\t%s\t%s\n' "$tool" "$state" "$reason"
+	} >"$tmp"
+	mv "$tmp" "$DATA/status.tsv"
+	if [[ $state != ok ]]; then
+		log "$tool: $state: $reason"
+	fi
+}
+
+tool_ok() { grep -q -P "^\Q$1\E\tok\t" "$DATA/status.tsv" 2>/dev/null; }
+tool_skipped() { grep -q -P "^\Q$1\E\tskipped\t" "$DATA/status.tsv" 2>/dev/null; }
+
+last_line() { tail -n 1 "$1" 2>/dev/null | tr -d '\r' | cut -c1-200; }
+
+# --- outer: runs in the host's mount namespace, only builds files under $WORK -------------
+
+build_reaper() {
+	if ! gcc -std=gnu17 -O2 -Wall -Wextra -Werror -static -o "$REAP" "$BENCH_DIR/reap.c" \
+		2>"$LOGS/reap-build.log"; then
+		log "static link of bench/reap.c failed; linking dynamically (RSS floor is higher)"
+		gcc -std=gnu17 -O2 -Wall -Wextra -Werror -o "$REAP" "$BENCH_DIR/reap.c"
+	fi
+}
+
+build_rootfs() {
+	local applet
+	mkdir -p "$ROOTFS"/{bin,etc,dev,proc,sys,tmp,run,root,var/tmp}
+	chmod 1777 "$ROOTFS/tmp" "$ROOTFS/var/tmp"
+	chmod 0700 "$ROOTFS/root"
+	install -m 0755 /bin/busybox "$ROOTFS/bin/busybox"
+	while read -r applet; do
+		[[ -n $applet && $applet != busybox ]] || continue
+		ln -s busybox "$ROOTFS/bin/$applet"
+	done < <(/bin/busybox --list)
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+		'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$ROOTFS/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$ROOTFS/etc/group"
+	# Proves a command ran inside this rootfs (the host has no such file).
+	echo 'hutch benchmark rootfs' >"$ROOTFS/$MARKER"
+	(cd "$ROOTFS" && tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 \
+		-cf "$TARBALL" -- *)
+	cp -a "$ROOTFS" "$PODMAN_ROOTFS"
+}
+
+make_bundles() {
+	local rt
+	for rt in crun runc; do
+		mkdir -p "$WORK/bundle-$rt" "$STATE/$rt"
+		if command -v "$rt" >/dev/null; then
+			"$rt" spec --bundle "$WORK/bundle-$rt"
+			"$PYTHON" "$BENCH_DIR/bundle.py" "$WORK/bundle-$rt/config.json" "$ROOTFS"
+		fi
+	done
+}
+
+# The host's cgroup2 mount, to check afterwards that nothing was left behind in it.
+host_cgroup2() {
+	if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
+		echo /sys/fs/cgroup
+	elif [[ -d /sys/fs/cgroup/unified && $(stat -fc %T /sys/fs/cgroup/unified) == cgroup2fs ]]; then
+		echo /sys/fs/cgroup/unified
+	fi
+}
+
+# Removes an empty cgroup tree, deepest first; keeps (and reports) any part still in use.
+remove_cgroup_tree() {
+	local dir
+	while read -r dir; do
+		if [[ -s $dir/cgroup.procs ]]; then
+			log "warning: cgroup $dir still has processes; leaving it"
+		else
+			rmdir "$dir" || log "warning: cannot remove cgroup $dir"
+		fi
+	done < <(find "$1" -depth -type d)
+}
+
+# New top-level cgroup2 trees that appeared during the run were made by the tools under test
+# (podman's cgroupfs manager creates libpod_parent and never removes it). Remove them when
+# empty and say so: anything but libpod_parent is a leak worth reporting.
+clean_cgroup_leftovers() {
+	local cg2=$1 name
+	[[ -n $cg2 && -f $DATA/cgroup2-before.txt && -z ${CGROUPS_CLEANED:-} ]] || return 0
+	CGROUPS_CLEANED=1
+	: >"$DATA/cgroup-leftovers.txt"
+	while read -r name; do
+		[[ -n $name ]] || continue
+		echo "$name" >>"$DATA/cgroup-leftovers.txt"
+		if [[ $name != libpod_parent ]]; then
+			log "warning: cgroup $cg2/$name was left behind by a tool under test"
+		fi
+		remove_cgroup_tree "$cg2/$name"
+	done < <(find "$cg2" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort |
+		comm -13 "$DATA/cgroup2-before.txt" -)
+}
+
+record_env() {
+	local v layout
+	{
+		printf 'date\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		printf 'kernel\t%s\n' "$(uname -r)"
+		printf 'cpus\t%s\n' "$(nproc)"
+		printf 'cpu_model\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+		printf 'hutch_commit\t%s\n' "$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
+		layout=$(stat -fc %T /sys/fs/cgroup)
+		if [[ -d /sys/fs/cgroup/unified ]]; then
+			layout+=" with cgroup2 at /sys/fs/cgroup/unified (hybrid)"
+		fi
+		printf 'host_cgroup_layout\t%s\n' "$layout"
+		for v in hyperfine crun runc bwrap podman; do
+			if command -v "$v" >/dev/null; then
+				printf '%s_version\t%s\n' "$v" "$("$v" --version 2>&1 | head -n 1)"
+			fi
+		done
+		printf 'rounds\t%s\n' "$ROUNDS"
+		printf 'runs\t%s\nwarmup\t%s\npodman_runs\t%s\npodman_warmup\t%s\nrss_runs\t%s\n' \
+			"$RUNS" "$WARMUP" "$PODMAN_RUNS" "$PODMAN_WARMUP" "$RSS_RUNS"
+		for v in "${ALL_TOOLS[@]}"; do
+			printf 'cmd_%s\t%s\n' "$v" "${CMD[$v]}"
+		done
+	} >"$DATA/env.tsv"
+}
+
+outer() {
+	local tool rc host_mntns
+	[[ $(id -u) == 0 ]] || die "run as root (the runtimes under test need it): sudo $0"
+	[[ $RUNS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] ||
+		die "BENCH_RUNS and BENCH_ROUNDS must be positive integers, BENCH_WARMUP an integer"
+	[[ $WORK != *[[:space:]]* && $HUTCH != *[[:space:]]* ]] ||
+		die "BENCH_WORK and HUTCH must not contain whitespace: '$WORK' '$HUTCH'"
+	for tool in hyperfine gcc unshare tar "$PYTHON"; do
+		command -v "$tool" >/dev/null || die "$tool not found; run 'make bench-deps'"
+	done
+	if ! /bin/busybox --list >/dev/null 2>&1; then
+		die "/bin/busybox (busybox-static) not found; run 'make bench-deps'"
+	fi
+
+	# Only what this script made, never $WORK itself (BENCH_WORK may point anywhere).
+	rm -rf "$ROOTFS" "$PODMAN_ROOTFS" "$TARBALL" "$HUTCH_ROOT" "$STATE" "$PODMAN_DIR" \
+		"$LOGS" "$DATA" "$WORK/bundle-crun" "$WORK/bundle-runc" "$REAP" \
+		"$WORK/results.json" "$WORK/results.md"
+	mkdir -p "$WORK" "$LOGS" "$DATA" "$STATE" "$PODMAN_DIR"/{root,run,tmp}
+	: >"$DATA/status.tsv"
+	for tool in "${SKIP[@]}"; do
+		[[ -v "CMD[$tool]" ]] || die "BENCH_SKIP: unknown tool '$tool' (known: ${ALL_TOOLS[*]})"
+		set_status "$tool" skipped "BENCH_SKIP"
+	done
+
+	log "building the busybox rootfs, its tarball and OCI bundles in $WORK"
+	build_reaper
+	build_rootfs
+	make_bundles
+	record_env
+
+	CG2=$(host_cgroup2)
+	if [[ -n $CG2 ]]; then
+		# Left by an earlier run that was killed: the cgroups the peers make, by name.
+		for tool in libpod_parent "$CRUN_ID" "$RUNC_ID"; do
+			if [[ -d $CG2/$tool ]]; then remove_cgroup_tree "$CG2/$tool"; fi
+		done
+		trap 'clean_cgroup_leftovers "$CG2"' EXIT
+		find "$CG2" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort >"$DATA/cgroup2-before.txt"
+	fi
+
+	# Everything that runs a container happens in a private mount namespace, under a
+	# subreaper (orphans such as podman's conmon are reaped there, not left to PID 1).
+	host_mntns=$(readlink /proc/self/ns/mnt)
+	rc=0
+	HUTCH_BENCH_HOST_MNTNS=$host_mntns unshare --mount --propagation private -- \
+		"$REAP" -t 30 -o "$DATA/inner-maxrss.txt" -- bash "$BENCH_DIR/run.sh" __inner || rc=$?
+	if [[ $rc != 0 ]]; then
+		log "the benchmark phase exited with status $rc (see above)"
+	fi
+
+	clean_cgroup_leftovers "$CG2"
+
+	for tool in "${ALL_TOOLS[@]}"; do
+		grep -q -P "^\Q$tool\E\t" "$DATA/status.tsv" ||
+			set_status "$tool" FAILED "not benchmarked: the benchmark phase stopped early (exit $rc)"
+	done
+
+	rc=0
+	"$PYTHON" "$BENCH_DIR/report.py" "$WORK" || rc=$?
+	exit "$rc"
+}
+
+# --- inner: runs in a private mount namespace, as a child of the subreaper ----------------
+
+inner_cleanup() {
+	crun --root "$STATE/crun" delete -f "$CRUN_ID" >/dev/null 2>&1 || true
+	runc --root "$STATE/runc" delete -f "$RUNC_ID" >/dev/null 2>&1 || true
+	if command -v podman >/dev/null; then
+		# shellcheck disable=SC2086 # PODMAN_GLOBAL is a list of flags
+		podman $PODMAN_GLOBAL rm --all --force --time 0 >/dev/null 2>&1 || true
+	fi
+}
+
+setup_cgroup2() {
+	local fstype
+	fstype=$(stat -fc %T /sys/fs/cgroup)
+	if [[ $fstype == cgroup2fs ]]; then
+		printf 'cgroup_setup\tcgroup2 already at /sys/fs/cgroup (unified host)\n' >>"$DATA/env.tsv"
+		return
+	fi
+	# Hybrid host: crun refuses it, and runc and podman would create their cgroups in the
+	# v1 hierarchies the machine's own service uses. Show every process of the benchmark a
+	# unified layout instead. This is a mount in our private namespace only; it hides the
+	# v1 mounts from the benchmark without touching them.
+	mount -t cgroup2 cgroup2 /sys/fs/cgroup
+	printf 'cgroup_setup\t%s\n' "cgroup2 mounted at /sys/fs/cgroup in the benchmark's private mount namespace (host: $fstype with v1 hierarchies); no v1 hierarchy is visible to or touched by any tool" >>"$DATA/env.tsv"
+}
+
+# Runs one tool's command once; records ok or FAILED with the reason.
+smoke_test() {
+	local tool=$1 rc=0 argv
+	read -ra argv <<<"${CMD[$tool]}"
+	if ! command -v "${argv[0]}" >/dev/null; then
+		set_status "$tool" FAILED "${argv[0]} not installed (make bench-deps)"
+		return
+	fi
+	timeout -k 5 60 "${argv[@]}" </dev/null >"$LOGS/$tool-smoke.log" 2>&1 || rc=$?
+	if [[ $rc != 0 ]]; then
+		set_status "$tool" FAILED "exit $rc running /bin/true: $(last_line "$LOGS/$tool-smoke.log") (log: $LOGS/$tool-smoke.log)"
+		return
+	fi
+	set_status "$tool" ok
+}
+
+check_hutch() {
+	local rc=0
+	if [[ ! -x $HUTCH ]]; then
+		set_status hutch FAILED "$HUTCH does not exist (make build/hutch)"
+		return
+	fi
+	timeout -k 5 120 "$HUTCH" --root "$HUTCH_ROOT" image import "$TARBALL" bb \
+		</dev/null >"$LOGS/hutch-import.log" 2>&1 || rc=$?
+	if [[ $rc != 0 ]]; then
+		set_status hutch FAILED "image import exit $rc: $(last_line "$LOGS/hutch-import.log") (log: $LOGS/hutch-import.log)"
+		return
+	fi
+	smoke_test hutch
+	tool_ok hutch || return 0
+	# A runtime that exits 0 without running anything would win every benchmark: check
+	# that the command really runs in the image and that its exit code comes back.
+	rc=0
+	timeout -k 5 60 "$HUTCH" --root "$HUTCH_ROOT" run --rm bb /bin/sh -c "test -f /$MARKER && exit 7" \
+		</dev/null >"$LOGS/hutch-check.log" 2>&1 || rc=$?
+	if [[ $rc != 7 ]]; then
+		set_status hutch FAILED "'run --rm bb /bin/sh -c \"test -f /$MARKER && exit 7\"' exited $rc, expected 7 (log: $LOGS/hutch-check.log)"
+	fi
+}
+
+# hyperfine over the given tools; JSON to $DATA/hf-NAME.json, output also to
+# $LOGS/hyperfine-NAME.log (to tell which tool made it stop).
+run_hyperfine() {
+	local name=$1 warmup=$2 runs=$3 tool
+	shift 3
+	local args=(-N --warmup "$warmup" --runs "$runs" --export-json "$DATA/hf-$name.json")
+	for tool in "$@"; do
+		args+=(-n "$tool" "${CMD[$tool]}")
+	done
+	timeout -k 10 "$HYPERFINE_TIMEOUT" hyperfine "${args[@]}" 2>&1 | tee "$LOGS/hyperfine-$name.log"
+}
+
+# hyperfine stops at the first failing run and writes no JSON. Mark the tool it was timing
+# as FAILED (a runtime that fails now and then is a bug to report, not noise) and time the
+# round again without it, so the others keep their numbers.
+run_round() {
+	local name=$1 warmup=$2 runs=$3 failed reason t
+	shift 3
+	local order=("$@") rest
+	while [[ ${#order[@]} -gt 0 ]]; do
+		if run_hyperfine "$name" "$warmup" "$runs" "${order[@]}"; then
+			return 0
+		fi
+		rm -f "$DATA/hf-$name.json"
+		failed=$(grep -oP '^Benchmark \d+: \K\S+' "$LOGS/hyperfine-$name.log" | tail -n 1 || true)
+		reason=$(grep -oP 'non-zero exit code: \d+' "$LOGS/hyperfine-$name.log" | tail -n 1 || true)
+		rest=()
+		for t in "${order[@]}"; do
+			[[ $t == "$failed" ]] || rest+=("$t")
+		done
+		if [[ -z $failed || ${#rest[@]} == "${#order[@]}" ]]; then
+			for t in "${order[@]}"; do
+				set_status "$t" FAILED "hyperfine failed in $name (log: $LOGS/hyperfine-$name.log)"
+			done
+			return 1
+		fi
+		set_status "$failed" FAILED "${reason:-failure} in a timing run of $name after passing the single-run check (log: $LOGS/hyperfine-$name.log)"
+		cp "$LOGS/hyperfine-$name.log" "$LOGS/hyperfine-$name-$failed-failed.log"
+		order=("${rest[@]}")
+		if [[ ${#order[@]} -gt 0 ]]; then
+			log "timing $name again without $failed: ${order[*]}"
+		fi
+	done
+}
+
+# The machine's speed drifts over seconds (a VM with steal time): if hyperfine ran all of
+# one tool's runs and then all of the next's, a slow patch would land on one tool only.
+# So the runs are split into ROUNDS hyperfine invocations, each timing every tool side by
+# side, in an order rotated each round; report.py pools the runs of all rounds.
+time_main() {
+	local tool ok=() order round per_round i n
+	for tool in "${MAIN_TOOLS[@]}"; do
+		if tool_ok "$tool"; then ok+=("$tool"); fi
+	done
+	n=${#ok[@]}
+	[[ $n -gt 0 ]] || return 0
+	per_round=$(((RUNS + ROUNDS - 1) / ROUNDS))
+	log "timing ${ok[*]} side by side: $ROUNDS round(s) of $WARMUP warmup + $per_round runs each"
+	for ((round = 1; round <= ROUNDS; round++)); do
+		order=()
+		for ((i = 0; i < n; i++)); do
+			tool=${ok[(i + round - 1) % n]}
+			if tool_ok "$tool"; then order+=("$tool"); fi
+		done
+		[[ ${#order[@]} -gt 0 ]] || return 0
+		log "round $round/$ROUNDS: ${order[*]}"
+		run_round "main-r$round" "$WARMUP" "$per_round" "${order[@]}" || true
+	done
+}
+
+time_podman() {
+	tool_ok podman || return 0
+	log "timing podman: $PODMAN_WARMUP warmup + $PODMAN_RUNS runs"
+	run_round podman "$PODMAN_WARMUP" "$PODMAN_RUNS" podman || true
+}
+
+measure_rss() {
+	local tool i argv kib
+	: >"$DATA/rss.tsv"
+	# The method's own floor: the host's /bin/true under the same helper.
+	for ((i = 0; i < RSS_RUNS; i++)); do
+		"$REAP" -o "$DATA/rss.one" -- /bin/true
+		printf 'floor\t%s\n' "$(<"$DATA/rss.one")" >>"$DATA/rss.tsv"
+	done
+	for tool in "${ALL_TOOLS[@]}"; do
+		tool_ok "$tool" || continue
+		read -ra argv <<<"${CMD[$tool]}"
+		for ((i = 0; i < RSS_RUNS; i++)); do
+			if ! "$REAP" -o "$DATA/rss.one" -- "${argv[@]}" </dev/null >/dev/null \
+				2>>"$LOGS/$tool-rss.log"; then
+				log "$tool: a peak-RSS run failed (log: $LOGS/$tool-rss.log)"
+				continue
+			fi
+			kib=$(<"$DATA/rss.one")
+			printf '%s\t%s\n' "$tool" "$kib" >>"$DATA/rss.tsv"
+		done
+	done
+	rm -f "$DATA/rss.one"
+}
+
+inner() {
+	local tool
+	[[ -n ${HUTCH_BENCH_HOST_MNTNS:-} ]] || die "__inner is internal to bench/run.sh"
+	[[ $(readlink /proc/self/ns/mnt) != "$HUTCH_BENCH_HOST_MNTNS" ]] ||
+		die "refusing to mount: not in a private mount namespace"
+	setup_cgroup2
+	trap inner_cleanup EXIT
+	inner_cleanup # a previous run killed half-way may have left a container behind
+
+	for tool in "${ALL_TOOLS[@]}"; do
+		if tool_skipped "$tool"; then
+			continue
+		elif [[ $tool == hutch ]]; then
+			check_hutch
+		else
+			smoke_test "$tool"
+		fi
+	done
+	time_main
+	time_podman
+	log "measuring peak RSS: $RSS_RUNS runs each"
+	measure_rss
+}
+
+if [[ ${1:-} == __inner ]]; then
+	inner
+else
+	outer "$@"
+fi

@@ -1,0 +1,127 @@
+/* hutch: a container runtime, stack supervisor and container network. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/util.h"
+
+#define HUTCH_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fputs("Usage: hutch [--root DIR] COMMAND [ARGS...]\n"
+	      "\n"
+	      "Commands:\n"
+	      "  run [OPTIONS] IMAGE [COMMAND [ARG...]]  run a command in a new container\n"
+	      "  image import SRC [NAME]                 import a rootfs tarball or directory\n"
+	      "  image ls [--format json] [-q]           list images (also: images)\n"
+	      "  image rm NAME...                        remove images (also: rmi)\n"
+	      "  version                                 print the version\n"
+	      "\n"
+	      "Global options:\n"
+	      "  --root DIR   keep all state (images, containers, runtime state) under DIR\n"
+	      "  -q, --quiet  no warnings\n"
+	      "\n"
+	      "Run 'hutch COMMAND --help' for a command's options.\n",
+	      out);
+}
+
+int cli_report(struct cli_ctx *ctx, struct hutch_err *err)
+{
+	hutch_err_print(ctx->prog, err);
+	return err && err->exit_code ? err->exit_code : 125;
+}
+
+static void default_roots(struct cli_ctx *ctx, const char *root)
+{
+	if (root) {
+		ctx->data_root = xstrdup(root);
+		ctx->run_root = xasprintf("%s/run", root);
+		return;
+	}
+	if (!ctx->rootless) {
+		ctx->data_root = xstrdup("/var/lib/hutch");
+		ctx->run_root = xstrdup("/run/hutch");
+		return;
+	}
+	const char *xdg_data = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	const char *xdg_run = getenv("XDG_RUNTIME_DIR");
+	if (xdg_data && *xdg_data)
+		ctx->data_root = xasprintf("%s/hutch", xdg_data);
+	else
+		ctx->data_root = xasprintf("%s/.local/share/hutch", home && *home ? home : "/tmp");
+	if (xdg_run && *xdg_run)
+		ctx->run_root = xasprintf("%s/hutch", xdg_run);
+	else
+		ctx->run_root = xasprintf("/tmp/hutch-%u", (unsigned)getuid());
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_ctx ctx = {.prog = "hutch", .rootless = geteuid() != 0};
+	const char *root = NULL;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--root") && i + 1 < argc) {
+			root = argv[++i];
+		} else if (!strncmp(argv[i], "--root=", 7)) {
+			root = argv[i] + 7;
+		} else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
+			ctx.quiet = true;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("hutch version %s\n", HUTCH_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "hutch: unknown global option '%s'\n", argv[i]);
+			usage(stderr);
+			return 125;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 125;
+	}
+	if (root && !*root) {
+		fprintf(stderr, "hutch: --root needs a directory\n");
+		return 125;
+	}
+	default_roots(&ctx, root);
+	const char *verb = argv[i];
+	int sub_argc = argc - i;
+	char **sub_argv = argv + i;
+	int rc;
+	if (!strcmp(verb, "run")) {
+		rc = cmd_run(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "image")) {
+		rc = cmd_image(&ctx, sub_argc - 1, sub_argv + 1);
+	} else if (!strcmp(verb, "images")) {
+		char *ls[] = {"ls"};
+		char **args = xcalloc((size_t)sub_argc + 1, sizeof(char *));
+		args[0] = ls[0];
+		for (int k = 1; k < sub_argc; k++)
+			args[k] = sub_argv[k];
+		rc = cmd_image(&ctx, sub_argc, args);
+		free(args);
+	} else if (!strcmp(verb, "rmi")) {
+		sub_argv[0] = "rm";
+		rc = cmd_image(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "version")) {
+		printf("hutch version %s\n", HUTCH_VERSION);
+		rc = 0;
+	} else if (!strcmp(verb, "help")) {
+		usage(stdout);
+		rc = 0;
+	} else {
+		fprintf(stderr, "hutch: unknown command '%s' (see 'hutch --help')\n", verb);
+		rc = 125;
+	}
+	free(ctx.data_root);
+	free(ctx.run_root);
+	return rc;
+}

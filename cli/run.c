@@ -1,0 +1,704 @@
+/* hutch run: docker-like flags -> a container spec -> the runtime. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/util.h"
+#include "images/images.h"
+#include "runtime/runtime.h"
+
+struct run_opts {
+	bool rm, interactive, tty, read_only, init, privileged;
+	bool no_new_privs_set, no_new_privs, seccomp_unconfined;
+	const char *name, *hostname, *workdir, *user, *entrypoint, *network;
+	const char *memory, *memory_swap, *cpus, *pids_limit, *stop_signal;
+	const char **env, **volumes, **tmpfs, **cap_add, **cap_drop, **ulimits, **env_files;
+	size_t n_env, n_volumes, n_tmpfs, n_cap_add, n_cap_drop, n_ulimits, n_env_files;
+	bool entrypoint_set;
+};
+
+static void run_usage(FILE *out)
+{
+	fputs("Usage: hutch run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+	      "\n"
+	      "  --rm                   remove the container when it exits (always, for now)\n"
+	      "  -i, --interactive      keep stdin open\n"
+	      "  -t, --tty              allocate a pseudo-terminal\n"
+	      "  -e, --env K=V|K        set an environment variable (K alone: from here)\n"
+	      "      --env-file FILE    read K=V lines from FILE\n"
+	      "  -v, --volume SRC:DST[:ro|rw]  bind mount (SRC absolute or ./relative)\n"
+	      "      --tmpfs DST[:OPTS] mount a tmpfs (default nosuid,nodev,noexec)\n"
+	      "  -w, --workdir DIR      working directory inside the container\n"
+	      "  -u, --user U[:G]       user name or uid, group name or gid\n"
+	      "  -h, --hostname NAME    container hostname (default: short id)\n"
+	      "      --name NAME        container name\n"
+	      "      --entrypoint CMD   override the image's entrypoint\n"
+	      "      --read-only        mount the root filesystem read-only\n"
+	      "  -m, --memory SIZE      memory limit (e.g. 64m, 1g)\n"
+	      "      --memory-swap SIZE memory+swap limit (-1: unlimited swap)\n"
+	      "      --cpus N           CPU limit (e.g. 0.5)\n"
+	      "      --pids-limit N     maximum number of processes\n"
+	      "      --ulimit NAME=SOFT[:HARD]  e.g. nofile=1024:2048\n"
+	      "      --cap-add CAP      add a capability (or ALL)\n"
+	      "      --cap-drop CAP     drop a capability (or ALL)\n"
+	      "      --network MODE     none (default: loopback only) or host\n"
+	      "      --init             run a tiny init as pid 1 (reaps zombies, forwards signals)\n"
+	      "      --privileged       all capabilities, no seccomp, no masked paths\n"
+	      "      --security-opt OPT seccomp=unconfined, no-new-privileges[=true|false]\n"
+	      "      --stop-signal SIG  signal that stops the container (default SIGTERM)\n",
+	      out);
+}
+
+static void push(const char ***v, size_t *n, const char *s)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(char *));
+	(*v)[(*n)++] = s;
+}
+
+/* Option table: long name, short letter, whether it takes a value. */
+enum opt_id {
+	O_RM, O_I, O_T, O_E, O_ENVFILE, O_V, O_TMPFS, O_W, O_U, O_H, O_NAME, O_ENTRY, O_RO, O_MEM,
+	O_SWAP, O_CPUS, O_PIDS, O_ULIMIT, O_CAPADD, O_CAPDROP, O_NET, O_INIT, O_PRIV, O_SECOPT,
+	O_STOPSIG, O_HELP, O_DETACH,
+};
+static const struct {
+	const char *name;
+	char shortc;
+	bool value;
+	enum opt_id id;
+} options[] = {
+	{"rm", 0, false, O_RM},
+	{"interactive", 'i', false, O_I},
+	{"tty", 't', false, O_T},
+	{"env", 'e', true, O_E},
+	{"env-file", 0, true, O_ENVFILE},
+	{"volume", 'v', true, O_V},
+	{"tmpfs", 0, true, O_TMPFS},
+	{"workdir", 'w', true, O_W},
+	{"user", 'u', true, O_U},
+	{"hostname", 'h', true, O_H},
+	{"name", 0, true, O_NAME},
+	{"entrypoint", 0, true, O_ENTRY},
+	{"read-only", 0, false, O_RO},
+	{"memory", 'm', true, O_MEM},
+	{"memory-swap", 0, true, O_SWAP},
+	{"cpus", 0, true, O_CPUS},
+	{"pids-limit", 0, true, O_PIDS},
+	{"ulimit", 0, true, O_ULIMIT},
+	{"cap-add", 0, true, O_CAPADD},
+	{"cap-drop", 0, true, O_CAPDROP},
+	{"network", 0, true, O_NET},
+	{"net", 0, true, O_NET},
+	{"init", 0, false, O_INIT},
+	{"privileged", 0, false, O_PRIV},
+	{"security-opt", 0, true, O_SECOPT},
+	{"stop-signal", 0, true, O_STOPSIG},
+	{"help", 0, false, O_HELP},
+	{"detach", 'd', false, O_DETACH},
+};
+
+static int set_option(struct run_opts *o, enum opt_id id, const char *v)
+{
+	switch (id) {
+	case O_RM: o->rm = true; break;
+	case O_I: o->interactive = true; break;
+	case O_T: o->tty = true; break;
+	case O_E: push(&o->env, &o->n_env, v); break;
+	case O_ENVFILE: push(&o->env_files, &o->n_env_files, v); break;
+	case O_V: push(&o->volumes, &o->n_volumes, v); break;
+	case O_TMPFS: push(&o->tmpfs, &o->n_tmpfs, v); break;
+	case O_W: o->workdir = v; break;
+	case O_U: o->user = v; break;
+	case O_H: o->hostname = v; break;
+	case O_NAME: o->name = v; break;
+	case O_ENTRY: o->entrypoint = v; o->entrypoint_set = true; break;
+	case O_RO: o->read_only = true; break;
+	case O_MEM: o->memory = v; break;
+	case O_SWAP: o->memory_swap = v; break;
+	case O_CPUS: o->cpus = v; break;
+	case O_PIDS: o->pids_limit = v; break;
+	case O_ULIMIT: push(&o->ulimits, &o->n_ulimits, v); break;
+	case O_CAPADD: push(&o->cap_add, &o->n_cap_add, v); break;
+	case O_CAPDROP: push(&o->cap_drop, &o->n_cap_drop, v); break;
+	case O_NET: o->network = v; break;
+	case O_INIT: o->init = true; break;
+	case O_PRIV: o->privileged = true; break;
+	case O_SECOPT:
+		if (!strcmp(v, "seccomp=unconfined") || !strcmp(v, "seccomp:unconfined")) {
+			o->seccomp_unconfined = true;
+		} else if (!strcmp(v, "no-new-privileges") ||
+			   !strcmp(v, "no-new-privileges=true") ||
+			   !strcmp(v, "no-new-privileges:true")) {
+			o->no_new_privs_set = o->no_new_privs = true;
+		} else if (!strcmp(v, "no-new-privileges=false") ||
+			   !strcmp(v, "no-new-privileges:false")) {
+			o->no_new_privs_set = true;
+			o->no_new_privs = false;
+		} else {
+			fprintf(stderr,
+				"hutch: unsupported --security-opt '%s' (supported: "
+				"seccomp=unconfined, no-new-privileges[=true|false])\n",
+				v);
+			return -1;
+		}
+		break;
+	case O_STOPSIG: o->stop_signal = v; break;
+	case O_HELP: run_usage(stdout); exit(0);
+	case O_DETACH:
+		fprintf(stderr, "hutch: run -d (detached containers) is not available yet; run in "
+				"the foreground\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Returns the index of the image argument, or -1. */
+static int parse_run_args(struct run_opts *o, int argc, char **argv)
+{
+	int i = 1;
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-' || !a[1])
+			return i;
+		if (!strcmp(a, "--"))
+			return i + 1 < argc ? i + 1 : -1;
+		if (a[1] == '-') {
+			const char *name = a + 2, *eq = strchr(name, '=');
+			size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+			size_t k = 0;
+			for (; k < ARRAY_SIZE(options); k++)
+				if (strlen(options[k].name) == nl && !strncmp(options[k].name, name, nl))
+					break;
+			if (k == ARRAY_SIZE(options)) {
+				fprintf(stderr, "hutch: run: unknown option '%s' (see 'hutch run --help')\n",
+					a);
+				return -1;
+			}
+			const char *v = NULL;
+			if (options[k].value) {
+				if (eq)
+					v = eq + 1;
+				else if (i + 1 < argc)
+					v = argv[++i];
+				else {
+					fprintf(stderr, "hutch: run: option '--%s' needs a value\n",
+						options[k].name);
+					return -1;
+				}
+			} else if (eq) {
+				if (!strcmp(eq + 1, "false"))
+					continue;
+				if (strcmp(eq + 1, "true")) {
+					fprintf(stderr, "hutch: run: '--%s' takes no value\n", options[k].name);
+					return -1;
+				}
+			}
+			if (set_option(o, options[k].id, v) < 0)
+				return -1;
+			continue;
+		}
+		/* Short options, combinable: -it, -e K=V, -eK=V */
+		for (const char *p = a + 1; *p; p++) {
+			size_t k = 0;
+			for (; k < ARRAY_SIZE(options); k++)
+				if (options[k].shortc == *p)
+					break;
+			if (k == ARRAY_SIZE(options)) {
+				fprintf(stderr, "hutch: run: unknown option '-%c' (see 'hutch run --help')\n",
+					*p);
+				return -1;
+			}
+			const char *v = NULL;
+			if (options[k].value) {
+				if (p[1])
+					v = p + 1;
+				else if (i + 1 < argc)
+					v = argv[++i];
+				else {
+					fprintf(stderr, "hutch: run: option '-%c' needs a value\n", *p);
+					return -1;
+				}
+			}
+			if (set_option(o, options[k].id, v) < 0)
+				return -1;
+			if (v)
+				break;
+		}
+	}
+	return -1;
+}
+
+static int fail(struct hutch_err **err, const char *fmt, const char *value)
+{
+	return hutch_fail(err, 0, fmt, value);
+}
+
+static int add_env(struct hutch_spec *spec, const char *e, struct hutch_err **err)
+{
+	if (!*e || *e == '=')
+		return fail(err, "invalid environment variable '%s': expected KEY=VALUE", e);
+	if (strchr(e, '=')) {
+		hutch_spec_set_env(spec, e);
+		return 0;
+	}
+	const char *v = getenv(e);
+	if (v) {
+		_cleanup_free_ char *kv = xasprintf("%s=%s", e, v);
+		hutch_spec_set_env(spec, kv);
+	}
+	return 0;
+}
+
+static int add_env_file(struct hutch_spec *spec, const char *path, struct hutch_err **err)
+{
+	_cleanup_free_ char *text = NULL;
+	if (read_file_at(AT_FDCWD, path, &text, NULL, err) < 0)
+		return hutch_err_wrap(err, "--env-file");
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		while (*line == ' ' || *line == '\t')
+			line++;
+		size_t l = strlen(line);
+		if (l && line[l - 1] == '\r')
+			line[--l] = '\0';
+		if (!*line || *line == '#')
+			continue;
+		if (add_env(spec, line, err) < 0)
+			return hutch_err_wrap(err, "--env-file %s", path);
+	}
+	return 0;
+}
+
+static int add_volume(struct hutch_spec *spec, const char *arg, struct hutch_err **err)
+{
+	_cleanup_free_ char *copy = xstrdup(arg);
+	char *src = copy, *dst = strchr(copy, ':'), *mode = NULL;
+	if (!dst)
+		return fail(err, "invalid volume '%s': expected SRC:DST[:ro|rw]", arg);
+	*dst++ = '\0';
+	mode = strchr(dst, ':');
+	if (mode)
+		*mode++ = '\0';
+	if (!*src || !*dst)
+		return fail(err, "invalid volume '%s': expected SRC:DST[:ro|rw]", arg);
+	if (src[0] != '/' && src[0] != '.' && src[0] != '~')
+		return fail(err,
+			    "invalid volume '%s': named volumes are not supported; give an absolute "
+			    "path or ./relative path as the source",
+			    arg);
+	if (dst[0] != '/')
+		return fail(err, "invalid volume '%s': the destination must be an absolute path",
+			    arg);
+	char resolved[PATH_MAX];
+	if (!realpath(src, resolved))
+		return hutch_fail(err, errno, "bind source path '%s' does not exist", src);
+	_cleanup_free_ char *opts = xstrdup("rbind");
+	if (mode && *mode) {
+		_cleanup_free_ char *m = xstrdup(mode);
+		char *save = NULL;
+		for (char *o = strtok_r(m, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+			static const char *const ok[] = {"ro", "rw", "z", "Z", "private", "rprivate",
+							 "slave", "rslave", "nosuid", "nodev",
+							 "noexec"};
+			bool good = false;
+			for (size_t k = 0; k < ARRAY_SIZE(ok); k++)
+				good |= !strcmp(o, ok[k]);
+			if (!good)
+				return hutch_fail(err, 0, "invalid volume '%s': unknown option '%s'",
+						  arg, o);
+			char *n = xasprintf("%s,%s", opts, o);
+			free(opts);
+			opts = n;
+		}
+	}
+	return hutch_spec_add_mount(spec, "bind", resolved, dst, opts);
+}
+
+static int add_tmpfs(struct hutch_spec *spec, const char *arg, struct hutch_err **err)
+{
+	_cleanup_free_ char *copy = xstrdup(arg);
+	char *opts = strchr(copy, ':');
+	if (opts)
+		*opts++ = '\0';
+	if (copy[0] != '/')
+		return fail(err, "invalid --tmpfs '%s': the destination must be an absolute path",
+			    arg);
+	_cleanup_free_ char *all = xasprintf("nosuid,nodev,noexec%s%s", opts && *opts ? "," : "",
+					      opts ? opts : "");
+	if (opts) {
+		/* validate sizes early so the error names the value */
+		_cleanup_free_ char *o2 = xstrdup(opts);
+		char *save = NULL;
+		for (char *o = strtok_r(o2, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+			int64_t sz;
+			if (!strncmp(o, "size=", 5) && parse_size(o + 5, &sz) < 0)
+				return hutch_fail(err, 0, "invalid --tmpfs '%s': bad size '%s'", arg,
+						  o + 5);
+		}
+	}
+	return hutch_spec_add_mount(spec, "tmpfs", "tmpfs", copy, all);
+}
+
+static const struct {
+	const char *name;
+	int res;
+} rlimit_names[] = {
+	{"core", RLIMIT_CORE},	   {"cpu", RLIMIT_CPU},	      {"data", RLIMIT_DATA},
+	{"fsize", RLIMIT_FSIZE},   {"locks", RLIMIT_LOCKS},   {"memlock", RLIMIT_MEMLOCK},
+	{"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE}, {"nofile", RLIMIT_NOFILE},
+	{"nproc", RLIMIT_NPROC},   {"rss", RLIMIT_RSS},	      {"rtprio", RLIMIT_RTPRIO},
+	{"rttime", RLIMIT_RTTIME}, {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK},
+};
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	if (!strcmp(s, "-1") || !strcmp(s, "unlimited")) {
+		*out = RLIM_INFINITY;
+		return true;
+	}
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-')
+		return false;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int add_ulimit(struct hutch_spec *spec, const char *arg, struct hutch_err **err)
+{
+	_cleanup_free_ char *copy = xstrdup(arg);
+	char *val = strchr(copy, '=');
+	if (!val)
+		return fail(err, "invalid --ulimit '%s': expected NAME=SOFT[:HARD]", arg);
+	*val++ = '\0';
+	int res = -1;
+	for (size_t k = 0; k < ARRAY_SIZE(rlimit_names); k++)
+		if (!strcmp(copy, rlimit_names[k].name))
+			res = rlimit_names[k].res;
+	if (res < 0)
+		return fail(err, "invalid --ulimit '%s': unknown limit name", arg);
+	char *hard = strchr(val, ':');
+	if (hard)
+		*hard++ = '\0';
+	uint64_t soft, h;
+	if (!parse_u64(val, &soft) || !parse_u64(hard ? hard : val, &h) || soft > h)
+		return fail(err, "invalid --ulimit '%s': expected numbers with SOFT <= HARD", arg);
+	for (size_t i = 0; i < spec->process.n_rlimits; i++)
+		if (spec->process.rlimits[i].resource == res) {
+			spec->process.rlimits[i] = (struct hutch_rlimit){res, soft, h, true};
+			return 0;
+		}
+	spec->process.rlimits = xrealloc(spec->process.rlimits,
+					 (spec->process.n_rlimits + 1) * sizeof(struct hutch_rlimit));
+	spec->process.rlimits[spec->process.n_rlimits++] = (struct hutch_rlimit){res, soft, h, true};
+	return 0;
+}
+
+static int apply_caps(struct hutch_spec *spec, const struct run_opts *o, struct hutch_err **err)
+{
+	for (size_t i = 0; i < o->n_cap_drop; i++) {
+		if (!strcasecmp(o->cap_drop[i], "ALL")) {
+			spec->process.caps = 0;
+			continue;
+		}
+		int c = hutch_cap_from_name(o->cap_drop[i]);
+		if (c < 0)
+			return fail(err, "unknown capability '%s' in --cap-drop", o->cap_drop[i]);
+		spec->process.caps &= ~(1ULL << c);
+	}
+	for (size_t i = 0; i < o->n_cap_add; i++) {
+		if (!strcasecmp(o->cap_add[i], "ALL")) {
+			spec->process.caps = ~0ULL;
+			continue;
+		}
+		int c = hutch_cap_from_name(o->cap_add[i]);
+		if (c < 0)
+			return fail(err, "unknown capability '%s' in --cap-add", o->cap_add[i]);
+		spec->process.caps |= 1ULL << c;
+	}
+	return 0;
+}
+
+static int parse_signal(const char *s)
+{
+	if (!strncasecmp(s, "SIG", 3))
+		s += 3;
+	char *end;
+	long n = strtol(s, &end, 10);
+	if (*s && !*end)
+		return n > 0 && n < NSIG ? (int)n : -1;
+	for (int i = 1; i < NSIG; i++) {
+		const char *abbrev = sigabbrev_np(i);
+		if (abbrev && !strcasecmp(abbrev, s))
+			return i;
+	}
+	return -1;
+}
+
+static void set_strv(char ***dst, size_t *n, char *const *src, size_t count)
+{
+	for (size_t i = 0; i < *n; i++)
+		free((*dst)[i]);
+	free(*dst);
+	*dst = xcalloc(count + 1, sizeof(char *));
+	for (size_t i = 0; i < count; i++)
+		(*dst)[i] = xstrdup(src[i]);
+	*n = count;
+}
+
+static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struct hutch_image *img,
+		      int cmd_argc, char **cmd_argv, struct hutch_spec *spec,
+		      struct hutch_err **err)
+{
+	char id[65];
+	if (random_hex_id(id, err) < 0)
+		return -1;
+	spec->id = xstrdup(id);
+	spec->image = xstrdup(img->name);
+	spec->name = o->name ? xstrdup(o->name) : NULL;
+	spec->hostname = strndup(o->hostname ? o->hostname : id, o->hostname ? 64 : 12);
+	set_strv(&spec->root.layers, &spec->root.n_layers, img->layer_dirs, img->n_layers);
+
+	/* The process: the image's config, then flags. */
+	for (size_t i = 0; i < img->n_env; i++)
+		hutch_spec_set_env(spec, img->env[i]);
+	_cleanup_free_ char *hn = xasprintf("HOSTNAME=%s", spec->hostname);
+	hutch_spec_set_env(spec, hn);
+	if (o->tty)
+		hutch_spec_set_env(spec, "TERM=xterm");
+	for (size_t i = 0; i < o->n_env_files; i++)
+		if (add_env_file(spec, o->env_files[i], err) < 0)
+			return -1;
+	for (size_t i = 0; i < o->n_env; i++)
+		if (add_env(spec, o->env[i], err) < 0)
+			return -1;
+
+	/* argv = entrypoint + (command given here, or the image's Cmd unless
+	 * --entrypoint was given, which resets it as in Docker) */
+	char **argv = NULL;
+	size_t argc = 0;
+	if (o->entrypoint_set) {
+		if (*o->entrypoint) {
+			argv = xrealloc(argv, (argc + 1) * sizeof(char *));
+			argv[argc++] = (char *)o->entrypoint;
+		}
+	} else {
+		for (size_t i = 0; i < img->n_entrypoint; i++) {
+			argv = xrealloc(argv, (argc + 1) * sizeof(char *));
+			argv[argc++] = img->entrypoint[i];
+		}
+	}
+	if (cmd_argc > 0) {
+		for (int i = 0; i < cmd_argc; i++) {
+			argv = xrealloc(argv, (argc + 1) * sizeof(char *));
+			argv[argc++] = cmd_argv[i];
+		}
+	} else if (!o->entrypoint_set) {
+		for (size_t i = 0; i < img->n_cmd; i++) {
+			argv = xrealloc(argv, (argc + 1) * sizeof(char *));
+			argv[argc++] = img->cmd[i];
+		}
+	}
+	set_strv(&spec->process.args, &spec->process.n_args, argv, argc);
+	free(argv);
+
+	free(spec->process.cwd);
+	spec->process.cwd = xstrdup(o->workdir ? o->workdir : img->workdir ? img->workdir : "/");
+	if (spec->process.cwd[0] != '/')
+		return fail(err, "invalid --workdir '%s': must be an absolute path", spec->process.cwd);
+	spec->process.user = o->user ? xstrdup(o->user) : img->user ? xstrdup(img->user) : NULL;
+	spec->process.terminal = o->tty;
+	spec->process.interactive = o->interactive;
+	spec->process.init = o->init;
+	spec->root.readonly = o->read_only;
+	const char *stop = o->stop_signal ? o->stop_signal : img->stop_signal;
+	if (stop) {
+		int sig = parse_signal(stop);
+		if (sig < 0)
+			return fail(err, "invalid stop signal '%s'", stop);
+		spec->process.stop_signal = sig;
+	}
+
+	/* Resources */
+	if (o->memory) {
+		if (parse_size(o->memory, &spec->resources.memory_max) < 0 ||
+		    spec->resources.memory_max < 6 * 1024 * 1024)
+			return fail(err,
+				    "invalid --memory '%s': expected a size of at least 6m, like "
+				    "64m or 1g",
+				    o->memory);
+	}
+	if (o->memory_swap) {
+		if (!strcmp(o->memory_swap, "-1"))
+			spec->resources.memory_swap_max = -1;
+		else if (parse_size(o->memory_swap, &spec->resources.memory_swap_max) < 0 ||
+			 !o->memory || spec->resources.memory_swap_max < spec->resources.memory_max)
+			return fail(err,
+				    "invalid --memory-swap '%s': expected -1 or a size at least "
+				    "--memory",
+				    o->memory_swap);
+	}
+	if (o->cpus) {
+		char *end;
+		errno = 0;
+		double cpus = strtod(o->cpus, &end);
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		if (errno || *end || end == o->cpus || !(cpus > 0) || cpus > 1024)
+			return fail(err, "invalid --cpus '%s': expected a number like 0.5 or 2",
+				    o->cpus);
+		if (ncpu > 0 && cpus > (double)ncpu)
+			return hutch_fail(err, 0, "invalid --cpus '%s': this machine has %ld CPUs",
+					  o->cpus, ncpu);
+		spec->resources.cpu_period_us = 100000;
+		spec->resources.cpu_quota_us = (int64_t)(cpus * 100000 + 0.5);
+		if (spec->resources.cpu_quota_us < 1000)
+			return fail(err, "invalid --cpus '%s': the minimum is 0.01", o->cpus);
+	}
+	if (o->pids_limit) {
+		char *end;
+		errno = 0;
+		long long p = strtoll(o->pids_limit, &end, 10);
+		if (errno || *end || end == o->pids_limit || p == 0 || p < -1)
+			return fail(err, "invalid --pids-limit '%s': expected a positive number or -1",
+				    o->pids_limit);
+		spec->resources.pids_max = p > 0 ? p : 0;
+	}
+	for (size_t i = 0; i < o->n_ulimits; i++)
+		if (add_ulimit(spec, o->ulimits[i], err) < 0)
+			return -1;
+
+	/* Security */
+	if (apply_caps(spec, o, err) < 0)
+		return -1;
+	if (o->no_new_privs_set)
+		spec->process.no_new_privileges = o->no_new_privs;
+	if (o->seccomp_unconfined)
+		spec->seccomp = HUTCH_SECCOMP_UNCONFINED;
+	if (o->privileged) {
+		spec->privileged = true;
+		spec->process.caps = ~0ULL;
+		spec->seccomp = HUTCH_SECCOMP_UNCONFINED;
+		for (size_t i = 0; i < spec->n_masked_paths; i++)
+			free(spec->masked_paths[i]);
+		for (size_t i = 0; i < spec->n_readonly_paths; i++)
+			free(spec->readonly_paths[i]);
+		spec->n_masked_paths = spec->n_readonly_paths = 0;
+		hutch_spec_add_mount(spec, "sysfs", "sysfs", "/sys", "nosuid,noexec,nodev");
+	}
+
+	/* Network */
+	const char *net = o->network ? o->network : "none";
+	if (!strcmp(net, "none"))
+		spec->net_mode = HUTCH_NET_NONE;
+	else if (!strcmp(net, "host"))
+		spec->net_mode = HUTCH_NET_HOST;
+	else
+		return fail(err,
+			    "network mode '%s' is not available: use --network none (loopback "
+			    "only) or --network host",
+			    net);
+
+	/* Mounts: volumes and tmpfs after the defaults (they may replace them). */
+	for (size_t i = 0; i < o->n_volumes; i++)
+		if (add_volume(spec, o->volumes[i], err) < 0)
+			return -1;
+	for (size_t i = 0; i < o->n_tmpfs; i++)
+		if (add_tmpfs(spec, o->tmpfs[i], err) < 0)
+			return -1;
+
+	/* Rootless: map ourselves to root inside (issue: subordinate ranges). */
+	if (ctx->rootless) {
+		spec->userns = true;
+		spec->uid_map = xcalloc(1, sizeof(*spec->uid_map));
+		spec->gid_map = xcalloc(1, sizeof(*spec->gid_map));
+		*spec->uid_map = (struct hutch_id_map){0, getuid(), 1};
+		*spec->gid_map = (struct hutch_id_map){0, getgid(), 1};
+		spec->n_uid_map = spec->n_gid_map = 1;
+	}
+	return 0;
+}
+
+static void free_opts(struct run_opts *o)
+{
+	free(o->env);
+	free(o->volumes);
+	free(o->tmpfs);
+	free(o->cap_add);
+	free(o->cap_drop);
+	free(o->ulimits);
+	free(o->env_files);
+}
+
+int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct run_opts o = {0};
+	int img_idx = parse_run_args(&o, argc, argv);
+	if (img_idx < 0) {
+		if (img_idx == -1 && argc > 0 && (argc == 1 || argv[argc - 1][0] == '-'))
+			fprintf(stderr, "hutch: run: no image given (usage: hutch run [OPTIONS] IMAGE "
+					"[COMMAND [ARG...]])\n");
+		free_opts(&o);
+		return 125;
+	}
+	_cleanup_err_ struct hutch_err *err = NULL;
+	struct hutch_store *store = NULL;
+	struct hutch_image *img = NULL;
+	struct hutch_spec *spec = NULL;
+	struct hutch_runtime rt = {0};
+	struct hutch_container *c = NULL;
+	int rc = 125;
+
+	if (o.tty && !isatty(STDIN_FILENO) && !isatty(STDOUT_FILENO) && !ctx->quiet)
+		fprintf(stderr, "hutch: warning: -t given but neither stdin nor stdout is a "
+				"terminal\n");
+	if (hutch_store_open(ctx->data_root, ctx->rootless, &store, &err) < 0 ||
+	    hutch_image_get(store, argv[img_idx], &img, &err) < 0)
+		goto out;
+	spec = hutch_spec_new();
+	if (build_spec(ctx, &o, img, argc - img_idx - 1, argv + img_idx + 1, spec, &err) < 0 ||
+	    hutch_runtime_init(&rt, ctx->data_root, ctx->run_root, &err) < 0)
+		goto out;
+	rt.quiet = ctx->quiet;
+	rt.rootless = ctx->rootless;
+	struct hutch_io io = {.stdin_fd = 0, .stdout_fd = 1, .stderr_fd = 2};
+	if (hutch_container_start(&rt, spec, &io, &c, &err) < 0)
+		goto out;
+	struct hutch_exit st;
+	if (hutch_container_attach_wait(c, &st, &err) < 0)
+		goto out;
+	rc = st.code;
+	if (st.oom_killed) {
+		char lim[32];
+		format_size(st.memory_limit, lim, sizeof(lim));
+		fprintf(stderr, "hutch: container %.12s killed: out of memory (limit %s)\n",
+			spec->id, lim);
+	}
+out:
+	if (err)
+		rc = cli_report(ctx, err);
+	if (c) {
+		hutch_err_free(&err);
+		if (hutch_container_destroy(c, &err) < 0) {
+			hutch_err_print(ctx->prog, err);
+			if (rc == 0)
+				rc = 125;
+		}
+	}
+	hutch_runtime_fini(&rt);
+	hutch_spec_free(spec);
+	hutch_image_free(img);
+	hutch_store_close(store);
+	free_opts(&o);
+	return rc;
+}

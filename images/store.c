@@ -1,0 +1,722 @@
+/* The image store: unpacked layers keyed by ChainID, OCI image configs keyed by
+ * the sha256 of their bytes, and a name -> id table (refs.json).
+ *
+ * Writers take an exclusive flock on store.lock. Everything new is staged under
+ * tmp/ (each staging dir flock'd by its writer) and renamed into place, so a
+ * writer killed at any moment leaves only a staging dir, which the next open
+ * removes. A container holds a shared flock on each of its layer dirs: a layer in
+ * use cannot be removed. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "common/sha256.h"
+#include "common/util.h"
+#include "images/images.h"
+#include "images/layer_internal.h"
+
+struct hutch_store {
+	char *root; /* DATA/images */
+	int rootfd;
+	int lockfd; /* store.lock, flock'd exclusively while writing */
+	bool rootless;
+};
+
+static const char *const default_path_env =
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+static int store_lock(struct hutch_store *s, struct hutch_err **err)
+{
+	if (s->lockfd < 0) {
+		s->lockfd = openat(s->rootfd, "store.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (s->lockfd < 0)
+			return hutch_fail_sys(err, "open %s/store.lock", s->root);
+	}
+	if (flock(s->lockfd, LOCK_EX) < 0)
+		return hutch_fail_sys(err, "lock the image store");
+	return 0;
+}
+
+static void store_unlock(struct hutch_store *s)
+{
+	if (s->lockfd >= 0)
+		flock(s->lockfd, LOCK_UN);
+}
+
+/* Remove staging dirs whose writer is gone (their flock is free). */
+static void clean_abandoned_staging(struct hutch_store *s)
+{
+	int tfd = openat(s->rootfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0)
+		return;
+	DIR *d = fdopendir(tfd);
+	if (!d) {
+		close(tfd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_close_ int e = openat(dirfd(d), de->d_name,
+					       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (e < 0 || flock(e, LOCK_EX | LOCK_NB) < 0)
+			continue;
+		remove_tree_at(dirfd(d), de->d_name, NULL);
+	}
+	closedir(d);
+}
+
+int hutch_store_open(const char *data_root, bool rootless, struct hutch_store **out,
+		     struct hutch_err **err)
+{
+	_cleanup_free_ char *root = xasprintf("%s/images", data_root);
+	static const char *const subdirs[] = {"layers", "configs", "tmp"};
+	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		_cleanup_free_ char *p = xasprintf("%s/%s", root, subdirs[i]);
+		if (mkdir_p_at(AT_FDCWD, p, 0700, err) < 0)
+			return hutch_err_wrap(err, "open the image store");
+	}
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return hutch_fail_sys(err, "open %s", root);
+	struct hutch_store *s = xcalloc(1, sizeof(*s));
+	s->root = steal_ptr(root);
+	s->rootfd = fd;
+	s->lockfd = -1;
+	s->rootless = rootless;
+	clean_abandoned_staging(s);
+	*out = s;
+	return 0;
+}
+
+void hutch_store_close(struct hutch_store *s)
+{
+	if (!s)
+		return;
+	if (s->lockfd >= 0)
+		close(s->lockfd);
+	close(s->rootfd);
+	free(s->root);
+	free(s);
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+static bool valid_ref_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '-' || c == '_' || c == '/' || c == ':' || c == '@';
+}
+
+int hutch_image_ref_normalize(const char *ref, char **out, struct hutch_err **err)
+{
+	size_t len = strlen(ref);
+	if (len == 0 || len > 255)
+		return hutch_fail(err, 0, "invalid image name '%s': must be 1 to 255 characters",
+				  ref);
+	for (size_t i = 0; i < len; i++)
+		if (!valid_ref_char(ref[i]))
+			return hutch_fail(err, 0,
+					  "invalid image name '%s': character '%c' is not allowed",
+					  ref, ref[i]);
+	if (ref[0] == '/' || ref[0] == ':' || ref[0] == '.' || ref[0] == '-' ||
+	    ref[len - 1] == ':' || ref[len - 1] == '/' || strstr(ref, "//") || strstr(ref, ".."))
+		return hutch_fail(err, 0, "invalid image name '%s'", ref);
+	/* A tag is a ':' after the last '/' (so "host:5000/app" has no tag). */
+	const char *slash = strrchr(ref, '/');
+	const char *colon = strchr(slash ? slash : ref, ':');
+	*out = colon ? xstrdup(ref) : xasprintf("%s:latest", ref);
+	return 0;
+}
+
+static int refs_load(struct hutch_store *s, struct json_object **out, struct hutch_err **err)
+{
+	_cleanup_free_ char *text = NULL;
+	if (read_file_at(s->rootfd, "refs.json", &text, NULL, NULL) < 0) {
+		if (errno != ENOENT)
+			return hutch_fail_sys(err, "read %s/refs.json", s->root);
+		*out = json_object_new_object();
+		return 0;
+	}
+	struct json_object *j = json_tokener_parse(text);
+	if (!j || !json_object_is_type(j, json_type_object)) {
+		json_object_put(j);
+		return hutch_fail(err, 0, "%s/refs.json is corrupt", s->root);
+	}
+	*out = j;
+	return 0;
+}
+
+static int refs_save(struct hutch_store *s, struct json_object *refs, struct hutch_err **err)
+{
+	const char *text = json_object_to_json_string_ext(refs, JSON_C_TO_STRING_PRETTY);
+	return write_file_atomic(s->rootfd, "refs.json", text, strlen(text), err);
+}
+
+/* ---- configs -------------------------------------------------------------- */
+
+static char **json_strv(struct json_object *arr, size_t *n)
+{
+	*n = 0;
+	if (!arr || !json_object_is_type(arr, json_type_array))
+		return NULL;
+	size_t len = json_object_array_length(arr);
+	char **v = xcalloc(len + 1, sizeof(char *));
+	for (size_t i = 0; i < len; i++) {
+		const char *str = json_object_get_string(json_object_array_get_idx(arr, i));
+		v[(*n)++] = xstrdup(str ? str : "");
+	}
+	return v;
+}
+
+static const char *json_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static struct json_object *json_get(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+	if (o)
+		json_object_object_get_ex(o, key, &v);
+	return v;
+}
+
+/* ChainID(L0) = DiffID(L0); ChainID(L0..Ln) = sha256(ChainID(L0..Ln-1) + " " + DiffID(Ln)) */
+static void chain_id_next(const char *prev_hex, const char *diff_hex, char out[65])
+{
+	if (!prev_hex) {
+		memcpy(out, diff_hex, 65);
+		return;
+	}
+	char buf[2 * 72 + 2];
+	int n = snprintf(buf, sizeof(buf), "sha256:%s sha256:%s", prev_hex, diff_hex);
+	struct sha256_ctx ctx;
+	uint8_t d[32];
+	sha256_init(&ctx);
+	sha256_update(&ctx, buf, (size_t)n);
+	sha256_final(&ctx, d);
+	sha256_hex(d, out);
+}
+
+static int64_t layer_size(struct hutch_store *s, const char *chain)
+{
+	_cleanup_free_ char *p = xasprintf("layers/%s.size", chain);
+	_cleanup_free_ char *t = NULL;
+	if (read_file_at(s->rootfd, p, &t, NULL, NULL) < 0)
+		return 0;
+	return strtoll(t, NULL, 10);
+}
+
+/* Parse a config's rootfs.diff_ids into chain ids (validated hex). */
+static int config_chain_ids(struct json_object *cfg, const char *id, char (**chains)[65],
+			    size_t *n, struct hutch_err **err)
+{
+	struct json_object *diffs = json_get(json_get(cfg, "rootfs"), "diff_ids");
+	if (!diffs || !json_object_is_type(diffs, json_type_array) ||
+	    json_object_array_length(diffs) == 0)
+		return hutch_fail(err, 0, "image %.12s has no layers in its config", id);
+	size_t len = json_object_array_length(diffs);
+	char(*out)[65] = xcalloc(len, 65);
+	for (size_t i = 0; i < len; i++) {
+		const char *d = json_object_get_string(json_object_array_get_idx(diffs, i));
+		if (!d || !digest_is_valid(d, false)) {
+			free(out);
+			return hutch_fail(err, 0, "image %.12s: invalid layer digest '%s'", id,
+					  d ? d : "");
+		}
+		chain_id_next(i ? out[i - 1] : NULL, d + 7, out[i]);
+	}
+	*chains = out;
+	*n = len;
+	return 0;
+}
+
+static int load_config(struct hutch_store *s, const char *id, struct json_object **out,
+		       struct hutch_err **err)
+{
+	if (!digest_is_valid(id, true))
+		return hutch_fail(err, 0, "invalid image id '%s'", id);
+	_cleanup_free_ char *p = xasprintf("configs/%s.json", id);
+	_cleanup_free_ char *text = NULL;
+	if (read_file_at(s->rootfd, p, &text, NULL, err) < 0)
+		return hutch_err_wrap(err, "image %.12s", id);
+	struct json_object *j = json_tokener_parse(text);
+	if (!j)
+		return hutch_fail(err, 0, "image %.12s: corrupt config %s/%s", id, s->root, p);
+	*out = j;
+	return 0;
+}
+
+/* Find the id for a name or an id prefix. */
+static int resolve_ref(struct hutch_store *s, struct json_object *refs, const char *ref,
+		       char id[65], char **name_out, struct hutch_err **err)
+{
+	_cleanup_free_ char *norm = NULL;
+	if (hutch_image_ref_normalize(ref, &norm, NULL) == 0) {
+		const char *v = json_str(refs, norm);
+		if (v && digest_is_valid(v, true)) {
+			memcpy(id, v, 65);
+			if (name_out)
+				*name_out = steal_ptr(norm);
+			return 0;
+		}
+	}
+	const char *hex = !strncmp(ref, "sha256:", 7) ? ref + 7 : ref;
+	size_t hl = strlen(hex);
+	if (hl >= 4 && hl <= 64 && is_hex_string(hex, hl)) {
+		_cleanup_free_ char *dir = xasprintf("%s/configs", s->root);
+		DIR *d = opendir(dir);
+		if (d) {
+			int matches = 0;
+			struct dirent *de;
+			while ((de = readdir(d))) {
+				if (strlen(de->d_name) != 69 || strncmp(de->d_name, hex, hl))
+					continue;
+				memcpy(id, de->d_name, 64);
+				id[64] = '\0';
+				matches++;
+			}
+			closedir(d);
+			if (matches == 1) {
+				if (name_out)
+					*name_out = xstrdup(id);
+				return 0;
+			}
+			if (matches > 1)
+				return hutch_fail(err, 0, "image id prefix '%s' is ambiguous", ref);
+		}
+	}
+	return hutch_fail(err, 0,
+			  "image '%s' not found (import it with 'hutch image import' or list "
+			  "them with 'hutch image ls')",
+			  ref);
+}
+
+void hutch_image_free(struct hutch_image *img)
+{
+	if (!img)
+		return;
+	free(img->name);
+	for (size_t i = 0; i < img->n_layers; i++) {
+		free(img->layer_dirs[i]);
+		if (img->layer_fds && img->layer_fds[i] >= 0)
+			close(img->layer_fds[i]); /* releases the shared lock */
+	}
+	free(img->layer_dirs);
+	free(img->layer_fds);
+	char **vs[] = {img->env, img->entrypoint, img->cmd};
+	size_t ns[] = {img->n_env, img->n_entrypoint, img->n_cmd};
+	for (size_t k = 0; k < 3; k++) {
+		for (size_t i = 0; i < ns[k]; i++)
+			free(vs[k][i]);
+		free(vs[k]);
+	}
+	free(img->workdir);
+	free(img->user);
+	free(img->stop_signal);
+	free(img);
+}
+
+int hutch_image_get(struct hutch_store *s, const char *ref, struct hutch_image **out,
+		    struct hutch_err **err)
+{
+	struct json_object *refs = NULL, *cfg = NULL;
+	struct hutch_image *img = xcalloc(1, sizeof(*img));
+	char(*chains)[65] = NULL;
+	int ret = -1;
+	if (refs_load(s, &refs, err) < 0 || resolve_ref(s, refs, ref, img->id, &img->name, err) < 0 ||
+	    load_config(s, img->id, &cfg, err) < 0 ||
+	    config_chain_ids(cfg, img->id, &chains, &img->n_layers, err) < 0)
+		goto out;
+	img->layer_dirs = xcalloc(img->n_layers, sizeof(char *));
+	img->layer_fds = xcalloc(img->n_layers, sizeof(int));
+	for (size_t i = 0; i < img->n_layers; i++)
+		img->layer_fds[i] = -1;
+	for (size_t i = 0; i < img->n_layers; i++) {
+		img->layer_dirs[i] = xasprintf("%s/layers/%s", s->root, chains[i]);
+		img->layer_fds[i] = open(img->layer_dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (img->layer_fds[i] < 0 || flock(img->layer_fds[i], LOCK_SH) < 0) {
+			hutch_fail_sys(err, "image '%s': layer %.12s is missing from the store", ref,
+				       chains[i]);
+			goto out;
+		}
+		img->size += layer_size(s, chains[i]);
+	}
+	struct json_object *c = json_get(cfg, "config");
+	img->env = json_strv(json_get(c, "Env"), &img->n_env);
+	img->entrypoint = json_strv(json_get(c, "Entrypoint"), &img->n_entrypoint);
+	img->cmd = json_strv(json_get(c, "Cmd"), &img->n_cmd);
+	const char *wd = json_str(c, "WorkingDir"), *user = json_str(c, "User"),
+		   *stop = json_str(c, "StopSignal"), *created = json_str(cfg, "created");
+	img->workdir = wd && *wd ? xstrdup(wd) : NULL;
+	img->user = user && *user ? xstrdup(user) : NULL;
+	img->stop_signal = stop && *stop ? xstrdup(stop) : NULL;
+	struct tm tm = {0};
+	if (created && strptime(created, "%Y-%m-%dT%H:%M:%S", &tm))
+		img->created = timegm(&tm);
+	*out = img;
+	img = NULL;
+	ret = 0;
+out:
+	free(chains);
+	json_object_put(refs);
+	json_object_put(cfg);
+	hutch_image_free(img);
+	return ret;
+}
+
+/* ---- import --------------------------------------------------------------- */
+
+struct stream_reader {
+	struct layer_stream *ls;
+	struct hutch_err **err;
+};
+
+static ssize_t stream_read_cb(void *ctx, void *buf, size_t len)
+{
+	struct stream_reader *r = ctx;
+	ssize_t n = layer_stream_read(r->ls, buf, len, r->err);
+	if (n < 0)
+		errno = EIO;
+	return n;
+}
+
+/* A directory is imported by reading it as a tar stream, so that it gets a
+ * diff_id like any other layer: tar(1) walks it, numeric owners, sorted. */
+static int open_dir_as_tar(const char *dir, pid_t *pid, struct hutch_err **err)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return hutch_fail_sys(err, "pipe");
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	char *argv[] = {"tar", "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+			"-C", (char *)dir, "-cf", "-", ".", NULL};
+	extern char **environ;
+	int r = posix_spawnp(pid, "tar", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (r != 0) {
+		close(p[0]);
+		return hutch_fail(err, r, "run tar to read directory %s", dir);
+	}
+	return p[0];
+}
+
+static char *iso8601_now(void)
+{
+	char buf[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return xstrdup(buf);
+}
+
+static int write_config(struct hutch_store *s, const char *diff_hex, const char *src,
+			char id[65], struct hutch_err **err)
+{
+	_cleanup_free_ char *created = iso8601_now();
+	struct json_object *cfg = json_object_new_object();
+	json_object_object_add(cfg, "created", json_object_new_string(created));
+	json_object_object_add(cfg, "architecture", json_object_new_string("amd64"));
+	json_object_object_add(cfg, "os", json_object_new_string("linux"));
+	struct json_object *c = json_object_new_object();
+	struct json_object *env = json_object_new_array();
+	json_object_array_add(env, json_object_new_string(default_path_env));
+	json_object_object_add(c, "Env", env);
+	struct json_object *cmd = json_object_new_array();
+	json_object_array_add(cmd, json_object_new_string("/bin/sh"));
+	json_object_object_add(c, "Cmd", cmd);
+	json_object_object_add(cfg, "config", c);
+	struct json_object *rootfs = json_object_new_object();
+	json_object_object_add(rootfs, "type", json_object_new_string("layers"));
+	struct json_object *diffs = json_object_new_array();
+	_cleanup_free_ char *d = xasprintf("sha256:%s", diff_hex);
+	json_object_array_add(diffs, json_object_new_string(d));
+	json_object_object_add(rootfs, "diff_ids", diffs);
+	json_object_object_add(cfg, "rootfs", rootfs);
+	struct json_object *hist = json_object_new_array(), *h = json_object_new_object();
+	json_object_object_add(h, "created", json_object_new_string(created));
+	_cleanup_free_ char *by = xasprintf("hutch image import %s", src);
+	json_object_object_add(h, "created_by", json_object_new_string(by));
+	json_object_array_add(hist, h);
+	json_object_object_add(cfg, "history", hist);
+
+	const char *text = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN);
+	size_t len = strlen(text);
+	struct sha256_ctx ctx;
+	uint8_t dg[32];
+	sha256_init(&ctx);
+	sha256_update(&ctx, text, len);
+	sha256_final(&ctx, dg);
+	sha256_hex(dg, id);
+	_cleanup_free_ char *path = xasprintf("configs/%s.json", id);
+	int r = write_file_atomic(s->rootfd, path, text, len, err);
+	json_object_put(cfg);
+	return r;
+}
+
+int hutch_image_import(struct hutch_store *s, const char *src, const char *name,
+		       char out_id[65], struct hutch_err **err)
+{
+	_cleanup_free_ char *ref = NULL;
+	if (hutch_image_ref_normalize(name, &ref, err) < 0)
+		return -1;
+	struct stat st;
+	if (stat(src, &st) < 0)
+		return hutch_fail_sys(err, "import '%s'", src);
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+		return hutch_fail(err, 0, "import '%s': not a file or a directory", src);
+
+	/* Unpack outside the store lock: it is the long part, and staging makes it
+	 * invisible until the rename. */
+	char staging_name[] = "import-XXXXXX";
+	_cleanup_free_ char *staging = NULL;
+	_cleanup_close_ int stagefd = -1;
+	{
+		_cleanup_free_ char *tmpl = xasprintf("%s/tmp/%s", s->root, staging_name);
+		if (!mkdtemp(tmpl))
+			return hutch_fail_sys(err, "create a staging dir in %s/tmp", s->root);
+		staging = steal_ptr(tmpl);
+	}
+	stagefd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (stagefd < 0 || flock(stagefd, LOCK_EX) < 0 || mkdirat(stagefd, "layer", 0755) < 0) {
+		hutch_fail_sys(err, "prepare %s", staging);
+		remove_tree_at(AT_FDCWD, staging, NULL);
+		return -1;
+	}
+
+	int ret = -1;
+	pid_t tar_pid = -1;
+	int in = S_ISDIR(st.st_mode) ? open_dir_as_tar(src, &tar_pid, err)
+				     : open(src, O_RDONLY | O_CLOEXEC);
+	struct layer_stream *ls = NULL;
+	struct tar_reader *tr = NULL;
+	char comp_hex[65], diff_hex[65], chain[65];
+	struct unpack_stats stats = {0};
+	_cleanup_close_ int layerfd = -1;
+	_cleanup_free_ char *layer_path = NULL, *size_path = NULL;
+	if (in < 0) {
+		if (!S_ISDIR(st.st_mode))
+			hutch_fail_sys(err, "open '%s'", src);
+		goto out;
+	}
+	if (layer_stream_open(in, &ls, err) < 0)
+		goto out;
+	struct stream_reader rd = {.ls = ls, .err = err};
+	tr = tar_reader_new(stream_read_cb, &rd);
+	layerfd = openat(stagefd, "layer", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct unpack_opts uo = {.rootless = s->rootless, .convert_whiteouts = false};
+	if (layerfd < 0 || layer_unpack(tr, layerfd, &uo, &stats, err) < 0 ||
+	    layer_stream_finish(ls, comp_hex, diff_hex, err) < 0)
+		goto out;
+	if (stats.entries == 0) {
+		hutch_fail(err, 0, "'%s' holds no files: not a rootfs tarball", src);
+		goto out;
+	}
+	if (tar_pid > 0) {
+		int status;
+		waitpid(tar_pid, &status, 0);
+		tar_pid = -1;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			hutch_fail(err, 0, "reading directory '%s' with tar failed", src);
+			goto out;
+		}
+	}
+	chain_id_next(NULL, diff_hex, chain);
+	if (syncfs(stagefd) < 0) {
+		hutch_fail_sys(err, "sync the image store");
+		goto out;
+	}
+
+	if (store_lock(s, err) < 0)
+		goto out;
+	layer_path = xasprintf("layers/%s", chain);
+	if (renameat(stagefd, "layer", s->rootfd, layer_path) < 0) {
+		if (errno != EEXIST && errno != ENOTEMPTY) {
+			hutch_fail_sys(err, "store layer %.12s", chain);
+			store_unlock(s);
+			goto out;
+		}
+		/* the same layer is already there: keep that one */
+	}
+	char size_buf[32];
+	snprintf(size_buf, sizeof(size_buf), "%llu", (unsigned long long)stats.bytes);
+	size_path = xasprintf("layers/%s.size", chain);
+	struct json_object *refs = NULL;
+	if (write_file_atomic(s->rootfd, size_path, size_buf, strlen(size_buf), err) < 0 ||
+	    write_config(s, diff_hex, src, out_id, err) < 0 || refs_load(s, &refs, err) < 0) {
+		store_unlock(s);
+		goto out;
+	}
+	json_object_object_add(refs, ref, json_object_new_string(out_id));
+	ret = refs_save(s, refs, err);
+	json_object_put(refs);
+	store_unlock(s);
+out:
+	if (ret < 0)
+		hutch_err_wrap(err, "import '%s'", src);
+	if (tar_pid > 0) {
+		kill(tar_pid, SIGKILL);
+		waitpid(tar_pid, NULL, 0);
+	}
+	tar_reader_free(tr);
+	layer_stream_free(ls);
+	if (in >= 0)
+		close(in);
+	remove_tree_at(AT_FDCWD, staging, NULL);
+	return ret;
+}
+
+/* ---- list and remove ------------------------------------------------------ */
+
+void hutch_image_list_free(struct hutch_image_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->refs[i].name);
+	free(l->refs);
+	*l = (struct hutch_image_list){0};
+}
+
+int hutch_image_list(struct hutch_store *s, struct hutch_image_list *out, struct hutch_err **err)
+{
+	*out = (struct hutch_image_list){0};
+	struct json_object *refs = NULL;
+	if (refs_load(s, &refs, err) < 0)
+		return -1;
+	json_object_object_foreach(refs, key, val)
+	{
+		const char *id = json_object_get_string(val);
+		if (!id || !digest_is_valid(id, true))
+			continue;
+		struct json_object *cfg = NULL;
+		if (load_config(s, id, &cfg, NULL) < 0)
+			continue;
+		out->refs = xrealloc(out->refs, (out->n + 1) * sizeof(*out->refs));
+		struct hutch_image_ref *r = &out->refs[out->n++];
+		*r = (struct hutch_image_ref){.name = xstrdup(key)};
+		memcpy(r->id, id, 65);
+		const char *created = json_str(cfg, "created");
+		struct tm tm = {0};
+		if (created && strptime(created, "%Y-%m-%dT%H:%M:%S", &tm))
+			r->created = timegm(&tm);
+		char(*chains)[65] = NULL;
+		size_t n = 0;
+		if (config_chain_ids(cfg, id, &chains, &n, NULL) == 0)
+			for (size_t i = 0; i < n; i++)
+				r->size += layer_size(s, chains[i]);
+		free(chains);
+		json_object_put(cfg);
+	}
+	json_object_put(refs);
+	return 0;
+}
+
+static bool chain_used_by_other(struct hutch_store *s, struct json_object *refs,
+				const char *except_id, const char *chain)
+{
+	bool used = false;
+	json_object_object_foreach(refs, key, val)
+	{
+		(void)key;
+		const char *id = json_object_get_string(val);
+		if (used || !id || !strcmp(id, except_id))
+			continue;
+		struct json_object *cfg = NULL;
+		char(*chains)[65] = NULL;
+		size_t n = 0;
+		if (load_config(s, id, &cfg, NULL) == 0 &&
+		    config_chain_ids(cfg, id, &chains, &n, NULL) == 0)
+			for (size_t i = 0; i < n && !used; i++)
+				used = !strcmp(chains[i], chain);
+		free(chains);
+		json_object_put(cfg);
+	}
+	return used;
+}
+
+int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err **err)
+{
+	if (store_lock(s, err) < 0)
+		return -1;
+	struct json_object *refs = NULL, *cfg = NULL;
+	_cleanup_free_ char *name = NULL;
+	char id[65];
+	char(*chains)[65] = NULL;
+	size_t n = 0;
+	int ret = -1;
+	if (refs_load(s, &refs, err) < 0 || resolve_ref(s, refs, ref, id, &name, err) < 0)
+		goto out;
+	bool by_id = !strcmp(name, id);
+	/* Refuse while a container uses any of its layers. */
+	if (load_config(s, id, &cfg, err) < 0 || config_chain_ids(cfg, id, &chains, &n, err) < 0)
+		goto out;
+	bool still_named = false;
+	json_object_object_foreach(refs, key, val)
+	{
+		const char *v = json_object_get_string(val);
+		if (v && !strcmp(v, id) && (by_id || strcmp(key, name)))
+			still_named = true;
+	}
+	if (by_id && still_named) {
+		hutch_fail(err, 0,
+			   "image %.12s has names: remove them by name (see 'hutch image ls')", id);
+		goto out;
+	}
+	if (!still_named) {
+		for (size_t i = 0; i < n; i++) {
+			_cleanup_free_ char *p = xasprintf("layers/%s", chains[i]);
+			_cleanup_close_ int fd =
+				openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+				hutch_fail(err, 0,
+					   "image '%s' is in use by a running container; stop it "
+					   "first",
+					   ref);
+				goto out;
+			}
+		}
+	}
+	if (!by_id) {
+		json_object_object_del(refs, name);
+		if (refs_save(s, refs, err) < 0)
+			goto out;
+	}
+	if (!still_named) {
+		for (size_t i = 0; i < n; i++) {
+			if (chain_used_by_other(s, refs, id, chains[i]))
+				continue;
+			_cleanup_free_ char *p = xasprintf("layers/%s", chains[i]);
+			_cleanup_free_ char *sz = xasprintf("layers/%s.size", chains[i]);
+			/* Rename first so a crash mid-removal leaves only staging debris. */
+			_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", chains[i]);
+			if (renameat(s->rootfd, p, s->rootfd, trash) == 0)
+				remove_tree_at(s->rootfd, trash, NULL);
+			unlinkat(s->rootfd, sz, 0);
+		}
+		_cleanup_free_ char *cp = xasprintf("configs/%s.json", id);
+		unlinkat(s->rootfd, cp, 0);
+	}
+	ret = 0;
+out:
+	free(chains);
+	json_object_put(cfg);
+	json_object_put(refs);
+	store_unlock(s);
+	return ret;
+}

@@ -1,0 +1,218 @@
+/* cgroup v2: one cgroup per container under <unified>/hutch/. On a hybrid host
+ * the unified hierarchy usually has no memory/cpu/pids controller (they are bound
+ * to v1 hierarchies, which we never touch); we then run without those limits and
+ * say so once. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+
+#include "common/util.h"
+#include "runtime/runtime_internal.h"
+
+static const char *find_unified_mount(void)
+{
+	static const char *const candidates[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+	for (size_t i = 0; i < ARRAY_SIZE(candidates); i++) {
+		struct statfs sfs;
+		if (statfs(candidates[i], &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
+			return candidates[i];
+	}
+	return NULL;
+}
+
+static bool word_in(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* Enable the controllers we need in dir's subtree_control when dir offers them
+ * and has not enabled them yet. Returns the ones now enabled. */
+static void enable_controllers(int dirfd, bool *mem, bool *cpu, bool *pids)
+{
+	_cleanup_free_ char *avail = NULL, *enabled = NULL;
+	if (read_file_at(dirfd, "cgroup.controllers", &avail, NULL, NULL) < 0)
+		avail = xstrdup("");
+	if (read_file_at(dirfd, "cgroup.subtree_control", &enabled, NULL, NULL) < 0)
+		enabled = xstrdup("");
+	struct {
+		const char *name;
+		bool *flag;
+	} want[] = {{"memory", mem}, {"cpu", cpu}, {"pids", pids}};
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		if (word_in(enabled, want[i].name)) {
+			*want[i].flag = true;
+			continue;
+		}
+		if (!word_in(avail, want[i].name)) {
+			*want[i].flag = false;
+			continue;
+		}
+		_cleanup_free_ char *cmd = xasprintf("+%s", want[i].name);
+		*want[i].flag = write_file_at(dirfd, "cgroup.subtree_control", cmd, NULL) == 0;
+	}
+}
+
+static void warn_unenforced(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+			    const struct cgroup *cg, const char *where)
+{
+	char missing[256] = "";
+	if (spec->resources.memory_max && !cg->has_memory)
+		strcat(missing, " --memory");
+	if (spec->resources.cpu_quota_us && !cg->has_cpu)
+		strcat(missing, " --cpus");
+	if (spec->resources.pids_max && !cg->has_pids)
+		strcat(missing, " --pids-limit");
+	if (!*missing || rt->quiet)
+		return;
+	fprintf(stderr,
+		"hutch: warning: not enforced:%s (%s; on a hybrid cgroup host these controllers "
+		"belong to cgroup v1, which hutch does not use). The container runs without "
+		"these limits.\n",
+		missing, where);
+}
+
+int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+		  struct cgroup *cg, struct hutch_err **err)
+{
+	*cg = (struct cgroup){.dirfd = -1};
+	const char *unified = find_unified_mount();
+	bool wants_limits = spec->resources.memory_max || spec->resources.cpu_quota_us ||
+			    spec->resources.pids_max;
+	if (!unified) {
+		if (wants_limits)
+			warn_unenforced(rt, spec, cg, "no cgroup v2 hierarchy is mounted");
+		return 0;
+	}
+	_cleanup_close_ int rootfd = open(unified, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return hutch_fail_sys(err, "open %s", unified);
+	if (mkdirat(rootfd, "hutch", 0755) < 0 && errno != EEXIST) {
+		if (errno == EACCES || errno == EPERM || errno == EROFS) {
+			/* Rootless without a delegated subtree: no cgroup at all. */
+			if (wants_limits)
+				warn_unenforced(rt, spec, cg,
+						"no writable cgroup v2 subtree for this user");
+			return 0;
+		}
+		return hutch_fail_sys(err, "create cgroup %s/hutch", unified);
+	}
+	_cleanup_close_ int parentfd = openat(rootfd, "hutch", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (parentfd < 0)
+		return hutch_fail_sys(err, "open cgroup %s/hutch", unified);
+	bool mem = false, cpu = false, pids = false;
+	if (wants_limits) {
+		bool m2 = false, c2 = false, p2 = false;
+		enable_controllers(rootfd, &mem, &cpu, &pids);
+		enable_controllers(parentfd, &m2, &c2, &p2);
+		mem = mem && m2;
+		cpu = cpu && c2;
+		pids = pids && p2;
+	}
+	if (mkdirat(parentfd, spec->id, 0755) < 0)
+		return hutch_fail_sys(err, "create cgroup %s/hutch/%s", unified, spec->id);
+	cg->path = xasprintf("%s/hutch/%s", unified, spec->id);
+	cg->dirfd = openat(parentfd, spec->id, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg->dirfd < 0) {
+		int e = errno;
+		cgroup_destroy(cg, NULL);
+		return hutch_fail(err, e, "open cgroup %s", spec->id);
+	}
+	cg->has_memory = mem;
+	cg->has_cpu = cpu;
+	cg->has_pids = pids;
+
+	char buf[64];
+	int r = 0;
+	if (spec->resources.memory_max && mem) {
+		snprintf(buf, sizeof(buf), "%" PRId64, spec->resources.memory_max);
+		r = write_file_at(cg->dirfd, "memory.max", buf, err);
+		/* Like Docker: without an explicit swap limit, swap equals the memory limit
+		 * (so the container cannot swap at all). */
+		if (r == 0 && spec->resources.memory_swap_max >= 0) {
+			int64_t swap = spec->resources.memory_swap_max
+					       ? spec->resources.memory_swap_max -
+							 spec->resources.memory_max
+					       : 0;
+			snprintf(buf, sizeof(buf), "%" PRId64, swap < 0 ? 0 : swap);
+			/* memory.swap.max is absent without swap accounting: not an error */
+			write_file_at(cg->dirfd, "memory.swap.max", buf, NULL);
+		}
+	}
+	if (r == 0 && spec->resources.cpu_quota_us && cpu) {
+		snprintf(buf, sizeof(buf), "%" PRId64 " %" PRId64, spec->resources.cpu_quota_us,
+			 spec->resources.cpu_period_us ? spec->resources.cpu_period_us : 100000);
+		r = write_file_at(cg->dirfd, "cpu.max", buf, err);
+	}
+	if (r == 0 && spec->resources.pids_max && pids) {
+		snprintf(buf, sizeof(buf), "%" PRId64, spec->resources.pids_max);
+		r = write_file_at(cg->dirfd, "pids.max", buf, err);
+	}
+	if (r < 0) {
+		cgroup_destroy(cg, NULL);
+		return hutch_err_wrap(err, "set cgroup limits");
+	}
+	if (wants_limits)
+		warn_unenforced(rt, spec, cg, "the cgroup v2 hierarchy here lacks them");
+	return 0;
+}
+
+int64_t cgroup_oom_kills(const struct cgroup *cg)
+{
+	if (cg->dirfd < 0 || !cg->has_memory)
+		return 0;
+	_cleanup_free_ char *ev = NULL;
+	if (read_file_at(cg->dirfd, "memory.events", &ev, NULL, NULL) < 0)
+		return 0;
+	const char *p = strstr(ev, "oom_kill ");
+	return p ? strtoll(p + 9, NULL, 10) : 0;
+}
+
+/* The container's processes are gone when pid 1 has been reaped, but the kernel
+ * may still be tearing the last ones down: wait for "populated 0" by polling the
+ * events file for change notifications (POLLPRI), not by sleeping. */
+static void wait_unpopulated(int dirfd)
+{
+	_cleanup_close_ int fd = openat(dirfd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (int round = 0; round < 50; round++) {
+		char buf[256];
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		if (n <= 0)
+			return;
+		buf[n] = '\0';
+		if (strstr(buf, "populated 0"))
+			return;
+		struct pollfd pfd = {.fd = fd, .events = POLLPRI};
+		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+			return;
+	}
+}
+
+int cgroup_destroy(struct cgroup *cg, struct hutch_err **err)
+{
+	int ret = 0;
+	if (cg->dirfd >= 0) {
+		if (rmdir(cg->path) < 0 && errno == EBUSY) {
+			wait_unpopulated(cg->dirfd);
+			if (rmdir(cg->path) < 0 && errno != ENOENT)
+				ret = hutch_fail_sys(err, "remove cgroup %s", cg->path);
+		}
+		close(cg->dirfd);
+		cg->dirfd = -1;
+	}
+	free(cg->path);
+	cg->path = NULL;
+	return ret;
+}

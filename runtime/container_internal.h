@@ -1,0 +1,21 @@
+/* Private to runtime/: the container handle. */
+#pragma once
+#include "runtime/runtime_internal.h"
+
+struct hutch_container {
+	struct hutch_runtime *rt;
+	char *id;
+	char *data_dir, *run_dir;
+	bool created_data, created_run;
+	struct cgroup cg;
+	pid_t pid;
+	int pidfd;
+	int pty_master;
+	bool terminal;
+	bool reaped;
+	int64_t memory_limit;
+};
+
+/* userns.c: write uid_map/gid_map for pid (newuidmap/newgidmap when rootless). */
+int userns_write_maps(const struct hutch_runtime *rt, const struct hutch_spec *spec, pid_t pid,
+		      struct hutch_err **err);

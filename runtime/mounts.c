@@ -1,0 +1,530 @@
+/* The container's filesystem, built in its own mount namespace (so the kernel
+ * tears all of it down when the container ends: nothing can leak to the host).
+ *
+ * Every mount target is resolved with openat2(RESOLVE_IN_ROOT) on the root fd and
+ * every mount is attached with the fd-based mount API (fsopen/open_tree ->
+ * move_mount onto the resolved fd): a symlink planted at a target cannot send a
+ * mount outside the root (CVE-2021-30465), and no path is resolved twice. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "runtime/runtime_internal.h"
+
+static int openat2_in_root(int rootfd, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	while (*path == '/')
+		path++;
+	if (!*path)
+		path = ".";
+	return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+}
+
+int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err **err)
+{
+	int fd = openat2_in_root(rootfd, path, O_PATH | O_DIRECTORY);
+	if (fd >= 0 || errno != ENOENT || !create) {
+		if (fd < 0)
+			return hutch_fail_sys(err, "resolve %s in the container", path);
+		return fd;
+	}
+	/* Walk down from the root, creating what is missing. Each prefix is resolved
+	 * afresh from the root, so a symlink in the middle stays inside it. */
+	_cleanup_free_ char *buf = xstrdup(path);
+	size_t len = strlen(buf);
+	int parent = openat2_in_root(rootfd, "/", O_PATH | O_DIRECTORY);
+	if (parent < 0)
+		return hutch_fail_sys(err, "open the container root");
+	for (size_t i = 0; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		if (i == 0 || buf[i - 1] == '/')
+			continue;
+		char saved = buf[i];
+		buf[i] = '\0';
+		int next = openat2_in_root(rootfd, buf, O_PATH | O_DIRECTORY);
+		if (next < 0 && errno == ENOENT) {
+			const char *leaf = strrchr(buf, '/');
+			leaf = leaf ? leaf + 1 : buf;
+			if (mkdirat(parent, leaf, 0755) < 0 && errno != EEXIST) {
+				int e = errno;
+				close(parent);
+				return hutch_fail(err, e, "create %s in the container", buf);
+			}
+			next = openat2_in_root(rootfd, buf, O_PATH | O_DIRECTORY);
+		}
+		if (next < 0) {
+			int e = errno;
+			close(parent);
+			return hutch_fail(err, e, "resolve %s in the container", buf);
+		}
+		close(parent);
+		parent = next;
+		buf[i] = saved;
+	}
+	return parent;
+}
+
+/* A file mount target (bind of a file): create parents and an empty file. */
+static int root_open_file_p(int rootfd, const char *path, struct hutch_err **err)
+{
+	int fd = openat2_in_root(rootfd, path, O_PATH);
+	if (fd >= 0)
+		return fd;
+	if (errno != ENOENT)
+		return hutch_fail_sys(err, "resolve %s in the container", path);
+	_cleanup_free_ char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	const char *leaf = path + (slash - dir) + 1;
+	*slash = '\0';
+	_cleanup_close_ int parent = root_open_dir_p(rootfd, *dir ? dir : "/", true, err);
+	if (parent < 0)
+		return -1;
+	_cleanup_close_ int created =
+		openat(parent, leaf, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (created < 0 && errno != EEXIST)
+		return hutch_fail_sys(err, "create %s in the container", path);
+	fd = openat2_in_root(rootfd, path, O_PATH);
+	if (fd < 0)
+		return hutch_fail_sys(err, "resolve %s in the container", path);
+	return fd;
+}
+
+static const struct {
+	const char *name;
+	uint64_t set, clr;
+	bool readonly;
+} attr_options[] = {
+	{"ro", MOUNT_ATTR_RDONLY, 0, true},
+	{"rw", 0, MOUNT_ATTR_RDONLY, false},
+	{"nosuid", MOUNT_ATTR_NOSUID, 0, false},
+	{"suid", 0, MOUNT_ATTR_NOSUID, false},
+	{"nodev", MOUNT_ATTR_NODEV, 0, false},
+	{"dev", 0, MOUNT_ATTR_NODEV, false},
+	{"noexec", MOUNT_ATTR_NOEXEC, 0, false},
+	{"exec", 0, MOUNT_ATTR_NOEXEC, false},
+	{"relatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME, false},
+	{"noatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME, false},
+	{"strictatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME, false},
+	{"nodiratime", MOUNT_ATTR_NODIRATIME, 0, false},
+};
+
+static const char *const ignored_options[] = {
+	"private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable",
+	"runbindable", "defaults", "z", "Z",
+};
+
+int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct hutch_err **err)
+{
+	*out = (struct mount_opts){0};
+	out->bind = !strcmp(m->type, "bind");
+	out->recursive = out->bind;
+	size_t data_len = 0;
+	for (size_t i = 0; i < m->n_options; i++) {
+		const char *o = m->options[i];
+		bool known = false;
+		for (size_t k = 0; k < ARRAY_SIZE(attr_options) && !known; k++) {
+			if (strcmp(o, attr_options[k].name))
+				continue;
+			known = true;
+			out->attr_set = (out->attr_set & ~attr_options[k].clr) | attr_options[k].set;
+			out->attr_clr |= attr_options[k].clr;
+			out->attr_clr &= ~attr_options[k].set;
+			if (!strcmp(o, "ro") || !strcmp(o, "rw"))
+				out->readonly = attr_options[k].readonly;
+		}
+		for (size_t k = 0; k < ARRAY_SIZE(ignored_options) && !known; k++)
+			known = !strcmp(o, ignored_options[k]);
+		if (known)
+			continue;
+		if (!strcmp(o, "bind") || !strcmp(o, "rbind")) {
+			out->bind = true;
+			out->recursive = o[0] == 'r';
+			continue;
+		}
+		if (out->bind) {
+			mount_opts_free(out);
+			return hutch_fail(err, EINVAL, "unknown option '%s' for bind mount on %s", o,
+					  m->destination);
+		}
+		size_t olen = strlen(o);
+		out->data = xrealloc(out->data, data_len + olen + 2);
+		if (data_len)
+			out->data[data_len++] = ',';
+		memcpy(out->data + data_len, o, olen + 1);
+		data_len += olen;
+	}
+	if (out->attr_clr & MOUNT_ATTR__ATIME)
+		out->attr_clr = (out->attr_clr & ~MOUNT_ATTR__ATIME) | MOUNT_ATTR__ATIME;
+	return 0;
+}
+
+void mount_opts_free(struct mount_opts *o)
+{
+	free(o->data);
+	o->data = NULL;
+}
+
+/* fsconfig's error log says what the filesystem disliked (overlay is chatty). */
+static void append_fs_log(int fsfd, struct hutch_err **err)
+{
+	if (!err || !*err)
+		return;
+	char line[512];
+	ssize_t n;
+	while ((n = read(fsfd, line, sizeof(line) - 1)) > 0) {
+		line[n] = '\0';
+		char *joined = xasprintf("%s (%s)", (*err)->msg, line);
+		free((*err)->msg);
+		(*err)->msg = joined;
+	}
+}
+
+/* Make a new filesystem mount (detached) with comma-separated options. */
+static int fs_mount_detached(const char *fstype, const char *source, const char *data,
+			     uint64_t attrs, struct hutch_err **err)
+{
+	_cleanup_close_ int fsfd = fsopen(fstype, FSOPEN_CLOEXEC);
+	if (fsfd < 0)
+		return hutch_fail_sys(err, "fsopen %s", fstype);
+	if (source && fsconfig(fsfd, FSCONFIG_SET_STRING, "source", source, 0) < 0)
+		return hutch_fail_sys(err, "mount %s: source %s", fstype, source);
+	if (data && *data) {
+		_cleanup_free_ char *copy = xstrdup(data);
+		char *save = NULL;
+		for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(o, '=');
+			int r;
+			if (eq) {
+				*eq = '\0';
+				r = fsconfig(fsfd, FSCONFIG_SET_STRING, o, eq + 1, 0);
+			} else {
+				r = fsconfig(fsfd, FSCONFIG_SET_FLAG, o, NULL, 0);
+			}
+			if (r < 0) {
+				int e = errno;
+				hutch_fail(err, e, "mount %s: option '%s%s%s'", fstype, o,
+					   eq ? "=" : "", eq ? eq + 1 : "");
+				append_fs_log(fsfd, err);
+				return -1;
+			}
+		}
+	}
+	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+		hutch_fail_sys(err, "mount %s", fstype);
+		append_fs_log(fsfd, err);
+		return -1;
+	}
+	int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, (unsigned)attrs);
+	if (mfd < 0)
+		return hutch_fail_sys(err, "fsmount %s", fstype);
+	return mfd;
+}
+
+static int attach(int mfd, int target_fd, const char *what, struct hutch_err **err)
+{
+	if (move_mount(mfd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) <
+	    0)
+		return hutch_fail_sys(err, "attach mount on %s", what);
+	return 0;
+}
+
+/* Escape a path for overlay's lowerdir list, where ':' and ',' and '\' are special. */
+static void append_escaped(char **buf, size_t *len, const char *path)
+{
+	size_t n = strlen(path);
+	*buf = xrealloc(*buf, *len + 2 * n + 2);
+	for (size_t i = 0; i < n; i++) {
+		if (path[i] == ':' || path[i] == ',' || path[i] == '\\')
+			(*buf)[(*len)++] = '\\';
+		(*buf)[(*len)++] = path[i];
+	}
+	(*buf)[*len] = '\0';
+}
+
+int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
+{
+	const struct hutch_spec *spec = ctx->spec;
+	/* Nothing we mount may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return hutch_fail_sys(err, "make mounts private");
+
+	_cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fsfd < 0)
+		return hutch_fail_sys(err, "fsopen overlay");
+	_cleanup_free_ char *lower = NULL;
+	size_t len = 0;
+	for (size_t i = spec->root.n_layers; i-- > 0;) {
+		if (len) {
+			lower = xrealloc(lower, len + 2);
+			lower[len++] = ':';
+			lower[len] = '\0';
+		}
+		append_escaped(&lower, &len, spec->root.layers[i]);
+	}
+	/* A lone layer cannot be an overlay without an upper dir; a read-only root
+	 * still gets one so that tmpfs-less writes fail with EROFS, not ENOENT. */
+	int r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", lower, 0);
+	if (r == 0)
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", ctx->upper, 0);
+	if (r == 0)
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", ctx->work, 0);
+	if (r == 0 && ctx->rootless)
+		r = fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0);
+	if (r == 0)
+		r = fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+	if (r < 0) {
+		hutch_fail_sys(err, "mount the overlay root filesystem");
+		append_fs_log(fsfd, err);
+		return -1;
+	}
+	_cleanup_close_ int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+	if (mfd < 0)
+		return hutch_fail_sys(err, "fsmount overlay");
+	_cleanup_close_ int target = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (target < 0)
+		return hutch_fail_sys(err, "open %s", ctx->rootfs);
+	if (attach(mfd, target, ctx->rootfs, err) < 0)
+		return -1;
+	int rootfd = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return hutch_fail_sys(err, "open %s", ctx->rootfs);
+	*rootfd_out = rootfd;
+	return 0;
+}
+
+static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch_mount *m,
+		     struct hutch_err **err)
+{
+	struct mount_opts o;
+	if (mount_opts_parse(m, &o, err) < 0)
+		return -1;
+	int ret = -1;
+	_cleanup_close_ int target = -1;
+	_cleanup_close_ int mfd = -1;
+	if (o.bind) {
+		struct stat st;
+		if (stat(m->source, &st) < 0) {
+			hutch_fail_sys(err, "bind mount source '%s'", m->source);
+			goto out;
+		}
+		target = S_ISDIR(st.st_mode) ? root_open_dir_p(rootfd, m->destination, true, err)
+					      : root_open_file_p(rootfd, m->destination, err);
+		if (target < 0)
+			goto out;
+		mfd = open_tree(AT_FDCWD, m->source,
+				OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+					(o.recursive ? AT_RECURSIVE : 0));
+		if (mfd < 0) {
+			hutch_fail_sys(err, "bind mount '%s'", m->source);
+			goto out;
+		}
+		struct mount_attr attr = {.attr_set = o.attr_set, .attr_clr = o.attr_clr,
+					  .propagation = MS_PRIVATE};
+		if (mount_setattr(mfd, "", AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), &attr,
+				  sizeof(attr)) < 0) {
+			hutch_fail_sys(err, "set options of bind mount '%s' on %s", m->source,
+				       m->destination);
+			goto out;
+		}
+	} else {
+		target = root_open_dir_p(rootfd, m->destination, true, err);
+		if (target < 0)
+			goto out;
+		/* cgroup2 can be absent (an old kernel, or hidden); not fatal. */
+		mfd = fs_mount_detached(m->type, m->source, o.data, o.attr_set, err);
+		if (mfd < 0) {
+			if (!strcmp(m->type, "cgroup2")) {
+				hutch_err_free(err);
+				ret = 0;
+			}
+			goto out;
+		}
+	}
+	ret = attach(mfd, target, m->destination, err);
+out:
+	if (ret < 0)
+		hutch_err_wrap(err, "mount %s on %s", m->type, m->destination);
+	mount_opts_free(&o);
+	return ret;
+}
+
+static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
+{
+	static const struct {
+		const char *name;
+		unsigned major, minor;
+	} devices[] = {
+		{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+		{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+	};
+	static const struct {
+		const char *name, *target;
+	} links[] = {
+		{"fd", "/proc/self/fd"},
+		{"stdin", "/proc/self/fd/0"},
+		{"stdout", "/proc/self/fd/1"},
+		{"stderr", "/proc/self/fd/2"},
+		{"ptmx", "pts/ptmx"},
+		{"core", "/proc/kcore"},
+	};
+	_cleanup_close_ int dev = root_open_dir_p(rootfd, "/dev", true, err);
+	if (dev < 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(devices); i++) {
+		if (!rootless) {
+			if (mknodat(dev, devices[i].name, S_IFCHR | 0666,
+				    makedev(devices[i].major, devices[i].minor)) < 0 &&
+			    errno != EEXIST)
+				return hutch_fail_sys(err, "create /dev/%s", devices[i].name);
+			continue;
+		}
+		/* In a user namespace mknod is not allowed: bind the host's node. */
+		_cleanup_close_ int f = openat(dev, devices[i].name,
+					       O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+		if (f < 0)
+			return hutch_fail_sys(err, "create /dev/%s", devices[i].name);
+		_cleanup_free_ char *host = xasprintf("/dev/%s", devices[i].name);
+		_cleanup_close_ int mfd =
+			open_tree(AT_FDCWD, host, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (mfd < 0)
+			return hutch_fail_sys(err, "bind %s", host);
+		_cleanup_close_ int tfd = openat(dev, devices[i].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (tfd < 0 || attach(mfd, tfd, host, err) < 0)
+			return hutch_fail_sys(err, "bind %s", host);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+		if (symlinkat(links[i].target, dev, links[i].name) < 0 && errno != EEXIST)
+			return hutch_fail_sys(err, "create /dev/%s", links[i].name);
+	return 0;
+}
+
+/* Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory. */
+static int mask_path(int rootfd, const char *path, struct hutch_err **err)
+{
+	_cleanup_close_ int fd = openat2_in_root(rootfd, path, O_PATH | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : hutch_fail_sys(err, "mask %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return hutch_fail_sys(err, "mask %s", path);
+	_cleanup_close_ int mfd = -1;
+	if (S_ISDIR(st.st_mode))
+		mfd = fs_mount_detached("tmpfs", "tmpfs", "size=0", MOUNT_ATTR_RDONLY, err);
+	else {
+		/* the container's own /dev/null, so no host mount shows through */
+		_cleanup_close_ int null = openat2_in_root(rootfd, "/dev/null", O_PATH | O_NOFOLLOW);
+		mfd = null < 0 ? -1
+			       : open_tree(null, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+							     AT_EMPTY_PATH);
+	}
+	if (mfd < 0)
+		return hutch_fail_sys(err, "mask %s", path);
+	return attach(mfd, fd, path, err);
+}
+
+static int readonly_path(int rootfd, const char *path, struct hutch_err **err)
+{
+	_cleanup_close_ int fd = openat2_in_root(rootfd, path, O_PATH | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : hutch_fail_sys(err, "make %s read-only", path);
+	_cleanup_close_ int mfd = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+							    AT_RECURSIVE | AT_EMPTY_PATH);
+	if (mfd < 0)
+		return hutch_fail_sys(err, "make %s read-only", path);
+	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					      MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
+	if (mount_setattr(mfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+		return hutch_fail_sys(err, "make %s read-only", path);
+	return attach(mfd, fd, path, err);
+}
+
+static size_t path_depth(const char *p)
+{
+	size_t d = 0;
+	for (; *p; p++)
+		d += *p == '/' && p[1] && p[1] != '/';
+	return d;
+}
+
+int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err)
+{
+	const struct hutch_spec *spec = ctx->spec;
+	/* Parents before children: a stable order by depth. */
+	size_t n = spec->n_mounts, max_depth = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = path_depth(spec->mounts[i].destination);
+		max_depth = d > max_depth ? d : max_depth;
+	}
+	bool dev_done = false;
+	for (size_t depth = 0; depth <= max_depth; depth++) {
+		for (size_t i = 0; i < n; i++) {
+			const struct hutch_mount *m = &spec->mounts[i];
+			if (path_depth(m->destination) != depth)
+				continue;
+			if (!strcmp(m->type, "sysfs") && spec->net_mode == HUTCH_NET_HOST &&
+			    ctx->rootless) {
+				/* sysfs needs a netns we own: bind the host's, read-only. */
+				struct hutch_mount bind = {.destination = m->destination,
+							   .type = "bind",
+							   .source = "/sys",
+							   .options = (char *[]){"rbind", "ro",
+										 "nosuid", "noexec",
+										 "nodev"},
+							   .n_options = 5};
+				if (mount_one(ctx, rootfd, &bind, err) < 0)
+					return -1;
+				continue;
+			}
+			if (mount_one(ctx, rootfd, m, err) < 0)
+				return -1;
+			if (!strcmp(m->destination, "/dev")) {
+				if (setup_dev(rootfd, ctx->rootless, err) < 0)
+					return -1;
+				dev_done = true;
+			}
+		}
+	}
+	if (!dev_done && setup_dev(rootfd, ctx->rootless, err) < 0)
+		return -1;
+	for (size_t i = 0; i < spec->n_masked_paths; i++)
+		if (mask_path(rootfd, spec->masked_paths[i], err) < 0)
+			return -1;
+	for (size_t i = 0; i < spec->n_readonly_paths; i++)
+		if (readonly_path(rootfd, spec->readonly_paths[i], err) < 0)
+			return -1;
+	return 0;
+}
+
+int mounts_pivot_root(int rootfd, bool readonly, struct hutch_err **err)
+{
+	_cleanup_close_ int dirfd = openat2_in_root(rootfd, "/", O_RDONLY | O_DIRECTORY);
+	if (dirfd < 0 || fchdir(dirfd) < 0)
+		return hutch_fail_sys(err, "enter the container root");
+	/* pivot_root(".", ".") stacks the old root on top of the new one; detaching
+	 * it leaves only the container's tree (no directory needed for the old root). */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return hutch_fail_sys(err, "pivot_root");
+	if (umount2(".", MNT_DETACH) < 0)
+		return hutch_fail_sys(err, "detach the host root");
+	if (chdir("/") < 0)
+		return hutch_fail_sys(err, "chdir /");
+	if (readonly) {
+		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+		if (mount_setattr(AT_FDCWD, "/", 0, &attr, sizeof(attr)) < 0)
+			return hutch_fail_sys(err, "make the root read-only");
+	}
+	return 0;
+}

@@ -1,0 +1,61 @@
+/* Private to runtime/. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "runtime/runtime.h"
+
+/* ---- cgroup.c ---- */
+struct cgroup {
+	char *path; /* absolute path of the container's cgroup, NULL if none */
+	int dirfd; /* O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), -1 if none */
+	bool has_memory, has_cpu, has_pids;
+};
+/* Create the container's cgroup and apply the spec's limits. What cannot be
+ * enforced here is said once on stderr (unless quiet) and the run goes on. */
+int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+		  struct cgroup *cg, struct hutch_err **err);
+/* oom kills recorded in memory.events (0 if unknown). */
+int64_t cgroup_oom_kills(const struct cgroup *cg);
+/* Wait until empty, then rmdir. */
+int cgroup_destroy(struct cgroup *cg, struct hutch_err **err);
+
+/* ---- mounts.c (run in the container's child, before pivot_root) ---- */
+struct mount_ctx {
+	const struct hutch_spec *spec;
+	const char *rootfs; /* where the overlay is mounted (host path) */
+	const char *upper, *work;
+	bool rootless;
+};
+int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err);
+int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err);
+int mounts_pivot_root(int rootfd, bool readonly, struct hutch_err **err);
+/* Resolve (creating directories as needed) a path inside the root: O_PATH fd. */
+int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err **err);
+/* Parse OCI mount options into mount attributes and fs options. */
+struct mount_opts {
+	uint64_t attr_set, attr_clr; /* MOUNT_ATTR_* */
+	bool bind, recursive, readonly;
+	char *data; /* comma-separated fs options for fsconfig */
+};
+int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct hutch_err **err);
+void mount_opts_free(struct mount_opts *o);
+
+/* ---- user.c (inside the container, after pivot_root) ---- */
+struct user_ids {
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	size_t n_groups;
+	char *home;
+};
+/* Resolve "uid[:gid]" or "name[:group]" against /etc/passwd and /etc/group of the
+ * current root. Empty or NULL means root. */
+int user_resolve(const char *spec_user, struct user_ids *out, struct hutch_err **err);
+void user_ids_free(struct user_ids *u);
+/* Parsers, exposed for unit tests: lookup in a passwd/group file's contents. */
+int passwd_lookup(const char *content, const char *name_or_uid, uid_t *uid, gid_t *gid,
+		  char **home);
+int group_lookup(const char *content, const char *name_or_gid, gid_t *gid);
+size_t group_members(const char *content, const char *user, gid_t primary, gid_t **out);
