@@ -39,19 +39,26 @@ def read_tsv(path):
     return rows
 
 
-def load_timings(data_dir):
-    """Pool each tool's runs over every hyperfine file (the rounds of run.sh)."""
+def load_timings(data_dir, per_file):
+    """Pool each tool's runs over every hyperfine file (the rounds of run.sh); fill
+    per_file[file][tool] with that file's median in ms."""
     pooled = {}
     for name in sorted(os.listdir(data_dir)):
         if not (name.startswith("hf-") and name.endswith(".json")):
             continue
-        with open(os.path.join(data_dir, name), encoding="utf-8") as f:
-            for result in json.load(f)["results"]:
-                entry = pooled.setdefault(result["command"], {"times": [], "round_medians_ms": [],
-                                                              "files": []})
-                entry["times"].extend(result.get("times") or [])
-                entry["round_medians_ms"].append(result["median"] * 1e3)
-                entry["files"].append(name)
+        try:
+            with open(os.path.join(data_dir, name), encoding="utf-8") as f:
+                results = json.load(f)["results"]
+        except (OSError, ValueError, KeyError) as e:
+            print(f"report: ignoring {name}: {e}", file=sys.stderr)
+            continue
+        for result in results:
+            entry = pooled.setdefault(result["command"],
+                                      {"times": [], "round_medians_ms": [], "files": []})
+            entry["times"].extend(result.get("times") or [])
+            entry["round_medians_ms"].append(result["median"] * 1e3)
+            per_file.setdefault(name, {})[result["command"]] = result["median"] * 1e3
+            entry["files"].append(name)
     timings = {}
     for tool, entry in pooled.items():
         times = entry["times"]
@@ -80,6 +87,19 @@ def ratio(a, b):
     return a / b
 
 
+def busy_note(env):
+    """Other work on the machine inflates every absolute time (ratios suffer less)."""
+    try:
+        cpus = int(env.get("cpus", "0"))
+        load = float(env.get("loadavg_start", "0"))
+    except ValueError:
+        return None
+    if cpus and load > 0.5 * cpus:
+        return (f"the machine was busy before the benchmark started (load average {load:.2f} "
+                f"on {cpus} CPUs): absolute times are inflated; compare ratios")
+    return None
+
+
 def main() -> int:
     if len(sys.argv) != 2:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
@@ -90,7 +110,8 @@ def main() -> int:
     status = {}
     for row in read_tsv(os.path.join(data_dir, "status.tsv")):
         status[row[0]] = (row[1], row[2] if len(row) > 2 else "")
-    timings = load_timings(data_dir)
+    per_file = {}
+    timings = load_timings(data_dir, per_file)
     rss = {}
     for row in read_tsv(os.path.join(data_dir, "rss.tsv")):
         rss.setdefault(row[0], []).append(int(row[1]))
@@ -135,10 +156,16 @@ def main() -> int:
     def goal(name, value, ok, shown):
         return {"goal": name, "value": value, "met": ok, "shown": shown}
 
+    # The same ratio within each round (one hyperfine invocation): how much it moves.
+    round_ratios = [m["hutch"] / m["crun"] for _, m in sorted(per_file.items())
+                    if "hutch" in m and "crun" in m and m["crun"] > 0]
     r = ratio(hutch_ms, crun_ms)
+    spread = (f", per round {min(round_ratios):.2f}-{max(round_ratios):.2f}x"
+              if len(round_ratios) > 1 else "")
     goals = [
         goal("hutch time <= crun time (aim 0.7x)", r, None if r is None else r <= 1.0,
-             "n/a" if r is None else f"hutch/crun = {r:.2f}x" + (" (aim 0.7x met)" if r <= 0.7 else "")),
+             "n/a" if r is None else f"hutch/crun = {r:.2f}x{spread}"
+             + ("; aim 0.7x met" if r <= 0.7 else "; aim 0.7x not met")),
     ]
     hm, cm = h["peak_rss_kib"], c["peak_rss_kib"]
     goals.append(goal("hutch peak RSS <= crun peak RSS", ratio(hm, cm),
@@ -154,6 +181,7 @@ def main() -> int:
         "tools": tools,
         "rss_floor_kib": int(statistics.median(floor)) if floor else None,
         "goals": goals,
+        "hutch_to_crun_per_round": round_ratios,
         "cgroup_leftovers_removed": leftovers,
     }
     with open(os.path.join(work, "results.json"), "w", encoding="utf-8") as f:
@@ -196,6 +224,9 @@ def main() -> int:
     print("× hutch / × crun: the tool's median divided by hutch's / crun's (above 1 = slower).")
     print(f"peak RSS: median over runs of the largest single-process peak RSS in the tool's "
           f"process tree; the method's floor (/bin/true) is {results['rss_floor_kib']} KiB.")
+    busy = busy_note(env)
+    if busy:
+        print("warning: " + busy)
     for g in goals:
         mark = {True: "met", False: "NOT met", None: "n/a"}[g["met"]]
         print(f"goal: {g['goal']}: {mark} ({g['shown']})")
@@ -220,6 +251,8 @@ def main() -> int:
               f"peak RSS in the tool's process tree (bench/reap.c); floor of the method "
               f"(/bin/true): {results['rss_floor_kib']} KiB.")
     md.append(f"- cgroups: {env.get('cgroup_setup', '?')}.")
+    if busy:
+        md.append(f"- **warning: {busy}**")
     md.append("")
     md.append("## Goals")
     md.append("")

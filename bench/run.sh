@@ -8,7 +8,8 @@
 # refuses); the host's own mounts and v1 hierarchies are never touched.
 #
 # Exit status: 0 when every tool ran; 1 when any tool (hutch included) failed, after still
-# benchmarking and reporting the others; 2 on bad setup (not root, missing hyperfine...).
+# benchmarking and reporting the others; 2 on bad setup (not root, missing hyperfine...);
+# 130 when interrupted (Ctrl-C), after deleting containers and cgroups.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,8 +18,8 @@ export BENCH_WORK=${BENCH_WORK:-$REPO/build/bench}
 export HUTCH=${HUTCH:-$REPO/build/hutch}
 WORK=$BENCH_WORK
 RUNS=${BENCH_RUNS:-200}   # per tool, over all rounds
-ROUNDS=${BENCH_ROUNDS:-5}
-WARMUP=${BENCH_WARMUP:-5}  # per tool and round
+ROUNDS=${BENCH_ROUNDS:-10}
+WARMUP=${BENCH_WARMUP:-3}  # per tool and round
 PODMAN_RUNS=${BENCH_PODMAN_RUNS:-30}
 PODMAN_WARMUP=${BENCH_PODMAN_WARMUP:-3}
 RSS_RUNS=${BENCH_RSS_RUNS:-5}
@@ -63,7 +64,8 @@ die() {
 	exit 2
 }
 
-# status.tsv: one line per tool, "tool<TAB>ok" or "tool<TAB>FAILED<TAB>reason".
+# status.tsv: one line per tool: "tool<TAB>ok<TAB>", "tool<TAB>FAILED<TAB>reason" or
+# "tool<TAB>skipped<TAB>BENCH_SKIP".
 set_status() {
 	local tool=$1 state=$2 reason=${3:-}
 	local tmp=$DATA/status.tsv.tmp
@@ -136,7 +138,7 @@ host_cgroup2() {
 remove_cgroup_tree() {
 	local dir
 	while read -r dir; do
-		if [[ -s $dir/cgroup.procs ]]; then
+		if [[ -n $(<"$dir/cgroup.procs") ]]; then # cgroupfs files have size 0: read it
 			log "warning: cgroup $dir still has processes; leaving it"
 		else
 			rmdir "$dir" || log "warning: cannot remove cgroup $dir"
@@ -144,24 +146,29 @@ remove_cgroup_tree() {
 	done < <(find "$1" -depth -type d)
 }
 
-# New top-level cgroup2 trees that appeared during the run were made by the tools under test
-# (podman's cgroupfs manager creates libpod_parent and never removes it). Remove them when
-# empty and say so: anything but libpod_parent is a leak worth reporting.
+# Cgroups that appeared during the run were made by the tools under test. A parent that a
+# tool keeps on purpose (podman's libpod_parent with its conmon child, hutch's hutch/) is
+# removed when new and empty; any other new cgroup is a leak: reported, and removed when it
+# is in a new tree (inside a tree that existed before, another user may be creating it).
 clean_cgroup_leftovers() {
-	local cg2=$1 name
+	local cg2=$1 rel top
 	[[ -n $cg2 && -f $DATA/cgroup2-before.txt && -z ${CGROUPS_CLEANED:-} ]] || return 0
 	CGROUPS_CLEANED=1
 	: >"$DATA/cgroup-leftovers.txt"
-	while read -r name; do
-		[[ -n $name ]] || continue
-		echo "$name" >>"$DATA/cgroup-leftovers.txt"
-		if [[ $name != libpod_parent ]]; then
-			log "warning: cgroup $cg2/$name was left behind by a tool under test"
-		fi
-		remove_cgroup_tree "$cg2/$name"
-	done < <(find "$cg2" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort |
-		comm -13 "$DATA/cgroup2-before.txt" -)
+	while read -r rel; do
+		[[ -n $rel ]] || continue
+		echo "$rel" >>"$DATA/cgroup-leftovers.txt"
+		case $rel in
+		libpod_parent | libpod_parent/conmon | hutch) ;;
+		*) log "warning: cgroup $cg2/$rel was left behind by a tool under test" ;;
+		esac
+	done < <(list_cgroups "$cg2" | LC_ALL=C comm -13 "$DATA/cgroup2-before.txt" -)
+	while read -r top; do
+		[[ -z $top ]] || remove_cgroup_tree "$cg2/$top"
+	done < <(list_cgroups "$cg2" | grep -v / | LC_ALL=C comm -13 "$DATA/cgroup2-before.txt" -)
 }
+
+list_cgroups() { (cd "$1" && find . -mindepth 1 -type d -printf '%P\n' | LC_ALL=C sort); }
 
 record_env() {
 	local v layout
@@ -169,6 +176,7 @@ record_env() {
 		printf 'date\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 		printf 'kernel\t%s\n' "$(uname -r)"
 		printf 'cpus\t%s\n' "$(nproc)"
+		printf 'loadavg_start\t%s\n' "$(cut -d' ' -f1 /proc/loadavg)"
 		printf 'cpu_model\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 		printf 'hutch_commit\t%s\n' "$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
 		layout=$(stat -fc %T /sys/fs/cgroup)
@@ -197,12 +205,16 @@ outer() {
 		die "BENCH_RUNS and BENCH_ROUNDS must be positive integers, BENCH_WARMUP an integer"
 	[[ $WORK != *[[:space:]]* && $HUTCH != *[[:space:]]* ]] ||
 		die "BENCH_WORK and HUTCH must not contain whitespace: '$WORK' '$HUTCH'"
-	for tool in hyperfine gcc unshare tar "$PYTHON"; do
+	for tool in hyperfine gcc unshare tar flock timeout "$PYTHON"; do
 		command -v "$tool" >/dev/null || die "$tool not found; run 'make bench-deps'"
 	done
 	if ! /bin/busybox --list >/dev/null 2>&1; then
 		die "/bin/busybox (busybox-static) not found; run 'make bench-deps'"
 	fi
+
+	mkdir -p "$WORK"
+	exec 9>"$WORK/.lock"
+	flock -n 9 || die "another bench/run.sh is using $WORK (BENCH_WORK); wait for it to finish"
 
 	# Only what this script made, never $WORK itself (BENCH_WORK may point anywhere).
 	rm -rf "$ROOTFS" "$PODMAN_ROOTFS" "$TARBALL" "$HUTCH_ROOT" "$STATE" "$PODMAN_DIR" \
@@ -228,7 +240,8 @@ outer() {
 			if [[ -d $CG2/$tool ]]; then remove_cgroup_tree "$CG2/$tool"; fi
 		done
 		trap 'clean_cgroup_leftovers "$CG2"' EXIT
-		find "$CG2" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort >"$DATA/cgroup2-before.txt"
+		trap 'exit 130' INT TERM
+		list_cgroups "$CG2" >"$DATA/cgroup2-before.txt"
 	fi
 
 	# Everything that runs a container happens in a private mount namespace, under a
@@ -237,11 +250,16 @@ outer() {
 	rc=0
 	HUTCH_BENCH_HOST_MNTNS=$host_mntns unshare --mount --propagation private -- \
 		"$REAP" -t 30 -o "$DATA/inner-maxrss.txt" -- bash "$BENCH_DIR/run.sh" __inner || rc=$?
-	if [[ $rc != 0 ]]; then
+	if [[ $rc == 130 ]]; then
+		clean_cgroup_leftovers "$CG2"
+		log "interrupted; no report"
+		exit 130
+	elif [[ $rc != 0 ]]; then
 		log "the benchmark phase exited with status $rc (see above)"
 	fi
 
 	clean_cgroup_leftovers "$CG2"
+	printf 'loadavg_end\t%s\n' "$(cut -d' ' -f1 /proc/loadavg)" >>"$DATA/env.tsv"
 
 	for tool in "${ALL_TOOLS[@]}"; do
 		grep -q -P "^\Q$tool\E\t" "$DATA/status.tsv" ||
@@ -254,6 +272,15 @@ outer() {
 }
 
 # --- inner: runs in a private mount namespace, as a child of the subreaper ----------------
+
+on_interrupt() {
+	if [[ -n ${HYPERFINE_PID:-} ]]; then
+		kill -TERM "$HYPERFINE_PID" 2>/dev/null || true
+		wait "$HYPERFINE_PID" 2>/dev/null || true
+	fi
+	log "interrupted"
+	exit 130
+}
 
 inner_cleanup() {
 	crun --root "$STATE/crun" delete -f "$CRUN_ID" >/dev/null 2>&1 || true
@@ -287,7 +314,7 @@ smoke_test() {
 		set_status "$tool" FAILED "${argv[0]} not installed (make bench-deps)"
 		return
 	fi
-	timeout -k 5 60 "${argv[@]}" </dev/null >"$LOGS/$tool-smoke.log" 2>&1 || rc=$?
+	timeout --foreground -k 5 60 "${argv[@]}" </dev/null >"$LOGS/$tool-smoke.log" 2>&1 || rc=$?
 	if [[ $rc != 0 ]]; then
 		set_status "$tool" FAILED "exit $rc running /bin/true: $(last_line "$LOGS/$tool-smoke.log") (log: $LOGS/$tool-smoke.log)"
 		return
@@ -301,7 +328,7 @@ check_hutch() {
 		set_status hutch FAILED "$HUTCH does not exist (make build/hutch)"
 		return
 	fi
-	timeout -k 5 120 "$HUTCH" --root "$HUTCH_ROOT" image import "$TARBALL" bb \
+	timeout --foreground -k 5 120 "$HUTCH" --root "$HUTCH_ROOT" image import "$TARBALL" bb \
 		</dev/null >"$LOGS/hutch-import.log" 2>&1 || rc=$?
 	if [[ $rc != 0 ]]; then
 		set_status hutch FAILED "image import exit $rc: $(last_line "$LOGS/hutch-import.log") (log: $LOGS/hutch-import.log)"
@@ -312,7 +339,7 @@ check_hutch() {
 	# A runtime that exits 0 without running anything would win every benchmark: check
 	# that the command really runs in the image and that its exit code comes back.
 	rc=0
-	timeout -k 5 60 "$HUTCH" --root "$HUTCH_ROOT" run --rm bb /bin/sh -c "test -f /$MARKER && exit 7" \
+	timeout --foreground -k 5 60 "$HUTCH" --root "$HUTCH_ROOT" run --rm bb /bin/sh -c "test -f /$MARKER && exit 7" \
 		</dev/null >"$LOGS/hutch-check.log" 2>&1 || rc=$?
 	if [[ $rc != 7 ]]; then
 		set_status hutch FAILED "'run --rm bb /bin/sh -c \"test -f /$MARKER && exit 7\"' exited $rc, expected 7 (log: $LOGS/hutch-check.log)"
@@ -328,23 +355,40 @@ run_hyperfine() {
 	for tool in "$@"; do
 		args+=(-n "$tool" "${CMD[$tool]}")
 	done
-	timeout -k 10 "$HYPERFINE_TIMEOUT" hyperfine "${args[@]}" 2>&1 | tee "$LOGS/hyperfine-$name.log"
+	# In the background so that `wait` returns when Ctrl-C or kill comes (see on_interrupt):
+	# hyperfine itself ignores SIGINT and would go on timing.
+	local rc=0
+	timeout --foreground -k 10 "$HYPERFINE_TIMEOUT" hyperfine "${args[@]}" \
+		> >(tee "$LOGS/hyperfine-$name.log") 2>&1 &
+	HYPERFINE_PID=$!
+	wait "$HYPERFINE_PID" || rc=$?
+	HYPERFINE_PID=
+	wait # for tee (bash >= 5.1 waits for the last process substitution too)
+	return "$rc"
 }
 
 # hyperfine stops at the first failing run and writes no JSON. Mark the tool it was timing
 # as FAILED (a runtime that fails now and then is a bug to report, not noise) and time the
 # round again without it, so the others keep their numbers.
 run_round() {
-	local name=$1 warmup=$2 runs=$3 failed reason t
+	local name=$1 warmup=$2 runs=$3 failed reason t rc
 	shift 3
 	local order=("$@") rest
 	while [[ ${#order[@]} -gt 0 ]]; do
-		if run_hyperfine "$name" "$warmup" "$runs" "${order[@]}"; then
-			return 0
-		fi
+		rc=0
+		run_hyperfine "$name" "$warmup" "$runs" "${order[@]}" || rc=$?
+		[[ $rc != 0 ]] || return 0
 		rm -f "$DATA/hf-$name.json"
+		if [[ $rc -ge 128 ]]; then
+			log "hyperfine was interrupted (status $rc); stopping"
+			exit 130
+		fi
 		failed=$(grep -oP '^Benchmark \d+: \K\S+' "$LOGS/hyperfine-$name.log" | tail -n 1 || true)
-		reason=$(grep -oP 'non-zero exit code: \d+' "$LOGS/hyperfine-$name.log" | tail -n 1 || true)
+		if [[ $rc == 124 ]]; then
+			reason="no result after ${HYPERFINE_TIMEOUT}s (BENCH_TIMEOUT): hung"
+		else
+			reason=$(grep -oP 'non-zero exit code: \d+' "$LOGS/hyperfine-$name.log" | tail -n 1 || true)
+		fi
 		rest=()
 		for t in "${order[@]}"; do
 			[[ $t == "$failed" ]] || rest+=("$t")
@@ -407,8 +451,8 @@ measure_rss() {
 		tool_ok "$tool" || continue
 		read -ra argv <<<"${CMD[$tool]}"
 		for ((i = 0; i < RSS_RUNS; i++)); do
-			if ! "$REAP" -o "$DATA/rss.one" -- "${argv[@]}" </dev/null >/dev/null \
-				2>>"$LOGS/$tool-rss.log"; then
+			if ! timeout --foreground -k 5 120 "$REAP" -o "$DATA/rss.one" -- "${argv[@]}" \
+				</dev/null >/dev/null 2>>"$LOGS/$tool-rss.log"; then
 				log "$tool: a peak-RSS run failed (log: $LOGS/$tool-rss.log)"
 				continue
 			fi
@@ -426,6 +470,7 @@ inner() {
 		die "refusing to mount: not in a private mount namespace"
 	setup_cgroup2
 	trap inner_cleanup EXIT
+	trap on_interrupt INT TERM
 	inner_cleanup # a previous run killed half-way may have left a container behind
 
 	for tool in "${ALL_TOOLS[@]}"; do

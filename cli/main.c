@@ -62,6 +62,7 @@ static void default_roots(struct cli_ctx *ctx, const char *root)
 int main(int argc, char **argv)
 {
 	struct cli_ctx ctx = {.prog = "hutch", .rootless = geteuid() != 0};
+	hutch_trace("main");
 	const char *root = NULL;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {

@@ -665,6 +665,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (hutch_store_open(ctx->data_root, ctx->rootless, &store, &err) < 0 ||
 	    hutch_image_get(store, argv[img_idx], &img, &err) < 0)
 		goto out;
+	hutch_trace("image resolved");
 	spec = hutch_spec_new();
 	if (build_spec(ctx, &o, img, argc - img_idx - 1, argv + img_idx + 1, spec, &err) < 0 ||
 	    hutch_runtime_init(&rt, ctx->data_root, ctx->run_root, &err) < 0)
@@ -695,6 +696,7 @@ out:
 				rc = 125;
 		}
 	}
+	hutch_trace("destroyed");
 	hutch_runtime_fini(&rt);
 	hutch_spec_free(spec);
 	hutch_image_free(img);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
 char *xasprintf(const char *fmt, ...)
 {
@@ -274,4 +275,23 @@ bool is_hex_string(const char *s, size_t len)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return s[len] == '\0';
+}
+
+void hutch_trace(const char *phase)
+{
+	static int enabled = -1;
+	static struct timespec t0;
+	if (enabled < 0) {
+		const char *e = getenv("HUTCH_TRACE");
+		enabled = e && *e && strcmp(e, "0");
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+	}
+	if (!enabled)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double ms = (double)(now.tv_sec - t0.tv_sec) * 1e3 + (double)(now.tv_nsec - t0.tv_nsec) / 1e6;
+	char buf[128];
+	int n = snprintf(buf, sizeof(buf), "hutch-trace: %7.3f %d %s\n", ms, getpid(), phase);
+	write_all(2, buf, (size_t)n);
 }

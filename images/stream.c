@@ -38,10 +38,8 @@ struct layer_stream {
 	size_t zstd_hint; /* last ZSTD_decompressStream result: 0 = at a frame boundary */
 
 	bool eof; /* uncompressed EOF seen */
+	bool failed; /* corrupt or unreadable: every later read fails too */
 	struct sha256_ctx raw_sha, plain_sha;
-	/* The first error seen through layer_stream_read_fn, which can only pass
-	 * errno up; layer_stream_finish reports it with the full message. */
-	struct hutch_err *read_err;
 };
 
 static const char *comp_name(enum compression c)
@@ -232,12 +230,16 @@ static ssize_t read_zstd(struct layer_stream *s, uint8_t *buf, size_t len, struc
 		ZSTD_inBuffer in = {s->in, s->in_len, s->in_pos};
 		ZSTD_outBuffer out = {buf, len, 0};
 		size_t ret = ZSTD_decompressStream(s->zstd, &out, &in);
+		bool progress = in.pos != s->in_pos || out.pos > 0;
 		s->in_pos = in.pos;
 		if (ZSTD_isError(ret))
 			return hutch_fail(err, 0, "zstd data is corrupt near compressed byte %llu: %s",
 					  (unsigned long long)(s->raw_total - s->in_len + s->in_pos),
 					  ZSTD_getErrorName(ret));
-		s->zstd_hint = ret;
+		/* A call without progress (no input left) answers with the size
+		 * of a next frame header: not a sign the last frame is unfinished. */
+		if (progress)
+			s->zstd_hint = ret;
 		if (out.pos > 0)
 			return (ssize_t)out.pos;
 		if (s->in_pos == s->in_len && s->in_eof) {
@@ -254,6 +256,8 @@ static ssize_t read_zstd(struct layer_stream *s, uint8_t *buf, size_t len, struc
 
 ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct hutch_err **err)
 {
+	if (s->failed)
+		return hutch_fail(err, 0, "the layer stream already failed to read");
 	if (s->eof || len == 0)
 		return 0;
 	ssize_t n;
@@ -262,6 +266,8 @@ ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct 
 	case COMP_ZSTD: n = read_zstd(s, buf, len, err); break;
 	default: n = read_plain(s, buf, len, err); break;
 	}
+	if (n < 0)
+		s->failed = true;
 	if (n > 0 && s->comp != COMP_NONE)
 		sha256_update(&s->plain_sha, buf, (size_t)n);
 	if (n == 0)
@@ -269,35 +275,9 @@ ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct 
 	return n;
 }
 
-/* A hutch_read_fn over a layer_stream (ctx is the stream). It can only report
- * errno, so the full error is kept and given back by layer_stream_finish. */
-ssize_t layer_stream_read_fn(void *ctx, void *buf, size_t len);
-ssize_t layer_stream_read_fn(void *ctx, void *buf, size_t len)
-{
-	struct layer_stream *s = ctx;
-	struct hutch_err *e = NULL;
-	ssize_t n = layer_stream_read(s, buf, len, &e);
-	if (n >= 0)
-		return n;
-	int code = e && e->errno_ ? e->errno_ : EIO;
-	if (!s->read_err)
-		s->read_err = e;
-	else
-		hutch_err_free(&e);
-	errno = code;
-	return -1;
-}
-
 int layer_stream_finish(struct layer_stream *s, char compressed_hex[65],
 			char uncompressed_hex[65], struct hutch_err **err)
 {
-	if (s->read_err) {
-		if (err && !*err)
-			*err = steal_ptr(s->read_err);
-		else
-			hutch_err_free(&s->read_err);
-		return -1;
-	}
 	/* Drain what the tar reader left (padding after the end-of-archive
 	 * blocks) so the digests cover the whole blob. */
 	if (!s->eof) {
@@ -335,7 +315,6 @@ void layer_stream_free(struct layer_stream *s)
 		inflateEnd(&s->gz);
 	if (s->zstd)
 		ZSTD_freeDStream(s->zstd);
-	hutch_err_free(&s->read_err);
 	free(s->in);
 	free(s);
 }

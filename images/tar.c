@@ -16,7 +16,7 @@
 #include "common/util.h"
 #include "images/layer_internal.h"
 
-#define TAR_BLOCK 512
+#define BLOCK_SIZE 512
 #define TAR_BUF_SIZE (128 * 1024)
 /* A data read at least this big with nothing buffered goes straight into the
  * caller's buffer instead of through ours. */
@@ -200,7 +200,7 @@ static ssize_t read_archive(struct tar_reader *r, uint8_t *dst, size_t len, stru
 	return (ssize_t)n;
 }
 
-static uint64_t padding_for(uint64_t size) { return (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK; }
+static uint64_t padding_for(uint64_t size) { return (BLOCK_SIZE - size % BLOCK_SIZE) % BLOCK_SIZE; }
 
 /* ---- header fields ---------------------------------------------------------------- */
 
@@ -255,7 +255,7 @@ static int parse_numeric(const uint8_t *f, size_t n, int64_t *out)
 
 static bool block_is_zero(const uint8_t *b)
 {
-	for (size_t i = 0; i < TAR_BLOCK; i++)
+	for (size_t i = 0; i < BLOCK_SIZE; i++)
 		if (b[i])
 			return false;
 	return true;
@@ -267,7 +267,7 @@ static bool checksum_ok(const uint8_t *h, int64_t *stated, int64_t *computed)
 {
 	uint64_t usum = 0;
 	int64_t ssum = 0;
-	for (size_t i = 0; i < TAR_BLOCK; i++) {
+	for (size_t i = 0; i < BLOCK_SIZE; i++) {
 		uint8_t c = (i >= H_CHKSUM && i < H_CHKSUM + 8) ? ' ' : h[i];
 		usum += c;
 		ssum += (int8_t)c;
@@ -786,6 +786,15 @@ static int check_pax_records(struct tar_reader *r, const char *data, size_t len,
 	return pax_walk(r, data, len, name, check_pax_syntax, err);
 }
 
+/* "after entry 'x'" for messages about the header that follows x. */
+static char *describe_previous(const char *prev)
+{
+	if (!*prev)
+		return xstrdup("before any entry");
+	_cleanup_free_ char *shown = printable_name(prev, strlen(prev));
+	return xasprintf("after entry '%s'", shown);
+}
+
 /* Skip what the caller did not read of the previous entry. */
 static int finish_previous(struct tar_reader *r, struct hutch_err **err)
 {
@@ -821,18 +830,23 @@ int tar_next(struct tar_reader *r, const struct tar_entry **out, struct hutch_er
 
 	for (;;) {
 		bool pending = r->gnu_name || r->gnu_link || r->pax_local;
-		int got = fill(r, TAR_BLOCK, err);
+		int got = fill(r, BLOCK_SIZE, err);
 		if (got < 0) {
 			r->failed = true;
 			return -1;
 		}
-		if (got == 0 && (r->len - r->pos > 0 || pending)) {
-			_cleanup_free_ char *shown = printable_name(prev, strlen(prev));
+		if (got == 0 && r->consumed == 0 && r->len > r->pos) {
 			r->failed = true;
 			return hutch_fail(err, 0,
-					  "archive is truncated in the header after entry '%s' "
-					  "(at byte %" PRIu64 ")",
-					  shown, r->consumed);
+					  "not a tar archive: %zu bytes, less than one tar header",
+					  r->len - r->pos);
+		}
+		if (got == 0 && (r->len - r->pos > 0 || pending)) {
+			_cleanup_free_ char *after = describe_previous(prev);
+			r->failed = true;
+			return hutch_fail(err, 0,
+					  "archive is truncated in the header at byte %" PRIu64 " (%s)",
+					  r->consumed, after);
 		}
 		/* Ending at a header boundary without the two zero blocks is
 		 * accepted, as Go and GNU tar do; the blob digest is what
@@ -844,12 +858,12 @@ int tar_next(struct tar_reader *r, const struct tar_entry **out, struct hutch_er
 		const uint8_t *h = r->buf + r->pos;
 		if (block_is_zero(h)) {
 			if (pending) {
-				_cleanup_free_ char *shown = printable_name(prev, strlen(prev));
+				_cleanup_free_ char *after = describe_previous(prev);
 				r->failed = true;
 				return hutch_fail(err, 0,
 						  "archive ends right after a long-name or pax "
-						  "header (after entry '%s')",
-						  shown);
+						  "header at byte %" PRIu64 " (%s)",
+						  r->consumed, after);
 			}
 			r->done = true;
 			return 0;
@@ -862,6 +876,11 @@ int tar_next(struct tar_reader *r, const struct tar_entry **out, struct hutch_er
 		if (!checksum_ok(h, &stated, &computed)) {
 			_cleanup_free_ char *shown = printable_name(name, strlen(name));
 			r->failed = true;
+			if (r->consumed == 0)
+				return hutch_fail(err, 0,
+						  "not a tar archive: the first header's checksum "
+						  "does not match (plain tar, gzip and zstd are "
+						  "supported)");
 			if (stated < 0)
 				return hutch_fail(err, 0,
 						  "layer entry '%s': header at byte %" PRIu64
@@ -876,9 +895,9 @@ int tar_next(struct tar_reader *r, const struct tar_entry **out, struct hutch_er
 
 		/* The header block stays in r->buf until consumed; copy it, as
 		 * reading metadata data below refills the buffer. */
-		uint8_t hdr[TAR_BLOCK];
-		memcpy(hdr, h, TAR_BLOCK);
-		consume(r, TAR_BLOCK);
+		uint8_t hdr[BLOCK_SIZE];
+		memcpy(hdr, h, BLOCK_SIZE);
+		consume(r, BLOCK_SIZE);
 		enum tar_format fmt = header_format(hdr);
 		uint8_t type = hdr[H_TYPE];
 

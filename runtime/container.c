@@ -334,6 +334,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	if (mounts_setup_rootfs(&a->mctx, &rootfd, &err) < 0 ||
 	    mounts_setup_container(&a->mctx, rootfd, &err) < 0)
 		child_fail(a, code, err);
+	hutch_trace("child: mounts done");
 	/* The working directory is created if missing, as Docker does. */
 	int cwdfd = root_open_dir_p(rootfd, spec->process.cwd, true, &err);
 	if (cwdfd < 0)
@@ -341,6 +342,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	close(cwdfd);
 	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0)
 		child_fail(a, code, err);
+	hutch_trace("child: pivoted");
 	close(rootfd);
 
 	struct user_ids u;
@@ -406,6 +408,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	for (int s = 1; s < _NSIG; s++)
 		if (s != SIGKILL && s != SIGSTOP)
 			signal(s, SIG_DFL);
+	hutch_trace("child: exec");
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	exec_command(a, env);
 }
@@ -414,14 +417,12 @@ static int make_container_dirs(const struct hutch_runtime *rt, const char *id,
 			       struct hutch_container *c, struct hutch_err **err)
 {
 	c->data_dir = xasprintf("%s/containers/%s", rt->data_root, id);
-	c->run_dir = xasprintf("%s/containers/%s", rt->run_root, id);
 	if (mkdir(c->data_dir, 0700) < 0)
 		return hutch_fail_sys(err, "create %s", c->data_dir);
 	c->created_data = true;
-	if (mkdir(c->run_dir, 0700) < 0)
-		return hutch_fail_sys(err, "create %s", c->run_dir);
-	c->created_run = true;
-	static const char *const sub[] = {"upper", "work", "rootfs"};
+	/* The overlay is mounted over data_dir itself (in the container's mount
+	 * namespace only): one directory fewer to create and remove per run. */
+	static const char *const sub[] = {"upper", "work"};
 	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
 		_cleanup_free_ char *p = xasprintf("%s/%s", c->data_dir, sub[i]);
 		if (mkdir(p, 0755) < 0)
@@ -499,6 +500,8 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		goto fail;
 	if (cgroup_create(rt, spec, &c->cg, err) < 0)
 		goto fail;
+	hutch_trace("dirs and cgroup created");
+	hutch_trace("seccomp: prepare");
 	if (spec->seccomp == HUTCH_SECCOMP_DEFAULT && !spec->privileged) {
 		_cleanup_free_ char *cache = xasprintf("%s/cache", rt->run_root);
 		prog = xcalloc(1, sizeof(*prog));
@@ -517,7 +520,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 
 	upper = xasprintf("%s/upper", c->data_dir);
 	work = xasprintf("%s/work", c->data_dir);
-	rootfs = xasprintf("%s/rootfs", c->data_dir);
+	rootfs = xstrdup(c->data_dir);
 	struct child_args a = {
 		.rt = rt,
 		.spec = spec,
@@ -551,6 +554,8 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		ca.cgroup = (uint64_t)c->cg.dirfd;
 	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid > 0)
+		hutch_trace("cloned");
 	if (pid < 0) {
 		hutch_fail_sys(err, "create the container process (clone3)");
 		goto fail;
@@ -584,6 +589,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	}
 	if (read_report(report[0], err) < 0)
 		goto fail_reap;
+	hutch_trace("exec reported");
 	if (spec->process.terminal) {
 		c->pty_master = recv_fd(ptys[0]);
 		if (c->pty_master < 0) {
@@ -657,6 +663,7 @@ int hutch_container_reap(struct hutch_container *c, struct hutch_exit *st, struc
 	}
 	st->memory_limit = c->memory_limit;
 	st->oom_killed = cgroup_oom_kills(&c->cg) > 0;
+	hutch_trace("reaped");
 	return 0;
 }
 
@@ -674,14 +681,11 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		ret = -1;
 	if (c->created_data && remove_tree_at(AT_FDCWD, c->data_dir, ret ? NULL : err) < 0)
 		ret = -1;
-	if (c->created_run && remove_tree_at(AT_FDCWD, c->run_dir, ret ? NULL : err) < 0)
-		ret = -1;
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	if (c->pty_master >= 0)
 		close(c->pty_master);
 	free(c->data_dir);
-	free(c->run_dir);
 	free(c->id);
 	free(c);
 	return ret;

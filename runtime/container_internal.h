@@ -5,8 +5,8 @@
 struct hutch_container {
 	struct hutch_runtime *rt;
 	char *id;
-	char *data_dir, *run_dir;
-	bool created_data, created_run;
+	char *data_dir; /* DATA/containers/ID: upper/ and work/ of the overlay */
+	bool created_data;
 	struct cgroup cg;
 	pid_t pid;
 	int pidfd;

@@ -44,9 +44,17 @@ int hutch_container_attach_wait(struct hutch_container *c, struct hutch_exit *st
 	}
 	enum { EV_PID, EV_SIG, EV_STDIN, EV_PTY };
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = EV_PID};
-	epoll_ctl(ep, EPOLL_CTL_ADD, c->pidfd, &ev);
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, c->pidfd, &ev) < 0) {
+		int e = errno;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return hutch_fail(err, e, "watch container %.12s (pidfd %d)", c->id, c->pidfd);
+	}
 	ev.data.u32 = EV_SIG;
-	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev) < 0) {
+		int e = errno;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return hutch_fail(err, e, "watch signals");
+	}
 
 	struct termios saved;
 	bool raw = false;
