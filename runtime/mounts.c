@@ -389,6 +389,9 @@ static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
 				    makedev(devices[i].major, devices[i].minor)) < 0 &&
 			    errno != EEXIST)
 				return hutch_fail_sys(err, "create /dev/%s", devices[i].name);
+			/* mknod applies the umask; these nodes are world-writable */
+			if (fchmodat(dev, devices[i].name, 0666, 0) < 0)
+				return hutch_fail_sys(err, "chmod /dev/%s", devices[i].name);
 			continue;
 		}
 		/* In a user namespace mknod is not allowed: bind the host's node. */

@@ -1,0 +1,43 @@
+#!/bin/bash
+# `make demo`: build a busybox image, import it, and show what a hutch container
+# is. Everything lives under build/demo (--root), removed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HUTCH=$(realpath "${HUTCH:-build/hutch}")
+ROOT=$(mktemp -d "${TMPDIR:-/tmp}/hutch-demo.XXXXXX")
+trap 'rm -rf "$ROOT"' EXIT
+h() { "$HUTCH" --root "$ROOT/state" "$@"; }
+step() { printf '\n\033[1m$ hutch %s\033[0m\n' "$*"; }
+
+tests/lib/make-busybox-rootfs.sh "$ROOT/rootfs" "$ROOT/busybox.tar.gz"
+mkdir -p "$ROOT/data" && echo "hello from the host" >"$ROOT/data/greeting.txt"
+
+step image import busybox.tar.gz bb
+h image import "$ROOT/busybox.tar.gz" bb
+step image ls
+h image ls
+
+step run --rm bb echo hello from a container
+h run --rm bb echo hello from a container
+
+step run --rm bb sh -c 'hostname; echo pid \$\$; ps; grep Cap /proc/self/status'
+h run --rm bb sh -c 'hostname; echo "pid $$"; ps; grep -E "CapEff|NoNewPrivs|Seccomp:" /proc/self/status'
+
+step "run --rm -e A=1 -v ./data:/data:ro --tmpfs /tmp -w /data --user 1000:1000 --hostname box --read-only --cap-drop NET_RAW --network none bb sh -c 'id; ls /data; ...'"
+(cd "$ROOT" && h run --rm -e A=1 -v ./data:/data:ro --tmpfs /tmp -w /data --user 1000:1000 \
+	--hostname box --read-only --cap-drop NET_RAW --network none bb \
+	sh -c 'id; hostname; cat /data/greeting.txt; echo "A=$A"; touch /x || true; touch /data/y || true; touch /tmp/ok && echo "/tmp is writable"; ip link 2>/dev/null | grep -c "^[0-9]" | sed "s/^/interfaces: /"')
+
+step "run --rm bb sh -c 'echo scribble > /etc/motd'   # then look again"
+h run --rm bb sh -c 'echo scribble > /etc/motd; cat /etc/motd'
+h run --rm bb sh -c 'cat /etc/motd 2>/dev/null || echo "/etc/motd: gone (writes never change the image)"'
+
+step "run --rm bb sh -c 'exit 42'"
+set +e
+h run --rm bb sh -c 'exit 42'
+echo "exit code: $?"
+step "run --rm bb no-such-command"
+h run --rm bb no-such-command
+echo "exit code: $?"
+set -e
+printf '\nDemo done. Try: %s --root %s run --rm -it bb sh\n' "$HUTCH" "<dir>"
