@@ -76,9 +76,8 @@ static void warn_unenforced(const struct hutch_runtime *rt, const struct hutch_s
 	if (!*missing || rt->quiet)
 		return;
 	fprintf(stderr,
-		"hutch: warning: not enforced:%s (%s; on a hybrid cgroup host these controllers "
-		"belong to cgroup v1, which hutch does not use). The container runs without "
-		"these limits.\n",
+		"hutch: warning: not enforced:%s (%s). The container runs without these "
+		"limits.\n",
 		missing, where);
 }
 
@@ -94,11 +93,37 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 			warn_unenforced(rt, spec, cg, "no cgroup v2 hierarchy is mounted");
 		return 0;
 	}
-	_cleanup_close_ int rootfd = open(unified, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Root uses <unified>/hutch; an unprivileged user only the subtree it was
+	 * delegated: its own cgroup (e.g. systemd's user@UID.service), if writable. */
+	_cleanup_free_ char *base = NULL;
+	if (rt->rootless) {
+		_cleanup_free_ char *self = NULL;
+		if (read_file_at(AT_FDCWD, "/proc/self/cgroup", &self, NULL, NULL) == 0) {
+			char *line = strstr(self, "0::");
+			if (line) {
+				line += 3;
+				line[strcspn(line, "\n")] = '\0';
+				/* the leaf holds our own process: go one level up */
+				char *slash = strrchr(line, '/');
+				if (slash && slash != line)
+					*slash = '\0';
+				base = xasprintf("%s%s", unified, strcmp(line, "/") ? line : "");
+			}
+		}
+	}
+	_cleanup_close_ int rootfd =
+		open(base ? base : unified, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
-		return hutch_fail_sys(err, "open %s", unified);
+		return hutch_fail_sys(err, "open %s", base ? base : unified);
+	if (rt->rootless && (!base || faccessat(rootfd, "cgroup.procs", W_OK, AT_EACCESS) < 0)) {
+		if (wants_limits)
+			warn_unenforced(rt, spec, cg, "no delegated cgroup v2 subtree for this user");
+		return 0;
+	}
+	if (base)
+		unified = base;
 	if (mkdirat(rootfd, "hutch", 0755) < 0 && errno != EEXIST) {
-		if (errno == EACCES || errno == EPERM || errno == EROFS) {
+		if (rt->rootless && (errno == EACCES || errno == EPERM || errno == EROFS)) {
 			/* Rootless without a delegated subtree: no cgroup at all. */
 			if (wants_limits)
 				warn_unenforced(rt, spec, cg,
@@ -163,7 +188,9 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		return hutch_err_wrap(err, "set cgroup limits");
 	}
 	if (wants_limits)
-		warn_unenforced(rt, spec, cg, "the cgroup v2 hierarchy here lacks them");
+		warn_unenforced(rt, spec, cg,
+				"cgroup v2 here lacks these controllers; on a hybrid host they "
+				"belong to cgroup v1, which hutch never touches");
 	return 0;
 }
 

@@ -108,7 +108,8 @@ static int drop_privileges(const struct hutch_spec *spec, const struct user_ids 
 			return hutch_fail_sys(err, "drop capability %d from the bounding set", c);
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		return hutch_fail_sys(err, "keep capabilities");
-	if (setgroups(u->n_groups, u->groups) < 0)
+	/* A single-id user namespace has setgroups denied: keep what we have. */
+	if (setgroups(u->n_groups, u->groups) < 0 && !(errno == EPERM && spec->userns))
 		return hutch_fail_sys(err, "setgroups");
 	if (setresgid(u->gid, u->gid, u->gid) < 0)
 		return hutch_fail_sys(err, "setgid %u", u->gid);

@@ -185,6 +185,8 @@ static void append_fs_log(int fsfd, struct hutch_err **err)
 	char line[512];
 	ssize_t n;
 	while ((n = read(fsfd, line, sizeof(line) - 1)) > 0) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+			n--;
 		line[n] = '\0';
 		char *joined = xasprintf("%s (%s)", (*err)->msg, line);
 		free((*err)->msg);
@@ -305,6 +307,37 @@ int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hut
 	return 0;
 }
 
+static bool gid_is_mapped(const struct hutch_spec *spec, gid_t gid)
+{
+	if (!spec->userns)
+		return true;
+	for (size_t i = 0; i < spec->n_gid_map; i++)
+		if (gid >= spec->gid_map[i].container_id &&
+		    gid - spec->gid_map[i].container_id < spec->gid_map[i].size)
+			return true;
+	return false;
+}
+
+/* Remove one exact option from a comma-separated list, in place. */
+static void strip_option(char *list, const char *opt)
+{
+	size_t ol = strlen(opt);
+	for (char *p = list; (p = strstr(p, opt));) {
+		bool start = p == list || p[-1] == ',';
+		bool end = p[ol] == ',' || p[ol] == '\0';
+		if (!start || !end) {
+			p += ol;
+			continue;
+		}
+		if (p[ol] == ',')
+			memmove(p, p + ol + 1, strlen(p + ol + 1) + 1);
+		else if (p > list)
+			p[-1] = '\0';
+		else
+			*p = '\0';
+	}
+}
+
 static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch_mount *m,
 		     struct hutch_err **err)
 {
@@ -343,6 +376,9 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 		target = root_open_dir_p(rootfd, m->destination, true, err);
 		if (target < 0)
 			goto out;
+		/* devpts' gid=5 (tty) only exists if gid 5 is mapped into the userns. */
+		if (!strcmp(m->type, "devpts") && o.data && !gid_is_mapped(ctx->spec, 5))
+			strip_option(o.data, "gid=5");
 		/* cgroup2 can be absent (an old kernel, or hidden); not fatal. */
 		mfd = fs_mount_detached(m->type, m->source, o.data, o.attr_set, err);
 		if (mfd < 0) {
