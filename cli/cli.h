@@ -12,6 +12,11 @@ struct cli_ctx {
 
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_exec(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
+/* stop, kill, rm, inspect */
+int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 
 /* Print "hutch: msg" and return 125 (or the error's own exit code). */
 struct hutch_err;

@@ -16,6 +16,13 @@ static void usage(FILE *out)
 	      "\n"
 	      "Commands:\n"
 	      "  run [OPTIONS] IMAGE [COMMAND [ARG...]]  run a command in a new container\n"
+	      "  ps [-a] [-q] [--format json]            list containers\n"
+	      "  exec [-it] [-e K=V] [-u U] [-w DIR] CONTAINER CMD...  run a command in it\n"
+	      "  logs [-f] [--tail N] CONTAINER          a detached container's output\n"
+	      "  stop [-t SECONDS] CONTAINER...          stop signal, then SIGKILL (default 10 s)\n"
+	      "  kill [-s SIGNAL] CONTAINER...           send a signal (default SIGKILL)\n"
+	      "  rm [-f] CONTAINER...                    remove stopped containers (-f: kill first)\n"
+	      "  inspect CONTAINER...                    state as JSON\n"
 	      "  image import SRC [NAME]                 import a rootfs tarball or directory\n"
 	      "  image ls [--format json] [-q]           list images (also: images)\n"
 	      "  image rm NAME...                        remove images (also: rmi)\n"
@@ -99,6 +106,15 @@ int main(int argc, char **argv)
 	int rc;
 	if (!strcmp(verb, "run")) {
 		rc = cmd_run(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "ps")) {
+		rc = cmd_ps(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "exec")) {
+		rc = cmd_exec(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "logs")) {
+		rc = cmd_logs(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "stop") || !strcmp(verb, "kill") || !strcmp(verb, "rm") ||
+		   !strcmp(verb, "inspect")) {
+		rc = cmd_ctr(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "image")) {
 		rc = cmd_image(&ctx, sub_argc - 1, sub_argv + 1);
 	} else if (!strcmp(verb, "images")) {

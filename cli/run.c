@@ -22,14 +22,15 @@ struct run_opts {
 	const char *memory, *memory_swap, *cpus, *pids_limit, *stop_signal;
 	const char **env, **volumes, **tmpfs, **cap_add, **cap_drop, **ulimits, **env_files;
 	size_t n_env, n_volumes, n_tmpfs, n_cap_add, n_cap_drop, n_ulimits, n_env_files;
-	bool entrypoint_set;
+	bool entrypoint_set, detach;
 };
 
 static void run_usage(FILE *out)
 {
 	fputs("Usage: hutch run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
 	      "\n"
-	      "  --rm                   remove the container when it exits (always, for now)\n"
+	      "  -d, --detach           run in the background and print the container id\n"
+	      "  --rm                   remove the container when it exits\n"
 	      "  -i, --interactive      keep stdin open\n"
 	      "  -t, --tty              allocate a pseudo-terminal\n"
 	      "  -e, --env K=V|K        set an environment variable (K alone: from here)\n"
@@ -152,10 +153,7 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 		break;
 	case O_STOPSIG: o->stop_signal = v; break;
 	case O_HELP: run_usage(stdout); exit(0);
-	case O_DETACH:
-		fprintf(stderr, "hutch: run -d (detached containers) is not available yet; run in "
-				"the foreground\n");
-		return -1;
+	case O_DETACH: o->detach = true; break;
 	}
 	return 0;
 }
@@ -466,6 +464,9 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 		return -1;
 	spec->id = xstrdup(id);
 	spec->image = xstrdup(img->name);
+	spec->image_id = xstrdup(img->id);
+	spec->auto_remove = o->rm;
+	spec->detached = o->detach;
 	spec->name = o->name ? xstrdup(o->name) : NULL;
 	spec->hostname = strndup(o->hostname ? o->hostname : id, o->hostname ? 64 : 12);
 	set_strv(&spec->root.layers, &spec->root.n_layers, img->layer_dirs, img->n_layers);
@@ -672,6 +673,17 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	rt.quiet = ctx->quiet;
 	rt.rootless = ctx->rootless;
+	if (o.detach) {
+		if (o.interactive) {
+			hutch_fail(&err, 0, "-d and -i cannot be combined: a detached container has no stdin");
+			goto out;
+		}
+		if (hutch_container_run_detached(&rt, spec, &err) < 0)
+			goto out;
+		printf("%s\n", spec->id);
+		rc = 0;
+		goto out;
+	}
 	struct hutch_io io = {.stdin_fd = 0, .stdout_fd = 1, .stderr_fd = 2};
 	if (hutch_container_start(&rt, spec, &io, &c, &err) < 0)
 		goto out;

@@ -37,28 +37,31 @@ enum hutch_net_mode {
 	HUTCH_NET_PATH, /* join the netns at net_path (prepared by net/) */
 };
 
+/* What runs: for the container's pid 1, and for `exec`. */
+struct hutch_process {
+	char **args; /* argv; args[0] looked up in PATH inside the container */
+	size_t n_args;
+	char **env; /* "K=V" */
+	size_t n_env;
+	char *cwd; /* absolute; "/" when empty */
+	char *user; /* "uid[:gid]" or "name[:group]", resolved inside the container */
+	bool terminal; /* allocate a pty inside the container */
+	bool interactive; /* keep stdin open (else /dev/null) */
+	bool init; /* run a tiny reaper as pid 1 */
+	bool no_new_privileges;
+	uint64_t caps; /* bounding = permitted = effective for uid 0 */
+	struct hutch_rlimit *rlimits;
+	size_t n_rlimits;
+	int stop_signal;
+};
+
 struct hutch_spec {
 	char *id; /* 64 hex */
 	char *name; /* optional, unique name */
 	char *image; /* image reference, informational */
 	char *hostname;
 
-	struct {
-		char **args; /* argv; args[0] looked up in PATH inside the container */
-		size_t n_args;
-		char **env; /* "K=V" */
-		size_t n_env;
-		char *cwd; /* absolute; "/" when empty */
-		char *user; /* "uid[:gid]" or "name[:group]", resolved inside the container */
-		bool terminal; /* allocate a pty inside the container */
-		bool interactive; /* keep stdin open (else /dev/null) */
-		bool init; /* run a tiny reaper as pid 1 */
-		bool no_new_privileges;
-		uint64_t caps; /* bounding = permitted = effective for uid 0 */
-		struct hutch_rlimit *rlimits;
-		size_t n_rlimits;
-		int stop_signal;
-	} process;
+	struct hutch_process process;
 
 	struct {
 		char **layers; /* read-only layer dirs, lowest first */
@@ -88,6 +91,9 @@ struct hutch_spec {
 
 	enum hutch_seccomp_mode seccomp;
 	bool privileged;
+	bool auto_remove; /* --rm: remove rw layer and state when it exits */
+	bool detached; /* output goes to the container's log, not to a terminal */
+	char *image_id;
 };
 
 /* Where the runtime keeps container state (rw layers, state files). */
@@ -149,6 +155,91 @@ int hutch_container_reap(struct hutch_container *c, struct hutch_exit *status,
 			 struct hutch_err **err);
 /* Remove cgroup, rw layer and state; frees c. Safe to call after a failed reap. */
 int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err);
+
+/* ---- lifecycle: state of containers that outlive the command that made them --- */
+
+enum hutch_status { HUTCH_CREATED = 0, HUTCH_RUNNING, HUTCH_EXITED };
+
+/* DATA/containers/ID/state.json: what `ps`, `exec`, `stop`, `logs`, `rm` and
+ * `inspect` need, written atomically by whoever owns the container. */
+struct hutch_state {
+	char id[65];
+	char *name;
+	char *image, *image_id;
+	char *command; /* args joined by spaces, for display */
+	int64_t created_ns, started_ns, finished_ns;
+	enum hutch_status status;
+	pid_t pid;
+	uint64_t pid_start; /* /proc/PID/stat starttime: guards against pid reuse */
+	pid_t monitor_pid;
+	uint64_t monitor_start;
+	int exit_code;
+	bool oom_killed;
+	bool auto_remove, detached;
+	char *cgroup; /* path of its cgroup, if any */
+	char *hostname;
+	/* the process settings that `exec` reuses */
+	struct hutch_process process;
+	bool seccomp; /* default profile applied */
+	bool userns;
+	enum hutch_net_mode net_mode;
+};
+
+struct hutch_state_list {
+	struct hutch_state **items;
+	size_t n;
+};
+
+/* Load one container by full id, unique id prefix or name. Stale records (a
+ * monitor that died) are reconciled on the way: the container is killed if it
+ * still runs, its cgroup removed, and it is marked exited (or removed, --rm). */
+int hutch_state_find(struct hutch_runtime *rt, const char *ref, struct hutch_state **out,
+		     struct hutch_err **err);
+int hutch_state_list(struct hutch_runtime *rt, struct hutch_state_list *out,
+		     struct hutch_err **err);
+void hutch_state_free(struct hutch_state *s);
+void hutch_state_list_free(struct hutch_state_list *l);
+/* The state as JSON text (for inspect and ps --format json); caller frees. */
+char *hutch_state_to_json(const struct hutch_state *s, bool pretty);
+const char *hutch_status_name(enum hutch_status st);
+
+/* Detached: fork a monitor that starts the container, collects its output into
+ * its log and its exit status, and cleans up when it ends. Returns once the
+ * container runs (or failed to start: then nothing is left). */
+int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
+				 struct hutch_err **err);
+
+/* Send sig to the container's pid 1 (identity checked). */
+int hutch_state_signal(struct hutch_runtime *rt, const struct hutch_state *s, int sig,
+		       struct hutch_err **err);
+/* Stop signal, then SIGKILL after timeout_s; returns when the monitor has
+ * recorded the exit. */
+int hutch_state_stop(struct hutch_runtime *rt, const struct hutch_state *s, int timeout_s,
+		     struct hutch_err **err);
+/* Remove an exited container (force: kill it first). */
+int hutch_state_remove(struct hutch_runtime *rt, const struct hutch_state *s, bool force,
+		       struct hutch_err **err);
+/* Wait (up to timeout_ms, -1 forever) until the container has exited and its
+ * monitor recorded it. 0 if so, 1 on timeout. */
+int hutch_state_wait_exited(struct hutch_runtime *rt, const struct hutch_state *s, int timeout_ms,
+			    struct hutch_err **err);
+
+/* Run a process in a running container's namespaces and cgroup, with the
+ * container's security settings; returns its exit status. */
+struct hutch_exec_opts {
+	char **args;
+	size_t n_args;
+	char **env; /* added to the container's */
+	size_t n_env;
+	const char *user, *cwd;
+	bool terminal, interactive;
+};
+int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
+	       const struct hutch_exec_opts *o, const struct hutch_io *io, struct hutch_exit *st,
+	       struct hutch_err **err);
+
+/* The container's log (CRI format lines): DATA/containers/ID/container.log */
+char *hutch_state_log_path(const struct hutch_runtime *rt, const struct hutch_state *s);
 
 /* Docker's 14 default capabilities (CapEff 00000000a80425fb). */
 #define HUTCH_DEFAULT_CAPS 0x00000000a80425fbULL

@@ -6,16 +6,24 @@
  * capabilities the container holds. Syscall names the installed libseccomp
  * does not know are skipped, as Docker does.
  *
+ * EPERM is right for what the profile denies on purpose, but wrong for a
+ * syscall newer than the profile: libc tries the new call (fchmodat2,
+ * futex_wake...) and falls back to the old one only on ENOSYS. So, as runc
+ * does, a short BPF prefix answers ENOSYS for numbers above the highest one
+ * the table names for each ABI (see "The ENOSYS prefix" below).
+ *
  * Compiling ~350 rules with libseccomp costs milliseconds, which is most of a
  * container start, so the exported BPF is cached per (profile, relevant caps,
- * libseccomp version, arch) and a start is then one read and one seccomp(). */
+ * libseccomp build, arch) and a start is then one read and one seccomp(). */
 #include "runtime/seccomp_internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -74,12 +82,16 @@ struct rule_group {
 
 /* Modelled on moby/moby profiles/seccomp/default.json; the groups follow its
  * entries in order. Docker's "minKernel 4.8" entry is unconditional here:
- * hutch needs clone3 and openat2, so kernels older than 5.6 do not occur. */
+ * hutch needs clone3 and openat2, so kernels older than 5.6 do not occur.
+ * Includes Docker's additions for kernels 5.17 to 6.13 (moby#47341, #50077,
+ * #50097: cachestat, fchmodat2, futex_wake..., listmount, statmount, mseal,
+ * *xattrat; lsm_* only with CAP_SYS_ADMIN). A libseccomp too old to know one
+ * of them skips it, and the ENOSYS prefix then answers for it. */
 static const struct rule_group default_profile[] = {
 	{.action = SCMP_ACT_ALLOW,
 	 .names = NAMES(
-		 "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk", "capget",
-		 "capset", "chdir", "chmod", "chown", "chown32", "clock_adjtime",
+		 "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk", "cachestat",
+		 "capget", "capset", "chdir", "chmod", "chown", "chown32", "clock_adjtime",
 		 "clock_adjtime64", "clock_getres", "clock_getres_time64", "clock_gettime",
 		 "clock_gettime64", "clock_nanosleep", "clock_nanosleep_time64", "close",
 		 "close_range", "connect", "copy_file_range", "creat", "dup", "dup2", "dup3",
@@ -87,36 +99,40 @@ static const struct rule_group default_profile[] = {
 		 "epoll_pwait2", "epoll_wait", "epoll_wait_old", "eventfd", "eventfd2", "execve",
 		 "execveat", "exit", "exit_group", "faccessat", "faccessat2", "fadvise64",
 		 "fadvise64_64", "fallocate", "fanotify_mark", "fchdir", "fchmod", "fchmodat",
-		 "fchown", "fchown32", "fchownat", "fcntl", "fcntl64", "fdatasync", "fgetxattr",
-		 "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr", "fstat", "fstat64",
-		 "fstatat64", "fstatfs", "fstatfs64", "fsync", "ftruncate", "ftruncate64",
-		 "futex", "futex_time64", "futex_waitv", "futimesat", "getcpu", "getcwd",
-		 "getdents", "getdents64", "getegid", "getegid32", "geteuid", "geteuid32",
-		 "getgid", "getgid32", "getgroups", "getgroups32", "getitimer", "getpeername",
-		 "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom",
-		 "getresgid", "getresgid32", "getresuid", "getresuid32", "getrlimit",
-		 "get_robust_list", "getrusage", "getsid", "getsockname", "getsockopt",
-		 "get_thread_area", "gettid", "gettimeofday", "getuid", "getuid32", "getxattr",
+		 "fchmodat2", "fchown", "fchown32", "fchownat", "fcntl", "fcntl64", "fdatasync",
+		 "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr", "fstat",
+		 "fstat64", "fstatat64", "fstatfs", "fstatfs64", "fsync", "ftruncate",
+		 "ftruncate64", "futex", "futex_requeue", "futex_time64", "futex_wait",
+		 "futex_waitv", "futex_wake", "futimesat", "getcpu", "getcwd", "getdents",
+		 "getdents64", "getegid", "getegid32", "geteuid", "geteuid32", "getgid",
+		 "getgid32", "getgroups", "getgroups32", "getitimer", "getpeername", "getpgid",
+		 "getpgrp", "getpid", "getppid", "getpriority", "getrandom", "getresgid",
+		 "getresgid32", "getresuid", "getresuid32", "getrlimit", "get_robust_list",
+		 "getrusage", "getsid", "getsockname", "getsockopt", "get_thread_area", "gettid",
+		 "gettimeofday", "getuid", "getuid32", "getxattr", "getxattrat",
 		 "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch",
 		 "io_cancel", "ioctl", "io_destroy", "io_getevents", "io_pgetevents",
 		 "io_pgetevents_time64", "ioprio_get", "ioprio_set", "io_setup", "io_submit",
 		 "io_uring_enter", "io_uring_register", "io_uring_setup", "ipc", "kill",
 		 "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self",
-		 "lchown", "lchown32", "lgetxattr", "link", "linkat", "listen", "listxattr",
-		 "llistxattr", "_llseek", "lremovexattr", "lseek", "lsetxattr", "lstat",
-		 "lstat64", "madvise", "membarrier", "memfd_create", "memfd_secret", "mincore",
-		 "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall", "mmap",
-		 "mmap2", "mprotect", "mq_getsetattr", "mq_notify", "mq_open",
+		 "lchown", "lchown32", "lgetxattr", "link", "linkat", "listen", "listmount",
+		 "listxattr", "listxattrat", "llistxattr", "_llseek", "lremovexattr", "lseek",
+		 "lsetxattr", "lstat", "lstat64", "madvise", "map_shadow_stack", "membarrier",
+		 "memfd_create", "memfd_secret", "mincore", "mkdir", "mkdirat", "mknod",
+		 "mknodat", "mlock", "mlock2", "mlockall", "mmap", "mmap2", "mprotect",
+		 "mq_getsetattr", "mq_notify", "mq_open",
 		 "mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend",
 		 "mq_timedsend_time64", "mq_unlink", "mremap", "msgctl", "msgget", "msgrcv",
-		 "msgsnd", "msync", "munlock", "munlockall", "munmap", "name_to_handle_at",
+		 "msgsnd", "mseal", "msync", "munlock", "munlockall", "munmap",
+		 "name_to_handle_at",
 		 "nanosleep", "newfstatat", "_newselect", "open", "openat", "openat2", "pause",
 		 "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free",
 		 "pkey_mprotect", "poll", "ppoll", "ppoll_time64", "prctl", "pread64", "preadv",
 		 "preadv2", "prlimit64", "process_mrelease", "pselect6", "pselect6_time64",
 		 "pwrite64", "pwritev", "pwritev2", "read", "readahead", "readlink",
 		 "readlinkat", "readv", "recv", "recvfrom", "recvmmsg", "recvmmsg_time64",
-		 "recvmsg", "remap_file_pages", "removexattr", "rename", "renameat", "renameat2",
+		 "recvmsg", "remap_file_pages", "removexattr", "removexattrat", "rename",
+		 "renameat", "renameat2",
 		 "restart_syscall", "rmdir", "rseq", "rt_sigaction", "rt_sigpending",
 		 "rt_sigprocmask", "rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend",
 		 "rt_sigtimedwait", "rt_sigtimedwait_time64", "rt_tgsigqueueinfo",
@@ -130,10 +146,12 @@ static const struct rule_group default_profile[] = {
 		 "setgroups32", "setitimer", "setpgid", "setpriority", "setregid", "setregid32",
 		 "setresgid", "setresgid32", "setresuid", "setresuid32", "setreuid",
 		 "setreuid32", "setrlimit", "set_robust_list", "setsid", "setsockopt",
-		 "set_thread_area", "set_tid_address", "setuid", "setuid32", "setxattr", "shmat",
+		 "set_thread_area", "set_tid_address", "setuid", "setuid32", "setxattr",
+		 "setxattrat", "shmat",
 		 "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4",
 		 "sigprocmask", "sigreturn", "socketcall", "socketpair", "splice", "stat",
-		 "stat64", "statfs", "statfs64", "statx", "symlink", "symlinkat", "sync",
+		 "stat64", "statfs", "statfs64", "statmount", "statx", "symlink", "symlinkat",
+		 "sync",
 		 "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create",
 		 "timer_delete", "timer_getoverrun", "timer_gettime", "timer_gettime64",
 		 "timer_settime", "timer_settime64", "timerfd_create", "timerfd_gettime",
@@ -162,13 +180,15 @@ static const struct rule_group default_profile[] = {
 	{.action = SCMP_ACT_ALLOW, .if_arches = A_X86_64 | A_X32 | A_X86, .names = NAMES("modify_ldt")},
 	{.action = SCMP_ACT_ALLOW, .if_arches = A_S390 | A_S390X,
 	 .names = NAMES("s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr")},
-	{.action = SCMP_ACT_ALLOW, .if_arches = A_RISCV64, .names = NAMES("riscv_flush_icache")},
+	{.action = SCMP_ACT_ALLOW, .if_arches = A_RISCV64,
+	 .names = NAMES("riscv_flush_icache", "riscv_hwprobe")},
 
 	{.action = SCMP_ACT_ALLOW, .if_caps = CAP(CAP_DAC_READ_SEARCH),
 	 .names = NAMES("open_by_handle_at")},
 	{.action = SCMP_ACT_ALLOW, .if_caps = CAP(CAP_SYS_ADMIN),
 	 .names = NAMES("bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen",
-			"fspick", "lookup_dcookie", "mount", "mount_setattr", "move_mount", "open_tree",
+			"fspick", "lookup_dcookie", "lsm_get_self_attr", "lsm_list_modules",
+			"lsm_set_self_attr", "mount", "mount_setattr", "move_mount", "open_tree",
 			"perf_event_open", "quotactl", "quotactl_fd", "setdomainname", "sethostname",
 			"setns", "syslog", "umount", "umount2", "unshare")},
 	/* Without CAP_SYS_ADMIN: clone without namespace flags (s390 swaps the
@@ -240,6 +260,177 @@ static bool group_applies(const struct rule_group *g, uint64_t caps, uint16_t ar
 	if (g->if_arches && !(g->if_arches & arch_bit))
 		return false;
 	return !(g->unless_arches & arch_bit);
+}
+
+/* ---- The ENOSYS prefix ----
+ *
+ * libseccomp rules cannot compare the syscall number itself, so this is raw
+ * BPF put in front of the exported program (whose jumps are relative and which
+ * loads what it tests itself). For each ABI in the filter:
+ *
+ *	ld [arch]; jeq AUDIT_ARCH_*, 0, next-ABI
+ *	ld [nr];   numbers of another ABI under the same AUDIT_ARCH (x32): next-ABI
+ *	           an arch-private block: jgt private_max, enosys; jge private_base, filter
+ *	jgt max_nr, enosys, filter
+ *	...
+ *	enosys: ret ERRNO(ENOSYS)
+ *	filter: the libseccomp program
+ *
+ * max_nr is the highest number the table names (any group: the horizon must
+ * not move with capabilities, or a call a container lacks the capability for
+ * would turn from EPERM into ENOSYS), as the installed libseccomp resolves it;
+ * runc does the same. Not the highest number libseccomp knows: Debian's 2.5.4
+ * knows up to futex_requeue (456) and the table stopped earlier, and with that
+ * horizon every syscall a library update teaches libseccomp but the profile
+ * does not allow would turn from ENOSYS into EPERM, the breakage this is for.
+ * A name the table lists but libseccomp cannot resolve is not in the filter
+ * and, being newer than the ones it knows, lies above the horizon: ENOSYS.
+ *
+ * Private blocks: x32's own variants (512..547) and ARM's (0x0f0000..,
+ * cacheflush, set_tls) are named by the table and lie far above new
+ * syscalls; without the split no new syscall would be above the horizon.
+ * s390 hands the numbers it does not know to seccomp as 0 (runc special-cases
+ * it) and is left out, as are arches hutch has no layout for: EPERM there. */
+#define X32_SYSCALL_BIT 0x40000000u
+/* arch/x86/entry/syscalls/syscall_64.tbl */
+#define X32_PRIVATE_BASE (X32_SYSCALL_BIT + 512)
+/* __ARM_NR_BASE */
+#define ARM_PRIVATE_BASE 0x0f0000u
+
+struct abi_layout {
+	uint32_t scmp_arch;
+	uint32_t audit_arch;	/* seccomp_data.arch: x32 shares x86_64's */
+	uint32_t nr_lo, nr_end; /* its numbers under audit_arch: [nr_lo, nr_end), 0: no bound */
+	uint32_t private_base;	/* first number of an arch-private block (0: none) */
+};
+
+static const struct abi_layout abi_layouts[] = {
+    {SCMP_ARCH_X86_64, AUDIT_ARCH_X86_64, 0, X32_SYSCALL_BIT, 0},
+    {SCMP_ARCH_X32, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, 0, X32_PRIVATE_BASE},
+    {SCMP_ARCH_X86, AUDIT_ARCH_I386, 0, 0, 0},
+    {SCMP_ARCH_AARCH64, AUDIT_ARCH_AARCH64, 0, 0, 0},
+    {SCMP_ARCH_ARM, AUDIT_ARCH_ARM, 0, 0, ARM_PRIVATE_BASE},
+    {SCMP_ARCH_PPC64LE, AUDIT_ARCH_PPC64LE, 0, 0, 0},
+    {SCMP_ARCH_RISCV64, AUDIT_ARCH_RISCV64, 0, 0, 0},
+};
+
+#define STUB_SECTION_MAX 8 /* instructions for one ABI, all options on */
+_Static_assert(ARRAY_SIZE(abi_layouts) * STUB_SECTION_MAX + 1 <= SECCOMP_ENOSYS_STUB_MAX,
+	       "the stub fits its buffer");
+_Static_assert(SECCOMP_ENOSYS_STUB_MAX <= 256, "every stub jump fits in 8 bits");
+
+struct abi_horizon {
+	const struct abi_layout *abi;
+	uint32_t max_nr;      /* highest named below private_base */
+	uint32_t private_max; /* highest named in the private block (0: none) */
+};
+
+static bool find_horizon(uint32_t scmp_arch, struct abi_horizon *h)
+{
+	*h = (struct abi_horizon){0};
+	for (size_t i = 0; i < ARRAY_SIZE(abi_layouts); i++)
+		if (abi_layouts[i].scmp_arch == scmp_arch)
+			h->abi = &abi_layouts[i];
+	if (!h->abi)
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(default_profile); i++) {
+		for (const char *const *name = default_profile[i].names; *name; name++) {
+			/* Negative: unknown, or not a syscall of this ABI. */
+			int nr = seccomp_syscall_resolve_name_arch(scmp_arch, *name);
+			if (nr < 0)
+				continue;
+			uint32_t *max = h->abi->private_base && (uint32_t)nr >= h->abi->private_base
+					    ? &h->private_max
+					    : &h->max_nr;
+			if ((uint32_t)nr > *max)
+				*max = (uint32_t)nr;
+		}
+	}
+	return h->max_nr > h->abi->nr_lo;
+}
+
+static unsigned stub_section_len(const struct abi_horizon *h)
+{
+	return 4 + !!h->abi->nr_lo + !!h->abi->nr_end + (h->private_max ? 2 : 0);
+}
+
+struct stub_writer {
+	struct sock_filter *out;
+	unsigned pc;
+};
+
+static void stub_load(struct stub_writer *w, uint32_t offset)
+{
+	w->out[w->pc++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offset);
+}
+
+/* A conditional jump to absolute (forward) targets; 0: the next instruction. */
+static void stub_jump(struct stub_writer *w, uint16_t op, uint32_t k, unsigned jt_to,
+		      unsigned jf_to)
+{
+	unsigned pc = w->pc++;
+	uint8_t jt = jt_to ? (uint8_t)(jt_to - pc - 1) : 0,
+		jf = jf_to ? (uint8_t)(jf_to - pc - 1) : 0;
+	w->out[pc] = (struct sock_filter)BPF_JUMP(BPF_JMP | op | BPF_K, k, jt, jf);
+}
+
+unsigned seccomp_enosys_stub(const uint32_t *scmp_arches, size_t n_arches,
+			     struct sock_filter out[SECCOMP_ENOSYS_STUB_MAX])
+{
+	struct abi_horizon hz[ARRAY_SIZE(abi_layouts)];
+	size_t n = 0;
+	for (size_t i = 0; i < n_arches && n < ARRAY_SIZE(hz); i++)
+		if (find_horizon(scmp_arches[i], &hz[n]))
+			n++;
+	if (n == 0)
+		return 0;
+	unsigned len = 1;
+	for (size_t i = 0; i < n; i++)
+		len += stub_section_len(&hz[i]);
+	const unsigned enosys = len - 1, filter = len;
+
+	struct stub_writer w = {out, 0};
+	for (size_t i = 0; i < n; i++) {
+		const struct abi_horizon *h = &hz[i];
+		const struct abi_layout *abi = h->abi;
+		const unsigned next = i + 1 < n ? w.pc + stub_section_len(h) : filter;
+		stub_load(&w, offsetof(struct seccomp_data, arch));
+		stub_jump(&w, BPF_JEQ, abi->audit_arch, 0, next);
+		stub_load(&w, offsetof(struct seccomp_data, nr));
+		if (abi->nr_lo)
+			stub_jump(&w, BPF_JGE, abi->nr_lo, 0, next);
+		if (abi->nr_end)
+			stub_jump(&w, BPF_JGE, abi->nr_end, next, 0);
+		if (h->private_max) {
+			stub_jump(&w, BPF_JGT, h->private_max, enosys, 0);
+			stub_jump(&w, BPF_JGE, abi->private_base, filter, 0);
+		}
+		stub_jump(&w, BPF_JGT, h->max_nr, enosys, filter);
+	}
+	out[w.pc++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	return w.pc;
+}
+
+static int prepend_enosys_stub(const uint32_t *scmp_arches, size_t n_arches, struct seccomp_prog *p,
+			       struct hutch_err **err)
+{
+	struct sock_filter stub[SECCOMP_ENOSYS_STUB_MAX];
+	unsigned n_stub = seccomp_enosys_stub(scmp_arches, n_arches, stub);
+	if (n_stub == 0)
+		return 0;
+	size_t total = (size_t)p->n_insns + n_stub;
+	if (total > BPF_MAXINSNS)
+		return hutch_fail(err, E2BIG,
+				  "seccomp filter of %zu instructions cannot be loaded (the kernel "
+				  "takes at most %d)",
+				  total, BPF_MAXINSNS);
+	struct sock_filter *insns = xcalloc(total, sizeof(*insns));
+	memcpy(insns, stub, n_stub * sizeof(*insns));
+	memcpy(insns + n_stub, p->insns, p->n_insns * sizeof(*insns));
+	free(p->insns);
+	p->insns = insns;
+	p->n_insns = (unsigned short)total;
+	return 0;
 }
 
 static void free_ctx(scmp_filter_ctx *ctx)
@@ -315,6 +506,15 @@ int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_
 	if (export_bpf(ctx, out, err) < 0)
 		return -1;
 	out->n_rules = n_rules;
+
+	uint32_t arches[1 + ARRAY_SIZE(native_arches[0].compat)] = {seccomp_arch_native()};
+	size_t n_arches = 1;
+	for (size_t i = 0; na && i < ARRAY_SIZE(na->compat) && na->compat[i]; i++)
+		arches[n_arches++] = na->compat[i];
+	if (prepend_enosys_stub(arches, n_arches, out, err) < 0) {
+		seccomp_prog_free(out);
+		return -1;
+	}
 	return 0;
 }
 
@@ -351,6 +551,24 @@ static uint64_t relevant_caps(void)
 	return mask;
 }
 
+/* Debian updates libseccomp's syscall table without changing its version
+ * (2.5.4-1+deb12u1 learnt the syscalls up to Linux 6.7), and that table
+ * decides which names resolve and where the ENOSYS horizon lies: so the key
+ * covers the library file too. Resolving every name instead would cost about
+ * 0.4 ms per start; a dladdr and a stat cost microseconds. A reinstall of the
+ * same build only costs one rebuild. */
+static void mix_library_identity(uint64_t *h)
+{
+	Dl_info info;
+	struct stat st;
+	if (!dladdr((void *)seccomp_version, &info) || !info.dli_fname ||
+	    stat(info.dli_fname, &st) < 0)
+		return;
+	uint64_t id[5] = {st.st_dev, st.st_ino, (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
+			  (uint64_t)st.st_mtim.tv_nsec};
+	FNV_MIX(*h, id);
+}
+
 static uint64_t cache_key(uint64_t caps)
 {
 	uint64_t h = FNV_OFFSET;
@@ -377,6 +595,7 @@ static uint64_t cache_key(uint64_t caps)
 	const struct scmp_version *v = seccomp_version();
 	uint32_t lib[3] = {v ? v->major : 0, v ? v->minor : 0, v ? v->micro : 0};
 	FNV_MIX(h, lib);
+	mix_library_identity(&h);
 	uint32_t arch = seccomp_arch_native();
 	FNV_MIX(h, arch);
 	return h;

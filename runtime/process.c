@@ -1,0 +1,387 @@
+/* The last steps of a container process before execve, shared by the
+ * container's pid 1 and by `exec`: user, working directory, stdio or pty,
+ * resource limits, capabilities, no_new_privs, fds, seccomp, exec.
+ *
+ * Failures reach the parent through a CLOEXEC pipe with Docker's exit codes:
+ * 125 runtime error, 126 not executable, 127 not found. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+#include "common/util.h"
+#include "runtime/process_internal.h"
+
+struct child_report {
+	int exit_code;
+	int errno_;
+	char msg[2048];
+};
+
+void proc_fail(const struct proc_ctx *p, int code, struct hutch_err *err)
+{
+	struct child_report rep = {.exit_code = code, .errno_ = err ? err->errno_ : 0};
+	snprintf(rep.msg, sizeof(rep.msg), "%s", err && err->msg ? err->msg : "unknown error");
+	(void)!write(p->report_fd, &rep, sizeof(rep));
+	_exit(code);
+}
+
+int proc_read_report(int fd, struct hutch_err **err)
+{
+	struct child_report rep;
+	size_t got = 0;
+	while (got < sizeof(rep)) {
+		ssize_t n = read(fd, (char *)&rep + got, sizeof(rep) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == 0)
+		return 0; /* EOF: the command was exec'd */
+	if (got != sizeof(rep))
+		return hutch_fail(err, 0, "the container process died while starting");
+	rep.msg[sizeof(rep.msg) - 1] = '\0';
+	hutch_fail(err, rep.errno_, "%s", rep.msg);
+	(*err)->exit_code = rep.exit_code;
+	return -1;
+}
+
+uint64_t proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* comm may contain spaces and parens: fields start after the last ')' */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p += 2;
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p ? strtoull(p, NULL, 10) : 0;
+}
+
+static int apply_rlimits(const struct hutch_process *proc, struct hutch_err **err)
+{
+	for (size_t i = 0; i < proc->n_rlimits; i++) {
+		const struct hutch_rlimit *rl = &proc->rlimits[i];
+		struct rlimit cur, want = {rl->soft, rl->hard};
+		if (getrlimit(rl->resource, &cur) < 0)
+			return hutch_fail_sys(err, "getrlimit %d", rl->resource);
+		if (!rl->explicit_) {
+			/* Defaults never ask for more than the host gives us. */
+			if (want.rlim_max > cur.rlim_max)
+				want.rlim_max = cur.rlim_max;
+			if (want.rlim_cur > want.rlim_max)
+				want.rlim_cur = want.rlim_max;
+		}
+		if (setrlimit(rl->resource, &want) < 0)
+			return hutch_fail_sys(err,
+					      "set resource limit %d to %llu:%llu (the host's hard "
+					      "limit is %llu)",
+					      rl->resource, (unsigned long long)want.rlim_cur,
+					      (unsigned long long)want.rlim_max,
+					      (unsigned long long)cur.rlim_max);
+	}
+	return 0;
+}
+
+static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
+			   struct hutch_err **err)
+{
+	uint64_t caps = p->proc->caps;
+	int last = (int)cap_max_bits() - 1;
+	for (int c = 0; c <= last; c++)
+		if (!(caps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
+		    errno != EINVAL)
+			return hutch_fail_sys(err, "drop capability %d from the bounding set", c);
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		return hutch_fail_sys(err, "keep capabilities");
+	/* A single-id user namespace has setgroups denied: keep what we have. */
+	if (setgroups(u->n_groups, u->groups) < 0 && !(errno == EPERM && p->userns))
+		return hutch_fail_sys(err, "setgroups");
+	if (setresgid(u->gid, u->gid, u->gid) < 0)
+		return hutch_fail_sys(err, "setgid %u", u->gid);
+	if (setresuid(u->uid, u->uid, u->uid) < 0)
+		return hutch_fail_sys(err, "setuid %u", u->uid);
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		return hutch_fail_sys(err, "reset keepcaps");
+	cap_t c = cap_init();
+	if (!c)
+		return hutch_fail_sys(err, "cap_init");
+	for (int i = 0; i <= last; i++) {
+		if (!(caps & (1ULL << i)))
+			continue;
+		cap_value_t v = i;
+		cap_set_flag(c, CAP_EFFECTIVE, 1, &v, CAP_SET);
+		cap_set_flag(c, CAP_PERMITTED, 1, &v, CAP_SET);
+	}
+	/* The inheritable set stays empty (CVE-2022-24769), and so do ambient caps:
+	 * a non-root user gets no capabilities after execve, as in Docker. */
+	int r = cap_set_proc(c);
+	cap_free(c);
+	if (r < 0)
+		return hutch_fail_sys(err, "set capabilities");
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return hutch_fail_sys(err, "clear ambient capabilities");
+	return 0;
+}
+
+int proc_send_fd(int sock, int fd)
+{
+	char dummy = 'p';
+	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u = {0};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+int proc_recv_fd(int sock)
+{
+	char dummy;
+	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != 1)
+		return -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/* The pty lives in the container's own devpts; its master goes to the parent. */
+static int setup_terminal(const struct proc_ctx *p, struct hutch_err **err)
+{
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		return hutch_fail_sys(err, "open /dev/ptmx in the container");
+	if (unlockpt(master) < 0)
+		return hutch_fail_sys(err, "unlockpt");
+	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (slave < 0)
+		return hutch_fail_sys(err, "open the pty slave");
+	if (p->have_winsize)
+		ioctl(slave, TIOCSWINSZ, &p->winsize);
+	if (proc_send_fd(p->pty_sock, master) < 0)
+		return hutch_fail_sys(err, "send the pty to hutch");
+	close(master);
+	if (ioctl(slave, TIOCSCTTY, 0) < 0)
+		return hutch_fail_sys(err, "set the controlling terminal");
+	for (int i = 0; i < 3; i++)
+		if (dup2(slave, i) < 0)
+			return hutch_fail_sys(err, "dup2 pty");
+	if (slave > 2)
+		close(slave);
+	return 0;
+}
+
+static int setup_stdio(const struct proc_ctx *p, struct hutch_err **err)
+{
+	int fds[3] = {p->io->stdin_fd, p->io->stdout_fd, p->io->stderr_fd};
+	if (!p->proc->interactive) {
+		fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fds[0] < 0)
+			return hutch_fail_sys(err, "open /dev/null");
+	}
+	for (int i = 0; i < 3; i++) {
+		if (fds[i] == i) {
+			int fl = fcntl(i, F_GETFD);
+			if (fl >= 0)
+				fcntl(i, F_SETFD, fl & ~FD_CLOEXEC);
+			continue;
+		}
+		if (dup2(fds[i], i) < 0)
+			return hutch_fail_sys(err, "set up stdio");
+	}
+	return 0;
+}
+
+static char **build_env(const struct hutch_process *proc, const struct user_ids *u)
+{
+	size_t n = proc->n_env;
+	char **env = xcalloc(n + 2, sizeof(char *));
+	bool has_home = false;
+	for (size_t i = 0; i < n; i++) {
+		env[i] = proc->env[i];
+		has_home |= !strncmp(env[i], "HOME=", 5);
+	}
+	if (!has_home)
+		env[n++] = xasprintf("HOME=%s", u->home ? u->home : "/");
+	env[n] = NULL;
+	return env;
+}
+
+/* execvpe, but with the container's PATH and Docker's exit codes. */
+static __attribute__((noreturn)) void exec_command(const struct proc_ctx *p, char **env)
+{
+	char *const *argv = p->proc->args;
+	const char *cmd = argv[0];
+	struct hutch_err *err = NULL;
+	if (strchr(cmd, '/')) {
+		execve(cmd, argv, env);
+		int e = errno;
+		hutch_fail(&err, e, "exec \"%s\"", cmd);
+		proc_fail(p, e == ENOENT || e == ENOTDIR ? 127 : 126, err);
+	}
+	const char *path = NULL;
+	for (char **e = env; *e; e++)
+		if (!strncmp(*e, "PATH=", 5))
+			path = *e + 5;
+	if (!path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	int saw = ENOENT;
+	size_t cmdlen = strlen(cmd);
+	while (*path) {
+		const char *colon = strchrnul(path, ':');
+		size_t dlen = (size_t)(colon - path);
+		char full[4096];
+		if (dlen + cmdlen + 2 < sizeof(full)) {
+			memcpy(full, dlen ? path : ".", dlen ? dlen : 1);
+			size_t off = dlen ? dlen : 1;
+			full[off++] = '/';
+			memcpy(full + off, cmd, cmdlen + 1);
+			execve(full, argv, env);
+			if (errno != ENOENT && errno != ENOTDIR)
+				saw = errno;
+		}
+		path = *colon ? colon + 1 : colon;
+	}
+	if (saw == ENOENT)
+		hutch_fail(&err, 0, "exec \"%s\": executable file not found in $PATH", cmd);
+	else
+		hutch_fail(&err, saw, "exec \"%s\"", cmd);
+	proc_fail(p, saw == ENOENT ? 127 : 126, err);
+}
+
+void proc_run_init(pid_t child)
+{
+	prctl(PR_SET_NAME, "hutch-init", 0, 0, 0);
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	int status = 0;
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			kill(child, sig);
+			continue;
+		}
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			if (pid == child)
+				_exit(WIFEXITED(status) ? WEXITSTATUS(status)
+							: 128 + WTERMSIG(status));
+	}
+}
+
+void proc_setup_and_exec(struct proc_ctx *p)
+{
+	const struct hutch_process *proc = p->proc;
+	struct hutch_err *err = NULL;
+	const int code = 125;
+	struct user_ids u;
+	if (user_resolve(proc->user, &u, &err) < 0)
+		proc_fail(p, code, err);
+	/* Verify that the working directory is inside the root (a leaked fd as
+	 * cwd is how CVE-2024-21626 escaped). */
+	char cwdbuf[4096];
+	if (chdir(proc->cwd) < 0) {
+		hutch_fail_sys(&err, "chdir to working directory '%s'", proc->cwd);
+		proc_fail(p, code, err);
+	}
+	if (!getcwd(cwdbuf, sizeof(cwdbuf)) || cwdbuf[0] != '/') {
+		hutch_fail(&err, 0, "working directory '%s' is outside the container", proc->cwd);
+		proc_fail(p, code, err);
+	}
+	if (setsid() < 0) {
+		hutch_fail_sys(&err, "setsid");
+		proc_fail(p, code, err);
+	}
+	if (proc->terminal ? setup_terminal(p, &err) < 0 : setup_stdio(p, &err) < 0)
+		proc_fail(p, code, err);
+	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: load it
+	 * while we still have it (the profile allows what follows). */
+	bool seccomp_early = p->seccomp && !proc->no_new_privileges;
+	if (seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
+		proc_fail(p, code, err);
+	if (apply_rlimits(proc, &err) < 0 || drop_privileges(p, &u, &err) < 0)
+		proc_fail(p, code, err);
+	if (proc->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		hutch_fail_sys(&err, "set no_new_privs");
+		proc_fail(p, code, err);
+	}
+	char **env = build_env(proc, &u);
+	/* No fd of ours may reach the container; the report pipe closes on exec. */
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		hutch_fail_sys(&err, "close inherited file descriptors");
+		proc_fail(p, code, err);
+	}
+	if (p->seccomp && !seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
+		proc_fail(p, code, err);
+
+	if (proc->init) {
+		sigset_t all;
+		sigfillset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		pid_t pid = fork();
+		if (pid < 0) {
+			hutch_fail_sys(&err, "fork the command under --init");
+			proc_fail(p, code, err);
+		}
+		if (pid > 0) {
+			/* Not dumpable: nobody in the container can open /proc/1/exe,
+			 * which is hutch's own binary (CVE-2019-5736). */
+			prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+			close(p->report_fd);
+			proc_run_init(pid);
+		}
+	}
+	for (int s = 1; s < _NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+	hutch_trace("child: exec");
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	exec_command(p, env);
+}

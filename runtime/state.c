@@ -1,0 +1,505 @@
+/* Container state records: DATA/containers/ID/state.json beside the rw layer
+ * and the log. Whoever owns the container (its monitor: the `run` process in the
+ * foreground, a forked monitor with -d) writes it; everybody else reads it, and
+ * repairs it when the owner is gone (a monitor killed with SIGKILL takes its
+ * container with it through PDEATHSIG; the next reader marks it exited and
+ * removes its cgroup, so `ps` is never stale and nothing leaks). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "common/util.h"
+#include "runtime/container_internal.h"
+#include "runtime/process_internal.h"
+
+const char *hutch_status_name(enum hutch_status st)
+{
+	switch (st) {
+	case HUTCH_CREATED: return "created";
+	case HUTCH_RUNNING: return "running";
+	case HUTCH_EXITED: return "exited";
+	}
+	return "unknown";
+}
+
+static struct json_object *strv_json(char **v, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_string(v[i]));
+	return a;
+}
+
+static void add_str(struct json_object *o, const char *k, const char *v)
+{
+	if (v)
+		json_object_object_add(o, k, json_object_new_string(v));
+}
+
+char *hutch_state_to_json(const struct hutch_state *s, bool pretty)
+{
+	struct json_object *o = json_object_new_object();
+	add_str(o, "id", s->id);
+	add_str(o, "name", s->name);
+	add_str(o, "image", s->image);
+	add_str(o, "image_id", s->image_id);
+	add_str(o, "command", s->command);
+	add_str(o, "status", hutch_status_name(s->status));
+	json_object_object_add(o, "created", json_object_new_int64(s->created_ns));
+	json_object_object_add(o, "started", json_object_new_int64(s->started_ns));
+	json_object_object_add(o, "finished", json_object_new_int64(s->finished_ns));
+	json_object_object_add(o, "pid", json_object_new_int(s->pid));
+	json_object_object_add(o, "pid_start", json_object_new_uint64(s->pid_start));
+	json_object_object_add(o, "monitor_pid", json_object_new_int(s->monitor_pid));
+	json_object_object_add(o, "monitor_start", json_object_new_uint64(s->monitor_start));
+	json_object_object_add(o, "exit_code", json_object_new_int(s->exit_code));
+	json_object_object_add(o, "oom_killed", json_object_new_boolean(s->oom_killed));
+	json_object_object_add(o, "auto_remove", json_object_new_boolean(s->auto_remove));
+	json_object_object_add(o, "detached", json_object_new_boolean(s->detached));
+	add_str(o, "cgroup", s->cgroup);
+	add_str(o, "hostname", s->hostname);
+	json_object_object_add(o, "seccomp", json_object_new_boolean(s->seccomp));
+	json_object_object_add(o, "userns", json_object_new_boolean(s->userns));
+	json_object_object_add(o, "net_mode", json_object_new_int(s->net_mode));
+	struct json_object *p = json_object_new_object();
+	json_object_object_add(p, "args", strv_json(s->process.args, s->process.n_args));
+	json_object_object_add(p, "env", strv_json(s->process.env, s->process.n_env));
+	add_str(p, "cwd", s->process.cwd);
+	add_str(p, "user", s->process.user);
+	json_object_object_add(p, "terminal", json_object_new_boolean(s->process.terminal));
+	json_object_object_add(p, "no_new_privileges",
+			       json_object_new_boolean(s->process.no_new_privileges));
+	json_object_object_add(p, "caps", json_object_new_uint64(s->process.caps));
+	json_object_object_add(p, "stop_signal", json_object_new_int(s->process.stop_signal));
+	json_object_object_add(o, "process", p);
+	char *text = xstrdup(json_object_to_json_string_ext(
+		o, pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE
+			  : JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return text;
+}
+
+static struct json_object *jget(struct json_object *o, const char *k)
+{
+	struct json_object *v = NULL;
+	if (o)
+		json_object_object_get_ex(o, k, &v);
+	return v;
+}
+
+static char *jstr(struct json_object *o, const char *k)
+{
+	struct json_object *v = jget(o, k);
+	return v && json_object_is_type(v, json_type_string) ? xstrdup(json_object_get_string(v))
+							      : NULL;
+}
+
+static char **jstrv(struct json_object *o, const char *k, size_t *n)
+{
+	struct json_object *a = jget(o, k);
+	*n = 0;
+	if (!a || !json_object_is_type(a, json_type_array))
+		return xcalloc(1, sizeof(char *));
+	size_t len = json_object_array_length(a);
+	char **v = xcalloc(len + 1, sizeof(char *));
+	for (size_t i = 0; i < len; i++)
+		v[(*n)++] = xstrdup(json_object_get_string(json_object_array_get_idx(a, i)));
+	return v;
+}
+
+static int state_parse(const char *text, struct hutch_state *s)
+{
+	struct json_object *o = json_tokener_parse(text);
+	if (!o)
+		return -1;
+	char *id = jstr(o, "id");
+	if (!id || strlen(id) != 64 || !is_hex_string(id, 64)) {
+		free(id);
+		json_object_put(o);
+		return -1;
+	}
+	memcpy(s->id, id, 65);
+	free(id);
+	s->name = jstr(o, "name");
+	s->image = jstr(o, "image");
+	s->image_id = jstr(o, "image_id");
+	s->command = jstr(o, "command");
+	_cleanup_free_ char *st = jstr(o, "status");
+	s->status = st && !strcmp(st, "running")  ? HUTCH_RUNNING
+		    : st && !strcmp(st, "exited") ? HUTCH_EXITED
+						  : HUTCH_CREATED;
+	s->created_ns = json_object_get_int64(jget(o, "created"));
+	s->started_ns = json_object_get_int64(jget(o, "started"));
+	s->finished_ns = json_object_get_int64(jget(o, "finished"));
+	s->pid = json_object_get_int(jget(o, "pid"));
+	s->pid_start = json_object_get_uint64(jget(o, "pid_start"));
+	s->monitor_pid = json_object_get_int(jget(o, "monitor_pid"));
+	s->monitor_start = json_object_get_uint64(jget(o, "monitor_start"));
+	s->exit_code = json_object_get_int(jget(o, "exit_code"));
+	s->oom_killed = json_object_get_boolean(jget(o, "oom_killed"));
+	s->auto_remove = json_object_get_boolean(jget(o, "auto_remove"));
+	s->detached = json_object_get_boolean(jget(o, "detached"));
+	s->cgroup = jstr(o, "cgroup");
+	s->hostname = jstr(o, "hostname");
+	s->seccomp = json_object_get_boolean(jget(o, "seccomp"));
+	s->userns = json_object_get_boolean(jget(o, "userns"));
+	s->net_mode = (enum hutch_net_mode)json_object_get_int(jget(o, "net_mode"));
+	struct json_object *p = jget(o, "process");
+	s->process.args = jstrv(p, "args", &s->process.n_args);
+	s->process.env = jstrv(p, "env", &s->process.n_env);
+	s->process.cwd = jstr(p, "cwd");
+	if (!s->process.cwd)
+		s->process.cwd = xstrdup("/");
+	s->process.user = jstr(p, "user");
+	s->process.terminal = json_object_get_boolean(jget(p, "terminal"));
+	s->process.no_new_privileges = json_object_get_boolean(jget(p, "no_new_privileges"));
+	s->process.caps = json_object_get_uint64(jget(p, "caps"));
+	s->process.stop_signal = json_object_get_int(jget(p, "stop_signal"));
+	if (!s->process.stop_signal)
+		s->process.stop_signal = SIGTERM;
+	json_object_put(o);
+	return 0;
+}
+
+void hutch_state_free(struct hutch_state *s)
+{
+	if (!s)
+		return;
+	free(s->name);
+	free(s->image);
+	free(s->image_id);
+	free(s->command);
+	free(s->cgroup);
+	free(s->hostname);
+	for (size_t i = 0; i < s->process.n_args; i++)
+		free(s->process.args[i]);
+	free(s->process.args);
+	for (size_t i = 0; i < s->process.n_env; i++)
+		free(s->process.env[i]);
+	free(s->process.env);
+	free(s->process.cwd);
+	free(s->process.user);
+	free(s);
+}
+
+void hutch_state_list_free(struct hutch_state_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		hutch_state_free(l->items[i]);
+	free(l->items);
+	*l = (struct hutch_state_list){0};
+}
+
+static char *container_dir(const struct hutch_runtime *rt, const char *id)
+{
+	return xasprintf("%s/containers/%s", rt->data_root, id);
+}
+
+char *hutch_state_log_path(const struct hutch_runtime *rt, const struct hutch_state *s)
+{
+	return xasprintf("%s/containers/%s/container.log", rt->data_root, s->id);
+}
+
+int state_write(const struct hutch_runtime *rt, const struct hutch_state *s,
+		struct hutch_err **err)
+{
+	_cleanup_free_ char *dir = container_dir(rt, s->id);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return hutch_fail_sys(err, "open %s", dir);
+	_cleanup_free_ char *text = hutch_state_to_json(s, true);
+	return write_file_atomic(dfd, "state.json", text, strlen(text), err);
+}
+
+static int state_read_dir(const struct hutch_runtime *rt, const char *id, struct hutch_state **out)
+{
+	_cleanup_free_ char *path = xasprintf("%s/containers/%s/state.json", rt->data_root, id);
+	_cleanup_free_ char *text = NULL;
+	if (read_file_at(AT_FDCWD, path, &text, NULL, NULL) < 0)
+		return -1;
+	struct hutch_state *s = xcalloc(1, sizeof(*s));
+	if (state_parse(text, s) < 0) {
+		hutch_state_free(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Is the process still the one we started (not a reused pid)? */
+static bool same_process(pid_t pid, uint64_t start)
+{
+	return pid > 0 && start && proc_start_time(pid) == start;
+}
+
+/* A zombie is "the same process" but no longer runs anything. */
+static bool is_zombie(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	_cleanup_free_ char *t = NULL;
+	if (read_file_at(AT_FDCWD, path, &t, NULL, NULL) < 0)
+		return true;
+	const char *p = strrchr(t, ')');
+	return !p || p[2] == 'Z' || p[2] == 'X';
+}
+
+int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Remove a container's directory (rw layer, state, log). */
+int state_remove_dir(const struct hutch_runtime *rt, const char *id, struct hutch_err **err)
+{
+	_cleanup_free_ char *dir = container_dir(rt, id);
+	return remove_tree_at(AT_FDCWD, dir, err);
+}
+
+/* Wait for a cgroup to be empty, then remove it. */
+static void remove_cgroup_path(const char *path)
+{
+	if (!path || rmdir(path) == 0 || errno == ENOENT)
+		return;
+	struct cgroup cg = {.path = xstrdup(path), .dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+	if (cg.dirfd < 0) {
+		free(cg.path);
+		return;
+	}
+	cgroup_destroy(&cg, NULL);
+}
+
+/* The owner of a running record is gone: finish its work. */
+static void reconcile(struct hutch_runtime *rt, struct hutch_state *s)
+{
+	if (s->status != HUTCH_RUNNING)
+		return;
+	if (same_process(s->monitor_pid, s->monitor_start) && !is_zombie(s->monitor_pid))
+		return;
+	_cleanup_free_ char *dir = container_dir(rt, s->id);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || flock(dfd, LOCK_EX) < 0)
+		return;
+	/* re-read under the lock: someone may have finished it meanwhile */
+	struct hutch_state *fresh = NULL;
+	if (state_read_dir(rt, s->id, &fresh) < 0 || fresh->status != HUTCH_RUNNING) {
+		if (fresh) {
+			s->status = fresh->status;
+			s->exit_code = fresh->exit_code;
+			s->finished_ns = fresh->finished_ns;
+		}
+		hutch_state_free(fresh);
+		return;
+	}
+	hutch_state_free(fresh);
+	if (same_process(s->pid, s->pid_start)) {
+		int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+		if (pfd >= 0) {
+			syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+			struct pollfd p = {.fd = pfd, .events = POLLIN};
+			poll(&p, 1, 5000);
+			close(pfd);
+		}
+	}
+	remove_cgroup_path(s->cgroup);
+	s->status = HUTCH_EXITED;
+	s->exit_code = 137;
+	s->finished_ns = now_ns();
+	if (s->auto_remove)
+		state_remove_dir(rt, s->id, NULL);
+	else
+		state_write(rt, s, NULL);
+}
+
+int hutch_state_list(struct hutch_runtime *rt, struct hutch_state_list *out,
+		     struct hutch_err **err)
+{
+	*out = (struct hutch_state_list){0};
+	_cleanup_free_ char *dir = xasprintf("%s/containers", rt->data_root);
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : hutch_fail_sys(err, "open %s", dir);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strlen(de->d_name) != 64 || !is_hex_string(de->d_name, 64))
+			continue;
+		struct hutch_state *s = NULL;
+		if (state_read_dir(rt, de->d_name, &s) < 0)
+			continue; /* being created or removed */
+		reconcile(rt, s);
+		if (s->status == HUTCH_EXITED && s->auto_remove) {
+			hutch_state_free(s);
+			continue;
+		}
+		out->items = xrealloc(out->items, (out->n + 1) * sizeof(*out->items));
+		out->items[out->n++] = s;
+	}
+	closedir(d);
+	/* newest first, like docker ps */
+	for (size_t i = 1; i < out->n; i++)
+		for (size_t j = i; j > 0 && out->items[j]->created_ns > out->items[j - 1]->created_ns;
+		     j--) {
+			struct hutch_state *t = out->items[j];
+			out->items[j] = out->items[j - 1];
+			out->items[j - 1] = t;
+		}
+	return 0;
+}
+
+int hutch_state_find(struct hutch_runtime *rt, const char *ref, struct hutch_state **out,
+		     struct hutch_err **err)
+{
+	struct hutch_state_list l;
+	if (hutch_state_list(rt, &l, err) < 0)
+		return -1;
+	struct hutch_state *found = NULL;
+	size_t prefix_matches = 0, rl = strlen(ref);
+	for (size_t i = 0; i < l.n; i++) {
+		struct hutch_state *s = l.items[i];
+		if ((s->name && !strcmp(s->name, ref)) || !strcmp(s->id, ref)) {
+			found = s;
+			prefix_matches = 1;
+			break;
+		}
+		if (rl >= 1 && !strncmp(s->id, ref, rl)) {
+			found = s;
+			prefix_matches++;
+		}
+	}
+	int ret = 0;
+	if (!found)
+		ret = hutch_fail(err, 0, "no such container: '%s' (see 'hutch ps -a')", ref);
+	else if (prefix_matches > 1)
+		ret = hutch_fail(err, 0, "container id prefix '%s' is ambiguous: give more of it",
+				 ref);
+	if (ret == 0) {
+		for (size_t i = 0; i < l.n; i++)
+			if (l.items[i] == found)
+				l.items[i] = NULL;
+		*out = found;
+	}
+	for (size_t i = 0; i < l.n; i++)
+		hutch_state_free(l.items[i]);
+	free(l.items);
+	l.items = NULL;
+	return ret;
+}
+
+int state_name_taken(struct hutch_runtime *rt, const char *name, char *owner_id)
+{
+	struct hutch_state_list l;
+	if (hutch_state_list(rt, &l, NULL) < 0)
+		return 0;
+	int taken = 0;
+	for (size_t i = 0; i < l.n && !taken; i++)
+		if (l.items[i]->name && !strcmp(l.items[i]->name, name)) {
+			taken = 1;
+			if (owner_id)
+				memcpy(owner_id, l.items[i]->id, 65);
+		}
+	hutch_state_list_free(&l);
+	return taken;
+}
+
+int hutch_state_signal(struct hutch_runtime *rt, const struct hutch_state *s, int sig,
+		       struct hutch_err **err)
+{
+	if (s->status != HUTCH_RUNNING || !same_process(s->pid, s->pid_start))
+		return hutch_fail(err, 0, "container %.12s is not running", s->id);
+	_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+	if (pfd < 0 || !same_process(s->pid, s->pid_start))
+		return hutch_fail(err, 0, "container %.12s is not running", s->id);
+	if (syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) < 0)
+		return hutch_fail_sys(err, "send signal %d to container %.12s", sig, s->id);
+	return 0;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int hutch_state_wait_exited(struct hutch_runtime *rt, const struct hutch_state *s, int timeout_ms,
+			    struct hutch_err **err)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+	/* Wait for the container first, then for its monitor to record the exit. */
+	pid_t pids[2] = {s->pid, s->monitor_pid};
+	uint64_t starts[2] = {s->pid_start, s->monitor_start};
+	for (int k = 0; k < 2; k++) {
+		if (!same_process(pids[k], starts[k]))
+			continue;
+		_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pids[k], 0);
+		if (pfd < 0 || !same_process(pids[k], starts[k]))
+			continue;
+		for (;;) {
+			if (k == 1 && is_zombie(pids[k]))
+				break;
+			int wait_ms = deadline < 0 ? -1 : (int)(deadline - mono_ms());
+			if (deadline >= 0 && wait_ms <= 0)
+				return 1;
+			/* a monitor that is an orphaned zombie never polls readable for us
+			 * (its parent must reap it): poll in slices for that case */
+			struct pollfd p = {.fd = pfd, .events = POLLIN};
+			int r = poll(&p, 1, k == 1 && (wait_ms < 0 || wait_ms > 50) ? 50 : wait_ms);
+			if (r < 0 && errno != EINTR)
+				return hutch_fail_sys(err, "wait for container %.12s", s->id);
+			if (r > 0)
+				break;
+		}
+	}
+	/* the record is final now (or the monitor died: reconcile) */
+	struct hutch_state *cur = NULL;
+	if (state_read_dir(rt, s->id, &cur) == 0) {
+		reconcile(rt, cur);
+		hutch_state_free(cur);
+	}
+	return 0;
+}
+
+int hutch_state_stop(struct hutch_runtime *rt, const struct hutch_state *s, int timeout_s,
+		     struct hutch_err **err)
+{
+	if (s->status != HUTCH_RUNNING)
+		return 0;
+	if (hutch_state_signal(rt, s, s->process.stop_signal, NULL) == 0) {
+		int r = hutch_state_wait_exited(rt, s, timeout_s * 1000, err);
+		if (r <= 0)
+			return r;
+	}
+	hutch_state_signal(rt, s, SIGKILL, NULL);
+	return hutch_state_wait_exited(rt, s, 10000, err) < 0 ? -1 : 0;
+}
+
+int hutch_state_remove(struct hutch_runtime *rt, const struct hutch_state *s, bool force,
+		       struct hutch_err **err)
+{
+	if (s->status == HUTCH_RUNNING) {
+		if (!force)
+			return hutch_fail(err, 0,
+					  "container %.12s is running: stop it first, or use "
+					  "'rm -f'",
+					  s->id);
+		hutch_state_signal(rt, s, SIGKILL, NULL);
+		if (hutch_state_wait_exited(rt, s, 10000, err) != 0)
+			return hutch_fail(err, 0, "container %.12s did not stop", s->id);
+	}
+	_cleanup_free_ char *dir = container_dir(rt, s->id);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		flock(dfd, LOCK_EX);
+	remove_cgroup_path(s->cgroup);
+	return state_remove_dir(rt, s->id, err);
+}
