@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/idmap.h"
 #include "common/util.h"
 #include "images/images.h"
 #include "runtime/runtime.h"
@@ -618,14 +619,28 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 		if (add_tmpfs(spec, o->tmpfs[i], err) < 0)
 			return -1;
 
-	/* Rootless: map ourselves to root inside (issue: subordinate ranges). */
+	/* Rootless: ourselves as root inside, plus our subordinate ranges. */
 	if (ctx->rootless) {
+		struct id_mapping m;
+		id_mapping_for_self(&m);
+		if (!m.subordinate && !ctx->quiet)
+			fprintf(stderr,
+				"hutch: note: no subordinate ids for uid %u in /etc/subuid and "
+				"/etc/subgid (or no newuidmap/newgidmap): only your own uid is mapped "
+				"(to root); other owners in the image show as nobody and --user other "
+				"than root will fail\n",
+				(unsigned)getuid());
 		spec->userns = true;
-		spec->uid_map = xcalloc(1, sizeof(*spec->uid_map));
-		spec->gid_map = xcalloc(1, sizeof(*spec->gid_map));
-		*spec->uid_map = (struct hutch_id_map){0, getuid(), 1};
-		*spec->gid_map = (struct hutch_id_map){0, getgid(), 1};
-		spec->n_uid_map = spec->n_gid_map = 1;
+		spec->uid_map = xcalloc(m.n_uid, sizeof(*spec->uid_map));
+		spec->gid_map = xcalloc(m.n_gid, sizeof(*spec->gid_map));
+		for (size_t i = 0; i < m.n_uid; i++)
+			spec->uid_map[i] = (struct hutch_id_map){m.uid[i].inside, m.uid[i].outside,
+								 m.uid[i].count};
+		for (size_t i = 0; i < m.n_gid; i++)
+			spec->gid_map[i] = (struct hutch_id_map){m.gid[i].inside, m.gid[i].outside,
+								 m.gid[i].count};
+		spec->n_uid_map = m.n_uid;
+		spec->n_gid_map = m.n_gid;
 	}
 	return 0;
 }

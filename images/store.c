@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "common/idmap.h"
 #include "common/sha256.h"
 #include "common/util.h"
 #include "images/images.h"
@@ -70,7 +71,8 @@ static void clean_abandoned_staging(struct hutch_store *s)
 					       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (e < 0 || flock(e, LOCK_EX | LOCK_NB) < 0)
 			continue;
-		remove_tree_at(dirfd(d), de->d_name, NULL);
+		_cleanup_free_ char *abs = xasprintf("%s/tmp/%s", s->root, de->d_name);
+		remove_tree_as_owner(abs, NULL);
 	}
 	closedir(d);
 }
@@ -417,6 +419,65 @@ static int open_dir_as_tar(const char *dir, pid_t *pid, struct hutch_err **err)
 	return p[0];
 }
 
+/* Decompress, unpack into staging/layer and digest one layer stream. */
+struct unpack_job {
+	int in, stagefd;
+	bool rootless;
+	char comp_hex[65], diff_hex[65];
+	struct unpack_stats stats;
+};
+
+static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
+{
+	struct layer_stream *ls = NULL;
+	struct tar_reader *tr = NULL;
+	int ret = -1;
+	if (layer_stream_open(j->in, &ls, err) < 0)
+		return -1;
+	struct stream_reader rd = {.ls = ls, .err = err};
+	tr = tar_reader_new(stream_read_cb, &rd);
+	_cleanup_close_ int layerfd = openat(j->stagefd, "layer", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct unpack_opts uo = {.rootless = j->rootless, .convert_whiteouts = false};
+	if (layerfd < 0) {
+		hutch_fail_sys(err, "open the staging layer");
+		goto out;
+	}
+	if (layer_unpack(tr, layerfd, &uo, &j->stats, err) < 0 ||
+	    layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	tar_reader_free(tr);
+	layer_stream_free(ls);
+	return ret;
+}
+
+/* In a user namespace child: the results go back through a file in staging. */
+static int unpack_job_in_userns(void *arg, struct hutch_err **err)
+{
+	struct unpack_job *j = arg;
+	if (unpack_job_run(j, err) < 0)
+		return -1;
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s %s %llu %llu", j->comp_hex, j->diff_hex,
+		 (unsigned long long)j->stats.entries, (unsigned long long)j->stats.bytes);
+	return write_file_at(j->stagefd, "result", buf, err);
+}
+
+static int unpack_job_result(struct unpack_job *j, struct hutch_err **err)
+{
+	_cleanup_free_ char *text = NULL;
+	if (read_file_at(j->stagefd, "result", &text, NULL, err) < 0)
+		return -1;
+	unsigned long long entries, bytes;
+	if (sscanf(text, "%64s %64s %llu %llu", j->comp_hex, j->diff_hex, &entries, &bytes) != 4 ||
+	    !digest_is_valid(j->diff_hex, true))
+		return hutch_fail(err, 0, "unpacking in the user namespace gave no result");
+	j->stats.entries = entries;
+	j->stats.bytes = bytes;
+	return 0;
+}
+
 static char *iso8601_now(void)
 {
 	char buf[64];
@@ -505,26 +566,29 @@ int hutch_image_import(struct hutch_store *s, const char *src, const char *name,
 	pid_t tar_pid = -1;
 	int in = S_ISDIR(st.st_mode) ? open_dir_as_tar(src, &tar_pid, err)
 				     : open(src, O_RDONLY | O_CLOEXEC);
-	struct layer_stream *ls = NULL;
-	struct tar_reader *tr = NULL;
 	char comp_hex[65], diff_hex[65], chain[65];
 	struct unpack_stats stats = {0};
-	_cleanup_close_ int layerfd = -1;
 	_cleanup_free_ char *layer_path = NULL, *size_path = NULL;
 	if (in < 0) {
 		if (!S_ISDIR(st.st_mode))
 			hutch_fail_sys(err, "open '%s'", src);
 		goto out;
 	}
-	if (layer_stream_open(in, &ls, err) < 0)
+	struct unpack_job job = {.in = in, .stagefd = stagefd, .rootless = s->rootless};
+	struct id_mapping idm;
+	id_mapping_for_self(&idm);
+	if (s->rootless && idm.subordinate) {
+		/* Root of a user namespace with our subordinate ids can give every file
+		 * its owner from the image (as far as the mapping reaches). */
+		if (userns_run(&idm, unpack_job_in_userns, &job, err) < 0 ||
+		    unpack_job_result(&job, err) < 0)
+			goto out;
+	} else if (unpack_job_run(&job, err) < 0) {
 		goto out;
-	struct stream_reader rd = {.ls = ls, .err = err};
-	tr = tar_reader_new(stream_read_cb, &rd);
-	layerfd = openat(stagefd, "layer", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct unpack_opts uo = {.rootless = s->rootless, .convert_whiteouts = false};
-	if (layerfd < 0 || layer_unpack(tr, layerfd, &uo, &stats, err) < 0 ||
-	    layer_stream_finish(ls, comp_hex, diff_hex, err) < 0)
-		goto out;
+	}
+	memcpy(comp_hex, job.comp_hex, 65);
+	memcpy(diff_hex, job.diff_hex, 65);
+	stats = job.stats;
 	if (stats.entries == 0) {
 		hutch_fail(err, 0, "'%s' holds no files: not a rootfs tarball", src);
 		goto out;
@@ -575,11 +639,9 @@ out:
 		kill(tar_pid, SIGKILL);
 		waitpid(tar_pid, NULL, 0);
 	}
-	tar_reader_free(tr);
-	layer_stream_free(ls);
 	if (in >= 0)
 		close(in);
-	remove_tree_at(AT_FDCWD, staging, NULL);
+	remove_tree_as_owner(staging, NULL);
 	return ret;
 }
 
@@ -705,8 +767,10 @@ int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err 
 			_cleanup_free_ char *sz = xasprintf("layers/%s.size", chains[i]);
 			/* Rename first so a crash mid-removal leaves only staging debris. */
 			_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", chains[i]);
-			if (renameat(s->rootfd, p, s->rootfd, trash) == 0)
-				remove_tree_at(s->rootfd, trash, NULL);
+			if (renameat(s->rootfd, p, s->rootfd, trash) == 0) {
+				_cleanup_free_ char *abs = xasprintf("%s/%s", s->root, trash);
+				remove_tree_as_owner(abs, NULL);
+			}
 			unlinkat(s->rootfd, sz, 0);
 		}
 		_cleanup_free_ char *cp = xasprintf("configs/%s.json", id);

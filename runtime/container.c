@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <termios.h>
 
+#include "common/idmap.h"
 #include "common/util.h"
 #include "runtime/container_internal.h"
 #include "runtime/runtime_internal.h"
@@ -434,7 +435,7 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		}
 		if (state_write(c->rt, c->state, ret ? NULL : err) < 0)
 			ret = -1;
-	} else if (c->created_data && remove_tree_at(AT_FDCWD, c->data_dir, ret ? NULL : err) < 0) {
+	} else if (c->created_data && remove_tree_as_owner(c->data_dir, ret ? NULL : err) < 0) {
 		ret = -1;
 	}
 	hutch_state_free(c->state);

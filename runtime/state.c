@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "common/idmap.h"
 #include "common/util.h"
 #include "runtime/container_internal.h"
 #include "runtime/process_internal.h"
@@ -263,7 +264,7 @@ int64_t now_ns(void)
 int state_remove_dir(const struct hutch_runtime *rt, const char *id, struct hutch_err **err)
 {
 	_cleanup_free_ char *dir = container_dir(rt, id);
-	return remove_tree_at(AT_FDCWD, dir, err);
+	return remove_tree_as_owner(dir, err);
 }
 
 /* Wait for a cgroup to be empty, then remove it. */
