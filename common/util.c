@@ -133,8 +133,13 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode, struct hutch_err **err)
 			return hutch_fail_sys(err, "mkdir %s", p);
 		*s = '/';
 	}
-	if (mkdirat(dirfd, p, mode) < 0 && errno != EEXIST)
-		return hutch_fail_sys(err, "mkdir %s", p);
+	if (mkdirat(dirfd, p, mode) < 0) {
+		struct stat st;
+		if (errno != EEXIST)
+			return hutch_fail_sys(err, "mkdir %s", p);
+		if (fstatat(dirfd, p, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+			return hutch_fail(err, ENOTDIR, "mkdir %s", p);
+	}
 	return 0;
 }
 
@@ -171,6 +176,9 @@ static int remove_dir_contents(int dfd, dev_t dev, struct hutch_err **err)
 				ret = hutch_fail_sys(err, "open %s", de->d_name);
 				break;
 			}
+			/* a 0555 directory (like /usr/bin in many images) must be writable
+			 * for its entries to go, also for a user without CAP_DAC_OVERRIDE */
+			fchmod(sub, 0700);
 			if (remove_dir_contents(sub, dev, err) < 0) {
 				ret = -1;
 				break;
@@ -201,6 +209,7 @@ int remove_tree_at(int dirfd, const char *name, struct hutch_err **err)
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return hutch_fail_sys(err, "open %s", name);
+	fchmod(fd, 0700);
 	if (remove_dir_contents(fd, st.st_dev, err) < 0)
 		return hutch_err_wrap(err, "remove %s", name);
 	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
@@ -223,10 +232,15 @@ int parse_size(const char *s, int64_t *out)
 {
 	if (!s || !*s || !isdigit((unsigned char)*s))
 		return -1;
+	/* Docker's syntax: digits, an optional fraction, a unit. strtod alone would
+	 * also take hex, exponents and "inf". */
+	size_t nd = strspn(s, "0123456789");
+	if (s[nd] == '.' && isdigit((unsigned char)s[nd + 1]))
+		nd += 1 + strspn(s + nd + 1, "0123456789");
 	errno = 0;
 	char *end = NULL;
 	double v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	if (errno || end != s + nd || v < 0)
 		return -1;
 	int64_t mul = 1;
 	if (*end) {
@@ -248,7 +262,7 @@ int parse_size(const char *s, int64_t *out)
 			return -1;
 	}
 	double r = v * (double)mul;
-	if (r > (double)INT64_MAX)
+	if (r >= 9223372036854775808.0) /* 2^63: INT64_MAX is not exact as a double */
 		return -1;
 	*out = (int64_t)r;
 	return 0;

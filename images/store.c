@@ -745,7 +745,9 @@ int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err 
 			_cleanup_free_ char *p = xasprintf("layers/%s", chains[i]);
 			_cleanup_close_ int fd =
 				openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			/* only layers that would go need to be free */
+			if (fd >= 0 && !chain_used_by_other(s, refs, id, chains[i]) &&
+			    flock(fd, LOCK_EX | LOCK_NB) < 0) {
 				hutch_fail(err, 0,
 					   "image '%s' is in use by a running container; stop it "
 					   "first",

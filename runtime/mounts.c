@@ -166,8 +166,19 @@ int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct
 		memcpy(out->data + data_len, o, olen + 1);
 		data_len += olen;
 	}
+	/* mount_setattr wants the whole atime field cleared when one is set */
 	if (out->attr_clr & MOUNT_ATTR__ATIME)
-		out->attr_clr = (out->attr_clr & ~MOUNT_ATTR__ATIME) | MOUNT_ATTR__ATIME;
+		out->attr_clr |= MOUNT_ATTR__ATIME;
+	if (out->bind && out->data) {
+		/* an fs option seen before "bind"/"rbind" in the list */
+		char *comma = strchr(out->data, ',');
+		if (comma)
+			*comma = '\0';
+		hutch_fail(err, EINVAL, "unknown option '%s' for bind mount on %s", out->data,
+			   m->destination);
+		mount_opts_free(out);
+		return -1;
+	}
 	return 0;
 }
 

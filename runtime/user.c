@@ -108,7 +108,7 @@ size_t group_members(const char *content, const char *user, gid_t primary, gid_t
 	size_t n;
 	while ((n = next_record(&cur, line, sizeof(line), f, 4))) {
 		unsigned long g;
-		if (n < 4 || !parse_id(f[2], &g) || g == primary)
+		if (n < 4 || f[0][0] == '#' || !parse_id(f[2], &g) || g == primary)
 			continue;
 		char *save = NULL;
 		for (char *m = strtok_r(f[3], ",", &save); m; m = strtok_r(NULL, ",", &save)) {

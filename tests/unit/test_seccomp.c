@@ -2,10 +2,13 @@
  * fork()ed child so that the test process itself stays unfiltered. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/kcmp.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -218,14 +222,19 @@ static int child_processes_and_threads(void)
 
 #if defined(__x86_64__)
 /* A 32-bit syscall from a 64-bit process: seccomp sees AUDIT_ARCH_I386. */
-static long int80(long nr, long a, long b, long c)
+static long int80_5(long nr, long a, long b, long c, long d, long e)
 {
 	long ret;
 	__asm__ volatile("int $0x80"
 			 : "=a"(ret)
-			 : "a"(nr), "b"(a), "c"(b), "d"(c)
+			 : "a"(nr), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e)
 			 : "memory", "r8", "r9", "r10", "r11");
 	return (int)ret;
+}
+
+static long int80(long nr, long a, long b, long c)
+{
+	return int80_5(nr, a, b, c, 0, 0);
 }
 #define I386_GETPID  20
 #define I386_KEYCTL  288
@@ -250,7 +259,184 @@ static int child_compat_abis(void)
 	CHILD_ERRNO(syscall(X32_BIT | SYS_keyctl, 0, -3, 0), EPERM);
 	return 0;
 }
+
+/* ---- syscalls newer than the profile: ENOSYS, not EPERM ---- */
+
+enum newcall_rule { ALLOWED, NEEDS_SYS_ADMIN, NOT_IN_TABLE };
+
+/* Syscalls from Linux 6.5 on, with arguments the kernel rejects harmlessly.
+ * Their numbers are the same for x86_64, i386 and x32 (common since 424). */
+static const struct newcall {
+	const char *name;
+	long nr;
+	enum newcall_rule rule;
+	int n_args;
+	long args[6];
+} newcalls[] = {
+    {"cachestat", 451, ALLOWED, 4, {-1}},
+    {"fchmodat2", 452, ALLOWED, 4, {AT_FDCWD, 0 /* NULL path */, 0644}},
+    {"map_shadow_stack", 453, ALLOWED, 3, {0}},
+    {"futex_wake", 454, ALLOWED, 4, {0}},
+    {"futex_wait", 455, ALLOWED, 6, {0}},
+    {"futex_requeue", 456, ALLOWED, 4, {0}},
+    {"statmount", 457, ALLOWED, 4, {0}},
+    {"listmount", 458, ALLOWED, 4, {0}},
+    {"lsm_get_self_attr", 459, NEEDS_SYS_ADMIN, 4, {0}},
+    {"lsm_set_self_attr", 460, NEEDS_SYS_ADMIN, 4, {0}},
+    {"lsm_list_modules", 461, NEEDS_SYS_ADMIN, 3, {0}},
+    {"mseal", 462, ALLOWED, 3, {0}},
+    {"setxattrat", 463, ALLOWED, 6, {-1}},
+    {"getxattrat", 464, ALLOWED, 6, {-1}},
+    {"listxattrat", 465, ALLOWED, 5, {-1}},
+    {"removexattrat", 466, ALLOWED, 4, {-1}},
+    {"open_tree_attr", 467, NOT_IN_TABLE, 5, {-1}},
+    {"file_getattr", 468, NOT_IN_TABLE, 5, {-1}},
+    {"file_setattr", 469, NOT_IN_TABLE, 5, {-1}},
+};
+#define N_NEWCALLS ARRAY_SIZE(newcalls)
+
+/* What the kernel itself answers (no filter), in shared memory so that a
+ * child can record it: 0 for success, else the errno. */
+struct kernel_answers {
+	int x86_64[N_NEWCALLS];
+	int i386[N_NEWCALLS];
+};
+static struct kernel_answers *kernel_answers;
+static bool with_sys_admin; /* the caps of the filter the next child loads */
+static bool have_i386;
+
+static long call_x86_64(const struct newcall *c)
+{
+	const long *a = c->args;
+	return syscall(c->nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* i386 passes five arguments in registers here (ebp is the frame pointer):
+ * calls with six are left to the x86_64 check. */
+static bool i386_callable(const struct newcall *c)
+{
+	return c->n_args <= 5;
+}
+
+static long call_i386(const struct newcall *c)
+{
+	const long *a = c->args;
+	return int80_5(c->nr, a[0], a[1], a[2], a[3], a[4]);
+}
+
+static int child_record_kernel_answers(void)
+{
+	for (size_t i = 0; i < N_NEWCALLS; i++) {
+		errno = 0;
+		kernel_answers->x86_64[i] = call_x86_64(&newcalls[i]) == -1 ? errno : 0;
+		if (have_i386 && i386_callable(&newcalls[i])) {
+			long r = call_i386(&newcalls[i]);
+			kernel_answers->i386[i] = r < 0 && r > -4096 ? (int)-r : 0;
+		}
+	}
+	return 0;
+}
+
+/* The answer through the filter: ENOSYS when the installed libseccomp does
+ * not know the name (so the profile cannot allow it) or the table does not
+ * name it; EPERM when the table denies it to these capabilities; else the
+ * kernel's own answer. */
+static int expected_errno(const struct newcall *c, uint32_t scmp_arch, int kernel_answer)
+{
+	if (c->rule == NOT_IN_TABLE ||
+	    seccomp_syscall_resolve_name_arch(scmp_arch, c->name) != c->nr)
+		return ENOSYS;
+	if (c->rule == NEEDS_SYS_ADMIN && !with_sys_admin)
+		return EPERM;
+	return kernel_answer;
+}
+
+static int check_answer(const char *abi, const struct newcall *c, long r, int got, int want)
+{
+	int got_errno = (r == -1 || (r < 0 && r > -4096)) ? got : 0;
+	if (got_errno == want)
+		return 0;
+	dprintf(2, "%s %s (%ld): got %s, expected %s\n", abi, c->name, c->nr,
+		got_errno ? strerror(got_errno) : "success", want ? strerror(want) : "success");
+	return 1;
+}
+
+static int child_new_syscalls(void)
+{
+	int failed = 0;
+	for (size_t i = 0; i < N_NEWCALLS; i++) {
+		const struct newcall *c = &newcalls[i];
+		errno = 0;
+		long r = call_x86_64(c);
+		failed |=
+		    check_answer("x86_64", c, r, errno,
+				 expected_errno(c, SCMP_ARCH_X86_64, kernel_answers->x86_64[i]));
+		if (have_i386 && i386_callable(c)) {
+			r = call_i386(c);
+			failed |=
+			    check_answer("i386", c, r, (int)-r,
+					 expected_errno(c, SCMP_ARCH_X86, kernel_answers->i386[i]));
+		}
+	}
+	/* Far above anything the table names. */
+	CHILD_ERRNO(syscall(1000), ENOSYS);
+	CHILD_ERRNO(syscall(X32_BIT - 1), ENOSYS);
+	/* Denied on purpose, and known: still EPERM. */
+	CHILD_ERRNO(syscall(SYS_keyctl, 0, -3, 0), EPERM);
+	CHILD_ERRNO(syscall(SYS_add_key, "user", "hutch", "x", 1, 0), EPERM);
+	CHILD_CHECK(syscall(SYS_getpid) == getpid());
+	if (have_i386) {
+		CHILD_CHECK(int80(1000, 0, 0, 0) == -ENOSYS);
+		CHILD_CHECK(int80(I386_KEYCTL, 0, -3, 0) == -EPERM);
+		CHILD_CHECK(int80(I386_GETPID, 0, 0, 0) == getpid());
+	}
+	return failed;
+}
+
+static int child_without_prefix(void)
+{
+	CHILD_ERRNO(syscall(1000), EPERM);
+	CHILD_ERRNO(syscall(469, -1, 0, 0, 0, 0), EPERM);
+	CHILD_ERRNO(syscall(X32_BIT | 500), EPERM);
+	if (have_i386)
+		CHILD_CHECK(int80(1000, 0, 0, 0) == -EPERM);
+	return 0;
+}
+
+/* x32 shares AUDIT_ARCH_X86_64 and sets bit 30 of the number; its own
+ * variants (readv, ioctl, execve... 512-547) lie above every new syscall, so
+ * the prefix treats them as a block of their own. The kernel here may lack
+ * the x32 ABI: what reaches it answers ENOSYS then, but never EPERM. */
+static int child_x32_new_syscalls(void)
+{
+	CHILD_ERRNO(syscall(X32_BIT | 1000), ENOSYS); /* above the x32 block */
+	CHILD_ERRNO(syscall(X32_BIT | 600), ENOSYS);  /* likewise */
+	CHILD_ERRNO(syscall(X32_BIT | 500), ENOSYS);  /* between the common table and 512 */
+	CHILD_ERRNO(syscall(X32_BIT | 469), ENOSYS);  /* file_setattr: not in the table */
+	CHILD_ERRNO(syscall(X32_BIT | SYS_keyctl, 0, -3, 0), EPERM);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_add_key, 0, 0, 0, 0, 0), EPERM);
+	/* x32 readv (515), in the block and allowed: the kernel's answer. */
+	errno = 0;
+	long r = syscall(X32_BIT | 515, -1, NULL, 0);
+	CHILD_CHECK(r == -1 && (errno == EBADF || errno == ENOSYS));
+	return 0;
+}
 #endif
+
+/* The prefix for the ABIs of an x86_64 host, as seccomp_build_default
+ * orders them (native, then compat); the program starts with it. */
+static const uint32_t x86_arches[] = {SCMP_ARCH_X86_64, SCMP_ARCH_X86, SCMP_ARCH_X32};
+
+static unsigned x86_stub(struct sock_filter out[SECCOMP_ENOSYS_STUB_MAX])
+{
+	return seccomp_enosys_stub(x86_arches, ARRAY_SIZE(x86_arches), out);
+}
+
+static unsigned x86_stub_len(void)
+{
+	struct sock_filter stub[SECCOMP_ENOSYS_STUB_MAX];
+	return x86_stub(stub);
+}
 
 /* ---- tests ---- */
 
@@ -304,6 +490,208 @@ static void test_compat_abis(void **state)
 #endif
 }
 
+static void test_new_syscalls_enosys(void **state)
+{
+#if defined(__x86_64__)
+	have_i386 = in_filtered_child(NULL, child_i386_probe) == 0;
+	assert_int_equal(in_filtered_child(NULL, child_record_kernel_answers), 0);
+	/* The fixtures come from the cache, so this checks what it stores too. */
+	assert_true(default_prog.from_cache && sysadmin_prog.from_cache);
+	with_sys_admin = false;
+	assert_int_equal(in_filtered_child(&default_prog, child_new_syscalls), 0);
+	assert_int_equal(in_filtered_child(&nocaps_prog, child_new_syscalls), 0);
+	with_sys_admin = true;
+	assert_int_equal(in_filtered_child(&sysadmin_prog, child_new_syscalls), 0);
+	/* Without the prefix the same calls were EPERM. */
+	struct seccomp_prog bare = default_prog;
+	unsigned n_stub = x86_stub_len();
+	bare.insns += n_stub;
+	bare.n_insns -= n_stub;
+	assert_int_equal(in_filtered_child(&bare, child_without_prefix), 0);
+#else
+	skip();
+#endif
+}
+
+static void test_x32_new_syscalls_enosys(void **state)
+{
+#if defined(__x86_64__)
+	assert_int_equal(in_filtered_child(&default_prog, child_x32_new_syscalls), 0);
+#else
+	skip();
+#endif
+}
+
+/* ---- the prefix alone, run by a small classic-BPF interpreter ---- */
+
+#define RET_FILTER 0x7fff0000U /* SECCOMP_RET_ALLOW: the "rest of the filter" */
+#define RET_ENOSYS (SECCOMP_RET_ERRNO | ENOSYS)
+
+/* Runs prog (the instructions seccomp programs here use) on one syscall; a
+ * jump or load out of bounds or an unknown instruction fails the test. */
+static uint32_t run_bpf(const struct sock_filter *prog, unsigned n, uint32_t arch, uint32_t nr)
+{
+	struct seccomp_data d = {.nr = (int)nr, .arch = arch};
+	uint32_t a = 0;
+	for (unsigned pc = 0; pc < n; pc++) {
+		const struct sock_filter *f = &prog[pc];
+		switch (f->code) {
+		case BPF_LD | BPF_W | BPF_ABS:
+			assert_true(f->k + 4 <= sizeof(d) && f->k % 4 == 0);
+			memcpy(&a, (const char *)&d + f->k, 4);
+			break;
+		case BPF_JMP | BPF_JA:
+			pc += f->k;
+			break;
+		case BPF_JMP | BPF_JEQ | BPF_K:
+			pc += a == f->k ? f->jt : f->jf;
+			break;
+		case BPF_JMP | BPF_JGT | BPF_K:
+			pc += a > f->k ? f->jt : f->jf;
+			break;
+		case BPF_JMP | BPF_JGE | BPF_K:
+			pc += a >= f->k ? f->jt : f->jf;
+			break;
+		case BPF_JMP | BPF_JSET | BPF_K:
+			pc += (a & f->k) ? f->jt : f->jf;
+			break;
+		case BPF_RET | BPF_K:
+			return f->k;
+		default:
+			fail_msg("instruction %u: unexpected code 0x%x", pc, f->code);
+		}
+	}
+	fail_msg("ran off the end of the program");
+	return 0;
+}
+
+struct stub_case {
+	uint32_t arch, nr, want;
+};
+
+/* Build the prefix for arches, put "ret FILTER" after it, run the cases. */
+static void check_stub(const uint32_t *arches, size_t n_arches, const struct stub_case *cases,
+		       size_t n_cases)
+{
+	struct sock_filter prog[SECCOMP_ENOSYS_STUB_MAX + 1];
+	unsigned n = seccomp_enosys_stub(arches, n_arches, prog);
+	assert_true(n > 0 && n <= SECCOMP_ENOSYS_STUB_MAX);
+	assert_int_equal(prog[n - 1].code, BPF_RET | BPF_K);
+	assert_int_equal(prog[n - 1].k, RET_ENOSYS);
+	prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, RET_FILTER);
+	for (size_t i = 0; i < n_cases; i++) {
+		uint32_t got = run_bpf(prog, n + 1, cases[i].arch, cases[i].nr);
+		if (got != cases[i].want)
+			fail_msg("arch 0x%x nr 0x%x: got 0x%x, expected 0x%x", cases[i].arch,
+				 cases[i].nr, got, cases[i].want);
+	}
+	/* Whatever the number, the prefix answers ENOSYS or goes on. */
+	for (size_t a = 0; a < n_arches; a++)
+		for (uint64_t nr = 0; nr <= 0xffffffffULL; nr += 0x10001) {
+			uint32_t got = run_bpf(prog, n + 1, arches[a], (uint32_t)nr);
+			assert_true(got == RET_FILTER || got == RET_ENOSYS);
+		}
+}
+
+/* The highest number of these names libseccomp resolves for arch. */
+static uint32_t max_resolved(uint32_t arch, const char *const *names)
+{
+	int max = -1;
+	for (; *names; names++) {
+		int nr = seccomp_syscall_resolve_name_arch(arch, *names);
+		if (nr > max)
+			max = nr;
+	}
+	assert_true(max >= 0);
+	return (uint32_t)max;
+}
+
+static void test_stub_x86(void **state)
+{
+	const uint32_t *arches = x86_arches;
+	/* Names in the table that every libseccomp hutch builds with knows. */
+	const char *const known[] = {"futex_waitv", "set_mempolicy_home_node", "read", NULL};
+	const uint32_t x64 = max_resolved(SCMP_ARCH_X86_64, known);
+	const uint32_t i386 = max_resolved(SCMP_ARCH_X86, known);
+	const uint32_t x32 = max_resolved(SCMP_ARCH_X32, known);
+	const uint32_t audit64 = AUDIT_ARCH_X86_64, audit32 = AUDIT_ARCH_I386;
+	const uint32_t bit = 0x40000000;
+	const struct stub_case cases[] = {
+	    {audit64, 0, RET_FILTER},
+	    {audit64, x64, RET_FILTER},
+	    {audit64, 1000, RET_ENOSYS},
+	    {audit64, bit - 1, RET_ENOSYS},
+	    {audit64, 0xffffffff, RET_ENOSYS}, /* -1 */
+	    {audit64, 469, RET_ENOSYS},	       /* file_setattr: not in the table */
+	    {audit32, 0, RET_FILTER},
+	    {audit32, i386, RET_FILTER},
+	    {audit32, 1000, RET_ENOSYS},
+	    {audit32, bit | 1, RET_ENOSYS},
+	    {audit64, bit | 0, RET_FILTER},
+	    {audit64, x32, RET_FILTER},
+	    {audit64, bit | 469, RET_ENOSYS},
+	    {audit64, bit | 511, RET_ENOSYS},
+	    {audit64, bit | 512, RET_FILTER}, /* x32 rt_sigaction */
+	    {audit64, bit | 547, RET_FILTER}, /* x32 pwritev2 */
+	    {audit64, bit | 548, RET_ENOSYS},
+	    {audit64, bit | 1000, RET_ENOSYS},
+	    /* Other arches are the libseccomp program's business (bad arch). */
+	    {AUDIT_ARCH_AARCH64, 1000, RET_FILTER},
+	    {0, 1000, RET_FILTER},
+	};
+	check_stub(arches, ARRAY_SIZE(x86_arches), cases, ARRAY_SIZE(cases));
+	/* The horizon is the table's, not libseccomp's, and the same for
+	 * every capability set: fchmodat2 is below it exactly when libseccomp
+	 * can resolve it (and the profile then allows it). */
+	struct sock_filter prog[SECCOMP_ENOSYS_STUB_MAX + 1];
+	unsigned n = x86_stub(prog);
+	prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, RET_FILTER);
+	bool known_fchmodat2 =
+	    seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "fchmodat2") == 452;
+	assert_int_equal(run_bpf(prog, n + 1, audit64, 452),
+			 known_fchmodat2 ? RET_FILTER : RET_ENOSYS);
+	/* An x86_64-only filter still sends x32 numbers to libseccomp. */
+	const struct stub_case only64[] = {{audit64, bit | 1000, RET_FILTER},
+					   {audit64, 1000, RET_ENOSYS}};
+	check_stub(arches, 1, only64, ARRAY_SIZE(only64));
+}
+
+static void test_stub_other_arches(void **state)
+{
+	const uint32_t arm[] = {SCMP_ARCH_AARCH64, SCMP_ARCH_ARM};
+	const struct stub_case arm_cases[] = {
+	    {AUDIT_ARCH_AARCH64, 0, RET_FILTER},
+	    {AUDIT_ARCH_AARCH64, 449, RET_FILTER}, /* futex_waitv */
+	    {AUDIT_ARCH_AARCH64, 1000, RET_ENOSYS},
+	    {AUDIT_ARCH_ARM, 3, RET_FILTER},
+	    {AUDIT_ARCH_ARM, 449, RET_FILTER},
+	    {AUDIT_ARCH_ARM, 1000, RET_ENOSYS},	    /* between the table and ARM's own */
+	    {AUDIT_ARCH_ARM, 0x0f0001, RET_FILTER}, /* breakpoint */
+	    {AUDIT_ARCH_ARM, 0x0f0005, RET_FILTER}, /* set_tls */
+	    {AUDIT_ARCH_ARM, 0x0f0100, RET_ENOSYS},
+	    {AUDIT_ARCH_X86_64, 1000, RET_FILTER},
+	};
+	check_stub(arm, ARRAY_SIZE(arm), arm_cases, ARRAY_SIZE(arm_cases));
+	const uint32_t riscv[] = {SCMP_ARCH_RISCV64};
+	const struct stub_case riscv_cases[] = {
+	    {AUDIT_ARCH_RISCV64, 259, RET_FILTER}, /* riscv_flush_icache */
+	    {AUDIT_ARCH_RISCV64, 449, RET_FILTER},
+	    {AUDIT_ARCH_RISCV64, 1000, RET_ENOSYS},
+	};
+	check_stub(riscv, 1, riscv_cases, ARRAY_SIZE(riscv_cases));
+	const uint32_t ppc[] = {SCMP_ARCH_PPC64LE};
+	const struct stub_case ppc_cases[] = {
+	    {AUDIT_ARCH_PPC64LE, 449, RET_FILTER},
+	    {AUDIT_ARCH_PPC64LE, 1000, RET_ENOSYS},
+	};
+	check_stub(ppc, 1, ppc_cases, ARRAY_SIZE(ppc_cases));
+	/* No layout for s390x (unknown numbers arrive as 0 there): no prefix. */
+	struct sock_filter prog[SECCOMP_ENOSYS_STUB_MAX];
+	const uint32_t s390[] = {SCMP_ARCH_S390X, SCMP_ARCH_S390};
+	assert_int_equal(seccomp_enosys_stub(s390, ARRAY_SIZE(s390), prog), 0);
+	assert_int_equal(seccomp_enosys_stub(NULL, 0, prog), 0);
+}
+
 static int child_install(void)
 {
 	struct hutch_err *err = NULL;
@@ -339,6 +727,14 @@ static void test_rules_and_arches(void **state)
 	assert_false(p.from_cache);
 	assert_true(p.n_rules > 300);
 	assert_true(p.n_insns > 0 && p.n_insns <= BPF_MAXINSNS);
+#if defined(__x86_64__)
+	/* The ENOSYS prefix, then libseccomp's program. */
+	struct sock_filter stub[SECCOMP_ENOSYS_STUB_MAX];
+	unsigned n_stub = x86_stub(stub);
+	assert_true(n_stub > 0 && n_stub < p.n_insns);
+	assert_memory_equal(p.insns, stub, n_stub * sizeof(*stub));
+	assert_memory_equal(default_prog.insns, stub, n_stub * sizeof(*stub)); /* cached */
+#endif
 	/* Same input, same program: the cache depends on it. */
 	struct seccomp_prog q;
 	assert_int_equal(seccomp_build_default(HUTCH_DEFAULT_CAPS, &q, &err), 0);
@@ -530,6 +926,12 @@ static int group_setup(void **state)
 {
 	if (!mkdtemp(cache_dir))
 		return -1;
+#if defined(__x86_64__)
+	kernel_answers = mmap(NULL, sizeof(*kernel_answers), PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (kernel_answers == MAP_FAILED)
+		return -1;
+#endif
 	if (prepare_twice(HUTCH_DEFAULT_CAPS, &default_prog) < 0 ||
 	    prepare_twice(SYSADMIN_CAPS, &sysadmin_prog) < 0 ||
 	    prepare_twice(0, &nocaps_prog) < 0 ||
@@ -544,6 +946,9 @@ static int group_teardown(void **state)
 	seccomp_prog_free(&sysadmin_prog);
 	seccomp_prog_free(&nocaps_prog);
 	seccomp_prog_free(&ptrace_prog);
+#if defined(__x86_64__)
+	munmap(kernel_answers, sizeof(*kernel_answers));
+#endif
 	struct hutch_err *err = NULL;
 	int rc = remove_tree_at(AT_FDCWD, cache_dir, &err);
 	hutch_err_free(&err);
@@ -560,6 +965,10 @@ int main(void)
 	    cmocka_unit_test(test_sockets),
 	    cmocka_unit_test(test_processes_and_threads),
 	    cmocka_unit_test(test_compat_abis),
+	    cmocka_unit_test(test_new_syscalls_enosys),
+	    cmocka_unit_test(test_x32_new_syscalls_enosys),
+	    cmocka_unit_test(test_stub_x86),
+	    cmocka_unit_test(test_stub_other_arches),
 	    cmocka_unit_test(test_install_default),
 	    cmocka_unit_test(test_load_nothing),
 	    cmocka_unit_test(test_rules_and_arches),

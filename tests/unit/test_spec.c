@@ -1,0 +1,467 @@
+/* runtime/spec.c: Docker's defaults, env and mount helpers, capability names and
+ * validation (whose messages must name the offending value). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sys/capability.h>
+#include <sys/resource.h>
+
+#include "common/util.h"
+#include "runtime/runtime.h"
+
+static const char valid_id[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+static const struct hutch_mount *find_mount(const struct hutch_spec *s, const char *dest)
+{
+	const struct hutch_mount *found = NULL;
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		if (!strcmp(s->mounts[i].destination, dest)) {
+			assert_null(found); /* destinations are unique */
+			found = &s->mounts[i];
+		}
+	}
+	return found;
+}
+
+/* The mount's options, joined with ',' (malloc'd). */
+static char *joined_options(const struct hutch_mount *m)
+{
+	char *s = xstrdup("");
+	for (size_t i = 0; i < m->n_options; i++) {
+		char *n = xasprintf("%s%s%s", s, i ? "," : "", m->options[i]);
+		free(s);
+		s = n;
+	}
+	if (m->n_options)
+		assert_null(m->options[m->n_options]); /* NULL-terminated */
+	return s;
+}
+
+static bool strv_contains(char **v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return true;
+	return false;
+}
+
+static void check_mount(const struct hutch_spec *s, const char *dest, const char *type,
+			const char *source, const char *options)
+{
+	const struct hutch_mount *m = find_mount(s, dest);
+	if (!m)
+		fail_msg("no default mount on %s", dest);
+	assert_string_equal(m->type, type);
+	assert_string_equal(m->source, source);
+	char *o = joined_options(m);
+	assert_string_equal(o, options);
+	free(o);
+}
+
+/* ---- defaults ------------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+	struct hutch_spec *s = hutch_spec_new();
+	assert_non_null(s);
+	assert_int_equal(HUTCH_DEFAULT_CAPS, 0xa80425fbULL);
+	assert_int_equal(s->process.caps, HUTCH_DEFAULT_CAPS);
+	assert_true(s->process.no_new_privileges);
+	assert_int_equal(s->process.stop_signal, SIGTERM);
+	assert_string_equal(s->process.cwd, "/");
+	assert_false(s->process.terminal);
+	assert_false(s->privileged);
+	assert_int_equal(s->seccomp, HUTCH_SECCOMP_DEFAULT);
+	assert_int_equal(s->net_mode, HUTCH_NET_NONE);
+	assert_null(s->id);
+	assert_int_equal(s->process.n_args, 0);
+	assert_int_equal(s->root.n_layers, 0);
+
+	/* PATH */
+	const char *path = hutch_spec_get_env(s, "PATH");
+	assert_non_null(path);
+	assert_string_equal(path, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	assert_int_equal(s->process.n_env, 1);
+	assert_null(s->process.env[s->process.n_env]);
+
+	/* mounts: Docker's (moby oci/defaults.go) */
+	check_mount(s, "/proc", "proc", "proc", "nosuid,noexec,nodev");
+	check_mount(s, "/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k");
+	check_mount(s, "/dev/pts", "devpts", "devpts",
+		    "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5");
+	check_mount(s, "/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro");
+	check_mount(s, "/sys/fs/cgroup", "cgroup2", "cgroup", "nosuid,noexec,nodev,relatime,ro");
+	check_mount(s, "/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev");
+	check_mount(s, "/dev/shm", "tmpfs", "shm", "nosuid,noexec,nodev,mode=1777,size=65536k");
+	assert_int_equal(s->n_mounts, 7);
+	/* parents before children, so /dev/pts is not hidden by /dev */
+	size_t dev = 0, pts = 0, sys = 0, cg = 0;
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		if (!strcmp(s->mounts[i].destination, "/dev"))
+			dev = i;
+		if (!strcmp(s->mounts[i].destination, "/dev/pts"))
+			pts = i;
+		if (!strcmp(s->mounts[i].destination, "/sys"))
+			sys = i;
+		if (!strcmp(s->mounts[i].destination, "/sys/fs/cgroup"))
+			cg = i;
+	}
+	assert_true(dev < pts);
+	assert_true(sys < cg);
+
+	/* masked and read-only paths */
+	static const char *const masked[] = {
+	    "/proc/kcore",   "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+	    "/sys/firmware", "/proc/scsi", "/proc/acpi",       "/proc/latency_stats"};
+	for (size_t i = 0; i < ARRAY_SIZE(masked); i++)
+		if (!strv_contains(s->masked_paths, s->n_masked_paths, masked[i]))
+			fail_msg("%s is not masked", masked[i]);
+	static const char *const ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
+					 "/proc/bus", "/proc/fs"};
+	for (size_t i = 0; i < ARRAY_SIZE(ro); i++)
+		if (!strv_contains(s->readonly_paths, s->n_readonly_paths, ro[i]))
+			fail_msg("%s is not read-only", ro[i]);
+	/* nothing is both masked and read-only, and all are absolute */
+	for (size_t i = 0; i < s->n_masked_paths; i++) {
+		assert_int_equal(s->masked_paths[i][0], '/');
+		assert_false(
+		    strv_contains(s->readonly_paths, s->n_readonly_paths, s->masked_paths[i]));
+	}
+
+	/* rlimits: NOFILE 1024:1048576, a default (not explicit) */
+	assert_int_equal(s->process.n_rlimits, 1);
+	assert_int_equal(s->process.rlimits[0].resource, RLIMIT_NOFILE);
+	assert_int_equal(s->process.rlimits[0].soft, 1024);
+	assert_int_equal(s->process.rlimits[0].hard, 1048576);
+	assert_false(s->process.rlimits[0].explicit_);
+
+	hutch_spec_free(s);
+	hutch_spec_free(NULL);
+}
+
+/* Two specs do not share storage. */
+static void test_defaults_independent(void **state)
+{
+	struct hutch_spec *a = hutch_spec_new(), *b = hutch_spec_new();
+	assert_ptr_not_equal(a->mounts, b->mounts);
+	assert_ptr_not_equal(a->masked_paths[0], b->masked_paths[0]);
+	hutch_spec_set_env(a, "PATH=/only/a");
+	assert_string_equal(hutch_spec_get_env(b, "PATH"),
+			    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	hutch_spec_free(a);
+	hutch_spec_free(b);
+}
+
+/* ---- env ------------------------------------------------------------------ */
+
+static void test_env(void **state)
+{
+	struct hutch_spec *s = hutch_spec_new();
+	hutch_spec_set_env(s, "FOO=1");
+	hutch_spec_set_env(s, "BAR=two=2");
+	assert_int_equal(s->process.n_env, 3);
+	assert_string_equal(hutch_spec_get_env(s, "FOO"), "1");
+	assert_string_equal(hutch_spec_get_env(s, "BAR"), "two=2");
+	/* same key replaces in place */
+	hutch_spec_set_env(s, "FOO=replaced");
+	assert_int_equal(s->process.n_env, 3);
+	assert_string_equal(hutch_spec_get_env(s, "FOO"), "replaced");
+	assert_string_equal(s->process.env[1], "FOO=replaced");
+	hutch_spec_set_env(s, "PATH=/bin");
+	assert_int_equal(s->process.n_env, 3);
+	assert_string_equal(s->process.env[0], "PATH=/bin");
+	/* a prefix of a key is another key */
+	hutch_spec_set_env(s, "FO=short");
+	hutch_spec_set_env(s, "FOOD=long");
+	assert_int_equal(s->process.n_env, 5);
+	assert_string_equal(hutch_spec_get_env(s, "FOO"), "replaced");
+	assert_string_equal(hutch_spec_get_env(s, "FO"), "short");
+	assert_string_equal(hutch_spec_get_env(s, "FOOD"), "long");
+	/* empty value */
+	hutch_spec_set_env(s, "EMPTY=");
+	assert_string_equal(hutch_spec_get_env(s, "EMPTY"), "");
+	/* missing */
+	assert_null(hutch_spec_get_env(s, "NOPE"));
+	assert_null(hutch_spec_get_env(s, "F"));
+	assert_null(s->process.env[s->process.n_env]);
+	hutch_spec_free(s);
+}
+
+/* ---- mounts --------------------------------------------------------------- */
+
+static void test_add_mount(void **state)
+{
+	struct hutch_spec *s = hutch_spec_new();
+	size_t n = s->n_mounts;
+	/* replaces the default /dev/shm, keeping one entry */
+	assert_int_equal(
+	    hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/dev/shm", "rw,nosuid,size=1g,mode=1777"),
+	    0);
+	assert_int_equal(s->n_mounts, n);
+	check_mount(s, "/dev/shm", "tmpfs", "tmpfs", "rw,nosuid,size=1g,mode=1777");
+	const struct hutch_mount *m = find_mount(s, "/dev/shm");
+	assert_int_equal(m->n_options, 4);
+	assert_string_equal(m->options[2], "size=1g");
+	/* a new destination is appended; empty items are dropped */
+	assert_int_equal(hutch_spec_add_mount(s, "bind", "/srv/data", "/data", "rbind,,ro,"), 0);
+	assert_int_equal(s->n_mounts, n + 1);
+	check_mount(s, "/data", "bind", "/srv/data", "rbind,ro");
+	assert_string_equal(s->mounts[n].destination, "/data");
+	/* no options, NULL or empty */
+	assert_int_equal(hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/run", NULL), 0);
+	m = find_mount(s, "/run");
+	assert_non_null(m);
+	assert_int_equal(m->n_options, 0);
+	assert_int_equal(hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/tmp", ""), 0);
+	assert_int_equal(find_mount(s, "/tmp")->n_options, 0);
+	/* replacing one with options by one without clears them */
+	assert_int_equal(hutch_spec_add_mount(s, "bind", "/other", "/data", NULL), 0);
+	check_mount(s, "/data", "bind", "/other", "");
+	assert_int_equal(s->n_mounts, n + 3);
+	/* the other defaults are still there */
+	check_mount(s, "/proc", "proc", "proc", "nosuid,noexec,nodev");
+	hutch_spec_free(s);
+}
+
+/* ---- capabilities --------------------------------------------------------- */
+
+static void test_cap_from_name(void **state)
+{
+	assert_int_equal(hutch_cap_from_name("NET_RAW"), 13);
+	assert_int_equal(hutch_cap_from_name("CAP_NET_RAW"), 13);
+	assert_int_equal(hutch_cap_from_name("cap_sys_admin"), 21);
+	assert_int_equal(hutch_cap_from_name("sys_admin"), 21);
+	assert_int_equal(hutch_cap_from_name("CAP_CHOWN"), 0);
+	assert_int_equal(hutch_cap_from_name("CHOWN"), 0);
+	assert_int_equal(hutch_cap_from_name("BPF"), 39);
+	assert_int_equal(hutch_cap_from_name("PERFMON"), 38);
+	assert_int_equal(hutch_cap_from_name("CHECKPOINT_RESTORE"), 40);
+	assert_int_equal(hutch_cap_from_name("NOT_A_CAP"), -1);
+	assert_int_equal(hutch_cap_from_name(""), -1);
+	assert_int_equal(hutch_cap_from_name("CAP_"), -1);
+	assert_int_equal(hutch_cap_from_name("CAP_CAP_CHOWN"), -1);
+	assert_int_equal(hutch_cap_from_name("NET_RAW "), -1);
+	assert_int_equal(hutch_cap_from_name("NET"), -1);
+	assert_int_equal(hutch_cap_from_name("13"), -1);
+}
+
+/* Every capability the headers know, by libcap's name for it. */
+static void test_cap_names_match_libcap(void **state)
+{
+	for (int i = 0; i <= CAP_LAST_CAP; i++) {
+		char *name = cap_to_name((cap_value_t)i);
+		assert_non_null(name);
+		if (!strncmp(name, "cap_", 4)) {
+			int got = hutch_cap_from_name(name);
+			if (got != i)
+				fail_msg("hutch_cap_from_name(\"%s\") = %d, want %d", name, got, i);
+		}
+		cap_free(name);
+	}
+}
+
+static void test_docker_default_caps(void **state)
+{
+	static const char *const docker[] = {
+	    "CHOWN",   "DAC_OVERRIDE", "FSETID",	   "FOWNER",
+	    "MKNOD",   "NET_RAW",      "SETGID",	   "SETUID",
+	    "SETFCAP", "SETPCAP",      "NET_BIND_SERVICE", "SYS_CHROOT",
+	    "KILL",    "AUDIT_WRITE",
+	};
+	assert_int_equal(ARRAY_SIZE(docker), 14);
+	uint64_t caps = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(docker); i++) {
+		int c = hutch_cap_from_name(docker[i]);
+		if (c < 0)
+			fail_msg("unknown capability %s", docker[i]);
+		assert_false(caps & (1ULL << c)); /* no two names share a bit */
+		caps |= 1ULL << c;
+	}
+	assert_int_equal(caps, 0xa80425fbULL);
+	assert_int_equal(caps, HUTCH_DEFAULT_CAPS);
+	assert_int_equal(__builtin_popcountll(HUTCH_DEFAULT_CAPS), 14);
+	/* and via the kernel's constants */
+	uint64_t k = (1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_FSETID) |
+		     (1ULL << CAP_FOWNER) | (1ULL << CAP_MKNOD) | (1ULL << CAP_NET_RAW) |
+		     (1ULL << CAP_SETGID) | (1ULL << CAP_SETUID) | (1ULL << CAP_SETFCAP) |
+		     (1ULL << CAP_SETPCAP) | (1ULL << CAP_NET_BIND_SERVICE) |
+		     (1ULL << CAP_SYS_CHROOT) | (1ULL << CAP_KILL) | (1ULL << CAP_AUDIT_WRITE);
+	assert_int_equal(k, HUTCH_DEFAULT_CAPS);
+	/* what Docker leaves out */
+	assert_false(HUTCH_DEFAULT_CAPS & (1ULL << hutch_cap_from_name("SYS_ADMIN")));
+	assert_false(HUTCH_DEFAULT_CAPS & (1ULL << hutch_cap_from_name("NET_ADMIN")));
+	assert_false(HUTCH_DEFAULT_CAPS & (1ULL << hutch_cap_from_name("SYS_PTRACE")));
+}
+
+/* ---- validation ----------------------------------------------------------- */
+
+static struct hutch_spec *valid_spec(void)
+{
+	struct hutch_spec *s = hutch_spec_new();
+	s->id = xstrdup(valid_id);
+	s->process.args = xcalloc(3, sizeof(char *));
+	s->process.args[0] = xstrdup("/bin/sh");
+	s->process.args[1] = xstrdup("-c");
+	s->process.n_args = 2;
+	s->root.layers = xcalloc(2, sizeof(char *));
+	s->root.layers[0] = xstrdup("/var/lib/hutch/images/layers/abc");
+	s->root.n_layers = 1;
+	s->hostname = xstrdup("web");
+	return s;
+}
+
+/* Validation fails, and the message contains `needle`. */
+static void expect_invalid(struct hutch_spec *s, const char *needle)
+{
+	struct hutch_err *err = NULL;
+	int r = hutch_spec_validate(s, &err);
+	if (r == 0)
+		fail_msg("spec accepted; expected an error mentioning '%s'", needle);
+	assert_int_equal(r, -1);
+	assert_non_null(err);
+	assert_non_null(err->msg);
+	if (!strstr(err->msg, needle))
+		fail_msg("error '%s' does not mention '%s'", err->msg, needle);
+	hutch_err_free(&err);
+	hutch_spec_free(s);
+}
+
+static void set_str(char **field, const char *v)
+{
+	free(*field);
+	*field = v ? xstrdup(v) : NULL;
+}
+
+static void test_validate_accepts(void **state)
+{
+	struct hutch_spec *s = valid_spec();
+	struct hutch_err *err = NULL;
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	assert_null(err);
+	/* no hostname, 64-char hostname, a clean nested cwd, extra mounts */
+	set_str(&s->hostname, NULL);
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	char h[65];
+	memset(h, 'h', 64);
+	h[64] = '\0';
+	set_str(&s->hostname, h);
+	set_str(&s->process.cwd, "/srv/app/..data/.hidden");
+	hutch_spec_add_mount(s, "bind", "/src", "/opt/x..y", "rbind,ro");
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/tmp", "size=64m");
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	assert_null(err);
+	/* net mode with a path */
+	s->net_mode = HUTCH_NET_PATH;
+	set_str(&s->net_path, "/run/netns/x");
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	hutch_spec_free(s);
+}
+
+static void test_validate_rejects(void **state)
+{
+	struct hutch_spec *s;
+
+	/* ids */
+	s = valid_spec();
+	set_str(&s->id, "not-a-hex-id");
+	expect_invalid(s, "not-a-hex-id");
+	s = valid_spec();
+	set_str(&s->id, "0123456789abcdef");
+	expect_invalid(s, "0123456789abcdef");
+	s = valid_spec();
+	set_str(&s->id, "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF");
+	expect_invalid(s, "0123456789ABCDEF");
+	s = valid_spec();
+	char *long_id = xasprintf("%s0", valid_id);
+	set_str(&s->id, long_id);
+	expect_invalid(s, long_id);
+	free(long_id);
+	s = valid_spec();
+	set_str(&s->id, NULL);
+	expect_invalid(s, "container id");
+
+	/* no command */
+	s = valid_spec();
+	for (size_t i = 0; i < s->process.n_args; i++)
+		free(s->process.args[i]);
+	s->process.args[0] = s->process.args[1] = NULL;
+	s->process.n_args = 0;
+	expect_invalid(s, "command");
+	s = valid_spec();
+	set_str(&s->process.args[0], "");
+	expect_invalid(s, "command");
+
+	/* cwd */
+	s = valid_spec();
+	set_str(&s->process.cwd, "relative/dir");
+	expect_invalid(s, "relative/dir");
+	s = valid_spec();
+	set_str(&s->process.cwd, "/srv/../etc");
+	expect_invalid(s, "/srv/../etc");
+	s = valid_spec();
+	set_str(&s->process.cwd, "/srv/..");
+	expect_invalid(s, "/srv/..");
+	s = valid_spec();
+	set_str(&s->process.cwd, "");
+	expect_invalid(s, "working directory");
+
+	/* layers */
+	s = valid_spec();
+	s->root.n_layers = 0;
+	free(s->root.layers[0]);
+	s->root.layers[0] = NULL;
+	expect_invalid(s, "layers");
+
+	/* mount destinations */
+	s = valid_spec();
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "relative/mnt", NULL);
+	expect_invalid(s, "relative/mnt");
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/host", "/", "rbind");
+	expect_invalid(s, "'/'");
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/host", "/data/../../etc", "rbind");
+	expect_invalid(s, "/data/../../etc");
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/host", "/data/..", "rbind");
+	expect_invalid(s, "/data/..");
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/host", "", "rbind");
+	expect_invalid(s, "mount destination");
+
+	/* hostname */
+	s = valid_spec();
+	char h[66];
+	memset(h, 'x', 65);
+	h[65] = '\0';
+	set_str(&s->hostname, h);
+	expect_invalid(s, h);
+
+	/* network path */
+	s = valid_spec();
+	s->net_mode = HUTCH_NET_PATH;
+	expect_invalid(s, "network namespace");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_defaults_independent),
+	    cmocka_unit_test(test_env),
+	    cmocka_unit_test(test_add_mount),
+	    cmocka_unit_test(test_cap_from_name),
+	    cmocka_unit_test(test_cap_names_match_libcap),
+	    cmocka_unit_test(test_docker_default_caps),
+	    cmocka_unit_test(test_validate_accepts),
+	    cmocka_unit_test(test_validate_rejects),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
