@@ -398,6 +398,7 @@ int cmd_exec(struct cli_ctx *ctx, int argc, char **argv)
 	o.n_args = (size_t)(argc - i - 1);
 	struct hutch_io io = {.stdin_fd = 0, .stdout_fd = 1, .stderr_fd = 2};
 	struct hutch_exit st;
+	hutch_block_forwarded_signals();
 	if (hutch_exec(&rt, s, &o, &io, &st, &err) == 0)
 		rc = st.code;
 	for (size_t k = 0; k < o.n_env; k++)

@@ -700,6 +700,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	struct hutch_io io = {.stdin_fd = 0, .stdout_fd = 1, .stderr_fd = 2};
+	hutch_block_forwarded_signals();
 	if (hutch_container_start(&rt, spec, &io, &c, &err) < 0)
 		goto out;
 	struct hutch_exit st;

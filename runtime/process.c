@@ -112,6 +112,16 @@ static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 {
 	uint64_t caps = p->proc->caps;
 	int last = (int)cap_max_bits() - 1;
+	/* "ALL" (--cap-add ALL, --privileged) means all that we have ourselves:
+	 * a host may withhold some from us, and capset cannot grant them. */
+	cap_t mine = cap_get_proc();
+	for (int c = 0; c <= last && mine; c++) {
+		cap_flag_value_t v = CAP_CLEAR;
+		if (cap_get_flag(mine, c, CAP_PERMITTED, &v) == 0 && v == CAP_CLEAR)
+			caps &= ~(1ULL << c);
+	}
+	if (mine)
+		cap_free(mine);
 	for (int c = 0; c <= last; c++)
 		if (!(caps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
 		    errno != EINVAL)
@@ -293,6 +303,9 @@ static __attribute__((noreturn)) void exec_command(const struct proc_ctx *p, cha
 void proc_run_init(pid_t child)
 {
 	prctl(PR_SET_NAME, "hutch-init", 0, 0, 0);
+	/* This process never execs, so CLOEXEC does not help: close for real (it
+	 * may be pid 1 inside the container; CVE-2024-21626). */
+	syscall(SYS_close_range, 3, ~0U, 0);
 	sigset_t all;
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);

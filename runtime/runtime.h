@@ -147,6 +147,10 @@ pid_t hutch_container_pid(const struct hutch_container *c);
 const char *hutch_container_id(const struct hutch_container *c);
 /* Send a signal to the container's pid 1. */
 int hutch_container_kill(struct hutch_container *c, int sig, struct hutch_err **err);
+/* Block the signals attach_wait forwards, before starting the container: a
+ * signal that arrives before the wait is queued for the container instead of
+ * killing hutch (the container's process unblocks everything before exec). */
+void hutch_block_forwarded_signals(void);
 /* Foreground: relay the pty (if any) and forwarded signals until the process exits. */
 int hutch_container_attach_wait(struct hutch_container *c, struct hutch_exit *status,
 				struct hutch_err **err);
