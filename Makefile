@@ -24,10 +24,12 @@ UNIT_ASAN_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit-asan/%)
 
 DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev zlib1g-dev \
 	libzstd-dev libnl-3-dev libnl-route-3-dev libiniparser-dev libcmocka-dev \
-	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip
+	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip tar \
+	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils
 BENCH_DEPS := hyperfine crun runc bubblewrap podman
 
-.PHONY: all clean deps bench-deps check test unit unit-asan integration demo bench fuzz format
+.PHONY: all clean deps bench-deps check test unit unit-asan integration integration-rootless \
+	check-vm demo bench fuzz format
 
 all: build/hutch
 
@@ -72,8 +74,16 @@ unit-asan: $(UNIT_ASAN_BINS)
 integration: build/hutch
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The integration suite again, as an unprivileged test user (rootless mode).
+integration-rootless: build/hutch
+	tests/rootless/run.sh
+
+# cgroup v2 enforcement in a VM (Debian's kernel under qemu, TCG).
+check-vm: build/hutch
+	tests/vm/run.sh
+
 # Every suite, without installing anything.
-test: unit unit-asan integration
+test: unit unit-asan integration integration-rootless check-vm
 
 # What README.md promises: from a fresh Debian machine, as root.
 check: deps
