@@ -18,6 +18,9 @@ int cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
 /* stop, kill, rm, inspect */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 
+/* "TERM", "SIGTERM", "15" -> 15; -1 if unknown. */
+int cli_parse_signal(const char *s);
+
 /* Print "hutch: msg" and return 125 (or the error's own exit code). */
 struct hutch_err;
 int cli_report(struct cli_ctx *ctx, struct hutch_err *err);

@@ -106,21 +106,6 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
-static int parse_signal_name(const char *s)
-{
-	if (!strncasecmp(s, "SIG", 3))
-		s += 3;
-	char *end;
-	long n = strtol(s, &end, 10);
-	if (*s && !*end)
-		return n > 0 && n < NSIG ? (int)n : -1;
-	for (int i = 1; i < NSIG; i++) {
-		const char *abbrev = sigabbrev_np(i);
-		if (abbrev && !strcasecmp(abbrev, s))
-			return i;
-	}
-	return -1;
-}
 
 /* Shared shape of stop / kill / rm / inspect: options, then container refs. */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
@@ -142,7 +127,7 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 			timeout = (int)t;
 			i++;
 		} else if (!strcmp(verb, "kill") && (!strcmp(a, "-s") || !strcmp(a, "--signal")) && v) {
-			sig = parse_signal_name(v);
+			sig = cli_parse_signal(v);
 			if (sig < 0) {
 				fprintf(stderr, "hutch: kill: unknown signal '%s'\n", v);
 				return 125;

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -34,6 +36,22 @@ static void usage(FILE *out)
 	      "\n"
 	      "Run 'hutch COMMAND --help' for a command's options.\n",
 	      out);
+}
+
+int cli_parse_signal(const char *s)
+{
+	if (!strncasecmp(s, "SIG", 3))
+		s += 3;
+	char *end;
+	long n = strtol(s, &end, 10);
+	if (*s && !*end)
+		return n > 0 && n < NSIG ? (int)n : -1;
+	for (int i = 1; i < NSIG; i++) {
+		const char *abbrev = sigabbrev_np(i);
+		if (abbrev && !strcasecmp(abbrev, s))
+			return i;
+	}
+	return -1;
 }
 
 int cli_report(struct cli_ctx *ctx, struct hutch_err *err)

@@ -429,21 +429,6 @@ static int apply_caps(struct hutch_spec *spec, const struct run_opts *o, struct 
 	return 0;
 }
 
-static int parse_signal(const char *s)
-{
-	if (!strncasecmp(s, "SIG", 3))
-		s += 3;
-	char *end;
-	long n = strtol(s, &end, 10);
-	if (*s && !*end)
-		return n > 0 && n < NSIG ? (int)n : -1;
-	for (int i = 1; i < NSIG; i++) {
-		const char *abbrev = sigabbrev_np(i);
-		if (abbrev && !strcasecmp(abbrev, s))
-			return i;
-	}
-	return -1;
-}
 
 static void set_strv(char ***dst, size_t *n, char *const *src, size_t count)
 {
@@ -526,7 +511,7 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	spec->root.readonly = o->read_only;
 	const char *stop = o->stop_signal ? o->stop_signal : img->stop_signal;
 	if (stop) {
-		int sig = parse_signal(stop);
+		int sig = cli_parse_signal(stop);
 		if (sig < 0)
 			return fail(err, "invalid stop signal '%s'", stop);
 		spec->process.stop_signal = sig;

@@ -309,3 +309,20 @@ void hutch_trace(const char *phase)
 	int n = snprintf(buf, sizeof(buf), "hutch-trace: %7.3f %d %s\n", ms, getpid(), phase);
 	write_all(2, buf, (size_t)n);
 }
+
+char *printable(const char *s, size_t len)
+{
+	const size_t shown_max = 200;
+	char *out = xcalloc(1, shown_max * 4 + 4);
+	char *o = out;
+	for (size_t i = 0; i < len && i < shown_max; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f || c == '\\' || c == '\'')
+			o += sprintf(o, "\\x%02x", c);
+		else
+			*o++ = (char)c;
+	}
+	if (len > shown_max)
+		strcpy(o, "...");
+	return out;
+}

@@ -69,6 +69,9 @@ int parse_size(const char *s, int64_t *out);
 /* Human size in binary units, e.g. "64 MiB". */
 void format_size(int64_t bytes, char *buf, size_t len);
 bool is_hex_string(const char *s, size_t len);
+/* A copy of foreign text (a tar entry name, say) safe to print in a message:
+ * control characters, quotes and backslashes escaped, cut at 200 bytes. */
+char *printable(const char *s, size_t len);
 
 /* HUTCH_TRACE=1: print "hutch-trace: <ms since start> <phase>" to stderr at the
  * phases of a run; for finding where start-up time goes. */

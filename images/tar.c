@@ -73,22 +73,6 @@ struct tar_reader {
 /* A name from the archive made safe to print: control bytes, quotes and
  * backslashes escaped, long names cut, so a hostile name cannot rewrite the
  * user's terminal or hide the real problem. */
-static char *printable_name(const char *s, size_t len)
-{
-	const size_t shown_max = 200;
-	char *out = xcalloc(1, shown_max * 4 + 4);
-	char *o = out;
-	for (size_t i = 0; i < len && i < shown_max; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f || c == '\\' || c == '\'')
-			o += sprintf(o, "\\x%02x", c);
-		else
-			*o++ = (char)c;
-	}
-	if (len > shown_max)
-		strcpy(o, "...");
-	return out;
-}
 
 static const char *entry_name(const struct tar_reader *r)
 {
@@ -98,7 +82,7 @@ static const char *entry_name(const struct tar_reader *r)
 static int fail_entry(struct tar_reader *r, struct hutch_err **err, int errno_, const char *name,
 		      const char *what)
 {
-	_cleanup_free_ char *shown = printable_name(name, strlen(name));
+	_cleanup_free_ char *shown = printable(name, strlen(name));
 	r->failed = true;
 	return hutch_fail(err, errno_, "layer entry '%s': %s", shown, what);
 }
@@ -634,7 +618,7 @@ static int apply_pax_record(struct tar_reader *r, const char *key, size_t key_le
 	return 0;
 
 bad_number:;
-	_cleanup_free_ char *shown = printable_name(val, val_len);
+	_cleanup_free_ char *shown = printable(val, val_len);
 	snprintf(msg, sizeof(msg), "pax %s '%.40s' is not a valid number", which, shown);
 	return fail_entry(r, err, 0, ename, msg);
 }
@@ -791,7 +775,7 @@ static char *describe_previous(const char *prev)
 {
 	if (!*prev)
 		return xstrdup("before any entry");
-	_cleanup_free_ char *shown = printable_name(prev, strlen(prev));
+	_cleanup_free_ char *shown = printable(prev, strlen(prev));
 	return xasprintf("after entry '%s'", shown);
 }
 
@@ -874,7 +858,7 @@ int tar_next(struct tar_reader *r, const struct tar_entry **out, struct hutch_er
 		name[100] = '\0';
 		int64_t stated, computed;
 		if (!checksum_ok(h, &stated, &computed)) {
-			_cleanup_free_ char *shown = printable_name(name, strlen(name));
+			_cleanup_free_ char *shown = printable(name, strlen(name));
 			r->failed = true;
 			if (r->consumed == 0)
 				return hutch_fail(err, 0,
@@ -970,7 +954,7 @@ ssize_t tar_read_data(struct tar_reader *r, void *buf, size_t len, struct hutch_
 		len = (size_t)r->data_left;
 	ssize_t n = read_archive(r, buf, len, err);
 	if (n < 0) {
-		_cleanup_free_ char *shown = printable_name(entry_name(r), strlen(entry_name(r)));
+		_cleanup_free_ char *shown = printable(entry_name(r), strlen(entry_name(r)));
 		r->failed = true;
 		return hutch_err_wrap(err, "layer entry '%s'", shown);
 	}

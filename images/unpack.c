@@ -65,23 +65,6 @@ struct unpacker {
 /* ---- messages ------------------------------------------------------------------- */
 
 /* Control bytes, quotes and backslashes escaped; long names cut (see tar.c). */
-static char *printable_name(const char *s)
-{
-	const size_t shown_max = 200;
-	size_t len = strlen(s);
-	char *out = xcalloc(1, shown_max * 4 + 4);
-	char *o = out;
-	for (size_t i = 0; i < len && i < shown_max; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f || c == '\\' || c == '\'')
-			o += sprintf(o, "\\x%02x", c);
-		else
-			*o++ = (char)c;
-	}
-	if (len > shown_max)
-		strcpy(o, "...");
-	return out;
-}
 
 __attribute__((format(printf, 4, 5))) static int
 entry_fail(struct unpacker *u, struct hutch_err **err, int errno_, const char *fmt, ...)
@@ -92,7 +75,8 @@ entry_fail(struct unpacker *u, struct hutch_err **err, int errno_, const char *f
 	if (vasprintf(&msg, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	_cleanup_free_ char *shown = printable_name(u->entry ? u->entry->path : "");
+	const char *path = u->entry ? u->entry->path : "";
+	_cleanup_free_ char *shown = printable(path, strlen(path));
 	return hutch_fail(err, errno_, "layer entry '%s': %s", shown, msg);
 }
 
@@ -186,7 +170,7 @@ static void drop_parent_cache(struct unpacker *u)
 static int resolve_fail(struct unpacker *u, struct hutch_err **err, int e, const char *role,
 			const char *path)
 {
-	_cleanup_free_ char *shown = printable_name(path);
+	_cleanup_free_ char *shown = printable(path, strlen(path));
 	switch (e) {
 	case EXDEV:
 	case ELOOP:
@@ -224,7 +208,7 @@ static int create_missing_dirs(struct unpacker *u, const char *parent, struct hu
 		int fd = openat2_beneath(u->root, prefix, O_PATH | O_DIRECTORY);
 		if (fd < 0 && errno == ENOENT) {
 			if (mkdirat(up, name, 0755) < 0 && errno != EEXIST) {
-				_cleanup_free_ char *shown = printable_name(prefix);
+				_cleanup_free_ char *shown = printable(prefix, strlen(prefix));
 				return entry_fail(u, err, errno,
 						  "cannot create parent directory '%s'", shown);
 			}
@@ -336,7 +320,7 @@ static int set_xattrs(struct unpacker *u, int fd, int parent_fd, const char *lea
 		if (u->rootless && !user_ns &&
 		    (er == EPERM || er == ENOTSUP || er == EINVAL || er == EACCES))
 			continue;
-		_cleanup_free_ char *shown = printable_name(x->name);
+		_cleanup_free_ char *shown = printable(x->name, strlen(x->name));
 		return entry_fail(u, err, er, "cannot set xattr '%s'%s", shown,
 				  er == ENOTSUP ? " (the filesystem does not support it)" : "");
 	}
@@ -475,7 +459,7 @@ static int unpack_symlink(struct unpacker *u, int parent_fd, const char *leaf,
 static int unpack_hardlink(struct unpacker *u, int parent_fd, const char *leaf, const char *path,
 			   struct hutch_err **err)
 {
-	_cleanup_free_ char *shown = printable_name(u->entry->linkname);
+	_cleanup_free_ char *shown = printable(u->entry->linkname, strlen(u->entry->linkname));
 	_cleanup_free_ char *target = normalize_path(u->entry->linkname);
 	if (!target)
 		return entry_fail(u, err, 0,
@@ -669,12 +653,12 @@ static int finish_dirs(struct unpacker *u, struct hutch_err **err)
 			/* Replaced by a later entry: nothing of it to fix. */
 			if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EXDEV)
 				continue;
-			_cleanup_free_ char *shown = printable_name(d->path);
+			_cleanup_free_ char *shown = printable(d->path, strlen(d->path));
 			return hutch_fail_sys(err, "layer directory '%s': cannot open it", shown);
 		}
 		const struct timespec times[2] = {d->mtime, d->mtime};
 		if (fchmod(fd, d->mode) < 0 || futimens(fd, times) < 0) {
-			_cleanup_free_ char *shown = printable_name(d->path);
+			_cleanup_free_ char *shown = printable(d->path, strlen(d->path));
 			return hutch_fail_sys(err, "layer directory '%s': cannot set mode and mtime",
 					      shown);
 		}
