@@ -10,7 +10,7 @@
  * syscall newer than the profile: libc tries the new call (fchmodat2,
  * futex_wake...) and falls back to the old one only on ENOSYS. So, as runc
  * does, numbers above the highest one the table names for each ABI get
- * ENOSYS, from a little raw BPF (see "The ENOSYS fallback" below).
+ * ENOSYS, from a little raw BPF (see "The ENOSYS prefix" below).
  *
  * Compiling ~350 rules with libseccomp costs milliseconds, which is most of a
  * container start, so the exported BPF is cached per (profile, relevant caps,
@@ -86,7 +86,7 @@ struct rule_group {
  * Includes Docker's additions for kernels 5.17 to 6.13 (moby#47341, #50077,
  * #50097: cachestat, fchmodat2, futex_wake..., listmount, statmount, mseal,
  * *xattrat; lsm_* only with CAP_SYS_ADMIN). A libseccomp too old to know one
- * of them skips it, and the ENOSYS fallback then answers for it. */
+ * of them skips it, and the ENOSYS prefix then answers for it. */
 static const struct rule_group default_profile[] = {
 	{.action = SCMP_ACT_ALLOW,
 	 .names = NAMES(
@@ -262,28 +262,30 @@ static bool group_applies(const struct rule_group *g, uint64_t caps, uint16_t ar
 	return !(g->unless_arches & arch_bit);
 }
 
-/* ---- The ENOSYS fallback ----
+/* ---- The ENOSYS prefix ----
  *
  * libseccomp rules cannot compare the syscall number itself, so this is raw
- * BPF appended to the exported program, and each "ret ERRNO(EPERM)" in it
- * (the default action) becomes a jump there. Allowed syscalls never reach it:
- * their path through the filter, which the kernel also walks for every
- * syscall number at load time to build its always-allowed bitmap, stays
- * libseccomp's alone. (A prefix, as runc has, puts 5-6 instructions on every
- * path: measured here, 10% more load time.) For each ABI in the filter:
+ * BPF put in front of the exported program (whose jumps are relative and
+ * which loads what it tests itself), as runc does. On x86_64:
  *
- *	ld [arch]; jeq AUDIT_ARCH_*, 0, next-ABI
- *	ld [nr];   numbers of another ABI under the same AUDIT_ARCH (x32): next-ABI
- *	           an arch-private block: jgt private_max, enosys; jge private_base, deny
- *	jgt max_nr, enosys, deny
- *	...
+ *	ld [arch]; jeq AUDIT_ARCH_X86_64, x86_64; jeq AUDIT_ARCH_I386, i386, filter
+ *	x86_64: ld [nr]; jgt max_x86_64, 0, filter
+ *	        jge X32_BIT, 0, enosys; jgt max_x32, 0, filter
+ *	        jge X32_BIT + 512, 0, enosys; jgt max_x32_own, enosys, filter
+ *	i386:   ld [nr]; jgt max_i386, enosys, filter
  *	enosys: ret ERRNO(ENOSYS)
- *	deny:   ret ERRNO(EPERM)
+ *	filter: the libseccomp program
  *
- * No rule names a number above max_nr, so every such number reaches the
- * default action: the answers are those of a prefix.
+ * That is, per AUDIT_ARCH, the intervals of numbers the profile has an
+ * opinion on go to the filter and what lies between and above gets ENOSYS.
+ * An allowed x86_64 syscall runs four more instructions (most never run the
+ * filter at all: the kernel's always-allowed bitmap, which it builds by
+ * walking these same paths, skips it). Appending the check instead, with
+ * libseccomp's "ret EPERM" turned into jumps to it, kept those four off the
+ * allowed paths but loaded 8% slower here (the JIT, most of the load time,
+ * did worse with it); one section per ABI, each reloading the arch, 4%.
  *
- * max_nr is the highest number the table names (any group: the horizon must
+ * max_* is the highest number the table names (any group: the horizon must
  * not move with capabilities, or a call a container lacks the capability for
  * would turn from EPERM into ENOSYS), as the installed libseccomp resolves it;
  * runc does the same. Not the highest number libseccomp knows: libseccomp
@@ -296,10 +298,11 @@ static bool group_applies(const struct rule_group *g, uint64_t caps, uint16_t ar
  *
  * Private blocks: x32's own variants (512..547) and ARM's (0x0f0000..,
  * cacheflush, set_tls) are named by the table and lie far above new
- * syscalls; without the split no new syscall would be above the horizon.
- * s390 hands the numbers it does not know to seccomp as 0 (runc special-cases
- * it) and is left out, as are arches hutch has no layout for: EPERM there. */
-#define DEFAULT_ACTION	SCMP_ACT_ERRNO(EPERM)
+ * syscalls; without their own interval no new syscall would be above the
+ * horizon. Numbers of an ABI the filter lacks (x32 in an x86_64-only
+ * filter) go to libseccomp, which kills them as a bad arch. s390 hands the
+ * numbers it does not know to seccomp as 0 (runc special-cases it) and is
+ * left out, as are arches hutch has no layout for: EPERM there. */
 #define X32_SYSCALL_BIT 0x40000000u
 /* arch/x86/entry/syscalls/syscall_64.tbl */
 #define X32_PRIVATE_BASE (X32_SYSCALL_BIT + 512)
@@ -323,44 +326,113 @@ static const struct abi_layout abi_layouts[] = {
     {SCMP_ARCH_RISCV64, AUDIT_ARCH_RISCV64, 0, 0, 0},
 };
 
-#define SECTION_MAX 8 /* instructions for one ABI, all options on */
-_Static_assert(ARRAY_SIZE(abi_layouts) * SECTION_MAX + 2 <= SECCOMP_ENOSYS_FALLBACK_MAX,
-	       "the fallback fits its buffer");
-_Static_assert(SECCOMP_ENOSYS_FALLBACK_MAX <= 256, "every jump in it fits in 8 bits");
-
-struct abi_horizon {
-	const struct abi_layout *abi;
-	uint32_t max_nr;      /* highest named below private_base */
-	uint32_t private_max; /* highest named in the private block (0: none) */
+/* Numbers lo..hi of one AUDIT_ARCH go to the filter. */
+struct nr_interval {
+	uint32_t lo, hi;
 };
 
-static bool find_horizon(uint32_t scmp_arch, struct abi_horizon *h)
+/* What one AUDIT_ARCH's section tests: at most two intervals per ABI. */
+#define ARCH_INTERVALS_MAX 4
+struct arch_plan {
+	uint32_t audit_arch;
+	struct nr_interval iv[ARCH_INTERVALS_MAX];
+	unsigned n_iv;
+};
+
+/* Every ABI adds at most two intervals (a jge and a jgt each) and one
+ * section (its jeq and ld); then the ld [arch] and the ret. */
+_Static_assert(2 + ARRAY_SIZE(abi_layouts) * (2 + 2 * 2) <= SECCOMP_ENOSYS_PREFIX_MAX,
+	       "the prefix fits its buffer");
+_Static_assert(SECCOMP_ENOSYS_PREFIX_MAX <= 256, "every jump in it fits in 8 bits");
+
+static void add_interval(struct arch_plan *plan, uint32_t lo, uint32_t hi)
 {
-	*h = (struct abi_horizon){0};
-	for (size_t i = 0; i < ARRAY_SIZE(abi_layouts); i++)
-		if (abi_layouts[i].scmp_arch == scmp_arch)
-			h->abi = &abi_layouts[i];
-	if (!h->abi)
-		return false;
+	if (plan->n_iv < ARCH_INTERVALS_MAX)
+		plan->iv[plan->n_iv++] = (struct nr_interval){lo, hi};
+}
+
+/* Add abi's intervals to plan: the highest numbers the table names below and
+ * in its private block. False when libseccomp resolves none of them. */
+static bool add_abi_horizon(const struct abi_layout *abi, struct arch_plan *plan)
+{
+	uint32_t max = 0, private_max = 0;
+	bool any = false;
 	for (size_t i = 0; i < ARRAY_SIZE(default_profile); i++) {
 		for (const char *const *name = default_profile[i].names; *name; name++) {
 			/* Negative: unknown, or not a syscall of this ABI. */
-			int nr = seccomp_syscall_resolve_name_arch(scmp_arch, *name);
+			int nr = seccomp_syscall_resolve_name_arch(abi->scmp_arch, *name);
 			if (nr < 0)
 				continue;
-			uint32_t *max = h->abi->private_base && (uint32_t)nr >= h->abi->private_base
-					    ? &h->private_max
-					    : &h->max_nr;
-			if ((uint32_t)nr > *max)
-				*max = (uint32_t)nr;
+			if (abi->private_base && (uint32_t)nr >= abi->private_base) {
+				if ((uint32_t)nr > private_max)
+					private_max = (uint32_t)nr;
+			} else if (!any || (uint32_t)nr > max) {
+				max = (uint32_t)nr;
+				any = true;
+			}
 		}
 	}
-	return h->max_nr > h->abi->nr_lo;
+	if (!any)
+		return false;
+	add_interval(plan, abi->nr_lo, max);
+	if (private_max)
+		add_interval(plan, abi->private_base, private_max);
+	return true;
 }
 
-static unsigned section_len(const struct abi_horizon *h)
+static int cmp_interval(const void *a, const void *b)
 {
-	return 4 + !!h->abi->nr_lo + !!h->abi->nr_end + (h->private_max ? 2 : 0);
+	const struct nr_interval *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Plans for the AUDIT_ARCHes of scmp_arches, in their order; returns how many. */
+static size_t make_plans(const uint32_t *scmp_arches, size_t n_arches,
+			 struct arch_plan plans[ARRAY_SIZE(abi_layouts)])
+{
+	size_t n_plans = 0;
+	bool present[ARRAY_SIZE(abi_layouts)] = {false};
+	for (size_t i = 0; i < n_arches; i++) {
+		for (size_t a = 0; a < ARRAY_SIZE(abi_layouts); a++) {
+			const struct abi_layout *abi = &abi_layouts[a];
+			if (abi->scmp_arch != scmp_arches[i] || present[a])
+				continue;
+			struct arch_plan *plan = NULL;
+			for (size_t p = 0; p < n_plans; p++)
+				if (plans[p].audit_arch == abi->audit_arch)
+					plan = &plans[p];
+			if (!plan) {
+				plan = &plans[n_plans];
+				*plan = (struct arch_plan){.audit_arch = abi->audit_arch};
+			}
+			present[a] = add_abi_horizon(abi, plan);
+			if (present[a] && plan == &plans[n_plans])
+				n_plans++;
+		}
+	}
+	/* The numbers of an ABI sharing the AUDIT_ARCH but not in the filter
+	 * are libseccomp's to kill. */
+	for (size_t p = 0; p < n_plans; p++) {
+		for (size_t a = 0; a < ARRAY_SIZE(abi_layouts); a++) {
+			const struct abi_layout *abi = &abi_layouts[a];
+			if (abi->audit_arch == plans[p].audit_arch && !present[a])
+				add_interval(&plans[p], abi->nr_lo,
+					     abi->nr_end ? abi->nr_end - 1 : UINT32_MAX);
+		}
+		qsort(plans[p].iv, plans[p].n_iv, sizeof(plans[p].iv[0]), cmp_interval);
+	}
+	return n_plans;
+}
+
+/* Instructions after the ld [nr] of plan's section. */
+static unsigned intervals_len(const struct arch_plan *plan)
+{
+	unsigned len = 0;
+	for (unsigned k = 0; k < plan->n_iv; k++) {
+		const struct nr_interval *iv = &plan->iv[k];
+		len += iv->hi == UINT32_MAX ? 1 : !!iv->lo + 1;
+	}
+	return len;
 }
 
 struct bpf_writer {
@@ -382,79 +454,60 @@ static void bpf_jump(struct bpf_writer *w, uint16_t op, uint32_t k, unsigned jt_
 	w->out[pc] = (struct sock_filter)BPF_JUMP(BPF_JMP | op | BPF_K, k, jt, jf);
 }
 
-static void bpf_ret(struct bpf_writer *w, uint32_t action)
+unsigned seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
+			       struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX])
 {
-	w->out[w->pc++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, action);
-}
-
-unsigned seccomp_enosys_fallback(const uint32_t *scmp_arches, size_t n_arches, uint32_t deny_action,
-				 struct sock_filter out[SECCOMP_ENOSYS_FALLBACK_MAX])
-{
-	struct abi_horizon hz[ARRAY_SIZE(abi_layouts)];
-	size_t n = 0;
-	for (size_t i = 0; i < n_arches && n < ARRAY_SIZE(hz); i++)
-		if (find_horizon(scmp_arches[i], &hz[n]))
-			n++;
-	if (n == 0)
+	struct arch_plan plans[ARRAY_SIZE(abi_layouts)];
+	size_t n_plans = make_plans(scmp_arches, n_arches, plans);
+	if (n_plans == 0)
 		return 0;
-	unsigned len = 2;
-	for (size_t i = 0; i < n; i++)
-		len += section_len(&hz[i]);
-	const unsigned enosys = len - 2, deny = len - 1;
+	unsigned section[ARRAY_SIZE(abi_layouts)];
+	unsigned len = 1 + (unsigned)n_plans;
+	for (size_t p = 0; p < n_plans; p++) {
+		section[p] = len;
+		len += 1 + intervals_len(&plans[p]);
+	}
+	const unsigned enosys = len, filter = len + 1;
 
 	struct bpf_writer w = {out, 0};
-	for (size_t i = 0; i < n; i++) {
-		const struct abi_horizon *h = &hz[i];
-		const struct abi_layout *abi = h->abi;
-		const unsigned next = i + 1 < n ? w.pc + section_len(h) : deny;
-		bpf_load(&w, offsetof(struct seccomp_data, arch));
-		bpf_jump(&w, BPF_JEQ, abi->audit_arch, 0, next);
+	bpf_load(&w, offsetof(struct seccomp_data, arch));
+	for (size_t p = 0; p < n_plans; p++)
+		bpf_jump(&w, BPF_JEQ, plans[p].audit_arch, section[p],
+			 p + 1 < n_plans ? 0 : filter);
+	for (size_t p = 0; p < n_plans; p++) {
 		bpf_load(&w, offsetof(struct seccomp_data, nr));
-		if (abi->nr_lo)
-			bpf_jump(&w, BPF_JGE, abi->nr_lo, 0, next);
-		if (abi->nr_end)
-			bpf_jump(&w, BPF_JGE, abi->nr_end, next, 0);
-		if (h->private_max) {
-			bpf_jump(&w, BPF_JGT, h->private_max, enosys, 0);
-			bpf_jump(&w, BPF_JGE, abi->private_base, deny, 0);
+		for (unsigned k = 0; k < plans[p].n_iv; k++) {
+			const struct nr_interval *iv = &plans[p].iv[k];
+			bool last = k + 1 == plans[p].n_iv;
+			if (iv->hi == UINT32_MAX) { /* sorted: the last one */
+				bpf_jump(&w, BPF_JGE, iv->lo, filter, enosys);
+				break;
+			}
+			if (iv->lo)
+				bpf_jump(&w, BPF_JGE, iv->lo, 0, enosys);
+			bpf_jump(&w, BPF_JGT, iv->hi, last ? enosys : 0, filter);
 		}
-		bpf_jump(&w, BPF_JGT, h->max_nr, enosys, deny);
 	}
-	bpf_ret(&w, SECCOMP_RET_ERRNO | ENOSYS);
-	bpf_ret(&w, deny_action);
+	w.out[w.pc++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
 	return w.pc;
 }
 
-/* Redirect p's default action to the fallback, appended. */
-static int add_enosys_fallback(const uint32_t *scmp_arches, size_t n_arches, struct seccomp_prog *p,
-			       struct hutch_err **err)
+static int prepend_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
+				 struct seccomp_prog *p, struct hutch_err **err)
 {
-	struct sock_filter fallback[SECCOMP_ENOSYS_FALLBACK_MAX];
-	unsigned n_fallback =
-	    seccomp_enosys_fallback(scmp_arches, n_arches, DEFAULT_ACTION, fallback);
-	if (n_fallback == 0)
+	struct sock_filter prefix[SECCOMP_ENOSYS_PREFIX_MAX];
+	unsigned n_prefix = seccomp_enosys_prefix(scmp_arches, n_arches, prefix);
+	if (n_prefix == 0)
 		return 0;
-	size_t total = (size_t)p->n_insns + n_fallback;
+	size_t total = (size_t)p->n_insns + n_prefix;
 	if (total > BPF_MAXINSNS)
 		return hutch_fail(err, E2BIG,
 				  "seccomp filter of %zu instructions cannot be loaded (the kernel "
 				  "takes at most %d)",
 				  total, BPF_MAXINSNS);
 	struct sock_filter *insns = xcalloc(total, sizeof(*insns));
-	memcpy(insns, p->insns, p->n_insns * sizeof(*insns));
-	unsigned redirected = 0;
-	for (unsigned i = 0; i < p->n_insns; i++) {
-		if (insns[i].code == (BPF_RET | BPF_K) && insns[i].k == DEFAULT_ACTION) {
-			insns[i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA,
-								p->n_insns - i - 1, 0, 0);
-			redirected++;
-		}
-	}
-	if (redirected == 0) { /* nothing denies: nothing to answer ENOSYS for */
-		free(insns);
-		return 0;
-	}
-	memcpy(insns + p->n_insns, fallback, n_fallback * sizeof(*insns));
+	memcpy(insns, prefix, n_prefix * sizeof(*insns));
+	memcpy(insns + n_prefix, p->insns, p->n_insns * sizeof(*insns));
 	free(p->insns);
 	p->insns = insns;
 	p->n_insns = (unsigned short)total;
@@ -498,7 +551,7 @@ int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_
 	const struct native_arch *na = find_native_arch();
 	uint16_t arch_bit = na ? na->bit : 0;
 
-	_cleanup_seccomp_ scmp_filter_ctx ctx = seccomp_init(DEFAULT_ACTION);
+	_cleanup_seccomp_ scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	if (!ctx)
 		return hutch_fail(err, ENOMEM, "initialise libseccomp");
 	/* We load the exported program ourselves, after setting no_new_privs. */
@@ -539,7 +592,7 @@ int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_
 	size_t n_arches = 1;
 	for (size_t i = 0; na && i < ARRAY_SIZE(na->compat) && na->compat[i]; i++)
 		arches[n_arches++] = na->compat[i];
-	if (add_enosys_fallback(arches, n_arches, out, err) < 0) {
+	if (prepend_enosys_prefix(arches, n_arches, out, err) < 0) {
 		seccomp_prog_free(out);
 		return -1;
 	}

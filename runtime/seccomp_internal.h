@@ -15,7 +15,7 @@
 
 /* Bump when the profile's meaning changes in a way the table itself does not
  * show (the cache key also covers the table, the libseccomp build and arch).
- * 2: the ENOSYS fallback for syscalls newer than the table. */
+ * 2: the ENOSYS prefix for syscalls newer than the table. */
 #define HUTCH_SECCOMP_PROFILE_VERSION 2
 
 /* A BPF program ready for SECCOMP_SET_MODE_FILTER. */
@@ -27,18 +27,18 @@ struct seccomp_prog {
 };
 
 /* Compile the default profile for caps (bit n = capability n) with libseccomp
- * and export its BPF into out, with the ENOSYS fallback. No cache involved. */
+ * and export its BPF into out, behind the ENOSYS prefix. No cache involved. */
 int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_err **err);
 
-/* The ENOSYS fallback, which the exported program's default action jumps to:
- * for each ABI in scmp_arches (SCMP_ARCH_*) that hutch knows the numbering
- * of, syscall numbers above the highest one the profile's table names (as the
- * installed libseccomp resolves them) get ERRNO(ENOSYS), all else
- * deny_action. Returns its length (0: no ABI known), at most
- * SECCOMP_ENOSYS_FALLBACK_MAX; it ends with "ret ENOSYS; ret deny_action". */
-#define SECCOMP_ENOSYS_FALLBACK_MAX 64
-unsigned seccomp_enosys_fallback(const uint32_t *scmp_arches, size_t n_arches, uint32_t deny_action,
-				 struct sock_filter out[SECCOMP_ENOSYS_FALLBACK_MAX]);
+/* The ENOSYS prefix: for each ABI in scmp_arches (SCMP_ARCH_*) that hutch
+ * knows the numbering of, syscall numbers above the highest one the profile's
+ * table names (as the installed libseccomp resolves them) get ERRNO(ENOSYS);
+ * the rest goes on to the instruction after it. Returns its length (0: no ABI
+ * known), at most SECCOMP_ENOSYS_PREFIX_MAX; its last instruction is
+ * "ret ERRNO(ENOSYS)". */
+#define SECCOMP_ENOSYS_PREFIX_MAX 64
+unsigned seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
+			       struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX]);
 
 /* Load the program for caps from cache_dir, or build it and store it there
  * (atomically; a failed cache write is not an error). cache_dir may be NULL

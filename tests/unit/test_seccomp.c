@@ -405,7 +405,7 @@ static int child_without_prefix(void)
 
 /* x32 shares AUDIT_ARCH_X86_64 and sets bit 30 of the number; its own
  * variants (readv, ioctl, execve... 512-547) lie above every new syscall, so
- * the prefix treats them as a block of their own. The kernel here may lack
+ * the prefix gives them an interval of their own. The kernel here may lack
  * the x32 ABI: what reaches it answers ENOSYS then, but never EPERM. */
 static int child_x32_new_syscalls(void)
 {
@@ -423,20 +423,32 @@ static int child_x32_new_syscalls(void)
 }
 #endif
 
+#define RET_ENOSYS (SECCOMP_RET_ERRNO | ENOSYS)
+#define RET_FILTER 0x7fff0000U /* stands for "on to libseccomp's program" */
+
 /* The prefix for the ABIs of an x86_64 host, as seccomp_build_default
  * orders them (native, then compat); the program starts with it. */
 static const uint32_t x86_arches[] = {SCMP_ARCH_X86_64, SCMP_ARCH_X86, SCMP_ARCH_X32};
 
-static unsigned x86_stub(struct sock_filter out[SECCOMP_ENOSYS_STUB_MAX])
+static unsigned x86_prefix(struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX])
 {
-	return seccomp_enosys_stub(x86_arches, ARRAY_SIZE(x86_arches), out);
+	return seccomp_enosys_prefix(x86_arches, ARRAY_SIZE(x86_arches), out);
 }
 
-static unsigned x86_stub_len(void)
+#if defined(__x86_64__)
+/* p as libseccomp exported it, the prefix cut off (checking it is there). */
+static struct seccomp_prog without_prefix(const struct seccomp_prog *p)
 {
-	struct sock_filter stub[SECCOMP_ENOSYS_STUB_MAX];
-	return x86_stub(stub);
+	struct sock_filter prefix[SECCOMP_ENOSYS_PREFIX_MAX];
+	unsigned n_prefix = x86_prefix(prefix);
+	assert_true(n_prefix > 0 && n_prefix < p->n_insns);
+	assert_memory_equal(p->insns, prefix, n_prefix * sizeof(*prefix));
+	unsigned n = p->n_insns - n_prefix;
+	struct seccomp_prog bare = {.insns = xcalloc(n, sizeof(*p->insns)), .n_insns = n};
+	memcpy(bare.insns, p->insns + n_prefix, n * sizeof(*p->insns));
+	return bare;
 }
+#endif
 
 /* ---- tests ---- */
 
@@ -503,11 +515,9 @@ static void test_new_syscalls_enosys(void **state)
 	with_sys_admin = true;
 	assert_int_equal(in_filtered_child(&sysadmin_prog, child_new_syscalls), 0);
 	/* Without the prefix the same calls were EPERM. */
-	struct seccomp_prog bare = default_prog;
-	unsigned n_stub = x86_stub_len();
-	bare.insns += n_stub;
-	bare.n_insns -= n_stub;
+	struct seccomp_prog bare = without_prefix(&default_prog);
 	assert_int_equal(in_filtered_child(&bare, child_without_prefix), 0);
+	seccomp_prog_free(&bare);
 #else
 	skip();
 #endif
@@ -523,9 +533,6 @@ static void test_x32_new_syscalls_enosys(void **state)
 }
 
 /* ---- the prefix alone, run by a small classic-BPF interpreter ---- */
-
-#define RET_FILTER 0x7fff0000U /* SECCOMP_RET_ALLOW: the "rest of the filter" */
-#define RET_ENOSYS (SECCOMP_RET_ERRNO | ENOSYS)
 
 /* Runs prog (the instructions seccomp programs here use) on one syscall; a
  * jump or load out of bounds or an unknown instruction fails the test. */
@@ -565,17 +572,17 @@ static uint32_t run_bpf(const struct sock_filter *prog, unsigned n, uint32_t arc
 	return 0;
 }
 
-struct stub_case {
+struct prefix_case {
 	uint32_t arch, nr, want;
 };
 
 /* Build the prefix for arches, put "ret FILTER" after it, run the cases. */
-static void check_stub(const uint32_t *arches, size_t n_arches, const struct stub_case *cases,
-		       size_t n_cases)
+static void check_prefix(const uint32_t *arches, size_t n_arches, const struct prefix_case *cases,
+			 size_t n_cases)
 {
-	struct sock_filter prog[SECCOMP_ENOSYS_STUB_MAX + 1];
-	unsigned n = seccomp_enosys_stub(arches, n_arches, prog);
-	assert_true(n > 0 && n <= SECCOMP_ENOSYS_STUB_MAX);
+	struct sock_filter prog[SECCOMP_ENOSYS_PREFIX_MAX + 1];
+	unsigned n = seccomp_enosys_prefix(arches, n_arches, prog);
+	assert_true(n > 0 && n <= SECCOMP_ENOSYS_PREFIX_MAX);
 	assert_int_equal(prog[n - 1].code, BPF_RET | BPF_K);
 	assert_int_equal(prog[n - 1].k, RET_ENOSYS);
 	prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, RET_FILTER);
@@ -606,7 +613,7 @@ static uint32_t max_resolved(uint32_t arch, const char *const *names)
 	return (uint32_t)max;
 }
 
-static void test_stub_x86(void **state)
+static void test_prefix_x86(void **state)
 {
 	const uint32_t *arches = x86_arches;
 	/* Names in the table that every libseccomp hutch builds with knows. */
@@ -616,7 +623,7 @@ static void test_stub_x86(void **state)
 	const uint32_t x32 = max_resolved(SCMP_ARCH_X32, known);
 	const uint32_t audit64 = AUDIT_ARCH_X86_64, audit32 = AUDIT_ARCH_I386;
 	const uint32_t bit = 0x40000000;
-	const struct stub_case cases[] = {
+	const struct prefix_case cases[] = {
 	    {audit64, 0, RET_FILTER},
 	    {audit64, x64, RET_FILTER},
 	    {audit64, 1000, RET_ENOSYS},
@@ -635,31 +642,31 @@ static void test_stub_x86(void **state)
 	    {audit64, bit | 547, RET_FILTER}, /* x32 pwritev2 */
 	    {audit64, bit | 548, RET_ENOSYS},
 	    {audit64, bit | 1000, RET_ENOSYS},
-	    /* Other arches are the libseccomp program's business (bad arch). */
+	    /* Other arches are libseccomp's business (a bad arch). */
 	    {AUDIT_ARCH_AARCH64, 1000, RET_FILTER},
 	    {0, 1000, RET_FILTER},
 	};
-	check_stub(arches, ARRAY_SIZE(x86_arches), cases, ARRAY_SIZE(cases));
-	/* The horizon is the table's, not libseccomp's, and the same for
-	 * every capability set: fchmodat2 is below it exactly when libseccomp
-	 * can resolve it (and the profile then allows it). */
-	struct sock_filter prog[SECCOMP_ENOSYS_STUB_MAX + 1];
-	unsigned n = x86_stub(prog);
+	check_prefix(arches, ARRAY_SIZE(x86_arches), cases, ARRAY_SIZE(cases));
+	/* The horizon is the table's, as this libseccomp resolves it:
+	 * fchmodat2 is below it exactly when libseccomp knows the name (and
+	 * the profile then allows it). */
+	struct sock_filter prog[SECCOMP_ENOSYS_PREFIX_MAX + 1];
+	unsigned n = x86_prefix(prog);
 	prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, RET_FILTER);
 	bool known_fchmodat2 =
 	    seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "fchmodat2") == 452;
 	assert_int_equal(run_bpf(prog, n + 1, audit64, 452),
 			 known_fchmodat2 ? RET_FILTER : RET_ENOSYS);
-	/* An x86_64-only filter still sends x32 numbers to libseccomp. */
-	const struct stub_case only64[] = {{audit64, bit | 1000, RET_FILTER},
-					   {audit64, 1000, RET_ENOSYS}};
-	check_stub(arches, 1, only64, ARRAY_SIZE(only64));
+	/* x86_64 alone: x32 numbers are libseccomp's to kill. */
+	const struct prefix_case only64[] = {{audit64, bit | 1000, RET_FILTER},
+					     {audit64, 1000, RET_ENOSYS}};
+	check_prefix(arches, 1, only64, ARRAY_SIZE(only64));
 }
 
-static void test_stub_other_arches(void **state)
+static void test_prefix_other_arches(void **state)
 {
 	const uint32_t arm[] = {SCMP_ARCH_AARCH64, SCMP_ARCH_ARM};
-	const struct stub_case arm_cases[] = {
+	const struct prefix_case arm_cases[] = {
 	    {AUDIT_ARCH_AARCH64, 0, RET_FILTER},
 	    {AUDIT_ARCH_AARCH64, 449, RET_FILTER}, /* futex_waitv */
 	    {AUDIT_ARCH_AARCH64, 1000, RET_ENOSYS},
@@ -671,25 +678,25 @@ static void test_stub_other_arches(void **state)
 	    {AUDIT_ARCH_ARM, 0x0f0100, RET_ENOSYS},
 	    {AUDIT_ARCH_X86_64, 1000, RET_FILTER},
 	};
-	check_stub(arm, ARRAY_SIZE(arm), arm_cases, ARRAY_SIZE(arm_cases));
+	check_prefix(arm, ARRAY_SIZE(arm), arm_cases, ARRAY_SIZE(arm_cases));
 	const uint32_t riscv[] = {SCMP_ARCH_RISCV64};
-	const struct stub_case riscv_cases[] = {
+	const struct prefix_case riscv_cases[] = {
 	    {AUDIT_ARCH_RISCV64, 259, RET_FILTER}, /* riscv_flush_icache */
 	    {AUDIT_ARCH_RISCV64, 449, RET_FILTER},
 	    {AUDIT_ARCH_RISCV64, 1000, RET_ENOSYS},
 	};
-	check_stub(riscv, 1, riscv_cases, ARRAY_SIZE(riscv_cases));
+	check_prefix(riscv, 1, riscv_cases, ARRAY_SIZE(riscv_cases));
 	const uint32_t ppc[] = {SCMP_ARCH_PPC64LE};
-	const struct stub_case ppc_cases[] = {
+	const struct prefix_case ppc_cases[] = {
 	    {AUDIT_ARCH_PPC64LE, 449, RET_FILTER},
 	    {AUDIT_ARCH_PPC64LE, 1000, RET_ENOSYS},
 	};
-	check_stub(ppc, 1, ppc_cases, ARRAY_SIZE(ppc_cases));
-	/* No layout for s390x (unknown numbers arrive as 0 there): no prefix. */
-	struct sock_filter prog[SECCOMP_ENOSYS_STUB_MAX];
+	check_prefix(ppc, 1, ppc_cases, ARRAY_SIZE(ppc_cases));
+	/* No layout for s390x (unknown numbers arrive as 0 there): none. */
+	struct sock_filter prog[SECCOMP_ENOSYS_PREFIX_MAX];
 	const uint32_t s390[] = {SCMP_ARCH_S390X, SCMP_ARCH_S390};
-	assert_int_equal(seccomp_enosys_stub(s390, ARRAY_SIZE(s390), prog), 0);
-	assert_int_equal(seccomp_enosys_stub(NULL, 0, prog), 0);
+	assert_int_equal(seccomp_enosys_prefix(s390, ARRAY_SIZE(s390), prog), 0);
+	assert_int_equal(seccomp_enosys_prefix(NULL, 0, prog), 0);
 }
 
 static int child_install(void)
@@ -728,12 +735,11 @@ static void test_rules_and_arches(void **state)
 	assert_true(p.n_rules > 300);
 	assert_true(p.n_insns > 0 && p.n_insns <= BPF_MAXINSNS);
 #if defined(__x86_64__)
-	/* The ENOSYS prefix, then libseccomp's program. */
-	struct sock_filter stub[SECCOMP_ENOSYS_STUB_MAX];
-	unsigned n_stub = x86_stub(stub);
-	assert_true(n_stub > 0 && n_stub < p.n_insns);
-	assert_memory_equal(p.insns, stub, n_stub * sizeof(*stub));
-	assert_memory_equal(default_prog.insns, stub, n_stub * sizeof(*stub)); /* cached */
+	/* The prefix, then libseccomp's program; built and from the cache. */
+	struct seccomp_prog bare = without_prefix(&p);
+	seccomp_prog_free(&bare);
+	bare = without_prefix(&default_prog);
+	seccomp_prog_free(&bare);
 #endif
 	/* Same input, same program: the cache depends on it. */
 	struct seccomp_prog q;
@@ -967,8 +973,8 @@ int main(void)
 	    cmocka_unit_test(test_compat_abis),
 	    cmocka_unit_test(test_new_syscalls_enosys),
 	    cmocka_unit_test(test_x32_new_syscalls_enosys),
-	    cmocka_unit_test(test_stub_x86),
-	    cmocka_unit_test(test_stub_other_arches),
+	    cmocka_unit_test(test_prefix_x86),
+	    cmocka_unit_test(test_prefix_other_arches),
 	    cmocka_unit_test(test_install_default),
 	    cmocka_unit_test(test_load_nothing),
 	    cmocka_unit_test(test_rules_and_arches),
