@@ -1,0 +1,274 @@
+#!/bin/sh
+# Stage 2 of the test VM: pid 1 on a tmpfs root with a pure cgroup v2 hierarchy.
+# Runs the enforcement checks against hutch and prints, on the serial console,
+#   VMTEST PASS name | VMTEST FAIL name: detail | VMTEST SUMMARY N passed, M failed
+# then powers the VM off. tests/vm/run.sh reads those lines.
+# shellcheck disable=SC2016 # the container scripts are single-quoted on purpose
+# No `set -e`: every failure is reported as a VMTEST line and the VM always ends.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+umask 022
+
+P=0
+F=0
+pass() {
+	echo "VMTEST PASS $1"
+	P=$((P + 1))
+}
+fail() {
+	echo "VMTEST FAIL $1: $2"
+	F=$((F + 1))
+}
+# One line of a file, for messages (newlines become ' | ').
+oneline() { tr '\n' '|' <"$1" | sed 's/|$//; s/|/ | /g' | cut -c1-400; }
+finish() {
+	if [ "$F" -gt 0 ]; then
+		echo "--- dmesg (last 40 lines) ---"
+		dmesg | tail -n 40
+		echo "--- end of dmesg ---"
+	fi
+	read -r end_s _ </proc/uptime
+	echo "vm: tests ran for $(awk -v a="$boot_s" -v b="$end_s" 'BEGIN {printf "%.1f", b - a}') s"
+	echo "VMTEST SUMMARY $P passed, $F failed"
+	sync
+	poweroff -f
+	exit 0 # should poweroff fail: pid 1 exiting panics, and qemu -no-reboot stops
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+[ -c /dev/null ] || mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+# Kernel messages (the OOM killer's report) would cut into our lines on the
+# console; they stay readable with dmesg.
+dmesg -n 1
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+mkdir -p /run /tmp /var/lib/hutch /var/lib/hutch-test
+mount -t tmpfs -o mode=0755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=0755 tmpfs /var/lib/hutch
+mount -t tmpfs -o mode=0755 tmpfs /var/lib/hutch-test
+hostname hutch-vm
+
+read -r boot_s _ </proc/uptime
+echo # the firmware leaves escape sequences at the start of the first line
+echo "vm: booted in $boot_s s; kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
+
+# ---------------------------------------------------------------- setup checks
+
+# 63677270: CGROUP2_SUPER_MAGIC, what hutch looks for first on /sys/fs/cgroup.
+if [ "$(stat -f -c %t /sys/fs/cgroup)" = 63677270 ] && ! awk '$3 == "cgroup" {f = 1} END {exit !f}' /proc/mounts; then
+	pass pure-cgroup-v2
+else
+	fail pure-cgroup-v2 "/sys/fs/cgroup has f_type 0x$(stat -f -c %t /sys/fs/cgroup) (want 0x63677270); v1 mounts: $(awk '$3 == "cgroup"' /proc/mounts | wc -l)"
+fi
+
+ctrls=$(cat /sys/fs/cgroup/cgroup.controllers)
+missing=""
+for c in memory cpu pids; do
+	case " $ctrls " in *" $c "*) ;; *) missing="$missing $c" ;; esac
+done
+if [ -z "$missing" ]; then
+	pass "root-controllers ($ctrls)"
+else
+	fail root-controllers "missing:$missing (cgroup.controllers: '$ctrls')"
+fi
+
+modfail=""
+while read -r mod; do
+	[ -n "$mod" ] || continue
+	insmod "/lib/modules/$mod" 2>/tmp/insmod.err || modfail="$modfail $mod ($(oneline /tmp/insmod.err))"
+done </vm/modules
+if [ -z "$modfail" ] && grep -qw overlay /proc/filesystems; then
+	pass load-overlay-module
+else
+	fail load-overlay-module "insmod failed:${modfail:- none}; overlay in /proc/filesystems: $(grep -cw overlay /proc/filesystems)"
+fi
+
+ht() { hutch --root /var/lib/hutch-test "$@"; }
+if ht image import /bb.tar bb >/tmp/import.out 2>&1; then
+	pass image-import
+else
+	fail image-import "$(oneline /tmp/import.out)"
+	finish
+fi
+
+# ---------------------------------------------------------------- helpers
+
+# hrun NAME HUTCH-RUN-ARGS...: `hutch run --rm ARGS`, with a time limit.
+# Sets RC; stdout in /tmp/NAME.out, stderr in /tmp/NAME.err. Then checks that
+# the run left no container cgroup and no overlay mount behind.
+hrun() {
+	name=$1
+	shift
+	read -r t0 _ </proc/uptime
+	timeout 120 hutch --root /var/lib/hutch-test run --rm "$@" >"/tmp/$name.out" 2>"/tmp/$name.err"
+	RC=$?
+	read -r t1 _ </proc/uptime
+	echo "vm: run $name: exit $RC in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s"
+	check_clean "$name"
+}
+
+check_clean() {
+	left=""
+	for d in /sys/fs/cgroup/hutch/*; do
+		[ -d "$d" ] && left="$left ${d##*/}"
+	done
+	ovl=$(awk '$3 == "overlay" || index($2, "/var/lib/hutch-test/") == 1 {print $2}' /proc/mounts | tr '\n' ' ')
+	state=""
+	for d in /var/lib/hutch-test/containers/* /var/lib/hutch-test/run/containers/*; do
+		[ -e "$d" ] && state="$state $d"
+	done
+	if [ -z "$left" ] && [ -z "$ovl" ] && [ -z "$state" ]; then
+		pass "no-leftovers-after-$1"
+	else
+		fail "no-leftovers-after-$1" "cgroups left under /sys/fs/cgroup/hutch:${left:- none}; overlay or state-root mounts: ${ovl:-none}; container state dirs:${state:- none}"
+	fi
+}
+
+# no_warning NAME: fail if hutch's stderr for run NAME has a warning.
+no_warning() {
+	if grep -qi warning "/tmp/$1.err"; then
+		fail "$1-no-warning" "$(oneline "/tmp/$1.err")"
+	else
+		pass "$1-no-warning"
+	fi
+}
+
+# field FILE KEY: the value after "KEY" or "KEY=" in FILE (cpu.stat style lines).
+field() { awk -v k="$2" '$1 == k {print $2; exit} index($0, k "=") == 1 {print substr($0, length(k) + 2); exit}' "$1"; }
+
+hutch_events() { awk -v k="$1" '$1 == k {print $2}' /sys/fs/cgroup/hutch/memory.events 2>/dev/null || echo 0; }
+
+# ---------------------------------------------------------------- plain run
+
+hrun plain bb sh -c 'echo hello from $(hostname); cat /proc/self/cgroup'
+if [ "$RC" = 0 ] && grep -q '^hello from' /tmp/plain.out && [ ! -s /tmp/plain.err ]; then
+	pass plain-run-no-output-on-stderr
+else
+	fail plain-run-no-output-on-stderr "rc=$RC stdout='$(oneline /tmp/plain.out)' stderr='$(oneline /tmp/plain.err)'"
+fi
+# The container is in its own cgroup namespace: it sees itself at the root.
+if grep -qx '0::/' /tmp/plain.out; then
+	pass plain-run-cgroup-namespace
+else
+	fail plain-run-cgroup-namespace "/proc/self/cgroup inside: '$(oneline /tmp/plain.out)'"
+fi
+
+# ---------------------------------------------------------------- memory
+
+hrun memfiles --memory 32m bb sh -c 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.swap.max'
+if [ "$RC" = 0 ] && [ "$(sed -n 1p /tmp/memfiles.out)" = 33554432 ] && [ "$(sed -n 2p /tmp/memfiles.out)" = 0 ]; then
+	pass memory-max-and-swap-max-inside
+else
+	fail memory-max-and-swap-max-inside "rc=$RC memory.max, memory.swap.max read '$(oneline /tmp/memfiles.out)' (want 33554432, 0); stderr '$(oneline /tmp/memfiles.err)'"
+fi
+no_warning memfiles
+
+# The allocation: awk builds a 64 MiB string, anonymous memory it must hold
+# (there is no swap), so at a 32 MiB limit the kernel's OOM killer has to act.
+# ~3 s under TCG; moving 64 MiB through a pipe (head | tail, a shell variable)
+# takes 15-30 s there.
+ALLOC='awk "BEGIN { s = sprintf(\"%67108864s\", \"\"); print length(s) }"'
+# Control: the same allocation fits in 256m (memory.peak shows it was held), so
+# the kill below is the limit's doing.
+hrun memok --memory 256m bb sh -c "$ALLOC; cat /sys/fs/cgroup/memory.peak"
+got=$(sed -n 1p /tmp/memok.out)
+peak=$(sed -n 2p /tmp/memok.out)
+if [ "$RC" = 0 ] && [ "$got" = 67108864 ] && [ "${peak:-0}" -ge 67108864 ] 2>/dev/null; then
+	pass "memory-64mib-fits-in-256m (memory.peak $peak)"
+else
+	fail memory-64mib-fits-in-256m "rc=$RC stdout='$(oneline /tmp/memok.out)' (want 67108864 and a memory.peak >= that) stderr='$(oneline /tmp/memok.err)'"
+fi
+
+ooms_before=$(hutch_events oom_kill)
+# awk is the container's pid 1 here (exec), as a real workload's main process.
+hrun oom --memory 32m bb sh -c "exec $ALLOC"
+ooms_after=$(hutch_events oom_kill)
+if [ "$RC" = 137 ]; then
+	pass memory-oom-exit-137
+else
+	fail memory-oom-exit-137 "rc=$RC (want 137) stdout='$(oneline /tmp/oom.out)' stderr='$(oneline /tmp/oom.err)'"
+fi
+if grep -Eq '^hutch: container [0-9a-f]{12} killed: out of memory \(limit 32 MiB\)$' /tmp/oom.err; then
+	pass memory-oom-reported
+else
+	fail memory-oom-reported "stderr '$(oneline /tmp/oom.err)' (want 'hutch: container <id12> killed: out of memory (limit 32 MiB)')"
+fi
+if [ "${ooms_after:-0}" -gt "${ooms_before:-0}" ] && [ ! -s /tmp/oom.out ]; then
+	pass "memory-oom-kill-in-memory.events (oom_kill $ooms_before -> $ooms_after)"
+else
+	fail memory-oom-kill-in-memory.events "hutch/memory.events oom_kill $ooms_before -> $ooms_after; the container printed '$(oneline /tmp/oom.out)'"
+fi
+
+# ---------------------------------------------------------------- pids
+
+# A subshell forks `sleep` 40 times and records how many forks succeeded; after
+# that only shell builtins run (a fork would fail while the sleeps exist).
+PIDS='read max </sys/fs/cgroup/pids.max
+( i=0; while [ $i -lt 40 ]; do sleep 100 & i=$((i + 1)); echo $i >/tmp/started; done ) 2>/tmp/forkerr
+started=0; [ -f /tmp/started ] && read started </tmp/started
+read current </sys/fs/cgroup/pids.current
+procs=0; for p in /proc/[0-9]*; do procs=$((procs + 1)); done
+events=0; while read k v; do [ "$k" = max ] && events=$v; done </sys/fs/cgroup/pids.events
+forkerr=; [ -s /tmp/forkerr ] && read -r forkerr </tmp/forkerr
+kill -9 -1 2>/dev/null
+echo "max=$max"; echo "started=$started"; echo "current=$current"; echo "procs=$procs"; echo "events=$events"; echo "forkerr=$forkerr"'
+hrun pids --pids-limit 20 bb sh -c "$PIDS"
+max=$(field /tmp/pids.out max)
+started=$(field /tmp/pids.out started)
+current=$(field /tmp/pids.out current)
+procs=$(field /tmp/pids.out procs)
+events=$(field /tmp/pids.out events)
+forkerr=$(field /tmp/pids.out forkerr)
+detail="rc=$RC max=$max started=$started current=$current procs=$procs events=$events forkerr='$forkerr' stderr='$(oneline /tmp/pids.err)'"
+if [ "$max" = 20 ]; then pass pids-max-inside; else fail pids-max-inside "$detail"; fi
+# pid 1 and the subshell count too: at most 18 sleeps can start.
+if [ "${started:-99}" -ge 10 ] 2>/dev/null && [ "$started" -le 18 ] && [ "${current:-99}" -le 20 ] &&
+	[ "${procs:-99}" -le 20 ] && [ "${events:-0}" -gt 0 ] && [ -n "$forkerr" ]; then
+	pass "pids-fork-loop-stops-at-20 (started $started of 40, pids.current $current, events max $events)"
+else
+	fail pids-fork-loop-stops-at-20 "$detail"
+fi
+no_warning pids
+
+# ---------------------------------------------------------------- cpu
+
+# A busy loop for 2 s at a 0.2 CPU quota. The container reports the CPU time its
+# cgroup used (cpu.stat usage_usec) and the wall time (/proc/uptime) over that
+# span, read with shell builtins only, and its throttling counters.
+CPU='read -r up0 _ </proc/uptime
+while read -r k v; do [ "$k" = usage_usec ] && use0=$v; done </sys/fs/cgroup/cpu.stat
+(while :; do :; done) & p=$!
+sleep 2; kill $p; wait $p 2>/dev/null
+read -r up1 _ </proc/uptime
+while read -r k v; do [ "$k" = usage_usec ] && use1=$v; done </sys/fs/cgroup/cpu.stat
+read cmax </sys/fs/cgroup/cpu.max; echo "cpu.max=$cmax"
+echo "uptime0=$up0"; echo "uptime1=$up1"; echo "usage0=$use0"; echo "usage1=$use1"
+cat /sys/fs/cgroup/cpu.stat'
+hrun cpu --cpus 0.2 bb sh -c "$CPU"
+cmax=$(field /tmp/cpu.out cpu.max)
+thr=$(field /tmp/cpu.out nr_throttled)
+thr_us=$(field /tmp/cpu.out throttled_usec)
+# CPU share over the loop's span: usage / wall time.
+share=$(awk -v u0="$(field /tmp/cpu.out usage0)" -v u1="$(field /tmp/cpu.out usage1)" \
+	-v t0="$(field /tmp/cpu.out uptime0)" -v t1="$(field /tmp/cpu.out uptime1)" \
+	'BEGIN { if (t1 > t0 && u1 > u0) printf "%.2f", (u1 - u0) / 1e6 / (t1 - t0); else print "?" }')
+detail="rc=$RC cpu.max='$cmax' nr_throttled=$thr throttled_usec=$thr_us share=$share container said '$(oneline /tmp/cpu.out)' stderr='$(oneline /tmp/cpu.err)'"
+if [ "$cmax" = "20000 100000" ]; then pass cpu-max-inside; else fail cpu-max-inside "$detail"; fi
+if [ "${thr:-0}" -gt 0 ] && [ "${thr_us:-0}" -gt 0 ]; then
+	pass "cpu-throttled (nr_throttled $thr, throttled_usec $thr_us)"
+else
+	fail cpu-throttled "$detail"
+fi
+# Unlimited, the busy loop alone would take a whole CPU (share ~1.0).
+if [ "$share" != "?" ] && awk -v s="$share" 'BEGIN {exit !(s <= 0.3)}'; then
+	pass "cpu-share-capped (used $share CPU over the busy loop)"
+else
+	fail cpu-share-capped "$detail"
+fi
+no_warning cpu
+
+finish
