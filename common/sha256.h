@@ -7,11 +7,11 @@
 #include <stdint.h>
 
 #define SHA256_DIGEST_LEN 32
-#define SHA256_HEX_LEN    64
+#define SHA256_HEX_LEN	  64
 
 struct sha256_ctx {
 	uint32_t state[8];
-	uint64_t total; /* bytes hashed so far */
+	uint64_t total;	   /* bytes hashed so far */
 	uint8_t block[64]; /* a partial block waiting for more bytes */
 	size_t block_len;
 };

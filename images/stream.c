@@ -30,14 +30,14 @@ struct layer_stream {
 	uint64_t raw_total; /* raw bytes read so far, for messages */
 
 	z_stream gz;
-	bool gz_ready; /* inflateInit2 succeeded */
-	bool gz_member_done; /* between two gzip members */
+	bool gz_ready;	      /* inflateInit2 succeeded */
+	bool gz_member_done;  /* between two gzip members */
 	bool gz_zero_padding; /* only zero bytes may follow */
 
 	ZSTD_DStream *zstd;
 	size_t zstd_hint; /* last ZSTD_decompressStream result: 0 = at a frame boundary */
 
-	bool eof; /* uncompressed EOF seen */
+	bool eof;    /* uncompressed EOF seen */
 	bool failed; /* corrupt or unreadable: every later read fails too */
 	struct sha256_ctx raw_sha, plain_sha;
 };
@@ -45,9 +45,12 @@ struct layer_stream {
 static const char *comp_name(enum compression c)
 {
 	switch (c) {
-	case COMP_GZIP: return "gzip";
-	case COMP_ZSTD: return "zstd";
-	default: return "none";
+	case COMP_GZIP:
+		return "gzip";
+	case COMP_ZSTD:
+		return "zstd";
+	default:
+		return "none";
 	}
 }
 
@@ -130,7 +133,10 @@ int layer_stream_open(int fd, struct layer_stream **out, struct hutch_err **err)
 	return 0;
 }
 
-const char *layer_stream_compression(const struct layer_stream *s) { return comp_name(s->comp); }
+const char *layer_stream_compression(const struct layer_stream *s)
+{
+	return comp_name(s->comp);
+}
 
 static ssize_t read_plain(struct layer_stream *s, uint8_t *buf, size_t len, struct hutch_err **err)
 {
@@ -164,11 +170,11 @@ static int gzip_between_members(struct layer_stream *s, struct hutch_err **err)
 	while (s->in_pos < s->in_len) {
 		if (s->gz_zero_padding || s->in[s->in_pos] == 0) {
 			if (s->in[s->in_pos] != 0)
-				return hutch_fail(err, 0,
-						  "gzip stream has unexpected bytes after its end "
-						  "(at byte %llu)",
-						  (unsigned long long)(s->raw_total - s->in_len +
-								       s->in_pos));
+				return hutch_fail(
+				    err, 0,
+				    "gzip stream has unexpected bytes after its end "
+				    "(at byte %llu)",
+				    (unsigned long long)(s->raw_total - s->in_len + s->in_pos));
 			s->gz_zero_padding = true;
 			s->in_pos++;
 			continue;
@@ -208,17 +214,18 @@ static ssize_t read_gzip(struct layer_stream *s, uint8_t *buf, size_t len, struc
 		if (ret == Z_STREAM_END)
 			s->gz_member_done = true;
 		else if (ret != Z_OK && ret != Z_BUF_ERROR)
-			return hutch_fail(err, 0, "gzip data is corrupt near compressed byte %llu: %s",
-					  (unsigned long long)(s->raw_total - s->in_len + s->in_pos),
-					  s->gz.msg ? s->gz.msg : "inflate failed");
+			return hutch_fail(
+			    err, 0, "gzip data is corrupt near compressed byte %llu: %s",
+			    (unsigned long long)(s->raw_total - s->in_len + s->in_pos),
+			    s->gz.msg ? s->gz.msg : "inflate failed");
 		if (produced > 0)
 			return (ssize_t)produced;
 		/* inflate may still hold output from input it already took, so
 		 * only a call that makes no progress at EOF means truncation. */
 		if (!s->gz_member_done && s->in_pos == s->in_len && s->in_eof)
-			return hutch_fail(err, 0,
-					  "gzip stream is truncated (ends after %llu compressed bytes)",
-					  (unsigned long long)s->raw_total);
+			return hutch_fail(
+			    err, 0, "gzip stream is truncated (ends after %llu compressed bytes)",
+			    (unsigned long long)s->raw_total);
 	}
 }
 
@@ -233,9 +240,10 @@ static ssize_t read_zstd(struct layer_stream *s, uint8_t *buf, size_t len, struc
 		bool progress = in.pos != s->in_pos || out.pos > 0;
 		s->in_pos = in.pos;
 		if (ZSTD_isError(ret))
-			return hutch_fail(err, 0, "zstd data is corrupt near compressed byte %llu: %s",
-					  (unsigned long long)(s->raw_total - s->in_len + s->in_pos),
-					  ZSTD_getErrorName(ret));
+			return hutch_fail(
+			    err, 0, "zstd data is corrupt near compressed byte %llu: %s",
+			    (unsigned long long)(s->raw_total - s->in_len + s->in_pos),
+			    ZSTD_getErrorName(ret));
 		/* A call without progress (no input left) answers with the size
 		 * of a next frame header: not a sign the last frame is unfinished. */
 		if (progress)
@@ -262,9 +270,15 @@ ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct 
 		return 0;
 	ssize_t n;
 	switch (s->comp) {
-	case COMP_GZIP: n = read_gzip(s, buf, len, err); break;
-	case COMP_ZSTD: n = read_zstd(s, buf, len, err); break;
-	default: n = read_plain(s, buf, len, err); break;
+	case COMP_GZIP:
+		n = read_gzip(s, buf, len, err);
+		break;
+	case COMP_ZSTD:
+		n = read_zstd(s, buf, len, err);
+		break;
+	default:
+		n = read_plain(s, buf, len, err);
+		break;
 	}
 	if (n < 0)
 		s->failed = true;
@@ -275,8 +289,8 @@ ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct 
 	return n;
 }
 
-int layer_stream_finish(struct layer_stream *s, char compressed_hex[65],
-			char uncompressed_hex[65], struct hutch_err **err)
+int layer_stream_finish(struct layer_stream *s, char compressed_hex[65], char uncompressed_hex[65],
+			struct hutch_err **err)
 {
 	/* Drain what the tar reader left (padding after the end-of-archive
 	 * blocks) so the digests cover the whole blob. */

@@ -16,25 +16,35 @@
 #include "common/util.h"
 #include "images/layer_internal.h"
 
-#define BLOCK_SIZE 512
+#define BLOCK_SIZE   512
 #define TAR_BUF_SIZE (128 * 1024)
 /* A data read at least this big with nothing buffered goes straight into the
  * caller's buffer instead of through ours. */
 #define TAR_DIRECT_READ (32 * 1024)
 
 /* Bounds on what hostile input can make us allocate. */
-#define TAR_MAX_NAME (64 * 1024) /* GNU 'L'/'K' data, pax path/linkpath */
-#define TAR_MAX_PAX (1024 * 1024) /* records of one pax 'x' header */
-#define TAR_MAX_PAX_GLOBAL (1024 * 1024) /* all pax 'g' records together */
-#define TAR_MAX_XATTRS 256 /* per entry */
-#define TAR_MAX_XATTR_NAME 255 /* XATTR_NAME_MAX */
-#define TAR_MAX_XATTR_VALUE (64 * 1024) /* XATTR_SIZE_MAX */
+#define TAR_MAX_NAME	    (64 * 1024)	  /* GNU 'L'/'K' data, pax path/linkpath */
+#define TAR_MAX_PAX	    (1024 * 1024) /* records of one pax 'x' header */
+#define TAR_MAX_PAX_GLOBAL  (1024 * 1024) /* all pax 'g' records together */
+#define TAR_MAX_XATTRS	    256		  /* per entry */
+#define TAR_MAX_XATTR_NAME  255		  /* XATTR_NAME_MAX */
+#define TAR_MAX_XATTR_VALUE (64 * 1024)	  /* XATTR_SIZE_MAX */
 
 /* Offsets in a header block. */
 enum {
-	H_NAME = 0, H_MODE = 100, H_UID = 108, H_GID = 116, H_SIZE = 124, H_MTIME = 136,
-	H_CHKSUM = 148, H_TYPE = 156, H_LINKNAME = 157, H_MAGIC = 257, H_DEVMAJOR = 329,
-	H_DEVMINOR = 337, H_PREFIX = 345,
+	H_NAME = 0,
+	H_MODE = 100,
+	H_UID = 108,
+	H_GID = 116,
+	H_SIZE = 124,
+	H_MTIME = 136,
+	H_CHKSUM = 148,
+	H_TYPE = 156,
+	H_LINKNAME = 157,
+	H_MAGIC = 257,
+	H_DEVMAJOR = 329,
+	H_DEVMINOR = 337,
+	H_PREFIX = 345,
 };
 
 enum tar_format { FMT_V7, FMT_USTAR, FMT_GNU };
@@ -48,10 +58,10 @@ struct tar_reader {
 	uint64_t consumed; /* archive offset of buf[pos], for messages */
 	bool src_eof;
 
-	bool done; /* end of archive seen */
-	bool failed; /* a malformed archive: every later call fails too */
+	bool done;	   /* end of archive seen */
+	bool failed;	   /* a malformed archive: every later call fails too */
 	int64_t data_left; /* unread data bytes of the current entry */
-	int64_t pad_left; /* padding up to the next block after the data */
+	int64_t pad_left;  /* padding up to the next block after the data */
 
 	/* Metadata headers waiting for the entry they describe. */
 	char *gnu_name, *gnu_link;
@@ -69,10 +79,6 @@ struct tar_reader {
 };
 
 /* ---- messages -------------------------------------------------------------- */
-
-/* A name from the archive made safe to print: control bytes, quotes and
- * backslashes escaped, long names cut, so a hostile name cannot rewrite the
- * user's terminal or hide the real problem. */
 
 static const char *entry_name(const struct tar_reader *r)
 {
@@ -184,7 +190,10 @@ static ssize_t read_archive(struct tar_reader *r, uint8_t *dst, size_t len, stru
 	return (ssize_t)n;
 }
 
-static uint64_t padding_for(uint64_t size) { return (BLOCK_SIZE - size % BLOCK_SIZE) % BLOCK_SIZE; }
+static uint64_t padding_for(uint64_t size)
+{
+	return (BLOCK_SIZE - size % BLOCK_SIZE) % BLOCK_SIZE;
+}
 
 /* ---- header fields ---------------------------------------------------------------- */
 
@@ -332,8 +341,9 @@ static int read_meta_data(struct tar_reader *r, const char *what, const char *hd
 {
 	if (size > max) {
 		char msg[160];
-		snprintf(msg, sizeof(msg), "%s of %" PRId64 " bytes is larger than the %" PRId64
-			 " bytes allowed", what, size, max);
+		snprintf(msg, sizeof(msg),
+			 "%s of %" PRId64 " bytes is larger than the %" PRId64 " bytes allowed",
+			 what, size, max);
 		return fail_entry(r, err, EFBIG, hdr_name, msg);
 	}
 	char *data = xcalloc(1, (size_t)size + 1);
@@ -378,8 +388,8 @@ static char *gnu_long_string(char *data, size_t len)
 /* Walk the records of pax data, "LEN KEY=VALUE\n" each, LEN counting the whole
  * record. Calls fn for each; stops at the first failure. The value may hold
  * any byte, NULs included (xattr values). */
-typedef int (*pax_record_fn)(struct tar_reader *r, const char *key, size_t key_len,
-			     const char *val, size_t val_len, struct hutch_err **err);
+typedef int (*pax_record_fn)(struct tar_reader *r, const char *key, size_t key_len, const char *val,
+			     size_t val_len, struct hutch_err **err);
 
 static int pax_walk(struct tar_reader *r, const char *data, size_t len, const char *name,
 		    pax_record_fn fn, struct hutch_err **err)
@@ -408,8 +418,8 @@ static int pax_walk(struct tar_reader *r, const char *data, size_t len, const ch
 	return 0;
 }
 
-static int check_pax_syntax(struct tar_reader *r, const char *key, size_t key_len,
-			    const char *val, size_t val_len, struct hutch_err **err)
+static int check_pax_syntax(struct tar_reader *r, const char *key, size_t key_len, const char *val,
+			    size_t val_len, struct hutch_err **err)
 {
 	return 0;
 }
@@ -544,8 +554,8 @@ static int set_pax_string(struct tar_reader *r, char **slot, const char *what, c
 /* Apply one pax record (global ones first, then the entry's own) to the entry
  * being built. An empty value restores the header block's value, which is
  * what both "delete this global" and "no override here" mean. */
-static int apply_pax_record(struct tar_reader *r, const char *key, size_t key_len,
-			    const char *val, size_t val_len, struct hutch_err **err)
+static int apply_pax_record(struct tar_reader *r, const char *key, size_t key_len, const char *val,
+			    size_t val_len, struct hutch_err **err)
 {
 	struct tar_entry *e = &r->entry;
 	const char *ename = r->hdr_path ? r->hdr_path : "";
@@ -636,26 +646,47 @@ static int map_type(uint8_t flag, const char *name, enum tar_type *out)
 		}
 		/* fallthrough */
 	case '0':
-	case '7': *out = TAR_FILE; return 0; /* '7': contiguous file, a regular file here */
-	case '1': *out = TAR_HARDLINK; return 0;
-	case '2': *out = TAR_SYMLINK; return 0;
-	case '3': *out = TAR_CHAR; return 0;
-	case '4': *out = TAR_BLOCK; return 0;
-	case '5': *out = TAR_DIR; return 0;
-	case '6': *out = TAR_FIFO; return 0;
-	default: return -1;
+	case '7':
+		*out = TAR_FILE;
+		return 0; /* '7': contiguous file, a regular file here */
+	case '1':
+		*out = TAR_HARDLINK;
+		return 0;
+	case '2':
+		*out = TAR_SYMLINK;
+		return 0;
+	case '3':
+		*out = TAR_CHAR;
+		return 0;
+	case '4':
+		*out = TAR_BLOCK;
+		return 0;
+	case '5':
+		*out = TAR_DIR;
+		return 0;
+	case '6':
+		*out = TAR_FIFO;
+		return 0;
+	default:
+		return -1;
 	}
 }
 
 static const char *type_description(uint8_t flag)
 {
 	switch (flag) {
-	case 'S': return " (GNU sparse file)";
-	case 'D': return " (GNU dump directory)";
-	case 'M': return " (GNU multi-volume continuation)";
-	case 'V': return " (GNU volume label)";
-	case 'N': return " (old GNU long name)";
-	default: return flag >= 'A' && flag <= 'Z' ? " (vendor extension)" : "";
+	case 'S':
+		return " (GNU sparse file)";
+	case 'D':
+		return " (GNU dump directory)";
+	case 'M':
+		return " (GNU multi-volume continuation)";
+	case 'V':
+		return " (GNU volume label)";
+	case 'N':
+		return " (old GNU long name)";
+	default:
+		return flag >= 'A' && flag <= 'Z' ? " (vendor extension)" : "";
 	}
 }
 
@@ -740,8 +771,8 @@ static int build_entry(struct tar_reader *r, const uint8_t *h, enum tar_format f
 	    pax_walk(r, r->pax_global, r->pax_global_len, r->hdr_path, apply_pax_record, err) < 0)
 		return -1;
 	if (r->pax_local) {
-		int ret = pax_walk(r, r->pax_local, r->pax_local_len, r->hdr_path,
-				   apply_pax_record, err);
+		int ret =
+		    pax_walk(r, r->pax_local, r->pax_local_len, r->hdr_path, apply_pax_record, err);
 		free(r->pax_local);
 		r->pax_local = NULL;
 		r->pax_local_len = 0;
@@ -764,8 +795,8 @@ static int build_entry(struct tar_reader *r, const uint8_t *h, enum tar_format f
 	return 0;
 }
 
-static int check_pax_records(struct tar_reader *r, const char *data, size_t len,
-			     const char *name, struct hutch_err **err)
+static int check_pax_records(struct tar_reader *r, const char *data, size_t len, const char *name,
+			     struct hutch_err **err)
 {
 	return pax_walk(r, data, len, name, check_pax_syntax, err);
 }
@@ -828,9 +859,9 @@ int tar_next(struct tar_reader *r, const struct tar_entry **out, struct hutch_er
 		if (got == 0 && (r->len - r->pos > 0 || pending)) {
 			_cleanup_free_ char *after = describe_previous(prev);
 			r->failed = true;
-			return hutch_fail(err, 0,
-					  "archive is truncated in the header at byte %" PRIu64 " (%s)",
-					  r->consumed, after);
+			return hutch_fail(
+			    err, 0, "archive is truncated in the header at byte %" PRIu64 " (%s)",
+			    r->consumed, after);
 		}
 		/* Ending at a header boundary without the two zero blocks is
 		 * accepted, as Go and GNU tar do; the blob digest is what
@@ -866,10 +897,11 @@ int tar_next(struct tar_reader *r, const struct tar_entry **out, struct hutch_er
 						  "does not match (plain tar, gzip and zstd are "
 						  "supported)");
 			if (stated < 0)
-				return hutch_fail(err, 0,
-						  "layer entry '%s': header at byte %" PRIu64
-						  " has an unreadable checksum (not a tar archive?)",
-						  shown, r->consumed);
+				return hutch_fail(
+				    err, 0,
+				    "layer entry '%s': header at byte %" PRIu64
+				    " has an unreadable checksum (not a tar archive?)",
+				    shown, r->consumed);
 			return hutch_fail(err, 0,
 					  "layer entry '%s': header at byte %" PRIu64
 					  " has a bad checksum (says %" PRId64 ", sums to %" PRId64
@@ -915,8 +947,8 @@ int tar_next(struct tar_reader *r, const struct tar_entry **out, struct hutch_er
 				continue;
 			}
 			/* 'g': globals accumulate; later records win when applied in order. */
-			if (read_meta_data(r, "pax global header", name, size,
-					   TAR_MAX_PAX_GLOBAL, &data, &len, err) < 0)
+			if (read_meta_data(r, "pax global header", name, size, TAR_MAX_PAX_GLOBAL,
+					   &data, &len, err) < 0)
 				return -1;
 			if (check_pax_records(r, data, len, name, err) < 0) {
 				free(data);

@@ -30,10 +30,10 @@
 #include "images/layer_internal.h"
 
 #define UNPACK_COPY_BUF (256 * 1024)
-#define RESOLVE_LAYER (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+#define RESOLVE_LAYER	(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
 
-#define WHITEOUT_PREFIX ".wh."
-#define WHITEOUT_OPAQUE ".wh..wh..opq"
+#define WHITEOUT_PREFIX	     ".wh."
+#define WHITEOUT_OPAQUE	     ".wh..wh..opq"
 #define WHITEOUT_META_PREFIX ".wh..wh." /* aufs bookkeeping (.wh..wh.plnk ...) */
 
 struct deferred_dir {
@@ -64,8 +64,6 @@ struct unpacker {
 
 /* ---- messages ------------------------------------------------------------------- */
 
-/* Control bytes, quotes and backslashes escaped; long names cut (see tar.c). */
-
 __attribute__((format(printf, 4, 5))) static int
 entry_fail(struct unpacker *u, struct hutch_err **err, int errno_, const char *fmt, ...)
 {
@@ -83,13 +81,20 @@ entry_fail(struct unpacker *u, struct hutch_err **err, int errno_, const char *f
 static const char *type_name(enum tar_type t)
 {
 	switch (t) {
-	case TAR_FILE: return "file";
-	case TAR_HARDLINK: return "hardlink";
-	case TAR_SYMLINK: return "symlink";
-	case TAR_CHAR: return "character device";
-	case TAR_BLOCK: return "block device";
-	case TAR_DIR: return "directory";
-	case TAR_FIFO: return "fifo";
+	case TAR_FILE:
+		return "file";
+	case TAR_HARDLINK:
+		return "hardlink";
+	case TAR_SYMLINK:
+		return "symlink";
+	case TAR_CHAR:
+		return "character device";
+	case TAR_BLOCK:
+		return "block device";
+	case TAR_DIR:
+		return "directory";
+	case TAR_FIFO:
+		return "fifo";
 	}
 	return "entry";
 }
@@ -144,8 +149,8 @@ static void split_path(char *path, const char **parent, const char **leaf)
 static int openat2_beneath(int root, const char *path, uint64_t flags)
 {
 	struct open_how how = {
-		.flags = flags | O_CLOEXEC,
-		.resolve = RESOLVE_LAYER,
+	    .flags = flags | O_CLOEXEC,
+	    .resolve = RESOLVE_LAYER,
 	};
 	/* EAGAIN: a concurrent rename made the kernel unsure; nothing else
 	 * writes in a staging dir, so a few retries settle it. */
@@ -185,9 +190,11 @@ static int resolve_fail(struct unpacker *u, struct hutch_err **err, int e, const
 	case ENOTDIR:
 		return entry_fail(u, err, e, "%s '%s' is not a directory", role, shown);
 	case ENOSYS:
-		return entry_fail(u, err, e, "openat2 is not available (Linux 5.6 or later "
-					     "is needed to unpack layers safely)");
-	default: return entry_fail(u, err, e, "cannot open %s '%s'", role, shown);
+		return entry_fail(u, err, e,
+				  "openat2 is not available (Linux 5.6 or later "
+				  "is needed to unpack layers safely)");
+	default:
+		return entry_fail(u, err, e, "cannot open %s '%s'", role, shown);
 	}
 }
 
@@ -251,7 +258,8 @@ static int remove_existing(struct unpacker *u, int parent_fd, const char *leaf,
 {
 	struct stat st;
 	if (fstatat(parent_fd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : entry_fail(u, err, errno, "cannot inspect what is there");
+		return errno == ENOENT ? 0
+				       : entry_fail(u, err, errno, "cannot inspect what is there");
 	u->parent_stale = true;
 	int flags = S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0;
 	if (unlinkat(parent_fd, leaf, flags) == 0 || errno == ENOENT)
@@ -265,7 +273,10 @@ static int remove_existing(struct unpacker *u, int parent_fd, const char *leaf,
 
 /* ---- metadata -------------------------------------------------------------------------- */
 
-static bool rootless_may_ignore(int e) { return e == EPERM || e == EINVAL; }
+static bool rootless_may_ignore(int e)
+{
+	return e == EPERM || e == EINVAL;
+}
 
 /* Ownership; in rootless mode ids outside our user namespace cannot be set
  * (EINVAL) and the files stay ours. */
@@ -339,8 +350,8 @@ static int set_mtime(struct unpacker *u, int fd, int parent_fd, const char *leaf
 {
 	/* atime = mtime, so unpacking the same layer twice gives the same tree. */
 	const struct timespec times[2] = {u->entry->mtime, u->entry->mtime};
-	int ret = fd >= 0 ? futimens(fd, times)
-			  : utimensat(parent_fd, leaf, times, AT_SYMLINK_NOFOLLOW);
+	int ret =
+	    fd >= 0 ? futimens(fd, times) : utimensat(parent_fd, leaf, times, AT_SYMLINK_NOFOLLOW);
 	if (ret < 0)
 		return entry_fail(u, err, errno, "cannot set mtime");
 	return 0;
@@ -348,8 +359,7 @@ static int set_mtime(struct unpacker *u, int fd, int parent_fd, const char *leaf
 
 /* ---- entry types ----------------------------------------------------------------------- */
 
-static int write_file_data(struct unpacker *u, struct tar_reader *r, int fd,
-			   struct hutch_err **err)
+static int write_file_data(struct unpacker *u, struct tar_reader *r, int fd, struct hutch_err **err)
 {
 	for (;;) {
 		ssize_t n = tar_read_data(r, u->buf, UNPACK_COPY_BUF, err);
@@ -395,9 +405,9 @@ static int defer_dir(struct unpacker *u, const char *path)
 		u->dirs = xrealloc(u->dirs, u->cap_dirs * sizeof(*u->dirs));
 	}
 	u->dirs[u->n_dirs++] = (struct deferred_dir){
-		.path = xstrdup(path),
-		.mode = u->entry->mode & 07777,
-		.mtime = u->entry->mtime,
+	    .path = xstrdup(path),
+	    .mode = u->entry->mode & 07777,
+	    .mtime = u->entry->mtime,
 	};
 	return 0;
 }
@@ -425,7 +435,7 @@ static int unpack_dir(struct unpacker *u, int parent_fd, const char *leaf, const
 		return -1;
 	if (u->entry->n_xattrs > 0) {
 		_cleanup_close_ int fd =
-			openat(parent_fd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		    openat(parent_fd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return entry_fail(u, err, errno, "cannot open directory");
 		if (set_xattrs(u, fd, -1, NULL, err) < 0)
@@ -451,7 +461,8 @@ static int unpack_symlink(struct unpacker *u, int parent_fd, const char *leaf,
 	}
 	/* A symlink has no mode of its own. */
 	if (set_owner(u, -1, parent_fd, leaf, err) < 0 ||
-	    set_xattrs(u, -1, parent_fd, leaf, err) < 0 || set_mtime(u, -1, parent_fd, leaf, err) < 0)
+	    set_xattrs(u, -1, parent_fd, leaf, err) < 0 ||
+	    set_mtime(u, -1, parent_fd, leaf, err) < 0)
 		return -1;
 	return 0;
 }
@@ -485,8 +496,8 @@ static int unpack_hardlink(struct unpacker *u, int parent_fd, const char *leaf, 
 	if (e == EEXIST) {
 		struct stat a, b;
 		if (fstatat(tparent_fd, tleaf, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    fstatat(parent_fd, leaf, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev &&
-		    a.st_ino == b.st_ino)
+		    fstatat(parent_fd, leaf, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
 			return 0; /* already the same file (e.g. reached through a symlink) */
 		if (remove_existing(u, parent_fd, leaf, err) < 0)
 			return -1;
@@ -534,7 +545,8 @@ static int unpack_node(struct unpacker *u, int parent_fd, const char *leaf, stru
 	 * fchmodat's following of symlinks cannot be led astray here. */
 	if (fchmodat(parent_fd, leaf, e->mode & 07777, 0) < 0)
 		return entry_fail(u, err, errno, "cannot set mode %04o", e->mode & 07777);
-	if (set_xattrs(u, -1, parent_fd, leaf, err) < 0 || set_mtime(u, -1, parent_fd, leaf, err) < 0)
+	if (set_xattrs(u, -1, parent_fd, leaf, err) < 0 ||
+	    set_mtime(u, -1, parent_fd, leaf, err) < 0)
 		return -1;
 	return 0;
 }
@@ -573,8 +585,8 @@ static int make_whiteout(struct unpacker *u, int parent_fd, const char *name,
 			return entry_fail(u, err, errno, "cannot create whiteout device");
 		return 0;
 	}
-	_cleanup_close_ int fd = openat(parent_fd, name,
-					O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	_cleanup_close_ int fd =
+	    openat(parent_fd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 || fsetxattr(fd, "user.overlay.whiteout", "y", 1, 0) < 0)
 		return entry_fail(u, err, errno, "cannot create whiteout file");
 	_cleanup_close_ int dir = openat(parent_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -630,13 +642,18 @@ static int unpack_entry(struct unpacker *u, struct tar_reader *r, struct hutch_e
 		return unpack_whiteout(u, parent_fd, leaf, err);
 
 	switch (e->type) {
-	case TAR_FILE: return unpack_file(u, r, parent_fd, leaf, err);
-	case TAR_DIR: return unpack_dir(u, parent_fd, leaf, full, err);
-	case TAR_SYMLINK: return unpack_symlink(u, parent_fd, leaf, err);
-	case TAR_HARDLINK: return unpack_hardlink(u, parent_fd, leaf, full, err);
+	case TAR_FILE:
+		return unpack_file(u, r, parent_fd, leaf, err);
+	case TAR_DIR:
+		return unpack_dir(u, parent_fd, leaf, full, err);
+	case TAR_SYMLINK:
+		return unpack_symlink(u, parent_fd, leaf, err);
+	case TAR_HARDLINK:
+		return unpack_hardlink(u, parent_fd, leaf, full, err);
 	case TAR_CHAR:
 	case TAR_BLOCK:
-	case TAR_FIFO: return unpack_node(u, parent_fd, leaf, err);
+	case TAR_FIFO:
+		return unpack_node(u, parent_fd, leaf, err);
 	}
 	return entry_fail(u, err, 0, "unknown entry type");
 }
@@ -648,7 +665,7 @@ static int finish_dirs(struct unpacker *u, struct hutch_err **err)
 	for (size_t i = 0; i < u->n_dirs; i++) {
 		struct deferred_dir *d = &u->dirs[i];
 		_cleanup_close_ int fd =
-			openat2_beneath(u->root, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+		    openat2_beneath(u->root, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
 		if (fd < 0) {
 			/* Replaced by a later entry: nothing of it to fix. */
 			if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EXDEV)
@@ -659,8 +676,8 @@ static int finish_dirs(struct unpacker *u, struct hutch_err **err)
 		const struct timespec times[2] = {d->mtime, d->mtime};
 		if (fchmod(fd, d->mode) < 0 || futimens(fd, times) < 0) {
 			_cleanup_free_ char *shown = printable(d->path, strlen(d->path));
-			return hutch_fail_sys(err, "layer directory '%s': cannot set mode and mtime",
-					      shown);
+			return hutch_fail_sys(
+			    err, "layer directory '%s': cannot set mode and mtime", shown);
 		}
 	}
 	return 0;
@@ -670,11 +687,11 @@ int layer_unpack(struct tar_reader *r, int layer_dirfd, const struct unpack_opts
 		 struct unpack_stats *stats, struct hutch_err **err)
 {
 	struct unpacker u = {
-		.root = layer_dirfd,
-		.rootless = opts && opts->rootless,
-		.convert_whiteouts = opts && opts->convert_whiteouts,
-		.stats = stats,
-		.parent_fd = -1,
+	    .root = layer_dirfd,
+	    .rootless = opts && opts->rootless,
+	    .convert_whiteouts = opts && opts->convert_whiteouts,
+	    .stats = stats,
+	    .parent_fd = -1,
 	};
 	if (stats)
 		*stats = (struct unpack_stats){0};

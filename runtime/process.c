@@ -376,18 +376,37 @@ void proc_setup_and_exec(struct proc_ctx *p)
 		sigset_t all;
 		sigfillset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
+		/* Before the command exists: the reaper must hold no fd of the host
+		 * (CVE-2024-21626) and be non-dumpable so /proc/1/exe, hutch's own
+		 * binary, cannot be opened (CVE-2019-5736). Only the report pipe stays;
+		 * it is CLOEXEC, so the command's exec closes it. */
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		if (p->report_fd > 3)
+			syscall(SYS_close_range, 3, p->report_fd - 1, 0);
+		syscall(SYS_close_range, p->report_fd + 1, ~0U, 0);
+		/* The command waits at this gate until the reaper has dropped its
+		 * copy of the report pipe too. */
+		int gate[2];
+		if (pipe2(gate, O_CLOEXEC) < 0) {
+			hutch_fail_sys(&err, "create the --init gate");
+			proc_fail(p, code, err);
+		}
 		pid_t pid = fork();
 		if (pid < 0) {
 			hutch_fail_sys(&err, "fork the command under --init");
 			proc_fail(p, code, err);
 		}
 		if (pid > 0) {
-			/* Not dumpable: nobody in the container can open /proc/1/exe,
-			 * which is hutch's own binary (CVE-2019-5736). */
-			prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 			close(p->report_fd);
+			close(gate[0]);
+			close(gate[1]);
 			proc_run_init(pid);
 		}
+		close(gate[1]);
+		char c;
+		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+			;
+		close(gate[0]);
 	}
 	for (int s = 1; s < _NSIG; s++)
 		if (s != SIGKILL && s != SIGSTOP)

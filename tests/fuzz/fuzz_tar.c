@@ -91,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct fuzz_stream_ctx ctx = {.ls = ls, .err = &err};
 		struct tar_reader *r = tar_reader_new(fuzz_stream_read, &ctx);
 		char comp[65], plain[65];
-		if (layer_unpack(r, layer_fd, &opts, &stats, &err) == 0 && ctx.total < FUZZ_MAX_UNCOMPRESSED)
+		if (layer_unpack(r, layer_fd, &opts, &stats, &err) == 0 &&
+		    ctx.total < FUZZ_MAX_UNCOMPRESSED)
 			layer_stream_finish(ls, comp, plain, &err);
 		tar_reader_free(r);
 	}

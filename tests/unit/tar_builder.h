@@ -29,8 +29,8 @@ struct tb_hdr {
 	unsigned devmajor, devminor;
 	const char *prefix; /* ustar prefix field */
 	enum tb_fmt fmt;
-	bool base256; /* size, uid, gid and mtime in base-256 */
-	int checksum_delta; /* != 0: store a wrong checksum */
+	bool base256;	      /* size, uid, gid and mtime in base-256 */
+	int checksum_delta;   /* != 0: store a wrong checksum */
 	bool signed_checksum; /* store the old signed-char sum */
 };
 
@@ -56,7 +56,10 @@ static inline void tb_zeros(struct tb *t, size_t n)
 	}
 }
 
-static inline void tb_pad(struct tb *t) { tb_zeros(t, (512 - t->len % 512) % 512); }
+static inline void tb_pad(struct tb *t)
+{
+	tb_zeros(t, (512 - t->len % 512) % 512);
+}
 
 static inline void tb_free(struct tb *t)
 {
@@ -105,7 +108,10 @@ static inline void tb_header(struct tb *t, const struct tb_hdr *h)
 	if (h->linkname)
 		strncpy((char *)b + 157, h->linkname, 100);
 	if (h->fmt == TB_USTAR) {
-		memcpy(b + 257, "ustar\0" "00", 8);
+		memcpy(b + 257,
+		       "ustar\0"
+		       "00",
+		       8);
 	} else if (h->fmt == TB_GNU) {
 		memcpy(b + 257, "ustar  \0", 8);
 	}
@@ -143,7 +149,7 @@ static inline void tb_entry(struct tb *t, struct tb_hdr h, const void *data, siz
 static inline struct tb_hdr tb_defaults(const char *name, char type, unsigned mode)
 {
 	return (struct tb_hdr){
-		.name = name, .type = type, .mode = mode, .mtime = 1600000000, .fmt = TB_USTAR};
+	    .name = name, .type = type, .mode = mode, .mtime = 1600000000, .fmt = TB_USTAR};
 }
 
 static inline void tb_file(struct tb *t, const char *name, const char *content, unsigned mode)
@@ -214,7 +220,10 @@ static inline void tb_gnu_long(struct tb *t, char type, const char *name)
 	tb_entry(t, h, name, strlen(name) + 1);
 }
 
-static inline void tb_end(struct tb *t) { tb_zeros(t, 1024); }
+static inline void tb_end(struct tb *t)
+{
+	tb_zeros(t, 1024);
+}
 
 /* A hutch_read_fn over memory that hands out at most `chunk` bytes a call,
  * to exercise every buffer boundary of the reader. */

@@ -25,14 +25,14 @@ static const struct {
 	const char *msg;
 	const char *hex;
 } vectors[] = {
-	{"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-	{"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
-	/* 448 bits: the padding no longer fits in the last block */
-	{"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-	 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
-	{"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqr"
-	 "lmnopqrsmnopqrstnopqrstu",
-	 "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
+    {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+    {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+    /* 448 bits: the padding no longer fits in the last block */
+    {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqr"
+     "lmnopqrsmnopqrstnopqrstu",
+     "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
 };
 
 static void check_vectors(void)
@@ -48,7 +48,8 @@ static void check_vectors(void)
 	assert_non_null(a);
 	memset(a, 'a', n);
 	hash_hex(a, n, hex);
-	assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	assert_string_equal(hex,
+			    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 	/* the same, fed one byte at a time through the partial-block path */
 	struct sha256_ctx ctx;
 	uint8_t d[32];
@@ -57,7 +58,8 @@ static void check_vectors(void)
 		sha256_update(&ctx, "a", 1);
 	sha256_final(&ctx, d);
 	sha256_hex(d, hex);
-	assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	assert_string_equal(hex,
+			    "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 	free(a);
 }
 
@@ -136,15 +138,18 @@ static void test_hex(void **state)
 	memset(hex, 'X', sizeof(hex));
 	sha256_hex(d, hex);
 	assert_int_equal(strlen(hex), 64);
-	assert_string_equal(hex, "070f171f272f373f474f575f676f777f878f979fa7afb7bfc7cfd7dfe7eff7ff");
+	assert_string_equal(hex,
+			    "070f171f272f373f474f575f676f777f878f979fa7afb7bfc7cfd7dfe7eff7ff");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_vectors_default), cmocka_unit_test(test_vectors_portable),
-		cmocka_unit_test(test_fast_path_present), cmocka_unit_test(test_random_splits),
-		cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_vectors_default),
+	    cmocka_unit_test(test_vectors_portable),
+	    cmocka_unit_test(test_fast_path_present),
+	    cmocka_unit_test(test_random_splits),
+	    cmocka_unit_test(test_hex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

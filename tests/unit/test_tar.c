@@ -274,7 +274,7 @@ static void test_v7_header(void **state)
 	h = tb_defaults("olddir/file", '\0', 0600);
 	h.fmt = TB_V7;
 	h.signed_checksum = true; /* an old signed-char sum... */
-	h.name = "olddir/f\xe9";   /* ...that differs from the unsigned one */
+	h.name = "olddir/f\xe9";  /* ...that differs from the unsigned one */
 	tb_entry(&t, h, "v7", 2);
 	tb_end(&t);
 	struct result res;
@@ -574,16 +574,16 @@ static void test_truncated_header(void **state)
 static void test_pax_malformed(void **state)
 {
 	const char *bad[] = {
-		"99999999999 path=x\n", /* length past the end */
-		"5 a=b\n",		/* length too short for its record */
-		"13 pathxxxxx\n",	/* no '=' */
-		"x path=abc\n",		/* no length */
-		"11 path=abc",		/* no newline */
-		"7 =abc\n",		/* empty key */
-		"28 uid=12345678901234567890\n", /* overflows */
-		"11 uid=-12\n",
-		"14 mtime=1.2x\n",
-		"9 size=\x01\n",
+	    "99999999999 path=x\n",	     /* length past the end */
+	    "5 a=b\n",			     /* length too short for its record */
+	    "13 pathxxxxx\n",		     /* no '=' */
+	    "x path=abc\n",		     /* no length */
+	    "11 path=abc",		     /* no newline */
+	    "7 =abc\n",			     /* empty key */
+	    "28 uid=12345678901234567890\n", /* overflows */
+	    "11 uid=-12\n",
+	    "14 mtime=1.2x\n",
+	    "9 size=\x01\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct tb t = {0};
@@ -764,29 +764,29 @@ static void test_read_error_and_sticky_failure(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic_types),
-		cmocka_unit_test(test_any_chunking),
-		cmocka_unit_test(test_big_file_direct_reads),
-		cmocka_unit_test(test_ustar_prefix),
-		cmocka_unit_test(test_v7_header),
-		cmocka_unit_test(test_base256_numbers),
-		cmocka_unit_test(test_gnu_long_names),
-		cmocka_unit_test(test_pax_attributes),
-		cmocka_unit_test(test_pax_size_override),
-		cmocka_unit_test(test_pax_global),
-		cmocka_unit_test(test_header_only_types_have_no_data),
-		cmocka_unit_test(test_end_without_zero_blocks),
-		cmocka_unit_test(test_empty_archive),
-		cmocka_unit_test(test_bad_checksum),
-		cmocka_unit_test(test_truncated_data),
-		cmocka_unit_test(test_truncated_header),
-		cmocka_unit_test(test_pax_malformed),
-		cmocka_unit_test(test_size_bounds),
-		cmocka_unit_test(test_global_headers_bounded),
-		cmocka_unit_test(test_bad_numeric_fields),
-		cmocka_unit_test(test_unsupported_types),
-		cmocka_unit_test(test_error_names_are_escaped),
-		cmocka_unit_test(test_read_error_and_sticky_failure),
+	    cmocka_unit_test(test_basic_types),
+	    cmocka_unit_test(test_any_chunking),
+	    cmocka_unit_test(test_big_file_direct_reads),
+	    cmocka_unit_test(test_ustar_prefix),
+	    cmocka_unit_test(test_v7_header),
+	    cmocka_unit_test(test_base256_numbers),
+	    cmocka_unit_test(test_gnu_long_names),
+	    cmocka_unit_test(test_pax_attributes),
+	    cmocka_unit_test(test_pax_size_override),
+	    cmocka_unit_test(test_pax_global),
+	    cmocka_unit_test(test_header_only_types_have_no_data),
+	    cmocka_unit_test(test_end_without_zero_blocks),
+	    cmocka_unit_test(test_empty_archive),
+	    cmocka_unit_test(test_bad_checksum),
+	    cmocka_unit_test(test_truncated_data),
+	    cmocka_unit_test(test_truncated_header),
+	    cmocka_unit_test(test_pax_malformed),
+	    cmocka_unit_test(test_size_bounds),
+	    cmocka_unit_test(test_global_headers_bounded),
+	    cmocka_unit_test(test_bad_numeric_fields),
+	    cmocka_unit_test(test_unsupported_types),
+	    cmocka_unit_test(test_error_names_are_escaped),
+	    cmocka_unit_test(test_read_error_and_sticky_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,8 +49,7 @@ static int setup(void **state)
 	    mkdirat(f->base_fd, "sentinel", 0755) < 0)
 		return -1;
 	f->layer_fd = openat(f->base_fd, "layer", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (f->layer_fd < 0 ||
-	    write_file_at(f->base_fd, "sentinel/secret", "original", NULL) < 0)
+	if (f->layer_fd < 0 || write_file_at(f->base_fd, "sentinel/secret", "original", NULL) < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -350,7 +349,7 @@ static void test_hardlinks(void **state)
 	tb_hardlink(&t, "usr/bin/perl", "usr/bin/perl5.36");
 	tb_hardlink(&t, "./usr/bin/perl-again", "/usr/bin/perl5.36"); /* absolute: in the layer */
 	tb_symlink(&t, "sym", "/etc/shadow");
-	tb_hardlink(&t, "sym-link", "sym"); /* the symlink itself is linked */
+	tb_hardlink(&t, "sym-link", "sym");		 /* the symlink itself is linked */
 	tb_hardlink(&t, "usr/bin/perl", "usr/bin/perl"); /* itself: no-op */
 	tb_end(&t);
 	assert_int_equal(unpack(f, &t), 0);
@@ -506,8 +505,8 @@ static void test_long_names(void **state)
 static void test_dotdot_refused(void **state)
 {
 	struct fixture *f = *state;
-	const char *names[] = {"../x", "a/../../x", "./../sentinel/pwned", "a/..", "..",
-			       "ok/../../../../../../tmp/pwned"};
+	const char *names[] = {"../x", "a/../../x", "./../sentinel/pwned",
+			       "a/..", "..",	    "ok/../../../../../../tmp/pwned"};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		struct tb t = {0};
 		tb_file(&t, names[i], "pwned", 0644);
@@ -549,12 +548,12 @@ static void test_symlink_escapes(void **state)
 	struct {
 		const char *link, *target, *through;
 	} cases[] = {
-		{"evil", "/", "evil/etc/passwd"},
-		{"evil", f->sentinel, "evil/pwned"},
-		{"evil", "../sentinel", "evil/pwned"},
-		{"a/b/up", "../../../sentinel", "a/b/up/pwned"},
-		{"loop", "loop", "loop/x"},
-		{"dots", "./../sentinel", "dots/deeper/pwned"},
+	    {"evil", "/", "evil/etc/passwd"},
+	    {"evil", f->sentinel, "evil/pwned"},
+	    {"evil", "../sentinel", "evil/pwned"},
+	    {"a/b/up", "../../../sentinel", "a/b/up/pwned"},
+	    {"loop", "loop", "loop/x"},
+	    {"dots", "./../sentinel", "dots/deeper/pwned"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct tb t = {0};
@@ -1034,7 +1033,8 @@ static void test_corrupt_streams(void **state)
 
 	/* tiny and empty inputs are plain (and an empty tar) */
 	assert_int_equal(unpack_stream(f, &blob, "none", comp, plain), 0);
-	assert_string_equal(comp, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_string_equal(comp,
+			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	assert_string_equal(plain, comp);
 	tb_put(&blob, "\x1f", 1);
 	assert_int_equal(unpack_stream(f, &blob, "none", comp, plain), -1);
@@ -1099,33 +1099,33 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-		T(test_basic_tree),
-		T(test_setuid_survives_chown),
-		T(test_readonly_dir_and_mtimes),
-		T(test_later_entries_override),
-		T(test_hardlinks),
-		T(test_devices_and_fifos),
-		T(test_xattrs),
-		T(test_file_capabilities),
-		T(test_long_names),
-		T(test_dotdot_refused),
-		T(test_absolute_paths_stay_inside),
-		T(test_symlink_escapes),
-		T(test_symlinks_inside_are_followed),
-		T(test_symlink_text_is_stored_never_followed),
-		T(test_symlink_as_root_refused),
-		T(test_hardlink_escapes),
-		T(test_file_as_parent),
-		T(test_truncated_layer),
-		T(test_names_escaped_in_errors),
-		T(test_whiteouts_rootful),
-		T(test_whiteouts_rootless),
-		T(test_whiteouts_kept_when_not_converting),
-		T(test_stream_roundtrips),
-		T(test_gzip_members_and_padding),
-		T(test_corrupt_streams),
-		T(test_finish_drains_trailing_bytes),
-		cmocka_unit_test(test_digest_is_valid),
+	    T(test_basic_tree),
+	    T(test_setuid_survives_chown),
+	    T(test_readonly_dir_and_mtimes),
+	    T(test_later_entries_override),
+	    T(test_hardlinks),
+	    T(test_devices_and_fifos),
+	    T(test_xattrs),
+	    T(test_file_capabilities),
+	    T(test_long_names),
+	    T(test_dotdot_refused),
+	    T(test_absolute_paths_stay_inside),
+	    T(test_symlink_escapes),
+	    T(test_symlinks_inside_are_followed),
+	    T(test_symlink_text_is_stored_never_followed),
+	    T(test_symlink_as_root_refused),
+	    T(test_hardlink_escapes),
+	    T(test_file_as_parent),
+	    T(test_truncated_layer),
+	    T(test_names_escaped_in_errors),
+	    T(test_whiteouts_rootful),
+	    T(test_whiteouts_rootless),
+	    T(test_whiteouts_kept_when_not_converting),
+	    T(test_stream_roundtrips),
+	    T(test_gzip_members_and_padding),
+	    T(test_corrupt_streams),
+	    T(test_finish_drains_trailing_bytes),
+	    cmocka_unit_test(test_digest_is_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
