@@ -19,6 +19,9 @@ struct layer_stream;
  * zstd 28 b5 2f fd, anything else is taken as plain tar) and decompresses.
  * sha256 is computed over the raw (compressed) bytes and the uncompressed bytes. */
 int layer_stream_open(int fd, struct layer_stream **out, struct hutch_err **err);
+/* The same over bytes [offset, offset+length) of fd (length -1: to EOF). */
+int layer_stream_open_range(int fd, off_t offset, int64_t length, struct layer_stream **out,
+			    struct hutch_err **err);
 /* Read uncompressed bytes. 0 at EOF; -1 and *err on error (corrupt data says so). */
 ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct hutch_err **err);
 /* Drain to EOF (so the digests cover everything), then give the digests as

@@ -7,6 +7,7 @@
  * removes. A container holds a shared flock on each of its layer dirs: a layer in
  * use cannot be removed. */
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -23,12 +24,14 @@
 #include "common/util.h"
 #include "images/images.h"
 #include "images/layer_internal.h"
+#include "images/source_internal.h"
 
 struct hutch_store {
 	char *root; /* DATA/images */
 	int rootfd;
 	int lockfd; /* store.lock, flock'd exclusively while writing */
 	bool rootless;
+	char *download_dir;
 };
 
 static const char *const default_path_env =
@@ -108,6 +111,7 @@ void hutch_store_close(struct hutch_store *s)
 		close(s->lockfd);
 	close(s->rootfd);
 	free(s->root);
+	free(s->download_dir);
 	free(s);
 }
 
@@ -422,7 +426,9 @@ static int open_dir_as_tar(const char *dir, pid_t *pid, struct hutch_err **err)
 /* Decompress, unpack into staging/layer and digest one layer stream. */
 struct unpack_job {
 	int in, stagefd;
-	bool rootless;
+	off_t offset; /* -1: read from the current position */
+	int64_t length; /* -1: to EOF */
+	bool rootless, convert_whiteouts;
 	char comp_hex[65], diff_hex[65];
 	struct unpack_stats stats;
 };
@@ -432,12 +438,12 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 	struct layer_stream *ls = NULL;
 	struct tar_reader *tr = NULL;
 	int ret = -1;
-	if (layer_stream_open(j->in, &ls, err) < 0)
+	if (layer_stream_open_range(j->in, j->offset, j->length, &ls, err) < 0)
 		return -1;
 	struct stream_reader rd = {.ls = ls, .err = err};
 	tr = tar_reader_new(stream_read_cb, &rd);
 	_cleanup_close_ int layerfd = openat(j->stagefd, "layer", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct unpack_opts uo = {.rootless = j->rootless, .convert_whiteouts = false};
+	struct unpack_opts uo = {.rootless = j->rootless, .convert_whiteouts = j->convert_whiteouts};
 	if (layerfd < 0) {
 		hutch_fail_sys(err, "open the staging layer");
 		goto out;
@@ -574,7 +580,8 @@ int hutch_image_import(struct hutch_store *s, const char *src, const char *name,
 			hutch_fail_sys(err, "open '%s'", src);
 		goto out;
 	}
-	struct unpack_job job = {.in = in, .stagefd = stagefd, .rootless = s->rootless};
+	struct unpack_job job = {.in = in, .stagefd = stagefd, .offset = -1, .length = -1,
+				 .rootless = s->rootless};
 	struct id_mapping idm;
 	id_mapping_for_self(&idm);
 	if (s->rootless && idm.subordinate) {
@@ -784,5 +791,283 @@ out:
 	json_object_put(cfg);
 	json_object_put(refs);
 	store_unlock(s);
+	return ret;
+}
+
+/* ---- importing an image plan (OCI layouts, docker archives, registries) ----- */
+
+const char *store_download_dir(struct hutch_store *s)
+{
+	if (!s->download_dir) {
+		s->download_dir = xasprintf("%s/downloads", s->root);
+		mkdir(s->download_dir, 0700);
+	}
+	return s->download_dir;
+}
+
+bool store_has_chain(struct hutch_store *s, const char *chain_hex)
+{
+	if (!digest_is_valid(chain_hex, true))
+		return false;
+	_cleanup_free_ char *p = xasprintf("layers/%s", chain_hex);
+	struct stat st;
+	return fstatat(s->rootfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+int store_config_chains(const char *config, size_t len, char (**chains)[65], size_t *n,
+			struct hutch_err **err)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *cfg = json_tokener_parse_ex(tok, config, (int)len);
+	json_tokener_free(tok);
+	if (!cfg || !json_object_is_type(cfg, json_type_object)) {
+		json_object_put(cfg);
+		return hutch_fail(err, 0, "the image config is not a JSON object");
+	}
+	int r = config_chain_ids(cfg, "new", chains, n, err);
+	json_object_put(cfg);
+	return r;
+}
+
+struct plan_job {
+	size_t index;
+	char chain[65];
+	char staging[PATH_MAX];
+	int stagefd;
+	pid_t pid;
+	bool needed;
+};
+
+/* In a child process: unpack one layer of the plan into its staging dir and
+ * leave "result" (digests) or "error" (the message) there. */
+static __attribute__((noreturn)) void plan_layer_child(struct hutch_store *s,
+						       const struct plan_layer *l, struct plan_job *j)
+{
+	struct hutch_err *e = NULL;
+	int fd = open(l->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		hutch_fail_sys(&e, "open layer blob %s", l->path);
+	} else {
+		struct unpack_job job = {.in = fd, .stagefd = j->stagefd, .offset = l->offset,
+					 .length = l->length, .rootless = s->rootless,
+					 .convert_whiteouts = true};
+		struct id_mapping idm;
+		id_mapping_for_self(&idm);
+		if (s->rootless && idm.subordinate)
+			userns_run(&idm, unpack_job_in_userns, &job, &e);
+		else
+			unpack_job_in_userns(&job, &e);
+		close(fd);
+	}
+	if (e) {
+		write_file_at(j->stagefd, "error", e->msg, NULL);
+		_exit(1);
+	}
+	_exit(0);
+}
+
+static int plan_check_layer(struct plan_job *j, const struct plan_layer *l, const char *diff_id,
+			    struct hutch_err **err)
+{
+	_cleanup_free_ char *msg = NULL;
+	if (read_file_at(j->stagefd, "error", &msg, NULL, NULL) == 0)
+		return hutch_fail(err, 0, "layer %zu (%s): %s", j->index + 1,
+				  l->digest[0] ? l->digest : "no digest", msg);
+	struct unpack_job res = {.stagefd = j->stagefd};
+	if (unpack_job_result(&res, err) < 0)
+		return hutch_err_wrap(err, "layer %zu", j->index + 1);
+	if (l->digest[0] && strcmp(l->digest + 7, res.comp_hex))
+		return hutch_fail(err, 0,
+				  "layer %zu: the blob's digest is sha256:%s, not %s as the manifest "
+				  "says: refusing a corrupt or tampered layer",
+				  j->index + 1, res.comp_hex, l->digest);
+	if (strcmp(diff_id + 7, res.diff_hex))
+		return hutch_fail(err, 0,
+				  "layer %zu: its uncompressed digest is sha256:%s, not %s as the "
+				  "image config says: refusing a corrupt or tampered layer",
+				  j->index + 1, res.diff_hex, diff_id);
+	char size[32];
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)res.stats.bytes);
+	return write_file_at(j->stagefd, "size", size, err);
+}
+
+static int config_diff_id(const char *config, size_t len, size_t i, char out[72])
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *cfg = json_tokener_parse_ex(tok, config, (int)len);
+	json_tokener_free(tok);
+	struct json_object *d = json_object_array_get_idx(json_get(json_get(cfg, "rootfs"), "diff_ids"), i);
+	const char *v = d ? json_object_get_string(d) : NULL;
+	int r = v && digest_is_valid(v, false) ? 0 : -1;
+	if (r == 0)
+		snprintf(out, 72, "%s", v);
+	json_object_put(cfg);
+	return r;
+}
+
+int store_import_plan(struct hutch_store *s, const struct image_plan *p, const char *name,
+		      char id_out[65], struct hutch_err **err)
+{
+	/* The config: its digest is the image id. */
+	struct sha256_ctx ctx;
+	uint8_t dg[32];
+	char id[65];
+	sha256_init(&ctx);
+	sha256_update(&ctx, p->config, p->config_len);
+	sha256_final(&ctx, dg);
+	sha256_hex(dg, id);
+	if (p->config_digest[0] && strcmp(p->config_digest + 7, id))
+		return hutch_fail(err, 0,
+				  "%s: the image config's digest is sha256:%s, not %s as the manifest "
+				  "says",
+				  p->source, id, p->config_digest);
+	char(*chains)[65] = NULL;
+	size_t n = 0;
+	if (store_config_chains(p->config, p->config_len, &chains, &n, err) < 0)
+		return hutch_err_wrap(err, "%s", p->source);
+	if (n != p->n_layers) {
+		free(chains);
+		return hutch_fail(err, 0, "%s: the manifest lists %zu layers, the config %zu",
+				  p->source, p->n_layers, n);
+	}
+	/* Names first: bad ones fail before any work. */
+	_cleanup_free_ char *cfg_path = NULL;
+	size_t n_names = 0;
+	char **names = xcalloc(p->n_tags + 2, sizeof(char *));
+	int ret = -1;
+	for (size_t i = 0; i < p->n_tags + (name ? 1 : 0); i++) {
+		const char *t = i < p->n_tags ? p->tags[i] : name;
+		if (hutch_image_ref_normalize(t, &names[n_names], err) < 0)
+			goto out_names;
+		n_names++;
+	}
+
+	struct plan_job *jobs = xcalloc(n, sizeof(*jobs));
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].index = i;
+		jobs[i].stagefd = -1;
+		memcpy(jobs[i].chain, chains[i], 65);
+		jobs[i].needed = !store_has_chain(s, chains[i]);
+		if (jobs[i].needed && !p->layers[i].path) {
+			hutch_fail(err, 0, "%s: layer %zu (%s) is neither stored nor available",
+				   p->source, i + 1, p->layers[i].digest);
+			goto out_jobs;
+		}
+	}
+	/* Unpack what is missing, as many layers at a time as there are CPUs:
+	 * decompression dominates and layers are independent directories. */
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t parallel = ncpu > 0 ? (size_t)ncpu : 1, running = 0, next = 0;
+	bool failed = false;
+	for (;;) {
+		while (!failed && running < parallel && next < n) {
+			struct plan_job *j = &jobs[next++];
+			if (!j->needed)
+				continue;
+			snprintf(j->staging, sizeof(j->staging), "%s/tmp/layer-XXXXXX", s->root);
+			if (!mkdtemp(j->staging)) {
+				hutch_fail_sys(err, "create a staging dir in %s/tmp", s->root);
+				failed = true;
+				break;
+			}
+			j->stagefd = open(j->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (j->stagefd < 0 || flock(j->stagefd, LOCK_EX) < 0 ||
+			    mkdirat(j->stagefd, "layer", 0755) < 0) {
+				hutch_fail_sys(err, "prepare %s", j->staging);
+				failed = true;
+				break;
+			}
+			fflush(NULL);
+			j->pid = fork();
+			if (j->pid < 0) {
+				hutch_fail_sys(err, "fork to unpack a layer");
+				failed = true;
+				break;
+			}
+			if (j->pid == 0)
+				plan_layer_child(s, &p->layers[j->index], j);
+			running++;
+		}
+		if (running == 0)
+			break;
+		int status;
+		pid_t done = wait(&status);
+		if (done < 0)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if (jobs[i].pid != done)
+				continue;
+			running--;
+			jobs[i].pid = 0;
+			char diff_id[72];
+			if (failed)
+				break;
+			if (config_diff_id(p->config, p->config_len, i, diff_id) < 0 ||
+			    plan_check_layer(&jobs[i], &p->layers[i], diff_id, err) < 0) {
+				if (err && !*err)
+					hutch_fail(err, 0, "layer %zu: no valid diff_id", i + 1);
+				failed = true;
+			}
+		}
+	}
+	if (failed) {
+		for (size_t i = 0; i < n; i++)
+			if (jobs[i].pid > 0) {
+				kill(jobs[i].pid, SIGKILL);
+				waitpid(jobs[i].pid, NULL, 0);
+			}
+		goto out_jobs;
+	}
+	if (syncfs(s->rootfd) < 0) {
+		hutch_fail_sys(err, "sync the image store");
+		goto out_jobs;
+	}
+
+	/* Commit: layers, sizes, config, names. */
+	if (store_lock(s, err) < 0)
+		goto out_jobs;
+	for (size_t i = 0; i < n; i++) {
+		struct plan_job *j = &jobs[i];
+		if (!j->needed)
+			continue;
+		_cleanup_free_ char *dst = xasprintf("layers/%s", j->chain);
+		if (renameat(j->stagefd, "layer", s->rootfd, dst) < 0 && errno != EEXIST &&
+		    errno != ENOTEMPTY) {
+			hutch_fail_sys(err, "store layer %.12s", j->chain);
+			store_unlock(s);
+			goto out_jobs;
+		}
+		_cleanup_free_ char *size = NULL;
+		_cleanup_free_ char *size_dst = xasprintf("layers/%s.size", j->chain);
+		if (read_file_at(j->stagefd, "size", &size, NULL, NULL) == 0)
+			write_file_atomic(s->rootfd, size_dst, size, strlen(size), NULL);
+	}
+	cfg_path = xasprintf("configs/%s.json", id);
+	struct json_object *refs = NULL;
+	if (write_file_atomic(s->rootfd, cfg_path, p->config, p->config_len, err) < 0 ||
+	    refs_load(s, &refs, err) < 0) {
+		store_unlock(s);
+		goto out_jobs;
+	}
+	for (size_t i = 0; i < n_names; i++)
+		json_object_object_add(refs, names[i], json_object_new_string(id));
+	ret = refs_save(s, refs, err);
+	json_object_put(refs);
+	store_unlock(s);
+	if (ret == 0)
+		memcpy(id_out, id, 65);
+out_jobs:
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].stagefd >= 0)
+			close(jobs[i].stagefd);
+		if (jobs[i].staging[0])
+			remove_tree_as_owner(jobs[i].staging, NULL);
+	}
+	free(jobs);
+out_names:
+	for (size_t i = 0; i < n_names; i++)
+		free(names[i]);
+	free(names);
+	free(chains);
 	return ret;
 }

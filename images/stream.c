@@ -21,6 +21,8 @@ enum compression { COMP_NONE, COMP_GZIP, COMP_ZSTD };
 
 struct layer_stream {
 	int fd;
+	int64_t limit; /* raw bytes left to read from fd; -1: until EOF */
+	uint64_t plain_total; /* uncompressed bytes produced, for the bomb check */
 	enum compression comp;
 
 	/* Raw bytes read from fd and not yet consumed. */
@@ -63,12 +65,26 @@ static ssize_t read_retry(int fd, void *buf, size_t len)
 	}
 }
 
+/* A blob may be a byte range of a larger file (a member of a docker archive):
+ * never read past its end. */
+static ssize_t read_source(struct layer_stream *s, void *buf, size_t len)
+{
+	if (s->limit == 0)
+		return 0;
+	if (s->limit > 0 && (int64_t)len > s->limit)
+		len = (size_t)s->limit;
+	ssize_t n = read_retry(s->fd, buf, len);
+	if (n > 0 && s->limit > 0)
+		s->limit -= n;
+	return n;
+}
+
 /* Refill the raw buffer once it is used up. Sets in_eof at the end of fd. */
 static int fill_input(struct layer_stream *s, struct hutch_err **err)
 {
 	if (s->in_pos < s->in_len || s->in_eof)
 		return 0;
-	ssize_t n = read_retry(s->fd, s->in, STREAM_INPUT_BUF);
+	ssize_t n = read_source(s, s->in, STREAM_INPUT_BUF);
 	if (n < 0)
 		return hutch_fail_sys(err, "read layer (after %llu bytes)",
 				      (unsigned long long)s->raw_total);
@@ -83,8 +99,17 @@ static int fill_input(struct layer_stream *s, struct hutch_err **err)
 
 int layer_stream_open(int fd, struct layer_stream **out, struct hutch_err **err)
 {
+	return layer_stream_open_range(fd, -1, -1, out, err);
+}
+
+int layer_stream_open_range(int fd, off_t offset, int64_t length, struct layer_stream **out,
+			    struct hutch_err **err)
+{
+	if (offset >= 0 && lseek(fd, offset, SEEK_SET) < 0)
+		return hutch_fail_sys(err, "seek to the layer at offset %lld", (long long)offset);
 	struct layer_stream *s = xcalloc(1, sizeof(*s));
 	s->fd = fd;
+	s->limit = length;
 	s->in = malloc(STREAM_INPUT_BUF);
 	if (!s->in) {
 		free(s);
@@ -95,7 +120,7 @@ int layer_stream_open(int fd, struct layer_stream **out, struct hutch_err **err)
 
 	/* Sniff: gather at least 4 bytes (or all there is). */
 	while (s->in_len < 4 && !s->in_eof) {
-		ssize_t n = read_retry(fd, s->in + s->in_len, STREAM_INPUT_BUF - s->in_len);
+		ssize_t n = read_source(s, s->in + s->in_len, STREAM_INPUT_BUF - s->in_len);
 		if (n < 0) {
 			int e = errno;
 			layer_stream_free(s);
@@ -151,7 +176,7 @@ static ssize_t read_plain(struct layer_stream *s, uint8_t *buf, size_t len, stru
 	}
 	if (s->in_eof)
 		return 0;
-	ssize_t n = read_retry(s->fd, buf, len);
+	ssize_t n = read_source(s, buf, len);
 	if (n < 0)
 		return hutch_fail_sys(err, "read layer (after %llu bytes)",
 				      (unsigned long long)s->raw_total);
@@ -282,8 +307,20 @@ ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct 
 	}
 	if (n < 0)
 		s->failed = true;
-	if (n > 0 && s->comp != COMP_NONE)
+	if (n > 0 && s->comp != COMP_NONE) {
 		sha256_update(&s->plain_sha, buf, (size_t)n);
+		/* A decompression bomb: real layers compress 2-20:1; a small blob
+		 * that expands past 64 MiB at over 1000:1 is refused. */
+		s->plain_total += (uint64_t)n;
+		if (s->plain_total > (64ULL << 20) && s->plain_total / 1000 > s->raw_total + 4096) {
+			s->failed = true;
+			return hutch_fail(err, 0,
+					  "layer expands more than 1000-fold (%llu bytes from "
+					  "%llu %s bytes): refusing a decompression bomb",
+					  (unsigned long long)s->plain_total,
+					  (unsigned long long)s->raw_total, comp_name(s->comp));
+		}
+	}
 	if (n == 0)
 		s->eof = true;
 	return n;

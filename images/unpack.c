@@ -568,9 +568,10 @@ static int make_opaque(struct unpacker *u, int parent_fd, struct hutch_err **err
 	return 0;
 }
 
-/* ".wh.NAME": NAME is deleted from lower layers. Rootful: overlayfs's own
- * whiteout, a 0:0 character device. Rootless (userxattr mounts): an empty
- * file with user.overlay.whiteout, which overlayfs (Linux 6.7+) only looks for
+/* ".wh.NAME": NAME is deleted from lower layers: overlayfs's own whiteout, a
+ * 0:0 character device. Only where even that is refused (rootless, an old
+ * kernel): an empty file with user.overlay.whiteout, which overlayfs (Linux
+ * 6.7+, userxattr mounts) only looks for
  * in directories marked with user.overlay.opaque="x"; a directory already
  * marked opaque ("y") hides everything below anyway and keeps its mark. */
 static int make_whiteout(struct unpacker *u, int parent_fd, const char *name,
@@ -580,11 +581,12 @@ static int make_whiteout(struct unpacker *u, int parent_fd, const char *name,
 		return entry_fail(u, err, 0, "whiteout for an invalid name");
 	if (remove_existing(u, parent_fd, name, err) < 0)
 		return -1;
-	if (!u->rootless) {
-		if (mknodat(parent_fd, name, S_IFCHR | 0, makedev(0, 0)) < 0)
-			return entry_fail(u, err, errno, "cannot create whiteout device");
+	/* The kernel lets anyone create the 0:0 whiteout device (no CAP_MKNOD
+	 * needed), and every overlayfs understands it, with or without userxattr. */
+	if (mknodat(parent_fd, name, S_IFCHR | 0, makedev(0, 0)) == 0)
 		return 0;
-	}
+	if (!u->rootless || errno != EPERM)
+		return entry_fail(u, err, errno, "cannot create whiteout device");
 	_cleanup_close_ int fd =
 	    openat(parent_fd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 || fsetxattr(fd, "user.overlay.whiteout", "y", 1, 0) < 0)
