@@ -3,9 +3,11 @@
 
 usage: report.py WORK_DIR
 
-Reads WORK_DIR/data/: status.tsv (tool, ok|FAILED, reason), env.tsv (key, value),
-hf-*.json (hyperfine --export-json), rss.tsv (tool, peak RSS KiB per run) and
-cgroup-leftovers.txt. Exit status 1 when any tool failed, else 0; with
+Reads WORK_DIR/data/: status.tsv (tool, ok|FAILED, reason; the lifecycle benchmark's
+keys are cycle:TOOL and monitor:TOOL), env.tsv (key, value), hf-*.json (hyperfine
+--export-json), rss.tsv (tool, peak RSS KiB per run), monitor.tsv (tool, container,
+supervisor pid, VmRSS, Rss, Pss, USS KiB), container-parent.tsv, leftover-processes.txt and
+cgroup-leftovers.txt. Exit status 1 when any tool failed in either benchmark, else 0; with
 BENCH_ENFORCE_GOALS=1 also 1 when a goal is not met.
 """
 import json
@@ -24,6 +26,18 @@ LABELS = {
 }
 # Medians measured earlier on these machines (DESIGN.md, "Reference facts").
 REFERENCE_MS = {"crun": 6.3, "runc": 16.8, "bwrap": 3.4, "unshare": 2.1, "podman": 192.0}
+
+# The lifecycle benchmark: one run -d + stop + rm cycle of `sleep 1000` per timed run.
+CYCLE_TOOLS = ["hutch", "crun", "runc", "podman"]
+CYCLE_LABELS = {
+    "hutch": "hutch run -d / stop -t 0 / rm",
+    "crun": "crun create / start / kill / delete -f",
+    "runc": "runc create / start / kill / delete -f",
+    "podman": "podman run -d / stop -t 0 / rm",
+}
+# The process that supervises a detached container; crun and runc leave none (the
+# container's parent is whoever adopts orphans: here the benchmark's subreaper).
+SUPERVISOR = {"hutch": "hutch monitor", "crun": None, "runc": None, "podman": "conmon"}
 
 
 def read_tsv(path):
@@ -85,6 +99,84 @@ def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
     return a / b
+
+
+def mean_int(values):
+    return int(round(statistics.fmean(values))) if values else None
+
+
+def cycle_results(data_dir, env, status, timings, per_file):
+    """The lifecycle benchmark's rows, and its hutch/crun ratio per round."""
+    monitors = {}
+    for row in read_tsv(os.path.join(data_dir, "monitor.tsv")):
+        if len(row) >= 7:
+            monitors.setdefault(row[0], []).append(
+                {"container": row[1], "pid": int(row[2]), "vmrss_kib": int(row[3]),
+                 "rss_kib": int(row[4]), "pss_kib": int(row[5]), "uss_kib": int(row[6])})
+    parents = {}
+    for row in read_tsv(os.path.join(data_dir, "container-parent.tsv")):
+        if len(row) >= 2:
+            parents[row[0]] = row[1] + (" (the supervisor)" if row[3:4] == ["supervisor"] else
+                                        " (the subreaper: no supervisor)" if row[1] == "reap" else "")
+    rows = []
+    for tool in CYCLE_TOOLS:
+        key = "cycle:" + tool
+        state, reason = status.get(key, ("FAILED", "no status recorded"))
+        t = timings.get(key, {}) if state != "skipped" else {}
+        if state == "ok" and not t:
+            state, reason = "FAILED", "no timing recorded"
+        sup = SUPERVISOR[tool]
+        if sup:
+            mstate, mreason = status.get("monitor:" + tool, ("FAILED", "no status recorded"))
+            samples = monitors.get(tool, []) if mstate == "ok" else []
+            if mstate == "ok" and not samples:
+                mstate, mreason = "FAILED", "no memory sample recorded"
+        else:
+            # nothing to measure: counted as 0 (n.a. in the table)
+            mstate, mreason, samples = "none", None, []
+        # A step can complain and still exit 0 (runc: "rmdir ...: device or resource busy").
+        try:
+            with open(os.path.join(os.path.dirname(data_dir), "logs", f"cycle-{tool}.log"),
+                      encoding="utf-8", errors="replace") as f:
+                stderr_lines = [l.rstrip("\n") for l in f if l.strip()]
+        except FileNotFoundError:
+            stderr_lines = []
+        rows.append({
+            "tool": tool,
+            "label": CYCLE_LABELS[tool],
+            "timed_stderr_lines": len(stderr_lines),
+            "timed_stderr_last": stderr_lines[-1][:300] if stderr_lines else None,
+            "status": state,
+            "reason": reason or None,
+            "command": env.get("cmd_cycle_" + tool),
+            "hyperfine_files": t.get("hyperfine_files", []),
+            "round_medians_ms": t.get("round_medians_ms", []),
+            "median_ms": t.get("median_ms"),
+            "mean_ms": t.get("mean_ms"),
+            "stddev_ms": t.get("stddev_ms"),
+            "min_ms": t.get("min_ms"),
+            "max_ms": t.get("max_ms"),
+            "runs": t.get("runs"),
+            "supervisor": sup or "none",
+            "container_parent": parents.get(tool),
+            "monitor_status": mstate,
+            "monitor_reason": mreason or None,
+            "monitor_vmrss_kib": mean_int([m["vmrss_kib"] for m in samples]) if sup else 0,
+            "monitor_pss_kib": mean_int([m["pss_kib"] for m in samples]) if sup else 0,
+            "monitor_uss_kib": mean_int([m["uss_kib"] for m in samples]) if sup else 0,
+            "monitor_samples": samples,
+        })
+    by_tool = {r["tool"]: r for r in rows}
+    for r in rows:
+        r["ratio_to_hutch"] = ratio(r["median_ms"], by_tool["hutch"]["median_ms"])
+        r["ratio_to_crun"] = ratio(r["median_ms"], by_tool["crun"]["median_ms"])
+    round_ratios = [m["cycle:hutch"] / m["cycle:crun"] for _, m in sorted(per_file.items())
+                    if "cycle:hutch" in m and "cycle:crun" in m and m["cycle:crun"] > 0]
+    return rows, round_ratios
+
+
+def by_cycle_median(rows, tool):
+    return next((r["median_ms"] for r in rows if r["tool"] == tool), None)
 
 
 def busy_note(env):
@@ -175,6 +267,8 @@ def main() -> int:
     goals.append(goal("hutch >= 30x faster than podman", r, None if r is None else r >= 30,
                       "n/a" if r is None else f"podman/hutch = {r:.1f}x"))
 
+    cycle_rows, cycle_round_ratios = cycle_results(data_dir, env, status, timings, per_file)
+    leftover_procs = [" ".join(r) for r in read_tsv(os.path.join(data_dir, "leftover-processes.txt"))]
     floor = rss.get("floor", [])
     results = {
         "env": env,
@@ -183,6 +277,14 @@ def main() -> int:
         "goals": goals,
         "hutch_to_crun_per_round": round_ratios,
         "cgroup_leftovers_removed": leftovers,
+        "cycle": {
+            "what": "one run -d + stop + rm cycle of a detached `sleep 1000` per timed run; "
+                    "memory of each detached container's supervisor process",
+            "monitor_containers": int(env["monitor_containers"]) if env.get("monitor_containers") else None,
+            "tools": cycle_rows,
+            "hutch_to_crun_per_round": cycle_round_ratios,
+        },
+        "leftover_processes_killed": leftover_procs,
     }
     with open(os.path.join(work, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
@@ -216,6 +318,68 @@ def main() -> int:
     out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
     failures = [t for t in tools if t["status"] not in ("ok", "skipped")]
     notes = [f"{t['tool']}: FAILED: {t['reason']}" for t in failures]
+
+    # The lifecycle table.
+    nmon = env.get("monitor_containers", "?")
+    cheader = ["tool", "median ms", "mean ± sd ms", "min ms", "runs", "× hutch", "× crun",
+               "supervisor", "RSS KiB", "Pss KiB", "USS KiB"]
+    crows = []
+    for r in cycle_rows:
+        if r["status"] == "ok":
+            timing = [fmt(r["median_ms"], ".1f"), f"{r['mean_ms']:.1f} ± {r['stddev_ms']:.1f}",
+                      fmt(r["min_ms"], ".1f"), str(r["runs"]), fmt(r["ratio_to_hutch"], ".2f"),
+                      fmt(r["ratio_to_crun"], ".2f")]
+        else:
+            timing = [r["status"]] + ["-"] * 5
+        if r["monitor_status"] == "none":
+            memory = ["none", "n.a. (0)", "n.a. (0)", "n.a. (0)"]
+        elif r["monitor_status"] == "ok":
+            memory = [r["supervisor"], fmt(r["monitor_vmrss_kib"], "d"),
+                      fmt(r["monitor_pss_kib"], "d"), fmt(r["monitor_uss_kib"], "d")]
+        else:
+            memory = [r["supervisor"], r["monitor_status"], "-", "-"]
+        label = r["label"]
+        if "FAILED" in (r["status"], r["monitor_status"]):
+            label += ": FAILED"
+        crows.append([label] + timing + memory)
+    cwidths = [max(len(x[i]) for x in [cheader] + crows) for i in range(len(cheader))]
+
+    def cline(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, cwidths)))
+
+    cout = [cline(cheader), cline(["-" * w for w in cwidths])] + [cline(x) for x in crows]
+    cnotes = []
+    for r in cycle_rows:
+        if r["status"] not in ("ok", "skipped"):
+            cnotes.append(f"{r['tool']} cycle: FAILED: {r['reason']}")
+        if r["monitor_status"] not in ("ok", "skipped", "none"):
+            cnotes.append(f"{r['tool']} supervisor memory: FAILED: {r['monitor_reason']}")
+    cfailures = list(cnotes)
+    for r in cycle_rows:
+        if r["timed_stderr_lines"] and r["status"] == "ok":
+            cnotes.append(f"{r['tool']} cycle: {r['timed_stderr_lines']} line(s) on stderr during "
+                          f"the timed cycles, though every cycle exited 0; last: "
+                          f"{r['timed_stderr_last']} (logs/cycle-{r['tool']}.log)")
+    c_ratio = ratio(by_cycle_median(cycle_rows, "hutch"), by_cycle_median(cycle_rows, "crun"))
+    cycle_ratio_note = None
+    if c_ratio is not None:
+        cycle_ratio_note = f"cycle hutch/crun = {c_ratio:.2f}x" + (
+            f", per round {min(cycle_round_ratios):.2f}-{max(cycle_round_ratios):.2f}x"
+            if len(cycle_round_ratios) > 1 else "")
+    parents = ", ".join(f"{r['tool']}: {r['container_parent']}" for r in cycle_rows
+                        if r["container_parent"])
+    cexplain = [
+        "cycle: one timed run = start a detached `sleep 1000`, stop it, remove it (each tool's "
+        "own verbs, see Commands); hyperfine runs it through /bin/sh and subtracts the shell's "
+        "startup. hutch, crun and runc side by side in rounds; podman on its own.",
+        f"supervisor: the process that stays with each detached container; its memory is "
+        f"the mean per container over {nmon} containers running at once: RSS = VmRSS "
+        f"(/proc/PID/status), Pss and USS (Private_Clean + Private_Dirty) from "
+        f"/proc/PID/smaps_rollup. crun and runc leave no process behind: n.a., counted as 0.",
+    ]
+    if parents:
+        cexplain.append("parent of the container process: " + parents + ".")
     print()
     print("\n".join(out))
     print()
@@ -230,8 +394,27 @@ def main() -> int:
     for g in goals:
         mark = {True: "met", False: "NOT met", None: "n/a"}[g["met"]]
         print(f"goal: {g['goal']}: {mark} ({g['shown']})")
-    if leftovers:
-        print("cgroups left behind by the tools and removed: " + ", ".join(leftovers))
+    print()
+    print("Lifecycle: run -d + stop + rm of `sleep 1000`, and the supervisor's memory per container")
+    print()
+    print("\n".join(cout))
+    print()
+    for n in cnotes:
+        print(n)
+    for n in cexplain:
+        print(n)
+    if cycle_ratio_note:
+        print(cycle_ratio_note)
+    own = [c for c in leftovers if not c.startswith("hutch/")]
+    shared = [c for c in leftovers if c.startswith("hutch/")]
+    if own:
+        print("cgroups left behind by the tools and removed: " + ", ".join(own))
+    if shared:
+        # hutch/ is shared with every hutch on the machine; run.sh does not remove these
+        print("cgroups that appeared under hutch/ during the run and were still there at the "
+              "end (the benchmark's hutch, or another hutch on this machine): " + ", ".join(shared))
+    for p in leftover_procs:
+        print("warning: process outlived the benchmark's cleanup and was killed: " + p)
     print(f"results: {os.path.join(work, 'results.json')}, {os.path.join(work, 'results.md')}")
 
     md = ["# hutch benchmark: `run --rm` of `/bin/true` on a busybox rootfs", ""]
@@ -260,10 +443,28 @@ def main() -> int:
         mark = {True: "met", False: "**NOT met**", None: "n/a"}[g["met"]]
         md.append(f"- {g['goal']}: {mark} ({g['shown']})")
     md.append("")
+    md.append("## Lifecycle: `run -d` + `stop` + `rm` of `sleep 1000`, supervisor memory")
+    md.append("")
+    md.append("| " + " | ".join(cheader) + " |")
+    md.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(cheader))) + "|")
+    for x in crows:
+        md.append("| " + " | ".join(x) + " |")
+    md.append("")
+    for n in cnotes:
+        md.append(f"- **{n}**")
+    for n in cexplain:
+        md.append(f"- {n}")
+    if cycle_ratio_note:
+        md.append(f"- {cycle_ratio_note}.")
+    for p in leftover_procs:
+        md.append(f"- **warning: process outlived the benchmark's cleanup and was killed: {p}**")
+    md.append("")
     md.append("## Commands")
     md.append("")
     for t in tools:
         md.append(f"- {t['tool']}: `{t['command']}`")
+    for r in cycle_rows:
+        md.append(f"- cycle {r['tool']}: `{r['command']}`")
     md.append("")
     md.append("## Versions")
     md.append("")
@@ -274,7 +475,7 @@ def main() -> int:
     with open(os.path.join(work, "results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md))
 
-    if failures:
+    if failures or cfailures:
         return 1
     if os.environ.get("BENCH_ENFORCE_GOALS") == "1" and any(g["met"] is False for g in goals):
         return 1

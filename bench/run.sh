@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # hutch benchmarks: `run --rm IMAGE /bin/true` on a busybox rootfs, hutch against crun,
 # runc, bubblewrap, bare unshare (the floor) and podman. Time with hyperfine, peak RSS with
-# bench/reap.c, table and results in build/bench/. See bench/README.md.
+# bench/reap.c, table and results in build/bench/. Then the lifecycle benchmark
+# (bench/cycle.sh): one `run -d` + `stop` + `rm` cycle of `sleep 1000` against crun, runc
+# and podman, and the memory of the process supervising each detached container (hutch's
+# monitor, podman's conmon). See bench/README.md.
 #
 # Runs as root. All timing and RSS runs happen inside one private mount namespace in which
 # cgroup2 is mounted at /sys/fs/cgroup (the host has a hybrid v1 + v2 layout that crun
@@ -15,14 +18,23 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 export BENCH_WORK=${BENCH_WORK:-$REPO/build/bench}
-export HUTCH=${HUTCH:-$REPO/build/hutch}
 WORK=$BENCH_WORK
+# The binary under test (HUTCH) is copied to bin/hutch in the work directory at the start
+# and run from there: build/hutch is shared, and a rebuild during the run would otherwise
+# change what is measured half-way. The inner phase gets HUTCH_SRC from the outer one.
+export HUTCH_SRC=${HUTCH_SRC:-${HUTCH:-$REPO/build/hutch}}
+HUTCH=$WORK/bin/hutch
 RUNS=${BENCH_RUNS:-200}   # per tool, over all rounds
 ROUNDS=${BENCH_ROUNDS:-10}
 WARMUP=${BENCH_WARMUP:-3}  # per tool and round
 PODMAN_RUNS=${BENCH_PODMAN_RUNS:-30}
 PODMAN_WARMUP=${BENCH_PODMAN_WARMUP:-3}
 RSS_RUNS=${BENCH_RSS_RUNS:-5}
+CYCLE_RUNS=${BENCH_CYCLE_RUNS:-100} # per tool, over all rounds (hutch, crun, runc)
+CYCLE_WARMUP=${BENCH_CYCLE_WARMUP:-2}
+PODMAN_CYCLE_RUNS=${BENCH_PODMAN_CYCLE_RUNS:-15}
+PODMAN_CYCLE_WARMUP=${BENCH_PODMAN_CYCLE_WARMUP:-2}
+MONITOR_CONTAINERS=${BENCH_MONITOR_CONTAINERS:-10}
 HYPERFINE_TIMEOUT=${BENCH_TIMEOUT:-1800}
 read -ra SKIP <<<"${BENCH_SKIP:-}" # tools not to run, e.g. BENCH_SKIP=podman
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -39,16 +51,22 @@ REAP=$WORK/reap
 MARKER=etc/hutch-bench-rootfs
 CRUN_ID=hutch-bench-crun
 RUNC_ID=hutch-bench-runc
+# The lifecycle benchmark reuses one name per tool: every cycle removes its container.
+CYCLE_NAME=hutch-bench-cycle
+MONITOR_PREFIX=hutch-bench-mon-
 
 MAIN_TOOLS=(hutch crun runc bwrap unshare)
 ALL_TOOLS=("${MAIN_TOOLS[@]}" podman)
+CYCLE_TOOLS=(hutch crun runc podman) # the lifecycle benchmark (status keys cycle:TOOL)
+MONITOR_TOOLS=(hutch podman)         # tools with a supervisor process (status keys monitor:TOOL)
 
 # The exact command lines timed. hyperfine -N splits them on whitespace, and so do we
 # (read -ra) when running them directly: paths must not contain whitespace (checked below).
 PODMAN_GLOBAL="--root $PODMAN_DIR/root --runroot $PODMAN_DIR/run --tmpdir $PODMAN_DIR/tmp"
 PODMAN_GLOBAL+=" --cgroup-manager cgroupfs --events-backend none"
-PODMAN_RUN="--rm --network none --runtime runc --pids-limit -1"
-PODMAN_RUN+=" --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+PODMAN_OPTS="--network none --runtime runc --pids-limit -1"
+PODMAN_OPTS+=" --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+PODMAN_RUN="--rm $PODMAN_OPTS"
 declare -A CMD=(
 	[hutch]="$HUTCH --root $HUTCH_ROOT run --rm bb /bin/true"
 	[crun]="crun --root $STATE/crun run --bundle $WORK/bundle-crun $CRUN_ID"
@@ -57,6 +75,26 @@ declare -A CMD=(
 	[unshare]="unshare -mpnui -f /bin/true"
 	[podman]="podman $PODMAN_GLOBAL run $PODMAN_RUN --rootfs $PODMAN_ROOTFS /bin/true"
 )
+# The lifecycle benchmark: one full cycle of a detached `sleep 1000` per timed run, run by
+# hyperfine through /bin/sh (it subtracts the shell's own startup). Each tool's stderr goes
+# to logs/cycle-TOOL.log, so that the reason for a failing step is kept.
+H="$HUTCH --root $HUTCH_ROOT"
+CR="crun --root $STATE/crun"
+RC="runc --root $STATE/runc"
+P="podman $PODMAN_GLOBAL"
+CMD[cycle:hutch]="{ $H run -d --name $CYCLE_NAME bb sleep 1000 && $H stop -t 0 $CYCLE_NAME"
+CMD[cycle:hutch]+=" && $H rm $CYCLE_NAME; } </dev/null >/dev/null 2>>$LOGS/cycle-hutch.log"
+for rt in crun runc; do
+	if [[ $rt == crun ]]; then R=$CR; else R=$RC; fi
+	CMD[cycle:$rt]="{ $R create --bundle $WORK/bundle-$rt-sleep $CYCLE_NAME-$rt"
+	CMD[cycle:$rt]+=" && $R start $CYCLE_NAME-$rt && $R kill $CYCLE_NAME-$rt KILL"
+	CMD[cycle:$rt]+=" && $R delete -f $CYCLE_NAME-$rt; } </dev/null >/dev/null 2>>$LOGS/cycle-$rt.log"
+done
+CMD[cycle:podman]="{ $P run -d --name $CYCLE_NAME $PODMAN_OPTS --rootfs $PODMAN_ROOTFS sleep 1000"
+CMD[cycle:podman]+=" && $P stop -t 0 $CYCLE_NAME && $P rm $CYCLE_NAME; }"
+CMD[cycle:podman]+=" </dev/null >/dev/null 2>>$LOGS/cycle-podman.log"
+unset H CR RC P R rt
+HF_SHELL=none # hyperfine --shell: none (-N) for the /bin/true benchmark, /bin/sh for cycles
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() {
@@ -77,6 +115,14 @@ set_status() {
 	if [[ $state != ok ]]; then
 		log "$tool: $state: $reason"
 	fi
+}
+
+# Every status.tsv key: the /bin/true benchmark's tools, then the lifecycle benchmark's.
+status_keys() {
+	local t
+	printf '%s\n' "${ALL_TOOLS[@]}"
+	for t in "${CYCLE_TOOLS[@]}"; do printf 'cycle:%s\n' "$t"; done
+	for t in "${MONITOR_TOOLS[@]}"; do printf 'monitor:%s\n' "$t"; done
 }
 
 tool_ok() { grep -q -P "^\Q$1\E\tok\t" "$DATA/status.tsv" 2>/dev/null; }
@@ -118,9 +164,14 @@ make_bundles() {
 	local rt
 	for rt in crun runc; do
 		mkdir -p "$WORK/bundle-$rt" "$STATE/$rt"
+		mkdir -p "$WORK/bundle-$rt-sleep"
 		if command -v "$rt" >/dev/null; then
 			"$rt" spec --bundle "$WORK/bundle-$rt"
 			"$PYTHON" "$BENCH_DIR/bundle.py" "$WORK/bundle-$rt/config.json" "$ROOTFS"
+			# the lifecycle benchmark's container: the same, running `sleep 1000`
+			"$rt" spec --bundle "$WORK/bundle-$rt-sleep"
+			"$PYTHON" "$BENCH_DIR/bundle.py" "$WORK/bundle-$rt-sleep/config.json" "$ROOTFS" \
+				sleep 1000
 		fi
 	done
 }
@@ -136,9 +187,12 @@ host_cgroup2() {
 
 # Removes an empty cgroup tree, deepest first; keeps (and reports) any part still in use.
 remove_cgroup_tree() {
-	local dir
+	local dir procs
 	while read -r dir; do
-		if [[ -n $(<"$dir/cgroup.procs") ]]; then # cgroupfs files have size 0: read it
+		# cgroupfs files have size 0: read it; a cgroup may vanish meanwhile (not $(<file):
+		# in bash 5.2 its failure ends a `set -e` script)
+		procs=$(cat "$dir/cgroup.procs" 2>/dev/null) || continue
+		if [[ -n $procs ]]; then
 			log "warning: cgroup $dir still has processes; leaving it"
 		else
 			rmdir "$dir" || log "warning: cannot remove cgroup $dir"
@@ -160,6 +214,10 @@ clean_cgroup_leftovers() {
 		echo "$rel" >>"$DATA/cgroup-leftovers.txt"
 		case $rel in
 		libpod_parent | libpod_parent/conmon | hutch) ;;
+		hutch/*)
+			# hutch/ is shared by every hutch on the machine (other users' tests too)
+			log "warning: cgroup $cg2/$rel appeared during the run and is still there: left behind by the benchmark's hutch, or a container of another hutch running on this machine"
+			;;
 		*) log "warning: cgroup $cg2/$rel was left behind by a tool under test" ;;
 		esac
 	done < <(list_cgroups "$cg2" | LC_ALL=C comm -13 "$DATA/cgroup2-before.txt" -)
@@ -179,6 +237,10 @@ record_env() {
 		printf 'loadavg_start\t%s\n' "$(cut -d' ' -f1 /proc/loadavg)"
 		printf 'cpu_model\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 		printf 'hutch_commit\t%s\n' "$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
+		if [[ -f $HUTCH ]]; then
+			printf 'hutch_binary\t%s copied at the start to %s, sha256 %s\n' "$HUTCH_SRC" "$HUTCH" \
+				"$(sha256sum "$HUTCH" | cut -d' ' -f1)"
+		fi
 		layout=$(stat -fc %T /sys/fs/cgroup)
 		if [[ -d /sys/fs/cgroup/unified ]]; then
 			layout+=" with cgroup2 at /sys/fs/cgroup/unified (hybrid)"
@@ -195,16 +257,26 @@ record_env() {
 		for v in "${ALL_TOOLS[@]}"; do
 			printf 'cmd_%s\t%s\n' "$v" "${CMD[$v]}"
 		done
+		printf 'cycle_runs\t%s\ncycle_warmup\t%s\npodman_cycle_runs\t%s\npodman_cycle_warmup\t%s\n' \
+			"$CYCLE_RUNS" "$CYCLE_WARMUP" "$PODMAN_CYCLE_RUNS" "$PODMAN_CYCLE_WARMUP"
+		printf 'monitor_containers\t%s\n' "$MONITOR_CONTAINERS"
+		for v in "${CYCLE_TOOLS[@]}"; do
+			printf 'cmd_cycle_%s\t%s\n' "$v" "${CMD[cycle:$v]}"
+		done
 	} >"$DATA/env.tsv"
 }
 
 outer() {
-	local tool rc host_mntns
+	local tool key rc host_mntns
 	[[ $(id -u) == 0 ]] || die "run as root (the runtimes under test need it): sudo $0"
 	[[ $RUNS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] ||
 		die "BENCH_RUNS and BENCH_ROUNDS must be positive integers, BENCH_WARMUP an integer"
-	[[ $WORK != *[[:space:]]* && $HUTCH != *[[:space:]]* ]] ||
-		die "BENCH_WORK and HUTCH must not contain whitespace: '$WORK' '$HUTCH'"
+	[[ $CYCLE_RUNS =~ ^[1-9][0-9]*$ && $PODMAN_CYCLE_RUNS =~ ^[1-9][0-9]*$ &&
+		$MONITOR_CONTAINERS =~ ^[1-9][0-9]*$ && $CYCLE_WARMUP =~ ^[0-9]+$ &&
+		$PODMAN_CYCLE_WARMUP =~ ^[0-9]+$ ]] ||
+		die "BENCH_CYCLE_RUNS, BENCH_PODMAN_CYCLE_RUNS and BENCH_MONITOR_CONTAINERS must be positive integers, the *_WARMUP ones integers"
+	[[ $WORK != *[[:space:]]* && $HUTCH_SRC != *[[:space:]]* ]] ||
+		die "BENCH_WORK and HUTCH must not contain whitespace: '$WORK' '$HUTCH_SRC'"
 	for tool in hyperfine gcc unshare tar flock timeout "$PYTHON"; do
 		command -v "$tool" >/dev/null || die "$tool not found; run 'make bench-deps'"
 	done
@@ -219,12 +291,30 @@ outer() {
 	# Only what this script made, never $WORK itself (BENCH_WORK may point anywhere).
 	rm -rf "$ROOTFS" "$PODMAN_ROOTFS" "$TARBALL" "$HUTCH_ROOT" "$STATE" "$PODMAN_DIR" \
 		"$LOGS" "$DATA" "$WORK/bundle-crun" "$WORK/bundle-runc" "$REAP" \
+		"$WORK/bundle-crun-sleep" "$WORK/bundle-runc-sleep" "${WORK:?}/bin" \
 		"$WORK/results.json" "$WORK/results.md"
-	mkdir -p "$WORK" "$LOGS" "$DATA" "$STATE" "$PODMAN_DIR"/{root,run,tmp}
+	mkdir -p "$WORK" "$LOGS" "$DATA" "$STATE" "$PODMAN_DIR"/{root,run,tmp} "$WORK/bin"
+	if [[ -f $HUTCH_SRC ]]; then
+		install -m 0755 "$HUTCH_SRC" "$HUTCH"
+	fi
 	: >"$DATA/status.tsv"
+	# A tool's name skips all its parts; `cycle` skips the whole lifecycle benchmark.
 	for tool in "${SKIP[@]}"; do
-		[[ -v "CMD[$tool]" ]] || die "BENCH_SKIP: unknown tool '$tool' (known: ${ALL_TOOLS[*]})"
-		set_status "$tool" skipped "BENCH_SKIP"
+		if [[ $tool == cycle ]]; then
+			for key in $(status_keys); do
+				if [[ $key == cycle:* || $key == monitor:* ]]; then
+					set_status "$key" skipped "BENCH_SKIP"
+				fi
+			done
+			continue
+		fi
+		[[ -v "CMD[$tool]" && $tool != *:* ]] ||
+			die "BENCH_SKIP: unknown tool '$tool' (known: ${ALL_TOOLS[*]} cycle)"
+		for key in $(status_keys); do
+			if [[ $key == "$tool" || $key == *":$tool" ]]; then
+				set_status "$key" skipped "BENCH_SKIP"
+			fi
+		done
 	done
 
 	log "building the busybox rootfs, its tarball and OCI bundles in $WORK"
@@ -261,7 +351,7 @@ outer() {
 	clean_cgroup_leftovers "$CG2"
 	printf 'loadavg_end\t%s\n' "$(cut -d' ' -f1 /proc/loadavg)" >>"$DATA/env.tsv"
 
-	for tool in "${ALL_TOOLS[@]}"; do
+	for tool in $(status_keys); do
 		grep -q -P "^\Q$tool\E\t" "$DATA/status.tsv" ||
 			set_status "$tool" FAILED "not benchmarked: the benchmark phase stopped early (exit $rc)"
 	done
@@ -283,12 +373,27 @@ on_interrupt() {
 }
 
 inner_cleanup() {
-	crun --root "$STATE/crun" delete -f "$CRUN_ID" >/dev/null 2>&1 || true
-	runc --root "$STATE/runc" delete -f "$RUNC_ID" >/dev/null 2>&1 || true
+	local rt id ids
+	for rt in crun runc; do
+		command -v "$rt" >/dev/null || continue
+		# every container in the benchmark's own state root: /bin/true's, the cycle's
+		ids=$("$rt" --root "$STATE/$rt" list -q 2>/dev/null || true)
+		for id in $ids $CRUN_ID $RUNC_ID; do
+			timeout -k 5 30 "$rt" --root "$STATE/$rt" delete -f "$id" >/dev/null 2>&1 || true
+		done
+	done
 	if command -v podman >/dev/null; then
 		# shellcheck disable=SC2086 # PODMAN_GLOBAL is a list of flags
-		podman $PODMAN_GLOBAL rm --all --force --time 0 >/dev/null 2>&1 || true
+		timeout -k 5 120 podman $PODMAN_GLOBAL rm --all --force --time 0 >/dev/null 2>&1 || true
 	fi
+	if [[ -x $HUTCH && -d $HUTCH_ROOT/containers ]]; then
+		ids=$(timeout -k 5 30 "$HUTCH" --root "$HUTCH_ROOT" ps -a -q 2>/dev/null || true)
+		if [[ -n $ids ]]; then
+			# shellcheck disable=SC2086 # a list of ids
+			timeout -k 5 60 "$HUTCH" --root "$HUTCH_ROOT" rm -f $ids >/dev/null 2>&1 || true
+		fi
+	fi
+	sweep_orphans
 }
 
 setup_cgroup2() {
@@ -325,15 +430,18 @@ smoke_test() {
 check_hutch() {
 	local rc=0
 	if [[ ! -x $HUTCH ]]; then
-		set_status hutch FAILED "$HUTCH does not exist (make build/hutch)"
+		tool_skipped hutch || set_status hutch FAILED "$HUTCH_SRC does not exist (make build/hutch)"
 		return
 	fi
 	timeout --foreground -k 5 120 "$HUTCH" --root "$HUTCH_ROOT" image import "$TARBALL" bb \
 		</dev/null >"$LOGS/hutch-import.log" 2>&1 || rc=$?
 	if [[ $rc != 0 ]]; then
-		set_status hutch FAILED "image import exit $rc: $(last_line "$LOGS/hutch-import.log") (log: $LOGS/hutch-import.log)"
+		tool_skipped hutch ||
+			set_status hutch FAILED "image import exit $rc: $(last_line "$LOGS/hutch-import.log") (log: $LOGS/hutch-import.log)"
 		return
 	fi
+	HUTCH_IMPORTED=1 # the lifecycle benchmark needs the image, not a working `run --rm`
+	if tool_skipped hutch; then return 0; fi
 	smoke_test hutch
 	tool_ok hutch || return 0
 	# A runtime that exits 0 without running anything would win every benchmark: check
@@ -351,7 +459,8 @@ check_hutch() {
 run_hyperfine() {
 	local name=$1 warmup=$2 runs=$3 tool
 	shift 3
-	local args=(-N --warmup "$warmup" --runs "$runs" --export-json "$DATA/hf-$name.json")
+	local args=(--shell="$HF_SHELL" --warmup "$warmup" --runs "$runs"
+		--export-json "$DATA/hf-$name.json")
 	for tool in "$@"; do
 		args+=(-n "$tool" "${CMD[$tool]}")
 	done
@@ -371,7 +480,7 @@ run_hyperfine() {
 # as FAILED (a runtime that fails now and then is a bug to report, not noise) and time the
 # round again without it, so the others keep their numbers.
 run_round() {
-	local name=$1 warmup=$2 runs=$3 failed reason t rc
+	local name=$1 warmup=$2 runs=$3 failed reason t rc errlog
 	shift 3
 	local order=("$@") rest
 	while [[ ${#order[@]} -gt 0 ]]; do
@@ -399,6 +508,11 @@ run_round() {
 			done
 			return 1
 		fi
+		# the lifecycle commands keep their stderr: the failing step says why
+		errlog=$LOGS/${failed/:/-}.log
+		if [[ $failed == cycle:* && -s $errlog ]]; then
+			reason="${reason:-failure}, last stderr line: '$(last_line "$errlog")' ($errlog)"
+		fi
 		set_status "$failed" FAILED "${reason:-failure} in a timing run of $name after passing the single-run check (log: $LOGS/hyperfine-$name.log)"
 		cp "$LOGS/hyperfine-$name.log" "$LOGS/hyperfine-$name-$failed-failed.log"
 		order=("${rest[@]}")
@@ -412,15 +526,17 @@ run_round() {
 # one tool's runs and then all of the next's, a slow patch would land on one tool only.
 # So the runs are split into ROUNDS hyperfine invocations, each timing every tool side by
 # side, in an order rotated each round; report.py pools the runs of all rounds.
-time_main() {
-	local tool ok=() order round per_round i n
-	for tool in "${MAIN_TOOLS[@]}"; do
+#   time_rounds PREFIX WARMUP TOTAL_RUNS TOOL...   (hyperfine files hf-PREFIX-rN.json)
+time_rounds() {
+	local prefix=$1 warmup=$2 total=$3 tool ok=() order round per_round i n
+	shift 3
+	for tool in "$@"; do
 		if tool_ok "$tool"; then ok+=("$tool"); fi
 	done
 	n=${#ok[@]}
 	[[ $n -gt 0 ]] || return 0
-	per_round=$(((RUNS + ROUNDS - 1) / ROUNDS))
-	log "timing ${ok[*]} side by side: $ROUNDS round(s) of $WARMUP warmup + $per_round runs each"
+	per_round=$(((total + ROUNDS - 1) / ROUNDS))
+	log "timing ${ok[*]} side by side: $ROUNDS round(s) of $warmup warmup + $per_round runs each"
 	for ((round = 1; round <= ROUNDS; round++)); do
 		order=()
 		for ((i = 0; i < n; i++)); do
@@ -429,9 +545,11 @@ time_main() {
 		done
 		[[ ${#order[@]} -gt 0 ]] || return 0
 		log "round $round/$ROUNDS: ${order[*]}"
-		run_round "main-r$round" "$WARMUP" "$per_round" "${order[@]}" || true
+		run_round "$prefix-r$round" "$warmup" "$per_round" "${order[@]}" || true
 	done
 }
+
+time_main() { time_rounds main "$WARMUP" "$RUNS" "${MAIN_TOOLS[@]}"; }
 
 time_podman() {
 	tool_ok podman || return 0
@@ -474,11 +592,14 @@ inner() {
 	inner_cleanup # a previous run killed half-way may have left a container behind
 
 	for tool in "${ALL_TOOLS[@]}"; do
-		if tool_skipped "$tool"; then
-			continue
-		elif [[ $tool == hutch ]]; then
-			check_hutch
-		else
+		if [[ $tool == hutch ]]; then
+			# also imports the image, which the lifecycle benchmark needs even when the
+			# /bin/true benchmark of hutch is skipped
+			if ! tool_skipped hutch || ! tool_skipped cycle:hutch ||
+				! tool_skipped monitor:hutch; then
+				check_hutch
+			fi
+		elif ! tool_skipped "$tool"; then
 			smoke_test "$tool"
 		fi
 	done
@@ -486,9 +607,25 @@ inner() {
 	time_podman
 	log "measuring peak RSS: $RSS_RUNS runs each"
 	measure_rss
+
+	# The lifecycle benchmark (bench/cycle.sh).
+	for tool in "${CYCLE_TOOLS[@]}"; do
+		tool_skipped "cycle:$tool" || check_cycle "$tool"
+	done
+	HF_SHELL=/bin/sh time_rounds cycle "$CYCLE_WARMUP" "$CYCLE_RUNS" cycle:hutch cycle:crun cycle:runc
+	if tool_ok cycle:podman; then
+		log "timing the podman cycle: $PODMAN_CYCLE_WARMUP warmup + $PODMAN_CYCLE_RUNS runs"
+		HF_SHELL=/bin/sh run_round cycle-podman "$PODMAN_CYCLE_WARMUP" "$PODMAN_CYCLE_RUNS" \
+			cycle:podman || true
+	fi
+	for tool in "${MONITOR_TOOLS[@]}"; do
+		tool_skipped "monitor:$tool" || measure_monitor "$tool"
+	done
 }
 
 if [[ ${1:-} == __inner ]]; then
+	# shellcheck source=bench/cycle.sh
+	source "$BENCH_DIR/cycle.sh"
 	inner
 else
 	outer "$@"
