@@ -101,15 +101,30 @@ int read_file_at(int dirfd, const char *path, char **out, size_t *len, struct hu
 	return 0;
 }
 
+static int replace_file(int dirfd, const char *path, const void *buf, size_t len, bool sync,
+			struct hutch_err **err);
+
 int write_file_atomic(int dirfd, const char *path, const void *buf, size_t len,
 		      struct hutch_err **err)
+{
+	return replace_file(dirfd, path, buf, len, true, err);
+}
+
+int write_file_replace(int dirfd, const char *path, const void *buf, size_t len,
+		       struct hutch_err **err)
+{
+	return replace_file(dirfd, path, buf, len, false, err);
+}
+
+static int replace_file(int dirfd, const char *path, const void *buf, size_t len, bool sync,
+			struct hutch_err **err)
 {
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, getpid());
 	_cleanup_close_ int fd =
 		openat(dirfd, tmp, O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return hutch_fail_sys(err, "create %s", tmp);
-	if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+	if (write_all(fd, buf, len) < 0 || (sync && fsync(fd) < 0)) {
 		int e = errno;
 		unlinkat(dirfd, tmp, 0);
 		return hutch_fail(err, e, "write %s", tmp);

@@ -57,6 +57,10 @@ int read_file_at(int dirfd, const char *path, char **out, size_t *len, struct hu
 /* Atomically replace dirfd/path: write a temp file, fsync, rename. */
 int write_file_atomic(int dirfd, const char *path, const void *buf, size_t len,
 		      struct hutch_err **err);
+/* The same without fsync: readers never see a torn file, but a crash may lose
+ * the update (for records that are repaired anyway, like container state). */
+int write_file_replace(int dirfd, const char *path, const void *buf, size_t len,
+		       struct hutch_err **err);
 /* mkdir -p below dirfd (path is relative or absolute when dirfd is AT_FDCWD). */
 int mkdir_p_at(int dirfd, const char *path, mode_t mode, struct hutch_err **err);
 /* rm -rf dirfd/name: never crosses mount points, never follows symlinks. */

@@ -165,7 +165,9 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 		return hutch_fail_sys(err, "create %s", c->data_dir);
 	c->created_data = true;
 	c->state = state_from_spec(spec);
-	if (state_write(rt, c->state, err) < 0)
+	/* A name is claimed by a record that exists before the lock is dropped;
+	 * without one, the first record is written once the command runs. */
+	if (spec->name && state_write(rt, c->state, err) < 0)
 		return -1;
 	/* The overlay is mounted over data_dir itself (in the container's mount
 	 * namespace only): one directory fewer to create and remove per run. */

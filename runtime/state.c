@@ -217,7 +217,8 @@ int state_write(const struct hutch_runtime *rt, const struct hutch_state *s,
 	if (dfd < 0)
 		return hutch_fail_sys(err, "open %s", dir);
 	_cleanup_free_ char *text = hutch_state_to_json(s, true);
-	return write_file_atomic(dfd, "state.json", text, strlen(text), err);
+	/* no fsync: a record lost in a crash is repaired like a stale one */
+	return write_file_replace(dfd, "state.json", text, strlen(text), err);
 }
 
 static int state_read_dir(const struct hutch_runtime *rt, const char *id, struct hutch_state **out)
