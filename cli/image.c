@@ -14,7 +14,10 @@ static void image_usage(FILE *out)
 	fputs("Usage:\n"
 	      "  hutch image import SRC [NAME]   SRC: .tar, .tar.gz, .tar.zst or a directory\n"
 	      "  hutch image ls [--format json] [-q]\n"
-	      "  hutch image rm NAME|ID...\n",
+	      "  hutch image rm NAME|ID...\n"
+	      "  hutch image tag SRC DST\n"
+	      "  hutch image inspect NAME|ID...\n"
+	      "  hutch image prune             remove unnamed images and unused layers\n",
 	      out);
 }
 
@@ -109,7 +112,11 @@ int cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 	_cleanup_err_ struct hutch_err *err = NULL;
 	struct hutch_store *s = NULL;
 	const char *sub = argv[0];
-	if (strcmp(sub, "import") && strcmp(sub, "ls") && strcmp(sub, "list") && strcmp(sub, "rm")) {
+	static const char *const subs[] = {"import", "ls", "list", "rm", "tag", "inspect", "prune"};
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
+		known |= !strcmp(sub, subs[i]);
+	if (!known) {
 		fprintf(stderr, "hutch: unknown image command '%s'\n", sub);
 		image_usage(stderr);
 		return 125;
@@ -132,6 +139,36 @@ int cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 		}
 	} else if (!strcmp(sub, "ls") || !strcmp(sub, "list")) {
 		rc = image_ls(ctx, s, argc, argv);
+	} else if (!strcmp(sub, "tag")) {
+		if (argc != 3) {
+			image_usage(stderr);
+			rc = 125;
+		} else if (hutch_image_tag(s, argv[1], argv[2], &err) < 0) {
+			rc = cli_report(ctx, err);
+		}
+	} else if (!strcmp(sub, "inspect")) {
+		if (argc < 2) {
+			image_usage(stderr);
+			rc = 125;
+		}
+		for (int i = 1; i < argc && rc == 0; i++) {
+			_cleanup_free_ char *json = NULL;
+			if (hutch_image_inspect(s, argv[i], &json, &err) < 0) {
+				rc = cli_report(ctx, err);
+				break;
+			}
+			printf("%s%s%s", i == 1 ? "[" : ",\n", json, i == argc - 1 ? "]\n" : "");
+		}
+	} else if (!strcmp(sub, "prune")) {
+		int64_t freed;
+		size_t ni, nl;
+		if (hutch_image_prune(s, &freed, &ni, &nl, &err) < 0) {
+			rc = cli_report(ctx, err);
+		} else {
+			char size[32];
+			format_size(freed, size, sizeof(size));
+			printf("removed %zu images and %zu layers, %s\n", ni, nl, size);
+		}
 	} else {
 		if (argc < 2) {
 			image_usage(stderr);

@@ -63,5 +63,15 @@ int hutch_image_list(struct hutch_store *s, struct hutch_image_list *out, struct
 void hutch_image_list_free(struct hutch_image_list *l);
 /* Untag `ref`; the image and unshared layers go when no name points at it. */
 int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err **err);
+/* Give the image that src names another name. */
+int hutch_image_tag(struct hutch_store *s, const char *src, const char *dst, struct hutch_err **err);
+/* The image as JSON: id, names, created, architecture, os, config, diff_ids,
+ * layers (ChainIDs), size. Caller frees. */
+int hutch_image_inspect(struct hutch_store *s, const char *ref, char **json_out,
+			struct hutch_err **err);
+/* Remove images without a name and layers that no image uses, except layers in
+ * use by a container. Returns the bytes freed in *freed. */
+int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, size_t *n_layers,
+		      struct hutch_err **err);
 /* Normalise a user reference: add ":latest"; validate characters. */
 int hutch_image_ref_normalize(const char *ref, char **out, struct hutch_err **err);

@@ -1071,3 +1071,192 @@ out_names:
 	free(chains);
 	return ret;
 }
+
+/* ---- tag, inspect, prune ----------------------------------------------------- */
+
+int hutch_image_tag(struct hutch_store *s, const char *src, const char *dst, struct hutch_err **err)
+{
+	_cleanup_free_ char *norm = NULL;
+	if (hutch_image_ref_normalize(dst, &norm, err) < 0)
+		return -1;
+	if (store_lock(s, err) < 0)
+		return -1;
+	struct json_object *refs = NULL;
+	char id[65];
+	int ret = -1;
+	if (refs_load(s, &refs, err) == 0 && resolve_ref(s, refs, src, id, NULL, err) == 0) {
+		json_object_object_add(refs, norm, json_object_new_string(id));
+		ret = refs_save(s, refs, err);
+	}
+	json_object_put(refs);
+	store_unlock(s);
+	return ret;
+}
+
+int hutch_image_inspect(struct hutch_store *s, const char *ref, char **json_out,
+			struct hutch_err **err)
+{
+	struct json_object *refs = NULL, *cfg = NULL;
+	char id[65];
+	char(*chains)[65] = NULL;
+	size_t n = 0;
+	int ret = -1;
+	if (refs_load(s, &refs, err) < 0 || resolve_ref(s, refs, ref, id, NULL, err) < 0 ||
+	    load_config(s, id, &cfg, err) < 0 || config_chain_ids(cfg, id, &chains, &n, err) < 0)
+		goto out;
+	struct json_object *o = json_object_new_object();
+	char full[72];
+	snprintf(full, sizeof(full), "sha256:%s", id);
+	json_object_object_add(o, "id", json_object_new_string(full));
+	struct json_object *names = json_object_new_array();
+	json_object_object_foreach(refs, key, val)
+	{
+		const char *v = json_object_get_string(val);
+		if (v && !strcmp(v, id))
+			json_object_array_add(names, json_object_new_string(key));
+	}
+	json_object_object_add(o, "names", names);
+	static const char *const copy[] = {"created", "architecture", "os", "variant", "author"};
+	for (size_t i = 0; i < ARRAY_SIZE(copy); i++) {
+		struct json_object *v = json_get(cfg, copy[i]);
+		if (v)
+			json_object_object_add(o, copy[i], json_object_get(v));
+	}
+	struct json_object *c = json_get(cfg, "config");
+	json_object_object_add(o, "config", c ? json_object_get(c) : json_object_new_object());
+	struct json_object *diffs = json_get(json_get(cfg, "rootfs"), "diff_ids");
+	json_object_object_add(o, "diff_ids", diffs ? json_object_get(diffs) : json_object_new_array());
+	struct json_object *layers = json_object_new_array();
+	int64_t size = 0;
+	for (size_t i = 0; i < n; i++) {
+		char chain[72];
+		snprintf(chain, sizeof(chain), "sha256:%s", chains[i]);
+		json_object_array_add(layers, json_object_new_string(chain));
+		size += layer_size(s, chains[i]);
+	}
+	json_object_object_add(o, "layers", layers);
+	json_object_object_add(o, "size", json_object_new_int64(size));
+	struct json_object *hist = json_get(cfg, "history");
+	if (hist)
+		json_object_object_add(o, "history", json_object_get(hist));
+	*json_out = xstrdup(json_object_to_json_string_ext(
+		o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	ret = 0;
+out:
+	free(chains);
+	json_object_put(cfg);
+	json_object_put(refs);
+	return ret;
+}
+
+int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, size_t *n_layers,
+		      struct hutch_err **err)
+{
+	*freed = 0;
+	*n_images = *n_layers = 0;
+	if (store_lock(s, err) < 0)
+		return -1;
+	struct json_object *refs = NULL;
+	if (refs_load(s, &refs, err) < 0) {
+		store_unlock(s);
+		return -1;
+	}
+	/* Images without a name go; the chains of the named ones stay. */
+	size_t cap = 16, n_keep = 0;
+	char(*keep)[65] = xcalloc(cap, 65);
+	_cleanup_free_ char *cdir = xasprintf("%s/configs", s->root);
+	DIR *d = opendir(cdir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l != 69 || strcmp(de->d_name + 64, ".json"))
+			continue;
+		char id[65];
+		memcpy(id, de->d_name, 64);
+		id[64] = '\0';
+		bool named = false;
+		json_object_object_foreach(refs, key, val)
+		{
+			(void)key;
+			const char *v = json_object_get_string(val);
+			named |= v && !strcmp(v, id);
+		}
+		struct json_object *cfg = NULL;
+		char(*chains)[65] = NULL;
+		size_t n = 0;
+		if (load_config(s, id, &cfg, NULL) == 0 &&
+		    config_chain_ids(cfg, id, &chains, &n, NULL) == 0) {
+			bool in_use = false;
+			for (size_t i = 0; i < n && !named && !in_use; i++) {
+				_cleanup_free_ char *p = xasprintf("layers/%s", chains[i]);
+				_cleanup_close_ int fd =
+					openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				in_use = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0;
+			}
+			if (named || in_use) {
+				for (size_t i = 0; i < n; i++) {
+					if (n_keep == cap)
+						keep = xrealloc(keep, (cap *= 2) * 65);
+					memcpy(keep[n_keep++], chains[i], 65);
+				}
+			}
+			if (!named && !in_use) {
+				unlinkat(dirfd(d), de->d_name, 0);
+				(*n_images)++;
+			}
+		}
+		free(chains);
+		json_object_put(cfg);
+	}
+	if (d)
+		closedir(d);
+	/* Layers no kept image uses, and that no container holds. */
+	_cleanup_free_ char *ldir = xasprintf("%s/layers", s->root);
+	d = opendir(ldir);
+	while (d && (de = readdir(d))) {
+		if (strlen(de->d_name) != 64 || !is_hex_string(de->d_name, 64))
+			continue;
+		bool kept = false;
+		for (size_t i = 0; i < n_keep && !kept; i++)
+			kept = !strcmp(keep[i], de->d_name);
+		if (kept)
+			continue;
+		_cleanup_close_ int fd =
+			openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+			continue;
+		*freed += layer_size(s, de->d_name);
+		_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", de->d_name);
+		_cleanup_free_ char *src = xasprintf("layers/%s", de->d_name);
+		_cleanup_free_ char *sz = xasprintf("layers/%s.size", de->d_name);
+		if (renameat(s->rootfd, src, s->rootfd, trash) == 0) {
+			_cleanup_free_ char *abs = xasprintf("%s/%s", s->root, trash);
+			remove_tree_as_owner(abs, NULL);
+			(*n_layers)++;
+		}
+		unlinkat(s->rootfd, sz, 0);
+	}
+	if (d)
+		closedir(d);
+	/* Finished downloads that no pull is using any more. */
+	_cleanup_free_ char *dl = xasprintf("%s/downloads", s->root);
+	d = opendir(dl);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_close_ int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			struct stat st;
+			if (fstat(fd, &st) == 0)
+				*freed += st.st_size;
+			unlinkat(dirfd(d), de->d_name, 0);
+		}
+	}
+	if (d)
+		closedir(d);
+	free(keep);
+	json_object_put(refs);
+	store_unlock(s);
+	return 0;
+}
