@@ -14,9 +14,9 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 OBJ := build/obj
 ASAN_OBJ := build/asan
-LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o) $(OBJ)/dmz_blob.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(OBJ)/%.o)
-ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(ASAN_OBJ)/%.o)
+ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(ASAN_OBJ)/%.o) $(OBJ)/dmz_blob.o
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
@@ -43,6 +43,22 @@ $(OBJ)/%.o: %.c $(wildcard */*.h)
 $(ASAN_OBJ)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -c -o $@ $<
+
+# hutch-dmz: the tiny static program a container's command is exec'd through
+# (runtime/dmz/dmz.c), embedded in hutch as bytes.
+build/dmz: runtime/dmz/dmz.c
+	@mkdir -p build
+	$(CC) -static -nostdlib -nostartfiles -fno-stack-protector -fno-builtin \
+		-fno-asynchronous-unwind-tables -fno-pie -no-pie -Os -Wall -Wextra -Werror \
+		-Wl,--build-id=none -s -o $@ $<
+build/dmz_blob.c: build/dmz
+	{ echo '/* generated from runtime/dmz/dmz.c */'; \
+	  echo 'const unsigned char hutch_dmz[] = {'; \
+	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; echo 'const unsigned long hutch_dmz_len = sizeof(hutch_dmz);'; } > $@
+$(OBJ)/dmz_blob.o: build/dmz_blob.c
+	@mkdir -p $(dir $@)
+	$(CC) -c -o $@ $<
 
 build/libhutch.a: $(LIB_OBJS)
 	ar rcs $@ $^

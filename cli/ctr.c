@@ -296,7 +296,16 @@ int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 	if (follow && s->status == HUTCH_RUNNING) {
 		/* The monitor closes the log when the container has exited. */
 		_cleanup_close_ int in = inotify_init1(IN_CLOEXEC);
-		if (in >= 0 && inotify_add_watch(in, path, IN_MODIFY | IN_CLOSE_WRITE) >= 0) {
+		bool watching = in >= 0 && inotify_add_watch(in, path, IN_MODIFY | IN_CLOSE_WRITE) >= 0;
+		/* It may have ended between our first look and the watch: look again
+		 * now that no close can be missed. */
+		struct hutch_state *now = NULL;
+		if (watching && hutch_state_find(&rt, s->id, &now, NULL) == 0 &&
+		    now->status != HUTCH_RUNNING)
+			watching = false;
+		hutch_state_free(now);
+		print_from(fd, &carry, &carry_len);
+		if (watching) {
 			for (;;) {
 				char evbuf[4096];
 				ssize_t n = read(in, evbuf, sizeof(evbuf));

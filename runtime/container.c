@@ -223,6 +223,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
 	struct seccomp_prog *prog = NULL;
 	_cleanup_free_ char *upper = NULL, *work = NULL, *rootfs = NULL;
+	_cleanup_close_ int dmz = -1;
 
 	if (make_container_dirs(rt, spec, c, err) < 0)
 		goto fail;
@@ -239,6 +240,9 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			goto fail;
 		}
 	}
+	dmz = proc_dmz_memfd(err);
+	if (dmz < 0)
+		goto fail;
 	if (pipe2(report, O_CLOEXEC) < 0 || (spec->userns && pipe2(sync, O_CLOEXEC) < 0) ||
 	    (spec->process.terminal &&
 	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
@@ -255,7 +259,8 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
 			 .rootless = rt->rootless},
 		.proc = {.proc = &spec->process, .io = io, .userns = spec->userns,
-			 .seccomp = prog, .report_fd = report[1], .pty_sock = ptys[1]},
+			 .seccomp = prog, .report_fd = report[1], .pty_sock = ptys[1],
+			 .dmz_fd = dmz},
 		.sync_fd = sync[0],
 	};
 	if (spec->process.terminal) {

@@ -76,6 +76,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	bool have_prog = false;
 	int report[2] = {-1, -1}, ptys[2] = {-1, -1};
 	_cleanup_close_ int cgfd = -1;
+	_cleanup_close_ int dmz = -1;
 	struct hutch_container c = {.rt = rt, .pidfd = -1, .pty_master = -1, .cg = {.dirfd = -1}};
 	c.id = (char *)s->id;
 	if (s->seccomp) {
@@ -86,6 +87,9 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	}
 	if (s->cgroup)
 		cgfd = open(s->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dmz = proc_dmz_memfd(err);
+	if (dmz < 0)
+		goto out;
 	if (pipe2(report, O_CLOEXEC) < 0 ||
 	    (o->terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
 		hutch_fail_sys(err, "create pipes");
@@ -93,7 +97,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	}
 	struct proc_ctx pc = {.proc = &proc, .io = io, .userns = s->userns,
 			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
-			      .pty_sock = ptys[1]};
+			      .pty_sock = ptys[1], .dmz_fd = dmz};
 	if (o->terminal) {
 		int tfd = isatty(io->stdin_fd) ? io->stdin_fd : io->stdout_fd;
 		pc.have_winsize = ioctl(tfd, TIOCGWINSZ, &pc.winsize) == 0;

@@ -13,7 +13,9 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -258,46 +260,94 @@ static char **build_env(const struct hutch_process *proc, const struct user_ids 
 	return env;
 }
 
-/* execvpe, but with the container's PATH and Docker's exit codes. */
+extern const unsigned char hutch_dmz[];
+extern const unsigned long hutch_dmz_len;
+
+int proc_dmz_memfd(struct hutch_err **err)
+{
+	/* MFD_EXEC (Linux 6.3+) says out loud that it will be exec'd */
+	int fd = memfd_create("hutch-dmz", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010U);
+	if (fd < 0 && errno == EINVAL)
+		fd = memfd_create("hutch-dmz", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return hutch_fail_sys(err, "memfd_create for hutch-dmz");
+	if (write_all(fd, hutch_dmz, hutch_dmz_len) < 0 || fchmod(fd, 0555) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+		int e = errno;
+		close(fd);
+		return hutch_fail(err, e, "prepare the sealed hutch-dmz memfd");
+	}
+	return fd;
+}
+
+/* What execve would say of path, without exec'ing it: 0, or an errno. */
+static int exec_check(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return errno;
+	if (S_ISDIR(st.st_mode))
+		return EACCES;
+	return access(path, X_OK) < 0 ? errno : 0;
+}
+
+/* Find the command the way execvpe would (the container's PATH; Docker's exit
+ * codes), then exec it through hutch-dmz from its sealed memfd, so that
+ * /proc/self/exe is never hutch's own binary while the command is exec'd. */
 static __attribute__((noreturn)) void exec_command(const struct proc_ctx *p, char **env)
 {
 	char *const *argv = p->proc->args;
 	const char *cmd = argv[0];
 	struct hutch_err *err = NULL;
-	if (strchr(cmd, '/')) {
-		execve(cmd, argv, env);
-		int e = errno;
-		hutch_fail(&err, e, "exec \"%s\"", cmd);
-		proc_fail(p, e == ENOENT || e == ENOTDIR ? 127 : 126, err);
-	}
+	char full[4096];
 	const char *path = NULL;
-	for (char **e = env; *e; e++)
-		if (!strncmp(*e, "PATH=", 5))
-			path = *e + 5;
-	if (!path)
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	int saw = ENOENT;
-	size_t cmdlen = strlen(cmd);
-	while (*path) {
-		const char *colon = strchrnul(path, ':');
-		size_t dlen = (size_t)(colon - path);
-		char full[4096];
-		if (dlen + cmdlen + 2 < sizeof(full)) {
-			memcpy(full, dlen ? path : ".", dlen ? dlen : 1);
-			size_t off = dlen ? dlen : 1;
-			full[off++] = '/';
-			memcpy(full + off, cmd, cmdlen + 1);
-			execve(full, argv, env);
-			if (errno != ENOENT && errno != ENOTDIR)
-				saw = errno;
+	if (strchr(cmd, '/')) {
+		saw = exec_check(cmd);
+		if (saw == 0)
+			path = cmd;
+	} else {
+		const char *search = NULL;
+		for (char **e = env; *e; e++)
+			if (!strncmp(*e, "PATH=", 5))
+				search = *e + 5;
+		if (!search)
+			search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+		size_t cmdlen = strlen(cmd);
+		while (*search && !path) {
+			const char *colon = strchrnul(search, ':');
+			size_t dlen = (size_t)(colon - search);
+			if (dlen + cmdlen + 2 < sizeof(full)) {
+				memcpy(full, dlen ? search : ".", dlen ? dlen : 1);
+				size_t off = dlen ? dlen : 1;
+				full[off++] = '/';
+				memcpy(full + off, cmd, cmdlen + 1);
+				int r = exec_check(full);
+				if (r == 0)
+					path = full;
+				else if (r != ENOENT && r != ENOTDIR)
+					saw = r;
+			}
+			search = *colon ? colon + 1 : colon;
 		}
-		path = *colon ? colon + 1 : colon;
 	}
-	if (saw == ENOENT)
-		hutch_fail(&err, 0, "exec \"%s\": executable file not found in $PATH", cmd);
-	else
-		hutch_fail(&err, saw, "exec \"%s\"", cmd);
-	proc_fail(p, saw == ENOENT ? 127 : 126, err);
+	if (!path) {
+		if (saw == ENOENT && !strchr(cmd, '/'))
+			hutch_fail(&err, 0, "exec \"%s\": executable file not found in $PATH", cmd);
+		else
+			hutch_fail(&err, saw, "exec \"%s\"", cmd);
+		proc_fail(p, saw == ENOENT || saw == ENOTDIR ? 127 : 126, err);
+	}
+	size_t n = p->proc->n_args;
+	char **dargv = xcalloc(n + 3, sizeof(char *));
+	dargv[0] = p->proc->init ? "init" : "exec";
+	dargv[1] = (char *)path;
+	for (size_t i = 0; i < n; i++)
+		dargv[2 + i] = argv[i];
+	syscall(SYS_execveat, p->dmz_fd, "", dargv, env, AT_EMPTY_PATH);
+	int e = errno;
+	hutch_fail(&err, e, "exec \"%s\" through hutch-dmz", cmd);
+	proc_fail(p, 126, err);
 }
 
 void proc_run_init(pid_t child)
@@ -327,6 +377,17 @@ void proc_run_init(pid_t child)
 	}
 }
 
+/* close every fd from 3 up except a and b */
+static void close_all_but(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+	if (lo > 3)
+		syscall(SYS_close_range, 3, lo - 1, 0);
+	if (hi - lo > 1)
+		syscall(SYS_close_range, lo + 1, hi - 1, 0);
+	syscall(SYS_close_range, hi + 1, ~0U, 0);
+}
+
 void proc_setup_and_exec(struct proc_ctx *p)
 {
 	const struct hutch_process *proc = p->proc;
@@ -335,6 +396,15 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	struct user_ids u;
 	if (user_resolve(proc->user, &u, &err) < 0)
 		proc_fail(p, code, err);
+	if (setsid() < 0) {
+		hutch_fail_sys(&err, "setsid");
+		proc_fail(p, code, err);
+	}
+	if (proc->terminal ? setup_terminal(p, &err) < 0 : setup_stdio(p, &err) < 0)
+		proc_fail(p, code, err);
+	/* Nothing of the host stays open from here on but the report pipe and
+	 * hutch-dmz's memfd (both CLOEXEC): not even for a "-w /proc/self/fd/N". */
+	close_all_but(p->report_fd, p->dmz_fd);
 	/* Verify that the working directory is inside the root (a leaked fd as
 	 * cwd is how CVE-2024-21626 escaped). */
 	char cwdbuf[4096];
@@ -346,12 +416,6 @@ void proc_setup_and_exec(struct proc_ctx *p)
 		hutch_fail(&err, 0, "working directory '%s' is outside the container", proc->cwd);
 		proc_fail(p, code, err);
 	}
-	if (setsid() < 0) {
-		hutch_fail_sys(&err, "setsid");
-		proc_fail(p, code, err);
-	}
-	if (proc->terminal ? setup_terminal(p, &err) < 0 : setup_stdio(p, &err) < 0)
-		proc_fail(p, code, err);
 	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: load it
 	 * while we still have it (the profile allows what follows). */
 	bool seccomp_early = p->seccomp && !proc->no_new_privileges;
@@ -372,42 +436,8 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	if (p->seccomp && !seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
 		proc_fail(p, code, err);
 
-	if (proc->init) {
-		sigset_t all;
-		sigfillset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		/* Before the command exists: the reaper must hold no fd of the host
-		 * (CVE-2024-21626) and be non-dumpable so /proc/1/exe, hutch's own
-		 * binary, cannot be opened (CVE-2019-5736). Only the report pipe stays;
-		 * it is CLOEXEC, so the command's exec closes it. */
-		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-		if (p->report_fd > 3)
-			syscall(SYS_close_range, 3, p->report_fd - 1, 0);
-		syscall(SYS_close_range, p->report_fd + 1, ~0U, 0);
-		/* The command waits at this gate until the reaper has dropped its
-		 * copy of the report pipe too. */
-		int gate[2];
-		if (pipe2(gate, O_CLOEXEC) < 0) {
-			hutch_fail_sys(&err, "create the --init gate");
-			proc_fail(p, code, err);
-		}
-		pid_t pid = fork();
-		if (pid < 0) {
-			hutch_fail_sys(&err, "fork the command under --init");
-			proc_fail(p, code, err);
-		}
-		if (pid > 0) {
-			close(p->report_fd);
-			close(gate[0]);
-			close(gate[1]);
-			proc_run_init(pid);
-		}
-		close(gate[1]);
-		char c;
-		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
-			;
-		close(gate[0]);
-	}
+	/* --init: hutch-dmz itself stays as pid 1 (an exec'd, sealed program: no fd
+	 * and no binary of the host in the container) and runs the command. */
 	for (int s = 1; s < _NSIG; s++)
 		if (s != SIGKILL && s != SIGSTOP)
 			signal(s, SIG_DFL);

@@ -13,6 +13,7 @@ struct proc_ctx {
 	struct seccomp_prog *seccomp; /* NULL: no filter */
 	int report_fd; /* CLOEXEC write end: EOF at exec means success */
 	int pty_sock; /* where the pty master goes (terminal only) */
+	int dmz_fd; /* sealed memfd of hutch-dmz: the command is exec'd through it */
 	bool have_winsize;
 	struct winsize winsize;
 };
@@ -29,5 +30,7 @@ int proc_send_fd(int sock, int fd);
 int proc_recv_fd(int sock);
 /* Forward signals to child and reap everything; exit with child's status. */
 __attribute__((noreturn)) void proc_run_init(pid_t child);
+/* A sealed, executable memfd holding hutch-dmz (runtime/dmz/dmz.c). */
+int proc_dmz_memfd(struct hutch_err **err);
 /* /proc/PID/stat field 22 (start time in clock ticks), 0 if gone. */
 uint64_t proc_start_time(pid_t pid);

@@ -456,3 +456,20 @@ def ctr(state):
     c = Containers(state)
     yield c
     c.cleanup()
+
+
+@pytest.fixture(scope="session")
+def probes(state):
+    """tests/integration/escapes/*.c built once: escprobe and exewriter (static, to
+    bind-mount :ro at /probe) and preload_attack.so (for test_escapes.py)."""
+    src = HERE / "escapes"
+    out = state.base / "escprobes"
+    out.mkdir()
+    for name in ("escprobe", "exewriter"):
+        subprocess.run(["gcc", "-static", "-O2", "-o", str(out / name), str(src / f"{name}.c")],
+                       check=True, capture_output=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(out / "preload_attack.so"),
+                    str(src / "preload_attack.c")], check=True, capture_output=True)
+    for f in out.iterdir():
+        f.chmod(0o755)
+    return out

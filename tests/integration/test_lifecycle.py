@@ -1,0 +1,754 @@
+"""Container lifecycle: run -d, ps, exec, logs, stop, kill, rm, inspect, and the
+record of a container surviving (or being repaired after) the death of the
+processes that own it. Every container made here is removed at teardown by the
+`ctr` fixture (conftest.py), so the leak check after each test still holds."""
+import fcntl
+import json
+import os
+import re
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import comm, descendants, proc_state, wait_for
+
+ROOTLESS = os.geteuid() != 0
+ID_RE = re.compile(r"[0-9a-f]{64}")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def alive(pid):
+    """Running (a zombie counts as dead: this machine's pid 1 does not reap)."""
+    return proc_state(pid) not in (None, "Z", "X")
+
+
+def ps_json(hutch, *flags):
+    return json.loads(hutch("ps", *flags, "--format", "json").stdout)
+
+
+def ps_line(hutch, cid, *flags):
+    """The `ps` table row of container cid, or None."""
+    rows = [l for l in hutch("ps", *flags).stdout.splitlines()[1:] if l.startswith(cid[:12])]
+    assert len(rows) <= 1, rows
+    return rows[0] if rows else None
+
+
+def wait_log(hutch, ref, text, timeout=10):
+    return wait_for(lambda: text in hutch("logs", ref).stdout, timeout=timeout,
+                    what=f"{text!r} in the logs of {ref}")
+
+
+def cgroup_line(pid):
+    """The cgroup v2 line of a host process ("0::/path")."""
+    for l in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if l.startswith("0::"):
+            return l
+    return None
+
+
+def mounts_mentioning(text):
+    return [l for l in Path("/proc/self/mountinfo").read_text().splitlines() if text in l]
+
+
+def status_fields(text):
+    return dict(re.findall(r"^(\w+):\s+(\S+)", text, re.M))
+
+
+SLEEPER = ("bb", "sleep", "100")
+
+
+# ------------------------------------------------------------------ run -d, ps
+
+
+def test_run_detached_prints_id_and_returns_at_once(hutch, ctr):
+    t0 = time.monotonic()
+    cp = hutch("run", "-d", "--name", "quick", *SLEEPER)
+    elapsed = time.monotonic() - t0
+    ctr.keep("quick")
+    assert ID_RE.fullmatch(cp.stdout.strip()), cp.stdout
+    assert cp.stdout.count("\n") == 1
+    assert elapsed < 2, f"run -d took {elapsed:.2f}s"
+    info = ctr.inspect("quick")
+    assert info["id"] == cp.stdout.strip()
+    assert info["status"] == "running"
+    assert alive(info["pid"]) and comm(info["pid"]) == "sleep"
+
+
+def test_ps_shows_running_container(hutch, ctr):
+    cid = ctr.run(*SLEEPER, name="web")
+    info = ctr.inspect(cid)
+    header = hutch("ps").stdout.splitlines()[0]
+    for col in ("CONTAINER ID", "IMAGE", "COMMAND", "PID", "CREATED", "STATUS", "NAMES"):
+        assert col in header, header
+    row = ps_line(hutch, cid)
+    assert row is not None
+    assert "bb:latest" in row
+    assert "sleep 100" in row
+    assert re.search(rf"\s{info['pid']}\s", row), row
+    assert "Up " in row
+    assert row.split()[-1] == "web"
+    assert hutch("ps", "-q").stdout.split() == [cid[:12]]
+
+
+def test_ps_hides_exited_unless_all(hutch, ctr):
+    running = ctr.run(*SLEEPER)
+    done = ctr.run("bb", "sh", "-c", "exit 3")
+    ctr.wait_exited(done)
+    assert ps_line(hutch, done) is None
+    assert ps_line(hutch, running) is not None
+    row = ps_line(hutch, done, "-a")
+    assert row is not None and "Exited (3)" in row, row
+    assert sorted(hutch("ps", "-a", "-q").stdout.split()) == sorted([running[:12], done[:12]])
+
+
+def test_ps_format_json(hutch, ctr):
+    running = ctr.run(*SLEEPER, name="js")
+    done = ctr.run("bb", "sh", "-c", "exit 5")
+    ctr.wait_exited(done)
+    now = [c["id"] for c in ps_json(hutch)]
+    assert now == [running]
+    every = {c["id"]: c for c in ps_json(hutch, "-a")}
+    assert set(every) == {running, done}
+    r, d = every[running], every[done]
+    for c in (r, d):
+        for key in ("id", "image", "command", "status", "pid", "created", "exit_code"):
+            assert key in c, (key, c)
+        assert c["image"] == "bb:latest"
+    assert d.get("name") in (None, "")  # no --name: no name (hutch does not invent one)
+    assert r["name"] == "js" and r["status"] == "running" and r["pid"] > 0
+    assert r["command"] == "sleep 100"
+    assert d["status"] == "exited" and d["exit_code"] == 5
+    assert [c["id"] for c in ps_json(hutch, "-a")] == [done, running]  # newest first
+    assert hutch("ps", "--format=json").stdout.strip() == hutch("ps", "--format",
+                                                                "json").stdout.strip()
+
+
+def test_names_are_unique(hutch, ctr):
+    first = ctr.run(*SLEEPER, name="web")
+    for args in (["run", "-d", "--name", "web", *SLEEPER],
+                 ["run", "--name", "web", "bb", "true"],
+                 ["run", "--rm", "--name", "web", "bb", "true"]):
+        cp = hutch(*args, check=False)
+        assert cp.returncode == 125, cp
+        assert "'web'" in cp.stderr and "in use" in cp.stderr, cp.stderr
+        assert first[:12] in cp.stderr, cp.stderr
+        assert cp.stdout == ""
+    assert [c["id"] for c in ps_json(hutch, "-a")] == [first]
+    # an exited container keeps its name until it is removed
+    hutch("kill", "web")
+    ctr.wait_exited("web")
+    assert hutch("run", "-d", "--name", "web", *SLEEPER, check=False).returncode == 125
+    hutch("rm", "web")
+    again = ctr.run(*SLEEPER, name="web")
+    assert again != first and ctr.inspect("web")["id"] == again
+
+
+def test_names_unique_under_concurrent_runs(state, hutch, ctr):
+    ctr.keep("same")
+    cmd = [state.bin, "--root", str(state.root), "run", "-d", "--name", "same", *SLEEPER]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    results = [(p.wait(timeout=30), *p.communicate()) for p in procs]
+    winners = [out.strip() for rc, out, err in results if rc == 0]
+    for rc, out, err in results:
+        assert rc == 0 or ("'same'" in err and "in use" in err), (rc, err)
+    assert len(winners) == 1, results
+    for w in winners:
+        ctr.keep(w)
+    assert [c["id"] for c in ps_json(hutch, "-a")] == winners
+
+
+def test_id_prefix_matching(hutch, ctr):
+    cid = ctr.run(*SLEEPER)
+    for ref in (cid, cid[:12], cid[:5]):
+        assert ctr.inspect(ref)["id"] == cid, ref
+    assert hutch("exec", cid[:12], "echo", "via-prefix").stdout == "via-prefix\n"
+    # unknown: not hex, and hex that matches nothing
+    cp = hutch("inspect", "zzzz", check=False)
+    assert cp.returncode != 0 and "no such container" in cp.stderr and "zzzz" in cp.stderr
+    other = "0123456789abcdef".replace(cid[0], "")[0] * 6
+    cp = hutch("exec", other, "true", check=False)
+    assert cp.returncode != 0 and "no such container" in cp.stderr and other in cp.stderr
+    # ambiguous: make containers until two ids share their first digit (at most 17)
+    ids = [cid]
+    while len({i[0] for i in ids}) == len(ids):
+        ids.append(ctr.run("bb", "true"))
+    firsts = [i[0] for i in ids]
+    shared = next(c for c in firsts if firsts.count(c) > 1)
+    for verb in (["inspect"], ["exec"], ["stop"], ["rm", "-f"]):
+        cp = hutch(*verb, shared, *(["true"] if verb == ["exec"] else []), check=False)
+        assert cp.returncode != 0, verb
+        assert "ambiguous" in cp.stderr and f"'{shared}'" in cp.stderr, (verb, cp.stderr)
+    # nothing was removed or stopped by the ambiguous refs
+    assert ctr.status(cid) == "running"
+    assert len(ps_json(hutch, "-a")) == len(ids)
+
+
+# ------------------------------------------------------------------ exec
+
+
+NAMESPACES = ["mnt", "pid", "uts", "ipc", "net", "cgroup", "user"]
+
+
+def test_exec_joins_all_namespaces(hutch, ctr):
+    cid = ctr.run("--hostname", "inner", *SLEEPER)
+    pid = ctr.inspect(cid)["pid"]
+    script = "; ".join(f"echo {n} $(readlink /proc/self/ns/{n}) $(readlink /proc/1/ns/{n})"
+                       for n in NAMESPACES)
+    out = hutch("exec", cid, "sh", "-c", script).stdout
+    rows = {l.split()[0]: l.split()[1:] for l in out.splitlines()}
+    assert set(rows) == set(NAMESPACES), out
+    for n, (mine, pid1) in rows.items():
+        assert mine == pid1, (n, mine, pid1)
+        # and it is the container's, seen from the host
+        assert mine == os.readlink(f"/proc/{pid}/ns/{n}"), n
+    for n in ("mnt", "pid", "uts", "ipc", "net", "cgroup"):
+        assert rows[n][0] != os.readlink(f"/proc/self/ns/{n}"), n
+    assert (rows["user"][0] != os.readlink("/proc/self/ns/user")) == ROOTLESS
+    # it sees the container's processes (and only those) and its hostname
+    ps = hutch("exec", cid, "ps", "-o", "pid,comm").stdout.splitlines()[1:]
+    procs = {int(l.split()[0]): l.split()[1] for l in ps}
+    assert procs[1] == "sleep", ps
+    assert set(procs.values()) == {"sleep", "ps"}, ps
+    assert hutch("exec", cid, "hostname").stdout == "inner\n"
+    assert hutch("exec", cid, "cat", "/proc/sys/kernel/hostname").stdout == "inner\n"
+
+
+def test_exec_joins_the_cgroup(hutch, ctr, spawn):
+    cid = ctr.run(*SLEEPER)
+    info = ctr.inspect(cid)
+    out = hutch("exec", cid, "sh", "-c", "cat /proc/self/cgroup; echo --; cat /proc/1/cgroup")
+    mine, pid1 = out.stdout.split("--\n")
+    assert mine == pid1
+    # From the host: an exec'd process is in the same cgroup as the container.
+    p = spawn("exec", cid, "sleep", "30")
+    execd = wait_for(lambda: [d for d in descendants(p.pid) if comm(d) == "sleep"],
+                     what="the exec'd sleep")[0]
+    assert cgroup_line(execd) == cgroup_line(info["pid"])
+    if info.get("cgroup"):
+        procs = set(int(x) for x in Path(info["cgroup"], "cgroup.procs").read_text().split())
+        assert {info["pid"], execd} <= procs
+        assert cgroup_line(execd) != cgroup_line(os.getpid())
+    else:
+        # no delegated cgroup: the container stays in the user's own cgroup
+        assert ROOTLESS
+        assert cgroup_line(execd) == cgroup_line(os.getpid())
+    os.kill(execd, signal.SIGKILL)
+    p.communicate(timeout=10)
+    assert p.returncode == 137
+
+
+def test_exec_exit_codes(hutch, ctr):
+    cid = ctr.run(*SLEEPER)
+    for code in (0, 1, 42, 255):
+        assert hutch("exec", cid, "sh", "-c", f"exit {code}", check=False).returncode == code
+    cp = hutch("exec", cid, "no-such-cmd-qq", check=False)
+    assert cp.returncode == 127 and "no-such-cmd-qq" in cp.stderr
+    cp = hutch("exec", cid, "/etc/passwd", check=False)
+    assert cp.returncode == 126 and "/etc/passwd" in cp.stderr
+    # killed by a signal inside: 128+n
+    cp = hutch("exec", cid, "sh", "-c", "kill -USR1 $$", check=False)
+    assert cp.returncode == 128 + signal.SIGUSR1
+    assert ctr.status(cid) == "running"
+
+
+def test_exec_stdio(hutch, ctr):
+    cid = ctr.run(*SLEEPER)
+    cp = hutch("exec", cid, "sh", "-c", "echo out; echo err >&2")
+    assert cp.stdout == "out\n" and cp.stderr == "err\n"
+    # stdin only with -i
+    assert hutch("exec", cid, "cat", input="not passed\n").stdout == ""
+    assert hutch("exec", "-i", cid, "cat", input="passed\n").stdout == "passed\n"
+
+
+def test_exec_env(hutch, ctr):
+    cid = ctr.run("-e", "FROMRUN=run", *SLEEPER)
+    env = hutch("exec", "-e", "K=V", "-e", "FROMRUN=exec", "--env", "S=a b", cid, "env").stdout
+    got = dict(l.split("=", 1) for l in env.splitlines())
+    assert got["K"] == "V" and got["FROMRUN"] == "exec" and got["S"] == "a b"
+    assert "PATH" in got and "HOSTNAME" in got
+    env = hutch("exec", cid, "env").stdout
+    got = dict(l.split("=", 1) for l in env.splitlines())
+    assert got["FROMRUN"] == "run" and "K" not in got
+    out = hutch("exec", "-e", "FROMHOST", cid, "sh", "-c", "echo $FROMHOST",
+                env={**os.environ, "FROMHOST": "host value"}).stdout
+    assert out == "host value\n"
+
+
+@pytest.mark.parametrize("user,uid,gid,name", [("1000", 1000, 1000, "app"),
+                                               ("app", 1000, 1000, "app"),
+                                               ("1000:100", 1000, 100, "app"),
+                                               ("nobody", 65534, 65534, "nobody")])
+def test_exec_user(hutch, ctr, user, uid, gid, name):
+    cid = ctr.run(*SLEEPER)
+    out = hutch("exec", "-u", user, cid, "sh", "-c",
+                "id -u; id -g; whoami; grep CapEff /proc/self/status").stdout.split("\n")
+    assert out[:3] == [str(uid), str(gid), name]
+    assert out[3].split()[1] == "0000000000000000"
+    # the container's own user is unchanged
+    assert hutch("exec", cid, "id", "-u").stdout == "0\n"
+    cp = hutch("exec", "-u", "ghost", cid, "true", check=False)
+    assert cp.returncode == 125 and "ghost" in cp.stderr
+
+
+def test_exec_workdir(hutch, ctr):
+    cid = ctr.run("-w", "/etc", *SLEEPER)
+    assert hutch("exec", cid, "pwd").stdout == "/etc\n"  # the container's by default
+    out = hutch("exec", "-w", "/tmp", cid, "sh", "-c", "pwd; readlink /proc/self/cwd").stdout
+    assert out == "/tmp\n/tmp\n"
+    cp = hutch("exec", "-w", "/no/such/dir", cid, "pwd", check=False)
+    assert cp.returncode == 125 and "/no/such/dir" in cp.stderr
+    cp = hutch("exec", "-w", "relative", cid, "pwd", check=False)
+    assert cp.returncode == 125 and "relative" in cp.stderr
+
+
+def _read_until(fd, pattern, timeout=10):
+    rx = re.compile(pattern)
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while not rx.search(buf):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out waiting for {pattern!r}; got {buf!r}")
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                raise AssertionError(f"EOF waiting for {pattern!r}; got {buf!r}")
+            buf += data
+    return buf
+
+
+def test_exec_it_through_a_pty(state, ctr):
+    cid = ctr.run(*SLEEPER)
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 99, 0, 0))
+
+    def ctty():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    script = ("tty; stty size; [ -t 0 ] && [ -t 1 ] && echo is-a-tty; echo TERM=$TERM; "
+              "read line; echo got=$line; exit 3")
+    p = subprocess.Popen([state.bin, "--root", str(state.root), "exec", "-it", cid, "sh",
+                          "-c", script], stdin=slave, stdout=slave, stderr=slave,
+                         start_new_session=True, preexec_fn=ctty)
+    os.close(slave)
+    try:
+        out = _read_until(master, rb"TERM=\S+\r?\n")
+        assert re.search(rb"^/dev/pts/\d+\r$", out, re.M), out
+        assert b"33 99\r\n" in out
+        assert b"is-a-tty\r\n" in out
+        assert b"TERM=xterm\r\n" in out
+        os.write(master, b"typed-line\r")
+        out = _read_until(master, rb"got=typed-line\r\n")
+        assert b"typed-line\r\n" in out  # echoed by the container's pty
+        p.wait(timeout=10)
+        assert p.returncode == 3
+    finally:
+        if p.poll() is None:
+            for pid in descendants(p.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            p.kill()
+            p.wait()
+        os.close(master)
+    assert ctr.status(cid) == "running"
+
+
+def test_exec_into_init_container(hutch, ctr):
+    """Under --init, pid 1 is hutch's reaper; exec still joins the container."""
+    cid = ctr.run("--init", *SLEEPER)
+    assert hutch("exec", cid, "cat", "/proc/1/comm").stdout == "hutch-init\n"
+    out = hutch("exec", cid, "sh", "-c", "echo $$; ps -o pid,comm").stdout.splitlines()
+    assert int(out[0]) > 2
+    procs = {int(l.split()[0]): l.split()[1] for l in out[2:]}
+    assert procs[1] == "hutch-init" and procs[2] == "sleep", out
+    assert hutch("exec", cid, "sh", "-c", "exit 9", check=False).returncode == 9
+
+
+def test_exec_into_stopped_container_fails_clearly(hutch, ctr):
+    cid = ctr.run("bb", "true")
+    ctr.wait_exited(cid)
+    cp = hutch("exec", cid, "echo", "hi", check=False)
+    assert cp.returncode == 125
+    assert cp.stdout == ""
+    assert "not running" in cp.stderr and cid[:12] in cp.stderr, cp.stderr
+    cp = hutch("exec", "-it", cid, "sh", check=False)
+    assert cp.returncode == 125 and "not running" in cp.stderr
+
+
+SECURITY_FLAGS = [
+    [],
+    ["--cap-drop", "ALL", "--cap-add", "CHOWN"],
+    ["--cap-add", "SYS_ADMIN"],
+    ["--security-opt", "no-new-privileges=false"],
+    ["--security-opt", "seccomp=unconfined"],
+    ["-u", "1000"],
+]
+
+
+@pytest.mark.parametrize("flags", SECURITY_FLAGS, ids=lambda f: " ".join(f) or "default")
+def test_exec_has_the_security_of_pid1(hutch, ctr, flags):
+    cid = ctr.run(*flags, *SLEEPER)
+    out = hutch("exec", cid, "sh", "-c",
+                "cat /proc/self/status; echo ----; cat /proc/1/status").stdout
+    mine, pid1 = (status_fields(t) for t in out.split("----\n"))
+    for k in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb", "NoNewPrivs", "Seccomp",
+              "Uid", "Gid"):
+        assert mine[k] == pid1[k], (k, mine[k], pid1[k])
+    assert mine["Seccomp"] == ("0" if "seccomp=unconfined" in flags else "2")
+    assert mine["NoNewPrivs"] == ("0" if "no-new-privileges=false" in flags else "1")
+
+
+# ------------------------------------------------------------------ logs
+
+
+def test_logs_route_stdout_and_stderr(hutch, ctr, state):
+    cid = ctr.run("bb", "sh", "-c", "echo out1; echo err1 >&2; echo out2; echo err2 >&2")
+    ctr.wait_exited(cid)
+    cp = hutch("logs", cid)
+    assert cp.stdout == "out1\nout2\n"
+    assert cp.stderr == "err1\nerr2\n"
+    # the file is in the CRI format
+    log = (state.root / "containers" / cid / "container.log").read_text()
+    for l in log.splitlines():
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) [FP] .*",
+                            l), l
+
+
+def test_logs_partial_line_and_empty_output(hutch, ctr):
+    cid = ctr.run("bb", "sh", "-c", "echo full; printf no-newline")
+    ctr.wait_exited(cid)
+    assert hutch("logs", cid).stdout == "full\nno-newline"
+    quiet = ctr.run("bb", "true")
+    ctr.wait_exited(quiet)
+    cp = hutch("logs", quiet)
+    assert cp.stdout == "" and cp.stderr == ""
+
+
+def test_logs_tail(hutch, ctr):
+    cid = ctr.run("bb", "sh", "-c", "seq 1 10")
+    ctr.wait_exited(cid)
+    assert hutch("logs", "--tail", "3", cid).stdout == "8\n9\n10\n"
+    assert hutch("logs", "-n", "1", cid).stdout == "10\n"
+    assert hutch("logs", "--tail", "0", cid).stdout == ""
+    assert hutch("logs", "--tail", "100", cid).stdout.split() == [str(i) for i in range(1, 11)]
+    assert hutch("logs", "--tail", "all", cid).stdout.split() == [str(i) for i in range(1, 11)]
+    cp = hutch("logs", "--tail", "x", cid, check=False)
+    assert cp.returncode == 125 and "'x'" in cp.stderr
+
+
+def test_logs_follow(hutch, ctr, spawn):
+    cid = ctr.run("bb", "sh", "-c",
+                  "echo one; while [ ! -e /tmp/go ]; do usleep 20000; done; echo two; "
+                  "while [ ! -e /tmp/end ]; do usleep 20000; done; echo three >&2; echo four")
+    wait_log(hutch, cid, "one")
+    p = spawn("logs", "-f", cid)
+    fd = p.stdout.fileno()
+    assert _read_until(fd, rb"one\n") == b"one\n"
+    time.sleep(0.2)
+    assert p.poll() is None, "logs -f ended while the container runs"
+    hutch("exec", cid, "touch", "/tmp/go")
+    assert _read_until(fd, rb"two\n") == b"two\n"
+    assert p.poll() is None
+    hutch("exec", cid, "touch", "/tmp/end")
+    t0 = time.monotonic()
+    out, err = p.communicate(timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert p.returncode == 0
+    assert out == b"four\n"
+    assert err == b"three\n"
+    assert ctr.status(cid) == "exited"
+
+
+def test_logs_follow_when_the_container_exits_while_it_starts(state, ctr):
+    """`logs -f` reads the state (running), then watches the log for the monitor
+    closing it. If the container exits in between, it must still end. strace
+    widens that window deterministically: it delays inotify_add_watch by 0.8 s
+    while the container ends after 0.2 s."""
+    cid = ctr.run("bb", "sh", "-c", "sleep 0.2; echo late")
+    cmd = ["strace", "-qq", "-o", "/dev/null", "-e", "trace=inotify_add_watch",
+           "-e", "inject=inotify_add_watch:delay_enter=800000",
+           state.bin, "--root", str(state.root), "logs", "-f", cid]
+    # its own process group: a timeout kills strace and the hutch it runs
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=8)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise AssertionError("logs -f never ended: the container exited before it "
+                             "watched the log") from None
+    assert p.returncode == 0, err
+    assert out == "late\n"
+
+
+def test_logs_follow_of_exited_container_returns(hutch, ctr):
+    cid = ctr.run("bb", "echo", "done")
+    ctr.wait_exited(cid)
+    cp = hutch("logs", "-f", cid, timeout=5)
+    assert cp.stdout == "done\n"
+
+
+# ------------------------------------------------------------------ stop, kill
+
+
+def test_stop_sends_sigterm_to_a_trap(hutch, ctr):
+    cid = ctr.run("bb", "sh", "-c", "trap 'echo term; exit 3' TERM; echo ready; "
+                  "sleep 100 & wait")
+    wait_log(hutch, cid, "ready")
+    t0 = time.monotonic()
+    cp = hutch("stop", cid)
+    elapsed = time.monotonic() - t0
+    assert cp.stdout == f"{cid}\n"
+    assert elapsed < 3, f"stop took {elapsed:.2f}s"
+    info = ctr.inspect(cid)
+    assert info["status"] == "exited" and info["exit_code"] == 3
+    assert "term" in hutch("logs", cid).stdout
+    assert "Exited (3)" in ps_line(hutch, cid, "-a")
+    # stopping a stopped container is fine
+    assert hutch("stop", cid).returncode == 0
+
+
+def test_stop_escalates_to_sigkill_after_timeout(hutch, ctr):
+    # pid 1 without a handler ignores SIGTERM
+    cid = ctr.run(*SLEEPER)
+    pid = ctr.inspect(cid)["pid"]
+    t0 = time.monotonic()
+    hutch("stop", "-t", "1", cid)
+    elapsed = time.monotonic() - t0
+    assert 1.0 <= elapsed < 5, f"stop -t 1 took {elapsed:.2f}s"
+    info = ctr.inspect(cid)
+    assert info["status"] == "exited" and info["exit_code"] == 137
+    assert not alive(pid)
+
+
+def test_stop_zero_timeout_kills_at_once(hutch, ctr):
+    cid = ctr.run(*SLEEPER)
+    t0 = time.monotonic()
+    hutch("stop", "--time", "0", cid)
+    assert time.monotonic() - t0 < 2
+    assert ctr.inspect(cid)["exit_code"] == 137
+    cp = hutch("stop", "-t", "soon", cid, check=False)
+    assert cp.returncode == 125 and "soon" in cp.stderr
+
+
+def test_stop_signal_honoured(hutch, ctr):
+    cid = ctr.run("--stop-signal", "USR1", "bb", "sh", "-c",
+                  "trap 'exit 5' USR1; trap 'exit 9' TERM; echo ready; sleep 100 & wait")
+    assert ctr.inspect(cid)["process"]["stop_signal"] == signal.SIGUSR1
+    wait_log(hutch, cid, "ready")
+    t0 = time.monotonic()
+    hutch("stop", cid)
+    assert time.monotonic() - t0 < 3
+    assert ctr.inspect(cid)["exit_code"] == 5
+    cid2 = ctr.run("--stop-signal", "SIGINT", "bb", "sh", "-c",
+                   "trap 'exit 6' INT; echo ready; sleep 100 & wait")
+    assert ctr.inspect(cid2)["process"]["stop_signal"] == signal.SIGINT
+    wait_log(hutch, cid2, "ready")
+    hutch("stop", cid2)
+    assert ctr.inspect(cid2)["exit_code"] == 6
+
+
+def test_kill_with_signal_delivers_it(hutch, ctr):
+    cid = ctr.run("bb", "sh", "-c",
+                  "trap 'echo got-usr1' USR1; trap 'echo got-hup' HUP; echo ready; "
+                  "while true; do sleep 100 & wait; done")
+    wait_log(hutch, cid, "ready")
+    assert hutch("kill", "-s", "USR1", cid).stdout == f"{cid}\n"
+    wait_log(hutch, cid, "got-usr1")
+    hutch("kill", "--signal", "SIGHUP", cid)
+    wait_log(hutch, cid, "got-hup")
+    hutch("kill", "-s", "10", cid)
+    wait_for(lambda: hutch("logs", cid).stdout.count("got-usr1") == 2, what="second USR1")
+    assert ctr.status(cid) == "running"
+    cp = hutch("kill", "-s", "NOPE", cid, check=False)
+    assert cp.returncode == 125 and "NOPE" in cp.stderr
+
+
+def test_kill_default_is_sigkill(hutch, ctr):
+    cid = ctr.run("bb", "sh", "-c", "trap 'echo term' TERM; sleep 100 & wait")
+    pid = ctr.inspect(cid)["pid"]
+    t0 = time.monotonic()
+    hutch("kill", cid)
+    info = ctr.wait_exited(cid, timeout=5)
+    assert time.monotonic() - t0 < 3
+    assert info["exit_code"] == 137
+    assert not alive(pid)
+    cp = hutch("kill", cid, check=False)
+    assert cp.returncode != 0 and "not running" in cp.stderr
+
+
+# ------------------------------------------------------------------ rm, inspect
+
+
+def test_rm_running_refused_and_rm_force(hutch, ctr, state):
+    cid = ctr.run(*SLEEPER, name="busy")
+    info = ctr.inspect(cid)
+    cp = hutch("rm", "busy", check=False)
+    assert cp.returncode != 0
+    assert "running" in cp.stderr and "rm -f" in cp.stderr and cid[:12] in cp.stderr
+    assert ctr.status(cid) == "running" and alive(info["pid"])
+    assert (state.root / "containers" / cid).is_dir()
+    assert hutch("rm", "-f", "busy").stdout == "busy\n"
+    assert not alive(info["pid"])
+    assert not (state.root / "containers" / cid).exists()
+    assert hutch("ps", "-a", "-q").stdout == ""
+    if info.get("cgroup"):
+        assert not os.path.exists(info["cgroup"])
+    cp = hutch("rm", "busy", check=False)
+    assert cp.returncode != 0 and "no such container" in cp.stderr
+
+
+def test_rm_exited_and_several(hutch, ctr, state):
+    a = ctr.run("bb", "true")
+    b = ctr.run("bb", "true")
+    ctr.wait_exited(a)
+    ctr.wait_exited(b)
+    assert hutch("rm", a[:12], b).stdout == f"{a[:12]}\n{b}\n"
+    assert os.listdir(state.root / "containers") == []
+
+
+def test_inspect_json(hutch, ctr):
+    cid = ctr.run(*SLEEPER, name="insp")
+    data = json.loads(hutch("inspect", "insp").stdout)
+    assert isinstance(data, list) and len(data) == 1
+    i = data[0]
+    assert i["id"] == cid and i["name"] == "insp" and i["status"] == "running"
+    assert isinstance(i["pid"], int) and comm(i["pid"]) == "sleep"
+    assert i["exit_code"] == 0
+    assert i["image"] == "bb:latest"
+    assert i["process"]["args"] == ["sleep", "100"]
+    assert i["detached"] is True and i["auto_remove"] is False
+    assert i["userns"] is ROOTLESS
+    hutch("kill", cid)
+    i = ctr.wait_exited(cid)
+    assert i["exit_code"] == 137 and i["finished"] >= i["started"] >= i["created"] > 0
+    other = ctr.run("bb", "true")
+    both = json.loads(hutch("inspect", cid, other[:12]).stdout)
+    assert [x["id"] for x in both] == [cid, other]
+    cp = hutch("inspect", "no-such-ctr", check=False)
+    assert cp.returncode != 0 and "no-such-ctr" in cp.stderr
+
+
+def test_foreground_run_keeps_an_exited_record(hutch, ctr, state):
+    ctr.keep("fg")
+    cp = hutch("run", "--name", "fg", "bb", "sh", "-c", "echo hi; exit 4", check=False)
+    assert cp.returncode == 4 and cp.stdout == "hi\n"
+    info = ctr.inspect("fg")
+    assert info["status"] == "exited" and info["exit_code"] == 4
+    assert info["detached"] is False
+    assert ps_line(hutch, info["id"]) is None
+    assert "Exited (4)" in ps_line(hutch, info["id"], "-a")
+    assert (state.root / "containers" / info["id"]).is_dir()
+    cp = hutch("logs", "fg", check=False)
+    assert cp.returncode == 1 and "foreground" in cp.stderr
+    hutch("rm", "fg")
+    assert not (state.root / "containers" / info["id"]).exists()
+    assert hutch("ps", "-a", "-q").stdout == ""
+
+
+def test_rm_flag_leaves_no_record(hutch, state):
+    hutch("run", "--rm", "--name", "gone", "bb", "true")
+    assert hutch("ps", "-a", "-q").stdout == ""
+    assert os.listdir(state.root / "containers") == []
+
+
+def test_run_rm_detached_leaves_nothing(hutch, ctr, state):
+    cid = ctr.run("--rm", "bb", "sh", "-c", "sleep 0.3")
+    info = ctr.inspect(cid)
+    assert info["auto_remove"] is True
+    wait_for(lambda: not (state.root / "containers" / cid).exists(), what="removal")
+    assert hutch("ps", "-a", "-q").stdout == ""
+    assert "no such container" in hutch("inspect", cid, check=False).stderr
+    if info.get("cgroup"):
+        assert not os.path.exists(info["cgroup"])
+    assert mounts_mentioning(cid) == []
+
+
+# ------------------------------------------------------------------ owners dying
+
+
+def test_state_survives_the_cli(hutch, ctr, state):
+    cp = subprocess.run([state.bin, "--root", str(state.root), "run", "-d", *SLEEPER],
+                        capture_output=True, text=True, timeout=10)
+    assert cp.returncode == 0
+    cid = ctr.keep(cp.stdout.strip())
+    info = ctr.inspect(cid)
+    # the monitor is on its own: its own session, and not our child
+    mon = info["monitor_pid"]
+    assert alive(mon)
+    assert os.getsid(mon) == mon
+    assert mon not in descendants(os.getpid())
+    # a fresh process sees it running, and again later
+    for _ in range(2):
+        out = subprocess.run([state.bin, "--root", str(state.root), "ps", "--format", "json"],
+                             capture_output=True, text=True, timeout=10).stdout
+        assert [(c["id"], c["status"]) for c in json.loads(out)] == [(cid, "running")]
+        time.sleep(0.3)
+    assert alive(info["pid"])
+
+
+def test_monitor_killed(hutch, ctr, state):
+    cid = ctr.run(*SLEEPER)
+    info = ctr.inspect(cid)
+    os.kill(info["monitor_pid"], signal.SIGKILL)
+    wait_for(lambda: not alive(info["monitor_pid"]), what="the monitor to die")
+    # the container dies with it (PDEATHSIG) ...
+    wait_for(lambda: not alive(info["pid"]), what="the container to die")
+    # ... and the next command repairs the record: no stale "running"
+    assert ps_json(hutch) == []
+    every = ps_json(hutch, "-a")
+    assert [(c["id"], c["status"], c["exit_code"]) for c in every] == [(cid, "exited", 137)]
+    assert "Exited (137)" in ps_line(hutch, cid, "-a")
+    if ROOTLESS:
+        assert not info.get("cgroup")
+    else:
+        assert info["cgroup"] and not os.path.exists(info["cgroup"])
+    assert mounts_mentioning(str(state.root)) == []
+    assert mounts_mentioning(cid) == []
+    cp = hutch("exec", cid, "true", check=False)
+    assert cp.returncode == 125 and "not running" in cp.stderr
+    hutch("rm", cid)
+    assert not (state.root / "containers" / cid).exists()
+
+
+def test_monitor_killed_with_rm_flag_leaves_nothing(hutch, ctr, state):
+    cid = ctr.run("--rm", *SLEEPER)
+    info = ctr.inspect(cid)
+    os.kill(info["monitor_pid"], signal.SIGKILL)
+    wait_for(lambda: not alive(info["pid"]), what="the container to die")
+    assert ps_json(hutch, "-a") == []
+    assert not (state.root / "containers" / cid).exists()
+    if info.get("cgroup"):
+        assert not os.path.exists(info["cgroup"])
+
+
+def test_container_process_killed(hutch, ctr, state):
+    cid = ctr.run(*SLEEPER)
+    info = ctr.inspect(cid)
+    os.kill(info["pid"], signal.SIGKILL)
+    # the monitor records the exit and cleans up, then goes away
+    wait_for(lambda: not alive(info["monitor_pid"]), what="the monitor to finish")
+    every = ps_json(hutch, "-a")
+    assert [(c["id"], c["status"], c["exit_code"]) for c in every] == [(cid, "exited", 137)]
+    assert ps_json(hutch) == []
+    if ROOTLESS:
+        assert not info.get("cgroup")
+    else:
+        assert not os.path.exists(info["cgroup"])
+    assert mounts_mentioning(str(state.root)) == []
