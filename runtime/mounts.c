@@ -267,6 +267,35 @@ static void append_escaped(char **buf, size_t *len, const char *path)
 	(*buf)[*len] = '\0';
 }
 
+/* mount(2) with one option string, for kernels without "lowerdir+". */
+static int overlay_mount_legacy(const struct mount_ctx *ctx, const char *lower, int *rootfd_out,
+				struct hutch_err **err)
+{
+	_cleanup_free_ char *opts = NULL;
+	size_t len = 0;
+	opts = xstrdup("lowerdir=");
+	len = strlen(opts);
+	opts = xrealloc(opts, len + strlen(lower) + 1);
+	strcpy(opts + len, lower);
+	len = strlen(opts);
+	char *rest = xasprintf(",upperdir=%s,workdir=%s%s", ctx->upper, ctx->work,
+			       ctx->rootless ? ",userxattr" : "");
+	opts = xrealloc(opts, len + strlen(rest) + 1);
+	strcpy(opts + len, rest);
+	free(rest);
+	if (strlen(opts) >= 4096)
+		return hutch_fail(err, E2BIG,
+				  "the image has too many layers for this kernel's overlay mount "
+				  "options (Linux 6.8+ has no such limit)");
+	if (mount("overlay", ctx->rootfs, "overlay", 0, opts) < 0)
+		return hutch_fail_sys(err, "mount the overlay root filesystem");
+	int rootfd = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return hutch_fail_sys(err, "open %s", ctx->rootfs);
+	*rootfd_out = rootfd;
+	return 0;
+}
+
 int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = ctx->spec;
@@ -287,9 +316,22 @@ int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hut
 		}
 		append_escaped(&lower, &len, spec->root.layers[i]);
 	}
-	/* A lone layer cannot be an overlay without an upper dir; a read-only root
-	 * still gets one so that tmpfs-less writes fail with EROFS, not ENOENT. */
-	int r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", lower, 0);
+	/* fsconfig() takes string values of at most 255 bytes: a few layers are
+	 * more. "lowerdir+" (Linux 6.8+) adds one layer per call, top first; older
+	 * kernels get the whole list through mount(2), whose options may fill a page. */
+	int r = 0;
+	for (size_t i = spec->root.n_layers; r == 0 && i-- > 0;)
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", spec->root.layers[i], 0);
+	if (r < 0 && errno == EINVAL && len >= 256)
+		return overlay_mount_legacy(ctx, lower, rootfd_out, err);
+	if (r < 0 && errno == EINVAL) {
+		/* no lowerdir+ here, but the list fits: start over with "lowerdir" */
+		close(fsfd);
+		fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
+		if (fsfd < 0)
+			return hutch_fail_sys(err, "fsopen overlay");
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", lower, 0);
+	}
 	if (r == 0)
 		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", ctx->upper, 0);
 	if (r == 0)
