@@ -316,22 +316,13 @@ int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hut
 		}
 		append_escaped(&lower, &len, spec->root.layers[i]);
 	}
-	/* fsconfig() takes string values of at most 255 bytes: a few layers are
-	 * more. "lowerdir+" (Linux 6.8+) adds one layer per call, top first; older
-	 * kernels get the whole list through mount(2), whose options may fill a page. */
+	/* fsconfig() takes string values of at most 255 bytes, which a few layers
+	 * exceed: "lowerdir+" (Linux 6.8+) adds one layer per call, top first.
+	 * Kernels without it (some accept it and fail only at create) get the
+	 * whole list through mount(2), whose options may fill a page. */
 	int r = 0;
 	for (size_t i = spec->root.n_layers; r == 0 && i-- > 0;)
 		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", spec->root.layers[i], 0);
-	if (r < 0 && errno == EINVAL && len >= 256)
-		return overlay_mount_legacy(ctx, lower, rootfd_out, err);
-	if (r < 0 && errno == EINVAL) {
-		/* no lowerdir+ here, but the list fits: start over with "lowerdir" */
-		close(fsfd);
-		fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
-		if (fsfd < 0)
-			return hutch_fail_sys(err, "fsopen overlay");
-		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir", lower, 0);
-	}
 	if (r == 0)
 		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", ctx->upper, 0);
 	if (r == 0)
@@ -340,6 +331,8 @@ int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hut
 		r = fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0);
 	if (r == 0)
 		r = fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+	if (r < 0 && errno == EINVAL)
+		return overlay_mount_legacy(ctx, lower, rootfd_out, err);
 	if (r < 0) {
 		hutch_fail_sys(err, "mount the overlay root filesystem");
 		append_fs_log(fsfd, err);

@@ -271,4 +271,18 @@ else
 fi
 no_warning cpu
 
+# ---------------------------------------------------------------- multi-layer image
+
+if ht image import /ml3 ml3 >/tmp/ml3-import.out 2>&1; then
+	pass multi-layer-import
+	hrun ml3 ml3 sh -c 'cat /marker; ls -A /home/app; test -e /etc/hostname && echo hostname-still-there; true'
+	if [ "$RC" = 0 ] && [ "$(cat /tmp/ml3.out)" = "$(printf 'layer 2\nnew')" ]; then
+		pass multi-layer-whiteout-and-opaque-dir
+	else
+		fail multi-layer-whiteout-and-opaque-dir "rc=$RC stdout='$(oneline /tmp/ml3.out)' stderr='$(oneline /tmp/ml3.err)'"
+	fi
+else
+	fail multi-layer-import "$(oneline /tmp/ml3-import.out)"
+fi
+
 finish
