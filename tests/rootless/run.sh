@@ -39,25 +39,23 @@ ensure_subids() {
 ensure_subids /etc/subuid
 ensure_subids /etc/subgid
 
-# --- the user must reach and read the repo's tests and the binary
-dir=$REPO
-while [ "$dir" != / ]; do
-	chmod o+x "$dir"
-	dir=$(dirname "$dir")
-done
-chmod -R a+rX "$REPO/tests"
-chmod a+rx "$(dirname "$BIN")" "$BIN"
-su "$USER_NAME" -s /bin/sh -c "test -x '$BIN' && test -r '$REPO/tests/integration/conftest.py'" ||
-	die "user $USER_NAME cannot read $REPO/tests or run $BIN"
-
-# --- a fresh, user-owned place for everything the run writes
+# --- a fresh, user-owned place for everything the run reads and writes: the
+# tests and the binary are copied there, so no directory of the host (the
+# clone may live under /root) needs its permissions changed
 WORK=$(mktemp -d /tmp/hutch-rootless.XXXXXX)
 cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
-chown "$USER_NAME:" "$WORK"
+install -d -m 0755 "$WORK/repo" "$WORK/repo/build"
+cp -a "$REPO/tests" "$WORK/repo/"
+rm -rf "$WORK/repo/tests/fuzz"
+cp "$BIN" "$WORK/repo/build/hutch"
+chown -R "$USER_NAME:" "$WORK"
 chmod 0711 "$WORK"
 install -d -o "$USER_NAME" -m 0700 "$WORK/xdg-runtime" "$WORK/tmp" "$WORK/pytest" \
 	"$WORK/data"
+BIN=$WORK/repo/build/hutch
+su "$USER_NAME" -s /bin/sh -c "test -x '$BIN' && test -r '$WORK/repo/tests/integration/conftest.py'" ||
+	die "user $USER_NAME cannot read the copied tests or run $BIN"
 
 args=""
 for a in "$@"; do
@@ -68,7 +66,7 @@ echo "rootless suite: as $USER_NAME ($(id -u "$USER_NAME")), $(grep "^$USER_NAME
 start=$(date +%s)
 rc=0
 su "$USER_NAME" -s /bin/bash -c "
-	cd '$REPO' &&
+	cd '$WORK/repo' &&
 	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		XDG_RUNTIME_DIR='$WORK/xdg-runtime' XDG_DATA_HOME='$WORK/data' TMPDIR='$WORK/tmp' \
 		PYTHONDONTWRITEBYTECODE=1 HUTCH_BIN='$BIN' &&
