@@ -8,11 +8,15 @@
 #include "cli/cli.h"
 #include "common/util.h"
 #include "images/images.h"
+#include "images/source_internal.h"
 
 static void image_usage(FILE *out)
 {
 	fputs("Usage:\n"
-	      "  hutch image import SRC [NAME]   SRC: .tar, .tar.gz, .tar.zst or a directory\n"
+	      "  hutch image import [--platform P] [--ref R] SRC [NAME]\n"
+	      "        SRC: an OCI image layout (directory or tar), a `docker save` archive,\n"
+	      "        or a rootfs (.tar, .tar.gz, .tar.zst, directory); --ref picks one image\n"
+	      "        of several in an archive (its tag or ref.name)\n"
 	      "  hutch image ls [--format json] [-q]\n"
 	      "  hutch image rm NAME|ID...\n"
 	      "  hutch image tag SRC DST\n"
@@ -103,6 +107,135 @@ static int image_ls(struct cli_ctx *ctx, struct hutch_store *s, int argc, char *
 	return 0;
 }
 
+static int image_import(struct cli_ctx *ctx, struct hutch_store *s, int argc, char **argv)
+{
+	const char *platform = NULL, *ref = NULL, *pos[2] = {NULL, NULL};
+	int npos = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--platform") && i + 1 < argc)
+			platform = argv[++i];
+		else if (!strncmp(argv[i], "--platform=", 11))
+			platform = argv[i] + 11;
+		else if (!strcmp(argv[i], "--ref") && i + 1 < argc)
+			ref = argv[++i];
+		else if (!strncmp(argv[i], "--ref=", 6))
+			ref = argv[i] + 6;
+		else if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "hutch: image import: unknown option '%s'\n", argv[i]);
+			return 125;
+		} else if (npos < 2)
+			pos[npos++] = argv[i];
+		else {
+			image_usage(stderr);
+			return 125;
+		}
+	}
+	if (npos < 1) {
+		image_usage(stderr);
+		return 125;
+	}
+	_cleanup_err_ struct hutch_err *err = NULL;
+	struct image_platform plat;
+	if (platform ? image_platform_parse(platform, &plat, &err) < 0 : (image_platform_host(&plat), 0))
+		return cli_report(ctx, err);
+	enum archive_kind kind;
+	if (archive_detect(pos[0], &kind, &err) < 0)
+		return cli_report(ctx, err);
+	char id[65];
+	if (kind == ARCHIVE_NONE) {
+		if (ref) {
+			fprintf(stderr, "hutch: image import: --ref applies to OCI layouts and docker "
+					"archives; '%s' is a rootfs\n",
+				pos[0]);
+			return 125;
+		}
+		_cleanup_free_ char *name = pos[1] ? xstrdup(pos[1]) : name_from_path(pos[0]);
+		if (hutch_image_import(s, pos[0], name, id, &err) < 0)
+			return cli_report(ctx, err);
+		printf("sha256:%s\n", id);
+		return 0;
+	}
+	struct image_plan *plan = NULL;
+	if (archive_plan(pos[0], kind, ref, &plat, &plan, &err) < 0)
+		return cli_report(ctx, err);
+	if (!pos[1] && plan->n_tags == 0) {
+		image_plan_free(plan);
+		fprintf(stderr,
+			"hutch: image import: '%s' gives its image no name: add one (hutch image "
+			"import %s NAME)\n",
+			pos[0], pos[0]);
+		return 125;
+	}
+	/* A NAME given here is the name: the archive's own tags are not added. */
+	if (pos[1]) {
+		for (size_t i = 0; i < plan->n_tags; i++)
+			free(plan->tags[i]);
+		plan->n_tags = 0;
+	}
+	int r = store_import_plan(s, plan, pos[1], id, &err);
+	image_plan_free(plan);
+	if (r < 0)
+		return cli_report(ctx, err);
+	printf("sha256:%s\n", id);
+	return 0;
+}
+
+int cmd_pull(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct pull_opts o = {.tls_verify = true, .progress = true};
+	const char *platform = NULL, *ref = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--tls-verify=false"))
+			o.tls_verify = false;
+		else if (!strcmp(a, "--tls-verify") || !strcmp(a, "--tls-verify=true"))
+			o.tls_verify = true;
+		else if (!strcmp(a, "--platform") && i + 1 < argc)
+			platform = argv[++i];
+		else if (!strncmp(a, "--platform=", 11))
+			platform = a + 11;
+		else if (!strcmp(a, "--authfile") && i + 1 < argc)
+			o.auth_file = argv[++i];
+		else if (!strncmp(a, "--authfile=", 11))
+			o.auth_file = a + 11;
+		else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
+			o.progress = false;
+		else if (a[0] == '-') {
+			fprintf(stderr, "hutch: pull: unknown option '%s'\n", a);
+			return 125;
+		} else if (!ref)
+			ref = a;
+		else {
+			fprintf(stderr, "hutch: pull: one image at a time\n");
+			return 125;
+		}
+	}
+	if (!ref) {
+		fprintf(stderr, "hutch: pull: usage: hutch pull [--tls-verify=false] [--platform "
+				"OS/ARCH[/VARIANT]] [--authfile FILE] REGISTRY/REPO[:TAG|@DIGEST]\n");
+		return 125;
+	}
+	_cleanup_err_ struct hutch_err *err = NULL;
+	struct image_platform plat;
+	if (platform ? image_platform_parse(platform, &plat, &err) < 0 : (image_platform_host(&plat), 0))
+		return cli_report(ctx, err);
+	o.platform = &plat;
+	struct hutch_store *s = NULL;
+	if (hutch_store_open(ctx->data_root, ctx->rootless, &s, &err) < 0)
+		return cli_report(ctx, err);
+	struct image_plan *plan = NULL;
+	char id[65];
+	int rc = 0;
+	if (registry_pull_plan(s, ref, &o, &plan, &err) < 0 ||
+	    store_import_plan(s, plan, NULL, id, &err) < 0)
+		rc = cli_report(ctx, err);
+	else
+		printf("sha256:%s\n", id);
+	image_plan_free(plan);
+	hutch_store_close(s);
+	return rc;
+}
+
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
@@ -125,18 +258,7 @@ int cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_report(ctx, err);
 	int rc = 0;
 	if (!strcmp(sub, "import")) {
-		if (argc < 2 || argc > 3) {
-			image_usage(stderr);
-			rc = 125;
-		} else {
-			_cleanup_free_ char *name = argc == 3 ? xstrdup(argv[2])
-							      : name_from_path(argv[1]);
-			char id[65];
-			if (hutch_image_import(s, argv[1], name, id, &err) < 0)
-				rc = cli_report(ctx, err);
-			else
-				printf("sha256:%s\n", id);
-		}
+		rc = image_import(ctx, s, argc, argv);
 	} else if (!strcmp(sub, "ls") || !strcmp(sub, "list")) {
 		rc = image_ls(ctx, s, argc, argv);
 	} else if (!strcmp(sub, "tag")) {

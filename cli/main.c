@@ -25,7 +25,9 @@ static void usage(FILE *out)
 	      "  kill [-s SIGNAL] CONTAINER...           send a signal (default SIGKILL)\n"
 	      "  rm [-f] CONTAINER...                    remove stopped containers (-f: kill first)\n"
 	      "  inspect CONTAINER...                    state as JSON\n"
-	      "  image import SRC [NAME]                 import a rootfs tarball or directory\n"
+	      "  pull [--tls-verify=false] [--platform P] REF  pull an image from a registry\n"
+	      "  image import SRC [NAME]                 import an OCI layout, docker archive or rootfs\n"
+	      "  image tag SRC DST | image inspect NAME | image prune\n"
 	      "  image ls [--format json] [-q]           list images (also: images)\n"
 	      "  image rm NAME...                        remove images (also: rmi)\n"
 	      "  version                                 print the version\n"
@@ -102,6 +104,8 @@ int main(int argc, char **argv)
 	int rc;
 	if (!strcmp(verb, "run")) {
 		rc = cmd_run(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "pull")) {
+		rc = cmd_pull(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "ps")) {
 		rc = cmd_ps(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "exec")) {

@@ -60,6 +60,10 @@ struct tar_entry {
 
 struct tar_reader;
 
+/* Move a source n bytes ahead without reading them: 1 done, 0 if the source
+ * ends first, -1 with errno set. */
+typedef int (*hutch_skip_fn)(void *ctx, uint64_t n);
+
 /* Read a tar (ustar, GNU long names/links, pax extended headers incl. path,
  * linkpath, size, uid, gid, mtime, SCHILY.xattr.*; base-256 numbers) from the
  * callback. Never trusts sizes: a truncated archive is an error, not EOF. */
@@ -71,6 +75,12 @@ void tar_reader_free(struct tar_reader *r);
 int tar_next(struct tar_reader *r, const struct tar_entry **entry, struct hutch_err **err);
 /* Read the current entry's data: bytes read, 0 at its end, -1 on error. */
 ssize_t tar_read_data(struct tar_reader *r, void *buf, size_t len, struct hutch_err **err);
+/* For a seekable source (a file): data the caller does not read is skipped by
+ * calling skip (with the same ctx as read) instead of being read. */
+void tar_reader_set_skip(struct tar_reader *r, hutch_skip_fn skip);
+/* Offset in the archive of the current entry's next unread data byte: right
+ * after tar_next, where its data starts (indexing a tar without extracting). */
+uint64_t tar_data_offset(const struct tar_reader *r);
 
 /* ---- unpacking --------------------------------------------------------------- */
 

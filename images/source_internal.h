@@ -33,6 +33,9 @@ struct image_plan {
 	char *manifest; /* the manifest bytes, kept for inspect (may be NULL) */
 	size_t manifest_len;
 	char *source; /* what it came from, for messages and history */
+	/* A temp file the plan owns (an archive decompressed for random access;
+	 * layers point into it): image_plan_free unlinks it. NULL if none. */
+	char *tmp_file;
 };
 
 void image_plan_free(struct image_plan *p);

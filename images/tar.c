@@ -51,6 +51,7 @@ enum tar_format { FMT_V7, FMT_USTAR, FMT_GNU };
 
 struct tar_reader {
 	hutch_read_fn read;
+	hutch_skip_fn skip; /* optional: seek over data instead of reading it */
 	void *ctx;
 
 	uint8_t *buf;
@@ -147,6 +148,19 @@ static void consume(struct tar_reader *r, size_t n)
 static int skip_bytes(struct tar_reader *r, uint64_t n, struct hutch_err **err)
 {
 	while (n > 0) {
+		if (r->pos == r->len && r->skip && !r->src_eof) {
+			int s = r->skip(r->ctx, n);
+			if (s < 0)
+				return hutch_fail_sys(
+				    err, "skip in the archive (at byte %" PRIu64 ")", r->consumed);
+			if (s == 0) {
+				r->src_eof = true;
+				return 0;
+			}
+			r->pos = r->len = 0;
+			r->consumed += n;
+			return 1;
+		}
 		if (r->pos == r->len) {
 			r->pos = r->len = 0;
 			ssize_t got = source_read(r, r->buf, TAR_BUF_SIZE, err);
@@ -316,6 +330,16 @@ struct tar_reader *tar_reader_new(hutch_read_fn read, void *ctx)
 	if (!r->buf)
 		abort();
 	return r;
+}
+
+void tar_reader_set_skip(struct tar_reader *r, hutch_skip_fn skip)
+{
+	r->skip = skip;
+}
+
+uint64_t tar_data_offset(const struct tar_reader *r)
+{
+	return r->consumed;
 }
 
 void tar_reader_free(struct tar_reader *r)

@@ -761,6 +761,97 @@ static void test_read_error_and_sticky_failure(void **state)
 	tb_free(&t);
 }
 
+/* A seekable source (as a file is): skip moves ahead without reading. */
+struct seek_source {
+	struct mem_source m; /* first: mem_source_read takes the same ctx */
+	size_t skips;
+	uint64_t skipped;
+};
+
+static int seek_skip(void *ctx, uint64_t n)
+{
+	struct seek_source *s = ctx;
+	if (n > s->m.len - s->m.pos) {
+		s->m.pos = s->m.len;
+		return 0;
+	}
+	s->m.pos += n;
+	s->skips++;
+	s->skipped += n;
+	return 1;
+}
+
+/* Indexing an archive without extracting it: where each entry's data starts,
+ * through pax and GNU long-name headers, with the data seeked over. */
+static void test_skip_and_data_offsets(void **state)
+{
+	(void)state;
+	struct tb t = {0};
+	char big[3000];
+	memset(big, 'b', sizeof(big));
+	uint64_t want[4];
+	want[0] = t.len + 512;
+	tb_file(&t, "a", "hello", 0644);
+	want[1] = t.len + 512;
+	tb_entry(&t, tb_defaults("big", '0', 0644), big, sizeof(big));
+	struct tb rec = {0};
+	tb_pax_str(&rec, "path", "long/pax/name");
+	tb_pax(&t, 'x', &rec);
+	want[2] = t.len + 512;
+	tb_file(&t, "ignored-by-pax", "xyz", 0644);
+	tb_gnu_long(&t, 'L', "gnu/long/name");
+	want[3] = t.len + 512;
+	tb_file(&t, "short", "tail", 0644);
+	tb_end(&t);
+
+	struct seek_source src = {.m = {.data = t.buf, .len = t.len, .chunk = 512}};
+	struct tar_reader *r = tar_reader_new(mem_source_read, &src);
+	tar_reader_set_skip(r, seek_skip);
+	struct hutch_err *err = NULL;
+	const struct tar_entry *e;
+	const char *names[] = {"a", "big", "long/pax/name", "gnu/long/name"};
+	const char *data[] = {"hello", NULL, "xyz", "tail"};
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(tar_next(r, &e, &err), 1);
+		assert_string_equal(e->path, names[i]);
+		assert_int_equal(tar_data_offset(r), want[i]);
+		if (data[i])
+			assert_memory_equal(t.buf + want[i], data[i], strlen(data[i]));
+		if (i == 0) {
+			/* read part of it: the offset moves, the rest is skipped */
+			char two[2];
+			assert_int_equal(tar_read_data(r, two, 2, &err), 2);
+			assert_int_equal(tar_data_offset(r), want[0] + 2);
+		}
+	}
+	assert_int_equal(tar_next(r, &e, &err), 0);
+	assert_null(err);
+	/* the big entry's data was seeked over, not read */
+	assert_true(src.skips > 0);
+	assert_true(src.skipped >= sizeof(big));
+	tar_reader_free(r);
+	tb_free(&rec);
+
+	/* An entry whose data runs past the end: an error, not a quiet end. */
+	struct tb bad = {0};
+	struct tb_hdr h = tb_defaults("cut", '0', 0644);
+	h.size = 100000;
+	tb_header(&bad, &h);
+	tb_put(&bad, "abc", 3);
+	tb_pad(&bad);
+	struct seek_source bsrc = {.m = {.data = bad.buf, .len = bad.len, .chunk = 512}};
+	r = tar_reader_new(mem_source_read, &bsrc);
+	tar_reader_set_skip(r, seek_skip);
+	assert_int_equal(tar_next(r, &e, &err), 1);
+	assert_int_equal(tar_next(r, &e, &err), -1);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, "truncated"));
+	hutch_err_free(&err);
+	tar_reader_free(r);
+	tb_free(&bad);
+	tb_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -787,6 +878,7 @@ int main(void)
 	    cmocka_unit_test(test_unsupported_types),
 	    cmocka_unit_test(test_error_names_are_escaped),
 	    cmocka_unit_test(test_read_error_and_sticky_failure),
+	    cmocka_unit_test(test_skip_and_data_offsets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
