@@ -25,7 +25,9 @@ UNIT_ASAN_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit-asan/%)
 DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev zlib1g-dev \
 	libzstd-dev libnl-3-dev libnl-route-3-dev libiniparser-dev libcmocka-dev \
 	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip tar \
-	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils
+	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gcc libc6-dev \
+	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
+	python3-cryptography
 BENCH_DEPS := hyperfine crun runc bubblewrap podman
 
 .PHONY: all clean deps bench-deps check test unit unit-asan integration integration-rootless \

@@ -1,5 +1,7 @@
 /* hutch image import | ls | rm */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
@@ -227,10 +229,22 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv)
 	char id[65];
 	int rc = 0;
 	if (registry_pull_plan(s, ref, &o, &plan, &err) < 0 ||
-	    store_import_plan(s, plan, NULL, id, &err) < 0)
+	    store_import_plan(s, plan, NULL, id, &err) < 0) {
 		rc = cli_report(ctx, err);
-	else
+	} else {
 		printf("sha256:%s\n", id);
+		/* The layers are stored: their downloaded blobs are not needed, unless
+		 * another pull is using them right now (it holds a lock). */
+		for (size_t i = 0; i < plan->n_layers; i++) {
+			if (!plan->layers[i].path)
+				continue;
+			int fd = open(plan->layers[i].path, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+				unlink(plan->layers[i].path);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
 	image_plan_free(plan);
 	hutch_store_close(s);
 	return rc;

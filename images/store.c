@@ -15,6 +15,7 @@
 #include <spawn.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -55,12 +56,37 @@ static void store_unlock(struct hutch_store *s)
 		flock(s->lockfd, LOCK_UN);
 }
 
+/* Create a staging dir under tmp/ and hold its flock. Creation holds tmp/
+ * shared and the cleanup below holds it exclusively, so a cleaner never sees
+ * a staging dir in the instant before its creator has locked it. */
+static int staging_create(struct hutch_store *s, const char *prefix, char *path, size_t size,
+			  int *fd_out, struct hutch_err **err)
+{
+	_cleanup_close_ int tfd = openat(s->rootfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0 || flock(tfd, LOCK_SH) < 0)
+		return hutch_fail_sys(err, "open %s/tmp", s->root);
+	snprintf(path, size, "%s/tmp/%s-XXXXXX", s->root, prefix);
+	if (!mkdtemp(path))
+		return hutch_fail_sys(err, "create a staging dir in %s/tmp", s->root);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0 || mkdirat(fd, "layer", 0755) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		rmdir(path);
+		return hutch_fail(err, e, "prepare %s", path);
+	}
+	*fd_out = fd;
+	return 0;
+}
+
 /* Remove staging dirs whose writer is gone (their flock is free). */
 static void clean_abandoned_staging(struct hutch_store *s)
 {
 	int tfd = openat(s->rootfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tfd < 0)
 		return;
+	flock(tfd, LOCK_EX); /* released when closedir() closes tfd */
 	DIR *d = fdopendir(tfd);
 	if (!d) {
 		close(tfd);
@@ -84,7 +110,7 @@ int hutch_store_open(const char *data_root, bool rootless, struct hutch_store **
 		     struct hutch_err **err)
 {
 	_cleanup_free_ char *root = xasprintf("%s/images", data_root);
-	static const char *const subdirs[] = {"layers", "configs", "tmp"};
+	static const char *const subdirs[] = {"layers", "configs", "tmp", "locks"};
 	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
 		_cleanup_free_ char *p = xasprintf("%s/%s", root, subdirs[i]);
 		if (mkdir_p_at(AT_FDCWD, p, 0700, err) < 0)
@@ -552,21 +578,10 @@ int hutch_image_import(struct hutch_store *s, const char *src, const char *name,
 
 	/* Unpack outside the store lock: it is the long part, and staging makes it
 	 * invisible until the rename. */
-	char staging_name[] = "import-XXXXXX";
-	_cleanup_free_ char *staging = NULL;
+	char staging[PATH_MAX];
 	_cleanup_close_ int stagefd = -1;
-	{
-		_cleanup_free_ char *tmpl = xasprintf("%s/tmp/%s", s->root, staging_name);
-		if (!mkdtemp(tmpl))
-			return hutch_fail_sys(err, "create a staging dir in %s/tmp", s->root);
-		staging = steal_ptr(tmpl);
-	}
-	stagefd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (stagefd < 0 || flock(stagefd, LOCK_EX) < 0 || mkdirat(stagefd, "layer", 0755) < 0) {
-		hutch_fail_sys(err, "prepare %s", staging);
-		remove_tree_at(AT_FDCWD, staging, NULL);
+	if (staging_create(s, "import", staging, sizeof(staging), &stagefd, err) < 0)
 		return -1;
-	}
 
 	int ret = -1;
 	pid_t tar_pid = -1;
@@ -756,7 +771,8 @@ int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err 
 			if (fd >= 0 && !chain_used_by_other(s, refs, id, chains[i]) &&
 			    flock(fd, LOCK_EX | LOCK_NB) < 0) {
 				hutch_fail(err, 0,
-					   "image '%s' is in use by a running container; stop it "
+					   "image '%s' is in use (by a container, or an import "
+					   "that shares its layers): stop or remove the container "
 					   "first",
 					   ref);
 				goto out;
@@ -832,33 +848,84 @@ int store_config_chains(const char *config, size_t len, char (**chains)[65], siz
 struct plan_job {
 	size_t index;
 	char chain[65];
+	char diff_id[72];
+	int held; /* O_RDONLY fd of the stored layer, flock'd shared until the commit */
 	char staging[PATH_MAX];
 	int stagefd;
 	pid_t pid;
 	bool needed;
 };
 
-/* In a child process: unpack one layer of the plan into its staging dir and
- * leave "result" (digests) or "error" (the message) there. */
+/* Verify what a worker unpacked against the plan and the config. */
+static int plan_check_layer(struct plan_job *j, const struct plan_layer *l,
+			    struct hutch_err **err)
+{
+	struct unpack_job res = {.stagefd = j->stagefd};
+	if (unpack_job_result(&res, err) < 0)
+		return -1;
+	if (l->digest[0] && strcmp(l->digest + 7, res.comp_hex))
+		return hutch_fail(err, 0,
+				  "the blob's digest is sha256:%s, not %s as the manifest says: "
+				  "refusing a corrupt or tampered layer",
+				  res.comp_hex, l->digest);
+	if (strcmp(j->diff_id + 7, res.diff_hex))
+		return hutch_fail(err, 0,
+				  "its uncompressed digest is sha256:%s, not %s as the image config "
+				  "says: refusing a corrupt or tampered layer",
+				  res.diff_hex, j->diff_id);
+	char size[32];
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)res.stats.bytes);
+	return write_file_at(j->stagefd, "size", size, err);
+}
+
+/* A worker process for one layer: under that ChainID's lock (so overlapping
+ * imports unpack a shared layer once: the second waits and finds it stored),
+ * unpack into staging, verify both digests, and commit the layer. A layer is
+ * useful on its own once verified; the image appears when its config does. */
 static __attribute__((noreturn)) void plan_layer_child(struct hutch_store *s,
 						       const struct plan_layer *l, struct plan_job *j)
 {
 	struct hutch_err *e = NULL;
+	/* an import killed with SIGKILL takes its workers along */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* lock files stay (unlinking a lock file races with its next user);
+	 * prune removes the free ones */
+	_cleanup_free_ char *lock_name = xasprintf("locks/%s", j->chain);
+	_cleanup_close_ int lock = openat(s->rootfd, lock_name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock < 0 || flock(lock, LOCK_EX) < 0) {
+		hutch_fail_sys(&e, "lock layer %.12s", j->chain);
+		goto done;
+	}
+	if (store_has_chain(s, j->chain))
+		goto done; /* another import stored it meanwhile */
 	int fd = open(l->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		hutch_fail_sys(&e, "open layer blob %s", l->path);
-	} else {
-		struct unpack_job job = {.in = fd, .stagefd = j->stagefd, .offset = l->offset,
-					 .length = l->length, .rootless = s->rootless,
-					 .convert_whiteouts = true};
-		struct id_mapping idm;
-		id_mapping_for_self(&idm);
-		if (s->rootless && idm.subordinate)
-			userns_run(&idm, unpack_job_in_userns, &job, &e);
-		else
-			unpack_job_in_userns(&job, &e);
-		close(fd);
+		goto done;
 	}
+	struct unpack_job job = {.in = fd, .stagefd = j->stagefd, .offset = l->offset,
+				 .length = l->length, .rootless = s->rootless,
+				 .convert_whiteouts = true};
+	struct id_mapping idm;
+	id_mapping_for_self(&idm);
+	int r = s->rootless && idm.subordinate ? userns_run(&idm, unpack_job_in_userns, &job, &e)
+					       : unpack_job_in_userns(&job, &e);
+	close(fd);
+	if (r < 0 || plan_check_layer(j, l, &e) < 0 || syncfs(j->stagefd) < 0) {
+		if (!e)
+			hutch_fail_sys(&e, "sync layer %.12s", j->chain);
+		goto done;
+	}
+	_cleanup_free_ char *dst = xasprintf("layers/%s", j->chain);
+	_cleanup_free_ char *size = NULL;
+	_cleanup_free_ char *size_dst = xasprintf("layers/%s.size", j->chain);
+	if (read_file_at(j->stagefd, "size", &size, NULL, NULL) == 0)
+		write_file_atomic(s->rootfd, size_dst, size, strlen(size), NULL);
+	if (renameat(j->stagefd, "layer", s->rootfd, dst) == 0)
+		write_file_at(j->stagefd, "committed", "", NULL);
+	else if (errno != EEXIST && errno != ENOTEMPTY)
+		hutch_fail_sys(&e, "store layer %.12s", j->chain);
+done:
 	if (e) {
 		write_file_at(j->stagefd, "error", e->msg, NULL);
 		_exit(1);
@@ -866,29 +933,59 @@ static __attribute__((noreturn)) void plan_layer_child(struct hutch_store *s,
 	_exit(0);
 }
 
-static int plan_check_layer(struct plan_job *j, const struct plan_layer *l, const char *diff_id,
-			    struct hutch_err **err)
+static bool chain_used_by_other(struct hutch_store *s, struct json_object *refs,
+				const char *except_id, const char *chain);
+
+/* A failed import takes back the layers it stored itself, unless an image
+ * uses them or somebody (a container, another import) holds them. */
+static void plan_undo_layers(struct hutch_store *s, struct plan_job *jobs, size_t n)
 {
-	_cleanup_free_ char *msg = NULL;
-	if (read_file_at(j->stagefd, "error", &msg, NULL, NULL) == 0)
-		return hutch_fail(err, 0, "layer %zu (%s): %s", j->index + 1,
-				  l->digest[0] ? l->digest : "no digest", msg);
-	struct unpack_job res = {.stagefd = j->stagefd};
-	if (unpack_job_result(&res, err) < 0)
-		return hutch_err_wrap(err, "layer %zu", j->index + 1);
-	if (l->digest[0] && strcmp(l->digest + 7, res.comp_hex))
-		return hutch_fail(err, 0,
-				  "layer %zu: the blob's digest is sha256:%s, not %s as the manifest "
-				  "says: refusing a corrupt or tampered layer",
-				  j->index + 1, res.comp_hex, l->digest);
-	if (strcmp(diff_id + 7, res.diff_hex))
-		return hutch_fail(err, 0,
-				  "layer %zu: its uncompressed digest is sha256:%s, not %s as the "
-				  "image config says: refusing a corrupt or tampered layer",
-				  j->index + 1, res.diff_hex, diff_id);
-	char size[32];
-	snprintf(size, sizeof(size), "%llu", (unsigned long long)res.stats.bytes);
-	return write_file_at(j->stagefd, "size", size, err);
+	struct json_object *refs = NULL;
+	if (store_lock(s, NULL) < 0)
+		return;
+	if (refs_load(s, &refs, NULL) < 0) {
+		store_unlock(s);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		if (jobs[i].stagefd < 0 || fstatat(jobs[i].stagefd, "committed", &st, 0) < 0)
+			continue;
+		if (jobs[i].held >= 0) {
+			close(jobs[i].held);
+			jobs[i].held = -1;
+		}
+		if (chain_used_by_other(s, refs, "", jobs[i].chain))
+			continue;
+		_cleanup_free_ char *p = xasprintf("layers/%s", jobs[i].chain);
+		_cleanup_close_ int fd = openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+			continue;
+		_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", jobs[i].chain);
+		_cleanup_free_ char *sz = xasprintf("layers/%s.size", jobs[i].chain);
+		if (renameat(s->rootfd, p, s->rootfd, trash) == 0) {
+			_cleanup_free_ char *abs = xasprintf("%s/%s", s->root, trash);
+			remove_tree_as_owner(abs, NULL);
+		}
+		unlinkat(s->rootfd, sz, 0);
+	}
+	json_object_put(refs);
+	store_unlock(s);
+}
+
+/* Hold a stored layer (shared flock) until the image is committed, so that an
+ * `image rm` running meanwhile cannot delete it under us. */
+static int plan_hold_layer(struct hutch_store *s, struct plan_job *j, struct hutch_err **err)
+{
+	if (j->held >= 0)
+		return 0;
+	_cleanup_free_ char *p = xasprintf("layers/%s", j->chain);
+	j->held = openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->held < 0 || flock(j->held, LOCK_SH) < 0)
+		return hutch_fail_sys(err, "layer %zu (%.12s) vanished from the store during the "
+					   "import: run it again",
+				      j->index + 1, j->chain);
+	return 0;
 }
 
 static int config_diff_id(const char *config, size_t len, size_t i, char out[72])
@@ -946,8 +1043,15 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 	for (size_t i = 0; i < n; i++) {
 		jobs[i].index = i;
 		jobs[i].stagefd = -1;
+		jobs[i].held = -1;
 		memcpy(jobs[i].chain, chains[i], 65);
-		jobs[i].needed = !store_has_chain(s, chains[i]);
+		if (config_diff_id(p->config, p->config_len, i, jobs[i].diff_id) < 0) {
+			hutch_fail(err, 0, "%s: layer %zu has no valid diff_id in the config",
+				   p->source, i + 1);
+			goto out_jobs;
+		}
+		jobs[i].needed = !store_has_chain(s, chains[i]) ||
+				 plan_hold_layer(s, &jobs[i], NULL) < 0;
 		if (jobs[i].needed && !p->layers[i].path) {
 			hutch_fail(err, 0, "%s: layer %zu (%s) is neither stored nor available",
 				   p->source, i + 1, p->layers[i].digest);
@@ -964,16 +1068,9 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 			struct plan_job *j = &jobs[next++];
 			if (!j->needed)
 				continue;
-			snprintf(j->staging, sizeof(j->staging), "%s/tmp/layer-XXXXXX", s->root);
-			if (!mkdtemp(j->staging)) {
-				hutch_fail_sys(err, "create a staging dir in %s/tmp", s->root);
-				failed = true;
-				break;
-			}
-			j->stagefd = open(j->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (j->stagefd < 0 || flock(j->stagefd, LOCK_EX) < 0 ||
-			    mkdirat(j->stagefd, "layer", 0755) < 0) {
-				hutch_fail_sys(err, "prepare %s", j->staging);
+			if (staging_create(s, "layer", j->staging, sizeof(j->staging), &j->stagefd,
+					   err) < 0) {
+				j->staging[0] = '\0';
 				failed = true;
 				break;
 			}
@@ -999,13 +1096,18 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 				continue;
 			running--;
 			jobs[i].pid = 0;
-			char diff_id[72];
 			if (failed)
 				break;
-			if (config_diff_id(p->config, p->config_len, i, diff_id) < 0 ||
-			    plan_check_layer(&jobs[i], &p->layers[i], diff_id, err) < 0) {
-				if (err && !*err)
-					hutch_fail(err, 0, "layer %zu: no valid diff_id", i + 1);
+			_cleanup_free_ char *msg = NULL;
+			if (read_file_at(jobs[i].stagefd, "error", &msg, NULL, NULL) == 0) {
+				hutch_fail(err, 0, "layer %zu (%s): %s", i + 1,
+					   p->layers[i].digest[0] ? p->layers[i].digest : "no digest",
+					   msg);
+				failed = true;
+			} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+				hutch_fail(err, 0, "layer %zu: its unpacking process died", i + 1);
+				failed = true;
+			} else if (plan_hold_layer(s, &jobs[i], err) < 0) {
 				failed = true;
 			}
 		}
@@ -1018,30 +1120,17 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 			}
 		goto out_jobs;
 	}
-	if (syncfs(s->rootfd) < 0) {
-		hutch_fail_sys(err, "sync the image store");
-		goto out_jobs;
-	}
-
-	/* Commit: layers, sizes, config, names. */
+	/* Commit: the layers are stored (each synced by its worker); now the
+	 * config and the names, under the store lock. */
 	if (store_lock(s, err) < 0)
 		goto out_jobs;
-	for (size_t i = 0; i < n; i++) {
-		struct plan_job *j = &jobs[i];
-		if (!j->needed)
-			continue;
-		_cleanup_free_ char *dst = xasprintf("layers/%s", j->chain);
-		if (renameat(j->stagefd, "layer", s->rootfd, dst) < 0 && errno != EEXIST &&
-		    errno != ENOTEMPTY) {
-			hutch_fail_sys(err, "store layer %.12s", j->chain);
+	for (size_t i = 0; i < n; i++)
+		if (!store_has_chain(s, jobs[i].chain)) {
+			hutch_fail(err, 0, "layer %zu (%.12s) vanished during the import: run it again",
+				   i + 1, jobs[i].chain);
 			store_unlock(s);
 			goto out_jobs;
 		}
-		_cleanup_free_ char *size = NULL;
-		_cleanup_free_ char *size_dst = xasprintf("layers/%s.size", j->chain);
-		if (read_file_at(j->stagefd, "size", &size, NULL, NULL) == 0)
-			write_file_atomic(s->rootfd, size_dst, size, strlen(size), NULL);
-	}
 	cfg_path = xasprintf("configs/%s.json", id);
 	struct json_object *refs = NULL;
 	if (write_file_atomic(s->rootfd, cfg_path, p->config, p->config_len, err) < 0 ||
@@ -1057,7 +1146,11 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 	if (ret == 0)
 		memcpy(id_out, id, 65);
 out_jobs:
+	if (ret < 0)
+		plan_undo_layers(s, jobs, n);
 	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].held >= 0)
+			close(jobs[i].held);
 		if (jobs[i].stagefd >= 0)
 			close(jobs[i].stagefd);
 		if (jobs[i].staging[0])
@@ -1187,8 +1280,10 @@ int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, s
 		size_t n = 0;
 		if (load_config(s, id, &cfg, NULL) == 0 &&
 		    config_chain_ids(cfg, id, &chains, &n, NULL) == 0) {
-			bool in_use = false;
-			for (size_t i = 0; i < n && !named && !in_use; i++) {
+			/* In use: a container of this image holds all its layers (one
+			 * that holds only a shared base belongs to another image). */
+			bool in_use = n > 0 && !named;
+			for (size_t i = 0; i < n && in_use; i++) {
 				_cleanup_free_ char *p = xasprintf("layers/%s", chains[i]);
 				_cleanup_close_ int fd =
 					openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1236,6 +1331,18 @@ int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, s
 			(*n_layers)++;
 		}
 		unlinkat(s->rootfd, sz, 0);
+	}
+	if (d)
+		closedir(d);
+	/* Layer locks nobody holds. */
+	_cleanup_free_ char *lk = xasprintf("%s/locks", s->root);
+	d = opendir(lk);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_close_ int fd = openat(dirfd(d), de->d_name, O_RDWR | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
 	}
 	if (d)
 		closedir(d);

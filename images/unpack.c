@@ -471,6 +471,11 @@ static int unpack_hardlink(struct unpacker *u, int parent_fd, const char *leaf, 
 			   struct hutch_err **err)
 {
 	_cleanup_free_ char *shown = printable(u->entry->linkname, strlen(u->entry->linkname));
+	if (u->entry->linkname[0] == '/') {
+		_cleanup_free_ char *shown =
+			printable(u->entry->linkname, strlen(u->entry->linkname));
+		return entry_fail(u, err, 0, "hardlink to the absolute path '%s'; refusing it", shown);
+	}
 	_cleanup_free_ char *target = normalize_path(u->entry->linkname);
 	if (!target)
 		return entry_fail(u, err, 0,
@@ -622,6 +627,10 @@ static int unpack_entry(struct unpacker *u, struct tar_reader *r, struct hutch_e
 	_cleanup_free_ char *path = normalize_path(e->path);
 	if (!path)
 		return entry_fail(u, err, 0, "path has a '..' component; refusing it");
+	/* A layer's paths are relative to its root; an absolute one ("/etc/x")
+	 * says someone meant the host: refused, not quietly re-rooted. */
+	if (*path && e->path[0] == '/')
+		return entry_fail(u, err, 0, "absolute path; refusing it");
 	if (!*path) {
 		/* The root itself: "." or "/" as a directory is the layer dir. */
 		if (e->type == TAR_DIR)

@@ -81,6 +81,7 @@ void hutch_spec_free(struct hutch_spec *s)
 	free(s->id);
 	free(s->name);
 	free(s->image);
+	free(s->image_id);
 	free(s->hostname);
 	strv_free(s->process.args, s->process.n_args);
 	strv_free(s->process.env, s->process.n_env);
