@@ -8,6 +8,7 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "common/util.h"
@@ -158,6 +159,7 @@ int userns_run(const struct id_mapping *m, int (*fn)(void *arg, struct hutch_err
 		return hutch_fail_sys(err, "pipe");
 	}
 	fflush(NULL);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(go[0]);
@@ -167,6 +169,10 @@ int userns_run(const struct id_mapping *m, int (*fn)(void *arg, struct hutch_err
 		return hutch_fail_sys(err, "fork");
 	}
 	if (pid == 0) {
+		/* whoever asked may be killed: this helper must not outlive it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (getppid() != parent)
+			_exit(1);
 		close(go[1]);
 		close(rep[0]);
 		struct userns_report r = {0};

@@ -850,6 +850,7 @@ struct plan_job {
 	char chain[65];
 	char diff_id[72];
 	int held; /* O_RDONLY fd of the stored layer, flock'd shared until the commit */
+	pid_t parent; /* the importing process */
 	char staging[PATH_MAX];
 	int stagefd;
 	pid_t pid;
@@ -888,6 +889,8 @@ static __attribute__((noreturn)) void plan_layer_child(struct hutch_store *s,
 	struct hutch_err *e = NULL;
 	/* an import killed with SIGKILL takes its workers along */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() != j->parent)
+		_exit(1);
 	/* lock files stay (unlinking a lock file races with its next user);
 	 * prune removes the free ones */
 	_cleanup_free_ char *lock_name = xasprintf("locks/%s", j->chain);
@@ -1075,6 +1078,7 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 				break;
 			}
 			fflush(NULL);
+			j->parent = getpid();
 			j->pid = fork();
 			if (j->pid < 0) {
 				hutch_fail_sys(err, "fork to unpack a layer");

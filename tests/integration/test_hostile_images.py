@@ -20,6 +20,10 @@ What is proved, per attack:
   `image rm` during an import does not break it;
 - prune: frees what nothing uses, never a layer of a running container, and
   the same image imports again afterwards.
+
+Runs as root (rootful store) and as an unprivileged user (tests/rootless/run.sh,
+rootless store) alike. Processes a killed import leaves behind are killed by pid
+at teardown.
 """
 import gzip
 import hashlib
@@ -30,7 +34,6 @@ import platform
 import secrets
 import shutil
 import signal
-import stat
 import subprocess
 import tarfile
 import threading
@@ -42,7 +45,6 @@ import pytest
 
 from conftest import descendants, tree_snapshot, wait_for
 
-ROOTLESS = os.geteuid() != 0
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -1154,7 +1156,7 @@ def test_import_killed_at_any_moment(hutch, state, spawn, big_image, orphan_reap
     assert not survivors, (
         f"killed at {moment} ({'while running' if running else 'after it ended'}): unpack "
         f"workers {survivors} of the SIGKILLed import kept running; the next command left "
-        f"staging {staging_left} (names then: {names})")
+        f"staging {staging_left} (names after: {names})")
     assert staging_left == [], f"the next command left staging {staging_left}"
 
 
