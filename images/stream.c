@@ -312,13 +312,15 @@ ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct 
 		/* A decompression bomb: real layers compress 2-20:1; a small blob
 		 * that expands past 64 MiB at over 1000:1 is refused. */
 		s->plain_total += (uint64_t)n;
-		if (s->plain_total > (64ULL << 20) && s->plain_total / 1000 > s->raw_total + 4096) {
+		/* compressed bytes actually consumed, not what sits in our buffer */
+		uint64_t used = s->raw_total - (uint64_t)(s->in_len - s->in_pos);
+		if (s->plain_total > (64ULL << 20) && s->plain_total / 1000 > used + 4096) {
 			s->failed = true;
 			return hutch_fail(err, 0,
 					  "layer expands more than 1000-fold (%llu bytes from "
 					  "%llu %s bytes): refusing a decompression bomb",
-					  (unsigned long long)s->plain_total,
-					  (unsigned long long)s->raw_total, comp_name(s->comp));
+					  (unsigned long long)s->plain_total, (unsigned long long)used,
+					  comp_name(s->comp));
 		}
 	}
 	if (n == 0)
