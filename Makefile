@@ -105,7 +105,7 @@ test: unit unit-asan integration integration-rootless check-vm
 
 # What README.md promises: from a fresh Debian machine, as root.
 check: deps
-	$(MAKE) test
+	$(MAKE) -k test
 
 demo: deps build/hutch
 	./demo/demo.sh

@@ -202,7 +202,10 @@ def test_container_has_own_cgroup_removed_after(hutch, tmp, spawn, state):
         parent = hutch_cgroup_parent()
         assert not parent.exists() or not [d for d in os.listdir(parent)
                                            if d.startswith(short)]
-        from conftest import comm
+        from conftest import comm, wait_for
+        # "ready" is written just before `exec sleep`: wait for the exec
+        wait_for(lambda: [d for d in descendants(p.pid) if comm(d) == "sleep"],
+                 what="the container's sleep")
         kids = [d for d in descendants(p.pid) if comm(d) == "sleep"]
         assert len(kids) == 1
         mine = [l for l in open("/proc/self/cgroup") if l.startswith("0::")]
