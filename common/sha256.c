@@ -1,5 +1,7 @@
 #include "common/sha256.h"
 
+#include <stdio.h>
+
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -263,4 +265,16 @@ void sha256_hex(const uint8_t in[SHA256_DIGEST_LEN], char out[SHA256_HEX_LEN + 1
 		out[2 * i + 1] = digits[in[i] & 0xf];
 	}
 	out[SHA256_HEX_LEN] = '\0';
+}
+
+void sha256_digest(const void *data, size_t len, char out[72])
+{
+	struct sha256_ctx c;
+	uint8_t d[SHA256_DIGEST_LEN];
+	char hex[SHA256_HEX_LEN + 1];
+	sha256_init(&c);
+	sha256_update(&c, data, len);
+	sha256_final(&c, d);
+	sha256_hex(d, hex);
+	snprintf(out, 72, "sha256:%s", hex);
 }

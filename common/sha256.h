@@ -23,6 +23,9 @@ void sha256_final(struct sha256_ctx *ctx, uint8_t out[SHA256_DIGEST_LEN]);
 /* 64 lowercase hex digits and a NUL. */
 void sha256_hex(const uint8_t in[SHA256_DIGEST_LEN], char out[SHA256_HEX_LEN + 1]);
 
+/* "sha256:<64 hex>" of a buffer (out holds 72 bytes). */
+void sha256_digest(const void *data, size_t len, char out[72]);
+
 /* For tests and benchmarks: "sha-ni" or "portable", and a switch that forces the
  * portable code (returns false if the fast path was never available). */
 const char *sha256_impl_name(void);

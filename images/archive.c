@@ -582,17 +582,6 @@ static int layout_read(struct layout *l, const char *name, size_t max, char **ou
 	return 0;
 }
 
-static void sha256_of(const char *buf, size_t len, char out[72])
-{
-	struct sha256_ctx ctx;
-	uint8_t d[SHA256_DIGEST_LEN];
-	char hex[SHA256_HEX_LEN + 1];
-	sha256_init(&ctx);
-	sha256_update(&ctx, buf, len);
-	sha256_final(&ctx, d);
-	sha256_hex(d, hex);
-	snprintf(out, 72, "sha256:%s", hex);
-}
 
 /* A blob named by a (validated) digest, read whole and checked against it. */
 static int read_blob(struct layout *l, const char *what, const char *digest, int64_t size,
@@ -611,7 +600,7 @@ static int read_blob(struct layout *l, const char *what, const char *digest, int
 				  " (corrupt layout)",
 				  what, digest, *len, size);
 	char got[72];
-	sha256_of(buf, *len, got);
+	sha256_digest(buf, *len, got);
 	if (strcmp(got, digest))
 		return hutch_fail(err, 0, "%s %s: its content has digest %s (corrupt layout)", what,
 				  digest, got);
@@ -932,7 +921,7 @@ static int plan_docker(struct layout *l, const char *ref, struct image_plan *p,
 	digest_from_blob_name(cfg_member, p->config_digest);
 	if (p->config_digest[0]) {
 		char got[72];
-		sha256_of(p->config, p->config_len, got);
+		sha256_digest(p->config, p->config_len, got);
 		if (strcmp(got, p->config_digest)) {
 			hutch_fail(err, 0, "config %s: its content has digest %s (corrupt archive)",
 				   p->config_digest, got);

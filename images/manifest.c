@@ -678,27 +678,45 @@ void image_index_free(struct image_index *ix)
 	memset(ix, 0, sizeof(*ix));
 }
 
+/* The common start of parsing a manifest or an index: parse, check that the
+ * document is the kind wanted (and says so consistently), check its schema. */
+static int open_document(const char *json, size_t len, const char *media_type, const char *what,
+			 enum manifest_kind want, struct json_object **doc_out, const char **doc_type,
+			 struct hutch_err **err)
+{
+	struct json_object *doc;
+	if (json_parse_doc(json, len, MANIFEST_MAX_LEN, what, &doc, err) < 0)
+		return -1;
+	enum manifest_kind kind;
+	if (detect_object(doc, media_type, what, &kind, doc_type, err) < 0)
+		goto fail;
+	if (kind != want) {
+		hutch_fail(err, 0, "%s: this is an image %s, not %s", what,
+			   want == MANIFEST_INDEX ? "manifest" : "index",
+			   want == MANIFEST_INDEX ? "an index" : "a manifest");
+		goto fail;
+	}
+	if (check_schema_version(doc, what, err) < 0)
+		goto fail;
+	*doc_out = doc;
+	return 0;
+fail:
+	json_object_put(doc);
+	return -1;
+}
+
 int image_index_parse(const char *json, size_t len, const char *media_type, struct image_index *out,
 		      struct hutch_err **err)
 {
 	memset(out, 0, sizeof(*out));
 	const char *what = "image index";
 	struct json_object *doc;
-	if (json_parse_doc(json, len, MANIFEST_MAX_LEN, what, &doc, err) < 0)
+	const char *doc_type;
+	if (open_document(json, len, media_type, what, MANIFEST_INDEX, &doc, &doc_type, err) < 0)
 		return -1;
 	int ret = -1;
-	enum manifest_kind kind;
-	const char *doc_type;
 	struct json_object *arr;
 	size_t n;
-	if (detect_object(doc, media_type, what, &kind, &doc_type, err) < 0)
-		goto out;
-	if (kind != MANIFEST_INDEX) {
-		hutch_fail(err, 0, "%s: this is an image manifest, not an index", what);
-		goto out;
-	}
-	if (check_schema_version(doc, what, err) < 0)
-		goto out;
 	int r = get_array(doc, "manifests", what, &arr, &n, err);
 	if (r < 0)
 		goto out;
@@ -748,21 +766,12 @@ int image_manifest_parse(const char *json, size_t len, const char *media_type,
 	memset(out, 0, sizeof(*out));
 	const char *what = "image manifest";
 	struct json_object *doc;
-	if (json_parse_doc(json, len, MANIFEST_MAX_LEN, what, &doc, err) < 0)
+	const char *doc_type;
+	if (open_document(json, len, media_type, what, MANIFEST_IMAGE, &doc, &doc_type, err) < 0)
 		return -1;
 	int ret = -1;
-	enum manifest_kind kind;
-	const char *doc_type;
 	struct json_object *arr;
 	size_t n;
-	if (detect_object(doc, media_type, what, &kind, &doc_type, err) < 0)
-		goto out;
-	if (kind != MANIFEST_IMAGE) {
-		hutch_fail(err, 0, "%s: this is an image index, not a manifest", what);
-		goto out;
-	}
-	if (check_schema_version(doc, what, err) < 0)
-		goto out;
 	struct json_object *cfg = member(doc, "config");
 	if (!cfg) {
 		hutch_fail(err, 0, "%s: \"config\" is missing", what);

@@ -893,17 +893,6 @@ static int ping(struct puller *p, struct hutch_err **err)
 
 /* ---- manifests and the config ------------------------------------------------ */
 
-static void sha256_of(const void *data, size_t len, char out[72])
-{
-	struct sha256_ctx c;
-	uint8_t d[SHA256_DIGEST_LEN];
-	char hex[SHA256_HEX_LEN + 1];
-	sha256_init(&c);
-	sha256_update(&c, data, len);
-	sha256_final(&c, d);
-	sha256_hex(d, hex);
-	snprintf(out, 72, "sha256:%s", hex);
-}
 
 /* GET a manifest by tag or digest; its bytes, media type and computed digest.
  * A digest asked for (or the descriptor's size) must match. */
@@ -926,7 +915,7 @@ static int fetch_manifest(struct puller *p, const char *reference, const char *w
 			       MANIFEST_MAX_LEN >> 20);
 		goto out;
 	}
-	sha256_of(resp.body ? resp.body : "", resp.len, digest);
+	sha256_digest(resp.body ? resp.body : "", resp.len, digest);
 	if (want_digest && strcmp(digest, want_digest)) {
 		r = hutch_fail(err, 0,
 			       "the manifest's bytes hash to %s, not %s as asked: refusing a "
@@ -1050,7 +1039,7 @@ static int fetch_config(struct puller *p, const struct descriptor *d, char **out
 		goto out;
 	}
 	char digest[72];
-	sha256_of(resp.body ? resp.body : "", resp.len, digest);
+	sha256_digest(resp.body ? resp.body : "", resp.len, digest);
 	if (strcmp(digest, d->digest)) {
 		r = hutch_fail(err, 0,
 			       "the image config's bytes hash to %s, not %s as the manifest says: "
