@@ -39,6 +39,44 @@ CYCLE_LABELS = {
 # container's parent is whoever adopts orphans: here the benchmark's subreaper).
 SUPERVISOR = {"hutch": "hutch monitor", "crun": None, "runc": None, "podman": "conmon"}
 
+# The image benchmark (bench/images.sh): groups of rows; the first row of each is hutch's,
+# the one "× hutch" divides by.
+IMAGE_GROUPS = [
+    ("import", "Import of the three-layer image", [
+        ("img:gzip:hutch", "hutch image import, OCI layout, gzip"),
+        ("img:zstd:hutch", "hutch image import, OCI layout, zstd"),
+        ("img:docker:hutch", "hutch image import, docker archive"),
+        ("img:gzip:tar", "tar -xzf of the 3 layers in turn"),
+        ("img:zstd:tar", "zstd -dc | tar -x of the 3 layers in turn"),
+        ("img:plain:tar", "tar -xf of the 3 uncompressed layers in turn"),
+        ("img:gzip:umoci", "umoci unpack, OCI layout, gzip"),
+        ("img:docker:podman", "podman load, docker archive"),
+    ]),
+    ("single", "One layer (layer 1 alone)", [
+        ("img:l1:hutch", "hutch image import, one-layer OCI layout, gzip"),
+        ("img:l1:tar", "tar -xzf of layer 1"),
+    ]),
+    ("pull", "Pull from docker-registry on 127.0.0.1 (gzip image)", [
+        ("pull:gzip:hutch", "hutch pull --tls-verify=false"),
+        ("pull:gzip:skopeo", "skopeo copy docker:// dir: (download only)"),
+    ]),
+]
+# (hutch's row, the other row, what is compared): hutch's median / the other's
+IMAGE_PAIRS = [
+    ("img:gzip:hutch", "img:gzip:tar", "gzip layout vs tar -xzf in turn (the gzip floor)"),
+    ("img:zstd:hutch", "img:zstd:tar", "zstd layout vs zstd -dc | tar -x in turn"),
+    ("img:docker:hutch", "img:plain:tar", "docker archive vs tar -xf of the uncompressed layers"),
+    ("img:l1:hutch", "img:l1:tar", "one layer vs tar -xzf of it"),
+    ("img:docker:hutch", "img:docker:podman", "docker archive vs podman load of it"),
+    ("img:gzip:hutch", "img:docker:podman", "gzip layout vs podman load of the docker archive"),
+    ("img:gzip:hutch", "img:gzip:umoci", "gzip layout vs umoci unpack of it"),
+    ("pull:gzip:hutch", "pull:gzip:skopeo", "pull vs skopeo's download only"),
+]
+# Measured in issue 4 on such an image (514 MB, 25k entries, medians of 5), seconds and
+# ratios to sequential tar -xzf.
+IMAGE_ISSUE_REF = {"img:gzip:tar": 4.6, "img:zstd:tar": 1.4, "img:plain:tar": 1.1}
+IMAGE_ISSUE_RATIO = {"img:docker:podman": 1.56, "img:gzip:umoci": 2.24}
+
 
 def read_tsv(path):
     rows = []
@@ -175,6 +213,165 @@ def cycle_results(data_dir, env, status, timings, per_file):
     return rows, round_ratios
 
 
+def image_results(data_dir, env, status, timings, per_file):
+    """The image benchmark's rows, like-for-like comparisons and goals; None when it did not run."""
+    keys = [k for _, _, rows in IMAGE_GROUPS for k, _ in rows]
+    if not any(k in status for k in keys):
+        return None
+    try:
+        with open(os.path.join(data_dir, "images-info.json"), encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        info = None
+    rows = []
+    for group, _, members in IMAGE_GROUPS:
+        ref = members[0][0]
+        for key, label in members:
+            state, reason = status.get(key, ("FAILED", "no status recorded"))
+            t = timings.get(key, {}) if state != "skipped" else {}
+            if state == "ok" and not t:
+                state, reason = "FAILED", "no timing recorded"
+            if state != "ok":
+                t = {}
+            rows.append({
+                "key": key, "group": group, "label": label, "status": state,
+                "reason": reason or None,
+                "command": env.get("cmd_" + key), "prepare": env.get("prep_" + key),
+                "hyperfine_files": t.get("hyperfine_files", []),
+                "round_medians_s": [m / 1e3 for m in t.get("round_medians_ms", [])],
+                "median_s": t["median_ms"] / 1e3 if t else None,
+                "mean_s": t["mean_ms"] / 1e3 if t else None,
+                "stddev_s": t["stddev_ms"] / 1e3 if t else None,
+                "min_s": t["min_ms"] / 1e3 if t else None,
+                "runs": t.get("runs"),
+                "reference_s": IMAGE_ISSUE_REF.get(key),
+                "ratio_ref": ref,
+            })
+    by_key = {r["key"]: r for r in rows}
+    for r in rows:
+        r["ratio_to_hutch"] = ratio(r["median_s"], by_key[r["ratio_ref"]]["median_s"])
+        del r["ratio_ref"]
+        floor = by_key["img:gzip:tar"]["median_s"]
+        r["ratio_to_gzip_tar"] = ratio(r["median_s"], floor) if r["group"] == "import" else None
+
+    pairs = []
+    for a, b, what in IMAGE_PAIRS:
+        per_round = [m[a] / m[b] for _, m in sorted(per_file.items())
+                     if a in m and b in m and m[b] > 0]
+        pairs.append({"hutch": a, "other": b, "what": what,
+                      "ratio": ratio(by_key[a]["median_s"], by_key[b]["median_s"]),
+                      "per_round": per_round})
+
+    def pair(a, b):
+        return next(p for p in pairs if p["hutch"] == a and p["other"] == b)
+
+    def shown(p):
+        if p["ratio"] is None:
+            return "n/a"
+        spread = (f", per round {min(p['per_round']):.2f}-{max(p['per_round']):.2f}x"
+                  if len(p["per_round"]) > 1 else "")
+        return (f"{p['hutch']} / {p['other']} = {p['ratio']:.2f}x "
+                f"({by_key[p['hutch']]['median_s']:.2f} s vs {by_key[p['other']]['median_s']:.2f} s{spread})")
+
+    goals = []
+    p = pair("img:gzip:hutch", "img:gzip:tar")
+    goals.append({"goal": "import (gzip) at or below sequential tar -xzf of the same layers",
+                  "value": p["ratio"], "met": None if p["ratio"] is None else p["ratio"] <= 1.0,
+                  "shown": shown(p)})
+    p = pair("img:l1:hutch", "img:l1:tar")
+    goals.append({"goal": "a single layer within 1.2x of tar -xzf", "value": p["ratio"],
+                  "met": None if p["ratio"] is None else p["ratio"] <= 1.2, "shown": shown(p)})
+    p = pair("img:docker:hutch", "img:docker:podman")
+    p2 = pair("img:gzip:hutch", "img:docker:podman")
+    met = None if p["ratio"] is None else p["ratio"] < 1.0
+    extra = f"; gzip layout: {shown(p2)}" if p2["ratio"] is not None else ""
+    goals.append({"goal": "ahead of podman load (the same docker archive, same run)",
+                  "value": p["ratio"], "met": met, "shown": shown(p) + extra})
+    warmup = {row[0]: float(row[2]) for row in read_tsv(os.path.join(data_dir, "images-warmup.tsv"))
+              if len(row) >= 3 and row[1] == "0"}
+    for r in rows:
+        r["warmup_s"] = warmup.get(r["key"])
+    return {
+        "what": "import of a three-layer image into a fresh directory per run, against tar -x "
+                "of the same layers in turn, umoci unpack and podman load; one layer alone; a "
+                "pull from a local registry against skopeo's download to a directory",
+        "image": info,
+        "runs": int(env["image_runs"]) if env.get("image_runs") else None,
+        "peer_runs": int(env["image_peer_runs"]) if env.get("image_peer_runs") else None,
+        "pull_runs": int(env["pull_runs"]) if env.get("pull_runs") else None,
+        "registry": env.get("registry"),
+        "trash_delete_s": float(env["images_trash_delete_s"]) if env.get("images_trash_delete_s") else None,
+        "since_last_delete_s": (int(env["images_since_last_delete_s"])
+                                if env.get("images_since_last_delete_s") else None),
+        "total_s": float(env["images_inner_s"]) if env.get("images_inner_s") else None,
+        "tools": rows,
+        "comparisons": pairs,
+        "goals": goals,
+    }
+
+
+def image_tables(img):
+    """The image benchmark's table (lines), notes and explanations."""
+    header = ["row", "median s", "mean ± sd s", "min s", "runs", "× hutch", "× tar -xzf", "issue 4"]
+    groups = []
+    for group, title, _ in IMAGE_GROUPS:
+        rows = []
+        for r in img["tools"]:
+            if r["group"] != group:
+                continue
+            issue = (f"{r['reference_s']:.1f} s" if r["reference_s"] is not None else
+                     f"{IMAGE_ISSUE_RATIO[r['key']]:.2f}x" if r["key"] in IMAGE_ISSUE_RATIO else "-")
+            if r["status"] != "ok":
+                rows.append([f"{r['label']}: {r['status']}"] + ["-"] * 6 + [issue])
+                continue
+            rows.append([r["label"], fmt(r["median_s"], ".2f"),
+                         f"{r['mean_s']:.2f} ± {r['stddev_s']:.2f}", fmt(r["min_s"], ".2f"),
+                         str(r["runs"]), fmt(r["ratio_to_hutch"], ".2f"),
+                         fmt(r["ratio_to_gzip_tar"], ".2f"), issue])
+        groups.append((title, rows))
+    notes = [f"{r['key']}: FAILED: {r['reason']}" for r in img["tools"]
+             if r["status"] not in ("ok", "skipped")]
+    info = img["image"] or {}
+    explain = []
+    if info:
+        layers = ", ".join(f"{li['file_bytes'] / 1e6:.0f} MB / {li['entries']} entries"
+                           for li in info["layers"])
+        explain.append(
+            f"image: {info['file_bytes'] / 1e6:.0f} MB of files, {info['entries']} entries in 3 layers "
+            f"({layers}); gzip {info['gzip_bytes'] / 1e6:.0f} MB, zstd {info['zstd_bytes'] / 1e6:.0f} MB; "
+            f"layer 3 has {info['layers'][2]['whiteouts']} whiteouts of layer-1 files (one opaque "
+            f"directory); built by bench/mkimage.py, key {info['key']}.")
+    explain.append(
+        f"each timed run writes into a fresh directory: hyperfine's --prepare moves the last one "
+        f"to a trash directory (deleted after all runs) and runs `sync`; one run per row per round, "
+        f"rows side by side in a rotated order; {img['runs']} rounds, umoci and podman in the first "
+        f"{min(img['peer_runs'] or 0, img['runs'] or 0)}; pull {img['pull_runs']} rounds; before "
+        f"them, one untimed warm-up run of each row. The warm-up's and the last timed run's "
+        f"output are checked (every layer's marker file, the entry count, hutch's whiteouts).")
+    explain.append(
+        "× hutch: median / hutch's median in the same group (import: hutch's gzip import); "
+        "× tar -xzf: median / sequential tar -xzf's. issue 4: measured there on such an image "
+        "(514 MB, 25k entries, medians of 5): seconds, or the ratio to tar -xzf.")
+    explain.append(
+        "the docker archive (skopeo's docker-archive writer, as `docker save`) holds the layers "
+        "uncompressed: podman load and hutch's import of it decompress nothing.")
+    explain.append(
+        "skopeo copy to dir: only downloads and verifies the blobs; it unpacks nothing, so it is "
+        "the floor for the download part of a pull, not a peer of hutch pull.")
+    explain.append("hutch commits its store with syncfs(); tar, umoci and podman do not sync.")
+    since = img.get("since_last_delete_s")
+    if since is not None and since < 360:
+        explain.insert(0,
+            f"warning: an earlier run deleted its unpacked trees {since} s before this one's "
+            f"image timing started: ext4 without a journal skips inodes freed less than 60-360 s "
+            f"ago and scanning past them is slow, so every row's time is inflated (wait ~6 "
+            f"minutes between runs, or compare ratios)")
+    if img.get("trash_delete_s") is not None:
+        explain.append(f"deleting the unpacked trees after the runs took {img['trash_delete_s']:.0f} s "
+                       f"(not timed); the image part took {img['total_s'] or 0:.0f} s in all.")
+    return header, groups, notes, explain
+
+
 def by_cycle_median(rows, tool):
     return next((r["median_ms"] for r in rows if r["tool"] == tool), None)
 
@@ -269,6 +466,7 @@ def main() -> int:
 
     cycle_rows, cycle_round_ratios = cycle_results(data_dir, env, status, timings, per_file)
     leftover_procs = [" ".join(r) for r in read_tsv(os.path.join(data_dir, "leftover-processes.txt"))]
+    images = image_results(data_dir, env, status, timings, per_file)
     floor = rss.get("floor", [])
     results = {
         "env": env,
@@ -284,6 +482,7 @@ def main() -> int:
             "tools": cycle_rows,
             "hutch_to_crun_per_round": cycle_round_ratios,
         },
+        "images": images,
         "leftover_processes_killed": leftover_procs,
     }
     with open(os.path.join(work, "results.json"), "w", encoding="utf-8") as f:
@@ -405,6 +604,39 @@ def main() -> int:
         print(n)
     if cycle_ratio_note:
         print(cycle_ratio_note)
+    ifailures = []
+    if images:
+        iheader, igroups, inotes, iexplain = image_tables(images)
+        ifailures = inotes
+        allrows = [iheader] + [r for _, rows in igroups for r in rows]
+        iwidths = [max(len(x[i]) for x in allrows) for i in range(len(iheader))]
+
+        def iline(cells):
+            return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(cells, iwidths)))
+
+        print()
+        print("Images: import of a three-layer image (fresh directory per run), one layer, pull")
+        for title, rows in igroups:
+            print()
+            print(title)
+            print(iline(iheader))
+            print(iline(["-" * w for w in iwidths]))
+            for r in rows:
+                print(iline(r))
+        print()
+        for n in inotes:
+            print(n)
+        for p in images["comparisons"]:
+            if p["ratio"] is not None:
+                print(f"hutch/other: {p['what']}: {p['ratio']:.2f}x" + (
+                    f" (per round {min(p['per_round']):.2f}-{max(p['per_round']):.2f}x)"
+                    if len(p["per_round"]) > 1 else ""))
+        for g in images["goals"]:
+            mark = {True: "met", False: "NOT met", None: "n/a"}[g["met"]]
+            print(f"goal: {g['goal']}: {mark} ({g['shown']})")
+        for n in iexplain:
+            print(n)
     own = [c for c in leftovers if not c.startswith("hutch/")]
     shared = [c for c in leftovers if c.startswith("hutch/")]
     if own:
@@ -459,12 +691,46 @@ def main() -> int:
     for p in leftover_procs:
         md.append(f"- **warning: process outlived the benchmark's cleanup and was killed: {p}**")
     md.append("")
+    if images:
+        md.append("## Images: import of a three-layer image, one layer, pull")
+        md.append("")
+        for title, rows in igroups:
+            md.append(f"**{title}**")
+            md.append("")
+            md.append("| " + " | ".join(iheader) + " |")
+            md.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(iheader))) + "|")
+            for x in rows:
+                md.append("| " + " | ".join(x) + " |")
+            md.append("")
+        for n in inotes:
+            md.append(f"- **{n}**")
+        md.append("")
+        md.append("hutch's median / the other's, in this run (and the range over the rounds):")
+        md.append("")
+        for p in images["comparisons"]:
+            if p["ratio"] is not None:
+                md.append(f"- {p['what']}: {p['ratio']:.2f}x" + (
+                    f" ({min(p['per_round']):.2f}-{max(p['per_round']):.2f}x)"
+                    if len(p["per_round"]) > 1 else ""))
+        md.append("")
+        md.append("Goals (issue 4):")
+        md.append("")
+        for g in images["goals"]:
+            mark = {True: "met", False: "**NOT met**", None: "n/a"}[g["met"]]
+            md.append(f"- {g['goal']}: {mark} ({g['shown']})")
+        md.append("")
+        for n in iexplain:
+            md.append(f"- {n}")
+        md.append("")
     md.append("## Commands")
     md.append("")
     for t in tools:
         md.append(f"- {t['tool']}: `{t['command']}`")
     for r in cycle_rows:
         md.append(f"- cycle {r['tool']}: `{r['command']}`")
+    if images:
+        for r in images["tools"]:
+            md.append(f"- {r['key']}: `{r['command']}`; --prepare: `{r['prepare']}`")
     md.append("")
     md.append("## Versions")
     md.append("")
@@ -475,9 +741,10 @@ def main() -> int:
     with open(os.path.join(work, "results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md))
 
-    if failures or cfailures:
+    if failures or cfailures or ifailures:
         return 1
-    if os.environ.get("BENCH_ENFORCE_GOALS") == "1" and any(g["met"] is False for g in goals):
+    all_goals = goals + (images["goals"] if images else [])
+    if os.environ.get("BENCH_ENFORCE_GOALS") == "1" and any(g["met"] is False for g in all_goals):
         return 1
     return 0
 

@@ -4,7 +4,9 @@
 # bench/reap.c, table and results in build/bench/. Then the lifecycle benchmark
 # (bench/cycle.sh): one `run -d` + `stop` + `rm` cycle of `sleep 1000` against crun, runc
 # and podman, and the memory of the process supervising each detached container (hutch's
-# monitor, podman's conmon). See bench/README.md.
+# monitor, podman's conmon). Then the image benchmark (bench/images.sh): importing a
+# ~500 MB three-layer image against tar -x of its layers, umoci unpack and podman load, and
+# a pull from a local registry against skopeo. See bench/README.md.
 #
 # Runs as root. All timing and RSS runs happen inside one private mount namespace in which
 # cgroup2 is mounted at /sys/fs/cgroup (the host has a hybrid v1 + v2 layout that crun
@@ -95,6 +97,11 @@ CMD[cycle:podman]+=" && $P stop -t 0 $CYCLE_NAME && $P rm $CYCLE_NAME; }"
 CMD[cycle:podman]+=" </dev/null >/dev/null 2>>$LOGS/cycle-podman.log"
 unset H CR RC P R rt
 HF_SHELL=none # hyperfine --shell: none (-N) for the /bin/true benchmark, /bin/sh for cycles
+# The image benchmark (bench/images.sh): its rows' commands in CMD, their --prepare
+# commands in PREP, status keys img:INPUT:TOOL and pull:INPUT:TOOL.
+# shellcheck source=bench/images.sh
+source "$BENCH_DIR/images.sh"
+img_define
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() {
@@ -123,6 +130,7 @@ status_keys() {
 	printf '%s\n' "${ALL_TOOLS[@]}"
 	for t in "${CYCLE_TOOLS[@]}"; do printf 'cycle:%s\n' "$t"; done
 	for t in "${MONITOR_TOOLS[@]}"; do printf 'monitor:%s\n' "$t"; done
+	printf '%s\n' "${IMG_KEYS[@]}"
 }
 
 tool_ok() { grep -q -P "^\Q$1\E\tok\t" "$DATA/status.tsv" 2>/dev/null; }
@@ -308,8 +316,16 @@ outer() {
 			done
 			continue
 		fi
-		[[ -v "CMD[$tool]" && $tool != *:* ]] ||
-			die "BENCH_SKIP: unknown tool '$tool' (known: ${ALL_TOOLS[*]} cycle)"
+		if [[ $tool == images || $tool == pull ]]; then
+			for key in "${IMG_KEYS[@]}"; do
+				if [[ $tool == images || $key == pull:* ]]; then
+					set_status "$key" skipped "BENCH_SKIP"
+				fi
+			done
+			continue
+		fi
+		[[ ( -v "CMD[$tool]" && $tool != *:* ) || " ${IMG_SKIP_NAMES[*]} " == *" $tool "* ]] ||
+			die "BENCH_SKIP: unknown tool '$tool' (known: ${ALL_TOOLS[*]} cycle ${IMG_SKIP_NAMES[*]})"
 		for key in $(status_keys); do
 			if [[ $key == "$tool" || $key == *":$tool" ]]; then
 				set_status "$key" skipped "BENCH_SKIP"
@@ -322,6 +338,8 @@ outer() {
 	build_rootfs
 	make_bundles
 	record_env
+	images_record_env
+	images_outer
 
 	CG2=$(host_cgroup2)
 	if [[ -n $CG2 ]]; then
@@ -393,6 +411,7 @@ inner_cleanup() {
 			timeout -k 5 60 "$HUTCH" --root "$HUTCH_ROOT" rm -f $ids >/dev/null 2>&1 || true
 		fi
 	fi
+	images_cleanup
 	sweep_orphans
 }
 
@@ -460,7 +479,14 @@ run_hyperfine() {
 	local name=$1 warmup=$2 runs=$3 tool
 	shift 3
 	local args=(--shell="$HF_SHELL" --warmup "$warmup" --runs "$runs"
-		--export-json "$DATA/hf-$name.json")
+		--export-json "$DATA/hf-$name.json") prepare=0
+	for tool in "$@"; do
+		if [[ -n ${PREP[$tool]:-} ]]; then prepare=1; fi
+	done
+	# hyperfine takes one --prepare for all commands or one per command, in their order
+	for tool in "$@"; do
+		if [[ $prepare == 1 ]]; then args+=(--prepare "${PREP[$tool]:-true}"); fi
+	done
 	for tool in "$@"; do
 		args+=(-n "$tool" "${CMD[$tool]}")
 	done
@@ -509,8 +535,8 @@ run_round() {
 			return 1
 		fi
 		# the lifecycle commands keep their stderr: the failing step says why
-		errlog=$LOGS/${failed/:/-}.log
-		if [[ $failed == cycle:* && -s $errlog ]]; then
+		errlog=$LOGS/${failed//:/-}.log
+		if [[ ($failed == cycle:* || $failed == img:* || $failed == pull:*) && -s $errlog ]]; then
 			reason="${reason:-failure}, last stderr line: '$(last_line "$errlog")' ($errlog)"
 		fi
 		set_status "$failed" FAILED "${reason:-failure} in a timing run of $name after passing the single-run check (log: $LOGS/hyperfine-$name.log)"
@@ -621,6 +647,9 @@ inner() {
 	for tool in "${MONITOR_TOOLS[@]}"; do
 		tool_skipped "monitor:$tool" || measure_monitor "$tool"
 	done
+
+	# The image benchmark (bench/images.sh).
+	images_inner
 }
 
 if [[ ${1:-} == __inner ]]; then
