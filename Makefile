@@ -28,7 +28,7 @@ DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev z
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gcc libc6-dev \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
 	python3-cryptography
-BENCH_DEPS := hyperfine crun runc bubblewrap podman
+BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl
 
 .PHONY: all clean deps bench-deps check test unit unit-asan integration integration-rootless \
 	check-vm demo bench fuzz format

@@ -27,6 +27,9 @@
 IMAGE_RUNS=${BENCH_IMAGE_RUNS:-5}           # timed runs per row, one per round
 IMAGE_PEER_RUNS=${BENCH_IMAGE_PEER_RUNS:-3} # umoci and podman (slow): in the first rounds only
 PULL_RUNS=${BENCH_PULL_RUNS:-5}
+# Seconds that must have passed since an earlier run deleted its trees before this one's
+# image timing starts (see images_inner); the rest is waited for.
+IMAGE_SETTLE=${BENCH_IMAGE_SETTLE:-360}
 IMG_CACHE=$WORK/images         # bench/mkimage.py's cache: one directory per input version
 IMG=$IMG_CACHE/current         # symlink to the current version's directory
 IMGRUN=$WORK/imgrun            # the rows' fresh target directories, and the trash
@@ -149,8 +152,8 @@ images_outer() {
 	local out need_kib free_kib runs per_run_kib pkg missing=()
 	img_all_skipped && return 0
 	[[ $IMAGE_RUNS =~ ^[1-9][0-9]*$ && $IMAGE_PEER_RUNS =~ ^[1-9][0-9]*$ &&
-		$PULL_RUNS =~ ^[1-9][0-9]*$ ]] ||
-		die "BENCH_IMAGE_RUNS, BENCH_IMAGE_PEER_RUNS and BENCH_PULL_RUNS must be positive integers"
+		$PULL_RUNS =~ ^[1-9][0-9]*$ && $IMAGE_SETTLE =~ ^[0-9]+$ ]] ||
+		die "BENCH_IMAGE_RUNS, BENCH_IMAGE_PEER_RUNS and BENCH_PULL_RUNS must be positive integers, BENCH_IMAGE_SETTLE an integer"
 	for pkg in umoci skopeo docker-registry zstd podman curl; do
 		command -v "$pkg" >/dev/null || missing+=("$pkg")
 	done
@@ -404,13 +407,21 @@ img_delete_trash() {
 }
 
 images_inner() {
-	local key start=$SECONDS last
+	local key start=$SECONDS last since
 	img_all_skipped && return 0
 	# ext4 without a journal skips inodes freed less than 60 s ago (360 s while their inode
-	# table block is dirty), and scanning past them is slow: the report warns when an
-	# earlier run's deletion of its trees was that recent.
+	# table block is dirty), and allocating past many of them is slow: right after an
+	# earlier run deleted its ~1M inodes, the first rounds ran 1.5-3x slower. Wait until
+	# IMAGE_SETTLE seconds have passed since; the report warns when it was less.
 	if last=$(cat "$IMG_CACHE/.last-delete" 2>/dev/null) && [[ $last =~ ^[0-9]+$ ]]; then
-		printf 'images_since_last_delete_s\t%s\n' "$(($(date +%s) - last))" >>"$DATA/env.tsv"
+		since=$(($(date +%s) - last))
+		if [[ $since -lt $IMAGE_SETTLE ]]; then
+			log "image benchmark: an earlier run deleted its unpacked trees ${since} s ago; waiting $((IMAGE_SETTLE - since)) s until ext4 reuses those inodes (BENCH_IMAGE_SETTLE)"
+			sleep "$((IMAGE_SETTLE - since))"
+			printf 'images_settle_wait_s\t%s\n' "$((IMAGE_SETTLE - since))" >>"$DATA/env.tsv"
+			since=$IMAGE_SETTLE
+		fi
+		printf 'images_since_last_delete_s\t%s\n' "$since" >>"$DATA/env.tsv"
 	fi
 	log "image benchmark: one untimed warm-up run of each row, checked"
 	for key in "${IMG_IMPORT_KEYS[@]}" "${IMG_L1_KEYS[@]}"; do

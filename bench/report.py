@@ -303,6 +303,7 @@ def image_results(data_dir, env, status, timings, per_file):
         "trash_delete_s": float(env["images_trash_delete_s"]) if env.get("images_trash_delete_s") else None,
         "since_last_delete_s": (int(env["images_since_last_delete_s"])
                                 if env.get("images_since_last_delete_s") else None),
+        "settle_wait_s": int(env["images_settle_wait_s"]) if env.get("images_settle_wait_s") else 0,
         "total_s": float(env["images_inner_s"]) if env.get("images_inner_s") else None,
         "tools": rows,
         "comparisons": pairs,
@@ -364,11 +365,15 @@ def image_tables(img):
         explain.insert(0,
             f"warning: an earlier run deleted its unpacked trees {since} s before this one's "
             f"image timing started: ext4 without a journal skips inodes freed less than 60-360 s "
-            f"ago and scanning past them is slow, so every row's time is inflated (wait ~6 "
-            f"minutes between runs, or compare ratios)")
+            f"ago and scanning past them is slow, so every row's time is inflated (BENCH_IMAGE_SETTLE "
+            f"was lowered; compare ratios)")
+    if img.get("settle_wait_s"):
+        explain.append(f"an earlier run had deleted its unpacked trees shortly before: the image "
+                       f"benchmark waited {img['settle_wait_s']} s before timing (BENCH_IMAGE_SETTLE).")
     if img.get("trash_delete_s") is not None:
         explain.append(f"deleting the unpacked trees after the runs took {img['trash_delete_s']:.0f} s "
-                       f"(not timed); the image part took {img['total_s'] or 0:.0f} s in all.")
+                       f"(not timed); the image part took {img['total_s'] or 0:.0f} s in all"
+                       + (", with the wait." if img.get("settle_wait_s") else "."))
     return header, groups, notes, explain
 
 
@@ -700,7 +705,7 @@ def main() -> int:
             md.append("| " + " | ".join(iheader) + " |")
             md.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(iheader))) + "|")
             for x in rows:
-                md.append("| " + " | ".join(x) + " |")
+                md.append("| " + " | ".join(c.replace("|", "\\|") for c in x) + " |")
             md.append("")
         for n in inotes:
             md.append(f"- **{n}**")
