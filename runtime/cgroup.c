@@ -144,7 +144,16 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		cpu = cpu && c2;
 		pids = pids && p2;
 	}
-	if (mkdirat(parentfd, spec->id, 0755) < 0)
+	int made = mkdirat(parentfd, spec->id, 0755);
+	if (made < 0 && errno == ENOENT) {
+		/* the last container's exit removed hutch/ just now: make it again */
+		close(parentfd);
+		if (mkdirat(rootfd, "hutch", 0755) < 0 && errno != EEXIST)
+			return hutch_fail_sys(err, "create cgroup %s/hutch", unified);
+		parentfd = openat(rootfd, "hutch", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		made = parentfd < 0 ? -1 : mkdirat(parentfd, spec->id, 0755);
+	}
+	if (made < 0)
 		return hutch_fail_sys(err, "create cgroup %s/hutch/%s", unified, spec->id);
 	cg->path = xasprintf("%s/hutch/%s", unified, spec->id);
 	cg->dirfd = openat(parentfd, spec->id, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -238,6 +247,13 @@ int cgroup_destroy(struct cgroup *cg, struct hutch_err **err)
 		}
 		close(cg->dirfd);
 		cg->dirfd = -1;
+		/* Leave nothing behind: the shared hutch/ parent goes with the last
+		 * container (EBUSY while others run; they remove it later). */
+		char *slash = cg->path ? strrchr(cg->path, '/') : NULL;
+		if (ret == 0 && slash) {
+			*slash = '\0';
+			rmdir(cg->path);
+		}
 	}
 	free(cg->path);
 	cg->path = NULL;
