@@ -188,9 +188,8 @@ int hutch_runtime_init(struct hutch_runtime *rt, const char *data_root, const ch
 	rt->run_root = xstrdup(run_root);
 	rt->rootless = geteuid() != 0;
 	_cleanup_free_ char *d1 = xasprintf("%s/containers", data_root);
-	_cleanup_free_ char *d2 = xasprintf("%s/containers", run_root);
 	_cleanup_free_ char *d3 = xasprintf("%s/cache", run_root);
-	if (mkdir_p_at(AT_FDCWD, d1, 0700, err) < 0 || mkdir_p_at(AT_FDCWD, d2, 0700, err) < 0 ||
+	if (mkdir_p_at(AT_FDCWD, d1, 0700, err) < 0 ||
 	    mkdir_p_at(AT_FDCWD, d3, 0700, err) < 0) {
 		hutch_runtime_fini(rt);
 		return -1;

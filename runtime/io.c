@@ -68,7 +68,6 @@ int hutch_container_attach_wait(struct hutch_container *c, struct hutch_exit *st
 
 	struct termios saved;
 	bool raw = false;
-	bool stdin_open = false;
 	if (c->pty_master >= 0) {
 		if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
 			struct termios t = saved;
@@ -79,7 +78,7 @@ int hutch_container_attach_wait(struct hutch_container *c, struct hutch_exit *st
 		epoll_ctl(ep, EPOLL_CTL_ADD, c->pty_master, &ev);
 		ev.data.u32 = EV_STDIN;
 		/* epoll refuses regular files: then stdin is simply not relayed */
-		stdin_open = epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO, &ev) == 0;
+		(void)epoll_ctl(ep, EPOLL_CTL_ADD, STDIN_FILENO, &ev);
 	}
 
 	bool exited = false;
@@ -116,7 +115,6 @@ int hutch_container_attach_wait(struct hutch_container *c, struct hutch_exit *st
 				if (!pump(STDIN_FILENO, c->pty_master) ||
 				    (evs[i].events & (EPOLLHUP | EPOLLERR))) {
 					epoll_ctl(ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
-					stdin_open = false;
 					/* EOF on our stdin: pass ^D on to the terminal */
 					write_all(c->pty_master, "\x04", 1);
 				}
@@ -140,7 +138,6 @@ int hutch_container_attach_wait(struct hutch_container *c, struct hutch_exit *st
 			if (n > 0 && write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
 				break;
 	}
-	(void)stdin_open;
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	if (ret == 0)
