@@ -81,6 +81,27 @@ static void warn_unenforced(const struct hutch_runtime *rt, const struct hutch_s
 		missing, where);
 }
 
+/* Make and open <root>/hutch and enable the controllers the limits need in the
+ * root's and the parent's subtree_control. Returns the parent's fd or -errno. */
+static int open_parent(int rootfd, bool wants_limits, bool *mem, bool *cpu, bool *pids)
+{
+	if (mkdirat(rootfd, "hutch", 0755) < 0 && errno != EEXIST)
+		return -errno;
+	int parentfd = openat(rootfd, "hutch", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (parentfd < 0)
+		return -errno;
+	*mem = *cpu = *pids = false;
+	if (wants_limits) {
+		bool m2 = false, c2 = false, p2 = false;
+		enable_controllers(rootfd, mem, cpu, pids);
+		enable_controllers(parentfd, &m2, &c2, &p2);
+		*mem = *mem && m2;
+		*cpu = *cpu && c2;
+		*pids = *pids && p2;
+	}
+	return parentfd;
+}
+
 int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		  struct cgroup *cg, struct hutch_err **err)
 {
@@ -122,39 +143,29 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 	}
 	if (base)
 		unified = base;
-	if (mkdirat(rootfd, "hutch", 0755) < 0 && errno != EEXIST) {
-		if (rt->rootless && (errno == EACCES || errno == EPERM || errno == EROFS)) {
-			/* Rootless without a delegated subtree: no cgroup at all. */
+	bool mem = false, cpu = false, pids = false;
+	_cleanup_close_ int parentfd = -1;
+	/* The last container's exit removes the shared hutch/ parent; a start racing
+	 * that removal sees ENOENT for its own dir and sets the parent up again. */
+	for (int attempt = 0;; attempt++) {
+		int r = open_parent(rootfd, wants_limits, &mem, &cpu, &pids);
+		if (r < 0 && rt->rootless && (-r == EACCES || -r == EPERM || -r == EROFS)) {
+			/* Rootless without a writable subtree: no cgroup at all. */
 			if (wants_limits)
 				warn_unenforced(rt, spec, cg,
 						"no writable cgroup v2 subtree for this user");
 			return 0;
 		}
-		return hutch_fail_sys(err, "create cgroup %s/hutch", unified);
-	}
-	_cleanup_close_ int parentfd = openat(rootfd, "hutch", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (parentfd < 0)
-		return hutch_fail_sys(err, "open cgroup %s/hutch", unified);
-	bool mem = false, cpu = false, pids = false;
-	if (wants_limits) {
-		bool m2 = false, c2 = false, p2 = false;
-		enable_controllers(rootfd, &mem, &cpu, &pids);
-		enable_controllers(parentfd, &m2, &c2, &p2);
-		mem = mem && m2;
-		cpu = cpu && c2;
-		pids = pids && p2;
-	}
-	int made = mkdirat(parentfd, spec->id, 0755);
-	if (made < 0 && errno == ENOENT) {
-		/* the last container's exit removed hutch/ just now: make it again */
+		if (r < 0)
+			return hutch_fail(err, -r, "create cgroup %s/hutch", unified);
+		parentfd = r;
+		if (mkdirat(parentfd, spec->id, 0755) == 0)
+			break;
+		if (errno != ENOENT || attempt == 3)
+			return hutch_fail_sys(err, "create cgroup %s/hutch/%s", unified, spec->id);
 		close(parentfd);
-		if (mkdirat(rootfd, "hutch", 0755) < 0 && errno != EEXIST)
-			return hutch_fail_sys(err, "create cgroup %s/hutch", unified);
-		parentfd = openat(rootfd, "hutch", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		made = parentfd < 0 ? -1 : mkdirat(parentfd, spec->id, 0755);
+		parentfd = -1;
 	}
-	if (made < 0)
-		return hutch_fail_sys(err, "create cgroup %s/hutch/%s", unified, spec->id);
 	cg->path = xasprintf("%s/hutch/%s", unified, spec->id);
 	cg->dirfd = openat(parentfd, spec->id, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg->dirfd < 0) {
