@@ -613,7 +613,7 @@ def main() -> int:
     if images:
         iheader, igroups, inotes, iexplain = image_tables(images)
         ifailures = inotes
-        allrows = [iheader] + [r for _, rows in igroups for r in rows]
+        allrows = [iheader] + [r for _, grows in igroups for r in grows]
         iwidths = [max(len(x[i]) for x in allrows) for i in range(len(iheader))]
 
         def iline(cells):
@@ -622,12 +622,12 @@ def main() -> int:
 
         print()
         print("Images: import of a three-layer image (fresh directory per run), one layer, pull")
-        for title, rows in igroups:
+        for title, grows in igroups:
             print()
             print(title)
             print(iline(iheader))
             print(iline(["-" * w for w in iwidths]))
-            for r in rows:
+            for r in grows:
                 print(iline(r))
         print()
         for n in inotes:
@@ -699,12 +699,12 @@ def main() -> int:
     if images:
         md.append("## Images: import of a three-layer image, one layer, pull")
         md.append("")
-        for title, rows in igroups:
+        for title, grows in igroups:
             md.append(f"**{title}**")
             md.append("")
             md.append("| " + " | ".join(iheader) + " |")
             md.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(iheader))) + "|")
-            for x in rows:
+            for x in grows:
                 md.append("| " + " | ".join(c.replace("|", "\\|") for c in x) + " |")
             md.append("")
         for n in inotes:
