@@ -62,7 +62,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	int code = 125;
 
 	/* If our monitor dies, so do we: no container runs on unobserved. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	proc_arm_pdeathsig(a->proc.parent_pidfd);
 	if (a->sync_fd >= 0) {
 		char go;
 		if (read(a->sync_fd, &go, 1) != 1)
@@ -222,7 +222,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
 	struct seccomp_prog *prog = NULL;
 	_cleanup_free_ char *upper = NULL, *work = NULL, *rootfs = NULL;
-	_cleanup_close_ int dmz = -1;
+	_cleanup_close_ int dmz = -1, self = -1;
 
 	if (make_container_dirs(rt, spec, c, err) < 0)
 		goto fail;
@@ -242,6 +242,12 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	dmz = proc_dmz_memfd(err);
 	if (dmz < 0)
 		goto fail;
+	/* the container process watches us through it while it starts */
+	self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (self < 0) {
+		hutch_fail_sys(err, "pidfd_open");
+		goto fail;
+	}
 	if (pipe2(report, O_CLOEXEC) < 0 || (spec->userns && pipe2(sync, O_CLOEXEC) < 0) ||
 	    (spec->process.terminal &&
 	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
@@ -259,7 +265,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			 .rootless = rt->rootless},
 		.proc = {.proc = &spec->process, .io = io, .userns = spec->userns,
 			 .seccomp = prog, .report_fd = report[1], .pty_sock = ptys[1],
-			 .dmz_fd = dmz},
+			 .dmz_fd = dmz, .parent_pidfd = self},
 		.sync_fd = sync[0],
 	};
 	if (spec->process.terminal) {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -377,15 +378,34 @@ void proc_run_init(pid_t child)
 	}
 }
 
-/* close every fd from 3 up except a and b */
-static void close_all_but(int a, int b)
+void proc_arm_pdeathsig(int parent_pidfd)
 {
-	int lo = a < b ? a : b, hi = a < b ? b : a;
-	if (lo > 3)
-		syscall(SYS_close_range, 3, lo - 1, 0);
-	if (hi - lo > 1)
-		syscall(SYS_close_range, lo + 1, hi - 1, 0);
-	syscall(SYS_close_range, hi + 1, ~0U, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (parent_pidfd < 0)
+		return;
+	struct pollfd pf = {.fd = parent_pidfd, .events = POLLIN};
+	if (poll(&pf, 1, 0) != 0)
+		_exit(128 + SIGKILL); /* what the signal would have done */
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* close every fd from 3 up except the n in keep (negative ones are ignored) */
+static void close_all_but(int *keep, size_t n)
+{
+	qsort(keep, n, sizeof(int), cmp_int);
+	unsigned from = 3;
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
 }
 
 void proc_setup_and_exec(struct proc_ctx *p)
@@ -402,9 +422,11 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	}
 	if (proc->terminal ? setup_terminal(p, &err) < 0 : setup_stdio(p, &err) < 0)
 		proc_fail(p, code, err);
-	/* Nothing of the host stays open from here on but the report pipe and
-	 * hutch-dmz's memfd (both CLOEXEC): not even for a "-w /proc/self/fd/N". */
-	close_all_but(p->report_fd, p->dmz_fd);
+	/* Nothing of the host stays open from here on but the report pipe,
+	 * hutch-dmz's memfd and the parent's pidfd (all CLOEXEC): not even for a
+	 * "-w /proc/self/fd/N". */
+	int keep[] = {p->report_fd, p->dmz_fd, p->parent_pidfd};
+	close_all_but(keep, ARRAY_SIZE(keep));
 	/* Verify that the working directory is inside the root (a leaked fd as
 	 * cwd is how CVE-2024-21626 escaped). */
 	char cwdbuf[4096];
@@ -427,6 +449,9 @@ void proc_setup_and_exec(struct proc_ctx *p)
 		hutch_fail_sys(&err, "set no_new_privs");
 		proc_fail(p, code, err);
 	}
+	/* setresuid/setresgid cleared the parent-death signal: without it again, a
+	 * non-root container would outlive its monitor. */
+	proc_arm_pdeathsig(p->parent_pidfd);
 	char **env = build_env(proc, &u);
 	/* No fd of ours may reach the container; the report pipe closes on exec. */
 	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {

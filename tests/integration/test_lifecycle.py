@@ -752,3 +752,80 @@ def test_container_process_killed(hutch, ctr, state):
     else:
         assert not os.path.exists(info["cgroup"])
     assert mounts_mentioning(str(state.root)) == []
+
+
+# ------------------------------------------------------------------ owners dying, non-root users
+
+
+def oci_image_with_user(hutch, state, tmp, name, user):
+    """Import bb as a one-layer OCI layout whose config sets USER."""
+    import gzip
+    import hashlib
+
+    out = tmp / f"{name}-oci"
+    (out / "blobs" / "sha256").mkdir(parents=True)
+
+    def blob(data):
+        d = hashlib.sha256(data).hexdigest()
+        (out / "blobs" / "sha256" / d).write_bytes(data)
+        return {"digest": "sha256:" + d, "size": len(data)}
+
+    raw = state.bb_tar.read_bytes()
+    layer = blob(gzip.compress(raw, 1, mtime=0))
+    config = blob(json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "config": {"User": user, "Env": ["PATH=/usr/bin:/bin:/usr/sbin:/sbin"]},
+        "rootfs": {"type": "layers",
+                   "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode())
+    manifest = blob(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    **layer}]}).encode())
+    (out / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest}]}))
+    (out / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    hutch("image", "import", out, name)
+    return name
+
+
+@pytest.fixture
+def user_image(hutch, state, tmp):
+    name = oci_image_with_user(hutch, state, tmp, "bb-nobody", "nobody")
+    yield name
+    hutch("image", "rm", name, check=False)
+
+
+def host_uid(pid):
+    return int(status_fields(Path(f"/proc/{pid}/status").read_text())["Uid"])
+
+
+@pytest.mark.parametrize("how", ["-u nobody", "image USER"])
+def test_monitor_killed_takes_a_non_root_container(hutch, ctr, user_image, how):
+    """setresuid clears PR_SET_PDEATHSIG: the container process arms it again after
+    changing its credentials, so a non-root container dies with its monitor too."""
+    args = ["-u", "nobody", *SLEEPER] if how == "-u nobody" else [user_image, "sleep", "100"]
+    cid = ctr.run(*args)
+    info = ctr.inspect(cid)
+    assert hutch("exec", cid, "id", "-u").stdout == "65534\n"
+    assert host_uid(info["pid"]) != os.getuid()  # the credentials did change
+    os.kill(info["monitor_pid"], signal.SIGKILL)
+    wait_for(lambda: not alive(info["pid"]), timeout=5, what="the container to die")
+    assert [(c["id"], c["status"], c["exit_code"]) for c in ps_json(hutch, "-a")] == \
+        [(cid, "exited", 137)]
+
+
+def test_exec_user_dies_with_its_cli(hutch, ctr, spawn):
+    """exec -u: the command (non-root) dies when the `hutch exec` that runs it is
+    SIGKILLed, and so does the middle process."""
+    cid = ctr.run(*SLEEPER)
+    p = spawn("exec", "-u", "nobody", cid, "sleep", "300")
+    execd = wait_for(lambda: [d for d in descendants(p.pid) if comm(d) == "sleep"],
+                     what="the exec'd sleep")[0]
+    middle = [d for d in descendants(p.pid) if d != execd]
+    assert host_uid(execd) != os.getuid()
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=5)
+    wait_for(lambda: not alive(execd) and not any(alive(m) for m in middle), timeout=5,
+             what="the exec'd command to die with hutch exec")
+    assert ctr.status(cid) == "running"
