@@ -97,6 +97,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hutch: --root needs a directory\n");
 		return 125;
 	}
+	/* Absolute: a detached container's monitor leaves the caller's directory. */
+	_cleanup_free_ char *abs_root = NULL;
+	if (root && root[0] != '/') {
+		_cleanup_free_ char *cwd = getcwd(NULL, 0);
+		if (!cwd) {
+			fprintf(stderr, "hutch: --root %s: cannot get the current directory: %s\n",
+				root, strerror(errno));
+			return 125;
+		}
+		root = abs_root = xasprintf("%s/%s", cwd, root);
+	}
 	default_roots(&ctx, root);
 	const char *verb = argv[i];
 	int sub_argc = argc - i;

@@ -678,7 +678,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			hutch_fail(&err, 0, "-d and -i cannot be combined: a detached container has no stdin");
 			goto out;
 		}
-		if (hutch_container_run_detached(&rt, spec, &err) < 0)
+		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)
 			goto out;
 		printf("%s\n", spec->id);
 		rc = 0;

@@ -209,9 +209,11 @@ const char *hutch_status_name(enum hutch_status st);
 
 /* Detached: fork a monitor that starts the container, collects its output into
  * its log and its exit status, and cleans up when it ends. Returns once the
- * container runs (or failed to start: then nothing is left). */
+ * container runs (or failed to start: then nothing is left). The monitor keeps
+ * hold_fds open for the container's lifetime (the image's layer locks) and
+ * closes every other fd it inherited. */
 int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
-				 struct hutch_err **err);
+				 const int *hold_fds, size_t n_hold_fds, struct hutch_err **err);
 
 /* Send sig to the container's pid 1 (identity checked). */
 int hutch_state_signal(struct hutch_runtime *rt, const struct hutch_state *s, int sig,

@@ -829,3 +829,71 @@ def test_exec_user_dies_with_its_cli(hutch, ctr, spawn):
     wait_for(lambda: not alive(execd) and not any(alive(m) for m in middle), timeout=5,
              what="the exec'd command to die with hutch exec")
     assert ctr.status(cid) == "running"
+
+
+# ------------------------------------------------------------------ the monitor's own state
+
+
+def test_monitor_keeps_no_fd_or_cwd_of_the_cli(state, ctr, tmp):
+    """The monitor closes what it inherited from the CLI (a pipe on fd 3 would
+    keep a reader waiting for the container's lifetime) and leaves its cwd."""
+    cmd = (f"'{state.bin}' --root '{state.root}' run -d --name fd3 bb sleep 1000 "
+           f"3>&1 >/dev/null | cat")
+    ctr.keep("fd3")
+    t0 = time.monotonic()
+    cp = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=20,
+                        cwd=tmp)
+    assert cp.returncode == 0, cp
+    assert time.monotonic() - t0 < 5, "the pipe on fd 3 was held open"
+    info = ctr.inspect("fd3")
+    mon = info["monitor_pid"]
+    assert os.readlink(f"/proc/{mon}/cwd") == "/"
+    fds = {int(n): os.readlink(f"/proc/{mon}/fd/{n}") for n in os.listdir(f"/proc/{mon}/fd")}
+    assert all(fds[i] == "/dev/null" for i in (0, 1, 2)), fds
+    # what is left is its own: the container's pidfd and output, its log, layer locks
+    for n, target in fds.items():
+        assert not target.startswith("pipe:") or n > 2, (n, target, fds)
+        assert str(tmp) not in target, fds
+    assert os.getsid(mon) == mon
+
+
+def test_run_detached_with_stdout_a_pipe_returns(state, ctr):
+    p = subprocess.Popen([state.bin, "--root", str(state.root), "run", "-d", "bb", "sleep",
+                          "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=5)  # EOF on both pipes: nobody else holds them
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError("run -d with stdout and stderr pipes did not return")
+    ctr.keep(out.decode().strip())
+    assert p.returncode == 0 and ID_RE.fullmatch(out.decode().strip()), (out, err)
+
+
+def test_relative_root_with_a_detached_container(state, tmp):
+    """The monitor leaves the caller's directory: a relative --root still works."""
+    h = [state.bin, "--root", "rel-root"]
+    run = lambda *a: subprocess.run([*h, *a], cwd=tmp, capture_output=True, text=True,
+                                    timeout=30)
+    assert run("image", "import", str(state.bb_tar), "bb").returncode == 0
+    cp = run("run", "-d", "bb", "sh", "-c", "echo hi; sleep 100")
+    assert cp.returncode == 0, cp
+    cid = cp.stdout.strip()
+    try:
+        wait_for(lambda: run("logs", cid).stdout == "hi\n", what="the log")
+        assert run("stop", "-t", "0", cid).returncode == 0
+        assert json.loads(run("inspect", cid).stdout)[0]["status"] == "exited"
+    finally:
+        run("rm", "-f", cid)
+        run("image", "rm", "bb")
+    assert os.listdir(tmp / "rel-root" / "containers") == []
+
+
+def test_monitor_holds_the_layer_locks(hutch, ctr, image_from):
+    """The only fds the monitor keeps of the CLI's are the image's layer locks: the
+    image cannot be removed under a detached container."""
+    img = image_from("held")
+    cid = ctr.run(img, "sleep", "100")
+    cp = hutch("image", "rm", img, check=False)
+    assert cp.returncode != 0, cp
+    hutch("rm", "-f", cid)
+    hutch("image", "rm", img)
