@@ -122,6 +122,9 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	st->command = join_args(spec->process.args, spec->process.n_args);
 	st->created_ns = now_ns();
 	st->status = HUTCH_CREATED;
+	/* the owner: whoever repairs a record must know when it is gone */
+	st->monitor_pid = getpid();
+	st->monitor_start = proc_start_time(st->monitor_pid);
 	st->auto_remove = spec->auto_remove;
 	st->detached = spec->detached;
 	st->hostname = spec->hostname ? xstrdup(spec->hostname) : NULL;
@@ -164,10 +167,14 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 	if (mkdir(c->data_dir, 0700) < 0)
 		return hutch_fail_sys(err, "create %s", c->data_dir);
 	c->created_data = true;
+	if (cgroup_create(rt, spec, &c->cg, err) < 0)
+		return -1;
+	/* The first record, before the lock is dropped: it claims the name, and
+	 * names the owner and the cgroup, so that whoever finds it after the owner
+	 * died (killed while the container starts) removes what it left. */
 	c->state = state_from_spec(spec);
-	/* A name is claimed by a record that exists before the lock is dropped;
-	 * without one, the first record is written once the command runs. */
-	if (spec->name && state_write(rt, c->state, err) < 0)
+	c->state->cgroup = c->cg.path ? xstrdup(c->cg.path) : NULL;
+	if (state_write(rt, c->state, err) < 0)
 		return -1;
 	/* The overlay is mounted over data_dir itself (in the container's mount
 	 * namespace only): one directory fewer to create and remove per run. */
@@ -225,8 +232,6 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	_cleanup_close_ int dmz = -1, self = -1;
 
 	if (make_container_dirs(rt, spec, c, err) < 0)
-		goto fail;
-	if (cgroup_create(rt, spec, &c->cg, err) < 0)
 		goto fail;
 	hutch_trace("dirs and cgroup created");
 	hutch_trace("seccomp: prepare");
@@ -338,10 +343,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	c->state->status = HUTCH_RUNNING;
 	c->state->pid = pid;
 	c->state->pid_start = proc_start_time(pid);
-	c->state->monitor_pid = getpid();
-	c->state->monitor_start = proc_start_time(getpid());
 	c->state->started_ns = now_ns();
-	c->state->cgroup = c->cg.path ? xstrdup(c->cg.path) : NULL;
 	if (state_write(rt, c->state, err) < 0) {
 		kill(pid, SIGKILL);
 		goto fail_reap;
@@ -431,15 +433,19 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		siginfo_t si;
 		waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED);
 	}
-	if (cgroup_destroy(&c->cg, err) < 0)
+	bool cgroup_gone = cgroup_destroy(&c->cg, err) == 0;
+	if (!cgroup_gone)
 		ret = -1;
 	/* A container that ran keeps its record and rw layer (for ps -a, logs,
-	 * inspect) unless --rm; one that never started leaves nothing. */
-	bool keep = c->started && c->state && !c->state->auto_remove;
+	 * inspect) unless --rm; one that never started leaves nothing. A cgroup
+	 * that could not be removed stays in the record: `rm` tries again. */
+	bool keep = c->state && (!cgroup_gone || (c->started && !c->state->auto_remove));
 	if (keep) {
-		free(c->state->cgroup);
-		c->state->cgroup = NULL;
-		if (c->state->status == HUTCH_RUNNING) {
+		if (cgroup_gone) {
+			free(c->state->cgroup);
+			c->state->cgroup = NULL;
+		}
+		if (c->state->status != HUTCH_EXITED) {
 			/* destroyed without a reap: it was killed above */
 			c->state->status = HUTCH_EXITED;
 			c->state->exit_code = 137;
@@ -447,8 +453,13 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		}
 		if (state_write(c->rt, c->state, ret ? NULL : err) < 0)
 			ret = -1;
-	} else if (c->created_data && remove_tree_as_owner(c->data_dir, ret ? NULL : err) < 0) {
-		ret = -1;
+	} else if (c->created_data) {
+		/* removers hold the dir's lock: see collect_orphan in state.c */
+		_cleanup_close_ int dfd = open(c->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0)
+			flock(dfd, LOCK_EX);
+		if (remove_tree_as_owner(c->data_dir, ret ? NULL : err) < 0)
+			ret = -1;
 	}
 	hutch_state_free(c->state);
 	if (c->pidfd >= 0)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -85,8 +86,13 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 			goto out;
 		have_prog = true;
 	}
-	if (s->cgroup)
+	if (s->cgroup) {
 		cgfd = open(s->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cgfd < 0 && errno == ENOENT) {
+			hutch_fail(err, 0, "container %.12s is not running", s->id);
+			goto out;
+		}
+	}
 	dmz = proc_dmz_memfd(err);
 	if (dmz < 0)
 		goto out;
@@ -116,7 +122,12 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
-		hutch_fail_sys(err, "create the exec process");
+		/* ENOENT: the container ended and its cgroup went meanwhile */
+		struct pollfd pf = {.fd = target, .events = POLLIN};
+		if (errno == ENOENT || poll(&pf, 1, 0) > 0)
+			hutch_fail(err, 0, "container %.12s is not running", s->id);
+		else
+			hutch_fail_sys(err, "create the exec process");
 		goto out;
 	}
 	if (pid == 0) {

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import comm, descendants, proc_state, wait_for
+from conftest import (_cgroup_dirs, comm, descendants, hutch_cgroup_parent, proc_state,
+                      wait_for)
 
 ROOTLESS = os.geteuid() != 0
 ID_RE = re.compile(r"[0-9a-f]{64}")
@@ -897,3 +898,148 @@ def test_monitor_holds_the_layer_locks(hutch, ctr, image_from):
     assert cp.returncode != 0, cp
     hutch("rm", "-f", cid)
     hutch("image", "rm", img)
+
+
+# ------------------------------------------------------------------ owners dying while it starts
+
+
+def _blocking_start(spawn, tmp, *flags):
+    """Start a container whose start blocks: the user lookup opens /etc/passwd, here
+    a FIFO nobody writes to. Returns (the hutch process, the fifo)."""
+    fifo = tmp / "passwd-fifo"
+    os.mkfifo(fifo)
+    p = spawn("run", *flags, "-v", f"{fifo}:/etc/passwd", "-u", "app", "bb", "true")
+    return p, fifo
+
+
+def _starting_record(hutch):
+    recs = wait_for(lambda: [c for c in ps_json(hutch, "-a") if c["status"] == "created"],
+                    what="the record of the starting container")
+    assert len(recs) == 1, recs
+    return recs[0]
+
+
+@pytest.mark.parametrize("how", ["detached named", "detached unnamed", "foreground"])
+def test_owner_killed_while_the_container_starts(hutch, ctr, spawn, tmp, state, how):
+    """The first record names its owner and its cgroup: a monitor (or foreground
+    `run`) SIGKILLed while the container starts leaves no "Created" record, no
+    claimed name, no cgroup and no rw layer once the next command looks."""
+    flags = {"detached named": ["-d", "--name", "starting"], "detached unnamed": ["-d"],
+             "foreground": ["--name", "starting"]}[how]
+    parent_existed = hutch_cgroup_parent().exists()
+    p, fifo = _blocking_start(spawn, tmp, *flags)
+    rec = _starting_record(hutch)
+    owner = rec["monitor_pid"]
+    assert alive(owner)
+    if how == "foreground":
+        assert owner == p.pid
+    else:
+        assert owner != p.pid and p.poll() is None  # the CLI waits for the monitor
+    if ROOTLESS:
+        assert not rec.get("cgroup")
+    else:
+        assert rec["cgroup"] == str(hutch_cgroup_parent() / rec["id"])
+        assert os.path.isdir(rec["cgroup"])
+    # a live owner's record is left alone by readers
+    for _ in range(3):
+        assert [c["id"] for c in ps_json(hutch, "-a")] == [rec["id"]]
+    assert (state.root / "containers" / rec["id"]).is_dir()
+    os.kill(owner, signal.SIGKILL)
+    p.wait(timeout=10)
+    if how != "foreground":
+        assert p.returncode == 125
+        assert "died while starting" in p.stderr.read().decode()
+    wait_for(lambda: not alive(owner), what="the owner to die")
+    assert ps_json(hutch, "-a") == []
+    assert os.listdir(state.root / "containers") == []
+    if rec.get("cgroup"):
+        assert not os.path.exists(rec["cgroup"])
+        if not parent_existed:
+            assert not hutch_cgroup_parent().exists() or _cgroup_dirs()
+    if "--name" in flags:
+        assert hutch("run", "--rm", "--name", "starting", "bb", "true").returncode == 0
+
+
+def test_rm_of_a_starting_container(hutch, ctr, spawn, tmp, state):
+    p, fifo = _blocking_start(spawn, tmp, "-d", "--name", "slow")
+    rec = _starting_record(hutch)
+    cp = hutch("rm", "slow", check=False)
+    assert cp.returncode != 0 and "starting" in cp.stderr and "rm -f" in cp.stderr, cp
+    assert alive(rec["monitor_pid"])
+    assert hutch("rm", "-f", "slow").stdout == "slow\n"
+    assert not alive(rec["monitor_pid"])
+    p.wait(timeout=10)
+    assert p.returncode == 125
+    assert ps_json(hutch, "-a") == []
+    if rec.get("cgroup"):
+        assert not os.path.exists(rec["cgroup"])
+
+
+def test_orphan_container_dir_collected(hutch, state):
+    """A container dir with no record (its creator died before writing one):
+    nobody owns it, so the next listing removes it."""
+    orphan = state.root / "containers" / ("ab" * 32)
+    (orphan / "upper" / "etc").mkdir(parents=True)
+    (orphan / "work").mkdir()
+    (orphan / "upper" / "etc" / "file").write_text("x")
+    assert ps_json(hutch, "-a") == []
+    assert not orphan.exists()
+
+
+def test_unreadable_record_left_alone(hutch, state):
+    d = state.root / "containers" / ("cd" * 32)
+    d.mkdir()
+    (d / "state.json").write_text("{not json")
+    try:
+        assert ps_json(hutch, "-a") == []
+        assert (d / "state.json").exists()
+    finally:
+        (d / "state.json").unlink()
+        d.rmdir()
+
+
+def test_cgroup_kept_in_the_record_until_it_can_go(hutch, ctr, state):
+    """A cgroup that cannot be removed when the container ends (a process the
+    runtime does not know is in it) stays in the record, and `rm` removes it."""
+    cid = ctr.run("bb", "sleep", "100")
+    info = ctr.inspect(cid)
+    if ROOTLESS:
+        assert not info.get("cgroup")
+        return
+    stray = subprocess.Popen(["sleep", "100"])
+    try:
+        Path(info["cgroup"], "cgroup.procs").write_text(str(stray.pid))
+        # `stop` waits for the monitor, which waits for the cgroup to empty (5 s)
+        # before it gives up: through the monitor's pidfd, not in sleeping slices
+        trace = state.work / f"stop-{cid[:12]}.strace"
+        subprocess.run(["strace", "-qq", "-f", "-e", "trace=poll,ppoll", "-o", str(trace),
+                        state.bin, "--root", str(state.root), "stop", "-t", "0", cid],
+                       check=True, capture_output=True, timeout=30)
+        polls = trace.read_text().splitlines()
+        trace.unlink()
+        assert len(polls) <= 4, polls
+        info = ctr.inspect(cid)
+        assert info["status"] == "exited"
+        assert info["cgroup"] and os.path.isdir(info["cgroup"])
+        assert stray.poll() is None
+        hutch("rm", cid)
+        assert not os.path.exists(info["cgroup"])
+        assert stray.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
+
+
+def test_exec_racing_the_exit_says_not_running(state, ctr):
+    """An exec whose container ends while it starts: strace holds its clone3 back
+    until the container has exited and its cgroup is gone."""
+    cid = ctr.run("bb", "sleep", "0.3")
+    cmd = ["strace", "-qq", "-o", "/dev/null", "-e", "trace=clone3",
+           "-e", "inject=clone3:delay_enter=1500000",
+           state.bin, "--root", str(state.root), "exec", cid, "echo", "hi"]
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert ctr.status(cid) == "exited"
+    assert cp.returncode == 125, cp
+    assert cp.stdout == ""
+    assert cp.stderr == f"hutch: container {cid[:12]} is not running\n", cp.stderr
