@@ -453,7 +453,16 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	spec->image_id = xstrdup(img->id);
 	spec->auto_remove = o->rm;
 	spec->detached = o->detach;
-	spec->name = o->name ? xstrdup(o->name) : NULL;
+	if (o->name) {
+		/* Docker's rule; one leading '/' is dropped, as Docker does */
+		const char *name = o->name[0] == '/' ? o->name + 1 : o->name;
+		if (!hutch_name_valid(name))
+			return fail(err,
+				    "invalid container name '%s': use 2 or more letters, digits, "
+				    "'_', '.' or '-', starting with a letter or digit (like web-1)",
+				    o->name);
+		spec->name = xstrdup(name);
+	}
 	spec->hostname = strndup(o->hostname ? o->hostname : id, o->hostname ? 64 : 12);
 	set_strv(&spec->root.layers, &spec->root.n_layers, img->layer_dirs, img->n_layers);
 

@@ -158,6 +158,8 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 	if (lockfd < 0 || flock(lockfd, LOCK_EX) < 0)
 		return hutch_fail_sys(err, "lock %s", parent);
 	char owner[65];
+	if (spec->name && !hutch_name_valid(spec->name))
+		return hutch_fail(err, EINVAL, "invalid container name '%s'", spec->name);
 	if (spec->name && state_name_taken(rt, spec->name, owner))
 		return hutch_fail(err, 0,
 				  "the container name '%s' is already in use by container %.12s: "

@@ -206,6 +206,8 @@ void hutch_state_list_free(struct hutch_state_list *l);
 /* The state as JSON text (for inspect and ps --format json); caller frees. */
 char *hutch_state_to_json(const struct hutch_state *s, bool pretty);
 const char *hutch_status_name(enum hutch_status st);
+/* A container name as Docker allows it: [a-zA-Z0-9][a-zA-Z0-9_.-]+ */
+bool hutch_name_valid(const char *name);
 
 /* Detached: fork a monitor that starts the container, collects its output into
  * its log and its exit status, and cleans up when it ends. Returns once the

@@ -4,6 +4,7 @@
  * repairs it when the owner is gone (a monitor killed with SIGKILL takes its
  * container with it through PDEATHSIG; the next reader marks it exited and
  * removes its cgroup, so `ps` is never stale and nothing leaks). */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,16 @@ const char *hutch_status_name(enum hutch_status st)
 	case HUTCH_EXITED: return "exited";
 	}
 	return "unknown";
+}
+
+bool hutch_name_valid(const char *name)
+{
+	if (!name || !isalnum((unsigned char)name[0]) || !name[1])
+		return false;
+	for (const char *p = name + 1; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("_.-", *p))
+			return false;
+	return true;
 }
 
 static struct json_object *strv_json(char **v, size_t n)

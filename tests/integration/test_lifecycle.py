@@ -1043,3 +1043,41 @@ def test_exec_racing_the_exit_says_not_running(state, ctr):
     assert cp.returncode == 125, cp
     assert cp.stdout == ""
     assert cp.stderr == f"hutch: container {cid[:12]} is not running\n", cp.stderr
+
+
+# ------------------------------------------------------------------ names
+
+
+@pytest.mark.parametrize("bad", ["", "x", "bad name/../x", "two\nlines", "-dash", ".dot",
+                                 "_under", "a/b", "../up", "tab\tname", "ünïcode", "semi;colon",
+                                 "//twoslashes"])
+def test_invalid_names_refused(hutch, bad):
+    for flags in (["-d"], ["--rm"]):
+        cp = hutch("run", *flags, "--name", bad, "bb", "true", check=False)
+        assert cp.returncode == 125, (bad, cp)
+        assert f"invalid container name '{bad}'" in cp.stderr, cp.stderr
+        assert "letters, digits" in cp.stderr
+        assert cp.stdout == ""
+    assert ps_json(hutch, "-a") == []
+
+
+@pytest.mark.parametrize("good", ["ab", "web-1", "Web_1.prod", "9lives", "a" * 200])
+def test_valid_names(hutch, ctr, good):
+    cid = ctr.run("bb", "true", name=good)
+    assert ctr.inspect(good)["id"] == cid and ctr.inspect(good)["name"] == good
+
+
+def test_leading_slash_dropped_like_docker(hutch, ctr):
+    cid = ctr.run("bb", "true", name="/slashed")
+    ctr.keep("slashed")
+    assert ctr.inspect("slashed")["id"] == cid
+    assert ctr.inspect("slashed")["name"] == "slashed"
+
+
+def test_a_full_id_wins_over_a_name_like_it(hutch, ctr):
+    """Docker's lookup order: a full id, then a name, then an id prefix."""
+    first = ctr.run(*SLEEPER)
+    second = ctr.run(*SLEEPER, name=first)  # a name that is the other's full id
+    assert ctr.inspect(first)["id"] == first
+    prefix_name = ctr.run(*SLEEPER, name=second[:12])
+    assert ctr.inspect(second[:12])["id"] == prefix_name  # the name, not the prefix
