@@ -669,7 +669,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	struct hutch_container *c = NULL;
 	int rc = 125;
 
-	if (o.tty && !isatty(STDIN_FILENO) && !isatty(STDOUT_FILENO) && !ctx->quiet)
+	if (o.tty && !o.detach && !isatty(STDIN_FILENO) && !isatty(STDOUT_FILENO) && !ctx->quiet)
 		fprintf(stderr, "hutch: warning: -t given but neither stdin nor stdout is a "
 				"terminal\n");
 	if (hutch_store_open(ctx->data_root, ctx->rootless, &store, &err) < 0 ||
@@ -683,10 +683,6 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	rt.quiet = ctx->quiet;
 	rt.rootless = ctx->rootless;
 	if (o.detach) {
-		if (o.interactive) {
-			hutch_fail(&err, 0, "-d and -i cannot be combined: a detached container has no stdin");
-			goto out;
-		}
 		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)
 			goto out;
 		printf("%s\n", spec->id);

@@ -278,6 +278,11 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	if (spec->process.terminal) {
 		int tfd = isatty(io->stdin_fd) ? io->stdin_fd : io->stdout_fd;
 		a.proc.have_winsize = ioctl(tfd, TIOCGWINSZ, &a.proc.winsize) == 0;
+		if (!a.proc.have_winsize && spec->detached) {
+			/* nobody's terminal to copy: the classic size, not 0x0 */
+			a.proc.winsize = (struct winsize){.ws_row = 24, .ws_col = 80};
+			a.proc.have_winsize = true;
+		}
 	}
 
 	uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |

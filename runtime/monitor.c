@@ -162,17 +162,27 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int out[2] = {-1, -1}, errp[2] = {-1, -1};
+	int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1};
 	struct hutch_container *c = NULL;
 	if (devnull < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		hutch_fail_sys(&err, "create the container's output pipes");
 		goto failed;
 	}
-	struct hutch_io io = {.stdin_fd = devnull, .stdout_fd = out[1], .stderr_fd = errp[1]};
+	/* -di: a stdin nobody writes to but that never ends (the write end stays
+	 * here), as Docker gives a detached container; with -t the pty's master,
+	 * held here too, does the same. */
+	if (spec->process.interactive && !spec->process.terminal && pipe2(in, O_CLOEXEC) < 0) {
+		hutch_fail_sys(&err, "create the container's stdin pipe");
+		goto failed;
+	}
+	struct hutch_io io = {.stdin_fd = in[0] >= 0 ? in[0] : devnull, .stdout_fd = out[1],
+			      .stderr_fd = errp[1]};
 	if (hutch_container_start(rt, spec, &io, &c, &err) < 0)
 		goto failed;
 	close(out[1]);
 	close(errp[1]);
+	if (in[0] >= 0)
+		close(in[0]);
 	_cleanup_free_ char *log_path = xasprintf("%s/container.log", c->data_dir);
 	int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	rep.ok = 1;
@@ -190,6 +200,8 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 	} else {
 		monitor_loop(c, out[0], errp[0], logfd);
 	}
+	if (in[1] >= 0)
+		close(in[1]);
 	struct hutch_exit st;
 	hutch_container_reap(c, &st, NULL);
 	if (logfd >= 0)

@@ -1081,3 +1081,76 @@ def test_a_full_id_wins_over_a_name_like_it(hutch, ctr):
     assert ctr.inspect(first)["id"] == first
     prefix_name = ctr.run(*SLEEPER, name=second[:12])
     assert ctr.inspect(second[:12])["id"] == prefix_name  # the name, not the prefix
+
+
+# ------------------------------------------------------------------ -d with -i and -t
+
+
+def test_run_dit_keeps_a_shell_alive(hutch, ctr, state):
+    """`run -dit bb sh`: a pty whose master the monitor holds (the shell never sees
+    EOF), its output in the log; `exec -it` into it works."""
+    cid = ctr.run("-dit", "bb", "sh")
+    wait_log(hutch, cid, "# ")  # the shell's prompt, through the pty, in the log
+    time.sleep(0.3)  # a shell that saw EOF would be gone by now
+    info = ctr.inspect(cid)
+    assert info["status"] == "running" and comm(info["pid"]) == "sh"
+    assert info["process"]["terminal"] is True
+    out = hutch("exec", cid, "sh", "-c", "ls -l /proc/1/fd/0 /proc/1/fd/1; stty -F /dev/pts/0 size")
+    assert re.search(r"/proc/1/fd/0 -> /dev/pts/0", out.stdout), out.stdout
+    assert re.search(r"/proc/1/fd/1 -> /dev/pts/0", out.stdout), out.stdout
+    assert out.stdout.splitlines()[-1] == "24 80"
+    # exec -it into it, through its own pty
+    master, slave = os.openpty()
+
+    def ctty():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen([state.bin, "--root", str(state.root), "exec", "-it", cid, "sh", "-c",
+                          "tty; echo from-exec; read x; echo got=$x"], stdin=slave,
+                         stdout=slave, stderr=slave, start_new_session=True, preexec_fn=ctty)
+    os.close(slave)
+    try:
+        out = _read_until(master, rb"from-exec\r\n")
+        assert re.search(rb"^/dev/pts/[1-9]\d*\r$", out, re.M), out
+        os.write(master, b"typed\r")
+        _read_until(master, rb"got=typed\r\n")
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    assert ctr.status(cid) == "running"
+    hutch("stop", "-t", "0", cid)
+    assert ctr.inspect(cid)["exit_code"] == 137
+
+
+def test_run_dt_output_goes_to_the_log(hutch, ctr):
+    cid = ctr.run("-dt", "bb", "sh", "-c", "tty; [ -t 0 ] && echo stdin-is-a-tty; echo done")
+    ctr.wait_exited(cid)
+    out = hutch("logs", cid, text=False).stdout  # as the pty wrote it (so does Docker)
+    assert out == b"/dev/pts/0\r\nstdin-is-a-tty\r\ndone\r\n", out
+    cp = hutch("run", "-dt", "bb", "true", check=False)  # no "not a terminal" warning
+    ctr.keep(cp.stdout.strip())
+    assert cp.returncode == 0 and cp.stderr == "", cp
+
+
+def test_run_dt_shell_stays_alive(hutch, ctr):
+    cid = ctr.run("-dt", "bb", "sh")
+    wait_log(hutch, cid, "# ")
+    time.sleep(0.3)  # a shell that saw EOF would be gone by now
+    assert ctr.status(cid) == "running"
+
+
+def test_run_di_stdin_stays_open(hutch, ctr):
+    """-di without a pty: stdin is a pipe the monitor holds open (no EOF); -d alone
+    gives /dev/null, which ends `cat` at once."""
+    kept = ctr.run("-di", "bb", "sh", "-c", "echo started; cat; echo cat-ended")
+    ended = ctr.run("-d", "bb", "sh", "-c", "cat; echo cat-ended")
+    ctr.wait_exited(ended)
+    assert hutch("logs", ended).stdout == "cat-ended\n"
+    wait_log(hutch, kept, "started")
+    time.sleep(0.5)
+    assert ctr.status(kept) == "running"
+    assert "cat-ended" not in hutch("logs", kept).stdout
+    assert hutch("exec", kept, "readlink", "/proc/1/fd/0").stdout.startswith("pipe:")
