@@ -71,12 +71,7 @@ enum opt_id {
 	O_SWAP, O_CPUS, O_PIDS, O_ULIMIT, O_CAPADD, O_CAPDROP, O_NET, O_INIT, O_PRIV, O_SECOPT,
 	O_STOPSIG, O_HELP, O_DETACH,
 };
-static const struct {
-	const char *name;
-	char shortc;
-	bool value;
-	enum opt_id id;
-} options[] = {
+static const struct cli_opt options[] = {
 	{"rm", 0, false, O_RM},
 	{"interactive", 'i', false, O_I},
 	{"tty", 't', false, O_T},
@@ -159,80 +154,18 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 	return 0;
 }
 
+static int set_run_option(void *o, int id, const char *v)
+{
+	return set_option(o, (enum opt_id)id, v);
+}
+
 /* Returns the index of the image argument, or -1. */
 static int parse_run_args(struct run_opts *o, int argc, char **argv)
 {
-	int i = 1;
-	for (; i < argc; i++) {
-		const char *a = argv[i];
-		if (a[0] != '-' || !a[1])
-			return i;
-		if (!strcmp(a, "--"))
-			return i + 1 < argc ? i + 1 : -1;
-		if (a[1] == '-') {
-			const char *name = a + 2, *eq = strchr(name, '=');
-			size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-			size_t k = 0;
-			for (; k < ARRAY_SIZE(options); k++)
-				if (strlen(options[k].name) == nl && !strncmp(options[k].name, name, nl))
-					break;
-			if (k == ARRAY_SIZE(options)) {
-				fprintf(stderr, "hutch: run: unknown option '%s' (see 'hutch run --help')\n",
-					a);
-				return -1;
-			}
-			const char *v = NULL;
-			if (options[k].value) {
-				if (eq)
-					v = eq + 1;
-				else if (i + 1 < argc)
-					v = argv[++i];
-				else {
-					fprintf(stderr, "hutch: run: option '--%s' needs a value\n",
-						options[k].name);
-					return -1;
-				}
-			} else if (eq) {
-				if (!strcmp(eq + 1, "false"))
-					continue;
-				if (strcmp(eq + 1, "true")) {
-					fprintf(stderr, "hutch: run: '--%s' takes no value\n", options[k].name);
-					return -1;
-				}
-			}
-			if (set_option(o, options[k].id, v) < 0)
-				return -1;
-			continue;
-		}
-		/* Short options, combinable: -it, -e K=V, -eK=V */
-		for (const char *p = a + 1; *p; p++) {
-			size_t k = 0;
-			for (; k < ARRAY_SIZE(options); k++)
-				if (options[k].shortc == *p)
-					break;
-			if (k == ARRAY_SIZE(options)) {
-				fprintf(stderr, "hutch: run: unknown option '-%c' (see 'hutch run --help')\n",
-					*p);
-				return -1;
-			}
-			const char *v = NULL;
-			if (options[k].value) {
-				if (p[1])
-					v = p + 1;
-				else if (i + 1 < argc)
-					v = argv[++i];
-				else {
-					fprintf(stderr, "hutch: run: option '-%c' needs a value\n", *p);
-					return -1;
-				}
-			}
-			if (set_option(o, options[k].id, v) < 0)
-				return -1;
-			if (v)
-				break;
-		}
-	}
-	return -1;
+	/* the command's options are not ours: options end at the image */
+	int i = cli_parse_opts("run", "", options, ARRAY_SIZE(options), false, argc, argv,
+			       set_run_option, o);
+	return i >= 0 && i < argc ? i : -1;
 }
 
 static int fail(struct hutch_err **err, const char *fmt, const char *value)

@@ -1154,3 +1154,59 @@ def test_run_di_stdin_stays_open(hutch, ctr):
     assert ctr.status(kept) == "running"
     assert "cat-ended" not in hutch("logs", kept).stdout
     assert hutch("exec", kept, "readlink", "/proc/1/fd/0").stdout.startswith("pipe:")
+
+
+# ------------------------------------------------------------------ one option syntax
+
+
+def test_every_verb_takes_opt_equals_value(hutch, ctr):
+    cid = ctr.run("bb", "sh", "-c", "trap 'echo got-usr1' USR1; echo ready; "
+                  "while true; do sleep 100 & wait; done")
+    wait_log(hutch, cid, "ready")
+    assert hutch("kill", "--signal=USR1", cid).stdout == f"{cid}\n"
+    wait_log(hutch, cid, "got-usr1")
+    hutch("kill", "-sUSR1", cid)
+    wait_for(lambda: hutch("logs", cid).stdout.count("got-usr1") == 2, what="second USR1")
+    assert hutch("exec", "--env=B=2", "-eC=3", "--user=1000", "--workdir=/tmp", cid, "sh",
+                 "-c", "echo $B $C $(id -u) $(pwd)").stdout == "2 3 1000 /tmp\n"
+    assert hutch("exec", "--interactive=true", cid, "cat", input="in\n").stdout == "in\n"
+    assert hutch("exec", "--interactive=false", cid, "cat", input="in\n").stdout == ""
+    assert hutch("logs", "--tail=1", cid).stdout == "got-usr1\n"
+    assert hutch("logs", cid, "--tail", "1").stdout == "got-usr1\n"  # options after it too
+    assert [c["id"] for c in ps_json(hutch, "--all")] == [cid]
+    t0 = time.monotonic()
+    assert hutch("stop", "--time=0", cid).stdout == f"{cid}\n"
+    assert time.monotonic() - t0 < 3
+    assert hutch("rm", cid, "--force=true").stdout == f"{cid}\n"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["stop", "--time=soon", "x"], "invalid -t 'soon'"),
+    (["stop", "--time"], "option '--time' needs a value"),
+    (["kill", "--signal=NOPE", "x"], "unknown signal 'NOPE'"),
+    (["kill", "--sig", "x"], "unknown option '--sig'"),
+    (["rm", "--force=maybe", "x"], "'--force' takes no value"),
+    (["rm", "-x", "y"], "unknown option '-x'"),
+    (["logs", "--tail=x", "y"], "invalid --tail 'x'"),
+    (["ps", "--format=yaml"], "unknown --format 'yaml'"),
+    (["exec", "--workdir=rel", "x", "true"], "invalid -w 'rel'"),
+    (["exec", "--bogus", "x", "true"], "unknown option '--bogus'"),
+    (["run", "--bogus", "bb"], "unknown option '--bogus'"),
+])
+def test_option_errors_are_alike(hutch, args, message):
+    cp = hutch(*args, check=False)
+    assert cp.returncode == 125, cp
+    assert cp.stderr.startswith(f"hutch: {args[0]}: ") and message in cp.stderr, cp.stderr
+    assert cp.stdout == ""
+
+
+def test_exec_command_options_are_the_commands(hutch, ctr):
+    cid = ctr.run(*SLEEPER)
+    assert hutch("exec", cid, "echo", "-e", "--tail=1").stdout == "--tail=1\n"
+    assert hutch("exec", "--", cid, "echo", "-n", "x").stdout == "x"
+
+
+@pytest.mark.parametrize("verb", ["ps", "logs", "stop", "kill", "rm", "inspect", "exec"])
+def test_verb_help(hutch, verb):
+    cp = hutch(verb, "--help")
+    assert cp.stdout.startswith(f"Usage: hutch {verb}"), cp.stdout
