@@ -23,19 +23,82 @@ static int open_runtime(struct cli_ctx *ctx, struct hutch_runtime *rt, struct hu
 	return 0;
 }
 
-static void ago(int64_t ns, char *buf, size_t len)
+/* Docker's wording of a duration (go-units HumanDuration). */
+static void human_duration(int64_t ns, char *buf, size_t len)
 {
-	int64_t s = (int64_t)time(NULL) - ns / 1000000000LL;
-	if (s < 0)
-		s = 0;
-	if (s < 60)
+	int64_t s = ns / 1000000000LL;
+	int64_t hours = (ns + 1800000000000LL) / 3600000000000LL; /* rounded */
+	if (s < 1)
+		snprintf(buf, len, "Less than a second");
+	else if (s == 1)
+		snprintf(buf, len, "1 second");
+	else if (s < 60)
 		snprintf(buf, len, "%lld seconds", (long long)s);
+	else if (s / 60 == 1)
+		snprintf(buf, len, "About a minute");
 	else if (s < 3600)
 		snprintf(buf, len, "%lld minutes", (long long)s / 60);
-	else if (s < 86400)
-		snprintf(buf, len, "%lld hours", (long long)s / 3600);
+	else if (hours == 1)
+		snprintf(buf, len, "About an hour");
+	else if (hours < 48)
+		snprintf(buf, len, "%lld hours", (long long)hours);
+	else if (hours < 24 * 7 * 2)
+		snprintf(buf, len, "%lld days", (long long)hours / 24);
+	else if (hours < 24 * 30 * 2)
+		snprintf(buf, len, "%lld weeks", (long long)hours / 24 / 7);
+	else if (hours < 24 * 365 * 2)
+		snprintf(buf, len, "%lld months", (long long)hours / 24 / 30);
 	else
-		snprintf(buf, len, "%lld days", (long long)s / 86400);
+		snprintf(buf, len, "%lld years", (long long)(s / 3600) / 24 / 365);
+}
+
+static int64_t since(int64_t then_ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t d = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec - then_ns;
+	return d < 0 ? 0 : d;
+}
+
+/* Display width of UTF-8 text: one column per character. */
+static size_t text_width(const char *t)
+{
+	size_t w = 0;
+	for (; *t; t++)
+		w += ((unsigned char)*t & 0xC0) != 0x80;
+	return w;
+}
+
+/* Docker's COMMAND cell: quoted, cut to 20 characters with an ellipsis. */
+static char *command_cell(const char *cmd)
+{
+	const size_t max = 20;
+	if (text_width(cmd) <= max)
+		return xasprintf("\"%s\"", cmd);
+	size_t bytes = 0, chars = 0;
+	while (cmd[bytes] && chars < max - 1) {
+		bytes++;
+		while (((unsigned char)cmd[bytes] & 0xC0) == 0x80)
+			bytes++;
+		chars++;
+	}
+	return xasprintf("\"%.*s\u2026\"", (int)bytes, cmd);
+}
+
+enum { COL_ID, COL_IMAGE, COL_COMMAND, COL_PID, COL_CREATED, COL_STATUS, COL_NAMES, N_COLS };
+
+static void print_row(char *const *cells, const size_t *widths)
+{
+	int last = N_COLS - 1;
+	while (last > 0 && !*cells[last])
+		last--;
+	for (int c = 0; c <= last; c++) {
+		fputs(cells[c], stdout);
+		if (c < last)
+			for (size_t k = text_width(cells[c]); k < widths[c] + 3; k++)
+				putchar(' ');
+	}
+	putchar('\n');
 }
 
 enum { PS_ALL, PS_QUIET, PS_FORMAT };
@@ -85,45 +148,61 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		hutch_runtime_fini(&rt);
 		return cli_report(ctx, err);
 	}
-	if (json)
-		putchar('[');
-	else if (!quiet)
-		printf("%-12s  %-16s  %-24s  %-8s  %-16s  %-20s  %s\n", "CONTAINER ID", "IMAGE",
-		       "COMMAND", "PID", "CREATED", "STATUS", "NAMES");
-	bool first = true;
+	/* Like docker ps: --format json is one object per line; the table's
+	 * columns are as wide as their widest cell. */
+	static const char *const header[N_COLS] = {"CONTAINER ID", "IMAGE",  "COMMAND", "PID",
+						   "CREATED",	   "STATUS", "NAMES"};
+	size_t widths[N_COLS];
+	for (int c = 0; c < N_COLS; c++)
+		widths[c] = text_width(header[c]);
+	char *(*rows)[N_COLS] = xcalloc(l.n + 1, sizeof(*rows));
+	size_t n_rows = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		struct hutch_state *s = l.items[i];
 		if (!all && s->status != HUTCH_RUNNING)
 			continue;
 		if (json) {
 			_cleanup_free_ char *j = hutch_state_to_json(s, false);
-			printf("%s%s", first ? "" : ",", j);
-		} else if (quiet) {
-			printf("%.12s\n", s->id);
-		} else {
-			char created[32], status[48], when[32];
-			ago(s->created_ns, created, sizeof(created));
-			if (s->status == HUTCH_RUNNING) {
-				ago(s->started_ns, when, sizeof(when));
-				snprintf(status, sizeof(status), "Up %s", when);
-			} else if (s->status == HUTCH_EXITED) {
-				ago(s->finished_ns, when, sizeof(when));
-				snprintf(status, sizeof(status), "Exited (%d) %s ago", s->exit_code,
-					 when);
-			} else {
-				snprintf(status, sizeof(status), "Created");
-			}
-			char cmd[25];
-			snprintf(cmd, sizeof(cmd), "%s", s->command ? s->command : "");
-			printf("%-12.12s  %-16.16s  %-24s  %-8d  %-16s  %-20s  %s\n", s->id,
-			       s->image ? s->image : "", cmd,
-			       s->status == HUTCH_RUNNING ? s->pid : 0, created, status,
-			       s->name ? s->name : "");
+			puts(j);
+			continue;
 		}
-		first = false;
+		if (quiet) {
+			printf("%.12s\n", s->id);
+			continue;
+		}
+		char created[64], status[96], when[48];
+		human_duration(since(s->created_ns), when, sizeof(when));
+		snprintf(created, sizeof(created), "%s ago", when);
+		if (s->status == HUTCH_RUNNING) {
+			human_duration(since(s->started_ns), when, sizeof(when));
+			snprintf(status, sizeof(status), "Up %s", when);
+		} else if (s->status == HUTCH_EXITED) {
+			human_duration(since(s->finished_ns), when, sizeof(when));
+			snprintf(status, sizeof(status), "Exited (%d) %s ago", s->exit_code, when);
+		} else {
+			snprintf(status, sizeof(status), "Created");
+		}
+		char **row = rows[n_rows++];
+		row[COL_ID] = xasprintf("%.12s", s->id);
+		row[COL_IMAGE] = xstrdup(s->image ? s->image : "");
+		row[COL_COMMAND] = command_cell(s->command ? s->command : "");
+		row[COL_PID] = s->status == HUTCH_RUNNING ? xasprintf("%d", s->pid) : xstrdup("-");
+		row[COL_CREATED] = xstrdup(created);
+		row[COL_STATUS] = xstrdup(status);
+		row[COL_NAMES] = xstrdup(s->name ? s->name : "");
+		for (int c = 0; c < N_COLS; c++)
+			if (text_width(row[c]) > widths[c])
+				widths[c] = text_width(row[c]);
 	}
-	if (json)
-		puts("]");
+	if (!json && !quiet) {
+		print_row((char **)header, widths);
+		for (size_t r = 0; r < n_rows; r++)
+			print_row(rows[r], widths);
+	}
+	for (size_t r = 0; r < n_rows; r++)
+		for (int c = 0; c < N_COLS; c++)
+			free(rows[r][c]);
+	free(rows);
 	hutch_state_list_free(&l);
 	hutch_runtime_fini(&rt);
 	return 0;

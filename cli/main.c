@@ -18,7 +18,7 @@ static void usage(FILE *out)
 	      "\n"
 	      "Commands:\n"
 	      "  run [OPTIONS] IMAGE [COMMAND [ARG...]]  run a command in a new container\n"
-	      "  ps [-a] [-q] [--format json]            list containers\n"
+	      "  ps [-a] [-q] [--format json]            list containers (json: one per line)\n"
 	      "  exec [-it] [-e K=V] [-u U] [-w DIR] CONTAINER CMD...  run a command in it\n"
 	      "  logs [-f] [--tail N] CONTAINER          a detached container's output\n"
 	      "  stop [-t SECONDS] CONTAINER...          stop signal, then SIGKILL (default 10 s)\n"

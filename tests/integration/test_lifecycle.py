@@ -32,7 +32,8 @@ def alive(pid):
 
 
 def ps_json(hutch, *flags):
-    return json.loads(hutch("ps", *flags, "--format", "json").stdout)
+    """`ps --format json`: one object per line, as docker prints it."""
+    return [json.loads(l) for l in hutch("ps", *flags, "--format", "json").stdout.splitlines()]
 
 
 def ps_line(hutch, cid, *flags):
@@ -699,7 +700,8 @@ def test_state_survives_the_cli(hutch, ctr, state):
     for _ in range(2):
         out = subprocess.run([state.bin, "--root", str(state.root), "ps", "--format", "json"],
                              capture_output=True, text=True, timeout=10).stdout
-        assert [(c["id"], c["status"]) for c in json.loads(out)] == [(cid, "running")]
+        assert [(c["id"], c["status"]) for c in map(json.loads, out.splitlines())] == \
+            [(cid, "running")]
         time.sleep(0.3)
     assert alive(info["pid"])
 
@@ -1210,3 +1212,63 @@ def test_exec_command_options_are_the_commands(hutch, ctr):
 def test_verb_help(hutch, verb):
     cp = hutch(verb, "--help")
     assert cp.stdout.startswith(f"Usage: hutch {verb}"), cp.stdout
+
+
+# ------------------------------------------------------------------ ps as docker shows it
+
+
+def _age_record(state, cid, **ago_s):
+    """Move a record's times into the past (what ps reads), by whole seconds."""
+    path = state.root / "containers" / cid / "state.json"
+    rec = json.loads(path.read_text())
+    now = time.time_ns()
+    for key, secs in ago_s.items():
+        rec[key] = now - int(secs * 1e9)
+    path.write_text(json.dumps(rec))
+
+
+def test_ps_columns_fit_their_content(hutch, ctr):
+    up = ctr.run(*SLEEPER, name="web")
+    long = ctr.run("bb", "sh", "-c", "exit 137; this command is longer than twenty")
+    ctr.wait_exited(long)
+    lines = hutch("ps", "-a").stdout.splitlines()
+    header = lines[0]
+    names_at = header.index("NAMES")
+    for col in ("IMAGE", "COMMAND", "PID", "CREATED", "STATUS"):
+        at = header.index(col)
+        for row in lines[1:]:
+            assert row[at - 3:at] == "   " and row[at] != " ", (col, row)  # aligned, 3 apart
+    rows = {l[:12]: l for l in lines[1:]}
+    assert rows[up[:12]][names_at:] == "web"
+    assert "Exited (137) " in rows[long[:12]]
+    assert '"sleep 100"' in rows[up[:12]]
+    assert '"sh -c exit 137; thi\u2026"' in rows[long[:12]]  # cut to 20, as docker does
+
+
+@pytest.mark.parametrize("secs,text", [(0, "Less than a second"), (1, "1 second"),
+                                       (2, "2 seconds"), (59, "59 seconds"),
+                                       (60, "About a minute"), (150, "2 minutes"),
+                                       (3600, "About an hour"), (3 * 3600, "3 hours"),
+                                       (3 * 86400, "3 days"), (20 * 86400, "2 weeks"),
+                                       (90 * 86400, "3 months"), (800 * 86400, "2 years")])
+def test_ps_durations_read_like_docker(hutch, ctr, state, secs, text):
+    cid = ctr.run("bb", "true")
+    ctr.wait_exited(cid)
+    _age_record(state, cid, created=secs + 0.3, finished=secs + 0.3)
+    row = ps_line(hutch, cid, "-a")
+    assert f"   {text} ago   " in row, row  # CREATED
+    assert f"Exited (0) {text} ago" in row, row
+    run = ctr.run(*SLEEPER)
+    _age_record(state, run, started=secs + 0.3)
+    assert f"Up {text}" in ps_line(hutch, run), ps_line(hutch, run)
+
+
+def test_ps_json_is_one_object_per_line(hutch, ctr):
+    a = ctr.run(*SLEEPER)
+    b = ctr.run(*SLEEPER)
+    out = hutch("ps", "--format", "json").stdout
+    assert out.endswith("}\n") and not out.startswith("[")
+    assert [json.loads(l)["id"] for l in out.splitlines()] == [b, a]
+    hutch("rm", "-f", a, b)
+    assert hutch("ps", "--format", "json").stdout == ""
+    assert hutch("ps", "--format", "table").stdout.startswith("CONTAINER ID")

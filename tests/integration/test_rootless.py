@@ -246,7 +246,7 @@ def test_state_paths(state, tmp):
         try:
             where = data / "hutch" if ROOTLESS else tmp / "root"
             assert (where / "containers" / cid / "state.json").exists()
-            assert json.loads(h("ps", "--format", "json").stdout)[0]["id"] == cid
+            assert json.loads(h("ps", "--format", "json").stdout.splitlines()[0])["id"] == cid
             if ROOTLESS:
                 assert (run / "hutch").is_dir()
                 assert not (tmp / "root").exists()
