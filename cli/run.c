@@ -374,6 +374,20 @@ static void set_strv(char ***dst, size_t *n, char *const *src, size_t count)
 	*n = count;
 }
 
+/* The single-id note is said once per user: a marker in the run root (which
+ * is the user's own, and goes away on reboot with $XDG_RUNTIME_DIR). */
+static bool first_single_id_run(const struct cli_ctx *ctx)
+{
+	if (mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) < 0)
+		return true;
+	_cleanup_free_ char *marker = xasprintf("%s/single-id-note-given", ctx->run_root);
+	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno != EEXIST;
+	close(fd);
+	return true;
+}
+
 static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struct hutch_image *img,
 		      int cmd_argc, char **cmd_argv, struct hutch_spec *spec,
 		      struct hutch_err **err)
@@ -550,12 +564,14 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	if (ctx->rootless) {
 		struct id_mapping m;
 		id_mapping_for_self(&m);
-		if (!m.subordinate && !ctx->quiet)
+		if (!m.subordinate && !ctx->quiet && first_single_id_run(ctx))
 			fprintf(stderr,
 				"hutch: note: no subordinate ids for uid %u in /etc/subuid and "
 				"/etc/subgid (or no newuidmap/newgidmap): only your own uid is mapped "
-				"(to root); other owners in the image show as nobody and --user other "
-				"than root will fail\n",
+				"(to root): files the image gives to other owners are root's in the "
+				"container, and --user other than root fails. To map more, add ranges for your user to "
+				"/etc/subuid and /etc/subgid (usermod --add-subuids, --add-subgids). "
+				"(Said once.)\n",
 				(unsigned)getuid());
 		spec->userns = true;
 		spec->uid_map = xcalloc(m.n_uid, sizeof(*spec->uid_map));

@@ -110,6 +110,34 @@ static int apply_rlimits(const struct hutch_process *proc, struct hutch_err **er
 	return 0;
 }
 
+/* setresuid/setresgid say EINVAL for an id the user namespace does not map:
+ * say which, what is mapped, and what to do. */
+static int unmapped(const struct proc_ctx *p, const struct user_ids *u, struct hutch_err **err)
+{
+	_cleanup_free_ char *map = NULL;
+	unsigned inside = 0, outside = 0, count = 0;
+	int fields = 0;
+	if (read_file_at(AT_FDCWD, "/proc/self/uid_map", &map, NULL, NULL) == 0)
+		fields = sscanf(map, "%u %u %u", &inside, &outside, &count);
+	const char *nl = map ? strchr(map, '\n') : NULL;
+	bool single = fields == 3 && inside == 0 && count == 1 && (!nl || !nl[1]);
+	const char *who = p->proc->user ? p->proc->user : "root";
+	if (single)
+		return hutch_fail(err, 0,
+				  "user '%s' (uid %u, gid %u) is not mapped in the container's "
+				  "user namespace: only 0 is (it is you, uid %u), because your user "
+				  "has no ranges in /etc/subuid and /etc/subgid. Ask root to add "
+				  "some (usermod --add-subuids 100000-165535 --add-subgids "
+				  "100000-165535 YOUR-USER; the uidmap package provides "
+				  "newuidmap/newgidmap), or run the container as root (-u 0)",
+				  who, u->uid, u->gid, outside);
+	return hutch_fail(err, 0,
+			  "user '%s' (uid %u, gid %u) is not mapped in the container's user "
+			  "namespace (see /proc/self/uid_map and gid_map inside it): give a user "
+			  "within your subordinate ranges of /etc/subuid and /etc/subgid",
+			  who, u->uid, u->gid);
+}
+
 static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 			   struct hutch_err **err)
 {
@@ -135,9 +163,11 @@ static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 	if (setgroups(u->n_groups, u->groups) < 0 && !(errno == EPERM && p->userns))
 		return hutch_fail_sys(err, "setgroups");
 	if (setresgid(u->gid, u->gid, u->gid) < 0)
-		return hutch_fail_sys(err, "setgid %u", u->gid);
+		return errno == EINVAL && p->userns ? unmapped(p, u, err)
+						    : hutch_fail_sys(err, "setgid %u", u->gid);
 	if (setresuid(u->uid, u->uid, u->uid) < 0)
-		return hutch_fail_sys(err, "setuid %u", u->uid);
+		return errno == EINVAL && p->userns ? unmapped(p, u, err)
+						    : hutch_fail_sys(err, "setuid %u", u->uid);
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
 		return hutch_fail_sys(err, "reset keepcaps");
 	cap_t c = cap_init();
