@@ -106,6 +106,9 @@ copy_bin "$busybox" /bin/busybox
 	[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done
 copy_bin "$hutch" /usr/bin/hutch
+# to run hutch as an unprivileged user (the rootless checks; stage2.sh calls it by
+# its full path: the busybox shell prefers its own applet of that name)
+copy_bin "$(command -v setpriv)" /usr/bin/setpriv
 
 # overlay and the modules it depends on, in load order (dependencies first),
 # decompressed: busybox insmod may not read .ko.xz/.ko.zst.
