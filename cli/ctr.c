@@ -136,7 +136,8 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	if (operand < 0)
 		return operand == -2 ? 0 : 125;
 	if (operand < argc) {
-		fprintf(stderr, "hutch: ps: unexpected argument '%s' (ps [-a] [-q] [--format json])\n",
+		fprintf(stderr,
+			"hutch: ps: unexpected argument '%s' (ps [-a] [-q] [--format json])\n",
 			argv[operand]);
 		return 125;
 	}

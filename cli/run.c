@@ -569,9 +569,9 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 				"hutch: note: no subordinate ids for uid %u in /etc/subuid and "
 				"/etc/subgid (or no newuidmap/newgidmap): only your own uid is mapped "
 				"(to root): files the image gives to other owners are root's in the "
-				"container, and --user other than root fails. To map more, add ranges for your user to "
-				"/etc/subuid and /etc/subgid (usermod --add-subuids, --add-subgids). "
-				"(Said once.)\n",
+				"container, and --user other than root fails. To map more, add "
+				"ranges for your user to /etc/subuid and /etc/subgid (usermod "
+				"--add-subuids, --add-subgids). (Said once.)\n",
 				(unsigned)getuid());
 		spec->userns = true;
 		spec->uid_map = xcalloc(m.n_uid, sizeof(*spec->uid_map));
