@@ -316,7 +316,10 @@ static bool owner_gone(const struct hutch_state *s)
  * ran is recorded as killed). True if the container is gone altogether. */
 static bool reconcile(struct hutch_runtime *rt, struct hutch_state *s)
 {
-	if (s->status == HUTCH_EXITED || !owner_gone(s))
+	/* an exited --rm container is still here only if its cgroup could not be
+	 * removed (nobody could `rm` it: it is not listed): try again */
+	bool retry_rm = s->status == HUTCH_EXITED && s->auto_remove && s->cgroup;
+	if ((s->status == HUTCH_EXITED && !retry_rm) || !owner_gone(s))
 		return false;
 	_cleanup_free_ char *dir = container_dir(rt, s->id);
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -326,7 +329,7 @@ static bool reconcile(struct hutch_runtime *rt, struct hutch_state *s)
 	struct hutch_state *fresh = NULL;
 	if (state_read_dir(rt, s->id, &fresh) < 0)
 		return true; /* removed meanwhile */
-	if (fresh->status != s->status) {
+	if (fresh->status != s->status || (retry_rm && !fresh->cgroup)) {
 		s->status = fresh->status;
 		s->exit_code = fresh->exit_code;
 		s->finished_ns = fresh->finished_ns;
@@ -355,6 +358,8 @@ static bool reconcile(struct hutch_runtime *rt, struct hutch_state *s)
 	if (!s->cgroup && (s->status == HUTCH_CREATED || s->auto_remove) &&
 	    state_remove_dir(rt, s->id, NULL) == 0)
 		return true;
+	if (retry_rm)
+		return false;
 	s->status = HUTCH_EXITED;
 	s->exit_code = 137;
 	s->finished_ns = now_ns();

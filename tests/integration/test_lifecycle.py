@@ -1000,6 +1000,31 @@ def test_unreadable_record_left_alone(hutch, state):
         d.rmdir()
 
 
+def test_rm_flag_cgroup_that_could_not_go_is_removed_later(hutch, ctr, state):
+    """--rm: the record stays (hidden) while its cgroup cannot be removed, and the
+    next command kills what is in it and removes everything."""
+    cid = ctr.run("--rm", "bb", "sleep", "100")
+    info = ctr.inspect(cid)
+    if ROOTLESS:
+        assert not info.get("cgroup")
+        return
+    stray = subprocess.Popen(["sleep", "100"])
+    try:
+        Path(info["cgroup"], "cgroup.procs").write_text(str(stray.pid))
+        os.kill(info["pid"], signal.SIGKILL)
+        wait_for(lambda: not alive(info["monitor_pid"]), timeout=20, what="the monitor")
+        assert (state.root / "containers" / cid).is_dir()  # kept: its cgroup is busy
+        assert os.path.isdir(info["cgroup"]) and stray.poll() is None
+        assert ps_json(hutch, "-a") == []
+        assert not (state.root / "containers" / cid).exists()
+        assert not os.path.exists(info["cgroup"])
+        assert stray.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
+
+
 def test_cgroup_kept_in_the_record_until_it_can_go(hutch, ctr, state):
     """A cgroup that cannot be removed when the container ends (a process the
     runtime does not know is in it) stays in the record, and `rm` removes it."""
