@@ -1,6 +1,7 @@
 /* cli/: argument parsing and the top-level calls of each verb. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 
 struct cli_ctx {
 	const char *prog;
@@ -25,3 +26,22 @@ int cli_parse_signal(const char *s);
 /* Print "hutch: msg" and return 125 (or the error's own exit code). */
 struct hutch_err;
 int cli_report(struct cli_ctx *ctx, struct hutch_err *err);
+
+/* One option syntax for every verb, Docker's: --name VALUE, --name=VALUE, a flag
+ * as --name or --name=true|false, short options combinable (-it, -e K=V, -eK=V),
+ * "--" ends the options. */
+struct cli_opt {
+	const char *name; /* long name, without "--" */
+	char shortc; /* 0: none */
+	bool value; /* takes a value */
+	int id;
+};
+/* set(arg, id, value) is called for each option given (value NULL for a flag);
+ * it returns -1 after printing why a value is bad. Operands end the options
+ * unless interspersed (then options may follow them, and the operands are moved
+ * to the end of argv). "--help" not in opts prints usage to stdout.
+ * Returns the index of the first operand (argc if none), -1 on an error
+ * (printed), -2 after --help. */
+int cli_parse_opts(const char *verb, const char *usage, const struct cli_opt *opts, size_t n_opts,
+		   bool interspersed, int argc, char **argv,
+		   int (*set)(void *arg, int id, const char *value), void *arg);

@@ -23,38 +23,125 @@ static int open_runtime(struct cli_ctx *ctx, struct hutch_runtime *rt, struct hu
 	return 0;
 }
 
-static void ago(int64_t ns, char *buf, size_t len)
+/* Docker's wording of a duration (go-units HumanDuration). */
+static void human_duration(int64_t ns, char *buf, size_t len)
 {
-	int64_t s = (int64_t)time(NULL) - ns / 1000000000LL;
-	if (s < 0)
-		s = 0;
-	if (s < 60)
+	int64_t s = ns / 1000000000LL;
+	int64_t hours = (ns + 1800000000000LL) / 3600000000000LL; /* rounded */
+	if (s < 1)
+		snprintf(buf, len, "Less than a second");
+	else if (s == 1)
+		snprintf(buf, len, "1 second");
+	else if (s < 60)
 		snprintf(buf, len, "%lld seconds", (long long)s);
+	else if (s / 60 == 1)
+		snprintf(buf, len, "About a minute");
 	else if (s < 3600)
 		snprintf(buf, len, "%lld minutes", (long long)s / 60);
-	else if (s < 86400)
-		snprintf(buf, len, "%lld hours", (long long)s / 3600);
+	else if (hours == 1)
+		snprintf(buf, len, "About an hour");
+	else if (hours < 48)
+		snprintf(buf, len, "%lld hours", (long long)hours);
+	else if (hours < 24 * 7 * 2)
+		snprintf(buf, len, "%lld days", (long long)hours / 24);
+	else if (hours < 24 * 30 * 2)
+		snprintf(buf, len, "%lld weeks", (long long)hours / 24 / 7);
+	else if (hours < 24 * 365 * 2)
+		snprintf(buf, len, "%lld months", (long long)hours / 24 / 30);
 	else
-		snprintf(buf, len, "%lld days", (long long)s / 86400);
+		snprintf(buf, len, "%lld years", (long long)(s / 3600) / 24 / 365);
+}
+
+static int64_t since(int64_t then_ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t d = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec - then_ns;
+	return d < 0 ? 0 : d;
+}
+
+/* Display width of UTF-8 text: one column per character. */
+static size_t text_width(const char *t)
+{
+	size_t w = 0;
+	for (; *t; t++)
+		w += ((unsigned char)*t & 0xC0) != 0x80;
+	return w;
+}
+
+/* Docker's COMMAND cell: quoted, cut to 20 characters with an ellipsis. */
+static char *command_cell(const char *cmd)
+{
+	const size_t max = 20;
+	if (text_width(cmd) <= max)
+		return xasprintf("\"%s\"", cmd);
+	size_t bytes = 0, chars = 0;
+	while (cmd[bytes] && chars < max - 1) {
+		bytes++;
+		while (((unsigned char)cmd[bytes] & 0xC0) == 0x80)
+			bytes++;
+		chars++;
+	}
+	return xasprintf("\"%.*s\u2026\"", (int)bytes, cmd);
+}
+
+enum { COL_ID, COL_IMAGE, COL_COMMAND, COL_PID, COL_CREATED, COL_STATUS, COL_NAMES, N_COLS };
+
+static void print_row(char *const *cells, const size_t *widths)
+{
+	int last = N_COLS - 1;
+	while (last > 0 && !*cells[last])
+		last--;
+	for (int c = 0; c <= last; c++) {
+		fputs(cells[c], stdout);
+		if (c < last)
+			for (size_t k = text_width(cells[c]); k < widths[c] + 3; k++)
+				putchar(' ');
+	}
+	putchar('\n');
+}
+
+enum { PS_ALL, PS_QUIET, PS_FORMAT };
+static const struct cli_opt ps_opts[] = {
+	{"all", 'a', false, PS_ALL},
+	{"quiet", 'q', false, PS_QUIET},
+	{"format", 0, true, PS_FORMAT},
+};
+struct ps_args {
+	bool all, json, quiet;
+};
+
+static int ps_set(void *arg, int id, const char *v)
+{
+	struct ps_args *a = arg;
+	switch (id) {
+	case PS_ALL: a->all = true; break;
+	case PS_QUIET: a->quiet = true; break;
+	case PS_FORMAT:
+		if (strcmp(v, "json") && strcmp(v, "table")) {
+			fprintf(stderr, "hutch: ps: unknown --format '%s' (json or table)\n", v);
+			return -1;
+		}
+		a->json = !strcmp(v, "json");
+		break;
+	}
+	return 0;
 }
 
 int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 {
-	bool all = false, json = false, quiet = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-a") || !strcmp(argv[i], "--all"))
-			all = true;
-		else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
-			quiet = true;
-		else if (!strcmp(argv[i], "--format=json") ||
-			 (!strcmp(argv[i], "--format") && i + 1 < argc && !strcmp(argv[++i], "json")))
-			json = true;
-		else {
-			fprintf(stderr, "hutch: ps: unknown option '%s' (ps [-a] [-q] [--format json])\n",
-				argv[i]);
-			return 125;
-		}
+	struct ps_args a = {0};
+	int operand = cli_parse_opts("ps", "Usage: hutch ps [-a] [-q] [--format json|table]\n",
+				     ps_opts, ARRAY_SIZE(ps_opts), true, argc, argv, ps_set, &a);
+	if (operand < 0)
+		return operand == -2 ? 0 : 125;
+	if (operand < argc) {
+		fprintf(stderr,
+			"hutch: ps: unexpected argument '%s' (ps [-a] [-q] [--format json])\n",
+			argv[operand]);
+		return 125;
 	}
+	bool all = a.all, json = a.json, quiet = a.quiet;
 	_cleanup_err_ struct hutch_err *err = NULL;
 	struct hutch_runtime rt;
 	struct hutch_state_list l;
@@ -62,45 +149,61 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		hutch_runtime_fini(&rt);
 		return cli_report(ctx, err);
 	}
-	if (json)
-		putchar('[');
-	else if (!quiet)
-		printf("%-12s  %-16s  %-24s  %-8s  %-16s  %-20s  %s\n", "CONTAINER ID", "IMAGE",
-		       "COMMAND", "PID", "CREATED", "STATUS", "NAMES");
-	bool first = true;
+	/* Like docker ps: --format json is one object per line; the table's
+	 * columns are as wide as their widest cell. */
+	static const char *const header[N_COLS] = {"CONTAINER ID", "IMAGE",  "COMMAND", "PID",
+						   "CREATED",	   "STATUS", "NAMES"};
+	size_t widths[N_COLS];
+	for (int c = 0; c < N_COLS; c++)
+		widths[c] = text_width(header[c]);
+	char *(*rows)[N_COLS] = xcalloc(l.n + 1, sizeof(*rows));
+	size_t n_rows = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		struct hutch_state *s = l.items[i];
 		if (!all && s->status != HUTCH_RUNNING)
 			continue;
 		if (json) {
 			_cleanup_free_ char *j = hutch_state_to_json(s, false);
-			printf("%s%s", first ? "" : ",", j);
-		} else if (quiet) {
-			printf("%.12s\n", s->id);
-		} else {
-			char created[32], status[48], when[32];
-			ago(s->created_ns, created, sizeof(created));
-			if (s->status == HUTCH_RUNNING) {
-				ago(s->started_ns, when, sizeof(when));
-				snprintf(status, sizeof(status), "Up %s", when);
-			} else if (s->status == HUTCH_EXITED) {
-				ago(s->finished_ns, when, sizeof(when));
-				snprintf(status, sizeof(status), "Exited (%d) %s ago", s->exit_code,
-					 when);
-			} else {
-				snprintf(status, sizeof(status), "Created");
-			}
-			char cmd[25];
-			snprintf(cmd, sizeof(cmd), "%s", s->command ? s->command : "");
-			printf("%-12.12s  %-16.16s  %-24s  %-8d  %-16s  %-20s  %s\n", s->id,
-			       s->image ? s->image : "", cmd,
-			       s->status == HUTCH_RUNNING ? s->pid : 0, created, status,
-			       s->name ? s->name : "");
+			puts(j);
+			continue;
 		}
-		first = false;
+		if (quiet) {
+			printf("%.12s\n", s->id);
+			continue;
+		}
+		char created[64], status[96], when[48];
+		human_duration(since(s->created_ns), when, sizeof(when));
+		snprintf(created, sizeof(created), "%s ago", when);
+		if (s->status == HUTCH_RUNNING) {
+			human_duration(since(s->started_ns), when, sizeof(when));
+			snprintf(status, sizeof(status), "Up %s", when);
+		} else if (s->status == HUTCH_EXITED) {
+			human_duration(since(s->finished_ns), when, sizeof(when));
+			snprintf(status, sizeof(status), "Exited (%d) %s ago", s->exit_code, when);
+		} else {
+			snprintf(status, sizeof(status), "Created");
+		}
+		char **row = rows[n_rows++];
+		row[COL_ID] = xasprintf("%.12s", s->id);
+		row[COL_IMAGE] = xstrdup(s->image ? s->image : "");
+		row[COL_COMMAND] = command_cell(s->command ? s->command : "");
+		row[COL_PID] = s->status == HUTCH_RUNNING ? xasprintf("%d", s->pid) : xstrdup("-");
+		row[COL_CREATED] = xstrdup(created);
+		row[COL_STATUS] = xstrdup(status);
+		row[COL_NAMES] = xstrdup(s->name ? s->name : "");
+		for (int c = 0; c < N_COLS; c++)
+			if (text_width(row[c]) > widths[c])
+				widths[c] = text_width(row[c]);
 	}
-	if (json)
-		puts("]");
+	if (!json && !quiet) {
+		print_row((char **)header, widths);
+		for (size_t r = 0; r < n_rows; r++)
+			print_row(rows[r], widths);
+	}
+	for (size_t r = 0; r < n_rows; r++)
+		for (int c = 0; c < N_COLS; c++)
+			free(rows[r][c]);
+	free(rows);
 	hutch_state_list_free(&l);
 	hutch_runtime_fini(&rt);
 	return 0;
@@ -108,38 +211,65 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 
 
 /* Shared shape of stop / kill / rm / inspect: options, then container refs. */
+enum { CTR_TIME, CTR_SIGNAL, CTR_FORCE };
+struct ctr_args {
+	const char *verb;
+	int timeout, sig;
+	bool force;
+};
+
+static int ctr_set(void *arg, int id, const char *v)
+{
+	struct ctr_args *a = arg;
+	switch (id) {
+	case CTR_TIME: {
+		char *end;
+		errno = 0;
+		long t = strtol(v, &end, 10);
+		if (errno || !*v || *end || t < 0 || t > 86400) {
+			fprintf(stderr, "hutch: stop: invalid -t '%s': seconds expected\n", v);
+			return -1;
+		}
+		a->timeout = (int)t;
+		break;
+	}
+	case CTR_SIGNAL:
+		a->sig = cli_parse_signal(v);
+		if (a->sig < 0) {
+			fprintf(stderr, "hutch: kill: unknown signal '%s'\n", v);
+			return -1;
+		}
+		break;
+	case CTR_FORCE: a->force = true; break;
+	}
+	return 0;
+}
+
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 {
 	const char *verb = argv[0];
-	int timeout = 10, sig = SIGKILL;
-	bool force = false;
-	int i = 1;
-	for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(verb, "stop") && (!strcmp(a, "-t") || !strcmp(a, "--time")) && v) {
-			char *end;
-			long t = strtol(v, &end, 10);
-			if (*end || t < 0 || t > 86400) {
-				fprintf(stderr, "hutch: stop: invalid -t '%s': seconds expected\n", v);
-				return 125;
-			}
-			timeout = (int)t;
-			i++;
-		} else if (!strcmp(verb, "kill") && (!strcmp(a, "-s") || !strcmp(a, "--signal")) && v) {
-			sig = cli_parse_signal(v);
-			if (sig < 0) {
-				fprintf(stderr, "hutch: kill: unknown signal '%s'\n", v);
-				return 125;
-			}
-			i++;
-		} else if (!strcmp(verb, "rm") && (!strcmp(a, "-f") || !strcmp(a, "--force"))) {
-			force = true;
-		} else {
-			fprintf(stderr, "hutch: %s: unknown option '%s'\n", verb, a);
-			return 125;
-		}
+	static const struct cli_opt stop_opts[] = {{"time", 't', true, CTR_TIME}};
+	static const struct cli_opt kill_opts[] = {{"signal", 's', true, CTR_SIGNAL}};
+	static const struct cli_opt rm_opts[] = {{"force", 'f', false, CTR_FORCE}};
+	const struct cli_opt *opts = NULL;
+	size_t n_opts = 0;
+	const char *usage = "Usage: hutch inspect CONTAINER...\n";
+	if (!strcmp(verb, "stop")) {
+		opts = stop_opts, n_opts = 1;
+		usage = "Usage: hutch stop [-t SECONDS] CONTAINER...\n";
+	} else if (!strcmp(verb, "kill")) {
+		opts = kill_opts, n_opts = 1;
+		usage = "Usage: hutch kill [-s SIGNAL] CONTAINER...\n";
+	} else if (!strcmp(verb, "rm")) {
+		opts = rm_opts, n_opts = 1;
+		usage = "Usage: hutch rm [-f] CONTAINER...\n";
 	}
+	struct ctr_args a = {.verb = verb, .timeout = 10, .sig = SIGKILL};
+	int i = cli_parse_opts(verb, usage, opts, n_opts, true, argc, argv, ctr_set, &a);
+	if (i < 0)
+		return i == -2 ? 0 : 125;
+	int timeout = a.timeout, sig = a.sig;
+	bool force = a.force;
 	if (i >= argc) {
 		fprintf(stderr, "hutch: %s: give at least one container (name or id)\n", verb);
 		return 125;
@@ -223,35 +353,51 @@ static size_t print_from(int fd, char **carry, size_t *carry_len)
 	return total;
 }
 
+enum { LOGS_FOLLOW, LOGS_TAIL };
+static const struct cli_opt logs_opts[] = {
+	{"follow", 'f', false, LOGS_FOLLOW},
+	{"tail", 'n', true, LOGS_TAIL},
+};
+struct logs_args {
+	bool follow;
+	long tail;
+};
+
+static int logs_set(void *arg, int id, const char *v)
+{
+	struct logs_args *a = arg;
+	if (id == LOGS_FOLLOW) {
+		a->follow = true;
+		return 0;
+	}
+	if (!strcmp(v, "all")) {
+		a->tail = -1;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	a->tail = strtol(v, &end, 10);
+	if (errno || !*v || *end || a->tail < 0) {
+		fprintf(stderr, "hutch: logs: invalid --tail '%s': a number of lines or 'all'\n", v);
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 {
-	bool follow = false;
-	long tail = -1;
-	const char *ref = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow"))
-			follow = true;
-		else if ((!strcmp(argv[i], "--tail") || !strcmp(argv[i], "-n")) && i + 1 < argc) {
-			char *end;
-			tail = strtol(argv[++i], &end, 10);
-			if (*end || tail < 0) {
-				if (!strcmp(argv[i], "all")) {
-					tail = -1;
-					continue;
-				}
-				fprintf(stderr, "hutch: logs: invalid --tail '%s'\n", argv[i]);
-				return 125;
-			}
-		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "hutch: logs: unknown option '%s'\n", argv[i]);
-			return 125;
-		} else if (!ref) {
-			ref = argv[i];
-		} else {
-			fprintf(stderr, "hutch: logs: one container at a time\n");
-			return 125;
-		}
+	struct logs_args a = {.tail = -1};
+	int first = cli_parse_opts("logs", "Usage: hutch logs [-f] [--tail N] CONTAINER\n",
+				   logs_opts, ARRAY_SIZE(logs_opts), true, argc, argv, logs_set, &a);
+	if (first < 0)
+		return first == -2 ? 0 : 125;
+	if (argc - first > 1) {
+		fprintf(stderr, "hutch: logs: one container at a time\n");
+		return 125;
 	}
+	bool follow = a.follow;
+	long tail = a.tail;
+	const char *ref = first < argc ? argv[first] : NULL;
 	if (!ref) {
 		fprintf(stderr, "hutch: logs: give a container (name or id)\n");
 		return 125;
@@ -332,41 +478,54 @@ out:
 	return rc;
 }
 
+enum { EXEC_I, EXEC_T, EXEC_E, EXEC_U, EXEC_W };
+static const struct cli_opt exec_opts[] = {
+	{"interactive", 'i', false, EXEC_I}, {"tty", 't', false, EXEC_T},
+	{"env", 'e', true, EXEC_E},	     {"user", 'u', true, EXEC_U},
+	{"workdir", 'w', true, EXEC_W},
+};
+struct exec_args {
+	struct hutch_exec_opts o;
+	const char **env;
+	size_t n_env;
+};
+
+static int exec_set(void *arg, int id, const char *v)
+{
+	struct exec_args *a = arg;
+	switch (id) {
+	case EXEC_I: a->o.interactive = true; break;
+	case EXEC_T: a->o.terminal = true; break;
+	case EXEC_E:
+		a->env = xrealloc(a->env, (a->n_env + 1) * sizeof(char *));
+		a->env[a->n_env++] = v;
+		break;
+	case EXEC_U: a->o.user = v; break;
+	case EXEC_W:
+		if (v[0] != '/') {
+			fprintf(stderr, "hutch: exec: invalid -w '%s': absolute path expected\n", v);
+			return -1;
+		}
+		a->o.cwd = v;
+		break;
+	}
+	return 0;
+}
+
 int cmd_exec(struct cli_ctx *ctx, int argc, char **argv)
 {
-	struct hutch_exec_opts o = {0};
-	const char **env = NULL;
-	size_t n_env = 0;
-	int i = 1;
-	for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "-it") || !strcmp(a, "-ti")) {
-			o.interactive = o.terminal = true;
-		} else if (!strcmp(a, "-i") || !strcmp(a, "--interactive")) {
-			o.interactive = true;
-		} else if (!strcmp(a, "-t") || !strcmp(a, "--tty")) {
-			o.terminal = true;
-		} else if ((!strcmp(a, "-e") || !strcmp(a, "--env")) && v) {
-			env = xrealloc(env, (n_env + 1) * sizeof(char *));
-			env[n_env++] = v;
-			i++;
-		} else if ((!strcmp(a, "-u") || !strcmp(a, "--user")) && v) {
-			o.user = v;
-			i++;
-		} else if ((!strcmp(a, "-w") || !strcmp(a, "--workdir")) && v) {
-			if (v[0] != '/') {
-				fprintf(stderr, "hutch: exec: invalid -w '%s': absolute path expected\n", v);
-				free(env);
-				return 125;
-			}
-			o.cwd = v;
-			i++;
-		} else {
-			fprintf(stderr, "hutch: exec: unknown option '%s'\n", a);
-			free(env);
-			return 125;
-		}
+	static const char usage[] = "Usage: hutch exec [-it] [-e K=V] [-u USER] [-w DIR] "
+				    "CONTAINER COMMAND [ARG...]\n";
+	struct exec_args ea = {0};
+	/* the command's own options are not ours: no options after the container */
+	int i = cli_parse_opts("exec", usage, exec_opts, ARRAY_SIZE(exec_opts), false, argc, argv,
+			       exec_set, &ea);
+	struct hutch_exec_opts o = ea.o;
+	const char **env = ea.env;
+	size_t n_env = ea.n_env;
+	if (i < 0) {
+		free(env);
+		return i == -2 ? 0 : 125;
 	}
 	if (i + 1 >= argc) {
 		fprintf(stderr, "hutch: exec: usage: hutch exec [-it] [-e K=V] [-u USER] [-w DIR] "

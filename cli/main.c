@@ -18,7 +18,7 @@ static void usage(FILE *out)
 	      "\n"
 	      "Commands:\n"
 	      "  run [OPTIONS] IMAGE [COMMAND [ARG...]]  run a command in a new container\n"
-	      "  ps [-a] [-q] [--format json]            list containers\n"
+	      "  ps [-a] [-q] [--format json]            list containers (json: one per line)\n"
 	      "  exec [-it] [-e K=V] [-u U] [-w DIR] CONTAINER CMD...  run a command in it\n"
 	      "  logs [-f] [--tail N] CONTAINER          a detached container's output\n"
 	      "  stop [-t SECONDS] CONTAINER...          stop signal, then SIGKILL (default 10 s)\n"
@@ -96,6 +96,17 @@ int main(int argc, char **argv)
 	if (root && !*root) {
 		fprintf(stderr, "hutch: --root needs a directory\n");
 		return 125;
+	}
+	/* Absolute: a detached container's monitor leaves the caller's directory. */
+	_cleanup_free_ char *abs_root = NULL;
+	if (root && root[0] != '/') {
+		_cleanup_free_ char *cwd = getcwd(NULL, 0);
+		if (!cwd) {
+			fprintf(stderr, "hutch: --root %s: cannot get the current directory: %s\n",
+				root, strerror(errno));
+			return 125;
+		}
+		root = abs_root = xasprintf("%s/%s", cwd, root);
 	}
 	default_roots(&ctx, root);
 	const char *verb = argv[i];

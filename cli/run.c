@@ -71,12 +71,7 @@ enum opt_id {
 	O_SWAP, O_CPUS, O_PIDS, O_ULIMIT, O_CAPADD, O_CAPDROP, O_NET, O_INIT, O_PRIV, O_SECOPT,
 	O_STOPSIG, O_HELP, O_DETACH,
 };
-static const struct {
-	const char *name;
-	char shortc;
-	bool value;
-	enum opt_id id;
-} options[] = {
+static const struct cli_opt options[] = {
 	{"rm", 0, false, O_RM},
 	{"interactive", 'i', false, O_I},
 	{"tty", 't', false, O_T},
@@ -159,80 +154,18 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 	return 0;
 }
 
+static int set_run_option(void *o, int id, const char *v)
+{
+	return set_option(o, (enum opt_id)id, v);
+}
+
 /* Returns the index of the image argument, or -1. */
 static int parse_run_args(struct run_opts *o, int argc, char **argv)
 {
-	int i = 1;
-	for (; i < argc; i++) {
-		const char *a = argv[i];
-		if (a[0] != '-' || !a[1])
-			return i;
-		if (!strcmp(a, "--"))
-			return i + 1 < argc ? i + 1 : -1;
-		if (a[1] == '-') {
-			const char *name = a + 2, *eq = strchr(name, '=');
-			size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-			size_t k = 0;
-			for (; k < ARRAY_SIZE(options); k++)
-				if (strlen(options[k].name) == nl && !strncmp(options[k].name, name, nl))
-					break;
-			if (k == ARRAY_SIZE(options)) {
-				fprintf(stderr, "hutch: run: unknown option '%s' (see 'hutch run --help')\n",
-					a);
-				return -1;
-			}
-			const char *v = NULL;
-			if (options[k].value) {
-				if (eq)
-					v = eq + 1;
-				else if (i + 1 < argc)
-					v = argv[++i];
-				else {
-					fprintf(stderr, "hutch: run: option '--%s' needs a value\n",
-						options[k].name);
-					return -1;
-				}
-			} else if (eq) {
-				if (!strcmp(eq + 1, "false"))
-					continue;
-				if (strcmp(eq + 1, "true")) {
-					fprintf(stderr, "hutch: run: '--%s' takes no value\n", options[k].name);
-					return -1;
-				}
-			}
-			if (set_option(o, options[k].id, v) < 0)
-				return -1;
-			continue;
-		}
-		/* Short options, combinable: -it, -e K=V, -eK=V */
-		for (const char *p = a + 1; *p; p++) {
-			size_t k = 0;
-			for (; k < ARRAY_SIZE(options); k++)
-				if (options[k].shortc == *p)
-					break;
-			if (k == ARRAY_SIZE(options)) {
-				fprintf(stderr, "hutch: run: unknown option '-%c' (see 'hutch run --help')\n",
-					*p);
-				return -1;
-			}
-			const char *v = NULL;
-			if (options[k].value) {
-				if (p[1])
-					v = p + 1;
-				else if (i + 1 < argc)
-					v = argv[++i];
-				else {
-					fprintf(stderr, "hutch: run: option '-%c' needs a value\n", *p);
-					return -1;
-				}
-			}
-			if (set_option(o, options[k].id, v) < 0)
-				return -1;
-			if (v)
-				break;
-		}
-	}
-	return -1;
+	/* the command's options are not ours: options end at the image */
+	int i = cli_parse_opts("run", "", options, ARRAY_SIZE(options), false, argc, argv,
+			       set_run_option, o);
+	return i >= 0 && i < argc ? i : -1;
 }
 
 static int fail(struct hutch_err **err, const char *fmt, const char *value)
@@ -441,6 +374,20 @@ static void set_strv(char ***dst, size_t *n, char *const *src, size_t count)
 	*n = count;
 }
 
+/* The single-id note is said once per user: a marker in the run root (which
+ * is the user's own, and goes away on reboot with $XDG_RUNTIME_DIR). */
+static bool first_single_id_run(const struct cli_ctx *ctx)
+{
+	if (mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) < 0)
+		return true;
+	_cleanup_free_ char *marker = xasprintf("%s/single-id-note-given", ctx->run_root);
+	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno != EEXIST;
+	close(fd);
+	return true;
+}
+
 static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struct hutch_image *img,
 		      int cmd_argc, char **cmd_argv, struct hutch_spec *spec,
 		      struct hutch_err **err)
@@ -453,7 +400,16 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	spec->image_id = xstrdup(img->id);
 	spec->auto_remove = o->rm;
 	spec->detached = o->detach;
-	spec->name = o->name ? xstrdup(o->name) : NULL;
+	if (o->name) {
+		/* Docker's rule; one leading '/' is dropped, as Docker does */
+		const char *name = o->name[0] == '/' ? o->name + 1 : o->name;
+		if (!hutch_name_valid(name))
+			return fail(err,
+				    "invalid container name '%s': use 2 or more letters, digits, "
+				    "'_', '.' or '-', starting with a letter or digit (like web-1)",
+				    o->name);
+		spec->name = xstrdup(name);
+	}
 	spec->hostname = strndup(o->hostname ? o->hostname : id, o->hostname ? 64 : 12);
 	set_strv(&spec->root.layers, &spec->root.n_layers, img->layer_dirs, img->n_layers);
 
@@ -608,12 +564,14 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	if (ctx->rootless) {
 		struct id_mapping m;
 		id_mapping_for_self(&m);
-		if (!m.subordinate && !ctx->quiet)
+		if (!m.subordinate && !ctx->quiet && first_single_id_run(ctx))
 			fprintf(stderr,
 				"hutch: note: no subordinate ids for uid %u in /etc/subuid and "
 				"/etc/subgid (or no newuidmap/newgidmap): only your own uid is mapped "
-				"(to root); other owners in the image show as nobody and --user other "
-				"than root will fail\n",
+				"(to root): files the image gives to other owners are root's in the "
+				"container, and --user other than root fails. To map more, add "
+				"ranges for your user to /etc/subuid and /etc/subgid (usermod "
+				"--add-subuids, --add-subgids). (Said once.)\n",
 				(unsigned)getuid());
 		spec->userns = true;
 		spec->uid_map = xcalloc(m.n_uid, sizeof(*spec->uid_map));
@@ -660,7 +618,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	struct hutch_container *c = NULL;
 	int rc = 125;
 
-	if (o.tty && !isatty(STDIN_FILENO) && !isatty(STDOUT_FILENO) && !ctx->quiet)
+	if (o.tty && !o.detach && !isatty(STDIN_FILENO) && !isatty(STDOUT_FILENO) && !ctx->quiet)
 		fprintf(stderr, "hutch: warning: -t given but neither stdin nor stdout is a "
 				"terminal\n");
 	if (hutch_store_open(ctx->data_root, ctx->rootless, &store, &err) < 0 ||
@@ -674,11 +632,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	rt.quiet = ctx->quiet;
 	rt.rootless = ctx->rootless;
 	if (o.detach) {
-		if (o.interactive) {
-			hutch_fail(&err, 0, "-d and -i cannot be combined: a detached container has no stdin");
-			goto out;
-		}
-		if (hutch_container_run_detached(&rt, spec, &err) < 0)
+		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)
 			goto out;
 		printf("%s\n", spec->id);
 		rc = 0;

@@ -247,25 +247,35 @@ static void wait_unpopulated(int dirfd)
 	}
 }
 
+int cgroup_remove(const char *path, struct hutch_err **err)
+{
+	/* only ever .../hutch/<64 hex>: a record's path is not trusted further */
+	const char *leaf = strrchr(path, '/');
+	if (!leaf || strlen(leaf + 1) != 64 || !is_hex_string(leaf + 1, 64) || leaf - path < 6 ||
+	    strncmp(leaf - 6, "/hutch", 6))
+		return hutch_fail(err, EINVAL, "'%s' is not a container cgroup of hutch", path);
+	if (rmdir(path) < 0 && errno != ENOENT) {
+		if (errno != EBUSY)
+			return hutch_fail_sys(err, "remove cgroup %s", path);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0)
+			wait_unpopulated(fd);
+		if (rmdir(path) < 0 && errno != ENOENT)
+			return hutch_fail_sys(err, "remove cgroup %s", path);
+	}
+	/* Leave nothing behind: the shared hutch/ parent goes with the last
+	 * container (EBUSY while others run; they remove it later). */
+	_cleanup_free_ char *parent = xasprintf("%.*s", (int)(leaf - path), path);
+	rmdir(parent);
+	return 0;
+}
+
 int cgroup_destroy(struct cgroup *cg, struct hutch_err **err)
 {
-	int ret = 0;
-	if (cg->dirfd >= 0) {
-		if (rmdir(cg->path) < 0 && errno == EBUSY) {
-			wait_unpopulated(cg->dirfd);
-			if (rmdir(cg->path) < 0 && errno != ENOENT)
-				ret = hutch_fail_sys(err, "remove cgroup %s", cg->path);
-		}
+	if (cg->dirfd >= 0)
 		close(cg->dirfd);
-		cg->dirfd = -1;
-		/* Leave nothing behind: the shared hutch/ parent goes with the last
-		 * container (EBUSY while others run; they remove it later). */
-		char *slash = cg->path ? strrchr(cg->path, '/') : NULL;
-		if (ret == 0 && slash) {
-			*slash = '\0';
-			rmdir(cg->path);
-		}
-	}
+	cg->dirfd = -1;
+	int ret = cg->path ? cgroup_remove(cg->path, err) : 0;
 	free(cg->path);
 	cg->path = NULL;
 	return ret;

@@ -62,7 +62,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	int code = 125;
 
 	/* If our monitor dies, so do we: no container runs on unobserved. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	proc_arm_pdeathsig(a->proc.parent_pidfd);
 	if (a->sync_fd >= 0) {
 		char go;
 		if (read(a->sync_fd, &go, 1) != 1)
@@ -122,6 +122,9 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	st->command = join_args(spec->process.args, spec->process.n_args);
 	st->created_ns = now_ns();
 	st->status = HUTCH_CREATED;
+	/* the owner: whoever repairs a record must know when it is gone */
+	st->monitor_pid = getpid();
+	st->monitor_start = proc_start_time(st->monitor_pid);
 	st->auto_remove = spec->auto_remove;
 	st->detached = spec->detached;
 	st->hostname = spec->hostname ? xstrdup(spec->hostname) : NULL;
@@ -155,6 +158,8 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 	if (lockfd < 0 || flock(lockfd, LOCK_EX) < 0)
 		return hutch_fail_sys(err, "lock %s", parent);
 	char owner[65];
+	if (spec->name && !hutch_name_valid(spec->name))
+		return hutch_fail(err, EINVAL, "invalid container name '%s'", spec->name);
 	if (spec->name && state_name_taken(rt, spec->name, owner))
 		return hutch_fail(err, 0,
 				  "the container name '%s' is already in use by container %.12s: "
@@ -164,10 +169,14 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 	if (mkdir(c->data_dir, 0700) < 0)
 		return hutch_fail_sys(err, "create %s", c->data_dir);
 	c->created_data = true;
+	if (cgroup_create(rt, spec, &c->cg, err) < 0)
+		return -1;
+	/* The first record, before the lock is dropped: it claims the name, and
+	 * names the owner and the cgroup, so that whoever finds it after the owner
+	 * died (killed while the container starts) removes what it left. */
 	c->state = state_from_spec(spec);
-	/* A name is claimed by a record that exists before the lock is dropped;
-	 * without one, the first record is written once the command runs. */
-	if (spec->name && state_write(rt, c->state, err) < 0)
+	c->state->cgroup = c->cg.path ? xstrdup(c->cg.path) : NULL;
+	if (state_write(rt, c->state, err) < 0)
 		return -1;
 	/* The overlay is mounted over data_dir itself (in the container's mount
 	 * namespace only): one directory fewer to create and remove per run. */
@@ -222,11 +231,9 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
 	struct seccomp_prog *prog = NULL;
 	_cleanup_free_ char *upper = NULL, *work = NULL, *rootfs = NULL;
-	_cleanup_close_ int dmz = -1;
+	_cleanup_close_ int dmz = -1, self = -1;
 
 	if (make_container_dirs(rt, spec, c, err) < 0)
-		goto fail;
-	if (cgroup_create(rt, spec, &c->cg, err) < 0)
 		goto fail;
 	hutch_trace("dirs and cgroup created");
 	hutch_trace("seccomp: prepare");
@@ -242,6 +249,12 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	dmz = proc_dmz_memfd(err);
 	if (dmz < 0)
 		goto fail;
+	/* the container process watches us through it while it starts */
+	self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (self < 0) {
+		hutch_fail_sys(err, "pidfd_open");
+		goto fail;
+	}
 	if (pipe2(report, O_CLOEXEC) < 0 || (spec->userns && pipe2(sync, O_CLOEXEC) < 0) ||
 	    (spec->process.terminal &&
 	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
@@ -259,12 +272,17 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			 .rootless = rt->rootless},
 		.proc = {.proc = &spec->process, .io = io, .userns = spec->userns,
 			 .seccomp = prog, .report_fd = report[1], .pty_sock = ptys[1],
-			 .dmz_fd = dmz},
+			 .dmz_fd = dmz, .parent_pidfd = self},
 		.sync_fd = sync[0],
 	};
 	if (spec->process.terminal) {
 		int tfd = isatty(io->stdin_fd) ? io->stdin_fd : io->stdout_fd;
 		a.proc.have_winsize = ioctl(tfd, TIOCGWINSZ, &a.proc.winsize) == 0;
+		if (!a.proc.have_winsize && spec->detached) {
+			/* nobody's terminal to copy: the classic size, not 0x0 */
+			a.proc.winsize = (struct winsize){.ws_row = 24, .ws_col = 80};
+			a.proc.have_winsize = true;
+		}
 	}
 
 	uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
@@ -332,10 +350,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	c->state->status = HUTCH_RUNNING;
 	c->state->pid = pid;
 	c->state->pid_start = proc_start_time(pid);
-	c->state->monitor_pid = getpid();
-	c->state->monitor_start = proc_start_time(getpid());
 	c->state->started_ns = now_ns();
-	c->state->cgroup = c->cg.path ? xstrdup(c->cg.path) : NULL;
 	if (state_write(rt, c->state, err) < 0) {
 		kill(pid, SIGKILL);
 		goto fail_reap;
@@ -425,15 +440,19 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		siginfo_t si;
 		waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED);
 	}
-	if (cgroup_destroy(&c->cg, err) < 0)
+	bool cgroup_gone = cgroup_destroy(&c->cg, err) == 0;
+	if (!cgroup_gone)
 		ret = -1;
 	/* A container that ran keeps its record and rw layer (for ps -a, logs,
-	 * inspect) unless --rm; one that never started leaves nothing. */
-	bool keep = c->started && c->state && !c->state->auto_remove;
+	 * inspect) unless --rm; one that never started leaves nothing. A cgroup
+	 * that could not be removed stays in the record: `rm` tries again. */
+	bool keep = c->state && (!cgroup_gone || (c->started && !c->state->auto_remove));
 	if (keep) {
-		free(c->state->cgroup);
-		c->state->cgroup = NULL;
-		if (c->state->status == HUTCH_RUNNING) {
+		if (cgroup_gone) {
+			free(c->state->cgroup);
+			c->state->cgroup = NULL;
+		}
+		if (c->state->status != HUTCH_EXITED) {
 			/* destroyed without a reap: it was killed above */
 			c->state->status = HUTCH_EXITED;
 			c->state->exit_code = 137;
@@ -441,8 +460,13 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		}
 		if (state_write(c->rt, c->state, ret ? NULL : err) < 0)
 			ret = -1;
-	} else if (c->created_data && remove_tree_as_owner(c->data_dir, ret ? NULL : err) < 0) {
-		ret = -1;
+	} else if (c->created_data) {
+		/* removers hold the dir's lock: see collect_orphan in state.c */
+		_cleanup_close_ int dfd = open(c->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0)
+			flock(dfd, LOCK_EX);
+		if (remove_tree_as_owner(c->data_dir, ret ? NULL : err) < 0)
+			ret = -1;
 	}
 	hutch_state_free(c->state);
 	if (c->pidfd >= 0)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -76,7 +77,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	bool have_prog = false;
 	int report[2] = {-1, -1}, ptys[2] = {-1, -1};
 	_cleanup_close_ int cgfd = -1;
-	_cleanup_close_ int dmz = -1;
+	_cleanup_close_ int dmz = -1, self = -1;
 	struct hutch_container c = {.rt = rt, .pidfd = -1, .pty_master = -1, .cg = {.dirfd = -1}};
 	c.id = (char *)s->id;
 	if (s->seccomp) {
@@ -85,11 +86,21 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 			goto out;
 		have_prog = true;
 	}
-	if (s->cgroup)
+	if (s->cgroup) {
 		cgfd = open(s->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cgfd < 0 && errno == ENOENT) {
+			hutch_fail(err, 0, "container %.12s is not running", s->id);
+			goto out;
+		}
+	}
 	dmz = proc_dmz_memfd(err);
 	if (dmz < 0)
 		goto out;
+	self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (self < 0) {
+		hutch_fail_sys(err, "pidfd_open");
+		goto out;
+	}
 	if (pipe2(report, O_CLOEXEC) < 0 ||
 	    (o->terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
 		hutch_fail_sys(err, "create pipes");
@@ -97,7 +108,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	}
 	struct proc_ctx pc = {.proc = &proc, .io = io, .userns = s->userns,
 			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
-			      .pty_sock = ptys[1], .dmz_fd = dmz};
+			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self};
 	if (o->terminal) {
 		int tfd = isatty(io->stdin_fd) ? io->stdin_fd : io->stdout_fd;
 		pc.have_winsize = ioctl(tfd, TIOCGWINSZ, &pc.winsize) == 0;
@@ -111,16 +122,34 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
-		hutch_fail_sys(err, "create the exec process");
+		/* ENOENT: the container ended and its cgroup went meanwhile */
+		struct pollfd pf = {.fd = target, .events = POLLIN};
+		if (errno == ENOENT || poll(&pf, 1, 0) > 0)
+			hutch_fail(err, 0, "container %.12s is not running", s->id);
+		else
+			hutch_fail_sys(err, "create the exec process");
 		goto out;
 	}
 	if (pid == 0) {
 		struct hutch_err *e = NULL;
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		/* This middle process dies with hutch exec, and the command with it
+		 * (the command arms its own again after it changes credentials). */
+		proc_arm_pdeathsig(self);
 		int ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
 			 CLONE_NEWNET | (s->userns ? CLONE_NEWUSER : 0);
 		if (setns(target, ns) < 0) {
-			hutch_fail_sys(&e, "join the namespaces of container %.12s", s->id);
+			if (errno == ESRCH)
+				hutch_fail(&e, 0, "container %.12s is not running", s->id);
+			else
+				hutch_fail_sys(&e, "join the namespaces of container %.12s", s->id);
+			proc_fail(&pc, 125, e);
+		}
+		/* joining a user namespace is a change of credentials */
+		proc_arm_pdeathsig(self);
+		close(self);
+		pc.parent_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+		if (pc.parent_pidfd < 0) {
+			hutch_fail_sys(&e, "pidfd_open");
 			proc_fail(&pc, 125, e);
 		}
 		/* Not dumpable: this process is hutch's binary, seen from inside. */
@@ -134,7 +163,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 			proc_fail(&pc, 125, e);
 		}
 		if (cmd == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+			proc_arm_pdeathsig(pc.parent_pidfd);
 			proc_setup_and_exec(&pc);
 		}
 		close(report[1]);

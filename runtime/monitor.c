@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -115,28 +116,73 @@ static void monitor_loop(struct hutch_container *c, int out_fd, int err_fd, int 
 	close(ep);
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Close every fd from 3 up but those in keep: whatever else the CLI had open (a
+ * pipe on fd 3 of a shell pipeline) would otherwise stay open for the
+ * container's lifetime, and its reader would wait for EOF as long. */
+static void close_inherited(const int *hold, size_t n_hold, int ready_fd)
+{
+	int *keep = xcalloc(n_hold + 1, sizeof(int));
+	memcpy(keep, hold, n_hold * sizeof(int));
+	keep[n_hold] = ready_fd;
+	qsort(keep, n_hold + 1, sizeof(int), cmp_int);
+	unsigned from = 3;
+	for (size_t i = 0; i <= n_hold; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
+	free(keep);
+}
+
 static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
-						   const struct hutch_spec *spec, int ready_fd)
+						   const struct hutch_spec *spec, const int *hold,
+						   size_t n_hold, int ready_fd)
 {
 	struct hutch_err *err = NULL;
 	struct start_report rep = {0};
-	setsid();
+	/* Its own session (no terminal signals of the CLI's), out of the CLI's
+	 * directory (which could then not be unmounted), and none of its fds. */
+	if (getsid(0) != getpid())
+		setsid();
+	if (chdir("/") < 0) {
+		hutch_fail_sys(&err, "chdir /");
+		goto failed;
+	}
+	close_inherited(hold, n_hold, ready_fd);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int out[2] = {-1, -1}, errp[2] = {-1, -1};
+	int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1};
 	struct hutch_container *c = NULL;
 	if (devnull < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		hutch_fail_sys(&err, "create the container's output pipes");
 		goto failed;
 	}
-	struct hutch_io io = {.stdin_fd = devnull, .stdout_fd = out[1], .stderr_fd = errp[1]};
+	/* -di: a stdin nobody writes to but that never ends (the write end stays
+	 * here), as Docker gives a detached container; with -t the pty's master,
+	 * held here too, does the same. */
+	if (spec->process.interactive && !spec->process.terminal && pipe2(in, O_CLOEXEC) < 0) {
+		hutch_fail_sys(&err, "create the container's stdin pipe");
+		goto failed;
+	}
+	struct hutch_io io = {.stdin_fd = in[0] >= 0 ? in[0] : devnull, .stdout_fd = out[1],
+			      .stderr_fd = errp[1]};
 	if (hutch_container_start(rt, spec, &io, &c, &err) < 0)
 		goto failed;
 	close(out[1]);
 	close(errp[1]);
+	if (in[0] >= 0)
+		close(in[0]);
 	_cleanup_free_ char *log_path = xasprintf("%s/container.log", c->data_dir);
 	int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	rep.ok = 1;
@@ -154,6 +200,8 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 	} else {
 		monitor_loop(c, out[0], errp[0], logfd);
 	}
+	if (in[1] >= 0)
+		close(in[1]);
 	struct hutch_exit st;
 	hutch_container_reap(c, &st, NULL);
 	if (logfd >= 0)
@@ -170,7 +218,7 @@ failed:
 }
 
 int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
-				 struct hutch_err **err)
+				 const int *hold_fds, size_t n_hold_fds, struct hutch_err **err)
 {
 	int ready[2];
 	if (pipe2(ready, O_CLOEXEC) < 0)
@@ -184,7 +232,7 @@ int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_sp
 	}
 	if (pid == 0) {
 		close(ready[0]);
-		monitor_main(rt, spec, ready[1]);
+		monitor_main(rt, spec, hold_fds, n_hold_fds, ready[1]);
 	}
 	close(ready[1]);
 	struct start_report rep = {0};

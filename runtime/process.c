@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -109,6 +110,34 @@ static int apply_rlimits(const struct hutch_process *proc, struct hutch_err **er
 	return 0;
 }
 
+/* setresuid/setresgid say EINVAL for an id the user namespace does not map:
+ * say which, what is mapped, and what to do. */
+static int unmapped(const struct proc_ctx *p, const struct user_ids *u, struct hutch_err **err)
+{
+	_cleanup_free_ char *map = NULL;
+	unsigned inside = 0, outside = 0, count = 0;
+	int fields = 0;
+	if (read_file_at(AT_FDCWD, "/proc/self/uid_map", &map, NULL, NULL) == 0)
+		fields = sscanf(map, "%u %u %u", &inside, &outside, &count);
+	const char *nl = map ? strchr(map, '\n') : NULL;
+	bool single = fields == 3 && inside == 0 && count == 1 && (!nl || !nl[1]);
+	const char *who = p->proc->user ? p->proc->user : "root";
+	if (single)
+		return hutch_fail(err, 0,
+				  "user '%s' (uid %u, gid %u) is not mapped in the container's "
+				  "user namespace: only 0 is (it is you, uid %u), because your user "
+				  "has no ranges in /etc/subuid and /etc/subgid. Ask root to add "
+				  "some (usermod --add-subuids 100000-165535 --add-subgids "
+				  "100000-165535 YOUR-USER; the uidmap package provides "
+				  "newuidmap/newgidmap), or run the container as root (-u 0)",
+				  who, u->uid, u->gid, outside);
+	return hutch_fail(err, 0,
+			  "user '%s' (uid %u, gid %u) is not mapped in the container's user "
+			  "namespace (see /proc/self/uid_map and gid_map inside it): give a user "
+			  "within your subordinate ranges of /etc/subuid and /etc/subgid",
+			  who, u->uid, u->gid);
+}
+
 static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 			   struct hutch_err **err)
 {
@@ -134,9 +163,11 @@ static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 	if (setgroups(u->n_groups, u->groups) < 0 && !(errno == EPERM && p->userns))
 		return hutch_fail_sys(err, "setgroups");
 	if (setresgid(u->gid, u->gid, u->gid) < 0)
-		return hutch_fail_sys(err, "setgid %u", u->gid);
+		return errno == EINVAL && p->userns ? unmapped(p, u, err)
+						    : hutch_fail_sys(err, "setgid %u", u->gid);
 	if (setresuid(u->uid, u->uid, u->uid) < 0)
-		return hutch_fail_sys(err, "setuid %u", u->uid);
+		return errno == EINVAL && p->userns ? unmapped(p, u, err)
+						    : hutch_fail_sys(err, "setuid %u", u->uid);
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
 		return hutch_fail_sys(err, "reset keepcaps");
 	cap_t c = cap_init();
@@ -377,15 +408,34 @@ void proc_run_init(pid_t child)
 	}
 }
 
-/* close every fd from 3 up except a and b */
-static void close_all_but(int a, int b)
+void proc_arm_pdeathsig(int parent_pidfd)
 {
-	int lo = a < b ? a : b, hi = a < b ? b : a;
-	if (lo > 3)
-		syscall(SYS_close_range, 3, lo - 1, 0);
-	if (hi - lo > 1)
-		syscall(SYS_close_range, lo + 1, hi - 1, 0);
-	syscall(SYS_close_range, hi + 1, ~0U, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (parent_pidfd < 0)
+		return;
+	struct pollfd pf = {.fd = parent_pidfd, .events = POLLIN};
+	if (poll(&pf, 1, 0) != 0)
+		_exit(128 + SIGKILL); /* what the signal would have done */
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* close every fd from 3 up except the n in keep (negative ones are ignored) */
+static void close_all_but(int *keep, size_t n)
+{
+	qsort(keep, n, sizeof(int), cmp_int);
+	unsigned from = 3;
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
 }
 
 void proc_setup_and_exec(struct proc_ctx *p)
@@ -402,9 +452,11 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	}
 	if (proc->terminal ? setup_terminal(p, &err) < 0 : setup_stdio(p, &err) < 0)
 		proc_fail(p, code, err);
-	/* Nothing of the host stays open from here on but the report pipe and
-	 * hutch-dmz's memfd (both CLOEXEC): not even for a "-w /proc/self/fd/N". */
-	close_all_but(p->report_fd, p->dmz_fd);
+	/* Nothing of the host stays open from here on but the report pipe,
+	 * hutch-dmz's memfd and the parent's pidfd (all CLOEXEC): not even for a
+	 * "-w /proc/self/fd/N". */
+	int keep[] = {p->report_fd, p->dmz_fd, p->parent_pidfd};
+	close_all_but(keep, ARRAY_SIZE(keep));
 	/* Verify that the working directory is inside the root (a leaked fd as
 	 * cwd is how CVE-2024-21626 escaped). */
 	char cwdbuf[4096];
@@ -427,6 +479,9 @@ void proc_setup_and_exec(struct proc_ctx *p)
 		hutch_fail_sys(&err, "set no_new_privs");
 		proc_fail(p, code, err);
 	}
+	/* setresuid/setresgid cleared the parent-death signal: without it again, a
+	 * non-root container would outlive its monitor. */
+	proc_arm_pdeathsig(p->parent_pidfd);
 	char **env = build_env(proc, &u);
 	/* No fd of ours may reach the container; the report pipe closes on exec. */
 	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {

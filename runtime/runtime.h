@@ -206,12 +206,16 @@ void hutch_state_list_free(struct hutch_state_list *l);
 /* The state as JSON text (for inspect and ps --format json); caller frees. */
 char *hutch_state_to_json(const struct hutch_state *s, bool pretty);
 const char *hutch_status_name(enum hutch_status st);
+/* A container name as Docker allows it: [a-zA-Z0-9][a-zA-Z0-9_.-]+ */
+bool hutch_name_valid(const char *name);
 
 /* Detached: fork a monitor that starts the container, collects its output into
  * its log and its exit status, and cleans up when it ends. Returns once the
- * container runs (or failed to start: then nothing is left). */
+ * container runs (or failed to start: then nothing is left). The monitor keeps
+ * hold_fds open for the container's lifetime (the image's layer locks) and
+ * closes every other fd it inherited. */
 int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
-				 struct hutch_err **err);
+				 const int *hold_fds, size_t n_hold_fds, struct hutch_err **err);
 
 /* Send sig to the container's pid 1 (identity checked). */
 int hutch_state_signal(struct hutch_runtime *rt, const struct hutch_state *s, int sig,

@@ -18,8 +18,12 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		  struct cgroup *cg, struct hutch_err **err);
 /* oom kills recorded in memory.events (0 if unknown). */
 int64_t cgroup_oom_kills(const struct cgroup *cg);
-/* Wait until empty, then rmdir. */
+/* Wait until empty, then rmdir (cgroup_remove). */
 int cgroup_destroy(struct cgroup *cg, struct hutch_err **err);
+/* Remove the container cgroup at path (.../hutch/ID), waiting for its last
+ * processes to go, and the shared hutch/ parent with it when it was the last
+ * one. Already gone is fine. */
+int cgroup_remove(const char *path, struct hutch_err **err);
 
 /* ---- mounts.c (run in the container's child, before pivot_root) ---- */
 struct mount_ctx {

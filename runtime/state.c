@@ -4,6 +4,7 @@
  * repairs it when the owner is gone (a monitor killed with SIGKILL takes its
  * container with it through PDEATHSIG; the next reader marks it exited and
  * removes its cgroup, so `ps` is never stale and nothing leaks). */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,16 @@ const char *hutch_status_name(enum hutch_status st)
 	case HUTCH_EXITED: return "exited";
 	}
 	return "unknown";
+}
+
+bool hutch_name_valid(const char *name)
+{
+	if (!name || !isalnum((unsigned char)name[0]) || !name[1])
+		return false;
+	for (const char *p = name + 1; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("_.-", *p))
+			return false;
+	return true;
 }
 
 static struct json_object *strv_json(char **v, size_t n)
@@ -268,43 +279,68 @@ int state_remove_dir(const struct hutch_runtime *rt, const char *id, struct hutc
 	return remove_tree_as_owner(dir, err);
 }
 
-/* Wait for a cgroup to be empty, then remove it. */
-static void remove_cgroup_path(const char *path)
+/* Kill whatever still runs in a container's cgroup: a record that never got
+ * to "running" knows no pid, and exec'd processes are not pid 1's children. */
+static void kill_cgroup(const char *path)
 {
-	if (!path || rmdir(path) == 0 || errno == ENOENT)
+	if (!path)
 		return;
-	struct cgroup cg = {.path = xstrdup(path), .dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-	if (cg.dirfd < 0) {
-		free(cg.path);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || write_file_at(fd, "cgroup.kill", "1", NULL) == 0)
 		return;
+	/* before Linux 5.14: one by one */
+	_cleanup_free_ char *procs = NULL;
+	if (read_file_at(fd, "cgroup.procs", &procs, NULL, NULL) < 0)
+		return;
+	for (char *p = procs, *end; *p; p = end) {
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, (pid_t)pid, 0) : -1;
+		if (pfd >= 0) {
+			syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+			close(pfd);
+		}
 	}
-	cgroup_destroy(&cg, NULL);
 }
 
-/* The owner of a running record is gone: finish its work. */
-static void reconcile(struct hutch_runtime *rt, struct hutch_state *s)
+/* The owner (a detached container's monitor, or the foreground `run`) of a
+ * created or running record is gone. A zombie owner is gone too: it exited. */
+static bool owner_gone(const struct hutch_state *s)
 {
-	if (s->status != HUTCH_RUNNING)
-		return;
-	if (same_process(s->monitor_pid, s->monitor_start) && !is_zombie(s->monitor_pid))
-		return;
+	return !same_process(s->monitor_pid, s->monitor_start) || is_zombie(s->monitor_pid);
+}
+
+/* The owner of a created or running record is gone: finish its work (kill what
+ * runs, remove the cgroup; a container that never ran leaves nothing, one that
+ * ran is recorded as killed). True if the container is gone altogether. */
+static bool reconcile(struct hutch_runtime *rt, struct hutch_state *s)
+{
+	/* an exited --rm container is still here only if its cgroup could not be
+	 * removed (nobody could `rm` it: it is not listed): try again */
+	bool retry_rm = s->status == HUTCH_EXITED && s->auto_remove && s->cgroup;
+	if ((s->status == HUTCH_EXITED && !retry_rm) || !owner_gone(s))
+		return false;
 	_cleanup_free_ char *dir = container_dir(rt, s->id);
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || flock(dfd, LOCK_EX) < 0)
-		return;
+		return dfd < 0;
 	/* re-read under the lock: someone may have finished it meanwhile */
 	struct hutch_state *fresh = NULL;
-	if (state_read_dir(rt, s->id, &fresh) < 0 || fresh->status != HUTCH_RUNNING) {
-		if (fresh) {
-			s->status = fresh->status;
-			s->exit_code = fresh->exit_code;
-			s->finished_ns = fresh->finished_ns;
-		}
+	if (state_read_dir(rt, s->id, &fresh) < 0)
+		return true; /* removed meanwhile */
+	if (fresh->status != s->status || (retry_rm && !fresh->cgroup)) {
+		s->status = fresh->status;
+		s->exit_code = fresh->exit_code;
+		s->finished_ns = fresh->finished_ns;
+		free(s->cgroup);
+		s->cgroup = fresh->cgroup;
+		fresh->cgroup = NULL;
 		hutch_state_free(fresh);
-		return;
+		return false;
 	}
 	hutch_state_free(fresh);
-	if (same_process(s->pid, s->pid_start)) {
+	if (s->status == HUTCH_RUNNING && same_process(s->pid, s->pid_start)) {
 		int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
 		if (pfd >= 0) {
 			syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
@@ -313,18 +349,48 @@ static void reconcile(struct hutch_runtime *rt, struct hutch_state *s)
 			close(pfd);
 		}
 	}
-	remove_cgroup_path(s->cgroup);
+	kill_cgroup(s->cgroup);
+	if (s->cgroup && cgroup_remove(s->cgroup, NULL) == 0) {
+		free(s->cgroup);
+		s->cgroup = NULL;
+	}
+	/* A cgroup that could not be removed stays in the record for `rm`. */
+	if (!s->cgroup && (s->status == HUTCH_CREATED || s->auto_remove) &&
+	    state_remove_dir(rt, s->id, NULL) == 0)
+		return true;
+	if (retry_rm)
+		return false;
 	s->status = HUTCH_EXITED;
 	s->exit_code = 137;
 	s->finished_ns = now_ns();
-	if (s->auto_remove)
-		state_remove_dir(rt, s->id, NULL);
-	else
-		state_write(rt, s, NULL);
+	state_write(rt, s, NULL);
+	return false;
 }
 
-int hutch_state_list(struct hutch_runtime *rt, struct hutch_state_list *out,
-		     struct hutch_err **err)
+/* DATA/containers/ID without a record: its creator died between mkdir and the
+ * first record, or a remover died half way. Creators do both under the lock of
+ * DATA/containers and removers hold the container dir's lock, so with both
+ * locks taken, no record means nobody owns it. parent_locked: the caller holds
+ * the first lock already (a start checking names). */
+static void collect_orphan(struct hutch_runtime *rt, const char *id, bool parent_locked)
+{
+	_cleanup_free_ char *parent = xasprintf("%s/containers", rt->data_root);
+	_cleanup_close_ int pfd = -1;
+	if (!parent_locked) {
+		pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0 || flock(pfd, LOCK_EX) < 0)
+			return;
+	}
+	_cleanup_free_ char *dir = container_dir(rt, id);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 || flock(dfd, LOCK_EX | LOCK_NB) < 0)
+		return;
+	if (faccessat(dfd, "state.json", F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+		remove_tree_as_owner(dir, NULL);
+}
+
+static int list_states(struct hutch_runtime *rt, struct hutch_state_list *out, bool parent_locked,
+		       struct hutch_err **err)
 {
 	*out = (struct hutch_state_list){0};
 	_cleanup_free_ char *dir = xasprintf("%s/containers", rt->data_root);
@@ -336,10 +402,16 @@ int hutch_state_list(struct hutch_runtime *rt, struct hutch_state_list *out,
 		if (strlen(de->d_name) != 64 || !is_hex_string(de->d_name, 64))
 			continue;
 		struct hutch_state *s = NULL;
-		if (state_read_dir(rt, de->d_name, &s) < 0)
-			continue; /* being created or removed */
-		reconcile(rt, s);
-		if (s->status == HUTCH_EXITED && s->auto_remove) {
+		if (state_read_dir(rt, de->d_name, &s) < 0) {
+			/* no record (an unreadable one is left alone) */
+			_cleanup_free_ char *rec =
+				xasprintf("%s/%s/state.json", dir, de->d_name);
+			if (faccessat(AT_FDCWD, rec, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+			    errno == ENOENT)
+				collect_orphan(rt, de->d_name, parent_locked);
+			continue;
+		}
+		if (reconcile(rt, s) || (s->status == HUTCH_EXITED && s->auto_remove)) {
 			hutch_state_free(s);
 			continue;
 		}
@@ -358,26 +430,36 @@ int hutch_state_list(struct hutch_runtime *rt, struct hutch_state_list *out,
 	return 0;
 }
 
+int hutch_state_list(struct hutch_runtime *rt, struct hutch_state_list *out,
+		     struct hutch_err **err)
+{
+	return list_states(rt, out, false, err);
+}
+
 int hutch_state_find(struct hutch_runtime *rt, const char *ref, struct hutch_state **out,
 		     struct hutch_err **err)
 {
 	struct hutch_state_list l;
 	if (hutch_state_list(rt, &l, err) < 0)
 		return -1;
+	/* Docker's order: a full id, then a name, then a unique id prefix. */
 	struct hutch_state *found = NULL;
 	size_t prefix_matches = 0, rl = strlen(ref);
-	for (size_t i = 0; i < l.n; i++) {
-		struct hutch_state *s = l.items[i];
-		if ((s->name && !strcmp(s->name, ref)) || !strcmp(s->id, ref)) {
-			found = s;
-			prefix_matches = 1;
-			break;
-		}
-		if (rl >= 1 && !strncmp(s->id, ref, rl)) {
-			found = s;
+	for (size_t i = 0; i < l.n && !found; i++)
+		if (!strcmp(l.items[i]->id, ref))
+			found = l.items[i];
+	for (size_t i = 0; i < l.n && !found; i++)
+		if (l.items[i]->name && !strcmp(l.items[i]->name, ref))
+			found = l.items[i];
+	if (found)
+		prefix_matches = 1;
+	for (size_t i = 0; i < l.n && !found; i++)
+		if (rl >= 1 && !strncmp(l.items[i]->id, ref, rl))
 			prefix_matches++;
-		}
-	}
+	if (!found)
+		for (size_t i = 0; i < l.n && !found; i++)
+			if (rl >= 1 && !strncmp(l.items[i]->id, ref, rl))
+				found = l.items[i];
 	int ret = 0;
 	if (!found)
 		ret = hutch_fail(err, 0, "no such container: '%s' (see 'hutch ps -a')", ref);
@@ -400,7 +482,7 @@ int hutch_state_find(struct hutch_runtime *rt, const char *ref, struct hutch_sta
 int state_name_taken(struct hutch_runtime *rt, const char *name, char *owner_id)
 {
 	struct hutch_state_list l;
-	if (hutch_state_list(rt, &l, NULL) < 0)
+	if (list_states(rt, &l, true, NULL) < 0)
 		return 0;
 	int taken = 0;
 	for (size_t i = 0; i < l.n && !taken; i++)
@@ -433,35 +515,40 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Wait for a process through its pidfd: 0 when it has exited (a zombie has),
+ * 1 on timeout (deadline in mono_ms, -1: none). */
+static int wait_pid_exit(pid_t pid, uint64_t start, int64_t deadline, struct hutch_err **err)
+{
+	if (!same_process(pid, start))
+		return 0;
+	_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0 || !same_process(pid, start))
+		return 0;
+	for (;;) {
+		int wait_ms = deadline < 0 ? -1 : (int)(deadline - mono_ms());
+		if (deadline >= 0 && wait_ms < 0)
+			wait_ms = 0;
+		struct pollfd p = {.fd = pfd, .events = POLLIN};
+		int r = poll(&p, 1, wait_ms);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return 1;
+		if (errno != EINTR)
+			return hutch_fail_sys(err, "wait for process %d", pid);
+	}
+}
+
 int hutch_state_wait_exited(struct hutch_runtime *rt, const struct hutch_state *s, int timeout_ms,
 			    struct hutch_err **err)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
-	/* Wait for the container first, then for its monitor to record the exit. */
-	pid_t pids[2] = {s->pid, s->monitor_pid};
-	uint64_t starts[2] = {s->pid_start, s->monitor_start};
-	for (int k = 0; k < 2; k++) {
-		if (!same_process(pids[k], starts[k]))
-			continue;
-		_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pids[k], 0);
-		if (pfd < 0 || !same_process(pids[k], starts[k]))
-			continue;
-		for (;;) {
-			if (k == 1 && is_zombie(pids[k]))
-				break;
-			int wait_ms = deadline < 0 ? -1 : (int)(deadline - mono_ms());
-			if (deadline >= 0 && wait_ms <= 0)
-				return 1;
-			/* a monitor that is an orphaned zombie never polls readable for us
-			 * (its parent must reap it): poll in slices for that case */
-			struct pollfd p = {.fd = pfd, .events = POLLIN};
-			int r = poll(&p, 1, k == 1 && (wait_ms < 0 || wait_ms > 50) ? 50 : wait_ms);
-			if (r < 0 && errno != EINTR)
-				return hutch_fail_sys(err, "wait for container %.12s", s->id);
-			if (r > 0)
-				break;
-		}
-	}
+	/* The container first, then its monitor, which records the exit and ends. */
+	int r = wait_pid_exit(s->pid, s->pid_start, deadline, err);
+	if (r == 0)
+		r = wait_pid_exit(s->monitor_pid, s->monitor_start, deadline, err);
+	if (r != 0)
+		return r;
 	/* the record is final now (or the monitor died: reconcile) */
 	struct hutch_state *cur = NULL;
 	if (state_read_dir(rt, s->id, &cur) == 0) {
@@ -488,7 +575,26 @@ int hutch_state_stop(struct hutch_runtime *rt, const struct hutch_state *s, int 
 int hutch_state_remove(struct hutch_runtime *rt, const struct hutch_state *s, bool force,
 		       struct hutch_err **err)
 {
-	if (s->status == HUTCH_RUNNING) {
+	if (s->status == HUTCH_CREATED) {
+		/* its owner is alive (listing repaired the others): still starting */
+		if (!force)
+			return hutch_fail(err, 0,
+					  "container %.12s is starting (in process %d): wait for "
+					  "it, or use 'rm -f'",
+					  s->id, s->monitor_pid);
+		_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, s->monitor_pid, 0);
+		if (pfd >= 0 && same_process(s->monitor_pid, s->monitor_start))
+			syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+		if (wait_pid_exit(s->monitor_pid, s->monitor_start, mono_ms() + 10000, err) != 0)
+			return hutch_fail(err, 0, "container %.12s did not stop", s->id);
+		struct hutch_state *cur = NULL;
+		if (state_read_dir(rt, s->id, &cur) < 0)
+			return 0;
+		bool gone = reconcile(rt, cur);
+		hutch_state_free(cur);
+		if (gone)
+			return 0;
+	} else if (s->status == HUTCH_RUNNING) {
 		if (!force)
 			return hutch_fail(err, 0,
 					  "container %.12s is running: stop it first, or use "
@@ -502,6 +608,15 @@ int hutch_state_remove(struct hutch_runtime *rt, const struct hutch_state *s, bo
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
 		flock(dfd, LOCK_EX);
-	remove_cgroup_path(s->cgroup);
+	/* the record as it is now: a repair may have changed it */
+	struct hutch_state *cur = NULL;
+	if (state_read_dir(rt, s->id, &cur) < 0)
+		return 0;
+	kill_cgroup(cur->cgroup);
+	if (cur->cgroup && cgroup_remove(cur->cgroup, err) < 0) {
+		hutch_state_free(cur);
+		return hutch_err_wrap(err, "remove container %.12s", s->id);
+	}
+	hutch_state_free(cur);
 	return state_remove_dir(rt, s->id, err);
 }

@@ -366,6 +366,7 @@ def _foreign(cgdir, root):
 @pytest.fixture(autouse=True)
 def no_leaks(request, state):
     cg_before = _cgroup_dirs()
+    parent_before = hutch_cgroup_parent().exists()
     yield
     root = str(state.root)
     problems = []
@@ -389,10 +390,22 @@ def no_leaks(request, state):
         new = _cgroup_dirs() - cg_before
         return sorted(n for n in new if not _foreign(hutch_cgroup_parent() / n, root))
 
+    def parent_cgroup():
+        """The shared hutch/ parent goes with the last container: it may stay only if
+        it was there before or holds a cgroup that is not ours."""
+        p = hutch_cgroup_parent()
+        if parent_before or not p.exists():
+            return []
+        held = _cgroup_dirs()
+        if any(_foreign(p / n, root) or n in cg_before for n in held):
+            return []
+        return [str(p)]
+
     deadline = time.monotonic() + 2.0
     while True:
         found = {"mounts": mounts(), "container dirs": container_dirs(),
-                 "store staging": staging(), "cgroups": cgroups()}
+                 "store staging": staging(), "cgroups": cgroups(),
+                 "cgroup parent": parent_cgroup()}
         if not any(found.values()) or time.monotonic() > deadline:
             break
         time.sleep(0.02)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import comm, descendants, proc_state, wait_for
+from conftest import (_cgroup_dirs, comm, descendants, hutch_cgroup_parent, proc_state,
+                      wait_for)
 
 ROOTLESS = os.geteuid() != 0
 ID_RE = re.compile(r"[0-9a-f]{64}")
@@ -31,7 +32,8 @@ def alive(pid):
 
 
 def ps_json(hutch, *flags):
-    return json.loads(hutch("ps", *flags, "--format", "json").stdout)
+    """`ps --format json`: one object per line, as docker prints it."""
+    return [json.loads(l) for l in hutch("ps", *flags, "--format", "json").stdout.splitlines()]
 
 
 def ps_line(hutch, cid, *flags):
@@ -698,7 +700,8 @@ def test_state_survives_the_cli(hutch, ctr, state):
     for _ in range(2):
         out = subprocess.run([state.bin, "--root", str(state.root), "ps", "--format", "json"],
                              capture_output=True, text=True, timeout=10).stdout
-        assert [(c["id"], c["status"]) for c in json.loads(out)] == [(cid, "running")]
+        assert [(c["id"], c["status"]) for c in map(json.loads, out.splitlines())] == \
+            [(cid, "running")]
         time.sleep(0.3)
     assert alive(info["pid"])
 
@@ -752,3 +755,545 @@ def test_container_process_killed(hutch, ctr, state):
     else:
         assert not os.path.exists(info["cgroup"])
     assert mounts_mentioning(str(state.root)) == []
+
+
+# ------------------------------------------------------------------ owners dying, non-root users
+
+
+def oci_image_with_user(hutch, state, tmp, name, user):
+    """Import bb as a one-layer OCI layout whose config sets USER."""
+    import gzip
+    import hashlib
+
+    out = tmp / f"{name}-oci"
+    (out / "blobs" / "sha256").mkdir(parents=True)
+
+    def blob(data):
+        d = hashlib.sha256(data).hexdigest()
+        (out / "blobs" / "sha256" / d).write_bytes(data)
+        return {"digest": "sha256:" + d, "size": len(data)}
+
+    raw = state.bb_tar.read_bytes()
+    layer = blob(gzip.compress(raw, 1, mtime=0))
+    config = blob(json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "config": {"User": user, "Env": ["PATH=/usr/bin:/bin:/usr/sbin:/sbin"]},
+        "rootfs": {"type": "layers",
+                   "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode())
+    manifest = blob(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    **layer}]}).encode())
+    (out / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest}]}))
+    (out / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    hutch("image", "import", out, name)
+    return name
+
+
+@pytest.fixture
+def user_image(hutch, state, tmp):
+    name = oci_image_with_user(hutch, state, tmp, "bb-nobody", "nobody")
+    yield name
+    hutch("image", "rm", name, check=False)
+
+
+def host_uid(pid):
+    return int(status_fields(Path(f"/proc/{pid}/status").read_text())["Uid"])
+
+
+@pytest.mark.parametrize("how", ["-u nobody", "image USER"])
+def test_monitor_killed_takes_a_non_root_container(hutch, ctr, user_image, how):
+    """setresuid clears PR_SET_PDEATHSIG: the container process arms it again after
+    changing its credentials, so a non-root container dies with its monitor too."""
+    args = ["-u", "nobody", *SLEEPER] if how == "-u nobody" else [user_image, "sleep", "100"]
+    cid = ctr.run(*args)
+    info = ctr.inspect(cid)
+    assert hutch("exec", cid, "id", "-u").stdout == "65534\n"
+    assert host_uid(info["pid"]) != os.getuid()  # the credentials did change
+    os.kill(info["monitor_pid"], signal.SIGKILL)
+    wait_for(lambda: not alive(info["pid"]), timeout=5, what="the container to die")
+    assert [(c["id"], c["status"], c["exit_code"]) for c in ps_json(hutch, "-a")] == \
+        [(cid, "exited", 137)]
+
+
+def test_exec_user_dies_with_its_cli(hutch, ctr, spawn):
+    """exec -u: the command (non-root) dies when the `hutch exec` that runs it is
+    SIGKILLed, and so does the middle process."""
+    cid = ctr.run(*SLEEPER)
+    p = spawn("exec", "-u", "nobody", cid, "sleep", "300")
+    execd = wait_for(lambda: [d for d in descendants(p.pid) if comm(d) == "sleep"],
+                     what="the exec'd sleep")[0]
+    middle = [d for d in descendants(p.pid) if d != execd]
+    assert host_uid(execd) != os.getuid()
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=5)
+    wait_for(lambda: not alive(execd) and not any(alive(m) for m in middle), timeout=5,
+             what="the exec'd command to die with hutch exec")
+    assert ctr.status(cid) == "running"
+
+
+# ------------------------------------------------------------------ the monitor's own state
+
+
+def test_monitor_keeps_no_fd_or_cwd_of_the_cli(state, ctr, tmp):
+    """The monitor closes what it inherited from the CLI (a pipe on fd 3 would
+    keep a reader waiting for the container's lifetime) and leaves its cwd."""
+    cmd = (f"'{state.bin}' --root '{state.root}' run -d --name fd3 bb sleep 1000 "
+           f"3>&1 >/dev/null | cat")
+    ctr.keep("fd3")
+    t0 = time.monotonic()
+    cp = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=20,
+                        cwd=tmp)
+    assert cp.returncode == 0, cp
+    assert time.monotonic() - t0 < 5, "the pipe on fd 3 was held open"
+    info = ctr.inspect("fd3")
+    mon = info["monitor_pid"]
+    assert os.readlink(f"/proc/{mon}/cwd") == "/"
+    fds = {int(n): os.readlink(f"/proc/{mon}/fd/{n}") for n in os.listdir(f"/proc/{mon}/fd")}
+    assert all(fds[i] == "/dev/null" for i in (0, 1, 2)), fds
+    # what is left is its own: the container's pidfd and output, its log, layer locks
+    for n, target in fds.items():
+        assert not target.startswith("pipe:") or n > 2, (n, target, fds)
+        assert str(tmp) not in target, fds
+    assert os.getsid(mon) == mon
+
+
+def test_run_detached_with_stdout_a_pipe_returns(state, ctr):
+    p = subprocess.Popen([state.bin, "--root", str(state.root), "run", "-d", "bb", "sleep",
+                          "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=5)  # EOF on both pipes: nobody else holds them
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError("run -d with stdout and stderr pipes did not return")
+    ctr.keep(out.decode().strip())
+    assert p.returncode == 0 and ID_RE.fullmatch(out.decode().strip()), (out, err)
+
+
+def test_relative_root_with_a_detached_container(state, tmp):
+    """The monitor leaves the caller's directory: a relative --root still works."""
+    h = [state.bin, "--root", "rel-root"]
+    run = lambda *a: subprocess.run([*h, *a], cwd=tmp, capture_output=True, text=True,
+                                    timeout=30)
+    assert run("image", "import", str(state.bb_tar), "bb").returncode == 0
+    cp = run("run", "-d", "bb", "sh", "-c", "echo hi; sleep 100")
+    assert cp.returncode == 0, cp
+    cid = cp.stdout.strip()
+    try:
+        wait_for(lambda: run("logs", cid).stdout == "hi\n", what="the log")
+        assert run("stop", "-t", "0", cid).returncode == 0
+        assert json.loads(run("inspect", cid).stdout)[0]["status"] == "exited"
+    finally:
+        run("rm", "-f", cid)
+        run("image", "rm", "bb")
+    assert os.listdir(tmp / "rel-root" / "containers") == []
+
+
+def test_monitor_holds_the_layer_locks(hutch, ctr, image_from):
+    """The only fds the monitor keeps of the CLI's are the image's layer locks: the
+    image cannot be removed under a detached container."""
+    img = image_from("held")
+    cid = ctr.run(img, "sleep", "100")
+    cp = hutch("image", "rm", img, check=False)
+    assert cp.returncode != 0, cp
+    hutch("rm", "-f", cid)
+    hutch("image", "rm", img)
+
+
+# ------------------------------------------------------------------ owners dying while it starts
+
+
+def _blocking_start(spawn, tmp, *flags):
+    """Start a container whose start blocks: the user lookup opens /etc/passwd, here
+    a FIFO nobody writes to. Returns (the hutch process, the fifo)."""
+    fifo = tmp / "passwd-fifo"
+    os.mkfifo(fifo)
+    p = spawn("run", *flags, "-v", f"{fifo}:/etc/passwd", "-u", "app", "bb", "true")
+    return p, fifo
+
+
+def _starting_record(hutch):
+    recs = wait_for(lambda: [c for c in ps_json(hutch, "-a") if c["status"] == "created"],
+                    what="the record of the starting container")
+    assert len(recs) == 1, recs
+    return recs[0]
+
+
+@pytest.mark.parametrize("how", ["detached named", "detached unnamed", "foreground"])
+def test_owner_killed_while_the_container_starts(hutch, ctr, spawn, tmp, state, how):
+    """The first record names its owner and its cgroup: a monitor (or foreground
+    `run`) SIGKILLed while the container starts leaves no "Created" record, no
+    claimed name, no cgroup and no rw layer once the next command looks."""
+    flags = {"detached named": ["-d", "--name", "starting"], "detached unnamed": ["-d"],
+             "foreground": ["--name", "starting"]}[how]
+    parent_existed = hutch_cgroup_parent().exists()
+    p, fifo = _blocking_start(spawn, tmp, *flags)
+    rec = _starting_record(hutch)
+    owner = rec["monitor_pid"]
+    assert alive(owner)
+    if how == "foreground":
+        assert owner == p.pid
+    else:
+        assert owner != p.pid and p.poll() is None  # the CLI waits for the monitor
+    if ROOTLESS:
+        assert not rec.get("cgroup")
+    else:
+        assert rec["cgroup"] == str(hutch_cgroup_parent() / rec["id"])
+        assert os.path.isdir(rec["cgroup"])
+    # a live owner's record is left alone by readers
+    for _ in range(3):
+        assert [c["id"] for c in ps_json(hutch, "-a")] == [rec["id"]]
+    assert (state.root / "containers" / rec["id"]).is_dir()
+    os.kill(owner, signal.SIGKILL)
+    p.wait(timeout=10)
+    if how != "foreground":
+        assert p.returncode == 125
+        assert "died while starting" in p.stderr.read().decode()
+    wait_for(lambda: not alive(owner), what="the owner to die")
+    assert ps_json(hutch, "-a") == []
+    assert os.listdir(state.root / "containers") == []
+    if rec.get("cgroup"):
+        assert not os.path.exists(rec["cgroup"])
+        if not parent_existed:
+            assert not hutch_cgroup_parent().exists() or _cgroup_dirs()
+    if "--name" in flags:
+        assert hutch("run", "--rm", "--name", "starting", "bb", "true").returncode == 0
+
+
+def test_rm_of_a_starting_container(hutch, ctr, spawn, tmp, state):
+    p, fifo = _blocking_start(spawn, tmp, "-d", "--name", "slow")
+    rec = _starting_record(hutch)
+    cp = hutch("rm", "slow", check=False)
+    assert cp.returncode != 0 and "starting" in cp.stderr and "rm -f" in cp.stderr, cp
+    assert alive(rec["monitor_pid"])
+    assert hutch("rm", "-f", "slow").stdout == "slow\n"
+    assert not alive(rec["monitor_pid"])
+    p.wait(timeout=10)
+    assert p.returncode == 125
+    assert ps_json(hutch, "-a") == []
+    if rec.get("cgroup"):
+        assert not os.path.exists(rec["cgroup"])
+
+
+def test_orphan_container_dir_collected(hutch, state):
+    """A container dir with no record (its creator died before writing one):
+    nobody owns it, so the next listing removes it."""
+    orphan = state.root / "containers" / ("ab" * 32)
+    (orphan / "upper" / "etc").mkdir(parents=True)
+    (orphan / "work").mkdir()
+    (orphan / "upper" / "etc" / "file").write_text("x")
+    assert ps_json(hutch, "-a") == []
+    assert not orphan.exists()
+
+
+def test_unreadable_record_left_alone(hutch, state):
+    d = state.root / "containers" / ("cd" * 32)
+    d.mkdir()
+    (d / "state.json").write_text("{not json")
+    try:
+        assert ps_json(hutch, "-a") == []
+        assert (d / "state.json").exists()
+    finally:
+        (d / "state.json").unlink()
+        d.rmdir()
+
+
+def test_rm_flag_cgroup_that_could_not_go_is_removed_later(hutch, ctr, state):
+    """--rm: the record stays (hidden) while its cgroup cannot be removed, and the
+    next command kills what is in it and removes everything."""
+    cid = ctr.run("--rm", "bb", "sleep", "100")
+    info = ctr.inspect(cid)
+    if ROOTLESS:
+        assert not info.get("cgroup")
+        return
+    stray = subprocess.Popen(["sleep", "100"])
+    try:
+        Path(info["cgroup"], "cgroup.procs").write_text(str(stray.pid))
+        os.kill(info["pid"], signal.SIGKILL)
+        wait_for(lambda: not alive(info["monitor_pid"]), timeout=20, what="the monitor")
+        assert (state.root / "containers" / cid).is_dir()  # kept: its cgroup is busy
+        assert os.path.isdir(info["cgroup"]) and stray.poll() is None
+        assert ps_json(hutch, "-a") == []
+        assert not (state.root / "containers" / cid).exists()
+        assert not os.path.exists(info["cgroup"])
+        assert stray.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
+
+
+def test_cgroup_kept_in_the_record_until_it_can_go(hutch, ctr, state):
+    """A cgroup that cannot be removed when the container ends (a process the
+    runtime does not know is in it) stays in the record, and `rm` removes it."""
+    cid = ctr.run("bb", "sleep", "100")
+    info = ctr.inspect(cid)
+    if ROOTLESS:
+        assert not info.get("cgroup")
+        return
+    stray = subprocess.Popen(["sleep", "100"])
+    try:
+        Path(info["cgroup"], "cgroup.procs").write_text(str(stray.pid))
+        # `stop` waits for the monitor, which waits for the cgroup to empty (5 s)
+        # before it gives up: through the monitor's pidfd, not in sleeping slices
+        trace = state.work / f"stop-{cid[:12]}.strace"
+        subprocess.run(["strace", "-qq", "-f", "-e", "trace=poll,ppoll", "-o", str(trace),
+                        state.bin, "--root", str(state.root), "stop", "-t", "0", cid],
+                       check=True, capture_output=True, timeout=30)
+        polls = trace.read_text().splitlines()
+        trace.unlink()
+        assert len(polls) <= 4, polls
+        info = ctr.inspect(cid)
+        assert info["status"] == "exited"
+        assert info["cgroup"] and os.path.isdir(info["cgroup"])
+        assert stray.poll() is None
+        hutch("rm", cid)
+        assert not os.path.exists(info["cgroup"])
+        assert stray.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
+
+
+def test_exec_racing_the_exit_says_not_running(state, ctr):
+    """An exec whose container ends while it starts: strace holds its clone3 back
+    until the container has exited and its cgroup is gone."""
+    cid = ctr.run("bb", "sleep", "0.3")
+    cmd = ["strace", "-qq", "-o", "/dev/null", "-e", "trace=clone3",
+           "-e", "inject=clone3:delay_enter=1500000",
+           state.bin, "--root", str(state.root), "exec", cid, "echo", "hi"]
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert ctr.status(cid) == "exited"
+    assert cp.returncode == 125, cp
+    assert cp.stdout == ""
+    assert cp.stderr == f"hutch: container {cid[:12]} is not running\n", cp.stderr
+
+
+# ------------------------------------------------------------------ names
+
+
+@pytest.mark.parametrize("bad", ["", "x", "bad name/../x", "two\nlines", "-dash", ".dot",
+                                 "_under", "a/b", "../up", "tab\tname", "ünïcode", "semi;colon",
+                                 "//twoslashes"])
+def test_invalid_names_refused(hutch, bad):
+    for flags in (["-d"], ["--rm"]):
+        cp = hutch("run", *flags, "--name", bad, "bb", "true", check=False)
+        assert cp.returncode == 125, (bad, cp)
+        assert f"invalid container name '{bad}'" in cp.stderr, cp.stderr
+        assert "letters, digits" in cp.stderr
+        assert cp.stdout == ""
+    assert ps_json(hutch, "-a") == []
+
+
+@pytest.mark.parametrize("good", ["ab", "web-1", "Web_1.prod", "9lives", "a" * 200])
+def test_valid_names(hutch, ctr, good):
+    cid = ctr.run("bb", "true", name=good)
+    assert ctr.inspect(good)["id"] == cid and ctr.inspect(good)["name"] == good
+
+
+def test_leading_slash_dropped_like_docker(hutch, ctr):
+    cid = ctr.run("bb", "true", name="/slashed")
+    ctr.keep("slashed")
+    assert ctr.inspect("slashed")["id"] == cid
+    assert ctr.inspect("slashed")["name"] == "slashed"
+
+
+def test_a_full_id_wins_over_a_name_like_it(hutch, ctr):
+    """Docker's lookup order: a full id, then a name, then an id prefix."""
+    first = ctr.run(*SLEEPER)
+    second = ctr.run(*SLEEPER, name=first)  # a name that is the other's full id
+    assert ctr.inspect(first)["id"] == first
+    prefix_name = ctr.run(*SLEEPER, name=second[:12])
+    assert ctr.inspect(second[:12])["id"] == prefix_name  # the name, not the prefix
+
+
+# ------------------------------------------------------------------ -d with -i and -t
+
+
+def test_run_dit_keeps_a_shell_alive(hutch, ctr, state):
+    """`run -dit bb sh`: a pty whose master the monitor holds (the shell never sees
+    EOF), its output in the log; `exec -it` into it works."""
+    cid = ctr.run("-dit", "bb", "sh")
+    wait_log(hutch, cid, "# ")  # the shell's prompt, through the pty, in the log
+    time.sleep(0.3)  # a shell that saw EOF would be gone by now
+    info = ctr.inspect(cid)
+    assert info["status"] == "running" and comm(info["pid"]) == "sh"
+    assert info["process"]["terminal"] is True
+    out = hutch("exec", cid, "sh", "-c", "ls -l /proc/1/fd/0 /proc/1/fd/1; stty -F /dev/pts/0 size")
+    assert re.search(r"/proc/1/fd/0 -> /dev/pts/0", out.stdout), out.stdout
+    assert re.search(r"/proc/1/fd/1 -> /dev/pts/0", out.stdout), out.stdout
+    assert out.stdout.splitlines()[-1] == "24 80"
+    # exec -it into it, through its own pty
+    master, slave = os.openpty()
+
+    def ctty():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen([state.bin, "--root", str(state.root), "exec", "-it", cid, "sh", "-c",
+                          "tty; echo from-exec; read x; echo got=$x"], stdin=slave,
+                         stdout=slave, stderr=slave, start_new_session=True, preexec_fn=ctty)
+    os.close(slave)
+    try:
+        out = _read_until(master, rb"from-exec\r\n")
+        assert re.search(rb"^/dev/pts/[1-9]\d*\r$", out, re.M), out
+        os.write(master, b"typed\r")
+        _read_until(master, rb"got=typed\r\n")
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    assert ctr.status(cid) == "running"
+    hutch("stop", "-t", "0", cid)
+    assert ctr.inspect(cid)["exit_code"] == 137
+
+
+def test_run_dt_output_goes_to_the_log(hutch, ctr):
+    cid = ctr.run("-dt", "bb", "sh", "-c", "tty; [ -t 0 ] && echo stdin-is-a-tty; echo done")
+    ctr.wait_exited(cid)
+    out = hutch("logs", cid, text=False).stdout  # as the pty wrote it (so does Docker)
+    assert out == b"/dev/pts/0\r\nstdin-is-a-tty\r\ndone\r\n", out
+    cp = hutch("run", "-dt", "bb", "true", check=False)  # no "not a terminal" warning
+    ctr.keep(cp.stdout.strip())
+    assert cp.returncode == 0 and cp.stderr == "", cp
+
+
+def test_run_dt_shell_stays_alive(hutch, ctr):
+    cid = ctr.run("-dt", "bb", "sh")
+    wait_log(hutch, cid, "# ")
+    time.sleep(0.3)  # a shell that saw EOF would be gone by now
+    assert ctr.status(cid) == "running"
+
+
+def test_run_di_stdin_stays_open(hutch, ctr):
+    """-di without a pty: stdin is a pipe the monitor holds open (no EOF); -d alone
+    gives /dev/null, which ends `cat` at once."""
+    kept = ctr.run("-di", "bb", "sh", "-c", "echo started; cat; echo cat-ended")
+    ended = ctr.run("-d", "bb", "sh", "-c", "cat; echo cat-ended")
+    ctr.wait_exited(ended)
+    assert hutch("logs", ended).stdout == "cat-ended\n"
+    wait_log(hutch, kept, "started")
+    time.sleep(0.5)
+    assert ctr.status(kept) == "running"
+    assert "cat-ended" not in hutch("logs", kept).stdout
+    assert hutch("exec", kept, "readlink", "/proc/1/fd/0").stdout.startswith("pipe:")
+
+
+# ------------------------------------------------------------------ one option syntax
+
+
+def test_every_verb_takes_opt_equals_value(hutch, ctr):
+    cid = ctr.run("bb", "sh", "-c", "trap 'echo got-usr1' USR1; echo ready; "
+                  "while true; do sleep 100 & wait; done")
+    wait_log(hutch, cid, "ready")
+    assert hutch("kill", "--signal=USR1", cid).stdout == f"{cid}\n"
+    wait_log(hutch, cid, "got-usr1")
+    hutch("kill", "-sUSR1", cid)
+    wait_for(lambda: hutch("logs", cid).stdout.count("got-usr1") == 2, what="second USR1")
+    assert hutch("exec", "--env=B=2", "-eC=3", "--user=1000", "--workdir=/tmp", cid, "sh",
+                 "-c", "echo $B $C $(id -u) $(pwd)").stdout == "2 3 1000 /tmp\n"
+    assert hutch("exec", "--interactive=true", cid, "cat", input="in\n").stdout == "in\n"
+    assert hutch("exec", "--interactive=false", cid, "cat", input="in\n").stdout == ""
+    assert hutch("logs", "--tail=1", cid).stdout == "got-usr1\n"
+    assert hutch("logs", cid, "--tail", "1").stdout == "got-usr1\n"  # options after it too
+    assert [c["id"] for c in ps_json(hutch, "--all")] == [cid]
+    t0 = time.monotonic()
+    assert hutch("stop", "--time=0", cid).stdout == f"{cid}\n"
+    assert time.monotonic() - t0 < 3
+    assert hutch("rm", cid, "--force=true").stdout == f"{cid}\n"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["stop", "--time=soon", "x"], "invalid -t 'soon'"),
+    (["stop", "--time"], "option '--time' needs a value"),
+    (["kill", "--signal=NOPE", "x"], "unknown signal 'NOPE'"),
+    (["kill", "--sig", "x"], "unknown option '--sig'"),
+    (["rm", "--force=maybe", "x"], "'--force' takes no value"),
+    (["rm", "-x", "y"], "unknown option '-x'"),
+    (["logs", "--tail=x", "y"], "invalid --tail 'x'"),
+    (["ps", "--format=yaml"], "unknown --format 'yaml'"),
+    (["exec", "--workdir=rel", "x", "true"], "invalid -w 'rel'"),
+    (["exec", "--bogus", "x", "true"], "unknown option '--bogus'"),
+    (["run", "--bogus", "bb"], "unknown option '--bogus'"),
+])
+def test_option_errors_are_alike(hutch, args, message):
+    cp = hutch(*args, check=False)
+    assert cp.returncode == 125, cp
+    assert cp.stderr.startswith(f"hutch: {args[0]}: ") and message in cp.stderr, cp.stderr
+    assert cp.stdout == ""
+
+
+def test_exec_command_options_are_the_commands(hutch, ctr):
+    cid = ctr.run(*SLEEPER)
+    assert hutch("exec", cid, "echo", "-e", "--tail=1").stdout == "--tail=1\n"
+    assert hutch("exec", "--", cid, "echo", "-n", "x").stdout == "x"
+
+
+@pytest.mark.parametrize("verb", ["ps", "logs", "stop", "kill", "rm", "inspect", "exec"])
+def test_verb_help(hutch, verb):
+    cp = hutch(verb, "--help")
+    assert cp.stdout.startswith(f"Usage: hutch {verb}"), cp.stdout
+
+
+# ------------------------------------------------------------------ ps as docker shows it
+
+
+def _age_record(state, cid, **ago_s):
+    """Move a record's times into the past (what ps reads), by whole seconds."""
+    path = state.root / "containers" / cid / "state.json"
+    rec = json.loads(path.read_text())
+    now = time.time_ns()
+    for key, secs in ago_s.items():
+        rec[key] = now - int(secs * 1e9)
+    path.write_text(json.dumps(rec))
+
+
+def test_ps_columns_fit_their_content(hutch, ctr):
+    up = ctr.run(*SLEEPER, name="web")
+    long = ctr.run("bb", "sh", "-c", "exit 137; this command is longer than twenty")
+    ctr.wait_exited(long)
+    lines = hutch("ps", "-a").stdout.splitlines()
+    header = lines[0]
+    names_at = header.index("NAMES")
+    for col in ("IMAGE", "COMMAND", "PID", "CREATED", "STATUS"):
+        at = header.index(col)
+        for row in lines[1:]:
+            assert row[at - 3:at] == "   " and row[at] != " ", (col, row)  # aligned, 3 apart
+    rows = {l[:12]: l for l in lines[1:]}
+    assert rows[up[:12]][names_at:] == "web"
+    assert "Exited (137) " in rows[long[:12]]
+    assert '"sleep 100"' in rows[up[:12]]
+    assert '"sh -c exit 137; thi\u2026"' in rows[long[:12]]  # cut to 20, as docker does
+
+
+@pytest.mark.parametrize("secs,text", [(0, "Less than a second"), (1, "1 second"),
+                                       (2, "2 seconds"), (59, "59 seconds"),
+                                       (60, "About a minute"), (150, "2 minutes"),
+                                       (3600, "About an hour"), (3 * 3600, "3 hours"),
+                                       (3 * 86400, "3 days"), (20 * 86400, "2 weeks"),
+                                       (90 * 86400, "3 months"), (800 * 86400, "2 years")])
+def test_ps_durations_read_like_docker(hutch, ctr, state, secs, text):
+    cid = ctr.run("bb", "true")
+    ctr.wait_exited(cid)
+    _age_record(state, cid, created=secs + 0.3, finished=secs + 0.3)
+    row = ps_line(hutch, cid, "-a")
+    assert f"   {text} ago   " in row, row  # CREATED
+    assert f"Exited (0) {text} ago" in row, row
+    run = ctr.run(*SLEEPER)
+    _age_record(state, run, started=secs + 0.3)
+    assert f"Up {text}" in ps_line(hutch, run), ps_line(hutch, run)
+
+
+def test_ps_json_is_one_object_per_line(hutch, ctr):
+    a = ctr.run(*SLEEPER)
+    b = ctr.run(*SLEEPER)
+    out = hutch("ps", "--format", "json").stdout
+    assert out.endswith("}\n") and not out.startswith("[")
+    assert [json.loads(l)["id"] for l in out.splitlines()] == [b, a]
+    hutch("rm", "-f", a, b)
+    assert hutch("ps", "--format", "json").stdout == ""
+    assert hutch("ps", "--format", "table").stdout.startswith("CONTAINER ID")

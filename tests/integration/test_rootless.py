@@ -6,8 +6,10 @@ import json
 import os
 import pwd
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 from conftest import hutch_cgroup_parent
@@ -246,7 +248,7 @@ def test_state_paths(state, tmp):
         try:
             where = data / "hutch" if ROOTLESS else tmp / "root"
             assert (where / "containers" / cid / "state.json").exists()
-            assert json.loads(h("ps", "--format", "json").stdout)[0]["id"] == cid
+            assert json.loads(h("ps", "--format", "json").stdout.splitlines()[0])["id"] == cid
             if ROOTLESS:
                 assert (run / "hutch").is_dir()
                 assert not (tmp / "root").exists()
@@ -256,3 +258,87 @@ def test_state_paths(state, tmp):
             h("rm", "-f", cid)
     finally:
         h("image", "rm", "bb")
+
+
+# ------------------------------------------------------------------ single-id mapping
+
+
+NOTE = "no subordinate ids for uid"
+
+
+def test_single_id_mapping_for_a_user_without_subordinate_ids(state):
+    """A user with no /etc/subuid and /etc/subgid ranges gets only itself, as root,
+    in the container: the note says so once per user, and a --user other than root
+    says the id is not mapped and what to do. As root this runs hutch as `nobody`
+    (which has no ranges); the rootless suite's user has ranges, and sees neither."""
+    if ROOTLESS:
+        me = pwd.getpwuid(os.getuid()).pw_name
+        assert subid_range("/etc/subuid"), f"{me} has subordinate ids (tests/rootless/run.sh)"
+        cmds = [[state.bin, "--root", str(state.root), *a] for a in
+                (["run", "--rm", "bb", "true"], ["run", "--rm", "-u", "1000", "bb", "id", "-u"])]
+        first, second = (subprocess.run(c, capture_output=True, text=True, timeout=30)
+                         for c in cmds)
+        assert first.returncode == 0 and NOTE not in first.stderr, first
+        assert second.stdout == "1000\n" and NOTE not in second.stderr, second
+        return
+    nobody = pwd.getpwnam("nobody")
+    for f in ("/etc/subuid", "/etc/subgid"):
+        text = Path(f).read_text() if os.path.exists(f) else ""
+        assert not any(l.split(":")[0] in ("nobody", str(nobody.pw_uid))
+                       for l in text.splitlines()), f"nobody has ranges in {f}"
+    home = Path(tempfile.mkdtemp(prefix="hutch-single-id-"))
+    try:
+        home.chmod(0o755)
+        shutil.copy(state.bb_tar, home / "bb.tar")
+        shutil.copy(state.bin, home / "hutch")
+        (home / "run").mkdir(mode=0o700)
+        for p in [home, *home.iterdir()]:
+            os.chown(p, nobody.pw_uid, nobody.pw_gid)
+        env = {"PATH": os.environ["PATH"], "HOME": str(home),
+               "XDG_RUNTIME_DIR": str(home / "run"), "XDG_DATA_HOME": str(home / "data")}
+
+        def h(*args):
+            return subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}",
+                                   f"--regid={nobody.pw_gid}", "--clear-groups",
+                                   str(home / "hutch"), *args], capture_output=True,
+                                  text=True, env=env, timeout=60, cwd=home)
+
+        cp = h("image", "import", "bb.tar", "bb")
+        assert cp.returncode == 0, cp
+        cp = h("run", "--rm", "bb", "sh", "-c",
+               "cat /proc/self/uid_map; echo --; cat /proc/self/gid_map; id -u")
+        assert cp.returncode == 0, cp
+        uid_map, rest = cp.stdout.split("--\n")
+        gid_map, uid = rest.rsplit("\n", 2)[0], rest.splitlines()[-1]
+        assert id_map(uid_map) == [(0, nobody.pw_uid, 1)]
+        assert id_map(gid_map) == [(0, nobody.pw_gid, 1)]
+        assert uid == "0"
+        # the note, once per user
+        assert cp.stderr.count(NOTE) == 1, cp.stderr
+        assert f"{NOTE} {nobody.pw_uid} in /etc/subuid" in cp.stderr
+        assert "usermod --add-subuids" in cp.stderr
+        assert (home / "run" / "hutch" / "single-id-note-given").exists()
+        again = h("run", "--rm", "bb", "true")
+        assert again.returncode == 0 and again.stderr == "", again
+        # the layer could only be unpacked as the user itself: other owners are root's
+        assert h("run", "--rm", "bb", "stat", "-c", "%u", "/home/app").stdout == "0\n"
+        # a user other than root: not mapped, and what to do
+        for user in ("1000", "app", "nobody"):
+            cp = h("run", "--rm", "-u", user, "bb", "true")
+            assert cp.returncode == 125, cp
+            assert f"user '{user}' (uid " in cp.stderr and "is not mapped in the " \
+                "container's user namespace: only 0 is" in cp.stderr, cp.stderr
+            assert "/etc/subuid and /etc/subgid" in cp.stderr and "-u 0" in cp.stderr
+            assert "Invalid argument" not in cp.stderr
+        # and exec -u alike, into a detached container
+        cid = h("run", "-d", "bb", "sleep", "100").stdout.strip()
+        try:
+            cp = h("exec", "-u", "1000", cid, "true")
+            assert cp.returncode == 125 and "is not mapped" in cp.stderr, cp
+            assert h("exec", cid, "id", "-u").stdout == "0\n"
+        finally:
+            h("rm", "-f", cid)
+        h("image", "rm", "bb")
+        assert os.listdir(home / "data" / "hutch" / "containers") == []
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,8 +1,10 @@
 #!/bin/bash
 # cgroup v2 VM suite: boots Debian's kernel under qemu (TCG) with an initramfs
 # holding build/hutch, busybox, overlay.ko and a busybox image, on a pure cgroup
-# v2 hierarchy, and checks that --memory, --pids-limit and --cpus are enforced
-# (tests/vm/stage2.sh runs inside the VM). Prints every VMTEST line and
+# v2 hierarchy, and checks that --memory, --pids-limit and --cpus are enforced,
+# for detached containers too, that a SIGKILLed monitor leaves no cgroup once
+# the next command looks, and that rootless hutch in a delegated subtree (set up
+# as systemd does) enforces its limits (tests/vm/stage2.sh runs inside the VM). Prints every VMTEST line and
 # "vm: N passed, M failed"; exits 0 only if the VM finished with no failure.
 #
 # Environment: HUTCH_BIN (default build/hutch), VM_TIMEOUT (seconds, default 300),
@@ -106,6 +108,9 @@ copy_bin "$busybox" /bin/busybox
 	[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done
 copy_bin "$hutch" /usr/bin/hutch
+# to run hutch as an unprivileged user (the rootless checks; stage2.sh calls it by
+# its full path: the busybox shell prefers its own applet of that name)
+copy_bin "$(command -v setpriv)" /usr/bin/setpriv
 
 # overlay and the modules it depends on, in load order (dependencies first),
 # decompressed: busybox insmod may not read .ko.xz/.ko.zst.

@@ -303,6 +303,132 @@ done
 if [ -z "$bad" ]; then pass concurrent-runs-each-limited; else fail concurrent-runs-each-limited "$bad"; fi
 check_clean concurrent
 
+# ---------------------------------------------------------------- detached with limits
+
+# jfield FILE KEY: a number or string field of `hutch inspect` output.
+jfield() { sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -n 1; }
+
+# wait_gone PID: up to ~10 s for a process to end (or become a zombie).
+wait_gone() {
+	i=0
+	while [ $i -lt 100 ]; do
+		st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+		[ -z "$st" ] || [ "$st" = Z ] && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+id=$(ht run -d --name lim --memory 48m --pids-limit 30 bb sleep 1000 2>/tmp/lim.err)
+ht inspect lim >/tmp/lim.json 2>&1
+cg=$(jfield /tmp/lim.json cgroup)
+mem=$(cat "$cg/memory.max" 2>/dev/null)
+pmax=$(cat "$cg/pids.max" 2>/dev/null)
+if [ -n "$id" ] && [ "$cg" = "/sys/fs/cgroup/hutch/$id" ] && [ "$mem" = 50331648 ] && [ "$pmax" = 30 ] && [ ! -s /tmp/lim.err ]; then
+	pass "detached-limits-applied"
+else
+	fail detached-limits-applied "id='$id' cgroup='$cg' memory.max='$mem' pids.max='$pmax' stderr='$(oneline /tmp/lim.err)'"
+fi
+read -r t0 _ </proc/uptime
+ht stop -t 1 lim >/dev/null 2>/tmp/lim-stop.err
+read -r t1 _ </proc/uptime
+ht inspect lim >/tmp/lim.json 2>&1
+if [ "$(jfield /tmp/lim.json status)" = exited ] && [ "$(jfield /tmp/lim.json exit_code)" = 137 ] && [ ! -e "$cg" ]; then
+	pass "detached-stop-kills-and-removes-the-cgroup ($(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s)"
+else
+	fail detached-stop-kills-and-removes-the-cgroup "status='$(jfield /tmp/lim.json status)' exit=$(jfield /tmp/lim.json exit_code) cgroup left: $([ -e "$cg" ] && echo yes || echo no) stderr='$(oneline /tmp/lim-stop.err)'"
+fi
+ht rm lim >/dev/null 2>&1
+check_clean detached
+
+# ---------------------------------------------------------------- monitor SIGKILLed
+
+# The container dies with its monitor; the next command records it as killed
+# and removes its cgroup, and the shared hutch/ parent with it (the last one).
+id=$(ht run -d --memory 32m -u nobody bb sleep 1000 2>/dev/null)
+ht inspect "$id" >/tmp/mk.json 2>&1
+mon=$(jfield /tmp/mk.json monitor_pid)
+pid=$(jfield /tmp/mk.json pid)
+cg=$(jfield /tmp/mk.json cgroup)
+kill -9 "$mon" 2>/dev/null
+if [ -n "$pid" ] && wait_gone "$pid"; then
+	pass "monitor-killed-the-non-root-container-dies"
+else
+	fail monitor-killed-the-non-root-container-dies "monitor $mon, container pid '$pid' still runs: $(cat "/proc/$pid/status" 2>/dev/null | head -n 3 | tr '\n' ' ')"
+	kill -9 "$pid" 2>/dev/null
+fi
+ht ps -a >/tmp/mk-ps.out 2>&1
+if grep -q "Exited (137)" /tmp/mk-ps.out && [ -n "$cg" ] && [ ! -e "$cg" ] && [ ! -e /sys/fs/cgroup/hutch ]; then
+	pass monitor-killed-next-command-removes-cgroup-and-parent
+else
+	fail monitor-killed-next-command-removes-cgroup-and-parent "ps: '$(oneline /tmp/mk-ps.out)' cgroup '$cg' left: $([ -e "$cg" ] && echo yes || echo no); hutch/ parent left: $([ -e /sys/fs/cgroup/hutch ] && echo yes || echo no)"
+fi
+ht rm "$id" >/dev/null 2>&1
+check_clean monitor-killed
+
+# ---------------------------------------------------------------- rootless, delegated subtree
+
+# A user with a cgroup subtree delegated the way systemd does it for
+# user@UID.service: the directory and its cgroup.procs, cgroup.subtree_control
+# and cgroup.threads chowned to the user. Its shell lives in a leaf below it;
+# rootless hutch puts its containers beside that leaf.
+echo "rl:x:1000:1000:rl:/home/rl:/bin/sh" >>/etc/passwd
+echo "rl:x:1000:" >>/etc/group
+mkdir -p /home/rl/run
+chown -R 1000:1000 /home/rl
+chmod 700 /home/rl/run
+echo "+memory +pids +cpu" >/sys/fs/cgroup/cgroup.subtree_control
+mkdir /sys/fs/cgroup/rl
+chown 1000:1000 /sys/fs/cgroup/rl /sys/fs/cgroup/rl/cgroup.procs \
+	/sys/fs/cgroup/rl/cgroup.subtree_control /sys/fs/cgroup/rl/cgroup.threads
+# as_rl CMD...: run CMD as the user, in its leaf rl/shell.
+as_rl() {
+	sh -c 'echo $$ >/sys/fs/cgroup/rl/shell/cgroup.procs && exec "$@"' as_rl \
+		/usr/bin/setpriv --reuid 1000 --regid 1000 --clear-groups \
+		env HOME=/home/rl XDG_RUNTIME_DIR=/home/rl/run PATH="$PATH" "$@"
+}
+if ! /usr/bin/setpriv --reuid 1000 --regid 1000 --clear-groups mkdir /sys/fs/cgroup/rl/shell 2>/tmp/rl-mkdir.err; then
+	fail rootless-makes-its-leaf "$(oneline /tmp/rl-mkdir.err); $(ls -ld /sys/fs/cgroup/rl)"
+fi
+as_rl hutch image import /bb.tar bb >/tmp/rl-import.out 2>&1 || fail rootless-import "$(oneline /tmp/rl-import.out)"
+# rlrun NAME ARGS...: rootless `hutch run --rm ARGS`; RC, /tmp/NAME.out, /tmp/NAME.err.
+rlrun() {
+	name=$1
+	shift
+	timeout 120 sh -c 'echo $$ >/sys/fs/cgroup/rl/shell/cgroup.procs && exec "$@"' rlrun \
+		/usr/bin/setpriv --reuid 1000 --regid 1000 --clear-groups \
+		env HOME=/home/rl XDG_RUNTIME_DIR=/home/rl/run PATH="$PATH" \
+		hutch run --rm "$@" >"/tmp/$name.out" 2>"/tmp/$name.err"
+	RC=$?
+}
+rlrun rlmem --memory 32m --pids-limit 20 bb sh -c 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; id -u; cat /proc/self/uid_map'
+if [ "$RC" = 0 ] && [ "$(sed -n 1p /tmp/rlmem.out)" = 33554432 ] && [ "$(sed -n 2p /tmp/rlmem.out)" = 20 ] &&
+	[ "$(sed -n 3p /tmp/rlmem.out)" = 0 ] && sed -n 4p /tmp/rlmem.out | grep -Eq '^ *0 +1000 +1$' && ! grep -qi warning /tmp/rlmem.err; then
+	pass rootless-delegated-limits-set
+else
+	fail rootless-delegated-limits-set "rc=$RC stdout='$(oneline /tmp/rlmem.out)' stderr='$(oneline /tmp/rlmem.err)'"
+fi
+rlrun rloom --memory 32m bb sh -c "exec $ALLOC"
+if [ "$RC" = 137 ] && grep -q 'killed: out of memory (limit 32 MiB)' /tmp/rloom.err; then
+	pass rootless-delegated-memory-oom-kill
+else
+	fail rootless-delegated-memory-oom-kill "rc=$RC (want 137) stdout='$(oneline /tmp/rloom.out)' stderr='$(oneline /tmp/rloom.err)'"
+fi
+rlrun rlpids --pids-limit 20 bb sh -c "$PIDS"
+started=$(field /tmp/rlpids.out started)
+if [ "$(field /tmp/rlpids.out max)" = 20 ] && [ "${started:-99}" -le 18 ] 2>/dev/null && [ -n "$(field /tmp/rlpids.out forkerr)" ]; then
+	pass "rootless-delegated-pids-limit (started $started of 40)"
+else
+	fail rootless-delegated-pids-limit "rc=$RC stdout='$(oneline /tmp/rlpids.out)' stderr='$(oneline /tmp/rlpids.err)'"
+fi
+left=$(ls -d /sys/fs/cgroup/rl/hutch /home/rl/.local/share/hutch/containers/* 2>/dev/null | tr '\n' ' ')
+if [ -z "$left" ]; then
+	pass rootless-delegated-nothing-left
+else
+	fail rootless-delegated-nothing-left "left: $left"
+fi
+
 # The shared parent goes with the last container: nothing of hutch's is left.
 if [ -e /sys/fs/cgroup/hutch ]; then
 	fail no-hutch-cgroup-left "/sys/fs/cgroup/hutch still exists after every container ended"
