@@ -5,6 +5,10 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE_CFLAGS := -std=gnu17 -D_GNU_SOURCE -I. $(WARN) -fno-strict-aliasing
 LIBS := -lseccomp -lcap -ljson-c -lz -lzstd
+# build/hutch links these statically (Debian's -dev packages ship the .a files) and
+# only libc dynamically: five fewer shared objects to map and relocate at every
+# start, ~0.2 ms of each `hutch run`. libcurl stays dlopen'ed (images/registry.c).
+HUTCH_LIBS := -Wl,-Bstatic $(LIBS) -Wl,-Bdynamic
 LDFLAGS ?=
 LDFLAGS += -Wl,--as-needed -Wl,-O1
 
@@ -36,7 +40,7 @@ BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry
 all: build/hutch
 
 build/hutch: $(LIB_OBJS) $(CLI_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HUTCH_LIBS)
 
 $(OBJ)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
