@@ -689,7 +689,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (hutch_container_start(&rt, spec, &io, &c, &err) < 0)
 		goto out;
 	struct hutch_exit st;
-	if (hutch_container_attach_wait(c, &st, &err) < 0)
+	if (hutch_container_attach_wait(c, o.interactive ? io.stdin_fd : -1, &st, &err) < 0)
 		goto out;
 	rc = st.code;
 	if (st.oom_killed) {
