@@ -28,6 +28,9 @@ struct hutch_rlimit {
 	uint64_t soft, hard;
 	bool explicit_; /* set by the user: an error if it cannot be applied */
 };
+/* Resource limit names as --ulimit and Docker spell them ("nofile") <-> RLIMIT_*. */
+int hutch_rlimit_from_name(const char *name); /* -1 if unknown */
+const char *hutch_rlimit_name(int resource);  /* "limit N" style fallback: NULL */
 
 enum hutch_seccomp_mode { HUTCH_SECCOMP_DEFAULT = 0, HUTCH_SECCOMP_UNCONFINED };
 
