@@ -24,10 +24,10 @@ def set_winsize(fd, rows, cols):
 class Term:
     """hutch run -it on the slave side of a pty we hold the master of."""
 
-    def __init__(self, state, args, rows=24, cols=80):
+    def __init__(self, state, args, rows=24, cols=80, flags=("-it",)):
         self.master, slave = os.openpty()
         set_winsize(slave, rows, cols)
-        cmd = [state.bin, "--root", str(state.root), "run", "--rm", "-it", *args]
+        cmd = [state.bin, "--root", str(state.root), "run", "--rm", *flags, *args]
 
         def ctty():
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -115,8 +115,8 @@ class Term:
 def term(state):
     made = []
 
-    def start(*args, rows=24, cols=80):
-        t = Term(state, args or ("bb", "sh"), rows, cols)
+    def start(*args, rows=24, cols=80, flags=("-it",)):
+        t = Term(state, args or ("bb", "sh"), rows, cols, flags)
         made.append(t)
         return t
 
@@ -334,3 +334,29 @@ def test_exec_tty_relays_piped_stdin(hutch, ctr):
     cp = hutch("-q", "exec", "-t", cid, "sh", "-c", 'read -t 1 x; echo "[$x]"',
                input=b"secret\n", check=False, text=False)
     assert (cp.returncode, cp.stdout) == (0, b"[]\r\n")
+
+
+def test_tty_without_i_leaves_the_terminal_alone(term, state, tmp):
+    # -t alone: hutch neither reads our terminal nor puts it in raw mode, so ^C
+    # typed here is the terminal's SIGINT to hutch, which forwards it.
+    ready = tmp / "ready"
+    os.chmod(tmp, 0o777)
+    t = term("-v", f"{tmp}:/sync", "bb", "sh", "-c",
+             "trap 'echo got-int; exit 9' INT; touch /sync/ready; while :; do sleep 0.05; done",
+             flags=("-t",))
+    wait_for(ready.exists, timeout=10, what="the container to start")
+    assert termios.tcgetattr(t.master)[3] & termios.ICANON  # still cooked
+    t.send(b"\x03")
+    t.expect(r"got-int")
+    assert t.wait() == 9
+
+
+def test_tty_with_i_puts_the_terminal_in_raw_mode_and_back(term, tmp):
+    ready = tmp / "ready"
+    os.chmod(tmp, 0o777)
+    t = term("-v", f"{tmp}:/sync", "bb", "sh", "-c", "touch /sync/ready; read x; exit 4")
+    wait_for(ready.exists, timeout=10, what="the container to start")
+    assert not termios.tcgetattr(t.master)[3] & termios.ICANON
+    t.send("line\r")
+    assert t.wait() == 4
+    assert termios.tcgetattr(t.master)[3] & termios.ICANON
