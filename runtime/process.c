@@ -329,7 +329,7 @@ static int exec_check(const char *path)
 	if (stat(path, &st) < 0)
 		return errno;
 	if (S_ISDIR(st.st_mode))
-		return EACCES;
+		return EISDIR; /* execve says EACCES; the message says why (still 126) */
 	return access(path, X_OK) < 0 ? errno : 0;
 }
 

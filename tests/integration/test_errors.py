@@ -34,6 +34,7 @@ CASES = [
     ("command-missing", ["bb", "no-such-cmd-qq"], 127, "no-such-cmd-qq"),
     ("command-missing-abs", ["bb", "/usr/bin/no-such-cmd-qq"], 127, "/usr/bin/no-such-cmd-qq"),
     ("not-executable", ["bb", "/etc/group"], 126, "/etc/group"),
+    ("exec-directory", ["bb", "/bin"], 126, 'exec "/bin": Is a directory'),
     ("unknown-flag", ["--bogus-flag", "bb", "true"], 125, "--bogus-flag"),
     ("unknown-short-flag", ["-Z", "bb", "true"], 125, "-Z"),
     ("flag-missing-value", ["--memory"], 125, "--memory"),
