@@ -141,8 +141,20 @@ static int image_import(struct cli_ctx *ctx, struct hutch_store *s, int argc, ch
 	if (platform ? image_platform_parse(platform, &plat, &err) < 0 : (image_platform_host(&plat), 0))
 		return cli_report(ctx, err);
 	enum archive_kind kind;
-	if (archive_detect(pos[0], &kind, &err) < 0)
+	if (archive_detect(pos[0], &kind, &err) < 0) {
+		if (err->errno_ == ENOENT) {
+			hutch_err_free(&err);
+			hutch_fail(
+			    &err, 0,
+			    "image import: '%s' does not exist: give a rootfs (a .tar, .tar.gz "
+			    "or .tar.zst file, or a directory), an OCI image layout or a "
+			    "`docker save` archive",
+			    pos[0]);
+		} else {
+			hutch_err_wrap(&err, "image import");
+		}
 		return cli_report(ctx, err);
+	}
 	char id[65];
 	if (kind == ARCHIVE_NONE) {
 		if (ref) {

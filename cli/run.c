@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/capability.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -173,6 +174,84 @@ static int fail(struct hutch_err **err, const char *fmt, const char *value)
 	return hutch_fail(err, 0, fmt, value);
 }
 
+/* Why parse_size refused v: a typo, or a number that is too big. */
+static const char *size_problem(const char *v)
+{
+	/* digits[.digits] and a unit that parses after a small number: only the
+	 * number was wrong */
+	size_t nd = strspn(v, "0123456789");
+	if (nd > 0 && v[nd] == '.') {
+		size_t frac = strspn(v + nd + 1, "0123456789");
+		nd = frac ? nd + 1 + frac : 0;
+	}
+	_cleanup_free_ char *small = xasprintf("1%s", v + nd);
+	int64_t ignored;
+	if (nd > 0 && parse_size(small, &ignored) == 0)
+		return "too big (the largest is 8 EiB)";
+	return "expected a size: a number with an optional unit b, k, m, g or t, like 64m or 1g";
+}
+
+static int parse_size_flag(const char *flag, const char *v, int64_t *out, struct hutch_err **err)
+{
+	if (parse_size(v, out) == 0)
+		return 0;
+	return hutch_fail(err, 0, "invalid %s '%s': %s", flag, v, size_problem(v));
+}
+
+/* A decimal number as people write it: digits with an optional fraction (no
+ * sign, exponent, hex or "inf", which strtod would take). */
+static bool is_decimal(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+	if (s[n] == '.')
+		n += 1 + strspn(s + n + 1, "0123456789");
+	return n > 0 && !s[n] && strcmp(s, ".");
+}
+
+/* RFC 1123: dot-separated labels of 1-63 letters, digits and '-', no '-' at
+ * either end of a label; sethostname takes at most 64 bytes. */
+static int check_hostname(const char *h, struct hutch_err **err)
+{
+	const char *what = NULL;
+	char bad[64];
+	size_t len = strlen(h), label = 0;
+	if (len == 0)
+		what = "it is empty";
+	else if (len > 64)
+		what = "it is longer than 64 characters";
+	for (size_t i = 0; i < len && !what; i++) {
+		char c = h[i];
+		if (c == '.') {
+			if (label == 0)
+				what = "a label between dots is empty";
+			else if (h[i - 1] == '-')
+				what = "a label ends with '-'";
+			label = 0;
+			continue;
+		}
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+		    c != '-') {
+			_cleanup_free_ char *ch = printable(&h[i], 1);
+			snprintf(bad, sizeof(bad), "'%s' is not allowed", ch);
+			what = bad;
+		} else if (c == '-' && label == 0)
+			what = "a label starts with '-'";
+		else if (++label > 63)
+			what = "a label is longer than 63 characters";
+	}
+	if (!what && label == 0)
+		what = "it ends with '.'";
+	else if (!what && h[len - 1] == '-')
+		what = "a label ends with '-'";
+	if (!what)
+		return 0;
+	_cleanup_free_ char *shown = printable(h, len);
+	return hutch_fail(err, 0,
+			  "invalid --hostname '%s': %s (a hostname is labels of letters, digits "
+			  "and '-' joined by '.', at most 64 characters)",
+			  shown, what);
+}
+
 static int add_env(struct hutch_spec *spec, const char *e, struct hutch_err **err)
 {
 	if (!*e || *e == '=')
@@ -192,8 +271,13 @@ static int add_env(struct hutch_spec *spec, const char *e, struct hutch_err **er
 static int add_env_file(struct hutch_spec *spec, const char *path, struct hutch_err **err)
 {
 	_cleanup_free_ char *text = NULL;
-	if (read_file_at(AT_FDCWD, path, &text, NULL, err) < 0)
+	size_t len;
+	if (read_file_at(AT_FDCWD, path, &text, &len, err) < 0)
 		return hutch_err_wrap(err, "--env-file");
+	if (memchr(text, '\0', len))
+		return fail(
+		    err, "--env-file %s: has a NUL byte: expected a text file of KEY=VALUE lines",
+		    path);
 	char *save = NULL;
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		while (*line == ' ' || *line == '\t')
@@ -231,7 +315,10 @@ static int add_volume(struct hutch_spec *spec, const char *arg, struct hutch_err
 			    arg);
 	char resolved[PATH_MAX];
 	if (!realpath(src, resolved))
-		return hutch_fail(err, errno, "bind source path '%s' does not exist", src);
+		return errno == ENOENT
+			   ? hutch_fail(err, 0, "invalid volume '%s': the source %s does not exist",
+					arg, src)
+			   : hutch_fail(err, errno, "invalid volume '%s': the source %s", arg, src);
 	_cleanup_free_ char *opts = xstrdup("rbind");
 	if (mode && *mode) {
 		_cleanup_free_ char *m = xstrdup(mode);
@@ -272,23 +359,12 @@ static int add_tmpfs(struct hutch_spec *spec, const char *arg, struct hutch_err 
 		for (char *o = strtok_r(o2, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
 			int64_t sz;
 			if (!strncmp(o, "size=", 5) && parse_size(o + 5, &sz) < 0)
-				return hutch_fail(err, 0, "invalid --tmpfs '%s': bad size '%s'", arg,
-						  o + 5);
+				return hutch_fail(err, 0, "invalid --tmpfs '%s': size '%s': %s",
+						  arg, o + 5, size_problem(o + 5));
 		}
 	}
 	return hutch_spec_add_mount(spec, "tmpfs", "tmpfs", copy, all);
 }
-
-static const struct {
-	const char *name;
-	int res;
-} rlimit_names[] = {
-	{"core", RLIMIT_CORE},	   {"cpu", RLIMIT_CPU},	      {"data", RLIMIT_DATA},
-	{"fsize", RLIMIT_FSIZE},   {"locks", RLIMIT_LOCKS},   {"memlock", RLIMIT_MEMLOCK},
-	{"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE}, {"nofile", RLIMIT_NOFILE},
-	{"nproc", RLIMIT_NPROC},   {"rss", RLIMIT_RSS},	      {"rtprio", RLIMIT_RTPRIO},
-	{"rttime", RLIMIT_RTTIME}, {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK},
-};
 
 static bool parse_u64(const char *s, uint64_t *out)
 {
@@ -307,25 +383,75 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
-static int add_ulimit(struct hutch_spec *spec, const char *arg, struct hutch_err **err)
+static bool have_cap_sys_resource(void)
+{
+	cap_t caps = cap_get_proc();
+	cap_flag_value_t v = CAP_CLEAR;
+	if (caps)
+		cap_get_flag(caps, CAP_SYS_RESOURCE, CAP_EFFECTIVE, &v);
+	cap_free(caps);
+	return v == CAP_SET;
+}
+
+/* Refused here rather than half-way through starting the container: what
+ * setrlimit will not allow the container's process. */
+static int check_ulimit_allowed(const char *arg, const char *name, int res, uint64_t soft,
+				uint64_t hard, bool rootless, struct hutch_err **err)
+{
+	struct rlimit host;
+	if (getrlimit(res, &host) < 0)
+		return 0;
+	char most[24];
+	if (host.rlim_max == RLIM_INFINITY)
+		snprintf(most, sizeof(most), "unlimited");
+	else
+		snprintf(most, sizeof(most), "%llu", (unsigned long long)host.rlim_max);
+	if (hard > host.rlim_max && (rootless || !have_cap_sys_resource()))
+		return hutch_fail(err, 0,
+				  "invalid --ulimit '%s': the hard limit of %s here is %s, and %s "
+				  "cannot raise it: use at most %s=%s",
+				  arg, name, most,
+				  rootless ? "an unprivileged user"
+					   : "hutch without CAP_SYS_RESOURCE",
+				  name, most);
+	if (res == RLIMIT_NOFILE) {
+		_cleanup_free_ char *text = NULL;
+		unsigned long long nr_open = 0;
+		if (read_file_at(AT_FDCWD, "/proc/sys/fs/nr_open", &text, NULL, NULL) == 0)
+			nr_open = strtoull(text, NULL, 10);
+		if (nr_open && (soft > nr_open || hard > nr_open))
+			return hutch_fail(err, 0,
+					  "invalid --ulimit '%s': the kernel allows at most %llu "
+					  "open files (fs.nr_open)",
+					  arg, nr_open);
+	}
+	return 0;
+}
+
+static int add_ulimit(struct hutch_spec *spec, const char *arg, bool rootless,
+		      struct hutch_err **err)
 {
 	_cleanup_free_ char *copy = xstrdup(arg);
 	char *val = strchr(copy, '=');
 	if (!val)
 		return fail(err, "invalid --ulimit '%s': expected NAME=SOFT[:HARD]", arg);
 	*val++ = '\0';
-	int res = -1;
-	for (size_t k = 0; k < ARRAY_SIZE(rlimit_names); k++)
-		if (!strcmp(copy, rlimit_names[k].name))
-			res = rlimit_names[k].res;
+	int res = hutch_rlimit_from_name(copy);
 	if (res < 0)
-		return fail(err, "invalid --ulimit '%s': unknown limit name", arg);
+		return hutch_fail(
+		    err, 0,
+		    "invalid --ulimit '%s': unknown limit '%s' (known: as, core, cpu, "
+		    "data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, "
+		    "rtprio, rttime, sigpending, stack)",
+		    arg, copy);
 	char *hard = strchr(val, ':');
 	if (hard)
 		*hard++ = '\0';
 	uint64_t soft, h;
 	if (!parse_u64(val, &soft) || !parse_u64(hard ? hard : val, &h) || soft > h)
 		return fail(err, "invalid --ulimit '%s': expected numbers with SOFT <= HARD", arg);
+	if (check_ulimit_allowed(arg, copy, res, soft, h, rootless, err) < 0)
+		return -1;
 	for (size_t i = 0; i < spec->process.n_rlimits; i++)
 		if (spec->process.rlimits[i].resource == res) {
 			spec->process.rlimits[i] = (struct hutch_rlimit){res, soft, h, true};
@@ -410,7 +536,9 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 				    o->name);
 		spec->name = xstrdup(name);
 	}
-	spec->hostname = strndup(o->hostname ? o->hostname : id, o->hostname ? 64 : 12);
+	if (o->hostname && check_hostname(o->hostname, err) < 0)
+		return -1;
+	spec->hostname = o->hostname ? xstrdup(o->hostname) : strndup(id, 12);
 	set_strv(&spec->root.layers, &spec->root.n_layers, img->layer_dirs, img->n_layers);
 
 	/* The process: the image's config, then flags. */
@@ -455,11 +583,43 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	}
 	set_strv(&spec->process.args, &spec->process.n_args, argv, argc);
 	free(argv);
+	if (argc == 0 && o->entrypoint_set)
+		return hutch_fail(
+		    err, 0,
+		    "no command: --entrypoint '' drops the image's Entrypoint and Cmd, "
+		    "so give a command after the image");
+	if (argc == 0)
+		return fail(err,
+			    "no command given and image '%s' has no Cmd or Entrypoint: give one "
+			    "after the image",
+			    img->name);
+	if (!*spec->process.args[0]) {
+		/* as Docker: an empty name is a command that is not found */
+		hutch_fail(err, 0,
+			   "exec \"\": executable file not found in $PATH (the command is an empty "
+			   "string)");
+		(*err)->exit_code = 127;
+		return -1;
+	}
 
 	free(spec->process.cwd);
 	spec->process.cwd = xstrdup(o->workdir ? o->workdir : img->workdir ? img->workdir : "/");
-	if (spec->process.cwd[0] != '/')
-		return fail(err, "invalid --workdir '%s': must be an absolute path", spec->process.cwd);
+	const char *cwd = spec->process.cwd, *cwd_from = o->workdir ? "--workdir"
+								    : "the image's "
+								      "WorkingDir";
+	if (cwd[0] != '/')
+		return hutch_fail(err, 0, "invalid %s '%s': must be an absolute path", cwd_from,
+				  cwd);
+	for (const char *c = cwd; (c = strstr(c, "/..")); c += 3)
+		if (c[3] == '/' || !c[3])
+			return hutch_fail(err, 0,
+					  "invalid %s '%s': '..' is not allowed, give the path "
+					  "without it",
+					  cwd_from, cwd);
+	if (o->user && o->user[0] == ':')
+		return fail(err,
+			    "invalid --user '%s': the user is missing before ':' (USER[:GROUP])",
+			    o->user);
 	spec->process.user = o->user ? xstrdup(o->user) : img->user ? xstrdup(img->user) : NULL;
 	spec->process.terminal = o->tty;
 	spec->process.interactive = o->interactive;
@@ -469,35 +629,48 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	if (stop) {
 		int sig = cli_parse_signal(stop);
 		if (sig < 0)
-			return fail(err, "invalid stop signal '%s'", stop);
+			return hutch_fail(err, 0,
+					  "invalid stop signal '%s'%s: give a name like SIGTERM or "
+					  "TERM, or a number from 1 to %d",
+					  stop, o->stop_signal ? "" : " in the image's config",
+					  NSIG - 1);
 		spec->process.stop_signal = sig;
 	}
 
 	/* Resources */
 	if (o->memory) {
-		if (parse_size(o->memory, &spec->resources.memory_max) < 0 ||
-		    spec->resources.memory_max < 6 * 1024 * 1024)
-			return fail(err,
-				    "invalid --memory '%s': expected a size of at least 6m, like "
-				    "64m or 1g",
+		if (parse_size_flag("--memory", o->memory, &spec->resources.memory_max, err) < 0)
+			return -1;
+		if (spec->resources.memory_max < 6 * 1024 * 1024)
+			return fail(err, "invalid --memory '%s': too small, the least is 6m",
 				    o->memory);
 	}
 	if (o->memory_swap) {
-		if (!strcmp(o->memory_swap, "-1"))
+		if (!strcmp(o->memory_swap, "-1")) {
 			spec->resources.memory_swap_max = -1;
-		else if (parse_size(o->memory_swap, &spec->resources.memory_swap_max) < 0 ||
-			 !o->memory || spec->resources.memory_swap_max < spec->resources.memory_max)
-			return fail(err,
-				    "invalid --memory-swap '%s': expected -1 or a size at least "
-				    "--memory",
-				    o->memory_swap);
+		} else {
+			if (parse_size_flag("--memory-swap", o->memory_swap,
+					    &spec->resources.memory_swap_max, err) < 0)
+				return -1;
+			if (!o->memory)
+				return fail(err,
+					    "--memory-swap '%s' needs --memory: it limits memory "
+					    "plus swap, so give --memory too (or --memory-swap -1 "
+					    "for unlimited swap)",
+					    o->memory_swap);
+			if (spec->resources.memory_swap_max < spec->resources.memory_max)
+				return hutch_fail(err, 0,
+						  "invalid --memory-swap '%s': it limits memory "
+						  "plus swap, so it must be at least --memory '%s'",
+						  o->memory_swap, o->memory);
+		}
 	}
 	if (o->cpus) {
 		char *end;
 		errno = 0;
 		double cpus = strtod(o->cpus, &end);
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		if (errno || *end || end == o->cpus || !(cpus > 0) || cpus > 1024)
+		if (!is_decimal(o->cpus) || errno || *end || !(cpus > 0))
 			return fail(err, "invalid --cpus '%s': expected a number like 0.5 or 2",
 				    o->cpus);
 		if (ncpu > 0 && cpus > (double)ncpu)
@@ -512,13 +685,16 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 		char *end;
 		errno = 0;
 		long long p = strtoll(o->pids_limit, &end, 10);
+		if (errno == ERANGE && p > 0)
+			return fail(err, "invalid --pids-limit '%s': too big (use -1 for no limit)",
+				    o->pids_limit);
 		if (errno || *end || end == o->pids_limit || p == 0 || p < -1)
 			return fail(err, "invalid --pids-limit '%s': expected a positive number or -1",
 				    o->pids_limit);
 		spec->resources.pids_max = p > 0 ? p : 0;
 	}
 	for (size_t i = 0; i < o->n_ulimits; i++)
-		if (add_ulimit(spec, o->ulimits[i], err) < 0)
+		if (add_ulimit(spec, o->ulimits[i], ctx->rootless, err) < 0)
 			return -1;
 
 	/* Security */
@@ -643,7 +819,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (hutch_container_start(&rt, spec, &io, &c, &err) < 0)
 		goto out;
 	struct hutch_exit st;
-	if (hutch_container_attach_wait(c, &st, &err) < 0)
+	if (hutch_container_attach_wait(c, o.interactive ? io.stdin_fd : -1, &st, &err) < 0)
 		goto out;
 	rc = st.code;
 	if (st.oom_killed) {

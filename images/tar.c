@@ -876,9 +876,10 @@ int tar_next(struct tar_reader *r, const struct tar_entry **out, struct hutch_er
 		}
 		if (got == 0 && r->consumed == 0 && r->len > r->pos) {
 			r->failed = true;
+			size_t n = r->len - r->pos;
 			return hutch_fail(err, 0,
-					  "not a tar archive: %zu bytes, less than one tar header",
-					  r->len - r->pos);
+					  "not a tar archive: %zu byte%s, less than one tar header",
+					  n, n == 1 ? "" : "s");
 		}
 		if (got == 0 && (r->len - r->pos > 0 || pending)) {
 			_cleanup_free_ char *after = describe_previous(prev);

@@ -194,7 +194,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 			goto out;
 		}
 	}
-	ret = hutch_container_attach_wait(&c, st, err);
+	ret = hutch_container_attach_wait(&c, o->interactive ? io->stdin_fd : -1, st, err);
 	close(c.pidfd);
 	if (c.pty_master >= 0)
 		close(c.pty_master);

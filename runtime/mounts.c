@@ -32,12 +32,36 @@ static int openat2_in_root(int rootfd, const char *path, int flags)
 	return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
 }
 
+/* ENOTDIR resolving path in the root: name the part of it that is not a directory. */
+static int fail_resolve(int rootfd, const char *path, int e, struct hutch_err **err)
+{
+	if (e != ENOTDIR)
+		return hutch_fail(err, e, "resolve %s in the container", path);
+	_cleanup_free_ char *prefix = xstrdup(path);
+	for (char *p = prefix + 1;; p++) {
+		if (*p && *p != '/')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		_cleanup_close_ int fd = openat2_in_root(rootfd, prefix, O_PATH);
+		struct stat st;
+		if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+			return hutch_fail(err, 0, "%s in the container is %s, not a directory",
+					  prefix,
+					  S_ISREG(st.st_mode) ? "a file" : "not a directory");
+		if (!saved)
+			break;
+		*p = saved;
+	}
+	return hutch_fail(err, e, "resolve %s in the container", path);
+}
+
 int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err **err)
 {
 	int fd = openat2_in_root(rootfd, path, O_PATH | O_DIRECTORY);
 	if (fd >= 0 || errno != ENOENT || !create) {
 		if (fd < 0)
-			return hutch_fail_sys(err, "resolve %s in the container", path);
+			return fail_resolve(rootfd, path, errno, err);
 		return fd;
 	}
 	/* Walk down from the root, creating what is missing. Each prefix is resolved
@@ -68,7 +92,7 @@ int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err 
 		if (next < 0) {
 			int e = errno;
 			close(parent);
-			return hutch_fail(err, e, "resolve %s in the container", buf);
+			return fail_resolve(rootfd, buf, e, err);
 		}
 		close(parent);
 		parent = next;
@@ -84,7 +108,7 @@ static int root_open_file_p(int rootfd, const char *path, struct hutch_err **err
 	if (fd >= 0)
 		return fd;
 	if (errno != ENOENT)
-		return hutch_fail_sys(err, "resolve %s in the container", path);
+		return fail_resolve(rootfd, path, errno, err);
 	_cleanup_free_ char *dir = xstrdup(path);
 	char *slash = strrchr(dir, '/');
 	const char *leaf = path + (slash - dir) + 1;
@@ -188,20 +212,29 @@ void mount_opts_free(struct mount_opts *o)
 	o->data = NULL;
 }
 
-/* fsconfig's error log says what the filesystem disliked (overlay is chatty). */
-static void append_fs_log(int fsfd, struct hutch_err **err)
+/* fsconfig's error log says what the filesystem disliked (overlay is chatty).
+ * Its lines are "e|w|i FSTYPE: text"; the text is what a user can act on, and
+ * it says more than strerror(EINVAL), which is then left out. */
+static void append_fs_log(int fsfd, const char *fstype, struct hutch_err **err)
 {
 	if (!err || !*err)
 		return;
 	char line[512];
 	ssize_t n;
+	size_t fl = strlen(fstype);
 	while ((n = read(fsfd, line, sizeof(line) - 1)) > 0) {
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
 			n--;
 		line[n] = '\0';
-		char *joined = xasprintf("%s (%s)", (*err)->msg, line);
+		const char *text = line;
+		if ((text[0] == 'e' || text[0] == 'w' || text[0] == 'i') && text[1] == ' ')
+			text += 2;
+		if (!strncmp(text, fstype, fl) && text[fl] == ':' && text[fl + 1] == ' ')
+			text += fl + 2;
+		char *joined = xasprintf("%s: %s", (*err)->msg, text);
 		free((*err)->msg);
 		(*err)->msg = joined;
+		(*err)->errno_ = 0;
 	}
 }
 
@@ -228,16 +261,16 @@ static int fs_mount_detached(const char *fstype, const char *source, const char 
 			}
 			if (r < 0) {
 				int e = errno;
-				hutch_fail(err, e, "mount %s: option '%s%s%s'", fstype, o,
-					   eq ? "=" : "", eq ? eq + 1 : "");
-				append_fs_log(fsfd, err);
+				hutch_fail(err, e, "option '%s%s%s' refused", o, eq ? "=" : "",
+					   eq ? eq + 1 : "");
+				append_fs_log(fsfd, fstype, err);
 				return -1;
 			}
 		}
 	}
 	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
 		hutch_fail_sys(err, "mount %s", fstype);
-		append_fs_log(fsfd, err);
+		append_fs_log(fsfd, fstype, err);
 		return -1;
 	}
 	int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, (unsigned)attrs);
@@ -335,7 +368,7 @@ int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hut
 		return overlay_mount_legacy(ctx, lower, rootfd_out, err);
 	if (r < 0) {
 		hutch_fail_sys(err, "mount the overlay root filesystem");
-		append_fs_log(fsfd, err);
+		append_fs_log(fsfd, "overlay", err);
 		return -1;
 	}
 	_cleanup_close_ int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
@@ -384,6 +417,33 @@ static void strip_option(char *list, const char *opt)
 	}
 }
 
+/* The kernel only says EINVAL or ENOTDIR for a file bound over a directory or
+ * the other way round; say which is which. */
+static bool bind_kinds_differ(int rootfd, const struct hutch_mount *m, const struct stat *src,
+			      struct hutch_err **err)
+{
+	_cleanup_close_ int fd = openat2_in_root(rootfd, m->destination, O_PATH);
+	struct stat dst;
+	if (fd < 0 || fstat(fd, &dst) < 0 || S_ISDIR(dst.st_mode) == S_ISDIR(src->st_mode))
+		return false;
+	if (S_ISDIR(src->st_mode)) {
+		hutch_fail(err, 0,
+			   "cannot bind mount the directory %s on %s: %s in the container is a "
+			   "file, and a directory can only be mounted on a directory",
+			   m->source, m->destination, m->destination);
+	} else {
+		const char *base = strrchr(m->source, '/');
+		base = base && base[1] ? base + 1 : m->source;
+		bool root = !strcmp(m->destination, "/");
+		hutch_fail(err, 0,
+			   "cannot bind mount the file %s on %s: %s in the container is a "
+			   "directory, and a file can only be mounted on a file (like %s/%s)",
+			   m->source, m->destination, m->destination, root ? "" : m->destination,
+			   base);
+	}
+	return true;
+}
+
 static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch_mount *m,
 		     struct hutch_err **err)
 {
@@ -398,6 +458,10 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 		if (stat(m->source, &st) < 0) {
 			hutch_fail_sys(err, "bind mount source '%s'", m->source);
 			goto out;
+		}
+		if (bind_kinds_differ(rootfd, m, &st, err)) {
+			mount_opts_free(&o);
+			return -1;
 		}
 		target = S_ISDIR(st.st_mode) ? root_open_dir_p(rootfd, m->destination, true, err)
 					      : root_open_file_p(rootfd, m->destination, err);
@@ -590,6 +654,19 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 	for (size_t i = 0; i < spec->n_readonly_paths; i++)
 		if (readonly_path(rootfd, spec->readonly_paths[i], err) < 0)
 			return -1;
+	/* The working directory is made later, if missing; a path that runs into a
+	 * file is refused here, where the message can say where the path came from. */
+	const char *cwd = spec->process.cwd ? spec->process.cwd : "/";
+	_cleanup_close_ int cwdfd = openat2_in_root(rootfd, cwd, O_PATH);
+	struct stat st;
+	if ((cwdfd < 0 && errno == ENOTDIR) ||
+	    (cwdfd >= 0 && fstat(cwdfd, &st) == 0 && !S_ISDIR(st.st_mode))) {
+		fail_resolve(rootfd, cwd, ENOTDIR, err);
+		return hutch_err_wrap(err,
+				      "working directory %s (--workdir, or the image's "
+				      "WorkingDir)",
+				      cwd);
+	}
 	return 0;
 }
 

@@ -85,13 +85,53 @@ uint64_t proc_start_time(pid_t pid)
 	return p ? strtoull(p, NULL, 10) : 0;
 }
 
+static const struct {
+	const char *name;
+	int resource;
+} rlimit_names[] = {
+    {"core", RLIMIT_CORE},	   {"cpu", RLIMIT_CPU},
+    {"data", RLIMIT_DATA},	   {"fsize", RLIMIT_FSIZE},
+    {"locks", RLIMIT_LOCKS},	   {"memlock", RLIMIT_MEMLOCK},
+    {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
+    {"nofile", RLIMIT_NOFILE},	   {"nproc", RLIMIT_NPROC},
+    {"rss", RLIMIT_RSS},	   {"rtprio", RLIMIT_RTPRIO},
+    {"rttime", RLIMIT_RTTIME},	   {"sigpending", RLIMIT_SIGPENDING},
+    {"stack", RLIMIT_STACK},	   {"as", RLIMIT_AS},
+};
+
+static const char *rlim_str(rlim_t v, char buf[24])
+{
+	if (v == RLIM_INFINITY)
+		return "unlimited";
+	snprintf(buf, 24, "%llu", (unsigned long long)v);
+	return buf;
+}
+
+int hutch_rlimit_from_name(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(rlimit_names); i++)
+		if (!strcmp(name, rlimit_names[i].name))
+			return rlimit_names[i].resource;
+	return -1;
+}
+
+const char *hutch_rlimit_name(int resource)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(rlimit_names); i++)
+		if (rlimit_names[i].resource == resource)
+			return rlimit_names[i].name;
+	return NULL;
+}
+
 static int apply_rlimits(const struct hutch_process *proc, struct hutch_err **err)
 {
 	for (size_t i = 0; i < proc->n_rlimits; i++) {
 		const struct hutch_rlimit *rl = &proc->rlimits[i];
 		struct rlimit cur, want = {rl->soft, rl->hard};
+		const char *name = hutch_rlimit_name(rl->resource);
 		if (getrlimit(rl->resource, &cur) < 0)
-			return hutch_fail_sys(err, "getrlimit %d", rl->resource);
+			return hutch_fail_sys(err, "read the resource limit %s",
+					      name ? name : "(unknown)");
 		if (!rl->explicit_) {
 			/* Defaults never ask for more than the host gives us. */
 			if (want.rlim_max > cur.rlim_max)
@@ -99,13 +139,15 @@ static int apply_rlimits(const struct hutch_process *proc, struct hutch_err **er
 			if (want.rlim_cur > want.rlim_max)
 				want.rlim_cur = want.rlim_max;
 		}
-		if (setrlimit(rl->resource, &want) < 0)
-			return hutch_fail_sys(err,
-					      "set resource limit %d to %llu:%llu (the host's hard "
-					      "limit is %llu)",
-					      rl->resource, (unsigned long long)want.rlim_cur,
-					      (unsigned long long)want.rlim_max,
-					      (unsigned long long)cur.rlim_max);
+		if (setrlimit(rl->resource, &want) < 0) {
+			char soft[24], hard[24], host[24];
+			return hutch_fail_sys(
+			    err,
+			    "set the resource limit %s to %s:%s (the hard limit "
+			    "hutch runs with is %s)",
+			    name ? name : "(unknown)", rlim_str(want.rlim_cur, soft),
+			    rlim_str(want.rlim_max, hard), rlim_str(cur.rlim_max, host));
+		}
 	}
 	return 0;
 }
@@ -318,7 +360,7 @@ static int exec_check(const char *path)
 	if (stat(path, &st) < 0)
 		return errno;
 	if (S_ISDIR(st.st_mode))
-		return EACCES;
+		return EISDIR; /* execve says EACCES; the message says why (still 126) */
 	return access(path, X_OK) < 0 ? errno : 0;
 }
 

@@ -28,6 +28,9 @@ struct hutch_rlimit {
 	uint64_t soft, hard;
 	bool explicit_; /* set by the user: an error if it cannot be applied */
 };
+/* Resource limit names as --ulimit and Docker spell them ("nofile") <-> RLIMIT_*. */
+int hutch_rlimit_from_name(const char *name); /* -1 if unknown */
+const char *hutch_rlimit_name(int resource);  /* "limit N" style fallback: NULL */
 
 enum hutch_seccomp_mode { HUTCH_SECCOMP_DEFAULT = 0, HUTCH_SECCOMP_UNCONFINED };
 
@@ -151,9 +154,11 @@ int hutch_container_kill(struct hutch_container *c, int sig, struct hutch_err **
  * signal that arrives before the wait is queued for the container instead of
  * killing hutch (the container's process unblocks everything before exec). */
 void hutch_block_forwarded_signals(void);
-/* Foreground: relay the pty (if any) and forwarded signals until the process exits. */
-int hutch_container_attach_wait(struct hutch_container *c, struct hutch_exit *status,
-				struct hutch_err **err);
+/* Foreground: forward signals until the process exits and, with a pty, relay it:
+ * stdin_fd (-1: none, as without -i) to the pty until it ends, then EOF to the
+ * container's reader; the pty to stdout. */
+int hutch_container_attach_wait(struct hutch_container *c, int stdin_fd,
+				struct hutch_exit *status, struct hutch_err **err);
 /* Collect an exited process (after its pidfd polled readable). */
 int hutch_container_reap(struct hutch_container *c, struct hutch_exit *status,
 			 struct hutch_err **err);

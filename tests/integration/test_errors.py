@@ -1,6 +1,7 @@
 """Bad input: one clear message naming the value, a non-zero exit, nothing left behind
 (the autouse leak check in conftest.py runs after each of these)."""
 import os
+import resource
 
 import pytest
 
@@ -33,6 +34,7 @@ CASES = [
     ("command-missing", ["bb", "no-such-cmd-qq"], 127, "no-such-cmd-qq"),
     ("command-missing-abs", ["bb", "/usr/bin/no-such-cmd-qq"], 127, "/usr/bin/no-such-cmd-qq"),
     ("not-executable", ["bb", "/etc/group"], 126, "/etc/group"),
+    ("exec-directory", ["bb", "/bin"], 126, 'exec "/bin": Is a directory'),
     ("unknown-flag", ["--bogus-flag", "bb", "true"], 125, "--bogus-flag"),
     ("unknown-short-flag", ["-Z", "bb", "true"], 125, "-Z"),
     ("flag-missing-value", ["--memory"], 125, "--memory"),
@@ -44,6 +46,14 @@ CASES = [
     ("unknown-user", ["--user", "ghost", "bb", "true"], 125, "ghost"),
     ("env-empty-key", ["-e", "=x", "bb", "true"], 125, "=x"),
     ("no-image", [], 125, "image"),
+    ("workdir-dotdot", ["-w", "/a/../b", "bb", "true"], 125, "'..' is not allowed"),
+    ("cpus-hex", ["--cpus", "0x1", "bb", "true"], 125, "'0x1'"),
+    ("cpus-exponent", ["--cpus", "1e0", "bb", "true"], 125, "'1e0'"),
+    ("pids-too-big", ["--pids-limit", "99999999999999999999", "bb", "true"], 125, "too big"),
+    ("stop-signal-number", ["--stop-signal", "99", "bb", "true"], 125, "a number from 1 to"),
+    ("user-empty-name", ["--user", ":0", "bb", "true"], 125, "the user is missing"),
+    ("tmpfs-size-too-big", ["--tmpfs", "/tmp:size=99999999999999999999", "bb", "true"], 125,
+     "too big"),
 ]
 
 
@@ -83,3 +93,136 @@ def test_many_failed_runs_leave_nothing(hutch, state):
     assert os.listdir(state.root / "containers") == []
     # The run root holds only the shared cache: no per-container state.
     assert set(os.listdir(state.root / "run")) <= {"cache"}
+
+
+
+def one_clear_line(cp, code):
+    """Exit code, nothing on stdout, one line on stderr starting with 'hutch: '."""
+    assert cp.returncode == code, cp.stderr
+    assert cp.stdout == ""
+    assert cp.stderr.startswith("hutch: ") and cp.stderr.count("\n") == 1, cp.stderr
+    return cp.stderr
+
+
+def test_bind_file_over_directory_says_so(hutch):
+    msg = one_clear_line(hutch("run", "--rm", "-v", "/etc/hostname:/bin", "bb", "true",
+                               check=False), 125)
+    assert "the file /etc/hostname on /bin" in msg, msg
+    assert "/bin in the container is a directory" in msg, msg
+    assert "like /bin/hostname" in msg, msg
+    assert "Invalid argument" not in msg and "attach" not in msg, msg
+
+
+def test_bind_directory_over_file_says_so(hutch, tmp):
+    msg = one_clear_line(hutch("run", "--rm", "-v", f"{tmp}:/etc/passwd", "bb", "true",
+                               check=False), 125)
+    assert f"the directory {tmp} on /etc/passwd" in msg, msg
+    assert "/etc/passwd in the container is a file" in msg, msg
+    assert "resolve" not in msg and "Not a directory" not in msg, msg
+    # below a file: the part of the path that is a file is named
+    msg = one_clear_line(hutch("run", "--rm", "-v", f"{tmp}:/etc/passwd/x", "bb", "true",
+                               check=False), 125)
+    assert "/etc/passwd in the container is a file, not a directory" in msg, msg
+
+
+def test_workdir_that_is_a_file_names_the_flag(hutch):
+    for wd in ("/etc/passwd", "/etc/passwd/sub"):
+        msg = one_clear_line(hutch("run", "--rm", "-w", wd, "bb", "true", check=False), 125)
+        assert f"working directory {wd} (--workdir, or the image's WorkingDir)" in msg, msg
+        assert "/etc/passwd in the container is a file, not a directory" in msg, msg
+        assert "resolve" not in msg, msg
+
+
+def test_tmpfs_unknown_option_gives_the_kernels_reason_cleanly(hutch):
+    msg = one_clear_line(hutch("run", "--rm", "--tmpfs", "/tmp:bogus", "bb", "true",
+                               check=False), 125)
+    assert "mount tmpfs on /tmp: option 'bogus' refused: Unknown parameter 'bogus'" in msg, msg
+    assert "(e " not in msg and "e tmpfs" not in msg and "Invalid argument" not in msg, msg
+    msg = one_clear_line(hutch("run", "--rm", "--tmpfs", "/tmp:mode=xyz", "bb", "true",
+                               check=False), 125)
+    assert "option 'mode=xyz' refused: Bad value for 'mode'" in msg, msg
+
+
+def can_raise_hard_limits():
+    with open("/proc/self/status") as f:
+        eff = int(next(l for l in f if l.startswith("CapEff:")).split()[1], 16)
+    return os.geteuid() == 0 and bool(eff & (1 << 24))  # CAP_SYS_RESOURCE
+
+
+def test_ulimit_above_the_hard_limit_is_refused_by_name_before_setup(hutch):
+    with open("/proc/sys/fs/nr_open") as f:
+        nr_open = int(f.read())
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < nr_open:
+        cp = hutch("run", "--rm", "--ulimit", f"nofile={hard + 1}", "bb", "sh", "-c",
+                   "ulimit -Hn", check=False)
+        if can_raise_hard_limits():
+            assert cp.returncode == 0 and cp.stdout == f"{hard + 1}\n", cp.stderr
+        else:
+            msg = one_clear_line(cp, 125)
+            assert f"invalid --ulimit 'nofile={hard + 1}'" in msg, msg
+            assert f"the hard limit of nofile here is {hard}" in msg, msg
+            assert f"use at most nofile={hard}" in msg, msg
+    # more than the kernel allows anyone
+    msg = one_clear_line(hutch("run", "--rm", "--ulimit", f"nofile={nr_open + 1}", "bb", "true",
+                               check=False), 125)
+    assert f"invalid --ulimit 'nofile={nr_open + 1}'" in msg, msg
+    assert "limit 7" not in msg and "resource limit" not in msg, msg
+    msg = one_clear_line(hutch("run", "--rm", "--ulimit", "bogus=1", "bb", "true", check=False),
+                         125)
+    assert "unknown limit 'bogus' (known: as, core" in msg, msg
+
+
+def test_empty_command_is_not_found_like_docker(hutch):
+    msg = one_clear_line(hutch("run", "--rm", "bb", "", check=False), 127)
+    assert 'exec "": executable file not found' in msg, msg
+    assert "no command given" not in msg, msg
+    msg = one_clear_line(hutch("run", "--rm", "--entrypoint", "", "bb", check=False), 125)
+    assert "--entrypoint '' drops the image's Entrypoint and Cmd" in msg, msg
+
+
+def test_memory_values_say_what_is_wrong(hutch):
+    msg = one_clear_line(hutch("run", "--rm", "--memory", "99999999999999999999", "bb", "true",
+                               check=False), 125)
+    assert "'99999999999999999999': too big" in msg and "at least" not in msg, msg
+    msg = one_clear_line(hutch("run", "--rm", "--memory", "1k", "bb", "true", check=False), 125)
+    assert "'1k': too small, the least is 6m" in msg, msg
+    msg = one_clear_line(hutch("run", "--rm", "--memory", "64q", "bb", "true", check=False), 125)
+    assert "'64q': expected a size" in msg, msg
+    msg = one_clear_line(hutch("run", "--rm", "--memory-swap", "1g", "bb", "true", check=False),
+                         125)
+    assert "--memory-swap '1g' needs --memory" in msg, msg
+    msg = one_clear_line(hutch("run", "--rm", "--memory", "64m", "--memory-swap", "32m", "bb",
+                               "true", check=False), 125)
+    assert "must be at least --memory '64m'" in msg, msg
+
+
+def test_hostname_is_passed_whole_and_validated(hutch):
+    ok = ".".join(["a" * 20, "b" * 20, "c" * 22])  # 64 characters
+    assert hutch("run", "--rm", "--hostname", ok, "bb", "hostname").stdout == ok + "\n"
+    long = "h" * 70  # used to be cut to 64 silently
+    msg = one_clear_line(hutch("run", "--rm", "--hostname", long, "bb", "hostname",
+                               check=False), 125)
+    assert f"invalid --hostname '{long}': it is longer than 64 characters" in msg, msg
+    for bad, why in (("bad_host", "'_' is not allowed"), ("-lead", "a label starts with '-'"),
+                     ("trail-", "a label ends with '-'"), ("a..b", "a label between dots is empty"),
+                     ("a" * 64, "a label is longer than 63"), ("", "it is empty")):
+        msg = one_clear_line(hutch("run", "--rm", "--hostname", bad, "bb", "true",
+                                   check=False), 125)
+        assert f"invalid --hostname '{bad}': {why}" in msg, msg
+
+
+def test_env_file_with_a_nul_byte(hutch, tmp):
+    f = tmp / "bin.env"
+    f.write_bytes(b"A=1\nB\x00C=2\n")
+    msg = one_clear_line(hutch("run", "--rm", "--env-file", f, "bb", "true", check=False), 125)
+    assert f"--env-file {f}: has a NUL byte" in msg, msg
+
+
+def test_image_import_messages(hutch, tmp):
+    msg = one_clear_line(hutch("image", "import", "/nonexistent-qq.tar", "x", check=False), 125)
+    assert "image import: '/nonexistent-qq.tar' does not exist: give a rootfs" in msg, msg
+    one = tmp / "one.tar"
+    one.write_bytes(b"x")
+    msg = one_clear_line(hutch("image", "import", one, "x", check=False), 125)
+    assert "1 byte, less than one tar header" in msg, msg

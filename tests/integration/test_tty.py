@@ -1,7 +1,10 @@
-"""-it: a pty inside the container, window size, resize, exit code, Ctrl-C."""
+"""-it: a pty inside the container, window size, resize, exit code, Ctrl-C; and -t
+with stdin that is not a terminal (pipes, files, /dev/null): all of it relayed, then EOF."""
 import fcntl
+import hashlib
 import os
 import re
+import resource
 import select
 import signal
 import struct
@@ -21,10 +24,10 @@ def set_winsize(fd, rows, cols):
 class Term:
     """hutch run -it on the slave side of a pty we hold the master of."""
 
-    def __init__(self, state, args, rows=24, cols=80):
+    def __init__(self, state, args, rows=24, cols=80, flags=("-it",)):
         self.master, slave = os.openpty()
         set_winsize(slave, rows, cols)
-        cmd = [state.bin, "--root", str(state.root), "run", "--rm", "-it", *args]
+        cmd = [state.bin, "--root", str(state.root), "run", "--rm", *flags, *args]
 
         def ctty():
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -112,8 +115,8 @@ class Term:
 def term(state):
     made = []
 
-    def start(*args, rows=24, cols=80):
-        t = Term(state, args or ("bb", "sh"), rows, cols)
+    def start(*args, rows=24, cols=80, flags=("-it",)):
+        t = Term(state, args or ("bb", "sh"), rows, cols, flags)
         made.append(t)
         return t
 
@@ -193,3 +196,167 @@ def test_tty_eof_ends_shell(term):
     assert t.run("ready") == "ready"
     t.send(b"\x04")
     assert t.wait() == 0
+
+
+
+# ---------------------------------------------- -t with stdin that is not a terminal
+
+LINES = b"".join(b"%d\n" % i for i in range(1, 200001))  # 200k lines, 1.3 MB
+
+
+def tty_run(hutch, *args, data=None, stdin=None, timeout=30):
+    """hutch run --rm ARGS with data through a pipe (closed after it) or stdin an
+    open file; returns (exit code, the lines of output). The pty echoes what it
+    receives until the program turns echo off, so what the program itself printed
+    is at the end."""
+    cp = hutch("-q", "run", "--rm", *args, input=data, stdin=stdin, check=False, text=False,
+               timeout=timeout)
+    assert cp.stderr == b"", cp.stderr
+    return cp.returncode, cp.stdout.split(b"\r\n")
+
+
+def test_tty_pipe_of_200k_lines_all_arrive_then_eof(hutch):
+    code, out = tty_run(hutch, "-it", "bb", "sh", "-c",
+                        "tee /tmp/in | wc -l; md5sum < /tmp/in; exit 7", data=LINES)
+    assert code == 7
+    assert out[-3:] == [b"200000", hashlib.md5(LINES).hexdigest().encode() + b"  -", b""]
+
+
+def test_tty_partial_last_line_still_ends_input(hutch):
+    # The pty echoes a partial last line without a line end: the count is bracketed
+    def count(data, what="wc -c"):
+        code, out = tty_run(hutch, "-it", "bb", "sh", "-c",
+                            f'echo "[$({what})]"; echo done; exit 3', data=data)
+        assert code == 3
+        assert out[-1] == b"" and out[-2] == b"done", out[-3:]
+        return re.search(rb"\[([\d ]+)\]$", out[-3]).group(1).split()
+
+    partial = LINES[:2002]
+    assert not partial.endswith(b"\n")
+    assert count(partial) == [b"2002"]
+    assert count(b"abc") == [b"3"]  # no line end at all
+    assert count(b"a\n\n", "wc -lc") == [b"2", b"3"]  # an empty line before the end
+
+
+def test_tty_regular_file_stdin(hutch, tmp):
+    f = tmp / "in.txt"
+    f.write_bytes(LINES)
+    with open(f, "rb") as fh:
+        code, out = tty_run(hutch, "-it", "bb", "sh", "-c", "md5sum; exit 5", stdin=fh)
+    assert code == 5
+    assert out[-2:] == [hashlib.md5(LINES).hexdigest().encode() + b"  -", b""]
+    with open(f, "rb") as fh:
+        code, out = tty_run(hutch, "-it", "bb", "cat", stdin=fh)
+    # `cat < file` used to hang: cat's copy and the echo interleave, its last line is last
+    assert code == 0 and out[-2:] == [b"200000", b""]
+
+
+def test_tty_dev_null_stdin_is_eof_at_once(hutch):
+    t0 = time.monotonic()
+    code, out = tty_run(hutch, "-it", "bb", "cat", stdin=subprocess.DEVNULL, timeout=10)
+    assert (code, out) == (0, [b""])
+    code, out = tty_run(hutch, "-it", "bb", "sh", "-c", "wc -c; exit 2",
+                        stdin=subprocess.DEVNULL, timeout=10)
+    assert (code, out) == (2, [b"0", b""])
+    assert time.monotonic() - t0 < 5
+
+
+def test_tty_without_i_does_not_read_stdin(hutch, tmp):
+    f = tmp / "in.txt"
+    f.write_bytes(b"secret\n")
+    script = 'read -t 1 x; echo "[$x]"; exit 5'
+    with open(f, "rb") as fh:
+        code, out = tty_run(hutch, "-t", "bb", "sh", "-c", script, stdin=fh)
+        assert fh.tell() == 0  # hutch read nothing of the shared file offset
+    assert (code, out) == (5, [b"[]", b""])
+    code, out = tty_run(hutch, "-t", "bb", "sh", "-c", script, data=b"secret\n")
+    assert (code, out) == (5, [b"[]", b""])
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def test_tty_unread_input_waits_without_spinning(hutch):
+    # The container never reads: the pty fills up, hutch waits for room (POLLOUT)
+    # with most of the input still in its buffer and the pipe, and the exit code
+    # comes back as soon as the container ends.
+    cpu = children_cpu()
+    t0 = time.monotonic()
+    code, _ = tty_run(hutch, "-it", "bb", "sh", "-c", "sleep 1.5; exit 3", data=LINES)
+    assert code == 3
+    assert time.monotonic() - t0 < 10
+    assert children_cpu() - cpu < 0.5
+
+
+def test_tty_idle_open_stdin_waits_without_spinning(state):
+    cpu = children_cpu()
+    p = subprocess.Popen([state.bin, "-q", "--root", str(state.root), "run", "--rm", "-it", "bb",
+                          "sh", "-c", "sleep 1.5; exit 6"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.wait(timeout=10) == 6
+    finally:
+        p.stdin.close()
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
+    assert children_cpu() - cpu < 0.5
+
+
+def test_tty_output_reader_gone_hangs_up_the_container(state):
+    # `hutch run -t ... | head -c 10`: when nobody reads hutch's output any more,
+    # the container's terminal is hung up (as when a terminal closes), instead of
+    # hutch dying of SIGPIPE and leaving the container behind or draining it forever.
+    p = subprocess.Popen([state.bin, "-q", "--root", str(state.root), "run", "--rm", "-t", "bb",
+                          "yes"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.read(10) == b"y\r\ny\r\ny\r\ny"
+        p.stdout.close()
+        code = p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            for pid in descendants(p.pid):
+                os.kill(pid, signal.SIGKILL)
+            p.wait()
+        p.stderr.close()
+    assert code == 1, code  # yes, pid 1, ignores SIGHUP and fails on its next write
+
+
+def test_exec_tty_relays_piped_stdin(hutch, ctr):
+    cid = ctr.run("bb", "sleep", "100")
+    cp = hutch("-q", "exec", "-it", cid, "sh", "-c", "wc -l; exit 4", input=LINES, check=False,
+               text=False)
+    assert cp.returncode == 4 and cp.stdout.split(b"\r\n")[-2:] == [b"200000", b""]
+    cp = hutch("-q", "exec", "-t", cid, "sh", "-c", 'read -t 1 x; echo "[$x]"',
+               input=b"secret\n", check=False, text=False)
+    assert (cp.returncode, cp.stdout) == (0, b"[]\r\n")
+
+
+def test_tty_without_i_leaves_the_terminal_alone(term, state, tmp):
+    # -t alone: hutch neither reads our terminal nor puts it in raw mode, so ^C
+    # typed here is the terminal's SIGINT to hutch, which forwards it.
+    ready = tmp / "ready"
+    os.chmod(tmp, 0o777)
+    t = term("-v", f"{tmp}:/sync", "bb", "sh", "-c",
+             "trap 'echo got-int; exit 9' INT; touch /sync/ready; while :; do sleep 0.05; done",
+             flags=("-t",))
+    wait_for(ready.exists, timeout=10, what="the container to start")
+    assert termios.tcgetattr(t.master)[3] & termios.ICANON  # still cooked
+    t.send(b"\x03")
+    t.expect(r"got-int")
+    assert t.wait() == 9
+
+
+def test_tty_with_i_puts_the_terminal_in_raw_mode_and_back(term, tmp):
+    ready = tmp / "ready"
+    os.chmod(tmp, 0o777)
+    t = term("-v", f"{tmp}:/sync", "bb", "sh", "-c", "touch /sync/ready; read x; exit 4")
+    wait_for(ready.exists, timeout=10, what="the container to start")
+    assert not termios.tcgetattr(t.master)[3] & termios.ICANON
+    t.send("line\r")
+    assert t.wait() == 4
+    assert termios.tcgetattr(t.master)[3] & termios.ICANON
