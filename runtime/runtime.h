@@ -82,9 +82,11 @@ struct hutch_spec {
 	struct hutch_id_map *uid_map, *gid_map;
 	size_t n_uid_map, n_gid_map;
 
-	struct {
+	struct hutch_resources {
 		int64_t memory_max; /* bytes, 0 = unlimited */
-		int64_t memory_swap_max; /* bytes, 0 = unset, -1 = unlimited */
+		/* memory + swap in bytes, as Docker's --memory-swap: 0 = unset (twice
+		 * memory_max: as much swap as memory), -1 = unlimited swap */
+		int64_t memory_swap_max;
 		int64_t cpu_quota_us, cpu_period_us; /* 0 = unlimited */
 		int64_t pids_max; /* 0 = unlimited */
 	} resources;

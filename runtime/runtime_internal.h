@@ -16,6 +16,8 @@ struct cgroup {
  * enforced here is said once on stderr (unless quiet) and the run goes on. */
 int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		  struct cgroup *cg, struct hutch_err **err);
+/* What memory.swap.max gets for these limits, or -1 to leave it alone. */
+int64_t cgroup_swap_max(const struct hutch_resources *res);
 /* oom kills recorded in memory.events (0 if unknown). */
 int64_t cgroup_oom_kills(const struct cgroup *cg);
 /* Wait until empty, then rmdir. */

@@ -158,13 +158,25 @@ fi
 
 # ---------------------------------------------------------------- memory
 
+# As Docker: --memory alone lets the container swap out as much as its memory
+# limit (--memory-swap, memory + swap, defaults to twice --memory).
 hrun memfiles --memory 32m bb sh -c 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.swap.max'
-if [ "$RC" = 0 ] && [ "$(sed -n 1p /tmp/memfiles.out)" = 33554432 ] && [ "$(sed -n 2p /tmp/memfiles.out)" = 0 ]; then
+if [ "$RC" = 0 ] && [ "$(sed -n 1p /tmp/memfiles.out)" = 33554432 ] && [ "$(sed -n 2p /tmp/memfiles.out)" = 33554432 ]; then
 	pass memory-max-and-swap-max-inside
 else
-	fail memory-max-and-swap-max-inside "rc=$RC memory.max, memory.swap.max read '$(oneline /tmp/memfiles.out)' (want 33554432, 0); stderr '$(oneline /tmp/memfiles.err)'"
+	fail memory-max-and-swap-max-inside "rc=$RC memory.max, memory.swap.max read '$(oneline /tmp/memfiles.out)' (want 33554432, 33554432); stderr '$(oneline /tmp/memfiles.err)'"
 fi
 no_warning memfiles
+# --memory-swap: equal to --memory, no swap; larger, the difference; -1, unlimited.
+for sw in 32m:0 48m:16777216 -1:max; do
+	hrun "swap${sw%%:*}" --memory 32m --memory-swap "${sw%%:*}" bb cat /sys/fs/cgroup/memory.swap.max
+	got=$(cat "/tmp/swap${sw%%:*}.out")
+	if [ "$RC" = 0 ] && [ "$got" = "${sw#*:}" ]; then
+		pass "memory-swap-${sw%%:*}-gives-swap-max-${sw#*:}"
+	else
+		fail "memory-swap-${sw%%:*}-gives-swap-max-${sw#*:}" "rc=$RC memory.swap.max '$got' stderr '$(oneline "/tmp/swap${sw%%:*}.err")'"
+	fi
+done
 
 # The allocation: awk builds a 64 MiB string, anonymous memory it must hold
 # (there is no swap), so at a 32 MiB limit the kernel's OOM killer has to act.
