@@ -304,8 +304,9 @@ static int add_volume(struct hutch_spec *spec, const char *arg, struct hutch_err
 		_cleanup_free_ char *m = xstrdup(mode);
 		char *save = NULL;
 		for (char *o = strtok_r(m, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
-			static const char *const ok[] = {"ro", "rw", "z", "Z", "private", "rprivate",
-							 "slave", "rslave", "nosuid", "nodev",
+			static const char *const ok[] = {"ro",	   "rw",     "z",	"Z",
+							 "private", "rprivate", "slave", "rslave",
+							 "shared",  "rshared",  "nosuid", "nodev",
 							 "noexec"};
 			bool good = false;
 			for (size_t k = 0; k < ARRAY_SIZE(ok); k++)

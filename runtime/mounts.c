@@ -121,10 +121,19 @@ static const struct {
 	{"nodiratime", MOUNT_ATTR_NODIRATIME, 0, false},
 };
 
-static const char *const ignored_options[] = {
-	"private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable",
-	"runbindable", "defaults", "z", "Z",
+static const struct {
+	const char *name;
+	uint64_t type;
+	bool recursive;
+} propagation_options[] = {
+	{"private", MS_PRIVATE, false}, {"rprivate", MS_PRIVATE, true},
+	{"slave", MS_SLAVE, false},	{"rslave", MS_SLAVE, true},
+	{"shared", MS_SHARED, false},	{"rshared", MS_SHARED, true},
+	{"unbindable", MS_UNBINDABLE, false}, {"runbindable", MS_UNBINDABLE, true},
 };
+
+/* SELinux relabelling (z, Z) has nothing to do on a host without SELinux. */
+static const char *const ignored_options[] = {"defaults", "z", "Z"};
 
 int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct hutch_err **err)
 {
@@ -144,6 +153,13 @@ int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct
 			out->attr_clr &= ~attr_options[k].set;
 			if (!strcmp(o, "ro") || !strcmp(o, "rw"))
 				out->readonly = attr_options[k].readonly;
+		}
+		for (size_t k = 0; k < ARRAY_SIZE(propagation_options) && !known; k++) {
+			if (strcmp(o, propagation_options[k].name))
+				continue;
+			known = true;
+			out->propagation = propagation_options[k].type;
+			out->propagation_recursive = propagation_options[k].recursive;
 		}
 		for (size_t k = 0; k < ARRAY_SIZE(ignored_options) && !known; k++)
 			known = !strcmp(o, ignored_options[k]);
@@ -296,9 +312,128 @@ static int overlay_mount_legacy(const struct mount_ctx *ctx, const char *lower, 
 	return 0;
 }
 
-int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
+/* ---- mount propagation with the host ---------------------------------------- */
+
+static bool early_bind(const struct mount_opts *o)
+{
+	return o->bind && (o->propagation == MS_SLAVE || o->propagation == MS_SHARED);
+}
+
+static const char *propagation_name(const struct mount_opts *o)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(propagation_options); k++)
+		if (propagation_options[k].type == o->propagation &&
+		    propagation_options[k].recursive == o->propagation_recursive)
+			return propagation_options[k].name;
+	return "?";
+}
+
+/* The propagation of the mount path is on, from /proc/self/mountinfo's optional
+ * fields ("shared:N", "master:N"); its mount point goes to *where. */
+static int source_propagation(const char *path, bool *shared, bool *slave, char **where,
+			      struct hutch_err **err)
+{
+	struct statx stx;
+	if (statx(AT_FDCWD, path, 0, STATX_MNT_ID, &stx) < 0)
+		return hutch_fail_sys(err, "bind mount source '%s'", path);
+	_cleanup_free_ char *info = NULL;
+	if (read_file_at(AT_FDCWD, "/proc/self/mountinfo", &info, NULL, err) < 0)
+		return -1;
+	*shared = *slave = false;
+	for (char *line = info; *line;) {
+		char *end = strchrnul(line, '\n');
+		char *next = *end ? end + 1 : end;
+		*end = '\0';
+		char *save = NULL, *f = strtok_r(line, " ", &save);
+		if (f && strtoull(f, NULL, 10) == stx.stx_mnt_id) {
+			for (int field = 2; (f = strtok_r(NULL, " ", &save)); field++) {
+				if (field == 5)
+					*where = xstrdup(f);
+				if (field < 7)
+					continue;
+				if (!strcmp(f, "-"))
+					break;
+				*shared |= !strncmp(f, "shared:", 7);
+				*slave |= !strncmp(f, "master:", 7);
+			}
+			return 0;
+		}
+		line = next;
+	}
+	return hutch_fail(err, ENOENT, "bind mount source '%s': its mount is not in mountinfo",
+			  path);
+}
+
+int mounts_check_propagation(const struct hutch_spec *spec, struct hutch_err **err)
+{
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct hutch_mount *m = &spec->mounts[i];
+		struct mount_opts o;
+		if (mount_opts_parse(m, &o, err) < 0)
+			return -1;
+		mount_opts_free(&o);
+		if (!early_bind(&o))
+			continue;
+		bool shared, slave;
+		_cleanup_free_ char *where = NULL;
+		if (source_propagation(m->source, &shared, &slave, &where, err) < 0)
+			return -1;
+		if (shared || (slave && o.propagation == MS_SLAVE))
+			continue;
+		return hutch_fail(err, 0,
+				  "bind mount source '%s' is on mount %s, which is not %s: "
+				  "propagation '%s' on %s needs one (mount --make-rshared %s)",
+				  m->source, where ? where : "?",
+				  o.propagation == MS_SLAVE ? "shared or a slave" : "shared",
+				  propagation_name(&o), m->destination,
+				  where ? where : "MOUNTPOINT");
+	}
+	return 0;
+}
+
+/* Binds that keep propagation with the host are cloned while the container's
+ * mount namespace is still a copy of the host's ("/" not yet private): the
+ * clone is then a peer of the source's mount (in a user namespace the copy is a
+ * slave of it, so mounts only ever come in), and gets the propagation asked for.
+ * "slave" is made recursive, as Docker's rslave root propagation makes it;
+ * "shared" without the r applies to the bind itself only. */
+static int clone_early_binds(struct mount_ctx *ctx, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = ctx->spec;
+	ctx->bind_fds = xcalloc(spec->n_mounts + 1, sizeof(int));
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		ctx->bind_fds[i] = -1;
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct hutch_mount *m = &spec->mounts[i];
+		struct mount_opts o;
+		if (mount_opts_parse(m, &o, err) < 0)
+			return -1;
+		mount_opts_free(&o);
+		if (!early_bind(&o))
+			continue;
+		int rec = o.recursive ? AT_RECURSIVE : 0;
+		_cleanup_close_ int mfd =
+			open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+		if (mfd < 0)
+			return hutch_fail_sys(err, "bind mount '%s'", m->source);
+		bool all = o.propagation == MS_SLAVE || o.propagation_recursive;
+		struct mount_attr attr = {.attr_set = o.attr_set, .attr_clr = o.attr_clr,
+					  .propagation = all ? o.propagation : 0};
+		struct mount_attr top = {.propagation = o.propagation};
+		if (mount_setattr(mfd, "", AT_EMPTY_PATH | rec, &attr, sizeof(attr)) < 0 ||
+		    (!all && mount_setattr(mfd, "", AT_EMPTY_PATH, &top, sizeof(top)) < 0))
+			return hutch_fail_sys(err, "set propagation '%s' of bind mount '%s' on %s",
+					      propagation_name(&o), m->source, m->destination);
+		ctx->bind_fds[i] = steal_fd(mfd);
+	}
+	return 0;
+}
+
+int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
+{
+	const struct hutch_spec *spec = ctx->spec;
+	if (clone_early_binds(ctx, err) < 0)
+		return -1;
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return hutch_fail_sys(err, "make mounts private");
@@ -384,12 +519,31 @@ static void strip_option(char *list, const char *opt)
 	}
 }
 
+/* A new filesystem mount is private; other propagation only when asked for
+ * (a shared tmpfs, say, for mounts a container makes below it to show up in
+ * another bind of it). */
+static int set_fs_propagation(int mfd, const struct mount_opts *o, const struct hutch_mount *m,
+			      struct hutch_err **err)
+{
+	if (!o->propagation || o->propagation == MS_PRIVATE)
+		return 0;
+	struct mount_attr attr = {.propagation = o->propagation};
+	if (mount_setattr(mfd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		return hutch_fail_sys(err, "set the propagation of %s", m->destination);
+	return 0;
+}
+
+/* cloned: a bind already cloned and set up by clone_early_binds, or -1. */
 static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch_mount *m,
-		     struct hutch_err **err)
+		     int cloned, struct hutch_err **err)
 {
 	struct mount_opts o;
-	if (mount_opts_parse(m, &o, err) < 0)
+	bool preset = cloned >= 0;
+	if (mount_opts_parse(m, &o, err) < 0) {
+		if (preset)
+			close(cloned);
 		return -1;
+	}
 	int ret = -1;
 	_cleanup_close_ int target = -1;
 	_cleanup_close_ int mfd = -1;
@@ -403,16 +557,19 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 					      : root_open_file_p(rootfd, m->destination, err);
 		if (target < 0)
 			goto out;
-		mfd = open_tree(AT_FDCWD, m->source,
-				OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-					(o.recursive ? AT_RECURSIVE : 0));
+		mfd = preset ? steal_fd(cloned)
+				  : open_tree(AT_FDCWD, m->source,
+					      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+						      (o.recursive ? AT_RECURSIVE : 0));
 		if (mfd < 0) {
 			hutch_fail_sys(err, "bind mount '%s'", m->source);
 			goto out;
 		}
+		uint64_t propagation = o.propagation == MS_UNBINDABLE ? MS_UNBINDABLE : MS_PRIVATE;
 		struct mount_attr attr = {.attr_set = o.attr_set, .attr_clr = o.attr_clr,
-					  .propagation = MS_PRIVATE};
-		if (mount_setattr(mfd, "", AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), &attr,
+					  .propagation = propagation};
+		if (!preset &&
+		    mount_setattr(mfd, "", AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), &attr,
 				  sizeof(attr)) < 0) {
 			hutch_fail_sys(err, "set options of bind mount '%s' on %s", m->source,
 				       m->destination);
@@ -434,11 +591,15 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 			}
 			goto out;
 		}
+		if (set_fs_propagation(mfd, &o, m, err) < 0)
+			goto out;
 	}
 	ret = attach(mfd, target, m->destination, err);
 out:
 	if (ret < 0)
 		hutch_err_wrap(err, "mount %s on %s", m->type, m->destination);
+	if (cloned >= 0)
+		close(cloned);
 	mount_opts_free(&o);
 	return ret;
 }
@@ -569,11 +730,12 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 										 "nosuid", "noexec",
 										 "nodev"},
 							   .n_options = 5};
-				if (mount_one(ctx, rootfd, &bind, err) < 0)
+				if (mount_one(ctx, rootfd, &bind, -1, err) < 0)
 					return -1;
 				continue;
 			}
-			if (mount_one(ctx, rootfd, m, err) < 0)
+			int cloned = ctx->bind_fds ? steal_fd(ctx->bind_fds[i]) : -1;
+			if (mount_one(ctx, rootfd, m, cloned, err) < 0)
 				return -1;
 			if (!strcmp(m->destination, "/dev")) {
 				if (setup_dev(rootfd, ctx->rootless, err) < 0)

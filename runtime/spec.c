@@ -199,6 +199,23 @@ static bool path_is_clean_absolute(const char *p)
 	return true;
 }
 
+/* Is path strictly below dir (both clean and absolute)? */
+static bool path_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	while (n > 0 && dir[n - 1] == '/')
+		n--;
+	return !strncmp(path, dir, n) && path[n] == '/' && path[n + 1] != '\0';
+}
+
+static bool mount_has_option(const struct hutch_mount *m, const char *opt)
+{
+	for (size_t i = 0; i < m->n_options; i++)
+		if (!strcmp(m->options[i], opt))
+			return true;
+	return false;
+}
+
 int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 {
 	if (!s->id || strlen(s->id) != 64 || !is_hex_string(s->id, 64))
@@ -220,6 +237,20 @@ int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 					  m->destination);
 		if (!strcmp(m->destination, "/"))
 			return hutch_fail(err, 0, "cannot mount over the container's root '/'");
+	}
+	/* A mount made below a shared bind propagates to the host and stays there
+	 * after the container is gone. */
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const struct hutch_mount *shared = &s->mounts[i];
+		if (!mount_has_option(shared, "shared") && !mount_has_option(shared, "rshared"))
+			continue;
+		for (size_t k = 0; k < s->n_mounts; k++)
+			if (path_below(s->mounts[k].destination, shared->destination))
+				return hutch_fail(err, 0,
+						  "mount on %s is inside the shared bind mount on "
+						  "%s: it would appear on the host and stay there "
+						  "(use rslave, or mount it elsewhere)",
+						  s->mounts[k].destination, shared->destination);
 	}
 	if (s->hostname && strlen(s->hostname) > 64)
 		return hutch_fail(err, 0, "hostname '%s' is longer than 64 characters",

@@ -450,6 +450,29 @@ static void test_validate_rejects(void **state)
 	expect_invalid(s, "network namespace");
 }
 
+/* A mount made below a shared bind would propagate to the host and stay there. */
+static void test_validate_mounts_below_shared_binds(void **state)
+{
+	struct hutch_spec *s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/srv", "/data", "rbind,rshared");
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/data/tmp", NULL);
+	expect_invalid(s, "/data/tmp");
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/srv", "/data/", "rbind,shared");
+	hutch_spec_add_mount(s, "bind", "/x", "/data/x/y", "rbind");
+	expect_invalid(s, "/data/x/y");
+	/* but not below rslave, and not beside it */
+	s = valid_spec();
+	struct hutch_err *err = NULL;
+	hutch_spec_add_mount(s, "bind", "/srv", "/data", "rbind,rslave");
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/data/tmp", NULL);
+	hutch_spec_add_mount(s, "bind", "/srv2", "/data2", "rbind,rshared");
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/data2x", NULL);
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	assert_null(err);
+	hutch_spec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,6 +485,7 @@ int main(void)
 	    cmocka_unit_test(test_docker_default_caps),
 	    cmocka_unit_test(test_validate_accepts),
 	    cmocka_unit_test(test_validate_rejects),
+	    cmocka_unit_test(test_validate_mounts_below_shared_binds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
