@@ -53,7 +53,7 @@ static void run_usage(FILE *out)
 	      "      --cap-drop CAP     drop a capability (or ALL)\n"
 	      "      --network MODE     none (default: loopback only) or host\n"
 	      "      --init             run a tiny init as pid 1 (reaps zombies, forwards signals)\n"
-	      "      --privileged       all capabilities, no seccomp, no masked paths\n"
+	      "      --privileged       all capabilities and host devices, no seccomp or masks\n"
 	      "      --security-opt OPT seccomp=unconfined, no-new-privileges[=true|false]\n"
 	      "      --stop-signal SIG  signal that stops the container (default SIGTERM)\n",
 	      out);
@@ -569,21 +569,14 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	/* Security */
 	if (apply_caps(spec, o, err) < 0)
 		return -1;
+	/* --privileged turns no_new_privs off, as in Docker; an explicit
+	 * --security-opt no-new-privileges still wins. */
+	if (o->privileged)
+		hutch_spec_set_privileged(spec);
 	if (o->no_new_privs_set)
 		spec->process.no_new_privileges = o->no_new_privs;
 	if (o->seccomp_unconfined)
 		spec->seccomp = HUTCH_SECCOMP_UNCONFINED;
-	if (o->privileged) {
-		spec->privileged = true;
-		spec->process.caps = ~0ULL;
-		spec->seccomp = HUTCH_SECCOMP_UNCONFINED;
-		for (size_t i = 0; i < spec->n_masked_paths; i++)
-			free(spec->masked_paths[i]);
-		for (size_t i = 0; i < spec->n_readonly_paths; i++)
-			free(spec->readonly_paths[i]);
-		spec->n_masked_paths = spec->n_readonly_paths = 0;
-		hutch_spec_add_mount(spec, "sysfs", "sysfs", "/sys", "nosuid,noexec,nodev");
-	}
 
 	/* Network */
 	const char *net = o->network ? o->network : "none";

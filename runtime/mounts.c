@@ -5,6 +5,7 @@
  * every mount is attached with the fd-based mount API (fsopen/open_tree ->
  * move_mount onto the resolved fd): a symlink planted at a target cannot send a
  * mount outside the root (CVE-2021-30465), and no path is resolved twice. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -657,6 +658,111 @@ static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
 	return 0;
 }
 
+/* ---- --privileged: the host's device nodes ---------------------------------- */
+
+/* What runc's device list for privileged containers leaves out of the host's /dev. */
+static bool host_dev_skipped(const char *name, bool dir)
+{
+	static const char *const dirs[] = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts",
+					   ".udev"};
+	if (!dir)
+		return !strcmp(name, "console");
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if (!strcmp(name, dirs[i]))
+			return true;
+	return false;
+}
+
+/* Copy the char and block devices of host (a /dev directory) into ctr: mknod
+ * with the host's mode and owner, or (rootless: no mknod in a user namespace) a
+ * bind mount of the host's node. Nodes the container has already stay. */
+static int copy_host_devices(int host, int ctr, bool rootless, int depth, struct hutch_err **err)
+{
+	int dfd = openat(host, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0; /* a directory we may not read (rootless): nothing to copy */
+	}
+	int ret = 0;
+	struct dirent *e;
+	while (ret == 0 && (e = readdir(d))) {
+		const char *name = e->d_name;
+		struct stat st;
+		if (!strcmp(name, ".") || !strcmp(name, "..") ||
+		    fstatat(host, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth >= 8 || host_dev_skipped(name, true))
+				continue;
+			_cleanup_close_ int hsub =
+				openat(host, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (hsub < 0)
+				continue;
+			bool made = mkdirat(ctr, name, 0755) == 0;
+			if (!made && errno != EEXIST) {
+				ret = hutch_fail_sys(err, "create /dev/.../%s", name);
+				break;
+			}
+			_cleanup_close_ int csub =
+				openat(ctr, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (csub < 0) {
+				ret = hutch_fail_sys(err, "open /dev/.../%s", name);
+				break;
+			}
+			ret = copy_host_devices(hsub, csub, rootless, depth + 1, err);
+			/* only where there were devices (not /dev/disk's symlinks) */
+			if (made)
+				unlinkat(ctr, name, AT_REMOVEDIR);
+			continue;
+		}
+		if ((!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) || host_dev_skipped(name, false))
+			continue;
+		if (!rootless) {
+			if (mknodat(ctr, name, st.st_mode & (S_IFMT | 07777), st.st_rdev) < 0) {
+				if (errno == EEXIST)
+					continue;
+				ret = hutch_fail_sys(err, "create device /dev/.../%s", name);
+				break;
+			}
+			/* mknod applies the umask */
+			if (fchownat(ctr, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    fchmodat(ctr, name, st.st_mode & 07777, 0) < 0)
+				ret = hutch_fail_sys(err, "set the owner and mode of /dev/.../%s",
+						     name);
+			continue;
+		}
+		int flags = O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC;
+		_cleanup_close_ int f = openat(ctr, name, flags, 0600);
+		if (f < 0) {
+			if (errno != EEXIST)
+				ret = hutch_fail_sys(err, "create /dev/.../%s", name);
+			continue;
+		}
+		_cleanup_close_ int mfd =
+			open_tree(host, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		_cleanup_close_ int tfd = openat(ctr, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (mfd < 0 || tfd < 0 || attach(mfd, tfd, name, NULL) < 0)
+			unlinkat(ctr, name, 0); /* one we cannot bind: left out */
+	}
+	closedir(d);
+	return ret;
+}
+
+static int add_host_devices(int rootfd, bool rootless, struct hutch_err **err)
+{
+	_cleanup_close_ int host = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (host < 0)
+		return hutch_fail_sys(err, "open the host's /dev");
+	_cleanup_close_ int dev = root_open_dir_p(rootfd, "/dev", true, err);
+	if (dev < 0)
+		return -1;
+	if (copy_host_devices(host, dev, rootless, 0, err) < 0)
+		return hutch_err_wrap(err, "--privileged: copy the host's devices");
+	return 0;
+}
+
 /* Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory. */
 static int mask_path(int rootfd, const char *path, struct hutch_err **err)
 {
@@ -726,7 +832,10 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 				struct hutch_mount bind = {.destination = m->destination,
 							   .type = "bind",
 							   .source = "/sys",
-							   .options = (char *[]){"rbind", "ro",
+							   .options = (char *[]){"rbind",
+										 spec->privileged
+											 ? "rw"
+											 : "ro",
 										 "nosuid", "noexec",
 										 "nodev"},
 							   .n_options = 5};
@@ -745,6 +854,8 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 		}
 	}
 	if (!dev_done && setup_dev(rootfd, ctx->rootless, err) < 0)
+		return -1;
+	if (spec->privileged && add_host_devices(rootfd, ctx->rootless, err) < 0)
 		return -1;
 	for (size_t i = 0; i < spec->n_masked_paths; i++)
 		if (mask_path(rootfd, spec->masked_paths[i], err) < 0)

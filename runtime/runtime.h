@@ -123,6 +123,10 @@ int hutch_spec_add_mount(struct hutch_spec *spec, const char *type, const char *
 			 const char *destination, const char *options_csv);
 void hutch_spec_set_env(struct hutch_spec *spec, const char *kv); /* replaces same key */
 const char *hutch_spec_get_env(const struct hutch_spec *spec, const char *key);
+/* Docker's --privileged: every capability hutch has, no seccomp, no_new_privs off,
+ * no masked or read-only paths, /sys and /sys/fs/cgroup writable, the host's
+ * device nodes in /dev. */
+void hutch_spec_set_privileged(struct hutch_spec *spec);
 /* Capability names ("NET_RAW", "CAP_NET_RAW", "ALL") to bit numbers; -1 if unknown. */
 int hutch_cap_from_name(const char *name);
 /* Validate the whole spec before anything is created; the message names the bad value. */

@@ -165,6 +165,38 @@ const char *hutch_spec_get_env(const struct hutch_spec *s, const char *key)
 	return NULL;
 }
 
+/* ---- privileged ------------------------------------------------------------- */
+
+void hutch_spec_set_privileged(struct hutch_spec *s)
+{
+	s->privileged = true;
+	/* "all" is cut down to what hutch itself has when the process starts */
+	s->process.caps = ~0ULL;
+	s->process.no_new_privileges = false;
+	s->seccomp = HUTCH_SECCOMP_UNCONFINED;
+	strv_free(s->masked_paths, s->n_masked_paths);
+	strv_free(s->readonly_paths, s->n_readonly_paths);
+	s->masked_paths = s->readonly_paths = NULL;
+	s->n_masked_paths = s->n_readonly_paths = 0;
+	/* /sys and /sys/fs/cgroup (the sysfs and cgroup2 mounts) without "ro"; a
+	 * bind of the user's stays as it is. */
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		struct hutch_mount *m = &s->mounts[i];
+		if (strcmp(m->type, "sysfs") && strcmp(m->type, "cgroup2"))
+			continue;
+		size_t kept = 0;
+		for (size_t k = 0; k < m->n_options; k++) {
+			if (!strcmp(m->options[k], "ro"))
+				free(m->options[k]);
+			else
+				m->options[kept++] = m->options[k];
+		}
+		m->n_options = kept;
+		if (m->options)
+			m->options[kept] = NULL;
+	}
+}
+
 static const char *const cap_names[] = {
 	"CHOWN",	   "DAC_OVERRIDE",	"DAC_READ_SEARCH", "FOWNER",
 	"FSETID",	   "KILL",		"SETGID",	   "SETUID",

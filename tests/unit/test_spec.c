@@ -450,6 +450,29 @@ static void test_validate_rejects(void **state)
 	expect_invalid(s, "network namespace");
 }
 
+static void test_privileged(void **state)
+{
+	struct hutch_spec *s = hutch_spec_new();
+	hutch_spec_set_privileged(s);
+	assert_true(s->privileged);
+	assert_int_equal(s->process.caps, ~0ULL);
+	assert_false(s->process.no_new_privileges);
+	assert_int_equal(s->seccomp, HUTCH_SECCOMP_UNCONFINED);
+	assert_int_equal(s->n_masked_paths, 0);
+	assert_int_equal(s->n_readonly_paths, 0);
+	/* /sys and /sys/fs/cgroup writable, their other options kept */
+	check_mount(s, "/sys", "sysfs", "sysfs", "nosuid,noexec,nodev");
+	check_mount(s, "/sys/fs/cgroup", "cgroup2", "cgroup", "nosuid,noexec,nodev,relatime");
+	/* the rest as before */
+	check_mount(s, "/proc", "proc", "proc", "nosuid,noexec,nodev");
+	check_mount(s, "/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k");
+	assert_int_equal(s->n_mounts, 7);
+	/* twice is the same */
+	hutch_spec_set_privileged(s);
+	check_mount(s, "/sys", "sysfs", "sysfs", "nosuid,noexec,nodev");
+	hutch_spec_free(s);
+}
+
 /* A mount made below a shared bind would propagate to the host and stay there. */
 static void test_validate_mounts_below_shared_binds(void **state)
 {
@@ -486,6 +509,7 @@ int main(void)
 	    cmocka_unit_test(test_validate_accepts),
 	    cmocka_unit_test(test_validate_rejects),
 	    cmocka_unit_test(test_validate_mounts_below_shared_binds),
+	    cmocka_unit_test(test_privileged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
