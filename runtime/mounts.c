@@ -444,6 +444,9 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
 		return hutch_fail_sys(err, "fsopen overlay");
 	_cleanup_free_ char *lower = NULL;
 	size_t len = 0;
+	/* the image's layers, top first, then the empty /etc files under them all */
+	const char *base = ctx->etc ? ctx->etc->base_layer : NULL;
+	size_t n_lower = spec->root.n_layers + (base ? 1 : 0);
 	for (size_t i = spec->root.n_layers; i-- > 0;) {
 		if (len) {
 			lower = xrealloc(lower, len + 2);
@@ -452,6 +455,12 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
 		}
 		append_escaped(&lower, &len, spec->root.layers[i]);
 	}
+	if (base) {
+		lower = xrealloc(lower, len + 2);
+		lower[len++] = ':';
+		lower[len] = '\0';
+		append_escaped(&lower, &len, base);
+	}
 	/* fsconfig() takes string values of at most 255 bytes, which a few layers
 	 * exceed: "lowerdir+" (Linux 6.8+) adds one layer per call, top first.
 	 * Kernels without it (some accept it and fail only at create) get the
@@ -459,6 +468,8 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
 	int r = 0;
 	for (size_t i = spec->root.n_layers; r == 0 && i-- > 0;)
 		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", spec->root.layers[i], 0);
+	if (r == 0 && n_lower > spec->root.n_layers)
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", base, 0);
 	if (r == 0)
 		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", ctx->upper, 0);
 	if (r == 0)
@@ -655,6 +666,79 @@ static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
 		if (symlinkat(links[i].target, dev, links[i].name) < 0 && errno != EEXIST)
 			return hutch_fail_sys(err, "create /dev/%s", links[i].name);
+	return 0;
+}
+
+/* ---- /etc/hostname, /etc/hosts, /etc/resolv.conf --------------------------- */
+
+/* The file to mount over, created if the image lacks it. A symlink in its
+ * place that leads nowhere (resolv.conf -> ../run/systemd/..., or a loop) is
+ * replaced in the container's own rw layer: the image is never changed. */
+static int etc_target(int rootfd, const char *path, struct hutch_err **err)
+{
+	int fd = openat2_in_root(rootfd, path, O_PATH);
+	if (fd >= 0)
+		return fd;
+	int e = errno;
+	const char *leaf = strrchr(path, '/') + 1;
+	_cleanup_free_ char *dir = xasprintf("%.*s", (int)(leaf - path), path);
+	_cleanup_close_ int parent = root_open_dir_p(rootfd, dir, true, err);
+	if (parent < 0)
+		return -1;
+	struct stat st;
+	bool link = fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+	if (!link && e != ENOENT)
+		return hutch_fail(err, e, "resolve %s in the container", path);
+	if (link && unlinkat(parent, leaf, 0) < 0)
+		return hutch_fail_sys(err, "replace the dangling symlink %s in the container",
+				      path);
+	_cleanup_close_ int created =
+		openat(parent, leaf, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (created < 0)
+		return hutch_fail_sys(err, "create %s in the container", path);
+	fd = openat2_in_root(rootfd, path, O_PATH);
+	if (fd < 0)
+		return hutch_fail_sys(err, "resolve %s in the container", path);
+	return fd;
+}
+
+/* The files go into a tmpfs of the container's own, attached (in its mount
+ * namespace only) on the empty stage dir while they are written and cloned. */
+static int mount_etc_files(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err)
+{
+	const struct etc_files *etc = ctx->etc;
+	if (!etc || !etc->stage_dir)
+		return 0;
+	_cleanup_close_ int mfd =
+		fs_mount_detached("tmpfs", "tmpfs", "size=1m,mode=0755",
+				  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err);
+	_cleanup_close_ int stage = open(etc->stage_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0 || stage < 0 || attach(mfd, stage, etc->stage_dir, err) < 0)
+		return hutch_err_wrap(err, "mount a tmpfs for the container's /etc files");
+	_cleanup_close_ int dir = open(etc->stage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return hutch_fail_sys(err, "open the tmpfs for the container's /etc files");
+	for (int f = 0; f < ETC_FILES; f++) {
+		const char *content = etc->content[f], *path = etc_file_paths[f];
+		if (!content)
+			continue;
+		_cleanup_close_ int fd = openat(dir, etc_file_names[f],
+						O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0 || write_all(fd, content, strlen(content)) < 0)
+			return hutch_fail_sys(err, "write the container's %s", path);
+		_cleanup_close_ int file =
+			open_tree(dir, etc_file_names[f], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (file < 0)
+			return hutch_fail_sys(err, "bind mount the container's %s", path);
+		/* as Docker: read-only with a read-only root */
+		struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+		if (ctx->spec->root.readonly &&
+		    mount_setattr(file, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0)
+			return hutch_fail_sys(err, "make the container's %s read-only", path);
+		_cleanup_close_ int target = etc_target(rootfd, path, err);
+		if (target < 0 || attach(file, target, path, err) < 0)
+			return hutch_err_wrap(err, "mount the container's %s", path);
+	}
 	return 0;
 }
 
@@ -856,6 +940,8 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 	if (!dev_done && setup_dev(rootfd, ctx->rootless, err) < 0)
 		return -1;
 	if (spec->privileged && add_host_devices(rootfd, ctx->rootless, err) < 0)
+		return -1;
+	if (mount_etc_files(ctx, rootfd, err) < 0)
 		return -1;
 	for (size_t i = 0; i < spec->n_masked_paths; i++)
 		if (mask_path(rootfd, spec->masked_paths[i], err) < 0)

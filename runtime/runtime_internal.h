@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "runtime/etcfiles_internal.h"
 #include "runtime/runtime.h"
 
 /* ---- cgroup.c ---- */
@@ -28,6 +29,7 @@ struct mount_ctx {
 	const struct hutch_spec *spec;
 	const char *rootfs; /* where the overlay is mounted (host path) */
 	const char *upper, *work;
+	const struct etc_files *etc; /* the container's /etc files, NULL: none */
 	bool rootless;
 	/* Set by mounts_setup_rootfs, one per spec mount: a bind that keeps mount
 	 * propagation with the host, cloned before "/" is made private, or -1. */

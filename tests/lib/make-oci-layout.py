@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Write a three-layer OCI image layout for tests: the rootfs tarball given,
-then a layer that deletes /etc/hostname (a whiteout) and adds /marker, then one
+then a layer that deletes /var/tmp (a whiteout) and adds /marker, then one
 that replaces /home/app (an opaque directory) with a single file "new".
 Usage: make-oci-layout.py ROOTFS_TAR OUT_DIR [REF_NAME]"""
 import gzip
@@ -36,7 +36,7 @@ def main():
     with open(rootfs, "rb") as f:
         base = f.read()
     layers = [base,
-              tar_of([("etc/.wh.hostname", b""), ("marker", b"layer 2\n")]),
+              tar_of([("var/.wh.tmp", b""), ("marker", b"layer 2\n")]),
               tar_of([("home/app/.wh..wh..opq", b""), ("home/app/new", b"new\n")])]
     descs, diff_ids = [], []
     for raw in layers:

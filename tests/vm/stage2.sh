@@ -287,7 +287,7 @@ no_warning cpu
 
 if ht image import /ml3 ml3 >/tmp/ml3-import.out 2>&1; then
 	pass multi-layer-import
-	hrun ml3 ml3 sh -c 'cat /marker; ls -A /home/app; test -e /etc/hostname && echo hostname-still-there; true'
+	hrun ml3 ml3 sh -c 'cat /marker; ls -A /home/app; test -e /var/tmp && echo var-tmp-still-there; true'
 	if [ "$RC" = 0 ] && [ "$(cat /tmp/ml3.out)" = "$(printf 'layer 2\nnew')" ]; then
 		pass multi-layer-whiteout-and-opaque-dir
 	else
