@@ -24,6 +24,8 @@ struct run_opts {
 	const char *memory, *memory_swap, *cpus, *pids_limit, *stop_signal;
 	const char **env, **volumes, **tmpfs, **cap_add, **cap_drop, **ulimits, **env_files;
 	size_t n_env, n_volumes, n_tmpfs, n_cap_add, n_cap_drop, n_ulimits, n_env_files;
+	const char **dns, **dns_search, **dns_options, **add_hosts;
+	size_t n_dns, n_dns_search, n_dns_options, n_add_hosts;
 	bool entrypoint_set, detach;
 };
 
@@ -53,8 +55,12 @@ static void run_usage(FILE *out)
 	      "      --cap-add CAP      add a capability (or ALL)\n"
 	      "      --cap-drop CAP     drop a capability (or ALL)\n"
 	      "      --network MODE     none (default: loopback only) or host\n"
+	      "      --dns IP           a nameserver for /etc/resolv.conf\n"
+	      "      --dns-search DOMAIN  a search domain for /etc/resolv.conf ('.': none)\n"
+	      "      --dns-option OPT   a resolv.conf option (e.g. ndots:2)\n"
+	      "      --add-host HOST:IP a line for /etc/hosts\n"
 	      "      --init             run a tiny init as pid 1 (reaps zombies, forwards signals)\n"
-	      "      --privileged       all capabilities, no seccomp, no masked paths\n"
+	      "      --privileged       all capabilities and host devices, no seccomp or masks\n"
 	      "      --security-opt OPT seccomp=unconfined, no-new-privileges[=true|false]\n"
 	      "      --stop-signal SIG  signal that stops the container (default SIGTERM)\n",
 	      out);
@@ -70,7 +76,7 @@ static void push(const char ***v, size_t *n, const char *s)
 enum opt_id {
 	O_RM, O_I, O_T, O_E, O_ENVFILE, O_V, O_TMPFS, O_W, O_U, O_H, O_NAME, O_ENTRY, O_RO, O_MEM,
 	O_SWAP, O_CPUS, O_PIDS, O_ULIMIT, O_CAPADD, O_CAPDROP, O_NET, O_INIT, O_PRIV, O_SECOPT,
-	O_STOPSIG, O_HELP, O_DETACH,
+	O_STOPSIG, O_HELP, O_DETACH, O_DNS, O_DNS_SEARCH, O_DNS_OPTION, O_ADD_HOST,
 };
 static const struct cli_opt options[] = {
 	{"rm", 0, false, O_RM},
@@ -101,6 +107,11 @@ static const struct cli_opt options[] = {
 	{"stop-signal", 0, true, O_STOPSIG},
 	{"help", 0, false, O_HELP},
 	{"detach", 'd', false, O_DETACH},
+	{"dns", 0, true, O_DNS},
+	{"dns-search", 0, true, O_DNS_SEARCH},
+	{"dns-option", 0, true, O_DNS_OPTION},
+	{"dns-opt", 0, true, O_DNS_OPTION},
+	{"add-host", 0, true, O_ADD_HOST},
 };
 
 static int set_option(struct run_opts *o, enum opt_id id, const char *v)
@@ -151,6 +162,10 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 	case O_STOPSIG: o->stop_signal = v; break;
 	case O_HELP: run_usage(stdout); exit(0);
 	case O_DETACH: o->detach = true; break;
+	case O_DNS: push(&o->dns, &o->n_dns, v); break;
+	case O_DNS_SEARCH: push(&o->dns_search, &o->n_dns_search, v); break;
+	case O_DNS_OPTION: push(&o->dns_options, &o->n_dns_options, v); break;
+	case O_ADD_HOST: push(&o->add_hosts, &o->n_add_hosts, v); break;
 	}
 	return 0;
 }
@@ -324,8 +339,9 @@ static int add_volume(struct hutch_spec *spec, const char *arg, struct hutch_err
 		_cleanup_free_ char *m = xstrdup(mode);
 		char *save = NULL;
 		for (char *o = strtok_r(m, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
-			static const char *const ok[] = {"ro", "rw", "z", "Z", "private", "rprivate",
-							 "slave", "rslave", "nosuid", "nodev",
+			static const char *const ok[] = {"ro",	   "rw",     "z",	"Z",
+							 "private", "rprivate", "slave", "rslave",
+							 "shared",  "rshared",  "nosuid", "nodev",
 							 "noexec"};
 			bool good = false;
 			for (size_t k = 0; k < ARRAY_SIZE(ok); k++)
@@ -488,6 +504,47 @@ static int apply_caps(struct hutch_spec *spec, const struct run_opts *o, struct 
 	return 0;
 }
 
+
+/* --add-host HOST:IP (or HOST=IP; an IPv6 address may be in brackets). */
+static int add_host(struct hutch_spec *spec, const char *arg, struct hutch_err **err)
+{
+	size_t n = strcspn(arg, ":=");
+	if (!arg[n])
+		return fail(err, "invalid --add-host '%s': expected HOST:IP", arg);
+	_cleanup_free_ char *name = strndup(arg, n);
+	_cleanup_free_ char *ip = xstrdup(arg + n + 1);
+	size_t l = strlen(ip);
+	if (l >= 2 && ip[0] == '[' && ip[l - 1] == ']') {
+		memmove(ip, ip + 1, l - 2);
+		ip[l - 2] = '\0';
+	}
+	if (!strcmp(ip, "host-gateway"))
+		return fail(err,
+			    "invalid --add-host '%s': host-gateway needs a container network; "
+			    "give the address",
+			    arg);
+	if (!name || hutch_spec_add_host(spec, name, ip, err) < 0)
+		return hutch_err_wrap(err, "--add-host '%s'", arg);
+	return 0;
+}
+
+static int apply_dns_and_hosts(struct hutch_spec *spec, const struct run_opts *o,
+			       struct hutch_err **err)
+{
+	for (size_t i = 0; i < o->n_dns; i++)
+		if (hutch_spec_add_dns_server(spec, o->dns[i], err) < 0)
+			return hutch_err_wrap(err, "--dns");
+	for (size_t i = 0; i < o->n_dns_search; i++)
+		if (hutch_spec_add_dns_search(spec, o->dns_search[i], err) < 0)
+			return hutch_err_wrap(err, "--dns-search");
+	for (size_t i = 0; i < o->n_dns_options; i++)
+		if (hutch_spec_add_dns_option(spec, o->dns_options[i], err) < 0)
+			return hutch_err_wrap(err, "--dns-option");
+	for (size_t i = 0; i < o->n_add_hosts; i++)
+		if (add_host(spec, o->add_hosts[i], err) < 0)
+			return -1;
+	return 0;
+}
 
 static void set_strv(char ***dst, size_t *n, char *const *src, size_t count)
 {
@@ -700,21 +757,14 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	/* Security */
 	if (apply_caps(spec, o, err) < 0)
 		return -1;
+	/* --privileged turns no_new_privs off, as in Docker; an explicit
+	 * --security-opt no-new-privileges still wins. */
+	if (o->privileged)
+		hutch_spec_set_privileged(spec);
 	if (o->no_new_privs_set)
 		spec->process.no_new_privileges = o->no_new_privs;
 	if (o->seccomp_unconfined)
 		spec->seccomp = HUTCH_SECCOMP_UNCONFINED;
-	if (o->privileged) {
-		spec->privileged = true;
-		spec->process.caps = ~0ULL;
-		spec->seccomp = HUTCH_SECCOMP_UNCONFINED;
-		for (size_t i = 0; i < spec->n_masked_paths; i++)
-			free(spec->masked_paths[i]);
-		for (size_t i = 0; i < spec->n_readonly_paths; i++)
-			free(spec->readonly_paths[i]);
-		spec->n_masked_paths = spec->n_readonly_paths = 0;
-		hutch_spec_add_mount(spec, "sysfs", "sysfs", "/sys", "nosuid,noexec,nodev");
-	}
 
 	/* Network */
 	const char *net = o->network ? o->network : "none";
@@ -727,6 +777,8 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 			    "network mode '%s' is not available: use --network none (loopback "
 			    "only) or --network host",
 			    net);
+	if (apply_dns_and_hosts(spec, o, err) < 0)
+		return -1;
 
 	/* Mounts: volumes and tmpfs after the defaults (they may replace them). */
 	for (size_t i = 0; i < o->n_volumes; i++)
@@ -773,6 +825,10 @@ static void free_opts(struct run_opts *o)
 	free(o->cap_drop);
 	free(o->ulimits);
 	free(o->env_files);
+	free(o->dns);
+	free(o->dns_search);
+	free(o->dns_options);
+	free(o->add_hosts);
 }
 
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv)

@@ -102,6 +102,16 @@ static int open_parent(int rootfd, bool wants_limits, bool *mem, bool *cpu, bool
 	return parentfd;
 }
 
+int64_t cgroup_swap_max(const struct hutch_resources *res)
+{
+	if (!res->memory_max || res->memory_swap_max < 0)
+		return -1; /* no memory limit, or unlimited swap: the kernel's "max" stays */
+	/* Docker's --memory-swap is memory + swap; without it, twice --memory: the
+	 * container may swap out as much as its memory limit. */
+	int64_t total = res->memory_swap_max ? res->memory_swap_max : 2 * res->memory_max;
+	return total > res->memory_max ? total - res->memory_max : 0;
+}
+
 int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		  struct cgroup *cg, struct hutch_err **err)
 {
@@ -182,14 +192,9 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 	if (spec->resources.memory_max && mem) {
 		snprintf(buf, sizeof(buf), "%" PRId64, spec->resources.memory_max);
 		r = write_file_at(cg->dirfd, "memory.max", buf, err);
-		/* Like Docker: without an explicit swap limit, swap equals the memory limit
-		 * (so the container cannot swap at all). */
-		if (r == 0 && spec->resources.memory_swap_max >= 0) {
-			int64_t swap = spec->resources.memory_swap_max
-					       ? spec->resources.memory_swap_max -
-							 spec->resources.memory_max
-					       : 0;
-			snprintf(buf, sizeof(buf), "%" PRId64, swap < 0 ? 0 : swap);
+		int64_t swap = cgroup_swap_max(&spec->resources);
+		if (r == 0 && swap >= 0) {
+			snprintf(buf, sizeof(buf), "%" PRId64, swap);
 			/* memory.swap.max is absent without swap accounting: not an error */
 			write_file_at(cg->dirfd, "memory.swap.max", buf, NULL);
 		}

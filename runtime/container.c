@@ -218,7 +218,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			  const struct hutch_io *io, struct hutch_container **out,
 			  struct hutch_err **err)
 {
-	if (hutch_spec_validate(spec, err) < 0)
+	if (hutch_spec_validate(spec, err) < 0 || mounts_check_propagation(spec, err) < 0)
 		return -1;
 	struct hutch_container *c = xcalloc(1, sizeof(*c));
 	c->rt = rt;
@@ -232,8 +232,9 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	struct seccomp_prog *prog = NULL;
 	_cleanup_free_ char *upper = NULL, *work = NULL, *rootfs = NULL;
 	_cleanup_close_ int dmz = -1, self = -1;
+	_cleanup_etc_files_ struct etc_files etc = {0};
 
-	if (make_container_dirs(rt, spec, c, err) < 0)
+	if (make_container_dirs(rt, spec, c, err) < 0 || etc_files_prepare(rt, spec, &etc, err) < 0)
 		goto fail;
 	hutch_trace("dirs and cgroup created");
 	hutch_trace("seccomp: prepare");
@@ -269,7 +270,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		.rt = rt,
 		.spec = spec,
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
-			 .rootless = rt->rootless},
+			 .etc = &etc, .rootless = rt->rootless},
 		.proc = {.proc = &spec->process, .io = io, .userns = spec->userns,
 			 .seccomp = prog, .report_fd = report[1], .pty_sock = ptys[1],
 			 .dmz_fd = dmz, .parent_pidfd = self},

@@ -5,6 +5,7 @@
  * every mount is attached with the fd-based mount API (fsopen/open_tree ->
  * move_mount onto the resolved fd): a symlink planted at a target cannot send a
  * mount outside the root (CVE-2021-30465), and no path is resolved twice. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -145,10 +146,19 @@ static const struct {
 	{"nodiratime", MOUNT_ATTR_NODIRATIME, 0, false},
 };
 
-static const char *const ignored_options[] = {
-	"private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable",
-	"runbindable", "defaults", "z", "Z",
+static const struct {
+	const char *name;
+	uint64_t type;
+	bool recursive;
+} propagation_options[] = {
+	{"private", MS_PRIVATE, false}, {"rprivate", MS_PRIVATE, true},
+	{"slave", MS_SLAVE, false},	{"rslave", MS_SLAVE, true},
+	{"shared", MS_SHARED, false},	{"rshared", MS_SHARED, true},
+	{"unbindable", MS_UNBINDABLE, false}, {"runbindable", MS_UNBINDABLE, true},
 };
+
+/* SELinux relabelling (z, Z) has nothing to do on a host without SELinux. */
+static const char *const ignored_options[] = {"defaults", "z", "Z"};
 
 int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct hutch_err **err)
 {
@@ -168,6 +178,13 @@ int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct
 			out->attr_clr &= ~attr_options[k].set;
 			if (!strcmp(o, "ro") || !strcmp(o, "rw"))
 				out->readonly = attr_options[k].readonly;
+		}
+		for (size_t k = 0; k < ARRAY_SIZE(propagation_options) && !known; k++) {
+			if (strcmp(o, propagation_options[k].name))
+				continue;
+			known = true;
+			out->propagation = propagation_options[k].type;
+			out->propagation_recursive = propagation_options[k].recursive;
 		}
 		for (size_t k = 0; k < ARRAY_SIZE(ignored_options) && !known; k++)
 			known = !strcmp(o, ignored_options[k]);
@@ -329,9 +346,128 @@ static int overlay_mount_legacy(const struct mount_ctx *ctx, const char *lower, 
 	return 0;
 }
 
-int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
+/* ---- mount propagation with the host ---------------------------------------- */
+
+static bool early_bind(const struct mount_opts *o)
+{
+	return o->bind && (o->propagation == MS_SLAVE || o->propagation == MS_SHARED);
+}
+
+static const char *propagation_name(const struct mount_opts *o)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(propagation_options); k++)
+		if (propagation_options[k].type == o->propagation &&
+		    propagation_options[k].recursive == o->propagation_recursive)
+			return propagation_options[k].name;
+	return "?";
+}
+
+/* The propagation of the mount path is on, from /proc/self/mountinfo's optional
+ * fields ("shared:N", "master:N"); its mount point goes to *where. */
+static int source_propagation(const char *path, bool *shared, bool *slave, char **where,
+			      struct hutch_err **err)
+{
+	struct statx stx;
+	if (statx(AT_FDCWD, path, 0, STATX_MNT_ID, &stx) < 0)
+		return hutch_fail_sys(err, "bind mount source '%s'", path);
+	_cleanup_free_ char *info = NULL;
+	if (read_file_at(AT_FDCWD, "/proc/self/mountinfo", &info, NULL, err) < 0)
+		return -1;
+	*shared = *slave = false;
+	for (char *line = info; *line;) {
+		char *end = strchrnul(line, '\n');
+		char *next = *end ? end + 1 : end;
+		*end = '\0';
+		char *save = NULL, *f = strtok_r(line, " ", &save);
+		if (f && strtoull(f, NULL, 10) == stx.stx_mnt_id) {
+			for (int field = 2; (f = strtok_r(NULL, " ", &save)); field++) {
+				if (field == 5)
+					*where = xstrdup(f);
+				if (field < 7)
+					continue;
+				if (!strcmp(f, "-"))
+					break;
+				*shared |= !strncmp(f, "shared:", 7);
+				*slave |= !strncmp(f, "master:", 7);
+			}
+			return 0;
+		}
+		line = next;
+	}
+	return hutch_fail(err, ENOENT, "bind mount source '%s': its mount is not in mountinfo",
+			  path);
+}
+
+int mounts_check_propagation(const struct hutch_spec *spec, struct hutch_err **err)
+{
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct hutch_mount *m = &spec->mounts[i];
+		struct mount_opts o;
+		if (mount_opts_parse(m, &o, err) < 0)
+			return -1;
+		mount_opts_free(&o);
+		if (!early_bind(&o))
+			continue;
+		bool shared, slave;
+		_cleanup_free_ char *where = NULL;
+		if (source_propagation(m->source, &shared, &slave, &where, err) < 0)
+			return -1;
+		if (shared || (slave && o.propagation == MS_SLAVE))
+			continue;
+		return hutch_fail(err, 0,
+				  "bind mount source '%s' is on mount %s, which is not %s: "
+				  "propagation '%s' on %s needs one (mount --make-rshared %s)",
+				  m->source, where ? where : "?",
+				  o.propagation == MS_SLAVE ? "shared or a slave" : "shared",
+				  propagation_name(&o), m->destination,
+				  where ? where : "MOUNTPOINT");
+	}
+	return 0;
+}
+
+/* Binds that keep propagation with the host are cloned while the container's
+ * mount namespace is still a copy of the host's ("/" not yet private): the
+ * clone is then a peer of the source's mount (in a user namespace the copy is a
+ * slave of it, so mounts only ever come in), and gets the propagation asked for.
+ * "slave" is made recursive, as Docker's rslave root propagation makes it;
+ * "shared" without the r applies to the bind itself only. */
+static int clone_early_binds(struct mount_ctx *ctx, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = ctx->spec;
+	ctx->bind_fds = xcalloc(spec->n_mounts + 1, sizeof(int));
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		ctx->bind_fds[i] = -1;
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct hutch_mount *m = &spec->mounts[i];
+		struct mount_opts o;
+		if (mount_opts_parse(m, &o, err) < 0)
+			return -1;
+		mount_opts_free(&o);
+		if (!early_bind(&o))
+			continue;
+		int rec = o.recursive ? AT_RECURSIVE : 0;
+		_cleanup_close_ int mfd =
+			open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+		if (mfd < 0)
+			return hutch_fail_sys(err, "bind mount '%s'", m->source);
+		bool all = o.propagation == MS_SLAVE || o.propagation_recursive;
+		struct mount_attr attr = {.attr_set = o.attr_set, .attr_clr = o.attr_clr,
+					  .propagation = all ? o.propagation : 0};
+		struct mount_attr top = {.propagation = o.propagation};
+		if (mount_setattr(mfd, "", AT_EMPTY_PATH | rec, &attr, sizeof(attr)) < 0 ||
+		    (!all && mount_setattr(mfd, "", AT_EMPTY_PATH, &top, sizeof(top)) < 0))
+			return hutch_fail_sys(err, "set propagation '%s' of bind mount '%s' on %s",
+					      propagation_name(&o), m->source, m->destination);
+		ctx->bind_fds[i] = steal_fd(mfd);
+	}
+	return 0;
+}
+
+int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
+{
+	const struct hutch_spec *spec = ctx->spec;
+	if (clone_early_binds(ctx, err) < 0)
+		return -1;
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return hutch_fail_sys(err, "make mounts private");
@@ -341,6 +477,9 @@ int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hut
 		return hutch_fail_sys(err, "fsopen overlay");
 	_cleanup_free_ char *lower = NULL;
 	size_t len = 0;
+	/* the image's layers, top first, then the empty /etc files under them all */
+	const char *base = ctx->etc ? ctx->etc->base_layer : NULL;
+	size_t n_lower = spec->root.n_layers + (base ? 1 : 0);
 	for (size_t i = spec->root.n_layers; i-- > 0;) {
 		if (len) {
 			lower = xrealloc(lower, len + 2);
@@ -349,6 +488,12 @@ int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hut
 		}
 		append_escaped(&lower, &len, spec->root.layers[i]);
 	}
+	if (base) {
+		lower = xrealloc(lower, len + 2);
+		lower[len++] = ':';
+		lower[len] = '\0';
+		append_escaped(&lower, &len, base);
+	}
 	/* fsconfig() takes string values of at most 255 bytes, which a few layers
 	 * exceed: "lowerdir+" (Linux 6.8+) adds one layer per call, top first.
 	 * Kernels without it (some accept it and fail only at create) get the
@@ -356,6 +501,8 @@ int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hut
 	int r = 0;
 	for (size_t i = spec->root.n_layers; r == 0 && i-- > 0;)
 		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", spec->root.layers[i], 0);
+	if (r == 0 && n_lower > spec->root.n_layers)
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", base, 0);
 	if (r == 0)
 		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", ctx->upper, 0);
 	if (r == 0)
@@ -444,12 +591,32 @@ static bool bind_kinds_differ(int rootfd, const struct hutch_mount *m, const str
 	return true;
 }
 
+
+/* A new filesystem mount is private; other propagation only when asked for
+ * (a shared tmpfs, say, for mounts a container makes below it to show up in
+ * another bind of it). */
+static int set_fs_propagation(int mfd, const struct mount_opts *o, const struct hutch_mount *m,
+			      struct hutch_err **err)
+{
+	if (!o->propagation || o->propagation == MS_PRIVATE)
+		return 0;
+	struct mount_attr attr = {.propagation = o->propagation};
+	if (mount_setattr(mfd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		return hutch_fail_sys(err, "set the propagation of %s", m->destination);
+	return 0;
+}
+
+/* cloned: a bind already cloned and set up by clone_early_binds, or -1. */
 static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch_mount *m,
-		     struct hutch_err **err)
+		     int cloned, struct hutch_err **err)
 {
 	struct mount_opts o;
-	if (mount_opts_parse(m, &o, err) < 0)
+	bool preset = cloned >= 0;
+	if (mount_opts_parse(m, &o, err) < 0) {
+		if (preset)
+			close(cloned);
 		return -1;
+	}
 	int ret = -1;
 	_cleanup_close_ int target = -1;
 	_cleanup_close_ int mfd = -1;
@@ -467,16 +634,19 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 					      : root_open_file_p(rootfd, m->destination, err);
 		if (target < 0)
 			goto out;
-		mfd = open_tree(AT_FDCWD, m->source,
-				OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-					(o.recursive ? AT_RECURSIVE : 0));
+		mfd = preset ? steal_fd(cloned)
+				  : open_tree(AT_FDCWD, m->source,
+					      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+						      (o.recursive ? AT_RECURSIVE : 0));
 		if (mfd < 0) {
 			hutch_fail_sys(err, "bind mount '%s'", m->source);
 			goto out;
 		}
+		uint64_t propagation = o.propagation == MS_UNBINDABLE ? MS_UNBINDABLE : MS_PRIVATE;
 		struct mount_attr attr = {.attr_set = o.attr_set, .attr_clr = o.attr_clr,
-					  .propagation = MS_PRIVATE};
-		if (mount_setattr(mfd, "", AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), &attr,
+					  .propagation = propagation};
+		if (!preset &&
+		    mount_setattr(mfd, "", AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), &attr,
 				  sizeof(attr)) < 0) {
 			hutch_fail_sys(err, "set options of bind mount '%s' on %s", m->source,
 				       m->destination);
@@ -498,11 +668,15 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 			}
 			goto out;
 		}
+		if (set_fs_propagation(mfd, &o, m, err) < 0)
+			goto out;
 	}
 	ret = attach(mfd, target, m->destination, err);
 out:
 	if (ret < 0)
 		hutch_err_wrap(err, "mount %s on %s", m->type, m->destination);
+	if (cloned >= 0)
+		close(cloned);
 	mount_opts_free(&o);
 	return ret;
 }
@@ -557,6 +731,184 @@ static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
 		if (symlinkat(links[i].target, dev, links[i].name) < 0 && errno != EEXIST)
 			return hutch_fail_sys(err, "create /dev/%s", links[i].name);
+	return 0;
+}
+
+/* ---- /etc/hostname, /etc/hosts, /etc/resolv.conf --------------------------- */
+
+/* The file to mount over, created if the image lacks it. A symlink in its
+ * place that leads nowhere (resolv.conf -> ../run/systemd/..., or a loop) is
+ * replaced in the container's own rw layer: the image is never changed. */
+static int etc_target(int rootfd, const char *path, struct hutch_err **err)
+{
+	int fd = openat2_in_root(rootfd, path, O_PATH);
+	if (fd >= 0)
+		return fd;
+	int e = errno;
+	const char *leaf = strrchr(path, '/') + 1;
+	_cleanup_free_ char *dir = xasprintf("%.*s", (int)(leaf - path), path);
+	_cleanup_close_ int parent = root_open_dir_p(rootfd, dir, true, err);
+	if (parent < 0)
+		return -1;
+	struct stat st;
+	bool link = fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+	if (!link && e != ENOENT)
+		return hutch_fail(err, e, "resolve %s in the container", path);
+	if (link && unlinkat(parent, leaf, 0) < 0)
+		return hutch_fail_sys(err, "replace the dangling symlink %s in the container",
+				      path);
+	_cleanup_close_ int created =
+		openat(parent, leaf, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (created < 0)
+		return hutch_fail_sys(err, "create %s in the container", path);
+	fd = openat2_in_root(rootfd, path, O_PATH);
+	if (fd < 0)
+		return hutch_fail_sys(err, "resolve %s in the container", path);
+	return fd;
+}
+
+/* The files go into a tmpfs of the container's own, attached (in its mount
+ * namespace only) on the empty stage dir while they are written and cloned. */
+static int mount_etc_files(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err)
+{
+	const struct etc_files *etc = ctx->etc;
+	if (!etc || !etc->stage_dir)
+		return 0;
+	_cleanup_close_ int mfd =
+		fs_mount_detached("tmpfs", "tmpfs", "size=1m,mode=0755",
+				  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err);
+	_cleanup_close_ int stage = open(etc->stage_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0 || stage < 0 || attach(mfd, stage, etc->stage_dir, err) < 0)
+		return hutch_err_wrap(err, "mount a tmpfs for the container's /etc files");
+	_cleanup_close_ int dir = open(etc->stage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return hutch_fail_sys(err, "open the tmpfs for the container's /etc files");
+	for (int f = 0; f < ETC_FILES; f++) {
+		const char *content = etc->content[f], *path = etc_file_paths[f];
+		if (!content)
+			continue;
+		_cleanup_close_ int fd = openat(dir, etc_file_names[f],
+						O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0 || write_all(fd, content, strlen(content)) < 0)
+			return hutch_fail_sys(err, "write the container's %s", path);
+		_cleanup_close_ int file =
+			open_tree(dir, etc_file_names[f], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (file < 0)
+			return hutch_fail_sys(err, "bind mount the container's %s", path);
+		/* as Docker: read-only with a read-only root */
+		struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+		if (ctx->spec->root.readonly &&
+		    mount_setattr(file, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0)
+			return hutch_fail_sys(err, "make the container's %s read-only", path);
+		_cleanup_close_ int target = etc_target(rootfd, path, err);
+		if (target < 0 || attach(file, target, path, err) < 0)
+			return hutch_err_wrap(err, "mount the container's %s", path);
+	}
+	return 0;
+}
+
+/* ---- --privileged: the host's device nodes ---------------------------------- */
+
+/* What runc's device list for privileged containers leaves out of the host's /dev. */
+static bool host_dev_skipped(const char *name, bool dir)
+{
+	static const char *const dirs[] = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts",
+					   ".udev"};
+	if (!dir)
+		return !strcmp(name, "console");
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if (!strcmp(name, dirs[i]))
+			return true;
+	return false;
+}
+
+/* Copy the char and block devices of host (a /dev directory) into ctr: mknod
+ * with the host's mode and owner, or (rootless: no mknod in a user namespace) a
+ * bind mount of the host's node. Nodes the container has already stay. */
+static int copy_host_devices(int host, int ctr, bool rootless, int depth, struct hutch_err **err)
+{
+	int dfd = openat(host, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0; /* a directory we may not read (rootless): nothing to copy */
+	}
+	int ret = 0;
+	struct dirent *e;
+	while (ret == 0 && (e = readdir(d))) {
+		const char *name = e->d_name;
+		struct stat st;
+		if (!strcmp(name, ".") || !strcmp(name, "..") ||
+		    fstatat(host, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth >= 8 || host_dev_skipped(name, true))
+				continue;
+			_cleanup_close_ int hsub =
+				openat(host, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (hsub < 0)
+				continue;
+			bool made = mkdirat(ctr, name, 0755) == 0;
+			if (!made && errno != EEXIST) {
+				ret = hutch_fail_sys(err, "create /dev/.../%s", name);
+				break;
+			}
+			_cleanup_close_ int csub =
+				openat(ctr, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (csub < 0) {
+				ret = hutch_fail_sys(err, "open /dev/.../%s", name);
+				break;
+			}
+			ret = copy_host_devices(hsub, csub, rootless, depth + 1, err);
+			/* only where there were devices (not /dev/disk's symlinks) */
+			if (made)
+				unlinkat(ctr, name, AT_REMOVEDIR);
+			continue;
+		}
+		if ((!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) || host_dev_skipped(name, false))
+			continue;
+		if (!rootless) {
+			if (mknodat(ctr, name, st.st_mode & (S_IFMT | 07777), st.st_rdev) < 0) {
+				if (errno == EEXIST)
+					continue;
+				ret = hutch_fail_sys(err, "create device /dev/.../%s", name);
+				break;
+			}
+			/* mknod applies the umask */
+			if (fchownat(ctr, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    fchmodat(ctr, name, st.st_mode & 07777, 0) < 0)
+				ret = hutch_fail_sys(err, "set the owner and mode of /dev/.../%s",
+						     name);
+			continue;
+		}
+		int flags = O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC;
+		_cleanup_close_ int f = openat(ctr, name, flags, 0600);
+		if (f < 0) {
+			if (errno != EEXIST)
+				ret = hutch_fail_sys(err, "create /dev/.../%s", name);
+			continue;
+		}
+		_cleanup_close_ int mfd =
+			open_tree(host, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		_cleanup_close_ int tfd = openat(ctr, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (mfd < 0 || tfd < 0 || attach(mfd, tfd, name, NULL) < 0)
+			unlinkat(ctr, name, 0); /* one we cannot bind: left out */
+	}
+	closedir(d);
+	return ret;
+}
+
+static int add_host_devices(int rootfd, bool rootless, struct hutch_err **err)
+{
+	_cleanup_close_ int host = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (host < 0)
+		return hutch_fail_sys(err, "open the host's /dev");
+	_cleanup_close_ int dev = root_open_dir_p(rootfd, "/dev", true, err);
+	if (dev < 0)
+		return -1;
+	if (copy_host_devices(host, dev, rootless, 0, err) < 0)
+		return hutch_err_wrap(err, "--privileged: copy the host's devices");
 	return 0;
 }
 
@@ -629,15 +981,19 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 				struct hutch_mount bind = {.destination = m->destination,
 							   .type = "bind",
 							   .source = "/sys",
-							   .options = (char *[]){"rbind", "ro",
+							   .options = (char *[]){"rbind",
+										 spec->privileged
+											 ? "rw"
+											 : "ro",
 										 "nosuid", "noexec",
 										 "nodev"},
 							   .n_options = 5};
-				if (mount_one(ctx, rootfd, &bind, err) < 0)
+				if (mount_one(ctx, rootfd, &bind, -1, err) < 0)
 					return -1;
 				continue;
 			}
-			if (mount_one(ctx, rootfd, m, err) < 0)
+			int cloned = ctx->bind_fds ? steal_fd(ctx->bind_fds[i]) : -1;
+			if (mount_one(ctx, rootfd, m, cloned, err) < 0)
 				return -1;
 			if (!strcmp(m->destination, "/dev")) {
 				if (setup_dev(rootfd, ctx->rootless, err) < 0)
@@ -647,6 +1003,10 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 		}
 	}
 	if (!dev_done && setup_dev(rootfd, ctx->rootless, err) < 0)
+		return -1;
+	if (spec->privileged && add_host_devices(rootfd, ctx->rootless, err) < 0)
+		return -1;
+	if (mount_etc_files(ctx, rootfd, err) < 0)
 		return -1;
 	for (size_t i = 0; i < spec->n_masked_paths; i++)
 		if (mask_path(rootfd, spec->masked_paths[i], err) < 0)

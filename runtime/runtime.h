@@ -34,6 +34,12 @@ const char *hutch_rlimit_name(int resource);  /* "limit N" style fallback: NULL 
 
 enum hutch_seccomp_mode { HUTCH_SECCOMP_DEFAULT = 0, HUTCH_SECCOMP_UNCONFINED };
 
+/* One more /etc/hosts line: `address hostname`. */
+struct hutch_host_entry {
+	char *hostname;
+	char *address; /* an IPv4 or IPv6 literal */
+};
+
 enum hutch_net_mode {
 	HUTCH_NET_NONE = 0, /* private netns with only loopback (up) */
 	HUTCH_NET_HOST, /* share the caller's netns */
@@ -81,13 +87,30 @@ struct hutch_spec {
 
 	enum hutch_net_mode net_mode;
 	char *net_path;
+	/* Every container gets its own /etc/hostname, /etc/hosts and /etc/resolv.conf,
+	 * bind-mounted over the image's, except where a mount of the spec covers them.
+	 * An empty list takes the host's (resolv.conf: for HUTCH_NET_HOST as it is,
+	 * else without loopback nameservers); extra hosts come after the localhost
+	 * lines, and one naming the hostname replaces its loopback lines. */
+	struct {
+		char **servers; /* IP literals */
+		size_t n_servers;
+		char **search; /* domains; "." alone means none */
+		size_t n_search;
+		char **options; /* "ndots:2", "edns0", ... */
+		size_t n_options;
+	} dns;
+	struct hutch_host_entry *extra_hosts;
+	size_t n_extra_hosts;
 	bool userns; /* new user namespace with uid_map / gid_map */
 	struct hutch_id_map *uid_map, *gid_map;
 	size_t n_uid_map, n_gid_map;
 
-	struct {
+	struct hutch_resources {
 		int64_t memory_max; /* bytes, 0 = unlimited */
-		int64_t memory_swap_max; /* bytes, 0 = unset, -1 = unlimited */
+		/* memory + swap in bytes, as Docker's --memory-swap: 0 = unset (twice
+		 * memory_max: as much swap as memory), -1 = unlimited swap */
+		int64_t memory_swap_max;
 		int64_t cpu_quota_us, cpu_period_us; /* 0 = unlimited */
 		int64_t pids_max; /* 0 = unlimited */
 	} resources;
@@ -124,6 +147,23 @@ int hutch_spec_add_mount(struct hutch_spec *spec, const char *type, const char *
 			 const char *destination, const char *options_csv);
 void hutch_spec_set_env(struct hutch_spec *spec, const char *kv); /* replaces same key */
 const char *hutch_spec_get_env(const struct hutch_spec *spec, const char *key);
+/* DNS settings and /etc/hosts entries, validated: the message names the value. */
+int hutch_spec_add_dns_server(struct hutch_spec *spec, const char *address,
+			      struct hutch_err **err);
+int hutch_spec_add_dns_search(struct hutch_spec *spec, const char *domain,
+			      struct hutch_err **err);
+int hutch_spec_add_dns_option(struct hutch_spec *spec, const char *option,
+			      struct hutch_err **err);
+int hutch_spec_add_host(struct hutch_spec *spec, const char *hostname, const char *address,
+			struct hutch_err **err);
+/* An IPv4 or IPv6 literal (IPv6 may carry a %zone); a host name of dot-separated
+ * labels of letters, digits, '-' and '_' (at most 253 characters). */
+bool hutch_ip_valid(const char *s);
+bool hutch_hostname_valid(const char *s);
+/* Docker's --privileged: every capability hutch has, no seccomp, no_new_privs off,
+ * no masked or read-only paths, /sys and /sys/fs/cgroup writable, the host's
+ * device nodes in /dev. */
+void hutch_spec_set_privileged(struct hutch_spec *spec);
 /* Capability names ("NET_RAW", "CAP_NET_RAW", "ALL") to bit numbers; -1 if unknown. */
 int hutch_cap_from_name(const char *name);
 /* Validate the whole spec before anything is created; the message names the bad value. */

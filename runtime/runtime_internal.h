@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "runtime/etcfiles_internal.h"
 #include "runtime/runtime.h"
 
 /* ---- cgroup.c ---- */
@@ -16,6 +17,8 @@ struct cgroup {
  * enforced here is said once on stderr (unless quiet) and the run goes on. */
 int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		  struct cgroup *cg, struct hutch_err **err);
+/* What memory.swap.max gets for these limits, or -1 to leave it alone. */
+int64_t cgroup_swap_max(const struct hutch_resources *res);
 /* oom kills recorded in memory.events (0 if unknown). */
 int64_t cgroup_oom_kills(const struct cgroup *cg);
 /* Wait until empty, then rmdir (cgroup_remove). */
@@ -30,9 +33,16 @@ struct mount_ctx {
 	const struct hutch_spec *spec;
 	const char *rootfs; /* where the overlay is mounted (host path) */
 	const char *upper, *work;
+	const struct etc_files *etc; /* the container's /etc files, NULL: none */
 	bool rootless;
+	/* Set by mounts_setup_rootfs, one per spec mount: a bind that keeps mount
+	 * propagation with the host, cloned before "/" is made private, or -1. */
+	int *bind_fds;
 };
-int mounts_setup_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err);
+/* Host side, before anything is created: a bind with slave or shared
+ * propagation needs a source on a shared (or slave) mount, as in Docker. */
+int mounts_check_propagation(const struct hutch_spec *spec, struct hutch_err **err);
+int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err);
 int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err);
 int mounts_pivot_root(int rootfd, bool readonly, struct hutch_err **err);
 /* Resolve (creating directories as needed) a path inside the root: O_PATH fd. */
@@ -40,6 +50,9 @@ int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err 
 /* Parse OCI mount options into mount attributes and fs options. */
 struct mount_opts {
 	uint64_t attr_set, attr_clr; /* MOUNT_ATTR_* */
+	/* MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_UNBINDABLE; 0: not given */
+	uint64_t propagation;
+	bool propagation_recursive; /* rprivate, rslave, rshared, runbindable */
 	bool bind, recursive, readonly;
 	char *data; /* comma-separated fs options for fsconfig */
 };

@@ -3,7 +3,10 @@ tmpfs mounts, and mount targets planted as symlinks by an image."""
 import os
 import random
 import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from conftest import tree_snapshot
 
@@ -341,3 +344,108 @@ def test_tmpfs_target_symlink_stays_in_root(hutch, tmp, image_from):
         assert str(outside) not in mi
     finally:
         shutil.rmtree(outside)
+
+
+# ------------------------------------------------------------------ propagation
+
+
+def _propagation(path):
+    """findmnt's PROPAGATION of the mount holding path: "private", "shared",
+    "private,slave", "shared,slave"."""
+    return subprocess.run(["findmnt", "-n", "-o", "PROPAGATION", "-T", str(path)],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def shared_tmpfs(tmp):
+    """A tmpfs of the test's own, made shared (root only: rootless cannot mount on
+    the host); unmounted with everything that propagated into it."""
+    d = tmp / "shared"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "hutch-prop-test", str(d)],
+                   check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(d)], check=True)
+        yield d
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(d)], check=False)
+
+
+def test_bind_propagation_with_the_host(hutch, spawn, tmp, request):
+    if os.geteuid() != 0:
+        # An unprivileged user cannot make a shared mount on the host; what applies
+        # to it is what test_bind_propagation_needs_a_shared_source asserts.
+        return test_bind_propagation_needs_a_shared_source(hutch, tmp)
+    shared = request.getfixturevalue("shared_tmpfs")
+    src = shared / "src"
+    (src / "sub").mkdir(parents=True)
+    out = tmp / "out"
+    out.mkdir()
+    # one container, the same source bound with each propagation; it waits for the
+    # host to mount below the source, then reports what each bind sees and mounts
+    # below its rshared and rslave binds
+    script = r"""
+grep -E ' /(slave|rslave|rprivate|private|default|shared|rshared) ' /proc/self/mountinfo > /out/mi
+touch /out/ready
+i=0; while [ ! -e /out/go ] && [ $i -lt 1000 ]; do usleep 10000; i=$((i+1)); done
+for b in rslave slave rshared shared rprivate private default; do
+    echo "$b=$(cat /$b/sub/marker 2>/dev/null)"
+done
+mkdir -p /rshared/from-rshared /rslave/from-rslave
+mount -t tmpfs c1 /rshared/from-rshared && touch /rshared/from-rshared/m1
+mount -t tmpfs c2 /rslave/from-rslave && touch /rslave/from-rslave/m2
+"""
+    binds = []
+    for b in ("rslave", "slave", "rshared", "shared", "rprivate", "private"):
+        binds += ["-v", f"{src}:/{b}:{b}"]
+    p = spawn("run", "--rm", "--cap-add", "SYS_ADMIN", "-v", f"{out}:/out", *binds,
+              "-v", f"{src}:/default", "bb", "sh", "-c", script)
+    from conftest import wait_for
+    wait_for(lambda: (out / "ready").exists(), what="container ready")
+    mi = (out / "mi").read_text()
+    tags = {l.split()[4]: l.split(" - ")[0].split()[6:] for l in mi.splitlines()}
+    assert any(t.startswith("master:") for t in tags["/rslave"]), mi
+    assert any(t.startswith("shared:") for t in tags["/rshared"]), mi
+    assert tags["/rprivate"] == [] and tags["/default"] == [], mi
+    subprocess.run(["mount", "-t", "tmpfs", "hutch-prop-host", str(src / "sub")], check=True)
+    try:
+        (src / "sub" / "marker").write_text("host")
+        (out / "go").touch()
+        stdout, stderr = p.communicate(timeout=30)
+        assert p.returncode == 0, stderr
+        seen = dict(l.split("=", 1) for l in stdout.decode().split())
+        assert seen == {"rslave": "host", "slave": "host", "rshared": "host",
+                        "shared": "host", "rprivate": "", "private": "", "default": ""}
+        # rshared goes both ways: the container's mount is on the host now (and
+        # stays there after it: that is what rshared is for); rslave only receives
+        assert (src / "from-rshared" / "m1").exists()
+        assert not (src / "from-rslave" / "m2").exists()
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(src / "sub")], check=False)
+
+
+def test_bind_propagation_needs_a_shared_source(hutch, tmp):
+    # As Docker: rslave needs a source on a shared or slave mount, rshared a shared
+    # one. No mount is shared on this host unless a test makes one.
+    prop = _propagation(tmp)
+    for opt in ("rslave", "slave", "rshared", "shared"):
+        cp = hutch("run", "--rm", "-v", f"{tmp}:/data:{opt}", "bb", "true", check=False)
+        ok = "shared" in prop.split(",") or (opt.endswith("slave") and "slave" in prop)
+        if ok:
+            assert cp.returncode == 0, (opt, prop, cp.stderr)
+            continue
+        assert cp.returncode == 125, (opt, prop, cp.stderr)
+        assert f"bind mount source '{tmp}'" in cp.stderr, cp.stderr
+        assert f"propagation '{opt}'" in cp.stderr and "mount --make-rshared" in cp.stderr
+    for opt in ("rprivate", "private"):
+        hutch("run", "--rm", "-v", f"{tmp}:/data:{opt}", "bb", "true")
+
+
+def test_mount_below_a_shared_bind_is_refused(hutch, tmp):
+    # it would propagate to the host and outlive the container
+    (tmp / "x").mkdir()
+    cp = hutch("run", "--rm", "-v", f"{tmp}:/data:rshared", "--tmpfs", "/data/x", "bb",
+               "true", check=False)
+    assert cp.returncode == 125
+    assert "/data/x" in cp.stderr and "shared bind mount on /data" in cp.stderr
+    assert not os.listdir(tmp / "x")

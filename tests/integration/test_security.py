@@ -2,6 +2,7 @@
 import os
 import re
 import resource
+import stat
 import time
 
 DEFAULT_CAPS = 0x00000000A80425FB
@@ -276,3 +277,116 @@ def test_privileged(hutch):
     assert st["Seccomp"] == "0"
     assert not re.search(r"timer_list=0\b", cp.stdout)
     assert not re.search(r"firmware=0\b", cp.stdout)
+    assert st["NoNewPrivs"] == "0"
+
+
+def test_privileged_no_new_privs_off_unless_asked(hutch):
+    assert status(hutch, "--privileged")["NoNewPrivs"] == "0"
+    st = status(hutch, "--privileged", "--security-opt", "no-new-privileges")
+    assert st["NoNewPrivs"] == "1"
+    assert st["Seccomp"] == "0"
+
+
+def test_privileged_sys_and_cgroup_writable_no_masks_or_read_only_paths(hutch):
+    mi = hutch("run", "--rm", "--privileged", "bb", "cat", "/proc/self/mountinfo").stdout
+    opts = {l.split()[4]: set(l.split()[5].split(",")) for l in mi.splitlines()}
+    assert "rw" in opts["/sys"] and "ro" not in opts["/sys"]
+    assert "rw" in opts["/sys/fs/cgroup"] and "ro" not in opts["/sys/fs/cgroup"]
+    # no read-only /proc paths and no masks: nothing mounted below /proc at all
+    assert not [t for t in opts if t.startswith("/proc/")], sorted(opts)
+    assert not [t for t in opts if t.startswith("/sys/firmware")], sorted(opts)
+    # /proc/sys is writable: the container's own hostname, through its UTS namespace
+    cp = hutch("run", "--rm", "--privileged", "-h", "before", "bb", "sh", "-c",
+               "echo after > /proc/sys/kernel/hostname && hostname", check=False)
+    if os.geteuid() == 0:
+        assert cp.stdout == "after\n", cp.stderr
+    else:
+        # rootless: not a read-only mount any more, but the sysctl belongs to the
+        # host's root, so the kernel's permission check says no
+        assert "Permission denied" in cp.stderr, cp.stderr
+    cp = hutch("run", "--rm", "bb", "sh", "-c", "echo after > /proc/sys/kernel/hostname",
+               check=False)
+    assert "Read-only file system" in cp.stderr
+    # the container's cgroup view is writable: a child cgroup can be made (and removed)
+    cp = hutch("run", "--rm", "--privileged", "bb", "sh", "-c",
+               "mkdir /sys/fs/cgroup/child && rmdir /sys/fs/cgroup/child && echo made",
+               check=False)
+    if os.geteuid() == 0:
+        assert cp.stdout == "made\n", cp.stderr
+    else:
+        # rootless: mounted read-write, but the cgroup belongs to the host's root (no
+        # delegated subtree here), so the kernel's permission check says no
+        assert "Permission denied" in cp.stderr, cp.stderr
+
+
+# runc's list for privileged containers: the host's char and block devices,
+# except these directories and /dev/console
+_SKIPPED_DEV_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
+
+
+def _host_devices():
+    out = {}
+    for dirpath, dirnames, filenames in os.walk("/dev"):
+        dirnames[:] = [d for d in dirnames if d not in _SKIPPED_DEV_DIRS
+                       and not os.path.islink(os.path.join(dirpath, d))]
+        for n in filenames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) or p == "/dev/console":
+                continue
+            out[p] = st
+    return out
+
+
+def test_privileged_gets_the_host_devices(hutch):
+    host = _host_devices()
+    assert any(stat.S_ISBLK(s.st_mode) for s in host.values()), "expected a block device"
+    out = hutch("run", "--rm", "--privileged", "bb", "sh", "-c",
+                "find /dev -path /dev/pts -prune -o \\( -type c -o -type b \\) -print | "
+                "while read f; do stat -c '%n %F %t:%T %a %u:%g' \"$f\"; done").stdout
+    got = {}
+    for line in out.splitlines():
+        name, rest = line.split(" ", 1)
+        kind, majmin, mode, owner = rest.rsplit(" ", 3)
+        got[name] = (kind, majmin, mode, owner)
+    # /dev/ptmx stays the container's link to its own devpts
+    want = {p: s for p, s in host.items() if p != "/dev/ptmx"}
+    missing = sorted(set(want) - set(got))
+    assert not missing, missing
+    for p, s in want.items():
+        kind, majmin, mode, owner = got[p]
+        assert kind == ("character special file" if stat.S_ISCHR(s.st_mode)
+                        else "block special file"), (p, got[p])
+        assert majmin == f"{os.major(s.st_rdev):x}:{os.minor(s.st_rdev):x}", (p, got[p])
+        if os.geteuid() == 0:
+            # made with mknod: the host's mode and owner
+            assert mode == f"{stat.S_IMODE(s.st_mode):o}", (p, got[p])
+            assert owner == f"{s.st_uid}:{s.st_gid}", (p, got[p])
+    # nothing the host lacks, beyond the container's own defaults
+    assert set(got) - set(want) <= {"/dev/ptmx"}, sorted(set(got) - set(want))
+    # and the default container has none of them
+    out = hutch("run", "--rm", "bb", "sh", "-c",
+                "find /dev -path /dev/pts -prune -o \\( -type c -o -type b \\) -print").stdout
+    assert set(out.split()) == {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                                "/dev/urandom", "/dev/tty"}
+
+
+def _can_read_kmsg():
+    try:
+        with open("/dev/kmsg", "rb", buffering=0) as f:
+            return len(f.read(8192)) > 0
+    except OSError:
+        return False
+
+
+def test_privileged_devices_are_usable(hutch):
+    # The kernel log through /dev/kmsg: rootful, the container's root has a node of
+    # its own and CAP_SYSLOG, and reads it; rootless, the node is the host's, bound,
+    # and the kernel decides as it does for the test user on the host.
+    cp = hutch("run", "--rm", "--privileged", "bb", "sh", "-c",
+               "head -c 100 /dev/kmsg | wc -c", check=False)
+    n = int(cp.stdout.strip() or 0)
+    if os.geteuid() == 0:
+        assert n == 100, cp.stderr
+    else:
+        assert (n == 100) == _can_read_kmsg(), (n, cp.stderr)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Write a three-layer OCI image layout for tests: the rootfs tarball given,
-then a layer that deletes /etc/hostname (a whiteout) and adds /marker, then one
+then a layer that deletes /var/tmp (a whiteout) and adds /marker, then one
 that replaces /home/app (an opaque directory) with a single file "new".
-Usage: make-oci-layout.py ROOTFS_TAR OUT_DIR [REF_NAME]"""
+Usage: make-oci-layout.py [--config JSON] ROOTFS_TAR OUT_DIR [REF_NAME]
+--config: keys merged into the image config's "config" (Entrypoint, Cmd, Env,
+WorkingDir, User, StopSignal, ExposedPorts, Labels, ...)."""
 import gzip
 import hashlib
 import io
@@ -31,12 +33,17 @@ def tar_of(entries):
 
 
 def main():
-    rootfs, out = sys.argv[1], sys.argv[2]
-    ref = sys.argv[3] if len(sys.argv) > 3 else "1"
+    args = sys.argv[1:]
+    extra = {}
+    if len(args) >= 2 and args[0] == "--config":
+        extra = json.loads(args[1])
+        args = args[2:]
+    rootfs, out = args[0], args[1]
+    ref = args[2] if len(args) > 2 else "1"
     with open(rootfs, "rb") as f:
         base = f.read()
     layers = [base,
-              tar_of([("etc/.wh.hostname", b""), ("marker", b"layer 2\n")]),
+              tar_of([("var/.wh.tmp", b""), ("marker", b"layer 2\n")]),
               tar_of([("home/app/.wh..wh..opq", b""), ("home/app/new", b"new\n")])]
     descs, diff_ids = [], []
     for raw in layers:
@@ -44,9 +51,9 @@ def main():
         digest, size = blob(out, gzip.compress(raw, 6, mtime=0))
         descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
                       "digest": digest, "size": size})
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "config": {"Env": ["PATH=/usr/bin:/bin:/usr/sbin:/sbin"],
-                                    "Cmd": ["/bin/sh"]},
+    image_config = {"Env": ["PATH=/usr/bin:/bin:/usr/sbin:/sbin"], "Cmd": ["/bin/sh"]}
+    image_config.update(extra)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": image_config,
                          "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
     cdigest, csize = blob(out, config)
     manifest = json.dumps({"schemaVersion": 2,

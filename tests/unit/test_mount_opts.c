@@ -190,19 +190,48 @@ static void test_bind(void **state)
 	mount_opts_free(&o);
 }
 
-static void test_propagation_ignored(void **state)
+/* Propagation options are parsed (the last one wins); z/Z and defaults are
+ * accepted and change nothing. */
+static void test_propagation(void **state)
 {
-	struct mount_opts o =
-	    parse_ok(MNT("bind", "/d", "rprivate", "private", "rslave", "slave", "rshared",
-			 "shared", "unbindable", "runbindable", "defaults", "z", "Z"));
-	assert_true(o.bind);
+	static const struct {
+		const char *name;
+		uint64_t type;
+		bool recursive;
+	} cases[] = {
+	    {"private", MS_PRIVATE, false},	   {"rprivate", MS_PRIVATE, true},
+	    {"slave", MS_SLAVE, false},		   {"rslave", MS_SLAVE, true},
+	    {"shared", MS_SHARED, false},	   {"rshared", MS_SHARED, true},
+	    {"unbindable", MS_UNBINDABLE, false}, {"runbindable", MS_UNBINDABLE, true},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct mount_opts o = parse_ok(MNT("bind", "/d", "rbind", (char *)cases[i].name));
+		if (o.propagation != cases[i].type || o.propagation_recursive != cases[i].recursive)
+			fail_msg("%s: propagation %#llx recursive %d", cases[i].name,
+				 (unsigned long long)o.propagation, o.propagation_recursive);
+		assert_true(o.bind);
+		assert_int_equal(o.attr_set, 0);
+		assert_int_equal(o.attr_clr, 0);
+		assert_null(o.data);
+		mount_opts_free(&o);
+	}
+	struct mount_opts o = parse_ok(MNT("bind", "/d", "rprivate", "private", "rslave", "slave",
+					   "rshared", "shared", "defaults", "z", "Z"));
+	assert_int_equal(o.propagation, MS_SHARED);
+	assert_false(o.propagation_recursive);
 	assert_int_equal(o.attr_set, 0);
-	assert_int_equal(o.attr_clr, 0);
 	assert_null(o.data);
 	mount_opts_free(&o);
 
+	/* none given: 0 (a bind is then made private) */
+	o = parse_ok(MNT("bind", "/d", "rbind", "ro"));
+	assert_int_equal(o.propagation, 0);
+	mount_opts_free(&o);
+
+	/* on a filesystem mount too, and never passed on to fsconfig */
 	o = parse_ok(MNT("tmpfs", "/t", "rprivate", "size=1m", "shared"));
 	assert_string_equal(o.data, "size=1m");
+	assert_int_equal(o.propagation, MS_SHARED);
 	mount_opts_free(&o);
 }
 
@@ -332,7 +361,7 @@ int main(void)
 	    cmocka_unit_test(test_toggling),
 	    cmocka_unit_test(test_atime),
 	    cmocka_unit_test(test_bind),
-	    cmocka_unit_test(test_propagation_ignored),
+	    cmocka_unit_test(test_propagation),
 	    cmocka_unit_test(test_fs_data),
 	    cmocka_unit_test(test_bind_unknown_option),
 	    cmocka_unit_test(test_bind_unknown_option_before_bind),

@@ -450,6 +450,191 @@ static void test_validate_rejects(void **state)
 	expect_invalid(s, "network namespace");
 }
 
+/* ---- DNS and /etc/hosts ------------------------------------------------------ */
+
+static void test_ip_valid(void **state)
+{
+	static const char *const good[] = {"1.2.3.4", "127.0.0.1", "0.0.0.0", "::1", "::",
+					   "fe80::1%eth0", "2001:db8::53", "::ffff:10.0.0.1",
+					   "fe80::1%br-1.2"};
+	static const char *const bad[] = {
+	    "",		 "1.2.3",    "1.2.3.400", "1.2.3.4.5",	  "a.b.c.d", "::g",  "fe80::1%",
+	    "fe80::1%a b", " 1.2.3.4", "1.2.3.4 ",  "01.2.3.4x", "host-gateway", "1.2.3.4%eth0",
+	    "[::1]"};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		if (!hutch_ip_valid(good[i]))
+			fail_msg("'%s' rejected", good[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (hutch_ip_valid(bad[i]))
+			fail_msg("'%s' accepted", bad[i]);
+	assert_false(hutch_ip_valid(NULL));
+	char longs[100];
+	memset(longs, '1', sizeof(longs) - 1);
+	longs[sizeof(longs) - 1] = '\0';
+	assert_false(hutch_ip_valid(longs));
+}
+
+static void test_hostname_valid(void **state)
+{
+	static const char *const good[] = {"db", "web-1", "a.b.c", "my_service", "x", "EXAMPLE.com",
+					   "0123", "a-b.c-d"};
+	static const char *const bad[] = {"",	"-db", "db-", "a..b",	"a\tb", ".a", "a.", "a b",
+					  "a#b", "a:b", "ä",   "a/b", "a.-b.c", "a\nb", "db-.x"};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		if (!hutch_hostname_valid(good[i]))
+			fail_msg("'%s' rejected", good[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (hutch_hostname_valid(bad[i]))
+			fail_msg("'%s' accepted", bad[i]);
+	char label[65];
+	memset(label, 'l', 64);
+	label[64] = '\0';
+	assert_false(hutch_hostname_valid(label));
+	label[63] = '\0';
+	assert_true(hutch_hostname_valid(label));
+	/* 253 characters at most */
+	char name[300] = "";
+	while (strlen(name) + 4 <= 253)
+		strcat(name, "abc.");
+	strcat(name, "x");
+	assert_true(strlen(name) <= 253);
+	assert_true(hutch_hostname_valid(name));
+	strcat(name, ".abcd");
+	assert_true(strlen(name) > 253);
+	assert_false(hutch_hostname_valid(name));
+}
+
+/* The call fails with a message naming needle, and the spec is unchanged. */
+#define EXPECT_ADD_FAILS(call, needle)                                                             \
+	do {                                                                                       \
+		struct hutch_err *err_ = NULL;                                                     \
+		assert_int_equal((call), -1);                                                      \
+		assert_non_null(err_ = err);                                                       \
+		if (!strstr(err_->msg, (needle)))                                                  \
+			fail_msg("error '%s' does not mention '%s'", err_->msg, (needle));         \
+		hutch_err_free(&err);                                                              \
+	} while (0)
+
+static void test_dns_and_hosts(void **state)
+{
+	struct hutch_spec *s = hutch_spec_new();
+	struct hutch_err *err = NULL;
+	assert_int_equal(s->dns.n_servers + s->dns.n_search + s->dns.n_options, 0);
+	assert_int_equal(s->n_extra_hosts, 0);
+	assert_int_equal(hutch_spec_add_dns_server(s, "10.0.0.53", &err), 0);
+	assert_int_equal(hutch_spec_add_dns_server(s, "fd00::53", &err), 0);
+	assert_int_equal(hutch_spec_add_dns_search(s, "example.com", &err), 0);
+	assert_int_equal(hutch_spec_add_dns_search(s, ".", &err), 0);
+	assert_int_equal(hutch_spec_add_dns_option(s, "ndots:2", &err), 0);
+	assert_int_equal(hutch_spec_add_host(s, "db", "10.1.2.3", &err), 0);
+	assert_int_equal(hutch_spec_add_host(s, "db6", "fd00::3", &err), 0);
+	assert_null(err);
+	assert_int_equal(s->dns.n_servers, 2);
+	assert_string_equal(s->dns.servers[1], "fd00::53");
+	assert_null(s->dns.servers[2]);
+	assert_int_equal(s->dns.n_search, 2);
+	assert_string_equal(s->dns.search[1], ".");
+	assert_int_equal(s->dns.n_options, 1);
+	assert_int_equal(s->n_extra_hosts, 2);
+	assert_string_equal(s->extra_hosts[1].hostname, "db6");
+	assert_string_equal(s->extra_hosts[1].address, "fd00::3");
+
+	EXPECT_ADD_FAILS(hutch_spec_add_dns_server(s, "10.0.0", &err), "'10.0.0'");
+	EXPECT_ADD_FAILS(hutch_spec_add_dns_server(s, "dns.example", &err), "'dns.example'");
+	EXPECT_ADD_FAILS(hutch_spec_add_dns_search(s, "a b", &err), "'a b'");
+	EXPECT_ADD_FAILS(hutch_spec_add_dns_search(s, "..", &err), "'..'");
+	EXPECT_ADD_FAILS(hutch_spec_add_dns_option(s, "nd ots", &err), "'nd ots'");
+	EXPECT_ADD_FAILS(hutch_spec_add_dns_option(s, "", &err), "DNS option ''");
+	EXPECT_ADD_FAILS(hutch_spec_add_dns_option(s, "a#b", &err), "'a#b'");
+	EXPECT_ADD_FAILS(hutch_spec_add_host(s, "bad host", "1.2.3.4", &err), "'bad host'");
+	EXPECT_ADD_FAILS(hutch_spec_add_host(s, "ok", "1.2.3.999", &err), "'1.2.3.999'");
+	EXPECT_ADD_FAILS(hutch_spec_add_host(s, "ok", "host-gateway", &err), "host-gateway");
+	assert_int_equal(s->dns.n_servers, 2);
+	assert_int_equal(s->dns.n_search, 2);
+	assert_int_equal(s->dns.n_options, 1);
+	assert_int_equal(s->n_extra_hosts, 2);
+	hutch_spec_free(s);
+}
+
+static void test_privileged(void **state)
+{
+	struct hutch_spec *s = hutch_spec_new();
+	hutch_spec_set_privileged(s);
+	assert_true(s->privileged);
+	assert_int_equal(s->process.caps, ~0ULL);
+	assert_false(s->process.no_new_privileges);
+	assert_int_equal(s->seccomp, HUTCH_SECCOMP_UNCONFINED);
+	assert_int_equal(s->n_masked_paths, 0);
+	assert_int_equal(s->n_readonly_paths, 0);
+	/* /sys and /sys/fs/cgroup writable, their other options kept */
+	check_mount(s, "/sys", "sysfs", "sysfs", "nosuid,noexec,nodev");
+	check_mount(s, "/sys/fs/cgroup", "cgroup2", "cgroup", "nosuid,noexec,nodev,relatime");
+	/* the rest as before */
+	check_mount(s, "/proc", "proc", "proc", "nosuid,noexec,nodev");
+	check_mount(s, "/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k");
+	assert_int_equal(s->n_mounts, 7);
+	/* twice is the same */
+	hutch_spec_set_privileged(s);
+	check_mount(s, "/sys", "sysfs", "sysfs", "nosuid,noexec,nodev");
+	hutch_spec_free(s);
+}
+
+static void test_validate_dns_and_hosts(void **state)
+{
+	struct hutch_spec *s;
+	/* fields filled directly (by a later module) are checked too */
+	s = valid_spec();
+	s->dns.servers = xcalloc(2, sizeof(char *));
+	s->dns.servers[0] = xstrdup("300.1.1.1");
+	s->dns.n_servers = 1;
+	expect_invalid(s, "300.1.1.1");
+	s = valid_spec();
+	s->dns.search = xcalloc(2, sizeof(char *));
+	s->dns.search[0] = xstrdup("bad domain");
+	s->dns.n_search = 1;
+	expect_invalid(s, "bad domain");
+	s = valid_spec();
+	s->dns.options = xcalloc(2, sizeof(char *));
+	s->dns.options[0] = xstrdup("a\nnameserver 6.6.6.6");
+	s->dns.n_options = 1;
+	expect_invalid(s, "DNS option");
+	s = valid_spec();
+	s->extra_hosts = xcalloc(1, sizeof(*s->extra_hosts));
+	s->extra_hosts[0] =
+	    (struct hutch_host_entry){xstrdup("x\n1.1.1.1 evil"), xstrdup("1.1.1.1")};
+	s->n_extra_hosts = 1;
+	expect_invalid(s, "host name");
+	s = valid_spec();
+	s->extra_hosts = xcalloc(1, sizeof(*s->extra_hosts));
+	s->extra_hosts[0] = (struct hutch_host_entry){xstrdup("db"), xstrdup("1.1.1")};
+	s->n_extra_hosts = 1;
+	expect_invalid(s, "1.1.1");
+}
+
+
+/* A mount made below a shared bind would propagate to the host and stay there. */
+static void test_validate_mounts_below_shared_binds(void **state)
+{
+	struct hutch_spec *s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/srv", "/data", "rbind,rshared");
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/data/tmp", NULL);
+	expect_invalid(s, "/data/tmp");
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/srv", "/data/", "rbind,shared");
+	hutch_spec_add_mount(s, "bind", "/x", "/data/x/y", "rbind");
+	expect_invalid(s, "/data/x/y");
+	/* but not below rslave, and not beside it */
+	s = valid_spec();
+	struct hutch_err *err = NULL;
+	hutch_spec_add_mount(s, "bind", "/srv", "/data", "rbind,rslave");
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/data/tmp", NULL);
+	hutch_spec_add_mount(s, "bind", "/srv2", "/data2", "rbind,rshared");
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/data2x", NULL);
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	assert_null(err);
+	hutch_spec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,6 +647,12 @@ int main(void)
 	    cmocka_unit_test(test_docker_default_caps),
 	    cmocka_unit_test(test_validate_accepts),
 	    cmocka_unit_test(test_validate_rejects),
+	    cmocka_unit_test(test_validate_mounts_below_shared_binds),
+	    cmocka_unit_test(test_ip_valid),
+	    cmocka_unit_test(test_hostname_valid),
+	    cmocka_unit_test(test_dns_and_hosts),
+	    cmocka_unit_test(test_privileged),
+	    cmocka_unit_test(test_validate_dns_and_hosts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

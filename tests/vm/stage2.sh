@@ -158,13 +158,25 @@ fi
 
 # ---------------------------------------------------------------- memory
 
+# As Docker: --memory alone lets the container swap out as much as its memory
+# limit (--memory-swap, memory + swap, defaults to twice --memory).
 hrun memfiles --memory 32m bb sh -c 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.swap.max'
-if [ "$RC" = 0 ] && [ "$(sed -n 1p /tmp/memfiles.out)" = 33554432 ] && [ "$(sed -n 2p /tmp/memfiles.out)" = 0 ]; then
+if [ "$RC" = 0 ] && [ "$(sed -n 1p /tmp/memfiles.out)" = 33554432 ] && [ "$(sed -n 2p /tmp/memfiles.out)" = 33554432 ]; then
 	pass memory-max-and-swap-max-inside
 else
-	fail memory-max-and-swap-max-inside "rc=$RC memory.max, memory.swap.max read '$(oneline /tmp/memfiles.out)' (want 33554432, 0); stderr '$(oneline /tmp/memfiles.err)'"
+	fail memory-max-and-swap-max-inside "rc=$RC memory.max, memory.swap.max read '$(oneline /tmp/memfiles.out)' (want 33554432, 33554432); stderr '$(oneline /tmp/memfiles.err)'"
 fi
 no_warning memfiles
+# --memory-swap: equal to --memory, no swap; larger, the difference; -1, unlimited.
+for sw in 32m:0 48m:16777216 -1:max; do
+	hrun "swap${sw%%:*}" --memory 32m --memory-swap "${sw%%:*}" bb cat /sys/fs/cgroup/memory.swap.max
+	got=$(cat "/tmp/swap${sw%%:*}.out")
+	if [ "$RC" = 0 ] && [ "$got" = "${sw#*:}" ]; then
+		pass "memory-swap-${sw%%:*}-gives-swap-max-${sw#*:}"
+	else
+		fail "memory-swap-${sw%%:*}-gives-swap-max-${sw#*:}" "rc=$RC memory.swap.max '$got' stderr '$(oneline "/tmp/swap${sw%%:*}.err")'"
+	fi
+done
 
 # The allocation: awk builds a 64 MiB string, anonymous memory it must hold
 # (there is no swap), so at a 32 MiB limit the kernel's OOM killer has to act.
@@ -275,7 +287,7 @@ no_warning cpu
 
 if ht image import /ml3 ml3 >/tmp/ml3-import.out 2>&1; then
 	pass multi-layer-import
-	hrun ml3 ml3 sh -c 'cat /marker; ls -A /home/app; test -e /etc/hostname && echo hostname-still-there; true'
+	hrun ml3 ml3 sh -c 'cat /marker; ls -A /home/app; test -e /var/tmp && echo var-tmp-still-there; true'
 	if [ "$RC" = 0 ] && [ "$(cat /tmp/ml3.out)" = "$(printf 'layer 2\nnew')" ]; then
 		pass multi-layer-whiteout-and-opaque-dir
 	else
@@ -427,6 +439,92 @@ if [ -z "$left" ]; then
 	pass rootless-delegated-nothing-left
 else
 	fail rootless-delegated-nothing-left "left: $left"
+fi
+
+# ---------------------------------------------------------------- masked and read-only paths
+
+# Docker's masked and read-only paths, on a kernel that has them (the development
+# host's lacks /proc/kcore and /proc/sysrq-trigger). Inside, a masked file is the
+# container's /dev/null (char 1:3, reads empty), a masked directory an empty
+# read-only tmpfs; a read-only path is a read-only mount that refuses writes.
+MASKED="/proc/asound /proc/acpi /proc/interrupts /proc/kcore /proc/keys /proc/latency_stats /proc/timer_list /proc/timer_stats /proc/sched_debug /proc/scsi /sys/firmware /sys/devices/virtual/powercap"
+READONLY="/proc/bus /proc/fs /proc/irq /proc/sys /proc/sysrq-trigger"
+present=""
+for p in $MASKED; do [ -e "$p" ] && present="$present $p"; done
+for p in /proc/kcore /proc/sysrq-trigger /proc/timer_list /sys/firmware; do
+	if [ -e "$p" ]; then pass "vm-kernel-has-$p"; else fail "vm-kernel-has-$p" "missing in the VM"; fi
+done
+MASKCHECK='for p in "$@"; do
+	if [ -d "$p" ]; then
+		if touch "$p/hutch-probe" 2>/dev/null; then w=writable; else w=ro; fi
+		echo "$p dir entries=$(ls -A "$p" | wc -l) $w"
+	elif [ -e "$p" ]; then
+		echo "$p file $(stat -c %t:%T "$p") bytes=$(cat "$p" 2>/dev/null | wc -c)"
+	else
+		echo "$p missing"
+	fi
+done'
+# shellcheck disable=SC2086 # one argument per path
+hrun masked bb sh -c "$MASKCHECK" sh $present
+bad=""
+for p in $present; do
+	if [ -d "$p" ]; then want="$p dir entries=0 ro"; else want="$p file 1:3 bytes=0"; fi
+	grep -qxF "$want" /tmp/masked.out || bad="$bad [$p: want '$want', got '$(grep "^$p " /tmp/masked.out)']"
+done
+if [ "$RC" = 0 ] && [ -z "$bad" ]; then
+	pass "masked-paths-masked ($(echo "$present" | wc -w) of them)"
+else
+	fail masked-paths-masked "rc=$RC$bad stderr '$(oneline /tmp/masked.err)'"
+fi
+# ...and on the host they are not empty (so the mask is what hid them)
+if [ "$(head -c 64 /proc/timer_list | wc -c)" = 64 ] && [ "$(stat -c %s /proc/kcore)" -gt 0 ] && [ -n "$(ls -A /sys/firmware)" ]; then
+	pass masked-paths-have-content-outside
+else
+	fail masked-paths-have-content-outside "timer_list $(head -c 64 /proc/timer_list | wc -c) bytes, kcore size $(stat -c %s /proc/kcore), /sys/firmware: '$(ls -A /sys/firmware | tr '\n' ' ')'"
+fi
+
+# A directory: touch it; a file: write to it ("h" to sysrq-trigger only prints
+# the help to the kernel log, should it ever get through).
+ROCHECK='for p in "$@"; do
+	if [ -d "$p" ]; then touch "$p" 2>/tmp/e; else (echo h >"$p") 2>/tmp/e; fi
+	opts=$(awk -v m="$p" "\$5 == m {print \$6}" /proc/self/mountinfo)
+	echo "$p opts=$opts err=$(cat /tmp/e)"
+done
+echo h >/proc/sys/kernel/hostname 2>/tmp/e; echo "sysctl err=$(cat /tmp/e)"'
+rpresent=""
+for p in $READONLY; do [ -e "$p" ] && rpresent="$rpresent $p"; done
+# shellcheck disable=SC2086
+hrun readonly bb sh -c "$ROCHECK" sh $rpresent
+bad=""
+for p in $rpresent sysctl; do
+	line=$(grep "^$p " /tmp/readonly.out)
+	case "$p" in sysctl) ;; *) case "$line" in *" opts=ro,"* | *" opts=ro "*) ;; *) bad="$bad [$p not mounted ro: '$line']" ;; esac ;; esac
+	case "$line" in *"Read-only file system"*) ;; *) bad="$bad [$p writable: '$line']" ;; esac
+done
+if [ "$RC" = 0 ] && [ -z "$bad" ]; then
+	pass "read-only-paths-read-only ($(echo "$rpresent" | wc -w) of them)"
+else
+	fail read-only-paths-read-only "rc=$RC$bad stderr '$(oneline /tmp/readonly.err)'"
+fi
+# --privileged: none of it (a look only: reading all of /proc/kcore never ends)
+hrun masked-priv --privileged bb sh -c 'stat -c "%n %t:%T %s" /proc/kcore; echo "/sys/firmware entries=$(ls -A /sys/firmware | wc -l)"; head -c 64 /proc/timer_list | wc -c; awk "\$5 ~ /^\/proc\// {print \$5}" /proc/self/mountinfo'
+if [ "$RC" = 0 ] && [ "$(sed -n 1p /tmp/masked-priv.out)" = "/proc/kcore 0:0 $(stat -c %s /proc/kcore)" ] &&
+	grep -q '^/sys/firmware entries=[1-9]' /tmp/masked-priv.out && [ "$(sed -n 3p /tmp/masked-priv.out)" = 64 ] &&
+	[ "$(wc -l </tmp/masked-priv.out)" = 3 ]; then
+	pass privileged-nothing-masked
+else
+	fail privileged-nothing-masked "rc=$RC '$(oneline /tmp/masked-priv.out)' stderr '$(oneline /tmp/masked-priv.err)'"
+fi
+
+# ---------------------------------------------------------------- /etc files
+
+# On this kernel the overlay is mounted through mount(2) (no "lowerdir+"), with
+# the shared layer of empty /etc files at the bottom; the image never had hosts.
+hrun etcfiles -h vmbox --add-host db:10.0.0.5 bb sh -c 'cat /etc/hostname; grep -c "^127.0.0.1	vmbox$" /etc/hosts; grep "	db$" /etc/hosts; hostname -i'
+if [ "$RC" = 0 ] && [ "$(cat /tmp/etcfiles.out)" = "$(printf 'vmbox\n1\n10.0.0.5\tdb\n127.0.0.1')" ]; then
+	pass etc-files-on-the-legacy-overlay-mount
+else
+	fail etc-files-on-the-legacy-overlay-mount "rc=$RC '$(oneline /tmp/etcfiles.out)' stderr '$(oneline /tmp/etcfiles.err)'"
 fi
 
 # The shared parent goes with the last container: nothing of hutch's is left.
