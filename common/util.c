@@ -7,7 +7,9 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -340,4 +342,14 @@ char *printable(const char *s, size_t len)
 	if (len > shown_max)
 		strcpy(o, "...");
 	return out;
+}
+
+int openat2_retry(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
+{
+	struct open_how how = {.flags = flags | O_CLOEXEC, .resolve = resolve};
+	for (int tries = 0;; tries++) {
+		int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+		if (fd >= 0 || (errno != EAGAIN && errno != EINTR) || tries >= 64)
+			return fd;
+	}
 }

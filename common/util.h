@@ -63,6 +63,11 @@ int write_file_replace(int dirfd, const char *path, const void *buf, size_t len,
 		       struct hutch_err **err);
 /* mkdir -p below dirfd (path is relative or absolute when dirfd is AT_FDCWD). */
 int mkdir_p_at(int dirfd, const char *path, mode_t mode, struct hutch_err **err);
+/* openat2(2) with `resolve` (RESOLVE_* flags) and O_CLOEXEC added to flags. The
+ * kernel answers EAGAIN for RESOLVE_IN_ROOT/BENEATH when a rename or mount
+ * anywhere on the system races a ".." step; that is retried a bounded number of
+ * times, as is EINTR. Returns the fd, or -1 with errno set. */
+int openat2_retry(int dirfd, const char *path, uint64_t flags, uint64_t resolve);
 /* rm -rf dirfd/name: never crosses mount points, never follows symlinks. */
 int remove_tree_at(int dirfd, const char *name, struct hutch_err **err);
 

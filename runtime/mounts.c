@@ -22,15 +22,11 @@
 
 static int openat2_in_root(int rootfd, const char *path, int flags)
 {
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-	};
 	while (*path == '/')
 		path++;
 	if (!*path)
 		path = ".";
-	return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+	return openat2_retry(rootfd, path, (uint64_t)flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
 /* ENOTDIR resolving path in the root: name the part of it that is not a directory. */

@@ -61,7 +61,7 @@ def test_entrypoint_reset(hutch, oci_image):
     # --entrypoint "": no entrypoint and no Cmd: the command must be given
     cp = run(hutch, "--entrypoint", "", img, check=False)
     assert cp.returncode == 125
-    assert "no command given" in cp.stderr
+    assert "no command: --entrypoint '' drops the image's Entrypoint and Cmd" in cp.stderr
     assert run(hutch, "--entrypoint", "", img, "echo", "hi").stdout == "hi\n"
     assert run(hutch, "--entrypoint=", img, "sh", "-c", "echo $0", "zero").stdout == "zero\n"
 
@@ -79,7 +79,8 @@ def test_no_cmd_and_no_entrypoint(hutch, oci_image):
     img = oci_image({"Cmd": None})
     cp = run(hutch, img, check=False)
     assert cp.returncode == 125
-    assert "no command given and the image has no Cmd or Entrypoint" in cp.stderr
+    assert "no command given and image" in cp.stderr
+    assert "has no Cmd or Entrypoint: give one after the image" in cp.stderr
     assert run(hutch, img, "true").returncode == 0
 
 

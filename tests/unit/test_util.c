@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -683,9 +684,36 @@ static void test_err_print(void **state)
 	free(out);
 }
 
+/* openat2_retry: resolution stays in the root for RESOLVE_IN_ROOT (an absolute
+ * symlink is followed inside it) and is refused for RESOLVE_BENEATH. */
+static void test_openat2_retry(void **state)
+{
+	(void)state;
+	char *tmp = make_tmpdir();
+	int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_int_equal(mkdirat(dfd, "etc", 0755), 0);
+	int f = openat(dfd, "etc/marker", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(f >= 0);
+	close(f);
+	assert_int_equal(symlinkat("/etc", dfd, "abs"), 0);
+	int fd = openat2_retry(dfd, "abs/marker", O_RDONLY, RESOLVE_IN_ROOT);
+	assert_true(fd >= 0);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	errno = 0;
+	assert_int_equal(openat2_retry(dfd, "abs/marker", O_RDONLY, RESOLVE_BENEATH), -1);
+	assert_int_equal(errno, EXDEV);
+	assert_int_equal(openat2_retry(dfd, "missing", O_RDONLY, RESOLVE_IN_ROOT), -1);
+	assert_int_equal(errno, ENOENT);
+	close(dfd);
+	rm_tmpdir(tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_openat2_retry),
 	    cmocka_unit_test(test_parse_size_accepts),
 	    cmocka_unit_test(test_parse_size_rejects),
 	    cmocka_unit_test(test_parse_size_overflow),
