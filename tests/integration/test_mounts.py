@@ -449,3 +449,50 @@ def test_mount_below_a_shared_bind_is_refused(hutch, tmp):
     assert cp.returncode == 125
     assert "/data/x" in cp.stderr and "shared bind mount on /data" in cp.stderr
     assert not os.listdir(tmp / "x")
+
+
+# A --rm container that wrote nothing leaves its rw layer as DATA/containers/.spare
+# for the next start; anything written, a changed root dir or a spare written to
+# since, and the layer is removed instead: no container ever sees another's files.
+
+def _spare(state):
+    return state.root / "containers" / ".spare"
+
+
+
+
+def test_untouched_rw_layer_is_reused_by_the_next_start(hutch, state, ctr):
+    hutch("run", "--rm", "bb", "true")
+    assert sorted(os.listdir(_spare(state))) == ["upper", "work"]
+    assert os.listdir(_spare(state) / "upper") == []
+    ino = os.stat(_spare(state)).st_ino
+    cid = ctr.run("bb", "sleep", "100")
+    assert not _spare(state).exists()
+    assert os.stat(state.root / "containers" / cid).st_ino == ino
+    hutch("rm", "-f", cid)
+    # a container that was not --rm keeps its layer until rm, which removes it
+    assert not _spare(state).exists()
+
+
+@pytest.mark.parametrize("write", ["touch /x", "mkdir /d", "rm /bin/ls", "chmod 700 /",
+                                   "echo x >> /etc/passwd"])
+def test_written_rw_layer_is_removed_not_reused(hutch, state, write):
+    hutch("run", "--rm", "bb", "true")
+    ino = os.stat(_spare(state)).st_ino
+    hutch("run", "--rm", "bb", "sh", "-c", write)
+    # the written layer was the spare: it is gone, and no new spare was left
+    assert not _spare(state).exists() or os.stat(_spare(state)).st_ino != ino
+    cp = hutch("run", "--rm", "bb", "sh", "-c",
+               "ls /x /d 2>&1; test -e /bin/ls && echo ls-here; ls -ld /; "
+               "grep -c '^x$' /etc/passwd; true")
+    assert "ls-here" in cp.stdout and "drwxr-xr-x" in cp.stdout
+    assert "\n0\n" in cp.stdout and cp.stdout.count("No such file") == 2
+
+
+def test_spare_written_to_after_it_was_kept_is_not_used(hutch, state):
+    hutch("run", "--rm", "bb", "true")
+    (_spare(state) / "upper" / "planted").write_text("from elsewhere\n")
+    cp = hutch("run", "--rm", "bb", "sh", "-c", "cat /planted 2>&1; true")
+    assert "No such file" in cp.stdout
+    # the planted layer was removed; the run just now left a fresh spare
+    assert os.listdir(_spare(state) / "upper") == []
