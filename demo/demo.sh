@@ -40,4 +40,17 @@ step "run --rm bb no-such-command"
 h run --rm bb no-such-command
 echo "exit code: $?"
 set -e
+step "run -d --name web bb sh -c 'i=0; while :; do i=\$((i+1)); echo \"tick \$i\"; sleep 0.2; done'   # detached, under a small monitor"
+h run -d --name web bb sh -c 'i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done' >/dev/null
+sleep 0.7
+step ps
+h ps
+step "exec web sh -c 'echo \"inside \$(hostname): \$(ps | wc -l) lines of ps\"'"
+h exec web sh -c 'echo "inside $(hostname): $(ps | wc -l) lines of ps"'
+step "logs --tail 2 web"
+h logs --tail 2 web
+step "stop -t 1 web && rm web"
+h stop -t 1 web
+h rm web
+h ps -a
 printf '\nDemo done. Try: %s --root %s run --rm -it bb sh\n' "$HUTCH" "<dir>"
