@@ -34,6 +34,7 @@ import platform
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tarfile
 import threading
@@ -356,7 +357,10 @@ def _layout_with(tmp, *entries, comp="gzip", fmt=tarfile.PAX_FORMAT):
 
 
 def _escape_cases(g):
-    """name -> (entries, needles). Each plants its payload where it must never land."""
+    """name -> (entries, needles): entries hutch refuses, as Docker does. Names
+    that climb out or are absolute, hardlink targets that do, a symlink in place
+    of the layer root, whiteouts for no name; and a path through a symlink whose
+    target the layer does not have (Docker, following it in a chroot, fails too)."""
     up, root = g.up_to_slash, g.up_to_root
     return {
         "dotdot": ([F("../escape", b"x")], ["'../escape'", "'..'"]),
@@ -365,28 +369,15 @@ def _escape_cases(g):
         "inner-dotdot": ([D("a/"), F("a/../../escape", b"x")], ["'a/../../escape'"]),
         "absolute": ([F("/etc/hutch-escape", b"x")], ["'/etc/hutch-escape'"]),
         "absolute-outside": ([F(str(g.outside / "pwned"), b"x")], [f"'{g.outside}/pwned'"]),
-        "symlink-root-then-file": ([S("evil", "/"), F("evil/etc/hutch-escape", b"x")],
-                                   ["'evil/etc/hutch-escape'", "symlink"]),
-        "symlink-abs-dir-then-file": ([S("evil", str(g.outside)), F("evil/pwned", b"x")],
-                                      ["'evil/pwned'", "symlink"]),
-        "symlink-relative-up-then-file": (
-            [S("evil", "../../../../../../../../../../" + str(g.outside).lstrip("/")),
-             F("evil/pwned", b"x")], ["'evil/pwned'", "symlink"]),
-        "symlink-to-sentinel-then-file": ([S("evil", root), F("evil/pwned", b"x")],
-                                          ["'evil/pwned'", "symlink"]),
-        "symlink-chain-then-file": (
-            [D("d/"), S("d/one", ".."), S("two", "d/one/.."), F("two/pwned", b"x")],
-            ["'two/pwned'"]),
-        "symlink-dir-then-dir": ([S("evil", str(g.outside)), D("evil/sub/newdir/")],
-                                 ["evil/sub/newdir"]),
-        "dir-replaced-by-symlink-then-file": (
-            [D("d/"), S("d", str(g.outside)), F("d/pwned", b"x")], ["'d/pwned'", "symlink"]),
-        "symlink-placed-through-symlink": ([S("evil", str(g.outside)), S("evil/s", "/")],
-                                           ["'evil/s'", "symlink"]),
-        "hardlink-placed-through-symlink": ([S("evil", str(g.outside)), H("evil/h", "etc/passwd")],
-                                            ["'evil/h'", "symlink"]),
-        "fifo-placed-through-symlink": ([S("evil", str(g.outside)), _fifo("evil/fifo")],
-                                        ["'evil/fifo'", "symlink"]),
+        "symlink-abs-dir-not-in-layer-then-file": (
+            [S("evil", str(g.outside)), F("evil/pwned", b"x")],
+            ["'evil/pwned'", "symlink", "not in the layer"]),
+        "symlink-to-sentinel-not-in-layer-then-file": (
+            [S("evil", root), F("evil/pwned", b"x")], ["'evil/pwned'", "not in the layer"]),
+        "symlink-dir-not-in-layer-then-dir": ([S("evil", str(g.outside)), D("evil/sub/newdir/")],
+                                              ["evil/sub/newdir", "not in the layer"]),
+        "hardlink-through-symlink-not-in-layer": (
+            [S("evil", str(g.outside)), H("h", "evil/victim")], ["'evil/victim'", "not exist"]),
         "symlink-named-slash-dot": ([S("/.", str(g.outside))], ["'/.'", "CVE-2021-29136"]),
         "symlink-named-dot": ([S(".", str(g.outside))], ["'.'", "CVE-2021-29136"]),
         "symlink-named-dot-slash": ([S("./", "/")], ["CVE-2021-29136"]),
@@ -395,19 +386,11 @@ def _escape_cases(g):
         "file-named-root": ([F("/", b"x")], ["layer root"]),
         "hardlink-dotdot": ([H("h", "../../etc/passwd")], ["'../../etc/passwd'"]),
         "hardlink-dotdot-to-victim": ([H("h", up + "/victim")], [up + "/victim"]),
-        "hardlink-through-symlinked-dir": ([S("evil", str(g.outside)), H("h", "evil/victim")],
-                                           ["'evil/victim'", "symlink"]),
-        "hardlink-through-relative-symlink": (
-            [S("evil", root), H("h", "evil/victim")], ["'evil/victim'", "symlink"]),
         "hardlink-absolute-target": ([H("h", str(g.outside / "victim"))], ["'h'", "absolute"]),
         "whiteout-dotdot": ([F(".wh...", b"")], ["'.wh...'", "whiteout"]),
         "whiteout-dot": ([F(".wh..", b"")], ["'.wh..'", "whiteout"]),
         "whiteout-empty": ([F(".wh.", b"")], ["'.wh.'", "whiteout"]),
         "whiteout-up": ([F("../.wh.x", b"")], ["'../.wh.x'"]),
-        "whiteout-through-symlink": ([S("evil", str(g.outside)), F("evil/.wh.victim", b"")],
-                                     ["'evil/.wh.victim'", "symlink"]),
-        "opaque-through-symlink": ([S("evil", str(g.outside)), F("evil/.wh..wh..opq", b"")],
-                                   ["'evil/.wh..wh..opq'", "symlink"]),
         "pax-path-dotdot": ([_pax_named("innocent", "../pax-escape", b"x")],
                             ["'../pax-escape'"]),
         "pax-linkpath-dotdot": ([_pax_linked("h", "innocent", "../../etc/passwd")],
@@ -415,6 +398,84 @@ def _escape_cases(g):
         "gnu-longname-dotdot": ([F("a" * 120 + "/../../../" + root + "/pwned", b"x")],
                                 ["/pwned'"]),
     }
+
+
+def _mirror(g):
+    """The guarded dirs as the layer itself has them (tmp/hutch-hostile-X/ with
+    victim and sub/, and sentinel-X/ with victim): where a symlink aiming at
+    them leads once it is resolved inside the layer."""
+    out_rel = str(g.outside).lstrip("/")
+    return [D("tmp/"), D(out_rel + "/"), D(out_rel + "/sub/"),
+            F(out_rel + "/victim", b"inside victim\n"), D(g.sentinel.name + "/"),
+            F(g.sentinel.name + "/victim", b"inside sentinel victim\n")]
+
+
+def _contained_cases(g):
+    """name -> (entries, expected): a symlink (absolute, or with ".." enough to
+    climb out) is followed inside the layer, as Docker and containerd do, so the
+    entry lands in the layer's own copy of what it aimed at. expected maps a path
+    in the layer to ("file", data) | ("dir",) | ("symlink", target) | ("fifo",) |
+    ("same-as", path) | ("whiteout",) | ("opaque",)."""
+    out_rel, root = str(g.outside).lstrip("/"), g.up_to_root
+    return {
+        "symlink-root-then-file": ([S("evil", "/"), F("evil/etc/hutch-escape", b"x")],
+                                   {"etc/hutch-escape": ("file", b"x")}),
+        "symlink-abs-dir-then-file": ([S("evil", str(g.outside)), F("evil/pwned", b"x")],
+                                      {out_rel + "/pwned": ("file", b"x")}),
+        "symlink-relative-up-then-file": (
+            [S("evil", "../../../../../../../../../../" + out_rel), F("evil/pwned", b"x")],
+            {out_rel + "/pwned": ("file", b"x")}),
+        "symlink-to-sentinel-then-file": ([S("evil", root), F("evil/pwned", b"x")],
+                                          {g.sentinel.name + "/pwned": ("file", b"x")}),
+        "symlink-chain-then-file": (
+            [D("d/"), S("d/one", ".."), S("two", "d/one/.."), F("two/pwned", b"x")],
+            {"pwned": ("file", b"x")}),
+        "symlink-dir-then-dir": ([S("evil", str(g.outside)), D("evil/sub/newdir/")],
+                                 {out_rel + "/sub/newdir": ("dir",)}),
+        "dir-replaced-by-symlink-then-file": (
+            [D("d/"), S("d", str(g.outside)), F("d/pwned", b"x")],
+            {out_rel + "/pwned": ("file", b"x"), "d": ("symlink", str(g.outside))}),
+        "symlink-placed-through-symlink": ([S("evil", str(g.outside)), S("evil/s", "/")],
+                                           {out_rel + "/s": ("symlink", "/")}),
+        "hardlink-placed-through-symlink": ([S("evil", str(g.outside)),
+                                             H("evil/h", "etc/passwd")],
+                                            {out_rel + "/h": ("same-as", "etc/passwd")}),
+        "fifo-placed-through-symlink": ([S("evil", str(g.outside)), _fifo("evil/fifo")],
+                                        {out_rel + "/fifo": ("fifo",)}),
+        "hardlink-through-symlinked-dir": ([S("evil", str(g.outside)), H("h", "evil/victim")],
+                                           {"h": ("same-as", out_rel + "/victim")}),
+        "hardlink-through-relative-symlink": (
+            [S("evil", root), H("h", "evil/victim")],
+            {"h": ("same-as", g.sentinel.name + "/victim")}),
+        "whiteout-through-symlink": ([S("evil", str(g.outside)), F("evil/.wh.victim", b"")],
+                                     {out_rel + "/victim": ("whiteout",)}),
+        "opaque-through-symlink": ([S("evil", str(g.outside)), F("evil/.wh..wh..opq", b"")],
+                                   {out_rel: ("opaque",)}),
+    }
+
+
+def _check_landed(layer_dir, expected):
+    for rel, want in expected.items():
+        p = layer_dir / rel
+        st = os.lstat(p)
+        kind = want[0]
+        if kind == "file":
+            assert stat.S_ISREG(st.st_mode) and p.read_bytes() == want[1], rel
+        elif kind == "dir":
+            assert stat.S_ISDIR(st.st_mode), rel
+        elif kind == "symlink":
+            assert stat.S_ISLNK(st.st_mode) and os.readlink(p) == want[1], rel
+        elif kind == "fifo":
+            assert stat.S_ISFIFO(st.st_mode), rel
+        elif kind == "same-as":
+            other = os.lstat(layer_dir / want[1])
+            assert (st.st_ino, st.st_dev) == (other.st_ino, other.st_dev), rel
+        elif kind == "whiteout":
+            assert (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0) or \
+                "user.overlay.whiteout" in os.listxattr(p), rel
+        elif kind == "opaque":
+            names = os.listxattr(p)
+            assert "trusted.overlay.opaque" in names or "user.overlay.opaque" in names, rel
 
 
 def _fifo(name):
@@ -435,8 +496,10 @@ def _pax_named(ustar_name, pax_path, data):
     return ti, data
 
 
-ESCAPE_CASES = list(_escape_cases(types.SimpleNamespace(up_to_slash="", up_to_root="",
-                                                        outside=Path("/x"))))
+_PLACEHOLDER = types.SimpleNamespace(up_to_slash="", up_to_root="", outside=Path("/x"),
+                                     sentinel=Path("/s"))
+ESCAPE_CASES = list(_escape_cases(_PLACEHOLDER))
+CONTAINED_CASES = list(_contained_cases(_PLACEHOLDER))
 
 
 def test_payloads_aim_at_the_guarded_dirs(state, guard):
@@ -458,6 +521,45 @@ def test_escaping_layer_entry_refused(hutch, state, tmp, guard, case):
     assert_refused(hutch, state, guard, layout, *needles)
 
 
+@pytest.mark.parametrize("case", CONTAINED_CASES)
+def test_symlinks_in_a_layer_resolve_inside_it(hutch, state, tmp, guard, case):
+    """What Docker and containerd accept is accepted, and stays in the layer:
+    nothing outside changes, and each entry lands where the symlink leads
+    when the layer dir is taken as "/"."""
+    entries, expected = _contained_cases(guard)[case]
+    layer = Layer(tar_bytes(D("etc/"), F("etc/passwd", b"root:x:0:0::/:/bin/sh\n"),
+                            *_mirror(guard), *entries), comp="gzip")
+    layout = write_layout(tmp / "layout", [layer])["dir"]
+    hutch("image", "import", layout, "contained")
+    try:
+        guard.check()
+        _check_landed(_images(state) / "layers" / layer.diff_id[7:], expected)
+        assert staging(state) == []
+    finally:
+        hutch("image", "rm", "contained")
+    guard.check()
+
+
+def test_usr_lib64_symlink_then_files_through_it(hutch, state, tmp):
+    """The common real case: usr/lib64 -> /usr/lib (absolute), then files in
+    usr/lib64/: they land in the layer's usr/lib, and run in a container."""
+    layers = [Layer(state.bb_tar.read_bytes()),
+              Layer(tar_bytes(D("usr/"), D("usr/lib/"), S("usr/lib64", "/usr/lib"),
+                              F("usr/lib64/libfoo.so.1", b"foo\n"), D("usr/lib64/sub/"),
+                              F("usr/lib64/sub/bar", b"bar\n")), comp="gzip")]
+    layout = write_layout(tmp / "layout", layers)["dir"]
+    hutch("image", "import", layout, "lib64")
+    try:
+        top = _images(state) / "layers" / _chain_ids([l.diff_id for l in layers])[1]
+        assert (top / "usr/lib/libfoo.so.1").read_text() == "foo\n"
+        assert os.readlink(top / "usr/lib64") == "/usr/lib"
+        out = hutch("run", "--rm", "lib64", "cat", "/usr/lib64/libfoo.so.1",
+                    "/usr/lib/sub/bar").stdout
+        assert out == "foo\nbar\n"
+    finally:
+        hutch("image", "rm", "lib64")
+
+
 @pytest.mark.parametrize("form", ["oci-tar", "docker-archive", "rootfs-tarball"])
 def test_escaping_entries_refused_in_every_import_form(hutch, state, tmp, guard, form):
     """The same unpacker for every source: an OCI tar, a docker archive and a
@@ -471,7 +573,7 @@ def test_escaping_entries_refused_in_every_import_form(hutch, state, tmp, guard,
     else:
         src = tmp / "rootfs.tar.gz"
         src.write_bytes(layer.blob)
-    assert_refused(hutch, state, guard, src, "'evil/pwned'", "symlink")
+    assert_refused(hutch, state, guard, src, "'evil/pwned'", "not in the layer")
 
 
 def test_hostile_layer_leaves_no_good_layer_of_the_same_image_behind(hutch, state, tmp, guard):
