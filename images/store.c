@@ -157,11 +157,13 @@ static void clean_leftovers(struct hutch_store *s)
 				continue;
 			}
 			/* layers/: <chain>.size.tmp.PID, or <chain>.size without <chain> */
-			if (strlen(n) < 69 || !is_hex_string(n, 64) || strncmp(n + 64, ".size", 5))
-				continue;
 			char chain[65];
+			if (strlen(n) < 69 || strncmp(n + 64, ".size", 5))
+				continue;
 			memcpy(chain, n, 64);
 			chain[64] = '\0';
+			if (!is_hex_string(chain, 64))
+				continue;
 			struct stat st;
 			bool orphan = !n[69] && fstatat(dirfd(d), chain, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
 				      errno == ENOENT;
@@ -227,7 +229,9 @@ int hutch_image_ref_normalize(const char *ref, char **out, struct hutch_err **er
 	size_t len = strlen(ref);
 	const char *at = strchr(ref, '@');
 	size_t name_len = at ? (size_t)(at - ref) : len;
-	if (name_len == 64 && is_hex_string(ref, 64)) {
+	char head[65];
+	snprintf(head, sizeof(head), "%.64s", ref);
+	if (name_len == 64 && is_hex_string(head, 64)) {
 		_cleanup_free_ char *shown = printable(ref, len);
 		return hutch_fail(err, 0,
 				  "invalid image name '%s': 64 hex digits would read as an image "
