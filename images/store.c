@@ -254,8 +254,15 @@ char *hutch_image_ref_familiar(const char *name)
 		if (!strchr(rest, '/'))
 			return xstrdup(rest);
 	}
-	if (!strncmp(name, hub, strlen(hub)))
-		return xstrdup(name + strlen(hub));
+	if (!strncmp(name, hub, strlen(hub))) {
+		/* "docker.io/a.b/c" stays whole: "a.b/c" would name host a.b */
+		const char *rest = name + strlen(hub);
+		size_t first = strcspn(rest, "/");
+		bool host_like = memchr(rest, '.', first) || memchr(rest, ':', first) ||
+				 (first == 9 && !strncmp(rest, "localhost", 9));
+		if (!host_like)
+			return xstrdup(rest);
+	}
 	return xstrdup(name);
 }
 

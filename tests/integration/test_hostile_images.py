@@ -1540,6 +1540,72 @@ def test_concurrent_imports_share_the_unpacking_of_a_common_layer(hutch, state, 
             hutch("image", "rm", f"{tag}-{w}", check=False)
 
 
+def test_prune_removing_a_lock_file_does_not_let_two_imports_unpack_one_layer(
+        hutch, state, tmp):
+    """Prune deletes the lock files of layers that nobody holds. An import
+    that has just opened a layer's lock file, but not yet locked it, must not
+    end up holding a lock nobody else sees (a second import would make a new
+    lock file and both would unpack the layer). strace slows the first
+    import's flock calls by a second each, so prune and a second import land in
+    that window; the layer must still be unpacked once at a time."""
+    import subprocess
+    tag = "lockrace-" + secrets.token_hex(3)
+    bb = Layer(state.bb_tar.read_bytes())
+    new = Layer(tar_bytes(F("marker", f"{tag}\n".encode()),
+                          F("data", os.urandom(1 << 20) * 80)), comp="gzip")
+    layout = write_layout(tmp / "layout", [bb, new], ref=f"{tag}:1")["dir"]
+    chain = _chain_ids([bb.diff_id, new.diff_id])[1]
+    lock = _images(state) / "locks" / chain
+    tmpdir = _images(state) / "tmp"
+    seen, stop = set(), threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            try:
+                for n in os.listdir(tmpdir):
+                    if os.path.exists(tmpdir / n / "layer" / "marker"):
+                        seen.add(n)
+            except OSError:
+                pass
+            time.sleep(0.002)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    b = None
+    a = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=flock",
+                          "-e", "inject=flock:delay_enter=1000000", state.bin, "--root",
+                          str(state.root), "image", "import", str(layout), f"{tag}-a"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: lock.exists() or a.poll() is not None, timeout=30, interval=0.001,
+                 what="the first import to open the layer's lock file")
+        hutch("image", "prune")
+        assert not lock.exists(), "prune kept a lock file nobody held"
+        # B unpacks slowly (each write delayed), so that it still holds the
+        # layer's new lock file when A's delayed flock goes through
+        b = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=write",
+                              "-e", "inject=write:delay_enter=10000", state.bin, "--root",
+                              str(state.root), "image", "import", str(layout), f"{tag}-b"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        outs = [p.communicate(timeout=120) for p in (a, b)]
+    finally:
+        stop.set()
+        t.join()
+        for p in (a, b):
+            if p and p.poll() is None:
+                p.kill()
+                p.communicate()
+    try:
+        assert a.returncode == 0 and b.returncode == 0, outs
+        assert len(seen) <= 1, (
+            f"the layer was unpacked {len(seen)} times at once ({sorted(seen)}): prune removed "
+            "its lock file under an import")
+        assert hutch("run", "--rm", f"{tag}-a", "cat", "/marker").stdout == f"{tag}\n"
+    finally:
+        for w in ("a", "b"):
+            hutch("image", "rm", f"{tag}-{w}", check=False)
+
+
 def test_image_rm_during_import_of_an_overlapping_image(hutch, state, tmp, spawn):
     """A is stored (bb + base + a). B (bb + base + b, b big) is being imported,
     and reuses the stored base. `image rm A` meanwhile must not leave B naming a

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <zlib.h>
@@ -22,6 +23,7 @@
 #include "common/sha256.h"
 #include "common/util.h"
 #include "images/images.h"
+#include "images/source_internal.h"
 
 /* ---- a minimal ustar writer ------------------------------------------------ */
 
@@ -316,6 +318,10 @@ static void test_ref_normalize(void **state)
 	expect_familiar("docker.io/library/a/b:1", "library/a/b:1");
 	expect_familiar("host:5000/app:latest", "host:5000/app:latest");
 	expect_familiar("localhost/x:1", "localhost/x:1");
+	/* found by fuzz_config: shortened, these would name another registry */
+	expect_familiar("docker.io/a.b/c:1", "docker.io/a.b/c:1");
+	expect_familiar("docker.io/localhost/c:1", "docker.io/localhost/c:1");
+	expect_norm("docker.io/a.b/c:1", "docker.io/a.b/c:1");
 
 	expect_bad_name("UPPER");
 	expect_bad_name("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
@@ -952,12 +958,75 @@ static void test_rootless_remove_readonly_dirs(void **state)
 			 WEXITSTATUS(status));
 }
 
+
+/* ---- image plans: blobs named by a source ------------------------------------ */
+
+static struct image_plan *plan_for(struct fx *f, const char *blob_path)
+{
+	struct image_plan *p = image_plan_new();
+	p->config = xasprintf("{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:%s\"]}}",
+			      f->diff_hex);
+	p->config_len = strlen(p->config);
+	p->layers = xcalloc(1, sizeof(*p->layers));
+	p->n_layers = 1;
+	p->layers[0].path = xstrdup(blob_path);
+	p->layers[0].length = -1;
+	p->layers[0].size = -1;
+	p->source = xstrdup("test");
+	return p;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "the import blocked on a fifo planted as a layer blob\n";
+	write(2, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+static void test_plan_blob_not_a_regular_file(void **state)
+{
+	/* A layout checked a blob, then someone put a fifo or a symlink in its
+	 * place before the worker opens it: refused, never blocked on or followed. */
+	struct fx *f = *state;
+	_cleanup_free_ char *fifo = xasprintf("%s/blob-fifo", f->base);
+	_cleanup_free_ char *link = xasprintf("%s/blob-link", f->base);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(symlink(f->tar, link), 0);
+	signal(SIGALRM, on_alarm);
+	alarm(20);
+	const char *paths[] = {fifo, link};
+	const char *needles[] = {"not a regular file", "blob-link"};
+	for (size_t i = 0; i < 2; i++) {
+		struct image_plan *p = plan_for(f, paths[i]);
+		struct hutch_err *err = NULL;
+		char id[65];
+		assert_int_equal(store_import_plan(f->store, p, "planted", id, &err), -1);
+		assert_non_null(err);
+		if (!strstr(err->msg, needles[i]))
+			fail_msg("'%s' lacks '%s'", err->msg, needles[i]);
+		hutch_err_free(&err);
+		image_plan_free(p);
+	}
+	alarm(0);
+	/* the real file is fine */
+	struct image_plan *p = plan_for(f, f->tar);
+	struct hutch_err *err = NULL;
+	char id[65];
+	if (store_import_plan(f->store, p, "planted", id, &err) < 0)
+		fail_msg("import: %s", err->msg);
+	image_plan_free(p);
+	struct hutch_image *img = get_ok(f, "planted");
+	hutch_image_free(img);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ref_normalize),
+	    T(test_plan_blob_not_a_regular_file),
 	    T(test_import_and_get),
 	    T(test_reopen),
 	    T(test_shared_layer_same_source),

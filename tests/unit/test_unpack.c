@@ -1110,6 +1110,81 @@ static void test_finish_drains_trailing_bytes(void **state)
 
 /* ---- digests ----------------------------------------------------------------------------- */
 
+
+static void test_files_that_cannot_fit_refused_at_their_header(void **state)
+{
+	/* The bomb guard is the space there is: a file larger than what is left
+	 * is refused before any of it is written; one that fits is unpacked,
+	 * however well it compresses. */
+	struct fixture *f = *state;
+	struct tb t = {0};
+	tb_file(&t, "small", "0123456789", 0644);
+	struct tb_hdr h = tb_defaults("huge", '0', 0644);
+	h.size = (int64_t)1 << 50;
+	h.fmt = TB_GNU;
+	h.base256 = true;
+	tb_header(&t, &h); /* no data: refused at the header, before reading any */
+	f->opts.max_bytes = 1 << 20;
+	assert_int_equal(unpack(f, &t), -1);
+	if (!strstr(f->err, "'huge'") || !strstr(f->err, "1024 TiB") ||
+	    !strstr(f->err, "decompression bomb"))
+		fail_msg("message: %s", f->err);
+	assert_int_equal(f->err_errno, ENOSPC);
+	assert_false(exists_in(f, "huge"));
+	tb_free(&t);
+	assert_int_equal(remove_tree_at(f->layer_fd, "small", NULL), 0);
+
+	/* the limit counts all files together */
+	_cleanup_free_ char *kib = xcalloc(1, 601);
+	memset(kib, 'z', 600);
+	tb_file(&t, "a", kib, 0644);
+	tb_file(&t, "b", kib, 0644);
+	tb_end(&t);
+	f->opts.max_bytes = 1000;
+	expect_unpack_error(f, &t, "'b'", "free some space");
+	f->opts.max_bytes = 1200;
+	assert_int_equal(unpack(f, &t), 0);
+	tb_free(&t);
+	f->opts.max_bytes = 0;
+}
+
+static void test_stream_limit(void **state)
+{
+	/* 8 MiB of zeros gzip to ~8 KiB (1000:1): read whole without a limit,
+	 * refused (ENOSPC) past one, whatever the ratio. */
+	(void)state;
+	size_t n = 8 << 20;
+	_cleanup_free_ char *zeros = xcalloc(1, n);
+	struct tb blob = {0};
+	gzip_bytes(zeros, n, &blob);
+	assert_true(blob.len < n / 500);
+	_cleanup_free_ char *buf = malloc(1 << 16);
+	for (int limited = 0; limited < 2; limited++) {
+		_cleanup_close_ int fd = memfd_with(&blob);
+		struct layer_stream *ls = NULL;
+		struct hutch_err *err = NULL;
+		assert_int_equal(layer_stream_open(fd, &ls, &err), 0);
+		if (limited)
+			layer_stream_set_max(ls, 1 << 20);
+		size_t total = 0;
+		ssize_t got;
+		while ((got = layer_stream_read(ls, buf, 1 << 16, &err)) > 0)
+			total += (size_t)got;
+		if (limited) {
+			assert_int_equal(got, -1);
+			assert_int_equal(err->errno_, ENOSPC);
+			assert_non_null(strstr(err->msg, "decompression bomb"));
+			assert_true(total <= 1 << 20);
+			hutch_err_free(&err);
+		} else {
+			assert_int_equal(got, 0);
+			assert_int_equal(total, n);
+		}
+		layer_stream_free(ls);
+	}
+	tb_free(&blob);
+}
+
 static void test_digest_is_valid(void **state)
 {
 	const char *hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -1169,6 +1244,8 @@ int main(void)
 	    T(test_corrupt_streams),
 	    T(test_finish_drains_trailing_bytes),
 	    cmocka_unit_test(test_digest_is_valid),
+	    cmocka_unit_test(test_stream_limit),
+	    T(test_files_that_cannot_fit_refused_at_their_header),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
