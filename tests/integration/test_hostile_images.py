@@ -3,13 +3,18 @@
 config JSON; `docker save` archives), so each one can lie in exactly one way.
 
 What is proved, per attack:
-- layer entries that climb out (`..`, absolute names, symlinks and hardlinks
-  that lead out of the layer, CVE-2021-29136's symlink for `/.`, whiteouts with
-  escaping names) are refused with a message naming the entry;
+- layer entries whose names climb out (`..`, absolute names, `..` or absolute
+  hardlink targets, CVE-2021-29136's symlink for `/.`, whiteouts with escaping
+  names) are refused with a message naming the entry;
+- symlinks that aim out of the layer (absolute, or with `..`) are followed
+  inside it, as Docker and containerd do: what goes through them lands in the
+  layer's own copy of the target (checked entry by entry), or is refused when
+  the layer has no such directory; never outside;
 - digests: malformed digest strings are refused before they become paths
   (CVE-2024-3727); blobs are checked against the manifest, uncompressed layers
-  against the config's diff_ids; truncated blobs and decompression bombs
-  (gzip, zstd) are refused, a bomb quickly and without filling the disk;
+  against the config's diff_ids; truncated blobs are refused; a decompression
+  bomb (a file bigger than the disk can take) is refused at its header, quickly
+  and without writing, while a layer of zeros that fits is imported;
 - for every refusal: a non-zero exit, nothing written outside the store (a
   sentinel dir next to the store and a /tmp dir the layer aims at stay as they
   were), no new layer dir or config in ROOT/images/{layers,configs}, nothing in
