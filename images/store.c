@@ -517,8 +517,11 @@ int hutch_image_get(struct hutch_store *s, const char *ref, struct hutch_image *
 	struct hutch_image *img = xcalloc(1, sizeof(*img));
 	char(*chains)[65] = NULL;
 	int ret = -1;
-	if (refs_load(s, &refs, err) < 0 || resolve_ref(s, refs, ref, img->id, &img->name, err) < 0 ||
-	    load_config(s, img->id, &cfg, err) < 0 ||
+	_cleanup_free_ char *full = NULL;
+	if (refs_load(s, &refs, err) < 0 || resolve_ref(s, refs, ref, img->id, &full, err) < 0)
+		goto out;
+	img->name = hutch_image_ref_familiar(full);
+	if (load_config(s, img->id, &cfg, err) < 0 ||
 	    config_chain_ids(cfg, img->id, &chains, &img->n_layers, err) < 0)
 		goto out;
 	img->layer_dirs = xcalloc(img->n_layers, sizeof(char *));

@@ -398,7 +398,10 @@ static void test_import_and_get(void **state)
 
 	struct hutch_image *img = get_ok(f, "bb");
 	assert_string_equal(img->id, id);
-	assert_string_equal(img->name, "docker.io/library/bb:latest");
+	assert_string_equal(img->name, "bb:latest");
+	hutch_image_free(img);
+	img = get_ok(f, "docker.io/library/bb");
+	assert_string_equal(img->name, "bb:latest");
 	assert_int_equal(img->n_layers, 1);
 	char *want_dir = layer_dir(f);
 	/* the layer is keyed by the tar's sha256 (its diff_id and, alone, its chain id) */
