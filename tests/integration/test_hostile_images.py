@@ -1545,19 +1545,31 @@ def test_concurrent_imports_share_the_unpacking_of_a_common_layer(hutch, state, 
             hutch("image", "rm", f"{tag}-{w}", check=False)
 
 
+def _waiting_for_flock(path):
+    """Whether a process is blocked in flock() on the file at path (/proc/locks
+    lists waiters with "->")."""
+    ino = os.stat(path).st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        f = line.split()
+        if "->" in f and "FLOCK" in f and f[-3].endswith(f":{ino}"):
+            return True
+    return False
+
+
 def test_prune_removing_a_lock_file_does_not_let_two_imports_unpack_one_layer(
-        hutch, state, tmp):
-    """Prune deletes the lock files of layers that nobody holds. An import
-    that has just opened a layer's lock file, but not yet locked it, must not
-    end up holding a lock nobody else sees (a second import would make a new
-    lock file and both would unpack the layer). strace slows the first
-    import's flock calls by a second each, so prune and a second import land in
-    that window; the layer must still be unpacked once at a time."""
-    import subprocess
+        hutch, state, tmp, spawn):
+    """Prune deletes the lock files of layers that nobody holds: it locks one
+    (LOCK_NB), unlinks it, closes it. An import A that opened that lock file
+    just before, and locks it just after, must not end up holding a lock that
+    nobody else sees, while an import B makes a new lock file and unpacks the
+    same layer. The test does prune's part itself, at the worst moment: it
+    holds the lock file, so A blocks in flock on it; it unlinks it; B starts;
+    once B is unpacking, the test lets go. The layer must be unpacked once."""
+    import fcntl
     tag = "lockrace-" + secrets.token_hex(3)
     bb = Layer(state.bb_tar.read_bytes())
     new = Layer(tar_bytes(F("marker", f"{tag}\n".encode()),
-                          F("data", os.urandom(1 << 20) * 80)), comp="gzip")
+                          F("data", os.urandom(1 << 20) * 200)), comp="gzip")
     layout = write_layout(tmp / "layout", [bb, new], ref=f"{tag}:1")["dir"]
     chain = _chain_ids([bb.diff_id, new.diff_id])[1]
     lock = _images(state) / "locks" / chain
@@ -1576,35 +1588,28 @@ def test_prune_removing_a_lock_file_does_not_let_two_imports_unpack_one_layer(
 
     t = threading.Thread(target=watch, daemon=True)
     t.start()
-    b = None
-    a = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=flock",
-                          "-e", "inject=flock:delay_enter=1000000", state.bin, "--root",
-                          str(state.root), "image", "import", str(layout), f"{tag}-a"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lock.parent.mkdir(exist_ok=True)
+    held = open(lock, "w")
     try:
-        wait_for(lambda: lock.exists() or a.poll() is not None, timeout=30, interval=0.001,
-                 what="the first import to open the layer's lock file")
-        hutch("image", "prune")
-        assert not lock.exists(), "prune kept a lock file nobody held"
-        # B unpacks slowly (each write delayed), so that it still holds the
-        # layer's new lock file when A's delayed flock goes through
-        b = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=write",
-                              "-e", "inject=write:delay_enter=10000", state.bin, "--root",
-                              str(state.root), "image", "import", str(layout), f"{tag}-b"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        outs = [p.communicate(timeout=120) for p in (a, b)]
+        fcntl.flock(held, fcntl.LOCK_EX)
+        a = spawn("image", "import", layout, f"{tag}-a")
+        wait_for(lambda: _waiting_for_flock(lock) or a.poll() is not None, timeout=30,
+                 interval=0.005, what="import A to wait for the layer's lock")
+        assert a.poll() is None, a.communicate()
+        os.unlink(lock)  # what prune does to a lock file it could take
+        b = spawn("image", "import", layout, f"{tag}-b")
+        wait_for(lambda: seen or b.poll() is not None, timeout=30, interval=0.002,
+                 what="import B to unpack the layer")
     finally:
-        stop.set()
-        t.join()
-        for p in (a, b):
-            if p and p.poll() is None:
-                p.kill()
-                p.communicate()
+        held.close()
+    outs = [p.communicate(timeout=120) for p in (a, b)]
+    stop.set()
+    t.join()
     try:
         assert a.returncode == 0 and b.returncode == 0, outs
         assert len(seen) <= 1, (
-            f"the layer was unpacked {len(seen)} times at once ({sorted(seen)}): prune removed "
-            "its lock file under an import")
+            f"the layer was unpacked {len(seen)} times ({sorted(seen)}): import A went on "
+            "under a lock file that prune had removed")
         assert hutch("run", "--rm", f"{tag}-a", "cat", "/marker").stdout == f"{tag}\n"
     finally:
         for w in ("a", "b"):

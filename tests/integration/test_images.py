@@ -373,7 +373,7 @@ def test_image_rm_racing_a_run_never_deletes_its_layers(state, hutch, image_from
     it either never starts (the layer is gone) or starts and sees its files."""
     import subprocess
     img = image_from("rmrace")
-    rm = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null",
+    rm = subprocess.Popen(["strace", "-f", "-b", "execve", "-qq", "-o", "/dev/null",
                            "-e", "trace=rename,renameat,renameat2",
                            "-e", "inject=rename,renameat,renameat2:delay_enter=1000000",
                            state.bin, "--root", str(state.root), "image", "rm", img],
