@@ -148,7 +148,8 @@ static bool is_bare_tag(const char *n)
 static bool same_ref(const char *a, const char *b)
 {
 	_cleanup_free_ char *na = NULL, *nb = NULL;
-	if (hutch_image_ref_normalize(a, &na, NULL) < 0 || hutch_image_ref_normalize(b, &nb, NULL) < 0)
+	if (hutch_image_ref_normalize(a, &na, NULL) < 0 ||
+	    hutch_image_ref_normalize(b, &nb, NULL) < 0)
 		return !strcmp(a, b);
 	return !strcmp(na, nb);
 }
@@ -292,19 +293,20 @@ static int index_members(struct tar_reader *r, uint64_t max_bytes, const char *w
 		if (rc == 0)
 			break;
 		if (++seen > ARCHIVE_MAX_MEMBERS)
-			return hutch_fail(err, 0,
-					  "the archive has more than %d entries: not an image archive",
-					  ARCHIVE_MAX_MEMBERS);
+			return hutch_fail(
+			    err, 0, "the archive has more than %d entries: not an image archive",
+			    ARCHIVE_MAX_MEMBERS);
 		if (max_bytes && (e->size < 0 || (uint64_t)e->size > max_bytes ||
 				  tar_data_offset(r) > max_bytes - (uint64_t)e->size)) {
 			_cleanup_free_ char *shown = printable(e->path, strlen(e->path));
 			char sz[32], avail[32];
 			format_size(e->size, sz, sizeof(sz));
 			format_size((int64_t)max_bytes, avail, sizeof(avail));
-			return hutch_fail(err, ENOSPC,
-					  "the archive's member '%s' (%s) does not fit in the %s free "
-					  "in %s: free some space, or this is a decompression bomb",
-					  shown, sz, avail, where);
+			return hutch_fail(
+			    err, ENOSPC,
+			    "the archive's member '%s' (%s) does not fit in the %s free "
+			    "in %s: free some space, or this is a decompression bomb",
+			    shown, sz, avail, where);
 		}
 		bool is_link = e->type == TAR_SYMLINK || e->type == TAR_HARDLINK;
 		if (is_link && strlen(e->linkname) > ARCHIVE_MAX_NAME)
@@ -315,10 +317,11 @@ static int index_members(struct tar_reader *r, uint64_t max_bytes, const char *w
 		kept_bytes += strlen(name) + (is_link ? strlen(e->linkname) : 0);
 		if (kept_bytes > ARCHIVE_MAX_INDEX) {
 			free(name);
-			return hutch_fail(err, 0,
-					  "the archive's entry names add up to more than %d MiB: not an "
-					  "image archive",
-					  ARCHIVE_MAX_INDEX >> 20);
+			return hutch_fail(
+			    err, 0,
+			    "the archive's entry names add up to more than %d MiB: not an "
+			    "image archive",
+			    ARCHIVE_MAX_INDEX >> 20);
 		}
 		if (ix->n == ix->cap) {
 			ix->cap = ix->cap ? 2 * ix->cap : 64;

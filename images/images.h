@@ -18,8 +18,8 @@ struct hutch_store;
 
 struct hutch_image {
 	char id[65]; /* sha256 hex of the config */
-	char *name; /* the name it was looked up by, in its familiar form ("bb:latest"
-		       for bb, library/bb or docker.io/library/bb), or the id */
+	char *name;  /* the name it was looked up by, in its familiar form ("bb:latest"
+			for bb, library/bb or docker.io/library/bb), or the id */
 	char **layer_dirs; /* absolute, lowest first */
 	int *layer_fds; /* each held with a shared flock while the image is in use */
 	size_t n_layers;

@@ -414,7 +414,7 @@ struct puller {
 static struct held_download {
 	int fd;
 	char *path;
-} *held;
+} * held;
 static size_t n_held;
 
 static void hold_fd(int fd, const char *path)

@@ -7,10 +7,10 @@
  * removes. A container holds a shared flock on each of its layer dirs: a layer in
  * use cannot be removed. */
 #include <dirent.h>
-#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -165,7 +165,8 @@ static void clean_leftovers(struct hutch_store *s)
 			if (!is_hex_string(chain, 64))
 				continue;
 			struct stat st;
-			bool orphan = !n[69] && fstatat(dirfd(d), chain, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+			bool orphan = !n[69] &&
+				      fstatat(dirfd(d), chain, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
 				      errno == ENOENT;
 			if (!orphan && !(tmp && !strncmp(n + 69, ".tmp.", 5)))
 				continue;
@@ -540,9 +541,8 @@ int hutch_image_get(struct hutch_store *s, const char *ref, struct hutch_image *
 		 * renamed it away: once the shared lock is granted, the dir must
 		 * still be the one at that path, or the image was just removed. */
 		struct stat held, now;
-		if (fstat(img->layer_fds[i], &held) < 0 ||
-		    stat(img->layer_dirs[i], &now) < 0 || held.st_ino != now.st_ino ||
-		    held.st_dev != now.st_dev) {
+		if (fstat(img->layer_fds[i], &held) < 0 || stat(img->layer_dirs[i], &now) < 0 ||
+		    held.st_ino != now.st_ino || held.st_dev != now.st_dev) {
 			hutch_fail(err, ENOENT,
 				   "image '%s': layer %.12s was removed from the store just now "
 				   "(by 'hutch image rm' or prune)",
@@ -1119,7 +1119,8 @@ static int chain_lock(struct hutch_store *s, const char *chain, struct hutch_err
 			return hutch_fail(err, e, "lock layer %.12s (%s/%s)", chain, s->root, name);
 		}
 		struct stat locked, now;
-		if (fstat(fd, &locked) == 0 && fstatat(s->rootfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+		if (fstat(fd, &locked) == 0 &&
+		    fstatat(s->rootfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    locked.st_ino == now.st_ino && locked.st_dev == now.st_dev)
 			return fd;
 		close(fd);
@@ -1201,7 +1202,8 @@ static int plan_layer_work(struct hutch_store *s, const struct image_plan *p,
  * useful on its own once verified; the image appears when its config does. */
 static __attribute__((noreturn)) void plan_layer_child(struct hutch_store *s,
 						       const struct image_plan *p,
-						       const struct plan_layer *l, struct plan_job *j)
+						       const struct plan_layer *l,
+						       struct plan_job *j)
 {
 	struct hutch_err *e = NULL;
 	/* an import killed with SIGKILL takes its workers along */

@@ -226,12 +226,14 @@ static int create_missing_dirs(struct unpacker *u, const char *parent, struct hu
 			 * directory the layer does not have is an error, not a reason to
 			 * make that directory. */
 			if (fd < 0 && errno == ENOENT &&
-			    fstatat(up, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+			    fstatat(up, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode)) {
 				_cleanup_free_ char *shown = printable(prefix, strlen(prefix));
-				return entry_fail(u, err, ENOENT,
-						  "parent '%s' is a symlink to a directory that is not "
-						  "in the layer",
-						  shown);
+				return entry_fail(
+				    u, err, ENOENT,
+				    "parent '%s' is a symlink to a directory that is not "
+				    "in the layer",
+				    shown);
 			}
 		}
 		if (fd < 0)

@@ -14,8 +14,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <zlib.h>
@@ -303,7 +303,8 @@ static void test_ref_normalize(void **state)
 	expect_norm("example.com/a/b:1", "example.com/a/b:1");
 	expect_norm("my-app_x.y", "docker.io/library/my-app_x.y:latest");
 	expect_norm("a/b/c:1.0-rc_1", "docker.io/a/b/c:1.0-rc_1");
-	expect_norm("bb@sha256:" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	expect_norm("bb@sha256:"
+		    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 		    "docker.io/library/bb@sha256:"
 		    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	char *name230 = xcalloc(1, 231);
@@ -960,7 +961,6 @@ static void test_rootless_remove_readonly_dirs(void **state)
 			 "(13: remove failed, 20: debris left)",
 			 WEXITSTATUS(status));
 }
-
 
 /* ---- image plans: blobs named by a source ------------------------------------ */
 

@@ -572,8 +572,8 @@ static void test_symlinks_resolve_inside_the_layer(void **state)
 			assert_int_equal(unpack(f, &t), 0);
 			assert_content(f, cases[i].lands, "pwned");
 		} else {
-			expect_unpack_error(f, &t, "is a symlink to a directory that is not in the layer",
-					    NULL);
+			expect_unpack_error(
+			    f, &t, "is a symlink to a directory that is not in the layer", NULL);
 			_cleanup_free_ char *quoted = xasprintf("'%s'", cases[i].through);
 			assert_non_null(strstr(f->err, quoted));
 		}
@@ -607,8 +607,8 @@ static void test_symlinks_resolve_inside_the_layer(void **state)
 		assert_true(S_ISLNK(lstat_in(f, cases[i].link).st_mode));
 		tb_free(&t);
 		assert_nothing_outside(f);
-		const char *tops[] = {"evil", "a", "dots", "abs", "sentinel", "etc", "newdir",
-				      "newlink", "newhard"};
+		const char *tops[] = {"evil", "a",	"dots",	   "abs",    "sentinel",
+				      "etc",  "newdir", "newlink", "newhard"};
 		for (size_t k = 0; k < ARRAY_SIZE(tops); k++)
 			assert_int_equal(remove_tree_at(f->layer_fd, tops[k], NULL), 0);
 	}
@@ -1109,7 +1109,6 @@ static void test_finish_drains_trailing_bytes(void **state)
 }
 
 /* ---- digests ----------------------------------------------------------------------------- */
-
 
 static void test_files_that_cannot_fit_refused_at_their_header(void **state)
 {
