@@ -4,7 +4,9 @@
  *   images/store.lock        flock: writers take it exclusively
  *   images/layers/<chainid>/ unpacked layer (chainid = sha256 hex)
  *   images/configs/<id>.json image config (OCI image config; id = sha256 of the bytes)
- *   images/refs/<escaped name> -> image id (name always carries a tag)
+ *   images/refs.json         full name ("docker.io/library/bb:latest") -> image id
+ *   images/locks/<chainid>   flock: one import unpacks a layer at a time
+ *   images/downloads/        blobs of pulls that have not stored their image yet
  *   images/tmp/              staging; entries left by a crash are removed on open
  */
 #pragma once
