@@ -31,11 +31,11 @@ DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev z
 	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip tar \
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gcc libc6-dev \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
-	python3-cryptography
+	python3-cryptography clang libclang-rt-dev
 BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl
 
 .PHONY: all clean deps bench-deps check test unit unit-asan integration integration-rootless \
-	check-vm demo bench fuzz format
+	check-vm demo bench fuzz fuzz-smoke format
 
 all: build/hutch
 
@@ -105,7 +105,7 @@ check-vm: build/hutch
 	tests/vm/run.sh
 
 # Every suite, without installing anything.
-test: unit unit-asan integration integration-rootless check-vm
+test: unit unit-asan integration integration-rootless check-vm fuzz-smoke
 
 # What README.md promises: from a fresh Debian machine, as root.
 check: deps
@@ -119,6 +119,12 @@ bench: bench-deps build/hutch
 
 fuzz:
 	$(MAKE) -C tests/fuzz
+
+# Every fuzz target built with clang (libFuzzer) and run briefly over its seed
+# corpus, so that a target that stops building or a known crash cannot slip in.
+FUZZ_SMOKE_SECONDS ?= 8
+fuzz-smoke:
+	$(MAKE) -C tests/fuzz smoke SMOKE_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 format:
 	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(wildcard */*.h)

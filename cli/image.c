@@ -1,7 +1,5 @@
 /* hutch image import | ls | rm */
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,16 +84,23 @@ static int image_ls(struct cli_ctx *ctx, struct hutch_store *s, int argc, char *
 	else if (!quiet)
 		printf("%-40s %-14s %-22s %s\n", "NAME", "IMAGE ID", "CREATED", "SIZE");
 	for (size_t i = 0; i < l.n; i++) {
-		char when[32], size[32];
+		char when[32] = "-", size[32];
 		struct tm tm;
-		gmtime_r(&l.refs[i].created, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		/* a config without "created" (allowed: it is optional) is not 1970 */
+		if (l.refs[i].created > 0) {
+			gmtime_r(&l.refs[i].created, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		}
 		format_size(l.refs[i].size, size, sizeof(size));
 		if (json) {
 			printf("%s{\"name\":", i ? "," : "");
 			print_json_string(l.refs[i].name);
-			printf(",\"id\":\"sha256:%s\",\"created\":%lld,\"size\":%lld}", l.refs[i].id,
-			       (long long)l.refs[i].created, (long long)l.refs[i].size);
+			printf(",\"id\":\"sha256:%s\",\"created\":", l.refs[i].id);
+			if (l.refs[i].created > 0)
+				printf("%lld", (long long)l.refs[i].created);
+			else
+				fputs("null", stdout);
+			printf(",\"size\":%lld}", (long long)l.refs[i].size);
 		} else if (quiet) {
 			printf("%.12s\n", l.refs[i].id);
 		} else {
@@ -170,8 +175,27 @@ static int image_import(struct cli_ctx *ctx, struct hutch_store *s, int argc, ch
 		return 0;
 	}
 	struct image_plan *plan = NULL;
-	if (archive_plan(pos[0], kind, ref, &plat, &plan, &err) < 0)
+	if (archive_plan(pos[0], kind, ref, &plat, store_tmp_dir(s), &plan, &err) < 0)
 		return cli_report(ctx, err);
+	_cleanup_free_ char *derived = NULL;
+	if (!pos[1] && plan->n_tags == 0 && plan->bare_tag) {
+		/* skopeo and umoci name a layout's image by its tag alone
+		 * ("oci:dir:latest"): the layout's own name is the repository */
+		_cleanup_free_ char *base = name_from_path(pos[0]);
+		derived = xasprintf("%s:%s", base, plan->bare_tag);
+		_cleanup_free_ char *norm = NULL;
+		if (hutch_image_ref_normalize(derived, &norm, NULL) < 0) {
+			fprintf(stderr,
+				"hutch: image import: '%s' names its image only '%s', and '%s' is "
+				"not a valid name: add one (hutch image import %s NAME)\n",
+				pos[0], plan->bare_tag, derived, pos[0]);
+			image_plan_free(plan);
+			return 125;
+		}
+		fprintf(stderr, "hutch: '%s' names its image only '%s': stored as '%s'\n", pos[0],
+			plan->bare_tag, derived);
+		pos[1] = derived;
+	}
 	if (!pos[1] && plan->n_tags == 0) {
 		image_plan_free(plan);
 		fprintf(stderr,
@@ -245,18 +269,11 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv)
 		rc = cli_report(ctx, err);
 	} else {
 		printf("sha256:%s\n", id);
-		/* The layers are stored: their downloaded blobs are not needed, unless
-		 * another pull is using them right now (it holds a lock). */
-		for (size_t i = 0; i < plan->n_layers; i++) {
-			if (!plan->layers[i].path)
-				continue;
-			int fd = open(plan->layers[i].path, O_RDONLY | O_CLOEXEC);
-			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-				unlink(plan->layers[i].path);
-			if (fd >= 0)
-				close(fd);
-		}
 	}
+	/* Stored, the downloaded blobs are not needed (unless another pull is
+	 * using one right now); after a failure they stay, for the next pull to
+	 * resume or reuse. */
+	registry_release_downloads(rc == 0);
 	image_plan_free(plan);
 	hutch_store_close(s);
 	return rc;
@@ -323,12 +340,17 @@ int cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 			rc = 125;
 		}
 		for (int i = 1; i < argc; i++) {
-			if (hutch_image_remove(s, argv[i], &err) < 0) {
+			struct hutch_image_removal done;
+			if (hutch_image_remove(s, argv[i], &done, &err) < 0) {
 				rc = cli_report(ctx, err);
 				hutch_err_free(&err);
-			} else {
-				printf("Untagged: %s\n", argv[i]);
+				continue;
 			}
+			if (done.untagged)
+				printf("Untagged: %s\n", done.untagged);
+			if (done.deleted[0])
+				printf("Deleted: sha256:%s\n", done.deleted);
+			hutch_image_removal_free(&done);
 		}
 	}
 	hutch_store_close(s);

@@ -4,8 +4,8 @@
  *
  * Nothing is extracted: a tar is indexed (member name -> data offset and size)
  * by walking its headers and seeking over the data, and the plan's layers point
- * at byte ranges of it. A compressed tar is first decompressed into a temp file
- * that the plan owns.
+ * at byte ranges of it. A compressed tar is first decompressed into an unnamed
+ * temp file that the plan owns.
  *
  * Names inside an archive come from someone else. A blob is only ever looked up
  * by a name built from a validated digest ("blobs/sha256/<hex>") or by a path
@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,9 +41,15 @@
 #define INDEX_MAX_DEPTH	    4 /* indexes inside indexes */
 #define SMALL_FILE_MAX	    (64 * 1024)
 #define DOCKER_MANIFEST_MAX (16 << 20)
-#define DECOMPRESS_BUF	    (1 << 20)
 
 /* ---- plans ----------------------------------------------------------------- */
+
+struct image_plan *image_plan_new(void)
+{
+	struct image_plan *p = xcalloc(1, sizeof(*p));
+	p->tmp_fd = -1;
+	return p;
+}
 
 void image_plan_free(struct image_plan *p)
 {
@@ -57,12 +64,11 @@ void image_plan_free(struct image_plan *p)
 	for (size_t i = 0; i < p->n_tags; i++)
 		free(p->tags[i]);
 	free(p->tags);
+	free(p->bare_tag);
 	free(p->manifest);
 	free(p->source);
-	if (p->tmp_file) {
-		unlink(p->tmp_file);
-		free(p->tmp_file);
-	}
+	if (p->tmp_fd >= 0)
+		close(p->tmp_fd);
 	free(p);
 }
 
@@ -125,22 +131,8 @@ static void digest_from_blob_name(const char *name, char out[72])
 }
 
 /* Reference matching: "docker.io/library/busybox:latest" and "busybox" are one
- * image; a bare tag ("1.2", as OCI ref.name annotations often are) matches the
- * tag of a full name. */
-static const char *familiar(const char *n)
-{
-	static const char *const library[] = {"docker.io/library/", "index.docker.io/library/"};
-	static const char *const hub[] = {"docker.io/", "index.docker.io/"};
-	for (size_t i = 0; i < ARRAY_SIZE(library); i++)
-		if (!strncmp(n, library[i], strlen(library[i])) &&
-		    !strchr(n + strlen(library[i]), '/'))
-			return n + strlen(library[i]);
-	for (size_t i = 0; i < ARRAY_SIZE(hub); i++)
-		if (!strncmp(n, hub[i], strlen(hub[i])))
-			return n + strlen(hub[i]);
-	return n;
-}
-
+ * image (both normalise to the same name); a bare tag ("1.2", as OCI
+ * ref.name annotations often are) matches the tag of a full name. */
 static const char *tag_of(const char *n)
 {
 	const char *slash = strrchr(n, '/');
@@ -153,18 +145,13 @@ static bool is_bare_tag(const char *n)
 	return !strchr(n, ':') && !strchr(n, '/') && !strchr(n, '@');
 }
 
-/* "busybox" is "busybox:latest" */
-static bool same_but_latest(const char *untagged, const char *tagged)
-{
-	size_t n = strlen(untagged);
-	return !tag_of(untagged) && !strncmp(untagged, tagged, n) && !strcmp(tagged + n, ":latest");
-}
-
 static bool same_ref(const char *a, const char *b)
 {
-	a = familiar(a);
-	b = familiar(b);
-	return !strcmp(a, b) || same_but_latest(a, b) || same_but_latest(b, a);
+	_cleanup_free_ char *na = NULL, *nb = NULL;
+	if (hutch_image_ref_normalize(a, &na, NULL) < 0 ||
+	    hutch_image_ref_normalize(b, &nb, NULL) < 0)
+		return !strcmp(a, b);
+	return !strcmp(na, nb);
 }
 
 static bool name_matches(const char *name, const char *ref)
@@ -187,7 +174,7 @@ static bool name_matches(const char *name, const char *ref)
 static void plan_add_tag(struct image_plan *p, const char *name)
 {
 	_cleanup_free_ char *norm = NULL;
-	if (!name || hutch_image_ref_normalize(familiar(name), &norm, NULL) < 0)
+	if (!name || hutch_image_ref_normalize(name, &norm, NULL) < 0)
 		return; /* not a name hutch can store: the caller names the image */
 	for (size_t i = 0; i < p->n_tags; i++)
 		if (!strcmp(p->tags[i], norm))
@@ -292,28 +279,34 @@ static int file_skip(void *ctx, uint64_t n)
 	return 1;
 }
 
-static int index_tar(int fd, struct tar_index *ix, struct hutch_err **err)
+/* Index the members r reads. max_bytes > 0: refuse a member whose data
+ * would end past that many bytes of the archive, before its data is read. */
+static int index_members(struct tar_reader *r, uint64_t max_bytes, const char *where,
+			 struct tar_index *ix, struct hutch_err **err)
 {
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return hutch_fail_sys(err, "stat the archive");
-	struct file_src src = {.fd = fd, .size = (uint64_t)st.st_size};
-	struct tar_reader *r = tar_reader_new(file_read, &src);
-	tar_reader_set_skip(r, file_skip);
 	size_t seen = 0, kept_bytes = 0;
-	int ret = -1;
 	for (;;) {
 		const struct tar_entry *e;
 		int rc = tar_next(r, &e, err);
 		if (rc < 0)
-			goto out;
+			return -1;
 		if (rc == 0)
 			break;
-		if (++seen > ARCHIVE_MAX_MEMBERS) {
-			hutch_fail(err, 0,
-				   "the archive has more than %d entries: not an image archive",
-				   ARCHIVE_MAX_MEMBERS);
-			goto out;
+		if (++seen > ARCHIVE_MAX_MEMBERS)
+			return hutch_fail(
+			    err, 0, "the archive has more than %d entries: not an image archive",
+			    ARCHIVE_MAX_MEMBERS);
+		if (max_bytes && (e->size < 0 || (uint64_t)e->size > max_bytes ||
+				  tar_data_offset(r) > max_bytes - (uint64_t)e->size)) {
+			_cleanup_free_ char *shown = printable(e->path, strlen(e->path));
+			char sz[32], avail[32];
+			format_size(e->size, sz, sizeof(sz));
+			format_size((int64_t)max_bytes, avail, sizeof(avail));
+			return hutch_fail(
+			    err, ENOSPC,
+			    "the archive's member '%s' (%s) does not fit in the %s free "
+			    "in %s: free some space, or this is a decompression bomb",
+			    shown, sz, avail, where);
 		}
 		bool is_link = e->type == TAR_SYMLINK || e->type == TAR_HARDLINK;
 		if (is_link && strlen(e->linkname) > ARCHIVE_MAX_NAME)
@@ -324,11 +317,11 @@ static int index_tar(int fd, struct tar_index *ix, struct hutch_err **err)
 		kept_bytes += strlen(name) + (is_link ? strlen(e->linkname) : 0);
 		if (kept_bytes > ARCHIVE_MAX_INDEX) {
 			free(name);
-			hutch_fail(err, 0,
-				   "the archive's entry names add up to more than %d MiB: not an "
-				   "image archive",
-				   ARCHIVE_MAX_INDEX >> 20);
-			goto out;
+			return hutch_fail(
+			    err, 0,
+			    "the archive's entry names add up to more than %d MiB: not an "
+			    "image archive",
+			    ARCHIVE_MAX_INDEX >> 20);
 		}
 		if (ix->n == ix->cap) {
 			ix->cap = ix->cap ? 2 * ix->cap : 64;
@@ -357,8 +350,18 @@ static int index_tar(int fd, struct tar_index *ix, struct hutch_err **err)
 		ix->m[w++] = ix->m[i];
 	}
 	ix->n = w;
-	ret = 0;
-out:
+	return 0;
+}
+
+static int index_tar(int fd, struct tar_index *ix, struct hutch_err **err)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return hutch_fail_sys(err, "stat the archive");
+	struct file_src src = {.fd = fd, .size = (uint64_t)st.st_size};
+	struct tar_reader *r = tar_reader_new(file_read, &src);
+	tar_reader_set_skip(r, file_skip);
+	int ret = index_members(r, 0, NULL, ix, err);
 	tar_reader_free(r);
 	return ret;
 }
@@ -431,8 +434,7 @@ static int tar_resolve(const struct tar_index *ix, const char *name, const struc
 struct layout {
 	int dirfd; /* a directory layout, else -1 */
 	int fd;	   /* a tar: the file its members are read from, else -1 */
-	char *file;
-	char *tmp_file; /* a decompressed copy, unlinked unless a plan takes it */
+	char *file; /* its path; NULL when fd is an unnamed decompressed copy */
 	struct tar_index ix;
 };
 
@@ -444,10 +446,6 @@ static void layout_close(struct layout *l)
 		close(l->fd);
 	tar_index_free(&l->ix);
 	free(l->file);
-	if (l->tmp_file) {
-		unlink(l->tmp_file);
-		free(l->tmp_file);
-	}
 }
 
 static int pread_all(int fd, char *buf, size_t len, off_t off, struct hutch_err **err)
@@ -536,7 +534,7 @@ static int layout_locate(struct layout *l, const char *name, char **path, off_t 
 	const struct member *m;
 	if (tar_resolve(&l->ix, name, &m, err) < 0)
 		return -1;
-	*path = xstrdup(l->file);
+	*path = l->file ? xstrdup(l->file) : NULL; /* NULL: in the plan's tmp_fd */
 	*offset = (off_t)m->offset;
 	*length = m->size;
 	if (resolved)
@@ -781,6 +779,8 @@ static int plan_oci(struct layout *l, const char *ref, const struct image_platfo
 		plan_add_tag(p, chosen->image_name);
 	else if (chosen->ref_name && !is_bare_tag(chosen->ref_name))
 		plan_add_tag(p, chosen->ref_name);
+	else if (chosen->ref_name && *chosen->ref_name)
+		p->bare_tag = xstrdup(chosen->ref_name);
 
 	if (read_blob(l, "config", m.config.digest, m.config.size, CONFIG_MAX_LEN, &p->config,
 		      &p->config_len, err) < 0 ||
@@ -975,74 +975,110 @@ static enum compression_kind sniff(int fd)
 	return COMPRESS_NONE;
 }
 
-/* Decompress fd into a new temp file in $TMPDIR (random access for indexing). */
-static int decompress_to_temp(int in, char **tmp_out, struct hutch_err **err)
+/* A compressed archive is decompressed into an unnamed file (O_TMPFILE) for
+ * random access to its members, and indexed in the same pass: the tar reader
+ * reads the decompressed bytes as they are written. Having no name, the file
+ * goes with its last fd: an import killed at any moment leaves nothing. It is
+ * made on the store's filesystem (tmp_dir), not in $TMPDIR, which is often a
+ * small tmpfs. Like containerd, hutch sets no limit of its own on how much an
+ * archive may expand (a big archive of a sparse disk image is legitimate);
+ * what it refuses is a member that cannot fit in the space left there, at its
+ * header, before any of its data is decompressed. The bytes after the tar's
+ * end are never decompressed at all. */
+struct tee_src {
+	struct layer_stream *ls;
+	int out;
+	struct hutch_err *err;
+};
+
+static ssize_t tee_read(void *ctx, void *buf, size_t len)
 {
-	const char *dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	_cleanup_free_ char *tmpl = xasprintf("%s/hutch-archive-XXXXXX", dir);
-	int fd = mkostemp(tmpl, O_CLOEXEC);
-	if (fd < 0)
-		return hutch_fail_sys(
-		    err, "create a temp file in %s (set TMPDIR to use another dir)", dir);
-	struct layer_stream *ls = NULL;
-	_cleanup_free_ char *buf = NULL;
-	if (lseek(in, 0, SEEK_SET) < 0) {
-		hutch_fail_sys(err, "seek in the archive");
-		goto fail;
+	struct tee_src *t = ctx;
+	hutch_err_free(&t->err);
+	ssize_t n = layer_stream_read(t->ls, buf, len, &t->err);
+	if (n < 0) {
+		errno = EIO;
+		return -1;
 	}
-	if (layer_stream_open(in, &ls, err) < 0)
-		goto fail;
-	buf = xcalloc(1, DECOMPRESS_BUF);
-	for (;;) {
-		ssize_t n = layer_stream_read(ls, buf, DECOMPRESS_BUF, err);
-		if (n < 0) {
-			hutch_err_wrap(err, "decompress the archive");
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		if (write_all(fd, buf, (size_t)n) < 0) {
-			hutch_fail_sys(err, "write the decompressed archive to %s", tmpl);
-			goto fail;
-		}
+	if (n > 0 && write_all(t->out, buf, (size_t)n) < 0) {
+		int e = errno;
+		hutch_fail_sys(&t->err, "write the decompressed archive");
+		errno = e;
+		return -1;
 	}
-	layer_stream_free(ls);
-	*tmp_out = steal_ptr(tmpl);
-	return fd;
-fail:
-	layer_stream_free(ls);
-	unlink(tmpl);
-	close(fd);
-	return -1;
+	return n;
 }
 
-static int layout_open_tar(struct layout *l, const char *path, struct hutch_err **err)
+static int decompress_and_index(int in, const char *tmp_dir, struct layout *l,
+				struct hutch_err **err)
+{
+	const char *dir = tmp_dir;
+	if (!dir) {
+		dir = getenv("TMPDIR");
+		if (!dir || !*dir)
+			dir = "/tmp";
+	}
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EOPNOTSUPP || errno == EISDIR)
+			return hutch_fail_sys(err,
+					      "decompress the archive: %s does not support unnamed "
+					      "temp files (O_TMPFILE); decompress it first",
+					      dir);
+		return hutch_fail_sys(err, "create a temp file in %s", dir);
+	}
+	struct statvfs vfs;
+	uint64_t avail = fstatvfs(fd, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : 0;
+	struct tee_src t = {.out = fd};
+	struct tar_reader *r = NULL;
+	int ret = -1;
+	if (lseek(in, 0, SEEK_SET) < 0) {
+		hutch_fail_sys(err, "seek in the archive");
+		goto out;
+	}
+	if (layer_stream_open(in, &t.ls, err) < 0)
+		goto out;
+	r = tar_reader_new(tee_read, &t);
+	if (index_members(r, avail ? avail : UINT64_MAX, dir, &l->ix, err) < 0) {
+		if (t.err) {
+			hutch_err_free(err);
+			pass_err(err, steal_ptr(t.err));
+		}
+		hutch_err_wrap(err, "decompress the archive");
+		goto out;
+	}
+	l->fd = steal_fd(fd);
+	ret = 0;
+out:
+	tar_reader_free(r);
+	layer_stream_free(t.ls);
+	hutch_err_free(&t.err);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int layout_open_tar(struct layout *l, const char *path, const char *tmp_dir,
+			   struct hutch_err **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return hutch_fail_sys(err, "open '%s'", path);
-	if (sniff(fd) != COMPRESS_NONE) {
-		l->fd = decompress_to_temp(fd, &l->tmp_file, err);
-		if (l->fd < 0)
-			return -1;
-		l->file = xstrdup(l->tmp_file);
-	} else {
-		char *real = realpath(path, NULL);
-		if (!real)
-			return hutch_fail_sys(err, "resolve '%s'", path);
-		l->file = real;
-		l->fd = steal_fd(fd);
-	}
+	if (sniff(fd) != COMPRESS_NONE)
+		return decompress_and_index(fd, tmp_dir, l, err);
+	char *real = realpath(path, NULL);
+	if (!real)
+		return hutch_fail_sys(err, "resolve '%s'", path);
+	l->file = real;
+	l->fd = steal_fd(fd);
 	if (index_tar(l->fd, &l->ix, err) < 0)
 		return hutch_err_wrap(err, "read the archive");
 	return 0;
 }
 
 int archive_plan(const char *path, enum archive_kind kind, const char *ref,
-		 const struct image_platform *platform, struct image_plan **out,
-		 struct hutch_err **err)
+		 const struct image_platform *platform, const char *tmp_dir,
+		 struct image_plan **out, struct hutch_err **err)
 {
 	struct image_platform host;
 	if (!platform) {
@@ -1052,7 +1088,7 @@ int archive_plan(const char *path, enum archive_kind kind, const char *ref,
 	if (ref && !*ref)
 		ref = NULL;
 	struct layout l = {.dirfd = -1, .fd = -1};
-	struct image_plan *p = xcalloc(1, sizeof(*p));
+	struct image_plan *p = image_plan_new();
 	int ret = -1;
 	switch (kind) {
 	case ARCHIVE_OCI_DIR:
@@ -1067,7 +1103,7 @@ int archive_plan(const char *path, enum archive_kind kind, const char *ref,
 	case ARCHIVE_DOCKER_TAR:
 		/* What the archive holds decides, whatever detection guessed: a
 		 * Docker 25+ archive is both, and its manifest.json has the names. */
-		if (layout_open_tar(&l, path, err) < 0)
+		if (layout_open_tar(&l, path, tmp_dir, err) < 0)
 			break;
 		if (layout_has(&l, "manifest.json"))
 			ret = plan_docker(&l, ref, p, err);
@@ -1084,7 +1120,11 @@ int archive_plan(const char *path, enum archive_kind kind, const char *ref,
 	}
 	if (ret == 0) {
 		p->source = xstrdup(path);
-		p->tmp_file = steal_ptr(l.tmp_file);
+		if (!l.file && l.fd >= 0) {
+			p->tmp_fd = steal_fd(l.fd);
+			for (size_t i = 0; i < p->n_layers; i++)
+				p->layers[i].in_tmp = true;
+		}
 		*out = p;
 	} else {
 		image_plan_free(p);

@@ -4,7 +4,9 @@
  *   images/store.lock        flock: writers take it exclusively
  *   images/layers/<chainid>/ unpacked layer (chainid = sha256 hex)
  *   images/configs/<id>.json image config (OCI image config; id = sha256 of the bytes)
- *   images/refs/<escaped name> -> image id (name always carries a tag)
+ *   images/refs.json         full name ("docker.io/library/bb:latest") -> image id
+ *   images/locks/<chainid>   flock: one import unpacks a layer at a time
+ *   images/downloads/        blobs of pulls that have not stored their image yet
  *   images/tmp/              staging; entries left by a crash are removed on open
  */
 #pragma once
@@ -18,7 +20,8 @@ struct hutch_store;
 
 struct hutch_image {
 	char id[65]; /* sha256 hex of the config */
-	char *name; /* the reference it was looked up by ("bb:latest") */
+	char *name;  /* the name it was looked up by, in its familiar form ("bb:latest"
+			for bb, library/bb or docker.io/library/bb), or the id */
 	char **layer_dirs; /* absolute, lowest first */
 	int *layer_fds; /* each held with a shared flock while the image is in use */
 	size_t n_layers;
@@ -38,7 +41,7 @@ struct hutch_image {
 
 struct hutch_image_list {
 	struct hutch_image_ref {
-		char *name; /* "repo:tag" */
+		char *name; /* familiar "repo:tag" ("bb:latest", "host:5000/app:1") */
 		char id[65];
 		time_t created;
 		int64_t size;
@@ -61,8 +64,18 @@ int hutch_image_get(struct hutch_store *s, const char *ref, struct hutch_image *
 void hutch_image_free(struct hutch_image *img);
 int hutch_image_list(struct hutch_store *s, struct hutch_image_list *out, struct hutch_err **err);
 void hutch_image_list_free(struct hutch_image_list *l);
-/* Untag `ref`; the image and unshared layers go when no name points at it. */
-int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err **err);
+/* What `image rm` did: the name it took away (familiar form; NULL when
+ * removed by id) and the id of the image it deleted ("" while other names
+ * keep it). */
+struct hutch_image_removal {
+	char *untagged;
+	char deleted[65];
+};
+/* Untag `ref`; the image and unshared layers go when no name points at it.
+ * out may be NULL. */
+int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_image_removal *out,
+		       struct hutch_err **err);
+void hutch_image_removal_free(struct hutch_image_removal *r);
 /* Give the image that src names another name. */
 int hutch_image_tag(struct hutch_store *s, const char *src, const char *dst, struct hutch_err **err);
 /* The image as JSON: id, names, created, architecture, os, config, diff_ids,
@@ -73,5 +86,11 @@ int hutch_image_inspect(struct hutch_store *s, const char *ref, char **json_out,
  * use by a container. Returns the bytes freed in *freed. */
 int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, size_t *n_layers,
 		      struct hutch_err **err);
-/* Normalise a user reference: add ":latest"; validate characters. */
+/* Normalise a reference the way Docker does: "busybox", "library/busybox" and
+ * "busybox:latest" are "docker.io/library/busybox:latest"; a first component
+ * with a '.' or ':' (or "localhost") is a registry host. Validated; caller frees. */
 int hutch_image_ref_normalize(const char *ref, char **out, struct hutch_err **err);
+/* The familiar form of a normalised name, as Docker shows it:
+ * "docker.io/library/busybox:latest" -> "busybox:latest",
+ * "docker.io/team/app:1" -> "team/app:1", others unchanged. Caller frees. */
+char *hutch_image_ref_familiar(const char *name);

@@ -28,6 +28,11 @@ ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct 
  * 64 lowercase hex chars. */
 int layer_stream_finish(struct layer_stream *s, char compressed_hex[65],
 			char uncompressed_hex[65], struct hutch_err **err);
+/* Refuse (ENOSPC) once more than max uncompressed bytes come out; 0: no limit.
+ * hutch has no ratio limit: a legitimate layer may hold gigabytes of zeros
+ * (a disk image, a preallocated file); what must be refused is a layer that
+ * cannot fit, and the store sets max from the free space where it unpacks. */
+void layer_stream_set_max(struct layer_stream *s, uint64_t max);
 /* "gzip", "zstd" or "none" */
 const char *layer_stream_compression(const struct layer_stream *s);
 void layer_stream_free(struct layer_stream *s);
@@ -88,17 +93,24 @@ struct unpack_opts {
 	bool rootless; /* skip device nodes, no chown to ids outside the namespace,
 			  whiteouts as user.overlay.* xattrs */
 	bool convert_whiteouts; /* .wh.NAME -> overlay whiteout, .wh..wh..opq -> opaque */
+	/* > 0: refuse, at its header and before writing any of it, a file whose
+	 * data would take the layer's file data past this many bytes (the store
+	 * gives the free space of its filesystem). */
+	uint64_t max_bytes;
 };
 
 struct unpack_stats {
 	uint64_t entries, bytes, skipped_devices;
 };
 
-/* Unpack every entry of r into the directory layer_dirfd. Every path is
- * normalised and resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
- * RESOLVE_NO_XDEV) from layer_dirfd: "..", absolute paths, symlink and hardlink
- * escapes (including a symlink named "/." or "."), are rejected with an error
- * that names the entry. Ownership, mode (incl. setuid), mtimes and xattrs are kept
+/* Unpack every entry of r into the directory layer_dirfd. Entry names with a
+ * ".." component or an absolute path, absolute or ".." hardlink targets, and a
+ * symlink in place of the layer root ("/.", ".": CVE-2021-29136) are refused
+ * with an error that names the entry. Every other path is resolved with
+ * openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV) from
+ * layer_dirfd, as Docker and containerd resolve them: a symlink in the layer
+ * (absolute, or with ".." enough to climb out) is followed inside the layer,
+ * never out of it. Ownership, mode (incl. setuid), mtimes and xattrs are kept
  * where allowed. On error the caller removes the (staging) directory. */
 int layer_unpack(struct tar_reader *r, int layer_dirfd, const struct unpack_opts *opts,
 		 struct unpack_stats *stats, struct hutch_err **err);

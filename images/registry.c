@@ -407,15 +407,38 @@ struct puller {
 	struct progress pr;
 };
 
-/* Downloads handed out in plans stay flock'd (shared) until the process exits, so
- * `image prune` in another process does not remove them before the import. */
-static int *held_fds;
-static size_t n_held_fds;
+/* Downloads handed out in plans stay flock'd (shared) until the import is done
+ * (registry_release_downloads), so `image prune` in another process does not
+ * remove them before the import, and a pull deleting what it downloaded does
+ * not delete what another pull is about to import. */
+static struct held_download {
+	int fd;
+	char *path;
+} * held;
+static size_t n_held;
 
-static void hold_fd(int fd)
+static void hold_fd(int fd, const char *path)
 {
-	held_fds = xrealloc(held_fds, (n_held_fds + 1) * sizeof(int));
-	held_fds[n_held_fds++] = fd;
+	held = xrealloc(held, (n_held + 1) * sizeof(*held));
+	held[n_held++] = (struct held_download){.fd = fd, .path = xstrdup(path)};
+}
+
+void registry_release_downloads(bool remove)
+{
+	for (size_t i = 0; i < n_held; i++) {
+		/* Our own shared lock is on this very fd, so converting it to an
+		 * exclusive one is refused only if another pull holds the file. */
+		struct stat a, b;
+		if (remove && flock(held[i].fd, LOCK_EX | LOCK_NB) == 0 &&
+		    fstat(held[i].fd, &a) == 0 && stat(held[i].path, &b) == 0 &&
+		    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			unlink(held[i].path);
+		close(held[i].fd);
+		free(held[i].path);
+	}
+	free(held);
+	held = NULL;
+	n_held = 0;
 }
 
 static void puller_free(struct puller *p)
@@ -1242,8 +1265,8 @@ static int fetch_layer(struct puller *p, const struct manifest_layer *l, char **
 				return hutch_err_wrap(err, "%s/%s", dir, hex);
 			}
 			if (ok && same_file(fd, dirfd, hex)) {
-				hold_fd(fd);
 				*path = xasprintf("%s/%s", dir, hex);
+				hold_fd(fd, *path);
 				progress_say(&p->pr, "layer %.19s: downloaded before",
 					     l->desc.digest);
 				return 0;
@@ -1295,9 +1318,9 @@ static int fetch_layer(struct puller *p, const struct manifest_layer *l, char **
 			return hutch_fail_sys(err, "rename %s/%s", dir, partial);
 		/* keep it held while the plan points at it (EX -> SH: waiting pulls get it) */
 		flock(pfd, LOCK_SH);
-		hold_fd(steal_fd(pfd));
-		progress_done(&p->pr, "done");
 		*path = xasprintf("%s/%s", dir, hex);
+		hold_fd(steal_fd(pfd), *path);
+		progress_done(&p->pr, "done");
 		return 0;
 	}
 	return hutch_fail(err, 0, "%s/%s: gave up after %d tries", dir, hex, DOWNLOAD_ATTEMPTS);
@@ -1397,7 +1420,7 @@ int registry_pull_plan(struct hutch_store *s, const char *ref, const struct pull
 		registry_ref_free(&p.ref);
 		return -1;
 	}
-	struct image_plan *plan = xcalloc(1, sizeof(*plan));
+	struct image_plan *plan = image_plan_new();
 	int r = pull(&p, o, plan, err);
 	if (r < 0) {
 		_cleanup_free_ char *what = what_of(&p);

@@ -16,8 +16,11 @@ struct plan_layer {
 	char digest[72]; /* "sha256:<64 hex>" of the blob as the source has it (maybe compressed) */
 	char *media_type; /* NULL if the source does not say (docker legacy archives) */
 	int64_t size; /* blob size from the manifest, -1 if unknown */
-	/* where to read the blob: a file, and a byte range of it */
+	/* where to read the blob: a file (path, or the plan's tmp_fd when in_tmp;
+	 * neither for a layer a registry source found already stored), and a byte
+	 * range of it */
 	char *path;
+	bool in_tmp;
 	off_t offset;
 	int64_t length; /* -1: to the end of the file */
 };
@@ -30,14 +33,20 @@ struct image_plan {
 	size_t n_layers;
 	char **tags; /* names the source carries ("repo:tag"), may be empty */
 	size_t n_tags;
+	/* A tag the source gives without a repository (an OCI layout's ref.name
+	 * "latest", as skopeo and umoci write): the caller may name the image after
+	 * the layout with it. NULL if none. */
+	char *bare_tag;
 	char *manifest; /* the manifest bytes, kept for inspect (may be NULL) */
 	size_t manifest_len;
 	char *source; /* what it came from, for messages and history */
-	/* A temp file the plan owns (an archive decompressed for random access;
-	 * layers point into it): image_plan_free unlinks it. NULL if none. */
-	char *tmp_file;
+	/* An unnamed temp file (O_TMPFILE) the plan owns: an archive decompressed
+	 * for random access, which layers with in_tmp point into. Having no name,
+	 * it goes with the last fd, even if the process is SIGKILLed. -1 if none. */
+	int tmp_fd;
 };
 
+struct image_plan *image_plan_new(void);
 void image_plan_free(struct image_plan *p);
 
 /* Platform wanted from a multi-platform index. */
@@ -60,6 +69,9 @@ int image_platform_parse(const char *s, struct image_platform *p, struct hutch_e
  * verified; a failure leaves only staging debris that the next open removes. */
 int store_import_plan(struct hutch_store *s, const struct image_plan *p, const char *name,
 		      char id_out[65], struct hutch_err **err);
+/* The store's staging dir (DATA/images/tmp): big temp files go there, on the
+ * store's filesystem rather than in a (possibly RAM-backed) $TMPDIR. */
+const char *store_tmp_dir(struct hutch_store *s);
 /* Directory for blob downloads (partial files persist there between tries, for
  * resuming); DATA/images/downloads. */
 const char *store_download_dir(struct hutch_store *s);
@@ -77,10 +89,11 @@ enum archive_kind { ARCHIVE_NONE = 0, ARCHIVE_OCI_DIR, ARCHIVE_OCI_TAR, ARCHIVE_
 int archive_detect(const char *path, enum archive_kind *kind, struct hutch_err **err);
 /* Build the plan for the image in an archive. ref selects among several images
  * (an OCI ref.name annotation / a docker RepoTag); NULL takes the only one, or
- * fails naming the choices. Multi-platform indexes pick platform. */
+ * fails naming the choices. Multi-platform indexes pick platform. A compressed
+ * archive is decompressed into an unnamed file in tmp_dir (NULL: $TMPDIR). */
 int archive_plan(const char *path, enum archive_kind kind, const char *ref,
-		 const struct image_platform *platform, struct image_plan **out,
-		 struct hutch_err **err);
+		 const struct image_platform *platform, const char *tmp_dir,
+		 struct image_plan **out, struct hutch_err **err);
 
 /* ---- registry.c: pulling ---- */
 
@@ -97,3 +110,6 @@ struct pull_opts {
  * the downloaded files (or, for layers already stored, at nothing: path NULL). */
 int registry_pull_plan(struct hutch_store *s, const char *ref, const struct pull_opts *o,
 		       struct image_plan **out, struct hutch_err **err);
+/* Let go of the downloads this process's pulls hold. With remove (the image
+ * is stored), each is deleted unless another pull is using it right now. */
+void registry_release_downloads(bool remove);

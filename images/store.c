@@ -7,16 +7,17 @@
  * removes. A container holds a shared flock on each of its layer dirs: a layer in
  * use cannot be removed. */
 #include <dirent.h>
-#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -25,6 +26,7 @@
 #include "common/util.h"
 #include "images/images.h"
 #include "images/layer_internal.h"
+#include "images/registry_internal.h"
 #include "images/source_internal.h"
 
 struct hutch_store {
@@ -33,6 +35,7 @@ struct hutch_store {
 	int lockfd; /* store.lock, flock'd exclusively while writing */
 	bool rootless;
 	char *download_dir;
+	char *tmp_dir;
 };
 
 static const char *const default_path_env =
@@ -106,6 +109,78 @@ static void clean_abandoned_staging(struct hutch_store *s)
 	closedir(d);
 }
 
+/* Whether a ChainID's lock is free (no worker is writing that layer's files);
+ * if so, *fd holds it (or is -1: no lock file, nobody can hold it). */
+static bool chain_lock_free(struct hutch_store *s, const char *chain, int *fd)
+{
+	_cleanup_free_ char *name = xasprintf("locks/%.64s", chain);
+	*fd = openat(s->rootfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0)
+		return errno == ENOENT;
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		return true;
+	close(*fd);
+	*fd = -1;
+	return false;
+}
+
+/* Files a writer killed mid-way leaves outside tmp/: write_file_atomic's temp
+ * files (NAME.tmp.PID) and a layer's size file whose layer is not there.
+ * Every writer of refs.json and configs/ holds the store lock, and every
+ * writer of a layer's files the store lock or that ChainID's lock: with those
+ * free, such a file is stale, whatever its pid says (pids are reused, and
+ * differ between pid namespaces). Never waits: with a writer busy, a later
+ * open cleans. */
+static void clean_leftovers(struct hutch_store *s)
+{
+	if (s->lockfd < 0)
+		s->lockfd = openat(s->rootfd, "store.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lockfd < 0 || flock(s->lockfd, LOCK_EX | LOCK_NB) < 0)
+		return;
+	static const char *const dirs[] = {".", "configs", "layers"};
+	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
+		int dfd = openat(s->rootfd, dirs[k], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		if (!d) {
+			if (dfd >= 0)
+				close(dfd);
+			continue;
+		}
+		bool layers = k == 2;
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			const char *n = de->d_name;
+			bool tmp = strstr(n, ".tmp.") != NULL;
+			if (!layers) {
+				if (tmp && (k == 1 || !strncmp(n, "refs.json.tmp.", 14)))
+					unlinkat(dirfd(d), n, 0);
+				continue;
+			}
+			/* layers/: <chain>.size.tmp.PID, or <chain>.size without <chain> */
+			char chain[65];
+			if (strlen(n) < 69 || strncmp(n + 64, ".size", 5))
+				continue;
+			memcpy(chain, n, 64);
+			chain[64] = '\0';
+			if (!is_hex_string(chain, 64))
+				continue;
+			struct stat st;
+			bool orphan = !n[69] &&
+				      fstatat(dirfd(d), chain, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+				      errno == ENOENT;
+			if (!orphan && !(tmp && !strncmp(n + 69, ".tmp.", 5)))
+				continue;
+			int lock;
+			if (chain_lock_free(s, chain, &lock))
+				unlinkat(dirfd(d), n, 0);
+			if (lock >= 0)
+				close(lock);
+		}
+		closedir(d);
+	}
+	flock(s->lockfd, LOCK_UN);
+}
+
 int hutch_store_open(const char *data_root, bool rootless, struct hutch_store **out,
 		     struct hutch_err **err)
 {
@@ -125,6 +200,7 @@ int hutch_store_open(const char *data_root, bool rootless, struct hutch_store **
 	s->lockfd = -1;
 	s->rootless = rootless;
 	clean_abandoned_staging(s);
+	clean_leftovers(s);
 	*out = s;
 	return 0;
 }
@@ -138,38 +214,62 @@ void hutch_store_close(struct hutch_store *s)
 	close(s->rootfd);
 	free(s->root);
 	free(s->download_dir);
+	free(s->tmp_dir);
 	free(s);
 }
 
 /* ---- names ---------------------------------------------------------------- */
 
-static bool valid_ref_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '-' || c == '_' || c == '/' || c == ':' || c == '@';
-}
-
+/* Every name goes through here (import, pull, tag, lookup, rm), so that
+ * "busybox", "busybox:latest", "library/busybox" and
+ * "docker.io/library/busybox:latest" are one name, as in Docker: the store
+ * keeps the full form, and output shows the familiar one. */
 int hutch_image_ref_normalize(const char *ref, char **out, struct hutch_err **err)
 {
+	*out = NULL;
 	size_t len = strlen(ref);
-	if (len == 0 || len > 255)
-		return hutch_fail(err, 0, "invalid image name '%s': must be 1 to 255 characters",
-				  ref);
-	for (size_t i = 0; i < len; i++)
-		if (!valid_ref_char(ref[i]))
-			return hutch_fail(err, 0,
-					  "invalid image name '%s': character '%c' is not allowed",
-					  ref, ref[i]);
-	if (ref[0] == '/' || ref[0] == ':' || ref[0] == '.' || ref[0] == '-' ||
-	    ref[len - 1] == ':' || ref[len - 1] == '/' || strstr(ref, "//") || strstr(ref, ".."))
-		return hutch_fail(err, 0, "invalid image name '%s'", ref);
-	/* A tag is a ':' after the last '/' (so "host:5000/app" has no tag). */
-	const char *slash = strrchr(ref, '/');
-	const char *colon = strchr(slash ? slash : ref, ':');
-	*out = colon ? xstrdup(ref) : xasprintf("%s:latest", ref);
+	const char *at = strchr(ref, '@');
+	size_t name_len = at ? (size_t)(at - ref) : len;
+	char head[65];
+	snprintf(head, sizeof(head), "%.64s", ref);
+	if (name_len == 64 && is_hex_string(head, 64)) {
+		_cleanup_free_ char *shown = printable(ref, len);
+		return hutch_fail(err, 0,
+				  "invalid image name '%s': 64 hex digits would read as an image "
+				  "id",
+				  shown);
+	}
+	struct registry_ref r;
+	if (registry_ref_parse(ref, &r, err) < 0)
+		return -1;
+	*out = steal_ptr(r.name);
+	registry_ref_free(&r);
 	return 0;
 }
 
+char *hutch_image_ref_familiar(const char *name)
+{
+	static const char hub[] = "docker.io/", library[] = "docker.io/library/";
+	if (!strncmp(name, library, strlen(library))) {
+		const char *rest = name + strlen(library);
+		if (!strchr(rest, '/'))
+			return xstrdup(rest);
+	}
+	if (!strncmp(name, hub, strlen(hub))) {
+		/* "docker.io/a.b/c" stays whole: "a.b/c" would name host a.b */
+		const char *rest = name + strlen(hub);
+		size_t first = strcspn(rest, "/");
+		bool host_like = memchr(rest, '.', first) || memchr(rest, ':', first) ||
+				 (first == 9 && !strncmp(rest, "localhost", 9));
+		if (!host_like)
+			return xstrdup(rest);
+	}
+	return xstrdup(name);
+}
+
+/* refs.json maps full names to ids. A store written before names were
+ * normalised has familiar keys ("bb:latest"): they are read as their full
+ * form, and saved so at the next write. */
 static int refs_load(struct hutch_store *s, struct json_object **out, struct hutch_err **err)
 {
 	_cleanup_free_ char *text = NULL;
@@ -184,7 +284,16 @@ static int refs_load(struct hutch_store *s, struct json_object **out, struct hut
 		json_object_put(j);
 		return hutch_fail(err, 0, "%s/refs.json is corrupt", s->root);
 	}
-	*out = j;
+	struct json_object *norm = json_object_new_object();
+	json_object_object_foreach(j, key, val)
+	{
+		_cleanup_free_ char *full = NULL;
+		if (hutch_image_ref_normalize(key, &full, NULL) < 0)
+			continue; /* no name hutch could look up */
+		json_object_object_add(norm, full, json_object_get(val));
+	}
+	json_object_put(j);
+	*out = norm;
 	return 0;
 }
 
@@ -243,13 +352,53 @@ static void chain_id_next(const char *prev_hex, const char *diff_hex, char out[6
 	sha256_hex(d, out);
 }
 
+/* Bytes of file data under dirfd (a hardlinked file counted once in all). */
+static int64_t tree_data_bytes(int fd, int depth)
+{
+	if (depth > 256)
+		return 0;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	int64_t total = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			total += st.st_size / (st.st_nlink ? (int64_t)st.st_nlink : 1);
+		} else if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				total += tree_data_bytes(sub, depth + 1);
+		}
+	}
+	closedir(d);
+	return total;
+}
+
 static int64_t layer_size(struct hutch_store *s, const char *chain)
 {
 	_cleanup_free_ char *p = xasprintf("layers/%s.size", chain);
 	_cleanup_free_ char *t = NULL;
-	if (read_file_at(s->rootfd, p, &t, NULL, NULL) < 0)
+	if (read_file_at(s->rootfd, p, &t, NULL, NULL) == 0)
+		return strtoll(t, NULL, 10);
+	/* A crash between a layer's rename and its size file: measure it once. */
+	_cleanup_free_ char *dir = xasprintf("layers/%s", chain);
+	int fd = openat(s->rootfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
-	return strtoll(t, NULL, 10);
+	int64_t size = tree_data_bytes(fd, 0);
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%lld", (long long)size);
+	write_file_atomic(s->rootfd, p, buf, strlen(buf), NULL);
+	return size;
 }
 
 /* Parse a config's rootfs.diff_ids into chain ids (validated hex). */
@@ -369,8 +518,11 @@ int hutch_image_get(struct hutch_store *s, const char *ref, struct hutch_image *
 	struct hutch_image *img = xcalloc(1, sizeof(*img));
 	char(*chains)[65] = NULL;
 	int ret = -1;
-	if (refs_load(s, &refs, err) < 0 || resolve_ref(s, refs, ref, img->id, &img->name, err) < 0 ||
-	    load_config(s, img->id, &cfg, err) < 0 ||
+	_cleanup_free_ char *full = NULL;
+	if (refs_load(s, &refs, err) < 0 || resolve_ref(s, refs, ref, img->id, &full, err) < 0)
+		goto out;
+	img->name = hutch_image_ref_familiar(full);
+	if (load_config(s, img->id, &cfg, err) < 0 ||
 	    config_chain_ids(cfg, img->id, &chains, &img->n_layers, err) < 0)
 		goto out;
 	img->layer_dirs = xcalloc(img->n_layers, sizeof(char *));
@@ -383,6 +535,18 @@ int hutch_image_get(struct hutch_store *s, const char *ref, struct hutch_image *
 		if (img->layer_fds[i] < 0 || flock(img->layer_fds[i], LOCK_SH) < 0) {
 			hutch_fail_sys(err, "image '%s': layer %.12s is missing from the store", ref,
 				       chains[i]);
+			goto out;
+		}
+		/* An `image rm` or prune holds the layer exclusively until it has
+		 * renamed it away: once the shared lock is granted, the dir must
+		 * still be the one at that path, or the image was just removed. */
+		struct stat held, now;
+		if (fstat(img->layer_fds[i], &held) < 0 || stat(img->layer_dirs[i], &now) < 0 ||
+		    held.st_ino != now.st_ino || held.st_dev != now.st_dev) {
+			hutch_fail(err, ENOENT,
+				   "image '%s': layer %.12s was removed from the store just now "
+				   "(by 'hutch image rm' or prune)",
+				   ref, chains[i]);
 			goto out;
 		}
 		img->size += layer_size(s, chains[i]);
@@ -474,6 +638,19 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 		hutch_fail_sys(err, "open the staging layer");
 		goto out;
 	}
+	/* The guard against decompression bombs is the space there is: a file
+	 * that cannot fit is refused at its tar header, before any of it is
+	 * written, and a stream that goes on past it (data after the tar's end)
+	 * is cut off. containerd has no guard of its own and lets the disk fill;
+	 * a ratio limit (this file used one) refuses real layers that hold big
+	 * runs of zeros, which compress better than 1000:1. */
+	struct statvfs vfs;
+	if (fstatvfs(layerfd, &vfs) == 0) {
+		uo.max_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+		if (!uo.max_bytes)
+			uo.max_bytes = 1; /* full: 0 would mean no limit */
+		layer_stream_set_max(ls, uo.max_bytes);
+	}
 	if (layer_unpack(tr, layerfd, &uo, &j->stats, err) < 0 ||
 	    layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
 		goto out;
@@ -526,8 +703,14 @@ static int write_config(struct hutch_store *s, const char *diff_hex, const char 
 	_cleanup_free_ char *created = iso8601_now();
 	struct json_object *cfg = json_object_new_object();
 	json_object_object_add(cfg, "created", json_object_new_string(created));
-	json_object_object_add(cfg, "architecture", json_object_new_string("amd64"));
-	json_object_object_add(cfg, "os", json_object_new_string("linux"));
+	/* A rootfs is whatever this machine runs: label it with the host's
+	 * platform, so that inspect and platform checks tell the truth. */
+	struct image_platform host;
+	image_platform_host(&host);
+	json_object_object_add(cfg, "architecture", json_object_new_string(host.arch));
+	json_object_object_add(cfg, "os", json_object_new_string(host.os));
+	if (host.variant[0])
+		json_object_object_add(cfg, "variant", json_object_new_string(host.variant));
 	struct json_object *c = json_object_new_object();
 	struct json_object *env = json_object_new_array();
 	json_object_array_add(env, json_object_new_string(default_path_env));
@@ -693,7 +876,7 @@ int hutch_image_list(struct hutch_store *s, struct hutch_image_list *out, struct
 			continue;
 		out->refs = xrealloc(out->refs, (out->n + 1) * sizeof(*out->refs));
 		struct hutch_image_ref *r = &out->refs[out->n++];
-		*r = (struct hutch_image_ref){.name = xstrdup(key)};
+		*r = (struct hutch_image_ref){.name = hutch_image_ref_familiar(key)};
 		memcpy(r->id, id, 65);
 		const char *created = json_str(cfg, "created");
 		struct tm tm = {0};
@@ -734,20 +917,43 @@ static bool chain_used_by_other(struct hutch_store *s, struct json_object *refs,
 	return used;
 }
 
-int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err **err)
+/* Take a layer out of the store: renamed into tmp/ first (a crash mid-way
+ * leaves staging debris, which the next open removes), then deleted. The
+ * caller holds it exclusively (held), so no container can start on it between
+ * the check and the rename: a `hutch run` waits for the lock and then sees the
+ * layer gone. */
+static void layer_discard(struct hutch_store *s, const char *chain, int held)
 {
+	_cleanup_free_ char *p = xasprintf("layers/%s", chain);
+	_cleanup_free_ char *sz = xasprintf("layers/%s.size", chain);
+	_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", chain);
+	bool moved = renameat(s->rootfd, p, s->rootfd, trash) == 0;
+	unlinkat(s->rootfd, sz, 0);
+	if (held >= 0)
+		close(held);
+	if (moved) {
+		_cleanup_free_ char *abs = xasprintf("%s/%s", s->root, trash);
+		remove_tree_as_owner(abs, NULL);
+	}
+}
+
+int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_image_removal *out,
+		       struct hutch_err **err)
+{
+	if (out)
+		*out = (struct hutch_image_removal){0};
 	if (store_lock(s, err) < 0)
 		return -1;
 	struct json_object *refs = NULL, *cfg = NULL;
 	_cleanup_free_ char *name = NULL;
 	char id[65];
 	char(*chains)[65] = NULL;
+	int *held = NULL;
 	size_t n = 0;
 	int ret = -1;
 	if (refs_load(s, &refs, err) < 0 || resolve_ref(s, refs, ref, id, &name, err) < 0)
 		goto out;
 	bool by_id = !strcmp(name, id);
-	/* Refuse while a container uses any of its layers. */
 	if (load_config(s, id, &cfg, err) < 0 || config_chain_ids(cfg, id, &chains, &n, err) < 0)
 		goto out;
 	bool still_named = false;
@@ -762,14 +968,18 @@ int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err 
 			   "image %.12s has names: remove them by name (see 'hutch image ls')", id);
 		goto out;
 	}
+	/* Refuse while a container uses any layer that would go; hold each of
+	 * them (exclusively) until it is renamed away. */
+	held = xcalloc(n ? n : 1, sizeof(int));
+	for (size_t i = 0; i < n; i++)
+		held[i] = -1;
 	if (!still_named) {
 		for (size_t i = 0; i < n; i++) {
+			if (chain_used_by_other(s, refs, id, chains[i]))
+				continue;
 			_cleanup_free_ char *p = xasprintf("layers/%s", chains[i]);
-			_cleanup_close_ int fd =
-				openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			/* only layers that would go need to be free */
-			if (fd >= 0 && !chain_used_by_other(s, refs, id, chains[i]) &&
-			    flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			held[i] = openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (held[i] >= 0 && flock(held[i], LOCK_EX | LOCK_NB) < 0) {
 				hutch_fail(err, 0,
 					   "image '%s' is in use (by a container, or an import "
 					   "that shares its layers): stop or remove the container "
@@ -783,26 +993,27 @@ int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_err 
 		json_object_object_del(refs, name);
 		if (refs_save(s, refs, err) < 0)
 			goto out;
+		if (out)
+			out->untagged = hutch_image_ref_familiar(name);
 	}
 	if (!still_named) {
 		for (size_t i = 0; i < n; i++) {
-			if (chain_used_by_other(s, refs, id, chains[i]))
+			if (held[i] < 0)
 				continue;
-			_cleanup_free_ char *p = xasprintf("layers/%s", chains[i]);
-			_cleanup_free_ char *sz = xasprintf("layers/%s.size", chains[i]);
-			/* Rename first so a crash mid-removal leaves only staging debris. */
-			_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", chains[i]);
-			if (renameat(s->rootfd, p, s->rootfd, trash) == 0) {
-				_cleanup_free_ char *abs = xasprintf("%s/%s", s->root, trash);
-				remove_tree_as_owner(abs, NULL);
-			}
-			unlinkat(s->rootfd, sz, 0);
+			layer_discard(s, chains[i], held[i]);
+			held[i] = -1;
 		}
 		_cleanup_free_ char *cp = xasprintf("configs/%s.json", id);
 		unlinkat(s->rootfd, cp, 0);
+		if (out)
+			memcpy(out->deleted, id, 65);
 	}
 	ret = 0;
 out:
+	for (size_t i = 0; held && i < n; i++)
+		if (held[i] >= 0)
+			close(held[i]);
+	free(held);
 	free(chains);
 	json_object_put(cfg);
 	json_object_put(refs);
@@ -810,7 +1021,20 @@ out:
 	return ret;
 }
 
+void hutch_image_removal_free(struct hutch_image_removal *r)
+{
+	free(r->untagged);
+	r->untagged = NULL;
+}
+
 /* ---- importing an image plan (OCI layouts, docker archives, registries) ----- */
+
+const char *store_tmp_dir(struct hutch_store *s)
+{
+	if (!s->tmp_dir)
+		s->tmp_dir = xasprintf("%s/tmp", s->root);
+	return s->tmp_dir;
+}
 
 const char *store_download_dir(struct hutch_store *s)
 {
@@ -879,58 +1103,115 @@ static int plan_check_layer(struct plan_job *j, const struct plan_layer *l,
 	return write_file_at(j->stagefd, "size", size, err);
 }
 
+/* The lock file of a ChainID, flock'd exclusively. Prune unlinks lock files
+ * that nobody holds; one opened just before such an unlink and locked after it
+ * would be a lock no other import sees (both would unpack the layer), so
+ * after locking, the path must still name the file locked, else again. */
+static int chain_lock(struct hutch_store *s, const char *chain, struct hutch_err **err)
+{
+	_cleanup_free_ char *name = xasprintf("locks/%s", chain);
+	for (int tries = 0; tries < 1000; tries++) {
+		int fd = openat(s->rootfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			return hutch_fail(err, e, "lock layer %.12s (%s/%s)", chain, s->root, name);
+		}
+		struct stat locked, now;
+		if (fstat(fd, &locked) == 0 &&
+		    fstatat(s->rootfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    locked.st_ino == now.st_ino && locked.st_dev == now.st_dev)
+			return fd;
+		close(fd);
+	}
+	return hutch_fail(err, 0, "lock layer %.12s: its lock file keeps being removed", chain);
+}
+
+/* A layer blob named by a source: opened without following a symlink in its
+ * last component and without blocking on a fifo planted there, and it must be
+ * a regular file (the source checked, but the file may have changed since). */
+static int open_layer_blob(const struct image_plan *p, const struct plan_layer *l,
+			   struct hutch_err **err)
+{
+	if (l->in_tmp) {
+		int fd = fcntl(p->tmp_fd, F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? hutch_fail_sys(err, "duplicate the archive's temp file") : fd;
+	}
+	int fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return hutch_fail_sys(err, "open layer blob %s", l->path);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		hutch_fail_sys(err, "stat layer blob %s", l->path);
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return hutch_fail(err, 0, "layer blob %s is not a regular file", l->path);
+	}
+	return fd;
+}
+
+/* The work of plan_layer_child, under that ChainID's lock. */
+static int plan_layer_work(struct hutch_store *s, const struct image_plan *p,
+			   const struct plan_layer *l, struct plan_job *j, struct hutch_err **err)
+{
+	/* lock files stay (unlinking a lock file races with its next user);
+	 * prune removes the free ones */
+	_cleanup_close_ int lock = chain_lock(s, j->chain, err);
+	if (lock < 0)
+		return -1;
+	if (store_has_chain(s, j->chain))
+		return 0; /* another import stored it meanwhile */
+	_cleanup_close_ int fd = open_layer_blob(p, l, err);
+	if (fd < 0)
+		return -1;
+	struct unpack_job job = {.in = fd, .stagefd = j->stagefd, .offset = l->offset,
+				 .length = l->length, .rootless = s->rootless,
+				 .convert_whiteouts = true};
+	struct id_mapping idm;
+	id_mapping_for_self(&idm);
+	int r = s->rootless && idm.subordinate ? userns_run(&idm, unpack_job_in_userns, &job, err)
+					       : unpack_job_in_userns(&job, err);
+	if (r < 0 || plan_check_layer(j, l, err) < 0)
+		return -1;
+	if (syncfs(j->stagefd) < 0)
+		return hutch_fail_sys(err, "sync layer %.12s", j->chain);
+	_cleanup_free_ char *dst = xasprintf("layers/%s", j->chain);
+	if (renameat(j->stagefd, "layer", s->rootfd, dst) < 0) {
+		if (errno != EEXIST && errno != ENOTEMPTY)
+			return hutch_fail_sys(err, "store layer %.12s", j->chain);
+		return 0; /* stored by someone else after all: theirs stays */
+	}
+	write_file_at(j->stagefd, "committed", "", NULL);
+	/* The size goes next to the layer only once the layer is there, so that
+	 * a crash never leaves a size without its layer; a layer a crash left
+	 * without its size gets it measured (layer_size). */
+	_cleanup_free_ char *size = NULL;
+	_cleanup_free_ char *size_dst = xasprintf("layers/%s.size", j->chain);
+	if (read_file_at(j->stagefd, "size", &size, NULL, NULL) == 0)
+		write_file_atomic(s->rootfd, size_dst, size, strlen(size), NULL);
+	return 0;
+}
+
 /* A worker process for one layer: under that ChainID's lock (so overlapping
  * imports unpack a shared layer once: the second waits and finds it stored),
  * unpack into staging, verify both digests, and commit the layer. A layer is
  * useful on its own once verified; the image appears when its config does. */
 static __attribute__((noreturn)) void plan_layer_child(struct hutch_store *s,
-						       const struct plan_layer *l, struct plan_job *j)
+						       const struct image_plan *p,
+						       const struct plan_layer *l,
+						       struct plan_job *j)
 {
 	struct hutch_err *e = NULL;
 	/* an import killed with SIGKILL takes its workers along */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (getppid() != j->parent)
 		_exit(1);
-	/* lock files stay (unlinking a lock file races with its next user);
-	 * prune removes the free ones */
-	_cleanup_free_ char *lock_name = xasprintf("locks/%s", j->chain);
-	_cleanup_close_ int lock = openat(s->rootfd, lock_name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock < 0 || flock(lock, LOCK_EX) < 0) {
-		hutch_fail_sys(&e, "lock layer %.12s", j->chain);
-		goto done;
-	}
-	if (store_has_chain(s, j->chain))
-		goto done; /* another import stored it meanwhile */
-	int fd = open(l->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		hutch_fail_sys(&e, "open layer blob %s", l->path);
-		goto done;
-	}
-	struct unpack_job job = {.in = fd, .stagefd = j->stagefd, .offset = l->offset,
-				 .length = l->length, .rootless = s->rootless,
-				 .convert_whiteouts = true};
-	struct id_mapping idm;
-	id_mapping_for_self(&idm);
-	int r = s->rootless && idm.subordinate ? userns_run(&idm, unpack_job_in_userns, &job, &e)
-					       : unpack_job_in_userns(&job, &e);
-	close(fd);
-	if (r < 0 || plan_check_layer(j, l, &e) < 0 || syncfs(j->stagefd) < 0) {
-		if (!e)
-			hutch_fail_sys(&e, "sync layer %.12s", j->chain);
-		goto done;
-	}
-	_cleanup_free_ char *dst = xasprintf("layers/%s", j->chain);
-	_cleanup_free_ char *size = NULL;
-	_cleanup_free_ char *size_dst = xasprintf("layers/%s.size", j->chain);
-	if (read_file_at(j->stagefd, "size", &size, NULL, NULL) == 0)
-		write_file_atomic(s->rootfd, size_dst, size, strlen(size), NULL);
-	if (renameat(j->stagefd, "layer", s->rootfd, dst) == 0)
-		write_file_at(j->stagefd, "committed", "", NULL);
-	else if (errno != EEXIST && errno != ENOTEMPTY)
-		hutch_fail_sys(&e, "store layer %.12s", j->chain);
-done:
-	if (e) {
-		write_file_at(j->stagefd, "error", e->msg, NULL);
+	if (plan_layer_work(s, p, l, j, &e) < 0) {
+		write_file_at(j->stagefd, "error", e ? e->msg : "failed", NULL);
 		_exit(1);
 	}
 	_exit(0);
@@ -961,16 +1242,11 @@ static void plan_undo_layers(struct hutch_store *s, struct plan_job *jobs, size_
 		if (chain_used_by_other(s, refs, "", jobs[i].chain))
 			continue;
 		_cleanup_free_ char *p = xasprintf("layers/%s", jobs[i].chain);
-		_cleanup_close_ int fd = openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
-			continue;
-		_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", jobs[i].chain);
-		_cleanup_free_ char *sz = xasprintf("layers/%s.size", jobs[i].chain);
-		if (renameat(s->rootfd, p, s->rootfd, trash) == 0) {
-			_cleanup_free_ char *abs = xasprintf("%s/%s", s->root, trash);
-			remove_tree_as_owner(abs, NULL);
-		}
-		unlinkat(s->rootfd, sz, 0);
+		int fd = openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			layer_discard(s, jobs[i].chain, fd);
+		else if (fd >= 0)
+			close(fd);
 	}
 	json_object_put(refs);
 	store_unlock(s);
@@ -1055,7 +1331,7 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 		}
 		jobs[i].needed = !store_has_chain(s, chains[i]) ||
 				 plan_hold_layer(s, &jobs[i], NULL) < 0;
-		if (jobs[i].needed && !p->layers[i].path) {
+		if (jobs[i].needed && !p->layers[i].path && !p->layers[i].in_tmp) {
 			hutch_fail(err, 0, "%s: layer %zu (%s) is neither stored nor available",
 				   p->source, i + 1, p->layers[i].digest);
 			goto out_jobs;
@@ -1086,7 +1362,7 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 				break;
 			}
 			if (j->pid == 0)
-				plan_layer_child(s, &p->layers[j->index], j);
+				plan_layer_child(s, p, &p->layers[j->index], j);
 			running++;
 		}
 		if (running == 0)
@@ -1209,8 +1485,10 @@ int hutch_image_inspect(struct hutch_store *s, const char *ref, char **json_out,
 	json_object_object_foreach(refs, key, val)
 	{
 		const char *v = json_object_get_string(val);
-		if (v && !strcmp(v, id))
-			json_object_array_add(names, json_object_new_string(key));
+		if (v && !strcmp(v, id)) {
+			_cleanup_free_ char *shown = hutch_image_ref_familiar(key);
+			json_object_array_add(names, json_object_new_string(shown));
+		}
 	}
 	json_object_object_add(o, "names", names);
 	static const char *const copy[] = {"created", "architecture", "os", "variant", "author"};
@@ -1321,24 +1599,19 @@ int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, s
 			kept = !strcmp(keep[i], de->d_name);
 		if (kept)
 			continue;
-		_cleanup_close_ int fd =
-			openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+		int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			if (fd >= 0)
+				close(fd);
 			continue;
-		*freed += layer_size(s, de->d_name);
-		_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", de->d_name);
-		_cleanup_free_ char *src = xasprintf("layers/%s", de->d_name);
-		_cleanup_free_ char *sz = xasprintf("layers/%s.size", de->d_name);
-		if (renameat(s->rootfd, src, s->rootfd, trash) == 0) {
-			_cleanup_free_ char *abs = xasprintf("%s/%s", s->root, trash);
-			remove_tree_as_owner(abs, NULL);
-			(*n_layers)++;
 		}
-		unlinkat(s->rootfd, sz, 0);
+		*freed += layer_size(s, de->d_name);
+		layer_discard(s, de->d_name, fd);
+		(*n_layers)++;
 	}
 	if (d)
 		closedir(d);
-	/* Layer locks nobody holds. */
+	/* Layer locks nobody holds (chain_lock notices one unlinked under it). */
 	_cleanup_free_ char *lk = xasprintf("%s/locks", s->root);
 	d = opendir(lk);
 	while (d && (de = readdir(d))) {

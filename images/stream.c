@@ -21,8 +21,10 @@ enum compression { COMP_NONE, COMP_GZIP, COMP_ZSTD };
 
 struct layer_stream {
 	int fd;
+	off_t pos;     /* where the next pread goes; -1: read() from the current position */
 	int64_t limit; /* raw bytes left to read from fd; -1: until EOF */
-	uint64_t plain_total; /* uncompressed bytes produced, for the bomb check */
+	uint64_t plain_total; /* uncompressed bytes produced */
+	uint64_t plain_max;   /* refuse past this many (0: no limit) */
 	enum compression comp;
 
 	/* Raw bytes read from fd and not yet consumed. */
@@ -56,10 +58,14 @@ static const char *comp_name(enum compression c)
 	}
 }
 
-static ssize_t read_retry(int fd, void *buf, size_t len)
+/* A range is read with pread, so that workers unpacking several layers of
+ * one file at once can share its fd (an unnamed temp file has no path). */
+static ssize_t read_retry(struct layer_stream *s, void *buf, size_t len)
 {
 	for (;;) {
-		ssize_t n = read(fd, buf, len);
+		ssize_t n = s->pos >= 0 ? pread(s->fd, buf, len, s->pos) : read(s->fd, buf, len);
+		if (n > 0 && s->pos >= 0)
+			s->pos += n;
 		if (n >= 0 || errno != EINTR)
 			return n;
 	}
@@ -73,7 +79,7 @@ static ssize_t read_source(struct layer_stream *s, void *buf, size_t len)
 		return 0;
 	if (s->limit > 0 && (int64_t)len > s->limit)
 		len = (size_t)s->limit;
-	ssize_t n = read_retry(s->fd, buf, len);
+	ssize_t n = read_retry(s, buf, len);
 	if (n > 0 && s->limit > 0)
 		s->limit -= n;
 	return n;
@@ -105,10 +111,9 @@ int layer_stream_open(int fd, struct layer_stream **out, struct hutch_err **err)
 int layer_stream_open_range(int fd, off_t offset, int64_t length, struct layer_stream **out,
 			    struct hutch_err **err)
 {
-	if (offset >= 0 && lseek(fd, offset, SEEK_SET) < 0)
-		return hutch_fail_sys(err, "seek to the layer at offset %lld", (long long)offset);
 	struct layer_stream *s = xcalloc(1, sizeof(*s));
 	s->fd = fd;
+	s->pos = offset >= 0 ? offset : -1;
 	s->limit = length;
 	s->in = malloc(STREAM_INPUT_BUF);
 	if (!s->in) {
@@ -156,6 +161,11 @@ int layer_stream_open_range(int fd, off_t offset, int64_t length, struct layer_s
 	}
 	*out = s;
 	return 0;
+}
+
+void layer_stream_set_max(struct layer_stream *s, uint64_t max)
+{
+	s->plain_max = max;
 }
 
 const char *layer_stream_compression(const struct layer_stream *s)
@@ -307,20 +317,20 @@ ssize_t layer_stream_read(struct layer_stream *s, void *buf, size_t len, struct 
 	}
 	if (n < 0)
 		s->failed = true;
-	if (n > 0 && s->comp != COMP_NONE) {
+	if (n > 0 && s->comp != COMP_NONE)
 		sha256_update(&s->plain_sha, buf, (size_t)n);
-		/* A decompression bomb: real layers compress 2-20:1; a small blob
-		 * that expands past 64 MiB at over 1000:1 is refused. */
+	if (n > 0) {
 		s->plain_total += (uint64_t)n;
-		/* compressed bytes actually consumed, not what sits in our buffer */
-		uint64_t used = s->raw_total - (uint64_t)(s->in_len - s->in_pos);
-		if (s->plain_total > (64ULL << 20) && s->plain_total / 1000 > used + 4096) {
+		if (s->plain_max && s->plain_total > s->plain_max) {
 			s->failed = true;
-			return hutch_fail(err, 0,
-					  "layer expands more than 1000-fold (%llu bytes from "
-					  "%llu %s bytes): refusing a decompression bomb",
-					  (unsigned long long)s->plain_total, (unsigned long long)used,
-					  comp_name(s->comp));
+			char max[32];
+			format_size((int64_t)s->plain_max, max, sizeof(max));
+			return hutch_fail(err, ENOSPC,
+					  "layer expands to more than %s (%llu bytes from %llu %s "
+					  "bytes), more than there is room for: refusing it (a "
+					  "decompression bomb, or free some space)",
+					  max, (unsigned long long)s->plain_total,
+					  (unsigned long long)s->raw_total, comp_name(s->comp));
 		}
 	}
 	if (n == 0)

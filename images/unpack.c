@@ -1,13 +1,16 @@
 /* Unpacking a layer: the code between a hostile image and the host.
  *
  * Every entry's path is normalised lexically (no "..", no absolute paths),
- * then only its PARENT directory is resolved, with openat2(RESOLVE_BENEATH)
- * from the layer directory, so no symlink in the layer (absolute, or with
- * enough "..") can lead outside it. The entry itself is then made with a *at
- * call on that parent fd and a single-component name, never following a
- * symlink in the last component (O_NOFOLLOW, O_EXCL, AT_SYMLINK_NOFOLLOW).
- * Symlinks are stored as they are: their text is harmless until something
- * follows it, and nothing here does.
+ * then only its PARENT directory is resolved, with openat2(RESOLVE_IN_ROOT)
+ * from the layer directory: the kernel treats the layer dir as "/", so a
+ * symlink in the layer (absolute, or with enough ".." to climb out) is
+ * followed inside the layer and can never lead outside it. That is how Docker
+ * (in a chroot) and containerd (fs.RootPath) resolve layer paths, and real
+ * layers depend on it: `usr/lib64 -> /usr/lib` and then `usr/lib64/foo` puts
+ * foo in the layer's usr/lib. The entry itself is then made with a *at call on
+ * that parent fd and a single-component name, never following a symlink in
+ * the last component (O_NOFOLLOW, O_EXCL, AT_SYMLINK_NOFOLLOW). Symlinks are
+ * stored as they are: their text is harmless until something follows it.
  *
  * As tar does, a later entry replaces an earlier one at the same path.
  * Directory modes and mtimes are applied at the end: a 0555 directory must
@@ -30,7 +33,7 @@
 #include "images/layer_internal.h"
 
 #define UNPACK_COPY_BUF (256 * 1024)
-#define RESOLVE_LAYER	(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
+#define RESOLVE_LAYER	(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
 
 #define WHITEOUT_PREFIX	     ".wh."
 #define WHITEOUT_OPAQUE	     ".wh..wh..opq"
@@ -45,6 +48,7 @@ struct deferred_dir {
 struct unpacker {
 	int root; /* the layer directory */
 	bool rootless, convert_whiteouts;
+	uint64_t max_bytes, declared_bytes; /* file data allowed, and announced so far */
 	struct unpack_stats *stats;
 	const struct tar_entry *entry; /* the entry being unpacked, for messages */
 
@@ -146,7 +150,7 @@ static void split_path(char *path, const char **parent, const char **leaf)
 	}
 }
 
-static int openat2_beneath(int root, const char *path, uint64_t flags)
+static int openat2_in_layer(int root, const char *path, uint64_t flags)
 {
 	struct open_how how = {
 	    .flags = flags | O_CLOEXEC,
@@ -178,15 +182,12 @@ static int resolve_fail(struct unpacker *u, struct hutch_err **err, int e, const
 	_cleanup_free_ char *shown = printable(path, strlen(path));
 	switch (e) {
 	case EXDEV:
+		/* RESOLVE_NO_XDEV: nothing is mounted in a staging dir, so only a
+		 * mount someone made there meanwhile; its own text would confuse. */
+		return entry_fail(u, err, 0, "%s '%s' crosses a mount point", role, shown);
 	case ELOOP:
-		/* EXDEV's own text ("cross-device link") would only confuse;
-		 * ELOOP's tells a symlink loop apart from an escape. */
-		if (e == EXDEV)
-			e = 0;
-		if (!strcmp(role, "parent"))
-			return entry_fail(u, err, e, "path escapes the layer through a symlink");
-		return entry_fail(u, err, e, "%s '%s' escapes the layer through a symlink", role,
-				  shown);
+		return entry_fail(u, err, e, "%s '%s' has a symlink loop (or too many symlinks)",
+				  role, shown);
 	case ENOTDIR:
 		return entry_fail(u, err, e, "%s '%s' is not a directory", role, shown);
 	case ENOSYS:
@@ -204,7 +205,7 @@ static int resolve_fail(struct unpacker *u, struct hutch_err **err, int e, const
 static int create_missing_dirs(struct unpacker *u, const char *parent, struct hutch_err **err)
 {
 	_cleanup_free_ char *prefix = xstrdup(parent);
-	_cleanup_close_ int up = openat2_beneath(u->root, "", O_PATH | O_DIRECTORY);
+	_cleanup_close_ int up = openat2_in_layer(u->root, "", O_PATH | O_DIRECTORY);
 	if (up < 0)
 		return resolve_fail(u, err, errno, "parent", "");
 	for (char *name = prefix;;) {
@@ -212,14 +213,28 @@ static int create_missing_dirs(struct unpacker *u, const char *parent, struct hu
 		char *end = strchrnul(name, '/');
 		char saved = *end;
 		*end = '\0';
-		int fd = openat2_beneath(u->root, prefix, O_PATH | O_DIRECTORY);
+		int fd = openat2_in_layer(u->root, prefix, O_PATH | O_DIRECTORY);
 		if (fd < 0 && errno == ENOENT) {
 			if (mkdirat(up, name, 0755) < 0 && errno != EEXIST) {
 				_cleanup_free_ char *shown = printable(prefix, strlen(prefix));
 				return entry_fail(u, err, errno,
 						  "cannot create parent directory '%s'", shown);
 			}
-			fd = openat2_beneath(u->root, prefix, O_PATH | O_DIRECTORY);
+			fd = openat2_in_layer(u->root, prefix, O_PATH | O_DIRECTORY);
+			struct stat st;
+			/* As in Docker (which follows it in a chroot): a symlink to a
+			 * directory the layer does not have is an error, not a reason to
+			 * make that directory. */
+			if (fd < 0 && errno == ENOENT &&
+			    fstatat(up, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode)) {
+				_cleanup_free_ char *shown = printable(prefix, strlen(prefix));
+				return entry_fail(
+				    u, err, ENOENT,
+				    "parent '%s' is a symlink to a directory that is not "
+				    "in the layer",
+				    shown);
+			}
 		}
 		if (fd < 0)
 			return resolve_fail(u, err, errno, "parent", prefix);
@@ -238,11 +253,11 @@ static int get_parent(struct unpacker *u, const char *parent, struct hutch_err *
 	if (u->parent_fd >= 0 && !u->parent_stale && !strcmp(u->parent_path, parent))
 		return u->parent_fd;
 	drop_parent_cache(u);
-	int fd = openat2_beneath(u->root, parent, O_PATH | O_DIRECTORY);
+	int fd = openat2_in_layer(u->root, parent, O_PATH | O_DIRECTORY);
 	if (fd < 0 && errno == ENOENT) {
 		if (create_missing_dirs(u, parent, err) < 0)
 			return -1;
-		fd = openat2_beneath(u->root, parent, O_PATH | O_DIRECTORY);
+		fd = openat2_in_layer(u->root, parent, O_PATH | O_DIRECTORY);
 	}
 	if (fd < 0)
 		return resolve_fail(u, err, errno, "parent", parent);
@@ -487,7 +502,7 @@ static int unpack_hardlink(struct unpacker *u, int parent_fd, const char *leaf, 
 
 	const char *tparent, *tleaf;
 	split_path(target, &tparent, &tleaf);
-	_cleanup_close_ int tparent_fd = openat2_beneath(u->root, tparent, O_PATH | O_DIRECTORY);
+	_cleanup_close_ int tparent_fd = openat2_in_layer(u->root, tparent, O_PATH | O_DIRECTORY);
 	if (tparent_fd < 0) {
 		if (errno == ENOENT)
 			return entry_fail(u, err, errno, "hardlink target '%s' does not exist",
@@ -654,6 +669,18 @@ static int unpack_entry(struct unpacker *u, struct tar_reader *r, struct hutch_e
 
 	switch (e->type) {
 	case TAR_FILE:
+		if (u->max_bytes && (uint64_t)e->size > u->max_bytes - u->declared_bytes) {
+			char sz[32], avail[32];
+			format_size(e->size, sz, sizeof(sz));
+			format_size((int64_t)(u->max_bytes - u->declared_bytes), avail,
+				    sizeof(avail));
+			return entry_fail(u, err, ENOSPC,
+					  "%s of data, more than the %s the store's filesystem "
+					  "has left: refusing it (a decompression bomb, or free "
+					  "some space)",
+					  sz, avail);
+		}
+		u->declared_bytes += (uint64_t)e->size;
 		return unpack_file(u, r, parent_fd, leaf, err);
 	case TAR_DIR:
 		return unpack_dir(u, parent_fd, leaf, full, err);
@@ -676,7 +703,7 @@ static int finish_dirs(struct unpacker *u, struct hutch_err **err)
 	for (size_t i = 0; i < u->n_dirs; i++) {
 		struct deferred_dir *d = &u->dirs[i];
 		_cleanup_close_ int fd =
-		    openat2_beneath(u->root, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+		    openat2_in_layer(u->root, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
 		if (fd < 0) {
 			/* Replaced by a later entry: nothing of it to fix. */
 			if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP || errno == EXDEV)
@@ -701,6 +728,7 @@ int layer_unpack(struct tar_reader *r, int layer_dirfd, const struct unpack_opts
 	    .root = layer_dirfd,
 	    .rootless = opts && opts->rootless,
 	    .convert_whiteouts = opts && opts->convert_whiteouts,
+	    .max_bytes = opts ? opts->max_bytes : 0,
 	    .stats = stats,
 	    .parent_fd = -1,
 	};

@@ -15,7 +15,7 @@
 
 static void check_plan(const struct image_plan *p, const char *path, size_t size)
 {
-	if (!p->config || p->tmp_file)
+	if (!p->config || p->tmp_fd >= 0)
 		abort();
 	if (p->config_digest[0] && !digest_is_valid(p->config_digest, false))
 		abort();
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (image_platform_parse("linux/arm64", &arm, NULL) < 0)
 		abort();
 	struct image_plan *p = NULL;
-	if (archive_plan(path, ARCHIVE_DOCKER_TAR, ref, size % 2 ? &arm : NULL, &p, &err) == 0) {
+	if (archive_plan(path, ARCHIVE_DOCKER_TAR, ref, size % 2 ? &arm : NULL, NULL, &p, &err) == 0) {
 		check_plan(p, path, size);
 		image_plan_free(p);
 	}

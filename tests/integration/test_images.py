@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import time
 
 import pytest
 
@@ -193,3 +194,207 @@ def test_store_survives_abandoned_staging(hutch, state):
     (junk / "file").write_text("half written")
     hutch("image", "ls")
     assert not junk.exists(), "opening the store removes abandoned staging entries"
+
+
+def _host_arch():
+    import platform
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "i386": "386"}.get(m, m)
+
+
+def test_rootfs_import_has_the_hosts_platform(hutch, state, tmp):
+    rootfs, _ = _unique(tmp, "arch")
+    hutch("image", "import", tar_dir(rootfs, tmp / "arch.tar"), "arch-test")
+    try:
+        info = json.loads(hutch("image", "inspect", "arch-test").stdout)[0]
+        assert (info["os"], info["architecture"]) == ("linux", _host_arch())
+    finally:
+        hutch("image", "rm", "arch-test")
+    if _host_arch() == "amd64":
+        # a host that says it is i686 (setarch: uname's machine), for a label
+        # that is not amd64 by chance
+        import subprocess
+        tarball = tar_dir(rootfs, tmp / "arch32.tar")
+        subprocess.run(["setarch", "i686", state.bin, "--root", str(state.root), "image",
+                        "import", str(tarball), "arch-test32"], check=True, capture_output=True)
+        try:
+            info = json.loads(hutch("image", "inspect", "arch-test32").stdout)[0]
+            assert info["architecture"] == "386", info
+        finally:
+            hutch("image", "rm", "arch-test32")
+
+
+def test_short_names_are_one_name(hutch, state, tmp):
+    """As in Docker: busybox == busybox:latest == library/busybox ==
+    docker.io/library/busybox:latest, for import, run, tag, inspect and rm; the
+    store keeps the full name, `image ls` shows the familiar one."""
+    rootfs, marker = _unique(tmp, "short")
+    tarball = tar_dir(rootfs, tmp / "short.tar")
+    cp = hutch("image", "import", tarball, "hutch-short")
+    iid = cp.stdout.strip()
+    try:
+        refs = json.loads((state.root / "images" / "refs.json").read_text())
+        assert refs.get("docker.io/library/hutch-short:latest") == iid[7:]
+        assert "hutch-short:latest" in _names(hutch)
+        for ref in ("hutch-short", "hutch-short:latest", "library/hutch-short",
+                    "docker.io/library/hutch-short", "docker.io/library/hutch-short:latest",
+                    "index.docker.io/library/hutch-short:latest"):
+            assert hutch("run", "--rm", ref, "cat", "/marker").stdout == marker + "\n", ref
+            info = json.loads(hutch("image", "inspect", ref).stdout)[0]
+            assert info["id"] == iid and "hutch-short:latest" in info["names"]
+        # importing under the full name replaces the same name, not a second one
+        iid = hutch("image", "import", tarball,
+                    "docker.io/library/hutch-short:latest").stdout.strip()
+        assert _names(hutch).count("hutch-short:latest") == 1
+        hutch("image", "prune")  # the first import's config, now unnamed
+        hutch("image", "tag", "library/hutch-short", "docker.io/team/short:2")
+        assert "team/short:2" in _names(hutch)
+        assert hutch("run", "--rm", "team/short:2", "cat", "/marker").stdout == marker + "\n"
+        cp = hutch("image", "rm", "docker.io/team/short:2")
+        assert cp.stdout == "Untagged: team/short:2\n", cp.stdout
+        cp = hutch("image", "rm", "hutch-short:latest", check=False)
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stdout == f"Untagged: hutch-short:latest\nDeleted: {iid}\n", cp.stdout
+        assert "hutch-short:latest" not in _names(hutch)
+        assert "not found" in hutch("run", "--rm", "hutch-short", "true", check=False).stderr
+    finally:
+        for n in ("hutch-short", "team/short:2"):
+            hutch("image", "rm", n, check=False)
+
+
+def test_store_of_an_older_hutch_keeps_its_names(state, tmp):
+    """refs.json written before names were normalised ("bb:latest"): still found."""
+    import subprocess
+    root = tmp / "store"
+
+    def h(*args, check=True):
+        cp = subprocess.run([state.bin, "--root", str(root), *map(str, args)],
+                            capture_output=True, text=True, timeout=30)
+        assert not check or cp.returncode == 0, cp.stderr
+        return cp
+
+    iid = h("image", "import", state.bb_tar, "old").stdout.strip()[7:]
+    refs = root / "images" / "refs.json"
+    refs.write_text(json.dumps({"old:latest": iid, "team/x:1": iid}))
+    assert sorted(i["name"] for i in json.loads(h("image", "ls", "--format", "json").stdout)) \
+        == ["old:latest", "team/x:1"]
+    assert h("run", "--rm", "old", "true").returncode == 0
+    h("image", "rm", "team/x:1")
+    assert json.loads(refs.read_text()) == {"docker.io/library/old:latest": iid}
+    h("image", "rm", "old")
+    h("image", "prune")
+
+
+def test_image_without_created_shows_no_date(hutch, tmp):
+    from test_hostile_images import Layer, image_config, write_layout
+    cfg = image_config([])
+    del cfg["created"]
+    layer = Layer(open(tmp.parent.parent / "bb.tar", "rb").read())
+    cfg["rootfs"]["diff_ids"] = [layer.diff_id]
+    layout = write_layout(tmp / "layout", [layer], config=cfg)["dir"]
+    hutch("image", "import", layout, "no-created")
+    try:
+        row = [l for l in hutch("image", "ls").stdout.splitlines()
+               if l.startswith("no-created:latest")][0]
+        assert "1970" not in row and row.split()[2] == "-", row
+        entry = [i for i in json.loads(hutch("image", "ls", "--format", "json").stdout)
+                 if i["name"] == "no-created:latest"][0]
+        assert entry["created"] is None
+    finally:
+        hutch("image", "rm", "no-created")
+
+
+def test_image_rm_says_untagged_and_deleted(hutch, tmp):
+    rootfs, _ = _unique(tmp, "rmout")
+    iid = hutch("image", "import", tar_dir(rootfs, tmp / "r.tar"), "rm-out:1").stdout.strip()
+    hutch("image", "tag", "rm-out:1", "rm-out:2")
+    assert hutch("image", "rm", "rm-out:1").stdout == "Untagged: rm-out:1\n"
+    assert hutch("image", "rm", "rm-out:2").stdout == f"Untagged: rm-out:2\nDeleted: {iid}\n"
+
+
+def _plant(path, text="x", age=0):
+    path.write_text(text)
+    if age:
+        t = time.time() - age
+        os.utime(path, (t, t))
+
+
+def test_leftovers_of_killed_writers_are_cleaned(hutch, state, tmp):
+    """Temp files of write_file_atomic (NAME.tmp.PID) and a size file without
+    its layer, as a writer killed mid-way leaves them: the next command cleans
+    them, unless the writer could still be at work (its lock is held)."""
+    import fcntl
+    im = state.root / "images"
+    hexid = "ab" * 32
+    planted = [im / "refs.json.tmp.4194300", im / "configs" / f"{hexid}.json.tmp.4194301",
+               im / "layers" / f"{hexid}.size.tmp.4194302", im / "layers" / f"{hexid}.size"]
+    for p in planted:
+        _plant(p, "{}")
+    bb_size = state.bb_layer.parent / (state.bb_layer.name + ".size")
+    assert bb_size.exists()
+    hutch("image", "ls")
+    left = [str(p) for p in planted if p.exists()]
+    assert not left, f"not cleaned: {left}"
+    assert bb_size.exists() and state.bb_layer.is_dir()
+    # a layer's files while an import holds that layer's lock: kept
+    (im / "locks").mkdir(exist_ok=True)
+    with open(im / "locks" / hexid, "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        _plant(planted[2], "1")
+        hutch("image", "ls")
+        assert planted[2].exists()
+    hutch("image", "ls")
+    assert not planted[2].exists()
+    # nothing at all while a writer holds the store lock
+    with open(im / "store.lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        _plant(planted[0])
+        hutch("image", "ls")
+        assert planted[0].exists()
+    hutch("image", "ls")
+    assert not planted[0].exists()
+
+
+def test_layer_size_measured_when_its_size_file_is_missing(hutch, state):
+    bb_size = state.bb_layer.parent / (state.bb_layer.name + ".size")
+    want = int(bb_size.read_text())
+    bb_size.unlink()
+    got = [i for i in json.loads(hutch("image", "ls", "--format", "json").stdout)
+           if i["name"] == "bb:latest"][0]["size"]
+    assert got == want
+    assert int(bb_size.read_text()) == want
+
+
+def test_image_rm_racing_a_run_never_deletes_its_layers(state, hutch, image_from, tmp, spawn):
+    """`image rm` checks that no container holds the layers and then removes
+    them; a `hutch run` starting in between must not get a root whose lower
+    layers are deleted under it. strace slows rm's renames (the refs.json
+    update, then the layers) by a second each, so the run lands in that window:
+    it either never starts (the layer is gone) or starts and sees its files."""
+    import subprocess
+    img = image_from("rmrace")
+    rm = subprocess.Popen(["strace", "-f", "-b", "execve", "-qq", "-o", "/dev/null",
+                           "-e", "trace=rename,renameat,renameat2",
+                           "-e", "inject=rename,renameat,renameat2:delay_enter=1000000",
+                           state.bin, "--root", str(state.root), "image", "rm", img],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # rm is in its first delayed rename once refs.json's temp file exists
+        wait_for(lambda: any(n.startswith("refs.json.tmp.")
+                             for n in os.listdir(state.root / "images")) or rm.poll() is not None,
+                 timeout=10, interval=0.002, what="rm to update refs.json")
+        run = spawn("run", "--rm", img, "sh", "-c", "echo started; sleep 3; cat /unique")
+        out, err = run.communicate(timeout=30)
+        rm_out, rm_err = rm.communicate(timeout=30)
+    finally:
+        if rm.poll() is None:
+            rm.kill()
+            rm.communicate()
+    assert rm.returncode == 0, rm_err
+    out, err = out.decode(), err.decode()
+    if "started" in out:
+        assert run.returncode == 0 and out.startswith("started\nrmrace "), (
+            f"the container started, then lost its files to `image rm`: {out!r} {err!r}")
+    else:
+        assert run.returncode != 0 and "rmrace" in err, err
+        assert "removed from the store just now" in err or "not found" in err, err

@@ -209,10 +209,15 @@ def test_names_from_the_archive(hutch, built):
         assert "example.com/oci-test:v3" in _names(hutch)
     finally:
         _rm(hutch)
-    # a bare tag is no name: say so
-    cp = hutch("image", "import", "--ref", "v3", built.layout, check=False)
-    assert cp.returncode != 0
-    assert "no name" in cp.stderr
+    # a bare tag (as skopeo's oci:DIR:TAG and umoci write): the layout's own
+    # name is the repository, and the output says so
+    cp = hutch("image", "import", "--ref", "v3", built.layout)
+    try:
+        assert "layout:v3" in _names(hutch)
+        assert "names its image only 'v3': stored as 'layout:v3'" in cp.stderr, cp.stderr
+        assert hutch("run", "--rm", "layout:v3", "true").returncode == 0
+    finally:
+        hutch("image", "rm", "layout:v3", check=False)
 
 
 def test_layout_with_several_images_needs_a_ref(hutch, built):

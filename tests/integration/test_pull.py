@@ -357,6 +357,8 @@ def test_pull_layers_whiteouts_and_run(hs, registry, images):
     assert "done" in cp.stderr
     assert name in hs.names()
     assert len(hs.layers() - before) == 2
+    # stored, the downloaded blobs are gone (each layer is kept once, unpacked)
+    assert hs.downloads() == []
     info = hs.inspect(name)
     assert info["architecture"] == "amd64" and info["os"] == "linux"
     assert len(info["layers"]) == 2
@@ -932,6 +934,28 @@ def test_cut_connection_then_resume(hs, fake, images):
     cp = hs.pull(name)
     gets = f.seen("registry", images.base_digest)
     assert [g["headers"].get("Range") for g in gets] == [f"bytes={have}-"], gets
+    assert hs.downloads() == []
+    assert hs("run", "--rm", name, "cat", "/marker").stdout == "multi\n"
+
+
+def test_failed_pull_keeps_finished_downloads_then_the_next_pull_removes_them(hs, fake,
+                                                                             images):
+    """The base blob downloads whole, the top one is cut off: the pull fails and
+    keeps both (the finished one to reuse, the partial to resume). The next pull
+    reuses and resumes them, and once the image is stored removes them."""
+    top_digest = sha256(images.top_layer[0])
+    f = fake(truncate=[top_digest])
+    name = f"{f.host}/team/multi:multi"
+    cp = hs.pull(name, check=False)
+    assert cp.returncode != 0
+    assert images.base_digest[7:] in hs.downloads(), hs.downloads()
+    assert top_digest[7:] + ".partial" in hs.downloads(), hs.downloads()
+    f.truncate.clear()
+    f.requests.clear()
+    cp = hs.pull(name)
+    assert f"layer {images.base_digest[:19]}: downloaded before" in cp.stderr, cp.stderr
+    assert not f.seen("registry", images.base_digest)
+    assert hs.downloads() == []
     assert hs("run", "--rm", name, "cat", "/marker").stdout == "multi\n"
 
 
@@ -961,4 +985,5 @@ def test_killed_pull_resumes(hs, fake, images):
     gets = f.seen("registry", images.base_digest)
     assert [g["headers"].get("Range") for g in gets] == [f"bytes={have}-"], gets
     assert not partial.exists()
+    assert hs.downloads() == []
     assert hs("run", "--rm", name, "cat", "/marker").stdout == "multi\n"

@@ -76,6 +76,18 @@ static size_t count_tmp_archives(void)
 	return n;
 }
 
+static size_t count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	size_t n = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -134,9 +146,10 @@ static void add_blob_str(const char *layout, const char *s, char d[72])
 }
 
 /* The bytes a plan layer points at hash to want. */
-static void assert_range_is(const struct plan_layer *l, const char *want)
+static void assert_range_is(const struct image_plan *p, const struct plan_layer *l,
+			    const char *want)
 {
-	int fd = open(l->path, O_RDONLY | O_CLOEXEC);
+	int fd = l->in_tmp ? dup(p->tmp_fd) : open(l->path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_true(l->length >= 0 && l->length < (1 << 24));
 	char *buf = xcalloc(1, (size_t)l->length + 1);
@@ -240,7 +253,7 @@ static struct image_plan *plan_of(const char *path, const char *ref, const char 
 	if (platform)
 		assert_ok(image_platform_parse(platform, &p, err));
 	struct image_plan *plan = NULL;
-	assert_ok(archive_plan(path, kind, ref, platform ? &p : NULL, &plan, err));
+	assert_ok(archive_plan(path, kind, ref, platform ? &p : NULL, NULL, &plan, err));
 	return plan;
 }
 
@@ -251,7 +264,7 @@ static int plan_err(const char *path, enum archive_kind kind, const char *ref, c
 	if (platform && image_platform_parse(platform, &p, NULL) < 0)
 		fail_msg("platform %s", platform);
 	struct image_plan *plan = NULL;
-	int rc = archive_plan(path, kind, ref, platform ? &p : NULL, &plan, err);
+	int rc = archive_plan(path, kind, ref, platform ? &p : NULL, NULL, &plan, err);
 	if (rc == 0)
 		image_plan_free(plan);
 	return rc;
@@ -269,7 +282,7 @@ static void check_simple_plan(struct image_plan *p, struct img *im, bool in_tar)
 	for (size_t i = 0; i < 2; i++) {
 		assert_string_equal(p->layers[i].digest, im->layers[i]);
 		assert_int_equal(p->layers[i].size, p->layers[i].length);
-		assert_range_is(&p->layers[i], im->layers[i]);
+		assert_range_is(p, &p->layers[i], im->layers[i]);
 		if (!in_tar) {
 			assert_int_equal(p->layers[i].offset, 0);
 			assert_non_null(strstr(p->layers[i].path, im->layers[i] + 7));
@@ -288,10 +301,11 @@ static void test_oci_dir(void **state)
 	_cleanup_free_ char *layout = simple_layout("oci", "1.0", &im);
 	struct image_plan *p = plan_of(layout, NULL, NULL, ARCHIVE_OCI_DIR);
 	check_simple_plan(p, &im, false);
-	assert_null(p->tmp_file);
+	assert_int_equal(p->tmp_fd, -1);
 	assert_string_equal(p->source, layout);
-	/* a bare tag is no name: the caller names the image */
+	/* a bare tag is no name: the caller may name the image after the layout */
 	assert_int_equal(p->n_tags, 0);
+	assert_string_equal(p->bare_tag, "1.0");
 	image_plan_free(p);
 	/* selected by its tag, or by a full name with that tag */
 	p = plan_of(layout, "1.0", NULL, ARCHIVE_OCI_DIR);
@@ -320,7 +334,7 @@ static void test_oci_names_become_tags(void **state)
 	_cleanup_free_ char *b = simple_layout("b", "docker.io/library/busybox", &im);
 	p = plan_of(b, "busybox", NULL, ARCHIVE_OCI_DIR);
 	assert_int_equal(p->n_tags, 1);
-	assert_string_equal(p->tags[0], "busybox:latest");
+	assert_string_equal(p->tags[0], "docker.io/library/busybox:latest");
 	image_plan_free(p);
 	img_free(&im);
 
@@ -366,7 +380,7 @@ static void test_oci_several_images(void **state)
 	img_free(&three);
 	struct image_plan *p = plan_of(layout, "app:2", NULL, ARCHIVE_OCI_DIR);
 	assert_string_equal(p->layers[0].digest, two.layers[0]);
-	assert_string_equal(p->tags[0], "app:2");
+	assert_string_equal(p->tags[0], "docker.io/library/app:2");
 	image_plan_free(p);
 	p = plan_of(layout, "1", NULL, ARCHIVE_OCI_DIR);
 	assert_string_equal(p->layers[0].digest, one.layers[0]);
@@ -592,7 +606,7 @@ static void test_oci_symlink_escape(void **state)
 	assert_int_equal(symlink("../../real-l0", l0), 0);
 	struct image_plan *p = plan_of(layout, NULL, NULL, ARCHIVE_OCI_DIR);
 	assert_non_null(strstr(p->layers[0].path, "/real-l0"));
-	assert_range_is(&p->layers[0], im.layers[0]);
+	assert_range_is(p, &p->layers[0], im.layers[0]);
 	image_plan_free(p);
 	/* blobs that are not files */
 	unlink(l0);
@@ -610,28 +624,32 @@ static void test_oci_tar(void **state)
 	sh("tar -C '%s' -cf '%s' .", layout, tar);
 	struct image_plan *p = plan_of(tar, NULL, NULL, ARCHIVE_OCI_TAR);
 	check_simple_plan(p, &im, true);
-	assert_null(p->tmp_file);
+	assert_int_equal(p->tmp_fd, -1);
+	assert_false(p->layers[0].in_tmp);
 	assert_string_equal(p->layers[0].path, tar);
 	assert_true(p->layers[0].offset > 0 && p->layers[0].offset % 512 == 0);
-	assert_string_equal(p->tags[0], "app:7");
+	assert_string_equal(p->tags[0], "docker.io/library/app:7");
 	image_plan_free(p);
 
-	/* compressed: decompressed into a temp file the plan owns */
+	/* compressed: decompressed into an unnamed temp file the plan owns, in
+	 * the dir given (here none: $TMPDIR, which is base) */
 	sh("gzip -k '%s' && zstd -q '%s'", tar, tar);
 	static const char *exts[] = {".gz", ".zst"};
+	size_t files_before = count_files(base);
 	for (size_t i = 0; i < 2; i++) {
 		_cleanup_free_ char *c = xasprintf("%s%s", tar, exts[i]);
 		p = plan_of(c, "app:7", NULL, ARCHIVE_OCI_TAR);
 		check_simple_plan(p, &im, true);
-		assert_non_null(p->tmp_file);
-		assert_string_equal(p->layers[0].path, p->tmp_file);
-		assert_int_equal(access(p->tmp_file, R_OK), 0);
-		_cleanup_free_ char *tmp = xstrdup(p->tmp_file);
+		assert_true(p->tmp_fd >= 0);
+		assert_true(p->layers[0].in_tmp && p->layers[1].in_tmp);
+		assert_null(p->layers[0].path);
+		struct stat st;
+		assert_int_equal(fstat(p->tmp_fd, &st), 0);
+		assert_int_equal(st.st_nlink, 0); /* nothing to clean after a crash */
+		assert_int_equal(count_files(base), files_before);
 		image_plan_free(p);
-		assert_int_equal(access(tmp, F_OK), -1); /* unlinked with the plan */
-		/* failures leave no temp file either */
 		assert_fails(plan_err(c, ARCHIVE_OCI_TAR, "nope", NULL, err), "no image named");
-		assert_int_equal(count_tmp_archives(), 0);
+		assert_int_equal(count_files(base), files_before);
 	}
 	/* without "./" prefixes, as skopeo writes them */
 	_cleanup_free_ char *tar2 = path_in("t2.tar");
@@ -714,7 +732,7 @@ static void test_docker_legacy(void **state)
 		assert_string_equal(p->layers[i].digest, "");
 		assert_null(p->layers[i].media_type);
 		assert_int_equal(p->layers[i].size, -1);
-		assert_range_is(&p->layers[i], layer_d);
+		assert_range_is(p, &p->layers[i], layer_d);
 	}
 	/* the symlinked layer is the same bytes of the archive */
 	assert_int_equal(p->layers[0].offset, p->layers[1].offset);
@@ -722,8 +740,8 @@ static void test_docker_legacy(void **state)
 	assert_non_null(strstr(p->config, "diff_ids"));
 	assert_null(p->manifest);
 	assert_int_equal(p->n_tags, 2);
-	assert_string_equal(p->tags[0], "app:1.0");
-	assert_string_equal(p->tags[1], "app:latest");
+	assert_string_equal(p->tags[0], "docker.io/library/app:1.0");
+	assert_string_equal(p->tags[1], "docker.io/library/app:latest");
 	image_plan_free(p);
 	image_plan_free(plan_of(tar, "app", NULL, ARCHIVE_DOCKER_TAR));
 	image_plan_free(plan_of(tar, "1.0", NULL, ARCHIVE_DOCKER_TAR));
@@ -734,8 +752,8 @@ static void test_docker_legacy(void **state)
 	sh("gzip -k '%s'", tar);
 	_cleanup_free_ char *gz = xasprintf("%s.gz", tar);
 	p = plan_of(gz, NULL, NULL, ARCHIVE_DOCKER_TAR);
-	assert_range_is(&p->layers[1], layer_d);
-	assert_non_null(p->tmp_file);
+	assert_range_is(p, &p->layers[1], layer_d);
+	assert_true(p->tmp_fd >= 0 && p->layers[1].in_tmp);
 	image_plan_free(p);
 }
 
@@ -768,7 +786,7 @@ static void test_docker_untagged_and_several(void **state)
 		     "x:1, y:1, y:2");
 	p = plan_of(tar2, "y:2", NULL, ARCHIVE_DOCKER_TAR);
 	assert_int_equal(p->n_tags, 2);
-	assert_string_equal(p->tags[0], "y:1");
+	assert_string_equal(p->tags[0], "docker.io/library/y:1");
 	image_plan_free(p);
 	assert_fails(plan_err(tar2, ARCHIVE_DOCKER_TAR, "1", NULL, err), "matches several");
 }
@@ -795,9 +813,9 @@ static void test_docker_25(void **state)
 	assert_string_equal(p->config_digest, im.config);
 	for (size_t i = 0; i < 2; i++) {
 		assert_string_equal(p->layers[i].digest, im.layers[i]);
-		assert_range_is(&p->layers[i], im.layers[i]);
+		assert_range_is(p, &p->layers[i], im.layers[i]);
 	}
-	assert_string_equal(p->tags[0], "d25:latest");
+	assert_string_equal(p->tags[0], "docker.io/library/d25:latest");
 	image_plan_free(p);
 	/* the config named by digest must be that digest */
 	_cleanup_free_ char *cfgp = xasprintf("blobs/sha256/%s", im.config + 7);
@@ -894,10 +912,10 @@ static void test_docker_hostile_members(void **state)
 		0644);
 	_cleanup_free_ char *h = write_tar("h.tar", &t);
 	struct image_plan *p = NULL;
-	assert_ok(archive_plan(h, ARCHIVE_DOCKER_TAR, NULL, NULL, &p, err));
+	assert_ok(archive_plan(h, ARCHIVE_DOCKER_TAR, NULL, NULL, NULL, &p, err));
 	char second[72];
 	digest_of("second", 6, second);
-	assert_range_is(&p->layers[0], second);
+	assert_range_is(p, &p->layers[0], second);
 	image_plan_free(p);
 
 	/* the config too big, manifest.json not JSON */
@@ -962,8 +980,8 @@ static void test_detect(void **state)
 	assert_int_equal(k, ARCHIVE_DOCKER_TAR);
 	/* an OCI_TAR plan of a docker archive still reads it as what it is */
 	struct image_plan *p = NULL;
-	assert_ok(archive_plan(dt, ARCHIVE_OCI_TAR, NULL, NULL, &p, err));
-	assert_string_equal(p->tags[0], "a:1");
+	assert_ok(archive_plan(dt, ARCHIVE_OCI_TAR, NULL, NULL, NULL, &p, err));
+	assert_string_equal(p->tags[0], "docker.io/library/a:1");
 	image_plan_free(p);
 	assert_fails(plan_err(rt, ARCHIVE_NONE, NULL, NULL, err), "not an image archive");
 	assert_fails(plan_err(rt, ARCHIVE_OCI_TAR, NULL, NULL, err),

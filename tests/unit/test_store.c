@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -22,6 +23,7 @@
 #include "common/sha256.h"
 #include "common/util.h"
 #include "images/images.h"
+#include "images/source_internal.h"
 
 /* ---- a minimal ustar writer ------------------------------------------------ */
 
@@ -237,7 +239,7 @@ static void expect_get_fails(struct fx *f, const char *ref, const char *needle)
 static void remove_ok(struct fx *f, const char *ref)
 {
 	struct hutch_err *err = NULL;
-	if (hutch_image_remove(f->store, ref, &err) != 0)
+	if (hutch_image_remove(f->store, ref, NULL, &err) != 0)
 		fail_msg("remove %s: %s", ref, err ? err->msg : "(no message)");
 	assert_null(err);
 }
@@ -277,22 +279,53 @@ static void expect_bad_name(const char *in)
 	hutch_err_free(&err);
 }
 
+static void expect_familiar(const char *in, const char *want)
+{
+	char *out = hutch_image_ref_familiar(in);
+	assert_string_equal(out, want);
+	free(out);
+}
+
 static void test_ref_normalize(void **state)
 {
-	expect_norm("bb", "bb:latest");
-	expect_norm("bb:1", "bb:1");
-	expect_norm("bb:latest", "bb:latest");
-	expect_norm("library/busybox", "library/busybox:latest");
+	/* Docker's rules: one name, however it is written */
+	expect_norm("bb", "docker.io/library/bb:latest");
+	expect_norm("bb:1", "docker.io/library/bb:1");
+	expect_norm("bb:latest", "docker.io/library/bb:latest");
+	expect_norm("library/busybox", "docker.io/library/busybox:latest");
+	expect_norm("docker.io/library/busybox", "docker.io/library/busybox:latest");
+	expect_norm("docker.io/library/busybox:latest", "docker.io/library/busybox:latest");
+	expect_norm("index.docker.io/library/busybox", "docker.io/library/busybox:latest");
+	expect_norm("team/app", "docker.io/team/app:latest");
 	expect_norm("host:5000/app", "host:5000/app:latest");
 	expect_norm("host:5000/app:v2", "host:5000/app:v2");
-	expect_norm("my-app_x.y", "my-app_x.y:latest");
-	expect_norm("a/b/c:1.0-rc_1", "a/b/c:1.0-rc_1");
-	char *name255 = xcalloc(1, 256);
-	memset(name255, 'a', 255);
-	char *want = xasprintf("%s:latest", name255);
-	expect_norm(name255, want);
+	expect_norm("localhost/app", "localhost/app:latest");
+	expect_norm("example.com/a/b:1", "example.com/a/b:1");
+	expect_norm("my-app_x.y", "docker.io/library/my-app_x.y:latest");
+	expect_norm("a/b/c:1.0-rc_1", "docker.io/a/b/c:1.0-rc_1");
+	expect_norm("bb@sha256:"
+		    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		    "docker.io/library/bb@sha256:"
+		    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	char *name230 = xcalloc(1, 231);
+	memset(name230, 'a', 230);
+	char *want = xasprintf("docker.io/library/%s:latest", name230);
+	expect_norm(name230, want);
 	free(want);
+	free(name230);
 
+	expect_familiar("docker.io/library/busybox:latest", "busybox:latest");
+	expect_familiar("docker.io/team/app:1", "team/app:1");
+	expect_familiar("docker.io/library/a/b:1", "library/a/b:1");
+	expect_familiar("host:5000/app:latest", "host:5000/app:latest");
+	expect_familiar("localhost/x:1", "localhost/x:1");
+	/* found by fuzz_config: shortened, these would name another registry */
+	expect_familiar("docker.io/a.b/c:1", "docker.io/a.b/c:1");
+	expect_familiar("docker.io/localhost/c:1", "docker.io/localhost/c:1");
+	expect_norm("docker.io/a.b/c:1", "docker.io/a.b/c:1");
+
+	expect_bad_name("UPPER");
+	expect_bad_name("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	expect_bad_name("");
 	expect_bad_name("UP PER");
 	expect_bad_name("bb latest");
@@ -316,7 +349,6 @@ static void test_ref_normalize(void **state)
 	char *huge = xcalloc(1, 10001);
 	memset(huge, 'b', 10000);
 	expect_bad_name(huge);
-	free(name255);
 	free(name256);
 	free(huge);
 }
@@ -367,6 +399,9 @@ static void test_import_and_get(void **state)
 
 	struct hutch_image *img = get_ok(f, "bb");
 	assert_string_equal(img->id, id);
+	assert_string_equal(img->name, "bb:latest");
+	hutch_image_free(img);
+	img = get_ok(f, "docker.io/library/bb");
 	assert_string_equal(img->name, "bb:latest");
 	assert_int_equal(img->n_layers, 1);
 	char *want_dir = layer_dir(f);
@@ -506,7 +541,7 @@ static void test_shared_layer_same_source(void **state)
 
 	/* removing a name that is gone: an error naming it */
 	err = NULL;
-	assert_int_equal(hutch_image_remove(f->store, "first", &err), -1);
+	assert_int_equal(hutch_image_remove(f->store, "first", NULL, &err), -1);
 	assert_non_null(err);
 	assert_non_null(strstr(err->msg, "first"));
 	hutch_err_free(&err);
@@ -547,7 +582,7 @@ static void test_remove_in_use(void **state)
 	import_ok(f, f->tar, "busy", id);
 	struct hutch_image *held = get_ok(f, "busy");
 	struct hutch_err *err = NULL;
-	assert_int_equal(hutch_image_remove(f->store, "busy", &err), -1);
+	assert_int_equal(hutch_image_remove(f->store, "busy", NULL, &err), -1);
 	assert_non_null(err);
 	if (!strstr(err->msg, "in use"))
 		fail_msg("error '%s' does not say 'in use'", err->msg);
@@ -560,7 +595,7 @@ static void test_remove_in_use(void **state)
 	hutch_image_free(again);
 	assert_true(path_exists(held->layer_dirs[0]));
 	/* still held by `held` */
-	assert_int_equal(hutch_image_remove(f->store, "busy", &err), -1);
+	assert_int_equal(hutch_image_remove(f->store, "busy", NULL, &err), -1);
 	hutch_err_free(&err);
 	hutch_image_free(held);
 	remove_ok(f, "busy");
@@ -575,7 +610,7 @@ static void test_remove_by_id_with_names(void **state)
 	char id[65];
 	import_ok(f, f->tar, "named", id);
 	struct hutch_err *err = NULL;
-	assert_int_equal(hutch_image_remove(f->store, id, &err), -1);
+	assert_int_equal(hutch_image_remove(f->store, id, NULL, &err), -1);
 	assert_non_null(err);
 	assert_non_null(strstr(err->msg, "name"));
 	hutch_err_free(&err);
@@ -596,7 +631,7 @@ static void test_remove_sibling_of_image_in_use(void **state)
 	assert_string_not_equal(id1, id2);
 	struct hutch_image *held = get_ok(f, "sib-b");
 	struct hutch_err *err = NULL;
-	int r = hutch_image_remove(f->store, "sib-a", &err);
+	int r = hutch_image_remove(f->store, "sib-a", NULL, &err);
 	char *msg = err ? xstrdup(err->msg) : NULL;
 	hutch_err_free(&err);
 	/* the held image is intact whatever happened */
@@ -856,7 +891,7 @@ static int rootless_child(const char *data, const char *tar)
 		rc = 12;
 		goto out;
 	}
-	if (hutch_image_remove(s, "ro", &err) < 0) {
+	if (hutch_image_remove(s, "ro", NULL, &err) < 0) {
 		rc = 13;
 		goto out;
 	}
@@ -927,12 +962,74 @@ static void test_rootless_remove_readonly_dirs(void **state)
 			 WEXITSTATUS(status));
 }
 
+/* ---- image plans: blobs named by a source ------------------------------------ */
+
+static struct image_plan *plan_for(struct fx *f, const char *blob_path)
+{
+	struct image_plan *p = image_plan_new();
+	p->config = xasprintf("{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:%s\"]}}",
+			      f->diff_hex);
+	p->config_len = strlen(p->config);
+	p->layers = xcalloc(1, sizeof(*p->layers));
+	p->n_layers = 1;
+	p->layers[0].path = xstrdup(blob_path);
+	p->layers[0].length = -1;
+	p->layers[0].size = -1;
+	p->source = xstrdup("test");
+	return p;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "the import blocked on a fifo planted as a layer blob\n";
+	write(2, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+static void test_plan_blob_not_a_regular_file(void **state)
+{
+	/* A layout checked a blob, then someone put a fifo or a symlink in its
+	 * place before the worker opens it: refused, never blocked on or followed. */
+	struct fx *f = *state;
+	_cleanup_free_ char *fifo = xasprintf("%s/blob-fifo", f->base);
+	_cleanup_free_ char *link = xasprintf("%s/blob-link", f->base);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(symlink(f->tar, link), 0);
+	signal(SIGALRM, on_alarm);
+	alarm(20);
+	const char *paths[] = {fifo, link};
+	const char *needles[] = {"not a regular file", "blob-link"};
+	for (size_t i = 0; i < 2; i++) {
+		struct image_plan *p = plan_for(f, paths[i]);
+		struct hutch_err *err = NULL;
+		char id[65];
+		assert_int_equal(store_import_plan(f->store, p, "planted", id, &err), -1);
+		assert_non_null(err);
+		if (!strstr(err->msg, needles[i]))
+			fail_msg("'%s' lacks '%s'", err->msg, needles[i]);
+		hutch_err_free(&err);
+		image_plan_free(p);
+	}
+	alarm(0);
+	/* the real file is fine */
+	struct image_plan *p = plan_for(f, f->tar);
+	struct hutch_err *err = NULL;
+	char id[65];
+	if (store_import_plan(f->store, p, "planted", id, &err) < 0)
+		fail_msg("import: %s", err->msg);
+	image_plan_free(p);
+	struct hutch_image *img = get_ok(f, "planted");
+	hutch_image_free(img);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ref_normalize),
+	    T(test_plan_blob_not_a_regular_file),
 	    T(test_import_and_get),
 	    T(test_reopen),
 	    T(test_shared_layer_same_source),

@@ -546,46 +546,79 @@ static void test_absolute_paths_refused(void **state)
 	tb_free(&t);
 }
 
-static void test_symlink_escapes(void **state)
+static void test_symlinks_resolve_inside_the_layer(void **state)
 {
+	/* As in Docker and containerd, a symlink is followed with the layer dir
+	 * as "/": one aimed out of the layer (absolute, or with ".." enough to
+	 * climb out) leads to the layer's own copy of its target, and where the
+	 * layer has no such directory the entry is refused. Never out. */
 	struct fixture *f = *state;
 	struct {
-		const char *link, *target, *through;
+		const char *link, *target, *through, *lands;
 	} cases[] = {
-	    {"evil", "/", "evil/etc/passwd"},
-	    {"evil", f->sentinel, "evil/pwned"},
-	    {"evil", "../sentinel", "evil/pwned"},
-	    {"a/b/up", "../../../sentinel", "a/b/up/pwned"},
-	    {"loop", "loop", "loop/x"},
-	    {"dots", "./../sentinel", "dots/deeper/pwned"},
+	    {"evil", "/", "evil/etc/passwd", "etc/passwd"},
+	    {"evil", "../sentinel", "evil/pwned", "sentinel/pwned"},
+	    {"a/b/up", "../../../sentinel", "a/b/up/pwned", "sentinel/pwned"},
+	    {"dots", "./../sentinel", "dots/deeper/pwned", "sentinel/deeper/pwned"},
+	    {"abs", "/sentinel/", "abs/pwned", "sentinel/pwned"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		/* the layer has no "sentinel" dir: refused (except for "/") */
 		struct tb t = {0};
 		tb_symlink(&t, cases[i].link, cases[i].target);
 		tb_file(&t, cases[i].through, "pwned", 0644);
 		tb_end(&t);
-		expect_unpack_error(f, &t, "path escapes the layer through a symlink", NULL);
-		_cleanup_free_ char *quoted = xasprintf("'%s'", cases[i].through);
-		assert_non_null(strstr(f->err, quoted));
+		if (i == 0) {
+			assert_int_equal(unpack(f, &t), 0);
+			assert_content(f, cases[i].lands, "pwned");
+		} else {
+			expect_unpack_error(
+			    f, &t, "is a symlink to a directory that is not in the layer", NULL);
+			_cleanup_free_ char *quoted = xasprintf("'%s'", cases[i].through);
+			assert_non_null(strstr(f->err, quoted));
+		}
 		tb_free(&t);
+		assert_nothing_outside(f);
+		assert_int_equal(remove_tree_at(f->layer_fd, "evil", NULL), 0);
+		assert_int_equal(remove_tree_at(f->layer_fd, "etc", NULL), 0);
 
-		/* the same escape for a directory, a symlink and a hardlink entry */
-		char dir[128], sub[128];
+		/* with one, everything lands in it: a file, a dir, a symlink, a hardlink */
+		char dir[128], sub[128], hard[128];
 		snprintf(dir, sizeof(dir), "%s/newdir", cases[i].link);
 		snprintf(sub, sizeof(sub), "%s/newlink", cases[i].link);
+		snprintf(hard, sizeof(hard), "%s/newhard", cases[i].link);
+		tb_dir(&t, "sentinel/", 0755);
+		tb_dir(&t, "sentinel/deeper/", 0755);
+		tb_file(&t, "sentinel/secret", "the layer's own", 0644);
 		tb_symlink(&t, cases[i].link, cases[i].target);
+		tb_file(&t, cases[i].through, "pwned", 0644);
 		tb_dir(&t, dir, 0755);
-		tb_end(&t);
-		expect_unpack_error(f, &t, "escapes the layer", NULL);
-		tb_free(&t);
-		tb_symlink(&t, cases[i].link, cases[i].target);
 		tb_symlink(&t, sub, "/etc");
+		tb_hardlink(&t, hard, "sentinel/secret");
 		tb_end(&t);
-		expect_unpack_error(f, &t, "escapes the layer", NULL);
+		assert_int_equal(unpack(f, &t), 0);
+		assert_content(f, cases[i].lands, "pwned");
+		const char *in = i == 0 ? "" : "sentinel/";
+		_cleanup_free_ char *d = xasprintf("%snewdir", in), *l = xasprintf("%snewlink", in),
+				    *h = xasprintf("%snewhard", in);
+		assert_true(S_ISDIR(lstat_in(f, d).st_mode));
+		assert_true(S_ISLNK(lstat_in(f, l).st_mode));
+		assert_int_equal(lstat_in(f, h).st_ino, lstat_in(f, "sentinel/secret").st_ino);
+		assert_true(S_ISLNK(lstat_in(f, cases[i].link).st_mode));
 		tb_free(&t);
-		assert_int_equal(remove_tree_at(f->layer_fd, "evil", NULL), 0);
-		assert_int_equal(remove_tree_at(f->layer_fd, "a", NULL), 0);
+		assert_nothing_outside(f);
+		const char *tops[] = {"evil", "a",	"dots",	   "abs",    "sentinel",
+				      "etc",  "newdir", "newlink", "newhard"};
+		for (size_t k = 0; k < ARRAY_SIZE(tops); k++)
+			assert_int_equal(remove_tree_at(f->layer_fd, tops[k], NULL), 0);
 	}
+	/* a loop is refused, and says so */
+	struct tb t = {0};
+	tb_symlink(&t, "loop", "loop");
+	tb_file(&t, "loop/x", "x", 0644);
+	tb_end(&t);
+	expect_unpack_error(f, &t, "'loop/x'", "symlink loop");
+	tb_free(&t);
 }
 
 static void test_symlinks_inside_are_followed(void **state)
@@ -683,17 +716,26 @@ static void test_hardlink_escapes(void **state)
 	expect_unpack_error(f, &t, "'passwd'", "hardlink to the absolute path");
 	tb_free(&t);
 
-	/* through a symlinked directory, relative or absolute */
+	/* through a symlinked directory, relative or absolute: resolved in the
+	 * layer, so it links the layer's file of that name, or there is none */
 	const char *dirs[] = {"../sentinel", f->sentinel, "/"};
 	const char *targets[] = {"d/secret", "d/secret", "d/etc/passwd"};
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		tb_symlink(&t, "d", dirs[i]);
 		tb_hardlink(&t, "stolen", targets[i]);
 		tb_end(&t);
-		expect_unpack_error(f, &t, "'stolen'", "escapes the layer through a symlink");
+		expect_unpack_error(f, &t, "'stolen'", "does not exist");
 		assert_false(exists_in(f, "stolen"));
 		tb_free(&t);
 	}
+	tb_dir(&t, "etc/", 0755);
+	tb_file(&t, "etc/passwd", "the layer's", 0644);
+	tb_symlink(&t, "d", "/");
+	tb_hardlink(&t, "stolen", "d/etc/passwd");
+	tb_end(&t);
+	assert_int_equal(unpack(f, &t), 0);
+	assert_int_equal(lstat_in(f, "stolen").st_ino, lstat_in(f, "etc/passwd").st_ino);
+	tb_free(&t);
 }
 
 static void test_file_as_parent(void **state)
@@ -1068,6 +1110,80 @@ static void test_finish_drains_trailing_bytes(void **state)
 
 /* ---- digests ----------------------------------------------------------------------------- */
 
+static void test_files_that_cannot_fit_refused_at_their_header(void **state)
+{
+	/* The bomb guard is the space there is: a file larger than what is left
+	 * is refused before any of it is written; one that fits is unpacked,
+	 * however well it compresses. */
+	struct fixture *f = *state;
+	struct tb t = {0};
+	tb_file(&t, "small", "0123456789", 0644);
+	struct tb_hdr h = tb_defaults("huge", '0', 0644);
+	h.size = (int64_t)1 << 50;
+	h.fmt = TB_GNU;
+	h.base256 = true;
+	tb_header(&t, &h); /* no data: refused at the header, before reading any */
+	f->opts.max_bytes = 1 << 20;
+	assert_int_equal(unpack(f, &t), -1);
+	if (!strstr(f->err, "'huge'") || !strstr(f->err, "1024 TiB") ||
+	    !strstr(f->err, "decompression bomb"))
+		fail_msg("message: %s", f->err);
+	assert_int_equal(f->err_errno, ENOSPC);
+	assert_false(exists_in(f, "huge"));
+	tb_free(&t);
+	assert_int_equal(remove_tree_at(f->layer_fd, "small", NULL), 0);
+
+	/* the limit counts all files together */
+	_cleanup_free_ char *kib = xcalloc(1, 601);
+	memset(kib, 'z', 600);
+	tb_file(&t, "a", kib, 0644);
+	tb_file(&t, "b", kib, 0644);
+	tb_end(&t);
+	f->opts.max_bytes = 1000;
+	expect_unpack_error(f, &t, "'b'", "free some space");
+	f->opts.max_bytes = 1200;
+	assert_int_equal(unpack(f, &t), 0);
+	tb_free(&t);
+	f->opts.max_bytes = 0;
+}
+
+static void test_stream_limit(void **state)
+{
+	/* 8 MiB of zeros gzip to ~8 KiB (1000:1): read whole without a limit,
+	 * refused (ENOSPC) past one, whatever the ratio. */
+	(void)state;
+	size_t n = 8 << 20;
+	_cleanup_free_ char *zeros = xcalloc(1, n);
+	struct tb blob = {0};
+	gzip_bytes(zeros, n, &blob);
+	assert_true(blob.len < n / 500);
+	_cleanup_free_ char *buf = malloc(1 << 16);
+	for (int limited = 0; limited < 2; limited++) {
+		_cleanup_close_ int fd = memfd_with(&blob);
+		struct layer_stream *ls = NULL;
+		struct hutch_err *err = NULL;
+		assert_int_equal(layer_stream_open(fd, &ls, &err), 0);
+		if (limited)
+			layer_stream_set_max(ls, 1 << 20);
+		size_t total = 0;
+		ssize_t got;
+		while ((got = layer_stream_read(ls, buf, 1 << 16, &err)) > 0)
+			total += (size_t)got;
+		if (limited) {
+			assert_int_equal(got, -1);
+			assert_int_equal(err->errno_, ENOSPC);
+			assert_non_null(strstr(err->msg, "decompression bomb"));
+			assert_true(total <= 1 << 20);
+			hutch_err_free(&err);
+		} else {
+			assert_int_equal(got, 0);
+			assert_int_equal(total, n);
+		}
+		layer_stream_free(ls);
+	}
+	tb_free(&blob);
+}
+
 static void test_digest_is_valid(void **state)
 {
 	const char *hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -1111,7 +1227,7 @@ int main(void)
 	    T(test_long_names),
 	    T(test_dotdot_refused),
 	    T(test_absolute_paths_refused),
-	    T(test_symlink_escapes),
+	    T(test_symlinks_resolve_inside_the_layer),
 	    T(test_symlinks_inside_are_followed),
 	    T(test_symlink_text_is_stored_never_followed),
 	    T(test_symlink_as_root_refused),
@@ -1127,6 +1243,8 @@ int main(void)
 	    T(test_corrupt_streams),
 	    T(test_finish_drains_trailing_bytes),
 	    cmocka_unit_test(test_digest_is_valid),
+	    cmocka_unit_test(test_stream_limit),
+	    T(test_files_that_cannot_fit_refused_at_their_header),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
