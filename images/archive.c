@@ -468,14 +468,8 @@ static int pread_all(int fd, char *buf, size_t len, off_t off, struct hutch_err 
 static int dir_open(struct layout *l, const char *name, struct stat *st, struct hutch_err **err)
 {
 	_cleanup_free_ char *shown = printable(name, strlen(name));
-	struct open_how how = {
-	    .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd;
-	do
-		fd = (int)syscall(SYS_openat2, l->dirfd, name, &how, sizeof(how));
-	while (fd < 0 && (errno == EAGAIN || errno == EINTR));
+	int fd = openat2_retry(l->dirfd, name, O_RDONLY | O_NOCTTY | O_NONBLOCK,
+			       RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return hutch_fail(err, 0, "'%s' is missing from the layout", shown);

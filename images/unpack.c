@@ -152,17 +152,7 @@ static void split_path(char *path, const char **parent, const char **leaf)
 
 static int openat2_in_layer(int root, const char *path, uint64_t flags)
 {
-	struct open_how how = {
-	    .flags = flags | O_CLOEXEC,
-	    .resolve = RESOLVE_LAYER,
-	};
-	/* EAGAIN: a concurrent rename made the kernel unsure; nothing else
-	 * writes in a staging dir, so a few retries settle it. */
-	for (int tries = 0;; tries++) {
-		int fd = (int)syscall(SYS_openat2, root, *path ? path : ".", &how, sizeof(how));
-		if (fd >= 0 || errno != EAGAIN || tries >= 16)
-			return fd;
-	}
+	return openat2_retry(root, *path ? path : ".", flags, RESOLVE_LAYER);
 }
 
 static void drop_parent_cache(struct unpacker *u)
