@@ -5,7 +5,6 @@
  * The child reports failure through a CLOEXEC pipe: EOF means the exec
  * succeeded, a message means it did not (with Docker's exit codes: 125 for a
  * runtime error, 126 not executable, 127 not found). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -23,7 +22,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <sys/xattr.h>
 #include <termios.h>
 
 #include "common/idmap.h"
@@ -150,92 +148,6 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	return st;
 }
 
-/* DATA/containers/SPARE_DIR: a pristine rw layer kept for the next start (not
- * 64 hex, so never taken for a container). */
-#define SPARE_DIR ".spare"
-
-/* True if the directory dirfd/name (not a symlink) holds nothing but entries
- * named in `allowed` (NULL-terminated; NULL: nothing at all). */
-static bool dir_holds_only(int dirfd, const char *name, const char *const *allowed)
-{
-	_cleanup_close_ int fd =
-		openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	char buf[1024];
-	long n;
-	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
-		for (long off = 0; off < n;) {
-			const struct dirent64 *de = (const struct dirent64 *)(buf + off);
-			off += de->d_reclen;
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-				continue;
-			const char *const *a = allowed;
-			while (a && *a && strcmp(*a, de->d_name))
-				a++;
-			if (!a || !*a)
-				return false;
-		}
-	}
-	return n == 0;
-}
-
-/* A --rm container's rw layer that the container never wrote to is kept for
- * the next start (DATA/containers/SPARE_DIR): each directory created and
- * removed costs an inode allocation and, on a disk mounted with discard, a
- * synchronous discard, and a start needs three. Only a pristine layer is
- * kept: upper empty, with the mode, owner and xattrs it was made with;
- * work holding only overlayfs's own work dir, empty; nothing else in the
- * directory once the record is gone. Returns true if the directory was kept. */
-static bool keep_pristine_rw_layer(const char *data_dir, int dfd)
-{
-	static const char *const layer_dirs[] = {"upper", "work", NULL};
-	struct stat st;
-	if (!dir_holds_only(dfd, "upper", NULL) || fstatat(dfd, "upper", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    (st.st_mode & 07777) != 0755 || st.st_uid != geteuid() || st.st_gid != getegid())
-		return false;
-	/* overlayfs stamps a new upper dir with its uuid at the first mount */
-	_cleanup_free_ char *upper = xasprintf("%s/upper", data_dir);
-	char names[256];
-	ssize_t len = llistxattr(upper, names, sizeof(names));
-	if (len < 0)
-		return false;
-	for (ssize_t off = 0; off < len; off += (ssize_t)strlen(names + off) + 1)
-		if (strcmp(names + off, "trusted.overlay.uuid") &&
-		    strcmp(names + off, "user.overlay.uuid"))
-			return false;
-	/* overlayfs's work/work (mode 0: rmdir, not a listing, proves it empty;
-	 * overlayfs would remove it at the next mount anyway) */
-	_cleanup_close_ int work = openat(dfd, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (work < 0 || (unlinkat(work, "work", AT_REMOVEDIR) < 0 && errno != ENOENT) ||
-	    !dir_holds_only(dfd, "work", NULL))
-		return false;
-	if ((unlinkat(dfd, "state.json", 0) < 0 && errno != ENOENT) ||
-	    !dir_holds_only(dfd, ".", layer_dirs))
-		return false;
-	_cleanup_free_ char *parent = xstrdup(data_dir);
-	char *slash = strrchr(parent, '/');
-	if (!slash)
-		return false;
-	*slash = '\0';
-	_cleanup_close_ int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return pfd >= 0 && renameat2(pfd, slash + 1, pfd, SPARE_DIR, RENAME_NOREPLACE) == 0;
-}
-
-/* The spare rw layer, renamed to DATA/containers/ID, if there is one and
- * nothing has written to its upper dir since it was kept (only a process that
- * outlived the container's cgroup in its mount namespace could). */
-static bool take_spare_rw_layer(int containers_fd, const char *id, const char *data_dir)
-{
-	if (renameat(containers_fd, SPARE_DIR, containers_fd, id) < 0)
-		return false;
-	_cleanup_close_ int dfd = openat(containers_fd, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0 && dir_holds_only(dfd, "upper", NULL))
-		return true;
-	remove_tree_as_owner(data_dir, NULL);
-	return false;
-}
-
 static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec *spec,
 			       struct hutch_container *c, struct hutch_err **err)
 {
@@ -254,8 +166,7 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 				  "remove it or choose another name",
 				  spec->name, owner);
 	c->data_dir = xasprintf("%s/containers/%s", rt->data_root, id);
-	bool reused = take_spare_rw_layer(lockfd, id, c->data_dir);
-	if (!reused && mkdir(c->data_dir, 0700) < 0)
+	if (mkdir(c->data_dir, 0700) < 0)
 		return hutch_fail_sys(err, "create %s", c->data_dir);
 	c->created_data = true;
 	if (cgroup_create(rt, spec, &c->cg, err) < 0)
@@ -270,7 +181,7 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 	/* The overlay is mounted over data_dir itself (in the container's mount
 	 * namespace only): one directory fewer to create and remove per run. */
 	static const char *const sub[] = {"upper", "work"};
-	for (size_t i = 0; i < ARRAY_SIZE(sub) && !reused; i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
 		_cleanup_free_ char *p = xasprintf("%s/%s", c->data_dir, sub[i]);
 		if (mkdir(p, 0755) < 0)
 			return hutch_fail_sys(err, "create %s", p);
@@ -555,8 +466,7 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		_cleanup_close_ int dfd = open(c->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0)
 			flock(dfd, LOCK_EX);
-		bool kept = dfd >= 0 && c->started && keep_pristine_rw_layer(c->data_dir, dfd);
-		if (!kept && remove_tree_as_owner(c->data_dir, ret ? NULL : err) < 0)
+		if (remove_tree_as_owner(c->data_dir, ret ? NULL : err) < 0)
 			ret = -1;
 	}
 	hutch_state_free(c->state);

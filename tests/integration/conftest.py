@@ -53,25 +53,6 @@ def wait_for(cond, timeout=10.0, interval=0.01, what="condition"):
         time.sleep(interval)
 
 
-def container_dirs(containers):
-    """What a containers dir (DATA/containers) holds besides hutch's spare rw layer:
-    a pristine one (empty upper and work dirs) that a --rm container
-    which wrote nothing leaves for the next start. A spare with anything in its upper
-    dir counts as a leftover."""
-    containers = Path(containers)
-    if not containers.exists():
-        return []
-    out = []
-    for n in sorted(os.listdir(containers)):
-        d = containers / n
-        if n == ".spare" and sorted(os.listdir(d)) == ["upper", "work"] \
-                and not os.listdir(d / "upper") \
-                and not os.listdir(d / "work"):
-            continue
-        out.append(str(d))
-    return out
-
-
 def children_of(pid):
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
@@ -394,8 +375,12 @@ def no_leaks(request, state):
     def mounts():
         return [l for l in Path("/proc/self/mountinfo").read_text().splitlines() if root in l]
 
-    def leftover_container_dirs():
-        return container_dirs(state.root / "containers")
+    def container_dirs():
+        out = []
+        for d in (state.root / "containers",):
+            if d.exists():
+                out += [str(d / n) for n in os.listdir(d)]
+        return out
 
     def staging():
         d = state.root / "images" / "tmp"
@@ -418,7 +403,7 @@ def no_leaks(request, state):
 
     deadline = time.monotonic() + 2.0
     while True:
-        found = {"mounts": mounts(), "container dirs": leftover_container_dirs(),
+        found = {"mounts": mounts(), "container dirs": container_dirs(),
                  "store staging": staging(), "cgroups": cgroups(),
                  "cgroup parent": parent_cgroup()}
         if not any(found.values()) or time.monotonic() > deadline:
