@@ -8,7 +8,7 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "common/util.h"
@@ -159,7 +159,9 @@ int userns_run(const struct id_mapping *m, int (*fn)(void *arg, struct hutch_err
 		return hutch_fail_sys(err, "pipe");
 	}
 	fflush(NULL);
-	pid_t parent = getpid();
+	/* whoever asked may be killed: this helper must not outlive it, also after
+	 * entering the namespace (which clears the parent-death signal) */
+	_cleanup_close_ int parent = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(go[0]);
@@ -169,10 +171,7 @@ int userns_run(const struct id_mapping *m, int (*fn)(void *arg, struct hutch_err
 		return hutch_fail_sys(err, "fork");
 	}
 	if (pid == 0) {
-		/* whoever asked may be killed: this helper must not outlive it */
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		if (getppid() != parent)
-			_exit(1);
+		pdeathsig_arm(parent);
 		close(go[1]);
 		close(rep[0]);
 		struct userns_report r = {0};
@@ -184,10 +183,13 @@ int userns_run(const struct id_mapping *m, int (*fn)(void *arg, struct hutch_err
 			/* tell the parent we are in the namespace, then wait for the maps */
 			if (write(rep[1], "u", 1) != 1 || read(go[0], &c, 1) != 1)
 				_exit(1);
-			if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
 				hutch_fail_sys(&e, "become root in the user namespace");
-			else if (fn(arg, &e) == 0)
-				r.ok = 1;
+			} else {
+				pdeathsig_arm(parent);
+				if (fn(arg, &e) == 0)
+					r.ok = 1;
+			}
 		}
 		if (!r.ok) {
 			r.errno_ = e ? e->errno_ : 0;

@@ -8,6 +8,9 @@
 #include <stdarg.h>
 #include <string.h>
 #include <linux/openat2.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
@@ -352,4 +355,14 @@ int openat2_retry(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
 		if (fd >= 0 || (errno != EAGAIN && errno != EINTR) || tries >= 64)
 			return fd;
 	}
+}
+
+void pdeathsig_arm(int parent_pidfd)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (parent_pidfd < 0)
+		return;
+	struct pollfd pf = {.fd = parent_pidfd, .events = POLLIN};
+	if (poll(&pf, 1, 0) != 0)
+		_exit(128 + SIGKILL);
 }

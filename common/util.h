@@ -68,6 +68,11 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode, struct hutch_err **err)
  * anywhere on the system races a ".." step; that is retried a bounded number of
  * times, as is EINTR. Returns the fd, or -1 with errno set. */
 int openat2_retry(int dirfd, const char *path, uint64_t flags, uint64_t resolve);
+/* Die (SIGKILL) when the parent dies. Call it again after every credential
+ * change (setresuid, a new user namespace): the kernel clears the setting then.
+ * parent_pidfd (a pidfd of the parent, or -1): if the parent died before the
+ * setting took, exit now as the signal would have made us. */
+void pdeathsig_arm(int parent_pidfd);
 /* rm -rf dirfd/name: never crosses mount points, never follows symlinks. */
 int remove_tree_at(int dirfd, const char *name, struct hutch_err **err);
 

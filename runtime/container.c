@@ -62,7 +62,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	int code = 125;
 
 	/* If our monitor dies, so do we: no container runs on unobserved. */
-	proc_arm_pdeathsig(a->proc.parent_pidfd);
+	pdeathsig_arm(a->proc.parent_pidfd);
 	if (a->sync_fd >= 0) {
 		char go;
 		if (read(a->sync_fd, &go, 1) != 1)

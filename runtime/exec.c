@@ -134,7 +134,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 		struct hutch_err *e = NULL;
 		/* This middle process dies with hutch exec, and the command with it
 		 * (the command arms its own again after it changes credentials). */
-		proc_arm_pdeathsig(self);
+		pdeathsig_arm(self);
 		int ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
 			 CLONE_NEWNET | (s->userns ? CLONE_NEWUSER : 0);
 		if (setns(target, ns) < 0) {
@@ -145,7 +145,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 			proc_fail(&pc, 125, e);
 		}
 		/* joining a user namespace is a change of credentials */
-		proc_arm_pdeathsig(self);
+		pdeathsig_arm(self);
 		close(self);
 		pc.parent_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 		if (pc.parent_pidfd < 0) {
@@ -163,7 +163,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 			proc_fail(&pc, 125, e);
 		}
 		if (cmd == 0) {
-			proc_arm_pdeathsig(pc.parent_pidfd);
+			pdeathsig_arm(pc.parent_pidfd);
 			proc_setup_and_exec(&pc);
 		}
 		close(report[1]);

@@ -450,16 +450,6 @@ void proc_run_init(pid_t child)
 	}
 }
 
-void proc_arm_pdeathsig(int parent_pidfd)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	if (parent_pidfd < 0)
-		return;
-	struct pollfd pf = {.fd = parent_pidfd, .events = POLLIN};
-	if (poll(&pf, 1, 0) != 0)
-		_exit(128 + SIGKILL); /* what the signal would have done */
-}
-
 static int cmp_int(const void *a, const void *b)
 {
 	return *(const int *)a - *(const int *)b;
@@ -523,7 +513,7 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	}
 	/* setresuid/setresgid cleared the parent-death signal: without it again, a
 	 * non-root container would outlive its monitor. */
-	proc_arm_pdeathsig(p->parent_pidfd);
+	pdeathsig_arm(p->parent_pidfd);
 	char **env = build_env(proc, &u);
 	/* No fd of ours may reach the container; the report pipe closes on exec. */
 	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {

@@ -33,10 +33,5 @@ int proc_recv_fd(int sock);
 __attribute__((noreturn)) void proc_run_init(pid_t child);
 /* A sealed, executable memfd holding hutch-dmz (runtime/dmz/dmz.c). */
 int proc_dmz_memfd(struct hutch_err **err);
-/* Kill us (SIGKILL) when our parent dies, and exit now if it already has: the
- * kernel clears the parent-death signal on every change of credentials, and a
- * parent that died before it was armed would go unnoticed. parent_pidfd < 0
- * only arms it. */
-void proc_arm_pdeathsig(int parent_pidfd);
 /* /proc/PID/stat field 22 (start time in clock ticks), 0 if gone. */
 uint64_t proc_start_time(pid_t pid);
