@@ -28,6 +28,17 @@ int cgroup_destroy(struct cgroup *cg, struct hutch_err **err);
  * one. Already gone is fine. */
 int cgroup_remove(const char *path, struct hutch_err **err);
 
+/* ---- spec.c, validate.c ---- */
+/* Spec paths (clean and absolute); trailing slashes do not count. path_below:
+ * strictly below dir ("/" has everything else below it). */
+bool path_same(const char *a, const char *b);
+bool path_below(const char *path, const char *dir);
+/* The one check of each kind of DNS and /etc/hosts value, with its message. */
+int spec_check_dns_server(const char *address, struct hutch_err **err);
+int spec_check_dns_search(const char *domain, struct hutch_err **err);
+int spec_check_dns_option(const char *option, struct hutch_err **err);
+int spec_check_host_entry(const char *hostname, const char *address, struct hutch_err **err);
+
 /* ---- mounts.c (run in the container's child, before pivot_root) ---- */
 struct mount_ctx {
 	const struct hutch_spec *spec;
