@@ -557,8 +557,8 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	 * names against Docker's rule: a bad one reaches it as given, so that its
 	 * message shows what was typed. */
 	if (o->name)
-		spec->name = xstrdup(o->name[0] == '/' && hutch_name_valid(o->name + 1) ? o->name + 1
-										: o->name);
+		spec->name = xstrdup(
+		    o->name[0] == '/' && hutch_name_valid(o->name + 1) ? o->name + 1 : o->name);
 	if (o->hostname && check_hostname(o->hostname, err) < 0)
 		return -1;
 	spec->hostname = o->hostname ? xstrdup(o->hostname) : strndup(id, 12);

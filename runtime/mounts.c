@@ -485,7 +485,8 @@ static int clone_early_binds(struct mount_ctx *ctx, struct hutch_err **err)
 		if (mfd < 0)
 			return hutch_fail_sys(err, "bind mount '%s'", m->source);
 		bool all = o->propagation == MS_SLAVE || o->propagation_recursive;
-		struct mount_attr attr = {.attr_set = o->attr_set, .attr_clr = o->attr_clr,
+		struct mount_attr attr = {.attr_set = o->attr_set,
+					  .attr_clr = o->attr_clr,
 					  .propagation = all ? o->propagation : 0};
 		struct mount_attr top = {.propagation = o->propagation};
 		if (mount_setattr(mfd, "", AT_EMPTY_PATH | rec, &attr, sizeof(attr)) < 0 ||
@@ -551,8 +552,8 @@ static void strip_option(char *list, const char *opt)
 /* What runc's device list for privileged containers leaves out of the host's /dev. */
 static bool host_dev_skipped(const char *name, bool dir)
 {
-	static const char *const dirs[] = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts",
-					   ".udev"};
+	static const char *const dirs[] = {"pts",  "shm",	  "fd",	  "mqueue",
+					   ".lxc", ".lxd-mounts", ".udev"};
 	if (!dir)
 		return !strcmp(name, "console");
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
@@ -590,12 +591,12 @@ static void list_host_devices(struct mount_ctx *ctx, int dir, const char *path, 
 			bool is_dir = S_ISDIR(st.st_mode);
 			if (is_dir ? depth >= 8 || host_dev_skipped(name, true)
 				   : (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) ||
-					     host_dev_skipped(name, false))
+					 host_dev_skipped(name, false))
 				continue;
 			char *sub = xasprintf("%s/%s", path, name);
 			if (is_dir) {
 				_cleanup_close_ int fd = openat(
-					dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				    dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (fd >= 0)
 					list_host_devices(ctx, fd, sub, depth + 1, cap);
 				free(sub);
@@ -603,10 +604,11 @@ static void list_host_devices(struct mount_ctx *ctx, int dir, const char *path, 
 			}
 			if (ctx->n_host_devs == *cap) {
 				*cap = *cap ? 2 * *cap : 64;
-				ctx->host_devs = xrealloc(ctx->host_devs, *cap * sizeof(*ctx->host_devs));
+				ctx->host_devs =
+				    xrealloc(ctx->host_devs, *cap * sizeof(*ctx->host_devs));
 			}
-			ctx->host_devs[ctx->n_host_devs++] = (struct host_dev){
-				sub, st.st_mode, st.st_rdev, st.st_uid, st.st_gid};
+			ctx->host_devs[ctx->n_host_devs++] =
+			    (struct host_dev){sub, st.st_mode, st.st_rdev, st.st_uid, st.st_gid};
 		}
 	}
 }
@@ -809,14 +811,14 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 		mfd = preset >= 0 ? steal_fd(preset)
 				  : open_tree(AT_FDCWD, m->source,
 					      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-						      (o->recursive ? AT_RECURSIVE : 0));
+						  (o->recursive ? AT_RECURSIVE : 0));
 		if (mfd < 0) {
 			hutch_fail_sys(err, "bind mount '%s'", m->source);
 			goto fail;
 		}
 		uint64_t propagation = o->propagation == MS_UNBINDABLE ? MS_UNBINDABLE : MS_PRIVATE;
-		struct mount_attr attr = {.attr_set = o->attr_set, .attr_clr = o->attr_clr,
-					  .propagation = propagation};
+		struct mount_attr attr = {
+		    .attr_set = o->attr_set, .attr_clr = o->attr_clr, .propagation = propagation};
 		if (cloned < 0 &&
 		    mount_setattr(mfd, "", AT_EMPTY_PATH | (o->recursive ? AT_RECURSIVE : 0), &attr,
 				  sizeof(attr)) < 0) {
@@ -953,7 +955,7 @@ static int etc_target(const struct mount_ctx *ctx, int rootfd, uint64_t root_id,
 		return hutch_fail_sys(err, "replace the dangling symlink %s in the container",
 				      path);
 	_cleanup_close_ int created =
-		openat(etc, leaf, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	    openat(etc, leaf, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (created < 0)
 		return hutch_fail_sys(err, "create %s in the container", path);
 	*target = openat(etc, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -1032,7 +1034,8 @@ static int open_dev_parent(int dev, const char *rel, struct hutch_err **err)
 		memcpy(name, p, n);
 		name[n] = '\0';
 		int e = mkdirat(cur, name, 0755) < 0 && errno != EEXIST ? errno : 0;
-		int next = e ? -1 : openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int next =
+		    e ? -1 : openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (!e && next < 0)
 			e = errno;
 		close(cur);
@@ -1063,14 +1066,14 @@ static int add_host_devices(const struct mount_ctx *ctx, int rootfd, struct hutc
 			if (mknodat(dir, name, d->mode & (S_IFMT | 07777), d->rdev) < 0) {
 				if (errno == EEXIST)
 					continue;
-				return hutch_fail_sys(err, "--privileged: create device %s", d->path);
+				return hutch_fail_sys(err, "--privileged: create device %s",
+						      d->path);
 			}
 			/* mknod applies the umask */
 			if (fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
 			    fchmodat(dir, name, d->mode & 07777, 0) < 0)
-				return hutch_fail_sys(err,
-						      "--privileged: set the owner and mode of %s",
-						      d->path);
+				return hutch_fail_sys(
+				    err, "--privileged: set the owner and mode of %s", d->path);
 			continue;
 		}
 		int flags = O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC;
@@ -1081,7 +1084,7 @@ static int add_host_devices(const struct mount_ctx *ctx, int rootfd, struct hutc
 			return hutch_fail_sys(err, "--privileged: create %s", d->path);
 		}
 		_cleanup_close_ int mfd =
-			open_tree(AT_FDCWD, d->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		    open_tree(AT_FDCWD, d->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 		_cleanup_close_ int tfd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (mfd < 0 || tfd < 0 || attach(mfd, tfd, d->path, NULL) < 0)
 			unlinkat(dir, name, 0); /* one we cannot bind: left out */

@@ -224,8 +224,8 @@ static const char *dns_name_problem(const char *s, size_t max, bool underscore,
 			label = 0;
 			continue;
 		}
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  c == '-' || (underscore && c == '_');
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '-' || (underscore && c == '_');
 		if (!ok) {
 			if (c < 0x20 || c == 0x7f || c == '\\' || c == '\'')
 				snprintf(buf, HUTCH_REASON_MAX, "'\\x%02x' is not allowed", c);

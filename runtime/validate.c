@@ -87,7 +87,8 @@ static int refuse_mounts_in_shared_binds(const struct hutch_spec *s, struct hutc
 		if (!mount_is_bind(shared))
 			continue;
 		for (size_t k = 0; k < s->n_masked_paths; k++)
-			if (refuse_runtime_mount(shared, s->masked_paths[k], "a masked path", err) < 0)
+			if (refuse_runtime_mount(shared, s->masked_paths[k], "a masked path", err) <
+			    0)
 				return -1;
 		for (size_t k = 0; k < s->n_readonly_paths; k++)
 			if (refuse_runtime_mount(shared, s->readonly_paths[k], "a read-only path",
