@@ -4,7 +4,12 @@
  * Every mount target is resolved with openat2(RESOLVE_IN_ROOT) on the root fd and
  * every mount is attached with the fd-based mount API (fsopen/open_tree ->
  * move_mount onto the resolved fd): a symlink planted at a target cannot send a
- * mount outside the root (CVE-2021-30465), and no path is resolved twice. */
+ * mount outside the root (CVE-2021-30465), and no path is resolved twice.
+ *
+ * What the container's process needs is made by the parent (mounts_prepare):
+ * the child walks paths in stack buffers and allocates only for the message it
+ * reports on failure before it exits, which is safe because hutch clones from
+ * a single thread (no other thread can hold malloc's lock). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
