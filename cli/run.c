@@ -223,48 +223,18 @@ static bool is_decimal(const char *s)
 	return n > 0 && !s[n] && strcmp(s, ".");
 }
 
-/* RFC 1123: dot-separated labels of 1-63 letters, digits and '-', no '-' at
- * either end of a label; sethostname takes at most 64 bytes. */
+/* The runtime's rule (hutch_hostname_problem), said with the flag's name. */
 static int check_hostname(const char *h, struct hutch_err **err)
 {
-	const char *what = NULL;
-	char bad[64];
-	size_t len = strlen(h), label = 0;
-	if (len == 0)
-		what = "it is empty";
-	else if (len > 64)
-		what = "it is longer than 64 characters";
-	for (size_t i = 0; i < len && !what; i++) {
-		char c = h[i];
-		if (c == '.') {
-			if (label == 0)
-				what = "a label between dots is empty";
-			else if (h[i - 1] == '-')
-				what = "a label ends with '-'";
-			label = 0;
-			continue;
-		}
-		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
-		    c != '-') {
-			_cleanup_free_ char *ch = printable(&h[i], 1);
-			snprintf(bad, sizeof(bad), "'%s' is not allowed", ch);
-			what = bad;
-		} else if (c == '-' && label == 0)
-			what = "a label starts with '-'";
-		else if (++label > 63)
-			what = "a label is longer than 63 characters";
-	}
-	if (!what && label == 0)
-		what = "it ends with '.'";
-	else if (!what && h[len - 1] == '-')
-		what = "a label ends with '-'";
-	if (!what)
+	char buf[HUTCH_REASON_MAX];
+	const char *why = hutch_hostname_problem(h, buf);
+	if (!why)
 		return 0;
-	_cleanup_free_ char *shown = printable(h, len);
+	_cleanup_free_ char *shown = printable(h, strlen(h));
 	return hutch_fail(err, 0,
 			  "invalid --hostname '%s': %s (a hostname is labels of letters, digits "
 			  "and '-' joined by '.', at most 64 characters)",
-			  shown, what);
+			  shown, why);
 }
 
 static int add_env(struct hutch_spec *spec, const char *e, struct hutch_err **err)
@@ -583,16 +553,12 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	spec->image_id = xstrdup(img->id);
 	spec->auto_remove = o->rm;
 	spec->detached = o->detach;
-	if (o->name) {
-		/* Docker's rule; one leading '/' is dropped, as Docker does */
-		const char *name = o->name[0] == '/' ? o->name + 1 : o->name;
-		if (!hutch_name_valid(name))
-			return fail(err,
-				    "invalid container name '%s': use 2 or more letters, digits, "
-				    "'_', '.' or '-', starting with a letter or digit (like web-1)",
-				    o->name);
-		spec->name = xstrdup(name);
-	}
+	/* One leading '/' is dropped, as Docker does. hutch_spec_validate checks
+	 * names against Docker's rule: a bad one reaches it as given, so that its
+	 * message shows what was typed. */
+	if (o->name)
+		spec->name = xstrdup(
+		    o->name[0] == '/' && hutch_name_valid(o->name + 1) ? o->name + 1 : o->name);
 	if (o->hostname && check_hostname(o->hostname, err) < 0)
 		return -1;
 	spec->hostname = o->hostname ? xstrdup(o->hostname) : strndup(id, 12);

@@ -27,30 +27,10 @@
 #include <sys/stat.h>
 
 #include "common/util.h"
-#include "runtime/etcfiles_internal.h"
+#include "runtime/runtime_internal.h"
 
 const char *const etc_file_names[ETC_FILES] = {"hostname", "hosts", "resolv.conf"};
 const char *const etc_file_paths[ETC_FILES] = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"};
-
-/* The same path, ignoring trailing slashes. */
-static bool same_path(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	while (la > 1 && a[la - 1] == '/')
-		la--;
-	while (lb > 1 && b[lb - 1] == '/')
-		lb--;
-	return la == lb && !strncmp(a, b, la);
-}
-
-/* Is path below dir (a real directory, not "/")? */
-static bool below(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-	while (n > 0 && dir[n - 1] == '/')
-		n--;
-	return n > 0 && !strncmp(path, dir, n) && path[n] == '/';
-}
 
 bool etc_file_wanted(const struct hutch_spec *spec, enum etc_file f)
 {
@@ -58,10 +38,10 @@ bool etc_file_wanted(const struct hutch_spec *spec, enum etc_file f)
 		return false;
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		const struct hutch_mount *m = &spec->mounts[i];
-		if (same_path(m->destination, etc_file_paths[f]))
+		if (path_same(m->destination, etc_file_paths[f]))
 			return false;
 		/* A file made in a bound host directory would change the host's. */
-		if (!strcmp(m->type, "bind") && below(etc_file_paths[f], m->destination))
+		if (!strcmp(m->type, "bind") && path_below(etc_file_paths[f], m->destination))
 			return false;
 	}
 	return true;

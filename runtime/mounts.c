@@ -4,10 +4,16 @@
  * Every mount target is resolved with openat2(RESOLVE_IN_ROOT) on the root fd and
  * every mount is attached with the fd-based mount API (fsopen/open_tree ->
  * move_mount onto the resolved fd): a symlink planted at a target cannot send a
- * mount outside the root (CVE-2021-30465), and no path is resolved twice. */
+ * mount outside the root (CVE-2021-30465), and no path is resolved twice.
+ *
+ * What the container's process needs is made by the parent (mounts_prepare):
+ * the child walks paths in stack buffers and allocates only for the message it
+ * reports on failure before it exits, which is safe because hutch clones from
+ * a single thread (no other thread can hold malloc's lock). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,12 +35,23 @@ static int openat2_in_root(int rootfd, const char *path, int flags)
 	return openat2_retry(rootfd, path, (uint64_t)flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
+/* A copy of path in buf (PATH_MAX), for walking it without allocating: the
+ * container's process runs this. */
+static bool copy_path(char *buf, const char *path)
+{
+	size_t n = strlen(path);
+	if (n >= PATH_MAX)
+		return false;
+	memcpy(buf, path, n + 1);
+	return true;
+}
+
 /* ENOTDIR resolving path in the root: name the part of it that is not a directory. */
 static int fail_resolve(int rootfd, const char *path, int e, struct hutch_err **err)
 {
-	if (e != ENOTDIR)
+	char prefix[PATH_MAX];
+	if (e != ENOTDIR || !copy_path(prefix, path))
 		return hutch_fail(err, e, "resolve %s in the container", path);
-	_cleanup_free_ char *prefix = xstrdup(path);
 	for (char *p = prefix + 1;; p++) {
 		if (*p && *p != '/')
 			continue;
@@ -63,7 +80,9 @@ int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err 
 	}
 	/* Walk down from the root, creating what is missing. Each prefix is resolved
 	 * afresh from the root, so a symlink in the middle stays inside it. */
-	_cleanup_free_ char *buf = xstrdup(path);
+	char buf[PATH_MAX];
+	if (!copy_path(buf, path))
+		return hutch_fail(err, ENAMETOOLONG, "resolve %s in the container", path);
 	size_t len = strlen(buf);
 	int parent = openat2_in_root(rootfd, "/", O_PATH | O_DIRECTORY);
 	if (parent < 0)
@@ -106,7 +125,9 @@ static int root_open_file_p(int rootfd, const char *path, struct hutch_err **err
 		return fd;
 	if (errno != ENOENT)
 		return fail_resolve(rootfd, path, errno, err);
-	_cleanup_free_ char *dir = xstrdup(path);
+	char dir[PATH_MAX];
+	if (!copy_path(dir, path))
+		return hutch_fail(err, ENAMETOOLONG, "resolve %s in the container", path);
 	char *slash = strrchr(dir, '/');
 	const char *leaf = path + (slash - dir) + 1;
 	*slash = '\0';
@@ -260,25 +281,31 @@ static int fs_mount_detached(const char *fstype, const char *source, const char 
 		return hutch_fail_sys(err, "fsopen %s", fstype);
 	if (source && fsconfig(fsfd, FSCONFIG_SET_STRING, "source", source, 0) < 0)
 		return hutch_fail_sys(err, "mount %s: source %s", fstype, source);
-	if (data && *data) {
-		_cleanup_free_ char *copy = xstrdup(data);
-		char *save = NULL;
-		for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
-			char *eq = strchr(o, '=');
-			int r;
-			if (eq) {
-				*eq = '\0';
-				r = fsconfig(fsfd, FSCONFIG_SET_STRING, o, eq + 1, 0);
-			} else {
-				r = fsconfig(fsfd, FSCONFIG_SET_FLAG, o, NULL, 0);
-			}
-			if (r < 0) {
-				int e = errno;
-				hutch_fail(err, e, "option '%s%s%s' refused", o, eq ? "=" : "",
-					   eq ? eq + 1 : "");
-				append_fs_log(fsfd, fstype, err);
-				return -1;
-			}
+	for (const char *next = data; next && *next;) {
+		/* one option at a time, copied out of the list without allocating */
+		size_t n = strcspn(next, ",");
+		char o[512];
+		if (n >= sizeof(o))
+			return hutch_fail(err, E2BIG, "option '%.40s...' is too long", next);
+		memcpy(o, next, n);
+		o[n] = '\0';
+		next += n + (next[n] == ',');
+		if (!n)
+			continue;
+		char *eq = strchr(o, '=');
+		int r;
+		if (eq) {
+			*eq = '\0';
+			r = fsconfig(fsfd, FSCONFIG_SET_STRING, o, eq + 1, 0);
+		} else {
+			r = fsconfig(fsfd, FSCONFIG_SET_FLAG, o, NULL, 0);
+		}
+		if (r < 0) {
+			int e = errno;
+			hutch_fail(err, e, "option '%s%s%s' refused", o, eq ? "=" : "",
+				   eq ? eq + 1 : "");
+			append_fs_log(fsfd, fstype, err);
+			return -1;
 		}
 	}
 	if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
@@ -314,32 +341,49 @@ static void append_escaped(char **buf, size_t *len, const char *path)
 }
 
 /* mount(2) with one option string, for kernels without "lowerdir+". */
-static int overlay_mount_legacy(const struct mount_ctx *ctx, const char *lower, int *rootfd_out,
+static int overlay_mount_legacy(const struct mount_ctx *ctx, int *rootfd_out,
 				struct hutch_err **err)
 {
-	_cleanup_free_ char *opts = NULL;
-	size_t len = 0;
-	opts = xstrdup("lowerdir=");
-	len = strlen(opts);
-	opts = xrealloc(opts, len + strlen(lower) + 1);
-	strcpy(opts + len, lower);
-	len = strlen(opts);
-	char *rest = xasprintf(",upperdir=%s,workdir=%s%s", ctx->upper, ctx->work,
-			       ctx->rootless ? ",userxattr" : "");
-	opts = xrealloc(opts, len + strlen(rest) + 1);
-	strcpy(opts + len, rest);
-	free(rest);
-	if (strlen(opts) >= 4096)
+	if (strlen(ctx->overlay_legacy_opts) >= 4096)
 		return hutch_fail(err, E2BIG,
 				  "the image has too many layers for this kernel's overlay mount "
 				  "options (Linux 6.8+ has no such limit)");
-	if (mount("overlay", ctx->rootfs, "overlay", 0, opts) < 0)
+	if (mount("overlay", ctx->rootfs, "overlay", 0, ctx->overlay_legacy_opts) < 0)
 		return hutch_fail_sys(err, "mount the overlay root filesystem");
 	int rootfd = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return hutch_fail_sys(err, "open %s", ctx->rootfs);
 	*rootfd_out = rootfd;
 	return 0;
+}
+
+static void append_char(char **buf, size_t *len, char c)
+{
+	*buf = xrealloc(*buf, *len + 2);
+	(*buf)[(*len)++] = c;
+	(*buf)[*len] = '\0';
+}
+
+/* overlay_mount_legacy's options: the image's layers, top first, then the
+ * empty /etc files under them all. */
+static char *make_overlay_legacy_opts(const struct mount_ctx *ctx)
+{
+	const struct hutch_spec *spec = ctx->spec;
+	char *buf = xstrdup("lowerdir=");
+	size_t len = strlen(buf);
+	for (size_t i = spec->root.n_layers; i-- > 0;) {
+		if (i + 1 < spec->root.n_layers)
+			append_char(&buf, &len, ':');
+		append_escaped(&buf, &len, spec->root.layers[i]);
+	}
+	if (ctx->etc && ctx->etc->base_layer) {
+		append_char(&buf, &len, ':');
+		append_escaped(&buf, &len, ctx->etc->base_layer);
+	}
+	char *all = xasprintf("%s,upperdir=%s,workdir=%s%s", buf, ctx->upper, ctx->work,
+			      ctx->rootless ? ",userxattr" : "");
+	free(buf);
+	return all;
 }
 
 /* ---- mount propagation with the host ---------------------------------------- */
@@ -394,29 +438,34 @@ static int source_propagation(const char *path, bool *shared, bool *slave, char 
 			  path);
 }
 
+static int check_propagation(const struct hutch_mount *m, const struct mount_opts *o,
+			     struct hutch_err **err)
+{
+	if (!early_bind(o))
+		return 0;
+	bool shared, slave;
+	_cleanup_free_ char *where = NULL;
+	if (source_propagation(m->source, &shared, &slave, &where, err) < 0)
+		return -1;
+	if (shared || (slave && o->propagation == MS_SLAVE))
+		return 0;
+	return hutch_fail(err, 0,
+			  "bind mount source '%s' is on mount %s, which is not %s: "
+			  "propagation '%s' on %s needs one (mount --make-rshared %s)",
+			  m->source, where ? where : "?",
+			  o->propagation == MS_SLAVE ? "shared or a slave" : "shared",
+			  propagation_name(o), m->destination, where ? where : "MOUNTPOINT");
+}
+
 int mounts_check_propagation(const struct hutch_spec *spec, struct hutch_err **err)
 {
 	for (size_t i = 0; i < spec->n_mounts; i++) {
-		const struct hutch_mount *m = &spec->mounts[i];
 		struct mount_opts o;
-		if (mount_opts_parse(m, &o, err) < 0)
+		if (mount_opts_parse(&spec->mounts[i], &o, err) < 0)
 			return -1;
 		mount_opts_free(&o);
-		if (!early_bind(&o))
-			continue;
-		bool shared, slave;
-		_cleanup_free_ char *where = NULL;
-		if (source_propagation(m->source, &shared, &slave, &where, err) < 0)
+		if (check_propagation(&spec->mounts[i], &o, err) < 0)
 			return -1;
-		if (shared || (slave && o.propagation == MS_SLAVE))
-			continue;
-		return hutch_fail(err, 0,
-				  "bind mount source '%s' is on mount %s, which is not %s: "
-				  "propagation '%s' on %s needs one (mount --make-rshared %s)",
-				  m->source, where ? where : "?",
-				  o.propagation == MS_SLAVE ? "shared or a slave" : "shared",
-				  propagation_name(&o), m->destination,
-				  where ? where : "MOUNTPOINT");
 	}
 	return 0;
 }
@@ -430,103 +479,48 @@ int mounts_check_propagation(const struct hutch_spec *spec, struct hutch_err **e
 static int clone_early_binds(struct mount_ctx *ctx, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = ctx->spec;
-	ctx->bind_fds = xcalloc(spec->n_mounts + 1, sizeof(int));
-	for (size_t i = 0; i < spec->n_mounts; i++)
-		ctx->bind_fds[i] = -1;
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		const struct hutch_mount *m = &spec->mounts[i];
-		struct mount_opts o;
-		if (mount_opts_parse(m, &o, err) < 0)
-			return -1;
-		mount_opts_free(&o);
-		if (!early_bind(&o))
+		const struct mount_opts *o = &ctx->opts[i];
+		if (!early_bind(o))
 			continue;
-		int rec = o.recursive ? AT_RECURSIVE : 0;
+		int rec = o->recursive ? AT_RECURSIVE : 0;
 		_cleanup_close_ int mfd =
 			open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
 		if (mfd < 0)
 			return hutch_fail_sys(err, "bind mount '%s'", m->source);
-		bool all = o.propagation == MS_SLAVE || o.propagation_recursive;
-		struct mount_attr attr = {.attr_set = o.attr_set, .attr_clr = o.attr_clr,
-					  .propagation = all ? o.propagation : 0};
-		struct mount_attr top = {.propagation = o.propagation};
+		bool all = o->propagation == MS_SLAVE || o->propagation_recursive;
+		struct mount_attr attr = {.attr_set = o->attr_set,
+					  .attr_clr = o->attr_clr,
+					  .propagation = all ? o->propagation : 0};
+		struct mount_attr top = {.propagation = o->propagation};
 		if (mount_setattr(mfd, "", AT_EMPTY_PATH | rec, &attr, sizeof(attr)) < 0 ||
 		    (!all && mount_setattr(mfd, "", AT_EMPTY_PATH, &top, sizeof(top)) < 0))
 			return hutch_fail_sys(err, "set propagation '%s' of bind mount '%s' on %s",
-					      propagation_name(&o), m->source, m->destination);
+					      propagation_name(o), m->source, m->destination);
 		ctx->bind_fds[i] = steal_fd(mfd);
 	}
 	return 0;
 }
 
-int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
-{
-	const struct hutch_spec *spec = ctx->spec;
-	if (clone_early_binds(ctx, err) < 0)
-		return -1;
-	/* Nothing we mount may propagate back to the host. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return hutch_fail_sys(err, "make mounts private");
+/* ---- what the parent prepares ----------------------------------------------- */
 
-	_cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
-	if (fsfd < 0)
-		return hutch_fail_sys(err, "fsopen overlay");
-	_cleanup_free_ char *lower = NULL;
-	size_t len = 0;
-	/* the image's layers, top first, then the empty /etc files under them all */
-	const char *base = ctx->etc ? ctx->etc->base_layer : NULL;
-	size_t n_lower = spec->root.n_layers + (base ? 1 : 0);
-	for (size_t i = spec->root.n_layers; i-- > 0;) {
-		if (len) {
-			lower = xrealloc(lower, len + 2);
-			lower[len++] = ':';
-			lower[len] = '\0';
-		}
-		append_escaped(&lower, &len, spec->root.layers[i]);
-	}
-	if (base) {
-		lower = xrealloc(lower, len + 2);
-		lower[len++] = ':';
-		lower[len] = '\0';
-		append_escaped(&lower, &len, base);
-	}
-	/* fsconfig() takes string values of at most 255 bytes, which a few layers
-	 * exceed: "lowerdir+" (Linux 6.8+) adds one layer per call, top first.
-	 * Kernels without it (some accept it and fail only at create) get the
-	 * whole list through mount(2), whose options may fill a page. */
-	int r = 0;
-	for (size_t i = spec->root.n_layers; r == 0 && i-- > 0;)
-		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", spec->root.layers[i], 0);
-	if (r == 0 && n_lower > spec->root.n_layers)
-		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", base, 0);
-	if (r == 0)
-		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", ctx->upper, 0);
-	if (r == 0)
-		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", ctx->work, 0);
-	if (r == 0 && ctx->rootless)
-		r = fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0);
-	if (r == 0)
-		r = fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
-	if (r < 0 && errno == EINVAL)
-		return overlay_mount_legacy(ctx, lower, rootfd_out, err);
-	if (r < 0) {
-		hutch_fail_sys(err, "mount the overlay root filesystem");
-		append_fs_log(fsfd, "overlay", err);
-		return -1;
-	}
-	_cleanup_close_ int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
-	if (mfd < 0)
-		return hutch_fail_sys(err, "fsmount overlay");
-	_cleanup_close_ int target = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (target < 0)
-		return hutch_fail_sys(err, "open %s", ctx->rootfs);
-	if (attach(mfd, target, ctx->rootfs, err) < 0)
-		return -1;
-	int rootfd = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
-		return hutch_fail_sys(err, "open %s", ctx->rootfs);
-	*rootfd_out = rootfd;
-	return 0;
+/* Rootless with the host's network, sysfs cannot be mounted (it needs a network
+ * namespace of our own): the host's /sys is bound instead, read-only. */
+static bool sysfs_as_bind(const struct mount_ctx *ctx, const struct hutch_mount *m)
+{
+	return !strcmp(m->type, "sysfs") && ctx->spec->net_mode == HUTCH_NET_HOST && ctx->rootless;
+}
+
+static struct hutch_mount host_sys_bind(const struct hutch_spec *spec, const struct hutch_mount *m)
+{
+	static char *ro[] = {"rbind", "ro", "nosuid", "noexec", "nodev", NULL};
+	static char *rw[] = {"rbind", "rw", "nosuid", "noexec", "nodev", NULL};
+	return (struct hutch_mount){.destination = m->destination,
+				    .type = "bind",
+				    .source = "/sys",
+				    .options = spec->privileged ? rw : ro,
+				    .n_options = 5};
 }
 
 static bool gid_is_mapped(const struct hutch_spec *spec, gid_t gid)
@@ -560,6 +554,203 @@ static void strip_option(char *list, const char *opt)
 	}
 }
 
+/* What runc's device list for privileged containers leaves out of the host's /dev. */
+static bool host_dev_skipped(const char *name, bool dir)
+{
+	static const char *const dirs[] = {"pts",  "shm",	  "fd",	  "mqueue",
+					   ".lxc", ".lxd-mounts", ".udev"};
+	if (!dir)
+		return !strcmp(name, "console");
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if (!strcmp(name, dirs[i]))
+			return true;
+	return false;
+}
+
+struct dirent64_raw {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+/* The host's char and block devices below dir (the host's /dev, or a
+ * directory in it named path), as runc's device list for privileged containers
+ * has them. Listed here, by the parent, so that the container's process only
+ * has to create them. A directory we may not read (rootless) has nothing to copy. */
+static void list_host_devices(struct mount_ctx *ctx, int dir, const char *path, int depth,
+			      size_t *cap)
+{
+	char buf[8192];
+	long n;
+	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			const struct dirent64_raw *d = (const void *)(buf + off);
+			off += d->d_reclen;
+			const char *name = d->d_name;
+			struct stat st;
+			if (!strcmp(name, ".") || !strcmp(name, "..") ||
+			    fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			bool is_dir = S_ISDIR(st.st_mode);
+			if (is_dir ? depth >= 8 || host_dev_skipped(name, true)
+				   : (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) ||
+					 host_dev_skipped(name, false))
+				continue;
+			char *sub = xasprintf("%s/%s", path, name);
+			if (is_dir) {
+				_cleanup_close_ int fd = openat(
+				    dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (fd >= 0)
+					list_host_devices(ctx, fd, sub, depth + 1, cap);
+				free(sub);
+				continue;
+			}
+			if (ctx->n_host_devs == *cap) {
+				*cap = *cap ? 2 * *cap : 64;
+				ctx->host_devs =
+				    xrealloc(ctx->host_devs, *cap * sizeof(*ctx->host_devs));
+			}
+			ctx->host_devs[ctx->n_host_devs++] =
+			    (struct host_dev){sub, st.st_mode, st.st_rdev, st.st_uid, st.st_gid};
+		}
+	}
+}
+
+int mounts_prepare(struct mount_ctx *ctx, struct hutch_err **err)
+{
+	const struct hutch_spec *spec = ctx->spec;
+	size_t n = spec->n_mounts;
+	ctx->opts = xcalloc(n + 1, sizeof(*ctx->opts));
+	ctx->bind_fds = xcalloc(n + 1, sizeof(*ctx->bind_fds));
+	ctx->own_mnt_ids = xcalloc(n + 1, sizeof(*ctx->own_mnt_ids));
+	for (size_t i = 0; i < n; i++)
+		ctx->bind_fds[i] = -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct hutch_mount *m = &spec->mounts[i];
+		struct hutch_mount sys;
+		if (sysfs_as_bind(ctx, m)) {
+			sys = host_sys_bind(spec, m);
+			m = &sys;
+		}
+		struct mount_opts *o = &ctx->opts[i];
+		if (mount_opts_parse(m, o, err) < 0 || check_propagation(m, o, err) < 0) {
+			mounts_release(ctx);
+			return -1;
+		}
+		/* devpts' gid=5 (tty) only exists if gid 5 is mapped into the userns. */
+		if (!strcmp(m->type, "devpts") && o->data && !gid_is_mapped(spec, 5))
+			strip_option(o->data, "gid=5");
+	}
+	ctx->overlay_legacy_opts = make_overlay_legacy_opts(ctx);
+	if (spec->privileged) {
+		_cleanup_close_ int host = open("/dev", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (host < 0) {
+			hutch_fail_sys(err, "--privileged: open the host's /dev");
+			mounts_release(ctx);
+			return -1;
+		}
+		size_t cap = 0;
+		list_host_devices(ctx, host, "/dev", 0, &cap);
+	}
+	return 0;
+}
+
+void mounts_release(struct mount_ctx *ctx)
+{
+	for (size_t i = 0; ctx->opts && i < ctx->spec->n_mounts; i++)
+		mount_opts_free(&ctx->opts[i]);
+	for (size_t i = 0; ctx->bind_fds && i < ctx->spec->n_mounts; i++)
+		if (ctx->bind_fds[i] >= 0)
+			close(ctx->bind_fds[i]);
+	for (size_t i = 0; i < ctx->n_host_devs; i++)
+		free(ctx->host_devs[i].path);
+	free(ctx->opts);
+	free(ctx->bind_fds);
+	free(ctx->own_mnt_ids);
+	free(ctx->overlay_legacy_opts);
+	free(ctx->host_devs);
+	ctx->opts = NULL;
+	ctx->bind_fds = NULL;
+	ctx->own_mnt_ids = NULL;
+	ctx->overlay_legacy_opts = NULL;
+	ctx->host_devs = NULL;
+	ctx->n_host_devs = 0;
+}
+
+/* ---- the container's process: the root ---------------------------------------- */
+
+int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
+{
+	const struct hutch_spec *spec = ctx->spec;
+	/* A caller that did not prepare ctx has it done here, in the container's
+	 * process: that allocates, which is safe only because hutch is
+	 * single-threaded when it clones (no lock can be held by another thread). */
+	if (!ctx->opts && mounts_prepare(ctx, err) < 0)
+		return -1;
+	if (clone_early_binds(ctx, err) < 0)
+		return -1;
+	/* Nothing we mount may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return hutch_fail_sys(err, "make mounts private");
+
+	_cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fsfd < 0)
+		return hutch_fail_sys(err, "fsopen overlay");
+	/* the image's layers, top first, then the empty /etc files under them all */
+	const char *base = ctx->etc ? ctx->etc->base_layer : NULL;
+	/* fsconfig() takes string values of at most 255 bytes, which a few layers
+	 * exceed: "lowerdir+" (Linux 6.8+) adds one layer per call, top first.
+	 * Kernels without it (some accept it and fail only at create) get the
+	 * whole list through mount(2), whose options may fill a page. */
+	int r = 0;
+	for (size_t i = spec->root.n_layers; r == 0 && i-- > 0;)
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", spec->root.layers[i], 0);
+	if (r == 0 && base)
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", base, 0);
+	if (r == 0)
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", ctx->upper, 0);
+	if (r == 0)
+		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", ctx->work, 0);
+	if (r == 0 && ctx->rootless)
+		r = fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0);
+	if (r == 0)
+		r = fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+	if (r < 0 && errno == EINVAL)
+		return overlay_mount_legacy(ctx, rootfd_out, err);
+	if (r < 0) {
+		hutch_fail_sys(err, "mount the overlay root filesystem");
+		append_fs_log(fsfd, "overlay", err);
+		return -1;
+	}
+	_cleanup_close_ int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+	if (mfd < 0)
+		return hutch_fail_sys(err, "fsmount overlay");
+	_cleanup_close_ int target = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (target < 0)
+		return hutch_fail_sys(err, "open %s", ctx->rootfs);
+	if (attach(mfd, target, ctx->rootfs, err) < 0)
+		return -1;
+	int rootfd = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return hutch_fail_sys(err, "open %s", ctx->rootfs);
+	*rootfd_out = rootfd;
+	return 0;
+}
+
+/* ---- the container's process: its mounts ---------------------------------------- */
+
+/* The id of the mount fd is on (statx, Linux 5.8+), or 0. */
+static uint64_t mnt_id_of(int fd)
+{
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0 ||
+	    !(stx.stx_mask & STATX_MNT_ID))
+		return 0;
+	return stx.stx_mnt_id;
+}
+
 /* The kernel only says EINVAL or ENOTDIR for a file bound over a directory or
  * the other way round; say which is which. */
 static bool bind_kinds_differ(int rootfd, const struct hutch_mount *m, const struct stat *src,
@@ -587,7 +778,6 @@ static bool bind_kinds_differ(int rootfd, const struct hutch_mount *m, const str
 	return true;
 }
 
-
 /* A new filesystem mount is private; other propagation only when asked for
  * (a shared tmpfs, say, for mounts a container makes below it to show up in
  * another bind of it). */
@@ -602,79 +792,67 @@ static int set_fs_propagation(int mfd, const struct mount_opts *o, const struct 
 	return 0;
 }
 
-/* cloned: a bind already cloned and set up by clone_early_binds, or -1. */
+/* cloned: a bind already cloned and set up by clone_early_binds, or -1.
+ * own_id: where the id of a filesystem mounted here goes (binds: left alone). */
 static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch_mount *m,
-		     int cloned, struct hutch_err **err)
+		     const struct mount_opts *o, int cloned, uint64_t *own_id,
+		     struct hutch_err **err)
 {
-	struct mount_opts o;
-	bool preset = cloned >= 0;
-	if (mount_opts_parse(m, &o, err) < 0) {
-		if (preset)
-			close(cloned);
-		return -1;
-	}
-	int ret = -1;
+	_cleanup_close_ int preset = cloned;
 	_cleanup_close_ int target = -1;
 	_cleanup_close_ int mfd = -1;
-	if (o.bind) {
+	if (o->bind) {
 		struct stat st;
 		if (stat(m->source, &st) < 0) {
 			hutch_fail_sys(err, "bind mount source '%s'", m->source);
-			goto out;
+			goto fail;
 		}
-		if (bind_kinds_differ(rootfd, m, &st, err)) {
-			mount_opts_free(&o);
+		if (bind_kinds_differ(rootfd, m, &st, err))
 			return -1;
-		}
 		target = S_ISDIR(st.st_mode) ? root_open_dir_p(rootfd, m->destination, true, err)
 					      : root_open_file_p(rootfd, m->destination, err);
 		if (target < 0)
-			goto out;
-		mfd = preset ? steal_fd(cloned)
+			goto fail;
+		mfd = preset >= 0 ? steal_fd(preset)
 				  : open_tree(AT_FDCWD, m->source,
 					      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-						      (o.recursive ? AT_RECURSIVE : 0));
+						  (o->recursive ? AT_RECURSIVE : 0));
 		if (mfd < 0) {
 			hutch_fail_sys(err, "bind mount '%s'", m->source);
-			goto out;
+			goto fail;
 		}
-		uint64_t propagation = o.propagation == MS_UNBINDABLE ? MS_UNBINDABLE : MS_PRIVATE;
-		struct mount_attr attr = {.attr_set = o.attr_set, .attr_clr = o.attr_clr,
-					  .propagation = propagation};
-		if (!preset &&
-		    mount_setattr(mfd, "", AT_EMPTY_PATH | (o.recursive ? AT_RECURSIVE : 0), &attr,
+		uint64_t propagation = o->propagation == MS_UNBINDABLE ? MS_UNBINDABLE : MS_PRIVATE;
+		struct mount_attr attr = {
+		    .attr_set = o->attr_set, .attr_clr = o->attr_clr, .propagation = propagation};
+		if (cloned < 0 &&
+		    mount_setattr(mfd, "", AT_EMPTY_PATH | (o->recursive ? AT_RECURSIVE : 0), &attr,
 				  sizeof(attr)) < 0) {
 			hutch_fail_sys(err, "set options of bind mount '%s' on %s", m->source,
 				       m->destination);
-			goto out;
+			goto fail;
 		}
 	} else {
 		target = root_open_dir_p(rootfd, m->destination, true, err);
 		if (target < 0)
-			goto out;
-		/* devpts' gid=5 (tty) only exists if gid 5 is mapped into the userns. */
-		if (!strcmp(m->type, "devpts") && o.data && !gid_is_mapped(ctx->spec, 5))
-			strip_option(o.data, "gid=5");
-		/* cgroup2 can be absent (an old kernel, or hidden); not fatal. */
-		mfd = fs_mount_detached(m->type, m->source, o.data, o.attr_set, err);
+			goto fail;
+		mfd = fs_mount_detached(m->type, m->source, o->data, o->attr_set, err);
 		if (mfd < 0) {
+			/* cgroup2 can be absent (an old kernel, or hidden); not fatal. */
 			if (!strcmp(m->type, "cgroup2")) {
 				hutch_err_free(err);
-				ret = 0;
+				return 0;
 			}
-			goto out;
+			goto fail;
 		}
-		if (set_fs_propagation(mfd, &o, m, err) < 0)
-			goto out;
+		if (set_fs_propagation(mfd, o, m, err) < 0)
+			goto fail;
+		/* a mount keeps its id when it is moved into place */
+		*own_id = mnt_id_of(mfd);
 	}
-	ret = attach(mfd, target, m->destination, err);
-out:
-	if (ret < 0)
-		hutch_err_wrap(err, "mount %s on %s", m->type, m->destination);
-	if (cloned >= 0)
-		close(cloned);
-	mount_opts_free(&o);
-	return ret;
+	if (attach(mfd, target, m->destination, err) == 0)
+		return 0;
+fail:
+	return hutch_err_wrap(err, "mount %s on %s", m->type, m->destination);
 }
 
 static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
@@ -715,7 +893,8 @@ static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
 					       O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
 		if (f < 0)
 			return hutch_fail_sys(err, "create /dev/%s", devices[i].name);
-		_cleanup_free_ char *host = xasprintf("/dev/%s", devices[i].name);
+		char host[32];
+		snprintf(host, sizeof(host), "/dev/%s", devices[i].name);
 		_cleanup_close_ int mfd =
 			open_tree(AT_FDCWD, host, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 		if (mfd < 0)
@@ -732,43 +911,79 @@ static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
 
 /* ---- /etc/hostname, /etc/hosts, /etc/resolv.conf --------------------------- */
 
-/* The file to mount over, created if the image lacks it. A symlink in its
- * place that leads nowhere (resolv.conf -> ../run/systemd/..., or a loop) is
- * replaced in the container's own rw layer: the image is never changed. */
-static int etc_target(int rootfd, const char *path, struct hutch_err **err)
+/* Is fd on a mount of the container's own: its root overlay (root_id), or a
+ * filesystem it mounted itself (a --tmpfs)? Only there may hutch create or
+ * delete files: anything else (above all a bind of a host directory, which an
+ * image's symlink can lead into) belongs to someone else. */
+static bool on_own_mount(const struct mount_ctx *ctx, uint64_t root_id, int fd)
 {
+	uint64_t id = mnt_id_of(fd);
+	if (!id)
+		return false;
+	if (id == root_id)
+		return true;
+	for (size_t i = 0; i < ctx->spec->n_mounts; i++)
+		if (ctx->own_mnt_ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Where the container's /etc file f goes, in etc (the container's /etc, on a
+ * mount of its own): *target is the file there if it is a regular file on a
+ * mount of the container's own; or it is created there, where the image lacks
+ * it or has a symlink in its place that leads nowhere (resolv.conf ->
+ * ../run/systemd/..., or a loop), in the container's rw layer: the image never
+ * changes. A file that resolves elsewhere (through a symlink into a bind mount)
+ * or is not a regular file is left alone, and the container goes without
+ * hutch's: *target is -1. */
+static int etc_target(const struct mount_ctx *ctx, int rootfd, uint64_t root_id, int etc,
+		      enum etc_file f, int *target, struct hutch_err **err)
+{
+	const char *path = etc_file_paths[f], *leaf = etc_file_names[f];
+	*target = -1;
 	int fd = openat2_in_root(rootfd, path, O_PATH);
-	if (fd >= 0)
-		return fd;
+	if (fd >= 0) {
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && on_own_mount(ctx, root_id, fd))
+			*target = fd;
+		else
+			close(fd);
+		return 0;
+	}
 	int e = errno;
-	const char *leaf = strrchr(path, '/') + 1;
-	_cleanup_free_ char *dir = xasprintf("%.*s", (int)(leaf - path), path);
-	_cleanup_close_ int parent = root_open_dir_p(rootfd, dir, true, err);
-	if (parent < 0)
-		return -1;
 	struct stat st;
-	bool link = fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+	bool link = fstatat(etc, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
 	if (!link && e != ENOENT)
 		return hutch_fail(err, e, "resolve %s in the container", path);
-	if (link && unlinkat(parent, leaf, 0) < 0)
+	/* etc is on a mount of the container's own: so is the symlink in it */
+	if (link && unlinkat(etc, leaf, 0) < 0)
 		return hutch_fail_sys(err, "replace the dangling symlink %s in the container",
 				      path);
 	_cleanup_close_ int created =
-		openat(parent, leaf, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+	    openat(etc, leaf, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (created < 0)
 		return hutch_fail_sys(err, "create %s in the container", path);
-	fd = openat2_in_root(rootfd, path, O_PATH);
-	if (fd < 0)
+	*target = openat(etc, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (*target < 0)
 		return hutch_fail_sys(err, "resolve %s in the container", path);
-	return fd;
+	return 0;
 }
 
 /* The files go into a tmpfs of the container's own, attached (in its mount
- * namespace only) on the empty stage dir while they are written and cloned. */
+ * namespace only) on the empty stage dir while they are written and cloned.
+ * An image whose /etc is not a directory on a mount of the container's own (a
+ * file, a dangling symlink, a symlink into a bind mount) gets none of them:
+ * nothing is created or deleted anywhere else, and the container runs without. */
 static int mount_etc_files(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err)
 {
 	const struct etc_files *etc = ctx->etc;
 	if (!etc || !etc->stage_dir)
+		return 0;
+	uint64_t root_id = mnt_id_of(rootfd);
+	_cleanup_close_ int etcfd = openat2_in_root(rootfd, "/etc", O_PATH | O_DIRECTORY);
+	if (etcfd < 0 && errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+		return hutch_fail_sys(err, "resolve /etc in the container");
+	if (etcfd < 0 || !root_id || !on_own_mount(ctx, root_id, etcfd))
 		return 0;
 	_cleanup_close_ int mfd =
 		fs_mount_detached("tmpfs", "tmpfs", "size=1m,mode=0755",
@@ -783,6 +998,11 @@ static int mount_etc_files(const struct mount_ctx *ctx, int rootfd, struct hutch
 		const char *content = etc->content[f], *path = etc_file_paths[f];
 		if (!content)
 			continue;
+		_cleanup_close_ int target = -1;
+		if (etc_target(ctx, rootfd, root_id, etcfd, (enum etc_file)f, &target, err) < 0)
+			return hutch_err_wrap(err, "mount the container's %s", path);
+		if (target < 0)
+			continue;
 		_cleanup_close_ int fd = openat(dir, etc_file_names[f],
 						O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fd < 0 || write_all(fd, content, strlen(content)) < 0)
@@ -796,8 +1016,7 @@ static int mount_etc_files(const struct mount_ctx *ctx, int rootfd, struct hutch
 		if (ctx->spec->root.readonly &&
 		    mount_setattr(file, "", AT_EMPTY_PATH, &ro, sizeof(ro)) < 0)
 			return hutch_fail_sys(err, "make the container's %s read-only", path);
-		_cleanup_close_ int target = etc_target(rootfd, path, err);
-		if (target < 0 || attach(file, target, path, err) < 0)
+		if (attach(file, target, path, err) < 0)
 			return hutch_err_wrap(err, "mount the container's %s", path);
 	}
 	return 0;
@@ -805,106 +1024,76 @@ static int mount_etc_files(const struct mount_ctx *ctx, int rootfd, struct hutch
 
 /* ---- --privileged: the host's device nodes ---------------------------------- */
 
-/* What runc's device list for privileged containers leaves out of the host's /dev. */
-static bool host_dev_skipped(const char *name, bool dir)
+/* The directory of the node rel (a path below dev) in the container's /dev,
+ * made where missing. */
+static int open_dev_parent(int dev, const char *rel, struct hutch_err **err)
 {
-	static const char *const dirs[] = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts",
-					   ".udev"};
-	if (!dir)
-		return !strcmp(name, "console");
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
-		if (!strcmp(name, dirs[i]))
-			return true;
-	return false;
+	int cur = fcntl(dev, F_DUPFD_CLOEXEC, 0);
+	if (cur < 0)
+		return hutch_fail_sys(err, "open /dev");
+	for (const char *p = rel, *slash; (slash = strchr(p, '/')); p = slash + 1) {
+		char name[NAME_MAX + 1];
+		size_t n = (size_t)(slash - p);
+		if (n == 0 || n > NAME_MAX)
+			continue;
+		memcpy(name, p, n);
+		name[n] = '\0';
+		int e = mkdirat(cur, name, 0755) < 0 && errno != EEXIST ? errno : 0;
+		int next =
+		    e ? -1 : openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (!e && next < 0)
+			e = errno;
+		close(cur);
+		if (e)
+			return hutch_fail(err, e, "create /dev/%.*s", (int)(slash - rel), rel);
+		cur = next;
+	}
+	return cur;
 }
 
-/* Copy the char and block devices of host (a /dev directory) into ctr: mknod
- * with the host's mode and owner, or (rootless: no mknod in a user namespace) a
- * bind mount of the host's node. Nodes the container has already stay. */
-static int copy_host_devices(int host, int ctr, bool rootless, int depth, struct hutch_err **err)
+/* The host's nodes listed by mounts_prepare, made in the container's /dev:
+ * mknod with the host's mode and owner, or (rootless: no mknod in a user
+ * namespace) a bind mount of the host's node. Nodes the container has already
+ * stay; directories are made only where a node goes. */
+static int add_host_devices(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err)
 {
-	int dfd = openat(host, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return 0; /* a directory we may not read (rootless): nothing to copy */
-	}
-	int ret = 0;
-	struct dirent *e;
-	while (ret == 0 && (e = readdir(d))) {
-		const char *name = e->d_name;
-		struct stat st;
-		if (!strcmp(name, ".") || !strcmp(name, "..") ||
-		    fstatat(host, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			if (depth >= 8 || host_dev_skipped(name, true))
-				continue;
-			_cleanup_close_ int hsub =
-				openat(host, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (hsub < 0)
-				continue;
-			bool made = mkdirat(ctr, name, 0755) == 0;
-			if (!made && errno != EEXIST) {
-				ret = hutch_fail_sys(err, "create /dev/.../%s", name);
-				break;
-			}
-			_cleanup_close_ int csub =
-				openat(ctr, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (csub < 0) {
-				ret = hutch_fail_sys(err, "open /dev/.../%s", name);
-				break;
-			}
-			ret = copy_host_devices(hsub, csub, rootless, depth + 1, err);
-			/* only where there were devices (not /dev/disk's symlinks) */
-			if (made)
-				unlinkat(ctr, name, AT_REMOVEDIR);
-			continue;
-		}
-		if ((!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) || host_dev_skipped(name, false))
-			continue;
-		if (!rootless) {
-			if (mknodat(ctr, name, st.st_mode & (S_IFMT | 07777), st.st_rdev) < 0) {
-				if (errno == EEXIST)
-					continue;
-				ret = hutch_fail_sys(err, "create device /dev/.../%s", name);
-				break;
-			}
-			/* mknod applies the umask */
-			if (fchownat(ctr, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-			    fchmodat(ctr, name, st.st_mode & 07777, 0) < 0)
-				ret = hutch_fail_sys(err, "set the owner and mode of /dev/.../%s",
-						     name);
-			continue;
-		}
-		int flags = O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC;
-		_cleanup_close_ int f = openat(ctr, name, flags, 0600);
-		if (f < 0) {
-			if (errno != EEXIST)
-				ret = hutch_fail_sys(err, "create /dev/.../%s", name);
-			continue;
-		}
-		_cleanup_close_ int mfd =
-			open_tree(host, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-		_cleanup_close_ int tfd = openat(ctr, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (mfd < 0 || tfd < 0 || attach(mfd, tfd, name, NULL) < 0)
-			unlinkat(ctr, name, 0); /* one we cannot bind: left out */
-	}
-	closedir(d);
-	return ret;
-}
-
-static int add_host_devices(int rootfd, bool rootless, struct hutch_err **err)
-{
-	_cleanup_close_ int host = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (host < 0)
-		return hutch_fail_sys(err, "open the host's /dev");
 	_cleanup_close_ int dev = root_open_dir_p(rootfd, "/dev", true, err);
 	if (dev < 0)
 		return -1;
-	if (copy_host_devices(host, dev, rootless, 0, err) < 0)
-		return hutch_err_wrap(err, "--privileged: copy the host's devices");
+	for (size_t i = 0; i < ctx->n_host_devs; i++) {
+		const struct host_dev *d = &ctx->host_devs[i];
+		const char *rel = d->path + strlen("/dev/");
+		const char *name = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+		_cleanup_close_ int dir = open_dev_parent(dev, rel, err);
+		if (dir < 0)
+			return hutch_err_wrap(err, "--privileged: copy the host's devices");
+		if (!ctx->rootless) {
+			if (mknodat(dir, name, d->mode & (S_IFMT | 07777), d->rdev) < 0) {
+				if (errno == EEXIST)
+					continue;
+				return hutch_fail_sys(err, "--privileged: create device %s",
+						      d->path);
+			}
+			/* mknod applies the umask */
+			if (fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    fchmodat(dir, name, d->mode & 07777, 0) < 0)
+				return hutch_fail_sys(
+				    err, "--privileged: set the owner and mode of %s", d->path);
+			continue;
+		}
+		int flags = O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC;
+		_cleanup_close_ int f = openat(dir, name, flags, 0600);
+		if (f < 0) {
+			if (errno == EEXIST)
+				continue;
+			return hutch_fail_sys(err, "--privileged: create %s", d->path);
+		}
+		_cleanup_close_ int mfd =
+		    open_tree(AT_FDCWD, d->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		_cleanup_close_ int tfd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (mfd < 0 || tfd < 0 || attach(mfd, tfd, d->path, NULL) < 0)
+			unlinkat(dir, name, 0); /* one we cannot bind: left out */
+	}
 	return 0;
 }
 
@@ -971,25 +1160,13 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 			const struct hutch_mount *m = &spec->mounts[i];
 			if (path_depth(m->destination) != depth)
 				continue;
-			if (!strcmp(m->type, "sysfs") && spec->net_mode == HUTCH_NET_HOST &&
-			    ctx->rootless) {
-				/* sysfs needs a netns we own: bind the host's, read-only. */
-				struct hutch_mount bind = {.destination = m->destination,
-							   .type = "bind",
-							   .source = "/sys",
-							   .options = (char *[]){"rbind",
-										 spec->privileged
-											 ? "rw"
-											 : "ro",
-										 "nosuid", "noexec",
-										 "nodev"},
-							   .n_options = 5};
-				if (mount_one(ctx, rootfd, &bind, -1, err) < 0)
-					return -1;
-				continue;
+			struct hutch_mount sys;
+			if (sysfs_as_bind(ctx, m)) {
+				sys = host_sys_bind(spec, m);
+				m = &sys;
 			}
-			int cloned = ctx->bind_fds ? steal_fd(ctx->bind_fds[i]) : -1;
-			if (mount_one(ctx, rootfd, m, cloned, err) < 0)
+			if (mount_one(ctx, rootfd, m, &ctx->opts[i], steal_fd(ctx->bind_fds[i]),
+				      &ctx->own_mnt_ids[i], err) < 0)
 				return -1;
 			if (!strcmp(m->destination, "/dev")) {
 				if (setup_dev(rootfd, ctx->rootless, err) < 0)
@@ -1000,7 +1177,7 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 	}
 	if (!dev_done && setup_dev(rootfd, ctx->rootless, err) < 0)
 		return -1;
-	if (spec->privileged && add_host_devices(rootfd, ctx->rootless, err) < 0)
+	if (spec->privileged && add_host_devices(ctx, rootfd, err) < 0)
 		return -1;
 	if (mount_etc_files(ctx, rootfd, err) < 0)
 		return -1;
@@ -1010,19 +1187,15 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 	for (size_t i = 0; i < spec->n_readonly_paths; i++)
 		if (readonly_path(rootfd, spec->readonly_paths[i], err) < 0)
 			return -1;
-	/* The working directory is made later, if missing; a path that runs into a
-	 * file is refused here, where the message can say where the path came from. */
+	/* The working directory is created if missing, as Docker does, once the
+	 * mounts it may be in are there. */
 	const char *cwd = spec->process.cwd ? spec->process.cwd : "/";
-	_cleanup_close_ int cwdfd = openat2_in_root(rootfd, cwd, O_PATH);
-	struct stat st;
-	if ((cwdfd < 0 && errno == ENOTDIR) ||
-	    (cwdfd >= 0 && fstat(cwdfd, &st) == 0 && !S_ISDIR(st.st_mode))) {
-		fail_resolve(rootfd, cwd, ENOTDIR, err);
+	_cleanup_close_ int cwdfd = root_open_dir_p(rootfd, cwd, true, err);
+	if (cwdfd < 0)
 		return hutch_err_wrap(err,
 				      "working directory %s (--workdir, or the image's "
 				      "WorkingDir)",
 				      cwd);
-	}
 	return 0;
 }
 

@@ -156,10 +156,19 @@ int hutch_spec_add_dns_option(struct hutch_spec *spec, const char *option,
 			      struct hutch_err **err);
 int hutch_spec_add_host(struct hutch_spec *spec, const char *hostname, const char *address,
 			struct hutch_err **err);
-/* An IPv4 or IPv6 literal (IPv6 may carry a %zone); a host name of dot-separated
- * labels of letters, digits, '-' and '_' (at most 253 characters). */
+/* An IPv4 or IPv6 literal (IPv6 may carry a %zone); a DNS name as /etc/hosts
+ * entries and search domains take it: dot-separated labels of letters, digits,
+ * '-' and '_' (at most 253 characters). Not the container's own hostname: see
+ * hutch_hostname_problem. */
 bool hutch_ip_valid(const char *s);
 bool hutch_hostname_valid(const char *s);
+/* The container's own hostname, the one rule for every caller (the CLI's
+ * --hostname, specs built by the supervisor, hutch_spec_validate): RFC 1123
+ * labels of 1-63 letters, digits and '-' (none at either end of a label) joined
+ * by '.', at most 64 characters (sethostname's limit). NULL when valid; else
+ * why not, in words ("a label starts with '-'"), possibly written into buf. */
+#define HUTCH_REASON_MAX 64
+const char *hutch_hostname_problem(const char *name, char buf[HUTCH_REASON_MAX]);
 /* Docker's --privileged: every capability hutch has, no seccomp, no_new_privs off,
  * no masked or read-only paths, /sys and /sys/fs/cgroup writable, the host's
  * device nodes in /dev. */

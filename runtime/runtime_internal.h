@@ -28,25 +28,18 @@ int cgroup_destroy(struct cgroup *cg, struct hutch_err **err);
  * one. Already gone is fine. */
 int cgroup_remove(const char *path, struct hutch_err **err);
 
+/* ---- spec.c, validate.c ---- */
+/* Spec paths (clean and absolute); trailing slashes do not count. path_below:
+ * strictly below dir ("/" has everything else below it). */
+bool path_same(const char *a, const char *b);
+bool path_below(const char *path, const char *dir);
+/* The one check of each kind of DNS and /etc/hosts value, with its message. */
+int spec_check_dns_server(const char *address, struct hutch_err **err);
+int spec_check_dns_search(const char *domain, struct hutch_err **err);
+int spec_check_dns_option(const char *option, struct hutch_err **err);
+int spec_check_host_entry(const char *hostname, const char *address, struct hutch_err **err);
+
 /* ---- mounts.c (run in the container's child, before pivot_root) ---- */
-struct mount_ctx {
-	const struct hutch_spec *spec;
-	const char *rootfs; /* where the overlay is mounted (host path) */
-	const char *upper, *work;
-	const struct etc_files *etc; /* the container's /etc files, NULL: none */
-	bool rootless;
-	/* Set by mounts_setup_rootfs, one per spec mount: a bind that keeps mount
-	 * propagation with the host, cloned before "/" is made private, or -1. */
-	int *bind_fds;
-};
-/* Host side, before anything is created: a bind with slave or shared
- * propagation needs a source on a shared (or slave) mount, as in Docker. */
-int mounts_check_propagation(const struct hutch_spec *spec, struct hutch_err **err);
-int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err);
-int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err);
-int mounts_pivot_root(int rootfd, bool readonly, struct hutch_err **err);
-/* Resolve (creating directories as needed) a path inside the root: O_PATH fd. */
-int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err **err);
 /* Parse OCI mount options into mount attributes and fs options. */
 struct mount_opts {
 	uint64_t attr_set, attr_clr; /* MOUNT_ATTR_* */
@@ -58,6 +51,51 @@ struct mount_opts {
 };
 int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct hutch_err **err);
 void mount_opts_free(struct mount_opts *o);
+
+/* --privileged: one of the host's device nodes, listed by the parent. */
+struct host_dev {
+	char *path; /* "/dev/dri/card0" */
+	mode_t mode;
+	dev_t rdev;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct mount_ctx {
+	const struct hutch_spec *spec;
+	const char *rootfs; /* where the overlay is mounted (host path) */
+	const char *upper, *work;
+	const struct etc_files *etc; /* the container's /etc files, NULL: none */
+	bool rootless;
+	/* Made by mounts_prepare in the parent, so that the child allocates
+	 * nothing for them; one entry per spec mount in each array. */
+	struct mount_opts *opts; /* its options, parsed once */
+	/* a bind that keeps mount propagation with the host, cloned by
+	 * mounts_setup_rootfs before "/" is made private, or -1 */
+	int *bind_fds;
+	/* the mount id of a filesystem the container mounts itself (a tmpfs...),
+	 * set by the child as it mounts it; 0 for binds */
+	uint64_t *own_mnt_ids;
+	/* the overlay's options for mount(2), for kernels without lowerdir+ */
+	char *overlay_legacy_opts;
+	struct host_dev *host_devs; /* --privileged only */
+	size_t n_host_devs;
+};
+/* Host side, before the clone: parse every mount's options (bad ones named),
+ * check that binds with slave or shared propagation have a source on a shared
+ * (or slave) mount, as in Docker, and fill in the rest of ctx for the child.
+ * mounts_release frees it (in the parent; the child's copy goes with exec). */
+int mounts_prepare(struct mount_ctx *ctx, struct hutch_err **err);
+void mounts_release(struct mount_ctx *ctx);
+/* mounts_prepare's checks alone (for callers that do not keep a mount_ctx). */
+int mounts_check_propagation(const struct hutch_spec *spec, struct hutch_err **err);
+int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err);
+/* Mounts, /dev, the /etc files, masked and read-only paths, and the working
+ * directory (created if missing, as Docker does). */
+int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err);
+int mounts_pivot_root(int rootfd, bool readonly, struct hutch_err **err);
+/* Resolve (creating directories as needed) a path inside the root: O_PATH fd. */
+int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err **err);
 
 /* ---- user.c (inside the container, after pivot_root) ---- */
 struct user_ids {

@@ -11,7 +11,7 @@
 #include <sys/resource.h>
 
 #include "common/util.h"
-#include "runtime/runtime.h"
+#include "runtime/runtime_internal.h"
 
 /* Docker's defaults for /proc and /sys: hide what leaks host state, freeze what
  * could change the host. */
@@ -201,26 +201,60 @@ bool hutch_ip_valid(const char *s)
 	return inet_pton(AF_INET6, addr, buf) == 1;
 }
 
-bool hutch_hostname_valid(const char *s)
+/* Why s is not a DNS name of dot-separated labels of 1-63 letters, digits, '-'
+ * (and '_' when underscore), no '-' at either end of a label, at most max
+ * characters; NULL if it is one. */
+static const char *dns_name_problem(const char *s, size_t max, bool underscore,
+				    char buf[HUTCH_REASON_MAX])
 {
-	if (!s || !*s || strlen(s) > 253)
-		return false;
-	size_t label = 0;
-	for (const char *p = s;; p++) {
-		if (*p == '.' || *p == '\0') {
-			/* no empty label, none longer than 63, none starting or ending in '-' */
-			if (label == 0 || label > 63 || p[-1] == '-' || p[-(ptrdiff_t)label] == '-')
-				return false;
-			if (*p == '\0')
-				return true;
+	size_t len = s ? strlen(s) : 0, label = 0;
+	if (len == 0)
+		return "it is empty";
+	if (len > max) {
+		snprintf(buf, HUTCH_REASON_MAX, "it is longer than %zu characters", max);
+		return buf;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.') {
+			if (label == 0)
+				return "a label between dots is empty";
+			if (s[i - 1] == '-')
+				return "a label ends with '-'";
 			label = 0;
 			continue;
 		}
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-			return false;
-		label++;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '-' || (underscore && c == '_');
+		if (!ok) {
+			if (c < 0x20 || c == 0x7f || c == '\\' || c == '\'')
+				snprintf(buf, HUTCH_REASON_MAX, "'\\x%02x' is not allowed", c);
+			else
+				snprintf(buf, HUTCH_REASON_MAX, "'%c' is not allowed", c);
+			return buf;
+		}
+		if (c == '-' && label == 0)
+			return "a label starts with '-'";
+		if (++label > 63)
+			return "a label is longer than 63 characters";
 	}
+	if (label == 0)
+		return "it ends with '.'";
+	if (s[len - 1] == '-')
+		return "a label ends with '-'";
+	return NULL;
+}
+
+bool hutch_hostname_valid(const char *s)
+{
+	char buf[HUTCH_REASON_MAX];
+	return dns_name_problem(s, 253, true, buf) == NULL;
+}
+
+const char *hutch_hostname_problem(const char *name, char buf[HUTCH_REASON_MAX])
+{
+	/* sethostname takes at most 64 bytes; '_' is not in RFC 1123 */
+	return dns_name_problem(name, 64, false, buf);
 }
 
 /* resolv.conf options are single words ("ndots:2", "edns0", "timeout:1"). */
@@ -234,47 +268,38 @@ static bool dns_option_valid(const char *s)
 	return true;
 }
 
-static void strv_push(char ***v, size_t *n, const char *s)
-{
-	*v = xrealloc(*v, (*n + 2) * sizeof(char *));
-	(*v)[(*n)++] = xstrdup(s);
-	(*v)[*n] = NULL;
-}
-
-int hutch_spec_add_dns_server(struct hutch_spec *s, const char *address, struct hutch_err **err)
+/* One check per kind of value, with its message, for the hutch_spec_add_*
+ * helpers and for hutch_spec_validate (fields a caller filled in directly). */
+int spec_check_dns_server(const char *address, struct hutch_err **err)
 {
 	if (!hutch_ip_valid(address))
 		return hutch_fail(err, 0,
 				  "invalid DNS server '%s': expected an IPv4 or IPv6 address",
 				  address ? address : "");
-	strv_push(&s->dns.servers, &s->dns.n_servers, address);
 	return 0;
 }
 
-int hutch_spec_add_dns_search(struct hutch_spec *s, const char *domain, struct hutch_err **err)
+int spec_check_dns_search(const char *domain, struct hutch_err **err)
 {
 	if (!domain || (strcmp(domain, ".") && !hutch_hostname_valid(domain)))
 		return hutch_fail(err, 0,
 				  "invalid DNS search domain '%s': expected a domain name like "
 				  "example.com (or '.' for none)",
 				  domain ? domain : "");
-	strv_push(&s->dns.search, &s->dns.n_search, domain);
 	return 0;
 }
 
-int hutch_spec_add_dns_option(struct hutch_spec *s, const char *option, struct hutch_err **err)
+int spec_check_dns_option(const char *option, struct hutch_err **err)
 {
 	if (!dns_option_valid(option))
 		return hutch_fail(err, 0,
 				  "invalid DNS option '%s': expected one resolv.conf option like "
 				  "ndots:2 or edns0",
 				  option ? option : "");
-	strv_push(&s->dns.options, &s->dns.n_options, option);
 	return 0;
 }
 
-int hutch_spec_add_host(struct hutch_spec *s, const char *hostname, const char *address,
-			struct hutch_err **err)
+int spec_check_host_entry(const char *hostname, const char *address, struct hutch_err **err)
 {
 	if (!hutch_hostname_valid(hostname))
 		return hutch_fail(err, 0,
@@ -286,6 +311,45 @@ int hutch_spec_add_host(struct hutch_spec *s, const char *hostname, const char *
 				  "invalid address '%s' for host '%s' in /etc/hosts: expected an "
 				  "IPv4 or IPv6 address",
 				  address ? address : "", hostname);
+	return 0;
+}
+
+static void strv_push(char ***v, size_t *n, const char *s)
+{
+	*v = xrealloc(*v, (*n + 2) * sizeof(char *));
+	(*v)[(*n)++] = xstrdup(s);
+	(*v)[*n] = NULL;
+}
+
+int hutch_spec_add_dns_server(struct hutch_spec *s, const char *address, struct hutch_err **err)
+{
+	if (spec_check_dns_server(address, err) < 0)
+		return -1;
+	strv_push(&s->dns.servers, &s->dns.n_servers, address);
+	return 0;
+}
+
+int hutch_spec_add_dns_search(struct hutch_spec *s, const char *domain, struct hutch_err **err)
+{
+	if (spec_check_dns_search(domain, err) < 0)
+		return -1;
+	strv_push(&s->dns.search, &s->dns.n_search, domain);
+	return 0;
+}
+
+int hutch_spec_add_dns_option(struct hutch_spec *s, const char *option, struct hutch_err **err)
+{
+	if (spec_check_dns_option(option, err) < 0)
+		return -1;
+	strv_push(&s->dns.options, &s->dns.n_options, option);
+	return 0;
+}
+
+int hutch_spec_add_host(struct hutch_spec *s, const char *hostname, const char *address,
+			struct hutch_err **err)
+{
+	if (spec_check_host_entry(hostname, address, err) < 0)
+		return -1;
 	s->extra_hosts = xrealloc(s->extra_hosts, (s->n_extra_hosts + 1) * sizeof(*s->extra_hosts));
 	s->extra_hosts[s->n_extra_hosts++] =
 		(struct hutch_host_entry){xstrdup(hostname), xstrdup(address)};
@@ -348,98 +412,25 @@ int hutch_cap_from_name(const char *name)
 	return -1;
 }
 
-static bool path_is_clean_absolute(const char *p)
+/* Paths as spec destinations are written: trailing slashes do not count. */
+static size_t path_len(const char *p)
 {
-	if (!p || p[0] != '/')
-		return false;
-	for (const char *s = p; *s; s++)
-		if (s[0] == '/' && s[1] == '.' && s[2] == '.' && (s[3] == '/' || s[3] == '\0'))
-			return false;
-	return true;
-}
-
-/* Is path strictly below dir (both clean and absolute)? */
-static bool path_below(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-	while (n > 0 && dir[n - 1] == '/')
+	size_t n = strlen(p);
+	while (n > 1 && p[n - 1] == '/')
 		n--;
+	return n;
+}
+
+bool path_same(const char *a, const char *b)
+{
+	size_t la = path_len(a), lb = path_len(b);
+	return la == lb && !strncmp(a, b, la);
+}
+
+bool path_below(const char *path, const char *dir)
+{
+	size_t n = path_len(dir);
+	if (n == 1 && dir[0] == '/')
+		n = 0; /* everything else is below "/" */
 	return !strncmp(path, dir, n) && path[n] == '/' && path[n + 1] != '\0';
-}
-
-static bool mount_has_option(const struct hutch_mount *m, const char *opt)
-{
-	for (size_t i = 0; i < m->n_options; i++)
-		if (!strcmp(m->options[i], opt))
-			return true;
-	return false;
-}
-
-static int validate_dns_and_hosts(const struct hutch_spec *s, struct hutch_err **err)
-{
-	for (size_t i = 0; i < s->dns.n_servers; i++)
-		if (!hutch_ip_valid(s->dns.servers[i]))
-			return hutch_fail(err, 0, "invalid DNS server '%s'", s->dns.servers[i]);
-	for (size_t i = 0; i < s->dns.n_search; i++)
-		if (strcmp(s->dns.search[i], ".") && !hutch_hostname_valid(s->dns.search[i]))
-			return hutch_fail(err, 0, "invalid DNS search domain '%s'",
-					  s->dns.search[i]);
-	for (size_t i = 0; i < s->dns.n_options; i++)
-		if (!dns_option_valid(s->dns.options[i]))
-			return hutch_fail(err, 0, "invalid DNS option '%s'", s->dns.options[i]);
-	for (size_t i = 0; i < s->n_extra_hosts; i++) {
-		const struct hutch_host_entry *h = &s->extra_hosts[i];
-		if (!hutch_hostname_valid(h->hostname))
-			return hutch_fail(err, 0, "invalid host name '%s' for /etc/hosts",
-					  h->hostname ? h->hostname : "");
-		if (!hutch_ip_valid(h->address))
-			return hutch_fail(err, 0,
-					  "invalid address '%s' for host '%s' in /etc/hosts",
-					  h->address ? h->address : "", h->hostname);
-	}
-	return 0;
-}
-
-int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
-{
-	if (!s->id || strlen(s->id) != 64 || !is_hex_string(s->id, 64))
-		return hutch_fail(err, 0, "invalid container id '%s'", s->id ? s->id : "");
-	if (s->process.n_args == 0 || !s->process.args[0] || !*s->process.args[0])
-		return hutch_fail(err, 0,
-				  "no command given and the image has no Cmd or Entrypoint");
-	if (!path_is_clean_absolute(s->process.cwd))
-		return hutch_fail(err, 0, "working directory '%s' must be an absolute path",
-				  s->process.cwd);
-	if (s->root.n_layers == 0)
-		return hutch_fail(err, 0, "the container has no root filesystem layers");
-	for (size_t i = 0; i < s->n_mounts; i++) {
-		const struct hutch_mount *m = &s->mounts[i];
-		if (!path_is_clean_absolute(m->destination))
-			return hutch_fail(err, 0,
-					  "mount destination '%s' must be an absolute path "
-					  "without '..'",
-					  m->destination);
-		if (!strcmp(m->destination, "/"))
-			return hutch_fail(err, 0, "cannot mount over the container's root '/'");
-	}
-	/* A mount made below a shared bind propagates to the host and stays there
-	 * after the container is gone. */
-	for (size_t i = 0; i < s->n_mounts; i++) {
-		const struct hutch_mount *shared = &s->mounts[i];
-		if (!mount_has_option(shared, "shared") && !mount_has_option(shared, "rshared"))
-			continue;
-		for (size_t k = 0; k < s->n_mounts; k++)
-			if (path_below(s->mounts[k].destination, shared->destination))
-				return hutch_fail(err, 0,
-						  "mount on %s is inside the shared bind mount on "
-						  "%s: it would appear on the host and stay there "
-						  "(use rslave, or mount it elsewhere)",
-						  s->mounts[k].destination, shared->destination);
-	}
-	if (s->hostname && strlen(s->hostname) > 64)
-		return hutch_fail(err, 0, "hostname '%s' is longer than 64 characters",
-				  s->hostname);
-	if (s->net_mode == HUTCH_NET_PATH && (!s->net_path || !*s->net_path))
-		return hutch_fail(err, 0, "network namespace path missing");
-	return validate_dns_and_hosts(s, err);
 }

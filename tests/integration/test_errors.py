@@ -2,6 +2,7 @@
 (the autouse leak check in conftest.py runs after each of these)."""
 import os
 import resource
+import stat
 
 import pytest
 
@@ -226,3 +227,31 @@ def test_image_import_messages(hutch, tmp):
     one.write_bytes(b"x")
     msg = one_clear_line(hutch("image", "import", one, "x", check=False), 125)
     assert "1 byte, less than one tar header" in msg, msg
+
+
+def _host_dev_dir_with_a_node():
+    """A directory of the host's /dev (not one --privileged leaves out) with a device node."""
+    for name in sorted(os.listdir("/dev")):
+        d = os.path.join("/dev", name)
+        if name in ("pts", "shm", "fd", "mqueue") or os.path.islink(d) or not os.path.isdir(d):
+            continue
+        try:
+            entries = os.listdir(d)
+        except OSError:
+            continue
+        for e in entries:
+            mode = os.lstat(os.path.join(d, e)).st_mode
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                return name
+    raise AssertionError("no directory with a device node in the host's /dev")
+
+
+def test_privileged_device_errors_name_the_real_path(hutch, tmp):
+    # --privileged copies the host's nodes; where the container's /dev has a file
+    # in place of one of their directories, the message names that directory
+    name = _host_dev_dir_with_a_node()
+    (tmp / "afile").write_text("")
+    msg = one_clear_line(hutch("run", "--rm", "--privileged", "-v", f"{tmp}/afile:/dev/{name}",
+                               "bb", "true", check=False), 125)
+    assert f"create /dev/{name}: Not a directory" in msg, msg
+    assert "..." not in msg, msg

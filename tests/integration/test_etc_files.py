@@ -296,3 +296,69 @@ def test_exec_sees_the_same_files(hutch, ctr):
     cid = ctr.run("--add-host", "db:10.0.0.5", "-h", "execbox", "bb", "sleep", "100")
     out = hutch("exec", cid, "sh", "-c", "cat /etc/hostname; grep db /etc/hosts").stdout
     assert out == "execbox\n10.0.0.5\tdb\n"
+
+
+# ------------------------------------------------------------------ an image's /etc that is not its own
+
+
+def _upper(state, cid):
+    return state.root / "containers" / cid / "upper"
+
+
+def test_etc_symlink_into_a_bind_changes_nothing_on_the_host(hutch, image_from, tmp, ctr, state):
+    # /etc -> /mnt/x/etc with the host's dir bound on /mnt/x: hutch must neither
+    # delete the host's dangling resolv.conf symlink nor create files next to it
+    def populate(d):
+        shutil.rmtree(d / "etc")
+        os.symlink("/mnt/x/etc", d / "etc")
+
+    img = image_from("etcinbind", populate)
+    host = tmp / "host"
+    (host / "etc").mkdir(parents=True)
+    (host / "etc" / "hosts").write_text("10.9.9.9 the-hosts-own\n")
+    os.symlink("../run/nowhere/resolv.conf", host / "etc" / "resolv.conf")
+    if os.geteuid() != 0:
+        os.chmod(host, 0o777)
+    before = tree_snapshot(host)
+    cid = ctr.run("-v", f"{host}:/mnt/x", "-h", "box", img, "sh", "-c",
+                  "ls -a /etc; cat /etc/hosts; echo $(grep -c ' /mnt/x/etc/' /proc/self/mountinfo)")
+    ctr.wait_exited(cid)
+    assert ctr.inspect(cid)["exit_code"] == 0
+    out = hutch("logs", cid).stdout
+    # the container sees the host's directory as it is, with nothing mounted in it
+    assert out == ".\n..\nhosts\nresolv.conf\n10.9.9.9 the-hosts-own\n0\n", out
+    assert tree_snapshot(host) == before
+    assert os.readlink(host / "etc" / "resolv.conf") == "../run/nowhere/resolv.conf"
+    assert not (_upper(state, cid) / "etc").exists()
+
+
+def test_etc_a_dangling_symlink_or_a_file_runs_without_the_files(hutch, image_from, ctr, state):
+    def dangling(d):
+        shutil.rmtree(d / "etc")
+        os.symlink("/nowhere/etc", d / "etc")
+
+    def a_file(d):
+        shutil.rmtree(d / "etc")
+        (d / "etc").write_text("not a directory\n")
+
+    for name, populate, shown in (("etcdangling", dangling, "/nowhere/etc"),
+                                  ("etcfile", a_file, "not a directory")):
+        img = image_from(name, populate)
+        cid = ctr.run(img, "sh", "-c",
+                      "readlink /etc || cat /etc; echo $(grep -c ' /etc/' /proc/self/mountinfo)")
+        ctr.wait_exited(cid)
+        assert ctr.inspect(cid)["exit_code"] == 0, hutch("logs", cid)
+        assert hutch("logs", cid).stdout == f"{shown}\n0\n"
+        # nothing was made for them: no /nowhere, no /etc in the rw layer
+        assert sorted(os.listdir(_upper(state, cid))) == [], list(_upper(state, cid).rglob("*"))
+
+
+def test_etc_symlink_inside_the_image_still_gets_the_files(hutch, image_from):
+    def populate(d):
+        os.rename(d / "etc", d / "real-etc")
+        os.symlink("real-etc", d / "etc")
+
+    img = image_from("etcinside", populate)
+    out = hutch("run", "--rm", "-h", "inside", img, "sh", "-c",
+                "cat /etc/hostname; grep -c ' /real-etc/' /proc/self/mountinfo").stdout
+    assert out == "inside\n3\n"

@@ -449,3 +449,32 @@ def test_mount_below_a_shared_bind_is_refused(hutch, tmp):
     assert cp.returncode == 125
     assert "/data/x" in cp.stderr and "shared bind mount on /data" in cp.stderr
     assert not os.listdir(tmp / "x")
+
+
+def test_runtime_mounts_on_or_below_a_shared_bind_are_refused(hutch, tmp, request):
+    # hutch's own mounts (masked and read-only paths, the /dev nodes) made on or
+    # below an rshared bind would propagate to its source on the host and stay
+    # there: with -v SRC:/sys/firmware:rshared the mask's tmpfs lands on SRC
+    base = request.getfixturevalue("shared_tmpfs") if os.geteuid() == 0 else tmp
+    src = base / "src"
+    src.mkdir()
+    (src / "null").write_text("")
+    for dest, source, needle in (
+            ("/sys/firmware", src, "hutch's mount on /sys/firmware (a masked path)"),
+            ("/proc/sys", src, "hutch's mount on /proc/sys (a read-only path)"),
+            ("/proc", src, "hutch's mount on /proc/asound (a masked path)"),
+            ("/dev/null", src / "null", "hutch's mount on /dev/null (its /dev nodes)")):
+        for opt in ("rshared", "shared"):
+            cp = hutch("run", "--rm", "-v", f"{source}:{dest}:{opt}", "bb", "true",
+                       check=False)
+            assert cp.returncode == 125, (dest, opt, cp.stderr)
+            assert cp.stderr.count("\n") == 1, cp.stderr
+            assert f"the shared bind mount of {source} on {dest} would take {needle}" in \
+                cp.stderr, cp.stderr
+            assert "to the host, where it would stay: use rslave" in cp.stderr, cp.stderr
+    with open("/proc/self/mountinfo") as f:
+        assert str(src) not in f.read()
+    assert sorted(os.listdir(src)) == ["null"]
+    # rslave lets nothing out: allowed where the source may be a slave's
+    if os.geteuid() == 0:
+        hutch("run", "--rm", "-v", f"{src}:/sys/firmware:rslave", "bb", "true")

@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "common/util.h"
 #include "runtime/runtime_internal.h"
@@ -354,6 +356,126 @@ static void test_spec_defaults_parse(void **state)
 	hutch_spec_free(s);
 }
 
+static struct hutch_spec *prepare_spec(void)
+{
+	struct hutch_spec *s = hutch_spec_new();
+	s->root.layers = xcalloc(3, sizeof(char *));
+	s->root.layers[0] = xstrdup("/layers/low");
+	s->root.layers[1] = xstrdup("/layers/a:b,c");
+	s->root.n_layers = 2;
+	return s;
+}
+
+/* The parent parses every mount once; the child only reads the result. */
+static void test_prepare(void **state)
+{
+	struct hutch_spec *s = prepare_spec();
+	hutch_spec_add_mount(s, "bind", "/srv", "/data", "ro,rprivate");
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/tmp", "size=1m,noexec");
+	struct etc_files etc = {.base_layer = (char *)"/run/cache/etc-base"};
+	struct mount_ctx ctx = {.spec = s, .upper = "/c/upper", .work = "/c/work", .etc = &etc};
+	struct hutch_err *err = NULL;
+	assert_int_equal(mounts_prepare(&ctx, &err), 0);
+	assert_null(err);
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		assert_int_equal(ctx.bind_fds[i], -1);
+		assert_int_equal(ctx.own_mnt_ids[i], 0);
+		struct mount_opts want = parse_ok(s->mounts[i]);
+		const struct mount_opts *got = &ctx.opts[i];
+		assert_int_equal(got->attr_set, want.attr_set);
+		assert_int_equal(got->bind, want.bind);
+		if (want.data)
+			assert_string_equal(got->data, want.data);
+		else
+			assert_null(got->data);
+		mount_opts_free(&want);
+	}
+	assert_true(ctx.opts[7].bind && ctx.opts[7].readonly);
+	assert_string_equal(ctx.opts[8].data, "size=1m");
+	/* the overlay's options for old kernels: top layer first, escaped, /etc base last */
+	assert_string_equal(ctx.overlay_legacy_opts,
+			    "lowerdir=/layers/a\\:b\\,c:/layers/low:/run/cache/etc-base,"
+			    "upperdir=/c/upper,workdir=/c/work");
+	assert_int_equal(ctx.n_host_devs, 0);
+	mounts_release(&ctx);
+	assert_null(ctx.opts);
+	assert_null(ctx.bind_fds);
+	mounts_release(&ctx); /* twice is harmless */
+	hutch_spec_free(s);
+}
+
+static void test_prepare_refuses_bad_options(void **state)
+{
+	struct hutch_spec *s = prepare_spec();
+	hutch_spec_add_mount(s, "bind", "/srv", "/data", "ro,size=1m");
+	struct mount_ctx ctx = {.spec = s, .upper = "/u", .work = "/w"};
+	struct hutch_err *err = NULL;
+	assert_int_equal(mounts_prepare(&ctx, &err), -1);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, "unknown option 'size=1m' for bind mount on /data"));
+	assert_null(ctx.opts); /* nothing left to release (ASan checks the rest) */
+	hutch_err_free(&err);
+	hutch_spec_free(s);
+}
+
+/* Rootless with the host's network, /sys is the host's, bound; in a user
+ * namespace without gid 5, devpts goes without gid=5. */
+static void test_prepare_rootless(void **state)
+{
+	struct hutch_spec *s = prepare_spec();
+	s->net_mode = HUTCH_NET_HOST;
+	s->userns = true;
+	s->gid_map = xcalloc(1, sizeof(*s->gid_map));
+	s->gid_map[0] = (struct hutch_id_map){0, 1000, 1};
+	s->n_gid_map = 1;
+	struct mount_ctx ctx = {.spec = s, .upper = "/u", .work = "/w", .rootless = true};
+	struct hutch_err *err = NULL;
+	assert_int_equal(mounts_prepare(&ctx, &err), 0);
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const char *d = s->mounts[i].destination;
+		if (!strcmp(d, "/sys")) {
+			assert_true(ctx.opts[i].bind && ctx.opts[i].recursive &&
+				    ctx.opts[i].readonly);
+			assert_null(ctx.opts[i].data);
+		} else if (!strcmp(d, "/dev/pts")) {
+			assert_string_equal(ctx.opts[i].data,
+					    "newinstance,ptmxmode=0666,mode=0620");
+		}
+	}
+	assert_string_equal(
+	    ctx.overlay_legacy_opts,
+	    "lowerdir=/layers/a\\:b\\,c:/layers/low,upperdir=/u,workdir=/w,userxattr");
+	mounts_release(&ctx);
+	hutch_spec_free(s);
+}
+
+/* --privileged: the host's nodes are listed by the parent, by their real path. */
+static void test_prepare_lists_host_devices(void **state)
+{
+	struct hutch_spec *s = prepare_spec();
+	hutch_spec_set_privileged(s);
+	struct mount_ctx ctx = {.spec = s, .upper = "/u", .work = "/w"};
+	struct hutch_err *err = NULL;
+	assert_int_equal(mounts_prepare(&ctx, &err), 0);
+	bool null = false;
+	for (size_t i = 0; i < ctx.n_host_devs; i++) {
+		const struct host_dev *d = &ctx.host_devs[i];
+		assert_true(!strncmp(d->path, "/dev/", 5));
+		assert_true(S_ISCHR(d->mode) || S_ISBLK(d->mode));
+		/* runc's list leaves out /dev/pts, /dev/shm, /dev/mqueue and the console */
+		assert_null(strstr(d->path, "/dev/pts/"));
+		assert_null(strstr(d->path, "/dev/shm/"));
+		assert_string_not_equal(d->path, "/dev/console");
+		if (!strcmp(d->path, "/dev/null")) {
+			null = true;
+			assert_int_equal(d->rdev, makedev(1, 3));
+		}
+	}
+	assert_true(null);
+	mounts_release(&ctx);
+	hutch_spec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -366,6 +488,10 @@ int main(void)
 	    cmocka_unit_test(test_bind_unknown_option),
 	    cmocka_unit_test(test_bind_unknown_option_before_bind),
 	    cmocka_unit_test(test_spec_defaults_parse),
+	    cmocka_unit_test(test_prepare),
+	    cmocka_unit_test(test_prepare_refuses_bad_options),
+	    cmocka_unit_test(test_prepare_rootless),
+	    cmocka_unit_test(test_prepare_lists_host_devices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

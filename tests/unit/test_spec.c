@@ -14,7 +14,7 @@
 #include <sys/resource.h>
 
 #include "common/util.h"
-#include "runtime/runtime.h"
+#include "runtime/runtime_internal.h"
 
 static const char valid_id[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -350,8 +350,10 @@ static void test_validate_accepts(void **state)
 	assert_int_equal(hutch_spec_validate(s, &err), 0);
 	char h[65];
 	memset(h, 'h', 64);
+	h[21] = h[42] = '.';
 	h[64] = '\0';
 	set_str(&s->hostname, h);
+	set_str(&s->name, "web-1.prod_x");
 	set_str(&s->process.cwd, "/srv/app/..data/.hidden");
 	hutch_spec_add_mount(s, "bind", "/src", "/opt/x..y", "rbind,ro");
 	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/tmp", "size=64m");
@@ -436,13 +438,42 @@ static void test_validate_rejects(void **state)
 	hutch_spec_add_mount(s, "bind", "/host", "", "rbind");
 	expect_invalid(s, "mount destination");
 
-	/* hostname */
+	/* hostname: the CLI's rule for every spec, with the reason */
 	s = valid_spec();
 	char h[66];
 	memset(h, 'x', 65);
+	h[21] = h[42] = '.';
 	h[65] = '\0';
 	set_str(&s->hostname, h);
 	expect_invalid(s, h);
+	static const struct {
+		const char *hostname, *why;
+	} bad_hostnames[] = {
+	    {"bad_host", "invalid hostname 'bad_host': '_' is not allowed"},
+	    {"", "invalid hostname '': it is empty"},
+	    {"-lead", "a label starts with '-'"},
+	    {"a..b", "a label between dots is empty"},
+	    {"tab\there", "invalid hostname 'tab\\x09here': '\\x09' is not allowed"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_hostnames); i++) {
+		s = valid_spec();
+		set_str(&s->hostname, bad_hostnames[i].hostname);
+		expect_invalid(s, bad_hostnames[i].why);
+	}
+
+	/* container names: Docker's rule, with the rule in the message */
+	static const char *const bad_names[] = {"x",   "-dash", ".dot",	      "_under",
+						"a/b", "/lead", "semi;colon", ""};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++) {
+		s = valid_spec();
+		set_str(&s->name, bad_names[i]);
+		char *want =
+		    xasprintf("invalid container name '%s': use 2 or more letters, digits, "
+			      "'_', '.' or '-', starting with a letter or digit",
+			      bad_names[i]);
+		expect_invalid(s, want);
+		free(want);
+	}
 
 	/* network path */
 	s = valid_spec();
@@ -587,28 +618,30 @@ static void test_validate_dns_and_hosts(void **state)
 	s->dns.servers = xcalloc(2, sizeof(char *));
 	s->dns.servers[0] = xstrdup("300.1.1.1");
 	s->dns.n_servers = 1;
-	expect_invalid(s, "300.1.1.1");
+	expect_invalid(s, "invalid DNS server '300.1.1.1': expected an IPv4 or IPv6 address");
 	s = valid_spec();
 	s->dns.search = xcalloc(2, sizeof(char *));
 	s->dns.search[0] = xstrdup("bad domain");
 	s->dns.n_search = 1;
-	expect_invalid(s, "bad domain");
+	expect_invalid(s, "invalid DNS search domain 'bad domain': expected a domain name like "
+			  "example.com");
 	s = valid_spec();
 	s->dns.options = xcalloc(2, sizeof(char *));
 	s->dns.options[0] = xstrdup("a\nnameserver 6.6.6.6");
 	s->dns.n_options = 1;
-	expect_invalid(s, "DNS option");
+	expect_invalid(s, "': expected one resolv.conf option like ndots:2");
 	s = valid_spec();
 	s->extra_hosts = xcalloc(1, sizeof(*s->extra_hosts));
 	s->extra_hosts[0] =
 	    (struct hutch_host_entry){xstrdup("x\n1.1.1.1 evil"), xstrdup("1.1.1.1")};
 	s->n_extra_hosts = 1;
-	expect_invalid(s, "host name");
+	expect_invalid(s, "for /etc/hosts: expected letters, digits, '-', '_' and dots");
 	s = valid_spec();
 	s->extra_hosts = xcalloc(1, sizeof(*s->extra_hosts));
 	s->extra_hosts[0] = (struct hutch_host_entry){xstrdup("db"), xstrdup("1.1.1")};
 	s->n_extra_hosts = 1;
-	expect_invalid(s, "1.1.1");
+	expect_invalid(s, "invalid address '1.1.1' for host 'db' in /etc/hosts: expected an IPv4 "
+			  "or IPv6 address");
 }
 
 
@@ -635,6 +668,105 @@ static void test_validate_mounts_below_shared_binds(void **state)
 	hutch_spec_free(s);
 }
 
+/* The container's own hostname: RFC 1123, 64 characters, and the reason. */
+static void test_hostname_problem(void **state)
+{
+	char buf[HUTCH_REASON_MAX];
+	static const char *const good[] = {"db",   "web-1", "a.b.c",  "EXAMPLE.com",
+					   "0123", "x",	    "a-b.c-d"};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		if (hutch_hostname_problem(good[i], buf))
+			fail_msg("'%s' refused: %s", good[i], hutch_hostname_problem(good[i], buf));
+	static const struct {
+		const char *name, *why;
+	} bad[] = {
+	    {"", "it is empty"},
+	    {"my_service", "'_' is not allowed"},
+	    {"a b", "' ' is not allowed"},
+	    {"a\nb", "'\\x0a' is not allowed"},
+	    {"a'b", "'\\x27' is not allowed"},
+	    {"-db", "a label starts with '-'"},
+	    {"a.-b", "a label starts with '-'"},
+	    {"db-", "a label ends with '-'"},
+	    {"db-.x", "a label ends with '-'"},
+	    {"a..b", "a label between dots is empty"},
+	    {".a", "a label between dots is empty"},
+	    {"a.", "it ends with '.'"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		const char *why = hutch_hostname_problem(bad[i].name, buf);
+		if (!why || strcmp(why, bad[i].why))
+			fail_msg("'%s': '%s', want '%s'", bad[i].name, why ? why : "(accepted)",
+				 bad[i].why);
+	}
+	char name[80];
+	memset(name, 'l', 64);
+	name[64] = '\0';
+	assert_string_equal(hutch_hostname_problem(name, buf),
+			    "a label is longer than 63 characters");
+	name[63] = '\0';
+	assert_null(hutch_hostname_problem(name, buf));
+	memset(name, 'a', 65);
+	name[20] = name[40] = name[60] = '.';
+	name[65] = '\0';
+	assert_string_equal(hutch_hostname_problem(name, buf), "it is longer than 64 characters");
+	name[64] = '\0';
+	assert_null(hutch_hostname_problem(name, buf));
+	assert_string_equal(hutch_hostname_problem(NULL, buf), "it is empty");
+}
+
+static void test_path_same_and_below(void **state)
+{
+	assert_true(path_same("/etc/hosts", "/etc/hosts/"));
+	assert_true(path_same("/etc//", "/etc"));
+	assert_true(path_same("/", "/"));
+	assert_false(path_same("/etc", "/etc2"));
+	assert_false(path_same("/etc/hosts", "/etc"));
+	assert_true(path_below("/etc/hosts", "/etc"));
+	assert_true(path_below("/etc/hosts", "/etc/"));
+	assert_true(path_below("/etc", "/"));
+	assert_false(path_below("/", "/"));
+	assert_false(path_below("/etc", "/etc"));
+	assert_false(path_below("/etc/", "/etc"));
+	assert_false(path_below("/etc2/x", "/etc"));
+	assert_false(path_below("/et", "/etc"));
+}
+
+/* Mounts hutch makes itself on or below a shared bind would be left on the host. */
+static void test_validate_runtime_mounts_in_shared_binds(void **state)
+{
+	struct hutch_spec *s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/x", "/sys/firmware", "rbind,rshared");
+	expect_invalid(s, "the shared bind mount of /x on /sys/firmware would take hutch's mount "
+			  "on /sys/firmware (a masked path) to the host, where it would stay");
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/x", "/proc/sys/", "rbind,shared");
+	expect_invalid(s, "hutch's mount on /proc/sys (a read-only path)");
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/x", "/sys/devices", "rbind,rshared");
+	expect_invalid(s, "hutch's mount on /sys/devices/virtual/powercap (a masked path)");
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/x", "/dev/null", "bind,rshared");
+	expect_invalid(s, "hutch's mount on /dev/null (its /dev nodes)");
+
+	struct hutch_err *err = NULL;
+	/* rslave sends nothing back; a shared tmpfs has no peer on the host; and
+	 * --privileged has no masked or read-only paths */
+	s = valid_spec();
+	hutch_spec_add_mount(s, "bind", "/x", "/sys/firmware", "rbind,rslave");
+	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/proc/sys", "shared");
+	hutch_spec_add_mount(s, "bind", "/y", "/srv", "rbind,rshared");
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	assert_null(err);
+	hutch_spec_free(s);
+	s = valid_spec();
+	hutch_spec_set_privileged(s);
+	hutch_spec_add_mount(s, "bind", "/x", "/sys/firmware", "rbind,rshared");
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	assert_null(err);
+	hutch_spec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -653,6 +785,9 @@ int main(void)
 	    cmocka_unit_test(test_dns_and_hosts),
 	    cmocka_unit_test(test_privileged),
 	    cmocka_unit_test(test_validate_dns_and_hosts),
+	    cmocka_unit_test(test_hostname_problem),
+	    cmocka_unit_test(test_path_same_and_below),
+	    cmocka_unit_test(test_validate_runtime_mounts_in_shared_binds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

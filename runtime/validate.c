@@ -1,0 +1,148 @@
+/* hutch_spec_validate: the whole spec, before anything is created, with one
+ * check (and one message) per kind of value, whoever built the spec (the CLI or
+ * the supervisor). Apart from spec.c so that spec.c stays free of the lifecycle
+ * code (state.c's name rule), which the /etc files fuzz target does not link. */
+#include <string.h>
+
+#include "common/util.h"
+#include "runtime/runtime_internal.h"
+
+static bool path_is_clean_absolute(const char *p)
+{
+	if (!p || p[0] != '/')
+		return false;
+	for (const char *s = p; *s; s++)
+		if (s[0] == '/' && s[1] == '.' && s[2] == '.' && (s[3] == '/' || s[3] == '\0'))
+			return false;
+	return true;
+}
+
+static bool mount_has_option(const struct hutch_mount *m, const char *opt)
+{
+	for (size_t i = 0; i < m->n_options; i++)
+		if (!strcmp(m->options[i], opt))
+			return true;
+	return false;
+}
+
+static bool mount_is_shared(const struct hutch_mount *m)
+{
+	return mount_has_option(m, "shared") || mount_has_option(m, "rshared");
+}
+
+static bool mount_is_bind(const struct hutch_mount *m)
+{
+	return !strcmp(m->type, "bind") || mount_has_option(m, "bind") ||
+	       mount_has_option(m, "rbind");
+}
+
+static int validate_dns_and_hosts(const struct hutch_spec *s, struct hutch_err **err)
+{
+	for (size_t i = 0; i < s->dns.n_servers; i++)
+		if (spec_check_dns_server(s->dns.servers[i], err) < 0)
+			return -1;
+	for (size_t i = 0; i < s->dns.n_search; i++)
+		if (spec_check_dns_search(s->dns.search[i], err) < 0)
+			return -1;
+	for (size_t i = 0; i < s->dns.n_options; i++)
+		if (spec_check_dns_option(s->dns.options[i], err) < 0)
+			return -1;
+	for (size_t i = 0; i < s->n_extra_hosts; i++)
+		if (spec_check_host_entry(s->extra_hosts[i].hostname, s->extra_hosts[i].address,
+					  err) < 0)
+			return -1;
+	return 0;
+}
+
+/* A mount the runtime makes on path (what it is), on or below the shared bind. */
+static int refuse_runtime_mount(const struct hutch_mount *shared, const char *path,
+				const char *what, struct hutch_err **err)
+{
+	if (!path_same(path, shared->destination) && !path_below(path, shared->destination))
+		return 0;
+	return hutch_fail(err, 0,
+			  "the shared bind mount of %s on %s would take hutch's mount on %s (%s) "
+			  "to the host, where it would stay: use rslave, or bind it elsewhere",
+			  shared->source, shared->destination, path, what);
+}
+
+/* A mount made on or below a shared bind propagates to the bind's source on
+ * the host and stays there after the container is gone: the user's own mounts
+ * (strictly below: one on the same destination replaces the bind), and those
+ * the runtime adds itself, which may cover the bind itself too. */
+static int refuse_mounts_in_shared_binds(const struct hutch_spec *s, struct hutch_err **err)
+{
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const struct hutch_mount *shared = &s->mounts[i];
+		if (!mount_is_shared(shared))
+			continue;
+		for (size_t k = 0; k < s->n_mounts; k++)
+			if (path_below(s->mounts[k].destination, shared->destination))
+				return hutch_fail(err, 0,
+						  "mount on %s is inside the shared bind mount on "
+						  "%s: it would appear on the host and stay there "
+						  "(use rslave, or mount it elsewhere)",
+						  s->mounts[k].destination, shared->destination);
+		/* a shared tmpfs has no peer on the host: only binds leak */
+		if (!mount_is_bind(shared))
+			continue;
+		for (size_t k = 0; k < s->n_masked_paths; k++)
+			if (refuse_runtime_mount(shared, s->masked_paths[k], "a masked path", err) <
+			    0)
+				return -1;
+		for (size_t k = 0; k < s->n_readonly_paths; k++)
+			if (refuse_runtime_mount(shared, s->readonly_paths[k], "a read-only path",
+						 err) < 0)
+				return -1;
+		/* rootless, the nodes are binds of the host's; rootful, mknod would
+		 * also write on the host */
+		if (refuse_runtime_mount(shared, "/dev/null", "its /dev nodes", err) < 0)
+			return -1;
+		/* The /etc files are never made below a bind (etc_file_wanted), and
+		 * never through a symlink into one (mounts.c, etc_target). */
+	}
+	return 0;
+}
+
+int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
+{
+	if (!s->id || strlen(s->id) != 64 || !is_hex_string(s->id, 64))
+		return hutch_fail(err, 0, "invalid container id '%s'", s->id ? s->id : "");
+	if (s->name && !hutch_name_valid(s->name))
+		return hutch_fail(err, 0,
+				  "invalid container name '%s': use 2 or more letters, digits, "
+				  "'_', '.' or '-', starting with a letter or digit (like web-1)",
+				  s->name);
+	if (s->process.n_args == 0 || !s->process.args[0] || !*s->process.args[0])
+		return hutch_fail(err, 0,
+				  "no command given and the image has no Cmd or Entrypoint");
+	if (!path_is_clean_absolute(s->process.cwd))
+		return hutch_fail(err, 0, "working directory '%s' must be an absolute path",
+				  s->process.cwd ? s->process.cwd : "");
+	if (s->root.n_layers == 0)
+		return hutch_fail(err, 0, "the container has no root filesystem layers");
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const struct hutch_mount *m = &s->mounts[i];
+		if (!path_is_clean_absolute(m->destination))
+			return hutch_fail(err, 0,
+					  "mount destination '%s' must be an absolute path "
+					  "without '..'",
+					  m->destination);
+		if (!strcmp(m->destination, "/"))
+			return hutch_fail(err, 0, "cannot mount over the container's root '/'");
+	}
+	if (refuse_mounts_in_shared_binds(s, err) < 0)
+		return -1;
+	char why[HUTCH_REASON_MAX];
+	const char *problem = s->hostname ? hutch_hostname_problem(s->hostname, why) : NULL;
+	if (problem) {
+		_cleanup_free_ char *shown = printable(s->hostname, strlen(s->hostname));
+		return hutch_fail(err, 0,
+				  "invalid hostname '%s': %s (a hostname is labels of letters, "
+				  "digits and '-' joined by '.', at most 64 characters)",
+				  shown, problem);
+	}
+	if (s->net_mode == HUTCH_NET_PATH && (!s->net_path || !*s->net_path))
+		return hutch_fail(err, 0, "network namespace path missing");
+	return validate_dns_and_hosts(s, err);
+}
