@@ -902,6 +902,27 @@ def test_monitor_holds_the_layer_locks(hutch, ctr, image_from):
     hutch("image", "rm", img)
 
 
+def test_monitor_holds_the_layer_locks_when_started_with_fds_0_to_2_closed(
+        state, hutch, ctr, image_from):
+    """Started with fds 0-2 closed, hutch's first opens (a layer lock among them)
+    would get those numbers, and the monitor's dup2 of /dev/null onto 0-2 would
+    close them: the image could then be removed under the running container."""
+    img = image_from("held-nofds")
+    ctr.keep("nofds")
+    cp = subprocess.run(["sh", "-c", f"exec '{state.bin}' --root '{state.root}' run -d "
+                         f"--name nofds {img} sleep 100 <&- >&- 2>&-"], timeout=20)
+    assert cp.returncode == 0, cp
+    info = ctr.inspect("nofds")
+    assert info["status"] == "running", info
+    mon = info["monitor_pid"]
+    held = [os.readlink(f"/proc/{mon}/fd/{n}") for n in os.listdir(f"/proc/{mon}/fd")]
+    assert any("/images/layers/" in t for t in held), held
+    cp = hutch("image", "rm", img, check=False)
+    assert cp.returncode != 0 and "in use" in cp.stderr, cp
+    hutch("rm", "-f", "nofds")
+    hutch("image", "rm", img)
+
+
 # ------------------------------------------------------------------ owners dying while it starts
 
 
