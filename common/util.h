@@ -73,6 +73,9 @@ int openat2_retry(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
  * parent_pidfd (a pidfd of the parent, or -1): if the parent died before the
  * setting took, exit now as the signal would have made us. */
 void pdeathsig_arm(int parent_pidfd);
+/* Close every fd from 3 up except the n in keep (negative ones and 0-2 are
+ * ignored; duplicates are fine). keep is sorted in place. */
+void close_fds_except(int *keep, size_t n);
 /* rm -rf dirfd/name: never crosses mount points, never follows symlinks. */
 int remove_tree_at(int dirfd, const char *name, struct hutch_err **err);
 

@@ -450,26 +450,6 @@ void proc_run_init(pid_t child)
 	}
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
-/* close every fd from 3 up except the n in keep (negative ones are ignored) */
-static void close_all_but(int *keep, size_t n)
-{
-	qsort(keep, n, sizeof(int), cmp_int);
-	unsigned from = 3;
-	for (size_t i = 0; i < n; i++) {
-		if (keep[i] < (int)from)
-			continue;
-		if ((unsigned)keep[i] > from)
-			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
-		from = (unsigned)keep[i] + 1;
-	}
-	syscall(SYS_close_range, from, ~0U, 0);
-}
-
 void proc_setup_and_exec(struct proc_ctx *p)
 {
 	const struct hutch_process *proc = p->proc;
@@ -488,7 +468,7 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	 * hutch-dmz's memfd and the parent's pidfd (all CLOEXEC): not even for a
 	 * "-w /proc/self/fd/N". */
 	int keep[] = {p->report_fd, p->dmz_fd, p->parent_pidfd};
-	close_all_but(keep, ARRAY_SIZE(keep));
+	close_fds_except(keep, ARRAY_SIZE(keep));
 	/* Verify that the working directory is inside the root (a leaked fd as
 	 * cwd is how CVE-2024-21626 escaped). */
 	char cwdbuf[4096];
