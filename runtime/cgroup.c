@@ -275,6 +275,64 @@ int cgroup_remove(const char *path, struct hutch_err **err)
 	return 0;
 }
 
+/* "hutch/<id>" as the last two components of rel, every component a plain name */
+static bool rel_ends_in_container(const char *rel, const char *id, bool whole)
+{
+	_cleanup_free_ char *want = xasprintf("hutch/%s", id);
+	size_t rl = strlen(rel), wl = strlen(want);
+	if (whole)
+		return !strcmp(rel, want);
+	if (rl < wl || strcmp(rel + rl - wl, want) || (rl > wl && rel[rl - wl - 1] != '/'))
+		return false;
+	for (const char *p = rel; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && !strncmp(p, "..", 2)))
+			return false;
+		p += n + (p[n] == '/');
+	}
+	return rel[rl - 1] != '/';
+}
+
+int cgroup_open_record(const struct hutch_runtime *rt, const char *path, const char *id,
+		       struct hutch_err **err)
+{
+	const char *unified = find_unified_mount();
+	size_t ul = unified ? strlen(unified) : 0;
+	/* Root's cgroups are all <mount>/hutch/<id>, a rootless user's only end so
+	 * (the subtree delegated to it differs by session). */
+	if (!unified || strncmp(path, unified, ul) || path[ul] != '/' ||
+	    !rel_ends_in_container(path + ul + 1, id, !rt->rootless)) {
+		hutch_fail(err, 0,
+			   "the record of container %.12s names the cgroup '%s', which is not "
+			   "the container's (%s/%shutch/%.12s...)",
+			   id, path, unified ? unified : "<cgroup v2 mount>",
+			   rt->rootless ? ".../" : "", id);
+		errno = EPERM;
+		return -1;
+	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		hutch_fail(err, e, "open the cgroup %s of container %.12s", path, id);
+		errno = e;
+		return -1;
+	}
+	/* what cgroup_create made: a cgroup v2 directory of this user's */
+	struct statfs sfs;
+	struct stat st;
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC || fstat(fd, &st) < 0 ||
+	    st.st_uid != geteuid()) {
+		close(fd);
+		hutch_fail(err, 0,
+			   "the record of container %.12s names '%s', which is not a cgroup v2 "
+			   "cgroup of uid %u",
+			   id, path, (unsigned)geteuid());
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
 int cgroup_destroy(struct cgroup *cg, struct hutch_err **err)
 {
 	if (cg->dirfd >= 0)

@@ -86,10 +86,19 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 			goto out;
 		have_prog = true;
 	}
+	/* The command must start in the container's cgroup, under its limits and
+	 * its cgroup.kill: without the cgroup there is no exec. */
 	if (s->cgroup) {
-		cgfd = open(s->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_err_ struct hutch_err *e = NULL;
+		cgfd = cgroup_open_record(rt, s->cgroup, s->id, &e);
 		if (cgfd < 0 && errno == ENOENT) {
 			hutch_fail(err, 0, "container %.12s is not running", s->id);
+			goto out;
+		}
+		if (cgfd < 0) {
+			hutch_fail(err, e->errno_,
+				   "exec refused: it would run outside the container's cgroup: %s",
+				   e->msg);
 			goto out;
 		}
 	}
@@ -122,12 +131,14 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
-		/* ENOENT: the container ended and its cgroup went meanwhile */
+		/* The container ended and its cgroup went meanwhile: ENOENT when it
+		 * was gone before clone3 looked, ENODEV while it was being removed. */
+		int e = errno;
 		struct pollfd pf = {.fd = target, .events = POLLIN};
-		if (errno == ENOENT || poll(&pf, 1, 0) > 0)
+		if ((cgfd >= 0 && (e == ENOENT || e == ENODEV)) || poll(&pf, 1, 0) > 0)
 			hutch_fail(err, 0, "container %.12s is not running", s->id);
 		else
-			hutch_fail_sys(err, "create the exec process");
+			hutch_fail(err, e, "create the exec process");
 		goto out;
 	}
 	if (pid == 0) {

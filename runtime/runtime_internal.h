@@ -27,6 +27,14 @@ int cgroup_destroy(struct cgroup *cg, struct hutch_err **err);
  * processes to go, and the shared hutch/ parent with it when it was the last
  * one. Already gone is fine. */
 int cgroup_remove(const char *path, struct hutch_err **err);
+/* The cgroup a container's record names, checked before anything is done to
+ * it or in it (kill, remove, exec): it must be the one cgroup_create made for
+ * container id, a cgroup v2 directory of this user's at <mount>/hutch/<id>
+ * (rootless: <mount>/.../hutch/<id>). Returns an O_DIRECTORY fd, or -1 with err
+ * and errno: ENOENT when it is gone, EPERM when it is not the container's
+ * cgroup (never touch it), else why it could not be opened. */
+int cgroup_open_record(const struct hutch_runtime *rt, const char *path, const char *id,
+		       struct hutch_err **err);
 
 /* ---- mounts.c (run in the container's child, before pivot_root) ---- */
 struct mount_ctx {

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -1077,6 +1078,93 @@ def test_cgroup_kept_in_the_record_until_it_can_go(hutch, ctr, state):
         if stray.poll() is None:
             stray.kill()
             stray.wait()
+
+
+def _plant_record(state, cid, **fields):
+    """A record as a dead owner leaves it (monitor pid 0: gone), with fields."""
+    rec = {"id": cid, "status": "running", "image": "bb", "command": "sleep 100",
+           "created": time.time_ns(), "pid": 0, "monitor_pid": 0, "monitor_start": 0,
+           "process": {"args": ["sleep", "100"], "env": [], "cwd": "/"}, **fields}
+    state.run("ps", "-a")  # makes DATA/containers if this is the first test
+    d = state.root / "containers" / cid
+    d.mkdir()
+    (d / "state.json").write_text(json.dumps(rec))
+    return d
+
+
+def _rewrite_record(state, cid, **fields):
+    path = state.root / "containers" / cid / "state.json"
+    rec = {**json.loads(path.read_text()), **fields}
+    tmp = path.with_name("state.json.tmp.test")
+    tmp.write_text(json.dumps(rec))
+    os.rename(tmp, path)
+
+
+def test_a_record_naming_another_cgroup_never_touches_it(hutch, state):
+    """A record is a file: the cgroup it names is checked before the repair of a
+    dead owner's container kills what runs in it or removes it. Root's victim
+    is a cgroup this test makes, with a process in it, whose path even ends in
+    hutch/<id>; a rootless user cannot make one, so its record names a path of
+    the cgroup root that is not a directory."""
+    cid = "5e" * 32
+    victim, sleeper = None, None
+    if ROOTLESS:
+        named = str(Path(str(hutch_cgroup_parent().parent), "cgroup.procs"))
+    else:
+        top = hutch_cgroup_parent().parent / f"hutch-victim-{os.getpid()}"
+        victim = top / "hutch" / cid
+        victim.mkdir(parents=True)
+        sleeper = subprocess.Popen(["sleep", "100"])
+        (victim / "cgroup.procs").write_text(str(sleeper.pid))
+        named = str(victim)
+    d = state.root / "containers" / cid
+    try:
+        _plant_record(state, cid, cgroup=named)
+        cp = hutch("ps", "-a")
+        assert f"the record of container {cid[:12]} names the cgroup '{named}', which is " \
+               f"not the container's" in cp.stderr, cp.stderr
+        assert cp.stderr.endswith(": left alone\n") and cp.stderr.count("\n") == 1, cp.stderr
+        info = json.loads(hutch("inspect", cid).stdout)[0]
+        assert info["status"] == "exited" and "cgroup" not in info, info
+        hutch("rm", cid)
+        assert not d.exists()
+        if victim:
+            assert victim.is_dir() and sleeper.poll() is None
+            assert int((victim / "cgroup.procs").read_text()) == sleeper.pid
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        if sleeper:
+            sleeper.kill()
+            sleeper.wait()
+            for cg in (victim, victim.parent, victim.parent.parent):
+                if cg.exists():
+                    wait_for(lambda: (cg / "cgroup.procs").read_text() == "",
+                             what=f"{cg} to empty")
+                    cg.rmdir()
+
+
+@pytest.mark.parametrize("where", ["a file's path", "another cgroup"])
+def test_exec_refuses_a_cgroup_it_cannot_open_or_that_is_not_the_containers(
+        hutch, ctr, state, where):
+    """exec starts its command in the container's cgroup (its limits, its
+    cgroup.kill) or not at all. A record naming a path that cannot be opened
+    (ENOTDIR, as the code once only refused ENOENT) or a cgroup that is not the
+    container's would let the command run outside of it."""
+    cid = ctr.run(*SLEEPER)
+    info = ctr.inspect(cid)
+    unified = hutch_cgroup_parent().parent
+    named = {"a file's path": f"{unified}/cgroup.procs/hutch/{cid}",
+             "another cgroup": str(unified)}[where]
+    _rewrite_record(state, cid, cgroup=named)
+    cp = hutch("exec", cid, "sh", "-c", "echo ran; touch /ran", check=False)
+    assert cp.returncode == 125 and cp.stdout == "", cp
+    assert "exec refused: it would run outside the container's cgroup" in cp.stderr, cp.stderr
+    assert named in cp.stderr and cp.stderr.count("\n") == 1, cp.stderr
+    if where == "a file's path" and ROOTLESS:
+        assert cp.stderr.endswith(": Not a directory\n"), cp.stderr
+    assert not (state.root / "containers" / cid / "upper" / "ran").exists()
+    _rewrite_record(state, cid, cgroup=info.get("cgroup"))
+    assert hutch("exec", cid, "echo", "ran").stdout == "ran\n"
 
 
 def test_exec_racing_the_exit_says_not_running(state, ctr):
