@@ -387,3 +387,19 @@ void close_fds_except(int *keep, size_t n)
 	}
 	syscall(SYS_close_range, from, ~0U, 0);
 }
+
+int pidfd_open_or_fail(pid_t pid, bool gone_ok, struct hutch_err **err)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd >= 0)
+		return fd;
+	int e = errno;
+	if (e == ENOSYS)
+		hutch_fail(err, 0,
+			   "pidfd_open is not available: hutch needs Linux 5.3 or later (or, under "
+			   "a seccomp filter, one that allows pidfd_open)");
+	else if (e != ESRCH || !gone_ok)
+		hutch_fail(err, e, "pidfd_open of process %d", pid);
+	errno = e;
+	return -1;
+}

@@ -251,11 +251,9 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	if (dmz < 0)
 		goto fail;
 	/* the container process watches us through it while it starts */
-	self = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	if (self < 0) {
-		hutch_fail_sys(err, "pidfd_open");
+	self = pidfd_open_or_fail(getpid(), false, err);
+	if (self < 0)
 		goto fail;
-	}
 	if (pipe2(report, O_CLOEXEC) < 0 || (spec->userns && pipe2(sync, O_CLOEXEC) < 0) ||
 	    (spec->process.terminal &&
 	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {

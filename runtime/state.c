@@ -523,7 +523,9 @@ int hutch_state_signal(struct hutch_runtime *rt, const struct hutch_state *s, in
 {
 	if (s->status != HUTCH_RUNNING || !same_process(s->pid, s->pid_start))
 		return hutch_fail(err, 0, "container %.12s is not running", s->id);
-	_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+	_cleanup_close_ int pfd = pidfd_open_or_fail(s->pid, true, err);
+	if (pfd < 0 && errno != ESRCH)
+		return -1;
 	if (pfd < 0 || !same_process(s->pid, s->pid_start))
 		return hutch_fail(err, 0, "container %.12s is not running", s->id);
 	if (syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) < 0)

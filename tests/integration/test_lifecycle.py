@@ -1167,6 +1167,22 @@ def test_exec_refuses_a_cgroup_it_cannot_open_or_that_is_not_the_containers(
     assert hutch("exec", cid, "echo", "ran").stdout == "ran\n"
 
 
+@pytest.mark.parametrize("verb,nth", [("run", 1), ("exec", 1), ("exec", 2)])
+def test_no_pidfd_open_says_what_kernel_is_needed(state, ctr, verb, nth):
+    """A kernel without pidfd_open (before 5.3, or a seccomp filter hiding it;
+    strace fakes its ENOSYS here) is named as such: not a bare "pidfd_open:
+    Function not implemented", nor, for exec's pidfd of the container, "not
+    running"."""
+    args = ["run", "--rm", "bb", "true"] if verb == "run" else ["exec", ctr.run(*SLEEPER), "true"]
+    cp = subprocess.run(["strace", "-qq", "-o", "/dev/null", "-e", "trace=pidfd_open",
+                         "-e", f"inject=pidfd_open:error=ENOSYS:when={nth}",
+                         state.bin, "--root", str(state.root), *args],
+                        capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 125 and cp.stdout == "", cp
+    assert cp.stderr == ("hutch: pidfd_open is not available: hutch needs Linux 5.3 or later "
+                         "(or, under a seccomp filter, one that allows pidfd_open)\n"), cp.stderr
+
+
 def test_exec_racing_the_exit_says_not_running(state, ctr):
     """An exec whose container ends while it starts: strace holds its clone3 back
     until the container has exited and its cgroup is gone."""
