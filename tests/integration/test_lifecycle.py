@@ -1333,15 +1333,19 @@ def test_every_verb_takes_opt_equals_value(hutch, ctr):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["stop", "--time=soon", "x"], "invalid -t 'soon'"),
+    (["stop", "--time=soon", "x"], "invalid --time 'soon'"),
+    (["stop", "--time", "-1", "x"], "invalid --time '-1'"),
+    (["stop", "-t", "soon", "x"], "invalid -t 'soon'"),
     (["stop", "--time"], "option '--time' needs a value"),
     (["kill", "--signal=NOPE", "x"], "unknown signal 'NOPE'"),
     (["kill", "--sig", "x"], "unknown option '--sig'"),
     (["rm", "--force=maybe", "x"], "'--force' takes no value"),
     (["rm", "-x", "y"], "unknown option '-x'"),
     (["logs", "--tail=x", "y"], "invalid --tail 'x'"),
+    (["logs", "-nx", "y"], "invalid -n 'x'"),
     (["ps", "--format=yaml"], "unknown --format 'yaml'"),
-    (["exec", "--workdir=rel", "x", "true"], "invalid -w 'rel'"),
+    (["exec", "--workdir=rel", "x", "true"], "invalid --workdir 'rel'"),
+    (["exec", "-iw", "rel", "x", "true"], "invalid -w 'rel'"),
     (["exec", "--bogus", "x", "true"], "unknown option '--bogus'"),
     (["run", "--bogus", "bb"], "unknown option '--bogus'"),
 ])
