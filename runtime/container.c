@@ -218,7 +218,8 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			  const struct hutch_io *io, struct hutch_container **out,
 			  struct hutch_err **err)
 {
-	if (hutch_spec_validate(spec, err) < 0 || mounts_check_propagation(spec, err) < 0)
+	if (hutch_spec_validate(spec, err) < 0 || mounts_check_propagation(spec, err) < 0 ||
+	    proc_check_rlimits(&spec->process, rt->rootless, spec->userns, err) < 0)
 		return -1;
 	struct hutch_container *c = xcalloc(1, sizeof(*c));
 	c->rt = rt;
