@@ -999,6 +999,55 @@ def test_rm_of_a_starting_container(hutch, ctr, spawn, tmp, state):
         assert not os.path.exists(rec["cgroup"])
 
 
+ID_ARG_RE = re.compile(r'^\w+\([^,]+, "([0-9a-f]{64})"', re.M)
+
+
+@pytest.mark.parametrize("point", ["writing the first record", "making the cgroup",
+                                   "making the rw layer"])
+def test_start_killed_on_the_host_side_leaves_nothing(hutch, state, point):
+    """`run` SIGKILLed (by strace, at one system call) between claiming the
+    container and cloning it: the first record comes before the cgroup, so
+    whatever was made is named by a record whose owner is dead, or is a
+    container dir without a record; the next command removes it all."""
+    base = ["strace", "-qq", "-o"]
+    cmd = [state.bin, "--root", str(state.root), "run", "--rm", "bb", "true"]
+    if point == "making the cgroup":
+        # which mkdirat makes the cgroup (named by the id) depends on the root's depth
+        log = state.work / "start-mkdirat.strace"
+        subprocess.run([*base, str(log), "-e", "trace=mkdirat", *cmd], check=True,
+                       capture_output=True, timeout=30)
+        calls = log.read_text().splitlines()
+        log.unlink()
+        nth = [i + 1 for i, l in enumerate(calls) if ID_ARG_RE.match(l)]
+        if ROOTLESS:
+            assert nth == [], calls  # no delegated cgroup here: nothing to kill it at
+            return
+        assert len(nth) == 1, calls
+        inject = ["-e", "trace=mkdirat", "-e", f"inject=mkdirat:signal=SIGKILL:when={nth[0]}"]
+    elif point == "writing the first record":
+        inject = ["-e", "trace=renameat", "-e", "inject=renameat:signal=SIGKILL:when=1"]
+    else:  # upper/, after the data dir: mkdir(2) is not used by mkdir -p
+        inject = ["-e", "trace=mkdir", "-e", "inject=mkdir:signal=SIGKILL:when=2"]
+    parent_existed = hutch_cgroup_parent().exists()
+    cg_before = _cgroup_dirs()
+    cp = subprocess.run([*base, "/dev/null", *inject, *cmd], capture_output=True, text=True,
+                        timeout=30)
+    assert cp.returncode == -signal.SIGKILL, cp  # strace ends as its tracee did
+    left = os.listdir(state.root / "containers")
+    assert len(left) == 1, left  # the killed start's dir
+    made = _cgroup_dirs() - cg_before
+    if point == "making the rw layer" and not ROOTLESS:
+        assert made == set(left), made
+    else:
+        assert made == set(), made
+    listing = hutch("ps", "-a")
+    assert listing.stdout.splitlines()[1:] == [] and listing.stderr == "", listing
+    assert os.listdir(state.root / "containers") == []
+    assert _cgroup_dirs() - cg_before == set()
+    if not parent_existed:
+        assert not hutch_cgroup_parent().exists() or _cgroup_dirs()
+
+
 def test_orphan_container_dir_collected(hutch, state):
     """A container dir with no record (its creator died before writing one):
     nobody owns it, so the next listing removes it."""
