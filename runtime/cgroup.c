@@ -189,13 +189,18 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 						"no writable cgroup v2 subtree for this user");
 			return 0;
 		}
+		/* ENOENT: the parent went between its mkdir and its open */
+		if (r == -ENOENT && attempt < 3)
+			continue;
 		if (r < 0) {
 			cgroup_destroy(cg, NULL);
 			return hutch_fail(err, -r, "create cgroup %s/hutch", root);
 		}
 		parentfd = r;
-		if (mkdirat(parentfd, spec->id, 0755) == 0)
+		if (mkdirat(parentfd, spec->id, 0755) == 0) {
+			cg->made = true;
 			break;
+		}
 		if (errno != ENOENT || attempt == 3) {
 			int e = errno;
 			free(cg->path); /* not ours: never remove it */
@@ -366,8 +371,11 @@ int cgroup_destroy(struct cgroup *cg, struct hutch_err **err)
 	if (cg->dirfd >= 0)
 		close(cg->dirfd);
 	cg->dirfd = -1;
-	int ret = cg->path ? cgroup_remove(cg->path, err) : 0;
+	/* a planned cgroup never made is not ours to remove (nor is the shared
+	 * parent, which a start racing us may be about to use) */
+	int ret = cg->path && cg->made ? cgroup_remove(cg->path, err) : 0;
 	free(cg->path);
 	cg->path = NULL;
+	cg->made = false;
 	return ret;
 }

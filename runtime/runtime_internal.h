@@ -11,6 +11,7 @@
 struct cgroup {
 	char *path; /* absolute path of the container's cgroup, NULL if none */
 	int dirfd; /* O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), -1 if none */
+	bool made; /* by cgroup_create: only then does cgroup_destroy remove it */
 	bool has_memory, has_cpu, has_pids;
 };
 /* Where the container's cgroup goes (cg->path: <cgroup2>/hutch/<id> for root,

@@ -1043,6 +1043,59 @@ def test_start_killed_on_the_host_side_leaves_nothing(hutch, state, point):
     assert not cgroup.exists()
 
 
+PARENT_MKDIR_RE = re.compile(r'^mkdirat\(\d+, "hutch", ')
+
+
+@pytest.mark.parametrize("meanwhile", ["the last container ends", "a start fails"])
+def test_start_survives_the_shared_cgroup_parent_going(hutch, ctr, state, tmp, meanwhile):
+    """The shared hutch/ parent goes with the last container. A start that has
+    just made (or found) it is held (strace delays its mkdirat) while the last
+    container ends and takes the parent along: the start makes it again. A start
+    that fails before it made its cgroup (its name is taken) never removes the
+    parent another start is about to use."""
+    cmd = [state.bin, "--root", str(state.root), "run", "--rm", "bb", "true"]
+    log = state.work / "parent-mkdirat.strace"
+    subprocess.run(["strace", "-qq", "-o", str(log), "-e", "trace=mkdirat", *cmd], check=True,
+                   capture_output=True, timeout=30)
+    calls = log.read_text().splitlines()
+    log.unlink()
+    nth = [i + 1 for i, l in enumerate(calls) if PARENT_MKDIR_RE.match(l)]
+    if ROOTLESS:
+        assert nth == [], calls  # no delegated cgroup here: no parent to race for
+        return
+    assert len(nth) == 1, calls
+    if meanwhile == "the last container ends":
+        # it ends by itself, when told: its monitor removes the parent, taking no lock
+        last = ctr.run("-v", f"{tmp}:/sync", "bb", "sh", "-c",
+                       "while [ ! -e /sync/go ]; do sleep 0.01; done")
+        last_cgroup = Path(ctr.inspect(last)["cgroup"])
+    else:
+        ctr.keep("taken")
+        hutch("run", "--name", "taken", "bb", "true")  # an exited record: the name is taken
+    before = set(os.listdir(state.root / "containers"))
+    held = subprocess.Popen(["strace", "-qq", "-o", "/dev/null", "-e", "trace=mkdirat", "-e",
+                             f"inject=mkdirat:delay_exit=1500000:when={nth[0]}", *cmd],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # its record is written: it is in cgroup_create, held after the parent's mkdir
+        wait_for(lambda: set(os.listdir(state.root / "containers")) - before,
+                 what="the held start")
+        if meanwhile == "the last container ends":
+            (tmp / "go").touch()
+            # its monitor removes its cgroup, then the parent if nothing else is in it
+            wait_for(lambda: not last_cgroup.exists(), what="the last container's cgroup")
+        else:
+            cp = hutch("run", "--name", "taken", "bb", "true", check=False)
+            assert cp.returncode == 125 and "already in use" in cp.stderr, cp
+            assert hutch_cgroup_parent().is_dir()
+        out, err = held.communicate(timeout=30)
+    finally:
+        if held.poll() is None:
+            held.kill()
+            held.communicate()
+    assert held.returncode == 0 and out == "", (out, err)
+
+
 def test_orphan_container_dir_collected(hutch, state):
     """A container dir with no record (its creator died before writing one):
     nobody owns it, so the next listing removes it."""
