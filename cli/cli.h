@@ -42,6 +42,8 @@ struct cli_opt {
  * to the end of argv). "--help" not in opts prints usage to stdout.
  * Returns the index of the first operand (argc if none), -1 on an error
  * (printed), -2 after --help. */
+/* In set(): the option as the user wrote it ("-t" or "--time"), for messages. */
+const char *cli_opt_given(void);
 int cli_parse_opts(const char *verb, const char *usage, const struct cli_opt *opts, size_t n_opts,
 		   bool interspersed, int argc, char **argv,
 		   int (*set)(void *arg, int id, const char *value), void *arg);

@@ -31,6 +31,14 @@ int cli_report(struct cli_ctx *ctx, struct hutch_err *err)
 	return err && err->exit_code ? err->exit_code : 125;
 }
 
+/* The option being set, as the user wrote it ("-t", "--time"), for messages. */
+static char given[64];
+
+const char *cli_opt_given(void)
+{
+	return given;
+}
+
 /* One option at argv[*i]: returns 0, or -1 after printing the error. */
 static int parse_one(const char *verb, const struct cli_opt *opts, size_t n_opts, int argc,
 		     char **argv, int *i, int (*set)(void *, int, const char *), void *arg)
@@ -68,6 +76,7 @@ static int parse_one(const char *verb, const struct cli_opt *opts, size_t n_opts
 				return -1;
 			}
 		}
+		snprintf(given, sizeof(given), "--%s", opts[k].name);
 		return set(arg, opts[k].id, v);
 	}
 	for (const char *p = a + 1; *p; p++) {
@@ -91,6 +100,7 @@ static int parse_one(const char *verb, const struct cli_opt *opts, size_t n_opts
 				return -1;
 			}
 		}
+		snprintf(given, sizeof(given), "-%c", *p);
 		if (set(arg, opts[k].id, v) < 0)
 			return -1;
 		if (v)

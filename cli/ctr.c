@@ -227,7 +227,8 @@ static int ctr_set(void *arg, int id, const char *v)
 		errno = 0;
 		long t = strtol(v, &end, 10);
 		if (errno || !*v || *end || t < 0 || t > 86400) {
-			fprintf(stderr, "hutch: stop: invalid -t '%s': seconds expected\n", v);
+			fprintf(stderr, "hutch: stop: invalid %s '%s': seconds expected\n",
+				cli_opt_given(), v);
 			return -1;
 		}
 		a->timeout = (int)t;
@@ -378,7 +379,8 @@ static int logs_set(void *arg, int id, const char *v)
 	errno = 0;
 	a->tail = strtol(v, &end, 10);
 	if (errno || !*v || *end || a->tail < 0) {
-		fprintf(stderr, "hutch: logs: invalid --tail '%s': a number of lines or 'all'\n", v);
+		fprintf(stderr, "hutch: logs: invalid %s '%s': a number of lines or 'all'\n",
+			cli_opt_given(), v);
 		return -1;
 	}
 	return 0;
@@ -503,7 +505,8 @@ static int exec_set(void *arg, int id, const char *v)
 	case EXEC_U: a->o.user = v; break;
 	case EXEC_W:
 		if (v[0] != '/') {
-			fprintf(stderr, "hutch: exec: invalid -w '%s': absolute path expected\n", v);
+			fprintf(stderr, "hutch: exec: invalid %s '%s': absolute path expected\n",
+				cli_opt_given(), v);
 			return -1;
 		}
 		a->o.cwd = v;

@@ -1,8 +1,9 @@
 /* hutch: a container runtime, stack supervisor and container network. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <signal.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -64,8 +65,31 @@ static void default_roots(struct cli_ctx *ctx, const char *root)
 		ctx->run_root = xasprintf("/tmp/hutch-%u", (unsigned)getuid());
 }
 
+/* Started with fd 0, 1 or 2 closed, the next open would take it: a layer lock
+ * on fd 1 is closed by the detached monitor's dup2 of /dev/null, and whatever
+ * a container or a message writes to "stdout" would land in a lock or state
+ * file. Occupy them with /dev/null, as daemons do. */
+static int open_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		/* the lowest free fd: this one, since those below are open */
+		int got = open("/dev/null", O_RDWR);
+		if (got < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (open_std_fds() < 0) {
+		/* stderr may be the closed one: the exit code has to say it */
+		fprintf(stderr, "hutch: cannot open /dev/null for a closed fd 0, 1 or 2: %s\n",
+			strerror(errno));
+		return 125;
+	}
 	struct cli_ctx ctx = {.prog = "hutch", .rootless = geteuid() != 0};
 	hutch_trace("main");
 	const char *root = NULL;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/capability.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -369,51 +368,6 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
-static bool have_cap_sys_resource(void)
-{
-	cap_t caps = cap_get_proc();
-	cap_flag_value_t v = CAP_CLEAR;
-	if (caps)
-		cap_get_flag(caps, CAP_SYS_RESOURCE, CAP_EFFECTIVE, &v);
-	cap_free(caps);
-	return v == CAP_SET;
-}
-
-/* Refused here rather than half-way through starting the container: what
- * setrlimit will not allow the container's process. */
-static int check_ulimit_allowed(const char *arg, const char *name, int res, uint64_t soft,
-				uint64_t hard, bool rootless, struct hutch_err **err)
-{
-	struct rlimit host;
-	if (getrlimit(res, &host) < 0)
-		return 0;
-	char most[24];
-	if (host.rlim_max == RLIM_INFINITY)
-		snprintf(most, sizeof(most), "unlimited");
-	else
-		snprintf(most, sizeof(most), "%llu", (unsigned long long)host.rlim_max);
-	if (hard > host.rlim_max && (rootless || !have_cap_sys_resource()))
-		return hutch_fail(err, 0,
-				  "invalid --ulimit '%s': the hard limit of %s here is %s, and %s "
-				  "cannot raise it: use at most %s=%s",
-				  arg, name, most,
-				  rootless ? "an unprivileged user"
-					   : "hutch without CAP_SYS_RESOURCE",
-				  name, most);
-	if (res == RLIMIT_NOFILE) {
-		_cleanup_free_ char *text = NULL;
-		unsigned long long nr_open = 0;
-		if (read_file_at(AT_FDCWD, "/proc/sys/fs/nr_open", &text, NULL, NULL) == 0)
-			nr_open = strtoull(text, NULL, 10);
-		if (nr_open && (soft > nr_open || hard > nr_open))
-			return hutch_fail(err, 0,
-					  "invalid --ulimit '%s': the kernel allows at most %llu "
-					  "open files (fs.nr_open)",
-					  arg, nr_open);
-	}
-	return 0;
-}
-
 static int add_ulimit(struct hutch_spec *spec, const char *arg, bool rootless,
 		      struct hutch_err **err)
 {
@@ -423,29 +377,31 @@ static int add_ulimit(struct hutch_spec *spec, const char *arg, bool rootless,
 		return fail(err, "invalid --ulimit '%s': expected NAME=SOFT[:HARD]", arg);
 	*val++ = '\0';
 	int res = hutch_rlimit_from_name(copy);
-	if (res < 0)
-		return hutch_fail(
-		    err, 0,
-		    "invalid --ulimit '%s': unknown limit '%s' (known: as, core, cpu, "
-		    "data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, "
-		    "rtprio, rttime, sigpending, stack)",
-		    arg, copy);
+	if (res < 0) {
+		_cleanup_free_ char *known = hutch_rlimit_known_names();
+		return hutch_fail(err, 0, "invalid --ulimit '%s': unknown limit '%s' (known: %s)",
+				  arg, copy, known);
+	}
 	char *hard = strchr(val, ':');
 	if (hard)
 		*hard++ = '\0';
 	uint64_t soft, h;
 	if (!parse_u64(val, &soft) || !parse_u64(hard ? hard : val, &h) || soft > h)
 		return fail(err, "invalid --ulimit '%s': expected numbers with SOFT <= HARD", arg);
-	if (check_ulimit_allowed(arg, copy, res, soft, h, rootless, err) < 0)
-		return -1;
+	/* The runtime refuses it again before it starts anything; here the
+	 * message can name the flag as it was given. A rootless container has a
+	 * user namespace of its own. */
+	struct hutch_rlimit rl = {res, soft, h, true};
+	if (hutch_rlimit_check(&rl, rootless, rootless, err) < 0)
+		return hutch_err_wrap(err, "invalid --ulimit '%s'", arg);
 	for (size_t i = 0; i < spec->process.n_rlimits; i++)
 		if (spec->process.rlimits[i].resource == res) {
-			spec->process.rlimits[i] = (struct hutch_rlimit){res, soft, h, true};
+			spec->process.rlimits[i] = rl;
 			return 0;
 		}
 	spec->process.rlimits = xrealloc(spec->process.rlimits,
 					 (spec->process.n_rlimits + 1) * sizeof(struct hutch_rlimit));
-	spec->process.rlimits[spec->process.n_rlimits++] = (struct hutch_rlimit){res, soft, h, true};
+	spec->process.rlimits[spec->process.n_rlimits++] = rl;
 	return 0;
 }
 

@@ -366,3 +366,40 @@ void pdeathsig_arm(int parent_pidfd)
 	if (poll(&pf, 1, 0) != 0)
 		_exit(128 + SIGKILL);
 }
+
+static int cmp_fd(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+void close_fds_except(int *keep, size_t n)
+{
+	if (n > 0)
+		qsort(keep, n, sizeof(int), cmp_fd);
+	unsigned from = 3;
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
+}
+
+int pidfd_open_or_fail(pid_t pid, bool gone_ok, struct hutch_err **err)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd >= 0)
+		return fd;
+	int e = errno;
+	if (e == ENOSYS)
+		hutch_fail(err, 0,
+			   "pidfd_open is not available: hutch needs Linux 5.3 or later (or, under "
+			   "a seccomp filter, one that allows pidfd_open)");
+	else if (e != ESRCH || !gone_ok)
+		hutch_fail(err, e, "pidfd_open of process %d", pid);
+	errno = e;
+	return -1;
+}

@@ -112,71 +112,104 @@ int64_t cgroup_swap_max(const struct hutch_resources *res)
 	return total > res->memory_max ? total - res->memory_max : 0;
 }
 
-int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
-		  struct cgroup *cg, struct hutch_err **err)
+static bool wants_limits(const struct hutch_spec *spec)
+{
+	return spec->resources.memory_max || spec->resources.cpu_quota_us ||
+	       spec->resources.pids_max;
+}
+
+int cgroup_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec, struct cgroup *cg,
+		struct hutch_err **err)
 {
 	*cg = (struct cgroup){.dirfd = -1};
 	const char *unified = find_unified_mount();
-	bool wants_limits = spec->resources.memory_max || spec->resources.cpu_quota_us ||
-			    spec->resources.pids_max;
 	if (!unified) {
-		if (wants_limits)
+		if (wants_limits(spec))
 			warn_unenforced(rt, spec, cg, "no cgroup v2 hierarchy is mounted");
 		return 0;
 	}
-	/* Root uses <unified>/hutch; an unprivileged user only the subtree it was
-	 * delegated: its own cgroup (e.g. systemd's user@UID.service), if writable. */
-	_cleanup_free_ char *base = NULL;
-	if (rt->rootless) {
-		_cleanup_free_ char *self = NULL;
-		if (read_file_at(AT_FDCWD, "/proc/self/cgroup", &self, NULL, NULL) == 0) {
-			char *line = strstr(self, "0::");
-			if (line) {
-				line += 3;
-				line[strcspn(line, "\n")] = '\0';
-				/* the leaf holds our own process: go one level up */
-				char *slash = strrchr(line, '/');
-				if (slash && slash != line)
-					*slash = '\0';
-				base = xasprintf("%s%s", unified, strcmp(line, "/") ? line : "");
-			}
+	if (!rt->rootless) {
+		cg->path = xasprintf("%s/hutch/%s", unified, spec->id);
+		return 0;
+	}
+	/* An unprivileged user has only the subtree it was delegated: its own
+	 * cgroup (e.g. systemd's user@UID.service), if writable. */
+	_cleanup_free_ char *base = NULL, *self = NULL;
+	if (read_file_at(AT_FDCWD, "/proc/self/cgroup", &self, NULL, NULL) == 0) {
+		char *line = strstr(self, "0::");
+		if (line) {
+			line += 3;
+			line[strcspn(line, "\n")] = '\0';
+			/* the leaf holds our own process: go one level up */
+			char *slash = strrchr(line, '/');
+			if (slash && slash != line)
+				*slash = '\0';
+			base = xasprintf("%s%s", unified, strcmp(line, "/") ? line : "");
 		}
 	}
 	_cleanup_close_ int rootfd =
-		open(base ? base : unified, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	    open(base ? base : unified, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return hutch_fail_sys(err, "open %s", base ? base : unified);
-	if (rt->rootless && (!base || faccessat(rootfd, "cgroup.procs", W_OK, AT_EACCESS) < 0)) {
-		if (wants_limits)
+	if (!base || faccessat(rootfd, "cgroup.procs", W_OK, AT_EACCESS) < 0) {
+		if (wants_limits(spec))
 			warn_unenforced(rt, spec, cg, "no delegated cgroup v2 subtree for this user");
 		return 0;
 	}
-	if (base)
-		unified = base;
+	cg->path = xasprintf("%s/hutch/%s", base, spec->id);
+	return 0;
+}
+
+int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec, struct cgroup *cg,
+		  struct hutch_err **err)
+{
+	if (!cg->path)
+		return 0;
+	/* cg->path is <root>/hutch/<id> (cgroup_plan) */
+	_cleanup_free_ char *root = xasprintf(
+	    "%.*s", (int)(strlen(cg->path) - strlen("/hutch/") - strlen(spec->id)), cg->path);
+	_cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) {
+		int e = errno;
+		cgroup_destroy(cg, NULL);
+		return hutch_fail(err, e, "open %s", root);
+	}
 	bool mem = false, cpu = false, pids = false;
 	_cleanup_close_ int parentfd = -1;
 	/* The last container's exit removes the shared hutch/ parent; a start racing
 	 * that removal sees ENOENT for its own dir and sets the parent up again. */
 	for (int attempt = 0;; attempt++) {
-		int r = open_parent(rootfd, wants_limits, &mem, &cpu, &pids);
+		int r = open_parent(rootfd, wants_limits(spec), &mem, &cpu, &pids);
 		if (r < 0 && rt->rootless && (-r == EACCES || -r == EPERM || -r == EROFS)) {
 			/* Rootless without a writable subtree: no cgroup at all. */
-			if (wants_limits)
+			free(cg->path);
+			cg->path = NULL;
+			if (wants_limits(spec))
 				warn_unenforced(rt, spec, cg,
 						"no writable cgroup v2 subtree for this user");
 			return 0;
 		}
-		if (r < 0)
-			return hutch_fail(err, -r, "create cgroup %s/hutch", unified);
+		/* ENOENT: the parent went between its mkdir and its open */
+		if (r == -ENOENT && attempt < 3)
+			continue;
+		if (r < 0) {
+			cgroup_destroy(cg, NULL);
+			return hutch_fail(err, -r, "create cgroup %s/hutch", root);
+		}
 		parentfd = r;
-		if (mkdirat(parentfd, spec->id, 0755) == 0)
+		if (mkdirat(parentfd, spec->id, 0755) == 0) {
+			cg->made = true;
 			break;
-		if (errno != ENOENT || attempt == 3)
-			return hutch_fail_sys(err, "create cgroup %s/hutch/%s", unified, spec->id);
+		}
+		if (errno != ENOENT || attempt == 3) {
+			int e = errno;
+			free(cg->path); /* not ours: never remove it */
+			cg->path = NULL;
+			return hutch_fail(err, e, "create cgroup %s/hutch/%s", root, spec->id);
+		}
 		close(parentfd);
 		parentfd = -1;
 	}
-	cg->path = xasprintf("%s/hutch/%s", unified, spec->id);
 	cg->dirfd = openat(parentfd, spec->id, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg->dirfd < 0) {
 		int e = errno;
@@ -212,7 +245,7 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		cgroup_destroy(cg, NULL);
 		return hutch_err_wrap(err, "set cgroup limits");
 	}
-	if (wants_limits)
+	if (wants_limits(spec))
 		warn_unenforced(rt, spec, cg,
 				"cgroup v2 here lacks these controllers; on a hybrid host they "
 				"belong to cgroup v1, which hutch never touches");
@@ -275,13 +308,74 @@ int cgroup_remove(const char *path, struct hutch_err **err)
 	return 0;
 }
 
+/* "hutch/<id>" as the last two components of rel, every component a plain name */
+static bool rel_ends_in_container(const char *rel, const char *id, bool whole)
+{
+	_cleanup_free_ char *want = xasprintf("hutch/%s", id);
+	size_t rl = strlen(rel), wl = strlen(want);
+	if (whole)
+		return !strcmp(rel, want);
+	if (rl < wl || strcmp(rel + rl - wl, want) || (rl > wl && rel[rl - wl - 1] != '/'))
+		return false;
+	for (const char *p = rel; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && !strncmp(p, "..", 2)))
+			return false;
+		p += n + (p[n] == '/');
+	}
+	return rel[rl - 1] != '/';
+}
+
+int cgroup_open_record(const struct hutch_runtime *rt, const char *path, const char *id,
+		       struct hutch_err **err)
+{
+	const char *unified = find_unified_mount();
+	size_t ul = unified ? strlen(unified) : 0;
+	/* Root's cgroups are all <mount>/hutch/<id>, a rootless user's only end so
+	 * (the subtree delegated to it differs by session). */
+	if (!unified || strncmp(path, unified, ul) || path[ul] != '/' ||
+	    !rel_ends_in_container(path + ul + 1, id, !rt->rootless)) {
+		hutch_fail(err, 0,
+			   "the record of container %.12s names the cgroup '%s', which is not "
+			   "the container's (%s/%shutch/%.12s...)",
+			   id, path, unified ? unified : "<cgroup v2 mount>",
+			   rt->rootless ? ".../" : "", id);
+		errno = EPERM;
+		return -1;
+	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		hutch_fail(err, e, "open the cgroup %s of container %.12s", path, id);
+		errno = e;
+		return -1;
+	}
+	/* what cgroup_create made: a cgroup v2 directory of this user's */
+	struct statfs sfs;
+	struct stat st;
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC || fstat(fd, &st) < 0 ||
+	    st.st_uid != geteuid()) {
+		close(fd);
+		hutch_fail(err, 0,
+			   "the record of container %.12s names '%s', which is not a cgroup v2 "
+			   "cgroup of uid %u",
+			   id, path, (unsigned)geteuid());
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
 int cgroup_destroy(struct cgroup *cg, struct hutch_err **err)
 {
 	if (cg->dirfd >= 0)
 		close(cg->dirfd);
 	cg->dirfd = -1;
-	int ret = cg->path ? cgroup_remove(cg->path, err) : 0;
+	/* a planned cgroup never made is not ours to remove (nor is the shared
+	 * parent, which a start racing us may be about to use) */
+	int ret = cg->path && cg->made ? cgroup_remove(cg->path, err) : 0;
 	free(cg->path);
 	cg->path = NULL;
+	cg->made = false;
 	return ret;
 }

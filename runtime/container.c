@@ -148,18 +148,28 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	return st;
 }
 
+/* Claim the name, make DATA/containers/ID and write the first record, all under
+ * the lock of DATA/containers: names stay unique, and a reader never finds a
+ * container dir without a record that is not an orphan (see collect_orphan in
+ * state.c). The record names the owner and the cgroup the container will have,
+ * so whoever finds it after the owner died (killed while the container starts)
+ * removes what it left. The cgroup and the overlay's dirs come after the lock:
+ * nobody else knows the id, and the record already says what to remove. */
 static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec *spec,
 			       struct hutch_container *c, struct hutch_err **err)
 {
 	const char *id = spec->id;
+	if (spec->name && !hutch_name_valid(spec->name))
+		return hutch_fail(err, EINVAL, "invalid container name '%s'", spec->name);
+	if (cgroup_plan(rt, spec, &c->cg, err) < 0)
+		return -1;
+	c->state = state_from_spec(spec);
+	c->state->cgroup = c->cg.path ? xstrdup(c->cg.path) : NULL;
 	_cleanup_free_ char *parent = xasprintf("%s/containers", rt->data_root);
-	/* Names are unique: check and claim under one lock. */
 	_cleanup_close_ int lockfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lockfd < 0 || flock(lockfd, LOCK_EX) < 0)
 		return hutch_fail_sys(err, "lock %s", parent);
 	char owner[65];
-	if (spec->name && !hutch_name_valid(spec->name))
-		return hutch_fail(err, EINVAL, "invalid container name '%s'", spec->name);
 	if (spec->name && state_name_taken(rt, spec->name, owner))
 		return hutch_fail(err, 0,
 				  "the container name '%s' is already in use by container %.12s: "
@@ -169,15 +179,17 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 	if (mkdir(c->data_dir, 0700) < 0)
 		return hutch_fail_sys(err, "create %s", c->data_dir);
 	c->created_data = true;
-	if (cgroup_create(rt, spec, &c->cg, err) < 0)
-		return -1;
-	/* The first record, before the lock is dropped: it claims the name, and
-	 * names the owner and the cgroup, so that whoever finds it after the owner
-	 * died (killed while the container starts) removes what it left. */
-	c->state = state_from_spec(spec);
-	c->state->cgroup = c->cg.path ? xstrdup(c->cg.path) : NULL;
 	if (state_write(rt, c->state, err) < 0)
 		return -1;
+	close(steal_fd(lockfd));
+
+	if (cgroup_create(rt, spec, &c->cg, err) < 0)
+		return -1;
+	if (!c->cg.path) {
+		/* none after all (rootless, no writable subtree): the next record says so */
+		free(c->state->cgroup);
+		c->state->cgroup = NULL;
+	}
 	/* The overlay is mounted over data_dir itself (in the container's mount
 	 * namespace only): one directory fewer to create and remove per run. */
 	static const char *const sub[] = {"upper", "work"};
@@ -218,7 +230,8 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			  const struct hutch_io *io, struct hutch_container **out,
 			  struct hutch_err **err)
 {
-	if (hutch_spec_validate(spec, err) < 0 || mounts_check_propagation(spec, err) < 0)
+	if (hutch_spec_validate(spec, err) < 0 || mounts_check_propagation(spec, err) < 0 ||
+	    proc_check_rlimits(&spec->process, rt->rootless, spec->userns, err) < 0)
 		return -1;
 	struct hutch_container *c = xcalloc(1, sizeof(*c));
 	c->rt = rt;
@@ -251,11 +264,9 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	if (dmz < 0)
 		goto fail;
 	/* the container process watches us through it while it starts */
-	self = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	if (self < 0) {
-		hutch_fail_sys(err, "pidfd_open");
+	self = pidfd_open_or_fail(getpid(), false, err);
+	if (self < 0)
 		goto fail;
-	}
 	if (pipe2(report, O_CLOEXEC) < 0 || (spec->userns && pipe2(sync, O_CLOEXEC) < 0) ||
 	    (spec->process.terminal &&
 	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {

@@ -49,7 +49,9 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 		return hutch_fail(err, 0, "container %.12s is not running", s->id);
 	if (o->n_args == 0)
 		return hutch_fail(err, 0, "exec needs a command");
-	_cleanup_close_ int target = (int)syscall(SYS_pidfd_open, s->pid, 0);
+	_cleanup_close_ int target = pidfd_open_or_fail(s->pid, true, err);
+	if (target < 0 && errno != ESRCH)
+		return -1;
 	if (target < 0 || proc_start_time(s->pid) != s->pid_start)
 		return hutch_fail(err, 0, "container %.12s is not running", s->id);
 
@@ -86,21 +88,28 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 			goto out;
 		have_prog = true;
 	}
+	/* The command must start in the container's cgroup, under its limits and
+	 * its cgroup.kill: without the cgroup there is no exec. */
 	if (s->cgroup) {
-		cgfd = open(s->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_err_ struct hutch_err *e = NULL;
+		cgfd = cgroup_open_record(rt, s->cgroup, s->id, &e);
 		if (cgfd < 0 && errno == ENOENT) {
 			hutch_fail(err, 0, "container %.12s is not running", s->id);
+			goto out;
+		}
+		if (cgfd < 0) {
+			hutch_fail(err, e->errno_,
+				   "exec refused: it would run outside the container's cgroup: %s",
+				   e->msg);
 			goto out;
 		}
 	}
 	dmz = proc_dmz_memfd(err);
 	if (dmz < 0)
 		goto out;
-	self = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	if (self < 0) {
-		hutch_fail_sys(err, "pidfd_open");
+	self = pidfd_open_or_fail(getpid(), false, err);
+	if (self < 0)
 		goto out;
-	}
 	if (pipe2(report, O_CLOEXEC) < 0 ||
 	    (o->terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
 		hutch_fail_sys(err, "create pipes");
@@ -122,12 +131,14 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
-		/* ENOENT: the container ended and its cgroup went meanwhile */
+		/* The container ended and its cgroup went meanwhile: ENOENT when it
+		 * was gone before clone3 looked, ENODEV while it was being removed. */
+		int e = errno;
 		struct pollfd pf = {.fd = target, .events = POLLIN};
-		if (errno == ENOENT || poll(&pf, 1, 0) > 0)
+		if ((cgfd >= 0 && (e == ENOENT || e == ENODEV)) || poll(&pf, 1, 0) > 0)
 			hutch_fail(err, 0, "container %.12s is not running", s->id);
 		else
-			hutch_fail_sys(err, "create the exec process");
+			hutch_fail(err, e, "create the exec process");
 		goto out;
 	}
 	if (pid == 0) {
@@ -147,11 +158,9 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 		/* joining a user namespace is a change of credentials */
 		pdeathsig_arm(self);
 		close(self);
-		pc.parent_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-		if (pc.parent_pidfd < 0) {
-			hutch_fail_sys(&e, "pidfd_open");
+		pc.parent_pidfd = pidfd_open_or_fail(getpid(), false, &e);
+		if (pc.parent_pidfd < 0)
 			proc_fail(&pc, 125, e);
-		}
 		/* Not dumpable: this process is hutch's binary, seen from inside. */
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 		sigset_t all;

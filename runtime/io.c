@@ -66,7 +66,7 @@ struct relay {
 	int in;	    /* stdin, relayed to the pty; -1 without -i and once it has ended */
 	int master; /* -1 once the container's side of the pty is gone */
 	int out;    /* stdout; -1 after a write error */
-	bool in_ended, eof_queued;
+	bool eof_queued;
 	bool master_hup; /* the last poll saw POLLHUP on the master */
 	int last_in;	 /* the last byte read from stdin, -1 before any */
 	struct relay_buf to_pty, to_out;
@@ -104,7 +104,7 @@ static void queue_eof(struct relay *r)
 static void stop_input(struct relay *r)
 {
 	r->in = -1;
-	r->in_ended = r->eof_queued = true;
+	r->eof_queued = true;
 	r->to_pty.off = r->to_pty.len = 0;
 }
 
@@ -117,7 +117,6 @@ static void read_stdin(struct relay *r)
 	if (n <= 0) {
 		/* EOF, or an error that ends stdin just the same */
 		r->in = -1;
-		r->in_ended = true;
 		return;
 	}
 	r->to_pty.len += (size_t)n;
@@ -218,7 +217,7 @@ int hutch_container_attach_wait(struct hutch_container *c, int stdin_fd, struct 
 	if (c->pty_master >= 0) {
 		r = xcalloc(1, sizeof(*r));
 		r->in = stdin_fd;
-		r->in_ended = r->eof_queued = stdin_fd < 0;
+		r->eof_queued = stdin_fd < 0;
 		r->master = c->pty_master;
 		r->out = STDOUT_FILENO;
 		r->last_in = -1;
@@ -250,7 +249,7 @@ int hutch_container_attach_wait(struct hutch_container *c, int stdin_fd, struct 
 		    [P_OUT] = {.fd = -1},
 		};
 		if (r) {
-			if (r->in_ended && !r->eof_queued && buf_pending(&r->to_pty) == 0 &&
+			if (r->in < 0 && !r->eof_queued && buf_pending(&r->to_pty) == 0 &&
 			    r->master >= 0)
 				queue_eof(r);
 			if (r->in >= 0 && buf_room(&r->to_pty) > 0)

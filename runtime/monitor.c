@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -116,29 +115,16 @@ static void monitor_loop(struct hutch_container *c, int out_fd, int err_fd, int 
 	close(ep);
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
-/* Close every fd from 3 up but those in keep: whatever else the CLI had open (a
- * pipe on fd 3 of a shell pipeline) would otherwise stay open for the
- * container's lifetime, and its reader would wait for EOF as long. */
+/* Close every fd from 3 up but the layer locks and the ready pipe: whatever
+ * else the CLI had open (a pipe on fd 3 of a shell pipeline) would otherwise
+ * stay open for the container's lifetime, and its reader would wait for EOF as
+ * long. */
 static void close_inherited(const int *hold, size_t n_hold, int ready_fd)
 {
 	int *keep = xcalloc(n_hold + 1, sizeof(int));
 	memcpy(keep, hold, n_hold * sizeof(int));
 	keep[n_hold] = ready_fd;
-	qsort(keep, n_hold + 1, sizeof(int), cmp_int);
-	unsigned from = 3;
-	for (size_t i = 0; i <= n_hold; i++) {
-		if (keep[i] < (int)from)
-			continue;
-		if ((unsigned)keep[i] > from)
-			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
-		from = (unsigned)keep[i] + 1;
-	}
-	syscall(SYS_close_range, from, ~0U, 0);
+	close_fds_except(keep, n_hold + 1);
 	free(keep);
 }
 

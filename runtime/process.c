@@ -85,18 +85,17 @@ uint64_t proc_start_time(pid_t pid)
 	return p ? strtoull(p, NULL, 10) : 0;
 }
 
+/* Alphabetical: "known:" lists in messages are made from it. */
 static const struct {
 	const char *name;
 	int resource;
 } rlimit_names[] = {
-    {"core", RLIMIT_CORE},	   {"cpu", RLIMIT_CPU},
-    {"data", RLIMIT_DATA},	   {"fsize", RLIMIT_FSIZE},
-    {"locks", RLIMIT_LOCKS},	   {"memlock", RLIMIT_MEMLOCK},
-    {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
-    {"nofile", RLIMIT_NOFILE},	   {"nproc", RLIMIT_NPROC},
-    {"rss", RLIMIT_RSS},	   {"rtprio", RLIMIT_RTPRIO},
-    {"rttime", RLIMIT_RTTIME},	   {"sigpending", RLIMIT_SIGPENDING},
-    {"stack", RLIMIT_STACK},	   {"as", RLIMIT_AS},
+    {"as", RLIMIT_AS},		 {"core", RLIMIT_CORE},		{"cpu", RLIMIT_CPU},
+    {"data", RLIMIT_DATA},	 {"fsize", RLIMIT_FSIZE},	{"locks", RLIMIT_LOCKS},
+    {"memlock", RLIMIT_MEMLOCK}, {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
+    {"nofile", RLIMIT_NOFILE},	 {"nproc", RLIMIT_NPROC},	{"rss", RLIMIT_RSS},
+    {"rtprio", RLIMIT_RTPRIO},	 {"rttime", RLIMIT_RTTIME},	{"sigpending", RLIMIT_SIGPENDING},
+    {"stack", RLIMIT_STACK},
 };
 
 static const char *rlim_str(rlim_t v, char buf[24])
@@ -121,6 +120,85 @@ const char *hutch_rlimit_name(int resource)
 		if (rlimit_names[i].resource == resource)
 			return rlimit_names[i].name;
 	return NULL;
+}
+
+char *hutch_rlimit_known_names(void)
+{
+	char *out = xstrdup("");
+	for (size_t i = 0; i < ARRAY_SIZE(rlimit_names); i++) {
+		char *next = xasprintf("%s%s%s", out, i ? ", " : "", rlimit_names[i].name);
+		free(out);
+		out = next;
+	}
+	return out;
+}
+
+static bool have_cap_sys_resource(void)
+{
+	cap_t caps = cap_get_proc();
+	cap_flag_value_t v = CAP_CLEAR;
+	if (caps)
+		cap_get_flag(caps, CAP_SYS_RESOURCE, CAP_EFFECTIVE, &v);
+	cap_free(caps);
+	return v == CAP_SET;
+}
+
+int hutch_rlimit_check(const struct hutch_rlimit *rl, bool rootless, bool userns,
+		       struct hutch_err **err)
+{
+	const char *name = hutch_rlimit_name(rl->resource);
+	char soft[24], hard[24], most[24];
+	if (!name) {
+		_cleanup_free_ char *known = hutch_rlimit_known_names();
+		return hutch_fail(err, 0, "unknown resource limit %d (known: %s)", rl->resource,
+				  known);
+	}
+	if (rl->soft > rl->hard)
+		return hutch_fail(err, 0, "the soft limit %s is above the hard limit %s",
+				  rlim_str(rl->soft, soft), rlim_str(rl->hard, hard));
+	/* fs.nr_open bounds nofile for everyone, whatever may raise hard limits */
+	if (rl->resource == RLIMIT_NOFILE) {
+		_cleanup_free_ char *text = NULL;
+		unsigned long long nr_open = 0;
+		if (read_file_at(AT_FDCWD, "/proc/sys/fs/nr_open", &text, NULL, NULL) == 0)
+			nr_open = strtoull(text, NULL, 10);
+		if (nr_open && (rl->soft > nr_open || rl->hard > nr_open))
+			return hutch_fail(err, 0,
+					  "the kernel allows at most %llu open files (fs.nr_open)",
+					  nr_open);
+	}
+	struct rlimit host;
+	if (getrlimit(rl->resource, &host) < 0)
+		return hutch_fail_sys(err, "read the resource limit %s", name);
+	/* Raising a hard limit takes CAP_SYS_RESOURCE in the initial user
+	 * namespace: a container in a user namespace of its own never has it. */
+	if (rl->hard > host.rlim_max && (rootless || userns || !have_cap_sys_resource()))
+		return hutch_fail(err, 0,
+				  "the hard limit of %s here is %s, and %s cannot raise it: use at "
+				  "most %s=%s",
+				  name, rlim_str(host.rlim_max, most),
+				  rootless ? "an unprivileged user"
+				  : userns ? "a container in a user namespace"
+					   : "hutch without CAP_SYS_RESOURCE",
+				  name, most);
+	return 0;
+}
+
+int proc_check_rlimits(const struct hutch_process *proc, bool rootless, bool userns,
+		       struct hutch_err **err)
+{
+	for (size_t i = 0; i < proc->n_rlimits; i++) {
+		const struct hutch_rlimit *rl = &proc->rlimits[i];
+		const char *name = hutch_rlimit_name(rl->resource);
+		char soft[24], hard[24];
+		/* defaults are fitted to the host's limits when they are applied */
+		if (!rl->explicit_ || hutch_rlimit_check(rl, rootless, userns, err) == 0)
+			continue;
+		return name ? hutch_err_wrap(err, "resource limit %s=%s:%s", name,
+					     rlim_str(rl->soft, soft), rlim_str(rl->hard, hard))
+			    : -1;
+	}
+	return 0;
 }
 
 static int apply_rlimits(const struct hutch_process *proc, struct hutch_err **err)
@@ -450,26 +528,6 @@ void proc_run_init(pid_t child)
 	}
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
-/* close every fd from 3 up except the n in keep (negative ones are ignored) */
-static void close_all_but(int *keep, size_t n)
-{
-	qsort(keep, n, sizeof(int), cmp_int);
-	unsigned from = 3;
-	for (size_t i = 0; i < n; i++) {
-		if (keep[i] < (int)from)
-			continue;
-		if ((unsigned)keep[i] > from)
-			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
-		from = (unsigned)keep[i] + 1;
-	}
-	syscall(SYS_close_range, from, ~0U, 0);
-}
-
 void proc_setup_and_exec(struct proc_ctx *p)
 {
 	const struct hutch_process *proc = p->proc;
@@ -488,7 +546,7 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	 * hutch-dmz's memfd and the parent's pidfd (all CLOEXEC): not even for a
 	 * "-w /proc/self/fd/N". */
 	int keep[] = {p->report_fd, p->dmz_fd, p->parent_pidfd};
-	close_all_but(keep, ARRAY_SIZE(keep));
+	close_fds_except(keep, ARRAY_SIZE(keep));
 	/* Verify that the working directory is inside the root (a leaked fd as
 	 * cwd is how CVE-2024-21626 escaped). */
 	char cwdbuf[4096];

@@ -31,6 +31,15 @@ struct hutch_rlimit {
 /* Resource limit names as --ulimit and Docker spell them ("nofile") <-> RLIMIT_*. */
 int hutch_rlimit_from_name(const char *name); /* -1 if unknown */
 const char *hutch_rlimit_name(int resource);  /* "limit N" style fallback: NULL */
+/* "as, core, cpu, ...": every name, for messages (caller frees). */
+char *hutch_rlimit_known_names(void);
+/* What setrlimit will not allow the container's process, refused before anything
+ * is set up (hutch_container_start checks every explicit limit): soft above
+ * hard, a hard limit above hutch's own unless hutch may raise it (root with
+ * CAP_SYS_RESOURCE, outside a user namespace), nofile above fs.nr_open. The
+ * message names the limit and what is allowed. */
+int hutch_rlimit_check(const struct hutch_rlimit *rl, bool rootless, bool userns,
+		       struct hutch_err **err);
 
 enum hutch_seccomp_mode { HUTCH_SECCOMP_DEFAULT = 0, HUTCH_SECCOMP_UNCONFINED };
 

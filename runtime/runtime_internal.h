@@ -11,10 +11,18 @@
 struct cgroup {
 	char *path; /* absolute path of the container's cgroup, NULL if none */
 	int dirfd; /* O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), -1 if none */
+	bool made; /* by cgroup_create: only then does cgroup_destroy remove it */
 	bool has_memory, has_cpu, has_pids;
 };
-/* Create the container's cgroup and apply the spec's limits. What cannot be
- * enforced here is said once on stderr (unless quiet) and the run goes on. */
+/* Where the container's cgroup goes (cg->path: <cgroup2>/hutch/<id> for root,
+ * <the user's delegated subtree>/hutch/<id> rootless; NULL: none here), known
+ * before anything is made so that the first record can name it. What cannot be
+ * enforced for want of a cgroup is said once on stderr (unless quiet). */
+int cgroup_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec, struct cgroup *cg,
+		struct hutch_err **err);
+/* Create the planned cgroup and apply the spec's limits (cg->path may become
+ * NULL: rootless without a writable subtree). What cannot be enforced here is
+ * said once on stderr (unless quiet) and the run goes on. */
 int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		  struct cgroup *cg, struct hutch_err **err);
 /* What memory.swap.max gets for these limits, or -1 to leave it alone. */
@@ -27,6 +35,14 @@ int cgroup_destroy(struct cgroup *cg, struct hutch_err **err);
  * processes to go, and the shared hutch/ parent with it when it was the last
  * one. Already gone is fine. */
 int cgroup_remove(const char *path, struct hutch_err **err);
+/* The cgroup a container's record names, checked before anything is done to
+ * it or in it (kill, remove, exec): it must be the one cgroup_create made for
+ * container id, a cgroup v2 directory of this user's at <mount>/hutch/<id>
+ * (rootless: <mount>/.../hutch/<id>). Returns an O_DIRECTORY fd, or -1 with err
+ * and errno: ENOENT when it is gone, EPERM when it is not the container's
+ * cgroup (never touch it), else why it could not be opened. */
+int cgroup_open_record(const struct hutch_runtime *rt, const char *path, const char *id,
+		       struct hutch_err **err);
 
 /* ---- spec.c, validate.c ---- */
 /* Spec paths (clean and absolute); trailing slashes do not count. path_below:

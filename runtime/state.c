@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
@@ -281,12 +282,9 @@ int state_remove_dir(const struct hutch_runtime *rt, const char *id, struct hutc
 
 /* Kill whatever still runs in a container's cgroup: a record that never got
  * to "running" knows no pid, and exec'd processes are not pid 1's children. */
-static void kill_cgroup(const char *path)
+static void kill_cgroup(int fd)
 {
-	if (!path)
-		return;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || write_file_at(fd, "cgroup.kill", "1", NULL) == 0)
+	if (write_file_at(fd, "cgroup.kill", "1", NULL) == 0)
 		return;
 	/* before Linux 5.14: one by one */
 	_cleanup_free_ char *procs = NULL;
@@ -302,6 +300,35 @@ static void kill_cgroup(const char *path)
 			close(pfd);
 		}
 	}
+}
+
+/* Empty and remove the cgroup a record names, if it is the container's own
+ * (cgroup_open_record): a record naming any other cgroup is said so and that
+ * cgroup left alone. 0 when the record's cgroup is gone (s->cgroup NULL), -1 if
+ * it stays. */
+static int remove_record_cgroup(struct hutch_runtime *rt, struct hutch_state *s,
+				struct hutch_err **err)
+{
+	if (!s->cgroup)
+		return 0;
+	_cleanup_err_ struct hutch_err *e = NULL;
+	_cleanup_close_ int fd = cgroup_open_record(rt, s->cgroup, s->id, &e);
+	if (fd < 0 && errno == EPERM) {
+		if (!rt->quiet)
+			fprintf(stderr, "hutch: warning: %s: left alone\n", e->msg);
+	} else if (fd < 0 && errno != ENOENT) {
+		if (err && !*err)
+			*err = steal_ptr(e);
+		return -1;
+	} else {
+		if (fd >= 0)
+			kill_cgroup(fd);
+		if (cgroup_remove(s->cgroup, err) < 0)
+			return -1;
+	}
+	free(s->cgroup);
+	s->cgroup = NULL;
+	return 0;
 }
 
 /* The owner (a detached container's monitor, or the foreground `run`) of a
@@ -349,12 +376,8 @@ static bool reconcile(struct hutch_runtime *rt, struct hutch_state *s)
 			close(pfd);
 		}
 	}
-	kill_cgroup(s->cgroup);
-	if (s->cgroup && cgroup_remove(s->cgroup, NULL) == 0) {
-		free(s->cgroup);
-		s->cgroup = NULL;
-	}
 	/* A cgroup that could not be removed stays in the record for `rm`. */
+	remove_record_cgroup(rt, s, NULL);
 	if (!s->cgroup && (s->status == HUTCH_CREATED || s->auto_remove) &&
 	    state_remove_dir(rt, s->id, NULL) == 0)
 		return true;
@@ -500,7 +523,9 @@ int hutch_state_signal(struct hutch_runtime *rt, const struct hutch_state *s, in
 {
 	if (s->status != HUTCH_RUNNING || !same_process(s->pid, s->pid_start))
 		return hutch_fail(err, 0, "container %.12s is not running", s->id);
-	_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+	_cleanup_close_ int pfd = pidfd_open_or_fail(s->pid, true, err);
+	if (pfd < 0 && errno != ESRCH)
+		return -1;
 	if (pfd < 0 || !same_process(s->pid, s->pid_start))
 		return hutch_fail(err, 0, "container %.12s is not running", s->id);
 	if (syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) < 0)
@@ -612,8 +637,7 @@ int hutch_state_remove(struct hutch_runtime *rt, const struct hutch_state *s, bo
 	struct hutch_state *cur = NULL;
 	if (state_read_dir(rt, s->id, &cur) < 0)
 		return 0;
-	kill_cgroup(cur->cgroup);
-	if (cur->cgroup && cgroup_remove(cur->cgroup, err) < 0) {
+	if (remove_record_cgroup(rt, cur, err) < 0) {
 		hutch_state_free(cur);
 		return hutch_err_wrap(err, "remove container %.12s", s->id);
 	}

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -902,6 +903,27 @@ def test_monitor_holds_the_layer_locks(hutch, ctr, image_from):
     hutch("image", "rm", img)
 
 
+def test_monitor_holds_the_layer_locks_when_started_with_fds_0_to_2_closed(
+        state, hutch, ctr, image_from):
+    """Started with fds 0-2 closed, hutch's first opens (a layer lock among them)
+    would get those numbers, and the monitor's dup2 of /dev/null onto 0-2 would
+    close them: the image could then be removed under the running container."""
+    img = image_from("held-nofds")
+    ctr.keep("nofds")
+    cp = subprocess.run(["sh", "-c", f"exec '{state.bin}' --root '{state.root}' run -d "
+                         f"--name nofds {img} sleep 100 <&- >&- 2>&-"], timeout=20)
+    assert cp.returncode == 0, cp
+    info = ctr.inspect("nofds")
+    assert info["status"] == "running", info
+    mon = info["monitor_pid"]
+    held = [os.readlink(f"/proc/{mon}/fd/{n}") for n in os.listdir(f"/proc/{mon}/fd")]
+    assert any("/images/layers/" in t for t in held), held
+    cp = hutch("image", "rm", img, check=False)
+    assert cp.returncode != 0 and "in use" in cp.stderr, cp
+    hutch("rm", "-f", "nofds")
+    hutch("image", "rm", img)
+
+
 # ------------------------------------------------------------------ owners dying while it starts
 
 
@@ -975,6 +997,103 @@ def test_rm_of_a_starting_container(hutch, ctr, spawn, tmp, state):
     assert ps_json(hutch, "-a") == []
     if rec.get("cgroup"):
         assert not os.path.exists(rec["cgroup"])
+
+
+ID_ARG_RE = re.compile(r'^\w+\([^,]+, "([0-9a-f]{64})"', re.M)
+
+
+@pytest.mark.parametrize("point", ["writing the first record", "making the cgroup",
+                                   "making the rw layer"])
+def test_start_killed_on_the_host_side_leaves_nothing(hutch, state, point):
+    """`run` SIGKILLed (by strace, at one system call) between claiming the
+    container and cloning it: the first record comes before the cgroup, so
+    whatever was made is named by a record whose owner is dead, or is a
+    container dir without a record; the next command removes it all."""
+    base = ["strace", "-qq", "-o"]
+    cmd = [state.bin, "--root", str(state.root), "run", "--rm", "bb", "true"]
+    if point == "making the cgroup":
+        # which mkdirat makes the cgroup (named by the id) depends on the root's depth
+        log = state.work / "start-mkdirat.strace"
+        subprocess.run([*base, str(log), "-e", "trace=mkdirat", *cmd], check=True,
+                       capture_output=True, timeout=30)
+        calls = log.read_text().splitlines()
+        log.unlink()
+        nth = [i + 1 for i, l in enumerate(calls) if ID_ARG_RE.match(l)]
+        if ROOTLESS:
+            assert nth == [], calls  # no delegated cgroup here: nothing to kill it at
+            return
+        assert len(nth) == 1, calls
+        inject = ["-e", "trace=mkdirat", "-e", f"inject=mkdirat:signal=SIGKILL:when={nth[0]}"]
+    elif point == "writing the first record":
+        inject = ["-e", "trace=renameat", "-e", "inject=renameat:signal=SIGKILL:when=1"]
+    else:  # upper/, after the data dir: mkdir(2) is not used by mkdir -p
+        inject = ["-e", "trace=mkdir", "-e", "inject=mkdir:signal=SIGKILL:when=2"]
+    cp = subprocess.run([*base, "/dev/null", *inject, *cmd], capture_output=True, text=True,
+                        timeout=30)
+    try:
+        assert cp.returncode == -signal.SIGKILL, cp  # strace ends as its tracee did
+        left = os.listdir(state.root / "containers")
+        assert len(left) == 1, left  # the killed start's dir
+        cgroup = hutch_cgroup_parent() / left[0]
+        assert cgroup.is_dir() == (point == "making the rw layer" and not ROOTLESS)
+    finally:
+        listing = hutch("ps", "-a")  # repairs (the leak check after the test looks too)
+    assert listing.stdout.splitlines()[1:] == [] and listing.stderr == "", listing
+    assert os.listdir(state.root / "containers") == []
+    assert not cgroup.exists()
+
+
+PARENT_MKDIR_RE = re.compile(r'^mkdirat\(\d+, "hutch", ')
+
+
+@pytest.mark.parametrize("meanwhile", ["the last container ends", "a start fails"])
+def test_start_survives_the_shared_cgroup_parent_going(hutch, ctr, state, tmp, meanwhile):
+    """The shared hutch/ parent goes with the last container. A start that has
+    just made (or found) it is held (strace delays its mkdirat) while the last
+    container ends and takes the parent along: the start makes it again. A start
+    that fails before it made its cgroup (its name is taken) never removes the
+    parent another start is about to use."""
+    cmd = [state.bin, "--root", str(state.root), "run", "--rm", "bb", "true"]
+    log = state.work / "parent-mkdirat.strace"
+    subprocess.run(["strace", "-qq", "-o", str(log), "-e", "trace=mkdirat", *cmd], check=True,
+                   capture_output=True, timeout=30)
+    calls = log.read_text().splitlines()
+    log.unlink()
+    nth = [i + 1 for i, l in enumerate(calls) if PARENT_MKDIR_RE.match(l)]
+    if ROOTLESS:
+        assert nth == [], calls  # no delegated cgroup here: no parent to race for
+        return
+    assert len(nth) == 1, calls
+    if meanwhile == "the last container ends":
+        # it ends by itself, when told: its monitor removes the parent, taking no lock
+        last = ctr.run("-v", f"{tmp}:/sync", "bb", "sh", "-c",
+                       "while [ ! -e /sync/go ]; do sleep 0.01; done")
+        last_cgroup = Path(ctr.inspect(last)["cgroup"])
+    else:
+        ctr.keep("taken")
+        hutch("run", "--name", "taken", "bb", "true")  # an exited record: the name is taken
+    before = set(os.listdir(state.root / "containers"))
+    held = subprocess.Popen(["strace", "-qq", "-o", "/dev/null", "-e", "trace=mkdirat", "-e",
+                             f"inject=mkdirat:delay_exit=1500000:when={nth[0]}", *cmd],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # its record is written: it is in cgroup_create, held after the parent's mkdir
+        wait_for(lambda: set(os.listdir(state.root / "containers")) - before,
+                 what="the held start")
+        if meanwhile == "the last container ends":
+            (tmp / "go").touch()
+            # its monitor removes its cgroup, then the parent if nothing else is in it
+            wait_for(lambda: not last_cgroup.exists(), what="the last container's cgroup")
+        else:
+            cp = hutch("run", "--name", "taken", "bb", "true", check=False)
+            assert cp.returncode == 125 and "already in use" in cp.stderr, cp
+            assert hutch_cgroup_parent().is_dir()
+        out, err = held.communicate(timeout=30)
+    finally:
+        if held.poll() is None:
+            held.kill()
+            held.communicate()
+    assert held.returncode == 0 and out == "", (out, err)
 
 
 def test_orphan_container_dir_collected(hutch, state):
@@ -1056,6 +1175,109 @@ def test_cgroup_kept_in_the_record_until_it_can_go(hutch, ctr, state):
         if stray.poll() is None:
             stray.kill()
             stray.wait()
+
+
+def _plant_record(state, cid, **fields):
+    """A record as a dead owner leaves it (monitor pid 0: gone), with fields."""
+    rec = {"id": cid, "status": "running", "image": "bb", "command": "sleep 100",
+           "created": time.time_ns(), "pid": 0, "monitor_pid": 0, "monitor_start": 0,
+           "process": {"args": ["sleep", "100"], "env": [], "cwd": "/"}, **fields}
+    state.run("ps", "-a")  # makes DATA/containers if this is the first test
+    d = state.root / "containers" / cid
+    d.mkdir()
+    (d / "state.json").write_text(json.dumps(rec))
+    return d
+
+
+def _rewrite_record(state, cid, **fields):
+    path = state.root / "containers" / cid / "state.json"
+    rec = {**json.loads(path.read_text()), **fields}
+    tmp = path.with_name("state.json.tmp.test")
+    tmp.write_text(json.dumps(rec))
+    os.rename(tmp, path)
+
+
+def test_a_record_naming_another_cgroup_never_touches_it(hutch, state):
+    """A record is a file: the cgroup it names is checked before the repair of a
+    dead owner's container kills what runs in it or removes it. Root's victim
+    is a cgroup this test makes, with a process in it, whose path even ends in
+    hutch/<id>; a rootless user cannot make one, so its record names a path of
+    the cgroup root that is not a directory."""
+    cid = "5e" * 32
+    victim, sleeper = None, None
+    if ROOTLESS:
+        named = str(Path(str(hutch_cgroup_parent().parent), "cgroup.procs"))
+    else:
+        top = hutch_cgroup_parent().parent / f"hutch-victim-{os.getpid()}"
+        victim = top / "hutch" / cid
+        victim.mkdir(parents=True)
+        sleeper = subprocess.Popen(["sleep", "100"])
+        (victim / "cgroup.procs").write_text(str(sleeper.pid))
+        named = str(victim)
+    d = state.root / "containers" / cid
+    try:
+        _plant_record(state, cid, cgroup=named)
+        cp = hutch("ps", "-a")
+        assert f"the record of container {cid[:12]} names the cgroup '{named}', which is " \
+               f"not the container's" in cp.stderr, cp.stderr
+        assert cp.stderr.endswith(": left alone\n") and cp.stderr.count("\n") == 1, cp.stderr
+        info = json.loads(hutch("inspect", cid).stdout)[0]
+        assert info["status"] == "exited" and "cgroup" not in info, info
+        hutch("rm", cid)
+        assert not d.exists()
+        if victim:
+            assert victim.is_dir() and sleeper.poll() is None
+            assert int((victim / "cgroup.procs").read_text()) == sleeper.pid
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        if sleeper:
+            sleeper.kill()
+            sleeper.wait()
+            for cg in (victim, victim.parent, victim.parent.parent):
+                if cg.exists():
+                    wait_for(lambda: (cg / "cgroup.procs").read_text() == "",
+                             what=f"{cg} to empty")
+                    cg.rmdir()
+
+
+@pytest.mark.parametrize("where", ["a file's path", "another cgroup"])
+def test_exec_refuses_a_cgroup_it_cannot_open_or_that_is_not_the_containers(
+        hutch, ctr, state, where):
+    """exec starts its command in the container's cgroup (its limits, its
+    cgroup.kill) or not at all. A record naming a path that cannot be opened
+    (ENOTDIR, as the code once only refused ENOENT) or a cgroup that is not the
+    container's would let the command run outside of it."""
+    cid = ctr.run(*SLEEPER)
+    info = ctr.inspect(cid)
+    unified = hutch_cgroup_parent().parent
+    named = {"a file's path": f"{unified}/cgroup.procs/hutch/{cid}",
+             "another cgroup": str(unified)}[where]
+    _rewrite_record(state, cid, cgroup=named)
+    cp = hutch("exec", cid, "sh", "-c", "echo ran; touch /ran", check=False)
+    assert cp.returncode == 125 and cp.stdout == "", cp
+    assert "exec refused: it would run outside the container's cgroup" in cp.stderr, cp.stderr
+    assert named in cp.stderr and cp.stderr.count("\n") == 1, cp.stderr
+    if where == "a file's path" and ROOTLESS:
+        assert cp.stderr.endswith(": Not a directory\n"), cp.stderr
+    assert not (state.root / "containers" / cid / "upper" / "ran").exists()
+    _rewrite_record(state, cid, cgroup=info.get("cgroup"))
+    assert hutch("exec", cid, "echo", "ran").stdout == "ran\n"
+
+
+@pytest.mark.parametrize("verb,nth", [("run", 1), ("exec", 1), ("exec", 2)])
+def test_no_pidfd_open_says_what_kernel_is_needed(state, ctr, verb, nth):
+    """A kernel without pidfd_open (before 5.3, or a seccomp filter hiding it;
+    strace fakes its ENOSYS here) is named as such: not a bare "pidfd_open:
+    Function not implemented", nor, for exec's pidfd of the container, "not
+    running"."""
+    args = ["run", "--rm", "bb", "true"] if verb == "run" else ["exec", ctr.run(*SLEEPER), "true"]
+    cp = subprocess.run(["strace", "-qq", "-o", "/dev/null", "-e", "trace=pidfd_open",
+                         "-e", f"inject=pidfd_open:error=ENOSYS:when={nth}",
+                         state.bin, "--root", str(state.root), *args],
+                        capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 125 and cp.stdout == "", cp
+    assert cp.stderr == ("hutch: pidfd_open is not available: hutch needs Linux 5.3 or later "
+                         "(or, under a seccomp filter, one that allows pidfd_open)\n"), cp.stderr
 
 
 def test_exec_racing_the_exit_says_not_running(state, ctr):
@@ -1208,15 +1430,19 @@ def test_every_verb_takes_opt_equals_value(hutch, ctr):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["stop", "--time=soon", "x"], "invalid -t 'soon'"),
+    (["stop", "--time=soon", "x"], "invalid --time 'soon'"),
+    (["stop", "--time", "-1", "x"], "invalid --time '-1'"),
+    (["stop", "-t", "soon", "x"], "invalid -t 'soon'"),
     (["stop", "--time"], "option '--time' needs a value"),
     (["kill", "--signal=NOPE", "x"], "unknown signal 'NOPE'"),
     (["kill", "--sig", "x"], "unknown option '--sig'"),
     (["rm", "--force=maybe", "x"], "'--force' takes no value"),
     (["rm", "-x", "y"], "unknown option '-x'"),
     (["logs", "--tail=x", "y"], "invalid --tail 'x'"),
+    (["logs", "-nx", "y"], "invalid -n 'x'"),
     (["ps", "--format=yaml"], "unknown --format 'yaml'"),
-    (["exec", "--workdir=rel", "x", "true"], "invalid -w 'rel'"),
+    (["exec", "--workdir=rel", "x", "true"], "invalid --workdir 'rel'"),
+    (["exec", "-iw", "rel", "x", "true"], "invalid -w 'rel'"),
     (["exec", "--bogus", "x", "true"], "unknown option '--bogus'"),
     (["run", "--bogus", "bb"], "unknown option '--bogus'"),
 ])

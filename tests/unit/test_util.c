@@ -1,5 +1,6 @@
 /* common/: sizes, hex ids, directory trees (mkdir -p, rm -rf that never follows
- * symlinks), atomic writes, whole-file reads and the error helpers. */
+ * symlinks), atomic writes, whole-file reads, closing inherited fds and the
+ * error helpers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -710,6 +712,53 @@ static void test_openat2_retry(void **state)
 	rm_tmpdir(tmp);
 }
 
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* In a child (it closes nearly everything): fds kept, fds closed, 0-2 never
+ * touched, negative, duplicate and extreme entries in any order. The exit code
+ * names the first check that failed. */
+static void test_close_fds_except(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fds[8];
+		for (int i = 0; i < 8; i++)
+			if ((fds[i] = open("/dev/null", O_RDONLY)) < 3)
+				_exit(10);
+		int high = dup2(fds[0], 200);
+		if (high != 200)
+			_exit(11);
+		int keep[] = {fds[5], INT_MAX, -1, fds[2], 1, INT_MIN, fds[5], 200, fds[7]};
+		close_fds_except(keep, ARRAY_SIZE(keep));
+		for (size_t i = 1; i < ARRAY_SIZE(keep); i++)
+			if (keep[i - 1] > keep[i])
+				_exit(12);
+		for (int fd = 0; fd < 3; fd++)
+			if (!fd_open(fd))
+				_exit(13);
+		for (int i = 0; i < 8; i++)
+			if (fd_open(fds[i]) != (i == 2 || i == 5 || i == 7))
+				_exit(20 + i);
+		if (!fd_open(200) || fd_open(199) || fd_open(201))
+			_exit(30);
+		/* nothing kept: only 0-2 stay */
+		close_fds_except(NULL, 0);
+		for (int fd = 3; fd < 256; fd++)
+			if (fd_open(fd))
+				_exit(31);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -732,6 +781,7 @@ int main(void)
 	    cmocka_unit_test(test_write_all),
 	    cmocka_unit_test(test_err_fail_and_wrap),
 	    cmocka_unit_test(test_err_print),
+	    cmocka_unit_test(test_close_fds_except),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
