@@ -88,11 +88,6 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	    mounts_setup_container(&a->mctx, rootfd, &err) < 0)
 		proc_fail(&a->proc, code, err);
 	hutch_trace("child: mounts done");
-	/* The working directory is created if missing, as Docker does. */
-	int cwdfd = root_open_dir_p(rootfd, spec->process.cwd, true, &err);
-	if (cwdfd < 0)
-		proc_fail(&a->proc, code, err);
-	close(cwdfd);
 	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0)
 		proc_fail(&a->proc, code, err);
 	hutch_trace("child: pivoted");
@@ -159,8 +154,6 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 			       struct hutch_container *c, struct hutch_err **err)
 {
 	const char *id = spec->id;
-	if (spec->name && !hutch_name_valid(spec->name))
-		return hutch_fail(err, EINVAL, "invalid container name '%s'", spec->name);
 	if (cgroup_plan(rt, spec, &c->cg, err) < 0)
 		return -1;
 	c->state = state_from_spec(spec);
@@ -230,7 +223,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			  const struct hutch_io *io, struct hutch_container **out,
 			  struct hutch_err **err)
 {
-	if (hutch_spec_validate(spec, err) < 0 || mounts_check_propagation(spec, err) < 0 ||
+	if (hutch_spec_validate(spec, err) < 0 ||
 	    proc_check_rlimits(&spec->process, rt->rootless, spec->userns, err) < 0)
 		return -1;
 	struct hutch_container *c = xcalloc(1, sizeof(*c));
@@ -287,6 +280,9 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			 .dmz_fd = dmz, .parent_pidfd = self},
 		.sync_fd = sync[0],
 	};
+	/* every mount's options parsed once, here: the child only reads them */
+	if (mounts_prepare(&a.mctx, err) < 0)
+		goto fail;
 	if (spec->process.terminal) {
 		int tfd = isatty(io->stdin_fd) ? io->stdin_fd : io->stdout_fd;
 		a.proc.have_winsize = ioctl(tfd, TIOCGWINSZ, &a.proc.winsize) == 0;
@@ -314,6 +310,8 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		ca.cgroup = (uint64_t)c->cg.dirfd;
 	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid != 0)
+		mounts_release(&a.mctx); /* the child has its own copy */
 	if (pid > 0)
 		hutch_trace("cloned");
 	if (pid < 0) {

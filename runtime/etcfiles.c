@@ -34,8 +34,6 @@ const char *const etc_file_paths[ETC_FILES] = {"/etc/hostname", "/etc/hosts", "/
 
 bool etc_file_wanted(const struct hutch_spec *spec, enum etc_file f)
 {
-	if (f == ETC_HOSTNAME && !spec->hostname)
-		return false;
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		const struct hutch_mount *m = &spec->mounts[i];
 		if (path_same(m->destination, etc_file_paths[f]))

@@ -457,19 +457,6 @@ static int check_propagation(const struct hutch_mount *m, const struct mount_opt
 			  propagation_name(o), m->destination, where ? where : "MOUNTPOINT");
 }
 
-int mounts_check_propagation(const struct hutch_spec *spec, struct hutch_err **err)
-{
-	for (size_t i = 0; i < spec->n_mounts; i++) {
-		struct mount_opts o;
-		if (mount_opts_parse(&spec->mounts[i], &o, err) < 0)
-			return -1;
-		mount_opts_free(&o);
-		if (check_propagation(&spec->mounts[i], &o, err) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* Binds that keep propagation with the host are cloned while the container's
  * mount namespace is still a copy of the host's ("/" not yet private): the
  * clone is then a peer of the source's mount (in a user namespace the copy is a
@@ -684,11 +671,6 @@ void mounts_release(struct mount_ctx *ctx)
 int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = ctx->spec;
-	/* A caller that did not prepare ctx has it done here, in the container's
-	 * process: that allocates, which is safe only because hutch is
-	 * single-threaded when it clones (no lock can be held by another thread). */
-	if (!ctx->opts && mounts_prepare(ctx, err) < 0)
-		return -1;
 	if (clone_early_binds(ctx, err) < 0)
 		return -1;
 	/* Nothing we mount may propagate back to the host. */

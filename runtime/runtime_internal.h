@@ -103,8 +103,6 @@ struct mount_ctx {
  * mounts_release frees it (in the parent; the child's copy goes with exec). */
 int mounts_prepare(struct mount_ctx *ctx, struct hutch_err **err);
 void mounts_release(struct mount_ctx *ctx);
-/* mounts_prepare's checks alone (for callers that do not keep a mount_ctx). */
-int mounts_check_propagation(const struct hutch_spec *spec, struct hutch_err **err);
 int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err);
 /* Mounts, /dev, the /etc files, masked and read-only paths, and the working
  * directory (created if missing, as Docker does). */

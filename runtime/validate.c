@@ -133,8 +133,11 @@ int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 	}
 	if (refuse_mounts_in_shared_binds(s, err) < 0)
 		return -1;
+	if (!s->hostname)
+		return hutch_fail(err, 0, "the spec has no hostname (set it, e.g. to the first "
+					  "12 characters of the id, as hutch run does)");
 	char why[HUTCH_REASON_MAX];
-	const char *problem = s->hostname ? hutch_hostname_problem(s->hostname, why) : NULL;
+	const char *problem = hutch_hostname_problem(s->hostname, why);
 	if (problem) {
 		_cleanup_free_ char *shown = printable(s->hostname, strlen(s->hostname));
 		return hutch_fail(err, 0,

@@ -239,7 +239,6 @@ static void test_wanted(void **state)
 	assert_string_equal(etc_file_paths[ETC_HOSTS], "/etc/hosts");
 	assert_string_equal(etc_file_names[ETC_RESOLV_CONF], "resolv.conf");
 	expect_wanted(spec_with("box", HUTCH_NET_NONE), true, true, true);
-	expect_wanted(spec_with(NULL, HUTCH_NET_NONE), false, true, true);
 	/* the user's own file wins */
 	struct hutch_spec *s = spec_with("box", HUTCH_NET_NONE);
 	hutch_spec_add_mount(s, "bind", "/srv/hosts", "/etc/hosts", "rbind,ro");

@@ -345,9 +345,12 @@ static void test_validate_accepts(void **state)
 	struct hutch_err *err = NULL;
 	assert_int_equal(hutch_spec_validate(s, &err), 0);
 	assert_null(err);
-	/* no hostname, 64-char hostname, a clean nested cwd, extra mounts */
+	/* no hostname: refused (the container's process would have none to set) */
 	set_str(&s->hostname, NULL);
-	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	assert_int_equal(hutch_spec_validate(s, &err), -1);
+	assert_non_null(strstr(err->msg, "no hostname"));
+	hutch_err_free(&err);
+	/* 64-char hostname, a clean nested cwd, extra mounts */
 	char h[65];
 	memset(h, 'h', 64);
 	h[21] = h[42] = '.';
