@@ -259,7 +259,7 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_report(ctx, err);
 	o.platform = &plat;
 	struct hutch_store *s = NULL;
-	if (hutch_store_open(ctx->data_root, ctx->rootless, &s, &err) < 0)
+	if (hutch_store_open(ctx->data_root, ctx->rootless, HUTCH_STORE_WRITE, &s, &err) < 0)
 		return cli_report(ctx, err);
 	struct image_plan *plan = NULL;
 	char id[65];
@@ -297,7 +297,7 @@ int cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 		image_usage(stderr);
 		return 125;
 	}
-	if (hutch_store_open(ctx->data_root, ctx->rootless, &s, &err) < 0)
+	if (hutch_store_open(ctx->data_root, ctx->rootless, HUTCH_STORE_WRITE, &s, &err) < 0)
 		return cli_report(ctx, err);
 	int rc = 0;
 	if (!strcmp(sub, "import")) {

@@ -775,7 +775,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (o.tty && !o.detach && !isatty(STDIN_FILENO) && !isatty(STDOUT_FILENO) && !ctx->quiet)
 		fprintf(stderr, "hutch: warning: -t given but neither stdin nor stdout is a "
 				"terminal\n");
-	if (hutch_store_open(ctx->data_root, ctx->rootless, &store, &err) < 0 ||
+	if (hutch_store_open(ctx->data_root, ctx->rootless, HUTCH_STORE_READ, &store, &err) < 0 ||
 	    hutch_image_get(store, argv[img_idx], &img, &err) < 0)
 		goto out;
 	hutch_trace("image resolved");

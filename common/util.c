@@ -144,6 +144,17 @@ static int replace_file(int dirfd, const char *path, const void *buf, size_t len
 
 int mkdir_p_at(int dirfd, const char *path, mode_t mode, struct hutch_err **err)
 {
+	/* most often the path or all its parents are there: one call */
+	if (mkdirat(dirfd, path, mode) == 0)
+		return 0;
+	if (errno == EEXIST) {
+		struct stat st;
+		if (fstatat(dirfd, path, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+			return hutch_fail(err, ENOTDIR, "mkdir %s", path);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return hutch_fail_sys(err, "mkdir %s", path);
 	_cleanup_free_ char *p = xstrdup(path);
 	for (char *s = p + 1; *s; s++) {
 		if (*s != '/')

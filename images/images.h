@@ -49,9 +49,12 @@ struct hutch_image_list {
 	size_t n;
 };
 
-/* Open (creating if needed) the store under data_root; clears abandoned staging. */
-int hutch_store_open(const char *data_root, bool rootless, struct hutch_store **out,
-		     struct hutch_err **err);
+/* Open (creating if needed) the store under data_root. HUTCH_STORE_WRITE also
+ * clears what killed writers left (staging, temp files); HUTCH_STORE_READ (a
+ * container start) leaves that to the next writer and does no scan. */
+enum hutch_store_mode { HUTCH_STORE_WRITE = 0, HUTCH_STORE_READ };
+int hutch_store_open(const char *data_root, bool rootless, enum hutch_store_mode mode,
+		     struct hutch_store **out, struct hutch_err **err);
 void hutch_store_close(struct hutch_store *s);
 
 /* Import a rootfs tarball (.tar, .tar.gz, .tar.zst: detected by content) or a

@@ -181,17 +181,25 @@ static void clean_leftovers(struct hutch_store *s)
 	flock(s->lockfd, LOCK_UN);
 }
 
-int hutch_store_open(const char *data_root, bool rootless, struct hutch_store **out,
-		     struct hutch_err **err)
+int hutch_store_open(const char *data_root, bool rootless, enum hutch_store_mode mode,
+		     struct hutch_store **out, struct hutch_err **err)
 {
 	_cleanup_free_ char *root = xasprintf("%s/images", data_root);
 	static const char *const subdirs[] = {"layers", "configs", "tmp", "locks"};
-	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
-		_cleanup_free_ char *p = xasprintf("%s/%s", root, subdirs[i]);
-		if (mkdir_p_at(AT_FDCWD, p, 0700, err) < 0)
-			return hutch_err_wrap(err, "open the image store");
-	}
 	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* a store that exists has its subdirs (the last is made last) */
+	if (fd < 0 || faccessat(fd, subdirs[ARRAY_SIZE(subdirs) - 1], F_OK, 0) < 0) {
+		for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+			_cleanup_free_ char *p = xasprintf("%s/%s", root, subdirs[i]);
+			if (mkdir_p_at(AT_FDCWD, p, 0700, err) < 0) {
+				if (fd >= 0)
+					close(fd);
+				return hutch_err_wrap(err, "open the image store");
+			}
+		}
+		if (fd < 0)
+			fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return hutch_fail_sys(err, "open %s", root);
 	struct hutch_store *s = xcalloc(1, sizeof(*s));
@@ -199,8 +207,10 @@ int hutch_store_open(const char *data_root, bool rootless, struct hutch_store **
 	s->rootfd = fd;
 	s->lockfd = -1;
 	s->rootless = rootless;
-	clean_abandoned_staging(s);
-	clean_leftovers(s);
+	if (mode == HUTCH_STORE_WRITE) {
+		clean_abandoned_staging(s);
+		clean_leftovers(s);
+	}
 	*out = s;
 	return 0;
 }

@@ -110,6 +110,7 @@ static void test_container_start_refuses_before_creating_anything(void **state)
 
 	struct hutch_spec *spec = hutch_spec_new();
 	spec->id = xstrdup("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	spec->hostname = xstrdup("box");
 	spec->process.args = xcalloc(2, sizeof(char *));
 	spec->process.args[0] = xstrdup("true");
 	spec->process.n_args = 1;

@@ -176,7 +176,7 @@ static int setup(void **state)
 	sha256_hex_of(t.buf, t.len, f->diff_hex);
 	free(t.buf);
 	struct hutch_err *err = NULL;
-	if (hutch_store_open(f->data, false, &f->store, &err) < 0) {
+	if (hutch_store_open(f->data, false, HUTCH_STORE_WRITE, &f->store, &err) < 0) {
 		fprintf(stderr, "hutch_store_open: %s\n", err ? err->msg : "?");
 		hutch_err_free(&err);
 		return -1;
@@ -478,7 +478,7 @@ static void test_reopen(void **state)
 	hutch_store_close(f->store);
 	f->store = NULL;
 	struct hutch_err *err = NULL;
-	assert_int_equal(hutch_store_open(f->data, false, &f->store, &err), 0);
+	assert_int_equal(hutch_store_open(f->data, false, HUTCH_STORE_WRITE, &f->store, &err), 0);
 	struct hutch_image *img = get_ok(f, "persist:1");
 	assert_string_equal(img->id, id);
 	check_rootfs(img->layer_dirs[0]);
@@ -676,7 +676,7 @@ static void test_staging_cleanup(void **state)
 	assert_true(busy_fd >= 0);
 	assert_int_equal(flock(busy_fd, LOCK_EX), 0);
 
-	assert_int_equal(hutch_store_open(f->data, false, &f->store, &err), 0);
+	assert_int_equal(hutch_store_open(f->data, false, HUTCH_STORE_WRITE, &f->store, &err), 0);
 	assert_null(err);
 	char *dead = fx_path(f, "tmp/import-dead01");
 	assert_false(path_exists(dead));
@@ -688,7 +688,7 @@ static void test_staging_cleanup(void **state)
 	close(busy_fd);
 	hutch_store_close(f->store);
 	f->store = NULL;
-	assert_int_equal(hutch_store_open(f->data, false, &f->store, &err), 0);
+	assert_int_equal(hutch_store_open(f->data, false, HUTCH_STORE_WRITE, &f->store, &err), 0);
 	assert_int_equal(count_store(f, "tmp"), 0);
 
 	/* the store still works */
@@ -883,7 +883,7 @@ static int rootless_child(const char *data, const char *tar)
 	struct hutch_err *err = NULL;
 	char id[65];
 	int rc = 0;
-	if (hutch_store_open(data, true, &s, &err) < 0) {
+	if (hutch_store_open(data, true, HUTCH_STORE_WRITE, &s, &err) < 0) {
 		rc = 11;
 		goto out;
 	}
@@ -898,7 +898,7 @@ static int rootless_child(const char *data, const char *tar)
 	hutch_store_close(s);
 	s = NULL;
 	/* even a reopen (which clears staging) must leave nothing */
-	if (hutch_store_open(data, true, &s, &err) < 0) {
+	if (hutch_store_open(data, true, HUTCH_STORE_WRITE, &s, &err) < 0) {
 		rc = 14;
 		goto out;
 	}
