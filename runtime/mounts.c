@@ -380,8 +380,8 @@ static char *make_overlay_legacy_opts(const struct mount_ctx *ctx)
 		append_char(&buf, &len, ':');
 		append_escaped(&buf, &len, ctx->etc->base_layer);
 	}
-	char *all = xasprintf("%s,upperdir=%s,workdir=%s%s", buf, ctx->upper, ctx->work,
-			      ctx->rootless ? ",userxattr" : "");
+	char *all = xasprintf("%s,upperdir=%s,workdir=%s%s%s", buf, ctx->upper, ctx->work,
+			      ctx->rootless ? ",userxattr" : "", spec->auto_remove ? ",volatile" : "");
 	free(buf);
 	return all;
 }
@@ -697,6 +697,11 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
 		r = fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", ctx->work, 0);
 	if (r == 0 && ctx->rootless)
 		r = fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0);
+	/* --rm: the upper dir is deleted after the run, so writing it back to disk
+	 * (overlayfs syncs the upper filesystem when it is unmounted, on the
+	 * container's exit path) buys nothing */
+	if (r == 0 && spec->auto_remove)
+		r = fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", NULL, 0);
 	if (r == 0)
 		r = fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
 	if (r < 0 && errno == EINVAL)

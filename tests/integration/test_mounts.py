@@ -478,3 +478,16 @@ def test_runtime_mounts_on_or_below_a_shared_bind_are_refused(hutch, tmp, reques
     # rslave lets nothing out: allowed where the source may be a slave's
     if os.geteuid() == 0:
         hutch("run", "--rm", "-v", f"{src}:/sys/firmware:rslave", "bb", "true")
+
+
+def test_rm_container_overlay_is_volatile(hutch, ctr):
+    # --rm: the upper dir is deleted after the run, so the overlay skips syncing
+    # it at unmount (no writeback of what the container wrote on its way out);
+    # a container that is kept gets a normal overlay.
+    def root_line(out):
+        return next(l for l in out.splitlines() if l.split()[4] == "/")
+    rm = hutch("run", "--rm", "bb", "cat", "/proc/self/mountinfo").stdout
+    assert "volatile" in root_line(rm).split(" - ")[1]
+    cid = ctr.run("bb", "sleep", "100")
+    kept = hutch("exec", cid, "cat", "/proc/self/mountinfo").stdout
+    assert "volatile" not in root_line(kept)
