@@ -405,28 +405,32 @@ static int add_ulimit(struct hutch_spec *spec, const char *arg, bool rootless,
 	return 0;
 }
 
+/* --cap-drop and --cap-add, in that order as in Docker, on the bounding,
+ * effective and permitted sets ("ALL": every capability hutch has). */
 static int apply_caps(struct hutch_spec *spec, const struct run_opts *o, struct hutch_err **err)
 {
+	uint64_t caps = spec->process.caps.bounding;
 	for (size_t i = 0; i < o->n_cap_drop; i++) {
 		if (!strcasecmp(o->cap_drop[i], "ALL")) {
-			spec->process.caps = 0;
+			caps = 0;
 			continue;
 		}
 		int c = hutch_cap_from_name(o->cap_drop[i]);
 		if (c < 0)
 			return fail(err, "unknown capability '%s' in --cap-drop", o->cap_drop[i]);
-		spec->process.caps &= ~(1ULL << c);
+		caps &= ~(1ULL << c);
 	}
 	for (size_t i = 0; i < o->n_cap_add; i++) {
 		if (!strcasecmp(o->cap_add[i], "ALL")) {
-			spec->process.caps = ~0ULL;
+			caps = ~0ULL;
 			continue;
 		}
 		int c = hutch_cap_from_name(o->cap_add[i]);
 		if (c < 0)
 			return fail(err, "unknown capability '%s' in --cap-add", o->cap_add[i]);
-		spec->process.caps |= 1ULL << c;
+		caps |= 1ULL << c;
 	}
+	hutch_spec_set_caps(spec, caps);
 	return 0;
 }
 
@@ -691,9 +695,9 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 	/* Network */
 	const char *net = o->network ? o->network : "none";
 	if (!strcmp(net, "none"))
-		spec->net_mode = HUTCH_NET_NONE;
+		hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, NULL);
 	else if (!strcmp(net, "host"))
-		spec->net_mode = HUTCH_NET_HOST;
+		hutch_spec_share_namespace(spec, HUTCH_NS_NETWORK);
 	else
 		return fail(err,
 			    "network mode '%s' is not available: use --network none (loopback "
@@ -723,7 +727,7 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 				"ranges for your user to /etc/subuid and /etc/subgid (usermod "
 				"--add-subuids, --add-subgids). (Said once.)\n",
 				(unsigned)getuid());
-		spec->userns = true;
+		hutch_spec_set_namespace(spec, HUTCH_NS_USER, NULL);
 		spec->uid_map = xcalloc(m.n_uid, sizeof(*spec->uid_map));
 		spec->gid_map = xcalloc(m.n_gid, sizeof(*spec->gid_map));
 		for (size_t i = 0; i < m.n_uid; i++)

@@ -70,13 +70,14 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 		close(a->sync_fd);
 	}
 	umask(0022);
-	if (spec->net_mode == HUTCH_NET_PATH) {
-		_cleanup_close_ int nsfd = open(spec->net_path, O_RDONLY | O_CLOEXEC);
+	const struct hutch_namespace *net = hutch_spec_namespace(spec, HUTCH_NS_NETWORK);
+	if (net && net->path) {
+		_cleanup_close_ int nsfd = open(net->path, O_RDONLY | O_CLOEXEC);
 		if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
-			hutch_fail_sys(&err, "join network namespace %s", spec->net_path);
+			hutch_fail_sys(&err, "join the network namespace %s", net->path);
 			proc_fail(&a->proc, code, err);
 		}
-	} else if (spec->net_mode == HUTCH_NET_NONE && set_loopback_up(&err) < 0) {
+	} else if (net && set_loopback_up(&err) < 0) {
 		proc_fail(&a->proc, code, err);
 	}
 	if (sethostname(spec->hostname, strlen(spec->hostname)) < 0) {
@@ -124,8 +125,7 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	st->detached = spec->detached;
 	st->hostname = spec->hostname ? xstrdup(spec->hostname) : NULL;
 	st->seccomp = spec->seccomp == HUTCH_SECCOMP_DEFAULT && !spec->privileged;
-	st->userns = spec->userns;
-	st->net_mode = spec->net_mode;
+	st->namespaces = spec_ns_mask(spec);
 	st->process.args = xcalloc(spec->process.n_args + 1, sizeof(char *));
 	for (size_t i = 0; i < spec->process.n_args; i++)
 		st->process.args[i] = xstrdup(spec->process.args[i]);
@@ -224,7 +224,8 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			  struct hutch_err **err)
 {
 	if (hutch_spec_validate(spec, err) < 0 ||
-	    proc_check_rlimits(&spec->process, rt->rootless, spec->userns, err) < 0)
+	    proc_check_rlimits(&spec->process, rt->rootless, spec_has_ns(spec, HUTCH_NS_USER),
+			       err) < 0)
 		return -1;
 	struct hutch_container *c = xcalloc(1, sizeof(*c));
 	c->rt = rt;
@@ -247,7 +248,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	if (spec->seccomp == HUTCH_SECCOMP_DEFAULT && !spec->privileged) {
 		_cleanup_free_ char *cache = xasprintf("%s/cache", rt->run_root);
 		prog = xcalloc(1, sizeof(*prog));
-		if (seccomp_prepare_default(spec->process.caps, cache, prog, err) < 0) {
+		if (seccomp_prepare_default(spec->process.caps.bounding, cache, prog, err) < 0) {
 			free(prog);
 			prog = NULL;
 			goto fail;
@@ -260,7 +261,8 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	self = pidfd_open_or_fail(getpid(), false, err);
 	if (self < 0)
 		goto fail;
-	if (pipe2(report, O_CLOEXEC) < 0 || (spec->userns && pipe2(sync, O_CLOEXEC) < 0) ||
+	bool userns = spec_has_ns(spec, HUTCH_NS_USER);
+	if (pipe2(report, O_CLOEXEC) < 0 || (userns && pipe2(sync, O_CLOEXEC) < 0) ||
 	    (spec->process.terminal &&
 	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
 		hutch_fail_sys(err, "create pipes");
@@ -275,7 +277,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		.spec = spec,
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
 			 .etc = &etc, .rootless = rt->rootless},
-		.proc = {.proc = &spec->process, .io = io, .userns = spec->userns,
+		.proc = {.proc = &spec->process, .io = io, .userns = userns,
 			 .seccomp = prog, .report_fd = report[1], .pty_sock = ptys[1],
 			 .dmz_fd = dmz, .parent_pidfd = self},
 		.sync_fd = sync[0],
@@ -293,12 +295,12 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		}
 	}
 
-	uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
-			 CLONE_NEWCGROUP | CLONE_PIDFD;
-	if (spec->net_mode == HUTCH_NET_NONE)
-		flags |= CLONE_NEWNET;
-	if (spec->userns)
-		flags |= CLONE_NEWUSER;
+	/* new namespaces for the types listed without a path; those with one are
+	 * joined by the child (validated: only network) */
+	uint64_t flags = CLONE_PIDFD;
+	for (size_t i = 0; i < spec->n_namespaces; i++)
+		if (!spec->namespaces[i].path)
+			flags |= (uint64_t)ns_clone_flag(spec->namespaces[i].type);
 	int pidfd = -1;
 	struct clone_args ca = {
 		.flags = flags,
@@ -333,7 +335,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		close(ptys[1]);
 		ptys[1] = -1;
 	}
-	if (spec->userns) {
+	if (userns) {
 		if (userns_write_maps(rt, spec, pid, err) < 0) {
 			kill(pid, SIGKILL);
 			goto fail_reap;

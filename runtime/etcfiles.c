@@ -92,7 +92,7 @@ char *etc_hosts_content(const struct hutch_spec *spec, const char *host_hosts)
 	FILE *f = open_memstream(&buf, &len);
 	if (!f)
 		return xstrdup(default_hosts);
-	bool host_net = spec->net_mode == HUTCH_NET_HOST;
+	bool host_net = !spec_has_ns(spec, HUTCH_NS_NETWORK);
 	if (host_net && host_hosts) {
 		size_t n = strlen(host_hosts);
 		fputs(host_hosts, f);
@@ -212,7 +212,7 @@ static bool ip_is_loopback(const char *s)
 
 char *etc_resolv_conf_content(const struct hutch_spec *spec, const char *host_resolv)
 {
-	bool host_net = spec->net_mode == HUTCH_NET_HOST;
+	bool host_net = !spec_has_ns(spec, HUTCH_NS_NETWORK);
 	bool overridden = spec->dns.n_servers || spec->dns.n_search || spec->dns.n_options;
 	if (host_net && !overridden) {
 		const char *t = host_resolv ? host_resolv : "";
@@ -265,7 +265,8 @@ static char *host_resolv_for(const struct hutch_spec *spec)
 	char *text = NULL;
 	if (read_file_at(AT_FDCWD, "/etc/resolv.conf", &text, NULL, NULL) < 0)
 		return NULL;
-	if (spec->net_mode == HUTCH_NET_HOST || spec->dns.n_servers || !strstr(text, "127.0.0.53"))
+	if (!spec_has_ns(spec, HUTCH_NS_NETWORK) || spec->dns.n_servers ||
+	    !strstr(text, "127.0.0.53"))
 		return text;
 	struct resolv r;
 	resolv_parse(text, &r);
@@ -332,7 +333,7 @@ int etc_files_prepare(const struct hutch_runtime *rt, const struct hutch_spec *s
 		if (f == ETC_HOSTNAME) {
 			out->content[f] = etc_hostname_content(spec);
 		} else if (f == ETC_HOSTS) {
-			if (spec->net_mode == HUTCH_NET_HOST)
+			if (!spec_has_ns(spec, HUTCH_NS_NETWORK))
 				read_file_at(AT_FDCWD, "/etc/hosts", &host, NULL, NULL);
 			out->content[f] = etc_hosts_content(spec, host);
 		} else {

@@ -84,7 +84,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	c.id = (char *)s->id;
 	if (s->seccomp) {
 		_cleanup_free_ char *cache = xasprintf("%s/cache", rt->run_root);
-		if (seccomp_prepare_default(proc.caps, cache, &prog, err) < 0)
+		if (seccomp_prepare_default(proc.caps.bounding, cache, &prog, err) < 0)
 			goto out;
 		have_prog = true;
 	}
@@ -115,7 +115,8 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 		hutch_fail_sys(err, "create pipes");
 		goto out;
 	}
-	struct proc_ctx pc = {.proc = &proc, .io = io, .userns = s->userns,
+	bool userns = s->namespaces & (1u << HUTCH_NS_USER);
+	struct proc_ctx pc = {.proc = &proc, .io = io, .userns = userns,
 			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
 			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self};
 	if (o->terminal) {
@@ -146,9 +147,9 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 		/* This middle process dies with hutch exec, and the command with it
 		 * (the command arms its own again after it changes credentials). */
 		pdeathsig_arm(self);
-		int ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
-			 CLONE_NEWNET | (s->userns ? CLONE_NEWUSER : 0);
-		if (setns(target, ns) < 0) {
+		/* the namespaces it has of its own, and no others: setns into the
+		 * caller's own user namespace would fail */
+		if (setns(target, ns_clone_flags(s->namespaces)) < 0) {
 			if (errno == ESRCH)
 				hutch_fail(&e, 0, "container %.12s is not running", s->id);
 			else

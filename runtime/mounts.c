@@ -492,11 +492,13 @@ static int clone_early_binds(struct mount_ctx *ctx, struct hutch_err **err)
 
 /* ---- what the parent prepares ----------------------------------------------- */
 
-/* Rootless with the host's network, sysfs cannot be mounted (it needs a network
- * namespace of our own): the host's /sys is bound instead, read-only. */
+/* Rootless, sysfs can only be mounted in a network namespace that the
+ * container's user namespace owns, one made with it: with the host's network
+ * (or one joined by path) the host's /sys is bound instead, read-only. */
 static bool sysfs_as_bind(const struct mount_ctx *ctx, const struct hutch_mount *m)
 {
-	return !strcmp(m->type, "sysfs") && ctx->spec->net_mode == HUTCH_NET_HOST && ctx->rootless;
+	const struct hutch_namespace *net = hutch_spec_namespace(ctx->spec, HUTCH_NS_NETWORK);
+	return !strcmp(m->type, "sysfs") && ctx->rootless && (!net || net->path);
 }
 
 static struct hutch_mount host_sys_bind(const struct hutch_spec *spec, const struct hutch_mount *m)
@@ -512,7 +514,7 @@ static struct hutch_mount host_sys_bind(const struct hutch_spec *spec, const str
 
 static bool gid_is_mapped(const struct hutch_spec *spec, gid_t gid)
 {
-	if (!spec->userns)
+	if (!spec_has_ns(spec, HUTCH_NS_USER))
 		return true;
 	for (size_t i = 0; i < spec->n_gid_map; i++)
 		if (gid >= spec->gid_map[i].container_id &&

@@ -258,23 +258,38 @@ static int unmapped(const struct proc_ctx *p, const struct user_ids *u, struct h
 			  who, u->uid, u->gid);
 }
 
+/* The five sets of the spec, each cut down to what hutch has itself: "ALL"
+ * (--cap-add ALL, --privileged) means all of ours, since a host may withhold
+ * some from us and capset cannot grant them. */
+static struct hutch_caps caps_we_can_give(const struct hutch_caps *want, int last)
+{
+	struct hutch_caps c = *want;
+	uint64_t mine = 0;
+	cap_t cur = cap_get_proc();
+	for (int i = 0; i <= last && cur; i++) {
+		cap_flag_value_t v = CAP_CLEAR;
+		if (cap_get_flag(cur, i, CAP_PERMITTED, &v) == 0 && v == CAP_SET)
+			mine |= 1ULL << i;
+	}
+	if (cur)
+		cap_free(cur);
+	else
+		mine = ~0ULL; /* unknown: let capset say what it refuses */
+	c.bounding &= mine;
+	c.effective &= mine;
+	c.permitted &= mine;
+	c.inheritable &= mine;
+	c.ambient &= mine;
+	return c;
+}
+
 static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 			   struct hutch_err **err)
 {
-	uint64_t caps = p->proc->caps;
 	int last = (int)cap_max_bits() - 1;
-	/* "ALL" (--cap-add ALL, --privileged) means all that we have ourselves:
-	 * a host may withhold some from us, and capset cannot grant them. */
-	cap_t mine = cap_get_proc();
-	for (int c = 0; c <= last && mine; c++) {
-		cap_flag_value_t v = CAP_CLEAR;
-		if (cap_get_flag(mine, c, CAP_PERMITTED, &v) == 0 && v == CAP_CLEAR)
-			caps &= ~(1ULL << c);
-	}
-	if (mine)
-		cap_free(mine);
+	struct hutch_caps caps = caps_we_can_give(&p->proc->caps, last);
 	for (int c = 0; c <= last; c++)
-		if (!(caps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
+		if (!(caps.bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
 		    errno != EINVAL)
 			return hutch_fail_sys(err, "drop capability %d from the bounding set", c);
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
@@ -293,21 +308,34 @@ static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 	cap_t c = cap_init();
 	if (!c)
 		return hutch_fail_sys(err, "cap_init");
-	for (int i = 0; i <= last; i++) {
-		if (!(caps & (1ULL << i)))
-			continue;
-		cap_value_t v = i;
-		cap_set_flag(c, CAP_EFFECTIVE, 1, &v, CAP_SET);
-		cap_set_flag(c, CAP_PERMITTED, 1, &v, CAP_SET);
-	}
-	/* The inheritable set stays empty (CVE-2022-24769), and so do ambient caps:
-	 * a non-root user gets no capabilities after execve, as in Docker. */
+	const struct {
+		cap_flag_t flag;
+		uint64_t mask;
+	} sets[] = {
+	    {CAP_EFFECTIVE, caps.effective},
+	    {CAP_PERMITTED, caps.permitted},
+	    {CAP_INHERITABLE, caps.inheritable},
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(sets); k++)
+		for (int i = 0; i <= last; i++) {
+			cap_value_t v = i;
+			if (sets[k].mask & (1ULL << i))
+				cap_set_flag(c, sets[k].flag, 1, &v, CAP_SET);
+		}
 	int r = cap_set_proc(c);
 	cap_free(c);
 	if (r < 0)
 		return hutch_fail_sys(err, "set capabilities");
+	/* Docker's default leaves inheritable and ambient empty (CVE-2022-24769): a
+	 * user other than root then has no capabilities after execve. */
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return hutch_fail_sys(err, "clear ambient capabilities");
+	for (int i = 0; i <= last; i++)
+		if ((caps.ambient & (1ULL << i)) &&
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i, 0, 0) < 0)
+			return hutch_fail_sys(err, "raise %s in the ambient set",
+					      hutch_cap_name(i) ? hutch_cap_name(i)
+								: "a capability");
 	return 0;
 }
 

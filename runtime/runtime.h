@@ -49,10 +49,39 @@ struct hutch_host_entry {
 	char *address; /* an IPv4 or IPv6 literal */
 };
 
-enum hutch_net_mode {
-	HUTCH_NET_NONE = 0, /* private netns with only loopback (up) */
-	HUTCH_NET_HOST, /* share the caller's netns */
-	HUTCH_NET_PATH, /* join the netns at net_path (prepared by net/) */
+/* linux.namespaces of the OCI runtime spec: a type in the spec's list gets a
+ * namespace of its own, a new one or (path) the one at that path; a type not in
+ * the list is shared with whoever starts the container. hutch runs what it can
+ * keep safe and clean up, and hutch_spec_validate refuses the rest by name:
+ * mount, pid, uts, ipc and cgroup are always new; network may be new (only
+ * loopback, up), joined by path (net/ prepares it) or shared (--network host);
+ * user may be new (with uid_map and gid_map) or shared. */
+enum hutch_ns_type {
+	HUTCH_NS_MOUNT = 0,
+	HUTCH_NS_PID,
+	HUTCH_NS_NETWORK,
+	HUTCH_NS_IPC,
+	HUTCH_NS_UTS,
+	HUTCH_NS_USER,
+	HUTCH_NS_CGROUP,
+	HUTCH_NS_TYPES
+};
+
+struct hutch_namespace {
+	enum hutch_ns_type type;
+	char *path; /* NULL: a new namespace */
+};
+
+/* The OCI names: "mount", "pid", "network", "ipc", "uts", "user", "cgroup". */
+const char *hutch_ns_type_name(enum hutch_ns_type t);
+int hutch_ns_type_from_name(const char *name); /* -1 if unknown */
+
+/* process.capabilities of the OCI runtime spec, as bit masks (1 << CAP_*).
+ * The kernel's rules for execve apply to them as to any process: a process
+ * running as uid 0 ends up with the bounding set (and the inheritable one),
+ * another uid with the ambient set only. */
+struct hutch_caps {
+	uint64_t bounding, effective, permitted, inheritable, ambient;
 };
 
 /* What runs: for the container's pid 1, and for `exec`. */
@@ -67,7 +96,7 @@ struct hutch_process {
 	bool interactive; /* keep stdin open (else /dev/null) */
 	bool init; /* run a tiny reaper as pid 1 */
 	bool no_new_privileges;
-	uint64_t caps; /* bounding = permitted = effective for uid 0 */
+	struct hutch_caps caps;
 	struct hutch_rlimit *rlimits;
 	size_t n_rlimits;
 	int stop_signal;
@@ -94,11 +123,11 @@ struct hutch_spec {
 	char **readonly_paths;
 	size_t n_readonly_paths;
 
-	enum hutch_net_mode net_mode;
-	char *net_path;
+	struct hutch_namespace *namespaces; /* each type at most once */
+	size_t n_namespaces;
 	/* Every container gets its own /etc/hostname, /etc/hosts and /etc/resolv.conf,
 	 * bind-mounted over the image's, except where a mount of the spec covers them.
-	 * An empty list takes the host's (resolv.conf: for HUTCH_NET_HOST as it is,
+	 * An empty list takes the host's (resolv.conf: with the host's network as it is,
 	 * else without loopback nameservers); extra hosts come after the localhost
 	 * lines, and one naming the hostname replaces its loopback lines. */
 	struct {
@@ -111,7 +140,6 @@ struct hutch_spec {
 	} dns;
 	struct hutch_host_entry *extra_hosts;
 	size_t n_extra_hosts;
-	bool userns; /* new user namespace with uid_map / gid_map */
 	struct hutch_id_map *uid_map, *gid_map;
 	size_t n_uid_map, n_gid_map;
 
@@ -155,6 +183,17 @@ void hutch_spec_free(struct hutch_spec *spec);
 int hutch_spec_add_mount(struct hutch_spec *spec, const char *type, const char *source,
 			 const char *destination, const char *options_csv);
 void hutch_spec_set_env(struct hutch_spec *spec, const char *kv); /* replaces same key */
+/* The container's own namespace of type t, NULL when it shares the caller's. */
+const struct hutch_namespace *hutch_spec_namespace(const struct hutch_spec *spec,
+						   enum hutch_ns_type t);
+/* Give the container a namespace of type t of its own: a new one (path NULL)
+ * or the one at path; replaces what the spec had for t. */
+void hutch_spec_set_namespace(struct hutch_spec *spec, enum hutch_ns_type t, const char *path);
+/* Let the container share the caller's namespace of type t. */
+void hutch_spec_share_namespace(struct hutch_spec *spec, enum hutch_ns_type t);
+/* Every capability set but ambient and inheritable to mask (--cap-add and
+ * --cap-drop work on these three, as in Docker). */
+void hutch_spec_set_caps(struct hutch_spec *spec, uint64_t mask);
 const char *hutch_spec_get_env(const struct hutch_spec *spec, const char *key);
 /* DNS settings and /etc/hosts entries, validated: the message names the value. */
 int hutch_spec_add_dns_server(struct hutch_spec *spec, const char *address,
@@ -182,8 +221,10 @@ const char *hutch_hostname_problem(const char *name, char buf[HUTCH_REASON_MAX])
  * no masked or read-only paths, /sys and /sys/fs/cgroup writable, the host's
  * device nodes in /dev. */
 void hutch_spec_set_privileged(struct hutch_spec *spec);
-/* Capability names ("NET_RAW", "CAP_NET_RAW", "ALL") to bit numbers; -1 if unknown. */
+/* Capability names ("NET_RAW", "CAP_NET_RAW") to bit numbers; -1 if unknown. */
 int hutch_cap_from_name(const char *name);
+/* Bit number to the OCI name ("CAP_NET_RAW"); NULL if hutch does not know it. */
+const char *hutch_cap_name(int cap);
 /* Validate the whole spec before anything is created; the message names the bad value. */
 int hutch_spec_validate(const struct hutch_spec *spec, struct hutch_err **err);
 
@@ -248,8 +289,8 @@ struct hutch_state {
 	/* the process settings that `exec` reuses */
 	struct hutch_process process;
 	bool seccomp; /* default profile applied */
-	bool userns;
-	enum hutch_net_mode net_mode;
+	/* the types of namespace it has of its own: bit (1 << HUTCH_NS_*) */
+	unsigned namespaces;
 };
 
 struct hutch_state_list {
@@ -312,5 +353,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 /* The container's log (CRI format lines): DATA/containers/ID/container.log */
 char *hutch_state_log_path(const struct hutch_runtime *rt, const struct hutch_state *s);
 
-/* Docker's 14 default capabilities (CapEff 00000000a80425fb). */
+/* Docker's 14 default capabilities (CapEff 00000000a80425fb): the bounding,
+ * effective and permitted sets of a default spec; inheritable and ambient are
+ * empty (CVE-2022-24769). */
 #define HUTCH_DEFAULT_CAPS 0x00000000a80425fbULL

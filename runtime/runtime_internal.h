@@ -45,6 +45,16 @@ int cgroup_open_record(const struct hutch_runtime *rt, const char *path, const c
 		       struct hutch_err **err);
 
 /* ---- spec.c, validate.c ---- */
+/* Does the container have a namespace of type t of its own (new or joined)? */
+static inline bool spec_has_ns(const struct hutch_spec *s, enum hutch_ns_type t)
+{
+	return hutch_spec_namespace(s, t) != NULL;
+}
+/* Bits (1 << HUTCH_NS_*) of the types the spec lists. */
+unsigned spec_ns_mask(const struct hutch_spec *s);
+/* The CLONE_NEW* flag of a type, and those of every bit in mask. */
+int ns_clone_flag(enum hutch_ns_type t);
+int ns_clone_flags(unsigned mask);
 /* Spec paths (clean and absolute); trailing slashes do not count. path_below:
  * strictly below dir ("/" has everything else below it). */
 bool path_same(const char *a, const char *b);

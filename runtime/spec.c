@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/capability.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -57,7 +58,12 @@ static void strv_free(char **v, size_t n)
 struct hutch_spec *hutch_spec_new(void)
 {
 	struct hutch_spec *s = xcalloc(1, sizeof(*s));
-	s->process.caps = HUTCH_DEFAULT_CAPS;
+	hutch_spec_set_caps(s, HUTCH_DEFAULT_CAPS);
+	/* Docker's: every type but user (rootless adds it), network with only loopback */
+	static const enum hutch_ns_type own[] = {HUTCH_NS_MOUNT, HUTCH_NS_PID, HUTCH_NS_NETWORK,
+						 HUTCH_NS_IPC,	 HUTCH_NS_UTS, HUTCH_NS_CGROUP};
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++)
+		hutch_spec_set_namespace(s, own[i], NULL);
 	s->process.no_new_privileges = true;
 	s->process.stop_signal = SIGTERM;
 	s->process.cwd = xstrdup("/");
@@ -101,7 +107,9 @@ void hutch_spec_free(struct hutch_spec *s)
 	free(s->mounts);
 	strv_free(s->masked_paths, s->n_masked_paths);
 	strv_free(s->readonly_paths, s->n_readonly_paths);
-	free(s->net_path);
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		free(s->namespaces[i].path);
+	free(s->namespaces);
 	strv_free(s->dns.servers, s->dns.n_servers);
 	strv_free(s->dns.search, s->dns.n_search);
 	strv_free(s->dns.options, s->dns.n_options);
@@ -113,6 +121,87 @@ void hutch_spec_free(struct hutch_spec *s)
 	free(s->uid_map);
 	free(s->gid_map);
 	free(s);
+}
+
+/* ---- namespaces and capabilities -------------------------------------------- */
+
+static const struct {
+	const char *name;
+	int flag;
+} ns_types[HUTCH_NS_TYPES] = {
+    [HUTCH_NS_MOUNT] = {"mount", CLONE_NEWNS},	     [HUTCH_NS_PID] = {"pid", CLONE_NEWPID},
+    [HUTCH_NS_NETWORK] = {"network", CLONE_NEWNET},  [HUTCH_NS_IPC] = {"ipc", CLONE_NEWIPC},
+    [HUTCH_NS_UTS] = {"uts", CLONE_NEWUTS},	     [HUTCH_NS_USER] = {"user", CLONE_NEWUSER},
+    [HUTCH_NS_CGROUP] = {"cgroup", CLONE_NEWCGROUP},
+};
+
+const char *hutch_ns_type_name(enum hutch_ns_type t)
+{
+	return (unsigned)t < HUTCH_NS_TYPES ? ns_types[t].name : "unknown";
+}
+
+int hutch_ns_type_from_name(const char *name)
+{
+	for (int t = 0; t < HUTCH_NS_TYPES; t++)
+		if (!strcmp(name, ns_types[t].name))
+			return t;
+	return -1;
+}
+
+int ns_clone_flag(enum hutch_ns_type t)
+{
+	return (unsigned)t < HUTCH_NS_TYPES ? ns_types[t].flag : 0;
+}
+
+int ns_clone_flags(unsigned mask)
+{
+	int flags = 0;
+	for (int t = 0; t < HUTCH_NS_TYPES; t++)
+		if (mask & (1u << t))
+			flags |= ns_types[t].flag;
+	return flags;
+}
+
+const struct hutch_namespace *hutch_spec_namespace(const struct hutch_spec *s, enum hutch_ns_type t)
+{
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		if (s->namespaces[i].type == t)
+			return &s->namespaces[i];
+	return NULL;
+}
+
+unsigned spec_ns_mask(const struct hutch_spec *s)
+{
+	unsigned mask = 0;
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		if ((unsigned)s->namespaces[i].type < HUTCH_NS_TYPES)
+			mask |= 1u << s->namespaces[i].type;
+	return mask;
+}
+
+void hutch_spec_share_namespace(struct hutch_spec *s, enum hutch_ns_type t)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < s->n_namespaces; i++) {
+		if (s->namespaces[i].type == t)
+			free(s->namespaces[i].path);
+		else
+			s->namespaces[kept++] = s->namespaces[i];
+	}
+	s->n_namespaces = kept;
+}
+
+void hutch_spec_set_namespace(struct hutch_spec *s, enum hutch_ns_type t, const char *path)
+{
+	hutch_spec_share_namespace(s, t);
+	s->namespaces = xrealloc(s->namespaces, (s->n_namespaces + 1) * sizeof(*s->namespaces));
+	s->namespaces[s->n_namespaces++] =
+	    (struct hutch_namespace){.type = t, .path = path ? xstrdup(path) : NULL};
+}
+
+void hutch_spec_set_caps(struct hutch_spec *s, uint64_t mask)
+{
+	s->process.caps.bounding = s->process.caps.effective = s->process.caps.permitted = mask;
 }
 
 int hutch_spec_add_mount(struct hutch_spec *s, const char *type, const char *source,
@@ -362,7 +451,7 @@ void hutch_spec_set_privileged(struct hutch_spec *s)
 {
 	s->privileged = true;
 	/* "all" is cut down to what hutch itself has when the process starts */
-	s->process.caps = ~0ULL;
+	hutch_spec_set_caps(s, ~0ULL);
 	s->process.no_new_privileges = false;
 	s->seccomp = HUTCH_SECCOMP_UNCONFINED;
 	strv_free(s->masked_paths, s->n_masked_paths);
@@ -388,26 +477,34 @@ void hutch_spec_set_privileged(struct hutch_spec *s)
 	}
 }
 
+/* Indexed by capability number, as <linux/capability.h> numbers them. */
 static const char *const cap_names[] = {
-	"CHOWN",	   "DAC_OVERRIDE",	"DAC_READ_SEARCH", "FOWNER",
-	"FSETID",	   "KILL",		"SETGID",	   "SETUID",
-	"SETPCAP",	   "LINUX_IMMUTABLE",	"NET_BIND_SERVICE", "NET_BROADCAST",
-	"NET_ADMIN",	   "NET_RAW",		"IPC_LOCK",	   "IPC_OWNER",
-	"SYS_MODULE",	   "SYS_RAWIO",		"SYS_CHROOT",	   "SYS_PTRACE",
-	"SYS_PACCT",	   "SYS_ADMIN",		"SYS_BOOT",	   "SYS_NICE",
-	"SYS_RESOURCE",	   "SYS_TIME",		"SYS_TTY_CONFIG",  "MKNOD",
-	"LEASE",	   "AUDIT_WRITE",	"AUDIT_CONTROL",   "SETFCAP",
-	"MAC_OVERRIDE",	   "MAC_ADMIN",		"SYSLOG",	   "WAKE_ALARM",
-	"BLOCK_SUSPEND",   "AUDIT_READ",	"PERFMON",	   "BPF",
-	"CHECKPOINT_RESTORE",
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH",
+	"CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
+	"CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+	"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+	"CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
+	"CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+	"CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG",
+	"CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+	"CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON",
+	"CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 };
+
+const char *hutch_cap_name(int cap)
+{
+	return cap >= 0 && (size_t)cap < ARRAY_SIZE(cap_names) ? cap_names[cap] : NULL;
+}
 
 int hutch_cap_from_name(const char *name)
 {
-	if (!strncasecmp(name, "CAP_", 4))
-		name += 4;
+	bool prefixed = !strncasecmp(name, "CAP_", 4);
 	for (size_t i = 0; i < ARRAY_SIZE(cap_names); i++)
-		if (!strcasecmp(name, cap_names[i]))
+		if (!strcasecmp(name, cap_names[i] + (prefixed ? 0 : 4)))
 			return (int)i;
 	return -1;
 }

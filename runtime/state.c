@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -51,6 +52,37 @@ static struct json_object *strv_json(char **v, size_t n)
 	return a;
 }
 
+/* OCI's process.capabilities: each set as a list of names. */
+static const struct {
+	const char *key;
+	size_t offset;
+} cap_sets[] = {
+    {"bounding", offsetof(struct hutch_caps, bounding)},
+    {"effective", offsetof(struct hutch_caps, effective)},
+    {"permitted", offsetof(struct hutch_caps, permitted)},
+    {"inheritable", offsetof(struct hutch_caps, inheritable)},
+    {"ambient", offsetof(struct hutch_caps, ambient)},
+};
+
+static uint64_t *cap_set(struct hutch_caps *c, size_t k)
+{
+	return (uint64_t *)((char *)c + cap_sets[k].offset);
+}
+
+static struct json_object *caps_json(const struct hutch_caps *caps)
+{
+	struct hutch_caps c = *caps;
+	struct json_object *o = json_object_new_object();
+	for (size_t k = 0; k < ARRAY_SIZE(cap_sets); k++) {
+		struct json_object *a = json_object_new_array();
+		for (int i = 0; i < 64; i++)
+			if ((*cap_set(&c, k) & (1ULL << i)) && hutch_cap_name(i))
+				json_object_array_add(a, json_object_new_string(hutch_cap_name(i)));
+		json_object_object_add(o, cap_sets[k].key, a);
+	}
+	return o;
+}
+
 static void add_str(struct json_object *o, const char *k, const char *v)
 {
 	if (v)
@@ -80,8 +112,11 @@ char *hutch_state_to_json(const struct hutch_state *s, bool pretty)
 	add_str(o, "cgroup", s->cgroup);
 	add_str(o, "hostname", s->hostname);
 	json_object_object_add(o, "seccomp", json_object_new_boolean(s->seccomp));
-	json_object_object_add(o, "userns", json_object_new_boolean(s->userns));
-	json_object_object_add(o, "net_mode", json_object_new_int(s->net_mode));
+	struct json_object *ns = json_object_new_array();
+	for (int t = 0; t < HUTCH_NS_TYPES; t++)
+		if (s->namespaces & (1u << t))
+			json_object_array_add(ns, json_object_new_string(hutch_ns_type_name(t)));
+	json_object_object_add(o, "namespaces", ns);
 	struct json_object *p = json_object_new_object();
 	json_object_object_add(p, "args", strv_json(s->process.args, s->process.n_args));
 	json_object_object_add(p, "env", strv_json(s->process.env, s->process.n_env));
@@ -90,7 +125,7 @@ char *hutch_state_to_json(const struct hutch_state *s, bool pretty)
 	json_object_object_add(p, "terminal", json_object_new_boolean(s->process.terminal));
 	json_object_object_add(p, "no_new_privileges",
 			       json_object_new_boolean(s->process.no_new_privileges));
-	json_object_object_add(p, "caps", json_object_new_uint64(s->process.caps));
+	json_object_object_add(p, "capabilities", caps_json(&s->process.caps));
 	json_object_object_add(p, "stop_signal", json_object_new_int(s->process.stop_signal));
 	json_object_object_add(o, "process", p);
 	char *text = xstrdup(json_object_to_json_string_ext(
@@ -128,6 +163,26 @@ static char **jstrv(struct json_object *o, const char *k, size_t *n)
 	return v;
 }
 
+/* A JSON list of names as bits (1 << bit_of(name)); unknown names are skipped. */
+static uint64_t jnames_mask(struct json_object *a, int (*bit_of)(const char *))
+{
+	uint64_t mask = 0;
+	size_t n = a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(a, i));
+		int bit = name ? bit_of(name) : -1;
+		if (bit >= 0 && bit < 64)
+			mask |= 1ULL << bit;
+	}
+	return mask;
+}
+
+static void caps_parse(struct json_object *o, struct hutch_caps *c)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(cap_sets); k++)
+		*cap_set(c, k) = jnames_mask(jget(o, cap_sets[k].key), hutch_cap_from_name);
+}
+
 static int state_parse(const char *text, struct hutch_state *s)
 {
 	struct json_object *o = json_tokener_parse(text);
@@ -163,8 +218,7 @@ static int state_parse(const char *text, struct hutch_state *s)
 	s->cgroup = jstr(o, "cgroup");
 	s->hostname = jstr(o, "hostname");
 	s->seccomp = json_object_get_boolean(jget(o, "seccomp"));
-	s->userns = json_object_get_boolean(jget(o, "userns"));
-	s->net_mode = (enum hutch_net_mode)json_object_get_int(jget(o, "net_mode"));
+	s->namespaces = (unsigned)jnames_mask(jget(o, "namespaces"), hutch_ns_type_from_name);
 	struct json_object *p = jget(o, "process");
 	s->process.args = jstrv(p, "args", &s->process.n_args);
 	s->process.env = jstrv(p, "env", &s->process.n_env);
@@ -174,7 +228,7 @@ static int state_parse(const char *text, struct hutch_state *s)
 	s->process.user = jstr(p, "user");
 	s->process.terminal = json_object_get_boolean(jget(p, "terminal"));
 	s->process.no_new_privileges = json_object_get_boolean(jget(p, "no_new_privileges"));
-	s->process.caps = json_object_get_uint64(jget(p, "caps"));
+	caps_parse(jget(p, "capabilities"), &s->process.caps);
 	s->process.stop_signal = json_object_get_int(jget(p, "stop_signal"));
 	if (!s->process.stop_signal)
 		s->process.stop_signal = SIGTERM;

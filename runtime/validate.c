@@ -104,6 +104,74 @@ static int refuse_mounts_in_shared_binds(const struct hutch_spec *s, struct hutc
 	return 0;
 }
 
+/* The OCI namespace list, against what the runtime can run (see runtime.h). */
+static int validate_namespaces(const struct hutch_spec *s, struct hutch_err **err)
+{
+	unsigned seen = 0;
+	for (size_t i = 0; i < s->n_namespaces; i++) {
+		const struct hutch_namespace *ns = &s->namespaces[i];
+		if ((unsigned)ns->type >= HUTCH_NS_TYPES)
+			return hutch_fail(err, 0, "unknown namespace type %d", (int)ns->type);
+		const char *name = hutch_ns_type_name(ns->type);
+		if (seen & (1u << ns->type))
+			return hutch_fail(err, 0, "the %s namespace is listed twice", name);
+		seen |= 1u << ns->type;
+		if (!ns->path)
+			continue;
+		if (ns->type != HUTCH_NS_NETWORK)
+			return hutch_fail(err, 0,
+					  "joining an existing %s namespace (%s) is not supported: "
+					  "only a network namespace can be joined by path",
+					  name, ns->path);
+		if (!*ns->path || ns->path[0] != '/')
+			return hutch_fail(err, 0,
+					  "network namespace path '%s' must be an absolute path",
+					  ns->path);
+	}
+	static const enum hutch_ns_type always[] = {HUTCH_NS_MOUNT, HUTCH_NS_PID, HUTCH_NS_UTS,
+						    HUTCH_NS_IPC, HUTCH_NS_CGROUP};
+	for (size_t i = 0; i < ARRAY_SIZE(always); i++)
+		if (!(seen & (1u << always[i])))
+			return hutch_fail(err, 0,
+					  "a container without its own %s namespace is not "
+					  "supported: hutch gives every container a new one",
+					  hutch_ns_type_name(always[i]));
+	if ((seen & (1u << HUTCH_NS_USER)) && !s->n_uid_map)
+		return hutch_fail(err, 0, "a new user namespace needs a uid mapping (uid_map)");
+	if (!(seen & (1u << HUTCH_NS_USER)) && (s->n_uid_map || s->n_gid_map))
+		return hutch_fail(err, 0,
+				  "uid and gid mappings are given but the container has no user "
+				  "namespace of its own");
+	return 0;
+}
+
+/* The first capability in mask, by name, for messages. */
+static const char *first_cap(uint64_t mask)
+{
+	for (int c = 0; c < 64; c++)
+		if (mask & (1ULL << c))
+			return hutch_cap_name(c) ? hutch_cap_name(c) : "an unknown capability";
+	return "";
+}
+
+/* What capset and PR_CAP_AMBIENT_RAISE would refuse, said before anything starts. */
+static int validate_caps(const struct hutch_caps *c, struct hutch_err **err)
+{
+	uint64_t bad = c->effective & ~c->permitted;
+	if (bad)
+		return hutch_fail(err, 0,
+				  "capability %s is in the effective set but not in the permitted "
+				  "set",
+				  first_cap(bad));
+	bad = c->ambient & ~(c->permitted & c->inheritable);
+	if (bad)
+		return hutch_fail(err, 0,
+				  "capability %s is in the ambient set but not in both the "
+				  "permitted and the inheritable set",
+				  first_cap(bad));
+	return 0;
+}
+
 int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 {
 	if (!s->id || strlen(s->id) != 64 || !is_hex_string(s->id, 64))
@@ -145,7 +213,7 @@ int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 				  "digits and '-' joined by '.', at most 64 characters)",
 				  shown, problem);
 	}
-	if (s->net_mode == HUTCH_NET_PATH && (!s->net_path || !*s->net_path))
-		return hutch_fail(err, 0, "network namespace path missing");
+	if (validate_namespaces(s, err) < 0 || validate_caps(&s->process.caps, err) < 0)
+		return -1;
 	return validate_dns_and_hosts(s, err);
 }

@@ -54,7 +54,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	struct hutch_spec *spec = hutch_spec_new();
 	spec->hostname = xstrdup("fuzzbox");
-	spec->net_mode = HUTCH_NET_NONE;
 	char *out = etc_resolv_conf_content(spec, text);
 	check_resolv(out, len);
 	free(out);

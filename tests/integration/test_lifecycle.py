@@ -416,6 +416,30 @@ def test_exec_has_the_security_of_pid1(hutch, ctr, flags):
     assert mine["NoNewPrivs"] == ("0" if "no-new-privileges=false" in flags else "1")
 
 
+def ns_ids(text):
+    return dict(l.split(" ", 1) for l in text.strip().split("\n"))
+
+
+NS_TYPES = ["mnt", "pid", "net", "ipc", "uts", "cgroup", "user"]
+NS_PROBE = "for n in " + " ".join(NS_TYPES) + "; do echo $n $(readlink /proc/self/ns/$n); done"
+
+
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_exec_joins_exactly_the_containers_namespaces(hutch, ctr, network):
+    """exec enters the namespaces the container has of its own and no others:
+    with --network host that is the host's network, as pid 1 has it."""
+    cid = ctr.run("--network", network, *SLEEPER)
+    pid1 = ns_ids(hutch("exec", cid, "sh", "-c", NS_PROBE.replace("self", "1")).stdout)
+    mine = ns_ids(hutch("exec", cid, "sh", "-c", NS_PROBE).stdout)
+    host = {n: os.readlink(f"/proc/self/ns/{n}") for n in NS_TYPES}
+    assert mine == pid1
+    for n in NS_TYPES:
+        shared = (n == "net" and network == "host") or (n == "user" and not ROOTLESS)
+        assert (mine[n] == host[n]) is shared, n
+    info = ctr.inspect(cid)
+    assert ("network" in info["namespaces"]) is (network == "none")
+
+
 # ------------------------------------------------------------------ logs
 
 
@@ -637,7 +661,17 @@ def test_inspect_json(hutch, ctr):
     assert i["image"] == "bb:latest"
     assert i["process"]["args"] == ["sleep", "100"]
     assert i["detached"] is True and i["auto_remove"] is False
-    assert i["userns"] is ROOTLESS
+    # the OCI model: the namespaces it has of its own, the five capability sets
+    own = ["mount", "pid", "network", "ipc", "uts", "cgroup"] + (["user"] if ROOTLESS else [])
+    assert sorted(i["namespaces"]) == sorted(own)
+    docker14 = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+                "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE",
+                "CAP_SETFCAP"]
+    caps = i["process"]["capabilities"]
+    for k in ("bounding", "effective", "permitted"):
+        assert sorted(caps[k]) == sorted(docker14), k
+    assert caps["inheritable"] == caps["ambient"] == []
     hutch("kill", cid)
     i = ctr.wait_exited(cid)
     assert i["exit_code"] == 137 and i["finished"] >= i["started"] >= i["created"] > 0

@@ -19,11 +19,17 @@ static const char localhost_lines[] = "127.0.0.1\tlocalhost\n"
 				      "ff02::1\tip6-allnodes\n"
 				      "ff02::2\tip6-allrouters\n";
 
-static struct hutch_spec *spec_with(const char *hostname, enum hutch_net_mode net)
+/* The container's network: its own (only loopback), the host's, or one joined. */
+enum net { NET_NONE, NET_HOST, NET_PATH };
+
+static struct hutch_spec *spec_with(const char *hostname, enum net net)
 {
 	struct hutch_spec *s = hutch_spec_new();
 	s->hostname = hostname ? xstrdup(hostname) : NULL;
-	s->net_mode = net;
+	if (net == NET_HOST)
+		hutch_spec_share_namespace(s, HUTCH_NS_NETWORK);
+	else if (net == NET_PATH)
+		hutch_spec_set_namespace(s, HUTCH_NS_NETWORK, "/run/netns/test");
 	return s;
 }
 
@@ -38,14 +44,14 @@ static void expect_text(char *got, const char *want)
 
 static void test_hostname(void **state)
 {
-	struct hutch_spec *s = spec_with("box", HUTCH_NET_NONE);
+	struct hutch_spec *s = spec_with("box", NET_NONE);
 	expect_text(etc_hostname_content(s), "box\n");
 	hutch_spec_free(s);
 }
 
 static void test_hosts_private_network(void **state)
 {
-	struct hutch_spec *s = spec_with("0123456789ab", HUTCH_NET_NONE);
+	struct hutch_spec *s = spec_with("0123456789ab", NET_NONE);
 	char *want = xasprintf("%s127.0.0.1\t0123456789ab\n::1\t0123456789ab\n", localhost_lines);
 	/* the host's file does not matter without the host's network */
 	expect_text(etc_hosts_content(s, "10.9.9.9 hostonly\n"), want);
@@ -67,14 +73,14 @@ static void test_hosts_private_network(void **state)
 	hutch_spec_free(s);
 
 	/* no hostname: only the localhost lines */
-	s = spec_with(NULL, HUTCH_NET_PATH);
+	s = spec_with(NULL, NET_PATH);
 	expect_text(etc_hosts_content(s, NULL), localhost_lines);
 	hutch_spec_free(s);
 }
 
 static void test_hosts_host_network(void **state)
 {
-	struct hutch_spec *s = spec_with("box", HUTCH_NET_HOST);
+	struct hutch_spec *s = spec_with("box", NET_HOST);
 	/* the host's file, its last line completed, then the container's name */
 	expect_text(etc_hosts_content(s, "127.0.0.1 localhost\n10.1.1.1 nas"),
 		    "127.0.0.1 localhost\n10.1.1.1 nas\n127.0.0.1\tbox\n::1\tbox\n");
@@ -116,7 +122,7 @@ static const char host_resolv[] = "# from DHCP\n"
 
 static void test_resolv_private_network(void **state)
 {
-	struct hutch_spec *s = spec_with("box", HUTCH_NET_NONE);
+	struct hutch_spec *s = spec_with("box", NET_NONE);
 	/* loopback servers would be the container's own loopback: dropped */
 	expect_text(etc_resolv_conf_content(s, host_resolv), "nameserver 10.0.0.1\n"
 							     "nameserver fe80::1%eth0\n"
@@ -135,7 +141,7 @@ static void test_resolv_private_network(void **state)
 
 static void test_resolv_host_network(void **state)
 {
-	struct hutch_spec *s = spec_with("box", HUTCH_NET_HOST);
+	struct hutch_spec *s = spec_with("box", NET_HOST);
 	/* as it is, loopback servers and all */
 	expect_text(etc_resolv_conf_content(s, host_resolv), host_resolv);
 	expect_text(etc_resolv_conf_content(s, "nameserver 127.0.0.53"), "nameserver 127.0.0.53\n");
@@ -158,7 +164,7 @@ static void test_resolv_overrides(void **state)
 {
 	struct hutch_err *err = NULL;
 	/* each of servers, search and options replaces the host's own, alone */
-	struct hutch_spec *s = spec_with("box", HUTCH_NET_NONE);
+	struct hutch_spec *s = spec_with("box", NET_NONE);
 	assert_int_equal(hutch_spec_add_dns_server(s, "192.0.2.53", &err), 0);
 	assert_int_equal(hutch_spec_add_dns_server(s, "127.0.0.1", &err), 0);
 	expect_text(etc_resolv_conf_content(s, host_resolv),
@@ -173,7 +179,7 @@ static void test_resolv_overrides(void **state)
 							     "options attempts:3\n");
 	hutch_spec_free(s);
 
-	s = spec_with("box", HUTCH_NET_PATH);
+	s = spec_with("box", NET_PATH);
 	assert_int_equal(hutch_spec_add_dns_search(s, "one.example", &err), 0);
 	assert_int_equal(hutch_spec_add_dns_search(s, "two.example", &err), 0);
 	expect_text(etc_resolv_conf_content(s, "nameserver 10.0.0.1\nsearch lan\n"),
@@ -181,7 +187,7 @@ static void test_resolv_overrides(void **state)
 	hutch_spec_free(s);
 
 	/* --dns-search . : no search domains at all */
-	s = spec_with("box", HUTCH_NET_NONE);
+	s = spec_with("box", NET_NONE);
 	assert_int_equal(hutch_spec_add_dns_search(s, ".", &err), 0);
 	expect_text(etc_resolv_conf_content(s, "nameserver 10.0.0.1\nsearch lan\n"),
 		    "nameserver 10.0.0.1\n");
@@ -192,7 +198,7 @@ static void test_resolv_overrides(void **state)
 /* A hostile or broken host file cannot make huge lists or inject lines. */
 static void test_resolv_bounds(void **state)
 {
-	struct hutch_spec *s = spec_with("box", HUTCH_NET_NONE);
+	struct hutch_spec *s = spec_with("box", NET_NONE);
 	char *text = xstrdup("");
 	for (int i = 0; i < 200; i++) {
 		char *n = xasprintf("%snameserver 10.0.%d.%d\n", text, i / 250, i % 250);
@@ -238,24 +244,24 @@ static void test_wanted(void **state)
 {
 	assert_string_equal(etc_file_paths[ETC_HOSTS], "/etc/hosts");
 	assert_string_equal(etc_file_names[ETC_RESOLV_CONF], "resolv.conf");
-	expect_wanted(spec_with("box", HUTCH_NET_NONE), true, true, true);
+	expect_wanted(spec_with("box", NET_NONE), true, true, true);
 	/* the user's own file wins */
-	struct hutch_spec *s = spec_with("box", HUTCH_NET_NONE);
+	struct hutch_spec *s = spec_with("box", NET_NONE);
 	hutch_spec_add_mount(s, "bind", "/srv/hosts", "/etc/hosts", "rbind,ro");
 	expect_wanted(s, true, false, true);
-	s = spec_with("box", HUTCH_NET_NONE);
+	s = spec_with("box", NET_NONE);
 	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/etc/resolv.conf/", NULL);
 	expect_wanted(s, true, true, false);
 	/* a bound host directory over /etc: nothing is written into it */
-	s = spec_with("box", HUTCH_NET_NONE);
+	s = spec_with("box", NET_NONE);
 	hutch_spec_add_mount(s, "bind", "/srv/etc", "/etc/", "rbind");
 	expect_wanted(s, false, false, false);
 	/* a tmpfs over /etc is the container's own: the files go in it */
-	s = spec_with("box", HUTCH_NET_NONE);
+	s = spec_with("box", NET_NONE);
 	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/etc", NULL);
 	expect_wanted(s, true, true, true);
 	/* similar names are other paths */
-	s = spec_with("box", HUTCH_NET_NONE);
+	s = spec_with("box", NET_NONE);
 	hutch_spec_add_mount(s, "bind", "/srv", "/etcx", "rbind");
 	hutch_spec_add_mount(s, "bind", "/srv", "/etc/hosts.d", "rbind");
 	hutch_spec_add_mount(s, "bind", "/srv", "/etc/host", "rbind");

@@ -423,8 +423,8 @@ static void test_prepare_refuses_bad_options(void **state)
 static void test_prepare_rootless(void **state)
 {
 	struct hutch_spec *s = prepare_spec();
-	s->net_mode = HUTCH_NET_HOST;
-	s->userns = true;
+	hutch_spec_share_namespace(s, HUTCH_NS_NETWORK);
+	hutch_spec_set_namespace(s, HUTCH_NS_USER, NULL);
 	s->gid_map = xcalloc(1, sizeof(*s->gid_map));
 	s->gid_map[0] = (struct hutch_id_map){0, 1000, 1};
 	s->n_gid_map = 1;

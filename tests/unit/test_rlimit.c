@@ -117,7 +117,10 @@ static void test_container_start_refuses_before_creating_anything(void **state)
 	spec->root.layers = xcalloc(2, sizeof(char *));
 	spec->root.layers[0] = xasprintf("%s/layer", tmpl);
 	spec->root.n_layers = 1;
-	spec->userns = true;
+	hutch_spec_set_namespace(spec, HUTCH_NS_USER, NULL);
+	spec->uid_map = xcalloc(1, sizeof(*spec->uid_map));
+	spec->uid_map[0] = (struct hutch_id_map){0, getuid(), 1};
+	spec->n_uid_map = 1;
 	for (size_t i = 0; i < spec->process.n_rlimits; i++)
 		if (spec->process.rlimits[i].resource == RLIMIT_NOFILE)
 			spec->process.rlimits[i] =

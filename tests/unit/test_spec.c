@@ -72,14 +72,28 @@ static void test_defaults(void **state)
 	struct hutch_spec *s = hutch_spec_new();
 	assert_non_null(s);
 	assert_int_equal(HUTCH_DEFAULT_CAPS, 0xa80425fbULL);
-	assert_int_equal(s->process.caps, HUTCH_DEFAULT_CAPS);
+	assert_int_equal(s->process.caps.bounding, HUTCH_DEFAULT_CAPS);
+	assert_int_equal(s->process.caps.effective, HUTCH_DEFAULT_CAPS);
+	assert_int_equal(s->process.caps.permitted, HUTCH_DEFAULT_CAPS);
+	assert_int_equal(s->process.caps.inheritable, 0);
+	assert_int_equal(s->process.caps.ambient, 0);
 	assert_true(s->process.no_new_privileges);
 	assert_int_equal(s->process.stop_signal, SIGTERM);
 	assert_string_equal(s->process.cwd, "/");
 	assert_false(s->process.terminal);
 	assert_false(s->privileged);
 	assert_int_equal(s->seccomp, HUTCH_SECCOMP_DEFAULT);
-	assert_int_equal(s->net_mode, HUTCH_NET_NONE);
+	/* Docker's namespaces: all but user, each a new one */
+	assert_int_equal(s->n_namespaces, 6);
+	for (int t = 0; t < HUTCH_NS_TYPES; t++) {
+		const struct hutch_namespace *ns = hutch_spec_namespace(s, t);
+		if (t == HUTCH_NS_USER) {
+			assert_null(ns);
+			continue;
+		}
+		assert_non_null(ns);
+		assert_null(ns->path);
+	}
 	assert_null(s->id);
 	assert_int_equal(s->process.n_args, 0);
 	assert_int_equal(s->root.n_layers, 0);
@@ -362,9 +376,20 @@ static void test_validate_accepts(void **state)
 	hutch_spec_add_mount(s, "tmpfs", "tmpfs", "/tmp", "size=64m");
 	assert_int_equal(hutch_spec_validate(s, &err), 0);
 	assert_null(err);
-	/* net mode with a path */
-	s->net_mode = HUTCH_NET_PATH;
-	set_str(&s->net_path, "/run/netns/x");
+	/* a network namespace joined by path, or the caller's */
+	hutch_spec_set_namespace(s, HUTCH_NS_NETWORK, "/run/netns/x");
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	hutch_spec_share_namespace(s, HUTCH_NS_NETWORK);
+	assert_null(hutch_spec_namespace(s, HUTCH_NS_NETWORK));
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	/* a new user namespace with its mappings */
+	hutch_spec_set_namespace(s, HUTCH_NS_USER, NULL);
+	s->uid_map = xcalloc(1, sizeof(*s->uid_map));
+	s->uid_map[0] = (struct hutch_id_map){0, 1000, 1};
+	s->n_uid_map = 1;
+	assert_int_equal(hutch_spec_validate(s, &err), 0);
+	/* ambient capabilities in permitted and inheritable */
+	s->process.caps.inheritable = s->process.caps.ambient = 1ULL << 10;
 	assert_int_equal(hutch_spec_validate(s, &err), 0);
 	hutch_spec_free(s);
 }
@@ -478,10 +503,85 @@ static void test_validate_rejects(void **state)
 		free(want);
 	}
 
-	/* network path */
+	/* namespaces: what the runtime cannot run is refused by name */
+	static const struct {
+		enum hutch_ns_type type;
+		const char *path, *want;
+	} joins[] = {
+		{HUTCH_NS_NETWORK, "", "network namespace path '' must be an absolute path"},
+		{HUTCH_NS_NETWORK, "run/netns/x",
+		 "network namespace path 'run/netns/x' must be an absolute path"},
+		{HUTCH_NS_IPC, "/proc/1/ns/ipc",
+		 "joining an existing ipc namespace (/proc/1/ns/ipc) is not supported"},
+		{HUTCH_NS_USER, "/proc/1/ns/user",
+		 "joining an existing user namespace (/proc/1/ns/user)"},
+	};
+	for (size_t i = 0; i < sizeof(joins) / sizeof(joins[0]); i++) {
+		s = valid_spec();
+		hutch_spec_set_namespace(s, joins[i].type, joins[i].path);
+		expect_invalid(s, joins[i].want);
+	}
+	static const enum hutch_ns_type always[] = {HUTCH_NS_MOUNT, HUTCH_NS_PID, HUTCH_NS_UTS,
+						    HUTCH_NS_IPC, HUTCH_NS_CGROUP};
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++) {
+		s = valid_spec();
+		hutch_spec_share_namespace(s, always[i]);
+		char *want = xasprintf("a container without its own %s namespace is not "
+				       "supported",
+				       hutch_ns_type_name(always[i]));
+		expect_invalid(s, want);
+		free(want);
+	}
 	s = valid_spec();
-	s->net_mode = HUTCH_NET_PATH;
-	expect_invalid(s, "network namespace");
+	s->namespaces = xrealloc(s->namespaces, (s->n_namespaces + 1) * sizeof(*s->namespaces));
+	s->namespaces[s->n_namespaces++] = (struct hutch_namespace){HUTCH_NS_PID, NULL};
+	expect_invalid(s, "the pid namespace is listed twice");
+	s = valid_spec();
+	hutch_spec_set_namespace(s, HUTCH_NS_USER, NULL);
+	expect_invalid(s, "a new user namespace needs a uid mapping");
+	s = valid_spec();
+	s->uid_map = xcalloc(1, sizeof(*s->uid_map));
+	s->n_uid_map = 1;
+	expect_invalid(s, "no user namespace of its own");
+
+	/* capability sets the kernel would refuse */
+	s = valid_spec();
+	s->process.caps.effective |= 1ULL << 21;
+	s->process.caps.bounding = s->process.caps.permitted = HUTCH_DEFAULT_CAPS;
+	expect_invalid(s, "capability CAP_SYS_ADMIN is in the effective set but not in the "
+			  "permitted set");
+	s = valid_spec();
+	s->process.caps.ambient = 1ULL << 13;
+	expect_invalid(s, "capability CAP_NET_RAW is in the ambient set but not in both the "
+			  "permitted and the inheritable set");
+}
+
+static void test_ns_and_cap_names(void **state)
+{
+	for (int t = 0; t < HUTCH_NS_TYPES; t++)
+		assert_int_equal(hutch_ns_type_from_name(hutch_ns_type_name(t)), t);
+	assert_string_equal(hutch_ns_type_name(HUTCH_NS_NETWORK), "network");
+	assert_string_equal(hutch_ns_type_name(HUTCH_NS_MOUNT), "mount");
+	assert_int_equal(hutch_ns_type_from_name("net"), -1);
+	assert_int_equal(hutch_ns_type_from_name(""), -1);
+	assert_string_equal(hutch_cap_name(0), "CAP_CHOWN");
+	assert_string_equal(hutch_cap_name(40), "CAP_CHECKPOINT_RESTORE");
+	assert_null(hutch_cap_name(41));
+	assert_null(hutch_cap_name(-1));
+	for (int c = 0; c <= 40; c++)
+		assert_int_equal(hutch_cap_from_name(hutch_cap_name(c)), c);
+	assert_int_equal(hutch_cap_from_name("net_raw"), 13);
+	assert_int_equal(hutch_cap_from_name("CAP_"), -1);
+	/* set_namespace replaces; share removes */
+	struct hutch_spec *s = hutch_spec_new();
+	hutch_spec_set_namespace(s, HUTCH_NS_NETWORK, "/run/netns/a");
+	hutch_spec_set_namespace(s, HUTCH_NS_NETWORK, "/run/netns/b");
+	assert_int_equal(s->n_namespaces, 6);
+	assert_string_equal(hutch_spec_namespace(s, HUTCH_NS_NETWORK)->path, "/run/netns/b");
+	hutch_spec_share_namespace(s, HUTCH_NS_NETWORK);
+	hutch_spec_share_namespace(s, HUTCH_NS_NETWORK);
+	assert_int_equal(s->n_namespaces, 5);
+	hutch_spec_free(s);
 }
 
 /* ---- DNS and /etc/hosts ------------------------------------------------------ */
@@ -595,7 +695,11 @@ static void test_privileged(void **state)
 	struct hutch_spec *s = hutch_spec_new();
 	hutch_spec_set_privileged(s);
 	assert_true(s->privileged);
-	assert_int_equal(s->process.caps, ~0ULL);
+	assert_int_equal(s->process.caps.bounding, ~0ULL);
+	assert_int_equal(s->process.caps.effective, ~0ULL);
+	assert_int_equal(s->process.caps.permitted, ~0ULL);
+	assert_int_equal(s->process.caps.inheritable, 0);
+	assert_int_equal(s->process.caps.ambient, 0);
 	assert_false(s->process.no_new_privileges);
 	assert_int_equal(s->seccomp, HUTCH_SECCOMP_UNCONFINED);
 	assert_int_equal(s->n_masked_paths, 0);
@@ -779,6 +883,7 @@ int main(void)
 	    cmocka_unit_test(test_add_mount),
 	    cmocka_unit_test(test_cap_from_name),
 	    cmocka_unit_test(test_cap_names_match_libcap),
+	    cmocka_unit_test(test_ns_and_cap_names),
 	    cmocka_unit_test(test_docker_default_caps),
 	    cmocka_unit_test(test_validate_accepts),
 	    cmocka_unit_test(test_validate_rejects),
