@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(out);
 
 	/* the host's network: the host's files kept as they are */
-	spec->net_mode = HUTCH_NET_HOST;
+	hutch_spec_share_namespace(spec, HUTCH_NS_NETWORK);
 	out = etc_resolv_conf_content(spec, text);
 	if (strncmp(out, text, len))
 		abort();
