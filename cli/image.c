@@ -1,4 +1,4 @@
-/* hutch image import | ls | rm */
+/* hutch image import | ls | rm | tag | inspect | prune, and hutch pull */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -17,11 +17,12 @@ static void image_usage(FILE *out)
 	      "        SRC: an OCI image layout (directory or tar), a `docker save` archive,\n"
 	      "        or a rootfs (.tar, .tar.gz, .tar.zst, directory); --ref picks one image\n"
 	      "        of several in an archive (its tag or ref.name)\n"
-	      "  hutch image ls [--format json] [-q]\n"
+	      "  hutch image ls [--format json|table] [-q]\n"
 	      "  hutch image rm NAME|ID...\n"
 	      "  hutch image tag SRC DST\n"
 	      "  hutch image inspect NAME|ID...\n"
-	      "  hutch image prune             remove unnamed images and unused layers\n",
+	      "  hutch image prune             remove unnamed images and unused layers\n"
+	      "Run 'hutch image COMMAND --help' for a command's options.\n",
 	      out);
 }
 
@@ -59,22 +60,46 @@ static void print_json_string(const char *s)
 	putchar('"');
 }
 
-static int image_ls(struct cli_ctx *ctx, struct hutch_store *s, int argc, char **argv)
+/* Each verb's options, as cli_parse_opts reads them. */
+enum { OPT_PLATFORM, OPT_REF, OPT_FORMAT, OPT_QUIET, OPT_AUTHFILE };
+
+struct image_args {
+	const char *verb; /* "image ls", for messages */
+	const char *platform, *ref, *auth_file;
+	bool json, quiet, tls_verify;
+};
+
+static int image_set(void *arg, int id, const char *v)
 {
-	bool json = false, quiet = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--format") && i + 1 < argc && !strcmp(argv[i + 1], "json")) {
-			json = true;
-			i++;
-		} else if (!strcmp(argv[i], "--format=json")) {
-			json = true;
-		} else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
-			quiet = true;
-		} else {
-			fprintf(stderr, "hutch: image ls: unknown option '%s'\n", argv[i]);
-			return 125;
+	struct image_args *a = arg;
+	switch (id) {
+	case OPT_PLATFORM:
+		a->platform = v;
+		break;
+	case OPT_REF:
+		a->ref = v;
+		break;
+	case OPT_AUTHFILE:
+		a->auth_file = v;
+		break;
+	case OPT_QUIET:
+		a->quiet = true;
+		break;
+	case OPT_FORMAT:
+		if (strcmp(v, "json") && strcmp(v, "table")) {
+			fprintf(stderr, "hutch: %s: unknown --format '%s' (json or table)\n",
+				a->verb, v);
+			return -1;
 		}
+		a->json = !strcmp(v, "json");
+		break;
 	}
+	return 0;
+}
+
+static int image_ls(struct cli_ctx *ctx, struct hutch_store *s, const struct image_args *a)
+{
+	bool json = a->json, quiet = a->quiet && !a->json;
 	_cleanup_err_ struct hutch_err *err = NULL;
 	struct hutch_image_list l;
 	if (hutch_image_list(s, &l, &err) < 0)
@@ -114,33 +139,11 @@ static int image_ls(struct cli_ctx *ctx, struct hutch_store *s, int argc, char *
 	return 0;
 }
 
-static int image_import(struct cli_ctx *ctx, struct hutch_store *s, int argc, char **argv)
+static int image_import(struct cli_ctx *ctx, struct hutch_store *s, const struct image_args *a,
+			int argc, char **argv)
 {
-	const char *platform = NULL, *ref = NULL, *pos[2] = {NULL, NULL};
-	int npos = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--platform") && i + 1 < argc)
-			platform = argv[++i];
-		else if (!strncmp(argv[i], "--platform=", 11))
-			platform = argv[i] + 11;
-		else if (!strcmp(argv[i], "--ref") && i + 1 < argc)
-			ref = argv[++i];
-		else if (!strncmp(argv[i], "--ref=", 6))
-			ref = argv[i] + 6;
-		else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "hutch: image import: unknown option '%s'\n", argv[i]);
-			return 125;
-		} else if (npos < 2)
-			pos[npos++] = argv[i];
-		else {
-			image_usage(stderr);
-			return 125;
-		}
-	}
-	if (npos < 1) {
-		image_usage(stderr);
-		return 125;
-	}
+	const char *platform = a->platform, *ref = a->ref,
+		   *pos[2] = {argv[0], argc > 1 ? argv[1] : NULL};
 	_cleanup_err_ struct hutch_err *err = NULL;
 	struct image_platform plat;
 	if (platform ? image_platform_parse(platform, &plat, &err) < 0 : (image_platform_host(&plat), 0))
@@ -218,41 +221,12 @@ static int image_import(struct cli_ctx *ctx, struct hutch_store *s, int argc, ch
 	return 0;
 }
 
-int cmd_pull(struct cli_ctx *ctx, int argc, char **argv)
+static int image_pull(struct cli_ctx *ctx, const struct image_args *a, int argc, char **argv)
 {
-	struct pull_opts o = {.tls_verify = true, .progress = true};
-	const char *platform = NULL, *ref = NULL;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--tls-verify=false"))
-			o.tls_verify = false;
-		else if (!strcmp(a, "--tls-verify") || !strcmp(a, "--tls-verify=true"))
-			o.tls_verify = true;
-		else if (!strcmp(a, "--platform") && i + 1 < argc)
-			platform = argv[++i];
-		else if (!strncmp(a, "--platform=", 11))
-			platform = a + 11;
-		else if (!strcmp(a, "--authfile") && i + 1 < argc)
-			o.auth_file = argv[++i];
-		else if (!strncmp(a, "--authfile=", 11))
-			o.auth_file = a + 11;
-		else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
-			o.progress = false;
-		else if (a[0] == '-') {
-			fprintf(stderr, "hutch: pull: unknown option '%s'\n", a);
-			return 125;
-		} else if (!ref)
-			ref = a;
-		else {
-			fprintf(stderr, "hutch: pull: one image at a time\n");
-			return 125;
-		}
-	}
-	if (!ref) {
-		fprintf(stderr, "hutch: pull: usage: hutch pull [--tls-verify=false] [--platform "
-				"OS/ARCH[/VARIANT]] [--authfile FILE] REGISTRY/REPO[:TAG|@DIGEST]\n");
-		return 125;
-	}
+	struct pull_opts o = {.tls_verify = a->tls_verify, .progress = !a->quiet,
+			      .auth_file = a->auth_file};
+	const char *platform = a->platform, *ref = argv[0];
+	(void)argc;
 	_cleanup_err_ struct hutch_err *err = NULL;
 	struct image_platform plat;
 	if (platform ? image_platform_parse(platform, &plat, &err) < 0 : (image_platform_host(&plat), 0))
@@ -279,80 +253,211 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
+static int image_inspect(struct cli_ctx *ctx, struct hutch_store *s, int argc, char **argv)
+{
+	/* As docker: a JSON array of the images found (valid JSON, "[]" when
+	 * none is), and an error for each one that is not. */
+	int rc = 0;
+	size_t found = 0;
+	putchar('[');
+	for (int i = 0; i < argc; i++) {
+		_cleanup_err_ struct hutch_err *err = NULL;
+		_cleanup_free_ char *json = NULL;
+		if (hutch_image_inspect(s, argv[i], &json, &err) < 0) {
+			fflush(stdout);
+			rc = cli_report(ctx, err);
+			continue;
+		}
+		printf("%s%s", found++ ? ",\n" : "", json);
+	}
+	puts("]");
+	return rc;
+}
+
+static int image_rm(struct cli_ctx *ctx, struct hutch_store *s, int argc, char **argv)
+{
+	int rc = 0;
+	for (int i = 0; i < argc; i++) {
+		_cleanup_err_ struct hutch_err *err = NULL;
+		struct hutch_image_removal done;
+		if (hutch_image_remove(s, argv[i], &done, &err) < 0) {
+			rc = cli_report(ctx, err);
+			continue;
+		}
+		if (done.untagged)
+			printf("Untagged: %s\n", done.untagged);
+		if (done.deleted[0])
+			printf("Deleted: sha256:%s\n", done.deleted);
+		hutch_image_removal_free(&done);
+	}
+	return rc;
+}
+
+static int image_prune(struct cli_ctx *ctx, struct hutch_store *s)
+{
+	_cleanup_err_ struct hutch_err *err = NULL;
+	int64_t freed;
+	size_t ni, nl;
+	if (hutch_image_prune(s, &freed, &ni, &nl, &err) < 0)
+		return cli_report(ctx, err);
+	char size[32];
+	format_size(freed, size, sizeof(size));
+	printf("removed %zu images and %zu layers, %s\n", ni, nl, size);
+	return 0;
+}
+
+enum image_verb_id { V_IMPORT, V_LS, V_RM, V_TAG, V_INSPECT, V_PRUNE, V_PULL };
+
+static const struct cli_opt import_opts[] = {
+	{"platform", 0, true, OPT_PLATFORM},
+	{"ref", 0, true, OPT_REF},
+};
+static const struct cli_opt ls_opts[] = {
+	{"format", 0, true, OPT_FORMAT},
+	{"quiet", 'q', false, OPT_QUIET},
+};
+static const struct cli_opt pull_opts[] = {
+	{"platform", 0, true, OPT_PLATFORM},
+	{"authfile", 0, true, OPT_AUTHFILE},
+	{"quiet", 'q', false, OPT_QUIET},
+};
+
+static const struct image_verb {
+	const char *name, *verb, *usage;
+	enum image_verb_id id;
+	const struct cli_opt *opts;
+	size_t n_opts;
+	int min_operands, max_operands; /* max -1: any number */
+	const char *missing;		/* what to say when operands are missing */
+} image_verbs[] = {
+	{"import", "image import",
+	 "Usage: hutch image import [--platform OS/ARCH[/VARIANT]] [--ref REF] SRC [NAME]\n"
+	 "\n"
+	 "SRC: an OCI image layout (a directory, or a tar of one), a `docker save`\n"
+	 "archive, or a rootfs (.tar, .tar.gz, .tar.zst, or a directory). --ref picks\n"
+	 "one image of several in an archive (its tag or ref.name). NAME names the\n"
+	 "stored image (default: the archive's names, or the file name of a rootfs).\n",
+	 V_IMPORT, import_opts, ARRAY_SIZE(import_opts), 1, 2, "give the source (SRC [NAME])"},
+	{"ls", "image ls", "Usage: hutch image ls [--format json|table] [-q]\n", V_LS, ls_opts,
+	 ARRAY_SIZE(ls_opts), 0, 0, NULL},
+	{"list", "image ls", "Usage: hutch image ls [--format json|table] [-q]\n", V_LS, ls_opts,
+	 ARRAY_SIZE(ls_opts), 0, 0, NULL},
+	{"rm", "image rm", "Usage: hutch image rm NAME|ID...\n", V_RM, NULL, 0, 1, -1,
+	 "give at least one image (name or id)"},
+	{"tag", "image tag", "Usage: hutch image tag SRC DST\n", V_TAG, NULL, 0, 2, 2,
+	 "give the image and its new name (SRC DST)"},
+	{"inspect", "image inspect", "Usage: hutch image inspect NAME|ID...\n", V_INSPECT, NULL, 0,
+	 1, -1, "give at least one image (name or id)"},
+	{"prune", "image prune",
+	 "Usage: hutch image prune\n"
+	 "\n"
+	 "Remove images without a name, layers no image uses, and finished downloads;\n"
+	 "never what a container uses.\n",
+	 V_PRUNE, NULL, 0, 0, 0, NULL},
+	{"pull", "pull",
+	 "Usage: hutch pull [--tls-verify=false] [--platform OS/ARCH[/VARIANT]] [--authfile FILE]\n"
+	 "                  [-q] REGISTRY/REPO[:TAG|@DIGEST]\n",
+	 V_PULL, pull_opts, ARRAY_SIZE(pull_opts), 1, 1, "give the image to pull"},
+};
+
+/* --tls-verify is on by default, and the option parser takes "--flag=false"
+ * as a flag not given: it is read (and taken out of argv) here. */
+static int take_tls_verify(int *argc, char **argv, bool *verify)
+{
+	int out = 1, i = 1;
+	for (; i < *argc && strcmp(argv[i], "--"); i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--tls-verify", 12) || (a[12] && a[12] != '=')) {
+			argv[out++] = argv[i];
+			continue;
+		}
+		if (!a[12] || !strcmp(a + 12, "=true")) {
+			*verify = true;
+		} else if (!strcmp(a + 12, "=false")) {
+			*verify = false;
+		} else {
+			fprintf(stderr, "hutch: pull: --tls-verify is true or false, not '%s'\n",
+				a + 13);
+			return -1;
+		}
+	}
+	for (; i < *argc; i++)
+		argv[out++] = argv[i];
+	argv[out] = NULL;
+	*argc = out;
+	return 0;
+}
+
+/* argv[0] is the verb's name; its options may come before or after operands. */
+static int image_verb_run(struct cli_ctx *ctx, const struct image_verb *v, int argc, char **argv)
+{
+	struct image_args a = {.verb = v->verb, .tls_verify = true};
+	if (v->id == V_PULL && take_tls_verify(&argc, argv, &a.tls_verify) < 0)
+		return 125;
+	int first = cli_parse_opts(v->verb, v->usage, v->opts, v->n_opts, true, argc, argv,
+				   image_set, &a);
+	if (first < 0)
+		return first == -2 ? 0 : 125;
+	int n = argc - first;
+	if (n < v->min_operands) {
+		fprintf(stderr, "hutch: %s: %s\n%s", v->verb, v->missing, v->usage);
+		return 125;
+	}
+	if (v->max_operands >= 0 && n > v->max_operands) {
+		fprintf(stderr, "hutch: %s: unexpected argument '%s' (see 'hutch %s --help')\n",
+			v->verb, argv[first + v->max_operands], v->verb);
+		return 125;
+	}
+	char **ops = argv + first;
+	if (v->id == V_PULL)
+		return image_pull(ctx, &a, n, ops);
+	_cleanup_err_ struct hutch_err *err = NULL;
+	struct hutch_store *s = NULL;
+	if (hutch_store_open(ctx->data_root, ctx->rootless, HUTCH_STORE_WRITE, &s, &err) < 0)
+		return cli_report(ctx, err);
+	int rc = 0;
+	switch (v->id) {
+	case V_IMPORT:
+		rc = image_import(ctx, s, &a, n, ops);
+		break;
+	case V_LS:
+		rc = image_ls(ctx, s, &a);
+		break;
+	case V_TAG:
+		if (hutch_image_tag(s, ops[0], ops[1], &err) < 0)
+			rc = cli_report(ctx, err);
+		break;
+	case V_INSPECT:
+		rc = image_inspect(ctx, s, n, ops);
+		break;
+	case V_PRUNE:
+		rc = image_prune(ctx, s);
+		break;
+	case V_RM:
+		rc = image_rm(ctx, s, n, ops);
+		break;
+	case V_PULL:
+		break;
+	}
+	hutch_store_close(s);
+	return rc;
+}
+
+int cmd_pull(struct cli_ctx *ctx, int argc, char **argv)
+{
+	return image_verb_run(ctx, &image_verbs[ARRAY_SIZE(image_verbs) - 1], argc, argv);
+}
+
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
 		image_usage(argc < 1 ? stderr : stdout);
 		return argc < 1 ? 125 : 0;
 	}
-	_cleanup_err_ struct hutch_err *err = NULL;
-	struct hutch_store *s = NULL;
-	const char *sub = argv[0];
-	static const char *const subs[] = {"import", "ls", "list", "rm", "tag", "inspect", "prune"};
-	bool known = false;
-	for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
-		known |= !strcmp(sub, subs[i]);
-	if (!known) {
-		fprintf(stderr, "hutch: unknown image command '%s'\n", sub);
-		image_usage(stderr);
-		return 125;
-	}
-	if (hutch_store_open(ctx->data_root, ctx->rootless, HUTCH_STORE_WRITE, &s, &err) < 0)
-		return cli_report(ctx, err);
-	int rc = 0;
-	if (!strcmp(sub, "import")) {
-		rc = image_import(ctx, s, argc, argv);
-	} else if (!strcmp(sub, "ls") || !strcmp(sub, "list")) {
-		rc = image_ls(ctx, s, argc, argv);
-	} else if (!strcmp(sub, "tag")) {
-		if (argc != 3) {
-			image_usage(stderr);
-			rc = 125;
-		} else if (hutch_image_tag(s, argv[1], argv[2], &err) < 0) {
-			rc = cli_report(ctx, err);
-		}
-	} else if (!strcmp(sub, "inspect")) {
-		if (argc < 2) {
-			image_usage(stderr);
-			rc = 125;
-		}
-		for (int i = 1; i < argc && rc == 0; i++) {
-			_cleanup_free_ char *json = NULL;
-			if (hutch_image_inspect(s, argv[i], &json, &err) < 0) {
-				rc = cli_report(ctx, err);
-				break;
-			}
-			printf("%s%s%s", i == 1 ? "[" : ",\n", json, i == argc - 1 ? "]\n" : "");
-		}
-	} else if (!strcmp(sub, "prune")) {
-		int64_t freed;
-		size_t ni, nl;
-		if (hutch_image_prune(s, &freed, &ni, &nl, &err) < 0) {
-			rc = cli_report(ctx, err);
-		} else {
-			char size[32];
-			format_size(freed, size, sizeof(size));
-			printf("removed %zu images and %zu layers, %s\n", ni, nl, size);
-		}
-	} else {
-		if (argc < 2) {
-			image_usage(stderr);
-			rc = 125;
-		}
-		for (int i = 1; i < argc; i++) {
-			struct hutch_image_removal done;
-			if (hutch_image_remove(s, argv[i], &done, &err) < 0) {
-				rc = cli_report(ctx, err);
-				hutch_err_free(&err);
-				continue;
-			}
-			if (done.untagged)
-				printf("Untagged: %s\n", done.untagged);
-			if (done.deleted[0])
-				printf("Deleted: sha256:%s\n", done.deleted);
-			hutch_image_removal_free(&done);
-		}
-	}
-	hutch_store_close(s);
-	return rc;
+	for (size_t i = 0; i < ARRAY_SIZE(image_verbs); i++)
+		if (image_verbs[i].id != V_PULL && !strcmp(argv[0], image_verbs[i].name))
+			return image_verb_run(ctx, &image_verbs[i], argc, argv);
+	fprintf(stderr, "hutch: unknown image command '%s'\n", argv[0]);
+	image_usage(stderr);
+	return 125;
 }

@@ -398,3 +398,74 @@ def test_image_rm_racing_a_run_never_deletes_its_layers(state, hutch, image_from
     else:
         assert run.returncode != 0 and "rmrace" in err, err
         assert "removed from the store just now" in err or "not found" in err, err
+
+
+# Every image verb reads its options as the other verbs do: --help prints its
+# usage and does nothing else; an unknown option is refused before anything is
+# done (a prune or a removal must never run on a typo or a request for help).
+@pytest.mark.parametrize("verb", [["image", "import"], ["image", "ls"], ["images"],
+                                  ["image", "rm"], ["rmi"], ["image", "tag"],
+                                  ["image", "inspect"], ["image", "prune"], ["pull"]])
+def test_image_verbs_help_does_nothing(hutch, state, tmp, verb):
+    rootfs, _ = _unique(tmp, "help")
+    hutch("image", "import", rootfs, "help-test")
+    try:
+        # an unnamed image that a prune would remove
+        hutch("image", "import", rootfs, "help-test")
+        before = (sorted(os.listdir(state.root / "images" / "configs")), state.layers(),
+                  _names(hutch))
+        cp = hutch(*verb, "--help", "help-test")
+        assert cp.stdout.startswith("Usage: hutch "), cp.stdout
+        assert cp.stderr == "", cp.stderr
+        after = (sorted(os.listdir(state.root / "images" / "configs")), state.layers(),
+                 _names(hutch))
+        assert after == before
+    finally:
+        hutch("image", "rm", "help-test")
+        hutch("image", "prune")
+
+
+@pytest.mark.parametrize("args", [["image", "rm", "-f", "opt-test"],
+                                  ["image", "rm", "opt-test", "--force"],
+                                  ["image", "prune", "-a"],
+                                  ["image", "prune", "extra"],
+                                  ["image", "tag", "-x", "opt-test", "opt2"],
+                                  ["image", "ls", "--format", "{{.ID}}"],
+                                  ["image", "inspect", "--size", "opt-test"]])
+def test_image_verbs_refuse_unknown_options_before_acting(hutch, tmp, args):
+    rootfs, _ = _unique(tmp, "opt")
+    hutch("image", "import", rootfs, "opt-test")
+    try:
+        cp = hutch(*args, check=False)
+        assert cp.returncode == 125
+        assert cp.stdout == "", cp.stdout
+        bad = "{{.ID}}" if "{{.ID}}" in args else next(
+            a for a in args[2:] if a.startswith("-") or a == "extra")
+        assert f"'{bad}'" in cp.stderr, cp.stderr
+        assert "opt-test:latest" in _names(hutch)
+        assert "opt2:latest" not in _names(hutch)
+    finally:
+        hutch("image", "rm", "opt-test")
+
+
+def test_image_options_after_operands_and_in_every_form(hutch):
+    a = json.loads(hutch("image", "ls", "--format", "json").stdout)
+    assert json.loads(hutch("image", "ls", "--format=json").stdout) == a
+    assert json.loads(hutch("images", "--format", "json").stdout) == a
+    table = hutch("image", "ls", "--format", "table").stdout
+    assert table == hutch("image", "ls").stdout
+    assert hutch("image", "ls", "--quiet").stdout == hutch("image", "ls", "-q").stdout
+
+
+def test_image_inspect_of_a_missing_image_still_prints_json(hutch):
+    # as docker: the images found, as a JSON array, and an error for each missing one
+    cp = hutch("image", "inspect", "bb", "no-such-image-qq", check=False)
+    assert cp.returncode == 125
+    out = json.loads(cp.stdout)
+    assert len(out) == 1 and "bb:latest" in out[0]["names"]
+    assert "no-such-image-qq" in cp.stderr, cp.stderr
+    cp = hutch("image", "inspect", "no-such-image-qq", "bb", check=False)
+    assert cp.returncode == 125
+    assert [i["names"] for i in json.loads(cp.stdout)] == [out[0]["names"]]
+    cp = hutch("image", "inspect", "no-such-image-qq", check=False)
+    assert cp.returncode == 125 and json.loads(cp.stdout) == []
