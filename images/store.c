@@ -257,6 +257,25 @@ int hutch_image_ref_normalize(const char *ref, char **out, struct hutch_err **er
 	return 0;
 }
 
+/* A name someone gives an image (import NAME, tag DST): normalised, and
+ * without a digest, which only the registry's manifest it names can vouch for
+ * (a pull stores that one itself). */
+static int new_name_normalize(const char *name, char **out, struct hutch_err **err)
+{
+	if (hutch_image_ref_normalize(name, out, err) < 0)
+		return -1;
+	/* the input: "repo:tag@digest" normalises to "repo:tag" */
+	if (!strchr(name, '@'))
+		return 0;
+	free(*out);
+	*out = NULL;
+	_cleanup_free_ char *shown = printable(name, strlen(name));
+	return hutch_fail(err, 0,
+			  "invalid image name '%s': a name given to an image cannot carry a digest "
+			  "(that is a registry manifest's): give a tag",
+			  shown);
+}
+
 char *hutch_image_ref_familiar(const char *name)
 {
 	static const char hub[] = "docker.io/", library[] = "docker.io/library/";
@@ -761,7 +780,7 @@ int hutch_image_import(struct hutch_store *s, const char *src, const char *name,
 		       char out_id[65], struct hutch_err **err)
 {
 	_cleanup_free_ char *ref = NULL;
-	if (hutch_image_ref_normalize(name, &ref, err) < 0)
+	if (new_name_normalize(name, &ref, err) < 0)
 		return -1;
 	struct stat st;
 	if (stat(src, &st) < 0)
@@ -1323,7 +1342,8 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 	int ret = -1;
 	for (size_t i = 0; i < p->n_tags + (name ? 1 : 0); i++) {
 		const char *t = i < p->n_tags ? p->tags[i] : name;
-		if (hutch_image_ref_normalize(t, &names[n_names], err) < 0)
+		if ((i < p->n_tags ? hutch_image_ref_normalize(t, &names[n_names], err)
+				   : new_name_normalize(t, &names[n_names], err)) < 0)
 			goto out_names;
 		n_names++;
 	}
@@ -1460,7 +1480,7 @@ out_names:
 int hutch_image_tag(struct hutch_store *s, const char *src, const char *dst, struct hutch_err **err)
 {
 	_cleanup_free_ char *norm = NULL;
-	if (hutch_image_ref_normalize(dst, &norm, err) < 0)
+	if (new_name_normalize(dst, &norm, err) < 0)
 		return -1;
 	if (store_lock(s, err) < 0)
 		return -1;

@@ -469,3 +469,20 @@ def test_image_inspect_of_a_missing_image_still_prints_json(hutch):
     assert [i["names"] for i in json.loads(cp.stdout)] == [out[0]["names"]]
     cp = hutch("image", "inspect", "no-such-image-qq", check=False)
     assert cp.returncode == 125 and json.loads(cp.stdout) == []
+
+
+def test_names_given_to_an_image_cannot_carry_a_digest(hutch, tmp):
+    # as docker ("refusing to create a tag with a digest reference"): a digest
+    # in a name is the registry's manifest digest, which a tag or an import
+    # cannot make true
+    digest = "sha256:" + "0" * 64
+    rootfs, _ = _unique(tmp, "dg")
+    tarball = tar_dir(rootfs, tmp / "dg.tar")
+    for args in (["image", "tag", "bb", f"bb-dg@{digest}"],
+                 ["image", "tag", "bb", f"bb-dg:1@{digest}"],
+                 ["image", "import", tarball, f"dg@{digest}"],
+                 ["image", "import", rootfs, f"dg@{digest}"]):
+        cp = hutch(*args, check=False)
+        assert cp.returncode == 125, args
+        assert f"@{digest}" in cp.stderr and "digest" in cp.stderr, cp.stderr
+    assert not [n for n in _names(hutch) if "@" in n]

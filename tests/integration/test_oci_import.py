@@ -319,3 +319,10 @@ def test_missing_blob_named(hutch, built, tmp):
     cp = hutch("image", "import", "--ref", "v3", layout, "missing", check=False)
     assert cp.returncode != 0
     assert d in cp.stderr and "missing" in cp.stderr, cp.stderr
+
+
+def test_import_name_with_a_digest_refused(hutch, built):
+    digest = "sha256:" + "1" * 64
+    cp = hutch("image", "import", built.oci_tar, f"oci-dg@{digest}", check=False)
+    assert cp.returncode == 125 and f"oci-dg@{digest}" in cp.stderr, cp.stderr
+    assert not [n for n in _names(hutch) if n.startswith("oci-dg")]

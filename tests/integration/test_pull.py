@@ -987,3 +987,17 @@ def test_killed_pull_resumes(hs, fake, images):
     assert not partial.exists()
     assert hs.downloads() == []
     assert hs("run", "--rm", name, "cat", "/marker").stdout == "multi\n"
+
+
+def test_pull_bad_options(hs, registry):
+    ref = f"{registry.host}/hutch/multi:1"
+    cp = hs.pull("--tls-verify=maybe", ref, check=False)
+    assert cp.returncode == 125 and "--tls-verify is true or false, not 'maybe'" in cp.stderr
+    cp = hs.pull(ref, "--authfile", check=False)
+    assert cp.returncode == 125 and "'--authfile' needs a value" in cp.stderr, cp.stderr
+    cp = hs.pull(ref, "extra", check=False)
+    assert cp.returncode == 125 and "'extra'" in cp.stderr, cp.stderr
+    assert hs.layers() == set() and hs.downloads() == []
+    # options after the reference, as every verb takes them
+    hs.pull(ref, "--tls-verify=false", "-q")
+    assert f"{registry.host}/hutch/multi:1" in hs.names()
