@@ -26,11 +26,19 @@ static void image_usage(FILE *out)
 	      out);
 }
 
-/* "rootfs.tar.gz" -> "rootfs" */
+/* "rootfs.tar.gz" -> "rootfs"; "." -> the directory's own name */
 static char *name_from_path(const char *src)
 {
 	_cleanup_free_ char *copy = xstrdup(src);
 	char *b = basename(copy);
+	if (!strcmp(b, ".") || !strcmp(b, "..")) {
+		char *real = realpath(src, NULL);
+		if (real) {
+			free(copy);
+			copy = real;
+			b = basename(copy);
+		}
+	}
 	static const char *const exts[] = {".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tar"};
 	size_t bl = strlen(b);
 	for (size_t i = 0; i < ARRAY_SIZE(exts); i++) {
@@ -172,6 +180,16 @@ static int image_import(struct cli_ctx *ctx, struct hutch_store *s, const struct
 			return 125;
 		}
 		_cleanup_free_ char *name = pos[1] ? xstrdup(pos[1]) : name_from_path(pos[0]);
+		_cleanup_free_ char *norm = NULL;
+		if (!pos[1] && hutch_image_ref_normalize(name, &norm, NULL) < 0) {
+			bool plain = strspn(pos[0], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+						    "0123456789_./-") == strlen(pos[0]);
+			fprintf(stderr,
+				"hutch: image import: '%s' (from the file name) is not a valid "
+				"image name: give one (hutch image import %s%s%s NAME)\n",
+				name, plain ? "" : "'", pos[0], plain ? "" : "'");
+			return 125;
+		}
 		if (hutch_image_import(s, pos[0], name, id, &err) < 0)
 			return cli_report(ctx, err);
 		printf("sha256:%s\n", id);

@@ -486,3 +486,22 @@ def test_names_given_to_an_image_cannot_carry_a_digest(hutch, tmp):
         assert cp.returncode == 125, args
         assert f"@{digest}" in cp.stderr and "digest" in cp.stderr, cp.stderr
     assert not [n for n in _names(hutch) if "@" in n]
+
+
+def test_import_name_from_the_path_says_when_it_cannot(hutch, state, tmp):
+    rootfs, marker = _unique(tmp, "here")
+    # "." is the directory's own name
+    hutch("image", "import", ".", cwd=rootfs)
+    try:
+        assert hutch("run", "--rm", "rootfs-here", "cat", "/marker").stdout == marker + "\n"
+    finally:
+        hutch("image", "rm", "rootfs-here")
+    # a file name that makes no image name: the message says where the name
+    # came from and how to give one, and nothing is stored
+    layers = state.layers()
+    tarball = tar_dir(rootfs, tmp / "My Image.tar")
+    cp = hutch("image", "import", tarball, check=False)
+    assert cp.returncode == 125
+    assert ("'my image' (from the file name) is not a valid image name: give one "
+            f"(hutch image import '{tarball}' NAME)") in cp.stderr, cp.stderr
+    assert state.layers() == layers
