@@ -3,6 +3,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -158,7 +159,18 @@ static int image_import(struct cli_ctx *ctx, struct hutch_store *s, const struct
 		return cli_report(ctx, err);
 	enum archive_kind kind;
 	if (archive_detect(pos[0], &kind, &err) < 0) {
-		if (err->errno_ == ENOENT) {
+		const char *colon = strrchr(pos[0], ':');
+		struct stat st;
+		_cleanup_free_ char *before = colon ? strndup(pos[0], colon - pos[0]) : NULL;
+		if (err->errno_ == ENOENT && before && colon[1] && !strchr(colon, '/') &&
+		    stat(before, &st) == 0) {
+			/* skopeo's and umoci's oci:DIR:TAG */
+			hutch_err_free(&err);
+			hutch_fail(&err, 0,
+				   "image import: '%s' does not exist; to import the image '%s' of "
+				   "'%s': hutch image import --ref %s %s",
+				   pos[0], colon + 1, before, colon + 1, before);
+		} else if (err->errno_ == ENOENT) {
 			hutch_err_free(&err);
 			hutch_fail(
 			    &err, 0,

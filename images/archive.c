@@ -673,7 +673,7 @@ static int select_top(const struct image_index *ix, const char *ref,
 					  shown, names.buf);
 		}
 		return hutch_fail(err, 0,
-				  "the layout holds several images (%s): name the one to import",
+				  "the layout holds several images (%s): pick one with --ref",
 				  names.buf);
 	}
 	if (n_cand == 1) {
@@ -851,7 +851,7 @@ static int select_docker(const struct docker_archive_manifest *dm, const char *r
 		}
 		list_docker_images(dm, &names);
 		return hutch_fail(err, 0,
-				  "the archive holds %zu images (%s): name the one to import",
+				  "the archive holds %zu images (%s): pick one with --ref",
 				  dm->n_images, names.buf);
 	}
 	size_t found = 0;

@@ -225,6 +225,11 @@ def test_layout_with_several_images_needs_a_ref(hutch, built):
     assert cp.returncode != 0
     for tag in ("base", "v2", "v3", "multi"):
         assert tag in cp.stderr, cp.stderr
+    assert "pick one with --ref" in cp.stderr, cp.stderr
+    # skopeo's and umoci's DIR:TAG is not a path: the message says how
+    cp = hutch("image", "import", f"{built.layout}:v2", "which", check=False)
+    assert cp.returncode == 125
+    assert f"image import --ref v2 {built.layout}" in cp.stderr, cp.stderr
     cp = hutch("image", "import", "--ref", "v9", built.layout, "which", check=False)
     assert cp.returncode != 0 and "no image named 'v9'" in cp.stderr
     assert "which:latest" not in _names(hutch)
