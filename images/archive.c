@@ -15,6 +15,7 @@
  * inside the archive. Index and manifest blobs are read whole (bounded) and
  * checked against their digests here; layer blobs and the config are checked
  * again by the store as it reads them. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1091,7 +1092,11 @@ int archive_plan(const char *path, enum archive_kind kind, const char *ref,
 			hutch_fail_sys(err, "open '%s'", path);
 			break;
 		}
-		ret = plan_oci(&l, ref, platform, p, err);
+		/* an unpacked docker archive, unless it is a layout too (Docker 25+) */
+		if (!layout_has(&l, "oci-layout") && layout_has(&l, "manifest.json"))
+			ret = plan_docker(&l, ref, p, err);
+		else
+			ret = plan_oci(&l, ref, platform, p, err);
 		break;
 	case ARCHIVE_OCI_TAR:
 	case ARCHIVE_DOCKER_TAR:
@@ -1171,6 +1176,31 @@ static ssize_t stream_read(void *ctx, void *buf, size_t len)
 	return n;
 }
 
+/* An unpacked archive (`docker save | tar x`, or a layout without its
+ * oci-layout file): only archive members at the top, one of them index.json
+ * or manifest.json. A rootfs has other names (bin, etc ...). */
+static bool dir_is_unpacked_archive(int dfd)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	bool archive = true, index = false;
+	struct dirent *e;
+	while (archive && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		archive = classify(e->d_name) != MC_OTHER;
+		index |= !strcmp(e->d_name, "index.json") ||
+			 !strcmp(e->d_name, "manifest.json");
+	}
+	closedir(d);
+	return archive && index;
+}
+
 int archive_detect(const char *path, enum archive_kind *kind, struct hutch_err **err)
 {
 	*kind = ARCHIVE_NONE;
@@ -1182,7 +1212,8 @@ int archive_detect(const char *path, enum archive_kind *kind, struct hutch_err *
 		if (dfd < 0)
 			return hutch_fail_sys(err, "open '%s'", path);
 		struct stat lst;
-		if (fstatat(dfd, "oci-layout", &lst, AT_SYMLINK_NOFOLLOW) == 0)
+		if (fstatat(dfd, "oci-layout", &lst, AT_SYMLINK_NOFOLLOW) == 0 ||
+		    dir_is_unpacked_archive(dfd))
 			*kind = ARCHIVE_OCI_DIR;
 		return 0;
 	}

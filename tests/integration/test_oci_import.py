@@ -331,3 +331,26 @@ def test_import_name_with_a_digest_refused(hutch, built):
     cp = hutch("image", "import", built.oci_tar, f"oci-dg@{digest}", check=False)
     assert cp.returncode == 125 and f"oci-dg@{digest}" in cp.stderr, cp.stderr
     assert not [n for n in _names(hutch) if n.startswith("oci-dg")]
+
+
+def test_unpacked_archives_are_not_taken_for_a_rootfs(hutch, state, built, tmp):
+    # `docker save | tar x -C DIR`: the directory is the archive, imported as
+    # such (not as a rootfs of manifest.json and layer dirs)
+    d = tmp / "docker-dir"
+    d.mkdir()
+    _run("tar", "-xf", built.docker, "-C", d)
+    hutch("image", "import", d, "from-docker-dir")
+    try:
+        assert "from-docker-dir:latest" in _names(hutch)
+        _check_container(hutch, "from-docker-dir")
+    finally:
+        _rm(hutch, "from-docker-dir")
+    # a layout that lost its oci-layout file is refused saying so
+    layout, _ = _copy_layout(built, tmp)
+    (layout / "oci-layout").unlink()
+    layers = state.layers()
+    cp = hutch("image", "import", "--ref", "v3", layout, "no-oci-layout", check=False)
+    assert cp.returncode == 125
+    assert "oci-layout" in cp.stderr, cp.stderr
+    assert "no-oci-layout:latest" not in _names(hutch)
+    assert state.layers() == layers
