@@ -208,8 +208,10 @@ static int image_import(struct cli_ctx *ctx, struct hutch_store *s, const struct
 		return 0;
 	}
 	struct image_plan *plan = NULL;
-	if (archive_plan(pos[0], kind, ref, &plat, store_tmp_dir(s), &plan, &err) < 0)
+	if (archive_plan(pos[0], kind, ref, &plat, store_tmp_dir(s), &plan, &err) < 0) {
+		hutch_err_wrap(&err, "import '%s'", pos[0]);
 		return cli_report(ctx, err);
+	}
 	_cleanup_free_ char *derived = NULL;
 	if (!pos[1] && plan->n_tags == 0 && plan->bare_tag) {
 		/* skopeo and umoci name a layout's image by its tag alone
