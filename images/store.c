@@ -985,17 +985,39 @@ int hutch_image_remove(struct hutch_store *s, const char *ref, struct hutch_imag
 	bool by_id = !strcmp(name, id);
 	if (load_config(s, id, &cfg, err) < 0 || config_chain_ids(cfg, id, &chains, &n, err) < 0)
 		goto out;
-	bool still_named = false;
+	/* By id, as docker: the image's only name goes with it; several are
+	 * refused (which one was meant?). */
+	char *listed = NULL;
+	size_t n_names = 0;
 	json_object_object_foreach(refs, key, val)
 	{
 		const char *v = json_object_get_string(val);
-		if (v && !strcmp(v, id) && (by_id || strcmp(key, name)))
-			still_named = true;
+		if (!by_id || !v || strcmp(v, id))
+			continue;
+		_cleanup_free_ char *familiar = hutch_image_ref_familiar(key);
+		char *joined = listed ? xasprintf("%s, %s", listed, familiar) : xstrdup(familiar);
+		free(listed);
+		listed = joined;
+		if (n_names++ == 0) {
+			free(name);
+			name = xstrdup(key);
+		}
 	}
-	if (by_id && still_named) {
-		hutch_fail(err, 0,
-			   "image %.12s has names: remove them by name (see 'hutch image ls')", id);
+	if (n_names > 1) {
+		hutch_fail(err, 0, "image %.12s has several names (%s): remove them by name", id,
+			   listed);
+		free(listed);
 		goto out;
+	}
+	free(listed);
+	if (n_names == 1)
+		by_id = false;
+	bool still_named = false;
+	json_object_object_foreach(refs, key2, val2)
+	{
+		const char *v = json_object_get_string(val2);
+		if (v && !strcmp(v, id) && (by_id || strcmp(key2, name)))
+			still_named = true;
 	}
 	/* Refuse while a container uses any layer that would go; hold each of
 	 * them (exclusively) until it is renamed away. */

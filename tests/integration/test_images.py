@@ -505,3 +505,20 @@ def test_import_name_from_the_path_says_when_it_cannot(hutch, state, tmp):
     assert ("'my image' (from the file name) is not a valid image name: give one "
             f"(hutch image import '{tarball}' NAME)") in cp.stderr, cp.stderr
     assert state.layers() == layers
+
+
+def test_image_rm_by_id(hutch, state, tmp):
+    # as docker: by id, an image with one name loses it and goes; one with
+    # several names is refused, naming them
+    rootfs, _ = _unique(tmp, "rmid")
+    layers = state.layers()
+    iid = hutch("image", "import", rootfs, "rm-id:1").stdout.strip()
+    hutch("image", "tag", "rm-id:1", "rm-id:2")
+    cp = hutch("image", "rm", iid[7:19], check=False)
+    assert cp.returncode == 125
+    assert "rm-id:1" in cp.stderr and "rm-id:2" in cp.stderr, cp.stderr
+    assert {"rm-id:1", "rm-id:2"} <= set(_names(hutch))
+    hutch("image", "rm", "rm-id:2")
+    assert hutch("image", "rm", iid[7:19]).stdout == f"Untagged: rm-id:1\nDeleted: {iid}\n"
+    assert "rm-id:1" not in _names(hutch)
+    assert state.layers() == layers

@@ -603,20 +603,29 @@ static void test_remove_in_use(void **state)
 	assert_int_equal(count_store(f, "configs"), 0);
 }
 
-/* By id while it still has a name: refused, and the message says to use names. */
+/* By id, as docker: an image with several names is refused, naming them; with
+ * one, that name goes with the image. */
 static void test_remove_by_id_with_names(void **state)
 {
 	struct fx *f = *state;
 	char id[65];
 	import_ok(f, f->tar, "named", id);
 	struct hutch_err *err = NULL;
+	assert_int_equal(hutch_image_tag(f->store, "named", "named:2", &err), 0);
 	assert_int_equal(hutch_image_remove(f->store, id, NULL, &err), -1);
 	assert_non_null(err);
-	assert_non_null(strstr(err->msg, "name"));
+	assert_non_null(strstr(err->msg, "named:latest, named:2"));
 	hutch_err_free(&err);
 	struct hutch_image *img = get_ok(f, "named");
 	hutch_image_free(img);
-	remove_ok(f, "named");
+	remove_ok(f, "named:2");
+	struct hutch_image_removal done;
+	assert_int_equal(hutch_image_remove(f->store, id, &done, &err), 0);
+	assert_string_equal(done.untagged, "named:latest");
+	assert_string_equal(done.deleted, id);
+	hutch_image_removal_free(&done);
+	assert_int_equal(count_store(f, "layers"), 0);
+	assert_int_equal(count_store(f, "configs"), 0);
 }
 
 /* A container of image B holds the layer B shares with image A: removing A
