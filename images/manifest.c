@@ -460,9 +460,36 @@ int image_platform_parse(const char *s, struct image_platform *p, struct hutch_e
 		part = slash + 1;
 	}
 	bool ok = false;
-	if (n == 1)
-		ok = platform_set(p, "linux", parts[0], "");
-	else if (n == 2)
+	if (n == 1) {
+		/* One word, as containerd reads it: an architecture or an OS that
+		 * exists. Anything else is a typo ("linux-arm64"), not a name for an
+		 * architecture that no image has. */
+		static const char *const known_arch[] = {
+		    "386",    "amd64",	  "arm",   "arm64",   "loong64", "mips",  "mipsle",
+		    "mips64", "mips64le", "ppc64", "ppc64le", "riscv64", "s390x", "wasm"};
+		static const char *const known_os[] = {
+		    "aix",   "android", "darwin",  "dragonfly", "freebsd", "illumos", "ios",
+		    "linux", "netbsd",	"openbsd", "plan9",	"solaris", "windows", "zos"};
+		if (platform_set(p, "linux", parts[0], ""))
+			for (size_t i = 0; i < ARRAY_SIZE(known_arch); i++)
+				if (!strcmp(p->arch, known_arch[i]))
+					return 0;
+		char os[sizeof(p->os)];
+		snprintf(os, sizeof(os), "%s", parts[0]);
+		lower(os);
+		for (size_t i = 0; i < ARRAY_SIZE(known_os); i++) {
+			if (strcmp(os, known_os[i]))
+				continue;
+			image_platform_host(p);
+			set_field(p->os, sizeof(p->os), os);
+			return 0;
+		}
+		_cleanup_free_ char *shown = printable(s, strlen(s));
+		return hutch_fail(err, 0,
+				  "invalid platform '%s': not a known architecture or OS; expected "
+				  "OS/ARCH[/VARIANT], e.g. linux/arm64 or linux/arm/v7",
+				  shown);
+	} else if (n == 2)
 		ok = platform_set(p, parts[0], parts[1], "");
 	else if (n == 3)
 		ok = platform_set(p, parts[0], parts[1], parts[2]);

@@ -589,6 +589,25 @@ static void test_platform_parse(void **state)
 	assert_ok(image_platform_parse("aarch64", &p, err));
 	image_platform_format(&p, buf, sizeof(buf));
 	assert_string_equal(buf, "linux/arm64");
+	/* one word, as containerd reads it: a known architecture, or a known OS
+	 * (with the host's architecture); anything else is a typo, not an
+	 * architecture called "linux-arm64" */
+	struct image_platform host;
+	image_platform_host(&host);
+	assert_ok(image_platform_parse("Linux", &p, err));
+	assert_string_equal(p.os, "linux");
+	assert_string_equal(p.arch, host.arch);
+	assert_ok(image_platform_parse("windows", &p, err));
+	assert_string_equal(p.os, "windows");
+	assert_ok(image_platform_parse("riscv64", &p, err));
+	assert_string_equal(p.arch, "riscv64");
+	const char *unknown[] = {"bogus", "linux-arm64", "amd64v2"};
+	for (size_t i = 0; i < ARRAY_SIZE(unknown); i++)
+		assert_fails(image_platform_parse(unknown[i], &p, err), "invalid platform",
+			     unknown[i], "not a known architecture or OS", "OS/ARCH");
+	/* two or three parts are taken as given: new architectures keep working */
+	assert_ok(image_platform_parse("linux/newarch", &p, err));
+	assert_string_equal(p.arch, "newarch");
 }
 
 static void test_platform_host(void **state)
