@@ -639,6 +639,11 @@ def test_rm_running_refused_and_rm_force(hutch, ctr, state):
         assert not os.path.exists(info["cgroup"])
     cp = hutch("rm", "busy", check=False)
     assert cp.returncode != 0 and "no such container" in cp.stderr
+    # as Docker's (since 20.10) and rm's -f: what is not there is said, but no failure,
+    # so that `hutch rm -f web` can clean up whether web exists or not
+    cp = hutch("rm", "-f", "busy", check=False)
+    assert cp.returncode == 0 and "no such container: 'busy'" in cp.stderr, cp
+    assert cp.stdout == ""
 
 
 def test_rm_exited_and_several(hutch, ctr, state):
