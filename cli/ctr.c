@@ -299,7 +299,11 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 			}
 		}
 		if (r < 0) {
-			rc = cli_report(ctx, err) == 125 ? 1 : 1;
+			cli_report(ctx, err);
+			/* as Docker's (and rm's) -f: a container that is not there is
+			 * said, but is no failure */
+			if (!(force && r == HUTCH_STATE_NOT_FOUND))
+				rc = 1;
 			hutch_err_free(&err);
 		} else if (!json) {
 			printf("%s\n", argv[k]);

@@ -180,7 +180,8 @@ static int parse_run_args(struct run_opts *o, int argc, char **argv)
 	/* the command's options are not ours: options end at the image */
 	int i = cli_parse_opts("run", "", options, ARRAY_SIZE(options), false, argc, argv,
 			       set_run_option, o);
-	return i >= 0 && i < argc ? i : -1;
+	/* -1: no image; -2: --help; -3: a bad option, already said */
+	return i >= argc ? -1 : i == -2 ? -2 : i < 0 ? -3 : i;
 }
 
 static int fail(struct hutch_err **err, const char *fmt, const char *value)
@@ -762,7 +763,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	struct run_opts o = {0};
 	int img_idx = parse_run_args(&o, argc, argv);
 	if (img_idx < 0) {
-		if (img_idx == -1 && argc > 0 && (argc == 1 || argv[argc - 1][0] == '-'))
+		if (img_idx == -1)
 			fprintf(stderr, "hutch: run: no image given (usage: hutch run [OPTIONS] IMAGE "
 					"[COMMAND [ARG...]])\n");
 		free_opts(&o);

@@ -1099,8 +1099,16 @@ static int mask_path(int rootfd, const char *path, struct hutch_err **err)
 	if (S_ISDIR(st.st_mode))
 		mfd = fs_mount_detached("tmpfs", "tmpfs", "size=0", MOUNT_ATTR_RDONLY, err);
 	else {
-		/* the container's own /dev/null, so no host mount shows through */
+		/* the container's own /dev/null, so no host mount shows through; the
+		 * host's where a bind on /dev has none (a file there would not hide) */
 		_cleanup_close_ int null = openat2_in_root(rootfd, "/dev/null", O_PATH | O_NOFOLLOW);
+		struct stat nst;
+		if (null >= 0 && (fstat(null, &nst) < 0 || !S_ISCHR(nst.st_mode) ||
+				  nst.st_rdev != makedev(1, 3))) {
+			close(null);
+			null = open("/dev/null", O_PATH | O_CLOEXEC);
+		} else if (null < 0 && errno == ENOENT)
+			null = open("/dev/null", O_PATH | O_CLOEXEC);
 		mfd = null < 0 ? -1
 			       : open_tree(null, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
 							     AT_EMPTY_PATH);
@@ -1143,7 +1151,7 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 		size_t d = path_depth(spec->mounts[i].destination);
 		max_depth = d > max_depth ? d : max_depth;
 	}
-	bool dev_done = false;
+	bool dev_done = false, dev_bound = false;
 	for (size_t depth = 0; depth <= max_depth; depth++) {
 		for (size_t i = 0; i < n; i++) {
 			const struct hutch_mount *m = &spec->mounts[i];
@@ -1158,7 +1166,10 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 				      &ctx->own_mnt_ids[i], err) < 0)
 				return -1;
 			if (!strcmp(m->destination, "/dev")) {
-				if (setup_dev(rootfd, ctx->rootless, err) < 0)
+				/* As runc: a bind on /dev is used as it is. Nodes made
+				 * in it would be made in its source, on the host. */
+				dev_bound = ctx->opts[i].bind;
+				if (!dev_bound && setup_dev(rootfd, ctx->rootless, err) < 0)
 					return -1;
 				dev_done = true;
 			}
@@ -1166,7 +1177,7 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 	}
 	if (!dev_done && setup_dev(rootfd, ctx->rootless, err) < 0)
 		return -1;
-	if (spec->privileged && add_host_devices(ctx, rootfd, err) < 0)
+	if (spec->privileged && !dev_bound && add_host_devices(ctx, rootfd, err) < 0)
 		return -1;
 	if (mount_etc_files(ctx, rootfd, err) < 0)
 		return -1;

@@ -409,7 +409,8 @@ static int setup_stdio(const struct proc_ctx *p, struct hutch_err **err)
 	if (!p->proc->interactive) {
 		fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fds[0] < 0)
-			return hutch_fail_sys(err, "open /dev/null");
+			return hutch_fail_sys(err, "open the container's /dev/null for its stdin "
+						   "(without -i)");
 	}
 	for (int i = 0; i < 3; i++) {
 		if (fds[i] == i) {

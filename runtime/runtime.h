@@ -300,7 +300,9 @@ struct hutch_state_list {
 
 /* Load one container by full id, unique id prefix or name. Stale records (a
  * monitor that died) are reconciled on the way: the container is killed if it
- * still runs, its cgroup removed, and it is marked exited (or removed, --rm). */
+ * still runs, its cgroup removed, and it is marked exited (or removed, --rm).
+ * Returns 0, -1, or HUTCH_STATE_NOT_FOUND when nothing matches ref. */
+#define HUTCH_STATE_NOT_FOUND (-2)
 int hutch_state_find(struct hutch_runtime *rt, const char *ref, struct hutch_state **out,
 		     struct hutch_err **err);
 int hutch_state_list(struct hutch_runtime *rt, struct hutch_state_list *out,

@@ -204,19 +204,52 @@ void hutch_spec_set_caps(struct hutch_spec *s, uint64_t mask)
 	s->process.caps.bounding = s->process.caps.effective = s->process.caps.permitted = mask;
 }
 
+static bool is_default_mount(const struct hutch_mount *m)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(default_mounts); i++)
+		if (!strcmp(m->type, default_mounts[i].type) &&
+		    !strcmp(m->source, default_mounts[i].source) &&
+		    !strcmp(m->destination, default_mounts[i].destination))
+			return true;
+	return false;
+}
+
+static void free_mount(struct hutch_mount *m)
+{
+	free(m->type);
+	free(m->source);
+	free(m->destination);
+	strv_free(m->options, m->n_options);
+}
+
+/* As in Docker: a bind on /dev is the container's /dev as it is, so the default
+ * mounts below it (devpts, shm, mqueue) go; they would need mount points made in
+ * the bind's source, on the host. */
+static void drop_default_mounts_below_dev(struct hutch_spec *s)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		struct hutch_mount *m = &s->mounts[i];
+		if (path_below(m->destination, "/dev") && is_default_mount(m))
+			free_mount(m);
+		else
+			s->mounts[kept++] = *m;
+	}
+	s->n_mounts = kept;
+}
+
 int hutch_spec_add_mount(struct hutch_spec *s, const char *type, const char *source,
 			 const char *destination, const char *options_csv)
 {
+	if (!strcmp(type, "bind") && path_same(destination, "/dev"))
+		drop_default_mounts_below_dev(s);
 	/* A later mount on the same destination replaces an earlier one (a user's
 	 * --tmpfs /dev/shm overrides the default). */
 	struct hutch_mount *m = NULL;
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		if (!strcmp(s->mounts[i].destination, destination)) {
 			m = &s->mounts[i];
-			free(m->type);
-			free(m->source);
-			free(m->destination);
-			strv_free(m->options, m->n_options);
+			free_mount(m);
 			break;
 		}
 	}

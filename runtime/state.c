@@ -538,9 +538,10 @@ int hutch_state_find(struct hutch_runtime *rt, const char *ref, struct hutch_sta
 			if (rl >= 1 && !strncmp(l.items[i]->id, ref, rl))
 				found = l.items[i];
 	int ret = 0;
-	if (!found)
-		ret = hutch_fail(err, 0, "no such container: '%s' (see 'hutch ps -a')", ref);
-	else if (prefix_matches > 1)
+	if (!found) {
+		hutch_fail(err, 0, "no such container: '%s' (see 'hutch ps -a')", ref);
+		ret = HUTCH_STATE_NOT_FOUND;
+	} else if (prefix_matches > 1)
 		ret = hutch_fail(err, 0, "container id prefix '%s' is ambiguous: give more of it",
 				 ref);
 	if (ret == 0) {

@@ -639,6 +639,11 @@ def test_rm_running_refused_and_rm_force(hutch, ctr, state):
         assert not os.path.exists(info["cgroup"])
     cp = hutch("rm", "busy", check=False)
     assert cp.returncode != 0 and "no such container" in cp.stderr
+    # as Docker's (since 20.10) and rm's -f: what is not there is said, but no failure,
+    # so that `hutch rm -f web` can clean up whether web exists or not
+    cp = hutch("rm", "-f", "busy", check=False)
+    assert cp.returncode == 0 and "no such container: 'busy'" in cp.stderr, cp
+    assert cp.stdout == ""
 
 
 def test_rm_exited_and_several(hutch, ctr, state):
@@ -1479,11 +1484,18 @@ def test_every_verb_takes_opt_equals_value(hutch, ctr):
     (["exec", "-iw", "rel", "x", "true"], "invalid -w 'rel'"),
     (["exec", "--bogus", "x", "true"], "unknown option '--bogus'"),
     (["run", "--bogus", "bb"], "unknown option '--bogus'"),
+    (["run", "--bogus"], "unknown option '--bogus'"),
+    (["run", "--name"], "option '--name' needs a value"),
+    (["run", "-e"], "option '-e' needs a value"),
+    (["run", "-d"], "no image given"),
+    (["run", "--name", "web"], "no image given"),
+    (["run", "--rm", "-e", "A=1"], "no image given"),
 ])
 def test_option_errors_are_alike(hutch, args, message):
     cp = hutch(*args, check=False)
     assert cp.returncode == 125, cp
     assert cp.stderr.startswith(f"hutch: {args[0]}: ") and message in cp.stderr, cp.stderr
+    assert cp.stderr.count("\n") == 1, cp.stderr  # said once, and nothing else
     assert cp.stdout == ""
 
 

@@ -194,6 +194,37 @@ def test_dev_pts_shm_mqueue_mounted(hutch):
     assert out == "shm\n"
 
 
+def test_bind_on_dev_is_used_as_it_is(hutch, tmp):
+    # As in Docker (runc makes no nodes in a bound /dev, and the default devpts,
+    # shm and mqueue go): the directory is the container's /dev, and nothing is
+    # created in it on the host, as root (mknod) or rootless (binds of the host's)
+    dev = tmp / "dev"
+    dev.mkdir()
+    (dev / "mine").write_text("user's\n")
+    before = tree_snapshot(dev)
+    # (-i: without it, stdin is the container's /dev/null, which this one lacks)
+    out = hutch("run", "--rm", "-i", "-v", f"{dev}:/dev", "bb", "sh", "-c",
+                "ls -A /dev; cat /dev/mine; wc -c < /proc/timer_list; "
+                "awk '$5 ~ \"^/dev/\"' /proc/self/mountinfo | wc -l", input="").stdout
+    assert out.split() == ["mine", "user's", "0", "0"], out
+    assert tree_snapshot(dev) == before
+    # --privileged copies the host's nodes into hutch's own /dev only
+    hutch("run", "--rm", "-i", "--privileged", "-v", f"{dev}:/dev", "bb", "true", input="")
+    assert tree_snapshot(dev) == before
+    # a mount of the user's own below it still goes there (and makes its mount point)
+    out = hutch("run", "--rm", "-i", "-v", f"{dev}:/dev", "--tmpfs", "/dev/shm", "bb", "sh",
+                "-c", "awk '$5 == \"/dev/shm\"' /proc/self/mountinfo | wc -l", input="").stdout
+    assert out == "1\n"
+
+
+def test_tmpfs_on_dev_is_populated(hutch):
+    # a tmpfs is the container's own: hutch fills it as its default /dev
+    out = hutch("run", "--rm", "--tmpfs", "/dev:dev", "bb", "sh", "-c",
+                "ls -A /dev; grep -c ' /dev/pts ' /proc/self/mountinfo").stdout
+    assert {"null", "zero", "tty", "ptmx", "pts", "shm", "mqueue"} <= set(out.split()), out
+    assert out.split()[-1] == "1", out
+
+
 # ------------------------------------------------------------------ bind mounts
 
 
