@@ -1038,6 +1038,17 @@ def test_rm_of_a_starting_container(hutch, ctr, spawn, tmp, state):
         assert not os.path.exists(rec["cgroup"])
 
 
+def mkdirat_calls(state, cmd, pattern):
+    """cmd's mkdirat calls under strace, and the 1-based numbers of those that
+    match pattern (what strace's inject=...:when=N counts)."""
+    log = state.work / "mkdirat.strace"
+    subprocess.run(["strace", "-qq", "-o", str(log), "-e", "trace=mkdirat", *cmd], check=True,
+                   capture_output=True, timeout=30)
+    calls = log.read_text().splitlines()
+    log.unlink()
+    return calls, [i + 1 for i, l in enumerate(calls) if pattern.match(l)]
+
+
 ID_ARG_RE = re.compile(r'^\w+\([^,]+, "([0-9a-f]{64})"', re.M)
 
 
@@ -1052,12 +1063,7 @@ def test_start_killed_on_the_host_side_leaves_nothing(hutch, state, point):
     cmd = [state.bin, "--root", str(state.root), "run", "--rm", "bb", "true"]
     if point == "making the cgroup":
         # which mkdirat makes the cgroup (named by the id) depends on the root's depth
-        log = state.work / "start-mkdirat.strace"
-        subprocess.run([*base, str(log), "-e", "trace=mkdirat", *cmd], check=True,
-                       capture_output=True, timeout=30)
-        calls = log.read_text().splitlines()
-        log.unlink()
-        nth = [i + 1 for i, l in enumerate(calls) if ID_ARG_RE.match(l)]
+        calls, nth = mkdirat_calls(state, cmd, ID_ARG_RE)
         if ROOTLESS:
             assert nth == [], calls  # no delegated cgroup here: nothing to kill it at
             return
@@ -1093,12 +1099,7 @@ def test_start_survives_the_shared_cgroup_parent_going(hutch, ctr, state, tmp, m
     that fails before it made its cgroup (its name is taken) never removes the
     parent another start is about to use."""
     cmd = [state.bin, "--root", str(state.root), "run", "--rm", "bb", "true"]
-    log = state.work / "parent-mkdirat.strace"
-    subprocess.run(["strace", "-qq", "-o", str(log), "-e", "trace=mkdirat", *cmd], check=True,
-                   capture_output=True, timeout=30)
-    calls = log.read_text().splitlines()
-    log.unlink()
-    nth = [i + 1 for i, l in enumerate(calls) if PARENT_MKDIR_RE.match(l)]
+    calls, nth = mkdirat_calls(state, cmd, PARENT_MKDIR_RE)
     if ROOTLESS:
         assert nth == [], calls  # no delegated cgroup here: no parent to race for
         return
