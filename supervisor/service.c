@@ -82,7 +82,9 @@ static void record_exit(struct svc_replica *r, const struct svc_exit *e, int64_t
 {
 	r->last_exit = *e;
 	r->has_exited = true;
-	r->exited = now;
+	/* An exit seen late (by a supervisor that adopted the container after
+	 * it had died) is timed when it happened, for the backoff's rules. */
+	r->exited = e->at > 0 && e->at <= now ? e->at : now;
 	r->probing = false;
 	act(out, SVC_ACT_RECORD_EXIT);
 	emit(out, SVC_EMIT_EXITED, 0);
@@ -192,10 +194,11 @@ static enum svc_outcome running_exit(struct svc_replica *r, const struct svc_eve
 		r->state = SVC_EXITED;
 		return SVC_DONE;
 	}
-	r->backoff = svc_next_backoff(r->backoff, now - r->started);
+	r->backoff = svc_next_backoff(r->backoff, r->exited - r->started);
 	r->restarts++;
 	r->state = SVC_BACKOFF;
-	arm(r, out, SVC_TIMER_BACKOFF, now + r->backoff);
+	/* from the exit: a deadline already past fires at once */
+	arm(r, out, SVC_TIMER_BACKOFF, r->exited + r->backoff);
 	emit(out, SVC_EMIT_RESTARTING, r->backoff);
 	return SVC_DONE;
 }
@@ -573,6 +576,77 @@ void svc_describe_exit(const char *name, const struct svc_exit *e, char *buf, si
 	} else {
 		snprintf(buf, len, "%s%sexited with code %d", name, sep, e->code);
 	}
+}
+
+void svc_human_duration(int64_t ns, char *buf, size_t len)
+{
+	long long secs = ns / SVC_S, mins = secs / 60;
+	long long hours = (ns + 30 * 60 * SVC_S) / (3600 * SVC_S); /* rounded, as go-units */
+	if (secs < 1)
+		snprintf(buf, len, "Less than a second");
+	else if (secs == 1)
+		snprintf(buf, len, "1 second");
+	else if (secs < 60)
+		snprintf(buf, len, "%lld seconds", secs);
+	else if (mins == 1)
+		snprintf(buf, len, "About a minute");
+	else if (mins < 60)
+		snprintf(buf, len, "%lld minutes", mins);
+	else if (hours == 1)
+		snprintf(buf, len, "About an hour");
+	else if (hours < 48)
+		snprintf(buf, len, "%lld hours", hours);
+	else if (hours < 24 * 7 * 2)
+		snprintf(buf, len, "%lld days", hours / 24);
+	else if (hours < 24 * 30 * 2)
+		snprintf(buf, len, "%lld weeks", hours / 24 / 7);
+	else if (hours < 24 * 365 * 2)
+		snprintf(buf, len, "%lld months", hours / 24 / 30);
+	else
+		snprintf(buf, len, "%lld years", hours / 24 / 365);
+}
+
+void svc_status(const struct svc_replica *r, int64_t now, char *buf, size_t len)
+{
+	char ago[32];
+	int code = r->last_exit.signal ? 128 + r->last_exit.signal : r->last_exit.code;
+	switch (r->state) {
+	case SVC_RUNNING: {
+		static const char *const suffix[] = {"", " (health: starting)", " (healthy)",
+						     " (unhealthy)"};
+		svc_human_duration(now - r->started, ago, sizeof(ago));
+		snprintf(buf, len, "Up %s%s", ago, suffix[r->health]);
+		return;
+	}
+	case SVC_BACKOFF:
+		svc_human_duration(now - r->exited, ago, sizeof(ago));
+		snprintf(buf, len, "Restarting (%d) %s ago", code, ago);
+		return;
+	case SVC_EXITED:
+	case SVC_STOPPED:
+		if (r->has_exited) {
+			svc_human_duration(now - r->exited, ago, sizeof(ago));
+			snprintf(buf, len, "Exited (%d) %s ago", code, ago);
+			return;
+		}
+		snprintf(buf, len, "Stopped"); /* before it ever ran */
+		return;
+	case SVC_FAILED:
+		snprintf(buf, len, r->blocked ? "Not started" : "Failed to start");
+		return;
+	case SVC_WAITING:
+		snprintf(buf, len, "Waiting");
+		return;
+	case SVC_STARTING:
+		snprintf(buf, len, "Starting");
+		return;
+	case SVC_STOPPING:
+		snprintf(buf, len, "Stopping");
+		return;
+	case SVC_NSTATES:
+		break;
+	}
+	snprintf(buf, len, "?");
 }
 
 const char *svc_state_name(enum svc_state s)

@@ -88,6 +88,7 @@ struct svc_exit {
 	int code;   /* exit status when it exited */
 	int signal; /* or the signal that killed it (0: none) */
 	bool oom;   /* killed by the OOM killer (the cgroup's oom_kill count rose) */
+	int64_t at; /* monotonic ns of the exit when it was seen late; 0: now */
 };
 
 enum svc_probe_status { SVC_PROBE_OK, SVC_PROBE_FAIL, SVC_PROBE_TIMEOUT };
@@ -213,6 +214,12 @@ bool svc_comes_back_after_reboot(const struct svc_config *cfg, bool stopped_by_u
 bool svc_exit_failed(const struct svc_exit *e);
 /* "migrate exited with code 3", "migrate was killed by SIGKILL", ... */
 void svc_describe_exit(const char *name, const struct svc_exit *e, char *buf, size_t len);
+/* What `ps` and `stack ps` show, as Docker's: "Up 5 minutes (healthy)",
+ * "Restarting (3) 2 seconds ago" (3 is the last exit code, a signal's as
+ * 128+n), "Exited (0) About a minute ago". */
+void svc_status(const struct svc_replica *r, int64_t now, char *buf, size_t len);
+/* Docker's HumanDuration: "Less than a second", "5 minutes", "About an hour" */
+void svc_human_duration(int64_t ns, char *buf, size_t len);
 const char *svc_state_name(enum svc_state s);
 /* Every cell of the table is filled (a test checks it). */
 bool svc_table_complete(void);

@@ -911,7 +911,115 @@ static void test_adoption_keeps_the_policy_state(void **state)
 	svc_fini(&r);
 }
 
+/* A container that died while no supervisor watched: the exit comes with its
+ * time, and the backoff counts from then. */
+static void test_exit_seen_late(void **state)
+{
+	struct svc_config cfg = defaults();
+	cfg.notify = cfg.has_probe = false;
+	cfg.restart = SVC_RESTART_ALWAYS;
+	struct svc_replica r;
+	svc_init(&r, &cfg, "worker");
+	struct svc_event e = ev(SVC_EV_ADOPT);
+	e.adopt = (struct svc_adopt){.started = T0, .restarts = 1, .backoff = 200 * MS};
+	expect(&r, e, T0 + 40 * S, SVC_RUNNING, "EMIT(adopted) NOTIFY");
+	/* it ran 2 s, not 40: no reset; the restart is due already */
+	e = ev_exit(1, 0, false);
+	e.exit.at = T0 + 2 * S;
+	assert_int_equal(step(&r, e, T0 + 40 * S), SVC_DONE);
+	assert_int_equal(r.exited, T0 + 2 * S);
+	assert_int_equal(r.backoff, 400 * MS);
+	assert_int_equal(r.timer_at, T0 + 2 * S + 400 * MS);
+	/* a time after now (clock confusion) is taken as now */
+	respawn(&r);
+	e.exit.at = T0 + 100 * S;
+	assert_int_equal(step(&r, e, T0 + 50 * S), SVC_DONE);
+	assert_int_equal(r.exited, T0 + 50 * S);
+	svc_fini(&r);
+}
+
 /* ---- messages ------------------------------------------------------------- */
+
+static void test_status_text(void **state)
+{
+	struct svc_config cfg = defaults();
+	cfg.notify = false;
+	struct svc_replica r;
+	char buf[64];
+	svc_init(&r, &cfg, "db");
+	svc_status(&r, T0, buf, sizeof(buf));
+	assert_string_equal(buf, "Waiting");
+	reach(&r, STARTING);
+	svc_status(&r, T0, buf, sizeof(buf));
+	assert_string_equal(buf, "Starting");
+	assert_int_equal(step(&r, ev(SVC_EV_START_OK), T0), SVC_DONE);
+	svc_status(&r, T0 + 300 * MS, buf, sizeof(buf));
+	assert_string_equal(buf, "Up Less than a second (health: starting)");
+	probe(&r, T0 + 30 * S, SVC_PROBE_OK, "ok");
+	svc_status(&r, T0 + 5 * 60 * S, buf, sizeof(buf));
+	assert_string_equal(buf, "Up 5 minutes (healthy)");
+	/* "Restarting (3)": 3 is the exit code, as in docker ps; stack ps shows
+	 * the restart count beside it */
+	assert_int_equal(crash(&r, T0 + 6 * 60 * S, 3), 100 * MS);
+	svc_status(&r, T0 + 6 * 60 * S + 2 * S, buf, sizeof(buf));
+	assert_string_equal(buf, "Restarting (3) 2 seconds ago");
+	respawn(&r);
+	expect(&r, ev(SVC_EV_USER_STOP), T0 + 7 * 60 * S, SVC_STOPPING,
+	       "STOP_SIGNAL EMIT(stopping) ARM(grace,+10s) NOTIFY");
+	svc_status(&r, T0 + 7 * 60 * S, buf, sizeof(buf));
+	assert_string_equal(buf, "Stopping");
+	step(&r, ev_exit(0, SIGTERM, false), T0 + 7 * 60 * S);
+	svc_status(&r, T0 + 8 * 60 * S + 30 * S, buf, sizeof(buf));
+	assert_string_equal(buf, "Exited (143) About a minute ago");
+	svc_fini(&r);
+
+	svc_init(&r, &cfg, "db");
+	reach(&r, FAILED);
+	svc_status(&r, T0, buf, sizeof(buf));
+	assert_string_equal(buf, "Failed to start");
+	svc_fini(&r);
+	svc_init(&r, &cfg, "db");
+	step(&r, ev(SVC_EV_DEPS_FAILED), T0);
+	svc_status(&r, T0, buf, sizeof(buf));
+	assert_string_equal(buf, "Not started");
+	svc_fini(&r);
+	svc_init(&r, &cfg, "db");
+	reach(&r, STOPPED);
+	svc_status(&r, T0, buf, sizeof(buf));
+	assert_string_equal(buf, "Stopped");
+	svc_fini(&r);
+}
+
+static void test_human_duration(void **state)
+{
+	static const struct {
+		int64_t ns;
+		const char *text;
+	} cases[] = {
+	    {0, "Less than a second"},
+	    {999 * MS, "Less than a second"},
+	    {1 * S, "1 second"},
+	    {59 * S, "59 seconds"},
+	    {60 * S, "About a minute"},
+	    {119 * S, "About a minute"},
+	    {120 * S, "2 minutes"},
+	    {59 * 60 * S, "59 minutes"},
+	    {60 * 60 * S, "About an hour"},
+	    {89 * 60 * S, "About an hour"},
+	    {90 * 60 * S, "2 hours"},
+	    {47 * 3600 * S, "47 hours"},
+	    {48 * 3600 * S, "2 days"},
+	    {13 * 24 * 3600 * S, "13 days"},
+	    {14 * 24 * 3600 * S, "2 weeks"},
+	    {60 * 24 * 3600 * S, "2 months"},
+	    {730 * 24 * 3600 * S, "2 years"},
+	};
+	char buf[32];
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		svc_human_duration(cases[i].ns, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].text);
+	}
+}
 
 static void test_describe_exit(void **state)
 {
@@ -1201,6 +1309,9 @@ int main(void)
 	    cmocka_unit_test(test_probes_end_with_the_process),
 	    cmocka_unit_test(test_notify),
 	    cmocka_unit_test(test_adoption_keeps_the_policy_state),
+	    cmocka_unit_test(test_exit_seen_late),
+	    cmocka_unit_test(test_status_text),
+	    cmocka_unit_test(test_human_duration),
 	    cmocka_unit_test(test_describe_exit),
 	    cmocka_unit_test(test_dep_started),
 	    cmocka_unit_test(test_dep_healthy),
