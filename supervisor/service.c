@@ -68,8 +68,9 @@ static int64_t next_probe_at(const struct svc_replica *r, int64_t now)
 	return now + c->health_interval;
 }
 
-/* A user's start or restart begins a new count, as `docker start` does. */
-static void reset_counts(struct svc_replica *r)
+/* `stack start` or `stack restart`: wanted up again, and the policy counts
+ * begin anew, as after `docker start`. */
+static void user_wants_up(struct svc_replica *r)
 {
 	r->restarts = 0;
 	r->backoff = 0;
@@ -230,24 +231,77 @@ static enum svc_outcome health_timer(struct svc_replica *r, const struct svc_eve
 	return SVC_DONE;
 }
 
-static void format_duration(int64_t ns, char *buf, size_t len)
+/* v / unit with its fraction, trailing zeros dropped: "1.5" */
+static void with_fraction(char *buf, size_t len, int64_t v, int64_t unit, const char *suffix)
 {
-	if (ns % SVC_S == 0)
-		snprintf(buf, len, "%llds", (long long)(ns / SVC_S));
-	else
-		snprintf(buf, len, "%lldms", (long long)(ns / SVC_MS));
+	char frac[24] = "";
+	int64_t rest = v % unit;
+	size_t n = 0;
+	for (int64_t digit = unit / 10; rest && digit && n + 2 < sizeof(frac); digit /= 10) {
+		if (!n)
+			frac[n++] = '.';
+		frac[n++] = (char)('0' + rest / digit);
+		rest %= digit;
+	}
+	frac[n] = '\0';
+	snprintf(buf, len, "%lld%s%s", (long long)(v / unit), frac, suffix);
+}
+
+/* Go's time.Duration format, as docker inspect words a probe's timeout:
+ * "500ms", "1.5s", "30s", "1m30s", "1h0m0s". */
+void svc_go_duration(int64_t ns, char *buf, size_t len)
+{
+	if (ns <= 0) {
+		snprintf(buf, len, "0s");
+	} else if (ns < 1000) {
+		snprintf(buf, len, "%lldns", (long long)ns);
+	} else if (ns < SVC_MS) {
+		with_fraction(buf, len, ns, 1000, "µs");
+	} else if (ns < SVC_S) {
+		with_fraction(buf, len, ns, SVC_MS, "ms");
+	} else {
+		long long h = ns / (3600 * SVC_S), m = ns / (60 * SVC_S) % 60;
+		char secs[32];
+		with_fraction(secs, sizeof(secs), ns % (60 * SVC_S), SVC_S, "s");
+		if (h)
+			snprintf(buf, len, "%lldh%lldm%s", h, m, secs);
+		else if (m)
+			snprintf(buf, len, "%lldm%s", m, secs);
+		else
+			snprintf(buf, len, "%s", secs);
+	}
+}
+
+/* The probe's output as docker inspect keeps it: cut to 4 KiB with "..."
+ * after, and for a timeout Docker's sentence before it. NULL when there is
+ * none (or no memory: a lost output is no reason to fail). */
+static char *kept_output(const struct svc_replica *r, const struct svc_probe_result *p)
+{
+	const char *out = p->output ? p->output : "";
+	size_t n = strnlen(out, SVC_PROBE_OUTPUT_MAX + 1);
+	const char *cut = "";
+	if (n > SVC_PROBE_OUTPUT_MAX) {
+		n = SVC_PROBE_OUTPUT_MAX;
+		cut = "...";
+	}
+	char prefix[96] = "";
+	if (p->status == SVC_PROBE_TIMEOUT) {
+		char d[48];
+		svc_go_duration(r->cfg->health_timeout, d, sizeof(d));
+		snprintf(prefix, sizeof(prefix), "Health check exceeded timeout (%s)%s", d,
+			 n ? ": " : "");
+	}
+	if (!n && !prefix[0])
+		return NULL;
+	size_t size = strlen(prefix) + n + strlen(cut) + 1;
+	char *kept = malloc(size);
+	if (kept)
+		snprintf(kept, size, "%s%.*s%s", prefix, (int)n, out, cut);
+	return kept;
 }
 
 static void keep_probe(struct svc_replica *r, const struct svc_probe_result *p)
 {
-	char timeout_msg[64];
-	const char *output = p->output;
-	if (p->status == SVC_PROBE_TIMEOUT) {
-		char d[24];
-		format_duration(r->cfg->health_timeout, d, sizeof(d));
-		snprintf(timeout_msg, sizeof(timeout_msg), "Health check exceeded timeout (%s)", d);
-		output = timeout_msg;
-	}
 	unsigned slot = (r->log_first + r->log_len) % SVC_PROBE_LOG;
 	if (r->log_len == SVC_PROBE_LOG) { /* full: the oldest goes */
 		slot = r->log_first;
@@ -257,8 +311,7 @@ static void keep_probe(struct svc_replica *r, const struct svc_probe_result *p)
 	}
 	struct svc_probe_log *l = &r->log[slot];
 	free(l->output);
-	/* NULL when out of memory too: a lost output is no reason to fail */
-	l->output = output ? strndup(output, SVC_PROBE_OUTPUT_MAX) : NULL;
+	l->output = kept_output(r, p);
 	l->start = p->start;
 	l->end = p->end;
 	l->exit_code = p->status == SVC_PROBE_TIMEOUT ? -1 : p->exit_code;
@@ -322,7 +375,7 @@ static enum svc_outcome run_down(struct svc_replica *r, const struct svc_event *
 static enum svc_outcome run_restart(struct svc_replica *r, const struct svc_event *ev, int64_t now,
 				    struct svc_actions *out)
 {
-	reset_counts(r);
+	user_wants_up(r);
 	begin_stop(r, now, out);
 	return SVC_DONE;
 }
@@ -374,7 +427,7 @@ static enum svc_outcome later_down(struct svc_replica *r, const struct svc_event
 static enum svc_outcome later_up(struct svc_replica *r, const struct svc_event *ev, int64_t now,
 				 struct svc_actions *out)
 {
-	reset_counts(r);
+	user_wants_up(r);
 	return SVC_DONE;
 }
 
@@ -392,7 +445,7 @@ static enum svc_outcome backoff_timer(struct svc_replica *r, const struct svc_ev
 static enum svc_outcome start_now(struct svc_replica *r, const struct svc_event *ev, int64_t now,
 				  struct svc_actions *out)
 {
-	reset_counts(r);
+	user_wants_up(r);
 	cancel_timer(r, out);
 	spawn(r, out);
 	return SVC_DONE;
@@ -415,7 +468,7 @@ static enum svc_outcome stop_idle(struct svc_replica *r, const struct svc_event 
 static enum svc_outcome rewait(struct svc_replica *r, const struct svc_event *ev, int64_t now,
 			       struct svc_actions *out)
 {
-	reset_counts(r);
+	user_wants_up(r);
 	r->blocked = false;
 	r->why[0] = '\0';
 	r->state = SVC_WAITING;
@@ -448,6 +501,9 @@ static enum svc_outcome adopt(struct svc_replica *r, const struct svc_event *ev,
  * bug, which a test catches. */
 #define X invalid
 #define I ignore
+/* The columns follow enum svc_event_kind: a new event must be added to every row. */
+_Static_assert(SVC_NEVENTS == 15 && SVC_EV_ADOPT == 14, "the table's columns are the events");
+_Static_assert(SVC_NSTATES == 8, "the table's rows are the states");
 // clang-format off
 static const handler table[SVC_NSTATES][SVC_NEVENTS] = {
 /*                 DEPS_OK  DEPS_FAILED  START_OK  START_FAILED  EXIT           PROBE_RESULT  READY

@@ -16,7 +16,7 @@
 #define SVC_BACKOFF_FIRST (100 * SVC_MS)
 #define SVC_BACKOFF_MAX	  (60 * SVC_S)
 #define SVC_BACKOFF_RESET (10 * SVC_S)
-/* As docker inspect: the last 5 probes, each output cut to 4 KiB. */
+/* As docker inspect: the last 5 probes, each output cut to 4 KiB (and "..."). */
 #define SVC_PROBE_LOG	     5
 #define SVC_PROBE_OUTPUT_MAX 4096
 
@@ -218,6 +218,8 @@ void svc_describe_exit(const char *name, const struct svc_exit *e, char *buf, si
  * "Restarting (3) 2 seconds ago" (3 is the last exit code, a signal's as
  * 128+n), "Exited (0) About a minute ago". */
 void svc_status(const struct svc_replica *r, int64_t now, char *buf, size_t len);
+/* Go's Duration format: "500ms", "1.5s", "1m30s" (Docker's messages use it) */
+void svc_go_duration(int64_t ns, char *buf, size_t len);
 /* Docker's HumanDuration: "Less than a second", "5 minutes", "About an hour" */
 void svc_human_duration(int64_t ns, char *buf, size_t len);
 const char *svc_state_name(enum svc_state s);

@@ -819,13 +819,26 @@ static void test_health_log_keeps_the_last_five(void **state)
 			 SVC_DONE);
 	assert_string_equal(svc_probe_at(&r, 4)->output, "Health check exceeded timeout (3s)");
 	assert_int_equal(svc_probe_at(&r, 4)->exit_code, -1);
-	/* output is cut to 4 KiB */
+	/* output is cut to 4 KiB, and says so */
 	char *big = malloc(10000);
 	memset(big, 'x', 9999);
 	big[9999] = '\0';
 	expect(&r, ev(SVC_EV_HEALTH_TIMER), r.timer_at, SVC_RUNNING, "PROBE(3s)");
 	assert_int_equal(step(&r, ev_probe(SVC_PROBE_OK, t, t, big), t), SVC_DONE);
-	assert_int_equal(strlen(svc_probe_at(&r, 4)->output), SVC_PROBE_OUTPUT_MAX);
+	const char *kept = svc_probe_at(&r, 4)->output;
+	assert_int_equal(strlen(kept), SVC_PROBE_OUTPUT_MAX + 3);
+	assert_string_equal(kept + SVC_PROBE_OUTPUT_MAX - 1, "x...");
+	/* a timeout with some output keeps both */
+	expect(&r, ev(SVC_EV_HEALTH_TIMER), r.timer_at, SVC_RUNNING, "PROBE(3s)");
+	assert_int_equal(
+	    step(&r, ev_probe(SVC_PROBE_TIMEOUT, t, t + 3 * S, "waiting for lock"), t + 3 * S),
+	    SVC_DONE);
+	assert_string_equal(svc_probe_at(&r, 4)->output,
+			    "Health check exceeded timeout (3s): waiting for lock");
+	/* no output at all: none kept */
+	expect(&r, ev(SVC_EV_HEALTH_TIMER), r.timer_at, SVC_RUNNING, "PROBE(3s)");
+	assert_int_equal(step(&r, ev_probe(SVC_PROBE_OK, t, t, ""), t), SVC_DONE);
+	assert_null(svc_probe_at(&r, 4)->output);
 	free(big);
 	svc_fini(&r);
 }
@@ -988,6 +1001,31 @@ static void test_status_text(void **state)
 	svc_status(&r, T0, buf, sizeof(buf));
 	assert_string_equal(buf, "Stopped");
 	svc_fini(&r);
+}
+
+static void test_go_duration(void **state)
+{
+	static const struct {
+		int64_t ns;
+		const char *text;
+	} cases[] = {
+	    {0, "0s"},
+	    {500, "500ns"},
+	    {1500, "1.5µs"},
+	    {500 * MS, "500ms"},
+	    {1500 * MS + 500000, "1.5005s"},
+	    {1500 * MS, "1.5s"},
+	    {30 * S, "30s"},
+	    {60 * S, "1m0s"},
+	    {90 * S, "1m30s"},
+	    {3600 * S, "1h0m0s"},
+	    {3725 * S + 250 * MS, "1h2m5.25s"},
+	};
+	char buf[32];
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		svc_go_duration(cases[i].ns, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].text);
+	}
 }
 
 static void test_human_duration(void **state)
@@ -1312,6 +1350,7 @@ int main(void)
 	    cmocka_unit_test(test_exit_seen_late),
 	    cmocka_unit_test(test_status_text),
 	    cmocka_unit_test(test_human_duration),
+	    cmocka_unit_test(test_go_duration),
 	    cmocka_unit_test(test_describe_exit),
 	    cmocka_unit_test(test_dep_started),
 	    cmocka_unit_test(test_dep_healthy),
