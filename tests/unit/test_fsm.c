@@ -252,25 +252,16 @@ struct cell {
 	const char *actions;
 };
 
-#define DONE(f, e, t, a)                                                                           \
-	{                                                                                          \
-		f, SVC_EV_##e, SVC_DONE, SVC_##t, a                                                \
-	}
 /* what is ignored or refused leaves the replica as it was */
 #define UNCHANGED SVC_NSTATES
-#define IGNORED(f, e)                                                                              \
-	{                                                                                          \
-		f, SVC_EV_##e, SVC_IGNORED, UNCHANGED, ""                                          \
-	}
-#define INVALID(f, e)                                                                              \
-	{                                                                                          \
-		f, SVC_EV_##e, SVC_INVALID, UNCHANGED, ""                                          \
-	}
+// clang-format off
+#define DONE(f, e, t, a) {f, SVC_EV_##e, SVC_DONE, SVC_##t, a}
+#define IGNORED(f, e)    {f, SVC_EV_##e, SVC_IGNORED, UNCHANGED, ""}
+#define INVALID(f, e)    {f, SVC_EV_##e, SVC_INVALID, UNCHANGED, ""}
 
 /* Each event comes one second after the setup (T0 + 1 s); timers in the
  * actions are relative to it. EXIT is "code 1", PROBE_RESULT a success,
  * STACK_DOWN without -t. */
-// clang-format off
 static const struct cell cells[] = {
 	DONE(WAITING, DEPS_OK, STARTING, "SPAWN NOTIFY"),
 	DONE(WAITING, DEPS_FAILED, FAILED, "EMIT(not_started) NOTIFY"),
