@@ -335,7 +335,7 @@ static enum svc_outcome probe_result(struct svc_replica *r, const struct svc_eve
 	} else if (r->health != SVC_HEALTH_STARTING ||
 		   ev->probe.start - r->started >= c->health_start_period) {
 		r->failing_streak++;
-		if (r->failing_streak >= (c->health_retries ? c->health_retries : 1))
+		if (r->failing_streak >= (c->health_retries ? c->health_retries : 3))
 			set_health(r, out, SVC_HEALTH_UNHEALTHY);
 	}
 	arm(r, out, SVC_TIMER_HEALTH, next_probe_at(r, now));

@@ -28,7 +28,9 @@ enum svc_restart {
 };
 
 /* What the state machine needs of a service's settings (the stack model maps
- * its keys to this; durations already defaulted and checked by the reader). */
+ * its keys to this). Durations are in ns, already defaulted and checked by the
+ * reader: compose's defaults are interval 30s, timeout 30s, retries 3, start
+ * period 0, start interval 5s, stop grace 10s. */
 struct svc_config {
 	enum svc_restart restart;
 	unsigned max_retries;
@@ -38,7 +40,7 @@ struct svc_config {
 	int64_t health_timeout;
 	int64_t health_start_period;
 	int64_t health_start_interval;
-	unsigned health_retries; /* consecutive failures to become unhealthy */
+	unsigned health_retries; /* failures in a row to become unhealthy (0: 3, as Docker) */
 	int64_t stop_grace;	 /* stop signal, then SIGKILL after this */
 };
 
