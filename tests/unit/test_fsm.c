@@ -845,6 +845,16 @@ static void test_health_retries(void **state)
 	probe(&r, T0 + 30 * S, SVC_PROBE_FAIL, "down");
 	assert_int_equal(r.health, SVC_HEALTH_UNHEALTHY);
 	svc_fini(&r);
+	/* 0 is Docker's default, 3 */
+	cfg.health_retries = 0;
+	svc_init(&r, &cfg, "api");
+	reach(&r, RUNNING);
+	int64_t t = probe(&r, T0 + 30 * S, SVC_PROBE_FAIL, "down");
+	t = probe(&r, t + 30 * S, SVC_PROBE_FAIL, "down");
+	assert_int_equal(r.health, SVC_HEALTH_STARTING);
+	probe(&r, t + 30 * S, SVC_PROBE_FAIL, "down");
+	assert_int_equal(r.health, SVC_HEALTH_UNHEALTHY);
+	svc_fini(&r);
 }
 
 static void test_probes_end_with_the_process(void **state)
