@@ -198,11 +198,14 @@ enum svc_outcome {
 	SVC_INVALID, /* the loop broke the contract (e.g. EXIT before START_OK): a bug */
 };
 
+/* ---- service.c: the lifecycle ---------------------------------------------- */
 void svc_init(struct svc_replica *r, const struct svc_config *cfg, const char *name);
 void svc_fini(struct svc_replica *r);
 /* Feed one event at monotonic time now. out is reset, then filled. */
 enum svc_outcome svc_step(struct svc_replica *r, const struct svc_event *ev, int64_t now,
 			  struct svc_actions *out);
+/* Every cell of the table is filled (a test checks it). */
+bool svc_table_complete(void);
 
 /* Should a replica that exited (as e) be restarted by its policy? (want_up and
  * the on-failure count included.) */
@@ -212,9 +215,13 @@ bool svc_should_restart(const struct svc_replica *r, const struct svc_exit *e);
 int64_t svc_next_backoff(int64_t prev, int64_t ran);
 /* Does `stack restore` (after a reboot) start this replica again? */
 bool svc_comes_back_after_reboot(const struct svc_config *cfg, bool stopped_by_user);
-
 bool svc_exit_failed(const struct svc_exit *e);
-/* "migrate exited with code 3", "migrate was killed by SIGKILL", ... */
+/* The kept probes, oldest first (i < log_len). */
+const struct svc_probe_log *svc_probe_at(const struct svc_replica *r, unsigned i);
+
+/* ---- service_report.c: what is said about replicas --------------------------- */
+/* "migrate exited with code 3", "migrate was killed by SIGKILL", ...; without a
+ * name: "exited with code 3", "killed by SIGKILL". */
 void svc_describe_exit(const char *name, const struct svc_exit *e, char *buf, size_t len);
 /* What `ps` and `stack ps` show, as Docker's: "Up 5 minutes (healthy)",
  * "Restarting (3) 2 seconds ago" (3 is the last exit code, a signal's as
@@ -225,12 +232,8 @@ void svc_go_duration(int64_t ns, char *buf, size_t len);
 /* Docker's HumanDuration: "Less than a second", "5 minutes", "About an hour" */
 void svc_human_duration(int64_t ns, char *buf, size_t len);
 const char *svc_state_name(enum svc_state s);
-/* Every cell of the table is filled (a test checks it). */
-bool svc_table_complete(void);
 const char *svc_event_name(enum svc_event_kind k);
 const char *svc_health_name(enum svc_health h);
-/* The kept probes, oldest first (i < log_len). */
-const struct svc_probe_log *svc_probe_at(const struct svc_replica *r, unsigned i);
 
 enum svc_dep_condition { SVC_DEP_STARTED, SVC_DEP_HEALTHY, SVC_DEP_COMPLETED };
 struct svc_dep {

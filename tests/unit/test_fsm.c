@@ -1,4 +1,4 @@
-/* supervisor/service.c: one replica's lifecycle (docs/supervisor-states.md).
+/* supervisor/service.c and service_report.c: one replica's lifecycle (docs/supervisor-states.md).
  * Read as the spec: the whole table of state x event, then the restart policy
  * with Docker's exact backoff, compose's health rules, dependency conditions
  * and `up --wait` readiness. Times are monotonic ns, made up by the test. */
