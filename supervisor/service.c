@@ -451,6 +451,12 @@ static enum svc_outcome adopt(struct svc_replica *r, const struct svc_event *ev,
 		    ev->adopt.health != SVC_HEALTH_NONE ? ev->adopt.health : SVC_HEALTH_STARTING;
 	r->state = SVC_RUNNING;
 	emit(out, SVC_EMIT_ADOPTED, 0);
+	if (ev->adopt.stopped_by_user) { /* the dead supervisor was stopping it */
+		r->want_up = false;
+		r->stopped_by_user = true;
+		begin_stop(r, now, out);
+		return SVC_DONE;
+	}
 	if (r->cfg->has_probe)
 		arm(r, out, SVC_TIMER_HEALTH, next_probe_at(r, now));
 	return SVC_DONE;

@@ -102,12 +102,16 @@ struct svc_probe_result {
 	int64_t start, end; /* monotonic ns */
 };
 
-/* What a new supervisor knows of a container it adopts (from its record). */
+/* What a new supervisor knows of a container it adopts, from its record.
+ * restarts and backoff are the values written at its SPAWN, so that feeding
+ * its exit again (ADOPT, then EXIT with .at) gives the same restart, at the
+ * same time, as the supervisor that died would have made. */
 struct svc_adopt {
 	int64_t started; /* monotonic ns of its start (for uptime and the backoff reset) */
 	unsigned restarts;
 	int64_t backoff;
 	enum svc_health health; /* last known; NONE: unknown (starting again if checked) */
+	bool stopped_by_user;	/* `stack stop` had been asked: the stop goes on */
 };
 
 struct svc_event {
@@ -154,14 +158,15 @@ struct svc_replica {
 };
 
 enum svc_action_kind {
-	SVC_ACT_SPAWN,	     /* start a container; answer START_OK or START_FAILED */
+	SVC_ACT_SPAWN,	     /* start a container (its record keeps restarts and backoff as
+			      * they are now); answer START_OK or START_FAILED */
 	SVC_ACT_STOP_SIGNAL, /* send the service's stop signal */
 	SVC_ACT_KILL,	     /* send SIGKILL */
 	SVC_ACT_ARM_TIMER,   /* .timer at .at, replacing the replica's timer */
 	SVC_ACT_CANCEL_TIMER,
 	SVC_ACT_PROBE,		   /* run the health probe, give up after .at ns */
 	SVC_ACT_EMIT,		   /* .emit for `stack events` and the logs */
-	SVC_ACT_RECORD_EXIT,	   /* write last_exit (and restarts) to the container's record */
+	SVC_ACT_RECORD_EXIT,	   /* write last_exit and exited to the container's record */
 	SVC_ACT_CHECK_DEPS,	   /* evaluate svc_deps_check, answer DEPS_OK/DEPS_FAILED */
 	SVC_ACT_NOTIFY_DEPENDENTS, /* state or health changed: re-check dependents, readiness */
 };
@@ -213,7 +218,8 @@ bool svc_should_restart(const struct svc_replica *r, const struct svc_exit *e);
 /* The delay before the next restart, Docker's sequence: prev the last delay
  * (0: none), ran how long the process that just exited ran. */
 int64_t svc_next_backoff(int64_t prev, int64_t ran);
-/* Does `stack restore` (after a reboot) start this replica again? */
+/* Does `stack restore` start again a replica that was up (waiting, starting,
+ * running or in backoff) when the machine went down? */
 bool svc_comes_back_after_reboot(const struct svc_config *cfg, bool stopped_by_user);
 bool svc_exit_failed(const struct svc_exit *e);
 /* The kept probes, oldest first (i < log_len). */

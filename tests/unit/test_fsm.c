@@ -952,6 +952,55 @@ static void test_exit_seen_late(void **state)
 	svc_fini(&r);
 }
 
+/* A supervisor killed while the service was in backoff: the next one adopts
+ * the (dead) container from its record and reaches the same decision. */
+static void test_adoption_replays_the_same_restart(void **state)
+{
+	struct svc_config cfg = defaults();
+	cfg.notify = cfg.has_probe = false;
+	cfg.restart = SVC_RESTART_ALWAYS;
+	struct svc_replica first, second;
+	svc_init(&first, &cfg, "worker");
+	reach(&first, RUNNING);
+	crash(&first, T0 + 1 * S, 1);
+	int64_t t1 = respawn(&first);
+	/* what the SPAWN wrote to the record */
+	struct svc_adopt record = {
+	    .started = t1, .restarts = first.restarts, .backoff = first.backoff};
+	crash(&first, t1 + 2 * S, 1);
+	assert_int_equal(first.state, SVC_BACKOFF);
+
+	svc_init(&second, &cfg, "worker");
+	struct svc_event e = ev(SVC_EV_ADOPT);
+	e.adopt = record;
+	assert_int_equal(step(&second, e, t1 + 30 * S), SVC_DONE);
+	e = ev_exit(1, 0, false);
+	e.exit.at = t1 + 2 * S;
+	assert_int_equal(step(&second, e, t1 + 30 * S), SVC_DONE);
+	assert_int_equal(second.state, SVC_BACKOFF);
+	assert_int_equal(second.restarts, first.restarts);
+	assert_int_equal(second.backoff, first.backoff);
+	assert_int_equal(second.timer_at, first.timer_at);
+	svc_fini(&first);
+	svc_fini(&second);
+}
+
+/* Killed while `stack stop` waited for the process: the stop goes on. */
+static void test_adoption_of_a_stopping_replica(void **state)
+{
+	const struct svc_config cfg = defaults();
+	struct svc_replica r;
+	svc_init(&r, &cfg, "db");
+	struct svc_event e = ev(SVC_EV_ADOPT);
+	e.adopt.stopped_by_user = true;
+	expect(&r, e, T0 + S, SVC_STOPPING,
+	       "EMIT(adopted) STOP_SIGNAL EMIT(stopping) ARM(grace,+10s) NOTIFY");
+	expect(&r, ev_exit(143, SIGTERM, false), T0 + 2 * S, SVC_STOPPED,
+	       "RECORD_EXIT EMIT(exited) CANCEL EMIT(stopped) NOTIFY");
+	assert_true(r.stopped_by_user);
+	svc_fini(&r);
+}
+
 /* ---- messages ------------------------------------------------------------- */
 
 static void test_status_text(void **state)
@@ -1349,6 +1398,8 @@ int main(void)
 	    cmocka_unit_test(test_notify),
 	    cmocka_unit_test(test_adoption_keeps_the_policy_state),
 	    cmocka_unit_test(test_exit_seen_late),
+	    cmocka_unit_test(test_adoption_replays_the_same_restart),
+	    cmocka_unit_test(test_adoption_of_a_stopping_replica),
 	    cmocka_unit_test(test_status_text),
 	    cmocka_unit_test(test_human_duration),
 	    cmocka_unit_test(test_go_duration),
