@@ -112,7 +112,10 @@ int read_file_at_most(int dirfd, const char *path, size_t max, int flags, char *
 {
 	char limit[32];
 	format_size((int64_t)max, limit, sizeof(limit));
-	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* a FIFO that only a regular file may be is not waited on */
+	_cleanup_close_ int fd = openat(dirfd, path,
+					O_RDONLY | O_CLOEXEC | O_NOCTTY |
+					    (flags & READ_REGULAR ? O_NONBLOCK : 0));
 	if (fd < 0)
 		return hutch_fail_sys(err, "%s", path);
 	struct stat st;

@@ -322,3 +322,18 @@ def test_env_file_bad_line_is_named(hutch, tmp):
     assert f"--env-file {f}: line 3: invalid environment variable '=oops'" in msg, msg
     msg = one_clear_line(hutch("run", "--rm", "--env-file", tmp, "bb", "true", check=False), 125)
     assert f"--env-file {tmp}: is a directory" in msg, msg
+
+
+def test_auth_file_is_read_at_most_1_mib_and_only_from_a_regular_file(hutch, tmp):
+    # read before any request: no registry is needed to see it refused
+    big = tmp / "auth.json"
+    big.write_bytes(b" " * ((1 << 20) + 1))
+    fifo = tmp / "fifo.json"
+    os.mkfifo(fifo)  # nobody writes to it: never waited on
+    for path, why in ((big, "larger than 1 MiB"), (fifo, "not a regular file"),
+                      ("/dev/zero", "not a regular file")):
+        t0 = time.monotonic()
+        msg = one_clear_line(hutch("pull", "--authfile", path, "127.0.0.1:1/x:1", check=False,
+                                   timeout=10), 125)
+        assert time.monotonic() - t0 < 5
+        assert f"auth file: {path}: {why}" in msg, msg
