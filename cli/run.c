@@ -1,17 +1,9 @@
 /* hutch run: docker-like flags -> a container spec -> the runtime. */
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "common/idmap.h"
 #include "common/util.h"
 #include "images/images.h"
 #include "runtime/runtime.h"
@@ -232,8 +224,7 @@ static int add_dns_option(struct hutch_spec *spec, const char *v, struct hutch_e
 	return hutch_spec_add_dns_option(spec, v, err);
 }
 
-static int build_spec(struct cli_ctx *ctx, const struct hutch_runtime *rt,
-		      const struct run_opts *o, const struct hutch_image *img, int cmd_argc,
+static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, const struct hutch_image *img, int cmd_argc,
 		      char **cmd_argv, struct hutch_spec *spec, struct hutch_err **err)
 {
 	char id[65];
@@ -346,7 +337,6 @@ static int build_spec(struct cli_ctx *ctx, const struct hutch_runtime *rt,
 	if (each(spec, NULL, o->volumes, o->n_volumes, add_volume_here, err) < 0 ||
 	    each(spec, "--tmpfs", o->tmpfs, o->n_tmpfs, hutch_spec_add_tmpfs, err) < 0)
 		return -1;
-	(void)ctx;
 	return hutch_spec_for_runtime(rt, spec, err);
 }
 
@@ -396,7 +386,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	rt.quiet = ctx->quiet;
 	rt.rootless = ctx->rootless;
 	spec = hutch_spec_new();
-	if (build_spec(ctx, &rt, &o, img, argc - img_idx - 1, argv + img_idx + 1, spec, &err) < 0)
+	if (build_spec(&rt, &o, img, argc - img_idx - 1, argv + img_idx + 1, spec, &err) < 0)
 		goto out;
 	if (o.detach) {
 		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)

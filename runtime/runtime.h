@@ -299,8 +299,9 @@ int hutch_spec_add_env(struct hutch_spec *spec, const char *kv, struct hutch_err
 #define HUTCH_ENV_FILE_MAX (1 << 20)
 int hutch_spec_add_env_file(struct hutch_spec *spec, const char *path, const char *base_dir,
 			    struct hutch_err **err);
-/* "SRC:DST[:OPTS]": a bind of an existing SRC (absolute, or ./relative or ~ to
- * base_dir: the current directory for `run`, the stack file's for a stack). */
+/* "SRC:DST[:OPTS]": a bind of an existing SRC, absolute or relative ("./data",
+ * "../x") to base_dir (NULL: the current directory; `run` gives that, a stack
+ * its file's directory). Named volumes are not this call's (refused). */
 int hutch_spec_add_volume(struct hutch_spec *spec, const char *arg, const char *base_dir,
 			  struct hutch_err **err);
 /* "DST[:OPTS]": a tmpfs, nosuid,nodev,noexec unless OPTS say otherwise. */
