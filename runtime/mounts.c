@@ -824,15 +824,25 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 		target = root_open_dir_p(rootfd, m->destination, true, err);
 		if (target < 0)
 			goto fail;
-		mfd = fs_mount_detached(m->type, m->source, o->data, o->attr_set, err);
-		if (mfd < 0) {
-			/* cgroup2 can be absent (an old kernel, or hidden); not fatal. */
-			if (!strcmp(m->type, "cgroup2")) {
-				hutch_err_free(err);
-				return 0;
-			}
-			goto fail;
+		bool cgroup2 = !strcmp(m->type, "cgroup2");
+		mfd = cgroup2 && !ctx->own_cgroup
+			  ? -1
+			  : fs_mount_detached(m->type, m->source, o->data, o->attr_set, err);
+		if (mfd < 0 && cgroup2) {
+			/* A container sees only its own cgroup. One without (rootless
+			 * with no delegated subtree, no cgroup v2 on the host) would see
+			 * the cgroup hutch runs in, the host's whole tree at worst, or
+			 * under a bound /sys the host's v1 hierarchies: an empty,
+			 * read-only tmpfs instead. So too where cgroup2 cannot be
+			 * mounted (an old kernel, or hidden). */
+			hutch_err_free(err);
+			mfd = fs_mount_detached("tmpfs", "tmpfs", "mode=0555,size=4k",
+						MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+						    MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+						err);
 		}
+		if (mfd < 0)
+			goto fail;
 		if (set_fs_propagation(mfd, o, m, err) < 0)
 			goto fail;
 		/* a mount keeps its id when it is moved into place */
