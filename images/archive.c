@@ -1038,6 +1038,8 @@ static int decompress_and_index(int in, const char *tmp_dir, struct layout *l,
 		if (t.err) {
 			hutch_err_free(err);
 			pass_err(err, steal_ptr(t.err));
+		} else if (tar_reader_failed(r)) {
+			layer_stream_check_rest(t.ls, err);
 		}
 		hutch_err_wrap(err, "decompress the archive");
 		goto out;
