@@ -23,7 +23,11 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 /* "TERM", "SIGTERM", "15" -> 15; -1 if unknown. */
 int cli_parse_signal(const char *s);
 
-/* Print "hutch: msg" and return 125 (or the error's own exit code). */
+/* s with control characters (C0, DEL, C1) as \xNN, for text from images and
+ * containers on a terminal: no escape sequences, no line breaks. Free it. */
+char *cli_shown(const char *s);
+/* Print "hutch: msg" (control characters escaped, cli_shown) and return 125 (or
+ * the error's own exit code). */
 struct hutch_err;
 int cli_report(struct cli_ctx *ctx, struct hutch_err *err);
 

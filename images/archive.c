@@ -66,6 +66,7 @@ void image_plan_free(struct image_plan *p)
 		free(p->tags[i]);
 	free(p->tags);
 	free(p->bare_tag);
+	free(p->bad_name);
 	free(p->manifest);
 	free(p->source);
 	if (p->tmp_fd >= 0)
@@ -175,8 +176,16 @@ static bool name_matches(const char *name, const char *ref)
 static void plan_add_tag(struct image_plan *p, const char *name)
 {
 	_cleanup_free_ char *norm = NULL;
-	if (!name || hutch_image_ref_normalize(name, &norm, NULL) < 0)
-		return; /* not a name hutch can store: the caller names the image */
+	struct hutch_err *why = NULL;
+	if (!name)
+		return;
+	if (hutch_image_ref_normalize(name, &norm, &why) < 0) {
+		/* not a name hutch can store: said, unless the caller names the image */
+		if (!p->bad_name && why)
+			p->bad_name = steal_ptr(why->msg);
+		hutch_err_free(&why);
+		return;
+	}
 	for (size_t i = 0; i < p->n_tags; i++)
 		if (!strcmp(p->tags[i], norm))
 			return;

@@ -337,6 +337,12 @@ static int refs_save(struct hutch_store *s, struct json_object *refs, struct hut
 static char **json_strv(struct json_object *arr, size_t *n)
 {
 	*n = 0;
+	if (arr && json_object_is_type(arr, json_type_string)) {
+		/* Docker's Entrypoint and Cmd may be one string (its strslice) */
+		char **v = xcalloc(2, sizeof(char *));
+		v[(*n)++] = xstrdup(json_object_get_string(arr));
+		return v;
+	}
 	if (!arr || !json_object_is_type(arr, json_type_array))
 		return NULL;
 	size_t len = json_object_array_length(arr);
