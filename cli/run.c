@@ -588,18 +588,18 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 
 	free(spec->process.cwd);
 	spec->process.cwd = xstrdup(o->workdir ? o->workdir : img->workdir ? img->workdir : "/");
-	const char *cwd = spec->process.cwd, *cwd_from = o->workdir ? "--workdir"
-								    : "the image's "
-								      "WorkingDir";
+	const char *cwd = spec->process.cwd, *cwd_from = o->workdir ? "--workdir" : "WorkingDir",
+		   *cwd_in = o->workdir ? "" : " in the image's config";
+	_cleanup_free_ char *cwd_shown = printable(cwd, strlen(cwd));
 	if (cwd[0] != '/')
-		return hutch_fail(err, 0, "invalid %s '%s': must be an absolute path", cwd_from,
-				  cwd);
+		return hutch_fail(err, 0, "invalid %s '%s'%s: must be an absolute path", cwd_from,
+				  cwd_shown, cwd_in);
 	for (const char *c = cwd; (c = strstr(c, "/..")); c += 3)
 		if (c[3] == '/' || !c[3])
 			return hutch_fail(err, 0,
-					  "invalid %s '%s': '..' is not allowed, give the path "
+					  "invalid %s '%s'%s: '..' is not allowed, give the path "
 					  "without it",
-					  cwd_from, cwd);
+					  cwd_from, cwd_shown, cwd_in);
 	if (o->user && o->user[0] == ':')
 		return fail(err,
 			    "invalid --user '%s': the user is missing before ':' (USER[:GROUP])",
