@@ -93,6 +93,9 @@ struct mount_ctx {
 	const char *upper, *work;
 	const struct etc_files *etc; /* the container's /etc files, NULL: none */
 	bool rootless;
+	/* the container has a cgroup of its own; without one, /sys/fs/cgroup is an
+	 * empty tmpfs (a cgroup2 mount would show the cgroup hutch runs in) */
+	bool own_cgroup;
 	/* Made by mounts_prepare in the parent, so that the child allocates
 	 * nothing for them; one entry per spec mount in each array. */
 	struct mount_opts *opts; /* its options, parsed once */
