@@ -7,7 +7,10 @@
  *
  * The program is generated from the OCI rule list as crun and runc do: the
  * rules from the last to the first, each a test that returns its verdict when
- * it matches, then "deny". It is loaded with bpf(2) directly (no libbpf), and
+ * it matches, then "deny". One difference: a deny rule matches a request that
+ * asks for any access it names (as the kernel's cgroup v1 device controller
+ * has it), not only for a subset, so "deny c 1:3 w" refuses an open for
+ * reading and writing. It is loaded with bpf(2) directly (no libbpf), and
  * without raising RLIMIT_MEMLOCK: since Linux 5.11 BPF memory is charged to
  * the memory cgroup instead.
  *
@@ -34,6 +37,7 @@
 #define RSH32_IMM(dst, imm)  INSN(BPF_ALU | BPF_RSH | BPF_K, dst, 0, 0, imm)
 /* 32-bit compares (BPF_JMP32, Linux 5.1+): majors and minors are u32 */
 #define JNE32_IMM(dst, imm, off) INSN(BPF_JMP32 | BPF_JNE | BPF_K, dst, 0, off, imm)
+#define JEQ32_IMM(dst, imm, off) INSN(BPF_JMP32 | BPF_JEQ | BPF_K, dst, 0, off, imm)
 #define MOV64_IMM(dst, imm)	 INSN(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm)
 #define EXIT_INSN()		 INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 
@@ -77,8 +81,10 @@ bool devices_allowed(const struct hutch_device_rule *rules, size_t n, char type,
 	int want = access_bits(access);
 	for (size_t i = n; i-- > 0;) {
 		const struct hutch_device_rule *r = &rules[i];
+		int have = access_bits(r->access);
 		if ((r->type == 'a' || r->type == type) && (r->major < 0 || r->major == major) &&
-		    (r->minor < 0 || r->minor == minor) && !(want & ~access_bits(r->access)))
+		    (r->minor < 0 || r->minor == minor) &&
+		    (r->allow ? !(want & ~have) : (want & have)))
 			return r->allow;
 	}
 	return false;
@@ -86,8 +92,8 @@ bool devices_allowed(const struct hutch_device_rule *rules, size_t n, char type,
 
 size_t devices_program(const struct hutch_device_rule *rules, size_t n, struct bpf_insn **out)
 {
-	/* preamble + at most 7 per rule + the final verdict */
-	struct bpf_insn *p = xcalloc(5 + 7 * n + 2, sizeof(*p));
+	/* a preamble of 6, at most 8 per rule, the final verdict */
+	struct bpf_insn *p = xcalloc(6 + 8 * n + 2, sizeof(*p));
 	size_t k = 0;
 	p[k++] = LDX_W(R_TYPE, R_CTX, offsetof(struct bpf_cgroup_dev_ctx, access_type));
 	p[k++] = MOV32_REG(R_ACCESS, R_TYPE);
@@ -112,11 +118,13 @@ size_t devices_program(const struct hutch_device_rule *rules, size_t n, struct b
 			p[k++] = JNE32_IMM(R_TYPE, t, len - ++at);
 		}
 		if (access != ALL_ACCESS) {
-			/* a request matches when it asks for nothing the rule lacks */
+			/* an allow rule matches a request that asks for nothing it lacks,
+			 * a deny rule one that asks for anything it names */
 			p[k++] = MOV32_REG(R_TMP, R_ACCESS);
-			p[k++] = AND32_IMM(R_TMP, ~access & ALL_ACCESS);
+			p[k++] = AND32_IMM(R_TMP, r->allow ? ~access & ALL_ACCESS : access);
 			at += 2;
-			p[k++] = JNE32_IMM(R_TMP, 0, len - ++at);
+			p[k++] = r->allow ? JNE32_IMM(R_TMP, 0, len - ++at)
+					  : JEQ32_IMM(R_TMP, 0, len - ++at);
 		}
 		if (r->major >= 0)
 			p[k++] = JNE32_IMM(R_MAJOR, (int32_t)(uint32_t)r->major, len - ++at);

@@ -104,9 +104,9 @@ struct hutch_process {
 
 /* One rule of linux.resources.devices in the OCI runtime spec: the device
  * cgroup's. A request (open for read and/or write, or mknod) matches a rule
- * when type, major and minor match and every access it asks for is in the
- * rule's; the last rule that matches decides, and a request no rule matches
- * is denied. */
+ * when type, major and minor match and, for an allow rule, every access it
+ * asks for is in the rule's (for a deny rule: any); the last rule that
+ * matches decides, and a request no rule matches is denied. */
 struct hutch_device_rule {
 	bool allow;
 	char type;	      /* 'a' (any), 'b' (block) or 'c' (char) */
