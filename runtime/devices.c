@@ -31,18 +31,35 @@
 
 #define INSN(c, d, s, o, i)                                                                        \
 	((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
-#define LDX_W(dst, src, off) INSN(BPF_LDX | BPF_MEM | BPF_W, dst, src, off, 0)
-#define MOV32_REG(dst, src)  INSN(BPF_ALU | BPF_MOV | BPF_X, dst, src, 0, 0)
-#define AND32_IMM(dst, imm)  INSN(BPF_ALU | BPF_AND | BPF_K, dst, 0, 0, imm)
-#define RSH32_IMM(dst, imm)  INSN(BPF_ALU | BPF_RSH | BPF_K, dst, 0, 0, imm)
-/* 32-bit compares (BPF_JMP32, Linux 5.1+): majors and minors are u32 */
-#define JNE32_IMM(dst, imm, off) INSN(BPF_JMP32 | BPF_JNE | BPF_K, dst, 0, off, imm)
-#define JEQ32_IMM(dst, imm, off) INSN(BPF_JMP32 | BPF_JEQ | BPF_K, dst, 0, off, imm)
-#define MOV64_IMM(dst, imm)	 INSN(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm)
-#define EXIT_INSN()		 INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+#define LDX_W(dst, src, off)	INSN(BPF_LDX | BPF_MEM | BPF_W, dst, src, off, 0)
+#define ALU32_IMM(op, dst, imm) INSN(BPF_ALU | (op) | BPF_K, dst, 0, 0, imm)
+#define ALU64_IMM(op, dst, imm) INSN(BPF_ALU64 | (op) | BPF_K, dst, 0, 0, imm)
+#define ALU32_REG(op, dst, src) INSN(BPF_ALU | (op) | BPF_X, dst, src, 0, 0)
+#define ALU64_REG(op, dst, src) INSN(BPF_ALU64 | (op) | BPF_X, dst, src, 0, 0)
+#define JMP_IMM(op, dst, imm)	INSN(BPF_JMP | (op) | BPF_K, dst, 0, 0, imm)
+#define JMP_REG(op, dst, src)	INSN(BPF_JMP | (op) | BPF_X, dst, src, 0, 0)
+#define JMP32_IMM(op, dst, imm) INSN(BPF_JMP32 | (op) | BPF_K, dst, 0, 0, imm)
+#define EXIT_INSN()		INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 
-/* Registers after the preamble: the fields of struct bpf_cgroup_dev_ctx. */
-enum { R_CTX = 1, R_TYPE = 2, R_ACCESS = 3, R_MAJOR = 4, R_MINOR = 5, R_TMP = 1 };
+/* Registers after the preamble. Only scratch registers are ever compared:
+ * the verifier then learns nothing about the request on the way from one
+ * rule to the next, and walks each instruction about once (a chain of tests
+ * on the request's own registers made it walk the program three times over,
+ * which was most of the cost of loading it). */
+enum { R_CTX = 1, R_TYPE = 2, R_ACCESS = 3, R_MAJOR = 4, R_MINOR = 5, R_KEY = 6 };
+enum { R_TMP = 1, R_TMP2 = 7 };
+
+/* The kernel's device numbers have 12 bits of major and 20 of minor: with
+ * the type (1 block, 2 char) they make one 34-bit key, minor << 14 | major
+ * << 2 | type, which a rule matches under a mask. */
+#define KEY_TYPE  0x3ULL
+#define KEY_MAJOR (0xfffULL << 2)
+#define KEY_MINOR (0xfffffULL << 14)
+
+static bool fits_imm(uint64_t v)
+{
+	return v <= INT32_MAX;
+}
 
 static int access_bits(const char *access)
 {
@@ -75,6 +92,12 @@ bool devices_allow_all(const struct hutch_device_rule *rules, size_t n)
 	return false;
 }
 
+/* A rule whose numbers no device has can match nothing. */
+static bool impossible(const struct hutch_device_rule *r)
+{
+	return r->major > 0xfff || r->minor > 0xfffff;
+}
+
 bool devices_allowed(const struct hutch_device_rule *rules, size_t n, char type, uint32_t major,
 		     uint32_t minor, const char *access)
 {
@@ -82,61 +105,121 @@ bool devices_allowed(const struct hutch_device_rule *rules, size_t n, char type,
 	for (size_t i = n; i-- > 0;) {
 		const struct hutch_device_rule *r = &rules[i];
 		int have = access_bits(r->access);
-		if ((r->type == 'a' || r->type == type) && (r->major < 0 || r->major == major) &&
-		    (r->minor < 0 || r->minor == minor) &&
+		if (!impossible(r) && (r->type == 'a' || r->type == type) &&
+		    (r->major < 0 || r->major == major) && (r->minor < 0 || r->minor == minor) &&
 		    (r->allow ? !(want & ~have) : (want & have)))
 			return r->allow;
 	}
 	return false;
 }
 
+struct prog {
+	struct bpf_insn *p;
+	size_t k;
+};
+
+static void emit(struct prog *g, struct bpf_insn i)
+{
+	g->p[g->k++] = i;
+}
+
+static void emit_ld_imm64(struct prog *g, int dst, uint64_t v)
+{
+	emit(g, INSN(BPF_LD | BPF_IMM | BPF_DW, dst, 0, 0, (int32_t)(uint32_t)v));
+	emit(g, INSN(0, 0, 0, 0, (int32_t)(uint32_t)(v >> 32)));
+}
+
 size_t devices_program(const struct hutch_device_rule *rules, size_t n, struct bpf_insn **out)
 {
-	/* a preamble of 6, at most 8 per rule, the final verdict */
-	struct bpf_insn *p = xcalloc(6 + 8 * n + 2, sizeof(*p));
-	size_t k = 0;
-	p[k++] = LDX_W(R_TYPE, R_CTX, offsetof(struct bpf_cgroup_dev_ctx, access_type));
-	p[k++] = MOV32_REG(R_ACCESS, R_TYPE);
-	p[k++] = RSH32_IMM(R_ACCESS, 16);
-	p[k++] = AND32_IMM(R_TYPE, 0xffff);
-	p[k++] = LDX_W(R_MAJOR, R_CTX, offsetof(struct bpf_cgroup_dev_ctx, major));
-	p[k++] = LDX_W(R_MINOR, R_CTX, offsetof(struct bpf_cgroup_dev_ctx, minor));
-	int verdict = 0; /* what no rule matches */
+	/* a preamble of 13, at most 10 per rule, two verdicts */
+	struct prog g = {.p = xcalloc(13 + 10 * n + 4, sizeof(struct bpf_insn))};
+	/* the jumps to a verdict, patched once the verdicts' places are known */
+	size_t *to_verdict = xcalloc(n + 1, sizeof(size_t));
+	size_t n_jumps = 0;
+	emit(&g, LDX_W(R_TYPE, R_CTX, offsetof(struct bpf_cgroup_dev_ctx, access_type)));
+	emit(&g, LDX_W(R_MAJOR, R_CTX, offsetof(struct bpf_cgroup_dev_ctx, major)));
+	emit(&g, LDX_W(R_MINOR, R_CTX, offsetof(struct bpf_cgroup_dev_ctx, minor)));
+	emit(&g, ALU32_REG(BPF_MOV, R_ACCESS, R_TYPE));
+	emit(&g, ALU32_IMM(BPF_RSH, R_ACCESS, 16));
+	emit(&g, ALU32_IMM(BPF_AND, R_TYPE, KEY_TYPE));
+	emit(&g, ALU32_IMM(BPF_AND, R_MAJOR, 0xfff));
+	emit(&g, ALU32_IMM(BPF_AND, R_MINOR, 0xfffff));
+	emit(&g, ALU64_REG(BPF_MOV, R_KEY, R_MINOR));
+	emit(&g, ALU64_IMM(BPF_LSH, R_KEY, 14));
+	emit(&g, ALU64_IMM(BPF_LSH, R_MAJOR, 2));
+	emit(&g, ALU64_REG(BPF_OR, R_KEY, R_MAJOR));
+	emit(&g, ALU64_REG(BPF_OR, R_KEY, R_TYPE));
+	int verdict = 0;	      /* what no rule matches */
+	int jump_verdict[2] = {0, 0}; /* verdicts some rule jumps to */
 	for (size_t i = n; i-- > 0;) {
 		const struct hutch_device_rule *r = &rules[i];
 		if (matches_all(r)) {
 			verdict = r->allow;
 			break;
 		}
+		if (impossible(r))
+			continue;
 		int access = access_bits(r->access);
-		/* the tests of the rule, each a jump past the rest of it */
-		int len = (r->type != 'a') + (access != ALL_ACCESS ? 3 : 0) + (r->major >= 0) +
-			  (r->minor >= 0) + 2;
-		int at = 0;
-		if (r->type != 'a') {
-			int t = r->type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR;
-			p[k++] = JNE32_IMM(R_TYPE, t, len - ++at);
-		}
+		size_t skip = SIZE_MAX; /* the access test's jump past the rule */
 		if (access != ALL_ACCESS) {
 			/* an allow rule matches a request that asks for nothing it lacks,
 			 * a deny rule one that asks for anything it names */
-			p[k++] = MOV32_REG(R_TMP, R_ACCESS);
-			p[k++] = AND32_IMM(R_TMP, r->allow ? ~access & ALL_ACCESS : access);
-			at += 2;
-			p[k++] = r->allow ? JNE32_IMM(R_TMP, 0, len - ++at)
-					  : JEQ32_IMM(R_TMP, 0, len - ++at);
+			emit(&g, ALU32_REG(BPF_MOV, R_TMP, R_ACCESS));
+			emit(&g,
+			     ALU32_IMM(BPF_AND, R_TMP, r->allow ? ~access & ALL_ACCESS : access));
+			skip = g.k;
+			emit(&g, JMP32_IMM(r->allow ? BPF_JNE : BPF_JEQ, R_TMP, 0));
 		}
-		if (r->major >= 0)
-			p[k++] = JNE32_IMM(R_MAJOR, (int32_t)(uint32_t)r->major, len - ++at);
-		if (r->minor >= 0)
-			p[k++] = JNE32_IMM(R_MINOR, (int32_t)(uint32_t)r->minor, len - ++at);
-		p[k++] = MOV64_IMM(0, r->allow);
-		p[k++] = EXIT_INSN();
+		uint64_t mask = (r->type != 'a' ? KEY_TYPE : 0) | (r->major >= 0 ? KEY_MAJOR : 0) |
+				(r->minor >= 0 ? KEY_MINOR : 0);
+		uint64_t value = (r->type == 'b'   ? BPF_DEVCG_DEV_BLOCK
+				  : r->type == 'c' ? BPF_DEVCG_DEV_CHAR
+						   : 0) |
+				 (r->major >= 0 ? (uint64_t)r->major << 2 : 0) |
+				 (r->minor >= 0 ? (uint64_t)r->minor << 14 : 0);
+		int key = R_KEY;
+		if (mask == 0) {
+			emit(&g, INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0));
+		} else {
+			if (mask != (KEY_TYPE | KEY_MAJOR | KEY_MINOR)) {
+				key = R_TMP;
+				emit(&g, ALU64_REG(BPF_MOV, R_TMP, R_KEY));
+				if (fits_imm(mask)) {
+					emit(&g, ALU64_IMM(BPF_AND, R_TMP, (int32_t)mask));
+				} else {
+					emit_ld_imm64(&g, R_TMP2, mask);
+					emit(&g, ALU64_REG(BPF_AND, R_TMP, R_TMP2));
+				}
+			}
+			if (fits_imm(value)) {
+				emit(&g, JMP_IMM(BPF_JEQ, key, (int32_t)value));
+			} else {
+				emit_ld_imm64(&g, R_TMP2, value);
+				emit(&g, JMP_REG(BPF_JEQ, key, R_TMP2));
+			}
+		}
+		to_verdict[n_jumps++] = (g.k - 1) | (size_t)r->allow << 63;
+		jump_verdict[r->allow] = 1;
+		if (skip != SIZE_MAX)
+			g.p[skip].off = (int16_t)(g.k - skip - 1);
 	}
-	p[k++] = MOV64_IMM(0, verdict);
-	p[k++] = EXIT_INSN();
-	*out = p;
-	return k;
+	/* no rule matched: the default, then the other verdict if jumped to */
+	size_t at[2];
+	at[verdict] = g.k;
+	emit(&g, ALU64_IMM(BPF_MOV, 0, verdict));
+	emit(&g, EXIT_INSN());
+	if (jump_verdict[!verdict]) {
+		at[!verdict] = g.k;
+		emit(&g, ALU64_IMM(BPF_MOV, 0, !verdict));
+		emit(&g, EXIT_INSN());
+	}
+	for (size_t j = 0; j < n_jumps; j++) {
+		size_t from = to_verdict[j] & ~((size_t)1 << 63);
+		g.p[from].off = (int16_t)(at[to_verdict[j] >> 63] - from - 1);
+	}
+	free(to_verdict);
+	*out = g.p;
+	return g.k;
 }
 
 static long sys_bpf(int cmd, union bpf_attr *attr)
