@@ -9,20 +9,13 @@
 #include "common/err.h"
 #include "common/util.h"
 
-int cli_parse_signal(const char *s)
+void cli_err_prefix(struct hutch_err **err, const char *prefix)
 {
-	if (!strncasecmp(s, "SIG", 3))
-		s += 3;
-	char *end;
-	long n = strtol(s, &end, 10);
-	if (*s && !*end)
-		return n > 0 && n < NSIG ? (int)n : -1;
-	for (int i = 1; i < NSIG; i++) {
-		const char *abbrev = sigabbrev_np(i);
-		if (abbrev && !strcasecmp(abbrev, s))
-			return i;
-	}
-	return -1;
+	if (!err || !*err)
+		return;
+	char *joined = xasprintf("%s%s", prefix, (*err)->msg);
+	free((*err)->msg);
+	(*err)->msg = joined;
 }
 
 int cli_report(struct cli_ctx *ctx, struct hutch_err *err)

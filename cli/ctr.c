@@ -235,7 +235,7 @@ static int ctr_set(void *arg, int id, const char *v)
 		break;
 	}
 	case CTR_SIGNAL:
-		a->sig = cli_parse_signal(v);
+		a->sig = signal_from_name(v);
 		if (a->sig < 0) {
 			fprintf(stderr, "hutch: kill: unknown signal '%s'\n", v);
 			return -1;

@@ -261,7 +261,7 @@ static int load_and_attach(const struct hutch_spec *spec, int cgfd, const char *
 /* Said once per user: a marker in the run root, as the single-id note. */
 static void say_fallback(const struct hutch_runtime *rt, const char *why)
 {
-	if (rt->quiet)
+	if (!rt->log && rt->quiet)
 		return;
 	_cleanup_free_ char *marker = xasprintf("%s/device-cgroup-note-given", rt->run_root);
 	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -269,12 +269,12 @@ static void say_fallback(const struct hutch_runtime *rt, const char *why)
 		return;
 	if (fd >= 0)
 		close(fd);
-	fprintf(stderr,
-		"hutch: note: no device cgroup for containers here (%s): instead their mounts "
-		"are nodev and they have no CAP_MKNOD, so they can open no device nodes but "
-		"their own /dev/null, zero, full, random, urandom, tty and ptys (and "
-		"--device ones). (Said once.)\n",
-		why);
+	hutch_runtime_log(rt, HUTCH_LOG_NOTE,
+			  "no device cgroup for containers here (%s): instead their mounts are "
+			  "nodev and they have no CAP_MKNOD, so they can open no device nodes but "
+			  "their own /dev/null, zero, full, random, urandom, tty and ptys (and "
+			  "--device ones). (Said once.)",
+			  why);
 }
 
 /* Without a program, a node bound in opens for reading and writing both:

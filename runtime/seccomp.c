@@ -10,7 +10,9 @@
  * syscall newer than the profile: libc tries the new call (fchmodat2,
  * futex_wake...) and falls back to the old one only on ENOSYS. So, as runc
  * does, numbers above the highest one the table names for each ABI get
- * ENOSYS, from a little raw BPF (see "The ENOSYS prefix" below).
+ * ENOSYS, from a little raw BPF (see "The prefix" below). The same prefix
+ * refuses what libseccomp cannot: a socket family on the int the kernel
+ * reads, and i386's socketcall(SYS_SOCKET).
  *
  * Compiling ~350 rules with libseccomp costs milliseconds, which is most of a
  * container start, so the exported BPF is cached per (profile, relevant caps,
@@ -36,9 +38,14 @@
 
 #include "common/util.h"
 
+#ifndef AF_ALG
+#define AF_ALG 38
+#endif
 #ifndef AF_VSOCK
 #define AF_VSOCK 40
 #endif
+/* socketcall's first argument (linux/net.h) */
+#define SYS_SOCKET_CALL 1
 
 /* Docker's "arches" are the native architecture of the engine, not the
  * architecture of each syscall ABI in the filter. */
@@ -54,23 +61,13 @@ enum {
 	A_RISCV64 = 1 << 8,
 };
 
-struct rule_group {
-	const char *const *names; /* NULL-terminated */
-	uint32_t action;
-	uint64_t if_caps;     /* only with all of these capabilities */
-	uint64_t unless_caps; /* not with any of these */
-	uint16_t if_arches;   /* only on these native arches (0: any) */
-	uint16_t unless_arches;
-	unsigned n_args;
-	struct scmp_arg_cmp args[1];
-};
-
 /* The table reads best as written. */
 /* clang-format off */
 #define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define CAP(c) (1ULL << (c))
 #define ARG_EQ(i, v) {.arg = (i), .op = SCMP_CMP_EQ, .datum_a = (v)}
-#define ARG_NE(i, v) {.arg = (i), .op = SCMP_CMP_NE, .datum_a = (v)}
+#define ARG_LT(i, v) {.arg = (i), .op = SCMP_CMP_LT, .datum_a = (v)}
+#define ARG_GT(i, v) {.arg = (i), .op = SCMP_CMP_GT, .datum_a = (v)}
 #define ARG_MASK_EQ(i, mask, v) \
 	{.arg = (i), .op = SCMP_CMP_MASKED_EQ, .datum_a = (mask), .datum_b = (v)}
 #define PERSONALITY(v) \
@@ -86,7 +83,7 @@ struct rule_group {
  * Includes Docker's additions for kernels 5.17 to 6.13 (moby#47341, #50077,
  * #50097: cachestat, fchmodat2, futex_wake..., listmount, statmount, mseal,
  * *xattrat; lsm_* only with CAP_SYS_ADMIN). A libseccomp too old to know one
- * of them skips it, and the ENOSYS prefix then answers for it. */
+ * of them skips it, and the prefix then answers ENOSYS for it. */
 static const struct rule_group default_profile[] = {
 	{.action = SCMP_ACT_ALLOW,
 	 .names = NAMES(
@@ -113,7 +110,7 @@ static const struct rule_group default_profile[] = {
 		 "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch",
 		 "io_cancel", "ioctl", "io_destroy", "io_getevents", "io_pgetevents",
 		 "io_pgetevents_time64", "ioprio_get", "ioprio_set", "io_setup", "io_submit",
-		 "io_uring_enter", "io_uring_register", "io_uring_setup", "ipc", "kill",
+		 "ipc", "kill",
 		 "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self",
 		 "lchown", "lchown32", "lgetxattr", "link", "linkat", "listen", "listmount",
 		 "listxattr", "listxattrat", "llistxattr", "_llseek", "lremovexattr", "lseek",
@@ -149,7 +146,7 @@ static const struct rule_group default_profile[] = {
 		 "set_thread_area", "set_tid_address", "setuid", "setuid32", "setxattr",
 		 "setxattrat", "shmat",
 		 "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4",
-		 "sigprocmask", "sigreturn", "socketcall", "socketpair", "splice", "stat",
+		 "sigprocmask", "sigreturn", "socketpair", "splice", "stat",
 		 "stat64", "statfs", "statfs64", "statmount", "statx", "symlink", "symlinkat",
 		 "sync",
 		 "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create",
@@ -161,8 +158,30 @@ static const struct rule_group default_profile[] = {
 		 "waitid", "waitpid", "write", "writev")},
 	{.action = SCMP_ACT_ALLOW, .names = NAMES("process_vm_readv", "process_vm_writev", "ptrace")},
 
-	/* Every socket family but vsock, which reaches the hypervisor. */
-	{.action = SCMP_ACT_ALLOW, .names = NAMES("socket"), .n_args = 1, .args = {ARG_NE(0, AF_VSOCK)}},
+	/* Every socket family but AF_ALG (the kernel's crypto API: CVE-2026-31431,
+	 * a page-cache write from any user) and AF_VSOCK (not namespaced: it
+	 * reaches the hypervisor or the host whatever the network), as Docker.
+	 * libseccomp compares all 64 bits where the kernel reads an int
+	 * (0x100000028 is AF_VSOCK to it), and on i386 adds socketcall(SYS_SOCKET)
+	 * for these rules, whose family lies in memory seccomp cannot read: so
+	 * the prefix refuses both families again on the low 32 bits, and that
+	 * socketcall outright. (io_uring, not in the table, is EPERM as in Docker
+	 * since 25.0: the operations it runs bypass seccomp altogether.) */
+	{.action = SCMP_ACT_ALLOW, .names = NAMES("socket"), .n_args = 1, .args = {ARG_LT(0, AF_ALG)}},
+	{.action = SCMP_ACT_ALLOW, .names = NAMES("socket"), .n_args = 1,
+	 .args = {ARG_EQ(0, AF_ALG + 1)}},
+	{.action = SCMP_ACT_ALLOW, .names = NAMES("socket"), .n_args = 1,
+	 .args = {ARG_GT(0, AF_VSOCK)}},
+	{.action = SCMP_ACT_ERRNO(EPERM), .prefix = true, .names = NAMES("socket"), .n_args = 1,
+	 .args = {ARG_EQ(0, AF_ALG)}},
+	{.action = SCMP_ACT_ERRNO(EPERM), .prefix = true, .names = NAMES("socket"), .n_args = 1,
+	 .args = {ARG_EQ(0, AF_VSOCK)}},
+	/* ENOSYS, as for a kernel without socketcall: musl calls socket(2) first
+	 * and never gets here; glibc and Go on i386 call socketcall alone, and
+	 * their socket() fails. The other socketcalls are those libseccomp adds
+	 * for the socket syscalls the table allows (connect, socketpair...). */
+	{.action = SCMP_ACT_ERRNO(ENOSYS), .prefix = true, .names = NAMES("socketcall"), .n_args = 1,
+	 .args = {ARG_EQ(0, SYS_SOCKET_CALL)}},
 
 	/* PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32 and the query. */
 	PERSONALITY(0x0),
@@ -262,28 +281,43 @@ static bool group_applies(const struct rule_group *g, uint64_t caps, uint16_t ar
 	return !(g->unless_arches & arch_bit);
 }
 
-/* ---- The ENOSYS prefix ----
+/* ---- The prefix ----
  *
  * libseccomp rules cannot compare the syscall number itself, so this is raw
  * BPF put in front of the exported program (whose jumps are relative and
  * which loads what it tests itself), as runc does. On x86_64:
  *
  *	ld [arch]; jeq AUDIT_ARCH_X86_64, x86_64; jeq AUDIT_ARCH_I386, i386, filter
- *	x86_64: ld [nr]; jgt max_x86_64, 0, filter
+ *	x86_64: ld [nr]
+ *	        jeq socket, 0, +4; ld [a0]; jeq AF_ALG, eperm; jeq AF_VSOCK, eperm; ld [nr]
+ *	        (the same for x32's socket, X32_BIT | 41)
+ *	        jgt max_x86_64, 0, filter
  *	        jge X32_BIT, 0, enosys; jgt max_x32, 0, filter
  *	        jge X32_BIT + 512, 0, enosys; jgt max_x32_own, enosys, filter
- *	i386:   ld [nr]; jgt max_i386, enosys, filter
+ *	i386:   ld [nr]
+ *	        jeq socket (359), 0, +4; ld [a0]; jeq AF_ALG, eperm; ...; ld [nr]
+ *	        jeq socketcall, 0, +3; ld [a0]; jeq SYS_SOCKET, enosys; ld [nr]
+ *	        jgt max_i386, enosys, filter
+ *	eperm:  ret ERRNO(EPERM)
  *	enosys: ret ERRNO(ENOSYS)
  *	filter: the libseccomp program
  *
- * That is, per AUDIT_ARCH, the intervals of numbers the profile has an
- * opinion on go to the filter and what lies between and above gets ENOSYS.
- * An allowed x86_64 syscall runs four more instructions (most never run the
+ * Refusals first: the table's .prefix groups, for what libseccomp cannot
+ * refuse. It compares arguments on 64 bits where the kernel reads an int,
+ * so socket(0x100000028) passed its family rule as AF_VSOCK; and on i386 it
+ * turns every socket rule into an allowed socketcall(SYS_SOCKET), whose
+ * family lies in memory, and refuses to add a rule against it (EEXIST).
+ * Compared here on the low 32 bits, the int the kernel sees.
+ *
+ * Then, per AUDIT_ARCH, the intervals of numbers the profile has an opinion
+ * on go to the filter and what lies between and above gets ENOSYS. An
+ * allowed x86_64 syscall runs six more instructions (most never run the
  * filter at all: the kernel's always-allowed bitmap, which it builds by
- * walking these same paths, skips it). Appending the check instead, with
- * libseccomp's "ret EPERM" turned into jumps to it, kept those four off the
- * allowed paths but loaded 8% slower here (the JIT, most of the load time,
- * did worse with it); one section per ABI, each reloading the arch, 4%.
+ * walking these same paths, skips it: only the paths that load an argument
+ * stay out of it). Appending the check instead, with libseccomp's "ret
+ * EPERM" turned into jumps to it, kept the horizon off the allowed paths but
+ * loaded 8% slower here (the JIT, most of the load time, did worse with
+ * it); one section per ABI, each reloading the arch, 4%.
  *
  * max_* is the highest number the table names (any group: the horizon must
  * not move with capabilities, or a call a container lacks the capability for
@@ -302,28 +336,34 @@ static bool group_applies(const struct rule_group *g, uint64_t caps, uint16_t ar
  * horizon. Numbers of an ABI the filter lacks (x32 in an x86_64-only
  * filter) go to libseccomp, which kills them as a bad arch. s390 hands the
  * numbers it does not know to seccomp as 0 (runc special-cases it) and is
- * left out, as are arches hutch has no layout for: EPERM there. */
+ * left out, as are arches hutch has no layout for: EPERM there, and only
+ * libseccomp's socket rules (64-bit compares, socketcall open on s390). */
 #define X32_SYSCALL_BIT 0x40000000u
 /* arch/x86/entry/syscalls/syscall_64.tbl */
 #define X32_PRIVATE_BASE (X32_SYSCALL_BIT + 512)
 /* __ARM_NR_BASE */
 #define ARM_PRIVATE_BASE 0x0f0000u
 
+/* Every ABI here is little-endian: an argument's low 32 bits come first. */
 struct abi_layout {
 	uint32_t scmp_arch;
 	uint32_t audit_arch;	/* seccomp_data.arch: x32 shares x86_64's */
 	uint32_t nr_lo, nr_end; /* its numbers under audit_arch: [nr_lo, nr_end), 0: no bound */
 	uint32_t private_base;	/* first number of an arch-private block (0: none) */
+	/* socket(2)'s own number where libseccomp resolves "socket" to the
+	 * socketcall multiplexer (arch/x86/entry/syscalls/syscall_32.tbl,
+	 * arch/powerpc/kernel/syscalls/syscall.tbl); 0: it resolves it. */
+	uint32_t socket_nr;
 };
 
 static const struct abi_layout abi_layouts[] = {
-    {SCMP_ARCH_X86_64, AUDIT_ARCH_X86_64, 0, X32_SYSCALL_BIT, 0},
-    {SCMP_ARCH_X32, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, 0, X32_PRIVATE_BASE},
-    {SCMP_ARCH_X86, AUDIT_ARCH_I386, 0, 0, 0},
-    {SCMP_ARCH_AARCH64, AUDIT_ARCH_AARCH64, 0, 0, 0},
-    {SCMP_ARCH_ARM, AUDIT_ARCH_ARM, 0, 0, ARM_PRIVATE_BASE},
-    {SCMP_ARCH_PPC64LE, AUDIT_ARCH_PPC64LE, 0, 0, 0},
-    {SCMP_ARCH_RISCV64, AUDIT_ARCH_RISCV64, 0, 0, 0},
+    {SCMP_ARCH_X86_64, AUDIT_ARCH_X86_64, 0, X32_SYSCALL_BIT, 0, 0},
+    {SCMP_ARCH_X32, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, 0, X32_PRIVATE_BASE, 0},
+    {SCMP_ARCH_X86, AUDIT_ARCH_I386, 0, 0, 0, 359},
+    {SCMP_ARCH_AARCH64, AUDIT_ARCH_AARCH64, 0, 0, 0, 0},
+    {SCMP_ARCH_ARM, AUDIT_ARCH_ARM, 0, 0, ARM_PRIVATE_BASE, 0},
+    {SCMP_ARCH_PPC64LE, AUDIT_ARCH_PPC64LE, 0, 0, 0, 326},
+    {SCMP_ARCH_RISCV64, AUDIT_ARCH_RISCV64, 0, 0, 0, 0},
 };
 
 /* Numbers lo..hi of one AUDIT_ARCH go to the filter. */
@@ -331,17 +371,36 @@ struct nr_interval {
 	uint32_t lo, hi;
 };
 
-/* What one AUDIT_ARCH's section tests: at most two intervals per ABI. */
+/* Syscall nr with the low 32 bits of argument arg equal to value: ret. */
+struct refusal {
+	uint32_t nr, value, ret;
+	unsigned arg;
+};
+
+/* What one AUDIT_ARCH's section tests: at most two intervals and
+ * ARCH_REFUSALS_MAX refusals for its ABIs. */
 #define ARCH_INTERVALS_MAX 4
+#define ARCH_REFUSALS_MAX  6
 struct arch_plan {
 	uint32_t audit_arch;
 	struct nr_interval iv[ARCH_INTERVALS_MAX];
 	unsigned n_iv;
+	struct refusal rf[ARCH_REFUSALS_MAX];
+	unsigned n_rf;
+	bool too_many;
 };
 
-/* Every ABI adds at most two intervals (a jge and a jgt each) and one
- * section (its jeq and ld); then the ld [arch] and the ret. */
-_Static_assert(2 + ARRAY_SIZE(abi_layouts) * (2 + 2 * 2) <= SECCOMP_ENOSYS_PREFIX_MAX,
+/* Distinct "ret" values of refusals besides ENOSYS. */
+#define PREFIX_RETS_MAX 3
+
+/* The ld [arch] and a jeq per AUDIT_ARCH; per section an ld [nr], at most
+ * four instructions per refusal (jeq nr, ld, jeq value, ld [nr]) and two per
+ * interval; the rets. */
+_Static_assert(1 +
+		       ARRAY_SIZE(abi_layouts) *
+			   (1 + 1 + 4 * ARCH_REFUSALS_MAX + 2 * ARCH_INTERVALS_MAX) +
+		       PREFIX_RETS_MAX + 1 <=
+		   SECCOMP_ENOSYS_PREFIX_MAX,
 	       "the prefix fits its buffer");
 _Static_assert(SECCOMP_ENOSYS_PREFIX_MAX <= 256, "every jump in it fits in 8 bits");
 
@@ -380,15 +439,51 @@ static bool add_abi_horizon(const struct abi_layout *abi, struct arch_plan *plan
 	return true;
 }
 
+/* Add the table's .prefix groups to plan, with abi's numbers. */
+static void add_abi_refusals(const struct abi_layout *abi, struct arch_plan *plan)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(default_profile); i++) {
+		const struct rule_group *g = &default_profile[i];
+		if (!g->prefix)
+			continue;
+		for (const char *const *name = g->names; *name; name++) {
+			int nr = seccomp_syscall_resolve_name_arch(abi->scmp_arch, *name);
+			if (nr < 0 && abi->socket_nr && !strcmp(*name, "socket"))
+				nr = (int)abi->socket_nr;
+			if (nr < 0)
+				continue; /* not a syscall of this ABI */
+			if (plan->n_rf == ARCH_REFUSALS_MAX || g->n_args != 1) {
+				plan->too_many = true;
+				return;
+			}
+			plan->rf[plan->n_rf++] =
+			    (struct refusal){.nr = (uint32_t)nr,
+					     .value = (uint32_t)g->args[0].datum_a,
+					     .ret = g->action,
+					     .arg = g->args[0].arg};
+		}
+	}
+}
+
 static int cmp_interval(const void *a, const void *b)
 {
 	const struct nr_interval *x = a, *y = b;
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
-/* Plans for the AUDIT_ARCHes of scmp_arches, in their order; returns how many. */
-static size_t make_plans(const uint32_t *scmp_arches, size_t n_arches,
-			 struct arch_plan plans[ARRAY_SIZE(abi_layouts)])
+/* By number, then argument: one block per (nr, arg). */
+static int cmp_refusal(const void *a, const void *b)
+{
+	const struct refusal *x = a, *y = b;
+	if (x->nr != y->nr)
+		return x->nr < y->nr ? -1 : 1;
+	return x->arg < y->arg ? -1 : x->arg > y->arg;
+}
+
+/* Plans for the AUDIT_ARCHes of scmp_arches, in their order; returns how many,
+ * -1 if the refusals do not fit. */
+static int make_plans(const uint32_t *scmp_arches, size_t n_arches,
+		      struct arch_plan plans[ARRAY_SIZE(abi_layouts)])
 {
 	size_t n_plans = 0;
 	bool present[ARRAY_SIZE(abi_layouts)] = {false};
@@ -406,6 +501,8 @@ static size_t make_plans(const uint32_t *scmp_arches, size_t n_arches,
 				*plan = (struct arch_plan){.audit_arch = abi->audit_arch};
 			}
 			present[a] = add_abi_horizon(abi, plan);
+			if (present[a])
+				add_abi_refusals(abi, plan);
 			if (present[a] && plan == &plans[n_plans])
 				n_plans++;
 		}
@@ -413,6 +510,8 @@ static size_t make_plans(const uint32_t *scmp_arches, size_t n_arches,
 	/* The numbers of an ABI sharing the AUDIT_ARCH but not in the filter
 	 * are libseccomp's to kill. */
 	for (size_t p = 0; p < n_plans; p++) {
+		if (plans[p].too_many)
+			return -1;
 		for (size_t a = 0; a < ARRAY_SIZE(abi_layouts); a++) {
 			const struct abi_layout *abi = &abi_layouts[a];
 			if (abi->audit_arch == plans[p].audit_arch && !present[a])
@@ -420,11 +519,25 @@ static size_t make_plans(const uint32_t *scmp_arches, size_t n_arches,
 					     abi->nr_end ? abi->nr_end - 1 : UINT32_MAX);
 		}
 		qsort(plans[p].iv, plans[p].n_iv, sizeof(plans[p].iv[0]), cmp_interval);
+		qsort(plans[p].rf, plans[p].n_rf, sizeof(plans[p].rf[0]), cmp_refusal);
 	}
-	return n_plans;
+	return (int)n_plans;
 }
 
-/* Instructions after the ld [nr] of plan's section. */
+/* Instructions of plan's refusals: per (nr, arg) block a jeq, an ld and a
+ * reload of nr, and a jeq per value. */
+static unsigned refusals_len(const struct arch_plan *plan)
+{
+	unsigned len = 0;
+	for (unsigned k = 0; k < plan->n_rf; k++) {
+		const struct refusal *r = &plan->rf[k];
+		bool first = k == 0 || r->nr != r[-1].nr || r->arg != r[-1].arg;
+		len += 1 + (first ? 3 : 0);
+	}
+	return len;
+}
+
+/* Instructions of plan's intervals. */
 static unsigned intervals_len(const struct arch_plan *plan)
 {
 	unsigned len = 0;
@@ -454,20 +567,62 @@ static void bpf_jump(struct bpf_writer *w, uint16_t op, uint32_t k, unsigned jt_
 	w->out[pc] = (struct sock_filter)BPF_JUMP(BPF_JMP | op | BPF_K, k, jt, jf);
 }
 
-unsigned seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
-			       struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX])
+/* The refusals of plan, each block ending with nr in the accumulator again. */
+static void write_refusals(struct bpf_writer *w, const struct arch_plan *plan, const uint32_t *rets,
+			   unsigned n_rets, unsigned ret_pc)
+{
+	for (unsigned k = 0; k < plan->n_rf;) {
+		const struct refusal *r = &plan->rf[k];
+		unsigned n_values = 1;
+		while (k + n_values < plan->n_rf && r[n_values].nr == r->nr &&
+		       r[n_values].arg == r->arg)
+			n_values++;
+		unsigned reload = w->pc + 2 + n_values;
+		bpf_jump(w, BPF_JEQ, r->nr, 0, reload + 1);
+		bpf_load(w, offsetof(struct seccomp_data, args) + r->arg * sizeof(uint64_t));
+		for (unsigned v = 0; v < n_values; v++) {
+			unsigned i = 0;
+			while (i < n_rets && rets[i] != r[v].ret)
+				i++;
+			bpf_jump(w, BPF_JEQ, r[v].value, ret_pc + i, 0);
+		}
+		bpf_load(w, offsetof(struct seccomp_data, nr));
+		k += n_values;
+	}
+}
+
+int seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
+			  struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX])
 {
 	struct arch_plan plans[ARRAY_SIZE(abi_layouts)];
-	size_t n_plans = make_plans(scmp_arches, n_arches, plans);
-	if (n_plans == 0)
-		return 0;
+	int n = make_plans(scmp_arches, n_arches, plans);
+	if (n <= 0)
+		return n;
+	size_t n_plans = (size_t)n;
+	/* The rets at the end, ENOSYS last. */
+	uint32_t rets[PREFIX_RETS_MAX + 1];
+	unsigned n_rets = 0;
+	for (size_t p = 0; p < n_plans; p++)
+		for (unsigned k = 0; k < plans[p].n_rf; k++) {
+			uint32_t ret = plans[p].rf[k].ret;
+			unsigned i = 0;
+			while (i < n_rets && rets[i] != ret)
+				i++;
+			if (i == n_rets && ret != (SECCOMP_RET_ERRNO | ENOSYS)) {
+				if (n_rets == PREFIX_RETS_MAX)
+					return -1;
+				rets[n_rets++] = ret;
+			}
+		}
+	rets[n_rets++] = SECCOMP_RET_ERRNO | ENOSYS;
+
 	unsigned section[ARRAY_SIZE(abi_layouts)];
 	unsigned len = 1 + (unsigned)n_plans;
 	for (size_t p = 0; p < n_plans; p++) {
 		section[p] = len;
-		len += 1 + intervals_len(&plans[p]);
+		len += 1 + refusals_len(&plans[p]) + intervals_len(&plans[p]);
 	}
-	const unsigned enosys = len, filter = len + 1;
+	const unsigned ret_pc = len, enosys = len + n_rets - 1, filter = len + n_rets;
 
 	struct bpf_writer w = {out, 0};
 	bpf_load(&w, offsetof(struct seccomp_data, arch));
@@ -476,6 +631,7 @@ unsigned seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
 			 p + 1 < n_plans ? 0 : filter);
 	for (size_t p = 0; p < n_plans; p++) {
 		bpf_load(&w, offsetof(struct seccomp_data, nr));
+		write_refusals(&w, &plans[p], rets, n_rets, ret_pc);
 		for (unsigned k = 0; k < plans[p].n_iv; k++) {
 			const struct nr_interval *iv = &plans[p].iv[k];
 			bool last = k + 1 == plans[p].n_iv;
@@ -488,25 +644,30 @@ unsigned seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
 			bpf_jump(&w, BPF_JGT, iv->hi, last ? enosys : 0, filter);
 		}
 	}
-	w.out[w.pc++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
-	return w.pc;
+	for (unsigned i = 0; i < n_rets; i++)
+		w.out[w.pc++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, rets[i]);
+	return (int)w.pc;
 }
 
 static int prepend_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
 				 struct seccomp_prog *p, struct hutch_err **err)
 {
 	struct sock_filter prefix[SECCOMP_ENOSYS_PREFIX_MAX];
-	unsigned n_prefix = seccomp_enosys_prefix(scmp_arches, n_arches, prefix);
+	int n_prefix = seccomp_enosys_prefix(scmp_arches, n_arches, prefix);
+	if (n_prefix < 0)
+		return hutch_fail(err, E2BIG,
+				  "the seccomp profile refuses more calls in its prefix than fit "
+				  "(raise ARCH_REFUSALS_MAX in runtime/seccomp.c)");
 	if (n_prefix == 0)
 		return 0;
-	size_t total = (size_t)p->n_insns + n_prefix;
+	size_t total = (size_t)p->n_insns + (size_t)n_prefix;
 	if (total > BPF_MAXINSNS)
 		return hutch_fail(err, E2BIG,
 				  "seccomp filter of %zu instructions cannot be loaded (the kernel "
 				  "takes at most %d)",
 				  total, BPF_MAXINSNS);
 	struct sock_filter *insns = xcalloc(total, sizeof(*insns));
-	memcpy(insns, prefix, n_prefix * sizeof(*insns));
+	memcpy(insns, prefix, (size_t)n_prefix * sizeof(*insns));
 	memcpy(insns + n_prefix, p->insns, p->n_insns * sizeof(*insns));
 	free(p->insns);
 	p->insns = insns;
@@ -572,7 +733,7 @@ int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_
 	unsigned n_rules = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(default_profile); i++) {
 		const struct rule_group *g = &default_profile[i];
-		if (!group_applies(g, caps, arch_bit))
+		if (g->prefix || !group_applies(g, caps, arch_bit))
 			continue;
 		for (const char *const *name = g->names; *name; name++) {
 			int nr = seccomp_syscall_resolve_name(*name);
@@ -624,11 +785,11 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 }
 #define FNV_MIX(h, v) ((h) = fnv1a((h), &(v), sizeof(v)))
 
-static uint64_t relevant_caps(void)
+static uint64_t relevant_caps(const struct rule_group *table, size_t n_groups)
 {
 	uint64_t mask = 0;
-	for (size_t i = 0; i < ARRAY_SIZE(default_profile); i++)
-		mask |= default_profile[i].if_caps | default_profile[i].unless_caps;
+	for (size_t i = 0; i < n_groups; i++)
+		mask |= table[i].if_caps | table[i].unless_caps;
 	return mask;
 }
 
@@ -650,28 +811,41 @@ static void mix_library_identity(uint64_t *h)
 	FNV_MIX(*h, id);
 }
 
-static uint64_t cache_key(uint64_t caps)
+const struct rule_group *seccomp_default_table(size_t *n_groups)
+{
+	*n_groups = ARRAY_SIZE(default_profile);
+	return default_profile;
+}
+
+/* Every field of every group goes in, so that a changed rule (an upgrade of
+ * hutch) can never be served the filter an older table left in the cache. */
+uint64_t seccomp_table_key(const struct rule_group *table, size_t n_groups, uint32_t version,
+			   uint64_t caps)
 {
 	uint64_t h = FNV_OFFSET;
-	const uint32_t version = HUTCH_SECCOMP_PROFILE_VERSION, opt = BUILD_OPTIMIZE_LEVEL;
+	const uint32_t opt = BUILD_OPTIMIZE_LEVEL;
 	FNV_MIX(h, version);
 	FNV_MIX(h, opt);
-	for (size_t i = 0; i < ARRAY_SIZE(default_profile); i++) {
-		const struct rule_group *g = &default_profile[i];
+	for (size_t i = 0; i < n_groups; i++) {
+		const struct rule_group *g = &table[i];
 		for (const char *const *name = g->names; *name; name++)
 			h = fnv1a(h, *name, strlen(*name) + 1);
+		h = fnv1a(h, "", 1); /* where the names end */
 		FNV_MIX(h, g->action);
 		FNV_MIX(h, g->if_caps);
 		FNV_MIX(h, g->unless_caps);
 		FNV_MIX(h, g->if_arches);
 		FNV_MIX(h, g->unless_arches);
+		uint8_t prefix = g->prefix;
+		FNV_MIX(h, prefix);
+		FNV_MIX(h, g->n_args);
 		for (unsigned a = 0; a < g->n_args; a++) {
 			uint64_t arg[4] = {g->args[a].arg, g->args[a].op, g->args[a].datum_a,
 					   g->args[a].datum_b};
 			FNV_MIX(h, arg);
 		}
 	}
-	uint64_t used_caps = caps & relevant_caps();
+	uint64_t used_caps = caps & relevant_caps(table, n_groups);
 	FNV_MIX(h, used_caps);
 	const struct scmp_version *v = seccomp_version();
 	uint32_t lib[3] = {v ? v->major : 0, v ? v->minor : 0, v ? v->micro : 0};
@@ -680,6 +854,12 @@ static uint64_t cache_key(uint64_t caps)
 	uint32_t arch = seccomp_arch_native();
 	FNV_MIX(h, arch);
 	return h;
+}
+
+static uint64_t cache_key(uint64_t caps)
+{
+	return seccomp_table_key(default_profile, ARRAY_SIZE(default_profile),
+				 HUTCH_SECCOMP_PROFILE_VERSION, caps);
 }
 
 char *seccomp_cache_path(uint64_t caps, const char *cache_dir)

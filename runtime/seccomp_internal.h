@@ -7,6 +7,7 @@
  * after PR_SET_NO_NEW_PRIVS, just before execve. */
 #pragma once
 #include <linux/filter.h>
+#include <seccomp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,8 +16,37 @@
 
 /* Bump when the profile's meaning changes in a way the table itself does not
  * show (the cache key also covers the table, the libseccomp build and arch).
- * 2: the ENOSYS prefix for syscalls newer than the table. */
-#define HUTCH_SECCOMP_PROFILE_VERSION 2
+ * 2: the ENOSYS prefix for syscalls newer than the table.
+ * 3: the prefix also refuses the table's .prefix groups (socket families on
+ *    the low 32 bits, i386 socketcall(SYS_SOCKET)). */
+#define HUTCH_SECCOMP_PROFILE_VERSION 3
+
+/* One entry of the profile's table: names that get action, under conditions. */
+struct rule_group {
+	const char *const *names; /* NULL-terminated */
+	uint32_t action;
+	uint64_t if_caps;     /* only with all of these capabilities */
+	uint64_t unless_caps; /* not with any of these */
+	uint16_t if_arches;   /* only on these native arches (0: any) */
+	uint16_t unless_arches;
+	/* Not a libseccomp rule: the prefix refuses (action, an SCMP_ACT_ERRNO)
+	 * each name whose argument args[0].arg, as the int the kernel reads
+	 * (its low 32 bits), equals args[0].datum_a; on every ABI with a
+	 * layout, whatever the libseccomp rules allow. No other conditions. */
+	bool prefix;
+	unsigned n_args;
+	struct scmp_arg_cmp args[1];
+};
+
+/* The default profile's table, n_groups entries. */
+const struct rule_group *seccomp_default_table(size_t *n_groups);
+
+/* The cache key of a table for caps under profile version `version`: covers
+ * every field of every group, the capabilities the table looks at, the
+ * libseccomp build and the native arch. seccomp_cache_path uses it with the
+ * default table and HUTCH_SECCOMP_PROFILE_VERSION. */
+uint64_t seccomp_table_key(const struct rule_group *table, size_t n_groups, uint32_t version,
+			   uint64_t caps);
 
 /* A BPF program ready for SECCOMP_SET_MODE_FILTER. */
 struct seccomp_prog {
@@ -30,15 +60,16 @@ struct seccomp_prog {
  * and export its BPF into out, behind the ENOSYS prefix. No cache involved. */
 int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_err **err);
 
-/* The ENOSYS prefix: for each ABI in scmp_arches (SCMP_ARCH_*) that hutch
- * knows the numbering of, syscall numbers above the highest one the profile's
- * table names (as the installed libseccomp resolves them) get ERRNO(ENOSYS);
- * the rest goes on to the instruction after it. Returns its length (0: no ABI
- * known), at most SECCOMP_ENOSYS_PREFIX_MAX; its last instruction is
- * "ret ERRNO(ENOSYS)". */
-#define SECCOMP_ENOSYS_PREFIX_MAX 64
-unsigned seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
-			       struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX]);
+/* The prefix: for each ABI in scmp_arches (SCMP_ARCH_*) that hutch knows the
+ * numbering of, the table's .prefix groups get their action, and syscall
+ * numbers above the highest one the table names (as the installed libseccomp
+ * resolves them) get ERRNO(ENOSYS); the rest goes on to the instruction after
+ * it. Returns its length (0: no ABI known), at most SECCOMP_ENOSYS_PREFIX_MAX;
+ * its last instruction is "ret ERRNO(ENOSYS)". -1 if the table has more
+ * .prefix groups than fit (a table error the unit test catches). */
+#define SECCOMP_ENOSYS_PREFIX_MAX 256
+int seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
+			  struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX]);
 
 /* Load the program for caps from cache_dir, or build it and store it there
  * (atomically; a failed cache write is not an error). cache_dir may be NULL

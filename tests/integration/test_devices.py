@@ -281,8 +281,18 @@ def _without_cgroup_v2(state, script):
 NOTE = "hutch: note: no device cgroup for containers here (no cgroup v2 hierarchy is mounted)"
 
 
+@pytest.fixture
+def note_marker(state):
+    """The note's said-once marker: none before the test, none left after (the run
+    root holds only the cache otherwise)."""
+    marker = state.root / "run" / "device-cgroup-note-given"
+    marker.unlink(missing_ok=True)
+    yield marker
+    marker.unlink(missing_ok=True)
+
+
 def test_without_a_device_cgroup_mounts_are_nodev_and_mknod_is_gone(state, hutch, tmp, loop,
-                                                                   node_image):
+                                                                   node_image, note_marker):
     if not ROOT:
         # rootless there is never a program (an unprivileged user may not load
         # one) and nothing to make up for: mknod and device nodes on the user
@@ -294,7 +304,6 @@ def test_without_a_device_cgroup_mounts_are_nodev_and_mknod_is_gone(state, hutch
         assert "note" not in cp.stderr
         assert f"mknod: /tmp/x: {EPERM}" in cp.stderr, cp.stderr
         return
-    (state.root / "run" / "device-cgroup-note-given").unlink(missing_ok=True)
     (tmp / "body.sh").write_text(
         f"grep CapEff /proc/self/status; mknod /tmp/x b {loop.major} {loop.minor}\n"
         "echo x > /dev/null && echo null-ok; head -c 3 /dev/urandom | wc -c\n"
@@ -328,7 +337,7 @@ def test_without_a_device_cgroup_mounts_are_nodev_and_mknod_is_gone(state, hutch
            "enforced here" in cp.stderr, cp.stderr
 
 
-def test_without_a_device_cgroup_exec_has_no_mknod(state, hutch, ctr, loop):
+def test_without_a_device_cgroup_exec_has_no_mknod(state, hutch, ctr, loop, note_marker):
     if not ROOT:
         # rootless (see above): exec has the container's capabilities, and the
         # kernel refuses its mknod

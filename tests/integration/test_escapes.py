@@ -497,6 +497,116 @@ def test_cannot_ptrace_init_monitor_or_other_containers(hutch, ctr, probes):
     assert len(pids) <= 4, pids
 
 
+# ------------------------------------------------------------------ every syscall ABI
+
+ABIS = ("x86_64", "i386", "x32")
+
+# What each seccomp probe of `escprobe syscalls ABI` must get in a default
+# container, through every ABI the kernel runs: the calls the profile refuses
+# (EPERM; ENOSYS for clone3 and for i386's socketcall(SYS_SOCKET), whose family
+# seccomp cannot read) and, as controls, the calls it allows (ok).
+REFUSED = {
+    "keyctl": "EPERM", "keyctl_join": "EPERM", "add_key": "EPERM", "request_key": "EPERM",
+    "bpf": "EPERM", "mount": "EPERM", "fsopen": "EPERM", "finit_module": "EPERM",
+    "init_module": "EPERM", "delete_module": "EPERM", "settimeofday": "EPERM",
+    "clock_settime": "EPERM", "adjtimex": "EPERM", "sethostname": "EPERM",
+    "perf_event_open": "EPERM", "unshare_user": "EPERM", "clone3": "ENOSYS",
+    "io_uring_setup": "EPERM", "io_uring_enter": "EPERM", "io_uring_register": "EPERM",
+    "socket_vsock": "EPERM", "socket_alg": "EPERM", "socket_vsock_hi": "EPERM",
+    "socketcall_vsock": "ENOSYS", "socketcall_inet": "ENOSYS",
+}
+ALLOWED = {"getpid": "ok", "socket_inet": "ok", "socket_unix": "ok", "socketpair": "ok",
+           "socketcall_socketpair": "ok"}
+
+
+def kernel_abis(probes):
+    """The ABIs this kernel runs, asked outside any filter (getpid through each)."""
+    out = subprocess.run([str(probes / "escprobe"), "abis"], capture_output=True, text=True,
+                         check=True).stdout
+    got = results(out)
+    return [abi for abi in ABIS if got[f"abi.{abi}"] == "ok"], got
+
+
+def expected_through(abi):
+    want = {**REFUSED, **ALLOWED}
+    if abi != "i386":  # socketcall is i386's
+        for k in ("socketcall_vsock", "socketcall_inet", "socketcall_socketpair"):
+            del want[k]
+    else:  # its registers hold 32 bits: no high bits to try
+        del want["socket_vsock_hi"]
+    return {f"{abi}.{k}": v for k, v in want.items()}
+
+
+def test_seccomp_probes_through_every_abi(hutch, probes):
+    """Every seccomp probe (keyctl, bpf, mount, modules, clock, hostname,
+    perf_event_open, unshare, clone3) plus vsock, AF_ALG and io_uring, through
+    each syscall ABI the kernel runs: x86_64, i386 (int $0x80 from a 64-bit
+    process) and x32 (bit 30). None gets through: AF_VSOCK is refused as
+    socket(2) on every ABI, with bits above the int on 64-bit ones, and as
+    i386 socketcall(SYS_SOCKET) (ENOSYS, whatever the family); io_uring is
+    EPERM everywhere. Ordinary sockets still work."""
+    accepted, host = kernel_abis(probes)
+    print(f"kernel ABIs: {host}; exercised: {accepted}")
+    assert "x86_64" in accepted and "i386" in accepted, host  # this machine runs both
+    out = hutch("run", "--rm", *probe_args(probes), "bb", "/probe/escprobe", "syscalls",
+                *accepted).stdout
+    got = results(out)
+    want = {}
+    for abi in accepted:
+        want.update(expected_through(abi))
+    leaked = sorted(k for k, v in got.items() if v == "ok" and want.get(k) != "ok")
+    assert not leaked, f"got through (ABIs exercised: {accepted}): {leaked}"
+    assert got == want, f"ABIs exercised: {accepted}"
+
+
+def test_seccomp_abis_all_open_when_unconfined(hutch, probes):
+    """--security-opt seccomp=unconfined, the documented way out, gives the
+    kernel's own answers through every ABI: io_uring and i386 socketcall work."""
+    accepted, _ = kernel_abis(probes)
+    out = hutch("run", "--rm", "--security-opt", "seccomp=unconfined", *probe_args(probes),
+                "bb", "/probe/escprobe", "syscalls", *accepted).stdout
+    got = results(out)
+    knob = Path("/proc/sys/kernel/io_uring_disabled")
+    io_uring_on = not knob.exists() or knob.read_text().strip() == "0"
+    for abi in accepted:
+        if io_uring_on:
+            assert got[f"{abi}.io_uring_setup"] == "ok", (abi, out)
+        assert got[f"{abi}.socket_inet"] == "ok", (abi, out)
+        assert got[f"{abi}.clone3"] == "EINVAL", (abi, out)  # size 0: the kernel's
+    assert got["i386.socketcall_inet"] == "ok", out
+
+
+@pytest.fixture(scope="module")
+def escprobe32(probes):
+    """escprobe built as an i386 glibc program (gcc -m32 -static, gcc-multilib):
+    Debian's i386 glibc makes socket() a socketcall(SYS_SOCKET) with no
+    fallback, like every 32-bit x86 glibc and Go program."""
+    out = probes / "escprobe32"
+    if not out.exists():
+        subprocess.run(["gcc", "-m32", "-static", "-O2", "-o", str(out),
+                        str(Path(__file__).parent / "escapes" / "escprobe.c")],
+                       check=True, capture_output=True)
+        out.chmod(0o755)
+    return out
+
+
+def test_i386_glibc_program_gets_enosys_for_socket(hutch, escprobe32):
+    """What the default profile means for a real 32-bit glibc program: socket()
+    fails with ENOSYS ("Function not implemented", whatever the family: its
+    family lies where seccomp cannot read it), socketpair() and send/recv on
+    the pair work. Outside hutch, and with seccomp=unconfined, socket() works."""
+    host = results(subprocess.run([str(escprobe32), "libc"], capture_output=True, text=True,
+                                  check=True).stdout)
+    assert host["bits"] == "32" and host["socket_inet"] == "ok", host
+    mount = ["-v", f"{escprobe32.parent}:/probe:ro"]
+    got = results(hutch("run", "--rm", *mount, "bb", "/probe/escprobe32", "libc").stdout)
+    assert got == {"bits": "32", "socket_inet": "ENOSYS", "socket_unix": "ENOSYS",
+                   "socket_vsock": "ENOSYS", "socketpair": "ok", "send": "ok"}
+    got = results(hutch("run", "--rm", "--security-opt", "seccomp=unconfined", *mount, "bb",
+                        "/probe/escprobe32", "libc").stdout)
+    assert got["socket_inet"] == "ok" and got["socket_unix"] == "ok", got
+
+
 def test_cannot_change_host_hostname(hutch):
     """The container has its own UTS namespace: without CAP_SYS_ADMIN sethostname is
     refused; with it, only the container's name changes, never the host's."""

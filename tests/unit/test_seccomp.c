@@ -31,9 +31,13 @@
 #include "runtime/runtime.h"
 #include "runtime/seccomp_internal.h"
 
+#ifndef AF_ALG
+#define AF_ALG 38
+#endif
 #ifndef AF_VSOCK
 #define AF_VSOCK 40
 #endif
+#define HI_BIT 0x100000000L /* the kernel reads an int: this is not there */
 
 #define SYSADMIN_CAPS (HUTCH_DEFAULT_CAPS | (1ULL << CAP_SYS_ADMIN))
 
@@ -192,6 +196,37 @@ static int child_sockets(void)
 	CHILD_CHECK(fd >= 0);
 	close(fd);
 	CHILD_ERRNO(socket(AF_VSOCK, SOCK_STREAM, 0), EPERM);
+	CHILD_ERRNO(socket(AF_ALG, SOCK_SEQPACKET, 0), EPERM);
+	/* The same families with bits the kernel ignores above the int. */
+	CHILD_ERRNO(syscall(SYS_socket, HI_BIT | AF_VSOCK, SOCK_STREAM, 0), EPERM);
+	CHILD_ERRNO(syscall(SYS_socket, HI_BIT | AF_ALG, SOCK_SEQPACKET, 0), EPERM);
+	CHILD_ERRNO(syscall(SYS_socket, 0xffffffff00000000L | AF_VSOCK, SOCK_STREAM, 0), EPERM);
+	int sv[2];
+	CHILD_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	close(sv[0]);
+	close(sv[1]);
+	/* io_uring's operations bypass seccomp: refused as in Docker. */
+	CHILD_ERRNO(syscall(SYS_io_uring_setup, 1, NULL), EPERM);
+	CHILD_ERRNO(syscall(SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0), EPERM);
+	CHILD_ERRNO(syscall(SYS_io_uring_register, -1, 0, NULL, 0), EPERM);
+	return 0;
+}
+
+/* What the kernel answers without a filter: vsock and io_uring are there. */
+static int child_sockets_unfiltered(void)
+{
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHILD_CHECK(fd >= 0 || errno == EAFNOSUPPORT);
+	if (fd >= 0)
+		close(fd);
+	/* Bad flags: EINVAL from the kernel, after seccomp. */
+	struct {
+		uint32_t w[30];
+	} params = {{0}};
+	params.w[2] = 0xffffffffu; /* flags */
+	errno = 0;
+	CHILD_CHECK(syscall(SYS_io_uring_setup, 1, &params) == -1);
+	CHILD_CHECK(errno == EINVAL || errno == EPERM || errno == ENOSYS);
 	return 0;
 }
 
@@ -236,14 +271,77 @@ static long int80(long nr, long a, long b, long c)
 {
 	return int80_5(nr, a, b, c, 0, 0);
 }
-#define I386_GETPID  20
-#define I386_KEYCTL  288
-#define I386_UNSHARE 310
-#define X32_BIT	     0x40000000L
+#define I386_GETPID	    20
+#define I386_SOCKETCALL	    102
+#define I386_KEYCTL	    288
+#define I386_UNSHARE	    310
+#define I386_SOCKET	    359
+#define I386_IO_URING_SETUP 425
+#define X32_BIT		    0x40000000L
+#define SYS_SOCKET_CALL	    1 /* socketcall's first argument, linux/net.h */
+#define SYS_SOCKETPAIR_CALL 8
 
 static int child_i386_probe(void)
 {
 	return int80(I386_GETPID, 0, 0, 0) == getpid() ? 0 : 1;
+}
+
+static long i386_socketcall(long call, uint32_t a, uint32_t b, uint32_t c);
+
+/* Without a filter the kernel takes socketcall(SYS_SOCKET) of any family. */
+static int child_compat_unfiltered(void)
+{
+	CHILD_CHECK(i386_socketcall(SYS_SOCKET_CALL, AF_INET, SOCK_DGRAM, 0) >= 0);
+	long r = i386_socketcall(SYS_SOCKET_CALL, AF_VSOCK, SOCK_STREAM, 0);
+	CHILD_CHECK(r >= 0 || r == -EAFNOSUPPORT);
+	return 0;
+}
+
+/* socketcall(call, {a, b, c, sv}) through int 0x80, its memory below 4 GiB;
+ * sv: the address of two ints there, for socketpair. */
+static long i386_socketcall(long call, uint32_t a, uint32_t b, uint32_t c)
+{
+	uint32_t *low = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	if (low == MAP_FAILED)
+		return -ENOMEM;
+	low[0] = a;
+	low[1] = b;
+	low[2] = c;
+	low[3] = (uint32_t)(uintptr_t)&low[4];
+	long r = int80(I386_SOCKETCALL, call, (long)(uintptr_t)low, 0);
+	if (r >= 0 && call == SYS_SOCKETPAIR_CALL) {
+		close((int)low[4]);
+		close((int)low[5]);
+	} else if (r >= 0) {
+		close((int)r);
+	}
+	munmap(low, 4096);
+	return r;
+}
+
+/* Whatever the capabilities. */
+static int child_compat_sockets(void)
+{
+	/* socketcall hides socket()'s family in memory: SYS_SOCKET is ENOSYS
+	 * whatever the family (musl then calls socket(2)); its other calls,
+	 * socketpair here, are what the table allows. */
+	CHILD_CHECK(i386_socketcall(SYS_SOCKET_CALL, AF_VSOCK, SOCK_STREAM, 0) == -ENOSYS);
+	CHILD_CHECK(i386_socketcall(SYS_SOCKET_CALL, AF_INET, SOCK_DGRAM, 0) == -ENOSYS);
+	CHILD_CHECK(i386_socketcall(SYS_SOCKETPAIR_CALL, AF_UNIX, SOCK_STREAM, 0) == 0);
+	/* socket(2) itself: by family. */
+	CHILD_CHECK(int80(I386_SOCKET, AF_VSOCK, SOCK_STREAM, 0) == -EPERM);
+	CHILD_CHECK(int80(I386_SOCKET, AF_ALG, SOCK_SEQPACKET, 0) == -EPERM);
+	long fd = int80(I386_SOCKET, AF_INET, SOCK_DGRAM, 0);
+	CHILD_CHECK(fd >= 0);
+	close((int)fd);
+	CHILD_CHECK(int80(I386_IO_URING_SETUP, 1, 0, 0) == -EPERM);
+	errno = 0;
+	CHILD_ERRNO(syscall(X32_BIT | SYS_socket, AF_VSOCK, SOCK_STREAM, 0), EPERM);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_socket, HI_BIT | AF_VSOCK, SOCK_STREAM, 0), EPERM);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_socket, AF_ALG, SOCK_SEQPACKET, 0), EPERM);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_io_uring_setup, 1, NULL), EPERM);
+	return 0;
 }
 
 static int child_compat_abis(void)
@@ -251,6 +349,8 @@ static int child_compat_abis(void)
 	CHILD_CHECK(int80(I386_GETPID, 0, 0, 0) == getpid());
 	CHILD_CHECK(int80(I386_KEYCTL, 0, -3, 0) == -EPERM);
 	CHILD_CHECK(int80(I386_UNSHARE, CLONE_NEWUSER, 0, 0) == -EPERM);
+	if (child_compat_sockets() != 0)
+		return 1;
 	/* x32: in the filter, so allowed calls reach the kernel (which may not
 	 * have the x32 ABI: ENOSYS) and denied ones get EPERM, not SIGSYS. */
 	errno = 0;
@@ -424,6 +524,7 @@ static int child_x32_new_syscalls(void)
 #endif
 
 #define RET_ENOSYS (SECCOMP_RET_ERRNO | ENOSYS)
+#define RET_EPERM  (SECCOMP_RET_ERRNO | EPERM)
 #define RET_FILTER 0x7fff0000U /* stands for "on to libseccomp's program" */
 
 /* The prefix for the ABIs of an x86_64 host, as seccomp_build_default
@@ -432,7 +533,9 @@ static const uint32_t x86_arches[] = {SCMP_ARCH_X86_64, SCMP_ARCH_X86, SCMP_ARCH
 
 static unsigned x86_prefix(struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX])
 {
-	return seccomp_enosys_prefix(x86_arches, ARRAY_SIZE(x86_arches), out);
+	int n = seccomp_enosys_prefix(x86_arches, ARRAY_SIZE(x86_arches), out);
+	assert_true(n > 0);
+	return (unsigned)n;
 }
 
 #if defined(__x86_64__)
@@ -483,7 +586,10 @@ static void test_personality(void **state)
 
 static void test_sockets(void **state)
 {
+	assert_int_equal(in_filtered_child(NULL, child_sockets_unfiltered), 0);
 	assert_int_equal(in_filtered_child(&default_prog, child_sockets), 0);
+	/* No capability opens them. */
+	assert_int_equal(in_filtered_child(&sysadmin_prog, child_sockets), 0);
 }
 
 static void test_processes_and_threads(void **state)
@@ -496,7 +602,9 @@ static void test_compat_abis(void **state)
 #if defined(__x86_64__)
 	if (in_filtered_child(NULL, child_i386_probe) != 0)
 		skip(); /* kernel without IA32 emulation */
+	assert_int_equal(in_filtered_child(NULL, child_compat_unfiltered), 0);
 	assert_int_equal(in_filtered_child(&default_prog, child_compat_abis), 0);
+	assert_int_equal(in_filtered_child(&sysadmin_prog, child_compat_sockets), 0);
 #else
 	skip();
 #endif
@@ -536,9 +644,10 @@ static void test_x32_new_syscalls_enosys(void **state)
 
 /* Runs prog (the instructions seccomp programs here use) on one syscall; a
  * jump or load out of bounds or an unknown instruction fails the test. */
-static uint32_t run_bpf(const struct sock_filter *prog, unsigned n, uint32_t arch, uint32_t nr)
+static uint32_t run_bpf_data(const struct sock_filter *prog, unsigned n,
+			     const struct seccomp_data *data)
 {
-	struct seccomp_data d = {.nr = (int)nr, .arch = arch};
+	const struct seccomp_data d = *data;
 	uint32_t a = 0;
 	for (unsigned pc = 0; pc < n; pc++) {
 		const struct sock_filter *f = &prog[pc];
@@ -572,8 +681,15 @@ static uint32_t run_bpf(const struct sock_filter *prog, unsigned n, uint32_t arc
 	return 0;
 }
 
+static uint32_t run_bpf(const struct sock_filter *prog, unsigned n, uint32_t arch, uint32_t nr)
+{
+	struct seccomp_data d = {.nr = (int)nr, .arch = arch};
+	return run_bpf_data(prog, n, &d);
+}
+
 struct prefix_case {
 	uint32_t arch, nr, want;
+	uint64_t a0; /* the first argument */
 };
 
 /* Build the prefix for arches, put "ret FILTER" after it, run the cases. */
@@ -581,22 +697,34 @@ static void check_prefix(const uint32_t *arches, size_t n_arches, const struct p
 			 size_t n_cases)
 {
 	struct sock_filter prog[SECCOMP_ENOSYS_PREFIX_MAX + 1];
-	unsigned n = seccomp_enosys_prefix(arches, n_arches, prog);
+	int n = seccomp_enosys_prefix(arches, n_arches, prog);
 	assert_true(n > 0 && n <= SECCOMP_ENOSYS_PREFIX_MAX);
 	assert_int_equal(prog[n - 1].code, BPF_RET | BPF_K);
 	assert_int_equal(prog[n - 1].k, RET_ENOSYS);
 	prog[n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, RET_FILTER);
 	for (size_t i = 0; i < n_cases; i++) {
-		uint32_t got = run_bpf(prog, n + 1, cases[i].arch, cases[i].nr);
+		struct seccomp_data d = {
+		    .nr = (int)cases[i].nr, .arch = cases[i].arch, .args = {cases[i].a0}};
+		uint32_t got = run_bpf_data(prog, (unsigned)n + 1, &d);
 		if (got != cases[i].want)
-			fail_msg("arch 0x%x nr 0x%x: got 0x%x, expected 0x%x", cases[i].arch,
-				 cases[i].nr, got, cases[i].want);
+			fail_msg("arch 0x%x nr 0x%x a0 0x%llx: got 0x%x, expected 0x%x",
+				 cases[i].arch, cases[i].nr, (unsigned long long)cases[i].a0, got,
+				 cases[i].want);
 	}
-	/* Whatever the number, the prefix answers ENOSYS or goes on. */
+	/* Whatever the number (and, for a refusal, the argument), the prefix
+	 * refuses or goes on. */
 	for (size_t a = 0; a < n_arches; a++)
 		for (uint64_t nr = 0; nr <= 0xffffffffULL; nr += 0x10001) {
-			uint32_t got = run_bpf(prog, n + 1, arches[a], (uint32_t)nr);
+			uint32_t got = run_bpf(prog, (unsigned)n + 1, arches[a], (uint32_t)nr);
 			assert_true(got == RET_FILTER || got == RET_ENOSYS);
+			const uint64_t a0s[] = {1, AF_ALG, AF_VSOCK, HI_BIT | AF_VSOCK};
+			for (size_t i = 0; i < ARRAY_SIZE(a0s); i++) {
+				struct seccomp_data d = {
+				    .nr = (int)nr, .arch = arches[a], .args = {a0s[i]}};
+				got = run_bpf_data(prog, (unsigned)n + 1, &d);
+				assert_true(got == RET_FILTER || got == RET_ENOSYS ||
+					    got == RET_EPERM);
+			}
 		}
 }
 
@@ -624,27 +752,49 @@ static void test_prefix_x86(void **state)
 	const uint32_t audit64 = AUDIT_ARCH_X86_64, audit32 = AUDIT_ARCH_I386;
 	const uint32_t bit = 0x40000000;
 	const struct prefix_case cases[] = {
-	    {audit64, 0, RET_FILTER},
-	    {audit64, x64, RET_FILTER},
-	    {audit64, 1000, RET_ENOSYS},
-	    {audit64, bit - 1, RET_ENOSYS},
-	    {audit64, 0xffffffff, RET_ENOSYS}, /* -1 */
-	    {audit64, 469, RET_ENOSYS},	       /* file_setattr: not in the table */
-	    {audit32, 0, RET_FILTER},
-	    {audit32, i386, RET_FILTER},
-	    {audit32, 1000, RET_ENOSYS},
-	    {audit32, bit | 1, RET_ENOSYS},
-	    {audit64, bit | 0, RET_FILTER},
-	    {audit64, x32, RET_FILTER},
-	    {audit64, bit | 469, RET_ENOSYS},
-	    {audit64, bit | 511, RET_ENOSYS},
-	    {audit64, bit | 512, RET_FILTER}, /* x32 rt_sigaction */
-	    {audit64, bit | 547, RET_FILTER}, /* x32 pwritev2 */
-	    {audit64, bit | 548, RET_ENOSYS},
-	    {audit64, bit | 1000, RET_ENOSYS},
+	    {audit64, 0, RET_FILTER, 0},
+	    {audit64, x64, RET_FILTER, 0},
+	    {audit64, 1000, RET_ENOSYS, 0},
+	    {audit64, bit - 1, RET_ENOSYS, 0},
+	    {audit64, 0xffffffff, RET_ENOSYS, 0}, /* -1 */
+	    {audit64, 469, RET_ENOSYS, 0},	  /* file_setattr: not in the table */
+	    {audit32, 0, RET_FILTER, 0},
+	    {audit32, i386, RET_FILTER, 0},
+	    {audit32, 1000, RET_ENOSYS, 0},
+	    {audit32, bit | 1, RET_ENOSYS, 0},
+	    {audit64, bit | 0, RET_FILTER, 0},
+	    {audit64, x32, RET_FILTER, 0},
+	    {audit64, bit | 469, RET_ENOSYS, 0},
+	    {audit64, bit | 511, RET_ENOSYS, 0},
+	    {audit64, bit | 512, RET_FILTER, 0}, /* x32 rt_sigaction */
+	    {audit64, bit | 547, RET_FILTER, 0}, /* x32 pwritev2 */
+	    {audit64, bit | 548, RET_ENOSYS, 0},
+	    {audit64, bit | 1000, RET_ENOSYS, 0},
 	    /* Other arches are libseccomp's business (a bad arch). */
-	    {AUDIT_ARCH_AARCH64, 1000, RET_FILTER},
-	    {0, 1000, RET_FILTER},
+	    {AUDIT_ARCH_AARCH64, 1000, RET_FILTER, 0},
+	    {0, 1000, RET_FILTER, 0},
+	    /* socket(2) by the int the kernel reads: AF_ALG, AF_VSOCK refused. */
+	    {audit64, 41, RET_EPERM, AF_VSOCK},
+	    {audit64, 41, RET_EPERM, AF_ALG},
+	    {audit64, 41, RET_EPERM, HI_BIT | AF_VSOCK},
+	    {audit64, 41, RET_EPERM, 0xffffffff00000000ULL | AF_ALG},
+	    {audit64, 41, RET_FILTER, AF_INET},
+	    {audit64, 41, RET_FILTER, AF_ALG + 1},
+	    {audit64, 41, RET_FILTER, AF_VSOCK + 1},
+	    {audit64, 40, RET_FILTER, AF_VSOCK}, /* sendfile */
+	    {audit64, 102, RET_FILTER, 1},	 /* getuid: socketcall is i386's */
+	    {audit64, bit | 41, RET_EPERM, AF_VSOCK},
+	    {audit64, bit | 41, RET_EPERM, HI_BIT | AF_ALG},
+	    {audit64, bit | 41, RET_FILTER, AF_UNIX},
+	    {audit32, 359, RET_EPERM, AF_VSOCK},
+	    {audit32, 359, RET_EPERM, AF_ALG},
+	    {audit32, 359, RET_FILTER, AF_INET},
+	    /* socketcall(SYS_SOCKET), whatever the family in memory: ENOSYS;
+	     * its other calls go on (connect, socketpair). */
+	    {audit32, 102, RET_ENOSYS, 1},
+	    {audit32, 102, RET_FILTER, 3},
+	    {audit32, 102, RET_FILTER, 8},
+	    {audit32, 41, RET_FILTER, AF_VSOCK}, /* i386 dup */
 	};
 	check_prefix(arches, ARRAY_SIZE(x86_arches), cases, ARRAY_SIZE(cases));
 	/* The horizon is the table's, as this libseccomp resolves it:
@@ -658,8 +808,8 @@ static void test_prefix_x86(void **state)
 	assert_int_equal(run_bpf(prog, n + 1, audit64, 452),
 			 known_fchmodat2 ? RET_FILTER : RET_ENOSYS);
 	/* x86_64 alone: x32 numbers are libseccomp's to kill. */
-	const struct prefix_case only64[] = {{audit64, bit | 1000, RET_FILTER},
-					     {audit64, 1000, RET_ENOSYS}};
+	const struct prefix_case only64[] = {{audit64, bit | 1000, RET_FILTER, 0},
+					     {audit64, 1000, RET_ENOSYS, 0}};
 	check_prefix(arches, 1, only64, ARRAY_SIZE(only64));
 }
 
@@ -667,29 +817,43 @@ static void test_prefix_other_arches(void **state)
 {
 	const uint32_t arm[] = {SCMP_ARCH_AARCH64, SCMP_ARCH_ARM};
 	const struct prefix_case arm_cases[] = {
-	    {AUDIT_ARCH_AARCH64, 0, RET_FILTER},
-	    {AUDIT_ARCH_AARCH64, 449, RET_FILTER}, /* futex_waitv */
-	    {AUDIT_ARCH_AARCH64, 1000, RET_ENOSYS},
-	    {AUDIT_ARCH_ARM, 3, RET_FILTER},
-	    {AUDIT_ARCH_ARM, 449, RET_FILTER},
-	    {AUDIT_ARCH_ARM, 1000, RET_ENOSYS},	    /* between the table and ARM's own */
-	    {AUDIT_ARCH_ARM, 0x0f0001, RET_FILTER}, /* breakpoint */
-	    {AUDIT_ARCH_ARM, 0x0f0005, RET_FILTER}, /* set_tls */
-	    {AUDIT_ARCH_ARM, 0x0f0100, RET_ENOSYS},
-	    {AUDIT_ARCH_X86_64, 1000, RET_FILTER},
+	    {AUDIT_ARCH_AARCH64, 0, RET_FILTER, 0},
+	    {AUDIT_ARCH_AARCH64, 449, RET_FILTER, 0}, /* futex_waitv */
+	    {AUDIT_ARCH_AARCH64, 1000, RET_ENOSYS, 0},
+	    {AUDIT_ARCH_ARM, 3, RET_FILTER, 0},
+	    {AUDIT_ARCH_ARM, 449, RET_FILTER, 0},
+	    {AUDIT_ARCH_ARM, 1000, RET_ENOSYS, 0},     /* between the table and ARM's own */
+	    {AUDIT_ARCH_ARM, 0x0f0001, RET_FILTER, 0}, /* breakpoint */
+	    {AUDIT_ARCH_ARM, 0x0f0005, RET_FILTER, 0}, /* set_tls */
+	    {AUDIT_ARCH_ARM, 0x0f0100, RET_ENOSYS, 0},
+	    {AUDIT_ARCH_X86_64, 1000, RET_FILTER, 0},
 	};
 	check_prefix(arm, ARRAY_SIZE(arm), arm_cases, ARRAY_SIZE(arm_cases));
+	const struct prefix_case arm_sockets[] = {
+	    {AUDIT_ARCH_AARCH64, 198, RET_EPERM, AF_VSOCK},
+	    {AUDIT_ARCH_AARCH64, 198, RET_EPERM, HI_BIT | AF_ALG},
+	    {AUDIT_ARCH_AARCH64, 198, RET_FILTER, AF_INET},
+	    {AUDIT_ARCH_ARM, 281, RET_EPERM, AF_VSOCK},
+	    {AUDIT_ARCH_ARM, 281, RET_FILTER, AF_INET},
+	};
+	check_prefix(arm, ARRAY_SIZE(arm), arm_sockets, ARRAY_SIZE(arm_sockets));
 	const uint32_t riscv[] = {SCMP_ARCH_RISCV64};
 	const struct prefix_case riscv_cases[] = {
-	    {AUDIT_ARCH_RISCV64, 259, RET_FILTER}, /* riscv_flush_icache */
-	    {AUDIT_ARCH_RISCV64, 449, RET_FILTER},
-	    {AUDIT_ARCH_RISCV64, 1000, RET_ENOSYS},
+	    {AUDIT_ARCH_RISCV64, 198, RET_EPERM, AF_VSOCK},
+	    {AUDIT_ARCH_RISCV64, 259, RET_FILTER, 0}, /* riscv_flush_icache */
+	    {AUDIT_ARCH_RISCV64, 449, RET_FILTER, 0},
+	    {AUDIT_ARCH_RISCV64, 1000, RET_ENOSYS, 0},
 	};
 	check_prefix(riscv, 1, riscv_cases, ARRAY_SIZE(riscv_cases));
 	const uint32_t ppc[] = {SCMP_ARCH_PPC64LE};
 	const struct prefix_case ppc_cases[] = {
-	    {AUDIT_ARCH_PPC64LE, 449, RET_FILTER},
-	    {AUDIT_ARCH_PPC64LE, 1000, RET_ENOSYS},
+	    {AUDIT_ARCH_PPC64LE, 449, RET_FILTER, 0},
+	    {AUDIT_ARCH_PPC64LE, 1000, RET_ENOSYS, 0},
+	    /* ppc64 has socketcall too, and socket(2) as 326 */
+	    {AUDIT_ARCH_PPC64LE, 102, RET_ENOSYS, 1},
+	    {AUDIT_ARCH_PPC64LE, 102, RET_FILTER, 3},
+	    {AUDIT_ARCH_PPC64LE, 326, RET_EPERM, AF_VSOCK},
+	    {AUDIT_ARCH_PPC64LE, 326, RET_FILTER, AF_INET},
 	};
 	check_prefix(ppc, 1, ppc_cases, ARRAY_SIZE(ppc_cases));
 	/* No layout for s390x (unknown numbers arrive as 0 there): none. */
@@ -822,6 +986,96 @@ static void test_cache_key(void **state)
 	assert_string_not_equal(a, b);
 	assert_string_equal(a, c);
 	assert_true(strncmp(a, "/c/default-", 11) == 0);
+}
+
+/* The key covers the table itself: any change to a rule, as an upgrade of
+ * hutch brings, names another cache file, so the old filter is never served. */
+static void test_cache_key_covers_the_table(void **state)
+{
+	size_t n = 0;
+	const struct rule_group *table = seccomp_default_table(&n);
+	assert_true(n > 10);
+	const uint32_t v = HUTCH_SECCOMP_PROFILE_VERSION;
+	const uint64_t caps = HUTCH_DEFAULT_CAPS;
+	const uint64_t key = seccomp_table_key(table, n, v, caps);
+	_cleanup_free_ char *path = seccomp_cache_path(caps, "/c");
+	_cleanup_free_ char *want = xasprintf("/c/default-%016llx.bpf", (unsigned long long)key);
+	assert_string_equal(path, want);
+
+	struct rule_group *copy = xcalloc(n, sizeof(*copy));
+	memcpy(copy, table, n * sizeof(*copy));
+	assert_true(seccomp_table_key(copy, n, v, caps) == key);
+	/* The group with socket's AF_VSOCK refusal, and the first group. */
+	size_t vsock = n;
+	for (size_t i = 0; i < n; i++)
+		if (table[i].prefix && !strcmp(table[i].names[0], "socket") &&
+		    table[i].args[0].datum_a == AF_VSOCK)
+			vsock = i;
+	assert_true(vsock < n);
+	const char *const fewer[] = {"accept", NULL}, *const renamed[] = {"socketcall", NULL};
+	const char *const changes[] = {"an argument", "the action", "prefix",
+				       "a condition", "names",	    "a name"};
+	for (size_t c = 0; c < ARRAY_SIZE(changes); c++) {
+		memcpy(copy, table, n * sizeof(*copy));
+		struct rule_group *g = &copy[vsock];
+		switch (c) {
+		case 0:
+			g->args[0].datum_a = AF_VSOCK + 1;
+			break;
+		case 1:
+			g->action = SCMP_ACT_ERRNO(ENOSYS);
+			break;
+		case 2:
+			g->prefix = false;
+			break;
+		case 3:
+			g->unless_caps = 1ULL << CAP_NET_ADMIN;
+			break;
+		case 4:
+			copy[0].names = fewer; /* the big allow list, cut short */
+			break;
+		case 5:
+			g->names = renamed;
+			break;
+		}
+		if (seccomp_table_key(copy, n, v, caps) == key)
+			fail_msg("changing %s left the cache key as it was", changes[c]);
+	}
+	/* A group fewer, and an older version of what the prefix does. */
+	assert_true(seccomp_table_key(table, n - 1, v, caps) != key);
+	assert_true(seccomp_table_key(table, n, v - 1, caps) != key);
+	free(copy);
+}
+
+/* The table as this issue left it: no io_uring, no socketcall but what the
+ * prefix refuses, and prefix groups with one argument and no conditions. */
+static void test_table_io_uring_and_socketcall(void **state)
+{
+	size_t n = 0;
+	const struct rule_group *table = seccomp_default_table(&n);
+	const char *const never[] = {"io_uring_setup", "io_uring_enter", "io_uring_register"};
+	unsigned socketcall_refusals = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct rule_group *g = &table[i];
+		for (const char *const *name = g->names; *name; name++) {
+			for (size_t k = 0; k < ARRAY_SIZE(never); k++)
+				if (!strcmp(*name, never[k]))
+					fail_msg("%s is in the table", *name);
+			if (!strcmp(*name, "socketcall")) {
+				assert_true(g->prefix);
+				assert_int_equal(g->action, SCMP_ACT_ERRNO(ENOSYS));
+				assert_int_equal(g->args[0].datum_a, 1 /* SYS_SOCKET */);
+				socketcall_refusals++;
+			}
+		}
+		if (g->prefix) {
+			assert_int_equal(g->n_args, 1);
+			assert_true(!g->if_caps && !g->unless_caps && !g->if_arches &&
+				    !g->unless_arches);
+			assert_int_equal(g->action & SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ERRNO);
+		}
+	}
+	assert_int_equal(socketcall_refusals, 1);
 }
 
 /* Each damaged cache file must be ignored, then replaced by a good one. */
@@ -980,6 +1234,8 @@ int main(void)
 	    cmocka_unit_test(test_rules_and_arches),
 	    cmocka_unit_test(test_cache_hit),
 	    cmocka_unit_test(test_cache_key),
+	    cmocka_unit_test(test_cache_key_covers_the_table),
+	    cmocka_unit_test(test_table_io_uring_and_socketcall),
 	    cmocka_unit_test(test_cache_corrupt),
 	    cmocka_unit_test(test_cache_unwritable),
 	};

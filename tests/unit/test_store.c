@@ -1032,6 +1032,31 @@ static void test_plan_blob_not_a_regular_file(void **state)
 	hutch_image_free(img);
 }
 
+/* An import waits for its own workers only: a child of the caller's that exits
+ * meanwhile (a supervisor's container) is left for the caller to reap. */
+static void test_import_reaps_only_its_own_children(void **state)
+{
+	struct fx *f = *state;
+	pid_t other = fork();
+	assert_true(other >= 0);
+	if (other == 0)
+		_exit(7);
+	/* a zombie by the time the import waits */
+	siginfo_t si = {0};
+	assert_int_equal(waitid(P_PID, (id_t)other, &si, WEXITED | WNOWAIT), 0);
+	/* through the plan: its layers are unpacked by forked workers */
+	struct image_plan *p = plan_for(f, f->tar);
+	struct hutch_err *err = NULL;
+	char id[65];
+	if (store_import_plan(f->store, p, "planted", id, &err) < 0)
+		fail_msg("import: %s", err->msg);
+	image_plan_free(p);
+	int status = 0;
+	assert_int_equal(waitpid(other, &status, 0), other);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 7);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1052,6 +1077,7 @@ int main(void)
 	    T(test_import_directory),
 	    T(test_reimport_same_name),
 	    T(test_rootless_remove_readonly_dirs),
+	    T(test_import_reaps_only_its_own_children),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
