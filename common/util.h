@@ -88,6 +88,11 @@ int remove_tree_at(int dirfd, const char *name, struct hutch_err **err);
 int random_hex_id(char buf[65], struct hutch_err **err);
 /* Parse "64m", "1g", "512k", "1048576" (binary units, as Docker does). */
 int parse_size(const char *s, int64_t *out);
+/* A duration in Go's (and compose's) syntax into nanoseconds: a sequence of
+ * decimal numbers, each with an optional fraction and a unit (ns, us, µs, ms,
+ * s, m, h), like "500ms", "1m30s", "1.5h"; a bare "0" is zero. No sign: a
+ * negative timeout or interval means nothing. -1 on bad syntax or overflow. */
+int parse_duration(const char *s, int64_t *ns);
 /* Human size in binary units, e.g. "64 MiB". */
 void format_size(int64_t bytes, char *buf, size_t len);
 bool is_hex_string(const char *s, size_t len);
