@@ -157,17 +157,17 @@ const struct stack_option *stack_service_option(const struct stack_service *svc,
 /* TODO: common/util.c gets read_file_at_most (a bounded reader) in parallel
  * with this; use it when it lands. Until then: a regular file, read to at most
  * max bytes, and a clear refusal past that. */
-static int read_capped(const char *path, size_t max, char **out, size_t *len,
+static int read_capped(const char *path, const char *shown, size_t max, char **out, size_t *len,
 		       struct hutch_err **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		return hutch_fail_sys(err, "cannot open %s", path);
+		return hutch_fail_sys(err, "cannot open %s", shown);
 	struct stat st;
 	if (fstat(fd, &st) < 0)
-		return hutch_fail_sys(err, "cannot stat %s", path);
+		return hutch_fail_sys(err, "cannot stat %s", shown);
 	if (!S_ISREG(st.st_mode))
-		return hutch_fail(err, 0, "%s is not a regular file", path);
+		return hutch_fail(err, 0, "%s is not a regular file", shown);
 	_cleanup_free_ char *buf = xcalloc(1, max + 2);
 	size_t used = 0;
 	for (;;) {
@@ -175,7 +175,7 @@ static int read_capped(const char *path, size_t max, char **out, size_t *len,
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return hutch_fail_sys(err, "cannot read %s", path);
+			return hutch_fail_sys(err, "cannot read %s", shown);
 		}
 		if (n == 0)
 			break;
@@ -184,7 +184,7 @@ static int read_capped(const char *path, size_t max, char **out, size_t *len,
 			return hutch_fail(err, 0,
 					  "%s is larger than %zu KiB: that is not a stack or env "
 					  "file",
-					  path, max >> 10);
+					  shown, max >> 10);
 	}
 	buf[used] = '\0';
 	*out = steal_ptr(buf);
@@ -207,11 +207,13 @@ struct scan_entry {
 	char *lower;
 	char *value; /* the scan's reading, to check iniparser's against */
 	int line;
-	bool comment_cut; /* a ';' or '#' after a blank ended the value */
+	bool comment_cut;		       /* a ';' or '#' after a blank ended the value */
+	const struct scan_entry *first, *last; /* of the same key in its section */
 };
 
 struct scan {
 	const char *file;
+	size_t *by_section; /* entry indices by section, then file order */
 	struct scan_section *sections;
 	size_t n_sections;
 	struct scan_entry *entries;
@@ -231,6 +233,59 @@ static void scan_free(struct scan *s)
 	}
 	free(s->sections);
 	free(s->entries);
+	free(s->by_section);
+}
+
+static const struct scan *sort_scan;
+
+static int by_section_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	const struct scan_entry *ex = &sort_scan->entries[x], *ey = &sort_scan->entries[y];
+	if (ex->section != ey->section)
+		return ex->section < ey->section ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+static int by_key_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	const struct scan_entry *ex = &sort_scan->entries[x], *ey = &sort_scan->entries[y];
+	if (ex->section != ey->section)
+		return ex->section < ey->section ? -1 : 1;
+	int c = strcmp(ex->lower, ey->lower);
+	if (c)
+		return c;
+	return x < y ? -1 : x > y;
+}
+
+/* Group the entries by section and find each key's first and last line, in
+ * n log n: a file of many keys must not take a quadratic time to refuse. */
+static void scan_index(struct scan *s)
+{
+	size_t n = s->n_entries;
+	size_t *idx = xcalloc(n, sizeof(*idx));
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	sort_scan = s;
+	qsort(idx, n, sizeof(*idx), by_key_cmp);
+	for (size_t i = 0; i < n;) {
+		const struct scan_entry *head = &s->entries[idx[i]];
+		size_t j = i + 1;
+		while (j < n && s->entries[idx[j]].section == head->section &&
+		       !strcmp(s->entries[idx[j]].lower, head->lower))
+			j++;
+		for (size_t k = i; k < j; k++) {
+			s->entries[idx[k]].first = &s->entries[idx[i]];
+			s->entries[idx[k]].last = &s->entries[idx[j - 1]];
+		}
+		i = j;
+	}
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	qsort(idx, n, sizeof(*idx), by_section_cmp);
+	sort_scan = NULL;
+	s->by_section = idx;
 }
 
 static char *strip_dup(const char *s, size_t len)
@@ -276,9 +331,11 @@ static void scan_line(struct scan *s, struct stack_diag *d, const char *line, in
 			return;
 		}
 		_cleanup_free_ char *name = strip_dup(line + 1, len - 2);
-		if (!*name || strchr(name, ']')) {
+		/* iniparser keys a value as "section:key": a ':' in either could
+		 * make two of them one */
+		if (!*name || strpbrk(name, "]:")) {
 			stack_diag_add(d, lineno, "%s:%d: '%s': %s", s->file, lineno, shown,
-				       *name ? "a section name cannot hold ']'"
+				       *name ? "a section name cannot hold ']' or ':'"
 					     : "a section needs a name: [stack] or [service.NAME]");
 			*current = -2;
 			return;
@@ -320,6 +377,11 @@ static void scan_line(struct scan *s, struct stack_diag *d, const char *line, in
 	const char *end = line + len;
 	_cleanup_free_ char *key = strip_dup(line, (size_t)(eq - line));
 	_cleanup_free_ char *key_shown = printable(key, strlen(key));
+	if (strchr(key, ':')) {
+		stack_diag_add(d, lineno, "%s:%d: %s: a key cannot hold ':'", s->file, lineno,
+			       key_shown);
+		return;
+	}
 	const char *v = eq + 1;
 	while (v < end && isspace((unsigned char)*v))
 		v++;
@@ -379,7 +441,8 @@ static void scan_line(struct scan *s, struct stack_diag *d, const char *line, in
 		free(value);
 		return;
 	}
-	struct scan_entry e = {(size_t)*current, steal_ptr(key), NULL, value, lineno, cut};
+	struct scan_entry e = {
+	    (size_t)*current, steal_ptr(key), NULL, value, lineno, cut, NULL, NULL};
 	e.lower = lower_dup(e.key);
 	s->entries = xrealloc(s->entries, (s->n_entries + 1) * sizeof(*s->entries));
 	s->entries[s->n_entries++] = e;
@@ -473,7 +536,7 @@ static dictionary *ini_load_text(const char *text, size_t len, struct hutch_err 
 	iniparser_set_error_callback(ini_quiet);
 	dictionary *dict = iniparser_load(path);
 	if (!dict)
-		hutch_fail(err, errno, "the INI reader (iniparser) could not read %s", path);
+		hutch_fail(err, errno, "the INI reader (iniparser) could not read '%s'", path);
 	return dict;
 }
 
@@ -853,15 +916,17 @@ static void env_file_of(struct loader *ld, const struct scan_entry *e, const cha
 		return;
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *path = join_dir(ld->stack->dir, words[i]);
+		/* the name is the file's text: escaped wherever it is shown */
+		_cleanup_free_ char *shown = printable(path, strlen(path));
 		_cleanup_free_ char *text = NULL;
 		size_t len = 0;
 		_cleanup_err_ struct hutch_err *err = NULL;
-		if (read_capped(path, STACK_ENV_FILE_MAX, &text, &len, &err) < 0) {
+		if (read_capped(path, shown, STACK_ENV_FILE_MAX, &text, &len, &err) < 0) {
 			ERR(ld, e->line, "%s:%d: env_file: %s%s%s", ld->file, e->line, err->msg,
 			    err->errno_ ? ": " : "", err->errno_ ? strerror(err->errno_) : "");
 			continue;
 		}
-		stack_parse_env_file(text, len, path, e->line, &ld->diag, vars, n_vars);
+		stack_parse_env_file(text, len, shown, e->line, &ld->diag, vars, n_vars);
 	}
 	strv_free(words, n);
 }
@@ -907,25 +972,54 @@ static void depends_of(struct loader *ld, const struct scan_entry *e, const char
 	strv_free(words, n);
 }
 
+static size_t env_name_len(const char *var)
+{
+	return strcspn(var, "=");
+}
+
+static char **merge_vars;
+
+static int env_name_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	const char *vx = merge_vars[x], *vy = merge_vars[y];
+	size_t lx = env_name_len(vx), ly = env_name_len(vy);
+	int c = memcmp(vx, vy, lx < ly ? lx : ly);
+	if (c || lx != ly)
+		return c ? c : (lx < ly ? -1 : 1);
+	return x < y ? -1 : x > y;
+}
+
 /* env: the env_file ones, then env's; one per name, the last value at the
- * first one's place. */
+ * first one's place (sorted by name, not compared pairwise: env files can be
+ * long). Takes vars. */
 static void env_merge(struct stack_service *svc, char **vars, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		size_t name_len = strcspn(vars[i], "=");
-		bool merged = false;
-		for (size_t k = 0; k < svc->n_env && !merged; k++) {
-			if (!strncmp(svc->env[k], vars[i], name_len + 1)) {
-				free(svc->env[k]);
-				svc->env[k] = steal_ptr(vars[i]);
-				merged = true;
-			}
-		}
-		if (!merged) {
-			svc->env = xrealloc(svc->env, (svc->n_env + 1) * sizeof(*svc->env));
-			svc->env[svc->n_env++] = steal_ptr(vars[i]);
-		}
+	size_t *idx = xcalloc(n, sizeof(*idx));
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	merge_vars = vars;
+	qsort(idx, n, sizeof(*idx), env_name_cmp);
+	merge_vars = NULL;
+	/* in each run of one name: the first's place gets the last's text */
+	char **slot = xcalloc(n, sizeof(*slot));
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1, len = env_name_len(vars[idx[i]]);
+		while (j < n && env_name_len(vars[idx[j]]) == len &&
+		       !memcmp(vars[idx[j]], vars[idx[i]], len))
+			j++;
+		slot[idx[i]] = vars[idx[j - 1]];
+		for (size_t k = i; k < j - 1; k++)
+			free(vars[idx[k]]);
+		i = j;
 	}
+	svc->env = xcalloc(n, sizeof(*svc->env));
+	svc->n_env = 0;
+	for (size_t i = 0; i < n; i++)
+		if (slot[i])
+			svc->env[svc->n_env++] = slot[i];
+	free(slot);
+	free(idx);
 	free(vars);
 }
 
@@ -1247,21 +1341,26 @@ static void load_sections(struct loader *ld, const struct scan *scan, dictionary
 		}
 		struct health_keys hk = {0};
 		struct env_lists vars = {0};
-		for (size_t ei = 0; ei < scan->n_entries; ei++) {
-			const struct scan_entry *e = &scan->entries[ei];
+		/* the section's entries: a run of by_section from its first */
+		size_t lo = 0, hi = scan->n_entries;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (scan->entries[scan->by_section[mid]].section < si)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t ri = lo; ri < scan->n_entries; ri++) {
+			const struct scan_entry *e = &scan->entries[scan->by_section[ri]];
 			if (e->section != si)
-				continue;
-			bool dup = false;
-			for (size_t k = 0; k < ei && !dup; k++) {
-				const struct scan_entry *o = &scan->entries[k];
-				if (o->section != si || strcmp(o->lower, e->lower))
-					continue;
-				dup = true;
+				break;
+			bool dup = e->first != e;
+			if (dup) {
 				_cleanup_free_ char *shown = printable(e->key, strlen(e->key));
 				ERR(ld, e->line,
 				    "%s:%d: %s: set twice in [%s], here and at line %d (the INI "
 				    "reader would keep the last silently): keep one",
-				    ld->file, e->line, shown, sec->name, o->line);
+				    ld->file, e->line, shown, sec->name, e->first->line);
 			}
 			if (dup || !key_known(is_stack, e->key)) {
 				/* an unknown key is said before anything about its value */
@@ -1272,24 +1371,23 @@ static void load_sections(struct loader *ld, const struct scan *scan, dictionary
 				continue;
 			}
 			/* iniparser keeps the last of a key given twice (an error
-			 * reported below): check its value against that line */
-			const struct scan_entry *last = e;
-			for (size_t k = ei + 1; k < scan->n_entries; k++)
-				if (scan->entries[k].section == si &&
-				    !strcmp(scan->entries[k].lower, e->lower))
-					last = &scan->entries[k];
+			 * reported above): check its value against that line */
+			const struct scan_entry *last = e->last;
 			_cleanup_free_ char *full = xasprintf("%s:%s", sec->lower, e->lower);
 			const char *raw = iniparser_getstring(dict, full, NULL);
-			if ((!raw || strcmp(raw, last->value)) && ld->scan_failed)
-				continue;
-			if (!raw || strcmp(raw, last->value)) {
+			if ((!raw || strcmp(raw, last->value)) && ld->scan_failed) {
+				/* iniparser read a line the scan refused into this
+				 * key; the file fails: go on with what this line says */
+				raw = e->value;
+			} else if (!raw || strcmp(raw, last->value)) {
 				_cleanup_free_ char *a =
 				    printable(raw ? raw : "", raw ? strlen(raw) : 0);
 				_cleanup_free_ char *b = printable(e->value, strlen(e->value));
+				_cleanup_free_ char *k = printable(e->key, strlen(e->key));
 				ERR(ld, e->line,
 				    "%s:%d: %s: the INI reader read '%s' where the line says '%s': "
 				    "write the value more plainly (and report this)",
-				    ld->file, e->line, e->key, a, b);
+				    ld->file, e->line, k, a, b);
 				continue;
 			}
 			if (last != e)
@@ -1323,8 +1421,13 @@ static void load_sections(struct loader *ld, const struct scan *scan, dictionary
 			free(value);
 		}
 		if (svc) {
-			env_merge(svc, vars.file, vars.n_file);
-			env_merge(svc, vars.env, vars.n_env);
+			vars.file =
+			    xrealloc(vars.file, (vars.n_file + vars.n_env) * sizeof(*vars.file));
+			if (vars.n_env)
+				memcpy(vars.file + vars.n_file, vars.env,
+				       vars.n_env * sizeof(*vars.env));
+			free(vars.env);
+			env_merge(svc, vars.file, vars.n_file + vars.n_env);
 			finish_service(ld, svc, &hk);
 		}
 	}
@@ -1372,7 +1475,7 @@ static void read_dotenv(struct loader *ld)
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	_cleanup_err_ struct hutch_err *err = NULL;
-	if (read_capped(path, STACK_ENV_FILE_MAX, &text, &len, &err) == 0)
+	if (read_capped(path, path, STACK_ENV_FILE_MAX, &text, &len, &err) == 0)
 		stack_parse_env_file(text, len, path, 0, &ld->diag, &ld->env.dotenv,
 				     &ld->env.n_dotenv);
 	else if (err->errno_ != ENOENT)
@@ -1396,6 +1499,7 @@ static int load(const char *path, char **envp, const char *text, size_t len,
 	/* Past a line the scan refused the rest is still read, as a compiler goes
 	 * on after an error, so that one run lists what is wrong in the file. */
 	scan_text(&scan, &ld.diag, text, len);
+	scan_index(&scan);
 	ld.scan_failed = ld.diag.n > 0;
 	dict = ini_load_text(text, len, ld.scan_failed ? NULL : err);
 	if (!dict && ld.scan_failed)
@@ -1462,7 +1566,7 @@ int stack_load_env(const char *path, char **envp, struct hutch_stack **out, stru
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	*out = NULL;
-	if (read_capped(path, STACK_FILE_MAX, &text, &len, err) < 0)
+	if (read_capped(path, path, STACK_FILE_MAX, &text, &len, err) < 0)
 		return -1;
 	return load(path, envp, text, len, out, err);
 }

@@ -462,8 +462,9 @@ static void test_names(void **state)
 		     "hutch.ini:1: [service.a b]: 'a b' is not a service name: use up to 63 "
 		     "letters, digits, '_', '.' or '-', starting with a letter or digit");
 	expect_error("[service.a]\nimage = a\n[service.a:b]\nimage = b\n",
-		     "hutch.ini:3: [service.a:b]: 'a:b' is not a service name: use up to 63 "
-		     "letters, digits, '_', '.' or '-', starting with a letter or digit");
+		     "hutch.ini:3: '[service.a:b]': a section name cannot hold ']' or ':'");
+	expect_error("[service.a]\nimage = a\nx:y = b\n",
+		     "hutch.ini:3: x:y: a key cannot hold ':'");
 	char *long_name = xasprintf("[service.%0*d]\nimage = a\n", 64, 0);
 	expect_error(long_name,
 		     "hutch.ini:1: [service.00000000000000000000000000000000000000000"
@@ -881,14 +882,14 @@ static void test_files(void **state)
 	assert_int_equal(err->errno_, ENOENT);
 	hutch_err_free(&err);
 
-	/* a stack file has a size cap: 1 MiB */
+	/* a stack file has a size cap: 256 KiB */
 	char *big = xcalloc(1, STACK_FILE_MAX + 2);
 	memset(big, '#', STACK_FILE_MAX + 1);
 	big[0] = '\n';
 	put("big.ini", big);
 	assert_int_equal(stack_load_env("big.ini", no_env, &s, &err), -1);
 	assert_string_equal(err->msg,
-			    "big.ini is larger than 1024 KiB: that is not a stack or env file");
+			    "big.ini is larger than 256 KiB: that is not a stack or env file");
 	hutch_err_free(&err);
 	/* right at the cap it is read */
 	memcpy(big + STACK_FILE_MAX - 32, "\n[service.a]\nimage = a\n", 23);
