@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "common/util.h"
+#include "images/images.h"
 #include "runtime/runtime.h"
 #include "supervisor/stack.h"
 
@@ -1098,11 +1099,18 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 	unsigned long n = 0;
 	struct stack_health *h = &svc->health;
 	switch (k->kind) {
-	case KEY_IMAGE:
+	case KEY_IMAGE: {
 		hk->image_seen = true;
 		free(svc->image);
 		svc->image = xstrdup(value);
+		/* the images module's own check and message, as `hutch run IMAGE`
+		 * gets; an empty one is said at the section ("no image") */
+		_cleanup_free_ char *norm = NULL;
+		_cleanup_err_ struct hutch_err *ref_err = NULL;
+		if (*value && hutch_image_ref_normalize(value, &norm, &ref_err) < 0)
+			ERR(ld, e->line, "%s:%d: image: %s", ld->file, e->line, ref_err->msg);
 		break;
+	}
 	case KEY_COMMAND:
 		if (!words_of(ld, e, value, &svc->command, &svc->n_command))
 			break;

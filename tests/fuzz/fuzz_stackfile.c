@@ -49,6 +49,17 @@ static void check_model(const struct hutch_stack *s)
 	free(seen);
 }
 
+static void remove_dir(void)
+{
+	const char *names[] = {"hutch.ini", "db.env", ".env"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char *p = xasprintf("%s/%s", dir, names[i]);
+		unlink(p);
+		free(p);
+	}
+	rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!dir) {
@@ -56,6 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!mkdtemp(tmpl))
 			abort();
 		dir = xstrdup(tmpl);
+		atexit(remove_dir);
 		path = xasprintf("%s/hutch.ini", dir);
 		/* an env file and a .env for the inputs that name them */
 		char *env = xasprintf("%s/db.env", dir), *dotenv = xasprintf("%s/.env", dir);

@@ -437,6 +437,15 @@ static void test_bad_values(void **state)
 		     "hutch.ini:3: notify: 'maybe' is not a boolean: use true or false");
 	expect_error("[service.a]\nimage = a\nread_only = 2\n",
 		     "hutch.ini:3: read_only: '2' is not a boolean: use true or false");
+	/* the image name is checked as `hutch run IMAGE` checks it */
+	expect_error(
+	    "[service.a]\nimage = Busybox\n",
+	    "hutch.ini:2: image: invalid image reference 'Busybox': the repository "
+	    "'library/Busybox' must be lowercase letters and digits separated by '/', '.', "
+	    "'_', '__' or '-'");
+	expect_error("[service.a]\nimage = pg:${TAG}\n",
+		     "hutch.ini:2: image: invalid image reference 'pg:': bad tag (letters, digits, "
+		     "'_', '.' and '-', at most 128, not starting with '.' or '-')");
 	expect_error("[service.a]\ncommand = x\n",
 		     "hutch.ini:1: [service.a]: no image: add image = NAME (like image = busybox)");
 	expect_error("[service.a]\nimage =\n",
@@ -775,11 +784,11 @@ static void test_interpolation(void **state)
 			 "hutch.ini:3: user: '$': a '$' starts a variable ($NAME or ${NAME}); "
 			 "write $$ for a '$' of its own");
 	struct hutch_stack *s =
-	    load_ok_env("[stack]\nname = s${TAG}\n[service.a]\nimage = a:${NOPE}\n"
+	    load_ok_env("[stack]\nname = s${TAG}\n[service.a]\nimage = a${NOPE}\n"
 			"command = echo $$HOME ${TAG:+\"a b\"}\n",
 			envp);
 	assert_string_equal(s->name, "s16");
-	assert_string_equal(s->services[0].image, "a:");
+	assert_string_equal(s->services[0].image, "a");
 	/* interpolation first, then words: quotes from a value still group */
 	assert_words(s->services[0].command, s->services[0].n_command,
 		     WORDS("echo", "$HOME", "a b"));
