@@ -1292,12 +1292,13 @@ static void check_section_name(struct loader *ld, const struct scan_section *sec
 	const char *dot = strchr(sec->name, '.');
 	_cleanup_free_ char *head =
 	    xasprintf("%.*s", (int)(dot ? dot - sec->name : (ssize_t)strlen(sec->name)), sec->name);
+	_cleanup_free_ char *tail = dot ? printable(dot + 1, strlen(dot + 1)) : NULL;
 	if (!strcmp(head, "service") || distance(head, "service") <= 2 ||
 	    !strcasecmp(head, "services"))
 		ERR(ld, sec->line,
 		    "%s:%d: [%s]: unknown section (a service's is [service.NAME]%s%s%s)", ld->file,
-		    sec->line, shown, dot && dot[1] ? ": did you mean [service." : "",
-		    dot && dot[1] ? shown + (dot + 1 - sec->name) : "", dot && dot[1] ? "]?" : "");
+		    sec->line, shown, tail && *tail ? ": did you mean [service." : "",
+		    tail && *tail ? tail : "", tail && *tail ? "]?" : "");
 	else if (distance(sec->name, "stack") <= 2)
 		ERR(ld, sec->line, "%s:%d: [%s]: unknown section (did you mean [stack]?)", ld->file,
 		    sec->line, shown);
