@@ -1477,6 +1477,40 @@ static void check_deps(struct loader *ld)
 	free(names);
 }
 
+int stack_ini_disagreements(const char *text, size_t len)
+{
+	struct scan scan = {.file = "-"};
+	struct stack_diag diag = {0};
+	scan_text(&scan, &diag, text, len);
+	scan_index(&scan);
+	int result = -1;
+	if (diag.n == 0) {
+		dictionary *dict = ini_load_text(text, len, NULL);
+		result = dict ? 0 : 1;
+		size_t distinct = 0;
+		for (size_t i = 0; dict && i < scan.n_entries; i++) {
+			const struct scan_entry *e = &scan.entries[i];
+			if (e->last != e)
+				continue;
+			distinct++;
+			char *full = xasprintf("%s:%s", scan.sections[e->section].lower, e->lower);
+			const char *raw = iniparser_getstring(dict, full, NULL);
+			result += !raw || strcmp(raw, e->value);
+			free(full);
+		}
+		for (size_t i = 0; dict && i < scan.n_sections; i++)
+			distinct += scan.sections[i].canonical == i;
+		/* nothing iniparser holds that the scan did not see */
+		if (dict && (size_t)dict->n != distinct)
+			result++;
+		if (dict)
+			iniparser_freedict(dict);
+	}
+	stack_diag_free(&diag);
+	scan_free(&scan);
+	return result;
+}
+
 /* .env beside the file: variables for interpolation, not for services. */
 static void read_dotenv(struct loader *ld)
 {

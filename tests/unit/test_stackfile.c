@@ -586,6 +586,31 @@ static void test_ini_hazards(void **state)
 	hutch_stack_free(s);
 }
 
+/* The line scan reads every file it takes as iniparser does: same keys, same
+ * values, nothing more in iniparser's dictionary. */
+static void test_scan_agrees_with_iniparser(void **state)
+{
+	static const char *const agree[] = {
+	    "",
+	    "[a]\n",
+	    "[a]\nk = v\n",
+	    "[ A ]\n K = v ; c\nx=\ny = # c\nz ==\n",
+	    "[a]\nq = \"a;b\" ; c\nr = 'x#y'\ns = \"\"\nt = ''\nu = \"\" x\n",
+	    "[a]\nk = a \\\n  b\\\nc\n\\\nl = 1\n",
+	    "[a]\nk=v\ny", /* a last line of one byte: skipped by both */
+	    "[a]\r\nk = v\r\n\r\n[b]\nk = w\n",
+	    "[a]\nk = 1\nk = 2\n", /* the last one, as iniparser keeps */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(agree); i++)
+		if (stack_ini_disagreements(agree[i], strlen(agree[i])) != 0)
+			fail_msg("disagree on: %s", agree[i]);
+	static const char *const refused[] = {
+	    "k = v\n", "[a]\nk = \"x\" y\n", "[a]\nk = x;y\n", "[a] ; c\n", "[a]\nk = v\\",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
+		assert_int_equal(stack_ini_disagreements(refused[i], strlen(refused[i])), -1);
+}
+
 static void test_duplicates(void **state)
 {
 	expect_error("[service.a]\nimage = a\nimage = b\n",
@@ -1131,6 +1156,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ini_hazards, setup, teardown),
+	    cmocka_unit_test(test_scan_agrees_with_iniparser),
 	    cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_keys_and_sections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_errors, setup, teardown),
