@@ -155,9 +155,10 @@ const struct stack_option *stack_service_option(const struct stack_service *svc,
 
 /* ---- reading a file with a cap -------------------------------------------- */
 
-/* TODO: common/util.c gets read_file_at_most (a bounded reader) in parallel
- * with this; use it when it lands. Until then: a regular file, read to at most
- * max bytes, and a clear refusal past that. */
+/* A regular file, read to at most max bytes, and a clear refusal past that.
+ * Not common's read_file_at_most: names written in a stack file (env_file)
+ * are foreign text and are shown escaped here, and a FIFO given as a stack or
+ * env file is refused at once (O_NONBLOCK) instead of blocking `up`. */
 static int read_capped(const char *path, const char *shown, size_t max, char **out, size_t *len,
 		       struct hutch_err **err)
 {
