@@ -117,7 +117,7 @@ demo: deps build/hutch
 	./demo/demo.sh
 
 bench: bench-deps build/hutch
-	./bench/run.sh
+	rc=0; ./bench/run.sh || rc=$$?; ./bench/dns.sh || rc=$$?; exit $$rc
 
 fuzz:
 	$(MAKE) -C tests/fuzz
