@@ -288,6 +288,9 @@ struct tcp_client {
 	size_t out_len, out_off, out_cap;
 	unsigned pending;
 	bool want_out;
+	bool eof;  /* the client has shut its side: answer what is pending, then close */
+	bool dead; /* closed; freed once the event being handled is done with it */
+	struct tcp_client *next_dead;
 };
 
 struct forward {
@@ -331,6 +334,8 @@ struct hutch_dns {
 	unsigned max_tcp_clients, n_tcp_clients;
 	struct forward *fwd_head, *fwd_tail;
 	struct tcp_client *tc_head, *tc_tail;
+	struct tcp_client *dead_clients;
+	int reserve_fd; /* given up to accept (and close) a connection when out of fds */
 	struct fd_slot *fds;
 	size_t n_fds;
 	uint64_t rng;
@@ -417,8 +422,12 @@ static void drop_fd(struct hutch_dns *d, int fd)
 
 /* ---- TCP clients ---------------------------------------------------------------- */
 
+/* Closes c at once; its memory goes only when the current event is handled (callers up
+ * the stack may still hold it: they check c->dead). */
 static void tcp_client_close(struct hutch_dns *d, struct tcp_client *c)
 {
+	if (c->dead)
+		return;
 	/* its forwards go on, their answers have nowhere to go */
 	for (struct forward *f = d->fwd_head; f && c->pending; f = f->next) {
 		if (f->tc == c) {
@@ -428,10 +437,34 @@ static void tcp_client_close(struct hutch_dns *d, struct tcp_client *c)
 	}
 	LIST_REMOVE(d->tc_head, d->tc_tail, c);
 	drop_fd(d, c->fd);
-	free(c->in);
-	free(c->out);
-	free(c);
+	c->fd = -1;
+	c->dead = true;
+	c->next_dead = d->dead_clients;
+	d->dead_clients = c;
 	d->n_tcp_clients--;
+}
+
+static void reap_clients(struct hutch_dns *d)
+{
+	while (d->dead_clients) {
+		struct tcp_client *c = d->dead_clients;
+		d->dead_clients = c->next_dead;
+		free(c->in);
+		free(c->out);
+		free(c);
+	}
+}
+
+static void tcp_client_rewatch(struct hutch_dns *d, struct tcp_client *c)
+{
+	watch(d, c->fd, (c->eof ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0));
+}
+
+/* A client that has shut its side is closed once nothing is left for it. */
+static void tcp_client_check_done(struct hutch_dns *d, struct tcp_client *c)
+{
+	if (!c->dead && c->eof && !c->pending && c->out_off == c->out_len)
+		tcp_client_close(d, c);
 }
 
 static void tcp_client_touch(struct hutch_dns *d, struct tcp_client *c)
@@ -445,6 +478,8 @@ static void tcp_client_touch(struct hutch_dns *d, struct tcp_client *c)
 static int tcp_client_send(struct hutch_dns *d, struct tcp_client *c, const uint8_t *msg,
 			   size_t len)
 {
+	if (c->dead)
+		return -1;
 	uint8_t pfx[2];
 	dns_put16(pfx, (uint16_t)len);
 	size_t done = 0;
@@ -474,7 +509,7 @@ static int tcp_client_send(struct hutch_dns *d, struct tcp_client *c, const uint
 		c->out[c->out_len++] = i < 2 ? pfx[i] : msg[i - 2];
 	if (!c->want_out) {
 		c->want_out = true;
-		watch(d, c->fd, EPOLLIN | EPOLLOUT);
+		tcp_client_rewatch(d, c);
 	}
 	return 0;
 }
@@ -506,14 +541,14 @@ static void tcp_client_process(struct hutch_dns *d, struct tcp_client *c)
 			alen = dns_answer_error(&q, DNS_RCODE_SERVFAIL, d->big, sizeof(d->big));
 			v = DNS_ANSWER;
 		}
-		if (v == DNS_FORWARD) {
-			if (start_forward(d, &q, m, mlen, -1, NULL, 0, c) < 0)
-				return; /* the client went away meanwhile */
-			continue;
+		if (v == DNS_FORWARD)
+			start_forward(d, &q, m, mlen, -1, NULL, 0, c);
+		else {
+			d->stats.answered_locally++;
+			tcp_client_send(d, c, d->big, alen);
 		}
-		d->stats.answered_locally++;
-		if (tcp_client_send(d, c, d->big, alen) < 0)
-			return;
+		if (c->dead)
+			return; /* it went away meanwhile */
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
 	c->in_len -= off;
@@ -535,10 +570,11 @@ static void tcp_client_event(struct hutch_dns *d, struct tcp_client *c, uint32_t
 		if (c->out_off == c->out_len && c->want_out) {
 			c->want_out = false;
 			c->out_off = c->out_len = 0;
-			watch(d, c->fd, EPOLLIN);
+			tcp_client_rewatch(d, c);
+			tcp_client_check_done(d, c);
 		}
 	}
-	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (c->dead || c->eof || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return;
 	if (c->in_cap - c->in_len < 4096 && c->in_cap < 2 + DNS_MAX_MSG + 4096) {
 		c->in_cap = c->in_cap ? c->in_cap * 2 : 4096;
@@ -547,6 +583,12 @@ static void tcp_client_event(struct hutch_dns *d, struct tcp_client *c, uint32_t
 	ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
+	if (n == 0 && !(events & EPOLLERR) && (c->pending || c->out_off < c->out_len)) {
+		/* shut for writing after its queries: the answers still go out */
+		c->eof = true;
+		tcp_client_rewatch(d, c);
+		return;
+	}
 	if (n <= 0) {
 		tcp_client_close(d, c);
 		return;
@@ -562,6 +604,16 @@ static void tcp_accept(struct hutch_dns *d, int lfd)
 		struct sockaddr_storage peer;
 		socklen_t pl = sizeof(peer);
 		int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && d->reserve_fd >= 0) {
+			/* out of fds: the pending connection would wake the loop forever;
+			 * take it with the reserve fd and close it (the client retries) */
+			close(d->reserve_fd);
+			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0)
+				close(fd);
+			d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			return;
+		}
 		if (fd < 0)
 			return;
 		if (d->n_tcp_clients >= d->max_tcp_clients) {
@@ -601,6 +653,7 @@ static void reply(struct hutch_dns *d, struct forward *f, uint8_t *msg, size_t l
 		f->tc = NULL;
 		tc->pending--;
 		tcp_client_send(d, tc, msg, len);
+		tcp_client_check_done(d, tc);
 	} else if (f->reply_fd >= 0) {
 		sendto(f->reply_fd, msg, len, MSG_DONTWAIT, (struct sockaddr *)&f->client,
 		       f->client_len);
@@ -838,9 +891,9 @@ static void udp_event(struct hutch_dns *d, int fd)
 		for (int sent = 0; sent < out;) {
 			int k =
 			    sendmmsg(fd, d->out_msgs + sent, (unsigned)(out - sent), MSG_DONTWAIT);
-			if (k <= 0)
-				break; /* a full socket buffer: the clients retry */
-			sent += k;
+			/* one that cannot go (a full socket buffer, a vanished route) is
+			 * skipped: its client retries */
+			sent += k > 0 ? k : 1;
 		}
 		if (n < UDP_BATCH)
 			return;
@@ -870,6 +923,7 @@ void hutch_dns_on_event(struct hutch_dns *d, int fd, uint32_t events)
 	case FD_NONE:
 		break;
 	}
+	reap_clients(d);
 }
 
 int64_t hutch_dns_next_timeout_ns(const struct hutch_dns *d)
@@ -888,6 +942,7 @@ void hutch_dns_on_timeout(struct hutch_dns *d, int64_t now)
 		forward_next(d, d->fwd_head);
 	while (d->tc_head && d->tc_head->deadline <= now)
 		tcp_client_close(d, d->tc_head);
+	reap_clients(d);
 }
 
 void hutch_dns_set_records(struct hutch_dns *d, struct hutch_dns_records *records)
@@ -1009,7 +1064,8 @@ struct hutch_dns *hutch_dns_new(const struct hutch_dns_config *cfg,
 	d->records = records;
 	d->watch = cfg->watch;
 	d->watch_ctx = cfg->watch_ctx;
-	d->max_forwards = cfg->max_forwards ? cfg->max_forwards : 1024;
+	d->max_forwards = cfg->max_forwards ? cfg->max_forwards : 512;
+	d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	d->max_tcp_clients = cfg->max_tcp_clients ? cfg->max_tcp_clients : 128;
 	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng))
 		d->rng = (uint64_t)hutch_dns_now_ns() ^ (uint64_t)getpid() << 32;
@@ -1044,6 +1100,9 @@ void hutch_dns_free(struct hutch_dns *d)
 		forward_free(d, d->fwd_head);
 	while (d->tc_head)
 		tcp_client_close(d, d->tc_head);
+	reap_clients(d);
+	if (d->reserve_fd >= 0)
+		close(d->reserve_fd);
 	for (size_t i = 0; i < d->n_listeners; i++) {
 		struct listener *l = &d->listeners[i];
 		if (l->udp_fd >= 0 && (size_t)l->udp_fd < d->n_fds && d->fds[l->udp_fd].kind)

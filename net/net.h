@@ -40,7 +40,7 @@ int hutch_dns_records_load(const char *path, struct hutch_dns_records **out,
 			   struct hutch_err **err);
 
 /* Called for every fd the server wants watched: events is the full set wanted
- * (EPOLLIN, EPOLLOUT), 0 to stop watching (the fd is closed right after). */
+ * (EPOLLIN, EPOLLOUT), 0 to stop watching it (for now, or before it is closed). */
 typedef void (*hutch_dns_watch_fn)(void *ctx, int fd, uint32_t events);
 
 struct hutch_dns_config {

@@ -394,3 +394,38 @@ def test_bad_invocations(tmp_path):
                         str(good), "--upstream", "192.0.2.1:99999"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 125 and '"192.0.2.1:99999"' in r.stderr, r.stderr
+
+
+def _tcp_query(qid, name, qtype=1):
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", qtype, 1)
+    return struct.pack(">H", len(q)) + q
+
+
+def test_tcp_pipelined_then_half_closed(dns_env):
+    """Several queries on one connection (one forwarded, local ones after it), then the
+    client shuts its side: every answer still comes, each with its query's id."""
+    upstream, server = dns_env
+    up = upstream(61)
+    s = server([up])
+    c = socket.create_connection((SERVER, s.port), source_address=(FRONT_CLIENT, 0), timeout=5)
+    with c:
+        c.sendall(_tcp_query(1, "example.com") + _tcp_query(2, "db.shop")
+                  + _tcp_query(3, "nope.shop"))
+        c.shutdown(socket.SHUT_WR)
+        got = {}
+        buf = b""
+        while True:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        while buf:
+            n = struct.unpack(">H", buf[:2])[0]
+            msg, buf = buf[2:2 + n], buf[2 + n:]
+            got[struct.unpack(">H", msg[:2])[0]] = struct.unpack(">H", msg[2:4])[0] & 0xf
+    # the server closed the connection once everything was answered
+    assert got == {1: 0, 2: 0, 3: 3}, got
+    assert [x[:1] + x[2:] for x in up.seen] == [("tcp", "example.com")]
