@@ -420,6 +420,16 @@ static void drop_fd(struct hutch_dns *d, int fd)
 		(x)->prev = (x)->next = NULL;                                                      \
 	} while (0)
 
+static void count_local(struct hutch_dns *d, const uint8_t *answer)
+{
+	d->stats.answered_locally++;
+	uint16_t rcode = DNS_RCODE(dns_get16(answer + 2));
+	if (rcode == DNS_RCODE_NXDOMAIN)
+		d->stats.nxdomain++;
+	else if (rcode == DNS_RCODE_REFUSED)
+		d->stats.refused++;
+}
+
 /* ---- TCP clients ---------------------------------------------------------------- */
 
 /* Closes c at once; its memory goes only when the current event is handled (callers up
@@ -544,7 +554,7 @@ static void tcp_client_process(struct hutch_dns *d, struct tcp_client *c)
 		if (v == DNS_FORWARD)
 			start_forward(d, &q, m, mlen, -1, NULL, 0, c);
 		else {
-			d->stats.answered_locally++;
+			count_local(d, d->big);
 			tcp_client_send(d, c, d->big, alen);
 		}
 		if (c->dead)
@@ -872,12 +882,7 @@ static void udp_event(struct hutch_dns *d, int fd)
 				start_forward(d, &q, d->in_buf[i], len, fd, h->msg_name,
 					      h->msg_namelen, NULL);
 			} else {
-				d->stats.answered_locally++;
-				if (DNS_RCODE(dns_get16(d->out_buf[out] + 2)) == DNS_RCODE_NXDOMAIN)
-					d->stats.nxdomain++;
-				else if (DNS_RCODE(dns_get16(d->out_buf[out] + 2)) ==
-					 DNS_RCODE_REFUSED)
-					d->stats.refused++;
+				count_local(d, d->out_buf[out]);
 				d->out_iov[out] = (struct iovec){d->out_buf[out], alen};
 				d->out_msgs[out].msg_hdr = (struct msghdr){
 				    .msg_name = h->msg_name,

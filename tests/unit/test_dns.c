@@ -449,6 +449,55 @@ static void test_forward_ids_remapped(void **state)
 	close(ep);
 }
 
+static void test_upstreams_from_resolv_conf(void **state)
+{
+	char path[] = "/tmp/hutch-test-resolv-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char text[] = "# the host's\n"
+			    "search example.net\n"
+			    "nameserver 127.0.0.53\n"
+			    "nameserver 192.0.2.1\n"
+			    "options ndots:2\n"
+			    "nameserver ::1\n"
+			    "nameserver fe80::1%eth0\n"
+			    "  nameserver   2001:db8::53  \n"
+			    "nameserver 192.0.2.2\n"
+			    "nameserver 192.0.2.3\n";
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	struct hutch_err *err = NULL;
+	struct hutch_dns_config cfg = {.resolv_conf = path};
+	struct hutch_dns *d = hutch_dns_new(&cfg, NULL, &err);
+	assert_non_null(d);
+	/* loopback ones left out, a scoped one unusable, at most 3 */
+	assert_int_equal(hutch_dns_upstream_count(d), 3);
+	assert_string_equal(hutch_dns_upstream(d, 0), "192.0.2.1:53");
+	assert_string_equal(hutch_dns_upstream(d, 1), "[2001:db8::53]:53");
+	assert_string_equal(hutch_dns_upstream(d, 2), "192.0.2.2:53");
+	hutch_dns_free(d);
+	cfg.upstream_loopback_ok = true;
+	d = hutch_dns_new(&cfg, NULL, &err);
+	assert_non_null(d);
+	assert_string_equal(hutch_dns_upstream(d, 0), "127.0.0.53:53");
+	assert_string_equal(hutch_dns_upstream(d, 1), "192.0.2.1:53");
+	assert_string_equal(hutch_dns_upstream(d, 2), "[::1]:53");
+	hutch_dns_free(d);
+	unlink(path);
+	/* the caller's list wins, and a bad one is named */
+	const char *ups[] = {"192.0.2.9:5300", "not-an-ip"};
+	struct hutch_dns_config cfg2 = {.upstreams = ups, .n_upstreams = 1, .resolv_conf = path};
+	d = hutch_dns_new(&cfg2, NULL, &err);
+	assert_non_null(d);
+	assert_int_equal(hutch_dns_upstream_count(d), 1);
+	assert_string_equal(hutch_dns_upstream(d, 0), "192.0.2.9:5300");
+	hutch_dns_free(d);
+	cfg2.n_upstreams = 2;
+	assert_null(hutch_dns_new(&cfg2, NULL, &err));
+	assert_non_null(strstr(err->msg, "\"not-an-ip\""));
+	hutch_err_free(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +509,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_queries),
 	    cmocka_unit_test(test_records_errors),
 	    cmocka_unit_test(test_forward_ids_remapped),
+	    cmocka_unit_test(test_upstreams_from_resolv_conf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
