@@ -768,8 +768,18 @@ static int start_forward(struct hutch_dns *d, const struct dns_msg *q, const uin
  * move on to the next upstream. Returns true when f is done (freed). */
 static bool forward_answer(struct hutch_dns *d, struct forward *f, uint8_t *msg, size_t len)
 {
-	if (!dns_answer_matches(msg, len, f->id, &f->q))
+	if (!dns_answer_matches(msg, len, f->id, &f->q)) {
+		/* An error without the question (FORMERR may come so, RFC 6891 7): from
+		 * this upstream (the socket is connected) with our random id, it is this
+		 * upstream failing; move on rather than wait out its time. */
+		if (len >= DNS_HEADER_LEN && dns_get16(msg) == f->id &&
+		    (dns_get16(msg + 2) & DNS_FLAG_QR) && dns_get16(msg + 4) == 0 &&
+		    DNS_RCODE(dns_get16(msg + 2)) != DNS_RCODE_NOERROR) {
+			forward_next(d, f);
+			return true;
+		}
 		return false; /* late, spoofed or garbled: not the answer; keep waiting */
+	}
 	uint16_t rc = DNS_RCODE(dns_get16(msg + 2));
 	if ((rc == DNS_RCODE_SERVFAIL || rc == DNS_RCODE_REFUSED) &&
 	    f->upstream + 1 < (int)d->n_upstreams) {
