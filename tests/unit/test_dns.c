@@ -468,6 +468,47 @@ static void test_forward_ids_remapped(void **state)
 	close(ep);
 }
 
+static void test_forward_bound(void **state)
+{
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	struct sockaddr_in up, cl;
+	int u = udp_bound(&up), c = udp_bound(&cl);
+	char us[64];
+	snprintf(us, sizeof(us), "127.0.0.1:%u", ntohs(up.sin_port));
+	const char *ups[] = {us}, *listen[] = {"127.0.0.1:0"};
+	struct hutch_dns_records *r = hutch_dns_records_new();
+	int net = hutch_dns_records_add_network(r, "lo", NULL);
+	assert_int_equal(hutch_dns_records_add_subnet(r, net, "127.0.0.0/8", NULL), 0);
+	struct hutch_dns_config cfg = {.listen = listen,
+				       .n_listen = 1,
+				       .upstreams = ups,
+				       .n_upstreams = 1,
+				       .max_forwards = 1,
+				       .watch = test_watch};
+	struct hutch_dns *d = hutch_dns_new(&cfg, r, NULL);
+	assert_non_null(d);
+	struct sockaddr_in srv = {.sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons((uint16_t)hutch_dns_port(d, 0))};
+	uint8_t q[512], buf[1500];
+	struct sockaddr_in from;
+	size_t qlen = make_query(q, 1, "one.example", DNS_TYPE_A);
+	sendto(c, q, qlen, 0, (struct sockaddr *)&srv, sizeof(srv));
+	assert_true(recv_pumping(d, u, buf, sizeof(buf), &from, 500) > 0);
+	/* the upstream sits on the first: the second finds no room, SERVFAIL at once */
+	qlen = make_query(q, 2, "two.example", DNS_TYPE_A);
+	sendto(c, q, qlen, 0, (struct sockaddr *)&srv, sizeof(srv));
+	ssize_t n = recv_pumping(d, c, buf, sizeof(buf), &from, 200);
+	assert_true(n > 0);
+	assert_int_equal(dns_get16(buf), 2);
+	assert_int_equal(DNS_RCODE(dns_get16(buf + 2)), DNS_RCODE_SERVFAIL);
+	assert_true(hutch_dns_next_timeout_ns(d) > 0); /* the first still waits */
+	hutch_dns_free(d);
+	close(u);
+	close(c);
+	close(ep);
+}
+
 static void test_upstreams_from_resolv_conf(void **state)
 {
 	char path[] = "/tmp/hutch-test-resolv-XXXXXX";
@@ -528,6 +569,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_queries),
 	    cmocka_unit_test(test_records_errors),
 	    cmocka_unit_test(test_forward_ids_remapped),
+	    cmocka_unit_test(test_forward_bound),
 	    cmocka_unit_test(test_upstreams_from_resolv_conf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
