@@ -429,3 +429,21 @@ def test_tcp_pipelined_then_half_closed(dns_env):
     # the server closed the connection once everything was answered
     assert got == {1: 0, 2: 0, 3: 3}, got
     assert [x[:1] + x[2:] for x in up.seen] == [("tcp", "example.com")]
+
+
+def test_many_replicas_truncated_then_tcp(dns_env):
+    """40 replicas do not fit in 512 bytes: the UDP answer is TC with no records, and the
+    client gets all 40 over TCP."""
+    upstream, server = dns_env
+    up = upstream(61)
+    many = [{"names": [f"shop-worker-{i}", "worker", "worker.shop"],
+             "addresses": [f"10.89.1.{100 + i}"]} for i in range(40)]
+    s = server([up], recs=records(many))
+    r = s.dig("worker.shop", short=False, extra=("+noedns", "+ignore"))
+    assert re.search(r"flags: qr aa tc rd ra", r.stdout) and "ANSWER: 0," in r.stdout, r.stdout
+    r = s.dig("worker.shop", extra=("+noedns",))
+    assert sorted(r.stdout.split()) == sorted(f"10.89.1.{100 + i}" for i in range(40)), r.stdout
+    # with EDNS0 (1232 bytes) they fit over UDP
+    r = s.dig("worker.shop", short=False, extra=("+bufsize=1232", "+ignore"))
+    assert "ANSWER: 40," in r.stdout and " tc " not in r.stdout, r.stdout
+    assert up.seen == []
