@@ -91,11 +91,15 @@ def test_exec_leaves_no_host_fd_behind(state, ctr, hutch):
     cid = ctr.run("bb", "sleep", "1000")
     master, slave = os.openpty()
     try:
+        t0 = time.monotonic()
         cp = run_with(state, ["exec", cid, "sh", "-c",
-                              "(sleep 2; echo LATE; echo LATE >&2) & echo $! > /tmp/bg; "
+                              "(sleep 4; echo LATE; echo LATE >&2) & echo $! > /tmp/bg; "
                               "echo started"],
                       stdout=slave, stderr=slave, timeout=10)
         assert cp.returncode == 0
+        # as docker exec: it returns when its command exits, not when the
+        # background process lets go of the output
+        assert time.monotonic() - t0 < 3.5
         os.close(slave)
         slave = -1
         got = b""
@@ -246,6 +250,18 @@ def test_large_output_to_a_terminal_complete(state, tmp, ctr):
     assert p.wait(timeout=10) == 0
     want = (b"0123456789abcdef\n" * (size // 17 + 1))[:size]
     assert len(got) == size and bytes(got) == want
+
+
+def test_run_returns_when_pid1_exits(state, tmp):
+    """A background process holding the relayed stdout dies with pid 1 (its pid
+    namespace goes): run returns at once, with everything pid 1 wrote."""
+    t0 = time.monotonic()
+    with open(tmp / "out", "wb") as o:
+        cp = run_with(state, ["run", "--rm", "bb", "sh", "-c", "sleep 100 & echo bye"],
+                      stdout=o, stderr=o)
+    assert cp.returncode == 0
+    assert time.monotonic() - t0 < 10
+    assert (tmp / "out").read_bytes() == b"bye\n"
 
 
 def test_exit_code_and_signal_with_relayed_output(state, tmp, spawn):
