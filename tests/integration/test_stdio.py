@@ -85,6 +85,38 @@ def test_stdin_eof_from_a_pipe_and_a_file(state, tmp, hutch):
     assert cp.stdout.strip() == b"2"
 
 
+def test_terminal_as_stdin_with_i_relayed_until_eof(spawn):
+    """-i without -t, the caller's terminal as stdin and stdout: a typed line
+    reaches the container, ^D ends its stdin, the terminal is not the
+    container's (a pipe) and is left as it was."""
+    import termios
+    master, slave = os.openpty()
+    before = termios.tcgetattr(slave)
+    p = spawn("run", "--rm", "-i", "bb", "sh", "-c", "readlink /proc/self/fd/0; cat; echo end",
+              stdin=slave, stdout=slave)
+    got = b""
+    try:
+        def read_until(marker):
+            nonlocal got
+            deadline = time.monotonic() + 10
+            while marker not in got:
+                left = deadline - time.monotonic()
+                assert left > 0, f"waited for {marker!r}, got {got!r}"
+                r, _, _ = select.select([master], [], [], left)
+                if r:
+                    got += os.read(master, 4096)
+        read_until(b"pipe:[")
+        os.write(master, b"typed line\n")
+        read_until(b"typed line\r\ntyped line\r\n")  # the echo, then cat's copy
+        os.write(master, b"\x04")
+        read_until(b"end\r\n")
+        assert p.wait(timeout=10) == 0
+        assert termios.tcgetattr(slave) == before
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_exec_leaves_no_host_fd_behind(state, ctr, hutch):
     """A terminal given to exec as stdout: after exec returns, a process it left
     in the container neither holds it nor writes to it."""
