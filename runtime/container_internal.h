@@ -22,6 +22,10 @@ struct hutch_container {
 int userns_write_maps(const struct hutch_runtime *rt, const struct hutch_spec *spec, pid_t pid,
 		      struct hutch_err **err);
 
+/* specjson.c: DATA/containers/ID/spec.json, atomically (the dir must exist). */
+int spec_write(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+	       struct hutch_err **err);
+
 /* state.c */
 int state_write(const struct hutch_runtime *rt, const struct hutch_state *s,
 		struct hutch_err **err);

@@ -228,6 +228,20 @@ const char *hutch_cap_name(int cap);
 /* Validate the whole spec before anything is created; the message names the bad value. */
 int hutch_spec_validate(const struct hutch_spec *spec, struct hutch_err **err);
 
+/* specjson.c: the whole spec as JSON, as DATA/containers/ID/spec.json keeps it
+ * for starting the container again (every field; a field added to the spec
+ * gets a line in specjson.c's tables). Reading checks every key and value
+ * (unknown and missing keys refused) and names the bad one; it does not
+ * validate the spec as a whole (hutch_spec_validate does, at the start). */
+char *hutch_spec_to_json(const struct hutch_spec *spec);
+int hutch_spec_from_json(const char *text, size_t len, struct hutch_spec **out,
+			 struct hutch_err **err);
+/* The spec a container was made from; the message names the file when it is
+ * missing or damaged. */
+struct hutch_runtime;
+int hutch_spec_load(const struct hutch_runtime *rt, const char *id, struct hutch_spec **out,
+		    struct hutch_err **err);
+
 /* Standard streams for the container. Without a terminal, fds 0-2 are handed to
  * the container directly (stdin replaced by /dev/null when !interactive). */
 struct hutch_io {
