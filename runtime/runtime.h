@@ -295,7 +295,8 @@ struct hutch_state {
 	uint64_t pid_start; /* /proc/PID/stat starttime: guards against pid reuse */
 	pid_t monitor_pid;
 	uint64_t monitor_start;
-	int exit_code;
+	int exit_code; /* of the last run, kept while it runs again */
+	int restart_count; /* times it was started again (start, restart, a supervisor) */
 	bool oom_killed;
 	bool auto_remove, detached;
 	char *cgroup; /* path of its cgroup, if any */
@@ -336,6 +337,21 @@ bool hutch_name_valid(const char *name);
  * closes every other fd it inherited. */
 int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
 				 const int *hold_fds, size_t n_hold_fds, struct hutch_err **err);
+
+/* Start an exited container again, detached under a monitor as
+ * hutch_container_run_detached does, from the spec it was made from
+ * (spec.json): the same id, name and rw layer (its files kept), a new cgroup,
+ * and the record updated (running, the new pid and start time, restart_count
+ * one more; the last exit code and finish time stay until the next exit). A
+ * container that ran in the foreground starts detached, as `docker start`
+ * does. hold_fds: the image's layer dirs, held (shared flock) by the caller,
+ * as for run_detached; each of the spec's layers must be among them (the image
+ * may have been removed since the container was made: that is said). Returns
+ * HUTCH_ALREADY_RUNNING (err filled) when it runs or is starting, -1 on other
+ * errors (a failed start is recorded as an exit with its code: 125, 126, 127). */
+#define HUTCH_ALREADY_RUNNING (-3)
+int hutch_container_start_existing(struct hutch_runtime *rt, const struct hutch_state *s,
+				   const int *hold_fds, size_t n_hold_fds, struct hutch_err **err);
 
 /* Send sig to the container's pid 1 (identity checked). */
 int hutch_state_signal(struct hutch_runtime *rt, const struct hutch_state *s, int sig,
