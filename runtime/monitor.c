@@ -321,8 +321,11 @@ int hutch_container_start_existing(struct hutch_runtime *rt, const struct hutch_
 	int r = check_layers_held(s, spec, hold_fds, n_hold_fds, err);
 	/* it has no terminal of anyone's to run in now: its output goes to its log */
 	spec->detached = true;
-	if (r == 0)
+	if (r == 0) {
 		r = run_detached(rt, spec, true, hold_fds, n_hold_fds, err);
+		if (r == -1)
+			hutch_err_wrap(err, "container %s", s->name ? s->name : s->id);
+	}
 	hutch_spec_free(spec);
 	return r;
 }
