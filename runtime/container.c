@@ -244,8 +244,10 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 	if (mkdir(c->data_dir, 0700) < 0)
 		return hutch_fail_sys(err, "create %s", c->data_dir);
 	c->created_data = true;
-	/* the spec first: a record never lacks what starts it again */
-	if (spec_write(rt, spec, err) < 0 || state_write(rt, c->state, err) < 0)
+	/* The spec first: a record never lacks what starts it again. A --rm
+	 * container never starts again: it needs none (a file less per run). */
+	if ((!spec->auto_remove && spec_write(rt, spec, err) < 0) ||
+	    state_write(rt, c->state, err) < 0)
 		return -1;
 	close(steal_fd(lockfd));
 

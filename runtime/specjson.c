@@ -1,6 +1,7 @@
 /* The whole container spec as JSON: DATA/containers/ID/spec.json, written with
- * the container's first record so that the container can be started again from
- * it (`hutch start`, `restart`, and the supervisor's restarts in place).
+ * the container's first record (a --rm container, which never starts again,
+ * has none) so that the container can be started again from it (`hutch start`,
+ * `restart`, and the supervisor's restarts in place).
  *
  * Every field of struct hutch_spec (and of the structs inside it) is listed once
  * in the tables below, with its JSON key (the C member's name) and its kind;

@@ -3,7 +3,10 @@
 with (DATA/containers/ID/spec.json), with a new pid and a new cgroup; its record
 counts the restarts. Every container made here is removed at teardown by the
 `ctr` fixture, so the leak check after each test also covers restarted ones."""
+import json
 import os
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -83,6 +86,15 @@ def test_restart_of_an_exited_container_starts_it(hutch, ctr):
     assert hutch("wait", "rx").stdout == "0\n"
     cp = hutch("run", "--rm", "bb", "true")  # the store still works as usual
     assert cp.returncode == 0
+
+
+def test_only_containers_that_can_start_again_keep_a_spec(hutch, ctr, state):
+    kept = ctr.run("bb", "sh", "-c", LOOP)
+    gone = ctr.run("--rm", "bb", "sh", "-c", LOOP)
+    running(ctr, kept)
+    running(ctr, gone)
+    assert spec_path(state, kept).is_file()
+    assert not spec_path(state, gone).exists()  # --rm: it never starts again
 
 
 def test_start_of_a_running_container_leaves_it_alone(hutch, ctr):
@@ -284,3 +296,44 @@ def test_start_refuses_attach(hutch, ctr):
     assert cp.returncode == 125 and "restart: invalid -t 'soon'" in cp.stderr
     cp = hutch("start", check=False)
     assert cp.returncode == 125
+
+
+def test_monitor_of_a_restarted_container_killed(hutch, ctr):
+    """The monitor of a container started again is SIGKILLed: the container dies
+    with it (parent-death signal), the next look records it as killed (137), and
+    since it is no new container it stays, with its files, to be started again."""
+    ctr.run("bb", "sh", "-c", f"echo run >> /kept; {LOOP}", name="mk")
+    running(ctr, "mk")
+    hutch("restart", "-t", "0", "mk")
+    info = running(ctr, "mk")
+    os.kill(info["monitor_pid"], signal.SIGKILL)
+    wait_for(lambda: proc_state(info["pid"]) in (None, "Z", "X"), what="the container to die")
+    after = ctr.inspect("mk")
+    assert after["status"] == "exited" and after["exit_code"] == 137
+    assert after["restart_count"] == 1
+    hutch("start", "mk")
+    assert lines_of(hutch, "mk", "/kept") == ["run", "run", "run"]
+    assert running(ctr, "mk")["restart_count"] == 2
+
+
+def test_owner_of_a_start_again_died_while_starting(hutch, ctr, state):
+    """A record left "created" by a start again whose monitor died before the
+    container ran (what strace's SIGKILL at a host-side step leaves): the
+    container ran before, so the repair keeps it, exited, instead of removing it
+    as it removes a new container that never ran."""
+    cid = ctr.run("bb", "sh", "-c", "echo run >> /kept", name="half")
+    ctr.wait_exited("half")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    rec = state.root / "containers" / cid / "state.json"
+    doc = json.loads(rec.read_text())
+    doc.update(status="created", restart_count=1, monitor_pid=dead.pid, monitor_start=1,
+               pid=0, pid_start=0)
+    rec.write_text(json.dumps(doc))
+    after = ctr.inspect("half")
+    assert after["status"] == "exited" and after["exit_code"] == 137
+    assert (state.root / "containers" / cid / "upper" / "kept").exists()
+    hutch("start", "half")
+    assert hutch("wait", "half").stdout == "0\n"
+    assert ctr.inspect("half")["restart_count"] == 2
+    assert hutch("exec", "half", "true", check=False).returncode == 125  # exited again
