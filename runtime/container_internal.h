@@ -14,7 +14,7 @@ struct hutch_container {
 	bool terminal;
 	bool reaped;
 	bool started; /* the command exec'd: keep the record unless auto_remove */
-	bool again; /* an existing container started again: its dir and record stay */
+	bool again;   /* an existing container started again: its dir and record stay */
 	int64_t memory_limit;
 	struct hutch_state *state; /* the record this process owns */
 };

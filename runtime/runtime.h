@@ -295,7 +295,7 @@ struct hutch_state {
 	uint64_t pid_start; /* /proc/PID/stat starttime: guards against pid reuse */
 	pid_t monitor_pid;
 	uint64_t monitor_start;
-	int exit_code; /* of the last run, kept while it runs again */
+	int exit_code;	   /* of the last run, kept while it runs again */
 	int restart_count; /* times it was started again (start, restart, a supervisor) */
 	bool oom_killed;
 	bool auto_remove, detached;
