@@ -225,10 +225,12 @@ static const struct sj_type spec_type = TYPE(spec_t, spec_fields);
 /* A tripwire for a field added to a struct without a line in its table above
  * (it would silently not survive a restart): when one of these fails, add the
  * new member to its table, then update the size here. */
+#ifdef __LP64__ /* the sizes below are x86_64's and other 64-bit ABIs' */
 _Static_assert(sizeof(struct hutch_spec) == 392, "struct hutch_spec changed: see spec_fields");
 _Static_assert(sizeof(struct hutch_process) == 120,
 	       "struct hutch_process changed: see process_fields");
 _Static_assert(sizeof(struct hutch_mount) == 40, "struct hutch_mount changed: see mount_fields");
+#endif
 _Static_assert(sizeof(int) == sizeof(enum hutch_ns_type) &&
 		   sizeof(int) == sizeof(enum hutch_seccomp_mode),
 	       "SJ_ENUM stores enums as int");
