@@ -29,14 +29,16 @@ enum sj_kind {
 	SJ_STR,	 /* char *, null for NULL */
 	SJ_STRV, /* char ** (NULL-terminated) + size_t count */
 	SJ_BOOL,
-	SJ_INT,	 /* int */
-	SJ_I64,	 /* int64_t */
-	SJ_U32,	 /* uint32_t */
-	SJ_U64,	 /* uint64_t */
-	SJ_CAPS, /* uint64_t mask of capabilities: a list of their names */
-	SJ_ENUM, /* an int-sized enum, by name */
-	SJ_OBJ,	 /* a struct inside the struct */
-	SJ_LIST, /* an array of structs + size_t count */
+	SJ_INT,	  /* int */
+	SJ_I64,	  /* int64_t */
+	SJ_U32,	  /* uint32_t */
+	SJ_U64,	  /* uint64_t */
+	SJ_CHAR,  /* char: a string of one character ("" for '\0') */
+	SJ_CHARS, /* char[N]: a string of fewer than N characters */
+	SJ_CAPS,  /* uint64_t mask of capabilities: a list of their names */
+	SJ_ENUM,  /* an int-sized enum, by name */
+	SJ_OBJ,	  /* a struct inside the struct */
+	SJ_LIST,  /* an array of structs + size_t count */
 };
 
 struct sj_enum {
@@ -51,7 +53,7 @@ struct sj_field {
 	const char *key;
 	enum sj_kind kind;
 	size_t off;		   /* of the member (of the pointer, for lists) */
-	size_t n_off;		   /* SJ_STRV, SJ_LIST: of the count */
+	size_t n_off;		   /* SJ_STRV, SJ_LIST: of the count; SJ_CHARS: the array's size */
 	const struct sj_type *sub; /* SJ_OBJ, SJ_LIST */
 	const struct sj_enum *en;  /* SJ_ENUM */
 	bool optional;		   /* may be missing (added after version 1): zero then */
@@ -75,6 +77,8 @@ struct sj_type {
 #define I64(T, m)	 FIELD(T, m, SJ_I64)
 #define U32(T, m)	 FIELD(T, m, SJ_U32)
 #define U64(T, m)	 FIELD(T, m, SJ_U64)
+#define CHAR(T, m)	 FIELD(T, m, SJ_CHAR)
+#define CHARS(T, m)	 FIELD(T, m, SJ_CHARS, .n_off = sizeof(((T *)0)->m))
 #define CAPS(T, m)	 FIELD(T, m, SJ_CAPS)
 #define ENUM(T, m, e)	 FIELD(T, m, SJ_ENUM, .en = &(e))
 #define OBJ(T, m, t)	 FIELD(T, m, SJ_OBJ, .sub = &(t))
@@ -267,6 +271,13 @@ static struct json_object *field_to_json(const struct sj_field *f, const void *b
 		return json_object_new_int64(*CAT(base, f->off, uint32_t));
 	case SJ_U64:
 		return json_object_new_uint64(*CAT(base, f->off, uint64_t));
+	case SJ_CHAR: {
+		char c[2] = {*CAT(base, f->off, char), '\0'};
+		return json_object_new_string(c);
+	}
+	case SJ_CHARS:
+		return json_object_new_string_len(CAT(base, f->off, char),
+						  (int)strnlen(CAT(base, f->off, char), f->n_off));
 	case SJ_CAPS: {
 		uint64_t mask = *CAT(base, f->off, uint64_t);
 		struct json_object *a = json_object_new_array();
@@ -434,6 +445,23 @@ static int field_from_json(const struct sj_field *f, struct json_object *v, void
 			return -1;
 		*AT(base, f->off, uint64_t) = json_object_get_uint64(v);
 		return 0;
+	case SJ_CHAR:
+	case SJ_CHARS: {
+		_cleanup_free_ char *str = NULL;
+		if (get_str(v, where, false, &str, err) < 0)
+			return -1;
+		size_t max = f->kind == SJ_CHAR ? 1 : f->n_off - 1;
+		if (strlen(str) > max) {
+			_cleanup_free_ char *shown = printable(str, strlen(str));
+			return hutch_fail(err, 0, "%s: '%s' is longer than %zu character%s", where,
+					  shown, max, max == 1 ? "" : "s");
+		}
+		if (f->kind == SJ_CHAR)
+			*AT(base, f->off, char) = str[0];
+		else
+			memcpy(AT(base, f->off, char), str, strlen(str) + 1);
+		return 0;
+	}
 	case SJ_CAPS: {
 		if (!json_object_is_type(v, json_type_array))
 			return wrong(err, where, v, "a list of capability names");
