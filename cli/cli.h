@@ -20,12 +20,16 @@ int cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
 /* stop, kill, rm, inspect, start, restart, wait */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 
-/* "TERM", "SIGTERM", "15" -> 15; -1 if unknown. */
-int cli_parse_signal(const char *s);
-
-/* Print "hutch: msg" and return 125 (or the error's own exit code). */
+/* s with control characters (C0, DEL, C1) as \xNN, for text from images and
+ * containers on a terminal: no escape sequences, no line breaks. Free it. */
+char *cli_shown(const char *s);
+/* Print "hutch: msg" (control characters escaped, cli_shown) and return 125 (or
+ * the error's own exit code). */
 struct hutch_err;
 int cli_report(struct cli_ctx *ctx, struct hutch_err *err);
+/* Put prefix in front of err's message as it is ("--env-file " + "f: ..."),
+ * where hutch_err_wrap's "context: " would not read well. */
+void cli_err_prefix(struct hutch_err **err, const char *prefix);
 
 /* One option syntax for every verb, Docker's: --name VALUE, --name=VALUE, a flag
  * as --name or --name=true|false, short options combinable (-it, -e K=V, -eK=V),

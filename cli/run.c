@@ -1,17 +1,9 @@
 /* hutch run: docker-like flags -> a container spec -> the runtime. */
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "common/idmap.h"
 #include "common/util.h"
 #include "images/images.h"
 #include "runtime/runtime.h"
@@ -184,399 +176,113 @@ static int parse_run_args(struct run_opts *o, int argc, char **argv)
 	return i >= argc ? -1 : i == -2 ? -2 : i < 0 ? -3 : i;
 }
 
-static int fail(struct hutch_err **err, const char *fmt, const char *value)
+/* Each flag through the runtime's setter of the same meaning (the one a stack
+ * file's key uses); its message names the value, and here the flag is added. */
+static int each(struct hutch_spec *spec, const char *flag, const char *const *values, size_t n,
+		int (*set)(struct hutch_spec *, const char *, struct hutch_err **),
+		struct hutch_err **err)
 {
-	return hutch_fail(err, 0, fmt, value);
+	for (size_t i = 0; i < n; i++)
+		if (set(spec, values[i], err) < 0)
+			return flag ? hutch_err_wrap(err, "%s", flag) : -1;
+	return 0;
 }
 
-/* Why parse_size refused v: a typo, or a number that is too big. */
-static const char *size_problem(const char *v)
+static int one(struct hutch_spec *spec, const char *flag, const char *value,
+	       int (*set)(struct hutch_spec *, const char *, struct hutch_err **),
+	       struct hutch_err **err)
 {
-	/* digits[.digits] and a unit that parses after a small number: only the
-	 * number was wrong */
-	size_t nd = strspn(v, "0123456789");
-	if (nd > 0 && v[nd] == '.') {
-		size_t frac = strspn(v + nd + 1, "0123456789");
-		nd = frac ? nd + 1 + frac : 0;
-	}
-	_cleanup_free_ char *small = xasprintf("1%s", v + nd);
-	int64_t ignored;
-	if (nd > 0 && parse_size(small, &ignored) == 0)
-		return "too big (the largest is 8 EiB)";
-	return "expected a size: a number with an optional unit b, k, m, g or t, like 64m or 1g";
+	return value ? each(spec, flag, &value, 1, set, err) : 0;
 }
 
-static int parse_size_flag(const char *flag, const char *v, int64_t *out, struct hutch_err **err)
+static int add_volume_here(struct hutch_spec *spec, const char *arg, struct hutch_err **err)
 {
-	if (parse_size(v, out) == 0)
-		return 0;
-	return hutch_fail(err, 0, "invalid %s '%s': %s", flag, v, size_problem(v));
+	return hutch_spec_add_volume(spec, arg, NULL, err);
 }
 
-/* A decimal number as people write it: digits with an optional fraction (no
- * sign, exponent, hex or "inf", which strtod would take). */
-static bool is_decimal(const char *s)
+static int add_env_file_here(struct hutch_spec *spec, const char *path, struct hutch_err **err)
 {
-	size_t n = strspn(s, "0123456789");
-	if (s[n] == '.')
-		n += 1 + strspn(s + n + 1, "0123456789");
-	return n > 0 && !s[n] && strcmp(s, ".");
-}
-
-/* The runtime's rule (hutch_hostname_problem), said with the flag's name. */
-static int check_hostname(const char *h, struct hutch_err **err)
-{
-	char buf[HUTCH_REASON_MAX];
-	const char *why = hutch_hostname_problem(h, buf);
-	if (!why)
-		return 0;
-	_cleanup_free_ char *shown = printable(h, strlen(h));
-	return hutch_fail(err, 0,
-			  "invalid --hostname '%s': %s (a hostname is labels of letters, digits "
-			  "and '-' joined by '.', at most 64 characters)",
-			  shown, why);
-}
-
-static int add_env(struct hutch_spec *spec, const char *e, struct hutch_err **err)
-{
-	if (!*e || *e == '=')
-		return fail(err, "invalid environment variable '%s': expected KEY=VALUE", e);
-	if (strchr(e, '=')) {
-		hutch_spec_set_env(spec, e);
-		return 0;
-	}
-	const char *v = getenv(e);
-	if (v) {
-		_cleanup_free_ char *kv = xasprintf("%s=%s", e, v);
-		hutch_spec_set_env(spec, kv);
+	if (hutch_spec_add_env_file(spec, path, NULL, err) < 0) {
+		cli_err_prefix(err, "--env-file "); /* the message starts with the path */
+		return -1;
 	}
 	return 0;
 }
 
-static int add_env_file(struct hutch_spec *spec, const char *path, struct hutch_err **err)
+static int add_dns_server(struct hutch_spec *spec, const char *v, struct hutch_err **err)
 {
-	_cleanup_free_ char *text = NULL;
-	size_t len;
-	if (read_file_at(AT_FDCWD, path, &text, &len, err) < 0)
-		return hutch_err_wrap(err, "--env-file");
-	if (memchr(text, '\0', len))
-		return fail(
-		    err, "--env-file %s: has a NUL byte: expected a text file of KEY=VALUE lines",
-		    path);
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		while (*line == ' ' || *line == '\t')
-			line++;
-		size_t l = strlen(line);
-		if (l && line[l - 1] == '\r')
-			line[--l] = '\0';
-		if (!*line || *line == '#')
-			continue;
-		if (add_env(spec, line, err) < 0)
-			return hutch_err_wrap(err, "--env-file %s", path);
-	}
-	return 0;
+	return hutch_spec_add_dns_server(spec, v, err);
 }
 
-static int add_volume(struct hutch_spec *spec, const char *arg, struct hutch_err **err)
+static int add_dns_search(struct hutch_spec *spec, const char *v, struct hutch_err **err)
 {
-	_cleanup_free_ char *copy = xstrdup(arg);
-	char *src = copy, *dst = strchr(copy, ':'), *mode = NULL;
-	if (!dst)
-		return fail(err, "invalid volume '%s': expected SRC:DST[:ro|rw]", arg);
-	*dst++ = '\0';
-	mode = strchr(dst, ':');
-	if (mode)
-		*mode++ = '\0';
-	if (!*src || !*dst)
-		return fail(err, "invalid volume '%s': expected SRC:DST[:ro|rw]", arg);
-	if (src[0] != '/' && src[0] != '.' && src[0] != '~')
-		return fail(err,
-			    "invalid volume '%s': named volumes are not supported; give an absolute "
-			    "path or ./relative path as the source",
-			    arg);
-	if (dst[0] != '/')
-		return fail(err, "invalid volume '%s': the destination must be an absolute path",
-			    arg);
-	char resolved[PATH_MAX];
-	if (!realpath(src, resolved))
-		return errno == ENOENT
-			   ? hutch_fail(err, 0, "invalid volume '%s': the source %s does not exist",
-					arg, src)
-			   : hutch_fail(err, errno, "invalid volume '%s': the source %s", arg, src);
-	_cleanup_free_ char *opts = xstrdup("rbind");
-	if (mode && *mode) {
-		_cleanup_free_ char *m = xstrdup(mode);
-		char *save = NULL;
-		for (char *o = strtok_r(m, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
-			static const char *const ok[] = {"ro",	   "rw",     "z",	"Z",
-							 "private", "rprivate", "slave", "rslave",
-							 "shared",  "rshared",  "nosuid", "nodev",
-							 "noexec"};
-			bool good = false;
-			for (size_t k = 0; k < ARRAY_SIZE(ok); k++)
-				good |= !strcmp(o, ok[k]);
-			if (!good)
-				return hutch_fail(err, 0, "invalid volume '%s': unknown option '%s'",
-						  arg, o);
-			char *n = xasprintf("%s,%s", opts, o);
-			free(opts);
-			opts = n;
-		}
-	}
-	return hutch_spec_add_mount(spec, "bind", resolved, dst, opts);
+	return hutch_spec_add_dns_search(spec, v, err);
 }
 
-static int add_tmpfs(struct hutch_spec *spec, const char *arg, struct hutch_err **err)
+static int add_dns_option(struct hutch_spec *spec, const char *v, struct hutch_err **err)
 {
-	_cleanup_free_ char *copy = xstrdup(arg);
-	char *opts = strchr(copy, ':');
-	if (opts)
-		*opts++ = '\0';
-	if (copy[0] != '/')
-		return fail(err, "invalid --tmpfs '%s': the destination must be an absolute path",
-			    arg);
-	_cleanup_free_ char *all = xasprintf("nosuid,nodev,noexec%s%s", opts && *opts ? "," : "",
-					      opts ? opts : "");
-	if (opts) {
-		/* validate sizes early so the error names the value */
-		_cleanup_free_ char *o2 = xstrdup(opts);
-		char *save = NULL;
-		for (char *o = strtok_r(o2, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
-			int64_t sz;
-			if (!strncmp(o, "size=", 5) && parse_size(o + 5, &sz) < 0)
-				return hutch_fail(err, 0, "invalid --tmpfs '%s': size '%s': %s",
-						  arg, o + 5, size_problem(o + 5));
-		}
-	}
-	return hutch_spec_add_mount(spec, "tmpfs", "tmpfs", copy, all);
+	return hutch_spec_add_dns_option(spec, v, err);
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	if (!strcmp(s, "-1") || !strcmp(s, "unlimited")) {
-		*out = RLIM_INFINITY;
-		return true;
-	}
-	char *end;
-	errno = 0;
-	if (!*s || *s == '-')
-		return false;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return false;
-	*out = v;
-	return true;
-}
-
-static int add_ulimit(struct hutch_spec *spec, const char *arg, bool rootless,
-		      struct hutch_err **err)
-{
-	_cleanup_free_ char *copy = xstrdup(arg);
-	char *val = strchr(copy, '=');
-	if (!val)
-		return fail(err, "invalid --ulimit '%s': expected NAME=SOFT[:HARD]", arg);
-	*val++ = '\0';
-	int res = hutch_rlimit_from_name(copy);
-	if (res < 0) {
-		_cleanup_free_ char *known = hutch_rlimit_known_names();
-		return hutch_fail(err, 0, "invalid --ulimit '%s': unknown limit '%s' (known: %s)",
-				  arg, copy, known);
-	}
-	char *hard = strchr(val, ':');
-	if (hard)
-		*hard++ = '\0';
-	uint64_t soft, h;
-	if (!parse_u64(val, &soft) || !parse_u64(hard ? hard : val, &h) || soft > h)
-		return fail(err, "invalid --ulimit '%s': expected numbers with SOFT <= HARD", arg);
-	/* The runtime refuses it again before it starts anything; here the
-	 * message can name the flag as it was given. A rootless container has a
-	 * user namespace of its own. */
-	struct hutch_rlimit rl = {res, soft, h, true};
-	if (hutch_rlimit_check(&rl, rootless, rootless, err) < 0)
-		return hutch_err_wrap(err, "invalid --ulimit '%s'", arg);
-	for (size_t i = 0; i < spec->process.n_rlimits; i++)
-		if (spec->process.rlimits[i].resource == res) {
-			spec->process.rlimits[i] = rl;
-			return 0;
-		}
-	spec->process.rlimits = xrealloc(spec->process.rlimits,
-					 (spec->process.n_rlimits + 1) * sizeof(struct hutch_rlimit));
-	spec->process.rlimits[spec->process.n_rlimits++] = rl;
-	return 0;
-}
-
-/* --cap-drop and --cap-add, in that order as in Docker, on the bounding,
- * effective and permitted sets ("ALL": every capability hutch has). */
-static int apply_caps(struct hutch_spec *spec, const struct run_opts *o, struct hutch_err **err)
-{
-	uint64_t caps = spec->process.caps.bounding;
-	for (size_t i = 0; i < o->n_cap_drop; i++) {
-		if (!strcasecmp(o->cap_drop[i], "ALL")) {
-			caps = 0;
-			continue;
-		}
-		int c = hutch_cap_from_name(o->cap_drop[i]);
-		if (c < 0)
-			return fail(err, "unknown capability '%s' in --cap-drop", o->cap_drop[i]);
-		caps &= ~(1ULL << c);
-	}
-	for (size_t i = 0; i < o->n_cap_add; i++) {
-		if (!strcasecmp(o->cap_add[i], "ALL")) {
-			caps = ~0ULL;
-			continue;
-		}
-		int c = hutch_cap_from_name(o->cap_add[i]);
-		if (c < 0)
-			return fail(err, "unknown capability '%s' in --cap-add", o->cap_add[i]);
-		caps |= 1ULL << c;
-	}
-	hutch_spec_set_caps(spec, caps);
-	return 0;
-}
-
-
-/* --add-host HOST:IP (or HOST=IP; an IPv6 address may be in brackets). */
-static int add_host(struct hutch_spec *spec, const char *arg, struct hutch_err **err)
-{
-	size_t n = strcspn(arg, ":=");
-	if (!arg[n])
-		return fail(err, "invalid --add-host '%s': expected HOST:IP", arg);
-	_cleanup_free_ char *name = strndup(arg, n);
-	_cleanup_free_ char *ip = xstrdup(arg + n + 1);
-	size_t l = strlen(ip);
-	if (l >= 2 && ip[0] == '[' && ip[l - 1] == ']') {
-		memmove(ip, ip + 1, l - 2);
-		ip[l - 2] = '\0';
-	}
-	if (!strcmp(ip, "host-gateway"))
-		return fail(err,
-			    "invalid --add-host '%s': host-gateway needs a container network; "
-			    "give the address",
-			    arg);
-	if (!name || hutch_spec_add_host(spec, name, ip, err) < 0)
-		return hutch_err_wrap(err, "--add-host '%s'", arg);
-	return 0;
-}
-
-static int apply_dns_and_hosts(struct hutch_spec *spec, const struct run_opts *o,
-			       struct hutch_err **err)
-{
-	for (size_t i = 0; i < o->n_dns; i++)
-		if (hutch_spec_add_dns_server(spec, o->dns[i], err) < 0)
-			return hutch_err_wrap(err, "--dns");
-	for (size_t i = 0; i < o->n_dns_search; i++)
-		if (hutch_spec_add_dns_search(spec, o->dns_search[i], err) < 0)
-			return hutch_err_wrap(err, "--dns-search");
-	for (size_t i = 0; i < o->n_dns_options; i++)
-		if (hutch_spec_add_dns_option(spec, o->dns_options[i], err) < 0)
-			return hutch_err_wrap(err, "--dns-option");
-	for (size_t i = 0; i < o->n_add_hosts; i++)
-		if (add_host(spec, o->add_hosts[i], err) < 0)
-			return -1;
-	return 0;
-}
-
-static void set_strv(char ***dst, size_t *n, char *const *src, size_t count)
-{
-	for (size_t i = 0; i < *n; i++)
-		free((*dst)[i]);
-	free(*dst);
-	*dst = xcalloc(count + 1, sizeof(char *));
-	for (size_t i = 0; i < count; i++)
-		(*dst)[i] = xstrdup(src[i]);
-	*n = count;
-}
-
-/* The single-id note is said once per user: a marker in the run root (which
- * is the user's own, and goes away on reboot with $XDG_RUNTIME_DIR). */
-static bool first_single_id_run(const struct cli_ctx *ctx)
-{
-	if (mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) < 0)
-		return true;
-	_cleanup_free_ char *marker = xasprintf("%s/single-id-note-given", ctx->run_root);
-	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return errno != EEXIST;
-	close(fd);
-	return true;
-}
-
-static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struct hutch_image *img,
-		      int cmd_argc, char **cmd_argv, struct hutch_spec *spec,
-		      struct hutch_err **err)
+static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, const struct hutch_image *img, int cmd_argc,
+		      char **cmd_argv, struct hutch_spec *spec, struct hutch_err **err)
 {
 	char id[65];
 	if (random_hex_id(id, err) < 0)
 		return -1;
 	spec->id = xstrdup(id);
-	spec->image = xstrdup(img->name);
-	spec->image_id = xstrdup(img->id);
 	spec->auto_remove = o->rm;
 	spec->detached = o->detach;
-	/* One leading '/' is dropped, as Docker does. hutch_spec_validate checks
-	 * names against Docker's rule: a bad one reaches it as given, so that its
-	 * message shows what was typed. */
 	if (o->name)
-		spec->name = xstrdup(
-		    o->name[0] == '/' && hutch_name_valid(o->name + 1) ? o->name + 1 : o->name);
-	if (o->hostname && check_hostname(o->hostname, err) < 0)
-		return -1;
-	spec->hostname = o->hostname ? xstrdup(o->hostname) : strndup(id, 12);
-	set_strv(&spec->root.layers, &spec->root.n_layers, img->layer_dirs, img->n_layers);
+		hutch_spec_set_name(spec, o->name);
 
-	/* The process: the image's config, then flags. */
-	for (size_t i = 0; i < img->n_env; i++)
-		hutch_spec_set_env(spec, img->env[i]);
-	_cleanup_free_ char *hn = xasprintf("HOSTNAME=%s", spec->hostname);
-	hutch_spec_set_env(spec, hn);
+	/* The image's config first; what a flag replaces is not taken from it (nor
+	 * checked). */
+	struct hutch_image_config cfg = {
+	    .name = img->name,
+	    .id = img->id,
+	    .layers = img->layer_dirs,
+	    .n_layers = img->n_layers,
+	    .env = img->env,
+	    .n_env = img->n_env,
+	    .entrypoint = img->entrypoint,
+	    .n_entrypoint = img->n_entrypoint,
+	    .cmd = img->cmd,
+	    .n_cmd = img->n_cmd,
+	    .workdir = o->workdir ? NULL : img->workdir,
+	    .user = o->user ? NULL : img->user,
+	    .stop_signal = o->stop_signal ? NULL : img->stop_signal,
+	};
+	if (hutch_spec_apply_image(spec, &cfg, err) < 0)
+		return -1;
+	_cleanup_free_ char *short_id = strndup(id, 12);
+	if (one(spec, "--hostname", o->hostname ? o->hostname : short_id, hutch_spec_set_hostname,
+		err) < 0)
+		return -1;
 	if (o->tty)
 		hutch_spec_set_env(spec, "TERM=xterm");
-	for (size_t i = 0; i < o->n_env_files; i++)
-		if (add_env_file(spec, o->env_files[i], err) < 0)
-			return -1;
-	for (size_t i = 0; i < o->n_env; i++)
-		if (add_env(spec, o->env[i], err) < 0)
-			return -1;
+	if (each(spec, NULL, o->env_files, o->n_env_files, add_env_file_here, err) < 0 ||
+	    each(spec, NULL, o->env, o->n_env, hutch_spec_add_env, err) < 0)
+		return -1;
 
-	/* argv = entrypoint + (command given here, or the image's Cmd unless
+	/* argv: entrypoint + (the command given here, or the image's Cmd unless
 	 * --entrypoint was given, which resets it as in Docker) */
-	char **argv = NULL;
-	size_t argc = 0;
 	if (o->entrypoint_set) {
-		if (*o->entrypoint) {
-			argv = xrealloc(argv, (argc + 1) * sizeof(char *));
-			argv[argc++] = (char *)o->entrypoint;
-		}
-	} else {
-		for (size_t i = 0; i < img->n_entrypoint; i++) {
-			argv = xrealloc(argv, (argc + 1) * sizeof(char *));
-			argv[argc++] = img->entrypoint[i];
-		}
+		char *ep[] = {(char *)o->entrypoint};
+		hutch_spec_set_entrypoint(spec, ep, *o->entrypoint ? 1 : 0);
 	}
-	if (cmd_argc > 0) {
-		for (int i = 0; i < cmd_argc; i++) {
-			argv = xrealloc(argv, (argc + 1) * sizeof(char *));
-			argv[argc++] = cmd_argv[i];
-		}
-	} else if (!o->entrypoint_set) {
-		for (size_t i = 0; i < img->n_cmd; i++) {
-			argv = xrealloc(argv, (argc + 1) * sizeof(char *));
-			argv[argc++] = img->cmd[i];
-		}
-	}
-	set_strv(&spec->process.args, &spec->process.n_args, argv, argc);
-	free(argv);
-	if (argc == 0 && o->entrypoint_set)
+	if (cmd_argc > 0)
+		hutch_spec_set_command(spec, cmd_argv, (size_t)cmd_argc);
+	if (spec->process.n_args == 0 && o->entrypoint_set)
 		return hutch_fail(
 		    err, 0,
 		    "no command: --entrypoint '' drops the image's Entrypoint and Cmd, "
 		    "so give a command after the image");
-	if (argc == 0)
-		return fail(err,
-			    "no command given and image '%s' has no Cmd or Entrypoint: give one "
-			    "after the image",
-			    img->name);
+	if (spec->process.n_args == 0)
+		return hutch_fail(err, 0,
+				  "no command given and image '%s' has no Cmd or Entrypoint: give "
+				  "one after the image",
+				  img->name);
 	if (!*spec->process.args[0]) {
 		/* as Docker: an empty name is a command that is not found */
 		hutch_fail(err, 0,
@@ -586,106 +292,30 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 		return -1;
 	}
 
-	free(spec->process.cwd);
-	spec->process.cwd = xstrdup(o->workdir ? o->workdir : img->workdir ? img->workdir : "/");
-	const char *cwd = spec->process.cwd, *cwd_from = o->workdir ? "--workdir"
-								    : "the image's "
-								      "WorkingDir";
-	if (cwd[0] != '/')
-		return hutch_fail(err, 0, "invalid %s '%s': must be an absolute path", cwd_from,
-				  cwd);
-	for (const char *c = cwd; (c = strstr(c, "/..")); c += 3)
-		if (c[3] == '/' || !c[3])
-			return hutch_fail(err, 0,
-					  "invalid %s '%s': '..' is not allowed, give the path "
-					  "without it",
-					  cwd_from, cwd);
-	if (o->user && o->user[0] == ':')
-		return fail(err,
-			    "invalid --user '%s': the user is missing before ':' (USER[:GROUP])",
-			    o->user);
-	spec->process.user = o->user ? xstrdup(o->user) : img->user ? xstrdup(img->user) : NULL;
+	if (one(spec, "--workdir", o->workdir, hutch_spec_set_workdir, err) < 0 ||
+	    one(spec, "--user", o->user, hutch_spec_set_user, err) < 0 ||
+	    one(spec, "--stop-signal", o->stop_signal, hutch_spec_set_stop_signal, err) < 0)
+		return -1;
 	spec->process.terminal = o->tty;
 	spec->process.interactive = o->interactive;
 	spec->process.init = o->init;
 	spec->root.readonly = o->read_only;
-	const char *stop = o->stop_signal ? o->stop_signal : img->stop_signal;
-	if (stop) {
-		int sig = cli_parse_signal(stop);
-		if (sig < 0)
-			return hutch_fail(err, 0,
-					  "invalid stop signal '%s'%s: give a name like SIGTERM or "
-					  "TERM, or a number from 1 to %d",
-					  stop, o->stop_signal ? "" : " in the image's config",
-					  NSIG - 1);
-		spec->process.stop_signal = sig;
-	}
 
-	/* Resources */
-	if (o->memory) {
-		if (parse_size_flag("--memory", o->memory, &spec->resources.memory_max, err) < 0)
-			return -1;
-		if (spec->resources.memory_max < 6 * 1024 * 1024)
-			return fail(err, "invalid --memory '%s': too small, the least is 6m",
-				    o->memory);
-	}
-	if (o->memory_swap) {
-		if (!strcmp(o->memory_swap, "-1")) {
-			spec->resources.memory_swap_max = -1;
-		} else {
-			if (parse_size_flag("--memory-swap", o->memory_swap,
-					    &spec->resources.memory_swap_max, err) < 0)
-				return -1;
-			if (!o->memory)
-				return fail(err,
-					    "--memory-swap '%s' needs --memory: it limits memory "
-					    "plus swap, so give --memory too (or --memory-swap -1 "
-					    "for unlimited swap)",
-					    o->memory_swap);
-			if (spec->resources.memory_swap_max < spec->resources.memory_max)
-				return hutch_fail(err, 0,
-						  "invalid --memory-swap '%s': it limits memory "
-						  "plus swap, so it must be at least --memory '%s'",
-						  o->memory_swap, o->memory);
-		}
-	}
-	if (o->cpus) {
-		char *end;
-		errno = 0;
-		double cpus = strtod(o->cpus, &end);
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		if (!is_decimal(o->cpus) || errno || *end || !(cpus > 0))
-			return fail(err, "invalid --cpus '%s': expected a number like 0.5 or 2",
-				    o->cpus);
-		if (ncpu > 0 && cpus > (double)ncpu)
-			return hutch_fail(err, 0, "invalid --cpus '%s': this machine has %ld CPUs",
-					  o->cpus, ncpu);
-		spec->resources.cpu_period_us = 100000;
-		spec->resources.cpu_quota_us = (int64_t)(cpus * 100000 + 0.5);
-		if (spec->resources.cpu_quota_us < 1000)
-			return fail(err, "invalid --cpus '%s': the minimum is 0.01", o->cpus);
-	}
-	if (o->pids_limit) {
-		char *end;
-		errno = 0;
-		long long p = strtoll(o->pids_limit, &end, 10);
-		if (errno == ERANGE && p > 0)
-			return fail(err, "invalid --pids-limit '%s': too big (use -1 for no limit)",
-				    o->pids_limit);
-		if (errno || *end || end == o->pids_limit || p == 0 || p < -1)
-			return fail(err, "invalid --pids-limit '%s': expected a positive number or -1",
-				    o->pids_limit);
-		spec->resources.pids_max = p > 0 ? p : 0;
-	}
-	for (size_t i = 0; i < o->n_ulimits; i++)
-		if (add_ulimit(spec, o->ulimits[i], ctx->rootless, err) < 0)
-			return -1;
-
-	/* Security */
-	if (apply_caps(spec, o, err) < 0)
+	/* Resources (the rules between them: hutch_spec_validate) */
+	if (one(spec, "--memory", o->memory, hutch_spec_set_memory, err) < 0 ||
+	    one(spec, "--memory-swap", o->memory_swap, hutch_spec_set_memory_swap, err) < 0 ||
+	    one(spec, "--cpus", o->cpus, hutch_spec_set_cpus, err) < 0 ||
+	    one(spec, "--pids-limit", o->pids_limit, hutch_spec_set_pids_limit, err) < 0 ||
+	    each(spec, "--ulimit", o->ulimits, o->n_ulimits, hutch_spec_add_ulimit, err) < 0)
 		return -1;
-	/* --privileged turns no_new_privs off, as in Docker; an explicit
+	if (hutch_spec_check_resources(&spec->resources, err) < 0)
+		return o->memory_swap ? hutch_err_wrap(err, "--memory-swap '%s'", o->memory_swap) : -1;
+
+	/* Security. --privileged turns no_new_privs off, as in Docker; an explicit
 	 * --security-opt no-new-privileges still wins. */
+	if (each(spec, "--cap-drop", o->cap_drop, o->n_cap_drop, hutch_spec_cap_drop, err) < 0 ||
+	    each(spec, "--cap-add", o->cap_add, o->n_cap_add, hutch_spec_cap_add, err) < 0)
+		return -1;
 	if (o->privileged)
 		hutch_spec_set_privileged(spec);
 	if (o->no_new_privs_set)
@@ -694,53 +324,20 @@ static int build_spec(struct cli_ctx *ctx, const struct run_opts *o, const struc
 		spec->seccomp = HUTCH_SECCOMP_UNCONFINED;
 
 	/* Network */
-	const char *net = o->network ? o->network : "none";
-	if (!strcmp(net, "none"))
-		hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, NULL);
-	else if (!strcmp(net, "host"))
-		hutch_spec_share_namespace(spec, HUTCH_NS_NETWORK);
-	else
-		return fail(err,
-			    "network mode '%s' is not available: use --network none (loopback "
-			    "only) or --network host",
-			    net);
-	if (apply_dns_and_hosts(spec, o, err) < 0)
+	if (one(spec, "--network", o->network, hutch_spec_set_network, err) < 0 ||
+	    each(spec, "--dns", o->dns, o->n_dns, add_dns_server, err) < 0 ||
+	    each(spec, "--dns-search", o->dns_search, o->n_dns_search, add_dns_search, err) < 0 ||
+	    each(spec, "--dns-option", o->dns_options, o->n_dns_options, add_dns_option, err) <
+		0 ||
+	    each(spec, "--add-host", o->add_hosts, o->n_add_hosts, hutch_spec_add_host_entry,
+		 err) < 0)
 		return -1;
 
 	/* Mounts: volumes and tmpfs after the defaults (they may replace them). */
-	for (size_t i = 0; i < o->n_volumes; i++)
-		if (add_volume(spec, o->volumes[i], err) < 0)
-			return -1;
-	for (size_t i = 0; i < o->n_tmpfs; i++)
-		if (add_tmpfs(spec, o->tmpfs[i], err) < 0)
-			return -1;
-
-	/* Rootless: ourselves as root inside, plus our subordinate ranges. */
-	if (ctx->rootless) {
-		struct id_mapping m;
-		id_mapping_for_self(&m);
-		if (!m.subordinate && !ctx->quiet && first_single_id_run(ctx))
-			fprintf(stderr,
-				"hutch: note: no subordinate ids for uid %u in /etc/subuid and "
-				"/etc/subgid (or no newuidmap/newgidmap): only your own uid is mapped "
-				"(to root): files the image gives to other owners are root's in the "
-				"container, and --user other than root fails. To map more, add "
-				"ranges for your user to /etc/subuid and /etc/subgid (usermod "
-				"--add-subuids, --add-subgids). (Said once.)\n",
-				(unsigned)getuid());
-		hutch_spec_set_namespace(spec, HUTCH_NS_USER, NULL);
-		spec->uid_map = xcalloc(m.n_uid, sizeof(*spec->uid_map));
-		spec->gid_map = xcalloc(m.n_gid, sizeof(*spec->gid_map));
-		for (size_t i = 0; i < m.n_uid; i++)
-			spec->uid_map[i] = (struct hutch_id_map){m.uid[i].inside, m.uid[i].outside,
-								 m.uid[i].count};
-		for (size_t i = 0; i < m.n_gid; i++)
-			spec->gid_map[i] = (struct hutch_id_map){m.gid[i].inside, m.gid[i].outside,
-								 m.gid[i].count};
-		spec->n_uid_map = m.n_uid;
-		spec->n_gid_map = m.n_gid;
-	}
-	return 0;
+	if (each(spec, NULL, o->volumes, o->n_volumes, add_volume_here, err) < 0 ||
+	    each(spec, "--tmpfs", o->tmpfs, o->n_tmpfs, hutch_spec_add_tmpfs, err) < 0)
+		return -1;
+	return hutch_spec_for_runtime(rt, spec, err);
 }
 
 static void free_opts(struct run_opts *o)
@@ -784,12 +381,13 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	    hutch_image_get(store, argv[img_idx], &img, &err) < 0)
 		goto out;
 	hutch_trace("image resolved");
-	spec = hutch_spec_new();
-	if (build_spec(ctx, &o, img, argc - img_idx - 1, argv + img_idx + 1, spec, &err) < 0 ||
-	    hutch_runtime_init(&rt, ctx->data_root, ctx->run_root, &err) < 0)
+	if (hutch_runtime_init(&rt, ctx->data_root, ctx->run_root, &err) < 0)
 		goto out;
 	rt.quiet = ctx->quiet;
 	rt.rootless = ctx->rootless;
+	spec = hutch_spec_new();
+	if (build_spec(&rt, &o, img, argc - img_idx - 1, argv + img_idx + 1, spec, &err) < 0)
+		goto out;
 	if (o.detach) {
 		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)
 			goto out;

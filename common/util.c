@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
+#include <strings.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
@@ -99,6 +100,69 @@ int read_file_at(int dirfd, const char *path, char **out, size_t *len, struct hu
 			break;
 		used += (size_t)n;
 	}
+	buf[used] = '\0';
+	if (len)
+		*len = used;
+	*out = steal_ptr(buf);
+	return 0;
+}
+
+int read_file_at_most(int dirfd, const char *path, size_t max, int flags, char **out, size_t *len,
+		      struct hutch_err **err)
+{
+	char limit[32];
+	format_size((int64_t)max, limit, sizeof(limit));
+	/* a FIFO that only a regular file may be is not waited on */
+	_cleanup_close_ int fd = openat(dirfd, path,
+					O_RDONLY | O_CLOEXEC | O_NOCTTY |
+					    (flags & READ_REGULAR ? O_NONBLOCK : 0));
+	if (fd < 0)
+		return hutch_fail_sys(err, "%s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return hutch_fail_sys(err, "%s", path);
+	if (S_ISDIR(st.st_mode))
+		return hutch_fail(err, 0, "%s: is a directory, not a file", path);
+	if ((flags & READ_REGULAR) && !S_ISREG(st.st_mode))
+		return hutch_fail(err, 0, "%s: not a regular file", path);
+	/* said before reading a byte of it */
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
+		return hutch_fail(err, 0, "%s: larger than %s, the most hutch reads of such a file",
+				  path, limit);
+	size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, used = 0;
+	if (cap > max + 1)
+		cap = max + 1;
+	_cleanup_free_ char *buf = xcalloc(1, cap + 1);
+	for (;;) {
+		if (used == cap) {
+			/* one byte past max is how "larger" is told from "exactly max" */
+			if (used > max)
+				return hutch_fail(
+				    err, 0, "%s: larger than %s, the most hutch reads of such a file",
+				    path, limit);
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			buf = xrealloc(buf, cap + 1);
+		}
+		ssize_t n = read(fd, buf + used, cap - used);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return hutch_fail_sys(err, "%s: read", path);
+		}
+		if (n == 0)
+			break;
+		if (flags & READ_TEXT) {
+			const char *nul = memchr(buf + used, '\0', (size_t)n);
+			if (nul)
+				return hutch_fail(err, 0,
+						  "%s: has a NUL byte (at byte %zu): expected a text file",
+						  path, (size_t)(nul - buf));
+		}
+		used += (size_t)n;
+	}
+	if (used > max)
+		return hutch_fail(err, 0, "%s: larger than %s, the most hutch reads of such a file",
+				  path, limit);
 	buf[used] = '\0';
 	if (len)
 		*len = used;
@@ -257,6 +321,23 @@ int random_hex_id(char buf[65], struct hutch_err **err)
 		sprintf(buf + 2 * i, "%02x", raw[i]);
 	buf[64] = '\0';
 	return 0;
+}
+
+int signal_from_name(const char *s)
+{
+	if (!strncasecmp(s, "SIG", 3))
+		s += 3;
+	char *end;
+	errno = 0;
+	long n = strtol(s, &end, 10);
+	if (*s && !*end)
+		return !errno && n > 0 && n < NSIG ? (int)n : -1;
+	for (int i = 1; i < NSIG; i++) {
+		const char *abbrev = sigabbrev_np(i);
+		if (abbrev && !strcasecmp(abbrev, s))
+			return i;
+	}
+	return -1;
 }
 
 int parse_size(const char *s, int64_t *out)

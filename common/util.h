@@ -54,6 +54,15 @@ int write_all(int fd, const void *buf, size_t len);
 int write_file_at(int dirfd, const char *path, const char *content, struct hutch_err **err);
 /* Read a whole file (NUL-terminated); *len gets the size without the NUL. */
 int read_file_at(int dirfd, const char *path, char **out, size_t *len, struct hutch_err **err);
+/* Read a file someone else gives hutch (an env file, an auth file, a stack
+ * file): at most max bytes, NUL-terminated. Larger is refused ("PATH: larger
+ * than 1 MiB ...") before a regular file is read, and as soon as the limit is
+ * passed for anything else (a pipe, /dev/zero); with READ_TEXT a NUL byte is
+ * refused at once, with READ_REGULAR anything but a regular file. Messages
+ * start with the path. A FIFO with no writer blocks, as in Docker and cat. */
+enum { READ_TEXT = 1, READ_REGULAR = 2 };
+int read_file_at_most(int dirfd, const char *path, size_t max, int flags, char **out, size_t *len,
+		      struct hutch_err **err);
 /* Atomically replace dirfd/path: write a temp file, fsync, rename. */
 int write_file_atomic(int dirfd, const char *path, const void *buf, size_t len,
 		      struct hutch_err **err);
@@ -88,6 +97,9 @@ int remove_tree_at(int dirfd, const char *name, struct hutch_err **err);
 int random_hex_id(char buf[65], struct hutch_err **err);
 /* Parse "64m", "1g", "512k", "1048576" (binary units, as Docker does). */
 int parse_size(const char *s, int64_t *out);
+/* A signal as people write it: "TERM", "SIGTERM", "sigterm", "15" -> 15; -1 if
+ * unknown (also for 0 and numbers past the last signal). */
+int signal_from_name(const char *s);
 /* Human size in binary units, e.g. "64 MiB". */
 void format_size(int64_t bytes, char *buf, size_t len);
 bool is_hex_string(const char *s, size_t len);

@@ -735,34 +735,18 @@ static int load_credentials(struct puller *p, const char *auth_file, struct hutc
 		char *prev = p->cred_searched;
 		p->cred_searched = prev ? xasprintf("%s, %s", prev, files[i]) : xstrdup(files[i]);
 		free(prev);
-		_cleanup_close_ int fd = open(files[i], O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd < 0) {
-			if (errno == ENOENT && !explicit)
-				continue;
-			ret = hutch_fail_sys(err, "auth file %s", files[i]);
-			break;
-		}
-		struct stat st;
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > AUTH_FILE_MAX) {
-			ret = hutch_fail(
-			    err, 0, "auth file %s: not a regular file of at most 1 MiB", files[i]);
-			break;
-		}
-		_cleanup_free_ char *text = xcalloc(1, (size_t)st.st_size + 1);
+		/* at most 1 MiB, a regular file, text: the one reader of files users give */
+		_cleanup_free_ char *text = NULL;
 		size_t len = 0;
-		ssize_t got;
-		while (len < (size_t)st.st_size &&
-		       (got = read(fd, text + len, (size_t)st.st_size - len)) != 0) {
-			if (got < 0 && errno == EINTR)
+		if (read_file_at_most(AT_FDCWD, files[i], AUTH_FILE_MAX, READ_TEXT | READ_REGULAR,
+				      &text, &len, err) < 0) {
+			if (!explicit && err && *err && (*err)->errno_ == ENOENT) {
+				hutch_err_free(err);
 				continue;
-			if (got < 0) {
-				ret = hutch_fail_sys(err, "read auth file %s", files[i]);
-				break;
 			}
-			len += (size_t)got;
-		}
-		if (ret < 0)
+			ret = hutch_err_wrap(err, "auth file");
 			break;
+		}
 		char *user_pass = NULL;
 		int r = auth_json_lookup(text, len, p->ref.domain, p->ref.repo, &user_pass, err);
 		if (r < 0) {
@@ -1070,6 +1054,13 @@ static int fetch_config(struct puller *p, const struct descriptor *d, char **out
 			       digest, d->digest);
 		goto out;
 	}
+	/* checked as an imported one is: wrong types and NULs refused here */
+	char(*diff_ids)[72] = NULL;
+	size_t n_diff = 0;
+	r = image_config_diff_ids(resp.body ? resp.body : "", resp.len, &diff_ids, &n_diff, err);
+	free(diff_ids);
+	if (r < 0)
+		goto out;
 	*out = resp.body ? steal_ptr(resp.body) : xstrdup("");
 	*len = resp.len;
 out:

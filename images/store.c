@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -337,6 +338,12 @@ static int refs_save(struct hutch_store *s, struct json_object *refs, struct hut
 static char **json_strv(struct json_object *arr, size_t *n)
 {
 	*n = 0;
+	if (arr && json_object_is_type(arr, json_type_string)) {
+		/* Docker's Entrypoint and Cmd may be one string (its strslice) */
+		char **v = xcalloc(2, sizeof(char *));
+		v[(*n)++] = xstrdup(json_object_get_string(arr));
+		return v;
+	}
 	if (!arr || !json_object_is_type(arr, json_type_array))
 		return NULL;
 	size_t len = json_object_array_length(arr);
@@ -680,8 +687,12 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 			uo.max_bytes = 1; /* full: 0 would mean no limit */
 		layer_stream_set_max(ls, uo.max_bytes);
 	}
-	if (layer_unpack(tr, layerfd, &uo, &j->stats, err) < 0 ||
-	    layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
+	if (layer_unpack(tr, layerfd, &uo, &j->stats, err) < 0) {
+		if (tar_reader_failed(tr))
+			layer_stream_check_rest(ls, err);
+		goto out;
+	}
+	if (layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -1129,6 +1140,7 @@ struct plan_job {
 	char staging[PATH_MAX];
 	int stagefd;
 	pid_t pid;
+	int pidfd; /* the worker's: only it is waited for, never any child */
 	bool needed;
 };
 
@@ -1139,6 +1151,20 @@ static int plan_check_layer(struct plan_job *j, const struct plan_layer *l,
 	struct unpack_job res = {.stagefd = j->stagefd};
 	if (unpack_job_result(&res, err) < 0)
 		return -1;
+	/* sha256 of no bytes at all: an empty blob, said as such (not as a
+	 * digest mismatch that sends one comparing hashes) */
+	static const char empty_hex[] =
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+	bool empty = !strcmp(res.comp_hex, empty_hex);
+	if (empty && ((l->digest[0] && strcmp(l->digest + 7, res.comp_hex)) ||
+		      strcmp(j->diff_id + 7, res.diff_hex)))
+		return hutch_fail(
+		    err, 0,
+		    "the layer's blob is empty (0 bytes), but the %s gives it the digest %s: "
+		    "refusing a truncated or tampered layer",
+		    l->digest[0] && strcmp(l->digest + 7, res.comp_hex) ? "manifest"
+									: "image config",
+		    l->digest[0] && strcmp(l->digest + 7, res.comp_hex) ? l->digest : j->diff_id);
 	if (l->digest[0] && strcmp(l->digest + 7, res.comp_hex))
 		return hutch_fail(err, 0,
 				  "the blob's digest is sha256:%s, not %s as the manifest says: "
@@ -1375,6 +1401,7 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 		jobs[i].index = i;
 		jobs[i].stagefd = -1;
 		jobs[i].held = -1;
+		jobs[i].pidfd = -1;
 		memcpy(jobs[i].chain, chains[i], 65);
 		if (config_diff_id(p->config, p->config_len, i, jobs[i].diff_id) < 0) {
 			hutch_fail(err, 0, "%s: layer %zu has no valid diff_id in the config",
@@ -1416,27 +1443,53 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 			if (j->pid == 0)
 				plan_layer_child(s, p, &p->layers[j->index], j);
 			running++;
+			j->pidfd = pidfd_open_or_fail(j->pid, false, err);
+			if (j->pidfd < 0) {
+				kill(j->pid, SIGKILL);
+				waitpid(j->pid, NULL, 0);
+				j->pid = 0;
+				running--;
+				failed = true;
+				break;
+			}
 		}
 		if (running == 0)
 			break;
-		int status;
-		pid_t done = wait(&status);
-		if (done < 0)
+		/* Wait for our own workers by their pidfds: wait() would also reap
+		 * any other child of the caller's (a supervisor's containers). */
+		struct pollfd *pfds = xcalloc(n, sizeof(*pfds));
+		for (size_t i = 0; i < n; i++)
+			pfds[i] = (struct pollfd){.fd = jobs[i].pid > 0 ? jobs[i].pidfd : -1,
+						  .events = POLLIN};
+		int ready = poll(pfds, n, -1);
+		free(pfds);
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready < 0) {
+			hutch_fail_sys(err, "wait for the layer unpacking processes");
+			failed = true;
 			break;
+		}
 		for (size_t i = 0; i < n; i++) {
-			if (jobs[i].pid != done)
+			if (jobs[i].pid <= 0)
 				continue;
+			siginfo_t si = {0};
+			if (waitid(P_PIDFD, (id_t)jobs[i].pidfd, &si, WEXITED | WNOHANG) < 0 ||
+			    si.si_pid == 0)
+				continue; /* still running */
 			running--;
 			jobs[i].pid = 0;
+			close(jobs[i].pidfd);
+			jobs[i].pidfd = -1;
 			if (failed)
-				break;
+				continue;
 			_cleanup_free_ char *msg = NULL;
 			if (read_file_at(jobs[i].stagefd, "error", &msg, NULL, NULL) == 0) {
 				hutch_fail(err, 0, "layer %zu (%s): %s", i + 1,
 					   p->layers[i].digest[0] ? p->layers[i].digest : "no digest",
 					   msg);
 				failed = true;
-			} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			} else if (si.si_code != CLD_EXITED || si.si_status != 0) {
 				hutch_fail(err, 0, "layer %zu: its unpacking process died", i + 1);
 				failed = true;
 			} else if (plan_hold_layer(s, &jobs[i], err) < 0) {
@@ -1449,6 +1502,7 @@ int store_import_plan(struct hutch_store *s, const struct image_plan *p, const c
 			if (jobs[i].pid > 0) {
 				kill(jobs[i].pid, SIGKILL);
 				waitpid(jobs[i].pid, NULL, 0);
+				jobs[i].pid = 0;
 			}
 		goto out_jobs;
 	}
@@ -1481,6 +1535,8 @@ out_jobs:
 	if (ret < 0)
 		plan_undo_layers(s, jobs, n);
 	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].pidfd >= 0)
+			close(jobs[i].pidfd);
 		if (jobs[i].held >= 0)
 			close(jobs[i].held);
 		if (jobs[i].stagefd >= 0)

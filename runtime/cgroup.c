@@ -73,12 +73,11 @@ static void warn_unenforced(const struct hutch_runtime *rt, const struct hutch_s
 		strcat(missing, " --cpus");
 	if (spec->resources.pids_max && !cg->has_pids)
 		strcat(missing, " --pids-limit");
-	if (!*missing || rt->quiet)
+	if (!*missing)
 		return;
-	fprintf(stderr,
-		"hutch: warning: not enforced:%s (%s). The container runs without these "
-		"limits.\n",
-		missing, where);
+	hutch_runtime_log(rt, HUTCH_LOG_WARNING,
+			  "not enforced:%s (%s). The container runs without these limits.",
+			  missing, where);
 }
 
 /* Make and open <root>/hutch and enable the controllers the limits need in the

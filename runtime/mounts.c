@@ -14,11 +14,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -46,12 +48,41 @@ static bool copy_path(char *buf, const char *path)
 	return true;
 }
 
-/* ENOTDIR resolving path in the root: name the part of it that is not a directory. */
+/* ELOOP at prefix: a /proc magic link (/proc/self/cwd, /proc/1/root...) that
+ * RESOLVE_NO_MAGICLINKS refused, rather than a symlink loop? */
+static bool is_magic_link(int rootfd, const char *prefix)
+{
+	_cleanup_close_ int fd = openat2_in_root(rootfd, prefix, O_PATH | O_NOFOLLOW);
+	struct stat st;
+	struct statfs sfs;
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode) && fstatfs(fd, &sfs) == 0 &&
+	       sfs.f_type == PROC_SUPER_MAGIC;
+}
+
+/* ENOTDIR resolving path in the root: name the part of it that is not a
+ * directory; ELOOP: the /proc magic link on the way, if it is one. */
 static int fail_resolve(int rootfd, const char *path, int e, struct hutch_err **err)
 {
 	char prefix[PATH_MAX];
-	if (e != ENOTDIR || !copy_path(prefix, path))
+	if ((e != ENOTDIR && e != ELOOP) || !copy_path(prefix, path))
 		return hutch_fail(err, e, "resolve %s in the container", path);
+	for (char *p = prefix + 1; e == ELOOP; p++) {
+		if (*p && *p != '/')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		_cleanup_close_ int fd = openat2_in_root(rootfd, prefix, O_PATH);
+		if (fd < 0 && errno == ELOOP && is_magic_link(rootfd, prefix))
+			return hutch_fail(err, 0,
+					  "%s in the container is a /proc magic link (it leads to "
+					  "whatever a process has open, which may be outside the "
+					  "container): hutch never follows one, give a path in the "
+					  "container's own files",
+					  prefix);
+		if (fd < 0 || !saved)
+			return hutch_fail(err, e, "resolve %s in the container", path);
+		*p = saved;
+	}
 	for (char *p = prefix + 1;; p++) {
 		if (*p && *p != '/')
 			continue;
@@ -824,15 +855,25 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 		target = root_open_dir_p(rootfd, m->destination, true, err);
 		if (target < 0)
 			goto fail;
-		mfd = fs_mount_detached(m->type, m->source, o->data, o->attr_set, err);
-		if (mfd < 0) {
-			/* cgroup2 can be absent (an old kernel, or hidden); not fatal. */
-			if (!strcmp(m->type, "cgroup2")) {
-				hutch_err_free(err);
-				return 0;
-			}
-			goto fail;
+		bool cgroup2 = !strcmp(m->type, "cgroup2");
+		mfd = cgroup2 && !ctx->own_cgroup
+			  ? -1
+			  : fs_mount_detached(m->type, m->source, o->data, o->attr_set, err);
+		if (mfd < 0 && cgroup2) {
+			/* A container sees only its own cgroup. One without (rootless
+			 * with no delegated subtree, no cgroup v2 on the host) would see
+			 * the cgroup hutch runs in, the host's whole tree at worst, or
+			 * under a bound /sys the host's v1 hierarchies: an empty,
+			 * read-only tmpfs instead. So too where cgroup2 cannot be
+			 * mounted (an old kernel, or hidden). */
+			hutch_err_free(err);
+			mfd = fs_mount_detached("tmpfs", "tmpfs", "mode=0555,size=4k",
+						MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+						    MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+						err);
 		}
+		if (mfd < 0)
+			goto fail;
 		if (set_fs_propagation(mfd, o, m, err) < 0)
 			goto fail;
 		/* a mount keeps its id when it is moved into place */

@@ -157,15 +157,41 @@ struct hutch_spec {
 	bool auto_remove; /* --rm: remove rw layer and state when it exits */
 	bool detached; /* output goes to the container's log, not to a terminal */
 	char *image_id;
+
+	/* What the option setters (options.c) keep so that settings given in any
+	 * order merge as Docker merges them; process.args and process.caps hold
+	 * the result. */
+	struct hutch_spec_given {
+		char **image_entrypoint, **image_cmd; /* hutch_spec_apply_image */
+		size_t n_image_entrypoint, n_image_cmd;
+		char **entrypoint, **command; /* hutch_spec_set_entrypoint, _set_command */
+		size_t n_entrypoint, n_command;
+		bool entrypoint_set, command_set;
+		uint64_t caps_added, caps_dropped; /* ~0: ALL */
+	} given;
 };
+
+/* What the runtime has to say that is no error: a limit it cannot enforce here,
+ * a cgroup it leaves alone, a note said once. */
+enum hutch_log_level { HUTCH_LOG_NOTE, HUTCH_LOG_WARNING };
+typedef void hutch_log_fn(enum hutch_log_level level, const char *msg, void *data);
 
 /* Where the runtime keeps container state (rw layers, state files). */
 struct hutch_runtime {
 	char *data_root; /* containers' rw layers: DATA/containers/ID */
 	char *run_root; /* state: RUN/containers/ID */
 	bool rootless;
-	bool quiet; /* no warnings on stderr */
+	bool quiet; /* no warnings or notes on stderr (when log is NULL) */
+	/* Every warning and note goes here (a supervisor puts them in its log);
+	 * NULL: "hutch: warning: MSG" or "hutch: note: MSG" on stderr, unless quiet.
+	 * Called in the process that hit it, which may be a detached container's
+	 * monitor while it starts the container. */
+	hutch_log_fn *log;
+	void *log_data;
 };
+/* Say msg through rt->log (or on stderr, as above). */
+void hutch_runtime_log(const struct hutch_runtime *rt, enum hutch_log_level level,
+		       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 struct hutch_exit {
 	int code; /* exit code, or 128+signal */
@@ -241,6 +267,95 @@ int hutch_spec_from_json(const char *text, size_t len, struct hutch_spec **out,
 struct hutch_runtime;
 int hutch_spec_load(const struct hutch_runtime *rt, const char *id, struct hutch_spec **out,
 		    struct hutch_err **err);
+
+/* ---- options: settings as users write them (options.c) --------------------------
+ * One setter per option of `hutch run` and per key of a stack file, taking the
+ * text the user wrote, so that a flag and the key of the same meaning are one
+ * code path with one validation. A message names the value ("invalid memory
+ * limit '12q': ..."), never a flag: the caller adds where it came from (the
+ * CLI "--memory", a stack file its file:line and key). Rules between options
+ * (memory+swap against memory, CPUs against the machine) are checked by
+ * hutch_spec_validate, for every caller.
+ * Apply the image first; each option then replaces what the image gave. */
+
+/* An image's config as the runtime needs it (the caller fills it from images/,
+ * which runtime/ does not know). Fields an option of the caller replaces may be
+ * left NULL: their image value is then neither used nor checked. */
+struct hutch_image_config {
+	const char *name, *id; /* informational: spec->image, spec->image_id */
+	char *const *layers; /* read-only layer dirs, lowest first */
+	size_t n_layers;
+	char *const *env; /* "K=V" */
+	size_t n_env;
+	char *const *entrypoint, *const *cmd;
+	size_t n_entrypoint, n_cmd;
+	const char *workdir, *user, *stop_signal;
+};
+/* The image's layers, Env, Entrypoint and Cmd, WorkingDir, User, StopSignal;
+ * a bad value is named as the image's ("the image's WorkingDir: ..."). */
+int hutch_spec_apply_image(struct hutch_spec *spec, const struct hutch_image_config *img,
+			   struct hutch_err **err);
+/* argv is entrypoint + command, as in Docker: an entrypoint given here
+ * replaces the image's and drops its Cmd (n 0: none at all); a command given
+ * here replaces the Cmd. */
+void hutch_spec_set_entrypoint(struct hutch_spec *spec, char *const *argv, size_t n);
+void hutch_spec_set_command(struct hutch_spec *spec, char *const *argv, size_t n);
+/* A container name; one leading '/' is dropped, as Docker does (checked by
+ * hutch_spec_validate, whose message shows the name as given). */
+void hutch_spec_set_name(struct hutch_spec *spec, const char *name);
+/* The hostname (hutch_hostname_problem's rule) and HOSTNAME in the env. */
+int hutch_spec_set_hostname(struct hutch_spec *spec, const char *name, struct hutch_err **err);
+/* "K=V", or "K" alone: K from the caller's environment (nothing if unset). */
+int hutch_spec_add_env(struct hutch_spec *spec, const char *kv, struct hutch_err **err);
+/* K=V lines of a file (blank lines and '#' comments skipped; at most
+ * HUTCH_ENV_FILE_MAX bytes, no NUL). A relative path is taken from base_dir
+ * (NULL: the current directory). Messages start with the path. */
+#define HUTCH_ENV_FILE_MAX (1 << 20)
+int hutch_spec_add_env_file(struct hutch_spec *spec, const char *path, const char *base_dir,
+			    struct hutch_err **err);
+/* "SRC:DST[:OPTS]": a bind of an existing SRC, absolute or relative ("./data",
+ * "../x") to base_dir (NULL: the current directory; `run` gives that, a stack
+ * its file's directory). Named volumes are not this call's (refused). */
+int hutch_spec_add_volume(struct hutch_spec *spec, const char *arg, const char *base_dir,
+			  struct hutch_err **err);
+/* "DST[:OPTS]": a tmpfs, nosuid,nodev,noexec unless OPTS say otherwise. */
+int hutch_spec_add_tmpfs(struct hutch_spec *spec, const char *arg, struct hutch_err **err);
+/* Absolute, without "..". */
+int hutch_spec_set_workdir(struct hutch_spec *spec, const char *dir, struct hutch_err **err);
+/* "USER[:GROUP]", names or ids, resolved inside the container when it starts. */
+int hutch_spec_set_user(struct hutch_spec *spec, const char *user, struct hutch_err **err);
+/* "SIGTERM", "TERM", "15". */
+int hutch_spec_set_stop_signal(struct hutch_spec *spec, const char *sig, struct hutch_err **err);
+/* "64m", "1g" (at least 6m). */
+int hutch_spec_set_memory(struct hutch_spec *spec, const char *size, struct hutch_err **err);
+/* Memory plus swap: a size, or "-1" for unlimited swap. */
+int hutch_spec_set_memory_swap(struct hutch_spec *spec, const char *size,
+			       struct hutch_err **err);
+/* A number of CPUs: "0.5", "2" (at least 0.01). */
+int hutch_spec_set_cpus(struct hutch_spec *spec, const char *cpus, struct hutch_err **err);
+/* A positive number, or "-1" for no limit. */
+int hutch_spec_set_pids_limit(struct hutch_spec *spec, const char *n, struct hutch_err **err);
+/* "NAME=SOFT[:HARD]" ("nofile=1024:2048", "unlimited" or "-1"); refused if
+ * setrlimit would refuse it here (hutch_rlimit_check). */
+int hutch_spec_add_ulimit(struct hutch_spec *spec, const char *arg, struct hutch_err **err);
+/* A capability ("NET_RAW", "CAP_SYS_ADMIN", "ALL"). As in `hutch run`, every
+ * drop applies before every add, whatever the order they are given in. */
+int hutch_spec_cap_add(struct hutch_spec *spec, const char *cap, struct hutch_err **err);
+int hutch_spec_cap_drop(struct hutch_spec *spec, const char *cap, struct hutch_err **err);
+/* "none" (a network namespace of its own with loopback) or "host". */
+int hutch_spec_set_network(struct hutch_spec *spec, const char *mode, struct hutch_err **err);
+/* "HOST:IP" or "HOST=IP" (an IPv6 address may be in brackets): an /etc/hosts line. */
+int hutch_spec_add_host_entry(struct hutch_spec *spec, const char *arg, struct hutch_err **err);
+/* The rules between limits, whichever order they were set in (memory+swap at
+ * least memory, and only with it), and the machine's (no more CPUs than it
+ * has): part of hutch_spec_validate, and for a caller that wants to say which
+ * of its options broke them before anything else. */
+int hutch_spec_check_resources(const struct hutch_resources *r, struct hutch_err **err);
+/* What this runtime adds to every spec it runs: rootless, a user namespace
+ * mapping the caller to root and its subordinate ids (a note is said once per
+ * user, through hutch_runtime_log, when there are none). */
+int hutch_spec_for_runtime(const struct hutch_runtime *rt, struct hutch_spec *spec,
+			   struct hutch_err **err);
 
 /* Standard streams for the container. Without a terminal, fds 0-2 are handed to
  * the container directly (stdin replaced by /dev/null when !interactive). */

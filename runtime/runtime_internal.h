@@ -17,12 +17,12 @@ struct cgroup {
 /* Where the container's cgroup goes (cg->path: <cgroup2>/hutch/<id> for root,
  * <the user's delegated subtree>/hutch/<id> rootless; NULL: none here), known
  * before anything is made so that the first record can name it. What cannot be
- * enforced for want of a cgroup is said once on stderr (unless quiet). */
+ * enforced for want of a cgroup is said once (hutch_runtime_log). */
 int cgroup_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec, struct cgroup *cg,
 		struct hutch_err **err);
 /* Create the planned cgroup and apply the spec's limits (cg->path may become
  * NULL: rootless without a writable subtree). What cannot be enforced here is
- * said once on stderr (unless quiet) and the run goes on. */
+ * said once (hutch_runtime_log) and the run goes on. */
 int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		  struct cgroup *cg, struct hutch_err **err);
 /* What memory.swap.max gets for these limits, or -1 to leave it alone. */
@@ -93,6 +93,9 @@ struct mount_ctx {
 	const char *upper, *work;
 	const struct etc_files *etc; /* the container's /etc files, NULL: none */
 	bool rootless;
+	/* the container has a cgroup of its own; without one, /sys/fs/cgroup is an
+	 * empty tmpfs (a cgroup2 mount would show the cgroup hutch runs in) */
+	bool own_cgroup;
 	/* Made by mounts_prepare in the parent, so that the child allocates
 	 * nothing for them; one entry per spec mount in each array. */
 	struct mount_opts *opts; /* its options, parsed once */

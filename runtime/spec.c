@@ -120,6 +120,10 @@ void hutch_spec_free(struct hutch_spec *s)
 	free(s->extra_hosts);
 	free(s->uid_map);
 	free(s->gid_map);
+	strv_free(s->given.image_entrypoint, s->given.n_image_entrypoint);
+	strv_free(s->given.image_cmd, s->given.n_image_cmd);
+	strv_free(s->given.entrypoint, s->given.n_entrypoint);
+	strv_free(s->given.command, s->given.n_command);
 	free(s);
 }
 

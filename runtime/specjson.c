@@ -201,6 +201,21 @@ static const struct sj_field resources_fields[] = {
 };
 static const struct sj_type resources_type = TYPE(resources_t, resources_fields);
 
+/* what the option setters (options.c) merge from: kept so that a spec read
+ * back takes more options as the one it was read from would */
+typedef struct hutch_spec_given given_t;
+static const struct sj_field given_fields[] = {
+    STRV(given_t, image_entrypoint, n_image_entrypoint),
+    STRV(given_t, image_cmd, n_image_cmd),
+    STRV(given_t, entrypoint, n_entrypoint),
+    STRV(given_t, command, n_command),
+    BOOL(given_t, entrypoint_set),
+    BOOL(given_t, command_set),
+    U64(given_t, caps_added),
+    U64(given_t, caps_dropped),
+};
+static const struct sj_type given_type = TYPE(given_t, given_fields);
+
 typedef struct hutch_spec spec_t;
 static const struct sj_field spec_fields[] = {
     STR(spec_t, id),
@@ -223,6 +238,7 @@ static const struct sj_field spec_fields[] = {
     BOOL(spec_t, auto_remove),
     BOOL(spec_t, detached),
     STR(spec_t, image_id),
+    OBJ(spec_t, given, given_type),
 };
 static const struct sj_type spec_type = TYPE(spec_t, spec_fields);
 
@@ -230,7 +246,7 @@ static const struct sj_type spec_type = TYPE(spec_t, spec_fields);
  * (it would silently not survive a restart): when one of these fails, add the
  * new member to its table, then update the size here. */
 #ifdef __LP64__ /* the sizes below are x86_64's and other 64-bit ABIs' */
-_Static_assert(sizeof(struct hutch_spec) == 392, "struct hutch_spec changed: see spec_fields");
+_Static_assert(sizeof(struct hutch_spec) == 480, "struct hutch_spec changed: see spec_fields");
 _Static_assert(sizeof(struct hutch_process) == 120,
 	       "struct hutch_process changed: see process_fields");
 _Static_assert(sizeof(struct hutch_mount) == 40, "struct hutch_mount changed: see mount_fields");

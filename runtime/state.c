@@ -369,8 +369,7 @@ int state_remove_cgroup(struct hutch_runtime *rt, struct hutch_state *s, struct 
 	_cleanup_err_ struct hutch_err *e = NULL;
 	_cleanup_close_ int fd = cgroup_open_record(rt, s->cgroup, s->id, &e);
 	if (fd < 0 && errno == EPERM) {
-		if (!rt->quiet)
-			fprintf(stderr, "hutch: warning: %s: left alone\n", e->msg);
+		hutch_runtime_log(rt, HUTCH_LOG_WARNING, "%s: left alone", e->msg);
 	} else if (fd < 0 && errno != ENOENT) {
 		if (err && !*err)
 			*err = steal_ptr(e);

@@ -3,6 +3,7 @@
  * the supervisor). Apart from spec.c so that spec.c stays free of the lifecycle
  * code (state.c's name rule), which the /etc files fuzz target does not link. */
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "runtime/runtime_internal.h"
@@ -172,6 +173,34 @@ static int validate_caps(const struct hutch_caps *c, struct hutch_err **err)
 	return 0;
 }
 
+int hutch_spec_check_resources(const struct hutch_resources *r, struct hutch_err **err)
+{
+	char mem[32], swap[32];
+	format_size(r->memory_max, mem, sizeof(mem));
+	format_size(r->memory_swap_max, swap, sizeof(swap));
+	if (r->memory_max < 0 || r->pids_max < 0 || r->cpu_quota_us < 0 || r->cpu_period_us < 0 ||
+	    r->memory_swap_max < -1)
+		return hutch_fail(err, 0, "a resource limit is negative");
+	if (r->memory_swap_max > 0 && !r->memory_max)
+		return hutch_fail(err, 0,
+				  "a memory+swap limit (%s) needs a memory limit: it limits memory "
+				  "plus swap, so give the memory limit too (or set memory+swap to -1 "
+				  "for unlimited swap)",
+				  swap);
+	if (r->memory_swap_max > 0 && r->memory_swap_max < r->memory_max)
+		return hutch_fail(err, 0,
+				  "the memory+swap limit (%s) is below the memory limit (%s): it "
+				  "limits memory plus swap, so it must be at least the memory limit",
+				  swap, mem);
+	if (r->cpu_quota_us && !r->cpu_period_us)
+		return hutch_fail(err, 0, "a CPU quota needs a CPU period");
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (r->cpu_quota_us && ncpu > 0 && r->cpu_quota_us > ncpu * r->cpu_period_us)
+		return hutch_fail(err, 0, "a limit of %g CPUs is more than this machine has (%ld)",
+				  (double)r->cpu_quota_us / (double)r->cpu_period_us, ncpu);
+	return 0;
+}
+
 int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 {
 	if (!s->id || strlen(s->id) != 64 || !is_hex_string(s->id, 64))
@@ -213,7 +242,8 @@ int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 				  "digits and '-' joined by '.', at most 64 characters)",
 				  shown, problem);
 	}
-	if (validate_namespaces(s, err) < 0 || validate_caps(&s->process.caps, err) < 0)
+	if (validate_namespaces(s, err) < 0 || validate_caps(&s->process.caps, err) < 0 ||
+	    hutch_spec_check_resources(&s->resources, err) < 0)
 		return -1;
 	return validate_dns_and_hosts(s, err);
 }

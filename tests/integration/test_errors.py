@@ -3,6 +3,8 @@
 import os
 import resource
 import stat
+import subprocess
+import time
 
 import pytest
 
@@ -161,13 +163,13 @@ def test_ulimit_above_the_hard_limit_is_refused_by_name_before_setup(hutch):
             assert cp.returncode == 0 and cp.stdout == f"{hard + 1}\n", cp.stderr
         else:
             msg = one_clear_line(cp, 125)
-            assert f"invalid --ulimit 'nofile={hard + 1}'" in msg, msg
+            assert f"--ulimit: invalid ulimit 'nofile={hard + 1}'" in msg, msg
             assert f"the hard limit of nofile here is {hard}" in msg, msg
             assert f"use at most nofile={hard}" in msg, msg
     # more than the kernel allows anyone
     msg = one_clear_line(hutch("run", "--rm", "--ulimit", f"nofile={nr_open + 1}", "bb", "true",
                                check=False), 125)
-    assert f"invalid --ulimit 'nofile={nr_open + 1}'" in msg, msg
+    assert f"--ulimit: invalid ulimit 'nofile={nr_open + 1}'" in msg, msg
     assert "limit 7" not in msg and "resource limit" not in msg, msg
     msg = one_clear_line(hutch("run", "--rm", "--ulimit", "bogus=1", "bb", "true", check=False),
                          125)
@@ -192,10 +194,10 @@ def test_memory_values_say_what_is_wrong(hutch):
     assert "'64q': expected a size" in msg, msg
     msg = one_clear_line(hutch("run", "--rm", "--memory-swap", "1g", "bb", "true", check=False),
                          125)
-    assert "--memory-swap '1g' needs --memory" in msg, msg
+    assert "--memory-swap '1g': a memory+swap limit (1 GiB) needs a memory limit" in msg, msg
     msg = one_clear_line(hutch("run", "--rm", "--memory", "64m", "--memory-swap", "32m", "bb",
                                "true", check=False), 125)
-    assert "must be at least --memory '64m'" in msg, msg
+    assert "--memory-swap '32m': the memory+swap limit (32 MiB) is below the memory limit (64 MiB)" in msg, msg
 
 
 def test_hostname_is_passed_whole_and_validated(hutch):
@@ -204,13 +206,13 @@ def test_hostname_is_passed_whole_and_validated(hutch):
     long = "h" * 70  # used to be cut to 64 silently
     msg = one_clear_line(hutch("run", "--rm", "--hostname", long, "bb", "hostname",
                                check=False), 125)
-    assert f"invalid --hostname '{long}': it is longer than 64 characters" in msg, msg
+    assert f"--hostname: invalid hostname '{long}': it is longer than 64 characters" in msg, msg
     for bad, why in (("bad_host", "'_' is not allowed"), ("-lead", "a label starts with '-'"),
                      ("trail-", "a label ends with '-'"), ("a..b", "a label between dots is empty"),
                      ("a" * 64, "a label is longer than 63"), ("", "it is empty")):
         msg = one_clear_line(hutch("run", "--rm", "--hostname", bad, "bb", "true",
                                    check=False), 125)
-        assert f"invalid --hostname '{bad}': {why}" in msg, msg
+        assert f"--hostname: invalid hostname '{bad}': {why}" in msg, msg
 
 
 def test_env_file_with_a_nul_byte(hutch, tmp):
@@ -255,3 +257,83 @@ def test_privileged_device_errors_name_the_real_path(hutch, tmp):
                                "bb", "true", check=False), 125)
     assert f"create /dev/{name}: Not a directory" in msg, msg
     assert "..." not in msg, msg
+
+
+# ------------------------------------------------------------ files read from the user
+
+
+def test_env_file_from_dev_zero_fails_at_once(hutch):
+    # used to read /dev/zero without end (3.4 GB after 6 s)
+    t0 = time.monotonic()
+    msg = one_clear_line(hutch("run", "--rm", "--env-file", "/dev/zero", "bb", "true",
+                               check=False, timeout=10), 125)
+    assert time.monotonic() - t0 < 5
+    assert "--env-file /dev/zero: has a NUL byte (at byte 0)" in msg, msg
+
+
+def test_env_file_over_the_size_cap_is_refused(hutch, tmp):
+    big = tmp / "big.env"
+    line = b"K=" + b"v" * 1000 + b"\n"
+    with open(big, "wb") as f:
+        for _ in range(1100):  # 1.1 MB: over the 1 MiB cap
+            f.write(line)
+    msg = one_clear_line(hutch("run", "--rm", "--env-file", big, "bb", "true", check=False), 125)
+    assert f"--env-file {big}: larger than 1 MiB" in msg, msg
+    # a file of exactly the cap is read (comments, then one variable)
+    head = b"A=ok\n"
+    comment = b"#" + b"c" * 1022 + b"\n"
+    body = comment * (((1 << 20) - len(head)) // len(comment))
+    pad = (1 << 20) - len(head) - len(body)
+    big.write_bytes(head + body + b"#" * (pad - 1) + b"\n")
+    assert big.stat().st_size == 1 << 20
+    assert hutch("run", "--rm", "--env-file", big, "bb", "sh", "-c", "echo $A").stdout == "ok\n"
+
+
+def test_env_file_from_an_endless_pipe_stops_at_the_cap(hutch):
+    # a pipe (as `--env-file <(cmd)` gives) is read as Docker reads it, but never
+    # more than the cap: here a writer that never stops
+    writer = subprocess.Popen(["sh", "-c", "yes A=1"], stdout=subprocess.PIPE)
+    try:
+        fd = writer.stdout.fileno()
+        msg = one_clear_line(hutch("run", "--rm", "--env-file", f"/dev/fd/{fd}", "bb", "true",
+                                   check=False, pass_fds=(fd,), timeout=10), 125)
+        assert f"--env-file /dev/fd/{fd}: larger than 1 MiB" in msg, msg
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_env_file_from_a_pipe_works(hutch):
+    r, w = os.pipe()
+    os.write(w, b"A=from-pipe\n# comment\n\nB=2\n")
+    os.close(w)
+    try:
+        cp = hutch("run", "--rm", "--env-file", f"/dev/fd/{r}", "bb", "sh", "-c", "echo $A $B",
+                   pass_fds=(r,))
+    finally:
+        os.close(r)
+    assert cp.stdout == "from-pipe 2\n"
+
+
+def test_env_file_bad_line_is_named(hutch, tmp):
+    f = tmp / "bad.env"
+    f.write_text("A=1\n\n=oops\n")
+    msg = one_clear_line(hutch("run", "--rm", "--env-file", f, "bb", "true", check=False), 125)
+    assert f"--env-file {f}: line 3: invalid environment variable '=oops'" in msg, msg
+    msg = one_clear_line(hutch("run", "--rm", "--env-file", tmp, "bb", "true", check=False), 125)
+    assert f"--env-file {tmp}: is a directory" in msg, msg
+
+
+def test_auth_file_is_read_at_most_1_mib_and_only_from_a_regular_file(hutch, tmp):
+    # read before any request: no registry is needed to see it refused
+    big = tmp / "auth.json"
+    big.write_bytes(b" " * ((1 << 20) + 1))
+    fifo = tmp / "fifo.json"
+    os.mkfifo(fifo)  # nobody writes to it: never waited on
+    for path, why in ((big, "larger than 1 MiB"), (fifo, "not a regular file"),
+                      ("/dev/zero", "not a regular file")):
+        t0 = time.monotonic()
+        msg = one_clear_line(hutch("pull", "--authfile", path, "127.0.0.1:1/x:1", check=False,
+                                   timeout=10), 125)
+        assert time.monotonic() - t0 < 5
+        assert f"auth file: {path}: {why}" in msg, msg

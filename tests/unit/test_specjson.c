@@ -87,6 +87,16 @@ static struct hutch_spec *full_spec(void)
 						.pids_max = 256};
 	s->seccomp = HUTCH_SECCOMP_UNCONFINED;
 	s->privileged = s->auto_remove = s->detached = true;
+	/* as the option setters leave them (not through them: they rebuild args) */
+	s->given.image_entrypoint = strv(1, "/docker-entrypoint.sh");
+	s->given.n_image_entrypoint = 1;
+	s->given.entrypoint = strv(2, "/entry", "--flag");
+	s->given.n_entrypoint = 2;
+	s->given.command = strv(1, "serve");
+	s->given.n_command = 1;
+	s->given.entrypoint_set = s->given.command_set = true;
+	s->given.caps_added = 1ULL << 21;
+	s->given.caps_dropped = ~0ULL;
 	return s;
 }
 
@@ -133,6 +143,9 @@ static void round_trip_keeps_every_field(void **state)
 	assert_true(back->resources.pids_max == 256);
 	assert_int_equal(back->seccomp, HUTCH_SECCOMP_UNCONFINED);
 	assert_true(back->privileged && back->auto_remove && back->detached);
+	assert_true(back->given.entrypoint_set && back->given.command_set);
+	assert_string_equal(back->given.entrypoint[1], "--flag");
+	assert_true(back->given.caps_dropped == ~0ULL);
 	assert_int_equal(hutch_spec_validate(back, NULL), hutch_spec_validate(s, NULL));
 	hutch_spec_free(back);
 	hutch_spec_free(s);

@@ -271,11 +271,17 @@ static void expect_bad_name(const char *in)
 	}
 	assert_null(out);
 	assert_non_null(err);
-	/* the message names the value (long ones may be shortened) */
+	/* the message names the value, escaped (long ones may be shortened), and
+	 * holds no control character of it */
+	char *shown = printable(in, strlen(in));
 	char head[40];
-	snprintf(head, sizeof(head), "%s", in);
+	snprintf(head, sizeof(head), "%s", shown);
+	free(shown);
 	if (!strstr(err->msg, head))
 		fail_msg("error '%.100s' does not name '%s'", err->msg, head);
+	for (const char *p = err->msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			fail_msg("error '%.100s' holds a control character", err->msg);
 	hutch_err_free(&err);
 }
 
@@ -340,6 +346,9 @@ static void test_ref_normalize(void **state)
 	expect_bad_name(":tag");
 	expect_bad_name("a\nb");
 	expect_bad_name("a\tb");
+	expect_bad_name("a\x1b[31mb");
+	expect_bad_name("ev\x1b[31mil.example:5000/x");
+	expect_bad_name("../../x:1");
 	expect_bad_name("bb;rm");
 	expect_bad_name("bb$x");
 	expect_bad_name("b\"b");
@@ -1032,6 +1041,31 @@ static void test_plan_blob_not_a_regular_file(void **state)
 	hutch_image_free(img);
 }
 
+/* An import waits for its own workers only: a child of the caller's that exits
+ * meanwhile (a supervisor's container) is left for the caller to reap. */
+static void test_import_reaps_only_its_own_children(void **state)
+{
+	struct fx *f = *state;
+	pid_t other = fork();
+	assert_true(other >= 0);
+	if (other == 0)
+		_exit(7);
+	/* a zombie by the time the import waits */
+	siginfo_t si = {0};
+	assert_int_equal(waitid(P_PID, (id_t)other, &si, WEXITED | WNOWAIT), 0);
+	/* through the plan: its layers are unpacked by forked workers */
+	struct image_plan *p = plan_for(f, f->tar);
+	struct hutch_err *err = NULL;
+	char id[65];
+	if (store_import_plan(f->store, p, "planted", id, &err) < 0)
+		fail_msg("import: %s", err->msg);
+	image_plan_free(p);
+	int status = 0;
+	assert_int_equal(waitpid(other, &status, 0), other);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 7);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1052,6 +1086,7 @@ int main(void)
 	    T(test_import_directory),
 	    T(test_reimport_same_name),
 	    T(test_rootless_remove_readonly_dirs),
+	    T(test_import_reaps_only_its_own_children),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -759,9 +760,116 @@ static void test_close_fds_except(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- read_file_at_most / signal_from_name ----------------------------------- */
+
+static void expect_read_fails(int dirfd, const char *path, size_t max, int flags,
+			      const char *needle)
+{
+	struct hutch_err *err = NULL;
+	char *out = NULL;
+	assert_int_equal(read_file_at_most(dirfd, path, max, flags, &out, NULL, &err), -1);
+	assert_null(out);
+	assert_non_null(err);
+	if (!strstr(err->msg, needle))
+		fail_msg("read %s: '%s' lacks '%s'", path, err->msg, needle);
+	if (strncmp(err->msg, path, strlen(path)))
+		fail_msg("read %s: '%s' does not start with the path", path, err->msg);
+	hutch_err_free(&err);
+}
+
+static void test_read_file_at_most(void **state)
+{
+	(void)state;
+	char *dir = make_tmpdir();
+	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	int fd = openat(dfd, "ten", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_int_equal(write(fd, "0123456789", 10), 10);
+	close(fd);
+	/* up to max, exactly max */
+	char *out = NULL;
+	size_t len = 0;
+	struct hutch_err *err = NULL;
+	assert_int_equal(read_file_at_most(dfd, "ten", 10, READ_TEXT | READ_REGULAR, &out, &len,
+					   &err),
+			 0);
+	assert_int_equal(len, 10);
+	assert_string_equal(out, "0123456789");
+	free(out);
+	/* one byte over: refused, before reading a regular file */
+	expect_read_fails(dfd, "ten", 9, 0, "larger than 9 B");
+	/* a NUL at once, with where; binary reads take it */
+	fd = openat(dfd, "nul", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_int_equal(write(fd, "A=1\nB\0C", 7), 7);
+	close(fd);
+	expect_read_fails(dfd, "nul", 100, READ_TEXT, "has a NUL byte (at byte 5)");
+	assert_int_equal(read_file_at_most(dfd, "nul", 100, 0, &out, &len, &err), 0);
+	assert_int_equal(len, 7);
+	free(out);
+	/* endless devices: the NUL or the cap, without reading on */
+	expect_read_fails(AT_FDCWD, "/dev/zero", 1 << 20, READ_TEXT, "has a NUL byte (at byte 0)");
+	expect_read_fails(AT_FDCWD, "/dev/zero", 1 << 20, 0, "larger than 1 MiB");
+	expect_read_fails(AT_FDCWD, "/dev/zero", 1 << 20, READ_REGULAR, "not a regular file");
+	/* a FIFO nobody writes to is not waited on when only a file will do */
+	assert_int_equal(mkfifoat(dfd, "fifo", 0600), 0);
+	expect_read_fails(dfd, "fifo", 100, READ_REGULAR, "not a regular file");
+	/* a pipe is read to its end */
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "K=V\n", 4), 4);
+	close(p[1]);
+	char *path = xasprintf("/dev/fd/%d", p[0]);
+	assert_int_equal(read_file_at_most(AT_FDCWD, path, 4, READ_TEXT, &out, &len, &err), 0);
+	assert_string_equal(out, "K=V\n");
+	free(out);
+	close(p[0]);
+	/* and one past the cap is refused there too */
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "K=V\n", 4), 4);
+	close(p[1]);
+	free(path);
+	path = xasprintf("/dev/fd/%d", p[0]);
+	expect_read_fails(AT_FDCWD, path, 3, READ_TEXT, "larger than 3 B");
+	close(p[0]);
+	free(path);
+	/* what cannot be opened or is a directory */
+	expect_read_fails(dfd, "missing", 10, 0, "missing");
+	assert_int_equal(mkdirat(dfd, "sub", 0700), 0);
+	expect_read_fails(dfd, "sub", 10, 0, "is a directory");
+	/* empty */
+	fd = openat(dfd, "empty", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	close(fd);
+	assert_int_equal(read_file_at_most(dfd, "empty", 10, READ_TEXT, &out, &len, &err), 0);
+	assert_int_equal(len, 0);
+	assert_string_equal(out, "");
+	free(out);
+	close(dfd);
+	assert_int_equal(remove_tree_at(AT_FDCWD, dir, NULL), 0);
+	free(dir);
+}
+
+static void test_signal_from_name(void **state)
+{
+	(void)state;
+	assert_int_equal(signal_from_name("TERM"), SIGTERM);
+	assert_int_equal(signal_from_name("SIGTERM"), SIGTERM);
+	assert_int_equal(signal_from_name("sigint"), SIGINT);
+	assert_int_equal(signal_from_name("usr1"), SIGUSR1);
+	assert_int_equal(signal_from_name("9"), SIGKILL);
+	assert_int_equal(signal_from_name("SIG15"), SIGTERM);
+	assert_int_equal(signal_from_name("64"), 64);
+	const char *bad[] = {"", "SIG", "NOPE", "SIGNOPE", "0", "-1", "65", "99",
+			     "99999999999999999999", "TERM ", "1x"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (signal_from_name(bad[i]) != -1)
+			fail_msg("signal_from_name(\"%s\") = %d", bad[i], signal_from_name(bad[i]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_read_file_at_most),
+	    cmocka_unit_test(test_signal_from_name),
 	    cmocka_unit_test(test_openat2_retry),
 	    cmocka_unit_test(test_parse_size_accepts),
 	    cmocka_unit_test(test_parse_size_rejects),
