@@ -193,10 +193,27 @@ static const struct sj_field idmap_fields[] = {
 };
 static const struct sj_type idmap_type = TYPE(idmap_t, idmap_fields);
 
+typedef struct hutch_device_rule device_rule_t;
+static const struct sj_field device_rule_fields[] = {
+    BOOL(device_rule_t, allow), CHAR(device_rule_t, type),    I64(device_rule_t, major),
+    I64(device_rule_t, minor),	CHARS(device_rule_t, access),
+};
+static const struct sj_type device_rule_type = TYPE(device_rule_t, device_rule_fields);
+
+typedef struct hutch_device device_t;
+static const struct sj_field device_fields[] = {
+    STR(device_t, path),      CHAR(device_t, type), I64(device_t, major), I64(device_t, minor),
+    U32(device_t, file_mode), U32(device_t, uid),   U32(device_t, gid),	  STR(device_t, host_path),
+};
+static const struct sj_type device_type = TYPE(device_t, device_fields);
+
 typedef struct hutch_resources resources_t;
 static const struct sj_field resources_fields[] = {
-    I64(resources_t, memory_max),   I64(resources_t, memory_swap_max),
-    I64(resources_t, cpu_quota_us), I64(resources_t, cpu_period_us),
+    LIST(resources_t, devices, n_devices, device_rule_type),
+    I64(resources_t, memory_max),
+    I64(resources_t, memory_swap_max),
+    I64(resources_t, cpu_quota_us),
+    I64(resources_t, cpu_period_us),
     I64(resources_t, pids_max),
 };
 static const struct sj_type resources_type = TYPE(resources_t, resources_fields);
@@ -232,6 +249,7 @@ static const struct sj_field spec_fields[] = {
     LIST(spec_t, extra_hosts, n_extra_hosts, host_type),
     LIST(spec_t, uid_map, n_uid_map, idmap_type),
     LIST(spec_t, gid_map, n_gid_map, idmap_type),
+    LIST(spec_t, devices, n_devices, device_type),
     OBJ(spec_t, resources, resources_type),
     ENUM(spec_t, seccomp, seccomp_enum),
     BOOL(spec_t, privileged),
@@ -246,7 +264,7 @@ static const struct sj_type spec_type = TYPE(spec_t, spec_fields);
  * (it would silently not survive a restart): when one of these fails, add the
  * new member to its table, then update the size here. */
 #ifdef __LP64__ /* the sizes below are x86_64's and other 64-bit ABIs' */
-_Static_assert(sizeof(struct hutch_spec) == 480, "struct hutch_spec changed: see spec_fields");
+_Static_assert(sizeof(struct hutch_spec) == 512, "struct hutch_spec changed: see spec_fields");
 _Static_assert(sizeof(struct hutch_process) == 120,
 	       "struct hutch_process changed: see process_fields");
 _Static_assert(sizeof(struct hutch_mount) == 40, "struct hutch_mount changed: see mount_fields");

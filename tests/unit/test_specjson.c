@@ -80,13 +80,25 @@ static struct hutch_spec *full_spec(void)
 	s->gid_map = xcalloc(1, sizeof(*s->gid_map));
 	s->gid_map[0] = (struct hutch_id_map){0, 4294967295u, 1};
 	s->n_gid_map = 1;
-	s->resources = (struct hutch_resources){.memory_max = 512 << 20,
-						.memory_swap_max = -1,
-						.cpu_quota_us = 150000,
-						.cpu_period_us = 100000,
-						.pids_max = 256};
+	s->resources.memory_max = 512 << 20;
+	s->resources.memory_swap_max = -1;
+	s->resources.cpu_quota_us = 150000;
+	s->resources.cpu_period_us = 100000;
+	s->resources.pids_max = 256;
 	s->seccomp = HUTCH_SECCOMP_UNCONFINED;
 	s->privileged = s->auto_remove = s->detached = true;
+	hutch_spec_add_device_rule(s, false, 'a', -1, -1, "rwm");
+	hutch_spec_add_device_rule(s, true, 'c', 10, 200, "rw");
+	s->devices = xcalloc(1, sizeof(*s->devices));
+	s->devices[0] = (struct hutch_device){.path = xstrdup("/dev/net/tun"),
+					      .type = 'c',
+					      .major = 10,
+					      .minor = 200,
+					      .file_mode = 0666,
+					      .uid = 0,
+					      .gid = 4294967295u,
+					      .host_path = xstrdup("/dev/net/tun")};
+	s->n_devices = 1;
 	/* as the option setters leave them (not through them: they rebuild args) */
 	s->given.image_entrypoint = strv(1, "/docker-entrypoint.sh");
 	s->given.n_image_entrypoint = 1;
@@ -143,6 +155,16 @@ static void round_trip_keeps_every_field(void **state)
 	assert_true(back->resources.pids_max == 256);
 	assert_int_equal(back->seccomp, HUTCH_SECCOMP_UNCONFINED);
 	assert_true(back->privileged && back->auto_remove && back->detached);
+	assert_int_equal(back->n_devices, 1);
+	assert_int_equal(back->devices[0].type, 'c');
+	assert_true(back->devices[0].gid == 4294967295u);
+	assert_string_equal(back->devices[0].host_path, "/dev/net/tun");
+	size_t nr = back->resources.n_devices;
+	assert_true(nr >= 2 && nr == s->resources.n_devices);
+	assert_string_equal(back->resources.devices[nr - 1].access, "rw");
+	assert_int_equal(back->resources.devices[nr - 2].type, 'a');
+	assert_true(back->resources.devices[nr - 2].major == -1);
+	assert_false(back->resources.devices[nr - 2].allow);
 	assert_true(back->given.entrypoint_set && back->given.command_set);
 	assert_string_equal(back->given.entrypoint[1], "--flag");
 	assert_true(back->given.caps_dropped == ~0ULL);
@@ -224,6 +246,11 @@ static void damaged_specs_refused(void **state)
 	    {"\"process\": {", "\"process\": [], \"p\": {",
 	     "process: an object expected, not a list"},
 	    {"\"id\": \"0123", "\"id\": \"x123", "'id' is not a container id"},
+	    {"\"access\": \"rw\"", "\"access\": \"rwmx\"",
+	     "access: 'rwmx' is longer than 3 characters"},
+	    {"\"type\": \"c\"", "\"type\": \"cb\"", "type: 'cb' is longer than 1 character"},
+	    {"\"file_mode\": 438", "\"file_mode\": \"0666\"",
+	     "devices[0].file_mode: a whole number expected, not a string"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		_cleanup_free_ char *bad = edited(text, cases[i].from, cases[i].to);
