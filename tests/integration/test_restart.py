@@ -337,3 +337,33 @@ def test_owner_of_a_start_again_died_while_starting(hutch, ctr, state):
     assert hutch("wait", "half").stdout == "0\n"
     assert ctr.inspect("half")["restart_count"] == 2
     assert hutch("exec", "half", "true", check=False).returncode == 125  # exited again
+
+
+def test_devices_are_the_same_on_the_second_run(hutch, ctr, tmp):
+    """--device and the device cgroup rules come back from spec.json: the node is
+    there again, and what the rules refuse (writing a device granted read-only,
+    opening one the container made) is refused again."""
+    out = tmp / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    # rootless: no device cgroup to make a node read-only (refused at run), a bind
+    perms = "r" if not ROOTLESS else "rw"
+    probe = ("n=$(ls /out | wc -l); "
+             "{ (exec 3</dev/xfuse) && echo read; (exec 3>/dev/xfuse) && echo written; "
+             "rm -f /tmp/f; mknod /tmp/f c 10 229 && (exec 3<>/tmp/f) && echo opened; "
+             f"echo end; }} > /out/run$n 2>&1; {LOOP}")
+    ctr.run("-v", f"{out}:/out", "--device", f"/dev/fuse:/dev/xfuse:{perms}", "bb", "sh",
+            "-c", probe, name="devs")
+    wait_for(lambda: (out / "run0").exists() and "end" in (out / "run0").read_text(),
+             what="the first run's probe")
+    hutch("restart", "-t", "5", "devs")
+    wait_for(lambda: (out / "run1").exists() and "end" in (out / "run1").read_text(),
+             what="the second run's probe")
+    first, second = (out / "run0").read_text(), (out / "run1").read_text()
+    assert first == second
+    assert "read" in first.split(), first
+    if not ROOTLESS:
+        assert "written" not in first and "Operation not permitted" in first, first
+        assert "opened" not in first, first
+    else:
+        assert "written" in first.split(), first
