@@ -17,7 +17,7 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_exec(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
-/* stop, kill, rm, inspect, start, restart, wait */
+/* stop, kill, rm, inspect */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 
 /* s with control characters (C0, DEL, C1) as \xNN, for text from images and
