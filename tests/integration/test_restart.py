@@ -28,14 +28,19 @@ def spec_path(state, cid):
     return state.root / "containers" / cid / "spec.json"
 
 
-def lines_of(hutch, ref, path):
-    return hutch("exec", ref, "cat", path).stdout.splitlines()
+def lines_of(hutch, ref, path, n):
+    """The lines of path in the container, once it has n of them (the command
+    may not have written its line yet when the start returns)."""
+    def lines():
+        got = hutch("exec", ref, "cat", path, check=False).stdout.splitlines()
+        return got if len(got) >= n else None
+    return wait_for(lines, what=f"{n} lines in {path} of {ref}")
 
 
 def test_stop_then_start_is_the_same_container(hutch, ctr):
     cid = ctr.run("bb", "sh", "-c", f"echo run >> /kept; {LOOP}", name="again")
     first = running(ctr, "again")
-    assert lines_of(hutch, "again", "/kept") == ["run"]
+    assert lines_of(hutch, "again", "/kept", 1) == ["run"]
     hutch("stop", "again")
     assert ctr.inspect("again")["status"] == "exited"
     assert proc_state(first["pid"]) in (None, "Z", "X")
@@ -49,7 +54,7 @@ def test_stop_then_start_is_the_same_container(hutch, ctr):
     assert second["created"] == first["created"]
     assert second["started"] > first["started"]
     # the rw layer is kept: the file of the first run, and the line of the second
-    assert lines_of(hutch, "again", "/kept") == ["run", "run"]
+    assert lines_of(hutch, "again", "/kept", 2) == ["run", "run"]
     # started by id too
     hutch("stop", "-t", "0", cid[:12])
     assert hutch("start", cid[:12]).stdout == cid[:12] + "\n"
@@ -70,7 +75,7 @@ def test_restart_of_a_running_container(hutch, ctr):
     assert second["exit_code"] == 0
     row = [l for l in hutch("ps").stdout.splitlines() if l.endswith(" rs")]
     assert len(row) == 1 and "Up Less than a second" in row[0], row
-    assert lines_of(hutch, "rs", "/kept") == ["run", "run"]
+    assert lines_of(hutch, "rs", "/kept", 2) == ["run", "run"]
     # the log goes on: both runs' output
     wait_for(lambda: hutch("logs", "rs").stdout == "up\nup\n", what="both runs in the log")
 
@@ -188,15 +193,15 @@ def test_settings_are_the_same_on_the_second_run(hutch, ctr, tmp):
               "{ id -u; id -g; id -G; hostname; pwd; echo \"$FOO\"; "
               "cat /sys/fs/cgroup/memory.max 2>/dev/null || echo none; "
               "grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status; "
-              "ulimit -n; grep ' /data ' /proc/self/mountinfo | cut -d' ' -f5,6; } "
+              "ulimit -n; grep ' /data ' /proc/self/mountinfo | cut -d' ' -f5,6; echo end; } "
               f"> /data/run$n; {LOOP}")
     ctr.run("-v", f"{data}:/data", "-e", "FOO=bar baz", "-u", "1000:1000", "--hostname",
             "h1", "-w", "/tmp", "--memory", "64m", "--ulimit", "nofile=512:512", "bb",
             "sh", "-c", report, name="same")
-    wait_for(lambda: (data / "run0").exists() and (data / "run0").read_text().count("\n") > 8,
+    wait_for(lambda: (data / "run0").exists() and "end\n" in (data / "run0").read_text(),
              what="the first run's report")
     hutch("restart", "-t", "5", "same")
-    wait_for(lambda: (data / "run1").exists() and (data / "run1").read_text().count("\n") > 8,
+    wait_for(lambda: (data / "run1").exists() and "end\n" in (data / "run1").read_text(),
              what="the second run's report")
     first, second = (data / "run0").read_text(), (data / "run1").read_text()
     assert first == second
@@ -312,7 +317,7 @@ def test_monitor_of_a_restarted_container_killed(hutch, ctr):
     assert after["status"] == "exited" and after["exit_code"] == 137
     assert after["restart_count"] == 1
     hutch("start", "mk")
-    assert lines_of(hutch, "mk", "/kept") == ["run", "run", "run"]
+    assert lines_of(hutch, "mk", "/kept", 3) == ["run", "run", "run"]
     assert running(ctr, "mk")["restart_count"] == 2
 
 
@@ -354,10 +359,10 @@ def test_devices_are_the_same_on_the_second_run(hutch, ctr, tmp):
              f"echo end; }} > /out/run$n 2>&1; {LOOP}")
     ctr.run("-v", f"{out}:/out", "--device", f"/dev/fuse:/dev/xfuse:{perms}", "bb", "sh",
             "-c", probe, name="devs")
-    wait_for(lambda: (out / "run0").exists() and "end" in (out / "run0").read_text(),
+    wait_for(lambda: (out / "run0").exists() and "end\n" in (out / "run0").read_text(),
              what="the first run's probe")
     hutch("restart", "-t", "5", "devs")
-    wait_for(lambda: (out / "run1").exists() and "end" in (out / "run1").read_text(),
+    wait_for(lambda: (out / "run1").exists() and "end\n" in (out / "run1").read_text(),
              what="the second run's probe")
     first, second = (out / "run0").read_text(), (out / "run1").read_text()
     assert first == second
