@@ -308,9 +308,10 @@ def test_monitor_of_a_restarted_container_killed(hutch, ctr):
     with it (parent-death signal), the next look records it as killed (137), and
     since it is no new container it stays, with its files, to be started again."""
     ctr.run("bb", "sh", "-c", f"echo run >> /kept; {LOOP}", name="mk")
-    running(ctr, "mk")
+    lines_of(hutch, "mk", "/kept", 1)
     hutch("restart", "-t", "0", "mk")
     info = running(ctr, "mk")
+    lines_of(hutch, "mk", "/kept", 2)  # the second run has written its line
     os.kill(info["monitor_pid"], signal.SIGKILL)
     wait_for(lambda: proc_state(info["pid"]) in (None, "Z", "X"), what="the container to die")
     after = ctr.inspect("mk")
