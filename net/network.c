@@ -1108,12 +1108,17 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 				}
 				index++;
 			}
+	if (index >= 10) {
+		hutch_fail(err, 0, "container %.12s is on 10 networks already: the most there can be",
+			   req->container);
+		goto fail;
+	}
 	if (check_ports(all, n_all, ports, req->n_ports, err) < 0 ||
 	    hutch_ipam_allocate(&d.pool, req->key, req->container, &addr, err) < 0)
 		goto fail;
 	allocated = true;
-	snprintf(veth, sizeof(veth), "hv%.11s-%d", req->container, index % 10);
-	snprintf(ifname, sizeof(ifname), "eth%d", index % 10);
+	snprintf(veth, sizeof(veth), "hv%.11s-%u", req->container, (unsigned)index % 10u);
+	snprintf(ifname, sizeof(ifname), "eth%u", (unsigned)index % 10u);
 	ns_made = !net_netns_inode(ns);
 	if (net_netns_create(ns, err) < 0) {
 		ns_made = false;

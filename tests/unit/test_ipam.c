@@ -166,7 +166,7 @@ static void test_pool_full(void **st)
 	assert_int_equal(hutch_ipam_allocate(&pool, "k", "c0", &a, &err), 0);
 	hutch_ipam_release(&pool, "c0");
 	for (int i = 1; i <= 4; i++) {
-		char owner[8];
+		char owner[16];
 		snprintf(owner, sizeof(owner), "c%d", i);
 		assert_int_equal(hutch_ipam_allocate(&pool, NULL, owner, &a, &err), 0);
 	}
