@@ -366,8 +366,8 @@ static uint64_t proc_start_time(int pid)
 	char *p = strrchr(text, ')');
 	if (!p)
 		return 0;
-	p++;
-	for (int field = 2; field < 22 && p; field++)
+	p++; /* the space before field 3 */
+	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	return p ? strtoull(p + 1, NULL, 10) : 0;
 }
@@ -1109,7 +1109,8 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 				index++;
 			}
 	if (index >= 10) {
-		hutch_fail(err, 0, "container %.12s is on 10 networks already: the most there can be",
+		hutch_fail(err, 0,
+			   "container %.12s is on 10 networks already: the most there can be",
 			   req->container);
 		goto fail;
 	}
