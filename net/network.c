@@ -189,7 +189,10 @@ static void ports_from_json(struct json_object *a, struct hutch_port_map **out, 
 	*n = len;
 }
 
-static int save_net(const struct hutch_net_ctx *ctx, const struct netdef *d, struct hutch_err **err)
+/* durable: fsync'ed (a new network); else only never torn: members and
+ * addresses lost to a crash are what gc repairs anyway. */
+static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, bool durable,
+		       struct hutch_err **err)
 {
 	char sub[19];
 	hutch_cidr_format(&d->subnet, sub);
@@ -240,9 +243,15 @@ static int save_net(const struct hutch_net_ctx *ctx, const struct netdef *d, str
 	_cleanup_free_ char *path = xasprintf("%s/network.json", dir);
 	int r = mkdir_p_at(AT_FDCWD, dir, 0700, err);
 	if (r == 0)
-		r = write_file_atomic(AT_FDCWD, path, text, strlen(text), err);
+		r = durable ? write_file_atomic(AT_FDCWD, path, text, strlen(text), err)
+			    : write_file_replace(AT_FDCWD, path, text, strlen(text), err);
 	json_object_put(o);
 	return r;
+}
+
+static int save_net(const struct hutch_net_ctx *ctx, const struct netdef *d, struct hutch_err **err)
+{
+	return save_net_as(ctx, d, false, err);
 }
 
 static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct netdef *d,
@@ -678,7 +687,22 @@ static int apply_rules(const struct hutch_net_ctx *ctx, struct hutch_err **err)
 	 * host's routing: what Docker and podman switch on too */
 	if (forward && net_sysctl_set("/proc/sys/net/ipv4/ip_forward", "1", err) < 0)
 		return -1;
-	return net_nft_apply(text, err);
+	/* The table as last applied is kept in the run dir (gone with a reboot, as
+	 * the table): a container that changes nothing in it (no ports, on a
+	 * network that has members already) costs no nftables transaction. */
+	_cleanup_free_ char *applied_path = xasprintf("%s/nft-hutch.rules", ctx->run_root);
+	_cleanup_free_ char *applied = NULL;
+	size_t len;
+	if (read_file_at(AT_FDCWD, applied_path, &applied, &len, NULL) == 0 &&
+	    !strcmp(applied, text ? text : ""))
+		return 0;
+	unlink(applied_path);
+	if (net_nft_apply(text, err) < 0)
+		return -1;
+	if (mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) == 0)
+		write_file_replace(AT_FDCWD, applied_path, text ? text : "",
+				   text ? strlen(text) : 0, NULL);
+	return 0;
 }
 
 /* ---- create / inspect / list / remove ------------------------------------------- */
@@ -855,7 +879,7 @@ static int create_locked(const struct hutch_net_ctx *ctx, const char *name, cons
 			       .internal = internal,
 			       .pool = {.subnet = chosen}};
 	snprintf(out->bridge, sizeof(out->bridge), "hbr-%.11s", id);
-	if (save_net(ctx, out, err) < 0) {
+	if (save_net_as(ctx, out, true, err) < 0) {
 		netdef_clear(out);
 		return -1;
 	}
@@ -1071,6 +1095,7 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 	bool changed = false;
 	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
 		return -1;
+	hutch_trace("net: gc");
 	struct netdef d;
 	int r = load_net(ctx, req->network, &d, err);
 	if (r == HUTCH_NET_NOT_FOUND && !strcmp(req->network, HUTCH_NET_DEFAULT)) {
@@ -1118,6 +1143,7 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 	    hutch_ipam_allocate(&d.pool, req->key, req->container, &addr, err) < 0)
 		goto fail;
 	allocated = true;
+	hutch_trace("net: ports checked, address");
 	snprintf(veth, sizeof(veth), "hv%.11s-%u", req->container, (unsigned)index % 10u);
 	snprintf(ifname, sizeof(ifname), "eth%u", (unsigned)index % 10u);
 	ns_made = !net_netns_inode(ns);
@@ -1125,12 +1151,15 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 		ns_made = false;
 		goto fail;
 	}
+	hutch_trace("net: netns");
 	if (net_bridge_ensure(d.bridge, hutch_ipam_gateway(&d.subnet), d.subnet.prefix, err) < 0)
 		goto fail;
+	hutch_trace("net: bridge");
 	if (net_veth_attach(d.bridge, veth, ns, ifname, addr, d.subnet.prefix,
 			    d.internal ? 0 : hutch_ipam_gateway(&d.subnet), err) < 0)
 		goto fail;
 	veth_made = true;
+	hutch_trace("net: veth");
 	d.members = xrealloc(d.members, (d.n_members + 1) * sizeof(*d.members));
 	struct member *m = &d.members[d.n_members++];
 	*m = (struct member){.container = xstrdup(req->container),
@@ -1147,8 +1176,12 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 	m->ports = xcalloc(req->n_ports + 1, sizeof(*m->ports));
 	memcpy(m->ports, ports, req->n_ports * sizeof(*ports));
 	m->n_ports = req->n_ports;
-	if (save_net(ctx, &d, err) < 0 || apply_rules(ctx, err) < 0)
+	if (save_net(ctx, &d, err) < 0)
 		goto fail;
+	hutch_trace("net: saved");
+	if (apply_rules(ctx, err) < 0)
+		goto fail;
+	hutch_trace("net: rules");
 	snprintf(out->netns, sizeof(out->netns), "%s", ns);
 	hutch_ipv4_format(addr, out->address);
 	hutch_ipv4_format(hutch_ipam_gateway(&d.subnet), out->gateway);
