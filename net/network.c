@@ -672,7 +672,7 @@ static char *rules_text(const struct netdef *all, size_t n)
 	return buf;
 }
 
-static int apply_rules(const struct hutch_net_ctx *ctx, struct hutch_err **err)
+static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hutch_err **err)
 {
 	struct netdef *all;
 	size_t n;
@@ -693,7 +693,7 @@ static int apply_rules(const struct hutch_net_ctx *ctx, struct hutch_err **err)
 	_cleanup_free_ char *applied_path = xasprintf("%s/nft-hutch.rules", ctx->run_root);
 	_cleanup_free_ char *applied = NULL;
 	size_t len;
-	if (read_file_at(AT_FDCWD, applied_path, &applied, &len, NULL) == 0 &&
+	if (!force && read_file_at(AT_FDCWD, applied_path, &applied, &len, NULL) == 0 &&
 	    !strcmp(applied, text ? text : ""))
 		return 0;
 	unlink(applied_path);
@@ -703,6 +703,11 @@ static int apply_rules(const struct hutch_net_ctx *ctx, struct hutch_err **err)
 		write_file_replace(AT_FDCWD, applied_path, text ? text : "",
 				   text ? strlen(text) : 0, NULL);
 	return 0;
+}
+
+static int apply_rules(const struct hutch_net_ctx *ctx, struct hutch_err **err)
+{
+	return apply_rules_as(ctx, false, err);
 }
 
 /* ---- create / inspect / list / remove ------------------------------------------- */
@@ -925,6 +930,10 @@ int hutch_network_list(const struct hutch_net_ctx *ctx, struct hutch_net_info **
 	_cleanup_close_ int lock = -1;
 	bool changed = false;
 	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+		return -1;
+	/* the table again, whatever hutch last wrote: a firewall reload that
+	 * flushed every table (nftables.service, firewalld) is repaired here */
+	if (apply_rules_as(ctx, true, err) < 0)
 		return -1;
 	struct netdef *all;
 	size_t n_all;

@@ -57,8 +57,14 @@ static int nft_load(struct hutch_err **err)
 
 int net_nft_apply(const char *ruleset, struct hutch_err **err)
 {
-	if (nft_load(err) < 0)
+	if (nft_load(err) < 0) {
+		/* no library: no table of hutch's either, nothing to remove */
+		if (!ruleset || !*ruleset) {
+			hutch_err_free(err);
+			return 0;
+		}
 		return -1;
+	}
 	struct nft_ctx *ctx = nft.ctx_new(0);
 	if (!ctx)
 		return hutch_fail(err, 0, "libnftables: cannot make a context");
