@@ -369,3 +369,28 @@ else:
         assert "packets 0 bytes 0" in counted, counted
         ns.run("nft", "delete", "table", "ip", "probe")
         ns.hutch("network", "rm", "lb")
+
+    def test_failed_start_and_parallel_runs(ns):
+        ns.hutch("network", "create", "par")
+        # a command that is not there: the container never runs, nothing of it stays
+        cp = ns.hutch("run", "--rm", "--network", "par", "-p", "8097:80", "bb", "/nonexistent",
+                      check=False)
+        assert cp.returncode == 127, cp
+        assert inspect(ns, "par")["members"] == []
+        assert ns.links() == ["lo"] and netns_files(ns.state) == []
+        assert "hutch" not in ns.ruleset()
+        # four at once: the lock hands out four addresses, one bridge
+        procs = [ns.spawn("run", "-d", "--name", f"p{i}", "--network", "par", "bb", "sleep",
+                          "30") for i in range(4)]
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+        members = inspect(ns, "par")["members"]
+        assert sorted(m["name"] for m in members) == ["p0", "p1", "p2", "p3"]
+        assert len({m["address"] for m in members}) == 4
+        assert len([l for l in ns.links() if l.startswith("hbr-")]) == 1
+        assert len([l for l in ns.links() if l.startswith("hv")]) == 4
+        ns.hutch("rm", "-f", "p0", "p1", "p2", "p3")
+        wait_for(lambda: not inspect(ns, "par")["members"], what="all to leave")
+        assert ns.links() == ["lo"] and netns_files(ns.state) == []
+        ns.hutch("network", "rm", "par")
