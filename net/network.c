@@ -258,6 +258,16 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 		    struct hutch_err **err)
 {
 	*d = (struct netdef){0};
+	if (!net_name_valid(name)) {
+		/* never a path: "../x" names no network */
+		_cleanup_free_ char *shown = printable(name, strlen(name));
+		hutch_fail(
+		    err, 0,
+		    "invalid network name '%s': use letters, digits and _.- (starting with a "
+		    "letter or digit, at most 64)",
+		    shown);
+		return HUTCH_NET_NOT_FOUND;
+	}
 	_cleanup_free_ char *path = xasprintf("%s/networks/%s/network.json", ctx->data_root, name);
 	_cleanup_free_ char *text = NULL;
 	size_t len;
@@ -273,7 +283,8 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 		return -1;
 	struct json_object *o = json_tokener_parse(text);
 	const char *sub = o ? jstr(o, "subnet") : NULL;
-	if (!o || !jstr(o, "name") || !jstr(o, "id") || !jstr(o, "bridge") || !sub ||
+	if (!o || !jstr(o, "name") || strcmp(jstr(o, "name"), name) || !jstr(o, "id") ||
+	    !jstr(o, "bridge") || strncmp(jstr(o, "bridge"), "hbr-", 4) || !sub ||
 	    hutch_cidr_parse(sub, &d->subnet, NULL) < 0) {
 		json_object_put(o);
 		return hutch_fail(err, 0, "%s is damaged: remove the network's directory", path);

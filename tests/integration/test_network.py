@@ -293,6 +293,9 @@ else:
             (["network", "create", "--subnet", "10.1.0.0/31", "x"], "too small"),
             (["network", "inspect", "nope"], "network 'nope' not found"),
             (["network", "rm", "nope"], "network 'nope' not found"),
+            (["network", "inspect", "../containers"], "invalid network name '../containers'"),
+            (["network", "rm", "../../x"], "invalid network name '../../x'"),
+            (["run", "--rm", "--network", "a/b", "bb", "true"], "invalid network name 'a/b'"),
         ]
         for args, want in cases:
             cp = ns.hutch(*args, check=False)
