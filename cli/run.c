@@ -296,7 +296,7 @@ static void detach_network(const struct hutch_runtime *rt, const char *id, void 
  * spec joins it by path; resolv.conf and hosts to match. */
 static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opts *o,
 			  const struct hutch_port_map *ports, struct hutch_spec *spec,
-			  struct hutch_err **err)
+			  bool *attached, struct hutch_err **err)
 {
 	struct hutch_net_attach_req req = {
 	    .network = bridge_network(o),
@@ -309,7 +309,8 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 	};
 	struct hutch_net_attachment at;
 	if (hutch_net_attach(nctx, &req, &at, err) < 0)
-		return -1;
+		return -1; /* nothing of it is left */
+	*attached = true;
 	free(at.ports);
 	hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, at.netns);
 	if (!o->n_dns && hutch_spec_add_dns_server(spec, at.dns, err) < 0)
@@ -498,11 +499,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (build_spec(&rt, &o, img, argc - img_idx - 1, argv + img_idx + 1, spec, &err) < 0)
 		goto out;
 	if (bridge_network(&o)) {
-		if (attach_network(&nctx, &o, ports, spec, &err) < 0) {
-			hutch_net_detach(&nctx, spec->id, NULL);
+		if (attach_network(&nctx, &o, ports, spec, &attached, &err) < 0)
 			goto out;
-		}
-		attached = true;
 		hutch_trace("network attached");
 	}
 	if (o.detach) {

@@ -704,15 +704,18 @@ static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hu
 	_cleanup_free_ char *applied_path = xasprintf("%s/nft-hutch.rules", ctx->run_root);
 	_cleanup_free_ char *applied = NULL;
 	size_t len;
-	if (!force && read_file_at(AT_FDCWD, applied_path, &applied, &len, NULL) == 0 &&
-	    !strcmp(applied, text ? text : ""))
+	bool known = read_file_at(AT_FDCWD, applied_path, &applied, &len, NULL) == 0;
+	if (!force && known && !strcmp(applied, text ? text : ""))
+		return 0;
+	/* no table to make, and none hutch made (or it went with a reboot, as the
+	 * run dir): the host's nftables are not touched at all */
+	if (!text && !known)
 		return 0;
 	unlink(applied_path);
 	if (net_nft_apply(text, err) < 0)
 		return -1;
-	if (mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) == 0)
-		write_file_replace(AT_FDCWD, applied_path, text ? text : "",
-				   text ? strlen(text) : 0, NULL);
+	if (text && mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) == 0)
+		write_file_replace(AT_FDCWD, applied_path, text, strlen(text), NULL);
 	return 0;
 }
 
@@ -1026,7 +1029,7 @@ static int detach_from(const struct hutch_net_ctx *ctx, struct netdef *d, const 
 		return 0;
 	if (d->n_members == 0)
 		net_link_delete(d->bridge, NULL);
-	return save_net(ctx, d, err);
+	return save_net(ctx, d, err) < 0 ? -1 : 1;
 }
 
 static int detach_locked(const struct hutch_net_ctx *ctx, const char *container,
@@ -1036,15 +1039,18 @@ static int detach_locked(const struct hutch_net_ctx *ctx, const char *container,
 	size_t n;
 	if (load_all(ctx, &all, &n, err) < 0)
 		return -1;
-	int r = 0;
-	for (size_t i = 0; i < n; i++)
-		if (detach_from(ctx, &all[i], container, r < 0 ? NULL : err) < 0)
+	int r = 0, found = 0;
+	for (size_t i = 0; i < n; i++) {
+		int k = detach_from(ctx, &all[i], container, r < 0 ? NULL : err);
+		if (k < 0)
 			r = -1;
+		found += k > 0;
+	}
 	netdefs_free(all, n);
 	_cleanup_free_ char *ns = netns_path(ctx, container);
 	if (net_netns_remove(ns, r < 0 ? NULL : err) < 0)
 		r = -1;
-	return r;
+	return r < 0 ? -1 : found;
 }
 
 static int gc_locked(const struct hutch_net_ctx *ctx, bool *changed, struct hutch_err **err)
@@ -1102,8 +1108,9 @@ int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container, str
 	_cleanup_close_ int lock = -1;
 	if (lock_networks(ctx, &lock, err) < 0)
 		return -1;
-	if (detach_locked(ctx, container, err) < 0)
-		return -1;
+	int found = detach_locked(ctx, container, err);
+	if (found <= 0)
+		return found;
 	return apply_rules(ctx, err);
 }
 
