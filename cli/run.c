@@ -504,9 +504,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		hutch_trace("network attached");
 	}
 	if (o.detach) {
-		if (attached) {
+		if (attached) /* its monitor takes the network down when it exits */
 			rt.on_exit = detach_network;
-		}
 		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)
 			goto out;
 		attached = false; /* the monitor's now */
