@@ -1006,9 +1006,12 @@ int hutch_network_remove(const struct hutch_net_ctx *ctx, const char *name, stru
 /* ---- attach / detach / gc --------------------------------------------------------- */
 
 /* Take container off network d (links, address, bridge if it was the last);
- * saves d. Its netns is the caller's. */
+ * saves d. Its netns is the caller's: when the caller removes it (netns_goes),
+ * the veth is left to the kernel, which deletes the pair with the namespace
+ * in its own time: deleting it here waits for an RCU grace period, 15-20 ms
+ * of every `run --rm`. */
 static int detach_from(const struct hutch_net_ctx *ctx, struct netdef *d, const char *container,
-		       struct hutch_err **err)
+		       bool netns_goes, struct hutch_err **err)
 {
 	bool found = false;
 	for (size_t i = 0; i < d->n_members;) {
@@ -1018,7 +1021,7 @@ static int detach_from(const struct hutch_net_ctx *ctx, struct netdef *d, const 
 			continue;
 		}
 		found = true;
-		if (m->veth[0])
+		if (m->veth[0] && !netns_goes)
 			net_link_delete(m->veth, NULL);
 		member_clear(m);
 		memmove(m, m + 1, (d->n_members - i - 1) * sizeof(*m));
@@ -1041,7 +1044,7 @@ static int detach_locked(const struct hutch_net_ctx *ctx, const char *container,
 		return -1;
 	int r = 0, found = 0;
 	for (size_t i = 0; i < n; i++) {
-		int k = detach_from(ctx, &all[i], container, r < 0 ? NULL : err);
+		int k = detach_from(ctx, &all[i], container, true, r < 0 ? NULL : err);
 		if (k < 0)
 			r = -1;
 		found += k > 0;
@@ -1221,7 +1224,7 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 	goto done;
 fail:
 	if (veth_made || allocated)
-		detach_from(ctx, &d, req->container, NULL);
+		detach_from(ctx, &d, req->container, ns_made, NULL);
 	if (d.n_members == 0)
 		net_link_delete(d.bridge, NULL);
 	if (ns_made)

@@ -65,6 +65,13 @@ class NetNS:
     def links(self):
         return [l["ifname"] for l in json.loads(self.ip("-j", "link").stdout)]
 
+    def links_settle(self, want, timeout=5):
+        """The links once the kernel has torn down the namespaces hutch let go (a
+        container's veth goes with its namespace, asynchronously)."""
+        wait_for(lambda: set(self.links()) == set(want), timeout=timeout, interval=0.02,
+                 what=f"links to be {sorted(want)} (are {self.links()})")
+        return True
+
     def ruleset(self):
         return self.run("nft", "list", "ruleset").stdout
 
@@ -172,7 +179,7 @@ else:
         ns.hutch("rm", "-f", "srv")
         wait_for(lambda: not inspect(ns, "front")["members"], what="srv to leave front")
         ns.hutch("network", "rm", "front")
-        assert ns.links() == ["lo"]
+        assert ns.links_settle(["lo"])
         assert "hutch" not in ns.ruleset()
         assert netns_files(ns.state) == []
         assert not (ns.state.root / "networks" / "front").exists()
@@ -247,7 +254,7 @@ else:
         wait_for(lambda: not inspect(ns, "hutch")["members"], what="pub to leave")
         assert "hutch" not in ns.ruleset()
         ns.hutch("network", "rm", "hutch")
-        assert set(ns.links()) == {"lo", "tohost"}
+        assert ns.links_settle({"lo", "tohost"})
 
     def test_taken_port_refused_naming_it(ns, www):
         holder = subprocess.Popen(
@@ -278,7 +285,7 @@ else:
         ns.hutch("rm", "-f", "first")
         wait_for(lambda: not inspect(ns, "pn")["members"], what="first to leave")
         ns.hutch("network", "rm", "pn")
-        assert ns.links() == ["lo"] and netns_files(ns.state) == []
+        assert ns.links_settle(["lo"]) and netns_files(ns.state) == []
 
     def test_bad_network_input_said_plainly(ns):
         cases = [
@@ -317,7 +324,7 @@ else:
         for n in ("a", "c"):
             ns.hutch("network", "rm", n)
         ns.ip("link", "del", "h0")
-        assert ns.links() == ["lo"] and netns_files(ns.state) == []
+        assert ns.links_settle(["lo"]) and netns_files(ns.state) == []
 
     def test_crashed_run_cleaned_by_next_call(ns, state):
         ns.hutch("network", "create", "crash")
@@ -329,7 +336,7 @@ else:
         ns.hutch("ps", "-a")  # the runtime's own record of it is reconciled
         # the next call sees the namespace empty and its hutch gone: all of it goes
         assert inspect(ns, "crash")["members"] == []
-        assert ns.links() == ["lo"]
+        assert ns.links_settle(["lo"])
         assert "hutch" not in ns.ruleset()
         assert netns_files(state) == []
         ns.hutch("network", "rm", "crash")
@@ -380,7 +387,7 @@ else:
                       check=False)
         assert cp.returncode == 127, cp
         assert inspect(ns, "par")["members"] == []
-        assert ns.links() == ["lo"] and netns_files(ns.state) == []
+        assert ns.links_settle(["lo"]) and netns_files(ns.state) == []
         assert "hutch" not in ns.ruleset()
         # four at once: the lock hands out four addresses, one bridge
         procs = [ns.spawn("run", "-d", "--name", f"p{i}", "--network", "par", "bb", "sleep",
@@ -395,5 +402,5 @@ else:
         assert len([l for l in ns.links() if l.startswith("hv")]) == 4
         ns.hutch("rm", "-f", "p0", "p1", "p2", "p3")
         wait_for(lambda: not inspect(ns, "par")["members"], what="all to leave")
-        assert ns.links() == ["lo"] and netns_files(ns.state) == []
+        assert ns.links_settle(["lo"]) and netns_files(ns.state) == []
         ns.hutch("network", "rm", "par")
