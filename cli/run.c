@@ -18,8 +18,8 @@ struct run_opts {
 	size_t n_env, n_volumes, n_tmpfs, n_cap_add, n_cap_drop, n_ulimits, n_env_files;
 	const char **dns, **dns_search, **dns_options, **add_hosts, **devices;
 	size_t n_dns, n_dns_search, n_dns_options, n_add_hosts, n_devices;
-	const char **publish, **aliases;
-	size_t n_publish, n_aliases;
+	const char **publish, **aliases, **more_networks; /* --network after the first */
+	size_t n_publish, n_aliases, n_more_networks;
 	bool entrypoint_set, detach;
 };
 
@@ -50,6 +50,7 @@ static void run_usage(FILE *out)
 	      "      --cap-drop CAP     drop a capability (or ALL)\n"
 	      "      --network NET      none (default: loopback only), host, or a network of\n"
 	      "                         `hutch network create` (bridge: the default one)\n"
+	      "                         (repeatable: eth0, eth1 ... one per network)\n"
 	      "      --network-alias A  another name for the container on its network\n"
 	      "  -p, --publish [IP:][HOST:]CONTAINER[/tcp|/udp]  publish a port (ranges N-M;\n"
 	      "                         without --network: on the default network)\n"
@@ -141,7 +142,12 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 	case O_ULIMIT: push(&o->ulimits, &o->n_ulimits, v); break;
 	case O_CAPADD: push(&o->cap_add, &o->n_cap_add, v); break;
 	case O_CAPDROP: push(&o->cap_drop, &o->n_cap_drop, v); break;
-	case O_NET: o->network = v; break;
+	case O_NET:
+		if (o->network)
+			push(&o->more_networks, &o->n_more_networks, v);
+		else
+			o->network = v;
+		break;
 	case O_INIT: o->init = true; break;
 	case O_PRIV: o->privileged = true; break;
 	case O_SECOPT:
@@ -241,13 +247,18 @@ static int add_dns_option(struct hutch_spec *spec, const char *v, struct hutch_e
 }
 
 /* The bridge network the container goes on (net/), NULL for none or host. */
+static const char *bridge_name(const char *network)
+{
+	if (!strcmp(network, "none") || !strcmp(network, "host"))
+		return NULL;
+	return !strcmp(network, "bridge") ? HUTCH_NET_DEFAULT : network;
+}
+
 static const char *bridge_network(const struct run_opts *o)
 {
 	if (!o->network)
 		return o->n_publish ? HUTCH_NET_DEFAULT : NULL;
-	if (!strcmp(o->network, "none") || !strcmp(o->network, "host"))
-		return NULL;
-	return !strcmp(o->network, "bridge") ? HUTCH_NET_DEFAULT : o->network;
+	return bridge_name(o->network);
 }
 
 /* -p and --network-alias against --network, before anything is made. */
@@ -259,6 +270,12 @@ static int check_network_opts(const struct cli_ctx *ctx, const struct run_opts *
 		if (hutch_port_parse(o->publish[i], &(*ports)[i], err) < 0)
 			return hutch_err_wrap(err, "--publish");
 	const char *net = bridge_network(o);
+	for (size_t i = 0; i < o->n_more_networks; i++)
+		if (!net || !bridge_name(o->more_networks[i]))
+			return hutch_fail(err, 0,
+					  "--network %s cannot be combined with another --network: give "
+					  "bridge networks only",
+					  net ? o->more_networks[i] : o->network);
 	if (!net && o->n_publish)
 		return hutch_fail(err, 0,
 				  "--publish needs a bridge network: --network %s %s", o->network,
@@ -312,6 +329,18 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 		return -1; /* nothing of it is left */
 	*attached = true;
 	free(at.ports);
+	/* more networks: eth1, eth2 ... in the same namespace; ports and the
+	 * default route are the first one's */
+	for (size_t i = 0; i < o->n_more_networks; i++) {
+		struct hutch_net_attach_req more = req;
+		more.network = bridge_name(o->more_networks[i]);
+		more.ports = NULL;
+		more.n_ports = 0;
+		struct hutch_net_attachment other;
+		if (hutch_net_attach(nctx, &more, &other, err) < 0)
+			return -1;
+		free(other.ports);
+	}
 	hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, at.netns);
 	if (!o->n_dns && hutch_spec_add_dns_server(spec, at.dns, err) < 0)
 		return -1;
@@ -458,6 +487,7 @@ static void free_opts(struct run_opts *o)
 	free(o->devices);
 	free(o->publish);
 	free(o->aliases);
+	free(o->more_networks);
 }
 
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv)

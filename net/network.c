@@ -1144,6 +1144,7 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 	uint32_t addr = 0;
 	char veth[16], ifname[16];
 	int index = 0;
+	bool has_default = false;
 	r = -1;
 	if (d.internal && req->n_ports) {
 		hutch_fail(err, 0, "network '%s' is internal: ports cannot be published on it",
@@ -1162,6 +1163,7 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 					goto fail;
 				}
 				index++;
+				has_default |= !all[i].internal;
 			}
 	if (index >= 10) {
 		hutch_fail(err, 0,
@@ -1186,7 +1188,8 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 		goto fail;
 	hutch_trace("net: bridge");
 	if (net_veth_attach(d.bridge, veth, ns, ifname, addr, d.subnet.prefix,
-			    d.internal ? 0 : hutch_ipam_gateway(&d.subnet), err) < 0)
+			    /* one default route: the first network's that has a way out */
+			    d.internal || has_default ? 0 : hutch_ipam_gateway(&d.subnet), err) < 0)
 		goto fail;
 	veth_made = true;
 	hutch_trace("net: veth");

@@ -404,3 +404,28 @@ else:
         wait_for(lambda: not inspect(ns, "par")["members"], what="all to leave")
         assert ns.links_settle(["lo"]) and netns_files(ns.state) == []
         ns.hutch("network", "rm", "par")
+
+    def test_one_container_on_two_networks(ns, www):
+        """eth0 and eth1 in one namespace, the default route the first network's; it
+        reaches both networks, which still cannot reach each other."""
+        ns.hutch("network", "create", "one")
+        ns.hutch("network", "create", "two")
+        httpd(ns, www, "--network", "one", name="w1")
+        httpd(ns, www, "--network", "two", name="w2")
+        a1 = inspect(ns, "one")["members"][0]["address"]
+        a2 = inspect(ns, "two")["members"][0]["address"]
+        out = ns.hutch("run", "--rm", "--name", "both", "--network", "one", "--network", "two",
+                       "bb", "sh", "-c",
+                       f"ip -4 -o addr; ip route; wget -qO- http://{a1}/; "
+                       f"wget -qO- http://{a2}/").stdout
+        assert "eth0" in out and "eth1" in out
+        assert out.count("default via") == 1 and "default via 10.89.0.1 dev eth0" in out
+        assert out.count("hello from hutch") == 2
+        cp = ns.hutch("run", "--rm", "--network", "one", "--network", "none", "bb", "true",
+                      check=False)
+        assert cp.returncode == 125 and "--network none cannot be combined" in cp.stderr
+        ns.hutch("rm", "-f", "w1", "w2")
+        for n in ("one", "two"):
+            wait_for(lambda: not inspect(ns, n)["members"], what=f"{n} empty")
+            ns.hutch("network", "rm", n)
+        assert ns.links_settle(["lo"]) and netns_files(ns.state) == []
