@@ -210,6 +210,10 @@ int net_netns_remove(const char *path, struct hutch_err **err)
 		return hutch_fail_sys(err, "unmount %s", path);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return hutch_fail_sys(err, "remove %s", path);
+	/* the directory goes with the last one (ENOTEMPTY otherwise: fine) */
+	_cleanup_free_ char *dir = xstrdup(path);
+	*strrchr(dir, '/') = '\0';
+	(void)rmdir(dir);
 	return 0;
 }
 
