@@ -4,7 +4,7 @@ PYTHON ?= /usr/bin/python3
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE_CFLAGS := -std=gnu17 -D_GNU_SOURCE -I. -I/usr/include/libnl3 $(WARN) -fno-strict-aliasing
-LIBS := -lseccomp -lcap -ljson-c -lz -lzstd -lnl-route-3 -lnl-3
+LIBS := -lseccomp -lcap -ljson-c -lz -lzstd -liniparser -lnl-route-3 -lnl-3
 # build/hutch links these statically (Debian's -dev packages ship the .a files) and
 # only libc dynamically: five fewer shared objects to map and relocate at every
 # start, ~0.2 ms of each `hutch run`. libcurl stays dlopen'ed (images/registry.c).
@@ -31,9 +31,11 @@ DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev z
 	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip tar \
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gcc libc6-dev gcc-multilib \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
-	python3-cryptography clang libclang-rt-dev \
+	python3-cryptography clang libclang-rt-dev bind9-dnsutils \
 	libnftables-dev nftables passt
-BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl
+# dnsmasq-base: the binary alone (the dnsmasq package starts a system-wide server)
+BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl \
+	dnsperf dnsmasq-base aardvark-dns libldns-dev
 
 .PHONY: all clean deps bench-deps check test unit unit-asan integration integration-rootless \
 	check-vm demo bench fuzz fuzz-smoke format
@@ -116,7 +118,7 @@ demo: deps build/hutch
 	./demo/demo.sh
 
 bench: bench-deps build/hutch
-	./bench/run.sh
+	rc=0; ./bench/run.sh || rc=$$?; ./bench/dns.sh || rc=$$?; exit $$rc
 
 fuzz:
 	$(MAKE) -C tests/fuzz

@@ -237,18 +237,18 @@ def test_bad_working_dir_of_the_image_said_plainly(hutch, oci_image):
     img = oci_image({"WorkingDir": "rel/dir"})
     cp = run(hutch, img, "true", check=False)
     assert cp.returncode == 125
-    assert "invalid WorkingDir 'rel/dir' in the image's config: must be an absolute path" \
+    assert "the image's WorkingDir: invalid working directory 'rel/dir': must be an absolute path" \
         in cp.stderr, cp.stderr
     assert "invalid the" not in cp.stderr
     img = oci_image({"WorkingDir": "/a/../b"})
     cp = run(hutch, img, "true", check=False)
-    assert "invalid WorkingDir '/a/../b' in the image's config: '..' is not allowed" \
+    assert "the image's WorkingDir: invalid working directory '/a/../b': '..' is not allowed" \
         in cp.stderr, cp.stderr
     # the image's text is shown escaped
     img = oci_image({"WorkingDir": "x\u001b[31m\n"})
     cp = run(hutch, img, "true", check=False, text=False)
     assert cp.returncode == 125
-    assert b"invalid WorkingDir 'x\\x1b[31m\\x0a' in the image's config" in cp.stderr, cp.stderr
+    assert b"the image's WorkingDir: invalid working directory 'x\\x1b[31m\\x0a'" in cp.stderr, cp.stderr
     assert b"\x1b" not in cp.stderr and cp.stderr.count(b"\n") == 1
 
 
