@@ -5,7 +5,7 @@
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/util.h"
-#include "net/network.h"
+#include "net/net.h"
 
 static void network_usage(FILE *out)
 {

@@ -6,7 +6,7 @@
 #include "cli/cli.h"
 #include "common/util.h"
 #include "images/images.h"
-#include "net/network.h"
+#include "net/net.h"
 #include "runtime/runtime.h"
 
 struct run_opts {

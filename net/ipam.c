@@ -7,7 +7,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
-#include "net/network.h"
+#include "net/net.h"
 
 #define HUTCH_NET_RANGE 0x0a590000u /* 10.89.0.0/16 */
 

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "net/network.h"
+#include "net/net.h"
 
 /* A network namespace of its own bind-mounted at path (as `ip netns add`),
  * loopback up. An existing one is kept. */

@@ -20,7 +20,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "net/link_internal.h"
-#include "net/network.h"
+#include "net/net.h"
 
 struct member {
 	char *container, *name, *key;

@@ -6,7 +6,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
-#include "net/network.h"
+#include "net/net.h"
 
 const char *hutch_port_proto_name(enum hutch_port_proto p)
 {

@@ -11,7 +11,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
-#include "net/network.h"
+#include "net/net.h"
 
 static struct hutch_cidr cidr(const char *s)
 {
