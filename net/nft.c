@@ -5,6 +5,7 @@
  * disk, so a crash never leaves half a table and the host's rules are never
  * touched. */
 #include <dlfcn.h>
+#include <nftables/libnftables.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,15 +15,15 @@
 #include "common/util.h"
 #include "net/link_internal.h"
 
-struct nft_ctx;
+/* the header for the types only: every call goes through these pointers */
 static struct {
 	bool loaded;
-	struct nft_ctx *(*ctx_new)(uint32_t);
-	void (*ctx_free)(struct nft_ctx *);
-	int (*buffer_output)(struct nft_ctx *);
-	int (*buffer_error)(struct nft_ctx *);
-	const char *(*get_error)(struct nft_ctx *);
-	int (*run)(struct nft_ctx *, const char *);
+	__typeof__(nft_ctx_new) *ctx_new;
+	__typeof__(nft_ctx_free) *ctx_free;
+	__typeof__(nft_ctx_buffer_output) *buffer_output;
+	__typeof__(nft_ctx_buffer_error) *buffer_error;
+	__typeof__(nft_ctx_get_error_buffer) *get_error;
+	__typeof__(nft_run_cmd_from_buffer) *run;
 } nft;
 
 static int nft_load(struct hutch_err **err)
