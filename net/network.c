@@ -1134,6 +1134,11 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 	}
 	if (r < 0)
 		return -1;
+	if (!is_hex_string(req->container, 64)) {
+		netdef_clear(&d);
+		return hutch_fail(err, 0, "container id '%.70s' is not 64 hex digits",
+				  req->container);
+	}
 	_cleanup_free_ char *shown_net = printable(d.name, strlen(d.name));
 	struct hutch_port_map *ports = xcalloc(req->n_ports + 1, sizeof(*ports));
 	memcpy(ports, req->ports, req->n_ports * sizeof(*ports));
@@ -1143,7 +1148,7 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 	bool ns_made = false, veth_made = false, allocated = false;
 	uint32_t addr = 0;
 	char veth[16], ifname[16];
-	int index = 0;
+	unsigned index = 0, used = 0; /* eth0-eth9: bit N for ethN taken */
 	bool has_default = false;
 	r = -1;
 	if (d.internal && req->n_ports) {
@@ -1162,9 +1167,13 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 						   req->container, shown_net);
 					goto fail;
 				}
-				index++;
+				const char *ifn = all[i].members[m].ifname;
+				if (!strncmp(ifn, "eth", 3) && ifn[3] >= '0' && ifn[3] <= '9')
+					used |= 1u << (ifn[3] - '0');
 				has_default |= !all[i].internal;
 			}
+	while (index < 10 && (used & (1u << index)))
+		index++;
 	if (index >= 10) {
 		hutch_fail(err, 0,
 			   "container %.12s is on 10 networks already: the most there can be",
@@ -1176,8 +1185,8 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 		goto fail;
 	allocated = true;
 	hutch_trace("net: ports checked, address");
-	snprintf(veth, sizeof(veth), "hv%.11s-%u", req->container, (unsigned)index % 10u);
-	snprintf(ifname, sizeof(ifname), "eth%u", (unsigned)index % 10u);
+	snprintf(veth, sizeof(veth), "hv%.11s-%u", req->container, index % 10u);
+	snprintf(ifname, sizeof(ifname), "eth%u", index % 10u);
 	ns_made = !net_netns_inode(ns);
 	if (net_netns_create(ns, err) < 0) {
 		ns_made = false;
