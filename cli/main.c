@@ -34,6 +34,7 @@ static void usage(FILE *out)
 	      "  image tag SRC DST | image inspect NAME | image prune\n"
 	      "  image ls [--format json] [-q]           list images (also: images)\n"
 	      "  image rm NAME...                        remove images (also: rmi)\n"
+	      "  network create|ls|inspect|rm            bridge networks (see network --help)\n"
 	      "  version                                 print the version\n"
 	      "\n"
 	      "Global options:\n"
@@ -156,6 +157,8 @@ int main(int argc, char **argv)
 		rc = cmd_ctr(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "image")) {
 		rc = cmd_image(&ctx, sub_argc - 1, sub_argv + 1);
+	} else if (!strcmp(verb, "network")) {
+		rc = cmd_network(&ctx, sub_argc - 1, sub_argv + 1);
 	} else if (!strcmp(verb, "images")) {
 		char *ls[] = {"ls"};
 		char **args = xcalloc((size_t)sub_argc + 1, sizeof(char *));

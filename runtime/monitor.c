@@ -198,6 +198,8 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 	if (logfd >= 0)
 		close(logfd);
 	hutch_container_destroy(c, NULL);
+	if (rt->on_exit)
+		rt->on_exit(rt, spec->id, rt->on_exit_data);
 	_exit(0);
 failed:
 	rep.ok = 0;

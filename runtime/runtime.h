@@ -220,6 +220,11 @@ struct hutch_runtime {
 	 * monitor while it starts the container. */
 	hutch_log_fn *log;
 	void *log_data;
+	/* Called in a detached container's monitor once the container has exited
+	 * and been cleaned up, for what the caller set up around it (the network
+	 * namespace net/ made): the runtime knows nothing of it. NULL: nothing. */
+	void (*on_exit)(const struct hutch_runtime *rt, const char *id, void *data);
+	void *on_exit_data;
 };
 /* Say msg through rt->log (or on stderr, as above). */
 void hutch_runtime_log(const struct hutch_runtime *rt, enum hutch_log_level level,
