@@ -8,19 +8,20 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
-#include <linux/openat2.h>
+#include <time.h>
 
 #include "common/util.h"
 #include "images/images.h"
 #include "images/layer_build_internal.h"
 #include "images/layer_internal.h"
 
-#define BLOCK 512
+#define BLOCK	      512
 #define PATH_MAX_LINK 4096
 
 struct tarw {
@@ -30,7 +31,7 @@ struct tarw {
 		dev_t dev;
 		ino_t ino;
 		char *path;
-	} *links;
+	} * links;
 	size_t n_links;
 	/* directories already written (parents of COPY destinations) */
 	char **dirs;
@@ -106,7 +107,7 @@ static int write_raw_header(int fd, const char *name, char type, mode_t mode, ui
 
 struct tar_hdr {
 	const char *path; /* relative, no leading "/" */
-	char type;	  /* '0' file, '1' hardlink, '2' symlink, '3' char, '4' block, '5' dir, '6' fifo */
+	char type; /* '0' file, '1' hardlink, '2' symlink, '3' char, '4' block, '5' dir, '6' fifo */
 	mode_t mode;
 	uint32_t uid, gid;
 	uint64_t size;
@@ -166,8 +167,8 @@ static int tarw_header(struct tarw *w, const struct tar_hdr *e, struct hutch_err
 		    write_all(w->fd, pax, pax_len) < 0 || pad_to_block(w->fd, pax_len, err) < 0)
 			return hutch_fail_sys(err, "write the layer tar");
 	}
-	return write_raw_header(w->fd, e->path, e->type, e->mode, e->uid, e->gid, e->size,
-				e->mtime, e->link, e->major, e->minor, err);
+	return write_raw_header(w->fd, e->path, e->type, e->mode, e->uid, e->gid, e->size, e->mtime,
+				e->link, e->major, e->minor, err);
 }
 
 static int copy_data(struct tarw *w, int in, uint64_t size, const char *what,
@@ -221,8 +222,12 @@ static const char *seen_link(struct tarw *w, const struct stat *st, const char *
 static int write_node(struct tarw *w, int dirfd, const char *name, const struct stat *st,
 		      const char *path, const struct hutch_layer_add *a, struct hutch_err **err)
 {
-	struct tar_hdr h = {.path = path, .mode = st->st_mode & 07777, .uid = st->st_uid,
-			    .gid = st->st_gid, .mtime = st->st_mtim.tv_sec, .xattr_fd = -1};
+	struct tar_hdr h = {.path = path,
+			    .mode = st->st_mode & 07777,
+			    .uid = st->st_uid,
+			    .gid = st->st_gid,
+			    .mtime = st->st_mtim.tv_sec,
+			    .xattr_fd = -1};
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *target = NULL;
 	if (S_ISREG(st->st_mode)) {
@@ -333,8 +338,10 @@ static int write_tree(struct tarw *w, int dirfd, const char *prefix, const char 
 	char **names = list_dir(dirfd, &n);
 	int ret = 0;
 	bool upper = a->kind == HUTCH_ADD_UPPER;
-	if (upper && (xattr_is(dirfd, "trusted.overlay.opaque", "y") ||
-		      xattr_is(dirfd, "user.overlay.opaque", "y")) && *prefix) {
+	if (upper &&
+	    (xattr_is(dirfd, "trusted.overlay.opaque", "y") ||
+	     xattr_is(dirfd, "user.overlay.opaque", "y")) &&
+	    *prefix) {
 		_cleanup_free_ char *p = join(prefix, ".wh..wh..opq");
 		struct tar_hdr h = {.path = p, .type = '0', .mode = 0644, .xattr_fd = -1};
 		ret = tarw_header(w, &h, err);
@@ -359,8 +366,8 @@ static int write_tree(struct tarw *w, int dirfd, const char *prefix, const char 
 		if ((ret = write_node(w, dirfd, names[i], &st, p, a, err)) < 0)
 			break;
 		if (S_ISDIR(st.st_mode)) {
-			_cleanup_close_ int sub =
-			    openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			_cleanup_close_ int sub = openat(
+			    dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
 				ret = hutch_fail_sys(err, "open %s", r);
 				break;
@@ -389,7 +396,8 @@ static bool is_whiteout_at(int dirfd, const char *name, const struct stat *st)
 		return true;
 	if (!S_ISREG(st->st_mode) || st->st_size != 0)
 		return false;
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	_cleanup_close_ int fd =
+	    openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	return fd >= 0 && xattr_is(fd, "user.overlay.whiteout", NULL);
 }
 
@@ -511,9 +519,13 @@ static int write_parents(struct tarw *w, const char *dest, const struct hutch_la
 		if (!done) {
 			struct stat st;
 			int pfd = -1;
-			struct tar_hdr h = {.path = path, .type = '5', .mode = 0755,
+			struct tar_hdr h = {.path = path,
+					    .type = '5',
+					    .mode = 0755,
 					    .uid = a->chown ? a->uid : 0,
-					    .gid = a->chown ? a->gid : 0, .xattr_fd = -1};
+					    .gid = a->chown ? a->gid : 0,
+					    .mtime = time(NULL),
+					    .xattr_fd = -1};
 			if (merged_lookup(w->parent_layers, w->n_parent_layers, path, &st, &pfd) >=
 				0 &&
 			    S_ISDIR(st.st_mode)) {
@@ -579,8 +591,11 @@ static int add_path(struct tarw *w, const struct hutch_layer_add *a, struct hutc
 	_cleanup_close_ int ffd = openat(pfd, leaf, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (ffd < 0)
 		return hutch_fail_sys(err, "open %s", a->src);
-	struct tar_hdr h = {.path = dest, .type = '0', .mode = st.st_mode & 07777,
-			    .size = (uint64_t)st.st_size, .mtime = st.st_mtim.tv_sec,
+	struct tar_hdr h = {.path = dest,
+			    .type = '0',
+			    .mode = st.st_mode & 07777,
+			    .size = (uint64_t)st.st_size,
+			    .mtime = st.st_mtim.tv_sec,
 			    .xattr_fd = ffd};
 	if (!S_ISREG(st.st_mode))
 		return hutch_fail(err, 0, "%s is not a regular file or directory", a->src);
@@ -590,8 +605,7 @@ static int add_path(struct tarw *w, const struct hutch_layer_add *a, struct hutc
 	return copy_data(w, ffd, h.size, a->src, err);
 }
 
-static int add_from_layers(struct tarw *w, const struct hutch_layer_add *a,
-			   struct hutch_err **err)
+static int add_from_layers(struct tarw *w, const struct hutch_layer_add *a, struct hutch_err **err)
 {
 	_cleanup_free_ char *dest = rel_dest(a->dest), *src = rel_dest(a->src);
 	struct stat st;
@@ -624,7 +638,8 @@ static int add_from_layers(struct tarw *w, const struct hutch_layer_add *a,
 	}
 	for (size_t k = 0; k < n; k++) { /* top first */
 		size_t layer = n - 1 - k;
-		_cleanup_close_ int lfd = open(a->layers[layer], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int lfd =
+		    open(a->layers[layer], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		int dfd = lfd >= 0 ? layer_open_dir(lfd, src) : -1;
 		struct stat s2;
 		if (dfd < 0 || fstat(dfd, &s2) < 0) {
@@ -675,8 +690,11 @@ static int add_archive(struct tarw *w, const struct hutch_layer_add *a, struct h
 	if (*dest)
 		ret = write_parents(w, dest, a, err);
 	if (ret == 0 && *dest) {
-		struct tar_hdr h = {.path = dest, .type = '5', .mode = 0755,
-				    .uid = a->chown ? a->uid : 0, .gid = a->chown ? a->gid : 0,
+		struct tar_hdr h = {.path = dest,
+				    .type = '5',
+				    .mode = 0755,
+				    .uid = a->chown ? a->uid : 0,
+				    .gid = a->chown ? a->gid : 0,
 				    .xattr_fd = -1};
 		ret = tarw_header(w, &h, err);
 	}
@@ -695,12 +713,18 @@ static int add_archive(struct tarw *w, const struct hutch_layer_add *a, struct h
 		while (pl && path[pl - 1] == '/')
 			path[--pl] = '\0';
 		_cleanup_free_ char *link = NULL;
-		static const char types[] = {[TAR_FILE] = '0', [TAR_HARDLINK] = '1',
-					     [TAR_SYMLINK] = '2', [TAR_CHAR] = '3',
-					     [TAR_BLOCK] = '4', [TAR_DIR] = '5', [TAR_FIFO] = '6'};
-		struct tar_hdr h = {.path = path, .type = types[e->type], .mode = e->mode,
-				    .uid = e->uid, .gid = e->gid, .mtime = e->mtime.tv_sec,
-				    .major = e->devmajor, .minor = e->devminor, .xattr_fd = -1};
+		static const char types[] = {
+		    [TAR_FILE] = '0',  [TAR_HARDLINK] = '1', [TAR_SYMLINK] = '2', [TAR_CHAR] = '3',
+		    [TAR_BLOCK] = '4', [TAR_DIR] = '5',	     [TAR_FIFO] = '6'};
+		struct tar_hdr h = {.path = path,
+				    .type = types[e->type],
+				    .mode = e->mode,
+				    .uid = e->uid,
+				    .gid = e->gid,
+				    .mtime = e->mtime.tv_sec,
+				    .major = e->devmajor,
+				    .minor = e->devminor,
+				    .xattr_fd = -1};
 		if (e->type == TAR_HARDLINK) {
 			const char *t = e->linkname;
 			while (t[0] == '.' && t[1] == '/')
@@ -755,17 +779,22 @@ int layer_tar_write(int fd, const struct hutch_layer_add *adds, size_t n, char *
 				      : write_tree(&w, dfd, "", "", a, 0, err);
 			break;
 		}
-		case HUTCH_ADD_PATH: ret = add_path(&w, a, err); break;
-		case HUTCH_ADD_LAYERS: ret = add_from_layers(&w, a, err); break;
-		case HUTCH_ADD_ARCHIVE: ret = add_archive(&w, a, err); break;
+		case HUTCH_ADD_PATH:
+			ret = add_path(&w, a, err);
+			break;
+		case HUTCH_ADD_LAYERS:
+			ret = add_from_layers(&w, a, err);
+			break;
+		case HUTCH_ADD_ARCHIVE:
+			ret = add_archive(&w, a, err);
+			break;
 		case HUTCH_ADD_DIR: {
+			/* dest as the parent of a name below it: written with the
+			 * attributes it has below when it exists (WORKDIR /tmp keeps 1777) */
 			_cleanup_free_ char *dest = rel_dest(a->dest);
-			ret = write_parents(&w, dest, a, err);
-			struct tar_hdr h = {.path = dest, .type = '5', .mode = 0755,
-					    .uid = a->chown ? a->uid : 0,
-					    .gid = a->chown ? a->gid : 0, .xattr_fd = -1};
-			if (ret == 0 && *dest)
-				ret = tarw_header(&w, &h, err);
+			_cleanup_free_ char *below = xasprintf("%s/x", dest);
+			if (*dest)
+				ret = write_parents(&w, below, a, err);
 			break;
 		}
 		}
