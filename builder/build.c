@@ -376,6 +376,8 @@ static int run_container(struct builder *b, struct stage *s, char *const *argv, 
 	if (random_hex_id(id, err) < 0)
 		goto out;
 	spec->id = xstrdup(id);
+	/* gone with its files once its upper dir is a layer (destroy) */
+	spec->auto_remove = true;
 	struct hutch_image_config ic = {
 	    .name = "build",
 	    .layers = s->layers,
