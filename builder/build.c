@@ -11,6 +11,7 @@
 #include <glob.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -597,6 +598,31 @@ static int parse_chown(struct stage *s, const char *v, struct hutch_layer_add *a
 	return 0;
 }
 
+/* Whether path (absolute) is a directory in the stage's image: the topmost
+ * layer that has it decides (a whiteout there: it is not). */
+static bool stage_has_dir(struct stage *s, const char *path)
+{
+	while (*path == '/')
+		path++;
+	if (!*path)
+		return true;
+	for (size_t i = s->n_layers; i-- > 0;) {
+		_cleanup_close_ int root = open(s->layers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (root < 0)
+			continue;
+		_cleanup_close_ int fd =
+		    openat2_retry(root, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return false;
+		}
+		return S_ISDIR(st.st_mode);
+	}
+	return false;
+}
+
 static char *abs_dest(struct stage *s, const char *dest)
 {
 	if (dest[0] == '/')
@@ -651,7 +677,7 @@ static int plan_copy(struct builder *b, struct stage *s, const struct hutch_step
 	}
 	const char *dest_in = words[nw - 1];
 	char *dest = own(p, abs_dest(s, dest_in));
-	bool dest_dir = nw > 2 || dest_in[strlen(dest_in) - 1] == '/';
+	bool dest_dir = nw > 2 || dest_in[strlen(dest_in) - 1] == '/' || stage_has_dir(s, dest);
 	struct sha256_ctx c;
 	uint8_t dg[32];
 	sha256_init(&c);

@@ -546,6 +546,22 @@ static int write_parents(struct tarw *w, const char *dest, const struct hutch_la
 	return 0;
 }
 
+/* dest is a directory in the image below: written as a parent is, with the
+ * attributes it has there (COPY dir /etc/ leaves /etc as it was). 1 if so. */
+static int existing_dir(struct tarw *w, const char *dest, const struct hutch_layer_add *a,
+			struct hutch_err **err)
+{
+	struct stat st;
+	int pfd = -1;
+	int k = merged_lookup(w->parent_layers, w->n_parent_layers, dest, &st, &pfd);
+	if (pfd >= 0)
+		close(pfd);
+	if (k < 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	_cleanup_free_ char *below = xasprintf("%s/x", dest);
+	return write_parents(w, below, a, err) < 0 ? -1 : 1;
+}
+
 /* dest without its leading '/' ("" for the root), no trailing '/'. */
 static char *rel_dest(const char *dest)
 {
@@ -581,7 +597,8 @@ static int add_path(struct tarw *w, const struct hutch_layer_add *a, struct hutc
 		_cleanup_close_ int dfd = openat(pfd, leaf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0)
 			return hutch_fail_sys(err, "open %s", a->src);
-		if (*dest && write_node(w, pfd, leaf, &st, dest, a, err) < 0)
+		int e = *dest ? existing_dir(w, dest, a, err) : 1;
+		if (e < 0 || (!e && write_node(w, pfd, leaf, &st, dest, a, err) < 0))
 			return -1;
 		return write_tree(w, dfd, dest, a->rel ? a->rel : "", a, 0, err);
 	}
@@ -629,7 +646,12 @@ static int add_from_layers(struct tarw *w, const struct hutch_layer_add *a, stru
 	size_t n = a->n_layers;
 	for (size_t j = 0; j < n; j++)
 		fds[j] = -1;
-	if (*src && *dest) {
+	int e = *dest ? existing_dir(w, dest, a, err) : 1;
+	if (e < 0) {
+		free(fds);
+		return -1;
+	}
+	if (*src && !e) {
 		const char *leaf = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
 		if (write_node(w, parent, leaf, &st, dest, a, err) < 0) {
 			free(fds);

@@ -177,6 +177,8 @@ def test_copy_owners_modes_and_add_archive(hutch, tmp, build):
                          "COPY --chown=app dir /opt/dir\n"
                          "ADD files.tar.gz /unpacked/\n"
                          "ADD plain.txt /plain.txt\n"
+                         "COPY plain.txt /tmp\n"
+                         "COPY dir /etc/\n"
                          "WORKDIR /tmp/w\n",
         "f.txt": "f\n", "dir/a": "a\n", "plain.txt": "plain\n",
     })
@@ -186,10 +188,13 @@ def test_copy_owners_modes_and_add_archive(hutch, tmp, build):
         t.add(src / "x", arcname="x")
     build(ctx, tag="bt-owners")
     out = hutch("run", "--rm", "bt-owners", "sh", "-c",
-                "stat -c '%u:%g %a %n' /home/app/f.txt /opt/dir/a /tmp; "
-                "cat /unpacked/x/y.txt /plain.txt; pwd").stdout
+                "stat -c '%u:%g %a %n' /home/app/f.txt /opt/dir/a /tmp /etc /etc/a; "
+                "cat /unpacked/x/y.txt /plain.txt /tmp/plain.txt; pwd").stdout
+    # a file copied to an existing directory goes into it; a directory copied
+    # into one leaves its attributes as the image has them
     assert out.splitlines() == ["1000:1000 600 /home/app/f.txt", "1000:1000 644 /opt/dir/a",
-                                "0:0 1777 /tmp", "in the archive", "plain", "/tmp/w"]
+                                "0:0 1777 /tmp", "0:0 755 /etc", "0:0 644 /etc/a",
+                                "in the archive", "plain", "plain", "/tmp/w"]
 
 
 def test_failing_run_names_step_and_line_and_leaves_nothing(hutch, tmp, build, state):
