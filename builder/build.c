@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -51,7 +52,7 @@ struct builder {
 	struct stage *stages;
 	size_t n_stages;
 	size_t step_no, n_total, n_cached;
-	bool all_cached; /* in this stage so far */
+	bool *args_used; /* by index in o->build_args */
 };
 
 static void strv_push(char ***v, size_t *n, char *s)
@@ -270,6 +271,7 @@ static const char *build_arg(struct builder *b, const char *name, bool *given)
 		const char *a = b->o->build_args[i];
 		if (!strncmp(a, name, l) && a[l] == '=') {
 			*given = true;
+			b->args_used[i] = true;
 			return a + l + 1;
 		}
 	}
@@ -379,6 +381,9 @@ static int run_container(struct builder *b, struct stage *s, char *const *argv, 
 	spec->id = xstrdup(id);
 	/* gone with its files once its upper dir is a layer (destroy) */
 	spec->auto_remove = true;
+	/* a tiny init as pid 1: a RUN's processes are reaped, and ^C reaches the
+	 * command (pid 1 would ignore it) */
+	spec->process.init = true;
 	struct hutch_image_config ic = {
 	    .name = "build",
 	    .layers = s->layers,
@@ -916,6 +921,11 @@ static int make_run(struct builder *b, struct stage *s, void *arg, char diff[65]
 {
 	struct run_arg *r = arg;
 	struct hutch_container *c = NULL;
+	/* While a RUN runs, ^C and friends go to its container (which then
+	 * fails the step); between steps they stop hutch itself. */
+	sigset_t before;
+	sigprocmask(SIG_SETMASK, NULL, &before);
+	hutch_block_forwarded_signals();
 	struct hutch_layer_add up;
 	_cleanup_free_ char *upper = NULL;
 	int ret = run_container(b, s, r->argv, r->n, r->network, &up, &upper, &c, err);
@@ -933,6 +943,7 @@ static int make_run(struct builder *b, struct stage *s, void *arg, char diff[65]
 			hutch_err_free(&e2);
 		}
 	}
+	sigprocmask(SIG_SETMASK, &before, NULL);
 	return ret;
 }
 
@@ -1336,6 +1347,7 @@ int hutch_build(const struct hutch_build_file *f, const struct hutch_build_opts 
 		return hutch_fail(err, ENOTDIR, "build context '%s' is not a directory",
 				  o->context);
 	b.context = xstrdup(real);
+	b.args_used = xcalloc(o->n_build_args + 1, sizeof(bool));
 	/* where the target stage ends; stages are counted by FROM */
 	size_t end = f->n_steps, first_from = 0;
 	while (first_from < f->n_steps && f->steps[first_from].kind != STEP_FROM)
@@ -1394,7 +1406,6 @@ int hutch_build(const struct hutch_build_file *f, const struct hutch_build_opts 
 	b.rt.quiet = o->quiet;
 	if (load_ignore(&b, err) < 0)
 		goto out;
-	hutch_block_forwarded_signals();
 	struct stage *s = NULL;
 	for (size_t i = first_from; i < end; i++) {
 		const struct hutch_step *st = &f->steps[i];
@@ -1430,6 +1441,14 @@ int hutch_build(const struct hutch_build_file *f, const struct hutch_build_opts 
 		goto out;
 	res->n_steps = b.n_total;
 	res->n_cached = b.n_cached;
+	for (size_t i = 0; i < o->n_build_args; i++)
+		if (!b.args_used[i] && !o->quiet) {
+			_cleanup_free_ char *shown = shown_text(o->build_args[i]);
+			fprintf(stderr,
+				"hutch: warning: --build-arg %s: no ARG of that name in the stages "
+				"built\n",
+				shown);
+		}
 	ret = 0;
 out:
 	for (size_t i = 0; i < b.n_stages; i++)
@@ -1440,6 +1459,7 @@ out:
 out_early:
 	hutch_ignore_free(&b.ignore);
 	strv_free(b.meta_args, b.n_meta_args);
+	free(b.args_used);
 	free(b.context);
 	return ret;
 }

@@ -247,3 +247,25 @@ def test_prune_drops_unused_cache(hutch, tmp, build, state):
     hutch("image", "prune")
     st = steps(build(ctx, tag="bt-prune").stdout)
     assert st[0][1] != "CACHED"
+
+
+def test_interrupt_stops_a_run_and_leaves_nothing(hutch, tmp, spawn, state):
+    import signal
+    ctx = write(tmp / "ctx", {"Containerfile": "FROM bb\nRUN echo started; sleep 30\n"})
+    layers = state.layers()
+    p = spawn("build", "-t", "bt-int", ctx)
+    # the RUN's container exists and its command has started
+    deadline = time.monotonic() + 10
+    while not list((state.root / "containers").iterdir()):
+        assert time.monotonic() < deadline, "the RUN never started"
+        time.sleep(0.02)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert p.returncode != 0
+    assert b"step 2/2" in err and b"130" in err, err
+    assert state.layers() == layers
+    assert not list((state.root / "containers").iterdir())
+    assert "bt-int" not in hutch("image", "ls").stdout
