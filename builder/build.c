@@ -376,6 +376,16 @@ static int run_container(struct builder *b, struct stage *s, char *const *argv, 
 	    json_object_object_get_ex(c, "WorkingDir", &v) ? json_object_get_string(v) : NULL;
 	const char *user =
 	    json_object_object_get_ex(c, "User", &v) ? json_object_get_string(v) : NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(argv[i]) >= 128 * 1024) { /* MAX_ARG_STRLEN */
+			hutch_fail(
+			    err, E2BIG,
+			    "the command is %zu bytes, more than the kernel takes as one "
+			    "argument (128 KiB): put the script in the build context, COPY it "
+			    "and RUN it",
+			    strlen(argv[i]));
+			goto out;
+		}
 	if (random_hex_id(id, err) < 0)
 		goto out;
 	spec->id = xstrdup(id);

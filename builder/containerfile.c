@@ -78,6 +78,22 @@ void hutch_build_file_free(struct hutch_build_file *f)
 	*f = (struct hutch_build_file){0};
 }
 
+struct sbuf {
+	char *s;
+	size_t n, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		b->cap = (b->n + n + 1) * 2;
+		b->s = xrealloc(b->s, b->cap);
+	}
+	memcpy(b->s + b->n, s, n);
+	b->n += n;
+	b->s[b->n] = '\0';
+}
+
 /* ---- lines ------------------------------------------------------------------------ */
 
 struct lines {
@@ -422,7 +438,8 @@ int hutch_containerfile_parse(const char *text, size_t len, const char *name,
 		/* each marker's body follows, up to its word alone on a line */
 		_cleanup_free_ char *script = n_marks ? xstrdup(st->args) : NULL;
 		for (size_t i = 0; i < n_marks; i++) {
-			char *body = xstrdup("");
+			struct sbuf body = {0};
+			sb_add(&body, "", 0);
 			bool closed = false;
 			while ((s = next_line(&L, &n))) {
 				const char *l = s;
@@ -434,16 +451,15 @@ int hutch_containerfile_parse(const char *text, size_t len, const char *name,
 					closed = true;
 					break;
 				}
-				char *nb = xasprintf("%s%.*s\n", body, (int)ln, l);
-				free(body);
-				body = nb;
+				sb_add(&body, l, ln);
+				sb_add(&body, "\n", 1);
 			}
-			char *ns = xasprintf("%s\n%s%s", script, body, marks[i].word);
+			char *ns = xasprintf("%s\n%s%s", script, body.s, marks[i].word);
 			free(script);
 			script = ns;
 			st->heredocs =
 			    xrealloc(st->heredocs, (st->n_heredocs + 1) * sizeof(char *));
-			st->heredocs[st->n_heredocs++] = body;
+			st->heredocs[st->n_heredocs++] = body.s;
 			if (!closed) {
 				hutch_fail(err, 0,
 					   "%s:%d: the heredoc '%s' is never closed (a line with "
@@ -503,22 +519,6 @@ static const char *env_get(char *const *env, size_t n, const char *key, size_t k
 		if (!strncmp(env[i], key, klen) && env[i][klen] == '=')
 			return env[i] + klen + 1;
 	return NULL;
-}
-
-struct sbuf {
-	char *s;
-	size_t n, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		b->s = xrealloc(b->s, b->cap);
-	}
-	memcpy(b->s + b->n, s, n);
-	b->n += n;
-	b->s[b->n] = '\0';
 }
 
 static int expand_into(const char **pp, char escape, char *const *env, size_t n_env, struct sbuf *b,
