@@ -968,11 +968,11 @@ static int make_copy(struct builder *b, struct stage *s, void *arg, char diff[65
 
 /* A step that changes only the config: nothing to run, but its key goes in
  * the cache too, so that the output says which steps a build has seen. */
-static int meta_step(struct builder *b, struct stage *s, const char *text, bool *cached,
-		     struct hutch_err **err)
+static int meta_step(struct builder *b, struct stage *s, const char *text, const char *key_text,
+		     bool *cached, struct hutch_err **err)
 {
 	char key[65];
-	hutch_build_cache_key(s->key, text, NULL, key);
+	hutch_build_cache_key(s->key, key_text ? key_text : text, NULL, key);
 	_cleanup_free_ char *line = NULL;
 	*cached = !b->o->no_cache && hutch_build_cache_get(b->store, key, &line) == 0;
 	if (!*cached) {
@@ -1012,6 +1012,7 @@ static int do_step(struct builder *b, struct stage *s, const struct hutch_step *
 	case STEP_ARG:
 	case STEP_ENV:
 	case STEP_LABEL: {
+		_cleanup_free_ char *arg_names = NULL;
 		if (kv_words(b, s, st, &w, &nw, err) < 0)
 			goto out;
 		/* ENV's old form: "ENV KEY value with spaces" */
@@ -1077,8 +1078,17 @@ static int do_step(struct builder *b, struct stage *s, const struct hutch_step *
 			char *t = xasprintf("%s %s=%s", text, w[i], val);
 			free(text);
 			text = t;
+			t = xasprintf("%s %s", arg_names ? arg_names : "ARG", w[i]);
+			free(arg_names);
+			arg_names = t;
 		}
-		ret = meta_step(b, s, text, cached, err);
+		/* An ARG's value is no part of its key: the steps that use it say
+		 * so themselves (a RUN's inputs hold the build args it sees, other
+		 * steps' text is after substitution), so a new value reruns those
+		 * steps and not the COPY in between. */
+		ret = meta_step(b, s, text,
+				st->kind == STEP_ARG ? (arg_names ? arg_names : "ARG") : NULL,
+				cached, err);
 		break;
 	}
 	case STEP_WORKDIR:
@@ -1111,7 +1121,7 @@ static int do_step(struct builder *b, struct stage *s, const struct hutch_step *
 		else
 			json_object_object_add(s->cfg, "author", json_object_new_string(v));
 		text = xasprintf("%s %s", hutch_step_name(st->kind), v);
-		ret = meta_step(b, s, text, cached, err);
+		ret = meta_step(b, s, text, NULL, cached, err);
 		break;
 	}
 	case STEP_EXPOSE:
@@ -1154,7 +1164,7 @@ static int do_step(struct builder *b, struct stage *s, const struct hutch_step *
 			free(text);
 			text = t;
 		}
-		ret = meta_step(b, s, text, cached, err);
+		ret = meta_step(b, s, text, NULL, cached, err);
 		break;
 	}
 	case STEP_CMD:
@@ -1182,7 +1192,7 @@ static int do_step(struct builder *b, struct stage *s, const struct hutch_step *
 				json_object_object_add(c, "Cmd", NULL);
 			strv_free(argv, n);
 		}
-		ret = meta_step(b, s, text, cached, err);
+		ret = meta_step(b, s, text, NULL, cached, err);
 		break;
 	}
 	case STEP_HEALTHCHECK: {
@@ -1230,7 +1240,7 @@ static int do_step(struct builder *b, struct stage *s, const struct hutch_step *
 		text = xasprintf("HEALTHCHECK %s",
 				 json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN));
 		json_object_object_add(c, "Healthcheck", h);
-		ret = meta_step(b, s, text, cached, err);
+		ret = meta_step(b, s, text, NULL, cached, err);
 		break;
 	}
 	case STEP_RUN: {
