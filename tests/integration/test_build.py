@@ -272,3 +272,22 @@ def test_interrupt_stops_a_run_and_leaves_nothing(hutch, tmp, spawn, state):
     assert state.layers() == layers
     assert not list((state.root / "containers").iterdir())
     assert "bt-int" not in hutch("image", "ls").stdout
+
+
+def test_from_scratch_copy_from_image(hutch, tmp, build):
+    ctx = write(tmp / "ctx", {
+        "Containerfile": "FROM scratch\n"
+                         "COPY --from=bb /bin/busybox /bin/busybox\n"
+                         "COPY --from=bb /etc/ /etc/\n"
+                         "CMD [\"/bin/busybox\", \"head\", \"-1\", \"/etc/passwd\"]\n",
+    })
+    build(ctx, tag="bt-scratch")
+    assert hutch("run", "--rm", "bt-scratch").stdout == "root:x:0:0:root:/root:/bin/sh\n"
+    info = json.loads(hutch("image", "inspect", "bt-scratch").stdout)[0]
+    assert len(info["layers"]) == 2
+    st = steps(build(ctx, tag="bt-scratch").stdout)
+    assert [r for _, r in st] == ["CACHED"] * 3
+    # a FROM scratch that makes no layer is refused
+    write(ctx, {"Containerfile": "FROM scratch\nCMD [\"x\"]\n"})
+    cp = build(ctx, check=False)
+    assert cp.returncode == 125 and "no layers" in cp.stderr
