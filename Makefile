@@ -12,7 +12,7 @@ HUTCH_LIBS := -Wl,-Bstatic $(LIBS) -Wl,-Bdynamic
 LDFLAGS ?=
 LDFLAGS += -Wl,--as-needed -Wl,-O1
 
-LIB_SRCS := $(wildcard common/*.c runtime/*.c images/*.c supervisor/*.c net/*.c)
+LIB_SRCS := $(wildcard common/*.c runtime/*.c images/*.c builder/*.c supervisor/*.c net/*.c)
 CLI_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 

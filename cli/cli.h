@@ -12,6 +12,7 @@ struct cli_ctx {
 };
 
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_build(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_pull(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);

@@ -29,6 +29,7 @@ static void usage(FILE *out)
 	      "  start CONTAINER...                      start stopped containers again (detached)\n"
 	      "  restart [-t SECONDS] CONTAINER...       stop (as stop does), then start again\n"
 	      "  wait CONTAINER...                       wait until they exit; print exit codes\n"
+	      "  build [-t NAME] [-f FILE] [--build-arg K=V] [--target S] CONTEXT  build an image\n"
 	      "  pull [--tls-verify=false] [--platform P] REF  pull an image from a registry\n"
 	      "  image import SRC [NAME]                 import an OCI layout, docker archive or rootfs\n"
 	      "  image tag SRC DST | image inspect NAME | image prune\n"
@@ -143,6 +144,8 @@ int main(int argc, char **argv)
 	int rc;
 	if (!strcmp(verb, "run")) {
 		rc = cmd_run(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "build")) {
+		rc = cmd_build(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "pull")) {
 		rc = cmd_pull(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "ps")) {

@@ -97,3 +97,60 @@ int hutch_image_ref_normalize(const char *ref, char **out, struct hutch_err **er
  * "docker.io/library/busybox:latest" -> "busybox:latest",
  * "docker.io/team/app:1" -> "team/app:1", others unchanged. Caller frees. */
 char *hutch_image_ref_familiar(const char *name);
+
+/* ---- what a build (builder/) needs of the store --------------------------------
+ * A step's layer is described as additions, written as one tar and kept like
+ * any imported layer: unpacked by ChainID, with its diff_id the sha256 of that
+ * tar. Rootless, the tar is written and unpacked in a user namespace with the
+ * caller's subordinate ids, so files keep the owners they have in the image. */
+enum hutch_layer_add_kind {
+	HUTCH_ADD_UPPER,   /* src: a container's overlay upper dir; its whiteouts and
+			      opaque dirs become the layer's */
+	HUTCH_ADD_PATH,	   /* src: a host file or directory (a directory's contents go
+			      into dest); owned by root unless chown */
+	HUTCH_ADD_LAYERS,  /* src: a path in the merged view of layers[] */
+	HUTCH_ADD_ARCHIVE, /* src: a tar (plain, gzip, zstd) whose members go below dest */
+	HUTCH_ADD_DIR,	   /* an empty directory at dest (WORKDIR) */
+};
+struct hutch_layer_add {
+	enum hutch_layer_add_kind kind;
+	const char *src;
+	const char *dest; /* absolute path in the image */
+	char *const *layers; /* HUTCH_ADD_LAYERS: lowest first */
+	size_t n_layers;
+	/* HUTCH_ADD_PATH: skip entries for which ignore(rel path below the
+	 * context, data) says so (.dockerignore); rel is src's own (may be NULL) */
+	bool (*ignore)(const char *rel, void *data);
+	void *ignore_data;
+	const char *rel;
+	bool chown, chmod;
+	uint32_t uid, gid, mode;
+};
+/* Make one layer of adds on top of the layers parents (lowest first; their
+ * ChainID parent_chain, NULL for none) and keep it in the store. Gives its
+ * diff_id and ChainID (hex), and holds it (shared flock, *held; close it to
+ * let go) so that no prune removes it before an image uses it. */
+int hutch_layer_build(struct hutch_store *s, const struct hutch_layer_add *adds, size_t n,
+		      char *const *parents, size_t n_parents, const char *parent_chain,
+		      char diff_hex[65], char chain_hex[65], int *held, struct hutch_err **err);
+/* ChainID of a layer with diff_id diff_hex on top of the chain prev_hex (NULL:
+ * the first layer). */
+void hutch_chain_id_next(const char *prev_hex, const char *diff_hex, char out[65]);
+/* Hold a stored layer (shared flock): *dir its path (caller frees), *held the
+ * fd. -1 when the store has no such layer (no message: a cache miss). */
+int hutch_layer_hold(struct hutch_store *s, const char *chain_hex, char **dir, int *held);
+/* An image's config as stored (JSON text, caller frees) and its id. */
+int hutch_image_config(struct hutch_store *s, const char *ref, char **json, char id[65],
+		       struct hutch_err **err);
+/* Store an image config whose layers are all in the store, and give it the
+ * names (may be none: an image known by its id). */
+int hutch_image_commit(struct hutch_store *s, const char *config_json, char *const *names,
+		       size_t n_names, char id[65], struct hutch_err **err);
+/* The build cache: DATA/images/build-cache/<key>, one line per step key (64
+ * hex) saying what the step made. get: 0 and the line (caller frees), -1 on a
+ * miss. `image prune` drops lines whose layer is gone. */
+int hutch_build_cache_get(struct hutch_store *s, const char *key, char **value);
+int hutch_build_cache_put(struct hutch_store *s, const char *key, const char *value,
+			  struct hutch_err **err);
+/* DATA/images (for messages and docs). */
+const char *hutch_store_root(struct hutch_store *s);

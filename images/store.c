@@ -26,6 +26,7 @@
 #include "common/sha256.h"
 #include "common/util.h"
 #include "images/images.h"
+#include "images/layer_build_internal.h"
 #include "images/layer_internal.h"
 #include "images/registry_internal.h"
 #include "images/source_internal.h"
@@ -1633,6 +1634,8 @@ out:
 	return ret;
 }
 
+static void build_cache_prune(struct hutch_store *s);
+
 int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, size_t *n_layers,
 		      struct hutch_err **err)
 {
@@ -1749,6 +1752,225 @@ int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, s
 		closedir(d);
 	free(keep);
 	json_object_put(refs);
+	build_cache_prune(s);
 	store_unlock(s);
 	return 0;
+}
+
+/* ---- for builds (builder/) -------------------------------------------------- */
+
+const char *hutch_store_root(struct hutch_store *s)
+{
+	return s->root;
+}
+
+void hutch_chain_id_next(const char *prev_hex, const char *diff_hex, char out[65])
+{
+	chain_id_next(prev_hex, diff_hex, out);
+}
+
+int hutch_layer_hold(struct hutch_store *s, const char *chain_hex, char **dir, int *held)
+{
+	*held = -1;
+	*dir = NULL;
+	if (!digest_is_valid(chain_hex, true))
+		return -1;
+	char *path = xasprintf("%s/layers/%s", s->root, chain_hex);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat held_st, now;
+	/* as hutch_image_get: the dir must still be the one locked (not renamed
+	 * away by a prune meanwhile) */
+	if (fd < 0 || flock(fd, LOCK_SH) < 0 || fstat(fd, &held_st) < 0 || stat(path, &now) < 0 ||
+	    held_st.st_ino != now.st_ino) {
+		if (fd >= 0)
+			close(fd);
+		free(path);
+		return -1;
+	}
+	*dir = path;
+	*held = fd;
+	return 0;
+}
+
+struct build_tar_job {
+	const struct hutch_layer_add *adds;
+	size_t n;
+	char *const *parents;
+	size_t n_parents;
+	int tarfd;
+};
+
+static int build_tar_run(void *arg, struct hutch_err **err)
+{
+	struct build_tar_job *j = arg;
+	return layer_tar_write(j->tarfd, j->adds, j->n, j->parents, j->n_parents, err);
+}
+
+int hutch_layer_build(struct hutch_store *s, const struct hutch_layer_add *adds, size_t n,
+		      char *const *parents, size_t n_parents, const char *parent_chain,
+		      char diff_hex[65], char chain_hex[65], int *held, struct hutch_err **err)
+{
+	*held = -1;
+	char staging[PATH_MAX];
+	_cleanup_close_ int stagefd = -1;
+	if (staging_create(s, "build", staging, sizeof(staging), &stagefd, err) < 0)
+		return -1;
+	int ret = -1, lock = -1;
+	_cleanup_free_ char *dst = NULL, *dir = NULL;
+	_cleanup_close_ int tarfd =
+	    openat(stagefd, "layer.tar", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	struct id_mapping idm;
+	id_mapping_for_self(&idm);
+	bool ns = s->rootless && idm.subordinate;
+	struct build_tar_job tj = {adds, n, parents, n_parents, tarfd};
+	if (tarfd < 0) {
+		hutch_fail_sys(err, "create %s/layer.tar", staging);
+		goto out;
+	}
+	if ((ns ? userns_run(&idm, build_tar_run, &tj, err) : build_tar_run(&tj, err)) < 0)
+		goto out;
+	struct unpack_job job = {.in = tarfd, .stagefd = stagefd, .offset = 0, .length = -1,
+				 .rootless = s->rootless, .convert_whiteouts = true};
+	if (ns ? (userns_run(&idm, unpack_job_in_userns, &job, err) < 0 ||
+		  unpack_job_result(&job, err) < 0)
+	       : unpack_job_run(&job, err) < 0)
+		goto out;
+	memcpy(diff_hex, job.diff_hex, 65);
+	chain_id_next(parent_chain, diff_hex, chain_hex);
+	if (syncfs(stagefd) < 0) {
+		hutch_fail_sys(err, "sync the image store");
+		goto out;
+	}
+	lock = chain_lock(s, chain_hex, err);
+	if (lock < 0 || store_lock(s, err) < 0)
+		goto out;
+	dst = xasprintf("layers/%s", chain_hex);
+	if (renameat(stagefd, "layer", s->rootfd, dst) == 0) {
+		char size[32];
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)job.stats.bytes);
+		_cleanup_free_ char *size_dst = xasprintf("layers/%s.size", chain_hex);
+		write_file_atomic(s->rootfd, size_dst, size, strlen(size), NULL);
+	} else if (errno != EEXIST && errno != ENOTEMPTY) {
+		hutch_fail_sys(err, "store layer %.12s", chain_hex);
+		store_unlock(s);
+		goto out;
+	} /* else: the same layer is there already, keep that one */
+	if (hutch_layer_hold(s, chain_hex, &dir, held) < 0)
+		hutch_fail(err, ENOENT, "layer %.12s vanished from the store", chain_hex);
+	else
+		ret = 0;
+	store_unlock(s);
+out:
+	if (lock >= 0)
+		close(lock);
+	remove_tree_as_owner(staging, NULL);
+	return ret;
+}
+
+int hutch_image_config(struct hutch_store *s, const char *ref, char **json, char id[65],
+		       struct hutch_err **err)
+{
+	struct json_object *refs = NULL;
+	int r = -1;
+	if (refs_load(s, &refs, err) == 0 && resolve_ref(s, refs, ref, id, NULL, err) == 0) {
+		_cleanup_free_ char *p = xasprintf("configs/%s.json", id);
+		r = read_file_at(s->rootfd, p, json, NULL, err);
+		if (r < 0)
+			hutch_err_wrap(err, "image %.12s", id);
+	}
+	json_object_put(refs);
+	return r;
+}
+
+int hutch_image_commit(struct hutch_store *s, const char *config_json, char *const *names,
+		       size_t n_names, char id[65], struct hutch_err **err)
+{
+	size_t len = strlen(config_json);
+	struct sha256_ctx ctx;
+	uint8_t dg[32];
+	sha256_init(&ctx);
+	sha256_update(&ctx, config_json, len);
+	sha256_final(&ctx, dg);
+	sha256_hex(dg, id);
+	char(*chains)[65] = NULL;
+	size_t n = 0;
+	if (store_config_chains(config_json, len, &chains, &n, err) < 0)
+		return -1;
+	char **norm = xcalloc(n_names + 1, sizeof(char *));
+	int ret = -1;
+	_cleanup_free_ char *p = NULL;
+	for (size_t i = 0; i < n_names; i++)
+		if (new_name_normalize(names[i], &norm[i], err) < 0)
+			goto out;
+	if (store_lock(s, err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (!store_has_chain(s, chains[i])) {
+			hutch_fail(err, ENOENT, "layer %.12s is not in the store", chains[i]);
+			goto unlock;
+		}
+	p = xasprintf("configs/%s.json", id);
+	struct json_object *refs = NULL;
+	if (write_file_atomic(s->rootfd, p, config_json, len, err) < 0 ||
+	    refs_load(s, &refs, err) < 0)
+		goto unlock;
+	for (size_t i = 0; i < n_names; i++)
+		json_object_object_add(refs, norm[i], json_object_new_string(id));
+	ret = n_names ? refs_save(s, refs, err) : 0;
+	json_object_put(refs);
+unlock:
+	store_unlock(s);
+out:
+	for (size_t i = 0; i < n_names; i++)
+		free(norm[i]);
+	free(norm);
+	free(chains);
+	return ret;
+}
+
+int hutch_build_cache_get(struct hutch_store *s, const char *key, char **value)
+{
+	*value = NULL;
+	if (!digest_is_valid(key, true))
+		return -1;
+	_cleanup_free_ char *p = xasprintf("build-cache/%s", key);
+	return read_file_at(s->rootfd, p, value, NULL, NULL);
+}
+
+int hutch_build_cache_put(struct hutch_store *s, const char *key, const char *value,
+			  struct hutch_err **err)
+{
+	if (!digest_is_valid(key, true))
+		return hutch_fail(err, EINVAL, "invalid build cache key '%s'", key);
+	if (mkdirat(s->rootfd, "build-cache", 0700) < 0 && errno != EEXIST)
+		return hutch_fail_sys(err, "create %s/build-cache", s->root);
+	_cleanup_free_ char *p = xasprintf("build-cache/%s", key);
+	return write_file_atomic(s->rootfd, p, value, strlen(value), err);
+}
+
+/* Entries are "KIND DIFF CHAIN CREATED": the step's layer (or, for a step that
+ * makes none, the layer it stands on) is CHAIN; once that is gone, so is the
+ * entry. Called with the store lock held. */
+static void build_cache_prune(struct hutch_store *s)
+{
+	int dfd = openat(s->rootfd, "build-cache", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *text = NULL;
+		char kind[16], diff[72], chain[72];
+		bool keep = read_file_at(dirfd(d), de->d_name, &text, NULL, NULL) == 0 &&
+			    sscanf(text, "%15s %71s %71s", kind, diff, chain) == 3 &&
+			    (!strcmp(chain, "-") || store_has_chain(s, chain));
+		if (!keep)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
 }

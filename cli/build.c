@@ -1,0 +1,172 @@
+/* hutch build: a Containerfile and a context -> builder/ -> an image in the store. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "builder/builder.h"
+#include "cli/cli.h"
+#include "common/util.h"
+
+struct build_opts {
+	const char **tags, **build_args;
+	size_t n_tags, n_build_args;
+	const char *file, *target, *network;
+	bool no_cache, help;
+};
+
+enum { B_TAG, B_FILE, B_ARG, B_TARGET, B_NOCACHE, B_NETWORK, B_HELP, B_PLATFORM };
+static const struct cli_opt options[] = {
+    {"tag", 't', true, B_TAG},	       {"file", 'f', true, B_FILE},
+    {"build-arg", 0, true, B_ARG},     {"target", 0, true, B_TARGET},
+    {"no-cache", 0, false, B_NOCACHE}, {"network", 0, true, B_NETWORK},
+    {"platform", 0, true, B_PLATFORM}, {"help", 0, false, B_HELP},
+};
+
+static void usage(FILE *out)
+{
+	fputs("Usage: hutch build [OPTIONS] CONTEXT\n"
+	      "\n"
+	      "  -t, --tag NAME[:TAG]   name the image (may be given several times)\n"
+	      "  -f, --file FILE        the Containerfile (default: CONTEXT/Containerfile,\n"
+	      "                         else CONTEXT/Dockerfile)\n"
+	      "      --build-arg K=V    a value for an ARG (K alone: from here)\n"
+	      "      --target STAGE     build up to this stage (FROM ... AS STAGE)\n"
+	      "      --no-cache         run every step again\n"
+	      "      --network MODE     RUN steps' network: host (default) or none\n",
+	      out);
+}
+
+static void push(const char ***v, size_t *n, const char *s)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(char *));
+	(*v)[(*n)++] = s;
+}
+
+static int set_opt(void *arg, int id, const char *v)
+{
+	struct build_opts *o = arg;
+	switch (id) {
+	case B_TAG:
+		push(&o->tags, &o->n_tags, v);
+		break;
+	case B_FILE:
+		o->file = v;
+		break;
+	case B_ARG:
+		push(&o->build_args, &o->n_build_args, v);
+		break;
+	case B_TARGET:
+		o->target = v;
+		break;
+	case B_NOCACHE:
+		o->no_cache = true;
+		break;
+	case B_NETWORK:
+		if (strcmp(v, "host") && strcmp(v, "none") && strcmp(v, "default")) {
+			fprintf(
+			    stderr,
+			    "hutch: build: --network '%s': RUN steps run with 'host' or 'none'\n",
+			    v);
+			return -1;
+		}
+		o->network = strcmp(v, "default") ? v : NULL;
+		break;
+	case B_PLATFORM:
+		fprintf(stderr,
+			"hutch: build: --platform '%s': hutch builds for this machine only "
+			"(leave --platform out)\n",
+			v);
+		return -1;
+	case B_HELP:
+		o->help = true;
+		break;
+	}
+	return 0;
+}
+
+int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct build_opts o = {0};
+	int rc = 125;
+	char **args = NULL;
+	size_t n_args = 0;
+	struct hutch_build_file f = {0};
+	_cleanup_err_ struct hutch_err *err = NULL;
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	int i = cli_parse_opts("build", "", options, ARRAY_SIZE(options), true, argc, argv, set_opt,
+			       &o);
+	if (i == -2 || o.help) {
+		usage(stdout);
+		rc = 0;
+		goto out;
+	}
+	if (i < 0)
+		goto out;
+	if (i != argc - 1) {
+		fprintf(stderr, "hutch: build: %s (usage: hutch build [OPTIONS] CONTEXT)\n",
+			i >= argc ? "no build context given" : "give one build context");
+		goto out;
+	}
+	const char *context = argv[i];
+	if (o.file) {
+		path = xstrdup(o.file);
+	} else {
+		path = xasprintf("%s/Containerfile", context);
+		if (access(path, F_OK) < 0) {
+			free(path);
+			path = xasprintf("%s/Dockerfile", context);
+		}
+	}
+	size_t len = 0;
+	if (read_file_at_most(AT_FDCWD, path, 4 << 20, READ_TEXT | READ_REGULAR, &text, &len,
+			      &err) < 0)
+		goto report;
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (hutch_containerfile_parse(text, len, name, &f, &err) < 0)
+		goto report;
+	for (size_t k = 0; k < o.n_build_args; k++) {
+		const char *a = o.build_args[k];
+		if (strchr(a, '=')) {
+			push((const char ***)&args, &n_args, xstrdup(a));
+		} else if (getenv(a)) {
+			push((const char ***)&args, &n_args, xasprintf("%s=%s", a, getenv(a)));
+		}
+	}
+	struct hutch_build_opts bo = {
+	    .context = context,
+	    .file_name = name,
+	    .build_args = args,
+	    .n_build_args = n_args,
+	    .target = o.target,
+	    .no_cache = o.no_cache,
+	    .network = o.network,
+	    .tags = (char **)o.tags,
+	    .n_tags = o.n_tags,
+	    .data_root = ctx->data_root,
+	    .run_root = ctx->run_root,
+	    .rootless = ctx->rootless,
+	    .quiet = ctx->quiet,
+	};
+	struct hutch_build_result res;
+	if (hutch_build(&f, &bo, &res, &err) < 0)
+		goto report;
+	printf("Successfully built %.12s (%zu steps, %zu cached)\n", res.id, res.n_steps,
+	       res.n_cached);
+	for (size_t k = 0; k < o.n_tags; k++)
+		printf("Successfully tagged %s\n", o.tags[k]);
+	rc = 0;
+	goto out;
+report:
+	fflush(stdout);
+	rc = cli_report(ctx, err);
+out:
+	hutch_build_file_free(&f);
+	for (size_t k = 0; k < n_args; k++)
+		free(args[k]);
+	free(args);
+	free(o.tags);
+	free(o.build_args);
+	return rc;
+}
