@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "supervisor/compose.h"
 #include "runtime/runtime.h"
+#include "supervisor/compose.h"
 #include "supervisor/stack.h"
 
 /* The INI reader's messages for compose places start with this "file". */
@@ -63,13 +63,13 @@ struct compose {
 
 /* ---- places and messages -------------------------------------------------- */
 
-static int place_of(struct compose *c, const struct ynode *n, const char *as_key,
-		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int place_of(struct compose *c, const struct ynode *n, const char *as_key, const char *fmt,
+		    ...) __attribute__((format(printf, 4, 5)));
 
 /* A new place for node n with the path fmt: its index, the "line" given to the
  * INI reader (from 1, as lines are). */
-static int place_of(struct compose *c, const struct ynode *n, const char *as_key,
-		    const char *fmt, ...)
+static int place_of(struct compose *c, const struct ynode *n, const char *as_key, const char *fmt,
+		    ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -103,11 +103,10 @@ static void cerr(struct compose *c, int place, const char *fmt, ...)
 }
 
 /* An error at node n under path (the node's own place). */
-static void nerr(struct compose *c, const struct ynode *n, const char *path, const char *fmt,
-		 ...) __attribute__((format(printf, 4, 5)));
+static void nerr(struct compose *c, const struct ynode *n, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void nerr(struct compose *c, const struct ynode *n, const char *path, const char *fmt,
-		 ...)
+static void nerr(struct compose *c, const struct ynode *n, const char *path, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -138,10 +137,9 @@ static void rewrite_messages(struct compose *c)
 			rest += kl + 2;
 		else if (!strncmp(rest, "[service.", 9) && strstr(rest, "]: "))
 			rest = strstr(rest, "]: ") + 3;
-		c->diag.items[i].text =
-		    p->line == 0 ? xasprintf("%s: %s", p->path, rest)
-				 : xasprintf("%s:%d:%d: %s: %s", p->file, p->line, p->col, p->path,
-					     rest);
+		c->diag.items[i].text = p->line == 0 ? xasprintf("%s: %s", p->path, rest)
+						     : xasprintf("%s:%d:%d: %s: %s", p->file,
+								 p->line, p->col, p->path, rest);
 		free(t);
 	}
 }
@@ -157,8 +155,7 @@ static const char *kind_name(enum ynode_kind k)
 static char *scalar(struct compose *c, const struct ynode *n, const char *path)
 {
 	if (n->kind != Y_SCALAR) {
-		nerr(c, n, path, "expected a value (text or a number), not %s",
-		     kind_name(n->kind));
+		nerr(c, n, path, "expected a value (text or a number), not %s", kind_name(n->kind));
 		return NULL;
 	}
 	char *out = NULL, *why = NULL, **unset = NULL;
@@ -170,8 +167,9 @@ static char *scalar(struct compose *c, const struct ynode *n, const char *path)
 		return NULL;
 	}
 	for (size_t i = 0; i < n_unset; i++)
-		stack_diag_warn(&c->diag, "%s:%d:%d: %s: variable %s is not set: read as an "
-					  "empty string",
+		stack_diag_warn(&c->diag,
+				"%s:%d:%d: %s: variable %s is not set: read as an "
+				"empty string",
 				n->file, n->line, n->col, path, unset[i]);
 	strv_free(unset, n_unset);
 	return out;
@@ -315,14 +313,45 @@ static const struct {
 };
 
 static const char *const service_keys[] = {
-    "image",	     "command",	       "entrypoint",	"environment", "env_file",
-    "volumes",	     "tmpfs",	       "ports",		"expose",      "depends_on",
-    "healthcheck",   "restart",	       "deploy",	"mem_limit",   "memswap_limit",
-    "cpus",	     "pids_limit",     "stop_signal",	"stop_grace_period",
-    "networks",	     "network_mode",   "hostname",	"user",	       "working_dir",
-    "read_only",     "cap_add",	       "cap_drop",	"privileged",  "init",
-    "extra_hosts",   "dns",	       "dns_search",	"dns_opt",     "ulimits",
-    "labels",	     "container_name", "profiles",	"security_opt", "scale",
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "volumes",
+    "tmpfs",
+    "ports",
+    "expose",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "deploy",
+    "mem_limit",
+    "memswap_limit",
+    "cpus",
+    "pids_limit",
+    "stop_signal",
+    "stop_grace_period",
+    "networks",
+    "network_mode",
+    "hostname",
+    "user",
+    "working_dir",
+    "read_only",
+    "cap_add",
+    "cap_drop",
+    "privileged",
+    "init",
+    "extra_hosts",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "ulimits",
+    "labels",
+    "container_name",
+    "profiles",
+    "security_opt",
+    "scale",
 };
 
 static bool is_service_key(const char *k)
@@ -358,21 +387,21 @@ static void unknown_key(struct compose *c, const struct ynode *k, const char *pa
 			const char *where)
 {
 	_cleanup_free_ char *shown = printable(k->text, strlen(k->text));
-	nerr(c, k, path, "unknown key '%s' in %s (docs/compose.md lists what hutch reads)",
-	     shown, where);
+	nerr(c, k, path, "unknown key '%s' in %s (docs/compose.md lists what hutch reads)", shown,
+	     where);
 }
 
 /* Text keys: the value as it is. */
-static void text_key(struct compose *c, struct keylist *kl, const struct ynode *v,
-		     const char *path, const char *as_key)
+static void text_key(struct compose *c, struct keylist *kl, const struct ynode *v, const char *path,
+		     const char *as_key)
 {
 	char *t = scalar(c, v, path);
 	if (t)
 		emit(c, kl, as_key, t, place_of(c, v, as_key, "%s", path));
 }
 
-static void list_key(struct compose *c, struct keylist *kl, const struct ynode *v,
-		     const char *path, const char *as_key, bool one_ok)
+static void list_key(struct compose *c, struct keylist *kl, const struct ynode *v, const char *path,
+		     const char *as_key, bool one_ok)
 {
 	char *w = words_of(c, v, path, one_ok);
 	if (w)
@@ -391,54 +420,51 @@ static void cmd_key(struct compose *c, struct keylist *kl, const struct ynode *v
 }
 
 /* environment, labels: a list of NAME=VALUE (NAME alone: from the environment)
- * or a mapping (null: from the environment). One key each, at its place. */
-static void vars_key(struct compose *c, struct keylist *kl, const struct ynode *v,
-		     const char *path, const char *as_key)
+ * or a mapping (null: from the environment; a label's: empty). Variables are
+ * one key each, at its own place (the INI reader takes env several times);
+ * labels one list. */
+static void vars_key(struct compose *c, struct keylist *kl, const struct ynode *v, const char *path,
+		     const char *as_key)
 {
-	if (v->kind == Y_SEQ) {
-		for (size_t i = 0; i < v->n; i++) {
-			_cleanup_free_ char *p = xasprintf("%s[%zu]", path, i);
-			char *t = scalar(c, v->kids[i], p);
-			if (!t)
-				continue;
-			char *line = NULL;
-			add_word(&line, t);
-			free(t);
-			emit(c, kl, as_key, line, place_of(c, v->kids[i], as_key, "%s", p));
-		}
-		return;
-	}
-	if (v->kind != Y_MAP) {
+	bool labels = !strcmp(as_key, "labels");
+	char *all = NULL;
+	bool ok = true;
+	if (v->kind != Y_SEQ && v->kind != Y_MAP) {
 		nerr(c, v, path, "expected a list of NAME=VALUE or a mapping, not %s",
 		     kind_name(v->kind));
 		return;
 	}
-	for (size_t i = 0; i + 1 < v->n; i += 2) {
-		const struct ynode *k = v->kids[i], *val = v->kids[i + 1];
-		_cleanup_free_ char *p = xasprintf("%s.%s", path, k->text);
-		char *line = NULL;
-		if (val->kind == Y_NULL) {
-			if (!strcmp(as_key, "labels")) {
-				add_word(&line, k->text);
-				free(line);
-				line = NULL;
-				char *w = xasprintf("%s=", k->text);
-				add_word(&line, w);
-				free(w);
-			} else {
-				add_word(&line, k->text);
-			}
+	size_t step = v->kind == Y_MAP ? 2 : 1;
+	for (size_t i = 0; i + step - 1 < v->n; i += step) {
+		const struct ynode *at = v->kids[i + step - 1];
+		_cleanup_free_ char *p = step == 1 ? xasprintf("%s[%zu]", path, i)
+						   : xasprintf("%s.%s", path, v->kids[i]->text);
+		char *w = NULL;
+		if (step == 1) {
+			w = scalar(c, at, p);
+		} else if (at->kind == Y_NULL) {
+			w = labels ? xasprintf("%s=", v->kids[i]->text) : xstrdup(v->kids[i]->text);
 		} else {
-			char *t = scalar(c, val, p);
-			if (!t)
-				continue;
-			char *w = xasprintf("%s=%s", k->text, t);
-			add_word(&line, w);
-			free(w);
-			free(t);
+			_cleanup_free_ char *t = scalar(c, at, p);
+			w = t ? xasprintf("%s=%s", v->kids[i]->text, t) : NULL;
 		}
-		emit(c, kl, as_key, line, place_of(c, val, as_key, "%s", p));
+		if (!w) {
+			ok = false;
+			continue;
+		}
+		if (labels) {
+			add_word(&all, w);
+		} else {
+			char *line = NULL;
+			add_word(&line, w);
+			emit(c, kl, as_key, line, place_of(c, at, as_key, "%s", p));
+		}
+		free(w);
 	}
+	if (labels && ok && all)
+		emit(c, kl, as_key, all, place_of(c, v, as_key, "%s", path));
+	else
+		free(all);
 }
 
 static bool bool_of(struct compose *c, const struct ynode *v, const char *path, bool *out)
@@ -463,8 +489,8 @@ static void env_file_key(struct compose *c, struct keylist *kl, const struct yno
 			 const char *path)
 {
 	const struct ynode *one[1] = {v};
-	const struct ynode *const *items = v->kind == Y_SEQ ? (const struct ynode *const *)v->kids
-							    : one;
+	const struct ynode *const *items =
+	    v->kind == Y_SEQ ? (const struct ynode *const *)v->kids : one;
 	size_t n = v->kind == Y_SEQ ? v->n : 1;
 	for (size_t i = 0; i < n; i++) {
 		const struct ynode *it = items[i];
@@ -553,8 +579,7 @@ static void volumes_key(struct compose *c, struct keylist *kl, const struct ynod
 			}
 			char *colon = strchr(t, ':');
 			if (colon) {
-				_cleanup_free_ char *src =
-				    xasprintf("%.*s", (int)(colon - t), t);
+				_cleanup_free_ char *src = xasprintf("%.*s", (int)(colon - t), t);
 				if (!is_path(src) && !top_declares(c->top_volumes, src)) {
 					_cleanup_free_ char *shown = printable(src, strlen(src));
 					nerr(c, it, p,
@@ -630,10 +655,9 @@ static void volumes_key(struct compose *c, struct keylist *kl, const struct ynod
 			continue;
 		}
 		if (!strcmp(type, "tmpfs")) {
-			_cleanup_free_ char *w =
-			    xasprintf("%s%s%s%s%s%s", target, size || mode ? ":" : "",
-				      size ? "size=" : "", size ? size : "",
-				      size && mode ? "," : "", mode ? "mode=" : "");
+			_cleanup_free_ char *w = xasprintf(
+			    "%s%s%s%s%s%s", target, size || mode ? ":" : "", size ? "size=" : "",
+			    size ? size : "", size && mode ? "," : "", mode ? "mode=" : "");
 			char *full = mode ? xasprintf("%s%s", w, mode) : xstrdup(w);
 			add_word(tmpfs_words, full);
 			free(full);
@@ -660,8 +684,8 @@ static void volumes_key(struct compose *c, struct keylist *kl, const struct ynod
 			continue;
 		}
 		_cleanup_free_ char *b = src ? bind_source(c, src) : NULL;
-		_cleanup_free_ char *w = b ? xasprintf("%s:%s%s", b, target, ro ? ":ro" : "")
-					   : xstrdup(target);
+		_cleanup_free_ char *w =
+		    b ? xasprintf("%s:%s%s", b, target, ro ? ":ro" : "") : xstrdup(target);
 		add_word(&line, w);
 	}
 	if (ok && *line)
@@ -750,8 +774,10 @@ static void health_key(struct compose *c, struct keylist *kl, const struct ynode
 	static const struct {
 		const char *key, *as;
 	} timing[] = {
-	    {"interval", "health_interval"},	     {"timeout", "health_timeout"},
-	    {"retries", "health_retries"},	     {"start_period", "health_start_period"},
+	    {"interval", "health_interval"},
+	    {"timeout", "health_timeout"},
+	    {"retries", "health_retries"},
+	    {"start_period", "health_start_period"},
 	    {"start_interval", "health_start_interval"},
 	};
 	for (size_t i = 0; i + 1 < v->n; i += 2) {
@@ -787,8 +813,9 @@ static void health_key(struct compose *c, struct keylist *kl, const struct ynode
 		    !strcmp(test->kids[0]->text, "CMD-SHELL"))) {
 		bool shell = !strcmp(test->kids[0]->text, "CMD-SHELL");
 		if (shell && test->n != 2) {
-			nerr(c, test, tp, "CMD-SHELL takes one command line: [\"CMD-SHELL\", "
-					  "\"...\"]");
+			nerr(c, test, tp,
+			     "CMD-SHELL takes one command line: [\"CMD-SHELL\", "
+			     "\"...\"]");
 			return;
 		}
 		if (shell) {
@@ -876,11 +903,12 @@ static void depends_key(struct compose *c, struct keylist *kl, const struct ynod
 					else {
 						_cleanup_free_ char *shown =
 						    printable(t, strlen(t));
-						nerr(c, d->kids[j + 1], kp,
-						     "'%s' is not a condition: use service_started, "
-						     "service_healthy or "
-						     "service_completed_successfully",
-						     shown);
+						nerr(
+						    c, d->kids[j + 1], kp,
+						    "'%s' is not a condition: use service_started, "
+						    "service_healthy or "
+						    "service_completed_successfully",
+						    shown);
 						ok = false;
 					}
 				} else if (!strcmp(k, "required"))
@@ -940,8 +968,8 @@ static void networks_key(struct compose *c, struct keylist *kl, const struct yno
 	for (size_t i = 0; i < n; i += step) {
 		_cleanup_free_ char *p = step == 1 ? xasprintf("%s[%zu]", path, i)
 						   : xasprintf("%s.%s", path, names[i]->text);
-		_cleanup_free_ char *name = step == 1 ? scalar(c, names[i], p)
-						      : xstrdup(names[i]->text);
+		_cleanup_free_ char *name =
+		    step == 1 ? scalar(c, names[i], p) : xstrdup(names[i]->text);
 		if (!name) {
 			ok = false;
 			continue;
@@ -984,8 +1012,7 @@ static void networks_key(struct compose *c, struct keylist *kl, const struct yno
 					   !strcmp(k, "ipv6_address") ||
 					   !strcmp(k, "link_local_ips") ||
 					   !strcmp(k, "mac_address") || !strcmp(k, "priority") ||
-					   !strcmp(k, "gw_priority") ||
-					   !strcmp(k, "driver_opts")) {
+					   !strcmp(k, "gw_priority") || !strcmp(k, "driver_opts")) {
 					unsupported(c, cfg->kids[j], kp,
 						    "addresses come from the stack's network");
 				} else
@@ -1021,8 +1048,9 @@ static void deploy_key(struct compose *c, struct keylist *kl, const struct ynode
 		} else if (!strcmp(k, "mode")) {
 			_cleanup_free_ char *m = scalar(c, val, p);
 			if (m && strcmp(m, "replicated"))
-				unsupported(c, val, p, "a stack runs on one machine: mode is "
-						       "replicated");
+				unsupported(c, val, p,
+					    "a stack runs on one machine: mode is "
+					    "replicated");
 		} else if (!strcmp(k, "resources") && val->kind == Y_MAP) {
 			for (size_t j = 0; j + 1 < val->n; j += 2) {
 				const char *rk = val->kids[j]->text;
@@ -1042,10 +1070,11 @@ static void deploy_key(struct compose *c, struct keylist *kl, const struct ynode
 					_cleanup_free_ char *lp = xasprintf("%s.%s", rp, lk);
 					if (!strcmp(lk, "memory")) {
 						if (mem_limit)
-							nerr(c, rv->kids[l], lp,
-							     "mem_limit (line %d) says it too: keep "
-							     "one",
-							     mem_limit->line);
+							nerr(
+							    c, rv->kids[l], lp,
+							    "mem_limit (line %d) says it too: keep "
+							    "one",
+							    mem_limit->line);
 						else
 							text_key(c, kl, rv->kids[l + 1], lp,
 								 "memory");
@@ -1076,7 +1105,7 @@ static void deploy_key(struct compose *c, struct keylist *kl, const struct ynode
 				else
 					unknown_key(c, val->kids[j], rp, "restart_policy");
 			}
-			const char *policy = !cond || !strcmp(cond, "any")  ? "always"
+			const char *policy = !cond || !strcmp(cond, "any") ? "always"
 					     : !strcmp(cond, "on-failure") ? "on-failure"
 					     : !strcmp(cond, "none")	   ? "no"
 									   : NULL;
@@ -1098,7 +1127,8 @@ static void deploy_key(struct compose *c, struct keylist *kl, const struct ynode
 		} else if (!strcmp(k, "labels") || !strcmp(k, "placement") ||
 			   !strcmp(k, "update_config") || !strcmp(k, "rollback_config") ||
 			   !strcmp(k, "endpoint_mode")) {
-			unsupported(c, v->kids[i], p, "a swarm setting: a stack runs on one machine");
+			unsupported(c, v->kids[i], p,
+				    "a swarm setting: a stack runs on one machine");
 		} else {
 			unknown_key(c, v->kids[i], p, "deploy");
 		}
@@ -1246,8 +1276,8 @@ static void read_service(struct compose *c, const struct ynode *key, const struc
 			continue; /* "key:" with nothing is unset, as compose reads it */
 		if (!strcmp(k, "image") || !strcmp(k, "user") || !strcmp(k, "hostname") ||
 		    !strcmp(k, "stop_signal") || !strcmp(k, "stop_grace_period") ||
-		    !strcmp(k, "container_name") || !strcmp(k, "cpus") ||
-		    !strcmp(k, "restart") || !strcmp(k, "network_mode"))
+		    !strcmp(k, "container_name") || !strcmp(k, "cpus") || !strcmp(k, "restart") ||
+		    !strcmp(k, "network_mode"))
 			text_key(c, kl, v, p,
 				 !strcmp(k, "network_mode") ? "network"
 				 : !strcmp(k, "restart")    ? "restart"
@@ -1365,8 +1395,7 @@ static void read_top_networks(struct compose *c, const struct ynode *v)
 					   !strcmp(nk, "attachable"))
 					; /* names and labels for docker's tools */
 				else if (!strcmp(nk, "external") || !strcmp(nk, "ipam") ||
-					 !strcmp(nk, "driver_opts") ||
-					 !strcmp(nk, "enable_ipv6") ||
+					 !strcmp(nk, "driver_opts") || !strcmp(nk, "enable_ipv6") ||
 					 !strcmp(nk, "enable_ipv4"))
 					unsupported(c, n->kids[j], np,
 						    "a stack's networks are its own, with "
@@ -1403,8 +1432,9 @@ static void read_top_volumes(struct compose *c, const struct ynode *v)
 				if (!strcmp(nk, "driver")) {
 					_cleanup_free_ char *d = scalar(c, n->kids[j + 1], np);
 					if (d && strcmp(d, "local"))
-						unsupported(c, n->kids[j + 1], np,
-							    "hutch's volumes are local directories");
+						unsupported(
+						    c, n->kids[j + 1], np,
+						    "hutch's volumes are local directories");
 				} else if (!strcmp(nk, "labels") || !strcmp(nk, "name"))
 					;
 				else if (!strcmp(nk, "external") || !strcmp(nk, "driver_opts"))
@@ -1445,8 +1475,9 @@ static void read_root(struct compose *c, const struct ynode *root, const char *n
 		if (!strncmp(key, "x-", 2) || !strcmp(key, "services") || !strcmp(key, "name"))
 			continue;
 		if (!strcmp(key, "version")) {
-			stack_diag_warn(&c->diag, "%s:%d:%d: version: obsolete, ignored (as "
-						  "docker compose does)",
+			stack_diag_warn(&c->diag,
+					"%s:%d:%d: version: obsolete, ignored (as "
+					"docker compose does)",
 					k->file, k->line, k->col);
 		} else if (!strcmp(key, "networks")) {
 			read_top_networks(c, root->kids[i + 1]);
@@ -1499,7 +1530,8 @@ static void read_root(struct compose *c, const struct ynode *root, const char *n
 	size_t n_out = 0;
 	for (size_t i = 0; i + 1 < services->n; i += 2) {
 		const struct ynode *k = services->kids[i], *s = services->kids[i + 1];
-		if (k->kind != Y_SCALAR || !profile_on(c, ymap_get(s, "profiles")))
+		if (k->kind != Y_SCALAR || !strncmp(k->text, "x-", 2) ||
+		    !profile_on(c, ymap_get(s, "profiles")))
 			continue;
 		read_service(c, k, s, &outs[n_out++]);
 	}
@@ -1549,8 +1581,7 @@ static void fix_lines(struct compose *c)
 
 /* ---- files ------------------------------------------------------------------- */
 
-static int read_file(const char *path, size_t max, char **out, size_t *len,
-		     struct hutch_err **err)
+static int read_file(const char *path, size_t max, char **out, size_t *len, struct hutch_err **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	_cleanup_free_ char *shown = printable(path, strlen(path));
@@ -1628,7 +1659,8 @@ static void read_profiles(struct compose *c)
 static bool is_compose_name(const char *path)
 {
 	size_t n = strlen(path);
-	return (n > 5 && !strcmp(path + n - 5, ".yaml")) || (n > 4 && !strcmp(path + n - 4, ".yml"));
+	return (n > 5 && !strcmp(path + n - 5, ".yaml")) ||
+	       (n > 4 && !strcmp(path + n - 4, ".yml"));
 }
 
 int compose_load_env(const char *const *paths, size_t n, const struct hutch_stack_load_opts *opts,
@@ -1643,9 +1675,9 @@ int compose_load_env(const char *const *paths, size_t n, const struct hutch_stac
 	c.stack = st;
 	st->file = xstrdup(paths[0]);
 	const char *slash = strrchr(paths[0], '/');
-	st->dir = slash ? xasprintf("%.*s", (int)(slash == paths[0] ? 1 : slash - paths[0]),
-				    paths[0])
-			: xstrdup(".");
+	st->dir = slash
+		      ? xasprintf("%.*s", (int)(slash == paths[0] ? 1 : slash - paths[0]), paths[0])
+		      : xstrdup(".");
 	char **texts = xcalloc(n, sizeof(*texts));
 	char **shown = xcalloc(n, sizeof(*shown));
 	struct ynode *root = NULL;
@@ -1662,7 +1694,8 @@ int compose_load_env(const char *const *paths, size_t n, const struct hutch_stac
 		struct ynode *doc = NULL;
 		struct yaml_error ye;
 		if (yaml_read(&c.arena, shown[i], texts[i], len, &doc, &ye) < 0) {
-			stack_diag_add(&c.diag, 0, "%s:%d:%d: %s", ye.file, ye.line, ye.col, ye.msg);
+			stack_diag_add(&c.diag, 0, "%s:%d:%d: %s", ye.file, ye.line, ye.col,
+				       ye.msg);
 			free(ye.msg);
 			continue;
 		}
@@ -1776,9 +1809,9 @@ int hutch_stack_find(const char *start, char ***paths, size_t *n, struct hutch_e
 			_cleanup_free_ char *stem =
 			    xasprintf("%.*s", (int)(ext - default_names[i]), default_names[i]);
 			for (size_t e = 0; e < 2; e++) {
-				_cleanup_free_ char *o = xasprintf(
-				    "%s/%s.override.%s", strcmp(dir, "/") ? dir : "", stem,
-				    e ? "yml" : "yaml");
+				_cleanup_free_ char *o =
+				    xasprintf("%s/%s.override.%s", strcmp(dir, "/") ? dir : "",
+					      stem, e ? "yml" : "yaml");
 				if (stat(o, &st) == 0 && S_ISREG(st.st_mode)) {
 					(*paths)[(*n)++] = steal_ptr(o);
 					break;

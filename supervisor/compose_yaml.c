@@ -9,8 +9,7 @@
 #include "common/util.h"
 #include "supervisor/compose.h"
 
-struct ynode *ynode_new(struct yarena *a, enum ynode_kind kind, const char *file, int line,
-			int col)
+struct ynode *ynode_new(struct yarena *a, enum ynode_kind kind, const char *file, int line, int col)
 {
 	struct ynode *n = xcalloc(1, sizeof(*n));
 	n->kind = kind;
@@ -111,9 +110,10 @@ static int finish_map(struct builder *b, struct ynode *m, char **why, struct yno
 			if (m->kids[j]->kind == k->kind && !strcmp(m->kids[j]->text, k->text)) {
 				*at = k;
 				_cleanup_free_ char *shown = printable(k->text, strlen(k->text));
-				*why = xasprintf("'%s' is given twice in this mapping (first at line "
-						 "%d): keep one",
-						 shown, m->kids[j]->line);
+				*why =
+				    xasprintf("'%s' is given twice in this mapping (first at line "
+					      "%d): keep one",
+					      shown, m->kids[j]->line);
 				return -1;
 			}
 	}
@@ -220,11 +220,10 @@ int yaml_read(struct yarena *arena, const char *file, const char *text, size_t l
 		case YAML_SCALAR_EVENT: {
 			const char *t = (const char *)ev.data.scalar.value;
 			bool plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-			struct ynode *n = ynode_new(arena, plain && !ev.data.scalar.tag &&
-								   is_null_text(t)
-							       ? Y_NULL
-							       : Y_SCALAR,
-						    file, line, col);
+			struct ynode *n = ynode_new(
+			    arena,
+			    plain && !ev.data.scalar.tag && is_null_text(t) ? Y_NULL : Y_SCALAR,
+			    file, line, col);
 			n->text = xstrdup(t);
 			n->len = ev.data.scalar.length;
 			n->plain = plain;
@@ -245,9 +244,9 @@ int yaml_read(struct yarena *arena, const char *file, const char *text, size_t l
 				_cleanup_free_ char *shown =
 				    printable((const char *)ev.data.alias.anchor,
 					      strlen((const char *)ev.data.alias.anchor));
-				r = fail_at(e, file, line, col,
-					    xasprintf("*%s: no anchor &%s before it", shown,
-						      shown));
+				r = fail_at(
+				    e, file, line, col,
+				    xasprintf("*%s: no anchor &%s before it", shown, shown));
 				break;
 			}
 			b.expanded += n->weight;
@@ -329,8 +328,8 @@ int yaml_read(struct yarena *arena, const char *file, const char *text, size_t l
 /* ---- merging override files (the compose spec's merge rules) --------------- */
 
 static const char *const appended[] = {
-    "ports",	"expose",   "dns",	    "dns_search", "dns_opt", "cap_add",
-    "cap_drop", "security_opt", "tmpfs", "env_file",	  "profiles", "extra_hosts",
+    "ports",	"expose",	"dns",	 "dns_search", "dns_opt",  "cap_add",
+    "cap_drop", "security_opt", "tmpfs", "env_file",   "profiles", "extra_hosts",
 };
 /* lists that are mappings in another spelling: merged by their key */
 static const char *const keyed[] = {"environment", "labels", "depends_on", "networks"};
@@ -360,8 +359,8 @@ static struct ynode *as_map(struct yarena *a, struct ynode *seq)
 			return NULL;
 		const char *eq = strchr(it->text, '=');
 		struct ynode *k = ynode_new(a, Y_SCALAR, it->file, it->line, it->col);
-		k->text = eq ? xasprintf("%.*s", (int)(eq - it->text), it->text)
-			     : xstrdup(it->text);
+		k->text =
+		    eq ? xasprintf("%.*s", (int)(eq - it->text), it->text) : xstrdup(it->text);
 		k->plain = true;
 		struct ynode *v = ynode_new(a, eq ? Y_SCALAR : Y_NULL, it->file, it->line, it->col);
 		v->text = xstrdup(eq ? eq + 1 : "");
@@ -415,10 +414,10 @@ struct ynode *yaml_merge(struct yarena *a, struct ynode *base, struct ynode *ove
 			if (o && has_tag(o, "!reset"))
 				continue;
 			add_kid(m, base->kids[i]);
-			add_kid(m, o ? yaml_merge(a, base->kids[i + 1], (struct ynode *)o,
-						  depth + 1, k,
-						  in_service || (depth == 0 && !strcmp(k, "services")))
-				     : base->kids[i + 1]);
+			add_kid(
+			    m, o ? yaml_merge(a, base->kids[i + 1], (struct ynode *)o, depth + 1, k,
+					      in_service || (depth == 0 && !strcmp(k, "services")))
+				 : base->kids[i + 1]);
 		}
 		for (size_t i = 0; i + 1 < over->n; i += 2)
 			if (!ymap_get(base, over->kids[i]->text) &&
@@ -430,27 +429,39 @@ struct ynode *yaml_merge(struct yarena *a, struct ynode *base, struct ynode *ove
 	}
 	if (base->kind == Y_SEQ && over->kind == Y_SEQ && in_service && depth == 3 &&
 	    (in(key, appended, ARRAY_SIZE(appended)) || !strcmp(key, "volumes"))) {
+		/* the base's items in their order, a volume replaced by the
+		 * override's of the same target; then the override's new ones */
 		struct ynode *s = ynode_new(a, Y_SEQ, over->file, over->line, over->col);
 		bool by_target = !strcmp(key, "volumes");
+		bool *used = xcalloc(over->n + 1, sizeof(*used));
+		char b1[4096], b2[4096];
 		for (size_t i = 0; i < base->n; i++) {
-			bool dup = false;
-			char b1[4096], b2[4096];
-			for (size_t j = 0; j < over->n && !dup; j++) {
+			struct ynode *item = base->kids[i];
+			for (size_t j = 0; j < over->n; j++) {
+				bool match;
 				if (by_target) {
-					const char *t1 = volume_target(base->kids[i], b1, sizeof(b1));
-					const char *t2 = volume_target(over->kids[j], b2, sizeof(b2));
-					dup = t1 && t2 && !strcmp(t1, t2);
+					const char *t1 =
+					    volume_target(base->kids[i], b1, sizeof(b1));
+					const char *t2 =
+					    volume_target(over->kids[j], b2, sizeof(b2));
+					match = t1 && t2 && !strcmp(t1, t2);
 				} else {
-					dup = base->kids[i]->kind == Y_SCALAR &&
-					      over->kids[j]->kind == Y_SCALAR &&
-					      !strcmp(base->kids[i]->text, over->kids[j]->text);
+					match = base->kids[i]->kind == Y_SCALAR &&
+						over->kids[j]->kind == Y_SCALAR &&
+						!strcmp(base->kids[i]->text, over->kids[j]->text);
+				}
+				if (match && !used[j]) {
+					item = over->kids[j];
+					used[j] = true;
+					break;
 				}
 			}
-			if (!dup)
-				add_kid(s, base->kids[i]);
+			add_kid(s, item);
 		}
 		for (size_t j = 0; j < over->n; j++)
-			add_kid(s, over->kids[j]);
+			if (!used[j])
+				add_kid(s, over->kids[j]);
+		free(used);
 		return s;
 	}
 	return over; /* scalars, and lists such as command: replaced */
