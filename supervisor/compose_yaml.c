@@ -27,6 +27,7 @@ void yarena_free(struct yarena *a)
 	for (size_t i = 0; i < a->n; i++) {
 		free(a->nodes[i]->text);
 		free(a->nodes[i]->tag);
+		free(a->nodes[i]->anchor); /* of a node an error left unfinished */
 		free(a->nodes[i]->kids);
 		free(a->nodes[i]);
 	}
@@ -92,9 +93,45 @@ static void set_anchor(struct builder *b, const unsigned char *name, struct ynod
 }
 
 /* A map's keys are plain text, each once; "<<" merges the maps it names. */
+/* Keys sorted by text, then by place: n log n, so a mapping of many keys (an
+ * environment of thousands) is checked without a quadratic time. */
+static struct ynode **sort_keys;
+
+static int key_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcmp(sort_keys[x]->text, sort_keys[y]->text);
+	if (c)
+		return c;
+	return x < y ? -1 : x > y;
+}
+
+/* For pairs (key, value) in kids: keep[i] for the first pair of each key. */
+static void first_of_each(struct ynode **kids, size_t n_pairs, bool *keep, size_t *dup_of)
+{
+	size_t *idx = xcalloc(n_pairs + 1, sizeof(*idx));
+	for (size_t i = 0; i < n_pairs; i++)
+		idx[i] = 2 * i;
+	sort_keys = kids;
+	qsort(idx, n_pairs, sizeof(*idx), key_cmp);
+	sort_keys = NULL;
+	size_t run_first = 0;
+	for (size_t i = 0; i < n_pairs; i++) {
+		bool first = i == 0 || strcmp(kids[idx[i]]->text, kids[idx[i - 1]]->text);
+		if (first)
+			run_first = idx[i] / 2;
+		keep[idx[i] / 2] = first;
+		if (dup_of)
+			dup_of[idx[i] / 2] = run_first;
+	}
+	free(idx);
+}
+
+/* A map's keys are plain text, each once; "<<" merges the maps it names. */
 static int finish_map(struct builder *b, struct ynode *m, char **why, struct ynode **at)
 {
 	bool merges = false;
+	size_t pairs = m->n / 2;
 	for (size_t i = 0; i + 1 < m->n; i += 2) {
 		struct ynode *k = m->kids[i];
 		if (k->kind != Y_SCALAR && k->kind != Y_NULL) {
@@ -102,60 +139,73 @@ static int finish_map(struct builder *b, struct ynode *m, char **why, struct yno
 			*why = xstrdup("a key is a plain text here, not a list or a mapping");
 			return -1;
 		}
-		if (k->kind == Y_SCALAR && k->plain && !strcmp(k->text, "<<")) {
-			merges = true;
-			continue;
-		}
-		for (size_t j = 0; j < i; j += 2)
-			if (m->kids[j]->kind == k->kind && !strcmp(m->kids[j]->text, k->text)) {
-				*at = k;
-				_cleanup_free_ char *shown = printable(k->text, strlen(k->text));
-				*why =
-				    xasprintf("'%s' is given twice in this mapping (first at line "
-					      "%d): keep one",
-					      shown, m->kids[j]->line);
-				return -1;
-			}
+		merges |= k->kind == Y_SCALAR && k->plain && !strcmp(k->text, "<<");
 	}
+	bool *keep = xcalloc(pairs + 1, sizeof(*keep));
+	size_t *dup_of = xcalloc(pairs + 1, sizeof(*dup_of));
+	first_of_each(m->kids, pairs, keep, dup_of);
+	for (size_t i = 0; i < pairs; i++) {
+		struct ynode *k = m->kids[2 * i];
+		if (keep[i] || (k->plain && !strcmp(k->text, "<<")))
+			continue;
+		*at = k;
+		_cleanup_free_ char *shown = printable(k->text, strlen(k->text));
+		*why = xasprintf("'%s' is given twice in this mapping (first at line %d): keep one",
+				 shown, m->kids[2 * dup_of[i]]->line);
+		free(keep);
+		free(dup_of);
+		return -1;
+	}
+	free(keep);
+	free(dup_of);
 	if (!merges)
 		return 0;
-	/* the map's own keys, then those of each merged map not there yet, the
-	 * first merged map winning over later ones (YAML's merge key) */
+	/* the map's own keys, then those of each merged map, the first of a key
+	 * winning (YAML's merge key: the map's own, then the merged in order) */
 	struct ynode **kids = m->kids;
 	size_t n = m->n;
+	struct ynode **all = NULL;
+	size_t n_all = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i + 1 < n; i += 2) {
+			bool is_merge = kids[i]->plain && !strcmp(kids[i]->text, "<<");
+			if (pass == 0 && !is_merge) {
+				all = xrealloc(all, (n_all + 2) * sizeof(*all));
+				all[n_all++] = kids[i];
+				all[n_all++] = kids[i + 1];
+			}
+			if (pass == 0 || !is_merge)
+				continue;
+			struct ynode *v = kids[i + 1];
+			struct ynode *one[1] = {v};
+			struct ynode **srcs = v->kind == Y_SEQ ? v->kids : one;
+			size_t n_srcs = v->kind == Y_SEQ ? v->n : 1;
+			for (size_t s = 0; s < n_srcs; s++) {
+				if (srcs[s]->kind != Y_MAP) {
+					*at = srcs[s];
+					*why =
+					    xstrdup("a merge key (<<) takes a mapping or a list of "
+						    "mappings, like <<: *defaults");
+					free(all);
+					return -1;
+				}
+				all = xrealloc(all, (n_all + srcs[s]->n) * sizeof(*all));
+				memcpy(all + n_all, srcs[s]->kids, srcs[s]->n * sizeof(*all));
+				n_all += srcs[s]->n;
+			}
+		}
+	keep = xcalloc(n_all / 2 + 1, sizeof(*keep));
+	first_of_each(all, n_all / 2, keep, NULL);
 	m->kids = NULL;
 	m->n = 0;
 	m->weight = 1;
-	for (size_t i = 0; i + 1 < n; i += 2) {
-		if (kids[i]->plain && !strcmp(kids[i]->text, "<<"))
-			continue;
-		add_kid(m, kids[i]);
-		add_kid(m, kids[i + 1]);
-	}
-	for (size_t i = 0; i + 1 < n; i += 2) {
-		if (!(kids[i]->plain && !strcmp(kids[i]->text, "<<")))
-			continue;
-		struct ynode *v = kids[i + 1];
-		struct ynode *one[1] = {v};
-		struct ynode **srcs = v->kind == Y_SEQ ? v->kids : one;
-		size_t n_srcs = v->kind == Y_SEQ ? v->n : 1;
-		for (size_t s = 0; s < n_srcs; s++) {
-			if (srcs[s]->kind != Y_MAP) {
-				*at = srcs[s];
-				*why = xstrdup("a merge key (<<) takes a mapping or a list of "
-					       "mappings, like <<: *defaults");
-				free(kids);
-				return -1;
-			}
-			for (size_t j = 0; j + 1 < srcs[s]->n; j += 2) {
-				struct ynode *k = srcs[s]->kids[j];
-				if (ymap_get(m, k->text))
-					continue;
-				add_kid(m, k);
-				add_kid(m, srcs[s]->kids[j + 1]);
-			}
+	for (size_t i = 0; i < n_all / 2; i++)
+		if (keep[i]) {
+			add_kid(m, all[2 * i]);
+			add_kid(m, all[2 * i + 1]);
 		}
-	}
+	free(keep);
+	free(all);
 	free(kids);
 	return 0;
 }
@@ -310,11 +360,6 @@ int yaml_read(struct yarena *arena, const char *file, const char *text, size_t l
 			rc = 0;
 			break;
 		}
-	}
-	/* nodes still open when an error stopped the parse: their anchor text */
-	for (size_t i = 0; i < b.depth; i++) {
-		free(b.stack[i]->anchor);
-		b.stack[i]->anchor = NULL;
 	}
 	for (size_t i = 0; i < b.n_anchors; i++)
 		free(b.anchors[i].name);

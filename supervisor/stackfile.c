@@ -1082,8 +1082,10 @@ const char *stack_port_syntax(const char *s, bool expose)
 			if (s[0] == '[') {
 				const char *close = memchr(s, ']', len);
 				char buf[16], addr[64];
-				if (!close || close[1] != ':' || close - s - 1 >= (ssize_t)sizeof(addr))
-					return "an IPv6 address is written in brackets, [::1]:8080:80";
+				if (!close || close[1] != ':' ||
+				    close - s - 1 >= (ssize_t)sizeof(addr))
+					return "an IPv6 address is written in brackets, "
+					       "[::1]:8080:80";
 				memcpy(addr, s + 1, (size_t)(close - s - 1));
 				addr[close - s - 1] = '\0';
 				if (inet_pton(AF_INET6, addr, buf) != 1)
@@ -1127,14 +1129,16 @@ static bool option_syntax(struct loader *ld, const struct scan_entry *e, struct 
 			if (colon)
 				*colon = '\0';
 			if (!name_ok(name))
-				why = "a network name is up to 63 letters, digits, '_', '.' or '-', "
-				      "starting with a letter or digit";
+				why =
+				    "a network name is up to 63 letters, digits, '_', '.' or '-', "
+				    "starting with a letter or digit";
 			for (char *a = colon ? colon + 1 : NULL; a && !why;) {
 				char *comma = strchr(a, ',');
 				if (comma)
 					*comma = '\0';
 				if (!name_ok(a))
-					why = "an alias is a DNS name: up to 63 letters, digits, '_', "
+					why = "an alias is a DNS name: up to 63 letters, digits, "
+					      "'_', "
 					      "'.' or '-'";
 				a = comma ? comma + 1 : NULL;
 			}
@@ -1152,8 +1156,8 @@ static bool option_syntax(struct loader *ld, const struct scan_entry *e, struct 
 	}
 	if (!strcmp(o->key, "container_name") && !hutch_name_valid(o->text)) {
 		_cleanup_free_ char *shown = printable(o->text, strlen(o->text));
-		ERR(ld, e->line, "%s:%d: %s: '%s' is not a valid container name", ld->file,
-		    e->line, e->key, shown);
+		ERR(ld, e->line, "%s:%d: %s: '%s' is not a valid container name", ld->file, e->line,
+		    e->key, shown);
 		return false;
 	}
 	return true;
@@ -1345,6 +1349,7 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 		}
 		if (!ok) {
 			free(o.text);
+			strv_free(o.words, o.n_words);
 			break;
 		}
 		svc->options = xrealloc(svc->options, (svc->n_options + 1) * sizeof(*svc->options));
@@ -1665,7 +1670,8 @@ void stack_build(struct hutch_stack *stack, const char *msg_file, const struct s
 		if (!name_ok(svcs[i].name)) {
 			_cleanup_free_ char *shown = printable(svcs[i].name, strlen(svcs[i].name));
 			ERR(&ld, svcs[i].line,
-			    "%s:%d: [service.%s]: '%s' is not a service name: use up to %d letters, "
+			    "%s:%d: [service.%s]: '%s' is not a service name: use up to %d "
+			    "letters, "
 			    "digits, '_', '.' or '-', starting with a letter or digit",
 			    msg_file, svcs[i].line, shown, shown, STACK_NAME_MAX);
 		}

@@ -26,13 +26,13 @@ const char *const *hutch_stack_warnings(const struct hutch_stack *stack, size_t 
  * A compose file is read into the same model as a stack file: every behaviour
  * of a service is the one the INI file gets. */
 struct hutch_stack_load_opts {
-	const char *project_name;	 /* -p NAME: wins over COMPOSE_PROJECT_NAME and name: */
-	const char *const *env_files;	 /* --env-file, in order: instead of .env */
+	const char *project_name;     /* -p NAME: wins over COMPOSE_PROJECT_NAME and name: */
+	const char *const *env_files; /* --env-file, in order: instead of .env */
 	size_t n_env_files;
-	const char *const *profiles;	 /* --profile ("*": all); none: COMPOSE_PROFILES */
+	const char *const *profiles; /* --profile ("*": all); none: COMPOSE_PROFILES */
 	size_t n_profiles;
-	bool ignore_unsupported;	 /* keys hutch cannot honour: warnings, not errors */
-	char **envp;			 /* NULL: the process's environment */
+	bool ignore_unsupported; /* keys hutch cannot honour: warnings, not errors */
+	char **envp;		 /* NULL: the process's environment */
 };
 /* Load paths: one hutch.ini (INI), or one or more compose files (.yaml, .yml),
  * each later one merged onto the ones before by the compose spec's rules.
