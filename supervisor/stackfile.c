@@ -1821,6 +1821,7 @@ int stack_load_env(const char *path, char **envp, struct hutch_stack **out, stru
 
 int hutch_stack_load(const char *path, struct hutch_stack **out, struct hutch_err **err)
 {
-	extern char **environ;
-	return stack_load_env(path, environ, out, err);
+	/* a compose file (.yaml, .yml) alone, with the defaults of its options:
+	 * the same loader as hutch_stack_load_files */
+	return hutch_stack_load_files(&path, 1, NULL, out, err);
 }

@@ -9,7 +9,8 @@
 
 struct hutch_stack;
 
-/* Read the stack file at path (INI, docs/stack-file.md) with its .env and env
+/* Read the stack file at path (INI, docs/stack-file.md; a compose file when its
+ * name ends in .yaml or .yml, docs/compose.md) with its .env and env
  * files into a validated model, before anything is started. Every problem found
  * is reported, one per line as "FILE:LINE: KEY: what is wrong" (a compiler's
  * way), in one err; nothing is returned then. Interpolation reads the process's
