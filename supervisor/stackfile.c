@@ -704,6 +704,7 @@ struct loader {
 	struct stack_env env;
 	const char *file;
 	bool scan_failed; /* iniparser's values may be another line's then */
+	bool compose;	  /* stack_build for a compose file: its words in advice */
 };
 
 #define ERR(ld, line, ...) stack_diag_add(&(ld)->diag, (line), __VA_ARGS__)
@@ -1362,10 +1363,10 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 static void finish_service(struct loader *ld, struct stack_service *svc, struct health_keys *hk)
 {
 	if ((!svc->image && !hk->image_seen) || (svc->image && !*svc->image))
-		ERR(ld, svc->line,
-		    "%s:%d: [service.%s]: no image: add image = NAME (like image = "
-		    "busybox)",
-		    ld->file, svc->line, svc->name);
+		ERR(ld, svc->line, "%s:%d: [service.%s]: no image: add %s", ld->file, svc->line,
+		    svc->name,
+		    ld->compose ? "image: NAME (like image: busybox)"
+				: "image = NAME (like image = busybox)");
 	size_t n_checks = 0;
 	for (int i = 0; i < 3; i++) {
 		if (!hk->check[i])
@@ -1623,8 +1624,11 @@ static void check_deps(struct loader *ld)
 			    idx != (ssize_t)i)
 				ERR(ld, dep->line,
 				    "%s:%d: depends_on: '%s:healthy', but %s has no health check: "
-				    "give it health_cmd, health_tcp, health_http or notify = true",
-				    ld->file, dep->line, shown, shown);
+				    "give it %s",
+				    ld->file, dep->line, shown, shown,
+				    ld->compose ? "a healthcheck: with a test"
+						: "health_cmd, health_tcp, health_http or notify = "
+						  "true");
 		}
 	}
 	free(names);
@@ -1656,7 +1660,8 @@ void stack_build(struct hutch_stack *stack, const char *msg_file, const struct s
 		 const struct stack_key *name, const struct stack_service_in *svcs, size_t n,
 		 struct stack_diag *diag)
 {
-	struct loader ld = {.stack = stack, .file = msg_file, .env = *env, .diag = *diag};
+	struct loader ld = {
+	    .stack = stack, .file = msg_file, .env = *env, .diag = *diag, .compose = true};
 	/* graph.c names the stack's file: the same as the others here */
 	char *file = stack->file;
 	stack->file = (char *)msg_file;

@@ -635,7 +635,7 @@ static void test_errors(void **state)
 	expect_error("services:\n  a:\n    image: busybox\n    depends_on:\n      db:\n"
 		     "        condition: service_healthy\n  db:\n    image: busybox\n",
 		     "compose.yaml:5:7: services.a.depends_on.db: 'db:healthy', but db has no "
-		     "health check: give it health_cmd, health_tcp, health_http or notify = true");
+		     "health check: give it a healthcheck: with a test");
 	expect_error("services:\n  a:\n    image: busybox\n    depends_on:\n      db:\n"
 		     "        condition: service_done\n  db:\n    image: busybox\n",
 		     "compose.yaml:6:20: services.a.depends_on.db.condition: 'service_done' is "
@@ -671,9 +671,9 @@ static void test_errors(void **state)
 		     "compose.yaml:4:14: *nope: no anchor &nope before it");
 	expect_error("services:\n  a: [\n", "compose.yaml:3:1: not YAML: did not find expected "
 					    "node content while parsing a flow node");
-	expect_error("services:\n  a:\n    command: x\n",
-		     "compose.yaml:2:3: services.a: no image: add image = NAME (like image = "
-		     "busybox)");
+	expect_error(
+	    "services:\n  a:\n    command: x\n",
+	    "compose.yaml:2:3: services.a: no image: add image: NAME (like image: busybox)");
 	expect_error("services:\n  a:\n    image: busybox\n  b c:\n    image: busybox\n",
 		     "compose.yaml:4:3: services.b c: 'b c' is not a service name: use up to 63 "
 		     "letters, digits, '_', '.' or '-', starting with a letter or digit");
