@@ -1268,6 +1268,9 @@ static void read_service(struct compose *c, const struct ynode *key, const struc
 			const char *why = refusal(k);
 			if (why)
 				unsupported(c, kn, p, why);
+			else if (stack_nearest(k, service_keys, ARRAY_SIZE(service_keys)))
+				nerr(c, kn, p, "unknown key (did you mean '%s'?)",
+				     stack_nearest(k, service_keys, ARRAY_SIZE(service_keys)));
 			else
 				unknown_key(c, kn, p, "a service");
 			continue;

@@ -151,6 +151,10 @@ int stack_ini_disagreements(const char *text, size_t len);
  * NULL when it is one, else what is wrong (static text). */
 const char *stack_port_syntax(const char *s, bool expose);
 
+/* The one of names that word is most likely a typo of, or NULL ("did you
+ * mean"). */
+const char *stack_nearest(const char *word, const char *const *names, size_t n);
+
 /* ---- stackfile.c for compose.c: one code path for both formats ---------------
  * A compose file is read into the keys and values an INI file would give
  * (interpolated, with the place each came from as a line number), and these go

@@ -678,6 +678,11 @@ static const char *nearest(const char *word, const char *const *names, size_t n)
 	return best_d <= limit ? best : NULL;
 }
 
+const char *stack_nearest(const char *word, const char *const *names, size_t n)
+{
+	return nearest(word, names, n);
+}
+
 static const char *nearest_service_key(const char *word)
 {
 	const char *names[ARRAY_SIZE(service_keys)];

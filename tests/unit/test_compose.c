@@ -623,8 +623,10 @@ static void test_errors(void **state)
 		     "with hutch image load, and give image: (or give --ignore-unsupported to go "
 		     "on without it)");
 	expect_error("services:\n  a:\n    image: busybox\n    imagee: x\n",
-		     "compose.yaml:4:5: services.a.imagee: unknown key 'imagee' in a service "
-		     "(docs/compose.md lists what hutch reads)");
+		     "compose.yaml:4:5: services.a.imagee: unknown key (did you mean 'image'?)");
+	expect_error("services:\n  a:\n    image: busybox\n    frobnicate: x\n",
+		     "compose.yaml:4:5: services.a.frobnicate: unknown key 'frobnicate' in a "
+		     "service (docs/compose.md lists what hutch reads)");
 	expect_error("services:\n  a:\n    image: busybox\n    restart: sometimes\n",
 		     "compose.yaml:4:14: services.a.restart: 'sometimes' is not a restart policy: "
 		     "use no, always, on-failure, on-failure:N or unless-stopped");
