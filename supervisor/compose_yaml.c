@@ -438,6 +438,35 @@ static const char *volume_target(const struct ynode *v, char *buf, size_t size)
 	return buf;
 }
 
+/* A mapping's key positions sorted by text (its keys are each there once). */
+static size_t *sorted_keys(const struct ynode *m)
+{
+	size_t n = m->n / 2;
+	size_t *idx = xcalloc(n + 1, sizeof(*idx));
+	for (size_t i = 0; i < n; i++)
+		idx[i] = 2 * i;
+	sort_keys = m->kids;
+	qsort(idx, n, sizeof(*idx), key_cmp);
+	sort_keys = NULL;
+	return idx;
+}
+
+static const struct ynode *find_key(const struct ynode *m, const size_t *idx, const char *key)
+{
+	size_t lo = 0, hi = m->n / 2;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(m->kids[idx[mid]]->text, key);
+		if (c == 0)
+			return m->kids[idx[mid] + 1];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 struct ynode *yaml_merge(struct yarena *a, struct ynode *base, struct ynode *over, int depth,
 			 const char *key, bool in_service)
 {
@@ -452,10 +481,13 @@ struct ynode *yaml_merge(struct yarena *a, struct ynode *base, struct ynode *ove
 			over = as_map(a, over) ?: over;
 	}
 	if (base->kind == Y_MAP && over->kind == Y_MAP) {
+		/* each side's keys looked up in the other through a sorted index:
+		 * two files of many keys merge in n log n */
+		size_t *bi = sorted_keys(base), *oi = sorted_keys(over);
 		struct ynode *m = ynode_new(a, Y_MAP, over->file, over->line, over->col);
 		for (size_t i = 0; i + 1 < base->n; i += 2) {
 			const char *k = base->kids[i]->text;
-			const struct ynode *o = ymap_get(over, k);
+			const struct ynode *o = find_key(over, oi, k);
 			if (o && has_tag(o, "!reset"))
 				continue;
 			add_kid(m, base->kids[i]);
@@ -465,11 +497,13 @@ struct ynode *yaml_merge(struct yarena *a, struct ynode *base, struct ynode *ove
 				 : base->kids[i + 1]);
 		}
 		for (size_t i = 0; i + 1 < over->n; i += 2)
-			if (!ymap_get(base, over->kids[i]->text) &&
+			if (!find_key(base, bi, over->kids[i]->text) &&
 			    !has_tag(over->kids[i + 1], "!reset")) {
 				add_kid(m, over->kids[i]);
 				add_kid(m, over->kids[i + 1]);
 			}
+		free(bi);
+		free(oi);
 		return m;
 	}
 	if (base->kind == Y_SEQ && over->kind == Y_SEQ && in_service && depth == 3 &&
