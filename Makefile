@@ -4,7 +4,7 @@ PYTHON ?= /usr/bin/python3
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE_CFLAGS := -std=gnu17 -D_GNU_SOURCE -I. -I/usr/include/libnl3 $(WARN) -fno-strict-aliasing
-LIBS := -lseccomp -lcap -ljson-c -lz -lzstd -liniparser -lnl-route-3 -lnl-3
+LIBS := -lseccomp -lcap -ljson-c -lz -lzstd -liniparser -lyaml -lnl-route-3 -lnl-3
 # build/hutch links these statically (Debian's -dev packages ship the .a files) and
 # only libc dynamically: five fewer shared objects to map and relocate at every
 # start, ~0.2 ms of each `hutch run`. libcurl stays dlopen'ed (images/registry.c).
@@ -27,7 +27,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 UNIT_ASAN_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit-asan/%)
 
 DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev zlib1g-dev \
-	libzstd-dev libnl-3-dev libnl-route-3-dev libiniparser-dev libcmocka-dev \
+	libzstd-dev libnl-3-dev libnl-route-3-dev libiniparser-dev libyaml-dev libcmocka-dev \
 	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip tar \
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gcc libc6-dev gcc-multilib \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
