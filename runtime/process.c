@@ -440,24 +440,36 @@ static char **build_env(const struct hutch_process *proc, const struct user_ids 
 	return env;
 }
 
-extern const unsigned char hutch_dmz[];
-extern const unsigned long hutch_dmz_len;
+extern const unsigned char hutch_dmz[], hutch_keeper[];
+extern const unsigned long hutch_dmz_len, hutch_keeper_len;
 
-int proc_dmz_memfd(struct hutch_err **err)
+/* A sealed, executable memfd holding one of hutch's embedded programs. */
+static int embedded_memfd(const char *name, const unsigned char *bytes, unsigned long len,
+			  struct hutch_err **err)
 {
 	/* MFD_EXEC (Linux 6.3+) says out loud that it will be exec'd */
-	int fd = memfd_create("hutch-dmz", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010U);
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010U);
 	if (fd < 0 && errno == EINVAL)
-		fd = memfd_create("hutch-dmz", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
-		return hutch_fail_sys(err, "memfd_create for hutch-dmz");
-	if (write_all(fd, hutch_dmz, hutch_dmz_len) < 0 || fchmod(fd, 0555) < 0 ||
+		return hutch_fail_sys(err, "memfd_create for %s", name);
+	if (write_all(fd, bytes, len) < 0 || fchmod(fd, 0555) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
 		int e = errno;
 		close(fd);
-		return hutch_fail(err, e, "prepare the sealed hutch-dmz memfd");
+		return hutch_fail(err, e, "prepare the sealed %s memfd", name);
 	}
 	return fd;
+}
+
+int proc_dmz_memfd(struct hutch_err **err)
+{
+	return embedded_memfd("hutch-dmz", hutch_dmz, hutch_dmz_len, err);
+}
+
+int proc_keeper_memfd(struct hutch_err **err)
+{
+	return embedded_memfd("hutch-keeper", hutch_keeper, hutch_keeper_len, err);
 }
 
 /* What execve would say of path, without exec'ing it: 0, or an errno. */

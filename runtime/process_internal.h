@@ -33,6 +33,8 @@ int proc_recv_fd(int sock);
 __attribute__((noreturn)) void proc_run_init(pid_t child);
 /* A sealed, executable memfd holding hutch-dmz (runtime/dmz/dmz.c). */
 int proc_dmz_memfd(struct hutch_err **err);
+/* A sealed, executable memfd holding hutch-keeper (runtime/keeper/keeper.c). */
+int proc_keeper_memfd(struct hutch_err **err);
 /* Host side, before anything is created: hutch_rlimit_check for each limit
  * the spec sets explicitly (defaults are fitted to the host when applied). */
 int proc_check_rlimits(const struct hutch_process *proc, bool rootless, bool userns,

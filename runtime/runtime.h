@@ -513,6 +513,16 @@ int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_sp
  * HUTCH_ALREADY_RUNNING (err filled) when it runs or is starting, -1 on other
  * errors (a failed start is recorded as an exit with its code: 125, 126, 127). */
 #define HUTCH_ALREADY_RUNNING (-3)
+
+/* A detached container's log is rotated past this size: container.log becomes
+ * container.log.1 (replacing the one before) and a new container.log begins. */
+#define HUTCH_LOG_MAX_SIZE (10LL * 1024 * 1024)
+
+/* What a detached container's monitor does once the container has exited and
+ * its keeper has written DATA/containers/ID/exit: record the exit (code, OOM
+ * kill from the cgroup, time), remove the cgroup, and with --rm the container.
+ * Only the record's owner (the monitor's own process) may. */
+int hutch_container_finish(struct hutch_runtime *rt, const char *id, struct hutch_err **err);
 int hutch_container_start_existing(struct hutch_runtime *rt, const struct hutch_state *s,
 				   const int *hold_fds, size_t n_hold_fds, struct hutch_err **err);
 
