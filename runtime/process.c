@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/mman.h>
@@ -632,4 +634,138 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	exec_command(p, env);
+}
+
+static void close_pair(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0) {
+			close(p[i]);
+			p[i] = -1;
+		}
+}
+
+static void kill_and_reap(int pidfd)
+{
+	syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	siginfo_t si;
+	waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
+}
+
+int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_err **err)
+{
+	*out = (struct spawn_out){.pid = -1, .pidfd = -1, .pty_master = -1};
+	int ret = -1;
+	struct seccomp_prog prog = {0};
+	bool have_prog = false;
+	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
+	_cleanup_close_ int dmz = -1, self = -1;
+	bool terminal = r->proc->terminal;
+
+	hutch_trace("seccomp: prepare");
+	if (r->seccomp) {
+		_cleanup_free_ char *cache = xasprintf("%s/cache", r->rt->run_root);
+		if (seccomp_prepare_default(r->proc->caps.bounding, cache, &prog, err) < 0)
+			return -1;
+		have_prog = true;
+	}
+	dmz = proc_dmz_memfd(err);
+	if (dmz < 0)
+		goto out;
+	/* the new process watches us through it while it starts */
+	self = pidfd_open_or_fail(getpid(), false, err);
+	if (self < 0)
+		goto out;
+	if (pipe2(report, O_CLOEXEC) < 0 || (r->started && pipe2(sync, O_CLOEXEC) < 0) ||
+	    (terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
+		hutch_fail_sys(err, "create pipes");
+		goto out;
+	}
+	struct proc_ctx pc = {.proc = r->proc, .io = r->io, .userns = r->userns,
+			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
+			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self};
+	if (terminal) {
+		int tfd = isatty(r->tty_io->stdin_fd) ? r->tty_io->stdin_fd : r->tty_io->stdout_fd;
+		pc.have_winsize = ioctl(tfd, TIOCGWINSZ, &pc.winsize) == 0;
+		if (!pc.have_winsize && r->default_winsize) {
+			/* nobody's terminal to copy: the classic size, not 0x0 */
+			pc.winsize = (struct winsize){.ws_row = 24, .ws_col = 80};
+			pc.have_winsize = true;
+		}
+	}
+	int pidfd = -1;
+	struct clone_args ca = {.flags = CLONE_PIDFD | r->clone_flags,
+				.pidfd = (uint64_t)(uintptr_t)&pidfd,
+				.exit_signal = SIGCHLD};
+	if (r->cgroup_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)r->cgroup_fd;
+	}
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0) {
+		out->clone_errno = errno;
+		hutch_fail_sys(err, "create the container process (clone3)");
+		goto out;
+	}
+	if (pid == 0) {
+		/* If our parent dies, so do we: nothing runs on unobserved. */
+		pdeathsig_arm(self);
+		if (sync[0] >= 0) {
+			char go;
+			if (read(sync[0], &go, 1) != 1)
+				_exit(125);
+			close(sync[0]);
+		}
+		r->child(&pc, r->arg);
+	}
+	hutch_trace("cloned");
+	close(report[1]);
+	report[1] = -1;
+	if (sync[0] >= 0) {
+		close(sync[0]);
+		sync[0] = -1;
+	}
+	if (ptys[1] >= 0) {
+		close(ptys[1]);
+		ptys[1] = -1;
+	}
+	if (r->started) {
+		if (r->started(pid, r->arg, err) < 0) {
+			kill_and_reap(pidfd);
+			close(pidfd);
+			goto out;
+		}
+		if (write(sync[1], "g", 1) != 1) {
+			hutch_fail_sys(err, "release the container process");
+			kill_and_reap(pidfd);
+			close(pidfd);
+			goto out;
+		}
+	}
+	if (proc_read_report(report[0], err) < 0) {
+		siginfo_t si;
+		waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
+		close(pidfd);
+		goto out;
+	}
+	hutch_trace("exec reported");
+	if (terminal) {
+		out->pty_master = proc_recv_fd(ptys[0]);
+		if (out->pty_master < 0) {
+			hutch_fail(err, EIO, "the container did not hand over its terminal");
+			kill_and_reap(pidfd);
+			close(pidfd);
+			goto out;
+		}
+	}
+	out->pid = pid;
+	out->pidfd = pidfd;
+	ret = 0;
+out:
+	close_pair(report);
+	close_pair(sync);
+	close_pair(ptys);
+	if (have_prog)
+		seccomp_prog_free(&prog);
+	return ret;
 }

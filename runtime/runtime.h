@@ -555,6 +555,25 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	       const struct hutch_exec_opts *o, const struct hutch_io *io, struct hutch_exit *st,
 	       struct hutch_err **err);
 
+/* The same, without blocking (a healthcheck in an event loop): returns once the
+ * command has been exec'd in the container (or why not, as hutch_exec says),
+ * with a handle whose pidfd (hutch_exec_pidfd) polls readable when it has
+ * exited; then hutch_exec_reap collects its status and frees the handle. Give
+ * io pipes, sockets or /dev/null and no terminal: anything else is relayed,
+ * and hutch_exec_reap then blocks until the command is done (as hutch_exec).
+ * hutch_exec_kill signals it (a timeout); hutch_exec_free kills, reaps and
+ * frees a handle that is not to be reaped. The caller's SIGCHLD is not
+ * needed: it is reaped through the pidfd. */
+struct hutch_exec;
+int hutch_exec_start(struct hutch_runtime *rt, const struct hutch_state *s,
+		     const struct hutch_exec_opts *o, const struct hutch_io *io,
+		     struct hutch_exec **out, struct hutch_err **err);
+int hutch_exec_pidfd(const struct hutch_exec *h);
+pid_t hutch_exec_pid(const struct hutch_exec *h);
+int hutch_exec_kill(struct hutch_exec *h, int sig, struct hutch_err **err);
+int hutch_exec_reap(struct hutch_exec *h, struct hutch_exit *st, struct hutch_err **err);
+void hutch_exec_free(struct hutch_exec *h);
+
 /* The container's log (CRI format lines): DATA/containers/ID/container.log */
 char *hutch_state_log_path(const struct hutch_runtime *rt, const struct hutch_state *s);
 
