@@ -191,12 +191,16 @@ static void log_open(void)
 		log_size = 0;
 }
 
-/* container.log -> container.log.1 (replacing the older one), and a new log */
+/* container.log -> container.log.1 (replacing the older one), and a new log.
+ * The old one is closed last: a `logs -f` that sees it closed finds the new
+ * one already there (and one that finds none knows the container ended). */
 static void log_rotate(void)
 {
+	int old = logfd;
 	sys5(__NR_renameat2, dirfd, "container.log", dirfd, "container.log.1", 0);
-	sys1(__NR_close, logfd);
 	log_open();
+	if (old >= 0)
+		sys1(__NR_close, old);
 }
 
 static void log_record(const char *stream, const char *text, unsigned long len, int full)

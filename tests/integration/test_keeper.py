@@ -116,3 +116,12 @@ def test_finish_is_only_for_the_owner(state, hutch, ctr):
     assert "not this process's to finish" in cp.stderr
     assert ctr.status(cid) == "running"
     assert not (cdir(state, cid) / "exit").exists()
+
+
+def test_logs_follow_goes_on_across_a_rotation(hutch, ctr):
+    n = 12_000_000 // 201
+    cid = ctr.run("bb", "sh", "-c",
+                  f"echo first; sleep 1; yes $(printf %0200d 7) | head -n {n}; echo last-line")
+    wait_log(hutch, cid, "first")
+    cp = hutch("logs", "-f", cid, timeout=60)
+    assert cp.stdout == "first\n" + ("0" * 199 + "7\n") * n + "last-line\n"
