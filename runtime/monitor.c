@@ -25,14 +25,6 @@
 #include "runtime/container_internal.h"
 #include "runtime/process_internal.h"
 
-struct start_report {
-	int ok;
-	int already_running; /* started again: it runs or starts already */
-	int exit_code;
-	int errno_;
-	char msg[2048];
-};
-
 /* Close every fd from 3 up but the layer locks and the ready pipe: whatever
  * else the CLI had open (a pipe on fd 3 of a shell pipeline) would otherwise
  * stay open for the container's lifetime, and its reader would wait for EOF as
@@ -83,7 +75,7 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 						   const int *hold, size_t n_hold, int ready_fd)
 {
 	struct hutch_err *err = NULL;
-	struct start_report rep = {0};
+	int ret = -1;
 	/* Its own session (no terminal signals of the CLI's), out of the CLI's
 	 * directory (which could then not be unmounted), and none of its fds. */
 	if (getsid(0) != getpid())
@@ -125,7 +117,7 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 			      .stderr_fd = errp[1]};
 	int started = container_start(rt, spec, &io, again, &c, &err);
 	if (started < 0) {
-		rep.already_running = started == HUTCH_ALREADY_RUNNING;
+		ret = started;
 		goto failed;
 	}
 	close(out[1]);
@@ -141,8 +133,7 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 	/* the log is there when `run -d` returns; the exit file is this run's */
 	close(openat(dirfd, "container.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
 	unlinkat(dirfd, "exit", 0);
-	rep.ok = 1;
-	(void)!write(ready_fd, &rep, sizeof(rep));
+	proc_report(ready_fd, 0, 0, NULL);
 	close(ready_fd);
 	/* the CLI has gone; nothing of ours may hold its terminal */
 	dup2(devnull, 0);
@@ -161,11 +152,7 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 	hutch_container_destroy(c, NULL);
 	_exit(1);
 failed:
-	rep.ok = 0;
-	rep.exit_code = err && err->exit_code ? err->exit_code : 125;
-	rep.errno_ = err ? err->errno_ : 0;
-	snprintf(rep.msg, sizeof(rep.msg), "%s", err && err->msg ? err->msg : "unknown error");
-	(void)!write(ready_fd, &rep, sizeof(rep));
+	proc_report(ready_fd, ret, err && err->exit_code ? err->exit_code : 125, err);
 	_exit(1);
 }
 
@@ -245,28 +232,13 @@ static int run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
 		monitor_main(rt, spec, again, hold_fds, n_hold_fds, ready[1]);
 	}
 	close(ready[1]);
-	struct start_report rep = {0};
-	size_t got = 0;
-	while (got < sizeof(rep)) {
-		ssize_t n = read(ready[0], (char *)&rep + got, sizeof(rep) - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	int r = proc_read_report_as(ready[0], false,
+				    "the container's monitor died while starting it", err);
 	close(ready[0]);
-	if (got == sizeof(rep) && rep.ok)
-		return 0;
-	/* it failed (and cleaned up): collect the monitor */
-	waitpid(pid, NULL, 0);
-	if (got != sizeof(rep))
-		return hutch_fail(err, 0, "the container's monitor died while starting it");
-	rep.msg[sizeof(rep.msg) - 1] = '\0';
-	hutch_fail(err, rep.errno_, "%s", rep.msg);
-	if (err && *err)
-		(*err)->exit_code = rep.exit_code;
-	return rep.already_running ? HUTCH_ALREADY_RUNNING : -1;
+	/* failed (and cleaned up): collect the monitor */
+	if (r < 0)
+		waitpid(pid, NULL, 0);
+	return r;
 }
 
 int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,

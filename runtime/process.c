@@ -26,21 +26,32 @@
 #include "common/util.h"
 #include "runtime/process_internal.h"
 
+/* What a process starting something tells its parent through a pipe: the
+ * container's process (an error; its exec closing the pipe says success) and a
+ * detached container's monitor (started, or why not). One write each. */
 struct child_report {
+	int ret; /* 0: started; -1 or HUTCH_ALREADY_RUNNING: failed */
 	int exit_code;
 	int errno_;
 	char msg[2048];
 };
 
+void proc_report(int fd, int ret, int code, const struct hutch_err *err)
+{
+	struct child_report rep = {.ret = ret, .exit_code = code, .errno_ = err ? err->errno_ : 0};
+	if (ret < 0)
+		snprintf(rep.msg, sizeof(rep.msg), "%s",
+			 err && err->msg ? err->msg : "unknown error");
+	(void)!write(fd, &rep, sizeof(rep));
+}
+
 void proc_fail(const struct proc_ctx *p, int code, struct hutch_err *err)
 {
-	struct child_report rep = {.exit_code = code, .errno_ = err ? err->errno_ : 0};
-	snprintf(rep.msg, sizeof(rep.msg), "%s", err && err->msg ? err->msg : "unknown error");
-	(void)!write(p->report_fd, &rep, sizeof(rep));
+	proc_report(p->report_fd, -1, code, err);
 	_exit(code);
 }
 
-int proc_read_report(int fd, struct hutch_err **err)
+int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err **err)
 {
 	struct child_report rep;
 	size_t got = 0;
@@ -52,14 +63,25 @@ int proc_read_report(int fd, struct hutch_err **err)
 			break;
 		got += (size_t)n;
 	}
-	if (got == 0)
+	if (got == 0 && eof_ok)
 		return 0; /* EOF: the command was exec'd */
 	if (got != sizeof(rep))
-		return hutch_fail(err, 0, "the container process died while starting");
+		return hutch_fail(err, 0, "%s", died);
+	if (rep.ret == 0)
+		return 0;
 	rep.msg[sizeof(rep.msg) - 1] = '\0';
 	hutch_fail(err, rep.errno_, "%s", rep.msg);
-	(*err)->exit_code = rep.exit_code;
-	return -1;
+	if (err && *err)
+		(*err)->exit_code = rep.exit_code;
+	return rep.ret;
+}
+
+int proc_read_report(int fd, struct hutch_err **err)
+{
+	return proc_read_report_as(fd, true, "the container process died while starting", err) <
+			   0
+		   ? -1
+		   : 0;
 }
 
 uint64_t proc_start_time(pid_t pid)

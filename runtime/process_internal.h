@@ -60,6 +60,12 @@ __attribute__((noreturn)) void proc_fail(const struct proc_ctx *p, int code, str
 __attribute__((noreturn)) void proc_setup_and_exec(struct proc_ctx *p);
 /* Parent side: 0 when the child exec'd (EOF), -1 with its message otherwise. */
 int proc_read_report(int fd, struct hutch_err **err);
+/* A report in one write: ret 0 (started) or <0 (failed: code, err). */
+void proc_report(int fd, int ret, int code, const struct hutch_err *err);
+/* Read one: 0 when it says started (or at EOF, if eof_ok), else its ret with
+ * err filled (its message, errno and exit code); died: the message when the
+ * writer went without a whole report. */
+int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err **err);
 int proc_send_fd(int sock, int fd);
 int proc_recv_fd(int sock);
 /* Forward signals to child and reap everything; exit with child's status. */

@@ -271,6 +271,8 @@ __attribute__((noreturn, used)) void keeper_main(long *sp)
 	int exefd = (int)num(argv[5]);
 	log_max = num(argv[6]);
 	int stdin_hold = (int)num(argv[7]);
+	/* its name in ps, not the memfd's */
+	sys2(__NR_prctl, 15 /* PR_SET_NAME */, "hutch-keeper");
 	log_open();
 
 	for (int k = 0; k < 2; k++)

@@ -30,6 +30,7 @@ def test_monitor_is_the_small_keeper(state, hutch, ctr):
     # a sealed memfd, not hutch's binary; the container is its child
     assert os.readlink(f"/proc/{mon}/exe").startswith("/memfd:hutch-keeper")
     assert Path(f"/proc/{mon}/cmdline").read_bytes().split(b"\0")[0] == b"hutch-keeper"
+    assert Path(f"/proc/{mon}/comm").read_text() == "hutch-keeper\n"
     ppid = Path(f"/proc/{info['pid']}/stat").read_text().rsplit(")", 1)[1].split()[1]
     assert int(ppid) == mon
     pss = int(re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{mon}/smaps_rollup").read_text(),
