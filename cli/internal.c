@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,8 @@ static int cmd_internal_finish(struct cli_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "hutch: internal finish: give DATA_ROOT RUN_ROOT ID\n");
 		return 125;
 	}
+	/* exec'd from an fd, it would be named after the fd's number in ps */
+	prctl(PR_SET_NAME, "hutch", 0, 0, 0);
 	_cleanup_err_ struct hutch_err *err = NULL;
 	struct hutch_runtime rt;
 	if (hutch_runtime_init(&rt, argv[1], argv[2], &err) < 0)
