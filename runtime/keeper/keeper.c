@@ -184,8 +184,8 @@ static char *put_time(char *p, const struct timespec_ *ts)
 
 static void log_open(void)
 {
-	logfd = (int)sys4(__NR_openat, dirfd, "container.log",
-			  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	/* not O_CLOEXEC: see the end of keeper_main */
+	logfd = (int)sys4(__NR_openat, dirfd, "container.log", O_WRONLY | O_CREAT | O_APPEND, 0600);
 	log_size = logfd >= 0 ? sys3(__NR_lseek, logfd, 0, SEEK_END) : 0;
 	if (log_size < 0)
 		log_size = 0;
@@ -340,9 +340,9 @@ __attribute__((noreturn, used)) void keeper_main(long *sp)
 		sys1(__NR_close, fd);
 		sys5(__NR_renameat2, dirfd, "exit.tmp", dirfd, "exit", 0);
 	}
-	/* the log is complete: its close is what `hutch logs -f` waits for */
-	if (logfd >= 0)
-		sys1(__NR_close, logfd);
+	/* The log stays open through the exec: `hutch logs -f` ends when it is
+	 * closed, which is then when `hutch internal finish` exits, with the
+	 * exit recorded. */
 	sys1(__NR_close, pidfd);
 	sys1(__NR_close, dirfd);
 	if (stdin_hold >= 0)

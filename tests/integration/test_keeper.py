@@ -126,3 +126,14 @@ def test_logs_follow_goes_on_across_a_rotation(hutch, ctr):
     wait_log(hutch, cid, "first")
     cp = hutch("logs", "-f", cid, timeout=60)
     assert cp.stdout == "first\n" + ("0" * 199 + "7\n") * n + "last-line\n"
+
+
+def test_logs_follow_ends_with_the_exit_recorded(hutch, ctr):
+    """The log stays open until the exit is recorded: `logs -f` ending means `inspect`
+    says exited, with the code."""
+    for i in range(5):
+        cid = ctr.run("bb", "sh", "-c", f"echo up; sleep 0.3; exit {10 + i}")
+        wait_log(hutch, cid, "up")
+        assert hutch("logs", "-f", cid).stdout == "up\n"
+        info = ctr.inspect(cid)
+        assert (info["status"], info["exit_code"]) == ("exited", 10 + i)
