@@ -18,8 +18,10 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_exec(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
-/* hidden verbs for hutch's own use: internal dns (cli/dns.c) */
+/* hidden verbs for hutch's own use (cli/internal.c): internal dns (cli/dns.c),
+ * internal finish */
 int cmd_internal(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv);
 /* stop, kill, rm, inspect */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 /* network create, ls, inspect, rm */

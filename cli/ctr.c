@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -447,6 +448,28 @@ static size_t print_from(int fd, char **carry, size_t *carry_len)
 	return total;
 }
 
+/* The log was closed: by its keeper when the container ended, or when it
+ * rotated it (container.log became container.log.1, and a new container.log
+ * was made before the old one was closed). Rotated: go on with the new one
+ * (a new watch on it) and say true. */
+static bool follow_rotated(int in, int *fd, const char *path, char **carry, size_t *carry_len)
+{
+	struct stat was, now;
+	if (fstat(*fd, &was) < 0 || stat(path, &now) < 0 ||
+	    (was.st_dev == now.st_dev && was.st_ino == now.st_ino))
+		return false;
+	int next = open(path, O_RDONLY | O_CLOEXEC);
+	if (next < 0 || inotify_add_watch(in, path, IN_MODIFY | IN_CLOSE_WRITE) < 0) {
+		if (next >= 0)
+			close(next);
+		return false;
+	}
+	close(*fd);
+	*fd = next;
+	print_from(*fd, carry, carry_len);
+	return true;
+}
+
 enum { LOGS_FOLLOW, LOGS_TAIL };
 static const struct cli_opt logs_opts[] = {
 	{"follow", 'f', false, LOGS_FOLLOW},
@@ -561,7 +584,7 @@ int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 					closed |= (ev->mask & IN_CLOSE_WRITE) != 0;
 					p += sizeof(*ev) + ev->len;
 				}
-				if (closed)
+				if (closed && !follow_rotated(in, &fd, path, &carry, &carry_len))
 					break;
 			}
 		}

@@ -220,11 +220,6 @@ struct hutch_runtime {
 	 * monitor while it starts the container. */
 	hutch_log_fn *log;
 	void *log_data;
-	/* Called in a detached container's monitor once the container has exited
-	 * and been cleaned up, for what the caller set up around it (the network
-	 * namespace net/ made): the runtime knows nothing of it. NULL: nothing. */
-	void (*on_exit)(const struct hutch_runtime *rt, const char *id, void *data);
-	void *on_exit_data;
 };
 /* Say msg through rt->log (or on stderr, as above). */
 void hutch_runtime_log(const struct hutch_runtime *rt, enum hutch_log_level level,
@@ -518,6 +513,16 @@ int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_sp
  * HUTCH_ALREADY_RUNNING (err filled) when it runs or is starting, -1 on other
  * errors (a failed start is recorded as an exit with its code: 125, 126, 127). */
 #define HUTCH_ALREADY_RUNNING (-3)
+
+/* A detached container's log is rotated past this size: container.log becomes
+ * container.log.1 (replacing the one before) and a new container.log begins. */
+#define HUTCH_LOG_MAX_SIZE (10LL * 1024 * 1024)
+
+/* What a detached container's monitor does once the container has exited and
+ * its keeper has written DATA/containers/ID/exit: record the exit (code, OOM
+ * kill from the cgroup, time), remove the cgroup, and with --rm the container.
+ * Only the record's owner (the monitor's own process) may. */
+int hutch_container_finish(struct hutch_runtime *rt, const char *id, struct hutch_err **err);
 int hutch_container_start_existing(struct hutch_runtime *rt, const struct hutch_state *s,
 				   const int *hold_fds, size_t n_hold_fds, struct hutch_err **err);
 
@@ -549,6 +554,25 @@ struct hutch_exec_opts {
 int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	       const struct hutch_exec_opts *o, const struct hutch_io *io, struct hutch_exit *st,
 	       struct hutch_err **err);
+
+/* The same, without blocking (a healthcheck in an event loop): returns once the
+ * command has been exec'd in the container (or why not, as hutch_exec says),
+ * with a handle whose pidfd (hutch_exec_pidfd) polls readable when it has
+ * exited; then hutch_exec_reap collects its status and frees the handle. Give
+ * io pipes, sockets or /dev/null and no terminal: anything else is relayed,
+ * and hutch_exec_reap then blocks until the command is done (as hutch_exec).
+ * hutch_exec_kill signals it (a timeout); hutch_exec_free kills, reaps and
+ * frees a handle that is not to be reaped. The caller's SIGCHLD is not
+ * needed: it is reaped through the pidfd. */
+struct hutch_exec;
+int hutch_exec_start(struct hutch_runtime *rt, const struct hutch_state *s,
+		     const struct hutch_exec_opts *o, const struct hutch_io *io,
+		     struct hutch_exec **out, struct hutch_err **err);
+int hutch_exec_pidfd(const struct hutch_exec *h);
+pid_t hutch_exec_pid(const struct hutch_exec *h);
+int hutch_exec_kill(struct hutch_exec *h, int sig, struct hutch_err **err);
+int hutch_exec_reap(struct hutch_exec *h, struct hutch_exit *st, struct hutch_err **err);
+void hutch_exec_free(struct hutch_exec *h);
 
 /* The container's log (CRI format lines): DATA/containers/ID/container.log */
 char *hutch_state_log_path(const struct hutch_runtime *rt, const struct hutch_state *s);
