@@ -4,7 +4,7 @@ PYTHON ?= /usr/bin/python3
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE_CFLAGS := -std=gnu17 -D_GNU_SOURCE -I. $(WARN) -fno-strict-aliasing
-LIBS := -lseccomp -lcap -ljson-c -lz -lzstd
+LIBS := -lseccomp -lcap -ljson-c -lz -lzstd -liniparser
 # build/hutch links these statically (Debian's -dev packages ship the .a files) and
 # only libc dynamically: five fewer shared objects to map and relocate at every
 # start, ~0.2 ms of each `hutch run`. libcurl stays dlopen'ed (images/registry.c).

@@ -380,6 +380,76 @@ int parse_size(const char *s, int64_t *out)
 	return 0;
 }
 
+int parse_duration(const char *s, int64_t *ns)
+{
+	static const struct {
+		const char *name;
+		int64_t ns;
+	} units[] = {
+	    /* longest first where one unit is a prefix of another (ms before m) */
+	    {"ns", 1},
+	    {"us", 1000},
+	    {"\xc2\xb5s", 1000}, /* U+00B5 micro sign */
+	    {"\xce\xbcs", 1000}, /* U+03BC greek small letter mu */
+	    {"ms", 1000000},
+	    {"s", 1000000000LL},
+	    {"m", 60 * 1000000000LL},
+	    {"h", 3600 * 1000000000LL},
+	};
+	if (!s || !*s)
+		return -1;
+	if (!strcmp(s, "0")) {
+		*ns = 0;
+		return 0;
+	}
+	int64_t total = 0;
+	const char *p = s;
+	while (*p) {
+		uint64_t whole = 0;
+		bool digits = false;
+		for (; isdigit((unsigned char)*p); p++) {
+			if (whole > (UINT64_MAX - 9) / 10)
+				return -1;
+			whole = whole * 10 + (uint64_t)(*p - '0');
+			digits = true;
+		}
+		/* the fraction as digits over a power of ten; digits past 18 cannot
+		 * change a value counted in nanoseconds */
+		uint64_t frac = 0, scale = 1;
+		if (*p == '.') {
+			for (p++; isdigit((unsigned char)*p); p++) {
+				if (scale < 1000000000000000000ULL) {
+					frac = frac * 10 + (uint64_t)(*p - '0');
+					scale *= 10;
+				}
+				digits = true;
+			}
+		}
+		if (!digits)
+			return -1;
+		int64_t unit = 0;
+		for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+			size_t n = strlen(units[i].name);
+			if (!strncmp(p, units[i].name, n)) {
+				unit = units[i].ns;
+				p += n;
+				break;
+			}
+		}
+		if (!unit || whole > (uint64_t)INT64_MAX / (uint64_t)unit)
+			return -1;
+		int64_t v = (int64_t)whole * unit;
+		/* frac/scale < 1, so this is below one unit: no overflow in the product
+		 * as long double, and the sum is checked below */
+		v += (int64_t)((long double)frac * (long double)unit / (long double)scale);
+		if (v < 0 || total > INT64_MAX - v)
+			return -1;
+		total += v;
+	}
+	*ns = total;
+	return 0;
+}
+
 void format_size(int64_t bytes, char *buf, size_t len)
 {
 	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

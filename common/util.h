@@ -100,6 +100,11 @@ int parse_size(const char *s, int64_t *out);
 /* A signal as people write it: "TERM", "SIGTERM", "sigterm", "15" -> 15; -1 if
  * unknown (also for 0 and numbers past the last signal). */
 int signal_from_name(const char *s);
+/* A duration in Go's (and compose's) syntax into nanoseconds: a sequence of
+ * decimal numbers, each with an optional fraction and a unit (ns, us, µs, ms,
+ * s, m, h), like "500ms", "1m30s", "1.5h"; a bare "0" is zero. No sign: a
+ * negative timeout or interval means nothing. -1 on bad syntax or overflow. */
+int parse_duration(const char *s, int64_t *ns);
 /* Human size in binary units, e.g. "64 MiB". */
 void format_size(int64_t bytes, char *buf, size_t len);
 bool is_hex_string(const char *s, size_t len);
