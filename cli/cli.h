@@ -26,7 +26,11 @@ int cmd_supervise(struct cli_ctx *ctx, int argc, char **argv);
 /* stop, kill, rm, inspect */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 
-/* Print "hutch: msg" and return 125 (or the error's own exit code). */
+/* s with control characters (C0, DEL, C1) as \xNN, for text from images and
+ * containers on a terminal: no escape sequences, no line breaks. Free it. */
+char *cli_shown(const char *s);
+/* Print "hutch: msg" (control characters escaped, cli_shown) and return 125 (or
+ * the error's own exit code). */
 struct hutch_err;
 int cli_report(struct cli_ctx *ctx, struct hutch_err *err);
 /* Put prefix in front of err's message as it is ("--env-file " + "f: ..."),

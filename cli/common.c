@@ -18,8 +18,35 @@ void cli_err_prefix(struct hutch_err **err, const char *prefix)
 	(*err)->msg = joined;
 }
 
+char *cli_shown(const char *s)
+{
+	char *out = xcalloc(1, strlen(s) * 4 + 1), *o = out;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		/* C0 controls, DEL, and C1 controls as UTF-8 (U+0080-U+009F: some
+		 * terminals take U+009B as CSI) */
+		bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+		if (*p < 0x20 || *p == 0x7f || c1) {
+			o += sprintf(o, "\\x%02x", *p);
+			if (c1)
+				o += sprintf(o, "\\x%02x", *++p);
+		} else {
+			*o++ = (char)*p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 int cli_report(struct cli_ctx *ctx, struct hutch_err *err)
 {
+	/* The last line of defence for text an image or a container put in a
+	 * message: whatever was not escaped where it was put in, is here (a
+	 * message is one line, never a newline or an escape sequence). */
+	if (err && err->msg) {
+		char *safe = cli_shown(err->msg);
+		free(err->msg);
+		err->msg = safe;
+	}
 	hutch_err_print(ctx->prog, err);
 	return err && err->exit_code ? err->exit_code : 125;
 }

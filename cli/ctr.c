@@ -185,12 +185,15 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		}
 		char **row = rows[n_rows++];
 		row[COL_ID] = xasprintf("%.12s", s->id);
-		row[COL_IMAGE] = xstrdup(s->image ? s->image : "");
-		row[COL_COMMAND] = command_cell(s->command ? s->command : "");
+		/* the command is the image's (Entrypoint, Cmd): no escape sequences
+		 * or line breaks from it in the table */
+		row[COL_IMAGE] = cli_shown(s->image ? s->image : "");
+		_cleanup_free_ char *command = cli_shown(s->command ? s->command : "");
+		row[COL_COMMAND] = command_cell(command);
 		row[COL_PID] = s->status == HUTCH_RUNNING ? xasprintf("%d", s->pid) : xstrdup("-");
 		row[COL_CREATED] = xstrdup(created);
 		row[COL_STATUS] = xstrdup(status);
-		row[COL_NAMES] = xstrdup(s->name ? s->name : "");
+		row[COL_NAMES] = cli_shown(s->name ? s->name : "");
 		for (int c = 0; c < N_COLS; c++)
 			if (text_width(row[c]) > widths[c])
 				widths[c] = text_width(row[c]);

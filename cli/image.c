@@ -213,22 +213,35 @@ static int image_import(struct cli_ctx *ctx, struct hutch_store *s, const struct
 		return cli_report(ctx, err);
 	}
 	_cleanup_free_ char *derived = NULL;
+	if (!pos[1] && plan->bad_name) {
+		/* "../../x:1", or a name with a newline or an escape sequence in it:
+		 * never stored, and never printed as it is */
+		fprintf(stderr,
+			"hutch: image import: '%s' gives its image an invalid name (%s): give it "
+			"one (hutch image import %s NAME)\n",
+			pos[0], plan->bad_name, pos[0]);
+		image_plan_free(plan);
+		return 125;
+	}
 	if (!pos[1] && plan->n_tags == 0 && plan->bare_tag) {
 		/* skopeo and umoci name a layout's image by its tag alone
 		 * ("oci:dir:latest"): the layout's own name is the repository */
 		_cleanup_free_ char *base = name_from_path(pos[0]);
 		derived = xasprintf("%s:%s", base, plan->bare_tag);
 		_cleanup_free_ char *norm = NULL;
+		/* the tag is the image's own text: shown escaped */
+		_cleanup_free_ char *tag = printable(plan->bare_tag, strlen(plan->bare_tag));
 		if (hutch_image_ref_normalize(derived, &norm, NULL) < 0) {
+			_cleanup_free_ char *shown = printable(derived, strlen(derived));
 			fprintf(stderr,
 				"hutch: image import: '%s' names its image only '%s', and '%s' is "
 				"not a valid name: add one (hutch image import %s NAME)\n",
-				pos[0], plan->bare_tag, derived, pos[0]);
+				pos[0], tag, shown, pos[0]);
 			image_plan_free(plan);
 			return 125;
 		}
 		fprintf(stderr, "hutch: '%s' names its image only '%s': stored as '%s'\n", pos[0],
-			plan->bare_tag, derived);
+			tag, derived);
 		pos[1] = derived;
 	}
 	if (!pos[1] && plan->n_tags == 0) {

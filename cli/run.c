@@ -15,8 +15,8 @@ struct run_opts {
 	const char *memory, *memory_swap, *cpus, *pids_limit, *stop_signal;
 	const char **env, **volumes, **tmpfs, **cap_add, **cap_drop, **ulimits, **env_files;
 	size_t n_env, n_volumes, n_tmpfs, n_cap_add, n_cap_drop, n_ulimits, n_env_files;
-	const char **dns, **dns_search, **dns_options, **add_hosts;
-	size_t n_dns, n_dns_search, n_dns_options, n_add_hosts;
+	const char **dns, **dns_search, **dns_options, **add_hosts, **devices;
+	size_t n_dns, n_dns_search, n_dns_options, n_add_hosts, n_devices;
 	bool entrypoint_set, detach;
 };
 
@@ -51,6 +51,7 @@ static void run_usage(FILE *out)
 	      "      --dns-option OPT   a resolv.conf option (e.g. ndots:2)\n"
 	      "      --add-host HOST:IP a line for /etc/hosts\n"
 	      "      --init             run a tiny init as pid 1 (reaps zombies, forwards signals)\n"
+	      "      --device HOST[:DEST][:PERMS]  a host device node (PERMS: of rwm)\n"
 	      "      --privileged       all capabilities and host devices, no seccomp or masks\n"
 	      "      --security-opt OPT seccomp=unconfined, no-new-privileges[=true|false]\n"
 	      "      --stop-signal SIG  signal that stops the container (default SIGTERM)\n",
@@ -67,7 +68,7 @@ static void push(const char ***v, size_t *n, const char *s)
 enum opt_id {
 	O_RM, O_I, O_T, O_E, O_ENVFILE, O_V, O_TMPFS, O_W, O_U, O_H, O_NAME, O_ENTRY, O_RO, O_MEM,
 	O_SWAP, O_CPUS, O_PIDS, O_ULIMIT, O_CAPADD, O_CAPDROP, O_NET, O_INIT, O_PRIV, O_SECOPT,
-	O_STOPSIG, O_HELP, O_DETACH, O_DNS, O_DNS_SEARCH, O_DNS_OPTION, O_ADD_HOST,
+	O_STOPSIG, O_HELP, O_DETACH, O_DNS, O_DNS_SEARCH, O_DNS_OPTION, O_ADD_HOST, O_DEVICE,
 };
 static const struct cli_opt options[] = {
 	{"rm", 0, false, O_RM},
@@ -103,6 +104,7 @@ static const struct cli_opt options[] = {
 	{"dns-option", 0, true, O_DNS_OPTION},
 	{"dns-opt", 0, true, O_DNS_OPTION},
 	{"add-host", 0, true, O_ADD_HOST},
+	{"device", 0, true, O_DEVICE},
 };
 
 static int set_option(struct run_opts *o, enum opt_id id, const char *v)
@@ -157,6 +159,7 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 	case O_DNS_SEARCH: push(&o->dns_search, &o->n_dns_search, v); break;
 	case O_DNS_OPTION: push(&o->dns_options, &o->n_dns_options, v); break;
 	case O_ADD_HOST: push(&o->add_hosts, &o->n_add_hosts, v); break;
+	case O_DEVICE: push(&o->devices, &o->n_devices, v); break;
 	}
 	return 0;
 }
@@ -322,6 +325,8 @@ static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, 
 		spec->process.no_new_privileges = o->no_new_privs;
 	if (o->seccomp_unconfined)
 		spec->seccomp = HUTCH_SECCOMP_UNCONFINED;
+	if (each(spec, "--device", o->devices, o->n_devices, hutch_spec_add_device, err) < 0)
+		return -1;
 
 	/* Network */
 	if (one(spec, "--network", o->network, hutch_spec_set_network, err) < 0 ||
@@ -353,6 +358,7 @@ static void free_opts(struct run_opts *o)
 	free(o->dns_search);
 	free(o->dns_options);
 	free(o->add_hosts);
+	free(o->devices);
 }
 
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv)

@@ -66,6 +66,7 @@ void image_plan_free(struct image_plan *p)
 		free(p->tags[i]);
 	free(p->tags);
 	free(p->bare_tag);
+	free(p->bad_name);
 	free(p->manifest);
 	free(p->source);
 	if (p->tmp_fd >= 0)
@@ -175,8 +176,16 @@ static bool name_matches(const char *name, const char *ref)
 static void plan_add_tag(struct image_plan *p, const char *name)
 {
 	_cleanup_free_ char *norm = NULL;
-	if (!name || hutch_image_ref_normalize(name, &norm, NULL) < 0)
-		return; /* not a name hutch can store: the caller names the image */
+	struct hutch_err *why = NULL;
+	if (!name)
+		return;
+	if (hutch_image_ref_normalize(name, &norm, &why) < 0) {
+		/* not a name hutch can store: said, unless the caller names the image */
+		if (!p->bad_name && why)
+			p->bad_name = steal_ptr(why->msg);
+		hutch_err_free(&why);
+		return;
+	}
 	for (size_t i = 0; i < p->n_tags; i++)
 		if (!strcmp(p->tags[i], norm))
 			return;
@@ -1038,6 +1047,8 @@ static int decompress_and_index(int in, const char *tmp_dir, struct layout *l,
 		if (t.err) {
 			hutch_err_free(err);
 			pass_err(err, steal_ptr(t.err));
+		} else if (tar_reader_failed(r)) {
+			layer_stream_check_rest(t.ls, err);
 		}
 		hutch_err_wrap(err, "decompress the archive");
 		goto out;
@@ -1176,11 +1187,37 @@ static ssize_t stream_read(void *ctx, void *buf, size_t len)
 	return n;
 }
 
+/* A manifest.json at the top that reads as docker save's: the directory is a
+ * docker archive, whatever else is in it (its Layers may name any file, say a
+ * layer.tar at the top, a symlink perhaps). Taking it for a rootfs would store
+ * the archive's own files, a symlink aiming out of it among them. */
+static bool dir_has_docker_manifest(int dfd)
+{
+	_cleanup_close_ int fd =
+	    openat2_retry(dfd, "manifest.json", O_RDONLY | O_NOCTTY | O_NONBLOCK,
+			  RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    st.st_size > DOCKER_MANIFEST_MAX)
+		return false;
+	_cleanup_free_ char *text = xcalloc(1, (size_t)st.st_size + 1);
+	if (pread_all(fd, text, (size_t)st.st_size, 0, NULL) < 0)
+		return false;
+	struct docker_archive_manifest dm;
+	if (docker_archive_manifest_parse(text, (size_t)st.st_size, &dm, NULL) < 0)
+		return false;
+	docker_archive_manifest_free(&dm);
+	return true;
+}
+
 /* An unpacked archive (`docker save | tar x`, or a layout without its
  * oci-layout file): only archive members at the top, one of them index.json
- * or manifest.json. A rootfs has other names (bin, etc ...). */
+ * or manifest.json, or a docker save manifest.json. A rootfs has other names
+ * (bin, etc ...). */
 static bool dir_is_unpacked_archive(int dfd)
 {
+	if (dir_has_docker_manifest(dfd))
+		return true;
 	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {

@@ -33,6 +33,13 @@ int layer_stream_finish(struct layer_stream *s, char compressed_hex[65],
  * (a disk image, a preallocated file); what must be refused is a layer that
  * cannot fit, and the store sets max from the free space where it unpacks. */
 void layer_stream_set_max(struct layer_stream *s, uint64_t max);
+/* After the tar in a stream was found unreadable: read the rest of a gzip or
+ * zstd stream (up to the limit set) to see whether the compressed data is
+ * corrupt, the likelier cause (a deflate stream can inflate into garbage that
+ * only its CRC at the end gives away). If it is: -1, *err (the tar reader's
+ * message) replaced by the decompressor's. Else 0 (also for a plain stream,
+ * or one that already failed). */
+int layer_stream_check_rest(struct layer_stream *s, struct hutch_err **err);
 /* "gzip", "zstd" or "none" */
 const char *layer_stream_compression(const struct layer_stream *s);
 void layer_stream_free(struct layer_stream *s);
@@ -83,6 +90,8 @@ ssize_t tar_read_data(struct tar_reader *r, void *buf, size_t len, struct hutch_
 /* For a seekable source (a file): data the caller does not read is skipped by
  * calling skip (with the same ctx as read) instead of being read. */
 void tar_reader_set_skip(struct tar_reader *r, hutch_skip_fn skip);
+/* The reader itself failed: a malformed archive, or its source failed. */
+bool tar_reader_failed(const struct tar_reader *r);
 /* Offset in the archive of the current entry's next unread data byte: right
  * after tar_next, where its data starts (indexing a tar without extracting). */
 uint64_t tar_data_offset(const struct tar_reader *r);

@@ -869,6 +869,50 @@ out:
 
 /* ---- config ------------------------------------------------------------------------------ */
 
+/* The fields of an image config's "config" that a container is made from, by
+ * the JSON type they must have: a wrong one is refused at import, naming the
+ * field and the type found (a Cmd given as an object would otherwise import
+ * silently and run as "no Cmd"), and so is a NUL inside one of their strings
+ * (C would cut "/bin/sh\u0000x" to "/bin/sh" without a word). Entrypoint
+ * and Cmd may be one string, as Docker reads them. The others
+ * (ExposedPorts, Volumes, Labels, Healthcheck...) hutch does not use. */
+static int check_process_config(struct json_object *doc, struct hutch_err **err)
+{
+	struct json_object *c = member(doc, "config");
+	if (!c)
+		return 0;
+	if (!json_object_is_type(c, json_type_object))
+		return hutch_fail(err, 0, "image config: \"config\" must be an object, not %s",
+				  type_name(c));
+	static const char *const strings[] = {"User", "WorkingDir", "StopSignal"};
+	for (size_t i = 0; i < ARRAY_SIZE(strings); i++) {
+		const char *s;
+		if (get_string(c, strings[i], "image config: config", &s, err) < 0)
+			return -1;
+	}
+	static const char *const lists[] = {"Entrypoint", "Cmd", "Env"};
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+		struct json_object *arr;
+		size_t n;
+		const char *s;
+		/* Docker takes a single string for Entrypoint and Cmd (not Env) */
+		if (i < 2 && json_object_is_type(member(c, lists[i]), json_type_string)) {
+			if (get_string(c, lists[i], "image config: config", &s, err) < 0)
+				return -1;
+			continue;
+		}
+		if (get_array(c, lists[i], "image config: config", &arr, &n, err) < 0)
+			return -1;
+		for (size_t k = 0; k < n; k++) {
+			char ctx[64];
+			snprintf(ctx, sizeof(ctx), "image config: config: %s[%zu]", lists[i], k);
+			if (string_of(json_object_array_get_idx(arr, k), ctx, &s, err) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 int image_config_diff_ids(const char *json, size_t len, char (**diff_ids)[72], size_t *n_out,
 			  struct hutch_err **err)
 {
@@ -887,6 +931,8 @@ int image_config_diff_ids(const char *json, size_t len, char (**diff_ids)[72], s
 		hutch_fail(err, 0, "%s is not a JSON object", what);
 		goto out;
 	}
+	if (check_process_config(doc, err) < 0)
+		goto out;
 	struct json_object *rootfs = member(doc, "rootfs");
 	if (!rootfs || !json_object_is_type(rootfs, json_type_object)) {
 		hutch_fail(err, 0, "%s: \"rootfs\" is %s", what,

@@ -99,7 +99,10 @@ int image_manifest_parse(const char *json, size_t len, const char *media_type,
 void image_manifest_free(struct image_manifest *m);
 
 /* An image config's rootfs.diff_ids (rootfs.type must be "layers"): *diff_ids is
- * a malloc'd array of *n validated "sha256:..." strings (NULL when n is 0). */
+ * a malloc'd array of *n validated "sha256:..." strings (NULL when n is 0).
+ * The config's process fields are checked too: Entrypoint, Cmd and Env arrays
+ * of strings (or null), User, WorkingDir and StopSignal strings, none holding
+ * a NUL; anything else is refused naming the field and the type found. */
 int image_config_diff_ids(const char *json, size_t len, char (**diff_ids)[72], size_t *n,
 			  struct hutch_err **err);
 

@@ -1054,6 +1054,13 @@ static int fetch_config(struct puller *p, const struct descriptor *d, char **out
 			       digest, d->digest);
 		goto out;
 	}
+	/* checked as an imported one is: wrong types and NULs refused here */
+	char(*diff_ids)[72] = NULL;
+	size_t n_diff = 0;
+	r = image_config_diff_ids(resp.body ? resp.body : "", resp.len, &diff_ids, &n_diff, err);
+	free(diff_ids);
+	if (r < 0)
+		goto out;
 	*out = resp.body ? steal_ptr(resp.body) : xstrdup("");
 	*len = resp.len;
 out:

@@ -192,8 +192,9 @@ int registry_ref_parse(const char *s, struct registry_ref *out, struct hutch_err
 	}
 	if (has_domain) {
 		if (!valid_domain(copy)) {
+			_cleanup_free_ char *host = printable(copy, strlen(copy));
 			hutch_fail(err, 0, "invalid image reference '%s': bad registry host '%s'",
-				   shown, copy);
+				   shown, host);
 			goto fail;
 		}
 		/* kept as written: an upper-case first component is what makes it a
@@ -213,10 +214,11 @@ int registry_ref_parse(const char *s, struct registry_ref *out, struct hutch_err
 	else
 		out->repo = xstrdup(path);
 	if (!valid_repo_path(out->repo)) {
+		_cleanup_free_ char *repo = printable(out->repo, strlen(out->repo));
 		hutch_fail(err, 0,
 			   "invalid image reference '%s': the repository '%s' must be lowercase "
 			   "letters and digits separated by '/', '.', '_', '__' or '-'",
-			   shown, out->repo);
+			   shown, repo);
 		goto fail;
 	}
 	out->api_host =

@@ -37,6 +37,9 @@ struct image_plan {
 	 * "latest", as skopeo and umoci write): the caller may name the image after
 	 * the layout with it. NULL if none. */
 	char *bare_tag;
+	/* Why a name the source gives (RepoTags, a ref.name) is not one hutch can
+	 * store: a message naming it, escaped. NULL if every name is valid. */
+	char *bad_name;
 	char *manifest; /* the manifest bytes, kept for inspect (may be NULL) */
 	size_t manifest_len;
 	char *source; /* what it came from, for messages and history */

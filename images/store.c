@@ -338,6 +338,12 @@ static int refs_save(struct hutch_store *s, struct json_object *refs, struct hut
 static char **json_strv(struct json_object *arr, size_t *n)
 {
 	*n = 0;
+	if (arr && json_object_is_type(arr, json_type_string)) {
+		/* Docker's Entrypoint and Cmd may be one string (its strslice) */
+		char **v = xcalloc(2, sizeof(char *));
+		v[(*n)++] = xstrdup(json_object_get_string(arr));
+		return v;
+	}
 	if (!arr || !json_object_is_type(arr, json_type_array))
 		return NULL;
 	size_t len = json_object_array_length(arr);
@@ -681,8 +687,12 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 			uo.max_bytes = 1; /* full: 0 would mean no limit */
 		layer_stream_set_max(ls, uo.max_bytes);
 	}
-	if (layer_unpack(tr, layerfd, &uo, &j->stats, err) < 0 ||
-	    layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
+	if (layer_unpack(tr, layerfd, &uo, &j->stats, err) < 0) {
+		if (tar_reader_failed(tr))
+			layer_stream_check_rest(ls, err);
+		goto out;
+	}
+	if (layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -1141,6 +1151,20 @@ static int plan_check_layer(struct plan_job *j, const struct plan_layer *l,
 	struct unpack_job res = {.stagefd = j->stagefd};
 	if (unpack_job_result(&res, err) < 0)
 		return -1;
+	/* sha256 of no bytes at all: an empty blob, said as such (not as a
+	 * digest mismatch that sends one comparing hashes) */
+	static const char empty_hex[] =
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+	bool empty = !strcmp(res.comp_hex, empty_hex);
+	if (empty && ((l->digest[0] && strcmp(l->digest + 7, res.comp_hex)) ||
+		      strcmp(j->diff_id + 7, res.diff_hex)))
+		return hutch_fail(
+		    err, 0,
+		    "the layer's blob is empty (0 bytes), but the %s gives it the digest %s: "
+		    "refusing a truncated or tampered layer",
+		    l->digest[0] && strcmp(l->digest + 7, res.comp_hex) ? "manifest"
+									: "image config",
+		    l->digest[0] && strcmp(l->digest + 7, res.comp_hex) ? l->digest : j->diff_id);
 	if (l->digest[0] && strcmp(l->digest + 7, res.comp_hex))
 		return hutch_fail(err, 0,
 				  "the blob's digest is sha256:%s, not %s as the manifest says: "

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "common/sha256.h"
 #include "common/util.h"
@@ -250,8 +251,12 @@ static ssize_t read_gzip(struct layer_stream *s, uint8_t *buf, size_t len, struc
 			s->gz_member_done = true;
 		else if (ret != Z_OK && ret != Z_BUF_ERROR)
 			return hutch_fail(
-			    err, 0, "gzip data is corrupt near compressed byte %llu: %s",
+			    err, 0, "gzip data is corrupt near compressed byte %llu%s (zlib: %s)",
 			    (unsigned long long)(s->raw_total - s->in_len + s->in_pos),
+			    s->gz.msg && !strcmp(s->gz.msg, "incorrect data check")
+				? ": the checksum (CRC-32) at the end of a gzip member does not "
+				  "match the data before it"
+				: "",
 			    s->gz.msg ? s->gz.msg : "inflate failed");
 		if (produced > 0)
 			return (ssize_t)produced;
@@ -274,11 +279,21 @@ static ssize_t read_zstd(struct layer_stream *s, uint8_t *buf, size_t len, struc
 		size_t ret = ZSTD_decompressStream(s->zstd, &out, &in);
 		bool progress = in.pos != s->in_pos || out.pos > 0;
 		s->in_pos = in.pos;
-		if (ZSTD_isError(ret))
+		if (ZSTD_isError(ret)) {
+			/* Garbage after the magic reads as a frame header asking for
+			 * a dictionary or odd parameters: zstd's own words for it
+			 * ("Dictionary mismatch") would send one looking for a
+			 * dictionary, which layers never use. */
+			ZSTD_ErrorCode code = ZSTD_getErrorCode(ret);
+			bool header = code == ZSTD_error_dictionary_wrong ||
+				      code == ZSTD_error_frameParameter_unsupported ||
+				      code == ZSTD_error_frameParameter_windowTooLarge ||
+				      code == ZSTD_error_prefix_unknown;
 			return hutch_fail(
-			    err, 0, "zstd data is corrupt near compressed byte %llu: %s",
+			    err, 0, "zstd data is corrupt near compressed byte %llu%s (zstd: %s)",
 			    (unsigned long long)(s->raw_total - s->in_len + s->in_pos),
-			    ZSTD_getErrorName(ret));
+			    header ? ": not a valid frame header" : "", ZSTD_getErrorName(ret));
+		}
 		/* A call without progress (no input left) answers with the size
 		 * of a next frame header: not a sign the last frame is unfinished. */
 		if (progress)
@@ -368,6 +383,39 @@ int layer_stream_finish(struct layer_stream *s, char compressed_hex[65], char un
 	sha256_init(&s->raw_sha);
 	sha256_init(&s->plain_sha);
 	return 0;
+}
+
+int layer_stream_check_rest(struct layer_stream *s, struct hutch_err **err)
+{
+	if (s->comp == COMP_NONE || s->failed || s->eof)
+		return 0;
+	_cleanup_free_ uint8_t *scratch = malloc(STREAM_INPUT_BUF);
+	if (!scratch)
+		return 0;
+	struct hutch_err *e = NULL;
+	for (;;) {
+		ssize_t n = layer_stream_read(s, scratch, STREAM_INPUT_BUF, &e);
+		if (n == 0)
+			return 0;
+		if (n > 0)
+			continue;
+		/* past the space there is (a bomb): not a sign of corruption */
+		if (e && e->errno_ == ENOSPC) {
+			hutch_err_free(&e);
+			return 0;
+		}
+		/* the cause, in place of what the tar reader made of its garbage */
+		char *msg = xasprintf("%s; the tar it holds reads as garbage", e->msg);
+		free(e->msg);
+		e->msg = msg;
+		if (err) {
+			hutch_err_free(err);
+			*err = e;
+		} else {
+			hutch_err_free(&e);
+		}
+		return -1;
+	}
 }
 
 void layer_stream_free(struct layer_stream *s)

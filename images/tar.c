@@ -337,6 +337,11 @@ void tar_reader_set_skip(struct tar_reader *r, hutch_skip_fn skip)
 	r->skip = skip;
 }
 
+bool tar_reader_failed(const struct tar_reader *r)
+{
+	return r->failed;
+}
+
 uint64_t tar_data_offset(const struct tar_reader *r)
 {
 	return r->consumed;

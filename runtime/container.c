@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <sched.h>
@@ -248,6 +249,19 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	if (make_container_dirs(rt, spec, c, err) < 0 || etc_files_prepare(rt, spec, &etc, err) < 0)
 		goto fail;
 	hutch_trace("dirs and cgroup created");
+	/* before anything is in the cgroup; without a program, nodev and no mknod */
+	int devices = devices_attach(rt, spec, &c->cg, err);
+	if (devices < 0)
+		goto fail;
+	struct hutch_process proc = spec->process;
+	if (devices) {
+		uint64_t keep = ~(1ULL << CAP_MKNOD);
+		proc.caps =
+		    (struct hutch_caps){proc.caps.bounding & keep, proc.caps.effective & keep,
+					proc.caps.permitted & keep, proc.caps.inheritable & keep,
+					proc.caps.ambient & keep};
+		c->state->process.caps = proc.caps; /* and so for exec */
+	}
 	hutch_trace("seccomp: prepare");
 	if (spec->seccomp == HUTCH_SECCOMP_DEFAULT && !spec->privileged) {
 		_cleanup_free_ char *cache = xasprintf("%s/cache", rt->run_root);
@@ -280,8 +294,9 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		.rt = rt,
 		.spec = spec,
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
-			 .etc = &etc, .rootless = rt->rootless},
-		.proc = {.proc = &spec->process, .io = io, .userns = userns,
+			 .etc = &etc, .rootless = rt->rootless,
+			 .own_cgroup = c->cg.dirfd >= 0, .nodev = devices > 0},
+		.proc = {.proc = &proc, .io = io, .userns = userns,
 			 .seccomp = prog, .report_fd = report[1], .pty_sock = ptys[1],
 			 .dmz_fd = dmz, .parent_pidfd = self},
 		.sync_fd = sync[0],

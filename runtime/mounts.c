@@ -14,11 +14,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -46,12 +48,41 @@ static bool copy_path(char *buf, const char *path)
 	return true;
 }
 
-/* ENOTDIR resolving path in the root: name the part of it that is not a directory. */
+/* ELOOP at prefix: a /proc magic link (/proc/self/cwd, /proc/1/root...) that
+ * RESOLVE_NO_MAGICLINKS refused, rather than a symlink loop? */
+static bool is_magic_link(int rootfd, const char *prefix)
+{
+	_cleanup_close_ int fd = openat2_in_root(rootfd, prefix, O_PATH | O_NOFOLLOW);
+	struct stat st;
+	struct statfs sfs;
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode) && fstatfs(fd, &sfs) == 0 &&
+	       sfs.f_type == PROC_SUPER_MAGIC;
+}
+
+/* ENOTDIR resolving path in the root: name the part of it that is not a
+ * directory; ELOOP: the /proc magic link on the way, if it is one. */
 static int fail_resolve(int rootfd, const char *path, int e, struct hutch_err **err)
 {
 	char prefix[PATH_MAX];
-	if (e != ENOTDIR || !copy_path(prefix, path))
+	if ((e != ENOTDIR && e != ELOOP) || !copy_path(prefix, path))
 		return hutch_fail(err, e, "resolve %s in the container", path);
+	for (char *p = prefix + 1; e == ELOOP; p++) {
+		if (*p && *p != '/')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		_cleanup_close_ int fd = openat2_in_root(rootfd, prefix, O_PATH);
+		if (fd < 0 && errno == ELOOP && is_magic_link(rootfd, prefix))
+			return hutch_fail(err, 0,
+					  "%s in the container is a /proc magic link (it leads to "
+					  "whatever a process has open, which may be outside the "
+					  "container): hutch never follows one, give a path in the "
+					  "container's own files",
+					  prefix);
+		if (fd < 0 || !saved)
+			return hutch_fail(err, e, "resolve %s in the container", path);
+		*p = saved;
+	}
 	for (char *p = prefix + 1;; p++) {
 		if (*p && *p != '/')
 			continue;
@@ -348,7 +379,8 @@ static int overlay_mount_legacy(const struct mount_ctx *ctx, int *rootfd_out,
 		return hutch_fail(err, E2BIG,
 				  "the image has too many layers for this kernel's overlay mount "
 				  "options (Linux 6.8+ has no such limit)");
-	if (mount("overlay", ctx->rootfs, "overlay", 0, ctx->overlay_legacy_opts) < 0)
+	if (mount("overlay", ctx->rootfs, "overlay", ctx->nodev ? MS_NODEV : 0,
+		  ctx->overlay_legacy_opts) < 0)
 		return hutch_fail_sys(err, "mount the overlay root filesystem");
 	int rootfd = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
@@ -631,6 +663,12 @@ int mounts_prepare(struct mount_ctx *ctx, struct hutch_err **err)
 		/* devpts' gid=5 (tty) only exists if gid 5 is mapped into the userns. */
 		if (!strcmp(m->type, "devpts") && o->data && !gid_is_mapped(spec, 5))
 			strip_option(o->data, "gid=5");
+		/* No device program: no node opens on any mount but a devpts of the
+		 * container's own (its ptys), whatever the options said. */
+		if (ctx->nodev && strcmp(m->type, "devpts")) {
+			o->attr_set |= MOUNT_ATTR_NODEV;
+			o->attr_clr &= ~(uint64_t)MOUNT_ATTR_NODEV;
+		}
 	}
 	ctx->overlay_legacy_opts = make_overlay_legacy_opts(ctx);
 	if (spec->privileged) {
@@ -713,7 +751,7 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
 		append_fs_log(fsfd, "overlay", err);
 		return -1;
 	}
-	_cleanup_close_ int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
+	_cleanup_close_ int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, ctx->nodev ? MOUNT_ATTR_NODEV : 0);
 	if (mfd < 0)
 		return hutch_fail_sys(err, "fsmount overlay");
 	_cleanup_close_ int target = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -824,15 +862,25 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 		target = root_open_dir_p(rootfd, m->destination, true, err);
 		if (target < 0)
 			goto fail;
-		mfd = fs_mount_detached(m->type, m->source, o->data, o->attr_set, err);
-		if (mfd < 0) {
-			/* cgroup2 can be absent (an old kernel, or hidden); not fatal. */
-			if (!strcmp(m->type, "cgroup2")) {
-				hutch_err_free(err);
-				return 0;
-			}
-			goto fail;
+		bool cgroup2 = !strcmp(m->type, "cgroup2");
+		mfd = cgroup2 && !ctx->own_cgroup
+			  ? -1
+			  : fs_mount_detached(m->type, m->source, o->data, o->attr_set, err);
+		if (mfd < 0 && cgroup2) {
+			/* A container sees only its own cgroup. One without (rootless
+			 * with no delegated subtree, no cgroup v2 on the host) would see
+			 * the cgroup hutch runs in, the host's whole tree at worst, or
+			 * under a bound /sys the host's v1 hierarchies: an empty,
+			 * read-only tmpfs instead. So too where cgroup2 cannot be
+			 * mounted (an old kernel, or hidden). */
+			hutch_err_free(err);
+			mfd = fs_mount_detached("tmpfs", "tmpfs", "mode=0555,size=4k",
+						MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+						    MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+						err);
 		}
+		if (mfd < 0)
+			goto fail;
 		if (set_fs_propagation(mfd, o, m, err) < 0)
 			goto fail;
 		/* a mount keeps its id when it is moved into place */
@@ -844,7 +892,9 @@ fail:
 	return hutch_err_wrap(err, "mount %s on %s", m->type, m->destination);
 }
 
-static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
+/* bind: the host's nodes bound (no mknod in a user namespace; a nodev /dev
+ * without a device program), else made with mknod. */
+static int setup_dev(int rootfd, bool bind, struct hutch_err **err)
 {
 	static const struct {
 		const char *name;
@@ -867,7 +917,7 @@ static int setup_dev(int rootfd, bool rootless, struct hutch_err **err)
 	if (dev < 0)
 		return -1;
 	for (size_t i = 0; i < ARRAY_SIZE(devices); i++) {
-		if (!rootless) {
+		if (!bind) {
 			if (mknodat(dev, devices[i].name, S_IFCHR | 0666,
 				    makedev(devices[i].major, devices[i].minor)) < 0 &&
 			    errno != EEXIST)
@@ -1086,6 +1136,74 @@ static int add_host_devices(const struct mount_ctx *ctx, int rootfd, struct hutc
 	return 0;
 }
 
+/* linux.devices (--device): each node made where the spec says, only on the
+ * container's own mounts (never in a bind of the host's directory): with mknod
+ * and the host's mode and owner; where mknod is not allowed (rootless) or its
+ * node would not open (nodev), a bind of the host's node. */
+static int add_spec_devices(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err)
+{
+	const struct hutch_spec *spec = ctx->spec;
+	uint64_t root_id = spec->n_devices ? mnt_id_of(rootfd) : 0;
+	for (size_t i = 0; i < spec->n_devices; i++) {
+		const struct hutch_device *d = &spec->devices[i];
+		char dir[PATH_MAX];
+		if (!copy_path(dir, d->path))
+			return hutch_fail(err, ENAMETOOLONG, "device %s", d->path);
+		char *slash = strrchr(dir, '/');
+		const char *name = d->path + (slash - dir) + 1;
+		*slash = '\0';
+		_cleanup_close_ int dirfd = root_open_dir_p(rootfd, *dir ? dir : "/", true, err);
+		if (dirfd < 0)
+			return hutch_err_wrap(err, "device %s", d->path);
+		if (!on_own_mount(ctx, root_id, dirfd))
+			return hutch_fail(
+			    err, 0,
+			    "device %s: %s in the container is not on a filesystem of "
+			    "the container's own (a bind mount of the host's?), and hutch "
+			    "makes no device node there: give another path",
+			    d->path, *dir ? dir : "/");
+		mode_t type = d->type == 'b' ? S_IFBLK : S_IFCHR;
+		dev_t rdev = makedev((unsigned)d->major, (unsigned)d->minor);
+		if (!ctx->rootless && !ctx->nodev) {
+			if (mknodat(dirfd, name, type | (d->file_mode & 07777), rdev) < 0) {
+				int e = errno;
+				struct stat st;
+				/* the same node already there (/dev/null) is fine */
+				if (e != EEXIST ||
+				    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+				    (st.st_mode & S_IFMT) != type || st.st_rdev != rdev)
+					return hutch_fail(
+					    err, e, "create device %s in the container", d->path);
+			}
+			/* mknod applies the umask */
+			if (fchownat(dirfd, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    fchmodat(dirfd, name, d->file_mode & 07777, 0) < 0)
+				return hutch_fail_sys(err, "set the owner and mode of device %s",
+						      d->path);
+			continue;
+		}
+		if (!d->host_path)
+			return hutch_fail(err, 0,
+					  "device %s: mknod is not possible here and it names no "
+					  "node of the host's to bind",
+					  d->path);
+		/* an empty file to bind on, made without opening anything there */
+		if (mknodat(dirfd, name, S_IFREG | 0600, 0) < 0 && errno != EEXIST)
+			return hutch_fail_sys(err, "create %s in the container", d->path);
+		_cleanup_close_ int mfd =
+		    open_tree(AT_FDCWD, d->host_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (mfd < 0)
+			return hutch_fail_sys(err, "bind the host's device %s on %s", d->host_path,
+					      d->path);
+		_cleanup_close_ int tfd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (tfd < 0)
+			return hutch_fail_sys(err, "resolve %s in the container", d->path);
+		if (attach(mfd, tfd, d->path, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory. */
 static int mask_path(int rootfd, const char *path, struct hutch_err **err)
 {
@@ -1169,13 +1287,16 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 				/* As runc: a bind on /dev is used as it is. Nodes made
 				 * in it would be made in its source, on the host. */
 				dev_bound = ctx->opts[i].bind;
-				if (!dev_bound && setup_dev(rootfd, ctx->rootless, err) < 0)
+				if (!dev_bound &&
+				    setup_dev(rootfd, ctx->rootless || ctx->nodev, err) < 0)
 					return -1;
 				dev_done = true;
 			}
 		}
 	}
-	if (!dev_done && setup_dev(rootfd, ctx->rootless, err) < 0)
+	if (!dev_done && setup_dev(rootfd, ctx->rootless || ctx->nodev, err) < 0)
+		return -1;
+	if (add_spec_devices(ctx, rootfd, err) < 0)
 		return -1;
 	if (spec->privileged && !dev_bound && add_host_devices(ctx, rootfd, err) < 0)
 		return -1;

@@ -102,6 +102,30 @@ struct hutch_process {
 	int stop_signal;
 };
 
+/* One rule of linux.resources.devices in the OCI runtime spec: the device
+ * cgroup's. A request (open for read and/or write, or mknod) matches a rule
+ * when type, major and minor match and, for an allow rule, every access it
+ * asks for is in the rule's (for a deny rule: any); the last rule that
+ * matches decides, and a request no rule matches is denied. */
+struct hutch_device_rule {
+	bool allow;
+	char type;	      /* 'a' (any), 'b' (block) or 'c' (char) */
+	int64_t major, minor; /* -1: any */
+	char access[4];	      /* a non-empty subset of "rwm", NUL-terminated */
+};
+
+/* One node of linux.devices: made in the container's filesystem (mknod as
+ * root; rootless, and where the device cgroup is missing, a bind of the
+ * host's node at host_path). */
+struct hutch_device {
+	char *path; /* absolute, in the container */
+	char type;  /* 'b' or 'c' */
+	int64_t major, minor;
+	uint32_t file_mode; /* permission bits */
+	uint32_t uid, gid;
+	char *host_path; /* the host's node it stands for */
+};
+
 struct hutch_spec {
 	char *id; /* 64 hex */
 	char *name; /* optional, unique name */
@@ -122,6 +146,9 @@ struct hutch_spec {
 	size_t n_masked_paths;
 	char **readonly_paths;
 	size_t n_readonly_paths;
+
+	struct hutch_device *devices; /* nodes to make (--device) */
+	size_t n_devices;
 
 	struct hutch_namespace *namespaces; /* each type at most once */
 	size_t n_namespaces;
@@ -144,6 +171,11 @@ struct hutch_spec {
 	size_t n_uid_map, n_gid_map;
 
 	struct hutch_resources {
+		/* linux.resources.devices: who may mknod, read and write which
+		 * device nodes (a cgroup v2 device program); hutch_spec_new fills in
+		 * Docker's defaults */
+		struct hutch_device_rule *devices;
+		size_t n_devices;
 		int64_t memory_max; /* bytes, 0 = unlimited */
 		/* memory + swap in bytes, as Docker's --memory-swap: 0 = unset (twice
 		 * memory_max: as much swap as memory), -1 = unlimited swap */
@@ -251,9 +283,18 @@ bool hutch_hostname_valid(const char *s);
  * why not, in words ("a label starts with '-'"), possibly written into buf. */
 #define HUTCH_REASON_MAX 64
 const char *hutch_hostname_problem(const char *name, char buf[HUTCH_REASON_MAX]);
+/* Docker's --device HOST[:CONTAINER][:PERMS]: the host's device node HOST
+ * (a symlink to one is followed) made at CONTAINER (default: HOST) with the
+ * host's mode and owner, and a rule that allows PERMS ("rwm" by default, a
+ * subset of it) on it. The message names the value and what is wrong. */
+int hutch_spec_add_device(struct hutch_spec *spec, const char *arg, struct hutch_err **err);
+/* Append a device cgroup rule (access: a non-empty subset of "rwm"); later
+ * rules win. hutch_spec_validate checks what a caller filled in directly. */
+void hutch_spec_add_device_rule(struct hutch_spec *spec, bool allow, char type, int64_t major,
+				int64_t minor, const char *access);
 /* Docker's --privileged: every capability hutch has, no seccomp, no_new_privs off,
  * no masked or read-only paths, /sys and /sys/fs/cgroup writable, the host's
- * device nodes in /dev. */
+ * device nodes in /dev and every device allowed. */
 void hutch_spec_set_privileged(struct hutch_spec *spec);
 /* Capability names ("NET_RAW", "CAP_NET_RAW") to bit numbers; -1 if unknown. */
 int hutch_cap_from_name(const char *name);

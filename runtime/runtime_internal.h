@@ -44,7 +44,30 @@ int cgroup_remove(const char *path, struct hutch_err **err);
 int cgroup_open_record(const struct hutch_runtime *rt, const char *path, const char *id,
 		       struct hutch_err **err);
 
+/* ---- devices.c: the device cgroup as a cgroup v2 eBPF program ---- */
+struct bpf_insn;
+/* The program for rules (later rules win, what none matches is denied), in
+ * *out (caller frees); its length. Rule values must be valid (validate.c). */
+size_t devices_program(const struct hutch_device_rule *rules, size_t n, struct bpf_insn **out);
+/* Do the rules allow every access to every device (--privileged)? */
+bool devices_allow_all(const struct hutch_device_rule *rules, size_t n);
+/* What the rules say of one request (type 'b' or 'c', access from "rwm"),
+ * evaluated directly: the reference the program is tested against. */
+bool devices_allowed(const struct hutch_device_rule *rules, size_t n, char type, uint32_t major,
+		     uint32_t minor, const char *access);
+/* Before the container's first process is in cg: attach the spec's rules to
+ * it. 0: attached, or nothing to attach (every device allowed; rootless,
+ * where the kernel itself refuses mknod and device nodes on the mounts a
+ * user namespace makes); 1: no program could be attached (no cgroup, bpf
+ * refused), and the container must make up for it (mount_ctx.nodev, no
+ * CAP_MKNOD): said once on stderr unless quiet; -1 when it cannot (a device
+ * node the rules allow less than read and write: a bind gives both). */
+int devices_attach(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+		   const struct cgroup *cg, struct hutch_err **err);
+
 /* ---- spec.c, validate.c ---- */
+/* A non-empty subset of "rwm", each letter at most once. */
+bool spec_device_access_valid(const char *access);
 /* Does the container have a namespace of type t of its own (new or joined)? */
 static inline bool spec_has_ns(const struct hutch_spec *s, enum hutch_ns_type t)
 {
@@ -93,6 +116,13 @@ struct mount_ctx {
 	const char *upper, *work;
 	const struct etc_files *etc; /* the container's /etc files, NULL: none */
 	bool rootless;
+	/* the container has a cgroup of its own; without one, /sys/fs/cgroup is an
+	 * empty tmpfs (a cgroup2 mount would show the cgroup hutch runs in) */
+	bool own_cgroup;
+	/* No device program guards the container (devices_attach said so):
+	 * every mount but its own devpts is nodev, and its device nodes are
+	 * binds of the host's, as rootless */
+	bool nodev;
 	/* Made by mounts_prepare in the parent, so that the child allocates
 	 * nothing for them; one entry per spec mount in each array. */
 	struct mount_opts *opts; /* its options, parsed once */

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "common/util.h"
 #include "runtime/runtime_internal.h"
@@ -36,6 +38,17 @@ static const struct {
 	{"cgroup2", "cgroup", "/sys/fs/cgroup", "nosuid,noexec,nodev,relatime,ro"},
 	{"mqueue", "mqueue", "/dev/mqueue", "nosuid,noexec,nodev"},
 	{"tmpfs", "shm", "/dev/shm", "nosuid,noexec,nodev,mode=1777,size=65536k"},
+};
+
+/* The device cgroup rules Docker and crun give every container: nothing but
+ * mknod of any node (a node made is no node opened), the kernel's harmless
+ * character devices, the controlling terminal, the console and the
+ * container's own ptys. */
+static const struct hutch_device_rule default_device_rules[] = {
+    {false, 'a', -1, -1, "rwm"}, {true, 'c', -1, -1, "m"}, {true, 'b', -1, -1, "m"},
+    {true, 'c', 1, 3, "rwm"},	 {true, 'c', 1, 5, "rwm"}, {true, 'c', 1, 7, "rwm"},
+    {true, 'c', 1, 8, "rwm"},	 {true, 'c', 1, 9, "rwm"}, {true, 'c', 5, 0, "rwm"},
+    {true, 'c', 5, 1, "rwm"},	 {true, 'c', 5, 2, "rwm"}, {true, 'c', 136, -1, "rwm"},
 };
 
 static char **strv_from(const char *const *src, size_t n)
@@ -80,6 +93,9 @@ struct hutch_spec *hutch_spec_new(void)
 	s->process.rlimits = xcalloc(1, sizeof(struct hutch_rlimit));
 	s->process.rlimits[0] = (struct hutch_rlimit){RLIMIT_NOFILE, 1024, 1048576, false};
 	s->process.n_rlimits = 1;
+	s->resources.devices = xcalloc(1, sizeof(default_device_rules));
+	memcpy(s->resources.devices, default_device_rules, sizeof(default_device_rules));
+	s->resources.n_devices = ARRAY_SIZE(default_device_rules);
 	return s;
 }
 
@@ -121,6 +137,12 @@ void hutch_spec_free(struct hutch_spec *s)
 	free(s->extra_hosts);
 	free(s->uid_map);
 	free(s->gid_map);
+	free(s->resources.devices);
+	for (size_t i = 0; i < s->n_devices; i++) {
+		free(s->devices[i].path);
+		free(s->devices[i].host_path);
+	}
+	free(s->devices);
 	strv_free(s->given.image_entrypoint, s->given.n_image_entrypoint);
 	strv_free(s->given.image_cmd, s->given.n_image_cmd);
 	strv_free(s->given.entrypoint, s->given.n_entrypoint);
@@ -508,11 +530,109 @@ int hutch_spec_add_host(struct hutch_spec *s, const char *hostname, const char *
 	return 0;
 }
 
+/* ---- devices ---------------------------------------------------------------- */
+
+void hutch_spec_add_device_rule(struct hutch_spec *s, bool allow, char type, int64_t major,
+				int64_t minor, const char *access)
+{
+	struct hutch_resources *r = &s->resources;
+	r->devices = xrealloc(r->devices, (r->n_devices + 1) * sizeof(*r->devices));
+	struct hutch_device_rule *rule = &r->devices[r->n_devices++];
+	*rule = (struct hutch_device_rule){
+	    .allow = allow, .type = type, .major = major, .minor = minor};
+	snprintf(rule->access, sizeof(rule->access), "%s", access ? access : "");
+}
+
+bool spec_device_access_valid(const char *access)
+{
+	size_t n = access ? strlen(access) : 0;
+	if (n == 0 || n > 3)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("rwm", access[i]) || strchr(access + i + 1, access[i]))
+			return false;
+	return true;
+}
+
+static int device_fail(struct hutch_err **err, int e, const char *arg, const char *why)
+{
+	_cleanup_free_ char *shown = printable(arg, strlen(arg));
+	return hutch_fail(err, e,
+			  "invalid device '%s': %s (give HOST[:CONTAINER][:PERMS], like "
+			  "/dev/sdc:/dev/xvdc:rw)",
+			  shown, why);
+}
+
+int hutch_spec_add_device(struct hutch_spec *s, const char *arg, struct hutch_err **err)
+{
+	/* Docker's syntax: HOST, HOST:CONTAINER, HOST:PERMS, HOST:CONTAINER:PERMS */
+	_cleanup_free_ char *copy = xstrdup(arg);
+	char *part[4] = {0};
+	size_t n = 0;
+	for (char *p = copy, *colon; n < 4; p = colon + 1) {
+		part[n++] = p;
+		colon = strchr(p, ':');
+		if (!colon)
+			break;
+		*colon = '\0';
+	}
+	if (n == 4)
+		return device_fail(err, 0, arg, "it has more than two ':'");
+	const char *host = part[0], *path = host, *perms = "rwm";
+	if (n == 2 && spec_device_access_valid(part[1]))
+		perms = part[1];
+	else if (n >= 2)
+		path = part[1];
+	if (n == 3)
+		perms = part[2];
+	if (host[0] != '/')
+		return device_fail(err, 0, arg, "the host's device must be an absolute path");
+	if (path[0] != '/' || !strcmp(path, "/") || strstr(path, "/../") ||
+	    (strlen(path) >= 3 && !strcmp(path + strlen(path) - 3, "/..")))
+		return device_fail(err, 0, arg,
+				   "the path in the container must be absolute, not '/', and "
+				   "without '..'");
+	if (!spec_device_access_valid(perms))
+		return device_fail(err, 0, arg,
+				   "PERMS must be letters of 'rwm', each at most once");
+	struct stat st;
+	if (stat(host, &st) < 0)
+		return device_fail(err, errno, arg, "the host's device cannot be found");
+	if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+		return device_fail(err, 0, arg, "the host's path is not a device node");
+	char type = S_ISCHR(st.st_mode) ? 'c' : 'b';
+	/* the same path again: the last one counts */
+	struct hutch_device *d = NULL;
+	for (size_t i = 0; i < s->n_devices && !d; i++)
+		if (path_same(s->devices[i].path, path)) {
+			d = &s->devices[i];
+			free(d->path);
+			free(d->host_path);
+		}
+	if (!d) {
+		s->devices = xrealloc(s->devices, (s->n_devices + 1) * sizeof(*s->devices));
+		d = &s->devices[s->n_devices++];
+	}
+	*d = (struct hutch_device){.path = xstrdup(path),
+				   .type = type,
+				   .major = major(st.st_rdev),
+				   .minor = minor(st.st_rdev),
+				   .file_mode = st.st_mode & 07777,
+				   .uid = st.st_uid,
+				   .gid = st.st_gid,
+				   .host_path = xstrdup(host)};
+	hutch_spec_add_device_rule(s, true, type, d->major, d->minor, perms);
+	return 0;
+}
+
 /* ---- privileged ------------------------------------------------------------- */
 
 void hutch_spec_set_privileged(struct hutch_spec *s)
 {
 	s->privileged = true;
+	/* every device, as Docker: one rule that allows all (no program at all) */
+	s->resources.n_devices = 0;
+	hutch_spec_add_device_rule(s, true, 'a', -1, -1, "rwm");
 	/* "all" is cut down to what hutch itself has when the process starts */
 	hutch_spec_set_caps(s, ~0ULL);
 	s->process.no_new_privileges = false;

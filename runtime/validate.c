@@ -2,6 +2,7 @@
  * check (and one message) per kind of value, whoever built the spec (the CLI or
  * the supervisor). Apart from spec.c so that spec.c stays free of the lifecycle
  * code (state.c's name rule), which the /etc files fuzz target does not link. */
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -146,6 +147,46 @@ static int validate_namespaces(const struct hutch_spec *s, struct hutch_err **er
 	return 0;
 }
 
+/* linux.resources.devices and linux.devices: what the device program and
+ * mknod take (majors and minors are u32 for both). */
+static int validate_devices(const struct hutch_spec *s, struct hutch_err **err)
+{
+	for (size_t i = 0; i < s->resources.n_devices; i++) {
+		const struct hutch_device_rule *r = &s->resources.devices[i];
+		if (r->type != 'a' && r->type != 'b' && r->type != 'c')
+			return hutch_fail(err, 0,
+					  "device rule %zu: type '%c' is not 'a', 'b' or 'c'",
+					  i + 1, r->type > ' ' && r->type < 0x7f ? r->type : '?');
+		if (r->major < -1 || r->major > UINT32_MAX || r->minor < -1 ||
+		    r->minor > UINT32_MAX)
+			return hutch_fail(err, 0,
+					  "device rule %zu: major %lld and minor %lld must be from "
+					  "0 to %u, or -1 for any",
+					  i + 1, (long long)r->major, (long long)r->minor,
+					  UINT32_MAX);
+		if (!spec_device_access_valid(r->access))
+			return hutch_fail(
+			    err, 0,
+			    "device rule %zu: access '%.3s' is not made of the letters "
+			    "'rwm', each at most once",
+			    i + 1, r->access);
+	}
+	for (size_t i = 0; i < s->n_devices; i++) {
+		const struct hutch_device *d = &s->devices[i];
+		if (!path_is_clean_absolute(d->path) || !strcmp(d->path, "/"))
+			return hutch_fail(err, 0,
+					  "device path '%s' must be an absolute path without '..'",
+					  d->path ? d->path : "");
+		if ((d->type != 'b' && d->type != 'c') || d->major < 0 || d->major > UINT32_MAX ||
+		    d->minor < 0 || d->minor > UINT32_MAX)
+			return hutch_fail(err, 0,
+					  "device %s: not a block or char device with a "
+					  "major and minor from 0 to 4294967295",
+					  d->path);
+	}
+	return 0;
+}
+
 /* The first capability in mask, by name, for messages. */
 static const char *first_cap(uint64_t mask)
 {
@@ -243,7 +284,8 @@ int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 				  shown, problem);
 	}
 	if (validate_namespaces(s, err) < 0 || validate_caps(&s->process.caps, err) < 0 ||
-	    hutch_spec_check_resources(&s->resources, err) < 0)
+	    hutch_spec_check_resources(&s->resources, err) < 0 ||
+	    validate_devices(s, err) < 0)
 		return -1;
 	return validate_dns_and_hosts(s, err);
 }

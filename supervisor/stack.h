@@ -125,6 +125,11 @@ ssize_t stack_service_index(const struct hutch_stack *stack, const char *name);
 /* The loader, with the environment given (NULL: the process's environ). */
 int stack_load_env(const char *path, char **envp, struct hutch_stack **out, struct hutch_err **err);
 
+/* For the fuzz target and tests: -1 when the line scan refuses text, else how
+ * many keys iniparser reads otherwise than the scan (0: they agree on every
+ * key, value and section, and iniparser holds nothing more). */
+int stack_ini_disagreements(const char *text, size_t len);
+
 /* ---- diagnostics: a compiler's list of errors ------------------------------ */
 struct stack_diag_item {
 	int sort_line; /* where in the stack file the problem comes from */

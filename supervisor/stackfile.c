@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "common/util.h"
+#include "images/images.h"
 #include "runtime/runtime.h"
 #include "supervisor/stack.h"
 
@@ -154,9 +155,10 @@ const struct stack_option *stack_service_option(const struct stack_service *svc,
 
 /* ---- reading a file with a cap -------------------------------------------- */
 
-/* TODO: common/util.c gets read_file_at_most (a bounded reader) in parallel
- * with this; use it when it lands. Until then: a regular file, read to at most
- * max bytes, and a clear refusal past that. */
+/* A regular file, read to at most max bytes, and a clear refusal past that.
+ * Not common's read_file_at_most: names written in a stack file (env_file)
+ * are foreign text and are shown escaped here, and a FIFO given as a stack or
+ * env file is refused at once (O_NONBLOCK) instead of blocking `up`. */
 static int read_capped(const char *path, const char *shown, size_t max, char **out, size_t *len,
 		       struct hutch_err **err)
 {
@@ -1098,11 +1100,18 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 	unsigned long n = 0;
 	struct stack_health *h = &svc->health;
 	switch (k->kind) {
-	case KEY_IMAGE:
+	case KEY_IMAGE: {
 		hk->image_seen = true;
 		free(svc->image);
 		svc->image = xstrdup(value);
+		/* the images module's own check and message, as `hutch run IMAGE`
+		 * gets; an empty one is said at the section ("no image") */
+		_cleanup_free_ char *norm = NULL;
+		_cleanup_err_ struct hutch_err *ref_err = NULL;
+		if (*value && hutch_image_ref_normalize(value, &norm, &ref_err) < 0)
+			ERR(ld, e->line, "%s:%d: image: %s", ld->file, e->line, ref_err->msg);
 		break;
+	}
 	case KEY_COMMAND:
 		if (!words_of(ld, e, value, &svc->command, &svc->n_command))
 			break;
@@ -1284,12 +1293,13 @@ static void check_section_name(struct loader *ld, const struct scan_section *sec
 	const char *dot = strchr(sec->name, '.');
 	_cleanup_free_ char *head =
 	    xasprintf("%.*s", (int)(dot ? dot - sec->name : (ssize_t)strlen(sec->name)), sec->name);
+	_cleanup_free_ char *tail = dot ? printable(dot + 1, strlen(dot + 1)) : NULL;
 	if (!strcmp(head, "service") || distance(head, "service") <= 2 ||
 	    !strcasecmp(head, "services"))
 		ERR(ld, sec->line,
 		    "%s:%d: [%s]: unknown section (a service's is [service.NAME]%s%s%s)", ld->file,
-		    sec->line, shown, dot && dot[1] ? ": did you mean [service." : "",
-		    dot && dot[1] ? shown + (dot + 1 - sec->name) : "", dot && dot[1] ? "]?" : "");
+		    sec->line, shown, tail && *tail ? ": did you mean [service." : "",
+		    tail && *tail ? tail : "", tail && *tail ? "]?" : "");
 	else if (distance(sec->name, "stack") <= 2)
 		ERR(ld, sec->line, "%s:%d: [%s]: unknown section (did you mean [stack]?)", ld->file,
 		    sec->line, shown);
@@ -1466,6 +1476,40 @@ static void check_deps(struct loader *ld)
 		}
 	}
 	free(names);
+}
+
+int stack_ini_disagreements(const char *text, size_t len)
+{
+	struct scan scan = {.file = "-"};
+	struct stack_diag diag = {0};
+	scan_text(&scan, &diag, text, len);
+	scan_index(&scan);
+	int result = -1;
+	if (diag.n == 0) {
+		dictionary *dict = ini_load_text(text, len, NULL);
+		result = dict ? 0 : 1;
+		size_t distinct = 0;
+		for (size_t i = 0; dict && i < scan.n_entries; i++) {
+			const struct scan_entry *e = &scan.entries[i];
+			if (e->last != e)
+				continue;
+			distinct++;
+			char *full = xasprintf("%s:%s", scan.sections[e->section].lower, e->lower);
+			const char *raw = iniparser_getstring(dict, full, NULL);
+			result += !raw || strcmp(raw, e->value);
+			free(full);
+		}
+		for (size_t i = 0; dict && i < scan.n_sections; i++)
+			distinct += scan.sections[i].canonical == i;
+		/* nothing iniparser holds that the scan did not see */
+		if (dict && (size_t)dict->n != distinct)
+			result++;
+		if (dict)
+			iniparser_freedict(dict);
+	}
+	stack_diag_free(&diag);
+	scan_free(&scan);
+	return result;
 }
 
 /* .env beside the file: variables for interpolation, not for services. */

@@ -1759,3 +1759,121 @@ def test_prune_frees_an_unnamed_images_own_layers_while_its_base_is_in_use(hutch
             hutch("rm", "-f", cid, check=False)
         _cleanup_names(hutch, *names)
     assert set(os.listdir(layers_dir)) == before
+
+
+# ================================================================ names and messages
+# An image's own text (its ref.name annotation, RepoTags) reaches the admin's
+# terminal only escaped: a name that is not valid is refused, naming it escaped,
+# and never stored.
+
+_BAD_NAMES = [
+    ("evil\x1b[31m:1\nX", b"'evil\\x1b[31m:1\\x0aX'"),
+    ("../../x:1", b"'../../x:1'"),
+    ("x/\x1b]0;pwned\x07y:1", b"'x/\\x1b]0;pwned\\x07y:1'"),
+]
+
+
+@pytest.mark.parametrize("form", ["oci", "docker"])
+@pytest.mark.parametrize("bad,shown", _BAD_NAMES, ids=["esc-newline", "dotdot", "osc-bel"])
+def test_invalid_name_an_image_gives_itself_refused_escaped(hutch, state, tmp, form, bad, shown):
+    layer = Layer(tar_bytes(F("file", b"x\n")), comp="gzip")
+    if form == "oci":
+        src = write_layout(tmp / "layout", [layer], ref=bad)["dir"]
+    else:
+        src = write_docker_archive(tmp / "docker.tar", [layer], repo_tag=bad)
+    before = store_snapshot(state, hutch)
+    cp = hutch("image", "import", src, check=False, text=False)
+    assert cp.returncode == 125, cp.stdout
+    assert b"gives its image an invalid name" in cp.stderr, cp.stderr
+    assert shown in cp.stderr, cp.stderr
+    assert b"\x1b" not in cp.stderr + cp.stdout and cp.stderr.count(b"\n") == 1, cp.stderr
+    assert b"no name" not in cp.stderr
+    assert store_snapshot(state, hutch) == before
+    # named by the caller, it imports; the bad name is nowhere
+    hutch("image", "import", src, "named-by-caller")
+    try:
+        for args in (("image", "ls"), ("image", "ls", "--format", "json"),
+                     ("image", "inspect", "named-by-caller")):
+            out = hutch(*args, text=False)
+            assert b"\x1b" not in out.stdout + out.stderr, args
+            assert bad.encode() not in out.stdout, args
+        assert [n for n in _names(hutch) if "named-by-caller" in n] == ["named-by-caller:latest"]
+    finally:
+        hutch("image", "rm", "named-by-caller")
+
+
+def test_bare_tag_with_an_escape_sequence_shown_escaped(hutch, state, tmp):
+    layer = Layer(tar_bytes(F("file", b"x\n")), comp="gzip")
+    src = write_layout(tmp / "layout", [layer], ref="\x1b[31mred")["dir"]
+    cp = hutch("image", "import", src, check=False, text=False)
+    assert cp.returncode == 125
+    assert b"names its image only '\\x1b[31mred'" in cp.stderr, cp.stderr
+    assert b"'layout:\\x1b[31mred' is not a valid name" in cp.stderr, cp.stderr
+    assert b"\x1b" not in cp.stderr and cp.stderr.count(b"\n") == 1, cp.stderr
+
+
+def _corrupt_stored_gzip(tar):
+    """gzip level 0 (stored blocks) with bytes flipped in the first tar header:
+    it inflates into garbage that only the CRC at the end gives away."""
+    blob = bytearray(gzip.compress(tar, compresslevel=0, mtime=0))
+    for i in range(100, 120):
+        blob[i] ^= 0x55
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("form", ["layout", "rootfs", "layout.tar.gz"])
+def test_corrupt_gzip_said_as_corrupt_gzip(hutch, state, tmp, guard, form):
+    """Not as the tar reader's view of the garbage ("layer entry '': header at
+    byte N has an unreadable checksum"): the gzip data is corrupt, and where."""
+    tar = tar_bytes(F("big", os.urandom(128 * 1024)), F("small", b"x\n"))
+    if form == "layout":
+        layer = Layer(tar, comp="gzip", blob=_corrupt_stored_gzip(tar))
+        src = write_layout(tmp / "layout", [layer])["dir"]
+    elif form == "rootfs":
+        src = tmp / "rootfs.tar.gz"
+        src.write_bytes(_corrupt_stored_gzip(tar))
+    else:
+        layout = write_layout(tmp / "layout", [Layer(tar, comp="gzip")])["dir"]
+        src = tmp / "layout.tar.gz"
+        src.write_bytes(_corrupt_stored_gzip(tar_tree(layout, tmp / "layout.tar").read_bytes()))
+    msg = assert_refused(hutch, state, guard, src, "gzip data is corrupt near compressed byte ",
+                         "CRC-32")
+    assert "header" not in msg and "layer entry" not in msg, msg
+
+
+@pytest.mark.parametrize("form", ["layout", "docker"])
+def test_empty_layer_blob_said_empty(hutch, state, tmp, guard, form):
+    real = Layer(tar_bytes(F("file", b"content\n")), comp="gzip")
+    empty = Layer(blob=b"", comp="gzip", diff_id=real.diff_id)
+    if form == "layout":
+        src = write_layout(tmp / "layout", [empty])["dir"]
+    else:
+        src = write_docker_archive(tmp / "docker.tar", [empty])
+    msg = assert_refused(hutch, state, guard, src, "the layer's blob is empty (0 bytes)",
+                         real.diff_id)
+    assert "uncompressed digest is" not in msg
+
+
+def test_garbage_after_the_zstd_magic_said_corrupt(hutch, state, tmp, guard):
+    # the frame header that follows asks for a dictionary: zstd says "Dictionary
+    # mismatch", which alone would send one looking for a dictionary
+    blob = bytes([0x28, 0xb5, 0x2f, 0xfd, 0x03, 0x7a, 0x11, 0x93, 0x5e]) + bytes(range(256)) * 4
+    layer = Layer(blob=blob, comp="zstd", diff_id=sha256(b"whatever"))
+    layout = write_layout(tmp / "layout", [layer])["dir"]
+    assert_refused(hutch, state, guard, layout,
+                   "zstd data is corrupt near compressed byte 0: not a valid frame header")
+
+
+def test_unpacked_docker_archive_with_a_layer_symlinked_out_refused(hutch, state, tmp, guard):
+    """`docker save | tar x` with its layer a symlink at the top pointing at a host
+    file: a docker archive (its manifest.json says so), whose layer leads out of
+    it, refused -- never imported as a rootfs of the archive's own files."""
+    layer = Layer(tar_bytes(F("file", b"content\n")))
+    archive = write_docker_archive(tmp / "docker.tar", [layer], layer_names=["layer.tar"],
+                                   extra=[S("layer.tar", str(guard.outside / "victim"))])
+    d = tmp / "docker-dir"
+    d.mkdir()
+    with tarfile.open(archive) as t:
+        t.extractall(d, filter="tar") if hasattr(tarfile, "data_filter") else t.extractall(d)
+    assert (d / "layer.tar").is_symlink()
+    assert_refused(hutch, state, guard, d, "'layer.tar' leads outside the layout directory")

@@ -193,3 +193,91 @@ def test_fields_without_meaning_here_are_ignored(hutch, oci_image, state):
     conf = json.loads(hutch("image", "inspect", img).stdout)[0]["config"]
     assert conf["Labels"] == {"org.example.team": "infra", "empty": ""}
     assert conf["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+
+
+# ------------------------------------------------------------------ bad configs and messages
+
+
+def _layout(state, tmp, config, name="bad"):
+    out = tmp / name
+    subprocess.run(["/usr/bin/python3", str(MAKE_LAYOUT), "--config", json.dumps(config),
+                    str(state.bb_tar), str(out)], check=True)
+    return out
+
+
+@pytest.mark.parametrize("config,needle", [
+    ({"Cmd": {"a": 1}}, 'image config: config: "Cmd" must be an array, not object'),
+    ({"Env": "A=1"}, 'image config: config: "Env" must be an array, not string'),
+    ({"Entrypoint": 7}, 'image config: config: "Entrypoint" must be an array, not int'),
+    ({"WorkingDir": ["/w"]}, 'image config: config: "WorkingDir" must be a string, not array'),
+    ({"Entrypoint": ["/bin/sh\u0000-c"]},
+     "image config: config: Entrypoint[0] contains a NUL character"),
+    ({"Env": ["A=1\u0000B=2"]}, "image config: config: Env[0] contains a NUL character"),
+])
+def test_config_with_wrong_types_or_a_nul_refused_at_import(hutch, state, tmp, config, needle):
+    """Docker reads these fields as typed values: a Cmd that is an object or an
+    Env that is a string would import and then run as "no Cmd" or with no env,
+    and a NUL would cut a string short without a word. Refused at import,
+    naming the field and the type found; nothing stored."""
+    src = _layout(state, tmp, config)
+    cp = hutch("image", "import", src, "badcfg", check=False)
+    assert cp.returncode == 125, cp.stdout
+    assert needle in cp.stderr, cp.stderr
+    assert len(cp.stderr.splitlines()) == 1, cp.stderr
+    assert "badcfg:latest" not in hutch("image", "ls").stdout
+
+
+def test_cmd_and_entrypoint_as_one_string(hutch, oci_image):
+    # Docker's strslice: a string is a one-element array
+    img = oci_image({"Entrypoint": "/bin/echo", "Cmd": "one string"})
+    assert run(hutch, img).stdout == "one string\n"
+
+
+def test_bad_working_dir_of_the_image_said_plainly(hutch, oci_image):
+    img = oci_image({"WorkingDir": "rel/dir"})
+    cp = run(hutch, img, "true", check=False)
+    assert cp.returncode == 125
+    assert "the image's WorkingDir: invalid working directory 'rel/dir': must be an absolute path" \
+        in cp.stderr, cp.stderr
+    assert "invalid the" not in cp.stderr
+    img = oci_image({"WorkingDir": "/a/../b"})
+    cp = run(hutch, img, "true", check=False)
+    assert "the image's WorkingDir: invalid working directory '/a/../b': '..' is not allowed" \
+        in cp.stderr, cp.stderr
+    # the image's text is shown escaped
+    img = oci_image({"WorkingDir": "x\u001b[31m\n"})
+    cp = run(hutch, img, "true", check=False, text=False)
+    assert cp.returncode == 125
+    assert b"the image's WorkingDir: invalid working directory 'x\\x1b[31m\\x0a'" in cp.stderr, cp.stderr
+    assert b"\x1b" not in cp.stderr and cp.stderr.count(b"\n") == 1
+
+
+@pytest.mark.parametrize("wd,link", [("/proc/self/cwd", "/proc/self/cwd"),
+                                     ("/proc/self/cwd/sub", "/proc/self/cwd"),
+                                     ("/proc/1/root", "/proc/1/root")])
+def test_workdir_at_a_proc_magic_link_says_why(hutch, oci_image, wd, link):
+    """A /proc magic link leads to whatever a process has open (outside the
+    container, possibly): refused, saying so, not as a bare 'Too many levels of
+    symbolic links' -- from -w and from the image's WorkingDir alike."""
+    for args in (("-w", wd, "bb"), (oci_image({"WorkingDir": wd}),)):
+        cp = run(hutch, *args, "pwd", check=False)
+        assert cp.returncode == 125, cp.stdout
+        assert f"{link} in the container is a /proc magic link" in cp.stderr, cp.stderr
+        assert "hutch never follows one" in cp.stderr
+        assert "Too many levels" not in cp.stderr
+
+
+def test_image_text_in_messages_and_ps_is_escaped(hutch, oci_image, ctr):
+    """An image's User and Cmd reach messages and `ps`: never as raw escape
+    sequences or line breaks on the admin's terminal."""
+    img = oci_image({"User": "\u001b[31mevil\nuser"})
+    cp = run(hutch, img, "true", check=False, text=False)
+    assert cp.returncode == 125
+    assert b"\\x1b[31mevil\\x0auser" in cp.stderr, cp.stderr
+    assert b"\x1b" not in cp.stderr and cp.stderr.count(b"\n") == 1, cp.stderr
+    img = oci_image({"Cmd": ["sh", "-c", "\u001b]0;x\u0007\u001b[31m\nsleep 100"]})
+    ctr.run("-d", img)
+    out = hutch("ps", text=False).stdout
+    assert b"\x1b" not in out and b"\x07" not in out, out
+    assert b"\\x1b]0;x\\x07" in out, out
+    assert out.count(b"\n") == 2, out  # the header and one row

@@ -2,6 +2,7 @@
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -225,3 +226,59 @@ def test_container_has_own_cgroup_removed_after(hutch, tmp, spawn, state):
     os.kill(int(procs[0]), signal.SIGKILL)
     p.communicate(timeout=10)
     assert not cg.exists()
+
+
+_CGROUP_VIEW = ("grep ' /sys/fs/cgroup ' /proc/self/mountinfo; echo @@; ls -a /sys/fs/cgroup; "
+                "echo @@; while read p; do echo $p; done < /sys/fs/cgroup/cgroup.procs; echo @@")
+
+
+def _cgroup_view(out):
+    mnt, listing, procs, _ = out.split("@@\n")
+    fstype = mnt.split(" - ")[1].split()[0]
+    return fstype, mnt, listing.split(), procs.split()
+
+
+def _assert_empty_cgroup_view(fstype, mnt, listing, procs):
+    # no cgroup of its own: an empty read-only tmpfs, no host pids, no hutch/
+    assert fstype == "tmpfs", mnt
+    assert " ro," in mnt or " ro " in mnt, mnt
+    assert listing == [".", ".."], listing
+    assert procs == [], procs
+
+
+def test_cgroup_view_shows_only_the_containers_cgroup(hutch):
+    """/sys/fs/cgroup shows the container's own cgroup and nothing of the host:
+    rootless with no delegated cgroup (none on this host) it has no cgroup of its
+    own, and sees an empty read-only tmpfs, not the host's tree (its pids and
+    hutch/ with root's container ids)."""
+    fstype, mnt, listing, procs = _cgroup_view(
+        hutch("run", "--rm", "bb", "sh", "-c", _CGROUP_VIEW).stdout)
+    assert "hutch" not in listing
+    if os.geteuid() != 0:
+        _assert_empty_cgroup_view(fstype, mnt, listing, procs)
+        return
+    assert fstype == "cgroup2", mnt
+    # its own cgroup: only its sh (pid 1; the read is sh's own), no child cgroups
+    assert procs == ["1"], procs
+    assert [d for d in listing if "." not in d] == [], listing
+
+
+def test_cgroup_view_without_a_cgroup_v2_on_the_host(state, hutch):
+    """Rootful, a container lacks a cgroup of its own only where the host has no
+    cgroup v2 hierarchy hutch can find: hidden here by a tmpfs over
+    /sys/fs/cgroup in a mount namespace of the test's. Its /sys/fs/cgroup is then
+    the empty tmpfs too, not the cgroup hutch runs in."""
+    if os.geteuid() != 0:
+        # rootless: the same as the test above (the user has no cgroup there)
+        fstype, mnt, listing, procs = _cgroup_view(
+            hutch("run", "--rm", "bb", "sh", "-c", _CGROUP_VIEW).stdout)
+        _assert_empty_cgroup_view(fstype, mnt, listing, procs)
+        return
+    script = ('mount -t tmpfs -o ro,size=4k none /sys/fs/cgroup && exec "$@"')
+    p = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+         str(state.bin), "--root", str(state.root), "run", "--rm", "bb", "sh", "-c",
+         _CGROUP_VIEW], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    fstype, mnt, listing, procs = _cgroup_view(p.stdout)
+    _assert_empty_cgroup_view(fstype, mnt, listing, procs)

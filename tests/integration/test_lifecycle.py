@@ -1344,7 +1344,10 @@ def test_invalid_names_refused(hutch, bad):
     for flags in (["-d"], ["--rm"]):
         cp = hutch("run", *flags, "--name", bad, "bb", "true", check=False)
         assert cp.returncode == 125, (bad, cp)
-        assert f"invalid container name '{bad}'" in cp.stderr, cp.stderr
+        # named as given, control characters escaped (a message is one line)
+        shown = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 else c for c in bad)
+        assert f"invalid container name '{shown}'" in cp.stderr, cp.stderr
+        assert len(cp.stderr.splitlines()) == 1, cp.stderr
         assert "letters, digits" in cp.stderr
         assert cp.stdout == ""
     assert ps_json(hutch, "-a") == []

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -345,6 +346,22 @@ def test_unpacked_archives_are_not_taken_for_a_rootfs(hutch, state, built, tmp):
         _check_container(hutch, "from-docker-dir")
     finally:
         _rm(hutch, "from-docker-dir")
+    # its layers moved into a dir of their own and symlinked from where
+    # manifest.json names them: still the archive (its manifest.json says so),
+    # the symlinks followed inside it, not a rootfs of the archive's files
+    d2 = tmp / "docker-dir-linked"
+    shutil.copytree(d, d2, symlinks=True)
+    (d2 / "layers").mkdir()
+    for layer in json.loads((d2 / "manifest.json").read_text())[0]["Layers"]:
+        (d2 / layer).rename(d2 / "layers" / Path(layer).name)
+        os.symlink(f"layers/{Path(layer).name}", d2 / layer)
+    hutch("image", "import", d2, "from-docker-dir-linked")
+    try:
+        _check_container(hutch, "from-docker-dir-linked")
+        env = hutch("run", "--rm", "from-docker-dir-linked", "env").stdout
+        assert "MARKER=oci-import-marker" in env, env
+    finally:
+        _rm(hutch, "from-docker-dir-linked")
     # a layout that lost its oci-layout file is refused saying so
     layout, _ = _copy_layout(built, tmp)
     (layout / "oci-layout").unlink()

@@ -338,10 +338,21 @@ static void test_oci_names_become_tags(void **state)
 	image_plan_free(p);
 	img_free(&im);
 
-	/* a name hutch cannot store is left out, not fatal */
+	/* a name hutch cannot store is left out, and said (escaped) for the
+	 * caller to refuse unless it names the image itself */
 	_cleanup_free_ char *c = simple_layout("c", "bad name:with space", &im);
 	p = plan_of(c, NULL, NULL, ARCHIVE_OCI_DIR);
 	assert_int_equal(p->n_tags, 0);
+	assert_non_null(p->bad_name);
+	assert_non_null(strstr(p->bad_name, "'bad name:with space'"));
+	image_plan_free(p);
+	img_free(&im);
+	_cleanup_free_ char *e = simple_layout("e", "x/\x1b[31mred:1\n", &im);
+	p = plan_of(e, NULL, NULL, ARCHIVE_OCI_DIR);
+	assert_int_equal(p->n_tags, 0);
+	assert_non_null(strstr(p->bad_name, "'x/\\x1b[31mred:1\\x0a'"));
+	assert_null(strchr(p->bad_name, '\x1b'));
+	assert_null(strchr(p->bad_name, '\n'));
 	image_plan_free(p);
 	img_free(&im);
 }
@@ -978,6 +989,14 @@ static void test_detect(void **state)
 	_cleanup_free_ char *dt = make_docker_legacy("det-docker", "[\"a:1\"]", d);
 	assert_ok(archive_detect(dt, &k, err));
 	assert_int_equal(k, ARCHIVE_DOCKER_TAR);
+	/* unpacked, with a file no docker archive has at its top (a layer
+	 * symlinked there, say): its manifest.json makes it a docker archive,
+	 * never a rootfs of the archive's files */
+	_cleanup_free_ char *dd = path_in("det-docker-dir");
+	sh("mkdir '%s' && tar -C '%s' -xf '%s' && ln -s /etc/passwd '%s/layer.tar'", dd, dd, dt,
+	   dd);
+	assert_ok(archive_detect(dd, &k, err));
+	assert_int_equal(k, ARCHIVE_OCI_DIR);
 	/* an OCI_TAR plan of a docker archive still reads it as what it is */
 	struct image_plan *p = NULL;
 	assert_ok(archive_plan(dt, ARCHIVE_OCI_TAR, NULL, NULL, NULL, &p, err));

@@ -450,6 +450,54 @@ static void test_config_diff_ids(void **state)
 	assert_fails(image_config_diff_ids(S("[]"), &ids, &n, err), "not a JSON object");
 }
 
+/* The process fields of "config": their JSON types (as Docker reads them) and no
+ * NUL inside a string, else refused naming the field and the type found. */
+static void test_config_process_fields(void **state)
+{
+	(void)state;
+	char(*ids)[72] = NULL;
+	size_t n;
+#define CFG(c) "{\"config\":" c ",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}"
+	static const char *const good[] = {
+	    CFG("{}"),
+	    CFG("null"),
+	    CFG("{\"Cmd\":null,\"Entrypoint\":null,\"Env\":null}"),
+	    CFG("{\"Cmd\":[\"/bin/sh\",\"-c\",\"x\"],\"Env\":[\"A=1\"],\"User\":\"1:2\","
+		"\"WorkingDir\":\"/w\",\"StopSignal\":\"SIGINT\"}"),
+	    /* Docker's strslice: one string */
+	    CFG("{\"Entrypoint\":\"/bin/sh\",\"Cmd\":\"x\"}"),
+	    /* fields hutch does not use are not checked */
+	    CFG("{\"Labels\":{\"a\":\"b\"},\"ExposedPorts\":{\"80/tcp\":{}},\"ArgsEscaped\":true}"),
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		assert_ok(image_config_diff_ids(S(good[i]), &ids, &n, err));
+	assert_fails(image_config_diff_ids(S(CFG("{\"Cmd\":{\"a\":1}}")), &ids, &n, err),
+		     "\"Cmd\" must be an array, not object");
+	assert_fails(image_config_diff_ids(S(CFG("{\"Env\":\"A=1\"}")), &ids, &n, err),
+		     "\"Env\" must be an array, not string");
+	assert_fails(image_config_diff_ids(S(CFG("{\"Entrypoint\":7}")), &ids, &n, err),
+		     "\"Entrypoint\" must be an array, not int");
+	assert_fails(image_config_diff_ids(S(CFG("{\"Cmd\":[\"sh\",1]}")), &ids, &n, err),
+		     "Cmd[1] must be a string, not int");
+	assert_fails(image_config_diff_ids(S(CFG("{\"WorkingDir\":[\"/\"]}")), &ids, &n, err),
+		     "\"WorkingDir\" must be a string, not array");
+	assert_fails(image_config_diff_ids(S(CFG("{\"User\":0}")), &ids, &n, err),
+		     "\"User\" must be a string, not int");
+	assert_fails(image_config_diff_ids(S(CFG("[]")), &ids, &n, err),
+		     "\"config\" must be an object, not array");
+	assert_fails(
+	    image_config_diff_ids(S(CFG("{\"Entrypoint\":[\"/bin/sh\\u0000x\"]}")), &ids, &n, err),
+	    "Entrypoint[0] contains a NUL character");
+	assert_fails(
+	    image_config_diff_ids(S(CFG("{\"Entrypoint\":\"/bin/sh\\u0000x\"}")), &ids, &n, err),
+	    "\"Entrypoint\" contains a NUL character");
+	assert_fails(image_config_diff_ids(S(CFG("{\"Env\":[\"A=1\\u0000B=2\"]}")), &ids, &n, err),
+		     "Env[0] contains a NUL character");
+	assert_fails(image_config_diff_ids(S(CFG("{\"User\":\"root\\u0000x\"}")), &ids, &n, err),
+		     "\"User\" contains a NUL character");
+#undef CFG
+}
+
 /* ---- docker save's manifest.json ------------------------------------------------------ */
 
 static void test_docker_manifest(void **state)
@@ -758,6 +806,7 @@ int main(void)
 	    cmocka_unit_test(test_sizes_validated),
 	    cmocka_unit_test(test_nasty_json),
 	    cmocka_unit_test(test_config_diff_ids),
+	    cmocka_unit_test(test_config_process_fields),
 	    cmocka_unit_test(test_docker_manifest),
 	    cmocka_unit_test(test_archive_paths),
 	    cmocka_unit_test(test_oci_layout_file),

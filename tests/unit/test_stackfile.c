@@ -437,6 +437,15 @@ static void test_bad_values(void **state)
 		     "hutch.ini:3: notify: 'maybe' is not a boolean: use true or false");
 	expect_error("[service.a]\nimage = a\nread_only = 2\n",
 		     "hutch.ini:3: read_only: '2' is not a boolean: use true or false");
+	/* the image name is checked as `hutch run IMAGE` checks it */
+	expect_error(
+	    "[service.a]\nimage = Busybox\n",
+	    "hutch.ini:2: image: invalid image reference 'Busybox': the repository "
+	    "'library/Busybox' must be lowercase letters and digits separated by '/', '.', "
+	    "'_', '__' or '-'");
+	expect_error("[service.a]\nimage = pg:${TAG}\n",
+		     "hutch.ini:2: image: invalid image reference 'pg:': bad tag (letters, digits, "
+		     "'_', '.' and '-', at most 128, not starting with '.' or '-')");
 	expect_error("[service.a]\ncommand = x\n",
 		     "hutch.ini:1: [service.a]: no image: add image = NAME (like image = busybox)");
 	expect_error("[service.a]\nimage =\n",
@@ -575,6 +584,31 @@ static void test_ini_hazards(void **state)
 	assert_string_equal(stack_service_option(a, "user")->text, "");
 	assert_int_equal(stack_service_option(a, "user")->line, 10);
 	hutch_stack_free(s);
+}
+
+/* The line scan reads every file it takes as iniparser does: same keys, same
+ * values, nothing more in iniparser's dictionary. */
+static void test_scan_agrees_with_iniparser(void **state)
+{
+	static const char *const agree[] = {
+	    "",
+	    "[a]\n",
+	    "[a]\nk = v\n",
+	    "[ A ]\n K = v ; c\nx=\ny = # c\nz ==\n",
+	    "[a]\nq = \"a;b\" ; c\nr = 'x#y'\ns = \"\"\nt = ''\nu = \"\" x\n",
+	    "[a]\nk = a \\\n  b\\\nc\n\\\nl = 1\n",
+	    "[a]\nk=v\ny", /* a last line of one byte: skipped by both */
+	    "[a]\r\nk = v\r\n\r\n[b]\nk = w\n",
+	    "[a]\nk = 1\nk = 2\n", /* the last one, as iniparser keeps */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(agree); i++)
+		if (stack_ini_disagreements(agree[i], strlen(agree[i])) != 0)
+			fail_msg("disagree on: %s", agree[i]);
+	static const char *const refused[] = {
+	    "k = v\n", "[a]\nk = \"x\" y\n", "[a]\nk = x;y\n", "[a] ; c\n", "[a]\nk = v\\",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
+		assert_int_equal(stack_ini_disagreements(refused[i], strlen(refused[i])), -1);
 }
 
 static void test_duplicates(void **state)
@@ -775,11 +809,11 @@ static void test_interpolation(void **state)
 			 "hutch.ini:3: user: '$': a '$' starts a variable ($NAME or ${NAME}); "
 			 "write $$ for a '$' of its own");
 	struct hutch_stack *s =
-	    load_ok_env("[stack]\nname = s${TAG}\n[service.a]\nimage = a:${NOPE}\n"
+	    load_ok_env("[stack]\nname = s${TAG}\n[service.a]\nimage = a${NOPE}\n"
 			"command = echo $$HOME ${TAG:+\"a b\"}\n",
 			envp);
 	assert_string_equal(s->name, "s16");
-	assert_string_equal(s->services[0].image, "a:");
+	assert_string_equal(s->services[0].image, "a");
 	/* interpolation first, then words: quotes from a value still group */
 	assert_words(s->services[0].command, s->services[0].n_command,
 		     WORDS("echo", "$HOME", "a b"));
@@ -1122,6 +1156,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ini_hazards, setup, teardown),
+	    cmocka_unit_test(test_scan_agrees_with_iniparser),
 	    cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_keys_and_sections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_errors, setup, teardown),

@@ -271,11 +271,17 @@ static void expect_bad_name(const char *in)
 	}
 	assert_null(out);
 	assert_non_null(err);
-	/* the message names the value (long ones may be shortened) */
+	/* the message names the value, escaped (long ones may be shortened), and
+	 * holds no control character of it */
+	char *shown = printable(in, strlen(in));
 	char head[40];
-	snprintf(head, sizeof(head), "%s", in);
+	snprintf(head, sizeof(head), "%s", shown);
+	free(shown);
 	if (!strstr(err->msg, head))
 		fail_msg("error '%.100s' does not name '%s'", err->msg, head);
+	for (const char *p = err->msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			fail_msg("error '%.100s' holds a control character", err->msg);
 	hutch_err_free(&err);
 }
 
@@ -340,6 +346,9 @@ static void test_ref_normalize(void **state)
 	expect_bad_name(":tag");
 	expect_bad_name("a\nb");
 	expect_bad_name("a\tb");
+	expect_bad_name("a\x1b[31mb");
+	expect_bad_name("ev\x1b[31mil.example:5000/x");
+	expect_bad_name("../../x:1");
 	expect_bad_name("bb;rm");
 	expect_bad_name("bb$x");
 	expect_bad_name("b\"b");

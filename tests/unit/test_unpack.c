@@ -929,6 +929,8 @@ static int unpack_stream(struct fixture *f, const struct tb *blob, const char *w
 		struct stream_ctx c = {ls, &err};
 		struct tar_reader *r = tar_reader_new(stream_read, &c);
 		ret = layer_unpack(r, f->layer_fd, &f->opts, &f->stats, &err);
+		if (ret < 0 && tar_reader_failed(r))
+			layer_stream_check_rest(ls, &err); /* as the store does */
 		if (ret == 0)
 			ret = layer_stream_finish(ls, comp_hex, plain_hex, &err);
 		tar_reader_free(r);
@@ -1082,6 +1084,51 @@ static void test_corrupt_streams(void **state)
 	tb_put(&blob, "\x1f", 1);
 	assert_int_equal(unpack_stream(f, &blob, "none", comp, plain), -1);
 	assert_non_null(strstr(f->err, "not a tar archive"));
+	tb_free(&blob);
+	tb_free(&tar);
+}
+
+/* Corrupt compressed data that decompresses into garbage is said as what it
+ * is, with where it was noticed: not as the tar reader's view of the garbage
+ * ("header ... has an unreadable checksum"), nor as zstd's "Dictionary
+ * mismatch" for garbage after its magic. */
+static void test_corrupt_compression_named_before_the_tar(void **state)
+{
+	struct fixture *f = *state;
+	struct tb tar = {0};
+	build_payload(&tar, 100000);
+	char comp[65], plain[65];
+	/* level 0: stored blocks, so flipped bytes inflate into garbage that only
+	 * the CRC at the end gives away */
+	struct tb blob = {0};
+	z_stream z = {0};
+	assert_int_equal(deflateInit2(&z, 0, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	size_t cap = deflateBound(&z, tar.len) + 64;
+	uint8_t *buf = malloc(cap);
+	z.next_in = (Bytef *)tar.buf;
+	z.avail_in = (uInt)tar.len;
+	z.next_out = buf;
+	z.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	tb_put(&blob, buf, cap - z.avail_out);
+	deflateEnd(&z);
+	free(buf);
+	for (size_t i = 100; i < 120; i++)
+		blob.buf[i] ^= 0x55; /* in the first tar header */
+	assert_int_equal(unpack_stream(f, &blob, "gzip", comp, plain), -1);
+	assert_non_null(strstr(f->err, "gzip data is corrupt near compressed byte "));
+	assert_non_null(strstr(f->err, "CRC-32"));
+	assert_null(strstr(f->err, "header"));
+	assert_int_equal(remove_tree_at(f->layer_fd, "data", NULL), 0);
+	tb_free(&blob);
+
+	/* the magic, then a frame header asking for a dictionary */
+	static const uint8_t zgarbage[] = {0x28, 0xb5, 0x2f, 0xfd, 0x03, 0x7a, 0x11, 0x93, 0x5e,
+					   0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08};
+	tb_put(&blob, zgarbage, sizeof(zgarbage));
+	assert_int_equal(unpack_stream(f, &blob, "zstd", comp, plain), -1);
+	assert_non_null(strstr(
+	    f->err, "zstd data is corrupt near compressed byte 0: not a valid frame header"));
 	tb_free(&blob);
 	tb_free(&tar);
 }
@@ -1241,6 +1288,7 @@ int main(void)
 	    T(test_stream_roundtrips),
 	    T(test_gzip_members_and_padding),
 	    T(test_corrupt_streams),
+	    T(test_corrupt_compression_named_before_the_tar),
 	    T(test_finish_drains_trailing_bytes),
 	    cmocka_unit_test(test_digest_is_valid),
 	    cmocka_unit_test(test_stream_limit),

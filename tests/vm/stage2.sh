@@ -156,6 +156,19 @@ else
 	fail plain-run-cgroup-namespace "/proc/self/cgroup inside: '$(oneline /tmp/plain.out)'"
 fi
 
+# ---------------------------------------------------------------- devices
+
+# The device program on the container's cgroup: a node it makes (mknod is
+# allowed) for the kernel log cannot be opened for writing (which needs no
+# CAP_SYSLOG), /dev/null can; nothing is said.
+hrun devices bb sh -c 'mknod /tmp/k c 1 11 && echo made; echo "<3>hutch-vm" >/tmp/k && echo written; echo x >/dev/null && echo null-ok'
+if [ "$RC" = 0 ] && [ "$(cat /tmp/devices.out)" = "$(printf 'made\nnull-ok')" ] &&
+	[ "$(cat /tmp/devices.err)" = "sh: can't create /tmp/k: Operation not permitted" ]; then
+	pass device-program-denies-a-mknod-node
+else
+	fail device-program-denies-a-mknod-node "rc=$RC stdout='$(oneline /tmp/devices.out)' stderr='$(oneline /tmp/devices.err)'"
+fi
+
 # ---------------------------------------------------------------- memory
 
 # As Docker: --memory alone lets the container swap out as much as its memory
