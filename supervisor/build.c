@@ -324,11 +324,8 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 		hutch_spec_set_privileged(spec);
 	if (security_opts(b, svc, spec, err) < 0)
 		return -1;
-	const struct stack_option *dev = stack_service_option(svc, "device");
-	if (dev && dev->n_words) {
-		hutch_fail(err, 0, "devices are not supported by this version of hutch yet");
-		return at(err, b, dev->line, "device");
-	}
+	if (opt_list(b, svc, spec, "device", hutch_spec_add_device, err) < 0)
+		return -1;
 	if (opt_text(b, svc, spec, "network", hutch_spec_set_network, err) < 0 ||
 	    opt_list(b, svc, spec, "dns", dns_server, err) < 0 ||
 	    opt_list(b, svc, spec, "dns_search", dns_search, err) < 0 ||

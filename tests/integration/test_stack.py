@@ -571,6 +571,11 @@ command = true
 image = bb
 command = true
 cap_add = NOT_A_CAP
+
+[service.d]
+image = bb
+command = true
+device = /dev/no-such-device
 """)
     cp = st.run("up", "-d", check=False)
     assert cp.returncode != 0
@@ -578,6 +583,7 @@ cap_add = NOT_A_CAP
     assert f"{f}:8: memory: invalid memory limit '12q'" in cp.stderr, cp.stderr
     assert f"{f}:10: image:" in cp.stderr and "nosuchimage" in cp.stderr, cp.stderr
     assert f"{f}:17: cap_add:" in cp.stderr and "NOT_A_CAP" in cp.stderr, cp.stderr
+    assert f"{f}:22: device:" in cp.stderr and "/dev/no-such-device" in cp.stderr, cp.stderr
     assert not st.containers()
 
 
