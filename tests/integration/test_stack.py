@@ -664,3 +664,85 @@ def test_fifty_services_up_wait_then_down(make_stack):
     t2 = time.monotonic()
     assert not st.containers()
     print(f"\n50 services: up --wait {t1 - t0:.2f}s, down {t2 - t1:.2f}s")
+
+
+# ---------------------------------------------------------------- notify, foreground, restore
+
+
+def test_notify_ready_makes_it_healthy(make_stack, helpers):
+    st = make_stack(f"""
+[service.app]
+image = bb
+init = true
+command = sh -c 'sleep 1 && /h/sdnotify READY=1 && exec sleep 1000'
+volumes = {helpers}:/h:ro
+notify = true
+
+[service.after]
+image = bb
+{LONG}depends_on = app:healthy
+""")
+    t0 = time.monotonic()
+    st.run("up", "--wait", "--wait-timeout", "20")
+    assert time.monotonic() - t0 >= 1.0
+    reps = st.by_container()
+    assert reps[f"{st.name}-app-1"]["health"] == "healthy"
+    assert reps[f"{st.name}-after-1"]["state"] == "running"
+    cp = st.run("exec", f"{st.name}-app-1", "sh", "-c", "echo $NOTIFY_SOCKET")
+    assert cp.stdout.strip() == "/run/hutch-notify.sock"
+
+
+def test_foreground_up_streams_logs_and_ctrl_c_takes_it_down(make_stack, state):
+    st = make_stack("""
+[service.talk]
+image = bb
+init = true
+command = sh -c 'echo hello from talk && exec sleep 1000'
+""")
+    p = subprocess.Popen([state.bin, "--root", str(state.root), "up"], cwd=st.dir,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    assert line == "talk | hello from talk\n", line
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert not st.containers()
+    assert not st.run_dir.exists()
+
+
+def test_restore_after_a_simulated_reboot(make_stack, hutch):
+    st = make_stack(f"""
+[service.always]
+image = bb
+{LONG}restart = always
+
+[service.never]
+image = bb
+{LONG}
+[service.held]
+image = bb
+{LONG}restart = always
+""")
+    st.run("up", "--wait")
+    st.run("stack", "stop", "held")
+    wait_for(lambda: st.by_container()[f"{st.name}-held-1"]["state"] == "stopped",
+             what="held stopped")
+    before = st.by_container()
+    # the reboot: every process of the stack killed, the run dir emptied
+    os.kill(st.supervisor_pid(), signal.SIGKILL)
+    for c in st.containers():
+        rec = json.loads(hutch("inspect", c["id"]).stdout)
+        rec = rec[0] if isinstance(rec, list) else rec
+        if rec["status"] == "running":
+            os.kill(rec["monitor_pid"], signal.SIGKILL)
+            wait_for(lambda: not os.path.exists(f"/proc/{rec['pid']}"), what="container dead")
+    import shutil
+    shutil.rmtree(st.run_dir)
+    st.run("stack", "restore")
+    wait_for(lambda: st.by_container()[f"{st.name}-always-1"]["state"] == "running",
+             timeout=20, what="always back")
+    reps = st.by_container()
+    assert reps[f"{st.name}-always-1"]["pid"] != before[f"{st.name}-always-1"]["pid"]
+    assert reps[f"{st.name}-never-1"]["state"] == "exited"
+    assert reps[f"{st.name}-held-1"]["state"] == "stopped"
+    assert len(st.containers()) == 3
