@@ -453,11 +453,20 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	pid_t pid = hutch_stack_supervisor(ctx->data_root, ctx->run_root, name);
 	if (pid > 0) {
-		if (!ctx->quiet)
-			fprintf(stderr,
-				"stack %s is up: applying %s (services whose settings changed are "
-				"recreated)\n",
-				name, hutch_stack_file(stack));
+		char *changed = NULL, *removed = NULL;
+		if (!ctx->quiet && hutch_stack_diff(stack, ctx->data_root, ctx->run_root,
+						    ctx->rootless, &changed, &removed, NULL) == 0) {
+			fprintf(stderr, "stack %s is up: applying %s\n", name,
+				hutch_stack_file(stack));
+			if (changed)
+				fprintf(stderr, "recreating (settings changed): %s\n", changed);
+			if (removed)
+				fprintf(stderr, "removing (no longer in the file): %s\n", removed);
+			if (!changed && !removed)
+				fprintf(stderr, "nothing changed\n");
+		}
+		free(changed);
+		free(removed);
 		if (handover(ctx, "up", name, pid) != 0) {
 			rc = 1;
 			goto out;

@@ -309,3 +309,69 @@ unsigned hutch_stack_service_replicas(const struct hutch_stack *stack, const cha
 		return 0;
 	return stack->services[i].replicas ? stack->services[i].replicas : 1;
 }
+
+static void add_name(char **list, const char *name)
+{
+	if (*list && strstr(*list, name)) {
+		/* one entry per service, however many replicas */
+		for (const char *p = *list; (p = strstr(p, name)); p++) {
+			size_t n = strlen(name);
+			if ((p == *list || p[-1] == ' ') && (p[n] == ',' || !p[n]))
+				return;
+		}
+	}
+	char *joined = *list ? xasprintf("%s, %s", *list, name) : xstrdup(name);
+	free(*list);
+	*list = joined;
+}
+
+int hutch_stack_diff(const struct hutch_stack *stack, const char *data_root, const char *run_root,
+		     bool rootless, char **changed, char **removed, struct hutch_err **err)
+{
+	*changed = *removed = NULL;
+	struct hutch_runtime rt = {0};
+	struct hutch_store *store = NULL;
+	struct hutch_state_list l = {0};
+	int rc = -1;
+	if (hutch_runtime_init(&rt, data_root, run_root, err) < 0)
+		return -1;
+	rt.rootless = rootless;
+	rt.quiet = true;
+	if (hutch_store_open(data_root, rootless, HUTCH_STORE_READ, &store, err) < 0 ||
+	    hutch_state_list(&rt, &l, err) < 0)
+		goto out;
+	char(*hashes)[17] = xcalloc(stack->n_services + 1, sizeof(*hashes));
+	for (size_t i = 0; i < stack->n_services; i++) {
+		struct hutch_image *img = NULL;
+		if (hutch_image_get(store, stack->services[i].image, &img, NULL) == 0) {
+			sup_config_hash(&stack->services[i], img->id, hashes[i]);
+			hutch_image_free(img);
+		}
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		const char *svc;
+		unsigned idx;
+		if (!sup_labels_match(l.items[i]->labels, l.items[i]->n_labels, stack->name, &svc,
+				      &idx))
+			continue;
+		ssize_t k = stack_service_index(stack, svc);
+		unsigned replicas =
+		    k >= 0 && stack->services[k].replicas ? stack->services[k].replicas : 1;
+		if (k < 0 || idx > replicas) {
+			add_name(removed, l.items[i]->name ? l.items[i]->name : svc);
+			continue;
+		}
+		const char *h =
+		    hutch_label_get(l.items[i]->labels, l.items[i]->n_labels, SUP_LABEL_HASH);
+		if (!h || strcmp(h, hashes[k]))
+			add_name(changed, svc);
+	}
+	free(hashes);
+	rc = 0;
+out:
+	hutch_state_list_free(&l);
+	if (store)
+		hutch_store_close(store);
+	hutch_runtime_fini(&rt);
+	return rc;
+}

@@ -78,5 +78,10 @@ void hutch_stack_info_free(struct hutch_stack_info *v, size_t n);
 size_t hutch_stack_n_services(const struct hutch_stack *stack);
 const char *hutch_stack_service_name(const struct hutch_stack *stack, size_t i_in_order);
 const char *hutch_stack_file(const struct hutch_stack *stack);
+/* `hutch up` on a stack that is up: which services' containers were made from
+ * other settings (*changed, "a, b"), and which containers belong to no replica
+ * of the file any more (*removed); NULL when none. */
+int hutch_stack_diff(const struct hutch_stack *stack, const char *data_root, const char *run_root,
+		     bool rootless, char **changed, char **removed, struct hutch_err **err);
 /* How many replicas the named service has (0: no such service). */
 unsigned hutch_stack_service_replicas(const struct hutch_stack *stack, const char *service);

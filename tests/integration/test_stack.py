@@ -520,13 +520,21 @@ image = bb
     st.run("up", "--wait")
     ids = {r["service"]: (r["id"], r["pid"]) for r in st.ps()}
     st.file.write_text(st.file.read_text().replace("V=1", "V=2"))
-    st.run("up", "--wait", "--wait-timeout", "30")
+    cp = st.run("up", "--wait", "--wait-timeout", "30")
+    assert "recreating (settings changed): change\n" in cp.stderr, cp.stderr
     now = {r["service"]: (r["id"], r["pid"]) for r in st.ps()}
     assert now["keep"] == ids["keep"]
     assert now["change"][1] != ids["change"][1]
     cp = st.run("exec", f"{st.name}-change-1", "sh", "-c", "echo $V")
     assert cp.stdout.strip() == "2"
     assert len(st.containers()) == 2
+    assert "nothing changed" in st.run("up", "--wait").stderr
+    # a service gone from the file: its container goes
+    st.file.write_text(st.file.read_text().split("[service.change]")[0])
+    cp = st.run("up", "--wait", "--wait-timeout", "30")
+    assert f"removing (no longer in the file): {st.name}-change-1" in cp.stderr, cp.stderr
+    assert [c["name"] for c in st.containers()] == [f"{st.name}-keep-1"]
+    assert st.ps()[0]["id"] == ids["keep"][0]
 
 
 # ---------------------------------------------------------------- errors
@@ -746,3 +754,26 @@ image = bb
     assert reps[f"{st.name}-never-1"]["state"] == "exited"
     assert reps[f"{st.name}-held-1"]["state"] == "stopped"
     assert len(st.containers()) == 3
+
+
+def test_sigkill_supervisor_in_a_crash_loop_keeps_the_count(make_stack):
+    st = make_stack("""
+[service.crash]
+image = bb
+command = sh -c 'sleep 0.05 && exit 4'
+restart = on-failure:6
+""")
+    st.run("up", "-d")
+    wait_for(lambda: st.ps()[0]["restarts"] >= 3, timeout=20, what="3 restarts")
+    pid = st.supervisor_pid()
+    seen = st.ps()[0]["restarts"]
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    # the new supervisor replays the exit with the count and backoff it had
+    reps = st.ps()
+    assert reps[0]["restarts"] >= seen
+    wait_for(lambda: st.ps()[0]["state"] == "exited", timeout=30, what="the limit reached")
+    rep = st.ps()[0]
+    assert rep["restarts"] == 6, rep
+    assert rep["last_exit"]["code"] == 4
+    assert len(st.containers()) == 1
