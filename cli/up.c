@@ -390,7 +390,17 @@ int cli_stack_down(struct cli_ctx *ctx, const char *verb, struct hutch_stack *st
 					       ? xasprintf("{\"cmd\":\"down\",\"timeout\":%g}", t)
 					       : xstrdup("{\"cmd\":\"down\"}");
 		char *why = NULL;
-		int rc = cli_stack_call(ctx, verb, name, req, -1, NULL, &why);
+		/* a supervisor that does not finish in 10 minutes is stuck: take
+		 * the stack down without it */
+		int rc = cli_stack_call(ctx, verb, name, req, 600000, NULL, &why);
+		if (rc == 2) {
+			fprintf(stderr,
+				"hutch: %s: the supervisor (pid %d) did not finish: killing it and "
+				"taking the stack down without it\n",
+				verb, pid);
+			kill(pid, SIGKILL);
+			wait_gone(pid, 5000);
+		}
 		if (rc == 0 || rc == 1) {
 			if (rc == 1 &&
 			    hutch_stack_supervisor(ctx->data_root, ctx->run_root, name) > 0) {
