@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,7 +44,8 @@ enum watch_kind {
 	W_MONITOR,
 	W_PROBE,
 	W_PROBE_OUT,
-	W_NOTIFY
+	W_NOTIFY,
+	W_STARTER
 };
 
 struct watch {
@@ -70,7 +72,12 @@ struct replica {
 	struct sup_probe probe;
 	int notify_fd;
 	bool down_sent;
-	struct watch w_timer, w_probe_timer, w_mon, w_probe, w_probe_out, w_notify;
+	/* the forked process starting the container (SPAWN is answered when it
+	 * exits, so that many containers start at once): its pidfd and the pipe
+	 * its error comes through */
+	int starter_pidfd, starter_pipe;
+	pid_t starter_pid, mon_pid;
+	struct watch w_timer, w_probe_timer, w_mon, w_probe, w_probe_out, w_notify, w_starter;
 };
 
 struct service {
@@ -357,6 +364,7 @@ static void watch_container(struct sup *s, struct replica *rep, const struct hut
 	if (st->monitor_pid > 0 && sup_proc_start_time(st->monitor_pid) == st->monitor_start)
 		rep->mon_pidfd = pidfd_open_or_fail(st->monitor_pid, true, NULL);
 	rep->mon_child = child;
+	rep->mon_pid = child ? st->monitor_pid : 0;
 	if (rep->mon_pidfd >= 0)
 		watch_add(s, rep->mon_pidfd, &rep->w_mon);
 }
@@ -399,8 +407,27 @@ static int notify_socket(struct sup *s, struct replica *rep, struct hutch_err **
 	return 0;
 }
 
-/* SPAWN: create and start the replica's container. A restart starts it anew
- * from its spec under the same id and name (the old one is removed first). */
+/* The starter: a forked child that creates and starts the container (the
+ * runtime's detached start blocks until it runs) and exits; its error, if
+ * any, goes through the pipe. The container's monitor, the starter's child,
+ * is then reparented to the supervisor (a subreaper), which reaps it. */
+static __attribute__((noreturn)) void starter_main(struct sup *s, struct hutch_spec *spec,
+						   const struct hutch_image *img, int pipefd)
+{
+	struct hutch_err *err = NULL;
+	if (hutch_container_run_detached(&s->rt, spec, img->layer_fds, img->n_layers, &err) == 0)
+		_exit(0);
+	char msg[2048];
+	int n = snprintf(msg, sizeof(msg), "%s%s%s", err ? err->msg : "unknown error",
+			 err && err->errno_ ? ": " : "",
+			 err && err->errno_ ? strerror(err->errno_) : "");
+	(void)!write(pipefd, msg, n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+	_exit(1);
+}
+
+/* SPAWN: create and start the replica's container in a starter. A restart
+ * starts it anew from its spec under the same id and name (the old one is
+ * removed first). 0: started (answered when the starter exits), -1: failed. */
 static int spawn(struct sup *s, struct replica *rep, struct hutch_err **err)
 {
 	unwatch_container(s, rep);
@@ -412,18 +439,77 @@ static int spawn(struct sup *s, struct replica *rep, struct hutch_err **err)
 	if (sup_build_spec(&s->bctx, rep->svc->ss, rep->index, rep->id, rep->svc->img,
 			   rep->svc->hash, &spec, err) < 0)
 		return -1;
-	int rc = hutch_container_run_detached(&s->rt, spec, rep->svc->img->layer_fds,
-					      rep->svc->img->n_layers, err);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		hutch_spec_free(spec);
+		return hutch_fail_sys(err, "pipe");
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		hutch_spec_free(spec);
+		return hutch_fail_sys(err, "fork");
+	}
+	if (pid == 0) {
+		close(p[0]);
+		starter_main(s, spec, rep->svc->img, p[1]);
+	}
+	close(p[1]);
 	hutch_spec_free(spec);
-	if (rc < 0)
-		return -1;
-	rep->has_container = true;
-	struct hutch_state *st = NULL;
-	if (hutch_state_find(&s->rt, rep->id, &st, err) < 0)
-		return hutch_err_wrap(err, "container %s", rep->cname);
-	watch_container(s, rep, st, true);
-	hutch_state_free(st);
+	rep->has_container = true; /* what it leaves, if anything, goes with it */
+	rep->starter_pipe = p[0];
+	rep->starter_pid = pid;
+	rep->starter_pidfd = pidfd_open_or_fail(pid, false, NULL);
+	if (rep->starter_pidfd < 0) {
+		/* cannot watch it: wait for it here */
+		waitpid(pid, NULL, 0);
+		rep->starter_pidfd = -2;
+		return 0;
+	}
+	watch_add(s, rep->starter_pidfd, &rep->w_starter);
 	return 0;
+}
+
+static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev);
+
+/* The starter exited: answer the SPAWN. */
+static void on_starter(struct sup *s, struct replica *rep)
+{
+	siginfo_t si = {0};
+	bool watched = rep->starter_pidfd >= 0;
+	if (watched) {
+		watch_del(s, rep->starter_pidfd);
+		waitid((idtype_t)P_PIDFD, (id_t)rep->starter_pidfd, &si, WEXITED);
+		close(rep->starter_pidfd);
+	}
+	rep->starter_pidfd = -1;
+	char why[2048];
+	ssize_t n = read(rep->starter_pipe, why, sizeof(why) - 1);
+	close(rep->starter_pipe);
+	rep->starter_pipe = -1;
+	why[n > 0 ? n : 0] = '\0';
+	struct svc_event ev = {.kind = SVC_EV_START_OK};
+	struct hutch_state *st = NULL;
+	_cleanup_err_ struct hutch_err *err = NULL;
+	if (n > 0 || (watched && (si.si_code != CLD_EXITED || si.si_status != 0))) {
+		if (n <= 0)
+			snprintf(why, sizeof(why), "the process starting the container died");
+		ev.kind = SVC_EV_START_FAILED;
+		ev.reason = why;
+		rep->has_container = false;
+	} else if (hutch_state_find(&s->rt, rep->id, &st, &err) < 0) {
+		snprintf(why, sizeof(why), "container %s: %s", rep->cname, err ? err->msg : "?");
+		ev.kind = SVC_EV_START_FAILED;
+		ev.reason = why;
+	} else {
+		watch_container(s, rep, st, true);
+		hutch_state_free(st);
+	}
+	if (ev.kind == SVC_EV_START_FAILED)
+		logmsg("%s: cannot start: %s", rep->label, why);
+	feed(s, rep, &ev);
 }
 
 static void signal_container(struct sup *s, struct replica *rep, int sig)
@@ -537,6 +623,7 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 	if (oc != SVC_DONE)
 		return;
 	struct svc_event answer = {.kind = SVC_NEVENTS};
+	bool pending_starter = false;
 	char why[1024] = "";
 	_cleanup_err_ struct hutch_err *err = NULL;
 	for (size_t i = 0; i < out.n; i++) {
@@ -544,6 +631,7 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 		switch (a->kind) {
 		case SVC_ACT_SPAWN:
 			record(s, rep);
+			rep->starter_pidfd = -1;
 			if (spawn(s, rep, &err) < 0) {
 				if (err && err->errno_)
 					snprintf(why, sizeof(why), "%s: %s", err->msg,
@@ -553,8 +641,10 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 				answer.kind = SVC_EV_START_FAILED;
 				answer.reason = why;
 				logmsg("%s: cannot start: %s", rep->label, why);
-			} else {
-				answer.kind = SVC_EV_START_OK;
+			} else if (rep->starter_pidfd == -2) {
+				/* started synchronously: answer now */
+				rep->starter_pidfd = -1;
+				pending_starter = true;
 			}
 			break;
 		case SVC_ACT_STOP_SIGNAL:
@@ -593,6 +683,8 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 		abandon_probe(s, rep);
 	if (answer.kind != SVC_NEVENTS)
 		feed(s, rep, &answer);
+	if (pending_starter)
+		on_starter(s, rep);
 }
 
 /* ---- readiness, dependencies and down --------------------------------------- */
@@ -1039,6 +1131,7 @@ static int setup_services(struct sup *s, char *const *wanted, size_t n_wanted, b
 				return hutch_fail_sys(err, "timerfd");
 			}
 			rep->mon_pidfd = rep->ctr_pidfd = rep->notify_fd = -1;
+			rep->starter_pidfd = rep->starter_pipe = -1;
 			rep->probe.pidfd = rep->probe.out = -1;
 			rep->w_timer = (struct watch){W_TIMER, rep, NULL};
 			rep->w_probe_timer = (struct watch){W_PROBE_TIMER, rep, NULL};
@@ -1046,6 +1139,7 @@ static int setup_services(struct sup *s, char *const *wanted, size_t n_wanted, b
 			rep->w_probe = (struct watch){W_PROBE, rep, NULL};
 			rep->w_probe_out = (struct watch){W_PROBE_OUT, rep, NULL};
 			rep->w_notify = (struct watch){W_NOTIFY, rep, NULL};
+			rep->w_starter = (struct watch){W_STARTER, rep, NULL};
 			watch_add(s, rep->timer_fd, &rep->w_timer);
 			watch_add(s, rep->probe_timer_fd, &rep->w_probe_timer);
 		}
@@ -1231,10 +1325,48 @@ static void on_timer(struct sup *s, struct replica *rep)
 	feed(s, rep, &ev);
 }
 
+/* Is pid one of the children we reap through their pidfds? */
+static bool tracked_child(struct sup *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (unsigned r = 0; r < s->svcs[i].n; r++) {
+			struct replica *rep = &s->svcs[i].reps[r];
+			if ((rep->mon_pidfd >= 0 && rep->mon_pid == pid) ||
+			    (rep->probe.pidfd >= 0 && rep->probe.pid == pid) ||
+			    (rep->starter_pidfd >= 0 && rep->starter_pid == pid))
+				return true;
+		}
+	return false;
+}
+
+/* As a subreaper we inherit whatever our children leave behind (a probe's
+ * exec helper killed at the timeout, say): reap those, and only those, by pid;
+ * the children we watch are reaped by their own handlers. */
+static void reap_strays(struct sup *s)
+{
+	char path[64], *text = NULL;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+	if (read_file_at(AT_FDCWD, path, &text, &len, NULL) < 0)
+		return;
+	for (char *p = text, *end; *p; p = end) {
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid > 0 && !tracked_child(s, (pid_t)pid))
+			waitpid((pid_t)pid, NULL, WNOHANG);
+	}
+	free(text);
+}
+
 static void on_signal(struct sup *s)
 {
 	struct signalfd_siginfo si;
 	while (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			reap_strays(s);
+			continue;
+		}
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 			logmsg("signal %d: taking the stack down", si.ssi_signo);
 			if (!s->downing) {
@@ -1281,6 +1413,9 @@ static void dispatch(struct sup *s, struct watch *w)
 	case W_NOTIFY:
 		on_notify(s, rep);
 		break;
+	case W_STARTER:
+		on_starter(s, rep);
+		break;
 	}
 }
 
@@ -1313,12 +1448,16 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 					 .data_root = o->data_root,
 					 .stack = s->stack,
 					 .notify_dir = s->notify_dir};
+	/* the containers' monitors are started by starters that exit: they come
+	 * back to us, to be reaped through their pidfds */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	s->ep = epoll_create1(EPOLL_CLOEXEC);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	s->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -1354,8 +1493,18 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 	}
 	rc = 0;
 	for (size_t i = 0; i < s->n_svcs; i++)
-		for (unsigned r = 0; r < s->svcs[i].n; r++)
-			abandon_probe(s, &s->svcs[i].reps[r]);
+		for (unsigned r = 0; r < s->svcs[i].n; r++) {
+			struct replica *rep = &s->svcs[i].reps[r];
+			abandon_probe(s, rep);
+			/* a container still being started is left to the next
+			 * supervisor whole, not half made */
+			if (rep->starter_pidfd >= 0) {
+				waitid((idtype_t)P_PIDFD, (id_t)rep->starter_pidfd, &(siginfo_t){0},
+				       WEXITED);
+				close(rep->starter_pidfd);
+				close(rep->starter_pipe);
+			}
+		}
 	if (s->handover) {
 		logmsg("handing stack %s over to a new supervisor", s->stack->name);
 	} else {
