@@ -832,6 +832,21 @@ static struct json_object *replica_json(struct sup *s, struct replica *rep, int6
 		json_object_object_add(p, "output",
 				       json_object_new_string(last->output ? last->output : ""));
 		json_object_object_add(o, "last_probe", p);
+		/* the last 5, as docker inspect's State.Health.Log */
+		struct json_object *all = json_object_new_array();
+		for (unsigned i = 0; i < rep->r.log_len; i++) {
+			const struct svc_probe_log *l = svc_probe_at(&rep->r, i);
+			struct json_object *e = json_object_new_object();
+			json_object_object_add(e, "start",
+					       json_object_new_int64(mono_to_real(l->start)));
+			json_object_object_add(e, "end",
+					       json_object_new_int64(mono_to_real(l->end)));
+			json_object_object_add(e, "exit_code", json_object_new_int(l->exit_code));
+			json_object_object_add(e, "output",
+					       json_object_new_string(l->output ? l->output : ""));
+			json_object_array_add(all, e);
+		}
+		json_object_object_add(o, "probes", all);
 	}
 	return o;
 }

@@ -344,6 +344,9 @@ health_retries = 2
     rep = st.ps()[0]
     assert rep["last_probe"]["output"].startswith("probing"), rep
     assert rep["last_probe"]["exit_code"] == 1
+    probes = rep["probes"]
+    assert 1 <= len(probes) <= 5 and probes[-1] == {**probes[-1], **rep["last_probe"]}
+    assert all(p["start"] <= p["end"] for p in probes)
     (flag / "ok").write_text("")
     ev.wait(2, "health_status", "app")
     wait_for(lambda: st.ps()[0]["health"] == "healthy", what="healthy again")
