@@ -115,6 +115,8 @@ struct followed {
 	char id[65];
 	char *label;
 	char *path;
+	char *archive; /* what earlier runs of the replica said (a restart made it anew) */
+	bool started;
 	off_t off;
 	ino_t ino;
 	int color;
@@ -161,14 +163,23 @@ static void drain_log(struct followed *f, long tail, bool color, bool timestamps
 		f->ino = st.st_ino;
 		f->off = 0;
 	}
-	if (st.st_size == f->off) {
+	char *old = NULL;
+	size_t old_len = 0;
+	if (!f->started && f->archive)
+		read_file_at(AT_FDCWD, f->archive, &old, &old_len, NULL);
+	if (st.st_size == f->off && !old_len) {
 		close(fd);
+		free(old);
 		return;
 	}
 	size_t len = (size_t)(st.st_size - f->off);
-	char *buf = xcalloc(len + 1, 1);
-	ssize_t n = pread(fd, buf, len, f->off);
+	char *buf = xcalloc(old_len + len + 1, 1);
+	if (old_len)
+		memcpy(buf, old, old_len);
+	free(old);
+	ssize_t got = len ? pread(fd, buf + old_len, len, f->off) : 0;
 	close(fd);
+	ssize_t n = (got > 0 ? got : 0) + (ssize_t)old_len;
 	if (n <= 0) {
 		free(buf);
 		return;
@@ -181,7 +192,9 @@ static void drain_log(struct followed *f, long tail, bool color, bool timestamps
 	}
 	size_t usable = (size_t)(end - buf) + 1;
 	char *start = buf;
-	if (tail >= 0 && f->off == 0) {
+	bool first = !f->started;
+	f->started = true;
+	if (tail >= 0 && first) {
 		long count = 0;
 		for (char *p = end; p > buf; p--)
 			if (p[-1] == '\n' && ++count == tail) {
@@ -197,7 +210,8 @@ static void drain_log(struct followed *f, long tail, bool color, bool timestamps
 		p = nl + 1;
 	}
 	fflush(stdout);
-	f->off += (off_t)usable;
+	/* the archive is read once; the offset is the container log's */
+	f->off += (off_t)(usable > old_len ? usable - old_len : 0);
 	free(buf);
 }
 
@@ -263,6 +277,9 @@ int cli_stack_logs_follow(struct cli_ctx *ctx, struct hutch_stack *stack, char *
 					if (strlen(fs[nf].label) > width)
 						width = strlen(fs[nf].label);
 					fs[nf].path = hutch_state_log_path(&rt, s);
+					fs[nf].archive =
+					    xasprintf("%s/stacks/%s/logs/%s-%s.log", ctx->data_root,
+						      name, svc, rep ? rep : "1");
 					fs[nf].color = colors[nf % ARRAY_SIZE(colors)];
 					nf++;
 				}
@@ -288,6 +305,7 @@ int cli_stack_logs_follow(struct cli_ctx *ctx, struct hutch_stack *stack, char *
 	for (size_t k = 0; k < nf; k++) {
 		free(fs[k].label);
 		free(fs[k].path);
+		free(fs[k].archive);
 	}
 	free(fs);
 	hutch_runtime_fini(&rt);

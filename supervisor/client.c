@@ -224,6 +224,8 @@ int hutch_stack_down_offline(const char *data_root, const char *run_root, bool r
 	remove_tree_at(AT_FDCWD, p.run_dir, NULL);
 	_cleanup_free_ char *replicas = xasprintf("%s/replicas", p.data_dir);
 	remove_tree_at(AT_FDCWD, replicas, NULL);
+	_cleanup_free_ char *logs = xasprintf("%s/logs", p.data_dir);
+	remove_tree_at(AT_FDCWD, logs, NULL);
 	_cleanup_free_ char *info = xasprintf("%s/stack.json", p.data_dir);
 	char *text = NULL;
 	size_t len;

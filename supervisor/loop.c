@@ -369,11 +369,31 @@ static void watch_container(struct sup *s, struct replica *rep, const struct hut
 		watch_add(s, rep->mon_pidfd, &rep->w_mon);
 }
 
+/* A container made again (a restart) starts a new log: what the old one said
+ * is kept in DATA/stacks/NAME/logs/SERVICE-N.log for `stack logs`. */
+static void archive_log(struct sup *s, struct replica *rep, const struct hutch_state *st)
+{
+	_cleanup_free_ char *src = hutch_state_log_path(&s->rt, st);
+	_cleanup_free_ char *dir = xasprintf("%s/logs", s->paths.data_dir);
+	_cleanup_free_ char *dst = xasprintf("%s/%s-%u.log", dir, rep->svc->ss->name, rep->index);
+	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0 || mkdir_p_at(AT_FDCWD, dir, 0700, NULL) < 0)
+		return;
+	_cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	char buf[65536];
+	ssize_t n;
+	while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write_all(out, buf, (size_t)n) < 0)
+			break;
+}
+
 static void remove_container(struct sup *s, struct replica *rep)
 {
 	struct hutch_state *st = NULL;
 	struct hutch_err *err = NULL;
 	if (hutch_state_find(&s->rt, rep->id, &st, &err) == 0) {
+		if (!s->downing)
+			archive_log(s, rep, st);
 		if (hutch_state_remove(&s->rt, st, true, &err) < 0)
 			logmsg("%s: cannot remove container %s: %s", rep->label, rep->cname,
 			       err ? err->msg : "?");
@@ -1045,6 +1065,8 @@ static void finish_down(struct sup *s)
 	}
 	_cleanup_free_ char *replicas = xasprintf("%s/replicas", s->paths.data_dir);
 	remove_tree_at(AT_FDCWD, replicas, NULL);
+	_cleanup_free_ char *logs = xasprintf("%s/logs", s->paths.data_dir);
+	remove_tree_at(AT_FDCWD, logs, NULL);
 	sup_stack_info_write(&s->paths, s->stack->file, false);
 	s->quit = true;
 }

@@ -294,7 +294,7 @@ def test_on_failure_limit_then_exited(make_stack):
     st = make_stack("""
 [service.flaky]
 image = bb
-command = sh -c 'exit 5'
+command = sh -c 'echo run && exit 5'
 restart = on-failure:2
 """)
     st.run("up", "-d")
@@ -303,6 +303,9 @@ restart = on-failure:2
     assert rep["restarts"] == 2
     assert rep["last_exit"]["code"] == 5
     assert rep["status"].startswith("Exited (5)")
+    # every run's output, not only the last one's
+    assert st.run("stack", "logs").stdout == "flaky | run\n" * 3
+    assert st.run("stack", "logs", "--tail", "2").stdout == "flaky | run\n" * 2
 
 
 def test_stack_stop_start_and_restart_no(make_stack):
