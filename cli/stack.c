@@ -38,7 +38,40 @@ struct stack_opts {
 	bool json, follow, timestamps, i, t, no_color;
 	long tail;
 };
-enum { S_FILE, S_FORMAT, S_FOLLOW, S_TAIL, S_TIMESTAMPS, S_I, S_T, S_NO_COLOR };
+enum { S_FILE, S_FORMAT, S_FOLLOW, S_TAIL, S_TIMESTAMPS, S_I, S_T, S_NO_COLOR, S_SINCE };
+
+/* --since: records before this CRI timestamp are not shown ("" : all). The
+ * logs' timestamps are UTC with 9 fraction digits, so text order is time order. */
+static char since_ts[40];
+
+static int set_since(const char *v)
+{
+	int64_t ns;
+	struct tm tm = {0};
+	time_t t;
+	if (parse_duration(v, &ns) == 0) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		int64_t at = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec - ns;
+		t = (time_t)(at / 1000000000LL);
+		gmtime_r(&t, &tm);
+		size_t n = strftime(since_ts, sizeof(since_ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(since_ts + n, sizeof(since_ts) - n, ".%09lldZ",
+			 (long long)(at % 1000000000LL));
+		return 0;
+	}
+	const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end && (!*end || !strcmp(end, "Z"))) {
+		size_t n = strftime(since_ts, sizeof(since_ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(since_ts + n, sizeof(since_ts) - n, ".000000000Z");
+		return 0;
+	}
+	fprintf(stderr,
+		"hutch: stack logs: invalid --since '%s': a duration (5m, 1h30m) or a UTC time "
+		"(2026-01-02T15:04:05Z)\n",
+		v);
+	return -1;
+}
 
 static int stack_set(void *arg, int id, const char *v)
 {
@@ -87,6 +120,8 @@ static int stack_set(void *arg, int id, const char *v)
 	case S_T:
 		o->t = true;
 		break;
+	case S_SINCE:
+		return set_since(v);
 	case S_NO_COLOR:
 		o->no_color = true;
 		break;
@@ -101,7 +136,7 @@ static const struct cli_opt stack_options[] = {
 static const struct cli_opt logs_options[] = {
     {"file", 'f', true, S_FILE},	{"follow", 0, false, S_FOLLOW},
     {"tail", 'n', true, S_TAIL},	{"timestamps", 't', false, S_TIMESTAMPS},
-    {"no-color", 0, false, S_NO_COLOR},
+    {"no-color", 0, false, S_NO_COLOR}, {"since", 0, true, S_SINCE},
 };
 static const struct cli_opt exec_options[] = {
     {"file", 'f', true, S_FILE},
@@ -134,6 +169,9 @@ static void print_record(const struct followed *f, const char *line, size_t len,
 	const char *text = sp3 ? sp3 + 1 : line;
 	size_t tlen = len - (size_t)(text - line);
 	bool partial = sp2 && sp2[1] == 'P';
+	if (since_ts[0] && sp1 && strncmp(line, since_ts, (size_t)(sp1 - line)) < 0 &&
+	    (size_t)(sp1 - line) == strlen(since_ts))
+		return;
 	if (color)
 		printf("\033[%dm%-*s |\033[0m ", f->color, (int)width, f->label);
 	else

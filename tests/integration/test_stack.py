@@ -658,6 +658,12 @@ replicas = 2
     out = st.run("stack", "logs", "talk").stdout
     assert "talk-1 | hello" in out and "talk-2 | oops" in out, out
     assert st.run("stack", "logs", "--tail", "1", "talk").stdout.count("\n") == 2
+    assert st.run("stack", "logs", "--since", "1h").stdout.count("hello") == 2
+    assert st.run("stack", "logs", "--since", "2999-01-01T00:00:00Z").stdout == ""
+    ts, text = st.run("stack", "logs", "-t", "talk").stdout.splitlines()[0].split(" | ")[1].split(" ", 1)
+    assert ts.endswith("Z") and ts[4] == "-" and text in ("hello", "oops"), ts
+    cp = st.run("stack", "logs", "--since", "yesterday", check=False)
+    assert cp.returncode == 125 and "invalid --since 'yesterday'" in cp.stderr
     ls = [json.loads(l) for l in st.run("stack", "ls", "--format", "json").stdout.splitlines()]
     mine = [s for s in ls if s["name"] == st.name][0]
     assert mine["status"] == "up" and mine["running"] == 2 and mine["replicas"] == 2
