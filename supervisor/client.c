@@ -51,10 +51,10 @@ pid_t hutch_stack_supervisor(const char *data_root, const char *run_root, const 
 int hutch_stack_connect(const char *run_root, const char *name, struct hutch_err **err)
 {
 	_cleanup_free_ char *path = xasprintf("%s/stacks/%s/control.sock", run_root, name);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return hutch_fail(err, 0, "control socket path too long: %s", path);
-	strcpy(sa.sun_path, path);
+	struct sockaddr_un sa;
+	_cleanup_close_ int dirfd = -1;
+	if (sup_unix_addr(path, &sa, &dirfd, err) < 0)
+		return -1;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return hutch_fail_sys(err, "socket");

@@ -410,10 +410,10 @@ static int notify_socket(struct sup *s, struct replica *rep, struct hutch_err **
 	_cleanup_free_ char *path =
 	    xasprintf("%s/%s-%u.sock", s->notify_dir, rep->svc->ss->name, rep->index);
 	unlink(path);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return hutch_fail(err, 0, "notify socket path too long: %s", path);
-	strcpy(sa.sun_path, path);
+	struct sockaddr_un sa;
+	_cleanup_close_ int dirfd = -1;
+	if (sup_unix_addr(path, &sa, &dirfd, err) < 0)
+		return -1;
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (fd >= 0)
@@ -1075,10 +1075,10 @@ static void finish_down(struct sup *s)
 
 static int listen_control(struct sup *s, struct hutch_err **err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(s->paths.sock) >= sizeof(sa.sun_path))
-		return hutch_fail(err, 0, "control socket path too long: %s", s->paths.sock);
-	strcpy(sa.sun_path, s->paths.sock);
+	struct sockaddr_un sa;
+	_cleanup_close_ int dirfd = -1;
+	if (sup_unix_addr(s->paths.sock, &sa, &dirfd, err) < 0)
+		return -1;
 	unlink(s->paths.sock);
 	s->lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s->lsock < 0)

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -149,4 +151,30 @@ int sup_stack_info_write(const struct sup_paths *p, const char *file, bool up)
 	int rc = write_file_replace(AT_FDCWD, path, t, strlen(t), NULL);
 	json_object_put(o);
 	return rc;
+}
+
+int sup_unix_addr(const char *path, struct sockaddr_un *sa, int *dirfd, struct hutch_err **err)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	*dirfd = -1;
+	if (strlen(path) < sizeof(sa->sun_path)) {
+		strcpy(sa->sun_path, path);
+		return 0;
+	}
+	/* longer than sun_path (a long stack name under a deep run root): through
+	 * the directory's fd, which any path length can be opened as */
+	const char *slash = strrchr(path, '/');
+	_cleanup_free_ char *dir = slash ? strndup(path, (size_t)(slash - path)) : xstrdup(".");
+	*dirfd = open(*dir ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0)
+		return hutch_fail_sys(err, "open %s", dir);
+	int n = snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", *dirfd,
+			 slash ? slash + 1 : path);
+	if (n < 0 || (size_t)n >= sizeof(sa->sun_path)) {
+		close(*dirfd);
+		*dirfd = -1;
+		return hutch_fail(err, 0, "socket name too long: %s", path);
+	}
+	return 0;
 }

@@ -106,6 +106,11 @@ int sup_record_read(const struct sup_paths *p, const char *service, unsigned rep
 		    struct sup_replica_record *out);
 void sup_record_write(const struct sup_paths *p, const char *service, unsigned replica,
 		      const struct sup_replica_record *r);
+/* A unix socket address for path, even one longer than sun_path (then through
+ * /proc/self/fd/N/NAME, N an O_PATH fd of its directory: *dirfd, closed by the
+ * caller after bind or connect; else -1). */
+struct sockaddr_un;
+int sup_unix_addr(const char *path, struct sockaddr_un *sa, int *dirfd, struct hutch_err **err);
 /* stack.json: the file's path and whether it is up (for ls and restore). */
 int sup_stack_info_write(const struct sup_paths *p, const char *file, bool up);
 

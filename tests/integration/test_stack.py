@@ -789,3 +789,18 @@ restart = on-failure:6
     assert rep["restarts"] == 6, rep
     assert rep["last_exit"]["code"] == 4
     assert len(st.containers()) == 1
+
+
+def test_longest_stack_name_works_past_the_socket_path_limit(make_stack):
+    name = "l" * 63
+    st = make_stack(f"""
+[service.app]
+image = bb
+{LONG}notify = true
+""", name=name)
+    assert len(st.sock) > 107  # longer than a unix socket address holds
+    st.run("up", "-d")
+    wait_for(lambda: st.ps()[0]["state"] == "running", what="app running")
+    assert st.ps()[0]["container"] == f"{name}-app-1"
+    st.run("down", "-t", "0")
+    assert not st.containers()
