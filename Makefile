@@ -31,8 +31,10 @@ DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev z
 	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip tar \
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gcc libc6-dev gcc-multilib \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
-	python3-cryptography clang libclang-rt-dev
-BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl
+	python3-cryptography clang libclang-rt-dev bind9-dnsutils
+# dnsmasq-base: the binary alone (the dnsmasq package starts a system-wide server)
+BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl \
+	dnsperf dnsmasq-base aardvark-dns libldns-dev
 
 .PHONY: all clean deps bench-deps check test unit unit-asan integration integration-rootless \
 	check-vm demo bench fuzz fuzz-smoke format
@@ -115,7 +117,7 @@ demo: deps build/hutch
 	./demo/demo.sh
 
 bench: bench-deps build/hutch
-	./bench/run.sh
+	rc=0; ./bench/run.sh || rc=$$?; ./bench/dns.sh || rc=$$?; exit $$rc
 
 fuzz:
 	$(MAKE) -C tests/fuzz

@@ -23,6 +23,8 @@ int cmd_down(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_with(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_stack(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_supervise(struct cli_ctx *ctx, int argc, char **argv);
+/* hidden verbs for hutch's own use: internal dns (cli/dns.c) */
+int cmd_internal(struct cli_ctx *ctx, int argc, char **argv);
 /* stop, kill, rm, inspect */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 

@@ -177,6 +177,8 @@ int main(int argc, char **argv)
 	} else if (!strcmp(verb, "rmi")) {
 		sub_argv[0] = "rm";
 		rc = cmd_image(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "internal")) {
+		rc = cmd_internal(&ctx, sub_argc - 1, sub_argv + 1);
 	} else if (!strcmp(verb, "version")) {
 		printf("hutch version %s\n", HUTCH_VERSION);
 		rc = 0;

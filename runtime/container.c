@@ -246,6 +246,11 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	_cleanup_close_ int dmz = -1, self = -1;
 	_cleanup_etc_files_ struct etc_files etc = {0};
 
+	/* no fd of the caller's that the container could reopen (io.c) */
+	struct hutch_io child_io = *io;
+	if (!spec->process.terminal &&
+	    io_relay_prepare(io, spec->process.interactive, &child_io, &c->relay, err) < 0)
+		goto fail;
 	if (make_container_dirs(rt, spec, c, err) < 0 || etc_files_prepare(rt, spec, &etc, err) < 0)
 		goto fail;
 	hutch_trace("dirs and cgroup created");
@@ -296,7 +301,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
 			 .etc = &etc, .rootless = rt->rootless,
 			 .own_cgroup = c->cg.dirfd >= 0, .nodev = devices > 0},
-		.proc = {.proc = &proc, .io = io, .userns = userns,
+		.proc = {.proc = &proc, .io = &child_io, .userns = userns,
 			 .seccomp = prog, .report_fd = report[1], .pty_sock = ptys[1],
 			 .dmz_fd = dmz, .parent_pidfd = self},
 		.sync_fd = sync[0],
@@ -333,6 +338,8 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid != 0)
 		mounts_release(&a.mctx); /* the child has its own copy */
+	if (pid > 0)
+		io_relay_started(c->relay);
 	if (pid > 0)
 		hutch_trace("cloned");
 	if (pid < 0) {
@@ -504,6 +511,7 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		close(c->pidfd);
 	if (c->pty_master >= 0)
 		close(c->pty_master);
+	io_relay_free(c->relay);
 	free(c->data_dir);
 	free(c->id);
 	free(c);

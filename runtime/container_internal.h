@@ -11,12 +11,27 @@ struct hutch_container {
 	pid_t pid;
 	int pidfd;
 	int pty_master;
+	struct io_relay *relay; /* without a terminal: the stdio relayed (io.c), or NULL */
 	bool terminal;
 	bool reaped;
 	bool started; /* the command exec'd: keep the record unless auto_remove */
 	int64_t memory_limit;
 	struct hutch_state *state; /* the record this process owns */
 };
+
+/* io.c: the caller's stdio for a container without a terminal. Each of the
+ * caller's fds that is not a pipe, a socket or /dev/null gets a pipe of its
+ * own (stdout and stderr one together when they are the same file), which
+ * hutch_container_attach_wait relays; *child gets the fds the container's
+ * process is to have (the caller's, or the pipes' ends). stdin is looked at
+ * only if interactive. *out stays NULL when nothing needs a relay. */
+struct io_relay;
+int io_relay_prepare(const struct hutch_io *io, bool interactive, struct hutch_io *child,
+		     struct io_relay **out, struct hutch_err **err);
+/* The container's process has its ends (clone3 returned): close ours of them,
+ * so that EOF comes when the container's are closed. */
+void io_relay_started(struct io_relay *r);
+void io_relay_free(struct io_relay *r);
 
 /* userns.c: write uid_map/gid_map for pid (newuidmap/newgidmap when rootless). */
 int userns_write_maps(const struct hutch_runtime *rt, const struct hutch_spec *spec, pid_t pid,

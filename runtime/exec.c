@@ -104,6 +104,10 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 			goto out;
 		}
 	}
+	/* no fd of the caller's that the container could reopen (io.c) */
+	struct hutch_io child_io = *io;
+	if (!o->terminal && io_relay_prepare(io, o->interactive, &child_io, &c.relay, err) < 0)
+		goto out;
 	dmz = proc_dmz_memfd(err);
 	if (dmz < 0)
 		goto out;
@@ -116,7 +120,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 		goto out;
 	}
 	bool userns = s->namespaces & (1u << HUTCH_NS_USER);
-	struct proc_ctx pc = {.proc = &proc, .io = io, .userns = userns,
+	struct proc_ctx pc = {.proc = &proc, .io = &child_io, .userns = userns,
 			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
 			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self};
 	if (o->terminal) {
@@ -181,6 +185,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	}
 	c.pid = pid;
 	c.pidfd = pidfd;
+	io_relay_started(c.relay);
 	close(report[1]);
 	report[1] = -1;
 	if (ptys[1] >= 0) {
@@ -209,6 +214,7 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	if (c.pty_master >= 0)
 		close(c.pty_master);
 out:
+	io_relay_free(c.relay);
 	for (int i = 0; i < 2; i++) {
 		if (report[i] >= 0)
 			close(report[i]);

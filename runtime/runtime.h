@@ -392,8 +392,13 @@ int hutch_spec_check_resources(const struct hutch_resources *r, struct hutch_err
 int hutch_spec_for_runtime(const struct hutch_runtime *rt, struct hutch_spec *spec,
 			   struct hutch_err **err);
 
-/* Standard streams for the container. Without a terminal, fds 0-2 are handed to
- * the container directly (stdin replaced by /dev/null when !interactive). */
+/* Standard streams for the container (stdin is its own /dev/null when
+ * !interactive). Without a terminal, a pipe, a socket or /dev/null is handed to
+ * the container as it is; any other fd (a file, a terminal: what the container
+ * could reopen through /proc/PID/fd) is relayed through a pipe of its own by
+ * hutch_container_attach_wait, which the caller must then run. These fds stay
+ * the caller's: hutch never closes them or changes their flags. With a
+ * terminal, the pty is relayed to stdin_fd and stdout_fd. */
 struct hutch_io {
 	int stdin_fd, stdout_fd, stderr_fd;
 	bool detach_keys; /* reserved */
@@ -417,9 +422,11 @@ int hutch_container_kill(struct hutch_container *c, int sig, struct hutch_err **
  * signal that arrives before the wait is queued for the container instead of
  * killing hutch (the container's process unblocks everything before exec). */
 void hutch_block_forwarded_signals(void);
-/* Foreground: forward signals until the process exits and, with a pty, relay it:
- * stdin_fd (-1: none, as without -i) to the pty until it ends, then EOF to the
- * container's reader; the pty to stdout. */
+/* Foreground: forward signals until the process exits and relay its stdio: with
+ * a pty, stdin_fd (-1: none, as without -i) to the pty until it ends, then EOF
+ * to the container's reader, and the pty to stdout; without, the pipes of the
+ * fds hutch_container_start chose to relay (see struct hutch_io). Returns when
+ * the process has exited and what it wrote is written out. */
 int hutch_container_attach_wait(struct hutch_container *c, int stdin_fd,
 				struct hutch_exit *status, struct hutch_err **err);
 /* Collect an exited process (after its pidfd polled readable). */
