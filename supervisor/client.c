@@ -377,3 +377,36 @@ out:
 	hutch_runtime_fini(&rt);
 	return rc;
 }
+
+void hutch_stack_ps_status(const char *data_root, char *const *labels, size_t n_labels,
+			   bool running, int exit_code, int64_t finished_ns, char *status,
+			   size_t len)
+{
+	const char *stack = hutch_label_get(labels, n_labels, SUP_LABEL_STACK);
+	const char *svc;
+	unsigned idx;
+	if (!stack || !sup_labels_match(labels, n_labels, stack, &svc, &idx))
+		return;
+	struct sup_paths p;
+	sup_paths_init(&p, data_root, "", stack);
+	struct sup_replica_record rec;
+	int rc = sup_record_read(&p, svc, idx, &rec);
+	sup_paths_fini(&p);
+	if (rc < 0)
+		return;
+	size_t used = strlen(status);
+	if (running && rec.state == SVC_RUNNING) {
+		const char *h = rec.health == SVC_HEALTH_HEALTHY     ? " (healthy)"
+				: rec.health == SVC_HEALTH_UNHEALTHY ? " (unhealthy)"
+				: rec.health == SVC_HEALTH_STARTING  ? " (health: starting)"
+								     : "";
+		snprintf(status + used, len - used, "%s", h);
+	} else if (!running && rec.state == SVC_BACKOFF) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t ago = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec - finished_ns;
+		char when[64];
+		svc_human_duration(ago > 0 ? ago : 0, when, sizeof(when));
+		snprintf(status, len, "Restarting (%d) %s ago", exit_code, when);
+	}
+}

@@ -328,6 +328,7 @@ static void record(struct sup *s, struct replica *rep)
 	    .backoff = rep->r.backoff,
 	    .stopped_by_user = rep->r.stopped_by_user,
 	    .health = (int)rep->r.health,
+	    .state = (int)rep->r.state,
 	};
 	sup_record_write(&s->paths, rep->svc->ss->name, rep->index, &rec);
 }
@@ -636,6 +637,7 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 	struct svc_actions out;
 	int64_t now = mono_now();
 	bool was_stopped_by_user = rep->r.stopped_by_user;
+	enum svc_health was_health = rep->r.health;
 	enum svc_outcome oc = svc_step(&rep->r, ev, now, &out);
 	if (oc == SVC_INVALID)
 		logmsg("internal error: %s: event %s in state %s", rep->label,
@@ -696,8 +698,8 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 			break;
 		}
 	}
-	if (rep->r.stopped_by_user != was_stopped_by_user || ev->kind == SVC_EV_PROBE_RESULT ||
-	    ev->kind == SVC_EV_READY)
+	if (rep->r.stopped_by_user != was_stopped_by_user || rep->r.health != was_health ||
+	    ev->kind == SVC_EV_START_OK || ev->kind == SVC_EV_READY)
 		record(s, rep);
 	if (rep->r.state != SVC_RUNNING)
 		abandon_probe(s, rep);
@@ -727,6 +729,29 @@ static enum svc_verdict stack_ready(struct sup *s, char *why, size_t len)
 		for (unsigned k = 0; s->svcs[i].active && k < s->svcs[i].n; k++)
 			rs[n++] = &s->svcs[i].reps[k].r;
 	enum svc_verdict v = svc_stack_ready(rs, n, why, len);
+	/* waiting for a replica to become healthy: what its last check said
+	 * tells why it is not (a timeout of up --wait shows it) */
+	for (size_t i = 0; v == SVC_WAIT && i < n; i++) {
+		const struct svc_replica *r = rs[i];
+		size_t nl = strlen(r->name);
+		if (r->state != SVC_RUNNING || r->health != SVC_HEALTH_STARTING || !r->log_len ||
+		    strncmp(why, "waiting for ", 12) || strncmp(why + 12, r->name, nl) ||
+		    why[12 + nl] != ' ')
+			continue;
+		const struct svc_probe_log *last = svc_probe_at(r, r->log_len - 1);
+		char out[512];
+		snprintf(out, sizeof(out), "%s", last->output ? last->output : "");
+		for (char *p = out; *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+		size_t l = strlen(out);
+		while (l && out[l - 1] == ' ')
+			out[--l] = '\0';
+		size_t used = strlen(why);
+		snprintf(why + used, len - used, " (its last health check exited with %d%s%s)",
+			 last->exit_code, l ? ": " : "", out);
+		break;
+	}
 	free(rs);
 	return v;
 }

@@ -119,6 +119,9 @@ int sup_record_read(const struct sup_paths *p, const char *service, unsigned rep
 		out->stopped_by_user = json_object_get_boolean(v);
 	if (json_object_object_get_ex(o, "health", &v))
 		out->health = json_object_get_int(v);
+	out->state = -1;
+	if (json_object_object_get_ex(o, "state", &v))
+		out->state = json_object_get_int(v);
 	if (out->backoff < 0 || out->backoff > SVC_BACKOFF_MAX)
 		out->backoff = 0;
 	if (out->health < SVC_HEALTH_NONE || out->health > SVC_HEALTH_UNHEALTHY)
@@ -133,9 +136,11 @@ void sup_record_write(const struct sup_paths *p, const char *service, unsigned r
 	_cleanup_free_ char *dir = xasprintf("%s/replicas", p->data_dir);
 	mkdir_p_at(AT_FDCWD, dir, 0700, NULL);
 	_cleanup_free_ char *path = record_path(p, service, replica);
-	_cleanup_free_ char *text = xasprintf(
-	    "{\"restarts\":%u,\"backoff\":%lld,\"stopped_by_user\":%s,\"health\":%d}\n",
-	    r->restarts, (long long)r->backoff, r->stopped_by_user ? "true" : "false", r->health);
+	_cleanup_free_ char *text =
+	    xasprintf("{\"restarts\":%u,\"backoff\":%lld,\"stopped_by_user\":%s,\"health\":%d,"
+		      "\"state\":%d}\n",
+		      r->restarts, (long long)r->backoff, r->stopped_by_user ? "true" : "false",
+		      r->health, r->state);
 	write_file_replace(AT_FDCWD, path, text, strlen(text), NULL);
 }
 

@@ -101,6 +101,7 @@ struct sup_replica_record {
 	int64_t backoff;
 	bool stopped_by_user;
 	int health; /* enum svc_health */
+	int state;  /* enum svc_state, for `hutch ps` ("Restarting (1) ...") */
 };
 int sup_record_read(const struct sup_paths *p, const char *service, unsigned replica,
 		    struct sup_replica_record *out);

@@ -4,6 +4,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/err.h"
@@ -83,5 +84,10 @@ const char *hutch_stack_file(const struct hutch_stack *stack);
  * of the file any more (*removed); NULL when none. */
 int hutch_stack_diff(const struct hutch_stack *stack, const char *data_root, const char *run_root,
 		     bool rootless, char **changed, char **removed, struct hutch_err **err);
+/* `hutch ps` of a stack's container: its status (as the caller made it, "Up 5
+ * minutes") with what the supervisor knows, as docker ps shows a compose
+ * service: "Up 5 minutes (healthy)", "Restarting (3) 2 seconds ago". */
+void hutch_stack_ps_status(const char *data_root, char *const *labels, size_t n_labels,
+			   bool running, int exit_code, int64_t finished_ns, char *status, size_t len);
 /* How many replicas the named service has (0: no such service). */
 unsigned hutch_stack_service_replicas(const struct hutch_stack *stack, const char *service);

@@ -287,6 +287,8 @@ restart = always
     rep = st.ps()[0]
     assert rep["restarts"] >= 4
     assert rep["last_exit"]["code"] == 2
+    # hutch ps says it as docker ps says it of a compose service
+    wait_for(lambda: "Restarting (2) " in st.hutch("ps", "-a").stdout, what="ps: Restarting")
     assert rep["status"].startswith("Restarting (2)") or rep["status"].startswith("Up")
 
 
@@ -340,6 +342,7 @@ health_interval = 100ms
 health_retries = 2
 """)
     st.run("up", "--wait", "--wait-timeout", "20")
+    assert f"(healthy)   {st.name}-app-1" in st.hutch("ps").stdout
     ev = Events(st)
     (flag / "ok").unlink()
     ev.wait(1, "health_status", "app")
@@ -356,6 +359,7 @@ health_retries = 2
     healths = [e["health"] for e in ev.of("health_status", "app")]
     ev.close()
     assert healths[:2] == ["unhealthy", "healthy"], healths
+    assert "(unhealthy)" not in st.hutch("ps").stdout
     # an unhealthy service is reported, not restarted
     assert st.ps()[0]["restarts"] == 0
 
