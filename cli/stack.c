@@ -152,6 +152,11 @@ struct followed {
 	char *path;
 	char *archive; /* what earlier runs of the replica said (a restart made it anew) */
 	bool started;
+	int64_t created; /* of the container: another value is a new container, a new log */
+	off_t arch_off;	 /* how much of the archive was taken */
+	bool recreated;	 /* made again since the last read: the end of the old log is in the archive
+			  */
+	off_t prev_off;	 /* how much of the old log had been printed */
 	off_t off;
 	ino_t ino;
 	int color;
@@ -201,10 +206,27 @@ static void drain_log(struct followed *f, long tail, bool color, bool timestamps
 		f->ino = st.st_ino;
 		f->off = 0;
 	}
+	/* earlier runs: the whole archive the first time; after the container was
+	 * made again, what the archive gained past what was printed of the old log */
 	char *old = NULL;
 	size_t old_len = 0;
-	if (!f->started && f->archive)
-		read_file_at(AT_FDCWD, f->archive, &old, &old_len, NULL);
+	if (f->archive && (!f->started || f->recreated)) {
+		int afd = open(f->archive, O_RDONLY | O_CLOEXEC);
+		struct stat ast;
+		if (afd >= 0 && fstat(afd, &ast) == 0 && ast.st_size > f->arch_off) {
+			off_t from = f->arch_off + (f->started ? f->prev_off : 0);
+			if (from < ast.st_size) {
+				old_len = (size_t)(ast.st_size - from);
+				old = xcalloc(old_len + 1, 1);
+				ssize_t r = pread(afd, old, old_len, from);
+				old_len = r > 0 ? (size_t)r : 0;
+			}
+			f->arch_off = ast.st_size;
+		}
+		if (afd >= 0)
+			close(afd);
+		f->recreated = false;
+	}
 	if (st.st_size == f->off && !old_len) {
 		close(fd);
 		free(old);
@@ -304,6 +326,17 @@ int cli_stack_logs_follow(struct cli_ctx *ctx, struct hutch_stack *stack, char *
 				size_t k = 0;
 				while (k < nf && strcmp(fs[k].id, s->id))
 					k++;
+				if (k < nf && fs[k].created != s->created_ns) {
+					/* made again under the same id (a restart): its log
+					 * is new, though its inode number may be the old one's */
+					fs[k].created = s->created_ns;
+					if (fs[k].started && !fs[k].recreated) {
+						fs[k].recreated = true;
+						fs[k].prev_off = fs[k].off;
+					}
+					fs[k].off = 0;
+					fs[k].ino = 0;
+				}
 				if (k == nf) {
 					fs = xrealloc(fs, (nf + 1) * sizeof(*fs));
 					memset(&fs[nf], 0, sizeof(*fs));
@@ -319,6 +352,7 @@ int cli_stack_logs_follow(struct cli_ctx *ctx, struct hutch_stack *stack, char *
 					    xasprintf("%s/stacks/%s/logs/%s-%s.log", ctx->data_root,
 						      name, svc, rep ? rep : "1");
 					fs[nf].color = colors[nf % ARRAY_SIZE(colors)];
+					fs[nf].created = s->created_ns;
 					nf++;
 				}
 			}

@@ -808,3 +808,22 @@ image = bb
     assert st.ps()[0]["container"] == f"{name}-app-1"
     st.run("down", "-t", "0")
     assert not st.containers()
+
+
+def test_logs_follow_across_restarts_loses_no_line(make_stack, state):
+    st = make_stack("""
+[service.r]
+image = bb
+command = sh -c 'echo run-start && sleep 0.2 && echo run-end && exit 1'
+restart = on-failure:3
+""")
+    st.run("up", "-d")
+    p = subprocess.Popen([state.bin, "--root", str(state.root), "stack", "logs", "--follow"],
+                         cwd=st.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: st.ps()[0]["state"] == "exited", timeout=20, what="the last run")
+        time.sleep(0.6)
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    assert out == "r | run-start\nr | run-end\n" * 4, (out, err)
