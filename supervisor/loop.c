@@ -495,6 +495,10 @@ static int spawn(struct sup *s, struct replica *rep, struct hutch_err **err)
 
 static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev);
 
+static bool starters_pending(struct sup *s);
+static void reap_strays(struct sup *s);
+static void on_monitor(struct sup *s, struct replica *rep);
+
 /* The starter exited: answer the SPAWN. */
 static void on_starter(struct sup *s, struct replica *rep)
 {
@@ -531,6 +535,20 @@ static void on_starter(struct sup *s, struct replica *rep)
 	if (ev.kind == SVC_EV_START_FAILED)
 		logmsg("%s: cannot start: %s", rep->label, why);
 	feed(s, rep, &ev);
+	/* a container that ended at once may have no monitor left to watch: its
+	 * exit is in its record */
+	if (ev.kind == SVC_EV_START_OK && rep->mon_pidfd < 0 && rep->r.state != SVC_STARTING) {
+		struct hutch_state *now = NULL;
+		if (hutch_state_find(&s->rt, rep->id, &now, NULL) < 0 ||
+		    now->status != HUTCH_RUNNING)
+			on_monitor(s, rep);
+		else
+			logmsg("%s: cannot watch the monitor of %s (pid %d)", rep->label,
+			       rep->cname, now->monitor_pid);
+		hutch_state_free(now);
+	}
+	if (!starters_pending(s))
+		reap_strays(s);
 }
 
 static void signal_container(struct sup *s, struct replica *rep, int sig)
@@ -1325,10 +1343,13 @@ static void adopt_all(struct sup *s)
 static void on_monitor(struct sup *s, struct replica *rep)
 {
 	bool child = rep->mon_child;
-	watch_del(s, rep->mon_pidfd);
-	if (child)
-		waitid((idtype_t)P_PIDFD, (id_t)rep->mon_pidfd, &(siginfo_t){0}, WEXITED | WNOHANG);
-	close(rep->mon_pidfd);
+	if (rep->mon_pidfd >= 0) {
+		watch_del(s, rep->mon_pidfd);
+		if (child)
+			waitid((idtype_t)P_PIDFD, (id_t)rep->mon_pidfd, &(siginfo_t){0},
+			       WEXITED | WNOHANG);
+		close(rep->mon_pidfd);
+	}
 	rep->mon_pidfd = -1;
 	if (rep->ctr_pidfd >= 0) {
 		close(rep->ctr_pidfd);
@@ -1401,11 +1422,24 @@ static bool tracked_child(struct sup *s, pid_t pid)
 	return false;
 }
 
+/* A starter's monitor becomes our child before we know its pid (the starter
+ * said so through its exit): while any starter is pending, no child is a stray. */
+static bool starters_pending(struct sup *s)
+{
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (unsigned r = 0; r < s->svcs[i].n; r++)
+			if (s->svcs[i].reps[r].starter_pipe >= 0)
+				return true;
+	return false;
+}
+
 /* As a subreaper we inherit whatever our children leave behind (a probe's
  * exec helper killed at the timeout, say): reap those, and only those, by pid;
  * the children we watch are reaped by their own handlers. */
 static void reap_strays(struct sup *s)
 {
+	if (starters_pending(s))
+		return;
 	char path[64], *text = NULL;
 	size_t len;
 	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());

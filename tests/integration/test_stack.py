@@ -827,3 +827,16 @@ restart = on-failure:3
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=10)
     assert out == "r | run-start\nr | run-end\n" * 4, (out, err)
+
+
+def test_many_jobs_that_exit_at_once_are_all_seen_exiting(make_stack):
+    # a container that ends before its start is answered: its exit is seen
+    # (its monitor is never taken for a stray child and lost)
+    text = "".join(f"[service.j{i}]\nimage = bb\ncommand = true\n\n" for i in range(30))
+    st = make_stack(text)
+    for _ in range(3):
+        st.run("up", "--wait", "--wait-timeout", "30", timeout=60)
+        reps = st.ps()
+        assert len(reps) == 30 and all(r["state"] == "exited" for r in reps), reps
+        st.run("down", "-t", "0", timeout=60)
+        assert not st.containers()
