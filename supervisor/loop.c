@@ -499,6 +499,21 @@ static bool starters_pending(struct sup *s);
 static void reap_strays(struct sup *s);
 static void on_monitor(struct sup *s, struct replica *rep);
 
+/* A running replica whose monitor cannot be watched (it ended before we could
+ * open it): its exit is in its record; feed it, or nothing would ever end it. */
+static void exit_if_unwatched(struct sup *s, struct replica *rep)
+{
+	if (rep->mon_pidfd >= 0 || (rep->r.state != SVC_RUNNING && rep->r.state != SVC_STOPPING))
+		return;
+	struct hutch_state *now = NULL;
+	if (hutch_state_find(&s->rt, rep->id, &now, NULL) < 0 || now->status != HUTCH_RUNNING)
+		on_monitor(s, rep);
+	else
+		logmsg("%s: cannot watch the monitor of %s (pid %d)", rep->label, rep->cname,
+		       now->monitor_pid);
+	hutch_state_free(now);
+}
+
 /* The starter exited: answer the SPAWN. */
 static void on_starter(struct sup *s, struct replica *rep)
 {
@@ -537,16 +552,8 @@ static void on_starter(struct sup *s, struct replica *rep)
 	feed(s, rep, &ev);
 	/* a container that ended at once may have no monitor left to watch: its
 	 * exit is in its record */
-	if (ev.kind == SVC_EV_START_OK && rep->mon_pidfd < 0 && rep->r.state != SVC_STARTING) {
-		struct hutch_state *now = NULL;
-		if (hutch_state_find(&s->rt, rep->id, &now, NULL) < 0 ||
-		    now->status != HUTCH_RUNNING)
-			on_monitor(s, rep);
-		else
-			logmsg("%s: cannot watch the monitor of %s (pid %d)", rep->label,
-			       rep->cname, now->monitor_pid);
-		hutch_state_free(now);
-	}
+	if (ev.kind == SVC_EV_START_OK && rep->r.state != SVC_STARTING)
+		exit_if_unwatched(s, rep);
 	if (!starters_pending(s))
 		reap_strays(s);
 }
@@ -663,7 +670,7 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 	if (oc != SVC_DONE)
 		return;
 	struct svc_event answer = {.kind = SVC_NEVENTS};
-	bool pending_starter = false;
+	bool pending_starter = false, pending_unwatched = false;
 	char why[1024] = "";
 	_cleanup_err_ struct hutch_err *err = NULL;
 	for (size_t i = 0; i < out.n; i++) {
@@ -692,6 +699,7 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 			break;
 		case SVC_ACT_KILL:
 			signal_container(s, rep, SIGKILL);
+			pending_unwatched = true;
 			break;
 		case SVC_ACT_ARM_TIMER:
 			arm(rep->timer_fd, a->at > 0 ? a->at : 1);
@@ -725,6 +733,8 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 		feed(s, rep, &answer);
 	if (pending_starter)
 		on_starter(s, rep);
+	if (pending_unwatched)
+		exit_if_unwatched(s, rep);
 }
 
 /* ---- readiness, dependencies and down --------------------------------------- */
