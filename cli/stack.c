@@ -541,7 +541,8 @@ static int on_event(const char *line, void *data)
 		gmtime_r(&secs, &tm);
 		char ts[40];
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-		const char *msg = jstr(o, "message");
+		/* a message may hold what a container said (a probe's output) */
+		_cleanup_free_ char *msg = cli_shown(jstr(o, "message"));
 		printf("%s.%03dZ %s %s %s%s%s\n", ts, (int)((t / 1000000) % 1000),
 		       jstr(o, "container"), jstr(o, "event"), jstr(o, "health"),
 		       *jstr(o, "health") ? " " : "", msg);

@@ -348,7 +348,9 @@ static int wait_ready(struct cli_ctx *ctx, const char *verb, const char *name, d
 	if (rc == 0)
 		return 0;
 	if (rc == 1) {
-		fprintf(stderr, "hutch: %s: stack %s is not up: %s\n", verb, name, why);
+		/* why may quote a probe's output: what a container said */
+		_cleanup_free_ char *shown = cli_shown(why);
+		fprintf(stderr, "hutch: %s: stack %s is not up: %s\n", verb, name, shown);
 		free(why);
 		return 1;
 	}
@@ -365,7 +367,9 @@ static int wait_ready(struct cli_ctx *ctx, const char *verb, const char *name, d
 		if (json_object_object_get_ex(o, "why", &v))
 			w = json_object_get_string(v);
 	}
-	fprintf(stderr, "hutch: %s: stack %s is not up after %gs: %s\n", verb, name, timeout, w);
+	_cleanup_free_ char *shown = cli_shown(w);
+	fprintf(stderr, "hutch: %s: stack %s is not up after %gs: %s\n", verb, name, timeout,
+		shown);
 	json_object_put(o);
 	return 1;
 }
