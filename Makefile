@@ -3,8 +3,8 @@ CC ?= gcc
 PYTHON ?= /usr/bin/python3
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
-BASE_CFLAGS := -std=gnu17 -D_GNU_SOURCE -I. $(WARN) -fno-strict-aliasing
-LIBS := -lseccomp -lcap -ljson-c -lz -lzstd -liniparser
+BASE_CFLAGS := -std=gnu17 -D_GNU_SOURCE -I. -I/usr/include/libnl3 $(WARN) -fno-strict-aliasing
+LIBS := -lseccomp -lcap -ljson-c -lz -lzstd -liniparser -lnl-route-3 -lnl-3
 # build/hutch links these statically (Debian's -dev packages ship the .a files) and
 # only libc dynamically: five fewer shared objects to map and relocate at every
 # start, ~0.2 ms of each `hutch run`. libcurl stays dlopen'ed (images/registry.c).
@@ -31,7 +31,8 @@ DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev z
 	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip tar \
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gcc libc6-dev gcc-multilib \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
-	python3-cryptography clang libclang-rt-dev bind9-dnsutils
+	python3-cryptography clang libclang-rt-dev bind9-dnsutils \
+	libnftables-dev nftables passt
 # dnsmasq-base: the binary alone (the dnsmasq package starts a system-wide server)
 BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl \
 	dnsperf dnsmasq-base aardvark-dns libldns-dev

@@ -27,6 +27,8 @@ int cmd_supervise(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_internal(struct cli_ctx *ctx, int argc, char **argv);
 /* stop, kill, rm, inspect */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
+/* network create, ls, inspect, rm */
+int cmd_network(struct cli_ctx *ctx, int argc, char **argv);
 
 /* s with control characters (C0, DEL, C1) as \xNN, for text from images and
  * containers on a terminal: no escape sequences, no line breaks. Free it. */

@@ -1,4 +1,4 @@
-/* hutch ps | exec | logs | stop | kill | rm | inspect */
+/* hutch ps | exec | logs | stop | kill | rm | inspect | start | restart | wait */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "images/images.h"
 #include "runtime/runtime.h"
 #include "supervisor/supervisor.h"
 
@@ -218,8 +219,57 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 }
 
 
-/* Shared shape of stop / kill / rm / inspect: options, then container refs. */
-enum { CTR_TIME, CTR_SIGNAL, CTR_FORCE };
+/* Start an exited container again, holding its image's layers as `run -d`
+ * does (the monitor keeps them for the container's lifetime). */
+static int start_again(struct cli_ctx *ctx, struct hutch_runtime *rt, const struct hutch_state *s,
+		       struct hutch_err **err)
+{
+	if (s->status != HUTCH_EXITED || !s->image_id)
+		return hutch_container_start_existing(rt, s, NULL, 0, err);
+	struct hutch_store *store = NULL;
+	struct hutch_image *img = NULL;
+	_cleanup_err_ struct hutch_err *e = NULL;
+	_cleanup_free_ char *by_id = xasprintf("sha256:%s", s->image_id);
+	int r = hutch_store_open(ctx->data_root, ctx->rootless, HUTCH_STORE_READ, &store, err);
+	if (r == 0 && hutch_image_get(store, by_id, &img, &e) < 0) {
+		/* `image rm` takes an image whose containers have all exited */
+		const char *who = s->name ? s->name : s->id;
+		bool gone = strstr(e->msg, "not found") != NULL;
+		r = hutch_fail(
+		    err, 0,
+		    "container %s cannot start again: its image %s (%.12s) %s%s%s: remove "
+		    "the container ('hutch rm %s') and run a new one",
+		    who, s->image ? s->image : "", s->image_id,
+		    gone ? "was removed from the store" : "cannot be used (", gone ? "" : e->msg,
+		    gone ? "" : ")", who);
+	}
+	if (r == 0)
+		r = hutch_container_start_existing(rt, s, img->layer_fds, img->n_layers, err);
+	hutch_image_free(img);
+	hutch_store_close(store);
+	return r;
+}
+
+/* `wait`: block until the container has exited, then its exit code. */
+static int wait_exit(struct hutch_runtime *rt, const struct hutch_state *s, int *code,
+		     struct hutch_err **err)
+{
+	if (s->status != HUTCH_EXITED && hutch_state_wait_exited(rt, s, -1, err) < 0)
+		return -1;
+	struct hutch_state *now = NULL;
+	if (hutch_state_find(rt, s->id, &now, NULL) < 0)
+		return hutch_fail(err, 0,
+				  "container %.12s was removed as it exited (--rm): its exit code "
+				  "went with it",
+				  s->id);
+	*code = now->exit_code;
+	hutch_state_free(now);
+	return 0;
+}
+
+/* Shared shape of stop / kill / rm / inspect / start / restart / wait: options,
+ * then container refs. */
+enum { CTR_TIME, CTR_SIGNAL, CTR_FORCE, CTR_ATTACH };
 struct ctr_args {
 	const char *verb;
 	int timeout, sig;
@@ -235,12 +285,18 @@ static int ctr_set(void *arg, int id, const char *v)
 		errno = 0;
 		long t = strtol(v, &end, 10);
 		if (errno || !*v || *end || t < 0 || t > 86400) {
-			fprintf(stderr, "hutch: stop: invalid %s '%s': seconds expected\n",
+			fprintf(stderr, "hutch: %s: invalid %s '%s': seconds expected\n", a->verb,
 				cli_opt_given(), v);
 			return -1;
 		}
 		a->timeout = (int)t;
 		break;
+	case CTR_ATTACH:
+		fprintf(stderr,
+			"hutch: start: %s is not supported: start the container, then follow its "
+			"output with 'hutch logs -f CONTAINER' (or 'hutch exec -it' into it)\n",
+			cli_opt_given());
+		return -1;
 	}
 	case CTR_SIGNAL:
 		a->sig = signal_from_name(v);
@@ -260,6 +316,8 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 	static const struct cli_opt stop_opts[] = {{"time", 't', true, CTR_TIME}};
 	static const struct cli_opt kill_opts[] = {{"signal", 's', true, CTR_SIGNAL}};
 	static const struct cli_opt rm_opts[] = {{"force", 'f', false, CTR_FORCE}};
+	static const struct cli_opt start_opts[] = {{"attach", 'a', false, CTR_ATTACH},
+						    {"interactive", 'i', false, CTR_ATTACH}};
 	const struct cli_opt *opts = NULL;
 	size_t n_opts = 0;
 	const char *usage = "Usage: hutch inspect CONTAINER...\n";
@@ -272,6 +330,14 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 	} else if (!strcmp(verb, "rm")) {
 		opts = rm_opts, n_opts = 1;
 		usage = "Usage: hutch rm [-f] CONTAINER...\n";
+	} else if (!strcmp(verb, "start")) {
+		opts = start_opts, n_opts = ARRAY_SIZE(start_opts);
+		usage = "Usage: hutch start CONTAINER...\n";
+	} else if (!strcmp(verb, "restart")) {
+		opts = stop_opts, n_opts = 1;
+		usage = "Usage: hutch restart [-t SECONDS] CONTAINER...\n";
+	} else if (!strcmp(verb, "wait")) {
+		usage = "Usage: hutch wait CONTAINER...\n";
 	}
 	struct ctr_args a = {.verb = verb, .timeout = 10, .sig = SIGKILL};
 	int i = cli_parse_opts(verb, usage, opts, n_opts, true, argc, argv, ctr_set, &a);
@@ -294,8 +360,25 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 	for (int k = i; k < argc; k++) {
 		struct hutch_state *s = NULL;
 		int r = hutch_state_find(&rt, argv[k], &s, &err);
+		int code = 0;
+		if (r == 0 && !strcmp(verb, "restart")) {
+			/* stop (a no-op when it has exited), then start what is there now */
+			r = hutch_state_stop(&rt, s, timeout, &err);
+			hutch_state_free(steal_ptr(s));
+			if (r == 0)
+				r = hutch_state_find(&rt, argv[k], &s, &err);
+		}
 		if (r == 0) {
-			if (!strcmp(verb, "stop"))
+			if (!strcmp(verb, "start") || !strcmp(verb, "restart")) {
+				r = start_again(ctx, &rt, s, &err);
+				/* as Docker: starting what runs is no error */
+				if (r == HUTCH_ALREADY_RUNNING) {
+					r = 0;
+					hutch_err_free(&err);
+				}
+			} else if (!strcmp(verb, "wait"))
+				r = wait_exit(&rt, s, &code, &err);
+			else if (!strcmp(verb, "stop"))
 				r = hutch_state_stop(&rt, s, timeout, &err);
 			else if (!strcmp(verb, "kill"))
 				r = hutch_state_signal(&rt, s, sig, &err);
@@ -313,9 +396,12 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 			if (!(force && r == HUTCH_STATE_NOT_FOUND))
 				rc = 1;
 			hutch_err_free(&err);
+		} else if (!strcmp(verb, "wait")) {
+			printf("%d\n", code);
 		} else if (!json) {
 			printf("%s\n", argv[k]);
 		}
+		fflush(stdout);
 		hutch_state_free(s);
 	}
 	if (json)

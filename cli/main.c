@@ -26,6 +26,9 @@ static void usage(FILE *out)
 	      "  kill [-s SIGNAL] CONTAINER...           send a signal (default SIGKILL)\n"
 	      "  rm [-f] CONTAINER...                    remove stopped containers (-f: kill first)\n"
 	      "  inspect CONTAINER...                    state as JSON\n"
+	      "  start CONTAINER...                      start stopped containers again (detached)\n"
+	      "  restart [-t SECONDS] CONTAINER...       stop (as stop does), then start again\n"
+	      "  wait CONTAINER...                       wait until they exit; print exit codes\n"
 	      "  pull [--tls-verify=false] [--platform P] REF  pull an image from a registry\n"
 	      "  image import SRC [NAME]                 import an OCI layout, docker archive or rootfs\n"
 	      "  image tag SRC DST | image inspect NAME | image prune\n"
@@ -35,6 +38,7 @@ static void usage(FILE *out)
 	      "  down [-f FILE] [-t SECS] [--volumes]    take a stack down\n"
 	      "  with [-f FILE] [--timeout S] -- CMD...  up --wait, run CMD, down\n"
 	      "  stack ls|ps|logs|start|stop|restart|exec|events|restore  a stack's services\n"
+	      "  network create|ls|inspect|rm            bridge networks (see network --help)\n"
 	      "  version                                 print the version\n"
 	      "\n"
 	      "Global options:\n"
@@ -152,7 +156,8 @@ int main(int argc, char **argv)
 	} else if (!strcmp(verb, "logs")) {
 		rc = cmd_logs(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "stop") || !strcmp(verb, "kill") || !strcmp(verb, "rm") ||
-		   !strcmp(verb, "inspect")) {
+		   !strcmp(verb, "inspect") || !strcmp(verb, "start") || !strcmp(verb, "restart") ||
+		   !strcmp(verb, "wait")) {
 		rc = cmd_ctr(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "up")) {
 		rc = cmd_up(&ctx, sub_argc, sub_argv);
@@ -166,6 +171,8 @@ int main(int argc, char **argv)
 		rc = cmd_supervise(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "image")) {
 		rc = cmd_image(&ctx, sub_argc - 1, sub_argv + 1);
+	} else if (!strcmp(verb, "network")) {
+		rc = cmd_network(&ctx, sub_argc - 1, sub_argv + 1);
 	} else if (!strcmp(verb, "images")) {
 		char *ls[] = {"ls"};
 		char **args = xcalloc((size_t)sub_argc + 1, sizeof(char *));

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "common/util.h"
 #include "images/images.h"
+#include "net/net.h"
 #include "runtime/runtime.h"
 
 struct run_opts {
@@ -17,6 +18,8 @@ struct run_opts {
 	size_t n_env, n_volumes, n_tmpfs, n_cap_add, n_cap_drop, n_ulimits, n_env_files;
 	const char **dns, **dns_search, **dns_options, **add_hosts, **devices;
 	size_t n_dns, n_dns_search, n_dns_options, n_add_hosts, n_devices;
+	const char **publish, **aliases, **more_networks; /* --network after the first */
+	size_t n_publish, n_aliases, n_more_networks;
 	bool entrypoint_set, detach;
 };
 
@@ -45,7 +48,12 @@ static void run_usage(FILE *out)
 	      "      --ulimit NAME=SOFT[:HARD]  e.g. nofile=1024:2048\n"
 	      "      --cap-add CAP      add a capability (or ALL)\n"
 	      "      --cap-drop CAP     drop a capability (or ALL)\n"
-	      "      --network MODE     none (default: loopback only) or host\n"
+	      "      --network NET      none (default: loopback only), host, or a network of\n"
+	      "                         `hutch network create` (bridge: the default one)\n"
+	      "                         (repeatable: eth0, eth1 ... one per network)\n"
+	      "      --network-alias A  another name for the container on its network\n"
+	      "  -p, --publish [IP:][HOST:]CONTAINER[/tcp|/udp]  publish a port (ranges N-M;\n"
+	      "                         without --network: on the default network)\n"
 	      "      --dns IP           a nameserver for /etc/resolv.conf\n"
 	      "      --dns-search DOMAIN  a search domain for /etc/resolv.conf ('.': none)\n"
 	      "      --dns-option OPT   a resolv.conf option (e.g. ndots:2)\n"
@@ -69,6 +77,7 @@ enum opt_id {
 	O_RM, O_I, O_T, O_E, O_ENVFILE, O_V, O_TMPFS, O_W, O_U, O_H, O_NAME, O_ENTRY, O_RO, O_MEM,
 	O_SWAP, O_CPUS, O_PIDS, O_ULIMIT, O_CAPADD, O_CAPDROP, O_NET, O_INIT, O_PRIV, O_SECOPT,
 	O_STOPSIG, O_HELP, O_DETACH, O_DNS, O_DNS_SEARCH, O_DNS_OPTION, O_ADD_HOST, O_DEVICE,
+	O_PUBLISH, O_NET_ALIAS,
 };
 static const struct cli_opt options[] = {
 	{"rm", 0, false, O_RM},
@@ -105,6 +114,9 @@ static const struct cli_opt options[] = {
 	{"dns-opt", 0, true, O_DNS_OPTION},
 	{"add-host", 0, true, O_ADD_HOST},
 	{"device", 0, true, O_DEVICE},
+	{"publish", 'p', true, O_PUBLISH},
+	{"network-alias", 0, true, O_NET_ALIAS},
+	{"net-alias", 0, true, O_NET_ALIAS},
 };
 
 static int set_option(struct run_opts *o, enum opt_id id, const char *v)
@@ -130,7 +142,12 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 	case O_ULIMIT: push(&o->ulimits, &o->n_ulimits, v); break;
 	case O_CAPADD: push(&o->cap_add, &o->n_cap_add, v); break;
 	case O_CAPDROP: push(&o->cap_drop, &o->n_cap_drop, v); break;
-	case O_NET: o->network = v; break;
+	case O_NET:
+		if (o->network)
+			push(&o->more_networks, &o->n_more_networks, v);
+		else
+			o->network = v;
+		break;
 	case O_INIT: o->init = true; break;
 	case O_PRIV: o->privileged = true; break;
 	case O_SECOPT:
@@ -160,6 +177,8 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 	case O_DNS_OPTION: push(&o->dns_options, &o->n_dns_options, v); break;
 	case O_ADD_HOST: push(&o->add_hosts, &o->n_add_hosts, v); break;
 	case O_DEVICE: push(&o->devices, &o->n_devices, v); break;
+	case O_PUBLISH: push(&o->publish, &o->n_publish, v); break;
+	case O_NET_ALIAS: push(&o->aliases, &o->n_aliases, v); break;
 	}
 	return 0;
 }
@@ -225,6 +244,112 @@ static int add_dns_search(struct hutch_spec *spec, const char *v, struct hutch_e
 static int add_dns_option(struct hutch_spec *spec, const char *v, struct hutch_err **err)
 {
 	return hutch_spec_add_dns_option(spec, v, err);
+}
+
+/* The bridge network the container goes on (net/), NULL for none or host. */
+static const char *bridge_name(const char *network)
+{
+	if (!strcmp(network, "none") || !strcmp(network, "host"))
+		return NULL;
+	return !strcmp(network, "bridge") ? HUTCH_NET_DEFAULT : network;
+}
+
+static const char *bridge_network(const struct run_opts *o)
+{
+	if (!o->network)
+		return o->n_publish ? HUTCH_NET_DEFAULT : NULL;
+	return bridge_name(o->network);
+}
+
+/* -p and --network-alias against --network, before anything is made. */
+static int check_network_opts(const struct cli_ctx *ctx, const struct run_opts *o,
+			      struct hutch_port_map **ports, struct hutch_err **err)
+{
+	*ports = xcalloc(o->n_publish + 1, sizeof(**ports));
+	for (size_t i = 0; i < o->n_publish; i++)
+		if (hutch_port_parse(o->publish[i], &(*ports)[i], err) < 0)
+			return hutch_err_wrap(err, "--publish");
+	const char *net = bridge_network(o);
+	for (size_t i = 0; i < o->n_more_networks; i++)
+		if (!net || !bridge_name(o->more_networks[i]))
+			return hutch_fail(err, 0,
+					  "--network %s cannot be combined with another --network: give "
+					  "bridge networks only",
+					  net ? o->more_networks[i] : o->network);
+	if (!net && o->n_publish)
+		return hutch_fail(err, 0,
+				  "--publish needs a bridge network: --network %s %s", o->network,
+				  !strcmp(o->network, "host")
+				      ? "shares the host's ports already (drop -p)"
+				      : "has no way in (drop --network none)");
+	if (!net && o->n_aliases)
+		return hutch_fail(err, 0, "--network-alias needs a bridge network (--network NAME)");
+	for (size_t i = 0; i < o->n_aliases; i++)
+		if (!hutch_hostname_valid(o->aliases[i])) {
+			_cleanup_free_ char *shown = cli_shown(o->aliases[i]);
+			return hutch_fail(err, 0, "--network-alias: invalid name '%s'", shown);
+		}
+	if (net && ctx->rootless)
+		return hutch_fail(err, 0,
+				  "%s%s: rootless bridge networks and published ports (pasta) are not "
+				  "there yet; run as root, or use --network none|host",
+				  o->n_publish ? "--publish" : "--network ",
+				  o->n_publish ? "" : o->network);
+	return 0;
+}
+
+/* The detached container's monitor, after it exited: its network goes. */
+static void detach_network(const struct hutch_runtime *rt, const char *id, void *data)
+{
+	struct hutch_net_ctx nctx = {.data_root = rt->data_root, .run_root = rt->run_root};
+	struct hutch_err *err = NULL;
+	if (hutch_net_detach(&nctx, id, &err) < 0)
+		hutch_runtime_log(rt, HUTCH_LOG_WARNING, "container %.12s: %s", id,
+				  err && err->msg ? err->msg : "cannot detach its network");
+	hutch_err_free(&err);
+}
+
+/* Put the container on its network: a namespace net/ made and wired, the
+ * spec joins it by path; resolv.conf and hosts to match. */
+static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opts *o,
+			  const struct hutch_port_map *ports, struct hutch_spec *spec,
+			  bool *attached, struct hutch_err **err)
+{
+	struct hutch_net_attach_req req = {
+	    .network = bridge_network(o),
+	    .container = spec->id,
+	    .name = spec->name,
+	    .aliases = o->aliases,
+	    .n_aliases = o->n_aliases,
+	    .ports = ports,
+	    .n_ports = o->n_publish,
+	};
+	struct hutch_net_attachment at;
+	if (hutch_net_attach(nctx, &req, &at, err) < 0)
+		return -1; /* nothing of it is left */
+	*attached = true;
+	free(at.ports);
+	/* more networks: eth1, eth2 ... in the same namespace; ports and the
+	 * default route are the first one's */
+	for (size_t i = 0; i < o->n_more_networks; i++) {
+		struct hutch_net_attach_req more = req;
+		more.network = bridge_name(o->more_networks[i]);
+		more.ports = NULL;
+		more.n_ports = 0;
+		struct hutch_net_attachment other;
+		if (hutch_net_attach(nctx, &more, &other, err) < 0)
+			return -1;
+		free(other.ports);
+	}
+	hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, at.netns);
+	if (!o->n_dns && hutch_spec_add_dns_server(spec, at.dns, err) < 0)
+		return -1;
+	if (hutch_spec_add_host(spec, spec->hostname, at.address, err) < 0)
+		return -1;
+	for (size_t i = 0; i < o->n_aliases; i++)
+		if (hutch_spec_add_host(spec, o->aliases[i], at.address, err) < 0)
+			return -1;
+	return 0;
 }
 
 static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, const struct hutch_image *img, int cmd_argc,
@@ -329,7 +454,8 @@ static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, 
 		return -1;
 
 	/* Network */
-	if (one(spec, "--network", o->network, hutch_spec_set_network, err) < 0 ||
+	if (one(spec, "--network", bridge_network(o) ? NULL : o->network, hutch_spec_set_network,
+		err) < 0 ||
 	    each(spec, "--dns", o->dns, o->n_dns, add_dns_server, err) < 0 ||
 	    each(spec, "--dns-search", o->dns_search, o->n_dns_search, add_dns_search, err) < 0 ||
 	    each(spec, "--dns-option", o->dns_options, o->n_dns_options, add_dns_option, err) <
@@ -359,6 +485,9 @@ static void free_opts(struct run_opts *o)
 	free(o->dns_options);
 	free(o->add_hosts);
 	free(o->devices);
+	free(o->publish);
+	free(o->aliases);
+	free(o->more_networks);
 }
 
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
@@ -379,10 +508,15 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	struct hutch_runtime rt = {0};
 	struct hutch_container *c = NULL;
 	int rc = 125;
+	_cleanup_free_ struct hutch_port_map *ports = NULL;
+	struct hutch_net_ctx nctx = {.data_root = ctx->data_root, .run_root = ctx->run_root};
+	bool attached = false;
 
 	if (o.tty && !o.detach && !isatty(STDIN_FILENO) && !isatty(STDOUT_FILENO) && !ctx->quiet)
 		fprintf(stderr, "hutch: warning: -t given but neither stdin nor stdout is a "
 				"terminal\n");
+	if (check_network_opts(ctx, &o, &ports, &err) < 0)
+		goto out;
 	if (hutch_store_open(ctx->data_root, ctx->rootless, HUTCH_STORE_READ, &store, &err) < 0 ||
 	    hutch_image_get(store, argv[img_idx], &img, &err) < 0)
 		goto out;
@@ -394,9 +528,17 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	spec = hutch_spec_new();
 	if (build_spec(&rt, &o, img, argc - img_idx - 1, argv + img_idx + 1, spec, &err) < 0)
 		goto out;
+	if (bridge_network(&o)) {
+		if (attach_network(&nctx, &o, ports, spec, &attached, &err) < 0)
+			goto out;
+		hutch_trace("network attached");
+	}
 	if (o.detach) {
+		if (attached) /* its monitor takes the network down when it exits */
+			rt.on_exit = detach_network;
 		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)
 			goto out;
+		attached = false; /* the monitor's now */
 		printf("%s\n", spec->id);
 		rc = 0;
 		goto out;
@@ -427,6 +569,14 @@ out:
 		}
 	}
 	hutch_trace("destroyed");
+	if (attached) {
+		hutch_err_free(&err);
+		if (hutch_net_detach(&nctx, spec->id, &err) < 0) {
+			hutch_err_print(ctx->prog, err);
+			if (rc == 0)
+				rc = 125;
+		}
+	}
 	hutch_runtime_fini(&rt);
 	hutch_spec_free(spec);
 	hutch_image_free(img);

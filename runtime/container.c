@@ -148,6 +148,76 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	return st;
 }
 
+/* The overlay is mounted over data_dir itself (in the container's mount
+ * namespace only): one directory fewer to create and remove per run. A container
+ * started again keeps its upper dir (its files) and work dir. */
+static int make_overlay_dirs(struct hutch_container *c, struct hutch_err **err)
+{
+	static const char *const sub[] = {"upper", "work"};
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+		_cleanup_free_ char *p = xasprintf("%s/%s", c->data_dir, sub[i]);
+		if (mkdir(p, 0755) < 0 && !(c->again && errno == EEXIST))
+			return hutch_fail_sys(err, "create %s", p);
+	}
+	return 0;
+}
+
+/* An existing container started again: under its dir's lock (which removers
+ * and repairs take), check that it is still exited and make its record say
+ * that we own it now, starting (a start racing ours, or an `rm`, sees that),
+ * with the cgroup it will have; only then is c->state set, so that a start
+ * refused here never touches the record. The cgroup of the last run is gone
+ * unless it could not be removed then: try again now. */
+static int claim_container_dirs(struct hutch_runtime *rt, const struct hutch_spec *spec,
+				struct hutch_container *c, struct hutch_err **err)
+{
+	c->data_dir = xasprintf("%s/containers/%s", rt->data_root, spec->id);
+	_cleanup_close_ int dfd = open(c->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || flock(dfd, LOCK_EX) < 0)
+		return errno == ENOENT
+			   ? hutch_fail(err, 0, "container %.12s was removed meanwhile", spec->id)
+			   : hutch_fail_sys(err, "lock %s", c->data_dir);
+	struct hutch_state *rec = NULL;
+	if (state_read(rt, spec->id, &rec) < 0)
+		return hutch_fail(err, 0, "container %.12s was removed meanwhile", spec->id);
+	if (rec->status != HUTCH_EXITED) {
+		if (rec->status == HUTCH_RUNNING)
+			hutch_fail(err, 0, "container %.12s is already running", spec->id);
+		else
+			hutch_fail(err, 0, "container %.12s is already starting (in process %d)",
+				   spec->id, rec->monitor_pid);
+		hutch_state_free(rec);
+		return HUTCH_ALREADY_RUNNING;
+	}
+	if (state_remove_cgroup(rt, rec, err) < 0) {
+		hutch_state_free(rec);
+		return hutch_err_wrap(err, "container %.12s: the cgroup of its last run stays",
+				      spec->id);
+	}
+	rec->status = HUTCH_CREATED;
+	rec->monitor_pid = getpid();
+	rec->monitor_start = proc_start_time(rec->monitor_pid);
+	rec->pid = 0;
+	rec->pid_start = 0;
+	rec->restart_count++;
+	rec->detached = true;
+	rec->cgroup = c->cg.path ? xstrdup(c->cg.path) : NULL;
+	if (state_write(rt, rec, err) < 0) {
+		hutch_state_free(rec);
+		return -1;
+	}
+	c->state = rec;
+	close(steal_fd(dfd));
+
+	if (cgroup_create(rt, spec, &c->cg, err) < 0)
+		return -1;
+	if (!c->cg.path) {
+		free(c->state->cgroup);
+		c->state->cgroup = NULL;
+	}
+	return make_overlay_dirs(c, err);
+}
+
 /* Claim the name, make DATA/containers/ID and write the first record, all under
  * the lock of DATA/containers: names stay unique, and a reader never finds a
  * container dir without a record that is not an orphan (see collect_orphan in
@@ -161,6 +231,8 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 	const char *id = spec->id;
 	if (cgroup_plan(rt, spec, &c->cg, err) < 0)
 		return -1;
+	if (c->again)
+		return claim_container_dirs(rt, spec, c, err);
 	c->state = state_from_spec(spec);
 	c->state->cgroup = c->cg.path ? xstrdup(c->cg.path) : NULL;
 	_cleanup_free_ char *parent = xasprintf("%s/containers", rt->data_root);
@@ -177,7 +249,10 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 	if (mkdir(c->data_dir, 0700) < 0)
 		return hutch_fail_sys(err, "create %s", c->data_dir);
 	c->created_data = true;
-	if (state_write(rt, c->state, err) < 0)
+	/* The spec first: a record never lacks what starts it again. A --rm
+	 * container never starts again: it needs none (a file less per run). */
+	if ((!spec->auto_remove && spec_write(rt, spec, err) < 0) ||
+	    state_write(rt, c->state, err) < 0)
 		return -1;
 	close(steal_fd(lockfd));
 
@@ -188,15 +263,7 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 		free(c->state->cgroup);
 		c->state->cgroup = NULL;
 	}
-	/* The overlay is mounted over data_dir itself (in the container's mount
-	 * namespace only): one directory fewer to create and remove per run. */
-	static const char *const sub[] = {"upper", "work"};
-	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
-		_cleanup_free_ char *p = xasprintf("%s/%s", c->data_dir, sub[i]);
-		if (mkdir(p, 0755) < 0)
-			return hutch_fail_sys(err, "create %s", p);
-	}
-	return 0;
+	return make_overlay_dirs(c, err);
 }
 
 int hutch_runtime_init(struct hutch_runtime *rt, const char *data_root, const char *run_root,
@@ -228,6 +295,13 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 			  const struct hutch_io *io, struct hutch_container **out,
 			  struct hutch_err **err)
 {
+	return container_start(rt, spec, io, false, out, err);
+}
+
+int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
+		    const struct hutch_io *io, bool again, struct hutch_container **out,
+		    struct hutch_err **err)
+{
 	if (hutch_spec_validate(spec, err) < 0 ||
 	    proc_check_rlimits(&spec->process, rt->rootless, spec_has_ns(spec, HUTCH_NS_USER),
 			       err) < 0)
@@ -238,6 +312,7 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	c->pty_master = -1;
 	c->cg.dirfd = -1;
 	c->id = xstrdup(spec->id);
+	c->again = again;
 	c->terminal = spec->process.terminal;
 	c->memory_limit = spec->resources.memory_max;
 	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
@@ -251,7 +326,12 @@ int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spe
 	if (!spec->process.terminal &&
 	    io_relay_prepare(io, spec->process.interactive, &child_io, &c->relay, err) < 0)
 		goto fail;
-	if (make_container_dirs(rt, spec, c, err) < 0 || etc_files_prepare(rt, spec, &etc, err) < 0)
+	int dirs = make_container_dirs(rt, spec, c, err);
+	if (dirs == HUTCH_ALREADY_RUNNING) {
+		hutch_container_destroy(c, NULL); /* frees the relay too */
+		return HUTCH_ALREADY_RUNNING;
+	}
+	if (dirs < 0 || etc_files_prepare(rt, spec, &etc, err) < 0)
 		goto fail;
 	hutch_trace("dirs and cgroup created");
 	/* before anything is in the cgroup; without a program, nodev and no mknod */
@@ -424,6 +504,12 @@ fail:
 		free(prog);
 	}
 	int code = err && *err ? (*err)->exit_code : 125;
+	if (c->again && c->state) {
+		/* as Docker records a failed start: exited, with the start's code */
+		c->state->status = HUTCH_EXITED;
+		c->state->exit_code = code ? code : 125;
+		c->state->finished_ns = now_ns();
+	}
 	hutch_container_destroy(c, NULL);
 	if (err && *err)
 		(*err)->exit_code = code ? code : 125;
@@ -484,7 +570,8 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 	/* A container that ran keeps its record and rw layer (for ps -a, logs,
 	 * inspect) unless --rm; one that never started leaves nothing. A cgroup
 	 * that could not be removed stays in the record: `rm` tries again. */
-	bool keep = c->state && (!cgroup_gone || (c->started && !c->state->auto_remove));
+	bool keep =
+	    c->state && (!cgroup_gone || c->again || (c->started && !c->state->auto_remove));
 	if (keep) {
 		if (cgroup_gone) {
 			free(c->state->cgroup);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,6 +20,7 @@
 
 struct start_report {
 	int ok;
+	int already_running; /* started again: it runs or starts already */
 	int exit_code;
 	int errno_;
 	char msg[2048];
@@ -129,8 +131,8 @@ static void close_inherited(const int *hold, size_t n_hold, int ready_fd)
 }
 
 static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
-						   const struct hutch_spec *spec, const int *hold,
-						   size_t n_hold, int ready_fd)
+						   const struct hutch_spec *spec, bool again,
+						   const int *hold, size_t n_hold, int ready_fd)
 {
 	struct hutch_err *err = NULL;
 	struct start_report rep = {0};
@@ -163,8 +165,11 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 	}
 	struct hutch_io io = {.stdin_fd = in[0] >= 0 ? in[0] : devnull, .stdout_fd = out[1],
 			      .stderr_fd = errp[1]};
-	if (hutch_container_start(rt, spec, &io, &c, &err) < 0)
+	int started = container_start(rt, spec, &io, again, &c, &err);
+	if (started < 0) {
+		rep.already_running = started == HUTCH_ALREADY_RUNNING;
 		goto failed;
+	}
 	close(out[1]);
 	close(errp[1]);
 	if (in[0] >= 0)
@@ -193,6 +198,8 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 	if (logfd >= 0)
 		close(logfd);
 	hutch_container_destroy(c, NULL);
+	if (rt->on_exit)
+		rt->on_exit(rt, spec->id, rt->on_exit_data);
 	_exit(0);
 failed:
 	rep.ok = 0;
@@ -203,8 +210,9 @@ failed:
 	_exit(1);
 }
 
-int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
-				 const int *hold_fds, size_t n_hold_fds, struct hutch_err **err)
+/* Fork the monitor and wait for its word: started, or why not. */
+static int run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec, bool again,
+			const int *hold_fds, size_t n_hold_fds, struct hutch_err **err)
 {
 	int ready[2];
 	if (pipe2(ready, O_CLOEXEC) < 0)
@@ -218,7 +226,7 @@ int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_sp
 	}
 	if (pid == 0) {
 		close(ready[0]);
-		monitor_main(rt, spec, hold_fds, n_hold_fds, ready[1]);
+		monitor_main(rt, spec, again, hold_fds, n_hold_fds, ready[1]);
 	}
 	close(ready[1]);
 	struct start_report rep = {0};
@@ -240,6 +248,86 @@ int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_sp
 		return hutch_fail(err, 0, "the container's monitor died while starting it");
 	rep.msg[sizeof(rep.msg) - 1] = '\0';
 	hutch_fail(err, rep.errno_, "%s", rep.msg);
-	(*err)->exit_code = rep.exit_code;
-	return -1;
+	if (err && *err)
+		(*err)->exit_code = rep.exit_code;
+	return rep.already_running ? HUTCH_ALREADY_RUNNING : -1;
+}
+
+int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
+				 const int *hold_fds, size_t n_hold_fds, struct hutch_err **err)
+{
+	return run_detached(rt, spec, false, hold_fds, n_hold_fds, err);
+}
+
+/* What cannot start again, said with what to do about it. */
+static int cannot_start(struct hutch_err **err, const struct hutch_state *s, const char *why)
+{
+	return hutch_fail(err, 0,
+			  "container %s cannot start again: %s: remove it ('hutch rm %s') and run "
+			  "a new one",
+			  s->name ? s->name : s->id, why, s->name ? s->name : s->id);
+}
+
+/* Every layer the spec names must still be there and held by the caller (an
+ * `image rm` of the container's image while it was exited takes them away). */
+static int check_layers_held(const struct hutch_state *s, const struct hutch_spec *spec,
+			     const int *hold_fds, size_t n_hold_fds, struct hutch_err **err)
+{
+	for (size_t i = 0; i < spec->root.n_layers; i++) {
+		const char *dir = spec->root.layers[i];
+		struct stat st;
+		if (stat(dir, &st) < 0) {
+			_cleanup_free_ char *why = xasprintf(
+			    "layer %s of its image %s is gone from the store (%s): the image was "
+			    "removed after the container was made",
+			    dir, s->image ? s->image : "(unknown)", strerror(errno));
+			return cannot_start(err, s, why);
+		}
+		bool held = false;
+		for (size_t k = 0; k < n_hold_fds && !held; k++) {
+			struct stat h;
+			held = fstat(hold_fds[k], &h) == 0 && h.st_dev == st.st_dev &&
+			       h.st_ino == st.st_ino;
+		}
+		if (!held)
+			return hutch_fail(
+			    err, 0,
+			    "container %.12s: its image's layer %s is not held (the "
+			    "caller must hold the image's layers, as for a new container)",
+			    s->id, dir);
+	}
+	return 0;
+}
+
+int hutch_container_start_existing(struct hutch_runtime *rt, const struct hutch_state *s,
+				   const int *hold_fds, size_t n_hold_fds, struct hutch_err **err)
+{
+	if (s->status == HUTCH_RUNNING) {
+		hutch_fail(err, 0, "container %.12s is already running", s->id);
+		return HUTCH_ALREADY_RUNNING;
+	}
+	if (s->status == HUTCH_CREATED) {
+		hutch_fail(err, 0, "container %.12s is already starting (in process %d)", s->id,
+			   s->monitor_pid);
+		return HUTCH_ALREADY_RUNNING;
+	}
+	if (s->auto_remove)
+		return cannot_start(err, s, "it was run with --rm");
+	struct hutch_spec *spec = NULL;
+	_cleanup_err_ struct hutch_err *e = NULL;
+	if (hutch_spec_load(rt, s->id, &spec, &e) < 0)
+		return hutch_fail(err, 0, "%s%s%s%s: remove it ('hutch rm %s') and run a new one",
+				  e->msg, e->errno_ ? " (" : "",
+				  e->errno_ ? strerror(e->errno_) : "", e->errno_ ? ")" : "",
+				  s->name ? s->name : s->id);
+	int r = check_layers_held(s, spec, hold_fds, n_hold_fds, err);
+	/* it has no terminal of anyone's to run in now: its output goes to its log */
+	spec->detached = true;
+	if (r == 0) {
+		r = run_detached(rt, spec, true, hold_fds, n_hold_fds, err);
+		if (r == -1)
+			hutch_err_wrap(err, "container %s", s->name ? s->name : s->id);
+	}
+	hutch_spec_free(spec);
+	return r;
 }

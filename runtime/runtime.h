@@ -224,6 +224,11 @@ struct hutch_runtime {
 	 * monitor while it starts the container. */
 	hutch_log_fn *log;
 	void *log_data;
+	/* Called in a detached container's monitor once the container has exited
+	 * and been cleaned up, for what the caller set up around it (the network
+	 * namespace net/ made): the runtime knows nothing of it. NULL: nothing. */
+	void (*on_exit)(const struct hutch_runtime *rt, const char *id, void *data);
+	void *on_exit_data;
 };
 /* Say msg through rt->log (or on stderr, as above). */
 void hutch_runtime_log(const struct hutch_runtime *rt, enum hutch_log_level level,
@@ -302,6 +307,20 @@ int hutch_cap_from_name(const char *name);
 const char *hutch_cap_name(int cap);
 /* Validate the whole spec before anything is created; the message names the bad value. */
 int hutch_spec_validate(const struct hutch_spec *spec, struct hutch_err **err);
+
+/* specjson.c: the whole spec as JSON, as DATA/containers/ID/spec.json keeps it
+ * for starting the container again (every field; a field added to the spec
+ * gets a line in specjson.c's tables). Reading checks every key and value
+ * (unknown and missing keys refused) and names the bad one; it does not
+ * validate the spec as a whole (hutch_spec_validate does, at the start). */
+char *hutch_spec_to_json(const struct hutch_spec *spec);
+int hutch_spec_from_json(const char *text, size_t len, struct hutch_spec **out,
+			 struct hutch_err **err);
+/* The spec a container was made from; the message names the file when it is
+ * missing or damaged. */
+struct hutch_runtime;
+int hutch_spec_load(const struct hutch_runtime *rt, const char *id, struct hutch_spec **out,
+		    struct hutch_err **err);
 
 /* ---- options: settings as users write them (options.c) --------------------------
  * One setter per option of `hutch run` and per key of a stack file, taking the
@@ -452,7 +471,8 @@ struct hutch_state {
 	uint64_t pid_start; /* /proc/PID/stat starttime: guards against pid reuse */
 	pid_t monitor_pid;
 	uint64_t monitor_start;
-	int exit_code;
+	int exit_code;	   /* of the last run, kept while it runs again */
+	int restart_count; /* times it was started again (start, restart, a supervisor) */
 	bool oom_killed;
 	bool auto_remove, detached;
 	char *cgroup; /* path of its cgroup, if any */
@@ -495,6 +515,21 @@ bool hutch_name_valid(const char *name);
  * closes every other fd it inherited. */
 int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
 				 const int *hold_fds, size_t n_hold_fds, struct hutch_err **err);
+
+/* Start an exited container again, detached under a monitor as
+ * hutch_container_run_detached does, from the spec it was made from
+ * (spec.json): the same id, name and rw layer (its files kept), a new cgroup,
+ * and the record updated (running, the new pid and start time, restart_count
+ * one more; the last exit code and finish time stay until the next exit). A
+ * container that ran in the foreground starts detached, as `docker start`
+ * does. hold_fds: the image's layer dirs, held (shared flock) by the caller,
+ * as for run_detached; each of the spec's layers must be among them (the image
+ * may have been removed since the container was made: that is said). Returns
+ * HUTCH_ALREADY_RUNNING (err filled) when it runs or is starting, -1 on other
+ * errors (a failed start is recorded as an exit with its code: 125, 126, 127). */
+#define HUTCH_ALREADY_RUNNING (-3)
+int hutch_container_start_existing(struct hutch_runtime *rt, const struct hutch_state *s,
+				   const int *hold_fds, size_t n_hold_fds, struct hutch_err **err);
 
 /* Send sig to the container's pid 1 (identity checked). */
 int hutch_state_signal(struct hutch_runtime *rt, const struct hutch_state *s, int sig,

@@ -106,6 +106,7 @@ char *hutch_state_to_json(const struct hutch_state *s, bool pretty)
 	json_object_object_add(o, "monitor_pid", json_object_new_int(s->monitor_pid));
 	json_object_object_add(o, "monitor_start", json_object_new_uint64(s->monitor_start));
 	json_object_object_add(o, "exit_code", json_object_new_int(s->exit_code));
+	json_object_object_add(o, "restart_count", json_object_new_int(s->restart_count));
 	json_object_object_add(o, "oom_killed", json_object_new_boolean(s->oom_killed));
 	json_object_object_add(o, "auto_remove", json_object_new_boolean(s->auto_remove));
 	json_object_object_add(o, "detached", json_object_new_boolean(s->detached));
@@ -220,6 +221,7 @@ static int state_parse(const char *text, struct hutch_state *s)
 	s->monitor_pid = json_object_get_int(jget(o, "monitor_pid"));
 	s->monitor_start = json_object_get_uint64(jget(o, "monitor_start"));
 	s->exit_code = json_object_get_int(jget(o, "exit_code"));
+	s->restart_count = json_object_get_int(jget(o, "restart_count"));
 	s->oom_killed = json_object_get_boolean(jget(o, "oom_killed"));
 	s->auto_remove = json_object_get_boolean(jget(o, "auto_remove"));
 	s->detached = json_object_get_boolean(jget(o, "detached"));
@@ -304,7 +306,7 @@ int state_write(const struct hutch_runtime *rt, const struct hutch_state *s,
 	return write_file_replace(dfd, "state.json", text, strlen(text), err);
 }
 
-static int state_read_dir(const struct hutch_runtime *rt, const char *id, struct hutch_state **out)
+int state_read(const struct hutch_runtime *rt, const char *id, struct hutch_state **out)
 {
 	_cleanup_free_ char *path = xasprintf("%s/containers/%s/state.json", rt->data_root, id);
 	_cleanup_free_ char *text = NULL;
@@ -377,8 +379,7 @@ static void kill_cgroup(int fd)
  * (cgroup_open_record): a record naming any other cgroup is said so and that
  * cgroup left alone. 0 when the record's cgroup is gone (s->cgroup NULL), -1 if
  * it stays. */
-static int remove_record_cgroup(struct hutch_runtime *rt, struct hutch_state *s,
-				struct hutch_err **err)
+int state_remove_cgroup(struct hutch_runtime *rt, struct hutch_state *s, struct hutch_err **err)
 {
 	if (!s->cgroup)
 		return 0;
@@ -424,7 +425,7 @@ static bool reconcile(struct hutch_runtime *rt, struct hutch_state *s)
 		return dfd < 0;
 	/* re-read under the lock: someone may have finished it meanwhile */
 	struct hutch_state *fresh = NULL;
-	if (state_read_dir(rt, s->id, &fresh) < 0)
+	if (state_read(rt, s->id, &fresh) < 0)
 		return true; /* removed meanwhile */
 	if (fresh->status != s->status || (retry_rm && !fresh->cgroup)) {
 		s->status = fresh->status;
@@ -446,10 +447,12 @@ static bool reconcile(struct hutch_runtime *rt, struct hutch_state *s)
 			close(pfd);
 		}
 	}
-	/* A cgroup that could not be removed stays in the record for `rm`. */
-	remove_record_cgroup(rt, s, NULL);
-	if (!s->cgroup && (s->status == HUTCH_CREATED || s->auto_remove) &&
-	    state_remove_dir(rt, s->id, NULL) == 0)
+	/* A cgroup that could not be removed stays in the record for `rm`. A
+	 * container being started again (restart_count > 0) has run before: it
+	 * stays, as exited, with its rw layer. */
+	state_remove_cgroup(rt, s, NULL);
+	bool never_ran = s->status == HUTCH_CREATED && s->restart_count == 0;
+	if (!s->cgroup && (never_ran || s->auto_remove) && state_remove_dir(rt, s->id, NULL) == 0)
 		return true;
 	if (retry_rm)
 		return false;
@@ -495,7 +498,7 @@ static int list_states(struct hutch_runtime *rt, struct hutch_state_list *out, b
 		if (strlen(de->d_name) != 64 || !is_hex_string(de->d_name, 64))
 			continue;
 		struct hutch_state *s = NULL;
-		if (state_read_dir(rt, de->d_name, &s) < 0) {
+		if (state_read(rt, de->d_name, &s) < 0) {
 			/* no record (an unreadable one is left alone) */
 			_cleanup_free_ char *rec =
 				xasprintf("%s/%s/state.json", dir, de->d_name);
@@ -647,7 +650,7 @@ int hutch_state_wait_exited(struct hutch_runtime *rt, const struct hutch_state *
 		return r;
 	/* the record is final now (or the monitor died: reconcile) */
 	struct hutch_state *cur = NULL;
-	if (state_read_dir(rt, s->id, &cur) == 0) {
+	if (state_read(rt, s->id, &cur) == 0) {
 		reconcile(rt, cur);
 		hutch_state_free(cur);
 	}
@@ -684,7 +687,7 @@ int hutch_state_remove(struct hutch_runtime *rt, const struct hutch_state *s, bo
 		if (wait_pid_exit(s->monitor_pid, s->monitor_start, mono_ms() + 10000, err) != 0)
 			return hutch_fail(err, 0, "container %.12s did not stop", s->id);
 		struct hutch_state *cur = NULL;
-		if (state_read_dir(rt, s->id, &cur) < 0)
+		if (state_read(rt, s->id, &cur) < 0)
 			return 0;
 		bool gone = reconcile(rt, cur);
 		hutch_state_free(cur);
@@ -706,9 +709,20 @@ int hutch_state_remove(struct hutch_runtime *rt, const struct hutch_state *s, bo
 		flock(dfd, LOCK_EX);
 	/* the record as it is now: a repair may have changed it */
 	struct hutch_state *cur = NULL;
-	if (state_read_dir(rt, s->id, &cur) < 0)
+	if (state_read(rt, s->id, &cur) < 0)
 		return 0;
-	if (remove_record_cgroup(rt, cur, err) < 0) {
+	if (cur->status != HUTCH_EXITED) {
+		/* started again (`start`, a supervisor) since it was looked up */
+		close(steal_fd(dfd));
+		int r = force ? hutch_state_remove(rt, cur, true, err)
+			      : hutch_fail(err, 0,
+					   "container %.12s was started again meanwhile: stop it "
+					   "first, or use 'rm -f'",
+					   s->id);
+		hutch_state_free(cur);
+		return r;
+	}
+	if (state_remove_cgroup(rt, cur, err) < 0) {
 		hutch_state_free(cur);
 		return hutch_err_wrap(err, "remove container %.12s", s->id);
 	}

@@ -72,6 +72,8 @@ struct replica {
 	struct sup_probe probe;
 	int notify_fd;
 	bool down_sent;
+	bool
+	    recreate; /* its container was made from other settings: the next start makes it anew */
 	/* the forked process starting the container (SPAWN is answered when it
 	 * exits, so that many containers start at once): its pidfd and the pipe
 	 * its error comes through */
@@ -428,15 +430,35 @@ static int notify_socket(struct sup *s, struct replica *rep, struct hutch_err **
 	return 0;
 }
 
-/* The starter: a forked child that creates and starts the container (the
- * runtime's detached start blocks until it runs) and exits; its error, if
- * any, goes through the pipe. The container's monitor, the starter's child,
- * is then reparented to the supervisor (a subreaper), which reaps it. */
-static __attribute__((noreturn)) void starter_main(struct sup *s, struct hutch_spec *spec,
-						   const struct hutch_image *img, int pipefd)
+/* The starter: a forked child that starts the container (the runtime's
+ * detached starts block until it runs) and exits; its error, if any, goes
+ * through the pipe. The container's monitor, the starter's child, is then
+ * reparented to the supervisor (a subreaper), which reaps it. A replica that
+ * has its container already (a restart) starts that same container again:
+ * same id, name, rw layer and log, as docker restarts one. */
+static __attribute__((noreturn)) void starter_main(struct sup *s, struct replica *rep,
+						   struct hutch_spec *spec, int pipefd)
 {
 	struct hutch_err *err = NULL;
-	if (hutch_container_run_detached(&s->rt, spec, img->layer_fds, img->n_layers, &err) == 0)
+	const struct hutch_image *img = rep->svc->img;
+	struct hutch_state *st = NULL;
+	int rc = -1;
+	if (!spec) {
+		rc = hutch_state_find(&s->rt, rep->id, &st, &err);
+		if (rc == 0)
+			rc = hutch_container_start_existing(&s->rt, st, img->layer_fds,
+							    img->n_layers, &err);
+		else if (rc == HUTCH_STATE_NOT_FOUND) {
+			/* removed behind our back: made anew */
+			hutch_err_free(&err);
+			rc = sup_build_spec(&s->bctx, rep->svc->ss, rep->index, rep->id, img,
+					    rep->svc->hash, &spec, &err);
+		}
+	}
+	if (spec)
+		rc =
+		    hutch_container_run_detached(&s->rt, spec, img->layer_fds, img->n_layers, &err);
+	if (rc == 0)
 		_exit(0);
 	char msg[2048];
 	int n = snprintf(msg, sizeof(msg), "%s%s%s", err ? err->msg : "unknown error",
@@ -446,19 +468,23 @@ static __attribute__((noreturn)) void starter_main(struct sup *s, struct hutch_s
 	_exit(1);
 }
 
-/* SPAWN: create and start the replica's container in a starter. A restart
- * starts it anew from its spec under the same id and name (the old one is
- * removed first). 0: started (answered when the starter exits), -1: failed. */
+/* SPAWN: start the replica's container in a starter: the same container again
+ * when it has one, else a new one (also when the one it has was made from
+ * other settings: removed first). 0: started (answered when the starter
+ * exits), -1: failed. */
 static int spawn(struct sup *s, struct replica *rep, struct hutch_err **err)
 {
 	unwatch_container(s, rep);
-	if (rep->has_container)
+	/* made from other settings (the file changed): made anew */
+	bool again = rep->has_container && !rep->recreate;
+	if (rep->has_container && !again)
 		remove_container(s, rep);
+	rep->recreate = false;
 	if (rep->svc->ss->notify && notify_socket(s, rep, err) < 0)
 		return -1;
 	struct hutch_spec *spec = NULL;
-	if (sup_build_spec(&s->bctx, rep->svc->ss, rep->index, rep->id, rep->svc->img,
-			   rep->svc->hash, &spec, err) < 0)
+	if (!again && sup_build_spec(&s->bctx, rep->svc->ss, rep->index, rep->id, rep->svc->img,
+				     rep->svc->hash, &spec, err) < 0)
 		return -1;
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0) {
@@ -475,7 +501,7 @@ static int spawn(struct sup *s, struct replica *rep, struct hutch_err **err)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		starter_main(s, spec, rep->svc->img, p[1]);
+		starter_main(s, rep, spec, p[1]);
 	}
 	close(p[1]);
 	hutch_spec_free(spec);
@@ -1311,6 +1337,7 @@ static void adopt(struct sup *s, struct replica *rep, struct hutch_state *st)
 	const char *hash = hutch_label_get(st->labels, st->n_labels, SUP_LABEL_HASH);
 	if (!hash || strcmp(hash, rep->svc->hash)) {
 		logmsg("%s: settings changed: recreating %s", rep->label, rep->cname);
+		rep->recreate = true;
 		struct svc_event r = {.kind = SVC_EV_USER_RESTART};
 		/* a restart resets the counts, as `stack restart` does */
 		feed(s, rep, &r);

@@ -259,6 +259,9 @@ def test_cve_2024_21626_only_stdio_in_exec(hutch, ctr, probes, init):
     """CVE-2024-21626 through `hutch exec`: its helper holds the container's pidfd
     and cgroup dir fd; none of it may reach the exec'd command."""
     cid = ctr.run(*(["--init"] if init else []), *probe_args(probes), "bb", "sleep", "100")
+    if init:  # pid 1 forks the command a moment after run -d returns
+        wait_for(lambda: hutch("exec", cid, "cat", "/proc/2/comm", check=False).stdout
+                 == "sleep\n", what="the command as pid 2 under --init")
     for flags in ([], ["-u", "app"], ["-w", "/etc"], ["-i"]):
         out = hutch("exec", *flags, cid, "/probe/escprobe", "fds", input="").stdout
         pid, cwd, fds = _fds(out)

@@ -374,7 +374,11 @@ def test_exec_it_through_a_pty(state, ctr):
 def test_exec_into_init_container(hutch, ctr):
     """Under --init, pid 1 is hutch's reaper; exec still joins the container."""
     cid = ctr.run("--init", *SLEEPER)
-    assert hutch("exec", cid, "cat", "/proc/1/comm").stdout == "hutch-init\n"
+    # run -d returns once pid 1 is exec'd; it names itself and forks the
+    # command a moment later
+    wait_for(lambda: hutch("exec", cid, "cat", "/proc/1/comm", "/proc/2/comm",
+                           check=False).stdout == "hutch-init\nsleep\n",
+             what="hutch-init as pid 1 with its command as pid 2")
     out = hutch("exec", cid, "sh", "-c", "echo $$; ps -o pid,comm").stdout.splitlines()
     assert int(out[0]) > 2
     procs = {int(l.split()[0]): l.split()[1] for l in out[2:]}

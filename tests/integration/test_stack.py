@@ -840,3 +840,20 @@ def test_many_jobs_that_exit_at_once_are_all_seen_exiting(make_stack):
         assert len(reps) == 30 and all(r["state"] == "exited" for r in reps), reps
         st.run("down", "-t", "0", timeout=60)
         assert not st.containers()
+
+
+def test_a_restart_starts_the_same_container_again(make_stack):
+    # as docker restarts a container: same id and name, its files kept, one log
+    st = make_stack("""
+[service.c]
+image = bb
+command = sh -c 'echo x >> /count && echo run $$(wc -l < /count) && exit 1'
+restart = on-failure:2
+""")
+    st.run("up", "-d")
+    wait_for(lambda: st.ps()[0]["state"] == "exited", timeout=20, what="the last run")
+    rep = st.ps()[0]
+    assert rep["restarts"] == 2
+    assert [c["id"] for c in st.containers()] == [rep["id"]]
+    assert st.hutch("logs", rep["container"]).stdout == "run 1\nrun 2\nrun 3\n"
+    assert st.run("stack", "logs").stdout == "c | run 1\nc | run 2\nc | run 3\n"

@@ -1,0 +1,360 @@
+/* Links through rtnetlink (libnl-route): bridges, veth pairs, addresses, routes.
+ * No `ip` commands: one netlink socket per namespace, made while in it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/bridge.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/route.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "net/link_internal.h"
+
+static void sock_freep(struct nl_sock **sk)
+{
+	if (*sk)
+		nl_socket_free(*sk);
+}
+#define _cleanup_sock_ __attribute__((cleanup(sock_freep)))
+static void link_putp(struct rtnl_link **l)
+{
+	if (*l)
+		rtnl_link_put(*l);
+}
+#define _cleanup_link_ __attribute__((cleanup(link_putp)))
+static void addr_putp(struct nl_addr **a)
+{
+	if (*a)
+		nl_addr_put(*a);
+}
+#define _cleanup_nladdr_ __attribute__((cleanup(addr_putp)))
+
+static int nl_fail(struct hutch_err **err, int nlerr, const char *what)
+{
+	return hutch_fail(err, 0, "%s: %s", what, nl_geterror(nlerr));
+}
+
+static int sock_open(struct nl_sock **out, struct hutch_err **err)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	if (!sk)
+		return hutch_fail(err, ENOMEM, "allocate a netlink socket");
+	int r = nl_connect(sk, NETLINK_ROUTE);
+	if (r < 0) {
+		nl_socket_free(sk);
+		return nl_fail(err, r, "connect to rtnetlink");
+	}
+	*out = sk;
+	return 0;
+}
+
+/* A netlink socket in the namespace at path: sockets stay in the namespace
+ * they were made in, so hutch steps in, makes it and steps back. */
+static int sock_open_in(const char *netns_path, struct nl_sock **out, struct hutch_err **err)
+{
+	_cleanup_close_ int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int target = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || target < 0)
+		return hutch_fail_sys(err, "open the network namespace %s", netns_path);
+	if (setns(target, CLONE_NEWNET) < 0)
+		return hutch_fail_sys(err, "enter the network namespace %s", netns_path);
+	int r = sock_open(out, err);
+	if (setns(self, CLONE_NEWNET) < 0) {
+		/* hutch would go on configuring the wrong namespace: stop here */
+		fprintf(stderr, "hutch: cannot return to its own network namespace: %s\n",
+			strerror(errno));
+		abort();
+	}
+	return r;
+}
+
+static int link_set_up(struct nl_sock *sk, const char *ifname, struct hutch_err **err)
+{
+	_cleanup_link_ struct rtnl_link *link = NULL;
+	int r = rtnl_link_get_kernel(sk, 0, ifname, &link);
+	if (r < 0)
+		return nl_fail(err, r, ifname);
+	_cleanup_link_ struct rtnl_link *change = rtnl_link_alloc();
+	rtnl_link_set_flags(change, IFF_UP);
+	r = rtnl_link_change(sk, link, change, 0);
+	if (r < 0) {
+		hutch_fail(err, 0, "bring %s up: %s", ifname, nl_geterror(r));
+		return -1;
+	}
+	return 0;
+}
+
+static int addr_add(struct nl_sock *sk, const char *ifname, uint32_t address, int prefix,
+		    struct hutch_err **err)
+{
+	int ifindex = 0;
+	_cleanup_link_ struct rtnl_link *link = NULL;
+	int r = rtnl_link_get_kernel(sk, 0, ifname, &link);
+	if (r < 0)
+		return nl_fail(err, r, ifname);
+	ifindex = rtnl_link_get_ifindex(link);
+	char text[24], ip[16];
+	hutch_ipv4_format(address, ip);
+	snprintf(text, sizeof(text), "%s/%d", ip, prefix);
+	_cleanup_nladdr_ struct nl_addr *local = NULL;
+	if (nl_addr_parse(text, AF_INET, &local) < 0)
+		return hutch_fail(err, 0, "bad address %s", text);
+	struct rtnl_addr *a = rtnl_addr_alloc();
+	rtnl_addr_set_ifindex(a, ifindex);
+	rtnl_addr_set_local(a, local);
+	r = rtnl_addr_add(sk, a, NLM_F_REPLACE);
+	rtnl_addr_put(a);
+	if (r < 0 && r != -NLE_EXIST)
+		return hutch_fail(err, 0, "add address %s to %s: %s", text, ifname, nl_geterror(r));
+	return 0;
+}
+
+static int default_route_add(struct nl_sock *sk, const char *ifname, uint32_t gateway,
+			     struct hutch_err **err)
+{
+	_cleanup_link_ struct rtnl_link *link = NULL;
+	int r = rtnl_link_get_kernel(sk, 0, ifname, &link);
+	if (r < 0)
+		return nl_fail(err, r, ifname);
+	char gw[16];
+	hutch_ipv4_format(gateway, gw);
+	_cleanup_nladdr_ struct nl_addr *dst = NULL, *via = NULL;
+	if (nl_addr_parse("0.0.0.0/0", AF_INET, &dst) < 0 || nl_addr_parse(gw, AF_INET, &via) < 0)
+		return hutch_fail(err, 0, "bad gateway %s", gw);
+	struct rtnl_route *route = rtnl_route_alloc();
+	rtnl_route_set_family(route, AF_INET);
+	rtnl_route_set_dst(route, dst);
+	rtnl_route_set_table(route, RT_TABLE_MAIN);
+	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+	rtnl_route_nh_set_ifindex(nh, rtnl_link_get_ifindex(link));
+	rtnl_route_nh_set_gateway(nh, via);
+	rtnl_route_add_nexthop(route, nh);
+	r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_REPLACE);
+	rtnl_route_put(route);
+	if (r < 0)
+		return hutch_fail(err, 0, "add the default route via %s: %s", gw, nl_geterror(r));
+	return 0;
+}
+
+int net_sysctl_set(const char *path, const char *value, struct hutch_err **err)
+{
+	char cur[32] = "";
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return hutch_fail_sys(err, "open %s", path);
+	ssize_t n = read(fd, cur, sizeof(cur) - 1);
+	if (n > 0 && !strncmp(cur, value, strlen(value)) && cur[strlen(value)] == '\n')
+		return 0;
+	if (pwrite(fd, value, strlen(value), 0) < 0)
+		return hutch_fail_sys(err, "write %s to %s", value, path);
+	return 0;
+}
+
+int net_netns_create(const char *path, struct hutch_err **err)
+{
+	_cleanup_free_ char *dir = xstrdup(path);
+	*strrchr(dir, '/') = '\0';
+	if (mkdir_p_at(AT_FDCWD, dir, 0700, err) < 0)
+		return -1;
+	if (net_netns_inode(path))
+		return 0;
+	int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (fd < 0 && errno != EEXIST)
+		return hutch_fail_sys(err, "create %s", path);
+	if (fd >= 0)
+		close(fd);
+	_cleanup_close_ int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return hutch_fail_sys(err, "open /proc/self/ns/net");
+	/* hutch is single-threaded: step into a new namespace, pin it on the
+	 * file, step back (what `ip netns add` does, without a child) */
+	if (unshare(CLONE_NEWNET) < 0) {
+		hutch_fail_sys(err, "create a network namespace");
+		unlink(path);
+		return -1;
+	}
+	int r = 0;
+	if (mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) < 0)
+		r = hutch_fail_sys(err, "bind the network namespace to %s", path);
+	if (setns(self, CLONE_NEWNET) < 0) {
+		fprintf(stderr, "hutch: cannot return to its own network namespace: %s\n",
+			strerror(errno));
+		abort();
+	}
+	if (r < 0) {
+		unlink(path);
+		return -1;
+	}
+	_cleanup_sock_ struct nl_sock *sk = NULL;
+	if (sock_open_in(path, &sk, err) < 0 || link_set_up(sk, "lo", err) < 0) {
+		net_netns_remove(path, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+int net_netns_remove(const char *path, struct hutch_err **err)
+{
+	if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+		return hutch_fail_sys(err, "unmount %s", path);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return hutch_fail_sys(err, "remove %s", path);
+	/* the directory goes with the last one (ENOTEMPTY otherwise: fine) */
+	_cleanup_free_ char *dir = xstrdup(path);
+	*strrchr(dir, '/') = '\0';
+	(void)rmdir(dir);
+	return 0;
+}
+
+uint64_t net_netns_inode(const char *path)
+{
+	struct stat st;
+	/* an nsfs file (not the empty file under it) is on another device than
+	 * its directory */
+	struct stat dir;
+	_cleanup_free_ char *d = xstrdup(path);
+	*strrchr(d, '/') = '\0';
+	if (stat(path, &st) < 0 || stat(d, &dir) < 0 || st.st_dev == dir.st_dev)
+		return 0;
+	return st.st_ino;
+}
+
+bool net_link_exists(const char *ifname)
+{
+	return if_nametoindex(ifname) != 0;
+}
+
+int net_link_delete(const char *ifname, struct hutch_err **err)
+{
+	_cleanup_sock_ struct nl_sock *sk = NULL;
+	if (sock_open(&sk, err) < 0)
+		return -1;
+	_cleanup_link_ struct rtnl_link *link = rtnl_link_alloc();
+	rtnl_link_set_name(link, ifname);
+	int r = rtnl_link_delete(sk, link);
+	if (r < 0 && r != -NLE_NODEV && r != -NLE_OBJ_NOTFOUND)
+		return hutch_fail(err, 0, "delete link %s: %s", ifname, nl_geterror(r));
+	return 0;
+}
+
+int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct hutch_err **err)
+{
+	_cleanup_sock_ struct nl_sock *sk = NULL;
+	if (sock_open(&sk, err) < 0)
+		return -1;
+	if (!net_link_exists(bridge)) {
+		int r = rtnl_link_bridge_add(sk, bridge);
+		if (r < 0 && r != -NLE_EXIST)
+			return hutch_fail(err, 0, "create bridge %s: %s", bridge, nl_geterror(r));
+	}
+	if (addr_add(sk, bridge, gateway, prefix, err) < 0 || link_set_up(sk, bridge, err) < 0)
+		return -1;
+	/* the host's own 127.0.0.1:PORT is DNATed to a container through this
+	 * bridge: the kernel only routes loopback sources on it with this on */
+	_cleanup_free_ char *p = xasprintf("/proc/sys/net/ipv4/conf/%s/route_localnet", bridge);
+	return net_sysctl_set(p, "1", err);
+}
+
+int net_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
+		    const char *ifname, uint32_t address, int prefix, uint32_t gateway,
+		    struct hutch_err **err)
+{
+	_cleanup_sock_ struct nl_sock *sk = NULL, *inner = NULL;
+	if (sock_open(&sk, err) < 0 || sock_open_in(netns_path, &inner, err) < 0)
+		return -1;
+	_cleanup_close_ int nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return hutch_fail_sys(err, "open %s", netns_path);
+	int master = (int)if_nametoindex(bridge);
+	if (!master)
+		return hutch_fail(err, 0, "bridge %s is missing", bridge);
+	/* made in place: the peer is born in the container's namespace under its
+	 * final name (no clash with the host's eth0), the host end in the bridge */
+	struct rtnl_link *veth = rtnl_link_veth_alloc();
+	if (!veth)
+		return hutch_fail(err, ENOMEM, "allocate a veth");
+	rtnl_link_set_name(veth, host_if);
+	rtnl_link_set_master(veth, master);
+	rtnl_link_set_flags(veth, IFF_UP);
+	struct rtnl_link *peer = rtnl_link_veth_get_peer(veth);
+	rtnl_link_set_name(peer, ifname);
+	rtnl_link_set_ns_fd(peer, nsfd);
+	int r = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+	rtnl_link_put(peer);
+	rtnl_link_veth_release(veth);
+	if (r < 0)
+		return hutch_fail(err, 0, "create veth %s: %s", host_if, nl_geterror(r));
+	if (addr_add(inner, ifname, address, prefix, err) < 0 ||
+	    link_set_up(inner, ifname, err) < 0 ||
+	    (gateway && default_route_add(inner, ifname, gateway, err) < 0)) {
+		net_link_delete(host_if, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+struct routes_acc {
+	struct hutch_cidr *v;
+	size_t n;
+	struct nl_cache *links;
+};
+
+static void route_cb(struct nl_object *obj, void *arg)
+{
+	struct routes_acc *acc = arg;
+	struct rtnl_route *r = (struct rtnl_route *)obj;
+	if (rtnl_route_get_family(r) != AF_INET)
+		return;
+	struct nl_addr *dst = rtnl_route_get_dst(r);
+	if (!dst)
+		return;
+	if (rtnl_route_get_nnexthops(r) > 0) {
+		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(r, 0);
+		char name[IFNAMSIZ] = "";
+		if (nh &&
+		    rtnl_link_i2name(acc->links, rtnl_route_nh_get_ifindex(nh), name,
+				     sizeof(name)) &&
+		    !strncmp(name, "hbr-", 4))
+			return;
+	}
+	uint32_t a = 0;
+	if (nl_addr_get_len(dst) == 4)
+		memcpy(&a, nl_addr_get_binary_addr(dst), 4);
+	acc->v = xrealloc(acc->v, (acc->n + 1) * sizeof(*acc->v));
+	acc->v[acc->n++] =
+	    (struct hutch_cidr){.addr = ntohl(a), .prefix = (int)nl_addr_get_prefixlen(dst)};
+}
+
+int net_host_routes(struct hutch_cidr **out, size_t *n, struct hutch_err **err)
+{
+	_cleanup_sock_ struct nl_sock *sk = NULL;
+	if (sock_open(&sk, err) < 0)
+		return -1;
+	struct nl_cache *routes = NULL, *links = NULL;
+	int r = rtnl_link_alloc_cache(sk, AF_UNSPEC, &links);
+	if (r < 0)
+		return nl_fail(err, r, "list the host's links");
+	r = rtnl_route_alloc_cache(sk, AF_INET, 0, &routes);
+	if (r < 0) {
+		nl_cache_free(links);
+		return nl_fail(err, r, "list the host's routes");
+	}
+	struct routes_acc acc = {.links = links};
+	nl_cache_foreach(routes, route_cb, &acc);
+	nl_cache_free(routes);
+	nl_cache_free(links);
+	*out = acc.v;
+	*n = acc.n;
+	return 0;
+}

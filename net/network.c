@@ -1,0 +1,1251 @@
+/* Networks on disk and containers on them: DATA/networks/NAME/network.json (what
+ * the network is) and members.json (who is on it, and the address pool with its
+ * key reservations), all under one lock (DATA/networks/.lock) because a subnet
+ * is chosen against every other network and the nft table is one for all. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "net/link_internal.h"
+#include "net/net.h"
+
+struct member {
+	char *container, *name, *key;
+	char **aliases;
+	size_t n_aliases;
+	uint32_t addr;
+	char ifname[16], veth[16];
+	struct hutch_port_map *ports;
+	size_t n_ports;
+	int attacher_pid;
+	uint64_t attacher_start;
+};
+
+struct netdef {
+	char *name, *id, *created;
+	char bridge[16];
+	struct hutch_cidr subnet;
+	bool internal;
+	struct hutch_ipam_pool pool;
+	struct member *members;
+	size_t n_members;
+};
+
+static void member_clear(struct member *m)
+{
+	free(m->container);
+	free(m->name);
+	free(m->key);
+	for (size_t i = 0; i < m->n_aliases; i++)
+		free(m->aliases[i]);
+	free(m->aliases);
+	free(m->ports);
+	*m = (struct member){0};
+}
+
+static void netdef_clear(struct netdef *d)
+{
+	free(d->name);
+	free(d->id);
+	free(d->created);
+	hutch_ipam_pool_clear(&d->pool);
+	for (size_t i = 0; i < d->n_members; i++)
+		member_clear(&d->members[i]);
+	free(d->members);
+	*d = (struct netdef){0};
+}
+
+static void netdefs_free(struct netdef *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		netdef_clear(&v[i]);
+	free(v);
+}
+
+static char *nets_dir(const struct hutch_net_ctx *ctx)
+{
+	return xasprintf("%s/networks", ctx->data_root);
+}
+
+static char *netns_path(const struct hutch_net_ctx *ctx, const char *container)
+{
+	return xasprintf("%s/netns/%s", ctx->run_root, container);
+}
+
+static bool net_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool alnum =
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+			return false;
+	}
+	return true;
+}
+
+/* ---- the lock ------------------------------------------------------------------ */
+
+static int lock_networks(const struct hutch_net_ctx *ctx, int *out, struct hutch_err **err)
+{
+	_cleanup_free_ char *dir = nets_dir(ctx);
+	if (mkdir_p_at(AT_FDCWD, dir, 0700, err) < 0)
+		return -1;
+	_cleanup_free_ char *p = xasprintf("%s/.lock", dir);
+	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return hutch_fail_sys(err, "open %s", p);
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			close(fd);
+			return hutch_fail_sys(err, "lock %s", p);
+		}
+	}
+	*out = fd;
+	return 0;
+}
+
+/* ---- JSON ---------------------------------------------------------------------- */
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+		   ? json_object_get_string(v)
+		   : NULL;
+}
+
+static int64_t jint(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static uint32_t jaddr(struct json_object *o, const char *key)
+{
+	const char *s = jstr(o, key);
+	struct in_addr a;
+	return s && inet_pton(AF_INET, s, &a) == 1 ? ntohl(a.s_addr) : 0;
+}
+
+static struct json_object *jaddr_new(uint32_t addr)
+{
+	char b[16];
+	hutch_ipv4_format(addr, b);
+	return json_object_new_string(b);
+}
+
+static struct json_object *ports_to_json(const struct hutch_port_map *p, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "host_ip", jaddr_new(p[i].host_ip));
+		json_object_object_add(o, "host_port", json_object_new_int(p[i].host_port));
+		json_object_object_add(o, "container_port",
+				       json_object_new_int(p[i].container_port));
+		json_object_object_add(o, "count", json_object_new_int(p[i].count));
+		json_object_object_add(o, "protocol",
+				       json_object_new_string(hutch_port_proto_name(p[i].proto)));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static void ports_from_json(struct json_object *a, struct hutch_port_map **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!a || !json_object_is_type(a, json_type_array))
+		return;
+	size_t len = json_object_array_length(a);
+	*out = xcalloc(len + 1, sizeof(**out));
+	for (size_t i = 0; i < len; i++) {
+		struct json_object *o = json_object_array_get_idx(a, i);
+		const char *proto = jstr(o, "protocol");
+		(*out)[i] = (struct hutch_port_map){
+		    .host_ip = jaddr(o, "host_ip"),
+		    .host_port = (uint16_t)jint(o, "host_port"),
+		    .container_port = (uint16_t)jint(o, "container_port"),
+		    .count = (uint16_t)jint(o, "count"),
+		    .proto = proto && !strcmp(proto, "udp") ? HUTCH_PORT_UDP : HUTCH_PORT_TCP};
+	}
+	*n = len;
+}
+
+/* durable: fsync'ed (a new network); else only never torn: members and
+ * addresses lost to a crash are what gc repairs anyway. */
+static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, bool durable,
+		       struct hutch_err **err)
+{
+	char sub[19];
+	hutch_cidr_format(&d->subnet, sub);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(d->name));
+	json_object_object_add(o, "id", json_object_new_string(d->id));
+	json_object_object_add(o, "bridge", json_object_new_string(d->bridge));
+	json_object_object_add(o, "subnet", json_object_new_string(sub));
+	json_object_object_add(o, "internal", json_object_new_boolean(d->internal));
+	json_object_object_add(o, "created", json_object_new_string(d->created));
+	struct json_object *pool = json_object_new_array();
+	for (size_t i = 0; i < d->pool.n; i++) {
+		const struct hutch_ipam_entry *e = &d->pool.entries[i];
+		struct json_object *x = json_object_new_object();
+		json_object_object_add(x, "address", jaddr_new(e->addr));
+		if (e->key)
+			json_object_object_add(x, "key", json_object_new_string(e->key));
+		if (e->owner)
+			json_object_object_add(x, "owner", json_object_new_string(e->owner));
+		json_object_array_add(pool, x);
+	}
+	json_object_object_add(o, "addresses", pool);
+	struct json_object *ms = json_object_new_array();
+	for (size_t i = 0; i < d->n_members; i++) {
+		const struct member *m = &d->members[i];
+		struct json_object *x = json_object_new_object();
+		json_object_object_add(x, "container", json_object_new_string(m->container));
+		if (m->name)
+			json_object_object_add(x, "name", json_object_new_string(m->name));
+		if (m->key)
+			json_object_object_add(x, "key", json_object_new_string(m->key));
+		struct json_object *al = json_object_new_array();
+		for (size_t k = 0; k < m->n_aliases; k++)
+			json_object_array_add(al, json_object_new_string(m->aliases[k]));
+		json_object_object_add(x, "aliases", al);
+		json_object_object_add(x, "address", jaddr_new(m->addr));
+		json_object_object_add(x, "ifname", json_object_new_string(m->ifname));
+		json_object_object_add(x, "veth", json_object_new_string(m->veth));
+		json_object_object_add(x, "ports", ports_to_json(m->ports, m->n_ports));
+		json_object_object_add(x, "attacher_pid", json_object_new_int(m->attacher_pid));
+		json_object_object_add(x, "attacher_start",
+				       json_object_new_int64((int64_t)m->attacher_start));
+		json_object_array_add(ms, x);
+	}
+	json_object_object_add(o, "members", ms);
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	_cleanup_free_ char *dir = xasprintf("%s/networks/%s", ctx->data_root, d->name);
+	_cleanup_free_ char *path = xasprintf("%s/network.json", dir);
+	int r = mkdir_p_at(AT_FDCWD, dir, 0700, err);
+	if (r == 0)
+		r = durable ? write_file_atomic(AT_FDCWD, path, text, strlen(text), err)
+			    : write_file_replace(AT_FDCWD, path, text, strlen(text), err);
+	json_object_put(o);
+	return r;
+}
+
+static int save_net(const struct hutch_net_ctx *ctx, const struct netdef *d, struct hutch_err **err)
+{
+	return save_net_as(ctx, d, false, err);
+}
+
+static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct netdef *d,
+		    struct hutch_err **err)
+{
+	*d = (struct netdef){0};
+	if (!net_name_valid(name)) {
+		/* never a path: "../x" names no network */
+		_cleanup_free_ char *shown = printable(name, strlen(name));
+		hutch_fail(
+		    err, 0,
+		    "invalid network name '%s': use letters, digits and _.- (starting with a "
+		    "letter or digit, at most 64)",
+		    shown);
+		return HUTCH_NET_NOT_FOUND;
+	}
+	_cleanup_free_ char *path = xasprintf("%s/networks/%s/network.json", ctx->data_root, name);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	if (access(path, F_OK) < 0 && errno == ENOENT) {
+		_cleanup_free_ char *shown = printable(name, strlen(name));
+		hutch_fail(err, 0,
+			   "network '%s' not found (see 'hutch network ls'; create it with "
+			   "'hutch network create %s')",
+			   shown, shown);
+		return HUTCH_NET_NOT_FOUND;
+	}
+	if (read_file_at(AT_FDCWD, path, &text, &len, err) < 0)
+		return -1;
+	struct json_object *o = json_tokener_parse(text);
+	const char *sub = o ? jstr(o, "subnet") : NULL;
+	if (!o || !jstr(o, "name") || strcmp(jstr(o, "name"), name) || !jstr(o, "id") ||
+	    !jstr(o, "bridge") || strncmp(jstr(o, "bridge"), "hbr-", 4) || !sub ||
+	    hutch_cidr_parse(sub, &d->subnet, NULL) < 0) {
+		json_object_put(o);
+		return hutch_fail(err, 0, "%s is damaged: remove the network's directory", path);
+	}
+	d->name = xstrdup(jstr(o, "name"));
+	d->id = xstrdup(jstr(o, "id"));
+	snprintf(d->bridge, sizeof(d->bridge), "%s", jstr(o, "bridge"));
+	d->created = xstrdup(jstr(o, "created") ? jstr(o, "created") : "");
+	struct json_object *v;
+	d->internal = json_object_object_get_ex(o, "internal", &v) && json_object_get_boolean(v);
+	d->pool.subnet = d->subnet;
+	if (json_object_object_get_ex(o, "addresses", &v) &&
+	    json_object_is_type(v, json_type_array)) {
+		size_t n = json_object_array_length(v);
+		d->pool.entries = xcalloc(n + 1, sizeof(*d->pool.entries));
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *x = json_object_array_get_idx(v, i);
+			const char *key = jstr(x, "key"), *owner = jstr(x, "owner");
+			d->pool.entries[d->pool.n++] =
+			    (struct hutch_ipam_entry){.addr = jaddr(x, "address"),
+						      .key = key ? xstrdup(key) : NULL,
+						      .owner = owner ? xstrdup(owner) : NULL};
+		}
+	}
+	if (json_object_object_get_ex(o, "members", &v) &&
+	    json_object_is_type(v, json_type_array)) {
+		size_t n = json_object_array_length(v);
+		d->members = xcalloc(n + 1, sizeof(*d->members));
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *x = json_object_array_get_idx(v, i), *al, *ports = NULL;
+			if (!jstr(x, "container"))
+				continue;
+			struct member *m = &d->members[d->n_members++];
+			m->container = xstrdup(jstr(x, "container"));
+			m->name = jstr(x, "name") ? xstrdup(jstr(x, "name")) : NULL;
+			m->key = jstr(x, "key") ? xstrdup(jstr(x, "key")) : NULL;
+			if (json_object_object_get_ex(x, "aliases", &al) &&
+			    json_object_is_type(al, json_type_array)) {
+				size_t na = json_object_array_length(al);
+				m->aliases = xcalloc(na + 1, sizeof(char *));
+				for (size_t k = 0; k < na; k++) {
+					const char *s = json_object_get_string(
+					    json_object_array_get_idx(al, k));
+					if (s)
+						m->aliases[m->n_aliases++] = xstrdup(s);
+				}
+			}
+			m->addr = jaddr(x, "address");
+			snprintf(m->ifname, sizeof(m->ifname), "%s",
+				 jstr(x, "ifname") ? jstr(x, "ifname") : "eth0");
+			snprintf(m->veth, sizeof(m->veth), "%s",
+				 jstr(x, "veth") ? jstr(x, "veth") : "");
+			json_object_object_get_ex(x, "ports", &ports);
+			ports_from_json(ports, &m->ports, &m->n_ports);
+			m->attacher_pid = (int)jint(x, "attacher_pid");
+			m->attacher_start = (uint64_t)jint(x, "attacher_start");
+		}
+	}
+	json_object_put(o);
+	return 0;
+}
+
+/* Every network, sorted by name (a damaged one is skipped). */
+static int load_all(const struct hutch_net_ctx *ctx, struct netdef **out, size_t *n,
+		    struct hutch_err **err)
+{
+	*out = NULL;
+	*n = 0;
+	_cleanup_free_ char *dir = nets_dir(ctx);
+	struct dirent **names = NULL;
+	int k = scandir(dir, &names, NULL, alphasort);
+	if (k < 0)
+		return errno == ENOENT ? 0 : hutch_fail_sys(err, "list %s", dir);
+	struct netdef *v = xcalloc((size_t)k + 1, sizeof(*v));
+	size_t got = 0;
+	for (int i = 0; i < k; i++) {
+		if (names[i]->d_name[0] != '.' &&
+		    load_net(ctx, names[i]->d_name, &v[got], NULL) == 0)
+			got++;
+		free(names[i]);
+	}
+	free(names);
+	*out = v;
+	*n = got;
+	return 0;
+}
+
+/* ---- processes ----------------------------------------------------------------- */
+
+static uint64_t proc_start_time(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	if (read_file_at(AT_FDCWD, path, &text, &len, NULL) < 0)
+		return 0;
+	/* after "(comm)", which may hold spaces: field 22 is starttime */
+	char *p = strrchr(text, ')');
+	if (!p)
+		return 0;
+	p++; /* the space before field 3 */
+	for (int field = 3; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+static bool attacher_alive(const struct member *m)
+{
+	return m->attacher_pid > 0 && m->attacher_start &&
+	       proc_start_time(m->attacher_pid) == m->attacher_start;
+}
+
+/* The network namespaces some process is in (their nsfs inodes). */
+struct inode_set {
+	uint64_t *v;
+	size_t n;
+};
+
+static void netns_in_use(struct inode_set *s)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char path[300];
+		snprintf(path, sizeof(path), "/proc/%.200s/ns/net", e->d_name);
+		struct stat st;
+		if (stat(path, &st) < 0)
+			continue;
+		s->v = xrealloc(s->v, (s->n + 1) * sizeof(uint64_t));
+		s->v[s->n++] = st.st_ino;
+	}
+	closedir(d);
+}
+
+static bool inode_in(const struct inode_set *s, uint64_t ino)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == ino)
+			return true;
+	return false;
+}
+
+/* ---- ports in use -------------------------------------------------------------- */
+
+/* The pid and command of the process holding socket inode ino ("" if unseen). */
+static void socket_holder(unsigned long ino, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	char want[64];
+	snprintf(want, sizeof(want), "socket:[%lu]", ino);
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *e;
+	while (!buf[0] && (e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char fdpath[300];
+		snprintf(fdpath, sizeof(fdpath), "/proc/%.200s/fd", e->d_name);
+		DIR *fds = opendir(fdpath);
+		if (!fds)
+			continue;
+		struct dirent *f;
+		while ((f = readdir(fds))) {
+			char lp[600], target[64];
+			snprintf(lp, sizeof(lp), "%s/%.200s", fdpath, f->d_name);
+			ssize_t n = readlink(lp, target, sizeof(target) - 1);
+			if (n <= 0)
+				continue;
+			target[n] = '\0';
+			if (strcmp(target, want))
+				continue;
+			char cp[300], comm[64] = "?";
+			snprintf(cp, sizeof(cp), "/proc/%.200s/comm", e->d_name);
+			FILE *cf = fopen(cp, "re");
+			if (cf) {
+				if (fgets(comm, sizeof(comm), cf))
+					comm[strcspn(comm, "\n")] = '\0';
+				fclose(cf);
+			}
+			_cleanup_free_ char *shown = printable(comm, strlen(comm));
+			snprintf(buf, len, "pid %.20s (%.100s)", e->d_name, shown);
+			break;
+		}
+		closedir(fds);
+	}
+	closedir(d);
+}
+
+/* A socket of the host's bound to port (listening, for TCP) on an address
+ * that covers ip (0: any). Returns its inode, 0 if none. */
+static unsigned long port_bound(enum hutch_port_proto proto, uint32_t ip, uint16_t port)
+{
+	const char *files[2] = {proto == HUTCH_PORT_UDP ? "/proc/net/udp" : "/proc/net/tcp",
+				proto == HUTCH_PORT_UDP ? "/proc/net/udp6" : "/proc/net/tcp6"};
+	for (int f = 0; f < 2; f++) {
+		FILE *fp = fopen(files[f], "re");
+		if (!fp)
+			continue;
+		char line[512];
+		(void)!fgets(line, sizeof(line), fp);
+		while (fgets(line, sizeof(line), fp)) {
+			char local[64];
+			unsigned state;
+			unsigned long ino;
+			if (sscanf(line, " %*d: %63s %*s %x %*s %*s %*s %*s %*s %lu", local, &state,
+				   &ino) != 3)
+				continue;
+			char *colon = strrchr(local, ':');
+			if (!colon || strtoul(colon + 1, NULL, 16) != port)
+				continue;
+			if (proto == HUTCH_PORT_TCP && state != 0x0A) /* LISTEN */
+				continue;
+			*colon = '\0';
+			bool any = strspn(local, "0") == strlen(local);
+			if (f == 0 && !any && ip) {
+				uint32_t a = (uint32_t)strtoul(local, NULL, 16); /* little-endian */
+				if (ntohl(a) != ip)
+					continue;
+			}
+			fclose(fp);
+			return ino ? ino : 1;
+		}
+		fclose(fp);
+	}
+	return 0;
+}
+
+static bool ranges_meet(const struct hutch_port_map *a, const struct hutch_port_map *b)
+{
+	return a->proto == b->proto && (!a->host_ip || !b->host_ip || a->host_ip == b->host_ip) &&
+	       a->host_port < b->host_port + b->count && b->host_port < a->host_port + a->count;
+}
+
+/* Refuse a port someone has, naming it and who. Ports published by another
+ * container are in the members; sockets of the host's in /proc/net. */
+static int check_ports(const struct netdef *all, size_t n_all, struct hutch_port_map *ports,
+		       size_t n_ports, struct hutch_err **err)
+{
+	for (size_t i = 0; i < n_ports; i++) {
+		struct hutch_port_map *p = &ports[i];
+		if (p->host_port == 0) {
+			/* any free one: what the kernel would give a socket */
+			int type = p->proto == HUTCH_PORT_UDP ? SOCK_DGRAM : SOCK_STREAM;
+			for (int tries = 0; tries < 20 && !p->host_port; tries++) {
+				_cleanup_close_ int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+				struct sockaddr_in sa = {.sin_family = AF_INET,
+							 .sin_addr.s_addr = htonl(p->host_ip)};
+				socklen_t sl = sizeof(sa);
+				if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+				    getsockname(s, (struct sockaddr *)&sa, &sl) < 0)
+					return hutch_fail_sys(err, "find a free port");
+				p->host_port = ntohs(sa.sin_port);
+				for (size_t k = 0; k < n_all && p->host_port; k++)
+					for (size_t m = 0; m < all[k].n_members && p->host_port;
+					     m++)
+						for (size_t q = 0; q < all[k].members[m].n_ports;
+						     q++)
+							if (ranges_meet(
+								p, &all[k].members[m].ports[q]))
+								p->host_port = 0;
+			}
+		}
+		for (size_t j = 0; j < i; j++)
+			if (ranges_meet(p, &ports[j]))
+				return hutch_fail(err, 0, "port %u/%s is published twice",
+						  p->host_port, hutch_port_proto_name(p->proto));
+		for (size_t k = 0; k < n_all; k++)
+			for (size_t m = 0; m < all[k].n_members; m++) {
+				const struct member *mb = &all[k].members[m];
+				for (size_t q = 0; q < mb->n_ports; q++) {
+					if (!ranges_meet(p, &mb->ports[q]))
+						continue;
+					uint16_t port = p->host_port > mb->ports[q].host_port
+							    ? p->host_port
+							    : mb->ports[q].host_port;
+					_cleanup_free_ char *nm =
+					    mb->name ? printable(mb->name, strlen(mb->name)) : NULL;
+					return hutch_fail(err, 0,
+							  "port %u/%s is already published by "
+							  "container %s%s%.12s%s: "
+							  "choose another host port",
+							  port, hutch_port_proto_name(p->proto),
+							  nm ? nm : "", nm ? " (" : "",
+							  mb->container, nm ? ")" : "");
+				}
+			}
+		for (uint32_t k = 0; k < p->count; k++) {
+			uint16_t port = (uint16_t)(p->host_port + k);
+			unsigned long ino = port_bound(p->proto, p->host_ip, port);
+			if (!ino)
+				continue;
+			char who[160];
+			socket_holder(ino, who, sizeof(who));
+			return hutch_fail(
+			    err, 0,
+			    "port %u/%s is already in use on the host%s%s: choose another "
+			    "host port or stop what holds it",
+			    port, hutch_port_proto_name(p->proto), who[0] ? " by " : "", who);
+		}
+	}
+	return 0;
+}
+
+/* ---- rules --------------------------------------------------------------------- */
+
+/* The whole table from what is on disk: ports of every member, masquerading
+ * for every network with members that is not internal, isolation. NULL when
+ * no network has members (the table goes). */
+static char *rules_text(const struct netdef *all, size_t n)
+{
+	size_t active = 0;
+	for (size_t i = 0; i < n; i++)
+		active += all[i].n_members > 0;
+	if (!active)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	fputs("table ip hutch {\n", f);
+	/* A container must not reach the host's loopback through route_localnet
+	 * (CVE-2020-8558): its packets to 127/8 are dropped before routing. */
+	fputs("  chain localnet_guard {\n    type filter hook prerouting priority -300; policy "
+	      "accept;\n",
+	      f);
+	for (size_t i = 0; i < n; i++)
+		if (all[i].n_members)
+			fprintf(f, "    iifname \"%s\" ip daddr 127.0.0.0/8 drop\n", all[i].bridge);
+	fputs("  }\n", f);
+	fputs("  chain ports {\n", f);
+	for (size_t i = 0; i < n; i++)
+		for (size_t m = 0; m < all[i].n_members; m++) {
+			const struct member *mb = &all[i].members[m];
+			char addr[16];
+			hutch_ipv4_format(mb->addr, addr);
+			for (size_t q = 0; q < mb->n_ports; q++) {
+				const struct hutch_port_map *p = &mb->ports[q];
+				char hip[16];
+				hutch_ipv4_format(p->host_ip, hip);
+				for (uint32_t k = 0; k < p->count; k++)
+					fprintf(f,
+						"    %s%s%s %s dport %u dnat to %s:%u comment "
+						"\"%.12s\"\n",
+						p->host_ip ? "ip daddr " : "",
+						p->host_ip ? hip : "", p->host_ip ? "" : "",
+						hutch_port_proto_name(p->proto), p->host_port + k,
+						addr, p->container_port + k, mb->container);
+			}
+		}
+	fputs("  }\n", f);
+	fputs("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n"
+	      "    fib daddr type local jump ports\n  }\n",
+	      f);
+	fputs("  chain output {\n    type nat hook output priority -100; policy accept;\n"
+	      "    fib daddr type local jump ports\n  }\n",
+	      f);
+	fputs("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy "
+	      "accept;\n",
+	      f);
+	for (size_t i = 0; i < n; i++) {
+		if (!all[i].n_members)
+			continue;
+		char sub[19];
+		hutch_cidr_format(&all[i].subnet, sub);
+		/* the host's own 127.0.0.1 cannot be answered from the container:
+		 * it sees the gateway instead; other hosts' addresses are kept */
+		fprintf(f, "    ip saddr 127.0.0.0/8 oifname \"%s\" masquerade\n", all[i].bridge);
+		if (!all[i].internal)
+			fprintf(f, "    ip saddr %s oifname != \"%s\" masquerade\n", sub,
+				all[i].bridge);
+	}
+	fputs("  }\n", f);
+	fputs("  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+	      f);
+	for (size_t i = 0; i < n; i++) {
+		if (!all[i].n_members)
+			continue;
+		const char *b = all[i].bridge;
+		if (all[i].internal) {
+			fprintf(f, "    iifname \"%s\" drop\n    oifname \"%s\" drop\n", b, b);
+			continue;
+		}
+		/* networks apart: nothing from one hutch bridge to another */
+		fprintf(f, "    iifname \"%s\" oifname \"hbr-*\" oifname != \"%s\" drop\n", b, b);
+		fprintf(f, "    iifname \"%s\" accept\n", b);
+		fprintf(f, "    oifname \"%s\" ct state established,related accept\n", b);
+		fprintf(f, "    oifname \"%s\" ct status dnat accept\n", b);
+	}
+	fputs("  }\n}\n", f);
+	fclose(f);
+	return buf;
+}
+
+static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hutch_err **err)
+{
+	struct netdef *all;
+	size_t n;
+	if (load_all(ctx, &all, &n, err) < 0)
+		return -1;
+	_cleanup_free_ char *text = rules_text(all, n);
+	bool forward = false;
+	for (size_t i = 0; i < n; i++)
+		forward |= all[i].n_members && !all[i].internal;
+	netdefs_free(all, n);
+	/* other hosts reach published ports and containers reach out through the
+	 * host's routing: what Docker and podman switch on too */
+	if (forward && net_sysctl_set("/proc/sys/net/ipv4/ip_forward", "1", err) < 0)
+		return -1;
+	/* The table as last applied is kept in the run dir (gone with a reboot, as
+	 * the table): a container that changes nothing in it (no ports, on a
+	 * network that has members already) costs no nftables transaction. */
+	_cleanup_free_ char *applied_path = xasprintf("%s/nft-hutch.rules", ctx->run_root);
+	_cleanup_free_ char *applied = NULL;
+	size_t len;
+	bool known = read_file_at(AT_FDCWD, applied_path, &applied, &len, NULL) == 0;
+	if (!force && known && !strcmp(applied, text ? text : ""))
+		return 0;
+	/* no table to make, and none hutch made (or it went with a reboot, as the
+	 * run dir): the host's nftables are not touched at all */
+	if (!text && !known)
+		return 0;
+	unlink(applied_path);
+	if (net_nft_apply(text, err) < 0)
+		return -1;
+	if (text && mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) == 0)
+		write_file_replace(AT_FDCWD, applied_path, text, strlen(text), NULL);
+	return 0;
+}
+
+static int apply_rules(const struct hutch_net_ctx *ctx, struct hutch_err **err)
+{
+	return apply_rules_as(ctx, false, err);
+}
+
+/* ---- create / inspect / list / remove ------------------------------------------- */
+
+static void now_rfc3339(char buf[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void info_fill(const struct netdef *d, struct hutch_net_info *out)
+{
+	*out = (struct hutch_net_info){0};
+	out->name = xstrdup(d->name);
+	out->id = xstrdup(d->id);
+	out->created = xstrdup(d->created ? d->created : "");
+	snprintf(out->bridge, sizeof(out->bridge), "%s", d->bridge);
+	hutch_cidr_format(&d->subnet, out->subnet);
+	hutch_ipv4_format(hutch_ipam_gateway(&d->subnet), out->gateway);
+	/* the DNS server of the network listens on the gateway's address */
+	memcpy(out->dns, out->gateway, sizeof(out->dns));
+	out->internal = d->internal;
+	out->members = xcalloc(d->n_members + 1, sizeof(*out->members));
+	for (size_t i = 0; i < d->n_members; i++) {
+		const struct member *m = &d->members[i];
+		struct hutch_net_member *o = &out->members[out->n_members++];
+		o->container = xstrdup(m->container);
+		o->name = m->name ? xstrdup(m->name) : NULL;
+		o->key = m->key ? xstrdup(m->key) : NULL;
+		hutch_ipv4_format(m->addr, o->address);
+		o->aliases = xcalloc(m->n_aliases + 1, sizeof(char *));
+		for (size_t k = 0; k < m->n_aliases; k++)
+			o->aliases[o->n_aliases++] = xstrdup(m->aliases[k]);
+		o->ports = xcalloc(m->n_ports + 1, sizeof(*o->ports));
+		memcpy(o->ports, m->ports, m->n_ports * sizeof(*o->ports));
+		o->n_ports = m->n_ports;
+	}
+}
+
+void hutch_net_info_free(struct hutch_net_info *info)
+{
+	if (!info)
+		return;
+	free(info->name);
+	free(info->id);
+	free(info->created);
+	for (size_t i = 0; i < info->n_members; i++) {
+		struct hutch_net_member *m = &info->members[i];
+		free(m->container);
+		free(m->name);
+		free(m->key);
+		for (size_t k = 0; k < m->n_aliases; k++)
+			free(m->aliases[k]);
+		free(m->aliases);
+		free(m->ports);
+	}
+	free(info->members);
+	*info = (struct hutch_net_info){0};
+}
+
+void hutch_net_info_list_free(struct hutch_net_info *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		hutch_net_info_free(&list[i]);
+	free(list);
+}
+
+char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(info->name));
+	json_object_object_add(o, "id", json_object_new_string(info->id));
+	json_object_object_add(o, "driver", json_object_new_string("bridge"));
+	json_object_object_add(o, "bridge", json_object_new_string(info->bridge));
+	json_object_object_add(o, "subnet", json_object_new_string(info->subnet));
+	json_object_object_add(o, "gateway", json_object_new_string(info->gateway));
+	json_object_object_add(o, "dns", json_object_new_string(info->dns));
+	json_object_object_add(o, "internal", json_object_new_boolean(info->internal));
+	json_object_object_add(o, "created", json_object_new_string(info->created));
+	struct json_object *ms = json_object_new_array();
+	for (size_t i = 0; i < info->n_members; i++) {
+		const struct hutch_net_member *m = &info->members[i];
+		struct json_object *x = json_object_new_object();
+		json_object_object_add(x, "id", json_object_new_string(m->container));
+		json_object_object_add(x, "name", m->name ? json_object_new_string(m->name) : NULL);
+		json_object_object_add(x, "address", json_object_new_string(m->address));
+		struct json_object *al = json_object_new_array();
+		for (size_t k = 0; k < m->n_aliases; k++)
+			json_object_array_add(al, json_object_new_string(m->aliases[k]));
+		json_object_object_add(x, "aliases", al);
+		struct json_object *ps = json_object_new_array();
+		for (size_t k = 0; k < m->n_ports; k++) {
+			char b[64];
+			hutch_port_format(&m->ports[k], b);
+			json_object_array_add(ps, json_object_new_string(b));
+		}
+		json_object_object_add(x, "ports", ps);
+		json_object_array_add(ms, x);
+	}
+	json_object_object_add(o, "members", ms);
+	char *text = xstrdup(json_object_to_json_string_ext(
+	    o, (pretty ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN) |
+		   JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return text;
+}
+
+/* Under the lock: the network made (no links yet: the bridge comes with its
+ * first member). */
+static int create_locked(const struct hutch_net_ctx *ctx, const char *name, const char *subnet,
+			 bool internal, struct netdef *out, struct hutch_err **err)
+{
+	_cleanup_free_ char *shown = printable(name, strlen(name));
+	if (!net_name_valid(name))
+		return hutch_fail(
+		    err, 0,
+		    "invalid network name '%s': use letters, digits and _.- (starting "
+		    "with a letter or digit, at most 64)",
+		    shown);
+	struct netdef probe;
+	if (load_net(ctx, name, &probe, NULL) == 0) {
+		netdef_clear(&probe);
+		return hutch_fail(err, 0, "network '%s' already exists", shown);
+	}
+	struct netdef *all;
+	size_t n_all;
+	if (load_all(ctx, &all, &n_all, err) < 0)
+		return -1;
+	struct hutch_cidr *routes = NULL;
+	size_t n_routes = 0;
+	int r = net_host_routes(&routes, &n_routes, err);
+	struct hutch_cidr chosen = {0};
+	if (r == 0 && subnet) {
+		r = hutch_cidr_parse(subnet, &chosen, err);
+		if (r == 0 && chosen.prefix > 30)
+			r = hutch_fail(err, 0, "subnet %s is too small: at most /30", subnet);
+		for (size_t i = 0; r == 0 && i < n_all; i++)
+			if (hutch_cidr_overlap(&chosen, &all[i].subnet)) {
+				char other[19];
+				hutch_cidr_format(&all[i].subnet, other);
+				r = hutch_fail(err, 0, "subnet %s overlaps network '%s' (%s)",
+					       subnet, all[i].name, other);
+			}
+		for (size_t i = 0; r == 0 && i < n_routes; i++)
+			if (routes[i].prefix > 0 && hutch_cidr_overlap(&chosen, &routes[i])) {
+				char other[19];
+				hutch_cidr_format(&routes[i], other);
+				r = hutch_fail(
+				    err, 0,
+				    "subnet %s clashes with the host's route to %s: choose "
+				    "another",
+				    subnet, other);
+			}
+	} else if (r == 0) {
+		routes = xrealloc(routes, (n_routes + n_all + 1) * sizeof(*routes));
+		for (size_t i = 0; i < n_all; i++)
+			routes[n_routes++] = all[i].subnet;
+		r = hutch_ipam_choose_subnet(routes, n_routes, &chosen, err);
+	}
+	free(routes);
+	netdefs_free(all, n_all);
+	if (r < 0)
+		return -1;
+	char id[65], created[32];
+	if (random_hex_id(id, err) < 0)
+		return -1;
+	now_rfc3339(created);
+	*out = (struct netdef){.name = xstrdup(name),
+			       .id = xstrdup(id),
+			       .created = xstrdup(created),
+			       .subnet = chosen,
+			       .internal = internal,
+			       .pool = {.subnet = chosen}};
+	snprintf(out->bridge, sizeof(out->bridge), "hbr-%.11s", id);
+	if (save_net_as(ctx, out, true, err) < 0) {
+		netdef_clear(out);
+		return -1;
+	}
+	return 0;
+}
+
+int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, const char *subnet,
+			 bool internal, struct hutch_net_info *out, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	struct netdef d;
+	if (create_locked(ctx, name, subnet, internal, &d, err) < 0)
+		return -1;
+	if (out)
+		info_fill(&d, out);
+	netdef_clear(&d);
+	return 0;
+}
+
+static int gc_locked(const struct hutch_net_ctx *ctx, bool *changed, struct hutch_err **err);
+
+int hutch_network_inspect(const struct hutch_net_ctx *ctx, const char *name,
+			  struct hutch_net_info *out, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	bool changed = false;
+	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+		return -1;
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r < 0)
+		return r;
+	info_fill(&d, out);
+	netdef_clear(&d);
+	return 0;
+}
+
+int hutch_network_list(const struct hutch_net_ctx *ctx, struct hutch_net_info **out, size_t *n,
+		       struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	bool changed = false;
+	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+		return -1;
+	/* the table again, whatever hutch last wrote: a firewall reload that
+	 * flushed every table (nftables.service, firewalld) is repaired here */
+	if (apply_rules_as(ctx, true, err) < 0)
+		return -1;
+	struct netdef *all;
+	size_t n_all;
+	if (load_all(ctx, &all, &n_all, err) < 0)
+		return -1;
+	*out = xcalloc(n_all + 1, sizeof(**out));
+	for (size_t i = 0; i < n_all; i++)
+		info_fill(&all[i], &(*out)[i]);
+	*n = n_all;
+	netdefs_free(all, n_all);
+	return 0;
+}
+
+int hutch_network_remove(const struct hutch_net_ctx *ctx, const char *name, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	bool changed = false;
+	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+		return -1;
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r < 0)
+		return r;
+	if (d.n_members) {
+		char *list = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&list, &len);
+		for (size_t i = 0; i < d.n_members; i++) {
+			const struct member *m = &d.members[i];
+			_cleanup_free_ char *nm =
+			    m->name ? printable(m->name, strlen(m->name)) : NULL;
+			fprintf(f, "%s%s%s%.12s%s", i ? ", " : "", nm ? nm : "", nm ? " (" : "",
+				m->container, nm ? ")" : "");
+		}
+		fclose(f);
+		_cleanup_free_ char *shown = printable(name, strlen(name));
+		hutch_fail(err, 0,
+			   "network '%s' has containers attached: %s; stop or remove them first "
+			   "(hutch rm -f)",
+			   shown, list);
+		free(list);
+		netdef_clear(&d);
+		return -1;
+	}
+	r = net_link_delete(d.bridge, err);
+	_cleanup_free_ char *dir = nets_dir(ctx);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r == 0 && (dfd < 0 || remove_tree_at(dfd, d.name, err) < 0))
+		r = dfd < 0 ? hutch_fail_sys(err, "open %s", dir) : -1;
+	netdef_clear(&d);
+	if (r == 0)
+		r = apply_rules(ctx, err);
+	return r;
+}
+
+/* ---- attach / detach / gc --------------------------------------------------------- */
+
+/* Take container off network d (links, address, bridge if it was the last);
+ * saves d. Its netns is the caller's: when the caller removes it (netns_goes),
+ * the veth is left to the kernel, which deletes the pair with the namespace
+ * in its own time: deleting it here waits for an RCU grace period, 15-20 ms
+ * of every `run --rm`. */
+static int detach_from(const struct hutch_net_ctx *ctx, struct netdef *d, const char *container,
+		       bool netns_goes, struct hutch_err **err)
+{
+	bool found = false;
+	for (size_t i = 0; i < d->n_members;) {
+		struct member *m = &d->members[i];
+		if (strcmp(m->container, container)) {
+			i++;
+			continue;
+		}
+		found = true;
+		if (m->veth[0] && !netns_goes)
+			net_link_delete(m->veth, NULL);
+		member_clear(m);
+		memmove(m, m + 1, (d->n_members - i - 1) * sizeof(*m));
+		d->n_members--;
+	}
+	found |= hutch_ipam_release(&d->pool, container) > 0;
+	if (!found)
+		return 0;
+	if (d->n_members == 0)
+		net_link_delete(d->bridge, NULL);
+	return save_net(ctx, d, err) < 0 ? -1 : 1;
+}
+
+static int detach_locked(const struct hutch_net_ctx *ctx, const char *container,
+			 struct hutch_err **err)
+{
+	struct netdef *all;
+	size_t n;
+	if (load_all(ctx, &all, &n, err) < 0)
+		return -1;
+	int r = 0, found = 0;
+	for (size_t i = 0; i < n; i++) {
+		int k = detach_from(ctx, &all[i], container, true, r < 0 ? NULL : err);
+		if (k < 0)
+			r = -1;
+		found += k > 0;
+	}
+	netdefs_free(all, n);
+	_cleanup_free_ char *ns = netns_path(ctx, container);
+	if (net_netns_remove(ns, r < 0 ? NULL : err) < 0)
+		r = -1;
+	return r < 0 ? -1 : found;
+}
+
+static int gc_locked(const struct hutch_net_ctx *ctx, bool *changed, struct hutch_err **err)
+{
+	struct netdef *all;
+	size_t n;
+	if (load_all(ctx, &all, &n, err) < 0)
+		return -1;
+	struct inode_set used = {0};
+	bool scanned = false;
+	char **stale = NULL;
+	size_t n_stale = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t m = 0; m < all[i].n_members; m++) {
+			const struct member *mb = &all[i].members[m];
+			if (attacher_alive(mb))
+				continue;
+			_cleanup_free_ char *ns = netns_path(ctx, mb->container);
+			uint64_t ino = net_netns_inode(ns);
+			if (ino && !scanned) {
+				netns_in_use(&used);
+				scanned = true;
+			}
+			if (ino && inode_in(&used, ino))
+				continue;
+			stale = xrealloc(stale, (n_stale + 1) * sizeof(char *));
+			stale[n_stale++] = xstrdup(mb->container);
+		}
+	netdefs_free(all, n);
+	free(used.v);
+	int r = 0;
+	for (size_t i = 0; i < n_stale; i++) {
+		if (r == 0 && detach_locked(ctx, stale[i], err) < 0)
+			r = -1;
+		free(stale[i]);
+	}
+	free(stale);
+	*changed = n_stale > 0;
+	if (r == 0 && n_stale)
+		r = apply_rules(ctx, err);
+	return r;
+}
+
+int hutch_net_gc(const struct hutch_net_ctx *ctx, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	bool changed;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	return gc_locked(ctx, &changed, err);
+}
+
+int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	int found = detach_locked(ctx, container, err);
+	if (found <= 0)
+		return found;
+	return apply_rules(ctx, err);
+}
+
+int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
+		     struct hutch_net_attachment *out, struct hutch_err **err)
+{
+	*out = (struct hutch_net_attachment){0};
+	_cleanup_close_ int lock = -1;
+	bool changed = false;
+	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+		return -1;
+	hutch_trace("net: gc");
+	struct netdef d;
+	int r = load_net(ctx, req->network, &d, err);
+	if (r == HUTCH_NET_NOT_FOUND && !strcmp(req->network, HUTCH_NET_DEFAULT)) {
+		hutch_err_free(err);
+		r = create_locked(ctx, req->network, NULL, false, &d, err);
+	}
+	if (r < 0)
+		return -1;
+	if (!is_hex_string(req->container, 64)) {
+		netdef_clear(&d);
+		return hutch_fail(err, 0, "container id '%.70s' is not 64 hex digits",
+				  req->container);
+	}
+	_cleanup_free_ char *shown_net = printable(d.name, strlen(d.name));
+	struct hutch_port_map *ports = xcalloc(req->n_ports + 1, sizeof(*ports));
+	memcpy(ports, req->ports, req->n_ports * sizeof(*ports));
+	struct netdef *all = NULL;
+	size_t n_all = 0;
+	_cleanup_free_ char *ns = netns_path(ctx, req->container);
+	bool ns_made = false, veth_made = false, allocated = false;
+	uint32_t addr = 0;
+	char veth[16], ifname[16];
+	unsigned index = 0, used = 0; /* eth0-eth9: bit N for ethN taken */
+	bool has_default = false;
+	r = -1;
+	if (d.internal && req->n_ports) {
+		hutch_fail(err, 0, "network '%s' is internal: ports cannot be published on it",
+			   shown_net);
+		goto fail;
+	}
+	if (load_all(ctx, &all, &n_all, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < n_all; i++)
+		for (size_t m = 0; m < all[i].n_members; m++)
+			if (!strcmp(all[i].members[m].container, req->container)) {
+				if (!strcmp(all[i].name, d.name)) {
+					hutch_fail(err, 0,
+						   "container %.12s is already on network '%s'",
+						   req->container, shown_net);
+					goto fail;
+				}
+				const char *ifn = all[i].members[m].ifname;
+				if (!strncmp(ifn, "eth", 3) && ifn[3] >= '0' && ifn[3] <= '9')
+					used |= 1u << (ifn[3] - '0');
+				has_default |= !all[i].internal;
+			}
+	while (index < 10 && (used & (1u << index)))
+		index++;
+	if (index >= 10) {
+		hutch_fail(err, 0,
+			   "container %.12s is on 10 networks already: the most there can be",
+			   req->container);
+		goto fail;
+	}
+	if (check_ports(all, n_all, ports, req->n_ports, err) < 0 ||
+	    hutch_ipam_allocate(&d.pool, req->key, req->container, &addr, err) < 0)
+		goto fail;
+	allocated = true;
+	hutch_trace("net: ports checked, address");
+	snprintf(veth, sizeof(veth), "hv%.11s-%u", req->container, index % 10u);
+	snprintf(ifname, sizeof(ifname), "eth%u", index % 10u);
+	ns_made = !net_netns_inode(ns);
+	if (net_netns_create(ns, err) < 0) {
+		ns_made = false;
+		goto fail;
+	}
+	hutch_trace("net: netns");
+	if (net_bridge_ensure(d.bridge, hutch_ipam_gateway(&d.subnet), d.subnet.prefix, err) < 0)
+		goto fail;
+	hutch_trace("net: bridge");
+	if (net_veth_attach(d.bridge, veth, ns, ifname, addr, d.subnet.prefix,
+			    /* one default route: the first network's that has a way out */
+			    d.internal || has_default ? 0 : hutch_ipam_gateway(&d.subnet), err) < 0)
+		goto fail;
+	veth_made = true;
+	hutch_trace("net: veth");
+	d.members = xrealloc(d.members, (d.n_members + 1) * sizeof(*d.members));
+	struct member *m = &d.members[d.n_members++];
+	*m = (struct member){.container = xstrdup(req->container),
+			     .name = req->name ? xstrdup(req->name) : NULL,
+			     .key = req->key ? xstrdup(req->key) : NULL,
+			     .addr = addr,
+			     .attacher_pid = getpid(),
+			     .attacher_start = proc_start_time(getpid())};
+	snprintf(m->ifname, sizeof(m->ifname), "%s", ifname);
+	snprintf(m->veth, sizeof(m->veth), "%s", veth);
+	m->aliases = xcalloc(req->n_aliases + 1, sizeof(char *));
+	for (size_t i = 0; i < req->n_aliases; i++)
+		m->aliases[m->n_aliases++] = xstrdup(req->aliases[i]);
+	m->ports = xcalloc(req->n_ports + 1, sizeof(*m->ports));
+	memcpy(m->ports, ports, req->n_ports * sizeof(*ports));
+	m->n_ports = req->n_ports;
+	if (save_net(ctx, &d, err) < 0)
+		goto fail;
+	hutch_trace("net: saved");
+	if (apply_rules(ctx, err) < 0)
+		goto fail;
+	hutch_trace("net: rules");
+	snprintf(out->netns, sizeof(out->netns), "%s", ns);
+	hutch_ipv4_format(addr, out->address);
+	hutch_ipv4_format(hutch_ipam_gateway(&d.subnet), out->gateway);
+	memcpy(out->dns, out->gateway, sizeof(out->dns));
+	out->prefix = d.subnet.prefix;
+	out->ports = ports;
+	out->n_ports = req->n_ports;
+	ports = NULL;
+	r = 0;
+	goto done;
+fail:
+	if (veth_made || allocated)
+		detach_from(ctx, &d, req->container, ns_made, NULL);
+	if (d.n_members == 0)
+		net_link_delete(d.bridge, NULL);
+	if (ns_made)
+		net_netns_remove(ns, NULL);
+	if (veth_made)
+		apply_rules(ctx, NULL);
+done:
+	free(ports);
+	netdefs_free(all, n_all);
+	netdef_clear(&d);
+	return r;
+}
