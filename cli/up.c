@@ -435,10 +435,20 @@ int cli_stack_logs_follow(struct cli_ctx *ctx, struct hutch_stack *stack, char *
 int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct up_opts o = {0};
-	int i = cli_parse_opts("up",
-			       "Usage: hutch up [-f FILE] [-d] [--wait] [--wait-timeout S] "
-			       "[SERVICE...]\n",
-			       up_options, ARRAY_SIZE(up_options), true, argc, argv, up_set, &o);
+	int i =
+	    cli_parse_opts("up",
+			   "Usage: hutch up [-f FILE] [-d] [--wait] [--wait-timeout S] "
+			   "[SERVICE...]\n"
+			   "\n"
+			   "  -f, --file FILE       the stack file (default: hutch.ini here)\n"
+			   "  -d, --detach          return once the stack's supervisor runs\n"
+			   "      --wait            return when the stack is up (or say why not)\n"
+			   "      --wait-timeout S  give up waiting after S seconds\n"
+			   "      --no-color        no colors in the foreground's logs\n"
+			   "  SERVICE...            only these and what they depend on\n"
+			   "Without -d: the services' logs until Ctrl-C, which takes the stack "
+			   "down.\n",
+			   up_options, ARRAY_SIZE(up_options), true, argc, argv, up_set, &o);
 	if (i < 0)
 		return i == -2 ? 0 : 125;
 	if (o.wait)
@@ -550,7 +560,12 @@ int cmd_down(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct down_opts o = {.t = -1};
 	int i =
-	    cli_parse_opts("down", "Usage: hutch down [-f FILE] [-t SECS] [--volumes]\n",
+	    cli_parse_opts("down",
+			   "Usage: hutch down [-f FILE] [-t SECS] [--volumes]\n"
+			   "\n"
+			   "  -f, --file FILE     the stack file (default: hutch.ini here)\n"
+			   "  -t, --timeout SECS  grace before SIGKILL (default: each service's)\n"
+			   "  -v, --volumes       remove the stack's named volumes too\n",
 			   down_options, ARRAY_SIZE(down_options), true, argc, argv, down_set, &o);
 	if (i < 0)
 		return i == -2 ? 0 : 125;
@@ -696,7 +711,14 @@ int cmd_with(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct with_opts o = {0};
 	int i =
-	    cli_parse_opts("with", "Usage: hutch with [-f FILE] [--timeout S] -- CMD [ARG...]\n",
+	    cli_parse_opts("with",
+			   "Usage: hutch with [-f FILE] [--timeout S] -- CMD [ARG...]\n"
+			   "\n"
+			   "  -f, --file FILE       the stack file (default: hutch.ini here)\n"
+			   "      --timeout S       stop CMD after S seconds (exit 124)\n"
+			   "      --wait-timeout S  give up waiting for the stack after S seconds\n"
+			   "Brings the stack up (as up --wait), runs CMD, takes the stack down; "
+			   "exits with CMD's status.\n",
 			   with_options, ARRAY_SIZE(with_options), false, argc, argv, with_set, &o);
 	if (i < 0)
 		return i == -2 ? 0 : 125;
