@@ -385,9 +385,18 @@ static int handover(struct cli_ctx *ctx, const char *verb, const char *name, pid
 }
 
 /* Take the stack down: through its supervisor, or without one. */
+static int stack_down_named(struct cli_ctx *ctx, const char *verb, struct hutch_stack *stack,
+			    const char *name, double t);
+
 int cli_stack_down(struct cli_ctx *ctx, const char *verb, struct hutch_stack *stack, double t)
 {
-	const char *name = hutch_stack_name(stack);
+	return stack_down_named(ctx, verb, stack, hutch_stack_name(stack), t);
+}
+
+/* stack may be NULL (a file that no longer loads): then by name only. */
+static int stack_down_named(struct cli_ctx *ctx, const char *verb, struct hutch_stack *stack,
+			    const char *name, double t)
+{
 	pid_t pid = hutch_stack_supervisor(ctx->data_root, ctx->run_root, name);
 	if (pid > 0) {
 		_cleanup_free_ char *req = t >= 0
@@ -528,6 +537,23 @@ out:
 
 /* ---- down ------------------------------------------------------------------- */
 
+/* The stack that was brought up from file (by its path), or NULL. */
+static char *stack_of_file(struct cli_ctx *ctx, const char *file)
+{
+	char abs[PATH_MAX];
+	if (!realpath(file, abs))
+		return NULL;
+	struct hutch_stack_info *v = NULL;
+	size_t n = 0;
+	char *name = NULL;
+	if (hutch_stack_list(ctx->data_root, ctx->run_root, &v, &n, NULL) == 0)
+		for (size_t i = 0; i < n && !name; i++)
+			if (!strcmp(v[i].file, abs) && (v[i].up || v[i].supervisor > 0))
+				name = xstrdup(v[i].name);
+	hutch_stack_info_free(v, n);
+	return name;
+}
+
 struct down_opts {
 	const char *file;
 	double t;
@@ -577,19 +603,29 @@ int cmd_down(struct cli_ctx *ctx, int argc, char **argv)
 		return 125;
 	}
 	struct hutch_stack *stack = NULL;
+	_cleanup_free_ char *name = NULL;
 	int rc = cli_stack_load(ctx, "down", o.file, &stack);
-	if (rc)
-		return rc;
-	rc = cli_stack_down(ctx, "down", stack, o.t);
+	if (rc) {
+		/* a file edited into errors while its stack is up must not keep the
+		 * stack up: the stack that was brought up from this file goes */
+		name = stack_of_file(ctx, o.file ? o.file : "hutch.ini");
+		if (!name)
+			return rc;
+		fprintf(stderr, "hutch: down: taking down stack %s, brought up from this file\n",
+			name);
+	} else {
+		name = xstrdup(hutch_stack_name(stack));
+	}
+	rc = stack_down_named(ctx, "down", stack, name, o.t);
 	if (rc == 0 && o.volumes) {
 		_cleanup_err_ struct hutch_err *err = NULL;
-		if (hutch_stack_remove_volumes(ctx->data_root, hutch_stack_name(stack), &err) < 0) {
+		if (hutch_stack_remove_volumes(ctx->data_root, name, &err) < 0) {
 			print_errors("down", err);
 			rc = 1;
 		}
 	}
 	if (rc == 0 && !ctx->quiet)
-		fprintf(stderr, "stack %s is down\n", hutch_stack_name(stack));
+		fprintf(stderr, "stack %s is down\n", name);
 	hutch_stack_free(stack);
 	return rc;
 }

@@ -857,3 +857,16 @@ restart = on-failure:2
     assert [c["id"] for c in st.containers()] == [rep["id"]]
     assert st.hutch("logs", rep["container"]).stdout == "run 1\nrun 2\nrun 3\n"
     assert st.run("stack", "logs").stdout == "c | run 1\nc | run 2\nc | run 3\n"
+
+
+def test_down_after_the_file_was_edited_into_errors(make_stack):
+    st = make_stack(f"""
+[service.a]
+image = bb
+{LONG}""")
+    st.run("up", "--wait")
+    st.file.write_text(st.file.read_text() + "\n[service.b]\nimage = bb\nrestart = sometimes\n")
+    cp = st.run("down", "-t", "0")
+    assert f"taking down stack {st.name}, brought up from this file" in cp.stderr, cp.stderr
+    assert not st.containers()
+    assert not st.run_dir.exists()
