@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "images/images.h"
 #include "runtime/runtime.h"
+#include "supervisor/supervisor.h"
 
 static int open_runtime(struct cli_ctx *ctx, struct hutch_runtime *rt, struct hutch_err **err)
 {
@@ -185,6 +186,10 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		} else {
 			snprintf(status, sizeof(status), "Created");
 		}
+		/* a stack's service: its health, or its restart under way */
+		hutch_stack_ps_status(ctx->data_root, s->labels, s->n_labels,
+				      s->status == HUTCH_RUNNING, s->exit_code, s->finished_ns, status,
+				      sizeof(status));
 		char **row = rows[n_rows++];
 		row[COL_ID] = xasprintf("%.12s", s->id);
 		/* the command is the image's (Entrypoint, Cmd): no escape sequences

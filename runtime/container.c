@@ -128,6 +128,10 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	st->hostname = spec->hostname ? xstrdup(spec->hostname) : NULL;
 	st->seccomp = spec->seccomp == HUTCH_SECCOMP_DEFAULT && !spec->privileged;
 	st->namespaces = spec_ns_mask(spec);
+	st->labels = xcalloc(spec->n_labels + 1, sizeof(char *));
+	for (size_t i = 0; i < spec->n_labels; i++)
+		st->labels[i] = xstrdup(spec->labels[i]);
+	st->n_labels = spec->n_labels;
 	st->process.args = xcalloc(spec->process.n_args + 1, sizeof(char *));
 	for (size_t i = 0; i < spec->process.n_args; i++)
 		st->process.args[i] = xstrdup(spec->process.args[i]);

@@ -189,6 +189,10 @@ struct hutch_spec {
 	bool auto_remove; /* --rm: remove rw layer and state when it exits */
 	bool detached; /* output goes to the container's log, not to a terminal */
 	char *image_id;
+	/* "K=V" labels, kept in the record (inspect, ps --format json): a stack's
+	 * supervisor finds its containers by them (hutch.stack, hutch.service ...). */
+	char **labels;
+	size_t n_labels;
 
 	/* What the option setters (options.c) keep so that settings given in any
 	 * order merge as Docker merges them; process.args and process.caps hold
@@ -241,6 +245,10 @@ void hutch_spec_free(struct hutch_spec *spec);
 int hutch_spec_add_mount(struct hutch_spec *spec, const char *type, const char *source,
 			 const char *destination, const char *options_csv);
 void hutch_spec_set_env(struct hutch_spec *spec, const char *kv); /* replaces same key */
+/* A "K=V" label (replaces one of the same key). */
+void hutch_spec_set_label(struct hutch_spec *spec, const char *kv);
+/* The value of label key in a list of "K=V", NULL if absent. */
+const char *hutch_label_get(char *const *labels, size_t n, const char *key);
 /* The container's own namespace of type t, NULL when it shares the caller's. */
 const struct hutch_namespace *hutch_spec_namespace(const struct hutch_spec *spec,
 						   enum hutch_ns_type t);
@@ -469,6 +477,8 @@ struct hutch_state {
 	bool seccomp; /* default profile applied */
 	/* the types of namespace it has of its own: bit (1 << HUTCH_NS_*) */
 	unsigned namespaces;
+	char **labels; /* "K=V", from the spec */
+	size_t n_labels;
 };
 
 struct hutch_state_list {
