@@ -1,0 +1,279 @@
+"""Helpers for the stack tests: a stack file in a scratch dir, the CLI verbs run
+against it, and what a test reads back (stack ps, stack ls, stack events, the
+files its services write).
+
+Each Stack gets a unique name (containers are STACK-SERVICE-N) and a host dir
+mounted in every service at /t: services write markers and /proc/uptime stamps
+there (CLOCK_BOOTTIME, the same clock inside a container and on the host, in
+1/100 s), and their scripts live there, so no shell text needs INI quoting.
+`Stacks.cleanup` brings every stack down (`down -t 0 --volumes`) before the leak
+check runs."""
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from conftest import proc_state, wait_for
+
+ROOTLESS = os.geteuid() != 0
+
+
+def uptime():
+    """The host's CLOCK_BOOTTIME in seconds: what /proc/uptime says in a container."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def alive(pid):
+    """Running (a zombie counts as dead: this machine's pid 1 does not reap)."""
+    return proc_state(pid) not in (None, "Z", "X")
+
+
+def field(row, *names, default=None):
+    """The first of names present in row (a JSON object), case-insensitively and
+    with '_' and '-' ignored, also one level down (a nested object's key); the
+    CLI's JSON spelling is theirs to choose, the test checks the value."""
+    def norm(s):
+        return s.lower().replace("_", "").replace("-", "")
+
+    flat = {}
+    for k, v in row.items():
+        flat.setdefault(norm(k), v)
+    for k, v in row.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                flat.setdefault(norm(k) + norm(k2), v2)
+                flat.setdefault(norm(k2), v2)
+    for n in names:
+        if norm(n) in flat:
+            return flat[norm(n)]
+    return default
+
+
+def json_lines(text):
+    """JSON lines, or one JSON array, as a list of objects."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return json.loads(text)
+    return [json.loads(l) for l in text.splitlines() if l.strip()]
+
+
+class Stack:
+    def __init__(self, state, base, name):
+        self.state = state
+        self.name = name
+        self.dir = Path(base)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.t = self.dir / "t"
+        self.t.mkdir(mode=0o777, exist_ok=True)
+        self.t.chmod(0o777)
+        self.file = self.dir / "hutch.ini"
+        self.was_up = False
+
+    # ---- the stack file and what services run
+
+    def mount(self):
+        """The volumes value that gives a service the shared dir at /t."""
+        return f"{self.t}:/t"
+
+    def script(self, name, body):
+        """Write /t/NAME.sh and return the command that runs it."""
+        p = self.t / f"{name}.sh"
+        p.write_text("set -u\n" + body.strip() + "\n")
+        p.chmod(0o755)
+        return f"sh /t/{name}.sh"
+
+    def write(self, services, raw=False):
+        """services: the text of the [service.*] sections; a [stack] name is put
+        first unless raw (then services is the whole file)."""
+        text = services if raw else f"[stack]\nname = {self.name}\n\n{services.strip()}\n"
+        self.file.write_text(text)
+        return self.file
+
+    def path(self, rel):
+        return self.t / rel
+
+    def exists(self, rel):
+        return (self.t / rel).exists()
+
+    def lines(self, rel):
+        try:
+            return (self.t / rel).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def stamps(self, rel):
+        """The /proc/uptime stamps a service appended to /t/REL (first number of each line)."""
+        return [float(l.split()[0]) for l in self.lines(rel) if l.strip()]
+
+    def touch(self, rel):
+        (self.t / rel).write_text("")
+
+    # ---- the CLI
+
+    def argv(self, *args):
+        args = [str(a) for a in args]
+        if args[0] == "stack":
+            return ["stack", args[1], "-f", str(self.file), *args[2:]]
+        if args[0] == "with":
+            return ["with", "-f", str(self.file), *args[1:]]
+        return [args[0], "-f", str(self.file), *args[1:]]
+
+    def hutch(self, *args, check=True, timeout=60, **kw):
+        kw.setdefault("cwd", self.dir)
+        return self.state.run(*self.argv(*args), check=check, timeout=timeout, **kw)
+
+    def popen(self, *args, **kw):
+        cmd = [self.state.bin, "--root", str(self.state.root), *self.argv(*args)]
+        kw.setdefault("cwd", self.dir)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("text", True)
+        return subprocess.Popen(cmd, **kw)
+
+    def up(self, *extra, check=True, timeout=60, wait=True):
+        self.was_up = True
+        args = ["up", "-d"] + (["--wait"] if wait else []) + list(extra)
+        return self.hutch(*args, check=check, timeout=timeout)
+
+    def down(self, *extra, check=True, timeout=60):
+        return self.hutch("down", *extra, check=check, timeout=timeout)
+
+    def ps(self):
+        return json_lines(self.hutch("stack", "ps", "--format", "json").stdout)
+
+    def rows(self, service):
+        return [r for r in self.ps() if field(r, "service") == service]
+
+    def row(self, service):
+        rows = self.rows(service)
+        assert len(rows) == 1, f"stack ps rows of {service}: {rows}"
+        return rows[0]
+
+    def ls(self):
+        """This stack's `stack ls --format json` entry, or None."""
+        out = json_lines(self.state.run("stack", "ls", "--format", "json").stdout)
+        for e in out:
+            if field(e, "name", "stack") == self.name:
+                return e
+        return None
+
+    def supervisor_pid(self):
+        e = self.ls()
+        assert e is not None, f"stack {self.name} not in stack ls"
+        pid = field(e, "pid", "supervisor_pid", "supervisor")
+        assert isinstance(pid, int) and pid > 1, f"no supervisor pid in {e}"
+        return pid
+
+    def containers(self, all=True):
+        """`hutch ps [-a] --format json` rows of this stack's containers."""
+        out = json_lines(self.state.run("ps", *(["-a"] if all else []), "--format",
+                                        "json").stdout)
+        pre = self.name + "-"
+        return [r for r in out if str(field(r, "Names", "name")).startswith(pre)]
+
+    def leftovers(self):
+        """Everything that still names this stack: containers (any state), its
+        stack ls entry, and paths under the state root (run dir, records, sockets)."""
+        found = [f"container {field(r, 'Names', 'name')}" for r in self.containers()]
+        if self.ls() is not None:
+            found.append(f"stack ls entry {self.ls()}")
+        for dirpath, dirnames, filenames in os.walk(self.state.root):
+            if "/images" in dirpath[len(str(self.state.root)):][:8]:
+                continue
+            for n in dirnames + filenames:
+                if self.name in n:
+                    found.append(os.path.join(dirpath, n))
+        return found
+
+
+def volume_paths(state, stack_name):
+    """Paths under the state root whose name mentions the stack (a named volume's
+    dir is STACK_VOLUME or similar: compose's way of keeping them per stack)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(state.root):
+        for n in dirnames:
+            if stack_name in n:
+                out.append(os.path.join(dirpath, n))
+    return out
+
+
+class Stacks:
+    """Factory of stacks for one test; every one is brought down at teardown."""
+
+    def __init__(self, state, tmp):
+        self.state = state
+        self.tmp = Path(tmp)
+        self.made = []
+
+    def __call__(self, services=None, name=None, raw=False):
+        name = name or f"st{random.randrange(16**6):06x}"
+        s = Stack(self.state, self.tmp / name, name)
+        if services is not None:
+            s.write(services(s) if callable(services) else services, raw=raw)
+        self.made.append(s)
+        return s
+
+    def cleanup(self):
+        for s in self.made:
+            if s.file.exists():
+                s.hutch("down", "-t", "0", "--volumes", check=False, timeout=60)
+
+
+class Events:
+    """`hutch stack events --format json` running in the background: each line
+    parsed and kept with the host's CLOCK_BOOTTIME at its arrival."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.proc = stack.popen("stack", "events", "--format", "json")
+        self.items = []  # (arrival, event)
+        self.raw = []
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            now = uptime()
+            with self.lock:
+                self.raw.append(line)
+                try:
+                    self.items.append((now, json.loads(line)))
+                except ValueError:
+                    pass
+
+    def events(self):
+        with self.lock:
+            return [e for _, e in self.items]
+
+    def wait(self, pred, timeout=10, what="an event"):
+        return wait_for(lambda: [e for e in self.events() if pred(e)], timeout=timeout,
+                        what=f"{what} in stack events (got {self.events()})")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.t.join(timeout=5)
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        return err
+
+
+def ev_kind(e):
+    return str(field(e, "event", "type", "action", "status", "kind", default=""))
+
+
+def ev_service(e):
+    return field(e, "service")
