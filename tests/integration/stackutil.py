@@ -10,6 +10,7 @@ there (CLOCK_BOOTTIME, the same clock inside a container and on the host, in
 check runs."""
 import json
 import os
+import socket
 import random
 import signal
 import subprocess
@@ -74,6 +75,7 @@ class Stack:
         self.t.chmod(0o777)
         self.file = self.dir / "hutch.ini"
         self.was_up = False
+        self.supervisors_seen = set()
 
     # ---- the stack file and what services run
 
@@ -140,7 +142,11 @@ class Stack:
     def up(self, *extra, check=True, timeout=60, wait=True):
         self.was_up = True
         args = ["up", "-d"] + (["--wait"] if wait else []) + list(extra)
-        return self.hutch(*args, check=check, timeout=timeout)
+        cp = self.hutch(*args, check=check, timeout=timeout)
+        e = self.ls()
+        if e and isinstance(e.get("supervisor"), int) and e["supervisor"] > 1:
+            self.supervisors_seen.add(e["supervisor"])
+        return cp
 
     def down(self, *extra, check=True, timeout=60):
         return self.hutch("down", *extra, check=check, timeout=timeout)
@@ -149,7 +155,7 @@ class Stack:
         return json_lines(self.hutch("stack", "ps", "--format", "json").stdout)
 
     def rows(self, service):
-        return [r for r in self.ps() if field(r, "service") == service]
+        return [r for r in self.ps() if r.get("service") == service]
 
     def row(self, service):
         rows = self.rows(service)
@@ -160,16 +166,27 @@ class Stack:
         """This stack's `stack ls --format json` entry, or None."""
         out = json_lines(self.state.run("stack", "ls", "--format", "json").stdout)
         for e in out:
-            if field(e, "name", "stack") == self.name:
+            if e.get("name") == self.name:
                 return e
         return None
 
     def supervisor_pid(self):
         e = self.ls()
         assert e is not None, f"stack {self.name} not in stack ls"
-        pid = field(e, "pid", "supervisor_pid", "supervisor")
+        pid = e.get("supervisor")
         assert isinstance(pid, int) and pid > 1, f"no supervisor pid in {e}"
         return pid
+
+    def run_dir(self):
+        """RUN/stacks/NAME: the control socket and the supervisor's pid file."""
+        return self.state.root / "run" / "stacks" / self.name
+
+    def data_dir(self):
+        """DATA/stacks/NAME: the stack's record, replicas' records, volumes, log."""
+        return self.state.root / "stacks" / self.name
+
+    def socket_path(self):
+        return self.run_dir() / "control.sock"
 
     def containers(self, all=True):
         """`hutch ps [-a] --format json` rows of this stack's containers."""
@@ -178,30 +195,32 @@ class Stack:
         pre = self.name + "-"
         return [r for r in out if str(field(r, "Names", "name")).startswith(pre)]
 
+    def container_names(self):
+        return sorted(str(field(r, "Names", "name")) for r in self.containers())
+
     def leftovers(self):
-        """Everything that still names this stack: containers (any state), its
-        stack ls entry, and paths under the state root (run dir, records, sockets)."""
-        found = [f"container {field(r, 'Names', 'name')}" for r in self.containers()]
-        if self.ls() is not None:
-            found.append(f"stack ls entry {self.ls()}")
-        for dirpath, dirnames, filenames in os.walk(self.state.root):
-            if "/images" in dirpath[len(str(self.state.root)):][:8]:
-                continue
-            for n in dirnames + filenames:
-                if self.name in n:
-                    found.append(os.path.join(dirpath, n))
+        """What is left of the stack: containers (any state), a stack ls entry
+        other than "down", its run dir, its replicas' records and a live
+        supervisor. (Named volumes stay in DATA/stacks/NAME until down --volumes;
+        mounts and cgroups are conftest.no_leaks's.)"""
+        found = [f"container {n}" for n in self.container_names()]
+        e = self.ls()
+        if e is not None and e.get("status") != "down":
+            found.append(f"stack ls entry {e}")
+        if self.run_dir().exists():
+            found.append(f"run dir {self.run_dir()}: {os.listdir(self.run_dir())}")
+        if (self.data_dir() / "replicas").exists():
+            found.append(f"replica records {os.listdir(self.data_dir() / 'replicas')}")
+        for pid in self.supervisors_seen:
+            if alive(pid):
+                found.append(f"supervisor {pid}")
         return found
 
-
-def volume_paths(state, stack_name):
-    """Paths under the state root whose name mentions the stack (a named volume's
-    dir is STACK_VOLUME or similar: compose's way of keeping them per stack)."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(state.root):
-        for n in dirnames:
-            if stack_name in n:
-                out.append(os.path.join(dirpath, n))
-    return out
+    def note_supervisor(self):
+        """Remember the supervisor's pid, so that leftovers() checks it is gone."""
+        pid = self.supervisor_pid()
+        self.supervisors_seen.add(pid)
+        return pid
 
 
 class Stacks:
@@ -272,8 +291,72 @@ class Events:
 
 
 def ev_kind(e):
-    return str(field(e, "event", "type", "action", "status", "kind", default=""))
+    return str(e.get("event", ""))
 
 
-def ev_service(e):
-    return field(e, "service")
+def ev_time(e):
+    """An event's time in seconds (its "time" is CLOCK_REALTIME in ns)."""
+    return e["time"] / 1e9
+
+
+def last_exit_code(row):
+    le = row.get("last_exit") or {}
+    return le.get("code")
+
+
+class Control:
+    """A client of the stack's control socket (docs/api.md): JSON lines both ways,
+    with nothing but the standard library."""
+
+    def __init__(self, path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.f = self.sock.makefile("rwb")
+
+    def send(self, obj):
+        self.f.write(json.dumps(obj).encode() + b"\n")
+        self.f.flush()
+
+    def recv(self):
+        line = self.f.readline()
+        assert line, "the control socket was closed"
+        return json.loads(line)
+
+    def call(self, obj):
+        self.send(obj)
+        return self.recv()
+
+    def subscribe(self):
+        """Ask for events; returns once the supervisor said ok (from then on
+        every event reaches this client)."""
+        r = self.call({"cmd": "subscribe"})
+        assert r.get("ok") is True, r
+        return self
+
+    def events_until(self, pred, timeout=10, n=1):
+        """Events read until n of them satisfied pred (the last included); fails
+        after timeout."""
+        got = []
+        hits = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out after {timeout}s waiting for an event; got {got}")
+            self.sock.settimeout(left)
+            try:
+                e = self.recv()
+            except socket.timeout:
+                continue
+            got.append(e)
+            if pred(e):
+                hits += 1
+                if hits == n:
+                    return got
+
+    def close(self):
+        try:
+            self.f.close()
+        finally:
+            self.sock.close()

@@ -14,15 +14,14 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import descendants, wait_for
-from stackutil import (ROOTLESS, Events, Stacks, alive, ev_kind, ev_service, field,
-                       json_lines, uptime)
+from conftest import wait_for
+from stackutil import (ROOTLESS, Control, Events, Stacks, alive, ev_kind, ev_time,
+                       last_exit_code)
 
 
 @pytest.fixture
@@ -51,19 +50,20 @@ def stamp(name):
     return f"cat /proc/uptime >> /t/{name}"
 
 
-SLEEP = "exec sleep 1000"  # pid 1 without a handler: `down -t 0` kills it at once
+SLEEP = "exec sleep 1000"  # in a script: pid 1 without a handler, `down -t 0` kills it
+SLEEPER = "sleep 1000"  # the same as a command
 
 
 def state_of(s, service):
-    return str(field(s.row(service), "state", "status", default="")).lower()
+    return s.row(service).get("state")
 
 
 def health_of(s, service):
-    return str(field(s.row(service), "health", default="") or "").lower()
+    return s.row(service).get("health")
 
 
 def restarts_of(s, service):
-    return field(s.row(service), "restarts", "restart_count", "RestartCount")
+    return s.row(service).get("restarts")
 
 
 def wait_state(s, service, want, timeout=10):
@@ -105,8 +105,10 @@ def test_started_dependency_runs_first_and_up_wait_returns_when_all_run(stacks):
     a, b = wait_for(lambda: s.stamps("a") and s.stamps("b") and
                     (s.stamps("a")[0], s.stamps("b")[0]), what="both stamps")
     assert a <= b, f"b started at {b}, before its dependency a ({a})"
-    names = sorted(field(r, "Names", "name") for r in s.containers())
-    assert names == [f"{s.name}-a-1", f"{s.name}-b-1"], names
+    assert s.container_names() == [f"{s.name}-a-1", f"{s.name}-b-1"]
+    # the supervisor's own record of the starts agrees
+    sa, sb = s.row("a")["started"], s.row("b")["started"]
+    assert sa <= sb, (s.row("a"), s.row("b"))
     s.down("-t", "0")
     assert_gone(s)
 
@@ -117,7 +119,8 @@ def test_healthy_dependency_is_probed_healthy_before_dependent_starts(stacks):
     # b records, as its first act, whether a had been seen healthy by then.
     s.write(svc(s, "a", s.script("a", f"sleep 0.5\ntouch /t/a.ready\n{SLEEP}"),
                 health_cmd=s.script("probe", "test -e /t/a.ready && touch /t/a.ok"),
-                health_interval="100ms") +
+                health_interval="100ms", health_start_period="20s",
+                health_start_interval="100ms") +
             svc(s, "b", s.script("b", "if test -e /t/a.ok; then echo after > /t/b; "
                                       f"else echo early > /t/b; fi\n{SLEEP}"),
                 depends_on="a:healthy"))
@@ -137,7 +140,7 @@ def test_completed_dependency_ran_to_exit_0_before_dependent_starts(stacks):
     s.up()  # a one-shot job that exited 0 counts as up
     assert s.lines("app") == ["done"], s.lines("app")
     assert state_of(s, "job") == "exited", s.ps()
-    assert field(s.row("job"), "exit_code", "last_exit_code", "code") in (0, "0"), s.row("job")
+    assert last_exit_code(s.row("job")) == 0, s.row("job")
 
 
 def test_completed_with_failure_fails_dependents_naming_service_and_code(stacks):
@@ -155,23 +158,30 @@ def test_completed_with_failure_fails_dependents_naming_service_and_code(stacks)
         text = json.dumps(r)
         assert "migrate" in text and re.search(r"\b3\b", text), \
             f"{dep} in stack ps should say migrate exited with code 3: {r}"
-        assert field(r, "pid") in (None, 0), r
+        assert r.get("pid") == 0, r
     # the dependents have no container that ever ran
-    ran = [field(r, "Names", "name") for r in s.containers()]
+    ran = s.container_names()
     assert all("-api-" not in n and "-web-" not in n for n in ran), ran
 
 
 def test_missing_image_fails_with_runtime_message_and_dependents_do_not_start(stacks):
     s = stacks()
-    s.write(svc(s, "db", SLEEP, image="nosuch-image:1") +
+    s.write(svc(s, "db", SLEEPER, image="nosuch-image:1") +
             svc(s, "api", s.script("api", f"touch /t/api\n{SLEEP}"), depends_on="db") +
             svc(s, "other", s.script("other", f"touch /t/other\n{SLEEP}")))
     cp = s.up(check=False)
     assert cp.returncode != 0, cp
-    assert "db" in cp.stderr and "image 'nosuch-image:1' not found" in cp.stderr, cp.stderr
+    assert "image 'nosuch-image:1' not found" in cp.stderr, cp.stderr
+    # the service is named, or its image key's place in the file (line 5)
+    assert re.search(r"\bdb\b", cp.stderr) or "hutch.ini:5: image" in cp.stderr, cp.stderr
     assert not s.exists("api")
-    assert "image 'nosuch-image:1' not found" in json.dumps(s.row("db")), s.row("db")
-    assert state_of(s, "api") in ("failed", "not started"), s.row("api")
+    if s.ls() is not None and s.ls().get("status") == "up":
+        # found when starting it: db failed, its dependent never started
+        assert "image 'nosuch-image:1' not found" in json.dumps(s.row("db")), s.row("db")
+        assert state_of(s, "api") == "failed" and s.row("api")["pid"] == 0, s.row("api")
+    else:
+        # found before anything started: nothing did
+        assert s.container_names() == [] and not s.exists("other")
 
 
 # ------------------------------------------------------------------ restart policies
@@ -180,12 +190,12 @@ def test_missing_image_fails_with_runtime_message_and_dependents_do_not_start(st
 def test_restart_no_leaves_the_service_exited(stacks):
     s = stacks()
     s.write(svc(s, "once", s.script("once", f"{stamp('starts')}\nexit 5"), restart="no") +
-            svc(s, "keep", SLEEP))
+            svc(s, "keep", SLEEPER))
     s.up(wait=False)
     wait_state(s, "once", "exited")
     r = s.row("once")
-    assert restarts_of(s, "once") in (0, None), r
-    assert field(r, "exit_code", "last_exit_code", "code") in (5, "5"), r
+    assert restarts_of(s, "once") == 0, r
+    assert last_exit_code(r) == 5, r
     assert len(s.stamps("starts")) == 1
 
 
@@ -194,7 +204,7 @@ def test_restart_always_restarts_after_exit_0(stacks):
     s.write(svc(s, "loop", s.script("loop", f"{stamp('starts')}\nexit 0"), restart="always"))
     s.up(wait=False)
     wait_for(lambda: len(s.stamps("starts")) >= 4, timeout=10, what="4 runs")
-    wait_for(lambda: (restarts_of(s, "loop") or 0) >= 3, what="restarts >= 3 in stack ps")
+    wait_for(lambda: restarts_of(s, "loop") >= 3, what="restarts >= 3 in stack ps")
 
 
 def test_on_failure_n_restarts_exactly_n_times_then_exited(stacks):
@@ -206,11 +216,11 @@ def test_on_failure_n_restarts_exactly_n_times_then_exited(stacks):
     wait_state(s, "crash", "exited", timeout=10)  # 0.1 + 0.2 + 0.4 s of backoff
     r = s.row("crash")
     assert restarts_of(s, "crash") == 3, r
-    assert field(r, "exit_code", "last_exit_code", "code") in (4, "4"), r
+    assert last_exit_code(r) == 4, r
     assert len(s.stamps("starts")) == 4, s.lines("starts")
     # an exit 0 is not a failure: on-failure leaves it exited after one run
     wait_state(s, "ok", "exited")
-    assert len(s.stamps("ok")) == 1 and restarts_of(s, "ok") in (0, None)
+    assert len(s.stamps("ok")) == 1 and restarts_of(s, "ok") == 0
     # and nothing runs again: the next delay (800 ms) passes with no new start
     time.sleep(1.2)
     assert len(s.stamps("starts")) == 4 and len(s.stamps("ok")) == 1
@@ -220,9 +230,9 @@ def test_unless_stopped_stays_down_after_stack_stop_and_starts_again(stacks):
     s = stacks()
     s.write(svc(s, "web", s.script("web", f"{stamp('starts')}\n{SLEEP}"),
                 restart="unless-stopped", stop_grace_period="0s") +
-            svc(s, "other", SLEEP))
+            svc(s, "other", SLEEPER))
     s.up()
-    pid = field(s.row("web"), "pid")
+    pid = s.row("web")["pid"]
     s.hutch("stack", "stop", "web")
     wait_state(s, "web", "stopped")
     assert not alive(pid)
@@ -236,42 +246,66 @@ def test_unless_stopped_stays_down_after_stack_stop_and_starts_again(stacks):
 
 def test_backoff_follows_dockers_sequence(stacks):
     s = stacks()
-    s.write(svc(s, "crash", s.script("crash", f"{stamp('starts')}\nexit 1"),
+    # the first run waits for /t/go, so that the test has subscribed to the events
+    # before the first crash; every later run crashes at once
+    s.write(svc(s, "crash", s.script("crash", f"{stamp('starts')}\n"
+                                              "while ! test -e /t/go; do sleep 0.02; done\n"
+                                              "exit 1"),
                 restart="on-failure:5"))
-    ev = None
-    s.up(wait=False)
+    s.up()
+    sub = Control(s.socket_path()).subscribe()
     try:
-        ev = Events(s)
-    except Exception:
-        ev = None
-    wait_state(s, "crash", "exited", timeout=15)  # 0.1+0.2+0.4+0.8+1.6 s
-    starts = s.stamps("starts")
-    assert len(starts) == 6, starts
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    want = [0.1, 0.2, 0.4, 0.8, 1.6]
-    # each gap is the delay (counted from the exit, which follows the start) plus a
-    # container start; /proc/uptime has 10 ms steps
+        s.touch("go")
+        got = sub.events_until(lambda e: e.get("event") == "exited", n=6, timeout=15)
+    finally:
+        sub.close()
+    wait_state(s, "crash", "exited")
+    want = [100, 200, 400, 800, 1600]
+    delays = [e["delay_ms"] for e in got if e.get("event") == "restarting"]
+    assert delays == want, f"restart delays {delays}, Docker's are {want}"
+    assert [e["restarts"] for e in got if e.get("event") == "restarting"] == [1, 2, 3, 4, 5]
+    # measured: from each exit to the next start, the delay and no more than a
+    # container's start (generous: 2 shared cores)
+    exits = [ev_time(e) for e in got if e.get("event") == "exited"]
+    starts = [ev_time(e) for e in got if e.get("event") == "started"]
+    assert len(exits) == 6 and len(starts) == 5, got
+    gaps = [round((b - a) * 1000) for a, b in zip(exits, starts)]
     for g, w in zip(gaps, want):
-        assert w - 0.02 <= g <= w + 0.4, f"gaps between starts {gaps}, want about {want}"
-    if ev is not None:
-        err = ev.close()
-        restarting = [e for e in ev.events() if "restart" in ev_kind(e).lower()]
-        assert restarting, f"no restart events: {ev.raw} {err}"
+        assert w - 2 <= g <= w + 300, f"exit -> start gaps {gaps} ms, want {want} ms"
+    # and as the service saw it: its starts, 10 ms /proc/uptime steps
+    st = s.stamps("starts")
+    assert len(st) == 6, st
+    sgaps = [b - a for a, b in zip(st[1:], st[2:])]
+    for g, w in zip(sgaps, want[1:]):
+        assert w / 1000 - 0.02 <= g <= w / 1000 + 0.4, f"start -> start gaps {sgaps}"
 
 
 def test_crash_loop_shown_in_stack_ps_with_restarts_and_last_exit(stacks):
     s = stacks()
     s.write(svc(s, "loop", s.script("loop", f"{stamp('starts')}\nexit 2"), restart="always") +
-            svc(s, "fine", SLEEP))
-    cp = s.up("--wait-timeout", "2", check=False)
-    assert cp.returncode != 0, cp
-    assert "loop" in cp.stderr and re.search(r"\b2\b", cp.stderr), cp.stderr
-    wait_for(lambda: (restarts_of(s, "loop") or 0) >= 3, what="3 restarts")
+            svc(s, "fine", SLEEPER))
+    s.up(wait=False)
+    wait_for(lambda: restarts_of(s, "loop") >= 3, what="3 restarts")
     r = s.row("loop")
-    assert field(r, "exit_code", "last_exit_code", "code") in (2, "2"), r
+    assert last_exit_code(r) == 2 and "2" in r["last_exit"]["text"], r
     table = s.hutch("stack", "ps").stdout
-    line = [l for l in table.splitlines() if "loop" in l]
-    assert line and "Restarting (2)" in line[0], table
+    line = [l for l in table.splitlines() if f"{s.name}-loop-1" in l]
+    assert line and re.search(r"Restarting \(2\)", line[0]), table
+    assert re.search(r"\b[3-9]\b", line[0].split("Restarting")[0]), f"restarts: {line[0]}"
+
+
+def test_up_wait_on_a_crash_loop_times_out_saying_how_it_last_exited(stacks):
+    s = stacks()
+    # never healthy: up --wait waits for it through its restarts; after 3 s (delays
+    # 0.1 + 0.2 + 0.4 + 0.8 s passed, 1.6 s under way) it is in backoff
+    s.write(svc(s, "loop", s.script("loop", "exit 2"), restart="always",
+                health_cmd="true", health_interval="1h", health_start_interval="1h") +
+            svc(s, "fine", SLEEPER))
+    t0 = time.monotonic()
+    cp = s.up("--wait-timeout", "3", check=False)
+    assert cp.returncode != 0 and time.monotonic() - t0 >= 2.9, cp
+    assert "loop" in cp.stderr and "restarting" in cp.stderr and \
+        "exited with code 2" in cp.stderr, cp.stderr
 
 
 # ------------------------------------------------------------------ health checks
@@ -279,7 +313,7 @@ def test_crash_loop_shown_in_stack_ps_with_restarts_and_last_exit(stacks):
 
 def test_health_cmd_becomes_healthy_when_a_file_appears(stacks):
     s = stacks()
-    s.write(svc(s, "web", SLEEP, health_cmd="test -e /t/ready", health_interval="100ms"))
+    s.write(svc(s, "web", SLEEPER, health_cmd="test -e /t/ready", health_interval="100ms"))
     s.up(wait=False)
     wait_state(s, "web", "running")
     wait_for(lambda: s.ps() and health_of(s, "web") == "starting", what="health starting")
@@ -305,7 +339,7 @@ def health_sequence(events):
 
 def test_health_flaps_healthy_unhealthy_healthy(stacks):
     s = stacks()
-    s.write(svc(s, "flap", SLEEP, health_cmd=s.script("p", "echo probe-says-hi\ntest -e /t/ok"),
+    s.write(svc(s, "flap", SLEEPER, health_cmd=s.script("p", "echo probe-says-hi\ntest -e /t/ok"),
                 health_interval="100ms", health_retries="2"))
     s.touch("ok")
     s.up()
@@ -322,7 +356,9 @@ def test_health_flaps_healthy_unhealthy_healthy(stacks):
                  what="the last health event to be healthy")
         seq = health_sequence(ev.events())
         i = seq.index("unhealthy")
-        assert "healthy" in seq[:i] and "healthy" in seq[i:], seq
+        assert "healthy" in seq[i:], seq
+        bad = [e for e in ev.events() if e.get("health") == "unhealthy"]
+        assert "probe-says-hi" in bad[0].get("output", ""), bad
     finally:
         ev.close()
 
@@ -331,7 +367,7 @@ def test_health_start_period_and_start_interval(stacks):
     s = stacks()
     # interval 1h: only the start interval (100 ms) can find it healthy in time;
     # retries 1: any failure counted would make it unhealthy at once
-    s.write(svc(s, "slow", SLEEP,
+    s.write(svc(s, "slow", SLEEPER,
                 health_cmd=s.script("p", f"{stamp('probes')}\ntest -e /t/ok"),
                 health_interval="1h", health_retries="1", health_start_period="30s",
                 health_start_interval="100ms"))
@@ -347,7 +383,7 @@ def test_health_start_period_and_start_interval(stacks):
 def test_health_start_interval_ignored_after_start_period(stacks):
     """Without a start period, health_interval alone times the probes."""
     s = stacks()
-    s.write(svc(s, "plain", SLEEP, health_cmd=s.script("p", f"{stamp('probes')}\ntrue"),
+    s.write(svc(s, "plain", SLEEPER, health_cmd=s.script("p", f"{stamp('probes')}\ntrue"),
                 health_interval="300ms", health_start_interval="10ms"))
     s.up()
     wait_for(lambda: len(s.stamps("probes")) >= 3, timeout=5, what="3 probes")
@@ -360,7 +396,7 @@ def test_health_tcp(stacks):
     s.write(svc(s, "tcp", s.script("tcp", "while ! test -e /t/go; do sleep 0.05; done\n"
                                           "exec nc -ll -p 7000 -e true"),
                 health_tcp="7000", health_interval="100ms", health_retries="1000") +
-            svc(s, "closed", SLEEP, health_tcp="7001", health_interval="100ms",
+            svc(s, "closed", SLEEPER, health_tcp="7001", health_interval="100ms",
                 health_retries="1"))
     s.up(wait=False)
     wait_health(s, "closed", "unhealthy", timeout=5)
@@ -378,19 +414,21 @@ def test_health_http(stacks):
                 health_interval="100ms") +
             svc(s, "bad", "httpd -f -p 8080 -h /t/www", health_http="http://:8080/missing",
                 health_interval="100ms", health_retries="1"))
-    s.up(wait=False)
-    wait_health(s, "web", "healthy", timeout=5)
-    wait_health(s, "bad", "unhealthy", timeout=5)
     cp = s.up(check=False)
-    assert cp.returncode != 0 and "bad" in cp.stderr and "404" in cp.stderr, cp.stderr
+    # up --wait fails naming the unhealthy service and what its probe got
+    assert cp.returncode != 0 and "bad" in cp.stderr, cp.stderr
+    wait_health(s, "web", "healthy", timeout=5)
+    assert health_of(s, "bad") == "unhealthy"
+    assert "404" in s.row("bad")["last_probe"]["output"], s.row("bad")
+    assert "404" in cp.stderr, f"up --wait should say what the probe got: {cp.stderr!r}"
 
 
 def test_up_wait_fails_naming_service_and_health_output_on_timeout(stacks):
     s = stacks()
-    s.write(svc(s, "never", SLEEP, health_cmd=s.script("p", "echo db-not-ready-42\nexit 1"),
+    s.write(svc(s, "never", SLEEPER, health_cmd=s.script("p", "echo db-not-ready-42\nexit 1"),
                 health_interval="100ms", health_start_period="1h",
                 health_start_interval="100ms") +
-            svc(s, "fine", SLEEP))
+            svc(s, "fine", SLEEPER))
     t0 = time.monotonic()
     cp = s.up("--wait-timeout", "1", check=False)
     took = time.monotonic() - t0
@@ -402,7 +440,7 @@ def test_up_wait_fails_naming_service_and_health_output_on_timeout(stacks):
 
 def test_up_wait_fails_at_once_when_unhealthy(stacks):
     s = stacks()
-    s.write(svc(s, "sick", SLEEP, health_cmd=s.script("p", "echo disk-full >&2\nexit 1"),
+    s.write(svc(s, "sick", SLEEPER, health_cmd=s.script("p", "echo disk-full >&2\nexit 1"),
                 health_interval="100ms", health_retries="2"))
     t0 = time.monotonic()
     cp = s.up("--wait-timeout", "60", check=False)
@@ -414,7 +452,8 @@ def test_up_wait_fails_at_once_when_unhealthy(stacks):
 
 
 def with_stack(s):
-    s.write(svc(s, "db", s.script("db", f"touch /t/db.up\n{SLEEP}"),
+    s.write(svc(s, "db", s.script("db", "trap 'exit 0' TERM\ntouch /t/db.up\n"
+                                        "while :; do sleep 0.05; done"),
                 health_cmd="test -e /t/db.up", health_interval="100ms"))
 
 
@@ -520,7 +559,7 @@ def test_down_kills_after_grace_period(stacks):
     s.write(svc(s, "stubborn", s.script("w", body), stop_grace_period="1s"))
     s.up()
     wait_for(lambda: s.exists("up"), what="trap set")
-    pid = field(s.row("stubborn"), "pid")
+    pid = s.row("stubborn")["pid"]
     t0 = time.monotonic()
     s.down()
     took = time.monotonic() - t0
@@ -547,18 +586,15 @@ def test_supervisor_sigkill_services_run_on_and_are_adopted(stacks):
             svc(s, "api", s.script("api", f"{stamp('api')}\n{SLEEP}"), depends_on="db"))
     s.up()
     sup = s.supervisor_pid()
-    before = {field(r, "service"): (field(r, "container", "name", "Names"), field(r, "pid"))
-              for r in s.ps()}
+    before = {r["service"]: (r["container"], r["id"], r["pid"]) for r in s.ps()}
     os.kill(sup, signal.SIGKILL)
     wait_for(lambda: not alive(sup), timeout=5, what="the supervisor to die")
-    for svcname, (_, pid) in before.items():
+    for svcname, (_, _, pid) in before.items():
         assert alive(pid), f"{svcname} died with its supervisor"
     # stack ps adopts them: the same containers, no duplicate, a new supervisor
-    after = {field(r, "service"): (field(r, "container", "name", "Names"), field(r, "pid"))
-             for r in s.ps()}
+    after = {r["service"]: (r["container"], r["id"], r["pid"]) for r in s.ps()}
     assert after == before, (before, after)
-    names = [field(r, "Names", "name") for r in s.containers()]
-    assert sorted(names) == sorted(set(names)) and len(names) == 2, names
+    assert s.container_names() == [f"{s.name}-api-1", f"{s.name}-db-1"]
     new = s.supervisor_pid()
     assert new != sup and alive(new)
     assert len(s.stamps("db")) == 1 and len(s.stamps("api")) == 1
@@ -567,21 +603,21 @@ def test_supervisor_sigkill_services_run_on_and_are_adopted(stacks):
     wait_for(lambda: len(s.stamps("db")) == 2, timeout=5, what="db restarted after adoption")
     wait_state(s, "db", "running")
     assert restarts_of(s, "db") == 1
-    names = [field(r, "Names", "name") for r in s.containers()]
-    assert sorted(names) == [f"{s.name}-api-1", f"{s.name}-db-1"], names
+    assert s.container_names() == [f"{s.name}-api-1", f"{s.name}-db-1"]
+    assert s.row("db")["id"] == before["db"][1], "db's container was replaced, not restarted"
     s.down("-t", "0")
     wait_for(lambda: not alive(new), timeout=5, what="the new supervisor gone")
-    for _, pid in before.values():
+    for _, _, pid in before.values():
         assert not alive(pid)
     assert_gone(s)
 
 
 def test_supervisor_sigkill_then_down_adopts_and_leaves_nothing(stacks):
     s = stacks()
-    s.write(svc(s, "a", SLEEP) + svc(s, "b", SLEEP, depends_on="a"))
+    s.write(svc(s, "a", SLEEPER) + svc(s, "b", SLEEPER, depends_on="a"))
     s.up()
     sup = s.supervisor_pid()
-    pids = [field(r, "pid") for r in s.ps()]
+    pids = [r["pid"] for r in s.ps()]
     os.kill(sup, signal.SIGKILL)
     wait_for(lambda: not alive(sup), timeout=5, what="the supervisor to die")
     s.down("-t", "0")
@@ -714,80 +750,41 @@ def test_fifty_services_up_wait_and_down(stacks):
 # ------------------------------------------------------------------ control API
 
 
-def control_socket(s):
-    """The stack's control socket: what stack ls says, else the one socket under
-    the state root whose path names the stack."""
-    e = s.ls()
-    p = field(e, "socket", "control", "control_socket", "api") if e else None
-    if p:
-        return p
-    socks = []
-    for dirpath, _, filenames in os.walk(s.state.root):
-        for n in filenames:
-            full = os.path.join(dirpath, n)
-            if s.name in full and Path(full).is_socket():
-                socks.append(full)
-    assert len(socks) == 1, f"control socket of {s.name}: {socks}"
-    return socks[0]
-
-
-class Control:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(path)
-        self.f = self.sock.makefile("rwb")
-
-    def send(self, obj):
-        self.f.write(json.dumps(obj).encode() + b"\n")
-        self.f.flush()
-
-    def recv(self):
-        line = self.f.readline()
-        assert line, "the control socket closed"
-        return json.loads(line)
-
-    def call(self, obj):
-        self.send(obj)
-        return self.recv()
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
-
-
 def test_control_api_status_stop_start_and_events(stacks):
+    """docs/api.md: JSON lines over RUN/stacks/NAME/control.sock, driven with the
+    standard library only."""
     s = stacks()
     s.write(svc(s, "web", s.script("web", f"{stamp('starts')}\n{SLEEP}"),
-                stop_grace_period="0s") + svc(s, "db", SLEEP))
+                stop_grace_period="0s") + svc(s, "db", SLEEPER))
     s.up()
-    path = control_socket(s)
+    path = s.socket_path()
+    assert path.is_socket(), path
     c = Control(path)
-    sub = Control(path)
+    sub = Control(path).subscribe()
     try:
         st = c.call({"cmd": "status"})
-        text = json.dumps(st)
-        assert "web" in text and "db" in text, st
-        sub.send({"cmd": "subscribe"})
-        r = c.call({"cmd": "stop", "service": "web"})
-        assert field(r, "ok", default=True) is not False and "error" not in r, r
+        assert st["ok"] is True and st["stack"] == s.name, st
+        assert st["pid"] == s.supervisor_pid()
+        reps = {r["service"]: r for r in st["replicas"]}
+        assert sorted(reps) == ["db", "web"], st
+        assert reps["web"]["state"] == "running" and reps["web"]["container"] == f"{s.name}-web-1"
+        r = c.call({"cmd": "stop", "services": ["web"]})
+        assert r.get("ok") is True, r
+        got = sub.events_until(lambda e: e.get("service") == "web" and
+                               e.get("event") == "stopped")
+        assert any(e.get("event") == "exited" for e in got), got
         wait_state(s, "web", "stopped")
-        r = c.call({"cmd": "start", "service": "web"})
-        assert "error" not in r, r
+        r = c.call({"cmd": "start", "services": ["web"]})
+        assert r.get("ok") is True, r
+        sub.events_until(lambda e: e.get("service") == "web" and e.get("event") == "started")
         wait_state(s, "web", "running")
         assert len(s.stamps("starts")) == 2
-        got = []
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            e = sub.recv()
-            got.append(e)
-            if field(e, "service") == "web" and "start" in ev_kind(e):
-                break
-        kinds = [ev_kind(e) for e in got if field(e, "service") == "web"]
-        assert any("exit" in k or "stop" in k for k in kinds), got
-        assert any("start" in k for k in kinds), got
-        r = c.call({"cmd": "stop", "service": "nosuch"})
-        assert "nosuch" in json.dumps(r) and ("error" in r or field(r, "ok") is False), r
+        r = c.call({"cmd": "stop", "services": ["nosuch"]})
+        assert r.get("ok") is False and "nosuch" in r.get("error", ""), r
+        r = c.call({"cmd": "frobnicate"})
+        assert r.get("ok") is False and "frobnicate" in r.get("error", ""), r
+        # the connection is still usable after errors
+        assert c.call({"cmd": "status"})["ok"] is True
     finally:
         c.close()
         sub.close()
