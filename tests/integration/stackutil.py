@@ -33,6 +33,24 @@ def alive(pid):
     return proc_state(pid) not in (None, "Z", "X")
 
 
+def processes_naming(text):
+    """Live processes whose command line mentions text (a stack's name: its
+    supervisor, or anything else hutch left running for it)."""
+    out = []
+    me = os.getpid()
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == me:
+            continue
+        try:
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
+        except OSError:
+            continue
+        if text in cmd and alive(int(d)):
+            out.append((int(d), cmd.strip()))
+    return out
+
+
 def field(row, *names, default=None):
     """The first of names present in row (a JSON object), case-insensitively and
     with '_' and '-' ignored, also one level down (a nested object's key); the
@@ -175,6 +193,7 @@ class Stack:
         assert e is not None, f"stack {self.name} not in stack ls"
         pid = e.get("supervisor")
         assert isinstance(pid, int) and pid > 1, f"no supervisor pid in {e}"
+        self.supervisors_seen.add(pid)
         return pid
 
     def run_dir(self):
@@ -214,13 +233,8 @@ class Stack:
         for pid in self.supervisors_seen:
             if alive(pid):
                 found.append(f"supervisor {pid}")
+        found += [f"process {pid}: {cmd}" for pid, cmd in processes_naming(self.name)]
         return found
-
-    def note_supervisor(self):
-        """Remember the supervisor's pid, so that leftovers() checks it is gone."""
-        pid = self.supervisor_pid()
-        self.supervisors_seen.add(pid)
-        return pid
 
 
 class Stacks:

@@ -638,6 +638,45 @@ def test_supervisor_sigkill_then_up_adopts_without_duplicates(stacks):
     assert len(s.containers()) == 1
 
 
+def test_supervisor_sigkill_during_a_crash_loop_keeps_its_restart_count(stacks):
+    s = stacks()
+    s.write(svc(s, "loop", s.script("loop", f"{stamp('starts')}\nexit 1"),
+                restart="on-failure:30"))
+    s.up(wait=False)
+    wait_for(lambda: restarts_of(s, "loop") >= 3, timeout=10, what="3 restarts")
+    sup = s.supervisor_pid()
+    os.kill(sup, signal.SIGKILL)
+    wait_for(lambda: not alive(sup), timeout=5, what="the supervisor to die")
+    n = len(s.stamps("starts"))
+    # adopted by stack ps: the count goes on from where it was, not from 0
+    r = s.row("loop")
+    assert r["restarts"] >= n - 1, (r, n)
+    wait_for(lambda: len(s.stamps("starts")) > n, timeout=10, what="a restart after adoption")
+    assert s.row("loop")["restarts"] >= n, s.row("loop")
+    assert s.container_names() == [f"{s.name}-loop-1"]
+
+
+def test_service_exiting_while_no_supervisor_runs_is_restarted_on_adoption(stacks):
+    s = stacks()
+    s.write(svc(s, "db", s.script("db", f"{stamp('db')}\n"
+                                        "while ! test -e /t/crash; do sleep 0.05; done\n"
+                                        "rm /t/crash\nexit 3"), restart="on-failure"))
+    s.up()
+    sup = s.supervisor_pid()
+    pid = s.row("db")["pid"]
+    os.kill(sup, signal.SIGKILL)
+    wait_for(lambda: not alive(sup), timeout=5, what="the supervisor to die")
+    s.touch("crash")
+    wait_for(lambda: not alive(pid), timeout=5, what="db to exit with no supervisor")
+    # the next command adopts the stack: the exit is seen and the policy applies
+    s.ps()
+    wait_for(lambda: len(s.stamps("db")) == 2, timeout=10, what="db restarted on adoption")
+    wait_state(s, "db", "running")
+    r = s.row("db")
+    assert r["restarts"] == 1 and last_exit_code(r) == 3, r
+    assert s.container_names() == [f"{s.name}-db-1"]
+
+
 # ------------------------------------------------------------------ stack file errors
 
 # (name, file text with {T} for the shared dir, line, words the message must have)
@@ -707,24 +746,56 @@ def test_cycle_message_names_the_cycle(stacks):
     assert cyc[0] == cyc[3] and sorted(cyc[:3]) == ["x", "y", "z"], cyc
 
 
+def test_every_error_of_a_file_is_listed_by_line(stacks):
+    """As docs/stack-file.md's example: all problems at once, each FILE:LINE: KEY."""
+    s = stacks()
+    s.write("[service.db]\nimage = bb\n\n[service.web]\nimag = app:1\ndepends_on = dbb\n"
+            "health_cmd = true\nhealth_interval = 5x\n", raw=True)
+    cp = s.hutch("up", "-d", check=False)
+    assert cp.returncode != 0
+    lines = [l for l in cp.stderr.splitlines() if re.match(r"\S*hutch\.ini:\d+:", l)]
+    got = [(int(re.match(r"\S*hutch\.ini:(\d+):", l).group(1)), l) for l in lines]
+    assert [n for n, _ in got] == [4, 5, 6, 8], cp.stderr
+    assert "no image" in got[0][1] and "imag" in got[1][1] and "dbb" in got[2][1] and \
+        "'5x'" in got[3][1], cp.stderr
+    assert "4 errors" in cp.stderr, cp.stderr
+
+
+def test_required_variable_unset_is_an_error_before_anything_starts(stacks, state):
+    s = stacks()
+    s.write(svc(s, "a", s.script("a", f"touch /t/a\n{SLEEP}")) +
+            "[service.b]\nimage = ${REGISTRY:?set REGISTRY first}\n")
+    env = {k: v for k, v in os.environ.items() if k != "REGISTRY"}
+    cp = s.hutch("up", "-d", "--wait", check=False, env=env)
+    assert cp.returncode != 0 and "REGISTRY" in cp.stderr, cp.stderr
+    assert re.search(r"hutch\.ini:\d+: image:", cp.stderr), cp.stderr
+    assert not s.exists("a") and s.container_names() == []
+
+
 # ------------------------------------------------------------------ volumes
 
 
 def test_named_volume_persists_across_down_up_and_goes_with_down_volumes(stacks):
     s = stacks()
-    s.write(svc(s, "db", s.script("db", "echo run >> /data/runs\ncp /data/runs /t/runs\n"
-                                        f"{SLEEP}"), volumes="data:/data"))
-    s.up()
-    assert s.lines("runs") == ["run"]
+    s.write(svc(s, "db", s.script("db", "echo run >> /data/runs\ncp /data/runs /t/runs.tmp\n"
+                                        f"mv /t/runs.tmp /t/runs\n{SLEEP}"),
+                volumes="data:/data"))
+
+    def runs_after_up():
+        (s.t / "runs").unlink(missing_ok=True)
+        s.up()
+        return wait_for(lambda: s.lines("runs"), what="db to copy its volume's file")
+
+    assert runs_after_up() == ["run"]
     s.down("-t", "0")
-    s.up()
-    assert s.lines("runs") == ["run", "run"], "the volume did not survive down/up"
+    assert_gone(s)
+    assert runs_after_up() == ["run", "run"], "the volume did not survive down/up"
     s.down("-t", "0", "--volumes")
     assert_gone(s)
-    s.up()
-    assert s.lines("runs") == ["run"], "down --volumes left the volume's data"
+    assert runs_after_up() == ["run"], "down --volumes left the volume's data"
     s.down("-t", "0", "--volumes")
     assert_gone(s)
+    assert not (s.data_dir() / "volumes").exists()
 
 
 # ------------------------------------------------------------------ 50 services
