@@ -172,8 +172,6 @@ def test_missing_image_fails_with_runtime_message_and_dependents_do_not_start(st
     cp = s.up(check=False)
     assert cp.returncode != 0, cp
     assert "image 'nosuch-image:1' not found" in cp.stderr, cp.stderr
-    # the service is named, or its image key's place in the file (line 5)
-    assert re.search(r"\bdb\b", cp.stderr) or "hutch.ini:5: image" in cp.stderr, cp.stderr
     assert not s.exists("api")
     if s.ls() is not None and s.ls().get("status") == "up":
         # found when starting it: db failed, its dependent never started
@@ -182,6 +180,29 @@ def test_missing_image_fails_with_runtime_message_and_dependents_do_not_start(st
     else:
         # found before anything started: nothing did
         assert s.container_names() == [] and not s.exists("other")
+    # the message names the service, or the place of its image key (line 5)
+    assert re.search(r"\bdb\b", cp.stderr) or "hutch.ini:5: image" in cp.stderr, cp.stderr
+
+
+def test_service_that_cannot_start_fails_with_runtime_message_and_dependents_wait(stacks):
+    """A start that fails in the runtime (no such command): the service is failed
+    with the runtime's words, not retried, its dependents are not started, the
+    others run."""
+    s = stacks()
+    s.write(svc(s, "db", "no-such-program-xyz", restart="always") +
+            svc(s, "api", s.script("api", f"touch /t/api\n{SLEEP}"), depends_on="db") +
+            svc(s, "other", s.script("other", f"touch /t/other\n{SLEEP}")))
+    cp = s.up(check=False)
+    assert cp.returncode != 0, cp
+    assert "db" in cp.stderr and "no-such-program-xyz" in cp.stderr, cp.stderr
+    r = s.row("db")
+    assert r["state"] == "failed" and r["restarts"] == 0, r
+    assert "no-such-program-xyz" in r.get("why", ""), r
+    a = s.row("api")
+    assert a["state"] == "failed" and a["pid"] == 0 and "db" in a.get("why", ""), a
+    assert not s.exists("api")
+    wait_for(lambda: s.exists("other"), what="other to run")
+    assert state_of(s, "other") == "running"
 
 
 # ------------------------------------------------------------------ restart policies
@@ -320,7 +341,17 @@ def test_health_cmd_becomes_healthy_when_a_file_appears(stacks):
     s.touch("ready")
     wait_health(s, "web", "healthy", timeout=5)
     assert "(healthy)" in s.hutch("stack", "ps").stdout
-    assert "(healthy)" in s.state.run("ps").stdout  # the container's own ps too
+
+
+def test_container_ps_shows_a_stack_services_health(stacks, state):
+    """A service's container is an ordinary one: `hutch ps` shows its health as
+    `docker ps` shows a compose service's ("Up 2 seconds (healthy)")."""
+    s = stacks()
+    s.write(svc(s, "web", SLEEPER, health_cmd="true", health_interval="100ms"))
+    s.up()
+    assert health_of(s, "web") == "healthy"
+    line = [l for l in state.run("ps").stdout.splitlines() if f"{s.name}-web-1" in l]
+    assert line and "(healthy)" in line[0], line
 
 
 def health_sequence(events):
