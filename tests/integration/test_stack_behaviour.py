@@ -515,7 +515,7 @@ def test_with_cmd_hanging_past_timeout(stacks):
     t0 = time.monotonic()
     cp = s.hutch("with", "--timeout", "1", "--", "sh", "-c",
                  f"echo $$ > {pidfile}; exec sleep 100", check=False, timeout=30)
-    assert cp.returncode != 0 and time.monotonic() - t0 < 20, cp
+    assert cp.returncode == 124 and time.monotonic() - t0 < 20, cp  # as timeout(1)
     assert "timeout" in cp.stderr.lower() or "timed out" in cp.stderr.lower(), cp.stderr
     pid = int(pidfile.read_text())
     wait_for(lambda: not alive(pid), timeout=5, what="CMD killed")
@@ -535,8 +535,46 @@ def test_with_interrupted(stacks, sig):
         assert s.ls() is not None
         p.send_signal(sig)
         out, err = p.communicate(timeout=20)
-        assert p.returncode != 0, (p.returncode, err)
+        assert p.returncode == 128 + sig, (p.returncode, err)
         wait_for(lambda: not alive(cmd_pid), timeout=5, what="CMD gone")
+        assert_gone(s)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_with_returns_128_plus_signal_of_a_killed_cmd(stacks):
+    s = stacks()
+    with_stack(s)
+    cp = s.hutch("with", "--", "sh", "-c", "kill -KILL $$", check=False)
+    assert cp.returncode == 128 + 9, cp
+    assert_gone(s)
+
+
+def test_with_does_not_run_cmd_when_the_stack_cannot_come_up(stacks):
+    s = stacks()
+    s.write(svc(s, "migrate", s.script("m", "exit 3")) +
+            svc(s, "api", SLEEPER, depends_on="migrate:completed"))
+    cp = s.hutch("with", "--", "touch", str(s.t / "cmd-ran"), check=False)
+    assert cp.returncode != 0 and not s.exists("cmd-ran"), cp
+    assert "migrate" in cp.stderr and "3" in cp.stderr, cp.stderr
+    assert_gone(s)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_with_interrupted_while_the_stack_comes_up(stacks, sig):
+    s = stacks()
+    s.write(svc(s, "slow", s.script("slow", f"touch /t/slow.up\n{SLEEP}"),
+                health_cmd="false", health_interval="100ms", health_start_period="1h",
+                health_start_interval="100ms"))
+    p = s.popen("with", "--", "touch", str(s.t / "cmd-ran"))
+    try:
+        wait_for(lambda: s.exists("slow.up"), timeout=20, what="the stack to start")
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 128 + sig, (p.returncode, err)
+        assert not s.exists("cmd-ran")
         assert_gone(s)
     finally:
         if p.poll() is None:
@@ -881,6 +919,14 @@ def test_control_api_status_stop_start_and_events(stacks):
         sub.events_until(lambda e: e.get("service") == "web" and e.get("event") == "started")
         wait_state(s, "web", "running")
         assert len(s.stamps("starts")) == 2
+        assert c.call({"cmd": "ready"}) == {"ok": True, "verdict": "ready"}
+        r = c.call({"cmd": "restart", "services": ["web"]})
+        assert r.get("ok") is True, r
+        got = sub.events_until(lambda e: e.get("service") == "web" and
+                               e.get("event") == "started")
+        assert [e["event"] for e in got if e.get("service") == "web"][0] == "stopping", got
+        wait_for(lambda: len(s.stamps("starts")) == 3, what="a third run after restart")
+        assert s.row("web")["restarts"] == 0
         r = c.call({"cmd": "stop", "services": ["nosuch"]})
         assert r.get("ok") is False and "nosuch" in r.get("error", ""), r
         r = c.call({"cmd": "frobnicate"})
@@ -890,3 +936,20 @@ def test_control_api_status_stop_start_and_events(stacks):
     finally:
         c.close()
         sub.close()
+
+
+def test_control_api_down(stacks):
+    s = stacks()
+    s.write(svc(s, "a", SLEEPER) + svc(s, "b", SLEEPER, depends_on="a"))
+    s.up()
+    sup = s.supervisor_pid()
+    pids = [r["pid"] for r in s.ps()]
+    c = Control(s.socket_path())
+    try:
+        r = c.call({"cmd": "down", "timeout": 0})
+        assert r == {"ok": True}, r
+    finally:
+        c.close()
+    wait_for(lambda: not alive(sup), timeout=5, what="the supervisor to exit after down")
+    assert not any(alive(p) for p in pids)
+    assert_gone(s)
