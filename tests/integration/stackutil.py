@@ -304,10 +304,6 @@ class Events:
         return err
 
 
-def ev_kind(e):
-    return str(e.get("event", ""))
-
-
 def ev_time(e):
     """An event's time in seconds (its "time" is CLOCK_REALTIME in ns)."""
     return e["time"] / 1e9

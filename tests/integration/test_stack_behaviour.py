@@ -13,14 +13,12 @@ import json
 import os
 import re
 import signal
-import socket
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import wait_for
-from stackutil import (ROOTLESS, Control, Events, Stacks, alive, ev_kind, ev_time,
+from stackutil import (ROOTLESS, Control, Events, Stacks, alive, ev_time,
                        last_exit_code)
 
 
@@ -127,7 +125,8 @@ def test_healthy_dependency_is_probed_healthy_before_dependent_starts(stacks):
     t0 = time.monotonic()
     s.up()
     assert time.monotonic() - t0 >= 0.5
-    assert s.lines("b") == ["after"], f"b started before a was healthy: {s.lines('b')}"
+    got = wait_for(lambda: s.lines("b"), what="b's first act")
+    assert got == ["after"], f"b started before a was healthy: {got}"
     assert health_of(s, "a") == "healthy"
 
 
@@ -138,7 +137,8 @@ def test_completed_dependency_ran_to_exit_0_before_dependent_starts(stacks):
                                           f"echo early > /t/app\n{SLEEP}"),
                 depends_on="job:completed"))
     s.up()  # a one-shot job that exited 0 counts as up
-    assert s.lines("app") == ["done"], s.lines("app")
+    got = wait_for(lambda: s.lines("app"), what="app's first act")
+    assert got == ["done"], f"app started before job completed: {got}"
     assert state_of(s, "job") == "exited", s.ps()
     assert last_exit_code(s.row("job")) == 0, s.row("job")
 
@@ -253,6 +253,7 @@ def test_unless_stopped_stays_down_after_stack_stop_and_starts_again(stacks):
                 restart="unless-stopped", stop_grace_period="0s") +
             svc(s, "other", SLEEPER))
     s.up()
+    wait_for(lambda: len(s.stamps("starts")) == 1, what="web's first run")
     pid = s.row("web")["pid"]
     s.hutch("stack", "stop", "web")
     wait_state(s, "web", "stopped")
@@ -654,6 +655,7 @@ def test_supervisor_sigkill_services_run_on_and_are_adopted(stacks):
                                         "rm /t/crash\nexit 1"), restart="on-failure") +
             svc(s, "api", s.script("api", f"{stamp('api')}\n{SLEEP}"), depends_on="db"))
     s.up()
+    wait_for(lambda: s.stamps("db") and s.stamps("api"), what="both services' first act")
     sup = s.supervisor_pid()
     before = {r["service"]: (r["container"], r["id"], r["pid"]) for r in s.ps()}
     os.kill(sup, signal.SIGKILL)
@@ -699,11 +701,15 @@ def test_supervisor_sigkill_then_up_adopts_without_duplicates(stacks):
     s = stacks()
     s.write(svc(s, "a", s.script("a", f"{stamp('a')}\n{SLEEP}")))
     s.up()
+    wait_for(lambda: s.stamps("a"), what="a's first act")
     sup = s.supervisor_pid()
+    first = s.row("a")
     os.kill(sup, signal.SIGKILL)
     wait_for(lambda: not alive(sup), timeout=5, what="the supervisor to die")
     s.up()
-    assert len(s.stamps("a")) == 1, "up started a second a"
+    again = s.row("a")
+    assert (again["id"], again["pid"]) == (first["id"], first["pid"]), (first, again)
+    assert alive(first["pid"]) and len(s.stamps("a")) == 1, "up started a second a"
     assert len(s.containers()) == 1
 
 
@@ -731,6 +737,7 @@ def test_service_exiting_while_no_supervisor_runs_is_restarted_on_adoption(stack
                                         "while ! test -e /t/crash; do sleep 0.05; done\n"
                                         "rm /t/crash\nexit 3"), restart="on-failure"))
     s.up()
+    wait_for(lambda: s.stamps("db"), what="db's first act")
     sup = s.supervisor_pid()
     pid = s.row("db")["pid"]
     os.kill(sup, signal.SIGKILL)
@@ -897,6 +904,7 @@ def test_control_api_status_stop_start_and_events(stacks):
     s.write(svc(s, "web", s.script("web", f"{stamp('starts')}\n{SLEEP}"),
                 stop_grace_period="0s") + svc(s, "db", SLEEPER))
     s.up()
+    wait_for(lambda: s.stamps("starts"), what="web's first act")
     path = s.socket_path()
     assert path.is_socket(), path
     c = Control(path)
@@ -918,7 +926,7 @@ def test_control_api_status_stop_start_and_events(stacks):
         assert r.get("ok") is True, r
         sub.events_until(lambda e: e.get("service") == "web" and e.get("event") == "started")
         wait_state(s, "web", "running")
-        assert len(s.stamps("starts")) == 2
+        wait_for(lambda: len(s.stamps("starts")) == 2, what="a second run after start")
         assert c.call({"cmd": "ready"}) == {"ok": True, "verdict": "ready"}
         r = c.call({"cmd": "restart", "services": ["web"]})
         assert r.get("ok") is True, r
