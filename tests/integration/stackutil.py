@@ -370,3 +370,36 @@ class Control:
             self.f.close()
         finally:
             self.sock.close()
+
+
+class Lines:
+    """A background command's stdout, line by line, as it comes."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.lines = []
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def text(self):
+        with self.lock:
+            return "\n".join(self.lines)
+
+    def close(self, sig=signal.SIGINT):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.t.join(timeout=5)
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        return err

@@ -12,14 +12,17 @@ leak check (conftest.no_leaks) runs. Run as root and rootless
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import wait_for
-from stackutil import (ROOTLESS, Control, Events, Stacks, alive, ev_time,
-                       last_exit_code)
+from stackutil import (ROOTLESS, Control, Events, Lines, Stacks, alive, ev_time,
+                       last_exit_code, processes_naming)
 
 
 @pytest.fixture
@@ -180,8 +183,9 @@ def test_missing_image_fails_with_runtime_message_and_dependents_do_not_start(st
     else:
         # found before anything started: nothing did
         assert s.container_names() == [] and not s.exists("other")
-    # the message names the service, or the place of its image key (line 5)
-    assert re.search(r"\bdb\b", cp.stderr) or "hutch.ini:5: image" in cp.stderr, cp.stderr
+    # the message names the service, or (docs/cli.md: "the line of the key, or of
+    # the [service.NAME] header for the image") the line of [service.db]
+    assert re.search(r"\bdb\b", cp.stderr) or "hutch.ini:4: image" in cp.stderr, cp.stderr
 
 
 def test_service_that_cannot_start_fails_with_runtime_message_and_dependents_wait(stacks):
@@ -960,4 +964,210 @@ def test_control_api_down(stacks):
         c.close()
     wait_for(lambda: not alive(sup), timeout=5, what="the supervisor to exit after down")
     assert not any(alive(p) for p in pids)
+    assert_gone(s)
+
+
+# ------------------------------------------------------------------ replicas, notify, logs
+
+
+def test_replicas_are_containers_of_their_own_and_dependents_wait_for_all(stacks):
+    s = stacks()
+    s.write(svc(s, "web", SLEEPER, replicas="2", health_cmd="true", health_interval="100ms") +
+            svc(s, "edge", SLEEPER, depends_on="web:healthy"))
+    s.up()
+    rows = s.rows("web")
+    assert sorted(r["container"] for r in rows) == [f"{s.name}-web-1", f"{s.name}-web-2"]
+    assert all(r["state"] == "running" and r["health"] == "healthy" for r in rows), rows
+    assert len({r["pid"] for r in rows}) == 2
+    edge = s.row("edge")["started"]
+    assert all(r["started"] <= edge for r in rows), (rows, edge)
+    assert s.container_names() == sorted([f"{s.name}-edge-1", f"{s.name}-web-1",
+                                          f"{s.name}-web-2"])
+
+
+NOTIFY_C = r"""
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+int main(int argc, char **argv)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	const char *msg = argc > 1 ? argv[1] : "READY=1";
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	if (!path || strlen(path) >= sizeof(a.sun_path))
+		return 2;
+	strcpy(a.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	return sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&a, sizeof(a)) < 0;
+}
+"""
+
+
+def test_notify_ready_makes_a_service_healthy(stacks):
+    s = stacks()
+    src = s.dir / "notify.c"
+    src.write_text(NOTIFY_C)
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(s.t / "notify"), str(src)], check=True,
+                   capture_output=True)
+    s.write(svc(s, "db", s.script("db", "echo \"$NOTIFY_SOCKET\" > /t/ns\n"
+                                        "while ! test -e /t/go; do sleep 0.02; done\n"
+                                        f"/t/notify READY=1 || touch /t/notify-failed\n{SLEEP}"),
+                notify="true") +
+            svc(s, "api", s.script("api", f"touch /t/api\n{SLEEP}"), depends_on="db:healthy"))
+    s.up(wait=False)
+    wait_for(lambda: s.lines("ns"), what="db to start")
+    assert s.lines("ns")[0].strip(), "no NOTIFY_SOCKET in db's environment"
+    assert health_of(s, "db") == "starting"
+    assert not s.exists("api")
+    s.touch("go")
+    wait_health(s, "db", "healthy", timeout=5)
+    assert not s.exists("notify-failed")
+    wait_for(lambda: s.exists("api"), what="api to start once db is ready")
+
+
+def test_stack_logs_by_service(stacks):
+    s = stacks()
+    s.write(svc(s, "a", s.script("a", f"echo hello-from-a\necho oops-a >&2\n{SLEEP}")) +
+            svc(s, "b", s.script("b", f"echo hello-from-b\n{SLEEP}")))
+    s.up()
+    wait_for(lambda: "hello-from-b" in s.hutch("stack", "logs").stdout, what="b's line")
+    out = wait_for(lambda: (lambda cp: "hello-from-a" in cp.stdout + cp.stderr and
+                            "oops-a" in cp.stdout + cp.stderr and cp)(s.hutch("stack", "logs")),
+                   what="a's lines")
+    text = out.stdout + out.stderr
+    assert re.search(r"^a\s*\| hello-from-a$", text, re.M), text
+    assert re.search(r"^b\s*\| hello-from-b$", text, re.M), text
+    only_b = s.hutch("stack", "logs", "b")
+    assert "hello-from-b" in only_b.stdout and "hello-from-a" not in only_b.stdout + only_b.stderr
+    # and the container's own log, by its name
+    assert "hello-from-a" in s.state.run("logs", f"{s.name}-a-1").stdout
+
+
+def crash_on_demand(s):
+    """A service that prints run-N (N: its run, counted in /t) and exits 1 when
+    /t/crash appears, restarted on failure."""
+    return svc(s, "r", s.script("r", "n=$(( $(cat /t/n 2>/dev/null || echo 0) + 1 ))\n"
+                                     "echo $n > /t/n\necho run-$n\n"
+                                     "while ! test -e /t/crash; do sleep 0.02; done\n"
+                                     "rm -f /t/crash\nexit 1"), restart="on-failure")
+
+
+def crash_twice(s):
+    for k in (2, 3):
+        s.touch("crash")
+        wait_for(lambda: s.lines("n") == [str(k)] and s.row("r")["state"] == "running",
+                 what=f"run {k}")
+
+
+def test_stack_logs_keep_the_output_of_every_run(stacks):
+    """As `docker logs` of a restarted container: a crash's output is what the
+    user came to read, so a restart must not throw the earlier runs' lines away."""
+    s = stacks()
+    s.write(crash_on_demand(s))
+    s.up()
+    wait_for(lambda: s.lines("n") == ["1"], what="run 1")
+    crash_twice(s)
+    want = ["run-1", "run-2", "run-3"]
+    got = wait_for(lambda: (lambda o: o if "run-3" in o else None)(
+        s.hutch("stack", "logs").stdout), what="run-3 in stack logs")
+    runs = re.findall(r"run-\d", got)
+    assert runs == want, f"stack logs after two restarts: {got!r}"
+
+
+def test_stack_logs_follow_sees_a_restarted_service(stacks):
+    s = stacks()
+    s.write(crash_on_demand(s))
+    s.up()
+    wait_for(lambda: s.lines("n") == ["1"], what="run 1")
+    f = Lines(s.popen("stack", "logs", "--follow"))
+    try:
+        wait_for(lambda: "run-1" in f.text(), what="run-1 followed")
+        crash_twice(s)
+        wait_for(lambda: "run-3" in f.text(), timeout=5, what=f"run-3 followed: {f.text()!r}")
+    finally:
+        err = f.close()
+    runs = re.findall(r"^r\s*\| (run-\d)$", f.text(), re.M)
+    assert runs == ["run-1", "run-2", "run-3"], (f.text(), err)
+
+
+# ------------------------------------------------------------------ up again, restore
+
+
+def test_up_on_a_running_stack_recreates_only_what_changed(stacks):
+    s = stacks()
+    base = svc(s, "keep", SLEEPER) + svc(s, "gone", SLEEPER)
+    s.write(base + svc(s, "change", "sleep 1000"))
+    s.up()
+    before = {r["service"]: r for r in s.ps()}
+    s.write(svc(s, "keep", SLEEPER) + svc(s, "change", "sleep 1001"))
+    cp = s.up()
+    after = {r["service"]: r for r in s.ps()}
+    assert sorted(after) == ["change", "keep"], after
+    assert (after["keep"]["id"], after["keep"]["pid"]) == \
+        (before["keep"]["id"], before["keep"]["pid"]), "keep was recreated"
+    assert after["change"]["pid"] != before["change"]["pid"] and \
+        not alive(before["change"]["pid"])
+    assert not alive(before["gone"]["pid"])
+    assert s.container_names() == [f"{s.name}-change-1", f"{s.name}-keep-1"]
+    args = json.loads(s.state.run("inspect", f"{s.name}-change-1").stdout)[0]["process"]["args"]
+    assert args == ["sleep", "1001"], args
+    assert "change" in cp.stderr, cp.stderr
+
+
+def kill_for_reboot(s):
+    """What a reboot does to a stack: every process of it gone at once (supervisor,
+    monitors, containers: all started by this test, killed by pid), the run root
+    emptied (a tmpfs), the containers' cgroups gone."""
+    procs = [pid for pid, _ in processes_naming(str(s.file))]
+    rows = s.ps()
+    procs += [r["pid"] for r in rows if r["pid"]]
+    cgroups = [json.loads(s.state.run("inspect", r["container"]).stdout)[0].get("cgroup")
+               for r in rows]
+    procs.append(s.supervisor_pid())
+    for pid in set(procs):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not any(alive(p) for p in procs), timeout=5, what="every process gone")
+    for cg in cgroups:
+        if cg and os.path.isdir(cg):
+            wait_for(lambda: not Path(cg, "cgroup.procs").read_text().strip(), timeout=5,
+                     what=f"{cg} empty")
+            os.rmdir(cg)
+    run = s.state.root / "run"
+    for n in os.listdir(run):
+        shutil.rmtree(run / n)
+    return procs
+
+
+def test_restore_after_a_reboot_brings_back_what_was_up(stacks):
+    s = stacks()
+    s.write(svc(s, "always", s.script("always", f"{stamp('always')}\n{SLEEP}"),
+                restart="always") +
+            svc(s, "once", s.script("once", f"{stamp('once')}\n{SLEEP}"), restart="no") +
+            svc(s, "held", s.script("held", f"{stamp('held')}\n{SLEEP}"),
+                restart="unless-stopped") +
+            svc(s, "dep", s.script("dep", f"{stamp('dep')}\n{SLEEP}"), restart="on-failure",
+                depends_on="always"))
+    s.up()
+    wait_for(lambda: all(s.stamps(n) for n in ("always", "once", "held", "dep")),
+             what="every service's first act")
+    s.hutch("stack", "stop", "held")
+    wait_state(s, "held", "stopped")
+    kill_for_reboot(s)
+    assert s.ls()["status"] != "up"
+    s.state.run("stack", "restore")
+    wait_for(lambda: len(s.stamps("always")) == 2 and len(s.stamps("dep")) == 2, timeout=10,
+             what="always and dep back")
+    wait_state(s, "always", "running")
+    wait_state(s, "dep", "running")
+    assert state_of(s, "once") != "running" and len(s.stamps("once")) == 1, s.row("once")
+    assert state_of(s, "held") == "stopped" and len(s.stamps("held")) == 1, s.row("held")
+    assert s.ls()["status"] == "up"
+    # a second restore finds the stack up and starts nothing
+    s.state.run("stack", "restore")
+    assert len(s.stamps("always")) == 2
+    s.down("-t", "0")
     assert_gone(s)
