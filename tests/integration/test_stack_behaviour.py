@@ -572,7 +572,7 @@ def test_with_interrupted_while_the_stack_comes_up(stacks, sig):
     s = stacks()
     s.write(svc(s, "slow", s.script("slow", f"touch /t/slow.up\n{SLEEP}"),
                 health_cmd="false", health_interval="100ms", health_start_period="1h",
-                health_start_interval="100ms"))
+                health_start_interval="100ms", stop_grace_period="100ms"))
     p = s.popen("with", "--", "touch", str(s.t / "cmd-ran"))
     try:
         wait_for(lambda: s.exists("slow.up"), timeout=20, what="the stack to start")
@@ -1096,11 +1096,15 @@ def test_stack_logs_follow_sees_a_restarted_service(stacks):
 
 def test_up_on_a_running_stack_recreates_only_what_changed(stacks):
     s = stacks()
-    base = svc(s, "keep", SLEEPER) + svc(s, "gone", SLEEPER)
-    s.write(base + svc(s, "change", "sleep 1000"))
+    quick = {"stop_grace_period": "100ms"}  # sleep as pid 1 ignores SIGTERM
+    # gone leaves the file: it is stopped with the default grace (its own left with
+    # the file), so it stops at its SIGTERM
+    gone = s.script("gone", "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done")
+    s.write(svc(s, "keep", SLEEPER, **quick) + svc(s, "gone", gone) +
+            svc(s, "change", "sleep 1000", **quick))
     s.up()
     before = {r["service"]: r for r in s.ps()}
-    s.write(svc(s, "keep", SLEEPER) + svc(s, "change", "sleep 1001"))
+    s.write(svc(s, "keep", SLEEPER, **quick) + svc(s, "change", "sleep 1001", **quick))
     cp = s.up()
     after = {r["service"]: r for r in s.ps()}
     assert sorted(after) == ["change", "keep"], after
@@ -1148,7 +1152,7 @@ def test_restore_after_a_reboot_brings_back_what_was_up(stacks):
                 restart="always") +
             svc(s, "once", s.script("once", f"{stamp('once')}\n{SLEEP}"), restart="no") +
             svc(s, "held", s.script("held", f"{stamp('held')}\n{SLEEP}"),
-                restart="unless-stopped") +
+                restart="unless-stopped", stop_grace_period="100ms") +
             svc(s, "dep", s.script("dep", f"{stamp('dep')}\n{SLEEP}"), restart="on-failure",
                 depends_on="always"))
     s.up()
