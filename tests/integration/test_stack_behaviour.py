@@ -757,6 +757,44 @@ def test_service_exiting_while_no_supervisor_runs_is_restarted_on_adoption(stack
     assert s.container_names() == [f"{s.name}-db-1"]
 
 
+def test_supervisor_sigkill_while_a_dependent_waits(stacks):
+    s = stacks()
+    s.write(svc(s, "a", s.script("a", f"{stamp('a')}\n{SLEEP}"), health_cmd="test -e /t/go",
+                health_interval="100ms", health_start_period="1h",
+                health_start_interval="100ms") +
+            svc(s, "b", s.script("b", f"{stamp('b')}\n{SLEEP}"), depends_on="a:healthy"))
+    s.up(wait=False)
+    wait_for(lambda: s.stamps("a"), what="a to run")
+    assert state_of(s, "b") == "waiting"
+    sup = s.supervisor_pid()
+    os.kill(sup, signal.SIGKILL)
+    wait_for(lambda: not alive(sup), timeout=5, what="the supervisor to die")
+    s.touch("go")
+    s.up()  # adopts a, finds it healthy, starts b: once
+    wait_for(lambda: s.stamps("b"), what="b to run")
+    assert len(s.stamps("a")) == 1 and len(s.stamps("b")) == 1
+    assert s.container_names() == [f"{s.name}-a-1", f"{s.name}-b-1"]
+
+
+def test_supervisor_sigkill_during_a_stop_the_stop_goes_on(stacks):
+    s = stacks()
+    body = "trap 'touch /t/got.TERM' TERM\ntouch /t/up\nwhile :; do sleep 0.02; done"
+    s.write(svc(s, "w", s.script("w", body), restart="always", stop_grace_period="1s"))
+    s.up()
+    wait_for(lambda: s.exists("up"), what="trap set")
+    pid = s.row("w")["pid"]
+    sup = s.supervisor_pid()
+    s.hutch("stack", "stop", "w")
+    wait_for(lambda: s.exists("got.TERM"), what="the stop signal")
+    os.kill(sup, signal.SIGKILL)
+    wait_for(lambda: not alive(sup), timeout=5, what="the supervisor to die")
+    s.ps()  # adopt
+    wait_for(lambda: not alive(pid), timeout=5, what="w killed after its grace period")
+    wait_state(s, "w", "stopped")
+    time.sleep(0.3)  # a restart (always) would come after 100 ms
+    assert state_of(s, "w") == "stopped", s.row("w")
+
+
 # ------------------------------------------------------------------ stack file errors
 
 # (name, file text with {T} for the shared dir, line, words the message must have)
@@ -896,6 +934,22 @@ def test_fifty_services_up_wait_and_down(stacks):
     assert_gone(s)
     print(f"\n50 services ({'rootless' if ROOTLESS else 'root'}): up -d --wait {t_up:.3f}s, "
           f"down -t 0 {t_down:.3f}s")
+
+
+def test_stack_ls_shows_name_file_supervisor_and_counts(stacks):
+    s = stacks()
+    s.write(svc(s, "a", SLEEPER) + svc(s, "b", SLEEPER, replicas="2") +
+            svc(s, "job", s.script("job", "exit 0")))
+    s.up()
+    e = s.ls()
+    assert e["file"] == str(s.file) and e["status"] == "up", e
+    assert alive(e["supervisor"])
+    assert (e["running"], e["replicas"]) == (3, 4), e
+    table = s.state.run("stack", "ls").stdout
+    line = [l for l in table.splitlines() if l.startswith(s.name + " ")]
+    assert line and "3/4" in line[0] and str(e["supervisor"]) in line[0], table
+    s.down("-t", "0")
+    assert_gone(s)
 
 
 # ------------------------------------------------------------------ control API
