@@ -1138,7 +1138,10 @@ def test_stack_logs_follow_sees_a_restarted_service(stacks):
     try:
         wait_for(lambda: "run-1" in f.text(), what="run-1 followed")
         crash_twice(s)
-        wait_for(lambda: "run-3" in f.text(), timeout=5, what=f"run-3 followed: {f.text()!r}")
+        try:
+            wait_for(lambda: "run-3" in f.text(), timeout=5, what="run-3 followed")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; --follow printed {f.text()!r}") from None
     finally:
         err = f.close()
     runs = re.findall(r"^r\s*\| (run-\d)$", f.text(), re.M)
