@@ -10,8 +10,8 @@ there (CLOCK_BOOTTIME, the same clock inside a container and on the host, in
 check runs."""
 import json
 import os
-import socket
 import random
+import socket
 import signal
 import subprocess
 import threading
@@ -92,7 +92,6 @@ class Stack:
         self.t.mkdir(mode=0o777, exist_ok=True)
         self.t.chmod(0o777)
         self.file = self.dir / "hutch.ini"
-        self.was_up = False
         self.supervisors_seen = set()
 
     # ---- the stack file and what services run
@@ -114,9 +113,6 @@ class Stack:
         text = services if raw else f"[stack]\nname = {self.name}\n\n{services.strip()}\n"
         self.file.write_text(text)
         return self.file
-
-    def path(self, rel):
-        return self.t / rel
 
     def exists(self, rel):
         return (self.t / rel).exists()
@@ -158,7 +154,6 @@ class Stack:
         return subprocess.Popen(cmd, **kw)
 
     def up(self, *extra, check=True, timeout=60, wait=True):
-        self.was_up = True
         args = ["up", "-d"] + (["--wait"] if wait else []) + list(extra)
         cp = self.hutch(*args, check=check, timeout=timeout)
         e = self.ls()
@@ -261,7 +256,9 @@ class Stacks:
 
 class Events:
     """`hutch stack events --format json` running in the background: each line
-    parsed and kept with the host's CLOCK_BOOTTIME at its arrival."""
+    parsed and kept with the host's CLOCK_BOOTTIME at its arrival. (It subscribes
+    some time after it starts: for events that must not be missed, use
+    Control.subscribe, which returns once subscribed.)"""
 
     def __init__(self, stack):
         self.stack = stack
