@@ -249,9 +249,24 @@ class Stacks:
         return s
 
     def cleanup(self):
+        """down -t 0 --volumes each stack. A down that hangs is an error of the
+        test, but the stack still goes (its supervisor, started by this test,
+        SIGKILLed by pid, then down without one), so that later tests start clean."""
+        hung = []
         for s in self.made:
-            if s.file.exists():
-                s.hutch("down", "-t", "0", "--volumes", check=False, timeout=60)
+            if not s.file.exists():
+                continue
+            try:
+                s.hutch("down", "-t", "0", "--volumes", check=False, timeout=30)
+            except AssertionError as e:
+                hung.append(f"{s.name}: {e}")
+                for pid in s.supervisors_seen | {p for p, _ in processes_naming(str(s.file))}:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                s.hutch("down", "-t", "0", "--volumes", check=False, timeout=30)
+        assert not hung, f"down -t 0 hung: {hung}"
 
 
 class Events:

@@ -322,14 +322,15 @@ def test_crash_loop_shown_in_stack_ps_with_restarts_and_last_exit(stacks):
 
 def test_up_wait_on_a_crash_loop_times_out_saying_how_it_last_exited(stacks):
     s = stacks()
-    # never healthy: up --wait waits for it through its restarts; after 3 s (delays
-    # 0.1 + 0.2 + 0.4 + 0.8 s passed, 1.6 s under way) it is in backoff
+    # never healthy: up --wait waits for it through its restarts; after 4.5 s it is
+    # in its 3.2 s backoff (0.1 + 0.2 + 0.4 + 0.8 + 1.6 = 3.1 s of delays before,
+    # plus five starts), far from either end of it
     s.write(svc(s, "loop", s.script("loop", "exit 2"), restart="always",
                 health_cmd="true", health_interval="1h", health_start_interval="1h") +
             svc(s, "fine", SLEEPER))
     t0 = time.monotonic()
-    cp = s.up("--wait-timeout", "3", check=False)
-    assert cp.returncode != 0 and time.monotonic() - t0 >= 2.9, cp
+    cp = s.up("--wait-timeout", "4.5", check=False)
+    assert cp.returncode != 0 and time.monotonic() - t0 >= 4.4, cp
     assert "loop" in cp.stderr and "restarting" in cp.stderr and \
         "exited with code 2" in cp.stderr, cp.stderr
 
@@ -638,6 +639,25 @@ def test_down_kills_after_grace_period(stacks):
     s.down("-t", "0")
     assert time.monotonic() - t0 < 3
     assert_gone(s)
+
+
+def test_down_of_a_crash_loop_at_any_moment_returns(stacks):
+    """down -t 0 lands at moments spread over a crash loop's first second (a
+    start, an exit, a backoff): each one returns, and leaves nothing."""
+    s = stacks()
+    s.write(svc(s, "loop", "sh -c 'exit 2'", restart="always") + svc(s, "fine", SLEEPER))
+    for k in range(20):
+        s.up(wait=False)
+        time.sleep(k * 0.03)  # where the down lands, not a wait for readiness
+        t0 = time.monotonic()
+        try:
+            s.down("-t", "0", timeout=15)
+        except AssertionError as e:
+            raise AssertionError(f"down -t 0 hung {k * 0.03:.3f}s into a crash loop "
+                                 f"(stack ps: {s.hutch('stack', 'ps', check=False).stdout}): "
+                                 f"{e}") from None
+        assert time.monotonic() - t0 < 5
+        assert_gone(s)
 
 
 # ------------------------------------------------------------------ SIGKILL of the supervisor
