@@ -1159,6 +1159,67 @@ def test_stack_logs_follow_sees_a_restarted_service(stacks):
     assert runs == ["run-1", "run-2", "run-3"], (f.text(), err)
 
 
+def test_up_in_the_foreground_prints_logs_and_ctrl_c_takes_the_stack_down(stacks):
+    s = stacks()
+    s.write(svc(s, "a", s.script("a", "echo hello-a\ntrap 'exit 0' TERM\n"
+                                      "while :; do sleep 0.05; done")) +
+            svc(s, "b", s.script("b", "echo hello-b\ntrap 'exit 0' TERM\n"
+                                      "while :; do sleep 0.05; done"), depends_on="a"))
+    f = Lines(s.popen("up"))
+    try:
+        wait_for(lambda: "hello-a" in f.text() and "hello-b" in f.text(), timeout=20,
+                 what="both services' output")
+        sup = s.supervisor_pid()
+        f.proc.send_signal(signal.SIGINT)
+        f.proc.wait(timeout=20)
+    finally:
+        err = f.close()
+    assert f.proc.returncode == 0, (f.proc.returncode, err)
+    assert re.search(r"^a\s*\| hello-a$", f.text(), re.M), f.text()
+    assert re.search(r"^b\s*\| hello-b$", f.text(), re.M), f.text()
+    wait_for(lambda: not alive(sup), timeout=5, what="the supervisor gone")
+    assert_gone(s)
+
+
+def test_up_named_services_starts_them_and_what_they_need(stacks):
+    s = stacks()
+    s.write(svc(s, "db", SLEEPER) + svc(s, "api", SLEEPER, depends_on="db") +
+            svc(s, "other", SLEEPER))
+    s.up("api")
+    assert sorted(r["service"] for r in s.ps() if r["state"] == "running") == ["api", "db"]
+    assert s.container_names() == [f"{s.name}-api-1", f"{s.name}-db-1"]
+
+
+def test_interpolation_from_env_and_dotenv_and_env_files(stacks, state):
+    s = stacks()
+    (s.dir / ".env").write_text("GREETING=from-dotenv\nTAG=latest\n")
+    (s.dir / "app.env").write_text("FROM_FILE=file-value\nOVERRIDDEN=file\n")
+    s.write(svc(s, "app", s.script("app", "env | sort > /t/env\n" + SLEEP),
+                image="bb:${TAG}",
+                env='GREETING2=${GREETING} "SPACED=a b" OVERRIDDEN=env HOST_ONLY '
+                    'DOLLAR=$$HOME DEFAULTED=${NOPE:-dflt}',
+                env_file="app.env"))
+    env = dict(os.environ, HOST_ONLY="from-host", GREETING="from-environment")
+    env.pop("NOPE", None)
+    s.hutch("up", "-d", "--wait", env=env)
+    lines = wait_for(lambda: s.lines("env"), what="app's environment")
+    got = dict(l.split("=", 1) for l in lines if "=" in l)
+    assert got["GREETING2"] == "from-environment"  # the environment wins over .env
+    assert got["SPACED"] == "a b" and got["HOST_ONLY"] == "from-host"
+    assert got["FROM_FILE"] == "file-value" and got["OVERRIDDEN"] == "env"
+    assert got["DOLLAR"] == "$HOME" and got["DEFAULTED"] == "dflt"
+
+
+def test_stack_exec_and_container_name(stacks, state):
+    s = stacks()
+    s.write(svc(s, "db", SLEEPER, hostname="dbhost"))
+    s.up()
+    cp = s.hutch("stack", "exec", "db", "hostname")
+    assert cp.stdout.strip() == "dbhost"
+    cp = state.run("exec", f"{s.name}-db-1", "sh", "-c", "exit 7", check=False)
+    assert cp.returncode == 7
+
+
 # ------------------------------------------------------------------ up again, restore
 
 
