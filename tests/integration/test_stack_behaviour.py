@@ -952,6 +952,7 @@ def test_stack_ls_shows_name_file_supervisor_and_counts(stacks):
     s.write(svc(s, "a", SLEEPER) + svc(s, "b", SLEEPER, replicas="2") +
             svc(s, "job", s.script("job", "exit 0")))
     s.up()
+    wait_state(s, "job", "exited")  # up --wait may have seen it running: as good
     e = s.ls()
     assert e["file"] == str(s.file) and e["status"] == "up", e
     assert alive(e["supervisor"])
