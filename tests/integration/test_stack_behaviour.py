@@ -291,13 +291,16 @@ def test_backoff_follows_dockers_sequence(stacks):
     assert delays == want, f"restart delays {delays}, Docker's are {want}"
     assert [e["restarts"] for e in got if e.get("event") == "restarting"] == [1, 2, 3, 4, 5]
     # measured: from each exit to the next start, the delay and no more than a
-    # container's start (generous: 2 shared cores)
+    # container's start (generous: 2 shared cores). The delay runs from the exit
+    # itself, and an exited event is stamped when the supervisor got to it: a
+    # loaded machine makes the gap look shorter by that much (10%, 20 ms at least).
     exits = [ev_time(e) for e in got if e.get("event") == "exited"]
     starts = [ev_time(e) for e in got if e.get("event") == "started"]
     assert len(exits) == 6 and len(starts) == 5, got
     gaps = [round((b - a) * 1000) for a, b in zip(exits, starts)]
     for g, w in zip(gaps, want):
-        assert w - 2 <= g <= w + 300, f"exit -> start gaps {gaps} ms, want {want} ms"
+        assert w - max(20, w // 10) <= g <= w + 300, \
+            f"exit -> start gaps {gaps} ms, want {want} ms"
     # and as the service saw it: its starts, 10 ms /proc/uptime steps
     st = s.stamps("starts")
     assert len(st) == 6, st
