@@ -406,7 +406,8 @@ def test_health_start_period_and_start_interval(stacks):
     wait_for(lambda: len(s.stamps("probes")) >= 5, timeout=5, what="5 probes")
     assert health_of(s, "slow") == "starting", s.row("slow")
     p = s.stamps("probes")
-    assert all(0.05 <= b - a <= 0.6 for a, b in zip(p, p[1:])), p
+    # 100 ms apart plus a probe's exec (loose on a loaded machine: 1h is the other)
+    assert all(0.05 <= b - a <= 2 for a, b in zip(p, p[1:])), p
     s.touch("ok")
     wait_health(s, "slow", "healthy", timeout=3)
 
