@@ -4,7 +4,7 @@ PYTHON ?= /usr/bin/python3
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE_CFLAGS := -std=gnu17 -D_GNU_SOURCE -I. -I/usr/include/libnl3 $(WARN) -fno-strict-aliasing
-LIBS := -lseccomp -lcap -ljson-c -lz -lzstd -liniparser -lnl-route-3 -lnl-3
+LIBS := -lseccomp -lcap -ljson-c -lz -lzstd -liniparser -lyaml -lnl-route-3 -lnl-3
 # build/hutch links these statically (Debian's -dev packages ship the .a files) and
 # only libc dynamically: five fewer shared objects to map and relocate at every
 # start, ~0.2 ms of each `hutch run`. libcurl stays dlopen'ed (images/registry.c).
@@ -18,16 +18,16 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 OBJ := build/obj
 ASAN_OBJ := build/asan
-LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o) $(OBJ)/dmz_blob.o
+LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o) $(OBJ)/dmz_blob.o $(OBJ)/keeper_blob.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(OBJ)/%.o)
-ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(ASAN_OBJ)/%.o) $(OBJ)/dmz_blob.o
+ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(ASAN_OBJ)/%.o) $(OBJ)/dmz_blob.o $(OBJ)/keeper_blob.o
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 UNIT_ASAN_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit-asan/%)
 
 DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev zlib1g-dev \
-	libzstd-dev libnl-3-dev libnl-route-3-dev libiniparser-dev libcmocka-dev \
+	libzstd-dev libnl-3-dev libnl-route-3-dev libiniparser-dev libyaml-dev libcmocka-dev \
 	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip tar \
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gcc libc6-dev gcc-multilib \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
@@ -54,18 +54,24 @@ $(ASAN_OBJ)/%.o: %.c $(wildcard */*.h)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -c -o $@ $<
 
 # hutch-dmz: the tiny static program a container's command is exec'd through
-# (runtime/dmz/dmz.c), embedded in hutch as bytes.
+# (runtime/dmz/dmz.c), and hutch-keeper: what a detached container's monitor
+# execs once the container runs (runtime/keeper/keeper.c); both embedded in
+# hutch as bytes (hutch_dmz[], hutch_keeper[]).
+NOLIBC_CFLAGS := -static -nostdlib -nostartfiles -fno-stack-protector -fno-builtin \
+	-fno-asynchronous-unwind-tables -fno-pie -no-pie -Os -Wall -Wextra -Werror \
+	-Wl,--build-id=none -s
 build/dmz: runtime/dmz/dmz.c
 	@mkdir -p build
-	$(CC) -static -nostdlib -nostartfiles -fno-stack-protector -fno-builtin \
-		-fno-asynchronous-unwind-tables -fno-pie -no-pie -Os -Wall -Wextra -Werror \
-		-Wl,--build-id=none -s -o $@ $<
-build/dmz_blob.c: build/dmz
-	{ echo '/* generated from runtime/dmz/dmz.c */'; \
-	  echo 'const unsigned char hutch_dmz[] = {'; \
+	$(CC) $(NOLIBC_CFLAGS) -o $@ $<
+build/keeper: runtime/keeper/keeper.c
+	@mkdir -p build
+	$(CC) $(NOLIBC_CFLAGS) -o $@ $<
+build/%_blob.c: build/%
+	{ echo '/* generated from build/$* */'; \
+	  echo 'const unsigned char hutch_$*[] = {'; \
 	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
-	  echo '};'; echo 'const unsigned long hutch_dmz_len = sizeof(hutch_dmz);'; } > $@
-$(OBJ)/dmz_blob.o: build/dmz_blob.c
+	  echo '};'; echo 'const unsigned long hutch_$*_len = sizeof(hutch_$*);'; } > $@
+$(OBJ)/%_blob.o: build/%_blob.c
 	@mkdir -p $(dir $@)
 	$(CC) -c -o $@ $<
 

@@ -18,8 +18,16 @@ int cmd_pull(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_exec(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
-/* hidden verbs for hutch's own use: internal dns (cli/dns.c) */
+/* stacks: up, down, with (cli/up.c); stack ... (cli/stack.c); the supervisor */
+int cmd_up(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_down(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_with(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_stack(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_supervise(struct cli_ctx *ctx, int argc, char **argv);
+/* hidden verbs for hutch's own use (cli/internal.c): internal dns (cli/dns.c),
+ * internal finish */
 int cmd_internal(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv);
 /* stop, kill, rm, inspect */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 /* network create, ls, inspect, rm */

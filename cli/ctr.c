@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "common/util.h"
 #include "images/images.h"
 #include "runtime/runtime.h"
+#include "supervisor/supervisor.h"
 
 static int open_runtime(struct cli_ctx *ctx, struct hutch_runtime *rt, struct hutch_err **err)
 {
@@ -184,6 +186,10 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 		} else {
 			snprintf(status, sizeof(status), "Created");
 		}
+		/* a stack's service: its health, or its restart under way */
+		hutch_stack_ps_status(ctx->data_root, s->labels, s->n_labels,
+				      s->status == HUTCH_RUNNING, s->exit_code, s->finished_ns, status,
+				      sizeof(status));
 		char **row = rows[n_rows++];
 		row[COL_ID] = xasprintf("%.12s", s->id);
 		/* the command is the image's (Entrypoint, Cmd): no escape sequences
@@ -447,6 +453,28 @@ static size_t print_from(int fd, char **carry, size_t *carry_len)
 	return total;
 }
 
+/* The log was closed: by its keeper when the container ended, or when it
+ * rotated it (container.log became container.log.1, and a new container.log
+ * was made before the old one was closed). Rotated: go on with the new one
+ * (a new watch on it) and say true. */
+static bool follow_rotated(int in, int *fd, const char *path, char **carry, size_t *carry_len)
+{
+	struct stat was, now;
+	if (fstat(*fd, &was) < 0 || stat(path, &now) < 0 ||
+	    (was.st_dev == now.st_dev && was.st_ino == now.st_ino))
+		return false;
+	int next = open(path, O_RDONLY | O_CLOEXEC);
+	if (next < 0 || inotify_add_watch(in, path, IN_MODIFY | IN_CLOSE_WRITE) < 0) {
+		if (next >= 0)
+			close(next);
+		return false;
+	}
+	close(*fd);
+	*fd = next;
+	print_from(*fd, carry, carry_len);
+	return true;
+}
+
 enum { LOGS_FOLLOW, LOGS_TAIL };
 static const struct cli_opt logs_opts[] = {
 	{"follow", 'f', false, LOGS_FOLLOW},
@@ -561,7 +589,7 @@ int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 					closed |= (ev->mask & IN_CLOSE_WRITE) != 0;
 					p += sizeof(*ev) + ev->len;
 				}
-				if (closed)
+				if (closed && !follow_rotated(in, &fd, path, &carry, &carry_len))
 					break;
 			}
 		}

@@ -173,7 +173,7 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a)
 	return rc;
 }
 
-static int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv)
+int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct dns_args a = {0};
 	int i = cli_parse_opts("internal dns", DNS_USAGE, dns_opts, ARRAY_SIZE(dns_opts), true,
@@ -191,13 +191,4 @@ static int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv)
 		return 125;
 	}
 	return dns_loop(ctx, &a);
-}
-
-int cmd_internal(struct cli_ctx *ctx, int argc, char **argv)
-{
-	if (argc >= 1 && !strcmp(argv[0], "dns"))
-		return cmd_internal_dns(ctx, argc, argv);
-	fprintf(stderr, "hutch: internal: unknown command '%s' (internal commands: dns)\n",
-		argc >= 1 ? argv[0] : "");
-	return 125;
 }

@@ -35,6 +35,10 @@ static void usage(FILE *out)
 	      "  image tag SRC DST | image inspect NAME | image prune\n"
 	      "  image ls [--format json] [-q]           list images (also: images)\n"
 	      "  image rm NAME...                        remove images (also: rmi)\n"
+	      "  up [-f FILE] [-d] [--wait] [--wait-timeout S] [SERVICE...]  bring a stack up\n"
+	      "  down [-f FILE] [-t SECS] [--volumes]    take a stack down\n"
+	      "  with [-f FILE] [--timeout S] -- CMD...  up --wait, run CMD, down\n"
+	      "  stack ls|ps|logs|start|stop|restart|exec|events|restore  a stack's services\n"
 	      "  network create|ls|inspect|rm            bridge networks (see network --help)\n"
 	      "  version                                 print the version\n"
 	      "\n"
@@ -158,6 +162,16 @@ int main(int argc, char **argv)
 		   !strcmp(verb, "inspect") || !strcmp(verb, "start") || !strcmp(verb, "restart") ||
 		   !strcmp(verb, "wait")) {
 		rc = cmd_ctr(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "up")) {
+		rc = cmd_up(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "down")) {
+		rc = cmd_down(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "with")) {
+		rc = cmd_with(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "stack")) {
+		rc = cmd_stack(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "__supervise")) {
+		rc = cmd_supervise(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "image")) {
 		rc = cmd_image(&ctx, sub_argc - 1, sub_argv + 1);
 	} else if (!strcmp(verb, "network")) {

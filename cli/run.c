@@ -299,16 +299,6 @@ static int check_network_opts(const struct cli_ctx *ctx, const struct run_opts *
 }
 
 /* The detached container's monitor, after it exited: its network goes. */
-static void detach_network(const struct hutch_runtime *rt, const char *id, void *data)
-{
-	struct hutch_net_ctx nctx = {.data_root = rt->data_root, .run_root = rt->run_root};
-	struct hutch_err *err = NULL;
-	if (hutch_net_detach(&nctx, id, &err) < 0)
-		hutch_runtime_log(rt, HUTCH_LOG_WARNING, "container %.12s: %s", id,
-				  err && err->msg ? err->msg : "cannot detach its network");
-	hutch_err_free(&err);
-}
-
 /* Put the container on its network: a namespace net/ made and wired, the
  * spec joins it by path; resolv.conf and hosts to match. */
 static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opts *o,
@@ -534,11 +524,11 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		hutch_trace("network attached");
 	}
 	if (o.detach) {
-		if (attached) /* its monitor takes the network down when it exits */
-			rt.on_exit = detach_network;
 		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)
 			goto out;
-		attached = false; /* the monitor's now */
+		/* the network is taken down by `hutch internal finish`, which its
+		 * keeper execs once it has exited (cli/internal.c) */
+		attached = false;
 		printf("%s\n", spec->id);
 		rc = 0;
 		goto out;

@@ -53,4 +53,53 @@ step "stop -t 1 web && rm web"
 h stop -t 1 web
 h rm web
 h ps -a
+
+# ---- a stack: dependencies, a healthcheck, a one-shot job, a crash loop
+mkdir -p "$ROOT/shop"
+cat >"$ROOT/shop/hutch.ini" <<'INI'
+[stack]
+name = shop
+
+; a "database": healthy once it has made its data file
+[service.db]
+image = bb
+command = "sh -c 'sleep 0.3; touch /tmp/up; echo db: accepting connections; exec sleep 1000'"
+health_cmd = test -f /tmp/up
+health_interval = 1s
+health_start_interval = 100ms
+health_start_period = 10s
+
+; a one-shot job that needs the database healthy
+[service.migrate]
+image = bb
+command = sh -c 'echo migrate: schema up to date'
+depends_on = db:healthy
+
+; the app starts once the migration completed
+[service.api]
+image = bb
+command = "sh -c 'echo api: serving; exec sleep 1000'"
+depends_on = db:healthy migrate:completed
+replicas = 2
+
+; a service that crashes: restarted with Docker's backoff (100 ms, 200 ms, ...)
+[service.flaky]
+image = bb
+command = "sh -c 'echo flaky: crashing; exit 3'"
+restart = on-failure:5
+INI
+step "up -d --wait   # in a directory with this hutch.ini:"
+sed 's/^/    /' "$ROOT/shop/hutch.ini"
+(cd "$ROOT/shop" && h up -d --wait)
+sleep 1
+step "stack ps"
+(cd "$ROOT/shop" && h stack ps)
+step "stack logs --tail 1"
+(cd "$ROOT/shop" && h stack logs --tail 1)
+step "ps   # a service's containers are ordinary containers"
+h ps
+step "down -t 1"
+(cd "$ROOT/shop" && h down -t 1)
+h ps -a
+
 printf '\nDemo done. Try: %s --root %s run --rm -it bb sh\n' "$HUTCH" "<dir>"

@@ -36,8 +36,6 @@ struct child_args {
 	const struct hutch_runtime *rt;
 	const struct hutch_spec *spec;
 	struct mount_ctx mctx;
-	struct proc_ctx proc;
-	int sync_fd; /* read end: parent's go-ahead after id maps (userns only) */
 };
 
 
@@ -56,46 +54,49 @@ static int set_loopback_up(struct hutch_err **err)
 	return 0;
 }
 
-static __attribute__((noreturn)) void child_main(struct child_args *a)
+/* In the new namespaces (and, with a user namespace, once its id maps are
+ * written): network, hostname, the root filesystem, then the process's own
+ * last steps. */
+static __attribute__((noreturn)) void child_main(struct proc_ctx *pc, void *arg)
 {
+	struct child_args *a = arg;
 	const struct hutch_spec *spec = a->spec;
 	struct hutch_err *err = NULL;
 	int code = 125;
 
-	/* If our monitor dies, so do we: no container runs on unobserved. */
-	pdeathsig_arm(a->proc.parent_pidfd);
-	if (a->sync_fd >= 0) {
-		char go;
-		if (read(a->sync_fd, &go, 1) != 1)
-			_exit(125);
-		close(a->sync_fd);
-	}
 	umask(0022);
 	const struct hutch_namespace *net = hutch_spec_namespace(spec, HUTCH_NS_NETWORK);
 	if (net && net->path) {
 		_cleanup_close_ int nsfd = open(net->path, O_RDONLY | O_CLOEXEC);
 		if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
 			hutch_fail_sys(&err, "join the network namespace %s", net->path);
-			proc_fail(&a->proc, code, err);
+			proc_fail(pc, code, err);
 		}
 	} else if (net && set_loopback_up(&err) < 0) {
-		proc_fail(&a->proc, code, err);
+		proc_fail(pc, code, err);
 	}
 	if (sethostname(spec->hostname, strlen(spec->hostname)) < 0) {
 		hutch_fail_sys(&err, "set hostname '%s'", spec->hostname);
-		proc_fail(&a->proc, code, err);
+		proc_fail(pc, code, err);
 	}
 	int rootfd = -1;
 	if (mounts_setup_rootfs(&a->mctx, &rootfd, &err) < 0 ||
 	    mounts_setup_container(&a->mctx, rootfd, &err) < 0)
-		proc_fail(&a->proc, code, err);
+		proc_fail(pc, code, err);
 	hutch_trace("child: mounts done");
 	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0)
-		proc_fail(&a->proc, code, err);
+		proc_fail(pc, code, err);
 	hutch_trace("child: pivoted");
 	close(rootfd);
 
-	proc_setup_and_exec(&a->proc);
+	proc_setup_and_exec(pc);
+}
+
+/* The parent's part before the child goes on: its user namespace's id maps. */
+static int child_started(pid_t pid, void *arg, struct hutch_err **err)
+{
+	struct child_args *a = arg;
+	return userns_write_maps(a->rt, a->spec, pid, err);
 }
 
 static char *join_args(char **args, size_t n)
@@ -127,6 +128,10 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	st->hostname = spec->hostname ? xstrdup(spec->hostname) : NULL;
 	st->seccomp = spec->seccomp == HUTCH_SECCOMP_DEFAULT && !spec->privileged;
 	st->namespaces = spec_ns_mask(spec);
+	st->labels = xcalloc(spec->n_labels + 1, sizeof(char *));
+	for (size_t i = 0; i < spec->n_labels; i++)
+		st->labels[i] = xstrdup(spec->labels[i]);
+	st->n_labels = spec->n_labels;
 	st->process.args = xcalloc(spec->process.n_args + 1, sizeof(char *));
 	for (size_t i = 0; i < spec->process.n_args; i++)
 		st->process.args[i] = xstrdup(spec->process.args[i]);
@@ -311,10 +316,7 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	c->again = again;
 	c->terminal = spec->process.terminal;
 	c->memory_limit = spec->resources.memory_max;
-	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
-	struct seccomp_prog *prog = NULL;
 	_cleanup_free_ char *upper = NULL, *work = NULL, *rootfs = NULL;
-	_cleanup_close_ int dmz = -1, self = -1;
 	_cleanup_etc_files_ struct etc_files etc = {0};
 
 	/* no fd of the caller's that the container could reopen (io.c) */
@@ -343,31 +345,7 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 					proc.caps.ambient & keep};
 		c->state->process.caps = proc.caps; /* and so for exec */
 	}
-	hutch_trace("seccomp: prepare");
-	if (spec->seccomp == HUTCH_SECCOMP_DEFAULT && !spec->privileged) {
-		_cleanup_free_ char *cache = xasprintf("%s/cache", rt->run_root);
-		prog = xcalloc(1, sizeof(*prog));
-		if (seccomp_prepare_default(spec->process.caps.bounding, cache, prog, err) < 0) {
-			free(prog);
-			prog = NULL;
-			goto fail;
-		}
-	}
-	dmz = proc_dmz_memfd(err);
-	if (dmz < 0)
-		goto fail;
-	/* the container process watches us through it while it starts */
-	self = pidfd_open_or_fail(getpid(), false, err);
-	if (self < 0)
-		goto fail;
 	bool userns = spec_has_ns(spec, HUTCH_NS_USER);
-	if (pipe2(report, O_CLOEXEC) < 0 || (userns && pipe2(sync, O_CLOEXEC) < 0) ||
-	    (spec->process.terminal &&
-	     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
-		hutch_fail_sys(err, "create pipes");
-		goto fail;
-	}
-
 	upper = xasprintf("%s/upper", c->data_dir);
 	work = xasprintf("%s/work", c->data_dir);
 	rootfs = xstrdup(c->data_dir);
@@ -377,128 +355,55 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
 			 .etc = &etc, .rootless = rt->rootless,
 			 .own_cgroup = c->cg.dirfd >= 0, .nodev = devices > 0},
-		.proc = {.proc = &proc, .io = &child_io, .userns = userns,
-			 .seccomp = prog, .report_fd = report[1], .pty_sock = ptys[1],
-			 .dmz_fd = dmz, .parent_pidfd = self},
-		.sync_fd = sync[0],
 	};
 	/* every mount's options parsed once, here: the child only reads them */
 	if (mounts_prepare(&a.mctx, err) < 0)
 		goto fail;
-	if (spec->process.terminal) {
-		int tfd = isatty(io->stdin_fd) ? io->stdin_fd : io->stdout_fd;
-		a.proc.have_winsize = ioctl(tfd, TIOCGWINSZ, &a.proc.winsize) == 0;
-		if (!a.proc.have_winsize && spec->detached) {
-			/* nobody's terminal to copy: the classic size, not 0x0 */
-			a.proc.winsize = (struct winsize){.ws_row = 24, .ws_col = 80};
-			a.proc.have_winsize = true;
-		}
-	}
 
 	/* new namespaces for the types listed without a path; those with one are
 	 * joined by the child (validated: only network) */
-	uint64_t flags = CLONE_PIDFD;
+	uint64_t flags = 0;
 	for (size_t i = 0; i < spec->n_namespaces; i++)
 		if (!spec->namespaces[i].path)
 			flags |= (uint64_t)ns_clone_flag(spec->namespaces[i].type);
-	int pidfd = -1;
-	struct clone_args ca = {
-		.flags = flags,
-		.pidfd = (uint64_t)(uintptr_t)&pidfd,
-		.exit_signal = SIGCHLD,
+	struct spawn_req req = {
+	    .rt = rt,
+	    .proc = &proc,
+	    .io = &child_io,
+	    .tty_io = io,
+	    .userns = userns,
+	    .seccomp = spec->seccomp == HUTCH_SECCOMP_DEFAULT && !spec->privileged,
+	    .default_winsize = spec->detached,
+	    .clone_flags = flags,
+	    .cgroup_fd = c->cg.dirfd,
+	    .child = child_main,
+	    .started = userns ? child_started : NULL,
+	    .arg = &a,
 	};
-	if (c->cg.dirfd >= 0) {
-		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)c->cg.dirfd;
-	}
-	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-	if (pid != 0)
-		mounts_release(&a.mctx); /* the child has its own copy */
-	if (pid > 0)
-		io_relay_started(c->relay);
-	if (pid > 0)
-		hutch_trace("cloned");
-	if (pid < 0) {
-		hutch_fail_sys(err, "create the container process (clone3)");
+	struct spawn_out so;
+	int spawned = proc_spawn(&req, &so, err);
+	mounts_release(&a.mctx); /* the child has its own copy */
+	if (spawned < 0)
 		goto fail;
-	}
-	if (pid == 0)
-		child_main(&a);
-
-	c->pid = pid;
-	c->pidfd = pidfd;
-	close(report[1]);
-	report[1] = -1;
-	if (sync[0] >= 0) {
-		close(sync[0]);
-		sync[0] = -1;
-	}
-	if (ptys[1] >= 0) {
-		close(ptys[1]);
-		ptys[1] = -1;
-	}
-	if (userns) {
-		if (userns_write_maps(rt, spec, pid, err) < 0) {
-			kill(pid, SIGKILL);
-			goto fail_reap;
-		}
-		if (write(sync[1], "g", 1) != 1) {
-			hutch_fail_sys(err, "release the container process");
-			goto fail_reap;
-		}
-		close(sync[1]);
-		sync[1] = -1;
-	}
-	if (proc_read_report(report[0], err) < 0)
-		goto fail_reap;
-	hutch_trace("exec reported");
-	if (spec->process.terminal) {
-		c->pty_master = proc_recv_fd(ptys[0]);
-		if (c->pty_master < 0) {
-			hutch_fail(err, EIO, "the container did not hand over its terminal");
-			kill(pid, SIGKILL);
-			goto fail_reap;
-		}
-	}
+	io_relay_started(c->relay);
+	c->pid = so.pid;
+	c->pidfd = so.pidfd;
+	c->pty_master = so.pty_master;
 	c->started = true;
 	c->state->status = HUTCH_RUNNING;
-	c->state->pid = pid;
-	c->state->pid_start = proc_start_time(pid);
+	c->state->pid = so.pid;
+	c->state->pid_start = proc_start_time(so.pid);
 	c->state->started_ns = now_ns();
 	if (state_write(rt, c->state, err) < 0) {
-		kill(pid, SIGKILL);
-		goto fail_reap;
-	}
-	for (int *p = report; p < report + 2; p++)
-		if (*p >= 0)
-			close(*p);
-	if (ptys[0] >= 0)
-		close(ptys[0]);
-	if (prog) {
-		seccomp_prog_free(prog);
-		free(prog);
+		kill(so.pid, SIGKILL);
+		siginfo_t si;
+		waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED);
+		goto fail;
 	}
 	*out = c;
 	return 0;
 
-fail_reap: {
-	siginfo_t si;
-	waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED);
-}
-fail:
-	for (int *p = report; p < report + 2; p++)
-		if (*p >= 0)
-			close(*p);
-	for (int *p = sync; p < sync + 2; p++)
-		if (*p >= 0)
-			close(*p);
-	for (int *p = ptys; p < ptys + 2; p++)
-		if (*p >= 0)
-			close(*p);
-	if (prog) {
-		seccomp_prog_free(prog);
-		free(prog);
-	}
+fail: {
 	int code = err && *err ? (*err)->exit_code : 125;
 	if (c->again && c->state) {
 		/* as Docker records a failed start: exited, with the start's code */
@@ -510,6 +415,7 @@ fail:
 	if (err && *err)
 		(*err)->exit_code = code ? code : 125;
 	return -1;
+}
 }
 
 int hutch_container_pidfd(const struct hutch_container *c) { return c->pidfd; }

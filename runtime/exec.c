@@ -6,14 +6,11 @@
  * The middle process stays outside, forwards signals and relays the exit code. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -41,9 +38,62 @@ static void merge_env(struct hutch_process *p, char **add, size_t n)
 	}
 }
 
-int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
-	       const struct hutch_exec_opts *o, const struct hutch_io *io, struct hutch_exit *st,
-	       struct hutch_err **err)
+/* What an exec holds between its start and its reap. */
+struct hutch_exec {
+	struct hutch_container c; /* pid, pidfd, pty master, relay: for attach_wait */
+	int stdin_fd;		  /* relayed to it (-i), else -1 */
+};
+
+struct exec_child {
+	const struct hutch_state *s;
+	int target; /* pidfd of the container's pid 1 */
+};
+
+/* The middle process: it joins the container's namespaces, forks the command
+ * into its pid namespace, and stays outside to forward signals and relay the
+ * exit code (proc_run_init). */
+static __attribute__((noreturn)) void exec_child(struct proc_ctx *pc, void *arg)
+{
+	struct exec_child *x = arg;
+	const struct hutch_state *s = x->s;
+	struct hutch_err *e = NULL;
+	/* the namespaces it has of its own, and no others: setns into the
+	 * caller's own user namespace would fail */
+	if (setns(x->target, ns_clone_flags(s->namespaces)) < 0) {
+		if (errno == ESRCH)
+			hutch_fail(&e, 0, "container %.12s is not running", s->id);
+		else
+			hutch_fail_sys(&e, "join the namespaces of container %.12s", s->id);
+		proc_fail(pc, 125, e);
+	}
+	/* joining a user namespace is a change of credentials: the command
+	 * dies with hutch exec, this process with it */
+	pdeathsig_arm(pc->parent_pidfd);
+	close(pc->parent_pidfd);
+	pc->parent_pidfd = pidfd_open_or_fail(getpid(), false, &e);
+	if (pc->parent_pidfd < 0)
+		proc_fail(pc, 125, e);
+	/* Not dumpable: this process is hutch's binary, seen from inside. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	pid_t cmd = fork();
+	if (cmd < 0) {
+		hutch_fail_sys(&e, "fork into container %.12s", s->id);
+		proc_fail(pc, 125, e);
+	}
+	if (cmd == 0) {
+		pdeathsig_arm(pc->parent_pidfd);
+		proc_setup_and_exec(pc);
+	}
+	close(pc->report_fd);
+	proc_run_init(cmd);
+}
+
+int hutch_exec_start(struct hutch_runtime *rt, const struct hutch_state *s,
+		     const struct hutch_exec_opts *o, const struct hutch_io *io,
+		     struct hutch_exec **out, struct hutch_err **err)
 {
 	if (s->status != HUTCH_RUNNING)
 		return hutch_fail(err, 0, "container %.12s is not running", s->id);
@@ -75,19 +125,11 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	proc.n_rlimits = 0;
 
 	int ret = -1;
-	struct seccomp_prog prog = {0};
-	bool have_prog = false;
-	int report[2] = {-1, -1}, ptys[2] = {-1, -1};
 	_cleanup_close_ int cgfd = -1;
-	_cleanup_close_ int dmz = -1, self = -1;
-	struct hutch_container c = {.rt = rt, .pidfd = -1, .pty_master = -1, .cg = {.dirfd = -1}};
-	c.id = (char *)s->id;
-	if (s->seccomp) {
-		_cleanup_free_ char *cache = xasprintf("%s/cache", rt->run_root);
-		if (seccomp_prepare_default(proc.caps.bounding, cache, &prog, err) < 0)
-			goto out;
-		have_prog = true;
-	}
+	struct hutch_exec *h = xcalloc(1, sizeof(*h));
+	h->c = (struct hutch_container){.rt = rt, .pidfd = -1, .pty_master = -1,
+					.cg = {.dirfd = -1}, .id = xstrdup(s->id)};
+	h->stdin_fd = o->interactive ? io->stdin_fd : -1;
 	/* The command must start in the container's cgroup, under its limits and
 	 * its cgroup.kill: without the cgroup there is no exec. */
 	if (s->cgroup) {
@@ -106,125 +148,99 @@ int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	}
 	/* no fd of the caller's that the container could reopen (io.c) */
 	struct hutch_io child_io = *io;
-	if (!o->terminal && io_relay_prepare(io, o->interactive, &child_io, &c.relay, err) < 0)
+	if (!o->terminal &&
+	    io_relay_prepare(io, o->interactive, &child_io, &h->c.relay, err) < 0)
 		goto out;
-	dmz = proc_dmz_memfd(err);
-	if (dmz < 0)
-		goto out;
-	self = pidfd_open_or_fail(getpid(), false, err);
-	if (self < 0)
-		goto out;
-	if (pipe2(report, O_CLOEXEC) < 0 ||
-	    (o->terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
-		hutch_fail_sys(err, "create pipes");
-		goto out;
-	}
-	bool userns = s->namespaces & (1u << HUTCH_NS_USER);
-	struct proc_ctx pc = {.proc = &proc, .io = &child_io, .userns = userns,
-			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
-			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self};
-	if (o->terminal) {
-		int tfd = isatty(io->stdin_fd) ? io->stdin_fd : io->stdout_fd;
-		pc.have_winsize = ioctl(tfd, TIOCGWINSZ, &pc.winsize) == 0;
-	}
-	int pidfd = -1;
-	struct clone_args ca = {.flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&pidfd,
-				.exit_signal = SIGCHLD};
-	if (cgfd >= 0) {
-		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)cgfd;
-	}
-	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-	if (pid < 0) {
+	struct exec_child x = {.s = s, .target = target};
+	struct spawn_req req = {
+	    .rt = rt,
+	    .proc = &proc,
+	    .io = &child_io,
+	    .tty_io = io,
+	    .userns = s->namespaces & (1u << HUTCH_NS_USER),
+	    .seccomp = s->seccomp,
+	    .cgroup_fd = cgfd,
+	    .child = exec_child,
+	    .arg = &x,
+	};
+	struct spawn_out so;
+	if (proc_spawn(&req, &so, err) < 0) {
 		/* The container ended and its cgroup went meanwhile: ENOENT when it
 		 * was gone before clone3 looked, ENODEV while it was being removed. */
-		int e = errno;
+		int e = so.clone_errno;
 		struct pollfd pf = {.fd = target, .events = POLLIN};
-		if ((cgfd >= 0 && (e == ENOENT || e == ENODEV)) || poll(&pf, 1, 0) > 0)
+		if (e && ((cgfd >= 0 && (e == ENOENT || e == ENODEV)) || poll(&pf, 1, 0) > 0)) {
+			if (err)
+				hutch_err_free(err);
 			hutch_fail(err, 0, "container %.12s is not running", s->id);
-		else
+		} else if (e) {
+			if (err)
+				hutch_err_free(err);
 			hutch_fail(err, e, "create the exec process");
+		}
 		goto out;
 	}
-	if (pid == 0) {
-		struct hutch_err *e = NULL;
-		/* This middle process dies with hutch exec, and the command with it
-		 * (the command arms its own again after it changes credentials). */
-		pdeathsig_arm(self);
-		/* the namespaces it has of its own, and no others: setns into the
-		 * caller's own user namespace would fail */
-		if (setns(target, ns_clone_flags(s->namespaces)) < 0) {
-			if (errno == ESRCH)
-				hutch_fail(&e, 0, "container %.12s is not running", s->id);
-			else
-				hutch_fail_sys(&e, "join the namespaces of container %.12s", s->id);
-			proc_fail(&pc, 125, e);
-		}
-		/* joining a user namespace is a change of credentials */
-		pdeathsig_arm(self);
-		close(self);
-		pc.parent_pidfd = pidfd_open_or_fail(getpid(), false, &e);
-		if (pc.parent_pidfd < 0)
-			proc_fail(&pc, 125, e);
-		/* Not dumpable: this process is hutch's binary, seen from inside. */
-		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-		sigset_t all;
-		sigfillset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		pid_t cmd = fork();
-		if (cmd < 0) {
-			hutch_fail_sys(&e, "fork into container %.12s", s->id);
-			proc_fail(&pc, 125, e);
-		}
-		if (cmd == 0) {
-			pdeathsig_arm(pc.parent_pidfd);
-			proc_setup_and_exec(&pc);
-		}
-		close(report[1]);
-		proc_run_init(cmd);
-	}
-	c.pid = pid;
-	c.pidfd = pidfd;
-	io_relay_started(c.relay);
-	close(report[1]);
-	report[1] = -1;
-	if (ptys[1] >= 0) {
-		close(ptys[1]);
-		ptys[1] = -1;
-	}
-	if (proc_read_report(report[0], err) < 0) {
-		siginfo_t si;
-		waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
-		close(pidfd);
-		goto out;
-	}
-	if (o->terminal) {
-		c.pty_master = proc_recv_fd(ptys[0]);
-		if (c.pty_master < 0) {
-			syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-			siginfo_t si;
-			waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
-			close(pidfd);
-			hutch_fail(err, EIO, "the exec process did not hand over its terminal");
-			goto out;
-		}
-	}
-	ret = hutch_container_attach_wait(&c, o->interactive ? io->stdin_fd : -1, st, err);
-	close(c.pidfd);
-	if (c.pty_master >= 0)
-		close(c.pty_master);
+	h->c.pid = so.pid;
+	h->c.pidfd = so.pidfd;
+	h->c.pty_master = so.pty_master;
+	io_relay_started(h->c.relay);
+	*out = steal_ptr(h);
+	ret = 0;
 out:
-	io_relay_free(c.relay);
-	for (int i = 0; i < 2; i++) {
-		if (report[i] >= 0)
-			close(report[i]);
-		if (ptys[i] >= 0)
-			close(ptys[i]);
-	}
-	if (have_prog)
-		seccomp_prog_free(&prog);
+	if (h)
+		hutch_exec_free(h);
 	for (size_t i = 0; i < proc.n_env; i++)
 		free(proc.env[i]);
 	free(proc.env);
 	return ret;
+}
+
+int hutch_exec_pidfd(const struct hutch_exec *h) { return h->c.pidfd; }
+pid_t hutch_exec_pid(const struct hutch_exec *h) { return h->c.pid; }
+
+int hutch_exec_kill(struct hutch_exec *h, int sig, struct hutch_err **err)
+{
+	return hutch_container_kill(&h->c, sig, err);
+}
+
+int hutch_exec_reap(struct hutch_exec *h, struct hutch_exit *st, struct hutch_err **err)
+{
+	/* a terminal or a relayed fd: its output is copied until it ends */
+	int r = h->c.pty_master >= 0 || h->c.relay
+		    ? hutch_container_attach_wait(&h->c, h->stdin_fd, st, err)
+		    : hutch_container_reap(&h->c, st, err);
+	hutch_exec_free(h);
+	return r;
+}
+
+void hutch_exec_free(struct hutch_exec *h)
+{
+	if (!h)
+		return;
+	if (h->c.pidfd >= 0) {
+		if (!h->c.reaped) {
+			syscall(SYS_pidfd_send_signal, h->c.pidfd, SIGKILL, NULL, 0);
+			siginfo_t si;
+			waitid(P_PIDFD, (id_t)h->c.pidfd, &si, WEXITED);
+		}
+		close(h->c.pidfd);
+	}
+	if (h->c.pty_master >= 0)
+		close(h->c.pty_master);
+	io_relay_free(h->c.relay);
+	free(h->c.id);
+	free(h);
+}
+
+int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
+	       const struct hutch_exec_opts *o, const struct hutch_io *io, struct hutch_exit *st,
+	       struct hutch_err **err)
+{
+	struct hutch_exec *h = NULL;
+	if (hutch_exec_start(rt, s, o, io, &h, err) < 0)
+		return -1;
+	/* relays what it must (a terminal, fds of the caller's), then reaps */
+	int r = hutch_container_attach_wait(&h->c, h->stdin_fd, st, err);
+	hutch_exec_free(h);
+	return r;
 }

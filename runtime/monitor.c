@@ -1,121 +1,29 @@
 /* The monitor of a detached container (the part of conmon that hutch needs): a
- * forked hutch process that starts the container, holds its pidfd, writes its
- * output to DATA/containers/ID/container.log in the CRI log format
- * ("TIMESTAMP STREAM P|F TEXT", P for a partial line), records its exit status
- * and cleans up its cgroup (and everything, with --rm) when it ends. It also
- * holds the image's layer locks for the container's lifetime. */
+ * forked hutch process that starts the container with all of hutch's code and
+ * then execs hutch-keeper (runtime/keeper/keeper.c), a tiny static program that
+ * stays the container's parent and holds its pidfd, its output, the image's
+ * layer locks and its directory: it writes the output to
+ * DATA/containers/ID/container.log in the CRI log format ("TIMESTAMP STREAM
+ * P|F TEXT", P for a partial line) with size-based rotation, and when the
+ * container has exited writes DATA/containers/ID/exit and execs hutch again
+ * (`hutch internal finish`, hutch_container_finish) to record the exit status
+ * and clean up its cgroup (and everything, with --rm). The pid stays the same
+ * throughout: the record's owner is one process from start to finish. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
+#include "common/idmap.h"
 #include "common/util.h"
 #include "runtime/container_internal.h"
-
-struct start_report {
-	int ok;
-	int already_running; /* started again: it runs or starts already */
-	int exit_code;
-	int errno_;
-	char msg[2048];
-};
-
-static void log_record(int logfd, const char *stream, const char *text, size_t len, bool full)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char head[96];
-	size_t n = strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(head + n, sizeof(head) - n, ".%09ldZ %s %c ", ts.tv_nsec, stream,
-			      full ? 'F' : 'P');
-	struct iovec iov[3] = {{head, n}, {(void *)text, len}, {"\n", 1}};
-	/* one writev per record: readers never see half a record */
-	(void)!writev(logfd, iov, 3);
-}
-
-/* Log what one read returned: complete lines as F records, a tail as P. */
-static void log_chunk(int logfd, const char *stream, const char *buf, size_t len)
-{
-	while (len > 0) {
-		const char *nl = memchr(buf, '\n', len);
-		size_t line = nl ? (size_t)(nl - buf) : len;
-		log_record(logfd, stream, buf, line, nl != NULL);
-		if (!nl)
-			break;
-		buf += line + 1;
-		len -= line + 1;
-	}
-}
-
-static bool drain(int fd, int logfd, const char *stream)
-{
-	char buf[16384];
-	ssize_t n = read(fd, buf, sizeof(buf));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return true;
-	if (n <= 0)
-		return false;
-	log_chunk(logfd, stream, buf, (size_t)n);
-	return true;
-}
-
-static void monitor_loop(struct hutch_container *c, int out_fd, int err_fd, int logfd)
-{
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->pidfd};
-	epoll_ctl(ep, EPOLL_CTL_ADD, c->pidfd, &ev);
-	int fds[2] = {out_fd, err_fd};
-	const char *names[2] = {"stdout", "stderr"};
-	for (int i = 0; i < 2; i++) {
-		if (fds[i] < 0)
-			continue;
-		fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-		ev.data.fd = fds[i];
-		epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
-	}
-	bool exited = false;
-	while (!exited) {
-		struct epoll_event evs[3];
-		int n = epoll_wait(ep, evs, 3, -1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		for (int i = 0; i < n; i++) {
-			if (evs[i].data.fd == c->pidfd) {
-				exited = true;
-				continue;
-			}
-			for (int k = 0; k < 2; k++)
-				if (evs[i].data.fd == fds[k] && !drain(fds[k], logfd, names[k])) {
-					epoll_ctl(ep, EPOLL_CTL_DEL, fds[k], NULL);
-					close(fds[k]);
-					fds[k] = -1;
-				}
-		}
-	}
-	/* What the container wrote before it exited is still in the pipes. */
-	for (int k = 0; k < 2; k++) {
-		char buf[16384];
-		ssize_t n;
-		/* non-blocking: stops at EAGAIN (empty) or EOF/EIO (all writers gone) */
-		while (fds[k] >= 0 && ((n = read(fds[k], buf, sizeof(buf))) > 0 ||
-				       (n < 0 && errno == EINTR)))
-			if (n > 0)
-				log_chunk(logfd, names[k], buf, (size_t)n);
-		if (fds[k] >= 0)
-			close(fds[k]);
-	}
-	close(ep);
-}
+#include "runtime/process_internal.h"
 
 /* Close every fd from 3 up but the layer locks and the ready pipe: whatever
  * else the CLI had open (a pipe on fd 3 of a shell pipeline) would otherwise
@@ -130,12 +38,44 @@ static void close_inherited(const int *hold, size_t n_hold, int ready_fd)
 	free(keep);
 }
 
+/* Clear FD_CLOEXEC: fd is to reach hutch-keeper. */
+static void pass_on(int fd)
+{
+	if (fd >= 0)
+		fcntl(fd, F_SETFD, 0);
+}
+
+/* Become hutch-keeper (see the top of this file), which takes over the
+ * container; returns only if it could not be exec'd. */
+static void exec_keeper(struct hutch_runtime *rt, struct hutch_container *c, int keeper, int exe,
+			int dirfd, int out_fd, int err_fd, int stdin_hold, const int *hold,
+			size_t n_hold)
+{
+	int fds[] = {c->pidfd, out_fd, err_fd, dirfd, exe, stdin_hold};
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		pass_on(fds[i]);
+	for (size_t i = 0; i < n_hold; i++)
+		pass_on(hold[i]);
+	char a[7][24];
+	snprintf(a[0], sizeof(a[0]), "%d", c->pidfd);
+	snprintf(a[1], sizeof(a[1]), "%d", out_fd);
+	snprintf(a[2], sizeof(a[2]), "%d", err_fd);
+	snprintf(a[3], sizeof(a[3]), "%d", dirfd);
+	snprintf(a[4], sizeof(a[4]), "%d", exe);
+	snprintf(a[5], sizeof(a[5]), "%lld", (long long)HUTCH_LOG_MAX_SIZE);
+	snprintf(a[6], sizeof(a[6]), "%d", stdin_hold);
+	char *argv[] = {"hutch-keeper", a[0], a[1], a[2], a[3], a[4], a[5], a[6], "--",
+			"hutch", "internal", "finish", rt->data_root, rt->run_root, c->id, NULL};
+	extern char **environ;
+	syscall(SYS_execveat, keeper, "", argv, environ, AT_EMPTY_PATH);
+}
+
 static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 						   const struct hutch_spec *spec, bool again,
 						   const int *hold, size_t n_hold, int ready_fd)
 {
 	struct hutch_err *err = NULL;
-	struct start_report rep = {0};
+	int ret = -1;
 	/* Its own session (no terminal signals of the CLI's), out of the CLI's
 	 * directory (which could then not be unmounted), and none of its fds. */
 	if (getsid(0) != getpid())
@@ -149,6 +89,16 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	/* hutch's own binary, to come back to when the container has exited
+	 * (a path could name another binary by then: an upgrade) */
+	int exe = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+	if (exe < 0) {
+		hutch_fail_sys(&err, "open /proc/self/exe");
+		goto failed;
+	}
+	int keeper = proc_keeper_memfd(&err);
+	if (keeper < 0)
+		goto failed;
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1};
 	struct hutch_container *c = NULL;
@@ -167,47 +117,100 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 			      .stderr_fd = errp[1]};
 	int started = container_start(rt, spec, &io, again, &c, &err);
 	if (started < 0) {
-		rep.already_running = started == HUTCH_ALREADY_RUNNING;
+		ret = started;
 		goto failed;
 	}
 	close(out[1]);
 	close(errp[1]);
 	if (in[0] >= 0)
 		close(in[0]);
-	_cleanup_free_ char *log_path = xasprintf("%s/container.log", c->data_dir);
-	int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	rep.ok = 1;
-	(void)!write(ready_fd, &rep, sizeof(rep));
+	int dirfd = open(c->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		hutch_fail_sys(&err, "open %s", c->data_dir);
+		hutch_container_destroy(c, NULL);
+		goto failed;
+	}
+	/* the log is there when `run -d` returns; the exit file is this run's */
+	close(openat(dirfd, "container.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+	unlinkat(dirfd, "exit", 0);
+	proc_report(ready_fd, 0, 0, NULL);
 	close(ready_fd);
 	/* the CLI has gone; nothing of ours may hold its terminal */
 	dup2(devnull, 0);
 	dup2(devnull, 1);
 	dup2(devnull, 2);
+	int out_fd = out[0], err_fd = errp[0];
 	if (c->pty_master >= 0) {
 		close(out[0]);
 		close(errp[0]);
-		monitor_loop(c, c->pty_master, -1, logfd);
-		c->pty_master = -1;
-	} else {
-		monitor_loop(c, out[0], errp[0], logfd);
+		out_fd = c->pty_master;
+		err_fd = -1;
 	}
-	if (in[1] >= 0)
-		close(in[1]);
-	struct hutch_exit st;
-	hutch_container_reap(c, &st, NULL);
-	if (logfd >= 0)
-		close(logfd);
+	exec_keeper(rt, c, keeper, exe, dirfd, out_fd, err_fd, in[1], hold, n_hold);
+	/* Not exec'd (it was checked before the start: hardly ever): nobody
+	 * could watch the container, so it goes. */
 	hutch_container_destroy(c, NULL);
-	if (rt->on_exit)
-		rt->on_exit(rt, spec->id, rt->on_exit_data);
-	_exit(0);
-failed:
-	rep.ok = 0;
-	rep.exit_code = err && err->exit_code ? err->exit_code : 125;
-	rep.errno_ = err ? err->errno_ : 0;
-	snprintf(rep.msg, sizeof(rep.msg), "%s", err && err->msg ? err->msg : "unknown error");
-	(void)!write(ready_fd, &rep, sizeof(rep));
 	_exit(1);
+failed:
+	proc_report(ready_fd, ret, err && err->exit_code ? err->exit_code : 125, err);
+	_exit(1);
+}
+
+int hutch_container_finish(struct hutch_runtime *rt, const char *id, struct hutch_err **err)
+{
+	_cleanup_free_ char *dir = xasprintf("%s/containers/%s", rt->data_root, id);
+	_cleanup_free_ char *exit_path = xasprintf("%s/exit", dir);
+	_cleanup_free_ char *text = NULL;
+	long long code = 137, sig = 0, fin = now_ns();
+	if (read_file_at(AT_FDCWD, exit_path, &text, NULL, NULL) == 0 &&
+	    sscanf(text, "%lld %lld %lld", &code, &sig, &fin) != 3)
+		return hutch_fail(err, 0, "%s: not CODE SIGNAL TIME", exit_path);
+	struct hutch_state *s = NULL;
+	if (state_read(rt, id, &s) < 0)
+		return hutch_fail(err, 0, "container %.12s has no record", id);
+	/* only its owner records its exit (this is a verb anyone can call) */
+	if (s->monitor_pid != getpid() || s->status != HUTCH_RUNNING) {
+		hutch_state_free(s);
+		return hutch_fail(err, 0, "container %.12s is not this process's to finish", id);
+	}
+	bool oom = false, cgroup_gone = true;
+	if (s->cgroup) {
+		struct cgroup cg = {.dirfd = cgroup_open_record(rt, s->cgroup, id, NULL),
+				    .has_memory = true};
+		oom = cgroup_oom_kills(&cg) > 0;
+		/* Its processes went with its pid 1; one that was put in it from
+		 * outside is not killed: the cgroup then stays, for `rm` to retry. */
+		if (cg.dirfd >= 0) {
+			close(cg.dirfd);
+			cgroup_gone = cgroup_remove(s->cgroup, err) == 0;
+		}
+		if (cgroup_gone) {
+			free(s->cgroup);
+			s->cgroup = NULL;
+		}
+	}
+	s->status = HUTCH_EXITED;
+	s->exit_code = (int)code;
+	s->oom_killed = oom;
+	s->finished_ns = fin;
+	int ret = 0;
+	/* A cgroup that could not be removed stays in the record: `rm` tries
+	 * again. A --rm container goes altogether, under its dir's lock (see
+	 * collect_orphan in state.c). */
+	if (!cgroup_gone)
+		ret = -1;
+	if (!cgroup_gone || !s->auto_remove) {
+		if (state_write(rt, s, ret ? NULL : err) < 0)
+			ret = -1;
+	} else {
+		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0)
+			flock(dfd, LOCK_EX);
+		if (remove_tree_as_owner(dir, err) < 0)
+			ret = -1;
+	}
+	hutch_state_free(s);
+	return ret;
 }
 
 /* Fork the monitor and wait for its word: started, or why not. */
@@ -229,28 +232,13 @@ static int run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,
 		monitor_main(rt, spec, again, hold_fds, n_hold_fds, ready[1]);
 	}
 	close(ready[1]);
-	struct start_report rep = {0};
-	size_t got = 0;
-	while (got < sizeof(rep)) {
-		ssize_t n = read(ready[0], (char *)&rep + got, sizeof(rep) - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	int r = proc_read_report_as(ready[0], false,
+				    "the container's monitor died while starting it", err);
 	close(ready[0]);
-	if (got == sizeof(rep) && rep.ok)
-		return 0;
-	/* it failed (and cleaned up): collect the monitor */
-	waitpid(pid, NULL, 0);
-	if (got != sizeof(rep))
-		return hutch_fail(err, 0, "the container's monitor died while starting it");
-	rep.msg[sizeof(rep.msg) - 1] = '\0';
-	hutch_fail(err, rep.errno_, "%s", rep.msg);
-	if (err && *err)
-		(*err)->exit_code = rep.exit_code;
-	return rep.already_running ? HUTCH_ALREADY_RUNNING : -1;
+	/* failed (and cleaned up): collect the monitor */
+	if (r < 0)
+		waitpid(pid, NULL, 0);
+	return r;
 }
 
 int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_spec *spec,

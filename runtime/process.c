@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/mman.h>
@@ -24,21 +26,32 @@
 #include "common/util.h"
 #include "runtime/process_internal.h"
 
+/* What a process starting something tells its parent through a pipe: the
+ * container's process (an error; its exec closing the pipe says success) and a
+ * detached container's monitor (started, or why not). One write each. */
 struct child_report {
+	int ret; /* 0: started; -1 or HUTCH_ALREADY_RUNNING: failed */
 	int exit_code;
 	int errno_;
 	char msg[2048];
 };
 
+void proc_report(int fd, int ret, int code, const struct hutch_err *err)
+{
+	struct child_report rep = {.ret = ret, .exit_code = code, .errno_ = err ? err->errno_ : 0};
+	if (ret < 0)
+		snprintf(rep.msg, sizeof(rep.msg), "%s",
+			 err && err->msg ? err->msg : "unknown error");
+	(void)!write(fd, &rep, sizeof(rep));
+}
+
 void proc_fail(const struct proc_ctx *p, int code, struct hutch_err *err)
 {
-	struct child_report rep = {.exit_code = code, .errno_ = err ? err->errno_ : 0};
-	snprintf(rep.msg, sizeof(rep.msg), "%s", err && err->msg ? err->msg : "unknown error");
-	(void)!write(p->report_fd, &rep, sizeof(rep));
+	proc_report(p->report_fd, -1, code, err);
 	_exit(code);
 }
 
-int proc_read_report(int fd, struct hutch_err **err)
+int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err **err)
 {
 	struct child_report rep;
 	size_t got = 0;
@@ -50,14 +63,25 @@ int proc_read_report(int fd, struct hutch_err **err)
 			break;
 		got += (size_t)n;
 	}
-	if (got == 0)
+	if (got == 0 && eof_ok)
 		return 0; /* EOF: the command was exec'd */
 	if (got != sizeof(rep))
-		return hutch_fail(err, 0, "the container process died while starting");
+		return hutch_fail(err, 0, "%s", died);
+	if (rep.ret == 0)
+		return 0;
 	rep.msg[sizeof(rep.msg) - 1] = '\0';
 	hutch_fail(err, rep.errno_, "%s", rep.msg);
-	(*err)->exit_code = rep.exit_code;
-	return -1;
+	if (err && *err)
+		(*err)->exit_code = rep.exit_code;
+	return rep.ret;
+}
+
+int proc_read_report(int fd, struct hutch_err **err)
+{
+	return proc_read_report_as(fd, true, "the container process died while starting", err) <
+			   0
+		   ? -1
+		   : 0;
 }
 
 uint64_t proc_start_time(pid_t pid)
@@ -440,24 +464,36 @@ static char **build_env(const struct hutch_process *proc, const struct user_ids 
 	return env;
 }
 
-extern const unsigned char hutch_dmz[];
-extern const unsigned long hutch_dmz_len;
+extern const unsigned char hutch_dmz[], hutch_keeper[];
+extern const unsigned long hutch_dmz_len, hutch_keeper_len;
 
-int proc_dmz_memfd(struct hutch_err **err)
+/* A sealed, executable memfd holding one of hutch's embedded programs. */
+static int embedded_memfd(const char *name, const unsigned char *bytes, unsigned long len,
+			  struct hutch_err **err)
 {
 	/* MFD_EXEC (Linux 6.3+) says out loud that it will be exec'd */
-	int fd = memfd_create("hutch-dmz", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010U);
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010U);
 	if (fd < 0 && errno == EINVAL)
-		fd = memfd_create("hutch-dmz", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
-		return hutch_fail_sys(err, "memfd_create for hutch-dmz");
-	if (write_all(fd, hutch_dmz, hutch_dmz_len) < 0 || fchmod(fd, 0555) < 0 ||
+		return hutch_fail_sys(err, "memfd_create for %s", name);
+	if (write_all(fd, bytes, len) < 0 || fchmod(fd, 0555) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
 		int e = errno;
 		close(fd);
-		return hutch_fail(err, e, "prepare the sealed hutch-dmz memfd");
+		return hutch_fail(err, e, "prepare the sealed %s memfd", name);
 	}
 	return fd;
+}
+
+int proc_dmz_memfd(struct hutch_err **err)
+{
+	return embedded_memfd("hutch-dmz", hutch_dmz, hutch_dmz_len, err);
+}
+
+int proc_keeper_memfd(struct hutch_err **err)
+{
+	return embedded_memfd("hutch-keeper", hutch_keeper, hutch_keeper_len, err);
 }
 
 /* What execve would say of path, without exec'ing it: 0, or an errno. */
@@ -620,4 +656,138 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	exec_command(p, env);
+}
+
+static void close_pair(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0) {
+			close(p[i]);
+			p[i] = -1;
+		}
+}
+
+static void kill_and_reap(int pidfd)
+{
+	syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	siginfo_t si;
+	waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
+}
+
+int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_err **err)
+{
+	*out = (struct spawn_out){.pid = -1, .pidfd = -1, .pty_master = -1};
+	int ret = -1;
+	struct seccomp_prog prog = {0};
+	bool have_prog = false;
+	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
+	_cleanup_close_ int dmz = -1, self = -1;
+	bool terminal = r->proc->terminal;
+
+	hutch_trace("seccomp: prepare");
+	if (r->seccomp) {
+		_cleanup_free_ char *cache = xasprintf("%s/cache", r->rt->run_root);
+		if (seccomp_prepare_default(r->proc->caps.bounding, cache, &prog, err) < 0)
+			return -1;
+		have_prog = true;
+	}
+	dmz = proc_dmz_memfd(err);
+	if (dmz < 0)
+		goto out;
+	/* the new process watches us through it while it starts */
+	self = pidfd_open_or_fail(getpid(), false, err);
+	if (self < 0)
+		goto out;
+	if (pipe2(report, O_CLOEXEC) < 0 || (r->started && pipe2(sync, O_CLOEXEC) < 0) ||
+	    (terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
+		hutch_fail_sys(err, "create pipes");
+		goto out;
+	}
+	struct proc_ctx pc = {.proc = r->proc, .io = r->io, .userns = r->userns,
+			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
+			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self};
+	if (terminal) {
+		int tfd = isatty(r->tty_io->stdin_fd) ? r->tty_io->stdin_fd : r->tty_io->stdout_fd;
+		pc.have_winsize = ioctl(tfd, TIOCGWINSZ, &pc.winsize) == 0;
+		if (!pc.have_winsize && r->default_winsize) {
+			/* nobody's terminal to copy: the classic size, not 0x0 */
+			pc.winsize = (struct winsize){.ws_row = 24, .ws_col = 80};
+			pc.have_winsize = true;
+		}
+	}
+	int pidfd = -1;
+	struct clone_args ca = {.flags = CLONE_PIDFD | r->clone_flags,
+				.pidfd = (uint64_t)(uintptr_t)&pidfd,
+				.exit_signal = SIGCHLD};
+	if (r->cgroup_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)r->cgroup_fd;
+	}
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0) {
+		out->clone_errno = errno;
+		hutch_fail_sys(err, "create the container process (clone3)");
+		goto out;
+	}
+	if (pid == 0) {
+		/* If our parent dies, so do we: nothing runs on unobserved. */
+		pdeathsig_arm(self);
+		if (sync[0] >= 0) {
+			char go;
+			if (read(sync[0], &go, 1) != 1)
+				_exit(125);
+			close(sync[0]);
+		}
+		r->child(&pc, r->arg);
+	}
+	hutch_trace("cloned");
+	close(report[1]);
+	report[1] = -1;
+	if (sync[0] >= 0) {
+		close(sync[0]);
+		sync[0] = -1;
+	}
+	if (ptys[1] >= 0) {
+		close(ptys[1]);
+		ptys[1] = -1;
+	}
+	if (r->started) {
+		if (r->started(pid, r->arg, err) < 0) {
+			kill_and_reap(pidfd);
+			close(pidfd);
+			goto out;
+		}
+		if (write(sync[1], "g", 1) != 1) {
+			hutch_fail_sys(err, "release the container process");
+			kill_and_reap(pidfd);
+			close(pidfd);
+			goto out;
+		}
+	}
+	if (proc_read_report(report[0], err) < 0) {
+		siginfo_t si;
+		waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
+		close(pidfd);
+		goto out;
+	}
+	hutch_trace("exec reported");
+	if (terminal) {
+		out->pty_master = proc_recv_fd(ptys[0]);
+		if (out->pty_master < 0) {
+			hutch_fail(err, EIO, "the container did not hand over its terminal");
+			kill_and_reap(pidfd);
+			close(pidfd);
+			goto out;
+		}
+	}
+	out->pid = pid;
+	out->pidfd = pidfd;
+	ret = 0;
+out:
+	close_pair(report);
+	close_pair(sync);
+	close_pair(ptys);
+	if (have_prog)
+		seccomp_prog_free(&prog);
+	return ret;
 }

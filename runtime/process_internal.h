@@ -19,6 +19,39 @@ struct proc_ctx {
 	struct winsize winsize;
 };
 
+/* One way to start a container's process, for the container's pid 1
+ * (container.c) and for exec (exec.c): the seccomp program prepared, the
+ * sealed hutch-dmz memfd, the report pipe (and the pty's socket), clone3 into
+ * new namespaces and the cgroup, the child's error report read, the pty master
+ * received. The child arms its parent-death signal, waits for the go-ahead if
+ * `started` is set, and runs `child` (which ends in proc_setup_and_exec or
+ * proc_fail). */
+struct spawn_req {
+	const struct hutch_runtime *rt;
+	const struct hutch_process *proc; /* what proc_setup_and_exec does */
+	const struct hutch_io *io; /* the child's stdio (terminal: unused) */
+	const struct hutch_io *tty_io; /* terminal: whose window size the pty gets */
+	bool userns; /* the process ends up in a user namespace of its own */
+	bool seccomp; /* Docker's default filter, for proc->caps.bounding */
+	bool default_winsize; /* terminal, no size to copy: 24x80 */
+	uint64_t clone_flags; /* CLONE_NEW* */
+	int cgroup_fd; /* clone3 into it; -1: stay in ours */
+	__attribute__((noreturn)) void (*child)(struct proc_ctx *pc, void *arg);
+	/* parent, after clone3 and before the child goes on (it waits for this):
+	 * e.g. write its id maps */
+	int (*started)(pid_t pid, void *arg, struct hutch_err **err);
+	void *arg;
+};
+struct spawn_out {
+	pid_t pid;
+	int pidfd;
+	int pty_master; /* terminal only, else -1 */
+	int clone_errno; /* clone3 itself failed (err filled): its errno */
+};
+/* 0 when the command has been exec'd (out filled: the caller owns pidfd and
+ * pty_master); -1 with err (and the child reaped) otherwise. */
+int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_err **err);
+
 /* Report an error to the parent and exit with code (125/126/127). */
 __attribute__((noreturn)) void proc_fail(const struct proc_ctx *p, int code, struct hutch_err *err);
 /* In the final root (after pivot_root or setns): resolve the user, enter the
@@ -27,12 +60,20 @@ __attribute__((noreturn)) void proc_fail(const struct proc_ctx *p, int code, str
 __attribute__((noreturn)) void proc_setup_and_exec(struct proc_ctx *p);
 /* Parent side: 0 when the child exec'd (EOF), -1 with its message otherwise. */
 int proc_read_report(int fd, struct hutch_err **err);
+/* A report in one write: ret 0 (started) or <0 (failed: code, err). */
+void proc_report(int fd, int ret, int code, const struct hutch_err *err);
+/* Read one: 0 when it says started (or at EOF, if eof_ok), else its ret with
+ * err filled (its message, errno and exit code); died: the message when the
+ * writer went without a whole report. */
+int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err **err);
 int proc_send_fd(int sock, int fd);
 int proc_recv_fd(int sock);
 /* Forward signals to child and reap everything; exit with child's status. */
 __attribute__((noreturn)) void proc_run_init(pid_t child);
 /* A sealed, executable memfd holding hutch-dmz (runtime/dmz/dmz.c). */
 int proc_dmz_memfd(struct hutch_err **err);
+/* A sealed, executable memfd holding hutch-keeper (runtime/keeper/keeper.c). */
+int proc_keeper_memfd(struct hutch_err **err);
 /* Host side, before anything is created: hutch_rlimit_check for each limit
  * the spec sets explicitly (defaults are fitted to the host when applied). */
 int proc_check_rlimits(const struct hutch_process *proc, bool rootless, bool userns,

@@ -189,6 +189,10 @@ struct hutch_spec {
 	bool auto_remove; /* --rm: remove rw layer and state when it exits */
 	bool detached; /* output goes to the container's log, not to a terminal */
 	char *image_id;
+	/* "K=V" labels, kept in the record (inspect, ps --format json): a stack's
+	 * supervisor finds its containers by them (hutch.stack, hutch.service ...). */
+	char **labels;
+	size_t n_labels;
 
 	/* What the option setters (options.c) keep so that settings given in any
 	 * order merge as Docker merges them; process.args and process.caps hold
@@ -220,11 +224,6 @@ struct hutch_runtime {
 	 * monitor while it starts the container. */
 	hutch_log_fn *log;
 	void *log_data;
-	/* Called in a detached container's monitor once the container has exited
-	 * and been cleaned up, for what the caller set up around it (the network
-	 * namespace net/ made): the runtime knows nothing of it. NULL: nothing. */
-	void (*on_exit)(const struct hutch_runtime *rt, const char *id, void *data);
-	void *on_exit_data;
 };
 /* Say msg through rt->log (or on stderr, as above). */
 void hutch_runtime_log(const struct hutch_runtime *rt, enum hutch_log_level level,
@@ -246,6 +245,10 @@ void hutch_spec_free(struct hutch_spec *spec);
 int hutch_spec_add_mount(struct hutch_spec *spec, const char *type, const char *source,
 			 const char *destination, const char *options_csv);
 void hutch_spec_set_env(struct hutch_spec *spec, const char *kv); /* replaces same key */
+/* A "K=V" label (replaces one of the same key). */
+void hutch_spec_set_label(struct hutch_spec *spec, const char *kv);
+/* The value of label key in a list of "K=V", NULL if absent. */
+const char *hutch_label_get(char *const *labels, size_t n, const char *key);
 /* The container's own namespace of type t, NULL when it shares the caller's. */
 const struct hutch_namespace *hutch_spec_namespace(const struct hutch_spec *spec,
 						   enum hutch_ns_type t);
@@ -474,6 +477,8 @@ struct hutch_state {
 	bool seccomp; /* default profile applied */
 	/* the types of namespace it has of its own: bit (1 << HUTCH_NS_*) */
 	unsigned namespaces;
+	char **labels; /* "K=V", from the spec */
+	size_t n_labels;
 };
 
 struct hutch_state_list {
@@ -518,6 +523,16 @@ int hutch_container_run_detached(struct hutch_runtime *rt, const struct hutch_sp
  * HUTCH_ALREADY_RUNNING (err filled) when it runs or is starting, -1 on other
  * errors (a failed start is recorded as an exit with its code: 125, 126, 127). */
 #define HUTCH_ALREADY_RUNNING (-3)
+
+/* A detached container's log is rotated past this size: container.log becomes
+ * container.log.1 (replacing the one before) and a new container.log begins. */
+#define HUTCH_LOG_MAX_SIZE (10LL * 1024 * 1024)
+
+/* What a detached container's monitor does once the container has exited and
+ * its keeper has written DATA/containers/ID/exit: record the exit (code, OOM
+ * kill from the cgroup, time), remove the cgroup, and with --rm the container.
+ * Only the record's owner (the monitor's own process) may. */
+int hutch_container_finish(struct hutch_runtime *rt, const char *id, struct hutch_err **err);
 int hutch_container_start_existing(struct hutch_runtime *rt, const struct hutch_state *s,
 				   const int *hold_fds, size_t n_hold_fds, struct hutch_err **err);
 
@@ -549,6 +564,25 @@ struct hutch_exec_opts {
 int hutch_exec(struct hutch_runtime *rt, const struct hutch_state *s,
 	       const struct hutch_exec_opts *o, const struct hutch_io *io, struct hutch_exit *st,
 	       struct hutch_err **err);
+
+/* The same, without blocking (a healthcheck in an event loop): returns once the
+ * command has been exec'd in the container (or why not, as hutch_exec says),
+ * with a handle whose pidfd (hutch_exec_pidfd) polls readable when it has
+ * exited; then hutch_exec_reap collects its status and frees the handle. Give
+ * io pipes, sockets or /dev/null and no terminal: anything else is relayed,
+ * and hutch_exec_reap then blocks until the command is done (as hutch_exec).
+ * hutch_exec_kill signals it (a timeout); hutch_exec_free kills, reaps and
+ * frees a handle that is not to be reaped. The caller's SIGCHLD is not
+ * needed: it is reaped through the pidfd. */
+struct hutch_exec;
+int hutch_exec_start(struct hutch_runtime *rt, const struct hutch_state *s,
+		     const struct hutch_exec_opts *o, const struct hutch_io *io,
+		     struct hutch_exec **out, struct hutch_err **err);
+int hutch_exec_pidfd(const struct hutch_exec *h);
+pid_t hutch_exec_pid(const struct hutch_exec *h);
+int hutch_exec_kill(struct hutch_exec *h, int sig, struct hutch_err **err);
+int hutch_exec_reap(struct hutch_exec *h, struct hutch_exit *st, struct hutch_err **err);
+void hutch_exec_free(struct hutch_exec *h);
 
 /* The container's log (CRI format lines): DATA/containers/ID/container.log */
 char *hutch_state_log_path(const struct hutch_runtime *rt, const struct hutch_state *s);

@@ -108,6 +108,7 @@ void hutch_spec_free(struct hutch_spec *s)
 	free(s->image);
 	free(s->image_id);
 	free(s->hostname);
+	strv_free(s->labels, s->n_labels);
 	strv_free(s->process.args, s->process.n_args);
 	strv_free(s->process.env, s->process.n_env);
 	free(s->process.cwd);
@@ -313,6 +314,31 @@ void hutch_spec_set_env(struct hutch_spec *s, const char *kv)
 	s->process.env = xrealloc(s->process.env, (s->process.n_env + 2) * sizeof(char *));
 	s->process.env[s->process.n_env++] = xstrdup(kv);
 	s->process.env[s->process.n_env] = NULL;
+}
+
+void hutch_spec_set_label(struct hutch_spec *s, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
+	for (size_t i = 0; i < s->n_labels; i++) {
+		if (!strncmp(s->labels[i], kv, klen) && s->labels[i][klen] == '=') {
+			free(s->labels[i]);
+			s->labels[i] = eq ? xstrdup(kv) : xasprintf("%s=", kv);
+			return;
+		}
+	}
+	s->labels = xrealloc(s->labels, (s->n_labels + 2) * sizeof(char *));
+	s->labels[s->n_labels++] = eq ? xstrdup(kv) : xasprintf("%s=", kv);
+	s->labels[s->n_labels] = NULL;
+}
+
+const char *hutch_label_get(char *const *labels, size_t n, const char *key)
+{
+	size_t klen = strlen(key);
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(labels[i], key, klen) && labels[i][klen] == '=')
+			return labels[i] + klen + 1;
+	return NULL;
 }
 
 const char *hutch_spec_get_env(const struct hutch_spec *s, const char *key)

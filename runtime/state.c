@@ -118,6 +118,14 @@ char *hutch_state_to_json(const struct hutch_state *s, bool pretty)
 		if (s->namespaces & (1u << t))
 			json_object_array_add(ns, json_object_new_string(hutch_ns_type_name(t)));
 	json_object_object_add(o, "namespaces", ns);
+	struct json_object *labels = json_object_new_object();
+	for (size_t i = 0; i < s->n_labels; i++) {
+		const char *eq = strchr(s->labels[i], '=');
+		_cleanup_free_ char *k =
+		    eq ? strndup(s->labels[i], (size_t)(eq - s->labels[i])) : xstrdup(s->labels[i]);
+		json_object_object_add(labels, k, json_object_new_string(eq ? eq + 1 : ""));
+	}
+	json_object_object_add(o, "labels", labels);
 	struct json_object *p = json_object_new_object();
 	json_object_object_add(p, "args", strv_json(s->process.args, s->process.n_args));
 	json_object_object_add(p, "env", strv_json(s->process.env, s->process.n_env));
@@ -221,6 +229,12 @@ static int state_parse(const char *text, struct hutch_state *s)
 	s->hostname = jstr(o, "hostname");
 	s->seccomp = json_object_get_boolean(jget(o, "seccomp"));
 	s->namespaces = (unsigned)jnames_mask(jget(o, "namespaces"), hutch_ns_type_from_name);
+	struct json_object *labels = jget(o, "labels");
+	if (labels && json_object_is_type(labels, json_type_object)) {
+		s->labels = xcalloc((size_t)json_object_object_length(labels) + 1, sizeof(char *));
+		json_object_object_foreach(labels, k, v)
+			s->labels[s->n_labels++] = xasprintf("%s=%s", k, json_object_get_string(v));
+	}
 	struct json_object *p = jget(o, "process");
 	s->process.args = jstrv(p, "args", &s->process.n_args);
 	s->process.env = jstrv(p, "env", &s->process.n_env);
@@ -248,6 +262,9 @@ void hutch_state_free(struct hutch_state *s)
 	free(s->command);
 	free(s->cgroup);
 	free(s->hostname);
+	for (size_t i = 0; i < s->n_labels; i++)
+		free(s->labels[i]);
+	free(s->labels);
 	for (size_t i = 0; i < s->process.n_args; i++)
 		free(s->process.args[i]);
 	free(s->process.args);

@@ -38,6 +38,7 @@ struct stack_dep {
 	size_t index; /* into stack->services */
 	enum stack_dep_condition condition;
 	int line;
+	bool restart; /* compose's depends_on.NAME.restart: restart this one when it restarts */
 };
 
 enum stack_restart {
@@ -106,13 +107,28 @@ struct stack_service {
 	size_t n_options;
 };
 
+/* A network or named volume declared at the top of a compose file. */
+struct stack_network {
+	char *name;
+	bool internal; /* no route out */
+	int line;
+};
+struct stack_volume {
+	char *name; /* the key; the volume's name is the stack's NAME_KEY, as compose */
+	int line;
+};
+
 struct hutch_stack {
-	char *file; /* as given */
+	char *file; /* as given (a compose stack: the first file) */
 	char *dir;  /* the file's directory: env files and relative volumes are below it */
 	char *name;
 	struct stack_service *services; /* in the file's order */
 	size_t n_services;
 	size_t *order; /* indices in start order (dependencies first); stop is the reverse */
+	struct stack_network *networks; /* compose's top-level networks: */
+	size_t n_networks;
+	struct stack_volume *volumes; /* compose's top-level volumes: */
+	size_t n_volumes;
 	char **warnings;
 	size_t n_warnings;
 };
@@ -129,6 +145,38 @@ int stack_load_env(const char *path, char **envp, struct hutch_stack **out, stru
  * many keys iniparser reads otherwise than the scan (0: they agree on every
  * key, value and section, and iniparser holds nothing more). */
 int stack_ini_disagreements(const char *text, size_t len);
+
+/* The syntax of a published port as compose and `docker run -p` write it,
+ * [[IP:][HOST[-HOST]]:]PORT[-PORT][/tcp|udp|sctp] (expose: PORT[-PORT][/PROTO]):
+ * NULL when it is one, else what is wrong (static text). */
+const char *stack_port_syntax(const char *s, bool expose);
+
+/* The one of names that word is most likely a typo of, or NULL ("did you
+ * mean"). */
+const char *stack_nearest(const char *word, const char *const *names, size_t n);
+
+/* ---- stackfile.c for compose.c: one code path for both formats ---------------
+ * A compose file is read into the keys and values an INI file would give
+ * (interpolated, with the place each came from as a line number), and these go
+ * through the INI reader's own checks and into the same model. */
+struct stack_env;
+struct stack_diag;
+struct stack_key {
+	const char *key;   /* a key of [service.NAME] */
+	const char *value; /* interpolated; list keys as shell words */
+	int line;
+};
+struct stack_service_in {
+	const char *name;
+	int line;
+	const struct stack_key *keys;
+	size_t n_keys;
+};
+/* Fill stack's services, name (NULL: from stack->dir) and start order. Messages
+ * go to diag as "FILE:LINE: KEY: ..." with msg_file for FILE. */
+void stack_build(struct hutch_stack *stack, const char *msg_file, const struct stack_env *env,
+		 const struct stack_key *name, const struct stack_service_in *svcs, size_t n,
+		 struct stack_diag *diag);
 
 /* ---- diagnostics: a compiler's list of errors ------------------------------ */
 struct stack_diag_item {

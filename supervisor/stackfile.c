@@ -127,6 +127,12 @@ void hutch_stack_free(struct hutch_stack *stack)
 		service_free(&stack->services[i]);
 	free(stack->services);
 	free(stack->order);
+	for (size_t i = 0; i < stack->n_networks; i++)
+		free(stack->networks[i].name);
+	free(stack->networks);
+	for (size_t i = 0; i < stack->n_volumes; i++)
+		free(stack->volumes[i].name);
+	free(stack->volumes);
 	free(stack->file);
 	free(stack->dir);
 	free(stack->name);
@@ -613,6 +619,12 @@ static const struct service_key {
     {"security_opt", KEY_OPTION, STACK_OPT_LIST},
     {"network", KEY_OPTION, STACK_OPT_TEXT},
     {"device", KEY_OPTION, STACK_OPT_LIST},
+    /* kept, with their syntax checked, for the network module */
+    {"ports", KEY_OPTION, STACK_OPT_LIST},
+    {"expose", KEY_OPTION, STACK_OPT_LIST},
+    {"networks", KEY_OPTION, STACK_OPT_LIST},
+    {"labels", KEY_OPTION, STACK_OPT_LIST},
+    {"container_name", KEY_OPTION, STACK_OPT_TEXT},
 };
 
 static const char *const stack_keys[] = {"name"};
@@ -666,6 +678,11 @@ static const char *nearest(const char *word, const char *const *names, size_t n)
 	return best_d <= limit ? best : NULL;
 }
 
+const char *stack_nearest(const char *word, const char *const *names, size_t n)
+{
+	return nearest(word, names, n);
+}
+
 static const char *nearest_service_key(const char *word)
 {
 	const char *names[ARRAY_SIZE(service_keys)];
@@ -692,6 +709,7 @@ struct loader {
 	struct stack_env env;
 	const char *file;
 	bool scan_failed; /* iniparser's values may be another line's then */
+	bool compose;	  /* stack_build for a compose file: its words in advice */
 };
 
 #define ERR(ld, line, ...) stack_diag_add(&(ld)->diag, (line), __VA_ARGS__)
@@ -969,7 +987,8 @@ static void depends_of(struct loader *ld, const struct scan_entry *e, const char
 			continue;
 		}
 		svc->deps = xrealloc(svc->deps, (svc->n_deps + 1) * sizeof(*svc->deps));
-		svc->deps[svc->n_deps++] = (struct stack_dep){xstrdup(words[i]), 0, cond, e->line};
+		svc->deps[svc->n_deps++] =
+		    (struct stack_dep){xstrdup(words[i]), 0, cond, e->line, false};
 	}
 	strv_free(words, n);
 }
@@ -1023,6 +1042,131 @@ static void env_merge(struct stack_service *svc, char **vars, size_t n)
 	free(slot);
 	free(idx);
 	free(vars);
+}
+
+/* ---- options kept for the network module: their syntax -------------------- */
+
+static bool port_range(const char *s, size_t len, bool allow_empty)
+{
+	if (len == 0)
+		return allow_empty;
+	const char *dash = memchr(s, '-', len);
+	size_t a_len = dash ? (size_t)(dash - s) : len;
+	char a[8], b[8];
+	if (a_len == 0 || a_len > 5 || (dash && (len - a_len - 1 == 0 || len - a_len - 1 > 5)))
+		return false;
+	memcpy(a, s, a_len);
+	a[a_len] = '\0';
+	unsigned long lo = 0, hi = 0;
+	if (!parse_uint(a, 1, 65535, &lo))
+		return false;
+	if (!dash)
+		return true;
+	memcpy(b, dash + 1, len - a_len - 1);
+	b[len - a_len - 1] = '\0';
+	return parse_uint(b, 1, 65535, &hi) && hi >= lo;
+}
+
+const char *stack_port_syntax(const char *s, bool expose)
+{
+	const char *slash = strchr(s, '/');
+	if (slash && strcmp(slash + 1, "tcp") && strcmp(slash + 1, "udp") &&
+	    strcmp(slash + 1, "sctp"))
+		return "the protocol after '/' is tcp, udp or sctp";
+	size_t len = slash ? (size_t)(slash - s) : strlen(s);
+	const char *cport = s;
+	if (!expose) {
+		/* the container port is after the last ':'; the host's before it,
+		 * and an address before that ([v6] in brackets) */
+		const char *last = NULL;
+		for (const char *c = s; c < s + len; c++)
+			if (*c == ':')
+				last = c;
+		if (last) {
+			cport = last + 1;
+			const char *hs = s;
+			if (s[0] == '[') {
+				const char *close = memchr(s, ']', len);
+				char buf[16], addr[64];
+				if (!close || close[1] != ':' ||
+				    close - s - 1 >= (ssize_t)sizeof(addr))
+					return "an IPv6 address is written in brackets, "
+					       "[::1]:8080:80";
+				memcpy(addr, s + 1, (size_t)(close - s - 1));
+				addr[close - s - 1] = '\0';
+				if (inet_pton(AF_INET6, addr, buf) != 1)
+					return "the address is not an IP address";
+				hs = close + 2;
+			} else {
+				const char *first = memchr(s, ':', len);
+				if (first != last) {
+					char buf[16], addr[64];
+					if (first - s >= (ssize_t)sizeof(addr))
+						return "the address is not an IP address";
+					memcpy(addr, s, (size_t)(first - s));
+					addr[first - s] = '\0';
+					if (inet_pton(AF_INET, addr, buf) != 1 &&
+					    inet_pton(AF_INET6, addr, buf) != 1)
+						return "the address is not an IP address";
+					hs = first + 1;
+				}
+			}
+			if (hs > last || !port_range(hs, (size_t)(last - hs), true))
+				return "the host port is not a port (1-65535) or a range of them";
+		}
+	}
+	if (!port_range(cport, (size_t)(s + len - cport), false))
+		return "the container port is not a port (1-65535) or a range of them";
+	return NULL;
+}
+
+/* What the runtime does not check yet, since the network module is not there
+ * to take it: the syntax, so a mistake is said at its line now. */
+static bool option_syntax(struct loader *ld, const struct scan_entry *e, struct stack_option *o)
+{
+	for (size_t i = 0; i < o->n_words; i++) {
+		const char *w = o->words[i], *why = NULL;
+		if (!strcmp(o->key, "ports") || !strcmp(o->key, "expose")) {
+			why = stack_port_syntax(w, !strcmp(o->key, "expose"));
+		} else if (!strcmp(o->key, "networks")) {
+			/* NAME or NAME:ALIAS,ALIAS... */
+			_cleanup_free_ char *name = xstrdup(w);
+			char *colon = strchr(name, ':');
+			if (colon)
+				*colon = '\0';
+			if (!name_ok(name))
+				why =
+				    "a network name is up to 63 letters, digits, '_', '.' or '-', "
+				    "starting with a letter or digit";
+			for (char *a = colon ? colon + 1 : NULL; a && !why;) {
+				char *comma = strchr(a, ',');
+				if (comma)
+					*comma = '\0';
+				if (!name_ok(a))
+					why = "an alias is a DNS name: up to 63 letters, digits, "
+					      "'_', "
+					      "'.' or '-'";
+				a = comma ? comma + 1 : NULL;
+			}
+		} else if (!strcmp(o->key, "labels")) {
+			const char *eq = strchr(w, '=');
+			if (!eq || eq == w)
+				why = "expected NAME=VALUE";
+		}
+		if (why) {
+			_cleanup_free_ char *shown = printable(w, strlen(w));
+			ERR(ld, e->line, "%s:%d: %s: '%s': %s", ld->file, e->line, e->key, shown,
+			    why);
+			return false;
+		}
+	}
+	if (!strcmp(o->key, "container_name") && !hutch_name_valid(o->text)) {
+		_cleanup_free_ char *shown = printable(o->text, strlen(o->text));
+		ERR(ld, e->line, "%s:%d: %s: '%s' is not a valid container name", ld->file, e->line,
+		    e->key, shown);
+		return false;
+	}
+	return true;
 }
 
 /* ---- sections ------------------------------------------------------------- */
@@ -1202,6 +1346,8 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 		bool ok = true;
 		if (k->opt == STACK_OPT_LIST)
 			ok = words_of(ld, e, value, &o.words, &o.n_words);
+		if (ok)
+			ok = option_syntax(ld, e, &o);
 		if (k->opt == STACK_OPT_FLAG && !parse_bool(value, &o.flag)) {
 			ERR(ld, e->line, "%s:%d: %s: '%s' is not a boolean: use true or false",
 			    ld->file, e->line, k->name, shown);
@@ -1209,6 +1355,7 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 		}
 		if (!ok) {
 			free(o.text);
+			strv_free(o.words, o.n_words);
 			break;
 		}
 		svc->options = xrealloc(svc->options, (svc->n_options + 1) * sizeof(*svc->options));
@@ -1221,10 +1368,10 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 static void finish_service(struct loader *ld, struct stack_service *svc, struct health_keys *hk)
 {
 	if ((!svc->image && !hk->image_seen) || (svc->image && !*svc->image))
-		ERR(ld, svc->line,
-		    "%s:%d: [service.%s]: no image: add image = NAME (like image = "
-		    "busybox)",
-		    ld->file, svc->line, svc->name);
+		ERR(ld, svc->line, "%s:%d: [service.%s]: no image: add %s", ld->file, svc->line,
+		    svc->name,
+		    ld->compose ? "image: NAME (like image: busybox)"
+				: "image = NAME (like image = busybox)");
 	size_t n_checks = 0;
 	for (int i = 0; i < 3; i++) {
 		if (!hk->check[i])
@@ -1320,6 +1467,39 @@ static bool key_known(bool is_stack, const char *key)
 	return false;
 }
 
+/* A service with the defaults of every key. */
+static struct stack_service *new_service(struct hutch_stack *stack, const char *name, int line)
+{
+	stack->services =
+	    xrealloc(stack->services, (stack->n_services + 1) * sizeof(*stack->services));
+	struct stack_service *svc = &stack->services[stack->n_services++];
+	*svc = (struct stack_service){0};
+	svc->name = xstrdup(name);
+	svc->line = line;
+	svc->replicas = 1;
+	svc->restart = STACK_RESTART_NO;
+	svc->stop_grace_ns = 10 * 1000000000LL;
+	svc->health = (struct stack_health){
+	    .interval_ns = 30 * 1000000000LL,
+	    .timeout_ns = 30 * 1000000000LL,
+	    .start_interval_ns = 5 * 1000000000LL,
+	    .retries = 3,
+	};
+	return svc;
+}
+
+/* env_file's, then env's, into svc->env; then what a service must have. */
+static void end_service(struct loader *ld, struct stack_service *svc, struct health_keys *hk,
+			struct env_lists *vars)
+{
+	vars->file = xrealloc(vars->file, (vars->n_file + vars->n_env) * sizeof(*vars->file));
+	if (vars->n_env)
+		memcpy(vars->file + vars->n_file, vars->env, vars->n_env * sizeof(*vars->env));
+	free(vars->env);
+	env_merge(svc, vars->file, vars->n_file + vars->n_env);
+	finish_service(ld, svc, hk);
+}
+
 static void load_sections(struct loader *ld, const struct scan *scan, dictionary *dict)
 {
 	struct hutch_stack *stack = ld->stack;
@@ -1333,21 +1513,7 @@ static void load_sections(struct loader *ld, const struct scan *scan, dictionary
 			continue;
 		struct stack_service *svc = NULL;
 		if (is_service) {
-			stack->services = xrealloc(stack->services, (stack->n_services + 1) *
-									sizeof(*stack->services));
-			svc = &stack->services[stack->n_services++];
-			*svc = (struct stack_service){0};
-			svc->name = xstrdup(sec->name + 8);
-			svc->line = sec->line;
-			svc->replicas = 1;
-			svc->restart = STACK_RESTART_NO;
-			svc->stop_grace_ns = 10 * 1000000000LL;
-			svc->health = (struct stack_health){
-			    .interval_ns = 30 * 1000000000LL,
-			    .timeout_ns = 30 * 1000000000LL,
-			    .start_interval_ns = 5 * 1000000000LL,
-			    .retries = 3,
-			};
+			svc = new_service(stack, sec->name + 8, sec->line);
 		}
 		struct health_keys hk = {0};
 		struct env_lists vars = {0};
@@ -1430,16 +1596,8 @@ static void load_sections(struct loader *ld, const struct scan *scan, dictionary
 				load_service_key(ld, svc, e, value, &hk, &vars);
 			free(value);
 		}
-		if (svc) {
-			vars.file =
-			    xrealloc(vars.file, (vars.n_file + vars.n_env) * sizeof(*vars.file));
-			if (vars.n_env)
-				memcpy(vars.file + vars.n_file, vars.env,
-				       vars.n_env * sizeof(*vars.env));
-			free(vars.env);
-			env_merge(svc, vars.file, vars.n_file + vars.n_env);
-			finish_service(ld, svc, &hk);
-		}
+		if (svc)
+			end_service(ld, svc, &hk, &vars);
 	}
 }
 
@@ -1471,11 +1629,80 @@ static void check_deps(struct loader *ld)
 			    idx != (ssize_t)i)
 				ERR(ld, dep->line,
 				    "%s:%d: depends_on: '%s:healthy', but %s has no health check: "
-				    "give it health_cmd, health_tcp, health_http or notify = true",
-				    ld->file, dep->line, shown, shown);
+				    "give it %s",
+				    ld->file, dep->line, shown, shown,
+				    ld->compose ? "a healthcheck: with a test"
+						: "health_cmd, health_tcp, health_http or notify = "
+						  "true");
 		}
 	}
 	free(names);
+}
+
+/* What holds across services: container names, dependencies, the order. */
+static int finish_stack(struct loader *ld)
+{
+	struct hutch_stack *stack = ld->stack;
+	if (*stack->name) {
+		for (size_t i = 0; i < stack->n_services; i++) {
+			const struct stack_service *svc = &stack->services[i];
+			_cleanup_free_ char *cname =
+			    xasprintf("%s-%s-%u", stack->name, svc->name, svc->replicas);
+			if (!hutch_name_valid(cname))
+				stack_diag_add(&ld->diag, svc->line,
+					       "%s:%d: [service.%s]: its containers' name '%s' is "
+					       "not a valid container name",
+					       ld->file, svc->line, svc->name, cname);
+		}
+	}
+	check_deps(ld);
+	if (stack_graph_order(stack, &ld->diag) < 0 || ld->diag.n > 0)
+		return -1;
+	return 0;
+}
+
+void stack_build(struct hutch_stack *stack, const char *msg_file, const struct stack_env *env,
+		 const struct stack_key *name, const struct stack_service_in *svcs, size_t n,
+		 struct stack_diag *diag)
+{
+	struct loader ld = {
+	    .stack = stack, .file = msg_file, .env = *env, .diag = *diag, .compose = true};
+	/* graph.c names the stack's file: the same as the others here */
+	char *file = stack->file;
+	stack->file = (char *)msg_file;
+	if (name) {
+		struct scan_entry e = {.key = (char *)"name", .line = name->line};
+		load_stack_section(&ld, &e, name->value);
+	}
+	if (!stack->name)
+		stack->name = name_from_dir(stack->dir);
+	for (size_t i = 0; i < n; i++) {
+		if (!name_ok(svcs[i].name)) {
+			_cleanup_free_ char *shown = printable(svcs[i].name, strlen(svcs[i].name));
+			ERR(&ld, svcs[i].line,
+			    "%s:%d: [service.%s]: '%s' is not a service name: use up to %d "
+			    "letters, "
+			    "digits, '_', '.' or '-', starting with a letter or digit",
+			    msg_file, svcs[i].line, shown, shown, STACK_NAME_MAX);
+		}
+		struct stack_service *svc = new_service(stack, svcs[i].name, svcs[i].line);
+		struct scan_entry *es = xcalloc(svcs[i].n_keys + 1, sizeof(*es));
+		struct health_keys hk = {0};
+		struct env_lists vars = {0};
+		for (size_t k = 0; k < svcs[i].n_keys; k++) {
+			es[k].key = (char *)svcs[i].keys[k].key;
+			es[k].line = svcs[i].keys[k].line;
+			load_service_key(&ld, svc, &es[k], svcs[i].keys[k].value, &hk, &vars);
+		}
+		end_service(&ld, svc, &hk, &vars);
+		free(es);
+	}
+	if (*stack->name)
+		finish_stack(&ld);
+	else
+		stack_graph_order(stack, &ld.diag);
+	stack->file = file;
+	*diag = ld.diag;
 }
 
 int stack_ini_disagreements(const char *text, size_t len)
@@ -1568,20 +1795,7 @@ static int load(const char *path, char **envp, const char *text, size_t len,
 		stack_diag_add(&ld.diag, 0,
 			       "%s: no services: add a [service.NAME] section with an image",
 			       stack->file);
-	if (*stack->name) {
-		for (size_t i = 0; i < stack->n_services; i++) {
-			const struct stack_service *svc = &stack->services[i];
-			_cleanup_free_ char *cname =
-			    xasprintf("%s-%s-%u", stack->name, svc->name, svc->replicas);
-			if (!hutch_name_valid(cname))
-				stack_diag_add(&ld.diag, svc->line,
-					       "%s:%d: [service.%s]: its containers' name '%s' is "
-					       "not a valid container name",
-					       stack->file, svc->line, svc->name, cname);
-		}
-	}
-	check_deps(&ld);
-	if (stack_graph_order(stack, &ld.diag) < 0 || ld.diag.n > 0)
+	if (finish_stack(&ld) < 0)
 		goto fail;
 
 	stack->warnings = steal_ptr(ld.diag.warnings);
@@ -1617,6 +1831,7 @@ int stack_load_env(const char *path, char **envp, struct hutch_stack **out, stru
 
 int hutch_stack_load(const char *path, struct hutch_stack **out, struct hutch_err **err)
 {
-	extern char **environ;
-	return stack_load_env(path, environ, out, err);
+	/* a compose file (.yaml, .yml) alone, with the defaults of its options:
+	 * the same loader as hutch_stack_load_files */
+	return hutch_stack_load_files(&path, 1, NULL, out, err);
 }

@@ -646,8 +646,8 @@ static void test_unknown_keys_and_sections(void **state)
 	    {"depends", "hutch.ini:3: depends: unknown key (did you mean 'depends_on'?)"},
 	    {"environment", "hutch.ini:3: environment: unknown key (docs/stack-file.md lists a "
 			    "service's keys)"},
-	    {"ports",
-	     "hutch.ini:3: ports: unknown key (docs/stack-file.md lists a service's keys)"},
+	    {"secrets",
+	     "hutch.ini:3: secrets: unknown key (docs/stack-file.md lists a service's keys)"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		char *text = xasprintf("[service.a]\nimage = a\n%s = x\n", cases[i].key);

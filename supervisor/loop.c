@@ -1,0 +1,1695 @@
+/* The supervisor: one process per stack, one event loop (epoll over a
+ * signalfd, a timerfd per replica, the pidfds of the containers' monitors and
+ * of health probes, notify sockets and the control socket). It feeds each
+ * replica's state machine (service.c) with events and the monotonic time and
+ * carries out the actions it returns. Idle, it makes no wakeups: every timer
+ * is armed for a deadline the state machine chose.
+ *
+ * Services are ordinary detached containers (a monitor process each, started
+ * by the runtime), so they outlive a supervisor killed with SIGKILL; a new one
+ * finds them by their labels and adopts them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "images/images.h"
+#include "supervisor/sup_internal.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+enum watch_kind {
+	W_SIGNAL,
+	W_LISTEN,
+	W_CLIENT,
+	W_TIMER,
+	W_PROBE_TIMER,
+	W_MONITOR,
+	W_PROBE,
+	W_PROBE_OUT,
+	W_NOTIFY,
+	W_STARTER
+};
+
+struct watch {
+	enum watch_kind kind;
+	struct replica *rep;
+	struct client *cl;
+};
+
+struct service;
+
+struct replica {
+	struct service *svc;
+	unsigned index;
+	char *cname;
+	char label[96];
+	char id[65];
+	bool has_container;
+	struct svc_replica r;
+	int timer_fd, probe_timer_fd;
+	int mon_pidfd;	/* -1: not watched */
+	bool mon_child; /* ours to reap */
+	int ctr_pidfd;	/* for signals */
+	pid_t pid;
+	struct sup_probe probe;
+	int notify_fd;
+	bool down_sent;
+	bool
+	    recreate; /* its container was made from other settings: the next start makes it anew */
+	/* the forked process starting the container (SPAWN is answered when it
+	 * exits, so that many containers start at once): its pidfd and the pipe
+	 * its error comes through */
+	int starter_pidfd, starter_pipe;
+	pid_t starter_pid, mon_pid;
+	struct watch w_timer, w_probe_timer, w_mon, w_probe, w_probe_out, w_notify, w_starter;
+};
+
+struct service {
+	struct stack_service *ss;
+	struct svc_config cfg;
+	struct hutch_image *img;
+	char hash[17];
+	struct replica *reps;
+	unsigned n;
+	bool active;
+	struct svc_dep *deps;
+	size_t n_deps;
+};
+
+struct client {
+	int fd;
+	char *in;
+	size_t in_len;
+	bool subscribed, waiting, down_waiting, handover;
+	struct watch w;
+	struct client *next;
+};
+
+struct sup {
+	struct hutch_runtime rt;
+	struct hutch_stack *stack;
+	struct hutch_store *store;
+	struct sup_paths paths;
+	char *notify_dir;
+	struct sup_build_ctx bctx;
+	struct service *svcs;
+	size_t n_svcs;
+	int ep, sigfd, lsock;
+	struct watch w_sig, w_listen;
+	struct client *clients;
+	bool recheck;
+	bool downing;
+	int64_t down_grace;
+	bool quit, handover;
+};
+
+static int64_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t real_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* A wall-clock time of a record as monotonic ns (for the state machine). */
+static int64_t real_to_mono(int64_t real)
+{
+	int64_t m = mono_now() - (real_now() - real);
+	return m > 0 ? m : 1;
+}
+
+static int64_t mono_to_real(int64_t mono)
+{
+	return real_now() - (mono_now() - mono);
+}
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
+{
+	char ts[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s ", ts);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	fflush(stderr);
+}
+
+static void rt_log(enum hutch_log_level level, const char *msg, void *data)
+{
+	logmsg("%s: %s", level == HUTCH_LOG_WARNING ? "warning" : "note", msg);
+}
+
+static void watch_add(struct sup *s, int fd, struct watch *w)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+	epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void watch_del(struct sup *s, int fd)
+{
+	if (fd >= 0)
+		epoll_ctl(s->ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* ---- clients ---------------------------------------------------------------- */
+
+static void client_send(struct client *c, const char *line)
+{
+	size_t len = strlen(line);
+	/* a client that does not read its events is dropped, not waited for */
+	if (c->fd >= 0 && (write_all(c->fd, line, len) < 0 || write_all(c->fd, "\n", 1) < 0)) {
+		shutdown(c->fd, SHUT_RDWR);
+	}
+}
+
+static void client_send_json(struct client *c, struct json_object *o)
+{
+	client_send(c, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							     JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static void client_reply_err(struct client *c, const char *msg)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(false));
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	client_send_json(c, o);
+	json_object_put(o);
+}
+
+static void client_reply_ok(struct client *c)
+{
+	client_send(c, "{\"ok\":true}");
+}
+
+static void client_close(struct sup *s, struct client *c)
+{
+	watch_del(s, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	for (struct client **p = &s->clients; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	free(c->in);
+	free(c);
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+static const char *emit_name(enum svc_emit e)
+{
+	switch (e) {
+	case SVC_EMIT_STARTED:
+		return "started";
+	case SVC_EMIT_START_FAILED:
+		return "start_failed";
+	case SVC_EMIT_NOT_STARTED:
+		return "not_started";
+	case SVC_EMIT_EXITED:
+		return "exited";
+	case SVC_EMIT_RESTARTING:
+		return "restarting";
+	case SVC_EMIT_HEALTH:
+		return "health_status";
+	case SVC_EMIT_STOPPING:
+		return "stopping";
+	case SVC_EMIT_KILLING:
+		return "killing";
+	case SVC_EMIT_STOPPED:
+		return "stopped";
+	case SVC_EMIT_ADOPTED:
+		return "adopted";
+	}
+	return "unknown";
+}
+
+static struct json_object *exit_json(const struct svc_replica *r)
+{
+	if (!r->has_exited)
+		return NULL;
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "code", json_object_new_int(r->last_exit.code));
+	json_object_object_add(o, "signal", json_object_new_int(r->last_exit.signal));
+	json_object_object_add(o, "oom", json_object_new_boolean(r->last_exit.oom));
+	char why[256];
+	svc_describe_exit(NULL, &r->last_exit, why, sizeof(why));
+	json_object_object_add(o, "text", json_object_new_string(why));
+	return o;
+}
+
+static void emit(struct sup *s, struct replica *rep, enum svc_emit e, int64_t at)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "time", json_object_new_int64(real_now()));
+	json_object_object_add(o, "event", json_object_new_string(emit_name(e)));
+	json_object_object_add(o, "service", json_object_new_string(rep->svc->ss->name));
+	json_object_object_add(o, "replica", json_object_new_int((int)rep->index));
+	json_object_object_add(o, "container", json_object_new_string(rep->cname));
+	json_object_object_add(o, "id", json_object_new_string(rep->id));
+	char text[600] = "";
+	switch (e) {
+	case SVC_EMIT_EXITED:
+		json_object_object_add(o, "exit", exit_json(&rep->r));
+		svc_describe_exit(rep->label, &rep->r.last_exit, text, sizeof(text));
+		break;
+	case SVC_EMIT_RESTARTING:
+		json_object_object_add(o, "delay_ms", json_object_new_int64(at / SVC_MS));
+		json_object_object_add(o, "restarts", json_object_new_int((int)rep->r.restarts));
+		snprintf(text, sizeof(text), "%s restarting in %lld ms (restart %u)", rep->label,
+			 (long long)(at / SVC_MS), rep->r.restarts);
+		break;
+	case SVC_EMIT_HEALTH: {
+		json_object_object_add(o, "health",
+				       json_object_new_string(svc_health_name(rep->r.health)));
+		const struct svc_probe_log *last =
+		    rep->r.log_len ? svc_probe_at(&rep->r, rep->r.log_len - 1) : NULL;
+		if (last && last->output)
+			json_object_object_add(o, "output", json_object_new_string(last->output));
+		snprintf(text, sizeof(text), "%s is %s", rep->label,
+			 svc_health_name(rep->r.health));
+		break;
+	}
+	case SVC_EMIT_START_FAILED:
+	case SVC_EMIT_NOT_STARTED:
+		json_object_object_add(o, "reason", json_object_new_string(rep->r.why));
+		snprintf(text, sizeof(text), "%s", rep->r.why);
+		break;
+	default:
+		snprintf(text, sizeof(text), "%s %s", rep->label, emit_name(e));
+		break;
+	}
+	if (text[0])
+		json_object_object_add(o, "message", json_object_new_string(text));
+	const char *line = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								 JSON_C_TO_STRING_NOSLASHESCAPE);
+	logmsg("event %s", line);
+	for (struct client *c = s->clients; c; c = c->next)
+		if (c->subscribed)
+			client_send(c, line);
+	json_object_put(o);
+}
+
+/* ---- the replica's record --------------------------------------------------- */
+
+static void record(struct sup *s, struct replica *rep)
+{
+	struct sup_replica_record rec = {
+	    .restarts = rep->r.restarts,
+	    .backoff = rep->r.backoff,
+	    .stopped_by_user = rep->r.stopped_by_user,
+	    .health = (int)rep->r.health,
+	    .state = (int)rep->r.state,
+	};
+	sup_record_write(&s->paths, rep->svc->ss->name, rep->index, &rec);
+}
+
+/* ---- containers ------------------------------------------------------------- */
+
+static void unwatch_container(struct sup *s, struct replica *rep)
+{
+	if (rep->mon_pidfd >= 0) {
+		watch_del(s, rep->mon_pidfd);
+		if (rep->mon_child)
+			waitid((idtype_t)P_PIDFD, (id_t)rep->mon_pidfd, &(siginfo_t){0},
+			       WEXITED | WNOHANG);
+		close(rep->mon_pidfd);
+		rep->mon_pidfd = -1;
+	}
+	if (rep->ctr_pidfd >= 0) {
+		close(rep->ctr_pidfd);
+		rep->ctr_pidfd = -1;
+	}
+	rep->pid = 0;
+}
+
+/* Watch the container's monitor (it records the exit, then exits) and keep a
+ * pidfd of the container's process for signals. */
+static void watch_container(struct sup *s, struct replica *rep, const struct hutch_state *st,
+			    bool child)
+{
+	rep->pid = st->pid;
+	rep->ctr_pidfd = -1;
+	if (st->pid > 0 && sup_proc_start_time(st->pid) == st->pid_start)
+		rep->ctr_pidfd = pidfd_open_or_fail(st->pid, true, NULL);
+	rep->mon_pidfd = -1;
+	if (st->monitor_pid > 0 && sup_proc_start_time(st->monitor_pid) == st->monitor_start)
+		rep->mon_pidfd = pidfd_open_or_fail(st->monitor_pid, true, NULL);
+	rep->mon_child = child;
+	rep->mon_pid = child ? st->monitor_pid : 0;
+	if (rep->mon_pidfd >= 0)
+		watch_add(s, rep->mon_pidfd, &rep->w_mon);
+}
+
+/* A container made again (a restart) starts a new log: what the old one said
+ * is kept in DATA/stacks/NAME/logs/SERVICE-N.log for `stack logs`. */
+static void archive_log(struct sup *s, struct replica *rep, const struct hutch_state *st)
+{
+	_cleanup_free_ char *src = hutch_state_log_path(&s->rt, st);
+	_cleanup_free_ char *dir = xasprintf("%s/logs", s->paths.data_dir);
+	_cleanup_free_ char *dst = xasprintf("%s/%s-%u.log", dir, rep->svc->ss->name, rep->index);
+	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0 || mkdir_p_at(AT_FDCWD, dir, 0700, NULL) < 0)
+		return;
+	_cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	char buf[65536];
+	ssize_t n;
+	while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write_all(out, buf, (size_t)n) < 0)
+			break;
+}
+
+static void remove_container(struct sup *s, struct replica *rep)
+{
+	struct hutch_state *st = NULL;
+	struct hutch_err *err = NULL;
+	if (hutch_state_find(&s->rt, rep->id, &st, &err) == 0) {
+		if (!s->downing)
+			archive_log(s, rep, st);
+		if (hutch_state_remove(&s->rt, st, true, &err) < 0)
+			logmsg("%s: cannot remove container %s: %s", rep->label, rep->cname,
+			       err ? err->msg : "?");
+		hutch_state_free(st);
+	}
+	hutch_err_free(&err);
+	rep->has_container = false;
+}
+
+static int notify_socket(struct sup *s, struct replica *rep, struct hutch_err **err)
+{
+	if (rep->notify_fd >= 0)
+		return 0;
+	_cleanup_free_ char *path =
+	    xasprintf("%s/%s-%u.sock", s->notify_dir, rep->svc->ss->name, rep->index);
+	unlink(path);
+	struct sockaddr_un sa;
+	_cleanup_close_ int dirfd = -1;
+	if (sup_unix_addr(path, &sa, &dirfd, err) < 0)
+		return -1;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return hutch_fail_sys(err, "notify socket %s", path);
+	}
+	/* the container's processes may run as any user: anyone in it may say READY */
+	chmod(path, 0666);
+	rep->notify_fd = fd;
+	watch_add(s, fd, &rep->w_notify);
+	return 0;
+}
+
+/* The starter: a forked child that starts the container (the runtime's
+ * detached starts block until it runs) and exits; its error, if any, goes
+ * through the pipe. The container's monitor, the starter's child, is then
+ * reparented to the supervisor (a subreaper), which reaps it. A replica that
+ * has its container already (a restart) starts that same container again:
+ * same id, name, rw layer and log, as docker restarts one. */
+static __attribute__((noreturn)) void starter_main(struct sup *s, struct replica *rep,
+						   struct hutch_spec *spec, int pipefd)
+{
+	struct hutch_err *err = NULL;
+	const struct hutch_image *img = rep->svc->img;
+	struct hutch_state *st = NULL;
+	int rc = -1;
+	if (!spec) {
+		rc = hutch_state_find(&s->rt, rep->id, &st, &err);
+		if (rc == 0)
+			rc = hutch_container_start_existing(&s->rt, st, img->layer_fds,
+							    img->n_layers, &err);
+		else if (rc == HUTCH_STATE_NOT_FOUND) {
+			/* removed behind our back: made anew */
+			hutch_err_free(&err);
+			rc = sup_build_spec(&s->bctx, rep->svc->ss, rep->index, rep->id, img,
+					    rep->svc->hash, &spec, &err);
+		}
+	}
+	if (spec)
+		rc =
+		    hutch_container_run_detached(&s->rt, spec, img->layer_fds, img->n_layers, &err);
+	if (rc == 0)
+		_exit(0);
+	char msg[2048];
+	int n = snprintf(msg, sizeof(msg), "%s%s%s", err ? err->msg : "unknown error",
+			 err && err->errno_ ? ": " : "",
+			 err && err->errno_ ? strerror(err->errno_) : "");
+	(void)!write(pipefd, msg, n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+	_exit(1);
+}
+
+/* SPAWN: start the replica's container in a starter: the same container again
+ * when it has one, else a new one (also when the one it has was made from
+ * other settings: removed first). 0: started (answered when the starter
+ * exits), -1: failed. */
+static int spawn(struct sup *s, struct replica *rep, struct hutch_err **err)
+{
+	unwatch_container(s, rep);
+	/* made from other settings (the file changed): made anew */
+	bool again = rep->has_container && !rep->recreate;
+	if (rep->has_container && !again)
+		remove_container(s, rep);
+	rep->recreate = false;
+	if (rep->svc->ss->notify && notify_socket(s, rep, err) < 0)
+		return -1;
+	struct hutch_spec *spec = NULL;
+	if (!again && sup_build_spec(&s->bctx, rep->svc->ss, rep->index, rep->id, rep->svc->img,
+				     rep->svc->hash, &spec, err) < 0)
+		return -1;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		hutch_spec_free(spec);
+		return hutch_fail_sys(err, "pipe");
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		hutch_spec_free(spec);
+		return hutch_fail_sys(err, "fork");
+	}
+	if (pid == 0) {
+		close(p[0]);
+		starter_main(s, rep, spec, p[1]);
+	}
+	close(p[1]);
+	hutch_spec_free(spec);
+	rep->has_container = true; /* what it leaves, if anything, goes with it */
+	rep->starter_pipe = p[0];
+	rep->starter_pid = pid;
+	rep->starter_pidfd = pidfd_open_or_fail(pid, false, NULL);
+	if (rep->starter_pidfd < 0) {
+		/* cannot watch it: wait for it here */
+		waitpid(pid, NULL, 0);
+		rep->starter_pidfd = -2;
+		return 0;
+	}
+	watch_add(s, rep->starter_pidfd, &rep->w_starter);
+	return 0;
+}
+
+static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev);
+
+static bool starters_pending(struct sup *s);
+static void reap_strays(struct sup *s);
+static void on_monitor(struct sup *s, struct replica *rep);
+
+/* A running replica whose monitor cannot be watched (it ended before we could
+ * open it): its exit is in its record; feed it, or nothing would ever end it. */
+static void exit_if_unwatched(struct sup *s, struct replica *rep)
+{
+	if (rep->mon_pidfd >= 0 || (rep->r.state != SVC_RUNNING && rep->r.state != SVC_STOPPING))
+		return;
+	struct hutch_state *now = NULL;
+	if (hutch_state_find(&s->rt, rep->id, &now, NULL) < 0 || now->status != HUTCH_RUNNING)
+		on_monitor(s, rep);
+	else
+		logmsg("%s: cannot watch the monitor of %s (pid %d)", rep->label, rep->cname,
+		       now->monitor_pid);
+	hutch_state_free(now);
+}
+
+/* The starter exited: answer the SPAWN. */
+static void on_starter(struct sup *s, struct replica *rep)
+{
+	siginfo_t si = {0};
+	bool watched = rep->starter_pidfd >= 0;
+	if (watched) {
+		watch_del(s, rep->starter_pidfd);
+		waitid((idtype_t)P_PIDFD, (id_t)rep->starter_pidfd, &si, WEXITED);
+		close(rep->starter_pidfd);
+	}
+	rep->starter_pidfd = -1;
+	char why[2048];
+	ssize_t n = read(rep->starter_pipe, why, sizeof(why) - 1);
+	close(rep->starter_pipe);
+	rep->starter_pipe = -1;
+	why[n > 0 ? n : 0] = '\0';
+	struct svc_event ev = {.kind = SVC_EV_START_OK};
+	struct hutch_state *st = NULL;
+	_cleanup_err_ struct hutch_err *err = NULL;
+	if (n > 0 || (watched && (si.si_code != CLD_EXITED || si.si_status != 0))) {
+		if (n <= 0)
+			snprintf(why, sizeof(why), "the process starting the container died");
+		ev.kind = SVC_EV_START_FAILED;
+		ev.reason = why;
+		rep->has_container = false;
+	} else if (hutch_state_find(&s->rt, rep->id, &st, &err) < 0) {
+		snprintf(why, sizeof(why), "container %s: %s", rep->cname, err ? err->msg : "?");
+		ev.kind = SVC_EV_START_FAILED;
+		ev.reason = why;
+	} else {
+		watch_container(s, rep, st, true);
+		hutch_state_free(st);
+	}
+	if (ev.kind == SVC_EV_START_FAILED)
+		logmsg("%s: cannot start: %s", rep->label, why);
+	feed(s, rep, &ev);
+	/* a container that ended at once may have no monitor left to watch: its
+	 * exit is in its record */
+	if (ev.kind == SVC_EV_START_OK && rep->r.state != SVC_STARTING)
+		exit_if_unwatched(s, rep);
+	if (!starters_pending(s))
+		reap_strays(s);
+}
+
+static void signal_container(struct sup *s, struct replica *rep, int sig)
+{
+	if (rep->ctr_pidfd >= 0 &&
+	    syscall(SYS_pidfd_send_signal, rep->ctr_pidfd, sig, NULL, 0) == 0)
+		return;
+	if (rep->ctr_pidfd >= 0 && errno != ESRCH)
+		logmsg("%s: cannot send signal %d: %s", rep->label, sig, strerror(errno));
+}
+
+static int stop_signal_of(struct sup *s, struct replica *rep)
+{
+	const struct stack_option *o = stack_service_option(rep->svc->ss, "stop_signal");
+	int sig = o ? signal_from_name(o->text) : -1;
+	if (sig <= 0 && rep->svc->img && rep->svc->img->stop_signal)
+		sig = signal_from_name(rep->svc->img->stop_signal);
+	return sig > 0 ? sig : SIGTERM;
+}
+
+/* ---- feeding the state machine ---------------------------------------------- */
+
+static void arm(int fd, int64_t at)
+{
+	struct itimerspec its = {0};
+	if (at > 0) {
+		its.it_value.tv_sec = at / 1000000000LL;
+		its.it_value.tv_nsec = at % 1000000000LL;
+	}
+	timerfd_settime(fd, at > 0 ? TFD_TIMER_ABSTIME : 0, &its, NULL);
+}
+
+static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev);
+
+static void start_probe(struct sup *s, struct replica *rep, int64_t timeout)
+{
+	struct hutch_err *err = NULL;
+	struct hutch_state *st = NULL;
+	int64_t now = mono_now();
+	rep->probe.start = now;
+	if (hutch_state_find(&s->rt, rep->id, &st, &err) < 0 ||
+	    sup_probe_start(&s->rt, rep->svc->ss, st, &rep->probe, &err) < 0) {
+		struct svc_event ev = {.kind = SVC_EV_PROBE_RESULT};
+		ev.probe.status = SVC_PROBE_FAIL;
+		ev.probe.exit_code = -1;
+		ev.probe.output = err ? err->msg : "cannot start the probe";
+		ev.probe.start = ev.probe.end = now;
+		hutch_state_free(st);
+		feed(s, rep, &ev);
+		hutch_err_free(&err);
+		return;
+	}
+	hutch_state_free(st);
+	watch_add(s, rep->probe.pidfd, &rep->w_probe);
+	watch_add(s, rep->probe.out, &rep->w_probe_out);
+	arm(rep->probe_timer_fd, now + timeout);
+}
+
+static void end_probe(struct sup *s, struct replica *rep, bool timed_out)
+{
+	if (rep->probe.pidfd < 0)
+		return;
+	watch_del(s, rep->probe.pidfd);
+	watch_del(s, rep->probe.out);
+	arm(rep->probe_timer_fd, 0);
+	int code;
+	if (timed_out) {
+		sup_probe_kill(&rep->probe);
+		code = -1;
+	} else {
+		code = sup_probe_reap(&rep->probe);
+	}
+	struct svc_event ev = {.kind = SVC_EV_PROBE_RESULT};
+	ev.probe.status = timed_out ? SVC_PROBE_TIMEOUT : code == 0 ? SVC_PROBE_OK : SVC_PROBE_FAIL;
+	ev.probe.exit_code = code;
+	ev.probe.output = rep->probe.buf;
+	ev.probe.start = rep->probe.start;
+	ev.probe.end = mono_now();
+	feed(s, rep, &ev);
+}
+
+static void abandon_probe(struct sup *s, struct replica *rep)
+{
+	if (rep->probe.pidfd < 0)
+		return;
+	watch_del(s, rep->probe.pidfd);
+	watch_del(s, rep->probe.out);
+	arm(rep->probe_timer_fd, 0);
+	sup_probe_kill(&rep->probe);
+}
+
+static void deps_of(struct sup *s, struct replica *rep, struct svc_event *ev, char *why, size_t len)
+{
+	struct service *svc = rep->svc;
+	enum svc_verdict v = svc_deps_check(svc->deps, svc->n_deps, why, len);
+	ev->kind = v == SVC_GO ? SVC_EV_DEPS_OK : SVC_EV_DEPS_FAILED;
+	ev->reason = why;
+	if (v == SVC_WAIT)
+		ev->kind = SVC_NEVENTS; /* nothing to feed yet */
+}
+
+static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
+{
+	struct svc_actions out;
+	int64_t now = mono_now();
+	bool was_stopped_by_user = rep->r.stopped_by_user;
+	enum svc_health was_health = rep->r.health;
+	enum svc_outcome oc = svc_step(&rep->r, ev, now, &out);
+	if (oc == SVC_INVALID)
+		logmsg("internal error: %s: event %s in state %s", rep->label,
+		       svc_event_name(ev->kind), svc_state_name(rep->r.state));
+	if (oc != SVC_DONE)
+		return;
+	struct svc_event answer = {.kind = SVC_NEVENTS};
+	bool pending_starter = false, pending_unwatched = false;
+	char why[1024] = "";
+	_cleanup_err_ struct hutch_err *err = NULL;
+	for (size_t i = 0; i < out.n; i++) {
+		const struct svc_action *a = &out.a[i];
+		switch (a->kind) {
+		case SVC_ACT_SPAWN:
+			record(s, rep);
+			rep->starter_pidfd = -1;
+			if (spawn(s, rep, &err) < 0) {
+				if (err && err->errno_)
+					snprintf(why, sizeof(why), "%s: %s", err->msg,
+						 strerror(err->errno_));
+				else
+					snprintf(why, sizeof(why), "%s", err ? err->msg : "?");
+				answer.kind = SVC_EV_START_FAILED;
+				answer.reason = why;
+				logmsg("%s: cannot start: %s", rep->label, why);
+			} else if (rep->starter_pidfd == -2) {
+				/* started synchronously: answer now */
+				rep->starter_pidfd = -1;
+				pending_starter = true;
+			}
+			break;
+		case SVC_ACT_STOP_SIGNAL:
+			signal_container(s, rep, stop_signal_of(s, rep));
+			break;
+		case SVC_ACT_KILL:
+			signal_container(s, rep, SIGKILL);
+			pending_unwatched = true;
+			break;
+		case SVC_ACT_ARM_TIMER:
+			arm(rep->timer_fd, a->at > 0 ? a->at : 1);
+			break;
+		case SVC_ACT_CANCEL_TIMER:
+			arm(rep->timer_fd, 0);
+			break;
+		case SVC_ACT_PROBE:
+			start_probe(s, rep, a->at);
+			break;
+		case SVC_ACT_EMIT:
+			emit(s, rep, a->emit, a->at);
+			break;
+		case SVC_ACT_RECORD_EXIT:
+			record(s, rep);
+			break;
+		case SVC_ACT_CHECK_DEPS:
+			deps_of(s, rep, &answer, why, sizeof(why));
+			break;
+		case SVC_ACT_NOTIFY_DEPENDENTS:
+			s->recheck = true;
+			break;
+		}
+	}
+	if (rep->r.stopped_by_user != was_stopped_by_user || rep->r.health != was_health ||
+	    ev->kind == SVC_EV_START_OK || ev->kind == SVC_EV_READY)
+		record(s, rep);
+	if (rep->r.state != SVC_RUNNING)
+		abandon_probe(s, rep);
+	if (answer.kind != SVC_NEVENTS)
+		feed(s, rep, &answer);
+	if (pending_starter)
+		on_starter(s, rep);
+	if (pending_unwatched)
+		exit_if_unwatched(s, rep);
+}
+
+/* ---- readiness, dependencies and down --------------------------------------- */
+
+static bool terminal(const struct replica *rep)
+{
+	return rep->r.state == SVC_EXITED || rep->r.state == SVC_FAILED ||
+	       rep->r.state == SVC_STOPPED;
+}
+
+static enum svc_verdict stack_ready(struct sup *s, char *why, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_svcs; i++)
+		if (s->svcs[i].active)
+			n += s->svcs[i].n;
+	const struct svc_replica **rs = xcalloc(n + 1, sizeof(*rs));
+	n = 0;
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (unsigned k = 0; s->svcs[i].active && k < s->svcs[i].n; k++)
+			rs[n++] = &s->svcs[i].reps[k].r;
+	enum svc_verdict v = svc_stack_ready(rs, n, why, len);
+	/* waiting for a replica to become healthy: what its last check said
+	 * tells why it is not (a timeout of up --wait shows it) */
+	for (size_t i = 0; v == SVC_WAIT && i < n; i++) {
+		const struct svc_replica *r = rs[i];
+		size_t nl = strlen(r->name);
+		if (r->state != SVC_RUNNING || r->health != SVC_HEALTH_STARTING || !r->log_len ||
+		    strncmp(why, "waiting for ", 12) || strncmp(why + 12, r->name, nl) ||
+		    why[12 + nl] != ' ')
+			continue;
+		const struct svc_probe_log *last = svc_probe_at(r, r->log_len - 1);
+		char out[512];
+		snprintf(out, sizeof(out), "%s", last->output ? last->output : "");
+		for (char *p = out; *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+		size_t l = strlen(out);
+		while (l && out[l - 1] == ' ')
+			out[--l] = '\0';
+		size_t used = strlen(why);
+		snprintf(why + used, len - used, " (its last health check exited with %d%s%s)",
+			 last->exit_code, l ? ": " : "", out);
+		break;
+	}
+	free(rs);
+	return v;
+}
+
+static bool depends_on(const struct service *a, size_t b_index)
+{
+	for (size_t d = 0; d < a->ss->n_deps; d++)
+		if (a->ss->deps[d].index == b_index)
+			return true;
+	return false;
+}
+
+static void finish_down(struct sup *s);
+
+static void down_progress(struct sup *s)
+{
+	bool all_done = true;
+	/* reverse start order: a service is stopped once everything that
+	 * depends on it is down */
+	for (size_t k = s->stack->n_services; k-- > 0;) {
+		size_t i = s->stack->order[k];
+		struct service *svc = &s->svcs[i];
+		bool dependents_down = true;
+		for (size_t j = 0; j < s->n_svcs; j++) {
+			if (!s->svcs[j].active || !depends_on(&s->svcs[j], i))
+				continue;
+			for (unsigned r = 0; r < s->svcs[j].n; r++)
+				if (!terminal(&s->svcs[j].reps[r]))
+					dependents_down = false;
+		}
+		for (unsigned r = 0; svc->active && r < svc->n; r++) {
+			struct replica *rep = &svc->reps[r];
+			if (dependents_down && !rep->down_sent) {
+				rep->down_sent = true;
+				struct svc_event ev = {.kind = SVC_EV_STACK_DOWN,
+						       .grace = s->down_grace};
+				feed(s, rep, &ev);
+			}
+			if (!terminal(rep))
+				all_done = false;
+		}
+	}
+	if (all_done)
+		finish_down(s);
+}
+
+static void recheck(struct sup *s)
+{
+	for (int round = 0; s->recheck && round < 1000; round++) {
+		s->recheck = false;
+		if (s->downing) {
+			down_progress(s);
+			continue;
+		}
+		for (size_t k = 0; k < s->stack->n_services; k++) {
+			struct service *svc = &s->svcs[s->stack->order[k]];
+			for (unsigned r = 0; svc->active && r < svc->n; r++) {
+				struct replica *rep = &svc->reps[r];
+				if (rep->r.state != SVC_WAITING)
+					continue;
+				struct svc_event ev;
+				char why[1024];
+				deps_of(s, rep, &ev, why, sizeof(why));
+				if (ev.kind != SVC_NEVENTS)
+					feed(s, rep, &ev);
+			}
+		}
+	}
+	char why[1024];
+	enum svc_verdict v = SVC_WAIT;
+	bool computed = false;
+	for (struct client *c = s->clients, *next; c; c = next) {
+		next = c->next;
+		if (!c->waiting)
+			continue;
+		if (!computed) {
+			v = s->downing ? SVC_FAIL : stack_ready(s, why, sizeof(why));
+			if (s->downing)
+				snprintf(why, sizeof(why), "the stack is being taken down");
+			computed = true;
+		}
+		if (v == SVC_WAIT)
+			continue;
+		c->waiting = false;
+		if (v == SVC_GO)
+			client_send(c, "{\"ok\":true,\"ready\":true}");
+		else
+			client_reply_err(c, why);
+	}
+}
+
+/* ---- status ----------------------------------------------------------------- */
+
+static struct json_object *replica_json(struct sup *s, struct replica *rep, int64_t now)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "container", json_object_new_string(rep->cname));
+	json_object_object_add(o, "id", json_object_new_string(rep->id));
+	json_object_object_add(o, "service", json_object_new_string(rep->svc->ss->name));
+	json_object_object_add(o, "replica", json_object_new_int((int)rep->index));
+	json_object_object_add(o, "state", json_object_new_string(svc_state_name(rep->r.state)));
+	json_object_object_add(o, "health", json_object_new_string(svc_health_name(rep->r.health)));
+	json_object_object_add(o, "restarts", json_object_new_int((int)rep->r.restarts));
+	json_object_object_add(o, "last_exit", exit_json(&rep->r));
+	bool up = rep->r.state == SVC_RUNNING || rep->r.state == SVC_STOPPING;
+	json_object_object_add(o, "pid", json_object_new_int(up ? rep->pid : 0));
+	json_object_object_add(o, "uptime_s",
+			       json_object_new_double(up && rep->r.started
+							  ? (double)(now - rep->r.started) / 1e9
+							  : 0));
+	if (rep->r.started)
+		json_object_object_add(o, "started",
+				       json_object_new_int64(mono_to_real(rep->r.started)));
+	char status[256];
+	svc_status(&rep->r, now, status, sizeof(status));
+	json_object_object_add(o, "status", json_object_new_string(status));
+	if (rep->r.why[0])
+		json_object_object_add(o, "why", json_object_new_string(rep->r.why));
+	if (rep->r.log_len) {
+		const struct svc_probe_log *last = svc_probe_at(&rep->r, rep->r.log_len - 1);
+		struct json_object *p = json_object_new_object();
+		json_object_object_add(p, "exit_code", json_object_new_int(last->exit_code));
+		json_object_object_add(p, "output",
+				       json_object_new_string(last->output ? last->output : ""));
+		json_object_object_add(o, "last_probe", p);
+		/* the last 5, as docker inspect's State.Health.Log */
+		struct json_object *all = json_object_new_array();
+		for (unsigned i = 0; i < rep->r.log_len; i++) {
+			const struct svc_probe_log *l = svc_probe_at(&rep->r, i);
+			struct json_object *e = json_object_new_object();
+			json_object_object_add(e, "start",
+					       json_object_new_int64(mono_to_real(l->start)));
+			json_object_object_add(e, "end",
+					       json_object_new_int64(mono_to_real(l->end)));
+			json_object_object_add(e, "exit_code", json_object_new_int(l->exit_code));
+			json_object_object_add(e, "output",
+					       json_object_new_string(l->output ? l->output : ""));
+			json_object_array_add(all, e);
+		}
+		json_object_object_add(o, "probes", all);
+	}
+	return o;
+}
+
+static void reply_status(struct sup *s, struct client *c)
+{
+	int64_t now = mono_now();
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(true));
+	json_object_object_add(o, "stack", json_object_new_string(s->stack->name));
+	json_object_object_add(o, "file", json_object_new_string(s->stack->file));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	struct json_object *a = json_object_new_array();
+	for (size_t k = 0; k < s->stack->n_services; k++) {
+		struct service *svc = &s->svcs[s->stack->order[k]];
+		for (unsigned r = 0; svc->active && r < svc->n; r++)
+			json_object_array_add(a, replica_json(s, &svc->reps[r], now));
+	}
+	json_object_object_add(o, "replicas", a);
+	client_send_json(c, o);
+	json_object_put(o);
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+static struct service *find_service(struct sup *s, const char *name)
+{
+	ssize_t i = stack_service_index(s->stack, name);
+	return i < 0 ? NULL : &s->svcs[i];
+}
+
+static void handle_request(struct sup *s, struct client *c, const char *line, size_t len)
+{
+	struct sup_request req;
+	char *msg = NULL;
+	if (sup_parse_request(line, len, &req, &msg) < 0) {
+		client_reply_err(c, msg);
+		free(msg);
+		return;
+	}
+	switch (req.cmd) {
+	case SUP_CMD_STATUS:
+		reply_status(s, c);
+		break;
+	case SUP_CMD_START:
+	case SUP_CMD_STOP:
+	case SUP_CMD_RESTART: {
+		if (s->downing) {
+			client_reply_err(c, "the stack is being taken down");
+			break;
+		}
+		for (size_t i = 0; i < req.n_services; i++)
+			if (!find_service(s, req.services[i])) {
+				_cleanup_free_ char *shown =
+				    printable(req.services[i], strlen(req.services[i]));
+				_cleanup_free_ char *m =
+				    xasprintf("no service '%s' in stack %s", shown, s->stack->name);
+				client_reply_err(c, m);
+				goto out;
+			}
+		enum svc_event_kind k = req.cmd == SUP_CMD_START  ? SVC_EV_USER_START
+					: req.cmd == SUP_CMD_STOP ? SVC_EV_USER_STOP
+								  : SVC_EV_USER_RESTART;
+		for (size_t i = 0; i < req.n_services; i++) {
+			struct service *svc = find_service(s, req.services[i]);
+			svc->active = true;
+			for (unsigned r = 0; r < svc->n; r++) {
+				struct svc_event ev = {.kind = k};
+				feed(s, &svc->reps[r], &ev);
+			}
+		}
+		s->recheck = true;
+		client_reply_ok(c);
+		break;
+	}
+	case SUP_CMD_DOWN:
+		c->down_waiting = true;
+		if (!s->downing || (req.timeout_ns >= 0 &&
+				    (s->down_grace < 0 || req.timeout_ns < s->down_grace))) {
+			/* a shorter -t than a down under way shortens it */
+			if (s->downing)
+				for (size_t i = 0; i < s->n_svcs; i++)
+					for (unsigned r = 0; r < s->svcs[i].n; r++)
+						s->svcs[i].reps[r].down_sent = false;
+			s->downing = true;
+			s->down_grace = req.timeout_ns;
+		}
+		s->recheck = true;
+		break;
+	case SUP_CMD_SUBSCRIBE:
+		c->subscribed = true;
+		client_reply_ok(c);
+		break;
+	case SUP_CMD_WAIT:
+		c->waiting = true;
+		s->recheck = true;
+		break;
+	case SUP_CMD_READY: {
+		char why[1024];
+		enum svc_verdict v = stack_ready(s, why, sizeof(why));
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "ok", json_object_new_boolean(true));
+		json_object_object_add(o, "verdict",
+				       json_object_new_string(v == SVC_GO     ? "ready"
+							      : v == SVC_WAIT ? "waiting"
+									      : "failed"));
+		if (v != SVC_GO)
+			json_object_object_add(o, "why", json_object_new_string(why));
+		client_send_json(c, o);
+		json_object_put(o);
+		break;
+	}
+	case SUP_CMD_UP:
+		/* hand the stack over to a new supervisor (a changed file): leave
+		 * every container running, it adopts them */
+		if (s->downing) {
+			client_reply_err(c, "the stack is being taken down");
+			break;
+		}
+		c->handover = true;
+		s->handover = true;
+		s->quit = true;
+		break;
+	}
+out:
+	sup_request_free(&req);
+}
+
+static void client_readable(struct sup *s, struct client *c)
+{
+	char buf[8192];
+	ssize_t n = read(c->fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(s, c);
+		return;
+	}
+	if (c->in_len + (size_t)n > SUP_REQUEST_MAX + 1) {
+		client_reply_err(c, "request longer than 65536 bytes");
+		client_close(s, c);
+		return;
+	}
+	c->in = xrealloc(c->in, c->in_len + (size_t)n + 1);
+	memcpy(c->in + c->in_len, buf, (size_t)n);
+	c->in_len += (size_t)n;
+	char *nl;
+	while (c->fd >= 0 && (nl = memchr(c->in, '\n', c->in_len))) {
+		size_t len = (size_t)(nl - c->in);
+		handle_request(s, c, c->in, len);
+		memmove(c->in, nl + 1, c->in_len - len - 1);
+		c->in_len -= len + 1;
+	}
+}
+
+static void accept_client(struct sup *s)
+{
+	int fd = accept4(s->lsock, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct client *c = xcalloc(1, sizeof(*c));
+	c->fd = fd;
+	c->w.kind = W_CLIENT;
+	c->w.cl = c;
+	c->next = s->clients;
+	s->clients = c;
+	/* a write to a client that does not read gives up after 2 s */
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	watch_add(s, fd, &c->w);
+}
+
+/* ---- taking the stack down -------------------------------------------------- */
+
+static void finish_down(struct sup *s)
+{
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (unsigned r = 0; r < s->svcs[i].n; r++) {
+			struct replica *rep = &s->svcs[i].reps[r];
+			unwatch_container(s, rep);
+			abandon_probe(s, rep);
+			if (rep->has_container)
+				remove_container(s, rep);
+		}
+	/* containers of this stack not ours (replicas of an earlier file) */
+	struct hutch_state_list l = {0};
+	if (hutch_state_list(&s->rt, &l, NULL) == 0) {
+		for (size_t i = 0; i < l.n; i++) {
+			const char *svcname;
+			unsigned idx;
+			if (sup_labels_match(l.items[i]->labels, l.items[i]->n_labels,
+					     s->stack->name, &svcname, &idx))
+				hutch_state_remove(&s->rt, l.items[i], true, NULL);
+		}
+		hutch_state_list_free(&l);
+	}
+	_cleanup_free_ char *replicas = xasprintf("%s/replicas", s->paths.data_dir);
+	remove_tree_at(AT_FDCWD, replicas, NULL);
+	_cleanup_free_ char *logs = xasprintf("%s/logs", s->paths.data_dir);
+	remove_tree_at(AT_FDCWD, logs, NULL);
+	sup_stack_info_write(&s->paths, s->stack->file, false);
+	s->quit = true;
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static int listen_control(struct sup *s, struct hutch_err **err)
+{
+	struct sockaddr_un sa;
+	_cleanup_close_ int dirfd = -1;
+	if (sup_unix_addr(s->paths.sock, &sa, &dirfd, err) < 0)
+		return -1;
+	unlink(s->paths.sock);
+	s->lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s->lsock < 0)
+		return hutch_fail_sys(err, "socket");
+	mode_t old = umask(0077);
+	int rc = bind(s->lsock, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || listen(s->lsock, 64) < 0)
+		return hutch_fail_sys(err, "listen on %s", s->paths.sock);
+	s->w_listen.kind = W_LISTEN;
+	watch_add(s, s->lsock, &s->w_listen);
+	return 0;
+}
+
+static void config_of(const struct stack_service *ss, struct svc_config *cfg)
+{
+	static const enum svc_restart map[] = {
+	    [STACK_RESTART_NO] = SVC_RESTART_NO,
+	    [STACK_RESTART_ALWAYS] = SVC_RESTART_ALWAYS,
+	    [STACK_RESTART_ON_FAILURE] = SVC_RESTART_ON_FAILURE,
+	    [STACK_RESTART_UNLESS_STOPPED] = SVC_RESTART_UNLESS_STOPPED,
+	};
+	cfg->restart = map[ss->restart];
+	cfg->max_retries = ss->restart_max;
+	cfg->has_probe = ss->health.kind != STACK_HEALTH_NONE;
+	cfg->notify = ss->notify;
+	cfg->health_interval = ss->health.interval_ns;
+	cfg->health_timeout = ss->health.timeout_ns;
+	cfg->health_start_period = ss->health.start_period_ns;
+	cfg->health_start_interval = ss->health.start_interval_ns;
+	cfg->health_retries = ss->health.retries;
+	cfg->stop_grace = ss->stop_grace_ns;
+}
+
+static int setup_services(struct sup *s, char *const *wanted, size_t n_wanted, bool o_adopt_only,
+			  struct hutch_err **err)
+{
+	s->n_svcs = s->stack->n_services;
+	s->svcs = xcalloc(s->n_svcs, sizeof(*s->svcs));
+	bool *active = xcalloc(s->n_svcs + 1, sizeof(bool));
+	if (n_wanted) {
+		size_t *idx = NULL, n = 0;
+		if (stack_graph_needed(s->stack, (const char *const *)wanted, n_wanted, &idx, &n,
+				       err) < 0) {
+			free(active);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++)
+			active[idx[i]] = true;
+		free(idx);
+	} else if (!o_adopt_only) {
+		for (size_t i = 0; i < s->n_svcs; i++)
+			active[i] = true;
+	}
+	for (size_t i = 0; i < s->n_svcs; i++) {
+		struct service *svc = &s->svcs[i];
+		svc->ss = &s->stack->services[i];
+		svc->active = active[i];
+		config_of(svc->ss, &svc->cfg);
+		if (hutch_image_get(s->store, svc->ss->image, &svc->img, err) < 0) {
+			free(active);
+			return hutch_err_wrap(err, "%s:%d: image", s->stack->file, svc->ss->line);
+		}
+		sup_config_hash(svc->ss, svc->img->id, svc->hash);
+		svc->n = svc->ss->replicas ? svc->ss->replicas : 1;
+		svc->reps = xcalloc(svc->n, sizeof(*svc->reps));
+		for (unsigned r = 0; r < svc->n; r++) {
+			struct replica *rep = &svc->reps[r];
+			rep->svc = svc;
+			rep->index = r + 1;
+			rep->cname = sup_container_name(s->stack->name, svc->ss->name, r + 1);
+			if (svc->n > 1)
+				snprintf(rep->label, sizeof(rep->label), "%s-%u", svc->ss->name,
+					 r + 1);
+			else
+				snprintf(rep->label, sizeof(rep->label), "%s", svc->ss->name);
+			if (random_hex_id(rep->id, err) < 0) {
+				free(active);
+				return -1;
+			}
+			svc_init(&rep->r, &svc->cfg, rep->label);
+			rep->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+			rep->probe_timer_fd =
+			    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+			if (rep->timer_fd < 0 || rep->probe_timer_fd < 0) {
+				free(active);
+				return hutch_fail_sys(err, "timerfd");
+			}
+			rep->mon_pidfd = rep->ctr_pidfd = rep->notify_fd = -1;
+			rep->starter_pidfd = rep->starter_pipe = -1;
+			rep->probe.pidfd = rep->probe.out = -1;
+			rep->w_timer = (struct watch){W_TIMER, rep, NULL};
+			rep->w_probe_timer = (struct watch){W_PROBE_TIMER, rep, NULL};
+			rep->w_mon = (struct watch){W_MONITOR, rep, NULL};
+			rep->w_probe = (struct watch){W_PROBE, rep, NULL};
+			rep->w_probe_out = (struct watch){W_PROBE_OUT, rep, NULL};
+			rep->w_notify = (struct watch){W_NOTIFY, rep, NULL};
+			rep->w_starter = (struct watch){W_STARTER, rep, NULL};
+			watch_add(s, rep->timer_fd, &rep->w_timer);
+			watch_add(s, rep->probe_timer_fd, &rep->w_probe_timer);
+		}
+	}
+	free(active);
+	/* the dependency lists svc_deps_check takes: one entry per replica */
+	for (size_t i = 0; i < s->n_svcs; i++) {
+		struct service *svc = &s->svcs[i];
+		size_t n = 0;
+		for (size_t d = 0; d < svc->ss->n_deps; d++)
+			n += s->svcs[svc->ss->deps[d].index].n;
+		svc->deps = xcalloc(n + 1, sizeof(*svc->deps));
+		for (size_t d = 0; d < svc->ss->n_deps; d++) {
+			struct service *dep = &s->svcs[svc->ss->deps[d].index];
+			enum svc_dep_condition c =
+			    svc->ss->deps[d].condition == STACK_DEP_HEALTHY	? SVC_DEP_HEALTHY
+			    : svc->ss->deps[d].condition == STACK_DEP_COMPLETED ? SVC_DEP_COMPLETED
+										: SVC_DEP_STARTED;
+			for (unsigned r = 0; r < dep->n; r++)
+				svc->deps[svc->n_deps++] = (struct svc_dep){&dep->reps[r].r, c};
+		}
+	}
+	return 0;
+}
+
+/* A container found for a replica: take it over (ADOPT), and replay its exit if
+ * it ended while no supervisor watched. A container made from other settings
+ * (its config hash differs) is restarted from the new ones. */
+static void adopt(struct sup *s, struct replica *rep, struct hutch_state *st)
+{
+	memcpy(rep->id, st->id, 65);
+	rep->has_container = true;
+	rep->svc->active = true;
+	if (st->status == HUTCH_CREATED) {
+		remove_container(s, rep);
+		return;
+	}
+	struct sup_replica_record rec;
+	sup_record_read(&s->paths, rep->svc->ss->name, rep->index, &rec);
+	struct svc_event ev = {.kind = SVC_EV_ADOPT};
+	ev.adopt.started = real_to_mono(st->started_ns);
+	ev.adopt.restarts = rec.restarts;
+	ev.adopt.backoff = rec.backoff;
+	ev.adopt.health = (enum svc_health)rec.health;
+	ev.adopt.stopped_by_user = rec.stopped_by_user;
+	if (st->status == HUTCH_RUNNING)
+		watch_container(s, rep, st, false);
+	feed(s, rep, &ev);
+	logmsg("%s: adopted container %s (%s)", rep->label, rep->cname,
+	       hutch_status_name(st->status));
+	if (st->status == HUTCH_RUNNING && rep->mon_pidfd < 0) {
+		/* its monitor is gone: the record is repaired on the next read */
+		struct hutch_state *fresh = NULL;
+		if (hutch_state_find(&s->rt, rep->id, &fresh, NULL) == 0) {
+			if (fresh->status == HUTCH_EXITED) {
+				struct svc_event ex = {.kind = SVC_EV_EXIT};
+				ex.exit.code = fresh->exit_code;
+				ex.exit.signal = fresh->exit_code > 128 && fresh->exit_code < 160
+						     ? fresh->exit_code - 128
+						     : 0;
+				ex.exit.oom = fresh->oom_killed;
+				ex.exit.at = real_to_mono(fresh->finished_ns);
+				feed(s, rep, &ex);
+			}
+			hutch_state_free(fresh);
+		}
+		return;
+	}
+	if (st->status == HUTCH_EXITED) {
+		struct svc_event ex = {.kind = SVC_EV_EXIT};
+		ex.exit.code = st->exit_code;
+		ex.exit.signal =
+		    st->exit_code > 128 && st->exit_code < 160 ? st->exit_code - 128 : 0;
+		ex.exit.oom = st->oom_killed;
+		ex.exit.at = real_to_mono(st->finished_ns);
+		feed(s, rep, &ex);
+		return;
+	}
+	const char *hash = hutch_label_get(st->labels, st->n_labels, SUP_LABEL_HASH);
+	if (!hash || strcmp(hash, rep->svc->hash)) {
+		logmsg("%s: settings changed: recreating %s", rep->label, rep->cname);
+		rep->recreate = true;
+		struct svc_event r = {.kind = SVC_EV_USER_RESTART};
+		/* a restart resets the counts, as `stack restart` does */
+		feed(s, rep, &r);
+	}
+}
+
+/* Find the stack's containers (by their labels) and adopt them; remove those
+ * that no longer belong to a replica of the file. */
+static void adopt_all(struct sup *s)
+{
+	struct hutch_state_list l = {0};
+	struct hutch_err *err = NULL;
+	if (hutch_state_list(&s->rt, &l, &err) < 0) {
+		logmsg("cannot list containers: %s", err ? err->msg : "?");
+		hutch_err_free(&err);
+		return;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct hutch_state *st = l.items[i];
+		const char *svcname;
+		unsigned idx;
+		if (!sup_labels_match(st->labels, st->n_labels, s->stack->name, &svcname, &idx))
+			continue;
+		struct service *svc = find_service(s, svcname);
+		if (!svc || idx > svc->n) {
+			logmsg("removing %s: no longer in the stack file",
+			       st->name ? st->name : st->id);
+			if (st->status == HUTCH_RUNNING)
+				hutch_state_stop(&s->rt, st, 10, NULL);
+			hutch_state_remove(&s->rt, st, true, NULL);
+			continue;
+		}
+		adopt(s, &svc->reps[idx - 1], st);
+	}
+	hutch_state_list_free(&l);
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+static void on_monitor(struct sup *s, struct replica *rep)
+{
+	bool child = rep->mon_child;
+	if (rep->mon_pidfd >= 0) {
+		watch_del(s, rep->mon_pidfd);
+		if (child)
+			waitid((idtype_t)P_PIDFD, (id_t)rep->mon_pidfd, &(siginfo_t){0},
+			       WEXITED | WNOHANG);
+		close(rep->mon_pidfd);
+	}
+	rep->mon_pidfd = -1;
+	if (rep->ctr_pidfd >= 0) {
+		close(rep->ctr_pidfd);
+		rep->ctr_pidfd = -1;
+	}
+	struct svc_event ev = {.kind = SVC_EV_EXIT};
+	struct hutch_state *st = NULL;
+	if (hutch_state_find(&s->rt, rep->id, &st, NULL) == 0) {
+		ev.exit.code = st->exit_code;
+		ev.exit.signal =
+		    st->exit_code > 128 && st->exit_code < 160 ? st->exit_code - 128 : 0;
+		ev.exit.oom = st->oom_killed;
+		hutch_state_free(st);
+	} else {
+		ev.exit.code = 137;
+		ev.exit.signal = SIGKILL;
+		rep->has_container = false;
+	}
+	feed(s, rep, &ev);
+}
+
+static void on_notify(struct sup *s, struct replica *rep)
+{
+	char buf[4096];
+	ssize_t n;
+	while ((n = recv(rep->notify_fd, buf, sizeof(buf) - 1, 0)) >= 0) {
+		buf[n] = '\0';
+		/* newline-separated assignments, as sd_notify sends them */
+		for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+			if (!strcmp(line, "READY=1") && rep->r.state == SVC_RUNNING) {
+				struct svc_event ev = {.kind = SVC_EV_READY};
+				feed(s, rep, &ev);
+			}
+	}
+}
+
+static void on_timer(struct sup *s, struct replica *rep)
+{
+	uint64_t n;
+	(void)!read(rep->timer_fd, &n, sizeof(n));
+	enum svc_event_kind k;
+	switch (rep->r.timer) {
+	case SVC_TIMER_BACKOFF:
+		k = SVC_EV_BACKOFF_TIMER;
+		break;
+	case SVC_TIMER_GRACE:
+		k = SVC_EV_GRACE_TIMER;
+		break;
+	case SVC_TIMER_HEALTH:
+		k = SVC_EV_HEALTH_TIMER;
+		break;
+	default:
+		return;
+	}
+	struct svc_event ev = {.kind = k};
+	feed(s, rep, &ev);
+}
+
+/* Is pid one of the children we reap through their pidfds? */
+static bool tracked_child(struct sup *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (unsigned r = 0; r < s->svcs[i].n; r++) {
+			struct replica *rep = &s->svcs[i].reps[r];
+			if ((rep->mon_pidfd >= 0 && rep->mon_pid == pid) ||
+			    (rep->probe.pidfd >= 0 && rep->probe.pid == pid) ||
+			    (rep->starter_pidfd >= 0 && rep->starter_pid == pid))
+				return true;
+		}
+	return false;
+}
+
+/* A starter's monitor becomes our child before we know its pid (the starter
+ * said so through its exit): while any starter is pending, no child is a stray. */
+static bool starters_pending(struct sup *s)
+{
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (unsigned r = 0; r < s->svcs[i].n; r++)
+			if (s->svcs[i].reps[r].starter_pipe >= 0)
+				return true;
+	return false;
+}
+
+/* As a subreaper we inherit whatever our children leave behind (a probe's
+ * exec helper killed at the timeout, say): reap those, and only those, by pid;
+ * the children we watch are reaped by their own handlers. */
+static void reap_strays(struct sup *s)
+{
+	if (starters_pending(s))
+		return;
+	char path[64], *text = NULL;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+	if (read_file_at(AT_FDCWD, path, &text, &len, NULL) < 0)
+		return;
+	for (char *p = text, *end; *p; p = end) {
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid > 0 && !tracked_child(s, (pid_t)pid))
+			waitpid((pid_t)pid, NULL, WNOHANG);
+	}
+	free(text);
+}
+
+static void on_signal(struct sup *s)
+{
+	struct signalfd_siginfo si;
+	while (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			reap_strays(s);
+			continue;
+		}
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			logmsg("signal %d: taking the stack down", si.ssi_signo);
+			if (!s->downing) {
+				s->downing = true;
+				s->down_grace = -1;
+			}
+			s->recheck = true;
+		}
+	}
+}
+
+static void dispatch(struct sup *s, struct watch *w)
+{
+	struct replica *rep = w->rep;
+	switch (w->kind) {
+	case W_SIGNAL:
+		on_signal(s);
+		break;
+	case W_LISTEN:
+		accept_client(s);
+		break;
+	case W_CLIENT:
+		client_readable(s, w->cl);
+		break;
+	case W_TIMER:
+		on_timer(s, rep);
+		break;
+	case W_PROBE_TIMER: {
+		uint64_t n;
+		(void)!read(rep->probe_timer_fd, &n, sizeof(n));
+		end_probe(s, rep, true);
+		break;
+	}
+	case W_MONITOR:
+		on_monitor(s, rep);
+		break;
+	case W_PROBE:
+		end_probe(s, rep, false);
+		break;
+	case W_PROBE_OUT:
+		if (!sup_probe_read(&rep->probe))
+			watch_del(s, rep->probe.out);
+		break;
+	case W_NOTIFY:
+		on_notify(s, rep);
+		break;
+	case W_STARTER:
+		on_starter(s, rep);
+		break;
+	}
+}
+
+int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
+{
+	struct sup S = {.ep = -1, .sigfd = -1, .lsock = -1, .down_grace = -1};
+	struct sup *s = &S;
+	int rc = -1;
+	if (hutch_stack_load(o->file, &s->stack, err) < 0)
+		goto out;
+	sup_paths_init(&s->paths, o->data_root, o->run_root, s->stack->name);
+	if (sup_running(&s->paths) > 0) {
+		hutch_fail(err, 0, "stack %s already has a supervisor (pid %d)", s->stack->name,
+			   sup_running(&s->paths));
+		goto out;
+	}
+	if (mkdir_p_at(AT_FDCWD, s->paths.run_dir, 0700, err) < 0 ||
+	    mkdir_p_at(AT_FDCWD, s->paths.data_dir, 0700, err) < 0)
+		goto out;
+	s->notify_dir = xasprintf("%s/notify", s->paths.run_dir);
+	if (mkdir_p_at(AT_FDCWD, s->notify_dir, 0755, err) < 0)
+		goto out;
+	if (hutch_runtime_init(&s->rt, o->data_root, o->run_root, err) < 0)
+		goto out;
+	s->rt.rootless = o->rootless;
+	s->rt.log = rt_log;
+	if (hutch_store_open(o->data_root, o->rootless, HUTCH_STORE_READ, &s->store, err) < 0)
+		goto out;
+	s->bctx = (struct sup_build_ctx){.rt = &s->rt,
+					 .data_root = o->data_root,
+					 .stack = s->stack,
+					 .notify_dir = s->notify_dir};
+	/* the containers' monitors are started by starters that exit: they come
+	 * back to us, to be reaped through their pidfds */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	s->ep = epoll_create1(EPOLL_CLOEXEC);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	s->w_sig.kind = W_SIGNAL;
+	watch_add(s, s->sigfd, &s->w_sig);
+	if (setup_services(s, o->services, o->n_services, o->adopt_only, err) < 0)
+		goto out;
+	if (listen_control(s, err) < 0 || sup_write_pidfile(&s->paths, err) < 0)
+		goto out;
+	sup_stack_info_write(&s->paths, s->stack->file, true);
+	logmsg("supervisor of stack %s (file %s) started, pid %d", s->stack->name, s->stack->file,
+	       getpid());
+	if (o->ready_fd >= 0) {
+		(void)!write(o->ready_fd, "OK\n", 3);
+		close(o->ready_fd);
+	}
+	adopt_all(s);
+	/* every waiting replica: their dependencies decide (CHECK_DEPS) */
+	s->recheck = true;
+	recheck(s);
+	while (!s->quit) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(s->ep, evs, 64, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			hutch_fail_sys(err, "epoll_wait");
+			goto out;
+		}
+		for (int i = 0; i < n && !s->quit; i++)
+			dispatch(s, evs[i].data.ptr);
+		recheck(s);
+	}
+	rc = 0;
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (unsigned r = 0; r < s->svcs[i].n; r++) {
+			struct replica *rep = &s->svcs[i].reps[r];
+			abandon_probe(s, rep);
+			/* a container still being started is left to the next
+			 * supervisor whole, not half made */
+			if (rep->starter_pidfd >= 0) {
+				waitid((idtype_t)P_PIDFD, (id_t)rep->starter_pidfd, &(siginfo_t){0},
+				       WEXITED);
+				close(rep->starter_pidfd);
+				close(rep->starter_pipe);
+			}
+		}
+	if (s->handover) {
+		logmsg("handing stack %s over to a new supervisor", s->stack->name);
+	} else {
+		remove_tree_at(AT_FDCWD, s->notify_dir, NULL);
+		logmsg("stack %s is down", s->stack->name);
+	}
+	unlink(s->paths.sock);
+	unlink(s->paths.pidfile);
+	if (!s->handover)
+		rmdir(s->paths.run_dir);
+	for (struct client *c = s->clients; c; c = c->next)
+		if (c->down_waiting || c->handover)
+			client_reply_ok(c);
+out:
+	if (rc < 0 && o->ready_fd >= 0) {
+		_cleanup_free_ char *m = err && *err ? xstrdup((*err)->msg) : xstrdup("failed");
+		(void)!write(o->ready_fd, m, strlen(m));
+		close(o->ready_fd);
+	}
+	while (s->clients)
+		client_close(s, s->clients);
+	for (size_t i = 0; i < s->n_svcs; i++) {
+		struct service *svc = &s->svcs[i];
+		for (unsigned r = 0; r < svc->n; r++) {
+			struct replica *rep = &svc->reps[r];
+			if (rep->mon_pidfd >= 0)
+				close(rep->mon_pidfd);
+			if (rep->ctr_pidfd >= 0)
+				close(rep->ctr_pidfd);
+			if (rep->notify_fd >= 0)
+				close(rep->notify_fd);
+			close(rep->timer_fd);
+			close(rep->probe_timer_fd);
+			svc_fini(&rep->r);
+			free(rep->cname);
+		}
+		free(svc->reps);
+		free(svc->deps);
+		hutch_image_free(svc->img);
+	}
+	free(s->svcs);
+	if (s->lsock >= 0)
+		close(s->lsock);
+	if (s->sigfd >= 0)
+		close(s->sigfd);
+	if (s->ep >= 0)
+		close(s->ep);
+	if (s->store)
+		hutch_store_close(s->store);
+	hutch_runtime_fini(&s->rt);
+	free(s->notify_dir);
+	sup_paths_fini(&s->paths);
+	hutch_stack_free(s->stack);
+	return rc;
+}

@@ -1,0 +1,136 @@
+/* The supervisor's private parts: one process per stack, one event loop
+ * (loop.c) driving the service state machine (service.c) over detached
+ * containers, a control socket (control.c), health probes (probe.c), the
+ * stack's files on disk (store.c) and the stack model -> container specs
+ * (build.c). Private to supervisor/. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+#include "runtime/runtime.h"
+#include "supervisor/service_internal.h"
+#include "supervisor/stack.h"
+#include "supervisor/supervisor.h"
+
+struct hutch_image;
+struct hutch_store;
+
+/* Labels every stack container carries (inspect shows them). */
+#define SUP_LABEL_STACK	  "hutch.stack"
+#define SUP_LABEL_SERVICE "hutch.service"
+#define SUP_LABEL_REPLICA "hutch.replica"
+#define SUP_LABEL_HASH	  "hutch.config-hash"
+
+/* Where the notify socket appears inside a container (notify = true). */
+#define SUP_NOTIFY_PATH "/run/hutch-notify.sock"
+
+/* ---- build.c: a service's settings -> a container spec ---------------------- */
+/* The config hash of a service: what recreating its containers depends on
+ * (image id, command, env, options, ...), 16 hex characters. Pure. */
+void sup_config_hash(const struct stack_service *svc, const char *image_id, char out[17]);
+/* "STACK-SERVICE-N" */
+char *sup_container_name(const char *stack, const char *service, unsigned replica);
+/* Parse "hutch.replica" etc. back from a container's labels: the replica's
+ * service and index, 0 if the labels are not this stack's. Pure. */
+int sup_labels_match(char *const *labels, size_t n, const char *stack, const char **service,
+		     unsigned *replica);
+
+struct sup_build_ctx {
+	const struct hutch_runtime *rt;
+	const char *data_root;
+	const struct hutch_stack *stack;
+	const char *notify_dir; /* RUN/stacks/NAME/notify, for notify = true */
+};
+/* The spec of replica `replica` of svc, with id and the image given; errors are
+ * "FILE:LINE: KEY: message". */
+int sup_build_spec(const struct sup_build_ctx *b, const struct stack_service *svc, unsigned replica,
+		   const char *id, const struct hutch_image *img, const char *hash,
+		   struct hutch_spec **out, struct hutch_err **err);
+/* Every service's spec built once and dropped, with every error (one per
+ * line), images resolved: what `up` checks before anything starts. */
+int sup_check_stack(const struct sup_build_ctx *b, struct hutch_store *store,
+		    struct hutch_err **err);
+
+/* ---- control.c: the control protocol (JSON lines, docs/api.md) -------------- */
+enum sup_cmd {
+	SUP_CMD_STATUS,
+	SUP_CMD_START,
+	SUP_CMD_STOP,
+	SUP_CMD_RESTART,
+	SUP_CMD_DOWN,
+	SUP_CMD_SUBSCRIBE,
+	SUP_CMD_WAIT,  /* answer when the stack is up, or failed */
+	SUP_CMD_READY, /* the readiness verdict now */
+	SUP_CMD_UP,    /* `hutch up` again: re-read the file, apply changes */
+};
+#define SUP_REQUEST_MAX	 65536 /* bytes of one request line */
+#define SUP_SERVICES_MAX 1024
+struct sup_request {
+	enum sup_cmd cmd;
+	char **services; /* start/stop/restart/up */
+	size_t n_services;
+	int64_t timeout_ns; /* down: the grace (-1: the services' own) */
+};
+/* Parse one request line; on error *errmsg (allocated) and -1. Pure. */
+int sup_parse_request(const char *line, size_t len, struct sup_request *out, char **errmsg);
+void sup_request_free(struct sup_request *r);
+
+/* ---- store.c: the stack on disk -------------------------------------------- */
+struct sup_paths {
+	char *run_dir;	/* RUN/stacks/NAME: control.sock, supervisor.pid, notify/ */
+	char *data_dir; /* DATA/stacks/NAME: stack.json, replicas/, volumes/, supervisor.log */
+	char *sock;
+	char *pidfile;
+	char *log;
+};
+void sup_paths_init(struct sup_paths *p, const char *data_root, const char *run_root,
+		    const char *name);
+void sup_paths_fini(struct sup_paths *p);
+/* The supervisor's pid if one runs for this stack (pid and start time match). */
+pid_t sup_running(const struct sup_paths *p);
+int sup_write_pidfile(const struct sup_paths *p, struct hutch_err **err);
+uint64_t sup_proc_start_time(pid_t pid);
+
+/* What a replica's container keeps for a new supervisor (DATA/stacks/NAME/
+ * replicas/SERVICE-N.json). */
+struct sup_replica_record {
+	unsigned restarts;
+	int64_t backoff;
+	bool stopped_by_user;
+	int health; /* enum svc_health */
+	int state;  /* enum svc_state, for `hutch ps` ("Restarting (1) ...") */
+};
+int sup_record_read(const struct sup_paths *p, const char *service, unsigned replica,
+		    struct sup_replica_record *out);
+void sup_record_write(const struct sup_paths *p, const char *service, unsigned replica,
+		      const struct sup_replica_record *r);
+/* A unix socket address for path, even one longer than sun_path (then through
+ * /proc/self/fd/N/NAME, N an O_PATH fd of its directory: *dirfd, closed by the
+ * caller after bind or connect; else -1). */
+struct sockaddr_un;
+int sup_unix_addr(const char *path, struct sockaddr_un *sa, int *dirfd, struct hutch_err **err);
+/* stack.json: the file's path and whether it is up (for ls and restore). */
+int sup_stack_info_write(const struct sup_paths *p, const char *file, bool up);
+
+/* ---- probe.c: health probes in forked children -------------------------------- */
+struct sup_probe {
+	pid_t pid;
+	int pidfd, out; /* -1 when none */
+	char buf[SVC_PROBE_OUTPUT_MAX + 1];
+	size_t len;
+	int64_t start;
+};
+/* Start the probe of svc against the container (state s); fills p. */
+int sup_probe_start(struct hutch_runtime *rt, const struct stack_service *svc,
+		    const struct hutch_state *s, struct sup_probe *p, struct hutch_err **err);
+/* Read what is there from p->out (false at EOF). */
+bool sup_probe_read(struct sup_probe *p);
+/* Reap it: its exit code (-1 if killed). */
+int sup_probe_reap(struct sup_probe *p);
+void sup_probe_kill(struct sup_probe *p);
+
+/* ---- loop.c ---------------------------------------------------------------- */
+int sup_json_escape_into(char *buf, size_t len, const char *s);
