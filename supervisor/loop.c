@@ -1500,7 +1500,19 @@ static void on_signal(struct sup *s)
 			reap_strays(s);
 			continue;
 		}
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+		if (si.ssi_signo == SIGTERM && !s->downing) {
+			/* What a machine going down sends every process (systemd's
+			 * and sysvinit's last SIGTERM): leave, and leave the stack
+			 * up, as after SIGKILL but cleanly, so that `hutch stack
+			 * restore` brings it back at boot; the services run on until
+			 * the shutdown ends them. `hutch down` takes a stack down. */
+			logmsg("signal %d: leaving; stack %s stays up", si.ssi_signo,
+			       s->stack->name);
+			s->handover = true;
+			s->quit = true;
+			continue;
+		}
+		if (si.ssi_signo == SIGINT) {
 			logmsg("signal %d: taking the stack down", si.ssi_signo);
 			if (!s->downing) {
 				s->downing = true;
