@@ -584,14 +584,18 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	    "Without -d: the services' logs until Ctrl-C, which takes the stack "
 	    "down.\n",
 	    up_options, ARRAY_SIZE(up_options), true, argc, argv, up_set, &o);
-	if (i < 0)
+	if (i < 0) {
+		cli_stack_opts_fini(&o.st);
 		return i == -2 ? 0 : 125;
+	}
 	if (o.wait)
 		o.detach = true;
 	struct hutch_stack *stack = NULL;
 	int rc = cli_stack_load(ctx, "up", &o.st, &stack);
-	if (rc)
-		goto out;
+	if (rc) {
+		cli_stack_opts_fini(&o.st);
+		return rc;
+	}
 	const char *name = hutch_stack_name(stack);
 	_cleanup_err_ struct hutch_err *err = NULL;
 	if (hutch_stack_check(stack, ctx->data_root, ctx->run_root, ctx->rootless, &err) < 0) {
@@ -718,8 +722,10 @@ int cmd_down(struct cli_ctx *ctx, int argc, char **argv)
 	    "  -t, --timeout SECS    grace before SIGKILL (default: each service's)\n"
 	    "  -v, --volumes         remove the stack's named volumes too\n",
 	    down_options, ARRAY_SIZE(down_options), true, argc, argv, down_set, &o);
-	if (i < 0)
+	if (i < 0) {
+		cli_stack_opts_fini(&o.st);
 		return i == -2 ? 0 : 125;
+	}
 	if (i < argc) {
 		_cleanup_free_ char *shown = cli_shown(argv[i]);
 		fprintf(stderr,
