@@ -118,6 +118,13 @@ static int at(struct hutch_err **err, const struct sup_build_ctx *b, int line, c
 	return hutch_err_wrap(err, "%s:%d: %s", b->stack->file, line, key);
 }
 
+/* The same for an option: its own file (an override file's key). */
+static int at_opt(struct hutch_err **err, const struct sup_build_ctx *b,
+		  const struct stack_option *o, const char *key)
+{
+	return hutch_err_wrap(err, "%s:%d: %s", o->file ? o->file : b->stack->file, o->line, key);
+}
+
 typedef int setter_fn(struct hutch_spec *, const char *, struct hutch_err **);
 
 static int opt_text(const struct sup_build_ctx *b, const struct stack_service *svc,
@@ -126,7 +133,7 @@ static int opt_text(const struct sup_build_ctx *b, const struct stack_service *s
 {
 	const struct stack_option *o = stack_service_option(svc, key);
 	if (o && set(spec, o->text, err) < 0)
-		return at(err, b, o->line, key);
+		return at_opt(err, b, o, key);
 	return 0;
 }
 
@@ -137,7 +144,7 @@ static int opt_list(const struct sup_build_ctx *b, const struct stack_service *s
 	const struct stack_option *o = stack_service_option(svc, key);
 	for (size_t i = 0; o && i < o->n_words; i++)
 		if (set(spec, o->words[i], err) < 0)
-			return at(err, b, o->line, key);
+			return at_opt(err, b, o, key);
 	return 0;
 }
 
@@ -182,7 +189,7 @@ static int add_volumes(const struct sup_build_ctx *b, const struct stack_service
 		size_t nlen;
 		if (!named_volume(v, &nlen)) {
 			if (hutch_spec_add_volume(spec, v, b->stack->dir, err) < 0)
-				return at(err, b, o->line, "volumes");
+				return at_opt(err, b, o, "volumes");
 			continue;
 		}
 		_cleanup_free_ char *name = strndup(v, nlen);
@@ -192,7 +199,7 @@ static int add_volumes(const struct sup_build_ctx *b, const struct stack_service
 				   "invalid volume name '%s': letters, digits and '_.-', starting "
 				   "with a letter or digit (or a path: /abs or ./relative)",
 				   shown);
-			return at(err, b, o->line, "volumes");
+			return at_opt(err, b, o, "volumes");
 		}
 		/* DATA/stacks/NAME/volumes/VOL, made at the first start; a check
 		 * validates the rest of the word against a directory that exists */
@@ -201,10 +208,10 @@ static int add_volumes(const struct sup_build_ctx *b, const struct stack_service
 			? xstrdup(b->data_root)
 			: xasprintf("%s/stacks/%s/volumes/%s", b->data_root, b->stack->name, name);
 		if (!check_only && mkdir_p_at(AT_FDCWD, dir, 0755, err) < 0)
-			return at(err, b, o->line, "volumes");
+			return at_opt(err, b, o, "volumes");
 		_cleanup_free_ char *bind = xasprintf("%s%s", dir, v + nlen);
 		if (hutch_spec_add_volume(spec, bind, NULL, err) < 0)
-			return at(err, b, o->line, "volumes");
+			return at_opt(err, b, o, "volumes");
 	}
 	return 0;
 }
@@ -230,7 +237,7 @@ static int security_opts(const struct sup_build_ctx *b, const struct stack_servi
 				   "unsupported '%s' (supported: seccomp=unconfined, "
 				   "no-new-privileges[=true|false])",
 				   shown);
-			return at(err, b, o->line, "security_opt");
+			return at_opt(err, b, o, "security_opt");
 		}
 	}
 	return 0;
@@ -276,7 +283,7 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 	const struct stack_option *host = stack_service_option(svc, "hostname");
 	_cleanup_free_ char *short_id = strndup(id, 12);
 	if (hutch_spec_set_hostname(spec, host ? host->text : short_id, err) < 0)
-		return at(err, b, host ? host->line : svc->line, "hostname");
+		return host ? at_opt(err, b, host, "hostname") : at(err, b, svc->line, "hostname");
 	for (size_t i = 0; i < svc->n_env; i++)
 		hutch_spec_set_env(spec, svc->env[i]);
 	if (svc->notify) {
@@ -315,7 +322,7 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 		const struct stack_option *o = stack_service_option(svc, "memory_swap");
 		if (!o)
 			o = stack_service_option(svc, "cpus");
-		return at(err, b, o ? o->line : svc->line, o ? o->key : "memory");
+		return o ? at_opt(err, b, o, o->key) : at(err, b, svc->line, "memory");
 	}
 	if (opt_list(b, svc, spec, "cap_drop", hutch_spec_cap_drop, err) < 0 ||
 	    opt_list(b, svc, spec, "cap_add", hutch_spec_cap_add, err) < 0)
