@@ -243,6 +243,31 @@ static int security_opts(const struct sup_build_ctx *b, const struct stack_servi
 	return 0;
 }
 
+/* A stack's own network (a bridge, service names in DNS, published ports) is
+ * not wired into the supervisor yet: a service is on loopback alone or on the
+ * host's network. Published ports and networks are refused rather than
+ * dropped, so that nobody waits on a port that never opens; with the host's
+ * network the service's ports are the host's anyway, as Docker has it. */
+static int not_wired_yet(const struct sup_build_ctx *b, const struct stack_service *svc,
+			 struct hutch_err **err)
+{
+	const struct stack_option *net = stack_service_option(svc, "network");
+	bool host = net && net->text && !strcmp(net->text, "host");
+	static const char *const keys[] = {"ports", "networks"};
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		const struct stack_option *o = stack_service_option(svc, keys[i]);
+		if (!o || !o->n_words || (host && !strcmp(keys[i], "ports")))
+			continue;
+		hutch_fail(err, 0,
+			   "a stack's own networks and published ports are not supported yet "
+			   "(a service runs on loopback alone, or on the host's network): use "
+			   "network = host (compose: network_mode: host) to reach it on the "
+			   "host's ports");
+		return at_opt(err, b, o, keys[i]);
+	}
+	return 0;
+}
+
 static int build(const struct sup_build_ctx *b, const struct stack_service *svc, unsigned replica,
 		 const char *id, const struct hutch_image *img, const char *hash, bool check_only,
 		 struct hutch_spec *spec, struct hutch_err **err)
@@ -251,6 +276,9 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 	spec->detached = true;
 	_cleanup_free_ char *name = sup_container_name(b->stack->name, svc->name, replica);
 	hutch_spec_set_name(spec, name);
+	const struct stack_option *labels = stack_service_option(svc, "labels");
+	for (size_t i = 0; labels && i < labels->n_words; i++)
+		hutch_spec_set_label(spec, labels->words[i]);
 	_cleanup_free_ char *l1 = xasprintf("%s=%s", SUP_LABEL_STACK, b->stack->name);
 	_cleanup_free_ char *l2 = xasprintf("%s=%s", SUP_LABEL_SERVICE, svc->name);
 	_cleanup_free_ char *l3 = xasprintf("%s=%u", SUP_LABEL_REPLICA, replica);
@@ -333,7 +361,8 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 		return -1;
 	if (opt_list(b, svc, spec, "device", hutch_spec_add_device, err) < 0)
 		return -1;
-	if (opt_text(b, svc, spec, "network", hutch_spec_set_network, err) < 0 ||
+	if (not_wired_yet(b, svc, err) < 0 ||
+	    opt_text(b, svc, spec, "network", hutch_spec_set_network, err) < 0 ||
 	    opt_list(b, svc, spec, "dns", dns_server, err) < 0 ||
 	    opt_list(b, svc, spec, "dns_search", dns_search, err) < 0 ||
 	    opt_list(b, svc, spec, "dns_option", dns_option, err) < 0 ||

@@ -605,6 +605,47 @@ device = /dev/no-such-device
     assert not st.containers()
 
 
+def test_ports_and_networks_refused_until_stacks_have_networks(make_stack, hutch):
+    """A stack's own network is not wired yet: published ports and networks are
+    refused with their line, never dropped (nobody waits on a port that never
+    opens); with the host's network a service's ports are the host's."""
+    st = make_stack("""
+[service.web]
+image = bb
+command = true
+ports = 8080:80
+
+[service.db]
+image = bb
+command = true
+networks = back
+""")
+    cp = st.run("up", "-d", check=False)
+    assert cp.returncode != 0
+    f = str(st.file)
+    assert f"{f}:5: ports: a stack's own networks and published ports are not supported " \
+        "yet" in cp.stderr, cp.stderr
+    assert "network = host" in cp.stderr
+    assert f"{f}:10: networks:" in cp.stderr, cp.stderr
+    assert not st.containers()
+
+
+def test_labels_and_ports_with_the_hosts_network(make_stack, hutch):
+    st = make_stack(f"""
+[service.web]
+image = bb
+network = host
+ports = 8080:80
+labels = team=shop hutch.stack=forged
+{LONG}""")
+    st.run("up", "-d", "--wait")
+    (c,) = st.containers()
+    rec = json.loads(hutch("inspect", c["id"]).stdout)
+    labels = (rec[0] if isinstance(rec, list) else rec)["labels"]
+    assert "team=shop" in labels, labels
+    assert f"hutch.stack={st.name}" in labels and "hutch.stack=forged" not in labels, labels
+
+
 # ---------------------------------------------------------------- control API
 
 
