@@ -258,6 +258,12 @@ static int not_wired_yet(const struct sup_build_ctx *b, const struct stack_servi
 		const struct stack_option *o = stack_service_option(svc, keys[i]);
 		if (!o || !o->n_words || (host && !strcmp(keys[i], "ports")))
 			continue;
+		/* compose's `networks: [default]` is the stack's one network: today's */
+		bool only_default = !strcmp(keys[i], "networks");
+		for (size_t w = 0; only_default && w < o->n_words; w++)
+			only_default = !strcmp(o->words[w], "default");
+		if (only_default)
+			continue;
 		hutch_fail(err, 0,
 			   "a stack's own networks and published ports are not supported yet "
 			   "(a service runs on loopback alone, or on the host's network): use "

@@ -640,9 +640,13 @@ image = bb
 network = host
 ports = 8080:80
 labels = team=shop hutch.stack=forged
+{LONG}
+[service.plain]
+image = bb
+networks = default
 {LONG}""")
     st.run("up", "-d", "--wait")
-    (c,) = st.containers()
+    (c,) = [c for c in st.containers() if "-web-" in c["name"]]
     rec = json.loads(hutch("inspect", c["id"]).stdout)
     labels = (rec[0] if isinstance(rec, list) else rec)["labels"]
     assert labels["team"] == "shop" and labels["hutch.stack"] == st.name, labels
