@@ -135,6 +135,67 @@ FUZZ_SMOKE_SECONDS ?= 8
 fuzz-smoke:
 	$(MAKE) -C tests/fuzz smoke SMOKE_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
+# make install: what a packager expects. PREFIX (default /usr/local) and DESTDIR
+# are honoured; the paths written into the units and the init script are the
+# final ones (without DESTDIR). Installs hutch, the boot-time `stack restore`
+# units (supervisor/dist/: a systemd system unit, a user unit for rootless
+# stacks, an init script for hosts without systemd) and the docs. It enables
+# nothing: as with Debian packages, enabling a boot service is the admin's or the
+# package's postinst's decision (systemctl enable hutch-restore.service,
+# systemctl --user enable hutch-restore.service, update-rc.d hutch-restore defaults),
+# and a DESTDIR staging install must not touch the running system.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+DOCDIR ?= $(PREFIX)/share/doc/hutch
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+SYSTEMD_USER_UNIT_DIR ?= $(PREFIX)/lib/systemd/user
+INIT_DIR ?= $(SYSCONFDIR)/init.d
+INSTALL ?= install
+# Other names of the binary (hutch reads its own name), installed as symlinks
+# to hutch in BINDIR.
+BIN_LINKS :=
+DIST_SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+DOCS := README.md $(wildcard docs/*.md)
+
+.PHONY: install install-bin install-dist install-docs uninstall
+
+install: install-bin install-dist install-docs
+
+install-bin: build/hutch
+	$(INSTALL) -d $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 0755 build/hutch $(DESTDIR)$(BINDIR)/hutch
+	for l in $(BIN_LINKS); do ln -sf hutch $(DESTDIR)$(BINDIR)/$$l; done
+
+# The units and the init script with their final paths filled in, written
+# straight to their place (no file in build/: a packager's install may run as a
+# user who cannot write there).
+install-dist:
+	$(INSTALL) -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SYSTEMD_USER_UNIT_DIR) \
+		$(DESTDIR)$(INIT_DIR)
+	$(DIST_SUBST) supervisor/dist/hutch-restore.service.in \
+		> $(DESTDIR)$(SYSTEMD_UNIT_DIR)/hutch-restore.service
+	$(DIST_SUBST) supervisor/dist/hutch-restore.user.service.in \
+		> $(DESTDIR)$(SYSTEMD_USER_UNIT_DIR)/hutch-restore.service
+	$(DIST_SUBST) supervisor/dist/hutch-restore.init.in > $(DESTDIR)$(INIT_DIR)/hutch-restore
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/hutch-restore.service \
+		$(DESTDIR)$(SYSTEMD_USER_UNIT_DIR)/hutch-restore.service
+	chmod 0755 $(DESTDIR)$(INIT_DIR)/hutch-restore
+
+install-docs:
+	$(INSTALL) -d $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+
+# Removes what install put there (disable the units first: systemctl disable ...).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/hutch $(addprefix $(DESTDIR)$(BINDIR)/,$(BIN_LINKS)) \
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/hutch-restore.service \
+		$(DESTDIR)$(SYSTEMD_USER_UNIT_DIR)/hutch-restore.service \
+		$(DESTDIR)$(INIT_DIR)/hutch-restore \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+
 format:
 	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(wildcard */*.h)
 

@@ -14,15 +14,12 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/stack_src.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "runtime/runtime.h"
 #include "supervisor/supervisor.h"
 
-int cli_stack_load(struct cli_ctx *ctx, const char *verb, const char *file,
-		   struct hutch_stack **out);
-int cli_stack_spawn(struct cli_ctx *ctx, const char *verb, struct hutch_stack *stack,
-		    char *const *services, size_t n, bool adopt_only);
 int cli_stack_ensure(struct cli_ctx *ctx, const char *verb, struct hutch_stack *stack);
 int cli_stack_call(struct cli_ctx *ctx, const char *verb, const char *name, const char *req,
 		   int timeout_ms, struct json_object **out, char **errmsg);
@@ -34,11 +31,11 @@ static void on_stop(int sig)
 }
 
 struct stack_opts {
-	const char *file;
+	struct cli_stack_opts st;
 	bool json, follow, timestamps, i, t, no_color;
 	long tail;
 };
-enum { S_FILE, S_FORMAT, S_FOLLOW, S_TAIL, S_TIMESTAMPS, S_I, S_T, S_NO_COLOR, S_SINCE };
+enum { S_FORMAT, S_FOLLOW, S_TAIL, S_TIMESTAMPS, S_I, S_T, S_NO_COLOR, S_SINCE };
 
 /* --since: records before this CRI timestamp are not shown ("" : all). The
  * logs' timestamps are UTC with 9 fraction digits, so text order is time order. */
@@ -76,10 +73,9 @@ static int set_since(const char *v)
 static int stack_set(void *arg, int id, const char *v)
 {
 	struct stack_opts *o = arg;
+	if (id >= CLI_STACK_FILE)
+		return cli_stack_opt(&o->st, id, v);
 	switch (id) {
-	case S_FILE:
-		o->file = v;
-		break;
 	case S_FORMAT:
 		if (!strcmp(v, "json"))
 			o->json = true;
@@ -130,16 +126,19 @@ static int stack_set(void *arg, int id, const char *v)
 }
 
 static const struct cli_opt stack_options[] = {
-    {"file", 'f', true, S_FILE},
+    CLI_STACK_OPTIONS,
     {"format", 0, true, S_FORMAT},
 };
 static const struct cli_opt logs_options[] = {
-    {"file", 'f', true, S_FILE},	{"follow", 0, false, S_FOLLOW},
-    {"tail", 'n', true, S_TAIL},	{"timestamps", 't', false, S_TIMESTAMPS},
-    {"no-color", 0, false, S_NO_COLOR}, {"since", 0, true, S_SINCE},
+    CLI_STACK_OPTIONS,
+    {"follow", 0, false, S_FOLLOW},
+    {"tail", 'n', true, S_TAIL},
+    {"timestamps", 't', false, S_TIMESTAMPS},
+    {"no-color", 0, false, S_NO_COLOR},
+    {"since", 0, true, S_SINCE},
 };
 static const struct cli_opt exec_options[] = {
-    {"file", 'f', true, S_FILE},
+    CLI_STACK_OPTIONS,
     {"interactive", 'i', false, S_I},
     {"tty", 't', false, S_T},
 };
@@ -580,7 +579,7 @@ static int stack_events(struct cli_ctx *ctx, struct hutch_stack *stack, bool jso
 /* ---- start / stop / restart ------------------------------------------------- */
 
 static int stack_command(struct cli_ctx *ctx, const char *verb, struct hutch_stack *stack,
-			 char **services, size_t n)
+			 const struct hutch_stack_src *src, char **services, size_t n)
 {
 	const char *name = hutch_stack_name(stack);
 	if (!n) {
@@ -607,7 +606,7 @@ static int stack_command(struct cli_ctx *ctx, const char *verb, struct hutch_sta
 			return 1;
 		}
 		/* start on a stack that is down: up with these services */
-		return cli_stack_spawn(ctx, verb, stack, services, n, false);
+		return cli_stack_spawn(ctx, verb, stack, src, services, n, false);
 	}
 	struct json_object *a = json_object_new_array();
 	for (size_t i = 0; i < n; i++)
@@ -636,11 +635,14 @@ static int stack_restore(struct cli_ctx *ctx)
 		if (!v[i].up || v[i].supervisor > 0)
 			continue;
 		struct hutch_stack *stack = NULL;
-		if (cli_stack_load(ctx, "stack restore", v[i].file, &stack) != 0) {
+		_cleanup_err_ struct hutch_err *lerr = NULL;
+		/* as `up` read it: its files and options, from stack.json */
+		if (hutch_stack_load_src(&v[i].src, &stack, &lerr) < 0) {
+			cli_stack_print_errors("stack restore", lerr);
 			rc = 1;
 			continue;
 		}
-		if (cli_stack_spawn(ctx, "stack restore", stack, NULL, 0, true) == 0) {
+		if (cli_stack_spawn(ctx, "stack restore", stack, &v[i].src, NULL, 0, true) == 0) {
 			if (!ctx->quiet)
 				fprintf(stderr, "stack %s restored\n", v[i].name);
 		} else {
@@ -654,6 +656,9 @@ static int stack_restore(struct cli_ctx *ctx)
 
 /* ---- the verb --------------------------------------------------------------- */
 
+static int stack_run(struct cli_ctx *ctx, const char *sub, const char *verb, struct stack_opts *op,
+		     int nargs, char **args);
+
 static void stack_usage(FILE *out)
 {
 	fputs("Usage: hutch stack COMMAND\n"
@@ -665,7 +670,9 @@ static void stack_usage(FILE *out)
 	      "  start|stop|restart [-f FILE] SERVICE...   control services\n"
 	      "  exec [-f FILE] [-it] SERVICE CMD...       run a command in replica 1\n"
 	      "  events [-f FILE] [--format json]          follow the stack's events\n"
-	      "  restore                                   bring back the stacks that were up\n",
+	      "  restore                                   bring back the stacks that were up\n"
+	      "\n"
+	      "Each command but ls and restore finds its stack as up does:\n" CLI_STACK_USAGE,
 	      out);
 }
 
@@ -695,16 +702,25 @@ int cmd_stack(struct cli_ctx *ctx, int argc, char **argv)
 		stack_usage(stderr);
 		return 125;
 	}
-	if (i < 0)
+	if (i < 0) {
+		cli_stack_opts_fini(&o.st);
 		return i == -2 ? 0 : 125;
-	int nargs = argc - 1 - i;
-	char **args = argv + 1 + i;
+	}
+	int rc = stack_run(ctx, sub, verb, &o, argc - 1 - i, argv + 1 + i);
+	cli_stack_opts_fini(&o.st);
+	return rc;
+}
+
+static int stack_run(struct cli_ctx *ctx, const char *sub, const char *verb, struct stack_opts *op,
+		     int nargs, char **args)
+{
+	struct stack_opts o = *op;
 	if (!strcmp(sub, "ls"))
 		return stack_ls(ctx, o.json);
 	if (!strcmp(sub, "restore"))
 		return stack_restore(ctx);
 	struct hutch_stack *stack = NULL;
-	int rc = cli_stack_load(ctx, verb, o.file, &stack);
+	int rc = cli_stack_load(ctx, verb, &op->st, &stack);
 	if (rc)
 		return rc;
 	if (!strcmp(sub, "ps")) {
@@ -738,7 +754,7 @@ int cmd_stack(struct cli_ctx *ctx, int argc, char **argv)
 			free(xa);
 		}
 	} else {
-		rc = stack_command(ctx, sub, stack, args, (size_t)nargs);
+		rc = stack_command(ctx, sub, stack, &op->st.src, args, (size_t)nargs);
 	}
 	hutch_stack_free(stack);
 	return rc;

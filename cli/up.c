@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/stack_src.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "supervisor/supervisor.h"
@@ -34,11 +35,33 @@ int cli_up_interrupted(void)
 	return interrupted;
 }
 
+/* Does the message start as a reader's does, "FILE:LINE: " or
+ * "FILE:LINE:COLUMN: "? Whatever the file's name. */
+static bool located(const char *msg)
+{
+	const char *end = strstr(msg, ": ");
+	const char *nl = strchr(msg, '\n');
+	if (!end || (nl && nl < end))
+		return false;
+	int numbers = 0;
+	const char *p = end;
+	while (p > msg && numbers < 2) {
+		const char *q = p;
+		while (q > msg && q[-1] >= '0' && q[-1] <= '9')
+			q--;
+		if (q == p || q == msg || q[-1] != ':')
+			break;
+		numbers++;
+		p = q - 1;
+	}
+	return numbers > 0 && p > msg;
+}
+
 /* Each error line as the reader gives it ("FILE:LINE: KEY: message"). */
 static void print_errors(const char *verb, struct hutch_err *err)
 {
 	const char *msg = err && err->msg ? err->msg : "unknown error";
-	if (strchr(msg, '\n') || strstr(msg, ".ini:")) {
+	if (strchr(msg, '\n') || located(msg)) {
 		fprintf(stderr, "%s%s%s\n", msg, err->errno_ ? ": " : "",
 			err->errno_ ? strerror(err->errno_) : "");
 		return;
@@ -47,27 +70,111 @@ static void print_errors(const char *verb, struct hutch_err *err)
 		err && err->errno_ ? strerror(err->errno_) : "");
 }
 
-int cli_stack_load(struct cli_ctx *ctx, const char *verb, const char *file,
+void cli_stack_print_errors(const char *verb, struct hutch_err *err)
+{
+	print_errors(verb, err);
+}
+
+static void add(const char ***v, size_t *n, const char *s)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[(*n)++] = s;
+}
+
+int cli_stack_opt(struct cli_stack_opts *o, int id, const char *v)
+{
+	switch (id) {
+	case CLI_STACK_FILE:
+		add(&o->files, &o->n_files, v);
+		break;
+	case CLI_STACK_PROJECT:
+		o->project = v;
+		break;
+	case CLI_STACK_ENV_FILE:
+		add(&o->env_files, &o->n_env_files, v);
+		break;
+	case CLI_STACK_PROFILE:
+		add(&o->profiles, &o->n_profiles, v);
+		break;
+	case CLI_STACK_IGNORE_UNSUPPORTED:
+		o->ignore_unsupported = true;
+		break;
+	}
+	return 0;
+}
+
+void cli_stack_opts_fini(struct cli_stack_opts *o)
+{
+	free(o->files);
+	free(o->env_files);
+	free(o->profiles);
+	hutch_stack_src_fini(&o->src);
+}
+
+static void src_add(char ***v, size_t *n, char *s)
+{
+	*v = xrealloc(*v, (*n + 2) * sizeof(**v));
+	(*v)[(*n)++] = s;
+	(*v)[*n] = NULL;
+}
+
+/* The source the supervisor gets too: absolute paths (it runs in /), and
+ * COMPOSE_PROFILES as profiles given (a `stack restore` from another shell
+ * reads the same services). COMPOSE_PROJECT_NAME becomes -p once the name is
+ * known. */
+static int resolve_src(const char *verb, struct cli_stack_opts *o)
+{
+	struct hutch_stack_src *src = &o->src;
+	hutch_stack_src_fini(src);
+	if (o->n_files == 0) {
+		_cleanup_err_ struct hutch_err *err = NULL;
+		if (hutch_stack_find(NULL, &src->files, &src->n_files, &err) < 0) {
+			print_errors(verb, err);
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < o->n_files; i++) {
+		char *abs = realpath(o->files[i], NULL);
+		if (!abs) {
+			_cleanup_free_ char *shown = cli_shown(o->files[i]);
+			fprintf(stderr, "hutch: %s: %s: %s\n", verb, shown, strerror(errno));
+			return 1;
+		}
+		src_add(&src->files, &src->n_files, abs);
+	}
+	_cleanup_free_ char *cwd = getcwd(NULL, 0);
+	for (size_t i = 0; i < o->n_env_files; i++) {
+		const char *f = o->env_files[i];
+		src_add(&src->env_files, &src->n_env_files,
+			f[0] == '/' || !cwd ? xstrdup(f) : xasprintf("%s/%s", cwd, f));
+	}
+	for (size_t i = 0; i < o->n_profiles; i++)
+		src_add(&src->profiles, &src->n_profiles, xstrdup(o->profiles[i]));
+	const char *env = getenv("COMPOSE_PROFILES");
+	if (!o->n_profiles && env) {
+		_cleanup_free_ char *copy = xstrdup(env);
+		char *save = NULL;
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			src_add(&src->profiles, &src->n_profiles, xstrdup(t));
+	}
+	src->project_name = o->project ? xstrdup(o->project) : NULL;
+	src->ignore_unsupported = o->ignore_unsupported;
+	return 0;
+}
+
+int cli_stack_load(struct cli_ctx *ctx, const char *verb, struct cli_stack_opts *o,
 		   struct hutch_stack **out)
 {
-	if (!file)
-		file = "hutch.ini";
-	char abs[PATH_MAX];
-	if (!realpath(file, abs)) {
-		if (errno == ENOENT && !strcmp(file, "hutch.ini"))
-			fprintf(stderr,
-				"hutch: %s: no hutch.ini in the current directory (give a stack "
-				"file with -f FILE)\n",
-				verb);
-		else
-			fprintf(stderr, "hutch: %s: %s: %s\n", verb, file, strerror(errno));
+	*out = NULL;
+	if (resolve_src(verb, o))
 		return 1;
-	}
 	_cleanup_err_ struct hutch_err *err = NULL;
-	if (hutch_stack_load(abs, out, &err) < 0) {
+	if (hutch_stack_load_src(&o->src, out, &err) < 0) {
 		print_errors(verb, err);
 		return 1;
 	}
+	if (!o->src.project_name)
+		o->src.project_name = xstrdup(hutch_stack_name(*out));
 	size_t nw = 0;
 	const char *const *w = hutch_stack_warnings(*out, &nw);
 	for (size_t i = 0; i < nw && !ctx->quiet; i++)
@@ -79,7 +186,8 @@ int cli_stack_load(struct cli_ctx *ctx, const char *verb, const char *file,
  * no fd of ours but the ready pipe, its output to its log. Returns when its
  * control socket listens (0) or it failed (its message printed: 1). */
 int cli_stack_spawn(struct cli_ctx *ctx, const char *verb, struct hutch_stack *stack,
-		    char *const *services, size_t n, bool adopt_only)
+		    const struct hutch_stack_src *src, char *const *services, size_t n,
+		    bool adopt_only)
 {
 	const char *name = hutch_stack_name(stack);
 	_cleanup_free_ char *log = hutch_stack_log_path(ctx->data_root, name);
@@ -123,7 +231,9 @@ int cli_stack_spawn(struct cli_ctx *ctx, const char *verb, struct hutch_stack *s
 			signal(sig, SIG_DFL);
 		char fdtext[16];
 		snprintf(fdtext, sizeof(fdtext), "%d", fd);
-		const char **args = xcalloc(n + 16, sizeof(char *));
+		const char **args =
+		    xcalloc(n + 16 + 2 * (src->n_files + src->n_env_files + src->n_profiles),
+			    sizeof(char *));
 		size_t a = 0;
 		args[a++] = "hutch";
 		args[a++] = "__supervise";
@@ -135,7 +245,25 @@ int cli_stack_spawn(struct cli_ctx *ctx, const char *verb, struct hutch_stack *s
 		args[a++] = fdtext;
 		if (adopt_only)
 			args[a++] = "--adopt-only";
-		args[a++] = hutch_stack_file(stack);
+		for (size_t i = 0; i < src->n_files; i++) {
+			args[a++] = "--file";
+			args[a++] = src->files[i];
+		}
+		if (src->project_name) {
+			args[a++] = "--project-name";
+			args[a++] = src->project_name;
+		}
+		for (size_t i = 0; i < src->n_env_files; i++) {
+			args[a++] = "--env-file";
+			args[a++] = src->env_files[i];
+		}
+		for (size_t i = 0; i < src->n_profiles; i++) {
+			args[a++] = "--profile";
+			args[a++] = src->profiles[i];
+		}
+		if (src->ignore_unsupported)
+			args[a++] = "--ignore-unsupported";
+		args[a++] = "--";
 		for (size_t i = 0; i < n; i++)
 			args[a++] = services[i];
 		execv("/proc/self/exe", (char **)args);
@@ -178,15 +306,14 @@ int cli_stack_ensure(struct cli_ctx *ctx, const char *verb, struct hutch_stack *
 		return 0;
 	struct hutch_stack_info *info = NULL;
 	size_t n = 0;
-	bool was_up = false;
+	int rc = 2;
+	/* the new supervisor reads the stack as `up` was given it (stack.json) */
 	if (hutch_stack_list(ctx->data_root, ctx->run_root, &info, &n, NULL) == 0)
 		for (size_t i = 0; i < n; i++)
-			if (!strcmp(info[i].name, name))
-				was_up = info[i].up;
+			if (!strcmp(info[i].name, name) && info[i].up)
+				rc = cli_stack_spawn(ctx, verb, stack, &info[i].src, NULL, 0, true);
 	hutch_stack_info_free(info, n);
-	if (!was_up)
-		return 2;
-	return cli_stack_spawn(ctx, verb, stack, NULL, 0, true);
+	return rc;
 }
 
 struct reply {
@@ -290,7 +417,7 @@ static void wait_gone(pid_t pid, int timeout_ms)
 /* ---- up --------------------------------------------------------------------- */
 
 struct up_opts {
-	const char *file;
+	struct cli_stack_opts st;
 	bool detach, wait;
 	double wait_timeout; /* s; <= 0: none */
 	bool no_color;
@@ -310,20 +437,21 @@ static int parse_secs(const char *verb, const char *opt, const char *v, double *
 	return 0;
 }
 
-enum { UP_FILE, UP_DETACH, UP_WAIT, UP_WAIT_TIMEOUT, UP_HELP, UP_NO_COLOR };
+enum { UP_DETACH, UP_WAIT, UP_WAIT_TIMEOUT, UP_HELP, UP_NO_COLOR };
 static const struct cli_opt up_options[] = {
-    {"file", 'f', true, UP_FILE},	 {"detach", 'd', false, UP_DETACH},
-    {"wait", 0, false, UP_WAIT},	 {"wait-timeout", 0, true, UP_WAIT_TIMEOUT},
+    CLI_STACK_OPTIONS,
+    {"detach", 'd', false, UP_DETACH},
+    {"wait", 0, false, UP_WAIT},
+    {"wait-timeout", 0, true, UP_WAIT_TIMEOUT},
     {"no-color", 0, false, UP_NO_COLOR},
 };
 
 static int up_set(void *arg, int id, const char *v)
 {
 	struct up_opts *o = arg;
+	if (id >= CLI_STACK_FILE)
+		return cli_stack_opt(&o->st, id, v);
 	switch (id) {
-	case UP_FILE:
-		o->file = v;
-		break;
 	case UP_DETACH:
 		o->detach = true;
 		break;
@@ -444,28 +572,30 @@ int cli_stack_logs_follow(struct cli_ctx *ctx, struct hutch_stack *stack, char *
 int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct up_opts o = {0};
-	int i =
-	    cli_parse_opts("up",
-			   "Usage: hutch up [-f FILE] [-d] [--wait] [--wait-timeout S] "
-			   "[SERVICE...]\n"
-			   "\n"
-			   "  -f, --file FILE       the stack file (default: hutch.ini here)\n"
-			   "  -d, --detach          return once the stack's supervisor runs\n"
-			   "      --wait            return when the stack is up (or say why not)\n"
-			   "      --wait-timeout S  give up waiting after S seconds\n"
-			   "      --no-color        no colors in the foreground's logs\n"
-			   "  SERVICE...            only these and what they depend on\n"
-			   "Without -d: the services' logs until Ctrl-C, which takes the stack "
-			   "down.\n",
-			   up_options, ARRAY_SIZE(up_options), true, argc, argv, up_set, &o);
-	if (i < 0)
+	int i = cli_parse_opts(
+	    "up",
+	    "Usage: hutch up [-f FILE]... [-p NAME] [-d] [--wait] [--wait-timeout S] "
+	    "[SERVICE...]\n"
+	    "\n" CLI_STACK_USAGE "  -d, --detach          return once the stack's supervisor runs\n"
+	    "      --wait            return when the stack is up (or say why not)\n"
+	    "      --wait-timeout S  give up waiting after S seconds\n"
+	    "      --no-color        no colors in the foreground's logs\n"
+	    "  SERVICE...            only these and what they depend on\n"
+	    "Without -d: the services' logs until Ctrl-C, which takes the stack "
+	    "down.\n",
+	    up_options, ARRAY_SIZE(up_options), true, argc, argv, up_set, &o);
+	if (i < 0) {
+		cli_stack_opts_fini(&o.st);
 		return i == -2 ? 0 : 125;
+	}
 	if (o.wait)
 		o.detach = true;
 	struct hutch_stack *stack = NULL;
-	int rc = cli_stack_load(ctx, "up", o.file, &stack);
-	if (rc)
+	int rc = cli_stack_load(ctx, "up", &o.st, &stack);
+	if (rc) {
+		cli_stack_opts_fini(&o.st);
 		return rc;
+	}
 	const char *name = hutch_stack_name(stack);
 	_cleanup_err_ struct hutch_err *err = NULL;
 	if (hutch_stack_check(stack, ctx->data_root, ctx->run_root, ctx->rootless, &err) < 0) {
@@ -505,7 +635,7 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 	}
-	rc = cli_stack_spawn(ctx, "up", stack, argv + i, (size_t)(argc - i), false);
+	rc = cli_stack_spawn(ctx, "up", stack, &o.st.src, argv + i, (size_t)(argc - i), false);
 	if (rc)
 		goto out;
 	if (o.detach) {
@@ -532,6 +662,7 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	}
 out:
 	hutch_stack_free(stack);
+	cli_stack_opts_fini(&o.st);
 	return rc;
 }
 
@@ -555,13 +686,13 @@ static char *stack_of_file(struct cli_ctx *ctx, const char *file)
 }
 
 struct down_opts {
-	const char *file;
+	struct cli_stack_opts st;
 	double t;
 	bool volumes;
 };
-enum { DOWN_FILE, DOWN_T, DOWN_VOLUMES };
+enum { DOWN_T, DOWN_VOLUMES };
 static const struct cli_opt down_options[] = {
-    {"file", 'f', true, DOWN_FILE},
+    CLI_STACK_OPTIONS,
     {"timeout", 't', true, DOWN_T},
     {"volumes", 'v', false, DOWN_VOLUMES},
 };
@@ -569,10 +700,9 @@ static const struct cli_opt down_options[] = {
 static int down_set(void *arg, int id, const char *v)
 {
 	struct down_opts *o = arg;
+	if (id >= CLI_STACK_FILE)
+		return cli_stack_opt(&o->st, id, v);
 	switch (id) {
-	case DOWN_FILE:
-		o->file = v;
-		break;
 	case DOWN_T:
 		return parse_secs("down", cli_opt_given(), v, &o->t);
 	case DOWN_VOLUMES:
@@ -585,32 +715,37 @@ static int down_set(void *arg, int id, const char *v)
 int cmd_down(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct down_opts o = {.t = -1};
-	int i =
-	    cli_parse_opts("down",
-			   "Usage: hutch down [-f FILE] [-t SECS] [--volumes]\n"
-			   "\n"
-			   "  -f, --file FILE     the stack file (default: hutch.ini here)\n"
-			   "  -t, --timeout SECS  grace before SIGKILL (default: each service's)\n"
-			   "  -v, --volumes       remove the stack's named volumes too\n",
-			   down_options, ARRAY_SIZE(down_options), true, argc, argv, down_set, &o);
-	if (i < 0)
+	int i = cli_parse_opts(
+	    "down",
+	    "Usage: hutch down [-f FILE]... [-p NAME] [-t SECS] [--volumes]\n"
+	    "\n" CLI_STACK_USAGE
+	    "  -t, --timeout SECS    grace before SIGKILL (default: each service's)\n"
+	    "  -v, --volumes         remove the stack's named volumes too\n",
+	    down_options, ARRAY_SIZE(down_options), true, argc, argv, down_set, &o);
+	if (i < 0) {
+		cli_stack_opts_fini(&o.st);
 		return i == -2 ? 0 : 125;
+	}
 	if (i < argc) {
+		_cleanup_free_ char *shown = cli_shown(argv[i]);
 		fprintf(stderr,
 			"hutch: down: unexpected argument '%s' (down [-f FILE] [-t SECS] "
 			"[--volumes])\n",
-			argv[i]);
+			shown);
+		cli_stack_opts_fini(&o.st);
 		return 125;
 	}
 	struct hutch_stack *stack = NULL;
 	_cleanup_free_ char *name = NULL;
-	int rc = cli_stack_load(ctx, "down", o.file, &stack);
+	int rc = cli_stack_load(ctx, "down", &o.st, &stack);
 	if (rc) {
 		/* a file edited into errors while its stack is up must not keep the
 		 * stack up: the stack that was brought up from this file goes */
-		name = stack_of_file(ctx, o.file ? o.file : "hutch.ini");
-		if (!name)
+		name = o.st.src.n_files ? stack_of_file(ctx, o.st.src.files[0]) : NULL;
+		if (!name) {
+			cli_stack_opts_fini(&o.st);
 			return rc;
+		}
 		fprintf(stderr, "hutch: down: taking down stack %s, brought up from this file\n",
 			name);
 	} else {
@@ -627,19 +762,20 @@ int cmd_down(struct cli_ctx *ctx, int argc, char **argv)
 	if (rc == 0 && !ctx->quiet)
 		fprintf(stderr, "stack %s is down\n", name);
 	hutch_stack_free(stack);
+	cli_stack_opts_fini(&o.st);
 	return rc;
 }
 
 /* ---- with ------------------------------------------------------------------- */
 
 struct with_opts {
-	const char *file;
+	struct cli_stack_opts st;
 	double timeout;
 	double wait_timeout;
 };
-enum { WITH_FILE, WITH_TIMEOUT, WITH_WAIT_TIMEOUT };
+enum { WITH_TIMEOUT, WITH_WAIT_TIMEOUT };
 static const struct cli_opt with_options[] = {
-    {"file", 'f', true, WITH_FILE},
+    CLI_STACK_OPTIONS,
     {"timeout", 0, true, WITH_TIMEOUT},
     {"wait-timeout", 0, true, WITH_WAIT_TIMEOUT},
 };
@@ -647,10 +783,9 @@ static const struct cli_opt with_options[] = {
 static int with_set(void *arg, int id, const char *v)
 {
 	struct with_opts *o = arg;
+	if (id >= CLI_STACK_FILE)
+		return cli_stack_opt(&o->st, id, v);
 	switch (id) {
-	case WITH_FILE:
-		o->file = v;
-		break;
 	case WITH_TIMEOUT:
 		return parse_secs("with", "--timeout", v, &o->timeout);
 	case WITH_WAIT_TIMEOUT:
@@ -743,28 +878,38 @@ static int run_cmd(char **cmd, double timeout)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+static int with_run(struct cli_ctx *ctx, struct with_opts *op, int argc, char **argv, int i);
+
 int cmd_with(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct with_opts o = {0};
-	int i =
-	    cli_parse_opts("with",
-			   "Usage: hutch with [-f FILE] [--timeout S] -- CMD [ARG...]\n"
-			   "\n"
-			   "  -f, --file FILE       the stack file (default: hutch.ini here)\n"
-			   "      --timeout S       stop CMD after S seconds (exit 124)\n"
-			   "      --wait-timeout S  give up waiting for the stack after S seconds\n"
-			   "Brings the stack up (as up --wait), runs CMD, takes the stack down; "
-			   "exits with CMD's status.\n",
-			   with_options, ARRAY_SIZE(with_options), false, argc, argv, with_set, &o);
-	if (i < 0)
+	int i = cli_parse_opts(
+	    "with",
+	    "Usage: hutch with [-f FILE]... [-p NAME] [--timeout S] -- CMD [ARG...]\n"
+	    "\n" CLI_STACK_USAGE "      --timeout S       stop CMD after S seconds (exit 124)\n"
+	    "      --wait-timeout S  give up waiting for the stack after S seconds\n"
+	    "Brings the stack up (as up --wait), runs CMD, takes the stack down; "
+	    "exits with CMD's status.\n",
+	    with_options, ARRAY_SIZE(with_options), false, argc, argv, with_set, &o);
+	if (i < 0) {
+		cli_stack_opts_fini(&o.st);
 		return i == -2 ? 0 : 125;
+	}
+	int rc = with_run(ctx, &o, argc, argv, i);
+	cli_stack_opts_fini(&o.st);
+	return rc;
+}
+
+static int with_run(struct cli_ctx *ctx, struct with_opts *op, int argc, char **argv, int i)
+{
+	struct with_opts o = *op;
 	if (i >= argc) {
 		fprintf(stderr, "hutch: with: give a command to run (hutch with [-f FILE] "
 				"[--timeout S] -- CMD [ARG...])\n");
 		return 125;
 	}
 	struct hutch_stack *stack = NULL;
-	int rc = cli_stack_load(ctx, "with", o.file, &stack);
+	int rc = cli_stack_load(ctx, "with", &op->st, &stack);
 	if (rc)
 		return rc;
 	const char *name = hutch_stack_name(stack);
@@ -789,7 +934,7 @@ int cmd_with(struct cli_ctx *ctx, int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	rc = cli_stack_spawn(ctx, "with", stack, NULL, 0, false);
+	rc = cli_stack_spawn(ctx, "with", stack, &op->st.src, NULL, 0, false);
 	if (rc == 0 && !interrupted)
 		rc = wait_ready(ctx, "with", name, o.wait_timeout > 0 ? o.wait_timeout : 0);
 	if (rc == 0 && !interrupted)
@@ -812,8 +957,34 @@ int cmd_with(struct cli_ctx *ctx, int argc, char **argv)
 int cmd_supervise(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct hutch_sup_opts o = {.ready_fd = -1, .rootless = ctx->rootless};
+	struct hutch_stack_src src = {0};
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(argv[i], "--file") && i + 1 < argc) {
+			src_add(&src.files, &src.n_files, xstrdup(argv[++i]));
+			continue;
+		}
+		if (!strcmp(argv[i], "--project-name") && i + 1 < argc) {
+			free(src.project_name);
+			src.project_name = xstrdup(argv[++i]);
+			continue;
+		}
+		if (!strcmp(argv[i], "--env-file") && i + 1 < argc) {
+			src_add(&src.env_files, &src.n_env_files, xstrdup(argv[++i]));
+			continue;
+		}
+		if (!strcmp(argv[i], "--profile") && i + 1 < argc) {
+			src_add(&src.profiles, &src.n_profiles, xstrdup(argv[++i]));
+			continue;
+		}
+		if (!strcmp(argv[i], "--ignore-unsupported")) {
+			src.ignore_unsupported = true;
+			continue;
+		}
 		if (!strcmp(argv[i], "--data-root") && i + 1 < argc)
 			o.data_root = argv[++i];
 		else if (!strcmp(argv[i], "--run-root") && i + 1 < argc)
@@ -824,22 +995,24 @@ int cmd_supervise(struct cli_ctx *ctx, int argc, char **argv)
 			o.adopt_only = true;
 		else {
 			fprintf(stderr, "hutch: __supervise: unknown option '%s'\n", argv[i]);
+			hutch_stack_src_fini(&src);
 			return 125;
 		}
 	}
-	if (i >= argc || !o.data_root || !o.run_root) {
+	if (!src.n_files || !o.data_root || !o.run_root) {
 		fprintf(stderr, "hutch: __supervise: internal command of 'hutch up'\n");
+		hutch_stack_src_fini(&src);
 		return 125;
 	}
 	if (o.ready_fd >= 0)
 		fcntl(o.ready_fd, F_SETFD, FD_CLOEXEC);
-	o.file = argv[i];
-	o.services = argv + i + 1;
-	o.n_services = (size_t)(argc - i - 1);
+	o.src = &src;
+	o.services = argv + i;
+	o.n_services = (size_t)(argc - i);
 	_cleanup_err_ struct hutch_err *err = NULL;
-	if (hutch_supervise(&o, &err) < 0) {
+	int rc = hutch_supervise(&o, &err) < 0 ? 1 : 0;
+	if (rc)
 		hutch_err_print("hutch: supervisor", err);
-		return 1;
-	}
-	return 0;
+	hutch_stack_src_fini(&src);
+	return rc;
 }

@@ -118,6 +118,13 @@ static int at(struct hutch_err **err, const struct sup_build_ctx *b, int line, c
 	return hutch_err_wrap(err, "%s:%d: %s", b->stack->file, line, key);
 }
 
+/* The same for an option: its own file (an override file's key). */
+static int at_opt(struct hutch_err **err, const struct sup_build_ctx *b,
+		  const struct stack_option *o, const char *key)
+{
+	return hutch_err_wrap(err, "%s:%d: %s", o->file ? o->file : b->stack->file, o->line, key);
+}
+
 typedef int setter_fn(struct hutch_spec *, const char *, struct hutch_err **);
 
 static int opt_text(const struct sup_build_ctx *b, const struct stack_service *svc,
@@ -126,7 +133,7 @@ static int opt_text(const struct sup_build_ctx *b, const struct stack_service *s
 {
 	const struct stack_option *o = stack_service_option(svc, key);
 	if (o && set(spec, o->text, err) < 0)
-		return at(err, b, o->line, key);
+		return at_opt(err, b, o, key);
 	return 0;
 }
 
@@ -137,7 +144,7 @@ static int opt_list(const struct sup_build_ctx *b, const struct stack_service *s
 	const struct stack_option *o = stack_service_option(svc, key);
 	for (size_t i = 0; o && i < o->n_words; i++)
 		if (set(spec, o->words[i], err) < 0)
-			return at(err, b, o->line, key);
+			return at_opt(err, b, o, key);
 	return 0;
 }
 
@@ -182,7 +189,7 @@ static int add_volumes(const struct sup_build_ctx *b, const struct stack_service
 		size_t nlen;
 		if (!named_volume(v, &nlen)) {
 			if (hutch_spec_add_volume(spec, v, b->stack->dir, err) < 0)
-				return at(err, b, o->line, "volumes");
+				return at_opt(err, b, o, "volumes");
 			continue;
 		}
 		_cleanup_free_ char *name = strndup(v, nlen);
@@ -192,7 +199,7 @@ static int add_volumes(const struct sup_build_ctx *b, const struct stack_service
 				   "invalid volume name '%s': letters, digits and '_.-', starting "
 				   "with a letter or digit (or a path: /abs or ./relative)",
 				   shown);
-			return at(err, b, o->line, "volumes");
+			return at_opt(err, b, o, "volumes");
 		}
 		/* DATA/stacks/NAME/volumes/VOL, made at the first start; a check
 		 * validates the rest of the word against a directory that exists */
@@ -201,10 +208,10 @@ static int add_volumes(const struct sup_build_ctx *b, const struct stack_service
 			? xstrdup(b->data_root)
 			: xasprintf("%s/stacks/%s/volumes/%s", b->data_root, b->stack->name, name);
 		if (!check_only && mkdir_p_at(AT_FDCWD, dir, 0755, err) < 0)
-			return at(err, b, o->line, "volumes");
+			return at_opt(err, b, o, "volumes");
 		_cleanup_free_ char *bind = xasprintf("%s%s", dir, v + nlen);
 		if (hutch_spec_add_volume(spec, bind, NULL, err) < 0)
-			return at(err, b, o->line, "volumes");
+			return at_opt(err, b, o, "volumes");
 	}
 	return 0;
 }
@@ -230,8 +237,39 @@ static int security_opts(const struct sup_build_ctx *b, const struct stack_servi
 				   "unsupported '%s' (supported: seccomp=unconfined, "
 				   "no-new-privileges[=true|false])",
 				   shown);
-			return at(err, b, o->line, "security_opt");
+			return at_opt(err, b, o, "security_opt");
 		}
+	}
+	return 0;
+}
+
+/* A stack's own network (a bridge, service names in DNS, published ports) is
+ * not wired into the supervisor yet: a service is on loopback alone or on the
+ * host's network. Published ports and networks are refused rather than
+ * dropped, so that nobody waits on a port that never opens; with the host's
+ * network the service's ports are the host's anyway, as Docker has it. */
+static int not_wired_yet(const struct sup_build_ctx *b, const struct stack_service *svc,
+			 struct hutch_err **err)
+{
+	const struct stack_option *net = stack_service_option(svc, "network");
+	bool host = net && net->text && !strcmp(net->text, "host");
+	static const char *const keys[] = {"ports", "networks"};
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		const struct stack_option *o = stack_service_option(svc, keys[i]);
+		if (!o || !o->n_words || (host && !strcmp(keys[i], "ports")))
+			continue;
+		/* compose's `networks: [default]` is the stack's one network: today's */
+		bool only_default = !strcmp(keys[i], "networks");
+		for (size_t w = 0; only_default && w < o->n_words; w++)
+			only_default = !strcmp(o->words[w], "default");
+		if (only_default)
+			continue;
+		hutch_fail(err, 0,
+			   "a stack's own networks and published ports are not supported yet "
+			   "(a service runs on loopback alone, or on the host's network): use "
+			   "network = host (compose: network_mode: host) to reach it on the "
+			   "host's ports");
+		return at_opt(err, b, o, keys[i]);
 	}
 	return 0;
 }
@@ -244,6 +282,9 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 	spec->detached = true;
 	_cleanup_free_ char *name = sup_container_name(b->stack->name, svc->name, replica);
 	hutch_spec_set_name(spec, name);
+	const struct stack_option *labels = stack_service_option(svc, "labels");
+	for (size_t i = 0; labels && i < labels->n_words; i++)
+		hutch_spec_set_label(spec, labels->words[i]);
 	_cleanup_free_ char *l1 = xasprintf("%s=%s", SUP_LABEL_STACK, b->stack->name);
 	_cleanup_free_ char *l2 = xasprintf("%s=%s", SUP_LABEL_SERVICE, svc->name);
 	_cleanup_free_ char *l3 = xasprintf("%s=%u", SUP_LABEL_REPLICA, replica);
@@ -276,7 +317,7 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 	const struct stack_option *host = stack_service_option(svc, "hostname");
 	_cleanup_free_ char *short_id = strndup(id, 12);
 	if (hutch_spec_set_hostname(spec, host ? host->text : short_id, err) < 0)
-		return at(err, b, host ? host->line : svc->line, "hostname");
+		return host ? at_opt(err, b, host, "hostname") : at(err, b, svc->line, "hostname");
 	for (size_t i = 0; i < svc->n_env; i++)
 		hutch_spec_set_env(spec, svc->env[i]);
 	if (svc->notify) {
@@ -315,7 +356,7 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 		const struct stack_option *o = stack_service_option(svc, "memory_swap");
 		if (!o)
 			o = stack_service_option(svc, "cpus");
-		return at(err, b, o ? o->line : svc->line, o ? o->key : "memory");
+		return o ? at_opt(err, b, o, o->key) : at(err, b, svc->line, "memory");
 	}
 	if (opt_list(b, svc, spec, "cap_drop", hutch_spec_cap_drop, err) < 0 ||
 	    opt_list(b, svc, spec, "cap_add", hutch_spec_cap_add, err) < 0)
@@ -326,7 +367,8 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 		return -1;
 	if (opt_list(b, svc, spec, "device", hutch_spec_add_device, err) < 0)
 		return -1;
-	if (opt_text(b, svc, spec, "network", hutch_spec_set_network, err) < 0 ||
+	if (not_wired_yet(b, svc, err) < 0 ||
+	    opt_text(b, svc, spec, "network", hutch_spec_set_network, err) < 0 ||
 	    opt_list(b, svc, spec, "dns", dns_server, err) < 0 ||
 	    opt_list(b, svc, spec, "dns_search", dns_search, err) < 0 ||
 	    opt_list(b, svc, spec, "dns_option", dns_option, err) < 0 ||

@@ -227,15 +227,11 @@ int hutch_stack_down_offline(const char *data_root, const char *run_root, bool r
 	_cleanup_free_ char *logs = xasprintf("%s/logs", p.data_dir);
 	remove_tree_at(AT_FDCWD, logs, NULL);
 	_cleanup_free_ char *info = xasprintf("%s/stack.json", p.data_dir);
-	char *text = NULL;
-	size_t len;
-	if (read_file_at(AT_FDCWD, info, &text, &len, NULL) == 0) {
-		struct json_object *o = json_tokener_parse(text);
-		struct json_object *f = NULL;
-		if (o && json_object_object_get_ex(o, "file", &f))
-			sup_stack_info_write(&p, json_object_get_string(f), false);
-		json_object_put(o);
-		free(text);
+	struct hutch_stack_src src;
+	bool was_up;
+	if (sup_stack_info_read(info, &src, &was_up) == 0) {
+		sup_stack_info_write(&p, &src, false);
+		hutch_stack_src_fini(&src);
 	}
 	sup_paths_fini(&p);
 	if (rc < 0)
@@ -257,24 +253,17 @@ int hutch_stack_list(const char *data_root, const char *run_root, struct hutch_s
 		if (e->d_name[0] == '.')
 			continue;
 		_cleanup_free_ char *path = xasprintf("%s/%s/stack.json", dir, e->d_name);
-		char *text = NULL;
-		size_t len;
-		if (read_file_at(AT_FDCWD, path, &text, &len, NULL) < 0)
+		struct hutch_stack_src src;
+		bool up;
+		if (sup_stack_info_read(path, &src, &up) < 0)
 			continue;
-		struct json_object *o = json_tokener_parse(text);
-		free(text);
-		if (!o)
-			continue;
-		struct json_object *f = NULL, *up = NULL;
-		json_object_object_get_ex(o, "file", &f);
-		json_object_object_get_ex(o, "up", &up);
 		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
 		struct hutch_stack_info *i = &(*out)[(*n)++];
 		i->name = xstrdup(e->d_name);
-		i->file = xstrdup(f ? json_object_get_string(f) : "");
-		i->up = up && json_object_get_boolean(up);
+		i->file = xstrdup(src.n_files ? src.files[0] : "");
+		i->src = src;
+		i->up = up;
 		i->supervisor = hutch_stack_supervisor(data_root, run_root, e->d_name);
-		json_object_put(o);
 	}
 	closedir(d);
 	return 0;
@@ -285,6 +274,7 @@ void hutch_stack_info_free(struct hutch_stack_info *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(v[i].name);
 		free(v[i].file);
+		hutch_stack_src_fini(&v[i].src);
 	}
 	free(v);
 }

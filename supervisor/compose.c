@@ -59,6 +59,7 @@ struct compose {
 	const struct ynode *root;
 	const struct ynode *top_volumes;
 	const struct ynode *top_networks;
+	const char *first_file; /* as messages show it */
 };
 
 /* ---- places and messages -------------------------------------------------- */
@@ -1577,8 +1578,17 @@ static void fix_lines(struct compose *c)
 		s->health.line = real_line(c, s->health.line);
 		for (size_t d = 0; d < s->n_deps; d++)
 			s->deps[d].line = real_line(c, s->deps[d].line);
-		for (size_t o = 0; o < s->n_options; o++)
-			s->options[o].line = real_line(c, s->options[o].line);
+		for (size_t o = 0; o < s->n_options; o++) {
+			struct stack_option *opt = &s->options[o];
+			int place = opt->line;
+			opt->line = real_line(c, place);
+			/* from an override file: the runtime's errors name that one */
+			if (place >= 1 && (size_t)place <= c->n_places) {
+				const char *f = c->places[place - 1].file;
+				if (f && strcmp(f, c->first_file))
+					opt->file = xstrdup(f);
+			}
+		}
 	}
 }
 
@@ -1716,6 +1726,7 @@ int compose_load_env(const char *const *paths, size_t n, const struct hutch_stac
 		c.root = root;
 		read_root(&c, root, opts ? opts->project_name : NULL, &n_services);
 		rewrite_messages(&c);
+		c.first_file = shown[0];
 		fix_lines(&c);
 	}
 	if (c.diag.n > 0 || !root) {

@@ -105,6 +105,7 @@ struct client {
 
 struct sup {
 	struct hutch_runtime rt;
+	const struct hutch_stack_src *src; /* kept in stack.json */
 	struct hutch_stack *stack;
 	struct hutch_store *store;
 	struct sup_paths paths;
@@ -1146,7 +1147,7 @@ static void finish_down(struct sup *s)
 	remove_tree_at(AT_FDCWD, replicas, NULL);
 	_cleanup_free_ char *logs = xasprintf("%s/logs", s->paths.data_dir);
 	remove_tree_at(AT_FDCWD, logs, NULL);
-	sup_stack_info_write(&s->paths, s->stack->file, false);
+	sup_stack_info_write(&s->paths, s->src, false);
 	s->quit = true;
 }
 
@@ -1500,7 +1501,19 @@ static void on_signal(struct sup *s)
 			reap_strays(s);
 			continue;
 		}
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+		if (si.ssi_signo == SIGTERM && !s->downing) {
+			/* What a machine going down sends every process (systemd's
+			 * and sysvinit's last SIGTERM): leave, and leave the stack
+			 * up, as after SIGKILL but cleanly, so that `hutch stack
+			 * restore` brings it back at boot; the services run on until
+			 * the shutdown ends them. `hutch down` takes a stack down. */
+			logmsg("signal %d: leaving; stack %s stays up", si.ssi_signo,
+			       s->stack->name);
+			s->handover = true;
+			s->quit = true;
+			continue;
+		}
+		if (si.ssi_signo == SIGINT) {
 			logmsg("signal %d: taking the stack down", si.ssi_signo);
 			if (!s->downing) {
 				s->downing = true;
@@ -1557,7 +1570,8 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 	struct sup S = {.ep = -1, .sigfd = -1, .lsock = -1, .down_grace = -1};
 	struct sup *s = &S;
 	int rc = -1;
-	if (hutch_stack_load(o->file, &s->stack, err) < 0)
+	s->src = o->src;
+	if (hutch_stack_load_src(o->src, &s->stack, err) < 0)
 		goto out;
 	sup_paths_init(&s->paths, o->data_root, o->run_root, s->stack->name);
 	if (sup_running(&s->paths) > 0) {
@@ -1600,7 +1614,7 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 		goto out;
 	if (listen_control(s, err) < 0 || sup_write_pidfile(&s->paths, err) < 0)
 		goto out;
-	sup_stack_info_write(&s->paths, s->stack->file, true);
+	sup_stack_info_write(&s->paths, s->src, true);
 	logmsg("supervisor of stack %s (file %s) started, pid %d", s->stack->name, s->stack->file,
 	       getpid());
 	if (o->ready_fd >= 0) {

@@ -82,6 +82,7 @@ struct stack_option {
 	size_t n_words;
 	bool flag; /* STACK_OPT_FLAG */
 	int line;
+	char *file; /* NULL: stack->file's line; else the override file it came from */
 };
 
 struct stack_service {

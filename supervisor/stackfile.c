@@ -114,6 +114,7 @@ static void service_free(struct stack_service *s)
 	free(s->deps);
 	for (size_t i = 0; i < s->n_options; i++) {
 		free(s->options[i].text);
+		free(s->options[i].file);
 		strv_free(s->options[i].words, s->options[i].n_words);
 	}
 	free(s->options);
@@ -1342,7 +1343,7 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 			    ld->file, e->line, shown);
 		break;
 	case KEY_OPTION: {
-		struct stack_option o = {k->name, k->opt, xstrdup(value), NULL, 0, false, e->line};
+		struct stack_option o = {k->name, k->opt, xstrdup(value), NULL, 0, false, e->line, NULL};
 		bool ok = true;
 		if (k->opt == STACK_OPT_LIST)
 			ok = words_of(ld, e, value, &o.words, &o.n_words);

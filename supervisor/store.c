@@ -144,11 +144,41 @@ void sup_record_write(const struct sup_paths *p, const char *service, unsigned r
 	write_file_replace(AT_FDCWD, path, text, strlen(text), NULL);
 }
 
-int sup_stack_info_write(const struct sup_paths *p, const char *file, bool up)
+static struct json_object *strv_json(char *const *v, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_string(v[i]));
+	return a;
+}
+
+static void json_strv(struct json_object *o, const char *key, char ***v, size_t *n)
+{
+	struct json_object *a = NULL;
+	*v = NULL;
+	*n = 0;
+	if (!json_object_object_get_ex(o, key, &a) || !json_object_is_type(a, json_type_array))
+		return;
+	size_t len = json_object_array_length(a);
+	*v = xcalloc(len + 1, sizeof(**v));
+	for (size_t i = 0; i < len; i++)
+		(*v)[(*n)++] = xstrdup(json_object_get_string(json_object_array_get_idx(a, i)));
+}
+
+int sup_stack_info_write(const struct sup_paths *p, const struct hutch_stack_src *src, bool up)
 {
 	mkdir_p_at(AT_FDCWD, p->data_dir, 0700, NULL);
 	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "file", json_object_new_string(file));
+	json_object_object_add(o, "file",
+			       json_object_new_string(src->n_files ? src->files[0] : ""));
+	json_object_object_add(o, "files", strv_json(src->files, src->n_files));
+	if (src->project_name)
+		json_object_object_add(o, "project_name",
+				       json_object_new_string(src->project_name));
+	json_object_object_add(o, "env_files", strv_json(src->env_files, src->n_env_files));
+	json_object_object_add(o, "profiles", strv_json(src->profiles, src->n_profiles));
+	json_object_object_add(o, "ignore_unsupported",
+			       json_object_new_boolean(src->ignore_unsupported));
 	json_object_object_add(o, "up", json_object_new_boolean(up));
 	const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							      JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -156,6 +186,59 @@ int sup_stack_info_write(const struct sup_paths *p, const char *file, bool up)
 	int rc = write_file_replace(AT_FDCWD, path, t, strlen(t), NULL);
 	json_object_put(o);
 	return rc;
+}
+
+int sup_stack_info_read(const char *path, struct hutch_stack_src *src, bool *up)
+{
+	memset(src, 0, sizeof(*src));
+	*up = false;
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	if (read_file_at(AT_FDCWD, path, &text, &len, NULL) < 0)
+		return -1;
+	struct json_object *o = json_tokener_parse(text);
+	if (!o)
+		return -1;
+	struct json_object *f = NULL, *v = NULL;
+	json_strv(o, "files", &src->files, &src->n_files);
+	if (!src->n_files && json_object_object_get_ex(o, "file", &f)) {
+		free(src->files);
+		src->files = xcalloc(2, sizeof(*src->files));
+		src->files[src->n_files++] = xstrdup(json_object_get_string(f));
+	}
+	if (json_object_object_get_ex(o, "project_name", &v))
+		src->project_name = xstrdup(json_object_get_string(v));
+	json_strv(o, "env_files", &src->env_files, &src->n_env_files);
+	json_strv(o, "profiles", &src->profiles, &src->n_profiles);
+	src->ignore_unsupported =
+	    json_object_object_get_ex(o, "ignore_unsupported", &v) && json_object_get_boolean(v);
+	*up = json_object_object_get_ex(o, "up", &v) && json_object_get_boolean(v);
+	json_object_put(o);
+	return 0;
+}
+
+void hutch_stack_src_fini(struct hutch_stack_src *src)
+{
+	strv_free(src->files, src->n_files);
+	free(src->project_name);
+	strv_free(src->env_files, src->n_env_files);
+	strv_free(src->profiles, src->n_profiles);
+	memset(src, 0, sizeof(*src));
+}
+
+int hutch_stack_load_src(const struct hutch_stack_src *src, struct hutch_stack **out,
+			 struct hutch_err **err)
+{
+	struct hutch_stack_load_opts opts = {
+	    .project_name = src->project_name,
+	    .env_files = (const char *const *)src->env_files,
+	    .n_env_files = src->n_env_files,
+	    .profiles = (const char *const *)src->profiles,
+	    .n_profiles = src->n_profiles,
+	    .ignore_unsupported = src->ignore_unsupported,
+	};
+	return hutch_stack_load_files((const char *const *)src->files, src->n_files, &opts, out,
+				      err);
 }
 
 int sup_unix_addr(const char *path, struct sockaddr_un *sa, int *dirfd, struct hutch_err **err)

@@ -113,7 +113,9 @@ void sup_record_write(const struct sup_paths *p, const char *service, unsigned r
 struct sockaddr_un;
 int sup_unix_addr(const char *path, struct sockaddr_un *sa, int *dirfd, struct hutch_err **err);
 /* stack.json: the file's path and whether it is up (for ls and restore). */
-int sup_stack_info_write(const struct sup_paths *p, const char *file, bool up);
+int sup_stack_info_write(const struct sup_paths *p, const struct hutch_stack_src *src, bool up);
+/* stack.json read back (an older one with its "file" only: that one file). */
+int sup_stack_info_read(const char *path, struct hutch_stack_src *src, bool *up);
 
 /* ---- probe.c: health probes in forked children -------------------------------- */
 struct sup_probe {

@@ -50,13 +50,31 @@ int hutch_stack_load_files(const char *const *paths, size_t n,
  * .override.yml beside it, as docker compose reads it). *paths (allocated,
  * strv_free) gets 1 or 2 paths. */
 int hutch_stack_find(const char *dir, char ***paths, size_t *n, struct hutch_err **err);
+/* Where a stack is read from, as `hutch up` was given it: its files (absolute)
+ * and the load options. The supervisor reads its stack from it, and it is kept
+ * in DATA/stacks/NAME/stack.json for `stack restore` and for a supervisor that
+ * adopts the stack, so that each reads the model the CLI read. */
+struct hutch_stack_src {
+	char **files; /* hutch.ini alone, or compose files (later ones override) */
+	size_t n_files;
+	char *project_name; /* NULL: none given */
+	char **env_files;   /* absolute */
+	size_t n_env_files;
+	char **profiles;
+	size_t n_profiles;
+	bool ignore_unsupported;
+};
+int hutch_stack_load_src(const struct hutch_stack_src *src, struct hutch_stack **out,
+			 struct hutch_err **err);
+/* Frees what src holds (not src). */
+void hutch_stack_src_fini(struct hutch_stack_src *src);
 
 /* ---- the supervisor (loop.c) ------------------------------------------------ */
 struct hutch_sup_opts {
-	const char *file; /* absolute path of the stack file */
+	const struct hutch_stack_src *src; /* where the stack is read from */
 	const char *data_root, *run_root;
 	bool rootless;
-	int ready_fd; /* "OK\n" written there once the control socket listens, or the error */
+	int ready_fd;	 /* "OK\n" written there once the control socket listens, or the error */
 	char **services; /* `up SERVICE...`: these and what they need; none: all */
 	size_t n_services;
 	bool adopt_only; /* take over the containers that exist, start nothing else */
@@ -69,8 +87,8 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err);
 /* Build every service's container spec once (images resolved, every option
  * through the runtime's setters): all the errors, one per line, as
  * "FILE:LINE: KEY: message". Nothing is created. */
-int hutch_stack_check(const struct hutch_stack *stack, const char *data_root,
-		      const char *run_root, bool rootless, struct hutch_err **err);
+int hutch_stack_check(const struct hutch_stack *stack, const char *data_root, const char *run_root,
+		      bool rootless, struct hutch_err **err);
 /* The running supervisor's pid for stack name, 0 if none. */
 pid_t hutch_stack_supervisor(const char *data_root, const char *run_root, const char *name);
 /* Connect to the stack's control socket; the fd or -1. */
@@ -93,9 +111,10 @@ int hutch_stack_remove_volumes(const char *data_root, const char *name, struct h
 /* The stack's directories and files, for the CLI's messages. */
 char *hutch_stack_log_path(const char *data_root, const char *name);
 /* Stacks known here (DATA/stacks/NAME with a stack.json): names, with their
- * file and whether they were up. */
+ * file (the first of src's) and whether they were up. */
 struct hutch_stack_info {
 	char *name, *file;
+	struct hutch_stack_src src;
 	bool up;
 	pid_t supervisor;
 };
@@ -115,6 +134,7 @@ int hutch_stack_diff(const struct hutch_stack *stack, const char *data_root, con
  * minutes") with what the supervisor knows, as docker ps shows a compose
  * service: "Up 5 minutes (healthy)", "Restarting (3) 2 seconds ago". */
 void hutch_stack_ps_status(const char *data_root, char *const *labels, size_t n_labels,
-			   bool running, int exit_code, int64_t finished_ns, char *status, size_t len);
+			   bool running, int exit_code, int64_t finished_ns, char *status,
+			   size_t len);
 /* How many replicas the named service has (0: no such service). */
 unsigned hutch_stack_service_replicas(const struct hutch_stack *stack, const char *service);

@@ -605,6 +605,53 @@ device = /dev/no-such-device
     assert not st.containers()
 
 
+def test_ports_and_networks_refused_until_stacks_have_networks(make_stack, hutch):
+    """A stack's own network is not wired yet: published ports and networks are
+    refused with their line, never dropped (nobody waits on a port that never
+    opens); with the host's network a service's ports are the host's."""
+    st = make_stack("""
+[service.web]
+image = bb
+command = true
+ports = 8080:80
+
+[service.db]
+image = bb
+command = true
+networks = back
+""")
+    cp = st.run("up", "-d", check=False)
+    assert cp.returncode != 0
+    f = str(st.file)
+    lines = st.file.read_text().splitlines()
+    line = {k: 1 + next(i for i, l in enumerate(lines) if l.startswith(k + " ="))
+            for k in ("ports", "networks")}
+    assert f"{f}:{line['ports']}: ports: a stack's own networks and published ports are " \
+        "not supported yet" in cp.stderr, cp.stderr
+    assert "network = host" in cp.stderr
+    assert f"{f}:{line['networks']}: networks:" in cp.stderr, cp.stderr
+    assert not st.containers()
+
+
+def test_labels_and_ports_with_the_hosts_network(make_stack, hutch):
+    st = make_stack(f"""
+[service.web]
+image = bb
+network = host
+ports = 8080:80
+labels = team=shop hutch.stack=forged
+{LONG}
+[service.plain]
+image = bb
+networks = default
+{LONG}""")
+    st.run("up", "-d", "--wait")
+    (c,) = [c for c in st.containers() if "-web-" in c["name"]]
+    rec = json.loads(hutch("inspect", c["id"]).stdout)
+    labels = (rec[0] if isinstance(rec, list) else rec)["labels"]
+    assert labels["team"] == "shop" and labels["hutch.stack"] == st.name, labels
+
+
 # ---------------------------------------------------------------- control API
 
 

@@ -1275,8 +1275,11 @@ def kill_for_reboot(s):
                      what=f"{cg} empty")
             os.rmdir(cg)
     run = s.state.root / "run"
-    for n in os.listdir(run):
-        shutil.rmtree(run / n)
+    for n in os.listdir(run):  # the run dir is a tmpfs: a reboot empties it
+        if (run / n).is_dir() and not (run / n).is_symlink():
+            shutil.rmtree(run / n)
+        else:
+            (run / n).unlink()
     return procs
 
 

@@ -47,6 +47,10 @@ cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
 install -d -m 0755 "$WORK/repo" "$WORK/repo/build"
 cp -a "$REPO/tests" "$WORK/repo/"
+# what test_install.py's `make install` reads (the binary is the copied one)
+install -d -m 0755 "$WORK/repo/supervisor"
+cp -a "$REPO/Makefile" "$REPO/README.md" "$REPO/docs" "$WORK/repo/"
+cp -a "$REPO/supervisor/dist" "$WORK/repo/supervisor/"
 rm -rf "$WORK/repo/tests/fuzz"
 cp "$BIN" "$WORK/repo/build/hutch"
 chown -R "$USER_NAME:" "$WORK"
