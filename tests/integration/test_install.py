@@ -164,11 +164,13 @@ image = bb
 [service.held]
 image = bb
 {LONG}restart = always
+stop_grace_period = 1s
 """)
     st.run("up", "--wait")
     st.run("stack", "stop", "held")
+    # a loaded machine (the whole suite, rootless) may take a while to stop it
     wait_for(lambda: st.by_container()[f"{st.name}-held-1"]["state"] == "stopped",
-             what="held stopped")
+             timeout=30, what="held stopped")
     before = st.by_container()
 
     # the shutdown: first the SIGTERM every process gets (systemd's and
