@@ -1799,6 +1799,43 @@ int hutch_stack_load_files(const char *const *paths, size_t n,
 static const char *const default_names[] = {"hutch.ini", "compose.yaml", "compose.yml",
 					    "docker-compose.yaml", "docker-compose.yml"};
 
+/* A stack file found by looking (no -f) runs as the caller, root too: one
+ * someone else could have written must not be picked up, above all in a
+ * directory above the current one (`hutch up` in /tmp/x/y must not run
+ * /tmp/compose.yaml that another user left there). As git's safe.directory:
+ * the file and its directory belong to the caller or root and neither is
+ * writable by anyone (a sticky directory such as /tmp may be: a file planted
+ * there is someone else's, and refused by its owner). Given with -f, a
+ * file is the caller's choice. */
+static int check_found_file(const char *path, const char *dir, struct hutch_err **err)
+{
+	uid_t me = geteuid();
+	struct stat f, d;
+	if (lstat(path, &f) < 0 || stat(dir, &d) < 0)
+		return hutch_fail_sys(err, "%s", path);
+	_cleanup_free_ char *shown = printable(path, strlen(path));
+	const char *why = NULL;
+	char buf[96];
+	if (f.st_uid != me && f.st_uid != 0) {
+		snprintf(buf, sizeof(buf), "it belongs to uid %u, not to you", (unsigned)f.st_uid);
+		why = buf;
+	} else if (f.st_mode & S_IWOTH) {
+		why = "anyone may write it";
+	} else if (d.st_uid != me && d.st_uid != 0) {
+		snprintf(buf, sizeof(buf), "its directory belongs to uid %u, not to you",
+			 (unsigned)d.st_uid);
+		why = buf;
+	} else if ((d.st_mode & S_IWOTH) && !(d.st_mode & S_ISVTX)) {
+		why = "anyone may write its directory";
+	}
+	if (!why)
+		return 0;
+	return hutch_fail(err, 0,
+			  "found %s but will not use it: %s (a stack file runs its services "
+			  "as you). Give it with -f FILE if you trust it",
+			  shown, why);
+}
+
 int hutch_stack_find(const char *start, char ***paths, size_t *n, struct hutch_err **err)
 {
 	_cleanup_free_ char *dir = start ? realpath(start, NULL) : getcwd(NULL, 0);
@@ -1813,6 +1850,8 @@ int hutch_stack_find(const char *start, char ***paths, size_t *n, struct hutch_e
 			struct stat st;
 			if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
 				continue;
+			if (check_found_file(p, strcmp(dir, "/") ? dir : "/", err) < 0)
+				return -1;
 			*paths = xcalloc(3, sizeof(**paths));
 			(*paths)[(*n)++] = steal_ptr(p);
 			if (i == 0)
@@ -1827,6 +1866,13 @@ int hutch_stack_find(const char *start, char ***paths, size_t *n, struct hutch_e
 				    xasprintf("%s/%s.override.%s", strcmp(dir, "/") ? dir : "",
 					      stem, e ? "yml" : "yaml");
 				if (stat(o, &st) == 0 && S_ISREG(st.st_mode)) {
+					if (check_found_file(o, strcmp(dir, "/") ? dir : "/", err) <
+					    0) {
+						strv_free(*paths, *n);
+						*paths = NULL;
+						*n = 0;
+						return -1;
+					}
 					(*paths)[(*n)++] = steal_ptr(o);
 					break;
 				}

@@ -140,6 +140,41 @@ def test_found_from_a_subdirectory(make_compose):
     assert not st.containers()
 
 
+def test_a_file_someone_else_could_write_is_not_picked_up(make_compose):
+    """A stack file found by looking runs as the caller: one in a directory
+    above that another user owns, or that anyone may write, is refused (root
+    climbing from /tmp/x/y into another user's /tmp/x/compose.yaml ran its
+    services as root); given with -f it is the caller's choice."""
+    st = make_compose({
+        "compose.yaml": "services:\n  web:\n    image: bb\n    command: [true]\n",
+        "sub/.keep": "",
+    })
+    f = st.dir / "compose.yaml"
+    if os.geteuid() == 0:
+        os.chown(f, 65534, 65534)  # nobody's
+        why = "it belongs to uid 65534, not to you"
+    else:
+        os.chmod(f, 0o666)
+        why = "anyone may write it"
+    for cwd in (st.dir, st.dir / "sub"):
+        cp = st.run("up", "-d", "--wait", cwd=cwd, check=False, timeout=60)
+        assert cp.returncode != 0
+        assert f"found {f} but will not use it: {why}" in cp.stderr, cp.stderr
+        assert "-f FILE" in cp.stderr
+        assert not st.containers()
+    # a world-writable directory (not sticky) is refused the same way
+    os.chmod(f, 0o644)
+    if os.geteuid() == 0:
+        os.chown(f, 0, 0)
+    os.chmod(st.dir, 0o777)
+    cp = st.run("up", "-d", "--wait", cwd=st.dir / "sub", check=False, timeout=60)
+    assert "anyone may write its directory" in cp.stderr, cp.stderr
+    os.chmod(st.dir, 0o755)
+    # given by name, it is used
+    st.run("up", "-f", str(f), "-d", "--wait", timeout=60)
+    st.run("down", "-f", str(f), "-t", "0", timeout=60)
+
+
 def test_override_files(make_compose):
     """-f twice: the second merged onto the first, in the supervisor too (it
     reads the stack again itself)."""
