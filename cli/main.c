@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -48,6 +49,34 @@ static void usage(FILE *out)
 	      "\n"
 	      "Run 'hutch COMMAND --help' for a command's options.\n",
 	      out);
+}
+
+/* The run root in /tmp (rootless without XDG_RUNTIME_DIR) holds control
+ * sockets, pid files and caches: another user could make /tmp/hutch-UID first
+ * and then swap what is in it. It must be a directory of ours, private (0700),
+ * not a symlink; /tmp's sticky bit keeps it ours once it is. */
+static int private_tmp_dir(const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "hutch: cannot create %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		fprintf(stderr, "hutch: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077)) {
+		fprintf(stderr,
+			"hutch: %s is not a private directory of yours (it is %s, owner uid %u, "
+			"mode %04o): someone else may have made it. Remove it, or set "
+			"XDG_RUNTIME_DIR to a directory of your own\n",
+			path, S_ISLNK(st.st_mode) ? "a symlink" : S_ISDIR(st.st_mode) ? "a directory"
+											  : "a file",
+			(unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
 }
 
 static void default_roots(struct cli_ctx *ctx, const char *root)
@@ -142,6 +171,9 @@ int main(int argc, char **argv)
 		root = abs_root = xasprintf("%s/%s", cwd, root);
 	}
 	default_roots(&ctx, root);
+	if (!root && ctx.rootless && !strncmp(ctx.run_root, "/tmp/hutch-", 11) &&
+	    private_tmp_dir(ctx.run_root) < 0)
+		return 125;
 	const char *verb = argv[i];
 	int sub_argc = argc - i;
 	char **sub_argv = argv + i;

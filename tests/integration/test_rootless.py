@@ -342,3 +342,41 @@ def test_single_id_mapping_for_a_user_without_subordinate_ids(state):
         assert os.listdir(home / "data" / "hutch" / "containers") == []
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_run_root_in_tmp_must_be_a_private_dir_of_ours():
+    """Without XDG_RUNTIME_DIR a rootless hutch keeps its run root (control
+    sockets, pid files, caches) in /tmp/hutch-UID: one another user made first
+    (0777, or not ours) is refused, never used."""
+    from conftest import _hutch_bin
+    if ROOTLESS:
+        uid, pre = os.getuid(), []
+    else:  # as root: a user of its own, nobody
+        uid, pre = 65534, ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    run_root = Path(f"/tmp/hutch-{uid}")
+    if run_root.exists() or run_root.is_symlink():
+        # that user's real run root: leave it alone, it must be private
+        st = run_root.lstat()
+        assert run_root.is_dir() and st.st_uid == uid and st.st_mode & 0o077 == 0
+        return
+    home = Path(tempfile.mkdtemp(prefix="hutch-home-"))  # the user must reach it
+    os.chmod(home, 0o777)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
+    try:
+        run_root.mkdir()
+        os.chmod(run_root, 0o777)  # as if another user had made it for us
+        cp = subprocess.run(pre + [str(_hutch_bin()), "ps"], env=env, capture_output=True,
+                            text=True, timeout=30)
+        assert cp.returncode == 125, (cp.stdout, cp.stderr)
+        assert f"{run_root} is not a private directory of yours" in cp.stderr, cp.stderr
+        assert "XDG_RUNTIME_DIR" in cp.stderr
+        run_root.rmdir()
+        # made by hutch itself: private, and used
+        cp = subprocess.run(pre + [str(_hutch_bin()), "ps"], env=env, capture_output=True,
+                            text=True, timeout=30)
+        assert cp.returncode == 0, cp.stderr
+        st = run_root.stat()
+        assert st.st_uid == uid and st.st_mode & 0o777 == 0o700
+    finally:
+        shutil.rmtree(run_root, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
