@@ -37,7 +37,9 @@ static int cmd_internal_finish(struct cli_ctx *ctx, int argc, char **argv)
 	 * nothing of: the network namespace net/ made (none: nothing to do) */
 	struct hutch_net_ctx nctx = {.data_root = argv[1], .run_root = argv[2]};
 	_cleanup_err_ struct hutch_err *nerr = NULL;
-	if (hutch_net_detach(&nctx, argv[3], &nerr) < 0)
+	/* only once finish has taken the container as its own (the caller is its
+	 * keeper and it has exited): a refused finish leaves its network alone */
+	if (r == 0 && hutch_net_detach(&nctx, argv[3], &nerr) < 0)
 		hutch_runtime_log(&rt, HUTCH_LOG_WARNING, "container %.12s: %s", argv[3],
 				  nerr && nerr->msg ? nerr->msg : "cannot detach its network");
 	hutch_runtime_fini(&rt);
