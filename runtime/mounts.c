@@ -708,6 +708,28 @@ void mounts_release(struct mount_ctx *ctx)
 
 /* ---- the container's process: the root ---------------------------------------- */
 
+/* run --rm: the rw layer on a tmpfs mounted on rootfs (the container's dir) in
+ * this mount namespace only, under the overlay that goes on the same place.
+ * On a disk like this machine's (ext4 with discard) each directory made and
+ * removed per run costs milliseconds; these cost nothing, and the kernel frees
+ * them with the last mount that holds them, when the container is gone. The
+ * size is tmpfs's default (half the RAM); its pages count as the container's
+ * memory (docs/cli.md). */
+static int rw_tmpfs_mount(const struct mount_ctx *ctx, struct hutch_err **err)
+{
+	_cleanup_close_ int mfd = fs_mount_detached("tmpfs", "hutch-rw", "mode=0700", 0, err);
+	if (mfd < 0)
+		return -1;
+	_cleanup_close_ int target = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (target < 0)
+		return hutch_fail_sys(err, "open %s", ctx->rootfs);
+	if (attach(mfd, target, ctx->rootfs, err) < 0)
+		return -1;
+	if (mkdirat(mfd, "upper", 0755) < 0 || mkdirat(mfd, "work", 0755) < 0)
+		return hutch_fail_sys(err, "create the rw layer's dirs on its tmpfs");
+	return 0;
+}
+
 int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = ctx->spec;
@@ -716,6 +738,8 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return hutch_fail_sys(err, "make mounts private");
+	if (ctx->rw_tmpfs && rw_tmpfs_mount(ctx, err) < 0)
+		return -1;
 
 	_cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fsfd < 0)
