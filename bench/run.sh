@@ -38,6 +38,10 @@ PODMAN_CYCLE_RUNS=${BENCH_PODMAN_CYCLE_RUNS:-15}
 PODMAN_CYCLE_WARMUP=${BENCH_PODMAN_CYCLE_WARMUP:-2}
 MONITOR_CONTAINERS=${BENCH_MONITOR_CONTAINERS:-10}
 HYPERFINE_TIMEOUT=${BENCH_TIMEOUT:-1800}
+# The churned-disk variant: CHURN_RUNS untimed runs of each tool first (hundreds of
+# containers made and removed, as a day of test suites does to the store's disk), then the
+# same rounds again. 0 skips it.
+CHURN_RUNS=${BENCH_CHURN_RUNS:-300}
 read -ra SKIP <<<"${BENCH_SKIP:-}" # tools not to run, e.g. BENCH_SKIP=podman
 PYTHON=${PYTHON:-/usr/bin/python3}
 
@@ -234,7 +238,11 @@ clean_cgroup_leftovers() {
 	done < <(list_cgroups "$cg2" | grep -v / | LC_ALL=C comm -13 "$DATA/cgroup2-before.txt" -)
 }
 
-list_cgroups() { (cd "$1" && find . -mindepth 1 -type d -printf '%P\n' | LC_ALL=C sort); }
+# Other hutch instances on the machine remove their cgroups meanwhile: a directory gone
+# between readdir and stat is not an error.
+list_cgroups() {
+	(cd "$1" && { find . -mindepth 1 -type d -printf '%P\n' 2>/dev/null || true; } | LC_ALL=C sort)
+}
 
 record_env() {
 	local v layout
@@ -268,6 +276,7 @@ record_env() {
 		printf 'cycle_runs\t%s\ncycle_warmup\t%s\npodman_cycle_runs\t%s\npodman_cycle_warmup\t%s\n' \
 			"$CYCLE_RUNS" "$CYCLE_WARMUP" "$PODMAN_CYCLE_RUNS" "$PODMAN_CYCLE_WARMUP"
 		printf 'monitor_containers\t%s\n' "$MONITOR_CONTAINERS"
+		printf 'churn_runs\t%s\n' "$CHURN_RUNS"
 		for v in "${CYCLE_TOOLS[@]}"; do
 			printf 'cmd_cycle_%s\t%s\n' "$v" "${CMD[cycle:$v]}"
 		done
@@ -279,6 +288,7 @@ outer() {
 	[[ $(id -u) == 0 ]] || die "run as root (the runtimes under test need it): sudo $0"
 	[[ $RUNS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] ||
 		die "BENCH_RUNS and BENCH_ROUNDS must be positive integers, BENCH_WARMUP an integer"
+	[[ $CHURN_RUNS =~ ^[0-9]+$ ]] || die "BENCH_CHURN_RUNS must be an integer (0: no churned rounds)"
 	[[ $CYCLE_RUNS =~ ^[1-9][0-9]*$ && $PODMAN_CYCLE_RUNS =~ ^[1-9][0-9]*$ &&
 		$MONITOR_CONTAINERS =~ ^[1-9][0-9]*$ && $CYCLE_WARMUP =~ ^[0-9]+$ &&
 		$PODMAN_CYCLE_WARMUP =~ ^[0-9]+$ ]] ||
@@ -376,6 +386,9 @@ outer() {
 
 	rc=0
 	"$PYTHON" "$BENCH_DIR/report.py" "$WORK" || rc=$?
+	if [[ -s $DATA/churn.txt ]]; then
+		{ printf '\n'; cat "$DATA/churn.txt"; } | tee -a "$WORK/results.md"
+	fi
 	exit "$rc"
 }
 
@@ -577,6 +590,51 @@ time_rounds() {
 
 time_main() { time_rounds main "$WARMUP" "$RUNS" "${MAIN_TOOLS[@]}"; }
 
+# The churned-disk variant of the main benchmark, for hutch and crun (the runtimes that make
+# and remove a container's directories on the disk per run): a burst of CHURN_RUNS runs of
+# each, rotated, then the same interleaved rounds. Its hyperfine files go to $DATA/hf-churn/,
+# which report.py does not pool with the quiet rounds; churn_report summarises them.
+time_churned() {
+	local tool i argv ok=()
+	[[ $CHURN_RUNS -gt 0 ]] || return 0
+	for tool in hutch crun; do
+		if tool_ok "$tool"; then ok+=("$tool"); fi
+	done
+	[[ ${#ok[@]} -gt 0 ]] || return 0
+	mkdir -p "$DATA/hf-churn" "$LOGS/hyperfine-churn"
+	log "churning the disk: $CHURN_RUNS untimed runs of each of ${ok[*]}"
+	for ((i = 0; i < CHURN_RUNS; i++)); do
+		for tool in "${ok[@]}"; do
+			read -ra argv <<<"${CMD[$tool]}"
+			"${argv[@]}" </dev/null >/dev/null 2>>"$LOGS/$tool-churn.log" || true
+		done
+	done
+	time_rounds churn/hf "$WARMUP" "$RUNS" "${ok[@]}"
+	churn_report
+}
+
+# Pooled medians over the churned rounds, each round's hutch/crun ratio, to churn.txt.
+churn_report() {
+	"$PYTHON" - "$DATA/hf-churn" >"$DATA/churn.txt" <<'PY' || log "churn report failed"
+import json, os, statistics, sys
+d = sys.argv[1]
+pooled, ratios = {}, []
+for name in sorted(os.listdir(d), key=lambda n: int(n[4:-5]) if n[4:-5].isdigit() else 0):
+    res = {r["command"]: r for r in json.load(open(os.path.join(d, name)))["results"]}
+    for tool, r in res.items():
+        pooled.setdefault(tool, []).extend(r["times"])
+    if "hutch" in res and "crun" in res:
+        ratios.append(res["hutch"]["median"] / res["crun"]["median"])
+print("Churned disk: the same rounds after %s untimed runs of each tool" % os.environ.get("CHURN_RUNS", "?"))
+for tool, t in pooled.items():
+    print("%-6s median %7.2f ms  runs %d" % (tool, statistics.median(t) * 1e3, len(t)))
+if "hutch" in pooled and "crun" in pooled:
+    m = statistics.median(pooled["hutch"]) / statistics.median(pooled["crun"])
+    print("hutch/crun = %.2fx (per round %s)" % (m, " ".join("%.2f" % r for r in ratios)))
+PY
+	cat "$DATA/churn.txt" >&2
+}
+
 time_podman() {
 	tool_ok podman || return 0
 	log "timing podman: $PODMAN_WARMUP warmup + $PODMAN_RUNS runs"
@@ -630,6 +688,7 @@ inner() {
 		fi
 	done
 	time_main
+	CHURN_RUNS=$CHURN_RUNS time_churned
 	time_podman
 	log "measuring peak RSS: $RSS_RUNS runs each"
 	measure_rss

@@ -350,6 +350,7 @@ static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, 
 		return -1;
 	spec->id = xstrdup(id);
 	spec->auto_remove = o->rm;
+	spec->rw_tmpfs = o->rm;
 	spec->detached = o->detach;
 	if (o->name)
 		hutch_spec_set_name(spec, o->name);

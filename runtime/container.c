@@ -149,11 +149,23 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	return st;
 }
 
+/* run --rm's rw layer goes on a tmpfs (mounts.c, rw_tmpfs_mount) unless the
+ * container has a memory limit: a tmpfs's pages count as the container's
+ * memory, and a test that writes more files than its limit would be killed
+ * where Docker (files on the disk) lets it write. */
+static bool rw_on_tmpfs(const struct hutch_spec *spec)
+{
+	return spec->rw_tmpfs && spec->resources.memory_max <= 0;
+}
+
 /* The overlay is mounted over data_dir itself (in the container's mount
  * namespace only): one directory fewer to create and remove per run. A container
  * started again keeps its upper dir (its files) and work dir. */
-static int make_overlay_dirs(struct hutch_container *c, struct hutch_err **err)
+static int make_overlay_dirs(const struct hutch_spec *spec, struct hutch_container *c,
+			     struct hutch_err **err)
 {
+	if (rw_on_tmpfs(spec))
+		return 0; /* the child makes them on its tmpfs (mounts_setup_rootfs) */
 	static const char *const sub[] = {"upper", "work"};
 	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
 		_cleanup_free_ char *p = xasprintf("%s/%s", c->data_dir, sub[i]);
@@ -216,7 +228,7 @@ static int claim_container_dirs(struct hutch_runtime *rt, const struct hutch_spe
 		free(c->state->cgroup);
 		c->state->cgroup = NULL;
 	}
-	return make_overlay_dirs(c, err);
+	return make_overlay_dirs(spec, c, err);
 }
 
 /* Claim the name, make DATA/containers/ID and write the first record, all under
@@ -264,7 +276,7 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 		free(c->state->cgroup);
 		c->state->cgroup = NULL;
 	}
-	return make_overlay_dirs(c, err);
+	return make_overlay_dirs(spec, c, err);
 }
 
 int hutch_runtime_init(struct hutch_runtime *rt, const char *data_root, const char *run_root,
@@ -354,7 +366,8 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 		.spec = spec,
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
 			 .etc = &etc, .rootless = rt->rootless,
-			 .own_cgroup = c->cg.dirfd >= 0, .nodev = devices > 0},
+			 .own_cgroup = c->cg.dirfd >= 0, .nodev = devices > 0,
+			 .rw_tmpfs = rw_on_tmpfs(spec)},
 	};
 	/* every mount's options parsed once, here: the child only reads them */
 	if (mounts_prepare(&a.mctx, err) < 0)

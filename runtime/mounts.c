@@ -708,6 +708,28 @@ void mounts_release(struct mount_ctx *ctx)
 
 /* ---- the container's process: the root ---------------------------------------- */
 
+/* run --rm: the rw layer on a tmpfs mounted on rootfs (the container's dir) in
+ * this mount namespace only, under the overlay that goes on the same place.
+ * On a disk like this machine's (ext4 with discard) each directory made and
+ * removed per run costs milliseconds; these cost nothing, and the kernel frees
+ * them with the last mount that holds them, when the container is gone. The
+ * size is tmpfs's default (half the RAM); its pages count as the container's
+ * memory (docs/cli.md). */
+static int rw_tmpfs_mount(const struct mount_ctx *ctx, struct hutch_err **err)
+{
+	_cleanup_close_ int mfd = fs_mount_detached("tmpfs", "hutch-rw", "mode=0700", 0, err);
+	if (mfd < 0)
+		return -1;
+	_cleanup_close_ int target = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (target < 0)
+		return hutch_fail_sys(err, "open %s", ctx->rootfs);
+	if (attach(mfd, target, ctx->rootfs, err) < 0)
+		return -1;
+	if (mkdirat(mfd, "upper", 0755) < 0 || mkdirat(mfd, "work", 0755) < 0)
+		return hutch_fail_sys(err, "create the rw layer's dirs on its tmpfs");
+	return 0;
+}
+
 int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = ctx->spec;
@@ -716,6 +738,8 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return hutch_fail_sys(err, "make mounts private");
+	if (ctx->rw_tmpfs && rw_tmpfs_mount(ctx, err) < 0)
+		return -1;
 
 	_cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fsfd < 0)
@@ -918,12 +942,18 @@ static int setup_dev(int rootfd, bool bind, struct hutch_err **err)
 		return -1;
 	for (size_t i = 0; i < ARRAY_SIZE(devices); i++) {
 		if (!bind) {
-			if (mknodat(dev, devices[i].name, S_IFCHR | 0666,
-				    makedev(devices[i].major, devices[i].minor)) < 0 &&
-			    errno != EEXIST)
+			/* these nodes are world-writable: made without the umask (a
+			 * chmod per node fewer), one that was there already chmod'ed */
+			mode_t mask = umask(0);
+			int r = mknodat(dev, devices[i].name, S_IFCHR | 0666,
+					makedev(devices[i].major, devices[i].minor));
+			int e = errno;
+			umask(mask);
+			if (r < 0 && e != EEXIST) {
+				errno = e;
 				return hutch_fail_sys(err, "create /dev/%s", devices[i].name);
-			/* mknod applies the umask; these nodes are world-writable */
-			if (fchmodat(dev, devices[i].name, 0666, 0) < 0)
+			}
+			if (r < 0 && fchmodat(dev, devices[i].name, 0666, 0) < 0)
 				return hutch_fail_sys(err, "chmod /dev/%s", devices[i].name);
 			continue;
 		}
@@ -1205,7 +1235,23 @@ static int add_spec_devices(const struct mount_ctx *ctx, int rootfd, struct hutc
 }
 
 /* Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory. */
-static int mask_path(int rootfd, const char *path, struct hutch_err **err)
+/* What masks a file: the container's own /dev/null, so no host mount shows
+ * through; the host's where a bind on /dev has none (a file there would not
+ * hide). Looked up once for all masked files. */
+static int mask_null_open(int rootfd)
+{
+	int null = openat2_in_root(rootfd, "/dev/null", O_PATH | O_NOFOLLOW);
+	struct stat nst;
+	if (null >= 0 &&
+	    (fstat(null, &nst) < 0 || !S_ISCHR(nst.st_mode) || nst.st_rdev != makedev(1, 3))) {
+		close(null);
+		null = open("/dev/null", O_PATH | O_CLOEXEC);
+	} else if (null < 0 && errno == ENOENT)
+		null = open("/dev/null", O_PATH | O_CLOEXEC);
+	return null;
+}
+
+static int mask_path(int rootfd, const char *path, int *null, struct hutch_err **err)
 {
 	_cleanup_close_ int fd = openat2_in_root(rootfd, path, O_PATH | O_NOFOLLOW);
 	if (fd < 0)
@@ -1217,19 +1263,11 @@ static int mask_path(int rootfd, const char *path, struct hutch_err **err)
 	if (S_ISDIR(st.st_mode))
 		mfd = fs_mount_detached("tmpfs", "tmpfs", "size=0", MOUNT_ATTR_RDONLY, err);
 	else {
-		/* the container's own /dev/null, so no host mount shows through; the
-		 * host's where a bind on /dev has none (a file there would not hide) */
-		_cleanup_close_ int null = openat2_in_root(rootfd, "/dev/null", O_PATH | O_NOFOLLOW);
-		struct stat nst;
-		if (null >= 0 && (fstat(null, &nst) < 0 || !S_ISCHR(nst.st_mode) ||
-				  nst.st_rdev != makedev(1, 3))) {
-			close(null);
-			null = open("/dev/null", O_PATH | O_CLOEXEC);
-		} else if (null < 0 && errno == ENOENT)
-			null = open("/dev/null", O_PATH | O_CLOEXEC);
-		mfd = null < 0 ? -1
-			       : open_tree(null, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-							     AT_EMPTY_PATH);
+		if (*null < 0)
+			*null = mask_null_open(rootfd);
+		mfd = *null < 0 ? -1
+				: open_tree(*null, "",
+					    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 	}
 	if (mfd < 0)
 		return hutch_fail_sys(err, "mask %s", path);
@@ -1302,8 +1340,9 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 		return -1;
 	if (mount_etc_files(ctx, rootfd, err) < 0)
 		return -1;
+	_cleanup_close_ int null = -1;
 	for (size_t i = 0; i < spec->n_masked_paths; i++)
-		if (mask_path(rootfd, spec->masked_paths[i], err) < 0)
+		if (mask_path(rootfd, spec->masked_paths[i], &null, err) < 0)
 			return -1;
 	for (size_t i = 0; i < spec->n_readonly_paths; i++)
 		if (readonly_path(rootfd, spec->readonly_paths[i], err) < 0)

@@ -187,6 +187,10 @@ struct hutch_spec {
 	enum hutch_seccomp_mode seccomp;
 	bool privileged;
 	bool auto_remove; /* --rm: remove rw layer and state when it exits */
+	/* the rw layer (overlay upper and work dirs) on a tmpfs private to the
+	 * container's mount namespace, gone with it: nothing made or removed on
+	 * the disk for it (run --rm; not the builder, which reads the upper) */
+	bool rw_tmpfs;
 	bool detached; /* output goes to the container's log, not to a terminal */
 	char *image_id;
 	/* "K=V" labels, kept in the record (inspect, ps --format json): a stack's

@@ -123,6 +123,8 @@ struct mount_ctx {
 	 * every mount but its own devpts is nodev, and its device nodes are
 	 * binds of the host's, as rootless */
 	bool nodev;
+	/* upper and work live on a tmpfs the child mounts on rootfs first */
+	bool rw_tmpfs;
 	/* Made by mounts_prepare in the parent, so that the child allocates
 	 * nothing for them; one entry per spec mount in each array. */
 	struct mount_opts *opts; /* its options, parsed once */

@@ -254,6 +254,7 @@ static const struct sj_field spec_fields[] = {
     ENUM(spec_t, seccomp, seccomp_enum),
     BOOL(spec_t, privileged),
     BOOL(spec_t, auto_remove),
+    BOOL(spec_t, rw_tmpfs),
     BOOL(spec_t, detached),
     STR(spec_t, image_id),
     STRV(spec_t, labels, n_labels),

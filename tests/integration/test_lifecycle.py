@@ -726,6 +726,36 @@ def test_run_rm_detached_leaves_nothing(hutch, ctr, state):
     assert mounts_mentioning(cid) == []
 
 
+def test_rm_flag_rw_layer_on_a_tmpfs_of_its_own(hutch, ctr, state):
+    # run --rm: the files the container writes live on a tmpfs of its own mount
+    # namespace: nothing of them on the disk, nothing mounted on the host
+    cid = ctr.run("--rm", "bb", "sh", "-c", "echo kept > /written; exec sleep 100")
+    wait_for(lambda: hutch("exec", cid, "cat", "/written", check=False).stdout == "kept\n",
+             what="the write")
+    # its record and its log (detached), no upper or work dir
+    assert sorted(os.listdir(state.root / "containers" / cid)) == ["container.log", "state.json"]
+    assert mounts_mentioning(cid) == []
+    seen = hutch("exec", cid, "cat", "/proc/self/mountinfo").stdout.splitlines()
+    root = [l for l in seen if l.split()[4] == "/"]
+    assert len(root) == 1 and " - overlay " in root[0], seen
+    assert f"upperdir={state.root}/containers/{cid}/upper" in root[0], root
+    # the rw layer's tmpfs is under the overlay, not reachable from inside
+    assert not [l for l in seen if "hutch-rw" in l], seen
+    hutch("stop", "-t", "0", cid)
+    wait_for(lambda: not (state.root / "containers" / cid).exists(), what="removal")
+    assert mounts_mentioning(cid) == []
+
+
+def test_rm_flag_with_a_memory_limit_writes_on_the_disk(hutch, ctr, state):
+    # files do not count against -m (as with Docker): the rw layer stays on the disk
+    cid = ctr.run("--rm", "-m", "64m", "bb", "sh", "-c", "echo kept > /written; exec sleep 100")
+    upper = state.root / "containers" / cid / "upper"
+    wait_for(lambda: (upper / "written").exists(), what="the write on the disk")
+    assert (upper / "written").read_text() == "kept\n"
+    hutch("stop", "-t", "0", cid)
+    wait_for(lambda: not (state.root / "containers" / cid).exists(), what="removal")
+
+
 # ------------------------------------------------------------------ owners dying
 
 
@@ -1077,6 +1107,9 @@ def test_start_killed_on_the_host_side_leaves_nothing(hutch, state, point):
         inject = ["-e", "trace=renameat", "-e", "inject=renameat:signal=SIGKILL:when=1"]
     else:  # upper/, after the data dir: mkdir(2) is not used by mkdir -p
         inject = ["-e", "trace=mkdir", "-e", "inject=mkdir:signal=SIGKILL:when=2"]
+        # a --rm container's rw layer is on a tmpfs the child makes, but for one
+        # with a memory limit: on the disk, made here
+        cmd[-2:-2] = ["-m", "64m"]
     cp = subprocess.run([*base, "/dev/null", *inject, *cmd], capture_output=True, text=True,
                         timeout=30)
     try:
