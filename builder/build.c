@@ -566,8 +566,45 @@ static bool is_archive(const char *path)
 	return n == 512 && !memcmp(h + 257, "ustar", 5);
 }
 
+/* The image's own file (etc/passwd, etc/group): the topmost layer that has
+ * the name decides, resolved inside that layer as inside the image's root
+ * (an absolute or ".." symlink stays in it, never leads to the host's file),
+ * a regular file only (a whiteout or a device there: the image has none), at
+ * most 1 MiB. 1 and *text, 0 if the image has none, -1 with err. */
+static int read_image_file(struct stage *s, const char *file, char **text, struct hutch_err **err)
+{
+	for (size_t i = s->n_layers; i-- > 0;) {
+		_cleanup_close_ int root = open(s->layers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (root < 0)
+			continue;
+		_cleanup_close_ int fd =
+		    openat2_retry(root, file, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return 0;
+		}
+		if (!S_ISREG(st.st_mode))
+			return 0;
+		/* read through the fd resolved above, not by name again */
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		if (read_file_at_most(AT_FDCWD, self, 1 << 20, READ_REGULAR, text, NULL, err) < 0) {
+			hutch_err_free(err);
+			return hutch_fail(err, 0,
+					  "--chown: the image's /%s is larger than 1 MiB or cannot "
+					  "be read",
+					  file);
+		}
+		return 1;
+	}
+	return 0;
+}
+
 /* "uid[:gid]" numbers, or names from the image's /etc/passwd and /etc/group. */
-static int lookup_id(struct stage *s, const char *file, const char *name, uint32_t *out)
+static int lookup_id(struct stage *s, const char *file, const char *name, uint32_t *out,
+		     struct hutch_err **err)
 {
 	char *end;
 	unsigned long v = strtoul(name, &end, 10);
@@ -575,26 +612,23 @@ static int lookup_id(struct stage *s, const char *file, const char *name, uint32
 		*out = (uint32_t)v;
 		return 0;
 	}
-	for (size_t i = s->n_layers; i-- > 0;) {
-		_cleanup_free_ char *p = xasprintf("%s/%s", s->layers[i], file);
-		_cleanup_free_ char *text = NULL;
-		if (read_file_at(AT_FDCWD, p, &text, NULL, NULL) < 0)
-			continue;
-		size_t l = strlen(name);
-		for (char *line = text; line && *line;) {
-			char *nl = strchr(line, '\n');
-			if (!strncmp(line, name, l) && line[l] == ':') {
-				char *f = strchr(line + l + 1, ':');
-				if (f) {
-					*out = (uint32_t)strtoul(f + 1, NULL, 10);
-					return 0;
-				}
+	_cleanup_free_ char *text = NULL;
+	int k = read_image_file(s, file, &text, err);
+	if (k <= 0)
+		return k < 0 ? -1 : 1;
+	size_t l = strlen(name);
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (!strncmp(line, name, l) && line[l] == ':') {
+			char *f = strchr(line + l + 1, ':');
+			if (f) {
+				*out = (uint32_t)strtoul(f + 1, NULL, 10);
+				return 0;
 			}
-			line = nl ? nl + 1 : NULL;
 		}
-		break;
+		line = nl ? nl + 1 : NULL;
 	}
-	return -1;
+	return 1;
 }
 
 static int parse_chown(struct stage *s, const char *v, struct hutch_layer_add *a,
@@ -604,11 +638,23 @@ static int parse_chown(struct stage *s, const char *v, struct hutch_layer_add *a
 	char *g = strchr(u, ':');
 	if (g)
 		*g++ = '\0';
-	if (lookup_id(s, "etc/passwd", u, &a->uid) < 0)
-		return hutch_fail(err, 0, "--chown: no user '%s' in the image's /etc/passwd", u);
+	int k = lookup_id(s, "etc/passwd", u, &a->uid, err);
+	if (k < 0)
+		return -1;
+	if (k > 0) {
+		_cleanup_free_ char *shown = printable(u, strlen(u));
+		return hutch_fail(err, 0, "--chown: no user '%s' in the image's /etc/passwd",
+				  shown);
+	}
 	a->gid = a->uid;
-	if (g && lookup_id(s, "etc/group", g, &a->gid) < 0)
-		return hutch_fail(err, 0, "--chown: no group '%s' in the image's /etc/group", g);
+	k = g ? lookup_id(s, "etc/group", g, &a->gid, err) : 0;
+	if (k < 0)
+		return -1;
+	if (k > 0) {
+		_cleanup_free_ char *shown = printable(g, strlen(g));
+		return hutch_fail(err, 0, "--chown: no group '%s' in the image's /etc/group",
+				  shown);
+	}
 	a->chown = true;
 	return 0;
 }

@@ -173,6 +173,41 @@ def test_dockerignore_honoured(hutch, tmp, build):
     assert [r for _, r in steps(build(ctx, tag="bt-ignore").stdout)] == ["CACHED"]
 
 
+def test_chown_names_resolve_inside_the_image(hutch, tmp, build):
+    """--chown=NAME reads the image's /etc/passwd and /etc/group inside the
+    image: a symlink there to a host file (or /dev/zero) never reaches the
+    host's file, and the read is bounded."""
+    host = tmp / "hostpasswd"  # a host file an image's symlink aims at
+    host.write_text("evil:x:4242:4242::/:/bin/sh\n")
+    ctx = write(tmp / "ctx", {"f": "f\n", "root/srv/pw": "app:x:1234:1234::/:/bin/sh\n",
+                              "root/srv/gr": "appg:x:2345:\n"})
+    (ctx / "etc").mkdir()
+    (ctx / "etc/passwd").symlink_to(host)
+    (ctx / "etc/group").symlink_to("/dev/zero")
+    (ctx / "root/etc").mkdir()
+    (ctx / "root/etc/passwd").symlink_to("/srv/pw")
+    (ctx / "root/etc/group").symlink_to("../srv/gr")
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY etc /etc\nCOPY --chown=evil f /f\n")
+    cp = build(ctx, tag="bt-chownlink", check=False)
+    assert cp.returncode != 0, cp.stdout
+    assert "no user 'evil' in the image's /etc/passwd" in cp.stderr, cp.stderr
+
+    def limited():  # before the fix /dev/zero was read until memory ran out
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY etc /etc\nCOPY --chown=0:zero f /f\n")
+    cp = hutch("build", "-t", "bt-chownlink", ctx, check=False, timeout=120,
+               preexec_fn=limited)
+    assert cp.returncode != 0, cp.stdout
+    assert "no group 'zero' in the image's /etc/group" in cp.stderr, cp.stderr
+    # symlinks that stay in the image (absolute, "..") resolve in it
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY root/ /\nCOPY --chown=app:appg f /f\n")
+    build(ctx, tag="bt-chownlink")
+    out = hutch("run", "--rm", "bt-chownlink", "stat", "-c", "%u:%g", "/f").stdout
+    assert out == "1234:2345\n"
+
+
 def test_copy_owners_modes_and_add_archive(hutch, tmp, build):
     ctx = write(tmp / "ctx", {
         "Containerfile": "FROM bb\n"
