@@ -759,8 +759,8 @@ static char *fd_context_rel(int ctxfd, int fd)
  * context fd, once: the layer is written from this fd, not from a name, so a
  * directory of the context swapped for a symlink between planning and
  * writing leads nowhere new. A symlink is followed while it stays inside the
- * context (RESOLVE_BENEATH: no absolute target, no ".." above it). *rel: the
- * place it leads to. */
+ * context (RESOLVE_BENEATH: no absolute target, no ".." above it); the place
+ * it leads to is matched against .dockerignore too. *rel: that place. */
 static int open_context_source(struct builder *b, const char *src, const char *mrel, int *fd_out,
 			       char **rel, struct stat *st, struct hutch_err **err)
 {
@@ -792,6 +792,13 @@ static int open_context_source(struct builder *b, const char *src, const char *m
 	_cleanup_free_ char *r = fd_context_rel(b->ctxfd, pfd);
 	if (!r)
 		return hutch_fail(err, 0, "'%s' leads outside the build context", shown);
+	if (*r && hutch_ignore_match(&b->ignore, r)) {
+		_cleanup_free_ char *rs = printable(r, strlen(r));
+		return hutch_fail(err, ENOENT,
+				  "'%s' leads to '%s', which .dockerignore excludes: it is not "
+				  "copied",
+				  shown, rs);
+	}
 	/* reopened for reading through the fd, not the name: the same inode
 	 * (only a regular file or a directory gets here) */
 	char self[64];

@@ -225,6 +225,24 @@ def test_copy_source_swapped_for_symlink_after_planning(state, hutch, tmp, build
         hutch("image", "rm", "bt-swap", check=False)
 
 
+def test_dockerignore_not_bypassed_by_symlink(hutch, tmp, build):
+    """A symlink to an ignored file is matched where it leads too."""
+    ctx = write(tmp / "ctx", {"secrets/key": "private\n", "pub/ok": "fine\n",
+                              ".dockerignore": "secrets\n"})
+    (ctx / "innocent").symlink_to("secrets/key")
+    (ctx / "via").symlink_to("secrets")
+    for src in ("innocent", "via/key", "via/"):
+        (ctx / "Containerfile").write_text(f"FROM bb\nCOPY {src} /x\n")
+        cp = build(ctx, tag="bt-ignlink", check=False)
+        assert cp.returncode != 0, cp.stdout
+        assert "which .dockerignore excludes" in cp.stderr, cp.stderr
+    # a symlink to a file that is not ignored is followed
+    (ctx / "fine").symlink_to("pub/ok")
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY fine /fine\n")
+    build(ctx, tag="bt-ignlink")
+    assert hutch("run", "--rm", "bt-ignlink", "cat", "/fine").stdout == "fine\n"
+
+
 def test_chown_names_resolve_inside_the_image(hutch, tmp, build):
     """--chown=NAME reads the image's /etc/passwd and /etc/group inside the
     image: a symlink there to a host file (or /dev/zero) never reaches the
