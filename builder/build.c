@@ -47,6 +47,7 @@ struct builder {
 	struct hutch_runtime rt;
 	struct hutch_ignore ignore;
 	char *context;	  /* realpath */
+	int ctxfd;	  /* the context, opened once: COPY sources resolve beneath it */
 	char **meta_args; /* ARGs before the first FROM */
 	size_t n_meta_args;
 	struct stage *stages;
@@ -554,20 +555,45 @@ static void hash_tree(struct builder *b, struct sha256_ctx *c, int dirfd, const 
 	strv_free(names, n);
 }
 
-static bool is_archive(const char *path)
+/* The image's own file (etc/passwd, etc/group): the topmost layer that has
+ * the name decides, resolved inside that layer as inside the image's root
+ * (an absolute or ".." symlink stays in it, never leads to the host's file),
+ * a regular file only (a whiteout or a device there: the image has none), at
+ * most 1 MiB. 1 and *text, 0 if the image has none, -1 with err. */
+static int read_image_file(struct stage *s, const char *file, char **text, struct hutch_err **err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	unsigned char h[512];
-	ssize_t n = fd >= 0 ? read(fd, h, sizeof(h)) : -1;
-	if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b)
-		return true;
-	if (n >= 4 && !memcmp(h, "\x28\xb5\x2f\xfd", 4))
-		return true;
-	return n == 512 && !memcmp(h + 257, "ustar", 5);
+	for (size_t i = s->n_layers; i-- > 0;) {
+		_cleanup_close_ int root = open(s->layers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (root < 0)
+			continue;
+		_cleanup_close_ int fd =
+		    openat2_retry(root, file, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return 0;
+		}
+		if (!S_ISREG(st.st_mode))
+			return 0;
+		/* read through the fd resolved above, not by name again */
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		if (read_file_at_most(AT_FDCWD, self, 1 << 20, READ_REGULAR, text, NULL, err) < 0) {
+			hutch_err_free(err);
+			return hutch_fail(err, 0,
+					  "--chown: the image's /%s is larger than 1 MiB or cannot "
+					  "be read",
+					  file);
+		}
+		return 1;
+	}
+	return 0;
 }
 
 /* "uid[:gid]" numbers, or names from the image's /etc/passwd and /etc/group. */
-static int lookup_id(struct stage *s, const char *file, const char *name, uint32_t *out)
+static int lookup_id(struct stage *s, const char *file, const char *name, uint32_t *out,
+		     struct hutch_err **err)
 {
 	char *end;
 	unsigned long v = strtoul(name, &end, 10);
@@ -575,26 +601,23 @@ static int lookup_id(struct stage *s, const char *file, const char *name, uint32
 		*out = (uint32_t)v;
 		return 0;
 	}
-	for (size_t i = s->n_layers; i-- > 0;) {
-		_cleanup_free_ char *p = xasprintf("%s/%s", s->layers[i], file);
-		_cleanup_free_ char *text = NULL;
-		if (read_file_at(AT_FDCWD, p, &text, NULL, NULL) < 0)
-			continue;
-		size_t l = strlen(name);
-		for (char *line = text; line && *line;) {
-			char *nl = strchr(line, '\n');
-			if (!strncmp(line, name, l) && line[l] == ':') {
-				char *f = strchr(line + l + 1, ':');
-				if (f) {
-					*out = (uint32_t)strtoul(f + 1, NULL, 10);
-					return 0;
-				}
+	_cleanup_free_ char *text = NULL;
+	int k = read_image_file(s, file, &text, err);
+	if (k <= 0)
+		return k < 0 ? -1 : 1;
+	size_t l = strlen(name);
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (!strncmp(line, name, l) && line[l] == ':') {
+			char *f = strchr(line + l + 1, ':');
+			if (f) {
+				*out = (uint32_t)strtoul(f + 1, NULL, 10);
+				return 0;
 			}
-			line = nl ? nl + 1 : NULL;
 		}
-		break;
+		line = nl ? nl + 1 : NULL;
 	}
-	return -1;
+	return 1;
 }
 
 static int parse_chown(struct stage *s, const char *v, struct hutch_layer_add *a,
@@ -604,11 +627,23 @@ static int parse_chown(struct stage *s, const char *v, struct hutch_layer_add *a
 	char *g = strchr(u, ':');
 	if (g)
 		*g++ = '\0';
-	if (lookup_id(s, "etc/passwd", u, &a->uid) < 0)
-		return hutch_fail(err, 0, "--chown: no user '%s' in the image's /etc/passwd", u);
+	int k = lookup_id(s, "etc/passwd", u, &a->uid, err);
+	if (k < 0)
+		return -1;
+	if (k > 0) {
+		_cleanup_free_ char *shown = printable(u, strlen(u));
+		return hutch_fail(err, 0, "--chown: no user '%s' in the image's /etc/passwd",
+				  shown);
+	}
 	a->gid = a->uid;
-	if (g && lookup_id(s, "etc/group", g, &a->gid) < 0)
-		return hutch_fail(err, 0, "--chown: no group '%s' in the image's /etc/group", g);
+	k = g ? lookup_id(s, "etc/group", g, &a->gid, err) : 0;
+	if (k < 0)
+		return -1;
+	if (k > 0) {
+		_cleanup_free_ char *shown = printable(g, strlen(g));
+		return hutch_fail(err, 0, "--chown: no group '%s' in the image's /etc/group",
+				  shown);
+	}
 	a->chown = true;
 	return 0;
 }
@@ -656,6 +691,8 @@ struct copy_plan {
 	size_t n;
 	char **owned; /* strings the adds point to */
 	size_t n_owned;
+	int *fds; /* the context sources the adds read, open from plan to layer */
+	size_t n_fds;
 	char *inputs;
 };
 
@@ -663,7 +700,121 @@ static void copy_plan_free(struct copy_plan *p)
 {
 	free(p->adds);
 	strv_free(p->owned, p->n_owned);
+	for (size_t i = 0; i < p->n_fds; i++)
+		close(p->fds[i]);
+	free(p->fds);
 	free(p->inputs);
+}
+
+/* A source as read through its fd (hash_file reads by name). pread: the
+ * offset stays where the layer writer starts. */
+static void hash_fd(struct sha256_ctx *c, int fd, const struct stat *st)
+{
+	char line[128];
+	snprintf(line, sizeof(line), "%o %lld ", st->st_mode, (long long)st->st_size);
+	sha256_update(c, line, strlen(line));
+	if (S_ISREG(st->st_mode)) {
+		char buf[65536];
+		ssize_t n;
+		off_t off = 0;
+		while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+			sha256_update(c, buf, (size_t)n);
+			off += n;
+		}
+	}
+	sha256_update(c, "\n", 1);
+}
+
+static bool is_archive_fd(int fd)
+{
+	unsigned char h[512];
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+	if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b)
+		return true;
+	if (n >= 4 && !memcmp(h, "\x28\xb5\x2f\xfd", 4))
+		return true;
+	return n == 512 && !memcmp(h + 257, "ustar", 5);
+}
+
+/* Where fd is, as a path below the context's (NULL if it is not below it). */
+static char *fd_context_rel(int ctxfd, int fd)
+{
+	char self[64], where[PATH_MAX], ctx[PATH_MAX];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(self, where, sizeof(where) - 1);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", ctxfd);
+	ssize_t nc = readlink(self, ctx, sizeof(ctx) - 1);
+	if (n <= 0 || nc <= 0)
+		return NULL;
+	where[n] = ctx[nc] = '\0';
+	if (!strcmp(ctx, "/"))
+		return xstrdup(where + 1);
+	size_t cl = (size_t)nc;
+	if (strncmp(where, ctx, cl) || (where[cl] && where[cl] != '/'))
+		return NULL;
+	return xstrdup(where[cl] ? where + cl + 1 : "");
+}
+
+/* Open the COPY source mrel (src as written, for messages) beneath the
+ * context fd, once: the layer is written from this fd, not from a name, so a
+ * directory of the context swapped for a symlink between planning and
+ * writing leads nowhere new. A symlink is followed while it stays inside the
+ * context (RESOLVE_BENEATH: no absolute target, no ".." above it); the place
+ * it leads to is matched against .dockerignore too. *rel: that place. */
+static int open_context_source(struct builder *b, const char *src, const char *mrel, int *fd_out,
+			       char **rel, struct stat *st, struct hutch_err **err)
+{
+	_cleanup_free_ char *shown = printable(src, strlen(src));
+	if (*mrel && hutch_ignore_match(&b->ignore, mrel))
+		return hutch_fail(err, ENOENT,
+				  "'%s' is not in the build context (or .dockerignore excludes it)",
+				  shown);
+	_cleanup_close_ int pfd = openat2_retry(b->ctxfd, *mrel ? mrel : ".", O_PATH,
+						RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+	if (pfd < 0) {
+		if (errno == EXDEV || errno == ELOOP)
+			return hutch_fail(err, 0,
+					  "'%s' leads outside the build context (through a symlink "
+					  "that points out of it, or an absolute one): copy the "
+					  "file itself into the context",
+					  shown);
+		if (errno == ENOENT)
+			return hutch_fail(
+			    err, ENOENT,
+			    "'%s' is not in the build context (or .dockerignore excludes it)",
+			    shown);
+		return hutch_fail_sys(err, "'%s' in the build context", shown);
+	}
+	if (fstat(pfd, st) < 0)
+		return hutch_fail_sys(err, "'%s' in the build context", shown);
+	if (!S_ISDIR(st->st_mode) && !S_ISREG(st->st_mode))
+		return hutch_fail(err, 0, "'%s' is not a regular file or directory", shown);
+	_cleanup_free_ char *r = fd_context_rel(b->ctxfd, pfd);
+	if (!r)
+		return hutch_fail(err, 0, "'%s' leads outside the build context", shown);
+	if (*r && hutch_ignore_match(&b->ignore, r)) {
+		_cleanup_free_ char *rs = printable(r, strlen(r));
+		return hutch_fail(err, ENOENT,
+				  "'%s' leads to '%s', which .dockerignore excludes: it is not "
+				  "copied",
+				  shown, rs);
+	}
+	/* reopened for reading through the fd, not the name: the same inode
+	 * (only a regular file or a directory gets here) */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+	int fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st2;
+	if (fd < 0 || fstat(fd, &st2) < 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = e;
+		return hutch_fail_sys(err, "open '%s' in the build context", shown);
+	}
+	*fd_out = fd;
+	*rel = steal_ptr(r);
+	return 0;
 }
 
 static char *own(struct copy_plan *p, char *s)
@@ -764,35 +915,28 @@ static int plan_copy(struct builder *b, struct stage *s, const struct hutch_step
 			const char *mrel = path + strlen(b->context) + 1;
 			if (path[strlen(b->context)] == '\0')
 				mrel = "";
-			char real[PATH_MAX];
 			struct stat sst;
-			if (!realpath(path, real) || stat(real, &sst) < 0 ||
-			    (*mrel && hutch_ignore_match(&b->ignore, mrel))) {
-				_cleanup_free_ char *shown = printable(src, strlen(src));
-				hutch_fail(err, ENOENT,
-					   "'%s' is not in the build context (or .dockerignore "
-					   "excludes it)",
-					   shown);
+			int sfd = -1;
+			char *rrel = NULL;
+			if (open_context_source(b, src, mrel, &sfd, &rrel, &sst, err) < 0) {
 				globfree(&g);
 				goto out;
 			}
-			size_t cl = strlen(b->context);
-			if (strncmp(real, b->context, cl) || (real[cl] && real[cl] != '/')) {
-				_cleanup_free_ char *shown = printable(src, strlen(src));
-				hutch_fail(err, 0, "'%s' leads outside the build context", shown);
-				globfree(&g);
-				goto out;
-			}
+			p->fds = xrealloc(p->fds, (p->n_fds + 1) * sizeof(int));
+			p->fds[p->n_fds++] = sfd;
 			struct hutch_layer_add a = proto;
-			a.src = own(p, xstrdup(real));
-			a.rel = own(p, xstrdup(real[cl] ? real + cl + 1 : ""));
+			a.rel = own(p, rrel);
+			a.src = own(p, *rrel ? xasprintf("%s/%s", b->context, rrel)
+					     : xstrdup(b->context));
+			a.has_src_fd = true;
+			a.src_fd = sfd;
 			a.ignore = ignore_cb;
 			a.ignore_data = &b->ignore;
-			const char *base = strrchr(real, '/') + 1;
+			const char *base = strrchr(a.src, '/') + 1;
 			if (S_ISDIR(sst.st_mode)) {
 				a.kind = HUTCH_ADD_PATH;
 				a.dest = dest;
-			} else if (add && is_archive(real)) {
+			} else if (add && is_archive_fd(sfd)) {
 				a.kind = HUTCH_ADD_ARCHIVE;
 				a.dest = dest;
 			} else {
@@ -801,23 +945,16 @@ static int plan_copy(struct builder *b, struct stage *s, const struct hutch_step
 			}
 			p->adds = xrealloc(p->adds, (p->n + 1) * sizeof(*p->adds));
 			p->adds[p->n++] = a;
-			/* the inputs: what is read, by content */
+			/* the inputs: what is read, by content, through the same fd */
 			sha256_update(&c, a.rel, strlen(a.rel) + 1);
-			_cleanup_free_ char *dir = xstrdup(real);
-			*strrchr(dir, '/') = '\0';
-			_cleanup_close_ int dfd =
-			    open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			struct stat lst;
-			if (dfd >= 0 && fstatat(dfd, base, &lst, 0) == 0) {
-				sha256_update(&c, a.kind == HUTCH_ADD_ARCHIVE ? "archive" : "path",
-					      5);
-				hash_file(&c, dfd, base, &lst);
-				if (S_ISDIR(lst.st_mode)) {
-					_cleanup_close_ int sub =
-					    openat(dfd, base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-					if (sub >= 0)
-						hash_tree(b, &c, sub, a.rel, 0);
-				}
+			sha256_update(&c, a.kind == HUTCH_ADD_ARCHIVE ? "archive" : "path", 5);
+			hash_fd(&c, sfd, &sst);
+			if (S_ISDIR(sst.st_mode)) {
+				/* an open file description of its own for readdir */
+				_cleanup_close_ int sub =
+				    openat(sfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				if (sub >= 0)
+					hash_tree(b, &c, sub, a.rel, 0);
 			}
 		}
 		globfree(&g);
@@ -1356,7 +1493,7 @@ static int finish(struct builder *b, struct stage *s, struct hutch_build_result 
 int hutch_build(const struct hutch_build_file *f, const struct hutch_build_opts *o,
 		struct hutch_build_result *res, struct hutch_err **err)
 {
-	struct builder b = {.f = f, .o = o};
+	struct builder b = {.f = f, .o = o, .ctxfd = -1};
 	*res = (struct hutch_build_result){0};
 	int ret = -1;
 	char real[PATH_MAX];
@@ -1366,6 +1503,9 @@ int hutch_build(const struct hutch_build_file *f, const struct hutch_build_opts 
 	if (stat(real, &cst) < 0 || !S_ISDIR(cst.st_mode))
 		return hutch_fail(err, ENOTDIR, "build context '%s' is not a directory",
 				  o->context);
+	b.ctxfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (b.ctxfd < 0)
+		return hutch_fail_sys(err, "build context '%s'", o->context);
 	b.context = xstrdup(real);
 	b.args_used = xcalloc(o->n_build_args + 1, sizeof(bool));
 	/* where the target stage ends; stages are counted by FROM */
@@ -1391,6 +1531,8 @@ int hutch_build(const struct hutch_build_file *f, const struct hutch_build_opts 
 		}
 		if (!found) {
 			free(b.context);
+			close(b.ctxfd);
+			free(b.args_used);
 			return hutch_fail(err, 0,
 					  "--target %s: no stage of that name (FROM ... AS %s)",
 					  o->target, o->target);
@@ -1481,5 +1623,6 @@ out_early:
 	strv_free(b.meta_args, b.n_meta_args);
 	free(b.args_used);
 	free(b.context);
+	close(b.ctxfd);
 	return ret;
 }

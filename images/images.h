@@ -123,6 +123,12 @@ struct hutch_layer_add {
 	bool (*ignore)(const char *rel, void *data);
 	void *ignore_data;
 	const char *rel;
+	/* HUTCH_ADD_PATH/ARCHIVE with has_src_fd: the source, already open (a
+	 * directory or a regular file; src is then only its name in messages).
+	 * The builder resolves it beneath the context once, so nothing reopens
+	 * it by name after a swap of a directory for a symlink. */
+	bool has_src_fd;
+	int src_fd;
 	bool chown, chmod;
 	uint32_t uid, gid, mode;
 };

@@ -574,8 +574,49 @@ static char *rel_dest(const char *dest)
 	return r;
 }
 
+/* A source the builder opened (beneath the context): nothing here goes by its
+ * name, which may lead elsewhere by now. */
+static int add_path_fd(struct tarw *w, const struct hutch_layer_add *a, struct hutch_err **err)
+{
+	_cleanup_free_ char *dest = rel_dest(a->dest);
+	struct stat st;
+	if (fstat(a->src_fd, &st) < 0)
+		return hutch_fail_sys(err, "%s", a->src);
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		return hutch_fail(err, 0, "%s is not a regular file or directory", a->src);
+	if (!S_ISDIR(st.st_mode) && !*dest)
+		return hutch_fail(err, EISDIR, "cannot copy file %s over the image's root", a->src);
+	if (*dest && write_parents(w, dest, a, err) < 0)
+		return -1;
+	if (S_ISDIR(st.st_mode)) {
+		/* a description of its own: the plan's fd was read by readdir */
+		_cleanup_close_ int dfd =
+		    openat(a->src_fd, ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
+			return hutch_fail_sys(err, "open %s", a->src);
+		int e = *dest ? existing_dir(w, dest, a, err) : 1;
+		if (e < 0 || (!e && write_node(w, dfd, ".", &st, dest, a, err) < 0))
+			return -1;
+		return write_tree(w, dfd, dest, a->rel ? a->rel : "", a, 0, err);
+	}
+	if (lseek(a->src_fd, 0, SEEK_SET) < 0)
+		return hutch_fail_sys(err, "%s", a->src);
+	struct tar_hdr h = {.path = dest,
+			    .type = '0',
+			    .mode = st.st_mode & 07777,
+			    .size = (uint64_t)st.st_size,
+			    .mtime = st.st_mtim.tv_sec,
+			    .xattr_fd = a->src_fd};
+	apply_owner(a, &h);
+	if (tarw_header(w, &h, err) < 0)
+		return -1;
+	return copy_data(w, a->src_fd, h.size, a->src, err);
+}
+
 static int add_path(struct tarw *w, const struct hutch_layer_add *a, struct hutch_err **err)
 {
+	if (a->has_src_fd)
+		return add_path_fd(w, a, err);
 	_cleanup_free_ char *dest = rel_dest(a->dest);
 	_cleanup_free_ char *src = xstrdup(a->src);
 	char *slash = strrchr(src, '/');
@@ -700,7 +741,16 @@ static ssize_t archive_read_cb(void *ctx, void *buf, size_t len)
 static int add_archive(struct tarw *w, const struct hutch_layer_add *a, struct hutch_err **err)
 {
 	_cleanup_free_ char *dest = rel_dest(a->dest);
-	_cleanup_close_ int fd = open(a->src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	_cleanup_close_ int fd = -1;
+	if (a->has_src_fd) {
+		/* the builder's fd, resolved beneath the context; a dup shares its
+		 * offset, hence the rewind */
+		fd = fcntl(a->src_fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0)
+			return hutch_fail_sys(err, "open %s", a->src);
+	} else {
+		fd = open(a->src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	}
 	if (fd < 0)
 		return hutch_fail_sys(err, "open %s", a->src);
 	struct layer_stream *ls = NULL;

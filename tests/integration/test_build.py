@@ -6,6 +6,7 @@ hutch containers, and files keep the owners the Containerfile gives them.
 import json
 import os
 import re
+import subprocess
 import tarfile
 import time
 
@@ -171,6 +172,110 @@ def test_dockerignore_honoured(hutch, tmp, build):
     # an ignored file changing does not invalidate the COPY
     (ctx / "secret.txt").write_text("changed\n")
     assert [r for _, r in steps(build(ctx, tag="bt-ignore").stdout)] == ["CACHED"]
+
+
+def test_copy_source_symlinks_stay_in_the_context(hutch, tmp, build):
+    """A COPY source is resolved beneath the context: a symlink that points out
+    of it (absolute, or by "..") is refused, naming the source; one that stays
+    inside is followed."""
+    outside = tmp / "outside"
+    write(outside, {"secret": "outside the context\n"})
+    ctx = write(tmp / "ctx", {"sub/file": "inside\n"})
+    (ctx / "host").symlink_to("/etc/hostname")
+    (ctx / "up").symlink_to("../outside")
+    (ctx / "inner").symlink_to("sub/file")
+    for src in ("host", "up/secret", "up/"):
+        (ctx / "Containerfile").write_text(f"FROM bb\nCOPY {src} /x\n")
+        cp = build(ctx, tag="bt-outside", check=False)
+        assert cp.returncode != 0, cp.stdout
+        assert f"'{src}' leads outside the build context" in cp.stderr, cp.stderr
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY inner /inner\n")
+    build(ctx, tag="bt-outside")
+    assert hutch("run", "--rm", "bt-outside", "cat", "/inner").stdout == "inside\n"
+
+
+def test_copy_source_swapped_for_symlink_after_planning(state, hutch, tmp, build):
+    """The race the fd path closes: a COPY source is resolved and hashed when the
+    step is planned, and the layer is written a moment later. Before, the layer
+    writer reopened the resolved path by name, so a directory of the context
+    swapped for a symlink to /etc in between was followed out of the context (a
+    root build copied /etc/shadow). gdb stops hutch exactly in that window (at
+    hutch_layer_build, after planning and hashing, before a byte of the layer is
+    read) and makes the swap there, every time: the image must still hold what
+    was planned, read through the fds opened beneath the context."""
+    token = f"planned-{os.getpid()}-{time.time_ns()}\n"  # no cache hit: the step runs
+    ctx = write(tmp / "ctx", {"Containerfile": "FROM bb\nCOPY d /d\n", "d/mine": token})
+    script = tmp / "swap.gdb"
+    script.write_text(
+        "set pagination off\nset confirm off\n"
+        "handle SIGCHLD SIGPIPE SIGALRM SIGUSR1 SIGUSR2 SIGTERM nostop noprint pass\n"
+        "break hutch_layer_build\ncommands\nsilent\n"
+        f"shell mv {ctx}/d {ctx}/d.planned && ln -s /etc {ctx}/d && touch {tmp}/swapped\n"
+        "continue\nend\nrun\n")
+    cmd = ["gdb", "-q", "-batch", "-x", str(script), "--args", state.bin, "--root",
+           str(state.root), "build", "-t", "bt-swap", str(ctx)]
+    try:
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert (tmp / "swapped").exists(), f"the breakpoint was not reached:\n{cp.stdout}\n{cp.stderr}"
+        assert (ctx / "d").is_symlink()
+        out = hutch("run", "--rm", "bt-swap", "find", "/d").stdout.split()
+        assert sorted(out) == ["/d", "/d/mine"], out
+        assert hutch("run", "--rm", "bt-swap", "cat", "/d/mine").stdout == token
+    finally:
+        hutch("image", "rm", "bt-swap", check=False)
+
+
+def test_dockerignore_not_bypassed_by_symlink(hutch, tmp, build):
+    """A symlink to an ignored file is matched where it leads too."""
+    ctx = write(tmp / "ctx", {"secrets/key": "private\n", "pub/ok": "fine\n",
+                              ".dockerignore": "secrets\n"})
+    (ctx / "innocent").symlink_to("secrets/key")
+    (ctx / "via").symlink_to("secrets")
+    for src in ("innocent", "via/key", "via/"):
+        (ctx / "Containerfile").write_text(f"FROM bb\nCOPY {src} /x\n")
+        cp = build(ctx, tag="bt-ignlink", check=False)
+        assert cp.returncode != 0, cp.stdout
+        assert "which .dockerignore excludes" in cp.stderr, cp.stderr
+    # a symlink to a file that is not ignored is followed
+    (ctx / "fine").symlink_to("pub/ok")
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY fine /fine\n")
+    build(ctx, tag="bt-ignlink")
+    assert hutch("run", "--rm", "bt-ignlink", "cat", "/fine").stdout == "fine\n"
+
+
+def test_chown_names_resolve_inside_the_image(hutch, tmp, build):
+    """--chown=NAME reads the image's /etc/passwd and /etc/group inside the
+    image: a symlink there to a host file (or /dev/zero) never reaches the
+    host's file, and the read is bounded."""
+    host = tmp / "hostpasswd"  # a host file an image's symlink aims at
+    host.write_text("evil:x:4242:4242::/:/bin/sh\n")
+    ctx = write(tmp / "ctx", {"f": "f\n", "root/srv/pw": "app:x:1234:1234::/:/bin/sh\n",
+                              "root/srv/gr": "appg:x:2345:\n"})
+    (ctx / "etc").mkdir()
+    (ctx / "etc/passwd").symlink_to(host)
+    (ctx / "etc/group").symlink_to("/dev/zero")
+    (ctx / "root/etc").mkdir()
+    (ctx / "root/etc/passwd").symlink_to("/srv/pw")
+    (ctx / "root/etc/group").symlink_to("../srv/gr")
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY etc /etc\nCOPY --chown=evil f /f\n")
+    cp = build(ctx, tag="bt-chownlink", check=False)
+    assert cp.returncode != 0, cp.stdout
+    assert "no user 'evil' in the image's /etc/passwd" in cp.stderr, cp.stderr
+
+    def limited():  # before the fix /dev/zero was read until memory ran out
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY etc /etc\nCOPY --chown=0:zero f /f\n")
+    cp = hutch("build", "-t", "bt-chownlink", ctx, check=False, timeout=120,
+               preexec_fn=limited)
+    assert cp.returncode != 0, cp.stdout
+    assert "no group 'zero' in the image's /etc/group" in cp.stderr, cp.stderr
+    # symlinks that stay in the image (absolute, "..") resolve in it
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY root/ /\nCOPY --chown=app:appg f /f\n")
+    build(ctx, tag="bt-chownlink")
+    out = hutch("run", "--rm", "bt-chownlink", "stat", "-c", "%u:%g", "/f").stdout
+    assert out == "1234:2345\n"
 
 
 def test_copy_owners_modes_and_add_archive(hutch, tmp, build):
