@@ -29,7 +29,7 @@ UNIT_ASAN_BINS := $(UNIT_SRCS:tests/unit/%.c=build/unit-asan/%)
 DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev zlib1g-dev \
 	libzstd-dev libnl-3-dev libnl-route-3-dev libiniparser-dev libyaml-dev libcmocka-dev \
 	python3 python3-pytest busybox-static uidmap iproute2 procps util-linux zstd gzip tar \
-	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gcc libc6-dev gcc-multilib \
+	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gdb gcc libc6-dev gcc-multilib \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
 	python3-cryptography clang libclang-rt-dev bind9-dnsutils \
 	libnftables-dev nftables passt
