@@ -194,3 +194,21 @@ def test_without_the_flags_run_d_is_unchanged(state, hutch, ctr):
     assert not (state.root / "stacks" / "plain").exists()
     hutch("stop", "plain")
     assert inspect(hutch, "plain")["status"] == "exited"
+
+
+def test_a_killed_supervisor_is_replaced_by_stack_restore(state, hutch, ctr):
+    ctr.run("--restart", "always", "bb", "sh", "-c", "sleep 0.3; exit 2", name="orphan")
+    pid = supervisor_pid(state, "orphan")
+    os.kill(pid, 9)  # our supervisor, by its pid
+    wait_for(lambda: not alive(pid), what="the supervisor killed")
+    wait_for(lambda: inspect(hutch, "orphan")["status"] == "exited", what="orphan exited")
+    n = inspect(hutch, "orphan")["restart_count"]
+    time.sleep(0.5)
+    assert inspect(hutch, "orphan")["restart_count"] == n  # nobody restarts it
+    assert "stack orphan restored" in hutch("stack", "restore").stderr
+    wait_for(lambda: inspect(hutch, "orphan")["restart_count"] > n, timeout=10,
+             what="orphan restarted by the new supervisor")
+    new = supervisor_pid(state, "orphan")
+    assert new != pid and alive(new)
+    hutch("rm", "-f", "orphan")
+    gone(state, hutch, "orphan", new)
