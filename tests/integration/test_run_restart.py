@@ -63,7 +63,7 @@ def test_on_failure_restarts_exactly_n_times(state, hutch, ctr):
     assert ps_status(hutch, "onfail").startswith("Exited (3)")
     # the same container ran three times: its log has the three runs
     assert hutch("logs", "onfail").stdout.count("ran") == 3
-    hutch("rm", "-f", "onfail")
+    hutch("rm", "onfail")  # exited: no -f needed
     gone(state, hutch, "onfail", pid)
 
 
@@ -97,6 +97,14 @@ def test_always_restarts_a_crash_with_backoff_and_stop_keeps_it_down(state, hutc
 def test_stop_of_a_running_always_container(state, hutch, ctr):
     ctr.run("--restart", "always", "bb", "sh", "-c", LOOP, name="steady")
     wait_for(lambda: ps_status(hutch, "steady").startswith("Up"), what="steady up")
+    # kill is a crash: the policy brings it back
+    hutch("kill", "steady")
+    wait_for(lambda: inspect(hutch, "steady")["restart_count"] == 1 and
+             ps_status(hutch, "steady").startswith("Up"), timeout=10,
+             what="steady restarted after kill")
+    # a running supervised container is not removed without -f
+    cp = hutch("rm", "steady", check=False)
+    assert cp.returncode == 1 and inspect(hutch, "steady")["status"] == "running"
     hutch("stop", "steady")
     time.sleep(1.0)
     assert inspect(hutch, "steady")["status"] == "exited"
@@ -122,6 +130,15 @@ def test_health_cmd_healthy_then_unhealthy(state, hutch, ctr):
     h = inspect(hutch, "checked")["health"]
     assert h["status"] == "unhealthy" and h["failing_streak"] >= 2
     assert 1 <= len(h["log"]) <= 5 and h["log"][-1]["exit_code"] != 0
+
+
+def test_health_cmd_with_single_quotes(state, hutch, ctr):
+    ctr.run("--health-cmd", "echo 'a;b  #c' $0", "--health-interval", "100ms", "bb", "sh",
+            "-c", LOOP, name="quoted")
+    wait_for(lambda: ps_status(hutch, "quoted").endswith("(healthy)"), timeout=10,
+             what="ps showing (healthy)")
+    out = inspect(hutch, "quoted")["health"]["log"][-1]["output"]
+    assert out.strip() == "a;b  #c /bin/sh", out
 
 
 def test_wait_returns_the_exit_code(state, hutch, ctr):
