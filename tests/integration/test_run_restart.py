@@ -229,3 +229,13 @@ def test_a_killed_supervisor_is_replaced_by_stack_restore(state, hutch, ctr):
     assert new != pid and alive(new)
     hutch("rm", "-f", "orphan")
     gone(state, hutch, "orphan", new)
+
+
+def test_up_of_a_stack_of_the_same_name_is_refused(state, hutch, ctr, tmp):
+    ctr.run("--restart", "always", "bb", "sh", "-c", LOOP, name="clash")
+    f = tmp / "hutch.ini"
+    f.write_text("[stack]\nname = clash\n\n[service.web]\nimage = bb\ncommand = sleep 60\n")
+    cp = hutch("up", "-d", "-f", f, check=False)
+    assert cp.returncode == 1 and "'clash' is taken by container clash" in cp.stderr, cp.stderr
+    assert inspect(hutch, "clash")["status"] == "running"
+    assert ps_status(hutch, "clash").startswith("Up")
