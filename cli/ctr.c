@@ -1,6 +1,7 @@
 /* hutch ps | exec | logs | stop | kill | rm | inspect | start | restart | wait */
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -268,6 +269,112 @@ static int wait_exit(struct hutch_runtime *rt, const struct hutch_state *s, int 
 	return 0;
 }
 
+/* ---- containers of `run -d --restart/--health-cmd` (cli/run.c) -----------------
+ * Such a container is the one replica of a stack named as it is, watched by
+ * that stack's supervisor: stop, start and restart go through the supervisor
+ * (so that a stopped container stays down, as `docker stop` of a
+ * --restart=always one does), rm takes the stack down and removes its files,
+ * inspect adds what the supervisor knows (health, probes). */
+int cli_stack_call(struct cli_ctx *ctx, const char *verb, const char *name, const char *req,
+		   int timeout_ms, struct json_object **out, char **errmsg);
+
+static const char *supervised_stack(const struct hutch_state *s)
+{
+	const char *v = hutch_label_get(s->labels, s->n_labels, "hutch.supervised");
+	return v && !strcmp(v, "run") ? hutch_label_get(s->labels, s->n_labels, "hutch.stack")
+				      : NULL;
+}
+
+/* Tell the supervisor cmd ("stop", "start", "restart") for the container: 0
+ * told, 1 no supervisor runs, -1 failed (said). */
+static int sup_tell(struct cli_ctx *ctx, const char *verb, const char *stack, const char *cmd)
+{
+	if (hutch_stack_supervisor(ctx->data_root, ctx->run_root, stack) <= 0)
+		return 1;
+	_cleanup_free_ char *req = xasprintf("{\"cmd\":\"%s\",\"services\":[\"run\"]}", cmd);
+	return cli_stack_call(ctx, verb, stack, req, 30000, NULL, NULL) == 0 ? 0 : -1;
+}
+
+/* rm of a supervised container: its supervisor takes it down (removing it),
+ * then the stack's files go. */
+static int rm_supervised(struct cli_ctx *ctx, struct hutch_runtime *rt, const struct hutch_state *s,
+			 const char *stack, bool force, struct hutch_err **err)
+{
+	if (s->status == HUTCH_RUNNING && !force)
+		return hutch_state_remove(rt, s, false, err);
+	pid_t pid = hutch_stack_supervisor(ctx->data_root, ctx->run_root, stack);
+	if (pid > 0) {
+		/* rm -f kills, as docker's does */
+		char *why = NULL;
+		if (cli_stack_call(ctx, "rm", stack, "{\"cmd\":\"down\",\"timeout\":0}", 60000,
+				   NULL, &why) != 0) {
+			/* not answered: it is stuck or dying; without it */
+			free(why);
+			kill(pid, SIGKILL);
+		}
+		for (int i = 0;
+		     i < 3000 && hutch_stack_supervisor(ctx->data_root, ctx->run_root, stack) > 0;
+		     i++)
+			usleep(10000);
+	}
+	struct hutch_state *now = NULL;
+	if (hutch_state_find(rt, s->id, &now, NULL) == 0) {
+		int r = hutch_state_remove(rt, now, true, err);
+		hutch_state_free(now);
+		if (r < 0)
+			return r;
+	}
+	_cleanup_free_ char *data = xasprintf("%s/stacks/%s", ctx->data_root, stack);
+	_cleanup_free_ char *run = xasprintf("%s/stacks/%s", ctx->run_root, stack);
+	if (remove_tree_at(AT_FDCWD, data, err) < 0)
+		return -1;
+	if (hutch_stack_supervisor(ctx->data_root, ctx->run_root, stack) <= 0)
+		remove_tree_at(AT_FDCWD, run, NULL);
+	return 0;
+}
+
+/* inspect: the container's record, with the supervisor's "health" (status,
+ * failing streak, the last 5 probes, as docker's State.Health) and its
+ * restart policy's count. */
+static char *inspect_json(struct cli_ctx *ctx, const struct hutch_state *s)
+{
+	char *text = hutch_state_to_json(s, true);
+	const char *stack = supervised_stack(s);
+	struct json_object *st = NULL, *reps = NULL;
+	if (!stack || hutch_stack_supervisor(ctx->data_root, ctx->run_root, stack) <= 0 ||
+	    cli_stack_call(ctx, "inspect", stack, "{\"cmd\":\"status\"}", 10000, &st, NULL) != 0)
+		return text;
+	struct json_object *o = json_tokener_parse(text);
+	if (o && json_object_object_get_ex(st, "replicas", &reps) &&
+	    json_object_array_length(reps) > 0) {
+		struct json_object *rep = json_object_array_get_idx(reps, 0), *v;
+		struct json_object *sup = json_object_new_object();
+		const char *keys[] = {"state", "restarts", "status", "why"};
+		for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+			if (json_object_object_get_ex(rep, keys[i], &v))
+				json_object_object_add(sup, keys[i], json_object_get(v));
+		json_object_object_add(o, "supervisor", sup);
+		if (json_object_object_get_ex(rep, "health", &v) &&
+		    strcmp(json_object_get_string(v), "none")) {
+			struct json_object *h = json_object_new_object();
+			json_object_object_add(h, "status", json_object_get(v));
+			if (json_object_object_get_ex(rep, "failing_streak", &v))
+				json_object_object_add(h, "failing_streak", json_object_get(v));
+			json_object_object_add(h, "log",
+					       json_object_object_get_ex(rep, "probes", &v)
+						   ? json_object_get(v)
+						   : json_object_new_array());
+			json_object_object_add(o, "health", h);
+		}
+		free(text);
+		text = xstrdup(json_object_to_json_string_ext(
+		    o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+	json_object_put(o);
+	json_object_put(st);
+	return text;
+}
+
 /* Shared shape of stop / kill / rm / inspect / start / restart / wait: options,
  * then container refs. */
 enum { CTR_TIME, CTR_SIGNAL, CTR_FORCE, CTR_ATTACH };
@@ -362,7 +469,33 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 		struct hutch_state *s = NULL;
 		int r = hutch_state_find(&rt, argv[k], &s, &err);
 		int code = 0;
-		if (r == 0 && !strcmp(verb, "restart")) {
+		const char *stack = r == 0 ? supervised_stack(s) : NULL;
+		if (stack &&
+		    (!strcmp(verb, "stop") || !strcmp(verb, "start") || !strcmp(verb, "restart"))) {
+			int t = sup_tell(ctx, verb, stack, verb);
+			if (t == 0 && !strcmp(verb, "stop"))
+				t = hutch_state_wait_exited(&rt, s, -1, &err) < 0 ? -1 : 0;
+			if (t <= 0) {
+				if (t == 0)
+					printf("%s\n", argv[k]);
+				else
+					rc = 1;
+				hutch_err_free(&err);
+				hutch_state_free(s);
+				fflush(stdout);
+				continue;
+			}
+			/* no supervisor (killed): as for any container */
+		}
+		if (stack && !strcmp(verb, "rm")) {
+			r = rm_supervised(ctx, &rt, s, stack, force, &err);
+			if (r == 0) {
+				printf("%s\n", argv[k]);
+				hutch_state_free(s);
+				fflush(stdout);
+				continue;
+			}
+		} else if (r == 0 && !strcmp(verb, "restart")) {
 			/* stop (a no-op when it has exited), then start what is there now */
 			r = hutch_state_stop(&rt, s, timeout, &err);
 			hutch_state_free(steal_ptr(s));
@@ -386,7 +519,7 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 			else if (!strcmp(verb, "rm"))
 				r = hutch_state_remove(&rt, s, force, &err);
 			else {
-				_cleanup_free_ char *j = hutch_state_to_json(s, true);
+				_cleanup_free_ char *j = inspect_json(ctx, s);
 				printf("%s%s", k > i ? "," : "", j);
 			}
 		}

@@ -1,13 +1,17 @@
 /* hutch run: docker-like flags -> a container spec -> the runtime. */
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/stack_src.h"
 #include "common/util.h"
 #include "images/images.h"
 #include "net/net.h"
 #include "runtime/runtime.h"
+#include "supervisor/supervisor.h"
 
 struct run_opts {
 	bool rm, interactive, tty, read_only, init, privileged;
@@ -21,6 +25,10 @@ struct run_opts {
 	const char **publish, **aliases, **more_networks; /* --network after the first */
 	size_t n_publish, n_aliases, n_more_networks;
 	bool entrypoint_set, detach;
+	/* supervision, as docker run's: a one-service stack under the hood */
+	const char *restart, *health_cmd, *health_interval, *health_timeout, *health_retries,
+	    *health_start_period, *health_start_interval;
+	bool no_healthcheck;
 };
 
 static void run_usage(FILE *out)
@@ -62,7 +70,15 @@ static void run_usage(FILE *out)
 	      "      --device HOST[:DEST][:PERMS]  a host device node (PERMS: of rwm)\n"
 	      "      --privileged       all capabilities and host devices, no seccomp or masks\n"
 	      "      --security-opt OPT seccomp=unconfined, no-new-privileges[=true|false]\n"
-	      "      --stop-signal SIG  signal that stops the container (default SIGTERM)\n",
+	      "      --stop-signal SIG  signal that stops the container (default SIGTERM)\n"
+	      "      --restart POLICY   no, always, on-failure[:N], unless-stopped (needs -d)\n"
+	      "      --health-cmd CMD   a health check, run with /bin/sh -c in the container\n"
+	      "      --health-interval D  time between checks (default 30s)\n"
+	      "      --health-timeout D   how long a check may take (default 30s)\n"
+	      "      --health-retries N   failures in a row that make it unhealthy (default 3)\n"
+	      "      --health-start-period D    failures in this time do not count (default 0s)\n"
+	      "      --health-start-interval D  time between checks in the start period (5s)\n"
+	      "      --no-healthcheck   no health check\n",
 	      out);
 }
 
@@ -77,7 +93,8 @@ enum opt_id {
 	O_RM, O_I, O_T, O_E, O_ENVFILE, O_V, O_TMPFS, O_W, O_U, O_H, O_NAME, O_ENTRY, O_RO, O_MEM,
 	O_SWAP, O_CPUS, O_PIDS, O_ULIMIT, O_CAPADD, O_CAPDROP, O_NET, O_INIT, O_PRIV, O_SECOPT,
 	O_STOPSIG, O_HELP, O_DETACH, O_DNS, O_DNS_SEARCH, O_DNS_OPTION, O_ADD_HOST, O_DEVICE,
-	O_PUBLISH, O_NET_ALIAS,
+	O_PUBLISH, O_NET_ALIAS, O_RESTART, O_HCMD, O_HINTERVAL, O_HTIMEOUT, O_HRETRIES,
+	O_HSTART_PERIOD, O_HSTART_INTERVAL, O_NO_HEALTH,
 };
 static const struct cli_opt options[] = {
 	{"rm", 0, false, O_RM},
@@ -117,7 +134,44 @@ static const struct cli_opt options[] = {
 	{"publish", 'p', true, O_PUBLISH},
 	{"network-alias", 0, true, O_NET_ALIAS},
 	{"net-alias", 0, true, O_NET_ALIAS},
+	{"restart", 0, true, O_RESTART},
+	{"health-cmd", 0, true, O_HCMD},
+	{"health-interval", 0, true, O_HINTERVAL},
+	{"health-timeout", 0, true, O_HTIMEOUT},
+	{"health-retries", 0, true, O_HRETRIES},
+	{"health-start-period", 0, true, O_HSTART_PERIOD},
+	{"health-start-interval", 0, true, O_HSTART_INTERVAL},
+	{"no-healthcheck", 0, false, O_NO_HEALTH},
 };
+
+/* --restart's value, as the stack file's restart key takes it. */
+static bool restart_valid(const char *v)
+{
+	if (!strcmp(v, "no") || !strcmp(v, "always") || !strcmp(v, "unless-stopped") ||
+	    !strcmp(v, "on-failure"))
+		return true;
+	if (strncmp(v, "on-failure:", 11) || !v[11] || strlen(v + 11) > 7)
+		return false;
+	for (const char *c = v + 11; *c; c++)
+		if (*c < '0' || *c > '9')
+			return false;
+	return atol(v + 11) <= 1000000;
+}
+
+/* A --health-* duration: Go's syntax ("500ms", "1m30s"); min_ns the least. */
+static int duration_opt(const char *flag, const char *v, int64_t min_ns)
+{
+	int64_t ns;
+	if (parse_duration(v, &ns) < 0 || ns < min_ns) {
+		_cleanup_free_ char *shown = cli_shown(v);
+		fprintf(stderr,
+			"hutch: run: invalid %s '%s': a duration such as 30s, 500ms or 1m30s%s "
+			"expected\n",
+			flag, shown, min_ns ? " (at least 1ms)" : "");
+		return -1;
+	}
+	return 0;
+}
 
 static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 {
@@ -179,6 +233,57 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 	case O_DEVICE: push(&o->devices, &o->n_devices, v); break;
 	case O_PUBLISH: push(&o->publish, &o->n_publish, v); break;
 	case O_NET_ALIAS: push(&o->aliases, &o->n_aliases, v); break;
+	case O_RESTART:
+		if (!restart_valid(v)) {
+			_cleanup_free_ char *shown = cli_shown(v);
+			fprintf(stderr,
+				"hutch: run: invalid --restart '%s': use no, always, on-failure, "
+				"on-failure:N (N from 0, no limit, to 1000000) or unless-stopped\n",
+				shown);
+			return -1;
+		}
+		o->restart = v;
+		break;
+	case O_HCMD:
+		if (!*v || strchr(v, '\n') || strlen(v) > 800 ||
+		    (strchr(v, '\'') && strchr(v, '"'))) {
+			_cleanup_free_ char *shown = cli_shown(v);
+			fprintf(stderr,
+				"hutch: run: --health-cmd '%s' cannot be used: give a command of "
+				"one line, at most 800 bytes, without both ' and \" in it (put "
+				"a longer check in a script in the image)\n",
+				shown);
+			return -1;
+		}
+		o->health_cmd = v;
+		break;
+	case O_HINTERVAL:
+		o->health_interval = v;
+		return duration_opt("--health-interval", v, 1000000);
+	case O_HTIMEOUT:
+		o->health_timeout = v;
+		return duration_opt("--health-timeout", v, 1000000);
+	case O_HSTART_PERIOD:
+		o->health_start_period = v;
+		return duration_opt("--health-start-period", v, 0);
+	case O_HSTART_INTERVAL:
+		o->health_start_interval = v;
+		return duration_opt("--health-start-interval", v, 1000000);
+	case O_HRETRIES: {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (!*v || *end || n < 1 || n > 1000000) {
+			_cleanup_free_ char *shown = cli_shown(v);
+			fprintf(stderr,
+				"hutch: run: invalid --health-retries '%s': a number from 1 to "
+				"1000000 expected\n",
+				shown);
+			return -1;
+		}
+		o->health_retries = v;
+		break;
+	}
+	case O_NO_HEALTH: o->no_healthcheck = true; break;
 	}
 	return 0;
 }
@@ -342,6 +447,187 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 	return 0;
 }
 
+
+/* ---- supervised containers: `run -d --restart ... --health-cmd ...` ----------
+ * Such a container is a one-service stack under the hood, so that the stack
+ * supervisor (restart policy with its backoff, health checks, `ps` status) is
+ * the one that watches it: run writes the stack file DATA/stacks/NAME/hutch.ini
+ * (service "run", the container's settings staying the container's own), makes
+ * the container as without these flags, labelled as that stack's replica with
+ * the config hash the supervisor expects, and starts a supervisor that adopts
+ * it. A restart starts the same container again; `stack restore` and a
+ * supervisor's adoption after a SIGKILL work as for any stack. */
+#define RUN_SERVICE "run"
+
+static bool supervised(const struct run_opts *o)
+{
+	return (o->restart && strcmp(o->restart, "no")) || o->health_cmd || o->health_interval ||
+	       o->health_timeout || o->health_retries || o->health_start_period ||
+	       o->health_start_interval;
+}
+
+static int check_supervised(const struct run_opts *o, struct hutch_err **err)
+{
+	const char *flag = o->restart && strcmp(o->restart, "no") ? "--restart"
+			   : o->health_cmd			  ? "--health-cmd"
+								  : "--health-*";
+	if (!o->detach)
+		return hutch_fail(
+		    err, 0,
+		    "%s needs -d: a supervisor watches the container in the "
+		    "background (run it with -d, then 'hutch wait' or 'hutch logs -f')",
+		    flag);
+	if (o->rm)
+		return hutch_fail(
+		    err, 0,
+		    "conflicting options: %s and --rm (a supervised container is kept "
+		    "to be started again; 'hutch rm -f' removes it)",
+		    flag);
+	if (!o->health_cmd && (o->health_interval || o->health_timeout || o->health_retries ||
+			       o->health_start_period || o->health_start_interval))
+		return hutch_fail(err, 0, "the --health-* options need --health-cmd CMD");
+	if (o->health_cmd && o->no_healthcheck)
+		return hutch_fail(err, 0, "conflicting options: --no-healthcheck and --health-cmd");
+	if (bridge_network(o))
+		return hutch_fail(
+		    err, 0,
+		    "%s with a bridge network (--network %s, -p): not supported yet "
+		    "(a restarted container would come back without its network): use "
+		    "--network none or host",
+		    flag, o->network ? o->network : "bridge");
+	return 0;
+}
+
+/* --health-cmd CMD as the stack file's health_cmd: the words /bin/sh -c CMD,
+ * as docker's CMD-SHELL, quoted for the INI reader (a value in quotes is taken
+ * as it is, then interpolated: $ as $$, then split into words). */
+static char *health_cmd_value(const char *cmd)
+{
+	bool single_outside = strchr(cmd, '\'') == NULL;
+	size_t len = strlen(cmd);
+	char *out = xcalloc(1, len * 5 + 32), *w = out;
+	w +=
+	    sprintf(w, "%s/bin/sh -c %s", single_outside ? "'" : "\"", single_outside ? "\"" : "'");
+	for (const char *c = cmd; *c; c++) {
+		if (*c == '$')
+			*w++ = '$';
+		if (single_outside && (*c == '"' || *c == '\\' || *c == '`')) {
+			*w++ = '\\';
+		} else if (!single_outside && *c == '\'') {
+			w += sprintf(w, "'\\''");
+			continue;
+		}
+		*w++ = *c;
+	}
+	sprintf(w, "%s%s", single_outside ? "\"" : "'", single_outside ? "'" : "\"");
+	return out;
+}
+
+static char *stack_ini(const struct run_opts *o, const char *name, const char *image_id)
+{
+	char *ini = xasprintf("; made by hutch run: the supervisor of container %s reads it\n"
+			      "[stack]\nname = %s\n\n[service." RUN_SERVICE "]\nimage = sha256:%s\n"
+			      "restart = %s\n",
+			      name, name, image_id, o->restart ? o->restart : "no");
+	const struct {
+		const char *key, *value;
+	} keys[] = {
+	    {"health_interval", o->health_interval},
+	    {"health_timeout", o->health_timeout},
+	    {"health_retries", o->health_retries},
+	    {"health_start_period", o->health_start_period},
+	    {"health_start_interval", o->health_start_interval},
+	    {"stop_signal", o->stop_signal},
+	};
+	if (o->health_cmd) {
+		_cleanup_free_ char *v = health_cmd_value(o->health_cmd);
+		char *more = xasprintf("%shealth_cmd = %s\n", ini, v);
+		free(ini);
+		ini = more;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (keys[i].value) {
+			char *more = xasprintf("%s%s = %s\n", ini, keys[i].key, keys[i].value);
+			free(ini);
+			ini = more;
+		}
+	return ini;
+}
+
+/* Name the container (a generated name when --name was not given), write its
+ * stack file and label the spec as the stack's replica. *dir: the stack's
+ * directory, made here (removed by the caller on failure). */
+static int prepare_supervised(struct cli_ctx *ctx, struct hutch_runtime *rt,
+			      const struct run_opts *o, const struct hutch_image *img,
+			      struct hutch_spec *spec, char **dir, struct hutch_stack **stack,
+			      struct hutch_err **err)
+{
+	if (!spec->name) {
+		_cleanup_free_ char *gen = xasprintf("run-%.12s", spec->id);
+		hutch_spec_set_name(spec, gen);
+	}
+	const char *name = spec->name;
+	if (strlen(name) > 63)
+		return hutch_fail(err, 0,
+				  "--name '%s': a supervised container's name is at most 63 "
+				  "characters (it names its stack too)",
+				  name);
+	struct hutch_state *other = NULL;
+	if (hutch_state_find(rt, name, &other, NULL) == 0) {
+		hutch_fail(err, 0,
+			   "the name '%s' is in use by container %.12s: remove it ('hutch rm -f "
+			   "%s') or give another --name",
+			   name, other->id, name);
+		hutch_state_free(other);
+		return -1;
+	}
+	_cleanup_free_ char *path = xasprintf("%s/stacks/%s", ctx->data_root, name);
+	if (access(path, F_OK) == 0)
+		return hutch_fail(
+		    err, 0,
+		    "a stack named '%s' exists ('hutch stack ls'): give the container "
+		    "another --name",
+		    name);
+	if (mkdir_p_at(AT_FDCWD, path, 0700, err) < 0)
+		return -1;
+	*dir = xstrdup(path);
+	_cleanup_free_ char *file = xasprintf("%s/hutch.ini", path);
+	_cleanup_free_ char *ini = stack_ini(o, name, img->id);
+	if (write_file_at(AT_FDCWD, file, ini, err) < 0 || hutch_stack_load(file, stack, err) < 0)
+		return -1;
+	char hash[17];
+	if (hutch_stack_service_hash(*stack, RUN_SERVICE, img->id, hash) < 0)
+		return hutch_fail(err, 0, "%s: no service " RUN_SERVICE, file);
+	_cleanup_free_ char *l1 = xasprintf("hutch.stack=%s", name);
+	_cleanup_free_ char *l4 = xasprintf("hutch.config-hash=%s", hash);
+	hutch_spec_set_label(spec, l1);
+	hutch_spec_set_label(spec, "hutch.service=" RUN_SERVICE);
+	hutch_spec_set_label(spec, "hutch.replica=1");
+	hutch_spec_set_label(spec, l4);
+	/* `hutch stop`, `rm`, `restart` go through its supervisor (cli/ctr.c) */
+	hutch_spec_set_label(spec, "hutch.supervised=run");
+	return 0;
+}
+
+/* The container is made and runs: start its supervisor, which adopts it. On
+ * failure the container and the stack's directory go. */
+static int start_supervisor(struct cli_ctx *ctx, struct hutch_runtime *rt,
+			    struct hutch_stack *stack, const char *dir, const char *id)
+{
+	_cleanup_free_ char *file = xasprintf("%s/hutch.ini", dir);
+	char *files[] = {file};
+	struct hutch_stack_src src = {.files = files, .n_files = 1};
+	if (cli_stack_spawn(ctx, "run", stack, &src, NULL, 0, true) == 0)
+		return 0;
+	struct hutch_state *st = NULL;
+	if (hutch_state_find(rt, id, &st, NULL) == 0) {
+		hutch_state_remove(rt, st, true, NULL);
+		hutch_state_free(st);
+	}
+	remove_tree_at(AT_FDCWD, dir, NULL);
+	return -1;
+}
+
 static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, const struct hutch_image *img, int cmd_argc,
 		      char **cmd_argv, struct hutch_spec *spec, struct hutch_err **err)
 {
@@ -503,6 +789,10 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	struct hutch_net_ctx nctx = {.data_root = ctx->data_root, .run_root = ctx->run_root};
 	bool attached = false;
 
+	_cleanup_free_ char *sup_dir = NULL;
+	struct hutch_stack *stack = NULL;
+	if (supervised(&o) && check_supervised(&o, &err) < 0)
+		goto out;
 	if (o.tty && !o.detach && !isatty(STDIN_FILENO) && !isatty(STDOUT_FILENO) && !ctx->quiet)
 		fprintf(stderr, "hutch: warning: -t given but neither stdin nor stdout is a "
 				"terminal\n");
@@ -524,9 +814,20 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			goto out;
 		hutch_trace("network attached");
 	}
+	if (supervised(&o) &&
+	    prepare_supervised(ctx, &rt, &o, img, spec, &sup_dir, &stack, &err) < 0)
+		goto out;
 	if (o.detach) {
 		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)
 			goto out;
+		if (stack) {
+			int sr = start_supervisor(ctx, &rt, stack, sup_dir, spec->id);
+			free(steal_ptr(sup_dir)); /* kept, or removed with the container */
+			if (sr < 0) {
+				rc = 125;
+				goto out;
+			}
+		}
 		/* the network is taken down by `hutch internal finish`, which its
 		 * keeper execs once it has exited (cli/internal.c) */
 		attached = false;
@@ -568,6 +869,9 @@ out:
 				rc = 125;
 		}
 	}
+	if (sup_dir)
+		remove_tree_at(AT_FDCWD, sup_dir, NULL);
+	hutch_stack_free(stack);
 	hutch_runtime_fini(&rt);
 	hutch_spec_free(spec);
 	hutch_image_free(img);

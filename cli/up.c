@@ -603,6 +603,21 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	/* a container of `hutch run --restart|--health-cmd` is supervised as a stack
+	 * named as it is, with its file there (cli/run.c): another file would
+	 * remove it as "no longer in the file" */
+	char *run_ini = xasprintf("%s/stacks/%s/hutch.ini", ctx->data_root, name);
+	bool taken = access(run_ini, F_OK) == 0 && strcmp(run_ini, hutch_stack_file(stack));
+	free(run_ini);
+	if (taken) {
+		fprintf(stderr,
+			"hutch: up: the stack name '%s' is taken by container %s (run with "
+			"--restart or --health-cmd, supervised as a stack of that name): give "
+			"this stack another name (-p NAME, or name = in [stack])\n",
+			name, name);
+		rc = 1;
+		goto out;
+	}
 	for (int k = i; k < argc; k++) {
 		bool known = false;
 		for (size_t s = 0; s < hutch_stack_n_services(stack); s++)

@@ -400,3 +400,14 @@ void hutch_stack_ps_status(const char *data_root, char *const *labels, size_t n_
 		snprintf(status, len, "Restarting (%d) %s ago", exit_code, when);
 	}
 }
+
+int hutch_stack_service_hash(const struct hutch_stack *stack, const char *service,
+			     const char *image_id, char out[17])
+{
+	for (size_t i = 0; i < stack->n_services; i++)
+		if (!strcmp(stack->services[i].name, service)) {
+			sup_config_hash(&stack->services[i], image_id, out);
+			return 0;
+		}
+	return -1;
+}

@@ -910,6 +910,8 @@ static struct json_object *replica_json(struct sup *s, struct replica *rep, int6
 	json_object_object_add(o, "state", json_object_new_string(svc_state_name(rep->r.state)));
 	json_object_object_add(o, "health", json_object_new_string(svc_health_name(rep->r.health)));
 	json_object_object_add(o, "restarts", json_object_new_int((int)rep->r.restarts));
+	json_object_object_add(o, "failing_streak",
+			       json_object_new_int((int)rep->r.failing_streak));
 	json_object_object_add(o, "last_exit", exit_json(&rep->r));
 	bool up = rep->r.state == SVC_RUNNING || rep->r.state == SVC_STOPPING;
 	json_object_object_add(o, "pid", json_object_new_int(up ? rep->pid : 0));
@@ -1288,6 +1290,11 @@ static int setup_services(struct sup *s, char *const *wanted, size_t n_wanted, b
 static void adopt(struct sup *s, struct replica *rep, struct hutch_state *st)
 {
 	memcpy(rep->id, st->id, 65);
+	/* one made by `hutch run --restart` keeps the name it was given */
+	if (st->name && strcmp(st->name, rep->cname)) {
+		free(rep->cname);
+		rep->cname = xstrdup(st->name);
+	}
 	rep->has_container = true;
 	rep->svc->active = true;
 	if (st->status == HUTCH_CREATED) {

@@ -138,3 +138,9 @@ void hutch_stack_ps_status(const char *data_root, char *const *labels, size_t n_
 			   size_t len);
 /* How many replicas the named service has (0: no such service). */
 unsigned hutch_stack_service_replicas(const struct hutch_stack *stack, const char *service);
+/* The config hash (label hutch.config-hash) the supervisor expects on the
+ * containers of service made from image image_id: a container made elsewhere
+ * (`hutch run --restart`) that carries it is adopted as it is, not recreated.
+ * -1 when there is no such service. */
+int hutch_stack_service_hash(const struct hutch_stack *stack, const char *service,
+			     const char *image_id, char out[17]);
