@@ -1088,7 +1088,8 @@ def test_notify_ready_makes_a_service_healthy(stacks):
     s.up(wait=False)
     wait_for(lambda: s.lines("ns"), what="db to start")
     assert s.lines("ns")[0].strip(), "no NOTIFY_SOCKET in db's environment"
-    assert health_of(s, "db") == "starting"
+    # the container may run before the supervisor has heard its start answered
+    wait_for(lambda: health_of(s, "db") == "starting", timeout=5, what="db starting")
     assert not s.exists("api")
     s.touch("go")
     wait_health(s, "db", "healthy", timeout=5)
