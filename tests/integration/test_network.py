@@ -256,6 +256,76 @@ else:
         ns.hutch("network", "rm", "hutch")
         assert ns.links_settle({"lo", "tohost"})
 
+    def link_hosts(ns, other, subnet, host_if):
+        """A veth from the test ("host") namespace to other: .1 the host's, .2 other's."""
+        ns.ip("link", "add", host_if, "type", "veth", "peer", "name", "up0", "netns",
+              other.name)
+        ns.ip("addr", "add", f"{subnet}.1/24", "dev", host_if)
+        ns.ip("link", "set", host_if, "up")
+        other.ip("addr", "add", f"{subnet}.2/24", "dev", "up0")
+        other.ip("link", "set", "up0", "up")
+        other.ip("route", "add", "default", "via", f"{subnet}.1")
+
+    def ip_forward(ns):
+        return ns.run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
+
+    def test_lan_peer_reaches_only_published_ports(ns, www):
+        """A host on the LAN with a route to the containers' subnet through this host
+        (what a router's static route or `ip route add 10.89.0.0/16 via HOST` gives)
+        reaches a published port and nothing else of the container's; and the host,
+        whose routing hutch switched on, does not route that peer's traffic to a
+        third host."""
+        peer, far = ns.more("peer"), ns.more("far")
+        link_hosts(ns, peer, "10.200.1", "tolan")
+        link_hosts(ns, far, "10.201.0", "tofar")
+        fargot = subprocess.Popen(
+            far.cmd(BUSYBOX, "httpd", "-f", "-p", "80", "-h", www), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            assert "hello" in wait_http(far, "http://10.201.0.2/")
+            # (a new namespace copies the machine's ip_forward: start from a host
+            # that is no router)
+            ns.run("sysctl", "-qw", "net.ipv4.ip_forward=0")
+            ns.hutch("network", "create", "lan")
+            # port 80 published as 8088, port 81 never published
+            ns.hutch("run", "-d", "--name", "both", "-v", f"{www}:/www:ro", "--network", "lan",
+                     "-p", "8088:80", "bb", "sh", "-c",
+                     "httpd -p 81 -h /www; exec httpd -f -p 80 -h /www")
+            addr = inspect(ns, "lan")["members"][0]["address"]
+            assert ip_forward(ns) == "1"
+            # both serve: the host itself reaches them (no forwarding involved)
+            assert "hello" in wait_http(ns, f"http://{addr}:81/")
+            assert "hello" in wait_http(ns, "http://10.200.1.1:8088/", client=peer)
+
+            def get(url):
+                return peer.run("timeout", "3", BUSYBOX, "wget", "-qO-", url, check=False)
+            for url in (f"http://{addr}:81/", f"http://{addr}:80/"):
+                cp = get(url)
+                assert cp.returncode != 0 and "hello" not in cp.stdout, (url, cp)
+            # the host is not the peer's router to another host
+            cp = get("http://10.201.0.2/")
+            assert cp.returncode != 0 and "hello" not in cp.stdout, cp
+            # containers still reach out through the host, and their replies come back
+            out = ns.hutch("run", "--rm", "--network", "lan", "bb", "timeout", "5", "wget",
+                           "-qO-", "http://10.201.0.2/").stdout
+            assert "hello" in out
+            ns.hutch("rm", "-f", "both")
+            wait_for(lambda: not inspect(ns, "lan")["members"], what="both to leave")
+            # hutch switched routing on: it switches it off with the last member
+            assert ip_forward(ns) == "0"
+            # routing on before hutch is the admin's: the host stays a router
+            ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+            ns.hutch("run", "-d", "--name", "again", "--network", "lan", "-p", "8088:80", "bb",
+                     "sleep", "30")
+            assert "hello" in wait_http(far, "http://10.201.0.2/", client=peer)
+            ns.hutch("rm", "-f", "again")
+            wait_for(lambda: not inspect(ns, "lan")["members"], what="again to leave")
+            assert ip_forward(ns) == "1"
+            ns.hutch("network", "rm", "lan")
+        finally:
+            fargot.kill()
+            fargot.wait()
+
     def test_taken_port_refused_naming_it(ns, www):
         holder = subprocess.Popen(
             ns.cmd("python3", "-c",
