@@ -693,6 +693,20 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 	return buf;
 }
 
+/* A network whose bridge carries the host's own loopback to a container: a
+ * port published on every address (0.0.0.0) or on a 127/8 one. Only these
+ * bridges get route_localnet, the others never need the guard. */
+static bool publishes_on_loopback(const struct netdef *d)
+{
+	for (size_t m = 0; m < d->n_members; m++)
+		for (size_t q = 0; q < d->members[m].n_ports; q++) {
+			uint32_t ip = d->members[m].ports[q].host_ip;
+			if (!ip || (ip >> 24) == 127)
+				return true;
+		}
+	return false;
+}
+
 /* ip_forward is per network namespace and the run dir may serve more than
  * one: the record of who switched it on names the namespace it is about. */
 static uint64_t own_netns_inode(void)
@@ -753,12 +767,17 @@ static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hu
 	_cleanup_free_ char *text = rules_text(all, n, hutch_routes);
 	/* The table as last applied is kept in the run dir (gone with a reboot, as
 	 * the table): a container that changes nothing in it (no ports, on a
-	 * network that has members already) costs no nftables transaction. */
+	 * network that has members already) costs no nftables transaction. The
+	 * kernel is asked whether the table is still there, though: a firewall
+	 * reload (`nft flush ruleset`) takes it, and with it the localnet guard,
+	 * while route_localnet stays on the bridges. */
 	_cleanup_free_ char *applied_path = xasprintf("%s/nft-hutch.rules", ctx->run_root);
 	_cleanup_free_ char *applied = NULL;
 	size_t len;
 	bool known = read_file_at(AT_FDCWD, applied_path, &applied, &len, NULL) == 0;
 	bool same = !force && known && !strcmp(applied, text ? text : "");
+	if (same && text && net_nft_table_exists(NULL) != 1)
+		same = false;
 	int r = 0;
 	/* no table to make, and none hutch made (or it went with a reboot, as the
 	 * run dir): the host's nftables are not touched at all */
@@ -768,9 +787,17 @@ static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hu
 		if (r == 0 && text && mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) == 0)
 			write_file_replace(AT_FDCWD, applied_path, text, strlen(text), NULL);
 	}
-	/* routing only once the rules that guard it are in */
+	/* routing and route_localnet only once the rules that guard them are in */
 	if (r == 0 && switch_on && net_sysctl_set("/proc/sys/net/ipv4/ip_forward", "1", err) < 0)
 		r = -1;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (!all[i].n_members || !net_link_exists(all[i].bridge))
+			continue;
+		_cleanup_free_ char *p =
+		    xasprintf("/proc/sys/net/ipv4/conf/%s/route_localnet", all[i].bridge);
+		if (net_sysctl_set(p, publishes_on_loopback(&all[i]) ? "1" : "0", err) < 0)
+			r = -1;
+	}
 	netdefs_free(all, n);
 	return r;
 }

@@ -326,6 +326,34 @@ else:
             fargot.kill()
             fargot.wait()
 
+    def test_firewall_reload_restores_the_localnet_guard(ns, www):
+        """`nft flush ruleset` (a firewall reload) takes hutch's table, and with it the
+        guard against CVE-2020-8558, while route_localnet stays on the bridge: the next
+        hutch call whose rules did not change must still put the table back."""
+        def localnet(bridge):
+            return ns.run("cat", f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").stdout
+        ns.hutch("network", "create", "quiet")
+        ns.hutch("run", "-d", "--name", "idle", "--network", "quiet", "bb", "sleep", "30")
+        httpd(ns, www, "-p", "8089:80", name="pub")
+        assert "hello" in wait_http(ns, "http://127.0.0.1:8089/")
+        ns.run("nft", "flush", "ruleset")
+        assert "hutch" not in ns.ruleset()
+        # a run that changes nothing in the table (no ports, a network with members)
+        ns.hutch("run", "--rm", "--network", "hutch", "bb", "true")
+        rules = ns.ruleset()
+        assert "chain localnet_guard" in rules, rules
+        assert "ip daddr 127.0.0.0/8 drop" in rules, rules
+        assert "dport 8089" in rules, rules
+        assert "hello" in wait_http(ns, "http://127.0.0.1:8089/")
+        # route_localnet only where the host's loopback is published
+        assert localnet(inspect(ns, "hutch")["bridge"]).strip() == "1"
+        assert localnet(inspect(ns, "quiet")["bridge"]).strip() == "0"
+        ns.hutch("rm", "-f", "pub", "idle")
+        for n in ("hutch", "quiet"):
+            wait_for(lambda: not inspect(ns, n)["members"], what=f"{n} empty")
+            ns.hutch("network", "rm", n)
+        assert "hutch" not in ns.ruleset()
+
     def test_taken_port_refused_naming_it(ns, www):
         holder = subprocess.Popen(
             ns.cmd("python3", "-c",
@@ -442,8 +470,9 @@ else:
                   "ip route add 127.0.0.1/32 via 10.89.0.1 dev eth0 && "
                   "ping -c 2 -W 1 127.0.0.1; timeout 2 nc 127.0.0.1 22 </dev/null; "
                   "ip route get 127.0.0.1")
+        # a published port: route_localnet is on for the bridge, the guard is needed
         out = ns.hutch("run", "--rm", "--init", "--cap-add", "NET_ADMIN", "--network", "lb",
-                       "bb", "sh", "-c", script, check=False).stdout
+                       "-p", "18099:80", "bb", "sh", "-c", script, check=False).stdout
         assert "via 10.89.0.1 dev eth0" in out, out  # the packets did go to the bridge
         counted = ns.run("nft", "list", "table", "ip", "probe").stdout
         assert "packets 0 bytes 0" in counted, counted
