@@ -258,12 +258,12 @@ int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct h
 		if (r < 0 && r != -NLE_EXIST)
 			return hutch_fail(err, 0, "create bridge %s: %s", bridge, nl_geterror(r));
 	}
+	/* route_localnet is not set here: the rules decide it per network (only
+	 * bridges that carry a port published on the host's loopback), once the
+	 * guard against CVE-2020-8558 is in the table */
 	if (addr_add(sk, bridge, gateway, prefix, err) < 0 || link_set_up(sk, bridge, err) < 0)
 		return -1;
-	/* the host's own 127.0.0.1:PORT is DNATed to a container through this
-	 * bridge: the kernel only routes loopback sources on it with this on */
-	_cleanup_free_ char *p = xasprintf("/proc/sys/net/ipv4/conf/%s/route_localnet", bridge);
-	return net_sysctl_set(p, "1", err);
+	return 0;
 }
 
 int net_veth_attach(const char *bridge, const char *host_if, const char *netns_path,

@@ -14,7 +14,7 @@ int net_netns_remove(const char *path, struct hutch_err **err);
 /* The nsfs inode of the namespace at path (0: none). */
 uint64_t net_netns_inode(const char *path);
 
-/* The bridge (made if missing): gateway/prefix on it, up, route_localnet on. */
+/* The bridge (made if missing): gateway/prefix on it, up. */
 int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct hutch_err **err);
 int net_link_delete(const char *ifname, struct hutch_err **err); /* missing: fine */
 bool net_link_exists(const char *ifname);
@@ -31,3 +31,5 @@ int net_sysctl_set(const char *path, const char *value, struct hutch_err **err);
 
 /* nftables (net/nft.c): replace table ip hutch with ruleset (NULL or "": no table). */
 int net_nft_apply(const char *ruleset, struct hutch_err **err);
+/* Whether table ip hutch is in the kernel now: 1 yes, 0 no, -1 error. */
+int net_nft_table_exists(struct hutch_err **err);

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -598,8 +599,9 @@ static int check_ports(const struct netdef *all, size_t n_all, struct hutch_port
 
 /* The whole table from what is on disk: ports of every member, masquerading
  * for every network with members that is not internal, isolation. NULL when
- * no network has members (the table goes). */
-static char *rules_text(const struct netdef *all, size_t n)
+ * no network has members (the table goes). hutch_routes: ip_forward was off
+ * and hutch switched it on. */
+static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 {
 	size_t active = 0;
 	for (size_t i = 0; i < n; i++)
@@ -677,10 +679,48 @@ static char *rules_text(const struct netdef *all, size_t n)
 		fprintf(f, "    iifname \"%s\" accept\n", b);
 		fprintf(f, "    oifname \"%s\" ct state established,related accept\n", b);
 		fprintf(f, "    oifname \"%s\" ct status dnat accept\n", b);
+		/* the rest into the bridge is another host (one with a route to the
+		 * subnet via this one) reaching ports that were never published */
+		fprintf(f, "    oifname \"%s\" drop\n", b);
 	}
+	/* hutch switched routing on for its bridges, not to make the host a
+	 * router between its other interfaces: what involves no hutch bridge is
+	 * not forwarded (left alone when routing was on before hutch) */
+	if (hutch_routes)
+		fputs("    iifname != \"hbr-*\" oifname != \"hbr-*\" drop\n", f);
 	fputs("  }\n}\n", f);
 	fclose(f);
 	return buf;
+}
+
+/* A network whose bridge carries the host's own loopback to a container: a
+ * port published on every address (0.0.0.0) or on a 127/8 one. Only these
+ * bridges get route_localnet, the others never need the guard. */
+static bool publishes_on_loopback(const struct netdef *d)
+{
+	for (size_t m = 0; m < d->n_members; m++)
+		for (size_t q = 0; q < d->members[m].n_ports; q++) {
+			uint32_t ip = d->members[m].ports[q].host_ip;
+			if (!ip || (ip >> 24) == 127)
+				return true;
+		}
+	return false;
+}
+
+/* ip_forward is per network namespace and the run dir may serve more than
+ * one: the record of who switched it on names the namespace it is about. */
+static uint64_t own_netns_inode(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/net", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+static bool ip_forward_is_on(void)
+{
+	_cleanup_free_ char *v = NULL;
+	size_t len;
+	return read_file_at(AT_FDCWD, "/proc/sys/net/ipv4/ip_forward", &v, &len, NULL) == 0 &&
+	       len && v[0] != '0';
 }
 
 static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hutch_err **err)
@@ -689,34 +729,77 @@ static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hu
 	size_t n;
 	if (load_all(ctx, &all, &n, err) < 0)
 		return -1;
-	_cleanup_free_ char *text = rules_text(all, n);
 	bool forward = false;
 	for (size_t i = 0; i < n; i++)
 		forward |= all[i].n_members && !all[i].internal;
-	netdefs_free(all, n);
-	/* other hosts reach published ports and containers reach out through the
-	 * host's routing: what Docker and podman switch on too */
-	if (forward && net_sysctl_set("/proc/sys/net/ipv4/ip_forward", "1", err) < 0)
-		return -1;
+	/* Other hosts reach published ports and containers reach out through
+	 * the host's routing: what Docker and podman switch on too. When it was
+	 * off, hutch records that it switched it on (RUN/ip-forward-by-hutch,
+	 * with the namespace's inode), keeps the host from routing anything
+	 * else while it is on, and switches it off again when no network needs
+	 * it. When it was on before hutch, the host's own routing is left as it
+	 * was: the admin made it a router. */
+	_cleanup_free_ char *mark_path = xasprintf("%s/ip-forward-by-hutch", ctx->run_root);
+	_cleanup_free_ char *mark = NULL;
+	size_t mark_len;
+	char own[32];
+	snprintf(own, sizeof(own), "%" PRIu64 "\n", own_netns_inode());
+	bool hutch_routes =
+	    read_file_at(AT_FDCWD, mark_path, &mark, &mark_len, NULL) == 0 && !strcmp(mark, own);
+	bool switch_on = forward && !ip_forward_is_on();
+	if (switch_on) {
+		if (mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, err) < 0 ||
+		    write_file_replace(AT_FDCWD, mark_path, own, strlen(own), err) < 0) {
+			netdefs_free(all, n);
+			return -1;
+		}
+		hutch_routes = true;
+	}
+	bool switch_off = !forward && hutch_routes;
+	if (switch_off) {
+		if (net_sysctl_set("/proc/sys/net/ipv4/ip_forward", "0", err) < 0) {
+			netdefs_free(all, n);
+			return -1;
+		}
+		unlink(mark_path);
+		hutch_routes = false;
+	}
+	_cleanup_free_ char *text = rules_text(all, n, hutch_routes);
 	/* The table as last applied is kept in the run dir (gone with a reboot, as
 	 * the table): a container that changes nothing in it (no ports, on a
-	 * network that has members already) costs no nftables transaction. */
+	 * network that has members already) costs no nftables transaction. The
+	 * kernel is asked whether the table is still there, though: a firewall
+	 * reload (`nft flush ruleset`) takes it, and with it the localnet guard,
+	 * while route_localnet stays on the bridges. */
 	_cleanup_free_ char *applied_path = xasprintf("%s/nft-hutch.rules", ctx->run_root);
 	_cleanup_free_ char *applied = NULL;
 	size_t len;
 	bool known = read_file_at(AT_FDCWD, applied_path, &applied, &len, NULL) == 0;
-	if (!force && known && !strcmp(applied, text ? text : ""))
-		return 0;
+	bool same = !force && known && !strcmp(applied, text ? text : "");
+	if (same && text && net_nft_table_exists(NULL) != 1)
+		same = false;
+	int r = 0;
 	/* no table to make, and none hutch made (or it went with a reboot, as the
 	 * run dir): the host's nftables are not touched at all */
-	if (!text && !known)
-		return 0;
-	unlink(applied_path);
-	if (net_nft_apply(text, err) < 0)
-		return -1;
-	if (text && mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) == 0)
-		write_file_replace(AT_FDCWD, applied_path, text, strlen(text), NULL);
-	return 0;
+	if (!same && (text || known)) {
+		unlink(applied_path);
+		r = net_nft_apply(text, err);
+		if (r == 0 && text && mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, NULL) == 0)
+			write_file_replace(AT_FDCWD, applied_path, text, strlen(text), NULL);
+	}
+	/* routing and route_localnet only once the rules that guard them are in */
+	if (r == 0 && switch_on && net_sysctl_set("/proc/sys/net/ipv4/ip_forward", "1", err) < 0)
+		r = -1;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (!all[i].n_members || !net_link_exists(all[i].bridge))
+			continue;
+		_cleanup_free_ char *p =
+		    xasprintf("/proc/sys/net/ipv4/conf/%s/route_localnet", all[i].bridge);
+		if (net_sysctl_set(p, publishes_on_loopback(&all[i]) ? "1" : "0", err) < 0)
+			r = -1;
+	}
+	netdefs_free(all, n);
+	return r;
 }
 
 static int apply_rules(const struct hutch_net_ctx *ctx, struct hutch_err **err)

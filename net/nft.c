@@ -5,11 +5,18 @@
  * disk, so a crash never leaves half a table and the host's rules are never
  * touched. */
 #include <dlfcn.h>
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <nftables/libnftables.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -84,4 +91,47 @@ int net_nft_apply(const char *ruleset, struct hutch_err **err)
 	}
 	nft.ctx_free(ctx);
 	return 0;
+}
+
+/* One NFT_MSG_GETTABLE on a netlink socket of its own: the check that runs on
+ * every attach whose rules did not change, so it must not dlopen libnftables
+ * (that is the cost the saved copy of the rules avoids). */
+int net_nft_table_exists(struct hutch_err **err)
+{
+	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	if (fd < 0)
+		return hutch_fail_sys(err, "open a netfilter netlink socket");
+	static const char name[] = "hutch";
+	struct {
+		struct nlmsghdr nh;
+		struct nfgenmsg nfg;
+		struct nlattr na;
+		char name[NLA_ALIGN(sizeof(name))];
+	} req = {
+	    .nh = {.nlmsg_len = sizeof(req),
+		   .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
+		   .nlmsg_flags = NLM_F_REQUEST,
+		   .nlmsg_seq = 1},
+	    .nfg = {.nfgen_family = NFPROTO_IPV4, .version = NFNETLINK_V0},
+	    .na = {.nla_len = NLA_HDRLEN + sizeof(name), .nla_type = NFTA_TABLE_NAME},
+	};
+	memcpy(req.name, name, sizeof(name));
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		return hutch_fail_sys(err, "ask the kernel for table ip hutch");
+	char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	if (n < 0)
+		return hutch_fail_sys(err, "read the kernel's answer about table ip hutch");
+	const struct nlmsghdr *nh = (const struct nlmsghdr *)buf;
+	if (!NLMSG_OK(nh, (size_t)n))
+		return hutch_fail(err, EPROTO, "a short answer about table ip hutch");
+	if (nh->nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *e = NLMSG_DATA(nh);
+		if (e->error == -ENOENT)
+			return 0;
+		errno = -e->error;
+		return hutch_fail_sys(err, "ask the kernel for table ip hutch");
+	}
+	return nh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE);
 }

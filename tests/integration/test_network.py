@@ -256,6 +256,104 @@ else:
         ns.hutch("network", "rm", "hutch")
         assert ns.links_settle({"lo", "tohost"})
 
+    def link_hosts(ns, other, subnet, host_if):
+        """A veth from the test ("host") namespace to other: .1 the host's, .2 other's."""
+        ns.ip("link", "add", host_if, "type", "veth", "peer", "name", "up0", "netns",
+              other.name)
+        ns.ip("addr", "add", f"{subnet}.1/24", "dev", host_if)
+        ns.ip("link", "set", host_if, "up")
+        other.ip("addr", "add", f"{subnet}.2/24", "dev", "up0")
+        other.ip("link", "set", "up0", "up")
+        other.ip("route", "add", "default", "via", f"{subnet}.1")
+
+    def ip_forward(ns):
+        return ns.run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
+
+    def test_lan_peer_reaches_only_published_ports(ns, www):
+        """A host on the LAN with a route to the containers' subnet through this host
+        (what a router's static route or `ip route add 10.89.0.0/16 via HOST` gives)
+        reaches a published port and nothing else of the container's; and the host,
+        whose routing hutch switched on, does not route that peer's traffic to a
+        third host."""
+        peer, far = ns.more("peer"), ns.more("far")
+        link_hosts(ns, peer, "10.200.1", "tolan")
+        link_hosts(ns, far, "10.201.0", "tofar")
+        fargot = subprocess.Popen(
+            far.cmd(BUSYBOX, "httpd", "-f", "-p", "80", "-h", www), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            assert "hello" in wait_http(far, "http://10.201.0.2/")
+            # (a new namespace copies the machine's ip_forward: start from a host
+            # that is no router)
+            ns.run("sysctl", "-qw", "net.ipv4.ip_forward=0")
+            ns.hutch("network", "create", "lan")
+            # port 80 published as 8088, port 81 never published
+            ns.hutch("run", "-d", "--name", "both", "-v", f"{www}:/www:ro", "--network", "lan",
+                     "-p", "8088:80", "bb", "sh", "-c",
+                     "httpd -p 81 -h /www; exec httpd -f -p 80 -h /www")
+            addr = inspect(ns, "lan")["members"][0]["address"]
+            assert ip_forward(ns) == "1"
+            # both serve: the host itself reaches them (no forwarding involved)
+            assert "hello" in wait_http(ns, f"http://{addr}:81/")
+            assert "hello" in wait_http(ns, "http://10.200.1.1:8088/", client=peer)
+
+            def get(url):
+                return peer.run("timeout", "3", BUSYBOX, "wget", "-qO-", url, check=False)
+            for url in (f"http://{addr}:81/", f"http://{addr}:80/"):
+                cp = get(url)
+                assert cp.returncode != 0 and "hello" not in cp.stdout, (url, cp)
+            # the host is not the peer's router to another host
+            cp = get("http://10.201.0.2/")
+            assert cp.returncode != 0 and "hello" not in cp.stdout, cp
+            # containers still reach out through the host, and their replies come back
+            out = ns.hutch("run", "--rm", "--network", "lan", "bb", "timeout", "5", "wget",
+                           "-qO-", "http://10.201.0.2/").stdout
+            assert "hello" in out
+            ns.hutch("rm", "-f", "both")
+            wait_for(lambda: not inspect(ns, "lan")["members"], what="both to leave")
+            # hutch switched routing on: it switches it off with the last member
+            assert ip_forward(ns) == "0"
+            # routing on before hutch is the admin's: the host stays a router
+            ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+            ns.hutch("run", "-d", "--name", "again", "--network", "lan", "-p", "8088:80", "bb",
+                     "sleep", "30")
+            assert "hello" in wait_http(far, "http://10.201.0.2/", client=peer)
+            ns.hutch("rm", "-f", "again")
+            wait_for(lambda: not inspect(ns, "lan")["members"], what="again to leave")
+            assert ip_forward(ns) == "1"
+            ns.hutch("network", "rm", "lan")
+        finally:
+            fargot.kill()
+            fargot.wait()
+
+    def test_firewall_reload_restores_the_localnet_guard(ns, www):
+        """`nft flush ruleset` (a firewall reload) takes hutch's table, and with it the
+        guard against CVE-2020-8558, while route_localnet stays on the bridge: the next
+        hutch call whose rules did not change must still put the table back."""
+        def localnet(bridge):
+            return ns.run("cat", f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").stdout
+        ns.hutch("network", "create", "quiet")
+        ns.hutch("run", "-d", "--name", "idle", "--network", "quiet", "bb", "sleep", "30")
+        httpd(ns, www, "-p", "8089:80", name="pub")
+        assert "hello" in wait_http(ns, "http://127.0.0.1:8089/")
+        ns.run("nft", "flush", "ruleset")
+        assert "hutch" not in ns.ruleset()
+        # a run that changes nothing in the table (no ports, a network with members)
+        ns.hutch("run", "--rm", "--network", "hutch", "bb", "true")
+        rules = ns.ruleset()
+        assert "chain localnet_guard" in rules, rules
+        assert "ip daddr 127.0.0.0/8 drop" in rules, rules
+        assert "dport 8089" in rules, rules
+        assert "hello" in wait_http(ns, "http://127.0.0.1:8089/")
+        # route_localnet only where the host's loopback is published
+        assert localnet(inspect(ns, "hutch")["bridge"]).strip() == "1"
+        assert localnet(inspect(ns, "quiet")["bridge"]).strip() == "0"
+        ns.hutch("rm", "-f", "pub", "idle")
+        for n in ("hutch", "quiet"):
+            wait_for(lambda: not inspect(ns, n)["members"], what=f"{n} empty")
+            ns.hutch("network", "rm", n)
+        assert "hutch" not in ns.ruleset()
+
     def test_taken_port_refused_naming_it(ns, www):
         holder = subprocess.Popen(
             ns.cmd("python3", "-c",
@@ -372,8 +470,9 @@ else:
                   "ip route add 127.0.0.1/32 via 10.89.0.1 dev eth0 && "
                   "ping -c 2 -W 1 127.0.0.1; timeout 2 nc 127.0.0.1 22 </dev/null; "
                   "ip route get 127.0.0.1")
+        # a published port: route_localnet is on for the bridge, the guard is needed
         out = ns.hutch("run", "--rm", "--init", "--cap-add", "NET_ADMIN", "--network", "lb",
-                       "bb", "sh", "-c", script, check=False).stdout
+                       "-p", "18099:80", "bb", "sh", "-c", script, check=False).stdout
         assert "via 10.89.0.1 dev eth0" in out, out  # the packets did go to the bridge
         counted = ns.run("nft", "list", "table", "ip", "probe").stdout
         assert "packets 0 bytes 0" in counted, counted
