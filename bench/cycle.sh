@@ -154,7 +154,8 @@ check_cycle_hutch() {
 		echo "after 'run -d': $problem"
 		return
 	fi
-	if ! running "$mpid" || [[ $(comm_of "$mpid") != hutch ]]; then
+	# the monitor is hutch while it starts the container, then the tiny keeper
+	if ! running "$mpid" || [[ $(comm_of "$mpid") != hutch && $(comm_of "$mpid") != hutch-keeper ]]; then
 		echo "inspect's monitor_pid '$mpid' is not a running hutch process ($(comm_of "$mpid"))"
 		return
 	fi
@@ -359,7 +360,8 @@ measure_monitor() {
 				break
 			fi
 			read -r status sup cpid < <(json_fields status monitor_pid pid <"$out" 2>>"$log") || true
-			if ! running "$sup" || [[ $(comm_of "$sup") != hutch ]]; then
+			if ! running "$sup" ||
+				[[ $(comm_of "$sup") != hutch && $(comm_of "$sup") != hutch-keeper ]]; then
 				problem="$name: monitor_pid '$sup' is not a running hutch process"
 				break
 			fi
