@@ -1596,34 +1596,9 @@ static void fix_lines(struct compose *c)
 
 static int read_file(const char *path, size_t max, char **out, size_t *len, struct hutch_err **err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	_cleanup_free_ char *shown = printable(path, strlen(path));
-	if (fd < 0)
-		return hutch_fail_sys(err, "cannot open %s", shown);
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return hutch_fail_sys(err, "cannot stat %s", shown);
-	if (!S_ISREG(st.st_mode))
-		return hutch_fail(err, 0, "%s is not a regular file", shown);
-	_cleanup_free_ char *buf = xcalloc(1, max + 2);
-	size_t used = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + used, max + 1 - used);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return hutch_fail_sys(err, "cannot read %s", shown);
-		if (n == 0)
-			break;
-		used += (size_t)n;
-		if (used > max)
-			return hutch_fail(err, 0, "%s is larger than %zu KiB: that is not a %s",
-					  shown, max >> 10,
-					  max == STACK_FILE_MAX ? "compose file" : "env file");
-	}
-	*out = steal_ptr(buf);
-	*len = used;
-	return 0;
+	return stack_read_file(path, shown, max,
+			       max == STACK_FILE_MAX ? "compose file" : "env file", out, len, err);
 }
 
 static void read_env_files(struct compose *c, const char *dir)

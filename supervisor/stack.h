@@ -206,6 +206,11 @@ void stack_diag_free(struct stack_diag *d);
  * character as it is. On error *errmsg says what (static text) and -1. */
 int shell_words(const char *s, char ***out, size_t *n, const char **errmsg);
 void strv_free(char **v, size_t n);
+/* A stack, compose or env file: a regular file (a FIFO is refused at once, not
+ * waited on) of at most max bytes, NUL-terminated; messages name it as shown
+ * (escaped: env_file names are foreign text) and say it is not a `what`. */
+int stack_read_file(const char *path, const char *shown, size_t max, const char *what, char **out,
+		    size_t *len, struct hutch_err **err);
 
 /* ---- interp.c: ${VAR} interpolation and env files --------------------------- */
 struct stack_env {

@@ -166,8 +166,8 @@ const struct stack_option *stack_service_option(const struct stack_service *svc,
  * Not common's read_file_at_most: names written in a stack file (env_file)
  * are foreign text and are shown escaped here, and a FIFO given as a stack or
  * env file is refused at once (O_NONBLOCK) instead of blocking `up`. */
-static int read_capped(const char *path, const char *shown, size_t max, char **out, size_t *len,
-		       struct hutch_err **err)
+int stack_read_file(const char *path, const char *shown, size_t max, const char *what, char **out,
+		    size_t *len, struct hutch_err **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
@@ -190,10 +190,8 @@ static int read_capped(const char *path, const char *shown, size_t max, char **o
 			break;
 		used += (size_t)n;
 		if (used > max)
-			return hutch_fail(err, 0,
-					  "%s is larger than %zu KiB: that is not a stack or env "
-					  "file",
-					  shown, max >> 10);
+			return hutch_fail(err, 0, "%s is larger than %zu KiB: that is not a %s",
+					  shown, max >> 10, what);
 	}
 	buf[used] = '\0';
 	*out = steal_ptr(buf);
@@ -942,7 +940,8 @@ static void env_file_of(struct loader *ld, const struct scan_entry *e, const cha
 		_cleanup_free_ char *text = NULL;
 		size_t len = 0;
 		_cleanup_err_ struct hutch_err *err = NULL;
-		if (read_capped(path, shown, STACK_ENV_FILE_MAX, &text, &len, &err) < 0) {
+		if (stack_read_file(path, shown, STACK_ENV_FILE_MAX, "stack or env file", &text,
+				    &len, &err) < 0) {
 			ERR(ld, e->line, "%s:%d: env_file: %s%s%s", ld->file, e->line, err->msg,
 			    err->errno_ ? ": " : "", err->errno_ ? strerror(err->errno_) : "");
 			continue;
@@ -1747,7 +1746,8 @@ static void read_dotenv(struct loader *ld)
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	_cleanup_err_ struct hutch_err *err = NULL;
-	if (read_capped(path, path, STACK_ENV_FILE_MAX, &text, &len, &err) == 0)
+	if (stack_read_file(path, path, STACK_ENV_FILE_MAX, "stack or env file", &text, &len,
+			    &err) == 0)
 		stack_parse_env_file(text, len, path, 0, &ld->diag, &ld->env.dotenv,
 				     &ld->env.n_dotenv);
 	else if (err->errno_ != ENOENT)
@@ -1825,7 +1825,7 @@ int stack_load_env(const char *path, char **envp, struct hutch_stack **out, stru
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	*out = NULL;
-	if (read_capped(path, path, STACK_FILE_MAX, &text, &len, err) < 0)
+	if (stack_read_file(path, path, STACK_FILE_MAX, "stack or env file", &text, &len, err) < 0)
 		return -1;
 	return load(path, envp, text, len, out, err);
 }
