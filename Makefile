@@ -57,13 +57,13 @@ $(ASAN_OBJ)/%.o: %.c $(wildcard */*.h)
 # (runtime/dmz/dmz.c), and hutch-keeper: what a detached container's monitor
 # execs once the container runs (runtime/keeper/keeper.c); both embedded in
 # hutch as bytes (hutch_dmz[], hutch_keeper[]).
-NOLIBC_CFLAGS := -static -nostdlib -nostartfiles -fno-stack-protector -fno-builtin \
+NOLIBC_CFLAGS := -I. -static -nostdlib -nostartfiles -fno-stack-protector -fno-builtin \
 	-fno-asynchronous-unwind-tables -fno-pie -no-pie -Os -Wall -Wextra -Werror \
 	-Wl,--build-id=none -s
-build/dmz: runtime/dmz/dmz.c
+build/dmz: runtime/dmz/dmz.c runtime/nolibc.h
 	@mkdir -p build
 	$(CC) $(NOLIBC_CFLAGS) -o $@ $<
-build/keeper: runtime/keeper/keeper.c
+build/keeper: runtime/keeper/keeper.c runtime/nolibc.h
 	@mkdir -p build
 	$(CC) $(NOLIBC_CFLAGS) -o $@ $<
 build/%_blob.c: build/%
