@@ -149,22 +149,13 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	return st;
 }
 
-/* run --rm's rw layer goes on a tmpfs (mounts.c, rw_tmpfs_mount) unless the
- * container has a memory limit: a tmpfs's pages count as the container's
- * memory, and a test that writes more files than its limit would be killed
- * where Docker (files on the disk) lets it write. */
-static bool rw_on_tmpfs(const struct hutch_spec *spec)
-{
-	return spec->rw_tmpfs && spec->resources.memory_max <= 0;
-}
-
 /* The overlay is mounted over data_dir itself (in the container's mount
  * namespace only): one directory fewer to create and remove per run. A container
  * started again keeps its upper dir (its files) and work dir. */
 static int make_overlay_dirs(const struct hutch_spec *spec, struct hutch_container *c,
 			     struct hutch_err **err)
 {
-	if (rw_on_tmpfs(spec))
+	if (spec->rw_tmpfs)
 		return 0; /* the child makes them on its tmpfs (mounts_setup_rootfs) */
 	static const char *const sub[] = {"upper", "work"};
 	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
@@ -367,7 +358,7 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
 			 .etc = &etc, .rootless = rt->rootless,
 			 .own_cgroup = c->cg.dirfd >= 0, .nodev = devices > 0,
-			 .rw_tmpfs = rw_on_tmpfs(spec)},
+			 .rw_tmpfs = spec->rw_tmpfs},
 	};
 	/* every mount's options parsed once, here: the child only reads them */
 	if (mounts_prepare(&a.mctx, err) < 0)

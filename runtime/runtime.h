@@ -191,6 +191,7 @@ struct hutch_spec {
 	 * container's mount namespace, gone with it: nothing made or removed on
 	 * the disk for it (run --rm; not the builder, which reads the upper) */
 	bool rw_tmpfs;
+	int64_t rw_tmpfs_size; /* its size= in bytes; 0: tmpfs's default, half the RAM */
 	bool detached; /* output goes to the container's log, not to a terminal */
 	char *image_id;
 	/* "K=V" labels, kept in the record (inspect, ps --format json): a stack's
@@ -381,6 +382,8 @@ int hutch_spec_set_user(struct hutch_spec *spec, const char *user, struct hutch_
 int hutch_spec_set_stop_signal(struct hutch_spec *spec, const char *sig, struct hutch_err **err);
 /* "64m", "1g" (at least 6m). */
 int hutch_spec_set_memory(struct hutch_spec *spec, const char *size, struct hutch_err **err);
+/* --rw-layer: "tmpfs", "tmpfs:SIZE" (rw_tmpfs, with its size) or "disk". */
+int hutch_spec_set_rw_layer(struct hutch_spec *spec, const char *where, struct hutch_err **err);
 /* Memory plus swap: a size, or "-1" for unlimited swap. */
 int hutch_spec_set_memory_swap(struct hutch_spec *spec, const char *size,
 			       struct hutch_err **err);
