@@ -1576,9 +1576,11 @@ static int rootless_attach(const struct hutch_net_ctx *ctx, const struct hutch_n
 {
 	*out = (struct hutch_net_attachment){0};
 	struct net_rootless rl;
-	/* pasta first with what is published now: ports given up are free again
-	 * before this container's are checked against the host's */
-	if (net_rootless_ensure(ctx, &rl, err) < 0 || rootless_after(ctx, true, true, err) < 0 ||
+	/* when this container publishes ports, pasta first with what is published
+	 * now: ports given up are free again before its are checked against the
+	 * host's; then pasta (started, or again with its ports) */
+	if (net_rootless_ensure(ctx, &rl, err) < 0 ||
+	    (rl.pasta && req->n_ports && rootless_after(ctx, true, true, err) < 0) ||
 	    !net_rootless_find(ctx, &rl)) {
 		if (err && !*err)
 			hutch_fail(err, 0, "the rootless network's namespace is gone");
@@ -1590,7 +1592,7 @@ static int rootless_attach(const struct hutch_net_ctx *ctx, const struct hutch_n
 		return hutch_fail_sys(err, "mmap");
 	c->req = req;
 	int r = rl_call(c, err);
-	if (r == 0 && rootless_after(ctx, true, false, err) < 0) {
+	if (r == 0 && (req->n_ports || !rl.pasta) && rootless_after(ctx, true, false, err) < 0) {
 		c->op = RL_DETACH;
 		c->container = req->container;
 		rl_call(c, NULL);
@@ -1628,18 +1630,32 @@ int hutch_net_wire(const struct hutch_net_ctx *ctx, const char *container, int p
 	c->pid = pid;
 	int r = net_rootless_run(&rl, rl_fn, c, err);
 	rl_free(c);
+	hutch_trace("net: wired");
 	return r;
 }
 
 static int rootless_detach(const struct hutch_net_ctx *ctx, const char *container,
 			   struct hutch_err **err)
 {
+	/* the last container: the namespace goes, its links and rules with it,
+	 * and only the records are left to change (here) */
+	struct netdef *all;
+	size_t n, others = 0;
+	if (load_all(ctx, &all, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		for (size_t m = 0; m < all[i].n_members; m++)
+			others += strcmp(all[i].members[m].container, container) != 0;
+	netdefs_free(all, n);
+	if (!others)
+		net_rootless_stop(ctx);
 	struct rl_call *c = rl_new(ctx, RL_DETACH, 0);
 	if (!c)
 		return hutch_fail_sys(err, "mmap");
 	c->container = container;
 	int r = rl_call(c, err);
 	rl_free(c);
+	hutch_trace("net: detached");
 	return r < 0 ? r : rootless_after(ctx, true, false, err);
 }
 

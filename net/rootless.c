@@ -94,18 +94,18 @@ static int write_alive(const struct hutch_net_ctx *ctx, const char *file, pid_t 
 	return write_file_replace(AT_FDCWD, p, text, strlen(text), err);
 }
 
-/* SIGTERM, then SIGKILL after a second; returns once it is gone. */
-static void stop_process(pid_t pid)
+/* SIGKILL (neither has anything to save); wait: return once it is gone (its
+ * ports and tap free again), which takes the kernel tens of ms to tear its
+ * tap down: not waited for when the whole namespace goes. */
+static void stop_process(pid_t pid, bool wait)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pfd < 0)
 		return;
-	syscall(SYS_pidfd_send_signal, pfd, SIGTERM, NULL, 0);
+	syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
 	struct pollfd p = {.fd = pfd, .events = POLLIN};
-	if (poll(&p, 1, 1000) == 0) {
-		syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
-		poll(&p, 1, 1000);
-	}
+	if (wait)
+		poll(&p, 1, 2000);
 	close(pfd);
 }
 
@@ -125,9 +125,11 @@ void net_rootless_stop(const struct hutch_net_ctx *ctx)
 {
 	pid_t pasta = read_alive(ctx, "pasta"), holder = read_alive(ctx, "holder");
 	if (pasta)
-		stop_process(pasta);
+		stop_process(pasta, false);
+	hutch_trace("net: pasta stopped");
 	if (holder)
-		stop_process(holder);
+		stop_process(holder, false);
+	hutch_trace("net: holder stopped");
 	_cleanup_free_ char *dir = rl_dir(ctx);
 	remove_tree_at(AT_FDCWD, dir, NULL);
 	/* what the rules of the namespace left in the run dir: they went with it */
@@ -261,6 +263,7 @@ int net_rootless_ensure(const struct hutch_net_ctx *ctx, struct net_rootless *rl
 	net_rootless_stop(ctx);
 	if (start_holder(ctx, err) < 0)
 		return -1;
+	hutch_trace("net: holder started");
 	if (!net_rootless_find(ctx, rl))
 		return hutch_fail(err, 0, "the rootless network's holder is gone");
 	return 0;
@@ -353,7 +356,7 @@ static int start_pasta(const struct hutch_net_ctx *ctx, const struct net_rootles
 	}
 	if (pfd >= 0)
 		close(pfd);
-	stop_process(pid);
+	stop_process(pid, true);
 	_cleanup_free_ char *log = NULL;
 	size_t len = 0;
 	read_file_at(AT_FDCWD, logfile, &log, &len, NULL);
@@ -377,10 +380,11 @@ int net_rootless_pasta(const struct hutch_net_ctx *ctx, const struct net_rootles
 	/* pasta cannot change what it forwards while it runs: a new one, with
 	 * the new set (connections through the old one are cut) */
 	if (rl->pasta)
-		stop_process(rl->pasta);
+		stop_process(rl->pasta, true);
 	unlink(spec_path);
 	if (start_pasta(ctx, rl, tcp, err) < 0)
 		return -1;
+	hutch_trace("net: pasta started");
 	return write_file_replace(AT_FDCWD, spec_path, tcp, strlen(tcp), err);
 }
 
