@@ -296,6 +296,11 @@ static char *ports_spec(const struct hutch_port_map *ports, size_t n)
 static int start_pasta(const struct hutch_net_ctx *ctx, const struct net_rootless *rl,
 		       const char *tcp, struct hutch_err **err)
 {
+	if (access(PASTA, X_OK) < 0)
+		return hutch_fail_sys(err,
+				      "rootless networks need pasta (%s, Debian's passt package; "
+				      "slirp4netns is not supported): install passt",
+				      PASTA);
 	_cleanup_free_ char *pidfile = rl_file(ctx, "pasta.pid");
 	_cleanup_free_ char *logfile = rl_file(ctx, "pasta.log");
 	unlink(pidfile);
