@@ -425,6 +425,9 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 	struct hutch_net_attachment at;
 	if (hutch_net_attach(nctx, &req, &at, err) < 0)
 		return -1; /* nothing of it is left */
+	/* its network goes when it exits: `start` says so (cli/ctr.c) */
+	_cleanup_free_ char *label = xasprintf("hutch.network=%s", req.network);
+	hutch_spec_set_label(spec, label);
 	*attached = true;
 	free(at.ports);
 	/* more networks: eth1, eth2 ... in the same namespace; ports and the

@@ -323,3 +323,15 @@ else:
         out = hutch("run", "--rm", "--network", n, "bb", "ip", "-4", "-o", "addr").stdout
         assert "eth0" in out, out
         wait_gone(state, [holder, pasta])
+
+    def test_start_again_is_refused_saying_why(hutch, state, ctr, net):
+        """Its network went when it exited: start says so rather than starting it
+        without one."""
+        n = net()
+        name = f"once{uuid.uuid4().hex[:6]}"
+        ctr.run("--network", n, "bb", "true", name=name)
+        ctr.wait_exited(name)
+        cp = hutch("start", name, check=False)
+        assert cp.returncode != 0, cp
+        assert f"cannot start again: it was on network '{n}'" in cp.stderr, cp.stderr
+        assert ctr.status(name) == "exited"
