@@ -17,9 +17,7 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -49,22 +47,6 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def ours(comm):
-    """Pids of our uid's live processes named comm."""
-    out = []
-    for e in os.scandir("/proc"):
-        if not e.name.isdigit():
-            continue
-        try:
-            if os.stat(e.path).st_uid != os.getuid():
-                continue
-            if Path(e.path, "comm").read_text().strip() == comm and alive(int(e.name)):
-                out.append(int(e.name))
-        except OSError:
-            pass
-    return out
 
 
 def holder_and_pasta(state):
