@@ -9,8 +9,10 @@ makes. "The internet" is a server in a network namespace this test makes (a past
 of the test's own puts it behind a port of the host's own address), published ports
 are reached from the host's own addresses: no packet leaves the machine.
 
-As root the same networks are rootful (test_network.py): the root run asserts that
-none of this is made for them.
+As root the networks are rootful (test_network.py): the root run asserts that none of
+this is made for them, and runs a rootless hutch (as nobody) inside namespaces of its
+own, where a second one can act as another host: the client's address of another host
+and the way out to it.
 """
 import json
 import os
@@ -18,6 +20,7 @@ import signal
 import socket
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -150,6 +153,103 @@ def wait_gone(state, pids, timeout=10):
 
 
 if ROOT:
+    @pytest.fixture
+    def as_nobody(state, tmp):
+        """A rootless hutch (as nobody, which has no subordinate ids: one id mapped)
+        run inside a network namespace "host" of the test's, joined by a veth to a
+        second one, "other" (10.77.0.2), acting as another host; "host" is 10.77.0.1
+        with its default route via "other", so pasta has a way out that leaves
+        nothing but these namespaces."""
+        import pwd
+        import shutil
+        import tempfile
+        nobody = pwd.getpwnam("nobody")
+        tag = uuid.uuid4().hex[:6]
+        host, other = f"hutch-rl-h-{tag}", f"hutch-rl-o-{tag}"
+        home = Path(tempfile.mkdtemp(prefix="hutch-rl-nobody-"))
+        home.chmod(0o755)
+        shutil.copy(state.bb_tar, home / "bb.tar")
+        shutil.copy(state.bin, home / "hutch")
+        www = home / "www"
+        (www / "cgi-bin").mkdir(parents=True)
+        (www / "index.html").write_text("hello from hutch\n")
+        (www / "cgi-bin" / "ip").write_text(CGI_IP)
+        (www / "cgi-bin" / "ip").chmod(0o755)
+        for p in [home, *home.rglob("*")]:
+            os.chown(p, nobody.pw_uid, nobody.pw_gid)
+        sh("ip", "netns", "add", host)
+        sh("ip", "netns", "add", other)
+        sh("ip", "-n", host, "link", "add", "vh", "type", "veth", "peer", "name", "vo",
+           "netns", other)
+        for ns, dev, addr in ((host, "vh", "10.77.0.1/24"), (other, "vo", "10.77.0.2/24")):
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", host, "route", "add", "default", "via", "10.77.0.2")
+        root = home / "state"
+
+        def h(*args, check=True):
+            cp = subprocess.run(
+                ["nsenter", f"--net=/run/netns/{host}", "setpriv", f"--reuid={nobody.pw_uid}",
+                 f"--regid={nobody.pw_gid}", "--clear-groups", str(home / "hutch"), "--root",
+                 str(root), *args], capture_output=True, text=True, timeout=60, cwd=home,
+                env={"PATH": os.environ["PATH"], "HOME": str(home)})
+            if check and cp.returncode != 0:
+                raise AssertionError(f"exit {cp.returncode}: {args}\n{cp.stdout}\n{cp.stderr}")
+            return cp
+        h.home, h.www, h.host, h.other, h.root = home, www, host, other, root
+        h("image", "import", "bb.tar", "bb")
+        yield h
+        for ref in h("ps", "-aq", check=False).stdout.split():
+            h("rm", "-f", ref, check=False)
+        for name in h("network", "ls", "-q", check=False).stdout.split():
+            h("network", "rm", name, check=False)
+        for f in ("holder", "pasta"):  # whatever a failed test left
+            try:
+                os.kill(int((root / "run" / "rootless-netns" / f).read_text().split()[0]),
+                        signal.SIGKILL)
+            except (OSError, ValueError, IndexError):
+                pass
+        sh("ip", "netns", "del", host, check=False)
+        sh("ip", "netns", "del", other, check=False)
+        subprocess.run(["rm", "-rf", str(home)])
+
+    def test_rootless_network_from_another_host(as_nobody):
+        """Run rootless (as nobody, one id mapped) in a namespace of the test's: a
+        published port reached from another host sees that host's address; a
+        container reaches a server on that other host through pasta; nothing is
+        left after the last container."""
+        h = as_nobody
+        h("network", "create", "n")
+        cid = h("run", "-d", "--network", "n", "-p", "20480:80", "-v", f"{h.www}:/www:ro",
+                "bb", "httpd", "-f", "-p", "80", "-h", "/www").stdout.strip()
+        got = wait_for(lambda: (lambda cp: cp.stdout if cp.returncode == 0 else None)(
+            sh("ip", "netns", "exec", h.other, "timeout", "3", BUSYBOX, "wget", "-qO-",
+               "http://10.77.0.1:20480/cgi-bin/ip", check=False)),
+            what="the published port from the other host")
+        assert unmapped(got) == "10.77.0.2", got
+        # the way out: a server on the other host sees the host's address (pasta's)
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", h.other, "python3", "-c",
+             "import socket\ns = socket.socket(); s.bind(('10.77.0.2', 20481)); s.listen()\n"
+             "print('ready', flush=True)\nc, a = s.accept(); c.sendall(b'seen ' + "
+             "a[0].encode() + b'\\n'); c.close()"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout.readline() == "ready\n"
+            out = h("run", "--rm", "--network", "n", "bb", "sh", "-c",
+                    "timeout 5 nc 10.77.0.2 20481 </dev/null | head -n 1", check=False).stdout
+            assert out == "seen 10.77.0.1\n", out
+        finally:
+            server.kill()
+            server.wait()
+        holder, pasta = (int((h.root / "run" / "rootless-netns" / f).read_text().split()[0])
+                         for f in ("holder", "pasta"))
+        h("rm", "-f", cid)
+        h("network", "rm", "n")
+        wait_for(lambda: not alive(holder) and not alive(pasta), what="holder and pasta to go")
+        assert not (h.root / "run" / "rootless-netns").exists()
+
     def test_rootful_networks_make_no_rootless_namespace(hutch, state, ctr):
         """As root a network is the host's bridge (test_network.py, in namespaces of
         the test's there): the rootless holder, pasta and their files are never made.
