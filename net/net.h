@@ -240,7 +240,12 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
  * user namespace is a child of attachment.userns (so the caller is a process
  * in that one: hutch after the clone). A stack supervisor does the same:
  * attach each network, create the container with runtime.userns_parent =
- * attachment.userns and on_created calling this; detach when it is gone. */
+ * attachment.userns and on_created calling this; detach when it is gone. The
+ * attaching process must be outside that user namespace (pasta and newuidmap
+ * cannot be started from inside it), and the clone puts the process that
+ * makes the container in it for good: a long-lived caller makes containers
+ * from a child process of its own, or attaches from a process that never
+ * made one. */
 int hutch_net_wire(const struct hutch_net_ctx *ctx, const char *container, int pid,
 		   struct hutch_err **err);
 /* Undo every attachment of the container and remove its netns; the last
