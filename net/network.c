@@ -1576,6 +1576,12 @@ static int rootless_attach(const struct hutch_net_ctx *ctx, const struct hutch_n
 {
 	*out = (struct hutch_net_attachment){0};
 	struct net_rootless rl;
+	if (req->n_ports && geteuid() == 0)
+		return hutch_fail(err, 0,
+				  "container %.12s: ports are published from outside the rootless "
+				  "network's user namespace (pasta cannot be started from inside "
+				  "it), and this process is inside",
+				  req->container);
 	/* when this container publishes ports, pasta first with what is published
 	 * now: ports given up are free again before its are checked against the
 	 * host's; then pasta (started, or again with its ports) */
