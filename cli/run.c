@@ -397,13 +397,16 @@ static int check_network_opts(const struct cli_ctx *ctx, const struct run_opts *
 			_cleanup_free_ char *shown = cli_shown(o->aliases[i]);
 			return hutch_fail(err, 0, "--network-alias: invalid name '%s'", shown);
 		}
-	if (net && ctx->rootless)
-		return hutch_fail(err, 0,
-				  "%s%s: rootless bridge networks and published ports (pasta) are not "
-				  "there yet; run as root, or use --network none|host",
-				  o->n_publish ? "--publish" : "--network ",
-				  o->n_publish ? "" : o->network);
 	return 0;
+}
+
+/* Rootless: the user namespace the container's is made under (the rootless
+ * network's, net/rootless.c), and its network wired once its process exists. */
+static char rootless_userns[64];
+
+static int wire_network(void *data, const char *id, pid_t pid, struct hutch_err **err)
+{
+	return hutch_net_wire(data, id, pid, err);
 }
 
 /* The detached container's monitor, after it exited: its network goes. */
@@ -425,6 +428,9 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 	struct hutch_net_attachment at;
 	if (hutch_net_attach(nctx, &req, &at, err) < 0)
 		return -1; /* nothing of it is left */
+	/* its network goes when it exits: `start` says so (cli/ctr.c) */
+	_cleanup_free_ char *label = xasprintf("hutch.network=%s", req.network);
+	hutch_spec_set_label(spec, label);
 	*attached = true;
 	free(at.ports);
 	/* more networks: eth1, eth2 ... in the same namespace; ports and the
@@ -439,7 +445,10 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 			return -1;
 		free(other.ports);
 	}
-	hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, at.netns);
+	if (at.userns[0]) /* rootless: a namespace of its own, wired later */
+		snprintf(rootless_userns, sizeof(rootless_userns), "%s", at.userns);
+	else
+		hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, at.netns);
 	if (!o->n_dns && hutch_spec_add_dns_server(spec, at.dns, err) < 0)
 		return -1;
 	if (hutch_spec_add_host(spec, spec->hostname, at.address, err) < 0)
@@ -813,7 +822,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	struct hutch_container *c = NULL;
 	int rc = 125;
 	_cleanup_free_ struct hutch_port_map *ports = NULL;
-	struct hutch_net_ctx nctx = {.data_root = ctx->data_root, .run_root = ctx->run_root};
+	struct hutch_net_ctx nctx = {
+	    .data_root = ctx->data_root, .run_root = ctx->run_root, .rootless = ctx->rootless};
 	bool attached = false;
 
 	_cleanup_free_ char *sup_dir = NULL;
@@ -839,6 +849,11 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (bridge_network(&o)) {
 		if (attach_network(&nctx, &o, ports, spec, &attached, &err) < 0)
 			goto out;
+		if (rootless_userns[0]) {
+			rt.userns_parent = rootless_userns;
+			rt.on_created = wire_network;
+			rt.on_created_data = &nctx;
+		}
 		hutch_trace("network attached");
 	}
 	if (supervised(&o) &&

@@ -160,6 +160,11 @@ const char *hutch_port_proto_name(enum hutch_port_proto p);
 struct hutch_net_ctx {
 	const char *data_root; /* DATA/networks/NAME/{network.json,members.json} */
 	const char *run_root;  /* RUN/netns/ID: the containers' network namespaces */
+	/* An unprivileged user's networks (net/rootless.c, docs/network.md): the
+	 * bridges live in the user's rootless network namespace, made with the
+	 * first container and gone with the last, with pasta for the way out and
+	 * the published ports. */
+	bool rootless;
 };
 
 struct hutch_net_member {
@@ -215,6 +220,11 @@ struct hutch_net_attach_req {
 };
 struct hutch_net_attachment {
 	char netns[4096]; /* give the spec this path as its network namespace */
+	/* Rootless: netns is "", the container gets a network namespace of its own
+	 * (a new one), made under this user namespace (hutch_runtime.userns_parent)
+	 * and wired with hutch_net_wire once its process exists (from
+	 * hutch_runtime.on_created), before any of it runs. */
+	char userns[64];
 	char address[16], gateway[16], dns[16];
 	int prefix;
 	struct hutch_port_map *ports; /* as published (any free port chosen); free it */
@@ -225,6 +235,19 @@ struct hutch_net_attachment {
  * published port already in use is refused naming it and its holder. */
 int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
 		     struct hutch_net_attachment *out, struct hutch_err **err);
+/* Rootless, every attachment of the container (hutch_net_attach first): the
+ * veths into the network namespace of pid, a process of the container's whose
+ * user namespace is a child of attachment.userns (so the caller is a process
+ * in that one: hutch after the clone). A stack supervisor does the same:
+ * attach each network, create the container with runtime.userns_parent =
+ * attachment.userns and on_created calling this; detach when it is gone. The
+ * attaching process must be outside that user namespace (pasta and newuidmap
+ * cannot be started from inside it), and the clone puts the process that
+ * makes the container in it for good: a long-lived caller makes containers
+ * from a child process of its own, or attaches from a process that never
+ * made one. */
+int hutch_net_wire(const struct hutch_net_ctx *ctx, const char *container, int pid,
+		   struct hutch_err **err);
 /* Undo every attachment of the container and remove its netns; the last
  * member of a network takes the bridge and its rules with it. Idempotent. */
 int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container,

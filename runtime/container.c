@@ -96,7 +96,10 @@ static __attribute__((noreturn)) void child_main(struct proc_ctx *pc, void *arg)
 static int child_started(pid_t pid, void *arg, struct hutch_err **err)
 {
 	struct child_args *a = arg;
-	return userns_write_maps(a->rt, a->spec, pid, err);
+	if (spec_has_ns(a->spec, HUTCH_NS_USER) && userns_write_maps(a->rt, a->spec, pid, err) < 0)
+		return -1;
+	return a->rt->on_created ? a->rt->on_created(a->rt->on_created_data, a->spec->id, pid, err)
+				 : 0;
 }
 
 static char *join_args(char **args, size_t n)
@@ -276,7 +279,7 @@ int hutch_runtime_init(struct hutch_runtime *rt, const char *data_root, const ch
 	*rt = (struct hutch_runtime){0};
 	rt->data_root = xstrdup(data_root);
 	rt->run_root = xstrdup(run_root);
-	rt->rootless = geteuid() != 0;
+	rt->rootless = running_rootless();
 	_cleanup_free_ char *d1 = xasprintf("%s/containers", data_root);
 	_cleanup_free_ char *d3 = xasprintf("%s/cache", run_root);
 	if (mkdir_p_at(AT_FDCWD, d1, 0700, err) < 0 ||
@@ -381,7 +384,7 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	    .clone_flags = flags,
 	    .cgroup_fd = c->cg.dirfd,
 	    .child = child_main,
-	    .started = userns ? child_started : NULL,
+	    .started = userns || rt->on_created ? child_started : NULL,
 	    .arg = &a,
 	};
 	struct spawn_out so;

@@ -229,6 +229,19 @@ struct hutch_runtime {
 	 * monitor while it starts the container. */
 	hutch_log_fn *log;
 	void *log_data;
+	/* Rootless networks (net/rootless.c): the container's user namespace is made
+	 * a child of the user namespace at this path (the rootless network
+	 * namespace's owner, which maps the user's own and subordinate ids), so that
+	 * a process in that one has the capabilities over the bridge's namespace and
+	 * the container's at once. hutch enters it for the clone (for good: no
+	 * process can go back to a parent user namespace) and writes the id maps
+	 * itself, translated into it. NULL: a child of the caller's. */
+	const char *userns_parent;
+	/* Called in the process that made the container, once its process exists
+	 * (its own namespaces, its id maps written) and before any of it runs: wire
+	 * its network namespace through pid (hutch_net_wire). */
+	int (*on_created)(void *data, const char *id, pid_t pid, struct hutch_err **err);
+	void *on_created_data;
 };
 /* Say msg through rt->log (or on stderr, as above). */
 void hutch_runtime_log(const struct hutch_runtime *rt, enum hutch_log_level level,
