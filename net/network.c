@@ -40,6 +40,9 @@ struct netdef {
 	char bridge[16];
 	struct hutch_cidr subnet;
 	bool internal;
+	char *owner; /* "stack shop": another part of hutch's (NULL: the user's) */
+	int owner_pid;
+	uint64_t owner_start;
 	struct hutch_ipam_pool pool;
 	struct member *members;
 	size_t n_members;
@@ -62,6 +65,7 @@ static void netdef_clear(struct netdef *d)
 	free(d->name);
 	free(d->id);
 	free(d->created);
+	free(d->owner);
 	hutch_ipam_pool_clear(&d->pool);
 	for (size_t i = 0; i < d->n_members; i++)
 		member_clear(&d->members[i]);
@@ -204,6 +208,12 @@ static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, 
 	json_object_object_add(o, "subnet", json_object_new_string(sub));
 	json_object_object_add(o, "internal", json_object_new_boolean(d->internal));
 	json_object_object_add(o, "created", json_object_new_string(d->created));
+	if (d->owner) {
+		json_object_object_add(o, "owner", json_object_new_string(d->owner));
+		json_object_object_add(o, "owner_pid", json_object_new_int(d->owner_pid));
+		json_object_object_add(o, "owner_start",
+				       json_object_new_int64((int64_t)d->owner_start));
+	}
 	struct json_object *pool = json_object_new_array();
 	for (size_t i = 0; i < d->pool.n; i++) {
 		const struct hutch_ipam_entry *e = &d->pool.entries[i];
@@ -296,6 +306,11 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 	d->created = xstrdup(jstr(o, "created") ? jstr(o, "created") : "");
 	struct json_object *v;
 	d->internal = json_object_object_get_ex(o, "internal", &v) && json_object_get_boolean(v);
+	if (jstr(o, "owner")) {
+		d->owner = xstrdup(jstr(o, "owner"));
+		d->owner_pid = (int)jint(o, "owner_pid");
+		d->owner_start = (uint64_t)jint(o, "owner_start");
+	}
 	d->pool.subnet = d->subnet;
 	if (json_object_object_get_ex(o, "addresses", &v) &&
 	    json_object_is_type(v, json_type_array)) {
@@ -397,6 +412,12 @@ static bool attacher_alive(const struct member *m)
 {
 	return m->attacher_pid > 0 && m->attacher_start &&
 	       proc_start_time(m->attacher_pid) == m->attacher_start;
+}
+
+static bool owner_alive(const struct netdef *d)
+{
+	return d->owner && d->owner_pid > 0 && d->owner_start &&
+	       proc_start_time(d->owner_pid) == d->owner_start;
 }
 
 /* The network namespaces some process is in (their nsfs inodes). */
@@ -829,6 +850,8 @@ static void info_fill(const struct netdef *d, struct hutch_net_info *out)
 	/* the DNS server of the network listens on the gateway's address */
 	memcpy(out->dns, out->gateway, sizeof(out->dns));
 	out->internal = d->internal;
+	out->owner = d->owner ? xstrdup(d->owner) : NULL;
+	out->owner_running = owner_alive(d);
 	out->members = xcalloc(d->n_members + 1, sizeof(*out->members));
 	for (size_t i = 0; i < d->n_members; i++) {
 		const struct member *m = &d->members[i];
@@ -853,6 +876,7 @@ void hutch_net_info_free(struct hutch_net_info *info)
 	free(info->name);
 	free(info->id);
 	free(info->created);
+	free(info->owner);
 	for (size_t i = 0; i < info->n_members; i++) {
 		struct hutch_net_member *m = &info->members[i];
 		free(m->container);
@@ -886,6 +910,8 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 	json_object_object_add(o, "dns", json_object_new_string(info->dns));
 	json_object_object_add(o, "internal", json_object_new_boolean(info->internal));
 	json_object_object_add(o, "created", json_object_new_string(info->created));
+	if (info->owner)
+		json_object_object_add(o, "owner", json_object_new_string(info->owner));
 	struct json_object *ms = json_object_new_array();
 	for (size_t i = 0; i < info->n_members; i++) {
 		const struct hutch_net_member *m = &info->members[i];
@@ -1054,6 +1080,16 @@ int hutch_network_remove(const struct hutch_net_ctx *ctx, const char *name, stru
 	int r = load_net(ctx, name, &d, err);
 	if (r < 0)
 		return r;
+	if (owner_alive(&d)) {
+		_cleanup_free_ char *shown = printable(name, strlen(name));
+		_cleanup_free_ char *whose = printable(d.owner, strlen(d.owner));
+		hutch_fail(err, 0,
+			   "network '%s' belongs to %s, which is running (pid %d): take it down "
+			   "('hutch down' for a stack) and its network goes with it",
+			   shown, whose, d.owner_pid);
+		netdef_clear(&d);
+		return -1;
+	}
 	if (d.n_members) {
 		char *list = NULL;
 		size_t len = 0;
@@ -1331,4 +1367,140 @@ done:
 	netdefs_free(all, n_all);
 	netdef_clear(&d);
 	return r;
+}
+
+/* ---- networks owned by another part of hutch (a stack's) --------------------------- */
+
+static int refuse_other_owner(const struct netdef *d, const char *owner, struct hutch_err **err)
+{
+	_cleanup_free_ char *shown = printable(d->name, strlen(d->name));
+	_cleanup_free_ char *want = printable(owner, strlen(owner));
+	if (!d->owner)
+		return hutch_fail(err, 0,
+				  "network '%s' exists and is not %s's (hutch network create made "
+				  "it): remove it (hutch network rm %s) or give the stack another "
+				  "name",
+				  shown, want, shown);
+	_cleanup_free_ char *whose = printable(d->owner, strlen(d->owner));
+	return hutch_fail(err, 0, "network '%s' belongs to %s, not to %s: give one another name",
+			  shown, whose, want);
+}
+
+/* Under the lock: d's bridge and directory (its members are gone). */
+static int remove_locked(const struct hutch_net_ctx *ctx, const struct netdef *d,
+			 struct hutch_err **err)
+{
+	if (net_link_delete(d->bridge, err) < 0)
+		return -1;
+	_cleanup_free_ char *dir = nets_dir(ctx);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return hutch_fail_sys(err, "open %s", dir);
+	return remove_tree_at(dfd, d->name, err);
+}
+
+int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name,
+			       const char *subnet, bool internal, const char *owner,
+			       struct hutch_net_info *out, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	bool changed = false;
+	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+		return -1;
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r == 0 && (!d.owner || strcmp(d.owner, owner))) {
+		refuse_other_owner(&d, owner, err);
+		netdef_clear(&d);
+		return -1;
+	}
+	if (r == 0) {
+		bool differs = d.internal != internal;
+		struct hutch_cidr want;
+		if (subnet && hutch_cidr_parse(subnet, &want, err) < 0) {
+			netdef_clear(&d);
+			return -1;
+		}
+		differs |= subnet && (want.addr != d.subnet.addr || want.prefix != d.subnet.prefix);
+		if (differs && d.n_members) {
+			char have[19];
+			hutch_cidr_format(&d.subnet, have);
+			_cleanup_free_ char *shown = printable(name, strlen(name));
+			hutch_fail(err, 0,
+				   "network '%s' (subnet %s%s) has containers on it and the file "
+				   "now says subnet %s%s: take the stack down (hutch down) to "
+				   "change it",
+				   shown, have, d.internal ? ", internal" : "",
+				   subnet ? subnet : have, internal ? ", internal" : "");
+			netdef_clear(&d);
+			return -1;
+		}
+		if (differs) {
+			r = remove_locked(ctx, &d, err);
+			netdef_clear(&d);
+			if (r < 0)
+				return -1;
+			r = HUTCH_NET_NOT_FOUND;
+		}
+	}
+	if (r == HUTCH_NET_NOT_FOUND) {
+		hutch_err_free(err);
+		r = create_locked(ctx, name, subnet, internal, &d, err);
+	}
+	if (r < 0)
+		return -1;
+	free(d.owner);
+	d.owner = xstrdup(owner);
+	d.owner_pid = getpid();
+	d.owner_start = proc_start_time(getpid());
+	if (save_net_as(ctx, &d, true, err) < 0) {
+		netdef_clear(&d);
+		return -1;
+	}
+	if (out)
+		info_fill(&d, out);
+	netdef_clear(&d);
+	return 0;
+}
+
+int hutch_network_remove_owned(const struct hutch_net_ctx *ctx, const char *name, const char *owner,
+			       struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r == HUTCH_NET_NOT_FOUND) {
+		hutch_err_free(err);
+		return 0;
+	}
+	if (r < 0)
+		return -1;
+	if (!d.owner || strcmp(d.owner, owner)) {
+		refuse_other_owner(&d, owner, err);
+		netdef_clear(&d);
+		return -1;
+	}
+	/* what a crashed owner's containers left: they are the owner's to end */
+	size_t n = d.n_members;
+	char **ids = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = xstrdup(d.members[i].container);
+	netdef_clear(&d);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0 && detach_locked(ctx, ids[i], err) < 0)
+			r = -1;
+		free(ids[i]);
+	}
+	free(ids);
+	if (r == 0)
+		r = load_net(ctx, name, &d, err);
+	if (r == 0) {
+		r = remove_locked(ctx, &d, err);
+		netdef_clear(&d);
+	}
+	if (r == 0)
+		r = apply_rules(ctx, err);
+	return r < 0 ? -1 : 0;
 }
