@@ -33,54 +33,53 @@ struct run_opts {
 
 static void run_usage(FILE *out)
 {
-	fputs(
-	    "Usage: hutch run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
-	    "\n"
-	    "  -d, --detach           run in the background and print the container id\n"
-	    "  --rm                   remove the container when it exits\n"
-	    "  -i, --interactive      keep stdin open\n"
-	    "  -t, --tty              allocate a pseudo-terminal\n"
-	    "  -e, --env K=V|K        set an environment variable (K alone: from here)\n"
-	    "      --env-file FILE    read K=V lines from FILE\n"
-	    "  -v, --volume SRC:DST[:ro|rw]  bind mount (SRC absolute or ./relative)\n"
-	    "      --tmpfs DST[:OPTS] mount a tmpfs (default nosuid,nodev,noexec)\n"
-	    "  -w, --workdir DIR      working directory inside the container\n"
-	    "  -u, --user U[:G]       user name or uid, group name or gid\n"
-	    "  -h, --hostname NAME    container hostname (default: short id)\n"
-	    "      --name NAME        container name\n"
-	    "      --entrypoint CMD   override the image's entrypoint\n"
-	    "      --read-only        mount the root filesystem read-only\n"
-	    "  -m, --memory SIZE      memory limit (e.g. 64m, 1g)\n"
-	    "      --memory-swap SIZE memory+swap limit (-1: unlimited swap)\n"
-	    "      --cpus N           CPU limit (e.g. 0.5)\n"
-	    "      --pids-limit N     maximum number of processes\n"
-	    "      --ulimit NAME=SOFT[:HARD]  e.g. nofile=1024:2048\n"
-	    "      --cap-add CAP      add a capability (or ALL)\n"
-	    "      --cap-drop CAP     drop a capability (or ALL)\n"
-	    "      --network NET      none (default: loopback only), host, or a network of\n"
-	    "                         `hutch network create` (bridge: the default one)\n"
-	    "                         (repeatable: eth0, eth1 ... one per network)\n"
-	    "      --network-alias A  another name for the container on its network\n"
-	    "  -p, --publish [IP:][HOST:]CONTAINER[/tcp|/udp]  publish a port (ranges N-M;\n"
-	    "                         without --network: on the default network)\n"
-	    "      --dns IP           a nameserver for /etc/resolv.conf\n"
-	    "      --dns-search DOMAIN  a search domain for /etc/resolv.conf ('.': none)\n"
-	    "      --dns-option OPT   a resolv.conf option (e.g. ndots:2)\n"
-	    "      --add-host HOST:IP a line for /etc/hosts\n"
-	    "      --init             run a tiny init as pid 1 (reaps zombies, forwards signals)\n"
-	    "      --device HOST[:DEST][:PERMS]  a host device node (PERMS: of rwm)\n"
-	    "      --privileged       all capabilities and host devices, no seccomp or masks\n"
-	    "      --security-opt OPT seccomp=unconfined, no-new-privileges[=true|false]\n"
-	    "      --stop-signal SIG  signal that stops the container (default SIGTERM)\n"
-	    "      --restart POLICY   no, always, on-failure[:N], unless-stopped (needs -d)\n"
-	    "      --health-cmd CMD   a health check, run with /bin/sh -c in the container\n"
-	    "      --health-interval D  time between checks (default 30s)\n"
-	    "      --health-timeout D   how long a check may take (default 30s)\n"
-	    "      --health-retries N   failures in a row that make it unhealthy (default 3)\n"
-	    "      --health-start-period D    failures in this time do not count (default 0s)\n"
-	    "      --health-start-interval D  time between checks in the start period (5s)\n"
-	    "      --no-healthcheck   no health check\n",
-	    out);
+	fputs("Usage: hutch run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+	      "\n"
+	      "  -d, --detach           run in the background and print the container id\n"
+	      "  --rm                   remove the container when it exits\n"
+	      "  -i, --interactive      keep stdin open\n"
+	      "  -t, --tty              allocate a pseudo-terminal\n"
+	      "  -e, --env K=V|K        set an environment variable (K alone: from here)\n"
+	      "      --env-file FILE    read K=V lines from FILE\n"
+	      "  -v, --volume SRC:DST[:ro|rw]  bind mount (SRC absolute or ./relative)\n"
+	      "      --tmpfs DST[:OPTS] mount a tmpfs (default nosuid,nodev,noexec)\n"
+	      "  -w, --workdir DIR      working directory inside the container\n"
+	      "  -u, --user U[:G]       user name or uid, group name or gid\n"
+	      "  -h, --hostname NAME    container hostname (default: short id)\n"
+	      "      --name NAME        container name\n"
+	      "      --entrypoint CMD   override the image's entrypoint\n"
+	      "      --read-only        mount the root filesystem read-only\n"
+	      "  -m, --memory SIZE      memory limit (e.g. 64m, 1g)\n"
+	      "      --memory-swap SIZE memory+swap limit (-1: unlimited swap)\n"
+	      "      --cpus N           CPU limit (e.g. 0.5)\n"
+	      "      --pids-limit N     maximum number of processes\n"
+	      "      --ulimit NAME=SOFT[:HARD]  e.g. nofile=1024:2048\n"
+	      "      --cap-add CAP      add a capability (or ALL)\n"
+	      "      --cap-drop CAP     drop a capability (or ALL)\n"
+	      "      --network NET      none (default: loopback only), host, or a network of\n"
+	      "                         `hutch network create` (bridge: the default one)\n"
+	      "                         (repeatable: eth0, eth1 ... one per network)\n"
+	      "      --network-alias A  another name for the container on its network\n"
+	      "  -p, --publish [IP:][HOST:]CONTAINER[/tcp|/udp]  publish a port (ranges N-M;\n"
+	      "                         without --network: on the default network)\n"
+	      "      --dns IP           a nameserver for /etc/resolv.conf\n"
+	      "      --dns-search DOMAIN  a search domain for /etc/resolv.conf ('.': none)\n"
+	      "      --dns-option OPT   a resolv.conf option (e.g. ndots:2)\n"
+	      "      --add-host HOST:IP a line for /etc/hosts\n"
+	      "      --init             run a tiny init as pid 1 (reaps zombies, forwards signals)\n"
+	      "      --device HOST[:DEST][:PERMS]  a host device node (PERMS: of rwm)\n"
+	      "      --privileged       all capabilities and host devices, no seccomp or masks\n"
+	      "      --security-opt OPT seccomp=unconfined, no-new-privileges[=true|false]\n"
+	      "      --stop-signal SIG  signal that stops the container (default SIGTERM)\n"
+	      "      --restart POLICY   no, always, on-failure[:N], unless-stopped (needs -d)\n"
+	      "      --health-cmd CMD   a health check, run with /bin/sh -c in the container\n"
+	      "      --health-interval D  time between checks (default 30s)\n"
+	      "      --health-timeout D   how long a check may take (default 30s)\n"
+	      "      --health-retries N   failures in a row that make it unhealthy (default 3)\n"
+	      "      --health-start-period D    failures in this time do not count (default 0s)\n"
+	      "      --health-start-interval D  time between checks in the start period (5s)\n"
+	      "      --no-healthcheck   no health check\n",
+	      out);
 }
 
 static void push(const char ***v, size_t *n, const char *s)
@@ -91,95 +90,58 @@ static void push(const char ***v, size_t *n, const char *s)
 
 /* Option table: long name, short letter, whether it takes a value. */
 enum opt_id {
-	O_RM,
-	O_I,
-	O_T,
-	O_E,
-	O_ENVFILE,
-	O_V,
-	O_TMPFS,
-	O_W,
-	O_U,
-	O_H,
-	O_NAME,
-	O_ENTRY,
-	O_RO,
-	O_MEM,
-	O_SWAP,
-	O_CPUS,
-	O_PIDS,
-	O_ULIMIT,
-	O_CAPADD,
-	O_CAPDROP,
-	O_NET,
-	O_INIT,
-	O_PRIV,
-	O_SECOPT,
-	O_STOPSIG,
-	O_HELP,
-	O_DETACH,
-	O_DNS,
-	O_DNS_SEARCH,
-	O_DNS_OPTION,
-	O_ADD_HOST,
-	O_DEVICE,
-	O_PUBLISH,
-	O_NET_ALIAS,
-	O_RESTART,
-	O_HCMD,
-	O_HINTERVAL,
-	O_HTIMEOUT,
-	O_HRETRIES,
-	O_HSTART_PERIOD,
-	O_HSTART_INTERVAL,
-	O_NO_HEALTH,
+	O_RM, O_I, O_T, O_E, O_ENVFILE, O_V, O_TMPFS, O_W, O_U, O_H, O_NAME, O_ENTRY, O_RO, O_MEM,
+	O_SWAP, O_CPUS, O_PIDS, O_ULIMIT, O_CAPADD, O_CAPDROP, O_NET, O_INIT, O_PRIV, O_SECOPT,
+	O_STOPSIG, O_HELP, O_DETACH, O_DNS, O_DNS_SEARCH, O_DNS_OPTION, O_ADD_HOST, O_DEVICE,
+	O_PUBLISH, O_NET_ALIAS, O_RESTART, O_HCMD, O_HINTERVAL, O_HTIMEOUT, O_HRETRIES,
+	O_HSTART_PERIOD, O_HSTART_INTERVAL, O_NO_HEALTH,
 };
 static const struct cli_opt options[] = {
-    {"rm", 0, false, O_RM},
-    {"interactive", 'i', false, O_I},
-    {"tty", 't', false, O_T},
-    {"env", 'e', true, O_E},
-    {"env-file", 0, true, O_ENVFILE},
-    {"volume", 'v', true, O_V},
-    {"tmpfs", 0, true, O_TMPFS},
-    {"workdir", 'w', true, O_W},
-    {"user", 'u', true, O_U},
-    {"hostname", 'h', true, O_H},
-    {"name", 0, true, O_NAME},
-    {"entrypoint", 0, true, O_ENTRY},
-    {"read-only", 0, false, O_RO},
-    {"memory", 'm', true, O_MEM},
-    {"memory-swap", 0, true, O_SWAP},
-    {"cpus", 0, true, O_CPUS},
-    {"pids-limit", 0, true, O_PIDS},
-    {"ulimit", 0, true, O_ULIMIT},
-    {"cap-add", 0, true, O_CAPADD},
-    {"cap-drop", 0, true, O_CAPDROP},
-    {"network", 0, true, O_NET},
-    {"net", 0, true, O_NET},
-    {"init", 0, false, O_INIT},
-    {"privileged", 0, false, O_PRIV},
-    {"security-opt", 0, true, O_SECOPT},
-    {"stop-signal", 0, true, O_STOPSIG},
-    {"help", 0, false, O_HELP},
-    {"detach", 'd', false, O_DETACH},
-    {"dns", 0, true, O_DNS},
-    {"dns-search", 0, true, O_DNS_SEARCH},
-    {"dns-option", 0, true, O_DNS_OPTION},
-    {"dns-opt", 0, true, O_DNS_OPTION},
-    {"add-host", 0, true, O_ADD_HOST},
-    {"device", 0, true, O_DEVICE},
-    {"publish", 'p', true, O_PUBLISH},
-    {"network-alias", 0, true, O_NET_ALIAS},
-    {"net-alias", 0, true, O_NET_ALIAS},
-    {"restart", 0, true, O_RESTART},
-    {"health-cmd", 0, true, O_HCMD},
-    {"health-interval", 0, true, O_HINTERVAL},
-    {"health-timeout", 0, true, O_HTIMEOUT},
-    {"health-retries", 0, true, O_HRETRIES},
-    {"health-start-period", 0, true, O_HSTART_PERIOD},
-    {"health-start-interval", 0, true, O_HSTART_INTERVAL},
-    {"no-healthcheck", 0, false, O_NO_HEALTH},
+	{"rm", 0, false, O_RM},
+	{"interactive", 'i', false, O_I},
+	{"tty", 't', false, O_T},
+	{"env", 'e', true, O_E},
+	{"env-file", 0, true, O_ENVFILE},
+	{"volume", 'v', true, O_V},
+	{"tmpfs", 0, true, O_TMPFS},
+	{"workdir", 'w', true, O_W},
+	{"user", 'u', true, O_U},
+	{"hostname", 'h', true, O_H},
+	{"name", 0, true, O_NAME},
+	{"entrypoint", 0, true, O_ENTRY},
+	{"read-only", 0, false, O_RO},
+	{"memory", 'm', true, O_MEM},
+	{"memory-swap", 0, true, O_SWAP},
+	{"cpus", 0, true, O_CPUS},
+	{"pids-limit", 0, true, O_PIDS},
+	{"ulimit", 0, true, O_ULIMIT},
+	{"cap-add", 0, true, O_CAPADD},
+	{"cap-drop", 0, true, O_CAPDROP},
+	{"network", 0, true, O_NET},
+	{"net", 0, true, O_NET},
+	{"init", 0, false, O_INIT},
+	{"privileged", 0, false, O_PRIV},
+	{"security-opt", 0, true, O_SECOPT},
+	{"stop-signal", 0, true, O_STOPSIG},
+	{"help", 0, false, O_HELP},
+	{"detach", 'd', false, O_DETACH},
+	{"dns", 0, true, O_DNS},
+	{"dns-search", 0, true, O_DNS_SEARCH},
+	{"dns-option", 0, true, O_DNS_OPTION},
+	{"dns-opt", 0, true, O_DNS_OPTION},
+	{"add-host", 0, true, O_ADD_HOST},
+	{"device", 0, true, O_DEVICE},
+	{"publish", 'p', true, O_PUBLISH},
+	{"network-alias", 0, true, O_NET_ALIAS},
+	{"net-alias", 0, true, O_NET_ALIAS},
+	{"restart", 0, true, O_RESTART},
+	{"health-cmd", 0, true, O_HCMD},
+	{"health-interval", 0, true, O_HINTERVAL},
+	{"health-timeout", 0, true, O_HTIMEOUT},
+	{"health-retries", 0, true, O_HRETRIES},
+	{"health-start-period", 0, true, O_HSTART_PERIOD},
+	{"health-start-interval", 0, true, O_HSTART_INTERVAL},
+	{"no-healthcheck", 0, false, O_NO_HEALTH},
 };
 
 /* --restart's value, as the stack file's restart key takes it. */
@@ -214,79 +176,34 @@ static int duration_opt(const char *flag, const char *v, int64_t min_ns)
 static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 {
 	switch (id) {
-	case O_RM:
-		o->rm = true;
-		break;
-	case O_I:
-		o->interactive = true;
-		break;
-	case O_T:
-		o->tty = true;
-		break;
-	case O_E:
-		push(&o->env, &o->n_env, v);
-		break;
-	case O_ENVFILE:
-		push(&o->env_files, &o->n_env_files, v);
-		break;
-	case O_V:
-		push(&o->volumes, &o->n_volumes, v);
-		break;
-	case O_TMPFS:
-		push(&o->tmpfs, &o->n_tmpfs, v);
-		break;
-	case O_W:
-		o->workdir = v;
-		break;
-	case O_U:
-		o->user = v;
-		break;
-	case O_H:
-		o->hostname = v;
-		break;
-	case O_NAME:
-		o->name = v;
-		break;
-	case O_ENTRY:
-		o->entrypoint = v;
-		o->entrypoint_set = true;
-		break;
-	case O_RO:
-		o->read_only = true;
-		break;
-	case O_MEM:
-		o->memory = v;
-		break;
-	case O_SWAP:
-		o->memory_swap = v;
-		break;
-	case O_CPUS:
-		o->cpus = v;
-		break;
-	case O_PIDS:
-		o->pids_limit = v;
-		break;
-	case O_ULIMIT:
-		push(&o->ulimits, &o->n_ulimits, v);
-		break;
-	case O_CAPADD:
-		push(&o->cap_add, &o->n_cap_add, v);
-		break;
-	case O_CAPDROP:
-		push(&o->cap_drop, &o->n_cap_drop, v);
-		break;
+	case O_RM: o->rm = true; break;
+	case O_I: o->interactive = true; break;
+	case O_T: o->tty = true; break;
+	case O_E: push(&o->env, &o->n_env, v); break;
+	case O_ENVFILE: push(&o->env_files, &o->n_env_files, v); break;
+	case O_V: push(&o->volumes, &o->n_volumes, v); break;
+	case O_TMPFS: push(&o->tmpfs, &o->n_tmpfs, v); break;
+	case O_W: o->workdir = v; break;
+	case O_U: o->user = v; break;
+	case O_H: o->hostname = v; break;
+	case O_NAME: o->name = v; break;
+	case O_ENTRY: o->entrypoint = v; o->entrypoint_set = true; break;
+	case O_RO: o->read_only = true; break;
+	case O_MEM: o->memory = v; break;
+	case O_SWAP: o->memory_swap = v; break;
+	case O_CPUS: o->cpus = v; break;
+	case O_PIDS: o->pids_limit = v; break;
+	case O_ULIMIT: push(&o->ulimits, &o->n_ulimits, v); break;
+	case O_CAPADD: push(&o->cap_add, &o->n_cap_add, v); break;
+	case O_CAPDROP: push(&o->cap_drop, &o->n_cap_drop, v); break;
 	case O_NET:
 		if (o->network)
 			push(&o->more_networks, &o->n_more_networks, v);
 		else
 			o->network = v;
 		break;
-	case O_INIT:
-		o->init = true;
-		break;
-	case O_PRIV:
-		o->privileged = true;
-		break;
+	case O_INIT: o->init = true; break;
+	case O_PRIV: o->privileged = true; break;
 	case O_SECOPT:
 		if (!strcmp(v, "seccomp=unconfined") || !strcmp(v, "seccomp:unconfined")) {
 			o->seccomp_unconfined = true;
@@ -306,36 +223,16 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 			return -1;
 		}
 		break;
-	case O_STOPSIG:
-		o->stop_signal = v;
-		break;
-	case O_HELP:
-		run_usage(stdout);
-		exit(0);
-	case O_DETACH:
-		o->detach = true;
-		break;
-	case O_DNS:
-		push(&o->dns, &o->n_dns, v);
-		break;
-	case O_DNS_SEARCH:
-		push(&o->dns_search, &o->n_dns_search, v);
-		break;
-	case O_DNS_OPTION:
-		push(&o->dns_options, &o->n_dns_options, v);
-		break;
-	case O_ADD_HOST:
-		push(&o->add_hosts, &o->n_add_hosts, v);
-		break;
-	case O_DEVICE:
-		push(&o->devices, &o->n_devices, v);
-		break;
-	case O_PUBLISH:
-		push(&o->publish, &o->n_publish, v);
-		break;
-	case O_NET_ALIAS:
-		push(&o->aliases, &o->n_aliases, v);
-		break;
+	case O_STOPSIG: o->stop_signal = v; break;
+	case O_HELP: run_usage(stdout); exit(0);
+	case O_DETACH: o->detach = true; break;
+	case O_DNS: push(&o->dns, &o->n_dns, v); break;
+	case O_DNS_SEARCH: push(&o->dns_search, &o->n_dns_search, v); break;
+	case O_DNS_OPTION: push(&o->dns_options, &o->n_dns_options, v); break;
+	case O_ADD_HOST: push(&o->add_hosts, &o->n_add_hosts, v); break;
+	case O_DEVICE: push(&o->devices, &o->n_devices, v); break;
+	case O_PUBLISH: push(&o->publish, &o->n_publish, v); break;
+	case O_NET_ALIAS: push(&o->aliases, &o->n_aliases, v); break;
 	case O_RESTART:
 		if (!restart_valid(v)) {
 			_cleanup_free_ char *shown = cli_shown(v);
@@ -386,9 +283,7 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 		o->health_retries = v;
 		break;
 	}
-	case O_NO_HEALTH:
-		o->no_healthcheck = true;
-		break;
+	case O_NO_HEALTH: o->no_healthcheck = true; break;
 	}
 	return 0;
 }
@@ -482,30 +377,29 @@ static int check_network_opts(const struct cli_ctx *ctx, const struct run_opts *
 	const char *net = bridge_network(o);
 	for (size_t i = 0; i < o->n_more_networks; i++)
 		if (!net || !bridge_name(o->more_networks[i]))
-			return hutch_fail(
-			    err, 0,
-			    "--network %s cannot be combined with another --network: give "
-			    "bridge networks only",
-			    net ? o->more_networks[i] : o->network);
+			return hutch_fail(err, 0,
+					  "--network %s cannot be combined with another --network: give "
+					  "bridge networks only",
+					  net ? o->more_networks[i] : o->network);
 	if (!net && o->n_publish)
-		return hutch_fail(
-		    err, 0, "--publish needs a bridge network: --network %s %s", o->network,
-		    !strcmp(o->network, "host") ? "shares the host's ports already (drop -p)"
-						: "has no way in (drop --network none)");
-	if (!net && o->n_aliases)
 		return hutch_fail(err, 0,
-				  "--network-alias needs a bridge network (--network NAME)");
+				  "--publish needs a bridge network: --network %s %s", o->network,
+				  !strcmp(o->network, "host")
+				      ? "shares the host's ports already (drop -p)"
+				      : "has no way in (drop --network none)");
+	if (!net && o->n_aliases)
+		return hutch_fail(err, 0, "--network-alias needs a bridge network (--network NAME)");
 	for (size_t i = 0; i < o->n_aliases; i++)
 		if (!hutch_hostname_valid(o->aliases[i])) {
 			_cleanup_free_ char *shown = cli_shown(o->aliases[i]);
 			return hutch_fail(err, 0, "--network-alias: invalid name '%s'", shown);
 		}
 	if (net && ctx->rootless)
-		return hutch_fail(
-		    err, 0,
-		    "%s%s: rootless bridge networks and published ports (pasta) are not "
-		    "there yet; run as root, or use --network none|host",
-		    o->n_publish ? "--publish" : "--network ", o->n_publish ? "" : o->network);
+		return hutch_fail(err, 0,
+				  "%s%s: rootless bridge networks and published ports (pasta) are not "
+				  "there yet; run as root, or use --network none|host",
+				  o->n_publish ? "--publish" : "--network ",
+				  o->n_publish ? "" : o->network);
 	return 0;
 }
 
@@ -552,6 +446,7 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 			return -1;
 	return 0;
 }
+
 
 /* ---- supervised containers: `run -d --restart ... --health-cmd ...` ----------
  * Such a container is a one-service stack under the hood, so that the stack
@@ -737,9 +632,8 @@ static int start_supervisor(struct cli_ctx *ctx, struct hutch_runtime *rt,
 	return -1;
 }
 
-static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o,
-		      const struct hutch_image *img, int cmd_argc, char **cmd_argv,
-		      struct hutch_spec *spec, struct hutch_err **err)
+static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, const struct hutch_image *img, int cmd_argc,
+		      char **cmd_argv, struct hutch_spec *spec, struct hutch_err **err)
 {
 	char id[65];
 	if (random_hex_id(id, err) < 0)
@@ -824,8 +718,7 @@ static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o,
 	    each(spec, "--ulimit", o->ulimits, o->n_ulimits, hutch_spec_add_ulimit, err) < 0)
 		return -1;
 	if (hutch_spec_check_resources(&spec->resources, err) < 0)
-		return o->memory_swap ? hutch_err_wrap(err, "--memory-swap '%s'", o->memory_swap)
-				      : -1;
+		return o->memory_swap ? hutch_err_wrap(err, "--memory-swap '%s'", o->memory_swap) : -1;
 
 	/* Security. --privileged turns no_new_privs off, as in Docker; an explicit
 	 * --security-opt no-new-privileges still wins. */
@@ -846,9 +739,10 @@ static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o,
 		err) < 0 ||
 	    each(spec, "--dns", o->dns, o->n_dns, add_dns_server, err) < 0 ||
 	    each(spec, "--dns-search", o->dns_search, o->n_dns_search, add_dns_search, err) < 0 ||
-	    each(spec, "--dns-option", o->dns_options, o->n_dns_options, add_dns_option, err) < 0 ||
-	    each(spec, "--add-host", o->add_hosts, o->n_add_hosts, hutch_spec_add_host_entry, err) <
-		0)
+	    each(spec, "--dns-option", o->dns_options, o->n_dns_options, add_dns_option, err) <
+		0 ||
+	    each(spec, "--add-host", o->add_hosts, o->n_add_hosts, hutch_spec_add_host_entry,
+		 err) < 0)
 		return -1;
 
 	/* Mounts: volumes and tmpfs after the defaults (they may replace them). */
@@ -883,9 +777,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	int img_idx = parse_run_args(&o, argc, argv);
 	if (img_idx < 0) {
 		if (img_idx == -1)
-			fprintf(stderr,
-				"hutch: run: no image given (usage: hutch run [OPTIONS] IMAGE "
-				"[COMMAND [ARG...]])\n");
+			fprintf(stderr, "hutch: run: no image given (usage: hutch run [OPTIONS] IMAGE "
+					"[COMMAND [ARG...]])\n");
 		free_opts(&o);
 		return 125;
 	}
@@ -929,8 +822,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	    prepare_supervised(ctx, &rt, &o, img, spec, &sup_dir, &stack, &err) < 0)
 		goto out;
 	if (o.detach) {
-		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) <
-		    0)
+		if (hutch_container_run_detached(&rt, spec, img->layer_fds, img->n_layers, &err) < 0)
 			goto out;
 		if (stack) {
 			int sr = start_supervisor(ctx, &rt, stack, sup_dir, spec->id);
