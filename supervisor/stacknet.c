@@ -18,9 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/sha256.h"
 #include "common/util.h"
 #include "net/net.h"
 #include "supervisor/sup_internal.h"
+
+#define HUTCH_NET_NAME_MAX 64
 
 struct sup_net_net {
 	char *key;  /* "default", "front": the file's name */
@@ -96,10 +99,21 @@ static void add_net(struct sup_net *net, const char *key, bool internal)
 	for (size_t i = 0; i < net->n; i++)
 		if (!strcmp(net->nets[i].key, key))
 			return;
+	char *name = xasprintf("%s_%s", net->stack->name, key);
+	if (strlen(name) > HUTCH_NET_NAME_MAX) {
+		/* a network's name is at most 64 characters, a stack's and a
+		 * network's 63 each: the long ones cut, with a hash of the whole
+		 * name to keep them apart */
+		char digest[72]; /* "sha256:HEX" */
+		sha256_digest(name, strlen(name), digest);
+		char *cut = xasprintf("%.*s-%.8s", HUTCH_NET_NAME_MAX - 9, name, digest + 7);
+		free(name);
+		name = cut;
+	}
 	net->nets = xrealloc(net->nets, (net->n + 1) * sizeof(*net->nets));
 	net->nets[net->n++] = (struct sup_net_net){
 	    .key = xstrdup(key),
-	    .name = xasprintf("%s_%s", net->stack->name, key),
+	    .name = name,
 	    .internal = internal,
 	};
 }
@@ -347,13 +361,6 @@ int sup_net_open(struct sup_net **out, const struct hutch_stack *stack, const ch
 				subnet = stack->networks[k].subnet;
 		if (!strcmp(nn->key, "default") && !subnet)
 			subnet = stack->subnet;
-		if (strlen(nn->name) > 64) {
-			hutch_fail(err, 0,
-				   "network '%s' of stack %s: a network's name is at most 64 "
-				   "characters: give the stack or the network a shorter name",
-				   nn->name, stack->name);
-			goto fail;
-		}
 		if (hutch_network_ensure_owned(&net->ctx, nn->name, subnet, nn->internal,
 					       net->owner, &nn->info, err) < 0) {
 			hutch_err_wrap(err, "stack %s: network %s", stack->name, nn->key);
