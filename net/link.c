@@ -259,8 +259,12 @@ int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct h
 		 * goes, and the others' ARP entry for the gateway (their DNS server)
 		 * points nowhere until it expires, seconds later. Locally
 		 * administered, from the gateway's address: the same every time. */
-		uint8_t mac[6] = {0x02, 0x68, (uint8_t)(gateway >> 24), (uint8_t)(gateway >> 16),
-				  (uint8_t)(gateway >> 8), (uint8_t)gateway};
+		uint8_t mac[6] = {0x02,
+				  0x68,
+				  (uint8_t)(gateway >> 24),
+				  (uint8_t)(gateway >> 16),
+				  (uint8_t)(gateway >> 8),
+				  (uint8_t)gateway};
 		struct rtnl_link *l = rtnl_link_alloc();
 		struct nl_addr *a = nl_addr_build(AF_LLC, mac, sizeof(mac));
 		if (!l || !a || rtnl_link_set_type(l, "bridge") < 0) {
@@ -311,12 +315,23 @@ int net_veth_attach(const char *bridge, const char *host_if, const char *netns_p
 	/* the container's MAC address from its IP address (as Docker's 02:42:IP):
 	 * a container started again keeps its address, and the others' ARP
 	 * entries for it stay right instead of pointing at a veth that is gone */
-	uint8_t mac[6] = {0x02, 0x68, (uint8_t)(address >> 24), (uint8_t)(address >> 16),
-			  (uint8_t)(address >> 8), (uint8_t)address};
+	uint8_t mac[6] = {0x02,
+			  0x68,
+			  (uint8_t)(address >> 24),
+			  (uint8_t)(address >> 16),
+			  (uint8_t)(address >> 8),
+			  (uint8_t)address};
 	struct nl_addr *lladdr = nl_addr_build(AF_LLC, mac, sizeof(mac));
 	if (lladdr)
 		rtnl_link_set_addr(peer, lladdr);
 	int r = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+	if (r == -NLE_EXIST) {
+		/* the container's last veth of that name, whose namespace went a
+		 * moment ago (the kernel deletes the pair in its own time): a
+		 * container started again at once is here before it is gone */
+		net_link_delete(host_if, NULL);
+		r = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+	}
 	nl_addr_put(lladdr);
 	rtnl_link_put(peer);
 	rtnl_link_veth_release(veth);

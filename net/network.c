@@ -692,7 +692,13 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 			continue;
 		const char *b = all[i].bridge;
 		if (all[i].internal) {
-			fprintf(f, "    iifname \"%s\" drop\n    oifname \"%s\" drop\n", b, b);
+			/* nothing in or out; its containers' own traffic, which a host
+			 * with br_netfilter (bridge-nf-call-iptables) passes through
+			 * here too, from the bridge to itself, stays allowed */
+			fprintf(f,
+				"    iifname \"%s\" oifname != \"%s\" drop\n"
+				"    oifname \"%s\" iifname != \"%s\" drop\n",
+				b, b, b, b);
 			continue;
 		}
 		/* networks apart: nothing from one hutch bridge to another */

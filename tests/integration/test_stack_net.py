@@ -379,7 +379,16 @@ else:
         assert wait_for(lambda: wget(a, "app-1", "http://db/"), what="db from app")
         assert wget(a, "app-1", "http://store/")
         assert "default" not in a.sh("db-1", "ip route").stdout
-        cp = ns.run("timeout", "3", BUSYBOX, "wget", "-qO-", f"http://{db}/", check=False)
+        # another host with a route to the stack's subnets through this one
+        peer = ns.more("peer")
+        ns.ip("link", "add", "tohost", "type", "veth", "peer", "name", "fromhost", "netns",
+              peer.name)
+        ns.ip("addr", "add", "10.200.0.1/24", "dev", "tohost")
+        ns.ip("link", "set", "tohost", "up")
+        peer.ip("addr", "add", "10.200.0.2/24", "dev", "fromhost")
+        peer.ip("link", "set", "fromhost", "up")
+        peer.ip("route", "add", "10.89.0.0/16", "via", "10.200.0.1")
+        cp = peer.run("timeout", "3", BUSYBOX, "wget", "-qO-", f"http://{db}/", check=False)
         assert cp.returncode != 0
         # a second stack, from a compose file: its own network, apart from the first
         b = make("""
@@ -411,7 +420,8 @@ else:
         assert b.sh("web-1", "nslookup app", check=False).returncode != 0
         a.down()
         b.down()
-        wait_for(lambda: not leftovers(ns, state), what="nothing left", timeout=10)
+        wait_for(lambda: not leftovers(ns, state, keep=("lo", "tohost")), what="nothing left",
+                 timeout=10)
 
     def test_killed_supervisor_then_up_and_down_leave_nothing(ns, make, state):
         st = make(f"""
