@@ -187,6 +187,20 @@ def leftovers(ns, state, keep=("lo",)):
     nets = state.root / "networks"
     if nets.exists():
         found += [f"network {n}" for n in os.listdir(nets) if not n.startswith(".")]
+    # a DNS server (a supervisor) still listening in the namespace
+    found += [f"socket {l}" for l in ns.run("ss", "-Hlnup").stdout.splitlines()
+              if ":53 " in l and "10.89." in l]
+    # processes of hutch with its state root (supervisors, keepers)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            st = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if st != "Z" and str(state.root) in cmd and "pytest" not in cmd:
+            found.append(f"process {d}: {cmd}")
     return found
 
 
