@@ -410,7 +410,9 @@ else:
             services:
               web:
                 image: bb
-                command: ["sleep", "1000"]
+                command: ["sh", "-c", "echo compose > /www/index.html; exec httpd -f -p 80 -h /www"]
+                tmpfs: [/www]
+                init: true
                 networks:
                   front:
                     aliases: [shop]
@@ -425,6 +427,9 @@ else:
         bnet = b.network("front")
         assert bnet["subnet"] != a.network()["subnet"]
         assert b.sh("web-1", "nslookup shop").returncode == 0
+        get = ns.run("timeout", "3", BUSYBOX, "wget", "-qO-", "http://127.0.0.1:8081/",
+                     check=False)
+        assert get.stdout == "compose\n", get
         [app_addr] = a.addresses("app")
         cp = b.sh("web-1", f"timeout 3 wget -qO- http://{db}/", check=False)
         assert cp.returncode != 0
@@ -454,8 +459,13 @@ else:
             command = sleep 1000
             """)
         st.up()
-        gw = st.network()["gateway"]
         [web] = st.addresses("web")
+        # a crash the restart policy answers: back at its address, in DNS again
+        old = st.ids("web")
+        st.hutch("kill", f"{st.name}-web-1")
+        wait_for(lambda: st.dig(f"web.{st.name}") == [web] and wget(st, "cli-1", "http://web/"),
+                 what="web restarted by its policy")
+        assert st.addresses("web") == [web] and st.ids("web") == old
         os.kill(st.supervisor(), signal.SIGKILL)
         # its containers run on, on their network; a new up adopts them and serves
         # their names again
