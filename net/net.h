@@ -233,6 +233,10 @@ struct hutch_net_attach_req {
 	size_t n_aliases;
 	const struct hutch_port_map *ports;
 	size_t n_ports;
+	/* the process that answers for the attachment until the container runs
+	 * in it (a crash's leftovers are told by it): 0, the caller; a stack's
+	 * supervisor names itself for the starters it forks */
+	int attacher_pid;
 };
 struct hutch_net_attachment {
 	char netns[4096]; /* give the spec this path as its network namespace */

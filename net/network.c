@@ -1333,8 +1333,9 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 			     .name = req->name ? xstrdup(req->name) : NULL,
 			     .key = req->key ? xstrdup(req->key) : NULL,
 			     .addr = addr,
-			     .attacher_pid = getpid(),
-			     .attacher_start = proc_start_time(getpid())};
+			     .attacher_pid = req->attacher_pid ? req->attacher_pid : getpid(),
+			     .attacher_start =
+				 proc_start_time(req->attacher_pid ? req->attacher_pid : getpid())};
 	snprintf(m->ifname, sizeof(m->ifname), "%s", ifname);
 	snprintf(m->veth, sizeof(m->veth), "%s", veth);
 	m->aliases = xcalloc(req->n_aliases + 1, sizeof(char *));

@@ -41,6 +41,7 @@ struct sup_net {
 	size_t n;
 	struct hutch_dns *dns;
 	int ep, timer_fd;
+	int pid; /* the supervisor's */
 };
 
 static void netlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -328,6 +329,7 @@ int sup_net_open(struct sup_net **out, const struct hutch_stack *stack, const ch
 	net->ctx = (struct hutch_net_ctx){.data_root = net->data_root, .run_root = net->run_root};
 	net->owner = owner_of(stack->name);
 	net->ep = net->timer_fd = -1;
+	net->pid = getpid();
 	for (size_t i = 0; i < stack->n_services; i++) {
 		const struct stack_service *ss = &stack->services[i];
 		if (!networked(ss))
@@ -492,7 +494,9 @@ int sup_net_attach(const struct sup_net *net, const struct stack_service *ss, co
 		}
 	}
 	char first_addr[16] = "", first_dns[16] = "", netns[4096] = "";
-	int rc = 0;
+	/* about to start: whatever it is still on is a leftover (its keeper
+	 * killed before it could take it off) */
+	int rc = hutch_net_detach(&net->ctx, id, err) < 0 ? -1 : 0;
 	for (size_t w = 0; w < n && rc == 0; w++) {
 		size_t len = strcspn(words[w], ":");
 		const struct sup_net_net *nn = find_net(net, words[w], len);
@@ -520,6 +524,10 @@ int sup_net_attach(const struct sup_net *net, const struct stack_service *ss, co
 		    .n_aliases = aliases.n,
 		    .ports = w == port_net ? ports : NULL,
 		    .n_ports = w == port_net ? n_ports : 0,
+		    /* the supervisor, not this short-lived starter: the members of
+		     * a live supervisor's stack are no crash's to collect (and
+		     * every gc would scan /proc for them) */
+		    .attacher_pid = net->pid,
 		};
 		struct hutch_net_attachment at;
 		rc = hutch_net_attach(&net->ctx, &req, &at, err);
