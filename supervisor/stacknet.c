@@ -358,14 +358,23 @@ int sup_net_open(struct sup_net **out, const struct hutch_stack *stack, const ch
 	for (size_t i = 0; i < net->n; i++) {
 		struct sup_net_net *nn = &net->nets[i];
 		const char *subnet = NULL;
+		int line = 0;
 		for (size_t k = 0; k < stack->n_networks; k++)
-			if (!strcmp(stack->networks[k].name, nn->key))
+			if (!strcmp(stack->networks[k].name, nn->key)) {
 				subnet = stack->networks[k].subnet;
-		if (!strcmp(nn->key, "default") && !subnet)
+				line = stack->networks[k].subnet_line;
+			}
+		if (!strcmp(nn->key, "default") && !subnet) {
 			subnet = stack->subnet;
+			line = stack->subnet_line;
+		}
 		if (hutch_network_ensure_owned(&net->ctx, nn->name, subnet, nn->internal,
 					       net->owner, &nn->info, err) < 0) {
-			hutch_err_wrap(err, "stack %s: network %s", stack->name, nn->key);
+			if (subnet && line > 0)
+				hutch_err_wrap(err, "%s:%d: subnet: network %s", stack->file, line,
+					       nn->key);
+			else
+				hutch_err_wrap(err, "stack %s: network %s", stack->name, nn->key);
 			goto fail;
 		}
 	}

@@ -482,3 +482,50 @@ else:
         st.down()
         wait_for(lambda: not leftovers(ns, state), what="nothing left", timeout=10)
         assert st.supervisor() is None
+
+    def test_bad_network_settings_said_at_their_line(ns, make, state):
+        """A subnet that clashes with a route of the host, a host port that is taken:
+        the stack does not come up half-networked, and says why and where."""
+        ns.ip("link", "add", "lan0", "type", "veth", "peer", "name", "lan1")
+        ns.ip("addr", "add", "10.251.0.1/24", "dev", "lan0")
+        ns.ip("link", "set", "lan0", "up")
+        st = make("""
+            [stack]
+            name = STACK
+            subnet = 10.251.0.0/24
+
+            [service.a]
+            image = bb
+            command = sleep 1000
+            """)
+        cp = st.up(check=False)
+        assert cp.returncode != 0
+        assert f"{st.file}:3: subnet: network default: subnet 10.251.0.0/24 clashes with " \
+            "the host's route to 10.251.0.0/24" in cp.stderr, cp.stderr
+        st.down()
+        assert not leftovers(ns, state, keep=("lo", "lan0", "lan1"))
+        # a published port something on the host holds: the service fails to start,
+        # naming the port and its holder
+        holder = subprocess.Popen(ns.cmd(BUSYBOX, "nc", "-l", "-p", "18090"),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: ":18090 " in ns.run("ss", "-Hltn").stdout, what="the holder")
+            st2 = make("""
+                [stack]
+                name = STACK
+
+                [service.web]
+                image = bb
+                command = sleep 1000
+                ports = 18090:80
+                """)
+            cp = st2.up(check=False)
+            assert cp.returncode != 0
+            assert "port 18090/tcp is already in use on the host by pid" in cp.stderr, \
+                cp.stderr
+        finally:
+            holder.kill()
+            holder.wait()
+        st2.down()
+        wait_for(lambda: not leftovers(ns, state, keep=("lo", "lan0", "lan1")),
+                 what="nothing left", timeout=10)
