@@ -347,6 +347,12 @@ else:
         cp = st.hutch("network", "rm", f"{st.name}_default", check=False)
         assert cp.returncode != 0 and f"stack {st.name}" in cp.stderr and "hutch down" in \
             cp.stderr, cp.stderr
+        # `up` again: a new supervisor takes the stack, its networks and its DNS port over
+        old = st.supervisor()
+        st.up()
+        assert st.supervisor() != old
+        wait_for(lambda: st.dig("web") == [web], what="DNS from the new supervisor")
+        assert st.addresses("web") == [web] and sorted(st.dig("api")) == apis
         # a stopped service is gone from DNS at once; started again, back at its address
         st.hutch("stack", "stop", "-f", st.file, "web")
         wait_for(lambda: st.dig_status(f"web.{st.name}") == "NXDOMAIN", what="web out of DNS")
