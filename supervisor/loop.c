@@ -1422,7 +1422,8 @@ static void on_monitor(struct sup *s, struct replica *rep)
 		ev.exit.signal = SIGKILL;
 		rep->has_container = false;
 	}
-	sup_net_refresh(s->net); /* its keeper has taken it off its networks */
+	if (!s->downing) /* its keeper has taken it off its networks */
+		sup_net_refresh(s->net);
 	feed(s, rep, &ev);
 }
 
