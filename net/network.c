@@ -414,10 +414,24 @@ static bool attacher_alive(const struct member *m)
 	       proc_start_time(m->attacher_pid) == m->attacher_start;
 }
 
+/* A zombie is no owner: a supervisor killed whose parent does not reap it
+ * (a machine whose pid 1 does not) still has its start time in /proc. */
+static bool zombie(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	if (read_file_at(AT_FDCWD, path, &text, &len, NULL) < 0)
+		return true;
+	const char *p = strrchr(text, ')');
+	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+}
+
 static bool owner_alive(const struct netdef *d)
 {
 	return d->owner && d->owner_pid > 0 && d->owner_start &&
-	       proc_start_time(d->owner_pid) == d->owner_start;
+	       proc_start_time(d->owner_pid) == d->owner_start && !zombie(d->owner_pid);
 }
 
 /* The network namespaces some process is in (their nsfs inodes). */
