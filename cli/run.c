@@ -539,8 +539,12 @@ static char *stack_ini(const struct run_opts *o, const char *name, const char *i
 {
 	char *ini = xasprintf("; made by hutch run: the supervisor of container %s reads it\n"
 			      "[stack]\nname = %s\n\n[service." RUN_SERVICE "]\nimage = sha256:%s\n"
-			      "restart = %s\n",
-			      name, name, image_id, o->restart ? o->restart : "no");
+			      "restart = %s\n"
+			      /* the container's network is its own (none or host): the
+			       * stack's supervisor puts it on no network of the stack */
+			      "network = %s\n",
+			      name, name, image_id, o->restart ? o->restart : "no",
+			      o->network && !strcmp(o->network, "host") ? "host" : "none");
 	const struct {
 		const char *key, *value;
 	} keys[] = {

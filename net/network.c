@@ -44,6 +44,9 @@ struct netdef {
 	char bridge[16];
 	struct hutch_cidr subnet;
 	bool internal;
+	char *owner; /* "stack shop": another part of hutch's (NULL: the user's) */
+	int owner_pid;
+	uint64_t owner_start;
 	struct hutch_ipam_pool pool;
 	struct member *members;
 	size_t n_members;
@@ -66,6 +69,7 @@ static void netdef_clear(struct netdef *d)
 	free(d->name);
 	free(d->id);
 	free(d->created);
+	free(d->owner);
 	hutch_ipam_pool_clear(&d->pool);
 	for (size_t i = 0; i < d->n_members; i++)
 		member_clear(&d->members[i]);
@@ -208,6 +212,12 @@ static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, 
 	json_object_object_add(o, "subnet", json_object_new_string(sub));
 	json_object_object_add(o, "internal", json_object_new_boolean(d->internal));
 	json_object_object_add(o, "created", json_object_new_string(d->created));
+	if (d->owner) {
+		json_object_object_add(o, "owner", json_object_new_string(d->owner));
+		json_object_object_add(o, "owner_pid", json_object_new_int(d->owner_pid));
+		json_object_object_add(o, "owner_start",
+				       json_object_new_int64((int64_t)d->owner_start));
+	}
 	struct json_object *pool = json_object_new_array();
 	for (size_t i = 0; i < d->pool.n; i++) {
 		const struct hutch_ipam_entry *e = &d->pool.entries[i];
@@ -305,6 +315,11 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 	d->created = xstrdup(jstr(o, "created") ? jstr(o, "created") : "");
 	struct json_object *v;
 	d->internal = json_object_object_get_ex(o, "internal", &v) && json_object_get_boolean(v);
+	if (jstr(o, "owner")) {
+		d->owner = xstrdup(jstr(o, "owner"));
+		d->owner_pid = (int)jint(o, "owner_pid");
+		d->owner_start = (uint64_t)jint(o, "owner_start");
+	}
 	d->pool.subnet = d->subnet;
 	if (json_object_object_get_ex(o, "addresses", &v) &&
 	    json_object_is_type(v, json_type_array)) {
@@ -408,10 +423,32 @@ uint64_t net_proc_start_time(int pid)
 	return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
+static bool zombie(int pid);
+
 static bool attacher_alive(const struct member *m)
 {
 	return m->attacher_pid > 0 && m->attacher_start &&
-	       net_proc_start_time(m->attacher_pid) == m->attacher_start;
+	       net_proc_start_time(m->attacher_pid) == m->attacher_start && !zombie(m->attacher_pid);
+}
+
+/* A zombie is no owner: a supervisor killed whose parent does not reap it
+ * (a machine whose pid 1 does not) still has its start time in /proc. */
+static bool zombie(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	if (read_file_at(AT_FDCWD, path, &text, &len, NULL) < 0)
+		return true;
+	const char *p = strrchr(text, ')');
+	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+}
+
+static bool owner_alive(const struct netdef *d)
+{
+	return d->owner && d->owner_pid > 0 && d->owner_start &&
+	       net_proc_start_time(d->owner_pid) == d->owner_start && !zombie(d->owner_pid);
 }
 
 /* The network namespaces some process is in (their nsfs inodes). */
@@ -689,7 +726,13 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 			continue;
 		const char *b = all[i].bridge;
 		if (all[i].internal) {
-			fprintf(f, "    iifname \"%s\" drop\n    oifname \"%s\" drop\n", b, b);
+			/* nothing in or out; its containers' own traffic, which a host
+			 * with br_netfilter (bridge-nf-call-iptables) passes through
+			 * here too, from the bridge to itself, stays allowed */
+			fprintf(f,
+				"    iifname \"%s\" oifname != \"%s\" drop\n"
+				"    oifname \"%s\" iifname != \"%s\" drop\n",
+				b, b, b, b);
 			continue;
 		}
 		/* networks apart: nothing from one hutch bridge to another */
@@ -847,6 +890,8 @@ static void info_fill(const struct netdef *d, struct hutch_net_info *out)
 	/* the DNS server of the network listens on the gateway's address */
 	memcpy(out->dns, out->gateway, sizeof(out->dns));
 	out->internal = d->internal;
+	out->owner = d->owner ? xstrdup(d->owner) : NULL;
+	out->owner_running = owner_alive(d);
 	out->members = xcalloc(d->n_members + 1, sizeof(*out->members));
 	for (size_t i = 0; i < d->n_members; i++) {
 		const struct member *m = &d->members[i];
@@ -871,6 +916,7 @@ void hutch_net_info_free(struct hutch_net_info *info)
 	free(info->name);
 	free(info->id);
 	free(info->created);
+	free(info->owner);
 	for (size_t i = 0; i < info->n_members; i++) {
 		struct hutch_net_member *m = &info->members[i];
 		free(m->container);
@@ -904,6 +950,8 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 	json_object_object_add(o, "dns", json_object_new_string(info->dns));
 	json_object_object_add(o, "internal", json_object_new_boolean(info->internal));
 	json_object_object_add(o, "created", json_object_new_string(info->created));
+	if (info->owner)
+		json_object_object_add(o, "owner", json_object_new_string(info->owner));
 	struct json_object *ms = json_object_new_array();
 	for (size_t i = 0; i < info->n_members; i++) {
 		const struct hutch_net_member *m = &info->members[i];
@@ -1084,6 +1132,16 @@ static int remove_locked(const struct hutch_net_ctx *ctx, const char *name, stru
 	int r = load_net(ctx, name, &d, err);
 	if (r < 0)
 		return r;
+	if (owner_alive(&d)) {
+		_cleanup_free_ char *shown = printable(name, strlen(name));
+		_cleanup_free_ char *whose = printable(d.owner, strlen(d.owner));
+		hutch_fail(err, 0,
+			   "network '%s' belongs to %s, which is running (pid %d): take it down "
+			   "('hutch down' for a stack) and its network goes with it",
+			   shown, whose, d.owner_pid);
+		netdef_clear(&d);
+		return -1;
+	}
 	if (d.n_members) {
 		char *list = NULL;
 		size_t len = 0;
@@ -1337,15 +1395,17 @@ static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net
 		veth_made = true;
 		hutch_trace("net: veth");
 	}
+	/* who keeps the attachment alive: the caller's supervisor when it says so,
+	 * else the hutch on the host (rootless: the one outside the namespace) */
+	int attacher = req->attacher_pid ? req->attacher_pid : net_host_pid ? net_host_pid : getpid();
 	d.members = xrealloc(d.members, (d.n_members + 1) * sizeof(*d.members));
 	struct member *m = &d.members[d.n_members++];
 	*m = (struct member){.container = xstrdup(req->container),
 			     .name = req->name ? xstrdup(req->name) : NULL,
 			     .key = req->key ? xstrdup(req->key) : NULL,
 			     .addr = addr,
-			     .attacher_pid = net_host_pid ? net_host_pid : getpid(),
-			     .attacher_start =
-				 net_proc_start_time(net_host_pid ? net_host_pid : getpid())};
+			     .attacher_pid = attacher,
+			     .attacher_start = net_proc_start_time(attacher)};
 	snprintf(m->ifname, sizeof(m->ifname), "%s", ifname);
 	snprintf(m->veth, sizeof(m->veth), "%s", veth);
 	m->default_route = !d.internal && !has_default;
@@ -1676,4 +1736,140 @@ static int rootless_remove(const struct hutch_net_ctx *ctx, const char *name,
 	rl_free(c);
 	int after = rootless_after(ctx, true, false, r < 0 ? NULL : err);
 	return r < 0 ? r : after;
+}
+
+/* ---- networks owned by another part of hutch (a stack's) --------------------------- */
+
+static int refuse_other_owner(const struct netdef *d, const char *owner, struct hutch_err **err)
+{
+	_cleanup_free_ char *shown = printable(d->name, strlen(d->name));
+	_cleanup_free_ char *want = printable(owner, strlen(owner));
+	if (!d->owner)
+		return hutch_fail(err, 0,
+				  "network '%s' exists and is not %s's (hutch network create made "
+				  "it): remove it (hutch network rm %s) or give the stack another "
+				  "name",
+				  shown, want, shown);
+	_cleanup_free_ char *whose = printable(d->owner, strlen(d->owner));
+	return hutch_fail(err, 0, "network '%s' belongs to %s, not to %s: give one another name",
+			  shown, whose, want);
+}
+
+/* Under the lock: d's bridge and directory (its members are gone). */
+static int drop_network_locked(const struct hutch_net_ctx *ctx, const struct netdef *d,
+			       struct hutch_err **err)
+{
+	if (net_link_delete(d->bridge, err) < 0)
+		return -1;
+	_cleanup_free_ char *dir = nets_dir(ctx);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return hutch_fail_sys(err, "open %s", dir);
+	return remove_tree_at(dfd, d->name, err);
+}
+
+int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name,
+			       const char *subnet, bool internal, const char *owner,
+			       struct hutch_net_info *out, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	bool changed = false;
+	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+		return -1;
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r == 0 && (!d.owner || strcmp(d.owner, owner))) {
+		refuse_other_owner(&d, owner, err);
+		netdef_clear(&d);
+		return -1;
+	}
+	if (r == 0) {
+		bool differs = d.internal != internal;
+		struct hutch_cidr want;
+		if (subnet && hutch_cidr_parse(subnet, &want, err) < 0) {
+			netdef_clear(&d);
+			return -1;
+		}
+		differs |= subnet && (want.addr != d.subnet.addr || want.prefix != d.subnet.prefix);
+		if (differs && d.n_members) {
+			char have[19];
+			hutch_cidr_format(&d.subnet, have);
+			_cleanup_free_ char *shown = printable(name, strlen(name));
+			hutch_fail(err, 0,
+				   "network '%s' (subnet %s%s) has containers on it and the file "
+				   "now says subnet %s%s: take the stack down (hutch down) to "
+				   "change it",
+				   shown, have, d.internal ? ", internal" : "",
+				   subnet ? subnet : have, internal ? ", internal" : "");
+			netdef_clear(&d);
+			return -1;
+		}
+		if (differs) {
+			r = drop_network_locked(ctx, &d, err);
+			netdef_clear(&d);
+			if (r < 0)
+				return -1;
+			r = HUTCH_NET_NOT_FOUND;
+		}
+	}
+	if (r == HUTCH_NET_NOT_FOUND) {
+		hutch_err_free(err);
+		r = create_locked(ctx, name, subnet, internal, &d, err);
+	}
+	if (r < 0)
+		return -1;
+	free(d.owner);
+	d.owner = xstrdup(owner);
+	d.owner_pid = getpid();
+	d.owner_start = net_proc_start_time(getpid());
+	if (save_net_as(ctx, &d, true, err) < 0) {
+		netdef_clear(&d);
+		return -1;
+	}
+	if (out)
+		info_fill(&d, out);
+	netdef_clear(&d);
+	return 0;
+}
+
+int hutch_network_remove_owned(const struct hutch_net_ctx *ctx, const char *name, const char *owner,
+			       struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r == HUTCH_NET_NOT_FOUND) {
+		hutch_err_free(err);
+		return 0;
+	}
+	if (r < 0)
+		return -1;
+	if (!d.owner || strcmp(d.owner, owner)) {
+		refuse_other_owner(&d, owner, err);
+		netdef_clear(&d);
+		return -1;
+	}
+	/* what a crashed owner's containers left: they are the owner's to end */
+	size_t n = d.n_members;
+	char **ids = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = xstrdup(d.members[i].container);
+	netdef_clear(&d);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0 && detach_locked(ctx, ids[i], err) < 0)
+			r = -1;
+		free(ids[i]);
+	}
+	free(ids);
+	if (r == 0)
+		r = load_net(ctx, name, &d, err);
+	if (r == 0) {
+		r = drop_network_locked(ctx, &d, err);
+		netdef_clear(&d);
+	}
+	if (r == 0)
+		r = apply_rules(ctx, err);
+	return r < 0 ? -1 : 0;
 }
