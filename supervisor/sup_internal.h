@@ -78,6 +78,36 @@ struct sup_request {
 int sup_parse_request(const char *line, size_t len, struct sup_request *out, char **errmsg);
 void sup_request_free(struct sup_request *r);
 
+/* ---- conn.c: a control connection that never blocks the loop ---------------- */
+/* What may wait for a client that does not read (answers and events) before
+ * it is dropped. */
+#define SUP_CONN_OUT_MAX (4u << 20)
+struct sup_conn {
+	int fd; /* non-blocking */
+	char *in;
+	size_t in_len;
+	char *out;
+	size_t out_len, out_off, out_cap;
+};
+void sup_conn_init(struct sup_conn *c, int fd);
+void sup_conn_fini(struct sup_conn *c); /* closes the fd */
+/* Queue line and a newline, and write what the socket takes now. 0: sent or
+ * queued; -1: the connection is broken; -2: more than SUP_CONN_OUT_MAX would
+ * wait (the client does not read): drop it. */
+int sup_conn_send(struct sup_conn *c, const char *line, size_t len);
+/* Write what waits, as far as the socket takes it; -1: broken. */
+int sup_conn_flush(struct sup_conn *c);
+bool sup_conn_pending(const struct sup_conn *c);
+/* One read into the input: 0 (read, or nothing yet), -1 end or error, -2 a
+ * line longer than SUP_REQUEST_MAX. */
+int sup_conn_fill(struct sup_conn *c);
+/* The first complete line (without its newline), if any; sup_conn_consume
+ * drops it once handled. */
+bool sup_conn_line(struct sup_conn *c, char **line, size_t *len);
+void sup_conn_consume(struct sup_conn *c, size_t len);
+/* Before the supervisor exits: what waits, for at most timeout_ms. */
+void sup_conn_drain(struct sup_conn *c, int timeout_ms);
+
 /* ---- store.c: the stack on disk -------------------------------------------- */
 struct sup_paths {
 	char *run_dir;	/* RUN/stacks/NAME: control.sock, supervisor.pid, notify/ */
