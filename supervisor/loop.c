@@ -86,6 +86,10 @@ struct replica {
 	int exit_fd;
 	bool exit_fed, spawn_deferred;
 	char *cgroup; /* of the running container: its OOM kills */
+	/* its network namespace, for tcp probes made in the loop (root; -1:
+	 * none, or the host's network: host_net) */
+	int netns_fd;
+	bool host_net;
 	struct watch w_timer, w_probe_timer, w_mon, w_probe, w_probe_out, w_notify, w_starter,
 	    w_exit;
 };
@@ -128,6 +132,7 @@ struct sup {
 	struct service *svcs;
 	size_t n_svcs;
 	int ep, sigfd, lsock;
+	int home_netns; /* ours, to come back to after making a probe's socket */
 	struct watch w_sig, w_listen;
 	struct client *clients;
 	bool dead_clients;
@@ -404,6 +409,20 @@ static void close_exit_fd(struct sup *s, struct replica *rep)
 	rep->cgroup = NULL;
 }
 
+/* The container's process is gone (or no longer ours to watch): its pidfd,
+ * its network namespace. */
+static void drop_ctr(struct replica *rep)
+{
+	if (rep->ctr_pidfd >= 0) {
+		close(rep->ctr_pidfd);
+		rep->ctr_pidfd = -1;
+	}
+	if (rep->netns_fd >= 0) {
+		close(rep->netns_fd);
+		rep->netns_fd = -1;
+	}
+}
+
 static void unwatch_container(struct sup *s, struct replica *rep)
 {
 	if (rep->mon_pidfd >= 0) {
@@ -414,10 +433,7 @@ static void unwatch_container(struct sup *s, struct replica *rep)
 		close(rep->mon_pidfd);
 		rep->mon_pidfd = -1;
 	}
-	if (rep->ctr_pidfd >= 0) {
-		close(rep->ctr_pidfd);
-		rep->ctr_pidfd = -1;
-	}
+	drop_ctr(rep);
 	close_exit_fd(s, rep);
 	rep->exit_fed = false;
 	rep->pid = 0;
@@ -432,6 +448,22 @@ static void watch_container(struct sup *s, struct replica *rep, const struct hut
 	rep->ctr_pidfd = -1;
 	if (st->pid > 0 && sup_proc_start_time(st->pid) == st->pid_start)
 		rep->ctr_pidfd = pidfd_open_or_fail(st->pid, true, NULL);
+	rep->host_net = !(st->namespaces & (1u << HUTCH_NS_NETWORK));
+	if (rep->netns_fd >= 0)
+		close(rep->netns_fd);
+	rep->netns_fd = -1;
+	if (s->home_netns >= 0 && !rep->host_net && rep->ctr_pidfd >= 0 &&
+	    rep->svc->ss->health.kind == STACK_HEALTH_TCP) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", st->pid);
+		rep->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+		/* the pid is still the container's (its pidfd says it runs) */
+		if (rep->netns_fd >= 0 &&
+		    syscall(SYS_pidfd_send_signal, rep->ctr_pidfd, 0, NULL, 0) < 0) {
+			close(rep->netns_fd);
+			rep->netns_fd = -1;
+		}
+	}
 	rep->mon_pidfd = -1;
 	if (st->monitor_pid > 0 && sup_proc_start_time(st->monitor_pid) == st->monitor_start)
 		rep->mon_pidfd = pidfd_open_or_fail(st->monitor_pid, true, NULL);
@@ -720,8 +752,26 @@ static void start_probe(struct sup *s, struct replica *rep, int64_t timeout)
 	struct hutch_state *st = NULL;
 	int64_t now = mono_now();
 	rep->probe.start = now;
-	if (hutch_state_find(&s->rt, rep->id, &st, &err) < 0 ||
-	    sup_probe_start(&s->rt, rep->svc->ss, st, &rep->probe, &err) < 0) {
+	const struct stack_health *h = &rep->svc->ss->health;
+	if (h->kind == STACK_HEALTH_TCP && s->home_netns >= 0 &&
+	    (rep->netns_fd >= 0 || rep->host_net)) {
+		/* no child: a socket made in its namespace, connected from here */
+		if (sup_probe_tcp_start(h, rep->host_net ? -1 : rep->netns_fd, s->home_netns,
+					&rep->probe, &err) == 0) {
+			struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = &rep->w_probe};
+			epoll_ctl(s->ep, EPOLL_CTL_ADD, rep->probe.sock, &ev);
+			arm(rep->probe_timer_fd, now + timeout);
+			return;
+		}
+	} else if (hutch_state_find(&s->rt, rep->id, &st, &err) == 0 &&
+		   sup_probe_start(&s->rt, rep->svc->ss, st, &rep->probe, &err) == 0) {
+		hutch_state_free(st);
+		watch_add(s, rep->probe.pidfd, &rep->w_probe);
+		watch_add(s, rep->probe.out, &rep->w_probe_out);
+		arm(rep->probe_timer_fd, now + timeout);
+		return;
+	}
+	{
 		struct svc_event ev = {.kind = SVC_EV_PROBE_RESULT};
 		ev.probe.status = SVC_PROBE_FAIL;
 		ev.probe.exit_code = -1;
@@ -730,21 +780,25 @@ static void start_probe(struct sup *s, struct replica *rep, int64_t timeout)
 		hutch_state_free(st);
 		feed(s, rep, &ev);
 		hutch_err_free(&err);
-		return;
 	}
-	hutch_state_free(st);
-	watch_add(s, rep->probe.pidfd, &rep->w_probe);
-	watch_add(s, rep->probe.out, &rep->w_probe_out);
-	arm(rep->probe_timer_fd, now + timeout);
+}
+
+/* Stop watching a probe's fds (a child's pidfd and output, or a socket). */
+static bool unwatch_probe(struct sup *s, struct replica *rep)
+{
+	if (rep->probe.pidfd < 0 && rep->probe.sock < 0)
+		return false;
+	watch_del(s, rep->probe.pidfd);
+	watch_del(s, rep->probe.out);
+	watch_del(s, rep->probe.sock);
+	arm(rep->probe_timer_fd, 0);
+	return true;
 }
 
 static void end_probe(struct sup *s, struct replica *rep, bool timed_out)
 {
-	if (rep->probe.pidfd < 0)
+	if (!unwatch_probe(s, rep))
 		return;
-	watch_del(s, rep->probe.pidfd);
-	watch_del(s, rep->probe.out);
-	arm(rep->probe_timer_fd, 0);
 	int code;
 	if (timed_out) {
 		sup_probe_kill(&rep->probe);
@@ -763,11 +817,8 @@ static void end_probe(struct sup *s, struct replica *rep, bool timed_out)
 
 static void abandon_probe(struct sup *s, struct replica *rep)
 {
-	if (rep->probe.pidfd < 0)
+	if (!unwatch_probe(s, rep))
 		return;
-	watch_del(s, rep->probe.pidfd);
-	watch_del(s, rep->probe.out);
-	arm(rep->probe_timer_fd, 0);
 	sup_probe_kill(&rep->probe);
 }
 
@@ -1358,7 +1409,8 @@ static int setup_services(struct sup *s, char *const *wanted, size_t n_wanted, b
 			}
 			rep->mon_pidfd = rep->ctr_pidfd = rep->notify_fd = -1;
 			rep->starter_pidfd = rep->starter_pipe = rep->exit_fd = -1;
-			rep->probe.pidfd = rep->probe.out = -1;
+			rep->probe.pidfd = rep->probe.out = rep->probe.sock = -1;
+			rep->netns_fd = -1;
 			rep->w_timer = (struct watch){W_TIMER, rep, NULL};
 			rep->w_probe_timer = (struct watch){W_PROBE_TIMER, rep, NULL};
 			rep->w_mon = (struct watch){W_MONITOR, rep, NULL};
@@ -1524,10 +1576,7 @@ static void on_exit_word(struct sup *s, struct replica *rep)
 			ev.exit.oom = k && (k == text || k[-1] == '\n') && atoll(k + 9) > 0;
 		}
 	}
-	if (rep->ctr_pidfd >= 0) {
-		close(rep->ctr_pidfd);
-		rep->ctr_pidfd = -1;
-	}
+	drop_ctr(rep);
 	rep->exit_fed = true;
 	feed(s, rep, &ev);
 }
@@ -1543,10 +1592,7 @@ static void on_monitor(struct sup *s, struct replica *rep)
 		close(rep->mon_pidfd);
 	}
 	rep->mon_pidfd = -1;
-	if (rep->ctr_pidfd >= 0) {
-		close(rep->ctr_pidfd);
-		rep->ctr_pidfd = -1;
-	}
+	drop_ctr(rep);
 	if (rep->exit_fed) {
 		/* its exit was fed from the keeper's word: the record is done now */
 		close_exit_fd(s, rep);
@@ -1762,7 +1808,7 @@ static void dispatch(struct sup *s, struct watch *w, uint32_t events)
 
 int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 {
-	struct sup S = {.ep = -1, .sigfd = -1, .lsock = -1, .down_grace = -1};
+	struct sup S = {.ep = -1, .sigfd = -1, .lsock = -1, .home_netns = -1, .down_grace = -1};
 	struct sup *s = &S;
 	int rc = -1;
 	s->src = o->src;
@@ -1784,6 +1830,10 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 		goto out;
 	s->rt.rootless = o->rootless;
 	s->rt.log = rt_log;
+	/* tcp probes are made from the loop where it may enter a container's
+	 * network namespace (root); rootless ones in a child */
+	if (!o->rootless)
+		s->home_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (hutch_store_open(o->data_root, o->rootless, HUTCH_STORE_READ, &s->store, err) < 0)
 		goto out;
 	s->bctx = (struct sup_build_ctx){.rt = &s->rt,
@@ -1880,8 +1930,7 @@ out:
 			struct replica *rep = &svc->reps[r];
 			if (rep->mon_pidfd >= 0)
 				close(rep->mon_pidfd);
-			if (rep->ctr_pidfd >= 0)
-				close(rep->ctr_pidfd);
+			drop_ctr(rep);
 			if (rep->notify_fd >= 0)
 				close(rep->notify_fd);
 			if (rep->exit_fd >= 0)
@@ -1901,6 +1950,8 @@ out:
 		close(s->lsock);
 	if (s->sigfd >= 0)
 		close(s->sigfd);
+	if (s->home_netns >= 0)
+		close(s->home_netns);
 	if (s->ep >= 0)
 		close(s->ep);
 	if (s->store)

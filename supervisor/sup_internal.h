@@ -147,10 +147,16 @@ int sup_stack_info_write(const struct sup_paths *p, const struct hutch_stack_src
 /* stack.json read back (an older one with its "file" only: that one file). */
 int sup_stack_info_read(const char *path, struct hutch_stack_src *src, bool *up);
 
-/* ---- probe.c: health probes in forked children -------------------------------- */
+/* ---- probe.c: health probes in forked children, and tcp ones without -------- */
 struct sup_probe {
 	pid_t pid;
 	int pidfd, out; /* -1 when none */
+	/* a tcp probe made in the loop (sup_probe_tcp_start): its socket, -1
+	 * when none, and the connect's error when it failed at once (-1: under
+	 * way) */
+	int sock, sock_err;
+	uint16_t port;
+	char addr[48];
 	char buf[SVC_PROBE_OUTPUT_MAX + 1];
 	size_t len;
 	int64_t start;
@@ -158,6 +164,13 @@ struct sup_probe {
 /* Start the probe of svc against the container (state s); fills p. */
 int sup_probe_start(struct hutch_runtime *rt, const struct stack_service *svc,
 		    const struct hutch_state *s, struct sup_probe *p, struct hutch_err **err);
+/* health_tcp without a child: a socket made in the container's network
+ * namespace (netns, entered and left again: home; -1: the host's network) and
+ * a non-blocking connect; the loop waits for p->sock to be writable, then
+ * sup_probe_reap says how it went. Root only (a rootless supervisor cannot
+ * enter a namespace of the container's user namespace). */
+int sup_probe_tcp_start(const struct stack_health *h, int netns, int home, struct sup_probe *p,
+			struct hutch_err **err);
 /* Read what is there from p->out (false at EOF). */
 bool sup_probe_read(struct sup_probe *p);
 /* Reap it: its exit code (-1 if killed). */

@@ -400,6 +400,34 @@ health_retries = 1
     assert "200" in st.by_container()[f"{st.name}-web-1"]["last_probe"]["output"]
 
 
+def test_health_tcp_says_what_the_connect_did(make_stack):
+    """A tcp probe connects inside the container's own network namespace (as root
+    without a child process, rootless from one) and says what happened."""
+    st = make_stack("""
+[service.open]
+image = bb
+command = nc -ll -p 6379 -e cat
+health_tcp = 6379
+health_interval = 100ms
+
+[service.shut]
+image = bb
+command = sleep 1000
+health_tcp = 6390
+health_interval = 100ms
+health_retries = 1
+""")
+    st.run("up", "-d")
+    wait_for(lambda: st.by_container()[f"{st.name}-shut-1"]["health"] == "unhealthy",
+             what="shut unhealthy")
+    assert st.by_container()[f"{st.name}-shut-1"]["last_probe"] == {
+        "exit_code": 1, "output": "connect to 127.0.0.1 port 6390: Connection refused"}
+    wait_for(lambda: st.by_container()[f"{st.name}-open-1"]["health"] == "healthy",
+             what="open healthy")
+    assert st.by_container()[f"{st.name}-open-1"]["last_probe"] == {
+        "exit_code": 0, "output": "connected to port 6379"}
+
+
 # ---------------------------------------------------------------- with
 
 
