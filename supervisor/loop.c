@@ -90,6 +90,7 @@ struct replica {
 	 * none, or the host's network: host_net) */
 	int netns_fd;
 	bool host_net;
+	unsigned namespaces; /* of the running container (hutch_state's) */
 	struct watch w_timer, w_probe_timer, w_mon, w_probe, w_probe_out, w_notify, w_starter,
 	    w_exit;
 };
@@ -448,6 +449,7 @@ static void watch_container(struct sup *s, struct replica *rep, const struct hut
 	rep->ctr_pidfd = -1;
 	if (st->pid > 0 && sup_proc_start_time(st->pid) == st->pid_start)
 		rep->ctr_pidfd = pidfd_open_or_fail(st->pid, true, NULL);
+	rep->namespaces = st->namespaces;
 	rep->host_net = !(st->namespaces & (1u << HUTCH_NS_NETWORK));
 	if (rep->netns_fd >= 0)
 		close(rep->netns_fd);
@@ -760,6 +762,15 @@ static void start_probe(struct sup *s, struct replica *rep, int64_t timeout)
 					&rep->probe, &err) == 0) {
 			struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = &rep->w_probe};
 			epoll_ctl(s->ep, EPOLL_CTL_ADD, rep->probe.sock, &ev);
+			arm(rep->probe_timer_fd, now + timeout);
+			return;
+		}
+	} else if (h->kind != STACK_HEALTH_CMD && rep->ctr_pidfd >= 0) {
+		/* a child that joins its namespaces: their pid is all it needs */
+		struct hutch_state known = {.pid = rep->pid, .namespaces = rep->namespaces};
+		if (sup_probe_start(&s->rt, rep->svc->ss, &known, &rep->probe, &err) == 0) {
+			watch_add(s, rep->probe.pidfd, &rep->w_probe);
+			watch_add(s, rep->probe.out, &rep->w_probe_out);
 			arm(rep->probe_timer_fd, now + timeout);
 			return;
 		}
