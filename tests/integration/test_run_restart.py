@@ -99,7 +99,8 @@ def test_stop_and_restart_honour_t_through_the_supervisor(state, hutch, ctr, spa
     SIGKILL, as docker's: `sleep` as pid 1 ignores SIGTERM, so the grace is what
     the stop takes (10 s without -t)."""
     ctr.run("--restart", "always", "bb", "sleep", "1000", name="deaf")
-    wait_for(lambda: (ps_status(hutch, "deaf") or "").startswith("Up"), what="deaf up")
+    wait_for(lambda: inspect(hutch, "deaf").get("supervisor", {}).get("state") == "running",
+             what="deaf up")
     t0 = time.monotonic()
     hutch("stop", "-t", "1", "deaf", timeout=20)
     took = time.monotonic() - t0
@@ -108,7 +109,9 @@ def test_stop_and_restart_honour_t_through_the_supervisor(state, hutch, ctr, spa
     assert (i["status"], i["exit_code"]) == ("exited", 137)
     assert i["supervisor"]["state"] == "stopped"
     hutch("start", "deaf")
-    wait_for(lambda: (ps_status(hutch, "deaf") or "").startswith("Up"), what="deaf up again")
+    # running as the supervisor sees it (a restart while it starts is only remembered)
+    wait_for(lambda: inspect(hutch, "deaf")["supervisor"]["state"] == "running",
+             what="deaf up again")
     pid = inspect(hutch, "deaf")["pid"]
     t0 = time.monotonic()
     hutch("restart", "-t", "0", "deaf", timeout=20)
