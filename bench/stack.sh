@@ -22,6 +22,7 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 export WORK=${BENCH_WORK:-$REPO/build/bench}/stack
 export HUTCH_SRC=${HUTCH_SRC:-${HUTCH:-$REPO/build/hutch}}
 HUTCH=$WORK/bin/hutch # a copy: a rebuild of build/hutch during the run changes nothing
+BASELINE=$WORK/bin/hutch-baseline
 ROUNDS=${BENCH_STACK_ROUNDS:-5}
 SERVICES=${BENCH_STACK_SERVICES:-50}
 PODMAN_ROUNDS=${BENCH_STACK_PODMAN_ROUNDS:-1} # podman-compose sleeps 1 s per service
@@ -29,6 +30,10 @@ RESTARTS=${BENCH_STACK_RESTARTS:-6}           # crashes per restart round (backo
 RESTART_ROUNDS=${BENCH_STACK_RESTART_ROUNDS:-3}
 IDLE_SECONDS=${BENCH_STACK_IDLE_SECONDS:-10}
 CPU_SECONDS=${BENCH_STACK_CPU_SECONDS:-30}
+read -ra PHASES <<<"${BENCH_STACK_PHASES:-updown restart idle cpu}"
+# another hutch binary (an older build, say) timed in the restart rounds too, its rounds
+# interleaved with this one's: before/after figures from the same minutes of a noisy machine
+BASELINE_SRC=${BENCH_STACK_BASELINE:-}
 PARALLEL=8 # the floor's "eight at a time"
 read -ra SKIP <<<"${BENCH_SKIP:-}"
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -49,6 +54,7 @@ die() {
 	log "error: $*"
 	exit 2
 }
+phase() { [[ " ${PHASES[*]} " == *" $1 "* ]]; }
 skipped() { [[ " ${SKIP[*]} " == *" $1 "* || " ${SKIP[*]} " == *" stack "* ]]; }
 now() { echo "${EPOCHREALTIME/./}"; } # microseconds, no fork
 last_line() { tail -n 1 "$1" 2>/dev/null | tr -d '\r' | cut -c1-200; }
@@ -177,6 +183,10 @@ outer() {
 	rm -rf "${WORK:?}"/{bin,rootfs,rootfs.tar,hutch-root,podman,logs,data,stacks,reap,results.md,results.json}
 	mkdir -p "$WORK/bin" "$LOGS" "$DATA" "$PODMAN_DIR"/{root,run,tmp,networks}
 	install -m 0755 "$HUTCH_SRC" "$HUTCH"
+	if [[ -n $BASELINE_SRC ]]; then
+		[[ -x $BASELINE_SRC ]] || die "BENCH_STACK_BASELINE: no binary at $BASELINE_SRC"
+		install -m 0755 "$BASELINE_SRC" "$BASELINE"
+	fi
 	: >"$DATA/status.tsv"
 	if [[ $(id -u) != 0 ]]; then
 		set_status podman-compose skipped "not root: podman-compose is benchmarked rootful only"
@@ -206,6 +216,9 @@ outer() {
 			printf 'podman\t%s\n' "$(podman --version 2>/dev/null | head -n1)"
 		fi
 		printf 'services\t%s\nrounds\t%s\npodman_rounds\t%s\n' "$SERVICES" "$ROUNDS" "$PODMAN_ROUNDS"
+		printf 'phases\t%s\n' "${PHASES[*]}"
+		[[ -z $BASELINE_SRC ]] || printf 'baseline_binary\t%s copied to %s, sha256 %s\n' \
+			"$BASELINE_SRC" "$BASELINE" "$(sha256sum "$BASELINE" | cut -d' ' -f1)"
 	} >"$DATA/env.tsv"
 
 	if [[ $(id -u) == 0 ]]; then
@@ -403,14 +416,16 @@ check_podman() {
 
 # Restart latency: the service crashes when told to (a line into io/go); the time from that
 # line to the new process's line on io/ready, against the backoff (docs/supervisor-states.md).
+# restart_round ROUND [TOOL BINARY]: TOOL "hutch" (default) or "baseline"
 restart_round() {
-	local r=$1 f=$STACKS/rl/hutch.ini rc=0
+	local r=$1 tool=${2:-hutch} f=$STACKS/rl/hutch.ini rc=0
+	local H=("${3:-$HUTCH}" --root "$HROOT")
 	failed restart && return 0
 	if ! (cd "$STACKS/rl" && "${H[@]}" up -d) >>"$LOGS/restart.log" 2>&1; then
 		set_status restart FAILED "up -d: $(last_line "$LOGS/restart.log")"
 		return 0
 	fi
-	EVENTS_OUT=$DATA/restart-events-r$r.jsonl \
+	EVENTS_OUT=$DATA/restart-events-$tool-r$r.jsonl TOOL=$tool \
 		"$PYTHON" - "$STACKS/rl/io" "$RESTARTS" "$r" "$f" "${H[@]}" >>"$DATA/restart.tsv" \
 		2>>"$LOGS/restart.log" <<-'EOF' || rc=$?
 		import json, os, select, subprocess, sys, threading, time
@@ -452,9 +467,9 @@ restart_round() {
 		    ex = got.get("exited", {}).get("time")
 		    delay = got.get("restarting", {}).get("delay_ms", "")
 		    start = ms(ex + delay * 1000000, t1) if ex and delay != "" else ""
-		    print(f"{rnd}\t{i}\t{(t1 - t0) / 1e6:.3f}\t{delay}\t{ms(t0, ex)}\t{start}")
+		    print(f"{rnd}\t{i}\t{(t1 - t0) / 1e6:.3f}\t{delay}\t{ms(t0, ex)}\t{start}\t{os.environ['TOOL']}")
 	EOF
-	[[ $rc == 0 ]] || set_status restart FAILED "round $r: $(last_line "$LOGS/restart.log")"
+	[[ $rc == 0 ]] || set_status restart FAILED "$tool round $r: $(last_line "$LOGS/restart.log")"
 	"${H[@]}" down -f "$f" -t 0 >>"$LOGS/restart.log" 2>&1 || set_status restart FAILED "down failed"
 }
 
@@ -539,16 +554,9 @@ measure_cpu() {
 	"${H[@]}" down -f "$f" -t 0 >>"$LOGS/cpu.log" 2>&1 || set_status cpu FAILED "down failed"
 }
 
-inner() {
+# up/down of SERVICES, side by side with the floor and podman-compose; memory after up
+updown() {
 	local r order t
-	# shellcheck source=bench/cycle.sh
-	source "$BENCH_DIR/cycle.sh" # running, comm_of, sweep_orphans
-	setup_namespaces
-	trap inner_cleanup EXIT
-	trap 'log interrupted; exit 130' INT TERM
-	"${H[@]}" image import "$WORK/rootfs.tar" bb >"$LOGS/hutch-import.log" 2>&1 ||
-		die "hutch image import: $(last_line "$LOGS/hutch-import.log")"
-	[[ $(id -u) == 0 ]] && check_podman
 	# A warm-up round, not recorded: the first start of a stack pays for page cache.
 	log "warm-up: one up --wait and down of $SERVICES services"
 	(cd "$STACKS/hb" && "${H[@]}" up -d --wait --wait-timeout 120) >"$LOGS/warmup.log" 2>&1 || true
@@ -587,16 +595,51 @@ inner() {
 		failed "$t" || set_status "$t" ok
 	done
 
-	log "restart latency: $RESTART_ROUNDS round(s) of $RESTARTS crashes"
+}
+
+inner() {
+	local r t
+	# shellcheck source=bench/cycle.sh
+	source "$BENCH_DIR/cycle.sh" # running, comm_of, sweep_orphans
+	setup_namespaces
+	trap inner_cleanup EXIT
+	trap 'log interrupted; exit 130' INT TERM
+	"${H[@]}" image import "$WORK/rootfs.tar" bb >"$LOGS/hutch-import.log" 2>&1 ||
+		die "hutch image import: $(last_line "$LOGS/hutch-import.log")"
+	[[ $(id -u) == 0 ]] && check_podman
+	if phase updown; then
+		updown
+	else
+		set_status hutch skipped "BENCH_STACK_PHASES"
+		grep -q -P '^podman-compose\t' "$DATA/status.tsv" ||
+			set_status podman-compose skipped "BENCH_STACK_PHASES"
+	fi
 	: >"$DATA/restart.tsv"
-	for ((r = 1; r <= RESTART_ROUNDS; r++)); do restart_round "$r"; done
-	failed restart || set_status restart ok
-	log "idle: $SERVICES services without checks, ${IDLE_SECONDS} s of wakeups, ${IDLE_SECONDS} s of strace"
-	measure_idle
-	failed idle || set_status idle ok
-	log "cpu: $SERVICES tcp probes at 1 s, ${CPU_SECONDS} s"
-	measure_cpu
-	failed cpu || set_status cpu ok
+	if phase restart; then
+		log "restart latency: $RESTART_ROUNDS round(s) of $RESTARTS crashes${BASELINE_SRC:+, each with the baseline too (interleaved)}"
+		for ((r = 1; r <= RESTART_ROUNDS; r++)); do
+			if [[ -z $BASELINE_SRC ]]; then
+				restart_round "$r"
+			elif ((r % 2)); then
+				restart_round "$r" hutch "$HUTCH"
+				restart_round "$r" baseline "$BASELINE"
+			else
+				restart_round "$r" baseline "$BASELINE"
+				restart_round "$r" hutch "$HUTCH"
+			fi
+		done
+		failed restart || set_status restart ok
+	fi
+	if phase idle; then
+		log "idle: $SERVICES services without checks, ${IDLE_SECONDS} s of wakeups, ${IDLE_SECONDS} s of strace"
+		measure_idle
+		failed idle || set_status idle ok
+	fi
+	if phase cpu; then
+		log "cpu: $SERVICES tcp probes at 1 s, ${CPU_SECONDS} s"
+		measure_cpu
+		failed cpu || set_status cpu ok
+	fi
 }
 
 # --- report -------------------------------------------------------------------------------
@@ -692,9 +735,16 @@ report() {
 		        p(f"- hutch / podman PSS: {hp / res['memory']['podman-compose']['pss']:.2f}")
 		# restart latency
 		rl = [l.rstrip("\n").split("\t") for l in open(data + "/restart.tsv")] if os.path.exists(data + "/restart.tsv") else []
-		if rl:
+		tools = []
+		for x in rl:
+		    t = x[6] if len(x) > 6 and x[6] else "hutch"
+		    if t not in tools: tools.append(t)
+		res["restart"] = rl
+		for tool in tools:
+		    v_all = [x for x in rl if (x[6] if len(x) > 6 and x[6] else "hutch") == tool]
+		    label = "this binary" if tool == "hutch" else f"the baseline ({env.get('baseline_binary', '?')})"
 		    p("")
-		    p("## Restart latency (ms): a crash to the new process's first line, against the backoff")
+		    p(f"## Restart latency (ms), {label}: a crash to the new process's first line, against the backoff")
 		    p("")
 		    p("Split by the supervisor's events (median): exit seen = the crash to its `exited` event;")
 		    p("start = from `exited` + the backoff (its `restarting` event's delay_ms) to the new process's first line.")
@@ -705,16 +755,24 @@ report() {
 		    def mcol(v, j):
 		        x = [float(r[j]) for r in v if len(r) > j and r[j] != ""]
 		        return f"{st.median(x):.1f}" if x else "-"
-		    for i in sorted({int(x[1]) for x in rl}):
-		        v = [x for x in rl if int(x[1]) == i]
+		    def backoff(x, i):
+		        return float(x[3]) if len(x) > 3 and x[3] != "" else min(100 * 2 ** (i - 1), 60000)
+		    for i in sorted({int(x[1]) for x in v_all}):
+		        v = [x for x in v_all if int(x[1]) == i]
 		        lat = [float(x[2]) for x in v]
-		        b = next((float(x[3]) for x in v if len(x) > 3 and x[3] != ""), min(100 * 2 ** (i - 1), 60000))
+		        b = backoff(v[0], i)
 		        overs += [x - b for x in lat]
 		        p(f"| {i} | {b:.0f} | {st.median(lat):.1f} | {min(lat):.1f}-{max(lat):.1f} | {st.median(lat) - b:+.1f} | "
 		          f"{mcol(v, 4)} | {mcol(v, 5)} |")
-		    res["restart"] = rl
-		    goals.append(("restart within 10 ms of the backoff (median)", abs(st.median(overs)) <= 10,
-		                  f"median {st.median(overs):+.1f} ms, max {max(overs):+.1f} ms"))
+		    p("")
+		    p(f"- over the backoff, all {len(overs)} restarts: median {st.median(overs):+.1f} ms, max {max(overs):+.1f}; "
+		      f"exit seen median {mcol(v_all, 4)} ms, start median {mcol(v_all, 5)} ms")
+		    rounds = sorted({x[0] for x in v_all}, key=int)
+		    p("- median over the backoff per round: " + ", ".join(
+		        f"r{r} {st.median([float(x[2]) - backoff(x, int(x[1])) for x in v_all if x[0] == r]):+.1f}" for r in rounds))
+		    if tool == "hutch":
+		        goals.append(("restart within 10 ms of the backoff (median)", abs(st.median(overs)) <= 10,
+		                      f"median {st.median(overs):+.1f} ms, max {max(overs):+.1f} ms"))
 		# idle
 		if os.path.exists(data + "/idle.tsv"):
 		    idle = dict(l.rstrip("\n").split("\t") for l in open(data + "/idle.tsv"))

@@ -295,13 +295,19 @@ static const char *supervised_stack(const struct hutch_state *s)
 				      : NULL;
 }
 
-/* Tell the supervisor cmd ("stop", "start", "restart") for the container: 0
- * told, 1 no supervisor runs, -1 failed (said). */
-static int sup_tell(struct cli_ctx *ctx, const char *verb, const char *stack, const char *cmd)
+/* Tell the supervisor cmd ("stop", "start", "restart") for the container, with
+ * the grace before SIGKILL when -t gave one (timeout >= 0): 0 told, 1 no
+ * supervisor runs, -1 failed (said). */
+static int sup_tell(struct cli_ctx *ctx, const char *verb, const char *stack, const char *cmd,
+		    int timeout)
 {
 	if (hutch_stack_supervisor(ctx->data_root, ctx->run_root, stack) <= 0)
 		return 1;
-	_cleanup_free_ char *req = xasprintf("{\"cmd\":\"%s\",\"services\":[\"run\"]}", cmd);
+	char t[32] = "";
+	if (timeout >= 0)
+		snprintf(t, sizeof(t), ",\"timeout\":%d", timeout);
+	_cleanup_free_ char *req =
+	    xasprintf("{\"cmd\":\"%s\",\"services\":[\"run\"]%s}", cmd, t);
 	return cli_stack_call(ctx, verb, stack, req, 30000, NULL, NULL) == 0 ? 0 : -1;
 }
 
@@ -391,7 +397,7 @@ enum { CTR_TIME, CTR_SIGNAL, CTR_FORCE, CTR_ATTACH };
 struct ctr_args {
 	const char *verb;
 	int timeout, sig;
-	bool force;
+	bool force, timeout_given;
 };
 
 static int ctr_set(void *arg, int id, const char *v)
@@ -408,6 +414,7 @@ static int ctr_set(void *arg, int id, const char *v)
 			return -1;
 		}
 		a->timeout = (int)t;
+		a->timeout_given = true;
 		break;
 	case CTR_ATTACH:
 		fprintf(stderr,
@@ -482,7 +489,8 @@ int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv)
 		const char *stack = r == 0 ? supervised_stack(s) : NULL;
 		if (stack &&
 		    (!strcmp(verb, "stop") || !strcmp(verb, "start") || !strcmp(verb, "restart"))) {
-			int t = sup_tell(ctx, verb, stack, verb);
+			/* without -t, the grace the container was run with */
+			int t = sup_tell(ctx, verb, stack, verb, a.timeout_given ? timeout : -1);
 			if (t == 0 && !strcmp(verb, "stop"))
 				t = hutch_state_wait_exited(&rt, s, -1, &err) < 0 ? -1 : 0;
 			if (t <= 0) {

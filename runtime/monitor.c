@@ -29,12 +29,13 @@
  * else the CLI had open (a pipe on fd 3 of a shell pipeline) would otherwise
  * stay open for the container's lifetime, and its reader would wait for EOF as
  * long. */
-static void close_inherited(const int *hold, size_t n_hold, int ready_fd)
+static void close_inherited(const int *hold, size_t n_hold, int ready_fd, int notify_fd)
 {
-	int *keep = xcalloc(n_hold + 1, sizeof(int));
+	int *keep = xcalloc(n_hold + 2, sizeof(int));
 	memcpy(keep, hold, n_hold * sizeof(int));
 	keep[n_hold] = ready_fd;
-	close_fds_except(keep, n_hold + 1);
+	keep[n_hold + 1] = notify_fd > 0 ? notify_fd : -1;
+	close_fds_except(keep, n_hold + 2);
 	free(keep);
 }
 
@@ -51,12 +52,20 @@ static void exec_keeper(struct hutch_runtime *rt, struct hutch_container *c, int
 			int dirfd, int out_fd, int err_fd, int stdin_hold, const int *hold,
 			size_t n_hold)
 {
-	int fds[] = {c->pidfd, out_fd, err_fd, dirfd, exe, stdin_hold};
+	int notify = rt->exit_notify_fd > 0 ? rt->exit_notify_fd : -1;
+	/* The container's mount namespace, held until the keeper has said the
+	 * exit: the kernel tears a namespace's mounts down (an RCU grace period
+	 * and more) in the exiting process before its exit can be waited for,
+	 * unless someone else holds it. The keeper lets go after its word. */
+	char ns[64];
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", c->pid);
+	int mntns = open(ns, O_RDONLY | O_CLOEXEC);
+	int fds[] = {c->pidfd, out_fd, err_fd, dirfd, exe, stdin_hold, notify, mntns};
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		pass_on(fds[i]);
 	for (size_t i = 0; i < n_hold; i++)
 		pass_on(hold[i]);
-	char a[7][24];
+	char a[9][24];
 	snprintf(a[0], sizeof(a[0]), "%d", c->pidfd);
 	snprintf(a[1], sizeof(a[1]), "%d", out_fd);
 	snprintf(a[2], sizeof(a[2]), "%d", err_fd);
@@ -64,8 +73,11 @@ static void exec_keeper(struct hutch_runtime *rt, struct hutch_container *c, int
 	snprintf(a[4], sizeof(a[4]), "%d", exe);
 	snprintf(a[5], sizeof(a[5]), "%lld", (long long)HUTCH_LOG_MAX_SIZE);
 	snprintf(a[6], sizeof(a[6]), "%d", stdin_hold);
-	char *argv[] = {"hutch-keeper", a[0], a[1], a[2], a[3], a[4], a[5], a[6], "--",
-			"hutch", "internal", "finish", rt->data_root, rt->run_root, c->id, NULL};
+	snprintf(a[7], sizeof(a[7]), "%d", notify);
+	snprintf(a[8], sizeof(a[8]), "%d", mntns);
+	char *argv[] = {"hutch-keeper", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8],
+			"--", "hutch", "internal", "finish", rt->data_root, rt->run_root, c->id,
+			NULL};
 	extern char **environ;
 	syscall(SYS_execveat, keeper, "", argv, environ, AT_EMPTY_PATH);
 }
@@ -84,7 +96,7 @@ static __attribute__((noreturn)) void monitor_main(struct hutch_runtime *rt,
 		hutch_fail_sys(&err, "chdir /");
 		goto failed;
 	}
-	close_inherited(hold, n_hold, ready_fd);
+	close_inherited(hold, n_hold, ready_fd, rt->exit_notify_fd);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);

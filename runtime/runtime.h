@@ -242,6 +242,11 @@ struct hutch_runtime {
 	 * its network namespace through pid (hutch_net_wire). */
 	int (*on_created)(void *data, const char *id, pid_t pid, struct hutch_err **err);
 	void *on_created_data;
+	/* A detached container's keeper writes its exit ("CODE SIGNAL TIME_NS\n",
+	 * as DATA/containers/ID/exit) to this pipe as soon as it has reaped it,
+	 * before it execs `hutch internal finish`: a supervisor learns of the
+	 * exit without waiting for the record. 0: none (fd 0 is never one). */
+	int exit_notify_fd;
 };
 /* Say msg through rt->log (or on stderr, as above). */
 void hutch_runtime_log(const struct hutch_runtime *rt, enum hutch_log_level level,

@@ -535,6 +535,18 @@ int hutch_state_list(struct hutch_runtime *rt, struct hutch_state_list *out,
 int hutch_state_find(struct hutch_runtime *rt, const char *ref, struct hutch_state **out,
 		     struct hutch_err **err)
 {
+	/* A full id (what a supervisor holds) is read alone, not with every
+	 * record there is: a stack of 50 looked each of them up 50 times. */
+	if (strlen(ref) == 64 && is_hex_string(ref, 64)) {
+		struct hutch_state *s = NULL;
+		if (state_read(rt, ref, &s) == 0) {
+			if (!reconcile(rt, s) && !(s->status == HUTCH_EXITED && s->auto_remove)) {
+				*out = s;
+				return 0;
+			}
+			hutch_state_free(s);
+		}
+	}
 	struct hutch_state_list l;
 	if (hutch_state_list(rt, &l, err) < 0)
 		return -1;

@@ -47,6 +47,7 @@ enum watch_kind {
 	W_NOTIFY,
 	W_STARTER,
 	W_NET, /* the stack's DNS server (stacknet.c) */
+	W_EXIT,
 };
 
 struct watch {
@@ -80,7 +81,19 @@ struct replica {
 	 * its error comes through */
 	int starter_pidfd, starter_pipe;
 	pid_t starter_pid, mon_pid;
-	struct watch w_timer, w_probe_timer, w_mon, w_probe, w_probe_out, w_notify, w_starter;
+	/* the keeper's word of the exit (runtime.h, exit_notify_fd): fed as the
+	 * EXIT at once, while its `internal finish` still records it; a SPAWN
+	 * before that finish has ended waits for it (spawn_deferred) */
+	int exit_fd;
+	bool exit_fed, spawn_deferred;
+	char *cgroup; /* of the running container: its OOM kills */
+	/* its network namespace, for tcp probes made in the loop (root; -1:
+	 * none, or the host's network: host_net) */
+	int netns_fd;
+	bool host_net;
+	unsigned namespaces; /* of the running container (hutch_state's) */
+	struct watch w_timer, w_probe_timer, w_mon, w_probe, w_probe_out, w_notify, w_starter,
+	    w_exit;
 };
 
 struct service {
@@ -95,11 +108,17 @@ struct service {
 	size_t n_deps;
 };
 
+struct sup;
+
+/* A control-socket client (docs/api.md): never written to with a blocking
+ * write (conn.c). One that breaks or stops reading is marked dead and freed
+ * after the loop's round (reap_clients), never while a list of clients is
+ * walked. */
 struct client {
-	int fd;
-	char *in;
-	size_t in_len;
+	struct sup *s;
+	struct sup_conn conn;
 	bool subscribed, waiting, down_waiting, handover;
+	bool dead, want_out;
 	struct watch w;
 	struct client *next;
 };
@@ -115,9 +134,11 @@ struct sup {
 	struct service *svcs;
 	size_t n_svcs;
 	int ep, sigfd, lsock;
+	int home_netns; /* ours, to come back to after making a probe's socket */
 	struct watch w_sig, w_listen, w_net;
 	struct sup_net *net; /* the stack's networks and DNS server; NULL: none */
 	struct client *clients;
+	bool dead_clients;
 	bool recheck;
 	bool downing;
 	int64_t down_grace;
@@ -186,13 +207,41 @@ static void watch_del(struct sup *s, int fd)
 
 /* ---- clients ---------------------------------------------------------------- */
 
+/* Dropped: no more reads or writes; freed by reap_clients. */
+static void client_drop(struct client *c)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	c->s->dead_clients = true;
+	watch_del(c->s, c->conn.fd);
+	shutdown(c->conn.fd, SHUT_RDWR);
+}
+
+/* EPOLLOUT only while output waits (else every round would wake for it). */
+static void client_watch_out(struct client *c)
+{
+	bool want = sup_conn_pending(&c->conn);
+	if (c->dead || want == c->want_out)
+		return;
+	struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = &c->w};
+	epoll_ctl(c->s->ep, EPOLL_CTL_MOD, c->conn.fd, &ev);
+	c->want_out = want;
+}
+
 static void client_send(struct client *c, const char *line)
 {
-	size_t len = strlen(line);
-	/* a client that does not read its events is dropped, not waited for */
-	if (c->fd >= 0 && (write_all(c->fd, line, len) < 0 || write_all(c->fd, "\n", 1) < 0)) {
-		shutdown(c->fd, SHUT_RDWR);
-	}
+	if (c->dead)
+		return;
+	int r = sup_conn_send(&c->conn, line, strlen(line));
+	if (r == -2)
+		logmsg("dropping a control client (fd %d): it left more than %u bytes of answers "
+		       "and events unread",
+		       c->conn.fd, SUP_CONN_OUT_MAX);
+	if (r < 0)
+		client_drop(c);
+	else
+		client_watch_out(c);
 }
 
 static void client_send_json(struct client *c, struct json_object *o)
@@ -217,16 +266,28 @@ static void client_reply_ok(struct client *c)
 
 static void client_close(struct sup *s, struct client *c)
 {
-	watch_del(s, c->fd);
-	close(c->fd);
-	c->fd = -1;
+	if (!c->dead)
+		watch_del(s, c->conn.fd);
+	sup_conn_fini(&c->conn);
 	for (struct client **p = &s->clients; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
 			break;
 		}
-	free(c->in);
 	free(c);
+}
+
+/* Free the clients dropped in this round of the loop. */
+static void reap_clients(struct sup *s)
+{
+	if (!s->dead_clients)
+		return;
+	s->dead_clients = false;
+	for (struct client *c = s->clients, *next; c; c = next) {
+		next = c->next;
+		if (c->dead)
+			client_close(s, c);
+	}
 }
 
 /* ---- events ----------------------------------------------------------------- */
@@ -340,6 +401,31 @@ static void record(struct sup *s, struct replica *rep)
 
 /* ---- containers ------------------------------------------------------------- */
 
+static void close_exit_fd(struct sup *s, struct replica *rep)
+{
+	if (rep->exit_fd >= 0) {
+		watch_del(s, rep->exit_fd);
+		close(rep->exit_fd);
+		rep->exit_fd = -1;
+	}
+	free(rep->cgroup);
+	rep->cgroup = NULL;
+}
+
+/* The container's process is gone (or no longer ours to watch): its pidfd,
+ * its network namespace. */
+static void drop_ctr(struct replica *rep)
+{
+	if (rep->ctr_pidfd >= 0) {
+		close(rep->ctr_pidfd);
+		rep->ctr_pidfd = -1;
+	}
+	if (rep->netns_fd >= 0) {
+		close(rep->netns_fd);
+		rep->netns_fd = -1;
+	}
+}
+
 static void unwatch_container(struct sup *s, struct replica *rep)
 {
 	if (rep->mon_pidfd >= 0) {
@@ -350,10 +436,9 @@ static void unwatch_container(struct sup *s, struct replica *rep)
 		close(rep->mon_pidfd);
 		rep->mon_pidfd = -1;
 	}
-	if (rep->ctr_pidfd >= 0) {
-		close(rep->ctr_pidfd);
-		rep->ctr_pidfd = -1;
-	}
+	drop_ctr(rep);
+	close_exit_fd(s, rep);
+	rep->exit_fed = false;
 	rep->pid = 0;
 }
 
@@ -366,13 +451,37 @@ static void watch_container(struct sup *s, struct replica *rep, const struct hut
 	rep->ctr_pidfd = -1;
 	if (st->pid > 0 && sup_proc_start_time(st->pid) == st->pid_start)
 		rep->ctr_pidfd = pidfd_open_or_fail(st->pid, true, NULL);
+	rep->namespaces = st->namespaces;
+	rep->host_net = !(st->namespaces & (1u << HUTCH_NS_NETWORK));
+	if (rep->netns_fd >= 0)
+		close(rep->netns_fd);
+	rep->netns_fd = -1;
+	if (s->home_netns >= 0 && !rep->host_net && rep->ctr_pidfd >= 0 &&
+	    rep->svc->ss->health.kind == STACK_HEALTH_TCP) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", st->pid);
+		rep->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+		/* the pid is still the container's (its pidfd says it runs) */
+		if (rep->netns_fd >= 0 &&
+		    syscall(SYS_pidfd_send_signal, rep->ctr_pidfd, 0, NULL, 0) < 0) {
+			close(rep->netns_fd);
+			rep->netns_fd = -1;
+		}
+	}
 	rep->mon_pidfd = -1;
 	if (st->monitor_pid > 0 && sup_proc_start_time(st->monitor_pid) == st->monitor_start)
 		rep->mon_pidfd = pidfd_open_or_fail(st->monitor_pid, true, NULL);
 	rep->mon_child = child;
 	rep->mon_pid = child ? st->monitor_pid : 0;
+	rep->exit_fed = false;
 	if (rep->mon_pidfd >= 0)
 		watch_add(s, rep->mon_pidfd, &rep->w_mon);
+	free(rep->cgroup);
+	rep->cgroup = st->cgroup ? xstrdup(st->cgroup) : NULL;
+	if (rep->exit_fd >= 0 && (rep->mon_pidfd < 0 || rep->ctr_pidfd < 0))
+		close_exit_fd(s, rep); /* not ours to trust: the record decides */
+	else if (rep->exit_fd >= 0)
+		watch_add(s, rep->exit_fd, &rep->w_exit);
 }
 
 /* A container made again (a restart) starts a new log: what the old one said
@@ -439,13 +548,14 @@ static int notify_socket(struct sup *s, struct replica *rep, struct hutch_err **
  * reparented to the supervisor (a subreaper), which reaps it. A replica that
  * has its container already (a restart) starts that same container again:
  * same id, name, rw layer and log, as docker restarts one. */
-static __attribute__((noreturn)) void starter_main(struct sup *s, struct replica *rep,
-						   struct hutch_spec *spec, int pipefd)
+static __attribute__((noreturn)) void
+starter_main(struct sup *s, struct replica *rep, struct hutch_spec *spec, int pipefd, int notify_fd)
 {
 	struct hutch_err *err = NULL;
 	const struct hutch_image *img = rep->svc->img;
 	struct hutch_state *st = NULL;
 	int rc = -1;
+	s->rt.exit_notify_fd = notify_fd;
 	if (!spec) {
 		rc = hutch_state_find(&s->rt, rep->id, &st, &err);
 		if (rc == 0)
@@ -494,26 +604,44 @@ static int spawn(struct sup *s, struct replica *rep, struct hutch_err **err)
 	if (!again && sup_build_spec(&s->bctx, rep->svc->ss, rep->index, rep->id, rep->svc->img,
 				     rep->svc->hash, &spec, err) < 0)
 		return -1;
-	int p[2];
+	int p[2], x[2] = {-1, -1};
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		hutch_spec_free(spec);
 		return hutch_fail_sys(err, "pipe");
 	}
+	/* the keeper's word of the exit; without it, the monitor's end says it */
+	if (pipe2(x, O_CLOEXEC | O_NONBLOCK) < 0)
+		x[0] = x[1] = -1;
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(p[0]);
 		close(p[1]);
+		if (x[0] >= 0) {
+			close(x[0]);
+			close(x[1]);
+		}
 		hutch_spec_free(spec);
 		return hutch_fail_sys(err, "fork");
 	}
 	if (pid == 0) {
 		close(p[0]);
-		starter_main(s, rep, spec, p[1]);
+		if (x[0] >= 0) {
+			close(x[0]);
+			/* the keeper's write must never block on a full pipe */
+			fcntl(x[1], F_SETFL, O_NONBLOCK);
+		}
+		starter_main(s, rep, spec, p[1], x[1] > 0 ? x[1] : 0);
 	}
 	close(p[1]);
+	if (x[1] >= 0)
+		close(x[1]);
+	rep->exit_fd = x[0];
 	hutch_spec_free(spec);
 	rep->has_container = true; /* what it leaves, if anything, goes with it */
+	/* restarts and backoff as at this start, for a supervisor that adopts
+	 * it; written while the starter works, not before it */
+	record(s, rep);
 	rep->starter_pipe = p[0];
 	rep->starter_pid = pid;
 	rep->starter_pidfd = pidfd_open_or_fail(pid, false, NULL);
@@ -532,6 +660,7 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 static bool starters_pending(struct sup *s);
 static void reap_strays(struct sup *s);
 static void on_monitor(struct sup *s, struct replica *rep);
+static void spawn_now(struct sup *s, struct replica *rep);
 
 /* A running replica whose monitor cannot be watched (it ended before we could
  * open it): its exit is in its record; feed it, or nothing would ever end it. */
@@ -581,8 +710,10 @@ static void on_starter(struct sup *s, struct replica *rep)
 		watch_container(s, rep, st, true);
 		hutch_state_free(st);
 	}
-	if (ev.kind == SVC_EV_START_FAILED)
+	if (ev.kind == SVC_EV_START_FAILED) {
 		logmsg("%s: cannot start: %s", rep->label, why);
+		close_exit_fd(s, rep);
+	}
 	sup_net_refresh(s->net);
 	feed(s, rep, &ev);
 	/* a container that ended at once may have no monitor left to watch: its
@@ -631,8 +762,35 @@ static void start_probe(struct sup *s, struct replica *rep, int64_t timeout)
 	struct hutch_state *st = NULL;
 	int64_t now = mono_now();
 	rep->probe.start = now;
-	if (hutch_state_find(&s->rt, rep->id, &st, &err) < 0 ||
-	    sup_probe_start(&s->rt, rep->svc->ss, st, &rep->probe, &err) < 0) {
+	const struct stack_health *h = &rep->svc->ss->health;
+	if (h->kind == STACK_HEALTH_TCP && s->home_netns >= 0 &&
+	    (rep->netns_fd >= 0 || rep->host_net)) {
+		/* no child: a socket made in its namespace, connected from here */
+		if (sup_probe_tcp_start(h, rep->host_net ? -1 : rep->netns_fd, s->home_netns,
+					&rep->probe, &err) == 0) {
+			struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = &rep->w_probe};
+			epoll_ctl(s->ep, EPOLL_CTL_ADD, rep->probe.sock, &ev);
+			arm(rep->probe_timer_fd, now + timeout);
+			return;
+		}
+	} else if (h->kind != STACK_HEALTH_CMD && rep->ctr_pidfd >= 0) {
+		/* a child that joins its namespaces: their pid is all it needs */
+		struct hutch_state known = {.pid = rep->pid, .namespaces = rep->namespaces};
+		if (sup_probe_start(&s->rt, rep->svc->ss, &known, &rep->probe, &err) == 0) {
+			watch_add(s, rep->probe.pidfd, &rep->w_probe);
+			watch_add(s, rep->probe.out, &rep->w_probe_out);
+			arm(rep->probe_timer_fd, now + timeout);
+			return;
+		}
+	} else if (hutch_state_find(&s->rt, rep->id, &st, &err) == 0 &&
+		   sup_probe_start(&s->rt, rep->svc->ss, st, &rep->probe, &err) == 0) {
+		hutch_state_free(st);
+		watch_add(s, rep->probe.pidfd, &rep->w_probe);
+		watch_add(s, rep->probe.out, &rep->w_probe_out);
+		arm(rep->probe_timer_fd, now + timeout);
+		return;
+	}
+	{
 		struct svc_event ev = {.kind = SVC_EV_PROBE_RESULT};
 		ev.probe.status = SVC_PROBE_FAIL;
 		ev.probe.exit_code = -1;
@@ -641,21 +799,25 @@ static void start_probe(struct sup *s, struct replica *rep, int64_t timeout)
 		hutch_state_free(st);
 		feed(s, rep, &ev);
 		hutch_err_free(&err);
-		return;
 	}
-	hutch_state_free(st);
-	watch_add(s, rep->probe.pidfd, &rep->w_probe);
-	watch_add(s, rep->probe.out, &rep->w_probe_out);
-	arm(rep->probe_timer_fd, now + timeout);
+}
+
+/* Stop watching a probe's fds (a child's pidfd and output, or a socket). */
+static bool unwatch_probe(struct sup *s, struct replica *rep)
+{
+	if (rep->probe.pidfd < 0 && rep->probe.sock < 0)
+		return false;
+	watch_del(s, rep->probe.pidfd);
+	watch_del(s, rep->probe.out);
+	watch_del(s, rep->probe.sock);
+	arm(rep->probe_timer_fd, 0);
+	return true;
 }
 
 static void end_probe(struct sup *s, struct replica *rep, bool timed_out)
 {
-	if (rep->probe.pidfd < 0)
+	if (!unwatch_probe(s, rep))
 		return;
-	watch_del(s, rep->probe.pidfd);
-	watch_del(s, rep->probe.out);
-	arm(rep->probe_timer_fd, 0);
 	int code;
 	if (timed_out) {
 		sup_probe_kill(&rep->probe);
@@ -674,11 +836,8 @@ static void end_probe(struct sup *s, struct replica *rep, bool timed_out)
 
 static void abandon_probe(struct sup *s, struct replica *rep)
 {
-	if (rep->probe.pidfd < 0)
+	if (!unwatch_probe(s, rep))
 		return;
-	watch_del(s, rep->probe.pidfd);
-	watch_del(s, rep->probe.out);
-	arm(rep->probe_timer_fd, 0);
 	sup_probe_kill(&rep->probe);
 }
 
@@ -712,9 +871,13 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 		const struct svc_action *a = &out.a[i];
 		switch (a->kind) {
 		case SVC_ACT_SPAWN:
-			record(s, rep);
 			rep->starter_pidfd = -1;
-			if (spawn(s, rep, &err) < 0) {
+			if (rep->exit_fed && rep->mon_pidfd >= 0) {
+				/* the last run's finish still records its exit (a
+				 * restart without backoff): started when it is done */
+				rep->spawn_deferred = true;
+				record(s, rep);
+			} else if (spawn(s, rep, &err) < 0) {
 				if (err && err->errno_)
 					snprintf(why, sizeof(why), "%s: %s", err->msg,
 						 strerror(err->errno_));
@@ -723,6 +886,7 @@ static void feed(struct sup *s, struct replica *rep, const struct svc_event *ev)
 				answer.kind = SVC_EV_START_FAILED;
 				answer.reason = why;
 				logmsg("%s: cannot start: %s", rep->label, why);
+				record(s, rep);
 			} else if (rep->starter_pidfd == -2) {
 				/* started synchronously: answer now */
 				rep->starter_pidfd = -1;
@@ -853,7 +1017,8 @@ static void down_progress(struct sup *s)
 						       .grace = s->down_grace};
 				feed(s, rep, &ev);
 			}
-			if (!terminal(rep))
+			/* nor one whose finish still records its exit */
+			if (!terminal(rep) || (rep->exit_fed && rep->mon_pidfd >= 0))
 				all_done = false;
 		}
 	}
@@ -1024,7 +1189,11 @@ static void handle_request(struct sup *s, struct client *c, const char *line, si
 			struct service *svc = find_service(s, req.services[i]);
 			svc->active = true;
 			for (unsigned r = 0; r < svc->n; r++) {
-				struct svc_event ev = {.kind = k};
+				/* stop/restart "timeout": that stop's grace
+				 * (`hutch stop -t`), as down's */
+				struct svc_event ev = {
+				    .kind = k,
+				    .grace = k == SVC_EV_USER_START ? -1 : req.timeout_ns};
 				feed(s, &svc->reps[r], &ev);
 			}
 		}
@@ -1085,47 +1254,47 @@ out:
 	sup_request_free(&req);
 }
 
-static void client_readable(struct sup *s, struct client *c)
+static void client_event(struct sup *s, struct client *c, uint32_t events)
 {
-	char buf[8192];
-	ssize_t n = read(c->fd, buf, sizeof(buf));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (c->dead)
 		return;
-	if (n <= 0) {
-		client_close(s, c);
-		return;
+	if (events & EPOLLOUT) {
+		if (sup_conn_flush(&c->conn) < 0) {
+			client_drop(c);
+			return;
+		}
+		client_watch_out(c);
 	}
-	if (c->in_len + (size_t)n > SUP_REQUEST_MAX + 1) {
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	int r = sup_conn_fill(&c->conn);
+	if (r == -2)
 		client_reply_err(c, "request longer than 65536 bytes");
-		client_close(s, c);
+	if (r < 0) {
+		client_drop(c);
 		return;
 	}
-	c->in = xrealloc(c->in, c->in_len + (size_t)n + 1);
-	memcpy(c->in + c->in_len, buf, (size_t)n);
-	c->in_len += (size_t)n;
-	char *nl;
-	while (c->fd >= 0 && (nl = memchr(c->in, '\n', c->in_len))) {
-		size_t len = (size_t)(nl - c->in);
-		handle_request(s, c, c->in, len);
-		memmove(c->in, nl + 1, c->in_len - len - 1);
-		c->in_len -= len + 1;
+	/* every complete line; a partial one waits for the rest */
+	char *line;
+	size_t len;
+	while (!c->dead && sup_conn_line(&c->conn, &line, &len)) {
+		handle_request(s, c, line, len);
+		sup_conn_consume(&c->conn, len);
 	}
 }
 
 static void accept_client(struct sup *s)
 {
-	int fd = accept4(s->lsock, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(s->lsock, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
 	struct client *c = xcalloc(1, sizeof(*c));
-	c->fd = fd;
+	c->s = s;
+	sup_conn_init(&c->conn, fd);
 	c->w.kind = W_CLIENT;
 	c->w.cl = c;
 	c->next = s->clients;
 	s->clients = c;
-	/* a write to a client that does not read gives up after 2 s */
-	struct timeval tv = {.tv_sec = 2};
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	watch_add(s, fd, &c->w);
 }
 
@@ -1259,8 +1428,9 @@ static int setup_services(struct sup *s, char *const *wanted, size_t n_wanted, b
 				return hutch_fail_sys(err, "timerfd");
 			}
 			rep->mon_pidfd = rep->ctr_pidfd = rep->notify_fd = -1;
-			rep->starter_pidfd = rep->starter_pipe = -1;
-			rep->probe.pidfd = rep->probe.out = -1;
+			rep->starter_pidfd = rep->starter_pipe = rep->exit_fd = -1;
+			rep->probe.pidfd = rep->probe.out = rep->probe.sock = -1;
+			rep->netns_fd = -1;
 			rep->w_timer = (struct watch){W_TIMER, rep, NULL};
 			rep->w_probe_timer = (struct watch){W_PROBE_TIMER, rep, NULL};
 			rep->w_mon = (struct watch){W_MONITOR, rep, NULL};
@@ -1268,6 +1438,7 @@ static int setup_services(struct sup *s, char *const *wanted, size_t n_wanted, b
 			rep->w_probe_out = (struct watch){W_PROBE_OUT, rep, NULL};
 			rep->w_notify = (struct watch){W_NOTIFY, rep, NULL};
 			rep->w_starter = (struct watch){W_STARTER, rep, NULL};
+			rep->w_exit = (struct watch){W_EXIT, rep, NULL};
 			watch_add(s, rep->timer_fd, &rep->w_timer);
 			watch_add(s, rep->probe_timer_fd, &rep->w_probe_timer);
 		}
@@ -1355,7 +1526,7 @@ static void adopt(struct sup *s, struct replica *rep, struct hutch_state *st)
 	if (!hash || strcmp(hash, rep->svc->hash)) {
 		logmsg("%s: settings changed: recreating %s", rep->label, rep->cname);
 		rep->recreate = true;
-		struct svc_event r = {.kind = SVC_EV_USER_RESTART};
+		struct svc_event r = {.kind = SVC_EV_USER_RESTART, .grace = -1};
 		/* a restart resets the counts, as `stack restart` does */
 		feed(s, rep, &r);
 	}
@@ -1394,6 +1565,42 @@ static void adopt_all(struct sup *s)
 
 /* ---- the loop --------------------------------------------------------------- */
 
+/* The keeper's line "CODE SIGNAL TIME_NS": the exit, fed at once. An exit by
+ * SIGKILL waits for the record instead, which says whether the OOM killer
+ * did it (finish reads it from the cgroup); so does a line that is not one. */
+static void on_exit_word(struct sup *s, struct replica *rep)
+{
+	char line[96];
+	ssize_t n = read(rep->exit_fd, line, sizeof(line) - 1);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	long long code, sig, fin;
+	line[n > 0 ? n : 0] = '\0';
+	bool ok = n > 0 && sscanf(line, "%lld %lld %lld", &code, &sig, &fin) == 3 &&
+		  sig != SIGKILL && (rep->r.state == SVC_RUNNING || rep->r.state == SVC_STOPPING);
+	watch_del(s, rep->exit_fd);
+	close(rep->exit_fd);
+	rep->exit_fd = -1;
+	if (!ok)
+		return;
+	struct svc_event ev = {.kind = SVC_EV_EXIT};
+	ev.exit.code = (int)code;
+	ev.exit.signal = (int)sig;
+	ev.exit.at = real_to_mono(fin);
+	if (rep->cgroup) {
+		/* as finish reads it: any OOM kill in the container's cgroup */
+		_cleanup_free_ char *path = xasprintf("%s/memory.events", rep->cgroup);
+		_cleanup_free_ char *text = NULL;
+		if (read_file_at(AT_FDCWD, path, &text, NULL, NULL) == 0) {
+			const char *k = strstr(text, "oom_kill ");
+			ev.exit.oom = k && (k == text || k[-1] == '\n') && atoll(k + 9) > 0;
+		}
+	}
+	drop_ctr(rep);
+	rep->exit_fed = true;
+	feed(s, rep, &ev);
+}
+
 static void on_monitor(struct sup *s, struct replica *rep)
 {
 	bool child = rep->mon_child;
@@ -1405,10 +1612,19 @@ static void on_monitor(struct sup *s, struct replica *rep)
 		close(rep->mon_pidfd);
 	}
 	rep->mon_pidfd = -1;
-	if (rep->ctr_pidfd >= 0) {
-		close(rep->ctr_pidfd);
-		rep->ctr_pidfd = -1;
+	drop_ctr(rep);
+	if (rep->exit_fed) {
+		/* its exit was fed from the keeper's word: the record is done now */
+		close_exit_fd(s, rep);
+		rep->exit_fed = false;
+		s->recheck = true; /* a down waits for it */
+		if (rep->spawn_deferred) {
+			rep->spawn_deferred = false;
+			spawn_now(s, rep);
+		}
+		return;
 	}
+	close_exit_fd(s, rep);
 	struct svc_event ev = {.kind = SVC_EV_EXIT};
 	struct hutch_state *st = NULL;
 	if (hutch_state_find(&s->rt, rep->id, &st, NULL) == 0) {
@@ -1416,6 +1632,9 @@ static void on_monitor(struct sup *s, struct replica *rep)
 		ev.exit.signal =
 		    st->exit_code > 128 && st->exit_code < 160 ? st->exit_code - 128 : 0;
 		ev.exit.oom = st->oom_killed;
+		/* the backoff counts from the exit, not from when the record said it */
+		if (st->status == HUTCH_EXITED && st->finished_ns > 0)
+			ev.exit.at = real_to_mono(st->finished_ns);
 		hutch_state_free(st);
 	} else {
 		ev.exit.code = 137;
@@ -1425,6 +1644,29 @@ static void on_monitor(struct sup *s, struct replica *rep)
 	if (!s->downing) /* its keeper has taken it off its networks */
 		sup_net_refresh(s->net);
 	feed(s, rep, &ev);
+}
+
+/* A SPAWN that waited for the last run's finish. */
+static void spawn_now(struct sup *s, struct replica *rep)
+{
+	_cleanup_err_ struct hutch_err *err = NULL;
+	if (rep->r.state != SVC_STARTING)
+		return; /* stopped meanwhile */
+	rep->starter_pidfd = -1;
+	if (spawn(s, rep, &err) < 0) {
+		char why[1024];
+		if (err && err->errno_)
+			snprintf(why, sizeof(why), "%s: %s", err->msg, strerror(err->errno_));
+		else
+			snprintf(why, sizeof(why), "%s", err ? err->msg : "?");
+		logmsg("%s: cannot start: %s", rep->label, why);
+		record(s, rep);
+		struct svc_event ev = {.kind = SVC_EV_START_FAILED, .reason = why};
+		feed(s, rep, &ev);
+	} else if (rep->starter_pidfd == -2) {
+		rep->starter_pidfd = -1;
+		on_starter(s, rep);
+	}
 }
 
 static void on_notify(struct sup *s, struct replica *rep)
@@ -1542,7 +1784,7 @@ static void on_signal(struct sup *s)
 	}
 }
 
-static void dispatch(struct sup *s, struct watch *w)
+static void dispatch(struct sup *s, struct watch *w, uint32_t events)
 {
 	struct replica *rep = w->rep;
 	switch (w->kind) {
@@ -1553,7 +1795,7 @@ static void dispatch(struct sup *s, struct watch *w)
 		accept_client(s);
 		break;
 	case W_CLIENT:
-		client_readable(s, w->cl);
+		client_event(s, w->cl, events);
 		break;
 	case W_TIMER:
 		on_timer(s, rep);
@@ -1583,12 +1825,15 @@ static void dispatch(struct sup *s, struct watch *w)
 	case W_NET:
 		sup_net_on_ready(s->net);
 		break;
+	case W_EXIT:
+		on_exit_word(s, rep);
+		break;
 	}
 }
 
 int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 {
-	struct sup S = {.ep = -1, .sigfd = -1, .lsock = -1, .down_grace = -1};
+	struct sup S = {.ep = -1, .sigfd = -1, .lsock = -1, .home_netns = -1, .down_grace = -1};
 	struct sup *s = &S;
 	int rc = -1;
 	s->src = o->src;
@@ -1610,6 +1855,10 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 		goto out;
 	s->rt.rootless = o->rootless;
 	s->rt.log = rt_log;
+	/* tcp probes are made from the loop where it may enter a container's
+	 * network namespace (root); rootless ones in a child */
+	if (!o->rootless)
+		s->home_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (hutch_store_open(o->data_root, o->rootless, HUTCH_STORE_READ, &s->store, err) < 0)
 		goto out;
 	s->bctx = (struct sup_build_ctx){.rt = &s->rt,
@@ -1661,8 +1910,9 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 			goto out;
 		}
 		for (int i = 0; i < n && !s->quit; i++)
-			dispatch(s, evs[i].data.ptr);
+			dispatch(s, evs[i].data.ptr, evs[i].events);
 		recheck(s);
+		reap_clients(s);
 	}
 	rc = 0;
 	for (size_t i = 0; i < s->n_svcs; i++)
@@ -1690,9 +1940,14 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 	unlink(s->paths.pidfile);
 	if (!s->handover)
 		rmdir(s->paths.run_dir);
+	/* the answer those who asked for it wait for: written out before we go
+	 * (a moment at most; the others get what was written) */
 	for (struct client *c = s->clients; c; c = c->next)
-		if (c->down_waiting || c->handover)
+		if (c->down_waiting || c->handover) {
 			client_reply_ok(c);
+			if (!c->dead)
+				sup_conn_drain(&c->conn, 1000);
+		}
 out:
 	if (rc < 0 && o->ready_fd >= 0) {
 		_cleanup_free_ char *m = err && *err ? xstrdup((*err)->msg) : xstrdup("failed");
@@ -1708,10 +1963,12 @@ out:
 			struct replica *rep = &svc->reps[r];
 			if (rep->mon_pidfd >= 0)
 				close(rep->mon_pidfd);
-			if (rep->ctr_pidfd >= 0)
-				close(rep->ctr_pidfd);
+			drop_ctr(rep);
 			if (rep->notify_fd >= 0)
 				close(rep->notify_fd);
+			if (rep->exit_fd >= 0)
+				close(rep->exit_fd);
+			free(rep->cgroup);
 			close(rep->timer_fd);
 			close(rep->probe_timer_fd);
 			svc_fini(&rep->r);
@@ -1726,6 +1983,8 @@ out:
 		close(s->lsock);
 	if (s->sigfd >= 0)
 		close(s->sigfd);
+	if (s->home_netns >= 0)
+		close(s->home_netns);
 	if (s->ep >= 0)
 		close(s->ep);
 	if (s->store)

@@ -87,6 +87,7 @@ static void record_exit(struct svc_replica *r, const struct svc_exit *e, int64_t
 	 * it had died) is timed when it happened, for the backoff's rules. */
 	r->exited = e->at > 0 && e->at <= now ? e->at : now;
 	r->probing = false;
+	r->grace_override = -1; /* a stop's own grace ends with the exit */
 	act(out, SVC_ACT_RECORD_EXIT);
 	emit(out, SVC_EMIT_EXITED, 0);
 }
@@ -313,11 +314,35 @@ static enum svc_outcome ready(struct svc_replica *r, const struct svc_event *ev,
 	return SVC_DONE;
 }
 
+/* A stop's own grace (`down -t`, `stop -t`, `restart -t`: ev->grace >= 0)
+ * instead of stop_grace_period, until the exit: kept for a stop still to come
+ * (a start under way), and shortening a stop under way if it is shorter. */
+static void take_grace(struct svc_replica *r, const struct svc_event *ev, int64_t now,
+		       struct svc_actions *out)
+{
+	if (ev->grace < 0)
+		return;
+	r->grace_override = ev->grace;
+	/* `down -t 0` while a `stack stop` waits out a 30 s grace: the shorter wins */
+	if (r->state == SVC_STOPPING && r->timer == SVC_TIMER_GRACE &&
+	    now + ev->grace < r->timer_at) {
+		if (ev->grace > 0) {
+			arm(r, out, SVC_TIMER_GRACE, now + ev->grace);
+		} else {
+			cancel_timer(r, out);
+			r->killed = true;
+			act(out, SVC_ACT_KILL);
+			emit(out, SVC_EMIT_KILLING, 0);
+		}
+	}
+}
+
 static enum svc_outcome run_stop(struct svc_replica *r, const struct svc_event *ev, int64_t now,
 				 struct svc_actions *out)
 {
 	r->want_up = false;
 	r->stopped_by_user = true;
+	take_grace(r, ev, now, out);
 	begin_stop(r, now, out);
 	return SVC_DONE;
 }
@@ -335,6 +360,7 @@ static enum svc_outcome run_restart(struct svc_replica *r, const struct svc_even
 				    struct svc_actions *out)
 {
 	user_wants_up(r);
+	take_grace(r, ev, now, out);
 	begin_stop(r, now, out);
 	return SVC_DONE;
 }
@@ -358,6 +384,7 @@ static enum svc_outcome later_stop(struct svc_replica *r, const struct svc_event
 {
 	r->want_up = false;
 	r->stopped_by_user = true;
+	take_grace(r, ev, now, out);
 	return SVC_DONE;
 }
 
@@ -365,21 +392,7 @@ static enum svc_outcome later_down(struct svc_replica *r, const struct svc_event
 				   struct svc_actions *out)
 {
 	r->want_up = false;
-	if (ev->grace < 0)
-		return SVC_DONE;
-	r->grace_override = ev->grace;
-	/* `down -t 0` while a `stack stop` waits out a 30 s grace: the shorter wins */
-	if (r->state == SVC_STOPPING && r->timer == SVC_TIMER_GRACE &&
-	    now + ev->grace < r->timer_at) {
-		if (ev->grace > 0) {
-			arm(r, out, SVC_TIMER_GRACE, now + ev->grace);
-		} else {
-			cancel_timer(r, out);
-			r->killed = true;
-			act(out, SVC_ACT_KILL);
-			emit(out, SVC_EMIT_KILLING, 0);
-		}
-	}
+	take_grace(r, ev, now, out);
 	return SVC_DONE;
 }
 
@@ -387,6 +400,7 @@ static enum svc_outcome later_up(struct svc_replica *r, const struct svc_event *
 				 struct svc_actions *out)
 {
 	user_wants_up(r);
+	take_grace(r, ev, now, out);
 	return SVC_DONE;
 }
 

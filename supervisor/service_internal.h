@@ -81,7 +81,8 @@ enum svc_event_kind {
 	SVC_EV_USER_STOP,
 	SVC_EV_USER_START,
 	SVC_EV_USER_RESTART,
-	SVC_EV_STACK_DOWN, /* .grace: `down -t`, or -1 for the service's own */
+	SVC_EV_STACK_DOWN, /* .grace: `down -t`, or -1 for the service's own (USER_STOP and
+			    * USER_RESTART too: `stop -t`) */
 	SVC_EV_ADOPT,	   /* .adopt: its container found running by a new supervisor */
 	SVC_NEVENTS
 };
@@ -144,7 +145,7 @@ struct svc_replica {
 	bool blocked;	      /* FAILED because of a dependency (why: its root cause) */
 	enum svc_timer timer; /* the armed one, so a stale expiry is told apart */
 	int64_t timer_at;
-	int64_t grace_override; /* `down -t`; -1: the service's stop_grace */
+	int64_t grace_override; /* `down -t`, `stop -t` until the exit; -1: stop_grace */
 	unsigned runs;		/* processes started since svc_init */
 	unsigned restarts; /* by the policy since the last user start (docker's RestartCount) */
 	unsigned failing_streak;

@@ -78,6 +78,36 @@ struct sup_request {
 int sup_parse_request(const char *line, size_t len, struct sup_request *out, char **errmsg);
 void sup_request_free(struct sup_request *r);
 
+/* ---- conn.c: a control connection that never blocks the loop ---------------- */
+/* What may wait for a client that does not read (answers and events) before
+ * it is dropped. */
+#define SUP_CONN_OUT_MAX (4u << 20)
+struct sup_conn {
+	int fd; /* non-blocking */
+	char *in;
+	size_t in_len;
+	char *out;
+	size_t out_len, out_off, out_cap;
+};
+void sup_conn_init(struct sup_conn *c, int fd);
+void sup_conn_fini(struct sup_conn *c); /* closes the fd */
+/* Queue line and a newline, and write what the socket takes now. 0: sent or
+ * queued; -1: the connection is broken; -2: more than SUP_CONN_OUT_MAX would
+ * wait (the client does not read): drop it. */
+int sup_conn_send(struct sup_conn *c, const char *line, size_t len);
+/* Write what waits, as far as the socket takes it; -1: broken. */
+int sup_conn_flush(struct sup_conn *c);
+bool sup_conn_pending(const struct sup_conn *c);
+/* One read into the input: 0 (read, or nothing yet), -1 end or error, -2 a
+ * line longer than SUP_REQUEST_MAX. */
+int sup_conn_fill(struct sup_conn *c);
+/* The first complete line (without its newline), if any; sup_conn_consume
+ * drops it once handled. */
+bool sup_conn_line(struct sup_conn *c, char **line, size_t *len);
+void sup_conn_consume(struct sup_conn *c, size_t len);
+/* Before the supervisor exits: what waits, for at most timeout_ms. */
+void sup_conn_drain(struct sup_conn *c, int timeout_ms);
+
 /* ---- store.c: the stack on disk -------------------------------------------- */
 struct sup_paths {
 	char *run_dir;	/* RUN/stacks/NAME: control.sock, supervisor.pid, notify/ */
@@ -117,10 +147,16 @@ int sup_stack_info_write(const struct sup_paths *p, const struct hutch_stack_src
 /* stack.json read back (an older one with its "file" only: that one file). */
 int sup_stack_info_read(const char *path, struct hutch_stack_src *src, bool *up);
 
-/* ---- probe.c: health probes in forked children -------------------------------- */
+/* ---- probe.c: health probes in forked children, and tcp ones without -------- */
 struct sup_probe {
 	pid_t pid;
 	int pidfd, out; /* -1 when none */
+	/* a tcp probe made in the loop (sup_probe_tcp_start): its socket, -1
+	 * when none, and the connect's error when it failed at once (-1: under
+	 * way) */
+	int sock, sock_err;
+	uint16_t port;
+	char addr[48];
 	char buf[SVC_PROBE_OUTPUT_MAX + 1];
 	size_t len;
 	int64_t start;
@@ -128,6 +164,13 @@ struct sup_probe {
 /* Start the probe of svc against the container (state s); fills p. */
 int sup_probe_start(struct hutch_runtime *rt, const struct stack_service *svc,
 		    const struct hutch_state *s, struct sup_probe *p, struct hutch_err **err);
+/* health_tcp without a child: a socket made in the container's network
+ * namespace (netns, entered and left again: home; -1: the host's network) and
+ * a non-blocking connect; the loop waits for p->sock to be writable, then
+ * sup_probe_reap says how it went. Root only (a rootless supervisor cannot
+ * enter a namespace of the container's user namespace). */
+int sup_probe_tcp_start(const struct stack_health *h, int netns, int home, struct sup_probe *p,
+			struct hutch_err **err);
 /* Read what is there from p->out (false at EOF). */
 bool sup_probe_read(struct sup_probe *p);
 /* Reap it: its exit code (-1 if killed). */

@@ -10,11 +10,14 @@
  *  - rotates the log by size: past MAX bytes container.log becomes
  *    container.log.1 (the one before is dropped) and a new one is begun;
  *  - when the container has exited and its output is drained, writes
- *    DATA/containers/ID/exit ("CODE SIGNAL TIME_NS\n", atomically) and execs
+ *    DATA/containers/ID/exit ("CODE SIGNAL TIME_NS\n", atomically), the same
+ *    line to NOTIFYFD if it has one (a supervisor's pipe), and execs
  *    hutch again (from an O_PATH fd of its binary kept from before the switch)
  *    to record the exit and clean up (`hutch internal finish`).
  *
- *   argv: hutch-keeper PIDFD OUTFD ERRFD DIRFD EXEFD LOGMAX STDINFD -- HUTCH-ARGV...
+ *   argv: hutch-keeper PIDFD OUTFD ERRFD DIRFD EXEFD LOGMAX STDINFD NOTIFYFD NSFD -- HUTCH-ARGV...
+ *   (NSFD: the container's mount namespace, let go once the exit is said:
+ *   its teardown comes after the word, not before the exit can be seen)
  *   (an fd of -1: none; OUTFD is the pty master with -t, logged as stdout)
  * No libc, as hutch-dmz: it is embedded in hutch and costs no shared object. */
 #include "runtime/nolibc.h"
@@ -220,7 +223,7 @@ __attribute__((noreturn, used)) void keeper_main(long *sp)
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
-	if (argc < 10 || argv[8][0] != '-' || argv[8][1] != '-')
+	if (argc < 12 || argv[10][0] != '-' || argv[10][1] != '-')
 		die(125);
 	int pidfd = (int)num(argv[1]);
 	int fds[2] = {(int)num(argv[2]), (int)num(argv[3])};
@@ -229,6 +232,8 @@ __attribute__((noreturn, used)) void keeper_main(long *sp)
 	int exefd = (int)num(argv[5]);
 	log_max = num(argv[6]);
 	int stdin_hold = (int)num(argv[7]);
+	int notify = (int)num(argv[8]);
+	int nsfd = (int)num(argv[9]);
 	/* its name in ps, not the memfd's */
 	sys2(__NR_prctl, 15 /* PR_SET_NAME */, "hutch-keeper");
 	log_open();
@@ -298,6 +303,15 @@ __attribute__((noreturn, used)) void keeper_main(long *sp)
 		sys1(__NR_close, fd);
 		sys5(__NR_renameat2, dirfd, "exit.tmp", dirfd, "exit", 0);
 	}
+	/* The supervisor restarts from this line, while finish still records
+	 * the exit; it waits for this process's end before it starts the
+	 * container again. */
+	if (notify >= 0) {
+		sys3(__NR_write, notify, line, p - line);
+		sys1(__NR_close, notify);
+	}
+	if (nsfd >= 0)
+		sys1(__NR_close, nsfd);
 	/* The log stays open through the exec: `hutch logs -f` ends when it is
 	 * closed, which is then when `hutch internal finish` exits, with the
 	 * exit recorded. */
@@ -305,7 +319,7 @@ __attribute__((noreturn, used)) void keeper_main(long *sp)
 	sys1(__NR_close, dirfd);
 	if (stdin_hold >= 0)
 		sys1(__NR_close, stdin_hold);
-	sys6(__NR_execveat, exefd, (s64) "", (s64)(argv + 9), (s64)envp, AT_EMPTY_PATH, 0);
+	sys6(__NR_execveat, exefd, (s64) "", (s64)(argv + 11), (s64)envp, AT_EMPTY_PATH, 0);
 	die(125);
 }
 

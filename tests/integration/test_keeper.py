@@ -37,7 +37,8 @@ def test_monitor_is_the_small_keeper(state, hutch, ctr):
                         re.M).group(1))
     assert pss < 100, f"keeper PSS {pss} KiB"
     # what it holds: the pidfd, the output pipes, the container's dir and log,
-    # hutch's binary (O_PATH) and the image's layer lock; nothing else of anyone's
+    # hutch's binary (O_PATH), the image's layer lock and the container's mount
+    # namespace (let go once the exit is said); nothing else of anyone's
     targets = sorted(os.readlink(f"/proc/{mon}/fd/{fd}") for fd in os.listdir(f"/proc/{mon}/fd"))
     assert targets.count("/dev/null") == 3
     assert sum(t.startswith("pipe:") for t in targets) == 2
@@ -46,7 +47,8 @@ def test_monitor_is_the_small_keeper(state, hutch, ctr):
     assert str(cdir(state, cid) / "container.log") in targets
     assert str(state.bb_layer) in targets
     assert os.path.realpath(_hutch_bin()) in targets
-    assert len(targets) == 10, targets
+    assert os.readlink(f"/proc/{info['pid']}/ns/mnt") in targets
+    assert len(targets) == 11, targets
 
 
 def test_exit_file_and_record(state, hutch, ctr):

@@ -94,6 +94,45 @@ def test_always_restarts_a_crash_with_backoff_and_stop_keeps_it_down(state, hutc
              what="crashy started again")
 
 
+def test_stop_and_restart_honour_t_through_the_supervisor(state, hutch, ctr, spawn):
+    """`stop -t` and `restart -t` of a supervised container give that grace before
+    SIGKILL, as docker's: `sleep` as pid 1 ignores SIGTERM, so the grace is what
+    the stop takes (10 s without -t)."""
+    ctr.run("--restart", "always", "bb", "sleep", "1000", name="deaf")
+    wait_for(lambda: inspect(hutch, "deaf").get("supervisor", {}).get("state") == "running",
+             what="deaf up")
+    t0 = time.monotonic()
+    hutch("stop", "-t", "1", "deaf", timeout=20)
+    took = time.monotonic() - t0
+    assert 0.9 <= took < 6, f"stop -t 1 took {took:.2f} s"
+    i = inspect(hutch, "deaf")
+    assert (i["status"], i["exit_code"]) == ("exited", 137)
+    assert i["supervisor"]["state"] == "stopped"
+    hutch("start", "deaf")
+    # running as the supervisor sees it (a restart while it starts is only remembered)
+    wait_for(lambda: inspect(hutch, "deaf")["supervisor"]["state"] == "running",
+             what="deaf up again")
+    pid = inspect(hutch, "deaf")["pid"]
+    t0 = time.monotonic()
+    hutch("restart", "-t", "0", "deaf", timeout=20)
+    wait_for(lambda: inspect(hutch, "deaf")["status"] == "running" and
+             inspect(hutch, "deaf")["pid"] != pid, timeout=10, what="deaf restarted")
+    took = time.monotonic() - t0
+    assert took < 5, f"restart -t 0 took {took:.2f} s"
+    i = inspect(hutch, "deaf")
+    assert i["exit_code"] == 137 and i["supervisor"]["restarts"] == 0
+    # the grace was that stop's only: a stop -t 0 now is immediate again, and the
+    # next stop without -t waits the container's own grace (10 s: not waited for
+    # here, the stop is seen under way after 1 s)
+    proc = spawn("stop", "deaf")
+    time.sleep(1.5)
+    assert proc.poll() is None, "stop without -t did not wait the 10 s grace"
+    assert inspect(hutch, "deaf")["supervisor"]["state"] == "stopping"
+    hutch("stop", "-t", "0", "deaf", timeout=20)
+    proc.wait(20)
+    assert inspect(hutch, "deaf")["status"] == "exited"
+
+
 def test_stop_of_a_running_always_container(state, hutch, ctr):
     ctr.run("--restart", "always", "bb", "sh", "-c", LOOP, name="steady")
     wait_for(lambda: ps_status(hutch, "steady").startswith("Up"), what="steady up")

@@ -400,6 +400,34 @@ health_retries = 1
     assert "200" in st.by_container()[f"{st.name}-web-1"]["last_probe"]["output"]
 
 
+def test_health_tcp_says_what_the_connect_did(make_stack):
+    """A tcp probe connects inside the container's own network namespace (as root
+    without a child process, rootless from one) and says what happened."""
+    st = make_stack("""
+[service.open]
+image = bb
+command = nc -ll -p 6379 -e cat
+health_tcp = 6379
+health_interval = 100ms
+
+[service.shut]
+image = bb
+command = sleep 1000
+health_tcp = 6390
+health_interval = 100ms
+health_retries = 1
+""")
+    st.run("up", "-d")
+    wait_for(lambda: st.by_container()[f"{st.name}-shut-1"]["health"] == "unhealthy",
+             what="shut unhealthy")
+    assert st.by_container()[f"{st.name}-shut-1"]["last_probe"] == {
+        "exit_code": 1, "output": "connect to 127.0.0.1 port 6390: Connection refused"}
+    wait_for(lambda: st.by_container()[f"{st.name}-open-1"]["health"] == "healthy",
+             what="open healthy")
+    assert st.by_container()[f"{st.name}-open-1"]["last_probe"] == {
+        "exit_code": 0, "output": "connected to port 6379"}
+
+
 # ---------------------------------------------------------------- with
 
 
@@ -700,6 +728,91 @@ image = bb
     assert st.request({"cmd": "status"})["ok"]
     assert st.request({"cmd": "down", "timeout": 0}) == {"ok": True}
     wait_for(lambda: st.supervisor_pid() is None, what="supervisor gone")
+
+
+def test_control_clients_never_hold_the_loop(make_stack, state):
+    """A client that floods requests and never reads its answers, and a subscriber
+    that never reads its events, cost the others nothing: the crash loop goes on,
+    another client is answered at once, and the flooder is dropped (and logged)
+    once too much waits for it. Requests split across writes, or several in one
+    write, are answered as lines."""
+    st = make_stack("""
+[service.crash]
+image = bb
+command = sh -c 'exit 1'
+restart = always
+
+[service.up]
+image = bb
+command = sleep 1000
+""")
+    st.run("up", "-d")
+    ev = Events(st)
+    ev.wait(1, "restarting", "crash")
+    # partial lines: one request in two writes, two requests in one write
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(st.sock)
+    s.sendall(b'{"cmd":')
+    time.sleep(0.2)
+    s.sendall(b'"ready"}\n{"cmd":"status"}\n{"cmd":')
+    f = s.makefile("rb")
+    assert "verdict" in json.loads(f.readline())
+    assert json.loads(f.readline())["stack"] == st.name
+    s.sendall(b'"nope"}\n')
+    assert "unknown cmd 'nope'" in json.loads(f.readline())["error"]
+    s.close()
+
+    # a subscriber that never reads
+    sleeper = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sleeper.connect(st.sock)
+    sleeper.sendall(b'{"cmd":"subscribe"}\n')
+    # a client that asks for status over and over and never reads an answer
+    flood = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    flood.connect(st.sock)
+    sent = [0]
+
+    def flooder():
+        line = b'{"cmd":"status"}\n' * 4096
+        try:
+            for _ in range(400):
+                flood.sendall(line)
+                sent[0] += len(line)
+        except OSError:
+            pass  # dropped: the supervisor shut the connection
+
+    t = threading.Thread(target=flooder, daemon=True)
+    t.start()
+    restarts_before = len(ev.of("restarting", "crash"))
+    slowest = 0.0
+    log = state.root / "stacks" / st.name / "supervisor.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        assert st.request({"cmd": "status"})["ok"]
+        slowest = max(slowest, time.monotonic() - t0)
+        if "dropping a control client" in log.read_text() and \
+                len(ev.of("restarting", "crash")) >= restarts_before + 2:
+            break
+        time.sleep(0.05)
+    assert "dropping a control client" in log.read_text(), "the flooder was never dropped"
+    # the old supervisor blocked up to 2 s on each write to a client that did not read
+    assert slowest < 1.5, f"a status request took {slowest:.2f} s"
+    assert len(ev.of("restarting", "crash")) >= restarts_before + 2, "the crash loop stalled"
+    t.join(30)
+    assert not t.is_alive() and sent[0] < 400 * 4096 * 17, "the flooder was never cut off"
+    # the flooder's connection is closed: what was written, then the end
+    flood.settimeout(10)
+    try:
+        while flood.recv(1 << 20):
+            pass
+    except ConnectionResetError:
+        pass
+    flood.close()
+    # the sleeping subscriber was not dropped for a few queued events
+    assert st.request({"cmd": "status"})["ok"]
+    sleeper.close()
+    ev.close()
 
 
 # ---------------------------------------------------------------- logs, ls

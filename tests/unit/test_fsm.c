@@ -653,6 +653,54 @@ static void test_down_t(void **state)
 	svc_fini(&r);
 }
 
+static struct svc_event ev_grace(enum svc_event_kind kind, int64_t grace)
+{
+	struct svc_event e = ev(kind);
+	e.grace = grace;
+	return e;
+}
+
+/* `hutch stop -t` / `restart -t` of a supervised container: that stop's grace */
+static void test_stop_t_and_restart_t(void **state)
+{
+	const struct svc_config cfg = defaults();
+	struct svc_replica r;
+	/* stop -t 1: SIGKILL 1 s after the stop signal, not 10 */
+	svc_init(&r, &cfg, "db");
+	reach(&r, RUNNING);
+	expect(&r, ev_grace(SVC_EV_USER_STOP, S), T0 + S, SVC_STOPPING,
+	       "STOP_SIGNAL EMIT(stopping) ARM(grace,+1s) NOTIFY");
+	/* a second stop -t 0 while it waits: SIGKILL now */
+	expect(&r, ev_grace(SVC_EV_USER_STOP, 0), T0 + S + MS, SVC_STOPPING,
+	       "CANCEL KILL EMIT(killing)");
+	expect(&r, ev_exit(137, SIGKILL, false), T0 + 2 * S, SVC_STOPPED,
+	       "RECORD_EXIT EMIT(exited) EMIT(stopped) NOTIFY");
+	assert_int_equal(r.grace_override, -1);
+	/* the next stop without -t waits the service's own grace again */
+	expect(&r, ev(SVC_EV_USER_START), T0 + 3 * S, SVC_WAITING, "CHECK_DEPS NOTIFY");
+	expect(&r, ev(SVC_EV_DEPS_OK), T0 + 3 * S, SVC_STARTING, "SPAWN NOTIFY");
+	expect(&r, ev(SVC_EV_START_OK), T0 + 3 * S, SVC_RUNNING,
+	       "EMIT(started) ARM(health,+30s) NOTIFY");
+	expect(&r, ev(SVC_EV_USER_STOP), T0 + 4 * S, SVC_STOPPING,
+	       "STOP_SIGNAL EMIT(stopping) ARM(grace,+10s) NOTIFY");
+	svc_fini(&r);
+	/* restart -t 0: SIGKILL at once, started again after the exit */
+	svc_init(&r, &cfg, "db");
+	reach(&r, RUNNING);
+	expect(&r, ev_grace(SVC_EV_USER_RESTART, 0), T0 + S, SVC_STOPPING,
+	       "STOP_SIGNAL EMIT(stopping) CANCEL KILL EMIT(killing) NOTIFY");
+	expect(&r, ev_exit(137, SIGKILL, false), T0 + 2 * S, SVC_STARTING,
+	       "RECORD_EXIT EMIT(exited) EMIT(restarting,0s) SPAWN NOTIFY");
+	svc_fini(&r);
+	/* stop -t 2 while it starts: used when the start completes */
+	svc_init(&r, &cfg, "db");
+	reach(&r, STARTING);
+	expect(&r, ev_grace(SVC_EV_USER_STOP, 2 * S), T0, SVC_STARTING, "");
+	expect(&r, ev(SVC_EV_START_OK), T0 + S, SVC_STOPPING,
+	       "EMIT(started) STOP_SIGNAL EMIT(stopping) ARM(grace,+2s) NOTIFY");
+	svc_fini(&r);
+}
+
 static void test_user_restart(void **state)
 {
 	struct svc_config cfg = defaults();
@@ -1387,6 +1435,7 @@ int main(void)
 	    cmocka_unit_test(test_on_failure_success_is_done),
 	    cmocka_unit_test(test_user_stop_and_down_never_restart),
 	    cmocka_unit_test(test_stop_waits_the_grace_period_then_kills),
+	    cmocka_unit_test(test_stop_t_and_restart_t),
 	    cmocka_unit_test(test_down_t),
 	    cmocka_unit_test(test_user_restart),
 	    cmocka_unit_test(test_health_start_period_and_start_interval),
