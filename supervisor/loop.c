@@ -336,7 +336,12 @@ static struct json_object *exit_json(const struct svc_replica *r)
 static void emit(struct sup *s, struct replica *rep, enum svc_emit e, int64_t at)
 {
 	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "time", json_object_new_int64(real_now()));
+	/* an exit seen late (from its record) or early (the keeper's word) is
+	 * told at its own time, from which its restart's backoff counts */
+	int64_t when = e == SVC_EMIT_EXITED && rep->r.has_exited && rep->r.last_exit.at > 0
+			   ? mono_to_real(rep->r.last_exit.at)
+			   : real_now();
+	json_object_object_add(o, "time", json_object_new_int64(when));
 	json_object_object_add(o, "event", json_object_new_string(emit_name(e)));
 	json_object_object_add(o, "service", json_object_new_string(rep->svc->ss->name));
 	json_object_object_add(o, "replica", json_object_new_int((int)rep->index));

@@ -271,13 +271,15 @@ restart = always
     seq = [100, 200, 400, 800, 1600, 3200]
     i = seq.index(delays[0])
     assert delays[:4] == seq[i:i + 4], delays
-    # each restart's start came its delay after the exit (within 150 ms)
-    exits = [e for e in items if e["event"] == "exited"]
-    starts = [e for e in items if e["event"] == "started"]
+    # each restart's start came its delay after the exit (within 150 ms). An
+    # exit's time is the container's own (the backoff counts from it), which
+    # may be before its run's `started` was told: pair them in stream order.
     checked = 0
-    for e in exits:
-        r = [x for x in items if x["event"] == "restarting" and x["time"] >= e["time"]]
-        s = [x for x in starts if x["time"] > e["time"]]
+    for k, e in enumerate(items):
+        if e["event"] != "exited":
+            continue
+        r = [x for x in items[k:] if x["event"] == "restarting"]
+        s = [x for x in items[k:] if x["event"] == "started"]
         if not r or not s:
             continue
         gap_ms = (s[0]["time"] - e["time"]) / 1e6
