@@ -1270,11 +1270,18 @@ def kill_for_reboot(s):
         except ProcessLookupError:
             pass
     wait_for(lambda: not any(alive(p) for p in procs), timeout=5, what="every process gone")
+    def procs_of(cg):
+        try:
+            return Path(cg, "cgroup.procs").read_text().strip()
+        except FileNotFoundError:  # a finish that ran before the kill removed it
+            return ""
     for cg in cgroups:
         if cg and os.path.isdir(cg):
-            wait_for(lambda: not Path(cg, "cgroup.procs").read_text().strip(), timeout=5,
-                     what=f"{cg} empty")
-            os.rmdir(cg)
+            wait_for(lambda: not procs_of(cg), timeout=5, what=f"{cg} empty")
+            try:
+                os.rmdir(cg)
+            except FileNotFoundError:
+                pass
     run = s.state.root / "run"
     # the containers' network namespaces, bind-mounted there (rootful), go with it too
     netns = run / "netns"
@@ -1282,9 +1289,9 @@ def kill_for_reboot(s):
         subprocess.run(["umount", "-l", str(netns / n)], check=False)
     for n in os.listdir(run):  # the run dir is a tmpfs: a reboot empties it
         if (run / n).is_dir() and not (run / n).is_symlink():
-            shutil.rmtree(run / n)
+            shutil.rmtree(run / n, ignore_errors=True)
         else:
-            (run / n).unlink()
+            (run / n).unlink(missing_ok=True)
     return procs
 
 
