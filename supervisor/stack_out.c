@@ -220,22 +220,53 @@ static void ini_line(struct ini_out *o, const char *key, const char *text)
 	strbuf_addf(&o->b, "%s = %s\n", key, v);
 }
 
-/* A word as shell words reads it back: what needs no quoting as it is, the
- * rest in single quotes, or in double quotes when it holds a single quote. */
-static void shell_quote(struct strbuf *b, const char *w, bool backslashes)
+/* How words are quoted, tried in turn until the INI line reader takes the
+ * text: quotes of our own read best, but add quote characters; backslashes
+ * add none; $'...' with C escapes holds anything (line breaks, both quotes
+ * and ';' or '#' at once) with no character the line reader minds. */
+enum quoting { Q_QUOTES, Q_BACKSLASHES, Q_DOLLAR };
+
+static void shell_quote(struct strbuf *b, const char *w, enum quoting q)
 {
 	static const char special[] = " \t\n\r\v\f'\"\\";
 	if (!*w) {
-		strbuf_adds(b, backslashes ? "\"\"" : "''");
+		strbuf_adds(b, q == Q_BACKSLASHES ? "\"\"" : "''");
+		return;
+	}
+	if (q == Q_DOLLAR) {
+		bool plain = true;
+		for (const char *p = w; *p && plain; p++)
+			plain = (unsigned char)*p > ' ' && *p != 0x7f && !strchr("'\"\\;#", *p);
+		if (plain) {
+			strbuf_adds(b, w);
+			return;
+		}
+		strbuf_adds(b, "$'");
+		for (const char *p = w; *p; p++) {
+			unsigned char c = (unsigned char)*p;
+			if (c == '\n')
+				strbuf_adds(b, "\\n");
+			else if (c == '\t')
+				strbuf_adds(b, "\\t");
+			else if (c == '\\')
+				strbuf_adds(b, "\\\\");
+			else if (c < ' ' || c == 0x7f || strchr("'\";#", c))
+				strbuf_addf(b, "\\x%02x", c);
+			else
+				strbuf_addc(b, (char)c);
+		}
+		strbuf_addc(b, '\'');
 		return;
 	}
 	size_t plain = strcspn(w, special);
+	/* a '$' right before a quote of ours would make it a $'...' quote */
+	if (plain > 0 && w[plain] && w[plain - 1] == '$')
+		plain--;
 	strbuf_add(b, w, plain);
 	const char *rest = w + plain;
 	if (!*rest)
 		return;
-	if (backslashes) {
-		/* no quote of our own: each special character escaped */
+	if (q == Q_BACKSLASHES) {
 		for (const char *p = rest; *p; p++) {
 			if (strchr(special, *p))
 				strbuf_addc(b, '\\');
@@ -254,14 +285,14 @@ static void shell_quote(struct strbuf *b, const char *w, bool backslashes)
 	}
 }
 
-static char *shell_join(const char *const *words, size_t n, bool backslashes)
+static char *shell_join(const char *const *words, size_t n, enum quoting q)
 {
 	struct strbuf b = {0};
 	strbuf_add(&b, "", 0);
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			strbuf_addc(&b, ' ');
-		shell_quote(&b, words[i], backslashes);
+		shell_quote(&b, words[i], q);
 	}
 	return strbuf_steal(&b);
 }
@@ -269,19 +300,14 @@ static char *shell_join(const char *const *words, size_t n, bool backslashes)
 /* KEY = words; an empty list as "" (entrypoint = "": none). */
 static void ini_words(struct ini_out *o, const char *key, const char *const *words, size_t n)
 {
-	_cleanup_free_ char *text = shell_join(words, n, false);
-	_cleanup_free_ char *enc = strpbrk(text, "\n\r") ? NULL : ini_encode(text);
-	if (!enc) {
-		/* quotes of our own can make the INI quoting impossible:
-		 * backslashes instead add none */
-		_cleanup_free_ char *alt = shell_join(words, n, true);
-		_cleanup_free_ char *alt_enc = strpbrk(alt, "\n\r") ? NULL : ini_encode(alt);
-		if (alt_enc) {
-			ini_line(o, key, alt);
+	for (enum quoting q = Q_QUOTES; q <= Q_DOLLAR; q++) {
+		_cleanup_free_ char *text = shell_join(words, n, q);
+		_cleanup_free_ char *enc = strpbrk(text, "\n\r") ? NULL : ini_encode(text);
+		if (enc || q == Q_DOLLAR) {
+			ini_line(o, key, text);
 			return;
 		}
 	}
-	ini_line(o, key, text);
 }
 
 static void ini_duration(struct ini_out *o, const char *key, int64_t ns, int64_t dflt)
