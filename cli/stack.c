@@ -675,8 +675,10 @@ static int stack_config(struct cli_ctx *ctx, struct hutch_stack *stack, const st
 	size_t n_notes = 0;
 	_cleanup_err_ struct hutch_err *err = NULL;
 	if (hutch_stack_write(stack, o->config_json ? HUTCH_STACK_JSON : HUTCH_STACK_INI, &text,
-			      &notes, &n_notes, &err) < 0)
-		return cli_report(ctx, err);
+			      &notes, &n_notes, &err) < 0) {
+		fprintf(stderr, "hutch: stack config: %s\n", err->msg);
+		return 1;
+	}
 	for (size_t i = 0; i < n_notes; i++) {
 		if (!ctx->quiet)
 			fprintf(stderr, "hutch: stack config: %s\n", notes[i]);

@@ -259,6 +259,12 @@ static void shell_quote(struct strbuf *b, const char *w, enum quoting q)
 		return;
 	}
 	size_t plain = strcspn(w, special);
+	if (q == Q_QUOTES && w[plain]) {
+		/* a word in quotes as a whole reads best, but NAME= before them
+		 * (env, labels) as a shell writes an assignment */
+		const char *eq = strchr(w, '=');
+		plain = eq && eq > w && (size_t)(eq - w) < plain ? (size_t)(eq - w) + 1 : 0;
+	}
 	/* a '$' right before a quote of ours would make it a $'...' quote */
 	if (plain > 0 && w[plain] && w[plain - 1] == '$')
 		plain--;
