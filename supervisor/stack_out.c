@@ -14,7 +14,6 @@
  * format cannot hold it (a line break, a line past the reader's length). */
 #include <ctype.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -393,18 +392,9 @@ static void ini_service(struct ini_out *o, const struct stack_service *svc)
 }
 
 /* What a hutch.ini has no key for: said in the file, as a comment, and in
- * notes for the caller to show. */
-static void ini_note(struct ini_out *o, char ***notes, size_t *n_notes, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void ini_note(struct ini_out *o, char ***notes, size_t *n_notes, const char *fmt, ...)
+ * notes for the caller to show. Takes text. */
+static void ini_note(struct ini_out *o, char ***notes, size_t *n_notes, char *text)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	char *text = NULL;
-	if (vasprintf(&text, fmt, ap) < 0)
-		abort();
-	va_end(ap);
 	strbuf_addf(&o->b, "; %s\n", text);
 	if (!notes) {
 		free(text);
@@ -421,18 +411,18 @@ static int write_ini(const struct hutch_stack *stack, char **out, char ***notes,
 	strbuf_adds(&o.b, "; the stack as hutch read it (hutch stack config)\n");
 	for (size_t i = 0; i < stack->n_networks; i++)
 		ini_note(&o, notes, n_notes,
-			 "networks.%s%s: a hutch.ini does not declare networks: services "
-			 "join it by name",
-			 stack->networks[i].name,
-			 stack->networks[i].internal ? " (internal: true)" : "");
+			 xasprintf("networks.%s%s: a hutch.ini does not declare networks: "
+				   "services join it by name",
+				   stack->networks[i].name,
+				   stack->networks[i].internal ? " (internal: true)" : ""));
 	for (size_t i = 0; i < stack->n_services; i++)
 		for (size_t d = 0; d < stack->services[i].n_deps; d++)
 			if (stack->services[i].deps[d].restart)
 				ini_note(&o, notes, n_notes,
-					 "services.%s.depends_on.%s.restart: true has no "
-					 "hutch.ini key",
-					 stack->services[i].name,
-					 stack->services[i].deps[d].service);
+					 xasprintf("services.%s.depends_on.%s.restart: true has "
+						   "no hutch.ini key",
+						   stack->services[i].name,
+						   stack->services[i].deps[d].service));
 	strbuf_adds(&o.b, "[stack]\n");
 	ini_line(&o, "name", stack->name);
 	for (size_t i = 0; i < stack->n_services; i++)
