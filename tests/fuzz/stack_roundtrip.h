@@ -1,8 +1,7 @@
-/* For fuzz_stackfile and fuzz_compose: a model that loaded, written out as a
- * hutch.ini (`hutch stack config`) and loaded again, is the same model (their
- * JSON documents equal, less what a hutch.ini has no key for: compose's
- * declared networks and volumes, depends_on's restart). The writer may refuse
- * only what no INI line can hold, and says so. */
+/* For fuzz_stackfile, fuzz_compose and tests/unit/test_stack_out.c: a model that loaded, written
+ * out as a hutch.ini (`hutch stack config`) and loaded again, is the same model (their JSON
+ * documents equal, less what a hutch.ini has no key for: compose's declared networks and volumes,
+ * depends_on's restart). The writer may refuse only what no INI line can hold, and says so. */
 #pragma once
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -12,7 +11,7 @@
 #include "supervisor/stack.h"
 #include "supervisor/supervisor.h"
 
-static struct json_object *roundtrip_json(const struct hutch_stack *s)
+static inline struct json_object *roundtrip_json(const struct hutch_stack *s)
 {
 	char *text = NULL;
 	struct hutch_err *err = NULL;
@@ -36,7 +35,7 @@ static struct json_object *roundtrip_json(const struct hutch_stack *s)
 	return j;
 }
 
-static void roundtrip_check(const struct hutch_stack *a, const char *ini_path, char **envp)
+static inline void roundtrip_check(const struct hutch_stack *a, const char *ini_path, char **envp)
 {
 	char *text = NULL;
 	struct hutch_err *err = NULL;

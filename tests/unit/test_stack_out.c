@@ -25,6 +25,7 @@
 #include "common/util.h"
 #include "supervisor/compose.h"
 #include "supervisor/stack.h"
+#include "tests/fuzz/stack_roundtrip.h"
 
 static char *tmpdir, *old_cwd, *corpus;
 static char *envp[] = {"HOME=/home/u", "TAG=1.36", "A=", "EMPTY=", NULL};
@@ -95,28 +96,6 @@ static char *written(const struct hutch_stack *s, enum hutch_stack_format f)
 	return text;
 }
 
-/* The JSON of the model without what a hutch.ini has no key for (declared
- * networks and volumes, depends_on's restart): the rest must come back. */
-static struct json_object *comparable(const struct hutch_stack *s)
-{
-	char *text = written(s, HUTCH_STACK_JSON);
-	struct json_object *j = json_tokener_parse(text);
-	free(text);
-	assert_non_null(j);
-	json_object_object_del(j, "networks");
-	json_object_object_del(j, "volumes");
-	json_object_object_foreach(json_object_object_get(j, "services"), name, svc)
-	{
-		(void)name;
-		json_object_object_foreach(json_object_object_get(svc, "depends_on"), dn, dep)
-		{
-			(void)dn;
-			json_object_object_del(dep, "restart");
-		}
-	}
-	return j;
-}
-
 /* load(path) -> INI -> load gives the same model; returns the INI written. */
 static char *roundtrip_file(const char *path)
 {
@@ -134,7 +113,7 @@ static char *roundtrip_file(const char *path)
 		hutch_err_free(&err);
 		fail();
 	}
-	struct json_object *ja = comparable(a), *jb = comparable(b);
+	struct json_object *ja = roundtrip_json(a), *jb = roundtrip_json(b);
 	if (!json_object_equal(ja, jb)) {
 		print_error("%s: not the same model after the INI:\n%s\n---\n%s\n---\n%s\n", path,
 			    json_object_to_json_string_ext(ja, JSON_C_TO_STRING_PRETTY),
