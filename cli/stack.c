@@ -765,8 +765,14 @@ int cmd_stack(struct cli_ctx *ctx, int argc, char **argv)
 		i = cli_parse_opts(verb, "", logs_options, ARRAY_SIZE(logs_options), true, argc - 1,
 				   argv + 1, stack_set, &o);
 	else if (!strcmp(sub, "config"))
-		i = cli_parse_opts(verb, "", config_options, ARRAY_SIZE(config_options), true,
-				   argc - 1, argv + 1, stack_set, &o);
+		i = cli_parse_opts(verb,
+				   "Usage: hutch stack config [-f FILE]... [--format ini|json] "
+				   "[--services] [-q]\n"
+				   "The stack as hutch read it: a hutch.ini that loads back to the "
+				   "same stack (the default), its JSON, its services' names, or "
+				   "nothing (-q: valid).\n" CLI_STACK_USAGE,
+				   config_options, ARRAY_SIZE(config_options), true, argc - 1,
+				   argv + 1, stack_set, &o);
 	else if (!strcmp(sub, "exec"))
 		i = cli_parse_opts(verb, "", exec_options, ARRAY_SIZE(exec_options), false,
 				   argc - 1, argv + 1, stack_set, &o);

@@ -167,6 +167,8 @@ def test_bad_input(hutch, tmp):
     # the JSON holds it
     j = json.loads(config(hutch, d, "--format", "json").stdout)
     assert j["services"]["a"]["options"]["workdir"] == "/a\nb"
+    r = config(hutch, d, "--help")
+    assert r.stdout.startswith("Usage: hutch stack config [-f FILE]... [--format ini|json]")
     r = config(hutch, d, "--format", "yaml", check=False)
     assert r.returncode == 125
     assert "unknown --format 'yaml' (ini or json)" in r.stderr
