@@ -124,7 +124,8 @@ demo: deps build/hutch
 	./demo/demo.sh
 
 bench: bench-deps build/hutch
-	rc=0; ./bench/run.sh || rc=$$?; ./bench/dns.sh || rc=$$?; ./bench/stack.sh || rc=$$?; exit $$rc
+	rc=0; ./bench/run.sh || rc=$$?; ./bench/dns.sh || rc=$$?; ./bench/stack.sh || rc=$$?; \
+		./bench/compose.sh || rc=$$?; exit $$rc
 
 fuzz:
 	$(MAKE) -C tests/fuzz

@@ -9,6 +9,7 @@
 
 #include "builder/builder.h"
 #include "common/sha256.h"
+#include "common/strbuf.h"
 #include "common/util.h"
 
 static const struct {
@@ -76,22 +77,6 @@ void hutch_build_file_free(struct hutch_build_file *f)
 		step_free(&f->steps[i]);
 	free(f->steps);
 	*f = (struct hutch_build_file){0};
-}
-
-struct sbuf {
-	char *s;
-	size_t n, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		b->s = xrealloc(b->s, b->cap);
-	}
-	memcpy(b->s + b->n, s, n);
-	b->n += n;
-	b->s[b->n] = '\0';
 }
 
 /* ---- lines ------------------------------------------------------------------------ */
@@ -438,8 +423,8 @@ int hutch_containerfile_parse(const char *text, size_t len, const char *name,
 		/* each marker's body follows, up to its word alone on a line */
 		_cleanup_free_ char *script = n_marks ? xstrdup(st->args) : NULL;
 		for (size_t i = 0; i < n_marks; i++) {
-			struct sbuf body = {0};
-			sb_add(&body, "", 0);
+			struct strbuf body = {0};
+			strbuf_add(&body, "", 0);
 			bool closed = false;
 			while ((s = next_line(&L, &n))) {
 				const char *l = s;
@@ -451,8 +436,8 @@ int hutch_containerfile_parse(const char *text, size_t len, const char *name,
 					closed = true;
 					break;
 				}
-				sb_add(&body, l, ln);
-				sb_add(&body, "\n", 1);
+				strbuf_add(&body, l, ln);
+				strbuf_add(&body, "\n", 1);
 			}
 			char *ns = xasprintf("%s\n%s%s", script, body.s, marks[i].word);
 			free(script);
@@ -521,12 +506,12 @@ static const char *env_get(char *const *env, size_t n, const char *key, size_t k
 	return NULL;
 }
 
-static int expand_into(const char **pp, char escape, char *const *env, size_t n_env, struct sbuf *b,
-		       int depth, struct hutch_err **err);
+static int expand_into(const char **pp, char escape, char *const *env, size_t n_env,
+		       struct strbuf *b, int depth, struct hutch_err **err);
 
 /* At '$': the variable's value appended; *pp moved past it. */
-static int expand_var(const char **pp, char escape, char *const *env, size_t n_env, struct sbuf *b,
-		      int depth, struct hutch_err **err)
+static int expand_var(const char **pp, char escape, char *const *env, size_t n_env,
+		      struct strbuf *b, int depth, struct hutch_err **err)
 {
 	const char *p = *pp + 1;
 	if (*p != '{') {
@@ -534,13 +519,13 @@ static int expand_var(const char **pp, char escape, char *const *env, size_t n_e
 		while (isalnum((unsigned char)*p) || *p == '_')
 			p++;
 		if (p == k) {
-			sb_add(b, "$", 1);
+			strbuf_add(b, "$", 1);
 			*pp = p;
 			return 0;
 		}
 		const char *v = env_get(env, n_env, k, (size_t)(p - k));
 		if (v)
-			sb_add(b, v, strlen(v));
+			strbuf_add(b, v, strlen(v));
 		*pp = p;
 		return 0;
 	}
@@ -554,7 +539,7 @@ static int expand_var(const char **pp, char escape, char *const *env, size_t n_e
 	const char *v = env_get(env, n_env, k, klen);
 	if (*p == '}') {
 		if (v)
-			sb_add(b, v, strlen(v));
+			strbuf_add(b, v, strlen(v));
 		*pp = p + 1;
 		return 0;
 	}
@@ -566,8 +551,8 @@ static int expand_var(const char **pp, char escape, char *const *env, size_t n_e
 		return hutch_fail(err, 0, "bad substitution: unsupported modifier in '${%.*s'",
 				  (int)klen, k);
 	p++;
-	struct sbuf word = {0};
-	sb_add(&word, "", 0);
+	struct strbuf word = {0};
+	strbuf_add(&word, "", 0);
 	if (expand_into(&p, escape, env, n_env, &word, depth + 1, err) < 0) {
 		free(word.s);
 		return -1;
@@ -579,28 +564,28 @@ static int expand_var(const char **pp, char escape, char *const *env, size_t n_e
 	}
 	bool set = v && (!colon || *v);
 	const char *use = op == '-' ? (set ? v : word.s) : (set ? word.s : "");
-	sb_add(b, use, strlen(use));
+	strbuf_add(b, use, strlen(use));
 	free(word.s);
 	*pp = p + 1;
 	return 0;
 }
 
 /* The word of a ${VAR:-word}: up to the matching '}'. */
-static int expand_into(const char **pp, char escape, char *const *env, size_t n_env, struct sbuf *b,
-		       int depth, struct hutch_err **err)
+static int expand_into(const char **pp, char escape, char *const *env, size_t n_env,
+		       struct strbuf *b, int depth, struct hutch_err **err)
 {
 	if (depth > 16)
 		return hutch_fail(err, 0, "bad substitution: nested too deep");
 	const char *p = *pp;
 	while (*p && *p != '}') {
 		if (*p == escape && p[1]) {
-			sb_add(b, p + 1, 1);
+			strbuf_add(b, p + 1, 1);
 			p += 2;
 		} else if (*p == '$') {
 			if (expand_var(&p, escape, env, n_env, b, depth, err) < 0)
 				return -1;
 		} else {
-			sb_add(b, p++, 1);
+			strbuf_add(b, p++, 1);
 		}
 	}
 	*pp = p;
@@ -612,7 +597,7 @@ int hutch_build_expand(const char *s, char escape, char *const *env, size_t n_en
 {
 	*words = NULL;
 	*n_words = 0;
-	struct sbuf cur = {0};
+	struct strbuf cur = {0};
 	bool have = false;
 	char quote = 0;
 	const char *p = s;
@@ -626,15 +611,15 @@ int hutch_build_expand(const char *s, char escape, char *const *env, size_t n_en
 			if (c == '\'')
 				quote = 0;
 			else
-				sb_add(&cur, p, 1);
+				strbuf_add(&cur, p, 1);
 			p++;
 			continue;
 		}
 		if (c == escape && p[1]) {
 			/* in double quotes only $, " and the escape itself are special */
 			if (quote == '"' && p[1] != '$' && p[1] != '"' && p[1] != escape)
-				sb_add(&cur, p, 1);
-			sb_add(&cur, p + 1, 1);
+				strbuf_add(&cur, p, 1);
+			strbuf_add(&cur, p + 1, 1);
 			p += 2;
 			have = true;
 			continue;
@@ -662,13 +647,13 @@ int hutch_build_expand(const char *s, char escape, char *const *env, size_t n_en
 			if (have) {
 				*words = xrealloc(*words, (*n_words + 1) * sizeof(char *));
 				(*words)[(*n_words)++] = cur.s ? cur.s : xstrdup("");
-				cur = (struct sbuf){0};
+				cur = (struct strbuf){0};
 				have = false;
 			}
 			p++;
 			continue;
 		}
-		sb_add(&cur, p++, 1);
+		strbuf_add(&cur, p++, 1);
 		have = true;
 	}
 	if (quote) {
@@ -679,8 +664,8 @@ int hutch_build_expand(const char *s, char escape, char *const *env, size_t n_en
 	}
 	if (have || !split) {
 		if (!split && cur.s) { /* trailing blanks are not part of the word */
-			while (cur.n && isspace((unsigned char)cur.s[cur.n - 1]))
-				cur.s[--cur.n] = '\0';
+			while (cur.len && isspace((unsigned char)cur.s[cur.len - 1]))
+				cur.s[--cur.len] = '\0';
 		}
 		*words = xrealloc(*words, (*n_words + 1) * sizeof(char *));
 		(*words)[(*n_words)++] = cur.s ? cur.s : xstrdup("");

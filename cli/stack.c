@@ -34,8 +34,21 @@ struct stack_opts {
 	struct cli_stack_opts st;
 	bool json, follow, timestamps, i, t, no_color;
 	long tail;
+	bool config_json, config_services, config_quiet; /* stack config */
 };
-enum { S_FORMAT, S_FOLLOW, S_TAIL, S_TIMESTAMPS, S_I, S_T, S_NO_COLOR, S_SINCE };
+enum {
+	S_FORMAT,
+	S_FOLLOW,
+	S_TAIL,
+	S_TIMESTAMPS,
+	S_I,
+	S_T,
+	S_NO_COLOR,
+	S_SINCE,
+	S_CONFIG_FORMAT,
+	S_SERVICES,
+	S_QUIET
+};
 
 /* --since: records before this CRI timestamp are not shown ("" : all). The
  * logs' timestamps are UTC with 9 fraction digits, so text order is time order. */
@@ -121,6 +134,20 @@ static int stack_set(void *arg, int id, const char *v)
 	case S_NO_COLOR:
 		o->no_color = true;
 		break;
+	case S_CONFIG_FORMAT:
+		if (strcmp(v, "ini") && strcmp(v, "json")) {
+			fprintf(stderr,
+				"hutch: stack config: unknown --format '%s' (ini or json)\n", v);
+			return -1;
+		}
+		o->config_json = !strcmp(v, "json");
+		break;
+	case S_SERVICES:
+		o->config_services = true;
+		break;
+	case S_QUIET:
+		o->config_quiet = true;
+		break;
 	}
 	return 0;
 }
@@ -136,6 +163,12 @@ static const struct cli_opt logs_options[] = {
     {"timestamps", 't', false, S_TIMESTAMPS},
     {"no-color", 0, false, S_NO_COLOR},
     {"since", 0, true, S_SINCE},
+};
+static const struct cli_opt config_options[] = {
+    CLI_STACK_OPTIONS,
+    {"format", 0, true, S_CONFIG_FORMAT},
+    {"services", 0, false, S_SERVICES},
+    {"quiet", 'q', false, S_QUIET},
 };
 static const struct cli_opt exec_options[] = {
     CLI_STACK_OPTIONS,
@@ -621,6 +654,45 @@ static int stack_command(struct cli_ctx *ctx, const char *verb, struct hutch_sta
 	return cli_stack_call(ctx, v, name, req, 30000, NULL, NULL) == 0 ? 0 : 1;
 }
 
+/* ---- config ----------------------------------------------------------------- */
+
+/* The stack as hutch read it (docs/compose.md): a hutch.ini that loads back to
+ * the same stack (how a compose file becomes one), its JSON, its services' names,
+ * or nothing (-q: the files are valid). */
+static int stack_config(struct cli_ctx *ctx, struct hutch_stack *stack, const struct stack_opts *o)
+{
+	if (o->config_quiet)
+		return 0;
+	if (o->config_services) {
+		/* in start order: dependencies first */
+		size_t n = hutch_stack_n_services(stack);
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", hutch_stack_service_name(stack, i));
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	_cleanup_free_ char *text = NULL;
+	char **notes = NULL;
+	size_t n_notes = 0;
+	_cleanup_err_ struct hutch_err *err = NULL;
+	if (hutch_stack_write(stack, o->config_json ? HUTCH_STACK_JSON : HUTCH_STACK_INI, &text,
+			      &notes, &n_notes, &err) < 0) {
+		fprintf(stderr, "hutch: stack config: %s\n", err->msg);
+		return 1;
+	}
+	for (size_t i = 0; i < n_notes; i++) {
+		if (!ctx->quiet)
+			fprintf(stderr, "hutch: stack config: %s\n", notes[i]);
+		free(notes[i]);
+	}
+	free(notes);
+	if (fputs(text, stdout) == EOF || fflush(stdout) != 0) {
+		fprintf(stderr, "hutch: stack config: cannot write the output: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 /* ---- restore ---------------------------------------------------------------- */
 
 static int stack_restore(struct cli_ctx *ctx)
@@ -671,6 +743,9 @@ static void stack_usage(FILE *out)
 	      "  exec [-f FILE] [-it] SERVICE CMD...       run a command in replica 1\n"
 	      "  events [-f FILE] [--format json]          follow the stack's events\n"
 	      "  restore                                   bring back the stacks that were up\n"
+	      "  config [-f FILE] [--format ini|json] [--services] [-q]\n"
+	      "                                            the stack as hutch read it: a\n"
+	      "                                            hutch.ini (a compose file converted)\n"
 	      "\n"
 	      "Each command but ls and restore finds its stack as up does:\n" CLI_STACK_USAGE,
 	      out);
@@ -688,6 +763,15 @@ int cmd_stack(struct cli_ctx *ctx, int argc, char **argv)
 	_cleanup_free_ char *verb = xasprintf("stack %s", sub);
 	if (!strcmp(sub, "logs"))
 		i = cli_parse_opts(verb, "", logs_options, ARRAY_SIZE(logs_options), true, argc - 1,
+				   argv + 1, stack_set, &o);
+	else if (!strcmp(sub, "config"))
+		i = cli_parse_opts(verb,
+				   "Usage: hutch stack config [-f FILE]... [--format ini|json] "
+				   "[--services] [-q]\n"
+				   "The stack as hutch read it: a hutch.ini that loads back to the "
+				   "same stack (the default), its JSON, its services' names, or "
+				   "nothing (-q: valid).\n" CLI_STACK_USAGE,
+				   config_options, ARRAY_SIZE(config_options), true, argc - 1,
 				   argv + 1, stack_set, &o);
 	else if (!strcmp(sub, "exec"))
 		i = cli_parse_opts(verb, "", exec_options, ARRAY_SIZE(exec_options), false,
@@ -723,7 +807,14 @@ static int stack_run(struct cli_ctx *ctx, const char *sub, const char *verb, str
 	int rc = cli_stack_load(ctx, verb, &op->st, &stack);
 	if (rc)
 		return rc;
-	if (!strcmp(sub, "ps")) {
+	if (!strcmp(sub, "config")) {
+		if (nargs > 0) {
+			fprintf(stderr, "hutch: stack config: unexpected argument '%s'\n", args[0]);
+			rc = 125;
+		} else {
+			rc = stack_config(ctx, stack, &o);
+		}
+	} else if (!strcmp(sub, "ps")) {
 		rc = stack_ps(ctx, stack, o.json);
 	} else if (!strcmp(sub, "events")) {
 		rc = stack_events(ctx, stack, o.json);

@@ -2,28 +2,13 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "common/strbuf.h"
 #include "common/util.h"
 #include "supervisor/stack.h"
 
 /* Nested defaults (${A:-${B:-x}}) deeper than this are refused: a stack file
  * does not need them and a fuzzer would use them to run out the stack. */
 #define INTERP_DEPTH_MAX 8
-
-struct buf {
-	char *s;
-	size_t len, cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->s = xrealloc(b->s, b->cap);
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
 
 static const char *lookup(char **vars, size_t n, const char *name, size_t name_len)
 {
@@ -66,7 +51,7 @@ static bool name_char(char c)
 }
 
 static int interp(const struct stack_env *env, const char *s, size_t len, int depth,
-		  struct buf *out, char **errmsg, char ***unset, size_t *n_unset);
+		  struct strbuf *out, char **errmsg, char ***unset, size_t *n_unset);
 
 static void note_unset(char ***unset, size_t *n_unset, const char *name, size_t len)
 {
@@ -96,7 +81,7 @@ static size_t closing_brace(const char *s, size_t len, size_t i)
 }
 
 static int braced(const struct stack_env *env, const char *s, size_t len, int depth,
-		  struct buf *out, char **errmsg, char ***unset, size_t *n_unset)
+		  struct strbuf *out, char **errmsg, char ***unset, size_t *n_unset)
 {
 	/* s is what is between "${" and "}" */
 	size_t n = 0;
@@ -112,7 +97,7 @@ static int braced(const struct stack_env *env, const char *s, size_t len, int de
 	const char *value = env_get_n(env, s, n);
 	if (n == len) {
 		if (value)
-			buf_add(out, value, strlen(value));
+			strbuf_add(out, value, strlen(value));
 		else
 			note_unset(unset, n_unset, s, n);
 		return 0;
@@ -132,7 +117,7 @@ static int braced(const struct stack_env *env, const char *s, size_t len, int de
 	switch (s[op]) {
 	case '-':
 		if (set)
-			buf_add(out, value, strlen(value));
+			strbuf_add(out, value, strlen(value));
 		else
 			return interp(env, word, word_len, depth + 1, out, errmsg, unset, n_unset);
 		return 0;
@@ -142,10 +127,10 @@ static int braced(const struct stack_env *env, const char *s, size_t len, int de
 		return 0;
 	default: /* '?' */
 		if (set) {
-			buf_add(out, value, strlen(value));
+			strbuf_add(out, value, strlen(value));
 			return 0;
 		}
-		struct buf msg = {0};
+		struct strbuf msg = {0};
 		char *sub_err = NULL;
 		char **sub_unset = NULL;
 		size_t n_sub_unset = 0;
@@ -168,24 +153,24 @@ static int braced(const struct stack_env *env, const char *s, size_t len, int de
 }
 
 static int interp(const struct stack_env *env, const char *s, size_t len, int depth,
-		  struct buf *out, char **errmsg, char ***unset, size_t *n_unset)
+		  struct strbuf *out, char **errmsg, char ***unset, size_t *n_unset)
 {
 	if (depth > INTERP_DEPTH_MAX) {
 		*errmsg = xasprintf("'${' nested more than %d deep", INTERP_DEPTH_MAX);
 		return -1;
 	}
-	buf_add(out, "", 0);
+	strbuf_add(out, "", 0);
 	size_t i = 0;
 	while (i < len) {
 		const char *dollar = memchr(s + i, '$', len - i);
 		if (!dollar) {
-			buf_add(out, s + i, len - i);
+			strbuf_add(out, s + i, len - i);
 			break;
 		}
 		size_t d = (size_t)(dollar - s);
-		buf_add(out, s + i, d - i);
+		strbuf_add(out, s + i, d - i);
 		if (d + 1 < len && s[d + 1] == '$') {
-			buf_add(out, "$", 1);
+			strbuf_add(out, "$", 1);
 			i = d + 2;
 		} else if (d + 1 < len && s[d + 1] == '{') {
 			size_t end = closing_brace(s, len, d + 1);
@@ -204,7 +189,7 @@ static int interp(const struct stack_env *env, const char *s, size_t len, int de
 				n++;
 			const char *value = env_get_n(env, s + d + 1, n);
 			if (value)
-				buf_add(out, value, strlen(value));
+				strbuf_add(out, value, strlen(value));
 			else
 				note_unset(unset, n_unset, s + d + 1, n);
 			i = d + 1 + n;
@@ -222,7 +207,7 @@ static int interp(const struct stack_env *env, const char *s, size_t len, int de
 int stack_interpolate(const struct stack_env *env, const char *s, char **out, char **errmsg,
 		      char ***unset, size_t *n_unset)
 {
-	struct buf b = {0};
+	struct strbuf b = {0};
 	*errmsg = NULL;
 	if (interp(env, s, strlen(s), 0, &b, errmsg, unset, n_unset) < 0) {
 		free(b.s);
@@ -249,8 +234,8 @@ static bool env_name_ok(const char *s, size_t n)
  * static message. */
 static int env_value(const char *p, const char *end, char **value, const char **why)
 {
-	struct buf b = {0};
-	buf_add(&b, "", 0);
+	struct strbuf b = {0};
+	strbuf_add(&b, "", 0);
 	if (p < end && (*p == '"' || *p == '\'')) {
 		char q = *p++;
 		for (;; p++) {
@@ -269,11 +254,11 @@ static int env_value(const char *p, const char *end, char **value, const char **
 					 : *p == 'r' ? '\r'
 						     : *p;
 				if (!strchr("nrt\"\\$", *p))
-					buf_add(&b, "\\", 1);
-				buf_add(&b, &c, 1);
+					strbuf_add(&b, "\\", 1);
+				strbuf_add(&b, &c, 1);
 				continue;
 			}
-			buf_add(&b, p, 1);
+			strbuf_add(&b, p, 1);
 		}
 		p++;
 		while (p < end && (*p == ' ' || *p == '\t'))
@@ -293,7 +278,7 @@ static int env_value(const char *p, const char *end, char **value, const char **
 		}
 		while (v_end > p && (v_end[-1] == ' ' || v_end[-1] == '\t'))
 			v_end--;
-		buf_add(&b, p, (size_t)(v_end - p));
+		strbuf_add(&b, p, (size_t)(v_end - p));
 	}
 	*value = b.s;
 	return 0;

@@ -1,6 +1,8 @@
 /* Shell-style words for command, entrypoint, health_cmd and list options: the
  * splitting a POSIX shell does for a simple command, without its expansions
- * (no $, globs or ~: interpolation is done before, on the whole value). */
+ * (no $, globs or ~: interpolation is done before, on the whole value), and
+ * its $'...' quotes with C escapes (POSIX.1-2024), the one way a word can hold
+ * a line break on one INI line (`hutch stack config` writes them so). */
 #include <string.h>
 
 #include "common/util.h"
@@ -18,6 +20,64 @@ void strv_free(char **v, size_t n)
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* The body of $'...' from p (after the quote) into cur: *pp past the closing
+ * quote, or -1 with *errmsg. */
+static int dollar_quote(const char **pp, char *cur, size_t *w, const char **errmsg)
+{
+	static const char plain[] = "\\\\''\"\"??a\ab\be\033E\033f\fn\nr\rt\tv\v";
+	const char *p = *pp;
+	for (;; p++) {
+		if (!*p) {
+			*errmsg = "a $'...' quote is not closed";
+			return -1;
+		}
+		if (*p == '\'')
+			break;
+		if (*p != '\\') {
+			cur[(*w)++] = *p;
+			continue;
+		}
+		p++;
+		const char *m = NULL;
+		for (size_t i = 0; *p && i + 1 < sizeof(plain); i += 2)
+			if (plain[i] == *p) {
+				m = &plain[i];
+				break;
+			}
+		int v = -1;
+		if (m) {
+			v = (unsigned char)m[1];
+		} else if (*p == 'x' && hex_digit(p[1]) >= 0) {
+			v = hex_digit(*++p);
+			if (hex_digit(p[1]) >= 0)
+				v = v * 16 + hex_digit(*++p);
+		} else if (*p >= '0' && *p <= '7') {
+			v = *p - '0';
+			for (int i = 0; i < 2 && p[1] >= '0' && p[1] <= '7'; i++)
+				v = v * 8 + (*++p - '0');
+		} else {
+			*errmsg = "in $'...', a backslash takes one of \\\\ \\' \\\" \\a \\b \\e "
+				  "\\f \\n \\r \\t \\v \\xHH or \\OOO (octal)";
+			return -1;
+		}
+		if (v == 0 || v > 255) {
+			*errmsg = "a word cannot hold a NUL byte (or an octal escape past \\377)";
+			return -1;
+		}
+		cur[(*w)++] = (char)v;
+	}
+	*pp = p + 1;
+	return 0;
 }
 
 int shell_words(const char *s, char ***out, size_t *n, const char **errmsg)
@@ -42,7 +102,11 @@ int shell_words(const char *s, char ***out, size_t *n, const char **errmsg)
 			continue;
 		}
 		in_word = true;
-		if (c == '\\') {
+		if (c == '$' && p[1] == '\'') {
+			p += 2;
+			if (dollar_quote(&p, cur, &w, errmsg) < 0)
+				goto fail;
+		} else if (c == '\\') {
 			if (!p[1]) {
 				*errmsg = "a backslash at the end: nothing follows it to escape";
 				goto fail;

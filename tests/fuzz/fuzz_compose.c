@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "supervisor/compose.h"
 #include "supervisor/stack.h"
+#include "tests/fuzz/stack_roundtrip.h"
 
 static char *dir, *path, *base;
 
@@ -49,7 +50,7 @@ static void check_model(const struct hutch_stack *s)
 
 static void remove_dir(void)
 {
-	const char *names[] = {"compose.yaml", "base.yaml", "db.env", ".env"};
+	const char *names[] = {"compose.yaml", "base.yaml", "roundtrip.ini", "db.env", ".env"};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char *p = xasprintf("%s/%s", dir, names[i]);
 		unlink(p);
@@ -76,6 +77,9 @@ static void load(const char *const *paths, size_t n)
 		if (err || !stack)
 			abort();
 		check_model(stack);
+		char *rt = xasprintf("%s/roundtrip.ini", dir);
+		roundtrip_check(stack, rt, envp);
+		free(rt);
 		hutch_stack_free(stack);
 	} else if (!err || !err->msg || stack) {
 		abort();

@@ -12,8 +12,9 @@
 
 #include "common/util.h"
 #include "supervisor/stack.h"
+#include "tests/fuzz/stack_roundtrip.h"
 
-static char *dir, *path;
+static char *dir, *path, *rt_path;
 
 static void check_model(const struct hutch_stack *s)
 {
@@ -51,7 +52,7 @@ static void check_model(const struct hutch_stack *s)
 
 static void remove_dir(void)
 {
-	const char *names[] = {"hutch.ini", "db.env", ".env"};
+	const char *names[] = {"hutch.ini", "roundtrip.ini", "db.env", ".env"};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char *p = xasprintf("%s/%s", dir, names[i]);
 		unlink(p);
@@ -69,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		dir = xstrdup(tmpl);
 		atexit(remove_dir);
 		path = xasprintf("%s/hutch.ini", dir);
+		rt_path = xasprintf("%s/roundtrip.ini", dir);
 		/* an env file and a .env for the inputs that name them */
 		char *env = xasprintf("%s/db.env", dir), *dotenv = xasprintf("%s/.env", dir);
 		FILE *f = fopen(env, "w");
@@ -95,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (err || !stack)
 			abort();
 		check_model(stack);
+		roundtrip_check(stack, rt_path, envp);
 		hutch_stack_free(stack);
 	} else if (!err || !err->msg || stack) {
 		abort();

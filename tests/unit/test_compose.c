@@ -54,6 +54,8 @@ static void put(const char *name, const char *text)
 	close(fd);
 }
 
+static void roundtrip(const struct hutch_stack *a);
+
 static struct hutch_stack *compose_files(const char *const *names, size_t n,
 					 const struct hutch_stack_load_opts *o)
 {
@@ -64,6 +66,7 @@ static struct hutch_stack *compose_files(const char *const *names, size_t n,
 		hutch_err_free(&err);
 		fail();
 	}
+	roundtrip(s);
 	return s;
 }
 
@@ -84,6 +87,7 @@ static struct hutch_stack *ini(const char *text)
 		hutch_err_free(&err);
 		fail();
 	}
+	roundtrip(s);
 	return s;
 }
 
@@ -117,6 +121,15 @@ static void same_str(const char *a, const char *b, const char *what)
 static void same(const struct hutch_stack *a, const struct hutch_stack *b)
 {
 	same_str(a->name, b->name, "name");
+	same_str(a->subnet, b->subnet, "subnet");
+	same_strv(a->dns_upstream, a->n_dns_upstream, b->dns_upstream, b->n_dns_upstream,
+		  "dns_upstream");
+	assert_int_equal(a->n_networks, b->n_networks);
+	for (size_t i = 0; i < a->n_networks; i++) {
+		same_str(a->networks[i].name, b->networks[i].name, "network");
+		assert_int_equal(a->networks[i].internal, b->networks[i].internal);
+		same_str(a->networks[i].subnet, b->networks[i].subnet, "network subnet");
+	}
 	assert_int_equal(a->n_services, b->n_services);
 	for (size_t i = 0; i < a->n_services; i++) {
 		const struct stack_service *x = &a->services[i], *y = &b->services[i];
@@ -131,6 +144,8 @@ static void same(const struct hutch_stack *a, const struct hutch_stack *b)
 		same_strv(x->health.cmd, x->health.n_cmd, y->health.cmd, y->health.n_cmd,
 			  "health_cmd");
 		assert_int_equal(x->health.port, y->health.port);
+		same_str(x->health.http_host, y->health.http_host, "health_http host");
+		same_str(x->health.http_path, y->health.http_path, "health_http path");
 		assert_int_equal(x->health.interval_ns, y->health.interval_ns);
 		assert_int_equal(x->health.timeout_ns, y->health.timeout_ns);
 		assert_int_equal(x->health.start_period_ns, y->health.start_period_ns);
@@ -172,6 +187,38 @@ static void same(const struct hutch_stack *a, const struct hutch_stack *b)
 	}
 	for (size_t i = 0; i < a->n_services; i++)
 		assert_int_equal(a->order[i], b->order[i]);
+}
+
+/* Every model loaded here, written out as a hutch.ini (`hutch stack config`)
+ * and loaded again, is the same model: what the INI cannot hold (declared
+ * depends_on's restart) is named in the notes instead. */
+static void roundtrip(const struct hutch_stack *a)
+{
+	char *text = NULL, **notes = NULL;
+	size_t n_notes = 0;
+	struct hutch_err *err = NULL;
+	if (hutch_stack_write(a, HUTCH_STACK_INI, &text, &notes, &n_notes, &err) < 0) {
+		print_error("cannot write as INI: %s\n", err->msg);
+		hutch_err_free(&err);
+		fail();
+	}
+	put("roundtrip.ini", text);
+	struct hutch_stack *b = NULL;
+	if (stack_load_env("roundtrip.ini", envp, &b, &err) < 0) {
+		print_error("the INI written does not load: %s\n%s\n", err->msg, text);
+		hutch_err_free(&err);
+		fail();
+	}
+	same(a, b);
+	size_t lost = 0;
+	for (size_t i = 0; i < a->n_services; i++)
+		for (size_t d = 0; d < a->services[i].n_deps; d++)
+			lost += a->services[i].deps[d].restart;
+	assert_int_equal(n_notes, lost);
+	strv_free(notes, n_notes);
+	hutch_stack_free(b);
+	free(text);
+	unlink("roundtrip.ini");
 }
 
 static void pair(const char *yaml, const char *ini_text)
