@@ -117,6 +117,13 @@ enum {
 	O_FORMAT,
 	O_QUIET,
 	O_ROOTLESS,
+	O_PROCESS,
+	O_TTY,
+	O_CWD,
+	O_ENV,
+	O_USER,
+	O_CAP,
+	O_NNP,
 };
 
 struct verb_opts {
@@ -124,7 +131,19 @@ struct verb_opts {
 	const char *bundle, *pid_file, *console_socket, *format;
 	int preserve_fds;
 	bool no_pivot, detach, force, all, quiet, rootless;
+	/* exec */
+	const char *process, *cwd, *user;
+	char **env, **caps;
+	size_t n_env, n_caps;
+	bool tty, nnp;
 };
+
+static void push(char ***v, size_t *n, const char *s)
+{
+	*v = xrealloc(*v, (*n + 2) * sizeof(char *));
+	(*v)[(*n)++] = (char *)s;
+	(*v)[*n] = NULL;
+}
 
 static int set_opt(void *arg, int id, const char *value)
 {
@@ -174,6 +193,27 @@ static int set_opt(void *arg, int id, const char *value)
 		break;
 	case O_ROOTLESS:
 		v->rootless = true;
+		break;
+	case O_PROCESS:
+		v->process = value;
+		break;
+	case O_TTY:
+		v->tty = true;
+		break;
+	case O_CWD:
+		v->cwd = value;
+		break;
+	case O_ENV:
+		push(&v->env, &v->n_env, value);
+		break;
+	case O_USER:
+		v->user = value;
+		break;
+	case O_CAP:
+		push(&v->caps, &v->n_caps, value);
+		break;
+	case O_NNP:
+		v->nnp = true;
 		break;
 	}
 	return 0;
@@ -484,6 +524,126 @@ static int do_ps(struct oci_ctx *o, int argc, char **argv)
 	return 0;
 }
 
+/* The process of exec: --process FILE, or the container's own process (its
+ * bundle's config.json) with the command and the options given. */
+static int exec_process(struct oci_ctx *o, struct verb_opts *v, const char *id, char **args,
+			size_t n_args, struct hutch_process *proc, struct hutch_err **err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	if (v->process) {
+		if (read_file_at_most(AT_FDCWD, v->process, 4 << 20, 0, &text, &len, err) < 0 ||
+		    hutch_oci_process_parse(text, len, proc, err) < 0)
+			return hutch_err_wrap(err, "--process %s", v->process);
+		return 0;
+	}
+	if (!n_args)
+		return hutch_fail(err, 0, "exec needs a command (or --process FILE)");
+	struct hutch_oci_state *s = NULL;
+	if (hutch_oci_state_load(o->root, id, &s, err) < 0)
+		return -1;
+	struct hutch_oci_config *cfg = NULL;
+	int r = load_bundle(o, s->bundle, &cfg, err);
+	hutch_oci_state_free(s);
+	if (r < 0)
+		return -1;
+	*proc = cfg->spec->process;
+	cfg->spec->process = (struct hutch_process){0};
+	hutch_oci_config_free(cfg);
+	for (size_t i = 0; i < proc->n_args; i++)
+		free(proc->args[i]);
+	free(proc->args);
+	proc->args = xcalloc(n_args + 1, sizeof(char *));
+	for (size_t i = 0; i < n_args; i++)
+		proc->args[i] = xstrdup(args[i]);
+	proc->n_args = n_args;
+	for (size_t i = 0; i < v->n_env; i++) {
+		if (!strchr(v->env[i], '='))
+			return hutch_fail(err, 0, "--env '%s': give KEY=VALUE", v->env[i]);
+		proc->env = xrealloc(proc->env, (proc->n_env + 2) * sizeof(char *));
+		proc->env[proc->n_env++] = xstrdup(v->env[i]);
+		proc->env[proc->n_env] = NULL;
+	}
+	if (v->cwd) {
+		if (v->cwd[0] != '/')
+			return hutch_fail(err, 0, "--cwd '%s' must be an absolute path", v->cwd);
+		free(proc->cwd);
+		proc->cwd = xstrdup(v->cwd);
+	}
+	if (v->user) {
+		free(proc->user);
+		proc->user = xstrdup(v->user);
+	}
+	for (size_t i = 0; i < v->n_caps; i++) {
+		int c = hutch_cap_from_name(v->caps[i]);
+		if (c < 0)
+			return hutch_fail(err, 0, "--cap '%s': unknown capability", v->caps[i]);
+		uint64_t bit = 1ULL << c;
+		proc->caps.bounding |= bit;
+		proc->caps.effective |= bit;
+		proc->caps.permitted |= bit;
+	}
+	proc->terminal = v->tty;
+	proc->no_new_privileges |= v->nnp;
+	return 0;
+}
+
+static int do_exec(struct oci_ctx *o, int argc, char **argv)
+{
+	static const struct cli_opt opts[] = {
+	    {"process", 'p', true, O_PROCESS},
+	    {"detach", 'd', false, O_DETACH},
+	    {"pid-file", 0, true, O_PID_FILE},
+	    {"tty", 't', false, O_TTY},
+	    {"console-socket", 0, true, O_CONSOLE_SOCKET},
+	    {"cwd", 0, true, O_CWD},
+	    {"env", 'e', true, O_ENV},
+	    {"user", 'u', true, O_USER},
+	    {"cap", 'c', true, O_CAP},
+	    {"no-new-privs", 0, false, O_NNP},
+	    {"preserve-fds", 0, true, O_PRESERVE_FDS},
+	};
+	struct verb_opts v = {.o = o};
+	int first = 0;
+	/* options stop at the container id: what follows is the command's */
+	int i = cli_parse_opts("exec",
+			       "Usage: hutch-oci exec [--process FILE | OPTIONS] ID [COMMAND...]\n",
+			       opts, ARRAY_SIZE(opts), false, argc, argv, set_opt, &v);
+	int rc = 0;
+	if (i == -2 || i < 0) {
+		rc = i == -2 ? 0 : 1;
+		goto out;
+	}
+	first = i;
+	if (first >= argc) {
+		rc = usage_error(o, "exec takes a container id");
+		goto out;
+	}
+	struct hutch_err *err = NULL;
+	struct hutch_process proc = {0};
+	char *console = NULL;
+	if (exec_process(o, &v, argv[first], argv + first + 1, (size_t)(argc - first - 1), &proc,
+			 &err) < 0) {
+		hutch_process_clear(&proc);
+		rc = fail(o, err);
+		goto out;
+	}
+	console = v.console_socket ? absolute(v.console_socket) : NULL;
+	struct hutch_oci_exec_opts eo = {.pid_file = v.pid_file,
+					 .console_socket = console,
+					 .preserve_fds = v.preserve_fds,
+					 .detach = v.detach};
+	int status = 0;
+	int r = hutch_oci_exec(o->root, argv[first], &proc, &eo, &status, &err);
+	hutch_process_clear(&proc);
+	rc = r < 0 ? fail(o, err) : status;
+	free(console);
+out:
+	free(v.env);
+	free(v.caps);
+	return rc;
+}
+
 static int do_spec(struct oci_ctx *o, int argc, char **argv)
 {
 	static const struct cli_opt opts[] = {{"bundle", 'b', true, O_BUNDLE},
@@ -548,6 +708,8 @@ static void usage(FILE *out)
 	      "Commands:\n"
 	      "  create [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N] ID\n"
 	      "  start ID            run the created container's process\n"
+	      "  exec [--process F | --tty --cwd D --env K=V --user U:G --cap C] [--detach]\n"
+	      "       [--pid-file F] [--console-socket S] ID [COMMAND...]\n"
 	      "  state ID            the state as the runtime spec's JSON\n"
 	      "  kill [--all] ID [SIGNAL]   signal it (default SIGTERM)\n"
 	      "  delete [--force] ID remove a created or stopped container (--force: any)\n"
@@ -651,6 +813,8 @@ int cmd_oci(int argc, char **argv)
 			rc = do_create(&o, sub_argc, sub_argv, false);
 		else if (!strcmp(verb, "run"))
 			rc = do_create(&o, sub_argc, sub_argv, true);
+		else if (!strcmp(verb, "exec"))
+			rc = do_exec(&o, sub_argc, sub_argv);
 		else if (!strcmp(verb, "start"))
 			rc = do_start(&o, sub_argc, sub_argv);
 		else if (!strcmp(verb, "state"))

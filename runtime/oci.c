@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -214,6 +215,8 @@ static int write_state(const char *dir, const struct hutch_oci_config *cfg,
 	_cleanup_free_ char *owner = user_name(geteuid());
 	json_object_object_add(j, "owner", json_object_new_string(owner));
 	json_object_object_add(j, "cgroup", cgroup ? json_object_new_string(cgroup) : NULL);
+	/* the namespaces exec joins: the container's own, new or joined */
+	json_object_object_add(j, "namespaces", json_object_new_int(spec_ns_mask(cfg->spec)));
 	struct json_object *ann = json_object_new_object();
 	for (size_t i = 0; i < cfg->n_annotations; i++)
 		json_object_object_add(ann, cfg->annotations[i].key,
@@ -518,6 +521,8 @@ int hutch_oci_state_load(const char *state_root, const char *id, struct hutch_oc
 	s->owner = xstrdup(jstr(j, "owner") ? jstr(j, "owner") : "");
 	s->cgroup = jstr(j, "cgroup") ? xstrdup(jstr(j, "cgroup")) : NULL;
 	s->pid = (pid_t)json_object_get_int64(v);
+	if (json_object_object_get_ex(j, "namespaces", &v))
+		s->namespaces = (unsigned)json_object_get_int(v);
 	if (json_object_object_get_ex(j, "pidStart", &v))
 		s->pid_start = json_object_get_uint64(v);
 	if (json_object_object_get_ex(j, "annotations", &v) &&
@@ -784,6 +789,129 @@ int hutch_oci_delete(const char *state_root, const char *id, bool force, struct 
 	}
 	ret = remove_tree_at(AT_FDCWD, dir, err);
 out:
+	hutch_oci_state_free(s);
+	return ret;
+}
+
+/* ---- exec ---------------------------------------------------------------------------- */
+
+struct oci_exec_child {
+	int target; /* pidfd of the container's pid 1 */
+	unsigned namespaces;
+	bool detach;
+};
+
+/* The middle process: into the container's namespaces, a fork into its pid
+ * namespace for the command, and this one outside, passing on signals and
+ * the exit status (proc_run_init). */
+static __attribute__((noreturn)) void oci_exec_child(struct proc_ctx *pc, void *arg)
+{
+	struct oci_exec_child *x = arg;
+	struct hutch_err *e = NULL;
+	if (setns(x->target, ns_clone_flags(x->namespaces)) < 0) {
+		hutch_fail_sys(&e, "join the container's namespaces");
+		proc_fail(pc, 125, e);
+	}
+	pdeathsig_arm(pc->parent_pidfd);
+	close(pc->parent_pidfd);
+	pc->parent_pidfd = pidfd_open_or_fail(getpid(), false, &e);
+	if (pc->parent_pidfd < 0)
+		proc_fail(pc, 125, e);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	pid_t cmd = fork();
+	if (cmd < 0) {
+		hutch_fail_sys(&e, "fork into the container");
+		proc_fail(pc, 125, e);
+	}
+	if (cmd == 0) {
+		pdeathsig_arm(pc->parent_pidfd);
+		proc_setup_and_exec(pc);
+	}
+	close(pc->report_fd);
+	if (x->detach)
+		prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+	proc_run_init(cmd);
+}
+
+int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_process *proc,
+		   const struct hutch_oci_exec_opts *o, int *status, struct hutch_err **err)
+{
+	struct hutch_oci_state *s = NULL;
+	if (hutch_oci_state_load(state_root, id, &s, err) < 0)
+		return -1;
+	int ret = -1;
+	_cleanup_close_ int target = -1, cgfd = -1;
+	struct spawn_out so = {.pid = -1, .pidfd = -1, .pty_master = -1};
+	if (s->status != HUTCH_OCI_RUNNING && s->status != HUTCH_OCI_CREATED) {
+		hutch_fail(err, 0, "container '%s' is %s: exec needs a running container", id,
+			   hutch_oci_status_name(s->status));
+		goto out;
+	}
+	if (proc->terminal && !o->console_socket) {
+		hutch_fail(err, 0, "a terminal (--tty) needs --console-socket");
+		goto out;
+	}
+	target = open_init(s);
+	if (target < 0) {
+		hutch_fail(err, 0, "container '%s' is not running", id);
+		goto out;
+	}
+	if (s->cgroup) {
+		cgfd = open(s->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cgfd < 0) {
+			hutch_fail_sys(err, "exec refused: open the container's cgroup %s",
+				       s->cgroup);
+			goto out;
+		}
+	}
+	struct hutch_runtime rt = {.data_root = (char *)state_root,
+				   .run_root = (char *)state_root,
+				   .rootless = geteuid() != 0};
+	struct hutch_io io = {0, 1, 2, false};
+	struct oci_exec_child x = {
+	    .target = target, .namespaces = s->namespaces, .detach = o->detach};
+	struct spawn_req req = {
+	    .rt = &rt,
+	    .proc = proc,
+	    .io = &io,
+	    .tty_io = &io,
+	    .userns = s->namespaces & (1u << HUTCH_NS_USER),
+	    .default_winsize = true,
+	    .cgroup_fd = cgfd,
+	    .child = oci_exec_child,
+	    .arg = &x,
+	    .oci = {.preserve_fds = o->preserve_fds, .outlive_parent = o->detach},
+	};
+	if (proc_spawn(&req, &so, err) < 0)
+		goto out;
+	if (so.pty_master >= 0 && send_console(o->console_socket, so.pty_master, err) < 0)
+		goto kill;
+	if (o->pid_file && write_pid_file(o->pid_file, so.pid, err) < 0)
+		goto kill;
+	if (o->detach) {
+		ret = 0;
+		goto out;
+	}
+	siginfo_t si = {0};
+	if (waitid(P_PIDFD, (id_t)so.pidfd, &si, WEXITED) < 0) {
+		hutch_fail_sys(err, "wait for the exec'd process");
+		goto out;
+	}
+	*status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	ret = 0;
+	goto out;
+kill:
+	syscall(SYS_pidfd_send_signal, so.pidfd, SIGKILL, NULL, 0);
+	siginfo_t ks;
+	waitid(P_PIDFD, (id_t)so.pidfd, &ks, WEXITED);
+out:
+	if (so.pidfd >= 0)
+		close(so.pidfd);
+	if (so.pty_master >= 0)
+		close(so.pty_master);
 	hutch_oci_state_free(s);
 	return ret;
 }

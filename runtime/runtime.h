@@ -689,6 +689,7 @@ struct hutch_oci_state {
 	struct hutch_kv *annotations;
 	size_t n_annotations;
 	enum hutch_oci_status status; /* as of the load */
+	unsigned namespaces;	      /* its own: bit (1 << HUTCH_NS_*) */
 };
 /* HUTCH_STATE_NOT_FOUND when there is no container id. */
 int hutch_oci_state_load(const char *state_root, const char *id, struct hutch_oci_state **out,
@@ -711,5 +712,17 @@ int hutch_oci_delete(const char *state_root, const char *id, bool force, struct 
 /* The pids in the container's cgroup (or its pid alone without one). */
 int hutch_oci_pids(const struct hutch_oci_state *s, pid_t **pids, size_t *n,
 		   struct hutch_err **err);
+/* exec: proc in the running container's namespaces and cgroup. The
+ * process (a middle one outside that forwards signals and passes on the
+ * command's exit status) runs with the caller's stdio, or with a terminal
+ * sent to console_socket. detach: returns once the command runs, and the
+ * process outlives the caller; else returns its exit status in *status. */
+struct hutch_oci_exec_opts {
+	const char *pid_file, *console_socket;
+	int preserve_fds;
+	bool detach;
+};
+int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_process *proc,
+		   const struct hutch_oci_exec_opts *o, int *status, struct hutch_err **err);
 /* cgroup.freeze of the container's cgroup. */
 int hutch_oci_freeze(const char *state_root, const char *id, bool frozen, struct hutch_err **err);
