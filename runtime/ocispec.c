@@ -682,7 +682,7 @@ static int h_timeout(struct rd *r, jobj *v, const char *path, void *t)
 {
 	int64_t x;
 	if (get_i64(r, v, path, 1, INT_MAX, &x) < 0)
-		return hutch_err_wrap(r->err, "a hook's timeout is a number of seconds above 0");
+		return -1;
 	((struct hook_target *)t)->h.timeout_s = (int)x;
 	return 0;
 }
@@ -1349,7 +1349,7 @@ int hutch_oci_config_parse(const char *text, size_t len, const char *bundle_dir,
 	    {"zos", NULL, "it is for z/OS"},
 	};
 	*out = NULL;
-	jobj *o = parse_json(text, len, "config.json", err);
+	jobj *o = parse_json(text, len, "the file", err);
 	if (!o)
 		return -1;
 	struct hutch_oci_config *c = xcalloc(1, sizeof(*c));
@@ -1367,7 +1367,6 @@ int hutch_oci_config_parse(const char *text, size_t len, const char *bundle_dir,
 	if (rc == 0 && !c->spec->process.args)
 		rc = hutch_fail(err, 0, "process is required");
 	if (rc < 0) {
-		hutch_err_wrap(err, "config.json");
 		hutch_oci_config_free(c);
 		return -1;
 	}
