@@ -288,7 +288,7 @@ static int do_create(struct oci_ctx *o, int argc, char **argv, bool run)
 		return fail(o, err);
 	struct hutch_runtime rt = {.data_root = o->root,
 				   .run_root = o->root,
-				   .rootless = geteuid() != 0,
+				   .rootless = hutch_oci_rootless(),
 				   .log = runtime_log,
 				   .log_data = o};
 	_cleanup_free_ char *console = v.console_socket ? absolute(v.console_socket) : NULL;
@@ -301,8 +301,12 @@ static int do_create(struct oci_ctx *o, int argc, char **argv, bool run)
 					   .wait_start = !run || v.detach,
 					   .no_pivot = v.no_pivot};
 	pid_t pid = -1;
+	/* run in the foreground takes its signals and SIGCHLD with sigwaitinfo;
+	 * the container's process unblocks them before its exec */
+	sigset_t set;
+	sigfillset(&set);
 	if (run && !v.detach)
-		hutch_block_forwarded_signals();
+		sigprocmask(SIG_BLOCK, &set, NULL);
 	rc = hutch_oci_create(&rt, cfg, &co, &pid, &err);
 	hutch_oci_config_free(cfg);
 	if (rc < 0)
@@ -318,8 +322,6 @@ static int do_create(struct oci_ctx *o, int argc, char **argv, bool run)
 	}
 	/* run in the foreground: the container's process is our child; pass
 	 * on the signals we get, collect its status, then remove it */
-	sigset_t set;
-	sigfillset(&set);
 	int status = 0;
 	for (;;) {
 		siginfo_t si;
@@ -733,7 +735,7 @@ static void usage(FILE *out)
 
 static char *default_root(void)
 {
-	if (geteuid() == 0)
+	if (!hutch_oci_rootless())
 		return xstrdup("/run/hutch-oci");
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	if (xdg && *xdg)

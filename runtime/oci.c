@@ -145,6 +145,20 @@ static int child_started(pid_t pid, void *arg, struct hutch_err **err)
 	return userns_write_maps(a->rt, a->cfg->spec, pid, err);
 }
 
+bool hutch_oci_rootless(void)
+{
+	if (geteuid() != 0)
+		return true;
+	/* root of a user namespace (rootless podman runs its runtime in one) has
+	 * no more power over the host than the user who made it */
+	_cleanup_free_ char *map = NULL;
+	if (read_file_at(AT_FDCWD, "/proc/self/uid_map", &map, NULL, NULL) < 0)
+		return false;
+	unsigned long inside = 1, outside = 1, count = 0;
+	return sscanf(map, "%lu %lu %lu", &inside, &outside, &count) != 3 || inside != 0 ||
+	       outside != 0 || count != 4294967295UL;
+}
+
 static bool id_valid(const char *id)
 {
 	size_t n = strlen(id);
@@ -869,7 +883,7 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 	}
 	struct hutch_runtime rt = {.data_root = (char *)state_root,
 				   .run_root = (char *)state_root,
-				   .rootless = geteuid() != 0};
+				   .rootless = hutch_oci_rootless()};
 	struct hutch_io io = {0, 1, 2, false};
 	struct oci_exec_child x = {
 	    .target = target, .namespaces = s->namespaces, .detach = o->detach};

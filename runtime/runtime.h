@@ -678,6 +678,8 @@ struct hutch_oci_create_opts {
 	bool wait_start;	    /* create: wait for start (run: exec at once) */
 	bool no_pivot;		    /* accepted: hutch always pivots */
 };
+/* Not root, or root of a user namespace only (as under rootless podman). */
+bool hutch_oci_rootless(void);
 int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		     const struct hutch_oci_create_opts *o, pid_t *pid, struct hutch_err **err);
 
