@@ -897,7 +897,7 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 	    .cgroup_fd = cgfd,
 	    .child = oci_exec_child,
 	    .arg = &x,
-	    .oci = {.preserve_fds = o->preserve_fds, .outlive_parent = o->detach},
+	    .oci = {.preserve_fds = o->preserve_fds},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -78,7 +78,8 @@ int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err 
 
 int proc_read_report(int fd, struct hutch_err **err)
 {
-	return proc_read_report_as(fd, true, "the container process died while starting", err) < 0
+	return proc_read_report_as(fd, true, "the container process died while starting", err) <
+			   0
 		   ? -1
 		   : 0;
 }
@@ -266,15 +267,14 @@ static int unmapped(const struct proc_ctx *p, const struct user_ids *u, struct h
 	bool single = fields == 3 && inside == 0 && count == 1 && (!nl || !nl[1]);
 	const char *who = p->proc->user ? p->proc->user : "root";
 	if (single)
-		return hutch_fail(
-		    err, 0,
-		    "user '%s' (uid %u, gid %u) is not mapped in the container's "
-		    "user namespace: only 0 is (it is you, uid %u), because your user "
-		    "has no ranges in /etc/subuid and /etc/subgid. Ask root to add "
-		    "some (usermod --add-subuids 100000-165535 --add-subgids "
-		    "100000-165535 YOUR-USER; the uidmap package provides "
-		    "newuidmap/newgidmap), or run the container as root (-u 0)",
-		    who, u->uid, u->gid, outside);
+		return hutch_fail(err, 0,
+				  "user '%s' (uid %u, gid %u) is not mapped in the container's "
+				  "user namespace: only 0 is (it is you, uid %u), because your user "
+				  "has no ranges in /etc/subuid and /etc/subgid. Ask root to add "
+				  "some (usermod --add-subuids 100000-165535 --add-subgids "
+				  "100000-165535 YOUR-USER; the uidmap package provides "
+				  "newuidmap/newgidmap), or run the container as root (-u 0)",
+				  who, u->uid, u->gid, outside);
 	return hutch_fail(err, 0,
 			  "user '%s' (uid %u, gid %u) is not mapped in the container's user "
 			  "namespace (see /proc/self/uid_map and gid_map inside it): give a user "
@@ -373,9 +373,7 @@ int proc_send_fd(int sock, int fd)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u = {0};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
 			     .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
@@ -393,9 +391,7 @@ int proc_recv_fd(int sock)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
 			     .msg_controllen = sizeof(u.buf)};
 	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != 1)
 		return -1;
@@ -747,14 +743,9 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 		hutch_fail_sys(err, "create pipes");
 		goto out;
 	}
-	struct proc_ctx pc = {.proc = r->proc,
-			      .io = r->io,
-			      .userns = r->userns,
-			      .seccomp = have_prog ? &prog : NULL,
-			      .report_fd = report[1],
-			      .pty_sock = ptys[1],
-			      .dmz_fd = dmz,
-			      .parent_pidfd = self,
+	struct proc_ctx pc = {.proc = r->proc, .io = r->io, .userns = r->userns,
+			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
+			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self,
 			      .oci = r->oci};
 	if (terminal) {
 		int tfd = isatty(r->tty_io->stdin_fd) ? r->tty_io->stdin_fd : r->tty_io->stdout_fd;

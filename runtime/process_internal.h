@@ -19,8 +19,6 @@ struct proc_oci {
 	const uint32_t *groups;
 	size_t n_groups;
 	int preserve_fds; /* fds 3 .. 3+N-1 stay open in the container */
-	/* exec --detach: the process stays when the command that made it exits */
-	bool outlive_parent;
 };
 
 struct proc_ctx {
