@@ -82,6 +82,14 @@ static int fail(struct oci_ctx *o, struct hutch_err *err)
 	return code;
 }
 
+/* A hook's failure that the spec says is only warned about. */
+static void warn_of(struct oci_ctx *o, struct hutch_err *w)
+{
+	if (w)
+		oci_log(o, "warning", "%s", w->msg);
+	hutch_err_free(&w);
+}
+
 static int usage_error(struct oci_ctx *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static int usage_error(struct oci_ctx *o, const char *fmt, ...)
@@ -314,10 +322,12 @@ static int do_create(struct oci_ctx *o, int argc, char **argv, bool run)
 	if (!run)
 		return 0;
 	if (v.detach) {
-		if (hutch_oci_start(o->root, id, &err) < 0) {
-			hutch_oci_delete(o->root, id, true, NULL);
+		struct hutch_err *w = NULL;
+		if (hutch_oci_start(o->root, id, &err, &w) < 0) {
+			hutch_oci_delete(o->root, id, true, NULL, NULL);
 			return fail(o, err);
 		}
+		warn_of(o, w);
 		return 0;
 	}
 	/* run in the foreground: the container's process is our child; pass
@@ -335,8 +345,10 @@ static int do_create(struct oci_ctx *o, int argc, char **argv, bool run)
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			break;
 	}
-	if (hutch_oci_delete(o->root, id, true, &err) < 0 && err)
+	struct hutch_err *w = NULL;
+	if (hutch_oci_delete(o->root, id, true, &err, &w) < 0 && err)
 		fail(o, err);
+	warn_of(o, w);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -363,8 +375,11 @@ static int do_start(struct oci_ctx *o, int argc, char **argv)
 	int rc = one_id(o, "start", "Usage: hutch-oci start ID\n", NULL, 0, &v, argc, argv, &id);
 	if (rc)
 		return rc == -2 ? 0 : rc;
-	struct hutch_err *err = NULL;
-	return hutch_oci_start(o->root, id, &err) < 0 ? fail(o, err) : 0;
+	struct hutch_err *err = NULL, *w = NULL;
+	if (hutch_oci_start(o->root, id, &err, &w) < 0)
+		return fail(o, err);
+	warn_of(o, w);
+	return 0;
 }
 
 static int do_state(struct oci_ctx *o, int argc, char **argv)
@@ -411,8 +426,9 @@ static int do_delete(struct oci_ctx *o, int argc, char **argv)
 			ARRAY_SIZE(opts), &v, argc, argv, &id);
 	if (rc)
 		return rc == -2 ? 0 : rc;
-	struct hutch_err *err = NULL;
-	rc = hutch_oci_delete(o->root, id, v.force, &err);
+	struct hutch_err *err = NULL, *w = NULL;
+	rc = hutch_oci_delete(o->root, id, v.force, &err, &w);
+	warn_of(o, w);
 	/* as runc: deleting what is gone already is no error with --force */
 	if (rc == HUTCH_STATE_NOT_FOUND && v.force) {
 		hutch_err_free(&err);

@@ -214,6 +214,142 @@ static char *user_name(uid_t uid)
 	return pw ? xstrdup(pw->pw_name) : xasprintf("%u", (unsigned)uid);
 }
 
+static const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* ---- hooks ------------------------------------------------------------------------ */
+
+static struct json_object *strv_json(char **v, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_string(v[i]));
+	return a;
+}
+
+static struct json_object *hooks_json(const struct hutch_oci_hook *h, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "path", json_object_new_string(h[i].path));
+		json_object_object_add(o, "args", strv_json(h[i].args, h[i].n_args));
+		json_object_object_add(o, "env", strv_json(h[i].env, h[i].n_env));
+		json_object_object_add(o, "timeout", json_object_new_int(h[i].timeout_s));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static char **json_strv(struct json_object *a, size_t *n)
+{
+	*n = a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+	char **v = xcalloc(*n + 1, sizeof(char *));
+	for (size_t i = 0; i < *n; i++)
+		v[i] = xstrdup(json_object_get_string(json_object_array_get_idx(a, i)) ?: "");
+	return v;
+}
+
+/* Run one hook: its args and env exactly, the container's state on stdin,
+ * killed after its timeout. 0 when it exits 0. */
+static int run_hook(const struct hutch_oci_hook *h, const char *kind, const char *state_json,
+		    struct hutch_err **err)
+{
+	int in[2];
+	if (pipe2(in, O_CLOEXEC) < 0)
+		return hutch_fail_sys(err, "hooks.%s %s: pipe", kind, h->path);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(in[0]);
+		close(in[1]);
+		return hutch_fail_sys(err, "hooks.%s %s: fork", kind, h->path);
+	}
+	if (pid == 0) {
+		dup2(in[0], 0);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		char *const fallback[] = {h->path, NULL};
+		char *const empty[] = {NULL};
+		execve(h->path, h->n_args ? h->args : fallback, h->env ? h->env : empty);
+		fprintf(stderr, "hutch-oci: hooks.%s: exec %s: %s\n", kind, h->path,
+			strerror(errno));
+		_exit(127);
+	}
+	close(in[0]);
+	int pidfd = pidfd_open_or_fail(pid, false, NULL);
+	/* the hook may not read it: never block on a full pipe */
+	signal(SIGPIPE, SIG_IGN);
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	(void)!write(in[1], state_json, strlen(state_json));
+	close(in[1]);
+	int polled = 1;
+	if (pidfd >= 0) {
+		struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+		polled = poll(&pf, 1, h->timeout_s ? h->timeout_s * 1000 : -1);
+		close(pidfd);
+	}
+	if (polled == 0)
+		kill(pid, SIGKILL);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (polled == 0)
+		return hutch_fail(err, ETIMEDOUT, "hooks.%s %s: timed out after %d s", kind,
+				  h->path, h->timeout_s);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return hutch_fail(err, 0, "hooks.%s %s failed (%s %d)", kind, h->path,
+				  WIFEXITED(status) ? "exit code" : "signal",
+				  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	return 0;
+}
+
+static const char *const hook_keys[HUTCH_HOOK_KINDS] = {
+    "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"};
+
+/* Run the hooks of kind kept in the container's state.json. */
+static int run_saved_hooks(const char *state_root, const char *id, enum hutch_oci_hook_kind kind,
+			   const char *state_json, struct hutch_err **err)
+{
+	_cleanup_free_ char *path = xasprintf("%s/%s/state.json", state_root, id);
+	_cleanup_free_ char *text = NULL;
+	if (read_file_at(AT_FDCWD, path, &text, NULL, NULL) < 0)
+		return 0;
+	struct json_object *j = json_tokener_parse(text), *hooks, *list;
+	int ret = 0;
+	if (j && json_object_object_get_ex(j, "hooks", &hooks) &&
+	    json_object_object_get_ex(hooks, hook_keys[kind], &list) &&
+	    json_object_is_type(list, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(list) && ret == 0; i++) {
+			struct json_object *o = json_object_array_get_idx(list, i), *v;
+			struct hutch_oci_hook h = {0};
+			h.path = (char *)jstr(o, "path");
+			if (!h.path)
+				continue;
+			json_object_object_get_ex(o, "args", &v);
+			h.args = json_strv(v, &h.n_args);
+			json_object_object_get_ex(o, "env", &v);
+			h.env = json_strv(v, &h.n_env);
+			if (json_object_object_get_ex(o, "timeout", &v))
+				h.timeout_s = json_object_get_int(v);
+			ret = run_hook(&h, hook_keys[kind], state_json, err);
+			for (size_t k = 0; k < h.n_args; k++)
+				free(h.args[k]);
+			for (size_t k = 0; k < h.n_env; k++)
+				free(h.env[k]);
+			free(h.args);
+			free(h.env);
+		}
+	}
+	json_object_put(j);
+	return ret;
+}
+
 static int write_state(const char *dir, const struct hutch_oci_config *cfg,
 		       const struct hutch_oci_create_opts *o, pid_t pid, const char *cgroup,
 		       struct hutch_err **err)
@@ -236,6 +372,12 @@ static int write_state(const char *dir, const struct hutch_oci_config *cfg,
 		json_object_object_add(ann, cfg->annotations[i].key,
 				       json_object_new_string(cfg->annotations[i].value));
 	json_object_object_add(j, "annotations", ann);
+	/* what start and delete run */
+	struct json_object *hooks = json_object_new_object();
+	for (int k = HUTCH_HOOK_POSTSTART; k <= HUTCH_HOOK_POSTSTOP; k++)
+		json_object_object_add(hooks, hook_keys[k],
+				       hooks_json(cfg->hooks[k], cfg->n_hooks[k]));
+	json_object_object_add(j, "hooks", hooks);
 	const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int r = dfd < 0 ? hutch_fail_sys(err, "open %s", dir)
@@ -312,9 +454,6 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    err, 0,
 		    "hooks.createContainer and hooks.startContainer are not supported "
 		    "yet (they run inside the container)");
-	for (int k = 0; k < HUTCH_HOOK_KINDS; k++)
-		if (cfg->n_hooks[k])
-			return hutch_fail(err, 0, "hooks are not supported yet");
 	if (spec->process.terminal && o->wait_start && !o->console_socket)
 		return hutch_fail(err, 0,
 				  "process.terminal is true: give --console-socket, where the "
@@ -420,6 +559,20 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	if (write_state(dir, cfg, o, so.pid, cg.path, err) < 0 ||
 	    (o->pid_file && write_pid_file(o->pid_file, so.pid, err) < 0))
 		goto kill;
+	/* prestart and createRuntime: in the runtime's namespaces once the
+	 * container's exist (its process waits before exec); one that fails
+	 * fails the create */
+	if (cfg->n_hooks[HUTCH_HOOK_PRESTART] || cfg->n_hooks[HUTCH_HOOK_CREATE_RUNTIME]) {
+		struct hutch_oci_state *st = NULL;
+		if (hutch_oci_state_load(o->state_root, o->id, &st, err) < 0)
+			goto kill;
+		_cleanup_free_ char *json = hutch_oci_state_json(st, false);
+		hutch_oci_state_free(st);
+		for (int k = HUTCH_HOOK_PRESTART; k <= HUTCH_HOOK_CREATE_RUNTIME; k++)
+			for (size_t i = 0; i < cfg->n_hooks[k]; i++)
+				if (run_hook(&cfg->hooks[k][i], hook_keys[k], json, err) < 0)
+					goto kill;
+	}
 	/* the container's directory is the record of its cgroup now */
 	cg.made = false;
 	*pid_out = so.pid;
@@ -490,14 +643,6 @@ static bool process_alive(pid_t pid, uint64_t start)
 	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
 		return false;
 	return proc_start_time(pid) == start;
-}
-
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
 }
 
 int hutch_oci_state_load(const char *state_root, const char *id, struct hutch_oci_state **out,
@@ -624,7 +769,8 @@ int hutch_oci_list(const char *state_root, char ***ids, size_t *n, struct hutch_
 
 /* ---- start, kill, delete ------------------------------------------------------------ */
 
-int hutch_oci_start(const char *state_root, const char *id, struct hutch_err **err)
+int hutch_oci_start(const char *state_root, const char *id, struct hutch_err **err,
+		    struct hutch_err **warn)
 {
 	struct hutch_oci_state *s = NULL;
 	if (hutch_oci_state_load(state_root, id, &s, err) < 0)
@@ -649,10 +795,15 @@ int hutch_oci_start(const char *state_root, const char *id, struct hutch_err **e
 				      id);
 	_cleanup_free_ char *sock = xasprintf("%s/start.sock", dir);
 	unlink(sock);
-	return proc_read_report_as(c, true, "the container's process died as it was started", err) <
-		       0
-		   ? -1
-		   : 0;
+	if (proc_read_report_as(c, true, "the container's process died as it was started", err) < 0)
+		return -1;
+	/* poststart: a failure is said, and the container runs on (the spec's rule) */
+	if (hutch_oci_state_load(state_root, id, &s, NULL) == 0) {
+		_cleanup_free_ char *json = hutch_oci_state_json(s, false);
+		hutch_oci_state_free(s);
+		run_saved_hooks(state_root, id, HUTCH_HOOK_POSTSTART, json, warn);
+	}
+	return 0;
 }
 
 int hutch_oci_pids(const struct hutch_oci_state *s, pid_t **pids, size_t *n, struct hutch_err **err)
@@ -747,11 +898,35 @@ int hutch_oci_freeze(const char *state_root, const char *id, bool frozen, struct
 	return ret;
 }
 
-int hutch_oci_delete(const char *state_root, const char *id, bool force, struct hutch_err **err)
+static int remove_partial(const char *dir, const char *id, struct hutch_err **err)
+{
+	struct hutch_runtime rt = {.rootless = hutch_oci_rootless()};
+	struct hutch_spec spec = {0};
+	oci_spec_set_id(&spec, id);
+	struct cgroup cg = {.dirfd = -1};
+	int r = cgroup_plan(&rt, &spec, &cg, err);
+	free(spec.id);
+	if (r == 0 && cg.path && access(cg.path, F_OK) == 0) {
+		_cleanup_free_ char *kill_file = xasprintf("%s/cgroup.kill", cg.path);
+		write_file_at(AT_FDCWD, kill_file, "1", NULL);
+		r = cgroup_remove(cg.path, err);
+	}
+	free(cg.path);
+	return r < 0 ? -1 : remove_tree_at(AT_FDCWD, dir, err);
+}
+
+int hutch_oci_delete(const char *state_root, const char *id, bool force, struct hutch_err **err,
+		     struct hutch_err **warn)
 {
 	struct hutch_oci_state *s = NULL;
 	int r = hutch_oci_state_load(state_root, id, &s, err);
 	_cleanup_free_ char *dir = dir_of(state_root, id);
+	if (r == HUTCH_STATE_NOT_FOUND && id_valid(id) && access(dir, F_OK) == 0) {
+		/* a create killed before its record was written: its process died
+		 * with it (parent-death signal); its cgroup and directory stay */
+		hutch_err_free(err);
+		return remove_partial(dir, id, err);
+	}
 	if (r == HUTCH_STATE_NOT_FOUND)
 		return r;
 	if (r < 0) {
@@ -801,6 +976,11 @@ int hutch_oci_delete(const char *state_root, const char *id, bool force, struct 
 		ret = -1;
 		goto out;
 	}
+	/* poststop: a failure is said, and the container goes all the same */
+	s->status = HUTCH_OCI_STOPPED;
+	char *json = hutch_oci_state_json(s, false);
+	run_saved_hooks(state_root, id, HUTCH_HOOK_POSTSTOP, json, warn);
+	free(json);
 	ret = remove_tree_at(AT_FDCWD, dir, err);
 out:
 	hutch_oci_state_free(s);

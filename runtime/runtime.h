@@ -704,13 +704,16 @@ char *hutch_oci_state_json(const struct hutch_oci_state *s, bool pretty);
 /* Every container under state_root (ids, sorted; caller frees each). */
 int hutch_oci_list(const char *state_root, char ***ids, size_t *n, struct hutch_err **err);
 
-int hutch_oci_start(const char *state_root, const char *id, struct hutch_err **err);
+/* warn: what failed of the poststart hooks (the container runs on). */
+int hutch_oci_start(const char *state_root, const char *id, struct hutch_err **err,
+		    struct hutch_err **warn);
 /* all: every process in the container's cgroup. */
 int hutch_oci_kill(const char *state_root, const char *id, int sig, bool all,
 		   struct hutch_err **err);
 /* Created or stopped (force: any) -> gone: processes killed, cgroup removed,
- * poststop hooks run, its directory removed. */
-int hutch_oci_delete(const char *state_root, const char *id, bool force, struct hutch_err **err);
+ * poststop hooks run (warn: what failed of them), its directory removed. */
+int hutch_oci_delete(const char *state_root, const char *id, bool force, struct hutch_err **err,
+		     struct hutch_err **warn);
 /* The pids in the container's cgroup (or its pid alone without one). */
 int hutch_oci_pids(const struct hutch_oci_state *s, pid_t **pids, size_t *n,
 		   struct hutch_err **err);

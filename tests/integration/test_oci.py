@@ -338,3 +338,50 @@ def test_podman_runs_with_hutch_oci(oci, state, tmp):
             subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
                            timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_hooks_get_the_state_on_stdin(oci, tmp):
+    hook = tmp / "hook.sh"
+    hook.write_text('#!/bin/sh\ncat > "$OUT/$1.json"\necho "$HOOKENV" > "$OUT/$1.env"\n')
+    hook.chmod(0o755)
+    env = [f"OUT={tmp}", "HOOKENV=from-config"]
+    hooks = {k: [{"path": str(hook), "args": ["hook.sh", k], "env": env, "timeout": 10}]
+             for k in ("prestart", "createRuntime", "poststart", "poststop")}
+    b = oci.bundle(args=("sleep", "60"), edit=lambda c: c.update(hooks=hooks))
+    oci.create("h1", b)
+    for k in ("prestart", "createRuntime"):
+        st = json.loads((tmp / f"{k}.json").read_text())
+        assert st["id"] == "h1" and st["status"] == "created" and st["pid"] > 0
+        assert st["bundle"] == str(b)
+        assert (tmp / f"{k}.env").read_text() == "from-config\n"
+    assert not (tmp / "poststart.json").exists()
+    oci.run("start", "h1")
+    assert json.loads((tmp / "poststart.json").read_text())["status"] == "running"
+    oci.run("kill", "h1", "KILL")
+    oci.wait_status("h1", "stopped")
+    assert not (tmp / "poststop.json").exists()
+    oci.run("delete", "h1")
+    assert json.loads((tmp / "poststop.json").read_text())["status"] == "stopped"
+
+
+def test_failing_or_slow_prestart_hook_fails_create(oci, tmp):
+    for name, body, needle in (("fail", "exit 3", "exit code 3"),
+                               ("slow", "exec sleep 30", "timed out after 1 s")):
+        hook = tmp / f"{name}.sh"
+        hook.write_text(f"#!/bin/sh\n{body}\n")
+        hook.chmod(0o755)
+        b = oci.bundle(name, edit=lambda c: c.update(
+            hooks={"prestart": [{"path": str(hook), "timeout": 1}]}))
+        cp = oci.create(name, b, check=False)
+        assert cp.returncode != 0 and needle in cp.stderr, cp.stderr
+        assert "hooks.prestart" in cp.stderr
+        assert not (oci.root / name).exists()
+
+
+def test_delete_removes_what_a_killed_create_left(oci):
+    # a create killed before it wrote its record leaves its directory only
+    (oci.root / "half").mkdir(parents=True)
+    cp = oci.run("state", "half", check=False)
+    assert cp.returncode != 0
+    oci.run("delete", "half")
+    assert not (oci.root / "half").exists()
