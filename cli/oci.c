@@ -132,6 +132,7 @@ enum {
 	O_USER,
 	O_CAP,
 	O_NNP,
+	O_RESOURCES,
 };
 
 struct verb_opts {
@@ -140,7 +141,7 @@ struct verb_opts {
 	int preserve_fds;
 	bool no_pivot, detach, force, all, quiet, rootless;
 	/* exec */
-	const char *process, *cwd, *user;
+	const char *process, *cwd, *user, *resources;
 	char **env, **caps;
 	size_t n_env, n_caps;
 	bool tty, nnp;
@@ -222,6 +223,9 @@ static int set_opt(void *arg, int id, const char *value)
 		break;
 	case O_NNP:
 		v->nnp = true;
+		break;
+	case O_RESOURCES:
+		v->resources = value;
 		break;
 	}
 	return 0;
@@ -435,6 +439,30 @@ static int do_delete(struct oci_ctx *o, int argc, char **argv)
 		return 0;
 	}
 	return rc < 0 ? fail(o, err) : 0;
+}
+
+static int do_update(struct oci_ctx *o, int argc, char **argv)
+{
+	static const struct cli_opt opts[] = {{"resources", 'r', true, O_RESOURCES}};
+	struct verb_opts v = {.o = o};
+	const char *id;
+	int rc = one_id(o, "update", "Usage: hutch-oci update --resources FILE|- ID\n", opts,
+			ARRAY_SIZE(opts), &v, argc, argv, &id);
+	if (rc)
+		return rc == -2 ? 0 : rc;
+	if (!v.resources)
+		return usage_error(o, "update needs --resources FILE (or - for stdin)");
+	struct hutch_err *err = NULL;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	const char *path = strcmp(v.resources, "-") ? v.resources : "/dev/stdin";
+	struct hutch_resources res;
+	if (read_file_at_most(AT_FDCWD, path, 1 << 20, 0, &text, &len, &err) < 0 ||
+	    hutch_oci_resources_parse(text, len, &res, &err) < 0) {
+		hutch_err_wrap(&err, "--resources %s", v.resources);
+		return fail(o, err);
+	}
+	return hutch_oci_update(o->root, id, &res, &err) < 0 ? fail(o, err) : 0;
 }
 
 static int do_freeze(struct oci_ctx *o, int argc, char **argv, bool frozen)
@@ -735,6 +763,7 @@ static void usage(FILE *out)
 	      "  list [--format table|json] [-q]    the containers\n"
 	      "  ps [--format table|json] ID        its processes\n"
 	      "  pause ID | resume ID               freeze and thaw its cgroup\n"
+	      "  update --resources FILE|- ID       memory, cpu and pids limits\n"
 	      "  spec [--rootless]   write a default config.json\n"
 	      "  features            what this runtime supports, as JSON\n"
 	      "\n"
@@ -845,6 +874,8 @@ int cmd_oci(int argc, char **argv)
 			rc = do_list(&o, sub_argc, sub_argv);
 		else if (!strcmp(verb, "ps"))
 			rc = do_ps(&o, sub_argc, sub_argv);
+		else if (!strcmp(verb, "update"))
+			rc = do_update(&o, sub_argc, sub_argv);
 		else if (!strcmp(verb, "pause"))
 			rc = do_freeze(&o, sub_argc, sub_argv, true);
 		else if (!strcmp(verb, "resume"))

@@ -879,6 +879,58 @@ out:
 	return ret;
 }
 
+int hutch_oci_update(const char *state_root, const char *id, const struct hutch_resources *r,
+		     struct hutch_err **err)
+{
+	struct hutch_oci_state *s = NULL;
+	if (hutch_oci_state_load(state_root, id, &s, err) < 0)
+		return -1;
+	int ret = 0;
+	struct {
+		bool given;
+		const char *file, *what;
+		char value[64];
+	} w[4] = {{r->memory_max >= 0, "memory.max", "linux.resources.memory.limit", ""},
+		  {r->memory_max > 0 && r->memory_swap_max != 0, "memory.swap.max",
+		   "linux.resources.memory.swap", ""},
+		  {r->cpu_quota_us >= 0, "cpu.max", "linux.resources.cpu.quota", ""},
+		  {r->pids_max >= 0, "pids.max", "linux.resources.pids.limit", ""}};
+	snprintf(w[0].value, sizeof(w[0].value), "%lld", (long long)r->memory_max);
+	if (!r->memory_max)
+		strcpy(w[0].value, "max");
+	int64_t swap = cgroup_swap_max(r);
+	if (swap >= 0)
+		snprintf(w[1].value, sizeof(w[1].value), "%lld", (long long)swap);
+	else
+		strcpy(w[1].value, "max");
+	if (r->cpu_quota_us > 0)
+		snprintf(w[2].value, sizeof(w[2].value), "%lld %lld", (long long)r->cpu_quota_us,
+			 (long long)(r->cpu_period_us ? r->cpu_period_us : 100000));
+	else
+		strcpy(w[2].value, "max");
+	snprintf(w[3].value, sizeof(w[3].value), "%lld", (long long)r->pids_max);
+	if (!r->pids_max)
+		strcpy(w[3].value, "max");
+	for (size_t i = 0; i < ARRAY_SIZE(w) && ret == 0; i++) {
+		if (!w[i].given)
+			continue;
+		_cleanup_free_ char *path =
+		    s->cgroup ? xasprintf("%s/%s", s->cgroup, w[i].file) : NULL;
+		if (!path || access(path, F_OK) < 0)
+			ret = hutch_fail(err, 0,
+					 "%s cannot be set here: container '%s' has %s (no %s in "
+					 "its cgroup v2)",
+					 w[i].what, id,
+					 s->cgroup ? "a cgroup without that controller"
+						   : "no cgroup of its own",
+					 w[i].file);
+		else
+			ret = write_file_at(AT_FDCWD, path, w[i].value, err);
+	}
+	hutch_oci_state_free(s);
+	return ret;
+}
+
 int hutch_oci_freeze(const char *state_root, const char *id, bool frozen, struct hutch_err **err)
 {
 	struct hutch_oci_state *s = NULL;

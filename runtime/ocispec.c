@@ -1374,6 +1374,38 @@ int hutch_oci_config_parse(const char *text, size_t len, const char *bundle_dir,
 	return 0;
 }
 
+int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resources *out,
+			      struct hutch_err **err)
+{
+	jobj *o = parse_json(text, len, "the resources file", err);
+	if (!o)
+		return -1;
+	struct hutch_oci_config *c = xcalloc(1, sizeof(*c));
+	c->spec = xcalloc(1, sizeof(struct hutch_spec));
+	c->spec->resources.memory_max = c->spec->resources.pids_max = -1;
+	c->spec->resources.cpu_quota_us = -1;
+	struct parse_ctx pc = {.r = {.cfg = c, .err = err}, .bundle = "/"};
+	int rc = 0;
+	struct json_object *dev;
+	if (json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, "devices", &dev))
+		rc = hutch_fail(err, 0,
+				"devices: the device rules of a container are not updated "
+				"(they are fixed at create)");
+	if (rc == 0)
+		rc = l_resources(&pc.r, o, "", NULL);
+	json_object_put(o);
+	if (rc == 0)
+		*out =
+		    (struct hutch_resources){.memory_max = c->spec->resources.memory_max,
+					     .memory_swap_max = c->spec->resources.memory_swap_max,
+					     .cpu_quota_us = c->spec->resources.cpu_quota_us,
+					     .cpu_period_us = c->spec->resources.cpu_period_us,
+					     .pids_max = c->spec->resources.pids_max};
+	hutch_oci_config_free(c);
+	return rc;
+}
+
 void hutch_process_clear(struct hutch_process *p)
 {
 	for (size_t i = 0; i < p->n_args; i++)

@@ -661,6 +661,10 @@ void hutch_oci_config_free(struct hutch_oci_config *c);
 int hutch_oci_process_parse(const char *text, size_t len, struct hutch_process *proc,
 			    struct hutch_err **err);
 void hutch_process_clear(struct hutch_process *proc);
+/* update --resources: linux.resources' memory, cpu and pids into out, where
+ * -1 (memory_max, cpu_quota_us, pids_max) means not given and 0 no limit. */
+int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resources *out,
+			      struct hutch_err **err);
 /* The default config.json of `spec` (runc's, with a busybox-friendly "sh"). */
 char *hutch_oci_default_config(bool rootless, uid_t uid, gid_t gid);
 
@@ -729,5 +733,9 @@ struct hutch_oci_exec_opts {
 };
 int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_process *proc,
 		   const struct hutch_oci_exec_opts *o, int *status, struct hutch_err **err);
+/* Set the limits hutch_oci_resources_parse gave in the container's cgroup;
+ * one whose controller the cgroup lacks is refused by name. */
+int hutch_oci_update(const char *state_root, const char *id, const struct hutch_resources *r,
+		     struct hutch_err **err);
 /* cgroup.freeze of the container's cgroup. */
 int hutch_oci_freeze(const char *state_root, const char *id, bool frozen, struct hutch_err **err);

@@ -385,3 +385,39 @@ def test_delete_removes_what_a_killed_create_left(oci):
     assert cp.returncode != 0
     oci.run("delete", "half")
     assert not (oci.root / "half").exists()
+
+
+def _cgroup_of(cid):
+    import hashlib
+    from conftest import hutch_cgroup_parent
+    p = hutch_cgroup_parent() / hashlib.sha256(cid.encode()).hexdigest()
+    return p if p.exists() else None
+
+
+def test_pause_resume_and_update(oci, tmp):
+    b = oci.bundle(args=("sleep", "60"))
+    oci.create("p1", b)
+    oci.run("start", "p1")
+    cg = _cgroup_of("p1")
+    if cg is None:
+        # rootless without a delegated cgroup: nothing to freeze or limit, and said so
+        assert ROOTLESS
+        cp = oci.run("pause", "p1", check=False)
+        assert cp.returncode != 0 and "no cgroup" in cp.stderr
+    else:
+        oci.run("pause", "p1")
+        assert oci.state("p1")["status"] == "paused"
+        assert (cg / "cgroup.freeze").read_text().strip() == "1"
+        oci.run("resume", "p1")
+        assert oci.state("p1")["status"] == "running"
+    res = tmp / "res.json"
+    res.write_text(json.dumps({"pids": {"limit": 42}}))
+    cp = oci.run("update", "--resources", res, "p1", check=False)
+    if cg is not None and (cg / "pids.max").exists():
+        assert cp.returncode == 0, cp.stderr
+        assert (cg / "pids.max").read_text().strip() == "42"
+    else:  # this host's cgroup v2 has no pids controller: refused by name
+        assert cp.returncode != 0 and "linux.resources.pids.limit" in cp.stderr, cp.stderr
+    res.write_text(json.dumps({"devices": []}))
+    cp = oci.run("update", "--resources", res, "p1", check=False)
+    assert cp.returncode != 0 and "devices" in cp.stderr
