@@ -30,6 +30,7 @@
 #include "common/util.h"
 #include "runtime/container_internal.h"
 #include "runtime/process_internal.h"
+#include "runtime/seccomp_internal.h"
 
 #define OCI_VERSION "1.0.2"
 
@@ -421,6 +422,81 @@ static int send_console(const char *path, int master, struct hutch_err **err)
 	return 0;
 }
 
+static void free_filter(scmp_filter_ctx *ctx)
+{
+	if (*ctx)
+		seccomp_release(*ctx);
+}
+
+/* linux.seccomp as libseccomp compiles it: exactly the profile (no prefix of
+ * hutch's own). A syscall this libseccomp does not know is left out, as runc
+ * does; conditions on the same argument go in rules of their own (libseccomp
+ * takes one condition per argument in a rule). */
+static int compile_seccomp(const struct hutch_oci_seccomp *sc, struct seccomp_prog *out,
+			   struct hutch_err **err)
+{
+	__attribute__((cleanup(free_filter))) scmp_filter_ctx ctx =
+	    seccomp_init(sc->default_action);
+	if (!ctx)
+		return hutch_fail(err, EINVAL, "linux.seccomp: libseccomp refused defaultAction");
+	for (size_t i = 0; i < sc->n_arches; i++) {
+		int rc = seccomp_arch_add(ctx, sc->arches[i]);
+		if (rc < 0 && rc != -EEXIST)
+			return hutch_fail(err, -rc, "linux.seccomp.architectures[%zu]", i);
+	}
+	for (size_t i = 0; i < sc->n_syscalls; i++) {
+		const struct hutch_oci_syscall *c = &sc->syscalls[i];
+		if (c->action == sc->default_action)
+			continue;
+		bool same_index = false;
+		for (size_t a = 0; a < c->n_args; a++)
+			for (size_t b = a + 1; b < c->n_args; b++)
+				same_index |= c->args[a].index == c->args[b].index;
+		struct scmp_arg_cmp cmps[6];
+		for (size_t a = 0; a < c->n_args; a++)
+			cmps[a] = (struct scmp_arg_cmp){c->args[a].index, c->args[a].op,
+							c->args[a].value, c->args[a].value_two};
+		for (size_t k = 0; k < c->n_names; k++) {
+			int nr = seccomp_syscall_resolve_name(c->names[k]);
+			if (nr == __NR_SCMP_ERROR)
+				continue;
+			int rc = 0;
+			if (!same_index)
+				rc = seccomp_rule_add_array(ctx, c->action, nr, (unsigned)c->n_args,
+							    cmps);
+			for (size_t a = 0; same_index && a < c->n_args && rc >= 0; a++)
+				rc = seccomp_rule_add_array(ctx, c->action, nr, 1, &cmps[a]);
+			if (rc < 0) {
+				_cleanup_free_ char *name =
+				    printable(c->names[k], strnlen(c->names[k], 64));
+				return hutch_fail(err, -rc,
+						  "linux.seccomp.syscalls[%zu]: the rule for %s", i,
+						  name);
+			}
+		}
+	}
+	return seccomp_export_prog(ctx, out, err);
+}
+
+/* The compiled filter, kept for exec (a bundle may change after create). */
+static int load_saved_seccomp(const char *dir, struct seccomp_prog *out, bool *have,
+			      struct hutch_err **err)
+{
+	*have = false;
+	_cleanup_free_ char *path = xasprintf("%s/seccomp.bpf", dir);
+	_cleanup_free_ char *bytes = NULL;
+	size_t len = 0;
+	if (read_file_at(AT_FDCWD, path, &bytes, &len, NULL) < 0)
+		return errno == ENOENT ? 0 : hutch_fail_sys(err, "read %s", path);
+	if (!len || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > 4096)
+		return hutch_fail(err, 0, "%s is damaged", path);
+	out->insns = xcalloc(1, len);
+	memcpy(out->insns, bytes, len);
+	out->n_insns = (unsigned short)(len / sizeof(struct sock_filter));
+	*have = true;
+	return 0;
+}
+
 /* runc's: the default devices are always allowed, whatever the rules say. */
 static void allow_default_devices(struct hutch_spec *spec)
 {
@@ -485,6 +561,19 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	struct oci_child_args a = {.cfg = cfg, .rt = rt};
 	bool prepared = false;
 	struct spawn_out so = {.pid = -1, .pidfd = -1, .pty_master = -1};
+	struct seccomp_prog filter = {0};
+	if (cfg->seccomp) {
+		if (compile_seccomp(cfg->seccomp, &filter, err) < 0)
+			goto out;
+		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 ||
+		    write_file_atomic(dfd, "seccomp.bpf", filter.insns,
+				      filter.n_insns * sizeof(struct sock_filter), err) < 0) {
+			if (dfd < 0)
+				hutch_fail_sys(err, "open %s", dir);
+			goto out;
+		}
+	}
 
 	if (cgroup_plan(rt, spec, &cg, err) < 0 || cgroup_create(rt, spec, &cg, err) < 0)
 		goto out;
@@ -546,7 +635,8 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    .groups_given = true,
 		    .groups = cfg->additional_gids,
 		    .n_groups = cfg->n_additional_gids,
-		    .preserve_fds = o->preserve_fds},
+		    .preserve_fds = o->preserve_fds,
+		    .seccomp = cfg->seccomp ? &filter : NULL},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;
@@ -583,6 +673,7 @@ kill:
 	siginfo_t si;
 	waitid(P_PIDFD, (id_t)so.pidfd, &si, WEXITED);
 out:
+	seccomp_prog_free(&filter);
 	if (prepared)
 		mounts_release(&a.mctx);
 	if (so.pidfd >= 0)
@@ -1091,6 +1182,7 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 	int ret = -1;
 	_cleanup_close_ int target = -1, cgfd = -1;
 	struct spawn_out so = {.pid = -1, .pidfd = -1, .pty_master = -1};
+	struct seccomp_prog filter = {0};
 	if (s->status != HUTCH_OCI_RUNNING && s->status != HUTCH_OCI_CREATED) {
 		hutch_fail(err, 0, "container '%s' is %s: exec needs a running container", id,
 			   hutch_oci_status_name(s->status));
@@ -1113,6 +1205,12 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 			goto out;
 		}
 	}
+	bool have_filter = false;
+	char *dir = dir_of(state_root, id);
+	int loaded = load_saved_seccomp(dir, &filter, &have_filter, err);
+	free(dir);
+	if (loaded < 0)
+		goto out;
 	struct hutch_runtime rt = {.data_root = (char *)state_root,
 				   .run_root = (char *)state_root,
 				   .rootless = hutch_oci_rootless()};
@@ -1129,7 +1227,7 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 	    .cgroup_fd = cgfd,
 	    .child = oci_exec_child,
 	    .arg = &x,
-	    .oci = {.preserve_fds = o->preserve_fds},
+	    .oci = {.preserve_fds = o->preserve_fds, .seccomp = have_filter ? &filter : NULL},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;
@@ -1154,6 +1252,7 @@ kill:
 	siginfo_t ks;
 	waitid(P_PIDFD, (id_t)so.pidfd, &ks, WEXITED);
 out:
+	seccomp_prog_free(&filter);
 	if (so.pidfd >= 0)
 		close(so.pidfd);
 	if (so.pty_master >= 0)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -1217,13 +1218,279 @@ static int l_propagation(struct rd *r, jobj *v, const char *path, void *t)
 	return 0;
 }
 
+/* ---- linux.seccomp -------------------------------------------------------------------- */
+
+struct sc_target {
+	struct hutch_oci_seccomp *sc;
+	struct hutch_oci_syscall *call; /* the syscalls[] entry being read */
+	struct hutch_oci_seccomp_arg *arg;
+	char *action;
+	bool has_errno;
+	uint32_t errno_ret;
+	bool has_index, has_value, has_op;
+};
+
+static int action_from(struct rd *r, const char *path, const char *name, bool has_errno,
+		       uint32_t errno_ret, uint32_t *out)
+{
+	static const struct {
+		const char *name;
+		uint32_t action;
+	} actions[] = {
+	    {"SCMP_ACT_KILL", SCMP_ACT_KILL},
+	    {"SCMP_ACT_KILL_THREAD", SCMP_ACT_KILL_THREAD},
+	    {"SCMP_ACT_KILL_PROCESS", SCMP_ACT_KILL_PROCESS},
+	    {"SCMP_ACT_TRAP", SCMP_ACT_TRAP},
+	    {"SCMP_ACT_ALLOW", SCMP_ACT_ALLOW},
+	    {"SCMP_ACT_LOG", SCMP_ACT_LOG},
+	};
+	if (!strcmp(name, "SCMP_ACT_ERRNO")) {
+		*out = SCMP_ACT_ERRNO(has_errno ? errno_ret & 0xffff : EPERM);
+		return 0;
+	}
+	if (!strcmp(name, "SCMP_ACT_TRACE")) {
+		*out = SCMP_ACT_TRACE(has_errno ? errno_ret & 0xffff : EPERM);
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(actions); i++)
+		if (!strcmp(name, actions[i].name)) {
+			*out = actions[i].action;
+			return 0;
+		}
+	_cleanup_free_ char *s = shown(name);
+	if (!strcmp(name, "SCMP_ACT_NOTIFY"))
+		return hutch_fail(r->err, 0,
+				  "%s: SCMP_ACT_NOTIFY is not supported (no seccomp "
+				  "listener)",
+				  path);
+	return hutch_fail(r->err, 0, "%s: '%s' is not a seccomp action", path, s);
+}
+
+static int errno_value(struct rd *r, jobj *v, const char *path, uint32_t *out)
+{
+	int64_t x;
+	if (get_i64(r, v, path, 0, 4095, &x) < 0)
+		return -1;
+	*out = (uint32_t)x;
+	return 0;
+}
+
+static int sc_default(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_str(r, v, path, &((struct sc_target *)t)->action);
+}
+static int sc_default_errno(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct sc_target *st = t;
+	st->has_errno = true;
+	return errno_value(r, v, path, &st->errno_ret);
+}
+
+static int sc_arches(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct hutch_oci_seccomp *sc = ((struct sc_target *)t)->sc;
+	char **names = NULL;
+	size_t n = 0;
+	if (get_strv(r, v, path, &names, &n) < 0)
+		return -1;
+	sc->arches = xcalloc(n + 1, sizeof(uint32_t));
+	for (size_t i = 0; i < n; i++) {
+		uint32_t arch = 0;
+		if (!strncmp(names[i], "SCMP_ARCH_", 10)) {
+			char lower[32];
+			size_t k = 0;
+			for (const char *c = names[i] + 10; *c && k < sizeof(lower) - 1; c++)
+				lower[k++] = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+			lower[k] = '\0';
+			arch = seccomp_arch_resolve_name(lower);
+		}
+		if (arch)
+			sc->arches[sc->n_arches++] = arch;
+		else {
+			_cleanup_free_ char *s = shown(names[i]);
+			warn(r, "%s: architecture '%s' is unknown to libseccomp here: left out",
+			     path, s);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+static int sc_flags(struct rd *r, jobj *v, const char *path, void *t)
+{
+	char **names = NULL;
+	size_t n = 0;
+	if (get_strv(r, v, path, &names, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		/* TSYNC: the process has one thread when the filter is loaded */
+		if (strcmp(names[i], "SECCOMP_FILTER_FLAG_TSYNC")) {
+			_cleanup_free_ char *s = shown(names[i]);
+			warn(r, "%s: %s is not applied", path, s);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+static int arg_index(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct sc_target *st = t;
+	int64_t x;
+	st->has_index = true;
+	if (get_i64(r, v, path, 0, 5, &x) < 0)
+		return -1;
+	st->arg->index = (unsigned)x;
+	return 0;
+}
+static int arg_value(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct sc_target *st = t;
+	st->has_value = true;
+	return get_u64(r, v, path, &st->arg->value);
+}
+static int arg_value_two(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_u64(r, v, path, &((struct sc_target *)t)->arg->value_two);
+}
+static int arg_op(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct {
+		const char *name;
+		int op;
+	} ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE},
+		   {"SCMP_CMP_LT", SCMP_CMP_LT},
+		   {"SCMP_CMP_LE", SCMP_CMP_LE},
+		   {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+		   {"SCMP_CMP_GE", SCMP_CMP_GE},
+		   {"SCMP_CMP_GT", SCMP_CMP_GT},
+		   {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
+	struct sc_target *st = t;
+	_cleanup_free_ char *name = NULL;
+	if (get_str(r, v, path, &name) < 0)
+		return -1;
+	st->has_op = true;
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+		if (!strcmp(name, ops[i].name)) {
+			st->arg->op = ops[i].op;
+			return 0;
+		}
+	_cleanup_free_ char *s = shown(name);
+	return hutch_fail(r->err, 0, "%s: '%s' is not a seccomp comparison", path, s);
+}
+
+static int call_names(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct hutch_oci_syscall *c = ((struct sc_target *)t)->call;
+	return get_strv(r, v, path, &c->names, &c->n_names);
+}
+static int call_action(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_str(r, v, path, &((struct sc_target *)t)->action);
+}
+static int call_errno(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct sc_target *st = t;
+	st->has_errno = true;
+	return errno_value(r, v, path, &st->errno_ret);
+}
+static int call_args(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {{"index", arg_index, NULL},
+						{"value", arg_value, NULL},
+						{"valueTwo", arg_value_two, NULL},
+						{"op", arg_op, NULL}};
+	struct sc_target *st = t;
+	if (want_type(r, v, json_type_array, path) < 0)
+		return -1;
+	size_t n = json_object_array_length(v);
+	if (n > 6)
+		return hutch_fail(r->err, 0, "%s: %zu conditions, a syscall has 6 arguments", path,
+				  n);
+	st->call->args = xcalloc(n + 1, sizeof(struct hutch_oci_seccomp_arg));
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *sub = xasprintf("%s[%zu]", path, i);
+		struct sc_target at = {.arg = &st->call->args[i]};
+		if (walk(r, json_object_array_get_idx(v, i), sub, rules, ARRAY_SIZE(rules), &at) <
+		    0)
+			return -1;
+		if (!at.has_index || !at.has_value || !at.has_op)
+			return hutch_fail(r->err, 0, "%s: index, value and op are required", sub);
+		st->call->n_args++;
+	}
+	return 0;
+}
+
+static void syscall_clear(struct hutch_oci_syscall *c)
+{
+	for (size_t i = 0; i < c->n_names; i++)
+		free(c->names[i]);
+	free(c->names);
+	free(c->args);
+}
+
+static int sc_syscalls(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {
+	    {"names", call_names, NULL},
+	    {"action", call_action, NULL},
+	    {"errnoRet", call_errno, NULL},
+	    {"args", call_args, NULL},
+	};
+	struct hutch_oci_seccomp *sc = ((struct sc_target *)t)->sc;
+	if (want_type(r, v, json_type_array, path) < 0)
+		return -1;
+	size_t n = json_object_array_length(v);
+	sc->syscalls = xcalloc(n + 1, sizeof(*sc->syscalls));
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *sub = xasprintf("%s[%zu]", path, i);
+		struct hutch_oci_syscall c = {0};
+		struct sc_target ct = {.call = &c};
+		jobj *e = json_object_array_get_idx(v, i);
+		int rc = walk(r, e, sub, rules, ARRAY_SIZE(rules), &ct);
+		_cleanup_free_ char *action = ct.action;
+		if (rc == 0 && (!c.n_names || !action))
+			rc = hutch_fail(r->err, 0, "%s: names and action are required", sub);
+		if (rc == 0) {
+			_cleanup_free_ char *apath = xasprintf("%s.action", sub);
+			rc = action_from(r, apath, action, ct.has_errno, ct.errno_ret, &c.action);
+		}
+		if (rc < 0) {
+			syscall_clear(&c);
+			return -1;
+		}
+		sc->syscalls[sc->n_syscalls++] = c;
+	}
+	return 0;
+}
+
 static int l_seccomp(struct rd *r, jobj *v, const char *path, void *t)
 {
-	return hutch_fail(r->err, 0,
-			  "%s is not supported by hutch-oci yet: a profile it cannot apply is "
-			  "refused rather than ignored (remove it, e.g. podman --security-opt "
-			  "seccomp=unconfined)",
-			  path);
+	static const struct key_rule rules[] = {
+	    {"defaultAction", sc_default, NULL},
+	    {"defaultErrnoRet", sc_default_errno, NULL},
+	    {"architectures", sc_arches, NULL},
+	    {"flags", sc_flags, NULL},
+	    {"syscalls", sc_syscalls, NULL},
+	    {"listenerPath", NULL, "no seccomp listener (SCMP_ACT_NOTIFY)"},
+	    {"listenerMetadata", NULL, "no seccomp listener (SCMP_ACT_NOTIFY)"},
+	};
+	struct hutch_oci_config *c = r->cfg;
+	if (c->seccomp)
+		return hutch_fail(r->err, 0, "%s is given twice", path);
+	c->seccomp = xcalloc(1, sizeof(*c->seccomp));
+	struct sc_target st = {.sc = c->seccomp};
+	int rc = walk(r, v, path, rules, ARRAY_SIZE(rules), &st);
+	_cleanup_free_ char *action = st.action;
+	if (rc < 0)
+		return -1;
+	if (!action)
+		return hutch_fail(r->err, 0, "%s.defaultAction is required", path);
+	_cleanup_free_ char *apath = xasprintf("%s.defaultAction", path);
+	return action_from(r, apath, action, st.has_errno, st.errno_ret,
+			   &c->seccomp->default_action);
 }
 
 static int l_label(struct rd *r, jobj *v, const char *path, void *t)
@@ -1324,6 +1591,13 @@ void hutch_oci_config_free(struct hutch_oci_config *c)
 	free(c->additional_gids);
 	free(c->domainname);
 	free(c->cgroups_path);
+	if (c->seccomp) {
+		for (size_t i = 0; i < c->seccomp->n_syscalls; i++)
+			syscall_clear(&c->seccomp->syscalls[i]);
+		free(c->seccomp->syscalls);
+		free(c->seccomp->arches);
+		free(c->seccomp);
+	}
 	for (size_t i = 0; i < c->n_warnings; i++)
 		free(c->warnings[i]);
 	free(c->warnings);

@@ -575,15 +575,12 @@ static void wait_for_start(struct proc_ctx *p)
 	p->report_fd = conn;
 }
 
-static __attribute__((noreturn)) void exec_command(struct proc_ctx *p, char **env)
+static __attribute__((noreturn)) void exec_command(struct proc_ctx *p, char **env,
+						    const char *path)
 {
 	char *const *argv = p->proc->args;
 	const char *cmd = argv[0];
 	struct hutch_err *err = NULL;
-	char full[4096];
-	const char *path = exec_lookup(p, env, full);
-	if (p->oci.wait_start)
-		wait_for_start(p);
 	size_t n = p->proc->n_args;
 	char **dargv = xcalloc(n + 3, sizeof(char *));
 	dargv[0] = p->proc->init ? "init" : "exec";
@@ -683,9 +680,6 @@ void proc_setup_and_exec(struct proc_ctx *p)
 		hutch_fail_sys(&err, "close inherited file descriptors");
 		proc_fail(p, code, err);
 	}
-	if (p->seccomp && !seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
-		proc_fail(p, code, err);
-
 	/* --init: hutch-dmz itself stays as pid 1 (an exec'd, sealed program: no fd
 	 * and no binary of the host in the container) and runs the command. */
 	for (int s = 1; s < _NSIG; s++)
@@ -695,7 +689,15 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	exec_command(p, env);
+	char full[4096];
+	const char *path = exec_lookup(p, env, full);
+	/* an OCI create waits here, before its seccomp filter (which need not
+	 * allow accept4) */
+	if (p->oci.wait_start)
+		wait_for_start(p);
+	if (p->seccomp && !seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
+		proc_fail(p, code, err);
+	exec_command(p, env, path);
 }
 
 static void close_pair(int p[2])
@@ -725,7 +727,9 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	bool terminal = r->proc->terminal;
 
 	hutch_trace("seccomp: prepare");
-	if (r->seccomp) {
+	if (r->oci.seccomp) {
+		prog = *r->oci.seccomp; /* the caller's: not ours to free */
+	} else if (r->seccomp) {
 		_cleanup_free_ char *cache = xasprintf("%s/cache", r->rt->run_root);
 		if (seccomp_prepare_default(r->proc->caps.bounding, cache, &prog, err) < 0)
 			return -1;
@@ -744,7 +748,7 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 		goto out;
 	}
 	struct proc_ctx pc = {.proc = r->proc, .io = r->io, .userns = r->userns,
-			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
+			      .seccomp = have_prog || r->oci.seccomp ? &prog : NULL, .report_fd = report[1],
 			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self,
 			      .oci = r->oci};
 	if (terminal) {

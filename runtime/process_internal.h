@@ -6,6 +6,7 @@
 #include "runtime/runtime_internal.h"
 #include "runtime/seccomp_internal.h"
 
+struct seccomp_prog;
 /* What an OCI container's process does otherwise (all zero: nothing). */
 struct proc_oci {
 	/* `create`: once ready to exec, report so, let the parent go without
@@ -19,6 +20,8 @@ struct proc_oci {
 	const uint32_t *groups;
 	size_t n_groups;
 	int preserve_fds; /* fds 3 .. 3+N-1 stay open in the container */
+	/* linux.seccomp, compiled (the caller's; loaded as late as hutch's own) */
+	const struct seccomp_prog *seccomp;
 };
 
 struct proc_ctx {

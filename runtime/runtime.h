@@ -625,6 +625,27 @@ struct hutch_kv {
 	char *key, *value;
 };
 
+/* linux.seccomp: libseccomp's values (SCMP_ACT_*, SCMP_ARCH_*, SCMP_CMP_*). */
+struct hutch_oci_seccomp_arg {
+	unsigned index;
+	uint64_t value, value_two;
+	int op;
+};
+struct hutch_oci_syscall {
+	char **names;
+	size_t n_names;
+	uint32_t action;
+	struct hutch_oci_seccomp_arg *args;
+	size_t n_args;
+};
+struct hutch_oci_seccomp {
+	uint32_t default_action;
+	uint32_t *arches;
+	size_t n_arches;
+	struct hutch_oci_syscall *syscalls;
+	size_t n_syscalls;
+};
+
 /* What a bundle's config.json says that struct hutch_spec does not hold. */
 struct hutch_oci_config {
 	struct hutch_spec *spec; /* spec->oci set; spec->id: sha256 of the OCI id */
@@ -641,6 +662,7 @@ struct hutch_oci_config {
 	size_t n_additional_gids;
 	char *domainname;
 	char *cgroups_path;
+	struct hutch_oci_seccomp *seccomp; /* NULL: none */
 	unsigned short console_height, console_width; /* 0: not given */
 	/* what is accepted but not applied, one sentence each */
 	char **warnings;
