@@ -318,10 +318,12 @@ static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 			return hutch_fail_sys(err, "drop capability %d from the bounding set", c);
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		return hutch_fail_sys(err, "keep capabilities");
-	/* A single-id user namespace has setgroups denied: keep what we have. */
+	/* A single-id user namespace has setgroups denied: keep what we have
+	 * (unless an OCI bundle asks for groups there: that cannot be done). */
 	size_t n_groups = p->oci.groups_given ? p->oci.n_groups : u->n_groups;
 	const gid_t *groups = p->oci.groups_given ? (const gid_t *)p->oci.groups : u->groups;
-	if (setgroups(n_groups, groups) < 0 && !(errno == EPERM && p->userns && !n_groups))
+	if (setgroups(n_groups, groups) < 0 &&
+	    !(errno == EPERM && p->userns && (!p->oci.groups_given || !n_groups)))
 		return hutch_fail_sys(err, "setgroups");
 	if (setresgid(u->gid, u->gid, u->gid) < 0)
 		return errno == EINVAL && p->userns ? unmapped(p, u, err)
