@@ -322,6 +322,11 @@ def test_podman_runs_with_hutch_oci(oci, state, tmp):
         cp = subprocess.run(pod + ["run", "--rm", *common, "localhost/bb:oci", "sh", "-c",
                                    "exit 3"], capture_output=True, text=True, timeout=120)
         assert cp.returncode == 3
+        # -t: the pty through conmon's console socket
+        cp = subprocess.run(pod + ["run", "--rm", "-t", *common, "localhost/bb:oci", "tty"],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=120)
+        assert cp.returncode == 0 and cp.stdout.strip() == "/dev/pts/0", cp.stderr
         cp = subprocess.run(pod + ["run", "-d", "--name", "oci-d", *common,
                                    "localhost/bb:oci", "sleep", "60"],
                             capture_output=True, text=True, timeout=120)
@@ -454,3 +459,16 @@ def test_seccomp_profile_applies_to_the_process_and_exec(oci, tmp):
     assert "cont-ok" in text and "Operation not permitted" in text, text
     cp = oci.run("exec", "sc1", "mkdir", "/tmp/y", check=False)
     assert cp.returncode != 0 and "Function not implemented" in cp.stderr, cp.stderr
+
+
+def test_preserve_fds_reach_the_container(oci, tmp):
+    b = oci.bundle(args=("sh", "-c", "echo via-fd3 >&3; ls /proc/self/fd | wc -l"))
+    out, fd3, fd4 = tmp / "out", tmp / "fd3", tmp / "fd4"
+    # fd 3 passed on; fd 4 (open in the caller too) is not
+    cp = subprocess.run(["sh", "-c", f'exec 3>"{fd3}" 4>"{fd4}"; exec "$@" >"{out}"', "sh",
+                         oci.bin, "--root", oci.root, "run", "--preserve-fds", "1",
+                         "--bundle", b, "pf"], capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    assert fd3.read_text() == "via-fd3\n"
+    # 0, 1, 2, 3 and ls's own directory fd
+    assert out.read_text().strip() == "5"
