@@ -1155,6 +1155,10 @@ static __attribute__((noreturn)) void oci_exec_child(struct proc_ctx *pc, void *
 	if (pc->parent_pidfd < 0)
 		proc_fail(pc, 125, e);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* --detach: this process outlives exec, which exits as soon as the
+	 * command runs (disarmed before: after, the signal could come first) */
+	if (x->detach)
+		prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 	sigset_t all;
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
@@ -1168,8 +1172,6 @@ static __attribute__((noreturn)) void oci_exec_child(struct proc_ctx *pc, void *
 		proc_setup_and_exec(pc);
 	}
 	close(pc->report_fd);
-	if (x->detach)
-		prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 	proc_run_init(cmd);
 }
 

@@ -638,6 +638,20 @@ static int top_mounts(struct rd *r, jobj *v, const char *path, void *t)
 			mount_clear(m);
 			return -1;
 		}
+		/* crun's and runc's tmpcopyup (podman --read-only asks it for /run,
+		 * /tmp, /var/tmp): not done, the tmpfs starts empty */
+		for (size_t k = 0; k < m->n_options; k++)
+			if (!strcmp(m->options[k], "tmpcopyup")) {
+				warn(r,
+				     "%s.options: tmpcopyup is not done: the tmpfs on %s starts "
+				     "empty",
+				     sub, m->destination);
+				free(m->options[k]);
+				memmove(&m->options[k], &m->options[k + 1],
+					(m->n_options - k) * sizeof(char *));
+				m->n_options--;
+				k--;
+			}
 		bool bind = false;
 		for (size_t k = 0; k < m->n_options; k++)
 			bind |= !strcmp(m->options[k], "bind") || !strcmp(m->options[k], "rbind");

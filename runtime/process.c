@@ -564,9 +564,19 @@ static const char *exec_lookup(const struct proc_ctx *p, char **env, char full[4
  * to connect, and reports to it from here on (the exec closes it). */
 static void wait_for_start(struct proc_ctx *p)
 {
-	proc_report(p->report_fd, 0, 0, NULL);
-	close(p->report_fd);
+	/* The parent-death signal goes before the report: create exits once it
+	 * has it, and the signal would kill us with it. A create that died
+	 * before (killed) takes us along, as the signal would have. */
 	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+	struct pollfd parent = {.fd = p->parent_pidfd, .events = POLLIN};
+	if (p->parent_pidfd >= 0 && poll(&parent, 1, 0) != 0)
+		_exit(128 + SIGKILL);
+	struct child_report rep = {.ret = 0};
+	signal(SIGPIPE, SIG_IGN);
+	if (write(p->report_fd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+		_exit(128 + SIGKILL);
+	signal(SIGPIPE, SIG_DFL);
+	close(p->report_fd);
 	int conn;
 	do
 		conn = accept4(p->oci.start_sock, NULL, NULL, SOCK_CLOEXEC);

@@ -322,6 +322,14 @@ def test_podman_runs_with_hutch_oci(oci, state, tmp):
         cp = subprocess.run(pod + ["run", "--rm", *common, "localhost/bb:oci", "sh", "-c",
                                    "exit 3"], capture_output=True, text=True, timeout=120)
         assert cp.returncode == 3
+        # --read-only (its tmpfs mounts ask for tmpcopyup) and --cap-drop all
+        cp = subprocess.run(pod + ["run", "--rm", "--read-only", "--cap-drop", "all", *common,
+                                   "localhost/bb:oci", "sh", "-c",
+                                   "touch /x 2>/dev/null || echo read-only; "
+                                   "grep CapEff /proc/self/status"],
+                            capture_output=True, text=True, timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stdout.split() == ["read-only", "CapEff:", "0000000000000000"], cp.stdout
         # -t: the pty through conmon's console socket
         cp = subprocess.run(pod + ["run", "--rm", "-t", *common, "localhost/bb:oci", "tty"],
                             stdin=subprocess.DEVNULL, capture_output=True, text=True,
