@@ -40,10 +40,14 @@ BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry
 .PHONY: all clean deps bench-deps check test unit unit-asan integration integration-rootless \
 	check-vm demo bench fuzz fuzz-smoke format
 
-all: build/hutch
+all: build/hutch build/hutch-oci
 
 build/hutch: $(LIB_OBJS) $(CLI_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(HUTCH_LIBS)
+
+# the OCI runtime command line (cli/oci.c): hutch reads its own name
+build/hutch-oci: build/hutch
+	ln -sf hutch $@
 
 $(OBJ)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
@@ -102,11 +106,11 @@ unit: $(UNIT_BINS)
 unit-asan: $(UNIT_ASAN_BINS)
 	@set -e; for t in $(UNIT_ASAN_BINS); do echo "== $$t (asan+ubsan)"; $$t; done
 
-integration: build/hutch
+integration: build/hutch build/hutch-oci
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # The integration suite again, as an unprivileged test user (rootless mode).
-integration-rootless: build/hutch
+integration-rootless: build/hutch build/hutch-oci
 	tests/rootless/run.sh
 
 # cgroup v2 enforcement in a VM (Debian's kernel under qemu, TCG).
@@ -155,7 +159,7 @@ INIT_DIR ?= $(SYSCONFDIR)/init.d
 INSTALL ?= install
 # Other names of the binary (hutch reads its own name), installed as symlinks
 # to hutch in BINDIR.
-BIN_LINKS :=
+BIN_LINKS := hutch-oci
 DIST_SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 DOCS := README.md $(wildcard docs/*.md)

@@ -30,6 +30,8 @@ int cmd_internal(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv);
 /* stop, kill, rm, inspect */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
+/* hutch-oci: the OCI runtime command line (cli/oci.c), when argv[0] says so */
+int cmd_oci(int argc, char **argv);
 /* network create, ls, inspect, rm */
 int cmd_network(struct cli_ctx *ctx, int argc, char **argv);
 

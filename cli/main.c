@@ -128,6 +128,10 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 125;
 	}
+	const char *self = strrchr(argv[0], '/');
+	self = self ? self + 1 : argv[0];
+	if (!strcmp(self, "hutch-oci"))
+		return cmd_oci(argc, argv);
 	struct cli_ctx ctx = {.prog = "hutch", .rootless = running_rootless()};
 	hutch_trace("main");
 	const char *root = NULL;

@@ -67,12 +67,13 @@ static void warn_unenforced(const struct hutch_runtime *rt, const struct hutch_s
 			    const struct cgroup *cg, const char *where)
 {
 	char missing[256] = "";
+	/* named as the user gave them: hutch run's options, or an OCI bundle's fields */
 	if (spec->resources.memory_max && !cg->has_memory)
-		strcat(missing, " --memory");
+		strcat(missing, spec->oci ? " linux.resources.memory.limit" : " --memory");
 	if (spec->resources.cpu_quota_us && !cg->has_cpu)
-		strcat(missing, " --cpus");
+		strcat(missing, spec->oci ? " linux.resources.cpu.quota" : " --cpus");
 	if (spec->resources.pids_max && !cg->has_pids)
-		strcat(missing, " --pids-limit");
+		strcat(missing, spec->oci ? " linux.resources.pids.limit" : " --pids-limit");
 	if (!*missing)
 		return;
 	hutch_runtime_log(rt, HUTCH_LOG_WARNING,

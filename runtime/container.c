@@ -39,7 +39,7 @@ struct child_args {
 };
 
 
-static int set_loopback_up(struct hutch_err **err)
+int net_loopback_up(struct hutch_err **err)
 {
 	_cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
@@ -72,7 +72,7 @@ static __attribute__((noreturn)) void child_main(struct proc_ctx *pc, void *arg)
 			hutch_fail_sys(&err, "join the network namespace %s", net->path);
 			proc_fail(pc, code, err);
 		}
-	} else if (net && set_loopback_up(&err) < 0) {
+	} else if (net && net_loopback_up(&err) < 0) {
 		proc_fail(pc, code, err);
 	}
 	if (sethostname(spec->hostname, strlen(spec->hostname)) < 0) {

@@ -735,6 +735,32 @@ static int rw_tmpfs_mount(const struct mount_ctx *ctx, struct hutch_err **err)
 	return 0;
 }
 
+/* An OCI bundle's root: its directory bound onto itself (in the container's
+ * mount namespace), so that it is a mount pivot_root can take. */
+static int bind_rootfs(const struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
+{
+	const char *path = ctx->spec->root.path;
+	_cleanup_close_ int mfd =
+	    open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (mfd < 0)
+		return hutch_fail_sys(err, "bind the root filesystem %s", path);
+	if (ctx->nodev) {
+		struct mount_attr attr = {.attr_set = MOUNT_ATTR_NODEV};
+		if (mount_setattr(mfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+			return hutch_fail_sys(err, "make the root filesystem %s nodev", path);
+	}
+	_cleanup_close_ int target = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (target < 0)
+		return hutch_fail_sys(err, "open the root filesystem %s", path);
+	if (attach(mfd, target, path, err) < 0)
+		return -1;
+	int rootfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return hutch_fail_sys(err, "open %s", path);
+	*rootfd_out = rootfd;
+	return 0;
+}
+
 int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = ctx->spec;
@@ -745,6 +771,8 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
 		return hutch_fail_sys(err, "make mounts private");
 	if (ctx->rw_tmpfs && rw_tmpfs_mount(ctx, err) < 0)
 		return -1;
+	if (spec->root.path)
+		return bind_rootfs(ctx, rootfd_out, err);
 
 	_cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fsfd < 0)

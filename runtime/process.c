@@ -319,8 +319,12 @@ static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 			return hutch_fail_sys(err, "drop capability %d from the bounding set", c);
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		return hutch_fail_sys(err, "keep capabilities");
-	/* A single-id user namespace has setgroups denied: keep what we have. */
-	if (setgroups(u->n_groups, u->groups) < 0 && !(errno == EPERM && p->userns))
+	/* A single-id user namespace has setgroups denied: keep what we have
+	 * (unless an OCI bundle asks for groups there: that cannot be done). */
+	size_t n_groups = p->oci.groups_given ? p->oci.n_groups : u->n_groups;
+	const gid_t *groups = p->oci.groups_given ? (const gid_t *)p->oci.groups : u->groups;
+	if (setgroups(n_groups, groups) < 0 &&
+	    !(errno == EPERM && p->userns && (!p->oci.groups_given || !n_groups)))
 		return hutch_fail_sys(err, "setgroups");
 	if (setresgid(u->gid, u->gid, u->gid) < 0)
 		return errno == EINVAL && p->userns ? unmapped(p, u, err)
@@ -511,12 +515,11 @@ static int exec_check(const char *path)
 /* Find the command the way execvpe would (the container's PATH; Docker's exit
  * codes), then exec it through hutch-dmz from its sealed memfd, so that
  * /proc/self/exe is never hutch's own binary while the command is exec'd. */
-static __attribute__((noreturn)) void exec_command(const struct proc_ctx *p, char **env)
+static const char *exec_lookup(const struct proc_ctx *p, char **env, char full[4096])
 {
 	char *const *argv = p->proc->args;
 	const char *cmd = argv[0];
 	struct hutch_err *err = NULL;
-	char full[4096];
 	const char *path = NULL;
 	int saw = ENOENT;
 	if (strchr(cmd, '/')) {
@@ -534,7 +537,7 @@ static __attribute__((noreturn)) void exec_command(const struct proc_ctx *p, cha
 		while (*search && !path) {
 			const char *colon = strchrnul(search, ':');
 			size_t dlen = (size_t)(colon - search);
-			if (dlen + cmdlen + 2 < sizeof(full)) {
+			if (dlen + cmdlen + 2 < 4096) {
 				memcpy(full, dlen ? search : ".", dlen ? dlen : 1);
 				size_t off = dlen ? dlen : 1;
 				full[off++] = '/';
@@ -555,6 +558,42 @@ static __attribute__((noreturn)) void exec_command(const struct proc_ctx *p, cha
 			hutch_fail(&err, saw, "exec \"%s\"", cmd);
 		proc_fail(p, saw == ENOENT || saw == ENOTDIR ? 127 : 126, err);
 	}
+	return path;
+}
+
+/* OCI create: the process is ready; its parent may go. It waits for `start`
+ * to connect, and reports to it from here on (the exec closes it). */
+static void wait_for_start(struct proc_ctx *p)
+{
+	/* The parent-death signal goes before the report: create exits once it
+	 * has it, and the signal would kill us with it. A create that died
+	 * before (killed) takes us along, as the signal would have. */
+	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+	struct pollfd parent = {.fd = p->parent_pidfd, .events = POLLIN};
+	if (p->parent_pidfd >= 0 && poll(&parent, 1, 0) != 0)
+		_exit(128 + SIGKILL);
+	struct child_report rep = {.ret = 0};
+	signal(SIGPIPE, SIG_IGN);
+	if (write(p->report_fd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+		_exit(128 + SIGKILL);
+	signal(SIGPIPE, SIG_DFL);
+	close(p->report_fd);
+	int conn;
+	do
+		conn = accept4(p->oci.start_sock, NULL, NULL, SOCK_CLOEXEC);
+	while (conn < 0 && errno == EINTR);
+	if (conn < 0)
+		_exit(125);
+	close(p->oci.start_sock);
+	p->report_fd = conn;
+}
+
+static __attribute__((noreturn)) void exec_command(struct proc_ctx *p, char **env,
+						    const char *path)
+{
+	char *const *argv = p->proc->args;
+	const char *cmd = argv[0];
+	struct hutch_err *err = NULL;
 	size_t n = p->proc->n_args;
 	char **dargv = xcalloc(n + 3, sizeof(char *));
 	dargv[0] = p->proc->init ? "init" : "exec";
@@ -611,8 +650,16 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	/* Nothing of the host stays open from here on but the report pipe,
 	 * hutch-dmz's memfd and the parent's pidfd (all CLOEXEC): not even for a
 	 * "-w /proc/self/fd/N". */
-	int keep[] = {p->report_fd, p->dmz_fd, p->parent_pidfd};
-	close_fds_except(keep, ARRAY_SIZE(keep));
+	int n_keep = 4 + p->oci.preserve_fds;
+	int *keep = xcalloc((size_t)n_keep, sizeof(int));
+	keep[0] = p->report_fd;
+	keep[1] = p->dmz_fd;
+	keep[2] = p->parent_pidfd;
+	keep[3] = p->oci.wait_start ? p->oci.start_sock : -1;
+	for (int i = 0; i < p->oci.preserve_fds; i++)
+		keep[4 + i] = 3 + i;
+	close_fds_except(keep, (size_t)n_keep);
+	free(keep);
 	/* Verify that the working directory is inside the root (a leaked fd as
 	 * cwd is how CVE-2024-21626 escaped). */
 	char cwdbuf[4096];
@@ -640,13 +687,12 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	pdeathsig_arm(p->parent_pidfd);
 	char **env = build_env(proc, &u);
 	/* No fd of ours may reach the container; the report pipe closes on exec. */
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+	for (int fd = 3; fd < 3 + p->oci.preserve_fds; fd++)
+		fcntl(fd, F_SETFD, 0);
+	if (syscall(SYS_close_range, 3 + p->oci.preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
 		hutch_fail_sys(&err, "close inherited file descriptors");
 		proc_fail(p, code, err);
 	}
-	if (p->seccomp && !seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
-		proc_fail(p, code, err);
-
 	/* --init: hutch-dmz itself stays as pid 1 (an exec'd, sealed program: no fd
 	 * and no binary of the host in the container) and runs the command. */
 	for (int s = 1; s < _NSIG; s++)
@@ -656,7 +702,15 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	exec_command(p, env);
+	char full[4096];
+	const char *path = exec_lookup(p, env, full);
+	/* an OCI create waits here, before its seccomp filter (which need not
+	 * allow accept4) */
+	if (p->oci.wait_start)
+		wait_for_start(p);
+	if (p->seccomp && !seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
+		proc_fail(p, code, err);
+	exec_command(p, env, path);
 }
 
 static void close_pair(int p[2])
@@ -686,7 +740,9 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	bool terminal = r->proc->terminal;
 
 	hutch_trace("seccomp: prepare");
-	if (r->seccomp) {
+	if (r->oci.seccomp) {
+		prog = *r->oci.seccomp; /* the caller's: not ours to free */
+	} else if (r->seccomp) {
 		_cleanup_free_ char *cache = xasprintf("%s/cache", r->rt->run_root);
 		if (seccomp_prepare_default(r->proc->caps.bounding, cache, &prog, err) < 0)
 			return -1;
@@ -705,8 +761,9 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 		goto out;
 	}
 	struct proc_ctx pc = {.proc = r->proc, .io = r->io, .userns = r->userns,
-			      .seccomp = have_prog ? &prog : NULL, .report_fd = report[1],
-			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self};
+			      .seccomp = have_prog || r->oci.seccomp ? &prog : NULL, .report_fd = report[1],
+			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self,
+			      .oci = r->oci};
 	if (terminal) {
 		int tfd = isatty(r->tty_io->stdin_fd) ? r->tty_io->stdin_fd : r->tty_io->stdout_fd;
 		pc.have_winsize = ioctl(tfd, TIOCGWINSZ, &pc.winsize) == 0;

@@ -6,6 +6,24 @@
 #include "runtime/runtime_internal.h"
 #include "runtime/seccomp_internal.h"
 
+struct seccomp_prog;
+/* What an OCI container's process does otherwise (all zero: nothing). */
+struct proc_oci {
+	/* `create`: once ready to exec, report so, let the parent go without
+	 * us (no parent-death signal) and wait for a connection on start_sock
+	 * (a listening socket; `start` connects); then report to that
+	 * connection instead (EOF at exec) */
+	bool wait_start;
+	int start_sock;
+	/* the supplementary groups exactly (process.user.additionalGids) */
+	bool groups_given;
+	const uint32_t *groups;
+	size_t n_groups;
+	int preserve_fds; /* fds 3 .. 3+N-1 stay open in the container */
+	/* linux.seccomp, compiled (the caller's; loaded as late as hutch's own) */
+	const struct seccomp_prog *seccomp;
+};
+
 struct proc_ctx {
 	const struct hutch_process *proc;
 	const struct hutch_io *io;
@@ -17,6 +35,7 @@ struct proc_ctx {
 	int parent_pidfd; /* pidfd of the parent whose death must kill us, -1 if none */
 	bool have_winsize;
 	struct winsize winsize;
+	struct proc_oci oci;
 };
 
 /* One way to start a container's process, for the container's pid 1
@@ -36,6 +55,7 @@ struct spawn_req {
 	bool default_winsize; /* terminal, no size to copy: 24x80 */
 	uint64_t clone_flags; /* CLONE_NEW* */
 	int cgroup_fd; /* clone3 into it; -1: stay in ours */
+	struct proc_oci oci;
 	__attribute__((noreturn)) void (*child)(struct proc_ctx *pc, void *arg);
 	/* parent, after clone3 and before the child goes on (it waits for this):
 	 * e.g. write its id maps */

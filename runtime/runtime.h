@@ -138,6 +138,9 @@ struct hutch_spec {
 		char **layers; /* read-only layer dirs, lowest first */
 		size_t n_layers;
 		bool readonly;
+		/* an OCI bundle's root.path: a directory bound as it is (with no
+		 * layers, no overlay and no rw layer of hutch's) */
+		char *path;
 	} root;
 
 	struct hutch_mount *mounts;
@@ -185,6 +188,10 @@ struct hutch_spec {
 	} resources;
 
 	enum hutch_seccomp_mode seccomp;
+	/* An OCI bundle's spec (ocispec.c): exactly what its config.json says and
+	 * nothing of hutch's own (no /etc files, no defaults); namespaces may be
+	 * shared or joined as validate.c allows, and the hostname may be unset. */
+	bool oci;
 	bool privileged;
 	bool auto_remove; /* --rm: remove rw layer and state when it exits */
 	/* the rw layer (overlay upper and work dirs) on a tmpfs private to the
@@ -616,3 +623,162 @@ char *hutch_state_log_path(const struct hutch_runtime *rt, const struct hutch_st
  * effective and permitted sets of a default spec; inheritable and ambient are
  * empty (CVE-2022-24769). */
 #define HUTCH_DEFAULT_CAPS 0x00000000a80425fbULL
+
+/* ---- OCI bundles: config.json (ocispec.c) and the OCI lifecycle (oci.c) ------ */
+
+enum hutch_oci_hook_kind {
+	HUTCH_HOOK_PRESTART = 0,
+	HUTCH_HOOK_CREATE_RUNTIME,
+	HUTCH_HOOK_CREATE_CONTAINER,
+	HUTCH_HOOK_START_CONTAINER,
+	HUTCH_HOOK_POSTSTART,
+	HUTCH_HOOK_POSTSTOP,
+	HUTCH_HOOK_KINDS
+};
+struct hutch_oci_hook {
+	char *path; /* absolute, in the runtime's namespace */
+	char **args, **env;
+	size_t n_args, n_env;
+	int timeout_s; /* 0: none */
+};
+/* "K" and "V" side by side, in the file's order. */
+struct hutch_kv {
+	char *key, *value;
+};
+
+/* linux.seccomp: libseccomp's values (SCMP_ACT_*, SCMP_ARCH_*, SCMP_CMP_*). */
+struct hutch_oci_seccomp_arg {
+	unsigned index;
+	uint64_t value, value_two;
+	int op;
+};
+struct hutch_oci_syscall {
+	char **names;
+	size_t n_names;
+	uint32_t action;
+	struct hutch_oci_seccomp_arg *args;
+	size_t n_args;
+};
+struct hutch_oci_seccomp {
+	uint32_t default_action;
+	uint32_t *arches;
+	size_t n_arches;
+	struct hutch_oci_syscall *syscalls;
+	size_t n_syscalls;
+};
+
+/* What a bundle's config.json says that struct hutch_spec does not hold. */
+struct hutch_oci_config {
+	struct hutch_spec *spec; /* spec->oci set; spec->id: sha256 of the OCI id */
+	char *oci_version;
+	struct hutch_kv *annotations, *sysctl;
+	size_t n_annotations, n_sysctl;
+	struct hutch_oci_hook *hooks[HUTCH_HOOK_KINDS];
+	size_t n_hooks[HUTCH_HOOK_KINDS];
+	bool has_oom_score_adj;
+	int oom_score_adj;
+	int umask; /* -1: not given */
+	uint32_t uid, gid; /* process.user */
+	uint32_t *additional_gids;
+	size_t n_additional_gids;
+	char *domainname;
+	char *cgroups_path;
+	struct hutch_oci_seccomp *seccomp; /* NULL: none */
+	unsigned short console_height, console_width; /* 0: not given */
+	/* what is accepted but not applied, one sentence each */
+	char **warnings;
+	size_t n_warnings;
+};
+
+/* config.json (text, len bytes) of the bundle at bundle_dir (absolute; a
+ * relative root.path is taken from it) into *out. Every field Linux uses is
+ * read and checked with a message naming it ("linux.resources.memory.limit:
+ * ..."); what hutch cannot do safely or at all is refused by name; unknown
+ * fields are ignored, as the runtime spec asks, with a warning. */
+int hutch_oci_config_parse(const char *text, size_t len, const char *bundle_dir,
+			   struct hutch_oci_config **out, struct hutch_err **err);
+void hutch_oci_config_free(struct hutch_oci_config *c);
+/* An OCI process object (config.json's "process", or exec --process FILE)
+ * into proc (args, env, cwd, user "uid:gid", terminal, capabilities, rlimits,
+ * noNewPrivileges); the extras (umask, groups) into cfg when it is given. */
+int hutch_oci_process_parse(const char *text, size_t len, struct hutch_process *proc,
+			    struct hutch_err **err);
+void hutch_process_clear(struct hutch_process *proc);
+/* update --resources: linux.resources' memory, cpu and pids into out, where
+ * -1 (memory_max, cpu_quota_us, pids_max) means not given and 0 no limit. */
+int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resources *out,
+			      struct hutch_err **err);
+/* The default config.json of `spec` (runc's, with a busybox-friendly "sh"). */
+char *hutch_oci_default_config(bool rootless, uid_t uid, gid_t gid);
+
+/* The OCI lifecycle. Each container has a directory STATE_ROOT/ID (0700):
+ * state.json (what `state` reports, and the pid's start time against pid
+ * reuse), config.json as it was at create (its hooks), and, between create
+ * and start, start.sock: the container's process waits on it before exec. */
+struct hutch_oci_create_opts {
+	const char *id;		    /* the OCI id, any printable text without '/' */
+	const char *bundle;	    /* absolute */
+	const char *state_root;	    /* absolute */
+	const char *console_socket; /* terminal: where the pty master goes */
+	const char *pid_file;	    /* NULL: none */
+	int preserve_fds;	    /* fds 3 .. 3+N-1 passed to the container */
+	bool wait_start;	    /* create: wait for start (run: exec at once) */
+	bool no_pivot;		    /* accepted: hutch always pivots */
+};
+/* Not root, or root of a user namespace only (as under rootless podman). */
+bool hutch_oci_rootless(void);
+int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
+		     const struct hutch_oci_create_opts *o, pid_t *pid, struct hutch_err **err);
+
+enum hutch_oci_status { HUTCH_OCI_CREATED, HUTCH_OCI_RUNNING, HUTCH_OCI_PAUSED, HUTCH_OCI_STOPPED };
+struct hutch_oci_state {
+	char *id, *bundle, *rootfs, *cgroup, *created, *owner;
+	pid_t pid;
+	uint64_t pid_start;
+	struct hutch_kv *annotations;
+	size_t n_annotations;
+	enum hutch_oci_status status; /* as of the load */
+	unsigned namespaces;	      /* its own: bit (1 << HUTCH_NS_*) */
+};
+/* HUTCH_STATE_NOT_FOUND when there is no container id. */
+int hutch_oci_state_load(const char *state_root, const char *id, struct hutch_oci_state **out,
+			 struct hutch_err **err);
+void hutch_oci_state_free(struct hutch_oci_state *s);
+const char *hutch_oci_status_name(enum hutch_oci_status st);
+/* The runtime spec's state JSON (ociVersion, id, status, pid, bundle,
+ * annotations) and runc's extras (rootfs, created, owner). */
+char *hutch_oci_state_json(const struct hutch_oci_state *s, bool pretty);
+/* Every container under state_root (ids, sorted; caller frees each). */
+int hutch_oci_list(const char *state_root, char ***ids, size_t *n, struct hutch_err **err);
+
+/* warn: what failed of the poststart hooks (the container runs on). */
+int hutch_oci_start(const char *state_root, const char *id, struct hutch_err **err,
+		    struct hutch_err **warn);
+/* all: every process in the container's cgroup. */
+int hutch_oci_kill(const char *state_root, const char *id, int sig, bool all,
+		   struct hutch_err **err);
+/* Created or stopped (force: any) -> gone: processes killed, cgroup removed,
+ * poststop hooks run (warn: what failed of them), its directory removed. */
+int hutch_oci_delete(const char *state_root, const char *id, bool force, struct hutch_err **err,
+		     struct hutch_err **warn);
+/* The pids in the container's cgroup (or its pid alone without one). */
+int hutch_oci_pids(const struct hutch_oci_state *s, pid_t **pids, size_t *n,
+		   struct hutch_err **err);
+/* exec: proc in the running container's namespaces and cgroup. The
+ * process (a middle one outside that forwards signals and passes on the
+ * command's exit status) runs with the caller's stdio, or with a terminal
+ * sent to console_socket. detach: returns once the command runs, and the
+ * process outlives the caller; else returns its exit status in *status. */
+struct hutch_oci_exec_opts {
+	const char *pid_file, *console_socket;
+	int preserve_fds;
+	bool detach;
+};
+int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_process *proc,
+		   const struct hutch_oci_exec_opts *o, int *status, struct hutch_err **err);
+/* Set the limits hutch_oci_resources_parse gave in the container's cgroup;
+ * one whose controller the cgroup lacks is refused by name. */
+int hutch_oci_update(const char *state_root, const char *id, const struct hutch_resources *r,
+		     struct hutch_err **err);
+/* cgroup.freeze of the container's cgroup. */
+int hutch_oci_freeze(const char *state_root, const char *id, bool frozen, struct hutch_err **err);

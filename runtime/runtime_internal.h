@@ -170,3 +170,9 @@ int passwd_lookup(const char *content, const char *name_or_uid, uid_t *uid, gid_
 		  char **home);
 int group_lookup(const char *content, const char *name_or_gid, gid_t *gid);
 size_t group_members(const char *content, const char *user, gid_t primary, gid_t **out);
+
+/* ---- ocispec.c ---- */
+/* spec->id for an OCI container id (any text): its sha256 in hex. */
+void oci_spec_set_id(struct hutch_spec *spec, const char *oci_id);
+/* container.c: bring up lo in the current network namespace. */
+int net_loopback_up(struct hutch_err **err);

@@ -682,7 +682,7 @@ static void free_ctx(scmp_filter_ctx *ctx)
 }
 #define _cleanup_seccomp_ __attribute__((cleanup(free_ctx)))
 
-static int export_bpf(scmp_filter_ctx ctx, struct seccomp_prog *out, struct hutch_err **err)
+int seccomp_export_prog(scmp_filter_ctx ctx, struct seccomp_prog *out, struct hutch_err **err)
 {
 	_cleanup_close_ int fd = memfd_create("hutch-seccomp", MFD_CLOEXEC);
 	if (fd < 0)
@@ -745,7 +745,7 @@ int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_
 			n_rules++;
 		}
 	}
-	if (export_bpf(ctx, out, err) < 0)
+	if (seccomp_export_prog(ctx, out, err) < 0)
 		return -1;
 	out->n_rules = n_rules;
 

@@ -84,6 +84,9 @@ int seccomp_load_prepared(const struct seccomp_prog *p, struct hutch_err **err);
 
 void seccomp_prog_free(struct seccomp_prog *p);
 
+/* A libseccomp filter's BPF into out (an OCI bundle's linux.seccomp). */
+int seccomp_export_prog(scmp_filter_ctx ctx, struct seccomp_prog *out, struct hutch_err **err);
+
 /* Install the default profile in the calling thread (after no_new_privs or
  * with CAP_SYS_ADMIN). caps = the container's effective capability mask (bit
  * n = capability n) which enables the capability-conditional rules as Docker

@@ -115,6 +115,7 @@ void hutch_spec_free(struct hutch_spec *s)
 	free(s->process.user);
 	free(s->process.rlimits);
 	strv_free(s->root.layers, s->root.n_layers);
+	free(s->root.path);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		free(s->mounts[i].destination);
 		free(s->mounts[i].type);

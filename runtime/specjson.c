@@ -151,6 +151,7 @@ typedef typeof(((struct hutch_spec *)0)->root) root_t;
 static const struct sj_field root_fields[] = {
     STRV(root_t, layers, n_layers),
     BOOL(root_t, readonly),
+    FIELD(root_t, path, SJ_STR, .optional = true),
 };
 static const struct sj_type root_type = TYPE(root_t, root_fields);
 
@@ -252,6 +253,7 @@ static const struct sj_field spec_fields[] = {
     LIST(spec_t, devices, n_devices, device_type),
     OBJ(spec_t, resources, resources_type),
     ENUM(spec_t, seccomp, seccomp_enum),
+    FIELD(spec_t, oci, SJ_BOOL, .optional = true),
     BOOL(spec_t, privileged),
     BOOL(spec_t, auto_remove),
     BOOL(spec_t, rw_tmpfs),
@@ -267,7 +269,7 @@ static const struct sj_type spec_type = TYPE(spec_t, spec_fields);
  * (it would silently not survive a restart): when one of these fails, add the
  * new member to its table, then update the size here. */
 #ifdef __LP64__ /* the sizes below are x86_64's and other 64-bit ABIs' */
-_Static_assert(sizeof(struct hutch_spec) == 544, "struct hutch_spec changed: see spec_fields");
+_Static_assert(sizeof(struct hutch_spec) == 552, "struct hutch_spec changed: see spec_fields");
 _Static_assert(sizeof(struct hutch_process) == 120,
 	       "struct hutch_process changed: see process_fields");
 _Static_assert(sizeof(struct hutch_mount) == 40, "struct hutch_mount changed: see mount_fields");

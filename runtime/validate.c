@@ -120,10 +120,16 @@ static int validate_namespaces(const struct hutch_spec *s, struct hutch_err **er
 		seen |= 1u << ns->type;
 		if (!ns->path)
 			continue;
-		if (ns->type != HUTCH_NS_NETWORK)
+		/* an OCI bundle may join these (a pod's ipc, uts and network);
+		 * the child does (oci.c) */
+		bool joinable = ns->type == HUTCH_NS_NETWORK ||
+				(s->oci && (ns->type == HUTCH_NS_IPC || ns->type == HUTCH_NS_UTS ||
+					    ns->type == HUTCH_NS_CGROUP));
+		if (!joinable)
 			return hutch_fail(err, 0,
 					  "joining an existing %s namespace (%s) is not supported: "
-					  "only a network namespace can be joined by path",
+					  "only network, ipc, uts and cgroup namespaces can be "
+					  "joined by path",
 					  name, ns->path);
 		if (!*ns->path || ns->path[0] != '/')
 			return hutch_fail(err, 0,
@@ -132,8 +138,13 @@ static int validate_namespaces(const struct hutch_spec *s, struct hutch_err **er
 	}
 	static const enum hutch_ns_type always[] = {HUTCH_NS_MOUNT, HUTCH_NS_PID, HUTCH_NS_UTS,
 						    HUTCH_NS_IPC, HUTCH_NS_CGROUP};
+	/* An OCI bundle may share the caller's ipc, uts and cgroup namespaces
+	 * (podman --ipc host, --uts host; no cgroup namespace on cgroup v1
+	 * hosts) and its pid namespace (--pid host): none lets the container
+	 * change the host's mounts, and the hostname is refused without a uts
+	 * namespace of its own (below). */
 	for (size_t i = 0; i < ARRAY_SIZE(always); i++)
-		if (!(seen & (1u << always[i])))
+		if (!(seen & (1u << always[i])) && (!s->oci || always[i] == HUTCH_NS_MOUNT))
 			return hutch_fail(err, 0,
 					  "a container without its own %s namespace is not "
 					  "supported: hutch gives every container a new one",
@@ -257,7 +268,7 @@ int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 	if (!path_is_clean_absolute(s->process.cwd))
 		return hutch_fail(err, 0, "working directory '%s' must be an absolute path",
 				  s->process.cwd ? s->process.cwd : "");
-	if (s->root.n_layers == 0)
+	if (s->root.n_layers == 0 && !s->root.path)
 		return hutch_fail(err, 0, "the container has no root filesystem layers");
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const struct hutch_mount *m = &s->mounts[i];
@@ -271,11 +282,15 @@ int hutch_spec_validate(const struct hutch_spec *s, struct hutch_err **err)
 	}
 	if (refuse_mounts_in_shared_binds(s, err) < 0)
 		return -1;
-	if (!s->hostname)
+	if (s->oci && s->hostname && !(spec_ns_mask(s) & (1u << HUTCH_NS_UTS)))
+		return hutch_fail(err, 0,
+				  "a hostname is given but the container has no uts namespace of its "
+				  "own: setting it would set the host's");
+	if (!s->hostname && !s->oci)
 		return hutch_fail(err, 0, "the spec has no hostname (set it, e.g. to the first "
 					  "12 characters of the id, as hutch run does)");
 	char why[HUTCH_REASON_MAX];
-	const char *problem = hutch_hostname_problem(s->hostname, why);
+	const char *problem = s->hostname ? hutch_hostname_problem(s->hostname, why) : NULL;
 	if (problem) {
 		_cleanup_free_ char *shown = printable(s->hostname, strlen(s->hostname));
 		return hutch_fail(err, 0,

@@ -54,6 +54,7 @@ def test_install_with_destdir_puts_each_file_in_place_with_its_mode(tmp):
     make("install", f"DESTDIR={stage}", "PREFIX=/usr")
     want = {
         "usr/bin/hutch": 0o755,
+        "usr/bin/hutch-oci": 0o777,  # a symlink: hutch reads its name
         "usr/lib/systemd/system/hutch-restore.service": 0o644,
         "usr/lib/systemd/user/hutch-restore.service": 0o644,
         "etc/init.d/hutch-restore": 0o755,
@@ -61,9 +62,10 @@ def test_install_with_destdir_puts_each_file_in_place_with_its_mode(tmp):
     want.update({f"usr/share/doc/hutch/{d}": 0o644 for d in DOCS})
     assert files_under(stage) == want
     assert (stage / "usr/bin/hutch").read_bytes() == (REPO / "build/hutch").read_bytes()
+    assert os.readlink(stage / "usr/bin/hutch-oci") == "hutch"
 
     for rel in want:
-        if rel.startswith("usr/share/doc") or rel == "usr/bin/hutch":
+        if rel.startswith("usr/share/doc") or rel.startswith("usr/bin/"):
             continue
         text = (stage / rel).read_text()
         # the final paths, never the staging dir nor a placeholder
@@ -106,7 +108,7 @@ def test_install_honours_prefix_and_the_directory_variables(tmp):
     make("install", f"DESTDIR={tmp}", "PREFIX=/opt/h", "SYSCONFDIR=/etc/h",
          "SYSTEMD_UNIT_DIR=/lib/systemd/system")
     assert set(files_under(tmp)) == {
-        "opt/h/bin/hutch", "lib/systemd/system/hutch-restore.service",
+        "opt/h/bin/hutch", "opt/h/bin/hutch-oci", "lib/systemd/system/hutch-restore.service",
         "opt/h/lib/systemd/user/hutch-restore.service", "etc/h/init.d/hutch-restore",
         *(f"opt/h/share/doc/hutch/{d}" for d in DOCS)}
     assert unit_keys(tmp / "lib/systemd/system/hutch-restore.service")["ExecStart"] == \

@@ -1,0 +1,482 @@
+"""hutch-oci: the OCI runtime command line, against bundles made here (a busybox
+rootfs and a config.json from `hutch-oci spec`, edited per test) and with podman
+as a real engine. Root and rootless (the rootless config: a user namespace that
+maps the caller to root)."""
+import array
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_for
+
+ROOTLESS = os.geteuid() != 0
+
+
+@pytest.fixture
+def oci(state, tmp):
+    o = Oci(state, tmp)
+    yield o
+    o.cleanup()
+
+
+class Oci:
+    def __init__(self, state, tmp):
+        # hutch reads its name: a link named hutch-oci to the binary under test
+        # (build/hutch-oci is one; HUTCH_BIN may be elsewhere)
+        (tmp / "bin").mkdir()
+        os.symlink(os.path.abspath(state.bin), tmp / "bin" / "hutch-oci")
+        self.bin = str(tmp / "bin" / "hutch-oci")
+        self.root = tmp / "oci-state"
+        self.tmp = tmp
+        self.bb = state.bb_rootfs
+        self.made = []
+
+    def run(self, *args, check=True, timeout=30, glob=(), **kw):
+        cmd = [self.bin, "--root", str(self.root), *glob, *[str(a) for a in args]]
+        kw.setdefault("capture_output", True)
+        cp = subprocess.run(cmd, text=True, timeout=timeout, **kw)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"exit {cp.returncode}: {cmd}\n{cp.stdout}\n{cp.stderr}")
+        return cp
+
+    def bundle(self, name="b", args=("true",), edit=None):
+        b = self.tmp / name
+        b.mkdir()
+        shutil.copytree(self.bb, b / "rootfs", symlinks=True)
+        spec = ["spec", "--bundle", b] + (["--rootless"] if ROOTLESS else [])
+        self.run(*spec)
+        cfg = json.loads((b / "config.json").read_text())
+        cfg["process"]["terminal"] = False
+        cfg["process"]["args"] = list(args)
+        cfg["root"]["readonly"] = False
+        if edit:
+            edit(cfg)
+        (b / "config.json").write_text(json.dumps(cfg))
+        return b
+
+    def run_to_files(self, *args, out=None, **kw):
+        """A command whose stdio the container keeps (create, run, exec --detach): to
+        files, since a pipe would stay open as long as the container runs."""
+        err = self.tmp / f"stderr-{len(self.made)}-{time.monotonic_ns()}"
+        with open(out or os.devnull, "w") as o, open(err, "w") as e:
+            cp = self.run(*args, stdout=o, stderr=e, capture_output=False, **kw)
+        cp.stderr = err.read_text()
+        return cp
+
+    def create(self, cid, bundle, out=None, **kw):
+        self.made.append(cid)
+        return self.run_to_files("create", "--bundle", bundle, cid, out=out, **kw)
+
+    def state(self, cid):
+        return json.loads(self.run("state", cid).stdout)
+
+    def wait_status(self, cid, status):
+        return wait_for(lambda: self.state(cid)["status"] == status, timeout=10,
+                        what=f"{cid} {status}")
+
+    def cleanup(self):
+        for cid in self.made:
+            self.run("delete", "--force", cid, check=False)
+
+
+def test_lifecycle_create_start_state_kill_delete(oci, tmp):
+    out = tmp / "out"
+    b = oci.bundle(args=("sh", "-c", "echo started; exec sleep 60"),
+                   edit=lambda c: c.update(annotations={"org.example.k": "v"}))
+    oci.create("c1", b, out=out, check=True)
+    st = oci.state("c1")
+    assert st["ociVersion"].startswith("1.")
+    assert st["id"] == "c1" and st["status"] == "created" and st["bundle"] == str(b)
+    assert st["annotations"] == {"org.example.k": "v"}
+    pid = st["pid"]
+    assert pid > 0 and os.path.exists(f"/proc/{pid}")
+    # it waits before exec until start
+    time.sleep(0.2)
+    assert out.read_text() == ""
+    assert oci.state("c1")["status"] == "created"
+    oci.run("start", "c1")
+    wait_for(lambda: out.read_text() == "started\n", what="output after start")
+    st = oci.state("c1")
+    assert st["status"] == "running" and st["pid"] == pid
+    listed = json.loads(oci.run("list", "--format", "json").stdout)
+    assert [c["id"] for c in listed] == ["c1"]
+    assert pid in json.loads(oci.run("ps", "--format", "json", "c1").stdout)
+    # a running container is not deleted without --force
+    cp = oci.run("delete", "c1", check=False)
+    assert cp.returncode != 0 and "running" in cp.stderr
+    oci.run("kill", "c1", "KILL")
+    oci.wait_status("c1", "stopped")
+    assert oci.state("c1")["pid"] == 0
+    cp = oci.run("kill", "c1", "TERM", check=False)
+    assert cp.returncode != 0 and "stopped" in cp.stderr
+    oci.run("delete", "c1")
+    cp = oci.run("state", "c1", check=False)
+    assert cp.returncode != 0 and "does not exist" in cp.stderr
+    assert not (oci.root / "c1").exists()
+
+
+def test_kill_before_start_and_delete_created(oci):
+    b = oci.bundle(args=("sleep", "60"))
+    oci.create("k1", b)
+    oci.run("kill", "k1", "KILL")
+    oci.wait_status("k1", "stopped")
+    cp = oci.run("start", "k1", check=False)
+    assert cp.returncode != 0 and "stopped" in cp.stderr
+    oci.run("delete", "k1")
+    oci.create("k2", b)
+    pid = oci.state("k2")["pid"]
+    oci.run("delete", "k2")  # a created container goes without --force, as with runc
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}/stat") or
+             open(f"/proc/{pid}/stat").read().split(") ")[1][0] in "ZX", what="pid gone")
+    assert oci.run("list", "-q").stdout == ""
+
+
+def test_start_twice_and_duplicate_id(oci):
+    b = oci.bundle(args=("sleep", "60"))
+    oci.create("d1", b)
+    cp = oci.create("d1", b, check=False)
+    assert cp.returncode != 0 and "already exists" in cp.stderr
+    oci.run("start", "d1")
+    cp = oci.run("start", "d1", check=False)
+    assert cp.returncode != 0 and "running" in cp.stderr
+
+
+def test_run_foreground_exit_code_and_start_error(oci):
+    b = oci.bundle(args=("sh", "-c", "exit 7"))
+    cp = oci.run_to_files("run", "--bundle", b, "r1", check=False)
+    assert cp.returncode == 7, cp.stderr
+    assert not (oci.root / "r1").exists()
+    b2 = oci.bundle("b2", args=("no-such-command",))
+    cp = oci.create("r2", b2, check=False)
+    assert cp.returncode == 127 and "not found" in cp.stderr
+    assert not (oci.root / "r2").exists()
+
+
+def test_errors_go_to_the_log_as_json(oci, tmp):
+    log = tmp / "log.json"
+    b = oci.bundle(edit=lambda c: c["linux"].update(intelRdt={"closID": "x"}))
+    cp = oci.run("create", "--bundle", b, "e1", check=False,
+                 glob=("--log", log, "--log-format", "json"))
+    assert cp.returncode != 0
+    entries = [json.loads(l) for l in log.read_text().splitlines()]
+    assert entries and entries[-1]["level"] == "error"
+    assert "linux.intelRdt" in entries[-1]["msg"] and entries[-1]["time"]
+    assert not (oci.root / "e1").exists()
+    # text too, and what the spec says must be ignored is, with a warning
+    log2 = tmp / "log.txt"
+    b2 = oci.bundle("b2", edit=lambda c: c.update(futureThing={"x": 1}))
+    cp = oci.run_to_files("run", "--bundle", b2, "e2", glob=("--log", log2, "--log-format", "text"))
+    assert "futureThing" in cp.stderr and "level=warning" in log2.read_text()
+
+
+@pytest.mark.parametrize("section,value,needle", [
+    ("linux.sysctl", {"kernel.core_pattern": "|/tmp/x"}, "not namespaced"),
+    ("linux.intelRdt", {"closID": "x"}, "linux.intelRdt is not supported"),
+    ("linux.seccomp", {"defaultAction": "SCMP_ACT_NOTIFY"}, "SCMP_ACT_NOTIFY"),
+    ("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x"},
+     "linux.seccomp.listenerPath"),
+    ("linux.namespaces", [{"type": "pid"}, {"type": "uts"}] +
+     ([{"type": "user"}] if ROOTLESS else []), "mount namespace"),
+    ("mounts", [{"destination": "../etc", "type": "tmpfs", "source": "tmpfs"}], "mounts[0]"),
+    ("process.user", {"uid": -1, "gid": 0}, "process.user.uid"),
+])
+def test_refused_by_name(oci, section, value, needle):
+    def edit(c):
+        obj = c
+        keys = section.split(".")
+        for k in keys[:-1]:
+            obj = obj[k]
+        obj[keys[-1]] = value
+    b = oci.bundle(edit=edit)
+    cp = oci.create("x", b, check=False)
+    assert cp.returncode != 0 and needle in cp.stderr, cp.stderr
+    assert not (oci.root / "x").exists()
+
+
+def test_config_sections_reach_the_process(oci, tmp):
+    script = ("id; umask; hostname; echo $FOO; pwd; ulimit -n; grep CapEff /proc/self/status; "
+              "cat /proc/self/oom_score_adj; cat /proc/sys/net/ipv4/ip_default_ttl; "
+              "cat /proc/timer_list 2>&1 | wc -c; touch /ro-test 2>&1 || echo readonly-root")
+
+    def edit(c):
+        p = c["process"]
+        p["user"] = {"uid": 0 if ROOTLESS else 1000, "gid": 0 if ROOTLESS else 100,
+                     "umask": 0o27}
+        if not ROOTLESS:
+            p["user"]["additionalGids"] = [10, 1000]
+        p["env"].append("FOO=bar")
+        p["cwd"] = "/tmp/work"
+        p["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 321}]
+        p["capabilities"] = {k: ["CAP_KILL", "CAP_CHOWN"] for k in
+                             ("bounding", "effective", "permitted")}
+        if not ROOTLESS:
+            p["capabilities"]["inheritable"] = ["CAP_KILL", "CAP_CHOWN"]
+            p["capabilities"]["ambient"] = ["CAP_KILL", "CAP_CHOWN"]
+        p["oomScoreAdj"] = 500
+        c["hostname"] = "oci-host"
+        c["root"]["readonly"] = True
+        c["linux"]["sysctl"] = {"net.ipv4.ip_default_ttl": "42"}
+        c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["mode=1777"]})
+    b = oci.bundle(args=("sh", "-c", script), edit=edit)
+    out = tmp / "out"
+    cp = oci.run_to_files("run", "--bundle", b, "s1", out=out, check=False)
+    assert cp.returncode == 0, cp.stderr
+    lines = out.read_text().splitlines()
+    if ROOTLESS:
+        assert lines[0].startswith("uid=0(root) gid=0(root)")
+    else:
+        assert lines[0] == "uid=1000(app) gid=100(users) groups=10(wheel),1000(app)"
+    assert lines[1:6] == ["0027", "oci-host", "bar", "/tmp/work", "321"]
+    assert lines[6].split() == ["CapEff:", "0000000000000021"]
+    assert lines[7:9] == ["500", "42"]
+    assert lines[9] == "0"  # masked
+    assert "readonly-root" in lines[-1] or "Read-only" in lines[-1]
+
+
+def test_exec_in_a_running_container(oci, tmp):
+    b = oci.bundle(args=("sleep", "60"))
+    oci.create("x1", b)
+    oci.run("start", "x1")
+    cp = oci.run("exec", "--env", "A=1", "--cwd", "/tmp", "x1", "sh", "-c",
+                 "echo $A $(pwd); exit 4", check=False)
+    assert cp.returncode == 4 and cp.stdout == "1 /tmp\n", cp.stderr
+    proc = tmp / "process.json"
+    proc.write_text(json.dumps({"args": ["sh", "-c", "echo from-process-file; sleep 30"],
+                                "cwd": "/", "user": {"uid": 0, "gid": 0},
+                                "env": ["PATH=/bin"]}))
+    pidfile = tmp / "exec.pid"
+    oci.run_to_files("exec", "--process", proc, "--detach", "--pid-file", pidfile, "x1")
+    pid = int(pidfile.read_text())
+    assert os.path.exists(f"/proc/{pid}")
+    ps = json.loads(oci.run("ps", "--format", "json", "x1").stdout)
+    init = oci.state("x1")["pid"]
+    if (oci.root / "x1").exists() and ROOTLESS and ps == [init]:
+        pass  # no delegated cgroup for this user: ps knows the container's pid 1 only
+    else:
+        assert init in ps and len(ps) >= 2, ps
+    oci.run("kill", "--all", "x1", "KILL")
+    oci.wait_status("x1", "stopped")
+
+
+def test_console_socket_gets_the_terminal(oci, tmp):
+    sock_path = tmp / "console.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(sock_path))
+    srv.listen(1)
+    b = oci.bundle(args=("sh", "-c", "tty; echo on-the-pty"),
+                   edit=lambda c: c["process"].update(terminal=True))
+    oci.made.append("t1")
+    cp = oci.run("create", "--bundle", b, "--console-socket", sock_path, "t1")
+    conn, _ = srv.accept()
+    fds = array.array("i")
+    msg, anc, _, _ = conn.recvmsg(16, socket.CMSG_LEN(fds.itemsize))
+    fds.frombytes(anc[0][2][:fds.itemsize])
+    master = fds[0]
+    oci.run("start", "t1")
+    data = b""
+    deadline = time.monotonic() + 10
+    while b"on-the-pty" not in data and time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    conn.close()
+    srv.close()
+    assert b"/dev/pts/0" in data and b"on-the-pty" in data, data
+
+
+def _podman(base):
+    # its own store, not the host's (podman wants a runroot under 50 characters)
+    return ["podman", "--root", f"{base}/storage", "--runroot", f"{base}/run",
+            "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+
+
+def test_podman_runs_with_hutch_oci(oci, state, tmp):
+    """podman as the engine (conmon calls create, start, state, exec, kill, delete),
+    with no network (its default one would make a bridge on the host)."""
+    base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
+    pod = _podman(base) + ["--runtime", oci.bin]
+    subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
+                   check=True, capture_output=True, timeout=120)
+    # podman's own default seccomp profile, as hutch-oci compiles it
+    common = ["--network", "none",
+              "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+    try:
+        cp = subprocess.run(pod + ["run", "--rm", *common, "localhost/bb:oci", "sh", "-c",
+                                   "echo hello; grep Seccomp: /proc/self/status"],
+                            capture_output=True, text=True, timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stdout.split() == ["hello", "Seccomp:", "2"]
+        cp = subprocess.run(pod + ["run", "--rm", *common, "localhost/bb:oci", "sh", "-c",
+                                   "exit 3"], capture_output=True, text=True, timeout=120)
+        assert cp.returncode == 3
+        # --read-only (its tmpfs mounts ask for tmpcopyup) and --cap-drop all
+        cp = subprocess.run(pod + ["run", "--rm", "--read-only", "--cap-drop", "all", *common,
+                                   "localhost/bb:oci", "sh", "-c",
+                                   "touch /x 2>/dev/null || echo read-only; "
+                                   "grep CapEff /proc/self/status"],
+                            capture_output=True, text=True, timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        assert cp.stdout.split() == ["read-only", "CapEff:", "0000000000000000"], cp.stdout
+        # -t: the pty through conmon's console socket
+        cp = subprocess.run(pod + ["run", "--rm", "-t", *common, "localhost/bb:oci", "tty"],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=120)
+        assert cp.returncode == 0 and cp.stdout.strip() == "/dev/pts/0", cp.stderr
+        cp = subprocess.run(pod + ["run", "-d", "--name", "oci-d", *common,
+                                   "localhost/bb:oci", "sleep", "60"],
+                            capture_output=True, text=True, timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        cp = subprocess.run(pod + ["exec", "oci-d", "sh", "-c", "echo in-exec; exit 5"],
+                            capture_output=True, text=True, timeout=60)
+        assert cp.returncode == 5 and cp.stdout == "in-exec\n", cp.stderr
+        cp = subprocess.run(pod + ["stop", "-t", "1", "oci-d"], capture_output=True,
+                            text=True, timeout=60)
+        assert cp.returncode == 0, cp.stderr
+        cp = subprocess.run(pod + ["rm", "oci-d"], capture_output=True, text=True, timeout=60)
+        assert cp.returncode == 0, cp.stderr
+    finally:
+        subprocess.run(pod + ["rm", "-f", "--all"], capture_output=True, timeout=60)
+        subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
+                       timeout=120)
+        if ROOTLESS:  # files of subordinate ids: removed from podman's user namespace
+            subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
+                           timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_hooks_get_the_state_on_stdin(oci, tmp):
+    hook = tmp / "hook.sh"
+    hook.write_text('#!/bin/sh\ncat > "$OUT/$1.json"\necho "$HOOKENV" > "$OUT/$1.env"\n')
+    hook.chmod(0o755)
+    env = [f"OUT={tmp}", "HOOKENV=from-config"]
+    hooks = {k: [{"path": str(hook), "args": ["hook.sh", k], "env": env, "timeout": 10}]
+             for k in ("prestart", "createRuntime", "poststart", "poststop")}
+    b = oci.bundle(args=("sleep", "60"), edit=lambda c: c.update(hooks=hooks))
+    oci.create("h1", b)
+    for k in ("prestart", "createRuntime"):
+        st = json.loads((tmp / f"{k}.json").read_text())
+        assert st["id"] == "h1" and st["status"] == "created" and st["pid"] > 0
+        assert st["bundle"] == str(b)
+        assert (tmp / f"{k}.env").read_text() == "from-config\n"
+    assert not (tmp / "poststart.json").exists()
+    oci.run("start", "h1")
+    assert json.loads((tmp / "poststart.json").read_text())["status"] == "running"
+    oci.run("kill", "h1", "KILL")
+    oci.wait_status("h1", "stopped")
+    assert not (tmp / "poststop.json").exists()
+    oci.run("delete", "h1")
+    assert json.loads((tmp / "poststop.json").read_text())["status"] == "stopped"
+
+
+def test_failing_or_slow_prestart_hook_fails_create(oci, tmp):
+    for name, body, needle in (("fail", "exit 3", "exit code 3"),
+                               ("slow", "exec sleep 30", "timed out after 1 s")):
+        hook = tmp / f"{name}.sh"
+        hook.write_text(f"#!/bin/sh\n{body}\n")
+        hook.chmod(0o755)
+        b = oci.bundle(name, edit=lambda c: c.update(
+            hooks={"prestart": [{"path": str(hook), "timeout": 1}]}))
+        cp = oci.create(name, b, check=False)
+        assert cp.returncode != 0 and needle in cp.stderr, cp.stderr
+        assert "hooks.prestart" in cp.stderr
+        assert not (oci.root / name).exists()
+
+
+def test_delete_removes_what_a_killed_create_left(oci):
+    # a create killed before it wrote its record leaves its directory only
+    (oci.root / "half").mkdir(parents=True)
+    cp = oci.run("state", "half", check=False)
+    assert cp.returncode != 0
+    oci.run("delete", "half")
+    assert not (oci.root / "half").exists()
+
+
+def _cgroup_of(cid):
+    import hashlib
+    from conftest import hutch_cgroup_parent
+    p = hutch_cgroup_parent() / hashlib.sha256(cid.encode()).hexdigest()
+    return p if p.exists() else None
+
+
+def test_pause_resume_and_update(oci, tmp):
+    b = oci.bundle(args=("sleep", "60"))
+    oci.create("p1", b)
+    oci.run("start", "p1")
+    cg = _cgroup_of("p1")
+    if cg is None:
+        # rootless without a delegated cgroup: nothing to freeze or limit, and said so
+        assert ROOTLESS
+        cp = oci.run("pause", "p1", check=False)
+        assert cp.returncode != 0 and "no cgroup" in cp.stderr
+    else:
+        oci.run("pause", "p1")
+        assert oci.state("p1")["status"] == "paused"
+        assert (cg / "cgroup.freeze").read_text().strip() == "1"
+        oci.run("resume", "p1")
+        assert oci.state("p1")["status"] == "running"
+    res = tmp / "res.json"
+    res.write_text(json.dumps({"pids": {"limit": 42}}))
+    cp = oci.run("update", "--resources", res, "p1", check=False)
+    if cg is not None and (cg / "pids.max").exists():
+        assert cp.returncode == 0, cp.stderr
+        assert (cg / "pids.max").read_text().strip() == "42"
+    else:  # this host's cgroup v2 has no pids controller: refused by name
+        assert cp.returncode != 0 and "linux.resources.pids.limit" in cp.stderr, cp.stderr
+    res.write_text(json.dumps({"devices": []}))
+    cp = oci.run("update", "--resources", res, "p1", check=False)
+    assert cp.returncode != 0 and "devices" in cp.stderr
+
+
+def test_seccomp_profile_applies_to_the_process_and_exec(oci, tmp):
+    def edit(c):
+        c["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
+                              "SCMP_ARCH_NOT_A_THING"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat", "no_such_syscall"], "action": "SCMP_ACT_ERRNO",
+                 "errnoRet": 38},
+                # kill(pid, 0) refused, other signals allowed
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                 "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            ]}
+    script = ("mkdir /tmp/x 2>&1; grep Seccomp: /proc/self/status; "
+              "kill -CONT $$ && echo cont-ok; kill -0 $$ 2>&1 || echo zero-refused; "
+              "sleep 30")
+    b = oci.bundle(args=("sh", "-c", script), edit=edit)
+    out = tmp / "out"
+    cp = oci.create("sc1", b, out=out)
+    assert "SCMP_ARCH_NOT_A_THING" in cp.stderr  # left out, with a warning
+    oci.run("start", "sc1")
+    wait_for(lambda: "zero-refused" in out.read_text(), what="the script's output")
+    text = out.read_text()
+    assert "Function not implemented" in text and "Seccomp:\t2" in text, text
+    assert "cont-ok" in text and "Operation not permitted" in text, text
+    cp = oci.run("exec", "sc1", "mkdir", "/tmp/y", check=False)
+    assert cp.returncode != 0 and "Function not implemented" in cp.stderr, cp.stderr
+
+
+def test_preserve_fds_reach_the_container(oci, tmp):
+    b = oci.bundle(args=("sh", "-c", "echo via-fd3 >&3; ls /proc/self/fd | wc -l"))
+    out, fd3, fd4 = tmp / "out", tmp / "fd3", tmp / "fd4"
+    # fd 3 passed on; fd 4 (open in the caller too) is not
+    cp = subprocess.run(["sh", "-c", f'exec 3>"{fd3}" 4>"{fd4}"; exec "$@" >"{out}"', "sh",
+                         oci.bin, "--root", oci.root, "run", "--preserve-fds", "1",
+                         "--bundle", b, "pf"], capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    assert fd3.read_text() == "via-fd3\n"
+    # 0, 1, 2, 3 and ls's own directory fd
+    assert out.read_text().strip() == "5"

@@ -1,0 +1,206 @@
+/* runtime/ocispec.c: an OCI bundle's config.json into the spec model; what
+ * is refused is named by its path, what is unknown is a warning. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <linux/capability.h>
+#include <sys/resource.h>
+
+#include "common/util.h"
+#include "runtime/runtime_internal.h"
+
+static struct hutch_oci_config *parse_ok(const char *text)
+{
+	struct hutch_oci_config *c = NULL;
+	struct hutch_err *err = NULL;
+	int r = hutch_oci_config_parse(text, strlen(text), "/b", &c, &err);
+	if (r < 0)
+		fail_msg("refused: %s", err->msg);
+	return c;
+}
+
+static void refused(const char *text, const char *needle)
+{
+	struct hutch_oci_config *c = NULL;
+	struct hutch_err *err = NULL;
+	assert_int_equal(hutch_oci_config_parse(text, strlen(text), "/b", &c, &err), -1);
+	assert_null(c);
+	assert_non_null(err);
+	if (!strstr(err->msg, needle))
+		fail_msg("'%s' does not name '%s'", err->msg, needle);
+	hutch_err_free(&err);
+}
+
+#define HEAD "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"}, "
+#define PROC "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"}"
+
+static void every_section_is_read(void **state)
+{
+	struct hutch_oci_config *c = parse_ok(
+	    HEAD
+	    "\"hostname\": \"h\", \"domainname\": \"d\","
+	    "\"process\": {\"terminal\": true, \"consoleSize\": {\"height\": 30, \"width\": 100},"
+	    " \"user\": {\"uid\": 1000, \"gid\": 100, \"umask\": 18, \"additionalGids\": [10, 11]},"
+	    " \"args\": [\"sh\", \"-c\", \"x\"], \"env\": [\"A=1\"], \"cwd\": \"/w\","
+	    " \"capabilities\": {\"bounding\": [\"CAP_KILL\"], \"effective\": [\"CAP_KILL\"],"
+	    "  \"permitted\": [\"CAP_KILL\", \"CAP_CHOWN\"]},"
+	    " \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"soft\": 10, \"hard\": 20}],"
+	    " \"noNewPrivileges\": true, \"oomScoreAdj\": -5},"
+	    "\"mounts\": [{\"destination\": \"/data\", \"source\": \"d\", \"options\": "
+	    "[\"rbind\"]},"
+	    " {\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\"}],"
+	    "\"annotations\": {\"k\": \"v\"},"
+	    "\"hooks\": {\"poststop\": [{\"path\": \"/bin/true\", \"timeout\": 3}]},"
+	    "\"linux\": {\"namespaces\": [{\"type\": \"mount\"}, {\"type\": \"network\", \"path\": "
+	    "\"/run/netns/x\"}],"
+	    " \"resources\": {\"memory\": {\"limit\": 67108864, \"swap\": -1}, \"pids\": "
+	    "{\"limit\": "
+	    "9}, \"cpu\": {\"quota\": 50000, \"period\": 100000},"
+	    "  \"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
+	    " \"sysctl\": {\"net.ipv4.ip_forward\": \"1\"}, \"maskedPaths\": [\"/proc/kcore\"],"
+	    " \"readonlyPaths\": [\"/proc/sys\"], \"cgroupsPath\": \"/x/y\"}}");
+	struct hutch_spec *s = c->spec;
+	assert_true(s->oci);
+	assert_string_equal(s->root.path, "/b/rootfs");
+	assert_string_equal(s->hostname, "h");
+	assert_string_equal(c->domainname, "d");
+	assert_true(s->process.terminal);
+	assert_int_equal(c->console_height, 30);
+	assert_string_equal(s->process.user, "1000:100");
+	assert_int_equal(c->umask, 18);
+	assert_int_equal(c->n_additional_gids, 2);
+	assert_int_equal(c->additional_gids[1], 11);
+	assert_int_equal(s->process.n_args, 3);
+	assert_string_equal(s->process.cwd, "/w");
+	assert_int_equal(s->process.caps.bounding, 1ULL << CAP_KILL);
+	assert_int_equal(s->process.caps.permitted, (1ULL << CAP_KILL) | (1ULL << CAP_CHOWN));
+	assert_int_equal(s->process.caps.ambient, 0);
+	assert_int_equal(s->process.n_rlimits, 1);
+	assert_int_equal(s->process.rlimits[0].resource, RLIMIT_NOFILE);
+	assert_true(s->process.rlimits[0].explicit_);
+	assert_true(s->process.no_new_privileges);
+	assert_int_equal(c->oom_score_adj, -5);
+	assert_int_equal(s->n_mounts, 2);
+	assert_string_equal(s->mounts[0].type, "bind");
+	assert_string_equal(s->mounts[0].source, "/b/d");
+	assert_string_equal(s->mounts[1].type, "cgroup2");
+	assert_string_equal(c->annotations[0].key, "k");
+	assert_int_equal(c->n_hooks[HUTCH_HOOK_POSTSTOP], 1);
+	assert_int_equal(c->hooks[HUTCH_HOOK_POSTSTOP][0].timeout_s, 3);
+	assert_non_null(hutch_spec_namespace(s, HUTCH_NS_MOUNT));
+	assert_string_equal(hutch_spec_namespace(s, HUTCH_NS_NETWORK)->path, "/run/netns/x");
+	assert_null(hutch_spec_namespace(s, HUTCH_NS_PID));
+	assert_int_equal(s->resources.memory_max, 67108864);
+	assert_int_equal(s->resources.memory_swap_max, -1);
+	assert_int_equal(s->resources.pids_max, 9);
+	assert_int_equal(s->resources.cpu_quota_us, 50000);
+	assert_int_equal(s->resources.n_devices, 1);
+	assert_false(s->resources.devices[0].allow);
+	assert_string_equal(c->sysctl[0].key, "net.ipv4.ip_forward");
+	assert_string_equal(c->cgroups_path, "/x/y");
+	assert_int_equal(c->n_warnings, 0);
+	hutch_oci_config_free(c);
+}
+
+static void unknown_is_a_warning_known_unsupported_refused(void **state)
+{
+	struct hutch_oci_config *c =
+	    parse_ok(HEAD PROC ", \"later\": 1, \"linux\": {\"alsoLater\": {}}}");
+	assert_int_equal(c->n_warnings, 2);
+	assert_non_null(strstr(c->warnings[0], "later"));
+	assert_non_null(strstr(c->warnings[1], "linux.alsoLater"));
+	hutch_oci_config_free(c);
+	refused(HEAD PROC ", \"linux\": {\"intelRdt\": {}}}", "linux.intelRdt is not supported");
+	refused(HEAD PROC ", \"vm\": {}}", "vm is not supported");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"blockIO\": {}}}}",
+		"linux.resources.blockIO");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"shares\": 5}}}}",
+		"linux.resources.cpu.shares");
+	refused(HEAD PROC ", \"mounts\": [{\"destination\": \"/x\", \"uidMappings\": []}]}",
+		"mounts[0].uidMappings");
+}
+
+static void bad_values_named_by_path(void **state)
+{
+	refused("{\"root\": {\"path\": \"r\"}, " PROC "}", "ociVersion is required");
+	refused("{\"ociVersion\": \"2.0\"}", "ociVersion '2.0'");
+	refused(HEAD "\"process\": {\"args\": [\"sh\"]}}", "process.cwd is required");
+	refused(HEAD "\"process\": {\"args\": [], \"cwd\": \"/\"}}", "process.args");
+	refused(HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"rel\"}}", "process.cwd");
+	refused(HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"user\": {\"uid\": "
+		     "4294967296}}}",
+		"process.user.uid");
+	refused(HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"env\": [\"NOEQ\"]}}",
+		"process.env[0]");
+	refused(HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"rlimits\": [{\"type\": "
+		     "\"RLIMIT_BOGUS\", \"soft\": 1, \"hard\": 1}]}}",
+		"unknown resource limit 'RLIMIT_BOGUS'");
+	refused(HEAD PROC ", \"mounts\": [{\"destination\": \"/a/../../etc\"}]}",
+		"mounts[0].destination");
+	refused(HEAD PROC ", \"linux\": {\"namespaces\": [{\"type\": \"time\"}]}}",
+		"linux.namespaces[0].type");
+	refused(HEAD PROC ", \"linux\": {\"uidMappings\": [{\"containerID\": 0, \"hostID\": 1}]}}",
+		"linux.uidMappings[0].size is required");
+	refused(HEAD PROC ", \"linux\": {\"sysctl\": {\"../x\": \"1\"}}}", "not a sysctl name");
+	refused(HEAD PROC ", \"linux\": {\"seccomp\": {\"defaultAction\": \"SCMP_ACT_NOPE\"}}}",
+		"linux.seccomp.defaultAction");
+	refused(HEAD PROC ", \"hooks\": {\"prestart\": [{\"path\": \"rel\"}]}}",
+		"hooks.prestart[0].path");
+	refused(HEAD PROC "} trailing", "after its JSON value");
+	refused(HEAD PROC ", \"hostname\": 5}", "hostname: a string is expected, not a number");
+}
+
+static void default_configs_parse(void **state)
+{
+	for (int rootless = 0; rootless < 2; rootless++) {
+		_cleanup_free_ char *text = hutch_oci_default_config(rootless, 1000, 1000);
+		struct hutch_oci_config *c = parse_ok(text);
+		assert_int_equal(c->n_warnings, 0);
+		assert_int_equal(c->spec->n_uid_map, rootless ? 1 : 0);
+		assert_true(c->spec->root.readonly);
+		oci_spec_set_id(c->spec, "x");
+		struct hutch_err *err = NULL;
+		if (hutch_spec_validate(c->spec, &err) < 0)
+			fail_msg("%s", err->msg);
+		hutch_oci_config_free(c);
+	}
+}
+
+static void process_file_and_resources(void **state)
+{
+	const char *p = "{\"args\": [\"echo\", \"hi\"], \"cwd\": \"/tmp\", \"user\": {\"uid\": 5, "
+			"\"gid\": 6}, \"terminal\": true}";
+	struct hutch_process proc;
+	struct hutch_err *err = NULL;
+	assert_int_equal(hutch_oci_process_parse(p, strlen(p), &proc, &err), 0);
+	assert_string_equal(proc.user, "5:6");
+	assert_true(proc.terminal);
+	hutch_process_clear(&proc);
+	const char *r = "{\"memory\": {\"limit\": 1048576}, \"pids\": {\"limit\": 0}}";
+	struct hutch_resources res;
+	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, &err), 0);
+	assert_int_equal(res.memory_max, 1048576);
+	assert_int_equal(res.pids_max, 0);
+	assert_int_equal(res.cpu_quota_us, -1);
+	r = "{\"devices\": []}";
+	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, &err), -1);
+	hutch_err_free(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(every_section_is_read),
+	    cmocka_unit_test(unknown_is_a_warning_known_unsupported_refused),
+	    cmocka_unit_test(bad_values_named_by_path),
+	    cmocka_unit_test(default_configs_parse),
+	    cmocka_unit_test(process_file_and_resources),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
