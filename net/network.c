@@ -47,6 +47,8 @@ struct netdef {
 	char *owner; /* "stack shop": another part of hutch's (NULL: the user's) */
 	int owner_pid;
 	uint64_t owner_start;
+	char **dns_servers; /* upstreams of its DNS server (none: the host's) */
+	size_t n_dns_servers;
 	struct hutch_ipam_pool pool;
 	struct member *members;
 	size_t n_members;
@@ -70,6 +72,9 @@ static void netdef_clear(struct netdef *d)
 	free(d->id);
 	free(d->created);
 	free(d->owner);
+	for (size_t i = 0; i < d->n_dns_servers; i++)
+		free(d->dns_servers[i]);
+	free(d->dns_servers);
 	hutch_ipam_pool_clear(&d->pool);
 	for (size_t i = 0; i < d->n_members; i++)
 		member_clear(&d->members[i]);
@@ -218,6 +223,12 @@ static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, 
 		json_object_object_add(o, "owner_start",
 				       json_object_new_int64((int64_t)d->owner_start));
 	}
+	if (d->n_dns_servers) {
+		struct json_object *up = json_object_new_array();
+		for (size_t i = 0; i < d->n_dns_servers; i++)
+			json_object_array_add(up, json_object_new_string(d->dns_servers[i]));
+		json_object_object_add(o, "dns_servers", up);
+	}
 	struct json_object *pool = json_object_new_array();
 	for (size_t i = 0; i < d->pool.n; i++) {
 		const struct hutch_ipam_entry *e = &d->pool.entries[i];
@@ -319,6 +330,16 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 		d->owner = xstrdup(jstr(o, "owner"));
 		d->owner_pid = (int)jint(o, "owner_pid");
 		d->owner_start = (uint64_t)jint(o, "owner_start");
+	}
+	if (json_object_object_get_ex(o, "dns_servers", &v) &&
+	    json_object_is_type(v, json_type_array)) {
+		size_t n = json_object_array_length(v);
+		d->dns_servers = xcalloc(n + 1, sizeof(char *));
+		for (size_t i = 0; i < n; i++) {
+			const char *up = json_object_get_string(json_object_array_get_idx(v, i));
+			if (up)
+				d->dns_servers[d->n_dns_servers++] = xstrdup(up);
+		}
 	}
 	d->pool.subnet = d->subnet;
 	if (json_object_object_get_ex(o, "addresses", &v) &&
@@ -907,6 +928,9 @@ static void info_fill(const struct netdef *d, struct hutch_net_info *out)
 		memcpy(o->ports, m->ports, m->n_ports * sizeof(*o->ports));
 		o->n_ports = m->n_ports;
 	}
+	out->dns_servers = xcalloc(d->n_dns_servers + 1, sizeof(char *));
+	for (size_t i = 0; i < d->n_dns_servers; i++)
+		out->dns_servers[out->n_dns_servers++] = xstrdup(d->dns_servers[i]);
 }
 
 void hutch_net_info_free(struct hutch_net_info *info)
@@ -917,6 +941,9 @@ void hutch_net_info_free(struct hutch_net_info *info)
 	free(info->id);
 	free(info->created);
 	free(info->owner);
+	for (size_t i = 0; i < info->n_dns_servers; i++)
+		free(info->dns_servers[i]);
+	free(info->dns_servers);
 	for (size_t i = 0; i < info->n_members; i++) {
 		struct hutch_net_member *m = &info->members[i];
 		free(m->container);
@@ -952,6 +979,10 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 	json_object_object_add(o, "created", json_object_new_string(info->created));
 	if (info->owner)
 		json_object_object_add(o, "owner", json_object_new_string(info->owner));
+	struct json_object *up = json_object_new_array();
+	for (size_t i = 0; i < info->n_dns_servers; i++)
+		json_object_array_add(up, json_object_new_string(info->dns_servers[i]));
+	json_object_object_add(o, "dns_servers", up);
 	struct json_object *ms = json_object_new_array();
 	for (size_t i = 0; i < info->n_members; i++) {
 		const struct hutch_net_member *m = &info->members[i];
@@ -1055,14 +1086,37 @@ static int create_locked(const struct hutch_net_ctx *ctx, const char *name, cons
 }
 
 int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, const char *subnet,
-			 bool internal, struct hutch_net_info *out, struct hutch_err **err)
+			 bool internal, const char *const *dns_servers, size_t n_dns_servers,
+			 struct hutch_net_info *out, struct hutch_err **err)
 {
+	if (n_dns_servers > 3)
+		return hutch_fail(err, 0,
+				  "%zu DNS servers given: a network's DNS server forwards to at "
+				  "most 3",
+				  n_dns_servers);
+	for (size_t i = 0; i < n_dns_servers; i++) {
+		struct in_addr a;
+		if (inet_pton(AF_INET, dns_servers[i], &a) != 1) {
+			_cleanup_free_ char *shown =
+			    printable(dns_servers[i], strlen(dns_servers[i]));
+			return hutch_fail(err, 0, "--dns '%s' is not an IPv4 address", shown);
+		}
+	}
 	_cleanup_close_ int lock = -1;
 	if (lock_networks(ctx, &lock, err) < 0)
 		return -1;
 	struct netdef d;
 	if (create_locked(ctx, name, subnet, internal, &d, err) < 0)
 		return -1;
+	if (n_dns_servers) {
+		d.dns_servers = xcalloc(n_dns_servers + 1, sizeof(char *));
+		for (size_t i = 0; i < n_dns_servers; i++)
+			d.dns_servers[d.n_dns_servers++] = xstrdup(dns_servers[i]);
+		if (save_net_as(ctx, &d, true, err) < 0) {
+			netdef_clear(&d);
+			return -1;
+		}
+	}
 	if (out)
 		info_fill(&d, out);
 	netdef_clear(&d);
@@ -1092,6 +1146,23 @@ int hutch_network_inspect(const struct hutch_net_ctx *ctx, const char *name,
 	info_fill(&d, out);
 	netdef_clear(&d);
 	return 0;
+}
+
+int hutch_network_peek(const struct hutch_net_ctx *ctx, const char *name,
+		       struct hutch_net_info *out, struct hutch_err **err)
+{
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r < 0)
+		return r;
+	info_fill(&d, out);
+	netdef_clear(&d);
+	return 0;
+}
+
+int hutch_net_lock(const struct hutch_net_ctx *ctx, int *fd, struct hutch_err **err)
+{
+	return lock_networks(ctx, fd, err);
 }
 
 int hutch_network_list(const struct hutch_net_ctx *ctx, struct hutch_net_info **out, size_t *n,
@@ -1248,6 +1319,7 @@ static int gc_locked(const struct hutch_net_ctx *ctx, bool *changed, struct hutc
 			if (ino && !scanned) {
 				netns_in_use(&used);
 				scanned = true;
+				hutch_trace("net: gc: /proc scanned");
 			}
 			if (ino && inode_in(&used, ino))
 				continue;
@@ -1282,6 +1354,32 @@ static int rootless_detach(const struct hutch_net_ctx *ctx, const char *containe
 static int rootless_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
 			   struct hutch_net_attachment *out, struct hutch_err **err);
 
+int hutch_net_set_attacher(const struct hutch_net_ctx *ctx, const char *container, int pid,
+			   uint64_t start, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	struct netdef *all;
+	size_t n;
+	if (load_all(ctx, &all, &n, err) < 0)
+		return -1;
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		bool found = false;
+		for (size_t m = 0; m < all[i].n_members; m++)
+			if (!strcmp(all[i].members[m].container, container)) {
+				all[i].members[m].attacher_pid = pid;
+				all[i].members[m].attacher_start = start;
+				found = true;
+			}
+		if (found)
+			r = save_net(ctx, &all[i], err);
+	}
+	netdefs_free(all, n);
+	return r;
+}
+
 int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container, struct hutch_err **err)
 {
 	_cleanup_close_ int lock = -1;
@@ -1289,10 +1387,14 @@ int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container, str
 		return -1;
 	if (ctx->rootless)
 		return rootless_detach(ctx, container, err);
+	hutch_trace("net: detach: locked");
 	int found = detach_locked(ctx, container, err);
+	hutch_trace("net: detach: saved, netns removed");
 	if (found <= 0)
 		return found;
-	return apply_rules(ctx, err);
+	int r = apply_rules(ctx, err);
+	hutch_trace("net: detach: rules");
+	return r;
 }
 
 /* Rootless (ctx->rootless), in the rootless namespace: the address and the
