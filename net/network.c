@@ -735,9 +735,12 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 		/* the host's own 127.0.0.1 cannot be answered from the container:
 		 * it sees the gateway instead; other hosts' addresses are kept */
 		fprintf(f, "    ip saddr 127.0.0.0/8 oifname \"%s\" masquerade\n", all[i].bridge);
+		/* nor what leaves by lo: the host's own address talking to itself
+		 * (a query of the host's to the network's DNS server) keeps its
+		 * source, or the server would not know it as one of the network's */
 		if (!all[i].internal)
-			fprintf(f, "    ip saddr %s oifname != \"%s\" masquerade\n", sub,
-				all[i].bridge);
+			fprintf(f, "    ip saddr %s oifname != \"%s\" oifname != \"lo\" masquerade\n",
+				sub, all[i].bridge);
 	}
 	fputs("  }\n", f);
 	fputs("  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
