@@ -413,6 +413,8 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a, struct netwatch *w,
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	_cleanup_close_ int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	/* a TCP client gone before its answer is written must not take the server */
+	signal(SIGPIPE, SIG_IGN);
 	if (ep < 0 || sfd < 0) {
 		hutch_dns_records_free(records);
 		hutch_fail_sys(&err, "internal dns: cannot set up the event loop");

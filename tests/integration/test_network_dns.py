@@ -47,6 +47,25 @@ FAKE_UPSTREAM = textwrap.dedent(f"""
 """)
 
 
+# Ten TCP connections from the gateway's address, each with two queries for names the
+# server forwards, each reset (SO_LINGER 0) at once.
+RESETTING_CLIENT = textwrap.dedent("""
+    import socket, struct
+    def query(qid, name):
+        q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+        q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\\0"
+        q += struct.pack(">HH", 1, 1)
+        return struct.pack(">H", len(q)) + q
+    for i in range(10):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.bind(("10.89.0.1", 0))
+        c.connect(("10.89.0.1", 53))
+        c.sendall(query(2 * i, f"r{i}.example") + query(2 * i + 1, f"s{i}.example"))
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+""")
+
+
 def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -164,6 +183,11 @@ else:
         asked = upstream.log.read_text().split()
         assert "example.org" in asked and "other.example" in asked
         assert not [n for n in asked if "dns.hutch" in n or n in ("web", "www")], asked
+        # TCP clients that reset the connection before their (forwarded) answers come
+        # back: the server's writes fail, and it goes on serving
+        ns.run(sys.executable, "-c", RESETTING_CLIENT)
+        assert pid_alive(pid)
+        assert f"IN\tA\t{addr}" in dig(ns, "+tcp", "www")
         # a client on no network of the server's is refused, not served
         ns.ip("addr", "add", "10.250.0.9/32", "dev", "up0")
         out = ns.run("dig", "+time=2", "+tries=1", "-b", "10.250.0.9", "@10.89.0.1",
