@@ -247,7 +247,9 @@ else:
         out = ns.hutch("run", "--rm", "--name", "fg", "--network", "life", "bb", "sh", "-c",
                        "nslookup fg").stdout
         assert "Name:\tfg" in out, out
-        assert dns_server(ns, "life")["state"] == "stopped"
+        # (it sees the network's file change and goes, a moment after the run)
+        wait_for(lambda: dns_server(ns, "life")["state"] == "stopped", timeout=5,
+                 what="the DNS server to go with the last container")
         assert dns_files(ns.state) == ["life.log"]
         # -d containers: the names follow them in; the first one's exit keeps it
         ns.hutch("run", "-d", "--name", "one", "--network", "life", "bb", "sleep", "60")
