@@ -587,7 +587,11 @@ static int dns_network(struct cli_ctx *ctx, struct dns_args *a)
 	snprintf(listen, sizeof(listen), "%s:53", info.gateway);
 	a->listen[0] = listen;
 	a->n_listen = 1;
-	for (size_t i = 0; i < info.n_dns_servers && i < 16; i++)
+	/* an internal network has no way out, not even through its DNS server (names
+	 * as a tunnel): what is not its containers' gets SERVFAIL at once */
+	if (info.internal)
+		a->resolv_conf = "/dev/null";
+	for (size_t i = 0; i < info.n_dns_servers && i < 16 && !info.internal; i++)
 		a->upstreams[a->n_upstreams++] = info.dns_servers[i];
 	close(lock);
 	lock = -1;

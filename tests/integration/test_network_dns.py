@@ -299,6 +299,20 @@ else:
         wait_dns_gone(ns, "red", red)
         wait_dns_gone(ns, "blue", blue)
 
+    def test_internal_network_resolves_its_own_names_only(ns, upstream):
+        """No way out, not even by DNS: other names fail at once, the upstream never
+        hears of them."""
+        ns.hutch("network", "create", "--internal", "--dns", UPSTREAM, "vault")
+        ns.hutch("run", "-d", "--name", "safe", "--network", "vault", "bb", "sleep", "60")
+        pid = dns_pid(ns, "vault")
+        ns.seen.append(pid)
+        assert "IN\tA\t10.89.0." in dig(ns, "safe")
+        out = dig(ns, "leak.example")
+        assert "status: SERVFAIL" in out, out
+        assert "leak.example" not in upstream.log.read_text()
+        ns.hutch("rm", "-f", "safe")
+        wait_dns_gone(ns, "vault", pid)
+
     def test_bad_dns_servers_refused(ns):
         cp = ns.hutch("network", "create", "--dns", "not-an-ip", "x", check=False)
         assert cp.returncode == 125 and "'not-an-ip' is not an IPv4 address" in cp.stderr
