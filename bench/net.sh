@@ -13,7 +13,8 @@
 #
 # Root only. Everything runs in one private mount and network namespace of its own
 # (unshare): the bridges, veths and nft tables of hutch and podman exist only there, and
-# podman's cgroups and state are in a cgroup2 and /run mounted in there.
+# podman's cgroups and state are in a cgroup2 and /run mounted in there; hutch's run root
+# is a tmpfs there too, as /run/hutch is on a default install.
 #
 # Exit status: 0 when everything ran; 1 when a part failed (the rest is still reported);
 # 2 on bad setup.
@@ -51,6 +52,8 @@ inner() {
 		mount -t cgroup2 cgroup2 /sys/fs/cgroup # in here only
 	fi
 	mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/containers /run/netns
+	# hutch's run root on a tmpfs, as its default /run/hutch is
+	mkdir -p "$WORK/hutch-root/run" && mount -t tmpfs -o mode=0700 tmpfs "$WORK/hutch-root/run"
 	ip link set lo up
 	status=0
 	: >"$WORK/attach.tsv"

@@ -536,7 +536,7 @@ static int dns_network(struct cli_ctx *ctx, struct dns_args *a)
 			     .pid_fd = -1,
 			     .inotify = -1};
 	_cleanup_free_ char *dir = xasprintf("%s/dns", a->run_root);
-	_cleanup_free_ char *netdir = xasprintf("%s/networks/%s", a->data_root, a->network);
+	_cleanup_free_ char *netdir = hutch_network_record_dir(&w.nctx, a->network);
 	_cleanup_close_ int lock = -1;
 	struct hutch_net_info info = {0};
 	struct hutch_dns_records *records = NULL;
@@ -575,7 +575,7 @@ static int dns_network(struct cli_ctx *ctx, struct dns_args *a)
 	/* what the last one wrote is of no use now (stderr is the log, O_APPEND) */
 	(void)!ftruncate(STDERR_FILENO, 0);
 	w.inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (w.inotify < 0 ||
+	if (w.inotify < 0 || mkdir_p_at(AT_FDCWD, netdir, 0700, NULL) < 0 ||
 	    inotify_add_watch(w.inotify, netdir,
 			      IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
 		hutch_fail_sys(&err, "watch %s", netdir);

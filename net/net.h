@@ -213,6 +213,9 @@ int hutch_network_list(const struct hutch_net_ctx *ctx, struct hutch_net_info **
  * only wants a consistent copy (the file is replaced whole), as its DNS server. */
 int hutch_network_peek(const struct hutch_net_ctx *ctx, const char *name,
 		       struct hutch_net_info *out, struct hutch_err **err);
+/* The directory whose network.json every change of the network's members replaces
+ * whole (a rename): what a reader that follows them (its DNS server) watches. */
+char *hutch_network_record_dir(const struct hutch_net_ctx *ctx, const char *name);
 /* The lock every change to networks is made under: *fd to close to release it. */
 int hutch_net_lock(const struct hutch_net_ctx *ctx, int *fd, struct hutch_err **err);
 /* Refused while containers are attached (naming them); removes its bridge and

@@ -94,6 +94,22 @@ static char *nets_dir(const struct hutch_net_ctx *ctx)
 	return xasprintf("%s/networks", ctx->data_root);
 }
 
+/* The record as the last attach or detach left it: RUN/networks/NAME/network.json.
+ * Members and addresses change with every container, and RUN is a tmpfs (/run/hutch):
+ * replacing a file there costs no disk write, where ext4 starts writing a file renamed
+ * over another (auto_da_alloc, 0.1-0.5 ms of every `run --network`). DATA's copy is
+ * written when the network is made, durably: what a reboot (which takes RUN, and the
+ * containers' namespaces with it) leaves is the network as made, no member. */
+static char *state_dir(const struct hutch_net_ctx *ctx, const char *name)
+{
+	return xasprintf("%s/networks/%s", ctx->run_root, name);
+}
+
+char *hutch_network_record_dir(const struct hutch_net_ctx *ctx, const char *name)
+{
+	return state_dir(ctx, name);
+}
+
 static char *netns_path(const struct hutch_net_ctx *ctx, const char *container)
 {
 	return xasprintf("%s/netns/%s", ctx->run_root, container);
@@ -270,13 +286,22 @@ static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, 
 	}
 	json_object_object_add(o, "members", ms);
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	_cleanup_free_ char *dir = xasprintf("%s/networks/%s", ctx->data_root, d->name);
+	_cleanup_free_ char *dir = durable ? xasprintf("%s/networks/%s", ctx->data_root, d->name)
+					   : state_dir(ctx, d->name);
 	_cleanup_free_ char *path = xasprintf("%s/network.json", dir);
 	int r = mkdir_p_at(AT_FDCWD, dir, 0700, err);
 	if (r == 0)
 		r = durable ? write_file_atomic(AT_FDCWD, path, text, strlen(text), err)
 			    : write_file_replace(AT_FDCWD, path, text, strlen(text), err);
 	json_object_put(o);
+	if (r == 0 && durable) {
+		/* DATA's copy is the record now: RUN's goes (one of a network of the
+		 * same name that was removed, too) */
+		_cleanup_free_ char *state = state_dir(ctx, d->name);
+		_cleanup_free_ char *old = xasprintf("%s/network.json", state);
+		if (unlink(old) < 0 && errno != ENOENT)
+			r = hutch_fail_sys(err, "remove %s", old);
+	}
 	return r;
 }
 
@@ -310,7 +335,12 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 			   shown, shown);
 		return HUTCH_NET_NOT_FOUND;
 	}
-	if (read_file_at(AT_FDCWD, path, &text, &len, err) < 0)
+	/* the record as the last change left it (RUN), else as it was made (DATA) */
+	_cleanup_free_ char *state_d = state_dir(ctx, name);
+	_cleanup_free_ char *state = xasprintf("%s/network.json", state_d);
+	bool from_state = read_file_at(AT_FDCWD, state, &text, &len, NULL) == 0;
+again:
+	if (!from_state && read_file_at(AT_FDCWD, path, &text, &len, err) < 0)
 		return -1;
 	struct json_object *o = json_tokener_parse(text);
 	const char *sub = o ? jstr(o, "subnet") : NULL;
@@ -318,6 +348,11 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 	    !jstr(o, "bridge") || strncmp(jstr(o, "bridge"), "hbr-", 4) || !sub ||
 	    hutch_cidr_parse(sub, &d->subnet, NULL) < 0) {
 		json_object_put(o);
+		free(steal_ptr(text));
+		if (from_state) { /* torn by a crash of the machine where RUN is no tmpfs */
+			from_state = false;
+			goto again;
+		}
 		return hutch_fail(err, 0, "%s is damaged: remove the network's directory", path);
 	}
 	d->name = xstrdup(jstr(o, "name"));
@@ -1243,6 +1278,10 @@ static int remove_locked(const struct hutch_net_ctx *ctx, const char *name, stru
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r == 0 && (dfd < 0 || remove_tree_at(dfd, d.name, err) < 0))
 		r = dfd < 0 ? hutch_fail_sys(err, "open %s", dir) : -1;
+	_cleanup_free_ char *run_dir = xasprintf("%s/networks", ctx->run_root);
+	_cleanup_close_ int rfd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r == 0 && rfd >= 0 && remove_tree_at(rfd, d.name, err) < 0)
+		r = -1;
 	netdef_clear(&d);
 	if (r == 0)
 		r = apply_rules(ctx, err);

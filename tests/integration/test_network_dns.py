@@ -281,6 +281,8 @@ else:
         ns.hutch("rm", "-f", "one", "two", check=False)
         ns.hutch("network", "rm", "life")
         assert dns_files(ns.state) == []
+        assert not (ns.state.root / "run" / "networks" / "life").exists()
+        assert not (ns.state.root / "networks" / "life").exists()
         assert netns_files(ns.state) == []
         assert ns.links_settle(["lo", "up0", "up1"])
 
