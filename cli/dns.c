@@ -319,8 +319,8 @@ static void shed_startup_pages(void)
 			start = a;
 			end = b;
 			/* a file's read-only pages, shared with the page cache */
-			candidate = perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p' &&
-				    path[0] == '/';
+			candidate =
+			    perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p' && path[0] == '/';
 			continue;
 		}
 		unsigned long anon;

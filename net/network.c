@@ -774,7 +774,8 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 		 * (a query of the host's to the network's DNS server) keeps its
 		 * source, or the server would not know it as one of the network's */
 		if (!all[i].internal)
-			fprintf(f, "    ip saddr %s oifname != \"%s\" oifname != \"lo\" masquerade\n",
+			fprintf(f,
+				"    ip saddr %s oifname != \"%s\" oifname != \"lo\" masquerade\n",
 				sub, all[i].bridge);
 	}
 	fputs("  }\n", f);
