@@ -85,8 +85,10 @@ static void print_table_row(const struct hutch_net_info *n)
 static void dns_state(const struct cli_ctx *ctx, const struct hutch_net_info *n, char *buf,
 		      size_t len, int *pid)
 {
-	*pid = cli_network_dns_pid(ctx, n->name);
-	if (*pid > 0)
+	*pid = ctx->rootless ? 0 : cli_network_dns_pid(ctx, n->name);
+	if (ctx->rootless) /* its gateway is in the rootless network namespace */
+		snprintf(buf, len, "unsupported");
+	else if (*pid > 0)
 		snprintf(buf, len, "running");
 	else if (*pid < 0)
 		snprintf(buf, len, "starting");

@@ -896,7 +896,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		 * keeper execs once it has exited (cli/internal.c): the keeper is
 		 * the attachment's owner from now on, so that the gc of every later
 		 * attach sees it alive with one look at /proc/PID/stat */
-		if (attached)
+		if (attached && !ctx->rootless) /* (rootless: gc runs inside its namespace) */
 			hand_network_to_keeper(&rt, &nctx, spec->id);
 		attached = false;
 		printf("%s\n", spec->id);
