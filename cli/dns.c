@@ -628,6 +628,15 @@ void cli_network_dns_ensure(struct cli_ctx *ctx, const char *network)
 {
 	if (dns_holder(ctx->run_root, network))
 		return;
+	/* a stack's network: its supervisor serves the names, in its own loop */
+	struct hutch_net_ctx nctx = {.data_root = ctx->data_root, .run_root = ctx->run_root};
+	struct hutch_net_info info;
+	if (hutch_network_peek(&nctx, network, &info, NULL) == 0) {
+		bool owned = info.owner != NULL;
+		hutch_net_info_free(&info);
+		if (owned)
+			return;
+	}
 	hutch_trace("dns: starting its server");
 	_cleanup_free_ char *dir = xasprintf("%s/dns", ctx->run_root);
 	_cleanup_free_ char *log = dns_log_path(ctx->run_root, network);

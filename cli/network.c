@@ -88,6 +88,8 @@ static void dns_state(const struct cli_ctx *ctx, const struct hutch_net_info *n,
 	*pid = ctx->rootless ? 0 : cli_network_dns_pid(ctx, n->name);
 	if (ctx->rootless) /* its gateway is in the rootless network namespace */
 		snprintf(buf, len, "unsupported");
+	else if (n->owner) /* a stack's: in its supervisor */
+		snprintf(buf, len, "%s", n->owner_running ? "in its supervisor" : "stopped");
 	else if (*pid > 0)
 		snprintf(buf, len, "running");
 	else if (*pid < 0)

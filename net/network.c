@@ -1910,7 +1910,12 @@ static int drop_network_locked(const struct hutch_net_ctx *ctx, const struct net
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return hutch_fail_sys(err, "open %s", dir);
-	return remove_tree_at(dfd, d->name, err);
+	if (remove_tree_at(dfd, d->name, err) < 0)
+		return -1;
+	/* and its record under RUN */
+	_cleanup_free_ char *run_dir = xasprintf("%s/networks", ctx->run_root);
+	_cleanup_close_ int rfd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return rfd < 0 ? 0 : remove_tree_at(rfd, d->name, err);
 }
 
 int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name,
