@@ -28,6 +28,12 @@ int cmd_supervise(struct cli_ctx *ctx, int argc, char **argv);
  * internal finish */
 int cmd_internal(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv);
+/* A standalone network's DNS server (cli/dns.c): started unless it runs (a
+ * failure is a warning); its pid (0: none runs, -1: starting); its files gone
+ * after `network rm`. */
+void cli_network_dns_ensure(struct cli_ctx *ctx, const char *network);
+int cli_network_dns_pid(const struct cli_ctx *ctx, const char *network);
+void cli_network_dns_forget(const struct cli_ctx *ctx, const char *network);
 /* stop, kill, rm, inspect */
 int cmd_ctr(struct cli_ctx *ctx, int argc, char **argv);
 /* hutch-oci: the OCI runtime command line (cli/oci.c), when argv[0] says so */

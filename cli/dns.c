@@ -1,11 +1,25 @@
-/* `hutch internal dns`: the DNS server of net/ run on its own, in a minimal event loop
- * (tests, and standalone networks' per-network server). Internal: not in --help. */
+/* `hutch internal dns`: the DNS server of net/ run on its own, in a minimal event loop:
+ * for tests (--listen, --records), and as a standalone network's server (--network),
+ * a process started with the network's first container (cli_network_dns_ensure) and
+ * gone with its last, as podman runs aardvark-dns. Internal: not in --help. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/securebits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/util.h"
@@ -15,14 +29,29 @@
 	"Usage: hutch internal dns --listen IP:PORT [--listen ...] --records FILE.json\n"          \
 	"                          [--upstream IP[:PORT]]... [--upstream-loopback]\n"              \
 	"                          [--resolv-conf FILE] [--budget-ms N]\n"                         \
+	"       hutch internal dns --network NAME --data-root DIR --run-root DIR [--ready-fd N]\n" \
 	"Serves the names of FILE.json (docs/dns.md) and forwards the rest. SIGHUP rereads\n"      \
-	"FILE.json; SIGTERM and SIGINT stop it.\n"
+	"FILE.json; SIGTERM and SIGINT stop it. With --network: the server of a standalone\n"      \
+	"network, on its gateway, serving its containers, until it has none.\n"
 
-enum { OPT_LISTEN, OPT_RECORDS, OPT_UPSTREAM, OPT_LOOPBACK, OPT_RESOLV, OPT_BUDGET };
+enum {
+	OPT_LISTEN,
+	OPT_RECORDS,
+	OPT_UPSTREAM,
+	OPT_LOOPBACK,
+	OPT_RESOLV,
+	OPT_BUDGET,
+	OPT_NETWORK,
+	OPT_DATA_ROOT,
+	OPT_RUN_ROOT,
+	OPT_READY_FD
+};
 static const struct cli_opt dns_opts[] = {
     {"listen", 0, true, OPT_LISTEN},	  {"records", 0, true, OPT_RECORDS},
     {"upstream", 0, true, OPT_UPSTREAM},  {"upstream-loopback", 0, false, OPT_LOOPBACK},
     {"resolv-conf", 0, true, OPT_RESOLV}, {"budget-ms", 0, true, OPT_BUDGET},
+    {"network", 0, true, OPT_NETWORK},	  {"data-root", 0, true, OPT_DATA_ROOT},
+    {"run-root", 0, true, OPT_RUN_ROOT},  {"ready-fd", 0, true, OPT_READY_FD},
 };
 
 struct dns_args {
@@ -31,6 +60,8 @@ struct dns_args {
 	const char *records, *resolv_conf;
 	bool loopback;
 	int64_t budget_ns;
+	const char *network, *data_root, *run_root;
+	int ready_fd;
 };
 
 static int dns_set(void *arg, int id, const char *v)
@@ -57,6 +88,25 @@ static int dns_set(void *arg, int id, const char *v)
 	case OPT_RESOLV:
 		a->resolv_conf = v;
 		break;
+	case OPT_NETWORK:
+		a->network = v;
+		break;
+	case OPT_DATA_ROOT:
+		a->data_root = v;
+		break;
+	case OPT_RUN_ROOT:
+		a->run_root = v;
+		break;
+	case OPT_READY_FD: {
+		char *end;
+		long fd = strtol(v, &end, 10);
+		if (!*v || *end || fd < 3 || fd > 1024) {
+			fprintf(stderr, "hutch: internal dns: --ready-fd '%s' is not an fd\n", v);
+			return -1;
+		}
+		a->ready_fd = (int)fd;
+		break;
+	}
 	case OPT_BUDGET: {
 		char *end;
 		errno = 0;
@@ -85,7 +135,274 @@ static void epoll_watch(void *ctx, int fd, uint32_t events)
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static int dns_loop(struct cli_ctx *ctx, struct dns_args *a)
+/* ---- a standalone network's server (--network) ---------------------------------- */
+
+/* Where a network's server says it runs: RUN/dns/NAME.pid, write-locked (an
+ * open file description lock) by the server for its whole life, with its pid in
+ * it. The lock is what counts: a server that crashed left the file unlocked. */
+static char *dns_pid_path(const char *run_root, const char *network)
+{
+	return xasprintf("%s/dns/%s.pid", run_root, network);
+}
+
+static char *dns_log_path(const char *run_root, const char *network)
+{
+	return xasprintf("%s/dns/%s.log", run_root, network);
+}
+
+/* The pid of the running server of network, 0 if none runs. */
+static int dns_holder(const char *run_root, const char *network)
+{
+	_cleanup_free_ char *path = dns_pid_path(run_root, network);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	/* F_OFD_GETLK only asks: a probe that took the lock, even for a moment,
+	 * could make a starting server believe another one runs */
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+		return 0;
+	char buf[24] = "";
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	int pid = n > 0 ? atoi(buf) : 0;
+	return pid > 0 ? pid : -1; /* locked, pid not written yet: it is starting */
+}
+
+int cli_network_dns_pid(const struct cli_ctx *ctx, const char *network)
+{
+	return dns_holder(ctx->run_root, network);
+}
+
+void cli_network_dns_forget(const struct cli_ctx *ctx, const char *network)
+{
+	if (dns_holder(ctx->run_root, network))
+		return;
+	_cleanup_free_ char *pid = dns_pid_path(ctx->run_root, network);
+	_cleanup_free_ char *log = dns_log_path(ctx->run_root, network);
+	unlink(pid);
+	unlink(log);
+}
+
+/* Labels of [A-Za-z0-9_-], 1-63 each, at most 253 in all: what the names table
+ * takes (a container name with other characters is served by its id only). */
+static bool dns_name_ok(const char *s)
+{
+	size_t n = strlen(s), label = 0;
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_') ||
+		    ++label > 63)
+			return false;
+	}
+	return label > 0;
+}
+
+#define DNS_LOCAL_DOMAIN "dns.hutch"
+
+/* The names table of a network: each container answers to its name, its
+ * aliases and its short id, each also under dns.hutch (PTR: the first). */
+static struct hutch_dns_records *network_records(const struct hutch_net_info *info,
+						 struct hutch_err **err)
+{
+	struct hutch_dns_records *r = hutch_dns_records_new();
+	int net = hutch_dns_records_add_network(r, info->name, err);
+	if (net < 0 || hutch_dns_records_add_subnet(r, net, info->subnet, err) < 0 ||
+	    hutch_dns_records_add_domain(r, net, DNS_LOCAL_DOMAIN, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < info->n_members; i++) {
+		const struct hutch_net_member *m = &info->members[i];
+		const char **names = xcalloc(2 * (m->n_aliases + 2), sizeof(char *));
+		char **owned = xcalloc(m->n_aliases + 2, sizeof(char *));
+		size_t n = 0, n_owned = 0;
+		char id[13];
+		snprintf(id, sizeof(id), "%.12s", m->container);
+		if (m->name && dns_name_ok(m->name))
+			names[n++] = m->name;
+		for (size_t k = 0; k < m->n_aliases; k++)
+			if (dns_name_ok(m->aliases[k]))
+				names[n++] = m->aliases[k];
+		names[n++] = id;
+		for (size_t k = 0, plain = n; k < plain; k++) {
+			char *q = xasprintf("%s." DNS_LOCAL_DOMAIN, names[k]);
+			if (dns_name_ok(q))
+				names[n++] = owned[n_owned++] = q;
+			else
+				free(q);
+		}
+		const char *addr = m->address;
+		int ar = hutch_dns_records_add_host(r, net, names, n, &addr, 1, err);
+		for (size_t k = 0; k < n_owned; k++)
+			free(owned[k]);
+		free(owned);
+		free(names);
+		if (ar < 0)
+			goto fail;
+	}
+	return r;
+fail:
+	hutch_dns_records_free(r);
+	return NULL;
+}
+
+/* Tell the process that started this one how it went ("OK" or the message),
+ * once: it waits for that before it goes on. */
+static void ready_say(int *fd, const char *msg)
+{
+	if (*fd < 0)
+		return;
+	(void)!write(*fd, msg, strlen(msg));
+	(void)!write(*fd, "\n", 1);
+	close(*fd);
+	*fd = -1;
+}
+
+/* Bound to port 53, the server needs no privilege any more: every capability
+ * goes (bounding set too, and root's exec rules locked off) and no exec could
+ * gain one. It reads the network's file and takes the networks' lock as root's
+ * uid, the owner of both. */
+static int drop_privileges(struct hutch_err **err)
+{
+	int last = CAP_LAST_CAP;
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	if (f) {
+		if (fscanf(f, "%d", &last) != 1)
+			last = CAP_LAST_CAP;
+		fclose(f);
+	}
+	for (int c = 0; c <= last; c++)
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			return hutch_fail_sys(err, "drop capability %d from the bounding set", c);
+	if (prctl(PR_SET_SECUREBITS,
+		  SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+		      SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED,
+		  0, 0, 0) < 0)
+		return hutch_fail_sys(err, "set the securebits");
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	cap_t none = cap_init();
+	int r = none ? cap_set_proc(none) : -1;
+	if (none)
+		cap_free(none);
+	if (r < 0)
+		return hutch_fail_sys(err, "drop the capabilities");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return hutch_fail_sys(err, "set no_new_privs");
+	return 0;
+}
+
+/* The pages of code and read-only data the start needed (option parsing, JSON,
+ * libc's loader...) are given back: each read-only mapping of a file that holds
+ * no page of its own (no copy-on-write: not relro) is dropped from this
+ * process, and what answering queries uses comes back as minor faults from the
+ * page cache. The server's resident set is then what it serves with. */
+static void shed_startup_pages(void)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return;
+	char line[512];
+	unsigned long start = 0, end = 0;
+	bool candidate = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		char perms[8], path[256] = "";
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %255s", &a, &b, perms, path) >= 3 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			start = a;
+			end = b;
+			/* a file's read-only pages, shared with the page cache */
+			candidate =
+			    perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p' && path[0] == '/';
+			continue;
+		}
+		unsigned long anon;
+		if (candidate && sscanf(line, "Anonymous: %lu kB", &anon) == 1) {
+			if (anon == 0) {
+				/* page by page from now on: the kernel's fault-around
+				 * would map 16 pages for each one the loop touches */
+				madvise((void *)start, end - start, MADV_RANDOM);
+				madvise((void *)start, end - start, MADV_DONTNEED);
+			}
+			candidate = false;
+		}
+	}
+	fclose(f);
+}
+
+struct netwatch {
+	struct hutch_net_ctx nctx;
+	const char *network;
+	char *pid_path;
+	int pid_fd;  /* write-locked while this server runs */
+	int inotify; /* the network's directory: network.json replaced */
+};
+
+/* The network's file changed: its names again, or the end when it has no
+ * container any more. The end is decided under the networks' lock, so that an
+ * attach either comes before it (and this server stays) or after it (and finds
+ * no server, and starts one). Returns 1 to go on, 0 to stop. */
+static void netwatch_names(struct hutch_dns *dns, const struct hutch_net_info *info,
+			   const char *prog)
+{
+	_cleanup_err_ struct hutch_err *err = NULL;
+	struct hutch_dns_records *rec = network_records(info, &err);
+	if (!rec) {
+		hutch_err_wrap(&err, "dns: keeping the names served so far");
+		hutch_err_print(prog, err);
+		return;
+	}
+	hutch_dns_set_records(dns, rec);
+}
+
+static int netwatch_reload(struct netwatch *w, struct hutch_dns *dns, const char *prog)
+{
+	_cleanup_err_ struct hutch_err *err = NULL;
+	struct hutch_net_info info;
+	int r = hutch_network_peek(&w->nctx, w->network, &info, &err);
+	if (r == 0 && info.n_members) {
+		netwatch_names(dns, &info, prog);
+		hutch_net_info_free(&info);
+		return 1;
+	}
+	if (r == 0)
+		hutch_net_info_free(&info);
+	hutch_err_free(&err);
+	_cleanup_close_ int lock = -1;
+	if (hutch_net_lock(&w->nctx, &lock, &err) < 0) {
+		hutch_err_print(prog, err);
+		return 1;
+	}
+	r = hutch_network_peek(&w->nctx, w->network, &info, NULL);
+	if (r == 0 && info.n_members) {
+		netwatch_names(dns, &info, prog);
+		hutch_net_info_free(&info);
+		return 1;
+	}
+	if (r == 0)
+		hutch_net_info_free(&info);
+	/* gone under the lock: the next attach starts a new server */
+	unlink(w->pid_path);
+	close(w->pid_fd);
+	w->pid_fd = -1;
+	return 0;
+}
+
+static void epoll_add(int ep, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int dns_loop(struct cli_ctx *ctx, struct dns_args *a, struct netwatch *w,
+		    struct hutch_dns_records *records)
 {
 	_cleanup_err_ struct hutch_err *err = NULL;
 	_cleanup_close_ int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -96,12 +413,14 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a)
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	_cleanup_close_ int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	/* a TCP client gone before its answer is written must not take the server */
+	signal(SIGPIPE, SIG_IGN);
 	if (ep < 0 || sfd < 0) {
+		hutch_dns_records_free(records);
 		hutch_fail_sys(&err, "internal dns: cannot set up the event loop");
 		return cli_report(ctx, err);
 	}
-	struct hutch_dns_records *records = NULL;
-	if (hutch_dns_records_load(a->records, &records, &err) < 0)
+	if (!records && hutch_dns_records_load(a->records, &records, &err) < 0)
 		return cli_report(ctx, err);
 	struct hutch_dns_config cfg = {
 	    .listen = a->listen,
@@ -117,8 +436,14 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a)
 	struct hutch_dns *dns = hutch_dns_new(&cfg, records, &err);
 	if (!dns)
 		return cli_report(ctx, err);
-	struct epoll_event sev = {.events = EPOLLIN, .data.fd = sfd};
-	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &sev);
+	epoll_add(ep, sfd);
+	if (w) {
+		epoll_add(ep, w->inotify);
+		if (drop_privileges(&err) < 0) {
+			hutch_dns_free(dns);
+			return cli_report(ctx, err);
+		}
+	}
 	/* one line per listener, then the upstreams: tests and the supervisor wait for it */
 	for (size_t i = 0; i < a->n_listen; i++)
 		fprintf(stderr, "hutch: dns: listening on %s (port %d, udp and tcp)\n",
@@ -129,6 +454,9 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a)
 		fprintf(stderr, "hutch: dns: warning: no upstream resolver: names that are not "
 				"local get SERVFAIL\n");
 	fprintf(stderr, "hutch: dns: ready\n");
+	ready_say(&a->ready_fd, "OK");
+	if (w)
+		shed_startup_pages();
 	int rc = 0;
 	for (bool running = true; running;) {
 		int64_t next = hutch_dns_next_timeout_ns(dns), timeout_ms = -1;
@@ -144,6 +472,24 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a)
 			break;
 		}
 		for (int i = 0; i < n; i++) {
+			if (w && evs[i].data.fd == w->inotify) {
+				char buf[4096]
+				    __attribute__((aligned(__alignof__(struct inotify_event))));
+				bool changed = false;
+				ssize_t len;
+				while ((len = read(w->inotify, buf, sizeof(buf))) > 0)
+					for (char *p = buf; p < buf + len;) {
+						struct inotify_event *e = (struct inotify_event *)p;
+						changed |=
+						    (e->len && !strcmp(e->name, "network.json")) ||
+						    (e->mask &
+						     (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED));
+						p += sizeof(*e) + e->len;
+					}
+				if (changed && !netwatch_reload(w, dns, ctx->prog))
+					running = false;
+				continue;
+			}
 			if (evs[i].data.fd != sfd) {
 				hutch_dns_on_event(dns, evs[i].data.fd, evs[i].events);
 				continue;
@@ -152,6 +498,11 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a)
 			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo != SIGHUP) {
 					running = false;
+					continue;
+				}
+				if (w) { /* the network's file again */
+					if (!netwatch_reload(w, dns, ctx->prog))
+						running = false;
 					continue;
 				}
 				struct hutch_dns_records *fresh = NULL;
@@ -173,9 +524,212 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a)
 	return rc;
 }
 
+/* --network: the server of a standalone network. One per network (the pid
+ * file's lock, taken under the networks' lock), on its gateway, port 53. */
+static int dns_network(struct cli_ctx *ctx, struct dns_args *a)
+{
+	prctl(PR_SET_NAME, "hutch-dns", 0, 0, 0);
+	_cleanup_err_ struct hutch_err *err = NULL;
+	struct netwatch w = {.nctx = {.data_root = a->data_root, .run_root = a->run_root},
+			     .network = a->network,
+			     .pid_path = dns_pid_path(a->run_root, a->network),
+			     .pid_fd = -1,
+			     .inotify = -1};
+	_cleanup_free_ char *dir = xasprintf("%s/dns", a->run_root);
+	_cleanup_free_ char *netdir = hutch_network_record_dir(&w.nctx, a->network);
+	_cleanup_close_ int lock = -1;
+	struct hutch_net_info info = {0};
+	struct hutch_dns_records *records = NULL;
+	char listen[32];
+	int rc = 125;
+	if (mkdir_p_at(AT_FDCWD, dir, 0700, &err) < 0 || hutch_net_lock(&w.nctx, &lock, &err) < 0)
+		goto out;
+	w.pid_fd = open(w.pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (w.pid_fd < 0) {
+		hutch_fail_sys(&err, "open %s", w.pid_path);
+		goto out;
+	}
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	if (fcntl(w.pid_fd, F_OFD_SETLK, &fl) < 0) {
+		/* another one serves the network: what the caller wanted */
+		close(w.pid_fd);
+		w.pid_fd = -1;
+		rc = 0;
+		goto out;
+	}
+	int r = hutch_network_peek(&w.nctx, a->network, &info, &err);
+	if (r < 0 || info.n_members == 0) {
+		/* nobody left to serve (the last container went before we started) */
+		unlink(w.pid_path);
+		rc = r < 0 && r != HUTCH_NET_NOT_FOUND ? 125 : 0;
+		if (rc == 0)
+			hutch_err_free(&err);
+		goto out;
+	}
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%d\n", getpid());
+	if (ftruncate(w.pid_fd, 0) < 0 || pwrite(w.pid_fd, pid, (size_t)n, 0) != n) {
+		hutch_fail_sys(&err, "write %s", w.pid_path);
+		goto out;
+	}
+	/* what the last one wrote is of no use now (stderr is the log, O_APPEND) */
+	(void)!ftruncate(STDERR_FILENO, 0);
+	w.inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w.inotify < 0 || mkdir_p_at(AT_FDCWD, netdir, 0700, NULL) < 0 ||
+	    inotify_add_watch(w.inotify, netdir,
+			      IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+		hutch_fail_sys(&err, "watch %s", netdir);
+		goto out;
+	}
+	records = network_records(&info, &err);
+	if (!records)
+		goto out;
+	snprintf(listen, sizeof(listen), "%s:53", info.gateway);
+	a->listen[0] = listen;
+	a->n_listen = 1;
+	/* an internal network has no way out, not even through its DNS server (names
+	 * as a tunnel): what is not its containers' gets SERVFAIL at once */
+	if (info.internal)
+		a->resolv_conf = "/dev/null";
+	for (size_t i = 0; i < info.n_dns_servers && i < 16 && !info.internal; i++)
+		a->upstreams[a->n_upstreams++] = info.dns_servers[i];
+	close(lock);
+	lock = -1;
+	rc = dns_loop(ctx, a, &w, steal_ptr(records));
+	if (w.pid_fd >= 0) { /* stopped by a signal: the pid file goes too */
+		unlink(w.pid_path);
+		close(w.pid_fd);
+		w.pid_fd = -1;
+	}
+out:
+	if (err) {
+		ready_say(&a->ready_fd, err->msg ? err->msg : "cannot start");
+		rc = cli_report(ctx, err);
+		err = NULL;
+		if (w.pid_fd >= 0)
+			unlink(w.pid_path);
+	}
+	ready_say(&a->ready_fd, "OK");
+	hutch_dns_records_free(records);
+	hutch_net_info_free(&info);
+	if (w.pid_fd >= 0)
+		close(w.pid_fd);
+	if (w.inotify >= 0)
+		close(w.inotify);
+	free(w.pid_path);
+	return rc;
+}
+
+/* Start the DNS server of a standalone network unless one runs: the attaching
+ * hutch calls it once the container is on the network. It waits until the
+ * server answers (or said why it cannot), so that the container's first lookup
+ * finds it. A server that does not start is a warning, not a failed run. */
+void cli_network_dns_ensure(struct cli_ctx *ctx, const char *network)
+{
+	if (dns_holder(ctx->run_root, network))
+		return;
+	/* a stack's network: its supervisor serves the names, in its own loop */
+	struct hutch_net_ctx nctx = {.data_root = ctx->data_root, .run_root = ctx->run_root};
+	struct hutch_net_info info;
+	if (hutch_network_peek(&nctx, network, &info, NULL) == 0) {
+		bool owned = info.owner != NULL;
+		hutch_net_info_free(&info);
+		if (owned)
+			return;
+	}
+	hutch_trace("dns: starting its server");
+	_cleanup_free_ char *dir = xasprintf("%s/dns", ctx->run_root);
+	_cleanup_free_ char *log = dns_log_path(ctx->run_root, network);
+	_cleanup_free_ char *shown = cli_shown(network);
+	_cleanup_err_ struct hutch_err *err = NULL;
+	int ready[2];
+	if (mkdir_p_at(AT_FDCWD, dir, 0700, &err) < 0 || pipe2(ready, O_CLOEXEC) < 0) {
+		if (!err)
+			hutch_fail_sys(&err, "pipe");
+		goto warn;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* twice: the server is nobody's child (its exit leaves no zombie in
+		 * a long `hutch run`), in a session of its own */
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		int devnull = open("/dev/null", O_RDWR);
+		int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (devnull < 0 || logfd < 0 || chdir("/") < 0)
+			_exit(125);
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(logfd, 2);
+		int fd = dup(ready[1]); /* without O_CLOEXEC: it crosses the exec */
+		int keep[] = {fd};
+		close_fds_except(keep, 1);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL);
+		char fdtext[16];
+		snprintf(fdtext, sizeof(fdtext), "%d", fd);
+		const char *args[] = {"hutch",	     "internal",    "dns",	    "--network",
+				      network,	     "--data-root", ctx->data_root, "--run-root",
+				      ctx->run_root, "--ready-fd",  fdtext,	    NULL};
+		execv("/proc/self/exe", (char **)args);
+		_exit(127);
+	}
+	close(ready[1]);
+	if (pid < 0) {
+		close(ready[0]);
+		hutch_fail_sys(&err, "fork");
+		goto warn;
+	}
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	char buf[512];
+	size_t got = 0;
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long left =
+		    5000 - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+		struct pollfd p = {.fd = ready[0], .events = POLLIN};
+		int k = left > 0 ? poll(&p, 1, (int)left) : 0;
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		ssize_t r = read(ready[0], buf + got, sizeof(buf) - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (got == sizeof(buf) - 1 || memchr(buf, '\n', got))
+			break;
+	}
+	close(ready[0]);
+	buf[got] = '\0';
+	hutch_trace("dns: its server is ready");
+	if (!strncmp(buf, "OK\n", 3))
+		return;
+	buf[strcspn(buf, "\n")] = '\0';
+	hutch_fail(&err, 0, "%s", got ? buf : "it exited or did not answer in 5 s");
+warn:
+	if (!ctx->quiet) {
+		_cleanup_free_ char *msg = cli_shown(err && err->msg ? err->msg : "?");
+		fprintf(stderr,
+			"hutch: warning: network %s: its DNS server did not start (%s): names of "
+			"other containers will not resolve (log: %s)\n",
+			shown, msg, log);
+	}
+}
+
 int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv)
 {
-	struct dns_args a = {0};
+	struct dns_args a = {.ready_fd = -1};
 	int i = cli_parse_opts("internal dns", DNS_USAGE, dns_opts, ARRAY_SIZE(dns_opts), true,
 			       argc, argv, dns_set, &a);
 	if (i < 0)
@@ -185,10 +739,20 @@ int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv)
 			DNS_USAGE);
 		return 125;
 	}
+	if (a.network) {
+		if (!a.data_root || !a.run_root || a.n_listen || a.records) {
+			fprintf(stderr,
+				"hutch: internal dns: --network takes --data-root and --run-root, "
+				"not --listen or --records\n%s",
+				DNS_USAGE);
+			return 125;
+		}
+		return dns_network(ctx, &a);
+	}
 	if (!a.n_listen || !a.records) {
 		fprintf(stderr, "hutch: internal dns: --listen and --records are required\n%s",
 			DNS_USAGE);
 		return 125;
 	}
-	return dns_loop(ctx, &a);
+	return dns_loop(ctx, &a, NULL, NULL);
 }

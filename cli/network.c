@@ -1,4 +1,5 @@
 /* hutch network create | ls | inspect | rm */
+#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,24 +11,24 @@
 static void network_usage(FILE *out)
 {
 	fputs("Usage:\n"
-	      "  hutch network create [--subnet CIDR] [--internal] NAME\n"
+	      "  hutch network create [--subnet CIDR] [--internal] [--dns IP]... NAME\n"
 	      "  hutch network ls [--format json|table] [-q]\n"
 	      "  hutch network inspect [--format json|table] NAME...\n"
 	      "  hutch network rm NAME...\n",
 	      out);
 }
 
-enum { N_SUBNET, N_INTERNAL, N_FORMAT, N_QUIET };
+enum { N_SUBNET, N_INTERNAL, N_DNS, N_FORMAT, N_QUIET };
 static const struct cli_opt net_opts[] = {
-    {"subnet", 0, true, N_SUBNET},
-    {"internal", 0, false, N_INTERNAL},
-    {"format", 0, true, N_FORMAT},
-    {"quiet", 'q', false, N_QUIET},
+    {"subnet", 0, true, N_SUBNET}, {"internal", 0, false, N_INTERNAL}, {"dns", 0, true, N_DNS},
+    {"format", 0, true, N_FORMAT}, {"quiet", 'q', false, N_QUIET},
 };
 
 struct net_args {
 	const char *verb;
 	const char *subnet;
+	const char *dns[4]; /* the network's DNS server's upstreams */
+	size_t n_dns;
 	bool internal, json, quiet, format_set;
 };
 
@@ -36,8 +37,8 @@ static int set_net_opt(void *arg, int id, const char *v)
 	struct net_args *a = arg;
 	bool create = !strcmp(a->verb, "create");
 	bool lists = !strcmp(a->verb, "ls") || !strcmp(a->verb, "inspect");
-	if (((id == N_SUBNET || id == N_INTERNAL) && !create) || (id == N_FORMAT && !lists) ||
-	    (id == N_QUIET && strcmp(a->verb, "ls"))) {
+	if (((id == N_SUBNET || id == N_INTERNAL || id == N_DNS) && !create) ||
+	    (id == N_FORMAT && !lists) || (id == N_QUIET && strcmp(a->verb, "ls"))) {
 		fprintf(stderr, "hutch: network %s: unknown option %s\n", a->verb, cli_opt_given());
 		return -1;
 	}
@@ -47,6 +48,14 @@ static int set_net_opt(void *arg, int id, const char *v)
 		break;
 	case N_INTERNAL:
 		a->internal = true;
+		break;
+	case N_DNS:
+		if (a->n_dns == 3) {
+			fprintf(stderr, "hutch: network create: more than 3 --dns: its DNS server "
+					"forwards to at most 3\n");
+			return -1;
+		}
+		a->dns[a->n_dns++] = v;
 		break;
 	case N_QUIET:
 		a->quiet = true;
@@ -72,17 +81,67 @@ static void print_table_row(const struct hutch_net_info *n)
 	       n->internal ? "yes" : "no", n->n_members);
 }
 
-static void print_inspect_text(const struct hutch_net_info *n)
+/* The network's DNS server process, as `inspect` shows it. */
+static void dns_state(const struct cli_ctx *ctx, const struct hutch_net_info *n, char *buf,
+		      size_t len, int *pid)
 {
+	*pid = ctx->rootless ? 0 : cli_network_dns_pid(ctx, n->name);
+	if (ctx->rootless) /* its gateway is in the rootless network namespace */
+		snprintf(buf, len, "unsupported");
+	else if (n->owner) /* a stack's: in its supervisor */
+		snprintf(buf, len, "%s", n->owner_running ? "in its supervisor" : "stopped");
+	else if (*pid > 0)
+		snprintf(buf, len, "running");
+	else if (*pid < 0)
+		snprintf(buf, len, "starting");
+	else
+		/* it runs while the network has containers: one that is not there
+		 * then has crashed (the next container on it starts it again) */
+		snprintf(buf, len, "%s", n->n_members ? "not running" : "stopped");
+}
+
+static void print_inspect_text(const struct cli_ctx *ctx, const struct hutch_net_info *n)
+{
+	char state[32];
+	int pid;
+	dns_state(ctx, n, state, sizeof(state), &pid);
 	printf("name:      %s\nid:        %s\nbridge:    %s\nsubnet:    %s\ngateway:   %s\n"
-	       "dns:       %s\ninternal:  %s\nmembers:\n",
-	       n->name, n->id, n->bridge, n->subnet, n->gateway, n->dns,
-	       n->internal ? "true" : "false");
+	       "dns:       %s (server %s",
+	       n->name, n->id, n->bridge, n->subnet, n->gateway, n->dns, state);
+	if (pid > 0)
+		printf(", pid %d", pid);
+	printf(")\n");
+	for (size_t i = 0; i < n->n_dns_servers; i++)
+		printf("upstream:  %s\n", n->dns_servers[i]);
+	printf("internal:  %s\nmembers:\n", n->internal ? "true" : "false");
 	for (size_t i = 0; i < n->n_members; i++) {
 		const struct hutch_net_member *m = &n->members[i];
 		_cleanup_free_ char *nm = m->name ? cli_shown(m->name) : NULL;
 		printf("  %.12s  %-15s  %s\n", m->container, m->address, nm ? nm : "");
 	}
+}
+
+/* net/'s JSON with the DNS server process the CLI runs for the network:
+ * "dns_server": {"state": "running", "pid": N}. */
+static char *inspect_json(const struct cli_ctx *ctx, const struct hutch_net_info *n)
+{
+	char *text = hutch_net_info_to_json(n, true);
+	struct json_object *o = json_tokener_parse(text);
+	if (!o)
+		return text;
+	free(text);
+	char state[32];
+	int pid;
+	dns_state(ctx, n, state, sizeof(state), &pid);
+	struct json_object *d = json_object_new_object();
+	json_object_object_add(d, "state", json_object_new_string(state));
+	if (pid > 0)
+		json_object_object_add(d, "pid", json_object_new_int(pid));
+	json_object_object_add(o, "dns_server", d);
+	text = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							     JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return text;
 }
 
 int cmd_network(struct cli_ctx *ctx, int argc, char **argv)
@@ -122,7 +181,8 @@ int cmd_network(struct cli_ctx *ctx, int argc, char **argv)
 			return 125;
 		}
 		struct hutch_net_info info;
-		if (hutch_network_create(&nctx, argv[first], a.subnet, a.internal, &info, &err) < 0)
+		if (hutch_network_create(&nctx, argv[first], a.subnet, a.internal, a.dns, a.n_dns,
+					 &info, &err) < 0)
 			return cli_report(ctx, err);
 		printf("%s\n", info.id);
 		hutch_net_info_free(&info);
@@ -165,10 +225,12 @@ int cmd_network(struct cli_ctx *ctx, int argc, char **argv)
 	for (int i = first; i < argc; i++) {
 		hutch_err_free(&err);
 		if (!strcmp(a.verb, "rm")) {
-			if (hutch_network_remove(&nctx, argv[i], &err) < 0)
+			if (hutch_network_remove(&nctx, argv[i], &err) < 0) {
 				rc = cli_report(ctx, err);
-			else
+			} else {
+				cli_network_dns_forget(ctx, argv[i]);
 				printf("%s\n", argv[i]);
+			}
 			continue;
 		}
 		struct hutch_net_info info;
@@ -177,10 +239,10 @@ int cmd_network(struct cli_ctx *ctx, int argc, char **argv)
 			continue;
 		}
 		if (json) {
-			_cleanup_free_ char *j = hutch_net_info_to_json(&info, true);
+			_cleanup_free_ char *j = inspect_json(ctx, &info);
 			printf("%s%s", i > first && rc == 0 ? ",\n" : "\n", j);
 		} else {
-			print_inspect_text(&info);
+			print_inspect_text(ctx, &info);
 		}
 		hutch_net_info_free(&info);
 	}

@@ -409,12 +409,11 @@ static int wire_network(void *data, const char *id, pid_t pid, struct hutch_err 
 	return hutch_net_wire(data, id, pid, err);
 }
 
-/* The detached container's monitor, after it exited: its network goes. */
 /* Put the container on its network: a namespace net/ made and wired, the
  * spec joins it by path; resolv.conf and hosts to match. */
-static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opts *o,
-			  const struct hutch_port_map *ports, struct hutch_spec *spec,
-			  bool *attached, struct hutch_err **err)
+static int attach_network(struct cli_ctx *ctx, const struct hutch_net_ctx *nctx,
+			  const struct run_opts *o, const struct hutch_port_map *ports,
+			  struct hutch_spec *spec, bool *attached, struct hutch_err **err)
 {
 	struct hutch_net_attach_req req = {
 	    .network = bridge_network(o),
@@ -449,6 +448,14 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 		snprintf(rootless_userns, sizeof(rootless_userns), "%s", at.userns);
 	else
 		hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, at.netns);
+	/* each network's DNS server, started with its first container; it goes
+	 * by itself with the last one (rootless: not yet, its gateway is in the
+	 * rootless network namespace) */
+	if (!ctx->rootless) {
+		cli_network_dns_ensure(ctx, req.network);
+		for (size_t i = 0; i < o->n_more_networks; i++)
+			cli_network_dns_ensure(ctx, bridge_name(o->more_networks[i]));
+	}
 	if (!o->n_dns && hutch_spec_add_dns_server(spec, at.dns, err) < 0)
 		return -1;
 	if (hutch_spec_add_host(spec, spec->hostname, at.address, err) < 0)
@@ -459,6 +466,17 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 	return 0;
 }
 
+/* A detached container's attachments follow its keeper's life (it detaches
+ * them in `hutch internal finish`), not this process's. A failure costs the gc
+ * a scan of /proc, no more: it is not reported. */
+static void hand_network_to_keeper(struct hutch_runtime *rt, const struct hutch_net_ctx *nctx,
+				   const char *id)
+{
+	struct hutch_state *s = NULL;
+	if (hutch_state_find(rt, id, &s, NULL) == 0 && s->monitor_pid > 0)
+		hutch_net_set_attacher(nctx, id, s->monitor_pid, s->monitor_start, NULL);
+	hutch_state_free(s);
+}
 
 /* ---- supervised containers: `run -d --restart ... --health-cmd ...` ----------
  * Such a container is a one-service stack under the hood, so that the stack
@@ -851,7 +869,7 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (build_spec(&rt, &o, img, argc - img_idx - 1, argv + img_idx + 1, spec, &err) < 0)
 		goto out;
 	if (bridge_network(&o)) {
-		if (attach_network(&nctx, &o, ports, spec, &attached, &err) < 0)
+		if (attach_network(ctx, &nctx, &o, ports, spec, &attached, &err) < 0)
 			goto out;
 		if (rootless_userns[0]) {
 			rt.userns_parent = rootless_userns;
@@ -875,7 +893,11 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 			}
 		}
 		/* the network is taken down by `hutch internal finish`, which its
-		 * keeper execs once it has exited (cli/internal.c) */
+		 * keeper execs once it has exited (cli/internal.c): the keeper is
+		 * the attachment's owner from now on, so that the gc of every later
+		 * attach sees it alive with one look at /proc/PID/stat */
+		if (attached && !ctx->rootless) /* (rootless: gc runs inside its namespace) */
+			hand_network_to_keeper(&rt, &nctx, spec->id);
 		attached = false;
 		printf("%s\n", spec->id);
 		rc = 0;
@@ -914,6 +936,7 @@ out:
 			if (rc == 0)
 				rc = 125;
 		}
+		hutch_trace("network detached");
 	}
 	if (sup_dir)
 		remove_tree_at(AT_FDCWD, sup_dir, NULL);

@@ -79,15 +79,15 @@ static int sock_open_in(const char *netns_path, struct nl_sock **out, struct hut
 	return r;
 }
 
-static int link_set_up(struct nl_sock *sk, const char *ifname, struct hutch_err **err)
+/* link (as the kernel gave it) up, unless it is */
+static int link_up(struct nl_sock *sk, struct rtnl_link *link, const char *ifname,
+		   struct hutch_err **err)
 {
-	_cleanup_link_ struct rtnl_link *link = NULL;
-	int r = rtnl_link_get_kernel(sk, 0, ifname, &link);
-	if (r < 0)
-		return nl_fail(err, r, ifname);
+	if (rtnl_link_get_flags(link) & IFF_UP)
+		return 0;
 	_cleanup_link_ struct rtnl_link *change = rtnl_link_alloc();
 	rtnl_link_set_flags(change, IFF_UP);
-	r = rtnl_link_change(sk, link, change, 0);
+	int r = rtnl_link_change(sk, link, change, 0);
 	if (r < 0) {
 		hutch_fail(err, 0, "bring %s up: %s", ifname, nl_geterror(r));
 		return -1;
@@ -95,15 +95,18 @@ static int link_set_up(struct nl_sock *sk, const char *ifname, struct hutch_err 
 	return 0;
 }
 
-static int addr_add(struct nl_sock *sk, const char *ifname, uint32_t address, int prefix,
-		    struct hutch_err **err)
+static int link_set_up(struct nl_sock *sk, const char *ifname, struct hutch_err **err)
 {
-	int ifindex = 0;
 	_cleanup_link_ struct rtnl_link *link = NULL;
 	int r = rtnl_link_get_kernel(sk, 0, ifname, &link);
 	if (r < 0)
 		return nl_fail(err, r, ifname);
-	ifindex = rtnl_link_get_ifindex(link);
+	return link_up(sk, link, ifname, err);
+}
+
+static int addr_add_at(struct nl_sock *sk, const char *ifname, int ifindex, uint32_t address,
+		       int prefix, struct hutch_err **err)
+{
 	char text[24], ip[16];
 	hutch_ipv4_format(address, ip);
 	snprintf(text, sizeof(text), "%s/%d", ip, prefix);
@@ -113,20 +116,26 @@ static int addr_add(struct nl_sock *sk, const char *ifname, uint32_t address, in
 	struct rtnl_addr *a = rtnl_addr_alloc();
 	rtnl_addr_set_ifindex(a, ifindex);
 	rtnl_addr_set_local(a, local);
-	r = rtnl_addr_add(sk, a, NLM_F_REPLACE);
+	int r = rtnl_addr_add(sk, a, NLM_F_REPLACE);
 	rtnl_addr_put(a);
 	if (r < 0 && r != -NLE_EXIST)
 		return hutch_fail(err, 0, "add address %s to %s: %s", text, ifname, nl_geterror(r));
 	return 0;
 }
 
-static int default_route_add(struct nl_sock *sk, const char *ifname, uint32_t gateway,
-			     struct hutch_err **err)
+static int addr_add(struct nl_sock *sk, const char *ifname, uint32_t address, int prefix,
+		    struct hutch_err **err)
 {
 	_cleanup_link_ struct rtnl_link *link = NULL;
 	int r = rtnl_link_get_kernel(sk, 0, ifname, &link);
 	if (r < 0)
 		return nl_fail(err, r, ifname);
+	return addr_add_at(sk, ifname, rtnl_link_get_ifindex(link), address, prefix, err);
+}
+
+static int default_route_add(struct nl_sock *sk, int ifindex, uint32_t gateway,
+			     struct hutch_err **err)
+{
 	char gw[16];
 	hutch_ipv4_format(gateway, gw);
 	_cleanup_nladdr_ struct nl_addr *dst = NULL, *via = NULL;
@@ -137,10 +146,10 @@ static int default_route_add(struct nl_sock *sk, const char *ifname, uint32_t ga
 	rtnl_route_set_dst(route, dst);
 	rtnl_route_set_table(route, RT_TABLE_MAIN);
 	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
-	rtnl_route_nh_set_ifindex(nh, rtnl_link_get_ifindex(link));
+	rtnl_route_nh_set_ifindex(nh, ifindex);
 	rtnl_route_nh_set_gateway(nh, via);
 	rtnl_route_add_nexthop(route, nh);
-	r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_REPLACE);
+	int r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_REPLACE);
 	rtnl_route_put(route);
 	if (r < 0)
 		return hutch_fail(err, 0, "add the default route via %s: %s", gw, nl_geterror(r));
@@ -337,9 +346,14 @@ int net_veth_attach(const char *bridge, const char *host_if, const char *netns_p
 	rtnl_link_veth_release(veth);
 	if (r < 0)
 		return hutch_fail(err, 0, "create veth %s: %s", host_if, nl_geterror(r));
-	if (addr_add(inner, ifname, address, prefix, err) < 0 ||
-	    link_set_up(inner, ifname, err) < 0 ||
-	    (gateway && default_route_add(inner, ifname, gateway, err) < 0)) {
+	/* one look at the peer (its index) for the rest */
+	_cleanup_link_ struct rtnl_link *link = NULL;
+	r = rtnl_link_get_kernel(inner, 0, ifname, &link);
+	if (r < 0 || link_up(inner, link, ifname, err) < 0 ||
+	    addr_add_at(inner, ifname, rtnl_link_get_ifindex(link), address, prefix, err) < 0 ||
+	    (gateway && default_route_add(inner, rtnl_link_get_ifindex(link), gateway, err) < 0)) {
+		if (r < 0)
+			nl_fail(err, r, ifname);
 		net_link_delete(host_if, NULL);
 		return -1;
 	}

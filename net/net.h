@@ -190,6 +190,8 @@ struct hutch_net_info {
 	char *owner;	    /* "stack shop": whose network it is (NULL: the user's) */
 	bool owner_running; /* the owner's process (a stack's supervisor) runs */
 	char *created;	    /* RFC 3339 */
+	char **dns_servers; /* its DNS server's upstreams (none: the host's resolvers) */
+	size_t n_dns_servers;
 	struct hutch_net_member *members;
 	size_t n_members;
 };
@@ -199,13 +201,23 @@ void hutch_net_info_list_free(struct hutch_net_info *list, size_t n);
 /* subnet NULL: chosen (hutch_ipam_choose_subnet around the host's routes). The
  * name is Docker's rule ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 64). */
 int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, const char *subnet,
-			 bool internal, struct hutch_net_info *out, struct hutch_err **err);
+			 bool internal, const char *const *dns_servers, size_t n_dns_servers,
+			 struct hutch_net_info *out, struct hutch_err **err);
 /* A missing network is HUTCH_NET_NOT_FOUND (message filled). */
 #define HUTCH_NET_NOT_FOUND (-2)
 int hutch_network_inspect(const struct hutch_net_ctx *ctx, const char *name,
 			  struct hutch_net_info *out, struct hutch_err **err);
 int hutch_network_list(const struct hutch_net_ctx *ctx, struct hutch_net_info **out, size_t *n,
 		       struct hutch_err **err);
+/* The network as it is on disk, without the lock or the gc: for a reader that
+ * only wants a consistent copy (the file is replaced whole), as its DNS server. */
+int hutch_network_peek(const struct hutch_net_ctx *ctx, const char *name,
+		       struct hutch_net_info *out, struct hutch_err **err);
+/* The directory whose network.json every change of the network's members replaces
+ * whole (a rename): what a reader that follows them (its DNS server) watches. */
+char *hutch_network_record_dir(const struct hutch_net_ctx *ctx, const char *name);
+/* The lock every change to networks is made under: *fd to close to release it. */
+int hutch_net_lock(const struct hutch_net_ctx *ctx, int *fd, struct hutch_err **err);
 /* Refused while containers are attached (naming them); removes its bridge and
  * rules if any are left. */
 int hutch_network_remove(const struct hutch_net_ctx *ctx, const char *name, struct hutch_err **err);
@@ -277,6 +289,11 @@ int hutch_net_wire(const struct hutch_net_ctx *ctx, const char *container, int p
  * member of a network takes the bridge and its rules with it. Idempotent. */
 int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container,
 		     struct hutch_err **err);
+/* The process whose life the container's attachments follow (pid and start time
+ * as in /proc/PID/stat): its detached container's keeper, which detaches them
+ * when the container exits. While it runs, gc needs no scan of /proc. */
+int hutch_net_set_attacher(const struct hutch_net_ctx *ctx, const char *container, int pid,
+			   uint64_t start, struct hutch_err **err);
 /* Detach containers whose netns holds no process and whose attaching hutch is
  * gone (a crashed run or monitor), and rebuild the rules: what a crash left. */
 int hutch_net_gc(const struct hutch_net_ctx *ctx, struct hutch_err **err);

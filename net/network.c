@@ -47,6 +47,8 @@ struct netdef {
 	char *owner; /* "stack shop": another part of hutch's (NULL: the user's) */
 	int owner_pid;
 	uint64_t owner_start;
+	char **dns_servers; /* upstreams of its DNS server (none: the host's) */
+	size_t n_dns_servers;
 	struct hutch_ipam_pool pool;
 	struct member *members;
 	size_t n_members;
@@ -70,6 +72,9 @@ static void netdef_clear(struct netdef *d)
 	free(d->id);
 	free(d->created);
 	free(d->owner);
+	for (size_t i = 0; i < d->n_dns_servers; i++)
+		free(d->dns_servers[i]);
+	free(d->dns_servers);
 	hutch_ipam_pool_clear(&d->pool);
 	for (size_t i = 0; i < d->n_members; i++)
 		member_clear(&d->members[i]);
@@ -87,6 +92,22 @@ static void netdefs_free(struct netdef *v, size_t n)
 static char *nets_dir(const struct hutch_net_ctx *ctx)
 {
 	return xasprintf("%s/networks", ctx->data_root);
+}
+
+/* The record as the last attach or detach left it: RUN/networks/NAME/network.json.
+ * Members and addresses change with every container, and RUN is a tmpfs (/run/hutch):
+ * replacing a file there costs no disk write, where ext4 starts writing a file renamed
+ * over another (auto_da_alloc, 0.1-0.5 ms of every `run --network`). DATA's copy is
+ * written when the network is made, durably: what a reboot (which takes RUN, and the
+ * containers' namespaces with it) leaves is the network as made, no member. */
+static char *state_dir(const struct hutch_net_ctx *ctx, const char *name)
+{
+	return xasprintf("%s/networks/%s", ctx->run_root, name);
+}
+
+char *hutch_network_record_dir(const struct hutch_net_ctx *ctx, const char *name)
+{
+	return state_dir(ctx, name);
 }
 
 static char *netns_path(const struct hutch_net_ctx *ctx, const char *container)
@@ -218,6 +239,12 @@ static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, 
 		json_object_object_add(o, "owner_start",
 				       json_object_new_int64((int64_t)d->owner_start));
 	}
+	if (d->n_dns_servers) {
+		struct json_object *up = json_object_new_array();
+		for (size_t i = 0; i < d->n_dns_servers; i++)
+			json_object_array_add(up, json_object_new_string(d->dns_servers[i]));
+		json_object_object_add(o, "dns_servers", up);
+	}
 	struct json_object *pool = json_object_new_array();
 	for (size_t i = 0; i < d->pool.n; i++) {
 		const struct hutch_ipam_entry *e = &d->pool.entries[i];
@@ -259,13 +286,22 @@ static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, 
 	}
 	json_object_object_add(o, "members", ms);
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	_cleanup_free_ char *dir = xasprintf("%s/networks/%s", ctx->data_root, d->name);
+	_cleanup_free_ char *dir = durable ? xasprintf("%s/networks/%s", ctx->data_root, d->name)
+					   : state_dir(ctx, d->name);
 	_cleanup_free_ char *path = xasprintf("%s/network.json", dir);
 	int r = mkdir_p_at(AT_FDCWD, dir, 0700, err);
 	if (r == 0)
 		r = durable ? write_file_atomic(AT_FDCWD, path, text, strlen(text), err)
 			    : write_file_replace(AT_FDCWD, path, text, strlen(text), err);
 	json_object_put(o);
+	if (r == 0 && durable) {
+		/* DATA's copy is the record now: RUN's goes (one of a network of the
+		 * same name that was removed, too) */
+		_cleanup_free_ char *state = state_dir(ctx, d->name);
+		_cleanup_free_ char *old = xasprintf("%s/network.json", state);
+		if (unlink(old) < 0 && errno != ENOENT)
+			r = hutch_fail_sys(err, "remove %s", old);
+	}
 	return r;
 }
 
@@ -299,7 +335,12 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 			   shown, shown);
 		return HUTCH_NET_NOT_FOUND;
 	}
-	if (read_file_at(AT_FDCWD, path, &text, &len, err) < 0)
+	/* the record as the last change left it (RUN), else as it was made (DATA) */
+	_cleanup_free_ char *state_d = state_dir(ctx, name);
+	_cleanup_free_ char *state = xasprintf("%s/network.json", state_d);
+	bool from_state = read_file_at(AT_FDCWD, state, &text, &len, NULL) == 0;
+again:
+	if (!from_state && read_file_at(AT_FDCWD, path, &text, &len, err) < 0)
 		return -1;
 	struct json_object *o = json_tokener_parse(text);
 	const char *sub = o ? jstr(o, "subnet") : NULL;
@@ -307,6 +348,11 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 	    !jstr(o, "bridge") || strncmp(jstr(o, "bridge"), "hbr-", 4) || !sub ||
 	    hutch_cidr_parse(sub, &d->subnet, NULL) < 0) {
 		json_object_put(o);
+		free(steal_ptr(text));
+		if (from_state) { /* torn by a crash of the machine where RUN is no tmpfs */
+			from_state = false;
+			goto again;
+		}
 		return hutch_fail(err, 0, "%s is damaged: remove the network's directory", path);
 	}
 	d->name = xstrdup(jstr(o, "name"));
@@ -319,6 +365,16 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 		d->owner = xstrdup(jstr(o, "owner"));
 		d->owner_pid = (int)jint(o, "owner_pid");
 		d->owner_start = (uint64_t)jint(o, "owner_start");
+	}
+	if (json_object_object_get_ex(o, "dns_servers", &v) &&
+	    json_object_is_type(v, json_type_array)) {
+		size_t n = json_object_array_length(v);
+		d->dns_servers = xcalloc(n + 1, sizeof(char *));
+		for (size_t i = 0; i < n; i++) {
+			const char *up = json_object_get_string(json_object_array_get_idx(v, i));
+			if (up)
+				d->dns_servers[d->n_dns_servers++] = xstrdup(up);
+		}
 	}
 	d->pool.subnet = d->subnet;
 	if (json_object_object_get_ex(o, "addresses", &v) &&
@@ -714,9 +770,13 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 		/* the host's own 127.0.0.1 cannot be answered from the container:
 		 * it sees the gateway instead; other hosts' addresses are kept */
 		fprintf(f, "    ip saddr 127.0.0.0/8 oifname \"%s\" masquerade\n", all[i].bridge);
+		/* nor what leaves by lo: the host's own address talking to itself
+		 * (a query of the host's to the network's DNS server) keeps its
+		 * source, or the server would not know it as one of the network's */
 		if (!all[i].internal)
-			fprintf(f, "    ip saddr %s oifname != \"%s\" masquerade\n", sub,
-				all[i].bridge);
+			fprintf(f,
+				"    ip saddr %s oifname != \"%s\" oifname != \"lo\" masquerade\n",
+				sub, all[i].bridge);
 	}
 	fputs("  }\n", f);
 	fputs("  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
@@ -907,6 +967,9 @@ static void info_fill(const struct netdef *d, struct hutch_net_info *out)
 		memcpy(o->ports, m->ports, m->n_ports * sizeof(*o->ports));
 		o->n_ports = m->n_ports;
 	}
+	out->dns_servers = xcalloc(d->n_dns_servers + 1, sizeof(char *));
+	for (size_t i = 0; i < d->n_dns_servers; i++)
+		out->dns_servers[out->n_dns_servers++] = xstrdup(d->dns_servers[i]);
 }
 
 void hutch_net_info_free(struct hutch_net_info *info)
@@ -917,6 +980,9 @@ void hutch_net_info_free(struct hutch_net_info *info)
 	free(info->id);
 	free(info->created);
 	free(info->owner);
+	for (size_t i = 0; i < info->n_dns_servers; i++)
+		free(info->dns_servers[i]);
+	free(info->dns_servers);
 	for (size_t i = 0; i < info->n_members; i++) {
 		struct hutch_net_member *m = &info->members[i];
 		free(m->container);
@@ -952,6 +1018,10 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 	json_object_object_add(o, "created", json_object_new_string(info->created));
 	if (info->owner)
 		json_object_object_add(o, "owner", json_object_new_string(info->owner));
+	struct json_object *up = json_object_new_array();
+	for (size_t i = 0; i < info->n_dns_servers; i++)
+		json_object_array_add(up, json_object_new_string(info->dns_servers[i]));
+	json_object_object_add(o, "dns_servers", up);
 	struct json_object *ms = json_object_new_array();
 	for (size_t i = 0; i < info->n_members; i++) {
 		const struct hutch_net_member *m = &info->members[i];
@@ -1055,14 +1125,37 @@ static int create_locked(const struct hutch_net_ctx *ctx, const char *name, cons
 }
 
 int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, const char *subnet,
-			 bool internal, struct hutch_net_info *out, struct hutch_err **err)
+			 bool internal, const char *const *dns_servers, size_t n_dns_servers,
+			 struct hutch_net_info *out, struct hutch_err **err)
 {
+	if (n_dns_servers > 3)
+		return hutch_fail(err, 0,
+				  "%zu DNS servers given: a network's DNS server forwards to at "
+				  "most 3",
+				  n_dns_servers);
+	for (size_t i = 0; i < n_dns_servers; i++) {
+		struct in_addr a;
+		if (inet_pton(AF_INET, dns_servers[i], &a) != 1) {
+			_cleanup_free_ char *shown =
+			    printable(dns_servers[i], strlen(dns_servers[i]));
+			return hutch_fail(err, 0, "--dns '%s' is not an IPv4 address", shown);
+		}
+	}
 	_cleanup_close_ int lock = -1;
 	if (lock_networks(ctx, &lock, err) < 0)
 		return -1;
 	struct netdef d;
 	if (create_locked(ctx, name, subnet, internal, &d, err) < 0)
 		return -1;
+	if (n_dns_servers) {
+		d.dns_servers = xcalloc(n_dns_servers + 1, sizeof(char *));
+		for (size_t i = 0; i < n_dns_servers; i++)
+			d.dns_servers[d.n_dns_servers++] = xstrdup(dns_servers[i]);
+		if (save_net_as(ctx, &d, true, err) < 0) {
+			netdef_clear(&d);
+			return -1;
+		}
+	}
 	if (out)
 		info_fill(&d, out);
 	netdef_clear(&d);
@@ -1092,6 +1185,23 @@ int hutch_network_inspect(const struct hutch_net_ctx *ctx, const char *name,
 	info_fill(&d, out);
 	netdef_clear(&d);
 	return 0;
+}
+
+int hutch_network_peek(const struct hutch_net_ctx *ctx, const char *name,
+		       struct hutch_net_info *out, struct hutch_err **err)
+{
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r < 0)
+		return r;
+	info_fill(&d, out);
+	netdef_clear(&d);
+	return 0;
+}
+
+int hutch_net_lock(const struct hutch_net_ctx *ctx, int *fd, struct hutch_err **err)
+{
+	return lock_networks(ctx, fd, err);
 }
 
 int hutch_network_list(const struct hutch_net_ctx *ctx, struct hutch_net_info **out, size_t *n,
@@ -1169,6 +1279,10 @@ static int remove_locked(const struct hutch_net_ctx *ctx, const char *name, stru
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r == 0 && (dfd < 0 || remove_tree_at(dfd, d.name, err) < 0))
 		r = dfd < 0 ? hutch_fail_sys(err, "open %s", dir) : -1;
+	_cleanup_free_ char *run_dir = xasprintf("%s/networks", ctx->run_root);
+	_cleanup_close_ int rfd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r == 0 && rfd >= 0 && remove_tree_at(rfd, d.name, err) < 0)
+		r = -1;
 	netdef_clear(&d);
 	if (r == 0)
 		r = apply_rules(ctx, err);
@@ -1248,6 +1362,7 @@ static int gc_locked(const struct hutch_net_ctx *ctx, bool *changed, struct hutc
 			if (ino && !scanned) {
 				netns_in_use(&used);
 				scanned = true;
+				hutch_trace("net: gc: /proc scanned");
 			}
 			if (ino && inode_in(&used, ino))
 				continue;
@@ -1282,6 +1397,32 @@ static int rootless_detach(const struct hutch_net_ctx *ctx, const char *containe
 static int rootless_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
 			   struct hutch_net_attachment *out, struct hutch_err **err);
 
+int hutch_net_set_attacher(const struct hutch_net_ctx *ctx, const char *container, int pid,
+			   uint64_t start, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	struct netdef *all;
+	size_t n;
+	if (load_all(ctx, &all, &n, err) < 0)
+		return -1;
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		bool found = false;
+		for (size_t m = 0; m < all[i].n_members; m++)
+			if (!strcmp(all[i].members[m].container, container)) {
+				all[i].members[m].attacher_pid = pid;
+				all[i].members[m].attacher_start = start;
+				found = true;
+			}
+		if (found)
+			r = save_net(ctx, &all[i], err);
+	}
+	netdefs_free(all, n);
+	return r;
+}
+
 int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container, struct hutch_err **err)
 {
 	_cleanup_close_ int lock = -1;
@@ -1289,10 +1430,14 @@ int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container, str
 		return -1;
 	if (ctx->rootless)
 		return rootless_detach(ctx, container, err);
+	hutch_trace("net: detach: locked");
 	int found = detach_locked(ctx, container, err);
+	hutch_trace("net: detach: saved, netns removed");
 	if (found <= 0)
 		return found;
-	return apply_rules(ctx, err);
+	int r = apply_rules(ctx, err);
+	hutch_trace("net: detach: rules");
+	return r;
 }
 
 /* Rootless (ctx->rootless), in the rootless namespace: the address and the
@@ -1765,7 +1910,12 @@ static int drop_network_locked(const struct hutch_net_ctx *ctx, const struct net
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return hutch_fail_sys(err, "open %s", dir);
-	return remove_tree_at(dfd, d->name, err);
+	if (remove_tree_at(dfd, d->name, err) < 0)
+		return -1;
+	/* and its record under RUN */
+	_cleanup_free_ char *run_dir = xasprintf("%s/networks", ctx->run_root);
+	_cleanup_close_ int rfd = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return rfd < 0 ? 0 : remove_tree_at(rfd, d->name, err);
 }
 
 int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name,

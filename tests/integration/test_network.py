@@ -442,8 +442,13 @@ else:
                            "addr", "show", "eth0").stdout
             seen.add(out.split()[3])
         assert seen == {"10.89.0.2/24"}
-        net = json.loads((state_root(ns) / "networks" / "churn" / "network.json").read_text())
+        # the record as the last run left it is under RUN (a tmpfs: no disk write per
+        # container); DATA's is the network as made
+        net = json.loads((state_root(ns) / "run" / "networks" / "churn" / "network.json")
+                         .read_text())
         assert net["addresses"] == [] and net["members"] == []
+        made = json.loads((state_root(ns) / "networks" / "churn" / "network.json").read_text())
+        assert made["members"] == [] and made["id"] == net["id"]
         ns.hutch("network", "rm", "churn")
 
     def state_root(ns):

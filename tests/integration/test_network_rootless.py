@@ -140,6 +140,18 @@ def net(hutch, ctr):
         hutch("network", "rm", n, check=False)
 
 
+def fetch_once_up(addr, port, path="/", source=None, timeout=10):
+    """fetch, once the server has started listening: `run -d` returns when httpd is
+    exec'd, a moment before it binds its port (a reset or refusal until then)."""
+    def attempt():
+        try:
+            return fetch(addr, port, path, source)
+        except (ConnectionResetError, ConnectionRefusedError):
+            return None
+    return wait_for(attempt, timeout=timeout, interval=0.05,
+                    what=f"{addr}:{port} to answer")
+
+
 def httpd(ctr, network, www, *extra, name=None):
     return ctr.run("--network", network, *extra, "-v", f"{www}:/www:ro", "bb", "httpd", "-f",
                    "-p", "80", "-h", "/www", name=name)
@@ -334,10 +346,10 @@ else:
         p1, p2 = free_port(), free_port()
         httpd(ctr, n, www, "-p", f"{p1}:80")
         gateway = json.loads(hutch("network", "inspect", n).stdout)[0]["gateway"]
-        assert unmapped(fetch(host, p1, "/cgi-bin/ip", source=host)) == host
+        assert unmapped(fetch_once_up(host, p1, "/cgi-bin/ip", source=host)) == host
         assert unmapped(fetch("127.0.0.1", p1, "/cgi-bin/ip")) == gateway
         httpd(ctr, n, www, "-p", f"{p2}:80")
-        assert fetch("127.0.0.1", p2) == "hello from hutch\n"
+        assert fetch_once_up("127.0.0.1", p2) == "hello from hutch\n"
         assert fetch("127.0.0.1", p1) == "hello from hutch\n"
         assert unmapped(fetch(host, p2, "/cgi-bin/ip", source=host)) == host
         # a port already published is refused, naming who has it
