@@ -3,6 +3,7 @@
  * Layout under the data root:
  *   images/store.lock        flock: writers take it exclusively
  *   images/layers/<chainid>/ unpacked layer (chainid = sha256 hex)
+ *   images/layers/<chainid>.split  its tar's headers, for `image save` (save.c)
  *   images/configs/<id>.json image config (OCI image config; id = sha256 of the bytes)
  *   images/refs.json         full name ("docker.io/library/bb:latest") -> image id
  *   images/locks/<chainid>   flock: one import unpacks a layer at a time
@@ -89,6 +90,13 @@ int hutch_image_inspect(struct hutch_store *s, const char *ref, char **json_out,
  * use by a container. Returns the bytes freed in *freed. */
 int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, size_t *n_layers,
 		      struct hutch_err **err);
+/* Write images (names or ids) as one archive: an OCI image layout tar (as
+ * `podman save --format oci-archive`) or a `docker save` archive, with their
+ * configs and layers as stored (the same digests). path NULL: stdout; else
+ * written to an unnamed file that takes the name only when complete. */
+enum hutch_save_format { HUTCH_SAVE_OCI, HUTCH_SAVE_DOCKER };
+int hutch_image_save(struct hutch_store *s, char *const *refs, size_t n,
+		     enum hutch_save_format format, const char *path, struct hutch_err **err);
 /* Normalise a reference the way Docker does: "busybox", "library/busybox" and
  * "busybox:latest" are "docker.io/library/busybox:latest"; a first component
  * with a '.' or ':' (or "localhost") is a registry host. Validated; caller frees. */

@@ -75,16 +75,23 @@ static int pad_to_block(int fd, uint64_t size, struct hutch_err **err)
 	return 0;
 }
 
-static int write_raw_header(int fd, const char *name, char type, mode_t mode, uint32_t uid,
-			    uint32_t gid, uint64_t size, int64_t mtime, const char *link,
-			    unsigned major, unsigned minor, struct hutch_err **err)
+void tar_header_block(char h[512], const char *name, char type, mode_t mode, uint32_t uid,
+		      uint32_t gid, uint64_t size, int64_t mtime, const char *link, unsigned major,
+		      unsigned minor)
 {
-	char h[BLOCK] = {0};
+	memset(h, 0, BLOCK);
 	strncpy(h, name, 100);
 	octal(h + 100, 8, mode & 07777);
 	octal(h + 108, 8, uid > 07777777 ? 0 : uid);
 	octal(h + 116, 8, gid > 07777777 ? 0 : gid);
-	octal(h + 124, 12, size > 077777777777ULL ? 0 : size);
+	if (size > 077777777777ULL) {
+		/* base-256 (GNU, read by every tar since): a layer of 8 GiB or more */
+		h[124] = (char)0x80;
+		for (int i = 11; i >= 4; i--, size >>= 8)
+			h[124 + i] = (char)(size & 0xff);
+	} else {
+		octal(h + 124, 12, size);
+	}
 	octal(h + 136, 12, mtime < 0 ? 0 : (uint64_t)mtime);
 	memset(h + 148, ' ', 8);
 	h[156] = type;
@@ -100,6 +107,14 @@ static int write_raw_header(int fd, const char *name, char type, mode_t mode, ui
 	char sumtxt[16];
 	snprintf(sumtxt, sizeof(sumtxt), "%06o", sum & 0777777);
 	memcpy(h + 148, sumtxt, 7);
+}
+
+static int write_raw_header(int fd, const char *name, char type, mode_t mode, uint32_t uid,
+			    uint32_t gid, uint64_t size, int64_t mtime, const char *link,
+			    unsigned major, unsigned minor, struct hutch_err **err)
+{
+	char h[BLOCK];
+	tar_header_block(h, name, type, mode, uid, gid, size, mtime, link, major, minor);
 	if (write_all(fd, h, BLOCK) < 0)
 		return hutch_fail_sys(err, "write the layer tar");
 	return 0;

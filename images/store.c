@@ -158,19 +158,21 @@ static void clean_leftovers(struct hutch_store *s)
 					unlinkat(dirfd(d), n, 0);
 				continue;
 			}
-			/* layers/: <chain>.size.tmp.PID, or <chain>.size without <chain> */
+			/* layers/: <chain>.size.tmp.PID, or <chain>.size or
+			 * <chain>.split without <chain> */
 			char chain[65];
-			if (strlen(n) < 69 || strncmp(n + 64, ".size", 5))
+			size_t end = strlen(n) >= 70 && !strncmp(n + 64, ".split", 6) ? 70 : 69;
+			if (strlen(n) < 69 || (strncmp(n + 64, ".size", 5) && end != 70))
 				continue;
 			memcpy(chain, n, 64);
 			chain[64] = '\0';
 			if (!is_hex_string(chain, 64))
 				continue;
 			struct stat st;
-			bool orphan = !n[69] &&
+			bool orphan = !n[end] &&
 				      fstatat(dirfd(d), chain, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
 				      errno == ENOENT;
-			if (!orphan && !(tmp && !strncmp(n + 69, ".tmp.", 5)))
+			if (!orphan && !(tmp && end == 69 && !strncmp(n + 69, ".tmp.", 5)))
 				continue;
 			int lock;
 			if (chain_lock_free(s, chain, &lock))
@@ -675,6 +677,13 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 		hutch_fail_sys(err, "open the staging layer");
 		goto out;
 	}
+	int splitfd = openat(j->stagefd, "split", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (splitfd < 0) {
+		hutch_fail_sys(err, "create the staging layer's split file");
+		goto out;
+	}
+	uo.split = tar_split_new(splitfd);
+	tar_reader_set_tap(tr, tar_split_tap, uo.split);
 	/* The guard against decompression bombs is the space there is: a file
 	 * that cannot fit is refused at its tar header, before any of it is
 	 * written, and a stream that goes on past it (data after the tar's end)
@@ -693,10 +702,15 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 			layer_stream_check_rest(ls, err);
 		goto out;
 	}
-	if (layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
+	if (tar_reader_drain(tr, err) < 0)
+		goto out;
+	int r = tar_split_finish(uo.split, err);
+	uo.split = NULL;
+	if (r < 0 || layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
 		goto out;
 	ret = 0;
 out:
+	tar_split_free(uo.split);
 	tar_reader_free(tr);
 	layer_stream_free(ls);
 	return ret;
@@ -726,6 +740,17 @@ static int unpack_job_result(struct unpack_job *j, struct hutch_err **err)
 	j->stats.entries = entries;
 	j->stats.bytes = bytes;
 	return 0;
+}
+
+/* The layer's split file (see tar_split in layer_internal.h) goes next to it,
+ * as layers/<chain>.split, once the layer is stored: without it `image save`
+ * cannot give the layer back with its digest. */
+static void keep_split(struct hutch_store *s, int stagefd, const char *chain)
+{
+	_cleanup_free_ char *dst = xasprintf("layers/%s.split", chain);
+	struct stat st;
+	if (fstatat(s->rootfd, dst, &st, 0) < 0)
+		renameat(stagefd, "split", s->rootfd, dst);
 }
 
 static char *iso8601_now(void)
@@ -865,6 +890,7 @@ int hutch_image_import(struct hutch_store *s, const char *src, const char *name,
 		}
 		/* the same layer is already there: keep that one */
 	}
+	keep_split(s, stagefd, chain);
 	char size_buf[32];
 	snprintf(size_buf, sizeof(size_buf), "%llu", (unsigned long long)stats.bytes);
 	size_path = xasprintf("layers/%s.size", chain);
@@ -967,9 +993,11 @@ static void layer_discard(struct hutch_store *s, const char *chain, int held)
 {
 	_cleanup_free_ char *p = xasprintf("layers/%s", chain);
 	_cleanup_free_ char *sz = xasprintf("layers/%s.size", chain);
+	_cleanup_free_ char *split = xasprintf("layers/%s.split", chain);
 	_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", chain);
 	bool moved = renameat(s->rootfd, p, s->rootfd, trash) == 0;
 	unlinkat(s->rootfd, sz, 0);
+	unlinkat(s->rootfd, split, 0);
 	if (held >= 0)
 		close(held);
 	if (moved) {
@@ -1264,6 +1292,7 @@ static int plan_layer_work(struct hutch_store *s, const struct image_plan *p,
 		return 0; /* stored by someone else after all: theirs stays */
 	}
 	write_file_at(j->stagefd, "committed", "", NULL);
+	keep_split(s, j->stagefd, j->chain);
 	/* The size goes next to the layer only once the layer is there, so that
 	 * a crash never leaves a size without its layer; a layer a crash left
 	 * without its size gets it measured (layer_size). */
@@ -1855,6 +1884,7 @@ int hutch_layer_build(struct hutch_store *s, const struct hutch_layer_add *adds,
 		store_unlock(s);
 		goto out;
 	} /* else: the same layer is there already, keep that one */
+	keep_split(s, stagefd, chain_hex);
 	if (hutch_layer_hold(s, chain_hex, &dir, held) < 0)
 		hutch_fail(err, ENOENT, "layer %.12s vanished from the store", chain_hex);
 	else

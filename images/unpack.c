@@ -50,6 +50,7 @@ struct unpacker {
 	bool rootless, convert_whiteouts;
 	uint64_t max_bytes, declared_bytes; /* file data allowed, and announced so far */
 	struct unpack_stats *stats;
+	struct tar_split *split;
 	const struct tar_entry *entry; /* the entry being unpacked, for messages */
 
 	/* Entries of one directory come in a row in practice, so the last
@@ -671,6 +672,8 @@ static int unpack_entry(struct unpacker *u, struct tar_reader *r, struct hutch_e
 					  sz, avail);
 		}
 		u->declared_bytes += (uint64_t)e->size;
+		if (u->split)
+			tar_split_file(u->split, full);
 		return unpack_file(u, r, parent_fd, leaf, err);
 	case TAR_DIR:
 		return unpack_dir(u, parent_fd, leaf, full, err);
@@ -719,6 +722,7 @@ int layer_unpack(struct tar_reader *r, int layer_dirfd, const struct unpack_opts
 	    .rootless = opts && opts->rootless,
 	    .convert_whiteouts = opts && opts->convert_whiteouts,
 	    .max_bytes = opts ? opts->max_bytes : 0,
+	    .split = opts ? opts->split : NULL,
 	    .stats = stats,
 	    .parent_fd = -1,
 	};
