@@ -86,32 +86,19 @@ static int set_opt(void *arg, int id, const char *v)
 	return 0;
 }
 
-int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
+int cli_build_run(struct cli_ctx *ctx, const struct cli_build *cb)
 {
-	struct build_opts o = {0};
 	int rc = 125;
 	char **args = NULL;
 	size_t n_args = 0;
 	struct hutch_build_file f = {0};
 	_cleanup_err_ struct hutch_err *err = NULL;
 	_cleanup_free_ char *path = NULL, *text = NULL;
-	int i = cli_parse_opts("build", "", options, ARRAY_SIZE(options), true, argc, argv, set_opt,
-			       &o);
-	if (i == -2 || o.help) {
-		usage(stdout);
-		rc = 0;
-		goto out;
-	}
-	if (i < 0)
-		goto out;
-	if (i != argc - 1) {
-		fprintf(stderr, "hutch: build: %s (usage: hutch build [OPTIONS] CONTEXT)\n",
-			i >= argc ? "no build context given" : "give one build context");
-		goto out;
-	}
-	const char *context = argv[i];
-	if (o.file) {
-		path = xstrdup(o.file);
+	const char *context = cb->context;
+	if (cb->file) {
+		path = cb->file[0] == '/' || !cb->file_in_context
+			   ? xstrdup(cb->file)
+			   : xasprintf("%s/%s", context, cb->file);
 	} else {
 		path = xasprintf("%s/Containerfile", context);
 		if (access(path, F_OK) < 0) {
@@ -126,8 +113,8 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	if (hutch_containerfile_parse(text, len, name, &f, &err) < 0)
 		goto report;
-	for (size_t k = 0; k < o.n_build_args; k++) {
-		const char *a = o.build_args[k];
+	for (size_t k = 0; k < cb->n_build_args; k++) {
+		const char *a = cb->build_args[k];
 		if (strchr(a, '=')) {
 			push((const char ***)&args, &n_args, xstrdup(a));
 		} else if (getenv(a)) {
@@ -139,11 +126,11 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 	    .file_name = name,
 	    .build_args = args,
 	    .n_build_args = n_args,
-	    .target = o.target,
-	    .no_cache = o.no_cache,
-	    .network = o.network,
-	    .tags = (char **)o.tags,
-	    .n_tags = o.n_tags,
+	    .target = cb->target,
+	    .no_cache = cb->no_cache,
+	    .network = cb->network,
+	    .tags = (char **)cb->tags,
+	    .n_tags = cb->n_tags,
 	    .data_root = ctx->data_root,
 	    .run_root = ctx->run_root,
 	    .rootless = ctx->rootless,
@@ -154,8 +141,8 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 		goto report;
 	printf("Successfully built %.12s (%zu steps, %zu cached)\n", res.id, res.n_steps,
 	       res.n_cached);
-	for (size_t k = 0; k < o.n_tags; k++)
-		printf("Successfully tagged %s\n", o.tags[k]);
+	for (size_t k = 0; k < cb->n_tags; k++)
+		printf("Successfully tagged %s\n", cb->tags[k]);
 	rc = 0;
 	goto out;
 report:
@@ -166,6 +153,40 @@ out:
 	for (size_t k = 0; k < n_args; k++)
 		free(args[k]);
 	free(args);
+	return rc;
+}
+
+int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct build_opts o = {0};
+	int rc = 125;
+	int i = cli_parse_opts("build", "", options, ARRAY_SIZE(options), true, argc, argv, set_opt,
+			       &o);
+	if (i == -2 || o.help) {
+		usage(stdout);
+		rc = 0;
+		goto out;
+	}
+	if (i < 0)
+		goto out;
+	if (i != argc - 1) {
+		fprintf(stderr, "hutch: build: %s (usage: hutch build [OPTIONS] CONTEXT)\n",
+			i >= argc ? "no build context given" : "give one build context");
+		goto out;
+	}
+	struct cli_build cb = {
+	    .context = argv[i],
+	    .file = o.file,
+	    .build_args = o.build_args,
+	    .n_build_args = o.n_build_args,
+	    .target = o.target,
+	    .no_cache = o.no_cache,
+	    .network = o.network,
+	    .tags = o.tags,
+	    .n_tags = o.n_tags,
+	};
+	rc = cli_build_run(ctx, &cb);
+out:
 	free(o.tags);
 	free(o.build_args);
 	return rc;
