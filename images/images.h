@@ -111,6 +111,7 @@ char *hutch_image_ref_familiar(const char *name);
  * any imported layer: unpacked by ChainID, with its diff_id the sha256 of that
  * tar. Rootless, the tar is written and unpacked in a user namespace with the
  * caller's subordinate ids, so files keep the owners they have in the image. */
+enum hutch_layer_phase { HUTCH_LAYER_READ, HUTCH_LAYER_WRITE };
 enum hutch_layer_add_kind {
 	HUTCH_ADD_UPPER,   /* src: a container's overlay upper dir; its whiteouts and
 			      opaque dirs become the layer's */
@@ -139,6 +140,15 @@ struct hutch_layer_add {
 	int src_fd;
 	bool chown, chmod;
 	uint32_t uid, gid, mode;
+	/* The first add's, for the whole layer: called as file data is read
+	 * into the layer's tar (HUTCH_LAYER_READ) and then written into the
+	 * layer (HUTCH_LAYER_WRITE), with the bytes and regular files so far,
+	 * and at the end of each phase with done. It may run in a child (the
+	 * user namespace's, rootless): it reports, it keeps no state for the
+	 * caller. */
+	void (*progress)(void *data, enum hutch_layer_phase phase, uint64_t bytes, uint64_t files,
+			 bool done);
+	void *progress_data;
 };
 /* Make one layer of adds on top of the layers parents (lowest first; their
  * ChainID parent_chain, NULL for none) and keep it in the store. Gives its

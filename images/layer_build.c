@@ -26,6 +26,8 @@
 
 struct tarw {
 	int fd;
+	const struct hutch_layer_add *add; /* the first: its progress callback */
+	uint64_t bytes, files;		   /* file data written so far */
 	/* files with several links: the first path written, by (dev, ino) */
 	struct link_seen {
 		dev_t dev;
@@ -186,6 +188,15 @@ static int tarw_header(struct tarw *w, const struct tar_hdr *e, struct hutch_err
 				e->link, e->major, e->minor, err);
 }
 
+static void progress(struct tarw *w, uint64_t bytes, bool file_done)
+{
+	w->bytes += bytes;
+	w->files += file_done;
+	if (w->add && w->add->progress)
+		w->add->progress(w->add->progress_data, HUTCH_LAYER_READ, w->bytes, w->files,
+				 false);
+}
+
 static int copy_data(struct tarw *w, int in, uint64_t size, const char *what,
 		     struct hutch_err **err)
 {
@@ -203,7 +214,9 @@ static int copy_data(struct tarw *w, int in, uint64_t size, const char *what,
 		if (write_all(w->fd, buf, (size_t)n) < 0)
 			return hutch_fail_sys(err, "write the layer tar");
 		done += (uint64_t)n;
+		progress(w, (uint64_t)n, false);
 	}
+	progress(w, 0, true);
 	return pad_to_block(w->fd, size, err);
 }
 
@@ -837,7 +850,9 @@ static int add_archive(struct tarw *w, const struct hutch_layer_add *a, struct h
 				break;
 			}
 			done += (uint64_t)n;
+			progress(w, (uint64_t)n, false);
 		}
+		progress(w, 0, true);
 		if (n < 0)
 			ret = -1;
 		else if (ret == 0)
@@ -859,6 +874,7 @@ int layer_tar_write(int fd, const struct hutch_layer_add *adds, size_t n, char *
 	int ret = 0;
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		const struct hutch_layer_add *a = &adds[i];
+		w.add = adds;
 		switch (a->kind) {
 		case HUTCH_ADD_UPPER: {
 			_cleanup_close_ int dfd = open(a->src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -889,6 +905,8 @@ int layer_tar_write(int fd, const struct hutch_layer_add *adds, size_t n, char *
 	static const char end[2 * BLOCK];
 	if (ret == 0 && write_all(fd, end, sizeof(end)) < 0)
 		ret = hutch_fail_sys(err, "write the layer tar");
+	if (ret == 0 && n && adds[0].progress)
+		adds[0].progress(adds[0].progress_data, HUTCH_LAYER_READ, w.bytes, w.files, true);
 	for (size_t i = 0; i < w.n_links; i++)
 		free(w.links[i].path);
 	free(w.links);

@@ -118,10 +118,13 @@ struct unpack_opts {
 	/* Record the layer's tar as it streams by (tar_split_tap on the reader)
 	 * with each regular file's data as a reference to where it is unpacked. */
 	struct tar_split *split;
+	/* Called as file data is written: the bytes and regular files so far. */
+	void (*progress)(void *data, uint64_t bytes, uint64_t files);
+	void *progress_data;
 };
 
 struct unpack_stats {
-	uint64_t entries, bytes, skipped_devices;
+	uint64_t entries, bytes, files, skipped_devices;
 };
 
 /* Unpack every entry of r into the directory layer_dirfd. Entry names with a

@@ -658,9 +658,16 @@ struct unpack_job {
 	off_t offset; /* -1: read from the current position */
 	int64_t length; /* -1: to EOF */
 	bool rootless, convert_whiteouts;
+	const struct hutch_layer_add *progress; /* its progress callback, or NULL */
 	char comp_hex[65], diff_hex[65];
 	struct unpack_stats stats;
 };
+
+static void unpack_progress(void *data, uint64_t bytes, uint64_t files)
+{
+	const struct hutch_layer_add *a = data;
+	a->progress(a->progress_data, HUTCH_LAYER_WRITE, bytes, files, false);
+}
 
 static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 {
@@ -683,6 +690,10 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 		goto out;
 	}
 	uo.split = tar_split_new(splitfd);
+	if (j->progress && j->progress->progress) {
+		uo.progress = unpack_progress;
+		uo.progress_data = (void *)j->progress;
+	}
 	tar_reader_set_tap(tr, tar_split_tap, uo.split);
 	/* The guard against decompression bombs is the space there is: a file
 	 * that cannot fit is refused at its tar header, before any of it is
@@ -708,6 +719,9 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 	uo.split = NULL;
 	if (r < 0 || layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
 		goto out;
+	if (uo.progress)
+		j->progress->progress(j->progress->progress_data, HUTCH_LAYER_WRITE, j->stats.bytes,
+				      j->stats.files, true);
 	ret = 0;
 out:
 	tar_split_free(uo.split);
@@ -1858,8 +1872,13 @@ int hutch_layer_build(struct hutch_store *s, const struct hutch_layer_add *adds,
 	}
 	if ((ns ? userns_run(&idm, build_tar_run, &tj, err) : build_tar_run(&tj, err)) < 0)
 		goto out;
-	struct unpack_job job = {.in = tarfd, .stagefd = stagefd, .offset = 0, .length = -1,
-				 .rootless = s->rootless, .convert_whiteouts = true};
+	struct unpack_job job = {.in = tarfd,
+				 .stagefd = stagefd,
+				 .offset = 0,
+				 .length = -1,
+				 .rootless = s->rootless,
+				 .convert_whiteouts = true,
+				 .progress = n ? &adds[0] : NULL};
 	if (ns ? (userns_run(&idm, unpack_job_in_userns, &job, err) < 0 ||
 		  unpack_job_result(&job, err) < 0)
 	       : unpack_job_run(&job, err) < 0)

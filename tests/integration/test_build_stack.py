@@ -193,3 +193,57 @@ def test_compose_build_string_and_mapping(make_stack):
     for p in st.out.iterdir():
         outs[p.name] = p.read_text()
     assert sorted(v for k, v in outs.items() if k != "one") == ["compose\n", "list\n"]
+
+
+def _pty_run(argv, cwd):
+    """Run argv on a terminal; (output bytes, seconds it took)."""
+    import pty
+    t0 = time.monotonic()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execv(argv[0], argv)
+    out = b""
+    while True:
+        try:
+            d = os.read(fd, 65536)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    return out, time.monotonic() - t0
+
+
+def test_copy_progress_line(state, hutch, tmp):
+    """COPY of a large context: on a terminal a line updated in place (at most
+    10 times a second), in a log one line for the step; both end with what
+    was copied."""
+    ctx = tmp / "big"
+    (ctx / "data").mkdir(parents=True)
+    for i in range(3000):
+        (ctx / "data" / f"f{i}").write_bytes(os.urandom(16384))
+    (ctx / "Containerfile").write_text("FROM bb\nCOPY data /data\nCOPY data/f1 /one\n")
+    try:
+        cp = hutch("build", "-t", "progress-big", ctx, timeout=120)
+        lines = cp.stdout.splitlines()
+        assert "copied 46.9 MiB, 3000 files" in lines, cp.stdout
+        assert "copied 16 KiB, 1 file" in lines
+        assert "\r" not in cp.stdout  # no in-place updates in a log
+        out, took = _pty_run([state.bin, "--root", str(state.root), "build", "--no-cache",
+                              "-t", "progress-big", str(ctx)], cwd=str(tmp))
+        text = out.decode()
+        updates = re.findall(r"\r\x1b\[K(?:reading|copying): [^\r]*", text)
+        assert len(updates) <= 10 * took + 1, (took, updates)
+        for u in updates:
+            assert re.search(r"of 46\.9 MiB, \d+ of 3000 files$", u), u
+        assert "\r\x1b[Kcopied 46.9 MiB, 3000 files\r\n" in text or \
+            "\ncopied 46.9 MiB, 3000 files\r\n" in text, text
+        step = re.search(r"COPY data /data\r\n.*?--> ([0-9.]+)s", text, re.S)
+        if float(step.group(1)) > 0.5:
+            assert updates, text  # a copy that took that long showed its progress
+    finally:
+        hutch("image", "rm", "progress-big", check=False)
