@@ -1680,6 +1680,12 @@ out:
 	for (size_t i = 0; i < b.n_stages; i++)
 		stage_free(&b.stages[i]);
 	free(b.stages);
+	/* the cache's size limit: least recently used entries beyond it go, once
+	 * the stages let go of their layers (the result stays, named or not) */
+	struct hutch_cache_prune pruned;
+	if (ret == 0)
+		hutch_build_cache_prune(b.store, false, hutch_build_cache_limit(), res->id, &pruned,
+					NULL);
 	hutch_runtime_fini(&b.rt);
 	hutch_store_close(b.store);
 out_early:

@@ -8,6 +8,7 @@
 #include "builder/builder.h"
 #include "cli/cli.h"
 #include "common/util.h"
+#include "images/images.h"
 
 struct build_opts {
 	const char **tags, **build_args;
@@ -190,4 +191,83 @@ out:
 	free(o.tags);
 	free(o.build_args);
 	return rc;
+}
+
+/* ---- hutch builder prune ------------------------------------------------------- */
+
+enum { BP_ALL, BP_KEEP };
+static const struct cli_opt prune_options[] = {
+    {"all", 'a', false, BP_ALL},
+    {"keep-storage", 0, true, BP_KEEP},
+};
+
+struct prune_opts {
+	bool all;
+	int64_t keep;
+};
+
+static int prune_set(void *arg, int id, const char *v)
+{
+	struct prune_opts *o = arg;
+	if (id == BP_ALL) {
+		o->all = true;
+	} else if (parse_size(v, &o->keep) < 0) {
+		fprintf(stderr,
+			"hutch: builder prune: --keep-storage '%s' is not a size (like 500m or "
+			"2g)\n",
+			v);
+		return -1;
+	}
+	return 0;
+}
+
+static const char prune_usage[] =
+    "Usage: hutch builder prune [--all] [--keep-storage SIZE]\n"
+    "\n"
+    "Remove the build cache that no image uses: least recently used entries first,\n"
+    "down to SIZE (default 0) of layers kept only for the cache; --all: every entry\n"
+    "(the next build runs every step). Images and their layers stay.\n";
+
+int cmd_builder(struct cli_ctx *ctx, int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "prune")) {
+		if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+			fputs(prune_usage, stdout);
+			return 0;
+		}
+		fprintf(stderr, "hutch: builder: %s\n%s",
+			argc < 2 ? "give a command (prune)" : "unknown command (prune)",
+			prune_usage);
+		return 125;
+	}
+	struct prune_opts o = {0};
+	int i = cli_parse_opts("builder prune", prune_usage, prune_options,
+			       ARRAY_SIZE(prune_options), true, argc - 1, argv + 1, prune_set, &o);
+	if (i < 0)
+		return i == -2 ? 0 : 125;
+	if (i < argc - 1) {
+		fprintf(stderr, "hutch: builder prune: unexpected argument '%s'\n", argv[i + 1]);
+		return 125;
+	}
+	if (o.all && o.keep) {
+		fprintf(stderr,
+			"hutch: builder prune: --all and --keep-storage: give one of them\n");
+		return 125;
+	}
+	_cleanup_err_ struct hutch_err *err = NULL;
+	struct hutch_store *s = NULL;
+	struct hutch_cache_prune r;
+	if (hutch_store_open(ctx->data_root, ctx->rootless, HUTCH_STORE_WRITE, &s, &err) < 0 ||
+	    hutch_build_cache_prune(s, o.all, o.keep, NULL, &r, &err) < 0) {
+		hutch_store_close(s);
+		return cli_report(ctx, err);
+	}
+	hutch_store_close(s);
+	char freed[32], left[32];
+	format_size(r.freed, freed, sizeof(freed));
+	format_size(r.size, left, sizeof(left));
+	printf("removed %zu cache entries, %zu layers and %zu unnamed images, %s; the cache "
+	       "keeps %s beyond the named images\n",
+	       r.entries, r.layers, r.images, freed, left);
+	return 0;
 }

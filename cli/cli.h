@@ -25,6 +25,7 @@ struct cli_build {
 	bool no_cache;
 };
 int cli_build_run(struct cli_ctx *ctx, const struct cli_build *cb);
+int cmd_builder(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_pull(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);

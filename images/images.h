@@ -176,5 +176,24 @@ int hutch_image_commit(struct hutch_store *s, const char *config_json, char *con
 int hutch_build_cache_get(struct hutch_store *s, const char *key, char **value);
 int hutch_build_cache_put(struct hutch_store *s, const char *key, const char *value,
 			  struct hutch_err **err);
+/* builder prune: drop build cache entries, least recently used (last hit)
+ * first, until what the cache keeps beyond the named images (layers only its
+ * entries use, once each) is at most keep bytes; entries on a named image's
+ * layers cost nothing and stay. all: drop every entry. The layers no entry
+ * and no named image uses any more go too, unless a build or a container
+ * holds them, and with them the unnamed images (a rebuild's old result) that
+ * stood on them. */
+struct hutch_cache_prune {
+	size_t entries, layers, images;
+	int64_t freed; /* bytes of the layers removed */
+	int64_t size;  /* what the cache keeps beyond the images now */
+};
+/* also_keep: an image id (a build's unnamed result) kept as if named, or NULL. */
+int hutch_build_cache_prune(struct hutch_store *s, bool all, int64_t keep, const char *also_keep,
+			    struct hutch_cache_prune *out, struct hutch_err **err);
+/* The build cache's size limit, enforced after each build: HUTCH_BUILD_CACHE_MAX
+ * ("2g", "500m", bytes) if set, else HUTCH_BUILD_CACHE_DEFAULT_MAX. */
+#define HUTCH_BUILD_CACHE_DEFAULT_MAX (4LL << 30)
+int64_t hutch_build_cache_limit(void);
 /* DATA/images (for messages and docs). */
 const char *hutch_store_root(struct hutch_store *s);

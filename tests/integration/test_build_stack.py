@@ -1,9 +1,10 @@
-"""Services built from a Containerfile: `build = DIR` in a stack file and
+"""Builds beyond `hutch build` itself. Services built from a Containerfile: `build = DIR` in a stack file and
 compose's `build:` (a context, or context, dockerfile, args and target).
 `hutch up` builds each one from the cache before the stack starts: a changed
 input rebuilds from that step and the service is recreated; nothing changed:
 one line, the same image; `--build` shows every step; `--no-build` builds
-nothing. Root and rootless alike (tests/rootless/run.sh -k build_stack).
+nothing. COPY's progress line; `hutch builder prune` and the cache's size
+limit. Root and rootless alike (tests/rootless/run.sh -k build_stack).
 """
 import itertools
 import json
@@ -247,3 +248,105 @@ def test_copy_progress_line(state, hutch, tmp):
             assert updates, text  # a copy that took that long showed its progress
     finally:
         hutch("image", "rm", "progress-big", check=False)
+
+
+def _own_store(state, tmp):
+    """hutch on a store of its own (the cache's contents are then this test's)."""
+    root = tmp / "store"
+
+    def run(*args, check=True, env=None, timeout=120):
+        import subprocess
+        cp = subprocess.run([state.bin, "--root", str(root), *map(str, args)],
+                            capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, **(env or {})})
+        if check and cp.returncode:
+            raise AssertionError(f"{args}: exit {cp.returncode}\n{cp.stdout}\n{cp.stderr}")
+        return cp
+    run("image", "import", state.bb_tar, "bb")
+    return run, root
+
+
+def _cache_entries(root):
+    d = root / "images" / "build-cache"
+    return sorted(os.listdir(d)) if d.exists() else []
+
+
+def _prune_counts(out):
+    m = re.search(r"removed (\d+) cache entries, (\d+) layers and (\d+) unnamed images", out)
+    assert m, out
+    return tuple(map(int, m.groups()))
+
+
+def test_builder_prune_least_recently_used_first(state, tmp):
+    h, root = _own_store(state, tmp)
+    ctx = tmp / "ctx"
+    ctx.mkdir()
+    (ctx / "a").write_bytes(os.urandom(300 * 1024))
+    (ctx / "b").write_bytes(os.urandom(200 * 1024))
+    # a builder stage whose layer only the cache keeps, and the image's own
+    (ctx / "Containerfile").write_text("FROM bb AS tools\nCOPY a /a\n"
+                                       "FROM bb\nCOPY --from=tools /a /from-tools\nCOPY b /b\n")
+    h("build", "-t", "pr", ctx)
+    layers_before = len(os.listdir(root / "images" / "layers"))
+    # plain prune: what no named image uses (the tools stage's layer)
+    cp = h("builder", "prune")
+    assert _prune_counts(cp.stdout) == (1, 1, 0), cp.stdout
+    assert "the cache keeps 0 B beyond the named images" in cp.stdout
+    assert h("run", "--rm", "pr", "sh", "-c", "wc -c < /b; wc -c < /from-tools").stdout == \
+        "204800\n307200\n"
+    out = h("build", "-t", "pr", ctx).stdout
+    assert re.search(r"COPY a /a\n(copied .*\n)?--> [0-9.]+s", out), out  # ran again
+    assert re.search(r"COPY b /b\n--> CACHED", out), out  # on pr's layers: kept
+    # a new b: the old image is left unnamed, its b layer the least recently used
+    (ctx / "b").write_bytes(os.urandom(200 * 1024))
+    h("build", "-t", "pr", ctx)
+    ids = h("image", "ls", "-q").stdout.split()
+    # 400 KiB: the tools layer (300 KiB, used by the last build) stays, the old
+    # b layer (200 KiB, last used before it) goes, and the unnamed image with it
+    cp = h("builder", "prune", "--keep-storage", "400k")
+    assert _prune_counts(cp.stdout) == (1, 1, 1), cp.stdout
+    assert "the cache keeps 300 KiB" in cp.stdout, cp.stdout
+    out = h("build", "-t", "pr", ctx).stdout
+    assert re.search(r"COPY a /a\n--> CACHED", out), out
+    assert h("image", "ls", "-q").stdout.split() == ids
+    # --all: every entry; images and their layers stay, the next build runs all
+    cp = h("builder", "prune", "--all")
+    assert _cache_entries(root) == []
+    assert h("run", "--rm", "pr", "sh", "-c", "wc -c < /b").stdout == "204800\n"
+    out = h("build", "-t", "pr", ctx).stdout
+    assert "CACHED" not in out, out
+    assert len(os.listdir(root / "images" / "layers")) <= layers_before
+    # bad input
+    for args, msg in ((["--keep-storage", "lots"], "is not a size"),
+                      (["--all", "--keep-storage", "1m"], "give one of them"),
+                      (["extra"], "unexpected argument")):
+        cp = h("builder", "prune", *args, check=False)
+        assert cp.returncode == 125 and msg in cp.stderr, cp.stderr
+    cp = h("builder", "frob", check=False)
+    assert cp.returncode == 125 and "unknown command" in cp.stderr
+
+
+def test_build_cache_size_limit(state, tmp):
+    """HUTCH_BUILD_CACHE_MAX: after each build, what the cache keeps beyond the
+    named images is cut to it, least recently used first."""
+    h, root = _own_store(state, tmp)
+    ctx = tmp / "ctx"
+    ctx.mkdir()
+    env = {"HUTCH_BUILD_CACHE_MAX": "250k"}
+    (ctx / "Containerfile").write_text("FROM bb AS stage\nCOPY s /s\nFROM bb\nCOPY f /f\n")
+    (ctx / "f").write_text("final\n")
+    layers = root / "images" / "layers"
+    for i in range(3):
+        (ctx / "s").write_bytes(os.urandom(200 * 1024))  # each build: a new stage layer
+        h("build", "-t", "lim", ctx, env=env)
+        # only the newest stage layer (200 KiB) fits in 250 KiB
+        stage_layers = [d for d in os.listdir(layers) if "." not in d and
+                        (layers / d / "s").exists()]
+        assert len(stage_layers) == 1, (i, stage_layers)
+    # without the variable: the default limit (4 GiB) keeps them all
+    for i in range(2):
+        (ctx / "s").write_bytes(os.urandom(200 * 1024))
+        h("build", "-t", "lim", ctx)
+    stage_layers = [d for d in os.listdir(layers) if "." not in d and (layers / d / "s").exists()]
+    assert len(stage_layers) == 3
+    assert h("run", "--rm", "lim", "cat", "/f").stdout == "final\n"
