@@ -28,129 +28,7 @@
 #include "images/layer_internal.h"
 #include "images/source_internal.h"
 
-#define SPLIT_MAGIC    "hutch-split 1\n"
-#define SPLIT_RAW_BUF  (64 * 1024)
-#define SPLIT_MAX_PATH 4096
-#define BLOCK	       512
-
-/* ---- recording (while a layer is unpacked) ------------------------------------- */
-
-/* Records: 'R' u64 len, then len bytes of the tar; 'F' u64 len u32 plen, then
- * plen bytes of path: len bytes of data from the file at path; 'E' u64 the
- * tar's total length. Numbers little-endian. */
-struct tar_split {
-	int fd;
-	int errno_; /* the first write that failed */
-	uint8_t *raw;
-	size_t n_raw;
-	char *path; /* the entry whose data goes to a file, while it streams */
-	uint64_t file_len, total;
-};
-
-static void put_bytes(struct tar_split *sp, const void *buf, size_t len)
-{
-	if (!sp->errno_ && write_all(sp->fd, buf, len) < 0)
-		sp->errno_ = errno ? errno : EIO;
-}
-
-static void put_record(struct tar_split *sp, char type, uint64_t len)
-{
-	uint8_t rec[9];
-	rec[0] = (uint8_t)type;
-	for (int i = 0; i < 8; i++)
-		rec[1 + i] = (uint8_t)(len >> (8 * i));
-	put_bytes(sp, rec, sizeof(rec));
-}
-
-static void flush_raw(struct tar_split *sp)
-{
-	if (!sp->n_raw)
-		return;
-	put_record(sp, 'R', sp->n_raw);
-	put_bytes(sp, sp->raw, sp->n_raw);
-	sp->n_raw = 0;
-}
-
-static void flush_file(struct tar_split *sp)
-{
-	if (!sp->path)
-		return;
-	if (sp->file_len) {
-		flush_raw(sp);
-		size_t plen = strlen(sp->path);
-		put_record(sp, 'F', sp->file_len);
-		uint8_t l[4] = {(uint8_t)plen, (uint8_t)(plen >> 8), (uint8_t)(plen >> 16),
-				(uint8_t)(plen >> 24)};
-		put_bytes(sp, l, 4);
-		put_bytes(sp, sp->path, plen);
-	}
-	free(sp->path);
-	sp->path = NULL;
-	sp->file_len = 0;
-}
-
-struct tar_split *tar_split_new(int fd)
-{
-	struct tar_split *sp = xcalloc(1, sizeof(*sp));
-	sp->fd = fd;
-	sp->raw = xcalloc(1, SPLIT_RAW_BUF);
-	put_bytes(sp, SPLIT_MAGIC, strlen(SPLIT_MAGIC));
-	return sp;
-}
-
-void tar_split_tap(void *ctx, bool data, const void *buf, size_t len)
-{
-	struct tar_split *sp = ctx;
-	sp->total += len;
-	if (data && sp->path) {
-		sp->file_len += len;
-		return;
-	}
-	flush_file(sp);
-	const uint8_t *p = buf;
-	while (len) {
-		size_t take = SPLIT_RAW_BUF - sp->n_raw < len ? SPLIT_RAW_BUF - sp->n_raw : len;
-		memcpy(sp->raw + sp->n_raw, p, take);
-		sp->n_raw += take;
-		p += take;
-		len -= take;
-		if (sp->n_raw == SPLIT_RAW_BUF)
-			flush_raw(sp);
-	}
-}
-
-void tar_split_file(struct tar_split *sp, const char *path)
-{
-	flush_file(sp);
-	if (strlen(path) <= SPLIT_MAX_PATH)
-		sp->path = xstrdup(path); /* longer: its data stays in the split */
-}
-
-void tar_split_free(struct tar_split *sp)
-{
-	if (!sp)
-		return;
-	if (sp->fd >= 0)
-		close(sp->fd);
-	free(sp->raw);
-	free(sp->path);
-	free(sp);
-}
-
-int tar_split_finish(struct tar_split *sp, struct hutch_err **err)
-{
-	flush_file(sp);
-	flush_raw(sp);
-	put_record(sp, 'E', sp->total);
-	int e = sp->errno_;
-	if (!e && close(sp->fd) < 0)
-		e = errno;
-	sp->fd = -1;
-	tar_split_free(sp);
-	if (e)
-		return hutch_fail(err, e, "write the layer's split file");
-	return 0;
-}
+#define BLOCK 512
 
 /* ---- replaying ------------------------------------------------------------------- */
 
@@ -180,13 +58,13 @@ static int get_record(int fd, char *type, uint64_t *len)
 	return 0;
 }
 
-static int get_path(int fd, char path[SPLIT_MAX_PATH + 1])
+static int get_path(int fd, char path[TAR_SPLIT_MAX_PATH + 1])
 {
 	uint8_t l[4];
 	if (read_exact(fd, l, 4) < 0)
 		return -1;
 	uint32_t plen = l[0] | (uint32_t)l[1] << 8 | (uint32_t)l[2] << 16 | (uint32_t)l[3] << 24;
-	if (plen == 0 || plen > SPLIT_MAX_PATH || read_exact(fd, path, plen) < 0)
+	if (plen == 0 || plen > TAR_SPLIT_MAX_PATH || read_exact(fd, path, plen) < 0)
 		return -1;
 	path[plen] = '\0';
 	return memchr(path, '\0', plen) ? -1 : 0;
@@ -194,9 +72,9 @@ static int get_path(int fd, char path[SPLIT_MAX_PATH + 1])
 
 static int split_rewind(int fd)
 {
-	char magic[sizeof(SPLIT_MAGIC) - 1];
+	char magic[sizeof(TAR_SPLIT_MAGIC) - 1];
 	if (lseek(fd, 0, SEEK_SET) < 0 || read_exact(fd, magic, sizeof(magic)) < 0 ||
-	    memcmp(magic, SPLIT_MAGIC, sizeof(magic)))
+	    memcmp(magic, TAR_SPLIT_MAGIC, sizeof(magic)))
 		return -1;
 	return 0;
 }
@@ -208,7 +86,7 @@ static int split_length(int fd, uint64_t *total)
 		return -1;
 	uint64_t sum = 0;
 	for (;;) {
-		char type, path[SPLIT_MAX_PATH + 1];
+		char type, path[TAR_SPLIT_MAX_PATH + 1];
 		uint64_t len;
 		if (get_record(fd, &type, &len) < 0)
 			return -1;
@@ -271,7 +149,7 @@ static int split_replay(struct out *o, int splitfd, int layerfd, const char *cha
 	if (split_rewind(splitfd) < 0)
 		return hutch_fail(err, 0, "layer %.12s: its split file is unreadable", chain);
 	for (;;) {
-		char type, path[SPLIT_MAX_PATH + 1];
+		char type, path[TAR_SPLIT_MAX_PATH + 1];
 		uint64_t len;
 		if (get_record(splitfd, &type, &len) < 0)
 			return hutch_fail(err, 0, "layer %.12s: its split file is truncated",

@@ -90,6 +90,10 @@ def test_oci_archive_layout_and_round_trip(hutch, state, tmp, app):
     res = other("run", "--rm", app, "sh", "-c",
                 "test -e /etc/group && echo still; pwd; stat -c '%u:%g %a' data.txt").stdout
     assert res == "/srv\n1000:1000 640\n"
+    # layers stored by an import (not a build) are given back the same way
+    again = tmp / "again.tar"
+    other("image", "save", "-o", again, app)
+    assert members(again) == files
     other("image", "rm", app)
 
     # the same bytes to stdout
