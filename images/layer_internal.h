@@ -151,7 +151,7 @@ bool digest_is_valid(const char *digest, bool bare);
  * unpacked, relative to the layer). Replaying the split against the layer
  * gives the tar back byte for byte, in about 1 KiB per entry of extra space
  * instead of a second copy of the layer. */
-#define TAR_SPLIT_MAGIC    "hutch-split 1\n"
+#define TAR_SPLIT_MAGIC	   "hutch-split 1\n"
 #define TAR_SPLIT_MAX_PATH 4096 /* longer: the data is kept in the split */
 struct tar_split;
 struct tar_split *tar_split_new(int fd);
