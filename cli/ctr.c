@@ -226,6 +226,16 @@ int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 static int start_again(struct cli_ctx *ctx, struct hutch_runtime *rt, const struct hutch_state *s,
 		       struct hutch_err **err)
 {
+	const char *net = hutch_label_get(s->labels, s->n_labels, "hutch.network");
+	if (s->status == HUTCH_EXITED && net) {
+		const char *who = s->name ? s->name : s->id;
+		_cleanup_free_ char *shown = printable(net, strlen(net));
+		return hutch_fail(err, 0,
+				  "container %s cannot start again: it was on network '%s', which "
+				  "it left when it exited (a container started again does not "
+				  "rejoin one yet): remove it ('hutch rm %s') and run a new one",
+				  who, shown, who);
+	}
 	if (s->status != HUTCH_EXITED || !s->image_id)
 		return hutch_container_start_existing(rt, s, NULL, 0, err);
 	struct hutch_store *store = NULL;

@@ -35,7 +35,8 @@ static int cmd_internal_finish(struct cli_ctx *ctx, int argc, char **argv)
 	int r = hutch_container_finish(&rt, argv[3], &err);
 	/* what the CLI set up around the container, which the runtime knows
 	 * nothing of: the network namespace net/ made (none: nothing to do) */
-	struct hutch_net_ctx nctx = {.data_root = argv[1], .run_root = argv[2]};
+	struct hutch_net_ctx nctx = {
+	    .data_root = argv[1], .run_root = argv[2], .rootless = ctx->rootless};
 	_cleanup_err_ struct hutch_err *nerr = NULL;
 	/* only once finish has taken the container as its own (the caller is its
 	 * keeper and it has exited): a refused finish leaves its network alone */

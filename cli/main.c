@@ -130,7 +130,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 125;
 	}
-	struct cli_ctx ctx = {.prog = "hutch", .rootless = geteuid() != 0};
+	struct cli_ctx ctx = {.prog = "hutch", .rootless = running_rootless()};
 	hutch_trace("main");
 	const char *root = NULL;
 	int i = 1;

@@ -112,15 +112,8 @@ int cmd_network(struct cli_ctx *ctx, int argc, char **argv)
 	if (first < 0)
 		return 125;
 	int n_ops = argc - first;
-	if (ctx->rootless) {
-		fprintf(stderr,
-			"hutch: network %s: bridge networks need root for now; rootless "
-			"networks (pasta) are not there yet: run as root, or use --network "
-			"none|host\n",
-			a.verb);
-		return 125;
-	}
-	struct hutch_net_ctx nctx = {.data_root = ctx->data_root, .run_root = ctx->run_root};
+	struct hutch_net_ctx nctx = {
+	    .data_root = ctx->data_root, .run_root = ctx->run_root, .rootless = ctx->rootless};
 	_cleanup_err_ struct hutch_err *err = NULL;
 	if (!strcmp(a.verb, "create")) {
 		if (n_ops != 1) {

@@ -16,7 +16,7 @@
 struct run_opts {
 	bool rm, interactive, tty, read_only, init, privileged;
 	bool no_new_privs_set, no_new_privs, seccomp_unconfined;
-	const char *name, *hostname, *workdir, *user, *entrypoint, *network;
+	const char *name, *hostname, *workdir, *user, *entrypoint, *network, *rw_layer;
 	const char *memory, *memory_swap, *cpus, *pids_limit, *stop_signal;
 	const char **env, **volumes, **tmpfs, **cap_add, **cap_drop, **ulimits, **env_files;
 	size_t n_env, n_volumes, n_tmpfs, n_cap_add, n_cap_drop, n_ulimits, n_env_files;
@@ -37,6 +37,7 @@ static void run_usage(FILE *out)
 	      "\n"
 	      "  -d, --detach           run in the background and print the container id\n"
 	      "  --rm                   remove the container when it exits\n"
+	      "      --rw-layer WHERE   --rm's rw layer: tmpfs (default), tmpfs:SIZE or disk\n"
 	      "  -i, --interactive      keep stdin open\n"
 	      "  -t, --tty              allocate a pseudo-terminal\n"
 	      "  -e, --env K=V|K        set an environment variable (K alone: from here)\n"
@@ -94,7 +95,7 @@ enum opt_id {
 	O_SWAP, O_CPUS, O_PIDS, O_ULIMIT, O_CAPADD, O_CAPDROP, O_NET, O_INIT, O_PRIV, O_SECOPT,
 	O_STOPSIG, O_HELP, O_DETACH, O_DNS, O_DNS_SEARCH, O_DNS_OPTION, O_ADD_HOST, O_DEVICE,
 	O_PUBLISH, O_NET_ALIAS, O_RESTART, O_HCMD, O_HINTERVAL, O_HTIMEOUT, O_HRETRIES,
-	O_HSTART_PERIOD, O_HSTART_INTERVAL, O_NO_HEALTH,
+	O_HSTART_PERIOD, O_HSTART_INTERVAL, O_NO_HEALTH, O_RW_LAYER,
 };
 static const struct cli_opt options[] = {
 	{"rm", 0, false, O_RM},
@@ -142,6 +143,7 @@ static const struct cli_opt options[] = {
 	{"health-start-period", 0, true, O_HSTART_PERIOD},
 	{"health-start-interval", 0, true, O_HSTART_INTERVAL},
 	{"no-healthcheck", 0, false, O_NO_HEALTH},
+	{"rw-layer", 0, true, O_RW_LAYER},
 };
 
 /* --restart's value, as the stack file's restart key takes it. */
@@ -284,6 +286,7 @@ static int set_option(struct run_opts *o, enum opt_id id, const char *v)
 		break;
 	}
 	case O_NO_HEALTH: o->no_healthcheck = true; break;
+	case O_RW_LAYER: o->rw_layer = v; break;
 	}
 	return 0;
 }
@@ -394,13 +397,16 @@ static int check_network_opts(const struct cli_ctx *ctx, const struct run_opts *
 			_cleanup_free_ char *shown = cli_shown(o->aliases[i]);
 			return hutch_fail(err, 0, "--network-alias: invalid name '%s'", shown);
 		}
-	if (net && ctx->rootless)
-		return hutch_fail(err, 0,
-				  "%s%s: rootless bridge networks and published ports (pasta) are not "
-				  "there yet; run as root, or use --network none|host",
-				  o->n_publish ? "--publish" : "--network ",
-				  o->n_publish ? "" : o->network);
 	return 0;
+}
+
+/* Rootless: the user namespace the container's is made under (the rootless
+ * network's, net/rootless.c), and its network wired once its process exists. */
+static char rootless_userns[64];
+
+static int wire_network(void *data, const char *id, pid_t pid, struct hutch_err **err)
+{
+	return hutch_net_wire(data, id, pid, err);
 }
 
 /* The detached container's monitor, after it exited: its network goes. */
@@ -422,6 +428,9 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 	struct hutch_net_attachment at;
 	if (hutch_net_attach(nctx, &req, &at, err) < 0)
 		return -1; /* nothing of it is left */
+	/* its network goes when it exits: `start` says so (cli/ctr.c) */
+	_cleanup_free_ char *label = xasprintf("hutch.network=%s", req.network);
+	hutch_spec_set_label(spec, label);
 	*attached = true;
 	free(at.ports);
 	/* more networks: eth1, eth2 ... in the same namespace; ports and the
@@ -436,7 +445,10 @@ static int attach_network(const struct hutch_net_ctx *nctx, const struct run_opt
 			return -1;
 		free(other.ports);
 	}
-	hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, at.netns);
+	if (at.userns[0]) /* rootless: a namespace of its own, wired later */
+		snprintf(rootless_userns, sizeof(rootless_userns), "%s", at.userns);
+	else
+		hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, at.netns);
 	if (!o->n_dns && hutch_spec_add_dns_server(spec, at.dns, err) < 0)
 		return -1;
 	if (hutch_spec_add_host(spec, spec->hostname, at.address, err) < 0)
@@ -527,8 +539,12 @@ static char *stack_ini(const struct run_opts *o, const char *name, const char *i
 {
 	char *ini = xasprintf("; made by hutch run: the supervisor of container %s reads it\n"
 			      "[stack]\nname = %s\n\n[service." RUN_SERVICE "]\nimage = sha256:%s\n"
-			      "restart = %s\n",
-			      name, name, image_id, o->restart ? o->restart : "no");
+			      "restart = %s\n"
+			      /* the container's network is its own (none or host): the
+			       * stack's supervisor puts it on no network of the stack */
+			      "network = %s\n",
+			      name, name, image_id, o->restart ? o->restart : "no",
+			      o->network && !strcmp(o->network, "host") ? "host" : "none");
 	const struct {
 		const char *key, *value;
 	} keys[] = {
@@ -628,6 +644,29 @@ static int start_supervisor(struct cli_ctx *ctx, struct hutch_runtime *rt,
 	return -1;
 }
 
+/* Where --rm's rw layer lives: --rw-layer, else HUTCH_RW_LAYER (a default for
+ * --rm runs, e.g. a CI job's that writes gigabytes), else a tmpfs private to the
+ * container unless -m is given: a tmpfs's pages count as the container's
+ * memory, and a test that writes more than its limit would be killed where
+ * Docker (files on the disk) lets it write. */
+static int rw_layer(const struct run_opts *o, struct hutch_spec *spec, struct hutch_err **err)
+{
+	spec->rw_tmpfs = o->rm && !o->memory;
+	const char *flag = "--rw-layer", *where = o->rw_layer;
+	if (!where && o->rm && (where = getenv("HUTCH_RW_LAYER")) && *where)
+		flag = "HUTCH_RW_LAYER";
+	else if (!o->rw_layer)
+		return 0;
+	if (one(spec, flag, where, hutch_spec_set_rw_layer, err) < 0)
+		return -1;
+	if (spec->rw_tmpfs && !o->rm)
+		return hutch_fail(err, 0,
+				  "--rw-layer %s needs --rm: a container kept after it exits keeps "
+				  "its files on the disk",
+				  where);
+	return 0;
+}
+
 static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, const struct hutch_image *img, int cmd_argc,
 		      char **cmd_argv, struct hutch_spec *spec, struct hutch_err **err)
 {
@@ -636,7 +675,6 @@ static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, 
 		return -1;
 	spec->id = xstrdup(id);
 	spec->auto_remove = o->rm;
-	spec->rw_tmpfs = o->rm;
 	spec->detached = o->detach;
 	if (o->name)
 		hutch_spec_set_name(spec, o->name);
@@ -715,6 +753,8 @@ static int build_spec(const struct hutch_runtime *rt, const struct run_opts *o, 
 		return -1;
 	if (hutch_spec_check_resources(&spec->resources, err) < 0)
 		return o->memory_swap ? hutch_err_wrap(err, "--memory-swap '%s'", o->memory_swap) : -1;
+	if (rw_layer(o, spec, err) < 0)
+		return -1;
 
 	/* Security. --privileged turns no_new_privs off, as in Docker; an explicit
 	 * --security-opt no-new-privileges still wins. */
@@ -786,7 +826,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	struct hutch_container *c = NULL;
 	int rc = 125;
 	_cleanup_free_ struct hutch_port_map *ports = NULL;
-	struct hutch_net_ctx nctx = {.data_root = ctx->data_root, .run_root = ctx->run_root};
+	struct hutch_net_ctx nctx = {
+	    .data_root = ctx->data_root, .run_root = ctx->run_root, .rootless = ctx->rootless};
 	bool attached = false;
 
 	_cleanup_free_ char *sup_dir = NULL;
@@ -812,6 +853,11 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	if (bridge_network(&o)) {
 		if (attach_network(&nctx, &o, ports, spec, &attached, &err) < 0)
 			goto out;
+		if (rootless_userns[0]) {
+			rt.userns_parent = rootless_userns;
+			rt.on_created = wire_network;
+			rt.on_created_data = &nctx;
+		}
 		hutch_trace("network attached");
 	}
 	if (supervised(&o) &&

@@ -473,6 +473,19 @@ bool is_hex_string(const char *s, size_t len)
 	return s[len] == '\0';
 }
 
+bool running_rootless(void)
+{
+	if (geteuid() != 0)
+		return true;
+	_cleanup_free_ char *map = NULL;
+	size_t len;
+	/* the initial namespace maps every id to itself */
+	unsigned long in, out, count;
+	return read_file_at(AT_FDCWD, "/proc/self/uid_map", &map, &len, NULL) == 0 &&
+	       !(sscanf(map, "%lu %lu %lu", &in, &out, &count) == 3 && in == 0 && out == 0 &&
+		 count == 4294967295UL);
+}
+
 void hutch_trace(const char *phase)
 {
 	static int enabled = -1;

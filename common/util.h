@@ -108,6 +108,9 @@ int parse_duration(const char *s, int64_t *ns);
 /* Human size in binary units, e.g. "64 MiB". */
 void format_size(int64_t bytes, char *buf, size_t len);
 bool is_hex_string(const char *s, size_t len);
+/* Without root's powers: not uid 0, or uid 0 of a user namespace that is not
+ * the initial one (a rootless hutch in its rootless network's, net/rootless.c). */
+bool running_rootless(void);
 /* A copy of foreign text (a tar entry name, say) safe to print in a message:
  * control characters, quotes and backslashes escaped, cut at 200 bytes. */
 char *printable(const char *s, size_t len);

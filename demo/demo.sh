@@ -102,4 +102,38 @@ step "down -t 1"
 (cd "$ROOT/shop" && h down -t 1)
 h ps -a
 
+# ---- a stack's own network: services by name, a port published on the host
+mkdir -p "$ROOT/site"
+cat >"$ROOT/site/hutch.ini" <<'INI'
+[stack]
+name = site
+
+; a web server, published on the host's port 18080
+[service.web]
+image = bb
+command = "sh -c 'echo hello from $$(hostname), the web service > /www/index.html; exec httpd -f -p 80 -h /www'"
+tmpfs = /www
+init = true
+ports = 18080:80
+aliases = www
+
+; a client that reaches it by name, through the stack's DNS server
+[service.client]
+image = bb
+command = sleep 1000
+init = true
+INI
+step "up -d --wait   # in a directory with this hutch.ini:"
+sed 's/^/    /' "$ROOT/site/hutch.ini"
+(cd "$ROOT/site" && h up -d --wait)
+step "network ls   # the stack's own network (a bridge), its DNS server on the gateway"
+h network ls
+step "exec site-client-1 sh -c 'cat /etc/resolv.conf; nslookup web; wget -qO- http://web/; wget -qO- http://web.site/'"
+h exec site-client-1 sh -c 'cat /etc/resolv.conf; nslookup web | grep -A1 "^Name"; wget -qO- http://web/; wget -qO- http://web.site/'
+printf '\n\033[1m$ busybox wget -qO- http://127.0.0.1:18080/   # on the host\033[0m\n'
+for _ in 1 2 3 4 5 6 7 8 9 10; do busybox wget -qO- http://127.0.0.1:18080/ 2>/dev/null && break; sleep 0.2; done
+step "down -t 1   # the network goes with the stack"
+(cd "$ROOT/site" && h down -t 1)
+h network ls
+
 printf '\nDemo done. Try: %s --root %s run --rm -it bb sh\n' "$HUTCH" "<dir>"

@@ -1034,7 +1034,7 @@ static int read_resolv_conf(struct hutch_dns *d, const char *path, bool loopback
 	return 0;
 }
 
-static int listen_on(struct hutch_dns *d, struct listener *l, const char *spec,
+static int listen_on(struct hutch_dns *d, struct listener *l, const char *spec, bool freebind,
 		     struct hutch_err **err)
 {
 	struct sockaddr_storage ss;
@@ -1049,6 +1049,8 @@ static int listen_on(struct hutch_dns *d, struct listener *l, const char *spec,
 		return hutch_fail_sys(err, "DNS: cannot make a UDP socket for %s", shown);
 	if (ss.ss_family == AF_INET6)
 		setsockopt(l->udp_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (freebind)
+		setsockopt(l->udp_fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
 	if (bind(l->udp_fd, (struct sockaddr *)&ss, len) < 0)
 		return hutch_fail_sys(err, "DNS: cannot listen on %s (UDP)", shown);
 	/* the TCP socket on the same port, the one UDP got when 0 was asked */
@@ -1062,6 +1064,8 @@ static int listen_on(struct hutch_dns *d, struct listener *l, const char *spec,
 	setsockopt(l->tcp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(l->tcp_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (freebind)
+		setsockopt(l->tcp_fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
 	if (bind(l->tcp_fd, (struct sockaddr *)&ss, got) < 0 || listen(l->tcp_fd, 128) < 0)
 		return hutch_fail_sys(err, "DNS: cannot listen on %s (TCP port %d)", shown,
 				      l->port);
@@ -1098,7 +1102,7 @@ struct hutch_dns *hutch_dns_new(const struct hutch_dns_config *cfg,
 	for (size_t i = 0; i < cfg->n_listen; i++) {
 		d->listeners[i].udp_fd = d->listeners[i].tcp_fd = -1;
 		d->n_listeners++;
-		if (listen_on(d, &d->listeners[i], cfg->listen[i], err) < 0)
+		if (listen_on(d, &d->listeners[i], cfg->listen[i], cfg->freebind, err) < 0)
 			goto fail;
 	}
 	return d;

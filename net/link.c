@@ -254,7 +254,29 @@ int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct h
 	if (sock_open(&sk, err) < 0)
 		return -1;
 	if (!net_link_exists(bridge)) {
-		int r = rtnl_link_bridge_add(sk, bridge);
+		/* a MAC address of its own, given at creation: else the bridge takes
+		 * the lowest of its ports' and changes it when a container comes or
+		 * goes, and the others' ARP entry for the gateway (their DNS server)
+		 * points nowhere until it expires, seconds later. Locally
+		 * administered, from the gateway's address: the same every time. */
+		uint8_t mac[6] = {0x02,
+				  0x68,
+				  (uint8_t)(gateway >> 24),
+				  (uint8_t)(gateway >> 16),
+				  (uint8_t)(gateway >> 8),
+				  (uint8_t)gateway};
+		struct rtnl_link *l = rtnl_link_alloc();
+		struct nl_addr *a = nl_addr_build(AF_LLC, mac, sizeof(mac));
+		if (!l || !a || rtnl_link_set_type(l, "bridge") < 0) {
+			rtnl_link_put(l);
+			nl_addr_put(a);
+			return hutch_fail(err, ENOMEM, "allocate bridge %s", bridge);
+		}
+		rtnl_link_set_name(l, bridge);
+		rtnl_link_set_addr(l, a);
+		int r = rtnl_link_add(sk, l, NLM_F_CREATE | NLM_F_EXCL);
+		rtnl_link_put(l);
+		nl_addr_put(a);
 		if (r < 0 && r != -NLE_EXIST)
 			return hutch_fail(err, 0, "create bridge %s: %s", bridge, nl_geterror(r));
 	}
@@ -290,7 +312,27 @@ int net_veth_attach(const char *bridge, const char *host_if, const char *netns_p
 	struct rtnl_link *peer = rtnl_link_veth_get_peer(veth);
 	rtnl_link_set_name(peer, ifname);
 	rtnl_link_set_ns_fd(peer, nsfd);
+	/* the container's MAC address from its IP address (as Docker's 02:42:IP):
+	 * a container started again keeps its address, and the others' ARP
+	 * entries for it stay right instead of pointing at a veth that is gone */
+	uint8_t mac[6] = {0x02,
+			  0x68,
+			  (uint8_t)(address >> 24),
+			  (uint8_t)(address >> 16),
+			  (uint8_t)(address >> 8),
+			  (uint8_t)address};
+	struct nl_addr *lladdr = nl_addr_build(AF_LLC, mac, sizeof(mac));
+	if (lladdr)
+		rtnl_link_set_addr(peer, lladdr);
 	int r = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+	if (r == -NLE_EXIST) {
+		/* the container's last veth of that name, whose namespace went a
+		 * moment ago (the kernel deletes the pair in its own time): a
+		 * container started again at once is here before it is gone */
+		net_link_delete(host_if, NULL);
+		r = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+	}
+	nl_addr_put(lladdr);
 	rtnl_link_put(peer);
 	rtnl_link_veth_release(veth);
 	if (r < 0)

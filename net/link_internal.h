@@ -33,3 +33,28 @@ int net_sysctl_set(const char *path, const char *value, struct hutch_err **err);
 int net_nft_apply(const char *ruleset, struct hutch_err **err);
 /* Whether table ip hutch is in the kernel now: 1 yes, 0 no, -1 error. */
 int net_nft_table_exists(struct hutch_err **err);
+
+/* network.c: the start time of pid (/proc/PID/stat field 22; 0: gone). */
+uint64_t net_proc_start_time(int pid);
+/* network.c: the process whose namespace's sockets are the host's (ports in
+ * use, /proc/PID/net); 0: this one. Set in the rootless namespace's helper. */
+extern int net_host_pid;
+
+/* ---- the rootless network namespace (net/rootless.c) --------------------------- */
+struct net_rootless {
+	int holder, pasta;	    /* pids (pasta 0: not running) */
+	char userns[64], netns[64]; /* /proc/HOLDER/ns/{user,net} */
+};
+/* 1 when the holder is alive (rl filled), else 0. */
+int net_rootless_find(const struct hutch_net_ctx *ctx, struct net_rootless *rl);
+/* The holder alive, made if need be (what a crash left is cleared first). */
+int net_rootless_ensure(const struct hutch_net_ctx *ctx, struct net_rootless *rl,
+			struct hutch_err **err);
+/* pasta running with ports forwarded (started, or restarted when they changed). */
+int net_rootless_pasta(const struct hutch_net_ctx *ctx, const struct net_rootless *rl,
+		       const struct hutch_port_map *ports, size_t n, struct hutch_err **err);
+/* pasta, the holder and their files gone (the namespace with them). */
+void net_rootless_stop(const struct hutch_net_ctx *ctx);
+/* fn(arg) in a child in the namespace (and its user namespace); its error back. */
+int net_rootless_run(const struct net_rootless *rl, int (*fn)(void *arg, struct hutch_err **err),
+		     void *arg, struct hutch_err **err);

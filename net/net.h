@@ -59,6 +59,10 @@ struct hutch_dns_config {
 	int64_t upstream_budget_ns; /* 0: 5 s, split evenly between the upstreams */
 	unsigned max_forwards;	    /* queries being forwarded at once; 0: 1024 */
 	unsigned max_tcp_clients;   /* 0: 128 */
+	/* bind the listen addresses even when no interface has them yet
+	 * (IP_FREEBIND): a stack's server listens on its networks' gateways,
+	 * whose bridges come and go with their first and last container */
+	bool freebind;
 	hutch_dns_watch_fn watch;
 	void *watch_ctx;
 };
@@ -160,6 +164,11 @@ const char *hutch_port_proto_name(enum hutch_port_proto p);
 struct hutch_net_ctx {
 	const char *data_root; /* DATA/networks/NAME/{network.json,members.json} */
 	const char *run_root;  /* RUN/netns/ID: the containers' network namespaces */
+	/* An unprivileged user's networks (net/rootless.c, docs/network.md): the
+	 * bridges live in the user's rootless network namespace, made with the
+	 * first container and gone with the last, with pasta for the way out and
+	 * the published ports. */
+	bool rootless;
 };
 
 struct hutch_net_member {
@@ -178,7 +187,9 @@ struct hutch_net_info {
 	char bridge[16];
 	char subnet[19], gateway[16], dns[16];
 	bool internal;
-	char *created; /* RFC 3339 */
+	char *owner;	    /* "stack shop": whose network it is (NULL: the user's) */
+	bool owner_running; /* the owner's process (a stack's supervisor) runs */
+	char *created;	    /* RFC 3339 */
 	struct hutch_net_member *members;
 	size_t n_members;
 };
@@ -198,6 +209,21 @@ int hutch_network_list(const struct hutch_net_ctx *ctx, struct hutch_net_info **
 /* Refused while containers are attached (naming them); removes its bridge and
  * rules if any are left. */
 int hutch_network_remove(const struct hutch_net_ctx *ctx, const char *name, struct hutch_err **err);
+/* A network another part of hutch owns (owner "stack shop": a stack's), made
+ * here or, when it exists with the same owner, taken over as it is (its
+ * subnet, members and reservations kept; an explicit subnet or internal that
+ * differs remakes it when nobody is on it, else is refused). The calling
+ * process becomes its owner: `network rm` refuses it while that process runs,
+ * and what a crashed owner left is recognisable by owner. A network of the
+ * same name that is not owner's is refused. */
+int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name,
+			       const char *subnet, bool internal, const char *owner,
+			       struct hutch_net_info *out, struct hutch_err **err);
+/* Remove owner's network: its members are detached first (the owner took its
+ * containers down), then its bridge, rules and directory. Missing: 0. A
+ * network of another owner is refused. */
+int hutch_network_remove_owned(const struct hutch_net_ctx *ctx, const char *name, const char *owner,
+			       struct hutch_err **err);
 /* The network as JSON (ls --format json: one per line; inspect: pretty). */
 char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty);
 
@@ -212,9 +238,18 @@ struct hutch_net_attach_req {
 	size_t n_aliases;
 	const struct hutch_port_map *ports;
 	size_t n_ports;
+	/* the process that answers for the attachment until the container runs
+	 * in it (a crash's leftovers are told by it): 0, the caller; a stack's
+	 * supervisor names itself for the starters it forks */
+	int attacher_pid;
 };
 struct hutch_net_attachment {
 	char netns[4096]; /* give the spec this path as its network namespace */
+	/* Rootless: netns is "", the container gets a network namespace of its own
+	 * (a new one), made under this user namespace (hutch_runtime.userns_parent)
+	 * and wired with hutch_net_wire once its process exists (from
+	 * hutch_runtime.on_created), before any of it runs. */
+	char userns[64];
 	char address[16], gateway[16], dns[16];
 	int prefix;
 	struct hutch_port_map *ports; /* as published (any free port chosen); free it */
@@ -225,6 +260,19 @@ struct hutch_net_attachment {
  * published port already in use is refused naming it and its holder. */
 int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
 		     struct hutch_net_attachment *out, struct hutch_err **err);
+/* Rootless, every attachment of the container (hutch_net_attach first): the
+ * veths into the network namespace of pid, a process of the container's whose
+ * user namespace is a child of attachment.userns (so the caller is a process
+ * in that one: hutch after the clone). A stack supervisor does the same:
+ * attach each network, create the container with runtime.userns_parent =
+ * attachment.userns and on_created calling this; detach when it is gone. The
+ * attaching process must be outside that user namespace (pasta and newuidmap
+ * cannot be started from inside it), and the clone puts the process that
+ * makes the container in it for good: a long-lived caller makes containers
+ * from a child process of its own, or attaches from a process that never
+ * made one. */
+int hutch_net_wire(const struct hutch_net_ctx *ctx, const char *container, int pid,
+		   struct hutch_err **err);
 /* Undo every attachment of the container and remove its netns; the last
  * member of a network takes the bridge and its rules with it. Idempotent. */
 int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -33,6 +34,9 @@ struct member {
 	size_t n_ports;
 	int attacher_pid;
 	uint64_t attacher_start;
+	/* rootless: the container's own namespace, once wired (net/rootless.c) */
+	uint64_t netns_ino;
+	bool default_route;
 };
 
 struct netdef {
@@ -40,6 +44,9 @@ struct netdef {
 	char bridge[16];
 	struct hutch_cidr subnet;
 	bool internal;
+	char *owner; /* "stack shop": another part of hutch's (NULL: the user's) */
+	int owner_pid;
+	uint64_t owner_start;
 	struct hutch_ipam_pool pool;
 	struct member *members;
 	size_t n_members;
@@ -62,6 +69,7 @@ static void netdef_clear(struct netdef *d)
 	free(d->name);
 	free(d->id);
 	free(d->created);
+	free(d->owner);
 	hutch_ipam_pool_clear(&d->pool);
 	for (size_t i = 0; i < d->n_members; i++)
 		member_clear(&d->members[i]);
@@ -204,6 +212,12 @@ static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, 
 	json_object_object_add(o, "subnet", json_object_new_string(sub));
 	json_object_object_add(o, "internal", json_object_new_boolean(d->internal));
 	json_object_object_add(o, "created", json_object_new_string(d->created));
+	if (d->owner) {
+		json_object_object_add(o, "owner", json_object_new_string(d->owner));
+		json_object_object_add(o, "owner_pid", json_object_new_int(d->owner_pid));
+		json_object_object_add(o, "owner_start",
+				       json_object_new_int64((int64_t)d->owner_start));
+	}
 	struct json_object *pool = json_object_new_array();
 	for (size_t i = 0; i < d->pool.n; i++) {
 		const struct hutch_ipam_entry *e = &d->pool.entries[i];
@@ -236,6 +250,11 @@ static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, 
 		json_object_object_add(x, "attacher_pid", json_object_new_int(m->attacher_pid));
 		json_object_object_add(x, "attacher_start",
 				       json_object_new_int64((int64_t)m->attacher_start));
+		if (m->netns_ino)
+			json_object_object_add(x, "netns_inode",
+					       json_object_new_int64((int64_t)m->netns_ino));
+		json_object_object_add(x, "default_route",
+				       json_object_new_boolean(m->default_route));
 		json_object_array_add(ms, x);
 	}
 	json_object_object_add(o, "members", ms);
@@ -296,6 +315,11 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 	d->created = xstrdup(jstr(o, "created") ? jstr(o, "created") : "");
 	struct json_object *v;
 	d->internal = json_object_object_get_ex(o, "internal", &v) && json_object_get_boolean(v);
+	if (jstr(o, "owner")) {
+		d->owner = xstrdup(jstr(o, "owner"));
+		d->owner_pid = (int)jint(o, "owner_pid");
+		d->owner_start = (uint64_t)jint(o, "owner_start");
+	}
 	d->pool.subnet = d->subnet;
 	if (json_object_object_get_ex(o, "addresses", &v) &&
 	    json_object_is_type(v, json_type_array)) {
@@ -342,6 +366,10 @@ static int load_net(const struct hutch_net_ctx *ctx, const char *name, struct ne
 			ports_from_json(ports, &m->ports, &m->n_ports);
 			m->attacher_pid = (int)jint(x, "attacher_pid");
 			m->attacher_start = (uint64_t)jint(x, "attacher_start");
+			m->netns_ino = (uint64_t)jint(x, "netns_inode");
+			struct json_object *dr;
+			m->default_route = json_object_object_get_ex(x, "default_route", &dr) &&
+					   json_object_get_boolean(dr);
 		}
 	}
 	json_object_put(o);
@@ -375,7 +403,9 @@ static int load_all(const struct hutch_net_ctx *ctx, struct netdef **out, size_t
 
 /* ---- processes ----------------------------------------------------------------- */
 
-static uint64_t proc_start_time(int pid)
+int net_host_pid;
+
+uint64_t net_proc_start_time(int pid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
@@ -393,10 +423,32 @@ static uint64_t proc_start_time(int pid)
 	return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
+static bool zombie(int pid);
+
 static bool attacher_alive(const struct member *m)
 {
 	return m->attacher_pid > 0 && m->attacher_start &&
-	       proc_start_time(m->attacher_pid) == m->attacher_start;
+	       net_proc_start_time(m->attacher_pid) == m->attacher_start && !zombie(m->attacher_pid);
+}
+
+/* A zombie is no owner: a supervisor killed whose parent does not reap it
+ * (a machine whose pid 1 does not) still has its start time in /proc. */
+static bool zombie(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	if (read_file_at(AT_FDCWD, path, &text, &len, NULL) < 0)
+		return true;
+	const char *p = strrchr(text, ')');
+	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+}
+
+static bool owner_alive(const struct netdef *d)
+{
+	return d->owner && d->owner_pid > 0 && d->owner_start &&
+	       net_proc_start_time(d->owner_pid) == d->owner_start && !zombie(d->owner_pid);
 }
 
 /* The network namespaces some process is in (their nsfs inodes). */
@@ -484,10 +536,13 @@ static void socket_holder(unsigned long ino, char *buf, size_t len)
  * that covers ip (0: any). Returns its inode, 0 if none. */
 static unsigned long port_bound(enum hutch_port_proto proto, uint32_t ip, uint16_t port)
 {
-	const char *files[2] = {proto == HUTCH_PORT_UDP ? "/proc/net/udp" : "/proc/net/tcp",
-				proto == HUTCH_PORT_UDP ? "/proc/net/udp6" : "/proc/net/tcp6"};
+	const char *names[2] = {proto == HUTCH_PORT_UDP ? "udp" : "tcp",
+				proto == HUTCH_PORT_UDP ? "udp6" : "tcp6"};
 	for (int f = 0; f < 2; f++) {
-		FILE *fp = fopen(files[f], "re");
+		char file[64];
+		snprintf(file, sizeof(file), "/proc/%d/net/%s",
+			 net_host_pid ? net_host_pid : getpid(), names[f]);
+		FILE *fp = fopen(file, "re");
 		if (!fp)
 			continue;
 		char line[512];
@@ -671,7 +726,13 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 			continue;
 		const char *b = all[i].bridge;
 		if (all[i].internal) {
-			fprintf(f, "    iifname \"%s\" drop\n    oifname \"%s\" drop\n", b, b);
+			/* nothing in or out; its containers' own traffic, which a host
+			 * with br_netfilter (bridge-nf-call-iptables) passes through
+			 * here too, from the bridge to itself, stays allowed */
+			fprintf(f,
+				"    iifname \"%s\" oifname != \"%s\" drop\n"
+				"    oifname \"%s\" iifname != \"%s\" drop\n",
+				b, b, b, b);
 			continue;
 		}
 		/* networks apart: nothing from one hutch bridge to another */
@@ -829,6 +890,8 @@ static void info_fill(const struct netdef *d, struct hutch_net_info *out)
 	/* the DNS server of the network listens on the gateway's address */
 	memcpy(out->dns, out->gateway, sizeof(out->dns));
 	out->internal = d->internal;
+	out->owner = d->owner ? xstrdup(d->owner) : NULL;
+	out->owner_running = owner_alive(d);
 	out->members = xcalloc(d->n_members + 1, sizeof(*out->members));
 	for (size_t i = 0; i < d->n_members; i++) {
 		const struct member *m = &d->members[i];
@@ -853,6 +916,7 @@ void hutch_net_info_free(struct hutch_net_info *info)
 	free(info->name);
 	free(info->id);
 	free(info->created);
+	free(info->owner);
 	for (size_t i = 0; i < info->n_members; i++) {
 		struct hutch_net_member *m = &info->members[i];
 		free(m->container);
@@ -886,6 +950,8 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 	json_object_object_add(o, "dns", json_object_new_string(info->dns));
 	json_object_object_add(o, "internal", json_object_new_boolean(info->internal));
 	json_object_object_add(o, "created", json_object_new_string(info->created));
+	if (info->owner)
+		json_object_object_add(o, "owner", json_object_new_string(info->owner));
 	struct json_object *ms = json_object_new_array();
 	for (size_t i = 0; i < info->n_members; i++) {
 		const struct hutch_net_member *m = &info->members[i];
@@ -1004,13 +1070,20 @@ int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, cons
 }
 
 static int gc_locked(const struct hutch_net_ctx *ctx, bool *changed, struct hutch_err **err);
+/* Rootless: gc (and the rules written again, force) in the rootless namespace,
+ * and what follows from it there (net/rootless.c; rootful: gc_locked). */
+static int gc_any(const struct hutch_net_ctx *ctx, bool force, struct hutch_err **err);
+static int rootless_after(const struct hutch_net_ctx *ctx, bool ports_now, bool keep,
+			  struct hutch_err **err);
+static int remove_locked(const struct hutch_net_ctx *ctx, const char *name, struct hutch_err **err);
+static int rootless_remove(const struct hutch_net_ctx *ctx, const char *name,
+			   struct hutch_err **err);
 
 int hutch_network_inspect(const struct hutch_net_ctx *ctx, const char *name,
 			  struct hutch_net_info *out, struct hutch_err **err)
 {
 	_cleanup_close_ int lock = -1;
-	bool changed = false;
-	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+	if (lock_networks(ctx, &lock, err) < 0 || gc_any(ctx, false, err) < 0)
 		return -1;
 	struct netdef d;
 	int r = load_net(ctx, name, &d, err);
@@ -1025,12 +1098,9 @@ int hutch_network_list(const struct hutch_net_ctx *ctx, struct hutch_net_info **
 		       struct hutch_err **err)
 {
 	_cleanup_close_ int lock = -1;
-	bool changed = false;
-	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
-		return -1;
 	/* the table again, whatever hutch last wrote: a firewall reload that
 	 * flushed every table (nftables.service, firewalld) is repaired here */
-	if (apply_rules_as(ctx, true, err) < 0)
+	if (lock_networks(ctx, &lock, err) < 0 || gc_any(ctx, true, err) < 0)
 		return -1;
 	struct netdef *all;
 	size_t n_all;
@@ -1047,13 +1117,31 @@ int hutch_network_list(const struct hutch_net_ctx *ctx, struct hutch_net_info **
 int hutch_network_remove(const struct hutch_net_ctx *ctx, const char *name, struct hutch_err **err)
 {
 	_cleanup_close_ int lock = -1;
-	bool changed = false;
-	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+	if (lock_networks(ctx, &lock, err) < 0)
 		return -1;
+	if (!ctx->rootless) {
+		bool changed = false;
+		return gc_locked(ctx, &changed, err) < 0 ? -1 : remove_locked(ctx, name, err);
+	}
+	return rootless_remove(ctx, name, err);
+}
+
+static int remove_locked(const struct hutch_net_ctx *ctx, const char *name, struct hutch_err **err)
+{
 	struct netdef d;
 	int r = load_net(ctx, name, &d, err);
 	if (r < 0)
 		return r;
+	if (owner_alive(&d)) {
+		_cleanup_free_ char *shown = printable(name, strlen(name));
+		_cleanup_free_ char *whose = printable(d.owner, strlen(d.owner));
+		hutch_fail(err, 0,
+			   "network '%s' belongs to %s, which is running (pid %d): take it down "
+			   "('hutch down' for a stack) and its network goes with it",
+			   shown, whose, d.owner_pid);
+		netdef_clear(&d);
+		return -1;
+	}
 	if (d.n_members) {
 		char *list = NULL;
 		size_t len = 0;
@@ -1075,7 +1163,8 @@ int hutch_network_remove(const struct hutch_net_ctx *ctx, const char *name, stru
 		netdef_clear(&d);
 		return -1;
 	}
-	r = net_link_delete(d.bridge, err);
+	/* rootless without its namespace (not in it): no bridge to take */
+	r = ctx->rootless && !net_host_pid ? 0 : net_link_delete(d.bridge, err);
 	_cleanup_free_ char *dir = nets_dir(ctx);
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r == 0 && (dfd < 0 || remove_tree_at(dfd, d.name, err) < 0))
@@ -1155,7 +1244,7 @@ static int gc_locked(const struct hutch_net_ctx *ctx, bool *changed, struct hutc
 			if (attacher_alive(mb))
 				continue;
 			_cleanup_free_ char *ns = netns_path(ctx, mb->container);
-			uint64_t ino = net_netns_inode(ns);
+			uint64_t ino = ctx->rootless ? mb->netns_ino : net_netns_inode(ns);
 			if (ino && !scanned) {
 				netns_in_use(&used);
 				scanned = true;
@@ -1183,30 +1272,37 @@ static int gc_locked(const struct hutch_net_ctx *ctx, bool *changed, struct hutc
 int hutch_net_gc(const struct hutch_net_ctx *ctx, struct hutch_err **err)
 {
 	_cleanup_close_ int lock = -1;
-	bool changed;
 	if (lock_networks(ctx, &lock, err) < 0)
 		return -1;
-	return gc_locked(ctx, &changed, err);
+	return gc_any(ctx, false, err);
 }
+
+static int rootless_detach(const struct hutch_net_ctx *ctx, const char *container,
+			   struct hutch_err **err);
+static int rootless_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
+			   struct hutch_net_attachment *out, struct hutch_err **err);
 
 int hutch_net_detach(const struct hutch_net_ctx *ctx, const char *container, struct hutch_err **err)
 {
 	_cleanup_close_ int lock = -1;
 	if (lock_networks(ctx, &lock, err) < 0)
 		return -1;
+	if (ctx->rootless)
+		return rootless_detach(ctx, container, err);
 	int found = detach_locked(ctx, container, err);
 	if (found <= 0)
 		return found;
 	return apply_rules(ctx, err);
 }
 
-int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
-		     struct hutch_net_attachment *out, struct hutch_err **err)
+/* Rootless (ctx->rootless), in the rootless namespace: the address and the
+ * record only; the veth comes with hutch_net_wire. */
+static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
+			 struct hutch_net_attachment *out, struct hutch_err **err)
 {
 	*out = (struct hutch_net_attachment){0};
-	_cleanup_close_ int lock = -1;
 	bool changed = false;
-	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+	if (gc_locked(ctx, &changed, err) < 0)
 		return -1;
 	hutch_trace("net: gc");
 	struct netdef d;
@@ -1263,6 +1359,16 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 			   req->container);
 		goto fail;
 	}
+	for (size_t i = 0; ctx->rootless && i < req->n_ports; i++)
+		if (ports[i].proto != HUTCH_PORT_TCP || ports[i].host_ip) {
+			char b[64];
+			hutch_port_format(&ports[i], b);
+			hutch_fail(err, 0,
+				   "--publish %s: rootless, only TCP ports on every address of the "
+				   "host are published for now (pasta); drop the address or /udp",
+				   b);
+			goto fail;
+		}
 	if (check_ports(all, n_all, ports, req->n_ports, err) < 0 ||
 	    hutch_ipam_allocate(&d.pool, req->key, req->container, &addr, err) < 0)
 		goto fail;
@@ -1270,31 +1376,39 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 	hutch_trace("net: ports checked, address");
 	snprintf(veth, sizeof(veth), "hv%.11s-%u", req->container, index % 10u);
 	snprintf(ifname, sizeof(ifname), "eth%u", index % 10u);
-	ns_made = !net_netns_inode(ns);
-	if (net_netns_create(ns, err) < 0) {
-		ns_made = false;
-		goto fail;
+	if (!ctx->rootless) {
+		ns_made = !net_netns_inode(ns);
+		if (net_netns_create(ns, err) < 0) {
+			ns_made = false;
+			goto fail;
+		}
+		hutch_trace("net: netns");
+		if (net_bridge_ensure(d.bridge, hutch_ipam_gateway(&d.subnet), d.subnet.prefix,
+				      err) < 0)
+			goto fail;
+		hutch_trace("net: bridge");
+		if (net_veth_attach(d.bridge, veth, ns, ifname, addr, d.subnet.prefix,
+				    /* one default route: the first network's that has a way out */
+				    d.internal || has_default ? 0 : hutch_ipam_gateway(&d.subnet),
+				    err) < 0)
+			goto fail;
+		veth_made = true;
+		hutch_trace("net: veth");
 	}
-	hutch_trace("net: netns");
-	if (net_bridge_ensure(d.bridge, hutch_ipam_gateway(&d.subnet), d.subnet.prefix, err) < 0)
-		goto fail;
-	hutch_trace("net: bridge");
-	if (net_veth_attach(d.bridge, veth, ns, ifname, addr, d.subnet.prefix,
-			    /* one default route: the first network's that has a way out */
-			    d.internal || has_default ? 0 : hutch_ipam_gateway(&d.subnet), err) < 0)
-		goto fail;
-	veth_made = true;
-	hutch_trace("net: veth");
+	/* who keeps the attachment alive: the caller's supervisor when it says so,
+	 * else the hutch on the host (rootless: the one outside the namespace) */
+	int attacher = req->attacher_pid ? req->attacher_pid : net_host_pid ? net_host_pid : getpid();
 	d.members = xrealloc(d.members, (d.n_members + 1) * sizeof(*d.members));
 	struct member *m = &d.members[d.n_members++];
 	*m = (struct member){.container = xstrdup(req->container),
 			     .name = req->name ? xstrdup(req->name) : NULL,
 			     .key = req->key ? xstrdup(req->key) : NULL,
 			     .addr = addr,
-			     .attacher_pid = getpid(),
-			     .attacher_start = proc_start_time(getpid())};
+			     .attacher_pid = attacher,
+			     .attacher_start = net_proc_start_time(attacher)};
 	snprintf(m->ifname, sizeof(m->ifname), "%s", ifname);
 	snprintf(m->veth, sizeof(m->veth), "%s", veth);
+	m->default_route = !d.internal && !has_default;
 	m->aliases = xcalloc(req->n_aliases + 1, sizeof(char *));
 	for (size_t i = 0; i < req->n_aliases; i++)
 		m->aliases[m->n_aliases++] = xstrdup(req->aliases[i]);
@@ -1307,7 +1421,8 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
 	if (apply_rules(ctx, err) < 0)
 		goto fail;
 	hutch_trace("net: rules");
-	snprintf(out->netns, sizeof(out->netns), "%s", ns);
+	if (!ctx->rootless)
+		snprintf(out->netns, sizeof(out->netns), "%s", ns);
 	hutch_ipv4_format(addr, out->address);
 	hutch_ipv4_format(hutch_ipam_gateway(&d.subnet), out->gateway);
 	memcpy(out->dns, out->gateway, sizeof(out->dns));
@@ -1331,4 +1446,430 @@ done:
 	netdefs_free(all, n_all);
 	netdef_clear(&d);
 	return r;
+}
+
+int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
+		     struct hutch_net_attachment *out, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	return ctx->rootless ? rootless_attach(ctx, req, out, err)
+			     : attach_locked(ctx, req, out, err);
+}
+
+/* ---- rootless: the bridges in the rootless namespace (net/rootless.c) ----------
+ * The locked parts run in a child in that namespace (when it is there; without
+ * it nothing of it is left to touch and they run here), the results through
+ * shared memory; pasta and the namespace's life are seen to here, after. */
+
+enum rl_op { RL_GC, RL_ATTACH, RL_WIRE, RL_DETACH, RL_REMOVE };
+
+struct rl_call {
+	const struct hutch_net_ctx *ctx;
+	enum rl_op op;
+	bool force;
+	const struct hutch_net_attach_req *req;
+	const char *container, *name;
+	int pid;
+	struct hutch_net_attachment out;
+	size_t n_ports;
+	struct hutch_port_map ports[]; /* out's, n_ports of them */
+};
+
+/* The container's memberships that have no veth yet, wired into the network
+ * namespace of pid (its own, a child of the rootless one's user namespace). */
+static int wire_locked(const struct hutch_net_ctx *ctx, const char *container, int pid,
+		       struct hutch_err **err)
+{
+	char ns[64];
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/net", pid);
+	struct stat st;
+	if (stat(ns, &st) < 0)
+		return hutch_fail_sys(err, "container %.12s: its network namespace %s", container,
+				      ns);
+	struct netdef *all;
+	size_t n;
+	if (load_all(ctx, &all, &n, err) < 0)
+		return -1;
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct netdef *d = &all[i];
+		for (size_t k = 0; r == 0 && k < d->n_members; k++) {
+			struct member *m = &d->members[k];
+			if (strcmp(m->container, container) || m->netns_ino)
+				continue;
+			uint32_t gw = hutch_ipam_gateway(&d->subnet);
+			if (net_bridge_ensure(d->bridge, gw, d->subnet.prefix, err) < 0 ||
+			    net_veth_attach(d->bridge, m->veth, ns, m->ifname, m->addr,
+					    d->subnet.prefix, m->default_route ? gw : 0, err) < 0) {
+				r = -1;
+				break;
+			}
+			m->netns_ino = st.st_ino;
+			r = save_net(ctx, d, err);
+		}
+	}
+	netdefs_free(all, n);
+	return r < 0 ? -1 : apply_rules(ctx, err);
+}
+
+static int rl_fn(void *arg, struct hutch_err **err)
+{
+	struct rl_call *c = arg;
+	bool changed = false;
+	int r;
+	switch (c->op) {
+	case RL_GC:
+		r = gc_locked(c->ctx, &changed, err);
+		return r < 0 || !c->force ? r : apply_rules_as(c->ctx, true, err);
+	case RL_ATTACH:
+		r = attach_locked(c->ctx, c->req, &c->out, err);
+		if (r == 0) {
+			memcpy(c->ports, c->out.ports, c->n_ports * sizeof(*c->ports));
+			free(c->out.ports);
+			c->out.ports = NULL;
+		}
+		return r;
+	case RL_WIRE:
+		return wire_locked(c->ctx, c->container, c->pid, err);
+	case RL_DETACH:
+		r = detach_locked(c->ctx, c->container, err);
+		return r <= 0 ? r : apply_rules(c->ctx, err);
+	case RL_REMOVE:
+		r = gc_locked(c->ctx, &changed, err);
+		return r < 0 ? r : remove_locked(c->ctx, c->name, err);
+	}
+	return -1;
+}
+
+static int rl_call(struct rl_call *c, struct hutch_err **err)
+{
+	struct net_rootless rl;
+	if (net_rootless_find(c->ctx, &rl))
+		return net_rootless_run(&rl, rl_fn, c, err);
+	return rl_fn(c, err);
+}
+
+static struct rl_call *rl_new(const struct hutch_net_ctx *ctx, enum rl_op op, size_t n_ports)
+{
+	size_t size = sizeof(struct rl_call) + (n_ports + 1) * sizeof(struct hutch_port_map);
+	struct rl_call *c =
+	    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (c == MAP_FAILED)
+		return NULL;
+	memset(c, 0, size);
+	c->ctx = ctx;
+	c->op = op;
+	c->n_ports = n_ports;
+	return c;
+}
+
+static void rl_free(struct rl_call *c)
+{
+	if (c)
+		munmap(c,
+		       sizeof(struct rl_call) + (c->n_ports + 1) * sizeof(struct hutch_port_map));
+}
+
+static int gc_any(const struct hutch_net_ctx *ctx, bool force, struct hutch_err **err)
+{
+	bool changed = false;
+	if (!ctx->rootless) {
+		int r = gc_locked(ctx, &changed, err);
+		return r < 0 || !force ? r : apply_rules_as(ctx, true, err);
+	}
+	struct rl_call *c = rl_new(ctx, RL_GC, 0);
+	if (!c)
+		return hutch_fail_sys(err, "mmap");
+	c->force = force;
+	int r = rl_call(c, err);
+	rl_free(c);
+	return r < 0 ? r : rootless_after(ctx, true, false, err);
+}
+
+/* After a change: no network with members (and not keep), the namespace goes
+ * (pasta, the holder); else pasta forwards what is published now, when this
+ * process can start it (not from inside the rootless user namespace, where a
+ * container's hutch is once it made it: a port given up stays forwarded, to
+ * nothing, until the next change made from outside or the last container). */
+static int rootless_after(const struct hutch_net_ctx *ctx, bool ports_now, bool keep,
+			  struct hutch_err **err)
+{
+	struct netdef *all;
+	size_t n;
+	if (load_all(ctx, &all, &n, err) < 0)
+		return -1;
+	size_t members = 0, n_ports = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t m = 0; m < all[i].n_members; m++, members++)
+			n_ports += all[i].members[m].n_ports;
+	struct hutch_port_map *ports = xcalloc(n_ports + 1, sizeof(*ports));
+	n_ports = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t m = 0; m < all[i].n_members; m++)
+			for (size_t q = 0; q < all[i].members[m].n_ports; q++)
+				ports[n_ports++] = all[i].members[m].ports[q];
+	netdefs_free(all, n);
+	int r = 0;
+	struct net_rootless rl;
+	bool outside = geteuid() != 0, live = members || keep;
+	if (!live)
+		net_rootless_stop(ctx);
+	else if (ports_now && outside && net_rootless_find(ctx, &rl))
+		r = net_rootless_pasta(ctx, &rl, ports, n_ports, err);
+	/* pasta does not fail on a port it cannot listen on: say which */
+	for (size_t i = 0; r == 0 && live && ports_now && outside && i < n_ports; i++)
+		for (uint32_t k = 0; r == 0 && k < ports[i].count; k++)
+			if (!port_bound(HUTCH_PORT_TCP, 0, (uint16_t)(ports[i].host_port + k)))
+				r = hutch_fail(err, 0,
+					       "pasta could not listen on port %u/tcp on the host "
+					       "(ports below net.ipv4.ip_unprivileged_port_start "
+					       "need root): choose another host port",
+					       ports[i].host_port + k);
+	free(ports);
+	return r;
+}
+
+static int rootless_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_attach_req *req,
+			   struct hutch_net_attachment *out, struct hutch_err **err)
+{
+	*out = (struct hutch_net_attachment){0};
+	struct net_rootless rl;
+	if (req->n_ports && geteuid() == 0)
+		return hutch_fail(err, 0,
+				  "container %.12s: ports are published from outside the rootless "
+				  "network's user namespace (pasta cannot be started from inside "
+				  "it), and this process is inside",
+				  req->container);
+	/* when this container publishes ports, pasta first with what is published
+	 * now: ports given up are free again before its are checked against the
+	 * host's; then pasta (started, or again with its ports) */
+	if (net_rootless_ensure(ctx, &rl, err) < 0 ||
+	    (rl.pasta && req->n_ports && rootless_after(ctx, true, true, err) < 0) ||
+	    !net_rootless_find(ctx, &rl)) {
+		if (err && !*err)
+			hutch_fail(err, 0, "the rootless network's namespace is gone");
+		rootless_after(ctx, false, false, NULL);
+		return -1;
+	}
+	struct rl_call *c = rl_new(ctx, RL_ATTACH, req->n_ports);
+	if (!c)
+		return hutch_fail_sys(err, "mmap");
+	c->req = req;
+	int r = rl_call(c, err);
+	if (r == 0 && (req->n_ports || !rl.pasta) && rootless_after(ctx, true, false, err) < 0) {
+		c->op = RL_DETACH;
+		c->container = req->container;
+		rl_call(c, NULL);
+		rootless_after(ctx, true, false, NULL);
+		r = -1;
+	} else if (r < 0) {
+		rootless_after(ctx, false, false, NULL);
+	}
+	if (r == 0) {
+		*out = c->out;
+		out->ports = xcalloc(req->n_ports + 1, sizeof(*out->ports));
+		memcpy(out->ports, c->ports, req->n_ports * sizeof(*out->ports));
+		out->n_ports = req->n_ports;
+		snprintf(out->userns, sizeof(out->userns), "%s", rl.userns);
+	}
+	rl_free(c);
+	return r;
+}
+
+int hutch_net_wire(const struct hutch_net_ctx *ctx, const char *container, int pid,
+		   struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	struct net_rootless rl;
+	if (!ctx->rootless || !net_rootless_find(ctx, &rl))
+		return hutch_fail(err, 0,
+				  "container %.12s: no rootless network namespace to wire it from",
+				  container);
+	struct rl_call *c = rl_new(ctx, RL_WIRE, 0);
+	if (!c)
+		return hutch_fail_sys(err, "mmap");
+	c->container = container;
+	c->pid = pid;
+	int r = net_rootless_run(&rl, rl_fn, c, err);
+	rl_free(c);
+	hutch_trace("net: wired");
+	return r;
+}
+
+static int rootless_detach(const struct hutch_net_ctx *ctx, const char *container,
+			   struct hutch_err **err)
+{
+	/* the last container: the namespace goes, its links and rules with it,
+	 * and only the records are left to change (here) */
+	struct netdef *all;
+	size_t n, others = 0;
+	if (load_all(ctx, &all, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		for (size_t m = 0; m < all[i].n_members; m++)
+			others += strcmp(all[i].members[m].container, container) != 0;
+	netdefs_free(all, n);
+	if (!others)
+		net_rootless_stop(ctx);
+	struct rl_call *c = rl_new(ctx, RL_DETACH, 0);
+	if (!c)
+		return hutch_fail_sys(err, "mmap");
+	c->container = container;
+	int r = rl_call(c, err);
+	rl_free(c);
+	hutch_trace("net: detached");
+	return r < 0 ? r : rootless_after(ctx, true, false, err);
+}
+
+static int rootless_remove(const struct hutch_net_ctx *ctx, const char *name,
+			   struct hutch_err **err)
+{
+	struct rl_call *c = rl_new(ctx, RL_REMOVE, 0);
+	if (!c)
+		return hutch_fail_sys(err, "mmap");
+	c->name = name;
+	int r = rl_call(c, err);
+	rl_free(c);
+	int after = rootless_after(ctx, true, false, r < 0 ? NULL : err);
+	return r < 0 ? r : after;
+}
+
+/* ---- networks owned by another part of hutch (a stack's) --------------------------- */
+
+static int refuse_other_owner(const struct netdef *d, const char *owner, struct hutch_err **err)
+{
+	_cleanup_free_ char *shown = printable(d->name, strlen(d->name));
+	_cleanup_free_ char *want = printable(owner, strlen(owner));
+	if (!d->owner)
+		return hutch_fail(err, 0,
+				  "network '%s' exists and is not %s's (hutch network create made "
+				  "it): remove it (hutch network rm %s) or give the stack another "
+				  "name",
+				  shown, want, shown);
+	_cleanup_free_ char *whose = printable(d->owner, strlen(d->owner));
+	return hutch_fail(err, 0, "network '%s' belongs to %s, not to %s: give one another name",
+			  shown, whose, want);
+}
+
+/* Under the lock: d's bridge and directory (its members are gone). */
+static int drop_network_locked(const struct hutch_net_ctx *ctx, const struct netdef *d,
+			       struct hutch_err **err)
+{
+	if (net_link_delete(d->bridge, err) < 0)
+		return -1;
+	_cleanup_free_ char *dir = nets_dir(ctx);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return hutch_fail_sys(err, "open %s", dir);
+	return remove_tree_at(dfd, d->name, err);
+}
+
+int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name,
+			       const char *subnet, bool internal, const char *owner,
+			       struct hutch_net_info *out, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	bool changed = false;
+	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+		return -1;
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r == 0 && (!d.owner || strcmp(d.owner, owner))) {
+		refuse_other_owner(&d, owner, err);
+		netdef_clear(&d);
+		return -1;
+	}
+	if (r == 0) {
+		bool differs = d.internal != internal;
+		struct hutch_cidr want;
+		if (subnet && hutch_cidr_parse(subnet, &want, err) < 0) {
+			netdef_clear(&d);
+			return -1;
+		}
+		differs |= subnet && (want.addr != d.subnet.addr || want.prefix != d.subnet.prefix);
+		if (differs && d.n_members) {
+			char have[19];
+			hutch_cidr_format(&d.subnet, have);
+			_cleanup_free_ char *shown = printable(name, strlen(name));
+			hutch_fail(err, 0,
+				   "network '%s' (subnet %s%s) has containers on it and the file "
+				   "now says subnet %s%s: take the stack down (hutch down) to "
+				   "change it",
+				   shown, have, d.internal ? ", internal" : "",
+				   subnet ? subnet : have, internal ? ", internal" : "");
+			netdef_clear(&d);
+			return -1;
+		}
+		if (differs) {
+			r = drop_network_locked(ctx, &d, err);
+			netdef_clear(&d);
+			if (r < 0)
+				return -1;
+			r = HUTCH_NET_NOT_FOUND;
+		}
+	}
+	if (r == HUTCH_NET_NOT_FOUND) {
+		hutch_err_free(err);
+		r = create_locked(ctx, name, subnet, internal, &d, err);
+	}
+	if (r < 0)
+		return -1;
+	free(d.owner);
+	d.owner = xstrdup(owner);
+	d.owner_pid = getpid();
+	d.owner_start = net_proc_start_time(getpid());
+	if (save_net_as(ctx, &d, true, err) < 0) {
+		netdef_clear(&d);
+		return -1;
+	}
+	if (out)
+		info_fill(&d, out);
+	netdef_clear(&d);
+	return 0;
+}
+
+int hutch_network_remove_owned(const struct hutch_net_ctx *ctx, const char *name, const char *owner,
+			       struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	if (lock_networks(ctx, &lock, err) < 0)
+		return -1;
+	struct netdef d;
+	int r = load_net(ctx, name, &d, err);
+	if (r == HUTCH_NET_NOT_FOUND) {
+		hutch_err_free(err);
+		return 0;
+	}
+	if (r < 0)
+		return -1;
+	if (!d.owner || strcmp(d.owner, owner)) {
+		refuse_other_owner(&d, owner, err);
+		netdef_clear(&d);
+		return -1;
+	}
+	/* what a crashed owner's containers left: they are the owner's to end */
+	size_t n = d.n_members;
+	char **ids = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = xstrdup(d.members[i].container);
+	netdef_clear(&d);
+	for (size_t i = 0; i < n; i++) {
+		if (r == 0 && detach_locked(ctx, ids[i], err) < 0)
+			r = -1;
+		free(ids[i]);
+	}
+	free(ids);
+	if (r == 0)
+		r = load_net(ctx, name, &d, err);
+	if (r == 0) {
+		r = drop_network_locked(ctx, &d, err);
+		netdef_clear(&d);
+	}
+	if (r == 0)
+		r = apply_rules(ctx, err);
+	return r < 0 ? -1 : 0;
 }

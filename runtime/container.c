@@ -96,7 +96,10 @@ static __attribute__((noreturn)) void child_main(struct proc_ctx *pc, void *arg)
 static int child_started(pid_t pid, void *arg, struct hutch_err **err)
 {
 	struct child_args *a = arg;
-	return userns_write_maps(a->rt, a->spec, pid, err);
+	if (spec_has_ns(a->spec, HUTCH_NS_USER) && userns_write_maps(a->rt, a->spec, pid, err) < 0)
+		return -1;
+	return a->rt->on_created ? a->rt->on_created(a->rt->on_created_data, a->spec->id, pid, err)
+				 : 0;
 }
 
 static char *join_args(char **args, size_t n)
@@ -149,22 +152,13 @@ static struct hutch_state *state_from_spec(const struct hutch_spec *spec)
 	return st;
 }
 
-/* run --rm's rw layer goes on a tmpfs (mounts.c, rw_tmpfs_mount) unless the
- * container has a memory limit: a tmpfs's pages count as the container's
- * memory, and a test that writes more files than its limit would be killed
- * where Docker (files on the disk) lets it write. */
-static bool rw_on_tmpfs(const struct hutch_spec *spec)
-{
-	return spec->rw_tmpfs && spec->resources.memory_max <= 0;
-}
-
 /* The overlay is mounted over data_dir itself (in the container's mount
  * namespace only): one directory fewer to create and remove per run. A container
  * started again keeps its upper dir (its files) and work dir. */
 static int make_overlay_dirs(const struct hutch_spec *spec, struct hutch_container *c,
 			     struct hutch_err **err)
 {
-	if (rw_on_tmpfs(spec))
+	if (spec->rw_tmpfs)
 		return 0; /* the child makes them on its tmpfs (mounts_setup_rootfs) */
 	static const char *const sub[] = {"upper", "work"};
 	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
@@ -285,7 +279,7 @@ int hutch_runtime_init(struct hutch_runtime *rt, const char *data_root, const ch
 	*rt = (struct hutch_runtime){0};
 	rt->data_root = xstrdup(data_root);
 	rt->run_root = xstrdup(run_root);
-	rt->rootless = geteuid() != 0;
+	rt->rootless = running_rootless();
 	_cleanup_free_ char *d1 = xasprintf("%s/containers", data_root);
 	_cleanup_free_ char *d3 = xasprintf("%s/cache", run_root);
 	if (mkdir_p_at(AT_FDCWD, d1, 0700, err) < 0 ||
@@ -367,7 +361,7 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
 			 .etc = &etc, .rootless = rt->rootless,
 			 .own_cgroup = c->cg.dirfd >= 0, .nodev = devices > 0,
-			 .rw_tmpfs = rw_on_tmpfs(spec)},
+			 .rw_tmpfs = spec->rw_tmpfs},
 	};
 	/* every mount's options parsed once, here: the child only reads them */
 	if (mounts_prepare(&a.mctx, err) < 0)
@@ -390,7 +384,7 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	    .clone_flags = flags,
 	    .cgroup_fd = c->cg.dirfd,
 	    .child = child_main,
-	    .started = userns ? child_started : NULL,
+	    .started = userns || rt->on_created ? child_started : NULL,
 	    .arg = &a,
 	};
 	struct spawn_out so;

@@ -34,6 +34,9 @@ int io_relay_prepare(const struct hutch_io *io, bool interactive, struct hutch_i
 void io_relay_started(struct io_relay *r);
 void io_relay_free(struct io_relay *r);
 
+/* userns.c: enter hutch_runtime.userns_parent (if set and not already in it),
+ * before the clone that makes the container's user namespace. */
+int userns_enter_parent(const struct hutch_runtime *rt, struct hutch_err **err);
 /* userns.c: write uid_map/gid_map for pid (newuidmap/newgidmap when rootless). */
 int userns_write_maps(const struct hutch_runtime *rt, const struct hutch_spec *spec, pid_t pid,
 		      struct hutch_err **err);

@@ -713,11 +713,16 @@ void mounts_release(struct mount_ctx *ctx)
  * On a disk like this machine's (ext4 with discard) each directory made and
  * removed per run costs milliseconds; these cost nothing, and the kernel frees
  * them with the last mount that holds them, when the container is gone. The
- * size is tmpfs's default (half the RAM); its pages count as the container's
- * memory (docs/cli.md). */
+ * size is --rw-layer tmpfs:SIZE's, else tmpfs's default (half the RAM); its
+ * pages count as the container's memory (docs/cli.md). */
 static int rw_tmpfs_mount(const struct mount_ctx *ctx, struct hutch_err **err)
 {
-	_cleanup_close_ int mfd = fs_mount_detached("tmpfs", "hutch-rw", "mode=0700", 0, err);
+	/* the child allocates nothing: the options on its stack */
+	char opts[64] = "mode=0700";
+	if (ctx->spec->rw_tmpfs_size > 0)
+		snprintf(opts, sizeof(opts), "mode=0700,size=%lld",
+			 (long long)ctx->spec->rw_tmpfs_size);
+	_cleanup_close_ int mfd = fs_mount_detached("tmpfs", "hutch-rw", opts, 0, err);
 	if (mfd < 0)
 		return -1;
 	_cleanup_close_ int target = open(ctx->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -264,6 +264,37 @@ int hutch_spec_set_memory(struct hutch_spec *s, const char *size, struct hutch_e
 	return 0;
 }
 
+int hutch_spec_set_rw_layer(struct hutch_spec *s, const char *where, struct hutch_err **err)
+{
+	if (!strcmp(where, "disk")) {
+		s->rw_tmpfs = false;
+		s->rw_tmpfs_size = 0;
+		return 0;
+	}
+	if (!strcmp(where, "tmpfs")) {
+		s->rw_tmpfs = true;
+		s->rw_tmpfs_size = 0;
+		return 0;
+	}
+	if (!strncmp(where, "tmpfs:", 6)) {
+		int64_t v;
+		if (parse_size_of("rw layer size", where + 6, &v, err) < 0)
+			return -1;
+		/* below a page tmpfs would round up; a layer that small is a typo */
+		if (v < 1024 * 1024) {
+			_cleanup_free_ char *shown = printable(where, strlen(where));
+			return hutch_fail(err, 0, "invalid rw layer '%s': too small, the least is 1m",
+					  shown);
+		}
+		s->rw_tmpfs = true;
+		s->rw_tmpfs_size = v;
+		return 0;
+	}
+	_cleanup_free_ char *shown = printable(where, strlen(where));
+	return hutch_fail(err, 0, "invalid rw layer '%s': expected tmpfs, tmpfs:SIZE (like tmpfs:2g) or disk",
+			  shown);
+}
+
 int hutch_spec_set_memory_swap(struct hutch_spec *s, const char *size, struct hutch_err **err)
 {
 	if (!strcmp(size, "-1")) {

@@ -24,6 +24,7 @@
 #include <termios.h>
 
 #include "common/util.h"
+#include "runtime/container_internal.h"
 #include "runtime/process_internal.h"
 
 /* What a process starting something tells its parent through a pipe: the
@@ -723,6 +724,9 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 		ca.flags |= CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)r->cgroup_fd;
 	}
+	/* a user namespace under the rootless network's (runtime.h) */
+	if (r->userns && userns_enter_parent(r->rt, err) < 0)
+		goto out;
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 	if (pid < 0) {
 		out->clone_errno = errno;

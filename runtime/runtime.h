@@ -191,6 +191,7 @@ struct hutch_spec {
 	 * container's mount namespace, gone with it: nothing made or removed on
 	 * the disk for it (run --rm; not the builder, which reads the upper) */
 	bool rw_tmpfs;
+	int64_t rw_tmpfs_size; /* its size= in bytes; 0: tmpfs's default, half the RAM */
 	bool detached; /* output goes to the container's log, not to a terminal */
 	char *image_id;
 	/* "K=V" labels, kept in the record (inspect, ps --format json): a stack's
@@ -228,6 +229,19 @@ struct hutch_runtime {
 	 * monitor while it starts the container. */
 	hutch_log_fn *log;
 	void *log_data;
+	/* Rootless networks (net/rootless.c): the container's user namespace is made
+	 * a child of the user namespace at this path (the rootless network
+	 * namespace's owner, which maps the user's own and subordinate ids), so that
+	 * a process in that one has the capabilities over the bridge's namespace and
+	 * the container's at once. hutch enters it for the clone (for good: no
+	 * process can go back to a parent user namespace) and writes the id maps
+	 * itself, translated into it. NULL: a child of the caller's. */
+	const char *userns_parent;
+	/* Called in the process that made the container, once its process exists
+	 * (its own namespaces, its id maps written) and before any of it runs: wire
+	 * its network namespace through pid (hutch_net_wire). */
+	int (*on_created)(void *data, const char *id, pid_t pid, struct hutch_err **err);
+	void *on_created_data;
 };
 /* Say msg through rt->log (or on stderr, as above). */
 void hutch_runtime_log(const struct hutch_runtime *rt, enum hutch_log_level level,
@@ -381,6 +395,8 @@ int hutch_spec_set_user(struct hutch_spec *spec, const char *user, struct hutch_
 int hutch_spec_set_stop_signal(struct hutch_spec *spec, const char *sig, struct hutch_err **err);
 /* "64m", "1g" (at least 6m). */
 int hutch_spec_set_memory(struct hutch_spec *spec, const char *size, struct hutch_err **err);
+/* --rw-layer: "tmpfs", "tmpfs:SIZE" (rw_tmpfs, with its size) or "disk". */
+int hutch_spec_set_rw_layer(struct hutch_spec *spec, const char *where, struct hutch_err **err);
 /* Memory plus swap: a size, or "-1" for unlimited swap. */
 int hutch_spec_set_memory_swap(struct hutch_spec *spec, const char *size,
 			       struct hutch_err **err);

@@ -255,6 +255,7 @@ static const struct sj_field spec_fields[] = {
     BOOL(spec_t, privileged),
     BOOL(spec_t, auto_remove),
     BOOL(spec_t, rw_tmpfs),
+    I64(spec_t, rw_tmpfs_size),
     BOOL(spec_t, detached),
     STR(spec_t, image_id),
     STRV(spec_t, labels, n_labels),
@@ -266,7 +267,7 @@ static const struct sj_type spec_type = TYPE(spec_t, spec_fields);
  * (it would silently not survive a restart): when one of these fails, add the
  * new member to its table, then update the size here. */
 #ifdef __LP64__ /* the sizes below are x86_64's and other 64-bit ABIs' */
-_Static_assert(sizeof(struct hutch_spec) == 528, "struct hutch_spec changed: see spec_fields");
+_Static_assert(sizeof(struct hutch_spec) == 544, "struct hutch_spec changed: see spec_fields");
 _Static_assert(sizeof(struct hutch_process) == 120,
 	       "struct hutch_process changed: see process_fields");
 _Static_assert(sizeof(struct hutch_mount) == 40, "struct hutch_mount changed: see mount_fields");

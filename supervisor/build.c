@@ -12,6 +12,7 @@
 #include "common/sha256.h"
 #include "common/util.h"
 #include "images/images.h"
+#include "net/net.h"
 #include "supervisor/sup_internal.h"
 
 char *sup_container_name(const char *stack, const char *service, unsigned replica)
@@ -243,33 +244,53 @@ static int security_opts(const struct sup_build_ctx *b, const struct stack_servi
 	return 0;
 }
 
-/* A stack's own network (a bridge, service names in DNS, published ports) is
- * not wired into the supervisor yet: a service is on loopback alone or on the
- * host's network. Published ports and networks are refused rather than
- * dropped, so that nobody waits on a port that never opens; with the host's
- * network the service's ports are the host's anyway, as Docker has it. */
-static int not_wired_yet(const struct sup_build_ctx *b, const struct stack_service *svc,
-			 struct hutch_err **err)
+/* A service's published ports, as net/ reads them (the message names the value):
+ * a fixed host port is one replica's, so a service with several publishes
+ * container ports only (each replica gets a free host port). Rootless, a
+ * stack's networks are not there yet: ports and networks are refused rather
+ * than dropped, so that nobody waits on a port that never opens; with the
+ * host's network the service's ports are the host's anyway, as Docker has it. */
+static int check_net_options(const struct sup_build_ctx *b, const struct stack_service *svc,
+			     struct hutch_err **err)
 {
 	const struct stack_option *net = stack_service_option(svc, "network");
 	bool host = net && net->text && !strcmp(net->text, "host");
-	static const char *const keys[] = {"ports", "networks"};
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		const struct stack_option *o = stack_service_option(svc, keys[i]);
-		if (!o || !o->n_words || (host && !strcmp(keys[i], "ports")))
-			continue;
-		/* compose's `networks: [default]` is the stack's one network: today's */
-		bool only_default = !strcmp(keys[i], "networks");
-		for (size_t w = 0; only_default && w < o->n_words; w++)
-			only_default = !strcmp(o->words[w], "default");
-		if (only_default)
-			continue;
-		hutch_fail(err, 0,
-			   "a stack's own networks and published ports are not supported yet "
-			   "(a service runs on loopback alone, or on the host's network): use "
-			   "network = host (compose: network_mode: host) to reach it on the "
-			   "host's ports");
-		return at_opt(err, b, o, keys[i]);
+	const struct stack_option *ports = stack_service_option(svc, "ports");
+	if (b->rt->rootless) {
+		static const char *const keys[] = {"ports", "networks", "aliases"};
+		for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+			const struct stack_option *o = stack_service_option(svc, keys[i]);
+			if (!o || !o->n_words || (host && !strcmp(keys[i], "ports")))
+				continue;
+			/* compose's `networks: [default]` is what a rootless stack has */
+			bool only_default = !strcmp(keys[i], "networks");
+			for (size_t w = 0; only_default && w < o->n_words; w++)
+				only_default = !strcmp(o->words[w], "default");
+			if (only_default)
+				continue;
+			hutch_fail(err, 0,
+				   "a stack's networks, aliases and published ports need root for "
+				   "now (rootless, a service runs on loopback alone): run hutch as "
+				   "root, or use network = host (compose: network_mode: host) to "
+				   "reach the service on the host's ports");
+			return at_opt(err, b, o, keys[i]);
+		}
+		return 0;
+	}
+	for (size_t i = 0; ports && !host && i < ports->n_words; i++) {
+		struct hutch_port_map p;
+		if (hutch_port_parse(ports->words[i], &p, err) < 0)
+			return at_opt(err, b, ports, "ports");
+		if (p.host_port && svc->replicas > 1) {
+			_cleanup_free_ char *shown =
+			    printable(ports->words[i], strlen(ports->words[i]));
+			hutch_fail(err, 0,
+				   "'%s': service %s has %u replicas and one host port is one "
+				   "replica's: publish the container port alone (like %u) and each "
+				   "replica gets a free host port",
+				   shown, svc->name, svc->replicas, p.container_port);
+			return at_opt(err, b, ports, "ports");
+		}
 	}
 	return 0;
 }
@@ -367,7 +388,7 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 		return -1;
 	if (opt_list(b, svc, spec, "device", hutch_spec_add_device, err) < 0)
 		return -1;
-	if (not_wired_yet(b, svc, err) < 0 ||
+	if (check_net_options(b, svc, err) < 0 ||
 	    opt_text(b, svc, spec, "network", hutch_spec_set_network, err) < 0 ||
 	    opt_list(b, svc, spec, "dns", dns_server, err) < 0 ||
 	    opt_list(b, svc, spec, "dns_search", dns_search, err) < 0 ||

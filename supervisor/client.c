@@ -219,6 +219,13 @@ int hutch_stack_down_offline(const char *data_root, const char *run_root, bool r
 	free(v);
 	hutch_state_list_free(&l);
 	hutch_runtime_fini(&rt);
+	/* the networks a killed supervisor left (its containers are gone now) */
+	struct hutch_err *ne = NULL;
+	if (!rootless && sup_net_cleanup_offline(data_root, run_root, name, &ne) < 0) {
+		fprintf(stderr, "hutch: down: %s\n", ne && ne->msg ? ne->msg : "networks");
+		rc = -1;
+	}
+	hutch_err_free(&ne);
 	struct sup_paths p;
 	sup_paths_init(&p, data_root, run_root, name);
 	remove_tree_at(AT_FDCWD, p.run_dir, NULL);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "net/net.h"
 #include "runtime/runtime.h"
 #include "supervisor/compose.h"
 #include "supervisor/stack.h"
@@ -1421,6 +1422,68 @@ static void read_service(struct compose *c, const struct ynode *key, const struc
 
 /* ---- top level --------------------------------------------------------------- */
 
+/* ipam: {config: [{subnet: CIDR}]}: the one subnet of the network. */
+static char *ipam_subnet(struct compose *c, const struct ynode *v, const char *path, int *line)
+{
+	if (v->kind != Y_MAP) {
+		nerr(c, v, path, "expected a mapping (config:), not %s", kind_name(v->kind));
+		return NULL;
+	}
+	char *subnet = NULL;
+	for (size_t i = 0; i + 1 < v->n; i += 2) {
+		const char *k = v->kids[i]->text;
+		const struct ynode *val = v->kids[i + 1];
+		_cleanup_free_ char *p = xasprintf("%s.%s", path, k);
+		if (!strcmp(k, "driver")) {
+			_cleanup_free_ char *d = scalar(c, val, p);
+			if (d && strcmp(d, "default"))
+				unsupported(c, val, p, "hutch assigns the addresses itself");
+		} else if (!strcmp(k, "config")) {
+			if (val->kind != Y_SEQ || val->n > 1) {
+				nerr(c, val, p, "expected a list of one entry (subnet:)");
+				continue;
+			}
+			const struct ynode *e = val->n ? val->kids[0] : NULL;
+			_cleanup_free_ char *ep = xasprintf("%s[0]", p);
+			for (size_t j = 0; e && e->kind == Y_MAP && j + 1 < e->n; j += 2) {
+				const char *ek = e->kids[j]->text;
+				_cleanup_free_ char *kp = xasprintf("%s.%s", ep, ek);
+				if (!strcmp(ek, "subnet")) {
+					free(subnet);
+					subnet = scalar(c, e->kids[j + 1], kp);
+					*line = e->kids[j + 1]->line;
+					struct hutch_cidr cidr;
+					if (subnet && (hutch_cidr_parse(subnet, &cidr, NULL) < 0 ||
+						       cidr.prefix < 8 || cidr.prefix > 30)) {
+						_cleanup_free_ char *shown =
+						    printable(subnet, strlen(subnet));
+						nerr(c, e->kids[j + 1], kp,
+						     "'%s' is not a subnet hutch can use: give an "
+						     "IPv4 "
+						     "network from /8 to /30 with its host bits "
+						     "zero, "
+						     "like 10.89.7.0/24",
+						     shown);
+						free(subnet);
+						subnet = NULL;
+					}
+				} else if (!strcmp(ek, "gateway") || !strcmp(ek, "ip_range") ||
+					   !strcmp(ek, "aux_addresses"))
+					unsupported(c, e->kids[j], kp,
+						    "the gateway is the subnet's first address");
+				else
+					unknown_key(c, e->kids[j], kp, "an ipam config");
+			}
+			if (e && e->kind != Y_MAP)
+				nerr(c, e, ep, "expected a mapping (subnet:)");
+		} else if (!strcmp(k, "options"))
+			unsupported(c, v->kids[i], p, "hutch assigns the addresses itself");
+		else
+			unknown_key(c, v->kids[i], p, "ipam");
+	}
+	return subnet;
+}
+
 static void read_top_networks(struct compose *c, const struct ynode *v)
 {
 	if (v->kind != Y_MAP) {
@@ -1433,6 +1496,8 @@ static void read_top_networks(struct compose *c, const struct ynode *v)
 		const struct ynode *k = v->kids[i], *n = v->kids[i + 1];
 		_cleanup_free_ char *p = xasprintf("networks.%s", k->text);
 		bool internal = false;
+		char *subnet = NULL;
+		int subnet_line = 0;
 		if (n->kind == Y_MAP) {
 			for (size_t j = 0; j + 1 < n->n; j += 2) {
 				const char *nk = n->kids[j]->text;
@@ -1447,9 +1512,11 @@ static void read_top_networks(struct compose *c, const struct ynode *v)
 				} else if (!strcmp(nk, "name") || !strcmp(nk, "labels") ||
 					   !strcmp(nk, "attachable"))
 					; /* names and labels for docker's tools */
-				else if (!strcmp(nk, "external") || !strcmp(nk, "ipam") ||
-					 !strcmp(nk, "driver_opts") || !strcmp(nk, "enable_ipv6") ||
-					 !strcmp(nk, "enable_ipv4"))
+				else if (!strcmp(nk, "ipam")) {
+					free(subnet);
+					subnet = ipam_subnet(c, n->kids[j + 1], np, &subnet_line);
+				} else if (!strcmp(nk, "external") || !strcmp(nk, "driver_opts") ||
+					   !strcmp(nk, "enable_ipv6") || !strcmp(nk, "enable_ipv4"))
 					unsupported(c, n->kids[j], np,
 						    "a stack's networks are its own, with "
 						    "addresses hutch chooses");
@@ -1462,8 +1529,13 @@ static void read_top_networks(struct compose *c, const struct ynode *v)
 		}
 		struct hutch_stack *st = c->stack;
 		st->networks = xrealloc(st->networks, (st->n_networks + 1) * sizeof(*st->networks));
-		st->networks[st->n_networks++] =
-		    (struct stack_network){xstrdup(k->text), internal, k->line};
+		st->networks[st->n_networks++] = (struct stack_network){
+		    .name = xstrdup(k->text),
+		    .internal = internal,
+		    .subnet = subnet,
+		    .line = k->line,
+		    .subnet_line = subnet_line,
+		};
 	}
 }
 

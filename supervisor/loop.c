@@ -45,7 +45,8 @@ enum watch_kind {
 	W_PROBE,
 	W_PROBE_OUT,
 	W_NOTIFY,
-	W_STARTER
+	W_STARTER,
+	W_NET, /* the stack's DNS server (stacknet.c) */
 };
 
 struct watch {
@@ -114,7 +115,8 @@ struct sup {
 	struct service *svcs;
 	size_t n_svcs;
 	int ep, sigfd, lsock;
-	struct watch w_sig, w_listen;
+	struct watch w_sig, w_listen, w_net;
+	struct sup_net *net; /* the stack's networks and DNS server; NULL: none */
 	struct client *clients;
 	bool recheck;
 	bool downing;
@@ -447,6 +449,8 @@ static __attribute__((noreturn)) void starter_main(struct sup *s, struct replica
 	if (!spec) {
 		rc = hutch_state_find(&s->rt, rep->id, &st, &err);
 		if (rc == 0)
+			rc = sup_net_attach(s->net, rep->svc->ss, rep->id, rep->cname, NULL, &err);
+		if (rc == 0)
 			rc = hutch_container_start_existing(&s->rt, st, img->layer_fds,
 							    img->n_layers, &err);
 		else if (rc == HUTCH_STATE_NOT_FOUND) {
@@ -457,10 +461,13 @@ static __attribute__((noreturn)) void starter_main(struct sup *s, struct replica
 		}
 	}
 	if (spec)
+		rc = sup_net_attach(s->net, rep->svc->ss, rep->id, rep->cname, spec, &err);
+	if (spec && rc == 0)
 		rc =
 		    hutch_container_run_detached(&s->rt, spec, img->layer_fds, img->n_layers, &err);
 	if (rc == 0)
 		_exit(0);
+	sup_net_release(s->net, rep->id);
 	char msg[2048];
 	int n = snprintf(msg, sizeof(msg), "%s%s%s", err ? err->msg : "unknown error",
 			 err && err->errno_ ? ": " : "",
@@ -576,6 +583,7 @@ static void on_starter(struct sup *s, struct replica *rep)
 	}
 	if (ev.kind == SVC_EV_START_FAILED)
 		logmsg("%s: cannot start: %s", rep->label, why);
+	sup_net_refresh(s->net);
 	feed(s, rep, &ev);
 	/* a container that ended at once may have no monitor left to watch: its
 	 * exit is in its record */
@@ -1145,6 +1153,7 @@ static void finish_down(struct sup *s)
 		}
 		hutch_state_list_free(&l);
 	}
+	sup_net_down(s->net);
 	_cleanup_free_ char *replicas = xasprintf("%s/replicas", s->paths.data_dir);
 	remove_tree_at(AT_FDCWD, replicas, NULL);
 	_cleanup_free_ char *logs = xasprintf("%s/logs", s->paths.data_dir);
@@ -1413,6 +1422,8 @@ static void on_monitor(struct sup *s, struct replica *rep)
 		ev.exit.signal = SIGKILL;
 		rep->has_container = false;
 	}
+	if (!s->downing) /* its keeper has taken it off its networks */
+		sup_net_refresh(s->net);
 	feed(s, rep, &ev);
 }
 
@@ -1569,6 +1580,9 @@ static void dispatch(struct sup *s, struct watch *w)
 	case W_STARTER:
 		on_starter(s, rep);
 		break;
+	case W_NET:
+		sup_net_on_ready(s->net);
+		break;
 	}
 }
 
@@ -1617,8 +1631,12 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 	s->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	s->w_sig.kind = W_SIGNAL;
 	watch_add(s, s->sigfd, &s->w_sig);
-	if (setup_services(s, o->services, o->n_services, o->adopt_only, err) < 0)
+	if (setup_services(s, o->services, o->n_services, o->adopt_only, err) < 0 ||
+	    sup_net_open(&s->net, s->stack, o->data_root, o->run_root, o->rootless, err) < 0)
 		goto out;
+	s->w_net.kind = W_NET;
+	if (s->net)
+		watch_add(s, sup_net_fd(s->net), &s->w_net);
 	if (listen_control(s, err) < 0 || sup_write_pidfile(&s->paths, err) < 0)
 		goto out;
 	sup_stack_info_write(&s->paths, s->src, true);
@@ -1629,6 +1647,7 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 		close(o->ready_fd);
 	}
 	adopt_all(s);
+	sup_net_refresh(s->net);
 	/* every waiting replica: their dependencies decide (CHECK_DEPS) */
 	s->recheck = true;
 	recheck(s);
@@ -1659,6 +1678,8 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 				close(rep->starter_pipe);
 			}
 		}
+	/* the DNS server's port free for the next supervisor */
+	sup_net_close(steal_ptr(s->net));
 	if (s->handover) {
 		logmsg("handing stack %s over to a new supervisor", s->stack->name);
 	} else {
@@ -1678,6 +1699,7 @@ out:
 		(void)!write(o->ready_fd, m, strlen(m));
 		close(o->ready_fd);
 	}
+	sup_net_close(s->net);
 	while (s->clients)
 		client_close(s, s->clients);
 	for (size_t i = 0; i < s->n_svcs; i++) {

@@ -120,12 +120,16 @@ struct stack_service {
 	size_t n_options;
 };
 
-/* A network or named volume declared at the top of a compose file. */
+/* A network the stack declares: [network.NAME] or compose's top-level
+ * networks:. "default" is the stack's default network (STACK_default). */
 struct stack_network {
 	char *name;
 	bool internal; /* no route out */
+	char *subnet;  /* "10.89.7.0/24"; NULL: hutch chooses */
 	int line;
+	int subnet_line; /* of its subnet key */
 };
+/* A named volume declared at the top of a compose file. */
 struct stack_volume {
 	char *name; /* the key; the volume's name is the stack's NAME_KEY, as compose */
 	int line;
@@ -138,8 +142,12 @@ struct hutch_stack {
 	struct stack_service *services; /* in the file's order */
 	size_t n_services;
 	size_t *order; /* indices in start order (dependencies first); stop is the reverse */
-	struct stack_network *networks; /* compose's top-level networks: */
+	struct stack_network *networks; /* [network.NAME], compose's top-level networks: */
 	size_t n_networks;
+	char *subnet; /* [stack] subnet: the default network's (NULL: chosen) */
+	int subnet_line;
+	char **dns_upstream; /* [stack] dns_upstream: where other names are forwarded */
+	size_t n_dns_upstream;
 	struct stack_volume *volumes; /* compose's top-level volumes: */
 	size_t n_volumes;
 	char **warnings;

@@ -23,6 +23,7 @@
 
 #include "common/util.h"
 #include "images/images.h"
+#include "net/net.h"
 #include "runtime/runtime.h"
 #include "supervisor/stack.h"
 
@@ -132,9 +133,13 @@ void hutch_stack_free(struct hutch_stack *stack)
 		service_free(&stack->services[i]);
 	free(stack->services);
 	free(stack->order);
-	for (size_t i = 0; i < stack->n_networks; i++)
+	for (size_t i = 0; i < stack->n_networks; i++) {
 		free(stack->networks[i].name);
+		free(stack->networks[i].subnet);
+	}
 	free(stack->networks);
+	free(stack->subnet);
+	strv_free(stack->dns_upstream, stack->n_dns_upstream);
 	for (size_t i = 0; i < stack->n_volumes; i++)
 		free(stack->volumes[i].name);
 	free(stack->volumes);
@@ -644,11 +649,13 @@ static const struct service_key {
     {"ports", KEY_OPTION, STACK_OPT_LIST},
     {"expose", KEY_OPTION, STACK_OPT_LIST},
     {"networks", KEY_OPTION, STACK_OPT_LIST},
+    {"aliases", KEY_OPTION, STACK_OPT_LIST},
     {"labels", KEY_OPTION, STACK_OPT_LIST},
     {"container_name", KEY_OPTION, STACK_OPT_TEXT},
 };
 
-static const char *const stack_keys[] = {"name"};
+static const char *const stack_keys[] = {"name", "subnet", "dns_upstream"};
+static const char *const network_keys[] = {"internal", "subnet"};
 
 /* Levenshtein distance, case-insensitive, for "did you mean". */
 static size_t distance(const char *a, const char *b)
@@ -1170,6 +1177,11 @@ static bool option_syntax(struct loader *ld, const struct scan_entry *e, struct 
 					      "'.' or '-'";
 				a = comma ? comma + 1 : NULL;
 			}
+		} else if (!strcmp(o->key, "aliases")) {
+			if (!name_ok(w))
+				why =
+				    "an alias is a DNS name: up to 63 letters, digits, '_', '.' or "
+				    "'-', starting with a letter or digit";
 		} else if (!strcmp(o->key, "labels")) {
 			const char *eq = strchr(w, '=');
 			if (!eq || eq == w)
@@ -1193,8 +1205,72 @@ static bool option_syntax(struct loader *ld, const struct scan_entry *e, struct 
 
 /* ---- sections ------------------------------------------------------------- */
 
+/* A subnet for a network: IPv4 CIDR, host bits zero, /8 to /30 (a /31 has no
+ * address for a container beside the gateway). */
+static bool subnet_of(struct loader *ld, const struct scan_entry *e, const char *value, char **out)
+{
+	struct hutch_cidr c;
+	_cleanup_err_ struct hutch_err *err = NULL;
+	_cleanup_free_ char *shown = printable(value, strlen(value));
+	if (hutch_cidr_parse(value, &c, &err) < 0 || c.prefix < 8 || c.prefix > 30) {
+		ERR(ld, e->line,
+		    "%s:%d: %s: '%s' is not a subnet hutch can use: give an IPv4 network "
+		    "from /8 to /30 with its host bits zero, like 10.89.7.0/24",
+		    ld->file, e->line, e->key, shown);
+		return false;
+	}
+	free(*out);
+	*out = xstrdup(value);
+	return true;
+}
+
+/* dns_upstream: IP or IP:PORT words, at most 3 (net/dns.c uses 3). */
+static void load_dns_upstream(struct loader *ld, const struct scan_entry *e, const char *value)
+{
+	char **words = NULL;
+	size_t n = 0;
+	if (!words_of(ld, e, value, &words, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *addr = xstrdup(words[i]);
+		char *colon = strchr(addr, ':');
+		unsigned long port = 53;
+		if (colon)
+			*colon = '\0';
+		struct in_addr a;
+		if (inet_pton(AF_INET, addr, &a) != 1 ||
+		    (colon && !parse_uint(colon + 1, 1, 65535, &port))) {
+			_cleanup_free_ char *shown = printable(words[i], strlen(words[i]));
+			ERR(ld, e->line,
+			    "%s:%d: dns_upstream: '%s' is not a resolver's address: give IP or "
+			    "IP:PORT (IPv4), like 192.168.1.1 or 10.0.0.2:5353",
+			    ld->file, e->line, shown);
+			strv_free(words, n);
+			return;
+		}
+	}
+	if (n > 3) {
+		ERR(ld, e->line, "%s:%d: dns_upstream: %zu resolvers: at most 3 are used, give 3",
+		    ld->file, e->line, n);
+		strv_free(words, n);
+		return;
+	}
+	strv_free(ld->stack->dns_upstream, ld->stack->n_dns_upstream);
+	ld->stack->dns_upstream = words;
+	ld->stack->n_dns_upstream = n;
+}
+
 static void load_stack_section(struct loader *ld, const struct scan_entry *e, const char *value)
 {
+	if (!strcmp(e->key, "subnet") && !ld->compose) {
+		if (subnet_of(ld, e, value, &ld->stack->subnet))
+			ld->stack->subnet_line = e->line;
+		return;
+	}
+	if (!strcmp(e->key, "dns_upstream") && !ld->compose) {
+		load_dns_upstream(ld, e, value);
+		return;
+	}
 	if (strcmp(e->key, "name")) {
 		_cleanup_free_ char *shown = printable(e->key, strlen(e->key));
 		bool of_service = false;
@@ -1208,7 +1284,8 @@ static void load_stack_section(struct loader *ld, const struct scan_entry *e, co
 			    ld->file, e->line, shown);
 		else
 			ERR(ld, e->line, "%s:%d: %s: unknown key in [stack]%s%s%s", ld->file,
-			    e->line, shown, near ? " (did you mean '" : " (it has only name)",
+			    e->line, shown,
+			    near ? " (did you mean '" : " (it has name, subnet and dns_upstream)",
 			    near ? near : "", near ? "'?)" : "");
 		return;
 	}
@@ -1411,7 +1488,8 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 			    ld->file, e->line, shown);
 		break;
 	case KEY_OPTION: {
-		struct stack_option o = {k->name, k->opt, xstrdup(value), NULL, 0, false, e->line, NULL};
+		struct stack_option o = {k->name, k->opt, xstrdup(value), NULL,
+					 0,	  false,  e->line,	  NULL};
 		bool ok = true;
 		if (k->opt == STACK_OPT_LIST)
 			ok = words_of(ld, e, value, &o.words, &o.n_words);
@@ -1492,13 +1570,24 @@ static char *name_from_dir(const char *dir)
 }
 
 static void check_section_name(struct loader *ld, const struct scan_section *sec, bool *is_stack,
-			       bool *is_service)
+			       bool *is_service, bool *is_network)
 {
 	*is_stack = !strcmp(sec->name, "stack");
 	*is_service = !strncmp(sec->name, "service.", 8);
+	*is_network = !strncmp(sec->name, "network.", 8);
 	if (*is_stack)
 		return;
 	_cleanup_free_ char *shown = printable(sec->name, strlen(sec->name));
+	if (*is_network) {
+		if (!name_ok(sec->name + 8)) {
+			*is_network = false;
+			ERR(ld, sec->line,
+			    "%s:%d: [%s]: '%s' is not a network name: use up to %d letters, "
+			    "digits, '_', '.' or '-', starting with a letter or digit",
+			    ld->file, sec->line, shown, shown + 8, STACK_NAME_MAX);
+		}
+		return;
+	}
 	if (*is_service) {
 		const char *svc = sec->name + 8;
 		if (!name_ok(svc)) {
@@ -1525,15 +1614,23 @@ static void check_section_name(struct loader *ld, const struct scan_section *sec
 		    sec->line, shown);
 	else
 		ERR(ld, sec->line,
-		    "%s:%d: [%s]: unknown section: a stack file has [stack] and "
-		    "[service.NAME] sections",
+		    "%s:%d: [%s]: unknown section: a stack file has [stack], "
+		    "[service.NAME] and [network.NAME] sections",
 		    ld->file, sec->line, shown);
 }
 
-static bool key_known(bool is_stack, const char *key)
+static bool key_known(bool is_stack, bool is_network, const char *key)
 {
 	if (is_stack)
-		return !strcmp(key, "name");
+		for (size_t i = 0; i < ARRAY_SIZE(stack_keys); i++)
+			if (!strcmp(key, stack_keys[i]))
+				return true;
+	if (is_network)
+		for (size_t i = 0; i < ARRAY_SIZE(network_keys); i++)
+			if (!strcmp(key, network_keys[i]))
+				return true;
+	if (is_stack || is_network)
+		return false;
 	for (size_t i = 0; i < ARRAY_SIZE(service_keys); i++)
 		if (!strcmp(key, service_keys[i].name))
 			return true;
@@ -1573,6 +1670,36 @@ static void end_service(struct loader *ld, struct stack_service *svc, struct hea
 	finish_service(ld, svc, hk);
 }
 
+static struct stack_network *new_network(struct hutch_stack *stack, const char *name, int line)
+{
+	stack->networks =
+	    xrealloc(stack->networks, (stack->n_networks + 1) * sizeof(*stack->networks));
+	struct stack_network *n = &stack->networks[stack->n_networks++];
+	*n = (struct stack_network){.name = xstrdup(name), .line = line};
+	return n;
+}
+
+static void load_network_key(struct loader *ld, struct stack_network *net,
+			     const struct scan_entry *e, const char *value)
+{
+	_cleanup_free_ char *shown = printable(value, strlen(value));
+	if (!strcmp(e->key, "internal")) {
+		if (!parse_bool(value, &net->internal))
+			ERR(ld, e->line,
+			    "%s:%d: internal: '%s' is not a boolean: use true or false", ld->file,
+			    e->line, shown);
+	} else if (!strcmp(e->key, "subnet")) {
+		if (subnet_of(ld, e, value, &net->subnet))
+			net->subnet_line = e->line;
+	} else {
+		_cleanup_free_ char *key = printable(e->key, strlen(e->key));
+		const char *near = nearest(e->key, network_keys, ARRAY_SIZE(network_keys));
+		ERR(ld, e->line, "%s:%d: %s: unknown key in [network.%s]%s%s%s", ld->file, e->line,
+		    key, net->name, near ? " (did you mean '" : " (it has internal and subnet)",
+		    near ? near : "", near ? "'?)" : "");
+	}
+}
+
 static void load_sections(struct loader *ld, const struct scan *scan, dictionary *dict)
 {
 	struct hutch_stack *stack = ld->stack;
@@ -1580,14 +1707,17 @@ static void load_sections(struct loader *ld, const struct scan *scan, dictionary
 		const struct scan_section *sec = &scan->sections[si];
 		if (sec->canonical != si)
 			continue; /* reported by the scan; its keys are the first one's */
-		bool is_stack, is_service;
-		check_section_name(ld, sec, &is_stack, &is_service);
-		if (!is_stack && !is_service)
+		bool is_stack, is_service, is_network;
+		check_section_name(ld, sec, &is_stack, &is_service, &is_network);
+		if (!is_stack && !is_service && !is_network)
 			continue;
 		struct stack_service *svc = NULL;
+		struct stack_network *net = NULL;
 		if (is_service) {
 			svc = new_service(stack, sec->name + 8, sec->line);
 		}
+		if (is_network)
+			net = new_network(stack, sec->name + 8, sec->line);
 		struct health_keys hk = {0};
 		struct env_lists vars = {0};
 		/* the section's entries: a run of by_section from its first */
@@ -1611,11 +1741,14 @@ static void load_sections(struct loader *ld, const struct scan *scan, dictionary
 				    "reader would keep the last silently): keep one",
 				    ld->file, e->line, shown, sec->name, e->first->line);
 			}
-			if (dup || !key_known(is_stack, e->key)) {
+			bool known = key_known(is_stack, is_network, e->key);
+			if (dup || !known) {
 				/* an unknown key is said before anything about its value */
-				if (!key_known(is_stack, e->key) && is_stack)
+				if (!known && is_stack)
 					load_stack_section(ld, e, "");
-				else if (!key_known(is_stack, e->key))
+				else if (!known && is_network)
+					load_network_key(ld, net, e, "");
+				else if (!known)
 					load_service_key(ld, svc, e, "", &hk, &vars);
 				continue;
 			}
@@ -1666,6 +1799,8 @@ static void load_sections(struct loader *ld, const struct scan *scan, dictionary
 			strv_free(unset, n_unset);
 			if (is_stack)
 				load_stack_section(ld, e, value);
+			else if (is_network)
+				load_network_key(ld, net, e, value);
 			else
 				load_service_key(ld, svc, e, value, &hk, &vars);
 			free(value);
@@ -1713,6 +1848,63 @@ static void check_deps(struct loader *ld)
 	free(names);
 }
 
+/* The networks services name are declared, and a service on none or the host's
+ * network has no other. */
+static void check_networks(struct loader *ld)
+{
+	struct hutch_stack *stack = ld->stack;
+	const char **names = xcalloc(stack->n_networks + 2, sizeof(*names));
+	size_t n_names = 0;
+	names[n_names++] = "default";
+	for (size_t i = 0; i < stack->n_networks; i++) {
+		const struct stack_network *net = &stack->networks[i];
+		names[n_names++] = net->name;
+		if (!strcmp(net->name, "default") && net->subnet && stack->subnet)
+			ERR(ld, net->subnet_line,
+			    "%s:%d: subnet: the default network's subnet is also given in [stack] "
+			    "at line %d: keep one",
+			    ld->file, net->subnet_line, stack->subnet_line);
+	}
+	for (size_t i = 0; i < stack->n_services; i++) {
+		const struct stack_service *svc = &stack->services[i];
+		const struct stack_option *mode = stack_service_option(svc, "network");
+		const char *m = mode && mode->text ? mode->text : "";
+		bool own = !strcmp(m, "none") || !strcmp(m, "host");
+		const char *keys[] = {"networks", "aliases", "ports"};
+		for (size_t k = 0; own && k < ARRAY_SIZE(keys); k++) {
+			const struct stack_option *o = stack_service_option(svc, keys[k]);
+			if (!o || !o->n_words || (!strcmp(m, "host") && !strcmp(keys[k], "ports")))
+				continue;
+			ERR(ld, o->line,
+			    "%s:%d: %s: service %s has network = %s (line %d), so it is on no "
+			    "network of the stack: remove one of the two",
+			    o->file ? o->file : ld->file, o->line, keys[k], svc->name, m,
+			    mode->line);
+		}
+		const struct stack_option *o = stack_service_option(svc, "networks");
+		for (size_t w = 0; o && !own && w < o->n_words; w++) {
+			_cleanup_free_ char *name = xstrdup(o->words[w]);
+			char *colon = strchr(name, ':');
+			if (colon)
+				*colon = '\0';
+			bool found = false;
+			for (size_t k = 0; k < n_names && !found; k++)
+				found = !strcmp(names[k], name);
+			if (found)
+				continue;
+			_cleanup_free_ char *shown = printable(name, strlen(name));
+			const char *near = nearest(name, names, n_names);
+			ERR(ld, o->line,
+			    "%s:%d: networks: service %s: no network '%s' in this file%s%s%s: "
+			    "declare it as a [network.%s] section",
+			    o->file ? o->file : ld->file, o->line, svc->name, shown,
+			    near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "",
+			    shown);
+		}
+	}
+	free(names);
+}
+
 /* What holds across services: container names, dependencies, the order. */
 static int finish_stack(struct loader *ld)
 {
@@ -1733,6 +1925,7 @@ static int finish_stack(struct loader *ld)
 			    ld->file, svc->build.line, svc->image,
 			    ld->compose ? "image:" : "image =");
 	}
+	check_networks(ld);
 	if (*stack->name) {
 		for (size_t i = 0; i < stack->n_services; i++) {
 			const struct stack_service *svc = &stack->services[i];

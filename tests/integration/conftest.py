@@ -36,6 +36,20 @@ def pytest_sessionstart(session):
             f"or set HUTCH_BIN", returncode=2)
     # As root the suite tests rootful hutch; as any other user it tests rootless hutch
     # (tests/rootless/run.sh runs it a second time as an unprivileged test user).
+    if os.geteuid() == 0:
+        _own_network_namespace()
+
+
+def _own_network_namespace():
+    """As root, every stack gets bridge networks (and `run -p` a bridge): the whole
+    suite runs in a network namespace of its own (network safety, shared/DESIGN.md),
+    with its loopback up. Only the network namespace: the netns files hutch and the
+    network tests bind-mount stay in the host's mount namespace."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
+        pytest.exit(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}", returncode=2)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
 # ---------------------------------------------------------------- helpers

@@ -756,6 +756,61 @@ def test_rm_flag_with_a_memory_limit_writes_on_the_disk(hutch, ctr, state):
     wait_for(lambda: not (state.root / "containers" / cid).exists(), what="removal")
 
 
+def test_rw_layer_disk_keeps_an_rm_containers_files_on_the_disk(hutch, ctr, state):
+    # --rw-layer disk: for a container that writes more than RAM can hold
+    cid = ctr.run("--rm", "--rw-layer", "disk", "bb", "sh", "-c",
+                  "echo kept > /written; exec sleep 100")
+    upper = state.root / "containers" / cid / "upper"
+    wait_for(lambda: (upper / "written").exists(), what="the write on the disk")
+    hutch("stop", "-t", "0", cid)
+    wait_for(lambda: not (state.root / "containers" / cid).exists(), what="removal")
+    assert mounts_mentioning(cid) == []
+
+
+def test_rw_layer_from_the_environment_is_a_default_for_rm_runs(hutch, state):
+    env = dict(os.environ, HUTCH_RW_LAYER="tmpfs:2m")
+    # the size is the tmpfs's: a bigger write fails with ENOSPC, said by dd
+    cp = hutch("run", "--rm", "bb", "sh", "-c",
+               "dd if=/dev/zero of=/big bs=1M count=4 2>&1; echo rc=$?", env=env)
+    assert "No space left on device" in cp.stdout and "rc=1" in cp.stdout, cp.stdout
+    # a flag wins over it
+    cp = hutch("run", "--rm", "--rw-layer", "tmpfs:8m", "bb", "sh", "-c",
+               "dd if=/dev/zero of=/big bs=1M count=4 2>/dev/null; echo rc=$?", env=env)
+    assert cp.stdout == "rc=0\n"
+    # without --rm it is no default: the container keeps its files on the disk
+    name = f"rwenv-{os.getpid()}"
+    try:
+        cp = hutch("run", "--name", name, "bb", "sh", "-c",
+                   "head -c 3000000 /dev/zero > /big && echo ok", env=env)
+        assert cp.stdout == "ok\n"
+    finally:
+        hutch("rm", "-f", name, check=False)
+
+
+def test_rw_layer_tmpfs_with_a_memory_limit_is_the_users_choice(hutch, ctr, state):
+    cid = ctr.run("--rm", "-m", "64m", "--rw-layer", "tmpfs", "bb", "sh", "-c",
+                  "echo kept > /written; exec sleep 100")
+    wait_for(lambda: hutch("exec", cid, "cat", "/written", check=False).stdout == "kept\n",
+             what="the write")
+    assert not (state.root / "containers" / cid / "upper").exists()
+    hutch("stop", "-t", "0", cid)
+
+
+@pytest.mark.parametrize("value,says", [
+    ("bogus", "invalid rw layer 'bogus': expected tmpfs, tmpfs:SIZE"),
+    ("tmpfs:12q", "invalid rw layer size '12q'"),
+    ("tmpfs:4k", "invalid rw layer 'tmpfs:4k': too small"),
+])
+def test_rw_layer_bad_values_are_named(hutch, value, says):
+    cp = hutch("run", "--rm", "--rw-layer", value, "bb", "true", check=False)
+    assert cp.returncode == 125 and says in cp.stderr and "--rw-layer" in cp.stderr, cp.stderr
+
+
+def test_rw_layer_tmpfs_needs_rm(hutch):
+    cp = hutch("run", "--rw-layer", "tmpfs", "bb", "true", check=False)
+    assert cp.returncode == 125 and "--rw-layer tmpfs needs --rm" in cp.stderr, cp.stderr
+
+
 # ------------------------------------------------------------------ owners dying
 
 

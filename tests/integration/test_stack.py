@@ -605,10 +605,11 @@ device = /dev/no-such-device
     assert not st.containers()
 
 
-def test_ports_and_networks_refused_until_stacks_have_networks(make_stack, hutch):
-    """A stack's own network is not wired yet: published ports and networks are
-    refused with their line, never dropped (nobody waits on a port that never
-    opens); with the host's network a service's ports are the host's."""
+def test_ports_and_networks_checked_with_their_line(make_stack, hutch):
+    """Published ports and networks are never dropped: rootful, a network a service
+    names must be declared (the error names it, the service and the line); rootless,
+    where stacks have no networks yet, both are refused with their line, so that
+    nobody waits on a port that never opens (test_stack_net.py runs them)."""
     st = make_stack("""
 [service.web]
 image = bb
@@ -626,11 +627,19 @@ networks = back
     lines = st.file.read_text().splitlines()
     line = {k: 1 + next(i for i, l in enumerate(lines) if l.startswith(k + " ="))
             for k in ("ports", "networks")}
-    assert f"{f}:{line['ports']}: ports: a stack's own networks and published ports are " \
-        "not supported yet" in cp.stderr, cp.stderr
-    assert "network = host" in cp.stderr
-    assert f"{f}:{line['networks']}: networks:" in cp.stderr, cp.stderr
+    assert f"{f}:{line['networks']}: networks: service db: no network 'back' in this " \
+        "file" in cp.stderr, cp.stderr
+    assert "[network.back]" in cp.stderr
     assert not st.containers()
+    if os.geteuid() != 0:
+        st.file.write_text(st.file.read_text() + "\n[network.back]\ninternal = true\n")
+        cp = st.run("up", "-d", check=False)
+        assert cp.returncode != 0
+        for k in ("ports", "networks"):
+            assert f"{f}:{line[k]}: {k}: a stack's networks, aliases and published " \
+                "ports need root for now" in cp.stderr, cp.stderr
+        assert "network = host" in cp.stderr
+        assert not st.containers()
 
 
 def test_labels_and_ports_with_the_hosts_network(make_stack, hutch):

@@ -1276,6 +1276,10 @@ def kill_for_reboot(s):
                      what=f"{cg} empty")
             os.rmdir(cg)
     run = s.state.root / "run"
+    # the containers' network namespaces, bind-mounted there (rootful), go with it too
+    netns = run / "netns"
+    for n in os.listdir(netns) if netns.is_dir() else []:
+        subprocess.run(["umount", "-l", str(netns / n)], check=False)
     for n in os.listdir(run):  # the run dir is a tmpfs: a reboot empties it
         if (run / n).is_dir() and not (run / n).is_symlink():
             shutil.rmtree(run / n)

@@ -401,7 +401,8 @@ static void test_networks(void **state)
 	     "  b:\n    image: busybox\n    networks:\n      front:\n        aliases: [web, www]\n"
 	     "      default:\n"
 	     "networks:\n  front:\n  back:\n    internal: true\n",
-	     "[stack]\nname = shop\n[service.a]\nimage = busybox\nnetworks = front back\n"
+	     "[stack]\nname = shop\n[network.front]\n[network.back]\ninternal = true\n"
+	     "[service.a]\nimage = busybox\nnetworks = front back\n"
 	     "[service.b]\nimage = busybox\nnetworks = front:web,www default\n");
 	struct hutch_stack *s =
 	    compose("services:\n  a:\n    image: busybox\n"
@@ -412,7 +413,21 @@ static void test_networks(void **state)
 	assert_string_equal(s->networks[1].name, "back");
 	assert_true(s->networks[1].internal);
 	assert_int_equal(s->networks[1].line, 6);
+	assert_null(s->networks[1].subnet);
 	hutch_stack_free(s);
+	/* ipam's one subnet */
+	s = compose(
+	    "services:\n  a:\n    image: busybox\n"
+	    "networks:\n  back:\n    ipam:\n      config:\n        - subnet: 10.89.9.0/24\n");
+	assert_string_equal(s->networks[0].subnet, "10.89.9.0/24");
+	assert_int_equal(s->networks[0].subnet_line, 8);
+	hutch_stack_free(s);
+	expect_error(
+	    "services:\n  a:\n    image: busybox\n"
+	    "networks:\n  back:\n    ipam:\n      config:\n        - subnet: 10.89.9.1/24\n",
+	    "compose.yaml:8:19: networks.back.ipam.config[0].subnet: '10.89.9.1/24' is not "
+	    "a subnet hutch can use: give an IPv4 network from /8 to /30 with its host bits "
+	    "zero, like 10.89.7.0/24");
 }
 
 static void test_profiles_and_name(void **state)

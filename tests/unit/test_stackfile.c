@@ -657,8 +657,9 @@ static void test_unknown_keys_and_sections(void **state)
 	}
 	expect_error("[stack]\nnmae = x\n[service.a]\nimage = a\n",
 		     "hutch.ini:2: nmae: unknown key in [stack] (did you mean 'name'?)");
-	expect_error("[stack]\nversion = 3\n[service.a]\nimage = a\n",
-		     "hutch.ini:2: version: unknown key in [stack] (it has only name)");
+	expect_error(
+	    "[stack]\nversion = 3\n[service.a]\nimage = a\n",
+	    "hutch.ini:2: version: unknown key in [stack] (it has name, subnet and dns_upstream)");
 	expect_error("[stack]\nimage = x\n[service.a]\nimage = a\n",
 		     "hutch.ini:2: image: this key belongs in a [service.NAME] section, not in "
 		     "[stack]");
@@ -675,8 +676,8 @@ static void test_unknown_keys_and_sections(void **state)
 	expect_error("[Stack]\n[service.a]\nimage = a\n",
 		     "hutch.ini:1: [Stack]: unknown section (did you mean [stack]?)");
 	expect_error("[volumes]\n[service.a]\nimage = a\n",
-		     "hutch.ini:1: [volumes]: unknown section: a stack file has [stack] and "
-		     "[service.NAME] sections");
+		     "hutch.ini:1: [volumes]: unknown section: a stack file has [stack], "
+		     "[service.NAME] and [network.NAME] sections");
 }
 
 /* ---- several errors: all of them, by line ---------------------------------- */
@@ -1178,6 +1179,78 @@ static void test_build_keys(void **state)
 		     "the environment)");
 }
 
+/* ---- networks ------------------------------------------------------------ */
+
+static void test_networks(void **state)
+{
+	struct hutch_stack *s = load_ok("[stack]\nname = shop\nsubnet = 10.89.40.0/24\n"
+					"dns_upstream = 192.168.1.1 10.0.0.2:5353\n"
+					"[network.back]\ninternal = yes\nsubnet = 10.89.77.0/24\n"
+					"[network.front]\n"
+					"[service.web]\nimage = a\nnetworks = front:www,shop back\n"
+					"aliases = site\nports = 8080:80 127.0.0.1:53:53/udp\n"
+					"[service.db]\nimage = a\nnetwork = none\n");
+	assert_string_equal(s->subnet, "10.89.40.0/24");
+	assert_int_equal(s->subnet_line, 3);
+	const char *up[] = {"192.168.1.1", "10.0.0.2:5353"};
+	assert_words(s->dns_upstream, s->n_dns_upstream, up, 2);
+	assert_int_equal(s->n_networks, 2);
+	assert_string_equal(s->networks[0].name, "back");
+	assert_true(s->networks[0].internal);
+	assert_string_equal(s->networks[0].subnet, "10.89.77.0/24");
+	assert_int_equal(s->networks[0].line, 5);
+	assert_string_equal(s->networks[1].name, "front");
+	assert_false(s->networks[1].internal);
+	assert_null(s->networks[1].subnet);
+	const struct stack_option *o = stack_service_option(svc(s, "web"), "networks");
+	const char *nets[] = {"front:www,shop", "back"};
+	assert_words(o->words, o->n_words, nets, 2);
+	o = stack_service_option(svc(s, "web"), "aliases");
+	const char *al[] = {"site"};
+	assert_words(o->words, o->n_words, al, 1);
+	hutch_stack_free(s);
+
+	expect_error("[service.a]\nimage = a\nnetworks = bak\n[network.back]\n",
+		     "hutch.ini:3: networks: service a: no network 'bak' in this file (did you "
+		     "mean 'back'?): declare it as a [network.bak] section");
+	expect_error("[network.x]\ninternal = maybe\n[service.a]\nimage = a\n",
+		     "hutch.ini:2: internal: 'maybe' is not a boolean: use true or false");
+	expect_error("[network.x]\nsubnet = 10.0.0.1/24\n[service.a]\nimage = a\n",
+		     "hutch.ini:2: subnet: '10.0.0.1/24' is not a subnet hutch can use: give an "
+		     "IPv4 network from /8 to /30 with its host bits zero, like 10.89.7.0/24");
+	expect_error("[network.x]\nsubnet = 10.0.0.0/31\n[service.a]\nimage = a\n",
+		     "hutch.ini:2: subnet: '10.0.0.0/31' is not a subnet hutch can use: give an "
+		     "IPv4 network from /8 to /30 with its host bits zero, like 10.89.7.0/24");
+	expect_error(
+	    "[network.x]\ncolour = red\n[service.a]\nimage = a\n",
+	    "hutch.ini:2: colour: unknown key in [network.x] (it has internal and subnet)");
+	expect_error("[network.-x]\n[service.a]\nimage = a\n",
+		     "hutch.ini:1: [network.-x]: '-x' is not a network name: use up to 63 letters, "
+		     "digits, '_', '.' or '-', starting with a letter or digit");
+	expect_error(
+	    "[stack]\nsubnet = 10.89.1.0/24\n[network.default]\nsubnet = "
+	    "10.89.2.0/24\n[service.a]\nimage = a\n",
+	    "hutch.ini:4: subnet: the default network's subnet is also given in [stack] at "
+	    "line 2: keep one");
+	expect_error(
+	    "[stack]\ndns_upstream = resolver\n[service.a]\nimage = a\n",
+	    "hutch.ini:2: dns_upstream: 'resolver' is not a resolver's address: give IP or "
+	    "IP:PORT (IPv4), like 192.168.1.1 or 10.0.0.2:5353");
+	expect_error("[service.a]\nimage = a\nnetwork = none\nports = 80\n",
+		     "hutch.ini:4: ports: service a has network = none (line 3), so it is on no "
+		     "network of the stack: remove one of the two");
+	expect_error("[service.a]\nimage = a\nnetwork = host\nnetworks = default\n",
+		     "hutch.ini:4: networks: service a has network = host (line 3), so it is on no "
+		     "network of the stack: remove one of the two");
+	expect_error(
+	    "[service.a]\nimage = a\naliases = -x\n",
+	    "hutch.ini:3: aliases: '-x': an alias is a DNS name: up to 63 letters, digits, "
+	    "'_', '.' or '-', starting with a letter or digit");
+	/* the host's network: its ports are the host's, accepted */
+	s = load_ok("[service.a]\nimage = a\nnetwork = host\nports = 80\n");
+	hutch_stack_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1200,6 +1273,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_graph, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cycles, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_build_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_networks, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
