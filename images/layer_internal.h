@@ -149,8 +149,8 @@ bool digest_is_valid(const char *digest, bool bare);
  * unpacked, a split file records every byte of its tar except the data of
  * regular files, which it records as "LEN bytes of the file at PATH" (PATH as
  * unpacked, relative to the layer). Replaying the split against the layer
- * gives the tar back byte for byte, in about 1 KiB per entry of extra space
- * instead of a second copy of the layer. */
+ * gives the tar back byte for byte; zstd-compressed, a split costs some tens of
+ * bytes per entry (36 KiB for 3000 files) instead of a second copy of the layer. */
 #define TAR_SPLIT_MAGIC	   "hutch-split 1\n"
 #define TAR_SPLIT_MAX_PATH 4096 /* longer: the data is kept in the split */
 struct tar_split;

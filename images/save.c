@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "common/idmap.h"
 #include "common/sha256.h"
@@ -32,24 +33,77 @@
 
 /* ---- replaying ------------------------------------------------------------------- */
 
-static int read_exact(int fd, void *buf, size_t len)
+/* A split file read back: one zstd stream (tarsplit.c). */
+struct split_in {
+	int fd;
+	ZSTD_DStream *ds;
+	uint8_t in[16384], out[65536];
+	ZSTD_inBuffer ib;
+	size_t pos, len; /* of out */
+	bool src_eof;
+};
+
+static void split_close(struct split_in *r)
 {
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = read(fd, (char *)buf + got, len - got);
-		if (n < 0 && errno == EINTR)
+	ZSTD_freeDStream(r->ds);
+	r->ds = NULL;
+}
+
+/* Exactly len bytes (buf NULL: skip them); -1 when the stream ends first or
+ * is corrupt. */
+static int split_read(struct split_in *r, void *buf, size_t len)
+{
+	while (len) {
+		if (r->pos < r->len) {
+			size_t take = r->len - r->pos < len ? r->len - r->pos : len;
+			if (buf) {
+				memcpy(buf, r->out + r->pos, take);
+				buf = (char *)buf + take;
+			}
+			r->pos += take;
+			len -= take;
 			continue;
-		if (n <= 0)
+		}
+		if (r->ib.pos == r->ib.size) {
+			if (r->src_eof)
+				return -1;
+			ssize_t n;
+			do
+				n = read(r->fd, r->in, sizeof(r->in));
+			while (n < 0 && errno == EINTR);
+			if (n < 0)
+				return -1;
+			r->src_eof = n == 0;
+			r->ib = (ZSTD_inBuffer){r->in, (size_t)n, 0};
+		}
+		ZSTD_outBuffer ob = {r->out, sizeof(r->out), 0};
+		if (ZSTD_isError(ZSTD_decompressStream(r->ds, &ob, &r->ib)))
 			return -1;
-		got += (size_t)n;
+		r->pos = 0;
+		r->len = ob.pos;
+		if (!ob.pos && r->src_eof && r->ib.pos == r->ib.size)
+			return -1;
 	}
 	return 0;
 }
 
-static int get_record(int fd, char *type, uint64_t *len)
+/* From the start, past the magic. */
+static int split_open(struct split_in *r, int fd)
+{
+	*r = (struct split_in){.fd = fd, .ds = ZSTD_createDStream()};
+	char magic[sizeof(TAR_SPLIT_MAGIC) - 1];
+	if (!r->ds || lseek(fd, 0, SEEK_SET) < 0 || split_read(r, magic, sizeof(magic)) < 0 ||
+	    memcmp(magic, TAR_SPLIT_MAGIC, sizeof(magic))) {
+		split_close(r);
+		return -1;
+	}
+	return 0;
+}
+
+static int get_record(struct split_in *r, char *type, uint64_t *len)
 {
 	uint8_t rec[9];
-	if (read_exact(fd, rec, sizeof(rec)) < 0)
+	if (split_read(r, rec, sizeof(rec)) < 0)
 		return -1;
 	*type = (char)rec[0];
 	*len = 0;
@@ -58,50 +112,43 @@ static int get_record(int fd, char *type, uint64_t *len)
 	return 0;
 }
 
-static int get_path(int fd, char path[TAR_SPLIT_MAX_PATH + 1])
+static int get_path(struct split_in *r, char path[TAR_SPLIT_MAX_PATH + 1])
 {
 	uint8_t l[4];
-	if (read_exact(fd, l, 4) < 0)
+	if (split_read(r, l, 4) < 0)
 		return -1;
 	uint32_t plen = l[0] | (uint32_t)l[1] << 8 | (uint32_t)l[2] << 16 | (uint32_t)l[3] << 24;
-	if (plen == 0 || plen > TAR_SPLIT_MAX_PATH || read_exact(fd, path, plen) < 0)
+	if (plen == 0 || plen > TAR_SPLIT_MAX_PATH || split_read(r, path, plen) < 0)
 		return -1;
 	path[plen] = '\0';
 	return memchr(path, '\0', plen) ? -1 : 0;
 }
 
-static int split_rewind(int fd)
-{
-	char magic[sizeof(TAR_SPLIT_MAGIC) - 1];
-	if (lseek(fd, 0, SEEK_SET) < 0 || read_exact(fd, magic, sizeof(magic)) < 0 ||
-	    memcmp(magic, TAR_SPLIT_MAGIC, sizeof(magic)))
-		return -1;
-	return 0;
-}
-
 /* The length of the tar a split gives back (its records must add up). */
 static int split_length(int fd, uint64_t *total)
 {
-	if (split_rewind(fd) < 0)
+	struct split_in r;
+	if (split_open(&r, fd) < 0)
 		return -1;
 	uint64_t sum = 0;
+	int ret = -1;
 	for (;;) {
 		char type, path[TAR_SPLIT_MAX_PATH + 1];
 		uint64_t len;
-		if (get_record(fd, &type, &len) < 0)
-			return -1;
+		if (get_record(&r, &type, &len) < 0)
+			break;
 		if (type == 'E') {
 			*total = len;
-			return len == sum ? 0 : -1;
+			ret = len == sum ? 0 : -1;
+			break;
 		}
-		if (type == 'R' && lseek(fd, (off_t)len, SEEK_CUR) < 0)
-			return -1;
-		if (type == 'F' && get_path(fd, path) < 0)
-			return -1;
-		if (type != 'R' && type != 'F')
-			return -1;
+		if ((type == 'R' && split_read(&r, NULL, len) < 0) ||
+		    (type == 'F' && get_path(&r, path) < 0) || (type != 'R' && type != 'F'))
+			break;
 		sum += len;
 	}
+	split_close(&r);
+	return ret;
 }
 
 /* Where the output goes: hashed (a layer being checked) and counted. */
@@ -123,7 +170,7 @@ static int out_write(struct out *o, const void *buf, size_t len, struct hutch_er
 
 #define COPY_BUF (256 * 1024)
 
-/* Copy len bytes from fd (split or layer file) to the output. */
+/* Copy len bytes from fd (a layer's file) to the output. */
 static int out_copy(struct out *o, int fd, uint64_t len, const char *what, struct hutch_err **err)
 {
 	while (len) {
@@ -143,25 +190,29 @@ static int out_copy(struct out *o, int fd, uint64_t len, const char *what, struc
 }
 
 /* Write the layer's tar from its split and its files. */
-static int split_replay(struct out *o, int splitfd, int layerfd, const char *chain,
+static int split_replay(struct out *o, struct split_in *r, int layerfd, const char *chain,
 			struct hutch_err **err)
 {
-	if (split_rewind(splitfd) < 0)
-		return hutch_fail(err, 0, "layer %.12s: its split file is unreadable", chain);
 	for (;;) {
 		char type, path[TAR_SPLIT_MAX_PATH + 1];
 		uint64_t len;
-		if (get_record(splitfd, &type, &len) < 0)
+		if (get_record(r, &type, &len) < 0)
 			return hutch_fail(err, 0, "layer %.12s: its split file is truncated",
 					  chain);
 		if (type == 'E')
 			return 0;
-		if (type == 'R') {
-			if (out_copy(o, splitfd, len, "the layer's split file", err) < 0)
-				return hutch_err_wrap(err, "layer %.12s", chain);
-			continue;
+		for (; type == 'R' && len;) {
+			size_t n = len < COPY_BUF ? (size_t)len : COPY_BUF;
+			if (split_read(r, o->buf, n) < 0)
+				return hutch_fail(
+				    err, 0, "layer %.12s: its split file is truncated", chain);
+			if (out_write(o, o->buf, n, err) < 0)
+				return -1;
+			len -= n;
 		}
-		if (type != 'F' || get_path(splitfd, path) < 0)
+		if (type == 'R')
+			continue;
+		if (type != 'F' || get_path(r, path) < 0)
 			return hutch_fail(err, 0, "layer %.12s: its split file is corrupt", chain);
 		/* as the unpacker resolved it: symlinks of the layer stay inside it */
 		struct open_how how = {.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
@@ -232,7 +283,11 @@ static int write_layer(struct save_job *j, const struct save_layer *l, struct hu
 	struct sha256_ctx ctx;
 	sha256_init(&ctx);
 	j->o.hash = &ctx;
-	int r = split_replay(&j->o, l->splitfd, l->layerfd, l->chain, err);
+	struct split_in in;
+	if (split_open(&in, l->splitfd) < 0)
+		return hutch_fail(err, 0, "layer %.12s: its split file is unreadable", l->chain);
+	int r = split_replay(&j->o, &in, l->layerfd, l->chain, err);
+	split_close(&in);
 	j->o.hash = NULL;
 	if (r < 0)
 		return -1;

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "common/util.h"
 #include "images/layer_internal.h"
 
@@ -14,11 +16,15 @@
 
 /* ---- recording (while a layer is unpacked) ------------------------------------- */
 
-/* Records: 'R' u64 len, then len bytes of the tar; 'F' u64 len u32 plen, then
- * plen bytes of path: len bytes of data from the file at path; 'E' u64 the
- * tar's total length. Numbers little-endian. */
+/* The file is one zstd stream (a tar's headers are mostly zeros: about 1 KiB
+ * an entry becomes some 100 bytes) of: TAR_SPLIT_MAGIC, then records: 'R' u64
+ * len, then len bytes of the tar; 'F' u64 len u32 plen, then plen bytes of
+ * path: len bytes of data from the file at path; 'E' u64 the tar's total
+ * length. Numbers little-endian. */
 struct tar_split {
 	int fd;
+	ZSTD_CStream *zs;
+	uint8_t zbuf[16384];
 	int errno_; /* the first write that failed */
 	uint8_t *raw;
 	size_t n_raw;
@@ -26,10 +32,28 @@ struct tar_split {
 	uint64_t file_len, total;
 };
 
+/* Compress (end: finish the stream) and write what comes out. */
+static void put_z(struct tar_split *sp, const void *buf, size_t len, bool end)
+{
+	ZSTD_inBuffer in = {buf, len, 0};
+	for (;;) {
+		if (sp->errno_)
+			return;
+		ZSTD_outBuffer out = {sp->zbuf, sizeof(sp->zbuf), 0};
+		size_t left =
+		    ZSTD_compressStream2(sp->zs, &out, &in, end ? ZSTD_e_end : ZSTD_e_continue);
+		if (ZSTD_isError(left))
+			sp->errno_ = EIO;
+		else if (out.pos && write_all(sp->fd, sp->zbuf, out.pos) < 0)
+			sp->errno_ = errno ? errno : EIO;
+		if (end ? left == 0 : in.pos == in.size)
+			return;
+	}
+}
+
 static void put_bytes(struct tar_split *sp, const void *buf, size_t len)
 {
-	if (!sp->errno_ && write_all(sp->fd, buf, len) < 0)
-		sp->errno_ = errno ? errno : EIO;
+	put_z(sp, buf, len, false);
 }
 
 static void put_record(struct tar_split *sp, char type, uint64_t len)
@@ -73,6 +97,11 @@ struct tar_split *tar_split_new(int fd)
 	struct tar_split *sp = xcalloc(1, sizeof(*sp));
 	sp->fd = fd;
 	sp->raw = xcalloc(1, SPLIT_RAW_BUF);
+	sp->zs = ZSTD_createCStream();
+	if (!sp->zs)
+		sp->errno_ = ENOMEM;
+	else
+		ZSTD_CCtx_setParameter(sp->zs, ZSTD_c_compressionLevel, 3);
 	put_bytes(sp, TAR_SPLIT_MAGIC, strlen(TAR_SPLIT_MAGIC));
 	return sp;
 }
@@ -111,6 +140,7 @@ void tar_split_free(struct tar_split *sp)
 		return;
 	if (sp->fd >= 0)
 		close(sp->fd);
+	ZSTD_freeCStream(sp->zs);
 	free(sp->raw);
 	free(sp->path);
 	free(sp);
@@ -121,6 +151,7 @@ int tar_split_finish(struct tar_split *sp, struct hutch_err **err)
 	flush_file(sp);
 	flush_raw(sp);
 	put_record(sp, 'E', sp->total);
+	put_z(sp, NULL, 0, true);
 	int e = sp->errno_;
 	if (!e && close(sp->fd) < 0)
 		e = errno;
