@@ -54,6 +54,7 @@ struct builder {
 	size_t n_stages;
 	size_t step_no, n_total, n_cached;
 	bool *args_used; /* by index in o->build_args */
+	uint64_t walk_bytes, walk_files; /* what a COPY's sources hold, for its progress */
 };
 
 static void strv_push(char ***v, size_t *n, char *s)
@@ -545,6 +546,10 @@ static void hash_tree(struct builder *b, struct sha256_ctx *c, int dirfd, const 
 			continue;
 		sha256_update(c, r, strlen(r) + 1);
 		hash_file(c, dirfd, names[i], &st);
+		if (S_ISREG(st.st_mode)) {
+			b->walk_bytes += (uint64_t)st.st_size;
+			b->walk_files++;
+		}
 		if (S_ISDIR(st.st_mode)) {
 			_cleanup_close_ int sub = openat(
 			    dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -694,6 +699,7 @@ struct copy_plan {
 	int *fds; /* the context sources the adds read, open from plan to layer */
 	size_t n_fds;
 	char *inputs;
+	uint64_t total_bytes, total_files; /* of the context's sources; 0: not known */
 };
 
 static void copy_plan_free(struct copy_plan *p)
@@ -828,6 +834,7 @@ static int plan_copy(struct builder *b, struct stage *s, const struct hutch_step
 {
 	bool add = st->kind == STEP_ADD;
 	const char *from = hutch_step_flag(st, "from");
+	b->walk_bytes = b->walk_files = 0;
 	const char *chown = hutch_step_flag(st, "chown"), *chmod = hutch_step_flag(st, "chmod");
 	struct hutch_layer_add proto = {0};
 	if (chown && parse_chown(s, chown, &proto, err) < 0)
@@ -949,6 +956,10 @@ static int plan_copy(struct builder *b, struct stage *s, const struct hutch_step
 			sha256_update(&c, a.rel, strlen(a.rel) + 1);
 			sha256_update(&c, a.kind == HUTCH_ADD_ARCHIVE ? "archive" : "path", 5);
 			hash_fd(&c, sfd, &sst);
+			if (S_ISREG(sst.st_mode)) {
+				b->walk_bytes += (uint64_t)sst.st_size;
+				b->walk_files++;
+			}
 			if (S_ISDIR(sst.st_mode)) {
 				/* an open file description of its own for readdir */
 				_cleanup_close_ int sub =
@@ -960,6 +971,8 @@ static int plan_copy(struct builder *b, struct stage *s, const struct hutch_step
 		globfree(&g);
 	}
 	sha256_final(&c, dg);
+	p->total_bytes = from ? 0 : b->walk_bytes;
+	p->total_files = from ? 0 : b->walk_files;
 	p->inputs = xcalloc(1, 65);
 	sha256_hex(dg, p->inputs);
 	ret = 0;
@@ -1094,10 +1107,61 @@ static int make_run(struct builder *b, struct stage *s, void *arg, char diff[65]
 	return ret;
 }
 
+/* The progress of a COPY/ADD as docker build shows one: on a terminal a line
+ * updated in place (at most 10 times a second, once the copy has taken 0.1 s),
+ * then, on a terminal or in a log, one line for the step. It runs where the
+ * layer is written (a child in the user namespace, rootless): this state is
+ * that process's copy. */
+struct copy_progress {
+	double t0, last;
+	bool tty, shown, quiet;
+	uint64_t total_bytes, total_files; /* 0: not known (COPY --from) */
+};
+
+/* "reading" the sources into the layer's tar, then "copying" them into the
+ * layer: bytes and files so far, of the total when known. */
+static void copy_progress(void *data, enum hutch_layer_phase phase, uint64_t bytes, uint64_t files,
+			  bool done)
+{
+	struct copy_progress *cp = data;
+	double now = now_s();
+	char size[32], total[32];
+	if (cp->quiet || (done && phase == HUTCH_LAYER_READ))
+		return;
+	if (!done && (!cp->tty || now - cp->t0 < 0.1 || now - cp->last < 0.1))
+		return;
+	format_size((int64_t)bytes, size, sizeof(size));
+	if (done) {
+		printf("%scopied %s, %llu file%s\n", cp->shown ? "\r\033[K" : "", size,
+		       (unsigned long long)files, files == 1 ? "" : "s");
+	} else {
+		cp->last = now;
+		cp->shown = true;
+		format_size((int64_t)cp->total_bytes, total, sizeof(total));
+		printf("\r\033[K%s: %s%s%s, %llu",
+		       phase == HUTCH_LAYER_READ ? "reading" : "copying", size,
+		       cp->total_files ? " of " : "", cp->total_files ? total : "",
+		       (unsigned long long)files);
+		if (cp->total_files)
+			printf(" of %llu", (unsigned long long)cp->total_files);
+		printf(" file%s", (cp->total_files ? cp->total_files : files) == 1 ? "" : "s");
+	}
+	fflush(stdout);
+}
+
 static int make_copy(struct builder *b, struct stage *s, void *arg, char diff[65], char chain[65],
 		     int *held, struct hutch_err **err)
 {
 	struct copy_plan *p = arg;
+	struct copy_progress cp = {.t0 = now_s(),
+				   .tty = isatty(STDOUT_FILENO),
+				   .quiet = b->o->quiet,
+				   .total_bytes = p->total_bytes,
+				   .total_files = p->total_files};
+	for (size_t i = 0; i < p->n; i++) {
+		p->adds[i].progress = copy_progress;
+		p->adds[i].progress_data = &cp;
+	}
 	return hutch_layer_build(b->store, p->adds, p->n, s->layers, s->n_layers,
 				 s->n_layers ? s->chains[s->n_layers - 1] : NULL, diff, chain, held,
 				 err);
@@ -1616,6 +1680,12 @@ out:
 	for (size_t i = 0; i < b.n_stages; i++)
 		stage_free(&b.stages[i]);
 	free(b.stages);
+	/* the cache's size limit: least recently used entries beyond it go, once
+	 * the stages let go of their layers (the result stays, named or not) */
+	struct hutch_cache_prune pruned;
+	if (ret == 0)
+		hutch_build_cache_prune(b.store, false, hutch_build_cache_limit(), res->id, &pruned,
+					NULL);
 	hutch_runtime_fini(&b.rt);
 	hutch_store_close(b.store);
 out_early:

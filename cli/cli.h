@@ -13,6 +13,19 @@ struct cli_ctx {
 
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_build(struct cli_ctx *ctx, int argc, char **argv);
+/* A build as `hutch build` runs it (cli/build.c), also for `hutch up`'s
+ * services with build =: its output on stdout, errors reported; the exit code. */
+struct cli_build {
+	const char *context, *file, *target, *network;
+	bool file_in_context;	       /* file is relative to the context (compose's dockerfile:) */
+	const char *const *build_args; /* "K=V", or "K": from the environment */
+	size_t n_build_args;
+	const char *const *tags;
+	size_t n_tags;
+	bool no_cache;
+};
+int cli_build_run(struct cli_ctx *ctx, const struct cli_build *cb);
+int cmd_builder(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_pull(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_ps(struct cli_ctx *ctx, int argc, char **argv);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/util.h"
@@ -23,6 +24,7 @@ static void image_usage(FILE *out)
 	      "  hutch image tag SRC DST\n"
 	      "  hutch image inspect NAME|ID...\n"
 	      "  hutch image prune             remove unnamed images and unused layers\n"
+	      "  hutch image save [-o FILE] [--format oci|docker] IMAGE...\n"
 	      "Run 'hutch image COMMAND --help' for a command's options.\n",
 	      out);
 }
@@ -70,12 +72,12 @@ static void print_json_string(const char *s)
 }
 
 /* Each verb's options, as cli_parse_opts reads them. */
-enum { OPT_PLATFORM, OPT_REF, OPT_FORMAT, OPT_QUIET, OPT_AUTHFILE };
+enum { OPT_PLATFORM, OPT_REF, OPT_FORMAT, OPT_QUIET, OPT_AUTHFILE, OPT_OUTPUT, OPT_SAVE_FORMAT };
 
 struct image_args {
 	const char *verb; /* "image ls", for messages */
-	const char *platform, *ref, *auth_file;
-	bool json, quiet, tls_verify;
+	const char *platform, *ref, *auth_file, *output;
+	bool json, quiet, tls_verify, docker;
 };
 
 static int image_set(void *arg, int id, const char *v)
@@ -93,6 +95,20 @@ static int image_set(void *arg, int id, const char *v)
 		break;
 	case OPT_QUIET:
 		a->quiet = true;
+		break;
+	case OPT_OUTPUT:
+		a->output = v;
+		break;
+	case OPT_SAVE_FORMAT:
+		if (strcmp(v, "oci") && strcmp(v, "oci-archive") && strcmp(v, "docker") &&
+		    strcmp(v, "docker-archive")) {
+			fprintf(stderr,
+				"hutch: %s: unknown --format '%s' (oci: an OCI image layout tar, "
+				"the default; docker: a `docker save` archive)\n",
+				a->verb, v);
+			return -1;
+		}
+		a->docker = !strncmp(v, "docker", 6);
 		break;
 	case OPT_FORMAT:
 		if (strcmp(v, "json") && strcmp(v, "table")) {
@@ -351,7 +367,25 @@ static int image_prune(struct cli_ctx *ctx, struct hutch_store *s)
 	return 0;
 }
 
-enum image_verb_id { V_IMPORT, V_LS, V_RM, V_TAG, V_INSPECT, V_PRUNE, V_PULL };
+static int image_save(struct cli_ctx *ctx, struct hutch_store *s, const struct image_args *a,
+		      int argc, char **argv)
+{
+	_cleanup_err_ struct hutch_err *err = NULL;
+	const char *out = a->output && strcmp(a->output, "-") ? a->output : NULL;
+	if (!out && isatty(STDOUT_FILENO)) {
+		fprintf(stderr, "hutch: image save: refusing to write an archive to a terminal: "
+				"give -o FILE or redirect the output\n");
+		return 125;
+	}
+	if (hutch_image_save(s, argv, (size_t)argc, a->docker ? HUTCH_SAVE_DOCKER : HUTCH_SAVE_OCI,
+			     out, &err) < 0) {
+		hutch_err_wrap(&err, "image save");
+		return cli_report(ctx, err);
+	}
+	return 0;
+}
+
+enum image_verb_id { V_IMPORT, V_LS, V_RM, V_TAG, V_INSPECT, V_PRUNE, V_SAVE, V_PULL };
 
 static const struct cli_opt import_opts[] = {
 	{"platform", 0, true, OPT_PLATFORM},
@@ -360,6 +394,10 @@ static const struct cli_opt import_opts[] = {
 static const struct cli_opt ls_opts[] = {
 	{"format", 0, true, OPT_FORMAT},
 	{"quiet", 'q', false, OPT_QUIET},
+};
+static const struct cli_opt save_opts[] = {
+	{"output", 'o', true, OPT_OUTPUT},
+	{"format", 0, true, OPT_SAVE_FORMAT},
 };
 static const struct cli_opt pull_opts[] = {
 	{"platform", 0, true, OPT_PLATFORM},
@@ -399,6 +437,14 @@ static const struct image_verb {
 	 "Remove images without a name, layers no image uses, and finished downloads;\n"
 	 "never what a container uses.\n",
 	 V_PRUNE, NULL, 0, 0, 0, NULL},
+	{"save", "image save",
+	 "Usage: hutch image save [-o FILE|-] [--format oci|docker] IMAGE...\n"
+	 "\n"
+	 "Write images (names or ids) as one archive for other tools: an OCI image\n"
+	 "layout tar (the default, as `podman save --format oci-archive`) or a\n"
+	 "`docker save` archive, with each image's config and layers as stored (the\n"
+	 "same image id and digests). -o: the file (default, or -: stdout).\n",
+	 V_SAVE, save_opts, ARRAY_SIZE(save_opts), 1, -1, "give at least one image (name or id)"},
 	{"pull", "pull",
 	 "Usage: hutch pull [--tls-verify=false] [--platform OS/ARCH[/VARIANT]] [--authfile FILE]\n"
 	 "                  [-q] REGISTRY/REPO[:TAG|@DIGEST]\n",
@@ -480,6 +526,9 @@ static int image_verb_run(struct cli_ctx *ctx, const struct image_verb *v, int a
 		break;
 	case V_RM:
 		rc = image_rm(ctx, s, n, ops);
+		break;
+	case V_SAVE:
+		rc = image_save(ctx, s, &a, n, ops);
 		break;
 	case V_PULL:
 		break;

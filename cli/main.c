@@ -31,9 +31,11 @@ static void usage(FILE *out)
 	      "  restart [-t SECONDS] CONTAINER...       stop (as stop does), then start again\n"
 	      "  wait CONTAINER...                       wait until they exit; print exit codes\n"
 	      "  build [-t NAME] [-f FILE] [--build-arg K=V] [--target S] CONTEXT  build an image\n"
+	      "  builder prune [--all] [--keep-storage SIZE]  remove build cache no image uses\n"
 	      "  pull [--tls-verify=false] [--platform P] REF  pull an image from a registry\n"
 	      "  image import SRC [NAME]                 import an OCI layout, docker archive or rootfs\n"
 	      "  image tag SRC DST | image inspect NAME | image prune\n"
+	      "  image save [-o FILE] [--format oci|docker] IMAGE...  an archive for other tools\n"
 	      "  image ls [--format json] [-q]           list images (also: images)\n"
 	      "  image rm NAME...                        remove images (also: rmi)\n"
 	      "  up [-f FILE] [-d] [--wait] [--wait-timeout S] [SERVICE...]  bring a stack up\n"
@@ -186,6 +188,8 @@ int main(int argc, char **argv)
 		rc = cmd_run(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "build")) {
 		rc = cmd_build(&ctx, sub_argc, sub_argv);
+	} else if (!strcmp(verb, "builder")) {
+		rc = cmd_builder(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "pull")) {
 		rc = cmd_pull(&ctx, sub_argc, sub_argv);
 	} else if (!strcmp(verb, "ps")) {

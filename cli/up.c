@@ -416,11 +416,14 @@ static void wait_gone(pid_t pid, int timeout_ms)
 
 /* ---- up --------------------------------------------------------------------- */
 
+enum up_build { UP_BUILD_STALE, UP_BUILD_ALWAYS, UP_BUILD_NEVER };
+
 struct up_opts {
 	struct cli_stack_opts st;
 	bool detach, wait;
 	double wait_timeout; /* s; <= 0: none */
 	bool no_color;
+	enum up_build build;
 };
 
 static int parse_secs(const char *verb, const char *opt, const char *v, double *out)
@@ -437,13 +440,15 @@ static int parse_secs(const char *verb, const char *opt, const char *v, double *
 	return 0;
 }
 
-enum { UP_DETACH, UP_WAIT, UP_WAIT_TIMEOUT, UP_HELP, UP_NO_COLOR };
+enum { UP_DETACH, UP_WAIT, UP_WAIT_TIMEOUT, UP_HELP, UP_NO_COLOR, UP_BUILD, UP_NO_BUILD };
 static const struct cli_opt up_options[] = {
     CLI_STACK_OPTIONS,
     {"detach", 'd', false, UP_DETACH},
     {"wait", 0, false, UP_WAIT},
     {"wait-timeout", 0, true, UP_WAIT_TIMEOUT},
     {"no-color", 0, false, UP_NO_COLOR},
+    {"build", 0, false, UP_BUILD},
+    {"no-build", 0, false, UP_NO_BUILD},
 };
 
 static int up_set(void *arg, int id, const char *v)
@@ -463,6 +468,120 @@ static int up_set(void *arg, int id, const char *v)
 	case UP_NO_COLOR:
 		o->no_color = true;
 		break;
+	case UP_BUILD:
+	case UP_NO_BUILD:
+		if (o->build != UP_BUILD_STALE &&
+		    o->build != (id == UP_BUILD ? UP_BUILD_ALWAYS : UP_BUILD_NEVER)) {
+			fprintf(stderr, "hutch: up: --build and --no-build: give one of them\n");
+			return -1;
+		}
+		o->build = id == UP_BUILD ? UP_BUILD_ALWAYS : UP_BUILD_NEVER;
+		break;
+	}
+	return 0;
+}
+
+/* ---- builds: services with build = ------------------------------------------ */
+
+static bool starts(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+/* One service's build, in a child whose output (stdout and stderr) comes here
+ * and goes to stderr, where up's messages go, each line after "SERVICE | ".
+ * Unless verbose, a build whose every step is cached (nothing was stale) says
+ * one line instead of its steps. 0, or 1 (said). */
+static int build_service(struct cli_ctx *ctx, const struct hutch_stack_build *b, bool verbose)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		fprintf(stderr, "hutch: up: build %s: pipe: %s\n", b->service, strerror(errno));
+		return 1;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "hutch: up: build %s: fork: %s\n", b->service, strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return 1;
+	}
+	if (pid == 0) {
+		if (dup2(p[1], STDOUT_FILENO) < 0 || dup2(p[1], STDERR_FILENO) < 0)
+			_exit(125);
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		struct cli_build cb = {
+		    .context = b->context,
+		    .file = b->dockerfile,
+		    .file_in_context = true,
+		    .target = b->target,
+		    .build_args = (const char *const *)b->args,
+		    .n_build_args = b->n_args,
+		    .tags = &b->image,
+		    .n_tags = 1,
+		};
+		_exit(cli_build_run(ctx, &cb));
+	}
+	close(p[1]);
+	FILE *in = fdopen(p[0], "r");
+	char *line = NULL, **held = NULL;
+	size_t cap = 0, n_held = 0;
+	bool streaming = verbose && !ctx->quiet;
+	while (in && getline(&line, &cap, in) >= 0) {
+		line[strcspn(line, "\n")] = '\0';
+		bool routine = starts(line, "STEP ") || !strcmp(line, "--> CACHED") ||
+			       starts(line, "Successfully ");
+		if (!streaming && (routine || ctx->quiet)) {
+			held = xrealloc(held, (n_held + 1) * sizeof(*held));
+			held[n_held++] = xstrdup(line);
+			continue;
+		}
+		if (!streaming) { /* a step runs: what led to it, then everything */
+			for (size_t i = 0; i < n_held; i++)
+				fprintf(stderr, "%s | %s\n", b->service, held[i]);
+			streaming = true;
+		}
+		fprintf(stderr, "%s | %s\n", b->service, line);
+	}
+	free(line);
+	if (in)
+		fclose(in);
+	else
+		close(p[0]);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (!ok && !streaming)
+		for (size_t i = 0; i < n_held; i++)
+			fprintf(stderr, "%s | %s\n", b->service, held[i]);
+	else if (ok && !streaming && !ctx->quiet)
+		fprintf(stderr, "%s | image %s is up to date (every build step cached)\n",
+			b->service, b->image);
+	for (size_t i = 0; i < n_held; i++)
+		free(held[i]);
+	free(held);
+	if (!ok) {
+		fprintf(stderr, "hutch: up: building the image of service %s failed\n", b->service);
+		return 1;
+	}
+	return 0;
+}
+
+/* Build the images of the stack's services with build = (docs/build.md): by
+ * default each one, from the cache: a rebuild whose steps are all cached costs
+ * little and says so in a line, and one with a changed input rebuilds from the
+ * step that changed; --build shows every step; --no-build builds nothing. */
+static int up_build_images(struct cli_ctx *ctx, const struct hutch_stack *stack, enum up_build how)
+{
+	if (how == UP_BUILD_NEVER)
+		return 0;
+	for (size_t i = 0; i < hutch_stack_n_services(stack); i++) {
+		struct hutch_stack_build b;
+		if (hutch_stack_service_build(stack, i, &b) &&
+		    build_service(ctx, &b, how == UP_BUILD_ALWAYS) != 0)
+			return 1;
 	}
 	return 0;
 }
@@ -575,11 +694,15 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	int i = cli_parse_opts(
 	    "up",
 	    "Usage: hutch up [-f FILE]... [-p NAME] [-d] [--wait] [--wait-timeout S] "
+	    "[--build|--no-build] "
 	    "[SERVICE...]\n"
 	    "\n" CLI_STACK_USAGE "  -d, --detach          return once the stack's supervisor runs\n"
 	    "      --wait            return when the stack is up (or say why not)\n"
 	    "      --wait-timeout S  give up waiting after S seconds\n"
 	    "      --no-color        no colors in the foreground's logs\n"
+	    "      --build           build the images of services with build = (every\n"
+	    "                        step shown; the default builds from the cache too)\n"
+	    "      --no-build        build nothing: use the images there are\n"
 	    "  SERVICE...            only these and what they depend on\n"
 	    "Without -d: the services' logs until Ctrl-C, which takes the stack "
 	    "down.\n",
@@ -598,6 +721,9 @@ int cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	const char *name = hutch_stack_name(stack);
 	_cleanup_err_ struct hutch_err *err = NULL;
+	rc = up_build_images(ctx, stack, o.build);
+	if (rc)
+		goto out;
 	if (hutch_stack_check(stack, ctx->data_root, ctx->run_root, ctx->rootless, &err) < 0) {
 		print_errors("up", err);
 		rc = 1;
@@ -929,6 +1055,10 @@ static int with_run(struct cli_ctx *ctx, struct with_opts *op, int argc, char **
 		return rc;
 	const char *name = hutch_stack_name(stack);
 	_cleanup_err_ struct hutch_err *err = NULL;
+	if (up_build_images(ctx, stack, UP_BUILD_STALE) != 0) {
+		hutch_stack_free(stack);
+		return 1;
+	}
 	if (hutch_stack_check(stack, ctx->data_root, ctx->run_root, ctx->rootless, &err) < 0) {
 		print_errors("with", err);
 		hutch_stack_free(stack);

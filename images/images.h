@@ -3,6 +3,7 @@
  * Layout under the data root:
  *   images/store.lock        flock: writers take it exclusively
  *   images/layers/<chainid>/ unpacked layer (chainid = sha256 hex)
+ *   images/layers/<chainid>.split  its tar's headers, for `image save` (save.c)
  *   images/configs/<id>.json image config (OCI image config; id = sha256 of the bytes)
  *   images/refs.json         full name ("docker.io/library/bb:latest") -> image id
  *   images/locks/<chainid>   flock: one import unpacks a layer at a time
@@ -89,6 +90,13 @@ int hutch_image_inspect(struct hutch_store *s, const char *ref, char **json_out,
  * use by a container. Returns the bytes freed in *freed. */
 int hutch_image_prune(struct hutch_store *s, int64_t *freed, size_t *n_images, size_t *n_layers,
 		      struct hutch_err **err);
+/* Write images (names or ids) as one archive: an OCI image layout tar (as
+ * `podman save --format oci-archive`) or a `docker save` archive, with their
+ * configs and layers as stored (the same digests). path NULL: stdout; else
+ * written to an unnamed file that takes the name only when complete. */
+enum hutch_save_format { HUTCH_SAVE_OCI, HUTCH_SAVE_DOCKER };
+int hutch_image_save(struct hutch_store *s, char *const *refs, size_t n,
+		     enum hutch_save_format format, const char *path, struct hutch_err **err);
 /* Normalise a reference the way Docker does: "busybox", "library/busybox" and
  * "busybox:latest" are "docker.io/library/busybox:latest"; a first component
  * with a '.' or ':' (or "localhost") is a registry host. Validated; caller frees. */
@@ -103,6 +111,7 @@ char *hutch_image_ref_familiar(const char *name);
  * any imported layer: unpacked by ChainID, with its diff_id the sha256 of that
  * tar. Rootless, the tar is written and unpacked in a user namespace with the
  * caller's subordinate ids, so files keep the owners they have in the image. */
+enum hutch_layer_phase { HUTCH_LAYER_READ, HUTCH_LAYER_WRITE };
 enum hutch_layer_add_kind {
 	HUTCH_ADD_UPPER,   /* src: a container's overlay upper dir; its whiteouts and
 			      opaque dirs become the layer's */
@@ -131,6 +140,15 @@ struct hutch_layer_add {
 	int src_fd;
 	bool chown, chmod;
 	uint32_t uid, gid, mode;
+	/* The first add's, for the whole layer: called as file data is read
+	 * into the layer's tar (HUTCH_LAYER_READ) and then written into the
+	 * layer (HUTCH_LAYER_WRITE), with the bytes and regular files so far,
+	 * and at the end of each phase with done. It may run in a child (the
+	 * user namespace's, rootless): it reports, it keeps no state for the
+	 * caller. */
+	void (*progress)(void *data, enum hutch_layer_phase phase, uint64_t bytes, uint64_t files,
+			 bool done);
+	void *progress_data;
 };
 /* Make one layer of adds on top of the layers parents (lowest first; their
  * ChainID parent_chain, NULL for none) and keep it in the store. Gives its
@@ -158,5 +176,24 @@ int hutch_image_commit(struct hutch_store *s, const char *config_json, char *con
 int hutch_build_cache_get(struct hutch_store *s, const char *key, char **value);
 int hutch_build_cache_put(struct hutch_store *s, const char *key, const char *value,
 			  struct hutch_err **err);
+/* builder prune: drop build cache entries, least recently used (last hit)
+ * first, until what the cache keeps beyond the named images (layers only its
+ * entries use, once each) is at most keep bytes; entries on a named image's
+ * layers cost nothing and stay. all: drop every entry. The layers no entry
+ * and no named image uses any more go too, unless a build or a container
+ * holds them, and with them the unnamed images (a rebuild's old result) that
+ * stood on them. */
+struct hutch_cache_prune {
+	size_t entries, layers, images;
+	int64_t freed; /* bytes of the layers removed */
+	int64_t size;  /* what the cache keeps beyond the images now */
+};
+/* also_keep: an image id (a build's unnamed result) kept as if named, or NULL. */
+int hutch_build_cache_prune(struct hutch_store *s, bool all, int64_t keep, const char *also_keep,
+			    struct hutch_cache_prune *out, struct hutch_err **err);
+/* The build cache's size limit, enforced after each build: HUTCH_BUILD_CACHE_MAX
+ * ("2g", "500m", bytes) if set, else HUTCH_BUILD_CACHE_DEFAULT_MAX. */
+#define HUTCH_BUILD_CACHE_DEFAULT_MAX (4LL << 30)
+int64_t hutch_build_cache_limit(void);
 /* DATA/images (for messages and docs). */
 const char *hutch_store_root(struct hutch_store *s);

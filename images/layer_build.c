@@ -26,6 +26,8 @@
 
 struct tarw {
 	int fd;
+	const struct hutch_layer_add *add; /* the first: its progress callback */
+	uint64_t bytes, files;		   /* file data written so far */
 	/* files with several links: the first path written, by (dev, ino) */
 	struct link_seen {
 		dev_t dev;
@@ -75,16 +77,23 @@ static int pad_to_block(int fd, uint64_t size, struct hutch_err **err)
 	return 0;
 }
 
-static int write_raw_header(int fd, const char *name, char type, mode_t mode, uint32_t uid,
-			    uint32_t gid, uint64_t size, int64_t mtime, const char *link,
-			    unsigned major, unsigned minor, struct hutch_err **err)
+void tar_header_block(char h[512], const char *name, char type, mode_t mode, uint32_t uid,
+		      uint32_t gid, uint64_t size, int64_t mtime, const char *link, unsigned major,
+		      unsigned minor)
 {
-	char h[BLOCK] = {0};
+	memset(h, 0, BLOCK);
 	strncpy(h, name, 100);
 	octal(h + 100, 8, mode & 07777);
 	octal(h + 108, 8, uid > 07777777 ? 0 : uid);
 	octal(h + 116, 8, gid > 07777777 ? 0 : gid);
-	octal(h + 124, 12, size > 077777777777ULL ? 0 : size);
+	if (size > 077777777777ULL) {
+		/* base-256 (GNU, read by every tar since): a layer of 8 GiB or more */
+		h[124] = (char)0x80;
+		for (int i = 11; i >= 4; i--, size >>= 8)
+			h[124 + i] = (char)(size & 0xff);
+	} else {
+		octal(h + 124, 12, size);
+	}
 	octal(h + 136, 12, mtime < 0 ? 0 : (uint64_t)mtime);
 	memset(h + 148, ' ', 8);
 	h[156] = type;
@@ -100,6 +109,14 @@ static int write_raw_header(int fd, const char *name, char type, mode_t mode, ui
 	char sumtxt[16];
 	snprintf(sumtxt, sizeof(sumtxt), "%06o", sum & 0777777);
 	memcpy(h + 148, sumtxt, 7);
+}
+
+static int write_raw_header(int fd, const char *name, char type, mode_t mode, uint32_t uid,
+			    uint32_t gid, uint64_t size, int64_t mtime, const char *link,
+			    unsigned major, unsigned minor, struct hutch_err **err)
+{
+	char h[BLOCK];
+	tar_header_block(h, name, type, mode, uid, gid, size, mtime, link, major, minor);
 	if (write_all(fd, h, BLOCK) < 0)
 		return hutch_fail_sys(err, "write the layer tar");
 	return 0;
@@ -171,6 +188,15 @@ static int tarw_header(struct tarw *w, const struct tar_hdr *e, struct hutch_err
 				e->link, e->major, e->minor, err);
 }
 
+static void progress(struct tarw *w, uint64_t bytes, bool file_done)
+{
+	w->bytes += bytes;
+	w->files += file_done;
+	if (w->add && w->add->progress)
+		w->add->progress(w->add->progress_data, HUTCH_LAYER_READ, w->bytes, w->files,
+				 false);
+}
+
 static int copy_data(struct tarw *w, int in, uint64_t size, const char *what,
 		     struct hutch_err **err)
 {
@@ -188,7 +214,9 @@ static int copy_data(struct tarw *w, int in, uint64_t size, const char *what,
 		if (write_all(w->fd, buf, (size_t)n) < 0)
 			return hutch_fail_sys(err, "write the layer tar");
 		done += (uint64_t)n;
+		progress(w, (uint64_t)n, false);
 	}
+	progress(w, 0, true);
 	return pad_to_block(w->fd, size, err);
 }
 
@@ -822,7 +850,9 @@ static int add_archive(struct tarw *w, const struct hutch_layer_add *a, struct h
 				break;
 			}
 			done += (uint64_t)n;
+			progress(w, (uint64_t)n, false);
 		}
+		progress(w, 0, true);
 		if (n < 0)
 			ret = -1;
 		else if (ret == 0)
@@ -844,6 +874,7 @@ int layer_tar_write(int fd, const struct hutch_layer_add *adds, size_t n, char *
 	int ret = 0;
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		const struct hutch_layer_add *a = &adds[i];
+		w.add = adds;
 		switch (a->kind) {
 		case HUTCH_ADD_UPPER: {
 			_cleanup_close_ int dfd = open(a->src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -874,6 +905,8 @@ int layer_tar_write(int fd, const struct hutch_layer_add *adds, size_t n, char *
 	static const char end[2 * BLOCK];
 	if (ret == 0 && write_all(fd, end, sizeof(end)) < 0)
 		ret = hutch_fail_sys(err, "write the layer tar");
+	if (ret == 0 && n && adds[0].progress)
+		adds[0].progress(adds[0].progress_data, HUTCH_LAYER_READ, w.bytes, w.files, true);
 	for (size_t i = 0; i < w.n_links; i++)
 		free(w.links[i].path);
 	free(w.links);

@@ -158,19 +158,21 @@ static void clean_leftovers(struct hutch_store *s)
 					unlinkat(dirfd(d), n, 0);
 				continue;
 			}
-			/* layers/: <chain>.size.tmp.PID, or <chain>.size without <chain> */
+			/* layers/: <chain>.size.tmp.PID, or <chain>.size or
+			 * <chain>.split without <chain> */
 			char chain[65];
-			if (strlen(n) < 69 || strncmp(n + 64, ".size", 5))
+			size_t end = strlen(n) >= 70 && !strncmp(n + 64, ".split", 6) ? 70 : 69;
+			if (strlen(n) < 69 || (strncmp(n + 64, ".size", 5) && end != 70))
 				continue;
 			memcpy(chain, n, 64);
 			chain[64] = '\0';
 			if (!is_hex_string(chain, 64))
 				continue;
 			struct stat st;
-			bool orphan = !n[69] &&
+			bool orphan = !n[end] &&
 				      fstatat(dirfd(d), chain, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
 				      errno == ENOENT;
-			if (!orphan && !(tmp && !strncmp(n + 69, ".tmp.", 5)))
+			if (!orphan && !(tmp && end == 69 && !strncmp(n + 69, ".tmp.", 5)))
 				continue;
 			int lock;
 			if (chain_lock_free(s, chain, &lock))
@@ -656,9 +658,16 @@ struct unpack_job {
 	off_t offset; /* -1: read from the current position */
 	int64_t length; /* -1: to EOF */
 	bool rootless, convert_whiteouts;
+	const struct hutch_layer_add *progress; /* its progress callback, or NULL */
 	char comp_hex[65], diff_hex[65];
 	struct unpack_stats stats;
 };
+
+static void unpack_progress(void *data, uint64_t bytes, uint64_t files)
+{
+	const struct hutch_layer_add *a = data;
+	a->progress(a->progress_data, HUTCH_LAYER_WRITE, bytes, files, false);
+}
 
 static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 {
@@ -675,6 +684,17 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 		hutch_fail_sys(err, "open the staging layer");
 		goto out;
 	}
+	int splitfd = openat(j->stagefd, "split", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (splitfd < 0) {
+		hutch_fail_sys(err, "create the staging layer's split file");
+		goto out;
+	}
+	uo.split = tar_split_new(splitfd);
+	if (j->progress && j->progress->progress) {
+		uo.progress = unpack_progress;
+		uo.progress_data = (void *)j->progress;
+	}
+	tar_reader_set_tap(tr, tar_split_tap, uo.split);
 	/* The guard against decompression bombs is the space there is: a file
 	 * that cannot fit is refused at its tar header, before any of it is
 	 * written, and a stream that goes on past it (data after the tar's end)
@@ -693,10 +713,18 @@ static int unpack_job_run(struct unpack_job *j, struct hutch_err **err)
 			layer_stream_check_rest(ls, err);
 		goto out;
 	}
-	if (layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
+	if (tar_reader_drain(tr, err) < 0)
 		goto out;
+	int r = tar_split_finish(uo.split, err);
+	uo.split = NULL;
+	if (r < 0 || layer_stream_finish(ls, j->comp_hex, j->diff_hex, err) < 0)
+		goto out;
+	if (uo.progress)
+		j->progress->progress(j->progress->progress_data, HUTCH_LAYER_WRITE, j->stats.bytes,
+				      j->stats.files, true);
 	ret = 0;
 out:
+	tar_split_free(uo.split);
 	tar_reader_free(tr);
 	layer_stream_free(ls);
 	return ret;
@@ -726,6 +754,17 @@ static int unpack_job_result(struct unpack_job *j, struct hutch_err **err)
 	j->stats.entries = entries;
 	j->stats.bytes = bytes;
 	return 0;
+}
+
+/* The layer's split file (see tar_split in layer_internal.h) goes next to it,
+ * as layers/<chain>.split, once the layer is stored: without it `image save`
+ * cannot give the layer back with its digest. */
+static void keep_split(struct hutch_store *s, int stagefd, const char *chain)
+{
+	_cleanup_free_ char *dst = xasprintf("layers/%s.split", chain);
+	struct stat st;
+	if (fstatat(s->rootfd, dst, &st, 0) < 0)
+		renameat(stagefd, "split", s->rootfd, dst);
 }
 
 static char *iso8601_now(void)
@@ -865,6 +904,7 @@ int hutch_image_import(struct hutch_store *s, const char *src, const char *name,
 		}
 		/* the same layer is already there: keep that one */
 	}
+	keep_split(s, stagefd, chain);
 	char size_buf[32];
 	snprintf(size_buf, sizeof(size_buf), "%llu", (unsigned long long)stats.bytes);
 	size_path = xasprintf("layers/%s.size", chain);
@@ -967,9 +1007,11 @@ static void layer_discard(struct hutch_store *s, const char *chain, int held)
 {
 	_cleanup_free_ char *p = xasprintf("layers/%s", chain);
 	_cleanup_free_ char *sz = xasprintf("layers/%s.size", chain);
+	_cleanup_free_ char *split = xasprintf("layers/%s.split", chain);
 	_cleanup_free_ char *trash = xasprintf("tmp/rm-%s", chain);
 	bool moved = renameat(s->rootfd, p, s->rootfd, trash) == 0;
 	unlinkat(s->rootfd, sz, 0);
+	unlinkat(s->rootfd, split, 0);
 	if (held >= 0)
 		close(held);
 	if (moved) {
@@ -1264,6 +1306,7 @@ static int plan_layer_work(struct hutch_store *s, const struct image_plan *p,
 		return 0; /* stored by someone else after all: theirs stays */
 	}
 	write_file_at(j->stagefd, "committed", "", NULL);
+	keep_split(s, j->stagefd, j->chain);
 	/* The size goes next to the layer only once the layer is there, so that
 	 * a crash never leaves a size without its layer; a layer a crash left
 	 * without its size gets it measured (layer_size). */
@@ -1829,8 +1872,13 @@ int hutch_layer_build(struct hutch_store *s, const struct hutch_layer_add *adds,
 	}
 	if ((ns ? userns_run(&idm, build_tar_run, &tj, err) : build_tar_run(&tj, err)) < 0)
 		goto out;
-	struct unpack_job job = {.in = tarfd, .stagefd = stagefd, .offset = 0, .length = -1,
-				 .rootless = s->rootless, .convert_whiteouts = true};
+	struct unpack_job job = {.in = tarfd,
+				 .stagefd = stagefd,
+				 .offset = 0,
+				 .length = -1,
+				 .rootless = s->rootless,
+				 .convert_whiteouts = true,
+				 .progress = n ? &adds[0] : NULL};
 	if (ns ? (userns_run(&idm, unpack_job_in_userns, &job, err) < 0 ||
 		  unpack_job_result(&job, err) < 0)
 	       : unpack_job_run(&job, err) < 0)
@@ -1855,6 +1903,7 @@ int hutch_layer_build(struct hutch_store *s, const struct hutch_layer_add *adds,
 		store_unlock(s);
 		goto out;
 	} /* else: the same layer is there already, keep that one */
+	keep_split(s, stagefd, chain_hex);
 	if (hutch_layer_hold(s, chain_hex, &dir, held) < 0)
 		hutch_fail(err, ENOENT, "layer %.12s vanished from the store", chain_hex);
 	else
@@ -1934,7 +1983,12 @@ int hutch_build_cache_get(struct hutch_store *s, const char *key, char **value)
 	if (!digest_is_valid(key, true))
 		return -1;
 	_cleanup_free_ char *p = xasprintf("build-cache/%s", key);
-	return read_file_at(s->rootfd, p, value, NULL, NULL);
+	int r = read_file_at(s->rootfd, p, value, NULL, NULL);
+	/* its mtime is when it was last used: builder prune drops the least
+	 * recently used first */
+	if (r == 0)
+		utimensat(s->rootfd, p, NULL, 0);
+	return r;
 }
 
 int hutch_build_cache_put(struct hutch_store *s, const char *key, const char *value,
@@ -1946,6 +2000,205 @@ int hutch_build_cache_put(struct hutch_store *s, const char *key, const char *va
 		return hutch_fail_sys(err, "create %s/build-cache", s->root);
 	_cleanup_free_ char *p = xasprintf("build-cache/%s", key);
 	return write_file_atomic(s->rootfd, p, value, strlen(value), err);
+}
+
+/* ---- builder prune ------------------------------------------------------------ */
+
+struct cache_entry {
+	char key[65], chain[65]; /* chain "": none (a step on scratch) */
+	struct timespec used;
+	bool drop;
+};
+
+static int cache_entry_cmp(const void *a, const void *b)
+{
+	const struct cache_entry *x = a, *y = b;
+	if (x->used.tv_sec != y->used.tv_sec)
+		return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+	if (x->used.tv_nsec != y->used.tv_nsec)
+		return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+/* The chains every stored image config uses (sorted, for bsearch). */
+static int chain_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The chains of the images that have a name: an unnamed image (a rebuild's
+ * old result, a build without -t) is a build leftover as far as the cache
+ * goes. */
+static char (*image_chains(struct hutch_store *s, struct json_object *refs, const char *also,
+			   size_t *n))[65]
+{
+	char(*all)[65] = NULL;
+	*n = 0;
+	struct json_object *ids = json_object_new_array();
+	json_object_object_foreach(refs, key, val)
+	{
+		(void)key;
+		json_object_array_add(ids, json_object_get(val));
+	}
+	if (also)
+		json_object_array_add(ids, json_object_new_string(also));
+	for (size_t i = 0; i < json_object_array_length(ids); i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(ids, i));
+		struct json_object *cfg = NULL;
+		char(*chains)[65] = NULL;
+		size_t k = 0;
+		if (id && load_config(s, id, &cfg, NULL) == 0 &&
+		    config_chain_ids(cfg, id, &chains, &k, NULL) == 0) {
+			all = xrealloc(all, (*n + k) * 65);
+			memcpy(all + *n, chains, k * 65);
+			*n += k;
+		}
+		free(chains);
+		json_object_put(cfg);
+	}
+	json_object_put(ids);
+	if (*n)
+		qsort(all, *n, 65, chain_cmp);
+	return all;
+}
+
+/* Unnamed images one of whose layers is gone: nothing can run them. */
+static size_t drop_broken_unnamed(struct hutch_store *s, struct json_object *refs)
+{
+	size_t dropped = 0;
+	_cleanup_free_ char *cdir = xasprintf("%s/configs", s->root);
+	DIR *d = opendir(cdir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strlen(de->d_name) != 69 || strcmp(de->d_name + 64, ".json"))
+			continue;
+		char id[65];
+		memcpy(id, de->d_name, 64);
+		id[64] = '\0';
+		bool named = false;
+		json_object_object_foreach(refs, key, val)
+		{
+			(void)key;
+			const char *v = json_object_get_string(val);
+			named |= v && !strcmp(v, id);
+		}
+		struct json_object *cfg = NULL;
+		char(*chains)[65] = NULL;
+		size_t k = 0;
+		bool broken = false;
+		if (!named && load_config(s, id, &cfg, NULL) == 0 &&
+		    config_chain_ids(cfg, id, &chains, &k, NULL) == 0)
+			for (size_t i = 0; i < k && !broken; i++)
+				broken = !store_has_chain(s, chains[i]);
+		if (broken && unlinkat(dirfd(d), de->d_name, 0) == 0)
+			dropped++;
+		free(chains);
+		json_object_put(cfg);
+	}
+	if (d)
+		closedir(d);
+	return dropped;
+}
+
+/* A chain only the cache keeps: stored, and no named image uses it. */
+static bool cache_only(struct hutch_store *s, char (*used)[65], size_t n_used, const char *chain)
+{
+	return *chain && !bsearch(chain, used, n_used, 65, chain_cmp) && store_has_chain(s, chain);
+}
+
+int hutch_build_cache_prune(struct hutch_store *s, bool all, int64_t keep, const char *also_keep,
+			    struct hutch_cache_prune *out, struct hutch_err **err)
+{
+	*out = (struct hutch_cache_prune){0};
+	if (store_lock(s, err) < 0)
+		return -1;
+	size_t n_used = 0, n = 0;
+	struct json_object *refs = NULL;
+	if (refs_load(s, &refs, err) < 0) {
+		store_unlock(s);
+		return -1;
+	}
+	char(*used)[65] = image_chains(s, refs, also_keep, &n_used);
+	struct cache_entry *e = NULL;
+	int dfd = openat(s->rootfd, "build-cache", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d && dfd >= 0)
+		close(dfd);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *text = NULL;
+		char kind[16], diff[72], chain[72];
+		struct stat st;
+		if (!digest_is_valid(de->d_name, true) ||
+		    read_file_at(dirfd(d), de->d_name, &text, NULL, NULL) < 0 ||
+		    fstatat(dirfd(d), de->d_name, &st, 0) < 0 ||
+		    sscanf(text, "%15s %71s %71s", kind, diff, chain) != 3)
+			continue;
+		e = xrealloc(e, (n + 1) * sizeof(*e));
+		e[n] = (struct cache_entry){.used = st.st_mtim};
+		memcpy(e[n].key, de->d_name, 64);
+		if (digest_is_valid(chain, true))
+			memcpy(e[n].chain, chain, 64);
+		n++;
+	}
+	if (n)
+		qsort(e, n, sizeof(*e), cache_entry_cmp);
+	/* What the cache takes beyond the images: its layers no image uses,
+	 * each counted once. Least recently used entries go first until that is
+	 * at most keep; an entry on an image's layer costs nothing and stays
+	 * (but with all). */
+	int64_t size = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool first = true;
+		for (size_t j = 0; j < i && first; j++)
+			first = strcmp(e[j].chain, e[i].chain) != 0;
+		if (first && cache_only(s, used, n_used, e[i].chain))
+			size += layer_size(s, e[i].chain);
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool costly = cache_only(s, used, n_used, e[i].chain);
+		if (!all && (size <= keep || !costly))
+			continue;
+		e[i].drop = true;
+		out->entries++;
+		unlinkat(dirfd(d), e[i].key, 0);
+		bool still = false;
+		for (size_t j = 0; j < n && !still; j++)
+			still = !e[j].drop && !strcmp(e[j].chain, e[i].chain);
+		if (!costly || still)
+			continue;
+		/* its layer, unless a build or a container holds it right now */
+		int64_t sz = layer_size(s, e[i].chain);
+		size -= sz;
+		_cleanup_free_ char *p = xasprintf("layers/%s", e[i].chain);
+		int fd = openat(s->rootfd, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			layer_discard(s, e[i].chain, fd);
+			out->freed += sz;
+			out->layers++;
+		} else if (fd >= 0) {
+			close(fd);
+		}
+	}
+	out->size = size;
+	if (out->layers)
+		out->images = drop_broken_unnamed(s, refs);
+	if (d)
+		closedir(d);
+	free(e);
+	free(used);
+	json_object_put(refs);
+	store_unlock(s);
+	return 0;
+}
+
+int64_t hutch_build_cache_limit(void)
+{
+	const char *v = getenv("HUTCH_BUILD_CACHE_MAX");
+	int64_t limit;
+	if (v && *v && parse_size(v, &limit) == 0)
+		return limit;
+	return HUTCH_BUILD_CACHE_DEFAULT_MAX;
 }
 
 /* Entries are "KIND DIFF CHAIN CREATED": the step's layer (or, for a step that

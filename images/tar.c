@@ -53,6 +53,9 @@ struct tar_reader {
 	hutch_read_fn read;
 	hutch_skip_fn skip; /* optional: seek over data instead of reading it */
 	void *ctx;
+	tar_tap_fn tap; /* optional: sees every byte consumed, in order */
+	void *tap_ctx;
+	bool tap_data; /* what is being consumed is the current entry's data */
 
 	uint8_t *buf;
 	size_t pos, len;
@@ -140,6 +143,8 @@ static int fill(struct tar_reader *r, size_t need, struct hutch_err **err)
 
 static void consume(struct tar_reader *r, size_t n)
 {
+	if (r->tap && n)
+		r->tap(r->tap_ctx, r->tap_data, r->buf + r->pos, n);
 	r->pos += n;
 	r->consumed += n;
 }
@@ -148,7 +153,7 @@ static void consume(struct tar_reader *r, size_t n)
 static int skip_bytes(struct tar_reader *r, uint64_t n, struct hutch_err **err)
 {
 	while (n > 0) {
-		if (r->pos == r->len && r->skip && !r->src_eof) {
+		if (r->pos == r->len && r->skip && !r->tap && !r->src_eof) {
 			int s = r->skip(r->ctx, n);
 			if (s < 0)
 				return hutch_fail_sys(
@@ -187,8 +192,11 @@ static ssize_t read_archive(struct tar_reader *r, uint8_t *dst, size_t len, stru
 		r->pos = r->len = 0;
 		if (len >= TAR_DIRECT_READ) {
 			ssize_t n = source_read(r, dst, len, err);
-			if (n > 0)
+			if (n > 0) {
 				r->consumed += (uint64_t)n;
+				if (r->tap)
+					r->tap(r->tap_ctx, r->tap_data, dst, (size_t)n);
+			}
 			return n;
 		}
 		ssize_t n = source_read(r, r->buf, TAR_BUF_SIZE, err);
@@ -330,6 +338,27 @@ struct tar_reader *tar_reader_new(hutch_read_fn read, void *ctx)
 	if (!r->buf)
 		abort();
 	return r;
+}
+
+void tar_reader_set_tap(struct tar_reader *r, tar_tap_fn tap, void *ctx)
+{
+	r->tap = tap;
+	r->tap_ctx = ctx;
+}
+
+int tar_reader_drain(struct tar_reader *r, struct hutch_err **err)
+{
+	consume(r, r->len - r->pos);
+	for (;;) {
+		r->pos = r->len = 0;
+		ssize_t n = source_read(r, r->buf, TAR_BUF_SIZE, err);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		r->len = (size_t)n;
+		consume(r, (size_t)n);
+	}
 }
 
 void tar_reader_set_skip(struct tar_reader *r, hutch_skip_fn skip)
@@ -845,7 +874,12 @@ static int finish_previous(struct tar_reader *r, struct hutch_err **err)
 	uint64_t left = (uint64_t)r->data_left + (uint64_t)r->pad_left;
 	if (left == 0)
 		return 0;
-	int s = skip_bytes(r, left, err);
+	/* data and padding apart, for a tap that tells them apart */
+	r->tap_data = true;
+	int s = skip_bytes(r, (uint64_t)r->data_left, err);
+	r->tap_data = false;
+	if (s > 0)
+		s = skip_bytes(r, (uint64_t)r->pad_left, err);
 	if (s < 0) {
 		r->failed = true;
 		return -1;
@@ -1014,7 +1048,9 @@ ssize_t tar_read_data(struct tar_reader *r, void *buf, size_t len, struct hutch_
 		return 0;
 	if ((uint64_t)len > (uint64_t)r->data_left)
 		len = (size_t)r->data_left;
+	r->tap_data = true;
 	ssize_t n = read_archive(r, buf, len, err);
+	r->tap_data = false;
 	if (n < 0) {
 		_cleanup_free_ char *shown = printable(entry_name(r), strlen(entry_name(r)));
 		r->failed = true;

@@ -50,6 +50,10 @@ struct unpacker {
 	bool rootless, convert_whiteouts;
 	uint64_t max_bytes, declared_bytes; /* file data allowed, and announced so far */
 	struct unpack_stats *stats;
+	struct tar_split *split;
+	void (*progress)(void *data, uint64_t bytes, uint64_t files);
+	void *progress_data;
+	uint64_t bytes, files;	       /* file data written, for progress */
 	const struct tar_entry *entry; /* the entry being unpacked, for messages */
 
 	/* Entries of one directory come in a row in practice, so the last
@@ -376,6 +380,9 @@ static int write_file_data(struct unpacker *u, struct tar_reader *r, int fd, str
 			return entry_fail(u, err, errno, "cannot write file data");
 		if (u->stats)
 			u->stats->bytes += (uint64_t)n;
+		u->bytes += (uint64_t)n;
+		if (u->progress)
+			u->progress(u->progress_data, u->bytes, u->files);
 	}
 }
 
@@ -394,9 +401,14 @@ static int unpack_file(struct unpacker *u, struct tar_reader *r, int parent_fd, 
 	/* Data first: a write by anyone without CAP_FSETID would clear the
 	 * setuid bit. Owner before mode: chown clears setuid/setgid. Xattrs
 	 * after chown, which drops security.capability. */
-	if (write_file_data(u, r, fd, err) < 0 || set_owner(u, fd, -1, NULL, err) < 0 ||
-	    set_mode_fd(u, fd, err) < 0 || set_xattrs(u, fd, -1, NULL, err) < 0 ||
-	    set_mtime(u, fd, -1, NULL, err) < 0)
+	int w = write_file_data(u, r, fd, err);
+	u->files++;
+	if (u->stats)
+		u->stats->files++;
+	if (w == 0 && u->progress)
+		u->progress(u->progress_data, u->bytes, u->files);
+	if (w < 0 || set_owner(u, fd, -1, NULL, err) < 0 || set_mode_fd(u, fd, err) < 0 ||
+	    set_xattrs(u, fd, -1, NULL, err) < 0 || set_mtime(u, fd, -1, NULL, err) < 0)
 		return -1;
 	if (close(steal_fd(fd)) < 0)
 		return entry_fail(u, err, errno, "cannot write file data");
@@ -671,6 +683,8 @@ static int unpack_entry(struct unpacker *u, struct tar_reader *r, struct hutch_e
 					  sz, avail);
 		}
 		u->declared_bytes += (uint64_t)e->size;
+		if (u->split)
+			tar_split_file(u->split, full);
 		return unpack_file(u, r, parent_fd, leaf, err);
 	case TAR_DIR:
 		return unpack_dir(u, parent_fd, leaf, full, err);
@@ -719,6 +733,9 @@ int layer_unpack(struct tar_reader *r, int layer_dirfd, const struct unpack_opts
 	    .rootless = opts && opts->rootless,
 	    .convert_whiteouts = opts && opts->convert_whiteouts,
 	    .max_bytes = opts ? opts->max_bytes : 0,
+	    .split = opts ? opts->split : NULL,
+	    .progress = opts ? opts->progress : NULL,
+	    .progress_data = opts ? opts->progress_data : NULL,
 	    .stats = stats,
 	    .parent_fd = -1,
 	};

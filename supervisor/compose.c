@@ -258,8 +258,6 @@ static char *words_of(struct compose *c, const struct ynode *n, const char *path
 static const struct {
 	const char *key, *why;
 } refused[] = {
-    {"build", "hutch runs images and does not build them yet: build the image with docker "
-	      "or buildah, load it with hutch image load, and give image:"},
     {"secrets", "hutch has no secrets: mount the file with volumes: (read_only)"},
     {"configs", "hutch has no configs: mount the file with volumes: (read_only)"},
     {"devices", "devices are not passed to containers by hutch yet"},
@@ -316,6 +314,7 @@ static const struct {
 
 static const char *const service_keys[] = {
     "image",
+    "build",
     "command",
     "entrypoint",
     "environment",
@@ -1244,6 +1243,54 @@ struct svc_out {
 	size_t n_flags;
 };
 
+/* build: a context (string), or a mapping of context, dockerfile, args (a list
+ * or a mapping), target: the INI keys build, dockerfile, build_args, target. */
+static void build_key(struct compose *c, struct keylist *kl, const struct ynode *v,
+		      const char *path)
+{
+	if (v->kind == Y_SCALAR) {
+		text_key(c, kl, v, path, "build");
+		return;
+	}
+	if (v->kind != Y_MAP) {
+		nerr(c, v, path, "expected a build context or a mapping, not %s",
+		     kind_name(v->kind));
+		return;
+	}
+	const struct ynode *ctx = ymap_get(v, "context");
+	if (ctx && ctx->kind != Y_NULL)
+		text_key(c, kl, ctx, path, "build");
+	else /* compose's default context: the file's directory */
+		emit(c, kl, "build", xstrdup("."), place_of(c, v, "build", "%s", path));
+	for (size_t i = 0; i + 1 < v->n; i += 2) {
+		const char *k = v->kids[i]->text;
+		const struct ynode *val = v->kids[i + 1];
+		_cleanup_free_ char *p = xasprintf("%s.%s", path, k);
+		if (!strcmp(k, "context") || val->kind == Y_NULL || !strncmp(k, "x-", 2))
+			continue;
+		if (!strcmp(k, "dockerfile") || !strcmp(k, "target")) {
+			text_key(c, kl, val, p, k);
+		} else if (!strcmp(k, "args")) {
+			struct keylist one = {0};
+			vars_key(c, &one, val, p, "build_args");
+			char *all = NULL;
+			for (size_t a = 0; a < one.n; a++) {
+				char *more = all ? xasprintf("%s %s", all, one.keys[a].value)
+						 : xstrdup(one.keys[a].value);
+				free(all);
+				all = more;
+			}
+			if (all)
+				emit(c, kl, "build_args", all,
+				     place_of(c, val, "build_args", "%s", p));
+			free(one.keys);
+		} else {
+			unsupported(c, v->kids[i], p,
+				    "hutch builds from context, dockerfile, args and target only");
+		}
+	}
+}
+
 static void read_service(struct compose *c, const struct ynode *key, const struct ynode *s,
 			 struct svc_out *out)
 {
@@ -1287,6 +1334,8 @@ static void read_service(struct compose *c, const struct ynode *key, const struc
 				 !strcmp(k, "network_mode") ? "network"
 				 : !strcmp(k, "restart")    ? "restart"
 							    : k);
+		else if (!strcmp(k, "build"))
+			build_key(c, kl, v, p);
 		else if (!strcmp(k, "working_dir"))
 			text_key(c, kl, v, p, "workdir");
 		else if (!strcmp(k, "mem_limit"))

@@ -85,10 +85,22 @@ struct stack_option {
 	char *file; /* NULL: stack->file's line; else the override file it came from */
 };
 
+/* build = CONTEXT: the service's image is built (docs/build.md), named by
+ * image = or STACK-SERVICE. */
+struct stack_build {
+	char *context;	  /* absolute; NULL: the service is not built */
+	char *dockerfile; /* NULL: CONTEXT/Containerfile, else CONTEXT/Dockerfile */
+	char *target;
+	char **args; /* "K=V", or "K": from the environment */
+	size_t n_args;
+	int line;
+};
+
 struct stack_service {
 	char *name;
 	int line; /* of its [service.NAME] */
 	char *image;
+	struct stack_build build;
 	char **command; /* NULL: the image's Cmd */
 	size_t n_command;
 	bool has_entrypoint; /* set, maybe to nothing (entrypoint = ""): no image Entrypoint */

@@ -104,6 +104,10 @@ static void service_free(struct stack_service *s)
 {
 	free(s->name);
 	free(s->image);
+	free(s->build.context);
+	free(s->build.dockerfile);
+	free(s->build.target);
+	strv_free(s->build.args, s->build.n_args);
 	strv_free(s->command, s->n_command);
 	strv_free(s->entrypoint, s->n_entrypoint);
 	strv_free(s->env, s->n_env);
@@ -144,6 +148,19 @@ void hutch_stack_free(struct hutch_stack *stack)
 	free(stack->name);
 	strv_free(stack->warnings, stack->n_warnings);
 	free(stack);
+}
+
+const struct hutch_stack_build *hutch_stack_service_build(const struct hutch_stack *stack,
+							  size_t i_in_order,
+							  struct hutch_stack_build *out)
+{
+	const struct stack_service *svc = &stack->services[stack->order[i_in_order]];
+	if (!svc->build.context)
+		return NULL;
+	*out = (struct hutch_stack_build){
+	    svc->name,	       svc->image,	svc->build.context, svc->build.dockerfile,
+	    svc->build.target, svc->build.args, svc->build.n_args};
+	return out;
 }
 
 const char *hutch_stack_name(const struct hutch_stack *stack)
@@ -573,6 +590,7 @@ enum key_kind {
 	KEY_DEPENDS_ON,
 	KEY_REPLICAS,
 	KEY_NOTIFY,
+	KEY_BUILD,
 	KEY_OPTION,
 };
 
@@ -599,6 +617,10 @@ static const struct service_key {
     {"depends_on", KEY_DEPENDS_ON, 0},
     {"replicas", KEY_REPLICAS, 0},
     {"notify", KEY_NOTIFY, 0},
+    {"build", KEY_BUILD, 0},
+    {"build_args", KEY_BUILD, 0},
+    {"dockerfile", KEY_BUILD, 0},
+    {"target", KEY_BUILD, 0},
     /* container options: the runtime's setters check them */
     {"volumes", KEY_OPTION, STACK_OPT_LIST},
     {"tmpfs", KEY_OPTION, STACK_OPT_LIST},
@@ -1290,7 +1312,51 @@ struct health_keys {
 	const struct scan_entry *check[3]; /* health_cmd, health_tcp, health_http */
 	const struct scan_entry *timing;   /* the first timing key */
 	bool image_seen;		   /* an image key, maybe with a value that failed */
+	bool build_seen;		   /* the same for build */
+	const struct scan_entry *build_more; /* build_args, dockerfile or target */
 };
+
+/* build = CONTEXT and what goes with it (docs/build.md): a path relative to
+ * the stack file's directory; dockerfile relative to the context. */
+static void build_of(struct loader *ld, const struct scan_entry *e, const char *value,
+		     struct stack_build *b, struct health_keys *hk)
+{
+	if (!strcmp(e->key, "build")) {
+		hk->build_seen = true;
+		b->line = e->line;
+		free(b->context);
+		b->context = NULL;
+		if (!*value)
+			ERR(ld, e->line,
+			    "%s:%d: build: empty: give the build context (a directory)", ld->file,
+			    e->line);
+		else
+			b->context = join_dir(ld->stack->dir, value);
+		return;
+	}
+	hk->build_more = hk->build_more ? hk->build_more : e;
+	if (!strcmp(e->key, "build_args")) {
+		char **w = NULL;
+		size_t n = 0;
+		if (!words_of(ld, e, value, &w, &n))
+			return;
+		for (size_t i = 0; i < n; i++)
+			if (*w[i] == '=') {
+				_cleanup_free_ char *shown = printable(w[i], strlen(w[i]));
+				ERR(ld, e->line,
+				    "%s:%d: build_args: '%s': expected NAME=VALUE (or NAME alone, "
+				    "from the environment)",
+				    ld->file, e->line, shown);
+			}
+		strv_free(b->args, b->n_args);
+		b->args = w;
+		b->n_args = n;
+		return;
+	}
+	char **slot = !strcmp(e->key, "target") ? &b->target : &b->dockerfile;
+	free(*slot);
+	*slot = *value ? xstrdup(value) : NULL;
+}
 
 static void load_service_key(struct loader *ld, struct stack_service *svc,
 			     const struct scan_entry *e, const char *value, struct health_keys *hk,
@@ -1413,6 +1479,9 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 		else
 			svc->replicas = (unsigned)n;
 		break;
+	case KEY_BUILD:
+		build_of(ld, e, value, &svc->build, hk);
+		break;
 	case KEY_NOTIFY:
 		if (!parse_bool(value, &svc->notify))
 			ERR(ld, e->line, "%s:%d: notify: '%s' is not a boolean: use true or false",
@@ -1445,11 +1514,15 @@ static void load_service_key(struct loader *ld, struct stack_service *svc,
 
 static void finish_service(struct loader *ld, struct stack_service *svc, struct health_keys *hk)
 {
-	if ((!svc->image && !hk->image_seen) || (svc->image && !*svc->image))
+	if (((!svc->image && !hk->image_seen) || (svc->image && !*svc->image)) && !hk->build_seen)
 		ERR(ld, svc->line, "%s:%d: [service.%s]: no image: add %s", ld->file, svc->line,
 		    svc->name,
-		    ld->compose ? "image: NAME (like image: busybox)"
-				: "image = NAME (like image = busybox)");
+		    ld->compose ? "image: NAME (like image: busybox), or build: DIR"
+				: "image = NAME (like image = busybox), or build = DIR");
+	if (hk->build_more && !hk->build_seen)
+		ERR(ld, hk->build_more->line,
+		    "%s:%d: %s: goes with build = CONTEXT, which %s lacks", ld->file,
+		    hk->build_more->line, hk->build_more->key, svc->name);
 	size_t n_checks = 0;
 	for (int i = 0; i < 3; i++) {
 		if (!hk->check[i])
@@ -1709,6 +1782,7 @@ static void load_sections(struct loader *ld, const struct scan *scan, dictionary
 				strv_free(unset, n_unset);
 				/* the key is there: no second error for its absence */
 				hk.image_seen |= !strcmp(e->key, "image");
+				hk.build_seen |= !strcmp(e->key, "build");
 				if (!strcmp(e->key, "health_cmd"))
 					hk.check[0] = e;
 				if (!strcmp(e->key, "health_tcp"))
@@ -1835,6 +1909,22 @@ static void check_networks(struct loader *ld)
 static int finish_stack(struct loader *ld)
 {
 	struct hutch_stack *stack = ld->stack;
+	/* a built image without image = is named STACK-SERVICE, as compose does */
+	for (size_t i = 0; i < stack->n_services && *stack->name; i++) {
+		struct stack_service *svc = &stack->services[i];
+		if (!svc->build.context || svc->image)
+			continue;
+		svc->image = xasprintf("%s-%s", stack->name, svc->name);
+		for (char *p = svc->image; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		_cleanup_free_ char *norm = NULL;
+		if (hutch_image_ref_normalize(svc->image, &norm, NULL) < 0)
+			ERR(ld, svc->build.line,
+			    "%s:%d: build: '%s' (the stack's and the service's names) is not a "
+			    "valid image name: give the image a name with %s",
+			    ld->file, svc->build.line, svc->image,
+			    ld->compose ? "image:" : "image =");
+	}
 	check_networks(ld);
 	if (*stack->name) {
 		for (size_t i = 0; i < stack->n_services; i++) {

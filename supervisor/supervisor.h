@@ -131,6 +131,18 @@ struct hutch_stack_info {
 int hutch_stack_list(const char *data_root, const char *run_root, struct hutch_stack_info **out,
 		     size_t *n, struct hutch_err **err);
 void hutch_stack_info_free(struct hutch_stack_info *v, size_t n);
+/* A service whose image is built (build = / compose's build:), for `hutch up`
+ * to build it before the stack starts. Strings are the stack's. */
+struct hutch_stack_build {
+	const char *service, *image;		   /* image: image = NAME, else STACK-SERVICE */
+	const char *context, *dockerfile, *target; /* dockerfile, target: NULL if not given */
+	char *const *args;			   /* "K=V", or "K": from the environment */
+	size_t n_args;
+};
+/* The i-th service in start order's build, or NULL when it is not built. */
+const struct hutch_stack_build *hutch_stack_service_build(const struct hutch_stack *stack,
+							  size_t i_in_order,
+							  struct hutch_stack_build *out);
 /* hutch_stack's service names in start order and each one's replicas. */
 size_t hutch_stack_n_services(const struct hutch_stack *stack);
 const char *hutch_stack_service_name(const struct hutch_stack *stack, size_t i_in_order);

@@ -195,12 +195,12 @@ def test_override_files(make_compose):
 def test_refused_key_starts_nothing(make_compose):
     st = make_compose({
         "compose.yaml": "services:\n  a:\n    image: bb\n    command: [sleep, '1000']\n"
-                        "  b:\n    image: bb\n    build: .\n"
+                        "  b:\n    image: bb\n    tty: true\n"
                         "    healthcheck:\n      test: [CMD, 'true']\n      interval: 5x\n",
     })
     cp = st.run("up", "-d", check=False, timeout=60)
     assert cp.returncode != 0
-    assert "compose.yaml:7:5: services.b.build: not supported: hutch runs images" in cp.stderr
+    assert "compose.yaml:7:5: services.b.tty: not supported: services run without" in cp.stderr
     assert ("compose.yaml:10:17: services.b.healthcheck.interval: '5x' is not a duration"
             in cp.stderr)
     assert not st.containers()

@@ -679,11 +679,11 @@ static void test_errors(void **state)
 		     "compose.yaml:6:17: services.a.healthcheck.interval: '5x' is not a "
 		     "duration: write a number and a unit (ms, s, m, h), like 500ms, 5s, 1m30s "
 		     "or 2h");
-	expect_error("services:\n  a:\n    image: busybox\n    build: .\n",
-		     "compose.yaml:4:5: services.a.build: not supported: hutch runs images and "
-		     "does not build them yet: build the image with docker or buildah, load it "
-		     "with hutch image load, and give image: (or give --ignore-unsupported to go "
-		     "on without it)");
+	expect_error("services:\n  a:\n    image: busybox\n    build:\n      context: .\n"
+		     "      ssh: [default]\n",
+		     "compose.yaml:6:7: services.a.build.ssh: not supported: hutch builds from "
+		     "context, dockerfile, args and target only (or give --ignore-unsupported to "
+		     "go on without it)");
 	expect_error("services:\n  a:\n    image: busybox\n    imagee: x\n",
 		     "compose.yaml:4:5: services.a.imagee: unknown key (did you mean 'image'?)");
 	expect_error("services:\n  a:\n    image: busybox\n    frobnicate: x\n",
@@ -735,9 +735,9 @@ static void test_errors(void **state)
 		     "compose.yaml:4:14: *nope: no anchor &nope before it");
 	expect_error("services:\n  a: [\n", "compose.yaml:3:1: not YAML: did not find expected "
 					    "node content while parsing a flow node");
-	expect_error(
-	    "services:\n  a:\n    command: x\n",
-	    "compose.yaml:2:3: services.a: no image: add image: NAME (like image: busybox)");
+	expect_error("services:\n  a:\n    command: x\n",
+		     "compose.yaml:2:3: services.a: no image: add image: NAME (like image: "
+		     "busybox), or build: DIR");
 	expect_error("services:\n  a:\n    image: busybox\n  b c:\n    image: busybox\n",
 		     "compose.yaml:4:3: services.b c: 'b c' is not a service name: use up to 63 "
 		     "letters, digits, '_', '.' or '-', starting with a letter or digit");
@@ -776,7 +776,8 @@ static void test_errors(void **state)
 		 "compose.yaml:6:14: services.a.cap_add: expected a list, not text");
 	free(msg);
 	/* --ignore-unsupported: warnings instead */
-	put("compose.yaml", "services:\n  a:\n    image: busybox\n    build: .\n    tty: true\n");
+	put("compose.yaml",
+	    "services:\n  a:\n    image: busybox\n    stdin_open: true\n    tty: true\n");
 	struct hutch_stack_load_opts o = {.ignore_unsupported = true};
 	struct hutch_stack *s = compose_files(names, 1, &o);
 	size_t n = 0;
@@ -802,6 +803,34 @@ static void test_errors(void **state)
 	free(msg);
 }
 
+/* build: a context, or a mapping of context, dockerfile, args (a mapping or a
+ * list) and target: the INI keys build, dockerfile, build_args, target. */
+static void test_build(void **state)
+{
+	struct hutch_stack *s = compose("name: proj\nservices:\n  api:\n    build: ./api\n"
+					"  web:\n    image: w\n    build:\n      context: web\n"
+					"      dockerfile: Dfile\n      args:\n        A: '1'\n"
+					"        B:\n      target: t\n"
+					"  list:\n    build:\n      args: [X=2, 'Y=a b']\n");
+	const struct stack_service *api = &s->services[stack_service_index(s, "api")];
+	const struct stack_service *web = &s->services[stack_service_index(s, "web")];
+	const struct stack_service *list = &s->services[stack_service_index(s, "list")];
+	assert_string_equal(api->image, "proj-api");
+	assert_string_equal(api->build.context, "./api");
+	assert_string_equal(web->image, "w");
+	assert_string_equal(web->build.context, "web");
+	assert_string_equal(web->build.dockerfile, "Dfile");
+	assert_string_equal(web->build.target, "t");
+	assert_int_equal(web->build.n_args, 2);
+	assert_string_equal(web->build.args[0], "A=1");
+	assert_string_equal(web->build.args[1], "B");
+	assert_string_equal(list->image, "proj-list");
+	assert_string_equal(list->build.context, ".");
+	assert_int_equal(list->build.n_args, 2);
+	assert_string_equal(list->build.args[1], "Y=a b");
+	hutch_stack_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -820,6 +849,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_find, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_interpolation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_build, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

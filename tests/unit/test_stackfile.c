@@ -446,10 +446,10 @@ static void test_bad_values(void **state)
 	expect_error("[service.a]\nimage = pg:${TAG}\n",
 		     "hutch.ini:2: image: invalid image reference 'pg:': bad tag (letters, digits, "
 		     "'_', '.' and '-', at most 128, not starting with '.' or '-')");
-	expect_error("[service.a]\ncommand = x\n",
-		     "hutch.ini:1: [service.a]: no image: add image = NAME (like image = busybox)");
-	expect_error("[service.a]\nimage =\n",
-		     "hutch.ini:1: [service.a]: no image: add image = NAME (like image = busybox)");
+	expect_error("[service.a]\ncommand = x\n", "hutch.ini:1: [service.a]: no image: add image "
+						   "= NAME (like image = busybox), or build = DIR");
+	expect_error("[service.a]\nimage =\n", "hutch.ini:1: [service.a]: no image: add image = "
+					       "NAME (like image = busybox), or build = DIR");
 	expect_error("[service.a]\nimage = a\ncommand = ''\n",
 		     "hutch.ini:3: command: empty: leave the key out to run the image's Cmd");
 	expect_error("[service.a]\nimage = a\nenv = A=1 =x\n",
@@ -549,7 +549,8 @@ static void test_ini_hazards(void **state)
 		     "hutch.ini:1: '[]': a section needs a name: [stack] or [service.NAME]");
 	expect_error("[service.a]\nimage = a \\",
 		     "hutch.ini: 2 errors:\n"
-		     "hutch.ini:1: [service.a]: no image: add image = NAME (like image = busybox)\n"
+		     "hutch.ini:1: [service.a]: no image: add image = NAME (like image = busybox), "
+		     "or build = DIR\n"
 		     "hutch.ini:2: the last line ends with '\\', a continuation of nothing: remove "
 		     "the '\\'");
 	static const char nul[] = "[service.a]\nimage = a\0b\n";
@@ -693,7 +694,8 @@ static void test_many_errors(void **state)
 		     "depends_on = c b\n",
 		     "hutch.ini: 6 errors:\n"
 		     "hutch.ini:4: replicas: 'x' is not a number from 1 to 1000\n"
-		     "hutch.ini:5: [service.a]: no image: add image = NAME (like image = busybox)\n"
+		     "hutch.ini:5: [service.a]: no image: add image = NAME (like image = busybox), "
+		     "or build = DIR\n"
 		     "hutch.ini:6: imag: unknown key (did you mean 'image'?)\n"
 		     "hutch.ini:7: health_tcp: '0' is not a port: use 1 to 65535\n"
 		     "hutch.ini:8: depends_on: no service 'c' in this file\n"
@@ -1148,6 +1150,35 @@ static void test_cycles(void **state)
 	hutch_stack_free(s);
 }
 
+/* build = CONTEXT: the image is named STACK-SERVICE (lower case) unless image
+ * = says; the keys that go with it need it. */
+static void test_build_keys(void **state)
+{
+	struct hutch_stack *s = load_ok("[stack]\nname = St\n[service.api]\nbuild = ./api\n"
+					"build_args = A=1 'B=two words' C\ndockerfile = Other\n"
+					"target = prod\n[service.db]\nimage = bb\nbuild = /abs/db\n"
+					"[service.plain]\nimage = bb\n");
+	const struct stack_service *api = svc(s, "api"), *db = svc(s, "db");
+	assert_string_equal(api->image, "st-api");
+	assert_string_equal(api->build.context, "./api");
+	assert_string_equal(api->build.dockerfile, "Other");
+	assert_string_equal(api->build.target, "prod");
+	assert_int_equal(api->build.n_args, 3);
+	assert_string_equal(api->build.args[1], "B=two words");
+	assert_string_equal(api->build.args[2], "C");
+	assert_string_equal(db->image, "bb");
+	assert_string_equal(db->build.context, "/abs/db");
+	assert_null(svc(s, "plain")->build.context);
+	hutch_stack_free(s);
+	expect_error("[service.a]\nimage = bb\ntarget = x\n",
+		     "hutch.ini:3: target: goes with build = CONTEXT, which a lacks");
+	expect_error("[service.a]\nbuild =\n",
+		     "hutch.ini:2: build: empty: give the build context (a directory)");
+	expect_error("[service.a]\nbuild = x\nbuild_args = =1\n",
+		     "hutch.ini:3: build_args: '=1': expected NAME=VALUE (or NAME alone, from "
+		     "the environment)");
+}
+
 /* ---- networks ------------------------------------------------------------ */
 
 static void test_networks(void **state)
@@ -1241,6 +1272,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_parse_duration, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_graph, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cycles, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_build_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_networks, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

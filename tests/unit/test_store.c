@@ -506,7 +506,7 @@ static void test_shared_layer_same_source(void **state)
 	assert_string_equal(a->layer_dirs[0], b->layer_dirs[0]);
 	hutch_image_free(a);
 	hutch_image_free(b);
-	assert_int_equal(count_store(f, "layers"), 2); /* the dir and its .size */
+	assert_int_equal(count_store(f, "layers"), 3); /* the dir, its .size and .split */
 
 	struct hutch_image_list l;
 	struct hutch_err *err = NULL;
@@ -566,7 +566,7 @@ static void test_shared_layer_two_images(void **state)
 	import_ok(f, f->tar_copy, "two", id2);
 	assert_string_not_equal(id1, id2);
 	assert_int_equal(count_store(f, "configs"), 2);
-	assert_int_equal(count_store(f, "layers"), 2);
+	assert_int_equal(count_store(f, "layers"), 3);
 	char *ldir = layer_dir(f);
 
 	remove_ok(f, "one");
@@ -733,7 +733,7 @@ static void expect_import_fails(struct fx *f, const char *src, const char *name,
 	hutch_err_free(&err);
 	/* no staging debris, no new layer, config or name */
 	assert_int_equal(count_store(f, "tmp"), 0);
-	assert_int_equal(count_store(f, "layers"), 2); /* the "keep" image's */
+	assert_int_equal(count_store(f, "layers"), 3); /* the "keep" image's */
 	assert_int_equal(count_store(f, "configs"), 1);
 	expect_get_fails(f, name, NULL);
 	struct hutch_image_list l;
@@ -841,7 +841,7 @@ static void test_import_gzip_shares_layer(void **state)
 	check_rootfs(b->layer_dirs[0]);
 	hutch_image_free(a);
 	hutch_image_free(b);
-	assert_int_equal(count_store(f, "layers"), 2);
+	assert_int_equal(count_store(f, "layers"), 3);
 	free(gz);
 }
 
