@@ -50,6 +50,10 @@ def _own_network_namespace():
     if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
         pytest.exit(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}", returncode=2)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    # interfaces besides lo, as a host has (--network host tests tell them
+    # apart): a veth pair with both ends in this namespace (no dummy module here)
+    subprocess.run(["ip", "link", "add", "suite0", "type", "veth", "peer", "name", "suite1"],
+                   check=True)
 
 
 # ---------------------------------------------------------------- helpers
