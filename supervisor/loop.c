@@ -143,6 +143,7 @@ struct sup {
 	bool downing;
 	int64_t down_grace;
 	bool quit, handover;
+	bool handover_pending; /* `up` asked for a handover: once no restart is under way */
 };
 
 static int64_t mono_now(void)
@@ -1208,6 +1209,14 @@ static void handle_request(struct sup *s, struct client *c, const char *line, si
 	}
 	case SUP_CMD_DOWN:
 		c->down_waiting = true;
+		if (s->handover_pending) { /* a down wins over an `up` still waiting */
+			s->handover_pending = s->handover = false;
+			for (struct client *o = s->clients; o; o = o->next)
+				if (o->handover) {
+					o->handover = false;
+					client_reply_err(o, "the stack is being taken down");
+				}
+		}
 		if (!s->downing || (req.timeout_ns >= 0 &&
 				    (s->down_grace < 0 || req.timeout_ns < s->down_grace))) {
 			/* a shorter -t than a down under way shortens it */
@@ -1252,7 +1261,10 @@ static void handle_request(struct sup *s, struct client *c, const char *line, si
 		}
 		c->handover = true;
 		s->handover = true;
-		s->quit = true;
+		/* a user's restart under way is carried by no record: the new
+		 * supervisor would adopt an exited container and keep it down.
+		 * Handed over once it is done (the loop checks). */
+		s->handover_pending = true;
 		break;
 	}
 out:
@@ -1836,6 +1848,21 @@ static void dispatch(struct sup *s, struct watch *w, uint32_t events)
 	}
 }
 
+/* A restart the user asked for that no record carries yet: stopping to be
+ * started again, a start deferred until the last run's finish, or a restart
+ * remembered while it starts. */
+static bool user_restart_under_way(struct sup *s)
+{
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (unsigned r = 0; r < s->svcs[i].n; r++) {
+			const struct replica *rep = &s->svcs[i].reps[r];
+			if ((rep->r.state == SVC_STOPPING && rep->r.want_up) || rep->spawn_deferred ||
+			    rep->r.restart_after_start)
+				return true;
+		}
+	return false;
+}
+
 int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 {
 	struct sup S = {.ep = -1, .sigfd = -1, .lsock = -1, .home_netns = -1, .down_grace = -1};
@@ -1918,6 +1945,8 @@ int hutch_supervise(const struct hutch_sup_opts *o, struct hutch_err **err)
 			dispatch(s, evs[i].data.ptr, evs[i].events);
 		recheck(s);
 		reap_clients(s);
+		if (s->handover_pending && !s->downing && !user_restart_under_way(s))
+			s->quit = true;
 	}
 	rc = 0;
 	for (size_t i = 0; i < s->n_svcs; i++)

@@ -164,7 +164,10 @@ static enum svc_outcome start_ok(struct svc_replica *r, const struct svc_event *
 	r->health = has_check(r->cfg) ? SVC_HEALTH_STARTING : SVC_HEALTH_NONE;
 	r->state = SVC_RUNNING;
 	emit(out, SVC_EMIT_STARTED, 0);
-	if (!r->want_up) { /* stopped (or the stack brought down) while it started */
+	/* stopped (or the stack brought down) while it started, or restarted:
+	 * stopped now; a restart (want_up) spawns again after the exit */
+	if (!r->want_up || r->restart_after_start) {
+		r->restart_after_start = false;
 		begin_stop(r, now, out);
 		return SVC_DONE;
 	}
@@ -179,6 +182,7 @@ static enum svc_outcome start_ok(struct svc_replica *r, const struct svc_event *
 static enum svc_outcome start_failed(struct svc_replica *r, const struct svc_event *ev, int64_t now,
 				     struct svc_actions *out)
 {
+	r->restart_after_start = false;
 	r->state = SVC_FAILED;
 	r->blocked = false;
 	snprintf(r->why, sizeof(r->why), "%s failed to start: %s", r->name,
@@ -404,6 +408,16 @@ static enum svc_outcome later_up(struct svc_replica *r, const struct svc_event *
 	return SVC_DONE;
 }
 
+/* STARTING: the restart happens once the start is done (start_ok). */
+static enum svc_outcome later_restart(struct svc_replica *r, const struct svc_event *ev,
+				      int64_t now, struct svc_actions *out)
+{
+	user_wants_up(r);
+	take_grace(r, ev, now, out);
+	r->restart_after_start = true;
+	return SVC_DONE;
+}
+
 static enum svc_outcome backoff_timer(struct svc_replica *r, const struct svc_event *ev,
 				      int64_t now, struct svc_actions *out)
 {
@@ -490,7 +504,7 @@ static const handler table[SVC_NSTATES][SVC_NEVENTS] = {
 [SVC_WAITING]  = { deps_ok, deps_failed, X,        X,            X,             I,            I,
                    I,             I,           I,            stop_idle,  I,          I,            stop_idle,  adopt },
 [SVC_STARTING] = { I,       I,           start_ok, start_failed, X,             I,            I,
-                   I,             I,           I,            later_stop, later_up,   later_up,     later_down, X },
+                   I,             I,           I,            later_stop, later_up,   later_restart, later_down, X },
 [SVC_RUNNING]  = { I,       I,           X,        X,            running_exit,  probe_result, ready,
                    I,             I,           health_timer, run_stop,   I,          run_restart,  run_down,   X },
 [SVC_STOPPING] = { I,       I,           X,        X,            stopping_exit, I,            I,

@@ -139,6 +139,9 @@ struct svc_replica {
 	/* s6's "want up": false after `stack stop` or `down`; true again with
 	 * start/restart. In STOPPING it says whether to spawn again after the exit. */
 	bool want_up;
+	/* a restart asked while it started: stopped (and started again) once the
+	 * start is done, as docker restarts a container that is starting */
+	bool restart_after_start;
 	bool stopped_by_user; /* persisted: `stack restore` leaves it down */
 	bool killed;	      /* SIGKILL sent in STOPPING */
 	bool probing;	      /* a probe runs; its result comes as PROBE_RESULT */

@@ -252,6 +252,23 @@ depends_on = bad
 # ---------------------------------------------------------------- restarts
 
 
+def test_up_right_after_a_restart_keeps_the_restart(make_stack):
+    # `up` hands the stack to a new supervisor; a restart under way (stopping,
+    # to be started again) is carried by no record: the handover waits for it
+    st = make_stack("""
+[service.a]
+image = bb
+command = sleep 1000
+init = true
+""")
+    st.run("up", "-d", "--wait")
+    for _ in range(3):
+        st.run("stack", "restart", "a")
+        st.run("up", "-d", "--wait")
+        rep = st.ps()[0]
+        assert rep["state"] == "running", rep
+
+
 def test_restart_always_backoff_sequence_from_events(make_stack):
     st = make_stack("""
 [service.crash]

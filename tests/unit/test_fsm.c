@@ -729,6 +729,27 @@ static void test_user_restart(void **state)
 	       "RECORD_EXIT EMIT(exited) CANCEL EMIT(restarting,0s) SPAWN NOTIFY");
 	assert_false(r.stopped_by_user);
 	svc_fini(&r);
+	/* a restart while it starts: stopped once started, then spawned again */
+	svc_init(&r, &cfg, "web");
+	reach(&r, STARTING);
+	expect(&r, ev(SVC_EV_USER_RESTART), T0, SVC_STARTING, "");
+	expect(&r, ev(SVC_EV_START_OK), T0 + S, SVC_STOPPING,
+	       "EMIT(started) STOP_SIGNAL EMIT(stopping) ARM(grace,+10s) NOTIFY");
+	expect(&r, ev_exit(143, SIGTERM, false), T0 + 2 * S, SVC_STARTING,
+	       "RECORD_EXIT EMIT(exited) CANCEL EMIT(restarting,0s) SPAWN NOTIFY");
+	expect(&r, ev(SVC_EV_START_OK), T0 + 3 * S, SVC_RUNNING, "EMIT(started) NOTIFY");
+	svc_fini(&r);
+	/* ... unless a stop came after it: the stop wins */
+	svc_init(&r, &cfg, "web");
+	reach(&r, STARTING);
+	expect(&r, ev(SVC_EV_USER_RESTART), T0, SVC_STARTING, "");
+	expect(&r, ev(SVC_EV_USER_STOP), T0, SVC_STARTING, "");
+	expect(&r, ev(SVC_EV_START_OK), T0 + S, SVC_STOPPING,
+	       "EMIT(started) STOP_SIGNAL EMIT(stopping) ARM(grace,+10s) NOTIFY");
+	expect(&r, ev_exit(143, SIGTERM, false), T0 + 2 * S, SVC_STOPPED,
+	       "RECORD_EXIT EMIT(exited) CANCEL EMIT(stopped) NOTIFY");
+	assert_false(r.restart_after_start);
+	svc_fini(&r);
 }
 
 /* ---- health ---------------------------------------------------------------- */
