@@ -374,6 +374,11 @@ if not ROOT:
         holder, pasta = rl_pids(state)
         assert holder and pasta
         assert wait_for(lambda: st.wget("cli-1", "http://web/"), what="web by name")
+        # `up` again: a new supervisor takes the stack and its DNS port over
+        old = st.supervisor()
+        st.up()
+        assert st.supervisor() != old
+        assert wait_for(lambda: st.wget("cli-1", "http://web/"), what="web by name, new one")
         sup = st.supervisor()
         os.kill(sup, signal.SIGKILL)
         wait_for(lambda: not alive(sup), what="the supervisor to die")
