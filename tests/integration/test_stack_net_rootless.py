@@ -185,20 +185,21 @@ class Stack:
         return None
 
 
-def leftovers(state, pids):
-    """What a rootless stack left: its networks, the rootless namespace's processes
-    and files, the rules' record, netns files, supervisors and keepers."""
-    found = [f"process {p}" for p in pids if p and alive(p)]
-    run = state.root / "run"
-    for f in ("rootless-netns", "nft-hutch.rules", "ip-forward-by-hutch"):
-        if (run / f).exists():
-            found.append(f"run/{f}")
-    d = run / "netns"
-    if d.exists() and os.listdir(d):
-        found.append(f"netns files {os.listdir(d)}")
+def leftovers(st, state, pids):
+    """What the rootless stack st left: its networks, supervisors and keepers, and,
+    when no other network has a container on it, the rootless namespace's processes
+    and files (the rules' record with them)."""
     nets = state.root / "networks"
-    if nets.exists():
-        found += [f"network {n}" for n in os.listdir(nets) if not n.startswith(".")]
+    found = [f"network {n}" for n in (os.listdir(nets) if nets.exists() else [])
+             if n.startswith(st.name)]
+    others = [json.loads(l) for l in
+              st.hutch("network", "ls", "--format", "json").stdout.splitlines()]
+    if not any(n["members"] for n in others):
+        found += [f"process {p}" for p in pids if p and alive(p)]
+        run = state.root / "run"
+        for f in ("rootless-netns", "nft-hutch.rules", "ip-forward-by-hutch"):
+            if (run / f).exists():
+                found.append(f"run/{f}")
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -206,7 +207,7 @@ def leftovers(state, pids):
             cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if alive(d) and str(state.root) in cmd and "pytest" not in cmd:
+        if alive(d) and str(state.root) in cmd and st.name in cmd and "pytest" not in cmd:
             found.append(f"process {d}: {cmd}")
     return found
 
@@ -314,7 +315,7 @@ if not ROOT:
                  timeout=20, what="api back at its addresses")
         assert st.lookup("cli-1", "api") == apis
         st.down()
-        wait_for(lambda: not leftovers(state, [holder, pasta]), what="nothing left after down")
+        wait_for(lambda: not leftovers(st, state, [holder, pasta]), what="nothing left after down")
         with pytest.raises(OSError):
             fetch("127.0.0.1", port, timeout=1)
 
@@ -352,7 +353,7 @@ if not ROOT:
         assert st.lookup("cli-1", f"db.{st.name}") == []
         assert st.wget("cli-1", f"http://{db}/") is None
         st.down()
-        wait_for(lambda: not leftovers(state, []), what="nothing left after down")
+        wait_for(lambda: not leftovers(st, state, []), what="nothing left after down")
 
     def test_rootless_killed_supervisor_then_down_leaves_nothing(make, upstream, state):
         port = free_port()
@@ -391,7 +392,7 @@ if not ROOT:
         os.kill(sup, signal.SIGKILL)
         wait_for(lambda: not alive(sup), what="the supervisor to die")
         st.down()
-        wait_for(lambda: not leftovers(state, [holder, pasta, pasta2]),
+        wait_for(lambda: not leftovers(st, state, [holder, pasta, pasta2]),
                  what="nothing left after down")
 
     def test_rootless_port_limits_said(hutch, tmp):
