@@ -10,7 +10,9 @@ makes. Names not the stack's are forwarded to a fake upstream the test starts on
 host's loopback; published ports are reached from the host's own addresses. No packet
 leaves the machine.
 
-As root, stacks are rootful (test_stack_net.py): these tests run in the rootless run.
+As root, stacks are rootful (test_stack_net.py): the root run runs a rootless hutch as
+nobody inside network namespaces of its own ("host" and "other", another host), as
+test_network_rootless.py does.
 """
 import json
 import os
@@ -407,3 +409,55 @@ if not ROOT:
             "address of the host are published for now (pasta)" in cp.stderr, cp.stderr
         assert not (tmp / "root" / "networks").exists()
         assert "rl-" not in hutch("ps", "-a").stdout
+else:
+    # as root: a rootless hutch run as nobody inside namespaces the test makes
+    # (test_network_rootless.py's as_nobody: "host" 10.77.0.1, "other" 10.77.0.2)
+    import subprocess
+
+    from test_network_rootless import as_nobody  # noqa: F401 (a fixture)
+    from test_stack_net import FAKE_UPSTREAM
+
+    def test_rootless_stack_from_another_host(as_nobody):
+        """A rootless stack: a service reached by name, a name forwarded to an upstream
+        on the other host, the published port reached from the other host with its
+        address seen; down leaves nothing."""
+        h = as_nobody
+        log = h.home / "upstream.log"
+        up = subprocess.Popen(["ip", "netns", "exec", h.other, "python3", "-c", FAKE_UPSTREAM,
+                               "10.77.0.2", str(log)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: Path(f"{log}.ready").exists(), what="the fake upstream")
+            d = h.home / "stk"
+            d.mkdir()
+            f = d / "hutch.ini"
+            f.write_text("[stack]\nname = rlh\ndns_upstream = 10.77.0.2\n\n"
+                         "[service.web]\nimage = bb\ninit = true\n"
+                         f"command = httpd -f -p 80 -h /www\nvolumes = {h.www}:/www:ro\n"
+                         "ports = 20482:80\n\n"
+                         "[service.cli]\nimage = bb\ncommand = sleep 1000\n")
+            for p in (d, f):
+                os.chown(p, h.home.stat().st_uid, h.home.stat().st_gid)
+            h("up", "-d", "--wait", "-f", f)
+            get = lambda: (lambda cp: cp.stdout if cp.returncode == 0 else None)(
+                subprocess.run(["ip", "netns", "exec", h.other, "timeout", "3",
+                                "/bin/busybox", "wget", "-qO-",
+                                "http://10.77.0.1:20482/cgi-bin/ip"],
+                               capture_output=True, text=True))
+            got = wait_for(get, what="the published port from the other host")
+            assert unmapped(got) == "10.77.0.2", got
+            out = h("exec", "rlh-cli-1", "wget", "-qO-", "http://web/", check=False)
+            assert out.stdout == "hello from hutch\n", out
+            out = h("exec", "rlh-cli-1", "nslookup", "example.test", check=False).stdout
+            assert "192.0.2.77" in out, out
+            assert "example.test" in log.read_text().split()
+            holder, pasta = (int((h.root / "run" / "rootless-netns" / n).read_text().split()[0])
+                             for n in ("holder", "pasta"))
+            h("down", "-t", "0", "-f", f)
+            wait_for(lambda: not alive(holder) and not alive(pasta),
+                     what="holder and pasta to go")
+            assert not (h.root / "run" / "rootless-netns").exists()
+            assert h("network", "ls", "-q").stdout.split() == []
+        finally:
+            up.kill()
+            up.wait()
