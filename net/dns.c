@@ -1034,6 +1034,24 @@ static int read_resolv_conf(struct hutch_dns *d, const char *path, bool loopback
 	return 0;
 }
 
+/* Sockets bound elsewhere (hutch_dns_config.listen_fds): watched as they are. */
+static void listen_given(struct hutch_dns *d, struct listener *l, int udp_fd, int tcp_fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t got = sizeof(ss);
+	l->udp_fd = udp_fd;
+	l->tcp_fd = tcp_fd;
+	if (getsockname(udp_fd, (struct sockaddr *)&ss, &got) == 0)
+		l->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+							: ((struct sockaddr_in6 *)&ss)->sin6_port);
+	fcntl(udp_fd, F_SETFL, fcntl(udp_fd, F_GETFL) | O_NONBLOCK);
+	fcntl(tcp_fd, F_SETFL, fcntl(tcp_fd, F_GETFL) | O_NONBLOCK);
+	set_fd(d, l->udp_fd, FD_UDP_LISTEN, l);
+	set_fd(d, l->tcp_fd, FD_TCP_LISTEN, l);
+	watch(d, l->udp_fd, EPOLLIN);
+	watch(d, l->tcp_fd, EPOLLIN);
+}
+
 static int listen_on(struct hutch_dns *d, struct listener *l, const char *spec, bool freebind,
 		     struct hutch_err **err)
 {
@@ -1102,11 +1120,19 @@ struct hutch_dns *hutch_dns_new(const struct hutch_dns_config *cfg,
 	for (size_t i = 0; i < cfg->n_listen; i++) {
 		d->listeners[i].udp_fd = d->listeners[i].tcp_fd = -1;
 		d->n_listeners++;
-		if (listen_on(d, &d->listeners[i], cfg->listen[i], cfg->freebind, err) < 0)
+		if (cfg->listen_fds)
+			listen_given(d, &d->listeners[i], cfg->listen_fds[2 * i],
+				     cfg->listen_fds[2 * i + 1]);
+		else if (listen_on(d, &d->listeners[i], cfg->listen[i], cfg->freebind, err) < 0)
 			goto fail;
 	}
 	return d;
 fail:
+	/* the given sockets not yet ours are closed too */
+	for (size_t i = d->n_listeners; cfg->listen_fds && i < cfg->n_listen; i++) {
+		close(cfg->listen_fds[2 * i]);
+		close(cfg->listen_fds[2 * i + 1]);
+	}
 	hutch_dns_free(d);
 	return NULL;
 }

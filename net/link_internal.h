@@ -56,5 +56,9 @@ int net_rootless_pasta(const struct hutch_net_ctx *ctx, const struct net_rootles
 /* pasta, the holder and their files gone (the namespace with them). */
 void net_rootless_stop(const struct hutch_net_ctx *ctx);
 /* fn(arg) in a child in the namespace (and its user namespace); its error back. */
+/* fds[2i], fds[2i+1]: UDP and listening TCP sockets on addrs[i] ("IP:PORT",
+ * IP_FREEBIND) made in the namespace by a child, passed back. */
+int net_rootless_sockets(const struct net_rootless *rl, const char *const *addrs, size_t n,
+			 int *fds, struct hutch_err **err);
 int net_rootless_run(const struct net_rootless *rl, int (*fn)(void *arg, struct hutch_err **err),
 		     void *arg, struct hutch_err **err);

@@ -63,6 +63,12 @@ struct hutch_dns_config {
 	 * (IP_FREEBIND): a stack's server listens on its networks' gateways,
 	 * whose bridges come and go with their first and last container */
 	bool freebind;
+	/* sockets bound already, in place of binding listen's addresses here: a
+	 * UDP and a listening TCP one per listen address (2 * n_listen; taken,
+	 * also on failure). A rootless stack's server listens in the rootless
+	 * network namespace, which the caller cannot enter itself
+	 * (hutch_net_rootless_dns_sockets) */
+	const int *listen_fds;
 	hutch_dns_watch_fn watch;
 	void *watch_ctx;
 };
@@ -297,3 +303,15 @@ int hutch_net_set_attacher(const struct hutch_net_ctx *ctx, const char *containe
 /* Detach containers whose netns holds no process and whose attaching hutch is
  * gone (a crashed run or monitor), and rebuild the rules: what a crash left. */
 int hutch_net_gc(const struct hutch_net_ctx *ctx, struct hutch_err **err);
+
+/* Rootless: the user's rootless network namespace (net/rootless.c) made if it is
+ * not there (it stays while a network whose owner runs is there: a stack's
+ * supervisor), and for every addrs[i] ("IP:PORT") a UDP and a listening TCP
+ * socket bound in it (IP_FREEBIND), fds[2i] and fds[2i+1]: a stack's DNS
+ * server on its gateways, served by a caller that cannot enter the namespace
+ * (the user namespace it would have to join is for good). *ns_id: which
+ * namespace they are in (hutch_net_rootless_id). */
+int hutch_net_rootless_dns_sockets(const struct hutch_net_ctx *ctx, const char *const *addrs,
+				   size_t n, int *fds, uint64_t *ns_id, struct hutch_err **err);
+/* The rootless network namespace's id now (0: there is none). */
+uint64_t hutch_net_rootless_id(const struct hutch_net_ctx *ctx);

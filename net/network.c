@@ -1608,14 +1608,16 @@ int hutch_net_attach(const struct hutch_net_ctx *ctx, const struct hutch_net_att
  * it nothing of it is left to touch and they run here), the results through
  * shared memory; pasta and the namespace's life are seen to here, after. */
 
-enum rl_op { RL_GC, RL_ATTACH, RL_WIRE, RL_DETACH, RL_REMOVE };
+enum rl_op { RL_GC, RL_ATTACH, RL_WIRE, RL_DETACH, RL_REMOVE, RL_REMOVE_OWNED };
+static int remove_owned_locked(const struct hutch_net_ctx *ctx, const char *name, const char *owner,
+			       struct hutch_err **err);
 
 struct rl_call {
 	const struct hutch_net_ctx *ctx;
 	enum rl_op op;
 	bool force;
 	const struct hutch_net_attach_req *req;
-	const char *container, *name;
+	const char *container, *name, *owner;
 	int pid;
 	struct hutch_net_attachment out;
 	size_t n_ports;
@@ -1684,6 +1686,8 @@ static int rl_fn(void *arg, struct hutch_err **err)
 	case RL_REMOVE:
 		r = gc_locked(c->ctx, &changed, err);
 		return r < 0 ? r : remove_locked(c->ctx, c->name, err);
+	case RL_REMOVE_OWNED:
+		return remove_owned_locked(c->ctx, c->name, c->owner, err);
 	}
 	return -1;
 }
@@ -1746,9 +1750,13 @@ static int rootless_after(const struct hutch_net_ctx *ctx, bool ports_now, bool 
 	if (load_all(ctx, &all, &n, err) < 0)
 		return -1;
 	size_t members = 0, n_ports = 0;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		/* a live owner's network keeps the namespace (a stack's DNS
+		 * server listens in it) */
+		members += owner_alive(&all[i]);
 		for (size_t m = 0; m < all[i].n_members; m++, members++)
 			n_ports += all[i].members[m].n_ports;
+	}
 	struct hutch_port_map *ports = xcalloc(n_ports + 1, sizeof(*ports));
 	n_ports = 0;
 	for (size_t i = 0; i < n; i++)
@@ -1854,9 +1862,11 @@ static int rootless_detach(const struct hutch_net_ctx *ctx, const char *containe
 	size_t n, others = 0;
 	if (load_all(ctx, &all, &n, err) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		others += owner_alive(&all[i]);
 		for (size_t m = 0; m < all[i].n_members; m++)
 			others += strcmp(all[i].members[m].container, container) != 0;
+	}
 	netdefs_free(all, n);
 	if (!others)
 		net_rootless_stop(ctx);
@@ -1904,7 +1914,8 @@ static int refuse_other_owner(const struct netdef *d, const char *owner, struct 
 static int drop_network_locked(const struct hutch_net_ctx *ctx, const struct netdef *d,
 			       struct hutch_err **err)
 {
-	if (net_link_delete(d->bridge, err) < 0)
+	/* rootless without its namespace (not in it): no bridge to take */
+	if (!(ctx->rootless && !net_host_pid) && net_link_delete(d->bridge, err) < 0)
 		return -1;
 	_cleanup_free_ char *dir = nets_dir(ctx);
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1924,7 +1935,8 @@ int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name
 {
 	_cleanup_close_ int lock = -1;
 	bool changed = false;
-	if (lock_networks(ctx, &lock, err) < 0 || gc_locked(ctx, &changed, err) < 0)
+	if (lock_networks(ctx, &lock, err) < 0 ||
+	    (ctx->rootless ? gc_any(ctx, false, err) : gc_locked(ctx, &changed, err)) < 0)
 		return -1;
 	struct netdef d;
 	int r = load_net(ctx, name, &d, err);
@@ -1982,12 +1994,33 @@ int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name
 	return 0;
 }
 
+static int remove_owned_locked(const struct hutch_net_ctx *ctx, const char *name, const char *owner,
+			       struct hutch_err **err);
+
 int hutch_network_remove_owned(const struct hutch_net_ctx *ctx, const char *name, const char *owner,
 			       struct hutch_err **err)
 {
 	_cleanup_close_ int lock = -1;
 	if (lock_networks(ctx, &lock, err) < 0)
 		return -1;
+	if (!ctx->rootless)
+		return remove_owned_locked(ctx, name, owner, err);
+	/* in the rootless namespace; then the namespace goes when nothing
+	 * needs it any more (or pasta forwards what is left) */
+	struct rl_call *c = rl_new(ctx, RL_REMOVE_OWNED, 0);
+	if (!c)
+		return hutch_fail_sys(err, "mmap");
+	c->name = name;
+	c->owner = owner;
+	int r = rl_call(c, err);
+	rl_free(c);
+	int after = rootless_after(ctx, true, false, r < 0 ? NULL : err);
+	return r < 0 ? r : after;
+}
+
+static int remove_owned_locked(const struct hutch_net_ctx *ctx, const char *name, const char *owner,
+			       struct hutch_err **err)
+{
 	struct netdef d;
 	int r = load_net(ctx, name, &d, err);
 	if (r == HUTCH_NET_NOT_FOUND) {
@@ -2022,4 +2055,27 @@ int hutch_network_remove_owned(const struct hutch_net_ctx *ctx, const char *name
 	if (r == 0)
 		r = apply_rules(ctx, err);
 	return r < 0 ? -1 : 0;
+}
+
+/* ---- a rootless stack's DNS server (its sockets in the rootless namespace) ------- */
+
+uint64_t hutch_net_rootless_id(const struct hutch_net_ctx *ctx)
+{
+	struct net_rootless rl;
+	struct stat st;
+	if (!ctx->rootless || !net_rootless_find(ctx, &rl) || stat(rl.netns, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_ino;
+}
+
+int hutch_net_rootless_dns_sockets(const struct hutch_net_ctx *ctx, const char *const *addrs,
+				   size_t n, int *fds, uint64_t *ns_id, struct hutch_err **err)
+{
+	_cleanup_close_ int lock = -1;
+	struct net_rootless rl;
+	if (lock_networks(ctx, &lock, err) < 0 || net_rootless_ensure(ctx, &rl, err) < 0 ||
+	    net_rootless_sockets(&rl, addrs, n, fds, err) < 0)
+		return -1;
+	*ns_id = hutch_net_rootless_id(ctx);
+	return 0;
 }

@@ -19,6 +19,7 @@
  * wires from the holder's through its pid before anything of it runs
  * (hutch_net_wire): a process in the holder's namespace has every capability
  * over both. Files: RUN/rootless-netns/{holder,pasta,pasta.pid,pasta.log}. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -328,6 +329,15 @@ static int start_pasta(const struct hutch_net_ctx *ctx, const struct net_rootles
 				_exit(127);
 			int keep[1] = {-1};
 			close_fds_except(keep, 0);
+			/* signals as a fresh process has them: pasta refuses to start
+			 * with what a caller (a stack's supervisor) blocks or ignores
+			 * ("Couldn't install signal handlers") */
+			sigset_t none;
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+			for (int sig = 1; sig < _NSIG; sig++)
+				if (sig != SIGKILL && sig != SIGSTOP)
+					signal(sig, SIG_DFL);
 			execv(PASTA, argv);
 			dprintf(2, "exec %s: %s\n", PASTA, strerror(errno));
 			_exit(127);
@@ -395,6 +405,129 @@ int net_rootless_pasta(const struct hutch_net_ctx *ctx, const struct net_rootles
 
 /* ---- running in the namespace ------------------------------------------------- */
 
+/* This process into the namespace (and its user namespace, unless in it). */
+static int enter_ns(const struct net_rootless *rl, struct hutch_err **err)
+{
+	_cleanup_close_ int ufd = open(rl->userns, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int nfd = open(rl->netns, O_RDONLY | O_CLOEXEC);
+	struct stat want, cur;
+	if (ufd < 0 || nfd < 0)
+		return hutch_fail_sys(err, "open the rootless network's namespaces");
+	if (fstat(ufd, &want) == 0 && stat("/proc/self/ns/user", &cur) == 0 &&
+	    (want.st_ino != cur.st_ino || want.st_dev != cur.st_dev) &&
+	    setns(ufd, CLONE_NEWUSER) < 0)
+		return hutch_fail_sys(err, "enter the rootless network's user namespace");
+	if (setns(nfd, CLONE_NEWNET) < 0)
+		return hutch_fail_sys(err, "enter the rootless network's namespace");
+	return 0;
+}
+
+/* In the namespace's child: the sockets of addr, IP_FREEBIND (the gateway's
+ * address comes and goes with its bridge). */
+static int bind_pair(const char *addr, int fds[2], struct hutch_err **err)
+{
+	char ip[64];
+	unsigned port;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	if (sscanf(addr, "%63[0-9.]:%u", ip, &port) != 2 || port > 65535 ||
+	    inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+		return hutch_fail(err, EINVAL, "DNS listen address \"%s\" is not IPv4:PORT", addr);
+	sa.sin_port = htons((uint16_t)port);
+	int one = 1;
+	for (int i = 0; i < 2; i++) {
+		fds[i] = socket(AF_INET, (i ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+		if (fds[i] < 0)
+			return hutch_fail_sys(err, "DNS: a socket for %s", addr);
+		setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		setsockopt(fds[i], IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		if (bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    (i && listen(fds[i], 128) < 0))
+			return hutch_fail_sys(err,
+					      "DNS: cannot listen on %s (%s) in the rootless "
+					      "network namespace",
+					      addr, i ? "TCP" : "UDP");
+	}
+	return 0;
+}
+
+int net_rootless_sockets(const struct net_rootless *rl, const char *const *addrs, size_t n,
+			 int *fds, struct hutch_err **err)
+{
+	if (2 * n > 250)
+		return hutch_fail(err, 0, "too many DNS listen addresses (%zu)", n);
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return hutch_fail_sys(err, "socketpair");
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(sp[0]);
+		close(sp[1]);
+		return hutch_fail_sys(err, "fork");
+	}
+	if (pid == 0) {
+		/* bound here, passed back over the socket (SCM_RIGHTS): the
+		 * caller serves them from outside the namespace */
+		close(sp[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		struct hutch_err *e = NULL;
+		int *mine = calloc(2 * n + 1, sizeof(int));
+		int r = mine ? enter_ns(rl, &e) : -1;
+		for (size_t i = 0; r == 0 && i < n; i++)
+			r = bind_pair(addrs[i], &mine[2 * i], &e);
+		char msg[1024] = "";
+		if (r < 0)
+			snprintf(msg, sizeof(msg), "%s%s%s", e && e->msg ? e->msg : "failed",
+				 e && e->errno_ ? ": " : "",
+				 e && e->errno_ ? strerror(e->errno_) : "");
+		union {
+			char buf[CMSG_SPACE(250 * sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = {.iov_base = msg, .iov_len = strlen(msg) + 1};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (r == 0 && n) {
+			mh.msg_control = u.buf;
+			mh.msg_controllen = CMSG_SPACE(2 * n * sizeof(int));
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(2 * n * sizeof(int));
+			memcpy(CMSG_DATA(c), mine, 2 * n * sizeof(int));
+		}
+		_exit(sendmsg(sp[1], &mh, 0) < 0);
+	}
+	close(sp[1]);
+	char msg[1024] = "";
+	union {
+		char buf[CMSG_SPACE(250 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = msg, .iov_len = sizeof(msg) - 1};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	ssize_t got;
+	while ((got = recvmsg(sp[0], &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	close(sp[0]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	size_t n_got = 0;
+	for (struct cmsghdr *c = got > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			n_got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			memcpy(fds, CMSG_DATA(c), n_got * sizeof(int));
+		}
+	if (got > 0 && !msg[0] && n_got == 2 * n)
+		return 0;
+	for (size_t i = 0; i < n_got; i++)
+		close(fds[i]);
+	return hutch_fail(err, 0, "%s",
+			  got > 0 && msg[0] ? msg : "the helper in the rootless network died");
+}
+
 struct run_report {
 	int r, errno_;
 	char msg[2048];
@@ -420,18 +553,7 @@ int net_rootless_run(const struct net_rootless *rl, int (*fn)(void *arg, struct 
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 		struct hutch_err *e = NULL;
 		int r = -1;
-		int ufd = open(rl->userns, O_RDONLY | O_CLOEXEC);
-		int nfd = open(rl->netns, O_RDONLY | O_CLOEXEC);
-		struct stat want, cur;
-		if (ufd < 0 || nfd < 0) {
-			hutch_fail_sys(&e, "open the rootless network's namespaces");
-		} else if (fstat(ufd, &want) == 0 && stat("/proc/self/ns/user", &cur) == 0 &&
-			   (want.st_ino != cur.st_ino || want.st_dev != cur.st_dev) &&
-			   setns(ufd, CLONE_NEWUSER) < 0) {
-			hutch_fail_sys(&e, "enter the rootless network's user namespace");
-		} else if (setns(nfd, CLONE_NEWNET) < 0) {
-			hutch_fail_sys(&e, "enter the rootless network's namespace");
-		} else {
+		if (enter_ns(rl, &e) == 0) {
 			/* the host's sockets (ports in use) are those of the caller's
 			 * namespace, not of this one */
 			net_host_pid = parent;

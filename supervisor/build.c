@@ -246,41 +246,28 @@ static int security_opts(const struct sup_build_ctx *b, const struct stack_servi
 
 /* A service's published ports, as net/ reads them (the message names the value):
  * a fixed host port is one replica's, so a service with several publishes
- * container ports only (each replica gets a free host port). Rootless, a
- * stack's networks are not there yet: ports and networks are refused rather
- * than dropped, so that nobody waits on a port that never opens; with the
- * host's network the service's ports are the host's anyway, as Docker has it. */
+ * container ports only (each replica gets a free host port). Rootless, pasta
+ * publishes TCP ports on every address of the host only; with the host's
+ * network the service's ports are the host's anyway, as Docker has it. */
 static int check_net_options(const struct sup_build_ctx *b, const struct stack_service *svc,
 			     struct hutch_err **err)
 {
 	const struct stack_option *net = stack_service_option(svc, "network");
 	bool host = net && net->text && !strcmp(net->text, "host");
 	const struct stack_option *ports = stack_service_option(svc, "ports");
-	if (b->rt->rootless) {
-		static const char *const keys[] = {"ports", "networks", "aliases"};
-		for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-			const struct stack_option *o = stack_service_option(svc, keys[i]);
-			if (!o || !o->n_words || (host && !strcmp(keys[i], "ports")))
-				continue;
-			/* compose's `networks: [default]` is what a rootless stack has */
-			bool only_default = !strcmp(keys[i], "networks");
-			for (size_t w = 0; only_default && w < o->n_words; w++)
-				only_default = !strcmp(o->words[w], "default");
-			if (only_default)
-				continue;
-			hutch_fail(err, 0,
-				   "a stack's networks, aliases and published ports need root for "
-				   "now (rootless, a service runs on loopback alone): run hutch as "
-				   "root, or use network = host (compose: network_mode: host) to "
-				   "reach the service on the host's ports");
-			return at_opt(err, b, o, keys[i]);
-		}
-		return 0;
-	}
 	for (size_t i = 0; ports && !host && i < ports->n_words; i++) {
 		struct hutch_port_map p;
 		if (hutch_port_parse(ports->words[i], &p, err) < 0)
 			return at_opt(err, b, ports, "ports");
+		if (b->rt->rootless && (p.proto != HUTCH_PORT_TCP || p.host_ip)) {
+			_cleanup_free_ char *shown =
+			    printable(ports->words[i], strlen(ports->words[i]));
+			hutch_fail(err, 0,
+				   "'%s': rootless, only TCP ports on every address of the host "
+				   "are published for now (pasta): drop the address or /udp",
+				   shown);
+			return at_opt(err, b, ports, "ports");
+		}
 		if (p.host_port && svc->replicas > 1) {
 			_cleanup_free_ char *shown =
 			    printable(ports->words[i], strlen(ports->words[i]));

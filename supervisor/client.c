@@ -221,7 +221,7 @@ int hutch_stack_down_offline(const char *data_root, const char *run_root, bool r
 	hutch_runtime_fini(&rt);
 	/* the networks a killed supervisor left (its containers are gone now) */
 	struct hutch_err *ne = NULL;
-	if (!rootless && sup_net_cleanup_offline(data_root, run_root, name, &ne) < 0) {
+	if (sup_net_cleanup_offline(data_root, run_root, name, rootless, &ne) < 0) {
 		fprintf(stderr, "hutch: down: %s\n", ne && ne->msg ? ne->msg : "networks");
 		rc = -1;
 	}

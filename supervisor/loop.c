@@ -566,10 +566,11 @@ starter_main(struct sup *s, struct replica *rep, struct hutch_spec *spec, int pi
 		rc = hutch_state_find(&s->rt, rep->id, &st, &err);
 		if (rc == 0)
 			rc = sup_net_attach(s->net, rep->svc->ss, rep->id, rep->cname, NULL, &err);
-		if (rc == 0)
+		if (rc == 0) {
+			sup_net_runtime(s->net, &s->rt);
 			rc = hutch_container_start_existing(&s->rt, st, img->layer_fds,
 							    img->n_layers, &err);
-		else if (rc == HUTCH_STATE_NOT_FOUND) {
+		} else if (rc == HUTCH_STATE_NOT_FOUND) {
 			/* removed behind our back: made anew */
 			hutch_err_free(&err);
 			rc = sup_build_spec(&s->bctx, rep->svc->ss, rep->index, rep->id, img,
@@ -578,9 +579,11 @@ starter_main(struct sup *s, struct replica *rep, struct hutch_spec *spec, int pi
 	}
 	if (spec)
 		rc = sup_net_attach(s->net, rep->svc->ss, rep->id, rep->cname, spec, &err);
-	if (spec && rc == 0)
+	if (spec && rc == 0) {
+		sup_net_runtime(s->net, &s->rt);
 		rc =
 		    hutch_container_run_detached(&s->rt, spec, img->layer_fds, img->n_layers, &err);
+	}
 	if (rc == 0)
 		_exit(0);
 	sup_net_release(s->net, rep->id);

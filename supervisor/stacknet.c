@@ -1,4 +1,4 @@
-/* A stack's networks and its DNS server (rootful; docs/network.md, "Stacks").
+/* A stack's networks and its DNS server (docs/network.md, "Stacks").
  *
  * Every network of the stack is a net/ bridge network owned by the stack
  * ("stack NAME"): STACK_default for services that name none, STACK_NAME for
@@ -8,7 +8,16 @@
  * detaches it when it exits (`hutch internal finish`). The supervisor hosts one
  * DNS server (net/dns.c) for all the stack's networks in its event loop, behind
  * one epoll fd of its own, and rebuilds its names from the networks' members
- * whenever a replica starts or stops, so the server answers the live state. */
+ * whenever a replica starts or stops, so the server answers the live state.
+ *
+ * Rootless, the networks' bridges are in the user's rootless network namespace
+ * (net/rootless.c): a replica's container gets a network namespace of its own
+ * under the namespace's user namespace, which its starter enters for the clone
+ * (the supervisor stays outside it: pasta is started from there), wired from
+ * the rootless namespace once its process exists. The DNS server's sockets are
+ * bound in the rootless namespace by a helper of net/'s and served here; a
+ * live supervisor's networks keep that namespace, and when it was replaced
+ * anyway (its holder killed) the sockets are bound again in the new one. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,8 +50,13 @@ struct sup_net {
 	size_t n;
 	struct hutch_dns *dns;
 	int ep, timer_fd;
-	int pid; /* the supervisor's */
+	int pid;	/* the supervisor's */
+	uint64_t ns_id; /* rootless: the namespace the DNS server's sockets are in */
 };
+
+/* Rootless, in a starter: the user namespace its container is made under (the
+ * rootless network's), set by sup_net_attach. */
+static char starter_userns[64];
 
 static void netlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void netlog(const char *fmt, ...)
@@ -270,10 +284,24 @@ static struct hutch_dns_records *build_records(struct sup_net *net)
 	return rec;
 }
 
+static int start_dns(struct sup_net *net, struct hutch_err **err);
+
 void sup_net_refresh(struct sup_net *net)
 {
 	if (!net || !net->dns)
 		return;
+	uint64_t now = net->ctx.rootless ? hutch_net_rootless_id(&net->ctx) : 0;
+	if (now && now != net->ns_id) {
+		/* the rootless namespace was made anew: the server's sockets in it */
+		_cleanup_err_ struct hutch_err *err = NULL;
+		hutch_dns_free(net->dns);
+		net->dns = NULL;
+		if (start_dns(net, &err) < 0) {
+			netlog("dns: %s", err ? err->msg : "?");
+			return;
+		}
+		netlog("dns: listening again in the new rootless network namespace");
+	}
 	hutch_dns_set_records(net->dns, build_records(net));
 }
 
@@ -315,18 +343,56 @@ static void remove_stale(struct sup_net *net)
 	hutch_net_info_list_free(all, n);
 }
 
+/* The DNS server: one on every network's gateway, port 53. IP_FREEBIND: a
+ * network's bridge (and so its gateway address) exists only while a container
+ * is on it, and a stack whose replicas all restart would lose a server bound
+ * the ordinary way with it. Rootless, its sockets are bound in the rootless
+ * network namespace. */
+static int start_dns(struct sup_net *net, struct hutch_err **err)
+{
+	const struct hutch_stack *stack = net->stack;
+	char **listen = xcalloc(net->n, sizeof(char *));
+	for (size_t i = 0; i < net->n; i++)
+		listen[i] = xasprintf("%s:53", net->nets[i].info.gateway);
+	int *fds = xcalloc(2 * net->n + 1, sizeof(int));
+	int r = 0;
+	if (net->ctx.rootless)
+		r = hutch_net_rootless_dns_sockets(&net->ctx, (const char *const *)listen, net->n,
+						   fds, &net->ns_id, err);
+	struct hutch_dns_config cfg = {
+	    .listen = (const char *const *)listen,
+	    .n_listen = net->n,
+	    .listen_fds = net->ctx.rootless ? fds : NULL,
+	    .upstreams = (const char *const *)stack->dns_upstream,
+	    .n_upstreams = stack->n_dns_upstream,
+	    /* the supervisor forwards from the host's own network namespace
+	     * (rootless too: it is outside the rootless one), where a resolver
+	     * on the host's loopback (systemd-resolved's 127.0.0.53) answers */
+	    .upstream_loopback_ok = true,
+	    .freebind = true,
+	    .watch = dns_watch,
+	    .watch_ctx = net,
+	};
+	if (r == 0)
+		net->dns = hutch_dns_new(&cfg, NULL, err);
+	strv_free(listen, net->n);
+	free(fds);
+	if (r < 0 || !net->dns)
+		return -1;
+	arm_timer(net);
+	return 0;
+}
+
 int sup_net_open(struct sup_net **out, const struct hutch_stack *stack, const char *data_root,
 		 const char *run_root, bool rootless, struct hutch_err **err)
 {
 	*out = NULL;
-	/* rootless: no networks yet (build.c refuses what would need one) */
-	if (rootless)
-		return 0;
 	struct sup_net *net = xcalloc(1, sizeof(*net));
 	net->stack = stack;
 	net->data_root = xstrdup(data_root);
 	net->run_root = xstrdup(run_root);
-	net->ctx = (struct hutch_net_ctx){.data_root = net->data_root, .run_root = net->run_root};
+	net->ctx = (struct hutch_net_ctx){
+	    .data_root = net->data_root, .run_root = net->run_root, .rootless = rootless};
 	net->owner = owner_of(stack->name);
 	net->ep = net->timer_fd = -1;
 	net->pid = getpid();
@@ -387,29 +453,7 @@ int sup_net_open(struct sup_net **out, const struct hutch_stack *stack, const ch
 	}
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = net->timer_fd};
 	epoll_ctl(net->ep, EPOLL_CTL_ADD, net->timer_fd, &ev);
-	/* one server on every network's gateway, port 53. IP_FREEBIND: a
-	 * network's bridge (and so its gateway address) exists only while a
-	 * container is on it, and a stack whose replicas all restart would lose
-	 * a server bound the ordinary way with it */
-	char **listen = xcalloc(net->n, sizeof(char *));
-	for (size_t i = 0; i < net->n; i++)
-		listen[i] = xasprintf("%s:53", net->nets[i].info.gateway);
-	struct hutch_dns_config cfg = {
-	    .listen = (const char *const *)listen,
-	    .n_listen = net->n,
-	    .upstreams = (const char *const *)stack->dns_upstream,
-	    .n_upstreams = stack->n_dns_upstream,
-	    /* the supervisor forwards from the host's own network namespace, where
-	     * a resolver on the host's loopback (systemd-resolved's 127.0.0.53)
-	     * answers */
-	    .upstream_loopback_ok = true,
-	    .freebind = true,
-	    .watch = dns_watch,
-	    .watch_ctx = net,
-	};
-	net->dns = hutch_dns_new(&cfg, NULL, err);
-	strv_free(listen, net->n);
-	if (!net->dns) {
+	if (start_dns(net, err) < 0) {
 		hutch_err_wrap(err, "stack %s: its DNS server", stack->name);
 		goto fail;
 	}
@@ -453,9 +497,10 @@ void sup_net_down(struct sup_net *net)
 }
 
 int sup_net_cleanup_offline(const char *data_root, const char *run_root, const char *stack,
-			    struct hutch_err **err)
+			    bool rootless, struct hutch_err **err)
 {
-	struct hutch_net_ctx ctx = {.data_root = data_root, .run_root = run_root};
+	struct hutch_net_ctx ctx = {
+	    .data_root = data_root, .run_root = run_root, .rootless = rootless};
 	_cleanup_free_ char *owner = owner_of(stack);
 	struct hutch_net_info *all = NULL;
 	size_t n = 0;
@@ -542,8 +587,9 @@ int sup_net_attach(const struct sup_net *net, const struct stack_service *ss, co
 		rc = hutch_net_attach(&net->ctx, &req, &at, err);
 		if (rc == 0) {
 			free(at.ports);
-			if (!*netns) {
+			if (!*first_addr) {
 				snprintf(netns, sizeof(netns), "%s", at.netns);
+				snprintf(starter_userns, sizeof(starter_userns), "%s", at.userns);
 				memcpy(first_addr, at.address, sizeof(first_addr));
 				memcpy(first_dns, at.dns, sizeof(first_dns));
 			}
@@ -555,7 +601,9 @@ int sup_net_attach(const struct sup_net *net, const struct stack_service *ss, co
 	}
 	free(ports);
 	if (rc == 0 && spec) {
-		hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, netns);
+		/* rootless: a network namespace of its own (a new one), wired later */
+		if (*netns)
+			hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, netns);
 		if (!spec->dns.n_servers)
 			rc = hutch_spec_add_dns_server(spec, first_dns, err);
 		if (rc == 0)
@@ -572,4 +620,18 @@ void sup_net_release(const struct sup_net *net, const char *id)
 {
 	if (net)
 		hutch_net_detach(&net->ctx, id, NULL);
+}
+
+static int wire(void *data, const char *id, pid_t pid, struct hutch_err **err)
+{
+	return hutch_net_wire(data, id, pid, err);
+}
+
+void sup_net_runtime(const struct sup_net *net, struct hutch_runtime *rt)
+{
+	if (!net || !net->ctx.rootless || !starter_userns[0])
+		return;
+	rt->userns_parent = starter_userns;
+	rt->on_created = wire;
+	rt->on_created_data = (void *)&net->ctx;
 }

@@ -180,10 +180,10 @@ void sup_probe_kill(struct sup_probe *p);
 /* ---- loop.c ---------------------------------------------------------------- */
 int sup_json_escape_into(char *buf, size_t len, const char *s);
 
-/* ---- stacknet.c: the stack's networks and its DNS server (rootful) ----------- */
+/* ---- stacknet.c: the stack's networks and its DNS server --------------------- */
 struct sup_net;
 /* Make (or take over) the stack's networks and start its DNS server; *out is
- * NULL when the stack has none (rootless, or every service on none or host). */
+ * NULL when the stack has none (every service on none or host). */
 int sup_net_open(struct sup_net **out, const struct hutch_stack *stack, const char *data_root,
 		 const char *run_root, bool rootless, struct hutch_err **err);
 /* The one fd the loop watches for the DNS server (an epoll of its own), -1
@@ -197,6 +197,10 @@ void sup_net_refresh(struct sup_net *net);
  * again) gets the network namespace, its nameserver and /etc/hosts lines. */
 int sup_net_attach(const struct sup_net *net, const struct stack_service *ss, const char *id,
 		   const char *cname, struct hutch_spec *spec, struct hutch_err **err);
+/* Rootless, in the starter after sup_net_attach: rt makes the container
+ * under the rootless network's user namespace (this process enters it for
+ * good) and wires its network once its process exists. */
+void sup_net_runtime(const struct sup_net *net, struct hutch_runtime *rt);
 /* Take a container whose start failed off its networks. */
 void sup_net_release(const struct sup_net *net, const char *id);
 /* The stack is down: its networks go (the DNS server first). */
@@ -205,4 +209,4 @@ void sup_net_down(struct sup_net *net);
 void sup_net_close(struct sup_net *net);
 /* `down` without a supervisor: the networks the stack's owned. */
 int sup_net_cleanup_offline(const char *data_root, const char *run_root, const char *stack,
-			    struct hutch_err **err);
+			    bool rootless, struct hutch_err **err);

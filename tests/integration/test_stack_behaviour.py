@@ -1264,6 +1264,12 @@ def kill_for_reboot(s):
     cgroups = [json.loads(s.state.run("inspect", r["container"]).stdout)[0].get("cgroup")
                for r in rows]
     procs.append(s.supervisor_pid())
+    # rootless: the rootless network namespace's holder and pasta go too
+    for f in ("holder", "pasta"):
+        try:
+            procs.append(int((s.state.root / "run" / "rootless-netns" / f).read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            pass
     for pid in set(procs):
         try:
             os.kill(pid, signal.SIGKILL)

@@ -8,7 +8,7 @@ bind-mounts stay in the host's mount namespace) and deletes after; "another host
 second namespace on a veth, and the upstream resolver is a fake one the test starts on a
 veth address of the test namespace. No packet leaves them.
 
-Rootless, stacks have no networks yet: the rootless run asserts the refusal.
+Rootless stacks are test_stack_net_rootless.py's.
 """
 import json
 import os
@@ -204,23 +204,7 @@ def leftovers(ns, state, keep=("lo",)):
     return found
 
 
-if not ROOT:
-    def test_rootless_stack_networks_refused(hutch, tmp):
-        """Not there yet, and said so at the key's line; a stack without them runs."""
-        f = tmp / "hutch.ini"
-        f.write_text("[stack]\nname = rl\n\n[network.back]\ninternal = true\n\n"
-                     "[service.web]\nimage = bb\ncommand = true\nports = 8080:80\n\n"
-                     "[service.db]\nimage = bb\ncommand = true\nnetworks = back\n"
-                     "aliases = store\n")
-        cp = hutch("up", "-d", "-f", f, check=False, cwd=tmp)
-        assert cp.returncode != 0
-        for line, key in ((10, "ports"), (15, "networks")):
-            assert f"{f}:{line}: {key}: a stack's networks, aliases and published ports " \
-                "need root for now" in cp.stderr, cp.stderr
-        assert "network = host" in cp.stderr
-        assert not (tmp / "root" / "networks").exists()
-        assert "rl-" not in hutch("ps", "-a").stdout
-else:
+if ROOT:
     @pytest.fixture
     def ns(state):
         made = []
