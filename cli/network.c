@@ -77,8 +77,8 @@ static int set_net_opt(void *arg, int id, const char *v)
 
 static void print_table_row(const struct hutch_net_info *n)
 {
-	printf("%-12.12s  %-20s  %-18s  %-15s  %-8s  %zu\n", n->id, n->name, n->subnet, n->bridge,
-	       n->internal ? "yes" : "no", n->n_members);
+	printf("%-12.12s  %-20s  %-18s  %-15s  %-8s  %-10zu  %s\n", n->id, n->name, n->subnet,
+	       n->bridge, n->internal ? "yes" : "no", n->n_members, n->owner ? n->owner : "");
 }
 
 /* The network's DNS server process, as `inspect` shows it. */
@@ -199,8 +199,8 @@ int cmd_network(struct cli_ctx *ctx, int argc, char **argv)
 		if (hutch_network_list(&nctx, &list, &n, &err) < 0)
 			return cli_report(ctx, err);
 		if (!a.json && !a.quiet)
-			printf("%-12s  %-20s  %-18s  %-15s  %-8s  %s\n", "NETWORK ID", "NAME",
-			       "SUBNET", "BRIDGE", "INTERNAL", "CONTAINERS");
+			printf("%-12s  %-20s  %-18s  %-15s  %-8s  %-10s  %s\n", "NETWORK ID",
+			       "NAME", "SUBNET", "BRIDGE", "INTERNAL", "CONTAINERS", "OWNER");
 		for (size_t i = 0; i < n; i++) {
 			if (a.quiet) {
 				printf("%s\n", list[i].name);

@@ -297,6 +297,33 @@ int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct h
 	return 0;
 }
 
+/* The bridge port's hairpin mode (IFLA_BRPORT_MODE): a container reaching its
+ * own published port through the host's address gets its packets back out of
+ * the port they came in by. With br_netfilter (bridge-nf-call-iptables) the
+ * DNAT happens while the frame is being bridged, and a bridge never sends a
+ * frame back out of its ingress port unless the port is in hairpin mode. */
+static int port_hairpin(struct nl_sock *sk, const char *host_if, struct hutch_err **err)
+{
+	int index = (int)if_nametoindex(host_if);
+	if (!index)
+		return hutch_fail_sys(err, "find veth %s", host_if);
+	struct nl_msg *msg = nlmsg_alloc_simple(RTM_SETLINK, 0);
+	if (!msg)
+		return hutch_fail(err, ENOMEM, "allocate a netlink message");
+	struct ifinfomsg ifi = {.ifi_family = AF_BRIDGE, .ifi_index = index};
+	struct nlattr *pi;
+	int r = -NLE_NOMEM;
+	if (nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) == 0 &&
+	    (pi = nla_nest_start(msg, IFLA_PROTINFO | NLA_F_NESTED)) &&
+	    nla_put_u8(msg, IFLA_BRPORT_MODE, 1) == 0 && nla_nest_end(msg, pi) == 0)
+		r = nl_send_sync(sk, msg); /* frees msg */
+	else
+		nlmsg_free(msg);
+	if (r < 0)
+		return hutch_fail(err, 0, "set hairpin mode on %s: %s", host_if, nl_geterror(r));
+	return 0;
+}
+
 int net_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
 		    const char *ifname, uint32_t address, int prefix, uint32_t gateway,
 		    struct hutch_err **err)
@@ -346,6 +373,10 @@ int net_veth_attach(const char *bridge, const char *host_if, const char *netns_p
 	rtnl_link_veth_release(veth);
 	if (r < 0)
 		return hutch_fail(err, 0, "create veth %s: %s", host_if, nl_geterror(r));
+	if (port_hairpin(sk, host_if, err) < 0) {
+		net_link_delete(host_if, NULL);
+		return -1;
+	}
 	/* one look at the peer (its index) for the rest */
 	_cleanup_link_ struct rtnl_link *link = NULL;
 	r = rtnl_link_get_kernel(inner, 0, ifname, &link);

@@ -484,7 +484,8 @@ static bool zombie(int pid);
 static bool attacher_alive(const struct member *m)
 {
 	return m->attacher_pid > 0 && m->attacher_start &&
-	       net_proc_start_time(m->attacher_pid) == m->attacher_start && !zombie(m->attacher_pid);
+	       net_proc_start_time(m->attacher_pid) == m->attacher_start &&
+	       !zombie(m->attacher_pid);
 }
 
 /* A zombie is no owner: a supervisor killed whose parent does not reap it
@@ -777,6 +778,14 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 			fprintf(f,
 				"    ip saddr %s oifname != \"%s\" oifname != \"lo\" masquerade\n",
 				sub, all[i].bridge);
+		/* hairpin: a container reaching its own network's published port by
+		 * the host's address is DNATed back into the bridge; the server's
+		 * reply to a neighbour (or itself) would go straight over the
+		 * bridge, unseen by conntrack, from an address the client never
+		 * asked: the client sees the gateway instead, so the reply comes
+		 * back through the host */
+		fprintf(f, "    ip saddr %s oifname \"%s\" ct status dnat masquerade\n", sub,
+			all[i].bridge);
 	}
 	fputs("  }\n", f);
 	fputs("  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
@@ -1016,8 +1025,10 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 	json_object_object_add(o, "dns", json_object_new_string(info->dns));
 	json_object_object_add(o, "internal", json_object_new_boolean(info->internal));
 	json_object_object_add(o, "created", json_object_new_string(info->created));
-	if (info->owner)
-		json_object_object_add(o, "owner", json_object_new_string(info->owner));
+	/* always there (null: the user's own), so `ls --format json` can be filtered
+	 * on it */
+	json_object_object_add(o, "owner",
+			       info->owner ? json_object_new_string(info->owner) : NULL);
 	struct json_object *up = json_object_new_array();
 	for (size_t i = 0; i < info->n_dns_servers; i++)
 		json_object_array_add(up, json_object_new_string(info->dns_servers[i]));
@@ -1542,7 +1553,9 @@ static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net
 	}
 	/* who keeps the attachment alive: the caller's supervisor when it says so,
 	 * else the hutch on the host (rootless: the one outside the namespace) */
-	int attacher = req->attacher_pid ? req->attacher_pid : net_host_pid ? net_host_pid : getpid();
+	int attacher = req->attacher_pid ? req->attacher_pid
+		       : net_host_pid	 ? net_host_pid
+					 : getpid();
 	d.members = xrealloc(d.members, (d.n_members + 1) * sizeof(*d.members));
 	struct member *m = &d.members[d.n_members++];
 	*m = (struct member){.container = xstrdup(req->container),

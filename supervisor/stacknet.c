@@ -257,8 +257,12 @@ static struct hutch_dns_records *build_records(struct sup_net *net)
 				names_add(&names, xasprintf("%s.%s", svc, net->stack->name), true);
 				names_add(&names, svc, true);
 			}
-			for (size_t a = 0; a < mb->n_aliases; a++)
+			for (size_t a = 0; a < mb->n_aliases; a++) {
 				names_add(&names, mb->aliases[a], false);
+				names_add(&names,
+					  xasprintf("%s.%s", mb->aliases[a], net->stack->name),
+					  true);
+			}
 			const char *addr = mb->address;
 			_cleanup_err_ struct hutch_err *herr = NULL;
 			if (names.n && hutch_dns_records_add_host(rec, idx, names.v, names.n, &addr,
