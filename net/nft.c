@@ -80,7 +80,9 @@ int net_nft_apply(const char *ruleset, struct hutch_err **err)
 	nft.buffer_error(ctx);
 	/* "add" first so that "delete" never fails on a missing table */
 	_cleanup_free_ char *cmd =
-	    xasprintf("add table ip hutch\ndelete table ip hutch\n%s", ruleset ? ruleset : "");
+	    xasprintf("add table ip hutch\ndelete table ip hutch\nadd table ip6 hutch\n"
+		      "delete table ip6 hutch\n%s",
+		      ruleset ? ruleset : "");
 	int r = nft.run(ctx, cmd);
 	if (r != 0) {
 		const char *e = nft.get_error(ctx);
