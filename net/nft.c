@@ -1,9 +1,9 @@
 /* nftables through libnftables, dlopen'ed on first use: linked, it would map
  * libnftables, libnftnl, libmnl, jansson, gmp and xtables into every `hutch
  * run` (published ports are the rare case). hutch's rules live in one table of
- * its own, `table ip hutch`, replaced whole in one transaction from what is on
- * disk, so a crash never leaves half a table and the host's rules are never
- * touched. */
+ * its own, `table ip hutch` (with `table ip6 hutch` for dual stack networks),
+ * replaced whole in one transaction from what is on disk, so a crash never
+ * leaves half a table and the host's rules are never touched. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/netfilter.h>

@@ -159,3 +159,67 @@ else:
         assert "hutch" not in ns.ruleset()
         ns.hutch("network", "rm", "pub6")
         assert ns.links_settle({"lo", "tohost"})
+
+    def test_stack_network_ipv6_and_compose_enable_ipv6(ns, tmp):
+        """[network.NAME] ipv6 = true / subnet6 = CIDR, and compose's enable_ipv6: the
+        stack's services get IPv6 addresses, AAAA names (SERVICE, SERVICE.STACK, alias,
+        ALIAS.STACK) from the stack's DNS, and the network goes with down."""
+        import test_stack_net as tsn
+        sns = tsn.NetNS.__new__(tsn.NetNS)  # the test's namespace, seen as test_stack_net's
+        sns.state, sns.name, sns.path = ns.state, ns.name, ns.path
+        st = tsn.NetStack(sns, tmp, """
+            [stack]
+            name = STACK
+
+            [network.back]
+            subnet6 = fd42:6:6:6::/64
+
+            [network.default]
+            ipv6 = true
+
+            [service.web]
+            image = bb
+            command = sleep 1000
+            networks = default back
+            aliases = www
+
+            [service.cli]
+            image = bb
+            command = sleep 1000
+            """)
+        try:
+            st.up()
+            net = st.network()
+            assert net["ipv6"] is True and net["subnet6"].startswith("fd")
+            assert st.network("back")["subnet6"] == "fd42:6:6:6::/64"
+            [web] = [m for m in net["members"] if m["name"] == f"{st.name}-web-1"]
+            out = st.sh("cli-1", f"ip -6 route; nslookup -type=AAAA web; "
+                        f"nslookup -type=AAAA www.{st.name}; "
+                        f"ping -6 -c 1 -W 2 {web['address6']}").stdout
+            assert f"default via {net['gateway6']}" in out, out
+            assert out.count(f"Address: {web['address6']}") == 2, out
+            assert "1 packets received" in out, out
+            backs = [m["address6"] for m in st.network("back")["members"]]
+            assert backs and all(a.startswith("fd42:6:6:6::") for a in backs)
+        finally:
+            st.down()
+        assert not ns.hutch("network", "ls", "-q").stdout.split()
+        # compose: enable_ipv6 makes the network dual stack
+        cst = tsn.NetStack(sns, tmp, """
+            services:
+              app:
+                image: bb
+                command: sleep 1000
+            networks:
+              default:
+                enable_ipv6: true
+            """, compose=True)
+        try:
+            cst.up()
+            assert cst.network()["ipv6"] is True
+            [m] = cst.network()["members"]
+            out = cst.sh("app-1", "ip -6 -o addr show eth0 scope global").stdout
+            assert m["address6"] in out, out
+        finally:
+            cst.down()
+        assert "hutch" not in ns.ruleset()
