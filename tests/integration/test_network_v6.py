@@ -199,6 +199,10 @@ else:
             assert f"default via {net['gateway6']}" in out, out
             assert out.count(f"Address: {web['address6']}") == 2, out
             assert "1 packets received" in out, out
+            # network ls: the stack's networks name their owner
+            rows = [l for l in ns.hutch("network", "ls").stdout.splitlines()
+                    if f" {st.name}_default " in l]
+            assert len(rows) == 1 and rows[0].endswith(f"stack {st.name}"), rows
             backs = [m["address6"] for m in st.network("back")["members"]]
             assert backs and all(a.startswith("fd42:6:6:6::") for a in backs)
         finally:
