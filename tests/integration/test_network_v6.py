@@ -126,6 +126,9 @@ else:
         assert cp.returncode == 125 and "route to fd99::/64" in cp.stderr, cp.stderr
         cp = ns.hutch("network", "create", "--subnet6", "fd42::1/64", "bad", check=False)
         assert cp.returncode == 125 and "host bits" in cp.stderr, cp.stderr
+        # the host's [::1] cannot be DNATed (no route_localnet for IPv6): said plainly
+        cp = ns.hutch("run", "--rm", "-p", "[::1]:8080:80", "bb", "true", check=False)
+        assert cp.returncode == 125 and "publish on every address" in cp.stderr, cp.stderr
         ns.hutch("network", "create", "--subnet6", "fd42:1:2:3::/64", "pub6")
         assert inspect(ns, "pub6")["subnet6"] == "fd42:1:2:3::/64"
         httpd(ns, www, "--network", "pub6", "-p", "8080:80", name="web")
