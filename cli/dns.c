@@ -216,7 +216,8 @@ static struct hutch_dns_records *network_records(const struct hutch_net_info *in
 	struct hutch_dns_records *r = hutch_dns_records_new();
 	int net = hutch_dns_records_add_network(r, info->name, err);
 	if (net < 0 || hutch_dns_records_add_subnet(r, net, info->subnet, err) < 0 ||
-	    hutch_dns_records_add_domain(r, net, DNS_LOCAL_DOMAIN, err) < 0)
+	    hutch_dns_records_add_domain(r, net, DNS_LOCAL_DOMAIN, err) < 0 ||
+	    (info->ipv6 && hutch_dns_records_add_subnet(r, net, info->subnet6, err) < 0))
 		goto fail;
 	for (size_t i = 0; i < info->n_members; i++) {
 		const struct hutch_net_member *m = &info->members[i];
@@ -238,8 +239,9 @@ static struct hutch_dns_records *network_records(const struct hutch_net_info *in
 			else
 				free(q);
 		}
-		const char *addr = m->address;
-		int ar = hutch_dns_records_add_host(r, net, names, n, &addr, 1, err);
+		const char *addrs[] = {m->address, m->address6}; /* AAAA too, dual stack */
+		int ar =
+		    hutch_dns_records_add_host(r, net, names, n, addrs, info->ipv6 ? 2 : 1, err);
 		for (size_t k = 0; k < n_owned; k++)
 			free(owned[k]);
 		free(owned);

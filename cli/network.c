@@ -11,22 +11,25 @@
 static void network_usage(FILE *out)
 {
 	fputs("Usage:\n"
-	      "  hutch network create [--subnet CIDR] [--internal] [--dns IP]... NAME\n"
+	      "  hutch network create [--subnet CIDR] [--ipv6 [--subnet6 CIDR]] [--internal]\n"
+	      "                       [--dns IP]... NAME\n"
 	      "  hutch network ls [--format json|table] [-q]\n"
 	      "  hutch network inspect [--format json|table] NAME...\n"
 	      "  hutch network rm NAME...\n",
 	      out);
 }
 
-enum { N_SUBNET, N_INTERNAL, N_DNS, N_FORMAT, N_QUIET };
+enum { N_SUBNET, N_INTERNAL, N_DNS, N_FORMAT, N_QUIET, N_IPV6, N_SUBNET6 };
 static const struct cli_opt net_opts[] = {
-    {"subnet", 0, true, N_SUBNET}, {"internal", 0, false, N_INTERNAL}, {"dns", 0, true, N_DNS},
-    {"format", 0, true, N_FORMAT}, {"quiet", 'q', false, N_QUIET},
+    {"subnet", 0, true, N_SUBNET},   {"internal", 0, false, N_INTERNAL}, {"dns", 0, true, N_DNS},
+    {"format", 0, true, N_FORMAT},   {"quiet", 'q', false, N_QUIET},	 {"ipv6", 0, false, N_IPV6},
+    {"subnet6", 0, true, N_SUBNET6},
 };
 
 struct net_args {
 	const char *verb;
-	const char *subnet;
+	const char *subnet, *subnet6;
+	bool ipv6;
 	const char *dns[4]; /* the network's DNS server's upstreams */
 	size_t n_dns;
 	bool internal, json, quiet, format_set;
@@ -37,7 +40,9 @@ static int set_net_opt(void *arg, int id, const char *v)
 	struct net_args *a = arg;
 	bool create = !strcmp(a->verb, "create");
 	bool lists = !strcmp(a->verb, "ls") || !strcmp(a->verb, "inspect");
-	if (((id == N_SUBNET || id == N_INTERNAL || id == N_DNS) && !create) ||
+	if (((id == N_SUBNET || id == N_INTERNAL || id == N_DNS || id == N_IPV6 ||
+	      id == N_SUBNET6) &&
+	     !create) ||
 	    (id == N_FORMAT && !lists) || (id == N_QUIET && strcmp(a->verb, "ls"))) {
 		fprintf(stderr, "hutch: network %s: unknown option %s\n", a->verb, cli_opt_given());
 		return -1;
@@ -48,6 +53,12 @@ static int set_net_opt(void *arg, int id, const char *v)
 		break;
 	case N_INTERNAL:
 		a->internal = true;
+		break;
+	case N_IPV6:
+		a->ipv6 = true;
+		break;
+	case N_SUBNET6: /* implies --ipv6 */
+		a->subnet6 = v;
 		break;
 	case N_DNS:
 		if (a->n_dns == 3) {
@@ -77,8 +88,8 @@ static int set_net_opt(void *arg, int id, const char *v)
 
 static void print_table_row(const struct hutch_net_info *n)
 {
-	printf("%-12.12s  %-20s  %-18s  %-15s  %-8s  %zu\n", n->id, n->name, n->subnet, n->bridge,
-	       n->internal ? "yes" : "no", n->n_members);
+	printf("%-12.12s  %-20s  %-18s  %-15s  %-8s  %-10zu  %s\n", n->id, n->name, n->subnet,
+	       n->bridge, n->internal ? "yes" : "no", n->n_members, n->owner ? n->owner : "");
 }
 
 /* The network's DNS server process, as `inspect` shows it. */
@@ -113,11 +124,14 @@ static void print_inspect_text(const struct cli_ctx *ctx, const struct hutch_net
 	printf(")\n");
 	for (size_t i = 0; i < n->n_dns_servers; i++)
 		printf("upstream:  %s\n", n->dns_servers[i]);
+	if (n->ipv6)
+		printf("subnet6:   %s\ngateway6:  %s\n", n->subnet6, n->gateway6);
 	printf("internal:  %s\nmembers:\n", n->internal ? "true" : "false");
 	for (size_t i = 0; i < n->n_members; i++) {
 		const struct hutch_net_member *m = &n->members[i];
 		_cleanup_free_ char *nm = m->name ? cli_shown(m->name) : NULL;
-		printf("  %.12s  %-15s  %s\n", m->container, m->address, nm ? nm : "");
+		printf("  %.12s  %-15s  %s%s%s\n", m->container, m->address, nm ? nm : "",
+		       n->ipv6 ? "  " : "", m->address6);
 	}
 }
 
@@ -181,8 +195,8 @@ int cmd_network(struct cli_ctx *ctx, int argc, char **argv)
 			return 125;
 		}
 		struct hutch_net_info info;
-		if (hutch_network_create(&nctx, argv[first], a.subnet, a.internal, a.dns, a.n_dns,
-					 &info, &err) < 0)
+		if (hutch_network_create(&nctx, argv[first], a.subnet, a.internal, a.ipv6,
+					 a.subnet6, a.dns, a.n_dns, &info, &err) < 0)
 			return cli_report(ctx, err);
 		printf("%s\n", info.id);
 		hutch_net_info_free(&info);
@@ -199,8 +213,8 @@ int cmd_network(struct cli_ctx *ctx, int argc, char **argv)
 		if (hutch_network_list(&nctx, &list, &n, &err) < 0)
 			return cli_report(ctx, err);
 		if (!a.json && !a.quiet)
-			printf("%-12s  %-20s  %-18s  %-15s  %-8s  %s\n", "NETWORK ID", "NAME",
-			       "SUBNET", "BRIDGE", "INTERNAL", "CONTAINERS");
+			printf("%-12s  %-20s  %-18s  %-15s  %-8s  %-10s  %s\n", "NETWORK ID",
+			       "NAME", "SUBNET", "BRIDGE", "INTERNAL", "CONTAINERS", "OWNER");
 		for (size_t i = 0; i < n; i++) {
 			if (a.quiet) {
 				printf("%s\n", list[i].name);

@@ -31,8 +31,8 @@ int hutch_cidr_parse(const char *s, struct hutch_cidr *out, struct hutch_err **e
 	struct in_addr a;
 	if (inet_pton(AF_INET, ip, &a) != 1)
 		return hutch_fail(err, 0,
-				  "invalid subnet '%s': '%s' is no IPv4 address (IPv6 networks are "
-				  "not supported yet)",
+				  "invalid subnet '%s': '%s' is no IPv4 address (an IPv6 subnet "
+				  "goes in --subnet6, or subnet6 in a stack)",
 				  shown, ip);
 	char *end;
 	const char *p = slash + 1;
@@ -205,4 +205,96 @@ void hutch_ipam_pool_clear(struct hutch_ipam_pool *pool)
 	free(pool->entries);
 	pool->entries = NULL;
 	pool->n = 0;
+}
+
+/* ---- IPv6 (dual stack) ---------------------------------------------------------- */
+
+int hutch_cidr6_parse(const char *s, struct hutch_cidr6 *out, struct hutch_err **err)
+{
+	_cleanup_free_ char *shown = printable(s, strlen(s));
+	const char *slash = strchr(s, '/');
+	char ip[INET6_ADDRSTRLEN];
+	size_t n = slash ? (size_t)(slash - s) : 0;
+	struct in6_addr a;
+	if (!slash || n == 0 || n >= sizeof(ip))
+		return hutch_fail(err, 0,
+				  "invalid IPv6 subnet '%s': expected a CIDR such as "
+				  "fd00:1:2:3::/64",
+				  shown);
+	memcpy(ip, s, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET6, ip, &a) != 1)
+		return hutch_fail(err, 0, "invalid IPv6 subnet '%s': '%s' is no IPv6 address",
+				  shown, ip);
+	const char *p = slash + 1;
+	char *end;
+	long prefix = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
+	if (prefix < 0 || *end || prefix > 128)
+		return hutch_fail(
+		    err, 0, "invalid IPv6 subnet '%s': the prefix length must be 0-128", shown);
+	for (int bit = (int)prefix; bit < 128; bit++)
+		if (a.s6_addr[bit / 8] & (0x80 >> (bit % 8)))
+			return hutch_fail(err, 0, "invalid IPv6 subnet '%s': host bits are set",
+					  shown);
+	memcpy(out->addr, a.s6_addr, 16);
+	out->prefix = (int)prefix;
+	return 0;
+}
+
+void hutch_cidr6_format(const struct hutch_cidr6 *c, char buf[HUTCH_CIDR6_LEN])
+{
+	char ip[INET6_ADDRSTRLEN];
+	inet_ntop(AF_INET6, c->addr, ip, sizeof(ip));
+	snprintf(buf, HUTCH_CIDR6_LEN, "%s/%d", ip, c->prefix);
+}
+
+bool hutch_cidr6_overlap(const struct hutch_cidr6 *a, const struct hutch_cidr6 *b)
+{
+	int p = a->prefix < b->prefix ? a->prefix : b->prefix;
+	for (int bit = 0; bit < p; bit++) {
+		uint8_t m = 0x80 >> (bit % 8);
+		if ((a->addr[bit / 8] & m) != (b->addr[bit / 8] & m))
+			return false;
+	}
+	return true;
+}
+
+/* RFC 4193's shape: fd, a 40-bit global id, a 16-bit subnet id of 0. The global
+ * id comes from the network's id (and the attempt, for a clash), so one network
+ * keeps its prefix while it exists and two are apart without coordination. */
+int hutch_ipam_choose_subnet6(const char *id, const struct hutch_cidr6 *taken, size_t n_taken,
+			      struct hutch_cidr6 *out, struct hutch_err **err)
+{
+	for (uint32_t attempt = 0; attempt < 64; attempt++) {
+		uint32_t h1 = key_hash(id) ^ (attempt * 0x9e3779b9u);
+		char salted[80];
+		snprintf(salted, sizeof(salted), "%u:%s", attempt, id);
+		uint32_t h2 = key_hash(salted);
+		struct hutch_cidr6 c = {.addr = {0xfd, (uint8_t)(h1 >> 24), (uint8_t)(h1 >> 16),
+						 (uint8_t)(h1 >> 8), (uint8_t)h1, (uint8_t)h2},
+					.prefix = 64};
+		bool clash = false;
+		for (size_t k = 0; k < n_taken && !clash; k++)
+			clash = taken[k].prefix > 0 && hutch_cidr6_overlap(&c, &taken[k]);
+		if (!clash) {
+			*out = c;
+			return 0;
+		}
+	}
+	return hutch_fail(err, 0,
+			  "no free IPv6 subnet found for the network: give one with --subnet6");
+}
+
+/* The IPv6 address that goes with a container's IPv4 one: the same offset into
+ * the IPv6 subnet, so it is as stable per key as the IPv4 address and needs no
+ * pool of its own (the gateway, .1, is ::1 of the subnet). */
+void hutch_ipam_addr6(const struct hutch_cidr6 *subnet6, const struct hutch_cidr *subnet,
+		      uint32_t addr, char buf[INET6_ADDRSTRLEN])
+{
+	uint8_t a[16];
+	memcpy(a, subnet6->addr, 16);
+	uint32_t off = addr - subnet->addr;
+	for (int i = 15; i >= 12; i--, off >>= 8)
+		a[i] |= (uint8_t)(off & 255);
+	inet_ntop(AF_INET6, a, buf, INET6_ADDRSTRLEN);
 }

@@ -297,6 +297,33 @@ int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct h
 	return 0;
 }
 
+/* The bridge port's hairpin mode (IFLA_BRPORT_MODE): a container reaching its
+ * own published port through the host's address gets its packets back out of
+ * the port they came in by. With br_netfilter (bridge-nf-call-iptables) the
+ * DNAT happens while the frame is being bridged, and a bridge never sends a
+ * frame back out of its ingress port unless the port is in hairpin mode. */
+static int port_hairpin(struct nl_sock *sk, const char *host_if, struct hutch_err **err)
+{
+	int index = (int)if_nametoindex(host_if);
+	if (!index)
+		return hutch_fail_sys(err, "find veth %s", host_if);
+	struct nl_msg *msg = nlmsg_alloc_simple(RTM_SETLINK, 0);
+	if (!msg)
+		return hutch_fail(err, ENOMEM, "allocate a netlink message");
+	struct ifinfomsg ifi = {.ifi_family = AF_BRIDGE, .ifi_index = index};
+	struct nlattr *pi;
+	int r = -NLE_NOMEM;
+	if (nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) == 0 &&
+	    (pi = nla_nest_start(msg, IFLA_PROTINFO | NLA_F_NESTED)) &&
+	    nla_put_u8(msg, IFLA_BRPORT_MODE, 1) == 0 && nla_nest_end(msg, pi) == 0)
+		r = nl_send_sync(sk, msg); /* frees msg */
+	else
+		nlmsg_free(msg);
+	if (r < 0)
+		return hutch_fail(err, 0, "set hairpin mode on %s: %s", host_if, nl_geterror(r));
+	return 0;
+}
+
 int net_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
 		    const char *ifname, uint32_t address, int prefix, uint32_t gateway,
 		    struct hutch_err **err)
@@ -346,6 +373,10 @@ int net_veth_attach(const char *bridge, const char *host_if, const char *netns_p
 	rtnl_link_veth_release(veth);
 	if (r < 0)
 		return hutch_fail(err, 0, "create veth %s: %s", host_if, nl_geterror(r));
+	if (port_hairpin(sk, host_if, err) < 0) {
+		net_link_delete(host_if, NULL);
+		return -1;
+	}
 	/* one look at the peer (its index) for the rest */
 	_cleanup_link_ struct rtnl_link *link = NULL;
 	r = rtnl_link_get_kernel(inner, 0, ifname, &link);
@@ -412,5 +443,111 @@ int net_host_routes(struct hutch_cidr **out, size_t *n, struct hutch_err **err)
 	nl_cache_free(links);
 	*out = acc.v;
 	*n = acc.n;
+	return 0;
+}
+
+/* ---- IPv6 (dual stack) ---------------------------------------------------------- */
+
+struct routes6_acc {
+	struct hutch_cidr6 *v;
+	size_t n;
+};
+
+static void route6_cb(struct nl_object *obj, void *arg)
+{
+	struct routes6_acc *acc = arg;
+	struct rtnl_route *r = (struct rtnl_route *)obj;
+	struct nl_addr *dst = rtnl_route_get_dst(r);
+	if (rtnl_route_get_family(r) != AF_INET6 || !dst || nl_addr_get_len(dst) != 16 ||
+	    rtnl_route_get_table(r) != RT_TABLE_MAIN)
+		return;
+	/* fe80::/64 and multicast are on every link: they clash with no ULA */
+	const uint8_t *a = nl_addr_get_binary_addr(dst);
+	if (a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
+		return;
+	acc->v = xrealloc(acc->v, (acc->n + 1) * sizeof(*acc->v));
+	acc->v[acc->n] = (struct hutch_cidr6){.prefix = (int)nl_addr_get_prefixlen(dst)};
+	memcpy(acc->v[acc->n++].addr, a, 16);
+}
+
+int net_host_routes6(struct hutch_cidr6 **out, size_t *n, struct hutch_err **err)
+{
+	_cleanup_sock_ struct nl_sock *sk = NULL;
+	if (sock_open(&sk, err) < 0)
+		return -1;
+	struct nl_cache *routes = NULL;
+	int r = rtnl_route_alloc_cache(sk, AF_INET6, 0, &routes);
+	if (r < 0)
+		return nl_fail(err, r, "list the host's IPv6 routes");
+	struct routes6_acc acc = {0};
+	nl_cache_foreach(routes, route6_cb, &acc);
+	nl_cache_free(routes);
+	*out = acc.v;
+	*n = acc.n;
+	return 0;
+}
+
+/* An IPv6 address on ifindex, without duplicate address detection: the
+ * addresses are hutch's to hand out, and a tentative one would leave the
+ * container without IPv6 for its first second. */
+static int addr6_add_at(struct nl_sock *sk, const char *ifname, int ifindex, const char *cidr,
+			struct hutch_err **err)
+{
+	_cleanup_nladdr_ struct nl_addr *local = NULL;
+	if (nl_addr_parse(cidr, AF_INET6, &local) < 0)
+		return hutch_fail(err, 0, "bad IPv6 address %s", cidr);
+	struct rtnl_addr *a = rtnl_addr_alloc();
+	rtnl_addr_set_ifindex(a, ifindex);
+	rtnl_addr_set_local(a, local);
+	rtnl_addr_set_flags(a, IFA_F_NODAD);
+	int r = rtnl_addr_add(sk, a, NLM_F_REPLACE);
+	rtnl_addr_put(a);
+	if (r < 0 && r != -NLE_EXIST)
+		return hutch_fail(err, 0, "add address %s to %s: %s", cidr, ifname, nl_geterror(r));
+	return 0;
+}
+
+int net_bridge_add6(const char *bridge, const char *gateway_cidr, struct hutch_err **err)
+{
+	_cleanup_sock_ struct nl_sock *sk = NULL;
+	if (sock_open(&sk, err) < 0)
+		return -1;
+	int index = (int)if_nametoindex(bridge);
+	if (!index)
+		return hutch_fail(err, 0, "bridge %s is missing", bridge);
+	return addr6_add_at(sk, bridge, index, gateway_cidr, err);
+}
+
+int net_veth_add6(const char *netns_path, const char *ifname, const char *cidr, const char *gateway,
+		  struct hutch_err **err)
+{
+	_cleanup_sock_ struct nl_sock *inner = NULL;
+	if (sock_open_in(netns_path, &inner, err) < 0)
+		return -1;
+	_cleanup_link_ struct rtnl_link *link = NULL;
+	int r = rtnl_link_get_kernel(inner, 0, ifname, &link);
+	if (r < 0)
+		return nl_fail(err, r, ifname);
+	int index = rtnl_link_get_ifindex(link);
+	if (addr6_add_at(inner, ifname, index, cidr, err) < 0)
+		return -1;
+	if (!gateway)
+		return 0;
+	_cleanup_nladdr_ struct nl_addr *dst = NULL, *via = NULL;
+	if (nl_addr_parse("::/0", AF_INET6, &dst) < 0 || nl_addr_parse(gateway, AF_INET6, &via) < 0)
+		return hutch_fail(err, 0, "bad IPv6 gateway %s", gateway);
+	struct rtnl_route *route = rtnl_route_alloc();
+	rtnl_route_set_family(route, AF_INET6);
+	rtnl_route_set_dst(route, dst);
+	rtnl_route_set_table(route, RT_TABLE_MAIN);
+	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+	rtnl_route_nh_set_ifindex(nh, index);
+	rtnl_route_nh_set_gateway(nh, via);
+	rtnl_route_add_nexthop(route, nh);
+	r = rtnl_route_add(inner, route, NLM_F_CREATE | NLM_F_REPLACE);
+	rtnl_route_put(route);
+	if (r < 0)
+		return hutch_fail(err, 0, "add the IPv6 default route via %s: %s", gateway,
+				  nl_geterror(r));
 	return 0;
 }

@@ -26,6 +26,13 @@ int net_veth_attach(const char *bridge, const char *host_if, const char *netns_p
 /* Every IPv4 route of the host's (of every table), but those through hutch's
  * own bridges (prefixed "hbr-"). */
 int net_host_routes(struct hutch_cidr **out, size_t *n, struct hutch_err **err);
+/* IPv6 (dual stack): the host's IPv6 routes of the main table (link-local and
+ * multicast left out), a bridge's gateway address ("fd..::1/64"), a container's
+ * address in its namespace and, gateway not NULL, its IPv6 default route. */
+int net_host_routes6(struct hutch_cidr6 **out, size_t *n, struct hutch_err **err);
+int net_bridge_add6(const char *bridge, const char *gateway_cidr, struct hutch_err **err);
+int net_veth_add6(const char *netns_path, const char *ifname, const char *cidr, const char *gateway,
+		  struct hutch_err **err);
 /* /proc/sys/net/... = value, if not already. */
 int net_sysctl_set(const char *path, const char *value, struct hutch_err **err);
 

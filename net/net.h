@@ -126,6 +126,25 @@ bool hutch_cidr_overlap(const struct hutch_cidr *a, const struct hutch_cidr *b);
 int hutch_ipam_choose_subnet(const struct hutch_cidr *taken, size_t n_taken, struct hutch_cidr *out,
 			     struct hutch_err **err);
 
+/* IPv6 (dual stack): a network's optional second subnet. */
+struct hutch_cidr6 {
+	uint8_t addr[16]; /* network order */
+	int prefix;	  /* 0-128 */
+};
+#define HUTCH_CIDR6_LEN 50 /* "ffff:...:ffff/128" */
+int hutch_cidr6_parse(const char *s, struct hutch_cidr6 *out, struct hutch_err **err);
+void hutch_cidr6_format(const struct hutch_cidr6 *c, char buf[HUTCH_CIDR6_LEN]);
+bool hutch_cidr6_overlap(const struct hutch_cidr6 *a, const struct hutch_cidr6 *b);
+/* A ULA /64 (fdXX:XXXX:XXXX::/64) derived from the network's id that overlaps
+ * none of taken (the host's IPv6 routes, other networks'; default routes are no
+ * clash). */
+int hutch_ipam_choose_subnet6(const char *id, const struct hutch_cidr6 *taken, size_t n_taken,
+			      struct hutch_cidr6 *out, struct hutch_err **err);
+/* The IPv6 address of the container whose IPv4 address is addr (in subnet): the
+ * same offset into subnet6 (so ::1 is the gateway). buf: INET6_ADDRSTRLEN (46). */
+void hutch_ipam_addr6(const struct hutch_cidr6 *subnet6, const struct hutch_cidr *subnet,
+		      uint32_t addr, char buf[46]);
+
 /* The addresses of one network: .1 is the gateway, the rest are handed out.
  * An entry with a key stays reserved for that key after its owner released it,
  * so the supervisor's "STACK-SERVICE-N" gets the same address on every start;
@@ -183,7 +202,8 @@ struct hutch_net_member {
 	char **aliases;
 	size_t n_aliases;
 	char address[16];
-	char *key; /* stable-address key, may be NULL */
+	char address6[46]; /* "": the network has no IPv6 */
+	char *key;	   /* stable-address key, may be NULL */
 	struct hutch_port_map *ports;
 	size_t n_ports;
 };
@@ -193,6 +213,8 @@ struct hutch_net_info {
 	char bridge[16];
 	char subnet[19], gateway[16], dns[16];
 	bool internal;
+	bool ipv6; /* dual stack: subnet6 and gateway6 too ("" when not) */
+	char subnet6[HUTCH_CIDR6_LEN], gateway6[46];
 	char *owner;	    /* "stack shop": whose network it is (NULL: the user's) */
 	bool owner_running; /* the owner's process (a stack's supervisor) runs */
 	char *created;	    /* RFC 3339 */
@@ -205,9 +227,11 @@ void hutch_net_info_free(struct hutch_net_info *info);
 void hutch_net_info_list_free(struct hutch_net_info *list, size_t n);
 
 /* subnet NULL: chosen (hutch_ipam_choose_subnet around the host's routes). The
- * name is Docker's rule ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 64). */
+ * name is Docker's rule ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 64). ipv6: dual
+ * stack, with subnet6 or a ULA /64 chosen (hutch_ipam_choose_subnet6). */
 int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, const char *subnet,
-			 bool internal, const char *const *dns_servers, size_t n_dns_servers,
+			 bool internal, bool ipv6, const char *subnet6,
+			 const char *const *dns_servers, size_t n_dns_servers,
 			 struct hutch_net_info *out, struct hutch_err **err);
 /* A missing network is HUTCH_NET_NOT_FOUND (message filled). */
 #define HUTCH_NET_NOT_FOUND (-2)
@@ -237,6 +261,13 @@ int hutch_network_remove(const struct hutch_net_ctx *ctx, const char *name, stru
 int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name,
 			       const char *subnet, bool internal, const char *owner,
 			       struct hutch_net_info *out, struct hutch_err **err);
+/* The same, dual stack when ipv6 (subnet6: NULL, a ULA /64 chosen; given, it
+ * implies ipv6); IPv6 switched on or off, or another subnet6, remakes it as a
+ * changed subnet does. */
+int hutch_network_ensure_owned6(const struct hutch_net_ctx *ctx, const char *name,
+				const char *subnet, bool internal, bool ipv6, const char *subnet6,
+				const char *owner, struct hutch_net_info *out,
+				struct hutch_err **err);
 /* Remove owner's network: its members are detached first (the owner took its
  * containers down), then its bridge, rules and directory. Missing: 0. A
  * network of another owner is refused. */

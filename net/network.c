@@ -44,6 +44,10 @@ struct netdef {
 	char bridge[16];
 	struct hutch_cidr subnet;
 	bool internal;
+	/* dual stack: an IPv6 subnet too, each member's address in it at the same
+	 * offset as its IPv4 one (hutch_ipam_addr6) */
+	bool ipv6;
+	struct hutch_cidr6 subnet6;
 	char *owner; /* "stack shop": another part of hutch's (NULL: the user's) */
 	int owner_pid;
 	uint64_t owner_start;
@@ -232,6 +236,11 @@ static int save_net_as(const struct hutch_net_ctx *ctx, const struct netdef *d, 
 	json_object_object_add(o, "bridge", json_object_new_string(d->bridge));
 	json_object_object_add(o, "subnet", json_object_new_string(sub));
 	json_object_object_add(o, "internal", json_object_new_boolean(d->internal));
+	if (d->ipv6) {
+		char sub6[HUTCH_CIDR6_LEN];
+		hutch_cidr6_format(&d->subnet6, sub6);
+		json_object_object_add(o, "subnet6", json_object_new_string(sub6));
+	}
 	json_object_object_add(o, "created", json_object_new_string(d->created));
 	if (d->owner) {
 		json_object_object_add(o, "owner", json_object_new_string(d->owner));
@@ -361,6 +370,8 @@ again:
 	d->created = xstrdup(jstr(o, "created") ? jstr(o, "created") : "");
 	struct json_object *v;
 	d->internal = json_object_object_get_ex(o, "internal", &v) && json_object_get_boolean(v);
+	d->ipv6 =
+	    jstr(o, "subnet6") && hutch_cidr6_parse(jstr(o, "subnet6"), &d->subnet6, NULL) == 0;
 	if (jstr(o, "owner")) {
 		d->owner = xstrdup(jstr(o, "owner"));
 		d->owner_pid = (int)jint(o, "owner_pid");
@@ -484,7 +495,8 @@ static bool zombie(int pid);
 static bool attacher_alive(const struct member *m)
 {
 	return m->attacher_pid > 0 && m->attacher_start &&
-	       net_proc_start_time(m->attacher_pid) == m->attacher_start && !zombie(m->attacher_pid);
+	       net_proc_start_time(m->attacher_pid) == m->attacher_start &&
+	       !zombie(m->attacher_pid);
 }
 
 /* A zombie is no owner: a supervisor killed whose parent does not reap it
@@ -712,7 +724,9 @@ static int check_ports(const struct netdef *all, size_t n_all, struct hutch_port
  * for every network with members that is not internal, isolation. NULL when
  * no network has members (the table goes). hutch_routes: ip_forward was off
  * and hutch switched it on. */
-static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
+static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6);
+
+static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes, bool hutch_routes6)
 {
 	size_t active = 0;
 	for (size_t i = 0; i < n; i++)
@@ -777,6 +791,14 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 			fprintf(f,
 				"    ip saddr %s oifname != \"%s\" oifname != \"lo\" masquerade\n",
 				sub, all[i].bridge);
+		/* hairpin: a container reaching its own network's published port by
+		 * the host's address is DNATed back into the bridge; the server's
+		 * reply to a neighbour (or itself) would go straight over the
+		 * bridge, unseen by conntrack, from an address the client never
+		 * asked: the client sees the gateway instead, so the reply comes
+		 * back through the host */
+		fprintf(f, "    ip saddr %s oifname \"%s\" ct status dnat masquerade\n", sub,
+			all[i].bridge);
 	}
 	fputs("  }\n", f);
 	fputs("  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
@@ -810,8 +832,91 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes)
 	if (hutch_routes)
 		fputs("    iifname != \"hbr-*\" oifname != \"hbr-*\" drop\n", f);
 	fputs("  }\n}\n", f);
+	rules6_text(f, all, n, hutch_routes6);
 	fclose(f);
 	return buf;
+}
+
+static bool any_ipv6(const struct netdef *all, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (all[i].ipv6 && all[i].n_members)
+			return true;
+	return false;
+}
+
+/* Dual stack: `table ip6 hutch`, in the same transaction as the ip table, for
+ * networks with IPv6: the same isolation and masquerading, and published ports
+ * on every address (-p HOST:CONTAINER) DNATed to the container's IPv6 address
+ * too. Not for ::1: IPv6 has no route_localnet, a packet from ::1 never leaves
+ * lo, so the host's own [::1]:PORT is not published. */
+static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6)
+{
+	if (!any_ipv6(all, n))
+		return;
+	fputs("table ip6 hutch {\n  chain ports {\n", f);
+	for (size_t i = 0; i < n; i++)
+		for (size_t m = 0; all[i].ipv6 && m < all[i].n_members; m++) {
+			const struct member *mb = &all[i].members[m];
+			char a6[46];
+			hutch_ipam_addr6(&all[i].subnet6, &all[i].subnet, mb->addr, a6);
+			for (size_t q = 0; q < mb->n_ports; q++) {
+				const struct hutch_port_map *p = &mb->ports[q];
+				for (uint32_t k = 0; !p->host_ip && k < p->count; k++)
+					fprintf(
+					    f,
+					    "    %s dport %u dnat to [%s]:%u comment \"%.12s\"\n",
+					    hutch_port_proto_name(p->proto), p->host_port + k, a6,
+					    p->container_port + k, mb->container);
+			}
+		}
+	fputs("  }\n", f);
+	fputs("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n"
+	      "    fib daddr type local jump ports\n  }\n",
+	      f);
+	fputs("  chain output {\n    type nat hook output priority -100; policy accept;\n"
+	      "    ip6 daddr != ::1 fib daddr type local jump ports\n  }\n",
+	      f);
+	fputs("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy "
+	      "accept;\n",
+	      f);
+	for (size_t i = 0; i < n; i++) {
+		if (!all[i].ipv6 || !all[i].n_members)
+			continue;
+		char sub[HUTCH_CIDR6_LEN];
+		hutch_cidr6_format(&all[i].subnet6, sub);
+		if (!all[i].internal)
+			fprintf(f,
+				"    ip6 saddr %s oifname != \"%s\" oifname != \"lo\" masquerade\n",
+				sub, all[i].bridge);
+		fprintf(f, "    ip6 saddr %s oifname \"%s\" ct status dnat masquerade\n", sub,
+			all[i].bridge);
+	}
+	fputs("  }\n", f);
+	fputs("  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+	      f);
+	for (size_t i = 0; i < n; i++) {
+		if (!all[i].n_members)
+			continue;
+		const char *b = all[i].bridge;
+		/* every hutch bridge, IPv6 or not: nothing of another network's
+		 * (link-local included) crosses into it */
+		if (all[i].internal || !all[i].ipv6) {
+			fprintf(f,
+				"    iifname \"%s\" oifname != \"%s\" drop\n"
+				"    oifname \"%s\" iifname != \"%s\" drop\n",
+				b, b, b, b);
+			continue;
+		}
+		fprintf(f, "    iifname \"%s\" oifname \"hbr-*\" oifname != \"%s\" drop\n", b, b);
+		fprintf(f, "    iifname \"%s\" accept\n", b);
+		fprintf(f, "    oifname \"%s\" ct state established,related accept\n", b);
+		fprintf(f, "    oifname \"%s\" ct status dnat accept\n", b);
+		fprintf(f, "    oifname \"%s\" drop\n", b);
+	}
+	if (hutch_routes6)
+		fputs("    iifname != \"hbr-*\" oifname != \"hbr-*\" drop\n", f);
+	fputs("  }\n}\n", f);
 }
 
 /* A network whose bridge carries the host's own loopback to a container: a
@@ -836,12 +941,41 @@ static uint64_t own_netns_inode(void)
 	return stat("/proc/self/ns/net", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
-static bool ip_forward_is_on(void)
+static bool sysctl_is_on(const char *path)
 {
 	_cleanup_free_ char *v = NULL;
 	size_t len;
-	return read_file_at(AT_FDCWD, "/proc/sys/net/ipv4/ip_forward", &v, &len, NULL) == 0 &&
-	       len && v[0] != '0';
+	return read_file_at(AT_FDCWD, path, &v, &len, NULL) == 0 && len && v[0] != '0';
+}
+
+/* Routing for one family (sysctl: ip_forward or IPv6's all/forwarding), as
+ * apply_rules_as says: *hutch_routes when hutch switched it on (the record
+ * RUN/MARK names this namespace), *switch_on when it must be switched on once
+ * the rules are in; switched off at once when no network needs it. */
+static int forward_plan(const struct hutch_net_ctx *ctx, const char *sysctl, const char *mark,
+			bool forward, bool *hutch_routes, bool *switch_on, struct hutch_err **err)
+{
+	_cleanup_free_ char *mark_path = xasprintf("%s/%s", ctx->run_root, mark);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	char own[32];
+	snprintf(own, sizeof(own), "%" PRIu64 "\n", own_netns_inode());
+	*hutch_routes =
+	    read_file_at(AT_FDCWD, mark_path, &text, &len, NULL) == 0 && !strcmp(text, own);
+	*switch_on = forward && !sysctl_is_on(sysctl);
+	if (*switch_on) {
+		if (mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, err) < 0 ||
+		    write_file_replace(AT_FDCWD, mark_path, own, strlen(own), err) < 0)
+			return -1;
+		*hutch_routes = true;
+	}
+	if (!forward && *hutch_routes) {
+		if (net_sysctl_set(sysctl, "0", err) < 0)
+			return -1;
+		unlink(mark_path);
+		*hutch_routes = false;
+	}
+	return 0;
 }
 
 static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hutch_err **err)
@@ -850,9 +984,11 @@ static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hu
 	size_t n;
 	if (load_all(ctx, &all, &n, err) < 0)
 		return -1;
-	bool forward = false;
-	for (size_t i = 0; i < n; i++)
+	bool forward = false, forward6 = false;
+	for (size_t i = 0; i < n; i++) {
 		forward |= all[i].n_members && !all[i].internal;
+		forward6 |= all[i].n_members && !all[i].internal && all[i].ipv6;
+	}
 	/* Other hosts reach published ports and containers reach out through
 	 * the host's routing: what Docker and podman switch on too. When it was
 	 * off, hutch records that it switched it on (RUN/ip-forward-by-hutch,
@@ -860,32 +996,20 @@ static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hu
 	 * else while it is on, and switches it off again when no network needs
 	 * it. When it was on before hutch, the host's own routing is left as it
 	 * was: the admin made it a router. */
-	_cleanup_free_ char *mark_path = xasprintf("%s/ip-forward-by-hutch", ctx->run_root);
-	_cleanup_free_ char *mark = NULL;
-	size_t mark_len;
-	char own[32];
-	snprintf(own, sizeof(own), "%" PRIu64 "\n", own_netns_inode());
-	bool hutch_routes =
-	    read_file_at(AT_FDCWD, mark_path, &mark, &mark_len, NULL) == 0 && !strcmp(mark, own);
-	bool switch_on = forward && !ip_forward_is_on();
-	if (switch_on) {
-		if (mkdir_p_at(AT_FDCWD, ctx->run_root, 0700, err) < 0 ||
-		    write_file_replace(AT_FDCWD, mark_path, own, strlen(own), err) < 0) {
-			netdefs_free(all, n);
-			return -1;
-		}
-		hutch_routes = true;
+	static const char fwd4[] = "/proc/sys/net/ipv4/ip_forward",
+			  fwd6[] = "/proc/sys/net/ipv6/conf/all/forwarding";
+	bool hutch_routes, switch_on, hutch_routes6 = false, switch_on6 = false;
+	/* (IPv6 routing is only looked at once a network has IPv6: a host without
+	 * IPv6 has no such sysctl) */
+	if (forward_plan(ctx, fwd4, "ip-forward-by-hutch", forward, &hutch_routes, &switch_on,
+			 err) < 0 ||
+	    ((forward6 || access(fwd6, F_OK) == 0) &&
+	     forward_plan(ctx, fwd6, "ip6-forward-by-hutch", forward6, &hutch_routes6, &switch_on6,
+			  err) < 0)) {
+		netdefs_free(all, n);
+		return -1;
 	}
-	bool switch_off = !forward && hutch_routes;
-	if (switch_off) {
-		if (net_sysctl_set("/proc/sys/net/ipv4/ip_forward", "0", err) < 0) {
-			netdefs_free(all, n);
-			return -1;
-		}
-		unlink(mark_path);
-		hutch_routes = false;
-	}
-	_cleanup_free_ char *text = rules_text(all, n, hutch_routes);
+	_cleanup_free_ char *text = rules_text(all, n, hutch_routes, hutch_routes6);
 	/* The table as last applied is kept in the run dir (gone with a reboot, as
 	 * the table): a container that changes nothing in it (no ports, on a
 	 * network that has members already) costs no nftables transaction. The
@@ -909,7 +1033,9 @@ static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hu
 			write_file_replace(AT_FDCWD, applied_path, text, strlen(text), NULL);
 	}
 	/* routing and route_localnet only once the rules that guard them are in */
-	if (r == 0 && switch_on && net_sysctl_set("/proc/sys/net/ipv4/ip_forward", "1", err) < 0)
+	if (r == 0 && switch_on && net_sysctl_set(fwd4, "1", err) < 0)
+		r = -1;
+	if (r == 0 && switch_on6 && net_sysctl_set(fwd6, "1", err) < 0)
 		r = -1;
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		if (!all[i].n_members || !net_link_exists(all[i].bridge))
@@ -950,6 +1076,12 @@ static void info_fill(const struct netdef *d, struct hutch_net_info *out)
 	/* the DNS server of the network listens on the gateway's address */
 	memcpy(out->dns, out->gateway, sizeof(out->dns));
 	out->internal = d->internal;
+	out->ipv6 = d->ipv6;
+	if (d->ipv6) {
+		hutch_cidr6_format(&d->subnet6, out->subnet6);
+		hutch_ipam_addr6(&d->subnet6, &d->subnet, hutch_ipam_gateway(&d->subnet),
+				 out->gateway6);
+	}
 	out->owner = d->owner ? xstrdup(d->owner) : NULL;
 	out->owner_running = owner_alive(d);
 	out->members = xcalloc(d->n_members + 1, sizeof(*out->members));
@@ -960,6 +1092,8 @@ static void info_fill(const struct netdef *d, struct hutch_net_info *out)
 		o->name = m->name ? xstrdup(m->name) : NULL;
 		o->key = m->key ? xstrdup(m->key) : NULL;
 		hutch_ipv4_format(m->addr, o->address);
+		if (d->ipv6)
+			hutch_ipam_addr6(&d->subnet6, &d->subnet, m->addr, o->address6);
 		o->aliases = xcalloc(m->n_aliases + 1, sizeof(char *));
 		for (size_t k = 0; k < m->n_aliases; k++)
 			o->aliases[o->n_aliases++] = xstrdup(m->aliases[k]);
@@ -1015,9 +1149,16 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 	json_object_object_add(o, "gateway", json_object_new_string(info->gateway));
 	json_object_object_add(o, "dns", json_object_new_string(info->dns));
 	json_object_object_add(o, "internal", json_object_new_boolean(info->internal));
+	json_object_object_add(o, "ipv6", json_object_new_boolean(info->ipv6));
+	if (info->ipv6) {
+		json_object_object_add(o, "subnet6", json_object_new_string(info->subnet6));
+		json_object_object_add(o, "gateway6", json_object_new_string(info->gateway6));
+	}
 	json_object_object_add(o, "created", json_object_new_string(info->created));
-	if (info->owner)
-		json_object_object_add(o, "owner", json_object_new_string(info->owner));
+	/* always there (null: the user's own), so `ls --format json` can be filtered
+	 * on it */
+	json_object_object_add(o, "owner",
+			       info->owner ? json_object_new_string(info->owner) : NULL);
 	struct json_object *up = json_object_new_array();
 	for (size_t i = 0; i < info->n_dns_servers; i++)
 		json_object_array_add(up, json_object_new_string(info->dns_servers[i]));
@@ -1029,6 +1170,8 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 		json_object_object_add(x, "id", json_object_new_string(m->container));
 		json_object_object_add(x, "name", m->name ? json_object_new_string(m->name) : NULL);
 		json_object_object_add(x, "address", json_object_new_string(m->address));
+		if (info->ipv6)
+			json_object_object_add(x, "address6", json_object_new_string(m->address6));
 		struct json_object *al = json_object_new_array();
 		for (size_t k = 0; k < m->n_aliases; k++)
 			json_object_array_add(al, json_object_new_string(m->aliases[k]));
@@ -1050,10 +1193,57 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 	return text;
 }
 
+/* The network's IPv6 subnet: the one given, checked against the host's IPv6
+ * routes and the other networks', or a ULA /64 from the network's id that
+ * clashes with none of them. */
+static int choose_subnet6(const struct hutch_net_ctx *ctx, const char *id, const char *subnet6,
+			  int prefix4, const struct netdef *all, size_t n_all,
+			  struct hutch_cidr6 *out, struct hutch_err **err)
+{
+	if (ctx->rootless)
+		return hutch_fail(err, 0,
+				  "IPv6 networks are rootful only for now: drop --ipv6 (rootless "
+				  "networks are IPv4)");
+	struct hutch_cidr6 *taken = NULL;
+	size_t n = 0;
+	if (net_host_routes6(&taken, &n, err) < 0)
+		return -1;
+	size_t n_routes = n;
+	taken = xrealloc(taken, (n + n_all + 1) * sizeof(*taken));
+	for (size_t i = 0; i < n_all; i++)
+		if (all[i].ipv6)
+			taken[n++] = all[i].subnet6;
+	int r = 0;
+	if (!subnet6) {
+		r = hutch_ipam_choose_subnet6(id, taken, n, out, err);
+		free(taken);
+		return r;
+	}
+	r = hutch_cidr6_parse(subnet6, out, err);
+	_cleanup_free_ char *shown = printable(subnet6, strlen(subnet6));
+	/* each container's IPv6 address is its IPv4 one's offset */
+	if (r == 0 && 128 - out->prefix < 32 - prefix4)
+		r = hutch_fail(err, 0,
+			       "IPv6 subnet %s is too small for the IPv4 subnet's /%d: at most /%d",
+			       shown, prefix4, 96 + prefix4);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (taken[i].prefix == 0 || !hutch_cidr6_overlap(out, &taken[i]))
+			continue;
+		char other[HUTCH_CIDR6_LEN];
+		hutch_cidr6_format(&taken[i], other);
+		r = hutch_fail(
+		    err, 0, "IPv6 subnet %s %s %s: choose another", shown,
+		    i < n_routes ? "clashes with the host's route to" : "overlaps network", other);
+	}
+	free(taken);
+	return r;
+}
+
 /* Under the lock: the network made (no links yet: the bridge comes with its
  * first member). */
 static int create_locked(const struct hutch_net_ctx *ctx, const char *name, const char *subnet,
-			 bool internal, struct netdef *out, struct hutch_err **err)
+			 bool internal, bool ipv6, const char *subnet6, struct netdef *out,
+			 struct hutch_err **err)
 {
 	_cleanup_free_ char *shown = printable(name, strlen(name));
 	if (!net_name_valid(name))
@@ -1103,11 +1293,14 @@ static int create_locked(const struct hutch_net_ctx *ctx, const char *name, cons
 		r = hutch_ipam_choose_subnet(routes, n_routes, &chosen, err);
 	}
 	free(routes);
+	char id[65], created[32];
+	if (r == 0)
+		r = random_hex_id(id, err);
+	struct hutch_cidr6 chosen6 = {0};
+	if (r == 0 && ipv6)
+		r = choose_subnet6(ctx, id, subnet6, chosen.prefix, all, n_all, &chosen6, err);
 	netdefs_free(all, n_all);
 	if (r < 0)
-		return -1;
-	char id[65], created[32];
-	if (random_hex_id(id, err) < 0)
 		return -1;
 	now_rfc3339(created);
 	*out = (struct netdef){.name = xstrdup(name),
@@ -1115,6 +1308,8 @@ static int create_locked(const struct hutch_net_ctx *ctx, const char *name, cons
 			       .created = xstrdup(created),
 			       .subnet = chosen,
 			       .internal = internal,
+			       .ipv6 = ipv6,
+			       .subnet6 = chosen6,
 			       .pool = {.subnet = chosen}};
 	snprintf(out->bridge, sizeof(out->bridge), "hbr-%.11s", id);
 	if (save_net_as(ctx, out, true, err) < 0) {
@@ -1125,7 +1320,8 @@ static int create_locked(const struct hutch_net_ctx *ctx, const char *name, cons
 }
 
 int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, const char *subnet,
-			 bool internal, const char *const *dns_servers, size_t n_dns_servers,
+			 bool internal, bool ipv6, const char *subnet6,
+			 const char *const *dns_servers, size_t n_dns_servers,
 			 struct hutch_net_info *out, struct hutch_err **err)
 {
 	if (n_dns_servers > 3)
@@ -1145,7 +1341,7 @@ int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, cons
 	if (lock_networks(ctx, &lock, err) < 0)
 		return -1;
 	struct netdef d;
-	if (create_locked(ctx, name, subnet, internal, &d, err) < 0)
+	if (create_locked(ctx, name, subnet, internal, ipv6 || subnet6, subnet6, &d, err) < 0)
 		return -1;
 	if (n_dns_servers) {
 		d.dns_servers = xcalloc(n_dns_servers + 1, sizeof(char *));
@@ -1454,7 +1650,7 @@ static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net
 	int r = load_net(ctx, req->network, &d, err);
 	if (r == HUTCH_NET_NOT_FOUND && !strcmp(req->network, HUTCH_NET_DEFAULT)) {
 		hutch_err_free(err);
-		r = create_locked(ctx, req->network, NULL, false, &d, err);
+		r = create_locked(ctx, req->network, NULL, false, false, NULL, &d, err);
 	}
 	if (r < 0)
 		return -1;
@@ -1538,11 +1734,24 @@ static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net
 				    err) < 0)
 			goto fail;
 		veth_made = true;
+		if (d.ipv6) {
+			char gw6[46], a6[46], gw6_cidr[64], a6_cidr[64];
+			hutch_ipam_addr6(&d.subnet6, &d.subnet, hutch_ipam_gateway(&d.subnet), gw6);
+			hutch_ipam_addr6(&d.subnet6, &d.subnet, addr, a6);
+			snprintf(gw6_cidr, sizeof(gw6_cidr), "%s/%d", gw6, d.subnet6.prefix);
+			snprintf(a6_cidr, sizeof(a6_cidr), "%s/%d", a6, d.subnet6.prefix);
+			if (net_bridge_add6(d.bridge, gw6_cidr, err) < 0 ||
+			    net_veth_add6(ns, ifname, a6_cidr,
+					  d.internal || has_default ? NULL : gw6, err) < 0)
+				goto fail;
+		}
 		hutch_trace("net: veth");
 	}
 	/* who keeps the attachment alive: the caller's supervisor when it says so,
 	 * else the hutch on the host (rootless: the one outside the namespace) */
-	int attacher = req->attacher_pid ? req->attacher_pid : net_host_pid ? net_host_pid : getpid();
+	int attacher = req->attacher_pid ? req->attacher_pid
+		       : net_host_pid	 ? net_host_pid
+					 : getpid();
 	d.members = xrealloc(d.members, (d.n_members + 1) * sizeof(*d.members));
 	struct member *m = &d.members[d.n_members++];
 	*m = (struct member){.container = xstrdup(req->container),
@@ -1933,6 +2142,16 @@ int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name
 			       const char *subnet, bool internal, const char *owner,
 			       struct hutch_net_info *out, struct hutch_err **err)
 {
+	return hutch_network_ensure_owned6(ctx, name, subnet, internal, false, NULL, owner, out,
+					   err);
+}
+
+int hutch_network_ensure_owned6(const struct hutch_net_ctx *ctx, const char *name,
+				const char *subnet, bool internal, bool ipv6, const char *subnet6,
+				const char *owner, struct hutch_net_info *out,
+				struct hutch_err **err)
+{
+	ipv6 |= subnet6 != NULL;
 	_cleanup_close_ int lock = -1;
 	bool changed = false;
 	if (lock_networks(ctx, &lock, err) < 0 ||
@@ -1953,16 +2172,27 @@ int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name
 			return -1;
 		}
 		differs |= subnet && (want.addr != d.subnet.addr || want.prefix != d.subnet.prefix);
+		/* IPv6 switched on or off, or another IPv6 subnet given */
+		struct hutch_cidr6 want6;
+		differs |= d.ipv6 != ipv6;
+		if (subnet6 && hutch_cidr6_parse(subnet6, &want6, err) < 0) {
+			netdef_clear(&d);
+			return -1;
+		}
+		differs |=
+		    subnet6 && d.ipv6 &&
+		    (memcmp(want6.addr, d.subnet6.addr, 16) || want6.prefix != d.subnet6.prefix);
 		if (differs && d.n_members) {
 			char have[19];
 			hutch_cidr_format(&d.subnet, have);
 			_cleanup_free_ char *shown = printable(name, strlen(name));
 			hutch_fail(err, 0,
-				   "network '%s' (subnet %s%s) has containers on it and the file "
-				   "now says subnet %s%s: take the stack down (hutch down) to "
-				   "change it",
+				   "network '%s' (subnet %s%s%s) has containers on it and the "
+				   "file now says subnet %s%s%s: take the stack down (hutch down) "
+				   "to change it",
 				   shown, have, d.internal ? ", internal" : "",
-				   subnet ? subnet : have, internal ? ", internal" : "");
+				   d.ipv6 ? ", ipv6" : "", subnet ? subnet : have,
+				   internal ? ", internal" : "", ipv6 ? ", ipv6" : "");
 			netdef_clear(&d);
 			return -1;
 		}
@@ -1976,7 +2206,7 @@ int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name
 	}
 	if (r == HUTCH_NET_NOT_FOUND) {
 		hutch_err_free(err);
-		r = create_locked(ctx, name, subnet, internal, &d, err);
+		r = create_locked(ctx, name, subnet, internal, ipv6, subnet6, &d, err);
 	}
 	if (r < 0)
 		return -1;

@@ -1,9 +1,9 @@
 /* nftables through libnftables, dlopen'ed on first use: linked, it would map
  * libnftables, libnftnl, libmnl, jansson, gmp and xtables into every `hutch
  * run` (published ports are the rare case). hutch's rules live in one table of
- * its own, `table ip hutch`, replaced whole in one transaction from what is on
- * disk, so a crash never leaves half a table and the host's rules are never
- * touched. */
+ * its own, `table ip hutch` (with `table ip6 hutch` for dual stack networks),
+ * replaced whole in one transaction from what is on disk, so a crash never
+ * leaves half a table and the host's rules are never touched. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/netfilter.h>
@@ -80,7 +80,9 @@ int net_nft_apply(const char *ruleset, struct hutch_err **err)
 	nft.buffer_error(ctx);
 	/* "add" first so that "delete" never fails on a missing table */
 	_cleanup_free_ char *cmd =
-	    xasprintf("add table ip hutch\ndelete table ip hutch\n%s", ruleset ? ruleset : "");
+	    xasprintf("add table ip hutch\ndelete table ip hutch\nadd table ip6 hutch\n"
+		      "delete table ip6 hutch\n%s",
+		      ruleset ? ruleset : "");
 	int r = nft.run(ctx, cmd);
 	if (r != 0) {
 		const char *e = nft.get_error(ctx);

@@ -78,8 +78,11 @@ int hutch_port_parse(const char *arg, struct hutch_port_map *out, struct hutch_e
 		if (strchr(parts[0], ':') || parts[0][0] == '[')
 			return hutch_fail(
 			    err, 0,
-			    "invalid published port '%s': IPv6 host addresses are not "
-			    "supported yet",
+			    "invalid published port '%s': IPv6 host addresses cannot be given "
+			    "(nor [::1]: IPv6 has no route_localnet, a packet from ::1 never "
+			    "leaves the host's lo); publish on every address (-p HOST:CONTAINER): "
+			    "on a network made with --ipv6 it answers on the host's IPv6 "
+			    "addresses too",
 			    shown);
 		struct in_addr a;
 		if (!*parts[0])

@@ -1495,7 +1495,7 @@ static void read_top_networks(struct compose *c, const struct ynode *v)
 	for (size_t i = 0; i + 1 < v->n; i += 2) {
 		const struct ynode *k = v->kids[i], *n = v->kids[i + 1];
 		_cleanup_free_ char *p = xasprintf("networks.%s", k->text);
-		bool internal = false;
+		bool internal = false, ipv6 = false;
 		char *subnet = NULL;
 		int subnet_line = 0;
 		if (n->kind == Y_MAP) {
@@ -1504,6 +1504,8 @@ static void read_top_networks(struct compose *c, const struct ynode *v)
 				_cleanup_free_ char *np = xasprintf("%s.%s", p, nk);
 				if (!strcmp(nk, "internal"))
 					bool_of(c, n->kids[j + 1], np, &internal);
+				else if (!strcmp(nk, "enable_ipv6")) /* a ULA /64 chosen */
+					bool_of(c, n->kids[j + 1], np, &ipv6);
 				else if (!strcmp(nk, "driver")) {
 					_cleanup_free_ char *d = scalar(c, n->kids[j + 1], np);
 					if (d && strcmp(d, "bridge"))
@@ -1516,7 +1518,7 @@ static void read_top_networks(struct compose *c, const struct ynode *v)
 					free(subnet);
 					subnet = ipam_subnet(c, n->kids[j + 1], np, &subnet_line);
 				} else if (!strcmp(nk, "external") || !strcmp(nk, "driver_opts") ||
-					   !strcmp(nk, "enable_ipv6") || !strcmp(nk, "enable_ipv4"))
+					   !strcmp(nk, "enable_ipv4"))
 					unsupported(c, n->kids[j], np,
 						    "a stack's networks are its own, with "
 						    "addresses hutch chooses");
@@ -1532,6 +1534,7 @@ static void read_top_networks(struct compose *c, const struct ynode *v)
 		st->networks[st->n_networks++] = (struct stack_network){
 		    .name = xstrdup(k->text),
 		    .internal = internal,
+		    .ipv6 = ipv6,
 		    .subnet = subnet,
 		    .line = k->line,
 		    .subnet_line = subnet_line,

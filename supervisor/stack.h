@@ -126,6 +126,8 @@ struct stack_network {
 	char *name;
 	bool internal; /* no route out */
 	char *subnet;  /* "10.89.7.0/24"; NULL: hutch chooses */
+	bool ipv6;     /* dual stack (docs/network.md) */
+	char *subnet6; /* NULL: a ULA /64 hutch chooses */
 	int line;
 	int subnet_line; /* of its subnet key */
 };

@@ -432,6 +432,10 @@ static int write_ini(const struct hutch_stack *stack, char **out, char ***notes,
 			ini_line(&o, "internal", "true");
 		if (net->subnet)
 			ini_line(&o, "subnet", net->subnet);
+		if (net->subnet6)
+			ini_line(&o, "subnet6", net->subnet6);
+		else if (net->ipv6)
+			ini_line(&o, "ipv6", "true");
 	}
 	for (size_t i = 0; i < stack->n_services; i++)
 		ini_service(&o, &stack->services[i]);
@@ -561,6 +565,10 @@ static int write_json(const struct hutch_stack *stack, char **out)
 		json_object_object_add(n, "subnet", stack->networks[i].subnet
 							? jstr(stack->networks[i].subnet)
 							: NULL);
+		json_object_object_add(n, "ipv6", json_object_new_boolean(stack->networks[i].ipv6));
+		json_object_object_add(n, "subnet6",
+				       stack->networks[i].subnet6 ? jstr(stack->networks[i].subnet6)
+								  : NULL);
 		json_object_object_add(nets, stack->networks[i].name, n);
 	}
 	json_object_object_add(root, "networks", nets);

@@ -136,6 +136,7 @@ void hutch_stack_free(struct hutch_stack *stack)
 	for (size_t i = 0; i < stack->n_networks; i++) {
 		free(stack->networks[i].name);
 		free(stack->networks[i].subnet);
+		free(stack->networks[i].subnet6);
 	}
 	free(stack->networks);
 	free(stack->subnet);
@@ -655,7 +656,7 @@ static const struct service_key {
 };
 
 static const char *const stack_keys[] = {"name", "subnet", "dns_upstream"};
-static const char *const network_keys[] = {"internal", "subnet"};
+static const char *const network_keys[] = {"internal", "subnet", "ipv6", "subnet6"};
 
 /* Levenshtein distance, case-insensitive, for "did you mean". */
 static size_t distance(const char *a, const char *b)
@@ -1691,11 +1692,30 @@ static void load_network_key(struct loader *ld, struct stack_network *net,
 	} else if (!strcmp(e->key, "subnet")) {
 		if (subnet_of(ld, e, value, &net->subnet))
 			net->subnet_line = e->line;
+	} else if (!strcmp(e->key, "ipv6")) {
+		if (!parse_bool(value, &net->ipv6))
+			ERR(ld, e->line, "%s:%d: ipv6: '%s' is not a boolean: use true or false",
+			    ld->file, e->line, shown);
+	} else if (!strcmp(e->key, "subnet6")) { /* implies ipv6 */
+		struct hutch_cidr6 c;
+		_cleanup_err_ struct hutch_err *err = NULL;
+		if (hutch_cidr6_parse(value, &c, &err) < 0 || c.prefix > 120)
+			ERR(ld, e->line,
+			    "%s:%d: subnet6: '%s' is not an IPv6 subnet hutch can use: give one "
+			    "of /120 or more addresses with its host bits zero, like "
+			    "fd42:1:2:3::/64",
+			    ld->file, e->line, shown);
+		else {
+			free(net->subnet6);
+			net->subnet6 = xstrdup(value);
+			net->ipv6 = true;
+		}
 	} else {
 		_cleanup_free_ char *key = printable(e->key, strlen(e->key));
 		const char *near = nearest(e->key, network_keys, ARRAY_SIZE(network_keys));
 		ERR(ld, e->line, "%s:%d: %s: unknown key in [network.%s]%s%s%s", ld->file, e->line,
-		    key, net->name, near ? " (did you mean '" : " (it has internal and subnet)",
+		    key, net->name,
+		    near ? " (did you mean '" : " (it has internal, subnet, ipv6 and subnet6)",
 		    near ? near : "", near ? "'?)" : "");
 	}
 }

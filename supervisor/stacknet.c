@@ -243,7 +243,8 @@ static struct hutch_dns_records *build_records(struct sup_net *net)
 		int idx = hutch_dns_records_add_network(rec, net->nets[i].name, &err);
 		if (idx < 0 || !in->name ||
 		    hutch_dns_records_add_subnet(rec, idx, in->subnet, &err) < 0 ||
-		    hutch_dns_records_add_domain(rec, idx, net->stack->name, &err) < 0) {
+		    hutch_dns_records_add_domain(rec, idx, net->stack->name, &err) < 0 ||
+		    (in->ipv6 && hutch_dns_records_add_subnet(rec, idx, in->subnet6, &err) < 0)) {
 			if (err)
 				netlog("dns: network %s: %s", net->nets[i].name, err->msg);
 			continue;
@@ -271,12 +272,16 @@ static struct hutch_dns_records *build_records(struct sup_net *net)
 				names_add(&names, xasprintf("%s.%s", svc, net->stack->name), true);
 				names_add(&names, svc, true);
 			}
-			for (size_t a = 0; a < mb->n_aliases; a++)
+			for (size_t a = 0; a < mb->n_aliases; a++) {
 				names_add(&names, mb->aliases[a], false);
-			const char *addr = mb->address;
+				names_add(&names,
+					  xasprintf("%s.%s", mb->aliases[a], net->stack->name),
+					  true);
+			}
+			const char *addrs[] = {mb->address, mb->address6}; /* AAAA: dual stack */
 			_cleanup_err_ struct hutch_err *herr = NULL;
-			if (names.n && hutch_dns_records_add_host(rec, idx, names.v, names.n, &addr,
-								  1, &herr) < 0)
+			if (names.n && hutch_dns_records_add_host(rec, idx, names.v, names.n, addrs,
+								  in->ipv6 ? 2 : 1, &herr) < 0)
 				netlog("dns: %s: %s", cname ? cname : mb->container, herr->msg);
 			names_free(&names);
 		}
@@ -425,17 +430,20 @@ int sup_net_open(struct sup_net **out, const struct hutch_stack *stack, const ch
 		struct sup_net_net *nn = &net->nets[i];
 		const char *subnet = NULL;
 		int line = 0;
+		const struct stack_network *decl = NULL; /* its [network.NAME] */
 		for (size_t k = 0; k < stack->n_networks; k++)
 			if (!strcmp(stack->networks[k].name, nn->key)) {
 				subnet = stack->networks[k].subnet;
 				line = stack->networks[k].subnet_line;
+				decl = &stack->networks[k];
 			}
 		if (!strcmp(nn->key, "default") && !subnet) {
 			subnet = stack->subnet;
 			line = stack->subnet_line;
 		}
-		if (hutch_network_ensure_owned(&net->ctx, nn->name, subnet, nn->internal,
-					       net->owner, &nn->info, err) < 0) {
+		if (hutch_network_ensure_owned6(&net->ctx, nn->name, subnet, nn->internal,
+						decl && decl->ipv6, decl ? decl->subnet6 : NULL,
+						net->owner, &nn->info, err) < 0) {
 			if (subnet && line > 0)
 				hutch_err_wrap(err, "%s:%d: subnet: network %s", stack->file, line,
 					       nn->key);

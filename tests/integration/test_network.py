@@ -527,3 +527,37 @@ else:
             wait_for(lambda: not inspect(ns, n)["members"], what=f"{n} empty")
             ns.hutch("network", "rm", n)
         assert ns.links_settle(["lo"]) and netns_files(ns.state) == []
+
+    def test_hairpin_to_own_published_port_and_ls_owner(ns, www):
+        """A container reaches its own network's published port through the host's
+        address (another of its containers, and the server itself): the server sees
+        the gateway, so its reply comes back through the host. `network ls` has an
+        OWNER column, empty for the user's own network."""
+        ns.ip("link", "add", "hostif", "type", "veth", "peer", "name", "hostif1")
+        ns.ip("addr", "add", "10.202.0.1/24", "dev", "hostif")
+        ns.ip("link", "set", "hostif", "up")
+        ns.ip("link", "set", "hostif1", "up")
+        ns.hutch("network", "create", "hp")
+        httpd(ns, www, "--network", "hp", "-p", "8086:80", name="hpweb")
+        gw = inspect(ns, "hp")["gateway"]
+        assert "hello" in wait_http(ns, "http://10.202.0.1:8086/")
+        out = ns.hutch("run", "--rm", "--network", "hp", "bb", "timeout", "5", "wget", "-qO-",
+                       "http://10.202.0.1:8086/").stdout
+        assert "hello from hutch" in out
+        # the server itself, through the host
+        out = ns.hutch("exec", "hpweb", "timeout", "5", "wget", "-qO-",
+                       "http://10.202.0.1:8086/").stdout
+        assert "hello from hutch" in out
+        log = ns.hutch("logs", "hpweb").stderr
+        assert f"{gw}]" in log, log
+        table = ns.hutch("network", "ls").stdout.splitlines()
+        assert table[0].split()[-1] == "OWNER"
+        [row] = [l for l in table if " hp " in l]
+        assert row.split()[-1] == "1"  # CONTAINERS last: no owner
+        [j] = [json.loads(l) for l in ns.hutch("network", "ls", "--format", "json")
+               .stdout.splitlines()]
+        assert "owner" in j and j["owner"] is None
+        ns.hutch("rm", "-f", "hpweb")
+        wait_for(lambda: not inspect(ns, "hp")["members"], what="hpweb to leave")
+        ns.hutch("network", "rm", "hp")
+        ns.ip("link", "del", "hostif")

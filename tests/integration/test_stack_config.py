@@ -149,7 +149,8 @@ def test_notes_for_what_an_ini_cannot_hold(hutch, tmp):
     # declared networks are sections of their own
     assert "[network.back]\ninternal = true\n" in r.stdout
     j = json.loads(config(hutch, d, "--format", "json").stdout)
-    assert j["networks"] == {"back": {"internal": True, "subnet": None}}
+    assert j["networks"] == {"back": {"internal": True, "subnet": None, "ipv6": False,
+                                  "subnet6": None}}
     assert j["services"]["b"]["depends_on"]["a"]["restart"] is True
 
 

@@ -300,6 +300,7 @@ if ROOT:
         assert st.dig("web") == [web]
         assert st.dig(f"web.{st.name}") == [web]
         assert st.dig("www") == [web]
+        assert st.dig(f"www.{st.name}") == [web]
         assert st.dig(f"{st.name}-web-1") == [web]
         assert sorted(st.dig("api")) == apis
         # in rotating order

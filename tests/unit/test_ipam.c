@@ -245,14 +245,60 @@ static void test_port_errors(void **st)
 	port_bad("8080:000080", "container port '000080'");
 }
 
+/* ---- IPv6 ---------------------------------------------------------------------- */
+
+static void test_ipv6(void **st)
+{
+	struct hutch_cidr6 c, d;
+	struct hutch_err *err = NULL;
+	char b[HUTCH_CIDR6_LEN];
+	assert_int_equal(hutch_cidr6_parse("fd42:1:2:3::/64", &c, &err), 0);
+	hutch_cidr6_format(&c, b);
+	assert_string_equal(b, "fd42:1:2:3::/64");
+	assert_int_equal(hutch_cidr6_parse("fd42::1/64", &c, &err), -1);
+	assert_err_contains(&err, "host bits");
+	assert_int_equal(hutch_cidr6_parse("10.0.0.0/8", &c, &err), -1);
+	assert_err_contains(&err, "no IPv6 address");
+	assert_int_equal(hutch_cidr6_parse("fd00::/129", &c, &err), -1);
+	assert_err_contains(&err, "0-128");
+	/* a ULA /64 from the id: the same for the same id, apart for another */
+	assert_int_equal(hutch_ipam_choose_subnet6("abc", NULL, 0, &c, &err), 0);
+	assert_int_equal(c.prefix, 64);
+	assert_int_equal(c.addr[0], 0xfd);
+	assert_int_equal(c.addr[6] | c.addr[7], 0);
+	assert_int_equal(hutch_ipam_choose_subnet6("abc", NULL, 0, &d, &err), 0);
+	assert_memory_equal(c.addr, d.addr, 16);
+	assert_int_equal(hutch_ipam_choose_subnet6("abd", NULL, 0, &d, &err), 0);
+	assert_memory_not_equal(c.addr, d.addr, 16);
+	/* one that clashes with a route is passed over; a default route is no clash */
+	struct hutch_cidr6 taken[2] = {c, {.prefix = 0}};
+	taken[0].prefix = 48;
+	assert_int_equal(hutch_ipam_choose_subnet6("abc", taken, 2, &d, &err), 0);
+	assert_false(hutch_cidr6_overlap(&d, &taken[0]));
+	/* a container's IPv6 address: its IPv4 address's offset */
+	struct hutch_cidr s4 = cidr("10.89.3.0/24");
+	char a6[46];
+	assert_int_equal(hutch_cidr6_parse("fd42:1:2:3::/64", &c, &err), 0);
+	hutch_ipam_addr6(&c, &s4, s4.addr + 7, a6);
+	assert_string_equal(a6, "fd42:1:2:3::7");
+	hutch_ipam_addr6(&c, &s4, hutch_ipam_gateway(&s4), a6);
+	assert_string_equal(a6, "fd42:1:2:3::1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_cidr_parse),	      cmocka_unit_test(test_overlap),
-	    cmocka_unit_test(test_choose_first_free), cmocka_unit_test(test_choose_around_routes),
-	    cmocka_unit_test(test_choose_none_left),  cmocka_unit_test(test_allocate_release),
-	    cmocka_unit_test(test_stable_keys),	      cmocka_unit_test(test_pool_full),
-	    cmocka_unit_test(test_port_forms),	      cmocka_unit_test(test_port_errors),
+	    cmocka_unit_test(test_cidr_parse),
+	    cmocka_unit_test(test_overlap),
+	    cmocka_unit_test(test_choose_first_free),
+	    cmocka_unit_test(test_choose_around_routes),
+	    cmocka_unit_test(test_choose_none_left),
+	    cmocka_unit_test(test_allocate_release),
+	    cmocka_unit_test(test_stable_keys),
+	    cmocka_unit_test(test_pool_full),
+	    cmocka_unit_test(test_port_forms),
+	    cmocka_unit_test(test_port_errors),
+	    cmocka_unit_test(test_ipv6),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

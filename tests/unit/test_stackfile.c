@@ -1223,7 +1223,7 @@ static void test_networks(void **state)
 		     "IPv4 network from /8 to /30 with its host bits zero, like 10.89.7.0/24");
 	expect_error(
 	    "[network.x]\ncolour = red\n[service.a]\nimage = a\n",
-	    "hutch.ini:2: colour: unknown key in [network.x] (it has internal and subnet)");
+	    "hutch.ini:2: colour: unknown key in [network.x] (it has internal, subnet, ipv6 and subnet6)");
 	expect_error("[network.-x]\n[service.a]\nimage = a\n",
 		     "hutch.ini:1: [network.-x]: '-x' is not a network name: use up to 63 letters, "
 		     "digits, '_', '.' or '-', starting with a letter or digit");
