@@ -853,14 +853,10 @@ static void health_key(struct compose *c, struct keylist *kl, const struct ynode
 
 static bool profile_on(struct compose *c, const struct ynode *profiles);
 
-/* depends_on: a list of names, or a mapping of names to their condition. */
-struct dep_flags {
-	char *name;
-	bool restart;
-};
-
+/* depends_on: a list of names, or a mapping of names to their condition
+ * (NAME:CONDITION, with ":restart" for restart: true, as a hutch.ini writes it). */
 static void depends_key(struct compose *c, struct keylist *kl, const struct ynode *v,
-			const char *path, struct dep_flags **flags, size_t *n_flags)
+			const char *path)
 {
 	if (v->kind == Y_SEQ) {
 		for (size_t i = 0; i < v->n; i++) {
@@ -936,13 +932,10 @@ static void depends_key(struct compose *c, struct keylist *kl, const struct ynod
 			continue;
 		}
 		char *line = NULL;
-		_cleanup_free_ char *w = xasprintf("%s:%s", name, cond);
+		_cleanup_free_ char *w =
+		    xasprintf("%s:%s%s", name, cond, restart ? ":restart" : "");
 		add_word(&line, w);
 		emit(c, kl, "depends_on", line, place_of(c, v->kids[i], "depends_on", "%s", p));
-		if (restart) {
-			*flags = xrealloc(*flags, (*n_flags + 1) * sizeof(**flags));
-			(*flags)[(*n_flags)++] = (struct dep_flags){xstrdup(name), true};
-		}
 	}
 }
 
@@ -1239,8 +1232,6 @@ static bool profile_on(struct compose *c, const struct ynode *profiles)
 struct svc_out {
 	struct stack_service_in in;
 	struct keylist kl;
-	struct dep_flags *flags;
-	size_t n_flags;
 };
 
 /* build: a context (string), or a mapping of context, dockerfile, args (a list
@@ -1386,7 +1377,7 @@ static void read_service(struct compose *c, const struct ynode *key, const struc
 		else if (!strcmp(k, "ulimits"))
 			ulimits_key(c, kl, v, p);
 		else if (!strcmp(k, "depends_on"))
-			depends_key(c, kl, v, p, &out->flags, &out->n_flags);
+			depends_key(c, kl, v, p);
 		else if (!strcmp(k, "healthcheck"))
 			health_key(c, kl, v, p, out->in.line);
 		else if (!strcmp(k, "deploy"))
@@ -1668,18 +1659,8 @@ static void read_root(struct compose *c, const struct ynode *root, const char *n
 		name_key.value = name_text;
 	stack_build(st, MARK, &c->env, name_text ? &name_key : NULL, ins, n_out, &c->diag);
 	free(name_text);
-	/* depends_on's restart: true, on the model's dependency */
-	for (size_t i = 0; i < n_out && i < st->n_services; i++)
-		for (size_t f = 0; f < outs[i].n_flags; f++)
-			for (size_t d = 0; d < st->services[i].n_deps; d++)
-				if (!strcmp(st->services[i].deps[d].service, outs[i].flags[f].name))
-					st->services[i].deps[d].restart = true;
-	for (size_t i = 0; i < n_out; i++) {
-		for (size_t f = 0; f < outs[i].n_flags; f++)
-			free(outs[i].flags[f].name);
-		free(outs[i].flags);
+	for (size_t i = 0; i < n_out; i++)
 		free(outs[i].kl.keys);
-	}
 	free(outs);
 	free(ins);
 }

@@ -365,8 +365,9 @@ static void ini_service(struct ini_out *o, const struct stack_service *svc)
 	if (svc->n_deps) {
 		const char **words = xcalloc(svc->n_deps, sizeof(*words));
 		for (size_t d = 0; d < svc->n_deps; d++)
-			words[d] = xasprintf("%s:%s", svc->deps[d].service,
-					     condition_names[svc->deps[d].condition]);
+			words[d] = xasprintf("%s:%s%s", svc->deps[d].service,
+					     condition_names[svc->deps[d].condition],
+					     svc->deps[d].restart ? ":restart" : "");
 		ini_words(o, "depends_on", words, svc->n_deps);
 		for (size_t d = 0; d < svc->n_deps; d++)
 			free((char *)words[d]);
@@ -391,32 +392,15 @@ static void ini_service(struct ini_out *o, const struct stack_service *svc)
 	merged_free(m, n);
 }
 
-/* What a hutch.ini has no key for: said in the file, as a comment, and in
- * notes for the caller to show. Takes text. */
-static void ini_note(struct ini_out *o, char ***notes, size_t *n_notes, char *text)
-{
-	strbuf_addf(&o->b, "; %s\n", text);
-	if (!notes) {
-		free(text);
-		return;
-	}
-	*notes = xrealloc(*notes, (*n_notes + 1) * sizeof(**notes));
-	(*notes)[(*n_notes)++] = text;
-}
-
 static int write_ini(const struct hutch_stack *stack, char **out, char ***notes, size_t *n_notes,
 		     struct hutch_err **err)
 {
+	/* every key of the model has its INI key now: no notes to give (the
+	 * caller's are kept for the next one that has none) */
+	(void)notes;
+	(void)n_notes;
 	struct ini_out o = {.stack = stack, .err = err, .section = "stack"};
 	strbuf_adds(&o.b, "; the stack as hutch read it (hutch stack config)\n");
-	for (size_t i = 0; i < stack->n_services; i++)
-		for (size_t d = 0; d < stack->services[i].n_deps; d++)
-			if (stack->services[i].deps[d].restart)
-				ini_note(&o, notes, n_notes,
-					 xasprintf("services.%s.depends_on.%s.restart: true has "
-						   "no hutch.ini key",
-						   stack->services[i].name,
-						   stack->services[i].deps[d].service));
 	strbuf_adds(&o.b, "[stack]\n");
 	ini_line(&o, "name", stack->name);
 	if (stack->subnet)

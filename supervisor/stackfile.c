@@ -991,6 +991,16 @@ static void depends_of(struct loader *ld, const struct scan_entry *e, const char
 		_cleanup_free_ char *shown = printable(words[i], strlen(words[i]));
 		char *colon = strchr(words[i], ':');
 		enum stack_dep_condition cond = STACK_DEP_STARTED;
+		/* NAME[:CONDITION][:restart]: compose's restart: true, restart
+		 * this one when NAME restarts */
+		bool restart = false;
+		size_t wlen = strlen(words[i]);
+		if (colon && wlen > 8 && !strcmp(words[i] + wlen - 8, ":restart")) {
+			restart = true;
+			words[i][wlen - 8] = '\0';
+			if (colon == words[i] + wlen - 8)
+				colon = NULL;
+		}
 		if (colon) {
 			*colon = '\0';
 			if (!strcmp(colon + 1, "started"))
@@ -1017,7 +1027,7 @@ static void depends_of(struct loader *ld, const struct scan_entry *e, const char
 		}
 		svc->deps = xrealloc(svc->deps, (svc->n_deps + 1) * sizeof(*svc->deps));
 		svc->deps[svc->n_deps++] =
-		    (struct stack_dep){xstrdup(words[i]), 0, cond, e->line, false};
+		    (struct stack_dep){xstrdup(words[i]), 0, cond, e->line, restart};
 	}
 	strv_free(words, n);
 }
