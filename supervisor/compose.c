@@ -864,6 +864,15 @@ static void depends_key(struct compose *c, struct keylist *kl, const struct ynod
 			char *t = scalar(c, v->kids[i], p);
 			if (!t)
 				continue;
+			const struct ynode *target = ymap_get(ymap_get(c->root, "services"), t);
+			if (target && !profile_on(c, ymap_get(target, "profiles"))) {
+				nerr(c, v->kids[i], p,
+				     "'%s' is in profiles that are not enabled: give --profile for "
+				     "one of them",
+				     t);
+				free(t);
+				continue;
+			}
 			char *line = NULL;
 			add_word(&line, t);
 			free(t);
@@ -1320,12 +1329,18 @@ static void read_service(struct compose *c, const struct ynode *key, const struc
 		if (!strcmp(k, "image") || !strcmp(k, "user") || !strcmp(k, "hostname") ||
 		    !strcmp(k, "stop_signal") || !strcmp(k, "stop_grace_period") ||
 		    !strcmp(k, "container_name") || !strcmp(k, "cpus") || !strcmp(k, "restart") ||
-		    !strcmp(k, "network_mode"))
+		    !strcmp(k, "network_mode")) {
+			size_t before = kl->n;
 			text_key(c, kl, v, p,
 				 !strcmp(k, "network_mode") ? "network"
 				 : !strcmp(k, "restart")    ? "restart"
 							    : k);
-		else if (!strcmp(k, "build"))
+			/* an image whose value failed (its error is said): a
+			 * stand-in, so that it is not also said to have none */
+			if (!strcmp(k, "image") && kl->n == before)
+				emit(c, kl, "image", xstrdup("failed"),
+				     place_of(c, v, "image", "%s", p));
+		} else if (!strcmp(k, "build"))
 			build_key(c, kl, v, p);
 		else if (!strcmp(k, "working_dir"))
 			text_key(c, kl, v, p, "workdir");

@@ -92,6 +92,21 @@ static char *http_url(const struct stack_health *h)
 			 v6 ? "]" : "", h->port, h->http_path ? h->http_path : "/");
 }
 
+/* build's context as the file gave it: relative to the stack's directory
+ * ("./api", "."), as the model's absolute path reads back from a hutch.ini
+ * there; absolute when it is elsewhere. */
+static char *build_context(const struct hutch_stack *stack, const struct stack_service *svc)
+{
+	const char *c = svc->build.context;
+	size_t n = stack->dir ? strlen(stack->dir) : 0;
+	if (!n || strncmp(c, stack->dir, n) || (c[n] != '/' && c[n]))
+		return xstrdup(c);
+	const char *rest = c + n;
+	while (*rest == '/' || (rest[0] == '.' && (rest[1] == '/' || !rest[1])))
+		rest++; /* "DIR/./api" as joined: "./api" */
+	return *rest ? xasprintf("./%s", rest) : xstrdup(".");
+}
+
 /* ---- options, the same key given twice ---------------------------------------- */
 
 /* The service's options one per key, in the order of each key's first: a
@@ -330,6 +345,17 @@ static void ini_service(struct ini_out *o, const struct stack_service *svc)
 	o->section = section;
 	strbuf_addf(&o->b, "\n[service.%s]\n", svc->name);
 	ini_line(o, "image", svc->image ? svc->image : "");
+	if (svc->build.context) {
+		_cleanup_free_ char *ctx = build_context(o->stack, svc);
+		ini_line(o, "build", ctx);
+		if (svc->build.dockerfile)
+			ini_line(o, "dockerfile", svc->build.dockerfile);
+		if (svc->build.target)
+			ini_line(o, "target", svc->build.target);
+		if (svc->build.n_args)
+			ini_words(o, "build_args", (const char *const *)svc->build.args,
+				  svc->build.n_args);
+	}
 	if (svc->command)
 		ini_words(o, "command", (const char *const *)svc->command, svc->n_command);
 	if (svc->has_entrypoint)
@@ -473,11 +499,29 @@ static struct json_object *json_health(const struct stack_health *h)
 	return j;
 }
 
-static struct json_object *json_service(const struct stack_service *svc)
+static struct json_object *json_build(const struct hutch_stack *stack,
+				      const struct stack_service *svc)
+{
+	if (!svc->build.context)
+		return NULL;
+	struct json_object *j = json_object_new_object();
+	_cleanup_free_ char *ctx = build_context(stack, svc);
+	json_object_object_add(j, "context", jstr(ctx));
+	json_object_object_add(j, "dockerfile",
+			       svc->build.dockerfile ? jstr(svc->build.dockerfile) : NULL);
+	json_object_object_add(j, "target", svc->build.target ? jstr(svc->build.target) : NULL);
+	json_object_object_add(j, "args",
+			       jwords((const char *const *)svc->build.args, svc->build.n_args));
+	return j;
+}
+
+static struct json_object *json_service(const struct hutch_stack *stack,
+					const struct stack_service *svc)
 {
 	struct json_object *j = json_object_new_object();
 	char buf[64];
 	json_object_object_add(j, "image", jstr(svc->image));
+	json_object_object_add(j, "build", json_build(stack, svc));
 	json_object_object_add(
 	    j, "command",
 	    svc->command ? jwords((const char *const *)svc->command, svc->n_command) : NULL);
@@ -531,7 +575,7 @@ static int write_json(const struct hutch_stack *stack, char **out)
 	struct json_object *svcs = json_object_new_object();
 	for (size_t i = 0; i < stack->n_services; i++)
 		json_object_object_add(svcs, stack->services[i].name,
-				       json_service(&stack->services[i]));
+				       json_service(stack, &stack->services[i]));
 	json_object_object_add(root, "services", svcs);
 	struct json_object *order = json_object_new_array();
 	for (size_t i = 0; stack->order && i < stack->n_services; i++)

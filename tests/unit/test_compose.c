@@ -748,7 +748,8 @@ static void test_errors(void **state)
 		     "has name, services, networks, volumes and x- extensions)");
 	expect_error("services:\n  a:\n    image: busybox\n    profiles: [x]\n"
 		     "  b:\n    image: busybox\n    depends_on: [a]\n",
-		     "compose.yaml:7:18: services.b.depends_on[0]: no service 'a' in this file");
+		     "compose.yaml:7:18: services.b.depends_on[0]: 'a' is in profiles that are not "
+		     "enabled: give --profile for one of them");
 	expect_error(
 	    "services:\n  a:\n    image: busybox\n    profiles: [x]\n"
 	    "  b:\n    image: busybox\n    depends_on: {a: {condition: service_started}}\n",

@@ -1,0 +1,126 @@
+"""Compose files of every shape, read through `hutch stack config` (issue 11, docs/compose.md).
+
+Each directory of tests/fixtures/compose/ is a project: its compose files, with what
+they need beside them (.env, env files), and what hutch must make of them:
+- `args`: more arguments for `stack config`, shell words (`-f a.yaml -f b.yaml`,
+  `--profile debug`); `environ`: NAME=VALUE lines set in hutch's environment;
+- `expected.json`: the `--format json` document. The hutch.ini `stack config` writes
+  must then load back to the same document (less compose's top-level `volumes`, which a
+  hutch.ini does not declare);
+- or `expected.err`: the exact stderr of a refused project (exit 1, nothing on stdout),
+  and, when it is refused for unsupported keys only, `expected-ignored.json` and
+  `expected-ignored.err`: the document and the warnings with `--ignore-unsupported`.
+
+The project is copied to a directory named as the fixture, so the stack's name (from the
+directory when no `name:`) and the messages (FILE:LINE:COLUMN, relative) are the same
+wherever the suite runs. HOME is /home/u (`~` in volumes).
+
+UPDATE_FIXTURES=1 writes the expected files from what hutch says, for a new fixture: read
+every one of them before committing it, it is the test's answer.
+"""
+import json
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "compose"
+ALL = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+UPDATE = os.environ.get("UPDATE_FIXTURES") == "1"
+EXPECTED = (
+    "expected.json",
+    "expected.err",
+    "expected.warnings",
+    "expected-ignored.json",
+    "expected-ignored.err",
+)
+
+
+def environ(src):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    e["HOME"] = "/home/u"
+    f = src / "environ"
+    if f.exists():
+        for line in f.read_text().splitlines():
+            if line.strip():
+                k, _, v = line.partition("=")
+                e[k] = v
+    return e
+
+
+def config(hutch, cwd, args, env, *more):
+    return hutch("stack", "config", *args, *more, cwd=cwd, check=False, env=env)
+
+
+def check_text(src, name, got):
+    if UPDATE:
+        (src / name).write_text(got)
+    want = (src / name).read_text()
+    assert got == want, f"{name}: hutch says:\n{got}"
+
+
+def check_json(src, name, got):
+    doc = json.loads(got)
+    if UPDATE:
+        (src / name).write_text(json.dumps(doc, indent=2) + "\n")
+    want = json.loads((src / name).read_text())
+    assert doc == want, f"{name}: hutch says:\n{got}"
+    return doc
+
+
+def ini_round_trip(hutch, tmp, cwd, args, env, doc):
+    r = config(hutch, cwd, args, env, "--format", "ini")
+    assert r.returncode == 0, r.stderr
+    back = tmp / "back" / doc["name"]
+    back.mkdir(parents=True)
+    (back / "hutch.ini").write_text(r.stdout)
+    # the env files were read into env: the INI stands alone (relative bind
+    # mounts stay relative, and are not looked at by stack config)
+    b = config(hutch, back, [], env, "--format", "json")
+    assert b.returncode == 0, f"{b.stderr}\n{r.stdout}"
+    got = json.loads(b.stdout)
+    want = dict(doc)
+    want.pop("volumes")
+    got.pop("volumes")
+    assert got == want, r.stdout
+
+
+def test_every_fixture_has_an_answer():
+    assert len(ALL) >= 20
+    for name in ALL:
+        have = {p.name for p in (FIXTURES / name).iterdir()}
+        assert ("expected.json" in have) != ("expected.err" in have) or UPDATE, name
+        assert ("expected-ignored.json" in have) == ("expected-ignored.err" in have), name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_fixture(hutch, tmp, name):
+    src = FIXTURES / name
+    cwd = tmp / name
+    shutil.copytree(
+        src, cwd, ignore=lambda d, files: [f for f in files if f in EXPECTED or f == "args"]
+    )
+    args = shlex.split((src / "args").read_text()) if (src / "args").exists() else []
+    env = environ(src)
+    r = config(hutch, cwd, args, env, "--format", "json")
+    refused = (src / "expected.err").exists() or (UPDATE and r.returncode != 0)
+    if not refused:
+        assert r.returncode == 0, r.stderr
+        doc = check_json(src, "expected.json", r.stdout)
+        assert r.stderr == "" or (src / "expected.warnings").exists() or UPDATE, r.stderr
+        if (src / "expected.warnings").exists() or (UPDATE and r.stderr):
+            check_text(src, "expected.warnings", r.stderr.replace(f"{cwd}/", ""))
+        ini_round_trip(hutch, tmp, cwd, args, env, doc)
+        return
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    check_text(src, "expected.err", r.stderr.replace(f"{cwd}/", ""))
+    ignored = config(hutch, cwd, args, env, "--format", "json", "--ignore-unsupported")
+    if not (src / "expected-ignored.json").exists() and not (UPDATE and ignored.returncode == 0):
+        assert ignored.returncode == 1
+        return
+    assert ignored.returncode == 0, ignored.stderr
+    doc = check_json(src, "expected-ignored.json", ignored.stdout)
+    check_text(src, "expected-ignored.err", ignored.stderr.replace(f"{cwd}/", ""))
+    ini_round_trip(hutch, tmp, cwd, args + ["--ignore-unsupported"], env, doc)
