@@ -317,16 +317,47 @@ static char *shell_join(const char *const *words, size_t n, enum quoting q)
 	return strbuf_steal(&b);
 }
 
+/* The words as text, in the first quoting the INI line reader takes. */
+static char *words_text(const char *const *words, size_t n)
+{
+	for (enum quoting q = Q_QUOTES;; q++) {
+		char *text = shell_join(words, n, q);
+		_cleanup_free_ char *enc = strpbrk(text, "\n\r") ? NULL : ini_encode(text);
+		if (enc || q == Q_DOLLAR)
+			return text;
+		free(text);
+	}
+}
+
 /* KEY = words; an empty list as "" (entrypoint = "": none). */
 static void ini_words(struct ini_out *o, const char *key, const char *const *words, size_t n)
 {
-	for (enum quoting q = Q_QUOTES; q <= Q_DOLLAR; q++) {
-		_cleanup_free_ char *text = shell_join(words, n, q);
-		_cleanup_free_ char *enc = strpbrk(text, "\n\r") ? NULL : ini_encode(text);
-		if (enc || q == Q_DOLLAR) {
-			ini_line(o, key, text);
-			return;
-		}
+	_cleanup_free_ char *text = words_text(words, n);
+	ini_line(o, key, text);
+}
+
+/* Does KEY = the words fit on one INI line? */
+static bool words_fit(const char *key, const char *const *words, size_t n)
+{
+	_cleanup_free_ char *text = words_text(words, n);
+	_cleanup_free_ char *enc = ini_encode(text);
+	return enc && strlen(key) + 3 + strlen(enc) <= OUT_LINE_MAX;
+}
+
+/* env, and its variables past one INI line in env.2, env.3, ... (as many
+ * to a line as fit; a variable too long for a line of its own is refused
+ * by ini_line, naming it). */
+static void ini_env(struct ini_out *o, const char *const *vars, size_t n)
+{
+	char key[32] = "env";
+	for (size_t start = 0, part = 1; start < n; part++) {
+		if (part > 1)
+			snprintf(key, sizeof(key), "env.%zu", part);
+		size_t end = start + 1;
+		while (end < n && words_fit(key, vars + start, end + 1 - start))
+			end++;
+		ini_words(o, key, vars + start, end - start);
+		start = end;
 	}
 }
 
@@ -361,7 +392,7 @@ static void ini_service(struct ini_out *o, const struct stack_service *svc)
 	if (svc->has_entrypoint)
 		ini_words(o, "entrypoint", (const char *const *)svc->entrypoint, svc->n_entrypoint);
 	if (svc->n_env)
-		ini_words(o, "env", (const char *const *)svc->env, svc->n_env);
+		ini_env(o, (const char *const *)svc->env, svc->n_env);
 	const struct stack_health *h = &svc->health;
 	char buf[64];
 	if (h->kind == STACK_HEALTH_CMD)

@@ -1368,13 +1368,26 @@ static void build_of(struct loader *ld, const struct scan_entry *e, const char *
 	*slot = *value ? xstrdup(value) : NULL;
 }
 
+/* env.2, env.3, ...: more of env's variables, for a list longer than an INI
+ * line holds (hutch stack config writes them so), read as if added to env. */
+static bool env_more_key(const char *key)
+{
+	if (strncmp(key, "env.", 4) || !key[4] || key[4] == '0' || strlen(key + 4) > 3)
+		return false;
+	for (const char *p = key + 4; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return false;
+	return strcmp(key + 4, "1") != 0;
+}
+
 static void load_service_key(struct loader *ld, struct stack_service *svc,
 			     const struct scan_entry *e, const char *value, struct health_keys *hk,
 			     struct env_lists *vars)
 {
 	const struct service_key *k = NULL;
+	const char *name = env_more_key(e->key) ? "env" : e->key;
 	for (size_t i = 0; i < ARRAY_SIZE(service_keys) && !k; i++)
-		if (!strcmp(e->key, service_keys[i].name))
+		if (!strcmp(name, service_keys[i].name))
 			k = &service_keys[i];
 	_cleanup_free_ char *key_shown = printable(e->key, strlen(e->key));
 	if (!k) {
@@ -1644,7 +1657,7 @@ static bool key_known(bool is_stack, bool is_network, const char *key)
 	for (size_t i = 0; i < ARRAY_SIZE(service_keys); i++)
 		if (!strcmp(key, service_keys[i].name))
 			return true;
-	return false;
+	return env_more_key(key);
 }
 
 /* A service with the defaults of every key. */

@@ -124,3 +124,41 @@ def test_fixture(hutch, tmp, name):
     doc = check_json(src, "expected-ignored.json", ignored.stdout)
     check_text(src, "expected-ignored.err", ignored.stderr.replace(f"{cwd}/", ""))
     ini_round_trip(hutch, tmp, cwd, args + ["--ignore-unsupported"], env, doc)
+
+
+def test_long_env_in_the_ini(hutch, tmp):
+    # the fixture's 50 variables are past one INI line: env goes on in env.2, ...
+    cwd = tmp / "environment-long"
+    shutil.copytree(FIXTURES / "environment-long", cwd)
+    ini = config(hutch, cwd, [], environ(cwd), "--format", "ini").stdout
+    keys = [line.split(" = ")[0] for line in ini.splitlines() if line.startswith("env")]
+    assert keys == ["env", "env.2", "env.3"], ini
+    assert max(len(line) for line in ini.splitlines()) <= 999
+
+
+def test_ini_keys_of_compose(hutch, tmp):
+    d = tmp / "ini"
+    d.mkdir()
+    (d / "hutch.ini").write_text(
+        "[service.db]\nimage = bb\nhealth_cmd = true\n"
+        "[service.a]\nimage = bb\ndepends_on = db:healthy:restart\n"
+        "env = A=1\nenv.2 = B=2 A=3\n"
+        "[service.b]\nimage = bb\ndepends_on = db:restart\n"
+    )
+    j = json.loads(config(hutch, d, [], environ(d), "--format", "json").stdout)
+    assert j["services"]["a"]["depends_on"] == {"db": {"condition": "healthy", "restart": True}}
+    assert j["services"]["b"]["depends_on"] == {"db": {"condition": "started", "restart": True}}
+    assert j["services"]["a"]["environment"] == {"A": "3", "B": "2"}
+    (d / "hutch.ini").write_text(
+        "[service.db]\nimage = bb\n"
+        "[service.a]\nimage = bb\ndepends_on = db:restart:healthy\nenv.1 = A=1\nenv.02 = B=2\n"
+    )
+    r = config(hutch, d, [], environ(d))
+    assert r.returncode == 1
+    assert r.stderr.replace(f"{d}/", "") == (
+        "hutch.ini: 3 errors:\n"
+        "hutch.ini:5: depends_on: 'db:restart:healthy': the condition after ':' is started "
+        "(the default), healthy or completed\n"
+        "hutch.ini:6: env.1: unknown key (did you mean 'env'?)\n"
+        "hutch.ini:7: env.02: unknown key (docs/stack-file.md lists a service's keys)\n"
+    )

@@ -247,13 +247,35 @@ static void test_refused_values(void **state)
 	expect_refused("services:\n  a:\n    image: busybox\n    working_dir: \"/a\\nb\"\n",
 		       "services.a.workdir: '/a\\x0ab': it holds a line break: a hutch.ini cannot "
 		       "hold it (--format json shows it)");
+	/* a variable longer than a line of its own */
 	struct strbuf y = {0};
-	strbuf_adds(&y, "services:\n  a:\n    image: busybox\n    environment:\n");
-	for (int i = 0; i < 40; i++)
-		strbuf_addf(&y, "      VARIABLE_%02d: some value of a few bytes\n", i);
-	expect_refused(y.s, "services.a.env: ");
+	strbuf_adds(&y, "services:\n  a:\n    image: busybox\n    environment:\n      A: 1\n");
+	strbuf_adds(&y, "      LONG: ");
+	for (int i = 0; i < 100; i++)
+		strbuf_adds(&y, "0123456789");
+	strbuf_adds(&y, "\n");
+	expect_refused(y.s, "services.a.env.2: 'LONG=0123456789");
 	expect_refused(y.s, "bytes long, and an INI line holds 999 (put long lists of variables "
 			    "in an env_file)");
+	strbuf_fini(&y);
+}
+
+/* Variables past one INI line go on in env.2, env.3, ... and read back. */
+static void test_long_env(void **state)
+{
+	struct strbuf y = {0};
+	strbuf_adds(&y, "services:\n  a:\n    image: busybox\n    environment:\n");
+	for (int i = 0; i < 80; i++)
+		strbuf_addf(&y, "      VARIABLE_%02d: \"some value; of a few $$bytes\"\n", i);
+	char *ini = roundtrip_yaml(y.s);
+	assert_non_null(strstr(ini, "\nenv = \"VARIABLE_00="));
+	assert_non_null(strstr(ini, "\nenv.2 = \"VARIABLE_"));
+	assert_non_null(strstr(ini, "\nenv.3 = \"VARIABLE_"));
+	assert_non_null(strstr(ini, "\nenv.4 = \"VARIABLE_"));
+	assert_null(strstr(ini, "\nenv.5 = "));
+	for (const char *l = ini; *l; l = strchr(l, '\n') + 1)
+		assert_true(strcspn(l, "\n") <= 999);
+	free(ini);
 	strbuf_fini(&y);
 }
 
@@ -449,6 +471,7 @@ int main(void)
 	    cmocka_unit_test(test_hard_values_come_back),
 	    cmocka_unit_test(test_ini_http_tcp_notify),
 	    cmocka_unit_test(test_refused_values),
+	    cmocka_unit_test(test_long_env),
 	    cmocka_unit_test(test_notes),
 	    cmocka_unit_test(test_dollar_quote_words),
 	    cmocka_unit_test(test_corpus_roundtrip),
