@@ -121,10 +121,23 @@ static void nerr(struct compose *c, const struct ynode *n, const char *path, con
 	free(msg);
 }
 
-/* The INI reader's "MARK:N: KEY: text" as "FILE:LINE:COL: PATH: text". */
-static void rewrite_messages(struct compose *c)
+/* The INI reader's "MARK:N: KEY: text" as "FILE:LINE:COL: PATH: text"; and
+ * every message of a place sorted by where it is (the file given first, its
+ * line and column), not by when it was found (top-level keys are read first). */
+static void rewrite_messages(struct compose *c, const char *const *files, size_t n_files)
 {
 	for (size_t i = 0; i < c->diag.n; i++) {
+		int sort = c->diag.items[i].sort_line;
+		if (sort >= 1 && (size_t)sort <= c->n_places) {
+			const struct place *p = &c->places[sort - 1];
+			size_t f = 0;
+			while (f + 1 < n_files && (!p->file || strcmp(files[f], p->file)))
+				f++;
+			c->diag.items[i].sort_line = (int)((f < 31 ? f : 31) << 26) |
+						     (p->line < (1 << 18) ? p->line : (1 << 18) - 1)
+							 << 8 |
+						     (p->col < 255 ? p->col : 255);
+		}
 		char *t = c->diag.items[i].text;
 		if (strncmp(t, MARK ":", 2))
 			continue;
@@ -1817,7 +1830,7 @@ int compose_load_env(const char *const *paths, size_t n, const struct hutch_stac
 	if (c.diag.n == 0 && root) {
 		c.root = root;
 		read_root(&c, root, opts ? opts->project_name : NULL, &n_services);
-		rewrite_messages(&c);
+		rewrite_messages(&c, (const char *const *)shown, n);
 		c.first_file = shown[0];
 		fix_lines(&c);
 	}
