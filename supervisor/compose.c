@@ -1671,14 +1671,23 @@ static void read_root(struct compose *c, const struct ynode *root, const char *n
 
 	/* services, those of profiles not asked for left out */
 	struct svc_out *outs = xcalloc(services->n / 2 + 1, sizeof(*outs));
-	size_t n_out = 0;
+	size_t n_out = 0, n_left_out = 0;
 	for (size_t i = 0; i + 1 < services->n; i += 2) {
 		const struct ynode *k = services->kids[i], *s = services->kids[i + 1];
-		if (k->kind != Y_SCALAR || !strncmp(k->text, "x-", 2) ||
-		    !profile_on(c, ymap_get(s, "profiles")))
+		if (k->kind != Y_SCALAR || !strncmp(k->text, "x-", 2))
 			continue;
+		if (!profile_on(c, ymap_get(s, "profiles"))) {
+			n_left_out++;
+			continue;
+		}
 		read_service(c, k, s, &outs[n_out++]);
 	}
+	if (n_out == 0)
+		nerr(c, services, "services",
+		     n_left_out ? "no service to run: each is in profiles that are not enabled: "
+				  "give --profile for one of them"
+				: "no services: add services: with at least one service and its "
+				  "image");
 	*n_services_out = (int)n_out;
 	struct stack_service_in *ins = xcalloc(n_out + 1, sizeof(*ins));
 	for (size_t i = 0; i < n_out; i++)
