@@ -121,10 +121,23 @@ static void nerr(struct compose *c, const struct ynode *n, const char *path, con
 	free(msg);
 }
 
-/* The INI reader's "MARK:N: KEY: text" as "FILE:LINE:COL: PATH: text". */
-static void rewrite_messages(struct compose *c)
+/* The INI reader's "MARK:N: KEY: text" as "FILE:LINE:COL: PATH: text"; and
+ * every message of a place sorted by where it is (the file given first, its
+ * line and column), not by when it was found (top-level keys are read first). */
+static void rewrite_messages(struct compose *c, const char *const *files, size_t n_files)
 {
 	for (size_t i = 0; i < c->diag.n; i++) {
+		int sort = c->diag.items[i].sort_line;
+		if (sort >= 1 && (size_t)sort <= c->n_places) {
+			const struct place *p = &c->places[sort - 1];
+			size_t f = 0;
+			while (f + 1 < n_files && (!p->file || strcmp(files[f], p->file)))
+				f++;
+			c->diag.items[i].sort_line = (int)((f < 31 ? f : 31) << 26) |
+						     (p->line < (1 << 18) ? p->line : (1 << 18) - 1)
+							 << 8 |
+						     (p->col < 255 ? p->col : 255);
+		}
 		char *t = c->diag.items[i].text;
 		if (strncmp(t, MARK ":", 2))
 			continue;
@@ -853,14 +866,10 @@ static void health_key(struct compose *c, struct keylist *kl, const struct ynode
 
 static bool profile_on(struct compose *c, const struct ynode *profiles);
 
-/* depends_on: a list of names, or a mapping of names to their condition. */
-struct dep_flags {
-	char *name;
-	bool restart;
-};
-
+/* depends_on: a list of names, or a mapping of names to their condition
+ * (NAME:CONDITION, with ":restart" for restart: true, as a hutch.ini writes it). */
 static void depends_key(struct compose *c, struct keylist *kl, const struct ynode *v,
-			const char *path, struct dep_flags **flags, size_t *n_flags)
+			const char *path)
 {
 	if (v->kind == Y_SEQ) {
 		for (size_t i = 0; i < v->n; i++) {
@@ -868,6 +877,15 @@ static void depends_key(struct compose *c, struct keylist *kl, const struct ynod
 			char *t = scalar(c, v->kids[i], p);
 			if (!t)
 				continue;
+			const struct ynode *target = ymap_get(ymap_get(c->root, "services"), t);
+			if (target && !profile_on(c, ymap_get(target, "profiles"))) {
+				nerr(c, v->kids[i], p,
+				     "'%s' is in profiles that are not enabled: give --profile for "
+				     "one of them",
+				     t);
+				free(t);
+				continue;
+			}
 			char *line = NULL;
 			add_word(&line, t);
 			free(t);
@@ -936,13 +954,10 @@ static void depends_key(struct compose *c, struct keylist *kl, const struct ynod
 			continue;
 		}
 		char *line = NULL;
-		_cleanup_free_ char *w = xasprintf("%s:%s", name, cond);
+		_cleanup_free_ char *w =
+		    xasprintf("%s:%s%s", name, cond, restart ? ":restart" : "");
 		add_word(&line, w);
 		emit(c, kl, "depends_on", line, place_of(c, v->kids[i], "depends_on", "%s", p));
-		if (restart) {
-			*flags = xrealloc(*flags, (*n_flags + 1) * sizeof(**flags));
-			(*flags)[(*n_flags)++] = (struct dep_flags){xstrdup(name), true};
-		}
 	}
 }
 
@@ -1239,8 +1254,6 @@ static bool profile_on(struct compose *c, const struct ynode *profiles)
 struct svc_out {
 	struct stack_service_in in;
 	struct keylist kl;
-	struct dep_flags *flags;
-	size_t n_flags;
 };
 
 /* build: a context (string), or a mapping of context, dockerfile, args (a list
@@ -1329,12 +1342,18 @@ static void read_service(struct compose *c, const struct ynode *key, const struc
 		if (!strcmp(k, "image") || !strcmp(k, "user") || !strcmp(k, "hostname") ||
 		    !strcmp(k, "stop_signal") || !strcmp(k, "stop_grace_period") ||
 		    !strcmp(k, "container_name") || !strcmp(k, "cpus") || !strcmp(k, "restart") ||
-		    !strcmp(k, "network_mode"))
+		    !strcmp(k, "network_mode")) {
+			size_t before = kl->n;
 			text_key(c, kl, v, p,
 				 !strcmp(k, "network_mode") ? "network"
 				 : !strcmp(k, "restart")    ? "restart"
 							    : k);
-		else if (!strcmp(k, "build"))
+			/* an image whose value failed (its error is said): a
+			 * stand-in, so that it is not also said to have none */
+			if (!strcmp(k, "image") && kl->n == before)
+				emit(c, kl, "image", xstrdup("failed"),
+				     place_of(c, v, "image", "%s", p));
+		} else if (!strcmp(k, "build"))
 			build_key(c, kl, v, p);
 		else if (!strcmp(k, "working_dir"))
 			text_key(c, kl, v, p, "workdir");
@@ -1386,7 +1405,7 @@ static void read_service(struct compose *c, const struct ynode *key, const struc
 		else if (!strcmp(k, "ulimits"))
 			ulimits_key(c, kl, v, p);
 		else if (!strcmp(k, "depends_on"))
-			depends_key(c, kl, v, p, &out->flags, &out->n_flags);
+			depends_key(c, kl, v, p);
 		else if (!strcmp(k, "healthcheck"))
 			health_key(c, kl, v, p, out->in.line);
 		else if (!strcmp(k, "deploy"))
@@ -1655,14 +1674,23 @@ static void read_root(struct compose *c, const struct ynode *root, const char *n
 
 	/* services, those of profiles not asked for left out */
 	struct svc_out *outs = xcalloc(services->n / 2 + 1, sizeof(*outs));
-	size_t n_out = 0;
+	size_t n_out = 0, n_left_out = 0;
 	for (size_t i = 0; i + 1 < services->n; i += 2) {
 		const struct ynode *k = services->kids[i], *s = services->kids[i + 1];
-		if (k->kind != Y_SCALAR || !strncmp(k->text, "x-", 2) ||
-		    !profile_on(c, ymap_get(s, "profiles")))
+		if (k->kind != Y_SCALAR || !strncmp(k->text, "x-", 2))
 			continue;
+		if (!profile_on(c, ymap_get(s, "profiles"))) {
+			n_left_out++;
+			continue;
+		}
 		read_service(c, k, s, &outs[n_out++]);
 	}
+	if (n_out == 0)
+		nerr(c, services, "services",
+		     n_left_out ? "no service to run: each is in profiles that are not enabled: "
+				  "give --profile for one of them"
+				: "no services: add services: with at least one service and its "
+				  "image");
 	*n_services_out = (int)n_out;
 	struct stack_service_in *ins = xcalloc(n_out + 1, sizeof(*ins));
 	for (size_t i = 0; i < n_out; i++)
@@ -1671,18 +1699,8 @@ static void read_root(struct compose *c, const struct ynode *root, const char *n
 		name_key.value = name_text;
 	stack_build(st, MARK, &c->env, name_text ? &name_key : NULL, ins, n_out, &c->diag);
 	free(name_text);
-	/* depends_on's restart: true, on the model's dependency */
-	for (size_t i = 0; i < n_out && i < st->n_services; i++)
-		for (size_t f = 0; f < outs[i].n_flags; f++)
-			for (size_t d = 0; d < st->services[i].n_deps; d++)
-				if (!strcmp(st->services[i].deps[d].service, outs[i].flags[f].name))
-					st->services[i].deps[d].restart = true;
-	for (size_t i = 0; i < n_out; i++) {
-		for (size_t f = 0; f < outs[i].n_flags; f++)
-			free(outs[i].flags[f].name);
-		free(outs[i].flags);
+	for (size_t i = 0; i < n_out; i++)
 		free(outs[i].kl.keys);
-	}
 	free(outs);
 	free(ins);
 }
@@ -1824,7 +1842,7 @@ int compose_load_env(const char *const *paths, size_t n, const struct hutch_stac
 	if (c.diag.n == 0 && root) {
 		c.root = root;
 		read_root(&c, root, opts ? opts->project_name : NULL, &n_services);
-		rewrite_messages(&c);
+		rewrite_messages(&c, (const char *const *)shown, n);
 		c.first_file = shown[0];
 		fix_lines(&c);
 	}

@@ -92,6 +92,21 @@ static char *http_url(const struct stack_health *h)
 			 v6 ? "]" : "", h->port, h->http_path ? h->http_path : "/");
 }
 
+/* build's context as the file gave it: relative to the stack's directory
+ * ("./api", "."), as the model's absolute path reads back from a hutch.ini
+ * there; absolute when it is elsewhere. */
+static char *build_context(const struct hutch_stack *stack, const struct stack_service *svc)
+{
+	const char *c = svc->build.context;
+	size_t n = stack->dir ? strlen(stack->dir) : 0;
+	if (!n || strncmp(c, stack->dir, n) || (c[n] != '/' && c[n]))
+		return xstrdup(c);
+	const char *rest = c + n;
+	while (*rest == '/' || (rest[0] == '.' && (rest[1] == '/' || !rest[1])))
+		rest++; /* "DIR/./api" as joined: "./api" */
+	return *rest ? xasprintf("./%s", rest) : xstrdup(".");
+}
+
 /* ---- options, the same key given twice ---------------------------------------- */
 
 /* The service's options one per key, in the order of each key's first: a
@@ -302,16 +317,47 @@ static char *shell_join(const char *const *words, size_t n, enum quoting q)
 	return strbuf_steal(&b);
 }
 
+/* The words as text, in the first quoting the INI line reader takes. */
+static char *words_text(const char *const *words, size_t n)
+{
+	for (enum quoting q = Q_QUOTES;; q++) {
+		char *text = shell_join(words, n, q);
+		_cleanup_free_ char *enc = strpbrk(text, "\n\r") ? NULL : ini_encode(text);
+		if (enc || q == Q_DOLLAR)
+			return text;
+		free(text);
+	}
+}
+
 /* KEY = words; an empty list as "" (entrypoint = "": none). */
 static void ini_words(struct ini_out *o, const char *key, const char *const *words, size_t n)
 {
-	for (enum quoting q = Q_QUOTES; q <= Q_DOLLAR; q++) {
-		_cleanup_free_ char *text = shell_join(words, n, q);
-		_cleanup_free_ char *enc = strpbrk(text, "\n\r") ? NULL : ini_encode(text);
-		if (enc || q == Q_DOLLAR) {
-			ini_line(o, key, text);
-			return;
-		}
+	_cleanup_free_ char *text = words_text(words, n);
+	ini_line(o, key, text);
+}
+
+/* Does KEY = the words fit on one INI line? */
+static bool words_fit(const char *key, const char *const *words, size_t n)
+{
+	_cleanup_free_ char *text = words_text(words, n);
+	_cleanup_free_ char *enc = ini_encode(text);
+	return enc && strlen(key) + 3 + strlen(enc) <= OUT_LINE_MAX;
+}
+
+/* env, and its variables past one INI line in env.2, env.3, ... (as many
+ * to a line as fit; a variable too long for a line of its own is refused
+ * by ini_line, naming it). */
+static void ini_env(struct ini_out *o, const char *const *vars, size_t n)
+{
+	char key[32] = "env";
+	for (size_t start = 0, part = 1; start < n; part++) {
+		if (part > 1)
+			snprintf(key, sizeof(key), "env.%zu", part);
+		size_t end = start + 1;
+		while (end < n && words_fit(key, vars + start, end + 1 - start))
+			end++;
+		ini_words(o, key, vars + start, end - start);
+		start = end;
 	}
 }
 
@@ -330,12 +376,23 @@ static void ini_service(struct ini_out *o, const struct stack_service *svc)
 	o->section = section;
 	strbuf_addf(&o->b, "\n[service.%s]\n", svc->name);
 	ini_line(o, "image", svc->image ? svc->image : "");
+	if (svc->build.context) {
+		_cleanup_free_ char *ctx = build_context(o->stack, svc);
+		ini_line(o, "build", ctx);
+		if (svc->build.dockerfile)
+			ini_line(o, "dockerfile", svc->build.dockerfile);
+		if (svc->build.target)
+			ini_line(o, "target", svc->build.target);
+		if (svc->build.n_args)
+			ini_words(o, "build_args", (const char *const *)svc->build.args,
+				  svc->build.n_args);
+	}
 	if (svc->command)
 		ini_words(o, "command", (const char *const *)svc->command, svc->n_command);
 	if (svc->has_entrypoint)
 		ini_words(o, "entrypoint", (const char *const *)svc->entrypoint, svc->n_entrypoint);
 	if (svc->n_env)
-		ini_words(o, "env", (const char *const *)svc->env, svc->n_env);
+		ini_env(o, (const char *const *)svc->env, svc->n_env);
 	const struct stack_health *h = &svc->health;
 	char buf[64];
 	if (h->kind == STACK_HEALTH_CMD)
@@ -365,8 +422,9 @@ static void ini_service(struct ini_out *o, const struct stack_service *svc)
 	if (svc->n_deps) {
 		const char **words = xcalloc(svc->n_deps, sizeof(*words));
 		for (size_t d = 0; d < svc->n_deps; d++)
-			words[d] = xasprintf("%s:%s", svc->deps[d].service,
-					     condition_names[svc->deps[d].condition]);
+			words[d] = xasprintf("%s:%s%s", svc->deps[d].service,
+					     condition_names[svc->deps[d].condition],
+					     svc->deps[d].restart ? ":restart" : "");
 		ini_words(o, "depends_on", words, svc->n_deps);
 		for (size_t d = 0; d < svc->n_deps; d++)
 			free((char *)words[d]);
@@ -391,32 +449,15 @@ static void ini_service(struct ini_out *o, const struct stack_service *svc)
 	merged_free(m, n);
 }
 
-/* What a hutch.ini has no key for: said in the file, as a comment, and in
- * notes for the caller to show. Takes text. */
-static void ini_note(struct ini_out *o, char ***notes, size_t *n_notes, char *text)
-{
-	strbuf_addf(&o->b, "; %s\n", text);
-	if (!notes) {
-		free(text);
-		return;
-	}
-	*notes = xrealloc(*notes, (*n_notes + 1) * sizeof(**notes));
-	(*notes)[(*n_notes)++] = text;
-}
-
 static int write_ini(const struct hutch_stack *stack, char **out, char ***notes, size_t *n_notes,
 		     struct hutch_err **err)
 {
+	/* every key of the model has its INI key now: no notes to give (the
+	 * caller's are kept for the next one that has none) */
+	(void)notes;
+	(void)n_notes;
 	struct ini_out o = {.stack = stack, .err = err, .section = "stack"};
 	strbuf_adds(&o.b, "; the stack as hutch read it (hutch stack config)\n");
-	for (size_t i = 0; i < stack->n_services; i++)
-		for (size_t d = 0; d < stack->services[i].n_deps; d++)
-			if (stack->services[i].deps[d].restart)
-				ini_note(&o, notes, n_notes,
-					 xasprintf("services.%s.depends_on.%s.restart: true has "
-						   "no hutch.ini key",
-						   stack->services[i].name,
-						   stack->services[i].deps[d].service));
 	strbuf_adds(&o.b, "[stack]\n");
 	ini_line(&o, "name", stack->name);
 	if (stack->subnet)
@@ -493,11 +534,29 @@ static struct json_object *json_health(const struct stack_health *h)
 	return j;
 }
 
-static struct json_object *json_service(const struct stack_service *svc)
+static struct json_object *json_build(const struct hutch_stack *stack,
+				      const struct stack_service *svc)
+{
+	if (!svc->build.context)
+		return NULL;
+	struct json_object *j = json_object_new_object();
+	_cleanup_free_ char *ctx = build_context(stack, svc);
+	json_object_object_add(j, "context", jstr(ctx));
+	json_object_object_add(j, "dockerfile",
+			       svc->build.dockerfile ? jstr(svc->build.dockerfile) : NULL);
+	json_object_object_add(j, "target", svc->build.target ? jstr(svc->build.target) : NULL);
+	json_object_object_add(j, "args",
+			       jwords((const char *const *)svc->build.args, svc->build.n_args));
+	return j;
+}
+
+static struct json_object *json_service(const struct hutch_stack *stack,
+					const struct stack_service *svc)
 {
 	struct json_object *j = json_object_new_object();
 	char buf[64];
 	json_object_object_add(j, "image", jstr(svc->image));
+	json_object_object_add(j, "build", json_build(stack, svc));
 	json_object_object_add(
 	    j, "command",
 	    svc->command ? jwords((const char *const *)svc->command, svc->n_command) : NULL);
@@ -551,7 +610,7 @@ static int write_json(const struct hutch_stack *stack, char **out)
 	struct json_object *svcs = json_object_new_object();
 	for (size_t i = 0; i < stack->n_services; i++)
 		json_object_object_add(svcs, stack->services[i].name,
-				       json_service(&stack->services[i]));
+				       json_service(stack, &stack->services[i]));
 	json_object_object_add(root, "services", svcs);
 	struct json_object *order = json_object_new_array();
 	for (size_t i = 0; stack->order && i < stack->n_services; i++)

@@ -992,6 +992,16 @@ static void depends_of(struct loader *ld, const struct scan_entry *e, const char
 		_cleanup_free_ char *shown = printable(words[i], strlen(words[i]));
 		char *colon = strchr(words[i], ':');
 		enum stack_dep_condition cond = STACK_DEP_STARTED;
+		/* NAME[:CONDITION][:restart]: compose's restart: true, restart
+		 * this one when NAME restarts */
+		bool restart = false;
+		size_t wlen = strlen(words[i]);
+		if (colon && wlen > 8 && !strcmp(words[i] + wlen - 8, ":restart")) {
+			restart = true;
+			words[i][wlen - 8] = '\0';
+			if (colon == words[i] + wlen - 8)
+				colon = NULL;
+		}
 		if (colon) {
 			*colon = '\0';
 			if (!strcmp(colon + 1, "started"))
@@ -1018,7 +1028,7 @@ static void depends_of(struct loader *ld, const struct scan_entry *e, const char
 		}
 		svc->deps = xrealloc(svc->deps, (svc->n_deps + 1) * sizeof(*svc->deps));
 		svc->deps[svc->n_deps++] =
-		    (struct stack_dep){xstrdup(words[i]), 0, cond, e->line, false};
+		    (struct stack_dep){xstrdup(words[i]), 0, cond, e->line, restart};
 	}
 	strv_free(words, n);
 }
@@ -1359,13 +1369,26 @@ static void build_of(struct loader *ld, const struct scan_entry *e, const char *
 	*slot = *value ? xstrdup(value) : NULL;
 }
 
+/* env.2, env.3, ...: more of env's variables, for a list longer than an INI
+ * line holds (hutch stack config writes them so), read as if added to env. */
+static bool env_more_key(const char *key)
+{
+	if (strncmp(key, "env.", 4) || !key[4] || key[4] == '0' || strlen(key + 4) > 3)
+		return false;
+	for (const char *p = key + 4; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return false;
+	return strcmp(key + 4, "1") != 0;
+}
+
 static void load_service_key(struct loader *ld, struct stack_service *svc,
 			     const struct scan_entry *e, const char *value, struct health_keys *hk,
 			     struct env_lists *vars)
 {
 	const struct service_key *k = NULL;
+	const char *name = env_more_key(e->key) ? "env" : e->key;
 	for (size_t i = 0; i < ARRAY_SIZE(service_keys) && !k; i++)
-		if (!strcmp(e->key, service_keys[i].name))
+		if (!strcmp(name, service_keys[i].name))
 			k = &service_keys[i];
 	_cleanup_free_ char *key_shown = printable(e->key, strlen(e->key));
 	if (!k) {
@@ -1635,7 +1658,7 @@ static bool key_known(bool is_stack, bool is_network, const char *key)
 	for (size_t i = 0; i < ARRAY_SIZE(service_keys); i++)
 		if (!strcmp(key, service_keys[i].name))
 			return true;
-	return false;
+	return env_more_key(key);
 }
 
 /* A service with the defaults of every key. */

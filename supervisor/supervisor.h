@@ -74,7 +74,7 @@ void hutch_stack_src_fini(struct hutch_stack_src *src);
  * that loads back to the same stack, or a JSON document of the model (both in
  * docs/compose.md). -1 when a value cannot be written as INI (which, and why).
  * *notes (may be NULL; strv_free-able "PATH: text" lines) get what the model
- * holds that a hutch.ini has no key for; the INI file says them as comments. */
+ * holds that a hutch.ini has no key for (nothing today). */
 enum hutch_stack_format { HUTCH_STACK_INI, HUTCH_STACK_JSON };
 int hutch_stack_write(const struct hutch_stack *stack, enum hutch_stack_format format, char **out,
 		      char ***notes, size_t *n_notes, struct hutch_err **err);

@@ -1,7 +1,7 @@
 /* For fuzz_stackfile, fuzz_compose and tests/unit/test_stack_out.c: a model that loaded, written
  * out as a hutch.ini (`hutch stack config`) and loaded again, is the same model (their JSON
- * documents equal, less what a hutch.ini has no key for: compose's declared networks and volumes,
- * depends_on's restart). The writer may refuse only what no INI line can hold, and says so. */
+ * documents equal, less what a hutch.ini has no key for: compose's declared networks and
+ * volumes). The writer may refuse only what no INI line can hold, and says so. */
 #pragma once
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -23,15 +23,6 @@ static inline struct json_object *roundtrip_json(const struct hutch_stack *s)
 		abort();
 	json_object_object_del(j, "networks");
 	json_object_object_del(j, "volumes");
-	json_object_object_foreach(json_object_object_get(j, "services"), name, svc)
-	{
-		(void)name;
-		json_object_object_foreach(json_object_object_get(svc, "depends_on"), dn, dep)
-		{
-			(void)dn;
-			json_object_object_del(dep, "restart");
-		}
-	}
 	return j;
 }
 

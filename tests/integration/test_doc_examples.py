@@ -97,9 +97,6 @@ def config(hutch, cwd, name, *args, check=True):
 
 def without_what_ini_cannot_hold(doc):
     doc.pop("volumes", None)
-    for svc in doc["services"].values():
-        for dep in svc["depends_on"].values():
-            dep.pop("restart", None)
     return doc
 
 

@@ -211,11 +211,13 @@ static void test_ini_http_tcp_notify(void **state)
 			 "[service.d]\nimage = busybox\nhealth_tcp = 6379\nnotify = true\n"
 			 "replicas = 2\nstop_grace_period = 0\n"
 			 "[service.e]\nimage = busybox\n"
-			 "depends_on = a:healthy b:healthy c:started d\n");
+			 "depends_on = a:healthy b:healthy:restart c:restart d\n");
 	char *ini = roundtrip_file("hutch.ini");
 	assert_non_null(strstr(ini, "health_http = http://[::1]:8080/h?x=1\n"));
 	assert_non_null(strstr(ini, "health_http = http://localhost:80/\n"));
 	assert_non_null(strstr(ini, "stop_grace_period = 0s\n"));
+	assert_non_null(strstr(ini, "depends_on = a:healthy b:healthy:restart c:started:restart "
+				    "d:started\n"));
 	free(ini);
 }
 
@@ -245,18 +247,40 @@ static void test_refused_values(void **state)
 	expect_refused("services:\n  a:\n    image: busybox\n    working_dir: \"/a\\nb\"\n",
 		       "services.a.workdir: '/a\\x0ab': it holds a line break: a hutch.ini cannot "
 		       "hold it (--format json shows it)");
+	/* a variable longer than a line of its own */
 	struct strbuf y = {0};
-	strbuf_adds(&y, "services:\n  a:\n    image: busybox\n    environment:\n");
-	for (int i = 0; i < 40; i++)
-		strbuf_addf(&y, "      VARIABLE_%02d: some value of a few bytes\n", i);
-	expect_refused(y.s, "services.a.env: ");
+	strbuf_adds(&y, "services:\n  a:\n    image: busybox\n    environment:\n      A: 1\n");
+	strbuf_adds(&y, "      LONG: ");
+	for (int i = 0; i < 100; i++)
+		strbuf_adds(&y, "0123456789");
+	strbuf_adds(&y, "\n");
+	expect_refused(y.s, "services.a.env.2: 'LONG=0123456789");
 	expect_refused(y.s, "bytes long, and an INI line holds 999 (put long lists of variables "
 			    "in an env_file)");
 	strbuf_fini(&y);
 }
 
-/* depends_on's restart: said as a note and as a comment in the file, not
- * dropped without a word; declared networks are [network.NAME] sections. */
+/* Variables past one INI line go on in env.2, env.3, ... and read back. */
+static void test_long_env(void **state)
+{
+	struct strbuf y = {0};
+	strbuf_adds(&y, "services:\n  a:\n    image: busybox\n    environment:\n");
+	for (int i = 0; i < 80; i++)
+		strbuf_addf(&y, "      VARIABLE_%02d: \"some value; of a few $$bytes\"\n", i);
+	char *ini = roundtrip_yaml(y.s);
+	assert_non_null(strstr(ini, "\nenv = \"VARIABLE_00="));
+	assert_non_null(strstr(ini, "\nenv.2 = \"VARIABLE_"));
+	assert_non_null(strstr(ini, "\nenv.3 = \"VARIABLE_"));
+	assert_non_null(strstr(ini, "\nenv.4 = \"VARIABLE_"));
+	assert_null(strstr(ini, "\nenv.5 = "));
+	for (const char *l = ini; *l; l = strchr(l, '\n') + 1)
+		assert_true(strcspn(l, "\n") <= 999);
+	free(ini);
+	strbuf_fini(&y);
+}
+
+/* depends_on's restart is NAME:CONDITION:restart; nothing is left to notes;
+ * declared networks are [network.NAME] sections. */
 static void test_notes(void **state)
 {
 	put("compose.yaml", "services:\n"
@@ -271,8 +295,8 @@ static void test_notes(void **state)
 	char *text = NULL, **notes = NULL;
 	size_t n = 0;
 	assert_int_equal(hutch_stack_write(s, HUTCH_STACK_INI, &text, &notes, &n, &err), 0);
-	assert_int_equal(n, 1);
-	assert_string_equal(notes[0], "services.b.depends_on.a.restart: true has no hutch.ini key");
+	assert_int_equal(n, 0);
+	assert_non_null(strstr(text, "depends_on = a:started:restart\n"));
 	assert_non_null(strstr(text, "[network.front]\ninternal = true\n"));
 	assert_non_null(strstr(text, "[network.back]\nsubnet = 10.89.9.0/24\n"));
 	assert_non_null(strstr(text, "networks = front\n"));
@@ -447,6 +471,7 @@ int main(void)
 	    cmocka_unit_test(test_hard_values_come_back),
 	    cmocka_unit_test(test_ini_http_tcp_notify),
 	    cmocka_unit_test(test_refused_values),
+	    cmocka_unit_test(test_long_env),
 	    cmocka_unit_test(test_notes),
 	    cmocka_unit_test(test_dollar_quote_words),
 	    cmocka_unit_test(test_corpus_roundtrip),
