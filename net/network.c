@@ -484,7 +484,8 @@ static bool zombie(int pid);
 static bool attacher_alive(const struct member *m)
 {
 	return m->attacher_pid > 0 && m->attacher_start &&
-	       net_proc_start_time(m->attacher_pid) == m->attacher_start && !zombie(m->attacher_pid);
+	       net_proc_start_time(m->attacher_pid) == m->attacher_start &&
+	       !zombie(m->attacher_pid);
 }
 
 /* A zombie is no owner: a supervisor killed whose parent does not reap it
@@ -1134,11 +1135,23 @@ int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, cons
 				  "most 3",
 				  n_dns_servers);
 	for (size_t i = 0; i < n_dns_servers; i++) {
+		/* IP or IP:PORT (a resolver on another port: the host's loopback,
+		 * from a rootless network's server, which runs in the host's
+		 * network namespace) */
+		char ip[INET_ADDRSTRLEN + 1] = "";
+		const char *colon = strchr(dns_servers[i], ':');
+		size_t iplen = colon ? (size_t)(colon - dns_servers[i]) : strlen(dns_servers[i]);
 		struct in_addr a;
-		if (inet_pton(AF_INET, dns_servers[i], &a) != 1) {
+		char *end = NULL;
+		long port = colon ? strtol(colon + 1, &end, 10) : 53;
+		if (iplen < sizeof(ip))
+			memcpy(ip, dns_servers[i], iplen);
+		if (iplen >= sizeof(ip) || inet_pton(AF_INET, ip, &a) != 1 ||
+		    (colon && (!colon[1] || *end || port < 1 || port > 65535))) {
 			_cleanup_free_ char *shown =
 			    printable(dns_servers[i], strlen(dns_servers[i]));
-			return hutch_fail(err, 0, "--dns '%s' is not an IPv4 address", shown);
+			return hutch_fail(
+			    err, 0, "--dns '%s' is not an IPv4 address (or IPv4:PORT)", shown);
 		}
 	}
 	_cleanup_close_ int lock = -1;
@@ -1542,7 +1555,9 @@ static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net
 	}
 	/* who keeps the attachment alive: the caller's supervisor when it says so,
 	 * else the hutch on the host (rootless: the one outside the namespace) */
-	int attacher = req->attacher_pid ? req->attacher_pid : net_host_pid ? net_host_pid : getpid();
+	int attacher = req->attacher_pid ? req->attacher_pid
+		       : net_host_pid	 ? net_host_pid
+					 : getpid();
 	d.members = xrealloc(d.members, (d.n_members + 1) * sizeof(*d.members));
 	struct member *m = &d.members[d.n_members++];
 	*m = (struct member){.container = xstrdup(req->container),
