@@ -703,6 +703,7 @@ static void dns_stop_stale(struct cli_ctx *ctx, const struct hutch_net_ctx *nctx
 		return;
 	hutch_trace("dns: its server is in a namespace gone: stopping it");
 	kill(pid, SIGTERM);
+	kill(pid, SIGCONT); /* a stopped one too */
 	for (int i = 0; i < 200 && dns_holder(ctx->run_root, network) > 0; i++)
 		usleep(10000);
 }

@@ -3,6 +3,7 @@
  * key reservations), all under one lock (DATA/networks/.lock) because a subnet
  * is chosen against every other network and the nft table is one for all. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1147,7 +1148,8 @@ int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, cons
 		if (iplen < sizeof(ip))
 			memcpy(ip, dns_servers[i], iplen);
 		if (iplen >= sizeof(ip) || inet_pton(AF_INET, ip, &a) != 1 ||
-		    (colon && (!colon[1] || *end || port < 1 || port > 65535))) {
+		    (colon &&
+		     (!isdigit((unsigned char)colon[1]) || *end || port < 1 || port > 65535))) {
 			_cleanup_free_ char *shown =
 			    printable(dns_servers[i], strlen(dns_servers[i]));
 			return hutch_fail(

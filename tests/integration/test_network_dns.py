@@ -153,6 +153,17 @@ if not ROOT:
             hutch("rm", "-f", "web")
             wait_for(lambda: not pid_alive(new), timeout=10, what="the server to exit")
             assert rl_server(hutch, "rl")["state"] == "stopped"
+            # one that did not see the last container take the rootless namespace (here:
+            # stopped) is stopped by the next attach, which starts one in the new one
+            hutch("run", "-d", "--name", "web", "--network", "rl", "bb", "sleep", "60")
+            old = rl_server(hutch, "rl")["pid"]
+            pids.append(old)
+            os.kill(old, signal.SIGSTOP)
+            hutch("rm", "-f", "web")
+            out = hutch("run", "--rm", "--name", "again", "--network", "rl", "bb",
+                        "nslookup", "again").stdout
+            assert "Name:\tagain" in out, out
+            assert not pid_alive(old)
             # and started again with the next first one (in the new rootless namespace)
             out = hutch("run", "--rm", "--name", "fg", "--network", "rl", "bb",
                         "nslookup", "fg").stdout
@@ -386,5 +397,8 @@ else:
         cp = ns.hutch("network", "create", "--dns", "10.0.0.1", "--dns", "10.0.0.2", "--dns",
                       "10.0.0.3", "--dns", "10.0.0.4", "x", check=False)
         assert cp.returncode == 125 and "at most 3" in cp.stderr
+        for bad in ("10.0.0.1:0", "10.0.0.1:", "10.0.0.1:99999", "x:53"):
+            cp = ns.hutch("network", "create", "--dns", bad, "x", check=False)
+            assert cp.returncode == 125 and f"'{bad}' is not an IPv4 address" in cp.stderr
         cp = ns.hutch("network", "inspect", "x", check=False)
         assert cp.returncode != 0 and "not found" in cp.stderr
