@@ -30,6 +30,7 @@
 	"                          [--upstream IP[:PORT]]... [--upstream-loopback]\n"              \
 	"                          [--resolv-conf FILE] [--budget-ms N]\n"                         \
 	"       hutch internal dns --network NAME --data-root DIR --run-root DIR [--ready-fd N]\n" \
+	"                          [--listen-fds UDP,TCP --netns-id ID]\n"                         \
 	"Serves the names of FILE.json (docs/dns.md) and forwards the rest. SIGHUP rereads\n"      \
 	"FILE.json; SIGTERM and SIGINT stop it. With --network: the server of a standalone\n"      \
 	"network, on its gateway, serving its containers, until it has none.\n"
@@ -44,14 +45,17 @@ enum {
 	OPT_NETWORK,
 	OPT_DATA_ROOT,
 	OPT_RUN_ROOT,
-	OPT_READY_FD
+	OPT_READY_FD,
+	OPT_LISTEN_FDS,
+	OPT_NETNS_ID
 };
 static const struct cli_opt dns_opts[] = {
-    {"listen", 0, true, OPT_LISTEN},	  {"records", 0, true, OPT_RECORDS},
-    {"upstream", 0, true, OPT_UPSTREAM},  {"upstream-loopback", 0, false, OPT_LOOPBACK},
-    {"resolv-conf", 0, true, OPT_RESOLV}, {"budget-ms", 0, true, OPT_BUDGET},
-    {"network", 0, true, OPT_NETWORK},	  {"data-root", 0, true, OPT_DATA_ROOT},
-    {"run-root", 0, true, OPT_RUN_ROOT},  {"ready-fd", 0, true, OPT_READY_FD},
+    {"listen", 0, true, OPT_LISTEN},	     {"records", 0, true, OPT_RECORDS},
+    {"upstream", 0, true, OPT_UPSTREAM},     {"upstream-loopback", 0, false, OPT_LOOPBACK},
+    {"resolv-conf", 0, true, OPT_RESOLV},    {"budget-ms", 0, true, OPT_BUDGET},
+    {"network", 0, true, OPT_NETWORK},	     {"data-root", 0, true, OPT_DATA_ROOT},
+    {"run-root", 0, true, OPT_RUN_ROOT},     {"ready-fd", 0, true, OPT_READY_FD},
+    {"listen-fds", 0, true, OPT_LISTEN_FDS}, {"netns-id", 0, true, OPT_NETNS_ID},
 };
 
 struct dns_args {
@@ -62,6 +66,10 @@ struct dns_args {
 	int64_t budget_ns;
 	const char *network, *data_root, *run_root;
 	int ready_fd;
+	/* rootless: the UDP and TCP sockets bound in the rootless network
+	 * namespace by the starter (-1: none), and that namespace's id */
+	int listen_fds[2];
+	uint64_t netns_id;
 };
 
 static int dns_set(void *arg, int id, const char *v)
@@ -107,6 +115,29 @@ static int dns_set(void *arg, int id, const char *v)
 		a->ready_fd = (int)fd;
 		break;
 	}
+	case OPT_LISTEN_FDS: {
+		int u, t, n = 0;
+		if (sscanf(v, "%d,%d%n", &u, &t, &n) != 2 || v[n] || u < 3 || t < 3 || u > 1024 ||
+		    t > 1024) {
+			fprintf(stderr, "hutch: internal dns: --listen-fds '%s' is not UDP,TCP\n",
+				v);
+			return -1;
+		}
+		a->listen_fds[0] = u;
+		a->listen_fds[1] = t;
+		break;
+	}
+	case OPT_NETNS_ID: {
+		char *end;
+		errno = 0;
+		unsigned long long id = strtoull(v, &end, 10);
+		if (!*v || *end || errno || !id) {
+			fprintf(stderr, "hutch: internal dns: --netns-id '%s' is not an id\n", v);
+			return -1;
+		}
+		a->netns_id = id;
+		break;
+	}
 	case OPT_BUDGET: {
 		char *end;
 		errno = 0;
@@ -150,9 +181,12 @@ static char *dns_log_path(const char *run_root, const char *network)
 	return xasprintf("%s/dns/%s.log", run_root, network);
 }
 
-/* The pid of the running server of network, 0 if none runs. */
-static int dns_holder(const char *run_root, const char *network)
+/* The pid of the running server of network, 0 if none runs; *ns_id (if
+ * asked): the rootless network namespace its sockets are in (0: rootful). */
+static int dns_holder_ns(const char *run_root, const char *network, uint64_t *ns_id)
 {
+	if (ns_id)
+		*ns_id = 0;
 	_cleanup_free_ char *path = dns_pid_path(run_root, network);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -162,10 +196,18 @@ static int dns_holder(const char *run_root, const char *network)
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	if (fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
 		return 0;
-	char buf[24] = "";
+	char buf[48] = "";
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	int pid = n > 0 ? atoi(buf) : 0;
+	int pid = 0;
+	unsigned long long ns = 0;
+	if (n > 0 && sscanf(buf, "%d %llu", &pid, &ns) == 2 && ns_id)
+		*ns_id = ns;
 	return pid > 0 ? pid : -1; /* locked, pid not written yet: it is starting */
+}
+
+static int dns_holder(const char *run_root, const char *network)
+{
+	return dns_holder_ns(run_root, network, NULL);
 }
 
 int cli_network_dns_pid(const struct cli_ctx *ctx, const char *network)
@@ -271,8 +313,12 @@ static void ready_say(int *fd, const char *msg)
  * goes (bounding set too, and root's exec rules locked off) and no exec could
  * gain one. It reads the network's file and takes the networks' lock as root's
  * uid, the owner of both. */
-static int drop_privileges(struct hutch_err **err)
+static int drop_privileges(bool rootless, struct hutch_err **err)
 {
+	/* rootless: it never had a capability of the host's (its sockets were
+	 * bound by the starter); no exec may gain one either */
+	if (rootless)
+		goto nnp;
 	int last = CAP_LAST_CAP;
 	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
 	if (f) {
@@ -295,6 +341,7 @@ static int drop_privileges(struct hutch_err **err)
 		cap_free(none);
 	if (r < 0)
 		return hutch_fail_sys(err, "drop the capabilities");
+nnp:
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return hutch_fail_sys(err, "set no_new_privs");
 	return 0;
@@ -345,7 +392,17 @@ struct netwatch {
 	char *pid_path;
 	int pid_fd;  /* write-locked while this server runs */
 	int inotify; /* the network's directory: network.json replaced */
+	/* rootless: the rootless network namespace its sockets are in; when
+	 * the last container took it, a new one has none of this server's */
+	uint64_t netns_id;
 };
+
+/* Still something to serve: containers, and (rootless) in the namespace
+ * its sockets are bound in. */
+static bool netwatch_serves(struct netwatch *w, const struct hutch_net_info *info)
+{
+	return info->n_members && (!w->netns_id || hutch_net_rootless_id(&w->nctx) == w->netns_id);
+}
 
 /* The network's file changed: its names again, or the end when it has no
  * container any more. The end is decided under the networks' lock, so that an
@@ -369,7 +426,7 @@ static int netwatch_reload(struct netwatch *w, struct hutch_dns *dns, const char
 	_cleanup_err_ struct hutch_err *err = NULL;
 	struct hutch_net_info info;
 	int r = hutch_network_peek(&w->nctx, w->network, &info, &err);
-	if (r == 0 && info.n_members) {
+	if (r == 0 && netwatch_serves(w, &info)) {
 		netwatch_names(dns, &info, prog);
 		hutch_net_info_free(&info);
 		return 1;
@@ -383,7 +440,7 @@ static int netwatch_reload(struct netwatch *w, struct hutch_dns *dns, const char
 		return 1;
 	}
 	r = hutch_network_peek(&w->nctx, w->network, &info, NULL);
-	if (r == 0 && info.n_members) {
+	if (r == 0 && netwatch_serves(w, &info)) {
 		netwatch_names(dns, &info, prog);
 		hutch_net_info_free(&info);
 		return 1;
@@ -432,6 +489,7 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a, struct netwatch *w,
 	    .resolv_conf = a->resolv_conf,
 	    .upstream_loopback_ok = a->loopback,
 	    .upstream_budget_ns = a->budget_ns,
+	    .listen_fds = a->listen_fds[0] >= 0 ? a->listen_fds : NULL,
 	    .watch = epoll_watch,
 	    .watch_ctx = &ep,
 	};
@@ -441,7 +499,7 @@ static int dns_loop(struct cli_ctx *ctx, struct dns_args *a, struct netwatch *w,
 	epoll_add(ep, sfd);
 	if (w) {
 		epoll_add(ep, w->inotify);
-		if (drop_privileges(&err) < 0) {
+		if (drop_privileges(w->netns_id != 0, &err) < 0) {
 			hutch_dns_free(dns);
 			return cli_report(ctx, err);
 		}
@@ -532,8 +590,11 @@ static int dns_network(struct cli_ctx *ctx, struct dns_args *a)
 {
 	prctl(PR_SET_NAME, "hutch-dns", 0, 0, 0);
 	_cleanup_err_ struct hutch_err *err = NULL;
-	struct netwatch w = {.nctx = {.data_root = a->data_root, .run_root = a->run_root},
+	struct netwatch w = {.nctx = {.data_root = a->data_root,
+				      .run_root = a->run_root,
+				      .rootless = a->netns_id != 0},
 			     .network = a->network,
+			     .netns_id = a->netns_id,
 			     .pid_path = dns_pid_path(a->run_root, a->network),
 			     .pid_fd = -1,
 			     .inotify = -1};
@@ -560,7 +621,7 @@ static int dns_network(struct cli_ctx *ctx, struct dns_args *a)
 		goto out;
 	}
 	int r = hutch_network_peek(&w.nctx, a->network, &info, &err);
-	if (r < 0 || info.n_members == 0) {
+	if (r < 0 || !netwatch_serves(&w, &info)) {
 		/* nobody left to serve (the last container went before we started) */
 		unlink(w.pid_path);
 		rc = r < 0 && r != HUTCH_NET_NOT_FOUND ? 125 : 0;
@@ -568,8 +629,8 @@ static int dns_network(struct cli_ctx *ctx, struct dns_args *a)
 			hutch_err_free(&err);
 		goto out;
 	}
-	char pid[24];
-	int n = snprintf(pid, sizeof(pid), "%d\n", getpid());
+	char pid[48];
+	int n = snprintf(pid, sizeof(pid), "%d %llu\n", getpid(), (unsigned long long)a->netns_id);
 	if (ftruncate(w.pid_fd, 0) < 0 || pwrite(w.pid_fd, pid, (size_t)n, 0) != n) {
 		hutch_fail_sys(&err, "write %s", w.pid_path);
 		goto out;
@@ -595,6 +656,11 @@ static int dns_network(struct cli_ctx *ctx, struct dns_args *a)
 		a->resolv_conf = "/dev/null";
 	for (size_t i = 0; i < info.n_dns_servers && i < 16 && !info.internal; i++)
 		a->upstreams[a->n_upstreams++] = info.dns_servers[i];
+	/* rootless, it forwards from the host's network namespace (it only
+	 * serves from the rootless one), where a resolver on the host's
+	 * loopback (systemd-resolved's 127.0.0.53) answers, as a rootless
+	 * stack's supervisor does */
+	a->loopback = a->netns_id != 0;
 	close(lock);
 	lock = -1;
 	rc = dns_loop(ctx, a, &w, steal_ptr(records));
@@ -626,15 +692,38 @@ out:
  * hutch calls it once the container is on the network. It waits until the
  * server answers (or said why it cannot), so that the container's first lookup
  * finds it. A server that does not start is a warning, not a failed run. */
+/* Rootless: a server whose sockets are in a rootless network namespace that
+ * is gone (the last container took it, and this attach made a new one before
+ * the server saw it) serves nobody: it is stopped (our own process, by the pid
+ * its locked file gives) and waited for, so that a new one can start. */
+static void dns_stop_stale(struct cli_ctx *ctx, const struct hutch_net_ctx *nctx,
+			   const char *network)
+{
+	uint64_t ns = 0;
+	int pid = dns_holder_ns(ctx->run_root, network, &ns);
+	if (pid <= 0 || !ns || ns == hutch_net_rootless_id(nctx))
+		return;
+	hutch_trace("dns: its server is in a namespace gone: stopping it");
+	kill(pid, SIGTERM);
+	kill(pid, SIGCONT); /* a stopped one too */
+	for (int i = 0; i < 200 && dns_holder(ctx->run_root, network) > 0; i++)
+		usleep(10000);
+}
+
 void cli_network_dns_ensure(struct cli_ctx *ctx, const char *network)
 {
+	struct hutch_net_ctx nctx = {
+	    .data_root = ctx->data_root, .run_root = ctx->run_root, .rootless = ctx->rootless};
+	if (ctx->rootless)
+		dns_stop_stale(ctx, &nctx, network);
 	if (dns_holder(ctx->run_root, network))
 		return;
 	/* a stack's network: its supervisor serves the names, in its own loop */
-	struct hutch_net_ctx nctx = {.data_root = ctx->data_root, .run_root = ctx->run_root};
 	struct hutch_net_info info;
+	char listen[32] = "";
 	if (hutch_network_peek(&nctx, network, &info, NULL) == 0) {
 		bool owned = info.owner != NULL;
+		snprintf(listen, sizeof(listen), "%s:53", info.gateway);
 		hutch_net_info_free(&info);
 		if (owned)
 			return;
@@ -644,10 +733,32 @@ void cli_network_dns_ensure(struct cli_ctx *ctx, const char *network)
 	_cleanup_free_ char *log = dns_log_path(ctx->run_root, network);
 	_cleanup_free_ char *shown = cli_shown(network);
 	_cleanup_err_ struct hutch_err *err = NULL;
-	int ready[2];
-	if (mkdir_p_at(AT_FDCWD, dir, 0700, &err) < 0 || pipe2(ready, O_CLOEXEC) < 0) {
-		if (!err)
-			hutch_fail_sys(&err, "pipe");
+	int ready[2], socks[2] = {-1, -1};
+	uint64_t ns_id = 0;
+	if (mkdir_p_at(AT_FDCWD, dir, 0700, &err) < 0)
+		goto warn;
+	/* rootless: its port 53 on the gateway, bound in the rootless network
+	 * namespace by a helper that enters it (this process cannot: that
+	 * would be for good), given to the server as inherited fds */
+	if (ctx->rootless) {
+		const char *addrs[] = {listen};
+		if (!listen[0]) {
+			hutch_fail(&err, 0, "the network is gone");
+			goto warn;
+		}
+		if (hutch_net_rootless_dns_sockets(&nctx, addrs, 1, socks, &ns_id, &err) < 0) {
+			/* port taken: by a server another attach started meanwhile? */
+			if (dns_holder(ctx->run_root, network))
+				return;
+			goto warn;
+		}
+		hutch_trace("dns: its sockets bound in the rootless namespace");
+	}
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		hutch_fail_sys(&err, "pipe");
+		for (int i = 0; i < 2; i++)
+			if (socks[i] >= 0)
+				close(socks[i]);
 		goto warn;
 	}
 	fflush(NULL);
@@ -666,8 +777,10 @@ void cli_network_dns_ensure(struct cli_ctx *ctx, const char *network)
 		dup2(devnull, 1);
 		dup2(logfd, 2);
 		int fd = dup(ready[1]); /* without O_CLOEXEC: it crosses the exec */
-		int keep[] = {fd};
-		close_fds_except(keep, 1);
+		int udp = socks[0] >= 0 ? dup(socks[0]) : -1,
+		    tcp = socks[1] >= 0 ? dup(socks[1]) : -1;
+		int keep[] = {fd, udp, tcp};
+		close_fds_except(keep, udp >= 0 ? 3 : 1);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -675,13 +788,22 @@ void cli_network_dns_ensure(struct cli_ctx *ctx, const char *network)
 			signal(sig, SIG_DFL);
 		char fdtext[16];
 		snprintf(fdtext, sizeof(fdtext), "%d", fd);
+		char fdstext[32], nstext[24];
+		snprintf(fdstext, sizeof(fdstext), "%d,%d", udp, tcp);
+		snprintf(nstext, sizeof(nstext), "%llu", (unsigned long long)ns_id);
 		const char *args[] = {"hutch",	     "internal",    "dns",	    "--network",
 				      network,	     "--data-root", ctx->data_root, "--run-root",
-				      ctx->run_root, "--ready-fd",  fdtext,	    NULL};
+				      ctx->run_root, "--ready-fd",  fdtext,	    "--listen-fds",
+				      fdstext,	     "--netns-id",  nstext,	    NULL};
+		if (udp < 0)
+			args[11] = NULL;
 		execv("/proc/self/exe", (char **)args);
 		_exit(127);
 	}
 	close(ready[1]);
+	for (int i = 0; i < 2; i++)
+		if (socks[i] >= 0)
+			close(socks[i]);
 	if (pid < 0) {
 		close(ready[0]);
 		hutch_fail_sys(&err, "fork");
@@ -731,7 +853,7 @@ warn:
 
 int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv)
 {
-	struct dns_args a = {.ready_fd = -1};
+	struct dns_args a = {.ready_fd = -1, .listen_fds = {-1, -1}};
 	int i = cli_parse_opts("internal dns", DNS_USAGE, dns_opts, ARRAY_SIZE(dns_opts), true,
 			       argc, argv, dns_set, &a);
 	if (i < 0)
@@ -741,11 +863,23 @@ int cmd_internal_dns(struct cli_ctx *ctx, int argc, char **argv)
 			DNS_USAGE);
 		return 125;
 	}
+	if (!a.network && (a.listen_fds[0] >= 0 || a.netns_id)) {
+		fprintf(stderr,
+			"hutch: internal dns: --listen-fds and --netns-id are for --network\n%s",
+			DNS_USAGE);
+		return 125;
+	}
 	if (a.network) {
 		if (!a.data_root || !a.run_root || a.n_listen || a.records) {
 			fprintf(stderr,
 				"hutch: internal dns: --network takes --data-root and --run-root, "
 				"not --listen or --records\n%s",
+				DNS_USAGE);
+			return 125;
+		}
+		if ((a.listen_fds[0] >= 0) != (a.netns_id != 0)) {
+			fprintf(stderr,
+				"hutch: internal dns: --listen-fds and --netns-id go together\n%s",
 				DNS_USAGE);
 			return 125;
 		}

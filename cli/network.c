@@ -12,7 +12,7 @@ static void network_usage(FILE *out)
 {
 	fputs("Usage:\n"
 	      "  hutch network create [--subnet CIDR] [--ipv6 [--subnet6 CIDR]] [--internal]\n"
-	      "                       [--dns IP]... NAME\n"
+	      "                       [--dns IP[:PORT]]... NAME\n"
 	      "  hutch network ls [--format json|table] [-q]\n"
 	      "  hutch network inspect [--format json|table] NAME...\n"
 	      "  hutch network rm NAME...\n",
@@ -96,10 +96,8 @@ static void print_table_row(const struct hutch_net_info *n)
 static void dns_state(const struct cli_ctx *ctx, const struct hutch_net_info *n, char *buf,
 		      size_t len, int *pid)
 {
-	*pid = ctx->rootless ? 0 : cli_network_dns_pid(ctx, n->name);
-	if (ctx->rootless) /* its gateway is in the rootless network namespace */
-		snprintf(buf, len, "unsupported");
-	else if (n->owner) /* a stack's: in its supervisor */
+	*pid = cli_network_dns_pid(ctx, n->name);
+	if (n->owner) /* a stack's: in its supervisor */
 		snprintf(buf, len, "%s", n->owner_running ? "in its supervisor" : "stopped");
 	else if (*pid > 0)
 		snprintf(buf, len, "running");

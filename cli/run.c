@@ -449,13 +449,12 @@ static int attach_network(struct cli_ctx *ctx, const struct hutch_net_ctx *nctx,
 	else
 		hutch_spec_set_namespace(spec, HUTCH_NS_NETWORK, at.netns);
 	/* each network's DNS server, started with its first container; it goes
-	 * by itself with the last one (rootless: not yet, its gateway is in the
-	 * rootless network namespace) */
-	if (!ctx->rootless) {
-		cli_network_dns_ensure(ctx, req.network);
-		for (size_t i = 0; i < o->n_more_networks; i++)
-			cli_network_dns_ensure(ctx, bridge_name(o->more_networks[i]));
-	}
+	 * by itself with the last one (rootless: its sockets are bound in the
+	 * rootless network namespace now, while this process is still outside
+	 * its user namespace, which the clone below enters for good) */
+	cli_network_dns_ensure(ctx, req.network);
+	for (size_t i = 0; i < o->n_more_networks; i++)
+		cli_network_dns_ensure(ctx, bridge_name(o->more_networks[i]));
 	if (!o->n_dns && hutch_spec_add_dns_server(spec, at.dns, err) < 0)
 		return -1;
 	if (hutch_spec_add_host(spec, spec->hostname, at.address, err) < 0)

@@ -3,6 +3,7 @@
  * key reservations), all under one lock (DATA/networks/.lock) because a subnet
  * is chosen against every other network and the nft table is one for all. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1330,11 +1331,24 @@ int hutch_network_create(const struct hutch_net_ctx *ctx, const char *name, cons
 				  "most 3",
 				  n_dns_servers);
 	for (size_t i = 0; i < n_dns_servers; i++) {
+		/* IP or IP:PORT (a resolver on another port: the host's loopback,
+		 * from a rootless network's server, which runs in the host's
+		 * network namespace) */
+		char ip[INET_ADDRSTRLEN + 1] = "";
+		const char *colon = strchr(dns_servers[i], ':');
+		size_t iplen = colon ? (size_t)(colon - dns_servers[i]) : strlen(dns_servers[i]);
 		struct in_addr a;
-		if (inet_pton(AF_INET, dns_servers[i], &a) != 1) {
+		char *end = NULL;
+		long port = colon ? strtol(colon + 1, &end, 10) : 53;
+		if (iplen < sizeof(ip))
+			memcpy(ip, dns_servers[i], iplen);
+		if (iplen >= sizeof(ip) || inet_pton(AF_INET, ip, &a) != 1 ||
+		    (colon &&
+		     (!isdigit((unsigned char)colon[1]) || *end || port < 1 || port > 65535))) {
 			_cleanup_free_ char *shown =
 			    printable(dns_servers[i], strlen(dns_servers[i]));
-			return hutch_fail(err, 0, "--dns '%s' is not an IPv4 address", shown);
+			return hutch_fail(
+			    err, 0, "--dns '%s' is not an IPv4 address (or IPv4:PORT)", shown);
 		}
 	}
 	_cleanup_close_ int lock = -1;

@@ -9,7 +9,8 @@ Network safety (shared/DESIGN.md): every test runs hutch inside a network namesp
 test makes (test_network.NetNS) and deletes after; the fake upstream listens on a dummy
 veth of that namespace. No packet leaves it.
 
-Rootless, bridge networks are not there yet: the rootless run asserts the refusal.
+Rootless, the server's sockets are bound in the rootless network namespace and it
+forwards from the host's own: its fake upstream is on the host's loopback.
 """
 import json
 import os
@@ -22,6 +23,7 @@ import pytest
 
 from conftest import wait_for
 from test_network import NetNS, inspect, netns_files
+from test_stack_net_rootless import FakeUpstream
 
 ROOT = os.geteuid() == 0
 UPSTREAM = "10.250.53.53"  # the fake upstream's address, on a link of the test's
@@ -95,19 +97,86 @@ def wait_dns_gone(ns, net, pid):
 
 
 if not ROOT:
-    def test_rootless_network_has_no_dns_server_yet(hutch, state):
-        """Rootless networks work (pasta), their DNS server is not there yet: said by
-        inspect, and no server process is started."""
-        hutch("network", "create", "--dns", UPSTREAM, "n1")
+    @pytest.fixture
+    def upstream():
+        u = FakeUpstream()
+        yield u
+        u.close()
+
+    def rl_server(hutch, net):
+        return json.loads(hutch("network", "inspect", net).stdout)[0]["dns_server"]
+
+    def test_rootless_names_aliases_ptr_nxdomain_forwarding_and_life(hutch, state, upstream):
+        """A rootless network's server: its sockets in the rootless network namespace,
+        names and aliases between two containers, PTR, NXDOMAIN, the rest forwarded (from
+        the host's namespace: the fake upstream is on the host's loopback); gone with the
+        last container, started again after a kill by the next one."""
+        hutch("network", "create", "--dns", f"127.0.0.1:{upstream.port}", "rl")
+        pids = []
         try:
-            out = hutch("run", "--rm", "--network", "n1", "bb", "true")
-            assert out.returncode == 0
-            info = json.loads(hutch("network", "inspect", "n1").stdout)[0]
-            assert info["dns_servers"] == [UPSTREAM]
-            assert info["dns_server"] == {"state": "unsupported"}
-            assert dns_files(state) == []
+            assert rl_server(hutch, "rl") == {"state": "stopped"}
+            web = hutch("run", "-d", "--name", "web", "--network", "rl", "--network-alias",
+                        "www", "bb", "httpd", "-f", "-p", "80", "-h", "/etc").stdout.strip()
+            s = rl_server(hutch, "rl")
+            assert s["state"] == "running", s
+            pid = s["pid"]
+            pids.append(pid)
+            status = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status").read()
+                          .splitlines())
+            assert status["NoNewPrivs"].strip() == "1"
+            assert int(status["CapEff"].strip(), 16) == 0
+            addr = json.loads(hutch("network", "inspect", "rl").stdout)[0]["members"][0][
+                "address"]
+            out = hutch("run", "--rm", "--network", "rl", "bb", "sh", "-c",
+                        f"nslookup web; nslookup www; nslookup www.dns.hutch; "
+                        f"nslookup {addr}; nslookup nosuch.dns.hutch; "
+                        f"nslookup example.org; wget -qO- http://www/hostname").stdout
+            assert out.count(f"Address: {addr}") == 3, out
+            rev = ".".join(reversed(addr.split("."))) + ".in-addr.arpa"
+            assert f"{rev}\tname = web" in out, out
+            assert "NXDOMAIN" in out, out
+            assert f"Address: {FAKE_ANSWER}" in out, out
+            assert web[:12] in out  # the hostname file, served by name
+            assert "example.org" in upstream.asked, upstream.asked
+            assert not [n for n in upstream.asked if "dns.hutch" in n or n in ("web", "www")]
+            assert rl_server(hutch, "rl")["pid"] == pid  # one, however many containers
+            # killed: the next container on the network starts another one
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: not pid_alive(pid), what="the server to die")
+            assert rl_server(hutch, "rl")["state"] == "not running"
+            out = hutch("run", "--rm", "--network", "rl", "bb", "nslookup", "www").stdout
+            assert f"Address: {addr}" in out, out
+            new = rl_server(hutch, "rl")["pid"]
+            assert new and new != pid
+            pids.append(new)
+            # gone with the last container
+            hutch("rm", "-f", "web")
+            wait_for(lambda: not pid_alive(new), timeout=10, what="the server to exit")
+            assert rl_server(hutch, "rl")["state"] == "stopped"
+            # one that did not see the last container take the rootless namespace (here:
+            # stopped) is stopped by the next attach, which starts one in the new one
+            hutch("run", "-d", "--name", "web", "--network", "rl", "bb", "sleep", "60")
+            old = rl_server(hutch, "rl")["pid"]
+            pids.append(old)
+            os.kill(old, signal.SIGSTOP)
+            hutch("rm", "-f", "web")
+            out = hutch("run", "--rm", "--name", "again", "--network", "rl", "bb",
+                        "nslookup", "again").stdout
+            assert "Name:\tagain" in out, out
+            assert not pid_alive(old)
+            # and started again with the next first one (in the new rootless namespace)
+            out = hutch("run", "--rm", "--name", "fg", "--network", "rl", "bb",
+                        "nslookup", "fg").stdout
+            assert "Name:\tfg" in out, out
+            wait_for(lambda: rl_server(hutch, "rl")["state"] == "stopped", timeout=10,
+                     what="the server to go with the last container")
         finally:
-            hutch("network", "rm", "n1", check=False)
+            hutch("rm", "-f", "web", check=False)
+            hutch("network", "rm", "rl", check=False)
+            for p in pids:  # ours, by pid
+                if pid_alive(p):
+                    os.kill(p, signal.SIGKILL)
+        assert dns_files(state) == []
 else:
     @pytest.fixture
     def ns(state):
@@ -328,5 +397,8 @@ else:
         cp = ns.hutch("network", "create", "--dns", "10.0.0.1", "--dns", "10.0.0.2", "--dns",
                       "10.0.0.3", "--dns", "10.0.0.4", "x", check=False)
         assert cp.returncode == 125 and "at most 3" in cp.stderr
+        for bad in ("10.0.0.1:0", "10.0.0.1:", "10.0.0.1:99999", "x:53"):
+            cp = ns.hutch("network", "create", "--dns", bad, "x", check=False)
+            assert cp.returncode == 125 and f"'{bad}' is not an IPv4 address" in cp.stderr
         cp = ns.hutch("network", "inspect", "x", check=False)
         assert cp.returncode != 0 and "not found" in cp.stderr
