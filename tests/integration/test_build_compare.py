@@ -21,7 +21,9 @@ import pytest
 
 ROOTLESS = os.geteuid() != 0
 
-pytestmark = pytest.mark.skipif(not shutil.which("podman"), reason="podman is needed")
+# both are in the Makefile's DEB_DEPS (`make deps`)
+pytestmark = pytest.mark.skipif(not (shutil.which("podman") and shutil.which("runc")),
+                                reason="podman and runc are needed")
 
 # Every instruction and form podman 4.3 builds too. Its buildah (1.28) has no
 # heredocs: podman gets the same script as one RUN line (HEREDOC_AS_LINE).
@@ -149,8 +151,6 @@ def read_docker_archive(path):
                         for k in [k for k in files if k == gone or k.startswith(gone + "/")]:
                             del files[k]
                         continue
-                    if m.isdir() and name in files and files[name][0] != "dir":
-                        pass
                     if m.isreg():
                         what = ("file", hashlib.sha256(layer.extractfile(m).read()).hexdigest())
                     elif m.islnk():
@@ -162,7 +162,6 @@ def read_docker_archive(path):
                         what = ("dir", None)
                     else:
                         what = ("other%d" % ord(m.type), f"{m.devmajor}:{m.devminor}")
-                    # a directory already there keeps what is below it
                     files[name] = (what[0], m.mode & 0o7777, m.uid, m.gid, what[1])
     return files, config
 
