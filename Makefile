@@ -32,10 +32,10 @@ DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev z
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gdb gcc libc6-dev gcc-multilib \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
 	python3-cryptography clang libclang-rt-dev bind9-dnsutils \
-	libnftables-dev nftables passt systemd
+	libnftables-dev nftables passt systemd podman runc
 # dnsmasq-base: the binary alone (the dnsmasq package starts a system-wide server)
 BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl \
-	dnsperf dnsmasq-base aardvark-dns libldns-dev podman-compose strace iperf3
+	dnsperf dnsmasq-base aardvark-dns libldns-dev podman-compose strace iperf3 buildah
 
 .PHONY: all clean deps bench-deps check test unit unit-asan integration integration-rootless \
 	check-vm demo bench fuzz fuzz-smoke format
@@ -129,7 +129,8 @@ demo: deps build/hutch
 
 bench: bench-deps build/hutch
 	rc=0; ./bench/run.sh || rc=$$?; ./bench/dns.sh || rc=$$?; ./bench/stack.sh || rc=$$?; \
-		./bench/compose.sh || rc=$$?; ./bench/net.sh || rc=$$?; exit $$rc
+		./bench/compose.sh || rc=$$?; ./bench/net.sh || rc=$$?; \
+		./bench/build.sh || rc=$$?; exit $$rc
 
 fuzz:
 	$(MAKE) -C tests/fuzz

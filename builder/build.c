@@ -53,7 +53,7 @@ struct builder {
 	struct stage *stages;
 	size_t n_stages;
 	size_t step_no, n_total, n_cached;
-	bool *args_used; /* by index in o->build_args */
+	bool *args_used;		 /* by index in o->build_args */
 	uint64_t walk_bytes, walk_files; /* what a COPY's sources hold, for its progress */
 };
 
@@ -350,7 +350,14 @@ static int do_from(struct builder *b, struct stage *s, const struct hutch_step *
 	hutch_image_free(img);
 	t = xasprintf("FROM sha256:%s", id);
 	hutch_build_cache_key(NULL, t, NULL, s->key);
-	struct json_object *c;
+	struct json_object *c, *sh;
+	/* an image built with SHELL gives it to the builds FROM it */
+	if (json_object_object_get_ex(cfg_config(s), "Shell", &sh) &&
+	    json_object_is_type(sh, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(sh); i++)
+			strv_push(
+			    &s->shell, &s->n_shell,
+			    xstrdup(json_object_get_string(json_object_array_get_idx(sh, i))));
 	s->created =
 	    xstrdup(json_object_object_get_ex(s->cfg, "created", &c) ? json_object_get_string(c)
 								     : "1970-01-01T00:00:00Z");
@@ -1382,6 +1389,9 @@ static int do_step(struct builder *b, struct stage *s, const struct hutch_step *
 		_cleanup_free_ char *jt = json_text(argv, n);
 		text = xasprintf("%s %s", hutch_step_name(st->kind), jt);
 		if (st->kind == STEP_SHELL) {
+			/* in the config too, as Docker keeps it: a build FROM this
+			 * image runs its shell forms with it */
+			json_object_object_add(c, "Shell", strv_json(argv, n));
 			strv_free(s->shell, s->n_shell);
 			s->shell = argv;
 			s->n_shell = n;

@@ -535,6 +535,16 @@ static int write_merged_dir(struct tarw *w, int *fds, size_t n, const char *pref
 /* Write the directories leading to dest (not dest itself) once, with the
  * attributes the image below has for them (else 0755, owned as the addition
  * says), so that a COPY into /tmp/x keeps /tmp's 1777. */
+/* a directory the layer's tar has, which write_parents does not write again */
+static void remember_dir(struct tarw *w, const char *path)
+{
+	for (size_t i = 0; i < w->n_dirs; i++)
+		if (!strcmp(w->dirs[i], path))
+			return;
+	w->dirs = xrealloc(w->dirs, (w->n_dirs + 1) * sizeof(char *));
+	w->dirs[w->n_dirs++] = xstrdup(path);
+}
+
 static int write_parents(struct tarw *w, const char *dest, const struct hutch_layer_add *a,
 			 struct hutch_err **err)
 {
@@ -797,6 +807,8 @@ static int add_archive(struct tarw *w, const struct hutch_layer_add *a, struct h
 				    .gid = a->chown ? a->gid : 0,
 				    .xattr_fd = -1};
 		ret = tarw_header(w, &h, err);
+		if (ret == 0)
+			remember_dir(w, dest);
 	}
 	const struct tar_entry *e;
 	int r;
@@ -833,12 +845,18 @@ static int add_archive(struct tarw *w, const struct hutch_layer_add *a, struct h
 			h.link = link;
 		} else if (e->type == TAR_SYMLINK) {
 			h.link = e->linkname;
+			h.mode = 0777; /* what any symlink has once unpacked */
 		}
 		if (e->type == TAR_FILE)
 			h.size = (uint64_t)e->size;
 		apply_owner(a, &h);
-		if ((ret = tarw_header(w, &h, err)) < 0)
+		/* an archive need not list a member's directories: the layer does,
+		 * as they are below (or 0755 root), as podman and docker unpack it */
+		if ((ret = write_parents(w, path, a, err)) < 0 ||
+		    (ret = tarw_header(w, &h, err)) < 0)
 			break;
+		if (e->type == TAR_DIR)
+			remember_dir(w, path);
 		if (e->type != TAR_FILE)
 			continue;
 		char buf[65536];
