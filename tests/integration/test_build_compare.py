@@ -22,8 +22,10 @@ import pytest
 ROOTLESS = os.geteuid() != 0
 
 # both are in the Makefile's DEB_DEPS (`make deps`)
-pytestmark = pytest.mark.skipif(not (shutil.which("podman") and shutil.which("runc")),
-                                reason="podman and runc are needed")
+@pytest.fixture(autouse=True)
+def _tools():
+    missing = [t for t in ("podman", "runc") if not shutil.which(t)]
+    assert not missing, f"{', '.join(missing)} missing: `make deps` installs them"
 
 # Every instruction and form podman 4.3 builds too. Its buildah (1.28) has no
 # heredocs: podman gets the same script as one RUN line (HEREDOC_AS_LINE).

@@ -125,8 +125,8 @@ def test_docker_archive_round_trip(hutch, state, tmp, app):
     assert other("run", "--rm", app).stdout == "made\n"
 
 
-@pytest.mark.skipif(not shutil.which("skopeo"), reason="skopeo is needed")
 def test_skopeo_reads_both_forms(hutch, tmp, app):
+    assert shutil.which("skopeo"), "skopeo missing: `make deps` installs it"
     img = inspect(hutch, app)
     oci, docker = tmp / "a.tar", tmp / "d.tar"
     hutch("image", "save", "-o", oci, app)
@@ -146,8 +146,8 @@ def test_skopeo_reads_both_forms(hutch, tmp, app):
     assert cp.returncode == 0, cp.stderr
 
 
-@pytest.mark.skipif(not shutil.which("podman"), reason="podman is needed")
 def test_podman_loads_both_forms(hutch, tmp, app, monkeypatch):
+    assert shutil.which("podman"), "podman missing: `make deps` installs it"
     img = inspect(hutch, app)
     # rootless podman wants a run root of at most 50 characters
     short = tempfile.mkdtemp(prefix="hs-", dir="/tmp")

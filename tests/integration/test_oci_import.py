@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("umoci") and shutil.which("skopeo")),
-    reason="umoci and skopeo are needed (apt-get install umoci skopeo)")
+@pytest.fixture(autouse=True)
+def _tools():
+    missing = [t for t in ("umoci", "skopeo") if not shutil.which(t)]
+    assert not missing, f"{', '.join(missing)} missing: `make deps` installs them"
 
 ROOTLESS = os.geteuid() != 0
 CHECK = ("cat /file; test -e /gone && echo GONE-STILL-THERE; "
