@@ -32,7 +32,8 @@ DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev z
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gdb gcc libc6-dev gcc-multilib \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
 	python3-cryptography clang libclang-rt-dev bind9-dnsutils \
-	libnftables-dev nftables passt systemd
+	libnftables-dev nftables passt systemd \
+	podman containerd
 # dnsmasq-base: the binary alone (the dnsmasq package starts a system-wide server)
 BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl \
 	dnsperf dnsmasq-base aardvark-dns libldns-dev podman-compose strace iperf3

@@ -32,7 +32,10 @@ struct oci_ctx {
 };
 
 /* One message: on stderr, and in --log (text or json, where engines read
- * a failed command's reason). */
+ * a failed command's reason). With a --log, only errors go to stderr too: an
+ * engine's create hands the container's own stderr to the runtime, and a
+ * warning there would be read as the container's output (runc too keeps its
+ * warnings to its log). */
 static void oci_log(struct oci_ctx *o, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void oci_log(struct oci_ctx *o, const char *level, const char *fmt, ...)
@@ -44,7 +47,7 @@ static void oci_log(struct oci_ctx *o, const char *level, const char *fmt, ...)
 		abort();
 	va_end(ap);
 	_cleanup_free_ char *shown = cli_shown(msg);
-	if (strcmp(level, "debug") || o->debug)
+	if (!strcmp(level, "error") || (!o->log && (strcmp(level, "debug") || o->debug)))
 		fprintf(stderr, "hutch-oci: %s%s%s\n", strcmp(level, "error") ? level : "",
 			strcmp(level, "error") ? ": " : "", shown);
 	if (o->log && (strcmp(level, "debug") || o->debug)) {

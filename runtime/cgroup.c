@@ -72,6 +72,8 @@ static void warn_unenforced(const struct hutch_runtime *rt, const struct hutch_s
 		strcat(missing, spec->oci ? " linux.resources.memory.limit" : " --memory");
 	if (spec->resources.cpu_quota_us && !cg->has_cpu)
 		strcat(missing, spec->oci ? " linux.resources.cpu.quota" : " --cpus");
+	if (spec->resources.cpu_weight && !cg->has_cpu)
+		strcat(missing, " linux.resources.cpu.shares");
 	if (spec->resources.pids_max && !cg->has_pids)
 		strcat(missing, spec->oci ? " linux.resources.pids.limit" : " --pids-limit");
 	if (!*missing)
@@ -115,7 +117,7 @@ int64_t cgroup_swap_max(const struct hutch_resources *res)
 static bool wants_limits(const struct hutch_spec *spec)
 {
 	return spec->resources.memory_max || spec->resources.cpu_quota_us ||
-	       spec->resources.pids_max;
+	       spec->resources.cpu_weight || spec->resources.pids_max;
 }
 
 int cgroup_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec, struct cgroup *cg,
@@ -236,6 +238,10 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		snprintf(buf, sizeof(buf), "%" PRId64 " %" PRId64, spec->resources.cpu_quota_us,
 			 spec->resources.cpu_period_us ? spec->resources.cpu_period_us : 100000);
 		r = write_file_at(cg->dirfd, "cpu.max", buf, err);
+	}
+	if (r == 0 && spec->resources.cpu_weight && cpu) {
+		snprintf(buf, sizeof(buf), "%" PRId64, spec->resources.cpu_weight);
+		r = write_file_at(cg->dirfd, "cpu.weight", buf, err);
 	}
 	if (r == 0 && spec->resources.pids_max && pids) {
 		snprintf(buf, sizeof(buf), "%" PRId64, spec->resources.pids_max);

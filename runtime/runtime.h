@@ -185,6 +185,9 @@ struct hutch_spec {
 		int64_t memory_swap_max;
 		int64_t cpu_quota_us, cpu_period_us; /* 0 = unlimited */
 		int64_t pids_max; /* 0 = unlimited */
+		/* cgroup v2 cpu.weight (1-10000), a share against the container's
+		 * siblings, not a limit (OCI's cpu.shares); 0 = the kernel's 100 */
+		int64_t cpu_weight;
 	} resources;
 
 	enum hutch_seccomp_mode seccomp;

@@ -120,8 +120,15 @@ static void unknown_is_a_warning_known_unsupported_refused(void **state)
 	refused(HEAD PROC ", \"vm\": {}}", "vm is not supported");
 	refused(HEAD PROC ", \"linux\": {\"resources\": {\"blockIO\": {}}}}",
 		"linux.resources.blockIO");
-	refused(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"shares\": 5}}}}",
-		"linux.resources.cpu.shares");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"cpus\": \"0\"}}}}",
+		"linux.resources.cpu.cpus");
+	/* shares are a relative weight: cgroup v2's cpu.weight by runc's formula */
+	c = parse_ok(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"shares\": 1024}}}}");
+	assert_int_equal(c->spec->resources.cpu_weight, 39);
+	hutch_oci_config_free(c);
+	c = parse_ok(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"shares\": 262144}}}}");
+	assert_int_equal(c->spec->resources.cpu_weight, 10000);
+	hutch_oci_config_free(c);
 	refused(HEAD PROC ", \"mounts\": [{\"destination\": \"/x\", \"uidMappings\": []}]}",
 		"mounts[0].uidMappings");
 }
