@@ -486,3 +486,68 @@ def test_preserve_fds_reach_the_container(oci, tmp):
     assert fd3.read_text() == "via-fd3\n"
     # 0, 1, 2, 3 and ls's own directory fd
     assert out.read_text().strip() == "5"
+
+
+def test_podman_pod_healthcheck_and_memory(oci, state, tmp):
+    """podman's pods (a pod's containers join its infra container's ipc, uts and
+    network namespaces by path), `podman healthcheck run` (an exec) and --memory,
+    all through hutch-oci."""
+    base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
+    # the infra container gets podman's default limits too: those this machine allows
+    conf = Path(base) / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n')
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    pod = _podman(base) + ["--runtime", oci.bin]
+
+    def podman(*args, timeout=120):
+        return subprocess.run(pod + list(args), capture_output=True, text=True,
+                              timeout=timeout, env=env)
+
+    subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
+                   check=True, capture_output=True, timeout=120, env=env)
+    try:
+        # the image's own sleep as the infra (pause) container: no pause image to build
+        cp = podman("pod", "create", "--name", "p1", "--network", "none",
+                    "--infra-image", "localhost/bb:oci", "--infra-command", "sleep 600")
+        assert cp.returncode == 0, cp.stderr
+        cp = podman("pod", "start", "p1")
+        assert cp.returncode == 0, cp.stderr
+        infra = podman("pod", "inspect", "p1", "--format", "{{.InfraContainerID}}").stdout.strip()
+        ipid = int(podman("inspect", infra, "--format", "{{.State.Pid}}").stdout)
+        want = [os.readlink(f"/proc/{ipid}/ns/{n}") for n in ("ipc", "uts", "net", "mnt")]
+        cp = podman("run", "--rm", "--pod", "p1", "localhost/bb:oci", "sh", "-c",
+                    "hostname; for n in ipc uts net mnt; do readlink /proc/self/ns/$n; done")
+        assert cp.returncode == 0, cp.stderr
+        got = cp.stdout.split()
+        assert got[0] == "p1"  # the pod's hostname, in its uts namespace
+        assert got[1:4] == want[:3], (got, want)
+        assert got[4] != want[3]  # a mount namespace of its own
+        # a healthcheck is an exec in the running container
+        cp = podman("run", "-d", "--name", "hc", "--network", "none", "--memory", "64m",
+                    "--health-cmd", "test -e /tmp/ok", "--health-interval", "0",
+                    "localhost/bb:oci", "sleep", "60")
+        assert cp.returncode == 0, cp.stderr
+        cid = cp.stdout.strip()
+        assert podman("healthcheck", "run", "hc").returncode == 1
+        assert podman("exec", "hc", "touch", "/tmp/ok").returncode == 0
+        cp = podman("healthcheck", "run", "hc")
+        assert cp.returncode == 0, cp.stderr
+        assert podman("inspect", "hc", "--format", "{{.State.Health.Status}}").stdout.strip() \
+            == "healthy"
+        # --memory: the container's cgroup v2 memory.max where cgroup v2 has the
+        # memory controller (on a hybrid host it has none: the container runs, unlimited)
+        cg = _cgroup_of(cid)
+        if cg is not None and (cg / "memory.max").exists():
+            assert (cg / "memory.max").read_text().strip() == str(64 << 20)
+        else:
+            assert podman("inspect", "hc", "--format", "{{.State.Status}}").stdout.strip() \
+                == "running"
+    finally:
+        podman("rm", "-f", "-t", "0", "--all", timeout=60)
+        podman("pod", "rm", "-f", "--all", timeout=60)
+        subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
+                       timeout=120, env=env)
+        if ROOTLESS:
+            subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
+                           timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
