@@ -38,7 +38,33 @@ struct oci_child_args {
 	const struct hutch_oci_config *cfg;
 	struct mount_ctx mctx;
 	const struct hutch_runtime *rt;
+	/* the state the createContainer and startContainer hooks get, but its
+	 * pid (the child's own, in the runtime's pid namespace, put in by it) */
+	struct json_object *hook_state;
+	char *hook_state_text;
 };
+
+static int run_hook(const struct hutch_oci_hook *h, const char *kind, const char *state_json,
+		    struct hutch_err **err);
+/* In the container's process: the hooks of kind, one after the other; the
+ * first that fails fails the container's start (its create or start). */
+static void child_hooks(struct proc_ctx *pc, struct oci_child_args *a,
+			enum hutch_oci_hook_kind kind)
+{
+	const struct hutch_oci_config *cfg = a->cfg;
+	struct hutch_err *err = NULL;
+	for (size_t i = 0; i < cfg->n_hooks[kind]; i++)
+		if (run_hook(&cfg->hooks[kind][i],
+			     kind == HUTCH_HOOK_CREATE_CONTAINER ? "createContainer"
+								 : "startContainer",
+			     a->hook_state_text, &err) < 0)
+			proc_fail(pc, 125, err);
+}
+
+static void on_start(struct proc_ctx *pc, void *arg)
+{
+	child_hooks(pc, arg, HUTCH_HOOK_START_CONTAINER);
+}
 
 /* Sysctls that live in a namespace the container has of its own: any other
  * would be written for the whole host (runc's list). */
@@ -130,10 +156,23 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 		if (write_proc("/proc/self/oom_score_adj", v, &err) < 0)
 			proc_fail(pc, 125, err);
 	}
+	if (a->hook_state) {
+		/* /proc is still the runtime's: self is our pid there, the one
+		 * `state` gives */
+		char self[32] = "";
+		(void)!readlink("/proc/self", self, sizeof(self) - 1);
+		json_object_object_add(a->hook_state, "pid", json_object_new_int64(atoll(self)));
+		a->hook_state_text = xstrdup(json_object_to_json_string_ext(
+		    a->hook_state, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
 	int rootfd = -1;
 	if (mounts_setup_rootfs(&a->mctx, &rootfd, &err) < 0 ||
-	    mounts_setup_container(&a->mctx, rootfd, &err) < 0 ||
-	    mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0)
+	    mounts_setup_container(&a->mctx, rootfd, &err) < 0)
+		proc_fail(pc, 125, err);
+	/* createContainer: in the container's namespaces, its mounts made, before
+	 * pivot_root (the hook's path is the runtime's), as runc runs them */
+	child_hooks(pc, a, HUTCH_HOOK_CREATE_CONTAINER);
+	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0)
 		proc_fail(pc, 125, err);
 	close(rootfd);
 	umask(cfg->umask >= 0 ? (mode_t)cfg->umask : 0022);
@@ -525,11 +564,6 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	oci_spec_set_id(spec, o->id);
 	if (!spec->n_namespaces && !spec->oci)
 		return -1;
-	if (cfg->n_hooks[HUTCH_HOOK_CREATE_CONTAINER] || cfg->n_hooks[HUTCH_HOOK_START_CONTAINER])
-		return hutch_fail(
-		    err, 0,
-		    "hooks.createContainer and hooks.startContainer are not supported "
-		    "yet (they run inside the container)");
 	if (spec->process.terminal && o->wait_start && !o->console_socket)
 		return hutch_fail(err, 0,
 				  "process.terminal is true: give --console-socket, where the "
@@ -600,6 +634,19 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 			goto out;
 		}
 	}
+	if (cfg->n_hooks[HUTCH_HOOK_CREATE_CONTAINER] || cfg->n_hooks[HUTCH_HOOK_START_CONTAINER]) {
+		a.hook_state = json_object_new_object();
+		json_object_object_add(a.hook_state, "ociVersion",
+				       json_object_new_string(OCI_VERSION));
+		json_object_object_add(a.hook_state, "id", json_object_new_string(o->id));
+		json_object_object_add(a.hook_state, "status", json_object_new_string("created"));
+		json_object_object_add(a.hook_state, "bundle", json_object_new_string(o->bundle));
+		struct json_object *ann = json_object_new_object();
+		for (size_t i = 0; i < cfg->n_annotations; i++)
+			json_object_object_add(ann, cfg->annotations[i].key,
+					       json_object_new_string(cfg->annotations[i].value));
+		json_object_object_add(a.hook_state, "annotations", ann);
+	}
 	bool own_cgroupns = spec_has_ns(spec, HUTCH_NS_CGROUP);
 	a.mctx = (struct mount_ctx){.spec = spec,
 				    .rootfs = spec->root.path,
@@ -636,7 +683,9 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    .groups = cfg->additional_gids,
 		    .n_groups = cfg->n_additional_gids,
 		    .preserve_fds = o->preserve_fds,
-		    .seccomp = cfg->seccomp ? &filter : NULL},
+		    .seccomp = cfg->seccomp ? &filter : NULL,
+		    .on_start = cfg->n_hooks[HUTCH_HOOK_START_CONTAINER] ? on_start : NULL,
+		    .on_start_arg = &a},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;
@@ -674,6 +723,8 @@ kill:
 	waitid(P_PIDFD, (id_t)so.pidfd, &si, WEXITED);
 out:
 	seccomp_prog_free(&filter);
+	if (a.hook_state)
+		json_object_put(a.hook_state);
 	if (prepared)
 		mounts_release(&a.mctx);
 	if (so.pidfd >= 0)

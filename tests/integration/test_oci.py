@@ -387,6 +387,49 @@ def test_hooks_get_the_state_on_stdin(oci, tmp):
     assert json.loads((tmp / "poststop.json").read_text())["status"] == "stopped"
 
 
+def test_create_and_start_container_hooks_run_in_the_container(oci, tmp):
+    """createContainer: in the container's namespaces before pivot_root (its path
+    is the runtime's); startContainer: once started, before the command, its path
+    the container's."""
+    hook = tmp / "cc.sh"
+    hook.write_text('#!/bin/sh\ncat > "$OUT/cc.json"\nreadlink /proc/self/ns/mnt > "$OUT/cc.mnt"\n')
+    hook.chmod(0o755)
+    b = oci.bundle(args=("sh", "-c", "cat /sc.json > /seen.json; exec sleep 60"), edit=lambda c: c.update(
+        hooks={"createContainer": [{"path": str(hook), "env": [f"OUT={tmp}"], "timeout": 10}],
+               "startContainer": [{"path": "/sc.sh", "args": ["sc.sh", "x"]}]},
+        annotations={"k": "v"}))
+    sc = b / "rootfs" / "sc.sh"
+    sc.write_text('#!/bin/sh\ncat > /sc.json\necho "$1" > /sc.arg\n')
+    sc.chmod(0o755)
+    oci.create("hc1", b)
+    st = json.loads((tmp / "cc.json").read_text())
+    pid = oci.state("hc1")["pid"]
+    assert st["id"] == "hc1" and st["status"] == "created" and st["pid"] == pid
+    assert st["bundle"] == str(b) and st["annotations"] == {"k": "v"}
+    # the container's mount namespace, not the runtime's
+    assert (tmp / "cc.mnt").read_text().strip() == os.readlink(f"/proc/{pid}/ns/mnt")
+    assert (tmp / "cc.mnt").read_text().strip() != os.readlink("/proc/self/ns/mnt")
+    assert not (b / "rootfs" / "sc.json").exists()
+    oci.run("start", "hc1")
+    wait_for(lambda: (b / "rootfs" / "seen.json").exists() and
+             (b / "rootfs" / "seen.json").read_text(), what="the command after the hook")
+    st = json.loads((b / "rootfs" / "seen.json").read_text())
+    assert st["id"] == "hc1" and st["pid"] == pid
+    assert (b / "rootfs" / "sc.arg").read_text() == "x\n"
+    # one that fails fails the start, and the container does not run its command
+    b2 = oci.bundle("b2", args=("sh", "-c", "touch /ran; sleep 60"), edit=lambda c: c.update(
+        hooks={"startContainer": [{"path": "/bin/false"}]}))
+    oci.create("hc2", b2)
+    cp = oci.run("start", "hc2", check=False)
+    assert cp.returncode != 0 and "hooks.startContainer /bin/false failed" in cp.stderr, cp.stderr
+    assert not (b2 / "rootfs" / "ran").exists()
+    b3 = oci.bundle("b3", edit=lambda c: c.update(
+        hooks={"createContainer": [{"path": "/bin/false"}]}))
+    cp = oci.create("hc3", b3, check=False)
+    assert cp.returncode != 0 and "hooks.createContainer /bin/false failed" in cp.stderr
+    assert not (oci.root / "hc3").exists()
+
+
 def test_failing_or_slow_prestart_hook_fails_create(oci, tmp):
     for name, body, needle in (("fail", "exit 3", "exit code 3"),
                                ("slow", "exec sleep 30", "timed out after 1 s")):
