@@ -260,7 +260,25 @@ static int p_caps(struct rd *r, jobj *v, const char *path, void *t)
 	    {"permitted", cap_permitted, NULL}, {"inheritable", cap_inheritable, NULL},
 	    {"ambient", cap_ambient, NULL},
 	};
-	return walk(r, v, path, rules, ARRAY_SIZE(rules), t);
+	if (walk(r, v, path, rules, ARRAY_SIZE(rules), t) < 0)
+		return -1;
+	/* The kernel raises an ambient capability only if it is permitted and
+	 * inheritable; runc's own `spec` lists ambient ones without an inheritable
+	 * set, and runc and crun leave those out with a warning: so does hutch. */
+	struct hutch_caps *c = &((struct proc_target *)t)->proc->caps;
+	uint64_t bad = c->ambient & ~(c->permitted & c->inheritable);
+	for (int i = 0; bad && i < 64; i++)
+		if (bad & (1ULL << i)) {
+			char num[24];
+			snprintf(num, sizeof(num), "capability %d", i);
+			const char *name = hutch_cap_name(i);
+			warn(r,
+			     "%s.ambient: %s is not in both the permitted and the inheritable "
+			     "set: left out",
+			     path, name ? name : num);
+		}
+	c->ambient &= ~bad;
+	return 0;
 }
 
 static int u_uid(struct rd *r, jobj *v, const char *path, void *t)
