@@ -130,7 +130,8 @@ demo: deps build/hutch
 
 bench: bench-deps build/hutch
 	rc=0; ./bench/run.sh || rc=$$?; ./bench/dns.sh || rc=$$?; ./bench/stack.sh || rc=$$?; \
-		./bench/compose.sh || rc=$$?; ./bench/net.sh || rc=$$?; exit $$rc
+		./bench/compose.sh || rc=$$?; ./bench/net.sh || rc=$$?; ./bench/oci.sh || rc=$$?; \
+		exit $$rc
 
 fuzz:
 	$(MAKE) -C tests/fuzz
