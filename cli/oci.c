@@ -314,7 +314,8 @@ static int do_create(struct oci_ctx *o, int argc, char **argv, bool run)
 					   .pid_file = v.pid_file,
 					   .preserve_fds = v.preserve_fds,
 					   .wait_start = !run || v.detach,
-					   .no_pivot = v.no_pivot};
+					   .no_pivot = v.no_pivot,
+					   .systemd_cgroup = o->systemd_cgroup};
 	pid_t pid = -1;
 	/* run in the foreground takes its signals and SIGCHLD with sigwaitinfo;
 	 * the container's process unblocks them before its exec */
@@ -777,7 +778,7 @@ static void usage(FILE *out)
 	      "  --log FILE          also write messages to FILE\n"
 	      "  --log-format text|json\n"
 	      "  --debug             debug messages too\n"
-	      "  --systemd-cgroup    accepted; hutch makes the cgroup itself\n"
+	      "  --systemd-cgroup    cgroupsPath is slice:prefix:name (systemd's layout)\n"
 	      "  --version\n",
 	      out);
 }

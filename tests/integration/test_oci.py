@@ -309,11 +309,20 @@ def _podman(base):
             "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
 
 
+def _podman_cgroup_parent_made():
+    """podman's cgroupfs parent in cgroup v2, where hutch-oci makes the containers'
+    cgroups podman names: the path to remove after, when this test makes it."""
+    from conftest import cgroup_v2_mount
+    p = cgroup_v2_mount() / "libpod_parent"
+    return None if ROOTLESS or p.exists() else p
+
+
 def test_podman_runs_with_hutch_oci(oci, state, tmp):
     """podman as the engine (conmon calls create, start, state, exec, kill, delete),
     with no network (its default one would make a bridge on the host)."""
     base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
     pod = _podman(base) + ["--runtime", oci.bin]
+    made_cg = _podman_cgroup_parent_made()
     subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
                    check=True, capture_output=True, timeout=120)
     # podman's own default seccomp profile, as hutch-oci compiles it
@@ -361,6 +370,8 @@ def test_podman_runs_with_hutch_oci(oci, state, tmp):
             subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
                            timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+        if made_cg:
+            _remove_made_cgroups(made_cg)
 
 
 def test_hooks_get_the_state_on_stdin(oci, tmp):
@@ -451,6 +462,60 @@ def test_delete_removes_what_a_killed_create_left(oci):
     assert cp.returncode != 0
     oci.run("delete", "half")
     assert not (oci.root / "half").exists()
+
+
+def _remove_made_cgroups(top):
+    """The parents an engine's cgroupsPath made under the cgroup v2 root, bottom-up
+    (rmdir: only empty ones go). Only for a top this test made."""
+    for d, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
+def test_cgroups_path_as_the_engine_gives_it(oci, tmp):
+    """linux.cgroupsPath: a path, or with --systemd-cgroup slice:prefix:name, under the
+    cgroup v2 root where hutch may make it (rootful); rootless, hutch's own place."""
+    from conftest import cgroup_v2_mount
+    root = cgroup_v2_mount()
+    top = f"hutch-test-{os.getpid()}"
+    made = [root / top, root / "hutchtest.slice"]
+    made = [m for m in made if not m.exists()]
+    try:
+        cases = (("p1", f"/{top}/c1", (), f"{top}/c1"),
+                 ("p2", f"hutchtest-{os.getpid()}.slice:pfx:c2", ("--systemd-cgroup",),
+                  f"hutchtest.slice/hutchtest-{os.getpid()}.slice/pfx-c2.scope"))
+        for cid, cgpath, glob, rel in cases:
+            b = oci.bundle(cid, args=("sleep", "60"),
+                           edit=lambda c, p=cgpath: c["linux"].update(cgroupsPath=p))
+            oci.made.append(cid)
+            oci.run_to_files("create", "--bundle", b, cid, glob=glob)
+            pid = oci.state(cid)["pid"]
+            line = [l for l in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                    if l.startswith("0::")][0]
+            if ROOTLESS:  # not the root's to make: hutch's own place (or none)
+                assert not (root / rel).exists() and "/hutch/" in line or line == "0::/", line
+            else:
+                assert line == f"0::/{rel}", line
+                assert (root / rel).is_dir()
+            oci.run("start", cid)
+            oci.run("delete", "--force", cid, glob=glob)
+            assert not (root / rel).exists()
+        if not ROOTLESS:
+            # an existing cgroup is not hutch's to use: refused, and left as it was
+            (root / top / "taken").mkdir(parents=True, exist_ok=True)
+            b = oci.bundle("p3", edit=lambda c: c["linux"].update(cgroupsPath=f"/{top}/taken"))
+            cp = oci.create("p3", b, check=False)
+            assert cp.returncode != 0 and "exists" in cp.stderr, cp.stderr
+            assert (root / top / "taken").is_dir()
+            cp = oci.create("p4", b, check=False, glob=("--systemd-cgroup",))
+            assert cp.returncode != 0 and "slice:prefix:name" in cp.stderr, cp.stderr
+    finally:
+        for cid in ("p1", "p2"):
+            oci.run("delete", "--force", cid, check=False)
+        for m in made:
+            _remove_made_cgroups(m)
 
 
 def _cgroup_of(cid):
@@ -546,6 +611,7 @@ def test_podman_pod_healthcheck_and_memory(oci, state, tmp):
         return subprocess.run(pod + list(args), capture_output=True, text=True,
                               timeout=timeout, env=env)
 
+    made_cg = _podman_cgroup_parent_made()
     subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
                    check=True, capture_output=True, timeout=120, env=env)
     try:
@@ -578,8 +644,15 @@ def test_podman_pod_healthcheck_and_memory(oci, state, tmp):
         assert podman("inspect", "hc", "--format", "{{.State.Health.Status}}").stdout.strip() \
             == "healthy"
         # --memory: the container's cgroup v2 memory.max where cgroup v2 has the
-        # memory controller (on a hybrid host it has none: the container runs, unlimited)
-        cg = _cgroup_of(cid)
+        # memory controller (on a hybrid host it has none: the container runs, unlimited);
+        # its cgroup is the one podman names (rootful), or hutch's own (rootless)
+        from conftest import cgroup_v2_mount
+        pid = int(podman("inspect", "hc", "--format", "{{.State.Pid}}").stdout)
+        rel = [l[3:] for l in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+               if l.startswith("0::")][0]
+        cg = cgroup_v2_mount() / rel.lstrip("/") if rel != "/" else None
+        if not ROOTLESS:
+            assert "libpod" in rel or cid in rel, rel
         if cg is not None and (cg / "memory.max").exists():
             assert (cg / "memory.max").read_text().strip() == str(64 << 20)
         else:
@@ -594,3 +667,5 @@ def test_podman_pod_healthcheck_and_memory(oci, state, tmp):
             subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
                            timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+        if made_cg:
+            _remove_made_cgroups(made_cg)

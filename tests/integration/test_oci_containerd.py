@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
+from conftest import cgroup_v2_mount, wait_for
 
 ROOTLESS = os.geteuid() != 0
 NS = "hutchtest"
@@ -115,6 +115,9 @@ def containerd(state, tmp):
     os.symlink(os.path.abspath(state.bin), tmp / "hutch-oci")
     made = [d for d in (SHIM_SOCKETS, *(SHIM_SOCKETS / n for n in ("s", "fifo", "runc")))
             if not d.exists()]
+    # the parent of the containers' cgroups (/NAMESPACE/ID), when this test makes it
+    cg_parent = cgroup_v2_mount() / NS
+    made_cg = not cg_parent.exists()
     c = Containerd(base, str(tmp / "hutch-oci"))
     try:
         if not ROOTLESS:
@@ -123,6 +126,11 @@ def containerd(state, tmp):
     finally:
         c.stop()
         subprocess.run(["rm", "-rf", str(base)], capture_output=True)
+        if made_cg:
+            try:
+                cg_parent.rmdir()
+            except OSError:
+                pass
         # only what this test made, and only when empty (the parent last)
         for d in sorted(made, key=lambda p: len(str(p)), reverse=True):
             try:
@@ -150,9 +158,9 @@ def test_containerd_runs_with_hutch_oci(containerd, state, tmp):
                "echo hello; cat /proc/self/cgroup; exit 3", check=False)
     assert cp.returncode == 3, cp.stderr
     assert cp.stdout.splitlines()[0] == "hello", cp.stdout
-    # hutch's cgroup: proof that hutch-oci ran it and not runc
-    if Path("/sys/fs/cgroup/unified").exists() or Path("/sys/fs/cgroup/cgroup.controllers").exists():
-        assert "0::/hutch/" in cp.stdout, cp.stdout
+    # the cgroup containerd names (cgroupsPath /NAMESPACE/ID), made by hutch in
+    # cgroup v2 (runc here would use the v1 hierarchies)
+    assert f"0::/{NS}/r1" in cp.stdout.splitlines(), cp.stdout
     assert c.ctr("container", "ls", "-q").stdout.strip() == ""
 
     # detached, with containerd's cpu shares (cgroup v2's weight where it has cpu)
