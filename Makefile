@@ -32,7 +32,8 @@ DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev z
 	passwd qemu-system-x86 linux-image-amd64 cpio xz-utils strace gdb gcc libc6-dev gcc-multilib \
 	libcurl4 libcurl4-openssl-dev docker-registry skopeo umoci apache2-utils openssl \
 	python3-cryptography clang libclang-rt-dev bind9-dnsutils \
-	libnftables-dev nftables passt systemd podman runc
+	libnftables-dev nftables passt systemd \
+	podman runc containerd
 # dnsmasq-base: the binary alone (the dnsmasq package starts a system-wide server)
 BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl \
 	dnsperf dnsmasq-base aardvark-dns libldns-dev podman-compose strace iperf3 buildah
@@ -129,7 +130,7 @@ demo: deps build/hutch
 
 bench: bench-deps build/hutch
 	rc=0; ./bench/run.sh || rc=$$?; ./bench/dns.sh || rc=$$?; ./bench/stack.sh || rc=$$?; \
-		./bench/compose.sh || rc=$$?; ./bench/net.sh || rc=$$?; \
+		./bench/compose.sh || rc=$$?; ./bench/net.sh || rc=$$?; ./bench/oci.sh || rc=$$?; \
 		./bench/build.sh || rc=$$?; exit $$rc
 
 fuzz:

@@ -32,7 +32,10 @@ struct oci_ctx {
 };
 
 /* One message: on stderr, and in --log (text or json, where engines read
- * a failed command's reason). */
+ * a failed command's reason). With a --log, only errors go to stderr too: an
+ * engine's create hands the container's own stderr to the runtime, and a
+ * warning there would be read as the container's output (runc too keeps its
+ * warnings to its log). */
 static void oci_log(struct oci_ctx *o, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void oci_log(struct oci_ctx *o, const char *level, const char *fmt, ...)
@@ -44,7 +47,7 @@ static void oci_log(struct oci_ctx *o, const char *level, const char *fmt, ...)
 		abort();
 	va_end(ap);
 	_cleanup_free_ char *shown = cli_shown(msg);
-	if (strcmp(level, "debug") || o->debug)
+	if (!strcmp(level, "error") || (!o->log && (strcmp(level, "debug") || o->debug)))
 		fprintf(stderr, "hutch-oci: %s%s%s\n", strcmp(level, "error") ? level : "",
 			strcmp(level, "error") ? ": " : "", shown);
 	if (o->log && (strcmp(level, "debug") || o->debug)) {
@@ -311,7 +314,8 @@ static int do_create(struct oci_ctx *o, int argc, char **argv, bool run)
 					   .pid_file = v.pid_file,
 					   .preserve_fds = v.preserve_fds,
 					   .wait_start = !run || v.detach,
-					   .no_pivot = v.no_pivot};
+					   .no_pivot = v.no_pivot,
+					   .systemd_cgroup = o->systemd_cgroup};
 	pid_t pid = -1;
 	/* run in the foreground takes its signals and SIGCHLD with sigwaitinfo;
 	 * the container's process unblocks them before its exec */
@@ -716,7 +720,8 @@ static int do_features(struct oci_ctx *o, int argc, char **argv)
 	printf("{\n"
 	       "  \"ociVersionMin\": \"1.0.0\",\n"
 	       "  \"ociVersionMax\": \"%s\",\n"
-	       "  \"hooks\": [],\n"
+	       "  \"hooks\": [\"prestart\", \"createRuntime\", \"createContainer\", "
+	       "\"startContainer\", \"poststart\", \"poststop\"],\n"
 	       "  \"mountOptions\": [\"async\", \"atime\", \"bind\", \"defaults\", \"dev\", "
 	       "\"diratime\", \"exec\", \"noatime\", \"nodev\", \"nodiratime\", \"noexec\", "
 	       "\"norelatime\", \"nostrictatime\", \"nosuid\", \"private\", \"rbind\", "
@@ -773,7 +778,7 @@ static void usage(FILE *out)
 	      "  --log FILE          also write messages to FILE\n"
 	      "  --log-format text|json\n"
 	      "  --debug             debug messages too\n"
-	      "  --systemd-cgroup    accepted; hutch makes the cgroup itself\n"
+	      "  --systemd-cgroup    cgroupsPath is slice:prefix:name (systemd's layout)\n"
 	      "  --version\n",
 	      out);
 }

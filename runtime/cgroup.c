@@ -72,6 +72,8 @@ static void warn_unenforced(const struct hutch_runtime *rt, const struct hutch_s
 		strcat(missing, spec->oci ? " linux.resources.memory.limit" : " --memory");
 	if (spec->resources.cpu_quota_us && !cg->has_cpu)
 		strcat(missing, spec->oci ? " linux.resources.cpu.quota" : " --cpus");
+	if (spec->resources.cpu_weight && !cg->has_cpu)
+		strcat(missing, " linux.resources.cpu.shares");
 	if (spec->resources.pids_max && !cg->has_pids)
 		strcat(missing, spec->oci ? " linux.resources.pids.limit" : " --pids-limit");
 	if (!*missing)
@@ -115,7 +117,7 @@ int64_t cgroup_swap_max(const struct hutch_resources *res)
 static bool wants_limits(const struct hutch_spec *spec)
 {
 	return spec->resources.memory_max || spec->resources.cpu_quota_us ||
-	       spec->resources.pids_max;
+	       spec->resources.cpu_weight || spec->resources.pids_max;
 }
 
 int cgroup_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec, struct cgroup *cg,
@@ -159,6 +161,9 @@ int cgroup_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec, s
 	cg->path = xasprintf("%s/hutch/%s", base, spec->id);
 	return 0;
 }
+
+static int apply_limits(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+			struct cgroup *cg, bool mem, bool cpu, bool pids, struct hutch_err **err);
 
 int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec, struct cgroup *cg,
 		  struct hutch_err **err)
@@ -216,6 +221,14 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		cgroup_destroy(cg, NULL);
 		return hutch_fail(err, e, "open cgroup %s", spec->id);
 	}
+	return apply_limits(rt, spec, cg, mem, cpu, pids, err);
+}
+
+/* The spec's limits in the new cgroup open at cg->dirfd (mem, cpu, pids: the
+ * controllers it has); on failure the cgroup is removed. */
+static int apply_limits(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+			struct cgroup *cg, bool mem, bool cpu, bool pids, struct hutch_err **err)
+{
 	cg->has_memory = mem;
 	cg->has_cpu = cpu;
 	cg->has_pids = pids;
@@ -236,6 +249,10 @@ int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		snprintf(buf, sizeof(buf), "%" PRId64 " %" PRId64, spec->resources.cpu_quota_us,
 			 spec->resources.cpu_period_us ? spec->resources.cpu_period_us : 100000);
 		r = write_file_at(cg->dirfd, "cpu.max", buf, err);
+	}
+	if (r == 0 && spec->resources.cpu_weight && cpu) {
+		snprintf(buf, sizeof(buf), "%" PRId64, spec->resources.cpu_weight);
+		r = write_file_at(cg->dirfd, "cpu.weight", buf, err);
 	}
 	if (r == 0 && spec->resources.pids_max && pids) {
 		snprintf(buf, sizeof(buf), "%" PRId64, spec->resources.pids_max);
@@ -373,9 +390,106 @@ int cgroup_destroy(struct cgroup *cg, struct hutch_err **err)
 	cg->dirfd = -1;
 	/* a planned cgroup never made is not ours to remove (nor is the shared
 	 * parent, which a start racing us may be about to use) */
-	int ret = cg->path && cg->made ? cgroup_remove(cg->path, err) : 0;
+	int ret = 0;
+	if (cg->path && cg->made)
+		ret = cg->at_path ? cgroup_remove_at(cg->path, err) : cgroup_remove(cg->path, err);
 	free(cg->path);
 	cg->path = NULL;
 	cg->made = false;
 	return ret;
+}
+
+int cgroup_create_at(const struct hutch_runtime *rt, const struct hutch_spec *spec, const char *rel,
+		     struct cgroup *cg, struct hutch_err **err)
+{
+	*cg = (struct cgroup){.dirfd = -1};
+	const char *unified = find_unified_mount();
+	if (!unified || rt->rootless)
+		return 0;
+	_cleanup_free_ char *copy = xstrdup(rel);
+	char *parts[32], *save = NULL;
+	size_t n = 0;
+	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (n == ARRAY_SIZE(parts) || !strcmp(c, ".") || !strcmp(c, ".."))
+			return hutch_fail(err, 0,
+					  "cgroup path '%s': give at most 32 plain names, "
+					  "without '.' or '..'",
+					  rel);
+		parts[n++] = c;
+	}
+	if (!n)
+		return hutch_fail(err, 0, "cgroup path '%s' names no cgroup", rel);
+	int fd = open(unified, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return hutch_fail_sys(err, "open %s", unified);
+	bool want = wants_limits(spec), mem = want, cpu = want, pids = want;
+	for (size_t i = 0; i < n; i++) {
+		if (want) {
+			bool m = false, c = false, p = false;
+			enable_controllers(fd, &m, &c, &p);
+			mem = mem && m;
+			cpu = cpu && c;
+			pids = pids && p;
+		}
+		/* the parents may be there (a pod's, an engine's slice); the leaf is
+		 * made new, never one that is not hutch's */
+		bool leaf = i + 1 == n;
+		if (mkdirat(fd, parts[i], 0755) < 0 && (leaf || errno != EEXIST)) {
+			int e = errno;
+			close(fd);
+			if (e == EACCES || e == EPERM || e == EROFS)
+				return 0; /* not ours to make: the caller's own place then */
+			return hutch_fail(err, e, "create cgroup %s/%s%s", unified, rel,
+					  e == EEXIST ? ": it exists, and is not hutch's to use"
+						      : "");
+		}
+		int next = openat(fd, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (leaf) {
+			cg->made = cg->at_path = true;
+			cg->path = xasprintf("%s", unified);
+			for (size_t k = 0; k < n; k++) {
+				char *p = xasprintf("%s/%s", cg->path, parts[k]);
+				free(cg->path);
+				cg->path = p;
+			}
+			cg->dirfd = next;
+		}
+		if (next < 0) {
+			int e = errno;
+			cgroup_destroy(cg, NULL);
+			return hutch_fail(err, e, "open cgroup %s/%s", unified, rel);
+		}
+		fd = next;
+	}
+	if (apply_limits(rt, spec, cg, mem, cpu, pids, err) < 0)
+		return -1;
+	return 1;
+}
+
+int cgroup_remove_at(const char *path, struct hutch_err **err)
+{
+	const char *unified = find_unified_mount();
+	size_t ul = unified ? strlen(unified) : 0;
+	size_t pl = strlen(path);
+	if (!unified || strncmp(path, unified, ul) || path[ul] != '/' || !path[ul + 1] ||
+	    strstr(path, "/../") || strstr(path, "/./") || strstr(path, "//") ||
+	    (pl >= 3 && !strcmp(path + pl - 3, "/..")) || (pl >= 2 && !strcmp(path + pl - 2, "/.")))
+		return hutch_fail(err, EINVAL, "'%s' is not a cgroup v2 path", path);
+	if (rmdir(path) < 0 && errno != ENOENT) {
+		if (errno != EBUSY)
+			return hutch_fail_sys(err, "remove cgroup %s", path);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0)
+			wait_unpopulated(fd);
+		if (rmdir(path) < 0 && errno != ENOENT)
+			return hutch_fail_sys(err, "remove cgroup %s", path);
+	}
+	return 0;
+}
+
+char *cgroup_path_at(const char *rel)
+{
+	const char *unified = find_unified_mount();
+	return unified ? xasprintf("%s/%s", unified, rel + strspn(rel, "/")) : NULL;
 }

@@ -38,7 +38,33 @@ struct oci_child_args {
 	const struct hutch_oci_config *cfg;
 	struct mount_ctx mctx;
 	const struct hutch_runtime *rt;
+	/* the state the createContainer and startContainer hooks get, but its
+	 * pid (the child's own, in the runtime's pid namespace, put in by it) */
+	struct json_object *hook_state;
+	char *hook_state_text;
 };
+
+static int run_hook(const struct hutch_oci_hook *h, const char *kind, const char *state_json,
+		    struct hutch_err **err);
+/* In the container's process: the hooks of kind, one after the other; the
+ * first that fails fails the container's start (its create or start). */
+static void child_hooks(struct proc_ctx *pc, struct oci_child_args *a,
+			enum hutch_oci_hook_kind kind)
+{
+	const struct hutch_oci_config *cfg = a->cfg;
+	struct hutch_err *err = NULL;
+	for (size_t i = 0; i < cfg->n_hooks[kind]; i++)
+		if (run_hook(&cfg->hooks[kind][i],
+			     kind == HUTCH_HOOK_CREATE_CONTAINER ? "createContainer"
+								 : "startContainer",
+			     a->hook_state_text, &err) < 0)
+			proc_fail(pc, 125, err);
+}
+
+static void on_start(struct proc_ctx *pc, void *arg)
+{
+	child_hooks(pc, arg, HUTCH_HOOK_START_CONTAINER);
+}
 
 /* Sysctls that live in a namespace the container has of its own: any other
  * would be written for the whole host (runc's list). */
@@ -130,10 +156,23 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 		if (write_proc("/proc/self/oom_score_adj", v, &err) < 0)
 			proc_fail(pc, 125, err);
 	}
+	if (a->hook_state) {
+		/* /proc is still the runtime's: self is our pid there, the one
+		 * `state` gives */
+		char self[32] = "";
+		(void)!readlink("/proc/self", self, sizeof(self) - 1);
+		json_object_object_add(a->hook_state, "pid", json_object_new_int64(atoll(self)));
+		a->hook_state_text = xstrdup(json_object_to_json_string_ext(
+		    a->hook_state, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
 	int rootfd = -1;
 	if (mounts_setup_rootfs(&a->mctx, &rootfd, &err) < 0 ||
-	    mounts_setup_container(&a->mctx, rootfd, &err) < 0 ||
-	    mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0)
+	    mounts_setup_container(&a->mctx, rootfd, &err) < 0)
+		proc_fail(pc, 125, err);
+	/* createContainer: in the container's namespaces, its mounts made, before
+	 * pivot_root (the hook's path is the runtime's), as runc runs them */
+	child_hooks(pc, a, HUTCH_HOOK_CREATE_CONTAINER);
+	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0)
 		proc_fail(pc, 125, err);
 	close(rootfd);
 	umask(cfg->umask >= 0 ? (mode_t)cfg->umask : 0022);
@@ -353,7 +392,7 @@ static int run_saved_hooks(const char *state_root, const char *id, enum hutch_oc
 
 static int write_state(const char *dir, const struct hutch_oci_config *cfg,
 		       const struct hutch_oci_create_opts *o, pid_t pid, const char *cgroup,
-		       struct hutch_err **err)
+		       bool cgroup_at, struct hutch_err **err)
 {
 	struct json_object *j = json_object_new_object();
 	json_object_object_add(j, "id", json_object_new_string(o->id));
@@ -366,6 +405,8 @@ static int write_state(const char *dir, const struct hutch_oci_config *cfg,
 	_cleanup_free_ char *owner = user_name(geteuid());
 	json_object_object_add(j, "owner", json_object_new_string(owner));
 	json_object_object_add(j, "cgroup", cgroup ? json_object_new_string(cgroup) : NULL);
+	/* the engine's cgroupsPath (removed alone) rather than hutch's own */
+	json_object_object_add(j, "cgroupAt", json_object_new_boolean(cgroup_at));
 	/* the namespaces exec joins: the container's own, new or joined */
 	json_object_object_add(j, "namespaces", json_object_new_int(spec_ns_mask(cfg->spec)));
 	struct json_object *ann = json_object_new_object();
@@ -510,6 +551,57 @@ static void allow_default_devices(struct hutch_spec *spec)
 	hutch_spec_free(def);
 }
 
+/* linux.cgroupsPath as the engine gives it, under the cgroup v2 root: a path
+ * (absolute or not), or with --systemd-cgroup "slice:prefix:name" in systemd's
+ * layout (a-b.slice is a.slice/a-b.slice; the container is prefix-name.scope
+ * in it), as runc and crun place it. */
+static char *engine_cgroup(const char *path, bool systemd, struct hutch_err **err)
+{
+	if (!systemd)
+		return xstrdup(path);
+	const char *c1 = strchr(path, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	if (!c2 || strchr(c2 + 1, ':') || !c2[1]) {
+		_cleanup_free_ char *shown = printable(path, strlen(path));
+		hutch_fail(err, 0,
+			   "linux.cgroupsPath '%s': with --systemd-cgroup give "
+			   "slice:prefix:name",
+			   shown);
+		return NULL;
+	}
+	_cleanup_free_ char *slice =
+	    c1 == path ? xstrdup("system.slice") : xasprintf("%.*s", (int)(c1 - path), path);
+	size_t sl = strlen(slice);
+	if (sl < 7 || strcmp(slice + sl - 6, ".slice") || strchr(slice, '/')) {
+		_cleanup_free_ char *shown = printable(slice, sl);
+		hutch_fail(err, 0, "linux.cgroupsPath: '%s' is not a systemd slice (NAME.slice)",
+			   shown);
+		return NULL;
+	}
+	char *dir = xstrdup("");
+	if (strcmp(slice, "-.slice")) {
+		/* each '-' of the name is a level: a-b-c.slice in a-b.slice in a.slice */
+		for (const char *d = slice; (d = strchr(d, '-')) && d < slice + sl - 6; d++) {
+			char *next = xasprintf("%s%.*s.slice/", dir, (int)(d - slice), slice);
+			free(dir);
+			dir = next;
+		}
+		char *next = xasprintf("%s%s/", dir, slice);
+		free(dir);
+		dir = next;
+	}
+	const char *name = c2 + 1;
+	size_t nl = strlen(name);
+	char *rel;
+	if (nl > 6 && !strcmp(name + nl - 6, ".slice"))
+		rel = xasprintf("%s%s", dir, name);
+	else if (c2 == c1 + 1)
+		rel = xasprintf("%s%s.scope", dir, name);
+	else
+		rel = xasprintf("%s%.*s-%s.scope", dir, (int)(c2 - c1 - 1), c1 + 1, name);
+	free(dir);
+	return rel;
+}
+
 int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		     const struct hutch_oci_create_opts *o, pid_t *pid_out, struct hutch_err **err)
 {
@@ -525,11 +617,6 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	oci_spec_set_id(spec, o->id);
 	if (!spec->n_namespaces && !spec->oci)
 		return -1;
-	if (cfg->n_hooks[HUTCH_HOOK_CREATE_CONTAINER] || cfg->n_hooks[HUTCH_HOOK_START_CONTAINER])
-		return hutch_fail(
-		    err, 0,
-		    "hooks.createContainer and hooks.startContainer are not supported "
-		    "yet (they run inside the container)");
 	if (spec->process.terminal && o->wait_start && !o->console_socket)
 		return hutch_fail(err, 0,
 				  "process.terminal is true: give --console-socket, where the "
@@ -575,7 +662,29 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		}
 	}
 
-	if (cgroup_plan(rt, spec, &cg, err) < 0 || cgroup_create(rt, spec, &cg, err) < 0)
+	/* the engine's cgroupsPath where hutch may make it (rootful, cgroup v2),
+	 * else hutch's own <cgroup2>/hutch/<sha256 of the id> */
+	int at = 0;
+	if (cfg->cgroups_path && *cfg->cgroups_path) {
+		_cleanup_free_ char *rel = engine_cgroup(cfg->cgroups_path, o->systemd_cgroup, err);
+		if (!rel)
+			goto out;
+		at = cgroup_create_at(rt, spec, rel, &cg, err);
+		if (at < 0) {
+			hutch_err_wrap(err, "linux.cgroupsPath");
+			goto out;
+		}
+		/* a create killed before its record: delete finds the cgroup here
+		 * (named once it is ours: never one that was there before) */
+		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (at &&
+		    (dfd < 0 || write_file_atomic(dfd, "cgroup", rel, strlen(rel), err) < 0)) {
+			if (dfd < 0)
+				hutch_fail_sys(err, "open %s", dir);
+			goto out;
+		}
+	}
+	if (!at && (cgroup_plan(rt, spec, &cg, err) < 0 || cgroup_create(rt, spec, &cg, err) < 0))
 		goto out;
 	int devices = devices_attach(rt, spec, &cg, err);
 	if (devices < 0)
@@ -599,6 +708,19 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 			hutch_fail_sys(err, "make %s/start.sock", dir);
 			goto out;
 		}
+	}
+	if (cfg->n_hooks[HUTCH_HOOK_CREATE_CONTAINER] || cfg->n_hooks[HUTCH_HOOK_START_CONTAINER]) {
+		a.hook_state = json_object_new_object();
+		json_object_object_add(a.hook_state, "ociVersion",
+				       json_object_new_string(OCI_VERSION));
+		json_object_object_add(a.hook_state, "id", json_object_new_string(o->id));
+		json_object_object_add(a.hook_state, "status", json_object_new_string("created"));
+		json_object_object_add(a.hook_state, "bundle", json_object_new_string(o->bundle));
+		struct json_object *ann = json_object_new_object();
+		for (size_t i = 0; i < cfg->n_annotations; i++)
+			json_object_object_add(ann, cfg->annotations[i].key,
+					       json_object_new_string(cfg->annotations[i].value));
+		json_object_object_add(a.hook_state, "annotations", ann);
 	}
 	bool own_cgroupns = spec_has_ns(spec, HUTCH_NS_CGROUP);
 	a.mctx = (struct mount_ctx){.spec = spec,
@@ -636,7 +758,9 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    .groups = cfg->additional_gids,
 		    .n_groups = cfg->n_additional_gids,
 		    .preserve_fds = o->preserve_fds,
-		    .seccomp = cfg->seccomp ? &filter : NULL},
+		    .seccomp = cfg->seccomp ? &filter : NULL,
+		    .on_start = cfg->n_hooks[HUTCH_HOOK_START_CONTAINER] ? on_start : NULL,
+		    .on_start_arg = &a},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;
@@ -646,7 +770,7 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	}
 	if (so.pty_master >= 0 && send_console(o->console_socket, so.pty_master, err) < 0)
 		goto kill;
-	if (write_state(dir, cfg, o, so.pid, cg.path, err) < 0 ||
+	if (write_state(dir, cfg, o, so.pid, cg.path, cg.at_path, err) < 0 ||
 	    (o->pid_file && write_pid_file(o->pid_file, so.pid, err) < 0))
 		goto kill;
 	/* prestart and createRuntime: in the runtime's namespaces once the
@@ -674,6 +798,8 @@ kill:
 	waitid(P_PIDFD, (id_t)so.pidfd, &si, WEXITED);
 out:
 	seccomp_prog_free(&filter);
+	if (a.hook_state)
+		json_object_put(a.hook_state);
 	if (prepared)
 		mounts_release(&a.mctx);
 	if (so.pidfd >= 0)
@@ -770,6 +896,8 @@ int hutch_oci_state_load(const char *state_root, const char *id, struct hutch_oc
 	s->created = xstrdup(jstr(j, "created") ? jstr(j, "created") : "");
 	s->owner = xstrdup(jstr(j, "owner") ? jstr(j, "owner") : "");
 	s->cgroup = jstr(j, "cgroup") ? xstrdup(jstr(j, "cgroup")) : NULL;
+	struct json_object *at;
+	s->cgroup_at = json_object_object_get_ex(j, "cgroupAt", &at) && json_object_get_boolean(at);
 	s->pid = (pid_t)json_object_get_int64(v);
 	if (json_object_object_get_ex(j, "namespaces", &v))
 		s->namespaces = (unsigned)json_object_get_int(v);
@@ -1055,6 +1183,17 @@ static int remove_partial(const char *dir, const char *id, struct hutch_err **er
 		r = cgroup_remove(cg.path, err);
 	}
 	free(cg.path);
+	/* or the engine's cgroupsPath, named by create before it made it */
+	_cleanup_free_ char *rel = NULL;
+	_cleanup_free_ char *rel_file = xasprintf("%s/cgroup", dir);
+	if (r == 0 && !rt.rootless && read_file_at(AT_FDCWD, rel_file, &rel, NULL, NULL) == 0) {
+		_cleanup_free_ char *path = cgroup_path_at(rel);
+		if (path && access(path, F_OK) == 0) {
+			_cleanup_free_ char *kill_file = xasprintf("%s/cgroup.kill", path);
+			write_file_at(AT_FDCWD, kill_file, "1", NULL);
+			r = cgroup_remove_at(path, err);
+		}
+	}
 	return r < 0 ? -1 : remove_tree_at(AT_FDCWD, dir, err);
 }
 
@@ -1115,7 +1254,8 @@ int hutch_oci_delete(const char *state_root, const char *id, bool force, struct 
 			}
 		}
 	}
-	if (s->cgroup && cgroup_remove(s->cgroup, err) < 0) {
+	if (s->cgroup &&
+	    (s->cgroup_at ? cgroup_remove_at(s->cgroup, err) : cgroup_remove(s->cgroup, err)) < 0) {
 		ret = -1;
 		goto out;
 	}

@@ -260,7 +260,25 @@ static int p_caps(struct rd *r, jobj *v, const char *path, void *t)
 	    {"permitted", cap_permitted, NULL}, {"inheritable", cap_inheritable, NULL},
 	    {"ambient", cap_ambient, NULL},
 	};
-	return walk(r, v, path, rules, ARRAY_SIZE(rules), t);
+	if (walk(r, v, path, rules, ARRAY_SIZE(rules), t) < 0)
+		return -1;
+	/* The kernel raises an ambient capability only if it is permitted and
+	 * inheritable; runc's own `spec` lists ambient ones without an inheritable
+	 * set, and runc and crun leave those out with a warning: so does hutch. */
+	struct hutch_caps *c = &((struct proc_target *)t)->proc->caps;
+	uint64_t bad = c->ambient & ~(c->permitted & c->inheritable);
+	for (int i = 0; bad && i < 64; i++)
+		if (bad & (1ULL << i)) {
+			char num[24];
+			snprintf(num, sizeof(num), "capability %d", i);
+			const char *name = hutch_cap_name(i);
+			warn(r,
+			     "%s.ambient: %s is not in both the permitted and the inheritable "
+			     "set: left out",
+			     path, name ? name : num);
+		}
+	c->ambient &= ~bad;
+	return 0;
 }
 
 static int u_uid(struct rd *r, jobj *v, const char *path, void *t)
@@ -1045,7 +1063,7 @@ static int res_devices(struct rd *r, jobj *v, const char *path, void *t)
 
 struct res_target {
 	int64_t limit, swap, quota;
-	uint64_t period;
+	uint64_t period, shares;
 	bool has_limit, has_swap, has_quota, has_period;
 };
 static int mem_limit(struct rd *r, jobj *v, const char *path, void *t)
@@ -1071,6 +1089,11 @@ static int cpu_period(struct rd *r, jobj *v, const char *path, void *t)
 	struct res_target *rt = t;
 	rt->has_period = true;
 	return get_u64(r, v, path, &rt->period);
+}
+static int cpu_shares(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct res_target *rt = t;
+	return get_u64(r, v, path, &rt->shares);
 }
 static int pids_limit(struct rd *r, jobj *v, const char *path, void *t)
 {
@@ -1126,7 +1149,7 @@ static int res_cpu(struct rd *r, jobj *v, const char *path, void *t)
 	static const struct key_rule rules[] = {
 	    {"quota", cpu_quota, NULL},
 	    {"period", cpu_period, NULL},
-	    {"shares", cpu_unsupported, NULL},
+	    {"shares", cpu_shares, NULL},
 	    {"burst", cpu_unsupported, NULL},
 	    {"realtimeRuntime", cpu_unsupported, NULL},
 	    {"realtimePeriod", cpu_unsupported, NULL},
@@ -1144,6 +1167,12 @@ static int res_cpu(struct rd *r, jobj *v, const char *path, void *t)
 		if (rt.period > 1000000)
 			return hutch_fail(r->err, 0, "%s.period: at most 1000000 microseconds",
 					  path);
+	}
+	/* cgroup v1's shares (2-262144, 1024 by default: what containerd and
+	 * Kubernetes give) as cgroup v2's weight (1-10000), by runc's formula */
+	if (rt.shares) {
+		uint64_t sh = rt.shares < 2 ? 2 : rt.shares > 262144 ? 262144 : rt.shares;
+		res->cpu_weight = (int64_t)(1 + ((sh - 2) * 9999) / 262142);
 	}
 	return 0;
 }

@@ -708,6 +708,8 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	 * allow accept4) */
 	if (p->oci.wait_start)
 		wait_for_start(p);
+	if (p->oci.on_start)
+		p->oci.on_start(p, p->oci.on_start_arg);
 	if (p->seccomp && !seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
 		proc_fail(p, code, err);
 	exec_command(p, env, path);

@@ -7,6 +7,7 @@
 #include "runtime/seccomp_internal.h"
 
 struct seccomp_prog;
+struct proc_ctx;
 /* What an OCI container's process does otherwise (all zero: nothing). */
 struct proc_oci {
 	/* `create`: once ready to exec, report so, let the parent go without
@@ -22,6 +23,10 @@ struct proc_oci {
 	int preserve_fds; /* fds 3 .. 3+N-1 stay open in the container */
 	/* linux.seccomp, compiled (the caller's; loaded as late as hutch's own) */
 	const struct seccomp_prog *seccomp;
+	/* called once `start` connected, just before the exec (and the seccomp
+	 * filter): the startContainer hooks; it may proc_fail */
+	void (*on_start)(struct proc_ctx *p, void *arg);
+	void *on_start_arg;
 };
 
 struct proc_ctx {

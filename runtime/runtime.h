@@ -185,6 +185,9 @@ struct hutch_spec {
 		int64_t memory_swap_max;
 		int64_t cpu_quota_us, cpu_period_us; /* 0 = unlimited */
 		int64_t pids_max; /* 0 = unlimited */
+		/* cgroup v2 cpu.weight (1-10000), a share against the container's
+		 * siblings, not a limit (OCI's cpu.shares); 0 = the kernel's 100 */
+		int64_t cpu_weight;
 	} resources;
 
 	enum hutch_seccomp_mode seccomp;
@@ -724,6 +727,7 @@ struct hutch_oci_create_opts {
 	int preserve_fds;	    /* fds 3 .. 3+N-1 passed to the container */
 	bool wait_start;	    /* create: wait for start (run: exec at once) */
 	bool no_pivot;		    /* accepted: hutch always pivots */
+	bool systemd_cgroup; /* --systemd-cgroup: cgroupsPath is "slice:prefix:name" */
 };
 /* Not root, or root of a user namespace only (as under rootless podman). */
 bool hutch_oci_rootless(void);
@@ -739,6 +743,7 @@ struct hutch_oci_state {
 	size_t n_annotations;
 	enum hutch_oci_status status; /* as of the load */
 	unsigned namespaces;	      /* its own: bit (1 << HUTCH_NS_*) */
+	bool cgroup_at; /* cgroup is the engine's cgroupsPath, not hutch/<sha> */
 };
 /* HUTCH_STATE_NOT_FOUND when there is no container id. */
 int hutch_oci_state_load(const char *state_root, const char *id, struct hutch_oci_state **out,

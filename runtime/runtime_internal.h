@@ -12,6 +12,7 @@ struct cgroup {
 	char *path; /* absolute path of the container's cgroup, NULL if none */
 	int dirfd; /* O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), -1 if none */
 	bool made; /* by cgroup_create: only then does cgroup_destroy remove it */
+	bool at_path; /* by cgroup_create_at: an engine's path, not <root>/hutch/<id> */
 	bool has_memory, has_cpu, has_pids;
 };
 /* Where the container's cgroup goes (cg->path: <cgroup2>/hutch/<id> for root,
@@ -25,6 +26,18 @@ int cgroup_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec, s
  * said once (hutch_runtime_log) and the run goes on. */
 int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		  struct cgroup *cg, struct hutch_err **err);
+/* An OCI engine's cgroupsPath (rel: under the cgroup v2 root): its missing
+ * parents made (and left, as runc leaves them), the leaf made new (one that
+ * exists is refused: not hutch's), the spec's limits applied. 1: made; 0: not
+ * hutch's to make here (rootless, no cgroup v2, no permission): the caller
+ * goes to its own place; -1: err. */
+int cgroup_create_at(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+		     const char *rel, struct cgroup *cg, struct hutch_err **err);
+/* Remove the cgroup cgroup_create_at made (its parents stay), waiting for its
+ * last processes to go. Already gone is fine. */
+int cgroup_remove_at(const char *path, struct hutch_err **err);
+/* <cgroup2 root>/rel (NULL without cgroup v2): where cgroup_create_at puts rel. */
+char *cgroup_path_at(const char *rel);
 /* What memory.swap.max gets for these limits, or -1 to leave it alone. */
 int64_t cgroup_swap_max(const struct hutch_resources *res);
 /* oom kills recorded in memory.events (0 if unknown). */

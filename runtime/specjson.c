@@ -216,6 +216,7 @@ static const struct sj_field resources_fields[] = {
     I64(resources_t, cpu_quota_us),
     I64(resources_t, cpu_period_us),
     I64(resources_t, pids_max),
+    I64(resources_t, cpu_weight),
 };
 static const struct sj_type resources_type = TYPE(resources_t, resources_fields);
 
@@ -269,7 +270,7 @@ static const struct sj_type spec_type = TYPE(spec_t, spec_fields);
  * (it would silently not survive a restart): when one of these fails, add the
  * new member to its table, then update the size here. */
 #ifdef __LP64__ /* the sizes below are x86_64's and other 64-bit ABIs' */
-_Static_assert(sizeof(struct hutch_spec) == 552, "struct hutch_spec changed: see spec_fields");
+_Static_assert(sizeof(struct hutch_spec) == 560, "struct hutch_spec changed: see spec_fields");
 _Static_assert(sizeof(struct hutch_process) == 120,
 	       "struct hutch_process changed: see process_fields");
 _Static_assert(sizeof(struct hutch_mount) == 40, "struct hutch_mount changed: see mount_fields");

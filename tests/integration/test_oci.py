@@ -169,11 +169,17 @@ def test_errors_go_to_the_log_as_json(oci, tmp):
     assert entries and entries[-1]["level"] == "error"
     assert "linux.intelRdt" in entries[-1]["msg"] and entries[-1]["time"]
     assert not (oci.root / "e1").exists()
-    # text too, and what the spec says must be ignored is, with a warning
+    # text too, and what the spec says must be ignored is, with a warning: in the
+    # log only, not on the stderr the container inherits (an engine's create hands
+    # it the container's own)
     log2 = tmp / "log.txt"
     b2 = oci.bundle("b2", edit=lambda c: c.update(futureThing={"x": 1}))
     cp = oci.run_to_files("run", "--bundle", b2, "e2", glob=("--log", log2, "--log-format", "text"))
-    assert "futureThing" in cp.stderr and "level=warning" in log2.read_text()
+    text = log2.read_text()
+    assert "futureThing" in text and "level=warning" in text
+    assert "futureThing" not in cp.stderr
+    cp = oci.run_to_files("run", "--bundle", b2, "e3")
+    assert "futureThing" in cp.stderr  # without a log, on stderr
 
 
 @pytest.mark.parametrize("section,value,needle", [
@@ -303,11 +309,20 @@ def _podman(base):
             "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
 
 
+def _podman_cgroup_parent_made():
+    """podman's cgroupfs parent in cgroup v2, where hutch-oci makes the containers'
+    cgroups podman names: the path to remove after, when this test makes it."""
+    from conftest import cgroup_v2_mount
+    p = cgroup_v2_mount() / "libpod_parent"
+    return None if ROOTLESS or p.exists() else p
+
+
 def test_podman_runs_with_hutch_oci(oci, state, tmp):
     """podman as the engine (conmon calls create, start, state, exec, kill, delete),
     with no network (its default one would make a bridge on the host)."""
     base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
     pod = _podman(base) + ["--runtime", oci.bin]
+    made_cg = _podman_cgroup_parent_made()
     subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
                    check=True, capture_output=True, timeout=120)
     # podman's own default seccomp profile, as hutch-oci compiles it
@@ -355,6 +370,8 @@ def test_podman_runs_with_hutch_oci(oci, state, tmp):
             subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
                            timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+        if made_cg:
+            _remove_made_cgroups(made_cg)
 
 
 def test_hooks_get_the_state_on_stdin(oci, tmp):
@@ -381,6 +398,49 @@ def test_hooks_get_the_state_on_stdin(oci, tmp):
     assert json.loads((tmp / "poststop.json").read_text())["status"] == "stopped"
 
 
+def test_create_and_start_container_hooks_run_in_the_container(oci, tmp):
+    """createContainer: in the container's namespaces before pivot_root (its path
+    is the runtime's); startContainer: once started, before the command, its path
+    the container's."""
+    hook = tmp / "cc.sh"
+    hook.write_text('#!/bin/sh\ncat > "$OUT/cc.json"\nreadlink /proc/self/ns/mnt > "$OUT/cc.mnt"\n')
+    hook.chmod(0o755)
+    b = oci.bundle(args=("sh", "-c", "cat /sc.json > /seen.json; exec sleep 60"), edit=lambda c: c.update(
+        hooks={"createContainer": [{"path": str(hook), "env": [f"OUT={tmp}"], "timeout": 10}],
+               "startContainer": [{"path": "/sc.sh", "args": ["sc.sh", "x"]}]},
+        annotations={"k": "v"}))
+    sc = b / "rootfs" / "sc.sh"
+    sc.write_text('#!/bin/sh\ncat > /sc.json\necho "$1" > /sc.arg\n')
+    sc.chmod(0o755)
+    oci.create("hc1", b)
+    st = json.loads((tmp / "cc.json").read_text())
+    pid = oci.state("hc1")["pid"]
+    assert st["id"] == "hc1" and st["status"] == "created" and st["pid"] == pid
+    assert st["bundle"] == str(b) and st["annotations"] == {"k": "v"}
+    # the container's mount namespace, not the runtime's
+    assert (tmp / "cc.mnt").read_text().strip() == os.readlink(f"/proc/{pid}/ns/mnt")
+    assert (tmp / "cc.mnt").read_text().strip() != os.readlink("/proc/self/ns/mnt")
+    assert not (b / "rootfs" / "sc.json").exists()
+    oci.run("start", "hc1")
+    wait_for(lambda: (b / "rootfs" / "seen.json").exists() and
+             (b / "rootfs" / "seen.json").read_text(), what="the command after the hook")
+    st = json.loads((b / "rootfs" / "seen.json").read_text())
+    assert st["id"] == "hc1" and st["pid"] == pid
+    assert (b / "rootfs" / "sc.arg").read_text() == "x\n"
+    # one that fails fails the start, and the container does not run its command
+    b2 = oci.bundle("b2", args=("sh", "-c", "touch /ran; sleep 60"), edit=lambda c: c.update(
+        hooks={"startContainer": [{"path": "/bin/false"}]}))
+    oci.create("hc2", b2)
+    cp = oci.run("start", "hc2", check=False)
+    assert cp.returncode != 0 and "hooks.startContainer /bin/false failed" in cp.stderr, cp.stderr
+    assert not (b2 / "rootfs" / "ran").exists()
+    b3 = oci.bundle("b3", edit=lambda c: c.update(
+        hooks={"createContainer": [{"path": "/bin/false"}]}))
+    cp = oci.create("hc3", b3, check=False)
+    assert cp.returncode != 0 and "hooks.createContainer /bin/false failed" in cp.stderr
+    assert not (oci.root / "hc3").exists()
+
+
 def test_failing_or_slow_prestart_hook_fails_create(oci, tmp):
     for name, body, needle in (("fail", "exit 3", "exit code 3"),
                                ("slow", "exec sleep 30", "timed out after 1 s")):
@@ -402,6 +462,60 @@ def test_delete_removes_what_a_killed_create_left(oci):
     assert cp.returncode != 0
     oci.run("delete", "half")
     assert not (oci.root / "half").exists()
+
+
+def _remove_made_cgroups(top):
+    """The parents an engine's cgroupsPath made under the cgroup v2 root, bottom-up
+    (rmdir: only empty ones go). Only for a top this test made."""
+    for d, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
+def test_cgroups_path_as_the_engine_gives_it(oci, tmp):
+    """linux.cgroupsPath: a path, or with --systemd-cgroup slice:prefix:name, under the
+    cgroup v2 root where hutch may make it (rootful); rootless, hutch's own place."""
+    from conftest import cgroup_v2_mount
+    root = cgroup_v2_mount()
+    top = f"hutch-test-{os.getpid()}"
+    made = [root / top, root / "hutchtest.slice"]
+    made = [m for m in made if not m.exists()]
+    try:
+        cases = (("p1", f"/{top}/c1", (), f"{top}/c1"),
+                 ("p2", f"hutchtest-{os.getpid()}.slice:pfx:c2", ("--systemd-cgroup",),
+                  f"hutchtest.slice/hutchtest-{os.getpid()}.slice/pfx-c2.scope"))
+        for cid, cgpath, glob, rel in cases:
+            b = oci.bundle(cid, args=("sleep", "60"),
+                           edit=lambda c, p=cgpath: c["linux"].update(cgroupsPath=p))
+            oci.made.append(cid)
+            oci.run_to_files("create", "--bundle", b, cid, glob=glob)
+            pid = oci.state(cid)["pid"]
+            line = [l for l in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                    if l.startswith("0::")][0]
+            if ROOTLESS:  # not the root's to make: hutch's own place (or none)
+                assert not (root / rel).exists() and "/hutch/" in line or line == "0::/", line
+            else:
+                assert line == f"0::/{rel}", line
+                assert (root / rel).is_dir()
+            oci.run("start", cid)
+            oci.run("delete", "--force", cid, glob=glob)
+            assert not (root / rel).exists()
+        if not ROOTLESS:
+            # an existing cgroup is not hutch's to use: refused, and left as it was
+            (root / top / "taken").mkdir(parents=True, exist_ok=True)
+            b = oci.bundle("p3", edit=lambda c: c["linux"].update(cgroupsPath=f"/{top}/taken"))
+            cp = oci.create("p3", b, check=False)
+            assert cp.returncode != 0 and "exists" in cp.stderr, cp.stderr
+            assert (root / top / "taken").is_dir()
+            cp = oci.create("p4", b, check=False, glob=("--systemd-cgroup",))
+            assert cp.returncode != 0 and "slice:prefix:name" in cp.stderr, cp.stderr
+    finally:
+        for cid in ("p1", "p2"):
+            oci.run("delete", "--force", cid, check=False)
+        for m in made:
+            _remove_made_cgroups(m)
 
 
 def _cgroup_of(cid):
@@ -480,3 +594,78 @@ def test_preserve_fds_reach_the_container(oci, tmp):
     assert fd3.read_text() == "via-fd3\n"
     # 0, 1, 2, 3 and ls's own directory fd
     assert out.read_text().strip() == "5"
+
+
+def test_podman_pod_healthcheck_and_memory(oci, state, tmp):
+    """podman's pods (a pod's containers join its infra container's ipc, uts and
+    network namespaces by path), `podman healthcheck run` (an exec) and --memory,
+    all through hutch-oci."""
+    base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
+    # the infra container gets podman's default limits too: those this machine allows
+    conf = Path(base) / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n')
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    pod = _podman(base) + ["--runtime", oci.bin]
+
+    def podman(*args, timeout=120):
+        return subprocess.run(pod + list(args), capture_output=True, text=True,
+                              timeout=timeout, env=env)
+
+    made_cg = _podman_cgroup_parent_made()
+    subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
+                   check=True, capture_output=True, timeout=120, env=env)
+    try:
+        # the image's own sleep as the infra (pause) container: no pause image to build
+        cp = podman("pod", "create", "--name", "p1", "--network", "none",
+                    "--infra-image", "localhost/bb:oci", "--infra-command", "sleep 600")
+        assert cp.returncode == 0, cp.stderr
+        cp = podman("pod", "start", "p1")
+        assert cp.returncode == 0, cp.stderr
+        infra = podman("pod", "inspect", "p1", "--format", "{{.InfraContainerID}}").stdout.strip()
+        ipid = int(podman("inspect", infra, "--format", "{{.State.Pid}}").stdout)
+        want = [os.readlink(f"/proc/{ipid}/ns/{n}") for n in ("ipc", "uts", "net", "mnt")]
+        cp = podman("run", "--rm", "--pod", "p1", "localhost/bb:oci", "sh", "-c",
+                    "hostname; for n in ipc uts net mnt; do readlink /proc/self/ns/$n; done")
+        assert cp.returncode == 0, cp.stderr
+        got = cp.stdout.split()
+        assert got[0] == "p1"  # the pod's hostname, in its uts namespace
+        assert got[1:4] == want[:3], (got, want)
+        assert got[4] != want[3]  # a mount namespace of its own
+        # a healthcheck is an exec in the running container
+        cp = podman("run", "-d", "--name", "hc", "--network", "none", "--memory", "64m",
+                    "--health-cmd", "test -e /tmp/ok", "--health-interval", "0",
+                    "localhost/bb:oci", "sleep", "60")
+        assert cp.returncode == 0, cp.stderr
+        cid = cp.stdout.strip()
+        assert podman("healthcheck", "run", "hc").returncode == 1
+        assert podman("exec", "hc", "touch", "/tmp/ok").returncode == 0
+        cp = podman("healthcheck", "run", "hc")
+        assert cp.returncode == 0, cp.stderr
+        assert podman("inspect", "hc", "--format", "{{.State.Health.Status}}").stdout.strip() \
+            == "healthy"
+        # --memory: the container's cgroup v2 memory.max where cgroup v2 has the
+        # memory controller (on a hybrid host it has none: the container runs, unlimited);
+        # its cgroup is the one podman names (rootful), or hutch's own (rootless)
+        from conftest import cgroup_v2_mount
+        pid = int(podman("inspect", "hc", "--format", "{{.State.Pid}}").stdout)
+        rel = [l[3:] for l in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+               if l.startswith("0::")][0]
+        cg = cgroup_v2_mount() / rel.lstrip("/") if rel != "/" else None
+        if not ROOTLESS:
+            assert "libpod" in rel or cid in rel, rel
+        if cg is not None and (cg / "memory.max").exists():
+            assert (cg / "memory.max").read_text().strip() == str(64 << 20)
+        else:
+            assert podman("inspect", "hc", "--format", "{{.State.Status}}").stdout.strip() \
+                == "running"
+    finally:
+        podman("rm", "-f", "-t", "0", "--all", timeout=60)
+        podman("pod", "rm", "-f", "--all", timeout=60)
+        subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
+                       timeout=120, env=env)
+        if ROOTLESS:
+            subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
+                           timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+        if made_cg:
+            _remove_made_cgroups(made_cg)

@@ -120,8 +120,15 @@ static void unknown_is_a_warning_known_unsupported_refused(void **state)
 	refused(HEAD PROC ", \"vm\": {}}", "vm is not supported");
 	refused(HEAD PROC ", \"linux\": {\"resources\": {\"blockIO\": {}}}}",
 		"linux.resources.blockIO");
-	refused(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"shares\": 5}}}}",
-		"linux.resources.cpu.shares");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"cpus\": \"0\"}}}}",
+		"linux.resources.cpu.cpus");
+	/* shares are a relative weight: cgroup v2's cpu.weight by runc's formula */
+	c = parse_ok(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"shares\": 1024}}}}");
+	assert_int_equal(c->spec->resources.cpu_weight, 39);
+	hutch_oci_config_free(c);
+	c = parse_ok(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"shares\": 262144}}}}");
+	assert_int_equal(c->spec->resources.cpu_weight, 10000);
+	hutch_oci_config_free(c);
 	refused(HEAD PROC ", \"mounts\": [{\"destination\": \"/x\", \"uidMappings\": []}]}",
 		"mounts[0].uidMappings");
 }
@@ -193,6 +200,21 @@ static void process_file_and_resources(void **state)
 	hutch_err_free(&err);
 }
 
+/* runc's `spec` lists ambient capabilities without an inheritable set: left out
+ * with a warning each, as runc and crun do, not refused */
+static void ambient_caps_not_inheritable_left_out(void **state)
+{
+	struct hutch_oci_config *c = parse_ok(
+	    HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"capabilities\": {"
+		 "\"bounding\": [\"CAP_KILL\", \"CAP_CHOWN\"], \"permitted\": [\"CAP_KILL\", "
+		 "\"CAP_CHOWN\"], \"inheritable\": [\"CAP_CHOWN\"], \"ambient\": [\"CAP_KILL\", "
+		 "\"CAP_CHOWN\"]}}}");
+	assert_int_equal(c->spec->process.caps.ambient, 1ULL << CAP_CHOWN);
+	assert_int_equal(c->n_warnings, 1);
+	assert_non_null(strstr(c->warnings[0], "process.capabilities.ambient: CAP_KILL"));
+	hutch_oci_config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +223,7 @@ int main(void)
 	    cmocka_unit_test(bad_values_named_by_path),
 	    cmocka_unit_test(default_configs_parse),
 	    cmocka_unit_test(process_file_and_resources),
+	    cmocka_unit_test(ambient_caps_not_inheritable_left_out),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
