@@ -36,6 +36,11 @@ struct child_args {
 	const struct hutch_runtime *rt;
 	const struct hutch_spec *spec;
 	struct mount_ctx mctx;
+	struct hutch_container *c;
+	int staged; /* the container dir's fd with the running record staged, or -1 */
+	struct hutch_err *stage_err;
+	uint64_t pid_start; /* what the staged record says */
+	int64_t started_ns;
 };
 
 
@@ -100,6 +105,21 @@ static int child_started(pid_t pid, void *arg, struct hutch_err **err)
 		return -1;
 	return a->rt->on_created ? a->rt->on_created(a->rt->on_created_data, a->spec->id, pid, err)
 				 : 0;
+}
+
+/* While the child builds its root: the record that says it runs, written
+ * ahead (state_stage) and put in place once its command is exec'd. */
+static void stage_running_record(pid_t pid, void *arg)
+{
+	struct child_args *a = arg;
+	struct hutch_state rec = *a->c->state; /* shallow: the record stays as it is */
+	a->pid_start = proc_start_time(pid);
+	a->started_ns = now_ns();
+	rec.status = HUTCH_RUNNING;
+	rec.pid = pid;
+	rec.pid_start = a->pid_start;
+	rec.started_ns = a->started_ns;
+	a->staged = state_stage(a->rt, &rec, &a->stage_err);
 }
 
 static char *join_args(char **args, size_t n)
@@ -358,6 +378,8 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	struct child_args a = {
 		.rt = rt,
 		.spec = spec,
+		.c = c,
+		.staged = -1,
 		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
 			 .etc = &etc, .rootless = rt->rootless,
 			 .own_cgroup = c->cg.dirfd >= 0, .nodev = devices > 0,
@@ -385,13 +407,18 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	    .cgroup_fd = c->cg.dirfd,
 	    .child = child_main,
 	    .started = userns || rt->on_created ? child_started : NULL,
+	    .running = stage_running_record,
 	    .arg = &a,
 	};
 	struct spawn_out so;
 	int spawned = proc_spawn(&req, &so, err);
 	mounts_release(&a.mctx); /* the child has its own copy */
-	if (spawned < 0)
+	if (spawned < 0) {
+		if (a.staged >= 0)
+			state_stage_drop(a.staged);
+		hutch_err_free(&a.stage_err);
 		goto fail;
+	}
 	io_relay_started(c->relay);
 	c->pid = so.pid;
 	c->pidfd = so.pidfd;
@@ -399,9 +426,15 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	c->started = true;
 	c->state->status = HUTCH_RUNNING;
 	c->state->pid = so.pid;
-	c->state->pid_start = proc_start_time(so.pid);
-	c->state->started_ns = now_ns();
-	if (state_write(rt, c->state, err) < 0) {
+	c->state->pid_start = a.pid_start;
+	c->state->started_ns = a.started_ns;
+	int recorded = -1;
+	if (a.staged >= 0)
+		recorded = state_stage_commit(a.staged, err);
+	else if (err && !*err)
+		*err = steal_ptr(a.stage_err);
+	hutch_err_free(&a.stage_err);
+	if (recorded < 0) {
 		kill(so.pid, SIGKILL);
 		siginfo_t si;
 		waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED);

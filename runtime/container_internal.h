@@ -59,6 +59,14 @@ int state_read(const struct hutch_runtime *rt, const char *id, struct hutch_stat
 int state_remove_cgroup(struct hutch_runtime *rt, struct hutch_state *s, struct hutch_err **err);
 int state_write(const struct hutch_runtime *rt, const struct hutch_state *s,
 		struct hutch_err **err);
+/* state_write in two steps: the record written under a temporary name while
+ * nothing waits for it (the child sets up its mounts), then put in place with
+ * one rename once it is true; or dropped. stage returns the container dir's fd
+ * for the other two (which close it), -1 with err. */
+int state_stage(const struct hutch_runtime *rt, const struct hutch_state *s,
+		struct hutch_err **err);
+int state_stage_commit(int dfd, struct hutch_err **err);
+void state_stage_drop(int dfd);
 int state_remove_dir(const struct hutch_runtime *rt, const char *id, struct hutch_err **err);
 int state_name_taken(struct hutch_runtime *rt, const char *name, char *owner_id);
 int64_t now_ns(void);

@@ -827,6 +827,8 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 			goto out;
 		}
 	}
+	if (r->running)
+		r->running(pid, r->arg);
 	if (proc_read_report(report[0], err) < 0) {
 		siginfo_t si;
 		waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);

@@ -65,6 +65,9 @@ struct spawn_req {
 	/* parent, after clone3 and before the child goes on (it waits for this):
 	 * e.g. write its id maps */
 	int (*started)(pid_t pid, void *arg, struct hutch_err **err);
+	/* parent, once the child goes on and before its report is read: work
+	 * that would otherwise wait for the exec is done while the child sets up */
+	void (*running)(pid_t pid, void *arg);
 	void *arg;
 };
 struct spawn_out {

@@ -306,6 +306,44 @@ int state_write(const struct hutch_runtime *rt, const struct hutch_state *s,
 	return write_file_replace(dfd, "state.json", text, strlen(text), err);
 }
 
+#define STAGED_RECORD "state.json.staged"
+
+int state_stage(const struct hutch_runtime *rt, const struct hutch_state *s, struct hutch_err **err)
+{
+	_cleanup_free_ char *dir = container_dir(rt, s->id);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return hutch_fail_sys(err, "open %s", dir);
+	_cleanup_free_ char *text = hutch_state_to_json(s, true);
+	_cleanup_close_ int fd =
+	    openat(dfd, STAGED_RECORD, O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return hutch_fail_sys(err, "create %s/" STAGED_RECORD, dir);
+	if (write_all(fd, text, strlen(text)) < 0) {
+		int e = errno;
+		unlinkat(dfd, STAGED_RECORD, 0);
+		return hutch_fail(err, e, "write %s/" STAGED_RECORD, dir);
+	}
+	return steal_fd(dfd);
+}
+
+int state_stage_commit(int dfd, struct hutch_err **err)
+{
+	int ret = 0;
+	if (renameat(dfd, STAGED_RECORD, dfd, "state.json") < 0) {
+		ret = hutch_fail_sys(err, "rename " STAGED_RECORD " to state.json");
+		unlinkat(dfd, STAGED_RECORD, 0);
+	}
+	close(dfd);
+	return ret;
+}
+
+void state_stage_drop(int dfd)
+{
+	unlinkat(dfd, STAGED_RECORD, 0);
+	close(dfd);
+}
+
 int state_read(const struct hutch_runtime *rt, const char *id, struct hutch_state **out)
 {
 	_cleanup_free_ char *path = xasprintf("%s/containers/%s/state.json", rt->data_root, id);
