@@ -15,9 +15,14 @@
 #include "net/net.h"
 #include "supervisor/sup_internal.h"
 
-char *sup_container_name(const char *stack, const char *service, unsigned replica)
+/* STACK-SERVICE-N as compose names them, or the service's container_name
+ * (one replica only: the loader refuses it with more). */
+char *sup_container_name(const char *stack, const struct stack_service *svc, unsigned replica)
 {
-	return xasprintf("%s-%s-%u", stack, service, replica);
+	const struct stack_option *given = stack_service_option(svc, "container_name");
+	if (given && given->text && *given->text)
+		return xstrdup(given->text);
+	return xasprintf("%s-%s-%u", stack, svc->name, replica);
 }
 
 int sup_labels_match(char *const *labels, size_t n, const char *stack, const char **service,
@@ -288,7 +293,7 @@ static int build(const struct sup_build_ctx *b, const struct stack_service *svc,
 {
 	spec->id = xstrdup(id);
 	spec->detached = true;
-	_cleanup_free_ char *name = sup_container_name(b->stack->name, svc->name, replica);
+	_cleanup_free_ char *name = sup_container_name(b->stack->name, svc, replica);
 	hutch_spec_set_name(spec, name);
 	const struct stack_option *labels = stack_service_option(svc, "labels");
 	for (size_t i = 0; labels && i < labels->n_words; i++)

@@ -1429,7 +1429,7 @@ static int setup_services(struct sup *s, char *const *wanted, size_t n_wanted, b
 			struct replica *rep = &svc->reps[r];
 			rep->svc = svc;
 			rep->index = r + 1;
-			rep->cname = sup_container_name(s->stack->name, svc->ss->name, r + 1);
+			rep->cname = sup_container_name(s->stack->name, svc->ss, r + 1);
 			if (svc->n > 1)
 				snprintf(rep->label, sizeof(rep->label), "%s-%u", svc->ss->name,
 					 r + 1);

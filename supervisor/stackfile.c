@@ -1969,6 +1969,16 @@ static int finish_stack(struct loader *ld)
 			    ld->compose ? "image:" : "image =");
 	}
 	check_networks(ld);
+	for (size_t i = 0; i < stack->n_services; i++) {
+		const struct stack_service *svc = &stack->services[i];
+		const struct stack_option *cn = stack_service_option(svc, "container_name");
+		if (cn && svc->replicas > 1)
+			stack_diag_add(&ld->diag, cn->line,
+				       "%s:%d: container_name: service %s has %u replicas, which "
+				       "cannot share one container name: drop container_name or "
+				       "the replicas",
+				       ld->file, cn->line, svc->name, svc->replicas);
+	}
 	if (*stack->name) {
 		for (size_t i = 0; i < stack->n_services; i++) {
 			const struct stack_service *svc = &stack->services[i];

@@ -32,7 +32,7 @@ struct hutch_store;
  * (image id, command, env, options, ...), 16 hex characters. Pure. */
 void sup_config_hash(const struct stack_service *svc, const char *image_id, char out[17]);
 /* "STACK-SERVICE-N" */
-char *sup_container_name(const char *stack, const char *service, unsigned replica);
+char *sup_container_name(const char *stack, const struct stack_service *svc, unsigned replica);
 /* Parse "hutch.replica" etc. back from a container's labels: the replica's
  * service and index, 0 if the labels are not this stack's. Pure. */
 int sup_labels_match(char *const *labels, size_t n, const char *stack, const char **service,

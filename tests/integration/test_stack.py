@@ -269,6 +269,40 @@ init = true
         assert rep["state"] == "running", rep
 
 
+def test_container_name_names_the_container(make_stack, hutch):
+    st = make_stack("""
+[service.db]
+image = bb
+command = sleep 1000
+init = true
+container_name = my-db
+""")
+    st.run("up", "-d", "--wait")
+    try:
+        rep = st.ps()[0]
+        assert rep["container"] == "my-db", rep
+        assert hutch("exec", "my-db", "echo", "hi").stdout == "hi\n"
+        # a second `up` finds it under that name: nothing recreated
+        st.run("up", "-d", "--wait")
+        assert st.ps()[0]["id"] == rep["id"]
+    finally:
+        st.run("down", "-t", "0")
+    assert hutch("inspect", "my-db", check=False).returncode != 0
+
+
+def test_container_name_with_replicas_is_refused(make_stack):
+    st = make_stack("""
+[service.db]
+image = bb
+command = sleep 1000
+replicas = 2
+container_name = my-db
+""")
+    cp = st.run("up", "-d", check=False)
+    assert cp.returncode != 0
+    assert "container_name: service db has 2 replicas" in cp.stderr, cp.stderr
+
+
 def test_restart_always_backoff_sequence_from_events(make_stack):
     st = make_stack("""
 [service.crash]

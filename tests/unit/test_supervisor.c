@@ -118,8 +118,16 @@ static void test_labels(void **st)
 	assert_int_equal(sup_labels_match(empty, 3, "shop", &svc, &rep), 0);
 	assert_string_equal(hutch_label_get(l, 4, "other"), "x");
 	assert_null(hutch_label_get(l, 4, "hutch"));
-	char *name = sup_container_name("shop", "db", 3);
+	struct stack_service db = {.name = "db"};
+	char *name = sup_container_name("shop", &db, 3);
 	assert_string_equal(name, "shop-db-3");
+	free(name);
+	/* container_name wins */
+	struct stack_option cn = {.key = "container_name", .kind = STACK_OPT_TEXT, .text = "my-db"};
+	db.options = &cn;
+	db.n_options = 1;
+	name = sup_container_name("shop", &db, 1);
+	assert_string_equal(name, "my-db");
 	free(name);
 }
 
