@@ -766,10 +766,10 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes, b
 					fprintf(f,
 						"    %s%s%s %s dport %u dnat to %s:%u comment "
 						"\"%.12s\"\n",
-						host_ip ? "ip daddr " : "",
-						host_ip ? hip : "", host_ip ? "" : "",
-						hutch_port_proto_name(p->proto), p->host_port + k,
-						addr, p->container_port + k, mb->container);
+						host_ip ? "ip daddr " : "", host_ip ? hip : "",
+						host_ip ? "" : "", hutch_port_proto_name(p->proto),
+						p->host_port + k, addr, p->container_port + k,
+						mb->container);
 			}
 		}
 	fputs("  }\n", f);

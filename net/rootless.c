@@ -318,12 +318,11 @@ static int start_pasta(const struct hutch_net_ctx *ctx, const struct net_rootles
 	unlink(pidfile);
 	char holder[16];
 	snprintf(holder, sizeof(holder), "%d", rl->holder);
-	const char *fixed[] = {PASTA,	      "--config-net", "--ipv4-only", "--foreground",
-			       "--quiet",     "-a",	      TAP_ADDR,	     "-n",
-			       "24",	      "-g",	      TAP_GW,	     "-I",
-			       TAP_NAME, /* no host loopback */
-			       "--no-map-gw", "-T",	      "none",	     "-U",
-			       "none"};
+	const char *fixed[] = {
+	    PASTA,	   "--config-net", "--ipv4-only", "--foreground", "--quiet",
+	    "-a",	   TAP_ADDR,	   "-n",	  "24",		  "-g",
+	    TAP_GW,	   "-I",	   TAP_NAME, /* no host loopback */
+	    "--no-map-gw", "-T",	   "none",	  "-U",		  "none"};
 	size_t nfixed = sizeof(fixed) / sizeof(fixed[0]), nlines = 0;
 	for (const char *c = spec; *c; c++)
 		nlines += *c == '\n';
