@@ -727,7 +727,11 @@ static int check_ports(const struct netdef *all, size_t n_all, struct hutch_port
  * and hutch switched it on. */
 static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6);
 
-static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes, bool hutch_routes6)
+/* rootless: a port's host address is pasta's to bind on the host; in the
+ * rootless namespace its packets come to pasta's tap address, so the rule
+ * matches the port alone. */
+static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes, bool hutch_routes6,
+			bool rootless)
 {
 	size_t active = 0;
 	for (size_t i = 0; i < n; i++)
@@ -756,15 +760,16 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes, b
 			for (size_t q = 0; q < mb->n_ports; q++) {
 				const struct hutch_port_map *p = &mb->ports[q];
 				char hip[16];
-				hutch_ipv4_format(p->host_ip, hip);
+				uint32_t host_ip = rootless ? 0 : p->host_ip;
+				hutch_ipv4_format(host_ip, hip);
 				for (uint32_t k = 0; k < p->count; k++)
 					fprintf(f,
 						"    %s%s%s %s dport %u dnat to %s:%u comment "
 						"\"%.12s\"\n",
-						p->host_ip ? "ip daddr " : "",
-						p->host_ip ? hip : "", p->host_ip ? "" : "",
-						hutch_port_proto_name(p->proto), p->host_port + k,
-						addr, p->container_port + k, mb->container);
+						host_ip ? "ip daddr " : "", host_ip ? hip : "",
+						host_ip ? "" : "", hutch_port_proto_name(p->proto),
+						p->host_port + k, addr, p->container_port + k,
+						mb->container);
 			}
 		}
 	fputs("  }\n", f);
@@ -1010,7 +1015,7 @@ static int apply_rules_as(const struct hutch_net_ctx *ctx, bool force, struct hu
 		netdefs_free(all, n);
 		return -1;
 	}
-	_cleanup_free_ char *text = rules_text(all, n, hutch_routes, hutch_routes6);
+	_cleanup_free_ char *text = rules_text(all, n, hutch_routes, hutch_routes6, ctx->rootless);
 	/* The table as last applied is kept in the run dir (gone with a reboot, as
 	 * the table): a container that changes nothing in it (no ports, on a
 	 * network that has members already) costs no nftables transaction. The
@@ -1714,16 +1719,6 @@ static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net
 			   req->container);
 		goto fail;
 	}
-	for (size_t i = 0; ctx->rootless && i < req->n_ports; i++)
-		if (ports[i].proto != HUTCH_PORT_TCP || ports[i].host_ip) {
-			char b[64];
-			hutch_port_format(&ports[i], b);
-			hutch_fail(err, 0,
-				   "--publish %s: rootless, only TCP ports on every address of the "
-				   "host are published for now (pasta); drop the address or /udp",
-				   b);
-			goto fail;
-		}
 	if (check_ports(all, n_all, ports, req->n_ports, err) < 0 ||
 	    hutch_ipam_allocate(&d.pool, req->key, req->container, &addr, err) < 0)
 		goto fail;
@@ -1997,12 +1992,14 @@ static int rootless_after(const struct hutch_net_ctx *ctx, bool ports_now, bool 
 	/* pasta does not fail on a port it cannot listen on: say which */
 	for (size_t i = 0; r == 0 && live && ports_now && outside && i < n_ports; i++)
 		for (uint32_t k = 0; r == 0 && k < ports[i].count; k++)
-			if (!port_bound(HUTCH_PORT_TCP, 0, (uint16_t)(ports[i].host_port + k)))
+			if (!port_bound(ports[i].proto, ports[i].host_ip,
+					(uint16_t)(ports[i].host_port + k)))
 				r = hutch_fail(err, 0,
-					       "pasta could not listen on port %u/tcp on the host "
+					       "pasta could not listen on port %u/%s on the host "
 					       "(ports below net.ipv4.ip_unprivileged_port_start "
 					       "need root): choose another host port",
-					       ports[i].host_port + k);
+					       ports[i].host_port + k,
+					       hutch_port_proto_name(ports[i].proto));
 	free(ports);
 	return r;
 }

@@ -272,30 +272,41 @@ int net_rootless_ensure(const struct hutch_net_ctx *ctx, struct net_rootless *rl
 
 /* ---- pasta ---------------------------------------------------------------------- */
 
-/* pasta's -t: the published TCP ports, each forwarded to the same port in the
- * rootless namespace, "none" without. */
+/* pasta's -t and -u: each published port (range) an option of its own,
+ * "-t 8080" or "-t 127.0.0.1/8080-8081" (pasta's ADDR/PORTS: bound on that
+ * address of the host only), each forwarded to the same port in the rootless
+ * namespace; "-t none" / "-u none" without. Returned as "-t SPEC\n-u SPEC\n"
+ * lines (also what pasta.ports holds: a change starts a new pasta). */
 static char *ports_spec(const struct hutch_port_map *ports, size_t n)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
-	for (size_t i = 0; i < n; i++) {
-		if (ports[i].count > 1)
-			fprintf(f, "%s%u-%u", i ? "," : "", ports[i].host_port,
-				ports[i].host_port + ports[i].count - 1);
-		else
-			fprintf(f, "%s%u", i ? "," : "", ports[i].host_port);
+	for (int udp = 0; udp < 2; udp++) {
+		bool any = false;
+		for (size_t i = 0; i < n; i++) {
+			if ((ports[i].proto == HUTCH_PORT_UDP) != udp)
+				continue;
+			char ip[16] = "";
+			if (ports[i].host_ip)
+				hutch_ipv4_format(ports[i].host_ip, ip);
+			fprintf(f, "%s %s%s", udp ? "-u" : "-t", ip, *ip ? "/" : "");
+			if (ports[i].count > 1)
+				fprintf(f, "%u-%u\n", ports[i].host_port,
+					ports[i].host_port + ports[i].count - 1);
+			else
+				fprintf(f, "%u\n", ports[i].host_port);
+			any = true;
+		}
+		if (!any)
+			fprintf(f, "%s none\n", udp ? "-u" : "-t");
 	}
 	fclose(f);
-	if (!n) {
-		free(buf);
-		return xstrdup("none");
-	}
 	return buf;
 }
 
 static int start_pasta(const struct hutch_net_ctx *ctx, const struct net_rootless *rl,
-		       const char *tcp, struct hutch_err **err)
+		       const char *spec, struct hutch_err **err)
 {
 	if (access(PASTA, X_OK) < 0)
 		return hutch_fail_sys(err,
@@ -307,12 +318,30 @@ static int start_pasta(const struct hutch_net_ctx *ctx, const struct net_rootles
 	unlink(pidfile);
 	char holder[16];
 	snprintf(holder, sizeof(holder), "%d", rl->holder);
-	char *argv[] = {PASTA,	       "--config-net", "--ipv4-only", "--foreground", "--quiet",
-			"-a",	       TAP_ADDR,       "-n",	      "24",	      "-g",
-			TAP_GW,	       "-I",	       TAP_NAME, /* no host loopback */
-			"--no-map-gw", "-t",	       (char *)tcp,   "-u",	      "none",
-			"-T",	       "none",	       "-U",	      "none",	      "-P",
-			pidfile,       holder,	       NULL};
+	const char *fixed[] = {
+	    PASTA,	   "--config-net", "--ipv4-only", "--foreground", "--quiet",
+	    "-a",	   TAP_ADDR,	   "-n",	  "24",		  "-g",
+	    TAP_GW,	   "-I",	   TAP_NAME, /* no host loopback */
+	    "--no-map-gw", "-T",	   "none",	  "-U",		  "none"};
+	size_t nfixed = sizeof(fixed) / sizeof(fixed[0]), nlines = 0;
+	for (const char *c = spec; *c; c++)
+		nlines += *c == '\n';
+	_cleanup_free_ char **argv = xcalloc(nfixed + 2 * nlines + 4, sizeof(char *));
+	_cleanup_free_ char *words = xstrdup(spec);
+	size_t argc = 0;
+	for (size_t i = 0; i < nfixed; i++)
+		argv[argc++] = (char *)fixed[i];
+	/* "-t SPEC\n" lines: the option, then its value */
+	for (char *save = NULL, *line = strtok_r(words, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		line[2] = '\0';
+		argv[argc++] = line;
+		argv[argc++] = line + 3;
+	}
+	argv[argc++] = "-P";
+	argv[argc++] = pidfile;
+	argv[argc++] = holder;
+	argv[argc] = NULL;
 	int pp[2];
 	if (pipe2(pp, O_CLOEXEC) < 0)
 		return hutch_fail_sys(err, "pipe");
@@ -378,8 +407,12 @@ static int start_pasta(const struct hutch_net_ctx *ctx, const struct net_rootles
 	while (len && (log[len - 1] == '\n' || log[len - 1] == ' '))
 		log[--len] = '\0';
 	_cleanup_free_ char *shown = log ? printable(log, len) : NULL;
+	_cleanup_free_ char *flat = xstrdup(spec);
+	for (char *c = flat; *c; c++)
+		if (*c == '\n')
+			*c = c[1] ? ',' : '\0';
 	return hutch_fail(err, 0, "pasta did not start for the rootless network (ports: %s)%s%s",
-			  tcp, shown && *shown ? ": " : "", shown ? shown : "");
+			  flat, shown && *shown ? ": " : "", shown ? shown : "");
 }
 
 int net_rootless_pasta(const struct hutch_net_ctx *ctx, const struct net_rootless *rl,

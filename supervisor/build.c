@@ -251,8 +251,7 @@ static int security_opts(const struct sup_build_ctx *b, const struct stack_servi
 
 /* A service's published ports, as net/ reads them (the message names the value):
  * a fixed host port is one replica's, so a service with several publishes
- * container ports only (each replica gets a free host port). Rootless, pasta
- * publishes TCP ports on every address of the host only; with the host's
+ * container ports only (each replica gets a free host port). With the host's
  * network the service's ports are the host's anyway, as Docker has it. */
 static int check_net_options(const struct sup_build_ctx *b, const struct stack_service *svc,
 			     struct hutch_err **err)
@@ -264,15 +263,6 @@ static int check_net_options(const struct sup_build_ctx *b, const struct stack_s
 		struct hutch_port_map p;
 		if (hutch_port_parse(ports->words[i], &p, err) < 0)
 			return at_opt(err, b, ports, "ports");
-		if (b->rt->rootless && (p.proto != HUTCH_PORT_TCP || p.host_ip)) {
-			_cleanup_free_ char *shown =
-			    printable(ports->words[i], strlen(ports->words[i]));
-			hutch_fail(err, 0,
-				   "'%s': rootless, only TCP ports on every address of the host "
-				   "are published for now (pasta): drop the address or /udp",
-				   shown);
-			return at_opt(err, b, ports, "ports");
-		}
 		if (p.host_port && svc->replicas > 1) {
 			_cleanup_free_ char *shown =
 			    printable(ports->words[i], strlen(ports->words[i]));

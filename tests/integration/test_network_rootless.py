@@ -63,6 +63,31 @@ def holder_and_pasta(state):
     return got
 
 
+UDP_ECHO_C = r"""
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+int main(int argc, char **argv)
+{
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return perror("bind"), 1;
+	for (;;) {
+		char buf[512], out[64];
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		if (recvfrom(s, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl) < 0)
+			continue;
+		int n = snprintf(out, sizeof(out), "from %s\n", inet_ntoa(from.sin_addr));
+		sendto(s, out, n, 0, (struct sockaddr *)&from, fl);
+	}
+}
+"""
+
+
 def host_address():
     """The host's first global IPv4 address (connecting to it stays on the machine)."""
     for link in json.loads(sh("ip", "-4", "-j", "addr").stdout):
@@ -356,14 +381,45 @@ else:
         cp = hutch("run", "--rm", "--network", n, "-p", f"{p1}:80", "bb", "true", check=False)
         assert cp.returncode == 125 and f"port {p1}/tcp is already published" in cp.stderr, cp
 
-    def test_rootless_publish_limits_said(hutch, state, net):
+    def test_published_udp_port_keeps_the_clients_address(hutch, state, ctr, net, tmp):
+        """-p PORT/udp through pasta's -u: a datagram from the host's address reaches
+        the container's server (a static UDP echo: busybox's nc has no -u here),
+        which answers with the address it saw: the client's."""
         n = net()
-        for spec in ("127.0.0.1:18080:80", "18080:80/udp"):
-            cp = hutch("run", "--rm", "--network", n, "-p", spec, "bb", "true", check=False)
-            assert cp.returncode == 125, cp
-            assert "rootless, only TCP ports on every address" in cp.stderr, cp.stderr
-        assert not rl_dir(state).exists()
-        assert json.loads(hutch("network", "inspect", n).stdout)[0]["members"] == []
+        host = host_address()
+        p = free_port()
+        d = tmp / "udpecho"
+        d.mkdir()
+        (d / "udpecho.c").write_text(UDP_ECHO_C)
+        subprocess.run(["gcc", "-static", "-O2", "-o", str(d / "udpecho"), str(d / "udpecho.c")],
+                       check=True, capture_output=True)
+        os.chmod(tmp, 0o755)
+        os.chmod(d, 0o755)
+        ctr.run("--network", n, "-p", f"{p}:53/udp", "-v", f"{d}:/u:ro", "bb", "/u/udpecho",
+                "53")
+
+        def ask():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(0.5)
+                s.bind((host, 0))
+                s.sendto(b"hi\n", (host, p))
+                try:
+                    return s.recv(512).decode()
+                except socket.timeout:
+                    return None
+        got = wait_for(ask, timeout=10, interval=0.1, what=f"udp {host}:{p} to answer")
+        assert got.strip() == f"from {host}", got
+
+    def test_port_published_on_one_address_only(hutch, state, ctr, net, www):
+        """-p 127.0.0.1:PORT:80: pasta binds the port on 127.0.0.1 only (its
+        ADDR/PORT spec): it answers there and not on the host's other address."""
+        n = net()
+        host = host_address()
+        p = free_port()
+        httpd(ctr, n, www, "-p", f"127.0.0.1:{p}:80")
+        assert fetch_once_up("127.0.0.1", p) == "hello from hutch\n"
+        with pytest.raises(ConnectionRefusedError):
+            fetch(host, p)
 
     def test_nothing_left_after_the_last_container(hutch, state, ctr, net, www):
         n = net()
