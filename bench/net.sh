@@ -100,7 +100,7 @@ for t in json.load(open(sys.argv[1]))["results"][0]["times"]:
 	done
 	# the warm network's DNS server, idle
 	local pid
-	pid=$(cat "$WORK/hutch-root/run/dns/warm.pid")
+	read -r pid _ <"$WORK/hutch-root/run/dns/warm.pid" # "PID START"
 	awk '/^VmRSS:/ {r = $2} END {printf "rss_kib\t%s\n", r}' "/proc/$pid/status" >"$WORK/dns.tsv"
 	awk '/^Pss:/ {p = $2} /^Private_Dirty:/ {d = $2} END {printf "pss_kib\t%s\nprivate_dirty_kib\t%s\n", p, d}' \
 		"/proc/$pid/smaps_rollup" >>"$WORK/dns.tsv"
@@ -139,6 +139,37 @@ print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] /
 		ip netns del nb-a
 		ip netns del nb-b
 		$H rm -f srv >/dev/null
+		# a published port: iperf3 -s in the container's namespace, the client on the
+		# host side (this benchmark's namespace) reaching it by 127.0.0.1:HOST; hutch -p
+		# against podman -p on its default network (netavark)
+		local ppid podpid=
+		$H run -d --name pub -p 15201:5201 bb sleep 100000 >/dev/null
+		ppid=$($H inspect pub | "$PYTHON" -c 'import json, sys
+d = json.load(sys.stdin); d = d[0] if isinstance(d, list) else d; print(d["pid"])')
+		if command -v podman >/dev/null && ! skipped podman &&
+			$P run -d --name pub $PO -p 15202:5201 --rootfs "$WORK/rootfs-podman" \
+				/bin/sleep 100000 >/dev/null 2>>"$WORK/logs/podman.log"; then
+			podpid=$($P inspect -f '{{.State.Pid}}' pub)
+		else
+			log "podman -p failed: left out of the published-port throughput"
+			status=1
+		fi
+		iperf_port() { # NAME SERVER_NS HOST_PORT
+			nsenter --net="$2" iperf3 -s -1 >/dev/null 2>&1 &
+			local sp=$! gbps
+			sleep 0.3
+			gbps=$(iperf3 -c 127.0.0.1 -p "$3" -t "$IPERF_SECONDS" -J 2>>"$WORK/logs/iperf.log" |
+				"$PYTHON" -c 'import json, sys
+print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))') || gbps=
+			kill "$sp" 2>/dev/null || true
+			wait "$sp" 2>/dev/null || true
+			printf '%s\t%s\n' "$1" "${gbps:-FAILED}" >>"$WORK/iperf.tsv"
+		}
+		for ((r = 1; r <= 3; r++)); do
+			iperf_port "port hutch" "/proc/$ppid/ns/net" 15201
+			[[ -z $podpid ]] || iperf_port "port podman" "/proc/$podpid/ns/net" 15202
+		done
+		$H rm -f pub >/dev/null
 	elif ! skipped iperf3; then
 		log "iperf3 not there (make bench-deps): no throughput"
 		status=1
@@ -194,6 +225,13 @@ report() {
 		    v, h = statistics.median(g["veth"]), statistics.median(g["hutch"])
 		    out += ["", f"iperf3 TCP, median of {len(g['hutch'])}: container to container "
 		            f"{h:.1f} Gbit/s, bare veth pair {v:.1f} Gbit/s: {h / v:.2f}x the floor"]
+		if g.get("port hutch"):
+		    h = statistics.median(g["port hutch"])
+		    line = f"iperf3 TCP through a published port (127.0.0.1:HOST), median of {len(g['port hutch'])}: hutch -p {h:.1f} Gbit/s"
+		    if g.get("port podman"):
+		        p = statistics.median(g["port podman"])
+		        line += f", podman -p {p:.1f} Gbit/s: {h / p:.2f}x podman"
+		    out += ["", line]
 		open(f"{work}/results.md", "w").write("\n".join(out) + "\n")
 		print("\n".join(out))
 	EOF
