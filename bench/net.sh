@@ -7,7 +7,10 @@
 #           hyperfine, in interleaved rounds (the machine is shared: ratios, not absolutes).
 #   iperf3: TCP throughput between two containers of one network (iperf3 run in their
 #           network namespaces: the busybox image has none) against a bare veth pair
-#           between two namespaces, the floor.
+#           between two namespaces, the floor; then through a published port from the
+#           host side (127.0.0.1:HOST): hutch -p against podman -p, rootful and, as
+#           BENCH_NET_USER (hutchtest) in a second namespace, rootless (BENCH_SKIP=rootless
+#           leaves that out).
 #   dns:    the memory of a network's DNS server process (RSS, PSS, private dirty).
 # See bench/README.md, "Network benchmark".
 #
