@@ -35,7 +35,7 @@ DEB_DEPS := build-essential pkg-config libseccomp-dev libcap-dev libjson-c-dev z
 	libnftables-dev nftables passt systemd \
 	podman runc containerd
 # dnsmasq-base: the binary alone (the dnsmasq package starts a system-wide server)
-BENCH_DEPS := hyperfine crun runc bubblewrap podman umoci skopeo docker-registry curl \
+BENCH_DEPS := hyperfine slirp4netns crun runc bubblewrap podman umoci skopeo docker-registry curl \
 	dnsperf dnsmasq-base aardvark-dns libldns-dev podman-compose strace iperf3 buildah
 
 .PHONY: all clean deps bench-deps check test unit unit-asan integration integration-rootless \

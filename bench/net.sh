@@ -7,7 +7,10 @@
 #           hyperfine, in interleaved rounds (the machine is shared: ratios, not absolutes).
 #   iperf3: TCP throughput between two containers of one network (iperf3 run in their
 #           network namespaces: the busybox image has none) against a bare veth pair
-#           between two namespaces, the floor.
+#           between two namespaces, the floor; then through a published port from the
+#           host side (127.0.0.1:HOST): hutch -p against podman -p, rootful and, as
+#           BENCH_NET_USER (hutchtest) in a second namespace, rootless (BENCH_SKIP=rootless
+#           leaves that out).
 #   dns:    the memory of a network's DNS server process (RSS, PSS, private dirty).
 # See bench/README.md, "Network benchmark".
 #
@@ -100,7 +103,7 @@ for t in json.load(open(sys.argv[1]))["results"][0]["times"]:
 	done
 	# the warm network's DNS server, idle
 	local pid
-	pid=$(cat "$WORK/hutch-root/run/dns/warm.pid")
+	read -r pid _ <"$WORK/hutch-root/run/dns/warm.pid" # "PID START"
 	awk '/^VmRSS:/ {r = $2} END {printf "rss_kib\t%s\n", r}' "/proc/$pid/status" >"$WORK/dns.tsv"
 	awk '/^Pss:/ {p = $2} /^Private_Dirty:/ {d = $2} END {printf "pss_kib\t%s\nprivate_dirty_kib\t%s\n", p, d}' \
 		"/proc/$pid/smaps_rollup" >>"$WORK/dns.tsv"
@@ -139,6 +142,37 @@ print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] /
 		ip netns del nb-a
 		ip netns del nb-b
 		$H rm -f srv >/dev/null
+		# a published port: iperf3 -s in the container's namespace, the client on the
+		# host side (this benchmark's namespace) reaching it by 127.0.0.1:HOST; hutch -p
+		# against podman -p on its default network (netavark)
+		local ppid podpid=
+		$H run -d --name pub -p 15201:5201 bb sleep 100000 >/dev/null
+		ppid=$($H inspect pub | "$PYTHON" -c 'import json, sys
+d = json.load(sys.stdin); d = d[0] if isinstance(d, list) else d; print(d["pid"])')
+		if command -v podman >/dev/null && ! skipped podman &&
+			$P run -d --name pub $PO -p 15202:5201 --rootfs "$WORK/rootfs-podman" \
+				/bin/sleep 100000 >/dev/null 2>>"$WORK/logs/podman.log"; then
+			podpid=$($P inspect -f '{{.State.Pid}}' pub)
+		else
+			log "podman -p failed: left out of the published-port throughput"
+			status=1
+		fi
+		iperf_port() { # NAME SERVER_NS HOST_PORT
+			nsenter --net="$2" iperf3 -s -1 >/dev/null 2>&1 &
+			local sp=$! gbps
+			sleep 0.3
+			gbps=$(iperf3 -c 127.0.0.1 -p "$3" -t "$IPERF_SECONDS" -J 2>>"$WORK/logs/iperf.log" |
+				"$PYTHON" -c 'import json, sys
+print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))') || gbps=
+			kill "$sp" 2>/dev/null || true
+			wait "$sp" 2>/dev/null || true
+			printf '%s\t%s\n' "$1" "${gbps:-FAILED}" >>"$WORK/iperf.tsv"
+		}
+		for ((r = 1; r <= 3; r++)); do
+			iperf_port "port hutch" "/proc/$ppid/ns/net" 15201
+			[[ -z $podpid ]] || iperf_port "port podman" "/proc/$podpid/ns/net" 15202
+		done
+		$H rm -f pub >/dev/null
 	elif ! skipped iperf3; then
 		log "iperf3 not there (make bench-deps): no throughput"
 		status=1
@@ -149,6 +183,56 @@ print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] /
 		$P rm --all --force --time 0 >/dev/null 2>&1 || true
 	fi
 	return $status
+}
+
+# Rootless published ports: as BENCH_NET_USER (hutchtest) in a private mount and network
+# namespace of its own (root made it; the user's pasta, podman's slirp4netns and
+# rootlessport listen only there), with a veth pair standing for the host's interface
+# (pasta wants a routable one; its peer is in here too, so nothing leaves). hutch -p (pasta)
+# against rootless podman -p (4.3: slirp4netns with its rootlessport forwarder; no pasta).
+rootless_inner() {
+	[[ $(readlink /proc/self/ns/net) != "$HOST_NETNS" ]] || die "not in a private network namespace"
+	mount -t cgroup2 cgroup2 /sys/fs/cgroup # in here only: podman's runc wants cgroup2
+	ip link set lo up
+	ip link add rl0 type veth peer name rl1 && ip link set rl1 up
+	ip addr add 10.98.0.1/24 dev rl0 && ip link set rl0 up
+	ip route add default via 10.98.0.254
+	local r=$WORK/rootless
+	su "$BENCH_NET_USER" -s /bin/bash -c "
+	set -u
+	export PATH=/usr/sbin:/usr/bin:/sbin:/bin XDG_RUNTIME_DIR=$r/xdg XDG_DATA_HOME=$r/data \
+		TMPDIR=$r/tmp HOME=$r/home
+	H=$WORK/bin/hutch
+	P='podman --root $r/podman --runroot $r/xdg/prun --events-backend none --cgroup-manager cgroupfs'
+	\$H image import $WORK/rootfs.tar bb >/dev/null
+	\$H run -d --name pub -p 15203:5201 bb sleep 100000 >/dev/null || exit 1
+	hp=\$(\$H inspect pub | python3 -c 'import json, sys
+d = json.load(sys.stdin); d = d[0] if isinstance(d, list) else d; print(d[\"pid\"])')
+	pp=
+	if \$P run -d --name pub --runtime runc -p 15204:5201 --rootfs $r/rootfs-podman \
+		/bin/sleep 100000 >/dev/null 2>>$r/tmp/podman.log; then
+		pp=\$(\$P inspect -f '{{.State.Pid}}' pub)
+	else
+		echo 'bench/net: rootless podman -p failed: left out' >&2
+	fi
+	one() {
+		nsenter -U --preserve-credentials -n -t \$2 iperf3 -s -1 >/dev/null 2>&1 &
+		sp=\$!
+		sleep 0.5
+		g=\$(iperf3 -c 127.0.0.1 -p \$3 -t $IPERF_SECONDS -J 2>>$r/tmp/iperf.log |
+			python3 -c 'import json, sys
+print(\"%.2f\" % (json.load(sys.stdin)[\"end\"][\"sum_received\"][\"bits_per_second\"] / 1e9))') || g=
+		kill \$sp 2>/dev/null; wait \$sp 2>/dev/null
+		printf '%s\t%s\n' \"\$1\" \"\${g:-FAILED}\" >>$r/iperf.tsv
+	}
+	for i in 1 2 3; do
+		one 'rootless hutch' \$hp 15203
+		[[ -z \$pp ]] || one 'rootless podman' \$pp 15204
+	done
+	\$H rm -f pub >/dev/null
+	[[ -z \$pp ]] || \$P rm -f -t 0 pub >/dev/null 2>&1
+	[[ -n \$pp ]]
+	"
 }
 
 report() {
@@ -194,11 +278,29 @@ report() {
 		    v, h = statistics.median(g["veth"]), statistics.median(g["hutch"])
 		    out += ["", f"iperf3 TCP, median of {len(g['hutch'])}: container to container "
 		            f"{h:.1f} Gbit/s, bare veth pair {v:.1f} Gbit/s: {h / v:.2f}x the floor"]
+		if g.get("port hutch"):
+		    h = statistics.median(g["port hutch"])
+		    line = f"iperf3 TCP through a published port (127.0.0.1:HOST), median of {len(g['port hutch'])}: hutch -p {h:.1f} Gbit/s"
+		    if g.get("port podman"):
+		        p = statistics.median(g["port podman"])
+		        line += f", podman -p {p:.1f} Gbit/s: {h / p:.2f}x podman"
+		    out += ["", line]
+		if g.get("rootless hutch"):
+		    h = statistics.median(g["rootless hutch"])
+		    line = f"rootless, the same: hutch -p (pasta) {h:.1f} Gbit/s"
+		    if g.get("rootless podman"):
+		        p = statistics.median(g["rootless podman"])
+		        line += f", podman -p (slirp4netns, rootlessport) {p:.1f} Gbit/s: {h / p:.2f}x podman"
+		    out += ["", line]
 		open(f"{work}/results.md", "w").write("\n".join(out) + "\n")
 		print("\n".join(out))
 	EOF
 }
 
+if [[ ${1:-} == __rootless ]]; then
+	rootless_inner
+	exit
+fi
 if [[ ${1:-} == __inner ]]; then
 	inner
 	exit
@@ -220,5 +322,17 @@ HOST_MNTNS=$(readlink /proc/self/ns/mnt)
 HOST_NETNS=$(readlink /proc/self/ns/net)
 export HOST_MNTNS HOST_NETNS
 unshare --mount --net --propagation private -- bash "$BENCH_DIR/net.sh" __inner || rc=$?
+export BENCH_NET_USER=${BENCH_NET_USER:-hutchtest}
+if ! skipped rootless && ! skipped iperf3 && id "$BENCH_NET_USER" >/dev/null 2>&1; then
+	R=$WORK/rootless
+	chmod 0755 "$WORK" "$WORK/bin" && chmod 0644 "$WORK/rootfs.tar"
+	install -d -o "$BENCH_NET_USER" -m 0700 "$R"/{xdg,data,tmp,home,podman}
+	chmod 0755 "$R" && touch "$R/iperf.tsv" && chown "$BENCH_NET_USER" "$R/iperf.tsv"
+	cp -a "$WORK/rootfs" "$R/rootfs-podman" && chown -R "$BENCH_NET_USER:" "$R/rootfs-podman"
+	unshare --mount --net --propagation private -- bash "$BENCH_DIR/net.sh" __rootless || rc=1
+	cat "$R/iperf.tsv" >>"$WORK/iperf.tsv"
+else
+	log "user $BENCH_NET_USER missing: no rootless published-port throughput"
+fi
 report
 exit "${rc:-0}"
