@@ -43,7 +43,16 @@ ensure_subids /etc/subgid
 # tests and the binary are copied there, so no directory of the host (the
 # clone may live under /root) needs its permissions changed
 WORK=$(mktemp -d /tmp/hutch-rootless.XXXXXX)
-cleanup() { rm -rf "$WORK"; }
+# rootless podman (the OCI tests run it as the test user) leaves a pause process
+# holding its namespaces, recorded under the run's XDG_RUNTIME_DIR: it is ours, it goes
+cleanup() {
+	local pid
+	pid=$(cat "$WORK/xdg-runtime/libpod/tmp/pause.pid" 2>/dev/null) || pid=
+	if [[ $pid =~ ^[0-9]+$ ]] && [[ $(stat -c %U "/proc/$pid" 2>/dev/null) == "$USER_NAME" ]]; then
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$WORK"
+}
 trap cleanup EXIT
 install -d -m 0755 "$WORK/repo" "$WORK/repo/build"
 cp -a "$REPO/tests" "$WORK/repo/"
