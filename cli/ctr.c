@@ -742,6 +742,19 @@ int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 				}
 				if (closed && !follow_rotated(in, &fd, path, &carry, &carry_len))
 					break;
+				/* the new log's last close may have come before its watch:
+				 * once the exit is recorded, its keeper has closed it or is
+				 * about to, and everything is in it */
+				if (closed) {
+					struct hutch_state *again = NULL;
+					bool ended = hutch_state_find(&rt, s->id, &again, NULL) == 0 &&
+						     again->status != HUTCH_RUNNING;
+					hutch_state_free(again);
+					if (ended) {
+						print_from(fd, &carry, &carry_len);
+						break;
+					}
+				}
 			}
 		}
 	}
