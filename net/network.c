@@ -725,6 +725,30 @@ static int check_ports(const struct netdef *all, size_t n_all, struct hutch_port
  * for every network with members that is not internal, isolation. NULL when
  * no network has members (the table goes). hutch_routes: ip_forward was off
  * and hutch switched it on. */
+
+/* A bridge's lines in the forward chain (IPv4's and IPv6's alike). closed:
+ * nothing in or out; its containers' own traffic, which a host with
+ * br_netfilter (bridge-nf-call-iptables) passes through here too, from the
+ * bridge to itself, stays allowed. Else: nothing from one hutch bridge to
+ * another (networks apart), its own traffic out, replies and DNATed
+ * connections in, and the rest into the bridge dropped: another host (one
+ * with a route to the subnet via this one) reaching ports never published. */
+static void forward_rules(FILE *f, const char *b, bool closed)
+{
+	if (closed) {
+		fprintf(f,
+			"    iifname \"%s\" oifname != \"%s\" drop\n"
+			"    oifname \"%s\" iifname != \"%s\" drop\n",
+			b, b, b, b);
+		return;
+	}
+	fprintf(f, "    iifname \"%s\" oifname \"hbr-*\" oifname != \"%s\" drop\n", b, b);
+	fprintf(f, "    iifname \"%s\" accept\n", b);
+	fprintf(f, "    oifname \"%s\" ct state established,related accept\n", b);
+	fprintf(f, "    oifname \"%s\" ct status dnat accept\n", b);
+	fprintf(f, "    oifname \"%s\" drop\n", b);
+}
+
 static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6);
 
 /* rootless: a port's host address is pasta's to bind on the host; in the
@@ -812,25 +836,7 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes, b
 	for (size_t i = 0; i < n; i++) {
 		if (!all[i].n_members)
 			continue;
-		const char *b = all[i].bridge;
-		if (all[i].internal) {
-			/* nothing in or out; its containers' own traffic, which a host
-			 * with br_netfilter (bridge-nf-call-iptables) passes through
-			 * here too, from the bridge to itself, stays allowed */
-			fprintf(f,
-				"    iifname \"%s\" oifname != \"%s\" drop\n"
-				"    oifname \"%s\" iifname != \"%s\" drop\n",
-				b, b, b, b);
-			continue;
-		}
-		/* networks apart: nothing from one hutch bridge to another */
-		fprintf(f, "    iifname \"%s\" oifname \"hbr-*\" oifname != \"%s\" drop\n", b, b);
-		fprintf(f, "    iifname \"%s\" accept\n", b);
-		fprintf(f, "    oifname \"%s\" ct state established,related accept\n", b);
-		fprintf(f, "    oifname \"%s\" ct status dnat accept\n", b);
-		/* the rest into the bridge is another host (one with a route to the
-		 * subnet via this one) reaching ports that were never published */
-		fprintf(f, "    oifname \"%s\" drop\n", b);
+		forward_rules(f, all[i].bridge, all[i].internal);
 	}
 	/* hutch switched routing on for its bridges, not to make the host a
 	 * router between its other interfaces: what involves no hutch bridge is
@@ -904,21 +910,9 @@ static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_
 	for (size_t i = 0; i < n; i++) {
 		if (!all[i].n_members)
 			continue;
-		const char *b = all[i].bridge;
 		/* every hutch bridge, IPv6 or not: nothing of another network's
 		 * (link-local included) crosses into it */
-		if (all[i].internal || !all[i].ipv6) {
-			fprintf(f,
-				"    iifname \"%s\" oifname != \"%s\" drop\n"
-				"    oifname \"%s\" iifname != \"%s\" drop\n",
-				b, b, b, b);
-			continue;
-		}
-		fprintf(f, "    iifname \"%s\" oifname \"hbr-*\" oifname != \"%s\" drop\n", b, b);
-		fprintf(f, "    iifname \"%s\" accept\n", b);
-		fprintf(f, "    oifname \"%s\" ct state established,related accept\n", b);
-		fprintf(f, "    oifname \"%s\" ct status dnat accept\n", b);
-		fprintf(f, "    oifname \"%s\" drop\n", b);
+		forward_rules(f, all[i].bridge, all[i].internal || !all[i].ipv6);
 	}
 	if (hutch_routes6)
 		fputs("    iifname != \"hbr-*\" oifname != \"hbr-*\" drop\n", f);
