@@ -258,12 +258,9 @@ int hutch_network_remove(const struct hutch_net_ctx *ctx, const char *name, stru
  * process becomes its owner: `network rm` refuses it while that process runs,
  * and what a crashed owner left is recognisable by owner. A network of the
  * same name that is not owner's is refused. */
-int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name,
-			       const char *subnet, bool internal, const char *owner,
-			       struct hutch_net_info *out, struct hutch_err **err);
-/* The same, dual stack when ipv6 (subnet6: NULL, a ULA /64 chosen; given, it
- * implies ipv6); IPv6 switched on or off, or another subnet6, remakes it as a
- * changed subnet does. */
+/* Dual stack when ipv6 (subnet6: NULL, a ULA /64 chosen; given, it implies
+ * ipv6); IPv6 switched on or off, or another subnet6, remakes it as a changed
+ * subnet does. */
 int hutch_network_ensure_owned6(const struct hutch_net_ctx *ctx, const char *name,
 				const char *subnet, bool internal, bool ipv6, const char *subnet6,
 				const char *owner, struct hutch_net_info *out,

@@ -2143,14 +2143,6 @@ static int drop_network_locked(const struct hutch_net_ctx *ctx, const struct net
 	return rfd < 0 ? 0 : remove_tree_at(rfd, d->name, err);
 }
 
-int hutch_network_ensure_owned(const struct hutch_net_ctx *ctx, const char *name,
-			       const char *subnet, bool internal, const char *owner,
-			       struct hutch_net_info *out, struct hutch_err **err)
-{
-	return hutch_network_ensure_owned6(ctx, name, subnet, internal, false, NULL, owner, out,
-					   err);
-}
-
 int hutch_network_ensure_owned6(const struct hutch_net_ctx *ctx, const char *name,
 				const char *subnet, bool internal, bool ipv6, const char *subnet6,
 				const char *owner, struct hutch_net_info *out,
