@@ -118,6 +118,21 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	const struct hutch_oci_config *cfg = a->cfg;
 	const struct hutch_spec *spec = cfg->spec;
 	struct hutch_err *err = NULL;
+	/* root's process in a user namespace of its own is no one there while
+	 * its own uid is not mapped (0 to 200000, say: EOVERFLOW on every file it
+	 * makes): it becomes the namespace's root, as runc's does. That clears
+	 * the parent-death signal and dumpable (its /proc/self files would be the
+	 * host root's: no oom_score_adj): both set again. */
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	if (user && !user->path && !a->rt->rootless) {
+		if ((setresgid(0, 0, 0) < 0 && errno != EINVAL) ||
+		    (setresuid(0, 0, 0) < 0 && errno != EINVAL)) {
+			hutch_fail_sys(&err, "become root of the container's user namespace");
+			proc_fail(pc, 125, err);
+		}
+		pdeathsig_arm(pc->parent_pidfd);
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	}
 	for (size_t i = 0; i < spec->n_namespaces; i++) {
 		const struct hutch_namespace *ns = &spec->namespaces[i];
 		if (!ns->path)
@@ -753,9 +768,11 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		json_object_object_add(a.hook_state, "annotations", ann);
 	}
 	bool own_cgroupns = spec_has_ns(spec, HUTCH_NS_CGROUP);
+	/* a user namespace of its own, root's too, makes no device nodes (mknod
+	 * is not allowed there): it binds the host's, as rootless */
 	a.mctx = (struct mount_ctx){.spec = spec,
 				    .rootfs = spec->root.path,
-				    .rootless = rt->rootless,
+				    .rootless = rt->rootless || spec_has_ns(spec, HUTCH_NS_USER),
 				    .own_cgroup = cg.dirfd >= 0 && own_cgroupns,
 				    .nodev = devices > 0};
 	if (mounts_prepare(&a.mctx, err) < 0)
