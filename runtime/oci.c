@@ -807,7 +807,8 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    .preserve_fds = o->preserve_fds,
 		    .seccomp = cfg->seccomp ? &filter : NULL,
 		    .on_start = cfg->n_hooks[HUTCH_HOOK_START_CONTAINER] ? on_start : NULL,
-		    .on_start_arg = &a},
+		    .on_start_arg = &a,
+		    .console = spec->process.terminal},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;

@@ -4,9 +4,11 @@ operations and their errors (which must fail and change nothing), the state at e
 status, the pid file, the hooks' order and stdin, and what a container's process
 sees of its config. Where the spec leaves a behaviour open, hutch does as runc
 does, and runc is run on the same bundle to show it. Root and rootless."""
+import array
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import time
@@ -394,6 +396,43 @@ def test_default_devices_symlinks_and_linux_devices(oci, tmp):
     assert kv["mydev"].startswith("character special file") and nums == "1:b", kv["mydev"]
     if not ROOTLESS:
         assert (mode, owner) == ("640", "0:0")
+
+
+def test_terminal_is_also_dev_console(oci, tmp):
+    # config-linux.md's default devices: /dev/console is the process's pty
+    sock_path = tmp / "console.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(sock_path))
+    srv.listen(1)
+    script = "echo console=$(stat -c %t:%T /dev/console) pty=$(stat -L -c %t:%T /proc/self/fd/0)"
+    b = oci.bundle(args=("sh", "-c", script), edit=lambda c: c["process"].update(terminal=True))
+    oci.made.append("tty")
+    oci.run("create", "--bundle", b, "--console-socket", sock_path, "tty",
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            capture_output=False)
+    conn, _ = srv.accept()
+    fds = array.array("i")
+    _, anc, _, _ = conn.recvmsg(16, socket.CMSG_LEN(fds.itemsize))
+    fds.frombytes(anc[0][2][:fds.itemsize])
+    master = fds[0]
+    oci.run("start", "tty")
+    data = b""
+    deadline = time.monotonic() + 10
+    while b"pty=" not in data or not data.endswith(b"\n"):
+        if time.monotonic() > deadline:
+            break
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    conn.close()
+    srv.close()
+    words = dict(w.split("=") for w in data.decode().split())
+    assert words["console"] == words["pty"] and words["pty"].startswith("88:"), data
 
 
 def test_mounts_with_the_type_and_source_given(oci, tmp):
