@@ -425,8 +425,11 @@ static int setup_terminal(const struct proc_ctx *p, struct hutch_err **err)
 		char pts[64];
 		if (ptsname_r(master, pts, sizeof(pts)) != 0)
 			return hutch_fail_sys(err, "the pty's name");
-		int f = open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (f < 0 && errno != ENXIO && errno != EIO)
+		/* the file to mount on; one there already is not opened (a node
+		 * of the image's would be a device of the host's) */
+		int f = open("/dev/console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+			     0600);
+		if (f < 0 && errno != EEXIST)
 			return hutch_fail_sys(err, "create /dev/console");
 		if (f >= 0)
 			close(f);
