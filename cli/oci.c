@@ -257,12 +257,14 @@ static int parse(struct verb_opts *v, const char *verb, const char *usage,
 	return 0;
 }
 
+/* As runc has it (filepath.Abs): the state's bundle is "/b", not "/b/." */
 static char *absolute(const char *path)
 {
 	if (path[0] == '/')
-		return xstrdup(path);
+		return path_clean(path);
 	_cleanup_free_ char *cwd = getcwd(NULL, 0);
-	return xasprintf("%s/%s", cwd ? cwd : ".", path);
+	_cleanup_free_ char *joined = xasprintf("%s/%s", cwd ? cwd : "/", path);
+	return path_clean(joined);
 }
 
 /* ---- create, run ---------------------------------------------------------------------- */
@@ -418,7 +420,10 @@ static int do_kill(struct oci_ctx *o, int argc, char **argv)
 		return rc == -2 ? 0 : rc;
 	if (argc - first < 1 || argc - first > 2)
 		return usage_error(o, "kill takes a container id and a signal (default SIGTERM)");
-	int sig = argc - first == 2 ? signal_from_name(argv[first + 1]) : SIGTERM;
+	/* 0 as kill(2) has it, as runc takes it: is the container there to signal */
+	int sig = argc - first < 2		  ? SIGTERM
+		  : !strcmp(argv[first + 1], "0") ? 0
+						  : signal_from_name(argv[first + 1]);
 	if (sig < 0)
 		return usage_error(o, "unknown signal '%s'", argv[first + 1]);
 	struct hutch_err *err = NULL;

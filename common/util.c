@@ -340,6 +340,35 @@ int signal_from_name(const char *s)
 	return -1;
 }
 
+char *path_clean(const char *abs)
+{
+	size_t n = strlen(abs);
+	char *out = xcalloc(n + 2, 1);
+	size_t len = 0;
+	for (const char *p = abs; *p;) {
+		while (*p == '/')
+			p++;
+		size_t c = strcspn(p, "/");
+		if (c == 0 || (c == 1 && p[0] == '.')) {
+			/* nothing */
+		} else if (c == 2 && p[0] == '.' && p[1] == '.') {
+			while (len > 0 && out[len - 1] != '/')
+				len--;
+			if (len > 0)
+				len--; /* its '/' */
+		} else {
+			out[len++] = '/';
+			memcpy(out + len, p, c);
+			len += c;
+		}
+		p += c;
+	}
+	if (len == 0)
+		out[len++] = '/';
+	out[len] = '\0';
+	return out;
+}
+
 int parse_size(const char *s, int64_t *out)
 {
 	if (!s || !*s || !isdigit((unsigned char)*s))

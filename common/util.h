@@ -100,6 +100,10 @@ int parse_size(const char *s, int64_t *out);
 /* A signal as people write it: "TERM", "SIGTERM", "sigterm", "15" -> 15; -1 if
  * unknown (also for 0 and numbers past the last signal). */
 int signal_from_name(const char *s);
+/* An absolute path written shortest, by its text alone (Go's filepath.Clean,
+ * which runc gives its bundle): no "//", "." or trailing "/", and ".." taking
+ * the component before it (at "/" it stays "/"). Symlinks are not looked at. */
+char *path_clean(const char *abs);
 /* A duration in Go's (and compose's) syntax into nanoseconds: a sequence of
  * decimal numbers, each with an optional fraction and a unit (ns, us, µs, ms,
  * s, m, h), like "500ms", "1m30s", "1.5h"; a bare "0" is zero. No sign: a

@@ -118,6 +118,21 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	const struct hutch_oci_config *cfg = a->cfg;
 	const struct hutch_spec *spec = cfg->spec;
 	struct hutch_err *err = NULL;
+	/* root's process in a user namespace of its own is no one there while
+	 * its own uid is not mapped (0 to 200000, say: EOVERFLOW on every file it
+	 * makes): it becomes the namespace's root, as runc's does. That clears
+	 * the parent-death signal and dumpable (its /proc/self files would be the
+	 * host root's: no oom_score_adj): both set again. */
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	if (user && !user->path && !a->rt->rootless) {
+		if ((setresgid(0, 0, 0) < 0 && errno != EINVAL) ||
+		    (setresuid(0, 0, 0) < 0 && errno != EINVAL)) {
+			hutch_fail_sys(&err, "become root of the container's user namespace");
+			proc_fail(pc, 125, err);
+		}
+		pdeathsig_arm(pc->parent_pidfd);
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	}
 	for (size_t i = 0; i < spec->n_namespaces; i++) {
 		const struct hutch_namespace *ns = &spec->namespaces[i];
 		if (!ns->path)
@@ -349,10 +364,33 @@ static int run_hook(const struct hutch_oci_hook *h, const char *kind, const char
 	return 0;
 }
 
+/* e into *err: taken as it is, or its message after the one there ("; "). */
+static void join_err(struct hutch_err **err, struct hutch_err *e)
+{
+	if (!err || !*err) {
+		if (err)
+			*err = e;
+		else
+			hutch_err_free(&e);
+		return;
+	}
+	struct hutch_err *a = *err;
+	_cleanup_free_ char *first =
+	    a->errno_ ? xasprintf("%s: %s", a->msg, strerror(a->errno_)) : xstrdup(a->msg);
+	char *msg = e->errno_ ? xasprintf("%s; %s: %s", first, e->msg, strerror(e->errno_))
+			      : xasprintf("%s; %s", first, e->msg);
+	free(a->msg);
+	a->msg = msg;
+	a->errno_ = 0;
+	hutch_err_free(&e);
+}
+
 static const char *const hook_keys[HUTCH_HOOK_KINDS] = {
     "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"};
 
-/* Run the hooks of kind kept in the container's state.json. */
+/* Run the hooks of kind kept in the container's state.json: all of them, the
+ * spec's rule for poststart and poststop (a failure is a warning, and the
+ * remaining hooks run as if it had succeeded); each failure is said in *err. */
 static int run_saved_hooks(const char *state_root, const char *id, enum hutch_oci_hook_kind kind,
 			   const char *state_json, struct hutch_err **err)
 {
@@ -365,7 +403,7 @@ static int run_saved_hooks(const char *state_root, const char *id, enum hutch_oc
 	if (j && json_object_object_get_ex(j, "hooks", &hooks) &&
 	    json_object_object_get_ex(hooks, hook_keys[kind], &list) &&
 	    json_object_is_type(list, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(list) && ret == 0; i++) {
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
 			struct json_object *o = json_object_array_get_idx(list, i), *v;
 			struct hutch_oci_hook h = {0};
 			h.path = (char *)jstr(o, "path");
@@ -377,7 +415,11 @@ static int run_saved_hooks(const char *state_root, const char *id, enum hutch_oc
 			h.env = json_strv(v, &h.n_env);
 			if (json_object_object_get_ex(o, "timeout", &v))
 				h.timeout_s = json_object_get_int(v);
-			ret = run_hook(&h, hook_keys[kind], state_json, err);
+			struct hutch_err *e = NULL;
+			if (run_hook(&h, hook_keys[kind], state_json, &e) < 0) {
+				ret = -1;
+				join_err(err, e);
+			}
 			for (size_t k = 0; k < h.n_args; k++)
 				free(h.args[k]);
 			for (size_t k = 0; k < h.n_env; k++)
@@ -399,7 +441,10 @@ static int write_state(const char *dir, const struct hutch_oci_config *cfg,
 	json_object_object_add(j, "pid", json_object_new_int64(pid));
 	json_object_object_add(j, "pidStart", json_object_new_uint64(proc_start_time(pid)));
 	json_object_object_add(j, "bundle", json_object_new_string(o->bundle));
-	json_object_object_add(j, "rootfs", json_object_new_string(cfg->spec->root.path));
+	_cleanup_free_ char *rootfs = cfg->spec->root.path[0] == '/'
+					  ? path_clean(cfg->spec->root.path)
+					  : xstrdup(cfg->spec->root.path);
+	json_object_object_add(j, "rootfs", json_object_new_string(rootfs));
 	_cleanup_free_ char *created = iso_time(now_ns());
 	json_object_object_add(j, "created", json_object_new_string(created));
 	_cleanup_free_ char *owner = user_name(geteuid());
@@ -723,9 +768,11 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		json_object_object_add(a.hook_state, "annotations", ann);
 	}
 	bool own_cgroupns = spec_has_ns(spec, HUTCH_NS_CGROUP);
+	/* a user namespace of its own, root's too, makes no device nodes (mknod
+	 * is not allowed there): it binds the host's, as rootless */
 	a.mctx = (struct mount_ctx){.spec = spec,
 				    .rootfs = spec->root.path,
-				    .rootless = rt->rootless,
+				    .rootless = rt->rootless || spec_has_ns(spec, HUTCH_NS_USER),
 				    .own_cgroup = cg.dirfd >= 0 && own_cgroupns,
 				    .nodev = devices > 0};
 	if (mounts_prepare(&a.mctx, err) < 0)
@@ -760,7 +807,8 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    .preserve_fds = o->preserve_fds,
 		    .seccomp = cfg->seccomp ? &filter : NULL,
 		    .on_start = cfg->n_hooks[HUTCH_HOOK_START_CONTAINER] ? on_start : NULL,
-		    .on_start_arg = &a},
+		    .on_start_arg = &a,
+		    .console = spec->process.terminal},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;
@@ -1018,6 +1066,9 @@ int hutch_oci_start(const char *state_root, const char *id, struct hutch_err **e
 		return -1;
 	/* poststart: a failure is said, and the container runs on (the spec's rule) */
 	if (hutch_oci_state_load(state_root, id, &s, NULL) == 0) {
+		/* running, with its pid, as the spec gives poststart hooks, even
+		 * when a short command is over already */
+		s->status = HUTCH_OCI_RUNNING;
 		_cleanup_free_ char *json = hutch_oci_state_json(s, false);
 		hutch_oci_state_free(s);
 		run_saved_hooks(state_root, id, HUTCH_HOOK_POSTSTART, json, warn);
@@ -1219,7 +1270,10 @@ int hutch_oci_delete(const char *state_root, const char *id, bool force, struct 
 		return remove_tree_at(AT_FDCWD, dir, err);
 	}
 	int ret = 0;
-	if ((s->status == HUTCH_OCI_RUNNING || s->status == HUTCH_OCI_PAUSED) && !force) {
+	/* the runtime spec: deleting a container that is not stopped (created
+	 * too, as crun has it; runc deletes a created one) is an error that
+	 * changes nothing */
+	if (s->status != HUTCH_OCI_STOPPED && !force) {
 		ret = hutch_fail(err, 0,
 				 "container '%s' is %s: stop it first (kill), or delete --force",
 				 id, hutch_oci_status_name(s->status));

@@ -14,9 +14,10 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -419,6 +420,22 @@ static int setup_terminal(const struct proc_ctx *p, struct hutch_err **err)
 		return hutch_fail_sys(err, "open the pty slave");
 	if (p->have_winsize)
 		ioctl(slave, TIOCSWINSZ, &p->winsize);
+	if (p->oci.console) {
+		/* in the container's root already: the pty's name is its own */
+		char pts[64];
+		if (ptsname_r(master, pts, sizeof(pts)) != 0)
+			return hutch_fail_sys(err, "the pty's name");
+		/* the file to mount on; one there already is not opened (a node
+		 * of the image's would be a device of the host's) */
+		int f = open("/dev/console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+			     0600);
+		if (f < 0 && errno != EEXIST)
+			return hutch_fail_sys(err, "create /dev/console");
+		if (f >= 0)
+			close(f);
+		if (mount(pts, "/dev/console", NULL, MS_BIND, NULL) < 0)
+			return hutch_fail_sys(err, "bind the terminal %s on /dev/console", pts);
+	}
 	if (proc_send_fd(p->pty_sock, master) < 0)
 		return hutch_fail_sys(err, "send the pty to hutch");
 	close(master);

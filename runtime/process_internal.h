@@ -27,6 +27,9 @@ struct proc_oci {
 	 * filter): the startContainer hooks; it may proc_fail */
 	void (*on_start)(struct proc_ctx *p, void *arg);
 	void *on_start_arg;
+	/* terminal: the pty also bound on /dev/console (a default device of the
+	 * runtime spec's, as runc binds it) */
+	bool console;
 };
 
 struct proc_ctx {

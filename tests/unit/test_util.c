@@ -865,6 +865,32 @@ static void test_signal_from_name(void **state)
 			fail_msg("signal_from_name(\"%s\") = %d", bad[i], signal_from_name(bad[i]));
 }
 
+/* The bundle path an engine gives ("." from its cwd, a trailing "/") is
+ * kept as runc keeps it, written shortest. */
+static void test_path_clean(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+	    {"/", "/"},
+	    {"//", "/"},
+	    {"/a/b", "/a/b"},
+	    {"/a/b/", "/a/b"},
+	    {"/a/./b/.", "/a/b"},
+	    {"/a//b", "/a/b"},
+	    {"/a/b/../c", "/a/c"},
+	    {"/..", "/"},
+	    {"/a/../..", "/"},
+	    {"/tmp/x/.", "/tmp/x"},
+	    {"/a/b/..", "/a"},
+	    {"/a/..b/.c", "/a/..b/.c"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *c = path_clean(cases[i][0]);
+		assert_string_equal(c, cases[i][1]);
+		free(c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -887,6 +913,7 @@ int main(void)
 	    cmocka_unit_test(test_write_file_atomic),
 	    cmocka_unit_test(test_read_file_at),
 	    cmocka_unit_test(test_write_all),
+	    cmocka_unit_test(test_path_clean),
 	    cmocka_unit_test(test_err_fail_and_wrap),
 	    cmocka_unit_test(test_err_print),
 	    cmocka_unit_test(test_close_fds_except),
