@@ -389,3 +389,19 @@ def test_notify_without_an_agent_fails_the_create(oci, tmp):
     assert cp.returncode != 0 and "linux.seccomp.listenerPath" in cp.stderr, cp.stderr
     assert "nobody.sock" in cp.stderr and "ran" not in cp.stdout
     assert not (oci.root / "s").exists()
+
+
+def test_notify_without_an_agent_fails_the_start(oci, tmp):
+    """With no_new_privs the filter is loaded after start: start is what fails, and
+    the command never runs."""
+    def edit(c):
+        c["process"]["noNewPrivileges"] = True
+        seccomp(c, defaultAction="SCMP_ACT_ALLOW", listenerPath=str(tmp / "nobody.sock"),
+                syscalls=[{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}])
+    b = oci.bundle("n2", args=("sh", "-c", "echo ran"), edit=edit)
+    out = tmp / "out"
+    oci.create("n2", b, out=out)
+    cp = oci.run("start", "n2", check=False)
+    assert cp.returncode != 0 and "linux.seccomp.listenerPath" in cp.stderr, cp.stderr
+    oci.wait_status("n2", "stopped")
+    assert "ran" not in out.read_text()
