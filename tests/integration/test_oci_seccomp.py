@@ -16,7 +16,7 @@ import threading
 import pytest
 
 from conftest import wait_for
-from ociutil import ROOTLESS, oci  # noqa: F401
+from ociutil import oci  # noqa: F401
 
 SIGSYS = 31
 
