@@ -1327,20 +1327,21 @@ static int sc_arches(struct rd *r, jobj *v, const char *path, void *t)
 		return -1;
 	sc->arches = xcalloc(n + 1, sizeof(uint32_t));
 	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint32_t arch = 0;
-		int known = rc < 0 ? 1 : seccomp_oci_arch(names[i], &arch);
+		int known = seccomp_oci_arch(names[i], &arch);
 		_cleanup_free_ char *s = shown(names[i]);
-		if (known > 0 && rc == 0)
+		if (known > 0)
 			sc->arches[sc->n_arches++] = arch;
 		else if (known == 0)
 			warn(r, "%s: architecture %s is unknown to libseccomp here: left out", path,
 			     s);
-		else if (known < 0)
+		else
 			rc = hutch_fail(r->err, 0, "%s: '%s' is not a seccomp architecture", path,
 					s);
-		free(names[i]);
 	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	free(names);
 	return rc;
 }
@@ -1354,17 +1355,17 @@ static int sc_flags(struct rd *r, jobj *v, const char *path, void *t)
 	if (get_strv(r, v, path, &names, &n) < 0)
 		return -1;
 	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint32_t flag;
-		if (rc == 0 && seccomp_oci_flag(names[i], &flag) < 0) {
-			_cleanup_free_ char *s = shown(names[i]);
+		_cleanup_free_ char *s = shown(names[i]);
+		if (seccomp_oci_flag(names[i], &flag) == 0)
+			sc->flags |= flag;
+		else
 			rc =
 			    hutch_fail(r->err, 0, "%s: '%s' is not a seccomp filter flag", path, s);
-		} else if (rc == 0) {
-			sc->flags |= flag;
-		}
-		free(names[i]);
 	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	free(names);
 	return rc;
 }
