@@ -743,15 +743,17 @@ static int do_features(struct oci_ctx *o, int argc, char **argv)
 			printf("%s\"%s\"", first ? "" : ", ", hutch_cap_name(c));
 			first = false;
 		}
+	_cleanup_free_ char *seccomp = hutch_oci_seccomp_features();
 	printf("],\n"
 	       "    \"cgroup\": {\"v1\": false, \"v2\": true, \"systemd\": false, "
 	       "\"systemdUser\": false},\n"
-	       "    \"seccomp\": {\"enabled\": false},\n"
+	       "    \"seccomp\": %s,\n"
 	       "    \"apparmor\": {\"enabled\": false},\n"
 	       "    \"selinux\": {\"enabled\": false}\n"
 	       "  },\n"
 	       "  \"annotations\": {\"org.opencontainers.runtime-spec.features\": \"hutch\"}\n"
-	       "}\n");
+	       "}\n",
+	       seccomp);
 	return 0;
 }
 

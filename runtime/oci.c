@@ -487,7 +487,8 @@ static int write_pid_file(const char *path, pid_t pid, struct hutch_err **err)
 	return 0;
 }
 
-static int send_console(const char *path, int master, struct hutch_err **err)
+/* A connection to the unix socket at path (what: for the message). */
+static int connect_unix(const char *path, const char *what, struct hutch_err **err)
 {
 	struct sockaddr_un sa;
 	_cleanup_close_ int dirfd = -1;
@@ -500,86 +501,67 @@ static int send_console(const char *path, int master, struct hutch_err **err)
 	}
 	if (sock_addr(slash ? (*dir ? dir : "/") : ".", name, &sa, &dirfd, err) < 0)
 		return -1;
-	_cleanup_close_ int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return hutch_fail_sys(err, "connect to the console socket %s", path);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		hutch_fail_sys(err, "connect to %s %s", what, path);
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	return s;
+}
+
+static int send_console(const char *path, int master, struct hutch_err **err)
+{
+	_cleanup_close_ int s = connect_unix(path, "the console socket", err);
+	if (s < 0)
+		return -1;
 	if (proc_send_fd(s, master) < 0)
 		return hutch_fail_sys(err, "send the terminal to the console socket %s", path);
 	return 0;
 }
 
-static void free_filter(scmp_filter_ctx *ctx)
+/* The state JSON of a container being created (status, pid as given). */
+static struct json_object *new_state(const struct hutch_oci_config *cfg,
+				     const struct hutch_oci_create_opts *o, const char *status)
 {
-	if (*ctx)
-		seccomp_release(*ctx);
+	struct json_object *j = json_object_new_object();
+	json_object_object_add(j, "ociVersion", json_object_new_string(OCI_VERSION));
+	json_object_object_add(j, "id", json_object_new_string(o->id));
+	json_object_object_add(j, "status", json_object_new_string(status));
+	json_object_object_add(j, "bundle", json_object_new_string(o->bundle));
+	struct json_object *ann = json_object_new_object();
+	for (size_t i = 0; i < cfg->n_annotations; i++)
+		json_object_object_add(ann, cfg->annotations[i].key,
+				       json_object_new_string(cfg->annotations[i].value));
+	json_object_object_add(j, "annotations", ann);
+	return j;
 }
 
-/* linux.seccomp as libseccomp compiles it: exactly the profile (no prefix of
- * hutch's own). A syscall this libseccomp does not know is left out, as runc
- * does; conditions on the same argument go in rules of their own (libseccomp
- * takes one condition per argument in a rule). */
-static int compile_seccomp(const struct hutch_oci_seccomp *sc, struct seccomp_prog *out,
-			   struct hutch_err **err)
-{
-	__attribute__((cleanup(free_filter))) scmp_filter_ctx ctx =
-	    seccomp_init(sc->default_action);
-	if (!ctx)
-		return hutch_fail(err, EINVAL, "linux.seccomp: libseccomp refused defaultAction");
-	for (size_t i = 0; i < sc->n_arches; i++) {
-		int rc = seccomp_arch_add(ctx, sc->arches[i]);
-		if (rc < 0 && rc != -EEXIST)
-			return hutch_fail(err, -rc, "linux.seccomp.architectures[%zu]", i);
-	}
-	for (size_t i = 0; i < sc->n_syscalls; i++) {
-		const struct hutch_oci_syscall *c = &sc->syscalls[i];
-		if (c->action == sc->default_action)
-			continue;
-		bool same_index = false;
-		for (size_t a = 0; a < c->n_args; a++)
-			for (size_t b = a + 1; b < c->n_args; b++)
-				same_index |= c->args[a].index == c->args[b].index;
-		struct scmp_arg_cmp cmps[6];
-		for (size_t a = 0; a < c->n_args; a++)
-			cmps[a] = (struct scmp_arg_cmp){c->args[a].index, c->args[a].op,
-							c->args[a].value, c->args[a].value_two};
-		for (size_t k = 0; k < c->n_names; k++) {
-			int nr = seccomp_syscall_resolve_name(c->names[k]);
-			if (nr == __NR_SCMP_ERROR)
-				continue;
-			int rc = 0;
-			if (!same_index)
-				rc = seccomp_rule_add_array(ctx, c->action, nr, (unsigned)c->n_args,
-							    cmps);
-			for (size_t a = 0; same_index && a < c->n_args && rc >= 0; a++)
-				rc = seccomp_rule_add_array(ctx, c->action, nr, 1, &cmps[a]);
-			if (rc < 0) {
-				_cleanup_free_ char *name =
-				    printable(c->names[k], strnlen(c->names[k], 64));
-				return hutch_fail(err, -rc,
-						  "linux.seccomp.syscalls[%zu]: the rule for %s", i,
-						  name);
-			}
-		}
-	}
-	return seccomp_export_prog(ctx, out, err);
-}
+/* Where a seccomp listener's fd goes (linux.seccomp.listenerPath), and the
+ * container's state it goes with: given (start, exec), or made for create. */
+struct listener_target {
+	const char *path, *metadata;
+	const char *state_json;
+	const struct hutch_oci_config *cfg;
+	const struct hutch_oci_create_opts *o;
+};
 
-/* The compiled filter, kept for exec (a bundle may change after create). */
-static int load_saved_seccomp(const char *dir, struct seccomp_prog *out, bool *have,
-			      struct hutch_err **err)
+static int to_listener(int seccomp_fd, pid_t pid, void *arg, struct hutch_err **err)
 {
-	*have = false;
-	_cleanup_free_ char *path = xasprintf("%s/seccomp.bpf", dir);
-	_cleanup_free_ char *bytes = NULL;
-	size_t len = 0;
-	if (read_file_at(AT_FDCWD, path, &bytes, &len, NULL) < 0)
-		return errno == ENOENT ? 0 : hutch_fail_sys(err, "read %s", path);
-	if (!len || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > 4096)
-		return hutch_fail(err, 0, "%s is damaged", path);
-	out->insns = xcalloc(1, len);
-	memcpy(out->insns, bytes, len);
-	out->n_insns = (unsigned short)(len / sizeof(struct sock_filter));
-	*have = true;
+	struct listener_target *l = arg;
+	_cleanup_free_ char *made = NULL;
+	if (!l->state_json) {
+		struct json_object *j = new_state(l->cfg, l->o, "creating");
+		json_object_object_add(j, "pid", json_object_new_int64(pid));
+		made = xstrdup(json_object_to_json_string_ext(
+		    j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(j);
+	}
+	_cleanup_close_ int s = connect_unix(l->path, "the seccomp listener", err);
+	if (s < 0 || seccomp_listener_send(s, OCI_VERSION, l->metadata, made ? made : l->state_json,
+					   pid, seccomp_fd, err) < 0)
+		return hutch_err_wrap(err, "linux.seccomp.listenerPath");
 	return 0;
 }
 
@@ -694,18 +676,14 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	bool prepared = false;
 	struct spawn_out so = {.pid = -1, .pidfd = -1, .pty_master = -1};
 	struct seccomp_prog filter = {0};
-	if (cfg->seccomp) {
-		if (compile_seccomp(cfg->seccomp, &filter, err) < 0)
-			goto out;
-		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 ||
-		    write_file_atomic(dfd, "seccomp.bpf", filter.insns,
-				      filter.n_insns * sizeof(struct sock_filter), err) < 0) {
-			if (dfd < 0)
-				hutch_fail_sys(err, "open %s", dir);
-			goto out;
-		}
-	}
+	if (cfg->seccomp && (seccomp_compile_oci(cfg->seccomp, &filter, err) < 0 ||
+			     seccomp_oci_save(dir, cfg->seccomp, &filter, err) < 0))
+		goto out;
+	struct listener_target lt = {.path = cfg->seccomp ? cfg->seccomp->listener_path : NULL,
+				     .metadata =
+					 cfg->seccomp ? cfg->seccomp->listener_metadata : NULL,
+				     .cfg = cfg,
+				     .o = o};
 
 	/* the engine's cgroupsPath where hutch may make it (rootful, cgroup v2),
 	 * else hutch's own <cgroup2>/hutch/<sha256 of the id> */
@@ -755,17 +733,7 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		}
 	}
 	if (cfg->n_hooks[HUTCH_HOOK_CREATE_CONTAINER] || cfg->n_hooks[HUTCH_HOOK_START_CONTAINER]) {
-		a.hook_state = json_object_new_object();
-		json_object_object_add(a.hook_state, "ociVersion",
-				       json_object_new_string(OCI_VERSION));
-		json_object_object_add(a.hook_state, "id", json_object_new_string(o->id));
-		json_object_object_add(a.hook_state, "status", json_object_new_string("created"));
-		json_object_object_add(a.hook_state, "bundle", json_object_new_string(o->bundle));
-		struct json_object *ann = json_object_new_object();
-		for (size_t i = 0; i < cfg->n_annotations; i++)
-			json_object_object_add(ann, cfg->annotations[i].key,
-					       json_object_new_string(cfg->annotations[i].value));
-		json_object_object_add(a.hook_state, "annotations", ann);
+		a.hook_state = new_state(cfg, o, "created");
 	}
 	bool own_cgroupns = spec_has_ns(spec, HUTCH_NS_CGROUP);
 	/* a user namespace of its own, root's too, makes no device nodes (mknod
@@ -808,7 +776,9 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    .seccomp = cfg->seccomp ? &filter : NULL,
 		    .on_start = cfg->n_hooks[HUTCH_HOOK_START_CONTAINER] ? on_start : NULL,
 		    .on_start_arg = &a,
-		    .console = spec->process.terminal},
+		    .console = spec->process.terminal,
+		    .listener = filter.notify ? to_listener : NULL,
+		    .listener_arg = &lt},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;
@@ -1054,15 +1024,33 @@ int hutch_oci_start(const char *state_root, const char *id, struct hutch_err **e
 	_cleanup_close_ int dirfd = -1;
 	if (sock_addr(dir, "start.sock", &sa, &dirfd, err) < 0)
 		return -1;
+	/* a filter loaded after start hands its listener to us */
+	struct seccomp_prog filter;
+	bool have = false;
+	_cleanup_free_ char *lpath = NULL, *lmeta = NULL, *state = NULL;
+	if (seccomp_oci_load(dir, &filter, &have, &lpath, &lmeta, err) < 0)
+		return -1;
+	bool notify = have && filter.notify;
+	seccomp_prog_free(&filter);
+	if (notify && hutch_oci_state_load(state_root, id, &s, err) == 0) {
+		state = hutch_oci_state_json(s, false);
+		hutch_oci_state_free(s);
+	} else if (notify) {
+		return -1;
+	}
+	struct listener_target lt = {.path = lpath, .metadata = lmeta, .state_json = state};
+	int one = 1;
 	_cleanup_close_ int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	if (c < 0 || (notify && setsockopt(c, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) ||
+	    connect(c, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return hutch_fail_sys(err,
 				      "container '%s' cannot be started (is it started "
 				      "already?)",
 				      id);
 	_cleanup_free_ char *sock = xasprintf("%s/start.sock", dir);
 	unlink(sock);
-	if (proc_read_report_as(c, true, "the container's process died as it was started", err) < 0)
+	if (proc_read_report_listen(c, true, "the container's process died as it was started",
+				    notify ? to_listener : NULL, &lt, err) < 0)
 		return -1;
 	/* poststart: a failure is said, and the container runs on (the spec's rule) */
 	if (hutch_oci_state_load(state_root, id, &s, NULL) == 0) {
@@ -1379,6 +1367,7 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 	_cleanup_close_ int target = -1, cgfd = -1;
 	struct spawn_out so = {.pid = -1, .pidfd = -1, .pty_master = -1};
 	struct seccomp_prog filter = {0};
+	char *lpath = NULL, *lmeta = NULL, *state = NULL;
 	if (s->status != HUTCH_OCI_RUNNING && s->status != HUTCH_OCI_CREATED) {
 		hutch_fail(err, 0, "container '%s' is %s: exec needs a running container", id,
 			   hutch_oci_status_name(s->status));
@@ -1403,10 +1392,12 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 	}
 	bool have_filter = false;
 	char *dir = dir_of(state_root, id);
-	int loaded = load_saved_seccomp(dir, &filter, &have_filter, err);
+	int loaded = seccomp_oci_load(dir, &filter, &have_filter, &lpath, &lmeta, err);
 	free(dir);
 	if (loaded < 0)
 		goto out;
+	state = hutch_oci_state_json(s, false);
+	struct listener_target lt = {.path = lpath, .metadata = lmeta, .state_json = state};
 	struct hutch_runtime rt = {.data_root = (char *)state_root,
 				   .run_root = (char *)state_root,
 				   .rootless = hutch_oci_rootless()};
@@ -1423,7 +1414,10 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 	    .cgroup_fd = cgfd,
 	    .child = oci_exec_child,
 	    .arg = &x,
-	    .oci = {.preserve_fds = o->preserve_fds, .seccomp = have_filter ? &filter : NULL},
+	    .oci = {.preserve_fds = o->preserve_fds,
+		    .seccomp = have_filter ? &filter : NULL,
+		    .listener = have_filter && filter.notify ? to_listener : NULL,
+		    .listener_arg = &lt},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;
@@ -1449,6 +1443,9 @@ kill:
 	waitid(P_PIDFD, (id_t)so.pidfd, &ks, WEXITED);
 out:
 	seccomp_prog_free(&filter);
+	free(lpath);
+	free(lmeta);
+	free(state);
 	if (so.pidfd >= 0)
 		close(so.pidfd);
 	if (so.pty_master >= 0)

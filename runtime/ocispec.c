@@ -17,6 +17,7 @@
 #include "common/sha256.h"
 #include "common/util.h"
 #include "runtime/runtime_internal.h"
+#include "runtime/seccomp_internal.h"
 
 /* Values in config.json are foreign text: at most this much of one in a message. */
 #define SHOWN 200
@@ -1273,46 +1274,34 @@ struct sc_target {
 	bool has_index, has_value, has_op;
 };
 
+/* name (with errnoRet, if given) as its action's value. errnoRet goes with
+ * the actions that return a value, as the spec says: ERRNO's errno (EPERM if
+ * not given), TRACE's message to the tracer (EPERM too, as runc). */
 static int action_from(struct rd *r, const char *path, const char *name, bool has_errno,
 		       uint32_t errno_ret, uint32_t *out)
 {
-	static const struct {
-		const char *name;
-		uint32_t action;
-	} actions[] = {
-	    {"SCMP_ACT_KILL", SCMP_ACT_KILL},
-	    {"SCMP_ACT_KILL_THREAD", SCMP_ACT_KILL_THREAD},
-	    {"SCMP_ACT_KILL_PROCESS", SCMP_ACT_KILL_PROCESS},
-	    {"SCMP_ACT_TRAP", SCMP_ACT_TRAP},
-	    {"SCMP_ACT_ALLOW", SCMP_ACT_ALLOW},
-	    {"SCMP_ACT_LOG", SCMP_ACT_LOG},
-	};
-	if (!strcmp(name, "SCMP_ACT_ERRNO")) {
-		*out = SCMP_ACT_ERRNO(has_errno ? errno_ret & 0xffff : EPERM);
-		return 0;
+	bool takes_data;
+	if (seccomp_oci_action(name, out, &takes_data) < 0) {
+		_cleanup_free_ char *s = shown(name);
+		return hutch_fail(r->err, 0, "%s: '%s' is not a seccomp action", path, s);
 	}
-	if (!strcmp(name, "SCMP_ACT_TRACE")) {
-		*out = SCMP_ACT_TRACE(has_errno ? errno_ret & 0xffff : EPERM);
-		return 0;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(actions); i++)
-		if (!strcmp(name, actions[i].name)) {
-			*out = actions[i].action;
-			return 0;
-		}
-	_cleanup_free_ char *s = shown(name);
-	if (!strcmp(name, "SCMP_ACT_NOTIFY"))
+	if (has_errno && !takes_data)
 		return hutch_fail(r->err, 0,
-				  "%s: SCMP_ACT_NOTIFY is not supported (no seccomp "
-				  "listener)",
-				  path);
-	return hutch_fail(r->err, 0, "%s: '%s' is not a seccomp action", path, s);
+				  "%s: %s returns no errno: errnoRet goes with SCMP_ACT_ERRNO and "
+				  "SCMP_ACT_TRACE only",
+				  path, name);
+	if (has_errno && *out == SCMP_ACT_ERRNO(0) && errno_ret > 4095)
+		return hutch_fail(r->err, 0, "%s: errnoRet %u is not an errno (at most 4095)", path,
+				  errno_ret);
+	if (takes_data)
+		*out |= has_errno ? errno_ret & 0xffff : EPERM;
+	return 0;
 }
 
 static int errno_value(struct rd *r, jobj *v, const char *path, uint32_t *out)
 {
 	int64_t x;
-	if (get_i64(r, v, path, 0, 4095, &x) < 0)
+	if (get_i64(r, v, path, 0, 65535, &x) < 0)
 		return -1;
 	*out = (uint32_t)x;
 	return 0;
@@ -1337,45 +1326,62 @@ static int sc_arches(struct rd *r, jobj *v, const char *path, void *t)
 	if (get_strv(r, v, path, &names, &n) < 0)
 		return -1;
 	sc->arches = xcalloc(n + 1, sizeof(uint32_t));
-	for (size_t i = 0; i < n; i++) {
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint32_t arch = 0;
-		if (!strncmp(names[i], "SCMP_ARCH_", 10)) {
-			char lower[32];
-			size_t k = 0;
-			for (const char *c = names[i] + 10; *c && k < sizeof(lower) - 1; c++)
-				lower[k++] = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-			lower[k] = '\0';
-			arch = seccomp_arch_resolve_name(lower);
-		}
-		if (arch)
+		int known = seccomp_oci_arch(names[i], &arch);
+		_cleanup_free_ char *s = shown(names[i]);
+		if (known > 0)
 			sc->arches[sc->n_arches++] = arch;
-		else {
-			_cleanup_free_ char *s = shown(names[i]);
-			warn(r, "%s: architecture '%s' is unknown to libseccomp here: left out",
-			     path, s);
-		}
-		free(names[i]);
+		else if (known == 0)
+			warn(r, "%s: architecture %s is unknown to libseccomp here: left out", path,
+			     s);
+		else
+			rc = hutch_fail(r->err, 0, "%s: '%s' is not a seccomp architecture", path,
+					s);
 	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	free(names);
-	return 0;
+	return rc;
 }
 
+/* The kernel's flags, given to seccomp(2) as the filter is loaded. */
 static int sc_flags(struct rd *r, jobj *v, const char *path, void *t)
 {
+	struct hutch_oci_seccomp *sc = ((struct sc_target *)t)->sc;
 	char **names = NULL;
 	size_t n = 0;
 	if (get_strv(r, v, path, &names, &n) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		/* TSYNC: the process has one thread when the filter is loaded */
-		if (strcmp(names[i], "SECCOMP_FILTER_FLAG_TSYNC")) {
-			_cleanup_free_ char *s = shown(names[i]);
-			warn(r, "%s: %s is not applied", path, s);
-		}
-		free(names[i]);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint32_t flag;
+		_cleanup_free_ char *s = shown(names[i]);
+		if (seccomp_oci_flag(names[i], &flag) == 0)
+			sc->flags |= flag;
+		else
+			rc =
+			    hutch_fail(r->err, 0, "%s: '%s' is not a seccomp filter flag", path, s);
 	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	free(names);
+	return rc;
+}
+
+static int sc_listener_path(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct hutch_oci_seccomp *sc = ((struct sc_target *)t)->sc;
+	if (get_str(r, v, path, &sc->listener_path) < 0)
+		return -1;
+	if (!*sc->listener_path)
+		return hutch_fail(r->err, 0, "%s is empty", path);
 	return 0;
+}
+static int sc_listener_metadata(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_str(r, v, path, &((struct sc_target *)t)->sc->listener_metadata);
 }
 
 static int arg_index(struct rd *r, jobj *v, const char *path, void *t)
@@ -1400,26 +1406,13 @@ static int arg_value_two(struct rd *r, jobj *v, const char *path, void *t)
 }
 static int arg_op(struct rd *r, jobj *v, const char *path, void *t)
 {
-	static const struct {
-		const char *name;
-		int op;
-	} ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE},
-		   {"SCMP_CMP_LT", SCMP_CMP_LT},
-		   {"SCMP_CMP_LE", SCMP_CMP_LE},
-		   {"SCMP_CMP_EQ", SCMP_CMP_EQ},
-		   {"SCMP_CMP_GE", SCMP_CMP_GE},
-		   {"SCMP_CMP_GT", SCMP_CMP_GT},
-		   {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
 	struct sc_target *st = t;
 	_cleanup_free_ char *name = NULL;
 	if (get_str(r, v, path, &name) < 0)
 		return -1;
 	st->has_op = true;
-	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
-		if (!strcmp(name, ops[i].name)) {
-			st->arg->op = ops[i].op;
-			return 0;
-		}
+	if (seccomp_oci_op(name, &st->arg->op) == 0)
+		return 0;
 	_cleanup_free_ char *s = shown(name);
 	return hutch_fail(r->err, 0, "%s: '%s' is not a seccomp comparison", path, s);
 }
@@ -1509,6 +1502,41 @@ static int sc_syscalls(struct rd *r, jobj *v, const char *path, void *t)
 	return 0;
 }
 
+/* SCMP_ACT_NOTIFY: the process hands its listener's fd to hutch, which gives
+ * it to listenerPath, before the exec. Not as the default action (every
+ * syscall, the handover's too, would wait for a listener that has no fd yet:
+ * libseccomp refuses it as well), nor for sendmsg, which carries the fd. */
+static int seccomp_check_notify(struct rd *r, const char *path, struct hutch_oci_seccomp *sc)
+{
+	if (sc->default_action == SCMP_ACT_NOTIFY)
+		return hutch_fail(r->err, 0,
+				  "%s.defaultAction: SCMP_ACT_NOTIFY cannot be the default "
+				  "action (name the syscalls the listener answers)",
+				  path);
+	for (size_t i = 0; i < sc->n_syscalls; i++) {
+		const struct hutch_oci_syscall *call = &sc->syscalls[i];
+		if (call->action != SCMP_ACT_NOTIFY)
+			continue;
+		sc->notify = true;
+		for (size_t k = 0; k < call->n_names; k++)
+			if (!strcmp(call->names[k], "sendmsg"))
+				return hutch_fail(
+				    r->err, 0,
+				    "%s.syscalls[%zu]: SCMP_ACT_NOTIFY cannot be used "
+				    "for sendmsg (hutch sends the listener's fd with it)",
+				    path, i);
+	}
+	if (sc->listener_metadata && !sc->listener_path)
+		return hutch_fail(r->err, 0, "%s.listenerMetadata is given without listenerPath",
+				  path);
+	if (sc->notify && !sc->listener_path)
+		return hutch_fail(r->err, 0,
+				  "%s: SCMP_ACT_NOTIFY needs listenerPath (the unix socket of "
+				  "the agent that answers the notifications)",
+				  path);
+	return 0;
+}
+
 static int l_seccomp(struct rd *r, jobj *v, const char *path, void *t)
 {
 	static const struct key_rule rules[] = {
@@ -1517,8 +1545,8 @@ static int l_seccomp(struct rd *r, jobj *v, const char *path, void *t)
 	    {"architectures", sc_arches, NULL},
 	    {"flags", sc_flags, NULL},
 	    {"syscalls", sc_syscalls, NULL},
-	    {"listenerPath", NULL, "no seccomp listener (SCMP_ACT_NOTIFY)"},
-	    {"listenerMetadata", NULL, "no seccomp listener (SCMP_ACT_NOTIFY)"},
+	    {"listenerPath", sc_listener_path, NULL},
+	    {"listenerMetadata", sc_listener_metadata, NULL},
 	};
 	struct hutch_oci_config *c = r->cfg;
 	if (c->seccomp)
@@ -1532,8 +1560,10 @@ static int l_seccomp(struct rd *r, jobj *v, const char *path, void *t)
 	if (!action)
 		return hutch_fail(r->err, 0, "%s.defaultAction is required", path);
 	_cleanup_free_ char *apath = xasprintf("%s.defaultAction", path);
-	return action_from(r, apath, action, st.has_errno, st.errno_ret,
-			   &c->seccomp->default_action);
+	struct hutch_oci_seccomp *sc = c->seccomp;
+	if (action_from(r, apath, action, st.has_errno, st.errno_ret, &sc->default_action) < 0)
+		return -1;
+	return seccomp_check_notify(r, path, sc);
 }
 
 static int l_label(struct rd *r, jobj *v, const char *path, void *t)
@@ -1639,6 +1669,8 @@ void hutch_oci_config_free(struct hutch_oci_config *c)
 			syscall_clear(&c->seccomp->syscalls[i]);
 		free(c->seccomp->syscalls);
 		free(c->seccomp->arches);
+		free(c->seccomp->listener_path);
+		free(c->seccomp->listener_metadata);
 		free(c->seccomp);
 	}
 	for (size_t i = 0; i < c->n_warnings; i++)

@@ -32,11 +32,15 @@
  * container's process (an error; its exec closing the pipe says success) and a
  * detached container's monitor (started, or why not). One write each. */
 struct child_report {
-	int ret; /* 0: started; -1 or HUTCH_ALREADY_RUNNING: failed */
+	/* 0: started; -1 or HUTCH_ALREADY_RUNNING: failed; REPORT_SECCOMP_LISTENER:
+	 * its fd comes with it, and the process waits for a byte: 'y', go on */
+	int ret;
 	int exit_code;
 	int errno_;
 	char msg[2048];
 };
+
+#define REPORT_SECCOMP_LISTENER 1
 
 void proc_report(int fd, int ret, int code, const struct hutch_err *err)
 {
@@ -53,22 +57,87 @@ void proc_fail(const struct proc_ctx *p, int code, struct hutch_err *err)
 	_exit(code);
 }
 
-int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err **err)
+/* The first fd a message came with (others closed) and its sender's pid. */
+static void take_cmsgs(struct msghdr *msg, int *rfd, pid_t *pid)
 {
-	struct child_report rep;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS && !*pid) {
+			struct ucred uc;
+			memcpy(&uc, CMSG_DATA(cm), sizeof(uc));
+			*pid = uc.pid;
+		}
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*rfd < 0)
+				*rfd = fd;
+			else
+				close(fd);
+		}
+	}
+}
+
+/* One report, 0 when the writer went first. Over a socket, the fd a seccomp
+ * listener's report comes with, and the sender's pid where the reader asked
+ * for credentials (SO_PASSCRED: the kernel gives it as the reader sees it). */
+static size_t read_report(int fd, bool sock, struct child_report *rep, int *rfd, pid_t *pid)
+{
 	size_t got = 0;
-	while (got < sizeof(rep)) {
-		ssize_t n = read(fd, (char *)&rep + got, sizeof(rep) - got);
+	while (got < sizeof(*rep)) {
+		union {
+			char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = {.iov_base = (char *)rep + got, .iov_len = sizeof(*rep) - got};
+		struct msghdr msg = {.msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = u.buf,
+				     .msg_controllen = sizeof(u.buf)};
+		ssize_t n = sock ? recvmsg(fd, &msg, MSG_CMSG_CLOEXEC)
+				 : read(fd, iov.iov_base, iov.iov_len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
+		if (sock)
+			take_cmsgs(&msg, rfd, pid);
 		got += (size_t)n;
 	}
-	if (got == 0 && eof_ok)
-		return 0; /* EOF: the command was exec'd */
-	if (got != sizeof(rep))
-		return hutch_fail(err, 0, "%s", died);
+	return got;
+}
+
+int proc_read_report_listen(int fd, bool eof_ok, const char *died, proc_listener_fn *listener,
+			    void *arg, struct hutch_err **err)
+{
+	struct child_report rep;
+	for (;;) {
+		int rfd = -1;
+		pid_t pid = 0;
+		size_t got = read_report(fd, listener != NULL, &rep, &rfd, &pid);
+		if (got != sizeof(rep) || rep.ret != REPORT_SECCOMP_LISTENER || !listener) {
+			if (rfd >= 0)
+				close(rfd);
+			if (got == 0 && eof_ok)
+				return 0; /* EOF: the command was exec'd */
+			if (got != sizeof(rep))
+				return hutch_fail(err, 0, "%s", died);
+			break;
+		}
+		/* the process waits for our answer before it goes on */
+		int rc = rfd < 0 ? hutch_fail(err, EPROTO,
+					      "the container's process sent no seccomp listener")
+				 : listener(rfd, pid, arg, err);
+		if (rfd >= 0)
+			close(rfd);
+		char ack = rc < 0 ? 'n' : 'y';
+		if (write(fd, &ack, 1) != 1 && rc == 0)
+			rc = hutch_fail_sys(err, "let the container's process go on");
+		if (rc < 0)
+			return -1;
+	}
 	if (rep.ret == 0)
 		return 0;
 	rep.msg[sizeof(rep.msg) - 1] = '\0';
@@ -76,6 +145,11 @@ int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err 
 	if (err && *err)
 		(*err)->exit_code = rep.exit_code;
 	return rep.ret;
+}
+
+int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err **err)
+{
+	return proc_read_report_listen(fd, eof_ok, died, NULL, NULL, err);
 }
 
 int proc_read_report(int fd, struct hutch_err **err)
@@ -369,10 +443,10 @@ static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 	return 0;
 }
 
-int proc_send_fd(int sock, int fd)
+/* len bytes of buf with fd by SCM_RIGHTS, in one message. */
+static int send_with_fd(int sock, const void *buf, size_t len, int fd)
 {
-	char dummy = 'p';
-	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
@@ -384,7 +458,13 @@ int proc_send_fd(int sock, int fd)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+int proc_send_fd(int sock, int fd)
+{
+	char dummy = 'p';
+	return send_with_fd(sock, &dummy, 1, fd);
 }
 
 int proc_recv_fd(int sock)
@@ -650,6 +730,34 @@ void proc_run_init(pid_t child)
 	}
 }
 
+/* The seccomp filter, loaded. With a listener (SCMP_ACT_NOTIFY) its fd goes
+ * to the runtime over the report channel (a socket then: `start`'s
+ * connection, or proc_spawn's with oci.listener), and the process goes on
+ * only once the runtime says it reached linux.seccomp.listenerPath: nothing
+ * runs under the filter before an agent can answer it. */
+static void load_seccomp(struct proc_ctx *p)
+{
+	struct hutch_err *err = NULL;
+	int listener;
+	if (seccomp_load_prepared(p->seccomp, &listener, &err) < 0)
+		proc_fail(p, 125, err);
+	if (listener < 0)
+		return;
+	struct child_report rep = {.ret = REPORT_SECCOMP_LISTENER};
+	if (send_with_fd(p->report_fd, &rep, sizeof(rep), listener) < 0) {
+		hutch_fail_sys(&err, "hand the seccomp listener to the runtime");
+		proc_fail(p, 125, err);
+	}
+	close(listener);
+	char ack = 0;
+	ssize_t n;
+	do
+		n = read(p->report_fd, &ack, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || ack != 'y')
+		_exit(125); /* the runtime says why */
+}
+
 void proc_setup_and_exec(struct proc_ctx *p)
 {
 	const struct hutch_process *proc = p->proc;
@@ -691,8 +799,8 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: load it
 	 * while we still have it (the profile allows what follows). */
 	bool seccomp_early = p->seccomp && !proc->no_new_privileges;
-	if (seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
-		proc_fail(p, code, err);
+	if (seccomp_early)
+		load_seccomp(p);
 	if (apply_rlimits(proc, &err) < 0 || drop_privileges(p, &u, &err) < 0)
 		proc_fail(p, code, err);
 	if (proc->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -727,8 +835,8 @@ void proc_setup_and_exec(struct proc_ctx *p)
 		wait_for_start(p);
 	if (p->oci.on_start)
 		p->oci.on_start(p, p->oci.on_start_arg);
-	if (p->seccomp && !seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
-		proc_fail(p, code, err);
+	if (p->seccomp && !seccomp_early)
+		load_seccomp(p);
 	exec_command(p, env, path);
 }
 
@@ -774,7 +882,14 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	self = pidfd_open_or_fail(getpid(), false, err);
 	if (self < 0)
 		goto out;
-	if (pipe2(report, O_CLOEXEC) < 0 || (r->started && pipe2(sync, O_CLOEXEC) < 0) ||
+	/* a seccomp listener's fd comes over the report channel: a socket then,
+	 * where the kernel tells us the sender's pid */
+	bool listen = r->oci.listener;
+	int one = 1;
+	if ((listen ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, report) < 0 ||
+			  setsockopt(report[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0
+		    : pipe2(report, O_CLOEXEC) < 0) ||
+	    (r->started && pipe2(sync, O_CLOEXEC) < 0) ||
 	    (terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
 		hutch_fail_sys(err, "create pipes");
 		goto out;
@@ -846,7 +961,8 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	}
 	if (r->running)
 		r->running(pid, r->arg);
-	if (proc_read_report(report[0], err) < 0) {
+	if (proc_read_report_listen(report[0], true, "the container process died while starting",
+				    r->oci.listener, r->oci.listener_arg, err) < 0) {
 		siginfo_t si;
 		waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
 		close(pidfd);

@@ -8,6 +8,10 @@
 
 struct seccomp_prog;
 struct proc_ctx;
+/* The runtime's side of a seccomp listener (SCMP_ACT_NOTIFY): the fd the
+ * process sent and its pid as the runtime sees it (0: not known), for
+ * linux.seccomp.listenerPath. */
+typedef int proc_listener_fn(int seccomp_fd, pid_t pid, void *arg, struct hutch_err **err);
 /* What an OCI container's process does otherwise (all zero: nothing). */
 struct proc_oci {
 	/* `create`: once ready to exec, report so, let the parent go without
@@ -30,6 +34,10 @@ struct proc_oci {
 	/* terminal: the pty also bound on /dev/console (a default device of the
 	 * runtime spec's, as runc binds it) */
 	bool console;
+	/* a filter with a listener handed to proc_spawn's report channel
+	 * (before start, or without wait_start) goes to this */
+	proc_listener_fn *listener;
+	void *listener_arg;
 };
 
 struct proc_ctx {
@@ -97,6 +105,10 @@ void proc_report(int fd, int ret, int code, const struct hutch_err *err);
  * err filled (its message, errno and exit code); died: the message when the
  * writer went without a whole report. */
 int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err **err);
+/* The same over a socket, where a seccomp listener's fd may come first: given
+ * to listener, and the process let go on (or, if it failed, stopped). */
+int proc_read_report_listen(int fd, bool eof_ok, const char *died, proc_listener_fn *listener,
+			    void *arg, struct hutch_err **err);
 int proc_send_fd(int sock, int fd);
 int proc_recv_fd(int sock);
 /* Forward signals to child and reap everything; exit with child's status. */

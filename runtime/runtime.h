@@ -668,7 +668,15 @@ struct hutch_oci_seccomp {
 	size_t n_arches;
 	struct hutch_oci_syscall *syscalls;
 	size_t n_syscalls;
+	uint32_t flags; /* SECCOMP_FILTER_FLAG_* as seccomp(2) takes them */
+	bool notify;	/* a rule's action is SCMP_ACT_NOTIFY */
+	/* where the listener's fd goes (the spec's container process state) */
+	char *listener_path, *listener_metadata;
 };
+/* The "seccomp" object of `features` (runc's form): the actions, operators
+ * and architectures hutch takes, the flags it knows and those the running
+ * kernel supports. */
+char *hutch_oci_seccomp_features(void);
 
 /* What a bundle's config.json says that struct hutch_spec does not hold. */
 struct hutch_oci_config {

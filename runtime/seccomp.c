@@ -22,6 +22,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
@@ -37,6 +38,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "runtime/runtime.h"
 
 #ifndef AF_ALG
 #define AF_ALG 38
@@ -943,18 +945,45 @@ int seccomp_prepare_default(uint64_t caps, const char *cache_dir, struct seccomp
 	return 0;
 }
 
-int seccomp_load_prepared(const struct seccomp_prog *p, struct hutch_err **err)
+/* What seccomp(2) takes for p: a listener asks for NEW_LISTENER, and TSYNC
+ * with it for TSYNC_ESRCH (the kernel refuses the two alone, as it could not
+ * say which thread failed); WAIT_KILLABLE_RECV means nothing without one. */
+static unsigned long load_flags(const struct seccomp_prog *p)
 {
-	if (!p || !p->insns || !p->n_insns)
+	unsigned long flags = p->flags;
+	if (!p->notify)
+		return flags & ~(unsigned long)SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+	flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+	if (flags & SECCOMP_FILTER_FLAG_TSYNC)
+		flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+	return flags;
+}
+
+int seccomp_load_prepared(const struct seccomp_prog *p, int *listener, struct hutch_err **err)
+{
+	if (listener)
+		*listener = -1;
+	if (!p || !p->insns || !p->n_insns || (p->notify && !listener))
 		return hutch_fail(err, EINVAL, "no seccomp filter prepared");
 	struct sock_fprog fprog = {.len = p->n_insns, .filter = p->insns};
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) == 0)
+	unsigned long flags = load_flags(p);
+	long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog);
+	if (rc >= 0) {
+		if (p->notify)
+			*listener = (int)rc;
 		return 0;
-	if (errno == ENOSYS && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) == 0)
+	}
+	if (errno == ENOSYS && !flags &&
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) == 0)
 		return 0;
 	if (errno == EACCES)
 		return hutch_fail_sys(err, "load the seccomp filter: set no_new_privs first or "
 					   "hold CAP_SYS_ADMIN");
+	if (errno == EINVAL && flags)
+		return hutch_fail_sys(err,
+				      "load the seccomp filter: this kernel refuses its flags "
+				      "(0x%lx; `hutch-oci features` lists those it supports)",
+				      flags);
 	return hutch_fail_sys(err, "load the seccomp filter (%u instructions)", p->n_insns);
 }
 
@@ -971,7 +1000,332 @@ int seccomp_install_default(uint64_t caps, const char *cache_dir, struct hutch_e
 	struct seccomp_prog p;
 	if (seccomp_prepare_default(caps, cache_dir, &p, err) < 0)
 		return -1;
-	int rc = seccomp_load_prepared(&p, err);
+	int rc = seccomp_load_prepared(&p, NULL, err);
 	seccomp_prog_free(&p);
+	return rc;
+}
+
+/* ---- linux.seccomp of an OCI bundle ------------------------------------------------- */
+
+/* The names the runtime spec takes from libseccomp's seccomp.h, in the order
+ * `features` lists them (sorted, as runc does). */
+static const struct {
+	const char *name;
+	uint32_t action;
+	bool takes_data;
+} oci_actions[] = {
+    {"SCMP_ACT_ALLOW", SCMP_ACT_ALLOW, false},
+    {"SCMP_ACT_ERRNO", SCMP_ACT_ERRNO(0), true},
+    {"SCMP_ACT_KILL", SCMP_ACT_KILL, false},
+    {"SCMP_ACT_KILL_PROCESS", SCMP_ACT_KILL_PROCESS, false},
+    {"SCMP_ACT_KILL_THREAD", SCMP_ACT_KILL_THREAD, false},
+    {"SCMP_ACT_LOG", SCMP_ACT_LOG, false},
+    {"SCMP_ACT_NOTIFY", SCMP_ACT_NOTIFY, false},
+    {"SCMP_ACT_TRACE", SCMP_ACT_TRACE(0), true},
+    {"SCMP_ACT_TRAP", SCMP_ACT_TRAP, false},
+};
+
+static const struct {
+	const char *name;
+	int op;
+} oci_ops[] = {
+    {"SCMP_CMP_EQ", SCMP_CMP_EQ}, {"SCMP_CMP_GE", SCMP_CMP_GE},
+    {"SCMP_CMP_GT", SCMP_CMP_GT}, {"SCMP_CMP_LE", SCMP_CMP_LE},
+    {"SCMP_CMP_LT", SCMP_CMP_LT}, {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
+    {"SCMP_CMP_NE", SCMP_CMP_NE},
+};
+
+/* Every architecture libseccomp has a name for (those of the spec, and the
+ * newer loongarch64, m68k, sh), as SCMP_ARCH_ + its libseccomp name. */
+static const char *const oci_arches[] = {
+    "aarch64",	"arm",	       "loongarch64", "m68k",	  "mips", "mips64", "mips64n32", "mipsel",
+    "mipsel64", "mipsel64n32", "parisc",      "parisc64", "ppc",  "ppc64",  "ppc64le",	 "riscv64",
+    "s390",	"s390x",       "sh",	      "sheb",	  "x32",  "x86",    "x86_64",
+};
+
+static const struct {
+	const char *name;
+	uint32_t flag;
+} oci_flags[] = {
+    {"SECCOMP_FILTER_FLAG_TSYNC", SECCOMP_FILTER_FLAG_TSYNC},
+    {"SECCOMP_FILTER_FLAG_SPEC_ALLOW", SECCOMP_FILTER_FLAG_SPEC_ALLOW},
+    {"SECCOMP_FILTER_FLAG_LOG", SECCOMP_FILTER_FLAG_LOG},
+    {"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV},
+};
+
+int seccomp_oci_action(const char *name, uint32_t *action, bool *takes_data)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(oci_actions); i++)
+		if (!strcmp(name, oci_actions[i].name)) {
+			*action = oci_actions[i].action;
+			*takes_data = oci_actions[i].takes_data;
+			return 0;
+		}
+	return -1;
+}
+
+int seccomp_oci_op(const char *name, int *op)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(oci_ops); i++)
+		if (!strcmp(name, oci_ops[i].name)) {
+			*op = oci_ops[i].op;
+			return 0;
+		}
+	return -1;
+}
+
+int seccomp_oci_arch(const char *name, uint32_t *arch)
+{
+	if (strncmp(name, "SCMP_ARCH_", 10))
+		return -1;
+	if (!strcmp(name + 10, "NATIVE")) {
+		*arch = seccomp_arch_native();
+		return 1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(oci_arches); i++) {
+		const char *a = oci_arches[i], *n = name + 10;
+		size_t k = 0;
+		while (a[k] && n[k] && n[k] == (a[k] >= 'a' && a[k] <= 'z' ? a[k] - 32 : a[k]))
+			k++;
+		if (a[k] || n[k])
+			continue;
+		*arch = seccomp_arch_resolve_name(a);
+		return *arch ? 1 : 0;
+	}
+	return -1;
+}
+
+int seccomp_oci_flag(const char *name, uint32_t *flag)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(oci_flags); i++)
+		if (!strcmp(name, oci_flags[i].name)) {
+			*flag = oci_flags[i].flag;
+			return 0;
+		}
+	return -1;
+}
+
+/* The kernel checks the flags before it reads the program: a flag it knows
+ * fails on the NULL program (EFAULT), one it does not with EINVAL. Nothing is
+ * installed either way. */
+static bool kernel_takes_flag(uint32_t flag)
+{
+	unsigned long f = flag;
+	if (flag == SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
+		f |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, f, NULL) < 0 && errno == EFAULT;
+}
+
+char *hutch_oci_seccomp_features(void)
+{
+	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	json_object_object_add(o, "enabled", json_object_new_boolean(true));
+	for (size_t i = 0; i < ARRAY_SIZE(oci_actions); i++)
+		json_object_array_add(a, json_object_new_string(oci_actions[i].name));
+	json_object_object_add(o, "actions", a);
+	a = json_object_new_array();
+	for (size_t i = 0; i < ARRAY_SIZE(oci_ops); i++)
+		json_object_array_add(a, json_object_new_string(oci_ops[i].name));
+	json_object_object_add(o, "operators", a);
+	a = json_object_new_array();
+	for (size_t i = 0; i < ARRAY_SIZE(oci_arches); i++)
+		if (seccomp_arch_resolve_name(oci_arches[i])) {
+			char name[32] = "SCMP_ARCH_";
+			for (size_t k = 0; oci_arches[i][k] && 10 + k < sizeof(name) - 1; k++) {
+				char c = oci_arches[i][k];
+				name[10 + k] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+			}
+			json_object_array_add(a, json_object_new_string(name));
+		}
+	json_object_object_add(o, "archs", a);
+	struct json_object *known = json_object_new_array(), *supported = json_object_new_array();
+	for (size_t i = 0; i < ARRAY_SIZE(oci_flags); i++) {
+		json_object_array_add(known, json_object_new_string(oci_flags[i].name));
+		if (kernel_takes_flag(oci_flags[i].flag))
+			json_object_array_add(supported, json_object_new_string(oci_flags[i].name));
+	}
+	json_object_object_add(o, "knownFlags", known);
+	json_object_object_add(o, "supportedFlags", supported);
+	char *text = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return text;
+}
+
+/* Exactly the profile: a syscall this libseccomp does not know is left out,
+ * as runc does; conditions on the same argument go in rules of their own
+ * (libseccomp takes one condition per argument in a rule, and runc gives
+ * them that meaning); a rule whose action is the default one is left out
+ * (libseccomp refuses it, and it changes nothing). */
+int seccomp_compile_oci(const struct hutch_oci_seccomp *sc, struct seccomp_prog *out,
+			struct hutch_err **err)
+{
+	*out = (struct seccomp_prog){0};
+	_cleanup_seccomp_ scmp_filter_ctx ctx = seccomp_init(sc->default_action);
+	if (!ctx)
+		return hutch_fail(err, EINVAL, "linux.seccomp: libseccomp refused defaultAction");
+	for (size_t i = 0; i < sc->n_arches; i++) {
+		int rc = seccomp_arch_add(ctx, sc->arches[i]);
+		if (rc < 0 && rc != -EEXIST)
+			return hutch_fail(err, -rc, "linux.seccomp.architectures[%zu]", i);
+	}
+	for (size_t i = 0; i < sc->n_syscalls; i++) {
+		const struct hutch_oci_syscall *c = &sc->syscalls[i];
+		if (c->action == sc->default_action)
+			continue;
+		bool same_index = false;
+		for (size_t a = 0; a < c->n_args; a++)
+			for (size_t b = a + 1; b < c->n_args; b++)
+				same_index |= c->args[a].index == c->args[b].index;
+		struct scmp_arg_cmp cmps[6];
+		for (size_t a = 0; a < c->n_args; a++)
+			cmps[a] = (struct scmp_arg_cmp){c->args[a].index, c->args[a].op,
+							c->args[a].value, c->args[a].value_two};
+		for (size_t k = 0; k < c->n_names; k++) {
+			int nr = seccomp_syscall_resolve_name(c->names[k]);
+			if (nr == __NR_SCMP_ERROR)
+				continue;
+			int rc = 0;
+			if (!same_index)
+				rc = seccomp_rule_add_array(ctx, c->action, nr, (unsigned)c->n_args,
+							    cmps);
+			for (size_t a = 0; same_index && a < c->n_args && rc >= 0; a++)
+				rc = seccomp_rule_add_array(ctx, c->action, nr, 1, &cmps[a]);
+			if (rc < 0) {
+				_cleanup_free_ char *name =
+				    printable(c->names[k], strnlen(c->names[k], 64));
+				return hutch_fail(err, -rc,
+						  "linux.seccomp.syscalls[%zu]: the rule for %s", i,
+						  name);
+			}
+		}
+	}
+	if (seccomp_export_prog(ctx, out, err) < 0)
+		return -1;
+	out->flags = sc->flags;
+	out->notify = sc->notify;
+	return 0;
+}
+
+int seccomp_oci_save(const char *dir, const struct hutch_oci_seccomp *sc,
+		     const struct seccomp_prog *p, struct hutch_err **err)
+{
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return hutch_fail_sys(err, "open %s", dir);
+	if (write_file_atomic(dfd, "seccomp.bpf", p->insns, p->n_insns * sizeof(struct sock_filter),
+			      err) < 0)
+		return -1;
+	if (!p->flags && !p->notify)
+		return 0;
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "flags", json_object_new_int64(p->flags));
+	json_object_object_add(o, "notify", json_object_new_boolean(p->notify));
+	if (p->notify && sc->listener_path)
+		json_object_object_add(o, "listenerPath",
+				       json_object_new_string(sc->listener_path));
+	if (p->notify && sc->listener_metadata)
+		json_object_object_add(o, "listenerMetadata",
+				       json_object_new_string(sc->listener_metadata));
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	int rc = write_file_atomic(dfd, "seccomp.json", text, strlen(text), err);
+	json_object_put(o);
+	return rc;
+}
+
+static char *json_text(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+		   ? xstrdup(json_object_get_string(v))
+		   : NULL;
+}
+
+int seccomp_oci_load(const char *dir, struct seccomp_prog *out, bool *have, char **listener_path,
+		     char **listener_metadata, struct hutch_err **err)
+{
+	*have = false;
+	*out = (struct seccomp_prog){0};
+	*listener_path = *listener_metadata = NULL;
+	_cleanup_free_ char *path = xasprintf("%s/seccomp.bpf", dir);
+	_cleanup_free_ char *bytes = NULL;
+	size_t len = 0;
+	if (read_file_at(AT_FDCWD, path, &bytes, &len, NULL) < 0)
+		return errno == ENOENT ? 0 : hutch_fail_sys(err, "read %s", path);
+	if (!len || len % sizeof(struct sock_filter) ||
+	    len / sizeof(struct sock_filter) > BPF_MAXINSNS)
+		return hutch_fail(err, 0, "%s is damaged", path);
+	_cleanup_free_ char *jpath = xasprintf("%s/seccomp.json", dir);
+	_cleanup_free_ char *jtext = NULL;
+	if (read_file_at(AT_FDCWD, jpath, &jtext, NULL, NULL) == 0) {
+		struct json_object *o = json_tokener_parse(jtext), *v;
+		if (!o)
+			return hutch_fail(err, 0, "%s is damaged", jpath);
+		if (json_object_object_get_ex(o, "flags", &v))
+			out->flags = (uint32_t)json_object_get_int64(v);
+		if (json_object_object_get_ex(o, "notify", &v))
+			out->notify = json_object_get_boolean(v);
+		*listener_path = json_text(o, "listenerPath");
+		*listener_metadata = json_text(o, "listenerMetadata");
+		json_object_put(o);
+		if (out->notify && !*listener_path) {
+			free(*listener_metadata);
+			*listener_metadata = NULL;
+			return hutch_fail(err, 0, "%s is damaged", jpath);
+		}
+	} else if (errno != ENOENT) {
+		return hutch_fail_sys(err, "read %s", jpath);
+	}
+	out->insns = (struct sock_filter *)steal_ptr(bytes);
+	out->n_insns = (unsigned short)(len / sizeof(struct sock_filter));
+	*have = true;
+	return 0;
+}
+
+int seccomp_listener_send(int sock, const char *oci_version, const char *metadata,
+			  const char *state_json, pid_t pid, int seccomp_fd, struct hutch_err **err)
+{
+	struct json_object *state = json_tokener_parse(state_json);
+	if (!state)
+		return hutch_fail(err, EINVAL, "the container's state is not JSON");
+	struct json_object *o = json_object_new_object(), *fds = json_object_new_array();
+	json_object_object_add(o, "ociVersion", json_object_new_string(oci_version));
+	json_object_array_add(fds, json_object_new_string("seccompFd"));
+	json_object_object_add(o, "fds", fds);
+	json_object_object_add(o, "pid", json_object_new_int64(pid));
+	if (metadata)
+		json_object_object_add(o, "metadata", json_object_new_string(metadata));
+	json_object_object_add(o, "state", state);
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								 JSON_C_TO_STRING_NOSLASHESCAPE);
+	size_t len = strlen(text);
+	/* the fd with the first bytes, as the spec asks; the rest after it */
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u = {0};
+	struct iovec iov = {.iov_base = (void *)text, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &seccomp_fd, sizeof(int));
+	int rc = 0;
+	for (size_t sent = 0; sent < len && rc == 0;) {
+		iov = (struct iovec){.iov_base = (char *)text + sent, .iov_len = len - sent};
+		ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+		if (n < 0 && errno != EINTR)
+			rc = hutch_fail_sys(err, "send the container process state");
+		if (n > 0) {
+			sent += (size_t)n;
+			msg.msg_control = NULL;
+			msg.msg_controllen = 0;
+		}
+	}
+	json_object_put(o);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 
@@ -54,6 +55,8 @@ struct seccomp_prog {
 	unsigned short n_insns;
 	unsigned n_rules; /* syscall rules the profile added (kept in the cache too) */
 	bool from_cache;
+	uint32_t flags; /* SECCOMP_FILTER_FLAG_* for seccomp(2) (linux.seccomp.flags) */
+	bool notify;	/* has SCMP_ACT_NOTIFY rules: loaded with a listener */
 };
 
 /* Compile the default profile for caps (bit n = capability n) with libseccomp
@@ -78,14 +81,47 @@ int seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
 int seccomp_prepare_default(uint64_t caps, const char *cache_dir, struct seccomp_prog *out,
 			    struct hutch_err **err);
 
-/* Install p in the calling thread: needs no_new_privs or CAP_SYS_ADMIN.
- * Only a seccomp() (or prctl) call: safe after pivot_root and in a child. */
-int seccomp_load_prepared(const struct seccomp_prog *p, struct hutch_err **err);
+/* Install p in the calling thread with p->flags: needs no_new_privs or
+ * CAP_SYS_ADMIN. Only a seccomp() (or prctl) call: safe after pivot_root and
+ * in a child. With p->notify the filter gets a listener, its fd (CLOEXEC) in
+ * *listener (which must then be given); else *listener is -1. */
+int seccomp_load_prepared(const struct seccomp_prog *p, int *listener, struct hutch_err **err);
 
 void seccomp_prog_free(struct seccomp_prog *p);
 
 /* A libseccomp filter's BPF into out (an OCI bundle's linux.seccomp). */
 int seccomp_export_prog(scmp_filter_ctx ctx, struct seccomp_prog *out, struct hutch_err **err);
+
+/* linux.seccomp's names, as the runtime spec takes them from libseccomp.
+ * An action's value without its data (SCMP_ACT_ERRNO(0), SCMP_ACT_TRACE(0));
+ * *takes_data: ERRNO and TRACE, the actions errnoRet goes with. -1: no such
+ * action. */
+int seccomp_oci_action(const char *name, uint32_t *action, bool *takes_data);
+int seccomp_oci_op(const char *name, int *op);
+/* 1: *arch is its SCMP_ARCH_*; 0: an architecture this libseccomp does not
+ * know; -1: not an architecture's name. */
+int seccomp_oci_arch(const char *name, uint32_t *arch);
+/* SECCOMP_FILTER_FLAG_*; -1: not one of the spec's flags. */
+int seccomp_oci_flag(const char *name, uint32_t *flag);
+
+struct hutch_oci_seccomp;
+/* linux.seccomp compiled by libseccomp exactly as given (no prefix of
+ * hutch's own), with its flags and whether it notifies. */
+int seccomp_compile_oci(const struct hutch_oci_seccomp *sc, struct seccomp_prog *out,
+			struct hutch_err **err);
+/* The compiled filter in the container's state directory dir (for exec: a
+ * bundle may change after create): seccomp.bpf and, with flags or a
+ * listener, seccomp.json. load: *have false when there is none. */
+int seccomp_oci_save(const char *dir, const struct hutch_oci_seccomp *sc,
+		     const struct seccomp_prog *p, struct hutch_err **err);
+int seccomp_oci_load(const char *dir, struct seccomp_prog *out, bool *have, char **listener_path,
+		     char **listener_metadata, struct hutch_err **err);
+/* The runtime spec's container process state to the listener connected on
+ * sock: ociVersion, fds ["seccompFd"], pid, metadata, state (state_json, the
+ * container's state), with seccomp_fd by SCM_RIGHTS. */
+int seccomp_listener_send(int sock, const char *oci_version, const char *metadata,
+			  const char *state_json, pid_t pid, int seccomp_fd,
+			  struct hutch_err **err);
 
 /* Install the default profile in the calling thread (after no_new_privs or
  * with CAP_SYS_ADMIN). caps = the container's effective capability mask (bit

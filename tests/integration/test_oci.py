@@ -123,8 +123,8 @@ def test_errors_go_to_the_log_as_json(oci, tmp):
     ("linux.sysctl", {"kernel.core_pattern": "|/tmp/x"}, "not namespaced"),
     ("linux.intelRdt", {"closID": "x"}, "linux.intelRdt is not supported"),
     ("linux.seccomp", {"defaultAction": "SCMP_ACT_NOTIFY"}, "SCMP_ACT_NOTIFY"),
-    ("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x"},
-     "linux.seccomp.listenerPath"),
+    ("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"},
+     "linux.seccomp.listenerMetadata"),
     ("linux.namespaces", [{"type": "pid"}, {"type": "uts"}] +
      ([{"type": "user"}] if ROOTLESS else []), "mount namespace"),
     ("mounts", [{"destination": "../etc", "type": "tmpfs", "source": "tmpfs"}], "mounts[0]"),
@@ -495,8 +495,7 @@ def test_seccomp_profile_applies_to_the_process_and_exec(oci, tmp):
     def edit(c):
         c["linux"]["seccomp"] = {
             "defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
-                              "SCMP_ARCH_NOT_A_THING"],
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
             "syscalls": [
                 {"names": ["mkdir", "mkdirat", "no_such_syscall"], "action": "SCMP_ACT_ERRNO",
                  "errnoRet": 38},
@@ -509,8 +508,7 @@ def test_seccomp_profile_applies_to_the_process_and_exec(oci, tmp):
               "sleep 30")
     b = oci.bundle(args=("sh", "-c", script), edit=edit)
     out = tmp / "out"
-    cp = oci.create("sc1", b, out=out)
-    assert "SCMP_ARCH_NOT_A_THING" in cp.stderr  # left out, with a warning
+    oci.create("sc1", b, out=out)
     oci.run("start", "sc1")
     wait_for(lambda: "zero-refused" in out.read_text(), what="the script's output")
     text = out.read_text()

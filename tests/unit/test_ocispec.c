@@ -9,7 +9,10 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <linux/capability.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
 #include <sys/resource.h>
 
 #include "common/util.h"
@@ -163,6 +166,65 @@ static void bad_values_named_by_path(void **state)
 	refused(HEAD PROC ", \"hostname\": 5}", "hostname: a string is expected, not a number");
 }
 
+/* linux.seccomp: actions with their data, flags, the listener, and what the
+ * spec says must fail. */
+static void seccomp_section(void **state)
+{
+#define SC HEAD PROC ", \"linux\": {\"seccomp\": "
+	struct hutch_oci_config *c = parse_ok(
+	    SC "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38,"
+	       " \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_NATIVE\"],"
+	       " \"flags\": [\"SECCOMP_FILTER_FLAG_LOG\", \"SECCOMP_FILTER_FLAG_SPEC_ALLOW\"],"
+	       " \"listenerPath\": \"/run/a.sock\", \"listenerMetadata\": \"m\","
+	       " \"syscalls\": [{\"names\": [\"getppid\"], \"action\": \"SCMP_ACT_NOTIFY\"},"
+	       "  {\"names\": [\"ptrace\"], \"action\": \"SCMP_ACT_TRACE\", \"errnoRet\": 9000},"
+	       "  {\"names\": [\"kill\"], \"action\": \"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 1,"
+	       "   \"value\": 24, \"valueTwo\": 8, \"op\": \"SCMP_CMP_MASKED_EQ\"}]}]}}}");
+	const struct hutch_oci_seccomp *sc = c->seccomp;
+	assert_int_equal(sc->default_action, SCMP_ACT_ERRNO(38));
+	assert_int_equal(sc->n_arches, 2);
+	assert_int_equal(sc->flags, SECCOMP_FILTER_FLAG_LOG | SECCOMP_FILTER_FLAG_SPEC_ALLOW);
+	assert_true(sc->notify);
+	assert_string_equal(sc->listener_path, "/run/a.sock");
+	assert_string_equal(sc->listener_metadata, "m");
+	assert_int_equal(sc->syscalls[0].action, SCMP_ACT_NOTIFY);
+	assert_int_equal(sc->syscalls[1].action, SCMP_ACT_TRACE(9000));
+	assert_int_equal(sc->syscalls[2].action, SCMP_ACT_ERRNO(EPERM));
+	assert_int_equal(sc->syscalls[2].args[0].op, SCMP_CMP_MASKED_EQ);
+	assert_int_equal(sc->syscalls[2].args[0].value_two, 8);
+	hutch_oci_config_free(c);
+	/* listenerPath without NOTIFY: ignored, as the spec says */
+	c = parse_ok(SC "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/x\"}}}");
+	assert_false(c->seccomp->notify);
+	hutch_oci_config_free(c);
+
+	refused(SC "{\"defaultAction\": \"SCMP_ACT_KILL\", \"defaultErrnoRet\": 1}}}",
+		"linux.seccomp.defaultAction: SCMP_ACT_KILL returns no errno");
+	refused(SC "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"a\"],"
+		   " \"action\": \"SCMP_ACT_LOG\", \"errnoRet\": 1}]}}}",
+		"linux.seccomp.syscalls[0].action: SCMP_ACT_LOG returns no errno");
+	refused(SC "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 4096}}}",
+		"errnoRet 4096 is not an errno");
+	refused(SC "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"flags\": [\"SECCOMP_X\"]}}}",
+		"linux.seccomp.flags: 'SECCOMP_X' is not a seccomp filter flag");
+	refused(SC "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"architectures\": [\"x86_64\"]}}}",
+		"'x86_64' is not a seccomp architecture");
+	refused(SC "{\"defaultAction\": \"SCMP_ACT_NOTIFY\", \"listenerPath\": \"/x\"}}}",
+		"cannot be the default action");
+	refused(SC "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"a\"],"
+		   " \"action\": \"SCMP_ACT_NOTIFY\"}]}}}",
+		"SCMP_ACT_NOTIFY needs listenerPath");
+	refused(SC
+		"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/x\", \"syscalls\": "
+		"[{\"names\": [\"read\", \"sendmsg\"], \"action\": \"SCMP_ACT_NOTIFY\"}]}}}",
+		"linux.seccomp.syscalls[0]: SCMP_ACT_NOTIFY cannot be used for sendmsg");
+	refused(SC "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerMetadata\": \"m\"}}}",
+		"listenerMetadata is given without listenerPath");
+	refused(SC "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"\"}}}",
+		"linux.seccomp.listenerPath is empty");
+#undef SC
+}
+
 static void default_configs_parse(void **state)
 {
 	for (int rootless = 0; rootless < 2; rootless++) {
@@ -221,6 +283,7 @@ int main(void)
 	    cmocka_unit_test(every_section_is_read),
 	    cmocka_unit_test(unknown_is_a_warning_known_unsupported_refused),
 	    cmocka_unit_test(bad_values_named_by_path),
+	    cmocka_unit_test(seccomp_section),
 	    cmocka_unit_test(default_configs_parse),
 	    cmocka_unit_test(process_file_and_resources),
 	    cmocka_unit_test(ambient_caps_not_inheritable_left_out),

@@ -82,7 +82,7 @@ static int in_filtered_child(const struct seccomp_prog *prog, int (*fn)(void))
 		struct hutch_err *err = NULL;
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 			_exit(100);
-		if (prog && seccomp_load_prepared(prog, &err) < 0) {
+		if (prog && seccomp_load_prepared(prog, NULL, &err) < 0) {
 			hutch_err_print("test_seccomp child", err);
 			_exit(101);
 		}
@@ -884,7 +884,7 @@ static void test_load_nothing(void **state)
 {
 	struct hutch_err *err = NULL;
 	struct seccomp_prog empty = {0};
-	assert_int_equal(seccomp_load_prepared(&empty, &err), -1);
+	assert_int_equal(seccomp_load_prepared(&empty, NULL, &err), -1);
 	assert_non_null(err);
 	assert_int_equal(err->errno_, EINVAL);
 	hutch_err_free(&err);
