@@ -283,9 +283,9 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 				  "the container name '%s' is already in use by container %.12s: "
 				  "remove it or choose another name",
 				  spec->name, owner);
-	c->data_dir = xasprintf("%s/containers/%s", rt->data_root, id);
-	if (mkdir(c->data_dir, 0700) < 0)
-		return hutch_fail_sys(err, "create %s", c->data_dir);
+	c->data_dir = state_make_dir(rt, id, spec->auto_remove && !spec->detached, err);
+	if (!c->data_dir)
+		return -1;
 	c->created_data = true;
 	/* The spec first: a record never lacks what starts it again. A --rm
 	 * container never starts again: it needs none (a file less per run). */
@@ -570,7 +570,7 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		_cleanup_close_ int dfd = open(c->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0)
 			flock(dfd, LOCK_EX);
-		if (remove_tree_as_owner(c->data_dir, ret ? NULL : err) < 0)
+		if (state_remove_dir_at(c->data_dir, ret ? NULL : err) < 0)
 			ret = -1;
 	}
 	hutch_state_free(c->state);
