@@ -28,9 +28,8 @@
 #include "common/idmap.h"
 #include "common/util.h"
 #include "runtime/container_internal.h"
-#include "runtime/runtime_internal.h"
 #include "runtime/process_internal.h"
-
+#include "runtime/runtime_internal.h"
 
 struct child_args {
 	const struct hutch_runtime *rt;
@@ -41,8 +40,8 @@ struct child_args {
 	struct hutch_err *stage_err;
 	uint64_t pid_start; /* what the staged record says */
 	int64_t started_ns;
+	bool devices_refused; /* attach_devices: the kernel would not take the program */
 };
-
 
 int net_loopback_up(struct hutch_err **err)
 {
@@ -120,6 +119,18 @@ static void stage_running_record(pid_t pid, void *arg)
 	rec.pid_start = a->pid_start;
 	rec.started_ns = a->started_ns;
 	a->staged = state_stage(a->rt, &rec, &a->stage_err);
+}
+
+/* While the child builds its root: the device program, in place before the
+ * command runs (proc_setup_and_exec waits for it). */
+static int attach_devices(pid_t pid, void *arg, struct hutch_err **err)
+{
+	(void)pid;
+	struct child_args *a = arg;
+	int r = devices_attach_program(a->rt, a->spec, &a->c->cg, err);
+	if (r == 1)
+		a->devices_refused = true;
+	return r == 0 ? 0 : -1;
 }
 
 static char *join_args(char **args, size_t n)
@@ -272,9 +283,9 @@ static int make_container_dirs(struct hutch_runtime *rt, const struct hutch_spec
 				  "the container name '%s' is already in use by container %.12s: "
 				  "remove it or choose another name",
 				  spec->name, owner);
-	c->data_dir = xasprintf("%s/containers/%s", rt->data_root, id);
-	if (mkdir(c->data_dir, 0700) < 0)
-		return hutch_fail_sys(err, "create %s", c->data_dir);
+	c->data_dir = state_make_dir(rt, id, spec->auto_remove && !spec->detached, err);
+	if (!c->data_dir)
+		return -1;
 	c->created_data = true;
 	/* The spec first: a record never lacks what starts it again. A --rm
 	 * container never starts again: it needs none (a file less per run). */
@@ -302,8 +313,7 @@ int hutch_runtime_init(struct hutch_runtime *rt, const char *data_root, const ch
 	rt->rootless = running_rootless();
 	_cleanup_free_ char *d1 = xasprintf("%s/containers", data_root);
 	_cleanup_free_ char *d3 = xasprintf("%s/cache", run_root);
-	if (mkdir_p_at(AT_FDCWD, d1, 0700, err) < 0 ||
-	    mkdir_p_at(AT_FDCWD, d3, 0700, err) < 0) {
+	if (mkdir_p_at(AT_FDCWD, d1, 0700, err) < 0 || mkdir_p_at(AT_FDCWD, d3, 0700, err) < 0) {
 		hutch_runtime_fini(rt);
 		return -1;
 	}
@@ -316,7 +326,6 @@ void hutch_runtime_fini(struct hutch_runtime *rt)
 	free(rt->run_root);
 	rt->data_root = rt->run_root = NULL;
 }
-
 
 int hutch_container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 			  const struct hutch_io *io, struct hutch_container **out,
@@ -358,37 +367,31 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	if (dirs < 0 || etc_files_prepare(rt, spec, &etc, err) < 0)
 		goto fail;
 	hutch_trace("dirs and cgroup created");
-	/* before anything is in the cgroup; without a program, nodev and no mknod */
-	int devices = devices_attach(rt, spec, &c->cg, err);
+	/* The device program is loaded and attached while the child builds its
+	 * root (attach_devices), before its command runs; without one, nodev and
+	 * no mknod. */
+	int devices = devices_plan(rt, spec, &c->cg, err);
 	if (devices < 0)
 		goto fail;
 	struct hutch_process proc = spec->process;
-	if (devices) {
-		uint64_t keep = ~(1ULL << CAP_MKNOD);
-		proc.caps =
-		    (struct hutch_caps){proc.caps.bounding & keep, proc.caps.effective & keep,
-					proc.caps.permitted & keep, proc.caps.inheritable & keep,
-					proc.caps.ambient & keep};
-		c->state->process.caps = proc.caps; /* and so for exec */
-	}
 	bool userns = spec_has_ns(spec, HUTCH_NS_USER);
 	upper = xasprintf("%s/upper", c->data_dir);
 	work = xasprintf("%s/work", c->data_dir);
 	rootfs = xstrdup(c->data_dir);
 	struct child_args a = {
-		.rt = rt,
-		.spec = spec,
-		.c = c,
-		.staged = -1,
-		.mctx = {.spec = spec, .rootfs = rootfs, .upper = upper, .work = work,
-			 .etc = &etc, .rootless = rt->rootless,
-			 .own_cgroup = c->cg.dirfd >= 0, .nodev = devices > 0,
-			 .rw_tmpfs = spec->rw_tmpfs},
+	    .rt = rt,
+	    .spec = spec,
+	    .c = c,
+	    .staged = -1,
+	    .mctx = {.spec = spec,
+		     .rootfs = rootfs,
+		     .upper = upper,
+		     .work = work,
+		     .etc = &etc,
+		     .rootless = rt->rootless,
+		     .own_cgroup = c->cg.dirfd >= 0,
+		     .rw_tmpfs = spec->rw_tmpfs},
 	};
-	/* every mount's options parsed once, here: the child only reads them */
-	if (mounts_prepare(&a.mctx, err) < 0)
-		goto fail;
-
 	/* new namespaces for the types listed without a path; those with one are
 	 * joined by the child (validated: only network) */
 	uint64_t flags = 0;
@@ -411,11 +414,37 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	    .arg = &a,
 	};
 	struct spawn_out so;
-	int spawned = proc_spawn(&req, &so, err);
-	mounts_release(&a.mctx); /* the child has its own copy */
-	if (spawned < 0) {
-		if (a.staged >= 0)
+	int spawned;
+	for (;;) {
+		if (devices == DEVICES_NODEV) {
+			uint64_t keep = ~(1ULL << CAP_MKNOD);
+			proc.caps = (struct hutch_caps){
+			    proc.caps.bounding & keep, proc.caps.effective & keep,
+			    proc.caps.permitted & keep, proc.caps.inheritable & keep,
+			    proc.caps.ambient & keep};
+			c->state->process.caps = proc.caps; /* and so for exec */
+		}
+		a.mctx.nodev = devices == DEVICES_NODEV;
+		req.release = devices == DEVICES_PROGRAM ? attach_devices : NULL;
+		/* every mount's options parsed once, here: the child only reads them */
+		if (mounts_prepare(&a.mctx, err) < 0)
+			goto fail;
+		spawned = proc_spawn(&req, &so, err);
+		mounts_release(&a.mctx); /* the child has its own copy */
+		if (spawned < 0 && a.staged >= 0) {
 			state_stage_drop(a.staged);
+			a.staged = -1;
+		}
+		if (spawned < 0 && a.devices_refused) {
+			/* the kernel would not take the program: start again without */
+			a.devices_refused = false;
+			hutch_err_free(&a.stage_err);
+			devices = DEVICES_NODEV;
+			continue;
+		}
+		break;
+	}
+	if (spawned < 0) {
 		hutch_err_free(&a.stage_err);
 		goto fail;
 	}
@@ -443,7 +472,7 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	*out = c;
 	return 0;
 
-fail: {
+fail : {
 	int code = err && *err ? (*err)->exit_code : 125;
 	if (c->again && c->state) {
 		/* as Docker records a failed start: exited, with the start's code */
@@ -458,9 +487,18 @@ fail: {
 }
 }
 
-int hutch_container_pidfd(const struct hutch_container *c) { return c->pidfd; }
-pid_t hutch_container_pid(const struct hutch_container *c) { return c->pid; }
-const char *hutch_container_id(const struct hutch_container *c) { return c->id; }
+int hutch_container_pidfd(const struct hutch_container *c)
+{
+	return c->pidfd;
+}
+pid_t hutch_container_pid(const struct hutch_container *c)
+{
+	return c->pid;
+}
+const char *hutch_container_id(const struct hutch_container *c)
+{
+	return c->id;
+}
 
 int hutch_container_kill(struct hutch_container *c, int sig, struct hutch_err **err)
 {
@@ -532,7 +570,7 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 		_cleanup_close_ int dfd = open(c->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0)
 			flock(dfd, LOCK_EX);
-		if (remove_tree_as_owner(c->data_dir, ret ? NULL : err) < 0)
+		if (state_remove_dir_at(c->data_dir, ret ? NULL : err) < 0)
 			ret = -1;
 	}
 	hutch_state_free(c->state);

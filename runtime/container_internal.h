@@ -68,5 +68,14 @@ int state_stage(const struct hutch_runtime *rt, const struct hutch_state *s,
 int state_stage_commit(int dfd, struct hutch_err **err);
 void state_stage_drop(int dfd);
 int state_remove_dir(const struct hutch_runtime *rt, const char *id, struct hutch_err **err);
+/* Make DATA/containers/ID (its path, or NULL with err). in_run: a container
+ * that lives as long as its hutch process (a foreground --rm): where RUN is in
+ * memory, its dir is RUN/rm/ID16 with a link to it in DATA, so that a run
+ * makes and frees no block of the disk (on a disk mounted with discard, each
+ * freed block cost up to milliseconds). */
+char *state_make_dir(const struct hutch_runtime *rt, const char *id, bool in_run,
+		     struct hutch_err **err);
+/* Remove a container's dir given by path, and what it links to. */
+int state_remove_dir_at(const char *dir, struct hutch_err **err);
 int state_name_taken(struct hutch_runtime *rt, const char *name, char *owner_id);
 int64_t now_ns(void);

@@ -295,25 +295,33 @@ static int check_fallback(const struct hutch_spec *spec, const char *why, struct
 	return 0;
 }
 
-int devices_attach(const struct hutch_runtime *rt, const struct hutch_spec *spec,
-		   const struct cgroup *cg, struct hutch_err **err)
+int devices_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+		 const struct cgroup *cg, struct hutch_err **err)
 {
 	if (devices_allow_all(spec->resources.devices, spec->resources.n_devices))
-		return 0;
+		return DEVICES_FREE;
 	/* In a user namespace of an unprivileged user, the kernel wants
 	 * CAP_MKNOD in the initial one for mknod of a device, and opens no node
 	 * on a filesystem mounted in the namespace (the overlay, tmpfs): the
 	 * container can open only nodes its user could open on the host anyway,
 	 * through binds of the host's. (Nor may that user load the program.) */
 	if (rt->rootless)
-		return check_fallback(spec, "an unprivileged user cannot attach one", err);
+		return check_fallback(spec, "an unprivileged user cannot attach one", err) < 0
+			   ? -1
+			   : DEVICES_FREE;
 	if (cg->dirfd < 0) {
 		const char *why = "no cgroup v2 hierarchy is mounted";
 		if (check_fallback(spec, why, err) < 0)
 			return -1;
 		say_fallback(rt, why);
-		return 1;
+		return DEVICES_NODEV;
 	}
+	return DEVICES_PROGRAM;
+}
+
+int devices_attach_program(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+			   const struct cgroup *cg, struct hutch_err **err)
+{
 	const char *what = "";
 	int r = load_and_attach(spec, cg->dirfd, &what);
 	if (r == 0) {
@@ -327,4 +335,13 @@ int devices_attach(const struct hutch_runtime *rt, const struct hutch_spec *spec
 		return -1;
 	say_fallback(rt, why);
 	return 1;
+}
+
+int devices_attach(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+		   const struct cgroup *cg, struct hutch_err **err)
+{
+	int plan = devices_plan(rt, spec, cg, err);
+	if (plan != DEVICES_PROGRAM)
+		return plan == DEVICES_NODEV ? 1 : plan;
+	return devices_attach_program(rt, spec, cg, err);
 }

@@ -218,7 +218,7 @@ int hutch_container_finish(struct hutch_runtime *rt, const char *id, struct hutc
 		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0)
 			flock(dfd, LOCK_EX);
-		if (remove_tree_as_owner(dir, err) < 0)
+		if (state_remove_dir_at(dir, err) < 0)
 			ret = -1;
 	}
 	hutch_state_free(s);

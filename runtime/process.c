@@ -154,8 +154,7 @@ int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err 
 
 int proc_read_report(int fd, struct hutch_err **err)
 {
-	return proc_read_report_as(fd, true, "the container process died while starting", err) <
-			   0
+	return proc_read_report_as(fd, true, "the container process died while starting", err) < 0
 		   ? -1
 		   : 0;
 }
@@ -343,14 +342,15 @@ static int unmapped(const struct proc_ctx *p, const struct user_ids *u, struct h
 	bool single = fields == 3 && inside == 0 && count == 1 && (!nl || !nl[1]);
 	const char *who = p->proc->user ? p->proc->user : "root";
 	if (single)
-		return hutch_fail(err, 0,
-				  "user '%s' (uid %u, gid %u) is not mapped in the container's "
-				  "user namespace: only 0 is (it is you, uid %u), because your user "
-				  "has no ranges in /etc/subuid and /etc/subgid. Ask root to add "
-				  "some (usermod --add-subuids 100000-165535 --add-subgids "
-				  "100000-165535 YOUR-USER; the uidmap package provides "
-				  "newuidmap/newgidmap), or run the container as root (-u 0)",
-				  who, u->uid, u->gid, outside);
+		return hutch_fail(
+		    err, 0,
+		    "user '%s' (uid %u, gid %u) is not mapped in the container's "
+		    "user namespace: only 0 is (it is you, uid %u), because your user "
+		    "has no ranges in /etc/subuid and /etc/subgid. Ask root to add "
+		    "some (usermod --add-subuids 100000-165535 --add-subgids "
+		    "100000-165535 YOUR-USER; the uidmap package provides "
+		    "newuidmap/newgidmap), or run the container as root (-u 0)",
+		    who, u->uid, u->gid, outside);
 	return hutch_fail(err, 0,
 			  "user '%s' (uid %u, gid %u) is not mapped in the container's user "
 			  "namespace (see /proc/self/uid_map and gid_map inside it): give a user "
@@ -451,7 +451,9 @@ static int send_with_fd(int sock, const void *buf, size_t len, int fd)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u = {0};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
 			     .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
@@ -475,7 +477,9 @@ int proc_recv_fd(int sock)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
 			     .msg_controllen = sizeof(u.buf)};
 	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != 1)
 		return -1;
@@ -685,8 +689,7 @@ static void wait_for_start(struct proc_ctx *p)
 	p->report_fd = conn;
 }
 
-static __attribute__((noreturn)) void exec_command(struct proc_ctx *p, char **env,
-						    const char *path)
+static __attribute__((noreturn)) void exec_command(struct proc_ctx *p, char **env, const char *path)
 {
 	char *const *argv = p->proc->args;
 	const char *cmd = argv[0];
@@ -758,11 +761,31 @@ static void load_seccomp(struct proc_ctx *p)
 		_exit(125); /* the runtime says why */
 }
 
+/* The parent's go-ahead (spawn_req.release): nothing of the command's runs
+ * before it. None means the parent failed (it kills us) or died. */
+static void wait_for_release(struct proc_ctx *p)
+{
+	char go = 0;
+	ssize_t n;
+	do
+		n = recv(p->release_fd, &go, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || go != 'g') {
+		struct hutch_err *err = NULL;
+		hutch_fail(&err, n < 0 ? errno : 0, "the runtime did not release the container");
+		proc_fail(p, 125, err);
+	}
+	close(p->release_fd);
+	p->release_fd = -1;
+}
+
 void proc_setup_and_exec(struct proc_ctx *p)
 {
 	const struct hutch_process *proc = p->proc;
 	struct hutch_err *err = NULL;
 	const int code = 125;
+	if (p->release_fd >= 0)
+		wait_for_release(p);
 	struct user_ids u;
 	if (user_resolve(proc->user, &u, &err) < 0)
 		proc_fail(p, code, err);
@@ -862,7 +885,7 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	int ret = -1;
 	struct seccomp_prog prog = {0};
 	bool have_prog = false;
-	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
+	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1}, release[2] = {-1, -1};
 	_cleanup_close_ int dmz = -1, self = -1;
 	bool terminal = r->proc->terminal;
 
@@ -890,13 +913,20 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 			  setsockopt(report[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0
 		    : pipe2(report, O_CLOEXEC) < 0) ||
 	    (r->started && pipe2(sync, O_CLOEXEC) < 0) ||
-	    (terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
+	    (terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0) ||
+	    (r->release && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, release) < 0)) {
 		hutch_fail_sys(err, "create pipes");
 		goto out;
 	}
-	struct proc_ctx pc = {.proc = r->proc, .io = r->io, .userns = r->userns,
-			      .seccomp = have_prog || r->oci.seccomp ? &prog : NULL, .report_fd = report[1],
-			      .pty_sock = ptys[1], .dmz_fd = dmz, .parent_pidfd = self,
+	struct proc_ctx pc = {.proc = r->proc,
+			      .io = r->io,
+			      .userns = r->userns,
+			      .seccomp = have_prog || r->oci.seccomp ? &prog : NULL,
+			      .report_fd = report[1],
+			      .pty_sock = ptys[1],
+			      .dmz_fd = dmz,
+			      .parent_pidfd = self,
+			      .release_fd = release[0],
 			      .oci = r->oci};
 	if (terminal) {
 		int tfd = isatty(r->tty_io->stdin_fd) ? r->tty_io->stdin_fd : r->tty_io->stdout_fd;
@@ -946,6 +976,10 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 		close(ptys[1]);
 		ptys[1] = -1;
 	}
+	if (release[0] >= 0) {
+		close(release[0]);
+		release[0] = -1;
+	}
 	if (r->started) {
 		if (r->started(pid, r->arg, err) < 0) {
 			kill_and_reap(pidfd);
@@ -961,6 +995,15 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	}
 	if (r->running)
 		r->running(pid, r->arg);
+	if (r->release) {
+		if (r->release(pid, r->arg, err) < 0) {
+			kill_and_reap(pidfd);
+			close(pidfd);
+			goto out;
+		}
+		/* a child that failed meanwhile is gone: its report says why */
+		(void)send(release[1], "g", 1, MSG_NOSIGNAL);
+	}
 	if (proc_read_report_listen(report[0], true, "the container process died while starting",
 				    r->oci.listener, r->oci.listener_arg, err) < 0) {
 		siginfo_t si;
@@ -985,6 +1028,7 @@ out:
 	close_pair(report);
 	close_pair(sync);
 	close_pair(ptys);
+	close_pair(release);
 	if (have_prog)
 		seccomp_prog_free(&prog);
 	return ret;

@@ -45,10 +45,11 @@ struct proc_ctx {
 	const struct hutch_io *io;
 	bool userns;
 	struct seccomp_prog *seccomp; /* NULL: no filter */
-	int report_fd; /* CLOEXEC write end: EOF at exec means success */
-	int pty_sock; /* where the pty master goes (terminal only) */
-	int dmz_fd; /* sealed memfd of hutch-dmz: the command is exec'd through it */
+	int report_fd;		      /* CLOEXEC write end: EOF at exec means success */
+	int pty_sock;		      /* where the pty master goes (terminal only) */
+	int dmz_fd;	  /* sealed memfd of hutch-dmz: the command is exec'd through it */
 	int parent_pidfd; /* pidfd of the parent whose death must kill us, -1 if none */
+	int release_fd;	  /* spawn_req.release: read its go-ahead before the command, or -1 */
 	bool have_winsize;
 	struct winsize winsize;
 	struct proc_oci oci;
@@ -64,13 +65,13 @@ struct proc_ctx {
 struct spawn_req {
 	const struct hutch_runtime *rt;
 	const struct hutch_process *proc; /* what proc_setup_and_exec does */
-	const struct hutch_io *io; /* the child's stdio (terminal: unused) */
-	const struct hutch_io *tty_io; /* terminal: whose window size the pty gets */
-	bool userns; /* the process ends up in a user namespace of its own */
-	bool seccomp; /* Docker's default filter, for proc->caps.bounding */
-	bool default_winsize; /* terminal, no size to copy: 24x80 */
-	uint64_t clone_flags; /* CLONE_NEW* */
-	int cgroup_fd; /* clone3 into it; -1: stay in ours */
+	const struct hutch_io *io;	  /* the child's stdio (terminal: unused) */
+	const struct hutch_io *tty_io;	  /* terminal: whose window size the pty gets */
+	bool userns;			  /* the process ends up in a user namespace of its own */
+	bool seccomp;			  /* Docker's default filter, for proc->caps.bounding */
+	bool default_winsize;		  /* terminal, no size to copy: 24x80 */
+	uint64_t clone_flags;		  /* CLONE_NEW* */
+	int cgroup_fd;			  /* clone3 into it; -1: stay in ours */
 	struct proc_oci oci;
 	__attribute__((noreturn)) void (*child)(struct proc_ctx *pc, void *arg);
 	/* parent, after clone3 and before the child goes on (it waits for this):
@@ -79,12 +80,16 @@ struct spawn_req {
 	/* parent, once the child goes on and before its report is read: work
 	 * that would otherwise wait for the exec is done while the child sets up */
 	void (*running)(pid_t pid, void *arg);
+	/* parent, while the child builds its root (after `running`): what must be
+	 * in place before the command runs, e.g. the device program of its
+	 * cgroup. The child waits for it at the start of proc_setup_and_exec. */
+	int (*release)(pid_t pid, void *arg, struct hutch_err **err);
 	void *arg;
 };
 struct spawn_out {
 	pid_t pid;
 	int pidfd;
-	int pty_master; /* terminal only, else -1 */
+	int pty_master;	 /* terminal only, else -1 */
 	int clone_errno; /* clone3 itself failed (err filled): its errno */
 };
 /* 0 when the command has been exec'd (out filled: the caller owns pidfd and

@@ -9,9 +9,9 @@
 
 /* ---- cgroup.c ---- */
 struct cgroup {
-	char *path; /* absolute path of the container's cgroup, NULL if none */
-	int dirfd; /* O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), -1 if none */
-	bool made; /* by cgroup_create: only then does cgroup_destroy remove it */
+	char *path;   /* absolute path of the container's cgroup, NULL if none */
+	int dirfd;    /* O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), -1 if none */
+	bool made;    /* by cgroup_create: only then does cgroup_destroy remove it */
 	bool at_path; /* by cgroup_create_at: an engine's path, not <root>/hutch/<id> */
 	bool has_memory, has_cpu, has_pids;
 };
@@ -24,15 +24,15 @@ int cgroup_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec, s
 /* Create the planned cgroup and apply the spec's limits (cg->path may become
  * NULL: rootless without a writable subtree). What cannot be enforced here is
  * said once (hutch_runtime_log) and the run goes on. */
-int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec,
-		  struct cgroup *cg, struct hutch_err **err);
+int cgroup_create(const struct hutch_runtime *rt, const struct hutch_spec *spec, struct cgroup *cg,
+		  struct hutch_err **err);
 /* An OCI engine's cgroupsPath (rel: under the cgroup v2 root): its missing
  * parents made (and left, as runc leaves them), the leaf made new (one that
  * exists is refused: not hutch's), the spec's limits applied. 1: made; 0: not
  * hutch's to make here (rootless, no cgroup v2, no permission): the caller
  * goes to its own place; -1: err. */
-int cgroup_create_at(const struct hutch_runtime *rt, const struct hutch_spec *spec,
-		     const char *rel, struct cgroup *cg, struct hutch_err **err);
+int cgroup_create_at(const struct hutch_runtime *rt, const struct hutch_spec *spec, const char *rel,
+		     struct cgroup *cg, struct hutch_err **err);
 /* Remove the cgroup cgroup_create_at made (its parents stay), waiting for its
  * last processes to go. Already gone is fine. */
 int cgroup_remove_at(const char *path, struct hutch_err **err);
@@ -77,6 +77,16 @@ bool devices_allowed(const struct hutch_device_rule *rules, size_t n, char type,
  * node the rules allow less than read and write: a bind gives both). */
 int devices_attach(const struct hutch_runtime *rt, const struct hutch_spec *spec,
 		   const struct cgroup *cg, struct hutch_err **err);
+/* devices_attach in two steps, so that loading the program (a few hundred
+ * microseconds) overlaps the container's setup: what the container needs
+ * (-1 as above, the fallback said once), then, for DEVICES_PROGRAM, the
+ * program attached before its command runs (0; 1: the kernel refused it and
+ * the container must start again as DEVICES_NODEV; -1). */
+enum { DEVICES_FREE = 0, DEVICES_NODEV = 1, DEVICES_PROGRAM = 2 };
+int devices_plan(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+		 const struct cgroup *cg, struct hutch_err **err);
+int devices_attach_program(const struct hutch_runtime *rt, const struct hutch_spec *spec,
+			   const struct cgroup *cg, struct hutch_err **err);
 
 /* ---- spec.c, validate.c ---- */
 /* A non-empty subset of "rwm", each letter at most once. */

@@ -14,7 +14,11 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <limits.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -388,7 +392,60 @@ int64_t now_ns(void)
 int state_remove_dir(const struct hutch_runtime *rt, const char *id, struct hutch_err **err)
 {
 	_cleanup_free_ char *dir = container_dir(rt, id);
-	return remove_tree_as_owner(dir, err);
+	return state_remove_dir_at(dir, err);
+}
+
+int state_remove_dir_at(const char *dir, struct hutch_err **err)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlink(dir, target, sizeof(target) - 1);
+	if (n <= 0)
+		return remove_tree_as_owner(dir, err);
+	/* the dir under RUN first: a link left alone is an orphan (collect_orphan) */
+	target[n] = '\0';
+	if (remove_tree_as_owner(target, err) < 0)
+		return -1;
+	if (unlink(dir) < 0 && errno != ENOENT)
+		return hutch_fail_sys(err, "remove %s", dir);
+	return 0;
+}
+
+/* Is path on a filesystem in memory? Asked once per process. */
+static bool in_memory(const char *path)
+{
+	static int known = -1;
+	if (known < 0) {
+		struct statfs sf;
+		known = statfs(path, &sf) == 0 &&
+			(sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
+	}
+	return known;
+}
+
+char *state_make_dir(const struct hutch_runtime *rt, const char *id, bool in_run,
+		     struct hutch_err **err)
+{
+	char *dir = container_dir(rt, id);
+	/* RUN/rm/ + 16 hex digits: short enough for a link kept in the inode
+	 * (ext4 keeps up to 59 bytes there; a longer one takes a block) */
+	_cleanup_free_ char *rm = xasprintf("%s/rm", rt->run_root);
+	_cleanup_free_ char *target = xasprintf("%s/%.16s", rm, id);
+	if (in_run && strlen(target) < 60 && in_memory(rt->run_root) &&
+	    (mkdir(rm, 0700) == 0 || errno == EEXIST) && mkdir(target, 0700) == 0) {
+		if (symlink(target, dir) == 0)
+			return dir;
+		int e = errno;
+		rmdir(target);
+		hutch_fail(err, e, "create %s", dir);
+		free(dir);
+		return NULL;
+	}
+	if (mkdir(dir, 0700) < 0) {
+		hutch_fail_sys(err, "create %s", dir);
+		free(dir);
+		return NULL;
+	}
+	return dir;
 }
 
 /* Kill whatever still runs in a container's cgroup: a record that never got
@@ -516,11 +573,18 @@ static void collect_orphan(struct hutch_runtime *rt, const char *id, bool parent
 			return;
 	}
 	_cleanup_free_ char *dir = container_dir(rt, id);
-	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* a foreground --rm container's dir is a link to one under RUN
+	 * (state_make_dir): gone after a reboot, or its remover died half way */
+	struct stat st;
+	if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) && stat(dir, &st) < 0 && errno == ENOENT) {
+		unlink(dir);
+		return;
+	}
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || flock(dfd, LOCK_EX | LOCK_NB) < 0)
 		return;
 	if (faccessat(dfd, "state.json", F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
-		remove_tree_as_owner(dir, NULL);
+		state_remove_dir_at(dir, NULL);
 }
 
 static int list_states(struct hutch_runtime *rt, struct hutch_state_list *out, bool parent_locked,

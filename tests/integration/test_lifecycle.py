@@ -717,6 +717,60 @@ def test_rm_flag_leaves_no_record(hutch, state):
     assert os.listdir(state.root / "containers") == []
 
 
+# A foreground --rm container with the run root in memory (/run/hutch is a tmpfs
+# on most hosts): its dir lives there, with a link from the data root, so that a
+# run writes and frees no block of the disk. The test mounts a tmpfs over the run
+# root in a mount namespace of its own.
+IN_MEMORY_RUN = r"""
+set -u
+mkdir -p "$R/run"; mount -t tmpfs -o mode=0700 tmpfs "$R/run" || exit 8
+$H run --rm --name inmem bb sh -c 'sleep 30' & fg=$!
+i=0; until $H inspect inmem >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.05; done
+id=$(ls "$R/containers")
+echo "link=$(readlink "$R/containers/$id")"
+echo "ps=$($H ps -q)"
+echo "files=$(ls "$R/containers/$id/")"
+$H rm -f inmem >/dev/null
+wait $fg; echo "rc=$?"
+echo "left=$(ls -A "$R/containers" "$R/run/rm" | wc -w)"
+$H run --rm bb true; echo "true=$?"
+$H run --rm bb sleep 30 & fg=$!
+i=0; until [ -n "$($H ps -q)" ]; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.05; done
+kill -9 $fg; wait $fg
+i=0; until [ -z "$($H ps -a -q)" ]; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.05; done
+echo "killed=$(ls -A "$R/containers" "$R/run/rm" | wc -w)"
+ln -s "$R/run/rm/0123456789abcdef" "$R/containers/$(printf 'ab%.0s' $(seq 32))"
+echo "dangling=$($H ps -a -q)$(ls -A "$R/containers")"
+"""
+
+
+def test_rm_flag_in_the_foreground_keeps_its_dir_in_memory(state):
+    if ROOTLESS:
+        # no tmpfs of its own to mount: the run root is the data root's disk, and
+        # the dir is a plain one there, as before
+        cp = subprocess.run([state.bin, "--root", str(state.root), "run", "--rm", "bb", "sh",
+                             "-c", "ls -d /proc/1"], capture_output=True, text=True, timeout=30)
+        assert cp.returncode == 0, cp.stderr
+        assert os.listdir(state.root / "containers") == []
+        return
+    cp = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", IN_MEMORY_RUN],
+                        env={**os.environ, "R": str(state.root),
+                             "H": f"{state.bin} --root {state.root}"},
+                        capture_output=True, text=True, timeout=120)
+    out = dict(l.split("=", 1) for l in cp.stdout.splitlines() if "=" in l)
+    assert cp.returncode == 0, (cp.stdout, cp.stderr)
+    assert re.fullmatch(re.escape(f"{state.root}/run/rm/") + "[0-9a-f]{16}", out["link"]), out
+    assert out["ps"] and out["files"] == "state.json", out
+    # two words: the listings' headers, nothing under them
+    assert out["rc"] == "137" and out["left"] == "2", out
+    assert out["true"] == "0"
+    # its hutch killed: the container went with it, and the next look collects both
+    assert out["killed"] == "2", out
+    # a link whose dir is gone (a reboot emptied the run root) is collected too
+    assert out["dangling"] == "", out
+    # the host's mounts never saw the tmpfs
+    assert mounts_mentioning(str(state.root / "run")) == []
+
 def test_run_rm_detached_leaves_nothing(hutch, ctr, state):
     cid = ctr.run("--rm", "bb", "sh", "-c", "sleep 0.3")
     info = ctr.inspect(cid)
