@@ -403,7 +403,12 @@ int state_remove_dir_at(const char *dir, struct hutch_err **err)
 		return remove_tree_as_owner(dir, err);
 	/* the dir under RUN first: a link left alone is an orphan (collect_orphan) */
 	target[n] = '\0';
-	if (remove_tree_as_owner(target, err) < 0)
+	_cleanup_free_ char *full = NULL;
+	if (target[0] != '/') { /* relative to the link's own dir */
+		const char *slash = strrchr(dir, '/');
+		full = xasprintf("%.*s/%s", slash ? (int)(slash - dir) : 1, slash ? dir : ".", target);
+	}
+	if (remove_tree_as_owner(full ? full : target, err) < 0)
 		return -1;
 	if (unlink(dir) < 0 && errno != ENOENT)
 		return hutch_fail_sys(err, "remove %s", dir);
@@ -426,13 +431,18 @@ char *state_make_dir(const struct hutch_runtime *rt, const char *id, bool in_run
 		     struct hutch_err **err)
 {
 	char *dir = container_dir(rt, id);
-	/* RUN/rm/ + 16 hex digits: short enough for a link kept in the inode
-	 * (ext4 keeps up to 59 bytes there; a longer one takes a block) */
+	/* RUN/rm/ + 16 hex digits, and a link short enough to be kept in the
+	 * inode (ext4 keeps up to 59 bytes there; a longer one takes a block):
+	 * relative to DATA/containers where RUN is under DATA (--root DIR) */
 	_cleanup_free_ char *rm = xasprintf("%s/rm", rt->run_root);
 	_cleanup_free_ char *target = xasprintf("%s/%.16s", rm, id);
-	if (in_run && strlen(target) < 60 && in_memory(rt->run_root) &&
+	size_t dl = strlen(rt->data_root);
+	_cleanup_free_ char *link = !strncmp(rt->run_root, rt->data_root, dl) && rt->run_root[dl] == '/'
+					? xasprintf("../%s/rm/%.16s", rt->run_root + dl + 1, id)
+					: xstrdup(target);
+	if (in_run && strlen(link) < 60 && in_memory(rt->run_root) &&
 	    (mkdir(rm, 0700) == 0 || errno == EEXIST) && mkdir(target, 0700) == 0) {
-		if (symlink(target, dir) == 0)
+		if (symlink(link, dir) == 0)
 			return dir;
 		int e = errno;
 		rmdir(target);
