@@ -7,7 +7,7 @@ Reads WORK_DIR/data/: status.tsv (tool, ok|FAILED, reason; the lifecycle benchma
 keys are cycle:TOOL and monitor:TOOL), env.tsv (key, value), hf-*.json (hyperfine
 --export-json), rss.tsv (tool, peak RSS KiB per run), monitor.tsv (tool, container,
 supervisor pid, VmRSS, Rss, Pss, USS KiB), container-parent.tsv, leftover-processes.txt and
-cgroup-leftovers.txt. Exit status 1 when any tool failed in either benchmark, else 0; with
+cgroup-leftovers.txt; hf-churn/hf-*.json, the churned-disk rounds (issue 13's goal). Exit status 1 when any tool failed in either benchmark, else 0; with
 BENCH_ENFORCE_GOALS=1 also 1 when a goal is not met.
 """
 import json
@@ -15,9 +15,12 @@ import os
 import statistics
 import sys
 
-TOOLS = ["hutch", "crun", "runc", "bwrap", "unshare", "podman"]
+TOOLS = ["hutch", "hutch-disk", "crun", "runc", "bwrap", "unshare", "podman"]
+# hutch in two layouts (run.sh): `hutch` as by default, its data on the disk and its run root
+# on a tmpfs; `hutch-disk` with all its state on the disk (--root DIR on a disk).
 LABELS = {
     "hutch": "hutch run --rm",
+    "hutch-disk": "hutch run --rm, all state on the disk",
     "crun": "crun run",
     "runc": "runc run",
     "bwrap": "bwrap --unshare-all",
@@ -381,6 +384,69 @@ def by_cycle_median(rows, tool):
     return next((r["median_ms"] for r in rows if r["tool"] == tool), None)
 
 
+def pair_ratio(timings, per_file, a, b):
+    """a's pooled median / b's, and the same within each round (hyperfine file)."""
+    r = ratio(timings.get(a, {}).get("median_ms"), timings.get(b, {}).get("median_ms"))
+    per_round = [m[a] / m[b] for _, m in sorted(per_file.items())
+                 if a in m and b in m and m[b] > 0]
+    return r, per_round
+
+
+def shown_ratio(name, r, per_round):
+    if r is None:
+        return f"{name}: n/a"
+    spread = (f", per round {min(per_round):.2f}-{max(per_round):.2f}x"
+              if len(per_round) > 1 else "")
+    return f"{name} = {r:.2f}x{spread}"
+
+
+def churn_results(data_dir, env, status):
+    """The churned-disk rounds (run.sh's time_churned): each tool's pooled timing and the
+    ratios to crun; None when they did not run."""
+    d = os.path.join(data_dir, "hf-churn")
+    if not os.path.isdir(d):
+        return None
+    per_file = {}
+    timings = {tool: t for tool, t in load_timings(d, per_file).items()
+               if status.get(tool, ("",))[0] == "ok"}
+    if not timings:
+        return None
+    ratios = {}
+    for a, b in (("hutch", "crun"), ("hutch-disk", "crun"), ("hutch", "hutch-disk")):
+        r, per_round = pair_ratio(timings, per_file, a, b)
+        ratios[f"{a}/{b}"] = {"ratio": r, "per_round": per_round}
+    return {
+        "what": "the same interleaved rounds after untimed runs of each tool (a churned disk)",
+        "churn_runs": int(env["churn_runs"]) if env.get("churn_runs", "").isdigit() else None,
+        "tools": {tool: {k: t[k] for k in ("median_ms", "mean_ms", "stddev_ms", "min_ms", "runs",
+                                          "round_medians_ms")}
+                  for tool, t in timings.items()},
+        "ratios": ratios,
+    }
+
+
+def layout_notes(env, status):
+    """What each hutch row measured: where its foreground `run --rm` kept its container dir."""
+    notes, warnings = [], []
+    for tool, want in (("hutch", True), ("hutch-disk", False)):
+        if status.get(tool, ("",))[0] != "ok":
+            continue
+        seen = env.get("layout_" + tool)
+        if seen is None:
+            continue
+        notes.append(f"{tool}: during a run, its container dir was {seen}")
+        in_memory = seen.startswith("a link to") and "(tmpfs)" in seen
+        if in_memory != want and want:
+            warnings.append(
+                f"{tool}'s container dir was not in its run root's tmpfs: its row does not "
+                f"measure the default layout (a binary from before that layout, or RUN/rm/ID "
+                f"longer than the 59 bytes a link keeps in its inode: a shorter BENCH_WORK helps)")
+        elif in_memory != want:
+            warnings.append(f"{tool}'s container dir was in memory: its row does not measure "
+                            f"all state on the disk")
+    return notes, warnings
+
+
 def busy_note(env):
     """Other work on the machine inflates every absolute time (ratios suffer less)."""
     try:
@@ -456,11 +522,26 @@ def main() -> int:
     r = ratio(hutch_ms, crun_ms)
     spread = (f", per round {min(round_ratios):.2f}-{max(round_ratios):.2f}x"
               if len(round_ratios) > 1 else "")
+    disk_r, disk_rounds = pair_ratio(
+        {t["tool"]: t for t in tools if t["status"] == "ok"}, per_file, "hutch-disk", "crun")
+    disk_shown = "; " + shown_ratio("hutch-disk/crun", disk_r, disk_rounds) if disk_r else ""
     goals = [
         goal("hutch time <= crun time (aim 0.7x)", r, None if r is None else r <= 1.0,
              "n/a" if r is None else f"hutch/crun = {r:.2f}x{spread}"
-             + ("; aim 0.7x met" if r <= 0.7 else "; aim 0.7x not met")),
+             + ("; aim 0.7x met" if r <= 0.7 else "; aim 0.7x not met") + disk_shown),
     ]
+    # Issue 13: hutch in its default layout at or below 0.7x crun after a churned disk.
+    churned = churn_results(data_dir, env, status)
+    if churned:
+        ch = churned["ratios"]["hutch/crun"]
+        chd = churned["ratios"]["hutch-disk/crun"]
+        goals.append(goal(
+            "issue 13: hutch (default layout) <= 0.7x crun on a churned disk", ch["ratio"],
+            None if ch["ratio"] is None else ch["ratio"] <= 0.7,
+            shown_ratio("hutch/crun", ch["ratio"], ch["per_round"])
+            + ("; " + shown_ratio("hutch-disk/crun", chd["ratio"], chd["per_round"])
+               if chd["ratio"] is not None else "")))
+    lnotes, lwarnings = layout_notes(env, status)
     hm, cm = h["peak_rss_kib"], c["peak_rss_kib"]
     goals.append(goal("hutch peak RSS <= crun peak RSS", ratio(hm, cm),
                       None if hm is None or cm is None else hm <= cm,
@@ -479,6 +560,10 @@ def main() -> int:
         "rss_floor_kib": int(statistics.median(floor)) if floor else None,
         "goals": goals,
         "hutch_to_crun_per_round": round_ratios,
+        "hutch_disk_to_crun_per_round": disk_rounds,
+        "hutch_run_root": env.get("hutch_run_root"),
+        "layouts": {t: env.get("layout_" + t) for t in ("hutch", "hutch-disk")},
+        "churned": churned,
         "cgroup_leftovers_removed": leftovers,
         "cycle": {
             "what": "one run -d + stop + rm cycle of a detached `sleep 1000` per timed run; "
@@ -592,6 +677,10 @@ def main() -> int:
     print("× hutch / × crun: the tool's median divided by hutch's / crun's (above 1 = slower).")
     print(f"peak RSS: median over runs of the largest single-process peak RSS in the tool's "
           f"process tree; the method's floor (/bin/true) is {results['rss_floor_kib']} KiB.")
+    for n in lnotes:
+        print(n)
+    for n in lwarnings:
+        print("warning: " + n)
     busy = busy_note(env)
     if busy:
         print("warning: " + busy)
@@ -671,6 +760,12 @@ def main() -> int:
               f"peak RSS in the tool's process tree (bench/reap.c); floor of the method "
               f"(/bin/true): {results['rss_floor_kib']} KiB.")
     md.append(f"- cgroups: {env.get('cgroup_setup', '?')}.")
+    if env.get("hutch_run_root"):
+        md.append(f"- run roots: {env['hutch_run_root']}.")
+    for n in lnotes:
+        md.append(f"- {n}.")
+    for n in lwarnings:
+        md.append(f"- **warning: {n}**")
     if busy:
         md.append(f"- **warning: {busy}**")
     md.append("")

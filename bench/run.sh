@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # hutch benchmarks: `run --rm IMAGE /bin/true` on a busybox rootfs, hutch against crun,
 # runc, bubblewrap, bare unshare (the floor) and podman. Time with hyperfine, peak RSS with
-# bench/reap.c, table and results in build/bench/. Then the lifecycle benchmark
+# bench/reap.c, table and results in build/bench/. hutch is timed in two layouts side by
+# side: `hutch` as it runs by default (its data on the disk, its run root on a tmpfs, as
+# /run is on most hosts) and `hutch-disk` with all its state on the disk (--root DIR). Then the lifecycle benchmark
 # (bench/cycle.sh): one `run -d` + `stop` + `rm` cycle of `sleep 1000` against crun, runc
 # and podman, and the memory of the process supervising each detached container (hutch's
 # monitor, podman's conmon). Then the image benchmark (bench/images.sh): importing a
@@ -48,7 +50,10 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 ROOTFS=$WORK/rootfs
 PODMAN_ROOTFS=$WORK/rootfs-podman # podman writes etc/hosts etc. into its rootfs
 TARBALL=$WORK/rootfs.tar
+# hutch's two layouts: HUTCH_ROOT's run root (HUTCH_ROOT/run) gets a tmpfs in the private
+# mount namespace, like /run/hutch by default; HUTCH_DISK_ROOT's stays on the disk.
 HUTCH_ROOT=$WORK/hutch-root
+HUTCH_DISK_ROOT=$WORK/hutch-root-disk
 STATE=$WORK/state
 PODMAN_DIR=$WORK/podman
 LOGS=$WORK/logs
@@ -61,7 +66,7 @@ RUNC_ID=hutch-bench-runc
 CYCLE_NAME=hutch-bench-cycle
 MONITOR_PREFIX=hutch-bench-mon-
 
-MAIN_TOOLS=(hutch crun runc bwrap unshare)
+MAIN_TOOLS=(hutch hutch-disk crun runc bwrap unshare)
 ALL_TOOLS=("${MAIN_TOOLS[@]}" podman)
 CYCLE_TOOLS=(hutch crun runc podman) # the lifecycle benchmark (status keys cycle:TOOL)
 MONITOR_TOOLS=(hutch podman)         # tools with a supervisor process (status keys monitor:TOOL)
@@ -75,6 +80,7 @@ PODMAN_OPTS+=" --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 PODMAN_RUN="--rm $PODMAN_OPTS"
 declare -A CMD=(
 	[hutch]="$HUTCH --root $HUTCH_ROOT run --rm bb /bin/true"
+	[hutch-disk]="$HUTCH --root $HUTCH_DISK_ROOT run --rm bb /bin/true"
 	[crun]="crun --root $STATE/crun run --bundle $WORK/bundle-crun $CRUN_ID"
 	[runc]="runc --root $STATE/runc run --bundle $WORK/bundle-runc $RUNC_ID"
 	[bwrap]="bwrap --unshare-all --ro-bind $ROOTFS / --proc /proc --dev /dev /bin/true"
@@ -307,7 +313,7 @@ outer() {
 	flock -n 9 || die "another bench/run.sh is using $WORK (BENCH_WORK); wait for it to finish"
 
 	# Only what this script made, never $WORK itself (BENCH_WORK may point anywhere).
-	rm -rf "$ROOTFS" "$PODMAN_ROOTFS" "$TARBALL" "$HUTCH_ROOT" "$STATE" "$PODMAN_DIR" \
+	rm -rf "$ROOTFS" "$PODMAN_ROOTFS" "$TARBALL" "$HUTCH_ROOT" "$HUTCH_DISK_ROOT" "$STATE" "$PODMAN_DIR" \
 		"$LOGS" "$DATA" "$WORK/bundle-crun" "$WORK/bundle-runc" "$REAP" \
 		"$WORK/bundle-crun-sleep" "$WORK/bundle-runc-sleep" "${WORK:?}/bin" \
 		"$WORK/results.json" "$WORK/results.md"
@@ -404,7 +410,7 @@ on_interrupt() {
 }
 
 inner_cleanup() {
-	local rt id ids
+	local rt id ids root
 	for rt in crun runc; do
 		command -v "$rt" >/dev/null || continue
 		# every container in the benchmark's own state root: /bin/true's, the cycle's
@@ -417,13 +423,14 @@ inner_cleanup() {
 		# shellcheck disable=SC2086 # PODMAN_GLOBAL is a list of flags
 		timeout -k 5 120 podman $PODMAN_GLOBAL rm --all --force --time 0 >/dev/null 2>&1 || true
 	fi
-	if [[ -x $HUTCH && -d $HUTCH_ROOT/containers ]]; then
-		ids=$(timeout -k 5 30 "$HUTCH" --root "$HUTCH_ROOT" ps -a -q 2>/dev/null || true)
+	for root in "$HUTCH_ROOT" "$HUTCH_DISK_ROOT"; do
+		[[ -x $HUTCH && -d $root/containers ]] || continue
+		ids=$(timeout -k 5 30 "$HUTCH" --root "$root" ps -a -q 2>/dev/null || true)
 		if [[ -n $ids ]]; then
 			# shellcheck disable=SC2086 # a list of ids
-			timeout -k 5 60 "$HUTCH" --root "$HUTCH_ROOT" rm -f $ids >/dev/null 2>&1 || true
+			timeout -k 5 60 "$HUTCH" --root "$root" rm -f $ids >/dev/null 2>&1 || true
 		fi
-	fi
+	done
 	images_cleanup
 	sweep_orphans
 }
@@ -443,6 +450,16 @@ setup_cgroup2() {
 	printf 'cgroup_setup\t%s\n' "cgroup2 mounted at /sys/fs/cgroup in the benchmark's private mount namespace (host: $fstype with v1 hierarchies); no v1 hierarchy is visible to or touched by any tool" >>"$DATA/env.tsv"
 }
 
+# hutch's default layout: its data on the disk, its run root (/run/hutch) on a tmpfs, as /run
+# is on most hosts (not on these machines, where /run is on the root disk). HUTCH_ROOT's run
+# root gets one here, in the private mount namespace only: the host never sees it, and it
+# goes with the namespace. The image import and the containers' links stay on the disk.
+setup_run_tmpfs() {
+	mkdir -p "$HUTCH_ROOT/run"
+	mount -t tmpfs -o mode=0700,nosuid,nodev tmpfs "$HUTCH_ROOT/run"
+	printf 'hutch_run_root\t%s\n' "hutch: a tmpfs mounted on $HUTCH_ROOT/run in the benchmark's private mount namespace (its default /run/hutch is on a tmpfs on most hosts); hutch-disk: $HUTCH_DISK_ROOT/run on the disk of $WORK" >>"$DATA/env.tsv"
+}
+
 # Runs one tool's command once; records ok or FAILED with the reason.
 smoke_test() {
 	local tool=$1 rc=0 argv
@@ -459,30 +476,60 @@ smoke_test() {
 	set_status "$tool" ok
 }
 
+# Imports the image into one of hutch's roots and checks `run --rm` there.
+#   check_hutch TOOL ROOT   (hutch with HUTCH_ROOT, hutch-disk with HUTCH_DISK_ROOT)
 check_hutch() {
-	local rc=0
+	local tool=$1 root=$2 rc=0
 	if [[ ! -x $HUTCH ]]; then
-		tool_skipped hutch || set_status hutch FAILED "$HUTCH_SRC does not exist (make build/hutch)"
+		tool_skipped "$tool" || set_status "$tool" FAILED "$HUTCH_SRC does not exist (make build/hutch)"
 		return
 	fi
-	timeout --foreground -k 5 120 "$HUTCH" --root "$HUTCH_ROOT" image import "$TARBALL" bb \
-		</dev/null >"$LOGS/hutch-import.log" 2>&1 || rc=$?
+	timeout --foreground -k 5 120 "$HUTCH" --root "$root" image import "$TARBALL" bb \
+		</dev/null >"$LOGS/$tool-import.log" 2>&1 || rc=$?
 	if [[ $rc != 0 ]]; then
-		tool_skipped hutch ||
-			set_status hutch FAILED "image import exit $rc: $(last_line "$LOGS/hutch-import.log") (log: $LOGS/hutch-import.log)"
+		tool_skipped "$tool" ||
+			set_status "$tool" FAILED "image import exit $rc: $(last_line "$LOGS/$tool-import.log") (log: $LOGS/$tool-import.log)"
 		return
 	fi
-	HUTCH_IMPORTED=1 # the lifecycle benchmark needs the image, not a working `run --rm`
-	if tool_skipped hutch; then return 0; fi
-	smoke_test hutch
-	tool_ok hutch || return 0
+	# the lifecycle benchmark needs HUTCH_ROOT's image, not a working `run --rm`
+	if [[ $tool == hutch ]]; then HUTCH_IMPORTED=1; fi
+	if tool_skipped "$tool"; then return 0; fi
+	smoke_test "$tool"
+	tool_ok "$tool" || return 0
 	# A runtime that exits 0 without running anything would win every benchmark: check
 	# that the command really runs in the image and that its exit code comes back.
 	rc=0
-	timeout --foreground -k 5 60 "$HUTCH" --root "$HUTCH_ROOT" run --rm bb /bin/sh -c "test -f /$MARKER && exit 7" \
-		</dev/null >"$LOGS/hutch-check.log" 2>&1 || rc=$?
+	timeout --foreground -k 5 60 "$HUTCH" --root "$root" run --rm bb /bin/sh -c "test -f /$MARKER && exit 7" \
+		</dev/null >"$LOGS/$tool-check.log" 2>&1 || rc=$?
 	if [[ $rc != 7 ]]; then
-		set_status hutch FAILED "'run --rm bb /bin/sh -c \"test -f /$MARKER && exit 7\"' exited $rc, expected 7 (log: $LOGS/hutch-check.log)"
+		set_status "$tool" FAILED "'run --rm bb /bin/sh -c \"test -f /$MARKER && exit 7\"' exited $rc, expected 7 (log: $LOGS/$tool-check.log)"
+		return
+	fi
+	record_layout "$tool" "$root"
+}
+
+# Where a foreground `run --rm` keeps its container dir under ROOT, seen while one runs:
+# a link from ROOT/containers/ID to a dir in the run root when that is in memory, else a dir
+# on the disk. To env.tsv (layout_TOOL), which the report shows: what each row measured.
+record_layout() {
+	local tool=$1 root=$2 pid entry layout='' i
+	"$HUTCH" --root "$root" run --rm bb sleep 1 </dev/null >>"$LOGS/$tool-check.log" 2>&1 &
+	pid=$!
+	for ((i = 0; i < 300 && ${#layout} == 0; i++)); do
+		for entry in "$root"/containers/*; do
+			if [[ -L $entry ]]; then
+				layout="a link to $(readlink "$entry" || true) ($(stat -fLc %T "$entry" 2>/dev/null || true))"
+			elif [[ -d $entry ]]; then
+				layout="a dir on the disk ($(stat -fc %T "$entry" 2>/dev/null || true))"
+			fi
+		done
+		[[ -n $layout ]] || sleep 0.01
+	done
+	wait "$pid" || log "$tool: the layout check's run failed (log: $LOGS/$tool-check.log)"
+	printf 'layout_%s\t%s\n' "$tool" "${layout:-not seen}" >>"$DATA/env.tsv"
+	# hutch keeps the dir in memory only if RUN/rm/ID fits in an inode's link (59 bytes)
+	if [[ $tool == hutch && $layout != *'(tmpfs)' ]]; then
+		log "warning: hutch's container dir was ${layout:-not seen}, not in its tmpfs run root: its row does not measure the default layout (a shorter BENCH_WORK helps: $HUTCH_ROOT/run/rm/ID is $((${#HUTCH_ROOT} + 24)) bytes)"
 	fi
 }
 
@@ -590,14 +637,15 @@ time_rounds() {
 
 time_main() { time_rounds main "$WARMUP" "$RUNS" "${MAIN_TOOLS[@]}"; }
 
-# The churned-disk variant of the main benchmark, for hutch and crun (the runtimes that make
-# and remove a container's directories on the disk per run): a burst of CHURN_RUNS runs of
-# each, rotated, then the same interleaved rounds. Its hyperfine files go to $DATA/hf-churn/,
-# which report.py does not pool with the quiet rounds; churn_report summarises them.
+# The churned-disk variant of the main benchmark, for hutch in both layouts and crun (the
+# runtimes that make and remove a container's directories per run): a burst of CHURN_RUNS
+# runs of each, rotated, then the same interleaved rounds. Its hyperfine files go to
+# $DATA/hf-churn/, which report.py does not pool with the quiet rounds; churn_report
+# summarises them.
 time_churned() {
 	local tool i argv ok=()
 	[[ $CHURN_RUNS -gt 0 ]] || return 0
-	for tool in hutch crun; do
+	for tool in hutch hutch-disk crun; do
 		if tool_ok "$tool"; then ok+=("$tool"); fi
 	done
 	[[ ${#ok[@]} -gt 0 ]] || return 0
@@ -613,24 +661,30 @@ time_churned() {
 	churn_report
 }
 
-# Pooled medians over the churned rounds, each round's hutch/crun ratio, to churn.txt.
+# Pooled medians over the churned rounds, and hutch/crun and hutch-disk/crun over all runs
+# and per round, to churn.txt.
 churn_report() {
 	"$PYTHON" - "$DATA/hf-churn" >"$DATA/churn.txt" <<'PY' || log "churn report failed"
 import json, os, statistics, sys
 d = sys.argv[1]
-pooled, ratios = {}, []
+order = ["hutch", "hutch-disk", "crun"]
+what = {"hutch": "the default layout: data on the disk, run root on a tmpfs",
+        "hutch-disk": "all state on the disk"}
+pooled, rounds = {}, []
 for name in sorted(os.listdir(d), key=lambda n: int(n[4:-5]) if n[4:-5].isdigit() else 0):
     res = {r["command"]: r for r in json.load(open(os.path.join(d, name)))["results"]}
     for tool, r in res.items():
         pooled.setdefault(tool, []).extend(r["times"])
-    if "hutch" in res and "crun" in res:
-        ratios.append(res["hutch"]["median"] / res["crun"]["median"])
+    rounds.append({tool: r["median"] for tool, r in res.items()})
 print("Churned disk: the same rounds after %s untimed runs of each tool" % os.environ.get("CHURN_RUNS", "?"))
-for tool, t in pooled.items():
-    print("%-6s median %7.2f ms  runs %d" % (tool, statistics.median(t) * 1e3, len(t)))
-if "hutch" in pooled and "crun" in pooled:
-    m = statistics.median(pooled["hutch"]) / statistics.median(pooled["crun"])
-    print("hutch/crun = %.2fx (per round %s)" % (m, " ".join("%.2f" % r for r in ratios)))
+for tool in sorted(pooled, key=lambda t: order.index(t) if t in order else len(order)):
+    print("%-10s median %7.2f ms  runs %d%s" % (tool, statistics.median(pooled[tool]) * 1e3,
+          len(pooled[tool]), "  (%s)" % what[tool] if tool in what else ""))
+for a, b in (("hutch", "crun"), ("hutch-disk", "crun"), ("hutch", "hutch-disk")):
+    if a in pooled and b in pooled:
+        m = statistics.median(pooled[a]) / statistics.median(pooled[b])
+        per = [r[a] / r[b] for r in rounds if a in r and b in r and r[b] > 0]
+        print("%s/%s = %.2fx (per round %s)" % (a, b, m, " ".join("%.2f" % x for x in per)))
 PY
 	cat "$DATA/churn.txt" >&2
 }
@@ -671,6 +725,7 @@ inner() {
 	[[ $(readlink /proc/self/ns/mnt) != "$HUTCH_BENCH_HOST_MNTNS" ]] ||
 		die "refusing to mount: not in a private mount namespace"
 	setup_cgroup2
+	setup_run_tmpfs
 	trap inner_cleanup EXIT
 	trap on_interrupt INT TERM
 	inner_cleanup # a previous run killed half-way may have left a container behind
@@ -681,8 +736,10 @@ inner() {
 			# /bin/true benchmark of hutch is skipped
 			if ! tool_skipped hutch || ! tool_skipped cycle:hutch ||
 				! tool_skipped monitor:hutch; then
-				check_hutch
+				check_hutch hutch "$HUTCH_ROOT"
 			fi
+		elif [[ $tool == hutch-disk ]]; then
+			tool_skipped hutch-disk || check_hutch hutch-disk "$HUTCH_DISK_ROOT"
 		elif ! tool_skipped "$tool"; then
 			smoke_test "$tool"
 		fi
