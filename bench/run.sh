@@ -527,9 +527,8 @@ record_layout() {
 	done
 	wait "$pid" || log "$tool: the layout check's run failed (log: $LOGS/$tool-check.log)"
 	printf 'layout_%s\t%s\n' "$tool" "${layout:-not seen}" >>"$DATA/env.tsv"
-	# hutch keeps the dir in memory only if RUN/rm/ID fits in an inode's link (59 bytes)
 	if [[ $tool == hutch && $layout != *'(tmpfs)' ]]; then
-		log "warning: hutch's container dir was ${layout:-not seen}, not in its tmpfs run root: its row does not measure the default layout (a shorter BENCH_WORK helps: $HUTCH_ROOT/run/rm/ID is $((${#HUTCH_ROOT} + 24)) bytes)"
+		log "warning: hutch's container dir was ${layout:-not seen}, not in its tmpfs run root: its row does not measure the default layout"
 	fi
 }
 
