@@ -466,7 +466,9 @@ static int do_update(struct oci_ctx *o, int argc, char **argv)
 		hutch_err_wrap(&err, "--resources %s", v.resources);
 		return fail(o, err);
 	}
-	return hutch_oci_update(o->root, id, &res, &err) < 0 ? fail(o, err) : 0;
+	int ret = hutch_oci_update(o->root, id, &res, &err) < 0 ? fail(o, err) : 0;
+	hutch_resources_clear(&res);
+	return ret;
 }
 
 static int do_freeze(struct oci_ctx *o, int argc, char **argv, bool frozen)
@@ -740,7 +742,7 @@ static int do_features(struct oci_ctx *o, int argc, char **argv)
 		}
 	printf("],\n"
 	       "    \"cgroup\": {\"v1\": false, \"v2\": true, \"systemd\": false, "
-	       "\"systemdUser\": false},\n"
+	       "\"systemdUser\": false, \"rdma\": true},\n"
 	       "    \"seccomp\": {\"enabled\": false},\n"
 	       "    \"apparmor\": {\"enabled\": false},\n"
 	       "    \"selinux\": {\"enabled\": false}\n"
@@ -768,7 +770,7 @@ static void usage(FILE *out)
 	      "  list [--format table|json] [-q]    the containers\n"
 	      "  ps [--format table|json] ID        its processes\n"
 	      "  pause ID | resume ID               freeze and thaw its cgroup\n"
-	      "  update --resources FILE|- ID       memory, cpu and pids limits\n"
+	      "  update --resources FILE|- ID       the container's cgroup limits\n"
 	      "  spec [--rootless]   write a default config.json\n"
 	      "  features            what this runtime supports, as JSON\n"
 	      "\n"
