@@ -459,7 +459,8 @@ static int do_update(struct oci_ctx *o, int argc, char **argv)
 	struct hutch_err *err = NULL;
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
-	const char *path = strcmp(v.resources, "-") ? v.resources : "/dev/stdin";
+	/* fd 0 itself: a minimal system may have no /dev/stdin */
+	const char *path = strcmp(v.resources, "-") ? v.resources : "/proc/self/fd/0";
 	struct hutch_resources res;
 	if (read_file_at_most(AT_FDCWD, path, 1 << 20, 0, &text, &len, &err) < 0 ||
 	    hutch_oci_resources_parse(text, len, &res, &err) < 0) {

@@ -411,6 +411,36 @@ int cgroup_apply_writes(int dirfd, const struct hutch_cgroup_write *w, size_t n,
 	return 0;
 }
 
+void cgroup_enable_for(const char *path, const struct hutch_resources *r)
+{
+	unsigned want = (r->memory_max >= 0 ? CTRL_MEMORY : 0) |
+			(r->cpu_quota_us >= 0 ? CTRL_CPU : 0) | (r->pids_max >= 0 ? CTRL_PIDS : 0);
+	for (size_t i = 0; i < r->n_writes; i++)
+		want |= controller_of(r->writes[i].file);
+	const char *unified = find_unified_mount();
+	size_t ul = unified ? strlen(unified) : 0;
+	if (!want || !unified || strncmp(path, unified, ul) || path[ul] != '/')
+		return;
+	int fd = open(unified, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* each ancestor's subtree_control, root first; the leaf's own is not
+	 * touched (its processes are in it) */
+	for (const char *p = path + ul + 1; fd >= 0 && *p;) {
+		size_t n = strcspn(p, "/");
+		if (!p[n])
+			break;
+		enable_controllers(fd, want);
+		_cleanup_free_ char *name = xasprintf("%.*s", (int)n, p);
+		int next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		fd = next;
+		p += n + 1;
+	}
+	if (fd >= 0) {
+		enable_controllers(fd, want);
+		close(fd);
+	}
+}
+
 void hutch_resources_clear(struct hutch_resources *r)
 {
 	free(r->devices);

@@ -1114,6 +1114,8 @@ int hutch_oci_update(const char *state_root, const char *id, const struct hutch_
 		   "linux.resources.memory.swap", ""},
 		  {r->cpu_quota_us >= 0, "cpu.max", "linux.resources.cpu.quota", ""},
 		  {r->pids_max >= 0, "pids.max", "linux.resources.pids.limit", ""}};
+	if (s->cgroup)
+		cgroup_enable_for(s->cgroup, r);
 	if (r->check_before_update && r->memory_max > 0 && s->cgroup) {
 		/* the runtime spec's checkBeforeUpdate: no limit below what is in use */
 		_cleanup_free_ char *cur_file = xasprintf("%s/memory.current", s->cgroup);

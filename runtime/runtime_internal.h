@@ -62,6 +62,11 @@ struct strbuf;
  * kernel refuses, is an error naming the field. */
 int cgroup_apply_writes(int dirfd, const struct hutch_cgroup_write *w, size_t n,
 			struct strbuf *missing, struct hutch_err **err);
+/* update: the controllers r's limits need enabled in the subtree_control of
+ * each ancestor of the container's cgroup at path, from the cgroup v2 root
+ * down, where each offers them (a container made without a limit can get one
+ * later, as with crun, which enables them all). */
+void cgroup_enable_for(const char *path, const struct hutch_resources *r);
 /* What memory.swap.max gets for these limits, or -1 to leave it alone. */
 int64_t cgroup_swap_max(const struct hutch_resources *res);
 /* oom kills recorded in memory.events (0 if unknown). */
