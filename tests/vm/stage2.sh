@@ -407,7 +407,7 @@ mkdir -p /dev/hugepages
 mount -t hugetlbfs none /dev/hugepages
 echo 4 >/proc/sys/vm/nr_hugepages
 # the container's script, one JSON string (no quotes or backslashes in it)
-OCISCRIPT='cd /sys/fs/cgroup; for f in cpuset.cpus io.max io.weight hugetlb.2MB.max hugetlb.2MB.rsvd.max memory.low pids.max; do echo "$f=$(cat $f)"; done; echo "cpus_allowed=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"; fallocate -l 2097152 /huge/one && echo one_page=fits; if fallocate -l 4194304 /huge/two 2>/dev/null; then echo two_pages=fit; else echo two_pages=refused; fi; read -r t0 _ </proc/uptime; dd if=/dev/ram0 of=/dev/null bs=65536 count=32 iflag=direct 2>/dev/null; read -r t1 _ </proc/uptime; echo "read_2mib_s=$(awk -v a=$t0 -v b=$t1 "BEGIN {print b - a}")"; echo done=1; exec sleep 1000'
+OCISCRIPT='cd /sys/fs/cgroup; for f in cpuset.cpus io.max io.weight hugetlb.2MB.max hugetlb.2MB.rsvd.max memory.low pids.max cpu.idle cpu.max.burst; do echo "$f=$(cat $f)"; done; echo "cpus_allowed=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"; fallocate -l 2097152 /huge/one && echo one_page=fits; if fallocate -l 4194304 /huge/two 2>/dev/null; then echo two_pages=fit; else echo two_pages=refused; fi; read -r t0 _ </proc/uptime; dd if=/dev/ram0 of=/dev/null bs=65536 count=32 iflag=direct 2>/dev/null; read -r t1 _ </proc/uptime; echo "read_2mib_s=$(awk -v a=$t0 -v b=$t1 "BEGIN {print b - a}")"; echo done=1; exec sleep 1000'
 OCISCRIPT=$(printf '%s' "$OCISCRIPT" | sed 's/"/\\"/g')
 cat >/oci/b/config.json <<EOF
 {"ociVersion": "1.0.2",
@@ -426,7 +426,7 @@ cat >/oci/b/config.json <<EOF
   "resources": {
    "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 1, "minor": 0, "access": "rw"}],
    "memory": {"reservation": 8388608},
-   "cpu": {"cpus": "1", "mems": "0"},
+   "cpu": {"cpus": "1", "mems": "0", "quota": 50000, "period": 100000, "burst": 10000, "idle": 1},
    "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 1, "minor": 0, "rate": 1048576}]},
    "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}],
    "unified": {"pids.max": "20"}}}}
@@ -446,7 +446,8 @@ if [ "$RC" = 0 ] && [ "$(field /tmp/oci.out cpuset.cpus)" = 1 ] &&
 	[ "$(field /tmp/oci.out io.max)" = "1:0 rbps=1048576 wbps=max riops=max wiops=max" ] &&
 	[ "$(field /tmp/oci.out io.weight)" = "default 4950" ] && [ "$(field /tmp/oci.out hugetlb.2MB.max)" = 2097152 ] &&
 	[ "$(field /tmp/oci.out hugetlb.2MB.rsvd.max)" = 2097152 ] && [ "$(field /tmp/oci.out memory.low)" = 8388608 ] &&
-	[ "$(field /tmp/oci.out pids.max)" = 20 ] && [ ! -s /tmp/oci.err ]; then
+	[ "$(field /tmp/oci.out pids.max)" = 20 ] && [ "$(field /tmp/oci.out cpu.idle)" = 1 ] &&
+	[ "$(field /tmp/oci.out cpu.max.burst)" = 10000 ] && [ ! -s /tmp/oci.err ]; then
 	pass oci-resources-files-inside
 else
 	fail oci-resources-files-inside "$detail"
@@ -471,6 +472,16 @@ if [ "$RC" = 0 ] && [ "$(cat $cgc/pids.max)" = 7 ] && [ -z "$(cat $cgc/io.max)" 
 	pass oci-update-resources
 else
 	fail oci-update-resources "rc=$RC pids.max='$(cat $cgc/pids.max)' io.max='$(cat $cgc/io.max)' memory.low='$(cat $cgc/memory.low)' stderr='$(oneline /tmp/oci-up.err)'"
+fi
+# checkBeforeUpdate: a memory limit not above what the container uses is refused
+echo '{"memory": {"limit": 4096, "checkBeforeUpdate": true}}' >/tmp/oci-mem.json
+hoci update --resources /tmp/oci-mem.json c1 >/tmp/oci-up.err 2>&1
+RC=$?
+if [ "$RC" != 0 ] && grep -q 'linux.resources.memory.limit: 4096 is not above the [0-9]* bytes' /tmp/oci-up.err &&
+	[ "$(cat $cgc/memory.max)" = max ]; then
+	pass oci-update-check-before-update
+else
+	fail oci-update-check-before-update "rc=$RC memory.max='$(cat $cgc/memory.max)' stderr='$(oneline /tmp/oci-up.err)'"
 fi
 hoci delete --force c1 >/dev/null 2>&1
 rm -f /dev/hugepages/one /dev/hugepages/two
