@@ -462,11 +462,18 @@ static int do_update(struct oci_ctx *o, int argc, char **argv)
 	/* fd 0 itself: a minimal system may have no /dev/stdin */
 	const char *path = strcmp(v.resources, "-") ? v.resources : "/proc/self/fd/0";
 	struct hutch_resources res;
+	char **warnings = NULL;
+	size_t n_warnings = 0;
 	if (read_file_at_most(AT_FDCWD, path, 1 << 20, 0, &text, &len, &err) < 0 ||
-	    hutch_oci_resources_parse(text, len, &res, &err) < 0) {
+	    hutch_oci_resources_parse(text, len, &res, &warnings, &n_warnings, &err) < 0) {
 		hutch_err_wrap(&err, "--resources %s", v.resources);
 		return fail(o, err);
 	}
+	for (size_t i = 0; i < n_warnings; i++) {
+		oci_log(o, "warning", "%s", warnings[i]);
+		free(warnings[i]);
+	}
+	free(warnings);
 	int ret = hutch_oci_update(o->root, id, &res, &err) < 0 ? fail(o, err) : 0;
 	hutch_resources_clear(&res);
 	return ret;

@@ -1063,21 +1063,20 @@ static int res_devices(struct rd *r, jobj *v, const char *path, void *t)
 }
 
 /* One more cgroup file the container's cgroup gets (value and alt_value are
- * taken); named by its field as linux.resources.* also in an update's file. */
+ * taken), named by its field (path) in messages. */
 static void add_write(struct rd *r, const char *path, const char *file, char *value,
 		      const char *alt_file, char *alt_value, bool optional, bool strict)
 {
 	struct hutch_resources *res = &r->cfg->spec->resources;
 	res->writes = xrealloc(res->writes, (res->n_writes + 1) * sizeof(*res->writes));
-	res->writes[res->n_writes++] = (struct hutch_cgroup_write){
-	    .field = strncmp(path, "linux.resources.", 16) ? xasprintf("linux.resources.%s", path)
-							   : xstrdup(path),
-	    .file = xstrdup(file),
-	    .value = value,
-	    .alt_file = alt_file ? xstrdup(alt_file) : NULL,
-	    .alt_value = alt_value,
-	    .optional = optional,
-	    .strict = strict};
+	res->writes[res->n_writes++] =
+	    (struct hutch_cgroup_write){.field = xstrdup(path),
+					.file = xstrdup(file),
+					.value = value,
+					.alt_file = alt_file ? xstrdup(alt_file) : NULL,
+					.alt_value = alt_value,
+					.optional = optional,
+					.strict = strict};
 }
 
 /* what a field of cgroup v1 asks of cgroup v2, which cannot do it */
@@ -2058,7 +2057,7 @@ int hutch_oci_config_parse(const char *text, size_t len, const char *bundle_dir,
 }
 
 int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resources *out,
-			      struct hutch_err **err)
+			      char ***warnings, size_t *n_warnings, struct hutch_err **err)
 {
 	jobj *o = parse_json(text, len, "the resources file", err);
 	if (!o)
@@ -2076,7 +2075,7 @@ int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resourc
 				"devices: the device rules of a container are not updated "
 				"(they are fixed at create)");
 	if (rc == 0)
-		rc = l_resources(&pc.r, o, "", NULL);
+		rc = l_resources(&pc.r, o, "linux.resources", NULL); /* named as in config.json */
 	json_object_put(o);
 	if (rc == 0) {
 		struct hutch_resources *res = &c->spec->resources;
@@ -2090,6 +2089,12 @@ int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resourc
 						.check_before_update = res->check_before_update};
 		res->writes = NULL;
 		res->n_writes = 0;
+		if (warnings) {
+			*warnings = c->warnings;
+			*n_warnings = c->n_warnings;
+			c->warnings = NULL;
+			c->n_warnings = 0;
+		}
 	}
 	hutch_oci_config_free(c);
 	return rc;

@@ -730,9 +730,11 @@ int hutch_oci_process_parse(const char *text, size_t len, struct hutch_process *
 void hutch_process_clear(struct hutch_process *proc);
 /* update --resources: linux.resources into out (all of it but devices), where
  * -1 (memory_max, cpu_quota_us, pids_max) means not given and 0 no limit; the
- * other fields as writes. The caller frees out with hutch_resources_clear. */
+ * other fields as writes. The caller frees out with hutch_resources_clear;
+ * what is ignored (kernel memory, network classes) is said in *warnings (when
+ * not NULL: the caller frees each and the list). */
 int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resources *out,
-			      struct hutch_err **err);
+			      char ***warnings, size_t *n_warnings, struct hutch_err **err);
 /* Free what r holds (device rules, cgroup writes) and zero it. */
 void hutch_resources_clear(struct hutch_resources *r);
 /* The default config.json of `spec` (runc's, with a busybox-friendly "sh"). */

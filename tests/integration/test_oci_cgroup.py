@@ -235,6 +235,12 @@ def test_update_resources(oci, tmp):
     assert cp.returncode != 0
     assert ("linux.resources.unified.cgroup.max.depth: the kernel refused 'deep' for "
             "cgroup.max.depth") in cp.stderr, cp.stderr
+    # ignored fields: said, as at create
+    res.write_text(json.dumps({"memory": {"kernel": 1048576}, "network": {"classID": 3}}))
+    cp = oci.run("update", "--resources", res, "up1")
+    assert "warning: linux.resources.memory.kernel: cgroup v2 has no kernel memory" in cp.stderr
+    assert "warning: linux.resources.network: cgroup v1's net_cls" in cp.stderr
     res.write_text(json.dumps({"cpu": {"realtimePeriod": 1000}}))
     cp = oci.run("update", "--resources", res, "up1", check=False)
-    assert cp.returncode != 0 and "cpu.realtimePeriod: cgroup v2 has no" in cp.stderr
+    assert cp.returncode != 0
+    assert "linux.resources.cpu.realtimePeriod: cgroup v2 has no" in cp.stderr, cp.stderr

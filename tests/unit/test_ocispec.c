@@ -191,12 +191,12 @@ static void process_file_and_resources(void **state)
 	hutch_process_clear(&proc);
 	const char *r = "{\"memory\": {\"limit\": 1048576}, \"pids\": {\"limit\": 0}}";
 	struct hutch_resources res;
-	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, &err), 0);
+	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, NULL, NULL, &err), 0);
 	assert_int_equal(res.memory_max, 1048576);
 	assert_int_equal(res.pids_max, 0);
 	assert_int_equal(res.cpu_quota_us, -1);
 	r = "{\"devices\": []}";
-	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, &err), -1);
+	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, NULL, NULL, &err), -1);
 	hutch_err_free(&err);
 }
 
@@ -290,10 +290,19 @@ static void resources_as_cgroup_files(void **state)
 	hutch_oci_config_free(c);
 
 	/* update: the same writes; memory without a limit leaves memory.max */
-	const char *u = "{\"memory\": {\"reservation\": 5}, \"unified\": {\"pids.max\": \"7\"}}";
+	const char *u =
+	    "{\"memory\": {\"reservation\": 5, \"kernel\": 0}, \"unified\": {\"pids.max\": "
+	    "\"7\"}}";
 	struct hutch_resources res;
 	struct hutch_err *err = NULL;
-	assert_int_equal(hutch_oci_resources_parse(u, strlen(u), &res, &err), 0);
+	char **warnings = NULL;
+	size_t n_warnings = 0;
+	assert_int_equal(
+	    hutch_oci_resources_parse(u, strlen(u), &res, &warnings, &n_warnings, &err), 0);
+	assert_int_equal(n_warnings, 1);
+	assert_non_null(strstr(warnings[0], "linux.resources.memory.kernel"));
+	free(warnings[0]);
+	free(warnings);
 	assert_int_equal(res.memory_max, -1);
 	assert_int_equal(res.n_writes, 2);
 	assert_string_equal(res.writes[0].field, "linux.resources.memory.reservation");
