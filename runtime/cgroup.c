@@ -535,6 +535,14 @@ const char *cgroup_unified_key_problem(const char *key)
 		if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
 		    !(*p >= '0' && *p <= '9') && *p != '.' && *p != '_' && *p != '-')
 			return "not a cgroup file name (letters, digits, '.', '_', '-')";
+	/* not limits: they would move processes of the host into the container's
+	 * cgroup (which delete kills), kill them, or give the leaf children */
+	static const char *const managed[] = {"cgroup.procs", "cgroup.threads", "cgroup.kill",
+					      "cgroup.subtree_control"};
+	for (size_t i = 0; i < ARRAY_SIZE(managed); i++)
+		if (!strcmp(key, managed[i]))
+			return "hutch manages the container's processes and its cgroup's place "
+			       "in the hierarchy: not a limit to set";
 	return NULL;
 }
 

@@ -53,7 +53,9 @@ char *cgroup_hugepage_name(uint64_t kib);
 /* cpuset's list syntax: "0-3,5" (no spaces, ranges ascending). */
 bool cgroup_cpu_list_ok(const char *list);
 /* Why a linux.resources.unified key cannot name a file of the container's
- * cgroup (a "/", "." or "..", not CONTROLLER.NAME), or NULL when it can. */
+ * cgroup (a "/", "." or "..", not CONTROLLER.NAME, or one of the files that
+ * move or kill processes: cgroup.procs, threads, kill, subtree_control), or
+ * NULL when it can. */
 const char *cgroup_unified_key_problem(const char *key);
 struct strbuf;
 /* Write w[0..n) into the cgroup at dirfd, in order. One whose controller the

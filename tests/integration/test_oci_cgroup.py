@@ -144,6 +144,10 @@ def test_unified_needs_its_controller(oci, tmp):
 BAD = [
     ({"unified": {"../memory.max": "1"}}, "linux.resources.unified: '../memory.max'"),
     ({"unified": {"memory": "1"}}, "linux.resources.unified: 'memory': not CONTROLLER.NAME"),
+    # a file that moves processes of the host into the container's cgroup (which
+    # delete kills) is not a limit
+    ({"unified": {"cgroup.procs": "1"}},
+     "linux.resources.unified: 'cgroup.procs': hutch manages the container's processes"),
     ({"unified": {"memory.max": 5}}, "linux.resources.unified.memory.max: a string is expected"),
     ({"hugepageLimits": [{"pageSize": "2M", "limit": 1}]},
      "linux.resources.hugepageLimits[0].pageSize: '2M' is not a hugepage size"),

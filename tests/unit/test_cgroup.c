@@ -168,9 +168,11 @@ static void test_unified_keys(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
 		if (cgroup_unified_key_problem(good[i]))
 			fail_msg("'%s' refused: %s", good[i], cgroup_unified_key_problem(good[i]));
-	const char *bad[] = {"",	  "memory",	 ".max", "memory.", "../memory.max",
-			     "a/b.c",	  "memory..max", "..",	 ".",	    "memory.max\n",
-			     "mem ory.x", "io.max*"};
+	const char *bad[] = {"", "memory", ".max", "memory.", "../memory.max", "a/b.c",
+			     "memory..max", "..", ".", "memory.max\n", "mem ory.x", "io.max*",
+			     /* not limits: they move or kill processes */
+			     "cgroup.procs", "cgroup.threads", "cgroup.kill",
+			     "cgroup.subtree_control"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		if (!cgroup_unified_key_problem(bad[i]))
 			fail_msg("'%s' taken as a cgroup file", bad[i]);
