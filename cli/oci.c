@@ -464,14 +464,24 @@ static int do_update(struct oci_ctx *o, int argc, char **argv)
 	struct hutch_err *err = NULL;
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
-	const char *path = strcmp(v.resources, "-") ? v.resources : "/dev/stdin";
+	/* fd 0 itself: a minimal system may have no /dev/stdin */
+	const char *path = strcmp(v.resources, "-") ? v.resources : "/proc/self/fd/0";
 	struct hutch_resources res;
+	char **warnings = NULL;
+	size_t n_warnings = 0;
 	if (read_file_at_most(AT_FDCWD, path, 1 << 20, 0, &text, &len, &err) < 0 ||
-	    hutch_oci_resources_parse(text, len, &res, &err) < 0) {
+	    hutch_oci_resources_parse(text, len, &res, &warnings, &n_warnings, &err) < 0) {
 		hutch_err_wrap(&err, "--resources %s", v.resources);
 		return fail(o, err);
 	}
-	return hutch_oci_update(o->root, id, &res, &err) < 0 ? fail(o, err) : 0;
+	for (size_t i = 0; i < n_warnings; i++) {
+		oci_log(o, "warning", "%s", warnings[i]);
+		free(warnings[i]);
+	}
+	free(warnings);
+	int ret = hutch_oci_update(o->root, id, &res, &err) < 0 ? fail(o, err) : 0;
+	hutch_resources_clear(&res);
+	return ret;
 }
 
 static int do_freeze(struct oci_ctx *o, int argc, char **argv, bool frozen)
@@ -746,7 +756,7 @@ static int do_features(struct oci_ctx *o, int argc, char **argv)
 	_cleanup_free_ char *seccomp = hutch_oci_seccomp_features();
 	printf("],\n"
 	       "    \"cgroup\": {\"v1\": false, \"v2\": true, \"systemd\": false, "
-	       "\"systemdUser\": false},\n"
+	       "\"systemdUser\": false, \"rdma\": true},\n"
 	       "    \"seccomp\": %s,\n"
 	       "    \"apparmor\": {\"enabled\": false},\n"
 	       "    \"selinux\": {\"enabled\": false}\n"
@@ -775,7 +785,7 @@ static void usage(FILE *out)
 	      "  list [--format table|json] [-q]    the containers\n"
 	      "  ps [--format table|json] ID        its processes\n"
 	      "  pause ID | resume ID               freeze and thaw its cgroup\n"
-	      "  update --resources FILE|- ID       memory, cpu and pids limits\n"
+	      "  update --resources FILE|- ID       the container's cgroup limits\n"
 	      "  spec [--rootless]   write a default config.json\n"
 	      "  features            what this runtime supports, as JSON\n"
 	      "\n"

@@ -1153,6 +1153,19 @@ int hutch_oci_update(const char *state_root, const char *id, const struct hutch_
 		   "linux.resources.memory.swap", ""},
 		  {r->cpu_quota_us >= 0, "cpu.max", "linux.resources.cpu.quota", ""},
 		  {r->pids_max >= 0, "pids.max", "linux.resources.pids.limit", ""}};
+	if (s->cgroup)
+		cgroup_enable_for(s->cgroup, r);
+	if (r->check_before_update && r->memory_max > 0 && s->cgroup) {
+		/* the runtime spec's checkBeforeUpdate: no limit below what is in use */
+		_cleanup_free_ char *cur_file = xasprintf("%s/memory.current", s->cgroup);
+		_cleanup_free_ char *cur = NULL;
+		if (read_file_at(AT_FDCWD, cur_file, &cur, NULL, NULL) == 0 &&
+		    r->memory_max <= strtoll(cur, NULL, 10))
+			ret = hutch_fail(err, 0,
+					 "linux.resources.memory.limit: %lld is not above the %lld "
+					 "bytes container '%s' uses now (checkBeforeUpdate)",
+					 (long long)r->memory_max, strtoll(cur, NULL, 10), id);
+	}
 	snprintf(w[0].value, sizeof(w[0].value), "%lld", (long long)r->memory_max);
 	if (!r->memory_max)
 		strcpy(w[0].value, "max");
@@ -1184,6 +1197,18 @@ int hutch_oci_update(const char *state_root, const char *id, const struct hutch_
 					 w[i].file);
 		else
 			ret = write_file_at(AT_FDCWD, path, w[i].value, err);
+	}
+	if (ret == 0 && r->n_writes) {
+		_cleanup_close_ int dfd =
+		    s->cgroup ? open(s->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+		if (dfd < 0)
+			ret =
+			    hutch_fail(err, 0,
+				       "%s cannot be set here: container '%s' has no cgroup of its "
+				       "own",
+				       r->writes[0].field, id);
+		else
+			ret = cgroup_apply_writes(dfd, r->writes, r->n_writes, NULL, err);
 	}
 	hutch_oci_state_free(s);
 	return ret;

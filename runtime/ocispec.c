@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/sha256.h"
+#include "common/strbuf.h"
 #include "common/util.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/seccomp_internal.h"
@@ -1062,6 +1063,30 @@ static int res_devices(struct rd *r, jobj *v, const char *path, void *t)
 	return 0;
 }
 
+/* One more cgroup file the container's cgroup gets (value and alt_value are
+ * taken), named by its field (path) in messages. */
+static void add_write(struct rd *r, const char *path, const char *file, char *value,
+		      const char *alt_file, char *alt_value, bool optional, bool strict)
+{
+	struct hutch_resources *res = &r->cfg->spec->resources;
+	res->writes = xrealloc(res->writes, (res->n_writes + 1) * sizeof(*res->writes));
+	res->writes[res->n_writes++] =
+	    (struct hutch_cgroup_write){.field = xstrdup(path),
+					.file = xstrdup(file),
+					.value = value,
+					.alt_file = alt_file ? xstrdup(alt_file) : NULL,
+					.alt_value = alt_value,
+					.optional = optional,
+					.strict = strict};
+}
+
+/* what a field of cgroup v1 asks of cgroup v2, which cannot do it */
+static int v1_only(struct rd *r, const char *path, const char *what)
+{
+	return hutch_fail(r->err, 0, "%s: cgroup v2 has %s (crun refuses it too); leave it out",
+			  path, what);
+}
+
 struct res_target {
 	int64_t limit, swap, quota;
 	uint64_t period, shares;
@@ -1078,6 +1103,47 @@ static int mem_swap(struct rd *r, jobj *v, const char *path, void *t)
 	struct res_target *rt = t;
 	rt->has_swap = true;
 	return get_i64(r, v, path, -1, INT64_MAX, &rt->swap);
+}
+static int mem_reservation(struct rd *r, jobj *v, const char *path, void *t)
+{
+	int64_t x;
+	if (get_i64(r, v, path, -1, INT64_MAX, &x) < 0)
+		return -1;
+	add_write(r, path, "memory.low", x < 0 ? xstrdup("max") : xasprintf("%lld", (long long)x),
+		  NULL, NULL, false, false);
+	return 0;
+}
+static int mem_kernel(struct rd *r, jobj *v, const char *path, void *t)
+{
+	int64_t x;
+	if (get_i64(r, v, path, INT64_MIN, INT64_MAX, &x) < 0)
+		return -1;
+	warn(r,
+	     "%s: cgroup v2 has no kernel memory limit (the runtime spec deprecates it): ignored",
+	     path);
+	return 0;
+}
+static int mem_swappiness(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return v1_only(r, path, "no swappiness of its own for a cgroup");
+}
+static int mem_oom_killer(struct rd *r, jobj *v, const char *path, void *t)
+{
+	bool b;
+	if (get_bool(r, v, path, &b) < 0)
+		return -1;
+	return b ? v1_only(r, path, "no way to disable the OOM killer") : 0;
+}
+static int mem_hierarchy(struct rd *r, jobj *v, const char *path, void *t)
+{
+	bool b;
+	if (get_bool(r, v, path, &b) < 0)
+		return -1;
+	return b ? 0 : v1_only(r, path, "only hierarchical accounting");
+}
+static int mem_check(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_bool(r, v, path, &r->cfg->spec->resources.check_before_update);
 }
 static int cpu_quota(struct rd *r, jobj *v, const char *path, void *t)
 {
@@ -1096,6 +1162,52 @@ static int cpu_shares(struct rd *r, jobj *v, const char *path, void *t)
 	struct res_target *rt = t;
 	return get_u64(r, v, path, &rt->shares);
 }
+static int cpu_burst(struct rd *r, jobj *v, const char *path, void *t)
+{
+	uint64_t x;
+	if (get_u64(r, v, path, &x) < 0)
+		return -1;
+	add_write(r, path, "cpu.max.burst", xasprintf("%llu", (unsigned long long)x), NULL, NULL,
+		  false, false);
+	return 0;
+}
+static int cpu_idle(struct rd *r, jobj *v, const char *path, void *t)
+{
+	int64_t x;
+	if (get_i64(r, v, path, 0, 1, &x) < 0)
+		return -1;
+	add_write(r, path, "cpu.idle", xasprintf("%lld", (long long)x), NULL, NULL, false, false);
+	return 0;
+}
+static int cpu_realtime(struct rd *r, jobj *v, const char *path, void *t)
+{
+	int64_t x;
+	if (get_i64(r, v, path, INT64_MIN, INT64_MAX, &x) < 0)
+		return -1;
+	return x ? v1_only(r, path, "no realtime CPU budget") : 0;
+}
+static int cpu_set(struct rd *r, jobj *v, const char *path, const char *file)
+{
+	_cleanup_free_ char *s = NULL;
+	if (get_str(r, v, path, &s) < 0)
+		return -1;
+	if (!*s)
+		return 0;
+	if (!cgroup_cpu_list_ok(s)) {
+		_cleanup_free_ char *ss = shown(s);
+		return hutch_fail(r->err, 0, "%s: '%s' is not a list such as 0-3,5", path, ss);
+	}
+	add_write(r, path, file, xstrdup(s), NULL, NULL, false, false);
+	return 0;
+}
+static int cpu_cpus(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return cpu_set(r, v, path, "cpuset.cpus");
+}
+static int cpu_mems(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return cpu_set(r, v, path, "cpuset.mems");
+}
 static int pids_limit(struct rd *r, jobj *v, const char *path, void *t)
 {
 	int64_t x;
@@ -1105,40 +1217,26 @@ static int pids_limit(struct rd *r, jobj *v, const char *path, void *t)
 	r->cfg->spec->resources.pids_max = x > 0 ? x : 0;
 	return 0;
 }
-/* A value hutch does not enforce, harmless when it asks for nothing. */
-static int mem_unsupported(struct rd *r, jobj *v, const char *path, void *t)
-{
-	return hutch_fail(r->err, 0, "%s is not supported by hutch (only limit and swap are)",
-			  path);
-}
-static int cpu_unsupported(struct rd *r, jobj *v, const char *path, void *t)
-{
-	if (json_object_is_type(v, json_type_string) && !json_object_get_string_len(v))
-		return 0;
-	if (json_object_is_type(v, json_type_int) && json_object_get_int64(v) == 0)
-		return 0;
-	return hutch_fail(r->err, 0, "%s is not supported by hutch (only quota and period are)",
-			  path);
-}
 
 static int res_memory(struct rd *r, jobj *v, const char *path, void *t)
 {
 	static const struct key_rule rules[] = {
 	    {"limit", mem_limit, NULL},
 	    {"swap", mem_swap, NULL},
-	    {"reservation", mem_unsupported, NULL},
-	    {"kernel", mem_unsupported, NULL},
-	    {"kernelTCP", mem_unsupported, NULL},
-	    {"swappiness", mem_unsupported, NULL},
-	    {"disableOOMKiller", mem_unsupported, NULL},
-	    {"useHierarchy", mem_unsupported, NULL},
-	    {"checkBeforeUpdate", mem_unsupported, NULL},
+	    {"reservation", mem_reservation, NULL},
+	    {"kernel", mem_kernel, NULL},
+	    {"kernelTCP", mem_kernel, NULL},
+	    {"swappiness", mem_swappiness, NULL},
+	    {"disableOOMKiller", mem_oom_killer, NULL},
+	    {"useHierarchy", mem_hierarchy, NULL},
+	    {"checkBeforeUpdate", mem_check, NULL},
 	};
 	struct res_target rt = {0};
 	if (walk(r, v, path, rules, ARRAY_SIZE(rules), &rt) < 0)
 		return -1;
 	struct hutch_resources *res = &r->cfg->spec->resources;
-	res->memory_max = rt.has_limit && rt.limit > 0 ? rt.limit : 0;
+	if (rt.has_limit) /* (an update without it leaves memory.max as it is) */
+		res->memory_max = rt.limit > 0 ? rt.limit : 0;
 	/* OCI's swap, like Docker's --memory-swap, is memory plus swap */
 	if (rt.has_swap)
 		res->memory_swap_max = rt.swap < 0 ? -1 : rt.swap;
@@ -1151,12 +1249,12 @@ static int res_cpu(struct rd *r, jobj *v, const char *path, void *t)
 	    {"quota", cpu_quota, NULL},
 	    {"period", cpu_period, NULL},
 	    {"shares", cpu_shares, NULL},
-	    {"burst", cpu_unsupported, NULL},
-	    {"realtimeRuntime", cpu_unsupported, NULL},
-	    {"realtimePeriod", cpu_unsupported, NULL},
-	    {"cpus", cpu_unsupported, NULL},
-	    {"mems", cpu_unsupported, NULL},
-	    {"idle", cpu_unsupported, NULL},
+	    {"burst", cpu_burst, NULL},
+	    {"realtimeRuntime", cpu_realtime, NULL},
+	    {"realtimePeriod", cpu_realtime, NULL},
+	    {"cpus", cpu_cpus, NULL},
+	    {"mems", cpu_mems, NULL},
+	    {"idle", cpu_idle, NULL},
 	};
 	struct res_target rt = {0};
 	if (walk(r, v, path, rules, ARRAY_SIZE(rules), &rt) < 0)
@@ -1184,20 +1282,287 @@ static int res_pids(struct rd *r, jobj *v, const char *path, void *t)
 	return walk(r, v, path, rules, ARRAY_SIZE(rules), t);
 }
 
+/* blockIO's device entries (weightDevice, throttle*Device) */
+struct blk_target {
+	int64_t major, minor, weight, leaf;
+	uint64_t rate;
+	bool has_major, has_minor, has_rate;
+};
+static int blk_major(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct blk_target *b = t;
+	b->has_major = true;
+	return get_i64(r, v, path, 0, UINT32_MAX, &b->major);
+}
+static int blk_minor(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct blk_target *b = t;
+	b->has_minor = true;
+	return get_i64(r, v, path, 0, UINT32_MAX, &b->minor);
+}
+/* cgroup v1's and bfq's weights: 10-1000, 0 for none */
+static int get_weight(struct rd *r, jobj *v, const char *path, int64_t *out)
+{
+	if (get_i64(r, v, path, 0, 1000, out) < 0)
+		return -1;
+	if (*out && *out < 10)
+		return hutch_fail(r->err, 0, "%s: %lld is out of range (10 to 1000, or 0 for none)",
+				  path, (long long)*out);
+	return 0;
+}
+static int blk_weight(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_weight(r, v, path, &((struct blk_target *)t)->weight);
+}
+static int blk_leaf(struct rd *r, jobj *v, const char *path, void *t)
+{
+	if (get_weight(r, v, path, &((struct blk_target *)t)->leaf) < 0)
+		return -1;
+	return ((struct blk_target *)t)->leaf ? v1_only(r, path, "no leaf weight") : 0;
+}
+static int blk_rate(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct blk_target *b = t;
+	b->has_rate = true;
+	return get_u64(r, v, path, &b->rate);
+}
+
+/* key: io.max's ("rbps"), or NULL for weightDevice */
+static int blk_devices(struct rd *r, jobj *v, const char *path, const char *key)
+{
+	static const struct key_rule weight_rules[] = {{"major", blk_major, NULL},
+						       {"minor", blk_minor, NULL},
+						       {"weight", blk_weight, NULL},
+						       {"leafWeight", blk_leaf, NULL}};
+	static const struct key_rule rate_rules[] = {
+	    {"major", blk_major, NULL}, {"minor", blk_minor, NULL}, {"rate", blk_rate, NULL}};
+	if (want_type(r, v, json_type_array, path) < 0)
+		return -1;
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		_cleanup_free_ char *sub = xasprintf("%s[%zu]", path, i);
+		struct blk_target b = {0};
+		if (walk(r, json_object_array_get_idx(v, i), sub, key ? rate_rules : weight_rules,
+			 key ? ARRAY_SIZE(rate_rules) : ARRAY_SIZE(weight_rules), &b) < 0)
+			return -1;
+		if (!b.has_major || !b.has_minor || (key && !b.has_rate))
+			return hutch_fail(r->err, 0, "%s: major, minor and %s are required", sub,
+					  key ? "rate" : "weight");
+		if (key)
+			add_write(r, sub, "io.max",
+				  cgroup_device_line(b.major, b.minor, key, b.rate), NULL, NULL,
+				  false, false);
+		else if (b.weight) /* bfq's weight as it is, else io.weight's range */
+			add_write(
+			    r, sub, "io.bfq.weight",
+			    cgroup_device_line(b.major, b.minor, NULL, b.weight), "io.weight",
+			    cgroup_device_line(b.major, b.minor, NULL, cgroup_io_weight(b.weight)),
+			    false, false);
+	}
+	return 0;
+}
+static int bio_weight(struct rd *r, jobj *v, const char *path, void *t)
+{
+	int64_t w;
+	if (get_weight(r, v, path, &w) < 0)
+		return -1;
+	if (w)
+		add_write(r, path, "io.bfq.weight", xasprintf("%lld", (long long)w), "io.weight",
+			  xasprintf("%llu", (unsigned long long)cgroup_io_weight(w)), false, false);
+	return 0;
+}
+static int bio_leaf(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct blk_target b = {0};
+	return blk_leaf(r, v, path, &b);
+}
+static int bio_weight_device(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return blk_devices(r, v, path, NULL);
+}
+static int bio_rbps(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return blk_devices(r, v, path, "rbps");
+}
+static int bio_wbps(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return blk_devices(r, v, path, "wbps");
+}
+static int bio_riops(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return blk_devices(r, v, path, "riops");
+}
+static int bio_wiops(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return blk_devices(r, v, path, "wiops");
+}
+static int res_block_io(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {
+	    {"weight", bio_weight, NULL},
+	    {"leafWeight", bio_leaf, NULL},
+	    {"weightDevice", bio_weight_device, NULL},
+	    {"throttleReadBpsDevice", bio_rbps, NULL},
+	    {"throttleWriteBpsDevice", bio_wbps, NULL},
+	    {"throttleReadIOPSDevice", bio_riops, NULL},
+	    {"throttleWriteIOPSDevice", bio_wiops, NULL},
+	};
+	return walk(r, v, path, rules, ARRAY_SIZE(rules), NULL);
+}
+
+struct huge_target {
+	char *size;
+	uint64_t limit;
+	bool has_limit;
+};
+static int huge_size(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct huge_target *h = t;
+	if (get_str(r, v, path, &h->size) < 0)
+		return -1;
+	if (!cgroup_hugepage_size_ok(h->size)) {
+		_cleanup_free_ char *s = shown(h->size);
+		return hutch_fail(r->err, 0, "%s: '%s' is not a hugepage size such as 2MB or 1GB",
+				  path, s);
+	}
+	return 0;
+}
+static int huge_limit(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct huge_target *h = t;
+	h->has_limit = true;
+	return get_u64(r, v, path, &h->limit);
+}
+static int res_hugepages(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {{"pageSize", huge_size, NULL},
+						{"limit", huge_limit, NULL}};
+	if (want_type(r, v, json_type_array, path) < 0)
+		return -1;
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		_cleanup_free_ char *sub = xasprintf("%s[%zu]", path, i);
+		struct huge_target h = {0};
+		int rc =
+		    walk(r, json_object_array_get_idx(v, i), sub, rules, ARRAY_SIZE(rules), &h);
+		_cleanup_free_ char *size = h.size;
+		if (rc < 0)
+			return -1;
+		if (!size || !h.has_limit)
+			return hutch_fail(r->err, 0, "%s: pageSize and limit are required", sub);
+		/* the reservation limit too, where the kernel has one (5.7 and later) */
+		_cleanup_free_ char *rsvd = xasprintf("hugetlb.%s.rsvd.max", size);
+		_cleanup_free_ char *max = xasprintf("hugetlb.%s.max", size);
+		add_write(r, sub, rsvd, xasprintf("%llu", (unsigned long long)h.limit), NULL, NULL,
+			  true, false);
+		add_write(r, sub, max, xasprintf("%llu", (unsigned long long)h.limit), NULL, NULL,
+			  false, false);
+	}
+	return 0;
+}
+
+struct rdma_target {
+	uint32_t handles, objects;
+	bool has_handles, has_objects;
+};
+static int rdma_handles(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct rdma_target *d = t;
+	d->has_handles = true;
+	return get_u32(r, v, path, &d->handles);
+}
+static int rdma_objects(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct rdma_target *d = t;
+	d->has_objects = true;
+	return get_u32(r, v, path, &d->objects);
+}
+static int res_rdma(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {{"hcaHandles", rdma_handles, NULL},
+						{"hcaObjects", rdma_objects, NULL}};
+	if (want_type(r, v, json_type_object, path) < 0)
+		return -1;
+	json_object_object_foreach(v, dev, val)
+	{
+		_cleanup_free_ char *sub = xasprintf("%s.%s", path, dev);
+		if (!*dev || strspn(dev, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					 "0123456789_-.") != strlen(dev)) {
+			_cleanup_free_ char *sd = shown(dev);
+			return hutch_fail(r->err, 0, "%s: '%s' is not an RDMA device name", path,
+					  sd);
+		}
+		struct rdma_target d = {0};
+		if (walk(r, val, sub, rules, ARRAY_SIZE(rules), &d) < 0)
+			return -1;
+		if (!d.has_handles && !d.has_objects)
+			continue;
+		struct strbuf line = {0};
+		strbuf_adds(&line, dev);
+		if (d.has_handles)
+			strbuf_addf(&line, " hca_handle=%u", d.handles);
+		if (d.has_objects)
+			strbuf_addf(&line, " hca_object=%u", d.objects);
+		add_write(r, sub, "rdma.max", strbuf_steal(&line), NULL, NULL, false, false);
+	}
+	return 0;
+}
+
+static int res_network(struct rd *r, jobj *v, const char *path, void *t)
+{
+	if (want_type(r, v, json_type_object, path) < 0)
+		return -1;
+	warn(r, "%s: cgroup v1's net_cls and net_prio have no cgroup v2 counterpart: ignored",
+	     path);
+	return 0;
+}
+
+/* linux.resources.unified: files of the container's cgroup, set as given
+ * (after everything else, which they override) */
+static int res_unified(struct rd *r, jobj *v, const char *path, void *t)
+{
+	if (want_type(r, v, json_type_object, path) < 0)
+		return -1;
+	json_object_object_foreach(v, key, val)
+	{
+		_cleanup_free_ char *sk = shown(key);
+		_cleanup_free_ char *sub = xasprintf("%s.%s", path, sk);
+		const char *problem = cgroup_unified_key_problem(key);
+		if (problem)
+			return hutch_fail(r->err, 0, "%s: '%s': %s", path, sk, problem);
+		char *value = NULL;
+		if (get_str(r, val, sub, &value) < 0)
+			return -1;
+		if (!*value) { /* nothing to write, as crun */
+			free(value);
+			continue;
+		}
+		add_write(r, sub, key, value, NULL, NULL, false, true);
+	}
+	return 0;
+}
+
 static int l_resources(struct rd *r, jobj *v, const char *path, void *t)
 {
 	static const struct key_rule rules[] = {
-	    {"devices", res_devices, NULL},
-	    {"memory", res_memory, NULL},
-	    {"cpu", res_cpu, NULL},
-	    {"pids", res_pids, NULL},
-	    {"blockIO", NULL, "no block I/O limits yet"},
-	    {"hugepageLimits", NULL, "no hugepage limits yet"},
-	    {"network", NULL, "cgroup v1 network classes do not exist in cgroup v2"},
-	    {"rdma", NULL, "no RDMA limits"},
-	    {"unified", NULL, "no cgroup v2 files set by name yet"},
+	    {"devices", res_devices, NULL},  {"memory", res_memory, NULL},
+	    {"cpu", res_cpu, NULL},	     {"pids", res_pids, NULL},
+	    {"blockIO", res_block_io, NULL}, {"hugepageLimits", res_hugepages, NULL},
+	    {"network", res_network, NULL},  {"rdma", res_rdma, NULL},
+	    {"unified", res_unified, NULL},
 	};
-	return walk(r, v, path, rules, ARRAY_SIZE(rules), t);
+	if (walk(r, v, path, rules, ARRAY_SIZE(rules), t) < 0)
+		return -1;
+	/* unified's files last, whatever the order in the file: they override */
+	struct hutch_resources *res = &r->cfg->spec->resources;
+	for (size_t i = 0, end = res->n_writes; i < end; i++)
+		if (res->writes[i].strict) {
+			struct hutch_cgroup_write w = res->writes[i];
+			memmove(&res->writes[i], &res->writes[i + 1],
+				(res->n_writes - i - 1) * sizeof(w));
+			res->writes[res->n_writes - 1] = w;
+			i--;
+			end--;
+		}
+	return 0;
 }
 
 static int l_cgroups_path(struct rd *r, jobj *v, const char *path, void *t)
@@ -1724,7 +2089,7 @@ int hutch_oci_config_parse(const char *text, size_t len, const char *bundle_dir,
 }
 
 int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resources *out,
-			      struct hutch_err **err)
+			      char ***warnings, size_t *n_warnings, struct hutch_err **err)
 {
 	jobj *o = parse_json(text, len, "the resources file", err);
 	if (!o)
@@ -1742,15 +2107,27 @@ int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resourc
 				"devices: the device rules of a container are not updated "
 				"(they are fixed at create)");
 	if (rc == 0)
-		rc = l_resources(&pc.r, o, "", NULL);
+		rc = l_resources(&pc.r, o, "linux.resources", NULL); /* named as in config.json */
 	json_object_put(o);
-	if (rc == 0)
-		*out =
-		    (struct hutch_resources){.memory_max = c->spec->resources.memory_max,
-					     .memory_swap_max = c->spec->resources.memory_swap_max,
-					     .cpu_quota_us = c->spec->resources.cpu_quota_us,
-					     .cpu_period_us = c->spec->resources.cpu_period_us,
-					     .pids_max = c->spec->resources.pids_max};
+	if (rc == 0) {
+		struct hutch_resources *res = &c->spec->resources;
+		*out = (struct hutch_resources){.memory_max = res->memory_max,
+						.memory_swap_max = res->memory_swap_max,
+						.cpu_quota_us = res->cpu_quota_us,
+						.cpu_period_us = res->cpu_period_us,
+						.pids_max = res->pids_max,
+						.writes = res->writes,
+						.n_writes = res->n_writes,
+						.check_before_update = res->check_before_update};
+		res->writes = NULL;
+		res->n_writes = 0;
+		if (warnings) {
+			*warnings = c->warnings;
+			*n_warnings = c->n_warnings;
+			c->warnings = NULL;
+			c->n_warnings = 0;
+		}
+	}
 	hutch_oci_config_free(c);
 	return rc;
 }

@@ -114,6 +114,22 @@ struct hutch_device_rule {
 	char access[4];	      /* a non-empty subset of "rwm", NUL-terminated */
 };
 
+/* One cgroup v2 file an OCI bundle's linux.resources sets beyond memory, cpu
+ * quota and pids (blockIO, hugepageLimits, rdma, unified, memory.reservation,
+ * cpu.cpus, ...), as the parser made it: written one line at a time, in the
+ * order of the list (unified last: it overrides, as with crun). */
+struct hutch_cgroup_write {
+	char *field; /* "linux.resources.blockIO.weight": what messages name */
+	char *file;  /* "io.bfq.weight", in the container's cgroup */
+	char *value; /* lines of text */
+	/* where file does not exist, this file and value instead (io.weight and
+	 * the weight converted to its range, for a host without bfq) */
+	char *alt_file, *alt_value;
+	bool optional; /* a file that does not exist is skipped (hugetlb.*.rsvd.max) */
+	/* unified's files: a controller the cgroup lacks is an error, not a warning */
+	bool strict;
+};
+
 /* One node of linux.devices: made in the container's filesystem (mknod as
  * root; rootless, and where the device cgroup is missing, a bind of the
  * host's node at host_path). */
@@ -188,6 +204,11 @@ struct hutch_spec {
 		/* cgroup v2 cpu.weight (1-10000), a share against the container's
 		 * siblings, not a limit (OCI's cpu.shares); 0 = the kernel's 100 */
 		int64_t cpu_weight;
+		/* the rest of OCI's linux.resources, file by file (hutch run sets none) */
+		struct hutch_cgroup_write *writes;
+		size_t n_writes;
+		/* update: refuse a memory limit below the current usage */
+		bool check_before_update;
 	} resources;
 
 	enum hutch_seccomp_mode seccomp;
@@ -715,10 +736,15 @@ void hutch_oci_config_free(struct hutch_oci_config *c);
 int hutch_oci_process_parse(const char *text, size_t len, struct hutch_process *proc,
 			    struct hutch_err **err);
 void hutch_process_clear(struct hutch_process *proc);
-/* update --resources: linux.resources' memory, cpu and pids into out, where
- * -1 (memory_max, cpu_quota_us, pids_max) means not given and 0 no limit. */
+/* update --resources: linux.resources into out (all of it but devices), where
+ * -1 (memory_max, cpu_quota_us, pids_max) means not given and 0 no limit; the
+ * other fields as writes. The caller frees out with hutch_resources_clear;
+ * what is ignored (kernel memory, network classes) is said in *warnings (when
+ * not NULL: the caller frees each and the list). */
 int hutch_oci_resources_parse(const char *text, size_t len, struct hutch_resources *out,
-			      struct hutch_err **err);
+			      char ***warnings, size_t *n_warnings, struct hutch_err **err);
+/* Free what r holds (device rules, cgroup writes) and zero it. */
+void hutch_resources_clear(struct hutch_resources *r);
 /* The default config.json of `spec` (runc's, with a busybox-friendly "sh"). */
 char *hutch_oci_default_config(bool rootless, uid_t uid, gid_t gid);
 

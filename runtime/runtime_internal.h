@@ -38,6 +38,37 @@ int cgroup_create_at(const struct hutch_runtime *rt, const struct hutch_spec *sp
 int cgroup_remove_at(const char *path, struct hutch_err **err);
 /* <cgroup2 root>/rel (NULL without cgroup v2): where cgroup_create_at puts rel. */
 char *cgroup_path_at(const char *rel);
+/* OCI's linux.resources as cgroup v2 values (pure: the parser's and the
+ * tests'). blockIO's weight (10-1000, cgroup v1's and bfq's range) in
+ * io.weight's (1-10000), linearly as crun does: 10 is 1, 500 is 4950. */
+uint64_t cgroup_io_weight(uint64_t blkio_weight);
+/* "MAJ:MIN VALUE" (key NULL: io.weight's per-device form) or "MAJ:MIN
+ * KEY=VALUE" (io.max's; a rate of 0, cgroup v1's "no limit", is "max"). */
+char *cgroup_device_line(uint64_t major, uint64_t minor, const char *key, uint64_t value);
+/* A hugepage size as the runtime spec and the hugetlb controller name it
+ * ("2MB", "1GB", "64KB"): digits and a unit. */
+bool cgroup_hugepage_size_ok(const char *name);
+/* That name for a size in KiB (the kernel's hugepages-2048kB): "2MB". */
+char *cgroup_hugepage_name(uint64_t kib);
+/* cpuset's list syntax: "0-3,5" (no spaces, ranges ascending). */
+bool cgroup_cpu_list_ok(const char *list);
+/* Why a linux.resources.unified key cannot name a file of the container's
+ * cgroup (a "/", "." or "..", not CONTROLLER.NAME, or one of the files that
+ * move or kill processes: cgroup.procs, threads, kill, subtree_control), or
+ * NULL when it can. */
+const char *cgroup_unified_key_problem(const char *key);
+struct strbuf;
+/* Write w[0..n) into the cgroup at dirfd, in order. One whose controller the
+ * cgroup lacks adds its field to missing (to be said as not enforced), or with
+ * missing NULL or w->strict is refused by name; a file missing, or a value the
+ * kernel refuses, is an error naming the field. */
+int cgroup_apply_writes(int dirfd, const struct hutch_cgroup_write *w, size_t n,
+			struct strbuf *missing, struct hutch_err **err);
+/* update: the controllers r's limits need enabled in the subtree_control of
+ * each ancestor of the container's cgroup at path, from the cgroup v2 root
+ * down, where each offers them (a container made without a limit can get one
+ * later, as with crun, which enables them all). */
+void cgroup_enable_for(const char *path, const struct hutch_resources *r);
 /* What memory.swap.max gets for these limits, or -1 to leave it alone. */
 int64_t cgroup_swap_max(const struct hutch_resources *res);
 /* oom kills recorded in memory.events (0 if unknown). */

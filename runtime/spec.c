@@ -138,7 +138,7 @@ void hutch_spec_free(struct hutch_spec *s)
 	free(s->extra_hosts);
 	free(s->uid_map);
 	free(s->gid_map);
-	free(s->resources.devices);
+	hutch_resources_clear(&s->resources);
 	for (size_t i = 0; i < s->n_devices; i++) {
 		free(s->devices[i].path);
 		free(s->devices[i].host_path);

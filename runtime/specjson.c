@@ -208,6 +208,14 @@ static const struct sj_field device_fields[] = {
 };
 static const struct sj_type device_type = TYPE(device_t, device_fields);
 
+typedef struct hutch_cgroup_write cgroup_write_t;
+static const struct sj_field cgroup_write_fields[] = {
+    STR(cgroup_write_t, field),	   STR(cgroup_write_t, file),	   STR(cgroup_write_t, value),
+    STR(cgroup_write_t, alt_file), STR(cgroup_write_t, alt_value), BOOL(cgroup_write_t, optional),
+    BOOL(cgroup_write_t, strict),
+};
+static const struct sj_type cgroup_write_type = TYPE(cgroup_write_t, cgroup_write_fields);
+
 typedef struct hutch_resources resources_t;
 static const struct sj_field resources_fields[] = {
     LIST(resources_t, devices, n_devices, device_rule_type),
@@ -217,6 +225,9 @@ static const struct sj_field resources_fields[] = {
     I64(resources_t, cpu_period_us),
     I64(resources_t, pids_max),
     I64(resources_t, cpu_weight),
+    FIELD(resources_t, writes, SJ_LIST, .n_off = offsetof(resources_t, n_writes),
+	  .sub = &cgroup_write_type, .optional = true),
+    FIELD(resources_t, check_before_update, SJ_BOOL, .optional = true),
 };
 static const struct sj_type resources_type = TYPE(resources_t, resources_fields);
 
@@ -270,7 +281,7 @@ static const struct sj_type spec_type = TYPE(spec_t, spec_fields);
  * (it would silently not survive a restart): when one of these fails, add the
  * new member to its table, then update the size here. */
 #ifdef __LP64__ /* the sizes below are x86_64's and other 64-bit ABIs' */
-_Static_assert(sizeof(struct hutch_spec) == 560, "struct hutch_spec changed: see spec_fields");
+_Static_assert(sizeof(struct hutch_spec) == 584, "struct hutch_spec changed: see spec_fields");
 _Static_assert(sizeof(struct hutch_process) == 120,
 	       "struct hutch_process changed: see process_fields");
 _Static_assert(sizeof(struct hutch_mount) == 40, "struct hutch_mount changed: see mount_fields");

@@ -121,10 +121,10 @@ static void unknown_is_a_warning_known_unsupported_refused(void **state)
 	hutch_oci_config_free(c);
 	refused(HEAD PROC ", \"linux\": {\"intelRdt\": {}}}", "linux.intelRdt is not supported");
 	refused(HEAD PROC ", \"vm\": {}}", "vm is not supported");
-	refused(HEAD PROC ", \"linux\": {\"resources\": {\"blockIO\": {}}}}",
-		"linux.resources.blockIO");
-	refused(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"cpus\": \"0\"}}}}",
-		"linux.resources.cpu.cpus");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"blockIO\": {\"leafWeight\": 10}}}}",
+		"linux.resources.blockIO.leafWeight: cgroup v2 has no leaf weight");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"cpus\": \"0-\"}}}}",
+		"linux.resources.cpu.cpus: '0-' is not a list");
 	/* shares are a relative weight: cgroup v2's cpu.weight by runc's formula */
 	c = parse_ok(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"shares\": 1024}}}}");
 	assert_int_equal(c->spec->resources.cpu_weight, 39);
@@ -253,13 +253,123 @@ static void process_file_and_resources(void **state)
 	hutch_process_clear(&proc);
 	const char *r = "{\"memory\": {\"limit\": 1048576}, \"pids\": {\"limit\": 0}}";
 	struct hutch_resources res;
-	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, &err), 0);
+	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, NULL, NULL, &err), 0);
 	assert_int_equal(res.memory_max, 1048576);
 	assert_int_equal(res.pids_max, 0);
 	assert_int_equal(res.cpu_quota_us, -1);
 	r = "{\"devices\": []}";
-	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, &err), -1);
+	assert_int_equal(hutch_oci_resources_parse(r, strlen(r), &res, NULL, NULL, &err), -1);
 	hutch_err_free(&err);
+}
+
+/* linux.resources beyond memory, cpu quota and pids: the cgroup v2 files they
+ * set, in order (unified's last, whatever their place in the file) */
+static void resources_as_cgroup_files(void **state)
+{
+	struct hutch_oci_config *c = parse_ok(
+	    HEAD PROC
+	    ", \"linux\": {\"resources\": {\"unified\": {\"memory.high\": \"1M\", "
+	    "\"io.prio.class\": \"\"}, \"blockIO\": {\"weight\": 500, \"weightDevice\": "
+	    "[{\"major\": 8, \"minor\": 0, \"weight\": 10}], \"throttleReadBpsDevice\": "
+	    "[{\"major\": 8, \"minor\": 16, \"rate\": 1048576}], "
+	    "\"throttleWriteIOPSDevice\": [{\"major\": 8, \"minor\": 16, \"rate\": 0}]}, "
+	    "\"hugepageLimits\": [{\"pageSize\": \"2MB\", \"limit\": 4194304}], "
+	    "\"memory\": {\"reservation\": 1024, \"kernel\": 1, \"checkBeforeUpdate\": true}, "
+	    "\"cpu\": {\"cpus\": \"0-1,3\", \"mems\": \"0\", \"idle\": 1, \"burst\": 500}, "
+	    "\"rdma\": {\"mlx5_1\": {\"hcaHandles\": 3}}, \"network\": {\"classID\": 1}}}}");
+	static const char *const want[][5] = {
+	    {"linux.resources.blockIO.weight", "io.bfq.weight", "500", "io.weight", "4950"},
+	    {"linux.resources.blockIO.weightDevice[0]", "io.bfq.weight", "8:0 10", "io.weight",
+	     "8:0 1"},
+	    {"linux.resources.blockIO.throttleReadBpsDevice[0]", "io.max", "8:16 rbps=1048576"},
+	    {"linux.resources.blockIO.throttleWriteIOPSDevice[0]", "io.max", "8:16 wiops=max"},
+	    {"linux.resources.hugepageLimits[0]", "hugetlb.2MB.rsvd.max", "4194304"},
+	    {"linux.resources.hugepageLimits[0]", "hugetlb.2MB.max", "4194304"},
+	    {"linux.resources.memory.reservation", "memory.low", "1024"},
+	    {"linux.resources.cpu.cpus", "cpuset.cpus", "0-1,3"},
+	    {"linux.resources.cpu.mems", "cpuset.mems", "0"},
+	    {"linux.resources.cpu.idle", "cpu.idle", "1"},
+	    {"linux.resources.cpu.burst", "cpu.max.burst", "500"},
+	    {"linux.resources.rdma.mlx5_1", "rdma.max", "mlx5_1 hca_handle=3"},
+	    {"linux.resources.unified.memory.high", "memory.high", "1M"},
+	};
+	const struct hutch_resources *r = &c->spec->resources;
+	assert_int_equal(r->n_writes, ARRAY_SIZE(want));
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		assert_string_equal(r->writes[i].field, want[i][0]);
+		assert_string_equal(r->writes[i].file, want[i][1]);
+		assert_string_equal(r->writes[i].value, want[i][2]);
+		if (want[i][3]) {
+			assert_string_equal(r->writes[i].alt_file, want[i][3]);
+			assert_string_equal(r->writes[i].alt_value, want[i][4]);
+		} else
+			assert_null(r->writes[i].alt_file);
+		assert_int_equal(r->writes[i].optional, i == 4);
+		assert_int_equal(r->writes[i].strict, i == ARRAY_SIZE(want) - 1);
+	}
+	assert_true(r->check_before_update);
+	/* kernel memory and network classes: ignored, each with a warning */
+	assert_int_equal(c->n_warnings, 2);
+	assert_non_null(strstr(c->warnings[0], "linux.resources.memory.kernel"));
+	assert_non_null(strstr(c->warnings[1], "linux.resources.network"));
+	hutch_oci_config_free(c);
+
+	refused(HEAD PROC
+		", \"linux\": {\"resources\": {\"unified\": {\"../memory.max\": \"1\"}}}}",
+		"linux.resources.unified: '../memory.max'");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"unified\": {\"memory\": \"1\"}}}}",
+		"not CONTROLLER.NAME");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"unified\": {\"memory.max\": 1}}}}",
+		"linux.resources.unified.memory.max: a string is expected");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"hugepageLimits\": [{\"pageSize\": "
+			  "\"2mb\", \"limit\": 1}]}}}",
+		"linux.resources.hugepageLimits[0].pageSize: '2mb' is not a hugepage size");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"hugepageLimits\": [{\"pageSize\": "
+			  "\"2MB\"}]}}}",
+		"linux.resources.hugepageLimits[0]: pageSize and limit are required");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"blockIO\": {\"weight\": 1001}}}}",
+		"linux.resources.blockIO.weight: 1001 is out of range");
+	refused(
+	    HEAD PROC ", \"linux\": {\"resources\": {\"blockIO\": {\"throttleReadBpsDevice\": "
+		      "[{\"major\": 8, \"rate\": 1}]}}}}",
+	    "linux.resources.blockIO.throttleReadBpsDevice[0]: major, minor and rate are required");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"idle\": 2}}}}",
+		"linux.resources.cpu.idle: 2 is out of range");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"realtimePeriod\": 1}}}}",
+		"linux.resources.cpu.realtimePeriod: cgroup v2 has no realtime CPU budget");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"memory\": {\"swappiness\": 0}}}}",
+		"linux.resources.memory.swappiness: cgroup v2 has no swappiness");
+	refused(HEAD PROC
+		", \"linux\": {\"resources\": {\"memory\": {\"disableOOMKiller\": true}}}}",
+		"linux.resources.memory.disableOOMKiller");
+	refused(HEAD PROC ", \"linux\": {\"resources\": {\"rdma\": {\"a b\": {}}}}}",
+		"linux.resources.rdma: 'a b' is not an RDMA device name");
+	/* asking for nothing v1-only is fine */
+	c = parse_ok(HEAD PROC ", \"linux\": {\"resources\": {\"memory\": {\"disableOOMKiller\": "
+			       "false, \"useHierarchy\": true}, \"cpu\": {\"realtimeRuntime\": 0}, "
+			       "\"blockIO\": {\"leafWeight\": 0}}}}");
+	assert_int_equal(c->spec->resources.n_writes, 0);
+	hutch_oci_config_free(c);
+
+	/* update: the same writes; memory without a limit leaves memory.max */
+	const char *u =
+	    "{\"memory\": {\"reservation\": 5, \"kernel\": 0}, \"unified\": {\"pids.max\": "
+	    "\"7\"}}";
+	struct hutch_resources res;
+	struct hutch_err *err = NULL;
+	char **warnings = NULL;
+	size_t n_warnings = 0;
+	assert_int_equal(
+	    hutch_oci_resources_parse(u, strlen(u), &res, &warnings, &n_warnings, &err), 0);
+	assert_int_equal(n_warnings, 1);
+	assert_non_null(strstr(warnings[0], "linux.resources.memory.kernel"));
+	free(warnings[0]);
+	free(warnings);
+	assert_int_equal(res.memory_max, -1);
+	assert_int_equal(res.n_writes, 2);
+	assert_string_equal(res.writes[0].field, "linux.resources.memory.reservation");
+	assert_string_equal(res.writes[1].file, "pids.max");
+	hutch_resources_clear(&res);
 }
 
 /* runc's `spec` lists ambient capabilities without an inheritable set: left out
@@ -287,6 +397,7 @@ int main(void)
 	    cmocka_unit_test(default_configs_parse),
 	    cmocka_unit_test(process_file_and_resources),
 	    cmocka_unit_test(ambient_caps_not_inheritable_left_out),
+	    cmocka_unit_test(resources_as_cgroup_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,9 @@
 # v2 hierarchy, and checks that --memory, --pids-limit and --cpus are enforced,
 # for detached containers too, that a SIGKILLed monitor leaves no cgroup once
 # the next command looks, and that rootless hutch in a delegated subtree (set up
-# as systemd does) enforces its limits (tests/vm/stage2.sh runs inside the VM). Prints every VMTEST line and
+# as systemd does) enforces its limits, and that hutch-oci's linux.resources (cpuset,
+# hugetlb, io.max on a RAM disk, unified, update) are written and enforced
+# (tests/vm/stage2.sh runs inside the VM). Prints every VMTEST line and
 # "vm: N passed, M failed"; exits 0 only if the VM finished with no failure.
 #
 # Environment: HUTCH_BIN (default build/hutch), VM_TIMEOUT (seconds, default 300),
@@ -108,6 +110,7 @@ copy_bin "$busybox" /bin/busybox
 	[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done
 copy_bin "$hutch" /usr/bin/hutch
+ln -s hutch "$root/usr/bin/hutch-oci" # the OCI runtime: hutch reads its own name
 # to run hutch as an unprivileged user (the rootless checks; stage2.sh calls it by
 # its full path: the busybox shell prefers its own applet of that name)
 copy_bin "$(command -v setpriv)" /usr/bin/setpriv
@@ -125,7 +128,8 @@ add_module() {
 	done
 	load_order+=("$m")
 }
-vm_modules="overlay" # what stage2.sh needs beyond the kernel's built-ins
+# what stage2.sh needs beyond the kernel's built-ins (brd: a RAM disk for io.max)
+vm_modules="overlay brd"
 for name in $vm_modules; do
 	m=$(awk -F: -v n="${name//-/_}" '{f = $1; sub(/.*\//, "", f); sub(/\.ko(\.[a-z]+)?$/, "", f); gsub(/-/, "_", f); if (f == n) {print $1; exit}}' "$moddir/modules.dep")
 	[ -n "$m" ] || die "module $name not in $moddir/modules.dep"

@@ -392,6 +392,102 @@ fi
 ht rm "$id" >/dev/null 2>&1
 check_clean monitor-killed
 
+# ---------------------------------------------------------------- hutch-oci: linux.resources
+
+# A bundle whose linux.resources asks for each controller's files: the values
+# read back inside the container, and enforced there: cpuset (the CPUs it may
+# run on), hugetlb (a 2 MiB hugepage allocates, a second one is refused), io.max
+# (direct reads from a RAM disk at 1 MiB/s: brd serves buffered reads without a
+# bio, which blk-throttle never sees), unified's pids.max; then an update.
+mkdir -p /oci/b/rootfs/bin /oci/b/rootfs/proc /oci/b/rootfs/sys /oci/b/rootfs/dev /oci/b/rootfs/huge
+cp /bin/busybox /oci/b/rootfs/bin/
+for a in sh cat echo dd fallocate grep cut awk sleep; do ln -s busybox "/oci/b/rootfs/bin/$a"; done
+[ -b /dev/ram0 ] || mknod /dev/ram0 b 1 0
+mkdir -p /dev/hugepages
+mount -t hugetlbfs none /dev/hugepages
+echo 4 >/proc/sys/vm/nr_hugepages
+# the container's script, one JSON string (no quotes or backslashes in it)
+OCISCRIPT='cd /sys/fs/cgroup; for f in cpuset.cpus io.max io.weight hugetlb.2MB.max hugetlb.2MB.rsvd.max memory.low pids.max cpu.idle cpu.max.burst; do echo "$f=$(cat $f)"; done; echo "cpus_allowed=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"; fallocate -l 2097152 /huge/one && echo one_page=fits; if fallocate -l 4194304 /huge/two 2>/dev/null; then echo two_pages=fit; else echo two_pages=refused; fi; read -r t0 _ </proc/uptime; dd if=/dev/ram0 of=/dev/null bs=65536 count=32 iflag=direct 2>/dev/null; read -r t1 _ </proc/uptime; echo "read_2mib_s=$(awk -v a=$t0 -v b=$t1 "BEGIN {print b - a}")"; echo done=1; exec sleep 1000'
+OCISCRIPT=$(printf '%s' "$OCISCRIPT" | sed 's/"/\\"/g')
+cat >/oci/b/config.json <<EOF
+{"ociVersion": "1.0.2",
+ "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", "$OCISCRIPT"], "env": ["PATH=/bin"], "cwd": "/"},
+ "root": {"path": "rootfs"},
+ "mounts": [
+  {"destination": "/proc", "type": "proc", "source": "proc"},
+  {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+  {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+  {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]},
+  {"destination": "/huge", "type": "bind", "source": "/dev/hugepages", "options": ["rbind", "rw"]}],
+ "linux": {
+  "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "ipc"}, {"type": "uts"}],
+  "cgroupsPath": "/ocivm/c1",
+  "devices": [{"path": "/dev/ram0", "type": "b", "major": 1, "minor": 0, "fileMode": 432}],
+  "resources": {
+   "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 1, "minor": 0, "access": "rw"}],
+   "memory": {"reservation": 8388608},
+   "cpu": {"cpus": "1", "mems": "0", "quota": 50000, "period": 100000, "burst": 10000, "idle": 1},
+   "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 1, "minor": 0, "rate": 1048576}]},
+   "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}],
+   "unified": {"pids.max": "20"}}}}
+EOF
+hoci() { timeout 60 hutch-oci --root /run/hutch-oci "$@"; }
+hoci create --bundle /oci/b c1 >/tmp/oci.out 2>/tmp/oci.err </dev/null
+RC=$?
+hoci start c1 >>/tmp/oci.err 2>&1
+i=0
+while [ $i -lt 300 ] && ! grep -q '^done=1' /tmp/oci.out; do
+	sleep 0.1
+	i=$((i + 1))
+done
+detail="rc=$RC container said '$(oneline /tmp/oci.out)' stderr='$(oneline /tmp/oci.err)'"
+cgc=/sys/fs/cgroup/ocivm/c1
+if [ "$RC" = 0 ] && [ "$(field /tmp/oci.out cpuset.cpus)" = 1 ] &&
+	[ "$(field /tmp/oci.out io.max)" = "1:0 rbps=1048576 wbps=max riops=max wiops=max" ] &&
+	[ "$(field /tmp/oci.out io.weight)" = "default 4950" ] && [ "$(field /tmp/oci.out hugetlb.2MB.max)" = 2097152 ] &&
+	[ "$(field /tmp/oci.out hugetlb.2MB.rsvd.max)" = 2097152 ] && [ "$(field /tmp/oci.out memory.low)" = 8388608 ] &&
+	[ "$(field /tmp/oci.out pids.max)" = 20 ] && [ "$(field /tmp/oci.out cpu.idle)" = 1 ] &&
+	[ "$(field /tmp/oci.out cpu.max.burst)" = 10000 ] && [ ! -s /tmp/oci.err ]; then
+	pass oci-resources-files-inside
+else
+	fail oci-resources-files-inside "$detail"
+fi
+if [ "$(field /tmp/oci.out cpus_allowed)" = 1 ]; then pass oci-cpuset-cpus-enforced; else fail oci-cpuset-cpus-enforced "$detail"; fi
+if [ "$(field /tmp/oci.out one_page)" = fits ] && [ "$(field /tmp/oci.out two_pages)" = refused ]; then
+	pass oci-hugetlb-limit-enforced
+else
+	fail oci-hugetlb-limit-enforced "$detail"
+fi
+secs=$(field /tmp/oci.out read_2mib_s)
+if [ -n "$secs" ] && awk -v s="$secs" 'BEGIN {exit !(s >= 1.2)}'; then
+	pass "oci-io-max-enforced (2 MiB read in $secs s at 1 MiB/s)"
+else
+	fail oci-io-max-enforced "$detail"
+fi
+printf '%s' '{"unified": {"pids.max": "7"}, "memory": {"reservation": 0},
+	"blockIO": {"throttleReadBpsDevice": [{"major": 1, "minor": 0, "rate": 0}]}}' |
+	hoci update --resources - c1 >/tmp/oci-up.err 2>&1
+RC=$?
+if [ "$RC" = 0 ] && [ "$(cat $cgc/pids.max)" = 7 ] && [ -z "$(cat $cgc/io.max)" ] && [ "$(cat $cgc/memory.low)" = 0 ]; then
+	pass oci-update-resources
+else
+	fail oci-update-resources "rc=$RC pids.max='$(cat $cgc/pids.max)' io.max='$(cat $cgc/io.max)' memory.low='$(cat $cgc/memory.low)' stderr='$(oneline /tmp/oci-up.err)'"
+fi
+# checkBeforeUpdate: a memory limit not above what the container uses is refused
+echo '{"memory": {"limit": 4096, "checkBeforeUpdate": true}}' >/tmp/oci-mem.json
+hoci update --resources /tmp/oci-mem.json c1 >/tmp/oci-up.err 2>&1
+RC=$?
+if [ "$RC" != 0 ] && grep -q 'linux.resources.memory.limit: 4096 is not above the [0-9]* bytes' /tmp/oci-up.err &&
+	[ "$(cat $cgc/memory.max)" = max ]; then
+	pass oci-update-check-before-update
+else
+	fail oci-update-check-before-update "rc=$RC memory.max='$(cat $cgc/memory.max)' stderr='$(oneline /tmp/oci-up.err)'"
+fi
+hoci delete --force c1 >/dev/null 2>&1
+rm -f /dev/hugepages/one /dev/hugepages/two
+rmdir /sys/fs/cgroup/ocivm 2>/dev/null
+if [ ! -e $cgc ]; then pass oci-delete-removes-the-cgroup; else fail oci-delete-removes-the-cgroup "$cgc left"; fi
+
 # ---------------------------------------------------------------- rootless, delegated subtree
 
 # A user with a cgroup subtree delegated the way systemd does it for
