@@ -1,0 +1,179 @@
+"""hutch-oci: hooks at the runtime spec's times (prestart and createRuntime before
+the container's pivot_root), id-mapped mounts, tmpcopyup and recursive mount
+attributes, against bundles made here (ociutil) and podman. Root and rootless."""
+import json
+import os
+import subprocess
+
+from conftest import wait_for
+from ociutil import ROOTLESS, oci  # noqa: F401  (the fixture)
+
+
+def _script(path, body, shebang="#!/bin/sh"):
+    path.write_text(f"{shebang}\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+# ---- hooks --------------------------------------------------------------------------
+
+def test_hooks_get_the_state_on_stdin(oci, tmp):
+    hook = _script(tmp / "hook.sh", 'cat > "$OUT/$1.json"\necho "$HOOKENV" > "$OUT/$1.env"')
+    env = [f"OUT={tmp}", "HOOKENV=from-config"]
+    hooks = {k: [{"path": hook, "args": ["hook.sh", k], "env": env, "timeout": 10}]
+             for k in ("prestart", "createRuntime", "poststart", "poststop")}
+    b = oci.bundle(args=("sleep", "60"), edit=lambda c: c.update(hooks=hooks))
+    oci.create("h1", b)
+    pid = oci.state("h1")["pid"]
+    for k in ("prestart", "createRuntime"):
+        st = json.loads((tmp / f"{k}.json").read_text())
+        # as runc gives it: the container is still being made
+        assert st["id"] == "h1" and st["status"] == "creating" and st["pid"] == pid
+        assert st["bundle"] == str(b)
+        assert (tmp / f"{k}.env").read_text() == "from-config\n"
+    assert not (tmp / "poststart.json").exists()
+    oci.run("start", "h1")
+    assert json.loads((tmp / "poststart.json").read_text())["status"] == "running"
+    oci.run("kill", "h1", "KILL")
+    oci.wait_status("h1", "stopped")
+    assert not (tmp / "poststop.json").exists()
+    oci.run("delete", "h1")
+    assert json.loads((tmp / "poststop.json").read_text())["status"] == "stopped"
+
+
+PRESTART = """
+import json, os, sys
+st = json.load(sys.stdin)
+pid, out, rootfs = st["pid"], os.environ["OUT"], os.environ["ROOTFS"]
+# the container's mount points as they are now, seen from the runtime
+with open(f"/proc/{pid}/mountinfo") as f:
+    points = [line.split()[4] for line in f]
+with open(f"{out}/prestart.points", "w") as f:
+    f.write("\\n".join(points))
+# a file on the container's own tmpfs, reachable only through its mount namespace
+with open(f"/proc/{pid}/root{rootfs}/scratch/from-prestart", "w") as f:
+    f.write("written by prestart")
+"""
+
+
+def test_prestart_runs_after_the_mounts_and_before_pivot_root(oci, tmp):
+    """The spec's time: the container's namespaces and mounts exist, its root is
+    not pivoted yet; the hook writes into the container's own tmpfs through
+    /proc/PID/root, and the container's command finds the file."""
+    hook = _script(tmp / "prestart.py", PRESTART, shebang="#!/usr/bin/python3")
+    rootfs = str(tmp / "b" / "rootfs")  # oci.bundle's
+
+    def edit(c):
+        c["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["nosuid", "nodev", "mode=1777"]})
+        c["hooks"] = {"prestart": [{"path": hook, "env": [f"OUT={tmp}", f"ROOTFS={rootfs}"],
+                                    "timeout": 10}]}
+    b = oci.bundle(args=("sh", "-c", "cat /scratch/from-prestart > /seen; exec sleep 60"),
+                   edit=edit)
+    oci.create("pre1", b)
+    points = (tmp / "prestart.points").read_text().split("\n")
+    # before pivot_root: the root is a mount at the bundle's path, its tmpfs below it
+    assert rootfs in points and f"{rootfs}/scratch" in points, points
+    pid = oci.state("pre1")["pid"]
+    with open(f"/proc/{pid}/mountinfo") as f:
+        after = [line.split()[4] for line in f]
+    # and once create returned it is: the same tree at /
+    assert rootfs not in after and "/scratch" in after, after
+    assert not (b / "rootfs" / "scratch").joinpath("from-prestart").exists()
+    oci.run("start", "pre1")
+    wait_for(lambda: (b / "rootfs" / "seen").exists() and (b / "rootfs" / "seen").read_text(),
+             what="the command reading the hook's file")
+    assert (b / "rootfs" / "seen").read_text() == "written by prestart"
+
+
+def test_hooks_run_in_the_spec_order(oci, tmp):
+    log = tmp / "log"
+    log.mkdir()
+    log.chmod(0o777)
+    host = _script(tmp / "rec.sh", f'echo "$1" >> {log}/order')
+    hooks = {k: [{"path": host, "args": ["rec.sh", k], "timeout": 10}]
+             for k in ("prestart", "createRuntime", "createContainer", "poststart",
+                       "poststop")}
+    # startContainer runs in the container: its path and the log's are the container's
+    hooks["startContainer"] = [{"path": "/bin/sh",
+                                "args": ["sh", "-c", "echo startContainer >> /log/order"]}]
+
+    def edit(c):
+        c["hooks"] = hooks
+        c["mounts"].append({"destination": "/log", "type": "bind", "source": str(log),
+                            "options": ["rbind", "rw"]})
+    b = oci.bundle(args=("sleep", "60"), edit=edit)
+    oci.create("o1", b)
+    order = log / "order"
+    assert order.read_text().split() == ["prestart", "createRuntime", "createContainer"]
+    oci.run("start", "o1")
+    assert order.read_text().split() == ["prestart", "createRuntime", "createContainer",
+                                         "startContainer", "poststart"]
+    oci.run("kill", "o1", "KILL")
+    oci.wait_status("o1", "stopped")
+    oci.run("delete", "o1")
+    assert order.read_text().split()[-1] == "poststop"
+def test_create_and_start_container_hooks_run_in_the_container(oci, tmp):
+    """createContainer: in the container's namespaces before pivot_root (its path
+    is the runtime's); startContainer: once started, before the command, its path
+    the container's."""
+    hook = tmp / "cc.sh"
+    hook.write_text('#!/bin/sh\ncat > "$OUT/cc.json"\nreadlink /proc/self/ns/mnt > "$OUT/cc.mnt"\n')
+    hook.chmod(0o755)
+    b = oci.bundle(args=("sh", "-c", "cat /sc.json > /seen.json; exec sleep 60"), edit=lambda c: c.update(
+        hooks={"createContainer": [{"path": str(hook), "env": [f"OUT={tmp}"], "timeout": 10}],
+               "startContainer": [{"path": "/sc.sh", "args": ["sc.sh", "x"]}]},
+        annotations={"k": "v"}))
+    sc = b / "rootfs" / "sc.sh"
+    sc.write_text('#!/bin/sh\ncat > /sc.json\necho "$1" > /sc.arg\n')
+    sc.chmod(0o755)
+    oci.create("hc1", b)
+    st = json.loads((tmp / "cc.json").read_text())
+    pid = oci.state("hc1")["pid"]
+    # runc's: creating while it is made, created (startContainer) once it waits
+    assert st["id"] == "hc1" and st["status"] == "creating" and st["pid"] == pid
+    assert st["bundle"] == str(b) and st["annotations"] == {"k": "v"}
+    # the container's mount namespace, not the runtime's
+    assert (tmp / "cc.mnt").read_text().strip() == os.readlink(f"/proc/{pid}/ns/mnt")
+    assert (tmp / "cc.mnt").read_text().strip() != os.readlink("/proc/self/ns/mnt")
+    assert not (b / "rootfs" / "sc.json").exists()
+    oci.run("start", "hc1")
+    wait_for(lambda: (b / "rootfs" / "seen.json").exists() and
+             (b / "rootfs" / "seen.json").read_text(), what="the command after the hook")
+    st = json.loads((b / "rootfs" / "seen.json").read_text())
+    assert st["id"] == "hc1" and st["pid"] == pid and st["status"] == "created"
+    assert (b / "rootfs" / "sc.arg").read_text() == "x\n"
+    # one that fails fails the start, and the container does not run its command
+    b2 = oci.bundle("b2", args=("sh", "-c", "touch /ran; sleep 60"), edit=lambda c: c.update(
+        hooks={"startContainer": [{"path": "/bin/false"}]}))
+    oci.create("hc2", b2)
+    cp = oci.run("start", "hc2", check=False)
+    assert cp.returncode != 0 and "hooks.startContainer /bin/false failed" in cp.stderr, cp.stderr
+    assert not (b2 / "rootfs" / "ran").exists()
+    b3 = oci.bundle("b3", edit=lambda c: c.update(
+        hooks={"createContainer": [{"path": "/bin/false"}]}))
+    cp = oci.create("hc3", b3, check=False)
+    assert cp.returncode != 0 and "hooks.createContainer /bin/false failed" in cp.stderr
+    assert not (oci.root / "hc3").exists()
+
+
+def test_failing_or_slow_prestart_hook_fails_create(oci, tmp):
+    """Nothing is left: no state dir, no cgroup, no container process (the
+    no_leaks fixture checks mounts and cgroups)."""
+    for name, kind, body, needle in (
+            ("fail", "prestart", "exit 3", "exit code 3"),
+            ("slow", "prestart", "exec sleep 30", "timed out after 1 s"),
+            ("rtfail", "createRuntime", "exit 4", "exit code 4")):
+        hook = tmp / f"{name}.sh"
+        hook.write_text(f"#!/bin/sh\n{body}\n")
+        hook.chmod(0o755)
+        b = oci.bundle(name, edit=lambda c: c.update(
+            hooks={kind: [{"path": str(hook), "timeout": 1}]}))
+        cp = oci.create(name, b, check=False)
+        assert cp.returncode != 0 and needle in cp.stderr, cp.stderr
+        assert f"hooks.{kind}" in cp.stderr
+        assert not (oci.root / name).exists()
+        cp = oci.run("delete", name, check=False)
+        assert cp.returncode != 0 and "does not exist" in cp.stderr, cp.stderr
+
+
