@@ -177,6 +177,27 @@ static int write_proc(const char *path, const char *value, struct hutch_err **er
 	return 0;
 }
 
+/* In a new user namespace of the container's made by root, our ids (the
+ * host's root) are not mapped, and the filesystems it mounts itself (/dev's
+ * tmpfs) take no file of an owner they cannot map (EOVERFLOW): become the
+ * namespace's root first, as runc's init does. Rootless, the caller's ids
+ * are mapped to it already. */
+static void become_userns_root(struct proc_ctx *pc, const struct hutch_spec *spec)
+{
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	if (!user || user->path || (getuid() == 0 && getgid() == 0))
+		return;
+	struct hutch_err *err = NULL;
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+		hutch_fail_sys(&err,
+			       "become root in the container's user namespace (linux.uidMappings "
+			       "and gidMappings must map 0)");
+		proc_fail(pc, 125, err);
+	}
+	/* changing ids cleared the parent-death signal */
+	pdeathsig_arm(pc->parent_pidfd);
+}
+
 /* In the new namespaces: join those given by path, network and names,
  * sysctls, the root filesystem, then the process's own last steps. */
 static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
@@ -187,6 +208,7 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	struct hutch_err *err = NULL;
 	if (a->hook_sync[0] >= 0)
 		close(a->hook_sync[0]); /* the runtime's end */
+	become_userns_root(pc, spec);
 	for (size_t i = 0; i < spec->n_namespaces; i++) {
 		const struct hutch_namespace *ns = &spec->namespaces[i];
 		if (!ns->path)

@@ -11,16 +11,22 @@
 
 #include "common/err.h"
 
+struct hutch_id_map {
+	uint32_t container_id, host_id, size;
+};
+
 struct hutch_mount {
 	char *destination; /* absolute path inside the container */
 	char *type; /* "bind", "tmpfs", "proc", ... */
 	char *source;
 	char **options; /* OCI-style: "ro", "nosuid", "rbind", "size=64m", "mode=1777" ... */
 	size_t n_options;
-};
-
-struct hutch_id_map {
-	uint32_t container_id, host_id, size;
+	/* an id-mapped bind (OCI mounts[].uidMappings, gidMappings): a file of
+	 * the source owned by container_id shows as owned by host_id (written
+	 * as a user namespace's map, as runc and crun do); none: not id-mapped,
+	 * or with the "idmap" option the container's own maps */
+	struct hutch_id_map *uid_map, *gid_map;
+	size_t n_uid_map, n_gid_map;
 };
 
 struct hutch_rlimit {

@@ -109,7 +109,11 @@ struct mount_opts {
 	uint64_t propagation;
 	bool propagation_recursive; /* rprivate, rslave, rshared, runbindable */
 	bool bind, recursive, readonly;
-	char *data; /* comma-separated fs options for fsconfig */
+	/* id-mapped (idmap, ridmap, or the mount's maps given): the bind, or
+	 * with ridmap all of its tree */
+	bool idmap, idmap_recursive;
+	bool tmpcopyup; /* a tmpfs that starts as a copy of what it covers */
+	char *data;	/* comma-separated fs options for fsconfig */
 };
 int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct hutch_err **err);
 void mount_opts_free(struct mount_opts *o);

@@ -177,3 +177,165 @@ def test_failing_or_slow_prestart_hook_fails_create(oci, tmp):
         assert cp.returncode != 0 and "does not exist" in cp.stderr, cp.stderr
 
 
+
+
+# ---- id-mapped mounts -----------------------------------------------------------------
+
+USERNS_BASE = 100000  # rootful: the container's root is this uid of the host
+
+
+def _searchable(path):
+    """The container's root (a uid of the host's without rights) mounts the
+    bundle's rootfs and binds from inside its user namespace, as runc's init
+    does: it must be able to reach them. The test's own dirs get o+x."""
+    for p in [path, *path.parents]:
+        if not str(p).startswith("/tmp/hutch-it-"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o001)
+
+
+def _userns(c):
+    """Rootful: a user namespace mapping the container's 0-65535 to 100000-165535
+    (rootless bundles have one already: the caller as root)."""
+    if ROOTLESS:
+        return
+    c["linux"]["namespaces"].append({"type": "user"})
+    for k in ("uidMappings", "gidMappings"):
+        c["linux"][k] = [{"containerID": 0, "hostID": USERNS_BASE, "size": 65536}]
+
+
+def _bind(dest, src, options=("rbind", "rw"), uid=None, gid=None):
+    m = {"destination": dest, "type": "bind", "source": str(src), "options": list(options)}
+    if uid is not None:
+        m["uidMappings"] = uid
+    if gid is not None:
+        m["gidMappings"] = gid
+    return m
+
+
+def _run(oci, cid, b):
+    oci.made.append(cid)
+    return oci.run("run", "--bundle", b, cid, check=False)
+
+
+def test_id_mapped_bind_shows_the_mapped_owner(oci, tmp):
+    if ROOTLESS:
+        return _id_mapped_bind_refused_rootless(oci, tmp)
+    _searchable(tmp)
+    # a host directory of uid/gid 1000, shown to the container as its root's
+    src = tmp / "src1000"
+    src.mkdir()
+    (src / "f").write_text("x")
+    for p in (src, src / "f"):
+        os.chown(p, 1000, 1000)
+    # one of the host's root, id-mapped with the container's own maps ("idmap")
+    src0 = tmp / "src0"
+    src0.mkdir()
+    (src0 / "g").write_text("y")
+    plain = tmp / "plain"
+    plain.mkdir()
+    one = [{"containerID": 1000, "hostID": USERNS_BASE, "size": 1}]
+    script = ("stat -c %u:%g /data/f /own/g /plain; touch /data/new /own/new; "
+              "stat -c %u:%g /data/new /own/new")
+
+    def edit(c):
+        _userns(c)
+        c["mounts"] += [_bind("/data", src, uid=one, gid=one),
+                        _bind("/own", src0, options=("bind", "rw", "idmap")),
+                        _bind("/plain", plain)]
+    b = oci.bundle(args=("sh", "-c", script), edit=edit)
+    for d in ("data", "own", "plain"):  # the rootfs is not the container root's
+        (b / "rootfs" / d).mkdir()
+    cp = _run(oci, "idm1", b)
+    assert cp.returncode == 0, cp.stderr
+    # the files of 1000 and of 0 are the container's root's; an unmapped bind's nobody's
+    assert cp.stdout.split() == ["0:0", "0:0", "65534:65534", "0:0", "0:0"], cp.stdout
+    # what the container's root makes lands with the id each map gives it on disk
+    st = os.stat(src / "new")
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
+    st = os.stat(src0 / "new")
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
+def _id_mapped_bind_refused_rootless(oci, tmp):
+    """Rootless, the kernel lets no one but the host's root id-map a host
+    filesystem: refused, saying so, and nothing is left."""
+    src = tmp / "src"
+    src.mkdir()
+    me = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
+    mine = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
+    b = oci.bundle(edit=lambda c: c["mounts"].append(_bind("/data", src, uid=me, gid=mine)))
+    cp = oci.create("idr", b, check=False)
+    assert cp.returncode != 0 and "rootless, the kernel lets only root" in cp.stderr, cp.stderr
+    assert "/data" in cp.stderr
+    assert not (oci.root / "idr").exists()
+
+
+def test_id_mapped_mounts_are_checked(oci, tmp):
+    src = tmp / "src"
+    src.mkdir()
+    one = [{"containerID": 0, "hostID": USERNS_BASE, "size": 1}]
+    cases = [
+        ({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]},
+         "must be a bind mount"),
+        (_bind("/d", src, uid=one), "give uidMappings and gidMappings together"),
+        (_bind("/d", src, uid=one * 9, gid=one), "hutch takes at most 8"),
+    ]
+    if not ROOTLESS:  # rootless bundles always have a user namespace
+        cases.append((_bind("/d", src, options=("rbind", "idmap")), "needs a user namespace"))
+    for i, (mount, needle) in enumerate(cases):
+        b = oci.bundle(f"b{i}", edit=lambda c: c["mounts"].append(mount))
+        cp = oci.create(f"chk{i}", b, check=False)
+        assert cp.returncode != 0 and needle in cp.stderr, (needle, cp.stderr)
+        assert not (oci.root / f"chk{i}").exists()
+
+
+# ---- tmpcopyup -------------------------------------------------------------------------
+
+def _seed(d):
+    """What a tmpcopyup tmpfs must start with: a file with its mode (and, rootful,
+    an owner of its own), a directory, a symlink, a fifo."""
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "seed").write_text("seeded\n")
+    (d / "seed").chmod(0o604)
+    (d / "sub").mkdir()
+    (d / "sub" / "deep").write_text("deep\n")
+    (d / "sub").chmod(0o750)
+    os.symlink("seed", d / "link")
+    os.mkfifo(d / "fifo", 0o600)
+    if not ROOTLESS:
+        os.chown(d / "seed", 1000, 1001)
+        os.lchown(d / "link", 1002, 1003)
+
+
+SHOW = ("cd {d} && cat seed sub/deep && readlink link && "
+        "stat -c '%n %a %u:%g %F' seed sub sub/deep fifo && stat -c '%n %u:%g' link && "
+        "touch new && echo written")
+
+
+def test_tmpcopyup_starts_with_what_the_rootfs_had(oci, tmp):
+    def edit(c):
+        c["root"]["readonly"] = True
+        c["mounts"].append({"destination": "/var/tmp", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["rw", "nosuid", "nodev", "mode=1777", "tmpcopyup"]})
+    b = oci.bundle(args=("sh", "-c", SHOW.format(d="/var/tmp")), edit=edit)
+    _seed(b / "rootfs" / "var" / "tmp")
+    cp = _run(oci, "tcu", b)
+    assert cp.returncode == 0, cp.stderr
+    own = "0:0" if ROOTLESS else "1000:1001"
+    root = "0:0"
+    assert cp.stdout.split("\n") == [
+        "seeded", "deep", "seed",
+        f"seed 604 {own} regular file", f"sub 750 {root} directory",
+        f"sub/deep 644 {root} regular file", f"fifo 600 {root} fifo",
+        f"link {root if ROOTLESS else '1002:1003'}", "written", ""], cp.stdout
+    # a copy: the rootfs itself is untouched
+    assert not (b / "rootfs" / "var" / "tmp" / "new").exists()
+
+
+def test_tmpcopyup_only_for_a_tmpfs(oci, tmp):
+    b = oci.bundle(edit=lambda c: c["mounts"].append(
+        {"destination": "/x", "type": "bind", "source": str(tmp), "options": ["rbind",
+                                                                          "tmpcopyup"]}))
+    cp = oci.create("tcb", b, check=False)
+    assert cp.returncode != 0 and "tmpcopyup is for a tmpfs, not bind" in cp.stderr, cp.stderr
