@@ -3,10 +3,13 @@ the container's pivot_root), id-mapped mounts, tmpcopyup and recursive mount
 attributes, against bundles made here (ociutil) and podman. Root and rootless."""
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 
-from conftest import wait_for
+from conftest import tar_dir, wait_for
 from ociutil import ROOTLESS, oci  # noqa: F401  (the fixture)
+from test_oci import _podman, _podman_cgroup_parent_made, _remove_made_cgroups
 
 
 def _script(path, body, shebang="#!/bin/sh"):
@@ -339,3 +342,40 @@ def test_tmpcopyup_only_for_a_tmpfs(oci, tmp):
                                                                           "tmpcopyup"]}))
     cp = oci.create("tcb", b, check=False)
     assert cp.returncode != 0 and "tmpcopyup is for a tmpfs, not bind" in cp.stderr, cp.stderr
+
+
+def test_podman_read_only_tmpfs_keeps_the_image_files(oci, state, tmp):
+    """podman --read-only mounts tmpfs on /tmp, /var/tmp and /run with tmpcopyup:
+    what the image has there is in them, as with crun."""
+    img = tmp / "img"
+    shutil.copytree(state.bb_rootfs, img, symlinks=True)
+    _seed(img / "var" / "tmp")
+    tarball = tar_dir(img, tmp / "img.tar")
+    base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
+    pod = _podman(base) + ["--runtime", oci.bin]
+    made_cg = _podman_cgroup_parent_made()
+    try:
+        subprocess.run(_podman(base) + ["import", tarball, "localhost/seeded:1"], check=True,
+                       capture_output=True, timeout=120)
+        cp = subprocess.run(pod + ["run", "--rm", "--read-only", "--network", "none",
+                                   "--ulimit", "nofile=1024:1024", "--ulimit",
+                                   "nproc=1024:1024", "localhost/seeded:1", "sh", "-c",
+                                   SHOW.format(d="/var/tmp") + "; touch /x || echo ro"],
+                            capture_output=True, text=True, timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        own, root = ("0:0", "0:0") if ROOTLESS else ("1000:1001", "0:0")
+        assert cp.stdout.split("\n") == [
+            "seeded", "deep", "seed",
+            f"seed 604 {own} regular file", f"sub 750 {root} directory",
+            f"sub/deep 644 {root} regular file", f"fifo 600 {root} fifo",
+            f"link {root if ROOTLESS else '1002:1003'}", "written", "ro", ""], cp.stdout
+    finally:
+        subprocess.run(pod + ["rm", "-f", "--all"], capture_output=True, timeout=60)
+        subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
+                       timeout=120)
+        if ROOTLESS:
+            subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
+                           timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+        if made_cg:
+            _remove_made_cgroups(made_cg)
