@@ -198,6 +198,9 @@ static const struct {
     {"noatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME, false},
     {"strictatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME, false},
     {"nodiratime", MOUNT_ATTR_NODIRATIME, 0, false},
+    {"diratime", 0, MOUNT_ATTR_NODIRATIME, false},
+    {"nosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0, false},
+    {"symfollow", 0, MOUNT_ATTR_NOSYMFOLLOW, false},
     /* runc's recursive forms (mount_setattr's AT_RECURSIVE): hutch applies a
      * bind's options to all of its tree already, and a new filesystem has
      * nothing below it yet, so each is its plain option */
@@ -212,6 +215,8 @@ static const struct {
     {"rrelatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME, false},
     {"rnoatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME, false},
     {"rstrictatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME, false},
+    /* relatime is the default, and what clearing noatime gives */
+    {"ratime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME, false},
     {"rnodiratime", MOUNT_ATTR_NODIRATIME, 0, false},
     {"rdiratime", 0, MOUNT_ATTR_NODIRATIME, false},
     {"rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0, false},
@@ -1673,6 +1678,16 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 				      "working directory %s (--workdir, or the image's "
 				      "WorkingDir)",
 				      cwd);
+	return 0;
+}
+
+int mounts_root_propagation(unsigned long type, bool recursive, struct hutch_err **err)
+{
+	if (!type)
+		return 0;
+	struct mount_attr attr = {.propagation = type};
+	if (mount_setattr(AT_FDCWD, "/", recursive ? AT_RECURSIVE : 0, &attr, sizeof(attr)) < 0)
+		return hutch_fail_sys(err, "linux.rootfsPropagation: set the propagation of /");
 	return 0;
 }
 

@@ -265,7 +265,9 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	 * pivot_root */
 	wait_runtime_hooks(pc, a);
 	child_hooks(pc, a, HUTCH_HOOK_CREATE_CONTAINER);
-	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0)
+	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0 ||
+	    mounts_root_propagation(cfg->root_propagation, cfg->root_propagation_recursive, &err) <
+		0)
 		proc_fail(pc, 125, err);
 	close(rootfd);
 	umask(cfg->umask >= 0 ? (mode_t)cfg->umask : 0022);

@@ -11,6 +11,7 @@
 #include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -1265,16 +1266,36 @@ static int l_propagation(struct rd *r, jobj *v, const char *path, void *t)
 	_cleanup_free_ char *p = NULL;
 	if (get_str(r, v, path, &p) < 0)
 		return -1;
-	/* hutch makes every mount private (nothing propagates back to the host) */
-	if (strcmp(p, "private") && strcmp(p, "rprivate") && strcmp(p, "slave") &&
-	    strcmp(p, "rslave")) {
-		_cleanup_free_ char *s = shown(p);
-		return hutch_fail(r->err, 0,
-				  "%s '%s' is not supported: hutch keeps the container's mounts "
-				  "private or slave (private, rprivate, slave, rslave)",
-				  path, s);
-	}
-	return 0;
+	/* Every mount of the container's is made private (nothing propagates to
+	 * or from the host but through binds that ask for it), so slave is
+	 * private here. Shared (runc's too) is the container's root made shared
+	 * once it is "/": a peer group of its own, for the container's own
+	 * namespaces and binds (nested containers), never the host's. */
+	static const struct {
+		const char *name;
+		unsigned long type;
+		bool recursive;
+	} kinds[] = {
+	    {"private", 0, false},
+	    {"rprivate", 0, false},
+	    {"slave", 0, false},
+	    {"rslave", 0, false},
+	    {"shared", MS_SHARED, false},
+	    {"rshared", MS_SHARED, true},
+	    {"unbindable", MS_UNBINDABLE, false},
+	    {"runbindable", MS_UNBINDABLE, true},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+		if (!strcmp(p, kinds[i].name)) {
+			r->cfg->root_propagation = kinds[i].type;
+			r->cfg->root_propagation_recursive = kinds[i].recursive;
+			return 0;
+		}
+	_cleanup_free_ char *s = shown(p);
+	return hutch_fail(r->err, 0,
+			  "%s '%s' is not a propagation (private, rprivate, slave, rslave, "
+			  "shared, rshared, unbindable, runbindable)",
+			  path, s);
 }
 
 /* ---- linux.seccomp -------------------------------------------------------------------- */

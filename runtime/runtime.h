@@ -692,6 +692,11 @@ struct hutch_oci_config {
 	size_t n_additional_gids;
 	char *domainname;
 	char *cgroups_path;
+	/* linux.rootfsPropagation shared, rshared, unbindable or runbindable:
+	 * MS_SHARED or MS_UNBINDABLE, given to the container's root once it is
+	 * "/" (0: private, as every mount of hutch's) */
+	unsigned long root_propagation;
+	bool root_propagation_recursive;
 	struct hutch_oci_seccomp *seccomp; /* NULL: none */
 	unsigned short console_height, console_width; /* 0: not given */
 	/* what is accepted but not applied, one sentence each */

@@ -167,6 +167,10 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
  * directory (created if missing, as Docker does). */
 int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err);
 int mounts_pivot_root(int rootfd, bool readonly, struct hutch_err **err);
+/* After mounts_pivot_root: the root's propagation (MS_SHARED, MS_UNBINDABLE),
+ * of all its tree if recursive. A new peer group of the container's own:
+ * nothing of the host's is a peer of it (its mounts were all made private). */
+int mounts_root_propagation(unsigned long type, bool recursive, struct hutch_err **err);
 /* Resolve (creating directories as needed) a path inside the root: O_PATH fd. */
 int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err **err);
 

@@ -379,3 +379,85 @@ def test_podman_read_only_tmpfs_keeps_the_image_files(oci, state, tmp):
         shutil.rmtree(base, ignore_errors=True)
         if made_cg:
             _remove_made_cgroups(made_cg)
+
+
+# ---- root propagation and recursive mount attributes ------------------------------------
+
+def _optional_fields(mountinfo, point):
+    """The optional fields (shared:N, master:N) of the mount at point."""
+    for line in mountinfo.splitlines():
+        f = line.split()
+        if f[4] == point:
+            return f[6:f.index("-")]
+    raise AssertionError(f"no mount at {point}:\n{mountinfo}")
+
+
+def test_rootfs_propagation_shared_is_the_containers_own(oci, tmp):
+    """shared: the container's root is shared once it is / (for its own mount
+    namespaces and binds), a peer group of its own: nothing reaches the host."""
+    seen = {}
+    for prop in ("rprivate", "shared", "rshared"):
+        b = oci.bundle(f"b-{prop}", args=("cat", "/proc/self/mountinfo"),
+                       edit=lambda c: c["linux"].update(rootfsPropagation=prop))
+        cp = _run(oci, f"rp-{prop}", b)
+        assert cp.returncode == 0, cp.stderr
+        seen[prop] = (_optional_fields(cp.stdout, "/"), _optional_fields(cp.stdout, "/proc"))
+    assert seen["rprivate"] == ([], [])
+    assert [f[:7] for f in seen["shared"][0]] == ["shared:"] and seen["shared"][1] == []
+    assert [f[:7] for f in seen["rshared"][0]] == ["shared:"]
+    assert [f[:7] for f in seen["rshared"][1]] == ["shared:"]
+    # a peer group of the container's own: no mount of the host's is in it
+    with open("/proc/self/mountinfo") as f:
+        host = f.read()
+    assert seen["rshared"][0][0] not in host.split()
+    assert str(tmp) not in host
+    b = oci.bundle("bad", edit=lambda c: c["linux"].update(rootfsPropagation="bogus"))
+    cp = oci.create("rp-bad", b, check=False)
+    assert cp.returncode != 0 and "linux.rootfsPropagation 'bogus'" in cp.stderr, cp.stderr
+
+
+def test_recursive_mount_attributes(oci, tmp):
+    """runc's rro, rnosuid, rnodev, rnoexec, ratime forms on an rbind with a
+    mount below it: the whole tree gets them."""
+    src = tmp / "src"
+    (src / "below").mkdir(parents=True)
+    script = "grep -E ' /(data|data/below) ' /proc/self/mountinfo; touch /data/x || echo ro"
+
+    def edit(c):
+        c["mounts"] += [
+            _bind("/data", src, options=("rbind", "rro", "rnosuid", "rnodev", "rnoexec")),
+            # (an atime option on a bind is the host mount's, locked rootless)
+            {"destination": "/data/below", "type": "tmpfs", "source": "tmpfs",
+             "options": ["rro", "rnosuid", "rnodev", "rnoexec", "rnoatime"]}]
+    b = oci.bundle(args=("sh", "-c", script), edit=edit)
+    cp = _run(oci, "rattr", b)
+    assert cp.returncode == 0, cp.stderr
+    lines = cp.stdout.strip().split("\n")
+    assert lines[-1] == "ro" and len(lines) == 3, cp.stdout
+    for line in lines[:2]:
+        opts = line.split()[5].split(",")
+        assert {"ro", "nosuid", "nodev", "noexec"} <= set(opts), line
+    assert "noatime" in lines[1].split()[5].split(","), lines[1]
+
+
+def test_features_mount_options_are_all_taken(oci, tmp):
+    """Every option `features` lists is one config.json may give: all of them on
+    one tmpfs (the bind-only ones on a bind), and the container runs."""
+    feats = json.loads(oci.run("features").stdout)
+    assert {"idmap", "ridmap", "tmpcopyup", "rro", "rnosuid", "rnodev", "rnoexec",
+            "ratime"} <= set(feats["mountOptions"])
+    assert feats["linux"]["mountExtensions"] == {"idmap": {"enabled": True}}
+    assert feats["hooks"] == ["prestart", "createRuntime", "createContainer",
+                              "startContainer", "poststart", "poststop"]
+    bind_only = {"bind", "rbind", "idmap", "ridmap"}
+    fs_opts = [o for o in feats["mountOptions"] if o not in bind_only]
+    src = tmp / "src"
+    src.mkdir()
+
+    def edit(c):
+        c["mounts"] += [{"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                         "options": fs_opts + ["rw", "private"]},
+                        _bind("/b", src, options=("rbind", "rw", "nosuid", "ro"))]
+    b = oci.bundle(args=("sh", "-c", "touch /t/x && echo ok"), edit=edit)
+    cp = _run(oci, "feat", b)
+    assert cp.returncode == 0 and cp.stdout == "ok\n", cp.stderr
