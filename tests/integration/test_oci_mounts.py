@@ -168,7 +168,7 @@ def test_failing_or_slow_prestart_hook_fails_create(oci, tmp):
             ("slow", "prestart", "exec sleep 30", "timed out after 1 s"),
             ("rtfail", "createRuntime", "exit 4", "exit code 4")):
         hook = tmp / f"{name}.sh"
-        hook.write_text(f"#!/bin/sh\n{body}\n")
+        hook.write_text(f"#!/bin/sh\ncat > {tmp}/{name}.state\n{body}\n")
         hook.chmod(0o755)
         b = oci.bundle(name, edit=lambda c: c.update(
             hooks={kind: [{"path": str(hook), "timeout": 1}]}))
@@ -176,6 +176,9 @@ def test_failing_or_slow_prestart_hook_fails_create(oci, tmp):
         assert cp.returncode != 0 and needle in cp.stderr, cp.stderr
         assert f"hooks.{kind}" in cp.stderr
         assert not (oci.root / name).exists()
+        # the container's process, waiting before its pivot_root, is gone too
+        pid = json.loads((tmp / f"{name}.state").read_text())["pid"]
+        assert not os.path.exists(f"/proc/{pid}"), pid
         cp = oci.run("delete", name, check=False)
         assert cp.returncode != 0 and "does not exist" in cp.stderr, cp.stderr
 
