@@ -16,15 +16,21 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/idmap.h"
 #include "common/util.h"
 #include "runtime/runtime_internal.h"
 
@@ -180,18 +186,41 @@ static const struct {
 	uint64_t set, clr;
 	bool readonly;
 } attr_options[] = {
-	{"ro", MOUNT_ATTR_RDONLY, 0, true},
-	{"rw", 0, MOUNT_ATTR_RDONLY, false},
-	{"nosuid", MOUNT_ATTR_NOSUID, 0, false},
-	{"suid", 0, MOUNT_ATTR_NOSUID, false},
-	{"nodev", MOUNT_ATTR_NODEV, 0, false},
-	{"dev", 0, MOUNT_ATTR_NODEV, false},
-	{"noexec", MOUNT_ATTR_NOEXEC, 0, false},
-	{"exec", 0, MOUNT_ATTR_NOEXEC, false},
-	{"relatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME, false},
-	{"noatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME, false},
-	{"strictatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME, false},
-	{"nodiratime", MOUNT_ATTR_NODIRATIME, 0, false},
+    {"ro", MOUNT_ATTR_RDONLY, 0, true},
+    {"rw", 0, MOUNT_ATTR_RDONLY, false},
+    {"nosuid", MOUNT_ATTR_NOSUID, 0, false},
+    {"suid", 0, MOUNT_ATTR_NOSUID, false},
+    {"nodev", MOUNT_ATTR_NODEV, 0, false},
+    {"dev", 0, MOUNT_ATTR_NODEV, false},
+    {"noexec", MOUNT_ATTR_NOEXEC, 0, false},
+    {"exec", 0, MOUNT_ATTR_NOEXEC, false},
+    {"relatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME, false},
+    {"noatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME, false},
+    {"strictatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME, false},
+    {"nodiratime", MOUNT_ATTR_NODIRATIME, 0, false},
+    {"diratime", 0, MOUNT_ATTR_NODIRATIME, false},
+    {"nosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0, false},
+    {"symfollow", 0, MOUNT_ATTR_NOSYMFOLLOW, false},
+    /* runc's recursive forms (mount_setattr's AT_RECURSIVE): hutch applies a
+     * bind's options to all of its tree already, and a new filesystem has
+     * nothing below it yet, so each is its plain option */
+    {"rro", MOUNT_ATTR_RDONLY, 0, true},
+    {"rrw", 0, MOUNT_ATTR_RDONLY, false},
+    {"rnosuid", MOUNT_ATTR_NOSUID, 0, false},
+    {"rsuid", 0, MOUNT_ATTR_NOSUID, false},
+    {"rnodev", MOUNT_ATTR_NODEV, 0, false},
+    {"rdev", 0, MOUNT_ATTR_NODEV, false},
+    {"rnoexec", MOUNT_ATTR_NOEXEC, 0, false},
+    {"rexec", 0, MOUNT_ATTR_NOEXEC, false},
+    {"rrelatime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME, false},
+    {"rnoatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME, false},
+    {"rstrictatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME, false},
+    /* relatime is the default, and what clearing noatime gives */
+    {"ratime", MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME, false},
+    {"rnodiratime", MOUNT_ATTR_NODIRATIME, 0, false},
+    {"rdiratime", 0, MOUNT_ATTR_NODIRATIME, false},
+    {"rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0, false},
+    {"rsymfollow", 0, MOUNT_ATTR_NOSYMFOLLOW, false},
 };
 
 static const struct {
@@ -224,7 +253,8 @@ int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct
 			out->attr_set = (out->attr_set & ~attr_options[k].clr) | attr_options[k].set;
 			out->attr_clr |= attr_options[k].clr;
 			out->attr_clr &= ~attr_options[k].set;
-			if (!strcmp(o, "ro") || !strcmp(o, "rw"))
+			if (!strcmp(o, "ro") || !strcmp(o, "rw") || !strcmp(o, "rro") ||
+			    !strcmp(o, "rrw"))
 				out->readonly = attr_options[k].readonly;
 		}
 		for (size_t k = 0; k < ARRAY_SIZE(propagation_options) && !known; k++) {
@@ -243,6 +273,15 @@ int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct
 			out->recursive = o[0] == 'r';
 			continue;
 		}
+		if (!strcmp(o, "idmap") || !strcmp(o, "ridmap")) {
+			out->idmap = true;
+			out->idmap_recursive |= o[0] == 'r';
+			continue;
+		}
+		if (!strcmp(o, "tmpcopyup")) {
+			out->tmpcopyup = true;
+			continue;
+		}
 		if (out->bind) {
 			mount_opts_free(out);
 			return hutch_fail(err, EINVAL, "unknown option '%s' for bind mount on %s", o,
@@ -258,6 +297,19 @@ int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct
 	/* mount_setattr wants the whole atime field cleared when one is set */
 	if (out->attr_clr & MOUNT_ATTR__ATIME)
 		out->attr_clr |= MOUNT_ATTR__ATIME;
+	out->idmap |= m->n_uid_map > 0;
+	if (out->idmap && !out->bind) {
+		mount_opts_free(out);
+		return hutch_fail(err, EINVAL,
+				  "mount on %s: an id-mapped mount (idmap, ridmap, uidMappings) "
+				  "must be a bind mount",
+				  m->destination);
+	}
+	if (out->tmpcopyup && strcmp(m->type, "tmpfs")) {
+		mount_opts_free(out);
+		return hutch_fail(err, EINVAL, "mount on %s: tmpcopyup is for a tmpfs, not %s",
+				  m->destination, m->type);
+	}
 	if (out->bind && out->data) {
 		/* an fs option seen before "bind"/"rbind" in the list */
 		char *comma = strchr(out->data, ',');
@@ -639,6 +691,122 @@ static void list_host_devices(struct mount_ctx *ctx, int dir, const char *path, 
 	}
 }
 
+/* ---- id-mapped binds ---------------------------------------------------------- */
+
+/* A user namespace whose maps are the mount's (or, with "idmap" alone, the
+ * container's), for MOUNT_ATTR_IDMAP: its fd. Its one process, which only
+ * waits for its maps, is gone when this returns. */
+static int idmap_userns(const struct mount_ctx *ctx, const struct hutch_mount *m,
+			struct hutch_err **err)
+{
+	const struct hutch_spec *spec = ctx->spec;
+	bool own = m->n_uid_map > 0;
+	const struct hutch_id_map *u = own ? m->uid_map : spec->uid_map;
+	const struct hutch_id_map *g = own ? m->gid_map : spec->gid_map;
+	size_t nu = own ? m->n_uid_map : spec->n_uid_map;
+	size_t ng = own ? m->n_gid_map : spec->n_gid_map;
+	struct id_mapping map = {.subordinate = ctx->rootless};
+	if (nu > ARRAY_SIZE(map.uid) || ng > ARRAY_SIZE(map.gid))
+		return hutch_fail(err, 0, "at most %zu id map ranges are supported",
+				  ARRAY_SIZE(map.uid));
+	for (size_t i = 0; i < nu; i++)
+		map.uid[map.n_uid++] =
+		    (struct id_range){u[i].container_id, u[i].host_id, u[i].size};
+	for (size_t i = 0; i < ng; i++)
+		map.gid[map.n_gid++] =
+		    (struct id_range){g[i].container_id, g[i].host_id, g[i].size};
+	int go[2];
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return hutch_fail_sys(err, "pipe");
+	struct clone_args ca = {.flags = CLONE_NEWUSER, .exit_signal = SIGCHLD};
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid == 0) {
+		char c;
+		close(go[1]);
+		(void)!read(go[0], &c, 1);
+		_exit(0);
+	}
+	close(go[0]);
+	int fd = -1;
+	if (pid < 0) {
+		hutch_fail_sys(err, "create a user namespace for the id map");
+	} else if (id_mapping_apply(&map, pid, err) == 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/user", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			hutch_fail_sys(err, "open %s", path);
+	}
+	close(go[1]);
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	return fd;
+}
+
+static int idmap_refused_rootless(const struct hutch_mount *m, struct hutch_err **err)
+{
+	return hutch_fail(err, EPERM,
+			  "id-mapped mount of '%s' on %s: rootless, the kernel lets only root "
+			  "of the host id-map a host filesystem's files: run as root, or bind "
+			  "it without uidMappings and idmap",
+			  m->source, m->destination);
+}
+
+/* Made here, by the runtime before the container's process exists: only a
+ * process privileged over the source's filesystem (its superblock's user
+ * namespace, the host's for a host directory) may id-map it, and the
+ * container's process is in the container's user namespace. It attaches the
+ * detached mount as it does the binds cloned early. */
+static int idmap_bind(struct mount_ctx *ctx, size_t i, struct hutch_err **err)
+{
+	const struct hutch_mount *m = &ctx->spec->mounts[i];
+	const struct mount_opts *o = &ctx->opts[i];
+	if (!spec_has_ns(ctx->spec, HUTCH_NS_USER))
+		return hutch_fail(err, 0,
+				  "id-mapped mount on %s: the container needs a user namespace of "
+				  "its own (linux.namespaces: user)",
+				  m->destination);
+	if (early_bind(o))
+		return hutch_fail(err, 0,
+				  "id-mapped mount on %s: propagation '%s' is not supported with "
+				  "an id map (give private)",
+				  m->destination, propagation_name(o));
+	int rec = o->recursive ? AT_RECURSIVE : 0;
+	_cleanup_close_ int mfd =
+	    open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+	if (mfd < 0 && errno == EPERM && ctx->rootless)
+		return idmap_refused_rootless(m, err); /* not even a bind, here */
+	if (mfd < 0)
+		return hutch_fail_sys(err, "bind mount '%s'", m->source);
+	_cleanup_close_ int userns = idmap_userns(ctx, m, err);
+	if (userns < 0)
+		return hutch_err_wrap(err, "id-mapped mount of '%s' on %s", m->source,
+				      m->destination);
+	struct mount_attr id = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns};
+	if (mount_setattr(mfd, "", AT_EMPTY_PATH | (o->idmap_recursive ? AT_RECURSIVE : 0), &id,
+			  sizeof(id)) < 0) {
+		if (errno == EPERM && ctx->rootless)
+			return idmap_refused_rootless(m, err);
+		if (errno == EINVAL)
+			return hutch_fail(err, EINVAL,
+					  "id-mapped mount of '%s' on %s: its filesystem cannot be "
+					  "id-mapped by this kernel (ext4, xfs, btrfs, tmpfs and "
+					  "overlay can)",
+					  m->source, m->destination);
+		return hutch_fail_sys(err, "id-map the bind mount of '%s' on %s", m->source,
+				      m->destination);
+	}
+	uint64_t propagation = o->propagation == MS_UNBINDABLE ? MS_UNBINDABLE : MS_PRIVATE;
+	struct mount_attr attr = {
+	    .attr_set = o->attr_set, .attr_clr = o->attr_clr, .propagation = propagation};
+	if (mount_setattr(mfd, "", AT_EMPTY_PATH | rec, &attr, sizeof(attr)) < 0)
+		return hutch_fail_sys(err, "set options of bind mount '%s' on %s", m->source,
+				      m->destination);
+	ctx->bind_fds[i] = steal_fd(mfd);
+	return 0;
+}
+
 int mounts_prepare(struct mount_ctx *ctx, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = ctx->spec;
@@ -656,7 +824,8 @@ int mounts_prepare(struct mount_ctx *ctx, struct hutch_err **err)
 			m = &sys;
 		}
 		struct mount_opts *o = &ctx->opts[i];
-		if (mount_opts_parse(m, o, err) < 0 || check_propagation(m, o, err) < 0) {
+		if (mount_opts_parse(m, o, err) < 0 || check_propagation(m, o, err) < 0 ||
+		    (o->idmap && idmap_bind(ctx, i, err) < 0)) {
 			mounts_release(ctx);
 			return -1;
 		}
@@ -876,6 +1045,118 @@ static int set_fs_propagation(int mfd, const struct mount_opts *o, const struct 
 	return 0;
 }
 
+/* ---- tmpcopyup ----------------------------------------------------------------- */
+
+/* The owner, mode and times of st on name in dir (the mode with no umask; a
+ * symlink's mode is its own). An owner the container's user namespace does
+ * not map (EINVAL) stays the container's root: the file is still there. */
+static int copy_attrs(int dir, const char *name, const struct stat *st, struct hutch_err **err)
+{
+	if (fchownat(dir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EINVAL)
+		return hutch_fail_sys(err, "tmpcopyup: set the owner of %s", name);
+	if (!S_ISLNK(st->st_mode) && fchmodat(dir, name, st->st_mode & 07777, 0) < 0)
+		return hutch_fail_sys(err, "tmpcopyup: set the mode of %s", name);
+	struct timespec times[2] = {st->st_atim, st->st_mtim};
+	if (utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW) < 0)
+		return hutch_fail_sys(err, "tmpcopyup: set the times of %s", name);
+	return 0;
+}
+
+static int copy_file(int from_dir, int to_dir, const char *name, const struct stat *st,
+		     struct hutch_err **err)
+{
+	_cleanup_close_ int in = openat(from_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int out =
+	    in < 0
+		? -1
+		: openat(to_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (in < 0 || out < 0)
+		return hutch_fail_sys(err, "tmpcopyup: copy %s", name);
+	for (off_t left = st->st_size; left > 0;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+		if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS))
+			n = sendfile(out, in, NULL, (size_t)left);
+		if (n < 0)
+			return hutch_fail_sys(err, "tmpcopyup: copy %s", name);
+		if (n == 0)
+			break; /* it shrank meanwhile */
+		left -= n;
+	}
+	return 0;
+}
+
+/* What the directory from (in the container's root) holds, copied into to
+ * (the new tmpfs), as crun's tmpcopyup does: directories, files, symlinks,
+ * fifos, with their owners, modes and times. Every name is opened below its
+ * directory's fd without following a symlink, so nothing outside from is read.
+ * The container's process runs this: stack buffers only, a bounded depth. */
+static int copy_tree(int from, int to, int depth, struct hutch_err **err)
+{
+	if (depth > 64)
+		return hutch_fail(err, ELOOP, "tmpcopyup: more than 64 directories deep");
+	char buf[4096];
+	long n;
+	while ((n = syscall(SYS_getdents64, from, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			const struct dirent64_raw *d = (const void *)(buf + off);
+			off += d->d_reclen;
+			const char *name = d->d_name;
+			struct stat st;
+			if (!strcmp(name, ".") || !strcmp(name, ".."))
+				continue;
+			if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				return hutch_fail_sys(err, "tmpcopyup: stat %s", name);
+			int r = 0;
+			if (S_ISDIR(st.st_mode)) {
+				_cleanup_close_ int sub = openat(
+				    from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				_cleanup_close_ int dst = -1;
+				if (sub < 0 || (mkdirat(to, name, 0700) < 0 && errno != EEXIST) ||
+				    (dst = openat(to, name,
+						  O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+						      O_CLOEXEC)) < 0)
+					return hutch_fail_sys(
+					    err, "tmpcopyup: copy the directory %s", name);
+				r = copy_tree(sub, dst, depth + 1, err);
+			} else if (S_ISREG(st.st_mode)) {
+				r = copy_file(from, to, name, &st, err);
+			} else if (S_ISLNK(st.st_mode)) {
+				char target[PATH_MAX];
+				ssize_t len = readlinkat(from, name, target, sizeof(target) - 1);
+				if (len < 0)
+					return hutch_fail_sys(err, "tmpcopyup: read the symlink %s",
+							      name);
+				target[len] = '\0';
+				if (symlinkat(target, to, name) < 0)
+					return hutch_fail_sys(err, "tmpcopyup: copy the symlink %s",
+							      name);
+			} else if (S_ISFIFO(st.st_mode)) {
+				if (mkfifoat(to, name, 0600) < 0)
+					return hutch_fail_sys(err, "tmpcopyup: copy the fifo %s",
+							      name);
+			} else {
+				continue; /* device nodes and sockets: not a copy's to make */
+			}
+			if (r < 0 || copy_attrs(to, name, &st, err) < 0)
+				return -1;
+		}
+	}
+	if (n < 0)
+		return hutch_fail_sys(err, "tmpcopyup: read a directory");
+	return 0;
+}
+
+/* tmpcopyup: the new tmpfs mfd starts with what target (the directory it is
+ * to cover) holds. */
+static int tmpfs_copy_up(int mfd, int target, const struct hutch_mount *m, struct hutch_err **err)
+{
+	_cleanup_close_ int from = openat(target, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int to = openat(mfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (from < 0 || to < 0)
+		return hutch_fail_sys(err, "tmpcopyup: open %s", m->destination);
+	return copy_tree(from, to, 0, err);
+}
+
 /* cloned: a bind already cloned and set up by clone_early_binds, or -1.
  * own_id: where the id of a filesystem mounted here goes (binds: left alone). */
 static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch_mount *m,
@@ -938,7 +1219,8 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 		}
 		if (mfd < 0)
 			goto fail;
-		if (set_fs_propagation(mfd, o, m, err) < 0)
+		if (set_fs_propagation(mfd, o, m, err) < 0 ||
+		    (o->tmpcopyup && tmpfs_copy_up(mfd, target, m, err) < 0))
 			goto fail;
 		/* a mount keeps its id when it is moved into place */
 		*own_id = mnt_id_of(mfd);
@@ -947,6 +1229,13 @@ static int mount_one(const struct mount_ctx *ctx, int rootfd, const struct hutch
 		return 0;
 fail:
 	return hutch_err_wrap(err, "mount %s on %s", m->type, m->destination);
+}
+
+/* No mknod in a user namespace (rootless, or one of the container's own made
+ * by root): nodes are binds of the host's there. */
+static bool no_mknod(const struct mount_ctx *ctx)
+{
+	return ctx->rootless || spec_has_ns(ctx->spec, HUTCH_NS_USER);
 }
 
 /* bind: the host's nodes bound (no mknod in a user namespace; a nodev /dev
@@ -1169,7 +1458,7 @@ static int add_host_devices(const struct mount_ctx *ctx, int rootfd, struct hutc
 		_cleanup_close_ int dir = open_dev_parent(dev, rel, err);
 		if (dir < 0)
 			return hutch_err_wrap(err, "--privileged: copy the host's devices");
-		if (!ctx->rootless) {
+		if (!no_mknod(ctx)) {
 			if (mknodat(dir, name, d->mode & (S_IFMT | 07777), d->rdev) < 0) {
 				if (errno == EEXIST)
 					continue;
@@ -1227,7 +1516,7 @@ static int add_spec_devices(const struct mount_ctx *ctx, int rootfd, struct hutc
 			    d->path, *dir ? dir : "/");
 		mode_t type = d->type == 'b' ? S_IFBLK : S_IFCHR;
 		dev_t rdev = makedev((unsigned)d->major, (unsigned)d->minor);
-		if (!ctx->rootless && !ctx->nodev) {
+		if (!no_mknod(ctx) && !ctx->nodev) {
 			if (mknodat(dirfd, name, type | (d->file_mode & 07777), rdev) < 0) {
 				int e = errno;
 				struct stat st;
@@ -1359,13 +1648,13 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 				 * in it would be made in its source, on the host. */
 				dev_bound = ctx->opts[i].bind;
 				if (!dev_bound &&
-				    setup_dev(rootfd, ctx->rootless || ctx->nodev, err) < 0)
+				    setup_dev(rootfd, no_mknod(ctx) || ctx->nodev, err) < 0)
 					return -1;
 				dev_done = true;
 			}
 		}
 	}
-	if (!dev_done && setup_dev(rootfd, ctx->rootless || ctx->nodev, err) < 0)
+	if (!dev_done && setup_dev(rootfd, no_mknod(ctx) || ctx->nodev, err) < 0)
 		return -1;
 	if (add_spec_devices(ctx, rootfd, err) < 0)
 		return -1;
@@ -1389,6 +1678,16 @@ int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch
 				      "working directory %s (--workdir, or the image's "
 				      "WorkingDir)",
 				      cwd);
+	return 0;
+}
+
+int mounts_root_propagation(unsigned long type, bool recursive, struct hutch_err **err)
+{
+	if (!type)
+		return 0;
+	struct mount_attr attr = {.propagation = type};
+	if (mount_setattr(AT_FDCWD, "/", recursive ? AT_RECURSIVE : 0, &attr, sizeof(attr)) < 0)
+		return hutch_fail_sys(err, "linux.rootfsPropagation: set the propagation of /");
 	return 0;
 }
 

@@ -38,14 +38,33 @@ struct oci_child_args {
 	const struct hutch_oci_config *cfg;
 	struct mount_ctx mctx;
 	const struct hutch_runtime *rt;
-	/* the state the createContainer and startContainer hooks get, but its
-	 * pid (the child's own, in the runtime's pid namespace, put in by it) */
+	/* the state the hooks get, but its pid and status (hook_state_text) */
 	struct json_object *hook_state;
-	char *hook_state_text;
+	/* in the child: the state for createContainer (creating) and for
+	 * startContainer (created), its own pid in the runtime's pid namespace */
+	char *creating_text, *created_text;
+	/* prestart and createRuntime: the child stops there, its mounts made and
+	 * before pivot_root, until the runtime has run them ({-1, -1}: none) */
+	int hook_sync[2];
+	struct hutch_err *hook_err; /* the runtime's hook that failed */
 };
+
+/* The state JSON a hook gets: the status as runc gives it at that point
+ * (creating while the container is set up, created once it waits for start)
+ * and the container's pid in the runtime's pid namespace, as state gives it. */
+static char *hook_state_text(struct json_object *st, pid_t pid, const char *status)
+{
+	json_object_object_add(st, "pid", json_object_new_int64(pid));
+	json_object_object_add(st, "status", json_object_new_string(status));
+	return xstrdup(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN |
+							      JSON_C_TO_STRING_NOSLASHESCAPE));
+}
 
 static int run_hook(const struct hutch_oci_hook *h, const char *kind, const char *state_json,
 		    struct hutch_err **err);
+static const char *const hook_keys[HUTCH_HOOK_KINDS] = {
+    "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"};
+
 /* In the container's process: the hooks of kind, one after the other; the
  * first that fails fails the container's start (its create or start). */
 static void child_hooks(struct proc_ctx *pc, struct oci_child_args *a,
@@ -53,12 +72,60 @@ static void child_hooks(struct proc_ctx *pc, struct oci_child_args *a,
 {
 	const struct hutch_oci_config *cfg = a->cfg;
 	struct hutch_err *err = NULL;
+	const char *state =
+	    kind == HUTCH_HOOK_CREATE_CONTAINER ? a->creating_text : a->created_text;
 	for (size_t i = 0; i < cfg->n_hooks[kind]; i++)
-		if (run_hook(&cfg->hooks[kind][i],
-			     kind == HUTCH_HOOK_CREATE_CONTAINER ? "createContainer"
-								 : "startContainer",
-			     a->hook_state_text, &err) < 0)
+		if (run_hook(&cfg->hooks[kind][i], hook_keys[kind], state, &err) < 0)
 			proc_fail(pc, 125, err);
+}
+
+/* In the container's process, its mounts made and before pivot_root: let
+ * the runtime run prestart and createRuntime (run_runtime_hooks), and go on
+ * once it says so. One that failed: the runtime kills us. */
+static void wait_runtime_hooks(struct proc_ctx *pc, struct oci_child_args *a)
+{
+	if (a->hook_sync[1] < 0)
+		return;
+	char go = 0;
+	ssize_t n;
+	if (write(a->hook_sync[1], "h", 1) == 1)
+		while ((n = read(a->hook_sync[1], &go, 1)) < 0 && errno == EINTR)
+			;
+	if (go != 'g') {
+		struct hutch_err *err = NULL;
+		hutch_fail(&err, 0, "the runtime did not run the prestart hooks");
+		proc_fail(pc, 125, err);
+	}
+	close(a->hook_sync[1]);
+}
+
+/* The runtime's side (proc_spawn's running callback): once the child waits
+ * at the sync point, prestart then createRuntime, in the runtime's
+ * namespaces; the first that fails kills the child (its create fails with
+ * the hook's error, in a->hook_err). A child that failed before it got there
+ * closed its end: its report says why. */
+static void run_runtime_hooks(pid_t pid, void *arg)
+{
+	struct oci_child_args *a = arg;
+	if (a->hook_sync[0] < 0)
+		return;
+	close(a->hook_sync[1]);
+	a->hook_sync[1] = -1;
+	char ready;
+	ssize_t n;
+	while ((n = read(a->hook_sync[0], &ready, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		return;
+	_cleanup_free_ char *json = hook_state_text(a->hook_state, pid, "creating");
+	for (int k = HUTCH_HOOK_PRESTART; k <= HUTCH_HOOK_CREATE_RUNTIME; k++)
+		for (size_t i = 0; i < a->cfg->n_hooks[k]; i++)
+			if (run_hook(&a->cfg->hooks[k][i], hook_keys[k], json, &a->hook_err) < 0) {
+				kill(pid, SIGKILL);
+				return;
+			}
+	if (write(a->hook_sync[0], "g", 1) != 1)
+		kill(pid, SIGKILL);
 }
 
 static void on_start(struct proc_ctx *pc, void *arg)
@@ -110,6 +177,32 @@ static int write_proc(const char *path, const char *value, struct hutch_err **er
 	return 0;
 }
 
+/* In a new user namespace of the container's made by root, our ids (the
+ * host's root) are not mapped, and the filesystems it mounts itself (/dev's
+ * tmpfs) take no file of an owner they cannot map (EOVERFLOW): become the
+ * namespace's root first, as runc's init does. Rootless, the caller's ids
+ * are mapped to it already. */
+static void become_userns_root(struct proc_ctx *pc, const struct hutch_spec *spec)
+{
+	/* root's process in a user namespace of its own is no one there while
+	 * its own uid is not mapped (0 to 200000, say: EOVERFLOW on every file it
+	 * makes): it becomes the namespace's root, as runc's does (a mapping
+	 * without 0 leaves it as it is). That clears the parent-death signal and
+	 * dumpable (its /proc/self files would be the host root's: no
+	 * oom_score_adj): both set again. */
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	if (!user || user->path || (getuid() == 0 && getgid() == 0))
+		return;
+	struct hutch_err *err = NULL;
+	if ((setresgid(0, 0, 0) < 0 && errno != EINVAL) ||
+	    (setresuid(0, 0, 0) < 0 && errno != EINVAL)) {
+		hutch_fail_sys(&err, "become root of the container's user namespace");
+		proc_fail(pc, 125, err);
+	}
+	pdeathsig_arm(pc->parent_pidfd);
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+}
+
 /* In the new namespaces: join those given by path, network and names,
  * sysctls, the root filesystem, then the process's own last steps. */
 static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
@@ -118,21 +211,9 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	const struct hutch_oci_config *cfg = a->cfg;
 	const struct hutch_spec *spec = cfg->spec;
 	struct hutch_err *err = NULL;
-	/* root's process in a user namespace of its own is no one there while
-	 * its own uid is not mapped (0 to 200000, say: EOVERFLOW on every file it
-	 * makes): it becomes the namespace's root, as runc's does. That clears
-	 * the parent-death signal and dumpable (its /proc/self files would be the
-	 * host root's: no oom_score_adj): both set again. */
-	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
-	if (user && !user->path && !a->rt->rootless) {
-		if ((setresgid(0, 0, 0) < 0 && errno != EINVAL) ||
-		    (setresuid(0, 0, 0) < 0 && errno != EINVAL)) {
-			hutch_fail_sys(&err, "become root of the container's user namespace");
-			proc_fail(pc, 125, err);
-		}
-		pdeathsig_arm(pc->parent_pidfd);
-		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-	}
+	if (a->hook_sync[0] >= 0)
+		close(a->hook_sync[0]); /* the runtime's end */
+	become_userns_root(pc, spec);
 	for (size_t i = 0; i < spec->n_namespaces; i++) {
 		const struct hutch_namespace *ns = &spec->namespaces[i];
 		if (!ns->path)
@@ -176,18 +257,22 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 		 * `state` gives */
 		char self[32] = "";
 		(void)!readlink("/proc/self", self, sizeof(self) - 1);
-		json_object_object_add(a->hook_state, "pid", json_object_new_int64(atoll(self)));
-		a->hook_state_text = xstrdup(json_object_to_json_string_ext(
-		    a->hook_state, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		a->creating_text = hook_state_text(a->hook_state, atoi(self), "creating");
+		a->created_text = hook_state_text(a->hook_state, atoi(self), "created");
 	}
 	int rootfd = -1;
 	if (mounts_setup_rootfs(&a->mctx, &rootfd, &err) < 0 ||
 	    mounts_setup_container(&a->mctx, rootfd, &err) < 0)
 		proc_fail(pc, 125, err);
-	/* createContainer: in the container's namespaces, its mounts made, before
-	 * pivot_root (the hook's path is the runtime's), as runc runs them */
+	/* The runtime spec's order, runc's: prestart and createRuntime (the
+	 * runtime's), then createContainer (in the container's namespaces, the
+	 * hook's path the runtime's), all with the mounts made and before
+	 * pivot_root */
+	wait_runtime_hooks(pc, a);
 	child_hooks(pc, a, HUTCH_HOOK_CREATE_CONTAINER);
-	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0)
+	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0 ||
+	    mounts_root_propagation(cfg->root_propagation, cfg->root_propagation_recursive, &err) <
+		0)
 		proc_fail(pc, 125, err);
 	close(rootfd);
 	umask(cfg->umask >= 0 ? (mode_t)cfg->umask : 0022);
@@ -384,9 +469,6 @@ static void join_err(struct hutch_err **err, struct hutch_err *e)
 	a->errno_ = 0;
 	hutch_err_free(&e);
 }
-
-static const char *const hook_keys[HUTCH_HOOK_KINDS] = {
-    "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"};
 
 /* Run the hooks of kind kept in the container's state.json: all of them, the
  * spec's rule for poststart and poststop (a failure is a warning, and the
@@ -672,7 +754,7 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	int ret = -1;
 	struct cgroup cg = {.dirfd = -1};
 	_cleanup_close_ int lsock = -1, sockdir = -1;
-	struct oci_child_args a = {.cfg = cfg, .rt = rt};
+	struct oci_child_args a = {.cfg = cfg, .rt = rt, .hook_sync = {-1, -1}};
 	bool prepared = false;
 	struct spawn_out so = {.pid = -1, .pidfd = -1, .pty_master = -1};
 	struct seccomp_prog filter = {0};
@@ -732,8 +814,16 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 			goto out;
 		}
 	}
-	if (cfg->n_hooks[HUTCH_HOOK_CREATE_CONTAINER] || cfg->n_hooks[HUTCH_HOOK_START_CONTAINER]) {
-		a.hook_state = new_state(cfg, o, "created");
+	bool runtime_hooks =
+	    cfg->n_hooks[HUTCH_HOOK_PRESTART] || cfg->n_hooks[HUTCH_HOOK_CREATE_RUNTIME];
+	if (runtime_hooks &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, a.hook_sync) < 0) {
+		hutch_fail_sys(err, "create the prestart hooks' socket");
+		goto out;
+	}
+	if (runtime_hooks || cfg->n_hooks[HUTCH_HOOK_CREATE_CONTAINER] ||
+	    cfg->n_hooks[HUTCH_HOOK_START_CONTAINER]) {
+		a.hook_state = new_state(cfg, o, "creating");
 	}
 	bool own_cgroupns = spec_has_ns(spec, HUTCH_NS_CGROUP);
 	/* a user namespace of its own, root's too, makes no device nodes (mknod
@@ -766,6 +856,7 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	    .child = oci_child,
 	    .started =
 		userns && !hutch_spec_namespace(spec, HUTCH_NS_USER)->path ? child_started : NULL,
+	    .running = runtime_hooks ? run_runtime_hooks : NULL,
 	    .arg = &a,
 	    .oci = {.wait_start = o->wait_start,
 		    .start_sock = lsock,
@@ -780,7 +871,18 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    .listener = filter.notify ? to_listener : NULL,
 		    .listener_arg = &lt},
 	};
-	if (proc_spawn(&req, &so, err) < 0)
+	int spawned = proc_spawn(&req, &so, err);
+	if (a.hook_err) {
+		/* the container's process was killed for it (its report pipe
+		 * closed as at an exec): the hook's failure is the reason */
+		if (err) {
+			hutch_err_free(err);
+			*err = steal_ptr(a.hook_err);
+		}
+		if (spawned == 0)
+			goto kill;
+	}
+	if (spawned < 0)
 		goto out;
 	if (cfg->console_height && so.pty_master >= 0) {
 		struct winsize ws = {.ws_row = cfg->console_height, .ws_col = cfg->console_width};
@@ -791,20 +893,6 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	if (write_state(dir, cfg, o, so.pid, cg.path, cg.at_path, err) < 0 ||
 	    (o->pid_file && write_pid_file(o->pid_file, so.pid, err) < 0))
 		goto kill;
-	/* prestart and createRuntime: in the runtime's namespaces once the
-	 * container's exist (its process waits before exec); one that fails
-	 * fails the create */
-	if (cfg->n_hooks[HUTCH_HOOK_PRESTART] || cfg->n_hooks[HUTCH_HOOK_CREATE_RUNTIME]) {
-		struct hutch_oci_state *st = NULL;
-		if (hutch_oci_state_load(o->state_root, o->id, &st, err) < 0)
-			goto kill;
-		_cleanup_free_ char *json = hutch_oci_state_json(st, false);
-		hutch_oci_state_free(st);
-		for (int k = HUTCH_HOOK_PRESTART; k <= HUTCH_HOOK_CREATE_RUNTIME; k++)
-			for (size_t i = 0; i < cfg->n_hooks[k]; i++)
-				if (run_hook(&cfg->hooks[k][i], hook_keys[k], json, err) < 0)
-					goto kill;
-	}
 	/* the container's directory is the record of its cgroup now */
 	cg.made = false;
 	*pid_out = so.pid;
@@ -818,6 +906,10 @@ out:
 	seccomp_prog_free(&filter);
 	if (a.hook_state)
 		json_object_put(a.hook_state);
+	hutch_err_free(&a.hook_err);
+	for (int i = 0; i < 2; i++)
+		if (a.hook_sync[i] >= 0)
+			close(a.hook_sync[i]);
 	if (prepared)
 		mounts_release(&a.mctx);
 	if (so.pidfd >= 0)

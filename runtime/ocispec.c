@@ -11,6 +11,7 @@
 #include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -616,8 +617,32 @@ static int m_options(struct rd *r, jobj *v, const char *path, void *t)
 	return get_strv(r, v, path, &m->options, &m->n_options);
 }
 
+static int id_maps(struct rd *r, jobj *v, const char *path, struct hutch_id_map **out, size_t *n);
+/* at most what a user namespace made for them takes (common/idmap.h) */
+static int mount_id_maps(struct rd *r, jobj *v, const char *path, struct hutch_id_map **out,
+			 size_t *n)
+{
+	if (id_maps(r, v, path, out, n) < 0)
+		return -1;
+	if (*n > 8)
+		return hutch_fail(r->err, 0, "%s: %zu ranges, hutch takes at most 8", path, *n);
+	return 0;
+}
+static int m_uidmap(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct hutch_mount *m = &((struct mount_target *)t)->m;
+	return mount_id_maps(r, v, path, &m->uid_map, &m->n_uid_map);
+}
+static int m_gidmap(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct hutch_mount *m = &((struct mount_target *)t)->m;
+	return mount_id_maps(r, v, path, &m->gid_map, &m->n_gid_map);
+}
+
 static void mount_clear(struct hutch_mount *m)
 {
+	free(m->uid_map);
+	free(m->gid_map);
 	free(m->destination);
 	free(m->source);
 	free(m->type);
@@ -629,12 +654,9 @@ static void mount_clear(struct hutch_mount *m)
 static int top_mounts(struct rd *r, jobj *v, const char *path, void *t)
 {
 	static const struct key_rule rules[] = {
-	    {"destination", m_dest, NULL},
-	    {"source", m_source, NULL},
-	    {"type", m_type, NULL},
-	    {"options", m_options, NULL},
-	    {"uidMappings", NULL, "id-mapped mounts are not supported yet"},
-	    {"gidMappings", NULL, "id-mapped mounts are not supported yet"},
+	    {"destination", m_dest, NULL},   {"source", m_source, NULL},
+	    {"type", m_type, NULL},	     {"options", m_options, NULL},
+	    {"uidMappings", m_uidmap, NULL}, {"gidMappings", m_gidmap, NULL},
 	};
 	if (want_type(r, v, json_type_array, path) < 0)
 		return -1;
@@ -658,20 +680,15 @@ static int top_mounts(struct rd *r, jobj *v, const char *path, void *t)
 			mount_clear(m);
 			return -1;
 		}
-		/* crun's and runc's tmpcopyup (podman --read-only asks it for /run,
-		 * /tmp, /var/tmp): not done, the tmpfs starts empty */
-		for (size_t k = 0; k < m->n_options; k++)
-			if (!strcmp(m->options[k], "tmpcopyup")) {
-				warn(r,
-				     "%s.options: tmpcopyup is not done: the tmpfs on %s starts "
-				     "empty",
-				     sub, m->destination);
-				free(m->options[k]);
-				memmove(&m->options[k], &m->options[k + 1],
-					(m->n_options - k) * sizeof(char *));
-				m->n_options--;
-				k--;
-			}
+		/* as runc: both maps or none (the other would be the identity,
+		 * which is not what anyone means) */
+		if (!m->n_uid_map != !m->n_gid_map) {
+			mount_clear(m);
+			return hutch_fail(r->err, 0,
+					  "%s: give uidMappings and gidMappings together for an "
+					  "id-mapped mount",
+					  sub);
+		}
 		bool bind = false;
 		for (size_t k = 0; k < m->n_options; k++)
 			bind |= !strcmp(m->options[k], "bind") || !strcmp(m->options[k], "rbind");
@@ -1615,16 +1632,36 @@ static int l_propagation(struct rd *r, jobj *v, const char *path, void *t)
 	_cleanup_free_ char *p = NULL;
 	if (get_str(r, v, path, &p) < 0)
 		return -1;
-	/* hutch makes every mount private (nothing propagates back to the host) */
-	if (strcmp(p, "private") && strcmp(p, "rprivate") && strcmp(p, "slave") &&
-	    strcmp(p, "rslave")) {
-		_cleanup_free_ char *s = shown(p);
-		return hutch_fail(r->err, 0,
-				  "%s '%s' is not supported: hutch keeps the container's mounts "
-				  "private or slave (private, rprivate, slave, rslave)",
-				  path, s);
-	}
-	return 0;
+	/* Every mount of the container's is made private (nothing propagates to
+	 * or from the host but through binds that ask for it), so slave is
+	 * private here. Shared (runc's too) is the container's root made shared
+	 * once it is "/": a peer group of its own, for the container's own
+	 * namespaces and binds (nested containers), never the host's. */
+	static const struct {
+		const char *name;
+		unsigned long type;
+		bool recursive;
+	} kinds[] = {
+	    {"private", 0, false},
+	    {"rprivate", 0, false},
+	    {"slave", 0, false},
+	    {"rslave", 0, false},
+	    {"shared", MS_SHARED, false},
+	    {"rshared", MS_SHARED, true},
+	    {"unbindable", MS_UNBINDABLE, false},
+	    {"runbindable", MS_UNBINDABLE, true},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+		if (!strcmp(p, kinds[i].name)) {
+			r->cfg->root_propagation = kinds[i].type;
+			r->cfg->root_propagation_recursive = kinds[i].recursive;
+			return 0;
+		}
+	_cleanup_free_ char *s = shown(p);
+	return hutch_fail(r->err, 0,
+			  "%s '%s' is not a propagation (private, rprivate, slave, rslave, "
+			  "shared, rshared, unbindable, runbindable)",
+			  path, s);
 }
 
 /* ---- linux.seccomp -------------------------------------------------------------------- */

@@ -11,16 +11,22 @@
 
 #include "common/err.h"
 
+struct hutch_id_map {
+	uint32_t container_id, host_id, size;
+};
+
 struct hutch_mount {
 	char *destination; /* absolute path inside the container */
 	char *type; /* "bind", "tmpfs", "proc", ... */
 	char *source;
 	char **options; /* OCI-style: "ro", "nosuid", "rbind", "size=64m", "mode=1777" ... */
 	size_t n_options;
-};
-
-struct hutch_id_map {
-	uint32_t container_id, host_id, size;
+	/* an id-mapped bind (OCI mounts[].uidMappings, gidMappings): a file of
+	 * the source owned by container_id shows as owned by host_id (written
+	 * as a user namespace's map, as runc and crun do); none: not id-mapped,
+	 * or with the "idmap" option the container's own maps */
+	struct hutch_id_map *uid_map, *gid_map;
+	size_t n_uid_map, n_gid_map;
 };
 
 struct hutch_rlimit {
@@ -715,6 +721,11 @@ struct hutch_oci_config {
 	size_t n_additional_gids;
 	char *domainname;
 	char *cgroups_path;
+	/* linux.rootfsPropagation shared, rshared, unbindable or runbindable:
+	 * MS_SHARED or MS_UNBINDABLE, given to the container's root once it is
+	 * "/" (0: private, as every mount of hutch's) */
+	unsigned long root_propagation;
+	bool root_propagation_recursive;
 	struct hutch_oci_seccomp *seccomp; /* NULL: none */
 	unsigned short console_height, console_width; /* 0: not given */
 	/* what is accepted but not applied, one sentence each */

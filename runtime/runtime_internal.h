@@ -150,7 +150,11 @@ struct mount_opts {
 	uint64_t propagation;
 	bool propagation_recursive; /* rprivate, rslave, rshared, runbindable */
 	bool bind, recursive, readonly;
-	char *data; /* comma-separated fs options for fsconfig */
+	/* id-mapped (idmap, ridmap, or the mount's maps given): the bind, or
+	 * with ridmap all of its tree */
+	bool idmap, idmap_recursive;
+	bool tmpcopyup; /* a tmpfs that starts as a copy of what it covers */
+	char *data;	/* comma-separated fs options for fsconfig */
 };
 int mount_opts_parse(const struct hutch_mount *m, struct mount_opts *out, struct hutch_err **err);
 void mount_opts_free(struct mount_opts *o);
@@ -204,6 +208,10 @@ int mounts_setup_rootfs(struct mount_ctx *ctx, int *rootfd_out, struct hutch_err
  * directory (created if missing, as Docker does). */
 int mounts_setup_container(const struct mount_ctx *ctx, int rootfd, struct hutch_err **err);
 int mounts_pivot_root(int rootfd, bool readonly, struct hutch_err **err);
+/* After mounts_pivot_root: the root's propagation (MS_SHARED, MS_UNBINDABLE),
+ * of all its tree if recursive. A new peer group of the container's own:
+ * nothing of the host's is a peer of it (its mounts were all made private). */
+int mounts_root_propagation(unsigned long type, bool recursive, struct hutch_err **err);
 /* Resolve (creating directories as needed) a path inside the root: O_PATH fd. */
 int root_open_dir_p(int rootfd, const char *path, bool create, struct hutch_err **err);
 

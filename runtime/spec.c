@@ -120,6 +120,8 @@ void hutch_spec_free(struct hutch_spec *s)
 		free(s->mounts[i].destination);
 		free(s->mounts[i].type);
 		free(s->mounts[i].source);
+		free(s->mounts[i].uid_map);
+		free(s->mounts[i].gid_map);
 		strv_free(s->mounts[i].options, s->mounts[i].n_options);
 	}
 	free(s->mounts);
@@ -247,6 +249,8 @@ static void free_mount(struct hutch_mount *m)
 	free(m->type);
 	free(m->source);
 	free(m->destination);
+	free(m->uid_map);
+	free(m->gid_map);
 	strv_free(m->options, m->n_options);
 }
 

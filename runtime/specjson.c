@@ -155,15 +155,6 @@ static const struct sj_field root_fields[] = {
 };
 static const struct sj_type root_type = TYPE(root_t, root_fields);
 
-typedef struct hutch_mount mount_t;
-static const struct sj_field mount_fields[] = {
-    STR(mount_t, destination),
-    STR(mount_t, type),
-    STR(mount_t, source),
-    STRV(mount_t, options, n_options),
-};
-static const struct sj_type mount_type = TYPE(mount_t, mount_fields);
-
 typedef struct hutch_namespace namespace_t;
 static const struct sj_field namespace_fields[] = {
     ENUM(namespace_t, type, ns_enum),
@@ -193,6 +184,19 @@ static const struct sj_field idmap_fields[] = {
     U32(idmap_t, size),
 };
 static const struct sj_type idmap_type = TYPE(idmap_t, idmap_fields);
+
+typedef struct hutch_mount mount_t;
+static const struct sj_field mount_fields[] = {
+    STR(mount_t, destination),
+    STR(mount_t, type),
+    STR(mount_t, source),
+    STRV(mount_t, options, n_options),
+    FIELD(mount_t, uid_map, SJ_LIST, .n_off = offsetof(mount_t, n_uid_map), .sub = &idmap_type,
+	  .optional = true),
+    FIELD(mount_t, gid_map, SJ_LIST, .n_off = offsetof(mount_t, n_gid_map), .sub = &idmap_type,
+	  .optional = true),
+};
+static const struct sj_type mount_type = TYPE(mount_t, mount_fields);
 
 typedef struct hutch_device_rule device_rule_t;
 static const struct sj_field device_rule_fields[] = {
@@ -284,7 +288,7 @@ static const struct sj_type spec_type = TYPE(spec_t, spec_fields);
 _Static_assert(sizeof(struct hutch_spec) == 584, "struct hutch_spec changed: see spec_fields");
 _Static_assert(sizeof(struct hutch_process) == 120,
 	       "struct hutch_process changed: see process_fields");
-_Static_assert(sizeof(struct hutch_mount) == 40, "struct hutch_mount changed: see mount_fields");
+_Static_assert(sizeof(struct hutch_mount) == 72, "struct hutch_mount changed: see mount_fields");
 #endif
 _Static_assert(sizeof(int) == sizeof(enum hutch_ns_type) &&
 		   sizeof(int) == sizeof(enum hutch_seccomp_mode),

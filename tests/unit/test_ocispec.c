@@ -132,8 +132,25 @@ static void unknown_is_a_warning_known_unsupported_refused(void **state)
 	c = parse_ok(HEAD PROC ", \"linux\": {\"resources\": {\"cpu\": {\"shares\": 262144}}}}");
 	assert_int_equal(c->spec->resources.cpu_weight, 10000);
 	hutch_oci_config_free(c);
-	refused(HEAD PROC ", \"mounts\": [{\"destination\": \"/x\", \"uidMappings\": []}]}",
-		"mounts[0].uidMappings");
+	/* id-mapped mounts: both maps, kept with the mount (and its options) */
+	c = parse_ok(HEAD PROC
+		     ", \"mounts\": [{\"destination\": \"/x\", \"source\": \"/s\", "
+		     "\"options\": [\"rbind\", \"ridmap\"], "
+		     "\"uidMappings\": [{\"containerID\": 0, \"hostID\": 1000, \"size\": 2}], "
+		     "\"gidMappings\": [{\"containerID\": 1, \"hostID\": 2000, \"size\": 3}]}]}");
+	const struct hutch_mount *m = &c->spec->mounts[0];
+	assert_int_equal(m->n_uid_map, 1);
+	assert_int_equal(m->uid_map[0].host_id, 1000);
+	assert_int_equal(m->uid_map[0].size, 2);
+	assert_int_equal(m->n_gid_map, 1);
+	assert_int_equal(m->gid_map[0].container_id, 1);
+	assert_string_equal(m->options[1], "ridmap");
+	hutch_oci_config_free(c);
+	refused(HEAD PROC ", \"mounts\": [{\"destination\": \"/x\", \"uidMappings\": "
+			  "[{\"containerID\": 0, \"hostID\": 1, \"size\": 1}]}]}",
+		"mounts[0]: give uidMappings and gidMappings together");
+	refused(HEAD PROC ", \"mounts\": [{\"destination\": \"/x\", \"uidMappings\": [{}]}]}",
+		"mounts[0].uidMappings[0].containerID is required");
 }
 
 static void bad_values_named_by_path(void **state)
