@@ -248,7 +248,7 @@ def test_hooks_run_in_order_with_the_state_on_stdin(oci, tmp):
     assert log.read_text().split() == ["prestart", "poststart1", "poststart2", "poststop1",
                                        "poststop2"]
     assert (b / "rootfs" / "order").read_text() == "main\n"
-    want = {"prestart": ("created", pid), "poststart1": ("running", pid),
+    want = {"prestart": ("creating", pid), "poststart1": ("running", pid),
             "poststart2": ("running", pid), "poststop1": ("stopped", 0),
             "poststop2": ("stopped", 0)}
     for name, (status, p) in want.items():
