@@ -443,8 +443,7 @@ static int drop_privileges(const struct proc_ctx *p, const struct user_ids *u,
 	return 0;
 }
 
-/* len bytes of buf with fd by SCM_RIGHTS, in one message. */
-static int send_with_fd(int sock, const void *buf, size_t len, int fd)
+ssize_t proc_send_with_fd(int sock, const void *buf, size_t len, int fd)
 {
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	union {
@@ -460,7 +459,13 @@ static int send_with_fd(int sock, const void *buf, size_t len, int fd)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+	return sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
+/* len bytes of buf with fd by SCM_RIGHTS, in one message. */
+static int send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+	return proc_send_with_fd(sock, buf, len, fd) == (ssize_t)len ? 0 : -1;
 }
 
 int proc_send_fd(int sock, int fd)

@@ -115,6 +115,8 @@ int proc_read_report_as(int fd, bool eof_ok, const char *died, struct hutch_err 
 int proc_read_report_listen(int fd, bool eof_ok, const char *died, proc_listener_fn *listener,
 			    void *arg, struct hutch_err **err);
 int proc_send_fd(int sock, int fd);
+/* buf (up to len bytes of it) with fd by SCM_RIGHTS: sendmsg's answer. */
+ssize_t proc_send_with_fd(int sock, const void *buf, size_t len, int fd);
 int proc_recv_fd(int sock);
 /* Forward signals to child and reap everything; exit with child's status. */
 __attribute__((noreturn)) void proc_run_init(pid_t child);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "runtime/process_internal.h"
 #include "runtime/runtime.h"
 
 #ifndef AF_ALG
@@ -1300,31 +1301,18 @@ int seccomp_listener_send(int sock, const char *oci_version, const char *metadat
 								 JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t len = strlen(text);
 	/* the fd with the first bytes, as the spec asks; the rest after it */
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u = {0};
-	struct iovec iov = {.iov_base = (void *)text, .iov_len = len};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &seccomp_fd, sizeof(int));
 	int rc = 0;
-	for (size_t sent = 0; sent < len && rc == 0;) {
-		iov = (struct iovec){.iov_base = (char *)text + sent, .iov_len = len - sent};
-		ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-		if (n < 0 && errno != EINTR)
+	ssize_t n;
+	while ((n = proc_send_with_fd(sock, text, len, seccomp_fd)) < 0 && errno == EINTR)
+		;
+	for (size_t sent = n > 0 ? (size_t)n : 0; rc == 0 && sent < len;) {
+		if (n < 0 && errno != EINTR) {
 			rc = hutch_fail_sys(err, "send the container process state");
-		if (n > 0) {
-			sent += (size_t)n;
-			msg.msg_control = NULL;
-			msg.msg_controllen = 0;
+			break;
 		}
+		n = send(sock, text + sent, len - sent, MSG_NOSIGNAL);
+		if (n > 0)
+			sent += (size_t)n;
 	}
 	json_object_put(o);
 	return rc;
