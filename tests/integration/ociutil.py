@@ -80,3 +80,20 @@ class Oci:
     def cleanup(self):
         for cid in self.made:
             self.run("delete", "--force", cid, check=False)
+
+
+def read_until(fd, done, timeout=10):
+    """What fd (a pty's master) gives until done(data) holds, it ends or timeout
+    seconds have passed; fd is closed after."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not done(data) and time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data

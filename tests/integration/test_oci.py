@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_for
-from ociutil import oci  # noqa: F401  (the fixture)
+from ociutil import oci, read_until  # noqa: F401  (oci: the fixture)
 
 ROOTLESS = os.geteuid() != 0
 
@@ -224,20 +224,23 @@ def test_console_socket_gets_the_terminal(oci, tmp):
     fds.frombytes(anc[0][2][:fds.itemsize])
     master = fds[0]
     oci.run("start", "t1")
-    data = b""
-    deadline = time.monotonic() + 10
-    while b"on-the-pty" not in data and time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    os.close(master)
+    data = read_until(master, lambda d: b"on-the-pty" in d)
     conn.close()
     srv.close()
     assert b"/dev/pts/0" in data and b"on-the-pty" in data, data
+
+
+def _podman_reset(base, made_cg, env=None):
+    """What a podman test leaves: podman's store under base (rootless: its files
+    are the user namespace's), and the cgroup parents hutch-oci made for it."""
+    subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
+                   timeout=120, env=env)
+    if ROOTLESS:  # files of subordinate ids: removed from podman's user namespace
+        subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
+                       timeout=60)
+    shutil.rmtree(base, ignore_errors=True)
+    if made_cg:
+        _remove_made_cgroups(made_cg)
 
 
 def _podman(base):
@@ -301,14 +304,7 @@ def test_podman_runs_with_hutch_oci(oci, state, tmp):
         assert cp.returncode == 0, cp.stderr
     finally:
         subprocess.run(pod + ["rm", "-f", "--all"], capture_output=True, timeout=60)
-        subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
-                       timeout=120)
-        if ROOTLESS:  # files of subordinate ids: removed from podman's user namespace
-            subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
-                           timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
-        if made_cg:
-            _remove_made_cgroups(made_cg)
+        _podman_reset(base, made_cg)
 
 
 def test_delete_removes_what_a_killed_create_left(oci):
@@ -515,11 +511,4 @@ def test_podman_pod_healthcheck_and_memory(oci, state, tmp):
     finally:
         podman("rm", "-f", "-t", "0", "--all", timeout=60)
         podman("pod", "rm", "-f", "--all", timeout=60)
-        subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
-                       timeout=120, env=env)
-        if ROOTLESS:
-            subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
-                           timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
-        if made_cg:
-            _remove_made_cgroups(made_cg)
+        _podman_reset(base, made_cg, env=env)

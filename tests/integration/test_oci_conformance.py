@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from ociutil import oci  # noqa: F401  (the fixture)
+from ociutil import oci, read_until  # noqa: F401  (oci: the fixture)
 
 ROOTLESS = os.geteuid() != 0
 
@@ -416,19 +416,7 @@ def test_terminal_is_also_dev_console(oci, tmp):
     fds.frombytes(anc[0][2][:fds.itemsize])
     master = fds[0]
     oci.run("start", "tty")
-    data = b""
-    deadline = time.monotonic() + 10
-    while b"pty=" not in data or not data.endswith(b"\n"):
-        if time.monotonic() > deadline:
-            break
-        try:
-            chunk = os.read(master, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    os.close(master)
+    data = read_until(master, lambda d: b"pty=" in d and d.endswith(b"\n"))
     conn.close()
     srv.close()
     words = dict(w.split("=") for w in data.decode().split())

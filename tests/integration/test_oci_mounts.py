@@ -9,7 +9,7 @@ import tempfile
 
 from conftest import tar_dir, wait_for
 from ociutil import ROOTLESS, oci  # noqa: F401  (the fixture)
-from test_oci import _podman, _podman_cgroup_parent_made, _remove_made_cgroups
+from test_oci import _podman, _podman_cgroup_parent_made, _podman_reset
 
 
 def _script(path, body, shebang="#!/bin/sh"):
@@ -374,14 +374,7 @@ def test_podman_read_only_tmpfs_keeps_the_image_files(oci, state, tmp):
             f"link {root if ROOTLESS else '1002:1003'}", "written", "ro", ""], cp.stdout
     finally:
         subprocess.run(pod + ["rm", "-f", "--all"], capture_output=True, timeout=60)
-        subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
-                       timeout=120)
-        if ROOTLESS:
-            subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
-                           timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
-        if made_cg:
-            _remove_made_cgroups(made_cg)
+        _podman_reset(base, made_cg)
 
 
 # ---- root propagation and recursive mount attributes ------------------------------------
