@@ -744,14 +744,50 @@ echo "dangling=$($H ps -a -q)$(ls -A "$R/containers")"
 """
 
 
-def test_rm_flag_in_the_foreground_keeps_its_dir_in_memory(state):
-    if ROOTLESS:
-        # no tmpfs of its own to mount: the run root is the data root's disk, and
-        # the dir is a plain one there, as before
-        cp = subprocess.run([state.bin, "--root", str(state.root), "run", "--rm", "bb", "sh",
-                             "-c", "ls -d /proc/1"], capture_output=True, text=True, timeout=30)
+def _in_memory_rootless(state, tmp):
+    """Rootless, the default layout: the data root under $HOME (the disk here), the
+    run root under $XDG_RUNTIME_DIR, here a dir of /dev/shm (a tmpfs)."""
+    # (as short as /run/user/UID: the link to RUN/hutch/rm/ID16 must fit in an inode)
+    home, xdg = tmp / "home", Path(f"/dev/shm/h{os.getpid()}")
+    home.mkdir()
+    xdg.mkdir(mode=0o700)
+    env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
+           "XDG_RUNTIME_DIR": str(xdg)}
+    h = [state.bin]
+    data = home / "data" / "hutch" / "containers"
+    try:
+        subprocess.run(h + ["image", "import", str(state.bb_tar), "bb"], env=env, check=True,
+                       capture_output=True, timeout=60)
+        p = subprocess.Popen(h + ["run", "--rm", "bb", "sleep", "30"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: (data.is_dir() and os.listdir(data)) or p.poll() is not None,
+                 what="the container's dir")
+        assert p.poll() is None, p.stderr.read()
+        (cid,) = os.listdir(data)
+        link = os.readlink(data / cid)
+        assert link == f"{xdg}/hutch/rm/{cid[:16]}", link
+        assert sorted(os.listdir(data / cid)) in (["state.json"],
+                                                   ["state.json", "state.json.staged"])
+        p.kill()
+        p.wait(timeout=10)
+        # the container went with its hutch; the next look collects its dir and link
+        wait_for(lambda: subprocess.run(h + ["ps", "-a", "-q"], env=env, capture_output=True,
+                                        text=True).stdout == "", what="the record's removal")
+        assert os.listdir(data) == [] and os.listdir(xdg / "hutch" / "rm") == []
+        cp = subprocess.run(h + ["run", "--rm", "bb", "true"], env=env, capture_output=True,
+                            text=True, timeout=60)
         assert cp.returncode == 0, cp.stderr
-        assert os.listdir(state.root / "containers") == []
+        assert os.listdir(data) == [] and os.listdir(xdg / "hutch" / "rm") == []
+    finally:
+        subprocess.run(h + ["rm", "-f", *os.listdir(data)] if data.is_dir() and os.listdir(data)
+                       else ["true"], env=env, capture_output=True, timeout=60)
+        subprocess.run(h + ["image", "rm", "bb"], env=env, capture_output=True, timeout=60)
+        shutil.rmtree(xdg, ignore_errors=True)
+
+
+def test_rm_flag_in_the_foreground_keeps_its_dir_in_memory(state, tmp):
+    if ROOTLESS:
+        _in_memory_rootless(state, tmp)
         return
     cp = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", IN_MEMORY_RUN],
                         env={**os.environ, "R": str(state.root),
