@@ -118,17 +118,9 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	const struct hutch_oci_config *cfg = a->cfg;
 	const struct hutch_spec *spec = cfg->spec;
 	struct hutch_err *err = NULL;
-	for (size_t i = 0; i < spec->n_namespaces; i++) {
-		const struct hutch_namespace *ns = &spec->namespaces[i];
-		if (!ns->path)
-			continue;
-		_cleanup_close_ int fd = open(ns->path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || setns(fd, ns_clone_flag(ns->type)) < 0) {
-			hutch_fail_sys(&err, "join the %s namespace %s",
-				       hutch_ns_type_name(ns->type), ns->path);
-			proc_fail(pc, 125, err);
-		}
-	}
+	proc_oci_initial_affinity(pc);
+	if (ns_oci_enter(cfg, &err) < 0)
+		proc_fail(pc, 125, err);
 	const struct hutch_namespace *net = hutch_spec_namespace(spec, HUTCH_NS_NETWORK);
 	if (net && !net->path && net_loopback_up(&err) < 0)
 		proc_fail(pc, 125, err);
@@ -644,7 +636,8 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 			   : hutch_fail_sys(err, "create %s", dir);
 	int ret = -1;
 	struct cgroup cg = {.dirfd = -1};
-	_cleanup_close_ int lsock = -1, sockdir = -1;
+	_cleanup_close_ int lsock = -1, sockdir = -1, pidns = -1;
+	const char *pidns_what = NULL;
 	struct oci_child_args a = {.cfg = cfg, .rt = rt};
 	bool prepared = false;
 	struct spawn_out so = {.pid = -1, .pidfd = -1, .pty_master = -1};
@@ -727,16 +720,18 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 				    .rootfs = spec->root.path,
 				    .rootless = rt->rootless,
 				    .own_cgroup = cg.dirfd >= 0 && own_cgroupns,
-				    .nodev = devices > 0};
+				    /* no mknod in a user namespace: binds of the host's nodes */
+				    .nodev = devices > 0 || spec_has_ns(spec, HUTCH_NS_USER)};
 	if (mounts_prepare(&a.mctx, err) < 0)
 		goto out;
 	prepared = true;
 
-	uint64_t flags = 0;
-	for (size_t i = 0; i < spec->n_namespaces; i++)
-		if (!spec->namespaces[i].path)
-			flags |= (uint64_t)ns_clone_flag(spec->namespaces[i].type);
+	uint64_t flags = ns_oci_clone_flags(spec);
+	if (ns_oci_pid_target(spec, &pidns, err) < 0)
+		goto out;
 	bool userns = spec_has_ns(spec, HUTCH_NS_USER);
+	if (pidns >= 0)
+		pidns_what = hutch_spec_namespace(spec, HUTCH_NS_PID)->path;
 	struct hutch_io io = {0, 1, 2, false};
 	struct spawn_req req = {
 	    .rt = rt,
@@ -747,6 +742,8 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	    .seccomp = false,
 	    .default_winsize = true,
 	    .clone_flags = flags,
+	    .pidns_fd = pidns,
+	    .pidns_what = pidns_what,
 	    .cgroup_fd = cg.dirfd,
 	    .child = oci_child,
 	    .started =
@@ -760,7 +757,8 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    .preserve_fds = o->preserve_fds,
 		    .seccomp = cfg->seccomp ? &filter : NULL,
 		    .on_start = cfg->n_hooks[HUTCH_HOOK_START_CONTAINER] ? on_start : NULL,
-		    .on_start_arg = &a},
+		    .on_start_arg = &a,
+		    .attrs = &cfg->attrs},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;
@@ -1285,6 +1283,7 @@ static __attribute__((noreturn)) void oci_exec_child(struct proc_ctx *pc, void *
 {
 	struct oci_exec_child *x = arg;
 	struct hutch_err *e = NULL;
+	proc_oci_initial_affinity(pc);
 	if (setns(x->target, ns_clone_flags(x->namespaces)) < 0) {
 		hutch_fail_sys(&e, "join the container's namespaces");
 		proc_fail(pc, 125, e);
@@ -1369,7 +1368,9 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 	    .cgroup_fd = cgfd,
 	    .child = oci_exec_child,
 	    .arg = &x,
-	    .oci = {.preserve_fds = o->preserve_fds, .seccomp = have_filter ? &filter : NULL},
+	    .oci = {.preserve_fds = o->preserve_fds,
+		    .seccomp = have_filter ? &filter : NULL,
+		    .attrs = o->attrs},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;

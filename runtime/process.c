@@ -9,14 +9,16 @@
 #include <grp.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -633,6 +635,9 @@ void proc_run_init(pid_t child)
 	}
 }
 
+static int apply_oci_attrs(const struct hutch_oci_proc_attrs *a, struct hutch_err **err);
+static int final_affinity(const struct hutch_oci_proc_attrs *a, struct hutch_err **err);
+
 void proc_setup_and_exec(struct proc_ctx *p)
 {
 	const struct hutch_process *proc = p->proc;
@@ -674,6 +679,8 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: load it
 	 * while we still have it (the profile allows what follows). */
 	bool seccomp_early = p->seccomp && !proc->no_new_privileges;
+	if (p->oci.attrs && apply_oci_attrs(p->oci.attrs, &err) < 0)
+		proc_fail(p, code, err);
 	if (seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
 		proc_fail(p, code, err);
 	if (apply_rlimits(proc, &err) < 0 || drop_privileges(p, &u, &err) < 0)
@@ -710,6 +717,8 @@ void proc_setup_and_exec(struct proc_ctx *p)
 		wait_for_start(p);
 	if (p->oci.on_start)
 		p->oci.on_start(p, p->oci.on_start_arg);
+	if (p->oci.attrs && final_affinity(p->oci.attrs, &err) < 0)
+		proc_fail(p, code, err);
 	if (p->seccomp && !seccomp_early && seccomp_load_prepared(p->seccomp, &err) < 0)
 		proc_fail(p, code, err);
 	exec_command(p, env, path);
@@ -731,6 +740,23 @@ static void kill_and_reap(int pidfd)
 	waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
 }
 
+/* A pid namespace takes only new processes: ours for children is set to it
+ * for the clone (*own: ours, to go back to right after). */
+static int enter_pidns_for_child(const struct spawn_req *r, int *own, struct hutch_err **err)
+{
+	*own = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (*own < 0)
+		return hutch_fail_sys(err, "open hutch's own pid namespace");
+	if (setns(r->pidns_fd, CLONE_NEWPID) == 0)
+		return 0;
+	return hutch_fail_sys(err, "linux.namespaces: enter the pid namespace %s%s", r->pidns_what,
+			      errno == EPERM ? " (it takes CAP_SYS_ADMIN over it and in hutch's "
+					       "own user namespace: rootless, run hutch-oci in the "
+					       "user namespace that owns it, as rootless podman "
+					       "does)"
+					     : "");
+}
+
 int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_err **err)
 {
 	*out = (struct spawn_out){.pid = -1, .pidfd = -1, .pty_master = -1};
@@ -738,7 +764,7 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	struct seccomp_prog prog = {0};
 	bool have_prog = false;
 	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
-	_cleanup_close_ int dmz = -1, self = -1;
+	_cleanup_close_ int dmz = -1, self = -1, own_pidns = -1;
 	bool terminal = r->proc->terminal;
 
 	hutch_trace("seccomp: prepare");
@@ -786,10 +812,23 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	/* a user namespace under the rootless network's (runtime.h) */
 	if (r->userns && userns_enter_parent(r->rt, err) < 0)
 		goto out;
+	if (r->pidns_fd > 0 && enter_pidns_for_child(r, &own_pidns, err) < 0)
+		goto out;
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	int clone_errno = errno;
+	if (pid != 0 && own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0) {
+		/* never: our own is always ours to go back to */
+		hutch_fail_sys(err, "return to hutch's own pid namespace");
+		if (pid > 0)
+			kill_and_reap(pidfd);
+		goto out;
+	}
 	if (pid < 0) {
-		out->clone_errno = errno;
-		hutch_fail_sys(err, "create the container process (clone3)");
+		out->clone_errno = clone_errno;
+		hutch_fail(err, clone_errno, "create the container process (clone3)%s",
+			   r->pidns_fd > 0 && clone_errno == ENOMEM
+			       ? ": the pid namespace it joins has no init process any more"
+			       : "");
 		goto out;
 	}
 	if (pid == 0) {
@@ -855,4 +894,139 @@ out:
 	if (have_prog)
 		seccomp_prog_free(&prog);
 	return ret;
+}
+
+/* ---- an OCI process's scheduler, I/O priority, CPU affinity, personality and
+ * memory policy ------------------------------------------------------------ */
+
+static void mask_to_cpuset(const uint64_t *mask, cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	for (int i = 0; i < HUTCH_OCI_MAX_CPUS && i < CPU_SETSIZE; i++)
+		if (mask[i / 64] & (1ULL << (i % 64)))
+			CPU_SET(i, set);
+}
+
+/* The first CPU or node of mask, for messages (-1: none). */
+static int mask_first(const uint64_t *mask)
+{
+	for (int i = 0; i < HUTCH_OCI_MAX_CPUS; i++)
+		if (mask[i / 64] & (1ULL << (i % 64)))
+			return i;
+	return -1;
+}
+
+static int set_affinity(const uint64_t *mask, const char *field, struct hutch_err **err)
+{
+	cpu_set_t set;
+	if (mask) {
+		mask_to_cpuset(mask, &set);
+	} else {
+		/* every CPU: the kernel leaves those of the cgroup's cpuset */
+		memset(&set, 0xff, sizeof(set));
+	}
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		return hutch_fail_sys(err,
+				      "process.execCPUAffinity.%s: set it (from CPU %d): the CPUs "
+				      "must be online and allowed to the container's cgroup",
+				      field, mask ? mask_first(mask) : 0);
+	return 0;
+}
+
+void proc_oci_initial_affinity(const struct proc_ctx *p)
+{
+	const struct hutch_oci_proc_attrs *a = p->oci.attrs;
+	struct hutch_err *err = NULL;
+	if (a && a->has_cpus_initial && set_affinity(a->cpus_initial, "initial", &err) < 0)
+		proc_fail(p, 125, err);
+}
+
+/* Just before the exec: the final CPUs, or after initial ones alone every CPU
+ * of the cgroup again (runc 1.2's rule). */
+static int final_affinity(const struct hutch_oci_proc_attrs *a, struct hutch_err **err)
+{
+	if (a->has_cpus_final)
+		return set_affinity(a->cpus_final, "final", err);
+	return a->has_cpus_initial ? set_affinity(NULL, "final", err) : 0;
+}
+
+/* sched_setattr's argument, as linux/sched/types.h has it (which clashes
+ * with glibc's sched.h) */
+struct sched_attr_v1 {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
+};
+
+static const char *sched_policy_name(uint32_t p)
+{
+	static const char *const names[] = {"SCHED_OTHER",   "SCHED_FIFO", "SCHED_RR",
+					    "SCHED_BATCH",   "SCHED_ISO",  "SCHED_IDLE",
+					    "SCHED_DEADLINE"};
+	return p < ARRAY_SIZE(names) ? names[p] : "?";
+}
+
+/* While the process still has its capabilities (a real-time policy, a nice
+ * value below ours and the real-time I/O class take CAP_SYS_NICE of the
+ * host's user namespace), and before any seccomp filter. */
+static int apply_oci_attrs(const struct hutch_oci_proc_attrs *a, struct hutch_err **err)
+{
+	if (a->has_sched) {
+		struct sched_attr_v1 sa = {.size = sizeof(sa),
+					   .sched_policy = a->sched_policy,
+					   .sched_flags = a->sched_flags,
+					   .sched_nice = a->sched_nice,
+					   .sched_priority = a->sched_priority,
+					   .sched_runtime = a->sched_runtime,
+					   .sched_deadline = a->sched_deadline,
+					   .sched_period = a->sched_period};
+		if (syscall(SYS_sched_setattr, 0, &sa, 0) < 0)
+			return hutch_fail_sys(
+			    err, "process.scheduler: set policy %s (nice %d, priority %u)%s",
+			    sched_policy_name(a->sched_policy), a->sched_nice, a->sched_priority,
+			    errno == EPERM ? ": a real-time or deadline policy, or a nice value "
+					     "below hutch's, needs CAP_SYS_NICE on the host"
+					   : "");
+	}
+	if (a->has_ioprio) {
+		static const char *const classes[] = {"", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
+						      "IOPRIO_CLASS_IDLE"};
+		int value = (a->ioprio_class << 13) | a->ioprio_level;
+		if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, value) < 0)
+			return hutch_fail_sys(err, "process.ioPriority: set %s priority %d%s",
+					      classes[a->ioprio_class & 3], a->ioprio_level,
+					      errno == EPERM ? ": the real-time class needs "
+							       "CAP_SYS_NICE on the host"
+							     : "");
+	}
+	if (a->has_mempolicy) {
+		unsigned long nodes[HUTCH_OCI_MAX_CPUS / (8 * sizeof(unsigned long))];
+		memcpy(nodes, a->mempolicy_nodes, sizeof(nodes));
+		bool any = mask_first(a->mempolicy_nodes) >= 0;
+		static const char *const modes[] = {"MPOL_DEFAULT",
+						    "MPOL_PREFERRED",
+						    "MPOL_BIND",
+						    "MPOL_INTERLEAVE",
+						    "MPOL_LOCAL",
+						    "MPOL_PREFERRED_MANY",
+						    "MPOL_WEIGHTED_INTERLEAVE"};
+		if (syscall(SYS_set_mempolicy, a->mempolicy_mode | (int)a->mempolicy_flags,
+			    any ? nodes : NULL, any ? HUTCH_OCI_MAX_CPUS + 1 : 0) < 0)
+			return hutch_fail_sys(err,
+					      "linux.memoryPolicy: set mode %s with flags 0x%x%s",
+					      (unsigned)a->mempolicy_mode < ARRAY_SIZE(modes)
+						  ? modes[a->mempolicy_mode]
+						  : "?",
+					      a->mempolicy_flags,
+					      errno == EINVAL ? ": the nodes must exist and be "
+								"allowed (Mems_allowed), the flags "
+								"fit the mode"
+							      : "");
+	}
+	if (a->has_personality && personality(a->personality) < 0)
+		return hutch_fail_sys(err, "linux.personality: set 0x%lx", a->personality);
+	return 0;
 }

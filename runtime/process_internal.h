@@ -27,6 +27,10 @@ struct proc_oci {
 	 * filter): the startContainer hooks; it may proc_fail */
 	void (*on_start)(struct proc_ctx *p, void *arg);
 	void *on_start_arg;
+	/* scheduler, I/O priority, memory policy and personality set before
+	 * the privileges are dropped, the final CPU affinity just before the
+	 * exec (the initial one: proc_oci_initial_affinity); NULL: none */
+	const struct hutch_oci_proc_attrs *attrs;
 };
 
 struct proc_ctx {
@@ -59,6 +63,10 @@ struct spawn_req {
 	bool seccomp; /* Docker's default filter, for proc->caps.bounding */
 	bool default_winsize; /* terminal, no size to copy: 24x80 */
 	uint64_t clone_flags; /* CLONE_NEW* */
+	/* > 0: the pid namespace to clone into (set for children just for the
+	 * clone; pidns_what names it in messages); 0: none (fd 0 is never one) */
+	int pidns_fd;
+	const char *pidns_what;
 	int cgroup_fd; /* clone3 into it; -1: stay in ours */
 	struct proc_oci oci;
 	__attribute__((noreturn)) void (*child)(struct proc_ctx *pc, void *arg);
@@ -80,6 +88,8 @@ struct spawn_out {
  * pty_master); -1 with err (and the child reaped) otherwise. */
 int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_err **err);
 
+/* An OCI process's execCPUAffinity.initial, as it starts (proc_fail on error). */
+void proc_oci_initial_affinity(const struct proc_ctx *p);
 /* Report an error to the parent and exit with code (125/126/127). */
 __attribute__((noreturn)) void proc_fail(const struct proc_ctx *p, int code, struct hutch_err *err);
 /* In the final root (after pivot_root or setns): resolve the user, enter the
