@@ -413,3 +413,35 @@ def test_namespace_refusals(oci, edit, needle):
     b = oci.bundle(edit=edit)
     cp = oci.run_to_files("run", "--bundle", b, "x", check=False)
     assert cp.returncode != 0 and needle in cp.stderr, cp.stderr
+
+
+def test_exec_process_gets_its_scheduler_io_priority_and_affinity(oci, tmp):
+    """exec --process FILE: that process's own; without one, the container's process's."""
+    def edit(c):
+        c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 5}
+    b = oci.bundle("e1", args=("sleep", "60"), edit=edit)
+    oci.create("e1", b)
+    oci.run("start", "e1")
+    script = "ionice; grep Cpus_allowed_list /proc/self/status; cat /proc/self/sched"
+    proc = tmp / "process.json"
+    proc.write_text(json.dumps({
+        "args": ["sh", "-c", script], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "env": ["PATH=/bin"], "scheduler": {"policy": "SCHED_IDLE"},
+        "ioPriority": {"class": "IOPRIO_CLASS_IDLE"}, "execCPUAffinity": {"final": "0"}}))
+    cp = oci.run("exec", "--process", proc, "e1")
+    lines = cp.stdout.split("\n")
+    assert lines[0] == "idle"
+    assert proc_field(lines[1], "Cpus_allowed_list") == "0"
+    assert proc_field("\n".join(lines[4:]), "policy") == "5"
+    cp = oci.run("exec", "e1", "ionice")
+    assert cp.stdout == "best-effort: prio 5\n"
+    proc.write_text(json.dumps({"args": ["true"], "cwd": "/", "scheduler": {"nice": 1}}))
+    cp = oci.run("exec", "--process", proc, "e1", check=False)
+    assert cp.returncode != 0 and "process.scheduler.policy is required" in cp.stderr, cp.stderr
+
+
+def test_features_list_time_and_memory_policy(oci):
+    f = json.loads(oci.run("features").stdout)
+    assert "time" in f["linux"]["namespaces"] and "user" in f["linux"]["namespaces"]
+    assert "MPOL_BIND" in f["linux"]["memoryPolicy"]["modes"]
+    assert "MPOL_F_STATIC_NODES" in f["linux"]["memoryPolicy"]["flags"]
