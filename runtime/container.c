@@ -552,8 +552,11 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 uint64_t ns_oci_clone_flags(const struct hutch_spec *spec)
 {
 	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	const struct hutch_namespace *pid = hutch_spec_namespace(spec, HUTCH_NS_PID);
+	/* the others made by the child, in that user namespace (ns_oci_enter); a
+	 * pid namespace by the clone from a process there (ns_oci_clone_userns) */
 	if (user && user->path)
-		return 0; /* all made by the child, in that user namespace (ns_oci_enter) */
+		return pid && !pid->path ? CLONE_NEWPID : 0;
 	uint64_t flags = 0;
 	for (size_t i = 0; i < spec->n_namespaces; i++)
 		if (!spec->namespaces[i].path && spec->namespaces[i].type != HUTCH_NS_TIME)
@@ -561,24 +564,29 @@ uint64_t ns_oci_clone_flags(const struct hutch_spec *spec)
 	return flags;
 }
 
+int ns_oci_clone_userns(const struct hutch_spec *spec, int *fd, struct hutch_err **err)
+{
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	const struct hutch_namespace *pid = hutch_spec_namespace(spec, HUTCH_NS_PID);
+	*fd = -1;
+	if (!user || !user->path || !pid || pid->path)
+		return 0;
+	*fd = open(user->path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return hutch_fail_sys(err, "linux.namespaces: open the user namespace %s",
+				      user->path);
+	return 0;
+}
+
 int ns_oci_pid_target(const struct hutch_spec *spec, int *fd, struct hutch_err **err)
 {
 	const struct hutch_namespace *pid = hutch_spec_namespace(spec, HUTCH_NS_PID);
-	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
 	*fd = -1;
 	if (pid && pid->path) {
 		*fd = open(pid->path, O_RDONLY | O_CLOEXEC);
 		if (*fd < 0)
 			return hutch_fail_sys(err, "linux.namespaces: open the pid namespace %s",
 					      pid->path);
-	} else if (pid && user && user->path) {
-		/* it would have to be made in that user namespace (and ours, when
-		 * the clone makes it, is not: /proc could not be mounted in it) */
-		return hutch_fail(err, 0,
-				  "linux.namespaces: a new pid namespace with a user namespace "
-				  "joined by path (%s) is not supported: join a pid namespace of "
-				  "that user namespace's by path too",
-				  user->path);
 	}
 	return 0;
 }
@@ -630,7 +638,11 @@ int ns_oci_enter(const struct hutch_oci_config *cfg, struct hutch_err **err)
 	}
 	/* the user namespace first: those it owns are then ours to join and make;
 	 * in it we are its root, as runc's and crun's processes are */
-	if (fds[HUTCH_NS_USER] >= 0) {
+	struct stat want, now;
+	bool in_it = fds[HUTCH_NS_USER] >= 0 && fstat(fds[HUTCH_NS_USER], &want) == 0 &&
+		     stat("/proc/self/ns/user", &now) == 0 && want.st_ino == now.st_ino &&
+		     want.st_dev == now.st_dev; /* cloned there already */
+	if (fds[HUTCH_NS_USER] >= 0 && !in_it) {
 		if (setns(fds[HUTCH_NS_USER], CLONE_NEWUSER) < 0) {
 			hutch_fail_sys(err, "linux.namespaces: join the user namespace %s",
 				       hutch_spec_namespace(spec, HUTCH_NS_USER)->path);

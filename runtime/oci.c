@@ -636,7 +636,7 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 			   : hutch_fail_sys(err, "create %s", dir);
 	int ret = -1;
 	struct cgroup cg = {.dirfd = -1};
-	_cleanup_close_ int lsock = -1, sockdir = -1, pidns = -1;
+	_cleanup_close_ int lsock = -1, sockdir = -1, pidns = -1, clone_userns = -1;
 	const char *pidns_what = NULL;
 	struct oci_child_args a = {.cfg = cfg, .rt = rt};
 	bool prepared = false;
@@ -727,7 +727,8 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	prepared = true;
 
 	uint64_t flags = ns_oci_clone_flags(spec);
-	if (ns_oci_pid_target(spec, &pidns, err) < 0)
+	if (ns_oci_pid_target(spec, &pidns, err) < 0 ||
+	    ns_oci_clone_userns(spec, &clone_userns, err) < 0)
 		goto out;
 	bool userns = spec_has_ns(spec, HUTCH_NS_USER);
 	if (pidns >= 0)
@@ -744,6 +745,7 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	    .clone_flags = flags,
 	    .pidns_fd = pidns,
 	    .pidns_what = pidns_what,
+	    .clone_userns_fd = clone_userns > 0 ? clone_userns : 0,
 	    .cgroup_fd = cg.dirfd,
 	    .child = oci_child,
 	    .started =

@@ -740,6 +740,94 @@ static void kill_and_reap(int pidfd)
 	waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
 }
 
+/* clone3 from a process in the user namespace userns_fd (entered as its
+ * root), so that the new namespaces it makes are that one's (a pid namespace
+ * cannot be made afterwards for a process already running); CLONE_PARENT
+ * makes the new process ours. It is put in its cgroup by us (a cgroup of the
+ * host's is not for that namespace's root to write). Returns as clone3 does
+ * (-1 with errno); the pidfd comes back to *ca's pidfd. */
+static pid_t clone_in_userns(int userns_fd, struct clone_args *ca)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	pid_t helper = fork();
+	if (helper < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		errno = e;
+		return -1;
+	}
+	if (helper == 0) {
+		close(sv[0]);
+		struct clone_args c = *ca;
+		int fd = -1;
+		c.flags = (c.flags & ~(uint64_t)CLONE_INTO_CGROUP) | CLONE_PARENT;
+		c.exit_signal = 0; /* CLONE_PARENT: the parent's own */
+		c.pidfd = (uint64_t)(uintptr_t)&fd;
+		pid_t pid = -1;
+		if (setns(userns_fd, CLONE_NEWUSER) == 0 && setresgid(0, 0, 0) == 0 &&
+		    setresuid(0, 0, 0) == 0)
+			pid = (pid_t)syscall(SYS_clone3, &c, sizeof(c));
+		if (pid == 0) {
+			close(sv[1]);
+			return 0; /* the new process, on as clone3's child */
+		}
+		int got[2] = {pid, pid < 0 ? errno : 0};
+		struct iovec iov = {.iov_base = got, .iov_len = sizeof(got)};
+		union {
+			char buf[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} u = {0};
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (pid > 0) {
+			msg.msg_control = u.buf;
+			msg.msg_controllen = sizeof(u.buf);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		}
+		if (sendmsg(sv[1], &msg, MSG_NOSIGNAL) < 0 && pid > 0)
+			kill(pid, SIGKILL);
+		_exit(0);
+	}
+	close(sv[1]);
+	int got[2] = {-1, EIO};
+	struct iovec iov = {.iov_base = got, .iov_len = sizeof(got)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC);
+	struct cmsghdr *cm = n == (ssize_t)sizeof(got) ? CMSG_FIRSTHDR(&msg) : NULL;
+	close(sv[0]);
+	waitpid(helper, NULL, 0);
+	if (got[0] <= 0 || !cm || cm->cmsg_type != SCM_RIGHTS) {
+		errno = got[1] ? got[1] : EIO;
+		return -1;
+	}
+	memcpy((int *)(uintptr_t)ca->pidfd, CMSG_DATA(cm), sizeof(int));
+	return got[0];
+}
+
+/* Move pid into the cgroup at cgroup_fd (its cgroup.procs). */
+static int cgroup_enter_pid(int cgroup_fd, pid_t pid, struct hutch_err **err)
+{
+	_cleanup_close_ int fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	char num[16];
+	int len = snprintf(num, sizeof(num), "%d", pid);
+	if (fd < 0 || write(fd, num, (size_t)len) != len)
+		return hutch_fail_sys(err, "put the container's process in its cgroup");
+	return 0;
+}
+
 /* A pid namespace takes only new processes: ours for children is set to it
  * for the clone (*own: ours, to go back to right after). */
 static int enter_pidns_for_child(const struct spawn_req *r, int *own, struct hutch_err **err)
@@ -783,7 +871,9 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	self = pidfd_open_or_fail(getpid(), false, err);
 	if (self < 0)
 		goto out;
-	if (pipe2(report, O_CLOEXEC) < 0 || (r->started && pipe2(sync, O_CLOEXEC) < 0) ||
+	/* from a user namespace's process, it waits to be put in its cgroup */
+	bool hold = r->started || (r->clone_userns_fd > 0 && r->cgroup_fd >= 0);
+	if (pipe2(report, O_CLOEXEC) < 0 || (hold && pipe2(sync, O_CLOEXEC) < 0) ||
 	    (terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0)) {
 		hutch_fail_sys(err, "create pipes");
 		goto out;
@@ -814,7 +904,8 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 		goto out;
 	if (r->pidns_fd > 0 && enter_pidns_for_child(r, &own_pidns, err) < 0)
 		goto out;
-	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	pid_t pid = r->clone_userns_fd > 0 ? clone_in_userns(r->clone_userns_fd, &ca)
+					   : (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 	int clone_errno = errno;
 	if (pid != 0 && own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0) {
 		/* never: our own is always ours to go back to */
@@ -853,12 +944,18 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 		close(ptys[1]);
 		ptys[1] = -1;
 	}
-	if (r->started) {
-		if (r->started(pid, r->arg, err) < 0) {
-			kill_and_reap(pidfd);
-			close(pidfd);
-			goto out;
-		}
+	if (r->clone_userns_fd > 0 && r->cgroup_fd >= 0 &&
+	    cgroup_enter_pid(r->cgroup_fd, pid, err) < 0) {
+		kill_and_reap(pidfd);
+		close(pidfd);
+		goto out;
+	}
+	if (r->started && r->started(pid, r->arg, err) < 0) {
+		kill_and_reap(pidfd);
+		close(pidfd);
+		goto out;
+	}
+	if (hold) {
 		if (write(sync[1], "g", 1) != 1) {
 			hutch_fail_sys(err, "release the container process");
 			kill_and_reap(pidfd);

@@ -67,6 +67,10 @@ struct spawn_req {
 	 * clone; pidns_what names it in messages); 0: none (fd 0 is never one) */
 	int pidns_fd;
 	const char *pidns_what;
+	/* > 0: clone from a process in this user namespace (its new namespaces
+	 * are that one's), put in cgroup_fd's cgroup by us before it goes on;
+	 * 0: none */
+	int clone_userns_fd;
 	int cgroup_fd; /* clone3 into it; -1: stay in ours */
 	struct proc_oci oci;
 	__attribute__((noreturn)) void (*child)(struct proc_ctx *pc, void *arg);

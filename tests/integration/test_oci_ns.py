@@ -317,13 +317,27 @@ def test_join_a_user_namespace_made_by_another_process(oci, tmp, helpers):
         assert lines[0].split() == ["0", "100000", "65536"], cp.stdout
         assert lines[1:3] == ["0", os.readlink(path)]
         assert lines[3].strip() == "sleep 60"
-    # a new pid namespace would be the runtime's user namespace's: refused
-    b = oci.bundle("u3", edit=lambda c: (ns_of(c, "user", path), c["linux"].pop("uidMappings", None),
-                                         c["linux"].pop("gidMappings", None)))
-    cp = oci.create("u3", b, check=False)
-    assert cp.returncode != 0
-    assert "linux.namespaces: a new pid namespace with a user namespace joined by path " \
-        f"({path}) is not supported" in cp.stderr, cp.stderr
+    # with a pid namespace of its own: made in the joined user namespace (cloned
+    # from a process there), /proc mounted for it
+    def edit_new_pid(c):
+        ns_of(c, "user", path)
+        c["linux"].pop("uidMappings", None)
+        c["linux"].pop("gidMappings", None)
+    cp = run_out(oci, tmp, "u3", ("sh", "-c", script + "; echo; echo $$; cat /proc/self/cgroup"),
+                 edit_new_pid)
+    lines = cp.stdout.split("\n")
+    assert lines[0].split() == (["0", str(os.getuid()), "1"] if ROOTLESS else ["0", "100000", "65536"])
+    assert lines[1:3] == ["0", os.readlink(path)]
+    assert lines[4] == "1", cp.stdout  # its own pid namespace's init
+    assert "0::/" in lines, cp.stdout  # its cgroup namespace's root is its cgroup
+    # put in its cgroup by hutch (a host cgroup is not for that namespace's root)
+    b = oci.bundle("u4", args=("sleep", "60"), edit=edit_new_pid)
+    oci.create("u4", b)
+    pid = oci.state("u4")["pid"]
+    want = oci.run("ps", "u4").stdout
+    assert str(pid) in want.split(), want
+    if not ROOTLESS:
+        assert "/hutch/" in open(f"/proc/{pid}/cgroup").read()
     # as runc: mappings with a user namespace joined by path are an error
     maps = [{"containerID": 0, "hostID": os.getuid() or 100000, "size": 1}]
     b = oci.bundle("u2", edit=lambda c: (ns_of(c, "user", path), ns_of(c, "pid", "/proc/1/ns/pid"),
