@@ -656,6 +656,15 @@ int ns_oci_enter(const struct hutch_oci_config *cfg, struct hutch_err **err)
 			goto out;
 		}
 	}
+	/* a new one: its root, if it maps one (the clone left us the ids we had,
+	 * which its mappings may not hold: then nothing could be created) */
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	if (user && !user->path &&
+	    ((setresgid(0, 0, 0) < 0 && errno != EINVAL) ||
+	     (setresuid(0, 0, 0) < 0 && errno != EINVAL))) {
+		hutch_fail_sys(err, "linux.uidMappings: become the user namespace's root");
+		goto out;
+	}
 	/* mount last: joining it changes our root */
 	static const enum hutch_ns_type order[] = {HUTCH_NS_IPC,    HUTCH_NS_UTS,  HUTCH_NS_NETWORK,
 						   HUTCH_NS_CGROUP, HUTCH_NS_TIME, HUTCH_NS_MOUNT};

@@ -6,6 +6,7 @@ ioPriority, execCPUAffinity and linux.memoryPolicy. Root and rootless (what the
 kernel allows an unprivileged user alone is refused, by the field's name)."""
 import json
 import os
+import pwd
 import subprocess
 
 import pytest
@@ -25,6 +26,16 @@ def run_out(oci, tmp, name, args, edit, check=True):
         assert cp.returncode == 0, cp.stderr
     cp.stdout = out.read_text()
     return cp
+
+
+def let_others_through(path):
+    """Search permission for others on path and its parents that are ours (the test
+    run's own directories): a container root that is another host id reaches the
+    bundle through them."""
+    for d in [path, *path.parents]:
+        st = os.stat(d)
+        if st.st_uid == os.geteuid() and not st.st_mode & 0o001:
+            os.chmod(d, st.st_mode | 0o011)
 
 
 def proc_field(text, key):
@@ -297,9 +308,8 @@ def test_join_a_user_namespace_made_by_another_process(oci, tmp, helpers):
     hpid = userns_helper(helpers)
     path = f"/proc/{hpid}/ns/user"
     # the bundle as root made it, for a root that is uid 100000 on the host
-    for d in (tmp, tmp.parent, tmp.parent.parent):
-        if not ROOTLESS:
-            os.chmod(d, 0o755)
+    if not ROOTLESS:
+        let_others_through(tmp)
 
     def edit(c):
         ns_of(c, "user", path)
@@ -346,6 +356,37 @@ def test_join_a_user_namespace_made_by_another_process(oci, tmp, helpers):
     assert cp.returncode != 0
     assert "linux.uidMappings, gidMappings: uid and gid mappings are given with a user " \
         f"namespace joined by path ({path})" in cp.stderr, cp.stderr
+
+
+def test_new_user_namespace_whose_root_is_not_the_callers(oci, tmp):
+    """Mappings that give the container's root another host id (100000; rootless
+    the user's first subordinate one, one range: through newuidmap too): the
+    process becomes that root before it sets up its root filesystem (the ids the
+    clone left it are not mapped there)."""
+    let_others_through(tmp)
+
+    def first(kind):
+        if not ROOTLESS:
+            return 100000
+        name = pwd.getpwuid(os.getuid()).pw_name
+        for line in open(f"/etc/sub{kind}"):
+            user, start, count = line.strip().split(":")
+            if user == name and int(count) >= 65536:
+                return int(start)
+        raise AssertionError(f"no 65536 subordinate {kind}s for {name}")
+    uid0, gid0 = first("uid"), first("gid")
+
+    def edit(c):
+        if not any(n["type"] == "user" for n in c["linux"]["namespaces"]):
+            c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"].update(uidMappings=[{"containerID": 0, "hostID": uid0, "size": 65536}],
+                          gidMappings=[{"containerID": 0, "hostID": gid0, "size": 65536}])
+    cp = run_out(oci, tmp, "nu1", ("sh", "-c", "cat /proc/self/uid_map; id -u; ls -n /dev/null"),
+                 edit)
+    lines = cp.stdout.split("\n")
+    assert lines[0].split() == ["0", str(uid0), "65536"]
+    assert lines[1] == "0"
+    assert lines[2].startswith("crw-rw-rw-"), cp.stdout
 
 
 def test_join_a_mount_namespace(oci, tmp, helpers):
