@@ -617,6 +617,29 @@ static int new_time_ns(const struct hutch_oci_config *cfg, struct hutch_err **er
 	return 0;
 }
 
+/* In its user namespace, the process becomes its root (as runc's and crun's
+ * do): the clone or setns left it the ids it had, which that namespace may not
+ * map, and then it could create no file. Last: a changed uid makes it
+ * undumpable, its /proc/self files the host root's (timens_offsets written
+ * before). A new one need not map 0; a joined one must. */
+static int become_userns_root(const struct hutch_spec *spec, struct hutch_err **err)
+{
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	if (!user)
+		return 0;
+	int g = setresgid(0, 0, 0), u = g == 0 ? setresuid(0, 0, 0) : 0;
+	if (g == 0 && u == 0)
+		return 0;
+	if (errno == EINVAL && !user->path)
+		return 0;
+	if (errno == EINVAL)
+		return hutch_fail(err, 0,
+				  "linux.namespaces: the user namespace %s maps no uid or gid 0 "
+				  "for the container's process to become",
+				  user->path);
+	return hutch_fail_sys(err, "linux.namespaces: become root of the user namespace");
+}
+
 int ns_oci_enter(const struct hutch_oci_config *cfg, struct hutch_err **err)
 {
 	const struct hutch_spec *spec = cfg->spec;
@@ -636,33 +659,15 @@ int ns_oci_enter(const struct hutch_oci_config *cfg, struct hutch_err **err)
 			goto out;
 		}
 	}
-	/* the user namespace first: those it owns are then ours to join and make;
-	 * in it we are its root, as runc's and crun's processes are */
+	/* the user namespace first: those it owns are then ours to join and make
+	 * (its root we become last: become_userns_root) */
 	struct stat want, now;
 	bool in_it = fds[HUTCH_NS_USER] >= 0 && fstat(fds[HUTCH_NS_USER], &want) == 0 &&
 		     stat("/proc/self/ns/user", &now) == 0 && want.st_ino == now.st_ino &&
 		     want.st_dev == now.st_dev; /* cloned there already */
-	if (fds[HUTCH_NS_USER] >= 0 && !in_it) {
-		if (setns(fds[HUTCH_NS_USER], CLONE_NEWUSER) < 0) {
-			hutch_fail_sys(err, "linux.namespaces: join the user namespace %s",
-				       hutch_spec_namespace(spec, HUTCH_NS_USER)->path);
-			goto out;
-		}
-		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
-			hutch_fail_sys(err,
-				       "linux.namespaces: the user namespace %s maps no uid and "
-				       "gid 0 to become",
-				       hutch_spec_namespace(spec, HUTCH_NS_USER)->path);
-			goto out;
-		}
-	}
-	/* a new one: its root, if it maps one (the clone left us the ids we had,
-	 * which its mappings may not hold: then nothing could be created) */
-	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
-	if (user && !user->path &&
-	    ((setresgid(0, 0, 0) < 0 && errno != EINVAL) ||
-	     (setresuid(0, 0, 0) < 0 && errno != EINVAL))) {
-		hutch_fail_sys(err, "linux.uidMappings: become the user namespace's root");
+	if (fds[HUTCH_NS_USER] >= 0 && !in_it && setns(fds[HUTCH_NS_USER], CLONE_NEWUSER) < 0) {
+		hutch_fail_sys(err, "linux.namespaces: join the user namespace %s",
+			       hutch_spec_namespace(spec, HUTCH_NS_USER)->path);
 		goto out;
 	}
 	/* mount last: joining it changes our root */
@@ -692,6 +697,8 @@ int ns_oci_enter(const struct hutch_oci_config *cfg, struct hutch_err **err)
 	}
 	const struct hutch_namespace *time = hutch_spec_namespace(spec, HUTCH_NS_TIME);
 	if (time && !time->path && new_time_ns(cfg, err) < 0)
+		goto out;
+	if (become_userns_root(spec, err) < 0)
 		goto out;
 	ret = 0;
 out:

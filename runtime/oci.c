@@ -119,6 +119,13 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	const struct hutch_spec *spec = cfg->spec;
 	struct hutch_err *err = NULL;
 	proc_oci_initial_affinity(pc);
+	/* before its user namespace's root is become: then /proc/self is not ours */
+	if (cfg->has_oom_score_adj) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", cfg->oom_score_adj);
+		if (write_proc("/proc/self/oom_score_adj", v, &err) < 0)
+			proc_fail(pc, 125, err);
+	}
 	if (ns_oci_enter(cfg, &err) < 0)
 		proc_fail(pc, 125, err);
 	const struct hutch_namespace *net = hutch_spec_namespace(spec, HUTCH_NS_NETWORK);
@@ -141,12 +148,6 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 				*c = '/';
 		if (write_proc(path, cfg->sysctl[i].value, &err) < 0)
 			proc_fail(pc, 125, hutch_err_wrap(&err, "linux.sysctl") < 0 ? err : err);
-	}
-	if (cfg->has_oom_score_adj) {
-		char v[16];
-		snprintf(v, sizeof(v), "%d", cfg->oom_score_adj);
-		if (write_proc("/proc/self/oom_score_adj", v, &err) < 0)
-			proc_fail(pc, 125, err);
 	}
 	if (a->hook_state) {
 		/* /proc is still the runtime's: self is our pid there, the one

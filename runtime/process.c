@@ -740,11 +740,10 @@ static void kill_and_reap(int pidfd)
 	waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
 }
 
-/* clone3 from a process in the user namespace userns_fd (entered as its
- * root), so that the new namespaces it makes are that one's (a pid namespace
- * cannot be made afterwards for a process already running); CLONE_PARENT
- * makes the new process ours. It is put in its cgroup by us (a cgroup of the
- * host's is not for that namespace's root to write). Returns as clone3 does
+/* clone3 from a process in the user namespace userns_fd, so that the new namespaces it makes are
+ * that one's (a pid namespace cannot be made afterwards for a process already running);
+ * CLONE_PARENT makes the new process ours. It is put in its cgroup by us (a cgroup of the host's is
+ * not for that namespace's root to write). Returns as clone3 does
  * (-1 with errno); the pidfd comes back to *ca's pidfd. */
 static pid_t clone_in_userns(int userns_fd, struct clone_args *ca)
 {
@@ -767,8 +766,9 @@ static pid_t clone_in_userns(int userns_fd, struct clone_args *ca)
 		c.exit_signal = 0; /* CLONE_PARENT: the parent's own */
 		c.pidfd = (uint64_t)(uintptr_t)&fd;
 		pid_t pid = -1;
-		if (setns(userns_fd, CLONE_NEWUSER) == 0 && setresgid(0, 0, 0) == 0 &&
-		    setresuid(0, 0, 0) == 0)
+		/* its ids as they are: the new process becomes that namespace's
+		 * root itself, once its /proc/self files are written (ns_oci_enter) */
+		if (setns(userns_fd, CLONE_NEWUSER) == 0)
 			pid = (pid_t)syscall(SYS_clone3, &c, sizeof(c));
 		if (pid == 0) {
 			close(sv[1]);

@@ -381,12 +381,18 @@ def test_new_user_namespace_whose_root_is_not_the_callers(oci, tmp):
             c["linux"]["namespaces"].append({"type": "user"})
         c["linux"].update(uidMappings=[{"containerID": 0, "hostID": uid0, "size": 65536}],
                           gidMappings=[{"containerID": 0, "hostID": gid0, "size": 65536}])
-    cp = run_out(oci, tmp, "nu1", ("sh", "-c", "cat /proc/self/uid_map; id -u; ls -n /dev/null"),
-                 edit)
+        # written by it before its uid changes (then /proc/self is the host root's)
+        c["linux"]["namespaces"].append({"type": "time"})
+        c["linux"]["timeOffsets"] = {"boottime": {"secs": 86400}}
+        c["process"]["oomScoreAdj"] = 300
+    cp = run_out(oci, tmp, "nu1", ("sh", "-c", "cat /proc/self/uid_map; id -u; ls -n /dev/null; "
+                                   "cat /proc/self/oom_score_adj /proc/uptime"), edit)
     lines = cp.stdout.split("\n")
     assert lines[0].split() == ["0", str(uid0), "65536"]
     assert lines[1] == "0"
     assert lines[2].startswith("crw-rw-rw-"), cp.stdout
+    assert lines[3] == "300"
+    assert float(lines[4].split()[0]) > 86400
 
 
 def test_join_a_mount_namespace(oci, tmp, helpers):
