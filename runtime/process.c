@@ -916,7 +916,11 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	}
 	if (pid < 0) {
 		out->clone_errno = clone_errno;
-		hutch_fail(err, clone_errno, "create the container process (clone3)%s",
+		hutch_fail(err, clone_errno, "%s%s",
+			   r->clone_userns_fd > 0
+			       ? "linux.namespaces: create the container process from the user "
+				 "namespace it joins"
+			       : "create the container process (clone3)",
 			   r->pidns_fd > 0 && clone_errno == ENOMEM
 			       ? ": the pid namespace it joins has no init process any more"
 			       : "");
