@@ -256,13 +256,19 @@ def test_join_another_containers_pid_namespace(oci, tmp):
     assert os.readlink(f"/proc/{pid2}/ns/pid") == os.readlink(f"/proc/{pid}/ns/pid")
     cp = oci.run("exec", "pb2", "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline")
     assert cp.stdout.strip() == "sleep 60"
-    oci.run("kill", "pb2", "KILL")
-    # its init gone, a pid namespace takes no new process: said so
-    oci.run("kill", "pa", "KILL")
-    oci.wait_status("pa", "stopped")
-    b = oci.bundle("b3", edit=lambda c: ns_of(c, "pid", f"/proc/{pid2}/ns/pid"))
-    cp = oci.create("pb3", b, check=False)
+    # its init gone, a pid namespace takes no new process: said so (the namespace
+    # kept by an fd of the test's)
+    fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY)
+    try:
+        oci.run("kill", "pb2", "KILL")
+        oci.run("kill", "pa", "KILL")
+        oci.wait_status("pa", "stopped")
+        b = oci.bundle("b3", edit=lambda c: ns_of(c, "pid", f"/proc/{os.getpid()}/fd/{fd}"))
+        cp = oci.create("pb3", b, check=False)
+    finally:
+        os.close(fd)
     assert cp.returncode != 0
+    assert "the pid namespace it joins has no init process any more" in cp.stderr, cp.stderr
 
 
 @pytest.fixture
