@@ -775,45 +775,26 @@ static pid_t clone_in_userns(int userns_fd, struct clone_args *ca)
 			return 0; /* the new process, on as clone3's child */
 		}
 		int got[2] = {pid, pid < 0 ? errno : 0};
-		struct iovec iov = {.iov_base = got, .iov_len = sizeof(got)};
-		union {
-			char buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} u = {0};
-		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-		if (pid > 0) {
-			msg.msg_control = u.buf;
-			msg.msg_controllen = sizeof(u.buf);
-			struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-		}
-		if (sendmsg(sv[1], &msg, MSG_NOSIGNAL) < 0 && pid > 0)
+		if ((send(sv[1], got, sizeof(got), MSG_NOSIGNAL) < 0 ||
+		     (pid > 0 && proc_send_fd(sv[1], fd) < 0)) &&
+		    pid > 0)
 			kill(pid, SIGKILL);
 		_exit(0);
 	}
 	close(sv[1]);
+	waitpid(helper, NULL, 0); /* what it sent is there once it is gone */
 	int got[2] = {-1, EIO};
-	struct iovec iov = {.iov_base = got, .iov_len = sizeof(got)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
-	ssize_t n = recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC);
-	struct cmsghdr *cm = n == (ssize_t)sizeof(got) ? CMSG_FIRSTHDR(&msg) : NULL;
+	int fd = recv(sv[0], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)sizeof(got) && got[0] > 0
+		     ? proc_recv_fd(sv[0])
+		     : -1;
 	close(sv[0]);
-	waitpid(helper, NULL, 0);
-	if (got[0] <= 0 || !cm || cm->cmsg_type != SCM_RIGHTS) {
+	if (fd < 0) {
+		if (got[0] > 0 && kill(got[0], SIGKILL) == 0)
+			waitpid(got[0], NULL, 0); /* ours: CLONE_PARENT */
 		errno = got[1] ? got[1] : EIO;
 		return -1;
 	}
-	memcpy((int *)(uintptr_t)ca->pidfd, CMSG_DATA(cm), sizeof(int));
+	memcpy((int *)(uintptr_t)ca->pidfd, &fd, sizeof(int));
 	return got[0];
 }
 
