@@ -740,64 +740,6 @@ static void kill_and_reap(int pidfd)
 	waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
 }
 
-/* clone3 from a process in the user namespace userns_fd, so that the new namespaces it makes are
- * that one's (a pid namespace cannot be made afterwards for a process already running);
- * CLONE_PARENT makes the new process ours. It is put in its cgroup by us (a cgroup of the host's is
- * not for that namespace's root to write). Returns as clone3 does
- * (-1 with errno); the pidfd comes back to *ca's pidfd. */
-static pid_t clone_in_userns(int userns_fd, struct clone_args *ca)
-{
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -1;
-	pid_t helper = fork();
-	if (helper < 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		errno = e;
-		return -1;
-	}
-	if (helper == 0) {
-		close(sv[0]);
-		struct clone_args c = *ca;
-		int fd = -1;
-		c.flags = (c.flags & ~(uint64_t)CLONE_INTO_CGROUP) | CLONE_PARENT;
-		c.exit_signal = 0; /* CLONE_PARENT: the parent's own */
-		c.pidfd = (uint64_t)(uintptr_t)&fd;
-		pid_t pid = -1;
-		/* its ids as they are: the new process becomes that namespace's
-		 * root itself, once its /proc/self files are written (ns_oci_enter) */
-		if (setns(userns_fd, CLONE_NEWUSER) == 0)
-			pid = (pid_t)syscall(SYS_clone3, &c, sizeof(c));
-		if (pid == 0) {
-			close(sv[1]);
-			return 0; /* the new process, on as clone3's child */
-		}
-		int got[2] = {pid, pid < 0 ? errno : 0};
-		if ((send(sv[1], got, sizeof(got), MSG_NOSIGNAL) < 0 ||
-		     (pid > 0 && proc_send_fd(sv[1], fd) < 0)) &&
-		    pid > 0)
-			kill(pid, SIGKILL);
-		_exit(0);
-	}
-	close(sv[1]);
-	waitpid(helper, NULL, 0); /* what it sent is there once it is gone */
-	int got[2] = {-1, EIO};
-	int fd = recv(sv[0], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)sizeof(got) && got[0] > 0
-		     ? proc_recv_fd(sv[0])
-		     : -1;
-	close(sv[0]);
-	if (fd < 0) {
-		if (got[0] > 0 && kill(got[0], SIGKILL) == 0)
-			waitpid(got[0], NULL, 0); /* ours: CLONE_PARENT */
-		errno = got[1] ? got[1] : EIO;
-		return -1;
-	}
-	memcpy((int *)(uintptr_t)ca->pidfd, &fd, sizeof(int));
-	return got[0];
-}
-
 /* Move pid into the cgroup at cgroup_fd (its cgroup.procs). */
 static int cgroup_enter_pid(int cgroup_fd, pid_t pid, struct hutch_err **err)
 {
@@ -809,21 +751,85 @@ static int cgroup_enter_pid(int cgroup_fd, pid_t pid, struct hutch_err **err)
 	return 0;
 }
 
-/* A pid namespace takes only new processes: ours for children is set to it
- * for the clone (*own: ours, to go back to right after). */
-static int enter_pidns_for_child(const struct spawn_req *r, int *own, struct hutch_err **err)
+/* clone3 from a helper process that joined the user namespace
+ * r->clone_userns_fd (its new namespaces are then that one's: a pid namespace
+ * cannot be made for a process already running) and set its children's pid
+ * namespace to r->pidns_fd (a pid namespace takes only new processes): the
+ * caller's own stay as they are, as its later children (hooks) need them, and
+ * it could not go back to its pid namespace from a user namespace's root.
+ * CLONE_PARENT makes the new process ours; from a user namespace, we put it in
+ * its cgroup (a host cgroup is not for that namespace's root to write).
+ * Returns as clone3 does, with err filled on failure (0: in the new process). */
+static pid_t clone_from_helper(const struct spawn_req *r, struct clone_args *ca,
+			       struct hutch_err **err)
 {
-	*own = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-	if (*own < 0)
-		return hutch_fail_sys(err, "open hutch's own pid namespace");
-	if (setns(r->pidns_fd, CLONE_NEWPID) == 0)
-		return 0;
-	return hutch_fail_sys(err, "linux.namespaces: enter the pid namespace %s%s", r->pidns_what,
-			      errno == EPERM ? " (it takes CAP_SYS_ADMIN over it and in hutch's "
-					       "own user namespace: rootless, run hutch-oci in the "
-					       "user namespace that owns it, as rootless podman "
-					       "does)"
-					     : "");
+	enum { STEP_USERNS = 1, STEP_PIDNS, STEP_CLONE };
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return hutch_fail_sys(err, "create a socket pair");
+	pid_t helper = fork();
+	if (helper < 0) {
+		hutch_fail_sys(err, "fork");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (helper == 0) {
+		close(sv[0]);
+		struct clone_args c = *ca;
+		int fd = -1;
+		if (r->clone_userns_fd > 0)
+			c.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+		c.flags |= CLONE_PARENT;
+		c.exit_signal = 0; /* CLONE_PARENT: the parent's own */
+		c.pidfd = (uint64_t)(uintptr_t)&fd;
+		/* its ids as they are: the new process becomes the user namespace's
+		 * root itself, once its /proc/self files are written (ns_oci_enter) */
+		int step = STEP_USERNS;
+		pid_t pid = -1;
+		if ((r->clone_userns_fd <= 0 || setns(r->clone_userns_fd, CLONE_NEWUSER) == 0) &&
+		    (step = STEP_PIDNS, r->pidns_fd <= 0 || setns(r->pidns_fd, CLONE_NEWPID) == 0))
+			step = STEP_CLONE, pid = (pid_t)syscall(SYS_clone3, &c, sizeof(c));
+		if (pid == 0) {
+			close(sv[1]);
+			return 0; /* the new process, on as clone3's child */
+		}
+		int got[3] = {pid, pid < 0 ? errno : 0, step};
+		if ((send(sv[1], got, sizeof(got), MSG_NOSIGNAL) < 0 ||
+		     (pid > 0 && proc_send_fd(sv[1], fd) < 0)) &&
+		    pid > 0)
+			kill(pid, SIGKILL);
+		_exit(0);
+	}
+	close(sv[1]);
+	waitpid(helper, NULL, 0); /* what it sent is there once it is gone */
+	int got[3] = {-1, EIO, 0};
+	int fd = recv(sv[0], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)sizeof(got) && got[0] > 0
+		     ? proc_recv_fd(sv[0])
+		     : -1;
+	close(sv[0]);
+	if (fd >= 0) {
+		memcpy((int *)(uintptr_t)ca->pidfd, &fd, sizeof(int));
+		return got[0];
+	}
+	if (got[0] > 0 && kill(got[0], SIGKILL) == 0)
+		waitpid(got[0], NULL, 0); /* ours: CLONE_PARENT */
+	int e = got[1] ? got[1] : EIO;
+	if (got[2] == STEP_USERNS)
+		return hutch_fail(err, e,
+				  "linux.namespaces: join the user namespace to create the "
+				  "container's process in");
+	if (got[2] == STEP_PIDNS)
+		return hutch_fail(
+		    err, e, "linux.namespaces: enter the pid namespace %s%s", r->pidns_what,
+		    e == EPERM ? " (it takes CAP_SYS_ADMIN over it and in hutch's own "
+				 "user namespace: rootless, run hutch-oci in the user "
+				 "namespace that owns it, as rootless podman does)"
+			       : "");
+	return hutch_fail(err, e, "create the container process (clone3)%s",
+			  r->pidns_fd > 0 && e == ENOMEM
+			      ? ": the pid namespace it joins has no init process any more"
+			      : "");
 }
 
 int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_err **err)
@@ -833,7 +839,7 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	struct seccomp_prog prog = {0};
 	bool have_prog = false;
 	int report[2] = {-1, -1}, sync[2] = {-1, -1}, ptys[2] = {-1, -1};
-	_cleanup_close_ int dmz = -1, self = -1, own_pidns = -1;
+	_cleanup_close_ int dmz = -1, self = -1;
 	bool terminal = r->proc->terminal;
 
 	hutch_trace("seccomp: prepare");
@@ -883,29 +889,18 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	/* a user namespace under the rootless network's (runtime.h) */
 	if (r->userns && userns_enter_parent(r->rt, err) < 0)
 		goto out;
-	if (r->pidns_fd > 0 && enter_pidns_for_child(r, &own_pidns, err) < 0)
-		goto out;
-	pid_t pid = r->clone_userns_fd > 0 ? clone_in_userns(r->clone_userns_fd, &ca)
-					   : (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-	int clone_errno = errno;
-	if (pid != 0 && own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0) {
-		/* never: our own is always ours to go back to */
-		hutch_fail_sys(err, "return to hutch's own pid namespace");
-		if (pid > 0)
-			kill_and_reap(pidfd);
-		goto out;
-	}
-	if (pid < 0) {
-		out->clone_errno = clone_errno;
-		hutch_fail(err, clone_errno, "%s%s",
-			   r->clone_userns_fd > 0
-			       ? "linux.namespaces: create the container process from the user "
-				 "namespace it joins"
-			       : "create the container process (clone3)",
-			   r->pidns_fd > 0 && clone_errno == ENOMEM
-			       ? ": the pid namespace it joins has no init process any more"
-			       : "");
-		goto out;
+	pid_t pid;
+	if (r->clone_userns_fd > 0 || r->pidns_fd > 0) {
+		pid = clone_from_helper(r, &ca, err);
+		if (pid < 0)
+			goto out;
+	} else {
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		if (pid < 0) {
+			out->clone_errno = errno;
+			hutch_fail_sys(err, "create the container process (clone3)");
+			goto out;
+		}
 	}
 	if (pid == 0) {
 		/* If our parent dies, so do we: nothing runs on unobserved. */

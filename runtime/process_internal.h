@@ -63,8 +63,9 @@ struct spawn_req {
 	bool seccomp; /* Docker's default filter, for proc->caps.bounding */
 	bool default_winsize; /* terminal, no size to copy: 24x80 */
 	uint64_t clone_flags; /* CLONE_NEW* */
-	/* > 0: the pid namespace to clone into (set for children just for the
-	 * clone; pidns_what names it in messages); 0: none (fd 0 is never one) */
+	/* > 0: the pid namespace to clone into (a helper process sets its
+	 * children's to it and clones; pidns_what names it in messages); 0: none
+	 * (fd 0 is never one) */
 	int pidns_fd;
 	const char *pidns_what;
 	/* > 0: clone from a process in this user namespace (its new namespaces

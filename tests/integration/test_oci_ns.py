@@ -512,3 +512,51 @@ def test_features_list_time_and_memory_policy(oci):
     assert "time" in f["linux"]["namespaces"] and "user" in f["linux"]["namespaces"]
     assert "MPOL_BIND" in f["linux"]["memoryPolicy"]["modes"]
     assert "MPOL_F_STATIC_NODES" in f["linux"]["memoryPolicy"]["flags"]
+
+
+def test_podman_pod_sharing_its_pid_namespace(oci, state):
+    """podman's pod with --share pid: its containers join the infra container's pid
+    namespace by path, through hutch-oci. Rootless too: rootless podman runs its
+    runtime as root of the user namespace that owns the pod's namespaces."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from test_oci import _podman, _podman_cgroup_parent_made, _remove_made_cgroups
+    base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
+    conf = Path(base) / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n')
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    pod = _podman(base) + ["--runtime", oci.bin]
+
+    def podman(*args, timeout=120):
+        return subprocess.run(pod + list(args), capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    made_cg = _podman_cgroup_parent_made()
+    subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
+                   check=True, capture_output=True, timeout=120, env=env)
+    try:
+        cp = podman("pod", "create", "--name", "pp", "--network", "none", "--share",
+                    "pid,ipc,uts", "--infra-image", "localhost/bb:oci",
+                    "--infra-command", "sleep 600")
+        assert cp.returncode == 0, cp.stderr
+        cp = podman("pod", "start", "pp")
+        assert cp.returncode == 0, cp.stderr
+        infra = podman("pod", "inspect", "pp", "--format", "{{.InfraContainerID}}").stdout.strip()
+        ipid = int(podman("inspect", infra, "--format", "{{.State.Pid}}").stdout)
+        cp = podman("run", "--rm", "--pod", "pp", "localhost/bb:oci", "sh", "-c",
+                    "readlink /proc/self/ns/pid; tr '\\0' ' ' < /proc/1/cmdline")
+        assert cp.returncode == 0, cp.stderr
+        ns, init = cp.stdout.split("\n", 1)
+        assert ns == os.readlink(f"/proc/{ipid}/ns/pid")
+        assert init.strip() == "sleep 600"
+    finally:
+        podman("rm", "-f", "-t", "0", "--all", timeout=60)
+        podman("pod", "rm", "-f", "--all", timeout=60)
+        subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
+                       timeout=120, env=env)
+        if ROOTLESS:
+            subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
+                           timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+        if made_cg:
+            _remove_made_cgroups(made_cg)
