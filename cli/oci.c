@@ -590,15 +590,17 @@ static int do_ps(struct oci_ctx *o, int argc, char **argv)
 }
 
 /* The process of exec: --process FILE, or the container's own process (its
- * bundle's config.json) with the command and the options given. */
+ * bundle's config.json) with the command and the options given; in attrs its
+ * scheduler, ioPriority and execCPUAffinity. */
 static int exec_process(struct oci_ctx *o, struct verb_opts *v, const char *id, char **args,
-			size_t n_args, struct hutch_process *proc, struct hutch_err **err)
+			size_t n_args, struct hutch_process *proc,
+			struct hutch_oci_proc_attrs *attrs, struct hutch_err **err)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	if (v->process) {
 		if (read_file_at_most(AT_FDCWD, v->process, 4 << 20, 0, &text, &len, err) < 0 ||
-		    hutch_oci_process_parse(text, len, proc, err) < 0)
+		    hutch_oci_exec_process_parse(text, len, proc, attrs, err) < 0)
 			return hutch_err_wrap(err, "--process %s", v->process);
 		return 0;
 	}
@@ -614,6 +616,10 @@ static int exec_process(struct oci_ctx *o, struct verb_opts *v, const char *id, 
 		return -1;
 	*proc = cfg->spec->process;
 	cfg->spec->process = (struct hutch_process){0};
+	/* the container's own process's, not the container's personality and
+	 * memory policy (its pid 1's, which exec does not inherit) */
+	*attrs = cfg->attrs;
+	attrs->has_personality = attrs->has_mempolicy = false;
 	hutch_oci_config_free(cfg);
 	for (size_t i = 0; i < proc->n_args; i++)
 		free(proc->args[i]);
@@ -686,9 +692,10 @@ static int do_exec(struct oci_ctx *o, int argc, char **argv)
 	}
 	struct hutch_err *err = NULL;
 	struct hutch_process proc = {0};
+	struct hutch_oci_proc_attrs attrs = {0};
 	char *console = NULL;
 	if (exec_process(o, &v, argv[first], argv + first + 1, (size_t)(argc - first - 1), &proc,
-			 &err) < 0) {
+			 &attrs, &err) < 0) {
 		hutch_process_clear(&proc);
 		rc = fail(o, err);
 		goto out;
@@ -697,7 +704,8 @@ static int do_exec(struct oci_ctx *o, int argc, char **argv)
 	struct hutch_oci_exec_opts eo = {.pid_file = v.pid_file,
 					 .console_socket = console,
 					 .preserve_fds = v.preserve_fds,
-					 .detach = v.detach};
+					 .detach = v.detach,
+					 .attrs = &attrs};
 	int status = 0;
 	int r = hutch_oci_exec(o->root, argv[first], &proc, &eo, &status, &err);
 	hutch_process_clear(&proc);
@@ -748,7 +756,7 @@ static int do_features(struct oci_ctx *o, int argc, char **argv)
 	       "\"tmpcopyup\", \"unbindable\"],\n"
 	       "  \"linux\": {\n"
 	       "    \"namespaces\": [\"cgroup\", \"ipc\", \"mount\", \"network\", \"pid\", "
-	       "\"user\", \"uts\"],\n"
+	       "\"time\", \"user\", \"uts\"],\n"
 	       "    \"capabilities\": [",
 	       OCI_SPEC_VERSION);
 	bool first = true;
@@ -764,7 +772,11 @@ static int do_features(struct oci_ctx *o, int argc, char **argv)
 	       "    \"seccomp\": %s,\n"
 	       "    \"apparmor\": {\"enabled\": false},\n"
 	       "    \"selinux\": {\"enabled\": false},\n"
-	       "    \"mountExtensions\": {\"idmap\": {\"enabled\": true}}\n"
+	       "    \"mountExtensions\": {\"idmap\": {\"enabled\": true}},\n"
+	       "    \"memoryPolicy\": {\"modes\": [\"MPOL_DEFAULT\", \"MPOL_BIND\", "
+	       "\"MPOL_INTERLEAVE\", \"MPOL_WEIGHTED_INTERLEAVE\", \"MPOL_PREFERRED\", "
+	       "\"MPOL_PREFERRED_MANY\", \"MPOL_LOCAL\"], \"flags\": [\"MPOL_F_NUMA_BALANCING\", "
+	       "\"MPOL_F_RELATIVE_NODES\", \"MPOL_F_STATIC_NODES\"]}\n"
 	       "  },\n"
 	       "  \"annotations\": {\"org.opencontainers.runtime-spec.features\": \"hutch\"}\n"
 	       "}\n",

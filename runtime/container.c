@@ -584,3 +584,164 @@ int hutch_container_destroy(struct hutch_container *c, struct hutch_err **err)
 	free(c);
 	return ret;
 }
+
+/* ---- OCI namespaces: joined by path, made in a joined user namespace, time ---- */
+
+uint64_t ns_oci_clone_flags(const struct hutch_spec *spec)
+{
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	const struct hutch_namespace *pid = hutch_spec_namespace(spec, HUTCH_NS_PID);
+	/* the others made by the child, in that user namespace (ns_oci_enter); a
+	 * pid namespace by the clone from a process there (ns_oci_clone_userns) */
+	if (user && user->path)
+		return pid && !pid->path ? CLONE_NEWPID : 0;
+	uint64_t flags = 0;
+	for (size_t i = 0; i < spec->n_namespaces; i++)
+		if (!spec->namespaces[i].path && spec->namespaces[i].type != HUTCH_NS_TIME)
+			flags |= (uint64_t)ns_clone_flag(spec->namespaces[i].type);
+	return flags;
+}
+
+int ns_oci_clone_userns(const struct hutch_spec *spec, int *fd, struct hutch_err **err)
+{
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	const struct hutch_namespace *pid = hutch_spec_namespace(spec, HUTCH_NS_PID);
+	*fd = -1;
+	if (!user || !user->path || !pid || pid->path)
+		return 0;
+	*fd = open(user->path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return hutch_fail_sys(err, "linux.namespaces: open the user namespace %s",
+				      user->path);
+	return 0;
+}
+
+int ns_oci_pid_target(const struct hutch_spec *spec, int *fd, struct hutch_err **err)
+{
+	const struct hutch_namespace *pid = hutch_spec_namespace(spec, HUTCH_NS_PID);
+	*fd = -1;
+	if (pid && pid->path) {
+		*fd = open(pid->path, O_RDONLY | O_CLOEXEC);
+		if (*fd < 0)
+			return hutch_fail_sys(err, "linux.namespaces: open the pid namespace %s",
+					      pid->path);
+	}
+	return 0;
+}
+
+/* A new time namespace with its offsets: unshared for our children, the
+ * offsets written while nothing is in it yet, then entered (setns into a time
+ * namespace moves the caller too, unlike unshare). */
+static int new_time_ns(const struct hutch_oci_config *cfg, struct hutch_err **err)
+{
+	if (unshare(CLONE_NEWTIME) < 0)
+		return hutch_fail_sys(err, "linux.namespaces: make a time namespace");
+	if (cfg->has_time_offsets) {
+		char text[128];
+		snprintf(text, sizeof(text), "monotonic %lld %u\nboottime %lld %u\n",
+			 (long long)cfg->monotonic_secs, cfg->monotonic_nsecs,
+			 (long long)cfg->boottime_secs, cfg->boottime_nsecs);
+		_cleanup_close_ int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+			return hutch_fail_sys(err,
+					      "linux.timeOffsets: set monotonic %lld.%09u, "
+					      "boottime %lld.%09u",
+					      (long long)cfg->monotonic_secs, cfg->monotonic_nsecs,
+					      (long long)cfg->boottime_secs, cfg->boottime_nsecs);
+	}
+	_cleanup_close_ int fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWTIME) < 0)
+		return hutch_fail_sys(err, "linux.namespaces: enter the new time namespace");
+	return 0;
+}
+
+/* In its user namespace, the process becomes its root (as runc's and crun's
+ * do): the clone or setns left it the ids it had, which that namespace may not
+ * map, and then it could create no file. Last: a changed uid makes it
+ * undumpable, its /proc/self files the host root's (timens_offsets written
+ * before). A new one need not map 0; a joined one must. */
+static int become_userns_root(const struct hutch_spec *spec, struct hutch_err **err)
+{
+	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
+	if (!user)
+		return 0;
+	int g = setresgid(0, 0, 0), u = g == 0 ? setresuid(0, 0, 0) : 0;
+	if (g == 0 && u == 0)
+		return 0;
+	if (errno == EINVAL && !user->path)
+		return 0;
+	if (errno == EINVAL)
+		return hutch_fail(err, 0,
+				  "linux.namespaces: the user namespace %s maps no uid or gid 0 "
+				  "for the container's process to become",
+				  user->path);
+	return hutch_fail_sys(err, "linux.namespaces: become root of the user namespace");
+}
+
+int ns_oci_enter(const struct hutch_oci_config *cfg, struct hutch_err **err)
+{
+	const struct hutch_spec *spec = cfg->spec;
+	int fds[HUTCH_NS_TYPES];
+	int ret = -1;
+	for (int t = 0; t < HUTCH_NS_TYPES; t++)
+		fds[t] = -1;
+	/* every path opened first: once in another mount namespace, paths are its */
+	for (size_t i = 0; i < spec->n_namespaces; i++) {
+		const struct hutch_namespace *ns = &spec->namespaces[i];
+		if (!ns->path || ns->type == HUTCH_NS_PID) /* pid: before the clone */
+			continue;
+		fds[ns->type] = open(ns->path, O_RDONLY | O_CLOEXEC);
+		if (fds[ns->type] < 0) {
+			hutch_fail_sys(err, "linux.namespaces: open the %s namespace %s",
+				       hutch_ns_type_name(ns->type), ns->path);
+			goto out;
+		}
+	}
+	/* the user namespace first: those it owns are then ours to join and make
+	 * (its root we become last: become_userns_root) */
+	struct stat want, now;
+	bool in_it = fds[HUTCH_NS_USER] >= 0 && fstat(fds[HUTCH_NS_USER], &want) == 0 &&
+		     stat("/proc/self/ns/user", &now) == 0 && want.st_ino == now.st_ino &&
+		     want.st_dev == now.st_dev; /* cloned there already */
+	if (fds[HUTCH_NS_USER] >= 0 && !in_it && setns(fds[HUTCH_NS_USER], CLONE_NEWUSER) < 0) {
+		hutch_fail_sys(err, "linux.namespaces: join the user namespace %s",
+			       hutch_spec_namespace(spec, HUTCH_NS_USER)->path);
+		goto out;
+	}
+	/* mount last: joining it changes our root */
+	static const enum hutch_ns_type order[] = {HUTCH_NS_IPC,    HUTCH_NS_UTS,  HUTCH_NS_NETWORK,
+						   HUTCH_NS_CGROUP, HUTCH_NS_TIME, HUTCH_NS_MOUNT};
+	for (size_t k = 0; k < ARRAY_SIZE(order); k++) {
+		enum hutch_ns_type t = order[k];
+		if (fds[t] >= 0 && setns(fds[t], ns_clone_flag(t)) < 0) {
+			hutch_fail_sys(err, "linux.namespaces: join the %s namespace %s",
+				       hutch_ns_type_name(t), hutch_spec_namespace(spec, t)->path);
+			goto out;
+		}
+	}
+	/* in a joined user namespace, the new ones are made here (its own) */
+	if (fds[HUTCH_NS_USER] >= 0) {
+		int flags = 0;
+		for (size_t i = 0; i < spec->n_namespaces; i++) {
+			enum hutch_ns_type t = spec->namespaces[i].type;
+			if (!spec->namespaces[i].path && t != HUTCH_NS_PID && t != HUTCH_NS_TIME)
+				flags |= ns_clone_flag(t);
+		}
+		if (flags && unshare(flags) < 0) {
+			hutch_fail_sys(err, "linux.namespaces: make new namespaces in the user "
+					    "namespace joined");
+			goto out;
+		}
+	}
+	const struct hutch_namespace *time = hutch_spec_namespace(spec, HUTCH_NS_TIME);
+	if (time && !time->path && new_time_ns(cfg, err) < 0)
+		goto out;
+	if (become_userns_root(spec, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	for (int t = 0; t < HUTCH_NS_TYPES; t++)
+		if (fds[t] >= 0)
+			close(fds[t]);
+	return ret;
+}

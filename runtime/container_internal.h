@@ -79,3 +79,20 @@ char *state_make_dir(const struct hutch_runtime *rt, const char *id, bool in_run
 int state_remove_dir_at(const char *dir, struct hutch_err **err);
 int state_name_taken(struct hutch_runtime *rt, const char *name, char *owner_id);
 int64_t now_ns(void);
+
+/* container.c: the namespaces of an OCI bundle's container. */
+/* The clone3 flags for its new namespaces: with a user namespace joined by
+ * path only a new pid namespace (the child makes the others in it), never the
+ * time namespace (the child makes it, with its offsets). */
+uint64_t ns_oci_clone_flags(const struct hutch_spec *spec);
+/* A user namespace joined by path and a new pid namespace: the clone is made
+ * from a process in that user namespace (spawn_req.clone_userns_fd), its fd
+ * in *fd; else -1. */
+int ns_oci_clone_userns(const struct hutch_spec *spec, int *fd, struct hutch_err **err);
+/* The pid namespace to clone its process into (setns before the clone): the
+ * one at its path, in *fd (-1: none to enter). */
+int ns_oci_pid_target(const struct hutch_spec *spec, int *fd, struct hutch_err **err);
+/* In its process: join those given by path (user first, mount last), make the
+ * new ones in a joined user namespace, and the time namespace with its
+ * offsets. */
+int ns_oci_enter(const struct hutch_oci_config *cfg, struct hutch_err **err);

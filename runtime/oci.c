@@ -177,32 +177,6 @@ static int write_proc(const char *path, const char *value, struct hutch_err **er
 	return 0;
 }
 
-/* In a new user namespace of the container's made by root, our ids (the
- * host's root) are not mapped, and the filesystems it mounts itself (/dev's
- * tmpfs) take no file of an owner they cannot map (EOVERFLOW): become the
- * namespace's root first, as runc's init does. Rootless, the caller's ids
- * are mapped to it already. */
-static void become_userns_root(struct proc_ctx *pc, const struct hutch_spec *spec)
-{
-	/* root's process in a user namespace of its own is no one there while
-	 * its own uid is not mapped (0 to 200000, say: EOVERFLOW on every file it
-	 * makes): it becomes the namespace's root, as runc's does (a mapping
-	 * without 0 leaves it as it is). That clears the parent-death signal and
-	 * dumpable (its /proc/self files would be the host root's: no
-	 * oom_score_adj): both set again. */
-	const struct hutch_namespace *user = hutch_spec_namespace(spec, HUTCH_NS_USER);
-	if (!user || user->path || (getuid() == 0 && getgid() == 0))
-		return;
-	struct hutch_err *err = NULL;
-	if ((setresgid(0, 0, 0) < 0 && errno != EINVAL) ||
-	    (setresuid(0, 0, 0) < 0 && errno != EINVAL)) {
-		hutch_fail_sys(&err, "become root of the container's user namespace");
-		proc_fail(pc, 125, err);
-	}
-	pdeathsig_arm(pc->parent_pidfd);
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-}
-
 /* In the new namespaces: join those given by path, network and names,
  * sysctls, the root filesystem, then the process's own last steps. */
 static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
@@ -213,18 +187,18 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	struct hutch_err *err = NULL;
 	if (a->hook_sync[0] >= 0)
 		close(a->hook_sync[0]); /* the runtime's end */
-	become_userns_root(pc, spec);
-	for (size_t i = 0; i < spec->n_namespaces; i++) {
-		const struct hutch_namespace *ns = &spec->namespaces[i];
-		if (!ns->path)
-			continue;
-		_cleanup_close_ int fd = open(ns->path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || setns(fd, ns_clone_flag(ns->type)) < 0) {
-			hutch_fail_sys(&err, "join the %s namespace %s",
-				       hutch_ns_type_name(ns->type), ns->path);
+	proc_oci_initial_affinity(pc);
+	/* before its user namespace's root is become: then /proc/self is not ours */
+	if (cfg->has_oom_score_adj) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", cfg->oom_score_adj);
+		if (write_proc("/proc/self/oom_score_adj", v, &err) < 0)
 			proc_fail(pc, 125, err);
-		}
 	}
+	if (ns_oci_enter(cfg, &err) < 0)
+		proc_fail(pc, 125, err);
+	/* becoming its user namespace's root cleared the parent-death signal */
+	pdeathsig_arm(pc->parent_pidfd);
 	const struct hutch_namespace *net = hutch_spec_namespace(spec, HUTCH_NS_NETWORK);
 	if (net && !net->path && net_loopback_up(&err) < 0)
 		proc_fail(pc, 125, err);
@@ -245,12 +219,6 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 				*c = '/';
 		if (write_proc(path, cfg->sysctl[i].value, &err) < 0)
 			proc_fail(pc, 125, hutch_err_wrap(&err, "linux.sysctl") < 0 ? err : err);
-	}
-	if (cfg->has_oom_score_adj) {
-		char v[16];
-		snprintf(v, sizeof(v), "%d", cfg->oom_score_adj);
-		if (write_proc("/proc/self/oom_score_adj", v, &err) < 0)
-			proc_fail(pc, 125, err);
 	}
 	if (a->hook_state) {
 		/* /proc is still the runtime's: self is our pid there, the one
@@ -753,7 +721,8 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 			   : hutch_fail_sys(err, "create %s", dir);
 	int ret = -1;
 	struct cgroup cg = {.dirfd = -1};
-	_cleanup_close_ int lsock = -1, sockdir = -1;
+	_cleanup_close_ int lsock = -1, sockdir = -1, pidns = -1, clone_userns = -1;
+	const char *pidns_what = NULL;
 	struct oci_child_args a = {.cfg = cfg, .rt = rt, .hook_sync = {-1, -1}};
 	bool prepared = false;
 	struct spawn_out so = {.pid = -1, .pidfd = -1, .pty_master = -1};
@@ -832,16 +801,19 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 				    .rootfs = spec->root.path,
 				    .rootless = rt->rootless || spec_has_ns(spec, HUTCH_NS_USER),
 				    .own_cgroup = cg.dirfd >= 0 && own_cgroupns,
-				    .nodev = devices > 0};
+				    /* no mknod in a user namespace: binds of the host's nodes */
+				    .nodev = devices > 0 || spec_has_ns(spec, HUTCH_NS_USER)};
 	if (mounts_prepare(&a.mctx, err) < 0)
 		goto out;
 	prepared = true;
 
-	uint64_t flags = 0;
-	for (size_t i = 0; i < spec->n_namespaces; i++)
-		if (!spec->namespaces[i].path)
-			flags |= (uint64_t)ns_clone_flag(spec->namespaces[i].type);
+	uint64_t flags = ns_oci_clone_flags(spec);
+	if (ns_oci_pid_target(spec, &pidns, err) < 0 ||
+	    ns_oci_clone_userns(spec, &clone_userns, err) < 0)
+		goto out;
 	bool userns = spec_has_ns(spec, HUTCH_NS_USER);
+	if (pidns >= 0)
+		pidns_what = hutch_spec_namespace(spec, HUTCH_NS_PID)->path;
 	struct hutch_io io = {0, 1, 2, false};
 	struct spawn_req req = {
 	    .rt = rt,
@@ -852,6 +824,9 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	    .seccomp = false,
 	    .default_winsize = true,
 	    .clone_flags = flags,
+	    .pidns_fd = pidns,
+	    .pidns_what = pidns_what,
+	    .clone_userns_fd = clone_userns > 0 ? clone_userns : 0,
 	    .cgroup_fd = cg.dirfd,
 	    .child = oci_child,
 	    .started =
@@ -869,7 +844,8 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 		    .on_start_arg = &a,
 		    .console = spec->process.terminal,
 		    .listener = filter.notify ? to_listener : NULL,
-		    .listener_arg = &lt},
+		    .listener_arg = &lt,
+		    .attrs = &cfg->attrs},
 	};
 	int spawned = proc_spawn(&req, &so, err);
 	if (a.hook_err) {
@@ -1444,6 +1420,7 @@ static __attribute__((noreturn)) void oci_exec_child(struct proc_ctx *pc, void *
 {
 	struct oci_exec_child *x = arg;
 	struct hutch_err *e = NULL;
+	proc_oci_initial_affinity(pc);
 	if (setns(x->target, ns_clone_flags(x->namespaces)) < 0) {
 		hutch_fail_sys(&e, "join the container's namespaces");
 		proc_fail(pc, 125, e);
@@ -1534,7 +1511,8 @@ int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_pr
 	    .oci = {.preserve_fds = o->preserve_fds,
 		    .seccomp = have_filter ? &filter : NULL,
 		    .listener = have_filter && filter.notify ? to_listener : NULL,
-		    .listener_arg = &lt},
+		    .listener_arg = &lt,
+		    .attrs = o->attrs},
 	};
 	if (proc_spawn(&req, &so, err) < 0)
 		goto out;

@@ -8,10 +8,13 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <linux/mempolicy.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -218,6 +221,7 @@ static int check_abs(struct rd *r, const char *path, const char *value)
 struct proc_target {
 	struct hutch_process *proc;
 	struct hutch_oci_config *cfg; /* may be NULL */
+	struct hutch_oci_proc_attrs *attrs;
 	uint32_t uid, gid;
 };
 
@@ -495,6 +499,422 @@ static int p_label(struct rd *r, jobj *v, const char *path, void *t)
 	return 0;
 }
 
+/* ---- process.scheduler, ioPriority, execCPUAffinity; linux.personality and
+ * memoryPolicy: what the container's process is set before its exec ---------- */
+
+/* A name from a table of names and values; the message lists them all. */
+struct named {
+	const char *name;
+	unsigned long value;
+};
+static int named_value(struct rd *r, jobj *v, const char *path, const struct named *t, size_t n,
+		       unsigned long *out)
+{
+	_cleanup_free_ char *s = NULL;
+	if (get_str(r, v, path, &s) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(s, t[i].name)) {
+			*out = t[i].value;
+			return 0;
+		}
+	_cleanup_free_ char *known = xstrdup("");
+	for (size_t i = 0; i < n; i++) {
+		char *next = xasprintf("%s%s%s", known, i ? ", " : "", t[i].name);
+		free(known);
+		known = next;
+	}
+	_cleanup_free_ char *bad = shown(s);
+	return hutch_fail(r->err, 0, "%s: '%s' is not one of %s", path, bad, known);
+}
+
+/* A list of names from t, or'ed together. */
+static int named_flags(struct rd *r, jobj *v, const char *path, const struct named *t, size_t n,
+		       unsigned long *out)
+{
+	if (want_type(r, v, json_type_array, path) < 0)
+		return -1;
+	*out = 0;
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		_cleanup_free_ char *sub = xasprintf("%s[%zu]", path, i);
+		unsigned long f;
+		if (named_value(r, json_object_array_get_idx(v, i), sub, t, n, &f) < 0)
+			return -1;
+		*out |= f;
+	}
+	return 0;
+}
+
+/* "0-3,7": CPUs or NUMA nodes as the kernel's lists write them, into a mask
+ * of HUTCH_OCI_MAX_CPUS bits. NULL when it is one, else what is wrong. */
+const char *oci_parse_id_list(const char *s, uint64_t *mask)
+{
+	memset(mask, 0, HUTCH_OCI_MAX_CPUS / 8);
+	if (!*s)
+		return "it is empty";
+	while (*s) {
+		char *end;
+		if (*s < '0' || *s > '9')
+			return "it is not a list like 0-3,7";
+		unsigned long lo = strtoul(s, &end, 10), hi = lo;
+		if (*end == '-') {
+			if (end[1] < '0' || end[1] > '9')
+				return "it is not a list like 0-3,7";
+			hi = strtoul(end + 1, &end, 10);
+		}
+		if (hi < lo)
+			return "a range ends below its start";
+		if (hi >= HUTCH_OCI_MAX_CPUS)
+			return "a number is 1024 or more";
+		for (unsigned long i = lo; i <= hi; i++)
+			mask[i / 64] |= 1ULL << (i % 64);
+		if (*end == ',' && end[1])
+			end++;
+		else if (*end)
+			return "it is not a list like 0-3,7";
+		s = end;
+	}
+	return NULL;
+}
+
+static int id_list(struct rd *r, jobj *v, const char *path, uint64_t *mask, bool *given)
+{
+	_cleanup_free_ char *s = NULL;
+	if (get_str(r, v, path, &s) < 0)
+		return -1;
+	const char *why = oci_parse_id_list(s, mask);
+	if (why) {
+		_cleanup_free_ char *bad = shown(s);
+		return hutch_fail(r->err, 0, "%s: '%s': %s", path, bad, why);
+	}
+	*given = true;
+	return 0;
+}
+
+static struct hutch_oci_proc_attrs *attrs_of(void *t)
+{
+	return ((struct proc_target *)t)->attrs;
+}
+
+struct sched_read {
+	struct hutch_oci_proc_attrs *a;
+	bool has_policy;
+};
+static int sch_policy(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct named policies[] = {
+	    {"SCHED_OTHER", SCHED_OTHER}, {"SCHED_FIFO", SCHED_FIFO},
+	    {"SCHED_RR", SCHED_RR},	  {"SCHED_BATCH", SCHED_BATCH},
+	    {"SCHED_IDLE", SCHED_IDLE},	  {"SCHED_DEADLINE", 6 /* SCHED_DEADLINE */},
+	};
+	struct sched_read *sr = t;
+	unsigned long p;
+	if (named_value(r, v, path, policies, ARRAY_SIZE(policies), &p) < 0)
+		return -1;
+	sr->a->sched_policy = (uint32_t)p;
+	sr->has_policy = true;
+	return 0;
+}
+static int sch_nice(struct rd *r, jobj *v, const char *path, void *t)
+{
+	int64_t x;
+	if (get_i64(r, v, path, -20, 19, &x) < 0)
+		return -1;
+	((struct sched_read *)t)->a->sched_nice = (int32_t)x;
+	return 0;
+}
+static int sch_priority(struct rd *r, jobj *v, const char *path, void *t)
+{
+	int64_t x;
+	if (get_i64(r, v, path, 0, 99, &x) < 0)
+		return -1;
+	((struct sched_read *)t)->a->sched_priority = (uint32_t)x;
+	return 0;
+}
+static int sch_flags(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct named flags[] = {
+	    {"SCHED_FLAG_RESET_ON_FORK", 0x01},	 {"SCHED_FLAG_RECLAIM", 0x02},
+	    {"SCHED_FLAG_DL_OVERRUN", 0x04},	 {"SCHED_FLAG_KEEP_POLICY", 0x08},
+	    {"SCHED_FLAG_KEEP_PARAMS", 0x10},	 {"SCHED_FLAG_UTIL_CLAMP_MIN", 0x20},
+	    {"SCHED_FLAG_UTIL_CLAMP_MAX", 0x40},
+	};
+	unsigned long f;
+	if (named_flags(r, v, path, flags, ARRAY_SIZE(flags), &f) < 0)
+		return -1;
+	((struct sched_read *)t)->a->sched_flags = f;
+	return 0;
+}
+static int sch_runtime(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_u64(r, v, path, &((struct sched_read *)t)->a->sched_runtime);
+}
+static int sch_deadline(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_u64(r, v, path, &((struct sched_read *)t)->a->sched_deadline);
+}
+static int sch_period(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_u64(r, v, path, &((struct sched_read *)t)->a->sched_period);
+}
+
+/* As runc checks it, and what sched_setattr would refuse for certain. */
+static int p_scheduler(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {
+	    {"policy", sch_policy, NULL},     {"nice", sch_nice, NULL},
+	    {"priority", sch_priority, NULL}, {"flags", sch_flags, NULL},
+	    {"runtime", sch_runtime, NULL},   {"deadline", sch_deadline, NULL},
+	    {"period", sch_period, NULL},
+	};
+	struct hutch_oci_proc_attrs *a = attrs_of(t);
+	struct sched_read sr = {.a = a};
+	if (walk(r, v, path, rules, ARRAY_SIZE(rules), &sr) < 0)
+		return -1;
+	if (!sr.has_policy)
+		return hutch_fail(r->err, 0, "%s.policy is required", path);
+	bool rt = a->sched_policy == SCHED_FIFO || a->sched_policy == SCHED_RR;
+	bool dl = a->sched_policy == 6;
+	if (rt && !a->sched_priority)
+		return hutch_fail(r->err, 0, "%s.priority: SCHED_FIFO and SCHED_RR take 1 to 99",
+				  path);
+	if (!rt && a->sched_priority)
+		return hutch_fail(r->err, 0,
+				  "%s.priority: %u is for SCHED_FIFO and SCHED_RR only (this "
+				  "policy takes 0)",
+				  path, a->sched_priority);
+	if (!dl && (a->sched_runtime || a->sched_deadline || a->sched_period))
+		return hutch_fail(r->err, 0,
+				  "%s: runtime, deadline and period are for SCHED_DEADLINE only",
+				  path);
+	if (dl && (!a->sched_runtime || a->sched_deadline < a->sched_runtime ||
+		   (a->sched_period && a->sched_period < a->sched_deadline)))
+		return hutch_fail(r->err, 0,
+				  "%s: SCHED_DEADLINE needs 0 < runtime (%llu) <= deadline (%llu) "
+				  "<= period (%llu, or 0: the deadline), in nanoseconds",
+				  path, (unsigned long long)a->sched_runtime,
+				  (unsigned long long)a->sched_deadline,
+				  (unsigned long long)a->sched_period);
+	a->has_sched = true;
+	return 0;
+}
+
+struct ioprio_read {
+	struct hutch_oci_proc_attrs *a;
+	bool has_class;
+};
+static int io_class(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct named classes[] = {
+	    {"IOPRIO_CLASS_RT", 1}, {"IOPRIO_CLASS_BE", 2}, {"IOPRIO_CLASS_IDLE", 3}};
+	struct ioprio_read *ir = t;
+	unsigned long c;
+	if (named_value(r, v, path, classes, ARRAY_SIZE(classes), &c) < 0)
+		return -1;
+	ir->a->ioprio_class = (int)c;
+	ir->has_class = true;
+	return 0;
+}
+static int io_priority(struct rd *r, jobj *v, const char *path, void *t)
+{
+	int64_t x;
+	if (get_i64(r, v, path, 0, 7, &x) < 0)
+		return -1;
+	((struct ioprio_read *)t)->a->ioprio_level = (int)x;
+	return 0;
+}
+static int p_ioprio(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {{"class", io_class, NULL},
+						{"priority", io_priority, NULL}};
+	struct ioprio_read ir = {.a = attrs_of(t)};
+	if (walk(r, v, path, rules, ARRAY_SIZE(rules), &ir) < 0)
+		return -1;
+	if (!ir.has_class)
+		return hutch_fail(r->err, 0, "%s.class is required", path);
+	ir.a->has_ioprio = true;
+	return 0;
+}
+
+static int aff_initial(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct hutch_oci_proc_attrs *a = t;
+	return id_list(r, v, path, a->cpus_initial, &a->has_cpus_initial);
+}
+static int aff_final(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct hutch_oci_proc_attrs *a = t;
+	return id_list(r, v, path, a->cpus_final, &a->has_cpus_final);
+}
+static int p_affinity(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {{"initial", aff_initial, NULL},
+						{"final", aff_final, NULL}};
+	return walk(r, v, path, rules, ARRAY_SIZE(rules), attrs_of(t));
+}
+
+struct pers_read {
+	unsigned long domain, flags;
+	bool has_domain;
+};
+static int pers_domain(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct named domains[] = {{"LINUX", PER_LINUX}, {"LINUX32", PER_LINUX32}};
+	struct pers_read *pr = t;
+	pr->has_domain = true;
+	return named_value(r, v, path, domains, ARRAY_SIZE(domains), &pr->domain);
+}
+static int pers_flags(struct rd *r, jobj *v, const char *path, void *t)
+{
+	/* the runtime spec defines none yet: the kernel's own, by their names */
+	static const struct named flags[] = {
+	    {"UNAME26", UNAME26},
+	    {"ADDR_NO_RANDOMIZE", ADDR_NO_RANDOMIZE},
+	    {"FDPIC_FUNCPTRS", FDPIC_FUNCPTRS},
+	    {"MMAP_PAGE_ZERO", MMAP_PAGE_ZERO},
+	    {"ADDR_COMPAT_LAYOUT", ADDR_COMPAT_LAYOUT},
+	    {"READ_IMPLIES_EXEC", READ_IMPLIES_EXEC},
+	    {"ADDR_LIMIT_32BIT", ADDR_LIMIT_32BIT},
+	    {"SHORT_INODE", SHORT_INODE},
+	    {"WHOLE_SECONDS", WHOLE_SECONDS},
+	    {"STICKY_TIMEOUTS", STICKY_TIMEOUTS},
+	    {"ADDR_LIMIT_3GB", ADDR_LIMIT_3GB},
+	};
+	return named_flags(r, v, path, flags, ARRAY_SIZE(flags), &((struct pers_read *)t)->flags);
+}
+static int l_personality(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {{"domain", pers_domain, NULL},
+						{"flags", pers_flags, NULL}};
+	struct pers_read pr = {0};
+	if (walk(r, v, path, rules, ARRAY_SIZE(rules), &pr) < 0)
+		return -1;
+	if (!pr.has_domain)
+		return hutch_fail(r->err, 0, "%s.domain is required (LINUX or LINUX32)", path);
+	r->cfg->attrs.has_personality = true;
+	r->cfg->attrs.personality = pr.domain | pr.flags;
+	return 0;
+}
+
+struct mpol_read {
+	struct hutch_oci_proc_attrs *a;
+	bool has_mode, has_nodes;
+};
+static int mp_mode(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct named modes[] = {
+	    {"MPOL_DEFAULT", MPOL_DEFAULT},
+	    {"MPOL_PREFERRED", MPOL_PREFERRED},
+	    {"MPOL_BIND", MPOL_BIND},
+	    {"MPOL_INTERLEAVE", MPOL_INTERLEAVE},
+	    {"MPOL_LOCAL", MPOL_LOCAL},
+	    {"MPOL_PREFERRED_MANY", MPOL_PREFERRED_MANY},
+	    {"MPOL_WEIGHTED_INTERLEAVE", 6 /* MPOL_WEIGHTED_INTERLEAVE */},
+	};
+	struct mpol_read *mr = t;
+	unsigned long m;
+	if (named_value(r, v, path, modes, ARRAY_SIZE(modes), &m) < 0)
+		return -1;
+	mr->a->mempolicy_mode = (int)m;
+	mr->has_mode = true;
+	return 0;
+}
+static int mp_nodes(struct rd *r, jobj *v, const char *path, void *t)
+{
+	struct mpol_read *mr = t;
+	_cleanup_free_ char *s = NULL;
+	if (get_str(r, v, path, &s) < 0)
+		return -1;
+	if (!*s)
+		return 0; /* as if absent */
+	return id_list(r, v, path, mr->a->mempolicy_nodes, &mr->has_nodes);
+}
+static int mp_flags(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct named flags[] = {
+	    {"MPOL_F_NUMA_BALANCING", MPOL_F_NUMA_BALANCING},
+	    {"MPOL_F_RELATIVE_NODES", MPOL_F_RELATIVE_NODES},
+	    {"MPOL_F_STATIC_NODES", MPOL_F_STATIC_NODES},
+	};
+	unsigned long f;
+	if (named_flags(r, v, path, flags, ARRAY_SIZE(flags), &f) < 0)
+		return -1;
+	((struct mpol_read *)t)->a->mempolicy_flags = (unsigned)f;
+	return 0;
+}
+/* runc's checks: the modes that take no nodes, those that need some, and
+ * the flags that exclude each other. */
+static int l_mempolicy(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {
+	    {"mode", mp_mode, NULL}, {"nodes", mp_nodes, NULL}, {"flags", mp_flags, NULL}};
+	struct mpol_read mr = {.a = &r->cfg->attrs};
+	if (walk(r, v, path, rules, ARRAY_SIZE(rules), &mr) < 0)
+		return -1;
+	struct hutch_oci_proc_attrs *a = mr.a;
+	if (!mr.has_mode)
+		return hutch_fail(r->err, 0, "%s.mode is required", path);
+	bool no_nodes = a->mempolicy_mode == MPOL_DEFAULT || a->mempolicy_mode == MPOL_LOCAL;
+	if (no_nodes && mr.has_nodes)
+		return hutch_fail(r->err, 0, "%s.nodes: MPOL_DEFAULT and MPOL_LOCAL take none",
+				  path);
+	if (!no_nodes && a->mempolicy_mode != MPOL_PREFERRED && !mr.has_nodes)
+		return hutch_fail(r->err, 0, "%s.nodes: this mode needs some (a list like 0-3,7)",
+				  path);
+	if ((a->mempolicy_flags & MPOL_F_STATIC_NODES) &&
+	    (a->mempolicy_flags & MPOL_F_RELATIVE_NODES))
+		return hutch_fail(r->err, 0,
+				  "%s.flags: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude "
+				  "each other",
+				  path);
+	if (no_nodes && a->mempolicy_flags)
+		return hutch_fail(r->err, 0, "%s.flags: MPOL_DEFAULT and MPOL_LOCAL take none",
+				  path);
+	a->has_mempolicy = true;
+	return 0;
+}
+
+struct toff_read {
+	int64_t *secs;
+	uint32_t *nsecs;
+};
+static int toff_secs(struct rd *r, jobj *v, const char *path, void *t)
+{
+	/* the kernel's bound: KTIME_SEC_MAX / 2 */
+	return get_i64(r, v, path, -(INT64_MAX / 1000000000 / 2), INT64_MAX / 1000000000 / 2,
+		       ((struct toff_read *)t)->secs);
+}
+static int toff_nsecs(struct rd *r, jobj *v, const char *path, void *t)
+{
+	int64_t x;
+	if (get_i64(r, v, path, 0, 999999999, &x) < 0)
+		return -1;
+	*((struct toff_read *)t)->nsecs = (uint32_t)x;
+	return 0;
+}
+static int toff_clock(struct rd *r, jobj *v, const char *path, int64_t *secs, uint32_t *nsecs)
+{
+	static const struct key_rule rules[] = {{"secs", toff_secs, NULL},
+						{"nanosecs", toff_nsecs, NULL}};
+	struct toff_read tr = {secs, nsecs};
+	r->cfg->has_time_offsets = true;
+	return walk(r, v, path, rules, ARRAY_SIZE(rules), &tr);
+}
+static int toff_monotonic(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return toff_clock(r, v, path, &r->cfg->monotonic_secs, &r->cfg->monotonic_nsecs);
+}
+static int toff_boottime(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return toff_clock(r, v, path, &r->cfg->boottime_secs, &r->cfg->boottime_nsecs);
+}
+static int l_time_offsets(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {{"monotonic", toff_monotonic, NULL},
+						{"boottime", toff_boottime, NULL}};
+	return walk(r, v, path, rules, ARRAY_SIZE(rules), t);
+}
+
 static const struct key_rule process_rules[] = {
     {"terminal", p_terminal, NULL},
     {"consoleSize", p_console, NULL},
@@ -509,15 +929,15 @@ static const struct key_rule process_rules[] = {
     {"apparmorProfile", p_label, NULL},
     {"selinuxLabel", p_label, NULL},
     {"commandLine", NULL, "it is for Windows; on Linux give args"},
-    {"scheduler", NULL, "hutch does not set a scheduling policy"},
-    {"ioPriority", NULL, "hutch does not set an I/O priority"},
-    {"execCPUAffinity", NULL, "hutch does not set a CPU affinity"},
+    {"scheduler", p_scheduler, NULL},
+    {"ioPriority", p_ioprio, NULL},
+    {"execCPUAffinity", p_affinity, NULL},
 };
 
 static int read_process(struct rd *r, jobj *v, const char *path, struct hutch_process *proc,
-			struct hutch_oci_config *cfg)
+			struct hutch_oci_config *cfg, struct hutch_oci_proc_attrs *attrs)
 {
-	struct proc_target pt = {.proc = proc, .cfg = cfg};
+	struct proc_target pt = {.proc = proc, .cfg = cfg, .attrs = attrs};
 	if (walk(r, v, path, process_rules, ARRAY_SIZE(process_rules), &pt) < 0)
 		return -1;
 	if (!proc->cwd)
@@ -537,7 +957,7 @@ static int read_process(struct rd *r, jobj *v, const char *path, struct hutch_pr
 
 static int top_process(struct rd *r, jobj *v, const char *path, void *t)
 {
-	return read_process(r, v, path, &r->cfg->spec->process, r->cfg);
+	return read_process(r, v, path, &r->cfg->spec->process, r->cfg, &r->cfg->attrs);
 }
 
 /* ---- root, hostname, mounts, hooks, annotations --------------------------------- */
@@ -876,7 +1296,7 @@ static int l_namespaces(struct rd *r, jobj *v, const char *path, void *t)
 			_cleanup_free_ char *shown_type = shown(type);
 			return hutch_fail(r->err, 0,
 					  "%s.type: '%s' is not a namespace hutch knows (mount, "
-					  "pid, network, ipc, uts, user, cgroup)",
+					  "pid, network, ipc, uts, user, cgroup, time)",
 					  sub, shown_type);
 		}
 		if (hutch_spec_namespace(s, (enum hutch_ns_type)ty))
@@ -1988,10 +2408,10 @@ static int top_linux(struct rd *r, jobj *v, const char *path, void *t)
 	    {"rootfsPropagation", l_propagation, NULL},
 	    {"mountLabel", l_label, NULL},
 	    {"seccomp", l_seccomp, NULL},
-	    {"timeOffsets", NULL, "no time namespaces"},
+	    {"timeOffsets", l_time_offsets, NULL},
 	    {"intelRdt", NULL, "no Intel RDT (resctrl)"},
-	    {"personality", NULL, "no execution domains"},
-	    {"memoryPolicy", NULL, "no NUMA memory policy"},
+	    {"personality", l_personality, NULL},
+	    {"memoryPolicy", l_mempolicy, NULL},
 	    {"netDevices", NULL, "no network devices moved into the container"},
 	};
 	return walk(r, v, path, rules, ARRAY_SIZE(rules), t);
@@ -2117,6 +2537,11 @@ int hutch_oci_config_parse(const char *text, size_t len, const char *bundle_dir,
 		rc = hutch_fail(err, 0, "root.path is required");
 	if (rc == 0 && !c->spec->process.args)
 		rc = hutch_fail(err, 0, "process is required");
+	const struct hutch_namespace *time = hutch_spec_namespace(c->spec, HUTCH_NS_TIME);
+	if (rc == 0 && c->has_time_offsets && (!time || time->path))
+		rc = hutch_fail(err, 0,
+				"linux.timeOffsets: they are for a new time namespace: list "
+				"{\"type\": \"time\"} without a path in linux.namespaces");
 	if (rc < 0) {
 		hutch_oci_config_free(c);
 		return -1;
@@ -2183,19 +2608,27 @@ void hutch_process_clear(struct hutch_process *p)
 	*p = (struct hutch_process){0};
 }
 
-int hutch_oci_process_parse(const char *text, size_t len, struct hutch_process *proc,
-			    struct hutch_err **err)
+int hutch_oci_exec_process_parse(const char *text, size_t len, struct hutch_process *proc,
+				 struct hutch_oci_proc_attrs *attrs, struct hutch_err **err)
 {
 	*proc = (struct hutch_process){0};
+	*attrs = (struct hutch_oci_proc_attrs){0};
 	jobj *o = parse_json(text, len, "the process file", err);
 	if (!o)
 		return -1;
 	struct parse_ctx pc = {.r = {.cfg = NULL, .err = err}, .bundle = "/"};
-	int rc = read_process(&pc.r, o, "process", proc, NULL);
+	int rc = read_process(&pc.r, o, "process", proc, NULL, attrs);
 	json_object_put(o);
 	if (rc < 0)
 		hutch_process_clear(proc);
 	return rc;
+}
+
+int hutch_oci_process_parse(const char *text, size_t len, struct hutch_process *proc,
+			    struct hutch_err **err)
+{
+	struct hutch_oci_proc_attrs attrs;
+	return hutch_oci_exec_process_parse(text, len, proc, &attrs, err);
 }
 
 /* The container id as the runtime keeps it: OCI ids are any text the engine

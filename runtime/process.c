@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -784,6 +786,9 @@ static void wait_for_release(struct proc_ctx *p)
 	p->release_fd = -1;
 }
 
+static int apply_oci_attrs(const struct hutch_oci_proc_attrs *a, struct hutch_err **err);
+static int final_affinity(const struct hutch_oci_proc_attrs *a, struct hutch_err **err);
+
 void proc_setup_and_exec(struct proc_ctx *p)
 {
 	const struct hutch_process *proc = p->proc;
@@ -827,6 +832,8 @@ void proc_setup_and_exec(struct proc_ctx *p)
 	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: load it
 	 * while we still have it (the profile allows what follows). */
 	bool seccomp_early = p->seccomp && !proc->no_new_privileges;
+	if (p->oci.attrs && apply_oci_attrs(p->oci.attrs, &err) < 0)
+		proc_fail(p, code, err);
 	if (seccomp_early)
 		load_seccomp(p);
 	if (apply_rlimits(proc, &err) < 0 || drop_privileges(p, &u, &err) < 0)
@@ -863,6 +870,8 @@ void proc_setup_and_exec(struct proc_ctx *p)
 		wait_for_start(p);
 	if (p->oci.on_start)
 		p->oci.on_start(p, p->oci.on_start_arg);
+	if (p->oci.attrs && final_affinity(p->oci.attrs, &err) < 0)
+		proc_fail(p, code, err);
 	if (p->seccomp && !seccomp_early)
 		load_seccomp(p);
 	exec_command(p, env, path);
@@ -882,6 +891,98 @@ static void kill_and_reap(int pidfd)
 	syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
 	siginfo_t si;
 	waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
+}
+
+/* Move pid into the cgroup at cgroup_fd (its cgroup.procs). */
+static int cgroup_enter_pid(int cgroup_fd, pid_t pid, struct hutch_err **err)
+{
+	_cleanup_close_ int fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	char num[16];
+	int len = snprintf(num, sizeof(num), "%d", pid);
+	if (fd < 0 || write(fd, num, (size_t)len) != len)
+		return hutch_fail_sys(err, "put the container's process in its cgroup");
+	return 0;
+}
+
+/* clone3 from a helper process that joined the user namespace
+ * r->clone_userns_fd (its new namespaces are then that one's: a pid namespace
+ * cannot be made for a process already running) and set its children's pid
+ * namespace to r->pidns_fd (a pid namespace takes only new processes): the
+ * caller's own stay as they are, as its later children (hooks) need them, and
+ * it could not go back to its pid namespace from a user namespace's root.
+ * CLONE_PARENT makes the new process ours; from a user namespace, we put it in
+ * its cgroup (a host cgroup is not for that namespace's root to write).
+ * Returns as clone3 does, with err filled on failure (0: in the new process). */
+static pid_t clone_from_helper(const struct spawn_req *r, struct clone_args *ca,
+			       struct hutch_err **err)
+{
+	enum { STEP_USERNS = 1, STEP_PIDNS, STEP_CLONE };
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return hutch_fail_sys(err, "create a socket pair");
+	pid_t helper = fork();
+	if (helper < 0) {
+		hutch_fail_sys(err, "fork");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (helper == 0) {
+		close(sv[0]);
+		struct clone_args c = *ca;
+		int fd = -1;
+		if (r->clone_userns_fd > 0)
+			c.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+		c.flags |= CLONE_PARENT;
+		c.exit_signal = 0; /* CLONE_PARENT: the parent's own */
+		c.pidfd = (uint64_t)(uintptr_t)&fd;
+		/* its ids as they are: the new process becomes the user namespace's
+		 * root itself, once its /proc/self files are written (ns_oci_enter) */
+		int step = STEP_USERNS;
+		pid_t pid = -1;
+		if ((r->clone_userns_fd <= 0 || setns(r->clone_userns_fd, CLONE_NEWUSER) == 0) &&
+		    (step = STEP_PIDNS, r->pidns_fd <= 0 || setns(r->pidns_fd, CLONE_NEWPID) == 0))
+			step = STEP_CLONE, pid = (pid_t)syscall(SYS_clone3, &c, sizeof(c));
+		if (pid == 0) {
+			close(sv[1]);
+			return 0; /* the new process, on as clone3's child */
+		}
+		int got[3] = {pid, pid < 0 ? errno : 0, step};
+		if ((send(sv[1], got, sizeof(got), MSG_NOSIGNAL) < 0 ||
+		     (pid > 0 && proc_send_fd(sv[1], fd) < 0)) &&
+		    pid > 0)
+			kill(pid, SIGKILL);
+		_exit(0);
+	}
+	close(sv[1]);
+	waitpid(helper, NULL, 0); /* what it sent is there once it is gone */
+	int got[3] = {-1, EIO, 0};
+	int fd = recv(sv[0], got, sizeof(got), MSG_DONTWAIT) == (ssize_t)sizeof(got) && got[0] > 0
+		     ? proc_recv_fd(sv[0])
+		     : -1;
+	close(sv[0]);
+	if (fd >= 0) {
+		memcpy((int *)(uintptr_t)ca->pidfd, &fd, sizeof(int));
+		return got[0];
+	}
+	if (got[0] > 0 && kill(got[0], SIGKILL) == 0)
+		waitpid(got[0], NULL, 0); /* ours: CLONE_PARENT */
+	int e = got[1] ? got[1] : EIO;
+	if (got[2] == STEP_USERNS)
+		return hutch_fail(err, e,
+				  "linux.namespaces: join the user namespace to create the "
+				  "container's process in");
+	if (got[2] == STEP_PIDNS)
+		return hutch_fail(
+		    err, e, "linux.namespaces: enter the pid namespace %s%s", r->pidns_what,
+		    e == EPERM ? " (it takes CAP_SYS_ADMIN over it and in hutch's own "
+				 "user namespace: rootless, run hutch-oci in the user "
+				 "namespace that owns it, as rootless podman does)"
+			       : "");
+	return hutch_fail(err, e, "create the container process (clone3)%s",
+			  r->pidns_fd > 0 && e == ENOMEM
+			      ? ": the pid namespace it joins has no init process any more"
+			      : "");
 }
 
 int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_err **err)
@@ -914,10 +1015,12 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	 * where the kernel tells us the sender's pid */
 	bool listen = r->oci.listener;
 	int one = 1;
+	/* from a user namespace's process, it waits to be put in its cgroup */
+	bool hold = r->started || (r->clone_userns_fd > 0 && r->cgroup_fd >= 0);
 	if ((listen ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, report) < 0 ||
 			  setsockopt(report[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0
 		    : pipe2(report, O_CLOEXEC) < 0) ||
-	    (r->started && pipe2(sync, O_CLOEXEC) < 0) ||
+	    (hold && pipe2(sync, O_CLOEXEC) < 0) ||
 	    (terminal && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ptys) < 0) ||
 	    (r->release && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, release) < 0)) {
 		hutch_fail_sys(err, "create pipes");
@@ -953,11 +1056,18 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 	/* a user namespace under the rootless network's (runtime.h) */
 	if (r->userns && userns_enter_parent(r->rt, err) < 0)
 		goto out;
-	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
-	if (pid < 0) {
-		out->clone_errno = errno;
-		hutch_fail_sys(err, "create the container process (clone3)");
-		goto out;
+	pid_t pid;
+	if (r->clone_userns_fd > 0 || r->pidns_fd > 0) {
+		pid = clone_from_helper(r, &ca, err);
+		if (pid < 0)
+			goto out;
+	} else {
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		if (pid < 0) {
+			out->clone_errno = errno;
+			hutch_fail_sys(err, "create the container process (clone3)");
+			goto out;
+		}
 	}
 	if (pid == 0) {
 		/* If our parent dies, so do we: nothing runs on unobserved. */
@@ -985,12 +1095,18 @@ int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_er
 		close(release[0]);
 		release[0] = -1;
 	}
-	if (r->started) {
-		if (r->started(pid, r->arg, err) < 0) {
-			kill_and_reap(pidfd);
-			close(pidfd);
-			goto out;
-		}
+	if (r->clone_userns_fd > 0 && r->cgroup_fd >= 0 &&
+	    cgroup_enter_pid(r->cgroup_fd, pid, err) < 0) {
+		kill_and_reap(pidfd);
+		close(pidfd);
+		goto out;
+	}
+	if (r->started && r->started(pid, r->arg, err) < 0) {
+		kill_and_reap(pidfd);
+		close(pidfd);
+		goto out;
+	}
+	if (hold) {
 		if (write(sync[1], "g", 1) != 1) {
 			hutch_fail_sys(err, "release the container process");
 			kill_and_reap(pidfd);
@@ -1037,4 +1153,139 @@ out:
 	if (have_prog)
 		seccomp_prog_free(&prog);
 	return ret;
+}
+
+/* ---- an OCI process's scheduler, I/O priority, CPU affinity, personality and
+ * memory policy ------------------------------------------------------------ */
+
+static void mask_to_cpuset(const uint64_t *mask, cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	for (int i = 0; i < HUTCH_OCI_MAX_CPUS && i < CPU_SETSIZE; i++)
+		if (mask[i / 64] & (1ULL << (i % 64)))
+			CPU_SET(i, set);
+}
+
+/* The first CPU or node of mask, for messages (-1: none). */
+static int mask_first(const uint64_t *mask)
+{
+	for (int i = 0; i < HUTCH_OCI_MAX_CPUS; i++)
+		if (mask[i / 64] & (1ULL << (i % 64)))
+			return i;
+	return -1;
+}
+
+static int set_affinity(const uint64_t *mask, const char *field, struct hutch_err **err)
+{
+	cpu_set_t set;
+	if (mask) {
+		mask_to_cpuset(mask, &set);
+	} else {
+		/* every CPU: the kernel leaves those of the cgroup's cpuset */
+		memset(&set, 0xff, sizeof(set));
+	}
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		return hutch_fail_sys(err,
+				      "process.execCPUAffinity.%s: set it (from CPU %d): the CPUs "
+				      "must be online and allowed to the container's cgroup",
+				      field, mask ? mask_first(mask) : 0);
+	return 0;
+}
+
+void proc_oci_initial_affinity(const struct proc_ctx *p)
+{
+	const struct hutch_oci_proc_attrs *a = p->oci.attrs;
+	struct hutch_err *err = NULL;
+	if (a && a->has_cpus_initial && set_affinity(a->cpus_initial, "initial", &err) < 0)
+		proc_fail(p, 125, err);
+}
+
+/* Just before the exec: the final CPUs, or after initial ones alone every CPU
+ * of the cgroup again (runc 1.2's rule). */
+static int final_affinity(const struct hutch_oci_proc_attrs *a, struct hutch_err **err)
+{
+	if (a->has_cpus_final)
+		return set_affinity(a->cpus_final, "final", err);
+	return a->has_cpus_initial ? set_affinity(NULL, "final", err) : 0;
+}
+
+/* sched_setattr's argument, as linux/sched/types.h has it (which clashes
+ * with glibc's sched.h) */
+struct sched_attr_v1 {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
+};
+
+static const char *sched_policy_name(uint32_t p)
+{
+	static const char *const names[] = {"SCHED_OTHER",   "SCHED_FIFO", "SCHED_RR",
+					    "SCHED_BATCH",   "SCHED_ISO",  "SCHED_IDLE",
+					    "SCHED_DEADLINE"};
+	return p < ARRAY_SIZE(names) ? names[p] : "?";
+}
+
+/* While the process still has its capabilities (a real-time policy, a nice
+ * value below ours and the real-time I/O class take CAP_SYS_NICE of the
+ * host's user namespace), and before any seccomp filter. */
+static int apply_oci_attrs(const struct hutch_oci_proc_attrs *a, struct hutch_err **err)
+{
+	if (a->has_sched) {
+		struct sched_attr_v1 sa = {.size = sizeof(sa),
+					   .sched_policy = a->sched_policy,
+					   .sched_flags = a->sched_flags,
+					   .sched_nice = a->sched_nice,
+					   .sched_priority = a->sched_priority,
+					   .sched_runtime = a->sched_runtime,
+					   .sched_deadline = a->sched_deadline,
+					   .sched_period = a->sched_period};
+		if (syscall(SYS_sched_setattr, 0, &sa, 0) < 0)
+			return hutch_fail_sys(
+			    err, "process.scheduler: set policy %s (nice %d, priority %u)%s",
+			    sched_policy_name(a->sched_policy), a->sched_nice, a->sched_priority,
+			    errno == EPERM ? ": a real-time or deadline policy, or a nice value "
+					     "below hutch's, needs CAP_SYS_NICE on the host"
+					   : "");
+	}
+	if (a->has_ioprio) {
+		static const char *const classes[] = {"", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
+						      "IOPRIO_CLASS_IDLE"};
+		int value = (a->ioprio_class << 13) | a->ioprio_level;
+		if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, value) < 0)
+			return hutch_fail_sys(err, "process.ioPriority: set %s priority %d%s",
+					      classes[a->ioprio_class & 3], a->ioprio_level,
+					      errno == EPERM ? ": the real-time class needs "
+							       "CAP_SYS_NICE on the host"
+							     : "");
+	}
+	if (a->has_mempolicy) {
+		unsigned long nodes[HUTCH_OCI_MAX_CPUS / (8 * sizeof(unsigned long))];
+		memcpy(nodes, a->mempolicy_nodes, sizeof(nodes));
+		bool any = mask_first(a->mempolicy_nodes) >= 0;
+		static const char *const modes[] = {"MPOL_DEFAULT",
+						    "MPOL_PREFERRED",
+						    "MPOL_BIND",
+						    "MPOL_INTERLEAVE",
+						    "MPOL_LOCAL",
+						    "MPOL_PREFERRED_MANY",
+						    "MPOL_WEIGHTED_INTERLEAVE"};
+		if (syscall(SYS_set_mempolicy, a->mempolicy_mode | (int)a->mempolicy_flags,
+			    any ? nodes : NULL, any ? HUTCH_OCI_MAX_CPUS + 1 : 0) < 0)
+			return hutch_fail_sys(err,
+					      "linux.memoryPolicy: set mode %s with flags 0x%x%s",
+					      (unsigned)a->mempolicy_mode < ARRAY_SIZE(modes)
+						  ? modes[a->mempolicy_mode]
+						  : "?",
+					      a->mempolicy_flags,
+					      errno == EINVAL ? ": the nodes must exist and be "
+								"allowed (Mems_allowed), the flags "
+								"fit the mode"
+							      : "");
+	}
+	if (a->has_personality && personality(a->personality) < 0)
+		return hutch_fail_sys(err, "linux.personality: set 0x%lx", a->personality);
+	return 0;
 }

@@ -38,6 +38,10 @@ struct proc_oci {
 	 * (before start, or without wait_start) goes to this */
 	proc_listener_fn *listener;
 	void *listener_arg;
+	/* scheduler, I/O priority, memory policy and personality set before
+	 * the privileges are dropped, the final CPU affinity just before the
+	 * exec (the initial one: proc_oci_initial_affinity); NULL: none */
+	const struct hutch_oci_proc_attrs *attrs;
 };
 
 struct proc_ctx {
@@ -65,13 +69,22 @@ struct proc_ctx {
 struct spawn_req {
 	const struct hutch_runtime *rt;
 	const struct hutch_process *proc; /* what proc_setup_and_exec does */
-	const struct hutch_io *io;	  /* the child's stdio (terminal: unused) */
-	const struct hutch_io *tty_io;	  /* terminal: whose window size the pty gets */
-	bool userns;			  /* the process ends up in a user namespace of its own */
-	bool seccomp;			  /* Docker's default filter, for proc->caps.bounding */
-	bool default_winsize;		  /* terminal, no size to copy: 24x80 */
-	uint64_t clone_flags;		  /* CLONE_NEW* */
-	int cgroup_fd;			  /* clone3 into it; -1: stay in ours */
+	const struct hutch_io *io; /* the child's stdio (terminal: unused) */
+	const struct hutch_io *tty_io; /* terminal: whose window size the pty gets */
+	bool userns; /* the process ends up in a user namespace of its own */
+	bool seccomp; /* Docker's default filter, for proc->caps.bounding */
+	bool default_winsize; /* terminal, no size to copy: 24x80 */
+	uint64_t clone_flags; /* CLONE_NEW* */
+	/* > 0: the pid namespace to clone into (a helper process sets its
+	 * children's to it and clones; pidns_what names it in messages); 0: none
+	 * (fd 0 is never one) */
+	int pidns_fd;
+	const char *pidns_what;
+	/* > 0: clone from a process in this user namespace (its new namespaces
+	 * are that one's), put in cgroup_fd's cgroup by us before it goes on;
+	 * 0: none */
+	int clone_userns_fd;
+	int cgroup_fd; /* clone3 into it; -1: stay in ours */
 	struct proc_oci oci;
 	__attribute__((noreturn)) void (*child)(struct proc_ctx *pc, void *arg);
 	/* parent, after clone3 and before the child goes on (it waits for this):
@@ -96,6 +109,8 @@ struct spawn_out {
  * pty_master); -1 with err (and the child reaped) otherwise. */
 int proc_spawn(const struct spawn_req *r, struct spawn_out *out, struct hutch_err **err);
 
+/* An OCI process's execCPUAffinity.initial, as it starts (proc_fail on error). */
+void proc_oci_initial_affinity(const struct proc_ctx *p);
 /* Report an error to the parent and exit with code (125/126/127). */
 __attribute__((noreturn)) void proc_fail(const struct proc_ctx *p, int code, struct hutch_err *err);
 /* In the final root (after pivot_root or setns): resolve the user, enter the

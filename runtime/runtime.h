@@ -70,6 +70,7 @@ enum hutch_ns_type {
 	HUTCH_NS_UTS,
 	HUTCH_NS_USER,
 	HUTCH_NS_CGROUP,
+	HUTCH_NS_TIME, /* OCI bundles only (linux.timeOffsets) */
 	HUTCH_NS_TYPES
 };
 
@@ -78,7 +79,7 @@ struct hutch_namespace {
 	char *path; /* NULL: a new namespace */
 };
 
-/* The OCI names: "mount", "pid", "network", "ipc", "uts", "user", "cgroup". */
+/* The OCI names: "mount", "pid", "network", "ipc", "uts", "user", "cgroup", "time". */
 const char *hutch_ns_type_name(enum hutch_ns_type t);
 int hutch_ns_type_from_name(const char *name); /* -1 if unknown */
 
@@ -705,6 +706,32 @@ struct hutch_oci_seccomp {
  * kernel supports. */
 char *hutch_oci_seccomp_features(void);
 
+/* What the container's process gets set before its exec (process.scheduler,
+ * ioPriority, execCPUAffinity; linux.personality, memoryPolicy), checked by
+ * the parser against what the kernel takes. CPU and node sets are bit masks
+ * (bit n of word n / 64): at most 1024 of each. */
+#define HUTCH_OCI_MAX_CPUS 1024
+struct hutch_oci_proc_attrs {
+	bool has_sched;
+	uint32_t sched_policy; /* SCHED_* */
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_flags;				      /* SCHED_FLAG_* */
+	uint64_t sched_runtime, sched_deadline, sched_period; /* ns */
+	bool has_ioprio;
+	int ioprio_class, ioprio_level; /* IOPRIO_CLASS_*, 0-7 */
+	/* execCPUAffinity: initial as the process starts, final just before its
+	 * exec (given initial alone: every CPU of its cgroup again) */
+	bool has_cpus_initial, has_cpus_final;
+	uint64_t cpus_initial[HUTCH_OCI_MAX_CPUS / 64], cpus_final[HUTCH_OCI_MAX_CPUS / 64];
+	bool has_personality;
+	unsigned long personality; /* PER_LINUX or PER_LINUX32, with its flags */
+	bool has_mempolicy;
+	int mempolicy_mode;	  /* MPOL_* */
+	unsigned mempolicy_flags; /* MPOL_F_* of the mode argument */
+	uint64_t mempolicy_nodes[HUTCH_OCI_MAX_CPUS / 64];
+};
+
 /* What a bundle's config.json says that struct hutch_spec does not hold. */
 struct hutch_oci_config {
 	struct hutch_spec *spec; /* spec->oci set; spec->id: sha256 of the OCI id */
@@ -728,6 +755,11 @@ struct hutch_oci_config {
 	bool root_propagation_recursive;
 	struct hutch_oci_seccomp *seccomp; /* NULL: none */
 	unsigned short console_height, console_width; /* 0: not given */
+	struct hutch_oci_proc_attrs attrs;
+	/* linux.timeOffsets for the container's new time namespace */
+	bool has_time_offsets;
+	int64_t monotonic_secs, boottime_secs;
+	uint32_t monotonic_nsecs, boottime_nsecs;
 	/* what is accepted but not applied, one sentence each */
 	char **warnings;
 	size_t n_warnings;
@@ -746,6 +778,10 @@ void hutch_oci_config_free(struct hutch_oci_config *c);
  * noNewPrivileges); the extras (umask, groups) into cfg when it is given. */
 int hutch_oci_process_parse(const char *text, size_t len, struct hutch_process *proc,
 			    struct hutch_err **err);
+/* The same, with what exec sets of the process beyond it (scheduler,
+ * ioPriority, execCPUAffinity) into attrs. */
+int hutch_oci_exec_process_parse(const char *text, size_t len, struct hutch_process *proc,
+				 struct hutch_oci_proc_attrs *attrs, struct hutch_err **err);
 void hutch_process_clear(struct hutch_process *proc);
 /* update --resources: linux.resources into out (all of it but devices), where
  * -1 (memory_max, cpu_quota_us, pids_max) means not given and 0 no limit; the
@@ -823,6 +859,8 @@ struct hutch_oci_exec_opts {
 	const char *pid_file, *console_socket;
 	int preserve_fds;
 	bool detach;
+	/* the process file's scheduler, ioPriority, execCPUAffinity; NULL: none */
+	const struct hutch_oci_proc_attrs *attrs;
 };
 int hutch_oci_exec(const char *state_root, const char *id, const struct hutch_process *proc,
 		   const struct hutch_oci_exec_opts *o, int *status, struct hutch_err **err);

@@ -236,5 +236,8 @@ size_t group_members(const char *content, const char *user, gid_t primary, gid_t
 /* ---- ocispec.c ---- */
 /* spec->id for an OCI container id (any text): its sha256 in hex. */
 void oci_spec_set_id(struct hutch_spec *spec, const char *oci_id);
+/* ocispec.c: "0-3,7" (CPUs, NUMA nodes) into a mask of HUTCH_OCI_MAX_CPUS
+ * bits; NULL, or what is wrong with it. */
+const char *oci_parse_id_list(const char *s, uint64_t *mask);
 /* container.c: bring up lo in the current network namespace. */
 int net_loopback_up(struct hutch_err **err);

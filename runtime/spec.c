@@ -162,7 +162,7 @@ static const struct {
     [HUTCH_NS_MOUNT] = {"mount", CLONE_NEWNS},	     [HUTCH_NS_PID] = {"pid", CLONE_NEWPID},
     [HUTCH_NS_NETWORK] = {"network", CLONE_NEWNET},  [HUTCH_NS_IPC] = {"ipc", CLONE_NEWIPC},
     [HUTCH_NS_UTS] = {"uts", CLONE_NEWUTS},	     [HUTCH_NS_USER] = {"user", CLONE_NEWUSER},
-    [HUTCH_NS_CGROUP] = {"cgroup", CLONE_NEWCGROUP},
+    [HUTCH_NS_CGROUP] = {"cgroup", CLONE_NEWCGROUP}, [HUTCH_NS_TIME] = {"time", CLONE_NEWTIME},
 };
 
 const char *hutch_ns_type_name(enum hutch_ns_type t)

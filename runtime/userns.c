@@ -68,7 +68,13 @@ int userns_write_maps(const struct hutch_runtime *rt, const struct hutch_spec *s
 	for (size_t i = 0; i < spec->n_gid_map; i++)
 		m.gid[m.n_gid++] = (struct id_range){
 		    spec->gid_map[i].container_id, spec->gid_map[i].host_id, spec->gid_map[i].size};
-	m.subordinate = rt->rootless && (m.n_uid > 1 || m.n_gid > 1);
+	/* anything but the caller's own id alone takes newuidmap/newgidmap */
+	bool own = true;
+	for (size_t i = 0; i < m.n_uid; i++)
+		own &= m.uid[i].outside == geteuid() && m.uid[i].count == 1;
+	for (size_t i = 0; i < m.n_gid; i++)
+		own &= m.gid[i].outside == getegid() && m.gid[i].count == 1;
+	m.subordinate = rt->rootless && (m.n_uid > 1 || m.n_gid > 1 || !own);
 	if (rt->userns_parent) {
 		/* root of the parent namespace: the maps are written directly */
 		for (size_t i = 0; i < m.n_uid; i++)

@@ -118,23 +118,22 @@ static int validate_namespaces(const struct hutch_spec *s, struct hutch_err **er
 		if (seen & (1u << ns->type))
 			return hutch_fail(err, 0, "the %s namespace is listed twice", name);
 		seen |= 1u << ns->type;
+		if (ns->type == HUTCH_NS_TIME && !s->oci)
+			return hutch_fail(err, 0, "a time namespace is for OCI bundles only");
 		if (!ns->path)
 			continue;
-		/* an OCI bundle may join these (a pod's ipc, uts and network);
-		 * the child does (oci.c) */
-		bool joinable = ns->type == HUTCH_NS_NETWORK ||
-				(s->oci && (ns->type == HUTCH_NS_IPC || ns->type == HUTCH_NS_UTS ||
-					    ns->type == HUTCH_NS_CGROUP));
-		if (!joinable)
+		/* an OCI bundle may join any (a pod's, podman's --userns ns:PATH); the
+		 * child does (oci.c), but pid before the clone: a pid namespace takes
+		 * only new processes */
+		if (!s->oci && ns->type != HUTCH_NS_NETWORK)
 			return hutch_fail(err, 0,
 					  "joining an existing %s namespace (%s) is not supported: "
-					  "only network, ipc, uts and cgroup namespaces can be "
-					  "joined by path",
+					  "only a network namespace can be joined by path",
 					  name, ns->path);
 		if (!*ns->path || ns->path[0] != '/')
 			return hutch_fail(err, 0,
-					  "network namespace path '%s' must be an absolute path",
-					  ns->path);
+					  "%s%s namespace path '%s' must be an absolute path",
+					  s->oci ? "linux.namespaces: " : "", name, ns->path);
 	}
 	static const enum hutch_ns_type always[] = {HUTCH_NS_MOUNT, HUTCH_NS_PID, HUTCH_NS_UTS,
 						    HUTCH_NS_IPC, HUTCH_NS_CGROUP};
@@ -149,7 +148,15 @@ static int validate_namespaces(const struct hutch_spec *s, struct hutch_err **er
 					  "a container without its own %s namespace is not "
 					  "supported: hutch gives every container a new one",
 					  hutch_ns_type_name(always[i]));
-	if ((seen & (1u << HUTCH_NS_USER)) && !s->n_uid_map)
+	const struct hutch_namespace *user = hutch_spec_namespace(s, HUTCH_NS_USER);
+	/* as runc: a joined user namespace has its mappings already */
+	if (user && user->path && (s->n_uid_map || s->n_gid_map))
+		return hutch_fail(
+		    err, 0,
+		    "%suid and gid mappings are given with a user namespace joined by "
+		    "path (%s): that namespace's own are used, leave them out",
+		    s->oci ? "linux.uidMappings, gidMappings: " : "", user->path);
+	if (user && !user->path && !s->n_uid_map)
 		return hutch_fail(err, 0, "a new user namespace needs a uid mapping (uid_map)");
 	if (!(seen & (1u << HUTCH_NS_USER)) && (s->n_uid_map || s->n_gid_map))
 		return hutch_fail(err, 0,

@@ -170,8 +170,8 @@ static void bad_values_named_by_path(void **state)
 		"unknown resource limit 'RLIMIT_BOGUS'");
 	refused(HEAD PROC ", \"mounts\": [{\"destination\": \"/a/../../etc\"}]}",
 		"mounts[0].destination");
-	refused(HEAD PROC ", \"linux\": {\"namespaces\": [{\"type\": \"time\"}]}}",
-		"linux.namespaces[0].type");
+	refused(HEAD PROC ", \"linux\": {\"namespaces\": [{\"type\": \"clock\"}]}}",
+		"linux.namespaces[0].type: 'clock' is not a namespace hutch knows");
 	refused(HEAD PROC ", \"linux\": {\"uidMappings\": [{\"containerID\": 0, \"hostID\": 1}]}}",
 		"linux.uidMappings[0].size is required");
 	refused(HEAD PROC ", \"linux\": {\"sysctl\": {\"../x\": \"1\"}}}", "not a sysctl name");
@@ -240,6 +240,65 @@ static void seccomp_section(void **state)
 	refused(SC "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"\"}}}",
 		"linux.seccomp.listenerPath is empty");
 #undef SC
+}
+
+/* What the process is set before its exec, and the time namespace's offsets. */
+static void process_attrs_and_time_offsets(void **state)
+{
+	struct hutch_oci_config *c = parse_ok(
+	    HEAD
+	    "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"scheduler\": "
+	    "{\"policy\": \"SCHED_DEADLINE\", \"runtime\": 10, \"deadline\": 20, \"flags\": "
+	    "[\"SCHED_FLAG_RECLAIM\", \"SCHED_FLAG_DL_OVERRUN\"]}, \"ioPriority\": {\"class\": "
+	    "\"IOPRIO_CLASS_BE\", \"priority\": 3}, \"execCPUAffinity\": {\"initial\": "
+	    "\"1,3-5\", \"final\": \"1023\"}}, \"linux\": {\"namespaces\": [{\"type\": "
+	    "\"time\"}], \"timeOffsets\": {\"boottime\": {\"secs\": -5, \"nanosecs\": 7}}, "
+	    "\"personality\": {\"domain\": \"LINUX32\", \"flags\": [\"UNAME26\"]}, "
+	    "\"memoryPolicy\": {\"mode\": \"MPOL_INTERLEAVE\", \"nodes\": \"0-1,64\", "
+	    "\"flags\": [\"MPOL_F_STATIC_NODES\"]}}}");
+	const struct hutch_oci_proc_attrs *a = &c->attrs;
+	assert_true(a->has_sched);
+	assert_int_equal(a->sched_policy, 6);
+	assert_int_equal(a->sched_flags, 0x06);
+	assert_int_equal(a->sched_runtime, 10);
+	assert_int_equal(a->sched_deadline, 20);
+	assert_true(a->has_ioprio);
+	assert_int_equal(a->ioprio_class, 2);
+	assert_int_equal(a->ioprio_level, 3);
+	assert_true(a->has_cpus_initial && a->has_cpus_final);
+	assert_int_equal(a->cpus_initial[0], 0x3a);
+	assert_int_equal(a->cpus_final[15], 1ULL << 63);
+	assert_int_equal(a->personality, 0x0008 | 0x0020000);
+	assert_true(a->has_mempolicy);
+	assert_int_equal(a->mempolicy_mode, 3);
+	assert_int_equal(a->mempolicy_flags, 1 << 15);
+	assert_int_equal(a->mempolicy_nodes[0], 3);
+	assert_int_equal(a->mempolicy_nodes[1], 1);
+	assert_true(c->has_time_offsets);
+	assert_int_equal(c->boottime_secs, -5);
+	assert_int_equal(c->boottime_nsecs, 7);
+	assert_int_equal(hutch_spec_namespace(c->spec, HUTCH_NS_TIME)->type, HUTCH_NS_TIME);
+	hutch_oci_config_free(c);
+
+	uint64_t mask[HUTCH_OCI_MAX_CPUS / 64];
+	assert_null(oci_parse_id_list("0", mask));
+	assert_int_equal(mask[0], 1);
+	static const char *const bad[] = {"",	",",   "1,",   "a",   "1-",
+					  "-1", "3-1", "1024", "1 2", "0,,1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (!oci_parse_id_list(bad[i], mask))
+			fail_msg("'%s' was taken", bad[i]);
+	refused(HEAD PROC ", \"linux\": {\"timeOffsets\": {\"boottime\": {\"secs\": 1}}}}",
+		"linux.timeOffsets: they are for a new time namespace");
+	refused(HEAD PROC ", \"linux\": {\"personality\": {\"domain\": \"LINUX\", \"flags\": "
+			  "[\"X\"]}}}",
+		"linux.personality.flags[0]: 'X' is not one of UNAME26");
+	refused(HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"scheduler\": "
+		     "{\"policy\": \"SCHED_RR\", \"priority\": 100}}}",
+		"process.scheduler.priority: 100 is out of range (0 to 99)");
+	refused(HEAD PROC ", \"linux\": {\"memoryPolicy\": {\"mode\": \"MPOL_LOCAL\", "
+			  "\"flags\": [\"MPOL_F_STATIC_NODES\"]}}}",
+		"linux.memoryPolicy.flags: MPOL_DEFAULT and MPOL_LOCAL take none");
 }
 
 static void default_configs_parse(void **state)
@@ -411,6 +470,7 @@ int main(void)
 	    cmocka_unit_test(unknown_is_a_warning_known_unsupported_refused),
 	    cmocka_unit_test(bad_values_named_by_path),
 	    cmocka_unit_test(seccomp_section),
+	    cmocka_unit_test(process_attrs_and_time_offsets),
 	    cmocka_unit_test(default_configs_parse),
 	    cmocka_unit_test(process_file_and_resources),
 	    cmocka_unit_test(ambient_caps_not_inheritable_left_out),

@@ -83,11 +83,11 @@ static void test_defaults(void **state)
 	assert_false(s->process.terminal);
 	assert_false(s->privileged);
 	assert_int_equal(s->seccomp, HUTCH_SECCOMP_DEFAULT);
-	/* Docker's namespaces: all but user, each a new one */
+	/* Docker's namespaces: all but user (and time, OCI bundles' only), each a new one */
 	assert_int_equal(s->n_namespaces, 6);
 	for (int t = 0; t < HUTCH_NS_TYPES; t++) {
 		const struct hutch_namespace *ns = hutch_spec_namespace(s, t);
-		if (t == HUTCH_NS_USER) {
+		if (t == HUTCH_NS_USER || t == HUTCH_NS_TIME) {
 			assert_null(ns);
 			continue;
 		}

@@ -236,7 +236,7 @@ static void damaged_specs_refused(void **state)
 	    {"\"stop_signal\": 2", "\"stop_signal\": 99999999999",
 	     "process.stop_signal: 99999999999 is out of range"},
 	    {"\"CAP_CHOWN\"", "\"CAP_FLY\"", "unknown capability 'CAP_FLY'"},
-	    {"\"type\": \"network\"", "\"type\": \"time\"", "unknown namespace type 'time'"},
+	    {"\"type\": \"network\"", "\"type\": \"clock\"", "unknown namespace type 'clock'"},
 	    {"\"seccomp\": \"unconfined\"", "\"seccomp\": 1", "seccomp: a name expected"},
 	    {"\"resource\": \"core\"", "\"resource\": \"cores\"", "unknown resource limit 'cores'"},
 	    {"\"sh\",", "null,", "process.args[0]: a string expected, not null"},
