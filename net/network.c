@@ -1727,14 +1727,14 @@ static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net
 			goto fail;
 		}
 		hutch_trace("net: netns");
-		if (net_bridge_ensure(d.bridge, hutch_ipam_gateway(&d.subnet), d.subnet.prefix,
+		if (net_bridge_ensure(d.bridge, hutch_ipam_gateway(&d.subnet), d.subnet.prefix, 0,
 				      err) < 0)
 			goto fail;
 		hutch_trace("net: bridge");
 		if (net_veth_attach(d.bridge, veth, ns, ifname, addr, d.subnet.prefix,
 				    /* one default route: the first network's that has a way out */
 				    d.internal || has_default ? 0 : hutch_ipam_gateway(&d.subnet),
-				    err) < 0)
+				    0, err) < 0)
 			goto fail;
 		veth_made = true;
 		if (d.ipv6) {
@@ -1859,9 +1859,11 @@ static int wire_locked(const struct hutch_net_ctx *ctx, const char *container, i
 			if (strcmp(m->container, container) || m->netns_ino)
 				continue;
 			uint32_t gw = hutch_ipam_gateway(&d->subnet);
-			if (net_bridge_ensure(d->bridge, gw, d->subnet.prefix, err) < 0 ||
+			if (net_bridge_ensure(d->bridge, gw, d->subnet.prefix, NET_ROOTLESS_MTU,
+					      err) < 0 ||
 			    net_veth_attach(d->bridge, m->veth, ns, m->ifname, m->addr,
-					    d->subnet.prefix, m->default_route ? gw : 0, err) < 0) {
+					    d->subnet.prefix, m->default_route ? gw : 0,
+					    NET_ROOTLESS_MTU, err) < 0) {
 				r = -1;
 				break;
 			}

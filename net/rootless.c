@@ -153,6 +153,26 @@ static void set_loopback_up(void)
 		close(s);
 }
 
+/* Frames bridged in the namespace do not go through its ip and ip6 rules
+ * (br_netfilter's bridge-nf-call-*, per network namespace, on when the module
+ * is loaded): nothing of hutch's needs them there (the isolation, the
+ * published ports and the localnet guard are routed traffic, seen at the IP
+ * layer anyway), and each frame paid conntrack and the NAT table twice: with
+ * them on, a published port from the host's loopback carried ~0.6x as much. */
+static void bridge_netfilter_off(void)
+{
+	static const char *const files[] = {"/proc/sys/net/bridge/bridge-nf-call-iptables",
+					    "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+					    "/proc/sys/net/bridge/bridge-nf-call-arptables"};
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		int fd = open(files[i], O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)!write(fd, "0", 1);
+			close(fd);
+		}
+	}
+}
+
 /* The holder: its own session (it outlives the hutch that made it), nothing of
  * hutch's open, waiting for SIGTERM. */
 static __attribute__((noreturn)) void holder_main(int report, int go)
@@ -163,6 +183,7 @@ static __attribute__((noreturn)) void holder_main(int report, int go)
 	    unshare(CLONE_NEWNET) < 0)
 		_exit(1);
 	set_loopback_up();
+	bridge_netfilter_off();
 	prctl(PR_SET_NAME, "hutch-netns", 0, 0, 0);
 	if (chdir("/") < 0 || write(report, "n", 1) != 1)
 		_exit(1);

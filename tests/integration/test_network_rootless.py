@@ -322,6 +322,22 @@ else:
         # one default route, via the network's gateway
         routes = hutch("exec", web, "ip", "route").stdout
         assert f"default via {info['gateway']} dev eth0" in routes, routes
+        # every link in the rootless namespace has pasta's tap's MTU: its tap path
+        # (outbound, ports reached by the host's other addresses) costs per frame
+        assert "mtu 65520" in hutch("exec", web, "ip", "link", "show", "eth0").stdout
+        inside = ["nsenter", "-U", "-n", "--preserve-credentials", "-t", str(holder)]
+        links = subprocess.run([*inside, "ip", "-o", "link"], capture_output=True,
+                               text=True, check=True).stdout
+        for dev in (info["bridge"], "pasta0"):
+            [line] = [l for l in links.splitlines() if f" {dev}" in l.split(":")[1] + " "]
+            assert " mtu 65520 " in line, line
+        # and bridged frames skip the namespace's ip rules (br_netfilter off there;
+        # the sysctl exists when the host has the module loaded)
+        brnf = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+        if os.path.exists(brnf):
+            val = subprocess.run([*inside, "cat", brnf], capture_output=True, text=True,
+                                 check=True).stdout
+            assert val.strip() == "0", val
 
     def test_outbound_through_pasta(hutch, state, tmp, net):
         """The way out: a server in a network namespace of the test's (its own pasta
