@@ -27,6 +27,18 @@ if not ROOT:
         cp = hutch("network", "create", "--ipv6", "v6", check=False)
         assert cp.returncode == 125 and "rootful only" in cp.stderr, cp.stderr
         assert "v6" not in hutch("network", "ls", "-q").stdout.split()
+        # and so an IPv6 published port, said before anything is made
+        hutch("network", "create", "v4")
+        try:
+            cp = hutch("run", "--rm", "--network", "v4", "-p", "[::]:18080:80", "bb", "true",
+                       check=False)
+            assert cp.returncode == 125 and "network 'v4' has no IPv6" in cp.stderr, cp.stderr
+            cp = hutch("run", "--rm", "--network", "v4", "-p", "[::1]:18080:80", "bb", "true",
+                       check=False)
+            assert cp.returncode == 125 and "route_localnet" in cp.stderr, cp.stderr
+            assert json.loads(hutch("network", "inspect", "v4").stdout)[0]["members"] == []
+        finally:
+            hutch("network", "rm", "v4")
 else:
     @pytest.fixture
     def ns(state):
@@ -128,7 +140,8 @@ else:
         assert cp.returncode == 125 and "host bits" in cp.stderr, cp.stderr
         # the host's [::1] cannot be DNATed (no route_localnet for IPv6): said plainly
         cp = ns.hutch("run", "--rm", "-p", "[::1]:8080:80", "bb", "true", check=False)
-        assert cp.returncode == 125 and "publish on every address" in cp.stderr, cp.stderr
+        assert cp.returncode == 125 and "IPv6 has no route_localnet" in cp.stderr, cp.stderr
+        assert "publish on [::]" in cp.stderr, cp.stderr
         ns.hutch("network", "create", "--subnet6", "fd42:1:2:3::/64", "pub6")
         assert inspect(ns, "pub6")["subnet6"] == "fd42:1:2:3::/64"
         httpd(ns, www, "--network", "pub6", "-p", "8080:80", name="web")
@@ -163,6 +176,84 @@ else:
         ns.hutch("network", "rm", "pub6")
         assert ns.links_settle({"lo", "tohost"})
 
+    def test_ports_on_one_ipv6_address_and_on_every_ipv6_address(ns, www):
+        """-p [ADDR]:HOST:CONTAINER answers on that IPv6 address of the host's only,
+        -p [::]:HOST:CONTAINER on every IPv6 address and none of the IPv4 ones; both
+        keep the other host's address, reach from the host itself by its own IPv6
+        address, refuse a network without IPv6 and clash with IPv4's every address."""
+        peer = ns.more("peer")
+        ns.ip("link", "add", "tohost", "type", "veth", "peer", "name", "fromhost", "netns",
+              peer.name)
+        ns.ip("addr", "add", "fd98::1/64", "dev", "tohost", "nodad")
+        ns.ip("addr", "add", "fd98::3/64", "dev", "tohost", "nodad")
+        ns.ip("link", "set", "tohost", "up")
+        peer.ip("addr", "add", "fd98::2/64", "dev", "fromhost", "nodad")
+        peer.ip("link", "set", "fromhost", "up")
+        ns.ip("addr", "add", "10.97.0.1/24", "dev", "tohost")
+        peer.ip("addr", "add", "10.97.0.2/24", "dev", "fromhost")
+        ns.hutch("network", "create", "v4only")
+        cp = ns.hutch("run", "--rm", "--network", "v4only", "-p", "[::]:8090:80", "bb", "true",
+                      check=False)
+        assert cp.returncode == 125 and "network 'v4only' has no IPv6" in cp.stderr, cp.stderr
+        assert "--ipv6" in cp.stderr and "[::]:8090:80/tcp" in cp.stderr, cp.stderr
+        ns.hutch("network", "create", "--ipv6", "p6")
+        one = httpd(ns, www, "--network", "p6", "-p", "[fd98::1]:8091:80", name="one")
+        every = httpd(ns, www, "--network", "p6", "-p", "[::]:8092:80", name="every")
+        members = {m["name"]: m for m in inspect(ns, "p6")["members"]}
+        assert members["one"]["ports"] == ["[fd98::1]:8091:80/tcp"], members
+        assert members["every"]["ports"] == ["[::]:8092:80/tcp"], members
+        rules = ns.run("nft", "list", "table", "ip6", "hutch").stdout
+        assert "ip6 daddr fd98::1 tcp dport 8091 dnat to" in rules, rules
+        assert "tcp dport 8092 dnat to" in rules, rules
+        assert "8091" not in ns.run("nft", "list", "table", "ip", "hutch").stdout
+        assert "8092" not in ns.run("nft", "list", "table", "ip", "hutch").stdout
+        # no port on the host's IPv4 loopback: the bridge needs no route_localnet
+        bridge = inspect(ns, "p6")["bridge"]
+        assert ns.run("cat", f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").stdout == "0\n"
+        # from another host: the one address, and every IPv6 address
+        assert "hello over v6" in wait_for(lambda: get(ns, "http://[fd98::1]:8091/", peer),
+                                            what="[fd98::1]:8091 from the peer")
+        assert get(ns, "http://[fd98::3]:8091/", peer) is None
+        for addr in ("[fd98::1]", "[fd98::3]"):
+            assert "hello over v6" in wait_for(
+                lambda: get(ns, f"http://{addr}:8092/", peer), what=f"{addr}:8092")
+        assert get(ns, "http://10.97.0.1:8092/", peer) is None  # not on IPv4
+        log = ns.hutch("logs", "every").stderr
+        assert "fd98::2]" in log, log  # the peer's address kept
+        # from the host itself, by its own IPv6 address
+        assert "hello over v6" in wait_for(lambda: get(ns, "http://[fd98::3]:8092/"),
+                                            what="[::]:8092 from the host")
+        assert "hello over v6" in wait_for(lambda: get(ns, "http://[fd98::1]:8091/"),
+                                            what="[fd98::1]:8091 from the host")
+        # taken ports are refused: IPv4's every address is IPv6's too
+        cp = ns.hutch("run", "--rm", "--network", "p6", "-p", "8092:80", "bb", "true",
+                      check=False)
+        assert cp.returncode == 125 and "already published by container every" in cp.stderr
+        cp = ns.hutch("run", "--rm", "--network", "p6", "-p", "[fd98::1]:8092:80", "bb",
+                      "true", check=False)
+        assert cp.returncode == 125 and "already published by container every" in cp.stderr
+        # another IPv6 address, or an IPv4 one, of the same port is free
+        ns.hutch("run", "--rm", "--network", "p6", "-p", "[fd98::3]:8091:80", "bb", "true")
+        ns.hutch("run", "--rm", "--network", "p6", "-p", "127.0.0.1:8091:80", "bb", "true")
+        # a port a socket of the host's holds on that IPv6 address is refused
+        holder = subprocess.Popen(ns.cmd("python3", "-c", "import socket, time\n"
+                                         "s = socket.socket(socket.AF_INET6)\n"
+                                         "s.bind(('fd98::3', 8093)); s.listen()\n"
+                                         "print('ready', flush=True); time.sleep(30)"),
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline() == "ready\n"
+            cp = ns.hutch("run", "--rm", "--network", "p6", "-p", "[fd98::3]:8093:80", "bb",
+                          "true", check=False)
+            assert cp.returncode == 125 and "in use on the host" in cp.stderr, cp.stderr
+            ns.hutch("run", "--rm", "--network", "p6", "-p", "[fd98::1]:8093:80", "bb", "true")
+        finally:
+            holder.kill()
+            holder.wait()
+        ns.hutch("rm", "-f", one, every)
+        wait_for(lambda: not inspect(ns, "p6")["members"], what="p6 empty")
+        assert "hutch" not in ns.ruleset()
+
     def test_stack_network_ipv6_and_compose_enable_ipv6(ns, tmp):
         """[network.NAME] ipv6 = true / subnet6 = CIDR, and compose's enable_ipv6: the
         stack's services get IPv6 addresses, AAAA names (SERVICE, SERVICE.STACK, alias,
@@ -185,6 +276,7 @@ else:
             command = sleep 1000
             networks = default back
             aliases = www
+            ports = [::]:18094:80
 
             [service.cli]
             image = bb
@@ -206,6 +298,10 @@ else:
             rows = [l for l in ns.hutch("network", "ls").stdout.splitlines()
                     if f" {st.name}_default " in l]
             assert len(rows) == 1 and rows[0].endswith(f"stack {st.name}"), rows
+            # its port on every IPv6 address of the host's, and no IPv4 one
+            rules6 = ns.run("nft", "list", "table", "ip6", "hutch").stdout
+            assert f"tcp dport 18094 dnat to [{web['address6']}]:80" in rules6, rules6
+            assert "18094" not in ns.run("nft", "list", "table", "ip", "hutch").stdout
             backs = [m["address6"] for m in st.network("back")["members"]]
             assert backs and all(a.startswith("fd42:6:6:6::") for a in backs)
         finally:
