@@ -106,6 +106,15 @@ else:
                      "-x", a6).stdout
         rev = ipaddress.ip_address(a6).reverse_pointer
         assert f"{rev}. 0 IN PTR srv." in " ".join(ptr.split()), ptr
+        # the server listens on the IPv6 gateway too: a container asks it over IPv6
+        gw6 = info["gateway6"]
+        out = ns.hutch("run", "--rm", "--network", "dual", "bb", "sh", "-c",
+                       f"nslookup -type=AAAA web6 {gw6}; nslookup srv {gw6}").stdout
+        assert out.count(f"Server:\t\t{gw6}") == 2, out
+        assert out.count(f"Address: {a6}") >= 1 and f"Address: {m['address']}" in out, out
+        tcp = ns.run("dig", "+tcp", "+time=2", "+tries=1", "-b", gw6, f"@{gw6}", "web6",
+                     "AAAA").stdout
+        assert f"IN\tAAAA\t{a6}" in tcp, tcp
         # the same container again gets the same IPv6 address (its key's IPv4 one)
         ns.hutch("rm", "-f", "srv")
         wait_for(lambda: not inspect(ns, "dual")["members"], what="srv to leave")
@@ -293,6 +302,11 @@ else:
                         f"ping -6 -c 1 -W 2 {web['address6']}").stdout
             assert f"default via {net['gateway6']}" in out, out
             assert out.count(f"Address: {web['address6']}") == 2, out
+            # the stack's server answers on each network's IPv6 gateway too
+            out6 = st.sh("cli-1", f"nslookup -type=AAAA web {net['gateway6']}; "
+                         f"nslookup web.{st.name} {net['gateway6']}").stdout
+            assert out6.count(f"Address: {web['address6']}") == 2, out6
+            assert f"Address: {web['address']}" in out6, out6
             assert "1 packets received" in out, out
             # network ls: the stack's networks name their owner
             rows = [l for l in ns.hutch("network", "ls").stdout.splitlines()
