@@ -56,6 +56,12 @@ extern int net_host_pid;
  * reached from other hosts or the host's own non-loopback address) costs per
  * frame in pasta: at 1500 it carried a tenth of what it carries at 65520. */
 #define NET_ROOTLESS_MTU 65520u
+/* pasta's tap's IPv6 side in the namespace (a ULA /64 of its own, as the IPv4
+ * side is link-local: the host's own addresses stay reachable through pasta,
+ * which carries the outbound traffic masqueraded to TAP6_ADDR) */
+#define NET_ROOTLESS_TAP6_NET  "fd68:7574:6368::/64"
+#define NET_ROOTLESS_TAP6_ADDR "fd68:7574:6368::2"
+#define NET_ROOTLESS_TAP6_GW   "fd68:7574:6368::1"
 struct net_rootless {
 	int holder, pasta;	    /* pids (pasta 0: not running) */
 	char userns[64], netns[64]; /* /proc/HOLDER/ns/{user,net} */

@@ -795,7 +795,8 @@ static void forward_rules(FILE *f, const char *b, bool closed)
 	fprintf(f, "    oifname \"%s\" drop\n", b);
 }
 
-static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6);
+static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6,
+			bool rootless);
 
 /* rootless: a port's host address is pasta's to bind on the host; in the
  * rootless namespace its packets come to pasta's tap address, so the rule
@@ -892,7 +893,7 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes, b
 	if (hutch_routes)
 		fputs("    iifname != \"hbr-*\" oifname != \"hbr-*\" drop\n", f);
 	fputs("  }\n}\n", f);
-	rules6_text(f, all, n, hutch_routes6);
+	rules6_text(f, all, n, hutch_routes6, rootless);
 	fclose(f);
 	return buf;
 }
@@ -913,7 +914,8 @@ static bool any_ipv6(const struct netdef *all, size_t n)
  * connection of the host's ::1 out by the bridge, but the kernel drops the
  * container's replies, turned back to ::1, as they come in by it (tried:
  * hutch_port_parse refuses [::1]). */
-static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6)
+static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6,
+			bool rootless)
 {
 	if (!any_ipv6(all, n))
 		return;
@@ -929,7 +931,7 @@ static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_
 				/* on every address (IPv4's included), on [::], or on
 				 * one IPv6 address of the host's */
 				char hip[INET6_ADDRSTRLEN + 16] = "";
-				if (p->ipv6 && memcmp(p->host_ip6, any6, 16)) {
+				if (p->ipv6 && memcmp(p->host_ip6, any6, 16) && !rootless) {
 					char a[INET6_ADDRSTRLEN];
 					inet_ntop(AF_INET6, p->host_ip6, a, sizeof(a));
 					snprintf(hip, sizeof(hip), "ip6 daddr %s ", a);
@@ -1263,16 +1265,15 @@ static int choose_subnet6(const struct hutch_net_ctx *ctx, const char *id, const
 			  int prefix4, const struct netdef *all, size_t n_all,
 			  struct hutch_cidr6 *out, struct hutch_err **err)
 {
-	if (ctx->rootless)
-		return hutch_fail(err, 0,
-				  "IPv6 networks are rootful only for now: drop --ipv6 (rootless "
-				  "networks are IPv4)");
 	struct hutch_cidr6 *taken = NULL;
 	size_t n = 0;
 	if (net_host_routes6(&taken, &n, err) < 0)
 		return -1;
+	taken = xrealloc(taken, (n + n_all + 2) * sizeof(*taken));
+	/* rootless: pasta's tap's /64 is in the namespace, and no other */
+	if (ctx->rootless && hutch_cidr6_parse(NET_ROOTLESS_TAP6_NET, &taken[n], NULL) == 0)
+		n++;
 	size_t n_routes = n;
-	taken = xrealloc(taken, (n + n_all + 1) * sizeof(*taken));
 	for (size_t i = 0; i < n_all; i++)
 		if (all[i].ipv6)
 			taken[n++] = all[i].subnet6;
@@ -1939,6 +1940,20 @@ static int wire_locked(const struct hutch_net_ctx *ctx, const char *container, i
 					    NET_ROOTLESS_MTU, err) < 0) {
 				r = -1;
 				break;
+			}
+			if (d->ipv6) {
+				char gw6[46], a6[46], gw6_cidr[64], a6_cidr[64];
+				hutch_ipam_addr6(&d->subnet6, &d->subnet, gw, gw6);
+				hutch_ipam_addr6(&d->subnet6, &d->subnet, m->addr, a6);
+				snprintf(gw6_cidr, sizeof(gw6_cidr), "%s/%d", gw6,
+					 d->subnet6.prefix);
+				snprintf(a6_cidr, sizeof(a6_cidr), "%s/%d", a6, d->subnet6.prefix);
+				if (net_bridge_add6(d->bridge, gw6_cidr, err) < 0 ||
+				    net_veth_add6(ns, m->ifname, a6_cidr,
+						  m->default_route ? gw6 : NULL, err) < 0) {
+					r = -1;
+					break;
+				}
 			}
 			m->netns_ino = st.st_ino;
 			r = save_net(ctx, d, err);

@@ -356,13 +356,12 @@ static void remove_stale(struct sup_net *net)
 static int start_dns(struct sup_net *net, struct hutch_err **err)
 {
 	const struct hutch_stack *stack = net->stack;
-	/* each gateway, and a dual stack network's IPv6 gateway too (rootful:
-	 * rootless networks have no IPv6) */
+	/* each gateway, and a dual stack network's IPv6 gateway too */
 	char **listen = xcalloc(2 * net->n + 1, sizeof(char *));
 	size_t n_listen = 0;
 	for (size_t i = 0; i < net->n; i++) {
 		listen[n_listen++] = xasprintf("%s:53", net->nets[i].info.gateway);
-		if (net->nets[i].info.ipv6 && !net->ctx.rootless)
+		if (net->nets[i].info.ipv6)
 			listen[n_listen++] = xasprintf("[%s]:53", net->nets[i].info.gateway6);
 	}
 	int *fds = xcalloc(2 * n_listen + 1, sizeof(int));

@@ -153,9 +153,9 @@ def net(hutch, ctr):
     """A fresh network (removed after, with whatever a failed test left on it)."""
     made = []
 
-    def make(name=None):
+    def make(name=None, *flags):
         name = name or f"rl{uuid.uuid4().hex[:8]}"
-        hutch("network", "create", name)
+        hutch("network", "create", *flags, name)
         made.append(name)
         return name
     yield make
@@ -284,6 +284,71 @@ if ROOT:
                          for f in ("holder", "pasta"))
         h("rm", "-f", cid)
         h("network", "rm", "n")
+        wait_for(lambda: not alive(holder) and not alive(pasta), what="holder and pasta to go")
+        assert not (h.root / "run" / "rootless-netns").exists()
+
+    def test_rootless_ipv6_network_from_another_host(as_nobody):
+        """A rootless network with --ipv6: pasta gives the namespace IPv6 (a ULA /64
+        of its tap's), containers get IPv6 addresses and routes, a port published on
+        every address (and one on [::] only) is reached over IPv6 from another host
+        with its address kept, and a container reaches that host over IPv6."""
+        h = as_nobody
+        sh("ip", "-n", h.host, "addr", "add", "fd77::1/64", "dev", "vh", "nodad")
+        sh("ip", "-n", h.other, "addr", "add", "fd77::2/64", "dev", "vo", "nodad")
+        sh("ip", "-n", h.host, "-6", "route", "add", "default", "via", "fd77::2")
+        h("network", "create", "--ipv6", "n6")
+        web = h("run", "-d", "--network", "n6", "-p", "20490:80", "-v", f"{h.www}:/www:ro",
+                "bb", "httpd", "-f", "-p", "80", "-h", "/www").stdout.strip()
+        only6 = h("run", "-d", "--network", "n6", "-p", "[::]:20492:80", "-v",
+                  f"{h.www}:/www:ro", "bb", "httpd", "-f", "-p", "80", "-h",
+                  "/www").stdout.strip()
+        one6 = h("run", "-d", "--network", "n6", "-p", "[fd77::1]:20493:80", "-v",
+                 f"{h.www}:/www:ro", "bb", "httpd", "-f", "-p", "80", "-h",
+                 "/www").stdout.strip()
+        info = json.loads(h("network", "inspect", "n6").stdout)[0]
+        assert info["ipv6"] is True and info["subnet6"].startswith("fd"), info
+        [m] = [m for m in info["members"] if m["id"] == web]
+
+        def other_get(url):
+            cp = sh("ip", "netns", "exec", h.other, "timeout", "3", BUSYBOX, "wget", "-qO-",
+                    url, check=False)
+            return cp.stdout if cp.returncode == 0 else None
+        got = wait_for(lambda: other_get("http://[fd77::1]:20490/cgi-bin/ip"),
+                       what="the published port over IPv6 from the other host")
+        assert unmapped(got) == "fd77::2", got
+        got = wait_for(lambda: other_get("http://[fd77::1]:20492/cgi-bin/ip"),
+                       what="the [::] port over IPv6 from the other host")
+        assert unmapped(got) == "fd77::2", got
+        assert other_get("http://10.77.0.1:20492/") is None  # [::]: no IPv4
+        got = wait_for(lambda: other_get("http://[fd77::1]:20493/cgi-bin/ip"),
+                       what="the port on one IPv6 address from the other host")
+        assert unmapped(got) == "fd77::2", got
+        assert "hello" in other_get("http://10.77.0.1:20490/")  # every address: IPv4 too
+        # container to container over IPv6, its route via the IPv6 gateway
+        out = h("run", "--rm", "--network", "n6", "bb", "sh", "-c",
+                f"ip -6 route; timeout 5 wget -qO- http://[{m['address6']}]/").stdout
+        assert f"default via {info['gateway6']} dev eth0" in out, out
+        assert "hello from hutch" in out, out
+        # the way out over IPv6: the other host sees the host's address (pasta's)
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", h.other, "python3", "-c",
+             "import socket\ns = socket.socket(socket.AF_INET6)\n"
+             "s.bind(('fd77::2', 20491)); s.listen()\n"
+             "print('ready', flush=True)\nc, a = s.accept(); c.sendall(b'seen ' + "
+             "a[0].encode() + b'\\n'); c.close()"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout.readline() == "ready\n"
+            out = h("run", "--rm", "--network", "n6", "bb", "sh", "-c",
+                    "timeout 5 nc fd77::2 20491 </dev/null | head -n 1", check=False).stdout
+            assert out == "seen fd77::1\n", out
+        finally:
+            server.kill()
+            server.wait()
+        holder, pasta = (int((h.root / "run" / "rootless-netns" / f).read_text().split()[0])
+                         for f in ("holder", "pasta"))
+        h("rm", "-f", web, only6, one6)
+        h("network", "rm", "n6")
         wait_for(lambda: not alive(holder) and not alive(pasta), what="holder and pasta to go")
         assert not (h.root / "run" / "rootless-netns").exists()
 

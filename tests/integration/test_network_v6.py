@@ -22,23 +22,42 @@ BUSYBOX = "/bin/busybox"
 
 
 if not ROOT:
-    def test_rootless_ipv6_refused(hutch):
-        """Rootless networks are IPv4 for now: --ipv6 says so."""
-        cp = hutch("network", "create", "--ipv6", "v6", check=False)
-        assert cp.returncode == 125 and "rootful only" in cp.stderr, cp.stderr
-        assert "v6" not in hutch("network", "ls", "-q").stdout.split()
-        # and so an IPv6 published port, said before anything is made
+    def test_rootless_ipv6_network(hutch, tmp):
+        """Rootless, --ipv6 gives the network an IPv6 subnet in the rootless namespace:
+        containers reach each other over IPv6 and by AAAA names; a port on [::1] is
+        refused saying why, and an IPv6 port on a network without IPv6 too."""
+        hutch("network", "create", "--ipv6", "v6")
         hutch("network", "create", "v4")
+        www = tmp / "www"
+        www.mkdir()
+        (www / "index.html").write_text("hello over v6\n")
+        os.chmod(tmp, 0o755)
+        os.chmod(www, 0o755)
+        ids = []
         try:
+            info = json.loads(hutch("network", "inspect", "v6").stdout)[0]
+            assert info["ipv6"] is True and info["subnet6"].startswith("fd"), info
+            ids.append(hutch("run", "-d", "--name", "srv6", "--network", "v6", "-v",
+                             f"{www}:/www:ro", "bb", "httpd", "-f", "-p", "80", "-h",
+                             "/www").stdout.strip())
+            [m] = json.loads(hutch("network", "inspect", "v6").stdout)[0]["members"]
+            out = hutch("run", "--rm", "--network", "v6", "bb", "sh", "-c",
+                        "ip -6 route; ip link show eth0; nslookup -type=AAAA srv6; "
+                        f"timeout 5 wget -qO- http://[{m['address6']}]/").stdout
+            assert f"default via {info['gateway6']} dev eth0" in out, out
+            assert f"Address: {m['address6']}" in out, out
+            assert "hello over v6" in out and "mtu 65520" in out, out
             cp = hutch("run", "--rm", "--network", "v4", "-p", "[::]:18080:80", "bb", "true",
                        check=False)
             assert cp.returncode == 125 and "network 'v4' has no IPv6" in cp.stderr, cp.stderr
-            cp = hutch("run", "--rm", "--network", "v4", "-p", "[::1]:18080:80", "bb", "true",
+            cp = hutch("run", "--rm", "--network", "v6", "-p", "[::1]:18080:80", "bb", "true",
                        check=False)
             assert cp.returncode == 125 and "route_localnet" in cp.stderr, cp.stderr
-            assert json.loads(hutch("network", "inspect", "v4").stdout)[0]["members"] == []
         finally:
-            hutch("network", "rm", "v4")
+            for i in ids:
+                hutch("rm", "-f", i, check=False)
+            for n in ("v6", "v4"):
+                hutch("network", "rm", n, check=False)
 else:
     @pytest.fixture
     def ns(state):
