@@ -357,6 +357,11 @@ if ! skipped rootless && ! skipped iperf3 && id "$BENCH_NET_USER" >/dev/null 2>&
 	cp -a "$WORK/rootfs" "$R/rootfs-podman" && chown -R "$BENCH_NET_USER:" "$R/rootfs-podman"
 	unshare --mount --net --propagation private -- bash "$BENCH_DIR/net.sh" __rootless || rc=1
 	cat "$R/iperf.tsv" >>"$WORK/iperf.tsv"
+	# rootless podman leaves a pause process holding its namespaces: ours, it goes
+	pause=$(cat "$R/xdg/libpod/tmp/pause.pid" 2>/dev/null) || pause=
+	if [[ $pause =~ ^[0-9]+$ ]] && [[ $(stat -c %U "/proc/$pause" 2>/dev/null) == "$BENCH_NET_USER" ]]; then
+		kill -KILL "$pause" 2>/dev/null || true
+	fi
 else
 	log "user $BENCH_NET_USER missing: no rootless published-port throughput"
 fi
