@@ -271,9 +271,10 @@ report() {
 		    # the machine is shared: each round's median against the same round's base
 		    return [statistics.median(r[k]) / statistics.median(r[base_of(k)])
 		            for r in per_round.values() if r.get(k) and r.get(base_of(k))]
-		out = ["## Network benchmark", "",
-		       "| command | runs | median ms | vs its --network none: median of the rounds' ratios (range) |",
-		       "|---|---|---|---|"]
+		out = ["## Network benchmark"]
+		if med:
+		    out += ["", "| command | runs | median ms | vs its --network none: median of the rounds' ratios (range) |",
+		            "|---|---|---|---|"]
 		for k in ["none", "warm", "cold", "podman - none", "podman"]:
 		    if k not in med:
 		        continue
