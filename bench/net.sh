@@ -10,7 +10,9 @@
 #           between two namespaces, the floor; then through a published port from the
 #           host side (127.0.0.1:HOST): hutch -p against podman -p, rootful and, as
 #           BENCH_NET_USER (hutchtest) in a second namespace, rootless (BENCH_SKIP=rootless
-#           leaves that out).
+#           leaves that out; BENCH_SKIP=rootful leaves out everything else): there also
+#           by the host's non-loopback address (pasta's tap path) and a container's
+#           download from a server on the host's address, BENCH_NET_IPERF_ROUNDS (3).
 #   dns:    the memory of a network's DNS server process (RSS, PSS, private dirty).
 # See bench/README.md, "Network benchmark".
 #
@@ -31,6 +33,7 @@ export ROUNDS=${BENCH_NET_ROUNDS:-5}
 export RUNS=${BENCH_NET_RUNS:-10}               # hutch runs per command and round
 export PODMAN_RUNS=${BENCH_NET_PODMAN_RUNS:-3}  # podman's, per round
 export IPERF_SECONDS=${BENCH_NET_IPERF_SECONDS:-5}
+export IPERF_ROUNDS=${BENCH_NET_IPERF_ROUNDS:-3} # rootless published-port rounds
 read -ra SKIP <<<"${BENCH_SKIP:-}"
 PYTHON=${PYTHON:-/usr/bin/python3}
 
@@ -215,19 +218,33 @@ d = json.load(sys.stdin); d = d[0] if isinstance(d, list) else d; print(d[\"pid\
 	else
 		echo 'bench/net: rootless podman -p failed: left out' >&2
 	fi
-	one() {
+	one() { # NAME SERVER_PID ADDRESS PORT: iperf3 -s in the container, the client here
 		nsenter -U --preserve-credentials -n -t \$2 iperf3 -s -1 >/dev/null 2>&1 &
 		sp=\$!
 		sleep 0.5
-		g=\$(iperf3 -c 127.0.0.1 -p \$3 -t $IPERF_SECONDS -J 2>>$r/tmp/iperf.log |
+		g=\$(iperf3 -c \$3 -p \$4 -t $IPERF_SECONDS -J 2>>$r/tmp/iperf.log |
 			python3 -c 'import json, sys
 print(\"%.2f\" % (json.load(sys.stdin)[\"end\"][\"sum_received\"][\"bits_per_second\"] / 1e9))') || g=
 		kill \$sp 2>/dev/null; wait \$sp 2>/dev/null
 		printf '%s\t%s\n' \"\$1\" \"\${g:-FAILED}\" >>$r/iperf.tsv
 	}
-	for i in 1 2 3; do
-		one 'rootless hutch' \$hp 15203
-		[[ -z \$pp ]] || one 'rootless podman' \$pp 15204
+	out() { # NAME CONTAINER_PID: the container downloads from a server on the host's address
+		iperf3 -s -1 -B 10.98.0.1 -p 15299 >/dev/null 2>&1 &
+		sp=\$!
+		sleep 0.5
+		g=\$(nsenter -U --preserve-credentials -n -t \$2 iperf3 -c 10.98.0.1 -p 15299 -R \
+			-t $IPERF_SECONDS -J 2>>$r/tmp/iperf.log | python3 -c 'import json, sys
+print(\"%.2f\" % (json.load(sys.stdin)[\"end\"][\"sum_received\"][\"bits_per_second\"] / 1e9))') || g=
+		kill \$sp 2>/dev/null; wait \$sp 2>/dev/null
+		printf '%s\t%s\n' \"\$1\" \"\${g:-FAILED}\" >>$r/iperf.tsv
+	}
+	for ((i = 1; i <= $IPERF_ROUNDS; i++)); do
+		one 'rootless hutch' \$hp 127.0.0.1 15203
+		[[ -z \$pp ]] || one 'rootless podman' \$pp 127.0.0.1 15204
+		one 'rootless addr hutch' \$hp 10.98.0.1 15203
+		[[ -z \$pp ]] || one 'rootless addr podman' \$pp 10.98.0.1 15204
+		out 'rootless out hutch' \$hp
+		[[ -z \$pp ]] || out 'rootless out podman' \$pp
 	done
 	\$H rm -f pub >/dev/null
 	[[ -z \$pp ]] || \$P rm -f -t 0 pub >/dev/null 2>&1
@@ -242,7 +259,8 @@ report() {
 		work = sys.argv[1]
 		t = defaultdict(list)
 		per_round = defaultdict(lambda: defaultdict(list))
-		for line in open(f"{work}/attach.tsv"):
+		import os
+		for line in open(f"{work}/attach.tsv") if os.path.exists(f"{work}/attach.tsv") else []:
 		    tool, rnd, ms = line.split("\t")
 		    t[tool].append(float(ms))
 		    per_round[rnd][tool].append(float(ms))
@@ -253,9 +271,10 @@ report() {
 		    # the machine is shared: each round's median against the same round's base
 		    return [statistics.median(r[k]) / statistics.median(r[base_of(k)])
 		            for r in per_round.values() if r.get(k) and r.get(base_of(k))]
-		out = ["## Network benchmark", "",
-		       "| command | runs | median ms | vs its --network none: median of the rounds' ratios (range) |",
-		       "|---|---|---|---|"]
+		out = ["## Network benchmark"]
+		if med:
+		    out += ["", "| command | runs | median ms | vs its --network none: median of the rounds' ratios (range) |",
+		            "|---|---|---|---|"]
 		for k in ["none", "warm", "cold", "podman - none", "podman"]:
 		    if k not in med:
 		        continue
@@ -266,9 +285,10 @@ report() {
 		if "podman" in med and "warm" in med:
 		    out += ["", f"hutch --network (warm) / podman on its default network: "
 		            f"{med['warm'] / med['podman']:.3f}x"]
-		dns = dict(l.strip().split("\t") for l in open(f"{work}/dns.tsv"))
-		out += ["", f"DNS server process, idle: RSS {dns['rss_kib']} KiB, PSS {dns['pss_kib']} KiB, "
-		        f"private dirty {dns['private_dirty_kib']} KiB"]
+		if os.path.exists(f"{work}/dns.tsv"):
+		    dns = dict(l.strip().split("\t") for l in open(f"{work}/dns.tsv"))
+		    out += ["", f"DNS server process, idle: RSS {dns['rss_kib']} KiB, PSS {dns['pss_kib']} KiB, "
+		            f"private dirty {dns['private_dirty_kib']} KiB"]
 		g = defaultdict(list)
 		for line in open(f"{work}/iperf.tsv"):
 		    k, v = line.strip().split("\t")
@@ -285,13 +305,17 @@ report() {
 		        p = statistics.median(g["port podman"])
 		        line += f", podman -p {p:.1f} Gbit/s: {h / p:.2f}x podman"
 		    out += ["", line]
-		if g.get("rootless hutch"):
-		    h = statistics.median(g["rootless hutch"])
-		    line = f"rootless, the same: hutch -p (pasta) {h:.1f} Gbit/s"
-		    if g.get("rootless podman"):
-		        p = statistics.median(g["rootless podman"])
-		        line += f", podman -p (slirp4netns, rootlessport) {p:.1f} Gbit/s: {h / p:.2f}x podman"
-		    out += ["", line]
+		for key, what, peer in [
+		        ("rootless", "rootless, the same: hutch -p (pasta, splice) {h:.1f} Gbit/s", "podman -p (slirp4netns, rootlessport)"),
+		        ("rootless addr", "rootless, by the host's own non-loopback address: hutch -p (pasta's tap path, the client's address kept) {h:.1f} Gbit/s", "podman -p (rootlessport)"),
+		        ("rootless out", "rootless, the container downloading from a server on the host's address: hutch (pasta) {h:.1f} Gbit/s", "podman (slirp4netns)")]:
+		    if g.get(f"{key} hutch"):
+		        h = statistics.median(g[f"{key} hutch"])
+		        line = what.format(h=h)
+		        if g.get(f"{key} podman"):
+		            p = statistics.median(g[f"{key} podman"])
+		            line += f", {peer} {p:.1f} Gbit/s: {h / p:.2f}x podman"
+		        out += ["", line]
 		open(f"{work}/results.md", "w").write("\n".join(out) + "\n")
 		print("\n".join(out))
 	EOF
@@ -321,7 +345,10 @@ cp -a "$WORK/rootfs" "$WORK/rootfs-podman"
 HOST_MNTNS=$(readlink /proc/self/ns/mnt)
 HOST_NETNS=$(readlink /proc/self/ns/net)
 export HOST_MNTNS HOST_NETNS
-unshare --mount --net --propagation private -- bash "$BENCH_DIR/net.sh" __inner || rc=$?
+: >"$WORK/iperf.tsv"
+if ! skipped rootful; then
+	unshare --mount --net --propagation private -- bash "$BENCH_DIR/net.sh" __inner || rc=$?
+fi
 export BENCH_NET_USER=${BENCH_NET_USER:-hutchtest}
 if ! skipped rootless && ! skipped iperf3 && id "$BENCH_NET_USER" >/dev/null 2>&1; then
 	R=$WORK/rootless
@@ -331,6 +358,11 @@ if ! skipped rootless && ! skipped iperf3 && id "$BENCH_NET_USER" >/dev/null 2>&
 	cp -a "$WORK/rootfs" "$R/rootfs-podman" && chown -R "$BENCH_NET_USER:" "$R/rootfs-podman"
 	unshare --mount --net --propagation private -- bash "$BENCH_DIR/net.sh" __rootless || rc=1
 	cat "$R/iperf.tsv" >>"$WORK/iperf.tsv"
+	# rootless podman leaves a pause process holding its namespaces: ours, it goes
+	pause=$(cat "$R/xdg/libpod/tmp/pause.pid" 2>/dev/null) || pause=
+	if [[ $pause =~ ^[0-9]+$ ]] && [[ $(stat -c %U "/proc/$pause" 2>/dev/null) == "$BENCH_NET_USER" ]]; then
+		kill -KILL "$pause" 2>/dev/null || true
+	fi
 else
 	log "user $BENCH_NET_USER missing: no rootless published-port throughput"
 fi

@@ -650,6 +650,13 @@ static int dns_network(struct cli_ctx *ctx, struct dns_args *a)
 	snprintf(listen, sizeof(listen), "%s:53", info.gateway);
 	a->listen[0] = listen;
 	a->n_listen = 1;
+	/* dual stack: on the IPv6 gateway too (rootful: a rootless server is
+	 * given one pair of sockets, the IPv4 gateway's) */
+	char listen6[64];
+	if (info.ipv6 && a->listen_fds[0] < 0) {
+		snprintf(listen6, sizeof(listen6), "[%s]:53", info.gateway6);
+		a->listen[a->n_listen++] = listen6;
+	}
 	/* an internal network has no way out, not even through its DNS server (names
 	 * as a tunnel): what is not its containers' gets SERVFAIL at once */
 	if (info.internal)

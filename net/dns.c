@@ -1068,7 +1068,9 @@ static int listen_on(struct hutch_dns *d, struct listener *l, const char *spec, 
 	if (ss.ss_family == AF_INET6)
 		setsockopt(l->udp_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (freebind)
-		setsockopt(l->udp_fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		setsockopt(l->udp_fd, ss.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+			   ss.ss_family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND, &one,
+			   sizeof(one));
 	if (bind(l->udp_fd, (struct sockaddr *)&ss, len) < 0)
 		return hutch_fail_sys(err, "DNS: cannot listen on %s (UDP)", shown);
 	/* the TCP socket on the same port, the one UDP got when 0 was asked */
@@ -1083,7 +1085,9 @@ static int listen_on(struct hutch_dns *d, struct listener *l, const char *spec, 
 	if (ss.ss_family == AF_INET6)
 		setsockopt(l->tcp_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (freebind)
-		setsockopt(l->tcp_fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		setsockopt(l->tcp_fd, ss.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+			   ss.ss_family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND, &one,
+			   sizeof(one));
 	if (bind(l->tcp_fd, (struct sockaddr *)&ss, got) < 0 || listen(l->tcp_fd, 128) < 0)
 		return hutch_fail_sys(err, "DNS: cannot listen on %s (TCP port %d)", shown,
 				      l->port);

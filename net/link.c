@@ -257,7 +257,8 @@ int net_link_delete(const char *ifname, struct hutch_err **err)
 	return 0;
 }
 
-int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct hutch_err **err)
+int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, unsigned mtu,
+		      struct hutch_err **err)
 {
 	_cleanup_sock_ struct nl_sock *sk = NULL;
 	if (sock_open(&sk, err) < 0)
@@ -283,6 +284,8 @@ int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct h
 		}
 		rtnl_link_set_name(l, bridge);
 		rtnl_link_set_addr(l, a);
+		if (mtu)
+			rtnl_link_set_mtu(l, mtu);
 		int r = rtnl_link_add(sk, l, NLM_F_CREATE | NLM_F_EXCL);
 		rtnl_link_put(l);
 		nl_addr_put(a);
@@ -326,7 +329,7 @@ static int port_hairpin(struct nl_sock *sk, const char *host_if, struct hutch_er
 
 int net_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
 		    const char *ifname, uint32_t address, int prefix, uint32_t gateway,
-		    struct hutch_err **err)
+		    unsigned mtu, struct hutch_err **err)
 {
 	_cleanup_sock_ struct nl_sock *sk = NULL, *inner = NULL;
 	if (sock_open(&sk, err) < 0 || sock_open_in(netns_path, &inner, err) < 0)
@@ -348,6 +351,10 @@ int net_veth_attach(const char *bridge, const char *host_if, const char *netns_p
 	struct rtnl_link *peer = rtnl_link_veth_get_peer(veth);
 	rtnl_link_set_name(peer, ifname);
 	rtnl_link_set_ns_fd(peer, nsfd);
+	if (mtu) {
+		rtnl_link_set_mtu(veth, mtu);
+		rtnl_link_set_mtu(peer, mtu);
+	}
 	/* the container's MAC address from its IP address (as Docker's 02:42:IP):
 	 * a container started again keeps its address, and the others' ARP
 	 * entries for it stay right instead of pointing at a veth that is gone */

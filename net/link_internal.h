@@ -14,15 +14,18 @@ int net_netns_remove(const char *path, struct hutch_err **err);
 /* The nsfs inode of the namespace at path (0: none). */
 uint64_t net_netns_inode(const char *path);
 
-/* The bridge (made if missing): gateway/prefix on it, up. */
-int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, struct hutch_err **err);
+/* The bridge (made if missing): gateway/prefix on it, up; mtu 0: the kernel's
+ * default (1500). */
+int net_bridge_ensure(const char *bridge, uint32_t gateway, int prefix, unsigned mtu,
+		      struct hutch_err **err);
 int net_link_delete(const char *ifname, struct hutch_err **err); /* missing: fine */
 bool net_link_exists(const char *ifname);
 /* A veth pair: host_if in bridge, the peer as ifname in the netns at
- * netns_path, with address/prefix, up, a default route via gateway (0: none). */
+ * netns_path, with address/prefix, up, a default route via gateway (0: none);
+ * both ends with mtu (0: 1500). */
 int net_veth_attach(const char *bridge, const char *host_if, const char *netns_path,
 		    const char *ifname, uint32_t address, int prefix, uint32_t gateway,
-		    struct hutch_err **err);
+		    unsigned mtu, struct hutch_err **err);
 /* Every IPv4 route of the host's (of every table), but those through hutch's
  * own bridges (prefixed "hbr-"). */
 int net_host_routes(struct hutch_cidr **out, size_t *n, struct hutch_err **err);
@@ -48,6 +51,17 @@ uint64_t net_proc_start_time(int pid);
 extern int net_host_pid;
 
 /* ---- the rootless network namespace (net/rootless.c) --------------------------- */
+/* The MTU of the rootless namespace's bridges and veths: pasta's tap's. Every
+ * link in there is virtual, and pasta's tap path (the outbound traffic, ports
+ * reached from other hosts or the host's own non-loopback address) costs per
+ * frame in pasta: at 1500 it carried a tenth of what it carries at 65520. */
+#define NET_ROOTLESS_MTU 65520u
+/* pasta's tap's IPv6 side in the namespace (a ULA /64 of its own, as the IPv4
+ * side is link-local: the host's own addresses stay reachable through pasta,
+ * which carries the outbound traffic masqueraded to TAP6_ADDR) */
+#define NET_ROOTLESS_TAP6_NET  "fd68:7574:6368::/64"
+#define NET_ROOTLESS_TAP6_ADDR "fd68:7574:6368::2"
+#define NET_ROOTLESS_TAP6_GW   "fd68:7574:6368::1"
 struct net_rootless {
 	int holder, pasta;	    /* pids (pasta 0: not running) */
 	char userns[64], netns[64]; /* /proc/HOLDER/ns/{user,net} */

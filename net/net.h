@@ -177,11 +177,17 @@ struct hutch_port_map {
 	uint32_t host_ip; /* 0: every address of the host */
 	uint16_t host_port, container_port, count;
 	enum hutch_port_proto proto;
+	/* -p [ADDR]:...: the host's IPv6 address host_ip6 only (all zero, [::]:
+	 * every IPv6 address of the host's, none of its IPv4 ones); a network
+	 * with IPv6 only. host_ip is 0. */
+	bool ipv6;
+	uint8_t host_ip6[16];
 };
 /* The message names the value and what is wrong with it. */
 int hutch_port_parse(const char *arg, struct hutch_port_map *out, struct hutch_err **err);
-/* "127.0.0.1:8080-8081:80-81/tcp" */
-void hutch_port_format(const struct hutch_port_map *p, char buf[64]);
+#define HUTCH_PORT_FORMAT_LEN 96
+/* "127.0.0.1:8080-8081:80-81/tcp", "[fd00::1]:8080:80/tcp" */
+void hutch_port_format(const struct hutch_port_map *p, char buf[HUTCH_PORT_FORMAT_LEN]);
 const char *hutch_port_proto_name(enum hutch_port_proto p);
 
 /* ---- networks (net/network.c): DATA/networks/NAME, a lock for all of them ---- */

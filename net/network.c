@@ -192,6 +192,11 @@ static struct json_object *ports_to_json(const struct hutch_port_map *p, size_t 
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "host_ip", jaddr_new(p[i].host_ip));
+		if (p[i].ipv6) {
+			char a6[INET6_ADDRSTRLEN];
+			inet_ntop(AF_INET6, p[i].host_ip6, a6, sizeof(a6));
+			json_object_object_add(o, "host_ip6", json_object_new_string(a6));
+		}
 		json_object_object_add(o, "host_port", json_object_new_int(p[i].host_port));
 		json_object_object_add(o, "container_port",
 				       json_object_new_int(p[i].container_port));
@@ -220,6 +225,9 @@ static void ports_from_json(struct json_object *a, struct hutch_port_map **out, 
 		    .container_port = (uint16_t)jint(o, "container_port"),
 		    .count = (uint16_t)jint(o, "count"),
 		    .proto = proto && !strcmp(proto, "udp") ? HUTCH_PORT_UDP : HUTCH_PORT_TCP};
+		const char *a6 = jstr(o, "host_ip6");
+		if (a6 && inet_pton(AF_INET6, a6, (*out)[i].host_ip6) == 1)
+			(*out)[i].ipv6 = true;
 	}
 	*n = len;
 }
@@ -603,11 +611,16 @@ static void socket_holder(unsigned long ino, char *buf, size_t len)
 
 /* A socket of the host's bound to port (listening, for TCP) on an address
  * that covers ip (0: any). Returns its inode, 0 if none. */
-static unsigned long port_bound(enum hutch_port_proto proto, uint32_t ip, uint16_t port)
+/* The socket of the host's that has port (its inode; 0: none): for an IPv4
+ * port (p's host_ip, 0: any) one of either family (a dual stack IPv6 socket
+ * on [::] takes IPv4's port too), for an IPv6 one an IPv6 socket. */
+static unsigned long port_bound(const struct hutch_port_map *p, uint16_t port)
 {
-	const char *names[2] = {proto == HUTCH_PORT_UDP ? "udp" : "tcp",
-				proto == HUTCH_PORT_UDP ? "udp6" : "tcp6"};
-	for (int f = 0; f < 2; f++) {
+	const char *names[2] = {p->proto == HUTCH_PORT_UDP ? "udp" : "tcp",
+				p->proto == HUTCH_PORT_UDP ? "udp6" : "tcp6"};
+	static const uint8_t any6[16];
+	bool any_ip6 = p->ipv6 && !memcmp(p->host_ip6, any6, 16);
+	for (int f = p->ipv6 ? 1 : 0; f < 2; f++) {
 		char file[64];
 		snprintf(file, sizeof(file), "/proc/%d/net/%s",
 			 net_host_pid ? net_host_pid : getpid(), names[f]);
@@ -626,13 +639,26 @@ static unsigned long port_bound(enum hutch_port_proto proto, uint32_t ip, uint16
 			char *colon = strrchr(local, ':');
 			if (!colon || strtoul(colon + 1, NULL, 16) != port)
 				continue;
-			if (proto == HUTCH_PORT_TCP && state != 0x0A) /* LISTEN */
+			if (p->proto == HUTCH_PORT_TCP && state != 0x0A) /* LISTEN */
 				continue;
 			*colon = '\0';
 			bool any = strspn(local, "0") == strlen(local);
-			if (f == 0 && !any && ip) {
+			if (f == 0 && !any && p->host_ip) {
 				uint32_t a = (uint32_t)strtoul(local, NULL, 16); /* little-endian */
-				if (ntohl(a) != ip)
+				if (ntohl(a) != p->host_ip)
+					continue;
+			}
+			if (f == 1 && !any && !any_ip6 && p->ipv6 && strlen(local) == 32) {
+				/* four 32-bit words, each in the host's byte order */
+				uint8_t a6[16];
+				for (int w = 0; w < 4; w++) {
+					char word[9];
+					memcpy(word, local + 8 * w, 8);
+					word[8] = '\0';
+					uint32_t v = (uint32_t)strtoul(word, NULL, 16);
+					memcpy(a6 + 4 * w, &v, 4);
+				}
+				if (memcmp(a6, p->host_ip6, 16))
 					continue;
 			}
 			fclose(fp);
@@ -643,10 +669,21 @@ static unsigned long port_bound(enum hutch_port_proto proto, uint32_t ip, uint16
 	return 0;
 }
 
+/* Whether two published ports could take the same packets: the same
+ * protocol and ports, on addresses that meet (IPv4's every address is IPv6's
+ * too on a dual stack network). */
 static bool ranges_meet(const struct hutch_port_map *a, const struct hutch_port_map *b)
 {
-	return a->proto == b->proto && (!a->host_ip || !b->host_ip || a->host_ip == b->host_ip) &&
-	       a->host_port < b->host_port + b->count && b->host_port < a->host_port + a->count;
+	static const uint8_t any6[16];
+	if (a->proto != b->proto || a->host_port >= b->host_port + b->count ||
+	    b->host_port >= a->host_port + a->count)
+		return false;
+	if (a->ipv6 && b->ipv6)
+		return !memcmp(a->host_ip6, any6, 16) || !memcmp(b->host_ip6, any6, 16) ||
+		       !memcmp(a->host_ip6, b->host_ip6, 16);
+	if (a->ipv6 || b->ipv6)
+		return !(a->ipv6 ? b : a)->host_ip;
+	return !a->host_ip || !b->host_ip || a->host_ip == b->host_ip;
 }
 
 /* Refuse a port someone has, naming it and who. Ports published by another
@@ -660,14 +697,23 @@ static int check_ports(const struct netdef *all, size_t n_all, struct hutch_port
 			/* any free one: what the kernel would give a socket */
 			int type = p->proto == HUTCH_PORT_UDP ? SOCK_DGRAM : SOCK_STREAM;
 			for (int tries = 0; tries < 20 && !p->host_port; tries++) {
-				_cleanup_close_ int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-				struct sockaddr_in sa = {.sin_family = AF_INET,
-							 .sin_addr.s_addr = htonl(p->host_ip)};
-				socklen_t sl = sizeof(sa);
-				if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-				    getsockname(s, (struct sockaddr *)&sa, &sl) < 0)
+				int family = p->ipv6 ? AF_INET6 : AF_INET;
+				_cleanup_close_ int s = socket(family, type | SOCK_CLOEXEC, 0);
+				union {
+					struct sockaddr sa;
+					struct sockaddr_in in;
+					struct sockaddr_in6 in6;
+				} sa = {.in = {.sin_family = AF_INET,
+					       .sin_addr.s_addr = htonl(p->host_ip)}};
+				if (p->ipv6) {
+					sa.in6 = (struct sockaddr_in6){.sin6_family = AF_INET6};
+					memcpy(&sa.in6.sin6_addr, p->host_ip6, 16);
+				}
+				socklen_t sl = p->ipv6 ? sizeof(sa.in6) : sizeof(sa.in);
+				if (s < 0 || bind(s, &sa.sa, sl) < 0 ||
+				    getsockname(s, &sa.sa, &sl) < 0)
 					return hutch_fail_sys(err, "find a free port");
-				p->host_port = ntohs(sa.sin_port);
+				p->host_port = ntohs(p->ipv6 ? sa.in6.sin6_port : sa.in.sin_port);
 				for (size_t k = 0; k < n_all && p->host_port; k++)
 					for (size_t m = 0; m < all[k].n_members && p->host_port;
 					     m++)
@@ -704,7 +750,7 @@ static int check_ports(const struct netdef *all, size_t n_all, struct hutch_port
 			}
 		for (uint32_t k = 0; k < p->count; k++) {
 			uint16_t port = (uint16_t)(p->host_port + k);
-			unsigned long ino = port_bound(p->proto, p->host_ip, port);
+			unsigned long ino = port_bound(p, port);
 			if (!ino)
 				continue;
 			char who[160];
@@ -749,7 +795,8 @@ static void forward_rules(FILE *f, const char *b, bool closed)
 	fprintf(f, "    oifname \"%s\" drop\n", b);
 }
 
-static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6);
+static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6,
+			bool rootless);
 
 /* rootless: a port's host address is pasta's to bind on the host; in the
  * rootless namespace its packets come to pasta's tap address, so the rule
@@ -783,6 +830,8 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes, b
 			hutch_ipv4_format(mb->addr, addr);
 			for (size_t q = 0; q < mb->n_ports; q++) {
 				const struct hutch_port_map *p = &mb->ports[q];
+				if (p->ipv6)
+					continue; /* table ip6's */
 				char hip[16];
 				uint32_t host_ip = rootless ? 0 : p->host_ip;
 				hutch_ipv4_format(host_ip, hip);
@@ -844,7 +893,7 @@ static char *rules_text(const struct netdef *all, size_t n, bool hutch_routes, b
 	if (hutch_routes)
 		fputs("    iifname != \"hbr-*\" oifname != \"hbr-*\" drop\n", f);
 	fputs("  }\n}\n", f);
-	rules6_text(f, all, n, hutch_routes6);
+	rules6_text(f, all, n, hutch_routes6, rootless);
 	fclose(f);
 	return buf;
 }
@@ -860,9 +909,13 @@ static bool any_ipv6(const struct netdef *all, size_t n)
 /* Dual stack: `table ip6 hutch`, in the same transaction as the ip table, for
  * networks with IPv6: the same isolation and masquerading, and published ports
  * on every address (-p HOST:CONTAINER) DNATed to the container's IPv6 address
- * too. Not for ::1: IPv6 has no route_localnet, a packet from ::1 never leaves
- * lo, so the host's own [::1]:PORT is not published. */
-static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6)
+ * too, and those on [::] or one IPv6 address (-p [ADDR]:HOST:CONTAINER). Not
+ * for ::1: IPv6 has no route_localnet; the DNAT and masquerading would get a
+ * connection of the host's ::1 out by the bridge, but the kernel drops the
+ * container's replies, turned back to ::1, as they come in by it (tried:
+ * hutch_port_parse refuses [::1]). */
+static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_routes6,
+			bool rootless)
 {
 	if (!any_ipv6(all, n))
 		return;
@@ -874,12 +927,22 @@ static void rules6_text(FILE *f, const struct netdef *all, size_t n, bool hutch_
 			hutch_ipam_addr6(&all[i].subnet6, &all[i].subnet, mb->addr, a6);
 			for (size_t q = 0; q < mb->n_ports; q++) {
 				const struct hutch_port_map *p = &mb->ports[q];
-				for (uint32_t k = 0; !p->host_ip && k < p->count; k++)
-					fprintf(
-					    f,
-					    "    %s dport %u dnat to [%s]:%u comment \"%.12s\"\n",
-					    hutch_port_proto_name(p->proto), p->host_port + k, a6,
-					    p->container_port + k, mb->container);
+				static const uint8_t any6[16];
+				/* on every address (IPv4's included), on [::], or on
+				 * one IPv6 address of the host's */
+				char hip[INET6_ADDRSTRLEN + 16] = "";
+				if (p->ipv6 && memcmp(p->host_ip6, any6, 16) && !rootless) {
+					char a[INET6_ADDRSTRLEN];
+					inet_ntop(AF_INET6, p->host_ip6, a, sizeof(a));
+					snprintf(hip, sizeof(hip), "ip6 daddr %s ", a);
+				}
+				for (uint32_t k = 0; (p->ipv6 || !p->host_ip) && k < p->count; k++)
+					fprintf(f,
+						"    %s%s dport %u dnat to [%s]:%u comment "
+						"\"%.12s\"\n",
+						hip, hutch_port_proto_name(p->proto),
+						p->host_port + k, a6, p->container_port + k,
+						mb->container);
 			}
 		}
 	fputs("  }\n", f);
@@ -927,6 +990,8 @@ static bool publishes_on_loopback(const struct netdef *d)
 	for (size_t m = 0; m < d->n_members; m++)
 		for (size_t q = 0; q < d->members[m].n_ports; q++) {
 			uint32_t ip = d->members[m].ports[q].host_ip;
+			if (d->members[m].ports[q].ipv6)
+				continue;
 			if (!ip || (ip >> 24) == 127)
 				return true;
 		}
@@ -1178,7 +1243,7 @@ char *hutch_net_info_to_json(const struct hutch_net_info *info, bool pretty)
 		json_object_object_add(x, "aliases", al);
 		struct json_object *ps = json_object_new_array();
 		for (size_t k = 0; k < m->n_ports; k++) {
-			char b[64];
+			char b[HUTCH_PORT_FORMAT_LEN];
 			hutch_port_format(&m->ports[k], b);
 			json_object_array_add(ps, json_object_new_string(b));
 		}
@@ -1200,16 +1265,15 @@ static int choose_subnet6(const struct hutch_net_ctx *ctx, const char *id, const
 			  int prefix4, const struct netdef *all, size_t n_all,
 			  struct hutch_cidr6 *out, struct hutch_err **err)
 {
-	if (ctx->rootless)
-		return hutch_fail(err, 0,
-				  "IPv6 networks are rootful only for now: drop --ipv6 (rootless "
-				  "networks are IPv4)");
 	struct hutch_cidr6 *taken = NULL;
 	size_t n = 0;
 	if (net_host_routes6(&taken, &n, err) < 0)
 		return -1;
+	taken = xrealloc(taken, (n + n_all + 2) * sizeof(*taken));
+	/* rootless: pasta's tap's /64 is in the namespace, and no other */
+	if (ctx->rootless && hutch_cidr6_parse(NET_ROOTLESS_TAP6_NET, &taken[n], NULL) == 0)
+		n++;
 	size_t n_routes = n;
-	taken = xrealloc(taken, (n + n_all + 1) * sizeof(*taken));
 	for (size_t i = 0; i < n_all; i++)
 		if (all[i].ipv6)
 			taken[n++] = all[i].subnet6;
@@ -1689,6 +1753,16 @@ static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net
 			   shown_net);
 		goto fail;
 	}
+	for (size_t i = 0; i < req->n_ports; i++)
+		if (ports[i].ipv6 && !d.ipv6) {
+			char b[HUTCH_PORT_FORMAT_LEN];
+			hutch_port_format(&ports[i], b);
+			hutch_fail(err, 0,
+				   "port %s is published on an IPv6 address, and network '%s' has "
+				   "no IPv6: make it with --ipv6 (or publish on an IPv4 address)",
+				   b, shown_net);
+			goto fail;
+		}
 	if (load_all(ctx, &all, &n_all, err) < 0)
 		goto fail;
 	for (size_t i = 0; i < n_all; i++)
@@ -1727,14 +1801,14 @@ static int attach_locked(const struct hutch_net_ctx *ctx, const struct hutch_net
 			goto fail;
 		}
 		hutch_trace("net: netns");
-		if (net_bridge_ensure(d.bridge, hutch_ipam_gateway(&d.subnet), d.subnet.prefix,
+		if (net_bridge_ensure(d.bridge, hutch_ipam_gateway(&d.subnet), d.subnet.prefix, 0,
 				      err) < 0)
 			goto fail;
 		hutch_trace("net: bridge");
 		if (net_veth_attach(d.bridge, veth, ns, ifname, addr, d.subnet.prefix,
 				    /* one default route: the first network's that has a way out */
 				    d.internal || has_default ? 0 : hutch_ipam_gateway(&d.subnet),
-				    err) < 0)
+				    0, err) < 0)
 			goto fail;
 		veth_made = true;
 		if (d.ipv6) {
@@ -1859,11 +1933,27 @@ static int wire_locked(const struct hutch_net_ctx *ctx, const char *container, i
 			if (strcmp(m->container, container) || m->netns_ino)
 				continue;
 			uint32_t gw = hutch_ipam_gateway(&d->subnet);
-			if (net_bridge_ensure(d->bridge, gw, d->subnet.prefix, err) < 0 ||
+			if (net_bridge_ensure(d->bridge, gw, d->subnet.prefix, NET_ROOTLESS_MTU,
+					      err) < 0 ||
 			    net_veth_attach(d->bridge, m->veth, ns, m->ifname, m->addr,
-					    d->subnet.prefix, m->default_route ? gw : 0, err) < 0) {
+					    d->subnet.prefix, m->default_route ? gw : 0,
+					    NET_ROOTLESS_MTU, err) < 0) {
 				r = -1;
 				break;
+			}
+			if (d->ipv6) {
+				char gw6[46], a6[46], gw6_cidr[64], a6_cidr[64];
+				hutch_ipam_addr6(&d->subnet6, &d->subnet, gw, gw6);
+				hutch_ipam_addr6(&d->subnet6, &d->subnet, m->addr, a6);
+				snprintf(gw6_cidr, sizeof(gw6_cidr), "%s/%d", gw6,
+					 d->subnet6.prefix);
+				snprintf(a6_cidr, sizeof(a6_cidr), "%s/%d", a6, d->subnet6.prefix);
+				if (net_bridge_add6(d->bridge, gw6_cidr, err) < 0 ||
+				    net_veth_add6(ns, m->ifname, a6_cidr,
+						  m->default_route ? gw6 : NULL, err) < 0) {
+					r = -1;
+					break;
+				}
 			}
 			m->netns_ino = st.st_ino;
 			r = save_net(ctx, d, err);
@@ -1986,8 +2076,7 @@ static int rootless_after(const struct hutch_net_ctx *ctx, bool ports_now, bool 
 	/* pasta does not fail on a port it cannot listen on: say which */
 	for (size_t i = 0; r == 0 && live && ports_now && outside && i < n_ports; i++)
 		for (uint32_t k = 0; r == 0 && k < ports[i].count; k++)
-			if (!port_bound(ports[i].proto, ports[i].host_ip,
-					(uint16_t)(ports[i].host_port + k)))
+			if (!port_bound(&ports[i], (uint16_t)(ports[i].host_port + k)))
 				r = hutch_fail(err, 0,
 					       "pasta could not listen on port %u/%s on the host "
 					       "(ports below net.ipv4.ip_unprivileged_port_start "

@@ -1,4 +1,4 @@
-/* -p [IP:][HOST[-HOST2]:]CONTAINER[-CONTAINER2][/tcp|/udp], as Docker reads it. */
+/* -p [IP:|[IPv6]:][HOST[-HOST2]:]CONTAINER[-CONTAINER2][/tcp|/udp], as Docker reads it. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,33 +57,64 @@ int hutch_port_parse(const char *arg, struct hutch_port_map *out, struct hutch_e
 			    err, 0, "invalid published port '%s': protocol must be tcp or udp",
 			    shown);
 	}
-	/* split at the last two ':' (an IPv6 address is refused below) */
+	/* [ADDR]: an IPv6 host address, the rest split as without one */
+	char *rest = s;
+	if (s[0] == '[') {
+		char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return hutch_fail(err, 0,
+					  "invalid published port '%s': an IPv6 host address is "
+					  "written in brackets and followed by ':' ([::]:8080:80)",
+					  shown);
+		*close = '\0';
+		if (inet_pton(AF_INET6, s + 1, out->host_ip6) != 1) {
+			_cleanup_free_ char *a = printable(s + 1, strlen(s + 1));
+			return hutch_fail(err, 0,
+					  "invalid published port '%s': '%s' is no IPv6 address",
+					  shown, a);
+		}
+		static const uint8_t loopback[16] = {[15] = 1};
+		if (!memcmp(out->host_ip6, loopback, 16))
+			return hutch_fail(
+			    err, 0,
+			    "invalid published port '%s': the host's [::1] cannot be published: "
+			    "IPv6 has no route_localnet, and the kernel drops the container's "
+			    "replies to ::1 that come in by a bridge (it would take a proxy "
+			    "process); publish on [::] and reach it from the host by one of its "
+			    "own IPv6 addresses, or on 127.0.0.1",
+			    shown);
+		out->ipv6 = true;
+		rest = close + 2;
+		if (!strchr(rest, ':'))
+			return hutch_fail(
+			    err, 0,
+			    "invalid published port '%s': after the host address comes "
+			    "HOST:CONTAINER or :CONTAINER",
+			    shown);
+	}
+	/* split at the last two ':' */
 	char *parts[3] = {NULL, NULL, NULL};
-	char *c2 = strrchr(s, ':');
+	char *c2 = strrchr(rest, ':');
 	if (c2) {
 		*c2 = '\0';
 		parts[2] = c2 + 1;
-		char *c1 = strrchr(s, ':');
+		char *c1 = strrchr(rest, ':');
 		if (c1) {
 			*c1 = '\0';
-			parts[0] = s;
+			parts[0] = rest;
 			parts[1] = c1 + 1;
 		} else {
-			parts[1] = s;
+			parts[1] = rest;
 		}
 	} else {
-		parts[2] = s;
+		parts[2] = rest;
 	}
 	if (parts[0]) {
-		if (strchr(parts[0], ':') || parts[0][0] == '[')
-			return hutch_fail(
-			    err, 0,
-			    "invalid published port '%s': IPv6 host addresses cannot be given "
-			    "(nor [::1]: IPv6 has no route_localnet, a packet from ::1 never "
-			    "leaves the host's lo); publish on every address (-p HOST:CONTAINER): "
-			    "on a network made with --ipv6 it answers on the host's IPv6 "
-			    "addresses too",
-			    shown);
+		if (out->ipv6 || strchr(parts[0], ':'))
+			return hutch_fail(err, 0,
+					  "invalid published port '%s': an IPv6 host address is "
+					  "written in brackets, [::]:8080:80",
+					  shown);
 		struct in_addr a;
 		if (!*parts[0])
 			return hutch_fail(err, 0, "invalid published port '%s': empty host address",
@@ -125,19 +156,23 @@ int hutch_port_parse(const char *arg, struct hutch_port_map *out, struct hutch_e
 	return 0;
 }
 
-void hutch_port_format(const struct hutch_port_map *p, char buf[64])
+void hutch_port_format(const struct hutch_port_map *p, char buf[HUTCH_PORT_FORMAT_LEN])
 {
-	char ip[16] = "";
 	size_t n = 0;
-	if (p->host_ip) {
+	if (p->ipv6) {
+		char ip[INET6_ADDRSTRLEN];
+		inet_ntop(AF_INET6, p->host_ip6, ip, sizeof(ip));
+		n = (size_t)snprintf(buf, HUTCH_PORT_FORMAT_LEN, "[%s]:", ip);
+	} else if (p->host_ip) {
+		char ip[16];
 		hutch_ipv4_format(p->host_ip, ip);
-		n = (size_t)snprintf(buf, 64, "%s:", ip);
+		n = (size_t)snprintf(buf, HUTCH_PORT_FORMAT_LEN, "%s:", ip);
 	}
 	if (p->count > 1)
-		snprintf(buf + n, 64 - n, "%u-%u:%u-%u/%s", p->host_port,
+		snprintf(buf + n, HUTCH_PORT_FORMAT_LEN - n, "%u-%u:%u-%u/%s", p->host_port,
 			 p->host_port + p->count - 1u, p->container_port,
 			 p->container_port + p->count - 1u, hutch_port_proto_name(p->proto));
 	else
-		snprintf(buf + n, 64 - n, "%u:%u/%s", p->host_port, p->container_port,
-			 hutch_port_proto_name(p->proto));
+		snprintf(buf + n, HUTCH_PORT_FORMAT_LEN - n, "%u:%u/%s", p->host_port,
+			 p->container_port, hutch_port_proto_name(p->proto));
 }

@@ -356,17 +356,22 @@ static void remove_stale(struct sup_net *net)
 static int start_dns(struct sup_net *net, struct hutch_err **err)
 {
 	const struct hutch_stack *stack = net->stack;
-	char **listen = xcalloc(net->n, sizeof(char *));
-	for (size_t i = 0; i < net->n; i++)
-		listen[i] = xasprintf("%s:53", net->nets[i].info.gateway);
-	int *fds = xcalloc(2 * net->n + 1, sizeof(int));
+	/* each gateway, and a dual stack network's IPv6 gateway too */
+	char **listen = xcalloc(2 * net->n + 1, sizeof(char *));
+	size_t n_listen = 0;
+	for (size_t i = 0; i < net->n; i++) {
+		listen[n_listen++] = xasprintf("%s:53", net->nets[i].info.gateway);
+		if (net->nets[i].info.ipv6)
+			listen[n_listen++] = xasprintf("[%s]:53", net->nets[i].info.gateway6);
+	}
+	int *fds = xcalloc(2 * n_listen + 1, sizeof(int));
 	int r = 0;
 	if (net->ctx.rootless)
-		r = hutch_net_rootless_dns_sockets(&net->ctx, (const char *const *)listen, net->n,
+		r = hutch_net_rootless_dns_sockets(&net->ctx, (const char *const *)listen, n_listen,
 						   fds, &net->ns_id, err);
 	struct hutch_dns_config cfg = {
 	    .listen = (const char *const *)listen,
-	    .n_listen = net->n,
+	    .n_listen = n_listen,
 	    .listen_fds = net->ctx.rootless ? fds : NULL,
 	    .upstreams = (const char *const *)stack->dns_upstream,
 	    .n_upstreams = stack->n_dns_upstream,
@@ -380,7 +385,7 @@ static int start_dns(struct sup_net *net, struct hutch_err **err)
 	};
 	if (r == 0)
 		net->dns = hutch_dns_new(&cfg, NULL, err);
-	strv_free(listen, net->n);
+	strv_free(listen, n_listen);
 	free(fds);
 	if (r < 0 || !net->dns)
 		return -1;

@@ -153,9 +153,9 @@ def net(hutch, ctr):
     """A fresh network (removed after, with whatever a failed test left on it)."""
     made = []
 
-    def make(name=None):
+    def make(name=None, *flags):
         name = name or f"rl{uuid.uuid4().hex[:8]}"
-        hutch("network", "create", name)
+        hutch("network", "create", *flags, name)
         made.append(name)
         return name
     yield make
@@ -287,6 +287,71 @@ if ROOT:
         wait_for(lambda: not alive(holder) and not alive(pasta), what="holder and pasta to go")
         assert not (h.root / "run" / "rootless-netns").exists()
 
+    def test_rootless_ipv6_network_from_another_host(as_nobody):
+        """A rootless network with --ipv6: pasta gives the namespace IPv6 (a ULA /64
+        of its tap's), containers get IPv6 addresses and routes, a port published on
+        every address (and one on [::] only) is reached over IPv6 from another host
+        with its address kept, and a container reaches that host over IPv6."""
+        h = as_nobody
+        sh("ip", "-n", h.host, "addr", "add", "fd77::1/64", "dev", "vh", "nodad")
+        sh("ip", "-n", h.other, "addr", "add", "fd77::2/64", "dev", "vo", "nodad")
+        sh("ip", "-n", h.host, "-6", "route", "add", "default", "via", "fd77::2")
+        h("network", "create", "--ipv6", "n6")
+        web = h("run", "-d", "--network", "n6", "-p", "20490:80", "-v", f"{h.www}:/www:ro",
+                "bb", "httpd", "-f", "-p", "80", "-h", "/www").stdout.strip()
+        only6 = h("run", "-d", "--network", "n6", "-p", "[::]:20492:80", "-v",
+                  f"{h.www}:/www:ro", "bb", "httpd", "-f", "-p", "80", "-h",
+                  "/www").stdout.strip()
+        one6 = h("run", "-d", "--network", "n6", "-p", "[fd77::1]:20493:80", "-v",
+                 f"{h.www}:/www:ro", "bb", "httpd", "-f", "-p", "80", "-h",
+                 "/www").stdout.strip()
+        info = json.loads(h("network", "inspect", "n6").stdout)[0]
+        assert info["ipv6"] is True and info["subnet6"].startswith("fd"), info
+        [m] = [m for m in info["members"] if m["id"] == web]
+
+        def other_get(url):
+            cp = sh("ip", "netns", "exec", h.other, "timeout", "3", BUSYBOX, "wget", "-qO-",
+                    url, check=False)
+            return cp.stdout if cp.returncode == 0 else None
+        got = wait_for(lambda: other_get("http://[fd77::1]:20490/cgi-bin/ip"),
+                       what="the published port over IPv6 from the other host")
+        assert unmapped(got) == "fd77::2", got
+        got = wait_for(lambda: other_get("http://[fd77::1]:20492/cgi-bin/ip"),
+                       what="the [::] port over IPv6 from the other host")
+        assert unmapped(got) == "fd77::2", got
+        assert other_get("http://10.77.0.1:20492/") is None  # [::]: no IPv4
+        got = wait_for(lambda: other_get("http://[fd77::1]:20493/cgi-bin/ip"),
+                       what="the port on one IPv6 address from the other host")
+        assert unmapped(got) == "fd77::2", got
+        assert "hello" in other_get("http://10.77.0.1:20490/")  # every address: IPv4 too
+        # container to container over IPv6, its route via the IPv6 gateway
+        out = h("run", "--rm", "--network", "n6", "bb", "sh", "-c",
+                f"ip -6 route; timeout 5 wget -qO- http://[{m['address6']}]/").stdout
+        assert f"default via {info['gateway6']} dev eth0" in out, out
+        assert "hello from hutch" in out, out
+        # the way out over IPv6: the other host sees the host's address (pasta's)
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", h.other, "python3", "-c",
+             "import socket\ns = socket.socket(socket.AF_INET6)\n"
+             "s.bind(('fd77::2', 20491)); s.listen()\n"
+             "print('ready', flush=True)\nc, a = s.accept(); c.sendall(b'seen ' + "
+             "a[0].encode() + b'\\n'); c.close()"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout.readline() == "ready\n"
+            out = h("run", "--rm", "--network", "n6", "bb", "sh", "-c",
+                    "timeout 5 nc fd77::2 20491 </dev/null | head -n 1", check=False).stdout
+            assert out == "seen fd77::1\n", out
+        finally:
+            server.kill()
+            server.wait()
+        holder, pasta = (int((h.root / "run" / "rootless-netns" / f).read_text().split()[0])
+                         for f in ("holder", "pasta"))
+        h("rm", "-f", web, only6, one6)
+        h("network", "rm", "n6")
+        wait_for(lambda: not alive(holder) and not alive(pasta), what="holder and pasta to go")
+        assert not (h.root / "run" / "rootless-netns").exists()
+
     def test_rootful_networks_make_no_rootless_namespace(hutch, state, ctr):
         """As root a network is the host's bridge (test_network.py, in namespaces of
         the test's there): the rootless holder, pasta and their files are never made.
@@ -322,6 +387,22 @@ else:
         # one default route, via the network's gateway
         routes = hutch("exec", web, "ip", "route").stdout
         assert f"default via {info['gateway']} dev eth0" in routes, routes
+        # every link in the rootless namespace has pasta's tap's MTU: its tap path
+        # (outbound, ports reached by the host's other addresses) costs per frame
+        assert "mtu 65520" in hutch("exec", web, "ip", "link", "show", "eth0").stdout
+        inside = ["nsenter", "-U", "-n", "--preserve-credentials", "-t", str(holder)]
+        links = subprocess.run([*inside, "ip", "-o", "link"], capture_output=True,
+                               text=True, check=True).stdout
+        for dev in (info["bridge"], "pasta0"):
+            [line] = [l for l in links.splitlines() if f" {dev}" in l.split(":")[1] + " "]
+            assert " mtu 65520 " in line, line
+        # and bridged frames skip the namespace's ip rules (br_netfilter off there;
+        # the sysctl exists when the host has the module loaded)
+        brnf = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+        if os.path.exists(brnf):
+            val = subprocess.run([*inside, "cat", brnf], capture_output=True, text=True,
+                                 check=True).stdout
+            assert val.strip() == "0", val
 
     def test_outbound_through_pasta(hutch, state, tmp, net):
         """The way out: a server in a network namespace of the test's (its own pasta

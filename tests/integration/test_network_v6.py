@@ -22,11 +22,42 @@ BUSYBOX = "/bin/busybox"
 
 
 if not ROOT:
-    def test_rootless_ipv6_refused(hutch):
-        """Rootless networks are IPv4 for now: --ipv6 says so."""
-        cp = hutch("network", "create", "--ipv6", "v6", check=False)
-        assert cp.returncode == 125 and "rootful only" in cp.stderr, cp.stderr
-        assert "v6" not in hutch("network", "ls", "-q").stdout.split()
+    def test_rootless_ipv6_network(hutch, tmp):
+        """Rootless, --ipv6 gives the network an IPv6 subnet in the rootless namespace:
+        containers reach each other over IPv6 and by AAAA names; a port on [::1] is
+        refused saying why, and an IPv6 port on a network without IPv6 too."""
+        hutch("network", "create", "--ipv6", "v6")
+        hutch("network", "create", "v4")
+        www = tmp / "www"
+        www.mkdir()
+        (www / "index.html").write_text("hello over v6\n")
+        os.chmod(tmp, 0o755)
+        os.chmod(www, 0o755)
+        ids = []
+        try:
+            info = json.loads(hutch("network", "inspect", "v6").stdout)[0]
+            assert info["ipv6"] is True and info["subnet6"].startswith("fd"), info
+            ids.append(hutch("run", "-d", "--name", "srv6", "--network", "v6", "-v",
+                             f"{www}:/www:ro", "bb", "httpd", "-f", "-p", "80", "-h",
+                             "/www").stdout.strip())
+            [m] = json.loads(hutch("network", "inspect", "v6").stdout)[0]["members"]
+            out = hutch("run", "--rm", "--network", "v6", "bb", "sh", "-c",
+                        "ip -6 route; ip link show eth0; nslookup -type=AAAA srv6; "
+                        f"timeout 5 wget -qO- http://[{m['address6']}]/").stdout
+            assert f"default via {info['gateway6']} dev eth0" in out, out
+            assert f"Address: {m['address6']}" in out, out
+            assert "hello over v6" in out and "mtu 65520" in out, out
+            cp = hutch("run", "--rm", "--network", "v4", "-p", "[::]:18080:80", "bb", "true",
+                       check=False)
+            assert cp.returncode == 125 and "network 'v4' has no IPv6" in cp.stderr, cp.stderr
+            cp = hutch("run", "--rm", "--network", "v6", "-p", "[::1]:18080:80", "bb", "true",
+                       check=False)
+            assert cp.returncode == 125 and "route_localnet" in cp.stderr, cp.stderr
+        finally:
+            for i in ids:
+                hutch("rm", "-f", i, check=False)
+            for n in ("v6", "v4"):
+                hutch("network", "rm", n, check=False)
 else:
     @pytest.fixture
     def ns(state):
@@ -94,6 +125,15 @@ else:
                      "-x", a6).stdout
         rev = ipaddress.ip_address(a6).reverse_pointer
         assert f"{rev}. 0 IN PTR srv." in " ".join(ptr.split()), ptr
+        # the server listens on the IPv6 gateway too: a container asks it over IPv6
+        gw6 = info["gateway6"]
+        out = ns.hutch("run", "--rm", "--network", "dual", "bb", "sh", "-c",
+                       f"nslookup -type=AAAA web6 {gw6}; nslookup srv {gw6}").stdout
+        assert out.count(f"Server:\t\t{gw6}") == 2, out
+        assert out.count(f"Address: {a6}") >= 1 and f"Address: {m['address']}" in out, out
+        tcp = ns.run("dig", "+tcp", "+time=2", "+tries=1", "-b", gw6, f"@{gw6}", "web6",
+                     "AAAA").stdout
+        assert f"IN\tAAAA\t{a6}" in tcp, tcp
         # the same container again gets the same IPv6 address (its key's IPv4 one)
         ns.hutch("rm", "-f", "srv")
         wait_for(lambda: not inspect(ns, "dual")["members"], what="srv to leave")
@@ -128,7 +168,8 @@ else:
         assert cp.returncode == 125 and "host bits" in cp.stderr, cp.stderr
         # the host's [::1] cannot be DNATed (no route_localnet for IPv6): said plainly
         cp = ns.hutch("run", "--rm", "-p", "[::1]:8080:80", "bb", "true", check=False)
-        assert cp.returncode == 125 and "publish on every address" in cp.stderr, cp.stderr
+        assert cp.returncode == 125 and "IPv6 has no route_localnet" in cp.stderr, cp.stderr
+        assert "publish on [::]" in cp.stderr, cp.stderr
         ns.hutch("network", "create", "--subnet6", "fd42:1:2:3::/64", "pub6")
         assert inspect(ns, "pub6")["subnet6"] == "fd42:1:2:3::/64"
         httpd(ns, www, "--network", "pub6", "-p", "8080:80", name="web")
@@ -163,6 +204,84 @@ else:
         ns.hutch("network", "rm", "pub6")
         assert ns.links_settle({"lo", "tohost"})
 
+    def test_ports_on_one_ipv6_address_and_on_every_ipv6_address(ns, www):
+        """-p [ADDR]:HOST:CONTAINER answers on that IPv6 address of the host's only,
+        -p [::]:HOST:CONTAINER on every IPv6 address and none of the IPv4 ones; both
+        keep the other host's address, reach from the host itself by its own IPv6
+        address, refuse a network without IPv6 and clash with IPv4's every address."""
+        peer = ns.more("peer")
+        ns.ip("link", "add", "tohost", "type", "veth", "peer", "name", "fromhost", "netns",
+              peer.name)
+        ns.ip("addr", "add", "fd98::1/64", "dev", "tohost", "nodad")
+        ns.ip("addr", "add", "fd98::3/64", "dev", "tohost", "nodad")
+        ns.ip("link", "set", "tohost", "up")
+        peer.ip("addr", "add", "fd98::2/64", "dev", "fromhost", "nodad")
+        peer.ip("link", "set", "fromhost", "up")
+        ns.ip("addr", "add", "10.97.0.1/24", "dev", "tohost")
+        peer.ip("addr", "add", "10.97.0.2/24", "dev", "fromhost")
+        ns.hutch("network", "create", "v4only")
+        cp = ns.hutch("run", "--rm", "--network", "v4only", "-p", "[::]:8090:80", "bb", "true",
+                      check=False)
+        assert cp.returncode == 125 and "network 'v4only' has no IPv6" in cp.stderr, cp.stderr
+        assert "--ipv6" in cp.stderr and "[::]:8090:80/tcp" in cp.stderr, cp.stderr
+        ns.hutch("network", "create", "--ipv6", "p6")
+        one = httpd(ns, www, "--network", "p6", "-p", "[fd98::1]:8091:80", name="one")
+        every = httpd(ns, www, "--network", "p6", "-p", "[::]:8092:80", name="every")
+        members = {m["name"]: m for m in inspect(ns, "p6")["members"]}
+        assert members["one"]["ports"] == ["[fd98::1]:8091:80/tcp"], members
+        assert members["every"]["ports"] == ["[::]:8092:80/tcp"], members
+        rules = ns.run("nft", "list", "table", "ip6", "hutch").stdout
+        assert "ip6 daddr fd98::1 tcp dport 8091 dnat to" in rules, rules
+        assert "tcp dport 8092 dnat to" in rules, rules
+        assert "8091" not in ns.run("nft", "list", "table", "ip", "hutch").stdout
+        assert "8092" not in ns.run("nft", "list", "table", "ip", "hutch").stdout
+        # no port on the host's IPv4 loopback: the bridge needs no route_localnet
+        bridge = inspect(ns, "p6")["bridge"]
+        assert ns.run("cat", f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").stdout == "0\n"
+        # from another host: the one address, and every IPv6 address
+        assert "hello over v6" in wait_for(lambda: get(ns, "http://[fd98::1]:8091/", peer),
+                                            what="[fd98::1]:8091 from the peer")
+        assert get(ns, "http://[fd98::3]:8091/", peer) is None
+        for addr in ("[fd98::1]", "[fd98::3]"):
+            assert "hello over v6" in wait_for(
+                lambda: get(ns, f"http://{addr}:8092/", peer), what=f"{addr}:8092")
+        assert get(ns, "http://10.97.0.1:8092/", peer) is None  # not on IPv4
+        log = ns.hutch("logs", "every").stderr
+        assert "fd98::2]" in log, log  # the peer's address kept
+        # from the host itself, by its own IPv6 address
+        assert "hello over v6" in wait_for(lambda: get(ns, "http://[fd98::3]:8092/"),
+                                            what="[::]:8092 from the host")
+        assert "hello over v6" in wait_for(lambda: get(ns, "http://[fd98::1]:8091/"),
+                                            what="[fd98::1]:8091 from the host")
+        # taken ports are refused: IPv4's every address is IPv6's too
+        cp = ns.hutch("run", "--rm", "--network", "p6", "-p", "8092:80", "bb", "true",
+                      check=False)
+        assert cp.returncode == 125 and "already published by container every" in cp.stderr
+        cp = ns.hutch("run", "--rm", "--network", "p6", "-p", "[fd98::1]:8092:80", "bb",
+                      "true", check=False)
+        assert cp.returncode == 125 and "already published by container every" in cp.stderr
+        # another IPv6 address, or an IPv4 one, of the same port is free
+        ns.hutch("run", "--rm", "--network", "p6", "-p", "[fd98::3]:8091:80", "bb", "true")
+        ns.hutch("run", "--rm", "--network", "p6", "-p", "127.0.0.1:8091:80", "bb", "true")
+        # a port a socket of the host's holds on that IPv6 address is refused
+        holder = subprocess.Popen(ns.cmd("python3", "-c", "import socket, time\n"
+                                         "s = socket.socket(socket.AF_INET6)\n"
+                                         "s.bind(('fd98::3', 8093)); s.listen()\n"
+                                         "print('ready', flush=True); time.sleep(30)"),
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline() == "ready\n"
+            cp = ns.hutch("run", "--rm", "--network", "p6", "-p", "[fd98::3]:8093:80", "bb",
+                          "true", check=False)
+            assert cp.returncode == 125 and "in use on the host" in cp.stderr, cp.stderr
+            ns.hutch("run", "--rm", "--network", "p6", "-p", "[fd98::1]:8093:80", "bb", "true")
+        finally:
+            holder.kill()
+            holder.wait()
+        ns.hutch("rm", "-f", one, every)
+        wait_for(lambda: not inspect(ns, "p6")["members"], what="p6 empty")
+        assert "hutch" not in ns.ruleset()
+
     def test_stack_network_ipv6_and_compose_enable_ipv6(ns, tmp):
         """[network.NAME] ipv6 = true / subnet6 = CIDR, and compose's enable_ipv6: the
         stack's services get IPv6 addresses, AAAA names (SERVICE, SERVICE.STACK, alias,
@@ -185,6 +304,7 @@ else:
             command = sleep 1000
             networks = default back
             aliases = www
+            ports = [::]:18094:80
 
             [service.cli]
             image = bb
@@ -201,11 +321,20 @@ else:
                         f"ping -6 -c 1 -W 2 {web['address6']}").stdout
             assert f"default via {net['gateway6']}" in out, out
             assert out.count(f"Address: {web['address6']}") == 2, out
+            # the stack's server answers on each network's IPv6 gateway too
+            out6 = st.sh("cli-1", f"nslookup -type=AAAA web {net['gateway6']}; "
+                         f"nslookup web.{st.name} {net['gateway6']}").stdout
+            assert out6.count(f"Address: {web['address6']}") == 2, out6
+            assert f"Address: {web['address']}" in out6, out6
             assert "1 packets received" in out, out
             # network ls: the stack's networks name their owner
             rows = [l for l in ns.hutch("network", "ls").stdout.splitlines()
                     if f" {st.name}_default " in l]
             assert len(rows) == 1 and rows[0].endswith(f"stack {st.name}"), rows
+            # its port on every IPv6 address of the host's, and no IPv4 one
+            rules6 = ns.run("nft", "list", "table", "ip6", "hutch").stdout
+            assert f"tcp dport 18094 dnat to [{web['address6']}]:80" in rules6, rules6
+            assert "18094" not in ns.run("nft", "list", "table", "ip", "hutch").stdout
             backs = [m["address6"] for m in st.network("back")["members"]]
             assert backs and all(a.startswith("fd42:6:6:6::") for a in backs)
         finally:

@@ -357,6 +357,40 @@ if not ROOT:
         st.down()
         wait_for(lambda: not leftovers(st, state, []), what="nothing left after down")
 
+    def test_rootless_stack_ipv6(make, upstream, state):
+        """ipv6 = true, rootless: the services get IPv6 addresses in the rootless
+        namespace, reach each other over IPv6, and the stack's DNS answers AAAA on the
+        IPv4 gateway and on the IPv6 one (its sockets bound there by the helper)."""
+        st = make(f"""
+            [stack]
+            name = STACK
+            dns_upstream = 127.0.0.1:{upstream.port}
+
+            [network.default]
+            ipv6 = true
+
+            [service.web]
+            image = bb
+            {HOSTNAME_HTTPD}
+
+            [service.cli]
+            image = bb
+            command = sleep 1000
+            """)
+        st.up()
+        net = st.network()
+        assert net["ipv6"] is True and net["subnet6"].startswith("fd"), net
+        [web] = [m for m in net["members"] if m["name"] == f"{st.name}-web-1"]
+        gw6 = net["gateway6"]
+        out = st.sh("cli-1", f"ip -6 route; nslookup -type=AAAA web; "
+                    f"nslookup -type=AAAA web.{st.name} {gw6}").stdout
+        assert f"default via {gw6} dev eth0" in out, out
+        assert out.count(f"Address: {web['address6']}") == 2, out
+        assert f"Server:\t\t{gw6}" in out, out
+        assert st.wget("cli-1", f"http://[{web['address6']}]/")
+        st.down()
+        wait_for(lambda: not leftovers(st, state, []), what="nothing left after down")
+
     def test_rootless_killed_supervisor_then_down_leaves_nothing(make, upstream, state):
         port = free_port()
         st = make(f"""

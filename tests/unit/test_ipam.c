@@ -197,7 +197,7 @@ static struct hutch_port_map port(const char *s)
 static void port_is(const char *in, const char *out)
 {
 	struct hutch_port_map p = port(in);
-	char b[64];
+	char b[HUTCH_PORT_FORMAT_LEN];
 	hutch_port_format(&p, b);
 	assert_string_equal(b, out);
 }
@@ -215,6 +215,18 @@ static void test_port_forms(void **st)
 	assert_int_equal(p.host_port, 1);
 	assert_int_equal(p.container_port, 3);
 	assert_int_equal(p.host_ip, 0x0a000005);
+	/* IPv6 host addresses, in brackets */
+	port_is("[::]:8080:80", "[::]:8080:80/tcp");
+	port_is("[fd00:1::5]:53:53/udp", "[fd00:1::5]:53:53/udp");
+	port_is("[::]::80", "[::]:0:80/tcp");
+	port_is("[2001:db8::1]:8000-8001:80-81", "[2001:db8::1]:8000-8001:80-81/tcp");
+	p = port("[fd00::7]:1:2");
+	assert_true(p.ipv6);
+	assert_int_equal(p.host_ip, 0);
+	assert_int_equal(p.host_ip6[0], 0xfd);
+	assert_int_equal(p.host_ip6[15], 7);
+	assert_false(port("[::]:1:2").host_ip6[15]);
+	assert_false(port("1:2").ipv6);
 }
 
 static void port_bad(const char *in, const char *why)
@@ -238,7 +250,14 @@ static void test_port_errors(void **st)
 	port_bad("80-81", "host range of the same size");
 	port_bad("9-8:80", "host port '9-8'");
 	port_bad("1.2.3:8080:80", "'1.2.3' is no IPv4 address");
-	port_bad("::1:8080:80", "IPv6");
+	port_bad("::1:8080:80", "in brackets");
+	port_bad("[::1]:8080:80", "IPv6 has no route_localnet");
+	port_bad("[::1]:8080:80", "publish on [::]");
+	port_bad("[fd00::1:8080:80", "in brackets and followed by ':'");
+	port_bad("[fd00::1]8080:80", "in brackets and followed by ':'");
+	port_bad("[10.0.0.1]:8080:80", "'10.0.0.1' is no IPv6 address");
+	port_bad("[fd00::1]:80", "HOST:CONTAINER or :CONTAINER");
+	port_bad("[::]:1.2.3.4:8080:80", "in brackets");
 	port_bad(":8080:80", "empty host address");
 	port_bad("8080:80-", "container port '80-'");
 	port_bad("8080:1-2-3", "container port '1-2-3'");
