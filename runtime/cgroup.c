@@ -441,21 +441,6 @@ void cgroup_enable_for(const char *path, const struct hutch_resources *r)
 	}
 }
 
-void hutch_resources_clear(struct hutch_resources *r)
-{
-	free(r->devices);
-	for (size_t i = 0; i < r->n_writes; i++) {
-		struct hutch_cgroup_write *w = &r->writes[i];
-		free(w->field);
-		free(w->file);
-		free(w->value);
-		free(w->alt_file);
-		free(w->alt_value);
-	}
-	free(r->writes);
-	*r = (struct hutch_resources){0};
-}
-
 uint64_t cgroup_io_weight(uint64_t w)
 {
 	if (w < 10)

@@ -99,6 +99,21 @@ struct hutch_spec *hutch_spec_new(void)
 	return s;
 }
 
+void hutch_resources_clear(struct hutch_resources *r)
+{
+	free(r->devices);
+	for (size_t i = 0; i < r->n_writes; i++) {
+		struct hutch_cgroup_write *w = &r->writes[i];
+		free(w->field);
+		free(w->file);
+		free(w->value);
+		free(w->alt_file);
+		free(w->alt_value);
+	}
+	free(r->writes);
+	*r = (struct hutch_resources){0};
+}
+
 void hutch_spec_free(struct hutch_spec *s)
 {
 	if (!s)
