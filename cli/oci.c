@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "net/net.h"
 #include "runtime/runtime.h"
 
 #define HUTCH_OCI_VERSION "0.1.0"
@@ -317,7 +318,10 @@ static int do_create(struct oci_ctx *o, int argc, char **argv, bool run)
 					   .preserve_fds = v.preserve_fds,
 					   .wait_start = !run || v.detach,
 					   .no_pivot = v.no_pivot,
-					   .systemd_cgroup = o->systemd_cgroup};
+					   .systemd_cgroup = o->systemd_cgroup,
+					   /* the runtime moves linux.netDevices with
+					    * net/'s rtnetlink, which it cannot call */
+					   .move_net_device = hutch_net_link_move};
 	pid_t pid = -1;
 	/* run in the foreground takes its signals and SIGCHLD with sigwaitinfo;
 	 * the container's process unblocks them before its exec */
@@ -764,7 +768,8 @@ static int do_features(struct oci_ctx *o, int argc, char **argv)
 	       "    \"seccomp\": %s,\n"
 	       "    \"apparmor\": {\"enabled\": false},\n"
 	       "    \"selinux\": {\"enabled\": false},\n"
-	       "    \"mountExtensions\": {\"idmap\": {\"enabled\": true}}\n"
+	       "    \"mountExtensions\": {\"idmap\": {\"enabled\": true}},\n"
+	       "    \"netDevices\": {\"enabled\": true}\n"
 	       "  },\n"
 	       "  \"annotations\": {\"org.opencontainers.runtime-spec.features\": \"hutch\"}\n"
 	       "}\n",

@@ -236,5 +236,7 @@ size_t group_members(const char *content, const char *user, gid_t primary, gid_t
 /* ---- ocispec.c ---- */
 /* spec->id for an OCI container id (any text): its sha256 in hex. */
 void oci_spec_set_id(struct hutch_spec *spec, const char *oci_id);
+/* A name the kernel takes for a network interface (linux.netDevices). */
+bool oci_ifname_valid(const char *name);
 /* container.c: bring up lo in the current network namespace. */
 int net_loopback_up(struct hutch_err **err);
