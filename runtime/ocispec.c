@@ -2013,6 +2013,8 @@ static int l_net_devices(struct rd *r, jobj *v, const char *path, void *t)
 	struct hutch_oci_config *c = r->cfg;
 	json_object_object_foreach(v, key, val)
 	{
+		if (json_object_is_type(val, json_type_null))
+			continue; /* as if absent, as any other field */
 		_cleanup_free_ char *shown_key = shown(key);
 		_cleanup_free_ char *sub = xasprintf("%s.%s", path, shown_key);
 		if (!oci_ifname_valid(key))

@@ -2,6 +2,7 @@
 the container's own at create, renamed where asked, with its addresses and up state; the
 field's names checked by path; a namespace joined by path, and rootless, refused.
 Every link is made in the suite's own network namespace (conftest), never the host's."""
+import json
 import os
 import socket
 import subprocess
@@ -114,6 +115,31 @@ def test_device_keeps_its_name_without_one(oci, veth):
     assert f"inet {net}.2/24" in out.read_text()
 
 
+def test_device_there_for_sysctls_and_prestart(oci, veth, tmp):
+    """Moved as soon as the namespace exists, as runc does: linux.sysctl can set the
+    device's own net.* files, and a prestart hook (CNI's place) finds it in there."""
+    if ROOTLESS:
+        return rootless_refused(oci, "nd7")
+    moved = veth[0]
+    hook = tmp / "prestart.py"
+    hook.write_text("#!/usr/bin/python3\nimport json, os, sys\n"
+                    "pid = json.load(sys.stdin)['pid']\n"
+                    "with open(os.environ['OUT'], 'w') as f:\n"
+                    "    f.write(open(f'/proc/{pid}/net/dev').read())\n")
+    hook.chmod(0o755)
+
+    def edit(c):
+        with_devices({moved: {"name": "eth8"}})(c)
+        c["linux"]["sysctl"] = {"net.ipv4.conf.eth8.forwarding": "1"}
+        c["hooks"] = {"prestart": [{"path": str(hook), "env": [f"OUT={tmp}/seen"]}]}
+    b = oci.bundle(args=("cat", "/proc/sys/net/ipv4/conf/eth8/forwarding"), edit=edit)
+    out = tmp / "out"
+    cp = oci.run_to_files("run", "--bundle", b, "nd7", out=out, check=False)
+    assert cp.returncode == 0, cp.stderr
+    assert out.read_text() == "1\n"
+    assert "eth8:" in (tmp / "seen").read_text()
+
+
 @pytest.mark.parametrize("devices,needle", [
     ({"": {}}, "linux.netDevices.: '' is not a network interface name"),
     ({"a" * 16: {}}, f"linux.netDevices.{'a' * 16}: "),
@@ -169,3 +195,8 @@ def test_failed_move_fails_create_and_leaves_nothing(oci, veth):
     assert cp.returncode != 0 and "linux.netDevices.lo: move lo into" in cp.stderr, cp.stderr
     assert not (oci.root / "nd5").exists()
     assert link_exists("lo")
+
+
+def test_features_say_enabled(oci):
+    feats = json.loads(oci.run("features").stdout)
+    assert feats["linux"]["netDevices"] == {"enabled": True}
