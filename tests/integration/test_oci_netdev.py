@@ -5,6 +5,7 @@ Every link is made in the suite's own network namespace (conftest), never the ho
 import json
 import os
 import socket
+import stat
 import subprocess
 
 import pytest
@@ -103,14 +104,39 @@ def test_device_moved_renamed_with_its_addresses(oci, veth, tmp):
     assert not link_exists(moved) and not link_exists("eth7")
 
 
-def test_device_keeps_its_name_without_one(oci, veth):
+@pytest.mark.parametrize("userns", [False, True])
+def test_device_keeps_its_name_without_one(oci, veth, userns):
+    """Also into a network namespace that a user namespace of the container's owns."""
     if ROOTLESS:
         return rootless_refused(oci, "nd2")
     moved, _, net = veth
-    b = oci.bundle(args=("sh", "-c", f"ip -o -4 addr show {moved}"),
-                   edit=with_devices({moved: {}}))
+
+    def edit(c):
+        with_devices({moved: {}})(c)
+        if userns:
+            c["linux"]["namespaces"].append({"type": "user"})
+            maps = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+            c["linux"]["uidMappings"] = c["linux"]["gidMappings"] = maps
+    b = oci.bundle(args=("sh", "-c", f"ip -o -4 addr show {moved}"), edit=edit)
+    opened = []
+    if userns:
+        # the rootfs owned by the ids it maps to, its path open to them, as an
+        # engine has it
+        for d, dirs, files in os.walk(b / "rootfs"):
+            for n in [d] + [os.path.join(d, f) for f in dirs + files]:
+                st = os.lstat(n)
+                os.lchown(n, 200000 + st.st_uid, 200000 + st.st_gid)
+        for d in (oci.tmp, *oci.tmp.parents):
+            mode = os.stat(d).st_mode
+            if not mode & stat.S_IXOTH:
+                os.chmod(d, mode | stat.S_IXOTH)
+                opened.append((d, mode))
     out = oci.tmp / "out"
-    cp = oci.run_to_files("run", "--bundle", b, "nd2", out=out, check=False)
+    try:
+        cp = oci.run_to_files("run", "--bundle", b, "nd2", out=out, check=False)
+    finally:
+        for d, mode in opened:
+            os.chmod(d, mode)
     assert cp.returncode == 0, cp.stderr
     assert f"inet {net}.2/24" in out.read_text()
 
