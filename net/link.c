@@ -624,8 +624,10 @@ int hutch_net_link_move(const char *ifname, const char *newname, const char *net
 		rtnl_link_set_name(change, name);
 	r = rtnl_link_change(sk, link, change, 0);
 	if (r < 0) {
-		hutch_fail(err, 0, "move %s into the container's network namespace as %s: %s",
-			   ifname, name, nl_geterror(r));
+		_cleanup_free_ char *from = printable(ifname, strlen(ifname)),
+				    *to = printable(name, strlen(name));
+		hutch_fail(err, 0, "move %s into the container's network namespace as %s: %s", from,
+			   to, nl_geterror(r));
 		goto out;
 	}
 	r = rtnl_link_get_kernel(inner, 0, name, &moved);

@@ -118,8 +118,10 @@ static int move_net_devices(struct oci_child_args *a, pid_t pid)
 	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", (int)pid);
 	for (size_t i = 0; i < a->cfg->n_net_devices; i++) {
 		const struct hutch_oci_net_device *d = &a->cfg->net_devices[i];
-		if (a->o->move_net_device(d->host_name, d->name, netns, &a->hook_err) < 0)
-			return hutch_err_wrap(&a->hook_err, "linux.netDevices.%s", d->host_name);
+		if (a->o->move_net_device(d->host_name, d->name, netns, &a->hook_err) < 0) {
+			_cleanup_free_ char *shown = printable(d->host_name, strlen(d->host_name));
+			return hutch_err_wrap(&a->hook_err, "linux.netDevices.%s", shown);
+		}
 	}
 	return 0;
 }
@@ -227,13 +229,16 @@ static int check_net_devices(const struct hutch_runtime *rt, const struct hutch_
 				  "container's own, not into one that others share",
 				  p);
 	}
-	for (size_t i = 0; i < cfg->n_net_devices; i++)
-		if (!if_nametoindex(cfg->net_devices[i].host_name))
+	for (size_t i = 0; i < cfg->n_net_devices; i++) {
+		const char *name = cfg->net_devices[i].host_name;
+		if (!if_nametoindex(name)) {
+			_cleanup_free_ char *shown = printable(name, strlen(name));
 			return hutch_fail(err, ENODEV,
 					  "linux.netDevices.%s: no network interface %s in the "
 					  "runtime's network namespace",
-					  cfg->net_devices[i].host_name,
-					  cfg->net_devices[i].host_name);
+					  shown, shown);
+		}
+	}
 	return 0;
 }
 
