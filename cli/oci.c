@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "net/net.h"
 #include "runtime/runtime.h"
 
 #define HUTCH_OCI_VERSION "0.1.0"
@@ -317,7 +318,10 @@ static int do_create(struct oci_ctx *o, int argc, char **argv, bool run)
 					   .preserve_fds = v.preserve_fds,
 					   .wait_start = !run || v.detach,
 					   .no_pivot = v.no_pivot,
-					   .systemd_cgroup = o->systemd_cgroup};
+					   .systemd_cgroup = o->systemd_cgroup,
+					   /* the runtime moves linux.netDevices with
+					    * net/'s rtnetlink, which it cannot call */
+					   .move_net_device = hutch_net_link_move};
 	pid_t pid = -1;
 	/* run in the foreground takes its signals and SIGCHLD with sigwaitinfo;
 	 * the container's process unblocks them before its exec */
@@ -776,7 +780,8 @@ static int do_features(struct oci_ctx *o, int argc, char **argv)
 	       "    \"memoryPolicy\": {\"modes\": [\"MPOL_DEFAULT\", \"MPOL_BIND\", "
 	       "\"MPOL_INTERLEAVE\", \"MPOL_WEIGHTED_INTERLEAVE\", \"MPOL_PREFERRED\", "
 	       "\"MPOL_PREFERRED_MANY\", \"MPOL_LOCAL\"], \"flags\": [\"MPOL_F_NUMA_BALANCING\", "
-	       "\"MPOL_F_RELATIVE_NODES\", \"MPOL_F_STATIC_NODES\"]}\n"
+	       "\"MPOL_F_RELATIVE_NODES\", \"MPOL_F_STATIC_NODES\"]},\n"
+	       "    \"netDevices\": {\"enabled\": true}\n"
 	       "  },\n"
 	       "  \"annotations\": {\"org.opencontainers.runtime-spec.features\": \"hutch\"}\n"
 	       "}\n",

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -557,4 +559,107 @@ int net_veth_add6(const char *netns_path, const char *ifname, const char *cidr, 
 		return hutch_fail(err, 0, "add the IPv6 default route via %s: %s", gateway,
 				  nl_geterror(r));
 	return 0;
+}
+
+/* ---- OCI linux.netDevices ---------------------------------------------------------- */
+
+struct addr_acc {
+	int ifindex;
+	struct rtnl_addr **v;
+	size_t n;
+};
+
+/* An address of the device to add back after the move: what it was given
+ * (address, prefix, peer, broadcast, scope), none of what the kernel makes
+ * itself (IPv6 link-local) or its label (the old name's) */
+static void addr_keep_cb(struct nl_object *obj, void *arg)
+{
+	struct addr_acc *acc = arg;
+	struct rtnl_addr *a = (struct rtnl_addr *)obj;
+	if (rtnl_addr_get_ifindex(a) != acc->ifindex)
+		return;
+	int family = rtnl_addr_get_family(a);
+	if (family != AF_INET && (family != AF_INET6 || rtnl_addr_get_scope(a) == RT_SCOPE_LINK))
+		return;
+	struct rtnl_addr *k = rtnl_addr_alloc();
+	if (!k)
+		return;
+	rtnl_addr_set_family(k, family);
+	rtnl_addr_set_local(k, rtnl_addr_get_local(a));
+	rtnl_addr_set_prefixlen(k, rtnl_addr_get_prefixlen(a));
+	rtnl_addr_set_scope(k, rtnl_addr_get_scope(a));
+	if (rtnl_addr_get_peer(a))
+		rtnl_addr_set_peer(k, rtnl_addr_get_peer(a));
+	if (family == AF_INET && rtnl_addr_get_broadcast(a))
+		rtnl_addr_set_broadcast(k, rtnl_addr_get_broadcast(a));
+	rtnl_addr_set_flags(k, rtnl_addr_get_flags(a) & (IFA_F_NOPREFIXROUTE | IFA_F_NODAD));
+	acc->v = xrealloc(acc->v, (acc->n + 1) * sizeof(*acc->v));
+	acc->v[acc->n++] = k;
+}
+
+int hutch_net_link_move(const char *ifname, const char *newname, const char *netns_path,
+			struct hutch_err **err)
+{
+	const char *name = newname ? newname : ifname;
+	_cleanup_sock_ struct nl_sock *sk = NULL, *inner = NULL;
+	if (sock_open(&sk, err) < 0 || sock_open_in(netns_path, &inner, err) < 0)
+		return -1;
+	_cleanup_close_ int nsfd = open(netns_path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return hutch_fail_sys(err, "open %s", netns_path);
+	_cleanup_link_ struct rtnl_link *link = NULL;
+	int r = rtnl_link_get_kernel(sk, 0, ifname, &link);
+	if (r < 0)
+		return hutch_fail(err, 0, "no network interface %s here: %s", ifname,
+				  nl_geterror(r));
+	bool up = rtnl_link_get_flags(link) & IFF_UP;
+	struct addr_acc acc = {.ifindex = rtnl_link_get_ifindex(link)};
+	struct nl_cache *cache = NULL;
+	r = rtnl_addr_alloc_cache(sk, &cache);
+	if (r < 0)
+		return nl_fail(err, r, "read the addresses");
+	nl_cache_foreach(cache, addr_keep_cb, &acc);
+	nl_cache_free(cache);
+
+	int ret = -1;
+	_cleanup_link_ struct rtnl_link *moved = NULL;
+	/* renamed in the move itself (the kernel takes IFLA_IFNAME with the
+	 * namespace): the new name never meets one of this namespace's */
+	_cleanup_link_ struct rtnl_link *change = rtnl_link_alloc();
+	rtnl_link_set_ns_fd(change, nsfd);
+	if (strcmp(name, ifname))
+		rtnl_link_set_name(change, name);
+	r = rtnl_link_change(sk, link, change, 0);
+	if (r < 0) {
+		_cleanup_free_ char *from = printable(ifname, strlen(ifname)),
+				    *to = printable(name, strlen(name));
+		hutch_fail(err, 0, "move %s into the container's network namespace as %s: %s", from,
+			   to, nl_geterror(r));
+		goto out;
+	}
+	r = rtnl_link_get_kernel(inner, 0, name, &moved);
+	if (r < 0) {
+		nl_fail(err, r, name);
+		goto out;
+	}
+	/* up first: an IPv6 address is kept only on a device that is up */
+	if (up && link_up(inner, moved, name, err) < 0)
+		goto out;
+	for (size_t i = 0; i < acc.n; i++) {
+		rtnl_addr_set_ifindex(acc.v[i], rtnl_link_get_ifindex(moved));
+		r = rtnl_addr_add(inner, acc.v[i], 0);
+		if (r < 0 && r != -NLE_EXIST) {
+			char text[INET6_ADDRSTRLEN + 8];
+			nl_addr2str(rtnl_addr_get_local(acc.v[i]), text, sizeof(text));
+			hutch_fail(err, 0, "add address %s back to %s: %s", text, name,
+				   nl_geterror(r));
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < acc.n; i++)
+		rtnl_addr_put(acc.v[i]);
+	free(acc.v);
+	return ret;
 }

@@ -338,6 +338,15 @@ int hutch_net_set_attacher(const struct hutch_net_ctx *ctx, const char *containe
  * gone (a crashed run or monitor), and rebuild the rules: what a crash left. */
 int hutch_net_gc(const struct hutch_net_ctx *ctx, struct hutch_err **err);
 
+/* OCI linux.netDevices (net/link.c): the interface ifname of this network
+ * namespace moved into the one at netns_path (as "/proc/PID/ns/net"),
+ * renamed newname in the same step (NULL: its name), with its IP addresses
+ * (the kernel drops them in the move: read before, added back in there) and
+ * its up state. A physical device goes back to the initial namespace when
+ * that namespace goes; a virtual one (veth) goes with it. */
+int hutch_net_link_move(const char *ifname, const char *newname, const char *netns_path,
+			struct hutch_err **err);
+
 /* Rootless: the user's rootless network namespace (net/rootless.c) made if it is
  * not there (it stays while a network whose owner runs is there: a stack's
  * supervisor), and for every addrs[i] ("IP:PORT") a UDP and a listening TCP

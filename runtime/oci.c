@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <linux/sched.h>
+#include <net/if.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
@@ -43,10 +44,13 @@ struct oci_child_args {
 	/* in the child: the state for createContainer (creating) and for
 	 * startContainer (created), its own pid in the runtime's pid namespace */
 	char *creating_text, *created_text;
-	/* prestart and createRuntime: the child stops there, its mounts made and
-	 * before pivot_root, until the runtime has run them ({-1, -1}: none) */
+	/* the child stops where the runtime acts for it, until it has: once its
+	 * namespaces exist, for linux.netDevices; its mounts made and before
+	 * pivot_root, for prestart and createRuntime ({-1, -1}: neither) */
 	int hook_sync[2];
-	struct hutch_err *hook_err; /* the runtime's hook that failed */
+	bool runtime_hooks; /* prestart or createRuntime hooks */
+	const struct hutch_oci_create_opts *o;
+	struct hutch_err *hook_err; /* the runtime's step that failed */
 };
 
 /* The state JSON a hook gets: the status as runc gives it at that point
@@ -79,43 +83,70 @@ static void child_hooks(struct proc_ctx *pc, struct oci_child_args *a,
 			proc_fail(pc, 125, err);
 }
 
-/* In the container's process, its mounts made and before pivot_root: let
- * the runtime run prestart and createRuntime (run_runtime_hooks), and go on
- * once it says so. One that failed: the runtime kills us. */
-static void wait_runtime_hooks(struct proc_ctx *pc, struct oci_child_args *a)
+/* In the container's process: let the runtime do what (run_runtime_steps),
+ * and go on once it says so. One that failed: the runtime kills us. */
+static void wait_runtime(struct proc_ctx *pc, struct oci_child_args *a, const char *what)
 {
-	if (a->hook_sync[1] < 0)
-		return;
 	char go = 0;
 	ssize_t n;
-	if (write(a->hook_sync[1], "h", 1) == 1)
+	if (write(a->hook_sync[1], "w", 1) == 1)
 		while ((n = read(a->hook_sync[1], &go, 1)) < 0 && errno == EINTR)
 			;
 	if (go != 'g') {
 		struct hutch_err *err = NULL;
-		hutch_fail(&err, 0, "the runtime did not run the prestart hooks");
+		hutch_fail(&err, 0, "the runtime did not %s", what);
 		proc_fail(pc, 125, err);
 	}
-	close(a->hook_sync[1]);
 }
 
-/* The runtime's side (proc_spawn's running callback): once the child waits
- * at the sync point, prestart then createRuntime, in the runtime's
- * namespaces; the first that fails kills the child (its create fails with
- * the hook's error, in a->hook_err). A child that failed before it got there
- * closed its end: its report says why. */
-static void run_runtime_hooks(pid_t pid, void *arg)
+/* The runtime's side: 1 once the child waits at its next sync point; 0 when
+ * it failed before (it closed its end: its report says why). */
+static bool child_waits(struct oci_child_args *a)
+{
+	char ready;
+	ssize_t n;
+	while ((n = read(a->hook_sync[0], &ready, 1)) < 0 && errno == EINTR)
+		;
+	return n == 1;
+}
+
+/* linux.netDevices into the child's new network namespace, from the
+ * runtime's: a process in the container cannot reach the host's devices. */
+static int move_net_devices(struct oci_child_args *a, pid_t pid)
+{
+	char netns[64];
+	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", (int)pid);
+	for (size_t i = 0; i < a->cfg->n_net_devices; i++) {
+		const struct hutch_oci_net_device *d = &a->cfg->net_devices[i];
+		if (a->o->move_net_device(d->host_name, d->name, netns, &a->hook_err) < 0) {
+			_cleanup_free_ char *shown = printable(d->host_name, strlen(d->host_name));
+			return hutch_err_wrap(&a->hook_err, "linux.netDevices.%s", shown);
+		}
+	}
+	return 0;
+}
+
+/* proc_spawn's running callback, in the runtime's namespaces: once the
+ * child waits with its namespaces made, linux.netDevices moved in; once it
+ * waits with its mounts made, prestart then createRuntime. The first step
+ * that fails kills the child (its create fails with that error, in
+ * a->hook_err). */
+static void run_runtime_steps(pid_t pid, void *arg)
 {
 	struct oci_child_args *a = arg;
 	if (a->hook_sync[0] < 0)
 		return;
 	close(a->hook_sync[1]);
 	a->hook_sync[1] = -1;
-	char ready;
-	ssize_t n;
-	while ((n = read(a->hook_sync[0], &ready, 1)) < 0 && errno == EINTR)
-		;
-	if (n != 1)
+	if (a->cfg->n_net_devices) {
+		if (!child_waits(a))
+			return;
+		if (move_net_devices(a, pid) < 0 || write(a->hook_sync[0], "g", 1) != 1) {
+			kill(pid, SIGKILL);
+			return;
+		}
+	}
+	if (!a->runtime_hooks || !child_waits(a))
 		return;
 	_cleanup_free_ char *json = hook_state_text(a->hook_state, pid, "creating");
 	for (int k = HUTCH_HOOK_PRESTART; k <= HUTCH_HOOK_CREATE_RUNTIME; k++)
@@ -169,6 +200,48 @@ static int check_sysctl(const struct hutch_oci_config *cfg, struct hutch_err **e
 	return 0;
 }
 
+/* linux.netDevices can be done here: as root, into a network namespace the
+ * container gets of its own (runc's rules), with devices that exist. */
+static int check_net_devices(const struct hutch_runtime *rt, const struct hutch_oci_config *cfg,
+			     const struct hutch_oci_create_opts *o, struct hutch_err **err)
+{
+	if (!cfg->n_net_devices)
+		return 0;
+	if (rt->rootless)
+		return hutch_fail(err, EPERM,
+				  "linux.netDevices: hutch-oci runs rootless here, and moving an "
+				  "interface of the host into a container needs CAP_NET_ADMIN "
+				  "over the host's network namespace, which an unprivileged "
+				  "user does not have: run it as root, or leave netDevices out");
+	if (!o->move_net_device)
+		return hutch_fail(err, ENOTSUP, "linux.netDevices: not supported by this caller");
+	const struct hutch_namespace *net = hutch_spec_namespace(cfg->spec, HUTCH_NS_NETWORK);
+	if (!net)
+		return hutch_fail(err, 0,
+				  "linux.netDevices needs a network namespace of the container's "
+				  "own (without one its devices would stay the host's): add "
+				  "{\"type\": \"network\"} to linux.namespaces");
+	if (net->path) {
+		_cleanup_free_ char *p = printable(net->path, strlen(net->path));
+		return hutch_fail(err, 0,
+				  "linux.netDevices: the network namespace is joined by path "
+				  "(%s): hutch moves devices only into a new one of the "
+				  "container's own, not into one that others share",
+				  p);
+	}
+	for (size_t i = 0; i < cfg->n_net_devices; i++) {
+		const char *name = cfg->net_devices[i].host_name;
+		if (!if_nametoindex(name)) {
+			_cleanup_free_ char *shown = printable(name, strlen(name));
+			return hutch_fail(err, ENODEV,
+					  "linux.netDevices.%s: no network interface %s in the "
+					  "runtime's network namespace",
+					  shown, shown);
+		}
+	}
+	return 0;
+}
+
 static int write_proc(const char *path, const char *value, struct hutch_err **err)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -202,6 +275,9 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	const struct hutch_namespace *net = hutch_spec_namespace(spec, HUTCH_NS_NETWORK);
 	if (net && !net->path && net_loopback_up(&err) < 0)
 		proc_fail(pc, 125, err);
+	/* before the sysctls: net.ipv4.conf.NAME.* may be for a device moved in */
+	if (cfg->n_net_devices)
+		wait_runtime(pc, a, "move linux.netDevices in");
 	if (spec->hostname && sethostname(spec->hostname, strlen(spec->hostname)) < 0) {
 		hutch_fail_sys(&err, "set the hostname '%s'", spec->hostname);
 		proc_fail(pc, 125, err);
@@ -236,7 +312,8 @@ static __attribute__((noreturn)) void oci_child(struct proc_ctx *pc, void *arg)
 	 * runtime's), then createContainer (in the container's namespaces, the
 	 * hook's path the runtime's), all with the mounts made and before
 	 * pivot_root */
-	wait_runtime_hooks(pc, a);
+	if (a->runtime_hooks)
+		wait_runtime(pc, a, "run the prestart hooks");
 	child_hooks(pc, a, HUTCH_HOOK_CREATE_CONTAINER);
 	if (mounts_pivot_root(rootfd, spec->root.readonly, &err) < 0 ||
 	    mounts_root_propagation(cfg->root_propagation, cfg->root_propagation_recursive, &err) <
@@ -704,6 +781,7 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 				  "(or set terminal to false)");
 	allow_default_devices(spec);
 	if (hutch_spec_validate(spec, err) < 0 || check_sysctl(cfg, err) < 0 ||
+	    check_net_devices(rt, cfg, o, err) < 0 ||
 	    proc_check_rlimits(&spec->process, rt->rootless, spec_has_ns(spec, HUTCH_NS_USER),
 			       err) < 0)
 		return hutch_err_wrap(err, "config.json");
@@ -783,14 +861,15 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 			goto out;
 		}
 	}
-	bool runtime_hooks =
+	a.runtime_hooks =
 	    cfg->n_hooks[HUTCH_HOOK_PRESTART] || cfg->n_hooks[HUTCH_HOOK_CREATE_RUNTIME];
-	if (runtime_hooks &&
+	a.o = o;
+	if ((a.runtime_hooks || cfg->n_net_devices) &&
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, a.hook_sync) < 0) {
 		hutch_fail_sys(err, "create the prestart hooks' socket");
 		goto out;
 	}
-	if (runtime_hooks || cfg->n_hooks[HUTCH_HOOK_CREATE_CONTAINER] ||
+	if (a.runtime_hooks || cfg->n_hooks[HUTCH_HOOK_CREATE_CONTAINER] ||
 	    cfg->n_hooks[HUTCH_HOOK_START_CONTAINER]) {
 		a.hook_state = new_state(cfg, o, "creating");
 	}
@@ -831,7 +910,7 @@ int hutch_oci_create(struct hutch_runtime *rt, struct hutch_oci_config *cfg,
 	    .child = oci_child,
 	    .started =
 		userns && !hutch_spec_namespace(spec, HUTCH_NS_USER)->path ? child_started : NULL,
-	    .running = runtime_hooks ? run_runtime_hooks : NULL,
+	    .running = a.hook_sync[0] >= 0 ? run_runtime_steps : NULL,
 	    .arg = &a,
 	    .oci = {.wait_start = o->wait_start,
 		    .start_sock = lsock,

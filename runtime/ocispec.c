@@ -5,6 +5,7 @@
  * safely) is refused by its name, so that nobody runs a container believing
  * it got something it did not. Every value is checked for its JSON type and
  * range, and a message names it by its path ("process.user.uid"). */
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -2393,6 +2394,76 @@ static int l_label(struct rd *r, jobj *v, const char *path, void *t)
 	return p_label(r, v, path, t);
 }
 
+/* ---- linux.netDevices ------------------------------------------------------------- */
+
+bool oci_ifname_valid(const char *name)
+{
+	/* the kernel's dev_valid_name(): 1 to 15 bytes (IFNAMSIZ less its NUL),
+	 * not "." or "..", no '/', ':' or whitespace */
+	size_t len = strlen(name);
+	if (!len || len > 15 || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (const char *c = name; *c; c++)
+		if (*c == '/' || *c == ':' || isspace((unsigned char)*c))
+			return false;
+	return true;
+}
+
+static int nd_name(struct rd *r, jobj *v, const char *path, void *t)
+{
+	return get_str(r, v, path, &((struct hutch_oci_net_device *)t)->name);
+}
+
+static int bad_ifname(struct rd *r, const char *path, const char *name)
+{
+	_cleanup_free_ char *s = shown(name);
+	return hutch_fail(r->err, 0,
+			  "%s: '%s' is not a network interface name (1 to 15 characters, "
+			  "not '.' or '..', without '/', ':' or whitespace)",
+			  path, s);
+}
+
+/* {"HOST-NAME": {"name": "NAME IN THE CONTAINER"}}: moved into the
+ * container's network namespace at create (oci.c) */
+static int l_net_devices(struct rd *r, jobj *v, const char *path, void *t)
+{
+	static const struct key_rule rules[] = {{"name", nd_name, NULL}};
+	if (want_type(r, v, json_type_object, path) < 0)
+		return -1;
+	struct hutch_oci_config *c = r->cfg;
+	json_object_object_foreach(v, key, val)
+	{
+		if (json_object_is_type(val, json_type_null))
+			continue; /* as if absent, as any other field */
+		_cleanup_free_ char *shown_key = shown(key);
+		_cleanup_free_ char *sub = xasprintf("%s.%s", path, shown_key);
+		if (!oci_ifname_valid(key))
+			return bad_ifname(r, sub, key);
+		c->net_devices =
+		    xrealloc(c->net_devices, (c->n_net_devices + 1) * sizeof(*c->net_devices));
+		struct hutch_oci_net_device *d = &c->net_devices[c->n_net_devices++];
+		*d = (struct hutch_oci_net_device){xstrdup(key), NULL};
+		if (walk(r, val, sub, rules, ARRAY_SIZE(rules), d) < 0)
+			return -1;
+		if (!d->name)
+			d->name = xstrdup(key);
+		else if (!oci_ifname_valid(d->name)) {
+			_cleanup_free_ char *np = xasprintf("%s.name", sub);
+			return bad_ifname(r, np, d->name);
+		}
+		for (size_t i = 0; i + 1 < c->n_net_devices; i++)
+			if (!strcmp(c->net_devices[i].name, d->name)) {
+				_cleanup_free_ char *n = shown(d->name),
+						    *other = shown(c->net_devices[i].host_name);
+				return hutch_fail(r->err, 0,
+						  "%s: the name '%s' in the container is %s.%s's "
+						  "too: give each device a name of its own",
+						  sub, n, path, other);
+			}
+	}
+	return 0;
+}
+
 static int top_linux(struct rd *r, jobj *v, const char *path, void *t)
 {
 	static const struct key_rule rules[] = {
@@ -2412,7 +2483,7 @@ static int top_linux(struct rd *r, jobj *v, const char *path, void *t)
 	    {"intelRdt", NULL, "no Intel RDT (resctrl)"},
 	    {"personality", l_personality, NULL},
 	    {"memoryPolicy", l_mempolicy, NULL},
-	    {"netDevices", NULL, "no network devices moved into the container"},
+	    {"netDevices", l_net_devices, NULL},
 	};
 	return walk(r, v, path, rules, ARRAY_SIZE(rules), t);
 }
@@ -2486,6 +2557,11 @@ void hutch_oci_config_free(struct hutch_oci_config *c)
 	free(c->additional_gids);
 	free(c->domainname);
 	free(c->cgroups_path);
+	for (size_t i = 0; i < c->n_net_devices; i++) {
+		free(c->net_devices[i].host_name);
+		free(c->net_devices[i].name);
+	}
+	free(c->net_devices);
 	if (c->seccomp) {
 		for (size_t i = 0; i < c->seccomp->n_syscalls; i++)
 			syscall_clear(&c->seccomp->syscalls[i]);

@@ -732,6 +732,13 @@ struct hutch_oci_proc_attrs {
 	uint64_t mempolicy_nodes[HUTCH_OCI_MAX_CPUS / 64];
 };
 
+/* linux.netDevices: an interface of the runtime's network namespace that
+ * create moves into the container's own. */
+struct hutch_oci_net_device {
+	char *host_name; /* in the runtime's namespace */
+	char *name;	 /* in the container's: host_name when not given */
+};
+
 /* What a bundle's config.json says that struct hutch_spec does not hold. */
 struct hutch_oci_config {
 	struct hutch_spec *spec; /* spec->oci set; spec->id: sha256 of the OCI id */
@@ -754,6 +761,8 @@ struct hutch_oci_config {
 	unsigned long root_propagation;
 	bool root_propagation_recursive;
 	struct hutch_oci_seccomp *seccomp; /* NULL: none */
+	struct hutch_oci_net_device *net_devices;
+	size_t n_net_devices;
 	unsigned short console_height, console_width; /* 0: not given */
 	struct hutch_oci_proc_attrs attrs;
 	/* linux.timeOffsets for the container's new time namespace */
@@ -809,6 +818,12 @@ struct hutch_oci_create_opts {
 	bool wait_start;	    /* create: wait for start (run: exec at once) */
 	bool no_pivot;		    /* accepted: hutch always pivots */
 	bool systemd_cgroup; /* --systemd-cgroup: cgroupsPath is "slice:prefix:name" */
+	/* linux.netDevices: move ifname from the runtime's network namespace
+	 * into the one at netns ("/proc/PID/ns/net") as newname, its addresses
+	 * and up state kept. runtime/ has no rtnetlink of its own (net/ does,
+	 * and runtime/ never calls net/): the caller gives it. */
+	int (*move_net_device)(const char *ifname, const char *newname, const char *netns,
+			       struct hutch_err **err);
 };
 /* Not root, or root of a user namespace only (as under rootless podman). */
 bool hutch_oci_rootless(void);

@@ -239,5 +239,7 @@ void oci_spec_set_id(struct hutch_spec *spec, const char *oci_id);
 /* ocispec.c: "0-3,7" (CPUs, NUMA nodes) into a mask of HUTCH_OCI_MAX_CPUS
  * bits; NULL, or what is wrong with it. */
 const char *oci_parse_id_list(const char *s, uint64_t *mask);
+/* A name the kernel takes for a network interface (linux.netDevices). */
+bool oci_ifname_valid(const char *name);
 /* container.c: bring up lo in the current network namespace. */
 int net_loopback_up(struct hutch_err **err);
