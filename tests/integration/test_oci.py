@@ -243,6 +243,27 @@ def _podman_reset(base, made_cg, env=None):
         _remove_made_cgroups(made_cg)
 
 
+def _podman_for_pods(oci, state):
+    """A podman store of its own with the test image imported as localhost/bb:oci, for
+    pods: its dir, its environment, podman with hutch-oci as the runtime, and the
+    cgroup parents hutch-oci made (for _podman_reset)."""
+    base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
+    # the infra container gets podman's default limits too: those this machine allows
+    conf = Path(base) / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n')
+    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    pod = _podman(base) + ["--runtime", oci.bin]
+
+    def podman(*args, timeout=120):
+        return subprocess.run(pod + list(args), capture_output=True, text=True,
+                              timeout=timeout, env=env)
+
+    made_cg = _podman_cgroup_parent_made()
+    subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
+                   check=True, capture_output=True, timeout=120, env=env)
+    return base, env, podman, made_cg
+
+
 def _podman(base):
     # its own store, not the host's (podman wants a runroot under 50 characters)
     return ["podman", "--root", f"{base}/storage", "--runroot", f"{base}/run",
@@ -450,20 +471,7 @@ def test_podman_pod_healthcheck_and_memory(oci, state, tmp):
     """podman's pods (a pod's containers join its infra container's ipc, uts and
     network namespaces by path), `podman healthcheck run` (an exec) and --memory,
     all through hutch-oci."""
-    base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
-    # the infra container gets podman's default limits too: those this machine allows
-    conf = Path(base) / "containers.conf"
-    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n')
-    env = dict(os.environ, CONTAINERS_CONF=str(conf))
-    pod = _podman(base) + ["--runtime", oci.bin]
-
-    def podman(*args, timeout=120):
-        return subprocess.run(pod + list(args), capture_output=True, text=True,
-                              timeout=timeout, env=env)
-
-    made_cg = _podman_cgroup_parent_made()
-    subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
-                   check=True, capture_output=True, timeout=120, env=env)
+    base, env, podman, made_cg = _podman_for_pods(oci, state)
     try:
         # the image's own sleep as the infra (pause) container: no pause image to build
         cp = podman("pod", "create", "--name", "p1", "--network", "none",

@@ -518,22 +518,8 @@ def test_podman_pod_sharing_its_pid_namespace(oci, state):
     """podman's pod with --share pid: its containers join the infra container's pid
     namespace by path, through hutch-oci. Rootless too: rootless podman runs its
     runtime as root of the user namespace that owns the pod's namespaces."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-    from test_oci import _podman, _podman_cgroup_parent_made, _remove_made_cgroups
-    base = tempfile.mkdtemp(prefix="hp-", dir="/tmp")
-    conf = Path(base) / "containers.conf"
-    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n')
-    env = dict(os.environ, CONTAINERS_CONF=str(conf))
-    pod = _podman(base) + ["--runtime", oci.bin]
-
-    def podman(*args, timeout=120):
-        return subprocess.run(pod + list(args), capture_output=True, text=True,
-                              timeout=timeout, env=env)
-    made_cg = _podman_cgroup_parent_made()
-    subprocess.run(_podman(base) + ["import", str(state.bb_tar), "localhost/bb:oci"],
-                   check=True, capture_output=True, timeout=120, env=env)
+    from test_oci import _podman_for_pods, _podman_reset
+    base, env, podman, made_cg = _podman_for_pods(oci, state)
     try:
         cp = podman("pod", "create", "--name", "pp", "--network", "none", "--share",
                     "pid,ipc,uts", "--infra-image", "localhost/bb:oci",
@@ -552,11 +538,4 @@ def test_podman_pod_sharing_its_pid_namespace(oci, state):
     finally:
         podman("rm", "-f", "-t", "0", "--all", timeout=60)
         podman("pod", "rm", "-f", "--all", timeout=60)
-        subprocess.run(_podman(base) + ["system", "reset", "-f"], capture_output=True,
-                       timeout=120, env=env)
-        if ROOTLESS:
-            subprocess.run(["podman", "unshare", "rm", "-rf", base], capture_output=True,
-                           timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
-        if made_cg:
-            _remove_made_cgroups(made_cg)
+        _podman_reset(base, made_cg, env=env)
