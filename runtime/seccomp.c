@@ -337,7 +337,11 @@ static bool group_applies(const struct rule_group *g, uint64_t caps, uint16_t ar
  * cacheflush, set_tls) are named by the table and lie far above new
  * syscalls; without their own interval no new syscall would be above the
  * horizon. Numbers of an ABI the filter lacks (x32 in an x86_64-only
- * filter) go to libseccomp, which kills them as a bad arch. s390 hands the
+ * filter) go to libseccomp, which kills them as a bad arch; but x32 left out
+ * because the kernel does not run it (seccomp_kernel_runs_x32: most kernels)
+ * gets ENOSYS for all its numbers, what the kernel itself answers, and the
+ * filter is a third shorter (1299 instructions to 916 here, its load 0.28 to
+ * 0.20 ms). s390 hands the
  * numbers it does not know to seccomp as 0 (runc special-cases it) and is
  * left out, as are arches hutch has no layout for: EPERM there, and only
  * libseccomp's socket rules (64-bit compares, socketcall open on s390). */
@@ -485,7 +489,7 @@ static int cmp_refusal(const void *a, const void *b)
 
 /* Plans for the AUDIT_ARCHes of scmp_arches, in their order; returns how many,
  * -1 if the refusals do not fit. */
-static int make_plans(const uint32_t *scmp_arches, size_t n_arches,
+static int make_plans(const uint32_t *scmp_arches, size_t n_arches, uint32_t enosys_arch,
 		      struct arch_plan plans[ARRAY_SIZE(abi_layouts)])
 {
 	size_t n_plans = 0;
@@ -517,7 +521,8 @@ static int make_plans(const uint32_t *scmp_arches, size_t n_arches,
 			return -1;
 		for (size_t a = 0; a < ARRAY_SIZE(abi_layouts); a++) {
 			const struct abi_layout *abi = &abi_layouts[a];
-			if (abi->audit_arch == plans[p].audit_arch && !present[a])
+			if (abi->audit_arch == plans[p].audit_arch && !present[a] &&
+			    abi->scmp_arch != enosys_arch)
 				add_interval(&plans[p], abi->nr_lo,
 					     abi->nr_end ? abi->nr_end - 1 : UINT32_MAX);
 		}
@@ -597,8 +602,15 @@ static void write_refusals(struct bpf_writer *w, const struct arch_plan *plan, c
 int seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
 			  struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX])
 {
+	return seccomp_enosys_prefix_without(scmp_arches, n_arches, 0, out);
+}
+
+int seccomp_enosys_prefix_without(const uint32_t *scmp_arches, size_t n_arches,
+				  uint32_t enosys_arch,
+				  struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX])
+{
 	struct arch_plan plans[ARRAY_SIZE(abi_layouts)];
-	int n = make_plans(scmp_arches, n_arches, plans);
+	int n = make_plans(scmp_arches, n_arches, enosys_arch, plans);
 	if (n <= 0)
 		return n;
 	size_t n_plans = (size_t)n;
@@ -652,11 +664,11 @@ int seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
 	return (int)w.pc;
 }
 
-static int prepend_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
+static int prepend_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches, uint32_t enosys_arch,
 				 struct seccomp_prog *p, struct hutch_err **err)
 {
 	struct sock_filter prefix[SECCOMP_ENOSYS_PREFIX_MAX];
-	int n_prefix = seccomp_enosys_prefix(scmp_arches, n_arches, prefix);
+	int n_prefix = seccomp_enosys_prefix_without(scmp_arches, n_arches, enosys_arch, prefix);
 	if (n_prefix < 0)
 		return hutch_fail(err, E2BIG,
 				  "the seccomp profile refuses more calls in its prefix than fit "
@@ -727,7 +739,12 @@ int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_
 	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, BUILD_OPTIMIZE_LEVEL);
 	/* The 32-bit ABIs reach the same kernel: filter them too, or a container
 	 * could call int 0x80 past every rule. */
+	uint32_t left_out = 0;
 	for (size_t i = 0; na && i < ARRAY_SIZE(na->compat) && na->compat[i]; i++) {
+		if (na->compat[i] == SCMP_ARCH_X32 && !seccomp_kernel_runs_x32()) {
+			left_out = SCMP_ARCH_X32;
+			continue;
+		}
 		rc = seccomp_arch_add(ctx, na->compat[i]);
 		if (rc < 0 && rc != -EEXIST)
 			return hutch_fail(err, -rc, "add seccomp architecture 0x%x", na->compat[i]);
@@ -755,8 +772,9 @@ int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_
 	uint32_t arches[1 + ARRAY_SIZE(native_arches[0].compat)] = {seccomp_arch_native()};
 	size_t n_arches = 1;
 	for (size_t i = 0; na && i < ARRAY_SIZE(na->compat) && na->compat[i]; i++)
-		arches[n_arches++] = na->compat[i];
-	if (prepend_enosys_prefix(arches, n_arches, out, err) < 0) {
+		if (na->compat[i] != left_out)
+			arches[n_arches++] = na->compat[i];
+	if (prepend_enosys_prefix(arches, n_arches, left_out, out, err) < 0) {
 		seccomp_prog_free(out);
 		return -1;
 	}
@@ -856,6 +874,9 @@ uint64_t seccomp_table_key(const struct rule_group *table, size_t n_groups, uint
 	mix_library_identity(&h);
 	uint32_t arch = seccomp_arch_native();
 	FNV_MIX(h, arch);
+	/* the filter differs with the kernel's x32 ABI (seccomp_build_default) */
+	uint8_t x32 = seccomp_kernel_runs_x32();
+	FNV_MIX(h, x32);
 	return h;
 }
 
@@ -863,6 +884,23 @@ static uint64_t cache_key(uint64_t caps)
 {
 	return seccomp_table_key(default_profile, ARRAY_SIZE(default_profile),
 				 HUTCH_SECCOMP_PROFILE_VERSION, caps);
+}
+
+bool seccomp_kernel_runs_x32(void)
+{
+#if defined(__x86_64__)
+	static int runs = -1;
+	if (runs < 0) {
+		/* x32's getpid: ENOSYS where the kernel has no x32 ABI (most
+		 * distributions' default); a filter of ours around us answers
+		 * ENOSYS there too, and another's answer keeps x32 in */
+		errno = 0;
+		runs = !(syscall(X32_SYSCALL_BIT | SYS_getpid) == -1 && errno == ENOSYS);
+	}
+	return runs;
+#else
+	return true;
+#endif
 }
 
 char *seccomp_cache_path(uint64_t caps, const char *cache_dir)

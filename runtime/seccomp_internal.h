@@ -73,6 +73,18 @@ int seccomp_build_default(uint64_t caps, struct seccomp_prog *out, struct hutch_
 #define SECCOMP_ENOSYS_PREFIX_MAX 256
 int seccomp_enosys_prefix(const uint32_t *scmp_arches, size_t n_arches,
 			  struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX]);
+/* The same, with the numbers of enosys_arch (an SCMP_ARCH_* sharing an
+ * AUDIT_ARCH with one in scmp_arches, left out of the filter because the
+ * kernel does not run that ABI) answered ENOSYS, as the kernel itself would,
+ * rather than left to libseccomp (which kills a caller of an ABI it was not
+ * given). 0: none. */
+int seccomp_enosys_prefix_without(const uint32_t *scmp_arches, size_t n_arches,
+				  uint32_t enosys_arch,
+				  struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX]);
+/* Does the kernel run x32 syscalls (bit 30 of the number on x86_64)? Where it
+ * does not, the default filter leaves x32 out (a third of its length and of
+ * its load time) and the prefix answers its numbers ENOSYS. */
+bool seccomp_kernel_runs_x32(void);
 
 /* Load the program for caps from cache_dir, or build it and store it there
  * (atomically; a failed cache write is not an error). cache_dir may be NULL

@@ -278,6 +278,9 @@ static long int80(long nr, long a, long b, long c)
 #define I386_SOCKET	    359
 #define I386_IO_URING_SETUP 425
 #define X32_BIT		    0x40000000L
+/* what the default filter answers a call it denies through x32: EPERM, or
+ * ENOSYS where the kernel runs no x32 and the filter leaves it out */
+#define X32_DENIED	    (seccomp_kernel_runs_x32() ? EPERM : ENOSYS)
 #define SYS_SOCKET_CALL	    1 /* socketcall's first argument, linux/net.h */
 #define SYS_SOCKETPAIR_CALL 8
 
@@ -337,10 +340,10 @@ static int child_compat_sockets(void)
 	close((int)fd);
 	CHILD_CHECK(int80(I386_IO_URING_SETUP, 1, 0, 0) == -EPERM);
 	errno = 0;
-	CHILD_ERRNO(syscall(X32_BIT | SYS_socket, AF_VSOCK, SOCK_STREAM, 0), EPERM);
-	CHILD_ERRNO(syscall(X32_BIT | SYS_socket, HI_BIT | AF_VSOCK, SOCK_STREAM, 0), EPERM);
-	CHILD_ERRNO(syscall(X32_BIT | SYS_socket, AF_ALG, SOCK_SEQPACKET, 0), EPERM);
-	CHILD_ERRNO(syscall(X32_BIT | SYS_io_uring_setup, 1, NULL), EPERM);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_socket, AF_VSOCK, SOCK_STREAM, 0), X32_DENIED);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_socket, HI_BIT | AF_VSOCK, SOCK_STREAM, 0), X32_DENIED);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_socket, AF_ALG, SOCK_SEQPACKET, 0), X32_DENIED);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_io_uring_setup, 1, NULL), X32_DENIED);
 	return 0;
 }
 
@@ -351,12 +354,13 @@ static int child_compat_abis(void)
 	CHILD_CHECK(int80(I386_UNSHARE, CLONE_NEWUSER, 0, 0) == -EPERM);
 	if (child_compat_sockets() != 0)
 		return 1;
-	/* x32: in the filter, so allowed calls reach the kernel (which may not
-	 * have the x32 ABI: ENOSYS) and denied ones get EPERM, not SIGSYS. */
+	/* x32: in the filter where the kernel runs it, so allowed calls reach
+	 * the kernel and denied ones get EPERM, not SIGSYS; where it does not,
+	 * the prefix answers every x32 number ENOSYS, as the kernel would. */
 	errno = 0;
 	long r = syscall(X32_BIT | SYS_getpid);
 	CHILD_CHECK(r == getpid() || (r == -1 && errno == ENOSYS));
-	CHILD_ERRNO(syscall(X32_BIT | SYS_keyctl, 0, -3, 0), EPERM);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_keyctl, 0, -3, 0), X32_DENIED);
 	return 0;
 }
 
@@ -497,7 +501,9 @@ static int child_without_prefix(void)
 {
 	CHILD_ERRNO(syscall(1000), EPERM);
 	CHILD_ERRNO(syscall(469, -1, 0, 0, 0, 0), EPERM);
-	CHILD_ERRNO(syscall(X32_BIT | 500), EPERM);
+	/* x32 left out (a kernel without it): libseccomp alone would kill it */
+	if (seccomp_kernel_runs_x32())
+		CHILD_ERRNO(syscall(X32_BIT | 500), EPERM);
 	if (have_i386)
 		CHILD_CHECK(int80(1000, 0, 0, 0) == -EPERM);
 	return 0;
@@ -513,8 +519,8 @@ static int child_x32_new_syscalls(void)
 	CHILD_ERRNO(syscall(X32_BIT | 600), ENOSYS);  /* likewise */
 	CHILD_ERRNO(syscall(X32_BIT | 500), ENOSYS);  /* between the common table and 512 */
 	CHILD_ERRNO(syscall(X32_BIT | 469), ENOSYS);  /* file_setattr: not in the table */
-	CHILD_ERRNO(syscall(X32_BIT | SYS_keyctl, 0, -3, 0), EPERM);
-	CHILD_ERRNO(syscall(X32_BIT | SYS_add_key, 0, 0, 0, 0, 0), EPERM);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_keyctl, 0, -3, 0), X32_DENIED);
+	CHILD_ERRNO(syscall(X32_BIT | SYS_add_key, 0, 0, 0, 0, 0), X32_DENIED);
 	/* x32 readv (515), in the block and allowed: the kernel's answer. */
 	errno = 0;
 	long r = syscall(X32_BIT | 515, -1, NULL, 0);
@@ -543,7 +549,12 @@ static unsigned x86_prefix(struct sock_filter out[SECCOMP_ENOSYS_PREFIX_MAX])
 static struct seccomp_prog without_prefix(const struct seccomp_prog *p)
 {
 	struct sock_filter prefix[SECCOMP_ENOSYS_PREFIX_MAX];
-	unsigned n_prefix = x86_prefix(prefix);
+	/* as seccomp_build_default chooses: x32 left out where the kernel lacks it */
+	bool x32 = seccomp_kernel_runs_x32();
+	int built = seccomp_enosys_prefix_without(x86_arches, ARRAY_SIZE(x86_arches) - !x32,
+						  x32 ? 0 : SCMP_ARCH_X32, prefix);
+	assert_true(built > 0);
+	unsigned n_prefix = (unsigned)built;
 	assert_true(n_prefix > 0 && n_prefix < p->n_insns);
 	assert_memory_equal(p->insns, prefix, n_prefix * sizeof(*prefix));
 	unsigned n = p->n_insns - n_prefix;
@@ -693,11 +704,11 @@ struct prefix_case {
 };
 
 /* Build the prefix for arches, put "ret FILTER" after it, run the cases. */
-static void check_prefix(const uint32_t *arches, size_t n_arches, const struct prefix_case *cases,
-			 size_t n_cases)
+static void check_prefix_without(const uint32_t *arches, size_t n_arches, uint32_t enosys_arch,
+				 const struct prefix_case *cases, size_t n_cases)
 {
 	struct sock_filter prog[SECCOMP_ENOSYS_PREFIX_MAX + 1];
-	int n = seccomp_enosys_prefix(arches, n_arches, prog);
+	int n = seccomp_enosys_prefix_without(arches, n_arches, enosys_arch, prog);
 	assert_true(n > 0 && n <= SECCOMP_ENOSYS_PREFIX_MAX);
 	assert_int_equal(prog[n - 1].code, BPF_RET | BPF_K);
 	assert_int_equal(prog[n - 1].k, RET_ENOSYS);
@@ -726,6 +737,12 @@ static void check_prefix(const uint32_t *arches, size_t n_arches, const struct p
 					    got == RET_EPERM);
 			}
 		}
+}
+
+static void check_prefix(const uint32_t *arches, size_t n_arches, const struct prefix_case *cases,
+			 size_t n_cases)
+{
+	check_prefix_without(arches, n_arches, 0, cases, n_cases);
 }
 
 /* The highest number of these names libseccomp resolves for arch. */
@@ -811,6 +828,23 @@ static void test_prefix_x86(void **state)
 	const struct prefix_case only64[] = {{audit64, bit | 1000, RET_FILTER, 0},
 					     {audit64, 1000, RET_ENOSYS, 0}};
 	check_prefix(arches, 1, only64, ARRAY_SIZE(only64));
+	/* x32 left out as the kernel lacks it: every x32 number ENOSYS, as the
+	 * kernel would say (no kill, no EPERM), the others as before. */
+	const struct prefix_case nox32[] = {
+	    {audit64, bit | 0, RET_ENOSYS, 0},
+	    {audit64, bit | 39, RET_ENOSYS, 0},
+	    {audit64, bit | 512, RET_ENOSYS, 0},
+	    {audit64, bit | 1000, RET_ENOSYS, 0},
+	    {audit64, bit | 41, RET_ENOSYS, AF_VSOCK},
+	    {audit64, 0xffffffff, RET_ENOSYS, 0},
+	    {audit64, 0, RET_FILTER, 0},
+	    {audit64, x64, RET_FILTER, 0},
+	    {audit64, 41, RET_EPERM, AF_VSOCK},
+	    {audit64, 1000, RET_ENOSYS, 0},
+	    {audit32, 0, RET_FILTER, 0},
+	    {audit32, 359, RET_EPERM, AF_VSOCK},
+	};
+	check_prefix_without(arches, 2, SCMP_ARCH_X32, nox32, ARRAY_SIZE(nox32));
 }
 
 static void test_prefix_other_arches(void **state)
