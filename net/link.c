@@ -106,23 +106,33 @@ static int link_set_up(struct nl_sock *sk, const char *ifname, struct hutch_err 
 	return link_up(sk, link, ifname, err);
 }
 
+/* cidr ("ADDR/PREFIX" of family) on ifindex, replacing what is there. */
+static int addr_add_cidr(struct nl_sock *sk, const char *ifname, int ifindex, int family,
+			 const char *cidr, unsigned flags, struct hutch_err **err)
+{
+	_cleanup_nladdr_ struct nl_addr *local = NULL;
+	if (nl_addr_parse(cidr, family, &local) < 0)
+		return hutch_fail(err, 0, "bad %saddress %s", family == AF_INET6 ? "IPv6 " : "",
+				  cidr);
+	struct rtnl_addr *a = rtnl_addr_alloc();
+	rtnl_addr_set_ifindex(a, ifindex);
+	rtnl_addr_set_local(a, local);
+	if (flags)
+		rtnl_addr_set_flags(a, flags);
+	int r = rtnl_addr_add(sk, a, NLM_F_REPLACE);
+	rtnl_addr_put(a);
+	if (r < 0 && r != -NLE_EXIST)
+		return hutch_fail(err, 0, "add address %s to %s: %s", cidr, ifname, nl_geterror(r));
+	return 0;
+}
+
 static int addr_add_at(struct nl_sock *sk, const char *ifname, int ifindex, uint32_t address,
 		       int prefix, struct hutch_err **err)
 {
 	char text[24], ip[16];
 	hutch_ipv4_format(address, ip);
 	snprintf(text, sizeof(text), "%s/%d", ip, prefix);
-	_cleanup_nladdr_ struct nl_addr *local = NULL;
-	if (nl_addr_parse(text, AF_INET, &local) < 0)
-		return hutch_fail(err, 0, "bad address %s", text);
-	struct rtnl_addr *a = rtnl_addr_alloc();
-	rtnl_addr_set_ifindex(a, ifindex);
-	rtnl_addr_set_local(a, local);
-	int r = rtnl_addr_add(sk, a, NLM_F_REPLACE);
-	rtnl_addr_put(a);
-	if (r < 0 && r != -NLE_EXIST)
-		return hutch_fail(err, 0, "add address %s to %s: %s", text, ifname, nl_geterror(r));
-	return 0;
+	return addr_add_cidr(sk, ifname, ifindex, AF_INET, text, 0, err);
 }
 
 static int addr_add(struct nl_sock *sk, const char *ifname, uint32_t address, int prefix,
@@ -502,18 +512,7 @@ int net_host_routes6(struct hutch_cidr6 **out, size_t *n, struct hutch_err **err
 static int addr6_add_at(struct nl_sock *sk, const char *ifname, int ifindex, const char *cidr,
 			struct hutch_err **err)
 {
-	_cleanup_nladdr_ struct nl_addr *local = NULL;
-	if (nl_addr_parse(cidr, AF_INET6, &local) < 0)
-		return hutch_fail(err, 0, "bad IPv6 address %s", cidr);
-	struct rtnl_addr *a = rtnl_addr_alloc();
-	rtnl_addr_set_ifindex(a, ifindex);
-	rtnl_addr_set_local(a, local);
-	rtnl_addr_set_flags(a, IFA_F_NODAD);
-	int r = rtnl_addr_add(sk, a, NLM_F_REPLACE);
-	rtnl_addr_put(a);
-	if (r < 0 && r != -NLE_EXIST)
-		return hutch_fail(err, 0, "add address %s to %s: %s", cidr, ifname, nl_geterror(r));
-	return 0;
+	return addr_add_cidr(sk, ifname, ifindex, AF_INET6, cidr, IFA_F_NODAD, err);
 }
 
 int net_bridge_add6(const char *bridge, const char *gateway_cidr, struct hutch_err **err)
