@@ -472,7 +472,7 @@ int container_start(struct hutch_runtime *rt, const struct hutch_spec *spec,
 	*out = c;
 	return 0;
 
-fail : {
+fail: {
 	int code = err && *err ? (*err)->exit_code : 125;
 	if (c->again && c->state) {
 		/* as Docker records a failed start: exited, with the start's code */
@@ -487,18 +487,9 @@ fail : {
 }
 }
 
-int hutch_container_pidfd(const struct hutch_container *c)
-{
-	return c->pidfd;
-}
-pid_t hutch_container_pid(const struct hutch_container *c)
-{
-	return c->pid;
-}
-const char *hutch_container_id(const struct hutch_container *c)
-{
-	return c->id;
-}
+int hutch_container_pidfd(const struct hutch_container *c) { return c->pidfd; }
+pid_t hutch_container_pid(const struct hutch_container *c) { return c->pid; }
+const char *hutch_container_id(const struct hutch_container *c) { return c->id; }
 
 int hutch_container_kill(struct hutch_container *c, int sig, struct hutch_err **err)
 {
