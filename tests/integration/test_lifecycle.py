@@ -725,7 +725,7 @@ IN_MEMORY_RUN = r"""
 set -u
 mkdir -p "$R/run"; mount -t tmpfs -o mode=0700 tmpfs "$R/run" || exit 8
 $H run --rm --name inmem bb sh -c 'sleep 30' & fg=$!
-i=0; until $H inspect inmem >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.05; done
+i=0; until [ -n "$($H ps -q)" ]; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.05; done
 id=$(ls "$R/containers")
 echo "link=$(readlink "$R/containers/$id")"
 echo "ps=$($H ps -q)"
